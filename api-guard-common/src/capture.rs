@@ -1,0 +1,225 @@
+//! Capture events and connection state shared by the syscall tracepoints and the daemon.
+
+use core::mem::size_of;
+
+/// Payload is copied in chunks of at most this many bytes (one ring buffer record each).
+pub const CHUNK_SIZE: usize = 4096;
+/// Upper bound on chunks per syscall; bounds the kernel loop and the per-call capture cap.
+pub const MAX_CHUNKS_PER_CALL: usize = 16;
+/// Largest configurable per-call capture cap.
+pub const MAX_CAPTURE_CAP: u32 = (CHUNK_SIZE * MAX_CHUNKS_PER_CALL) as u32;
+/// Default per-call capture cap: typical API headers plus bodies.
+pub const DEFAULT_CAPTURE_CAP: u32 = 16 * 1024;
+/// iovec entries inspected per readv/writev/recvmsg/sendmsg call; the rest counts as truncated.
+pub const MAX_IOVECS: usize = 8;
+/// Capacity of the connection table in the kernel.
+pub const MAX_CONNS: u32 = 65_536;
+
+/// `FILTER_MODE` bits: only capture processes listed in the pid / comm filter maps.
+pub const FILTER_BY_PID: u32 = 1;
+pub const FILTER_BY_COMM: u32 = 2;
+
+/// Record kinds on the ring buffer. Numbers are stable.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// [`ConnOpenEvent`]: first sighting of a connection's data (addresses resolved by then).
+    ConnOpen = 1,
+    /// [`DataEvent`]: one chunk of payload.
+    Data = 2,
+    /// [`ConnCloseEvent`]: the tracked fd was closed.
+    ConnClose = 3,
+}
+
+impl EventKind {
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(Self::ConnOpen),
+            2 => Some(Self::Data),
+            3 => Some(Self::ConnClose),
+            _ => None,
+        }
+    }
+}
+
+/// Which end of the connection the traced process is.
+pub const ROLE_SERVER: u8 = 1; // fd came from accept/accept4
+pub const ROLE_CLIENT: u8 = 2; // fd came from connect
+
+/// Direction of payload relative to the traced process.
+pub const DIR_INGRESS: u8 = 1; // read/recv*
+pub const DIR_EGRESS: u8 = 2; // write/send*
+
+/// Address families as in `<sys/socket.h>`.
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+
+/// Where a connection's addresses came from (`ConnOpenEvent::addr_source`).
+pub const ADDR_NONE: u8 = 0;
+/// From the `sock/inet_sock_set_state` tuple of the socket: local and peer are exact.
+pub const ADDR_TUPLE: u8 = 1;
+/// Only the peer, from the accept/connect sockaddr argument.
+pub const ADDR_SOCKADDR: u8 = 2;
+
+/// `DataEvent::flags`: the syscall moved more bytes than were copied (see `gap_after`).
+pub const DATA_TRUNCATED: u8 = 1;
+/// `DataEvent::flags`: the payload was not in user memory (sendfile): only sizes are known.
+pub const DATA_NO_PAYLOAD: u8 = 2;
+
+/// Key of the kernel connection table: the fd within its process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    pub tgid: u32,
+    pub fd: u32,
+}
+const _: () = assert!(size_of::<ConnKey>() == 8);
+
+impl ConnKey {
+    pub const fn new(tgid: u32, fd: u32) -> Self {
+        Self { tgid, fd }
+    }
+}
+
+/// An IP endpoint; IPv4 lives in the first 4 bytes of `addr` when `family == AF_INET`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addr: [u8; 16],
+    /// Host byte order.
+    pub port: u16,
+    pub family: u16,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<Endpoint>() == 24);
+
+/// Kernel-side state of one tracked connection.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    /// Unique for the connection's lifetime; a reused fd gets a new id.
+    pub conn_id: u64,
+    /// `struct sock *` seen on the data path (0 until known); used to look up the tuple.
+    pub sk: u64,
+    /// Peer from the accept/connect sockaddr (family 0 if not given).
+    pub peer: Endpoint,
+    /// Bytes lost per direction (index `dir - 1`) since the last delivered chunk.
+    pub pending_gap: [u64; 2],
+    pub role: u8,
+    /// 1 once the ConnOpen event has been delivered.
+    pub announced: u8,
+    pub _pad: [u8; 6],
+}
+const _: () = assert!(size_of::<ConnInfo>() == 64);
+
+/// Common prefix of every ring buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EventHeader {
+    /// An [`EventKind`] value.
+    pub kind: u32,
+    pub tgid: u32,
+    pub tid: u32,
+    pub fd: u32,
+    pub conn_id: u64,
+    /// CLOCK_MONOTONIC (`bpf_ktime_get_ns`).
+    pub ts_ns: u64,
+}
+const _: () = assert!(size_of::<EventHeader>() == 32);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ConnOpenEvent {
+    pub hdr: EventHeader,
+    pub local: Endpoint,
+    pub peer: Endpoint,
+    pub comm: [u8; 16],
+    pub role: u8,
+    pub addr_source: u8,
+    pub _pad: [u8; 6],
+}
+const _: () = assert!(size_of::<ConnOpenEvent>() == 104);
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ConnCloseEvent {
+    pub hdr: EventHeader,
+    /// Bytes lost per direction after the last delivered chunk.
+    pub pending_gap: [u64; 2],
+}
+const _: () = assert!(size_of::<ConnCloseEvent>() == 48);
+
+/// Fixed part of a data record; `chunk_len` payload bytes follow it on the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DataHeader {
+    pub hdr: EventHeader,
+    /// Bytes of this direction lost (ring buffer full) right before this chunk.
+    pub gap_before: u64,
+    /// Bytes of this call that were not copied after this chunk (capture cap, sendfile).
+    pub gap_after: u64,
+    /// Bytes the whole syscall moved (its return value).
+    pub call_len: u64,
+    pub chunk_len: u32,
+    pub dir: u8,
+    pub flags: u8,
+    pub _pad: [u8; 2],
+}
+pub const DATA_HEADER_SIZE: usize = size_of::<DataHeader>();
+const _: () = assert!(DATA_HEADER_SIZE == 64);
+
+/// A data record as laid out in the per-CPU scratch buffer: header then payload.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DataEvent {
+    pub header: DataHeader,
+    pub data: [u8; CHUNK_SIZE],
+}
+const _: () = assert!(size_of::<DataEvent>() == DATA_HEADER_SIZE + CHUNK_SIZE);
+
+/// Per-CPU kernel counters (index into the `STATS` array). Numbers are stable.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stat {
+    /// Records submitted to the ring buffer.
+    EventsSubmitted = 0,
+    /// Records lost because the ring buffer was full.
+    RingbufFull = 1,
+    /// Syscalls whose payload exceeded the capture cap (or had no user payload).
+    TruncatedCalls = 2,
+    /// New connections not tracked because the connection table was full.
+    ConnTableFull = 3,
+    /// Syscalls not captured because the per-thread argument stash was full.
+    StashTableFull = 4,
+    /// Payload copies that failed (`bpf_probe_read_user`).
+    ReadFail = 5,
+    /// Payload bytes not copied because of the capture cap.
+    TruncatedBytes = 6,
+    /// Payload bytes lost because the ring buffer was full.
+    LostBytes = 7,
+    /// Connections dropped from tracking because the socket turned out not to be TCP.
+    NotTcp = 8,
+}
+pub const STAT_COUNT: u32 = 9;
+
+impl Stat {
+    pub const ALL: [Stat; STAT_COUNT as usize] = [
+        Stat::EventsSubmitted,
+        Stat::RingbufFull,
+        Stat::TruncatedCalls,
+        Stat::ConnTableFull,
+        Stat::StashTableFull,
+        Stat::ReadFail,
+        Stat::TruncatedBytes,
+        Stat::LostBytes,
+        Stat::NotTcp,
+    ];
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for ConnKey {}
+    unsafe impl aya::Pod for ConnInfo {}
+    unsafe impl aya::Pod for Endpoint {}
+}

@@ -1,0 +1,208 @@
+//! Connection lifecycle: accept/connect add a tracked fd, close removes it, and
+//! `sock/inet_sock_set_state` records both ends of every established TCP socket.
+
+use api_guard_common::{ConnInfo, Endpoint, Stat, AF_INET, AF_INET6, ROLE_CLIENT, ROLE_SERVER};
+use aya_ebpf::{
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+
+use super::{arg, bump, conn_key, current, emit, wanted, RET};
+use crate::maps::{ConnectArgs, Tuple, ACCEPT_ARGS, CONNECT_ARGS, CONNS, SOCK_TUPLES};
+
+const EINPROGRESS: i64 = 115;
+const IPPROTO_TCP: u16 = 6;
+const TCP_ESTABLISHED: i32 = 1;
+const TCP_CLOSE: i32 = 7;
+
+/// Unique while the connection lives: monotonic time scaled, plus the CPU to split ties.
+fn new_conn_id() -> u64 {
+    // SAFETY: helpers without preconditions.
+    unsafe { (bpf_ktime_get_ns() << 10) | (bpf_get_smp_processor_id() as u64 & 0x3ff) }
+}
+
+/// Reads a user `struct sockaddr`; `None` for families we do not track (AF_UNIX, ...).
+/// `Some(default)` when no address was given, since the fd may still be TCP.
+fn read_sockaddr(ptr: u64) -> Option<Endpoint> {
+    if ptr == 0 {
+        return Some(Endpoint::default());
+    }
+    // sockaddr_in6 is the larger of the two: family(2) port(2) flowinfo(4) addr(16).
+    // SAFETY: the helper validates the user pointer.
+    let raw: [u8; 24] = unsafe { bpf_probe_read_user(ptr as *const [u8; 24]) }.ok()?;
+    let family = u16::from_ne_bytes([raw[0], raw[1]]);
+    let port = u16::from_be_bytes([raw[2], raw[3]]);
+    let mut addr = [0u8; 16];
+    match family {
+        AF_INET => addr[..4].copy_from_slice(&raw[4..8]),
+        AF_INET6 => addr.copy_from_slice(&raw[8..24]),
+        _ => return None,
+    }
+    Some(Endpoint { addr, port, family, _pad: 0 })
+}
+
+fn track(tgid: u32, fd: u32, role: u8, peer: Endpoint) {
+    let info = ConnInfo {
+        conn_id: new_conn_id(),
+        sk: 0,
+        peer,
+        pending_gap: [0; 2],
+        role,
+        announced: 0,
+        _pad: [0; 6],
+    };
+    // Overwrites a stale entry of a reused fd: the new conn_id keeps the two apart.
+    if CONNS.insert(&conn_key(tgid, fd), &info, 0).is_err() {
+        bump(Stat::ConnTableFull, 1);
+    }
+}
+
+/// tracepoint syscalls/sys_enter_accept: (int fd, struct sockaddr *upeer_sockaddr, int *upeer_addrlen)
+#[tracepoint]
+pub fn sys_enter_accept(ctx: TracePointContext) -> u32 {
+    stash_accept(&ctx);
+    0
+}
+
+/// tracepoint syscalls/sys_enter_accept4: (int fd, struct sockaddr *upeer_sockaddr, int *upeer_addrlen, int flags)
+#[tracepoint]
+pub fn sys_enter_accept4(ctx: TracePointContext) -> u32 {
+    stash_accept(&ctx);
+    0
+}
+
+fn stash_accept(ctx: &TracePointContext) {
+    let (pid_tgid, tgid, _) = current();
+    if !wanted(tgid) {
+        return;
+    }
+    // SAFETY: reading this tracepoint's own record.
+    let Ok(sockaddr) = (unsafe { ctx.read_at::<u64>(arg(1)) }) else { return };
+    if ACCEPT_ARGS.insert(&pid_tgid, &sockaddr, 0).is_err() {
+        bump(Stat::StashTableFull, 1);
+    }
+}
+
+/// tracepoint syscalls/sys_exit_accept{,4}: long ret (the new fd)
+#[tracepoint]
+pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
+    finish_accept(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
+    finish_accept(&ctx);
+    0
+}
+
+fn finish_accept(ctx: &TracePointContext) {
+    let (pid_tgid, tgid, _) = current();
+    // SAFETY: read-only lookup of a plain value.
+    let Some(&sockaddr) = (unsafe { ACCEPT_ARGS.get(&pid_tgid) }) else { return };
+    let _ = ACCEPT_ARGS.remove(&pid_tgid);
+    // SAFETY: reading this tracepoint's own record.
+    let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
+    if ret < 0 {
+        return;
+    }
+    if let Some(peer) = read_sockaddr(sockaddr) {
+        track(tgid, ret as u32, ROLE_SERVER, peer);
+    }
+}
+
+/// tracepoint syscalls/sys_enter_connect: (int fd, struct sockaddr *uservaddr, int addrlen)
+#[tracepoint]
+pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
+    let (pid_tgid, tgid, _) = current();
+    if !wanted(tgid) {
+        return 0;
+    }
+    // SAFETY: reading this tracepoint's own record.
+    let (Ok(fd), Ok(sockaddr)) =
+        (unsafe { (ctx.read_at::<u64>(arg(0)), ctx.read_at::<u64>(arg(1))) })
+    else {
+        return 0;
+    };
+    // Only IP peers; a NULL address cannot connect anywhere we care about.
+    let Some(peer) = read_sockaddr(sockaddr).filter(|p| p.family != 0) else { return 0 };
+    let args = ConnectArgs { peer, fd: fd as u32, _pad: 0 };
+    if CONNECT_ARGS.insert(&pid_tgid, &args, 0).is_err() {
+        bump(Stat::StashTableFull, 1);
+    }
+    0
+}
+
+/// tracepoint syscalls/sys_exit_connect: long ret
+#[tracepoint]
+pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+    let (pid_tgid, tgid, _) = current();
+    // SAFETY: read-only lookup of a plain value.
+    let Some(&args) = (unsafe { CONNECT_ARGS.get(&pid_tgid) }) else { return 0 };
+    let _ = CONNECT_ARGS.remove(&pid_tgid);
+    // SAFETY: reading this tracepoint's own record.
+    let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
+    // Non-blocking connects finish later; their data still flows on this fd.
+    if ret == 0 || ret == -EINPROGRESS {
+        track(tgid, args.fd, ROLE_CLIENT, args.peer);
+    }
+    0
+}
+
+/// tracepoint syscalls/sys_enter_close: (unsigned int fd)
+#[tracepoint]
+pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
+    let (_, tgid, tid) = current();
+    // SAFETY: reading this tracepoint's own record.
+    let Ok(fd) = (unsafe { ctx.read_at::<u64>(arg(0)) }) else { return 0 };
+    let key = conn_key(tgid, fd as u32);
+    // SAFETY: read-only lookup of a plain value.
+    let Some(&conn) = (unsafe { CONNS.get(&key) }) else { return 0 };
+    // Userspace never heard of a connection that was not announced: nothing to close.
+    if conn.announced != 0 {
+        emit::close(&conn, emit::Origin { tgid, tid, fd: fd as u32 });
+    }
+    let _ = CONNS.remove(&key);
+    0
+}
+
+/// tracepoint sock/inet_sock_set_state: (const void *skaddr, int oldstate, int newstate,
+/// u16 sport, u16 dport, u16 family, u16 protocol, u8 saddr[4], u8 daddr[4],
+/// u8 saddr_v6[16], u8 daddr_v6[16]); ports in host order.
+#[tracepoint]
+pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    let _ = try_set_state(&ctx);
+    0
+}
+
+fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
+    // SAFETY (all reads): reading this tracepoint's own record at its documented offsets.
+    let protocol: u16 = unsafe { ctx.read_at(30) }?;
+    if protocol != IPPROTO_TCP {
+        return Ok(());
+    }
+    let sk: u64 = unsafe { ctx.read_at(8) }?;
+    let newstate: i32 = unsafe { ctx.read_at(20) }?;
+    if newstate == TCP_CLOSE {
+        let _ = SOCK_TUPLES.remove(&sk);
+        return Ok(());
+    }
+    if newstate != TCP_ESTABLISHED {
+        return Ok(());
+    }
+    let family: u16 = unsafe { ctx.read_at(28) }?;
+    let mut local = Endpoint { port: unsafe { ctx.read_at(24) }?, family, ..Default::default() };
+    let mut peer = Endpoint { port: unsafe { ctx.read_at(26) }?, family, ..Default::default() };
+    if family == AF_INET {
+        let s: [u8; 4] = unsafe { ctx.read_at(32) }?;
+        let d: [u8; 4] = unsafe { ctx.read_at(36) }?;
+        local.addr[..4].copy_from_slice(&s);
+        peer.addr[..4].copy_from_slice(&d);
+    } else {
+        local.addr = unsafe { ctx.read_at(40) }?;
+        peer.addr = unsafe { ctx.read_at(56) }?;
+    }
+    let _ = SOCK_TUPLES.insert(&sk, &Tuple { local, peer }, 0);
+    Ok(())
+}

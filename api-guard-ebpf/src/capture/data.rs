@@ -1,0 +1,267 @@
+//! Payload syscalls on tracked fds: arguments are stashed per thread at entry, `ret` bytes are
+//! copied at exit (the buffer is only filled by then for reads). `sock/sock_{send,recv}_length`
+//! fire inside the call and tell us the socket and its protocol.
+
+use api_guard_common::{
+    Stat, CHUNK_SIZE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, MAX_CAPTURE_CAP,
+    MAX_CHUNKS_PER_CALL, MAX_IOVECS,
+};
+use api_guard_common::ConnKey;
+use aya_ebpf::{
+    helpers::{bpf_probe_read_user, generated::bpf_loop},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+
+use super::{
+    arg, bump, conn_key, current,
+    emit::{self, Chunk, Origin},
+    RET,
+};
+use crate::maps::{
+    global_u32, DataArgs, BUF_IOVEC, BUF_MSGHDR, BUF_NONE, BUF_PLAIN, CAPTURE_CAP, CONNS,
+    DATA_ARGS,
+};
+
+const IPPROTO_TCP: u16 = 6;
+
+/// Stashes the call if `fd` (argument 0) is a tracked connection of this process.
+fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8) {
+    let (pid_tgid, tgid, _) = current();
+    // SAFETY: reading this tracepoint's own record.
+    let Ok(fd) = (unsafe { ctx.read_at::<u64>(arg(0)) }) else { return };
+    // Cheapest rejection first: most syscalls of the host are not on tracked sockets.
+    // SAFETY: read-only lookup of a plain value.
+    if unsafe { CONNS.get(&conn_key(tgid, fd as u32)) }.is_none() {
+        return;
+    }
+    // SAFETY: as above.
+    let (ptr, count) = unsafe {
+        (ctx.read_at::<u64>(arg(1)).unwrap_or(0), ctx.read_at::<u64>(arg(2)).unwrap_or(0))
+    };
+    let args = DataArgs { ptr, count, sk: 0, fd: fd as u32, protocol: 0, dir, buf_kind };
+    if DATA_ARGS.insert(&pid_tgid, &args, 0).is_err() {
+        bump(Stat::StashTableFull, 1);
+    }
+}
+
+/// Copies what the stashed call moved, once it returned `ret > 0`.
+fn exit(ctx: &TracePointContext) {
+    let (pid_tgid, tgid, tid) = current();
+    // SAFETY: read-only lookup of a plain value.
+    let Some(&args) = (unsafe { DATA_ARGS.get(&pid_tgid) }) else { return };
+    let _ = DATA_ARGS.remove(&pid_tgid);
+    // SAFETY: reading this tracepoint's own record.
+    let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
+    if ret <= 0 {
+        return;
+    }
+    let key = conn_key(tgid, args.fd);
+    let Some(conn) = CONNS.get_ptr_mut(&key) else { return };
+    // SAFETY: the entry stays valid for this program's run; races with another thread of the
+    // same process on the same fd can only garble counters, never memory.
+    let conn = unsafe { &mut *conn };
+    // The socket turned out not to be TCP (e.g. a UDP "connect" or an AF_UNIX accept without
+    // an address): stop tracking it.
+    if args.protocol != 0 && args.protocol != IPPROTO_TCP {
+        let _ = CONNS.remove(&key);
+        bump(Stat::NotTcp, 1);
+        return;
+    }
+    let origin = Origin { tgid, tid, fd: args.fd };
+    let ret = ret as u64;
+    if !emit::announce(conn, origin, args.sk) {
+        // Without its ConnOpen record userspace could not place the bytes: count them lost.
+        let slot = (args.dir as usize).wrapping_sub(1) & 1;
+        conn.pending_gap[slot] += ret;
+        bump(Stat::LostBytes, ret);
+        return;
+    }
+    copy_payload(key, origin, &args, ret);
+}
+
+/// Progress of one call's copy, shared with the `bpf_loop` callback (kept on our stack).
+#[repr(C)]
+struct CopyState {
+    key: ConnKey,
+    origin: Origin,
+    ret: u64,
+    /// Bytes to copy: `min(ret, capture cap)`.
+    cap: u64,
+    copied: u64,
+    /// The current contiguous user segment.
+    seg_ptr: u64,
+    seg_len: u64,
+    /// For vectored calls: the user iovec array, its length and the next entry.
+    iov: u64,
+    iov_count: u64,
+    iov_index: u64,
+    dir: u8,
+}
+
+/// Emits the first `min(ret, cap)` bytes in chunks, walking iovecs for vectored calls, then a
+/// header-only record for whatever was not copied. The per-chunk step runs under `bpf_loop`
+/// so the verifier checks it once instead of once per unrolled iteration.
+fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64) {
+    let mut cap = global_u32(&CAPTURE_CAP) as u64;
+    if cap > MAX_CAPTURE_CAP as u64 {
+        cap = MAX_CAPTURE_CAP as u64;
+    }
+    if cap > ret {
+        cap = ret;
+    }
+    let mut state = CopyState {
+        key,
+        origin,
+        ret,
+        cap,
+        copied: 0,
+        seg_ptr: 0,
+        seg_len: 0,
+        iov: 0,
+        iov_count: 0,
+        iov_index: 0,
+        dir: args.dir,
+    };
+    match args.buf_kind {
+        BUF_PLAIN => {
+            state.seg_ptr = args.ptr;
+            state.seg_len = cap;
+        }
+        BUF_IOVEC => {
+            state.iov = args.ptr;
+            state.iov_count = args.count;
+        }
+        BUF_MSGHDR => {
+            // struct user_msghdr: msg_iov at 16, msg_iovlen at 24.
+            // SAFETY: the helper validates the user pointer.
+            unsafe {
+                state.iov = bpf_probe_read_user((args.ptr + 16) as *const u64).unwrap_or(0);
+                state.iov_count = bpf_probe_read_user((args.ptr + 24) as *const u64).unwrap_or(0);
+            }
+        }
+        _ => {} // BUF_NONE: nothing to copy
+    }
+    if state.iov_count > MAX_IOVECS as u64 {
+        state.iov_count = MAX_IOVECS as u64;
+    }
+    if state.cap > 0 && args.buf_kind != BUF_NONE {
+        // SAFETY: the callback only touches `state` through the pointer it is given.
+        unsafe {
+            bpf_loop(
+                (MAX_CHUNKS_PER_CALL + MAX_IOVECS) as u32,
+                copy_step as *mut core::ffi::c_void,
+                (&mut state as *mut CopyState).cast(),
+                0,
+            );
+        }
+    }
+    let missing = ret - state.copied;
+    if missing > 0 {
+        bump(Stat::TruncatedCalls, 1);
+        bump(Stat::TruncatedBytes, missing);
+        let Some(conn) = CONNS.get_ptr_mut(&key) else { return };
+        let flags = if args.buf_kind == BUF_NONE { DATA_NO_PAYLOAD } else { DATA_TRUNCATED };
+        let trailer = Chunk { src: 0, len: 0, call_len: ret, gap_after: missing, dir: args.dir, flags };
+        // SAFETY: see `exit`.
+        emit::data(unsafe { &mut *conn }, origin, &trailer);
+    }
+}
+
+/// One `bpf_loop` step: load the next iovec or emit the next chunk. Returns 1 to stop.
+extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `ctx` is the `CopyState` on the caller's stack (see `copy_payload`).
+    let st = unsafe { &mut *ctx.cast::<CopyState>() };
+    if st.copied >= st.cap {
+        return 1;
+    }
+    if st.seg_len == 0 {
+        if st.iov_index >= st.iov_count {
+            return 1;
+        }
+        // struct iovec { void *iov_base; size_t iov_len; }
+        // SAFETY: the helper validates the user pointer.
+        let Ok(entry) =
+            (unsafe { bpf_probe_read_user((st.iov + st.iov_index * 16) as *const [u64; 2]) })
+        else {
+            return 1;
+        };
+        st.iov_index += 1;
+        st.seg_ptr = entry[0];
+        st.seg_len = if entry[1] > st.cap - st.copied { st.cap - st.copied } else { entry[1] };
+        return 0;
+    }
+    let len = if st.seg_len > CHUNK_SIZE as u64 { CHUNK_SIZE as u64 } else { st.seg_len };
+    let Some(conn) = CONNS.get_ptr_mut(&st.key) else { return 1 };
+    let chunk = Chunk { src: st.seg_ptr, len: len as usize, call_len: st.ret, gap_after: 0, dir: st.dir, flags: 0 };
+    // SAFETY: see `exit`.
+    emit::data(unsafe { &mut *conn }, st.origin, &chunk);
+    st.seg_ptr += len;
+    st.seg_len -= len;
+    st.copied += len;
+    0
+}
+
+/// Records the socket behind the in-flight call of this thread, if any.
+fn note_socket(ctx: &TracePointContext) {
+    let (pid_tgid, _, _) = current();
+    let Some(args) = DATA_ARGS.get_ptr_mut(&pid_tgid) else { return };
+    // SAFETY: our own thread's entry; reading this tracepoint's own record.
+    unsafe {
+        if (*args).sk == 0 {
+            (*args).sk = ctx.read_at::<u64>(8).unwrap_or(0);
+            (*args).protocol = ctx.read_at::<u16>(18).unwrap_or(0);
+        }
+    }
+}
+
+/// tracepoint sock/sock_send_length: (void *sk, u16 family, u16 protocol, int ret, int flags)
+#[tracepoint]
+pub fn sock_send_length(ctx: TracePointContext) -> u32 {
+    note_socket(&ctx);
+    0
+}
+
+/// tracepoint sock/sock_recv_length: (void *sk, u16 family, u16 protocol, int ret, int flags)
+#[tracepoint]
+pub fn sock_recv_length(ctx: TracePointContext) -> u32 {
+    note_socket(&ctx);
+    0
+}
+
+macro_rules! data_syscall {
+    ($enter:ident, $exit:ident, $dir:expr, $kind:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[tracepoint]
+        pub fn $enter(ctx: TracePointContext) -> u32 {
+            enter(&ctx, $dir, $kind);
+            0
+        }
+
+        /// Matching sys_exit tracepoint: long ret
+        #[tracepoint]
+        pub fn $exit(ctx: TracePointContext) -> u32 {
+            exit(&ctx);
+            0
+        }
+    };
+}
+
+data_syscall!(sys_enter_read, sys_exit_read, DIR_INGRESS, BUF_PLAIN,
+    "tracepoint syscalls/sys_enter_read: (unsigned int fd, char *buf, size_t count)");
+data_syscall!(sys_enter_write, sys_exit_write, DIR_EGRESS, BUF_PLAIN,
+    "tracepoint syscalls/sys_enter_write: (unsigned int fd, const char *buf, size_t count)");
+data_syscall!(sys_enter_recvfrom, sys_exit_recvfrom, DIR_INGRESS, BUF_PLAIN,
+    "tracepoint syscalls/sys_enter_recvfrom: (int fd, void *ubuf, size_t size, unsigned int flags, ...)");
+data_syscall!(sys_enter_sendto, sys_exit_sendto, DIR_EGRESS, BUF_PLAIN,
+    "tracepoint syscalls/sys_enter_sendto: (int fd, void *buff, size_t len, unsigned int flags, ...)");
+data_syscall!(sys_enter_readv, sys_exit_readv, DIR_INGRESS, BUF_IOVEC,
+    "tracepoint syscalls/sys_enter_readv: (unsigned long fd, const struct iovec *vec, unsigned long vlen)");
+data_syscall!(sys_enter_writev, sys_exit_writev, DIR_EGRESS, BUF_IOVEC,
+    "tracepoint syscalls/sys_enter_writev: (unsigned long fd, const struct iovec *vec, unsigned long vlen)");
+data_syscall!(sys_enter_recvmsg, sys_exit_recvmsg, DIR_INGRESS, BUF_MSGHDR,
+    "tracepoint syscalls/sys_enter_recvmsg: (int fd, struct user_msghdr *msg, unsigned int flags)");
+data_syscall!(sys_enter_sendmsg, sys_exit_sendmsg, DIR_EGRESS, BUF_MSGHDR,
+    "tracepoint syscalls/sys_enter_sendmsg: (int fd, struct user_msghdr *msg, unsigned int flags)");
+data_syscall!(sys_enter_sendfile64, sys_exit_sendfile64, DIR_EGRESS, BUF_NONE,
+    "tracepoint syscalls/sys_enter_sendfile64: (int out_fd, int in_fd, loff_t *offset, size_t count)");

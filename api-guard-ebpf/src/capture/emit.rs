@@ -1,0 +1,159 @@
+//! Ring buffer output. Submissions do not wake the reader unless enough data is waiting
+//! (a wakeup per event costs the traced application microseconds); the daemon also drains
+//! on a short timer.
+
+use api_guard_common::{
+    ConnCloseEvent, ConnInfo, ConnOpenEvent, DataEvent, DataHeader, EventHeader, EventKind, Stat,
+    ADDR_NONE, ADDR_SOCKADDR, ADDR_TUPLE, CHUNK_SIZE, DATA_HEADER_SIZE,
+};
+use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::{bpf_get_current_comm, bpf_ktime_get_ns, generated},
+};
+
+use super::bump;
+use crate::maps::{global_u64, EVENTS, SCRATCH, SOCK_TUPLES, WAKEUP_BYTES};
+
+/// Identity of the syscall an event belongs to.
+#[derive(Clone, Copy)]
+pub(crate) struct Origin {
+    pub tgid: u32,
+    pub tid: u32,
+    pub fd: u32,
+}
+
+fn header(kind: EventKind, origin: Origin, conn_id: u64) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        tgid: origin.tgid,
+        tid: origin.tid,
+        fd: origin.fd,
+        conn_id,
+        // SAFETY: helper without preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    }
+}
+
+fn wakeup_flags(adding: u64) -> u64 {
+    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) + adding >= global_u64(&WAKEUP_BYTES) {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
+
+fn output<T>(event: &T) -> bool {
+    let size = core::mem::size_of::<T>() as u64;
+    if EVENTS.output::<T>(event, wakeup_flags(size)).is_ok() {
+        bump(Stat::EventsSubmitted, 1);
+        true
+    } else {
+        bump(Stat::RingbufFull, 1);
+        false
+    }
+}
+
+/// Delivers the ConnOpen record of `conn` (once), resolving addresses from the socket tuple
+/// when the socket is known. Returns whether the connection is announced now.
+pub(crate) fn announce(conn: &mut ConnInfo, origin: Origin, sk: u64) -> bool {
+    if conn.announced != 0 {
+        return true;
+    }
+    if sk != 0 {
+        conn.sk = sk;
+    }
+    let mut event = ConnOpenEvent {
+        hdr: header(EventKind::ConnOpen, origin, conn.conn_id),
+        local: Default::default(),
+        peer: Default::default(),
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        role: conn.role,
+        addr_source: ADDR_NONE,
+        _pad: [0; 6],
+    };
+    // SAFETY: read-only lookup of a plain value.
+    if let Some(tuple) = unsafe { SOCK_TUPLES.get(&conn.sk) } {
+        event.local = tuple.local;
+        event.peer = tuple.peer;
+        event.addr_source = ADDR_TUPLE;
+    } else if conn.peer.family != 0 {
+        event.peer = conn.peer;
+        event.addr_source = ADDR_SOCKADDR;
+    }
+    if output(&event) {
+        conn.announced = 1;
+    }
+    conn.announced != 0
+}
+
+pub(crate) fn close(conn: &ConnInfo, origin: Origin) {
+    let event = ConnCloseEvent {
+        hdr: header(EventKind::ConnClose, origin, conn.conn_id),
+        pending_gap: conn.pending_gap,
+    };
+    output(&event);
+}
+
+/// What one data record describes.
+pub(crate) struct Chunk {
+    pub src: u64,
+    pub len: usize,
+    pub call_len: u64,
+    pub gap_after: u64,
+    pub dir: u8,
+    pub flags: u8,
+}
+
+/// Copies `chunk.len` (<= CHUNK_SIZE) user bytes and outputs header + payload. Lost bytes are
+/// added to the connection's pending gap so the next delivered record reports them.
+pub(crate) fn data(conn: &mut ConnInfo, origin: Origin, chunk: &Chunk) {
+    let slot = (chunk.dir as usize).wrapping_sub(1) & 1;
+    let lost = chunk.len as u64 + chunk.gap_after;
+    let Some(event) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: the per-CPU scratch slot is ours for the duration of this program.
+    let event = unsafe { &mut *event };
+    let mut len = chunk.len;
+    if len > CHUNK_SIZE {
+        len = CHUNK_SIZE;
+    }
+    if len > 0 {
+        // SAFETY: `len` is bounded by the destination's size; the helper validates `src`.
+        let rc = unsafe {
+            generated::bpf_probe_read_user(
+                event.data.as_mut_ptr().cast(),
+                len as u32,
+                chunk.src as *const core::ffi::c_void,
+            )
+        };
+        if rc != 0 {
+            bump(Stat::ReadFail, 1);
+            conn.pending_gap[slot] += lost;
+            return;
+        }
+    }
+    event.header = DataHeader {
+        hdr: header(EventKind::Data, origin, conn.conn_id),
+        gap_before: conn.pending_gap[slot],
+        gap_after: chunk.gap_after,
+        call_len: chunk.call_len,
+        chunk_len: len as u32,
+        dir: chunk.dir,
+        flags: chunk.flags,
+        _pad: [0; 2],
+    };
+    let size = DATA_HEADER_SIZE + len;
+    // SAFETY: `size` never exceeds the scratch value (header + CHUNK_SIZE).
+    let record =
+        unsafe { core::slice::from_raw_parts((event as *const DataEvent).cast::<u8>(), size) };
+    let rc = EVENTS.output::<[u8]>(record, wakeup_flags(size as u64));
+    if rc.is_ok() {
+        bump(Stat::EventsSubmitted, 1);
+        conn.pending_gap[slot] = 0;
+    } else {
+        bump(Stat::RingbufFull, 1);
+        bump(Stat::LostBytes, lost);
+        conn.pending_gap[slot] += lost;
+    }
+}

@@ -1,0 +1,99 @@
+//! Every map and load-time global of the kernel side. Static names are the map names the
+//! loader uses (`api_guard_common::names`).
+
+use api_guard_common::{ConnInfo, ConnKey, DataEvent, Endpoint, MAX_CONNS, STAT_COUNT};
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+
+/// Set by the loader (`names::GLOBAL_*`); read with `read_volatile` so the compiler keeps the load.
+#[unsafe(no_mangle)]
+pub static SELF_TGID: u32 = 0;
+#[unsafe(no_mangle)]
+pub static CAPTURE_CAP: u32 = api_guard_common::DEFAULT_CAPTURE_CAP;
+#[unsafe(no_mangle)]
+pub static FILTER_MODE: u32 = 0;
+#[unsafe(no_mangle)]
+pub static WAKEUP_BYTES: u64 = 256 * 1024;
+
+#[inline(always)]
+pub fn global_u32(v: &'static u32) -> u32 {
+    // SAFETY: a plain load of a static; volatile so the value set at load time is used.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+#[inline(always)]
+pub fn global_u64(v: &'static u64) -> u64 {
+    // SAFETY: as above.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+/// Size is a default; the loader sets the configured size.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Not LRU: an evicted live connection would vanish silently; a full table is counted instead.
+#[map]
+pub static CONNS: HashMap<ConnKey, ConnInfo> = HashMap::with_max_entries(MAX_CONNS, 0);
+
+#[map]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_COUNT, 0);
+
+#[map]
+pub static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+
+#[map]
+pub static FILTER_COMMS: HashMap<[u8; 16], u8> = HashMap::with_max_entries(256, 0);
+
+/// Both ends of an established TCP socket, from `sock/inet_sock_set_state`, by `struct sock *`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Tuple {
+    pub local: Endpoint,
+    pub peer: Endpoint,
+}
+
+#[map]
+pub static SOCK_TUPLES: LruHashMap<u64, Tuple> = LruHashMap::with_max_entries(MAX_CONNS, 0);
+
+/// accept/accept4 arguments stashed at entry, by thread (`pid_tgid`).
+#[map]
+pub static ACCEPT_ARGS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16_384, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ConnectArgs {
+    pub peer: Endpoint,
+    pub fd: u32,
+    pub _pad: u32,
+}
+
+#[map]
+pub static CONNECT_ARGS: LruHashMap<u64, ConnectArgs> = LruHashMap::with_max_entries(16_384, 0);
+
+/// How a data syscall passes its buffer.
+pub const BUF_PLAIN: u8 = 1; // (buf, len)
+pub const BUF_IOVEC: u8 = 2; // (const struct iovec *, iovcnt)
+pub const BUF_MSGHDR: u8 = 3; // (struct user_msghdr *)
+pub const BUF_NONE: u8 = 4; // sendfile: payload never in user memory
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DataArgs {
+    pub ptr: u64,
+    pub count: u64,
+    /// `struct sock *` and protocol from `sock/sock_{send,recv}_length` during the call.
+    pub sk: u64,
+    pub fd: u32,
+    pub protocol: u16,
+    pub dir: u8,
+    pub buf_kind: u8,
+}
+
+#[map]
+pub static DATA_ARGS: LruHashMap<u64, DataArgs> = LruHashMap::with_max_entries(16_384, 0);
+
+/// Per-CPU staging area for one chunk: header plus payload, output with its exact length.
+#[map]
+pub static SCRATCH: PerCpuArray<DataEvent> = PerCpuArray::with_max_entries(1, 0);

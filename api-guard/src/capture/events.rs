@@ -1,0 +1,207 @@
+//! Decoding of ring buffer records into owned events. Records are validated (kind, size)
+//! rather than trusted: a malformed record is counted, never a panic.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use api_guard_common::{
+    ConnCloseEvent, ConnOpenEvent, DataHeader, Endpoint, EventHeader, EventKind, AF_INET,
+    AF_INET6, DATA_HEADER_SIZE,
+};
+use bytes::Bytes;
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    Open(OpenEvent),
+    Data(DataEvent),
+    Close(CloseEvent),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnRef {
+    pub tgid: u32,
+    pub fd: u32,
+    pub conn_id: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenEvent {
+    pub conn: ConnRef,
+    pub ts_ns: u64,
+    pub role: u8,
+    pub addr_source: u8,
+    pub local: Option<SocketAddr>,
+    pub peer: Option<SocketAddr>,
+    pub comm: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DataEvent {
+    pub conn: ConnRef,
+    pub ts_ns: u64,
+    pub dir: u8,
+    pub flags: u8,
+    pub gap_before: u64,
+    pub gap_after: u64,
+    pub payload: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct CloseEvent {
+    pub conn: ConnRef,
+    pub ts_ns: u64,
+    pub pending_gap: [u64; 2],
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than its header")]
+    Short(usize),
+    #[error("unknown record kind {0}")]
+    Kind(u32),
+    #[error("payload length {claimed} does not match the record ({actual} bytes)")]
+    Length { claimed: usize, actual: usize },
+}
+
+fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
+    if bytes.len() < size_of::<T>() {
+        return Err(DecodeError::Short(bytes.len()));
+    }
+    // SAFETY: length checked; T is a plain #[repr(C)] type valid for any bit pattern;
+    // read_unaligned copes with the ring buffer's 8-byte alignment.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// Converts a kernel endpoint; `None` for an unknown family or an unset address.
+pub fn endpoint(e: &Endpoint) -> Option<SocketAddr> {
+    let ip = match e.family {
+        AF_INET => IpAddr::V4(Ipv4Addr::new(e.addr[0], e.addr[1], e.addr[2], e.addr[3])),
+        AF_INET6 => {
+            let v6 = Ipv6Addr::from(e.addr);
+            // Dual-stack sockets see IPv4 peers as ::ffff:a.b.c.d; show them as IPv4.
+            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, e.port))
+}
+
+fn comm(raw: &[u8; 16]) -> String {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+fn conn_ref(h: &EventHeader) -> ConnRef {
+    ConnRef { tgid: h.tgid, fd: h.fd, conn_id: h.conn_id }
+}
+
+pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
+    let header: EventHeader = read(record)?;
+    match EventKind::from_u32(header.kind) {
+        Some(EventKind::ConnOpen) => {
+            let e: ConnOpenEvent = read(record)?;
+            Ok(Event::Open(OpenEvent {
+                conn: conn_ref(&e.hdr),
+                ts_ns: e.hdr.ts_ns,
+                role: e.role,
+                addr_source: e.addr_source,
+                local: endpoint(&e.local),
+                peer: endpoint(&e.peer),
+                comm: comm(&e.comm),
+            }))
+        }
+        Some(EventKind::Data) => {
+            let d: DataHeader = read(record)?;
+            let claimed = d.chunk_len as usize;
+            let payload = &record[DATA_HEADER_SIZE..];
+            // The ring buffer pads records to 8 bytes: the payload may be followed by padding.
+            if payload.len() < claimed || payload.len() > claimed + 8 {
+                return Err(DecodeError::Length { claimed, actual: payload.len() });
+            }
+            Ok(Event::Data(DataEvent {
+                conn: conn_ref(&d.hdr),
+                ts_ns: d.hdr.ts_ns,
+                dir: d.dir,
+                flags: d.flags,
+                gap_before: d.gap_before,
+                gap_after: d.gap_after,
+                payload: Bytes::copy_from_slice(&payload[..claimed]),
+            }))
+        }
+        Some(EventKind::ConnClose) => {
+            let c: ConnCloseEvent = read(record)?;
+            Ok(Event::Close(CloseEvent {
+                conn: conn_ref(&c.hdr),
+                ts_ns: c.hdr.ts_ns,
+                pending_gap: c.pending_gap,
+            }))
+        }
+        None => Err(DecodeError::Kind(header.kind)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of<T>(v: &T) -> Vec<u8> {
+        // SAFETY: test helper over plain #[repr(C)] values.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+    }
+
+    fn hdr(kind: EventKind) -> EventHeader {
+        EventHeader { kind: kind as u32, tgid: 7, tid: 8, fd: 9, conn_id: 42, ts_ns: 1000 }
+    }
+
+    #[test]
+    fn decodes_data_with_payload_and_padding() {
+        let d = DataHeader {
+            hdr: hdr(EventKind::Data),
+            gap_before: 3,
+            gap_after: 0,
+            call_len: 5,
+            chunk_len: 5,
+            dir: 1,
+            flags: 0,
+            _pad: [0; 2],
+        };
+        let mut rec = bytes_of(&d);
+        rec.extend_from_slice(b"hello\0\0\0");
+        let Event::Data(e) = decode(&rec).unwrap() else { panic!("not data") };
+        assert_eq!(&e.payload[..], b"hello");
+        assert_eq!(e.gap_before, 3);
+        assert_eq!(e.conn, ConnRef { tgid: 7, fd: 9, conn_id: 42 });
+    }
+
+    #[test]
+    fn rejects_short_and_inconsistent_records() {
+        assert_eq!(decode(&[1, 0]).unwrap_err(), DecodeError::Short(2));
+        let mut h = bytes_of(&hdr(EventKind::Data));
+        h[0] = 99;
+        assert_eq!(decode(&h).unwrap_err(), DecodeError::Kind(99));
+        let d = DataHeader {
+            hdr: hdr(EventKind::Data),
+            gap_before: 0,
+            gap_after: 0,
+            call_len: 100,
+            chunk_len: 100,
+            dir: 1,
+            flags: 0,
+            _pad: [0; 2],
+        };
+        let rec = bytes_of(&d);
+        assert!(matches!(decode(&rec), Err(DecodeError::Length { claimed: 100, actual: 0 })));
+    }
+
+    #[test]
+    fn v4_mapped_v6_is_shown_as_v4() {
+        let mut e = Endpoint { family: AF_INET6, port: 80, ..Default::default() };
+        e.addr[10] = 0xff;
+        e.addr[11] = 0xff;
+        e.addr[12..].copy_from_slice(&[10, 0, 0, 1]);
+        assert_eq!(endpoint(&e).unwrap().to_string(), "10.0.0.1:80");
+        let mut v4 = Endpoint { family: AF_INET, port: 8080, ..Default::default() };
+        v4.addr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        assert_eq!(endpoint(&v4).unwrap().to_string(), "127.0.0.1:8080");
+        assert_eq!(endpoint(&Endpoint::default()), None);
+    }
+}

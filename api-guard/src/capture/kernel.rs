@@ -1,0 +1,67 @@
+//! Kernel-side bookkeeping: exports the per-CPU drop counters and removes connection-table
+//! entries of processes that exited without closing their sockets (exit closes fds without
+//! a close syscall, so the kernel side never sees it).
+
+use std::{path::Path, time::Duration};
+
+use api_guard_common::{ConnInfo, ConnKey, Stat};
+use aya::maps::{HashMap, MapData, PerCpuArray};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::metrics::Metrics;
+
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+const SWEEP_EVERY_TICKS: u32 = 10;
+
+pub struct KernelState {
+    pub stats: PerCpuArray<MapData, u64>,
+    pub conns: HashMap<MapData, ConnKey, ConnInfo>,
+}
+
+impl KernelState {
+    /// Sums each counter over CPUs and advances the matching Prometheus counters.
+    pub fn export_stats(&self, metrics: &Metrics) {
+        for stat in Stat::ALL {
+            let Ok(values) = self.stats.get(&(stat as u32), 0) else { continue };
+            let total: u64 = values.iter().sum();
+            metrics.set_kernel_stat(stat, total);
+        }
+    }
+
+    /// Deletes entries whose process is gone; returns how many.
+    pub fn sweep_dead(&mut self) -> usize {
+        let dead: Vec<ConnKey> = self
+            .conns
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !Path::new(&format!("/proc/{}", k.tgid)).exists())
+            .collect();
+        for key in &dead {
+            let _ = self.conns.remove(key);
+        }
+        dead.len()
+    }
+}
+
+pub async fn run(mut state: KernelState, metrics: Metrics, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(STATS_INTERVAL);
+    let mut n = 0u32;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => {
+                state.export_stats(&metrics);
+                return;
+            }
+        }
+        state.export_stats(&metrics);
+        n = n.wrapping_add(1);
+        if n % SWEEP_EVERY_TICKS == 0 {
+            let removed = state.sweep_dead();
+            if removed > 0 {
+                debug!(removed, "Removed connections of exited processes from the kernel table");
+            }
+        }
+    }
+}

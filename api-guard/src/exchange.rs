@@ -1,0 +1,109 @@
+//! The Exchange record: one HTTP request/response pair with its connection's identity,
+//! and its JSON line form (field names documented in README.md).
+
+use std::{net::SocketAddr, sync::Arc};
+
+use serde::Serialize;
+
+use crate::{http::HttpExchange, wallclock};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Server,
+    Client,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Server => "server",
+            Role::Client => "client",
+        }
+    }
+}
+
+/// Identity of a captured connection, shared by all its exchanges.
+#[derive(Debug)]
+pub struct ConnMeta {
+    pub conn_id: u64,
+    pub role: Role,
+    pub pid: u32,
+    pub comm: String,
+    pub local: Option<SocketAddr>,
+    pub peer: Option<SocketAddr>,
+    pub tls: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub conn: Arc<ConnMeta>,
+    pub http: HttpExchange,
+}
+
+/// The JSON line of an exchange. Headers and bodies are not written: they may carry secrets.
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    conn_id: u64,
+    role: Role,
+    pid: u32,
+    comm: &'a str,
+    local_addr: Option<String>,
+    peer_addr: Option<String>,
+    tls: bool,
+    method: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    host: Option<&'a str>,
+    version: &'static str,
+    status: Option<u16>,
+    request_start_ns: u64,
+    response_start_ns: Option<u64>,
+    response_end_ns: Option<u64>,
+    duration_ms: Option<f64>,
+    request_header_bytes: u64,
+    request_body_bytes: u64,
+    response_header_bytes: u64,
+    response_body_bytes: u64,
+    request_truncated: bool,
+    response_truncated: bool,
+}
+
+impl Exchange {
+    /// Request start to response end, when the response completed.
+    pub fn duration_ns(&self) -> Option<u64> {
+        self.http.response_end_ns.map(|end| end.saturating_sub(self.http.request_start_ns))
+    }
+
+    pub fn to_json(&self) -> String {
+        let h = &self.http;
+        let line = Line {
+            time: wallclock::rfc3339_from_monotonic(h.request_start_ns),
+            conn_id: self.conn.conn_id,
+            role: self.conn.role,
+            pid: self.conn.pid,
+            comm: &self.conn.comm,
+            local_addr: self.conn.local.map(|a| a.to_string()),
+            peer_addr: self.conn.peer.map(|a| a.to_string()),
+            tls: self.conn.tls,
+            method: &h.method,
+            path: &h.path,
+            query: h.query.as_deref(),
+            host: h.host.as_deref(),
+            version: if h.version == 0 { "1.0" } else { "1.1" },
+            status: h.status,
+            request_start_ns: h.request_start_ns,
+            response_start_ns: h.response_start_ns,
+            response_end_ns: h.response_end_ns,
+            duration_ms: self.duration_ns().map(|ns| ns as f64 / 1e6),
+            request_header_bytes: h.request_header_bytes,
+            request_body_bytes: h.request_body_bytes,
+            response_header_bytes: h.response_header_bytes,
+            response_body_bytes: h.response_body_bytes,
+            request_truncated: h.request_truncated,
+            response_truncated: h.response_truncated,
+        };
+        serde_json::to_string(&line).unwrap_or_default()
+    }
+}

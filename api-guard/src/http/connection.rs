@@ -1,0 +1,475 @@
+//! Pairs the request and response streams of one TCP connection into exchanges.
+
+use std::collections::VecDeque;
+
+use super::exchange::HttpExchange;
+use super::framing::BodyOverride;
+use super::head::{Head, StartLine};
+use super::limits::HttpLimits;
+use super::message::{Abandoned, MessageEnd, MessageKind, MessageParser, MessageSink};
+
+/// Which stream of the connection bytes belong to: the one carrying requests (client to
+/// server) or responses. The capture layer maps (role, direction) to this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Request,
+    Response,
+}
+
+/// What the connection turned out to carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    /// No message start seen yet.
+    Detecting,
+    Http,
+    /// The first bytes were not HTTP/1.x; all input is ignored.
+    NotHttp,
+    /// The connection switched protocols (101, or 2xx to CONNECT); all input is ignored.
+    Upgraded,
+    /// Too damaged to follow; all input is ignored.
+    Failed,
+}
+
+/// A request awaiting its response, its own end, or both.
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    ex: HttpExchange,
+    request_done: bool,
+    response_done: bool,
+}
+
+/// Connection state shared by both streams' sinks.
+#[derive(Debug)]
+struct Core {
+    limits: HttpLimits,
+    state: ConnState,
+    /// Requests in arrival order; `seq` numbers are consecutive.
+    pending: VecDeque<Entry>,
+    next_seq: u64,
+    /// The request the next final response answers (may already have been dropped).
+    response_seq: u64,
+    /// The request whose body is being parsed.
+    current_request: Option<u64>,
+    /// The request the response being parsed answers; `None` for interim or unpaired ones.
+    current_response: Option<u64>,
+    /// `retained_bytes` of all pending exchanges.
+    retained: usize,
+    errors: u64,
+}
+
+impl Core {
+    fn index(&self, seq: u64) -> Option<usize> {
+        let front = self.pending.front()?.seq;
+        usize::try_from(seq.checked_sub(front)?).ok()
+    }
+
+    fn entry(&self, seq: u64) -> Option<&Entry> {
+        self.pending.get(self.index(seq)?)
+    }
+
+    fn entry_mut(&mut self, seq: u64) -> Option<&mut Entry> {
+        let index = self.index(seq)?;
+        self.pending.get_mut(index)
+    }
+
+    /// Applies `f` to a pending entry, keeping the memory accounting right.
+    fn update(&mut self, seq: Option<u64>, f: impl FnOnce(&mut Entry)) {
+        let Some(entry) = seq.and_then(|seq| self.entry_mut(seq)) else {
+            return;
+        };
+        let before = entry.ex.retained_bytes();
+        f(entry);
+        let after = entry.ex.retained_bytes();
+        self.retained = self.retained.saturating_sub(before).saturating_add(after);
+    }
+
+    fn push_request(&mut self, ex: HttpExchange, request_done: bool) -> u64 {
+        if self.pending.len() >= self.limits.max_pipelined.max(1) {
+            // Too many unanswered requests: forget the oldest. Its response, if it still
+            // comes, is recognised by its sequence number and dropped.
+            self.errors += 1;
+            if let Some(old) = self.pending.pop_front() {
+                self.retained = self.retained.saturating_sub(old.ex.retained_bytes());
+            }
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.retained = self.retained.saturating_add(ex.retained_bytes());
+        self.pending.push_back(Entry {
+            seq,
+            ex,
+            request_done,
+            response_done: false,
+        });
+        seq
+    }
+
+    /// Claims the request the next final response answers, if one is pending.
+    fn claim_for_response(&mut self) -> Option<u64> {
+        if self.response_seq >= self.next_seq {
+            self.errors += 1;
+            return None;
+        }
+        let seq = self.response_seq;
+        self.response_seq += 1;
+        self.entry(seq).map(|_| seq)
+    }
+
+    fn awaiting_response(&self) -> bool {
+        self.response_seq < self.next_seq
+    }
+
+    /// Emits exchanges from the front that are complete in both directions.
+    fn flush(&mut self, out: &mut Vec<HttpExchange>) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|e| e.request_done && e.response_done)
+        {
+            self.emit_front(out);
+        }
+    }
+
+    /// Emits every pending exchange, finished or not.
+    fn drain(&mut self, out: &mut Vec<HttpExchange>) {
+        while !self.pending.is_empty() {
+            self.emit_front(out);
+        }
+    }
+
+    fn emit_front(&mut self, out: &mut Vec<HttpExchange>) {
+        if let Some(entry) = self.pending.pop_front() {
+            self.retained = self.retained.saturating_sub(entry.ex.retained_bytes());
+            out.push(entry.ex);
+        }
+    }
+
+    /// A stream's first message start was (not) recognised; returns whether to go on.
+    fn first_start(&mut self, looks_like_http: bool) -> bool {
+        match (self.state, looks_like_http) {
+            (ConnState::Detecting, true) => {
+                self.state = ConnState::Http;
+                true
+            }
+            (ConnState::Detecting, false) => {
+                self.state = ConnState::NotHttp;
+                false
+            }
+            (state, _) => state == ConnState::Http,
+        }
+    }
+}
+
+/// Fills the request-line fields; false if `start` is not a request line.
+fn set_request_line(ex: &mut HttpExchange, start: Option<StartLine>) -> bool {
+    let Some(StartLine::Request {
+        method,
+        target,
+        version,
+    }) = start
+    else {
+        return false;
+    };
+    ex.method = method;
+    ex.set_target(&target);
+    ex.version = version;
+    true
+}
+
+fn request_exchange(head: Head, start_ns: u64) -> HttpExchange {
+    let mut ex = HttpExchange::started(start_ns);
+    set_request_line(&mut ex, Some(head.start));
+    ex.host = head.host;
+    ex.request_headers = head.headers;
+    ex.request_header_bytes = head.wire_len as u64;
+    ex
+}
+
+struct RequestSink<'a> {
+    core: &'a mut Core,
+    out: &'a mut Vec<HttpExchange>,
+}
+
+impl MessageSink for RequestSink<'_> {
+    fn first_start(&mut self, looks_like_http: bool) -> bool {
+        self.core.first_start(looks_like_http)
+    }
+
+    fn head(&mut self, head: Head, start_ns: u64) -> BodyOverride {
+        let seq = self
+            .core
+            .push_request(request_exchange(head, start_ns), false);
+        self.core.current_request = Some(seq);
+        BodyOverride::None
+    }
+
+    fn end(&mut self, end: MessageEnd) {
+        let seq = self.core.current_request.take();
+        self.core.update(seq, |e| {
+            e.ex.request_end_ns = Some(end.end_ns);
+            e.ex.request_body_bytes = end.body_len;
+            e.ex.request_body = end.body;
+            e.ex.request_truncated |= end.truncated;
+            e.request_done = true;
+        });
+        self.core.flush(self.out);
+    }
+
+    fn abandoned(&mut self, partial: Abandoned) {
+        let mut ex = HttpExchange::started(partial.start_ns);
+        if !set_request_line(&mut ex, partial.start) {
+            ex.method = partial.method.unwrap_or_default();
+        }
+        ex.request_header_bytes = partial.head_bytes as u64;
+        ex.request_truncated = true;
+        // Still recorded, so that the response to it pairs with it rather than with the
+        // next request.
+        self.core.push_request(ex, true);
+    }
+}
+
+struct ResponseSink<'a> {
+    core: &'a mut Core,
+    requests: &'a mut MessageParser,
+    out: &'a mut Vec<HttpExchange>,
+}
+
+impl ResponseSink<'_> {
+    /// Records that the response to request `seq` (if any) has status `status`, and acts on
+    /// what it means for the connection. Returns how the response body is to be treated.
+    fn answer(&mut self, seq: Option<u64>, status: Option<u16>, ts: u64) -> BodyOverride {
+        let method_is = |name: &str| {
+            seq.and_then(|s| self.core.entry(s))
+                .is_some_and(|e| e.ex.method == name)
+        };
+        let (head, connect) = (method_is("HEAD"), method_is("CONNECT"));
+        let switched = status.is_some_and(|s| s == 101 || (connect && (200..300).contains(&s)));
+        if switched {
+            self.core.state = ConnState::Upgraded;
+            return BodyOverride::Tunnel;
+        }
+        if self.requests.is_paused() && seq.is_some_and(|s| s + 1 == self.core.next_seq) {
+            // The answer to a CONNECT/Upgrade request refused the switch: the bytes that
+            // followed that request are HTTP after all.
+            let mut sink = RequestSink {
+                core: self.core,
+                out: self.out,
+            };
+            self.requests.resume(ts, &mut sink);
+        }
+        if head {
+            BodyOverride::NoBody
+        } else {
+            BodyOverride::None
+        }
+    }
+}
+
+fn is_interim(status: u16) -> bool {
+    (100..200).contains(&status) && status != 101
+}
+
+impl MessageSink for ResponseSink<'_> {
+    fn first_start(&mut self, looks_like_http: bool) -> bool {
+        self.core.first_start(looks_like_http)
+    }
+
+    fn head(&mut self, head: Head, start_ns: u64) -> BodyOverride {
+        let StartLine::Response { status, .. } = head.start else {
+            return BodyOverride::None;
+        };
+        if is_interim(status) {
+            // 100 Continue, 103 Early Hints…: the final response follows.
+            if !self.core.awaiting_response() {
+                self.core.errors += 1;
+            }
+            self.core.current_response = None;
+            return BodyOverride::None;
+        }
+        let seq = self.core.claim_for_response();
+        self.core.current_response = seq;
+        self.core.update(seq, |e| {
+            e.ex.status = Some(status);
+            e.ex.response_start_ns = Some(start_ns);
+            e.ex.response_header_bytes = head.wire_len as u64;
+            e.ex.response_headers = head.headers;
+        });
+        self.answer(seq, Some(status), start_ns)
+    }
+
+    fn end(&mut self, end: MessageEnd) {
+        let seq = self.core.current_response.take();
+        self.core.update(seq, |e| {
+            e.ex.response_end_ns = Some(end.end_ns);
+            e.ex.response_body_bytes = end.body_len;
+            e.ex.response_body = end.body;
+            e.ex.response_truncated |= end.truncated;
+            e.response_done = true;
+        });
+        self.core.flush(self.out);
+    }
+
+    fn abandoned(&mut self, partial: Abandoned) {
+        let status = match partial.start {
+            Some(StartLine::Response { status, .. }) => Some(status),
+            _ => None,
+        };
+        if status.is_some_and(is_interim) || !self.core.awaiting_response() {
+            return;
+        }
+        let seq = self.core.claim_for_response();
+        self.core.update(seq, |e| {
+            e.ex.status = status;
+            e.ex.response_start_ns = Some(partial.start_ns);
+            e.ex.response_header_bytes = partial.head_bytes as u64;
+            e.ex.response_truncated = true;
+            e.response_done = true;
+        });
+        self.answer(seq, status, partial.start_ns);
+        self.core.flush(self.out);
+    }
+}
+
+/// Reassembles the HTTP/1.x exchanges of one TCP connection from its two byte streams.
+#[derive(Debug)]
+pub struct HttpConnection {
+    requests: MessageParser,
+    responses: MessageParser,
+    core: Core,
+}
+
+impl HttpConnection {
+    #[must_use]
+    pub fn new(limits: HttpLimits) -> Self {
+        Self {
+            requests: MessageParser::new(MessageKind::Request, limits),
+            responses: MessageParser::new(MessageKind::Response, limits),
+            core: Core {
+                limits,
+                state: ConnState::Detecting,
+                pending: VecDeque::new(),
+                next_seq: 0,
+                response_seq: 0,
+                current_request: None,
+                current_response: None,
+                retained: 0,
+                errors: 0,
+            },
+        }
+    }
+
+    /// Bytes of `stream`, captured at `ts_ns`; finished exchanges are appended to `out`.
+    pub fn feed(&mut self, stream: Stream, data: &[u8], ts_ns: u64, out: &mut Vec<HttpExchange>) {
+        if !self.is_parsing() {
+            return;
+        }
+        match stream {
+            Stream::Request => {
+                let mut sink = RequestSink {
+                    core: &mut self.core,
+                    out,
+                };
+                self.requests.feed(data, ts_ns, &mut sink);
+            }
+            Stream::Response => {
+                let mut sink = ResponseSink {
+                    core: &mut self.core,
+                    requests: &mut self.requests,
+                    out,
+                };
+                self.responses.feed(data, ts_ns, &mut sink);
+            }
+        }
+        self.settle();
+    }
+
+    /// `len` bytes of this stream were lost (kernel capture cap or dropped events): mark the
+    /// current message truncated; if the loss is inside a body of known length, skip it and
+    /// stay in sync; otherwise resynchronise (drop buffered bytes, look for the next message
+    /// start) or stop parsing the connection.
+    pub fn gap(&mut self, stream: Stream, len: u64, ts_ns: u64, out: &mut Vec<HttpExchange>) {
+        if !self.is_parsing() || len == 0 {
+            return;
+        }
+        if self.core.state == ConnState::Detecting {
+            // Without the stream's start there is no telling what it carries.
+            self.core.state = ConnState::Failed;
+        } else {
+            match stream {
+                Stream::Request => {
+                    let mut sink = RequestSink {
+                        core: &mut self.core,
+                        out,
+                    };
+                    self.requests.gap(len, ts_ns, &mut sink);
+                }
+                Stream::Response => {
+                    let mut sink = ResponseSink {
+                        core: &mut self.core,
+                        requests: &mut self.requests,
+                        out,
+                    };
+                    self.responses.gap(len, ts_ns, &mut sink);
+                }
+            }
+        }
+        self.settle();
+    }
+
+    /// The connection closed: finish read-until-close bodies, emit requests still waiting
+    /// for a response (status None).
+    pub fn close(&mut self, ts_ns: u64, out: &mut Vec<HttpExchange>) {
+        if self.is_parsing() {
+            let mut sink = ResponseSink {
+                core: &mut self.core,
+                requests: &mut self.requests,
+                out,
+            };
+            self.responses.close(ts_ns, &mut sink);
+            let mut sink = RequestSink {
+                core: &mut self.core,
+                out,
+            };
+            self.requests.close(ts_ns, &mut sink);
+        }
+        self.requests.stop();
+        self.responses.stop();
+        self.core.drain(out);
+    }
+
+    #[must_use]
+    pub fn state(&self) -> ConnState {
+        self.core.state
+    }
+
+    /// Cumulative parse errors, so the caller can diff and export a counter.
+    #[must_use]
+    pub fn parse_errors(&self) -> u64 {
+        self.requests.errors() + self.responses.errors() + self.core.errors
+    }
+
+    /// Bytes held for this connection; at most [`HttpLimits::max_buffered_bytes`].
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        let held =
+            self.requests.buffered_bytes() + self.responses.buffered_bytes() + self.core.retained;
+        debug_assert!(held <= self.core.limits.max_buffered_bytes());
+        held
+    }
+
+    fn is_parsing(&self) -> bool {
+        matches!(self.core.state, ConnState::Detecting | ConnState::Http)
+    }
+
+    /// Applies a parser's verdict to the whole connection.
+    fn settle(&mut self) {
+        if self.requests.failed() || self.responses.failed() {
+            self.core.state = ConnState::Failed;
+        }
+        if !self.is_parsing() {
+            self.requests.stop();
+            self.responses.stop();
+        }
+    }
+}

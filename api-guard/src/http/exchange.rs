@@ -1,0 +1,158 @@
+//! The record emitted for every request/response pair.
+
+use bytes::Bytes;
+use serde::{Serialize, Serializer};
+
+/// One HTTP/1.x request and the response paired with it (FIFO per connection).
+///
+/// Sizes are wire bytes of the head (start line through the final CRLF) and the decoded
+/// body payload length (chunk framing removed). Bodies hold only the first
+/// `max_body_capture_bytes` of the payload; header text is bounded by `max_header_bytes`.
+/// A `*_truncated` flag means the record of that message is incomplete: capture lost part
+/// of it, the connection ended inside it, or its framing could not be parsed.
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpExchange {
+    /// Request method as sent; empty when the request start line was never seen whole.
+    pub method: String,
+    /// Request target up to the first `?` (origin, absolute, authority or asterisk form).
+    pub path: String,
+    /// Raw query string without the `?`.
+    pub query: Option<String>,
+    pub host: Option<String>,
+    /// Request minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    /// Final (non-1xx) response status; `None` when no response was seen.
+    pub status: Option<u16>,
+    pub request_start_ns: u64,
+    pub request_end_ns: Option<u64>,
+    pub response_start_ns: Option<u64>,
+    pub response_end_ns: Option<u64>,
+    pub request_header_bytes: u64,
+    pub request_body_bytes: u64,
+    pub response_header_bytes: u64,
+    pub response_body_bytes: u64,
+    pub request_truncated: bool,
+    pub response_truncated: bool,
+    /// Header fields in wire order; values decoded as lossy UTF-8.
+    pub request_headers: Vec<(String, String)>,
+    pub response_headers: Vec<(String, String)>,
+    /// Serialised as lossy UTF-8 text (the `bytes` crate is built without serde support).
+    #[serde(serialize_with = "serialize_lossy")]
+    pub request_body: Bytes,
+    #[serde(serialize_with = "serialize_lossy")]
+    pub response_body: Bytes,
+}
+
+fn serialize_lossy<S: Serializer>(body: &Bytes, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&String::from_utf8_lossy(body))
+}
+
+impl HttpExchange {
+    /// An exchange for a request starting at `start_ns`, everything else unknown yet.
+    pub(crate) fn started(start_ns: u64) -> Self {
+        Self {
+            method: String::new(),
+            path: String::new(),
+            query: None,
+            host: None,
+            version: 1,
+            status: None,
+            request_start_ns: start_ns,
+            request_end_ns: None,
+            response_start_ns: None,
+            response_end_ns: None,
+            request_header_bytes: 0,
+            request_body_bytes: 0,
+            response_header_bytes: 0,
+            response_body_bytes: 0,
+            request_truncated: false,
+            response_truncated: false,
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            request_body: Bytes::new(),
+            response_body: Bytes::new(),
+        }
+    }
+
+    /// Sets `path` and `query` from a raw request target.
+    pub(crate) fn set_target(&mut self, target: &str) {
+        match target.split_once('?') {
+            Some((path, query)) => {
+                self.path = path.to_owned();
+                self.query = Some(query.to_owned());
+            }
+            None => {
+                self.path = target.to_owned();
+                self.query = None;
+            }
+        }
+    }
+
+    /// Bytes of text and body data this record keeps.
+    pub(crate) fn retained_bytes(&self) -> usize {
+        let pairs =
+            |h: &[(String, String)]| h.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>();
+        let optional = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        self.method.len()
+            + self.path.len()
+            + optional(&self.query)
+            + optional(&self.host)
+            + pairs(&self.request_headers)
+            + pairs(&self.response_headers)
+            + self.request_body.len()
+            + self.response_body.len()
+    }
+}
+
+/// Metric label for a request method: the method itself for the fixed set, else `"OTHER"`.
+#[must_use]
+pub fn method_label(m: &str) -> &'static str {
+    match m {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_labels() {
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("TRACE"), "TRACE");
+        assert_eq!(method_label("get"), "OTHER");
+        assert_eq!(method_label("PROPFIND"), "OTHER");
+        assert_eq!(method_label(""), "OTHER");
+    }
+
+    #[test]
+    fn target_split() {
+        let mut ex = HttpExchange::started(0);
+        ex.set_target("/a/b?x=1?y#f");
+        assert_eq!(
+            (ex.path.as_str(), ex.query.as_deref()),
+            ("/a/b", Some("x=1?y#f"))
+        );
+        ex.set_target("*");
+        assert_eq!((ex.path.as_str(), ex.query.as_deref()), ("*", None));
+    }
+
+    #[test]
+    fn serializes_bodies_as_text() {
+        let mut ex = HttpExchange::started(7);
+        ex.request_body = Bytes::from_static(b"a\xffb");
+        let json = serde_json::to_value(&ex).expect("serialise");
+        assert_eq!(json["request_body"], "a\u{fffd}b");
+        assert_eq!(json["request_start_ns"], 7);
+        assert_eq!(json["status"], serde_json::Value::Null);
+    }
+}

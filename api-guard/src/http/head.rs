@@ -1,0 +1,450 @@
+//! Parsing a complete message head (start line + header fields) with `httparse`, and
+//! extracting the header facts that decide framing and connection reuse.
+
+use std::mem;
+
+use super::message::MessageKind;
+use super::{CR, LF};
+
+/// The start line of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StartLine {
+    Request {
+        method: String,
+        target: String,
+        version: u8,
+    },
+    Response {
+        status: u16,
+        version: u8,
+    },
+}
+
+/// `Content-Length` as found in all of a head's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ContentLength {
+    Absent,
+    Valid(u64),
+    /// Not a decimal number, overflowing, empty, or several differing values.
+    Invalid,
+}
+
+/// `Transfer-Encoding` as found in all of a head's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransferEncoding {
+    Absent,
+    /// `chunked` is the final coding, applied once.
+    Chunked,
+    /// Present, but `chunked` is not (only) the final coding.
+    Other,
+}
+
+/// A parsed head.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub start: StartLine,
+    /// Header fields in order, lossy UTF-8, cut off once their text plus the start line's
+    /// exceeds the header limit.
+    pub headers: Vec<(String, String)>,
+    /// The first `Host` field among those kept.
+    pub host: Option<String>,
+    /// Wire length of the head, including the empty line ending it.
+    pub wire_len: usize,
+    pub content_length: ContentLength,
+    pub transfer_encoding: TransferEncoding,
+    /// The sender wants the connection closed after this message.
+    pub close: bool,
+    /// An `Upgrade` field is present.
+    pub upgrade: bool,
+}
+
+impl Head {
+    pub(crate) fn version(&self) -> u8 {
+        match self.start {
+            StartLine::Request { version, .. } | StartLine::Response { version, .. } => version,
+        }
+    }
+}
+
+/// Tracks CRLF line structure while a head is collected. Bare CR or LF is rejected, as
+/// strict llhttp does: lenient line endings are a request-smuggling vector.
+#[derive(Debug, Default)]
+pub(crate) struct LineScan {
+    prev_cr: bool,
+    line_len: usize,
+    start_line_done: bool,
+}
+
+pub(crate) enum LineEvent {
+    /// Any byte inside a line.
+    Byte,
+    BadLineEnding,
+    StartLineEnd,
+    FieldLineEnd,
+    HeadEnd,
+}
+
+impl LineScan {
+    pub(crate) fn starting_with(line_len: usize) -> Self {
+        Self {
+            line_len,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn push(&mut self, b: u8) -> LineEvent {
+        if mem::take(&mut self.prev_cr) {
+            if b != LF {
+                return LineEvent::BadLineEnding;
+            }
+            let empty = mem::take(&mut self.line_len) == 0;
+            return if !mem::replace(&mut self.start_line_done, true) {
+                LineEvent::StartLineEnd
+            } else if empty {
+                LineEvent::HeadEnd
+            } else {
+                LineEvent::FieldLineEnd
+            };
+        }
+        match b {
+            CR => self.prev_cr = true,
+            LF => return LineEvent::BadLineEnding,
+            _ => self.line_len += 1,
+        }
+        LineEvent::Byte
+    }
+}
+
+/// A head `httparse` rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SyntaxError;
+
+/// Validates a complete start line (`line` ends with its CRLF) and returns it.
+pub(crate) fn parse_start_line(kind: MessageKind, line: &[u8]) -> Result<StartLine, SyntaxError> {
+    // With no room for header fields, a valid start line parses as `Partial` (or
+    // `Complete` if it were followed by the empty line).
+    let mut no_headers = [];
+    match kind {
+        MessageKind::Request => {
+            let mut req = httparse::Request::new(&mut no_headers);
+            req.parse(line).map_err(|_| SyntaxError)?;
+            request_line(&req).ok_or(SyntaxError)
+        }
+        MessageKind::Response => {
+            let mut resp = httparse::Response::new(&mut no_headers);
+            resp.parse(line).map_err(|_| SyntaxError)?;
+            response_line(&resp).ok_or(SyntaxError)
+        }
+    }
+}
+
+/// True if `partial` (an unfinished head) already contains a syntax error.
+pub(crate) fn partial_is_invalid(kind: MessageKind, partial: &[u8]) -> bool {
+    let mut headers = vec![httparse::EMPTY_HEADER; line_count(partial)];
+    match kind {
+        MessageKind::Request => httparse::Request::new(&mut headers).parse(partial).is_err(),
+        MessageKind::Response => httparse::Response::new(&mut headers)
+            .parse(partial)
+            .is_err(),
+    }
+}
+
+/// Parses a complete head (`buf` ends with the empty line). `max_text` bounds the header
+/// text kept in [`Head::headers`].
+pub(crate) fn parse_head(
+    kind: MessageKind,
+    buf: &[u8],
+    max_text: usize,
+) -> Result<Head, SyntaxError> {
+    // Every field takes a line, so this never runs out of slots.
+    let mut slots = vec![httparse::EMPTY_HEADER; line_count(buf)];
+    let (start, wire_len, fields) = match kind {
+        MessageKind::Request => {
+            let mut req = httparse::Request::new(&mut slots);
+            let httparse::Status::Complete(len) = req.parse(buf).map_err(|_| SyntaxError)? else {
+                return Err(SyntaxError);
+            };
+            (request_line(&req).ok_or(SyntaxError)?, len, &*req.headers)
+        }
+        MessageKind::Response => {
+            let mut resp = httparse::Response::new(&mut slots);
+            let httparse::Status::Complete(len) = resp.parse(buf).map_err(|_| SyntaxError)? else {
+                return Err(SyntaxError);
+            };
+            (
+                response_line(&resp).ok_or(SyntaxError)?,
+                len,
+                &*resp.headers,
+            )
+        }
+    };
+    let mut head = Head {
+        start,
+        headers: Vec::with_capacity(fields.len()),
+        host: None,
+        wire_len,
+        content_length: ContentLength::Absent,
+        transfer_encoding: TransferEncoding::Absent,
+        close: false,
+        upgrade: false,
+    };
+    let mut te = TeScan::default();
+    let mut keep_alive = false;
+    let mut text = match &head.start {
+        StartLine::Request { method, target, .. } => method.len() + target.len(),
+        StartLine::Response { .. } => 0,
+    };
+    for field in fields {
+        let name = field.name;
+        let value = field.value;
+        if name.eq_ignore_ascii_case("content-length") {
+            head.content_length = merge_content_length(head.content_length, value);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            te.add(value);
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in list_elements(value) {
+                head.close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            head.upgrade = true;
+        }
+        let value = String::from_utf8_lossy(value).into_owned();
+        text = text.saturating_add(name.len() + value.len());
+        if text <= max_text {
+            if head.host.is_none() && name.eq_ignore_ascii_case("host") {
+                head.host = Some(value.clone());
+            }
+            head.headers.push((name.to_owned(), value));
+        }
+    }
+    head.transfer_encoding = te.result();
+    // HTTP/1.0 connections persist only when asked to (RFC 9112 §9.3).
+    head.close |= head.version() == 0 && !keep_alive;
+    Ok(head)
+}
+
+fn request_line(req: &httparse::Request<'_, '_>) -> Option<StartLine> {
+    Some(StartLine::Request {
+        method: req.method?.to_owned(),
+        target: req.path?.to_owned(),
+        version: req.version?,
+    })
+}
+
+fn response_line(resp: &httparse::Response<'_, '_>) -> Option<StartLine> {
+    Some(StartLine::Response {
+        status: resp.code?,
+        version: resp.version?,
+    })
+}
+
+fn line_count(buf: &[u8]) -> usize {
+    buf.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// Elements of a comma-separated field value, trimmed of optional whitespace, empty
+/// elements skipped (RFC 9110 §5.6.1).
+fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Folds one `Content-Length` field into what earlier fields said. Repeated identical
+/// values are allowed (RFC 9110 §8.6); anything else makes the length unknowable.
+fn merge_content_length(so_far: ContentLength, value: &[u8]) -> ContentLength {
+    let mut merged = so_far;
+    let mut elements = 0;
+    for element in value.split(|&b| b == b',').map(trim_ows) {
+        elements += 1;
+        let parsed = parse_decimal(element);
+        merged = match (merged, parsed) {
+            (ContentLength::Invalid, _) | (_, None) => ContentLength::Invalid,
+            (ContentLength::Absent, Some(n)) => ContentLength::Valid(n),
+            (ContentLength::Valid(m), Some(n)) if m == n => ContentLength::Valid(n),
+            (ContentLength::Valid(_), Some(_)) => ContentLength::Invalid,
+        };
+    }
+    if elements == 0 {
+        ContentLength::Invalid
+    } else {
+        merged
+    }
+}
+
+/// A non-empty run of ASCII digits that fits in a u64.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &b| {
+        let digit = u64::from(b.checked_sub(b'0').filter(|d| *d <= 9)?);
+        acc.checked_mul(10)?.checked_add(digit)
+    })
+}
+
+/// Accumulates the transfer codings of all `Transfer-Encoding` fields.
+#[derive(Default)]
+struct TeScan {
+    present: bool,
+    chunked_count: u32,
+    last_is_chunked: bool,
+}
+
+impl TeScan {
+    fn add(&mut self, value: &[u8]) {
+        self.present = true;
+        for element in list_elements(value) {
+            // A coding may carry parameters after `;`.
+            let coding = trim_ows(element.split(|&b| b == b';').next().unwrap_or_default());
+            self.last_is_chunked = coding.eq_ignore_ascii_case(b"chunked");
+            if self.last_is_chunked {
+                self.chunked_count = self.chunked_count.saturating_add(1);
+            }
+        }
+    }
+
+    fn result(&self) -> TransferEncoding {
+        match (
+            self.present,
+            self.last_is_chunked && self.chunked_count == 1,
+        ) {
+            (false, _) => TransferEncoding::Absent,
+            (true, true) => TransferEncoding::Chunked,
+            (true, false) => TransferEncoding::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(head: &str) -> Head {
+        parse_head(MessageKind::Request, head.as_bytes(), 65_536).expect("valid head")
+    }
+
+    #[test]
+    fn request_head() {
+        let h = req("POST /a?b=1 HTTP/1.1\r\nHost: x.example\r\nContent-Length: 003\r\n\r\n");
+        assert_eq!(
+            h.start,
+            StartLine::Request {
+                method: "POST".into(),
+                target: "/a?b=1".into(),
+                version: 1
+            }
+        );
+        assert_eq!(h.host.as_deref(), Some("x.example"));
+        assert_eq!(h.content_length, ContentLength::Valid(3));
+        assert_eq!(h.transfer_encoding, TransferEncoding::Absent);
+        assert_eq!(h.wire_len, 62);
+        assert!(!h.close);
+        assert_eq!(h.headers.len(), 2);
+    }
+
+    #[test]
+    fn content_length_values() {
+        let cl = |v: &str| merge_content_length(ContentLength::Absent, v.as_bytes());
+        assert_eq!(cl("42"), ContentLength::Valid(42));
+        assert_eq!(cl(" 42\t"), ContentLength::Valid(42));
+        assert_eq!(cl("42, 42"), ContentLength::Valid(42));
+        assert_eq!(cl("4 2"), ContentLength::Invalid);
+        assert_eq!(cl(""), ContentLength::Invalid);
+        assert_eq!(cl("-1"), ContentLength::Invalid);
+        assert_eq!(cl("+1"), ContentLength::Invalid);
+        assert_eq!(cl("18446744073709551615"), ContentLength::Valid(u64::MAX));
+        assert_eq!(cl("18446744073709551616"), ContentLength::Invalid);
+        assert_eq!(cl("99999999999999999999"), ContentLength::Invalid);
+        assert_eq!(
+            merge_content_length(ContentLength::Valid(1), b"2"),
+            ContentLength::Invalid
+        );
+    }
+
+    #[test]
+    fn transfer_encoding_values() {
+        let te = |vals: &[&str]| {
+            let mut s = TeScan::default();
+            vals.iter().for_each(|v| s.add(v.as_bytes()));
+            s.result()
+        };
+        assert_eq!(te(&[]), TransferEncoding::Absent);
+        assert_eq!(te(&["chunked"]), TransferEncoding::Chunked);
+        assert_eq!(te(&["gzip, Chunked"]), TransferEncoding::Chunked);
+        assert_eq!(te(&["gzip", "chunked"]), TransferEncoding::Chunked);
+        assert_eq!(te(&["chunked, gzip"]), TransferEncoding::Other);
+        assert_eq!(te(&["chunked", "chunked"]), TransferEncoding::Other);
+        assert_eq!(te(&["chunkedchunked"]), TransferEncoding::Other);
+        assert_eq!(te(&[""]), TransferEncoding::Other);
+    }
+
+    #[test]
+    fn connection_semantics() {
+        assert!(req("GET / HTTP/1.0\r\n\r\n").close);
+        assert!(!req("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").close);
+        assert!(req("GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n").close);
+        assert!(req("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n").upgrade);
+    }
+
+    #[test]
+    fn start_lines() {
+        let r = |l: &[u8]| parse_start_line(MessageKind::Request, l);
+        assert!(r(b"GET / HTTP/1.1\r\n").is_ok());
+        assert!(r(b"GET / HTTP/5.6\r\n").is_err());
+        assert!(r(b"GET /foo bar/ HTTP/1.1\r\n").is_err());
+        let s = |l: &[u8]| parse_start_line(MessageKind::Response, l);
+        assert_eq!(
+            s(b"HTTP/1.0 301\r\n"),
+            Ok(StartLine::Response {
+                status: 301,
+                version: 0
+            })
+        );
+        assert!(s(b"HTTP/1.1 2 OK\r\n").is_err());
+        assert!(partial_is_invalid(MessageKind::Request, b"GET / HTTP/5.6"));
+        assert!(!partial_is_invalid(
+            MessageKind::Request,
+            b"GET / HTTP/1.1\r\nHost: a"
+        ));
+    }
+
+    #[test]
+    fn line_structure() {
+        let events = |bytes: &[u8]| {
+            let mut scan = LineScan::starting_with(0);
+            bytes
+                .iter()
+                .map(|&b| match scan.push(b) {
+                    LineEvent::Byte => '.',
+                    LineEvent::BadLineEnding => '!',
+                    LineEvent::StartLineEnd => 's',
+                    LineEvent::FieldLineEnd => 'f',
+                    LineEvent::HeadEnd => 'e',
+                })
+                .collect::<String>()
+        };
+        assert_eq!(events(b"G\r\nA\r\n\r\n"), "..s..f.e");
+        assert_eq!(events(b"G\nA"), ".!.");
+        assert_eq!(events(b"G\rA"), "..!");
+    }
+
+    #[test]
+    fn header_text_is_bounded() {
+        let head = "GET / HTTP/1.1\r\nA: 0123456789\r\nB: 0123456789\r\n\r\n";
+        let h = parse_head(MessageKind::Request, head.as_bytes(), 17).expect("valid");
+        assert_eq!(h.headers, vec![("A".to_owned(), "0123456789".to_owned())]);
+    }
+}

@@ -1,0 +1,586 @@
+//! Incremental parser for one direction of an HTTP/1.x connection.
+//!
+//! Bytes may arrive in any split; results depend only on the byte stream (and on the
+//! gaps reported in it), never on how it was cut. The parser reports messages to a
+//! [`MessageSink`] and keeps at most `max_header_bytes` of an unfinished head plus
+//! `max_body_capture_bytes` of the current body.
+
+use std::mem;
+
+use bytes::Bytes;
+
+use super::chunked::ChunkedDecoder;
+use super::framing::{BodyFacts, BodyOverride, Framing};
+use super::head::{self, Head, LineEvent, LineScan, StartLine};
+use super::limits::HttpLimits;
+use super::probe::{probe, Probe};
+use super::{CR, LF};
+
+/// Consecutive parse errors (without a valid head in between) after which a stream is
+/// given up: it is evidently not HTTP/1.x, or too damaged to follow.
+const MAX_ERRORS_IN_ROW: u32 = 8;
+
+/// Which kind of messages a stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Request,
+    Response,
+}
+
+/// A message that ended (completely, or cut short after its head).
+#[derive(Debug)]
+pub(crate) struct MessageEnd {
+    pub end_ns: u64,
+    /// The first `max_body_capture_bytes` of the decoded payload.
+    pub body: Bytes,
+    /// Decoded payload length, including bytes lost to capture gaps.
+    pub body_len: u64,
+    pub truncated: bool,
+}
+
+/// A message given up before its head was complete (capture gap, parse error or close).
+#[derive(Debug)]
+pub(crate) struct Abandoned {
+    pub start_ns: u64,
+    /// The start line, if it was complete and valid.
+    pub start: Option<StartLine>,
+    /// For requests: the method, known once the message start was recognised.
+    pub method: Option<String>,
+    /// Head bytes received.
+    pub head_bytes: usize,
+}
+
+/// Receives what a [`MessageParser`] finds.
+pub(crate) trait MessageSink {
+    /// The stream's first message start looked like HTTP (`true`) or not. Returning false
+    /// stops the parser for good; true after a mismatch makes it a parse error instead.
+    fn first_start(&mut self, looks_like_http: bool) -> bool;
+    /// A complete, valid head. The answer matters for responses only.
+    fn head(&mut self, head: Head, start_ns: u64) -> BodyOverride;
+    /// The message whose head was reported last has ended.
+    fn end(&mut self, end: MessageEnd);
+    /// A message was given up before its head was complete.
+    fn abandoned(&mut self, partial: Abandoned);
+}
+
+#[derive(Debug)]
+enum State {
+    /// Between messages: skipping empty lines, then probing the message start (probe bytes
+    /// in `buf`). With `resync` this is only a candidate start found while resynchronising,
+    /// and a mismatch is no error. `after_close`: the previous message asked for the
+    /// connection to close, so another message is a protocol error.
+    Idle {
+        resync: bool,
+        after_close: bool,
+    },
+    /// Skipping to the next line start after lost or unparseable data.
+    Scan,
+    /// Collecting the head in `buf`.
+    Head,
+    Body(Body),
+    /// After a CONNECT or Upgrade request: what follows may already be another protocol,
+    /// so it is held in `buf` until the response decides. `lost` counts bytes that did not
+    /// fit or were never captured after those; `ts` is when the first held byte arrived.
+    Paused {
+        lost: u64,
+        ts: u64,
+    },
+    /// Finished (tunnel, failure, close, or not HTTP): input is ignored.
+    Stopped,
+}
+
+#[derive(Debug)]
+enum Body {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+}
+
+/// Bookkeeping for the message in progress.
+#[derive(Debug, Default)]
+struct Message {
+    start_ns: u64,
+    start: Option<StartLine>,
+    body: Vec<u8>,
+    body_len: u64,
+    /// Body bytes are still contiguous from the start, so capturing may continue.
+    capture_gapless: bool,
+    truncated: bool,
+    close_after: bool,
+    pause_after: bool,
+}
+
+impl Message {
+    fn capture(&mut self, data: &[u8], limit: usize) {
+        self.body_len = self.body_len.saturating_add(data.len() as u64);
+        if self.capture_gapless {
+            let room = limit.saturating_sub(self.body.len());
+            self.body
+                .extend_from_slice(data.get(..room).unwrap_or(data));
+        }
+    }
+
+    fn lose(&mut self, len: u64) {
+        self.body_len = self.body_len.saturating_add(len);
+        self.truncated = true;
+        self.capture_gapless = false;
+    }
+}
+
+/// Incremental parser for the messages of one direction.
+#[derive(Debug)]
+pub struct MessageParser {
+    kind: MessageKind,
+    limits: HttpLimits,
+    state: State,
+    /// Probe bytes, the head being collected, or bytes held while paused.
+    buf: Vec<u8>,
+    lines: LineScan,
+    msg: Message,
+    recognised: bool,
+    errors: u64,
+    errors_in_row: u32,
+}
+
+impl MessageParser {
+    #[must_use]
+    pub fn new(kind: MessageKind, limits: HttpLimits) -> Self {
+        Self {
+            kind,
+            limits,
+            state: State::Idle {
+                resync: false,
+                after_close: false,
+            },
+            buf: Vec::new(),
+            lines: LineScan::default(),
+            msg: Message::default(),
+            recognised: false,
+            errors: 0,
+            errors_in_row: 0,
+        }
+    }
+
+    /// Parse errors found so far (cumulative).
+    #[must_use]
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
+
+    /// True once too many consecutive errors made the parser give up.
+    #[must_use]
+    pub fn failed(&self) -> bool {
+        self.errors_in_row > MAX_ERRORS_IN_ROW
+    }
+
+    /// True while a CONNECT/Upgrade request awaits the response that decides the protocol.
+    #[must_use]
+    pub fn is_paused(&self) -> bool {
+        matches!(self.state, State::Paused { .. })
+    }
+
+    /// Bytes held: unfinished head (or paused bytes) plus the current body prefix.
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        self.buf.len() + self.msg.body.len()
+    }
+
+    /// Ignore all further input and release buffers.
+    pub fn stop(&mut self) {
+        self.state = State::Stopped;
+        self.buf = Vec::new();
+        self.msg = Message::default();
+    }
+
+    pub(crate) fn feed(&mut self, data: &[u8], ts: u64, sink: &mut impl MessageSink) {
+        let mut rest = data;
+        while !rest.is_empty() {
+            let used = match self.state {
+                State::Stopped => return,
+                State::Paused { .. } => self.hold(rest, ts),
+                State::Scan => self.scan(rest),
+                State::Idle { .. } => self.idle(rest, ts, sink),
+                State::Head => self.head(rest, ts, sink),
+                State::Body(_) => self.body(rest, ts, sink),
+            };
+            if self.failed() {
+                self.stop();
+            }
+            rest = rest.get(used..).unwrap_or_default();
+        }
+    }
+
+    /// `len` bytes of the stream were not captured.
+    pub(crate) fn gap(&mut self, len: u64, ts: u64, sink: &mut impl MessageSink) {
+        if len == 0 {
+            return;
+        }
+        match &mut self.state {
+            State::Stopped => {}
+            State::Paused { lost, .. } => *lost = lost.saturating_add(len),
+            State::Scan => self.resync_at_line_start(),
+            State::Idle { .. } | State::Head => {
+                // Lost bytes at a message boundary most likely held (the start of) a
+                // message: report one, so that FIFO pairing stays aligned.
+                self.abandon(ts, sink);
+                self.resync_at_line_start();
+            }
+            State::Body(Body::UntilClose) => self.msg.lose(len),
+            State::Body(Body::Length(remaining)) => {
+                if len < *remaining {
+                    *remaining -= len;
+                    self.msg.lose(len);
+                } else {
+                    // The loss reaches past this body: end it, the rest was in what followed.
+                    let rest = len - *remaining;
+                    self.msg.lose(*remaining);
+                    self.finish(ts, sink);
+                    self.gap(rest, ts, sink);
+                }
+            }
+            State::Body(Body::Chunked(decoder)) => {
+                if decoder.skip(len) {
+                    self.msg.lose(len);
+                } else {
+                    // Chunk framing is lost. The gap most likely held the rest of this body
+                    // (not another message), so just look for the next message after it.
+                    self.msg.truncated = true;
+                    self.finish(ts, sink);
+                    match &mut self.state {
+                        State::Paused { lost, .. } => *lost = lost.saturating_add(len),
+                        _ => self.resync_at_line_start(),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The stream ended.
+    pub(crate) fn close(&mut self, ts: u64, sink: &mut impl MessageSink) {
+        match self.state {
+            State::Body(Body::UntilClose) => self.finish(ts, sink),
+            State::Body(_) => {
+                self.msg.truncated = true;
+                self.finish(ts, sink);
+            }
+            State::Head => {
+                if self.unfinished_head_is_invalid() {
+                    self.error();
+                }
+                self.abandon(ts, sink);
+            }
+            _ => {}
+        }
+        self.stop();
+    }
+
+    /// The response decided that the paused request's connection keeps speaking HTTP/1.x:
+    /// parse what was held back.
+    pub(crate) fn resume(&mut self, ts: u64, sink: &mut impl MessageSink) {
+        let State::Paused { lost, ts: held_ts } = self.state else {
+            return;
+        };
+        let held = mem::take(&mut self.buf);
+        self.state = State::Idle {
+            resync: false,
+            after_close: false,
+        };
+        self.feed(&held, held_ts, sink);
+        self.gap(lost, ts, sink);
+    }
+
+    fn error(&mut self) {
+        self.errors += 1;
+        self.errors_in_row = self.errors_in_row.saturating_add(1);
+    }
+
+    fn resync_at_line_start(&mut self) {
+        self.buf.clear();
+        self.state = State::Idle {
+            resync: true,
+            after_close: false,
+        };
+    }
+
+    /// Resynchronise after an error at the byte `last`.
+    fn resync_after(&mut self, last: u8) {
+        if last == LF {
+            self.resync_at_line_start();
+        } else {
+            self.buf.clear();
+            self.state = State::Scan;
+        }
+    }
+
+    fn hold(&mut self, rest: &[u8], ts: u64) -> usize {
+        if let State::Paused { lost, ts: held_ts } = &mut self.state {
+            if self.buf.is_empty() && *lost == 0 {
+                *held_ts = ts;
+            }
+            let room = if *lost == 0 {
+                self.limits.max_header_bytes.saturating_sub(self.buf.len())
+            } else {
+                // Held bytes must stay contiguous: after a loss, nothing more is kept.
+                0
+            };
+            let kept = rest.get(..room).unwrap_or(rest);
+            self.buf.extend_from_slice(kept);
+            *lost = lost.saturating_add((rest.len() - kept.len()) as u64);
+        }
+        rest.len()
+    }
+
+    fn scan(&mut self, rest: &[u8]) -> usize {
+        match rest.iter().position(|&b| b == LF) {
+            Some(i) => {
+                self.resync_at_line_start();
+                i + 1
+            }
+            None => rest.len(),
+        }
+    }
+
+    fn idle(&mut self, rest: &[u8], ts: u64, sink: &mut impl MessageSink) -> usize {
+        for (i, &b) in rest.iter().enumerate() {
+            if self.buf.is_empty() {
+                // Empty lines before a message are ignored (RFC 9112 §2.2).
+                if b == CR || b == LF {
+                    continue;
+                }
+                if let State::Idle {
+                    after_close: true, ..
+                } = self.state
+                {
+                    // Data after `Connection: close`: report it, then treat it like data
+                    // found while resynchronising.
+                    self.error();
+                    self.state = State::Idle {
+                        resync: true,
+                        after_close: false,
+                    };
+                }
+                self.msg.start_ns = ts;
+            }
+            self.buf.push(b);
+            match probe(self.kind, &self.buf) {
+                Probe::NeedMore => {}
+                Probe::Match => {
+                    self.begin_head(sink);
+                    return i + 1;
+                }
+                Probe::NoMatch => {
+                    self.bad_start(b, sink);
+                    return i + 1;
+                }
+            }
+        }
+        rest.len()
+    }
+
+    fn begin_head(&mut self, sink: &mut impl MessageSink) {
+        if !mem::replace(&mut self.recognised, true) {
+            sink.first_start(true);
+        }
+        self.lines = LineScan::starting_with(self.buf.len());
+        self.state = State::Head;
+    }
+
+    /// The bytes at a message start (ending with `last`) cannot start a message.
+    fn bad_start(&mut self, last: u8, sink: &mut impl MessageSink) {
+        let State::Idle { resync, .. } = self.state else {
+            return;
+        };
+        if !resync {
+            if !self.recognised && !sink.first_start(false) {
+                self.stop();
+                return;
+            }
+            self.error();
+        }
+        self.resync_after(last);
+    }
+
+    fn head(&mut self, rest: &[u8], ts: u64, sink: &mut impl MessageSink) -> usize {
+        for (i, &b) in rest.iter().enumerate() {
+            if self.buf.len() >= self.limits.max_header_bytes {
+                self.head_error(ts, sink);
+                self.resync_after(0);
+                return i;
+            }
+            self.buf.push(b);
+            match self.lines.push(b) {
+                LineEvent::Byte | LineEvent::FieldLineEnd => {}
+                LineEvent::BadLineEnding => {
+                    self.head_error(ts, sink);
+                    self.resync_after(b);
+                    return i + 1;
+                }
+                LineEvent::StartLineEnd => match head::parse_start_line(self.kind, &self.buf) {
+                    Ok(start) => self.msg.start = Some(start),
+                    Err(_) => {
+                        self.head_error(ts, sink);
+                        self.resync_at_line_start();
+                        return i + 1;
+                    }
+                },
+                LineEvent::HeadEnd => {
+                    self.end_head(ts, sink);
+                    return i + 1;
+                }
+            }
+        }
+        rest.len()
+    }
+
+    fn head_error(&mut self, ts: u64, sink: &mut impl MessageSink) {
+        self.error();
+        self.abandon(ts, sink);
+    }
+
+    /// Reports the message in progress (or, between messages, the one presumed to start
+    /// at `ts`) as abandoned.
+    fn abandon(&mut self, ts: u64, sink: &mut impl MessageSink) {
+        match self.state {
+            State::Head | State::Idle { resync: false, .. } => {}
+            _ => return,
+        }
+        if self.buf.is_empty() {
+            self.msg.start_ns = ts;
+        }
+        let method = match (self.kind, &self.state) {
+            (MessageKind::Request, State::Head) => self
+                .buf
+                .split(|&b| b == b' ')
+                .next()
+                .map(|m| String::from_utf8_lossy(m).into_owned()),
+            _ => None,
+        };
+        let msg = mem::take(&mut self.msg);
+        sink.abandoned(Abandoned {
+            start_ns: msg.start_ns,
+            start: msg.start,
+            method,
+            head_bytes: self.buf.len(),
+        });
+        self.buf.clear();
+    }
+
+    fn end_head(&mut self, ts: u64, sink: &mut impl MessageSink) {
+        let parsed = head::parse_head(self.kind, &self.buf, self.limits.max_header_bytes);
+        let Ok(head) = parsed else {
+            self.head_error(ts, sink);
+            self.resync_at_line_start();
+            return;
+        };
+        self.buf.clear();
+        self.errors_in_row = 0;
+        let facts = BodyFacts::of(&head);
+        let msg = &mut self.msg;
+        msg.close_after = head.close;
+        msg.pause_after = self.kind == MessageKind::Request && (facts.is_connect() || head.upgrade);
+        msg.capture_gapless = true;
+        let over = sink.head(head, msg.start_ns);
+        if facts.conflicting() {
+            self.error();
+        }
+        match facts.framing(self.kind, over) {
+            Ok(Framing::None) => self.finish(ts, sink),
+            Ok(Framing::Tunnel) => {
+                self.finish(ts, sink);
+                self.stop();
+            }
+            Ok(Framing::Length(n)) => self.state = State::Body(Body::Length(n)),
+            Ok(Framing::Chunked) => {
+                let decoder = ChunkedDecoder::new(self.limits.max_header_bytes);
+                self.state = State::Body(Body::Chunked(decoder));
+            }
+            Ok(Framing::UntilClose) => self.state = State::Body(Body::UntilClose),
+            Err(_) => {
+                // The body cannot be delimited: end the message here, find the next one.
+                self.error();
+                self.msg.truncated = true;
+                self.finish(ts, sink);
+                self.resync_at_line_start();
+            }
+        }
+    }
+
+    fn body(&mut self, rest: &[u8], ts: u64, sink: &mut impl MessageSink) -> usize {
+        let limit = self.limits.max_body_capture_bytes;
+        let State::Body(body) = &mut self.state else {
+            return 0;
+        };
+        match body {
+            Body::UntilClose => {
+                self.msg.capture(rest, limit);
+                rest.len()
+            }
+            Body::Length(remaining) => {
+                let take = usize::try_from(*remaining).map_or(rest.len(), |r| r.min(rest.len()));
+                let data = rest.get(..take).unwrap_or(rest);
+                *remaining -= data.len() as u64;
+                let done = *remaining == 0;
+                self.msg.capture(data, limit);
+                if done {
+                    self.finish(ts, sink);
+                }
+                data.len()
+            }
+            Body::Chunked(decoder) => {
+                let msg = &mut self.msg;
+                let (used, result) = decoder.decode(rest, &mut |d| msg.capture(d, limit));
+                let done = decoder.is_done();
+                match result {
+                    Ok(()) if done => self.finish(ts, sink),
+                    Ok(()) => {}
+                    Err(_) => {
+                        self.error();
+                        self.msg.truncated = true;
+                        self.finish(ts, sink);
+                        let last = used.checked_sub(1).and_then(|i| rest.get(i)).copied();
+                        self.resync_after(last.unwrap_or(0));
+                    }
+                }
+                used
+            }
+        }
+    }
+
+    /// Ends the current message and moves on to the next.
+    fn finish(&mut self, ts: u64, sink: &mut impl MessageSink) {
+        let mut msg = mem::take(&mut self.msg);
+        msg.body.shrink_to_fit();
+        sink.end(MessageEnd {
+            end_ns: ts,
+            body: Bytes::from(msg.body),
+            body_len: msg.body_len,
+            truncated: msg.truncated,
+        });
+        self.state = if msg.pause_after {
+            State::Paused { lost: 0, ts }
+        } else {
+            State::Idle {
+                resync: false,
+                after_close: msg.close_after,
+            }
+        };
+    }
+
+    /// For a stream that ended inside a head: does what arrived already break the syntax
+    /// or the framing rules? Checked by completing the head after its last whole line.
+    fn unfinished_head_is_invalid(&self) -> bool {
+        if head::partial_is_invalid(self.kind, &self.buf) {
+            return true;
+        }
+        let Some(end) = self.buf.iter().rposition(|&b| b == LF) else {
+            return false;
+        };
+        let mut completed = self.buf.get(..=end).unwrap_or_default().to_vec();
+        completed.extend_from_slice(b"\r\n");
+        head::parse_head(self.kind, &completed, self.limits.max_header_bytes).map_or(true, |h| {
+            BodyFacts::of(&h)
+                .framing(self.kind, BodyOverride::None)
+                .is_err()
+        })
+    }
+}

@@ -1,0 +1,38 @@
+//! HTTP/1.x reassembly: turns the captured TCP payload of a connection into
+//! request/response pairs ([`HttpExchange`]).
+//!
+//! The capture layer feeds each connection's bytes per stream ([`Stream::Request`] carries
+//! client-to-server bytes, [`Stream::Response`] the other direction) to one
+//! [`HttpConnection`], reports bytes it lost with [`HttpConnection::gap`] and the end of
+//! the connection with [`HttpConnection::close`].
+//!
+//! - Each stream is parsed by a `message::MessageParser`: heads with `httparse` (strict CRLF line
+//!   endings), bodies by `Content-Length`, chunked coding, or connection close (RFC 9112 §6).
+//! - Responses pair with requests in FIFO order; interim 1xx responses are skipped, a 101
+//!   or a 2xx to CONNECT ends HTTP parsing ([`ConnState::Upgraded`]).
+//! - A connection whose first bytes do not look like HTTP/1.x becomes
+//!   [`ConnState::NotHttp`] within a dozen bytes, after which input costs nothing.
+//! - Malformed input counts as a parse error and the stream resynchronises at the next
+//!   plausible message start; a stream with too many errors in a row is given up
+//!   ([`ConnState::Failed`]). Nothing in here panics on any input.
+//! - Memory per connection is bounded by [`HttpLimits::max_buffered_bytes`].
+
+mod chunked;
+mod connection;
+mod exchange;
+mod framing;
+mod head;
+mod limits;
+mod message;
+mod probe;
+
+#[cfg(test)]
+mod tests;
+
+/// Line-structure bytes, shared by the head and chunked-body parsers.
+const CR: u8 = b'\r';
+const LF: u8 = b'\n';
+
+pub use connection::{ConnState, HttpConnection, Stream};
+pub use exchange::{method_label, HttpExchange};
+pub use limits::HttpLimits;

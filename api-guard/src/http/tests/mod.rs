@@ -1,0 +1,104 @@
+//! Behaviour tests of the whole HTTP layer, driven through [`HttpConnection`].
+
+mod corpus;
+mod fuzz;
+mod malformed;
+mod scenarios;
+
+use super::{ConnState, HttpConnection, HttpExchange, HttpLimits, Stream};
+
+/// One thing that happens to a connection.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Step<'a> {
+    Req(&'a [u8]),
+    Resp(&'a [u8]),
+    Gap(Stream, u64),
+    Close,
+}
+
+#[derive(Debug)]
+pub(super) struct Outcome {
+    pub exchanges: Vec<HttpExchange>,
+    pub errors: u64,
+    pub state: ConnState,
+}
+
+/// Timestamp of step `i`: every piece of a step is fed with the same one.
+pub(super) fn ts(i: usize) -> u64 {
+    (i as u64 + 1) * 1000
+}
+
+/// Runs `steps`, feeding each data step in the pieces `cut(step index, data)` returns.
+pub(super) fn run_cut<'a>(
+    limits: HttpLimits,
+    steps: &[Step<'a>],
+    mut cut: impl FnMut(usize, &'a [u8]) -> Vec<&'a [u8]>,
+) -> Outcome {
+    let mut conn = HttpConnection::new(limits);
+    let mut exchanges = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        match *step {
+            Step::Req(data) | Step::Resp(data) => {
+                let stream = if matches!(step, Step::Req(_)) {
+                    Stream::Request
+                } else {
+                    Stream::Response
+                };
+                for piece in cut(i, data) {
+                    conn.feed(stream, piece, ts(i), &mut exchanges);
+                    assert!(conn.buffered_bytes() <= limits.max_buffered_bytes());
+                }
+            }
+            Step::Gap(stream, len) => conn.gap(stream, len, ts(i), &mut exchanges),
+            Step::Close => conn.close(ts(i), &mut exchanges),
+        }
+    }
+    Outcome {
+        exchanges,
+        errors: conn.parse_errors(),
+        state: conn.state(),
+    }
+}
+
+pub(super) fn run(steps: &[Step<'_>]) -> Outcome {
+    run_cut(HttpLimits::default(), steps, |_, data| vec![data])
+}
+
+fn fingerprint(o: &Outcome) -> String {
+    format!("{o:?}")
+}
+
+/// Runs `steps` whole, one byte at a time, and cut at every byte boundary (one cut per
+/// run, over all data steps); all runs must give the same outcome, which is returned.
+pub(super) fn run_all_splits(steps: &[Step<'_>]) -> Outcome {
+    let whole = run(steps);
+    let expected = fingerprint(&whole);
+    let bytewise = run_cut(HttpLimits::default(), steps, |_, d| d.chunks(1).collect());
+    assert_eq!(fingerprint(&bytewise), expected, "fed one byte at a time");
+    let sizes: Vec<usize> = steps
+        .iter()
+        .map(|s| match s {
+            Step::Req(d) | Step::Resp(d) => d.len(),
+            _ => 0,
+        })
+        .collect();
+    for (step, &len) in sizes.iter().enumerate() {
+        for at in 1..len {
+            let split = run_cut(HttpLimits::default(), steps, |i, d| {
+                if i == step {
+                    let (a, b) = d.split_at(at);
+                    vec![a, b]
+                } else {
+                    vec![d]
+                }
+            });
+            assert_eq!(fingerprint(&split), expected, "step {step} cut at {at}");
+        }
+    }
+    whole
+}
+
+/// Headers as `(&str, &str)` pairs, for terse assertions.
+pub(super) fn headers(h: &[(String, String)]) -> Vec<(&str, &str)> {
+    h.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()
+}

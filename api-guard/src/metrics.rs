@@ -1,0 +1,199 @@
+//! Every Prometheus metric the daemon exports, defined in one place. Label values are
+//! bounded: roles, a fixed method set, status codes, fixed stage/reason names.
+
+use std::sync::{
+    atomic::{AtomicBool, AtomicU64, Ordering},
+    Arc,
+};
+
+use api_guard_common::{Stat, STAT_COUNT};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+pub struct Inner {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub http_request_bytes: IntCounterVec,
+    pub http_response_bytes: IntCounterVec,
+    pub http_parse_errors: IntCounter,
+    pub capture_events: IntCounter,
+    pub capture_dropped: IntCounterVec,
+    pub capture_bytes_not_copied: IntCounterVec,
+    pub capture_submitted: IntCounter,
+    pub capture_non_tcp: IntCounter,
+    pub connections_tracked: IntGauge,
+    /// Last kernel totals seen, to turn totals into counter increments.
+    kernel_last: [AtomicU64; STAT_COUNT as usize],
+    ready: AtomicBool,
+}
+
+impl std::ops::Deref for Metrics {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric definition");
+    registry.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "apiguard_http_request_duration_seconds",
+                "Time from the first request byte to the last response byte.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["role", "method"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(http_duration.clone())).expect("metric registered once");
+        let connections_tracked =
+            IntGauge::new("apiguard_connections_tracked", "Connections currently parsed.")
+                .expect("valid metric definition");
+        r.register(Box::new(connections_tracked.clone())).expect("metric registered once");
+        let inner = Inner {
+            http_requests: counter_vec(
+                &r,
+                "apiguard_http_requests_total",
+                "HTTP exchanges seen, by role, method and status.",
+                &["role", "method", "status"],
+            ),
+            http_duration,
+            http_request_bytes: counter_vec(
+                &r,
+                "apiguard_http_request_bytes_total",
+                "Request bytes (head and body) seen.",
+                &["role"],
+            ),
+            http_response_bytes: counter_vec(
+                &r,
+                "apiguard_http_response_bytes_total",
+                "Response bytes (head and body) seen.",
+                &["role"],
+            ),
+            http_parse_errors: counter(
+                &r,
+                "apiguard_http_parse_errors_total",
+                "Malformed or unparseable HTTP input.",
+            ),
+            capture_events: counter(
+                &r,
+                "apiguard_capture_events_total",
+                "Records read from the kernel ring buffer.",
+            ),
+            capture_dropped: counter_vec(
+                &r,
+                "apiguard_capture_dropped_total",
+                "Capture records, calls or connections lost, by stage and reason.",
+                &["stage", "reason"],
+            ),
+            capture_bytes_not_copied: counter_vec(
+                &r,
+                "apiguard_capture_bytes_not_copied_total",
+                "Payload bytes the kernel saw but did not deliver, by reason.",
+                &["reason"],
+            ),
+            capture_submitted: counter(
+                &r,
+                "apiguard_capture_submitted_total",
+                "Records the kernel submitted to the ring buffer.",
+            ),
+            capture_non_tcp: counter(
+                &r,
+                "apiguard_capture_non_tcp_total",
+                "Sockets dropped from tracking because they were not TCP.",
+            ),
+            connections_tracked,
+            kernel_last: Default::default(),
+            ready: AtomicBool::new(false),
+            registry: r,
+        };
+        Self(Arc::new(inner))
+    }
+
+    /// Records a kernel counter's current total (summed over CPUs).
+    pub fn set_kernel_stat(&self, stat: Stat, total: u64) {
+        let last = self.kernel_last[stat as usize].swap(total, Ordering::Relaxed);
+        let delta = total.saturating_sub(last);
+        if delta == 0 {
+            return;
+        }
+        let dropped = |reason| self.capture_dropped.with_label_values(&["kernel", reason]).inc_by(delta);
+        match stat {
+            Stat::EventsSubmitted => self.capture_submitted.inc_by(delta),
+            Stat::RingbufFull => dropped("ringbuf_full"),
+            Stat::TruncatedCalls => dropped("truncated"),
+            Stat::ConnTableFull => dropped("conn_table_full"),
+            Stat::StashTableFull => dropped("stash_table_full"),
+            Stat::ReadFail => dropped("read_fail"),
+            Stat::TruncatedBytes => {
+                self.capture_bytes_not_copied.with_label_values(&["truncated"]).inc_by(delta)
+            }
+            Stat::LostBytes => {
+                self.capture_bytes_not_copied.with_label_values(&["ringbuf_full"]).inc_by(delta)
+            }
+            Stat::NotTcp => self.capture_non_tcp.inc_by(delta),
+        }
+    }
+
+    pub fn userspace_drop(&self, reason: &str) {
+        self.capture_dropped.with_label_values(&["userspace", reason]).inc();
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_totals_become_increments() {
+        let m = Metrics::new();
+        m.set_kernel_stat(Stat::RingbufFull, 5);
+        m.set_kernel_stat(Stat::RingbufFull, 7);
+        m.set_kernel_stat(Stat::LostBytes, 100);
+        let text = m.render();
+        assert!(text.contains(r#"apiguard_capture_dropped_total{reason="ringbuf_full",stage="kernel"} 7"#), "{text}");
+        assert!(text.contains(r#"apiguard_capture_bytes_not_copied_total{reason="ringbuf_full"} 100"#), "{text}");
+    }
+}

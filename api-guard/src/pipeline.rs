@@ -1,0 +1,71 @@
+//! The parsing task: decodes records, drives the connection table and hands exchanges to
+//! the sink. Single-threaded by design: per-connection state needs no locks.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::{
+    capture::{events, table::ConnTable},
+    metrics::Metrics,
+    sink::Sink,
+    wallclock::monotonic_now_ns,
+};
+
+const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+const EXPIRE_INTERVAL: Duration = Duration::from_secs(5);
+
+pub async fn run(
+    mut rx: mpsc::Receiver<Bytes>,
+    mut table: ConnTable,
+    mut sink: Sink,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+    let mut expire = tokio::time::interval(EXPIRE_INTERVAL);
+    let mut out = Vec::new();
+    loop {
+        tokio::select! {
+            record = rx.recv() => match record {
+                Some(record) => handle(&record, &mut table, &metrics, &mut out),
+                None => break, // reader finished (shutdown): everything is drained
+            },
+            _ = flush.tick() => {
+                if let Err(error) = sink.flush() {
+                    warn!(%error, "Flushing exchanges failed");
+                }
+            }
+            _ = expire.tick() => table.expire_idle(monotonic_now_ns(), &mut out),
+            () = shutdown.cancelled(), if rx.is_closed() => break,
+        }
+        write_all(&mut sink, &mut out);
+    }
+    // Requests still waiting for responses are reported with status null.
+    table.drain(monotonic_now_ns(), &mut out);
+    write_all(&mut sink, &mut out);
+    if let Err(error) = sink.flush() {
+        warn!(%error, "Flushing exchanges failed");
+    }
+}
+
+fn handle(record: &[u8], table: &mut ConnTable, metrics: &Metrics, out: &mut Vec<crate::exchange::Exchange>) {
+    match events::decode(record) {
+        Ok(event) => table.apply(event, out),
+        Err(error) => {
+            debug!(%error, "Undecodable capture record");
+            metrics.userspace_drop("malformed_record");
+        }
+    }
+}
+
+fn write_all(sink: &mut Sink, out: &mut Vec<crate::exchange::Exchange>) {
+    for exchange in out.drain(..) {
+        if let Err(error) = sink.record(&exchange) {
+            warn!(%error, "Writing an exchange failed");
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Loads the embedded eBPF object, sets its globals and filters, and attaches every hook.
+//! Required hooks that fail roll everything back (the `Ebpf` is dropped, detaching what was
+//! attached); optional ones are reported in the status and logged.
+
+use std::path::Path;
+
+use api_guard_common::{names::*, ConnInfo, ConnKey, FILTER_BY_COMM, FILTER_BY_PID};
+use aya::{
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+    Ebpf, EbpfLoader,
+};
+use tracing::{info, warn};
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("tracefs is not mounted at {path} and mounting it failed: {source}")]
+    Tracefs { path: &'static str, source: std::io::Error },
+    #[error("loading the eBPF object failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("program {name} is missing from the eBPF object")]
+    MissingProgram { name: &'static str },
+    #[error("map {name} is missing from the eBPF object")]
+    MissingMap { name: &'static str },
+    #[error("map {name}: {source}")]
+    Map { name: &'static str, source: aya::maps::MapError },
+    #[error("attaching required hook {category}/{event}: {source}")]
+    Attach { category: &'static str, event: &'static str, source: aya::programs::ProgramError },
+}
+
+/// One tracepoint program: (program name, category, event, required).
+struct Hook {
+    program: &'static str,
+    category: &'static str,
+    event: &'static str,
+    required: bool,
+}
+
+const fn syscall(program: &'static str) -> Hook {
+    Hook { program, category: "syscalls", event: program, required: true }
+}
+
+/// Exit hooks come before their enter hooks so that no call is stashed without a consumer.
+const HOOKS: &[Hook] = &[
+    Hook { program: "inet_sock_set_state", category: "sock", event: "inet_sock_set_state", required: false },
+    // Since Linux 6.4; without them, non-TCP fds are filtered by the sockaddr family only.
+    Hook { program: "sock_send_length", category: "sock", event: "sock_send_length", required: false },
+    Hook { program: "sock_recv_length", category: "sock", event: "sock_recv_length", required: false },
+    syscall("sys_exit_accept"),
+    syscall("sys_enter_accept"),
+    syscall("sys_exit_accept4"),
+    syscall("sys_enter_accept4"),
+    syscall("sys_exit_connect"),
+    syscall("sys_enter_connect"),
+    syscall("sys_enter_close"),
+    syscall("sys_exit_read"),
+    syscall("sys_enter_read"),
+    syscall("sys_exit_write"),
+    syscall("sys_enter_write"),
+    syscall("sys_exit_recvfrom"),
+    syscall("sys_enter_recvfrom"),
+    syscall("sys_exit_sendto"),
+    syscall("sys_enter_sendto"),
+    syscall("sys_exit_readv"),
+    syscall("sys_enter_readv"),
+    syscall("sys_exit_writev"),
+    syscall("sys_enter_writev"),
+    syscall("sys_exit_recvmsg"),
+    syscall("sys_enter_recvmsg"),
+    syscall("sys_exit_sendmsg"),
+    syscall("sys_enter_sendmsg"),
+    syscall("sys_exit_sendfile64"),
+    syscall("sys_enter_sendfile64"),
+];
+
+/// Outcome of one hook, for `/healthz`-style status output.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HookStatus {
+    pub hook: String,
+    pub attached: bool,
+    pub error: Option<String>,
+}
+
+/// The loaded programs. Dropping it detaches everything.
+pub struct Probes {
+    ebpf: Ebpf,
+    pub status: Vec<HookStatus>,
+}
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+fn ensure_tracefs() -> Result<(), ProbeError> {
+    if Path::new(TRACEFS).join("events").is_dir() {
+        return Ok(());
+    }
+    let ok = |p: &str| std::ffi::CString::new(p).expect("static path without NUL");
+    let (src, target, fstype) = (ok("nodev"), ok(TRACEFS), ok("tracefs"));
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
+    };
+    if rc != 0 {
+        return Err(ProbeError::Tracefs { path: TRACEFS, source: std::io::Error::last_os_error() });
+    }
+    info!(path = TRACEFS, "Mounted tracefs");
+    Ok(())
+}
+
+fn comm_key(name: &str) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    let n = name.len().min(15);
+    key[..n].copy_from_slice(&name.as_bytes()[..n]);
+    key
+}
+
+impl Probes {
+    pub fn load(config: &Config) -> Result<Self, ProbeError> {
+        ensure_tracefs()?;
+        let self_tgid = std::process::id();
+        let cap = config.capture_cap();
+        let mut filter_mode = 0u32;
+        if !config.capture.pids.is_empty() {
+            filter_mode |= FILTER_BY_PID;
+        }
+        if !config.capture.comms.is_empty() {
+            filter_mode |= FILTER_BY_COMM;
+        }
+        // Wake the reader once a quarter of the ring is waiting; the reader's timer covers the rest.
+        let wakeup = u64::from(config.capture.ring_buffer_bytes / 4);
+        let ebpf = EbpfLoader::new()
+            .override_global(GLOBAL_SELF_TGID, &self_tgid, true)
+            .override_global(GLOBAL_CAPTURE_CAP, &cap, true)
+            .override_global(GLOBAL_FILTER_MODE, &filter_mode, true)
+            .override_global(GLOBAL_WAKEUP_BYTES, &wakeup, true)
+            .map_max_entries(MAP_EVENTS, config.capture.ring_buffer_bytes)
+            .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/api-guard")))?;
+
+        let mut probes = Self { ebpf, status: Vec::new() };
+        probes.fill_filters(config)?;
+        probes.attach_all()?;
+        Ok(probes)
+    }
+
+    fn fill_filters(&mut self, config: &Config) -> Result<(), ProbeError> {
+        let mut pids: HashMap<_, u32, u8> = self.typed_map(MAP_FILTER_PIDS)?;
+        for pid in &config.capture.pids {
+            pids.insert(pid, 1, 0).map_err(|source| ProbeError::Map { name: MAP_FILTER_PIDS, source })?;
+        }
+        let mut comms: HashMap<_, [u8; 16], u8> = self.typed_map(MAP_FILTER_COMMS)?;
+        for comm in &config.capture.comms {
+            comms
+                .insert(comm_key(comm), 1, 0)
+                .map_err(|source| ProbeError::Map { name: MAP_FILTER_COMMS, source })?;
+        }
+        Ok(())
+    }
+
+    fn typed_map<'a, T>(&'a mut self, name: &'static str) -> Result<T, ProbeError>
+    where
+        T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        let map = self.ebpf.map_mut(name).ok_or(ProbeError::MissingMap { name })?;
+        T::try_from(map).map_err(|source| ProbeError::Map { name, source })
+    }
+
+    fn attach_all(&mut self) -> Result<(), ProbeError> {
+        for hook in HOOKS {
+            if self.ebpf.program(hook.program).is_none() {
+                return Err(ProbeError::MissingProgram { name: hook.program });
+            }
+            let label = format!("tracepoint/{}/{}", hook.category, hook.event);
+            match self.attach(hook) {
+                Ok(()) => self.status.push(HookStatus { hook: label, attached: true, error: None }),
+                Err(source) if !hook.required => {
+                    warn!(hook = %label, error = %source, "Optional hook not attached");
+                    self.status.push(HookStatus { hook: label, attached: false, error: Some(source.to_string()) });
+                }
+                Err(source) => {
+                    return Err(ProbeError::Attach { category: hook.category, event: hook.event, source })
+                }
+            }
+        }
+        info!(hooks = self.status.iter().filter(|s| s.attached).count(), "Probes attached");
+        Ok(())
+    }
+
+    fn attach(&mut self, hook: &Hook) -> Result<(), aya::programs::ProgramError> {
+        let Some(program) = self.ebpf.program_mut(hook.program) else {
+            return Err(aya::programs::ProgramError::UnexpectedProgramType);
+        };
+        let tp: &mut TracePoint = program.try_into()?;
+        tp.load()?;
+        tp.attach(hook.category, hook.event)?;
+        Ok(())
+    }
+
+    /// The ring buffer, moved out for the reader task.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
+        self.take(MAP_EVENTS)
+    }
+
+    pub fn take_stats(&mut self) -> Result<PerCpuArray<MapData, u64>, ProbeError> {
+        self.take(MAP_STATS)
+    }
+
+    pub fn take_conns(&mut self) -> Result<HashMap<MapData, ConnKey, ConnInfo>, ProbeError> {
+        self.take(MAP_CONNS)
+    }
+
+    fn take<T>(&mut self, name: &'static str) -> Result<T, ProbeError>
+    where
+        T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        let map = self.ebpf.take_map(name).ok_or(ProbeError::MissingMap { name })?;
+        T::try_from(map).map_err(|source| ProbeError::Map { name, source })
+    }
+}

@@ -1,0 +1,27 @@
+//! Harness for api-guard's root-only integration tests and the overhead benchmark.
+//!
+//! Everything here talks to real processes: network namespaces and veth pairs made with
+//! iproute2, nginx and a python `http.server`, curl and wrk as clients, and the daemon
+//! binary itself. Every resource is an RAII guard with a name unique to this process
+//! (pid + counter), so tests run in parallel and a failing test leaves nothing behind.
+//!
+//! Child processes are spawned with `PR_SET_PDEATHSIG`, which fires when the *thread*
+//! that spawned them exits: create servers and agents on the thread that uses them
+//! (a test's own thread or xtask's main thread), never in a short-lived helper thread.
+
+pub mod agent;
+pub mod bpf;
+pub mod curl;
+pub mod exchange;
+pub mod metrics;
+pub mod netns;
+pub mod procfs;
+pub mod servers;
+pub mod util;
+pub mod wrk;
+
+pub use agent::{Agent, AgentOptions};
+pub use curl::{Curl, CurlExe, CurlRun, Transfer};
+pub use netns::{unique_port, veth_pair, Netns};
+pub use servers::{Nginx, NginxOptions, PyHttpServer, PyOptions};
+pub use util::{require_root, TempDir};

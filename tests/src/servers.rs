@@ -1,0 +1,457 @@
+//! Real HTTP servers (nginx, python `http.server`) inside a namespace, plus a raw client
+//! for pipelining. All are killed and their directories removed on drop (also on panic).
+
+use std::fs;
+use std::net::SocketAddr;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+
+use crate::netns::Netns;
+use crate::procfs::is_listening;
+use crate::util::{
+    die_with_parent, kill_and_reap, python3_bin, run_with_timeout, tail, wait_until, write_filled,
+    Finished, TempDir,
+};
+
+/// The byte every served file is filled with.
+pub const FILL_BYTE: u8 = b'x';
+
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn write_root_files(root: &Path, files: &[(&str, usize)]) -> Result<()> {
+    fs::create_dir_all(root)?;
+    for &(name, size) in files {
+        ensure!(
+            !name.is_empty() && !name.contains('/') && name != "." && name != "..",
+            "file name {name:?} must be a plain name inside the server root"
+        );
+        write_filled(&root.join(name), size, FILL_BYTE)?;
+    }
+    Ok(())
+}
+
+/// Waits until `pid` listens on `addr`, failing early (with `logs()`) if it exits.
+fn wait_listening(child: &mut Child, addr: SocketAddr, logs: impl Fn() -> String) -> Result<()> {
+    let pid = child.id();
+    wait_until(
+        &format!("pid {pid} to listen on {addr}"),
+        START_TIMEOUT,
+        Duration::from_millis(20),
+        || {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "server exited with {status} before listening on {addr}: {}",
+                    logs()
+                );
+            }
+            Ok(is_listening(pid, addr)?.then_some(()))
+        },
+    )
+    .with_context(logs)
+}
+
+fn read_lossy(path: &Path) -> String {
+    fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// nginx options beyond the fixed test configuration.
+#[derive(Debug, Clone, Default)]
+pub struct NginxOptions {
+    /// Log every request to `access.log` (one line each), the ground truth of how many
+    /// requests nginx served. Off by default: it costs a file write per request.
+    pub access_log: bool,
+}
+
+/// A single nginx process (`master_process off`, so the pid that serves is the pid we
+/// spawned) serving files of given sizes from a temp dir.
+///
+/// Locations: `/<file>` serves the files; `/upload` reads and discards a request body of
+/// up to 64 MiB and answers `201` with the 8-byte body `created\n`.
+pub struct Nginx {
+    child: Child,
+    listen: SocketAddr,
+    dir: TempDir,
+}
+
+impl Nginx {
+    pub fn start(ns: &Netns, listen: SocketAddr, root_files: &[(&str, usize)]) -> Result<Nginx> {
+        Self::start_with(ns, listen, root_files, NginxOptions::default())
+    }
+
+    pub fn start_with(
+        ns: &Netns,
+        listen: SocketAddr,
+        root_files: &[(&str, usize)],
+        opts: NginxOptions,
+    ) -> Result<Nginx> {
+        let dir = TempDir::new("nginx")?;
+        write_root_files(&dir.join("www"), root_files)?;
+        fs::create_dir_all(dir.join("tmp"))?;
+        let conf = nginx_conf(dir.path(), listen, &opts);
+        fs::write(dir.join("nginx.conf"), conf)?;
+        let mut cmd = ns.cmd("/usr/sbin/nginx");
+        cmd.arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(dir.join("stdout.log"))?)
+            .stderr(fs::File::create(dir.join("stderr.log"))?);
+        die_with_parent(&mut cmd, libc::SIGKILL);
+        let child = cmd.spawn().context("spawning nginx")?;
+        let mut nginx = Nginx { child, listen, dir };
+        let logs = nginx.logs_fn();
+        wait_listening(&mut nginx.child, listen, logs)?;
+        Ok(nginx)
+    }
+
+    fn logs_fn(&self) -> impl Fn() -> String {
+        let dir = self.dir.path().to_path_buf();
+        move || {
+            format!(
+                "nginx stderr: {}\nnginx error.log: {}",
+                tail(&read_lossy(&dir.join("stderr.log")), 20),
+                tail(&read_lossy(&dir.join("error.log")), 20)
+            )
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// `http://<listen><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.listen)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Requests nginx has finished (lines in access.log; needs `NginxOptions::access_log`).
+    pub fn access_log_lines(&self) -> Result<usize> {
+        let path = self.dir.join("access.log");
+        let text = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(text.iter().filter(|&&b| b == b'\n').count())
+    }
+
+    /// Tail of nginx's stderr and error.log, for failure messages.
+    pub fn logs(&self) -> String {
+        (self.logs_fn())()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        kill_and_reap(&mut self.child);
+    }
+}
+
+fn nginx_conf(dir: &Path, listen: SocketAddr, opts: &NginxOptions) -> String {
+    let d = dir.display();
+    let access_log = if opts.access_log {
+        format!(
+            "log_format count '$connection $connection_requests $request_method $uri $status $request_length $bytes_sent';\n    \
+             access_log {d}/access.log count;"
+        )
+    } else {
+        "access_log off;".to_string()
+    };
+    format!(
+        r#"daemon off;
+master_process off;
+worker_processes 1;
+error_log {d}/error.log warn;
+pid {d}/nginx.pid;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    {access_log}
+    client_body_temp_path {d}/tmp/client_body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    default_type application/octet-stream;
+    # The capture path sees read/write/writev, not sendfile(2): serve bodies with writes.
+    sendfile off;
+    keepalive_timeout 60s;
+    keepalive_requests 1000000;
+    server_tokens off;
+    server {{
+        listen {listen};
+        server_name _;
+        root {d}/www;
+        location / {{
+        }}
+        # `return` reads and discards the request body; that is all the wire needs.
+        location /upload {{
+            client_max_body_size 64m;
+            client_body_buffer_size 1m;
+            return 201 "created\n";
+        }}
+    }}
+}}
+"#
+    )
+}
+
+const PY_SERVER: &str = r#"
+import functools, http.server, socket, sys
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    # The module's default is HTTP/1.0, which closes the connection after every response;
+    # HTTP/1.1 keeps it alive so one client connection carries several exchanges.
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        received = self.read_body()
+        body = b"ok\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Received-Bytes", str(received))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            total = 0
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return total
+                total += len(self.rfile.read(size))
+                self.rfile.readline()
+        return len(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+
+    def log_message(self, fmt, *args):
+        pass
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+def main():
+    host, port, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    if ":" in host:
+        Server.address_family = socket.AF_INET6
+    handler = functools.partial(Handler, directory=root)
+    with Server((host, port), handler) as srv:
+        srv.serve_forever()
+
+main()
+"#;
+
+/// Options for [`PyHttpServer`].
+#[derive(Debug, Clone, Default)]
+pub struct PyOptions {
+    /// Run python through a symlink of this name, which becomes the process comm
+    /// (`[capture] comms` can then select exactly this server). At most 15 bytes.
+    pub comm: Option<String>,
+}
+
+/// python3's `http.server` (threaded, speaking HTTP/1.1 with keep-alive, unlike
+/// `python3 -m http.server`, which answers HTTP/1.0 and closes each connection).
+/// GET/HEAD serve files from a temp dir; POST reads the whole body (Content-Length or
+/// chunked) and answers `200` with the 3-byte body `ok\n` and `X-Received-Bytes`.
+pub struct PyHttpServer {
+    child: Child,
+    listen: SocketAddr,
+    comm: String,
+    dir: TempDir,
+}
+
+impl PyHttpServer {
+    pub fn start(ns: &Netns, listen: SocketAddr, root_files: &[(&str, usize)]) -> Result<Self> {
+        Self::start_with(ns, listen, root_files, PyOptions::default())
+    }
+
+    pub fn start_with(
+        ns: &Netns,
+        listen: SocketAddr,
+        root_files: &[(&str, usize)],
+        opts: PyOptions,
+    ) -> Result<Self> {
+        let dir = TempDir::new("pyhttp")?;
+        let root = dir.join("www");
+        write_root_files(&root, root_files)?;
+        let script = dir.join("server.py");
+        fs::write(&script, PY_SERVER)?;
+        let python = python3_bin();
+        let (exe, comm) = match &opts.comm {
+            Some(comm) => {
+                ensure!(
+                    !comm.is_empty() && comm.len() <= 15 && !comm.contains('/'),
+                    "comm {comm:?} must be 1-15 bytes without '/'"
+                );
+                let link = dir.join(comm);
+                let target = crate::util::which(&python.to_string_lossy())
+                    .unwrap_or_else(|_| python.clone());
+                symlink(&target, &link)?;
+                (link, comm.clone())
+            }
+            None => (python.clone(), comm_of_path(&python)),
+        };
+        let mut cmd = ns.cmd(&exe);
+        cmd.arg(&script)
+            .arg(listen.ip().to_string())
+            .arg(listen.port().to_string())
+            .arg(&root)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(dir.join("stdout.log"))?)
+            .stderr(fs::File::create(dir.join("stderr.log"))?);
+        die_with_parent(&mut cmd, libc::SIGKILL);
+        let child = cmd.spawn().context("spawning python http server")?;
+        let mut server = PyHttpServer {
+            child,
+            listen,
+            comm,
+            dir,
+        };
+        let stderr = server.dir.join("stderr.log");
+        wait_listening(&mut server.child, listen, move || {
+            format!("python stderr: {}", tail(&read_lossy(&stderr), 20))
+        })?;
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// The process comm (what `/proc/<pid>/comm` shows).
+    pub fn comm(&self) -> &str {
+        &self.comm
+    }
+
+    /// `http://<listen><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.listen)
+    }
+}
+
+impl Drop for PyHttpServer {
+    fn drop(&mut self) {
+        kill_and_reap(&mut self.child);
+    }
+}
+
+fn comm_of_path(path: &Path) -> String {
+    let mut comm = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    comm.truncate(15);
+    comm
+}
+
+const RAW_CLIENT: &str = r#"
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+payload = bytes.fromhex(sys.argv[3])
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(family, socket.SOCK_STREAM)
+s.settimeout(5)
+s.connect((host, port))
+sys.stdout.write("local_port %d\n" % s.getsockname()[1])
+sys.stdout.flush()
+s.sendall(payload)
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+s.close()
+sys.stdout.buffer.write(data)
+"#;
+
+/// What [`raw_exchange`] saw.
+#[derive(Debug)]
+pub struct RawRun {
+    /// pid (and comm `python3`) of the client process.
+    pub pid: u32,
+    /// Its ephemeral port.
+    pub local_port: u16,
+    /// Everything the server sent until it closed the connection.
+    pub response: Vec<u8>,
+}
+
+impl RawRun {
+    /// Status codes of the responses in `response`, in order (`HTTP/1.x NNN` line starts).
+    pub fn status_codes(&self) -> Vec<u16> {
+        let text = String::from_utf8_lossy(&self.response);
+        let mut codes = Vec::new();
+        let mut rest = text.as_ref();
+        while let Some(i) = rest.find("HTTP/1.") {
+            let line = &rest[i..];
+            if let Some(code) = line.get(9..12).and_then(|c| c.parse().ok()) {
+                codes.push(code);
+            }
+            rest = &rest[i + 7..];
+        }
+        codes
+    }
+}
+
+/// Connects from inside `ns` to `addr`, sends `payload` with one `send`, and reads until
+/// the server closes (end the payload with a `Connection: close` request). Bounded: 5 s
+/// socket timeout, 10 s overall.
+pub fn raw_exchange(ns: &Netns, addr: SocketAddr, payload: &[u8]) -> Result<RawRun> {
+    let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+    let mut cmd = ns.cmd(python3_bin());
+    cmd.arg("-c")
+        .arg(RAW_CLIENT)
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .arg(hex);
+    let done: Finished = run_with_timeout(&mut cmd, Duration::from_secs(10))?;
+    ensure!(
+        done.status.success(),
+        "raw client failed ({}): {}",
+        done.status,
+        done.stderr_text()
+    );
+    let out = done.stdout;
+    let nl = out
+        .iter()
+        .position(|&b| b == b'\n')
+        .context("raw client printed nothing")?;
+    let first = String::from_utf8_lossy(&out[..nl]).into_owned();
+    let local_port = first
+        .strip_prefix("local_port ")
+        .and_then(|p| p.trim().parse().ok())
+        .with_context(|| format!("unexpected raw client output {first:?}"))?;
+    Ok(RawRun {
+        pid: done.pid,
+        local_port,
+        response: out[nl + 1..].to_vec(),
+    })
+}
+
+/// A path inside a server's temp dir, for tests that need scratch files next to it.
+pub fn scratch_file(dir: &TempDir, name: &str, size: usize) -> Result<PathBuf> {
+    let path = dir.join(name);
+    write_filled(&path, size, FILL_BYTE)?;
+    Ok(path)
+}

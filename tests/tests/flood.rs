@@ -1,0 +1,163 @@
+//! Load beyond what the capture path may keep up with: wrk (2 threads, 50 connections,
+//! 3 s) against nginx over a veth pair, the agent capturing only nginx's pid.
+//!
+//! Nothing may be lost silently: every request nginx served is either an exchange or
+//! counted in `apiguard_http_exchanges_lost_total`.
+//!
+//! Ground truth is nginx's access log, not wrk's count: wrk reports completed responses,
+//! and when it stops each connection may have one request nginx already served (so
+//! wrk ≤ served ≤ wrk + connections, checked below).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use integration_tests::exchange::{dump, of_pid, pid_role};
+use integration_tests::util::wait_until;
+use integration_tests::wrk::{self, WrkArgs};
+use integration_tests::{
+    require_root, unique_port, veth_pair, Agent, AgentOptions, Netns, Nginx, NginxOptions,
+};
+
+const REQUESTS: &str = "apiguard_http_requests_total";
+const LOST: &str = "apiguard_http_exchanges_lost_total";
+
+#[test]
+fn flood_is_fully_accounted_for() -> Result<()> {
+    require_root()?;
+    let ns_srv = Netns::new("agflood-srv")?;
+    let ns_cli = Netns::new("agflood-cli")?;
+    let (ip_srv, _) = veth_pair(&ns_srv, &ns_cli)?;
+    let nginx = Nginx::start_with(
+        &ns_srv,
+        SocketAddr::new(ip_srv.into(), unique_port()?),
+        &[("f1k", 1024)],
+        NginxOptions { access_log: true },
+    )?;
+    let mut agent = Agent::start(AgentOptions {
+        config_toml: Some(format!("[capture]\npids = [{}]\n", nginx.pid())),
+        ..AgentOptions::default()
+    })?;
+    let before = agent.metrics()?;
+
+    let args = WrkArgs {
+        threads: 2,
+        connections: 50,
+        duration: Duration::from_secs(3),
+        latency: false,
+    };
+    let report = wrk::run(&ns_cli, &nginx.url("/f1k"), &args)?;
+    ensure!(
+        report.requests > 0 && report.non_2xx_3xx == 0,
+        "wrk:\n{}",
+        report.raw
+    );
+
+    // nginx logs each request as it finishes; wait until the count stops moving.
+    let served = wait_until(
+        "nginx's access log to settle",
+        Duration::from_secs(10),
+        Duration::from_millis(300),
+        {
+            let nginx = &nginx;
+            let mut last = None;
+            move || {
+                let n = nginx.access_log_lines()?;
+                let settled = last == Some(n);
+                last = Some(n);
+                Ok(settled.then_some(n as u64))
+            }
+        },
+    )?;
+
+    // Let the daemon drain: until captured + lost reaches what nginx served, or until
+    // its counters stop moving for 2 s (bounded at 60 s overall).
+    let delta = |m: &integration_tests::metrics::Metrics, name: &str, labels: &[(&str, &str)]| {
+        (m.sum(name, labels) - before.sum(name, labels)) as u64
+    };
+    let mut stable_since = std::time::Instant::now();
+    let mut last = (u64::MAX, u64::MAX);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let m = agent.metrics()?;
+        let now = (
+            delta(&m, REQUESTS, &[("role", "server")]),
+            delta(&m, LOST, &[]),
+        );
+        if now != last {
+            last = now;
+            stable_since = std::time::Instant::now();
+        }
+        if now.0 + now.1 >= served
+            || stable_since.elapsed() > Duration::from_secs(2)
+            || std::time::Instant::now() > deadline
+        {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let captured = delta(&metrics, REQUESTS, &[("role", "server")]);
+    let lost = delta(&metrics, LOST, &[]);
+    let client_side = delta(&metrics, REQUESTS, &[("role", "client")]);
+
+    println!(
+        "wrk completed {} requests ({:.0} req/s, {} socket errors); nginx served {served}; \
+         agent captured {captured}, counted lost {lost}, client-side {client_side}",
+        report.requests, report.requests_per_sec, report.socket_errors
+    );
+    println!("drops during the flood:\n{}", {
+        let mut s = String::new();
+        for sample in metrics.named("apiguard_capture_dropped_total") {
+            let base = before
+                .samples
+                .iter()
+                .find(|b| b.name == sample.name && b.labels == sample.labels)
+                .map_or(0.0, |b| b.value);
+            s += &format!(
+                "  {}{:?} +{}\n",
+                sample.name,
+                sample.labels,
+                sample.value - base
+            );
+        }
+        s
+    });
+
+    ensure!(
+        served >= report.requests && served <= report.requests + u64::from(args.connections),
+        "nginx served {served} but wrk completed {} with {} connections",
+        report.requests,
+        args.connections
+    );
+    ensure!(
+        captured + lost == served,
+        "captured {captured} + lost {lost} = {} != {served} requests nginx served\n{}",
+        captured + lost,
+        agent.diagnostics()
+    );
+    ensure!(
+        client_side == 0,
+        "the pid filter admits only nginx, yet {client_side} client exchanges"
+    );
+
+    // The file agrees with the counter, and holds nothing but nginx's server side.
+    let status = agent.stop()?;
+    ensure!(
+        status.success(),
+        "api-guard exited with {status}:\n{}",
+        agent.stderr_tail(30)
+    );
+    let in_file = agent.count_exchanges(pid_role(nginx.pid(), "server"))? as u64;
+    let others = agent.exchanges_matching(|e| !of_pid(nginx.pid())(e))?;
+    ensure!(
+        others.is_empty(),
+        "pids = [{}] must exclude every other process, found:\n{}",
+        nginx.pid(),
+        dump(&others[..others.len().min(20)])
+    );
+    ensure!(
+        in_file == captured,
+        "exchanges file has {in_file} nginx exchanges, the counter says {captured}"
+    );
+    Ok(())
+}

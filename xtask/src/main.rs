@@ -1,0 +1,175 @@
+//! Developer commands for api-guard: `cargo xtask setup|build|run|test|bench`.
+
+mod bench;
+mod setup;
+mod util;
+
+use std::{
+    ffi::OsString,
+    os::unix::process::CommandExt as _,
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+
+use setup::Scope;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Developer commands for api-guard"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building, running and testing need: nightly rust-src, bpf-linker, Debian
+    /// packages; mount tracefs and bpffs. Idempotent; needs root (except --dry-run).
+    Setup(setup::SetupArgs),
+    /// Build the agent (the eBPF object is built and embedded by api-guard's build.rs) and print
+    /// the binary's path. Sets up the toolchain only, so it needs no root.
+    Build {
+        /// Build the debug profile instead of release.
+        #[arg(long)]
+        debug: bool,
+    },
+    /// Set up, build, then replace this process with `api-guard run [ARGS...]` (as root).
+    Run {
+        /// Passed to `api-guard run`, e.g. `-- --exchanges - --metrics-addr 127.0.0.1:9464`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<OsString>,
+    },
+    /// Set up, build the agent once, then run the whole test suite, root/eBPF integration
+    /// tests included (as root).
+    Test {
+        /// Passed to `cargo test`, e.g. `-- -p integration-tests -- --nocapture`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "EXTRA"
+        )]
+        extra: Vec<OsString>,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Measure the agent's overhead on a real HTTP server.
+    Overhead(bench::OverheadArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    util::ensure_cargo_bin_on_path();
+    let result = match cli.command {
+        Cmd::Setup(args) => setup::setup(&args),
+        Cmd::Build { debug } => build(!debug),
+        Cmd::Run { args } => run(&args),
+        Cmd::Test { extra } => test(&extra),
+        Cmd::Bench {
+            command: BenchCmd::Overhead(args),
+        } => bench::overhead(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line with the whole context chain ("tests failed: `cargo test ...` failed").
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build(release: bool) -> Result<()> {
+    setup::ensure(Scope::Toolchain)?;
+    let bin = util::build_agent(release)?;
+    println!("{}", bin.display());
+    Ok(())
+}
+
+fn run(args: &[OsString]) -> Result<()> {
+    setup::ensure(Scope::All)?;
+    let bin = util::build_agent(true)?;
+    let mut cmd = Command::new(&bin);
+    cmd.arg("run").args(args);
+    eprintln!("$ {}", util::show(&cmd));
+    // exec: the agent takes over this process, so Ctrl-C and SIGTERM reach it directly.
+    let err = cmd.exec();
+    Err(err).with_context(|| format!("could not start {}", bin.display()))
+}
+
+fn test(extra: &[OsString]) -> Result<()> {
+    setup::ensure(Scope::All)?;
+    let shared = util::shared_dir()?;
+    let bin = util::build_agent(true)?;
+    let mut cmd = util::cargo();
+    cmd.args(["test", "--release", "--no-fail-fast"]);
+    if !selects_packages(extra) {
+        // --workspace would override a -p given in EXTRA.
+        cmd.args(["--workspace", "--exclude", "api-guard-ebpf"]);
+    }
+    cmd.args(extra)
+        .env("API_GUARD_BIN", &bin)
+        .env("API_GUARD_SHARED", &shared);
+    util::run(&mut cmd).context("tests failed")
+}
+
+/// Whether cargo arguments (before a `--`) choose packages with `-p`/`--package`.
+fn selects_packages(args: &[OsString]) -> bool {
+    args.iter()
+        .map(|a| a.to_string_lossy())
+        .take_while(|a| a != "--")
+        .any(|a| a.starts_with("-p") || a == "--package" || a.starts_with("--package="))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn package_selection_before_separator_only() {
+        assert!(selects_packages(&os(&["-p", "integration-tests"])));
+        assert!(selects_packages(&os(&["-papi-guard"])));
+        assert!(selects_packages(&os(&[
+            "--package=api-guard",
+            "--",
+            "--nocapture"
+        ])));
+        assert!(!selects_packages(&os(&["--test", "capture", "--", "-p"])));
+        assert!(!selects_packages(&[]));
+    }
+
+    #[test]
+    fn trailing_args_are_passed_through() {
+        let cli = Cli::try_parse_from(["xtask", "test", "--", "-p", "x", "--", "--nocapture"])
+            .expect("parses");
+        let Cmd::Test { extra } = cli.command else {
+            panic!("not test")
+        };
+        assert_eq!(extra, os(&["-p", "x", "--", "--nocapture"]));
+
+        let cli = Cli::try_parse_from(["xtask", "run", "--exchanges", "-"]).expect("parses");
+        let Cmd::Run { args } = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args, os(&["--exchanges", "-"]));
+    }
+}
