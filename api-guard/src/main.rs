@@ -114,11 +114,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let (tx, rx) = mpsc::channel(config.capture.channel_capacity);
+    let (untrack_tx, untrack_rx) = mpsc::channel(4096);
     let table = ConnTable::new(
         config.http.limits(),
         config.http.max_connections,
         Duration::from_secs(config.http.idle_timeout_secs),
         metrics.clone(),
+        untrack_tx,
     );
     let mut tasks = JoinSet::new();
     let reader_shutdown = shutdown.clone();
@@ -129,7 +131,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     });
     tasks.spawn(pipeline::run(rx, table, sink, metrics.clone(), shutdown.clone()));
-    tasks.spawn(capture::kernel::run(kernel, metrics.clone(), shutdown.clone()));
+    tasks.spawn(capture::kernel::run(kernel, untrack_rx, metrics.clone(), shutdown.clone()));
     tasks.spawn(server::serve(listener, metrics.clone(), shutdown.clone()));
 
     metrics.set_ready(true);

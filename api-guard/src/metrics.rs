@@ -22,6 +22,9 @@ pub struct Inner {
     pub http_request_bytes: IntCounterVec,
     pub http_response_bytes: IntCounterVec,
     pub http_parse_errors: IntCounter,
+    pub http_exchanges_lost: IntCounter,
+    pub http_connections_ignored: IntCounterVec,
+    pub http_buffered_bytes: IntGauge,
     pub capture_events: IntCounter,
     pub capture_dropped: IntCounterVec,
     pub capture_bytes_not_copied: IntCounterVec,
@@ -71,6 +74,12 @@ impl Metrics {
             IntGauge::new("apiguard_connections_tracked", "Connections currently parsed.")
                 .expect("valid metric definition");
         r.register(Box::new(connections_tracked.clone())).expect("metric registered once");
+        let http_buffered_bytes = IntGauge::new(
+            "apiguard_http_buffered_bytes",
+            "Bytes held by all HTTP parsers (heads in progress, body prefixes).",
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(http_buffered_bytes.clone())).expect("metric registered once");
         let inner = Inner {
             http_requests: counter_vec(
                 &r,
@@ -96,6 +105,19 @@ impl Metrics {
                 "apiguard_http_parse_errors_total",
                 "Malformed or unparseable HTTP input.",
             ),
+            http_exchanges_lost: counter(
+                &r,
+                "apiguard_http_exchanges_lost_total",
+                "Exchanges known to be lost: responses whose request fell into a capture gap, \
+                 requests dropped by the pipelining bound.",
+            ),
+            http_connections_ignored: counter_vec(
+                &r,
+                "apiguard_http_connections_ignored_total",
+                "Connections no longer parsed (and no longer copied by the kernel), by reason.",
+                &["reason"],
+            ),
+            http_buffered_bytes,
             capture_events: counter(
                 &r,
                 "apiguard_capture_events_total",

@@ -6,9 +6,11 @@ use std::{path::Path, time::Duration};
 
 use api_guard_common::{ConnInfo, ConnKey, Stat};
 use aya::maps::{HashMap, MapData, PerCpuArray};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::table::Untrack;
 use crate::metrics::Metrics;
 
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -29,6 +31,14 @@ impl KernelState {
         }
     }
 
+    /// Stops kernel capture of a connection userspace no longer parses, unless the fd was
+    /// reused by a newer connection meanwhile.
+    pub fn untrack(&mut self, key: ConnKey, conn_id: u64) {
+        if self.conns.get(&key, 0).is_ok_and(|info| info.conn_id == conn_id) {
+            let _ = self.conns.remove(&key);
+        }
+    }
+
     /// Deletes entries whose process is gone; returns how many.
     pub fn sweep_dead(&mut self) -> usize {
         let dead: Vec<ConnKey> = self
@@ -44,12 +54,21 @@ impl KernelState {
     }
 }
 
-pub async fn run(mut state: KernelState, metrics: Metrics, shutdown: CancellationToken) {
+pub async fn run(
+    mut state: KernelState,
+    mut untrack: mpsc::Receiver<Untrack>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(STATS_INTERVAL);
     let mut n = 0u32;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            Some((key, conn_id)) = untrack.recv() => {
+                state.untrack(key, conn_id);
+                continue;
+            }
             () = shutdown.cancelled() => {
                 state.export_stats(&metrics);
                 return;

@@ -1,12 +1,15 @@
 //! The userspace connection table: one HTTP parser per live connection, keyed by (tgid, fd)
 //! and checked against the kernel's conn_id so a reused fd never mixes two connections.
-//! Bounded: at most `max_connections` entries, idle ones expire.
+//! Bounded: at most `max_connections` entries, each parser's memory is bounded by its
+//! limits, idle entries expire. Connections that turn out not to be HTTP (or upgrade) are
+//! handed back to the kernel side to stop copying their payload.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use api_guard_common::{
-    ADDR_TUPLE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, ROLE_SERVER,
+    ConnKey, ADDR_TUPLE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, ROLE_SERVER,
 };
+use tokio::sync::mpsc;
 
 use super::{
     events::{CloseEvent, ConnRef, DataEvent, Event, OpenEvent},
@@ -14,14 +17,22 @@ use super::{
 };
 use crate::{
     exchange::{ConnMeta, Exchange, Role},
-    http::{HttpConnection, HttpExchange, HttpLimits, Stream},
+    http::{ConnState, HttpConnection, HttpExchange, HttpLimits, Stream},
     metrics::Metrics,
 };
 
+/// A request to stop capturing a connection in the kernel (removed only if the id matches).
+pub type Untrack = (ConnKey, u64);
+
 struct Conn {
     meta: Arc<ConnMeta>,
-    http: HttpConnection,
+    /// `None` once the connection is ignored (not HTTP, upgraded, unparseable).
+    http: Option<HttpConnection>,
     last_ts_ns: u64,
+    /// Counters of `http` already exported, to export only increments.
+    seen_errors: u64,
+    seen_lost: u64,
+    buffered: usize,
 }
 
 pub struct ConnTable {
@@ -30,7 +41,9 @@ pub struct ConnTable {
     max_connections: usize,
     idle_timeout_ns: u64,
     metrics: Metrics,
-    scratch: Vec<HttpExchange>,
+    untrack: mpsc::Sender<Untrack>,
+    /// Sum of every parser's buffered bytes.
+    buffered_total: usize,
 }
 
 /// Which HTTP stream a direction carries, given the traced process's role.
@@ -42,15 +55,31 @@ fn stream(role: Role, dir: u8) -> Option<Stream> {
     }
 }
 
+fn ignore_reason(state: ConnState) -> Option<&'static str> {
+    match state {
+        ConnState::Detecting | ConnState::Http => None,
+        ConnState::NotHttp => Some("not_http"),
+        ConnState::Upgraded => Some("upgraded"),
+        ConnState::Failed => Some("failed"),
+    }
+}
+
 impl ConnTable {
-    pub fn new(limits: HttpLimits, max_connections: usize, idle_timeout: Duration, metrics: Metrics) -> Self {
+    pub fn new(
+        limits: HttpLimits,
+        max_connections: usize,
+        idle_timeout: Duration,
+        metrics: Metrics,
+        untrack: mpsc::Sender<Untrack>,
+    ) -> Self {
         Self {
             conns: HashMap::new(),
             limits,
             max_connections,
             idle_timeout_ns: idle_timeout.as_nanos() as u64,
             metrics,
-            scratch: Vec::new(),
+            untrack,
+            buffered_total: 0,
         }
     }
 
@@ -62,6 +91,7 @@ impl ConnTable {
             Event::Close(e) => self.close(e, out),
         }
         self.metrics.connections_tracked.set(self.conns.len() as i64);
+        self.metrics.http_buffered_bytes.set(self.buffered_total as i64);
     }
 
     fn open(&mut self, e: OpenEvent, out: &mut Vec<Exchange>) {
@@ -91,7 +121,14 @@ impl ConnTable {
             peer,
             tls: false,
         };
-        let conn = Conn { meta: Arc::new(meta), http: HttpConnection::new(self.limits.clone()), last_ts_ns: e.ts_ns };
+        let conn = Conn {
+            meta: Arc::new(meta),
+            http: Some(HttpConnection::new(self.limits)),
+            last_ts_ns: e.ts_ns,
+            seen_errors: 0,
+            seen_lost: 0,
+            buffered: 0,
+        };
         self.conns.insert(key, conn);
     }
 
@@ -103,67 +140,93 @@ impl ConnTable {
     }
 
     fn data(&mut self, e: DataEvent, out: &mut Vec<Exchange>) {
-        let metrics = self.metrics.clone();
-        let mut produced = std::mem::take(&mut self.scratch);
         let Some(conn) = self.lookup(e.conn) else {
-            metrics.userspace_drop("unknown_conn");
-            return;
-        };
-        let Some(stream) = stream(conn.meta.role, e.dir) else {
-            metrics.userspace_drop("bad_direction");
+            self.metrics.userspace_drop("unknown_conn");
             return;
         };
         conn.last_ts_ns = e.ts_ns;
-        let errors_before = conn.http.parse_errors();
-        if e.gap_before > 0 {
-            conn.http.gap(stream, e.gap_before, e.ts_ns, &mut produced);
-        }
-        if !e.payload.is_empty() {
-            conn.http.feed(stream, &e.payload, e.ts_ns, &mut produced);
-        }
-        if e.gap_after > 0 && e.flags & (DATA_TRUNCATED | DATA_NO_PAYLOAD) != 0 {
-            conn.http.gap(stream, e.gap_after, e.ts_ns, &mut produced);
-        }
-        metrics.http_parse_errors.inc_by(conn.http.parse_errors().saturating_sub(errors_before));
-        let meta = conn.meta.clone();
-        out.extend(produced.drain(..).map(|http| Exchange { conn: meta.clone(), http }));
-        self.scratch = produced;
+        let Some(stream) = stream(conn.meta.role, e.dir) else {
+            self.metrics.userspace_drop("bad_direction");
+            return;
+        };
+        let cut = e.gap_after > 0 && e.flags & (DATA_TRUNCATED | DATA_NO_PAYLOAD) != 0;
+        let (gap_before, payload, gap_after) = (e.gap_before, e.payload, if cut { e.gap_after } else { 0 });
+        self.drive(e.conn, out, |http, produced| {
+            if gap_before > 0 {
+                http.gap(stream, gap_before, e.ts_ns, produced);
+            }
+            if !payload.is_empty() {
+                http.feed(stream, &payload, e.ts_ns, produced);
+            }
+            if gap_after > 0 {
+                http.gap(stream, gap_after, e.ts_ns, produced);
+            }
+        });
     }
 
     fn close(&mut self, e: CloseEvent, out: &mut Vec<Exchange>) {
-        let key = (e.conn.tgid, e.conn.fd);
-        if self.lookup(e.conn).is_none() {
-            return;
-        }
-        if let Some(mut conn) = self.conns.remove(&key) {
-            let mut produced = Vec::new();
+        let Some(conn) = self.lookup(e.conn) else { return };
+        let role = conn.meta.role;
+        self.drive(e.conn, out, |http, produced| {
             for (dir, gap) in [(DIR_INGRESS, e.pending_gap[0]), (DIR_EGRESS, e.pending_gap[1])] {
-                if let (true, Some(stream)) = (gap > 0, stream(conn.meta.role, dir)) {
-                    conn.http.gap(stream, gap, e.ts_ns, &mut produced);
+                if let (true, Some(stream)) = (gap > 0, stream(role, dir)) {
+                    http.gap(stream, gap, e.ts_ns, produced);
                 }
             }
-            let meta = conn.meta.clone();
-            out.extend(produced.into_iter().map(|http| Exchange { conn: meta.clone(), http }));
+        });
+        if let Some(conn) = self.conns.remove(&(e.conn.tgid, e.conn.fd)) {
             self.finish(conn, e.ts_ns, out);
         }
     }
 
-    fn finish(&self, mut conn: Conn, ts_ns: u64, out: &mut Vec<Exchange>) {
-        let errors_before = conn.http.parse_errors();
+    /// Runs `f` on the connection's parser, then exports what changed: exchanges, parse
+    /// errors, lost exchanges, buffered bytes, and whether to stop capturing it.
+    fn drive(
+        &mut self,
+        id: ConnRef,
+        out: &mut Vec<Exchange>,
+        f: impl FnOnce(&mut HttpConnection, &mut Vec<HttpExchange>),
+    ) {
+        let key = (id.tgid, id.fd);
+        let Some(conn) = self.conns.get_mut(&key) else { return };
+        let Some(http) = conn.http.as_mut() else { return };
         let mut produced = Vec::new();
-        conn.http.close(ts_ns, &mut produced);
-        self.metrics.http_parse_errors.inc_by(conn.http.parse_errors().saturating_sub(errors_before));
+        f(http, &mut produced);
+        account(&self.metrics, conn, &mut self.buffered_total);
         out.extend(produced.into_iter().map(|http| Exchange { conn: conn.meta.clone(), http }));
+        let state = conn.http.as_ref().map_or(ConnState::Failed, HttpConnection::state);
+        if let Some(reason) = ignore_reason(state) {
+            self.buffered_total = self.buffered_total.saturating_sub(conn.buffered);
+            conn.buffered = 0;
+            conn.http = None;
+            self.metrics.http_connections_ignored.with_label_values(&[reason]).inc();
+            // Best effort: if the queue is full the kernel just keeps copying for a while.
+            let _ = self.untrack.try_send((ConnKey::new(id.tgid, id.fd), id.conn_id));
+        }
     }
 
-    /// Finishes connections idle for longer than the timeout (their close was never seen,
-    /// e.g. the process exited) as of monotonic time `now_ns`.
+    fn finish(&mut self, mut conn: Conn, ts_ns: u64, out: &mut Vec<Exchange>) {
+        if let Some(http) = conn.http.as_mut() {
+            let mut produced = Vec::new();
+            http.close(ts_ns, &mut produced);
+            account(&self.metrics, &mut conn, &mut self.buffered_total);
+            out.extend(produced.into_iter().map(|http| Exchange { conn: conn.meta.clone(), http }));
+        }
+        self.buffered_total = self.buffered_total.saturating_sub(conn.buffered);
+    }
+
+    /// Finishes connections idle for longer than the timeout or whose process exited (its
+    /// close was never seen), as of monotonic time `now_ns`.
     pub fn expire_idle(&mut self, now_ns: u64, out: &mut Vec<Exchange>) {
         let timeout = self.idle_timeout_ns;
+        let mut alive: HashMap<u32, bool> = HashMap::new();
         let stale: Vec<(u32, u32)> = self
             .conns
             .iter()
-            .filter(|(_, c)| now_ns.saturating_sub(c.last_ts_ns) > timeout || !process_alive(c.meta.pid))
+            .filter(|(_, c)| {
+                let pid_alive = *alive.entry(c.meta.pid).or_insert_with(|| process_alive(c.meta.pid));
+                now_ns.saturating_sub(c.last_ts_ns) > timeout || !pid_alive
+            })
             .map(|(k, _)| *k)
             .collect();
         for key in stale {
@@ -172,6 +235,7 @@ impl ConnTable {
             }
         }
         self.metrics.connections_tracked.set(self.conns.len() as i64);
+        self.metrics.http_buffered_bytes.set(self.buffered_total as i64);
     }
 
     /// Finishes every connection (shutdown).
@@ -182,6 +246,20 @@ impl ConnTable {
         }
         self.metrics.connections_tracked.set(0);
     }
+}
+
+/// Exports the increments of a parser's cumulative counters and its buffered-bytes change.
+fn account(metrics: &Metrics, conn: &mut Conn, buffered_total: &mut usize) {
+    let Some(http) = conn.http.as_ref() else { return };
+    let errors = http.parse_errors();
+    metrics.http_parse_errors.inc_by(errors.saturating_sub(conn.seen_errors));
+    conn.seen_errors = errors;
+    let lost = http.lost_exchanges();
+    metrics.http_exchanges_lost.inc_by(lost.saturating_sub(conn.seen_lost));
+    conn.seen_lost = lost;
+    let buffered = http.buffered_bytes();
+    *buffered_total = buffered_total.saturating_sub(conn.buffered).saturating_add(buffered);
+    conn.buffered = buffered;
 }
 
 fn process_alive(pid: u32) -> bool {

@@ -56,6 +56,9 @@ struct Core {
     /// `retained_bytes` of all pending exchanges.
     retained: usize,
     errors: u64,
+    /// Exchanges known to be lost: responses with no request left to pair (the request fell
+    /// into a capture gap) and requests forgotten by the pipelining bound.
+    lost: u64,
 }
 
 impl Core {
@@ -89,6 +92,7 @@ impl Core {
             // Too many unanswered requests: forget the oldest. Its response, if it still
             // comes, is recognised by its sequence number and dropped.
             self.errors += 1;
+            self.lost += 1;
             if let Some(old) = self.pending.pop_front() {
                 self.retained = self.retained.saturating_sub(old.ex.retained_bytes());
             }
@@ -109,6 +113,7 @@ impl Core {
     fn claim_for_response(&mut self) -> Option<u64> {
         if self.response_seq >= self.next_seq {
             self.errors += 1;
+            self.lost += 1;
             return None;
         }
         let seq = self.response_seq;
@@ -355,6 +360,7 @@ impl HttpConnection {
                 current_response: None,
                 retained: 0,
                 errors: 0,
+                lost: 0,
             },
         }
     }
@@ -447,6 +453,12 @@ impl HttpConnection {
     #[must_use]
     pub fn parse_errors(&self) -> u64 {
         self.requests.errors() + self.responses.errors() + self.core.errors
+    }
+
+    /// Cumulative exchanges known to be lost (see `Core::lost`), for a counter.
+    #[must_use]
+    pub fn lost_exchanges(&self) -> u64 {
+        self.core.lost
     }
 
     /// Bytes held for this connection; at most [`HttpLimits::max_buffered_bytes`].

@@ -75,9 +75,8 @@ pub(crate) struct LineScan {
     start_line_done: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LineEvent {
-    /// Any byte inside a line.
-    Byte,
     BadLineEnding,
     StartLineEnd,
     FieldLineEnd,
@@ -92,26 +91,52 @@ impl LineScan {
         }
     }
 
-    pub(crate) fn push(&mut self, b: u8) -> LineEvent {
+    /// Scans `data` up to and including the next line event. Returns the bytes consumed
+    /// and the event, or `None` when `data` ran out first.
+    pub(crate) fn advance(&mut self, data: &[u8]) -> (usize, Option<LineEvent>) {
+        let mut pos = 0;
+        while let Some(rest) = data.get(pos..).filter(|r| !r.is_empty()) {
+            if !self.prev_cr {
+                // Fast path over the ordinary bytes of a line.
+                let run = rest
+                    .iter()
+                    .position(|&b| b == CR || b == LF)
+                    .unwrap_or(rest.len());
+                self.line_len += run;
+                pos += run;
+            }
+            let Some(&b) = data.get(pos) else {
+                break;
+            };
+            pos += 1;
+            if let Some(event) = self.push(b) {
+                return (pos, Some(event));
+            }
+        }
+        (pos, None)
+    }
+
+    /// One CR or LF, or the byte after a CR.
+    fn push(&mut self, b: u8) -> Option<LineEvent> {
         if mem::take(&mut self.prev_cr) {
             if b != LF {
-                return LineEvent::BadLineEnding;
+                return Some(LineEvent::BadLineEnding);
             }
             let empty = mem::take(&mut self.line_len) == 0;
-            return if !mem::replace(&mut self.start_line_done, true) {
+            return Some(if !mem::replace(&mut self.start_line_done, true) {
                 LineEvent::StartLineEnd
             } else if empty {
                 LineEvent::HeadEnd
             } else {
                 LineEvent::FieldLineEnd
-            };
+            });
         }
         match b {
             CR => self.prev_cr = true,
-            LF => return LineEvent::BadLineEnding,
+            LF => return Some(LineEvent::BadLineEnding),
             _ => self.line_len += 1,
         }
-        LineEvent::Byte
+        None
     }
 }
 
@@ -425,20 +450,28 @@ mod tests {
     fn line_structure() {
         let events = |bytes: &[u8]| {
             let mut scan = LineScan::starting_with(0);
-            bytes
-                .iter()
-                .map(|&b| match scan.push(b) {
-                    LineEvent::Byte => '.',
-                    LineEvent::BadLineEnding => '!',
-                    LineEvent::StartLineEnd => 's',
-                    LineEvent::FieldLineEnd => 'f',
-                    LineEvent::HeadEnd => 'e',
-                })
-                .collect::<String>()
+            let mut rest = bytes;
+            let mut seen = Vec::new();
+            while !rest.is_empty() {
+                let (used, event) = scan.advance(rest);
+                seen.push((used, event));
+                rest = &rest[used..];
+            }
+            seen
         };
-        assert_eq!(events(b"G\r\nA\r\n\r\n"), "..s..f.e");
-        assert_eq!(events(b"G\nA"), ".!.");
-        assert_eq!(events(b"G\rA"), "..!");
+        use LineEvent::*;
+        assert_eq!(
+            events(b"GET / HTTP/1.1\r\nA: b\r\n\r\nbody"),
+            [
+                (16, Some(StartLineEnd)),
+                (6, Some(FieldLineEnd)),
+                (2, Some(HeadEnd)),
+                (4, None)
+            ]
+        );
+        assert_eq!(events(b"G\nA"), [(2, Some(BadLineEnding)), (1, None)]);
+        assert_eq!(events(b"G\rA"), [(3, Some(BadLineEnding))]);
+        assert_eq!(events(b"G\r"), [(2, None)]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::chunked::ChunkedDecoder;
 use super::framing::{BodyFacts, BodyOverride, Framing};
 use super::head::{self, Head, LineEvent, LineScan, StartLine};
 use super::limits::HttpLimits;
-use super::probe::{probe, Probe};
+use super::probe::{probe, Probe, PROBE_LEN};
 use super::{CR, LF};
 
 /// Consecutive parse errors (without a valid head in between) after which a stream is
@@ -341,40 +341,50 @@ impl MessageParser {
     }
 
     fn idle(&mut self, rest: &[u8], ts: u64, sink: &mut impl MessageSink) -> usize {
-        for (i, &b) in rest.iter().enumerate() {
-            if self.buf.is_empty() {
-                // Empty lines before a message are ignored (RFC 9112 §2.2).
-                if b == CR || b == LF {
-                    continue;
-                }
-                if let State::Idle {
-                    after_close: true, ..
-                } = self.state
-                {
-                    // Data after `Connection: close`: report it, then treat it like data
-                    // found while resynchronising.
-                    self.error();
-                    self.state = State::Idle {
-                        resync: true,
-                        after_close: false,
-                    };
-                }
-                self.msg.start_ns = ts;
+        let mut skipped = 0;
+        if self.buf.is_empty() {
+            // Empty lines before a message are ignored (RFC 9112 §2.2).
+            skipped = rest
+                .iter()
+                .position(|&b| b != CR && b != LF)
+                .unwrap_or(rest.len());
+            if skipped == rest.len() {
+                return skipped;
             }
-            self.buf.push(b);
-            match probe(self.kind, &self.buf) {
-                Probe::NeedMore => {}
-                Probe::Match => {
-                    self.begin_head(sink);
-                    return i + 1;
-                }
-                Probe::NoMatch => {
-                    self.bad_start(b, sink);
-                    return i + 1;
-                }
+            if let State::Idle {
+                after_close: true, ..
+            } = self.state
+            {
+                // Data after `Connection: close`: report it, then treat it like data found
+                // while resynchronising.
+                self.error();
+                self.state = State::Idle {
+                    resync: true,
+                    after_close: false,
+                };
             }
+            self.msg.start_ns = ts;
         }
-        rest.len()
+        let rest = rest.get(skipped..).unwrap_or_default();
+        let held = self.buf.len();
+        let wanted = PROBE_LEN.saturating_sub(held);
+        self.buf
+            .extend_from_slice(rest.get(..wanted).unwrap_or(rest));
+        // Consume exactly the bytes the decision rests on, whatever the split.
+        let used = match probe(self.kind, &self.buf) {
+            Probe::NeedMore => self.buf.len(),
+            Probe::Match(len) => {
+                self.buf.truncate(len);
+                self.begin_head(sink);
+                len
+            }
+            Probe::NoMatch(at) => {
+                let last = self.buf.get(at).copied().unwrap_or(0);
+                self.bad_start(last, sink);
+                at + 1
+            }
+        };
+        skipped + used.saturating_sub(held)
     }
 
     fn begin_head(&mut self, sink: &mut impl MessageSink) {
@@ -401,35 +411,33 @@ impl MessageParser {
     }
 
     fn head(&mut self, rest: &[u8], ts: u64, sink: &mut impl MessageSink) -> usize {
-        for (i, &b) in rest.iter().enumerate() {
-            if self.buf.len() >= self.limits.max_header_bytes {
-                self.head_error(ts, sink);
-                self.resync_after(0);
-                return i;
-            }
-            self.buf.push(b);
-            match self.lines.push(b) {
-                LineEvent::Byte | LineEvent::FieldLineEnd => {}
-                LineEvent::BadLineEnding => {
-                    self.head_error(ts, sink);
-                    self.resync_after(b);
-                    return i + 1;
-                }
-                LineEvent::StartLineEnd => match head::parse_start_line(self.kind, &self.buf) {
-                    Ok(start) => self.msg.start = Some(start),
-                    Err(_) => {
-                        self.head_error(ts, sink);
-                        self.resync_at_line_start();
-                        return i + 1;
-                    }
-                },
-                LineEvent::HeadEnd => {
-                    self.end_head(ts, sink);
-                    return i + 1;
-                }
-            }
+        let room = self.limits.max_header_bytes.saturating_sub(self.buf.len());
+        if room == 0 {
+            // Head too large.
+            self.head_error(ts, sink);
+            self.resync_after(0);
+            return 0;
         }
-        rest.len()
+        let window = rest.get(..room).unwrap_or(rest);
+        let (used, event) = self.lines.advance(window);
+        let scanned = window.get(..used).unwrap_or(window);
+        self.buf.extend_from_slice(scanned);
+        match event {
+            None | Some(LineEvent::FieldLineEnd) => {}
+            Some(LineEvent::BadLineEnding) => {
+                self.head_error(ts, sink);
+                self.resync_after(scanned.last().copied().unwrap_or(0));
+            }
+            Some(LineEvent::StartLineEnd) => match head::parse_start_line(self.kind, &self.buf) {
+                Ok(start) => self.msg.start = Some(start),
+                Err(_) => {
+                    self.head_error(ts, sink);
+                    self.resync_at_line_start();
+                }
+            },
+            Some(LineEvent::HeadEnd) => self.end_head(ts, sink),
+        }
+        used
     }
 
     fn head_error(&mut self, ts: u64, sink: &mut impl MessageSink) {
