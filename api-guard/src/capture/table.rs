@@ -4,7 +4,11 @@
 //! limits, idle entries expire. Connections that turn out not to be HTTP (or upgrade) are
 //! handed back to the kernel side to stop copying their payload.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
 
 use api_guard_common::{
     ConnKey, ADDR_TUPLE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, ROLE_SERVER,
@@ -24,10 +28,12 @@ use crate::{
 /// A request to stop capturing a connection in the kernel (removed only if the id matches).
 pub type Untrack = (ConnKey, u64);
 
+/// How many recently ignored connection ids are remembered to discard their in-flight events.
+const IGNORED_MEMORY: usize = 4096;
+
 struct Conn {
     meta: Arc<ConnMeta>,
-    /// `None` once the connection is ignored (not HTTP, upgraded, unparseable).
-    http: Option<HttpConnection>,
+    http: HttpConnection,
     last_ts_ns: u64,
     /// Counters of `http` already exported, to export only increments.
     seen_errors: u64,
@@ -44,6 +50,10 @@ pub struct ConnTable {
     untrack: mpsc::Sender<Untrack>,
     /// Sum of every parser's buffered bytes.
     buffered_total: usize,
+    /// Connections dropped because they are not (or no longer) HTTP; events already on their
+    /// way for them are expected, not drops.
+    ignored: HashSet<u64>,
+    ignored_order: VecDeque<u64>,
 }
 
 /// Which HTTP stream a direction carries, given the traced process's role.
@@ -80,6 +90,8 @@ impl ConnTable {
             metrics,
             untrack,
             buffered_total: 0,
+            ignored: HashSet::new(),
+            ignored_order: VecDeque::new(),
         }
     }
 
@@ -123,7 +135,7 @@ impl ConnTable {
         };
         let conn = Conn {
             meta: Arc::new(meta),
-            http: Some(HttpConnection::new(self.limits)),
+            http: HttpConnection::new(self.limits),
             last_ts_ns: e.ts_ns,
             seen_errors: 0,
             seen_lost: 0,
@@ -141,7 +153,9 @@ impl ConnTable {
 
     fn data(&mut self, e: DataEvent, out: &mut Vec<Exchange>) {
         let Some(conn) = self.lookup(e.conn) else {
-            self.metrics.userspace_drop("unknown_conn");
+            if !self.ignored.contains(&e.conn.conn_id) {
+                self.metrics.userspace_drop("unknown_conn");
+            }
             return;
         };
         conn.last_ts_ns = e.ts_ns;
@@ -189,29 +203,35 @@ impl ConnTable {
     ) {
         let key = (id.tgid, id.fd);
         let Some(conn) = self.conns.get_mut(&key) else { return };
-        let Some(http) = conn.http.as_mut() else { return };
         let mut produced = Vec::new();
-        f(http, &mut produced);
+        f(&mut conn.http, &mut produced);
         account(&self.metrics, conn, &mut self.buffered_total);
         out.extend(produced.into_iter().map(|http| Exchange { conn: conn.meta.clone(), http }));
-        let state = conn.http.as_ref().map_or(ConnState::Failed, HttpConnection::state);
-        if let Some(reason) = ignore_reason(state) {
+        let Some(reason) = ignore_reason(conn.http.state()) else { return };
+        if let Some(conn) = self.conns.remove(&key) {
             self.buffered_total = self.buffered_total.saturating_sub(conn.buffered);
-            conn.buffered = 0;
-            conn.http = None;
-            self.metrics.http_connections_ignored.with_label_values(&[reason]).inc();
-            // Best effort: if the queue is full the kernel just keeps copying for a while.
-            let _ = self.untrack.try_send((ConnKey::new(id.tgid, id.fd), id.conn_id));
         }
+        self.metrics.http_connections_ignored.with_label_values(&[reason]).inc();
+        self.remember_ignored(id.conn_id);
+        // Best effort: if the queue is full the kernel just keeps copying for a while.
+        let _ = self.untrack.try_send((ConnKey::new(id.tgid, id.fd), id.conn_id));
+    }
+
+    fn remember_ignored(&mut self, conn_id: u64) {
+        if self.ignored_order.len() >= IGNORED_MEMORY {
+            if let Some(old) = self.ignored_order.pop_front() {
+                self.ignored.remove(&old);
+            }
+        }
+        self.ignored.insert(conn_id);
+        self.ignored_order.push_back(conn_id);
     }
 
     fn finish(&mut self, mut conn: Conn, ts_ns: u64, out: &mut Vec<Exchange>) {
-        if let Some(http) = conn.http.as_mut() {
-            let mut produced = Vec::new();
-            http.close(ts_ns, &mut produced);
-            account(&self.metrics, &mut conn, &mut self.buffered_total);
-            out.extend(produced.into_iter().map(|http| Exchange { conn: conn.meta.clone(), http }));
-        }
+        let mut produced = Vec::new();
+        conn.http.close(ts_ns, &mut produced);
+        account(&self.metrics, &mut conn, &mut self.buffered_total);
+        out.extend(produced.into_iter().map(|http| Exchange { conn: conn.meta.clone(), http }));
         self.buffered_total = self.buffered_total.saturating_sub(conn.buffered);
     }
 
@@ -250,7 +270,7 @@ impl ConnTable {
 
 /// Exports the increments of a parser's cumulative counters and its buffered-bytes change.
 fn account(metrics: &Metrics, conn: &mut Conn, buffered_total: &mut usize) {
-    let Some(http) = conn.http.as_ref() else { return };
+    let http = &conn.http;
     let errors = http.parse_errors();
     metrics.http_parse_errors.inc_by(errors.saturating_sub(conn.seen_errors));
     conn.seen_errors = errors;
