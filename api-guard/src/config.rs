@@ -36,7 +36,9 @@ pub struct CaptureConfig {
     pub pids: Vec<u32>,
     /// Only capture processes with these names (`comm`, at most 15 bytes; default: all).
     pub comms: Vec<String>,
-    /// Bounded hand-off between the ring buffer reader and the parser (events; default 65536).
+    /// Bounded hand-off between the ring buffer reader and the parser, in records (default
+    /// 65536; handed over in batches). When it is full the reader waits and the kernel counts
+    /// what the ring buffer cannot hold.
     pub channel_capacity: usize,
 }
 

@@ -113,7 +113,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let kernel = KernelState { stats: probes.take_stats()?, conns: probes.take_conns()? };
 
     let shutdown = CancellationToken::new();
-    let (tx, rx) = mpsc::channel(config.capture.channel_capacity);
+    let batches = config.capture.channel_capacity.div_ceil(capture::reader::BATCH);
+    let (tx, rx) = mpsc::channel(batches);
     let (untrack_tx, untrack_rx) = mpsc::channel(4096);
     let table = ConnTable::new(
         config.http.limits(),

@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::{
-    capture::{events, table::ConnTable},
+    capture::{events, reader::Batch, table::ConnTable},
     metrics::Metrics,
     sink::Sink,
     wallclock::monotonic_now_ns,
@@ -19,7 +18,7 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub async fn run(
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Batch>,
     mut table: ConnTable,
     mut sink: Sink,
     metrics: Metrics,
@@ -30,8 +29,12 @@ pub async fn run(
     let mut out = Vec::new();
     loop {
         tokio::select! {
-            record = rx.recv() => match record {
-                Some(record) => handle(&record, &mut table, &metrics, &mut out),
+            batch = rx.recv() => match batch {
+                Some(batch) => {
+                    for record in &batch {
+                        handle(record, &mut table, &metrics, &mut out);
+                    }
+                }
                 None => break, // reader finished (shutdown): everything is drained
             },
             _ = flush.tick() => {
@@ -52,7 +55,7 @@ pub async fn run(
     }
 }
 
-fn handle(record: &[u8], table: &mut ConnTable, metrics: &Metrics, out: &mut Vec<crate::exchange::Exchange>) {
+fn handle(record: &bytes::Bytes, table: &mut ConnTable, metrics: &Metrics, out: &mut Vec<crate::exchange::Exchange>) {
     match events::decode(record) {
         Ok(event) => table.apply(event, out),
         Err(error) => {

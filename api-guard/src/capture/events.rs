@@ -94,7 +94,8 @@ fn conn_ref(h: &EventHeader) -> ConnRef {
     ConnRef { tgid: h.tgid, fd: h.fd, conn_id: h.conn_id }
 }
 
-pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
+/// Decodes one record; a data payload shares `record`'s buffer instead of being copied.
+pub fn decode(record: &Bytes) -> Result<Event, DecodeError> {
     let header: EventHeader = read(record)?;
     match EventKind::from_u32(header.kind) {
         Some(EventKind::ConnOpen) => {
@@ -124,7 +125,7 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
                 flags: d.flags,
                 gap_before: d.gap_before,
                 gap_after: d.gap_after,
-                payload: Bytes::copy_from_slice(&payload[..claimed]),
+                payload: record.slice(DATA_HEADER_SIZE..DATA_HEADER_SIZE + claimed),
             }))
         }
         Some(EventKind::ConnClose) => {
@@ -166,7 +167,7 @@ mod tests {
         };
         let mut rec = bytes_of(&d);
         rec.extend_from_slice(b"hello\0\0\0");
-        let Event::Data(e) = decode(&rec).unwrap() else { panic!("not data") };
+        let Event::Data(e) = decode(&Bytes::from(rec)).unwrap() else { panic!("not data") };
         assert_eq!(&e.payload[..], b"hello");
         assert_eq!(e.gap_before, 3);
         assert_eq!(e.conn, ConnRef { tgid: 7, fd: 9, conn_id: 42 });
@@ -174,10 +175,10 @@ mod tests {
 
     #[test]
     fn rejects_short_and_inconsistent_records() {
-        assert_eq!(decode(&[1, 0]).unwrap_err(), DecodeError::Short(2));
+        assert_eq!(decode(&Bytes::from_static(&[1, 0])).unwrap_err(), DecodeError::Short(2));
         let mut h = bytes_of(&hdr(EventKind::Data));
         h[0] = 99;
-        assert_eq!(decode(&h).unwrap_err(), DecodeError::Kind(99));
+        assert_eq!(decode(&Bytes::from(h)).unwrap_err(), DecodeError::Kind(99));
         let d = DataHeader {
             hdr: hdr(EventKind::Data),
             gap_before: 0,
@@ -188,7 +189,7 @@ mod tests {
             flags: 0,
             _pad: [0; 2],
         };
-        let rec = bytes_of(&d);
+        let rec = Bytes::from(bytes_of(&d));
         assert!(matches!(decode(&rec), Err(DecodeError::Length { claimed: 100, actual: 0 })));
     }
 

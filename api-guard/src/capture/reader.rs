@@ -15,9 +15,15 @@ use crate::metrics::Metrics;
 /// Longest a record waits in the ring buffer when no wakeup was forced.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
 
+/// Records are handed on in batches: one channel send (and at most one cross-thread wakeup)
+/// per batch instead of per record.
+pub const BATCH: usize = 256;
+
+pub type Batch = Vec<Bytes>;
+
 pub async fn run(
     ring: RingBuf<MapData>,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Batch>,
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -43,11 +49,11 @@ pub async fn run(
     }
 }
 
-async fn drain(ring: &mut RingBuf<MapData>, tx: &mpsc::Sender<Bytes>, metrics: &Metrics) {
-    // Copy out in batches: a RingBufItem borrows the ring and cannot live across an await.
-    let mut batch = Vec::with_capacity(256);
+async fn drain(ring: &mut RingBuf<MapData>, tx: &mpsc::Sender<Batch>, metrics: &Metrics) {
     loop {
-        while batch.len() < 256 {
+        // Copy out first: a RingBufItem borrows the ring and cannot live across an await.
+        let mut batch = Vec::with_capacity(BATCH);
+        while batch.len() < BATCH {
             match ring.next() {
                 Some(item) => batch.push(Bytes::copy_from_slice(&item)),
                 None => break,
@@ -57,11 +63,9 @@ async fn drain(ring: &mut RingBuf<MapData>, tx: &mpsc::Sender<Bytes>, metrics: &
             return;
         }
         metrics.capture_events.inc_by(batch.len() as u64);
-        let more = batch.len() == 256;
-        for record in batch.drain(..) {
-            if tx.send(record).await.is_err() {
-                return; // the parser is gone: shutting down
-            }
+        let more = batch.len() == BATCH;
+        if tx.send(batch).await.is_err() {
+            return; // the parser is gone: shutting down
         }
         if !more {
             return;
