@@ -10,7 +10,11 @@ fn main() -> anyhow::Result<()> {
     let root = root.canonicalize().context("api-guard-ebpf directory")?;
     let root_dir = root.to_str().context("non-UTF-8 path")?;
     aya_build::build_ebpf(
-        [Package { name: "api-guard-ebpf", root_dir, ..Default::default() }],
+        [Package {
+            name: "api-guard-ebpf",
+            root_dir,
+            ..Default::default()
+        }],
         Toolchain::default(),
     )
 }

@@ -11,9 +11,15 @@ use crate::http::HttpLimits;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Parse { path: String, source: Box<toml::de::Error> },
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
     #[error("invalid value for `{field}`: {reason}")]
     Invalid { field: &'static str, reason: String },
 }
@@ -93,19 +99,26 @@ impl HttpConfig {
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field, reason: reason.into() }
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
 }
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: origin.to_string(), source: Box::new(e) })?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            source: Box::new(e),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -113,13 +126,22 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let c = &self.capture;
         if c.max_capture_bytes == 0 || c.max_capture_bytes > MAX_CAPTURE_CAP {
-            return Err(invalid("capture.max_capture_bytes", format!("must be 1..={MAX_CAPTURE_CAP}")));
+            return Err(invalid(
+                "capture.max_capture_bytes",
+                format!("must be 1..={MAX_CAPTURE_CAP}"),
+            ));
         }
         if !c.ring_buffer_bytes.is_power_of_two() || c.ring_buffer_bytes < 8 * CHUNK_SIZE as u32 {
-            return Err(invalid("capture.ring_buffer_bytes", "must be a power of two >= 32768"));
+            return Err(invalid(
+                "capture.ring_buffer_bytes",
+                "must be a power of two >= 32768",
+            ));
         }
         if let Some(comm) = c.comms.iter().find(|c| c.is_empty() || c.len() > 15) {
-            return Err(invalid("capture.comms", format!("{comm:?} must be 1..=15 bytes")));
+            return Err(invalid(
+                "capture.comms",
+                format!("{comm:?} must be 1..=15 bytes"),
+            ));
         }
         if c.channel_capacity == 0 {
             return Err(invalid("capture.channel_capacity", "must be > 0"));
@@ -162,7 +184,8 @@ mod tests {
         assert!(e.to_string().contains("capture.ring_buffer_bytes"), "{e}");
         let e = Config::parse("[capture]\nbogus = 1\n", "t").unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
-        let e = Config::parse("[capture]\ncomms = [\"a-very-long-process-name\"]\n", "t").unwrap_err();
+        let e =
+            Config::parse("[capture]\ncomms = [\"a-very-long-process-name\"]\n", "t").unwrap_err();
         assert!(e.to_string().contains("capture.comms"), "{e}");
     }
 

@@ -73,7 +73,9 @@ struct Line<'a> {
 impl Exchange {
     /// Request start to response end, when the response completed.
     pub fn duration_ns(&self) -> Option<u64> {
-        self.http.response_end_ns.map(|end| end.saturating_sub(self.http.request_start_ns))
+        self.http
+            .response_end_ns
+            .map(|end| end.saturating_sub(self.http.request_start_ns))
     }
 
     pub fn to_json(&self) -> String {

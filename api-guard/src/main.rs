@@ -28,7 +28,11 @@ use crate::{
 };
 
 #[derive(Parser)]
-#[command(name = "api-guard", version, about = "eBPF API security agent: sees every HTTP API call on this host")]
+#[command(
+    name = "api-guard",
+    version,
+    about = "eBPF API security agent: sees every HTTP API call on this host"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -70,7 +74,9 @@ struct RunArgs {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -106,14 +112,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let listener = server::bind(args.metrics_addr)
         .await
         .with_context(|| format!("binding the metrics address {}", args.metrics_addr))?;
-    let sink = Sink::new(metrics.clone(), args.exchanges.as_ref()).context("opening the exchanges output")?;
+    let sink = Sink::new(metrics.clone(), args.exchanges.as_ref())
+        .context("opening the exchanges output")?;
 
     let mut probes = Probes::load(&config).context("loading eBPF probes")?;
     let ring = probes.take_events()?;
-    let kernel = KernelState { stats: probes.take_stats()?, conns: probes.take_conns()? };
+    let kernel = KernelState {
+        stats: probes.take_stats()?,
+        conns: probes.take_conns()?,
+    };
 
     let shutdown = CancellationToken::new();
-    let batches = config.capture.channel_capacity.div_ceil(capture::reader::BATCH);
+    let batches = config
+        .capture
+        .channel_capacity
+        .div_ceil(capture::reader::BATCH);
     let (tx, rx) = mpsc::channel(batches);
     let (untrack_tx, untrack_rx) = mpsc::channel(4096);
     let table = ConnTable::new(
@@ -131,8 +144,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             warn!(%error, "Ring buffer reader failed");
         }
     });
-    tasks.spawn(pipeline::run(rx, table, sink, metrics.clone(), shutdown.clone()));
-    tasks.spawn(capture::kernel::run(kernel, untrack_rx, metrics.clone(), shutdown.clone()));
+    tasks.spawn(pipeline::run(
+        rx,
+        table,
+        sink,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(capture::kernel::run(
+        kernel,
+        untrack_rx,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(server::serve(listener, metrics.clone(), shutdown.clone()));
 
     metrics.set_ready(true);

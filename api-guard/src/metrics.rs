@@ -45,13 +45,17 @@ impl std::ops::Deref for Metrics {
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric definition");
-    registry.register(Box::new(c.clone())).expect("metric registered once");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
     c
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    registry.register(Box::new(c.clone())).expect("metric registered once");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
     c
 }
 
@@ -64,22 +68,28 @@ impl Metrics {
                 "Time from the first request byte to the last response byte.",
             )
             .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
             ]),
             &["role", "method"],
         )
         .expect("valid metric definition");
-        r.register(Box::new(http_duration.clone())).expect("metric registered once");
-        let connections_tracked =
-            IntGauge::new("apiguard_connections_tracked", "Connections currently parsed.")
-                .expect("valid metric definition");
-        r.register(Box::new(connections_tracked.clone())).expect("metric registered once");
+        r.register(Box::new(http_duration.clone()))
+            .expect("metric registered once");
+        let connections_tracked = IntGauge::new(
+            "apiguard_connections_tracked",
+            "Connections currently parsed.",
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(connections_tracked.clone()))
+            .expect("metric registered once");
         let http_buffered_bytes = IntGauge::new(
             "apiguard_http_buffered_bytes",
             "Bytes held by all HTTP parsers (heads in progress, body prefixes).",
         )
         .expect("valid metric definition");
-        r.register(Box::new(http_buffered_bytes.clone())).expect("metric registered once");
+        r.register(Box::new(http_buffered_bytes.clone()))
+            .expect("metric registered once");
         let inner = Inner {
             http_requests: counter_vec(
                 &r,
@@ -160,7 +170,11 @@ impl Metrics {
         if delta == 0 {
             return;
         }
-        let dropped = |reason| self.capture_dropped.with_label_values(&["kernel", reason]).inc_by(delta);
+        let dropped = |reason| {
+            self.capture_dropped
+                .with_label_values(&["kernel", reason])
+                .inc_by(delta)
+        };
         match stat {
             Stat::EventsSubmitted => self.capture_submitted.inc_by(delta),
             Stat::RingbufFull => dropped("ringbuf_full"),
@@ -168,18 +182,22 @@ impl Metrics {
             Stat::ConnTableFull => dropped("conn_table_full"),
             Stat::StashTableFull => dropped("stash_table_full"),
             Stat::ReadFail => dropped("read_fail"),
-            Stat::TruncatedBytes => {
-                self.capture_bytes_not_copied.with_label_values(&["truncated"]).inc_by(delta)
-            }
-            Stat::LostBytes => {
-                self.capture_bytes_not_copied.with_label_values(&["ringbuf_full"]).inc_by(delta)
-            }
+            Stat::TruncatedBytes => self
+                .capture_bytes_not_copied
+                .with_label_values(&["truncated"])
+                .inc_by(delta),
+            Stat::LostBytes => self
+                .capture_bytes_not_copied
+                .with_label_values(&["ringbuf_full"])
+                .inc_by(delta),
             Stat::NotTcp => self.capture_non_tcp.inc_by(delta),
         }
     }
 
     pub fn userspace_drop(&self, reason: &str) {
-        self.capture_dropped.with_label_values(&["userspace", reason]).inc();
+        self.capture_dropped
+            .with_label_values(&["userspace", reason])
+            .inc();
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -215,7 +233,15 @@ mod tests {
         m.set_kernel_stat(Stat::RingbufFull, 7);
         m.set_kernel_stat(Stat::LostBytes, 100);
         let text = m.render();
-        assert!(text.contains(r#"apiguard_capture_dropped_total{reason="ringbuf_full",stage="kernel"} 7"#), "{text}");
-        assert!(text.contains(r#"apiguard_capture_bytes_not_copied_total{reason="ringbuf_full"} 100"#), "{text}");
+        assert!(
+            text.contains(
+                r#"apiguard_capture_dropped_total{reason="ringbuf_full",stage="kernel"} 7"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"apiguard_capture_bytes_not_copied_total{reason="ringbuf_full"} 100"#),
+            "{text}"
+        );
     }
 }

@@ -55,7 +55,12 @@ pub async fn run(
     }
 }
 
-fn handle(record: &bytes::Bytes, table: &mut ConnTable, metrics: &Metrics, out: &mut Vec<crate::exchange::Exchange>) {
+fn handle(
+    record: &bytes::Bytes,
+    table: &mut ConnTable,
+    metrics: &Metrics,
+    out: &mut Vec<crate::exchange::Exchange>,
+) {
     match events::decode(record) {
         Ok(event) => table.apply(event, out),
         Err(error) => {

@@ -17,7 +17,10 @@ use crate::config::Config;
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error("tracefs is not mounted at {path} and mounting it failed: {source}")]
-    Tracefs { path: &'static str, source: std::io::Error },
+    Tracefs {
+        path: &'static str,
+        source: std::io::Error,
+    },
     #[error("loading the eBPF object failed: {0}")]
     Load(#[from] aya::EbpfError),
     #[error("program {name} is missing from the eBPF object")]
@@ -25,9 +28,16 @@ pub enum ProbeError {
     #[error("map {name} is missing from the eBPF object")]
     MissingMap { name: &'static str },
     #[error("map {name}: {source}")]
-    Map { name: &'static str, source: aya::maps::MapError },
+    Map {
+        name: &'static str,
+        source: aya::maps::MapError,
+    },
     #[error("attaching required hook {category}/{event}: {source}")]
-    Attach { category: &'static str, event: &'static str, source: aya::programs::ProgramError },
+    Attach {
+        category: &'static str,
+        event: &'static str,
+        source: aya::programs::ProgramError,
+    },
 }
 
 /// One tracepoint program: (program name, category, event, required).
@@ -39,15 +49,35 @@ struct Hook {
 }
 
 const fn syscall(program: &'static str) -> Hook {
-    Hook { program, category: "syscalls", event: program, required: true }
+    Hook {
+        program,
+        category: "syscalls",
+        event: program,
+        required: true,
+    }
 }
 
 /// Exit hooks come before their enter hooks so that no call is stashed without a consumer.
 const HOOKS: &[Hook] = &[
-    Hook { program: "inet_sock_set_state", category: "sock", event: "inet_sock_set_state", required: false },
+    Hook {
+        program: "inet_sock_set_state",
+        category: "sock",
+        event: "inet_sock_set_state",
+        required: false,
+    },
     // Since Linux 6.4; without them, non-TCP fds are filtered by the sockaddr family only.
-    Hook { program: "sock_send_length", category: "sock", event: "sock_send_length", required: false },
-    Hook { program: "sock_recv_length", category: "sock", event: "sock_recv_length", required: false },
+    Hook {
+        program: "sock_send_length",
+        category: "sock",
+        event: "sock_send_length",
+        required: false,
+    },
+    Hook {
+        program: "sock_recv_length",
+        category: "sock",
+        event: "sock_recv_length",
+        required: false,
+    },
     syscall("sys_exit_accept"),
     syscall("sys_enter_accept"),
     syscall("sys_exit_accept4"),
@@ -99,10 +129,19 @@ fn ensure_tracefs() -> Result<(), ProbeError> {
     let (src, target, fstype) = (ok("nodev"), ok(TRACEFS), ok("tracefs"));
     // SAFETY: valid NUL-terminated strings; no data argument.
     let rc = unsafe {
-        libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
     if rc != 0 {
-        return Err(ProbeError::Tracefs { path: TRACEFS, source: std::io::Error::last_os_error() });
+        return Err(ProbeError::Tracefs {
+            path: TRACEFS,
+            source: std::io::Error::last_os_error(),
+        });
     }
     info!(path = TRACEFS, "Mounted tracefs");
     Ok(())
@@ -135,9 +174,15 @@ impl Probes {
             .override_global(GLOBAL_FILTER_MODE, &filter_mode, true)
             .override_global(GLOBAL_WAKEUP_BYTES, &wakeup, true)
             .map_max_entries(MAP_EVENTS, config.capture.ring_buffer_bytes)
-            .load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/api-guard")))?;
+            .load(aya::include_bytes_aligned!(concat!(
+                env!("OUT_DIR"),
+                "/api-guard"
+            )))?;
 
-        let mut probes = Self { ebpf, status: Vec::new() };
+        let mut probes = Self {
+            ebpf,
+            status: Vec::new(),
+        };
         probes.fill_filters(config)?;
         probes.attach_all()?;
         Ok(probes)
@@ -146,13 +191,19 @@ impl Probes {
     fn fill_filters(&mut self, config: &Config) -> Result<(), ProbeError> {
         let mut pids: HashMap<_, u32, u8> = self.typed_map(MAP_FILTER_PIDS)?;
         for pid in &config.capture.pids {
-            pids.insert(pid, 1, 0).map_err(|source| ProbeError::Map { name: MAP_FILTER_PIDS, source })?;
+            pids.insert(pid, 1, 0).map_err(|source| ProbeError::Map {
+                name: MAP_FILTER_PIDS,
+                source,
+            })?;
         }
         let mut comms: HashMap<_, [u8; 16], u8> = self.typed_map(MAP_FILTER_COMMS)?;
         for comm in &config.capture.comms {
             comms
                 .insert(comm_key(comm), 1, 0)
-                .map_err(|source| ProbeError::Map { name: MAP_FILTER_COMMS, source })?;
+                .map_err(|source| ProbeError::Map {
+                    name: MAP_FILTER_COMMS,
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -161,7 +212,10 @@ impl Probes {
     where
         T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
     {
-        let map = self.ebpf.map_mut(name).ok_or(ProbeError::MissingMap { name })?;
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(ProbeError::MissingMap { name })?;
         T::try_from(map).map_err(|source| ProbeError::Map { name, source })
     }
 
@@ -172,17 +226,32 @@ impl Probes {
             }
             let label = format!("tracepoint/{}/{}", hook.category, hook.event);
             match self.attach(hook) {
-                Ok(()) => self.status.push(HookStatus { hook: label, attached: true, error: None }),
+                Ok(()) => self.status.push(HookStatus {
+                    hook: label,
+                    attached: true,
+                    error: None,
+                }),
                 Err(source) if !hook.required => {
                     warn!(hook = %label, error = %source, "Optional hook not attached");
-                    self.status.push(HookStatus { hook: label, attached: false, error: Some(source.to_string()) });
+                    self.status.push(HookStatus {
+                        hook: label,
+                        attached: false,
+                        error: Some(source.to_string()),
+                    });
                 }
                 Err(source) => {
-                    return Err(ProbeError::Attach { category: hook.category, event: hook.event, source })
+                    return Err(ProbeError::Attach {
+                        category: hook.category,
+                        event: hook.event,
+                        source,
+                    })
                 }
             }
         }
-        info!(hooks = self.status.iter().filter(|s| s.attached).count(), "Probes attached");
+        info!(
+            hooks = self.status.iter().filter(|s| s.attached).count(),
+            "Probes attached"
+        );
         Ok(())
     }
 
@@ -213,7 +282,10 @@ impl Probes {
     where
         T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
     {
-        let map = self.ebpf.take_map(name).ok_or(ProbeError::MissingMap { name })?;
+        let map = self
+            .ebpf
+            .take_map(name)
+            .ok_or(ProbeError::MissingMap { name })?;
         T::try_from(map).map_err(|source| ProbeError::Map { name, source })
     }
 }

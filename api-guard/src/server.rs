@@ -51,7 +51,15 @@ async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
         match req.parse(&buf[..len]) {
             Ok(httparse::Status::Complete(_)) => break req.path.unwrap_or("/").to_string(),
             Ok(httparse::Status::Partial) if len < MAX_HEAD => continue,
-            _ => return respond(&mut stream, "400 Bad Request", "text/plain", "bad request\n").await,
+            _ => {
+                return respond(
+                    &mut stream,
+                    "400 Bad Request",
+                    "text/plain",
+                    "bad request\n",
+                )
+                .await
+            }
         }
     };
     match path.split('?').next().unwrap_or("") {
@@ -59,13 +67,28 @@ async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
             let body = metrics.render();
             respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body).await
         }
-        "/healthz" if metrics.is_ready() => respond(&mut stream, "200 OK", "text/plain", "ok\n").await,
-        "/healthz" => respond(&mut stream, "503 Service Unavailable", "text/plain", "starting\n").await,
+        "/healthz" if metrics.is_ready() => {
+            respond(&mut stream, "200 OK", "text/plain", "ok\n").await
+        }
+        "/healthz" => {
+            respond(
+                &mut stream,
+                "503 Service Unavailable",
+                "text/plain",
+                "starting\n",
+            )
+            .await
+        }
         _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
     }
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
+async fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

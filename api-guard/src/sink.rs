@@ -18,7 +18,11 @@ pub enum ExchangeOutput {
 impl std::str::FromStr for ExchangeOutput {
     type Err = std::convert::Infallible;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(if s == "-" { Self::Stdout } else { Self::File(PathBuf::from(s)) })
+        Ok(if s == "-" {
+            Self::Stdout
+        } else {
+            Self::File(PathBuf::from(s))
+        })
     }
 }
 
@@ -37,7 +41,10 @@ impl Sink {
                 Some(Box::new(file))
             }
         };
-        Ok(Self { metrics, writer: writer.map(|w| BufWriter::with_capacity(64 * 1024, w)) })
+        Ok(Self {
+            metrics,
+            writer: writer.map(|w| BufWriter::with_capacity(64 * 1024, w)),
+        })
     }
 
     pub fn record(&mut self, exchange: &Exchange) -> io::Result<()> {
@@ -52,11 +59,18 @@ impl Sink {
     fn observe(&self, e: &Exchange) {
         let role = e.conn.role.as_str();
         let method = method_label(&e.http.method);
-        let status = e.http.status.map_or_else(|| "none".to_string(), |s| s.to_string());
+        let status = e
+            .http
+            .status
+            .map_or_else(|| "none".to_string(), |s| s.to_string());
         let m = &self.metrics;
-        m.http_requests.with_label_values(&[role, method, &status]).inc();
+        m.http_requests
+            .with_label_values(&[role, method, &status])
+            .inc();
         if let Some(ns) = e.duration_ns() {
-            m.http_duration.with_label_values(&[role, method]).observe(ns as f64 / 1e9);
+            m.http_duration
+                .with_label_values(&[role, method])
+                .observe(ns as f64 / 1e9);
         }
         m.http_request_bytes
             .with_label_values(&[role])

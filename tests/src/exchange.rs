@@ -1,4 +1,4 @@
-//! Checks on the daemon's exchange JSON lines (fields per docs/INTERFACES.md).
+//! Checks on the daemon's exchange JSON lines (fields per README.md, "Exchange JSON lines").
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

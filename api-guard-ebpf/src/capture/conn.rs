@@ -39,7 +39,12 @@ fn read_sockaddr(ptr: u64) -> Option<Endpoint> {
         AF_INET6 => addr.copy_from_slice(&raw[8..24]),
         _ => return None,
     }
-    Some(Endpoint { addr, port, family, _pad: 0 })
+    Some(Endpoint {
+        addr,
+        port,
+        family,
+        _pad: 0,
+    })
 }
 
 fn track(tgid: u32, fd: u32, role: u8, peer: Endpoint) {
@@ -53,7 +58,7 @@ fn track(tgid: u32, fd: u32, role: u8, peer: Endpoint) {
         _pad: [0; 6],
     };
     // Overwrites a stale entry of a reused fd: the new conn_id keeps the two apart.
-    if CONNS.insert(&conn_key(tgid, fd), &info, 0).is_err() {
+    if CONNS.insert(conn_key(tgid, fd), info, 0).is_err() {
         bump(Stat::ConnTableFull, 1);
     }
 }
@@ -78,8 +83,10 @@ fn stash_accept(ctx: &TracePointContext) {
         return;
     }
     // SAFETY: reading this tracepoint's own record.
-    let Ok(sockaddr) = (unsafe { ctx.read_at::<u64>(arg(1)) }) else { return };
-    if ACCEPT_ARGS.insert(&pid_tgid, &sockaddr, 0).is_err() {
+    let Ok(sockaddr) = (unsafe { ctx.read_at::<u64>(arg(1)) }) else {
+        return;
+    };
+    if ACCEPT_ARGS.insert(pid_tgid, sockaddr, 0).is_err() {
         bump(Stat::StashTableFull, 1);
     }
 }
@@ -100,8 +107,10 @@ pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
 fn finish_accept(ctx: &TracePointContext) {
     let (pid_tgid, tgid, _) = current();
     // SAFETY: read-only lookup of a plain value.
-    let Some(&sockaddr) = (unsafe { ACCEPT_ARGS.get(&pid_tgid) }) else { return };
-    let _ = ACCEPT_ARGS.remove(&pid_tgid);
+    let Some(&sockaddr) = (unsafe { ACCEPT_ARGS.get(pid_tgid) }) else {
+        return;
+    };
+    let _ = ACCEPT_ARGS.remove(pid_tgid);
     // SAFETY: reading this tracepoint's own record.
     let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
     if ret < 0 {
@@ -126,9 +135,15 @@ pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
         return 0;
     };
     // Only IP peers; a NULL address cannot connect anywhere we care about.
-    let Some(peer) = read_sockaddr(sockaddr).filter(|p| p.family != 0) else { return 0 };
-    let args = ConnectArgs { peer, fd: fd as u32, _pad: 0 };
-    if CONNECT_ARGS.insert(&pid_tgid, &args, 0).is_err() {
+    let Some(peer) = read_sockaddr(sockaddr).filter(|p| p.family != 0) else {
+        return 0;
+    };
+    let args = ConnectArgs {
+        peer,
+        fd: fd as u32,
+        _pad: 0,
+    };
+    if CONNECT_ARGS.insert(pid_tgid, args, 0).is_err() {
         bump(Stat::StashTableFull, 1);
     }
     0
@@ -139,8 +154,10 @@ pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
 pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     let (pid_tgid, tgid, _) = current();
     // SAFETY: read-only lookup of a plain value.
-    let Some(&args) = (unsafe { CONNECT_ARGS.get(&pid_tgid) }) else { return 0 };
-    let _ = CONNECT_ARGS.remove(&pid_tgid);
+    let Some(&args) = (unsafe { CONNECT_ARGS.get(pid_tgid) }) else {
+        return 0;
+    };
+    let _ = CONNECT_ARGS.remove(pid_tgid);
     // SAFETY: reading this tracepoint's own record.
     let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
     // Non-blocking connects finish later; their data still flows on this fd.
@@ -155,15 +172,26 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     let (_, tgid, tid) = current();
     // SAFETY: reading this tracepoint's own record.
-    let Ok(fd) = (unsafe { ctx.read_at::<u64>(arg(0)) }) else { return 0 };
+    let Ok(fd) = (unsafe { ctx.read_at::<u64>(arg(0)) }) else {
+        return 0;
+    };
     let key = conn_key(tgid, fd as u32);
     // SAFETY: read-only lookup of a plain value.
-    let Some(&conn) = (unsafe { CONNS.get(&key) }) else { return 0 };
+    let Some(&conn) = (unsafe { CONNS.get(key) }) else {
+        return 0;
+    };
     // Userspace never heard of a connection that was not announced: nothing to close.
     if conn.announced != 0 {
-        emit::close(&conn, emit::Origin { tgid, tid, fd: fd as u32 });
+        emit::close(
+            &conn,
+            emit::Origin {
+                tgid,
+                tid,
+                fd: fd as u32,
+            },
+        );
     }
-    let _ = CONNS.remove(&key);
+    let _ = CONNS.remove(key);
     0
 }
 
@@ -185,15 +213,23 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
     let sk: u64 = unsafe { ctx.read_at(8) }?;
     let newstate: i32 = unsafe { ctx.read_at(20) }?;
     if newstate == TCP_CLOSE {
-        let _ = SOCK_TUPLES.remove(&sk);
+        let _ = SOCK_TUPLES.remove(sk);
         return Ok(());
     }
     if newstate != TCP_ESTABLISHED {
         return Ok(());
     }
     let family: u16 = unsafe { ctx.read_at(28) }?;
-    let mut local = Endpoint { port: unsafe { ctx.read_at(24) }?, family, ..Default::default() };
-    let mut peer = Endpoint { port: unsafe { ctx.read_at(26) }?, family, ..Default::default() };
+    let mut local = Endpoint {
+        port: unsafe { ctx.read_at(24) }?,
+        family,
+        ..Default::default()
+    };
+    let mut peer = Endpoint {
+        port: unsafe { ctx.read_at(26) }?,
+        family,
+        ..Default::default()
+    };
     if family == AF_INET {
         let s: [u8; 4] = unsafe { ctx.read_at(32) }?;
         let d: [u8; 4] = unsafe { ctx.read_at(36) }?;
@@ -203,6 +239,6 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
         local.addr = unsafe { ctx.read_at(40) }?;
         peer.addr = unsafe { ctx.read_at(56) }?;
     }
-    let _ = SOCK_TUPLES.insert(&sk, &Tuple { local, peer }, 0);
+    let _ = SOCK_TUPLES.insert(sk, Tuple { local, peer }, 0);
     Ok(())
 }

@@ -2,11 +2,11 @@
 //! copied at exit (the buffer is only filled by then for reads). `sock/sock_{send,recv}_length`
 //! fire inside the call and tell us the socket and its protocol.
 
+use api_guard_common::ConnKey;
 use api_guard_common::{
     Stat, CHUNK_SIZE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, MAX_CAPTURE_CAP,
     MAX_CHUNKS_PER_CALL, MAX_IOVECS,
 };
-use api_guard_common::ConnKey;
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, generated::bpf_loop},
     macros::tracepoint,
@@ -19,8 +19,7 @@ use super::{
     RET,
 };
 use crate::maps::{
-    global_u32, DataArgs, BUF_IOVEC, BUF_MSGHDR, BUF_NONE, BUF_PLAIN, CAPTURE_CAP, CONNS,
-    DATA_ARGS,
+    global_u32, DataArgs, BUF_IOVEC, BUF_MSGHDR, BUF_NONE, BUF_PLAIN, CAPTURE_CAP, CONNS, DATA_ARGS,
 };
 
 const IPPROTO_TCP: u16 = 6;
@@ -29,18 +28,31 @@ const IPPROTO_TCP: u16 = 6;
 fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8) {
     let (pid_tgid, tgid, _) = current();
     // SAFETY: reading this tracepoint's own record.
-    let Ok(fd) = (unsafe { ctx.read_at::<u64>(arg(0)) }) else { return };
+    let Ok(fd) = (unsafe { ctx.read_at::<u64>(arg(0)) }) else {
+        return;
+    };
     // Cheapest rejection first: most syscalls of the host are not on tracked sockets.
     // SAFETY: read-only lookup of a plain value.
-    if unsafe { CONNS.get(&conn_key(tgid, fd as u32)) }.is_none() {
+    if unsafe { CONNS.get(conn_key(tgid, fd as u32)) }.is_none() {
         return;
     }
     // SAFETY: as above.
     let (ptr, count) = unsafe {
-        (ctx.read_at::<u64>(arg(1)).unwrap_or(0), ctx.read_at::<u64>(arg(2)).unwrap_or(0))
+        (
+            ctx.read_at::<u64>(arg(1)).unwrap_or(0),
+            ctx.read_at::<u64>(arg(2)).unwrap_or(0),
+        )
     };
-    let args = DataArgs { ptr, count, sk: 0, fd: fd as u32, protocol: 0, dir, buf_kind };
-    if DATA_ARGS.insert(&pid_tgid, &args, 0).is_err() {
+    let args = DataArgs {
+        ptr,
+        count,
+        sk: 0,
+        fd: fd as u32,
+        protocol: 0,
+        dir,
+        buf_kind,
+    };
+    if DATA_ARGS.insert(pid_tgid, args, 0).is_err() {
         bump(Stat::StashTableFull, 1);
     }
 }
@@ -49,26 +61,34 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8) {
 fn exit(ctx: &TracePointContext) {
     let (pid_tgid, tgid, tid) = current();
     // SAFETY: read-only lookup of a plain value.
-    let Some(&args) = (unsafe { DATA_ARGS.get(&pid_tgid) }) else { return };
-    let _ = DATA_ARGS.remove(&pid_tgid);
+    let Some(&args) = (unsafe { DATA_ARGS.get(pid_tgid) }) else {
+        return;
+    };
+    let _ = DATA_ARGS.remove(pid_tgid);
     // SAFETY: reading this tracepoint's own record.
     let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
     if ret <= 0 {
         return;
     }
     let key = conn_key(tgid, args.fd);
-    let Some(conn) = CONNS.get_ptr_mut(&key) else { return };
+    let Some(conn) = CONNS.get_ptr_mut(key) else {
+        return;
+    };
     // SAFETY: the entry stays valid for this program's run; races with another thread of the
     // same process on the same fd can only garble counters, never memory.
     let conn = unsafe { &mut *conn };
     // The socket turned out not to be TCP (e.g. a UDP "connect" or an AF_UNIX accept without
     // an address): stop tracking it.
     if args.protocol != 0 && args.protocol != IPPROTO_TCP {
-        let _ = CONNS.remove(&key);
+        let _ = CONNS.remove(key);
         bump(Stat::NotTcp, 1);
         return;
     }
-    let origin = Origin { tgid, tid, fd: args.fd };
+    let origin = Origin {
+        tgid,
+        tid,
+        fd: args.fd,
+    };
     let ret = ret as u64;
     if !emit::announce(conn, origin, args.sk) {
         // Without its ConnOpen record userspace could not place the bytes: count them lost.
@@ -160,9 +180,22 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64) {
     if missing > 0 {
         bump(Stat::TruncatedCalls, 1);
         bump(Stat::TruncatedBytes, missing);
-        let Some(conn) = CONNS.get_ptr_mut(&key) else { return };
-        let flags = if args.buf_kind == BUF_NONE { DATA_NO_PAYLOAD } else { DATA_TRUNCATED };
-        let trailer = Chunk { src: 0, len: 0, call_len: ret, gap_after: missing, dir: args.dir, flags };
+        let Some(conn) = CONNS.get_ptr_mut(key) else {
+            return;
+        };
+        let flags = if args.buf_kind == BUF_NONE {
+            DATA_NO_PAYLOAD
+        } else {
+            DATA_TRUNCATED
+        };
+        let trailer = Chunk {
+            src: 0,
+            len: 0,
+            call_len: ret,
+            gap_after: missing,
+            dir: args.dir,
+            flags,
+        };
         // SAFETY: see `exit`.
         emit::data(unsafe { &mut *conn }, origin, &trailer);
     }
@@ -188,12 +221,29 @@ extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         };
         st.iov_index += 1;
         st.seg_ptr = entry[0];
-        st.seg_len = if entry[1] > st.cap - st.copied { st.cap - st.copied } else { entry[1] };
+        st.seg_len = if entry[1] > st.cap - st.copied {
+            st.cap - st.copied
+        } else {
+            entry[1]
+        };
         return 0;
     }
-    let len = if st.seg_len > CHUNK_SIZE as u64 { CHUNK_SIZE as u64 } else { st.seg_len };
-    let Some(conn) = CONNS.get_ptr_mut(&st.key) else { return 1 };
-    let chunk = Chunk { src: st.seg_ptr, len: len as usize, call_len: st.ret, gap_after: 0, dir: st.dir, flags: 0 };
+    let len = if st.seg_len > CHUNK_SIZE as u64 {
+        CHUNK_SIZE as u64
+    } else {
+        st.seg_len
+    };
+    let Some(conn) = CONNS.get_ptr_mut(st.key) else {
+        return 1;
+    };
+    let chunk = Chunk {
+        src: st.seg_ptr,
+        len: len as usize,
+        call_len: st.ret,
+        gap_after: 0,
+        dir: st.dir,
+        flags: 0,
+    };
     // SAFETY: see `exit`.
     emit::data(unsafe { &mut *conn }, st.origin, &chunk);
     st.seg_ptr += len;
@@ -205,7 +255,9 @@ extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
 /// Records the socket behind the in-flight call of this thread, if any.
 fn note_socket(ctx: &TracePointContext) {
     let (pid_tgid, _, _) = current();
-    let Some(args) = DATA_ARGS.get_ptr_mut(&pid_tgid) else { return };
+    let Some(args) = DATA_ARGS.get_ptr_mut(pid_tgid) else {
+        return;
+    };
     // SAFETY: our own thread's entry; reading this tracepoint's own record.
     unsafe {
         if (*args).sk == 0 {
@@ -247,10 +299,20 @@ macro_rules! data_syscall {
     };
 }
 
-data_syscall!(sys_enter_read, sys_exit_read, DIR_INGRESS, BUF_PLAIN,
-    "tracepoint syscalls/sys_enter_read: (unsigned int fd, char *buf, size_t count)");
-data_syscall!(sys_enter_write, sys_exit_write, DIR_EGRESS, BUF_PLAIN,
-    "tracepoint syscalls/sys_enter_write: (unsigned int fd, const char *buf, size_t count)");
+data_syscall!(
+    sys_enter_read,
+    sys_exit_read,
+    DIR_INGRESS,
+    BUF_PLAIN,
+    "tracepoint syscalls/sys_enter_read: (unsigned int fd, char *buf, size_t count)"
+);
+data_syscall!(
+    sys_enter_write,
+    sys_exit_write,
+    DIR_EGRESS,
+    BUF_PLAIN,
+    "tracepoint syscalls/sys_enter_write: (unsigned int fd, const char *buf, size_t count)"
+);
 data_syscall!(sys_enter_recvfrom, sys_exit_recvfrom, DIR_INGRESS, BUF_PLAIN,
     "tracepoint syscalls/sys_enter_recvfrom: (int fd, void *ubuf, size_t size, unsigned int flags, ...)");
 data_syscall!(sys_enter_sendto, sys_exit_sendto, DIR_EGRESS, BUF_PLAIN,
@@ -259,9 +321,19 @@ data_syscall!(sys_enter_readv, sys_exit_readv, DIR_INGRESS, BUF_IOVEC,
     "tracepoint syscalls/sys_enter_readv: (unsigned long fd, const struct iovec *vec, unsigned long vlen)");
 data_syscall!(sys_enter_writev, sys_exit_writev, DIR_EGRESS, BUF_IOVEC,
     "tracepoint syscalls/sys_enter_writev: (unsigned long fd, const struct iovec *vec, unsigned long vlen)");
-data_syscall!(sys_enter_recvmsg, sys_exit_recvmsg, DIR_INGRESS, BUF_MSGHDR,
-    "tracepoint syscalls/sys_enter_recvmsg: (int fd, struct user_msghdr *msg, unsigned int flags)");
-data_syscall!(sys_enter_sendmsg, sys_exit_sendmsg, DIR_EGRESS, BUF_MSGHDR,
-    "tracepoint syscalls/sys_enter_sendmsg: (int fd, struct user_msghdr *msg, unsigned int flags)");
+data_syscall!(
+    sys_enter_recvmsg,
+    sys_exit_recvmsg,
+    DIR_INGRESS,
+    BUF_MSGHDR,
+    "tracepoint syscalls/sys_enter_recvmsg: (int fd, struct user_msghdr *msg, unsigned int flags)"
+);
+data_syscall!(
+    sys_enter_sendmsg,
+    sys_exit_sendmsg,
+    DIR_EGRESS,
+    BUF_MSGHDR,
+    "tracepoint syscalls/sys_enter_sendmsg: (int fd, struct user_msghdr *msg, unsigned int flags)"
+);
 data_syscall!(sys_enter_sendfile64, sys_exit_sendfile64, DIR_EGRESS, BUF_NONE,
     "tracepoint syscalls/sys_enter_sendfile64: (int out_fd, int in_fd, loff_t *offset, size_t count)");

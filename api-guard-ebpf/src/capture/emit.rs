@@ -72,7 +72,7 @@ pub(crate) fn announce(conn: &mut ConnInfo, origin: Origin, sk: u64) -> bool {
         _pad: [0; 6],
     };
     // SAFETY: read-only lookup of a plain value.
-    if let Some(tuple) = unsafe { SOCK_TUPLES.get(&conn.sk) } {
+    if let Some(tuple) = unsafe { SOCK_TUPLES.get(conn.sk) } {
         event.local = tuple.local;
         event.peer = tuple.peer;
         event.addr_source = ADDR_TUPLE;

@@ -43,13 +43,13 @@ pub(crate) fn wanted(tgid: u32) -> bool {
         return true;
     }
     // SAFETY: read-only lookups of plain values.
-    if mode & FILTER_BY_PID != 0 && unsafe { FILTER_PIDS.get(&tgid) }.is_some() {
+    if mode & FILTER_BY_PID != 0 && unsafe { FILTER_PIDS.get(tgid) }.is_some() {
         return true;
     }
     if mode & FILTER_BY_COMM != 0 {
         if let Ok(comm) = bpf_get_current_comm() {
             // SAFETY: as above.
-            if unsafe { FILTER_COMMS.get(&comm) }.is_some() {
+            if unsafe { FILTER_COMMS.get(comm) }.is_some() {
                 return true;
             }
         }

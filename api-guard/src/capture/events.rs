@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use api_guard_common::{
-    ConnCloseEvent, ConnOpenEvent, DataHeader, Endpoint, EventHeader, EventKind, AF_INET,
-    AF_INET6, DATA_HEADER_SIZE,
+    ConnCloseEvent, ConnOpenEvent, DataHeader, Endpoint, EventHeader, EventKind, AF_INET, AF_INET6,
+    DATA_HEADER_SIZE,
 };
 use bytes::Bytes;
 
@@ -91,7 +91,11 @@ fn comm(raw: &[u8; 16]) -> String {
 }
 
 fn conn_ref(h: &EventHeader) -> ConnRef {
-    ConnRef { tgid: h.tgid, fd: h.fd, conn_id: h.conn_id }
+    ConnRef {
+        tgid: h.tgid,
+        fd: h.fd,
+        conn_id: h.conn_id,
+    }
 }
 
 /// Decodes one record; a data payload shares `record`'s buffer instead of being copied.
@@ -116,7 +120,10 @@ pub fn decode(record: &Bytes) -> Result<Event, DecodeError> {
             let payload = &record[DATA_HEADER_SIZE..];
             // The ring buffer pads records to 8 bytes: the payload may be followed by padding.
             if payload.len() < claimed || payload.len() > claimed + 8 {
-                return Err(DecodeError::Length { claimed, actual: payload.len() });
+                return Err(DecodeError::Length {
+                    claimed,
+                    actual: payload.len(),
+                });
             }
             Ok(Event::Data(DataEvent {
                 conn: conn_ref(&d.hdr),
@@ -150,7 +157,14 @@ mod tests {
     }
 
     fn hdr(kind: EventKind) -> EventHeader {
-        EventHeader { kind: kind as u32, tgid: 7, tid: 8, fd: 9, conn_id: 42, ts_ns: 1000 }
+        EventHeader {
+            kind: kind as u32,
+            tgid: 7,
+            tid: 8,
+            fd: 9,
+            conn_id: 42,
+            ts_ns: 1000,
+        }
     }
 
     #[test]
@@ -167,15 +181,27 @@ mod tests {
         };
         let mut rec = bytes_of(&d);
         rec.extend_from_slice(b"hello\0\0\0");
-        let Event::Data(e) = decode(&Bytes::from(rec)).unwrap() else { panic!("not data") };
+        let Event::Data(e) = decode(&Bytes::from(rec)).unwrap() else {
+            panic!("not data")
+        };
         assert_eq!(&e.payload[..], b"hello");
         assert_eq!(e.gap_before, 3);
-        assert_eq!(e.conn, ConnRef { tgid: 7, fd: 9, conn_id: 42 });
+        assert_eq!(
+            e.conn,
+            ConnRef {
+                tgid: 7,
+                fd: 9,
+                conn_id: 42
+            }
+        );
     }
 
     #[test]
     fn rejects_short_and_inconsistent_records() {
-        assert_eq!(decode(&Bytes::from_static(&[1, 0])).unwrap_err(), DecodeError::Short(2));
+        assert_eq!(
+            decode(&Bytes::from_static(&[1, 0])).unwrap_err(),
+            DecodeError::Short(2)
+        );
         let mut h = bytes_of(&hdr(EventKind::Data));
         h[0] = 99;
         assert_eq!(decode(&Bytes::from(h)).unwrap_err(), DecodeError::Kind(99));
@@ -190,17 +216,31 @@ mod tests {
             _pad: [0; 2],
         };
         let rec = Bytes::from(bytes_of(&d));
-        assert!(matches!(decode(&rec), Err(DecodeError::Length { claimed: 100, actual: 0 })));
+        assert!(matches!(
+            decode(&rec),
+            Err(DecodeError::Length {
+                claimed: 100,
+                actual: 0
+            })
+        ));
     }
 
     #[test]
     fn v4_mapped_v6_is_shown_as_v4() {
-        let mut e = Endpoint { family: AF_INET6, port: 80, ..Default::default() };
+        let mut e = Endpoint {
+            family: AF_INET6,
+            port: 80,
+            ..Default::default()
+        };
         e.addr[10] = 0xff;
         e.addr[11] = 0xff;
         e.addr[12..].copy_from_slice(&[10, 0, 0, 1]);
         assert_eq!(endpoint(&e).unwrap().to_string(), "10.0.0.1:80");
-        let mut v4 = Endpoint { family: AF_INET, port: 8080, ..Default::default() };
+        let mut v4 = Endpoint {
+            family: AF_INET,
+            port: 8080,
+            ..Default::default()
+        };
         v4.addr[..4].copy_from_slice(&[127, 0, 0, 1]);
         assert_eq!(endpoint(&v4).unwrap().to_string(), "127.0.0.1:8080");
         assert_eq!(endpoint(&Endpoint::default()), None);

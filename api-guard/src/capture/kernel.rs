@@ -25,7 +25,9 @@ impl KernelState {
     /// Sums each counter over CPUs and advances the matching Prometheus counters.
     pub fn export_stats(&self, metrics: &Metrics) {
         for stat in Stat::ALL {
-            let Ok(values) = self.stats.get(&(stat as u32), 0) else { continue };
+            let Ok(values) = self.stats.get(&(stat as u32), 0) else {
+                continue;
+            };
             let total: u64 = values.iter().sum();
             metrics.set_kernel_stat(stat, total);
         }
@@ -34,7 +36,11 @@ impl KernelState {
     /// Stops kernel capture of a connection userspace no longer parses, unless the fd was
     /// reused by a newer connection meanwhile.
     pub fn untrack(&mut self, key: ConnKey, conn_id: u64) {
-        if self.conns.get(&key, 0).is_ok_and(|info| info.conn_id == conn_id) {
+        if self
+            .conns
+            .get(&key, 0)
+            .is_ok_and(|info| info.conn_id == conn_id)
+        {
             let _ = self.conns.remove(&key);
         }
     }
@@ -76,10 +82,13 @@ pub async fn run(
         }
         state.export_stats(&metrics);
         n = n.wrapping_add(1);
-        if n % SWEEP_EVERY_TICKS == 0 {
+        if n.is_multiple_of(SWEEP_EVERY_TICKS) {
             let removed = state.sweep_dead();
             if removed > 0 {
-                debug!(removed, "Removed connections of exited processes from the kernel table");
+                debug!(
+                    removed,
+                    "Removed connections of exited processes from the kernel table"
+                );
             }
         }
     }

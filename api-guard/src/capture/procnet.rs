@@ -32,7 +32,10 @@ fn parse_addr(s: &str) -> Option<SocketAddr> {
     let (ip, port) = s.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let words: Vec<u32> = (0..ip.len() / 8)
-        .map(|i| ip.get(i * 8..i * 8 + 8).and_then(|w| u32::from_str_radix(w, 16).ok()))
+        .map(|i| {
+            ip.get(i * 8..i * 8 + 8)
+                .and_then(|w| u32::from_str_radix(w, 16).ok())
+        })
         .collect::<Option<_>>()?;
     let ip = match words.as_slice() {
         [w] => IpAddr::V4(Ipv4Addr::from(w.to_ne_bytes())),

@@ -102,8 +102,12 @@ impl ConnTable {
             Event::Data(e) => self.data(e, out),
             Event::Close(e) => self.close(e, out),
         }
-        self.metrics.connections_tracked.set(self.conns.len() as i64);
-        self.metrics.http_buffered_bytes.set(self.buffered_total as i64);
+        self.metrics
+            .connections_tracked
+            .set(self.conns.len() as i64);
+        self.metrics
+            .http_buffered_bytes
+            .set(self.buffered_total as i64);
     }
 
     fn open(&mut self, e: OpenEvent, out: &mut Vec<Exchange>) {
@@ -123,7 +127,11 @@ impl ConnTable {
                 peer = Some(p);
             }
         }
-        let role = if e.role == ROLE_SERVER { Role::Server } else { Role::Client };
+        let role = if e.role == ROLE_SERVER {
+            Role::Server
+        } else {
+            Role::Client
+        };
         let meta = ConnMeta {
             conn_id: e.conn.conn_id,
             role,
@@ -164,7 +172,8 @@ impl ConnTable {
             return;
         };
         let cut = e.gap_after > 0 && e.flags & (DATA_TRUNCATED | DATA_NO_PAYLOAD) != 0;
-        let (gap_before, payload, gap_after) = (e.gap_before, e.payload, if cut { e.gap_after } else { 0 });
+        let (gap_before, payload, gap_after) =
+            (e.gap_before, e.payload, if cut { e.gap_after } else { 0 });
         self.drive(e.conn, out, |http, produced| {
             if gap_before > 0 {
                 http.gap(stream, gap_before, e.ts_ns, produced);
@@ -179,10 +188,15 @@ impl ConnTable {
     }
 
     fn close(&mut self, e: CloseEvent, out: &mut Vec<Exchange>) {
-        let Some(conn) = self.lookup(e.conn) else { return };
+        let Some(conn) = self.lookup(e.conn) else {
+            return;
+        };
         let role = conn.meta.role;
         self.drive(e.conn, out, |http, produced| {
-            for (dir, gap) in [(DIR_INGRESS, e.pending_gap[0]), (DIR_EGRESS, e.pending_gap[1])] {
+            for (dir, gap) in [
+                (DIR_INGRESS, e.pending_gap[0]),
+                (DIR_EGRESS, e.pending_gap[1]),
+            ] {
                 if let (true, Some(stream)) = (gap > 0, stream(role, dir)) {
                     http.gap(stream, gap, e.ts_ns, produced);
                 }
@@ -202,19 +216,31 @@ impl ConnTable {
         f: impl FnOnce(&mut HttpConnection, &mut Vec<HttpExchange>),
     ) {
         let key = (id.tgid, id.fd);
-        let Some(conn) = self.conns.get_mut(&key) else { return };
+        let Some(conn) = self.conns.get_mut(&key) else {
+            return;
+        };
         let mut produced = Vec::new();
         f(&mut conn.http, &mut produced);
         account(&self.metrics, conn, &mut self.buffered_total);
-        out.extend(produced.into_iter().map(|http| Exchange { conn: conn.meta.clone(), http }));
-        let Some(reason) = ignore_reason(conn.http.state()) else { return };
+        out.extend(produced.into_iter().map(|http| Exchange {
+            conn: conn.meta.clone(),
+            http,
+        }));
+        let Some(reason) = ignore_reason(conn.http.state()) else {
+            return;
+        };
         if let Some(conn) = self.conns.remove(&key) {
             self.buffered_total = self.buffered_total.saturating_sub(conn.buffered);
         }
-        self.metrics.http_connections_ignored.with_label_values(&[reason]).inc();
+        self.metrics
+            .http_connections_ignored
+            .with_label_values(&[reason])
+            .inc();
         self.remember_ignored(id.conn_id);
         // Best effort: if the queue is full the kernel just keeps copying for a while.
-        let _ = self.untrack.try_send((ConnKey::new(id.tgid, id.fd), id.conn_id));
+        let _ = self
+            .untrack
+            .try_send((ConnKey::new(id.tgid, id.fd), id.conn_id));
     }
 
     fn remember_ignored(&mut self, conn_id: u64) {
@@ -231,7 +257,10 @@ impl ConnTable {
         let mut produced = Vec::new();
         conn.http.close(ts_ns, &mut produced);
         account(&self.metrics, &mut conn, &mut self.buffered_total);
-        out.extend(produced.into_iter().map(|http| Exchange { conn: conn.meta.clone(), http }));
+        out.extend(produced.into_iter().map(|http| Exchange {
+            conn: conn.meta.clone(),
+            http,
+        }));
         self.buffered_total = self.buffered_total.saturating_sub(conn.buffered);
     }
 
@@ -244,7 +273,9 @@ impl ConnTable {
             .conns
             .iter()
             .filter(|(_, c)| {
-                let pid_alive = *alive.entry(c.meta.pid).or_insert_with(|| process_alive(c.meta.pid));
+                let pid_alive = *alive
+                    .entry(c.meta.pid)
+                    .or_insert_with(|| process_alive(c.meta.pid));
                 now_ns.saturating_sub(c.last_ts_ns) > timeout || !pid_alive
             })
             .map(|(k, _)| *k)
@@ -254,8 +285,12 @@ impl ConnTable {
                 self.finish(conn, now_ns, out);
             }
         }
-        self.metrics.connections_tracked.set(self.conns.len() as i64);
-        self.metrics.http_buffered_bytes.set(self.buffered_total as i64);
+        self.metrics
+            .connections_tracked
+            .set(self.conns.len() as i64);
+        self.metrics
+            .http_buffered_bytes
+            .set(self.buffered_total as i64);
     }
 
     /// Finishes every connection (shutdown).
@@ -272,13 +307,19 @@ impl ConnTable {
 fn account(metrics: &Metrics, conn: &mut Conn, buffered_total: &mut usize) {
     let http = &conn.http;
     let errors = http.parse_errors();
-    metrics.http_parse_errors.inc_by(errors.saturating_sub(conn.seen_errors));
+    metrics
+        .http_parse_errors
+        .inc_by(errors.saturating_sub(conn.seen_errors));
     conn.seen_errors = errors;
     let lost = http.lost_exchanges();
-    metrics.http_exchanges_lost.inc_by(lost.saturating_sub(conn.seen_lost));
+    metrics
+        .http_exchanges_lost
+        .inc_by(lost.saturating_sub(conn.seen_lost));
     conn.seen_lost = lost;
     let buffered = http.buffered_bytes();
-    *buffered_total = buffered_total.saturating_sub(conn.buffered).saturating_add(buffered);
+    *buffered_total = buffered_total
+        .saturating_sub(conn.buffered)
+        .saturating_add(buffered);
     conn.buffered = buffered;
 }
 
