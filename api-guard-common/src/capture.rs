@@ -18,6 +18,7 @@ pub const MAX_CONNS: u32 = 65_536;
 /// `FILTER_MODE` bits: only capture processes listed in the pid / comm filter maps.
 pub const FILTER_BY_PID: u32 = 1;
 pub const FILTER_BY_COMM: u32 = 2;
+pub const FILTER_BY_CGROUP: u32 = 4;
 
 /// Record kinds on the ring buffer. Numbers are stable.
 #[repr(u32)]

@@ -44,6 +44,9 @@ pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_COUNT, 0
 pub static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 
 #[map]
+pub static FILTER_CGROUPS: HashMap<u64, u8> = HashMap::with_max_entries(256, 0);
+
+#[map]
 pub static FILTER_COMMS: HashMap<[u8; 16], u8> = HashMap::with_max_entries(256, 0);
 
 /// Both ends of an established TCP socket, from `sock/inet_sock_set_state`, by `struct sock *`.

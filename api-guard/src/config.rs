@@ -1,7 +1,10 @@
 //! The TOML configuration. Every field is optional; defaults are the embedded configuration
 //! `api-guard run` uses without `--config`.
 
-use std::path::Path;
+use std::{
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
 
 use api_guard_common::{CHUNK_SIZE, DEFAULT_CAPTURE_CAP, MAX_CAPTURE_CAP};
 use serde::Deserialize;
@@ -42,6 +45,9 @@ pub struct CaptureConfig {
     pub pids: Vec<u32>,
     /// Only capture processes with these names (`comm`, at most 15 bytes; default: all).
     pub comms: Vec<String>,
+    /// Only capture processes in these cgroup v2 directories (e.g.
+    /// `/sys/fs/cgroup/system.slice/nginx.service`; not their children; default: all).
+    pub cgroups: Vec<PathBuf>,
     /// Bounded hand-off between the ring buffer reader and the parser, in records (default
     /// 65536; handed over in batches). When it is full the reader waits and the kernel counts
     /// what the ring buffer cannot hold.
@@ -55,6 +61,7 @@ impl Default for CaptureConfig {
             ring_buffer_bytes: 16 * 1024 * 1024,
             pids: Vec::new(),
             comms: Vec::new(),
+            cgroups: Vec::new(),
             channel_capacity: 65_536,
         }
     }
@@ -143,6 +150,9 @@ impl Config {
                 format!("{comm:?} must be 1..=15 bytes"),
             ));
         }
+        for path in &c.cgroups {
+            cgroup_id(path)?;
+        }
         if c.channel_capacity == 0 {
             return Err(invalid("capture.channel_capacity", "must be > 0"));
         }
@@ -159,11 +169,38 @@ impl Config {
         Ok(())
     }
 
+    /// Cgroup v2 ids of `capture.cgroups` (validated at load).
+    pub fn cgroup_ids(&self) -> Result<Vec<u64>, ConfigError> {
+        self.capture.cgroups.iter().map(|p| cgroup_id(p)).collect()
+    }
+
     /// The per-call cap rounded up to whole chunks, as the kernel applies it.
     pub fn capture_cap(&self) -> u32 {
         let chunk = CHUNK_SIZE as u32;
         self.capture.max_capture_bytes.div_ceil(chunk) * chunk
     }
+}
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// A cgroup v2 id is the inode number of its directory in the cgroup2 file system.
+fn cgroup_id(path: &Path) -> Result<u64, ConfigError> {
+    let bad = |reason: String| invalid("capture.cgroups", format!("{}: {reason}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(bad("not a directory".into()));
+    }
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| bad("contains a NUL byte".into()))?;
+    // SAFETY: statfs fills the zeroed struct for a valid NUL-terminated path.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c_path.as_ptr(), &mut fs) } != 0 {
+        return Err(bad(std::io::Error::last_os_error().to_string()));
+    }
+    if fs.f_type as i64 != CGROUP2_SUPER_MAGIC {
+        return Err(bad("not in a cgroup v2 file system".into()));
+    }
+    Ok(meta.ino())
 }
 
 #[cfg(test)]
@@ -187,6 +224,20 @@ mod tests {
         let e =
             Config::parse("[capture]\ncomms = [\"a-very-long-process-name\"]\n", "t").unwrap_err();
         assert!(e.to_string().contains("capture.comms"), "{e}");
+    }
+
+    #[test]
+    fn cgroups_must_be_cgroup2_directories() {
+        let e = Config::parse("[capture]\ncgroups = [\"/nonexistent/cg\"]\n", "t").unwrap_err();
+        assert!(
+            e.to_string().contains("`capture.cgroups`: /nonexistent/cg"),
+            "{e}"
+        );
+        let e = Config::parse("[capture]\ncgroups = [\"/tmp\"]\n", "t").unwrap_err();
+        assert!(
+            e.to_string().contains("not in a cgroup v2 file system"),
+            "{e}"
+        );
     }
 
     #[test]

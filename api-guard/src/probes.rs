@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use api_guard_common::{names::*, ConnInfo, ConnKey, FILTER_BY_COMM, FILTER_BY_PID};
+use api_guard_common::{
+    names::*, ConnInfo, ConnKey, FILTER_BY_CGROUP, FILTER_BY_COMM, FILTER_BY_PID,
+};
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::TracePoint,
@@ -21,6 +23,8 @@ pub enum ProbeError {
         path: &'static str,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("loading the eBPF object failed: {0}")]
     Load(#[from] aya::EbpfError),
     #[error("program {name} is missing from the eBPF object")]
@@ -166,6 +170,9 @@ impl Probes {
         if !config.capture.comms.is_empty() {
             filter_mode |= FILTER_BY_COMM;
         }
+        if !config.capture.cgroups.is_empty() {
+            filter_mode |= FILTER_BY_CGROUP;
+        }
         // Wake the reader once a quarter of the ring is waiting; the reader's timer covers the rest.
         let wakeup = u64::from(config.capture.ring_buffer_bytes / 4);
         let ebpf = EbpfLoader::new()
@@ -204,6 +211,13 @@ impl Probes {
                     name: MAP_FILTER_COMMS,
                     source,
                 })?;
+        }
+        let mut cgroups: HashMap<_, u64, u8> = self.typed_map(MAP_FILTER_CGROUPS)?;
+        for id in config.cgroup_ids().map_err(ProbeError::Config)? {
+            cgroups.insert(id, 1, 0).map_err(|source| ProbeError::Map {
+                name: MAP_FILTER_CGROUPS,
+                source,
+            })?;
         }
         Ok(())
     }

@@ -247,6 +247,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
+    def server_bind(self):
+        # "::" is dual-stack whatever net.ipv6.bindv6only says: IPv4 clients arrive as
+        # v4-mapped peers on the IPv6 socket.
+        if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
 def main():
     host, port, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     if ":" in host:
@@ -270,6 +277,7 @@ pub struct PyOptions {
 /// `python3 -m http.server`, which answers HTTP/1.0 and closes each connection).
 /// GET/HEAD serve files from a temp dir; POST reads the whole body (Content-Length or
 /// chunked) and answers `200` with the 3-byte body `ok\n` and `X-Received-Bytes`.
+/// Listening on `[::]` is dual-stack (`IPV6_V6ONLY` off): IPv4 clients are accepted too.
 pub struct PyHttpServer {
     child: Child,
     listen: SocketAddr,

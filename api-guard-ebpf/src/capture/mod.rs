@@ -8,10 +8,14 @@ mod conn;
 mod data;
 mod emit;
 
-use api_guard_common::{ConnKey, Stat, FILTER_BY_COMM, FILTER_BY_PID};
-use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid};
+use api_guard_common::{ConnKey, Stat, FILTER_BY_CGROUP, FILTER_BY_COMM, FILTER_BY_PID};
+use aya_ebpf::helpers::{
+    bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+};
 
-use crate::maps::{global_u32, FILTER_COMMS, FILTER_MODE, FILTER_PIDS, SELF_TGID, STATS};
+use crate::maps::{
+    global_u32, FILTER_CGROUPS, FILTER_COMMS, FILTER_MODE, FILTER_PIDS, SELF_TGID, STATS,
+};
 
 /// Offset of syscall argument `n` (0-based) in a `sys_enter_*` record.
 pub(crate) const fn arg(n: usize) -> usize {
@@ -45,6 +49,13 @@ pub(crate) fn wanted(tgid: u32) -> bool {
     // SAFETY: read-only lookups of plain values.
     if mode & FILTER_BY_PID != 0 && unsafe { FILTER_PIDS.get(tgid) }.is_some() {
         return true;
+    }
+    if mode & FILTER_BY_CGROUP != 0 {
+        // SAFETY: helper without preconditions; read-only lookup of a plain value.
+        let cgroup = unsafe { bpf_get_current_cgroup_id() };
+        if unsafe { FILTER_CGROUPS.get(&cgroup) }.is_some() {
+            return true;
+        }
     }
     if mode & FILTER_BY_COMM != 0 {
         if let Ok(comm) = bpf_get_current_comm() {
