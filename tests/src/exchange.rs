@@ -1,9 +1,12 @@
 //! Checks on the daemon's exchange JSON lines (fields per README.md, "Exchange JSON lines").
 
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use crate::Transfer;
 
 /// Predicate: exchange of process `pid` in `role` ("server" / "client").
 pub fn pid_role(pid: u32, role: &'static str) -> impl Fn(&Value) -> bool + Clone {
@@ -215,6 +218,42 @@ pub fn dump(exchanges: &[Value]) -> String {
 pub fn sorted_by_start(mut exchanges: Vec<Value>) -> Vec<Value> {
     exchanges.sort_by_key(|e| e["request_start_ns"].as_u64().unwrap_or(u64::MAX));
     exchanges
+}
+
+/// Fields both ends of one request/response must report.
+pub fn request_fields(
+    t: &Transfer,
+    host: SocketAddr,
+    method: &str,
+    path: &str,
+    query: Value,
+    req_body: u64,
+) -> Value {
+    json!({
+        "tls": false,
+        "method": method,
+        "path": path,
+        "query": query,
+        "host": host.to_string(),
+        "version": "1.1",
+        "status": t.http_code(),
+        "request_header_bytes": t.request_header_bytes(),
+        "request_body_bytes": req_body,
+        "response_header_bytes": t.size_header(),
+        "response_body_bytes": t.size_download(),
+        "request_truncated": false,
+        "response_truncated": false,
+    })
+}
+
+pub fn same_conn(exchanges: &[Value]) -> Result<()> {
+    let first = &exchanges[0]["conn_id"];
+    ensure!(
+        first.is_u64() && exchanges.iter().all(|e| &e["conn_id"] == first),
+        "one keep-alive connection must give one conn_id:\n{}",
+        dump(exchanges)
+    );
+    Ok(())
 }
 
 #[cfg(test)]

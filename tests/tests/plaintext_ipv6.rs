@@ -16,12 +16,12 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{ensure, Context, Result};
 use integration_tests::exchange::{
-    check_fields, check_timing, check_wall_time, dump, merged, pid_role, sorted_by_start,
+    check_fields, check_timing, check_wall_time, dump, merged, pid_role, request_fields, same_conn,
+    sorted_by_start,
 };
 use integration_tests::util::{monotonic_ns, run_checked, unique_comm};
 use integration_tests::{
     require_root, unique_port, Agent, AgentOptions, Curl, CurlExe, Netns, PyHttpServer, PyOptions,
-    Transfer,
 };
 use serde_json::{json, Value};
 
@@ -48,35 +48,6 @@ fn ensure_ipv6_loopback(ns: &Netns) -> Result<()> {
         "::1 is missing on lo in {}: {}",
         ns.name(),
         ns.ip(&["addr", "show", "dev", "lo"])?
-    );
-    Ok(())
-}
-
-/// Fields both ends of one GET must report.
-fn get_fields(t: &Transfer, host: SocketAddr, path: &str) -> Value {
-    json!({
-        "tls": false,
-        "method": "GET",
-        "path": path,
-        "query": null,
-        "host": host.to_string(),
-        "version": "1.1",
-        "status": t.http_code(),
-        "request_header_bytes": t.request_header_bytes(),
-        "request_body_bytes": 0,
-        "response_header_bytes": t.size_header(),
-        "response_body_bytes": t.size_download(),
-        "request_truncated": false,
-        "response_truncated": false,
-    })
-}
-
-fn same_conn(exchanges: &[Value]) -> Result<()> {
-    let first = &exchanges[0]["conn_id"];
-    ensure!(
-        first.is_u64() && exchanges.iter().all(|e| &e["conn_id"] == first),
-        "one keep-alive connection must give one conn_id:\n{}",
-        dump(exchanges)
     );
     Ok(())
 }
@@ -157,7 +128,7 @@ fn ipv6_loopback_and_v4_mapped() -> Result<()> {
             peer.starts_with("[::1]:"),
             "curl's local address {peer} is not [::1]:port"
         );
-        let common = get_fields(t, listen6, path);
+        let common = request_fields(t, listen6, "GET", path, Value::Null, 0);
         check_fields(
             &srv[i],
             &merged(
@@ -217,7 +188,7 @@ fn ipv6_loopback_and_v4_mapped() -> Result<()> {
         dump(&cli)
     );
     eprintln!("(2) v4-mapped exchanges:\n{}{}", dump(&srv), dump(&cli));
-    let common = get_fields(t, v4_dst, "/c");
+    let common = request_fields(t, v4_dst, "GET", "/c", Value::Null, 0);
     check_fields(
         &srv[0],
         &merged(

@@ -14,7 +14,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{ensure, Context, Result};
 use integration_tests::exchange::{
-    check_fields, check_timing, check_wall_time, dump, merged, pid_role, sorted_by_start,
+    check_fields, check_timing, check_wall_time, dump, merged, pid_role, request_fields, same_conn,
+    sorted_by_start,
 };
 use integration_tests::servers::scratch_file;
 use integration_tests::util::{monotonic_ns, unique_comm};
@@ -27,42 +28,6 @@ use serde_json::{json, Value};
 const WAIT: Duration = Duration::from_secs(10);
 /// All below the 16 KiB per-syscall capture cap, so nothing may be truncated.
 const FILES: [(&str, usize); 3] = [("x", 10), ("y", 1000), ("z", 12000)];
-
-/// Fields both ends of one request/response must report.
-fn request_fields(
-    t: &Transfer,
-    host: SocketAddr,
-    method: &str,
-    path: &str,
-    query: Value,
-    req_body: u64,
-) -> Value {
-    json!({
-        "tls": false,
-        "method": method,
-        "path": path,
-        "query": query,
-        "host": host.to_string(),
-        "version": "1.1",
-        "status": t.http_code(),
-        "request_header_bytes": t.request_header_bytes(),
-        "request_body_bytes": req_body,
-        "response_header_bytes": t.size_header(),
-        "response_body_bytes": t.size_download(),
-        "request_truncated": false,
-        "response_truncated": false,
-    })
-}
-
-fn same_conn(exchanges: &[Value]) -> Result<()> {
-    let first = &exchanges[0]["conn_id"];
-    ensure!(
-        first.is_u64() && exchanges.iter().all(|e| &e["conn_id"] == first),
-        "one keep-alive connection must give one conn_id:\n{}",
-        dump(exchanges)
-    );
-    Ok(())
-}
 
 #[test]
 fn python_server_and_curl_over_veth() -> Result<()> {
