@@ -102,12 +102,7 @@ impl ConnTable {
             Event::Data(e) => self.data(e, out),
             Event::Close(e) => self.close(e, out),
         }
-        self.metrics
-            .connections_tracked
-            .set(self.conns.len() as i64);
-        self.metrics
-            .http_buffered_bytes
-            .set(self.buffered_total as i64);
+        self.export_gauges();
     }
 
     fn open(&mut self, e: OpenEvent, out: &mut Vec<Exchange>) {
@@ -285,6 +280,10 @@ impl ConnTable {
                 self.finish(conn, now_ns, out);
             }
         }
+        self.export_gauges();
+    }
+
+    fn export_gauges(&self) {
         self.metrics
             .connections_tracked
             .set(self.conns.len() as i64);
@@ -299,7 +298,7 @@ impl ConnTable {
         for conn in conns {
             self.finish(conn, now_ns, out);
         }
-        self.metrics.connections_tracked.set(0);
+        self.export_gauges();
     }
 }
 
