@@ -37,6 +37,18 @@ pub struct AgentOptions {
     pub env: Vec<(String, String)>,
 }
 
+impl AgentOptions {
+    /// An agent that captures only processes with these names (`[capture] comms`), so a
+    /// test's metrics count its own traffic and nothing else on the host.
+    pub fn comms_only(comms: &[&str]) -> Self {
+        let quoted: Vec<String> = comms.iter().map(|c| format!("{c:?}")).collect();
+        Self {
+            config_toml: Some(format!("[capture]\ncomms = [{}]\n", quoted.join(", "))),
+            ..Self::default()
+        }
+    }
+}
+
 /// A running `api-guard run` with its files in a temp dir.
 pub struct Agent {
     child: Child,

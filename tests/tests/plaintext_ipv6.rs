@@ -76,15 +76,11 @@ fn ipv6_loopback_and_v4_mapped() -> Result<()> {
         },
     )?;
     let curl_exe = CurlExe::with_comm(&unique_comm("ag6c"))?;
-    let agent = Agent::start(AgentOptions {
-        config_toml: Some(format!(
-            "[capture]\ncomms = [\"{}\", \"{}\", \"{}\"]\n",
-            server6.comm(),
-            server_any.comm(),
-            curl_exe.comm()
-        )),
-        ..AgentOptions::default()
-    })?;
+    let agent = Agent::start(AgentOptions::comms_only(&[
+        server6.comm(),
+        server_any.comm(),
+        curl_exe.comm(),
+    ]))?;
     let before = agent.metrics()?;
 
     // (1) Two GETs to [::1] on one keep-alive connection; `-g` keeps curl from reading

@@ -45,14 +45,7 @@ fn python_server_and_curl_over_veth() -> Result<()> {
         },
     )?;
     let curl_exe = CurlExe::with_comm(&unique_comm("agc"))?;
-    let agent = Agent::start(AgentOptions {
-        config_toml: Some(format!(
-            "[capture]\ncomms = [\"{}\", \"{}\"]\n",
-            server.comm(),
-            curl_exe.comm()
-        )),
-        ..AgentOptions::default()
-    })?;
+    let agent = Agent::start(AgentOptions::comms_only(&[server.comm(), curl_exe.comm()]))?;
     let before = agent.metrics()?;
     let server_pid = server.pid();
     let mut client_pids = Vec::new();
