@@ -30,6 +30,11 @@ pub enum EventKind {
     Data = 2,
     /// [`ConnCloseEvent`]: the tracked fd was closed.
     ConnClose = 3,
+    /// [`ConnTlsEvent`]: the connection carries TLS; from now on its payload comes decrypted
+    /// from the TLS library hooks (flag [`DATA_TLS`]) and its ciphertext is not copied.
+    ConnTls = 4,
+    /// [`ProcEvent`]: a process exec'd or mapped a file executable; TLS discovery rescans it.
+    ProcExec = 5,
 }
 
 impl EventKind {
@@ -38,6 +43,8 @@ impl EventKind {
             1 => Some(Self::ConnOpen),
             2 => Some(Self::Data),
             3 => Some(Self::ConnClose),
+            4 => Some(Self::ConnTls),
+            5 => Some(Self::ProcExec),
             _ => None,
         }
     }
@@ -66,6 +73,11 @@ pub const ADDR_SOCKADDR: u8 = 2;
 pub const DATA_TRUNCATED: u8 = 1;
 /// `DataEvent::flags`: the payload was not in user memory (sendfile): only sizes are known.
 pub const DATA_NO_PAYLOAD: u8 = 2;
+/// `DataEvent::flags`: decrypted payload from a TLS library hook (`DataHeader::library`).
+pub const DATA_TLS: u8 = 4;
+
+/// `EventHeader::fd` of records that are not about a file descriptor.
+pub const NO_FD: u32 = u32::MAX;
 
 /// Key of the kernel connection table: the fd within its process.
 #[repr(C)]
@@ -109,7 +121,11 @@ pub struct ConnInfo {
     pub role: u8,
     /// 1 once the ConnOpen event has been delivered.
     pub announced: u8,
-    pub _pad: [u8; 6],
+    /// 1 once a TLS library call was seen on this socket: syscall payload is ciphertext.
+    pub tls: u8,
+    pub _pad: u8,
+    /// Attach cookie of the TLS library that carries this connection's plaintext.
+    pub tls_library: u32,
 }
 const _: () = assert!(size_of::<ConnInfo>() == 64);
 
@@ -150,6 +166,25 @@ pub struct ConnCloseEvent {
 }
 const _: () = assert!(size_of::<ConnCloseEvent>() == 48);
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ConnTlsEvent {
+    pub hdr: EventHeader,
+    /// Id of the hooked TLS library file (its attach cookie).
+    pub library: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<ConnTlsEvent>() == 40);
+
+/// A process to (re)scan for TLS libraries: it exec'd (`hdr.fd` = [`NO_FD`]) or mapped file
+/// `hdr.fd` executable (a library loaded by the dynamic linker or dlopen).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ProcEvent {
+    pub hdr: EventHeader,
+}
+const _: () = assert!(size_of::<ProcEvent>() == 32);
+
 /// Fixed part of a data record; `chunk_len` payload bytes follow it on the ring buffer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -164,7 +199,8 @@ pub struct DataHeader {
     pub chunk_len: u32,
     pub dir: u8,
     pub flags: u8,
-    pub _pad: [u8; 2],
+    /// With [`DATA_TLS`]: id of the hooked TLS library file (its attach cookie).
+    pub library: u16,
 }
 pub const DATA_HEADER_SIZE: usize = size_of::<DataHeader>();
 const _: () = assert!(DATA_HEADER_SIZE == 64);
@@ -200,8 +236,13 @@ pub enum Stat {
     LostBytes = 7,
     /// Connections dropped from tracking because the socket turned out not to be TCP.
     NotTcp = 8,
+    /// TLS library calls that moved data but whose socket could not be determined.
+    TlsNoFd = 9,
+    /// TLS library calls on sockets that are not tracked (filtered out, or opened before
+    /// the agent started): not captured, by design.
+    TlsUntracked = 10,
 }
-pub const STAT_COUNT: u32 = 9;
+pub const STAT_COUNT: u32 = 11;
 
 impl Stat {
     pub const ALL: [Stat; STAT_COUNT as usize] = [
@@ -214,6 +255,8 @@ impl Stat {
         Stat::TruncatedBytes,
         Stat::LostBytes,
         Stat::NotTcp,
+        Stat::TlsNoFd,
+        Stat::TlsUntracked,
     ];
 }
 

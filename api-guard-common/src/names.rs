@@ -23,3 +23,14 @@ pub const GLOBAL_CAPTURE_CAP: &str = "CAPTURE_CAP";
 pub const GLOBAL_FILTER_MODE: &str = "FILTER_MODE";
 /// Global: bytes waiting in the ring buffer above which a submission wakes the reader.
 pub const GLOBAL_WAKEUP_BYTES: &str = "WAKEUP_BYTES";
+
+/// Uprobe programs on TLS library entry points, by call shape (see `api-guard-ebpf/src/tls.rs`):
+/// `(ssl, buf, num)` reads and writes returning a byte count, `_ex` variants returning 1 and
+/// the count through a pointer, and the handshake (no data; correlates the socket early).
+pub const PROG_TLS_READ: &str = "tls_read";
+pub const PROG_TLS_READ_EX: &str = "tls_read_ex";
+pub const PROG_TLS_WRITE: &str = "tls_write";
+pub const PROG_TLS_WRITE_EX: &str = "tls_write_ex";
+pub const PROG_TLS_HANDSHAKE: &str = "tls_handshake";
+/// The one uretprobe program attached to the return of every hooked TLS function.
+pub const PROG_TLS_RETURN: &str = "tls_return";

@@ -5,6 +5,7 @@
 
 mod capture;
 mod maps;
+mod tls;
 
 #[cfg(not(test))]
 #[panic_handler]

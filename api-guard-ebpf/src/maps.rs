@@ -75,6 +75,9 @@ pub struct ConnectArgs {
 #[map]
 pub static CONNECT_ARGS: LruHashMap<u64, ConnectArgs> = LruHashMap::with_max_entries(16_384, 0);
 
+/// `DataArgs::buf_kind` once the call returned: the entry stays as the thread's last data
+/// syscall on a tracked socket (see `tls.rs`, correlation for memory-BIO TLS users).
+pub const BUF_DONE: u8 = 0;
 /// How a data syscall passes its buffer.
 pub const BUF_PLAIN: u8 = 1; // (buf, len)
 pub const BUF_IOVEC: u8 = 2; // (const struct iovec *, iovcnt)
@@ -88,10 +91,15 @@ pub struct DataArgs {
     pub count: u64,
     /// `struct sock *` and protocol from `sock/sock_{send,recv}_length` during the call.
     pub sk: u64,
+    /// When the call returned (`bpf_ktime_get_ns`), once `buf_kind` is [`BUF_DONE`].
+    pub done_ns: u64,
     pub fd: u32,
     pub protocol: u16,
     pub dir: u8,
     pub buf_kind: u8,
+    /// 1 if the call read bytes that start like a TLS record (content type 20..=23, 0x03).
+    pub tls_record: u8,
+    pub _pad: [u8; 7],
 }
 
 #[map]
@@ -100,3 +108,54 @@ pub static DATA_ARGS: LruHashMap<u64, DataArgs> = LruHashMap::with_max_entries(1
 /// Per-CPU staging area for one chunk: header plus payload, output with its exact length.
 #[map]
 pub static SCRATCH: PerCpuArray<DataEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// A TLS library call in progress on a thread (`pid_tgid`), from entry to return.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TlsArgs {
+    /// The library's connection object (`SSL *`, `gnutls_session_t`).
+    pub session: u64,
+    pub buf: u64,
+    /// `_ex` calls: where the library stores the byte count.
+    pub count_ptr: u64,
+    pub start_ns: u64,
+    /// Socket the library did I/O on during this call ([`api_guard_common::NO_FD`] if none).
+    pub fd: u32,
+    pub dir: u8,
+    /// One of `tls::CALL_*`.
+    pub call: u8,
+    pub _pad: [u8; 2],
+}
+
+#[map]
+pub static TLS_ARGS: LruHashMap<u64, TlsArgs> = LruHashMap::with_max_entries(16_384, 0);
+
+/// A TLS session of a process.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SessionKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub session: u64,
+}
+
+/// The socket a TLS session was last seen on; valid while the fd's `conn_id` matches.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SessionSocket {
+    pub conn_id: u64,
+    pub fd: u32,
+    pub _pad: u32,
+}
+
+/// LRU: sessions are freed without us seeing it; a stale entry fails the `conn_id` check.
+#[map]
+pub static TLS_SESSIONS: LruHashMap<SessionKey, SessionSocket> =
+    LruHashMap::with_max_entries(MAX_CONNS, 0);
+
+/// Per-CPU staging of a TLS call's data arguments for `capture::data::deliver`. Passing them
+/// through map memory (whose contents the verifier does not track) keeps the copy loop as
+/// general as on the syscall path; built on the stack, the known constants made the
+/// verifier explore the `bpf_loop` callback past its 1M-instruction limit.
+#[map]
+pub static TLS_CALL: PerCpuArray<DataArgs> = PerCpuArray::with_max_entries(1, 0);

@@ -24,7 +24,7 @@ impl Role {
 }
 
 /// Identity of a captured connection, shared by all its exchanges.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ConnMeta {
     pub conn_id: u64,
     pub role: Role,
@@ -32,7 +32,14 @@ pub struct ConnMeta {
     pub comm: String,
     pub local: Option<SocketAddr>,
     pub peer: Option<SocketAddr>,
-    pub tls: bool,
+    /// For TLS connections: the hooked library file that supplied the plaintext.
+    pub tls_library: Option<Arc<str>>,
+}
+
+impl ConnMeta {
+    pub fn tls(&self) -> bool {
+        self.tls_library.is_some()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +59,7 @@ struct Line<'a> {
     local_addr: Option<String>,
     peer_addr: Option<String>,
     tls: bool,
+    tls_library: Option<&'a str>,
     method: &'a str,
     path: &'a str,
     query: Option<&'a str>,
@@ -88,7 +96,8 @@ impl Exchange {
             comm: &self.conn.comm,
             local_addr: self.conn.local.map(|a| a.to_string()),
             peer_addr: self.conn.peer.map(|a| a.to_string()),
-            tls: self.conn.tls,
+            tls: self.conn.tls(),
+            tls_library: self.conn.tls_library.as_deref(),
             method: &h.method,
             path: &h.path,
             query: h.query.as_deref(),

@@ -9,6 +9,7 @@ mod pipeline;
 mod probes;
 mod server;
 mod sink;
+mod tls;
 mod wallclock;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -25,6 +26,7 @@ use crate::{
     metrics::Metrics,
     probes::Probes,
     sink::{ExchangeOutput, Sink},
+    tls::{hooks::HookThread, TlsLibraries},
 };
 
 #[derive(Parser)]
@@ -122,6 +124,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         conns: probes.take_conns()?,
     };
 
+    // The hooking thread owns the eBPF object from here on; stopping it detaches everything.
+    let tls_libraries = TlsLibraries::default();
+    let (hooks, tls_notifier) = HookThread::spawn(
+        probes,
+        config.tls.clone(),
+        metrics.clone(),
+        tls_libraries.clone(),
+    )
+    .context("starting the TLS hooking thread")?;
+
     let shutdown = CancellationToken::new();
     let batches = config
         .capture
@@ -135,6 +147,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Duration::from_secs(config.http.idle_timeout_secs),
         metrics.clone(),
         untrack_tx,
+        tls_libraries.clone(),
     );
     let mut tasks = JoinSet::new();
     let reader_shutdown = shutdown.clone();
@@ -149,6 +162,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         table,
         sink,
         metrics.clone(),
+        tls_notifier,
         shutdown.clone(),
     ));
     tasks.spawn(capture::kernel::run(
@@ -170,8 +184,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     metrics.set_ready(false);
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
-    // Dropping the probes detaches every program.
-    drop(probes);
+    hooks.stop();
     info!("Detached, bye");
     Ok(())
 }

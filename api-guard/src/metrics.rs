@@ -8,8 +8,8 @@ use std::sync::{
 
 use api_guard_common::{Stat, STAT_COUNT};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -31,6 +31,11 @@ pub struct Inner {
     pub capture_submitted: IntCounter,
     pub capture_non_tcp: IntCounter,
     pub connections_tracked: IntGauge,
+    pub tls_probes_attached: IntGaugeVec,
+    pub tls_files_skipped: IntCounterVec,
+    pub tls_connections: IntCounterVec,
+    pub tls_calls_unattributed: IntCounterVec,
+    pub tls_discovery_dropped: IntCounter,
     /// Last kernel totals seen, to turn totals into counter increments.
     kernel_last: [AtomicU64; STAT_COUNT as usize],
     ready: AtomicBool,
@@ -49,6 +54,14 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
         .register(Box::new(c.clone()))
         .expect("metric registered once");
     c
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -71,7 +84,7 @@ impl Metrics {
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0,
             ]),
-            &["role", "method"],
+            &["role", "method", "tls"],
         )
         .expect("valid metric definition");
         r.register(Box::new(http_duration.clone()))
@@ -94,8 +107,8 @@ impl Metrics {
             http_requests: counter_vec(
                 &r,
                 "apiguard_http_requests_total",
-                "HTTP exchanges seen, by role, method and status.",
-                &["role", "method", "status"],
+                "HTTP exchanges seen, by role, method, status and whether they were inside TLS.",
+                &["role", "method", "status", "tls"],
             ),
             http_duration,
             http_request_bytes: counter_vec(
@@ -156,6 +169,37 @@ impl Metrics {
                 "Sockets dropped from tracking because they were not TCP.",
             ),
             connections_tracked,
+            tls_probes_attached: gauge_vec(
+                &r,
+                "apiguard_tls_probes_attached",
+                "Uprobes attached per hooked TLS library file (path as its processes map it).",
+                &["library"],
+            ),
+            tls_files_skipped: counter_vec(
+                &r,
+                "apiguard_tls_files_skipped_total",
+                "Files exporting TLS functions that could not be hooked, by reason.",
+                &["reason"],
+            ),
+            tls_connections: counter_vec(
+                &r,
+                "apiguard_tls_connections_total",
+                "Connections whose plaintext came from a TLS library hook, by library.",
+                &["library"],
+            ),
+            tls_calls_unattributed: counter_vec(
+                &r,
+                "apiguard_tls_calls_unattributed_total",
+                "TLS library calls that moved data but were not captured: socket unknown \
+                 (no_fd) or not tracked (untracked: filtered, or opened before the agent).",
+                &["reason"],
+            ),
+            tls_discovery_dropped: counter(
+                &r,
+                "apiguard_tls_discovery_dropped_total",
+                "Process start/library load notifications dropped because discovery was \
+                 behind (a periodic rescan catches up).",
+            ),
             kernel_last: Default::default(),
             ready: AtomicBool::new(false),
             registry: r,
@@ -191,6 +235,14 @@ impl Metrics {
                 .with_label_values(&["ringbuf_full"])
                 .inc_by(delta),
             Stat::NotTcp => self.capture_non_tcp.inc_by(delta),
+            Stat::TlsNoFd => self
+                .tls_calls_unattributed
+                .with_label_values(&["no_fd"])
+                .inc_by(delta),
+            Stat::TlsUntracked => self
+                .tls_calls_unattributed
+                .with_label_values(&["untracked"])
+                .inc_by(delta),
         }
     }
 

@@ -11,6 +11,7 @@ use crate::{
     capture::{events, reader::Batch, table::ConnTable},
     metrics::Metrics,
     sink::Sink,
+    tls::hooks::Notifier,
     wallclock::monotonic_now_ns,
 };
 
@@ -22,6 +23,7 @@ pub async fn run(
     mut table: ConnTable,
     mut sink: Sink,
     metrics: Metrics,
+    tls: Notifier,
     shutdown: CancellationToken,
 ) {
     let mut flush = tokio::time::interval(FLUSH_INTERVAL);
@@ -32,7 +34,7 @@ pub async fn run(
             batch = rx.recv() => match batch {
                 Some(batch) => {
                     for record in &batch {
-                        handle(record, &mut table, &metrics, &mut out);
+                        handle(record, &mut table, &metrics, &tls, &mut out);
                     }
                 }
                 None => break, // reader finished (shutdown): everything is drained
@@ -59,9 +61,11 @@ fn handle(
     record: &bytes::Bytes,
     table: &mut ConnTable,
     metrics: &Metrics,
+    tls: &Notifier,
     out: &mut Vec<crate::exchange::Exchange>,
 ) {
     match events::decode(record) {
+        Ok(events::Event::Exec { tgid }) => tls.process_changed(tgid),
         Ok(event) => table.apply(event, out),
         Err(error) => {
             debug!(%error, "Undecodable capture record");

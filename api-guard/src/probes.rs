@@ -9,12 +9,18 @@ use api_guard_common::{
 };
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
+        ProgramError, TracePoint, UProbe,
+    },
     Ebpf, EbpfLoader,
 };
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::{
+    config::Config,
+    tls::elf::{TlsFunction, TlsFunctions},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -35,6 +41,11 @@ pub enum ProbeError {
     Map {
         name: &'static str,
         source: aya::maps::MapError,
+    },
+    #[error("loading TLS program {program}: {source}")]
+    TlsLoad {
+        program: &'static str,
+        source: ProgramError,
     },
     #[error("attaching required hook {category}/{event}: {source}")]
     Attach {
@@ -109,6 +120,43 @@ const HOOKS: &[Hook] = &[
     syscall("sys_enter_sendfile64"),
 ];
 
+/// TLS discovery notifications (only with `tls.enabled`): without them, new processes are
+/// found by the periodic rescan only.
+const TLS_DISCOVERY_HOOKS: &[Hook] = &[
+    Hook {
+        program: "sched_process_exec",
+        category: "sched",
+        event: "sched_process_exec",
+        required: false,
+    },
+    Hook {
+        program: "sys_enter_mmap",
+        category: "syscalls",
+        event: "sys_enter_mmap",
+        required: false,
+    },
+];
+
+/// Uprobe programs by what they hook; every one is paired with [`PROG_TLS_RETURN`].
+const TLS_ENTRY_PROGRAMS: [&str; 5] = [
+    PROG_TLS_READ,
+    PROG_TLS_READ_EX,
+    PROG_TLS_WRITE,
+    PROG_TLS_WRITE_EX,
+    PROG_TLS_HANDSHAKE,
+];
+
+/// The entry program for a hooked function (by call shape, shared across libraries).
+fn tls_entry_program(function: TlsFunction) -> &'static str {
+    match function {
+        TlsFunction::SslRead | TlsFunction::GnutlsRecordRecv => PROG_TLS_READ,
+        TlsFunction::SslReadEx => PROG_TLS_READ_EX,
+        TlsFunction::SslWrite | TlsFunction::GnutlsRecordSend => PROG_TLS_WRITE,
+        TlsFunction::SslWriteEx => PROG_TLS_WRITE_EX,
+        TlsFunction::SslDoHandshake | TlsFunction::GnutlsHandshake => PROG_TLS_HANDSHAKE,
+    }
+}
+
 /// Outcome of one hook, for `/healthz`-style status output.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HookStatus {
@@ -121,6 +169,14 @@ pub struct HookStatus {
 pub struct Probes {
     ebpf: Ebpf,
     pub status: Vec<HookStatus>,
+}
+
+/// Why hooking a TLS library file failed (everything attached for it was detached again).
+#[derive(Debug, thiserror::Error)]
+#[error("{function}: {source}")]
+pub struct TlsAttachError {
+    function: &'static str,
+    source: ProgramError,
 }
 
 const TRACEFS: &str = "/sys/kernel/tracing";
@@ -191,7 +247,11 @@ impl Probes {
             status: Vec::new(),
         };
         probes.fill_filters(config)?;
-        probes.attach_all()?;
+        probes.attach_all(HOOKS)?;
+        if config.tls.enabled {
+            probes.attach_all(TLS_DISCOVERY_HOOKS)?;
+            probes.load_tls_programs()?;
+        }
         Ok(probes)
     }
 
@@ -233,8 +293,8 @@ impl Probes {
         T::try_from(map).map_err(|source| ProbeError::Map { name, source })
     }
 
-    fn attach_all(&mut self) -> Result<(), ProbeError> {
-        for hook in HOOKS {
+    fn attach_all(&mut self, hooks: &[Hook]) -> Result<(), ProbeError> {
+        for hook in hooks {
             if self.ebpf.program(hook.program).is_none() {
                 return Err(ProbeError::MissingProgram { name: hook.program });
             }
@@ -277,6 +337,75 @@ impl Probes {
         tp.load()?;
         tp.attach(hook.category, hook.event)?;
         Ok(())
+    }
+
+    fn uprobe(&mut self, name: &'static str) -> Result<&mut UProbe, TlsAttachError> {
+        let program = self.ebpf.program_mut(name).ok_or(TlsAttachError {
+            function: name,
+            source: ProgramError::UnexpectedProgramType,
+        })?;
+        program.try_into().map_err(|source| TlsAttachError {
+            function: name,
+            source,
+        })
+    }
+
+    /// Loads the TLS uprobe programs once; files are attached later, as they are found.
+    fn load_tls_programs(&mut self) -> Result<(), ProbeError> {
+        for name in TLS_ENTRY_PROGRAMS.into_iter().chain([PROG_TLS_RETURN]) {
+            let program = self.uprobe(name).map_err(|e| ProbeError::TlsLoad {
+                program: name,
+                source: e.source,
+            })?;
+            program.load().map_err(|source| ProbeError::TlsLoad {
+                program: name,
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Hooks every function of `functions` in the file at `path` for all processes, tagging
+    /// events with `library_id`. All or nothing: on error, what was attached is detached.
+    /// Returns the number of uprobes attached.
+    pub fn attach_tls(
+        &mut self,
+        path: &Path,
+        functions: &TlsFunctions,
+        library_id: u32,
+    ) -> Result<usize, TlsAttachError> {
+        let mut links: Vec<(&'static str, UProbeLinkId)> = Vec::new();
+        let result = (|| {
+            for &(function, offset) in &functions.offsets {
+                // The return probe first, so that no entry is stashed without its consumer.
+                for program in [PROG_TLS_RETURN, tls_entry_program(function)] {
+                    let point = UProbeAttachPoint {
+                        location: UProbeAttachLocation::AbsoluteOffset(offset),
+                        cookie: Some(u64::from(library_id)),
+                    };
+                    let link = self
+                        .uprobe(program)?
+                        .attach(point, path, UProbeScope::AllProcesses)
+                        .map_err(|source| TlsAttachError {
+                            function: function.symbol(),
+                            source,
+                        })?;
+                    links.push((program, link));
+                }
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok(links.len()),
+            Err(error) => {
+                for (program, link) in links {
+                    if let Ok(p) = self.uprobe(program) {
+                        let _ = p.detach(link);
+                    }
+                }
+                Err(error)
+            }
+        }
     }
 
     /// The ring buffer, moved out for the reader task.

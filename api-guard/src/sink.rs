@@ -63,13 +63,14 @@ impl Sink {
             .http
             .status
             .map_or_else(|| "none".to_string(), |s| s.to_string());
+        let tls = if e.conn.tls() { "true" } else { "false" };
         let m = &self.metrics;
         m.http_requests
-            .with_label_values(&[role, method, &status])
+            .with_label_values(&[role, method, &status, tls])
             .inc();
         if let Some(ns) = e.duration_ns() {
             m.http_duration
-                .with_label_values(&[role, method])
+                .with_label_values(&[role, method, tls])
                 .observe(ns as f64 / 1e9);
         }
         m.http_request_bytes

@@ -41,9 +41,23 @@ impl AgentOptions {
     /// An agent that captures only processes with these names (`[capture] comms`), so a
     /// test's metrics count its own traffic and nothing else on the host.
     pub fn comms_only(comms: &[&str]) -> Self {
+        Self::capture_only(&[], comms)
+    }
+
+    /// An agent that captures only these pids and these comms (`[capture] pids`/`comms`:
+    /// a process matching either is captured).
+    pub fn capture_only(pids: &[u32], comms: &[&str]) -> Self {
         let quoted: Vec<String> = comms.iter().map(|c| format!("{c:?}")).collect();
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+        let mut toml = String::from("[capture]\n");
+        if !pids.is_empty() {
+            toml += &format!("pids = [{}]\n", pids.join(", "));
+        }
+        if !quoted.is_empty() {
+            toml += &format!("comms = [{}]\n", quoted.join(", "));
+        }
         Self {
-            config_toml: Some(format!("[capture]\ncomms = [{}]\n", quoted.join(", "))),
+            config_toml: Some(toml),
             ..Self::default()
         }
     }
@@ -230,6 +244,35 @@ impl Agent {
         }
     }
 
+    /// Checks that each `(name, labels, want)` grew by exactly `want` since `before`
+    /// (summing the samples carrying at least `labels`), polling up to 3 s for counters
+    /// that lag the exchanges file; the error lists every metric that differs.
+    pub fn check_deltas(
+        &self,
+        before: &Metrics,
+        expected: &[(&str, &[(&str, &str)], f64)],
+    ) -> Result<()> {
+        let mut wrong = Vec::new();
+        for &(name, labels, want) in expected {
+            let base = before.sum(name, labels);
+            let now =
+                self.wait_metric(name, labels, |v| v - base == want, Duration::from_secs(3))?;
+            if now - base != want {
+                wrong.push(format!(
+                    "  {name}{labels:?}: increased by {}, expected {want}",
+                    now - base
+                ));
+            }
+        }
+        ensure!(
+            wrong.is_empty(),
+            "metrics differ:\n{}\n{}",
+            wrong.join("\n"),
+            self.diagnostics()
+        );
+        Ok(())
+    }
+
     /// Calls `f` with every complete line of the exchanges file (a trailing line still
     /// being written is skipped), without holding them all in memory.
     pub fn for_each_exchange(&self, mut f: impl FnMut(Value)) -> Result<()> {
@@ -323,6 +366,7 @@ impl Agent {
                     "apiguard_http_parse_errors",
                     "apiguard_http_exchanges_lost",
                     "apiguard_connections_tracked",
+                    "apiguard_tls",
                 ] {
                     s += &m.dump(prefix);
                 }

@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,48 +10,37 @@ use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 
 use crate::netns::Netns;
-use crate::util::{run_with_timeout, which, TempDir};
+use crate::util::{run_with_timeout, which, CommExe};
 
 /// curl reached through a symlink whose name becomes the process comm, so a
 /// `[capture] comms` filter can select exactly this test's clients.
-pub struct CurlExe {
-    path: PathBuf,
-    comm: String,
-    _dir: TempDir,
-}
+pub struct CurlExe(CommExe);
 
 impl CurlExe {
     pub fn with_comm(comm: &str) -> Result<CurlExe> {
-        ensure!(
-            !comm.is_empty() && comm.len() <= 15 && !comm.contains('/'),
-            "comm {comm:?} must be 1-15 bytes without '/'"
-        );
-        let dir = TempDir::new("curl")?;
-        let path = dir.join(comm);
-        symlink(which("curl")?, &path)?;
-        Ok(CurlExe {
-            path,
-            comm: comm.to_string(),
-            _dir: dir,
-        })
+        Ok(CurlExe(CommExe::new(&which("curl")?, comm)?))
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 
     pub fn comm(&self) -> &str {
-        &self.comm
+        self.0.comm()
     }
 }
 
 /// One curl invocation inside a namespace. Every URL gets `-o /dev/null`; the transfer
 /// statistics of each URL come back as a [`Transfer`].
+///
+/// [`Curl::next`] starts a new operation (`--next`): its URLs get their own options (a
+/// method, a body) while curl keeps reusing the same connection.
 pub struct Curl<'a> {
     ns: &'a Netns,
     exe: PathBuf,
     args: Vec<OsString>,
     timeout: Duration,
+    insecure: bool,
 }
 
 impl<'a> Curl<'a> {
@@ -62,7 +50,21 @@ impl<'a> Curl<'a> {
             exe: PathBuf::from("curl"),
             args: Vec::new(),
             timeout: Duration::from_secs(10),
+            insecure: false,
         }
+    }
+
+    /// `-k` in every operation: accept the servers' self-signed test certificates.
+    pub fn insecure(mut self) -> Self {
+        self.insecure = true;
+        self
+    }
+
+    /// `--next`: the following options and URLs form a new operation (options given
+    /// before do not apply to it; the write-out, time limit and `-k` are repeated).
+    pub fn next(mut self) -> Self {
+        self.args.push(NEXT.into());
+        self
     }
 
     pub fn exe(mut self, exe: &CurlExe) -> Self {
@@ -73,6 +75,11 @@ impl<'a> Curl<'a> {
     /// Any curl option; it applies to the URLs added after it (curl's own rules).
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<S: Into<OsString>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
         self
     }
 
@@ -89,16 +96,36 @@ impl<'a> Curl<'a> {
         self
     }
 
+    /// Runs curl and fails unless it exits 0.
     pub fn run(self) -> Result<CurlRun> {
+        self.run_expecting(0)
+    }
+
+    /// Runs curl and fails unless it exits with `code` (e.g. 35 for a failed TLS
+    /// handshake); transfers that produced no write-out are simply absent.
+    pub fn run_expecting(self, code: i32) -> Result<CurlRun> {
+        let mut per_op: Vec<OsString> = ["-s", "-S", "--max-time"].map(Into::into).into();
+        per_op.push(self.timeout.as_secs().max(1).to_string().into());
+        per_op.extend(["-w", "%{json}\\n"].map(OsString::from));
+        if self.insecure {
+            per_op.push("-k".into());
+        }
         let mut cmd = self.ns.cmd(&self.exe);
-        cmd.args(["-s", "-S", "--max-time"])
-            .arg(self.timeout.as_secs().max(1).to_string())
-            .args(["-w", "%{json}\\n"])
-            .args(&self.args);
-        let done = run_with_timeout(&mut cmd, self.timeout * 2 + Duration::from_secs(2))?;
+        cmd.args(&per_op);
+        for arg in &self.args {
+            cmd.arg(arg);
+            if arg == NEXT {
+                cmd.args(&per_op);
+            }
+        }
+        let operations = 1 + self.args.iter().filter(|a| *a == NEXT).count() as u32;
+        let done = run_with_timeout(
+            &mut cmd,
+            self.timeout * 2 * operations + Duration::from_secs(2),
+        )?;
         ensure!(
-            done.status.success(),
-            "curl {:?} failed ({}): {}",
+            done.status.code() == Some(code),
+            "curl {:?} exited with {} (expected {code}): {}",
             self.args,
             done.status,
             done.stderr_text()
@@ -116,6 +143,8 @@ impl<'a> Curl<'a> {
         })
     }
 }
+
+const NEXT: &str = "--next";
 
 /// The process and what each of its transfers did.
 #[derive(Debug)]

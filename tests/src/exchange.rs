@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
+use crate::util::monotonic_ns;
 use crate::Transfer;
 
 /// Predicate: exchange of process `pid` in `role` ("server" / "client").
@@ -94,6 +95,36 @@ pub fn check_timing(e: &Value, t0_ns: u64, t1_ns: u64) -> Result<()> {
         "duration_ms {duration} != (response_end_ns - request_start_ns)/1e6 = {want}; exchange: {e}"
     );
     Ok(())
+}
+
+/// The CLOCK_MONOTONIC and wall-clock window around a client run: every exchange of the
+/// run must lie inside it ([`check_timing`], [`check_wall_time`] with 1 s slack).
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    t0_ns: u64,
+    t1_ns: u64,
+    wall0: SystemTime,
+    wall1: SystemTime,
+}
+
+impl Window {
+    /// Runs `f` and returns its value with the window around it.
+    pub fn around<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Window)> {
+        let (t0_ns, wall0) = (monotonic_ns(), SystemTime::now());
+        let value = f()?;
+        let window = Window {
+            t0_ns,
+            t1_ns: monotonic_ns(),
+            wall0,
+            wall1: SystemTime::now(),
+        };
+        Ok((value, window))
+    }
+
+    pub fn check(&self, e: &Value) -> Result<()> {
+        check_timing(e, self.t0_ns, self.t1_ns)?;
+        check_wall_time(e, self.wall0, self.wall1, Duration::from_secs(1))
+    }
 }
 
 /// `time` is RFC 3339 UTC and lies within [wall0, wall1] give or take `slack`.
@@ -185,7 +216,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// One line per exchange, for failure messages.
 pub fn summary(e: &Value) -> String {
     format!(
-        "pid={} comm={} role={} conn={} {} {} {}{} status={} local={} peer={} req={}+{} resp={}+{} trunc={}/{}",
+        "pid={} comm={} role={} conn={} {} {} {}{} status={} local={} peer={} req={}+{} resp={}+{} trunc={}/{} tls={}{}",
         e["pid"],
         e["comm"],
         e["role"],
@@ -203,6 +234,8 @@ pub fn summary(e: &Value) -> String {
         e["response_body_bytes"],
         e["request_truncated"],
         e["response_truncated"],
+        e["tls"],
+        e["tls_library"].as_str().map(|l| format!(" ({l})")).unwrap_or_default(),
     )
 }
 

@@ -1,7 +1,8 @@
 //! Harness for api-guard's root-only integration tests and the overhead benchmark.
 //!
 //! Everything here talks to real processes: network namespaces and veth pairs made with
-//! iproute2, nginx and a python `http.server`, curl and wrk as clients, and the daemon
+//! iproute2, nginx, a python `http.server` and a node `https` server (plain or TLS with a
+//! throwaway certificate), curl, python and wrk as clients, and the daemon
 //! binary itself. Every resource is an RAII guard with a name unique to this process
 //! (pid + counter), so tests run in parallel and a failing test leaves nothing behind.
 //!
@@ -17,11 +18,13 @@ pub mod metrics;
 pub mod netns;
 pub mod procfs;
 pub mod servers;
+pub mod tls;
 pub mod util;
 pub mod wrk;
 
 pub use agent::{Agent, AgentOptions};
 pub use curl::{Curl, CurlExe, CurlRun, Transfer};
 pub use netns::{unique_port, veth_pair, Netns};
-pub use servers::{Nginx, NginxOptions, PyHttpServer, PyOptions};
-pub use util::{require_root, TempDir};
+pub use servers::{Nginx, NginxOptions, NodeHttpsServer, PyHttpServer, PyOptions};
+pub use tls::TlsCert;
+pub use util::{require_root, CommExe, TempDir};

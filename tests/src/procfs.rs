@@ -57,6 +57,30 @@ fn status_kib(pid: u32, key: &str) -> Result<u64> {
         .with_context(|| format!("parsing {line:?}"))
 }
 
+/// Whether `pid` exists and has not exited (a zombie counts as exited).
+pub fn is_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the comm's closing parenthesis.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// The path of the file named `file_name` that `pid` has mapped, as `/proc/<pid>/maps`
+/// shows it (the kernel's canonical path, e.g. `/usr/lib/x86_64-linux-gnu/libssl.so.3`).
+pub fn mapped_path(pid: u32, file_name: &str) -> Result<String> {
+    let path = format!("/proc/{pid}/maps");
+    let maps = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    maps.lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|p| p.rsplit('/').next() == Some(file_name))
+        .map(str::to_string)
+        .with_context(|| format!("pid {pid} has no {file_name} mapped"))
+}
+
 /// The `local_address` column of /proc/net/tcp{,6} for `addr`: each 32-bit word of the
 /// address in host byte order as %08X, then the port as %04X.
 pub fn proc_net_tcp_key(addr: SocketAddr) -> String {
@@ -104,6 +128,11 @@ mod tests {
     #[test]
     fn reads_own_process() {
         let me = std::process::id();
+        assert!(is_alive(me));
+        let exe = fs::read_link("/proc/self/exe").unwrap();
+        let name = exe.file_name().unwrap().to_str().unwrap();
+        assert_eq!(mapped_path(me, name).unwrap(), exe.to_str().unwrap());
+        assert!(mapped_path(me, "no-such-file.so").is_err());
         assert!(cpu_seconds(me).unwrap() >= 0.0);
         assert!(peak_rss_kib(me).unwrap() > 0);
         assert!(rss_kib(me).unwrap() > 0);

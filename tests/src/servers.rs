@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::net::SocketAddr;
-use std::os::unix::fs::symlink;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -11,10 +11,11 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 
 use crate::netns::Netns;
-use crate::procfs::is_listening;
+use crate::procfs::{is_alive, is_listening};
+use crate::tls::TlsCert;
 use crate::util::{
     die_with_parent, kill_and_reap, python3_bin, run_with_timeout, tail, wait_until, write_filled,
-    Finished, TempDir,
+    CommExe, Finished, TempDir,
 };
 
 /// The byte every served file is filled with.
@@ -73,9 +74,12 @@ pub struct NginxOptions {
 ///
 /// Locations: `/<file>` serves the files; `/upload` reads and discards a request body of
 /// up to 64 MiB and answers `201` with the 8-byte body `created\n`.
+///
+/// With [`Nginx::start_tls`] it speaks HTTPS (HTTP/1.1 only) on the same locations.
 pub struct Nginx {
     child: Child,
     listen: SocketAddr,
+    tls: bool,
     dir: TempDir,
 }
 
@@ -90,10 +94,32 @@ impl Nginx {
         root_files: &[(&str, usize)],
         opts: NginxOptions,
     ) -> Result<Nginx> {
+        Self::launch(ns, listen, root_files, &opts, None)
+    }
+
+    /// nginx serving HTTPS with `cert` (`listen ... ssl`; Debian's nginx links the
+    /// system libssl.so.3).
+    pub fn start_tls(
+        ns: &Netns,
+        listen: SocketAddr,
+        root_files: &[(&str, usize)],
+        opts: NginxOptions,
+        cert: &TlsCert,
+    ) -> Result<Nginx> {
+        Self::launch(ns, listen, root_files, &opts, Some(cert))
+    }
+
+    fn launch(
+        ns: &Netns,
+        listen: SocketAddr,
+        root_files: &[(&str, usize)],
+        opts: &NginxOptions,
+        cert: Option<&TlsCert>,
+    ) -> Result<Nginx> {
         let dir = TempDir::new("nginx")?;
         write_root_files(&dir.join("www"), root_files)?;
         fs::create_dir_all(dir.join("tmp"))?;
-        let conf = nginx_conf(dir.path(), listen, &opts);
+        let conf = nginx_conf(dir.path(), listen, opts, cert);
         fs::write(dir.join("nginx.conf"), conf)?;
         let mut cmd = ns.cmd("/usr/sbin/nginx");
         cmd.arg("-p")
@@ -107,7 +133,12 @@ impl Nginx {
             .stderr(fs::File::create(dir.join("stderr.log"))?);
         die_with_parent(&mut cmd, libc::SIGKILL);
         let child = cmd.spawn().context("spawning nginx")?;
-        let mut nginx = Nginx { child, listen, dir };
+        let mut nginx = Nginx {
+            child,
+            listen,
+            tls: cert.is_some(),
+            dir,
+        };
         let logs = nginx.logs_fn();
         wait_listening(&mut nginx.child, listen, logs)?;
         Ok(nginx)
@@ -132,9 +163,15 @@ impl Nginx {
         self.listen
     }
 
-    /// `http://<listen><path>`.
+    /// `http://<listen><path>`, or `https://` when serving TLS.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.listen)
+        url(self.tls, self.listen, path)
+    }
+
+    /// Whether the process still runs (it is never reaped before drop, so an exited
+    /// nginx is a zombie here).
+    pub fn is_running(&self) -> bool {
+        is_alive(self.pid())
     }
 
     pub fn dir(&self) -> &Path {
@@ -160,8 +197,21 @@ impl Drop for Nginx {
     }
 }
 
-fn nginx_conf(dir: &Path, listen: SocketAddr, opts: &NginxOptions) -> String {
+fn nginx_conf(
+    dir: &Path,
+    listen: SocketAddr,
+    opts: &NginxOptions,
+    cert: Option<&TlsCert>,
+) -> String {
     let d = dir.display();
+    let listen = match cert {
+        None => listen.to_string(),
+        Some(cert) => format!(
+            "{listen} ssl;\n        ssl_certificate {};\n        ssl_certificate_key {}",
+            cert.cert().display(),
+            cert.key().display()
+        ),
+    };
     let access_log = if opts.access_log {
         format!(
             "log_format count '$connection $connection_requests $request_method $uri $status $request_length $bytes_sent';\n    \
@@ -244,8 +294,22 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
+class TlsHandler(Handler):
+    def setup(self):
+        # The handshake runs here, in the connection's thread, so a client that never
+        # completes it cannot hold up the accept loop.
+        self.request.do_handshake()
+        super().setup()
+
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    tls = None
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
 
     def server_bind(self):
         # "::" is dual-stack whatever net.ipv6.bindv6only says: IPv4 clients arrive as
@@ -259,6 +323,11 @@ def main():
     if ":" in host:
         Server.address_family = socket.AF_INET6
     handler = functools.partial(Handler, directory=root)
+    if len(sys.argv) > 5:
+        import ssl  # loads _ssl and with it libssl.so.3
+        Server.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        Server.tls.load_cert_chain(sys.argv[4], sys.argv[5])
+        handler = functools.partial(TlsHandler, directory=root)
     with Server((host, port), handler) as srv:
         srv.serve_forever()
 
@@ -276,14 +345,11 @@ pub struct PyOptions {
 /// python3's `http.server` (threaded, speaking HTTP/1.1 with keep-alive, unlike
 /// `python3 -m http.server`, which answers HTTP/1.0 and closes each connection).
 /// GET/HEAD serve files from a temp dir; POST reads the whole body (Content-Length or
-/// chunked) and answers `200` with the 3-byte body `ok\n` and `X-Received-Bytes`.
+/// chunked) and answers `200` with the 3-byte body `ok\n` and `X-Received-Bytes`; a
+/// missing file is a `404` after which the server closes the connection.
 /// Listening on `[::]` is dual-stack (`IPV6_V6ONLY` off): IPv4 clients are accepted too.
-pub struct PyHttpServer {
-    child: Child,
-    listen: SocketAddr,
-    comm: String,
-    dir: TempDir,
-}
+/// With [`PyHttpServer::start_tls`] it speaks HTTPS through python's `ssl` module.
+pub struct PyHttpServer(ScriptServer);
 
 impl PyHttpServer {
     pub fn start(ns: &Netns, listen: SocketAddr, root_files: &[(&str, usize)]) -> Result<Self> {
@@ -296,45 +362,204 @@ impl PyHttpServer {
         root_files: &[(&str, usize)],
         opts: PyOptions,
     ) -> Result<Self> {
-        let dir = TempDir::new("pyhttp")?;
+        Self::launch(ns, listen, root_files, &opts, None)
+    }
+
+    /// The same server behind TLS with `cert` (the handshake happens in the connection's
+    /// thread).
+    pub fn start_tls(
+        ns: &Netns,
+        listen: SocketAddr,
+        root_files: &[(&str, usize)],
+        opts: PyOptions,
+        cert: &TlsCert,
+    ) -> Result<Self> {
+        Self::launch(ns, listen, root_files, &opts, Some(cert))
+    }
+
+    fn launch(
+        ns: &Netns,
+        listen: SocketAddr,
+        root_files: &[(&str, usize)],
+        opts: &PyOptions,
+        cert: Option<&TlsCert>,
+    ) -> Result<Self> {
+        let exe = match &opts.comm {
+            Some(comm) => Some(CommExe::python(comm)?),
+            None => None,
+        };
+        let program = exe
+            .as_ref()
+            .map_or_else(python3_bin, |e| e.path().to_path_buf());
+        ScriptServer::start(
+            ns,
+            listen,
+            root_files,
+            Script {
+                program,
+                exe,
+                name: "server.py",
+                text: PY_SERVER,
+                what: "python http server",
+            },
+            cert,
+        )
+        .map(Self)
+    }
+}
+
+impl Deref for PyHttpServer {
+    type Target = ScriptServer;
+
+    fn deref(&self) -> &ScriptServer {
+        &self.0
+    }
+}
+
+const NODE_SERVER: &str = r#"
+const fs = require("fs"), https = require("https"), path = require("path");
+const [host, port, root, cert, key] = process.argv.slice(2);
+
+function reply(res, status, body, extra) {
+    res.writeHead(status, Object.assign({"Content-Length": body.length}, extra || {}));
+    res.end(body); // node sends no body for HEAD, whatever is passed here
+}
+
+const server = https.createServer({cert: fs.readFileSync(cert), key: fs.readFileSync(key)}, (req, res) => {
+    if (req.method === "POST") {
+        let received = 0;
+        req.on("data", (chunk) => { received += chunk.length; });
+        req.on("end", () => reply(res, 200, Buffer.from("ok
+"), {"X-Received-Bytes": received}));
+        return;
+    }
+    const name = path.basename(new URL(req.url, "https://x").pathname);
+    fs.readFile(path.join(root, name), (err, data) => {
+        if (err) {
+            reply(res, 404, Buffer.from("not found
+"));
+        } else {
+            reply(res, 200, data, {"Content-Type": "application/octet-stream"});
+        }
+    });
+});
+server.keepAliveTimeout = 60000;
+server.listen(Number(port), host);
+"#;
+
+/// Where the machine image has node (Debian's `nodejs`, with OpenSSL linked statically).
+pub const NODE: &str = "/usr/bin/node";
+
+/// Fails (never skips) when [`NODE`] is missing.
+pub fn require_node() -> Result<()> {
+    ensure!(
+        Path::new(NODE).is_file(),
+        "{NODE} is missing: node (Debian package nodejs, OpenSSL linked statically) is part \
+         of this machine's image and the node TLS tests need it"
+    );
+    Ok(())
+}
+
+/// A node `https` server (HTTP/1.1 keep-alive): GET/HEAD serve files from a temp dir
+/// (`404` with `not found\n` otherwise), POST reads the body and answers `200` `ok\n`.
+/// It runs as [`NODE`] itself (comm `node`), so the process maps that executable.
+pub struct NodeHttpsServer(ScriptServer);
+
+impl NodeHttpsServer {
+    pub fn start(
+        ns: &Netns,
+        listen: SocketAddr,
+        root_files: &[(&str, usize)],
+        cert: &TlsCert,
+    ) -> Result<Self> {
+        require_node()?;
+        ScriptServer::start(
+            ns,
+            listen,
+            root_files,
+            Script {
+                program: PathBuf::from(NODE),
+                exe: None,
+                name: "server.js",
+                text: NODE_SERVER,
+                what: "node https server",
+            },
+            Some(cert),
+        )
+        .map(Self)
+    }
+}
+
+impl Deref for NodeHttpsServer {
+    type Target = ScriptServer;
+
+    fn deref(&self) -> &ScriptServer {
+        &self.0
+    }
+}
+
+/// How to run a [`ScriptServer`].
+struct Script {
+    /// What is executed (the interpreter, or a [`CommExe`] symlink to it).
+    program: PathBuf,
+    /// Kept alive while the server runs.
+    exe: Option<CommExe>,
+    name: &'static str,
+    text: &'static str,
+    what: &'static str,
+}
+
+/// A server script run as `<program> <script> <host> <port> <root> [<cert> <key>]` in a
+/// namespace; killed and its directory removed on drop.
+pub struct ScriptServer {
+    child: Child,
+    listen: SocketAddr,
+    comm: String,
+    tls: bool,
+    dir: TempDir,
+    _exe: Option<CommExe>,
+}
+
+impl ScriptServer {
+    fn start(
+        ns: &Netns,
+        listen: SocketAddr,
+        root_files: &[(&str, usize)],
+        script: Script,
+        cert: Option<&TlsCert>,
+    ) -> Result<Self> {
+        let dir = TempDir::new("script")?;
         let root = dir.join("www");
         write_root_files(&root, root_files)?;
-        let script = dir.join("server.py");
-        fs::write(&script, PY_SERVER)?;
-        let python = python3_bin();
-        let (exe, comm) = match &opts.comm {
-            Some(comm) => {
-                ensure!(
-                    !comm.is_empty() && comm.len() <= 15 && !comm.contains('/'),
-                    "comm {comm:?} must be 1-15 bytes without '/'"
-                );
-                let link = dir.join(comm);
-                let target = crate::util::which(&python.to_string_lossy())
-                    .unwrap_or_else(|_| python.clone());
-                symlink(&target, &link)?;
-                (link, comm.clone())
-            }
-            None => (python.clone(), comm_of_path(&python)),
-        };
-        let mut cmd = ns.cmd(&exe);
-        cmd.arg(&script)
+        let path = dir.join(script.name);
+        fs::write(&path, script.text)?;
+        let mut cmd = ns.cmd(&script.program);
+        cmd.arg(&path)
             .arg(listen.ip().to_string())
             .arg(listen.port().to_string())
-            .arg(&root)
-            .stdin(Stdio::null())
+            .arg(&root);
+        if let Some(cert) = cert {
+            cmd.arg(cert.cert()).arg(cert.key());
+        }
+        cmd.stdin(Stdio::null())
             .stdout(fs::File::create(dir.join("stdout.log"))?)
             .stderr(fs::File::create(dir.join("stderr.log"))?);
         die_with_parent(&mut cmd, libc::SIGKILL);
-        let child = cmd.spawn().context("spawning python http server")?;
-        let mut server = PyHttpServer {
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawning the {}", script.what))?;
+        let mut server = ScriptServer {
             child,
             listen,
-            comm,
+            comm: comm_of_path(&script.program),
+            tls: cert.is_some(),
             dir,
+            _exe: script.exe,
         };
         let stderr = server.dir.join("stderr.log");
+        let what = script.what;
         wait_listening(&mut server.child, listen, move || {
-            format!("python stderr: {}", tail(&read_lossy(&stderr), 20))
+            format!("{what} stderr: {}", tail(&read_lossy(&stderr), 20))
         })?;
         Ok(server)
     }
@@ -352,16 +577,26 @@ impl PyHttpServer {
         &self.comm
     }
 
-    /// `http://<listen><path>`.
+    /// `http://<listen><path>`, or `https://` when serving TLS.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.listen)
+        url(self.tls, self.listen, path)
+    }
+
+    /// Whether the process still runs (an exited server stays a zombie until drop).
+    pub fn is_running(&self) -> bool {
+        is_alive(self.pid())
     }
 }
 
-impl Drop for PyHttpServer {
+impl Drop for ScriptServer {
     fn drop(&mut self) {
         kill_and_reap(&mut self.child);
     }
+}
+
+fn url(tls: bool, listen: SocketAddr, path: &str) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{listen}{path}")
 }
 
 fn comm_of_path(path: &Path) -> String {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
@@ -246,6 +246,47 @@ pub fn which(program: &str) -> Result<PathBuf> {
         .map(|dir| dir.join(program))
         .find(|p| p.is_file())
         .with_context(|| format!("{program} not found in PATH"))
+}
+
+/// A program reached through a symlink (in a temp dir) whose name becomes the process
+/// comm, so a `[capture] comms` filter can select exactly one test's processes.
+pub struct CommExe {
+    path: PathBuf,
+    comm: String,
+    _dir: TempDir,
+}
+
+impl CommExe {
+    /// A symlink named `comm` (1-15 bytes, no '/') to `program`.
+    pub fn new(program: &Path, comm: &str) -> Result<CommExe> {
+        ensure!(
+            !comm.is_empty() && comm.len() <= 15 && !comm.contains('/'),
+            "comm {comm:?} must be 1-15 bytes without '/'"
+        );
+        let dir = TempDir::new("exe")?;
+        let path = dir.join(comm);
+        std::os::unix::fs::symlink(program, &path)
+            .with_context(|| format!("linking {} to {}", path.display(), program.display()))?;
+        Ok(CommExe {
+            path,
+            comm: comm.to_string(),
+            _dir: dir,
+        })
+    }
+
+    /// `python3_bin()` under the name `comm`.
+    pub fn python(comm: &str) -> Result<CommExe> {
+        let python = python3_bin();
+        Self::new(&which(&python.to_string_lossy()).unwrap_or(python), comm)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn comm(&self) -> &str {
+        &self.comm
+    }
 }
 
 /// A comm (`/proc/<pid>/comm`, at most 15 bytes) unique to this process and call; the

@@ -55,7 +55,9 @@ fn track(tgid: u32, fd: u32, role: u8, peer: Endpoint) {
         pending_gap: [0; 2],
         role,
         announced: 0,
-        _pad: [0; 6],
+        tls: 0,
+        _pad: 0,
+        tls_library: 0,
     };
     // Overwrites a stale entry of a reused fd: the new conn_id keeps the two apart.
     if CONNS.insert(conn_key(tgid, fd), info, 0).is_err() {

@@ -2,13 +2,13 @@
 //! copied at exit (the buffer is only filled by then for reads). `sock/sock_{send,recv}_length`
 //! fire inside the call and tell us the socket and its protocol.
 
-use api_guard_common::ConnKey;
+use api_guard_common::{ConnInfo, ConnKey};
 use api_guard_common::{
     Stat, CHUNK_SIZE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, MAX_CAPTURE_CAP,
     MAX_CHUNKS_PER_CALL, MAX_IOVECS,
 };
 use aya_ebpf::{
-    helpers::{bpf_probe_read_user, generated::bpf_loop},
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_loop},
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -18,13 +18,19 @@ use super::{
     emit::{self, Chunk, Origin},
     RET,
 };
-use crate::maps::{
-    global_u32, DataArgs, BUF_IOVEC, BUF_MSGHDR, BUF_NONE, BUF_PLAIN, CAPTURE_CAP, CONNS, DATA_ARGS,
+use crate::{
+    maps::{
+        global_u32, DataArgs, BUF_DONE, BUF_IOVEC, BUF_MSGHDR, BUF_NONE, BUF_PLAIN, CAPTURE_CAP,
+        CONNS, DATA_ARGS,
+    },
+    tls,
 };
 
 const IPPROTO_TCP: u16 = 6;
 
-/// Stashes the call if `fd` (argument 0) is a tracked connection of this process.
+/// Stashes the call if `fd` (argument 0) is a tracked connection of this process and its
+/// payload is plaintext. Ciphertext of TLS connections is not copied: a TLS call running on
+/// this thread claims the socket instead (see `tls.rs`).
 fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8) {
     let (pid_tgid, tgid, _) = current();
     // SAFETY: reading this tracepoint's own record.
@@ -33,7 +39,10 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8) {
     };
     // Cheapest rejection first: most syscalls of the host are not on tracked sockets.
     // SAFETY: read-only lookup of a plain value.
-    if unsafe { CONNS.get(conn_key(tgid, fd as u32)) }.is_none() {
+    let Some(conn) = (unsafe { CONNS.get(conn_key(tgid, fd as u32)) }) else {
+        return;
+    };
+    if conn.tls != 0 || tls::claim_socket(pid_tgid, fd as u32) {
         return;
     }
     // SAFETY: as above.
@@ -47,28 +56,52 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8) {
         ptr,
         count,
         sk: 0,
+        done_ns: 0,
         fd: fd as u32,
         protocol: 0,
         dir,
         buf_kind,
+        tls_record: 0,
+        _pad: [0; 7],
     };
     if DATA_ARGS.insert(pid_tgid, args, 0).is_err() {
         bump(Stat::StashTableFull, 1);
     }
 }
 
-/// Copies what the stashed call moved, once it returned `ret > 0`.
+/// Whether the first bytes at `ptr` look like a TLS record header (content type 20..=23,
+/// major version 3), as the ciphertext a memory-BIO TLS user reads before decrypting it.
+fn starts_like_tls_record(ptr: u64) -> bool {
+    // SAFETY: the helper validates the user pointer.
+    match unsafe { bpf_probe_read_user(ptr as *const [u8; 2]) } {
+        Ok(b) => (20..=23).contains(&b[0]) && b[1] == 3,
+        Err(_) => false,
+    }
+}
+
+/// Copies what the stashed call moved, once it returned `ret > 0`. The stash entry stays,
+/// marked done, as the thread's last data syscall.
 fn exit(ctx: &TracePointContext) {
     let (pid_tgid, tgid, tid) = current();
-    // SAFETY: read-only lookup of a plain value.
-    let Some(&args) = (unsafe { DATA_ARGS.get(pid_tgid) }) else {
+    let Some(stash) = DATA_ARGS.get_ptr_mut(pid_tgid) else {
         return;
     };
-    let _ = DATA_ARGS.remove(pid_tgid);
+    // SAFETY: our own thread's entry, valid for this program's run.
+    let stash = unsafe { &mut *stash };
+    if stash.buf_kind == BUF_DONE {
+        return;
+    }
+    let args = *stash;
+    stash.buf_kind = BUF_DONE;
+    // SAFETY: helper without preconditions.
+    stash.done_ns = unsafe { bpf_ktime_get_ns() };
     // SAFETY: reading this tracepoint's own record.
     let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
     if ret <= 0 {
         return;
+    }
+    if args.dir == DIR_INGRESS && args.buf_kind == BUF_PLAIN && ret >= 2 {
+        stash.tls_record = starts_like_tls_record(args.ptr) as u8;
     }
     let key = conn_key(tgid, args.fd);
     let Some(conn) = CONNS.get_ptr_mut(key) else {
@@ -89,7 +122,21 @@ fn exit(ctx: &TracePointContext) {
         tid,
         fd: args.fd,
     };
-    let ret = ret as u64;
+    deliver(conn, key, origin, &args, ret as u64, 0);
+}
+
+/// Announces the connection if needed, then emits `ret` bytes of the call described by
+/// `args` (syscall or TLS library call), with `flags` on every record. Inlined: BPF calls
+/// take at most five register arguments.
+#[inline(always)]
+pub(crate) fn deliver(
+    conn: &mut ConnInfo,
+    key: ConnKey,
+    origin: Origin,
+    args: &DataArgs,
+    ret: u64,
+    flags: u8,
+) {
     if !emit::announce(conn, origin, args.sk) {
         // Without its ConnOpen record userspace could not place the bytes: count them lost.
         let slot = (args.dir as usize).wrapping_sub(1) & 1;
@@ -97,7 +144,7 @@ fn exit(ctx: &TracePointContext) {
         bump(Stat::LostBytes, ret);
         return;
     }
-    copy_payload(key, origin, &args, ret);
+    copy_payload(key, origin, args, ret, flags);
 }
 
 /// Progress of one call's copy, shared with the `bpf_loop` callback (kept on our stack).
@@ -117,12 +164,14 @@ struct CopyState {
     iov_count: u64,
     iov_index: u64,
     dir: u8,
+    flags: u8,
 }
 
 /// Emits the first `min(ret, cap)` bytes in chunks, walking iovecs for vectored calls, then a
 /// header-only record for whatever was not copied. The per-chunk step runs under `bpf_loop`
 /// so the verifier checks it once instead of once per unrolled iteration.
-fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64) {
+#[inline(always)]
+fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: u8) {
     let mut cap = global_u32(&CAPTURE_CAP) as u64;
     if cap > MAX_CAPTURE_CAP as u64 {
         cap = MAX_CAPTURE_CAP as u64;
@@ -142,6 +191,7 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64) {
         iov_count: 0,
         iov_index: 0,
         dir: args.dir,
+        flags,
     };
     match args.buf_kind {
         BUF_PLAIN => {
@@ -183,11 +233,12 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64) {
         let Some(conn) = CONNS.get_ptr_mut(key) else {
             return;
         };
-        let flags = if args.buf_kind == BUF_NONE {
-            DATA_NO_PAYLOAD
-        } else {
-            DATA_TRUNCATED
-        };
+        let flags = flags
+            | if args.buf_kind == BUF_NONE {
+                DATA_NO_PAYLOAD
+            } else {
+                DATA_TRUNCATED
+            };
         let trailer = Chunk {
             src: 0,
             len: 0,
@@ -242,7 +293,7 @@ extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         call_len: st.ret,
         gap_after: 0,
         dir: st.dir,
-        flags: 0,
+        flags: st.flags,
     };
     // SAFETY: see `exit`.
     emit::data(unsafe { &mut *conn }, st.origin, &chunk);
@@ -260,7 +311,7 @@ fn note_socket(ctx: &TracePointContext) {
     };
     // SAFETY: our own thread's entry; reading this tracepoint's own record.
     unsafe {
-        if (*args).sk == 0 {
+        if (*args).buf_kind != BUF_DONE && (*args).sk == 0 {
             (*args).sk = ctx.read_at::<u64>(8).unwrap_or(0);
             (*args).protocol = ctx.read_at::<u16>(18).unwrap_or(0);
         }

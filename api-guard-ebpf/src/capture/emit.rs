@@ -3,8 +3,8 @@
 //! on a short timer.
 
 use api_guard_common::{
-    ConnCloseEvent, ConnInfo, ConnOpenEvent, DataEvent, DataHeader, EventHeader, EventKind, Stat,
-    ADDR_NONE, ADDR_SOCKADDR, ADDR_TUPLE, CHUNK_SIZE, DATA_HEADER_SIZE,
+    ConnCloseEvent, ConnInfo, ConnOpenEvent, ConnTlsEvent, DataEvent, DataHeader, EventHeader,
+    EventKind, ProcEvent, Stat, ADDR_NONE, ADDR_SOCKADDR, ADDR_TUPLE, CHUNK_SIZE, DATA_HEADER_SIZE,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -94,6 +94,24 @@ pub(crate) fn close(conn: &ConnInfo, origin: Origin) {
     output(&event);
 }
 
+/// Tells userspace that `conn` carries TLS from now on (its parser restarts on plaintext).
+pub(crate) fn tls_start(conn: &ConnInfo, origin: Origin) {
+    let event = ConnTlsEvent {
+        hdr: header(EventKind::ConnTls, origin, conn.conn_id),
+        library: conn.tls_library,
+        _pad: 0,
+    };
+    output(&event);
+}
+
+/// Asks userspace to rescan process `tgid` for TLS libraries.
+pub(crate) fn proc_event(tgid: u32, tid: u32, fd: u32) {
+    let event = ProcEvent {
+        hdr: header(EventKind::ProcExec, Origin { tgid, tid, fd }, 0),
+    };
+    output(&event);
+}
+
 /// What one data record describes.
 pub(crate) struct Chunk {
     pub src: u64,
@@ -141,7 +159,7 @@ pub(crate) fn data(conn: &mut ConnInfo, origin: Origin, chunk: &Chunk) {
         chunk_len: len as u32,
         dir: chunk.dir,
         flags: chunk.flags,
-        _pad: [0; 2],
+        library: conn.tls_library as u16,
     };
     let size = DATA_HEADER_SIZE + len;
     // SAFETY: `size` never exceeds the scratch value (header + CHUNK_SIZE).

@@ -5,8 +5,8 @@
 //! arguments are 8-byte slots starting at offset 16; `ret` of a `sys_exit_*` is at 16.
 
 mod conn;
-mod data;
-mod emit;
+pub(crate) mod data;
+pub(crate) mod emit;
 
 use api_guard_common::{ConnKey, Stat, FILTER_BY_CGROUP, FILTER_BY_COMM, FILTER_BY_PID};
 use aya_ebpf::helpers::{

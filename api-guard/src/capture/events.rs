@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use api_guard_common::{
-    ConnCloseEvent, ConnOpenEvent, DataHeader, Endpoint, EventHeader, EventKind, AF_INET, AF_INET6,
-    DATA_HEADER_SIZE,
+    ConnCloseEvent, ConnOpenEvent, ConnTlsEvent, DataHeader, Endpoint, EventHeader, EventKind,
+    ProcEvent, AF_INET, AF_INET6, DATA_HEADER_SIZE, DATA_TLS,
 };
 use bytes::Bytes;
 
@@ -14,6 +14,20 @@ pub enum Event {
     Open(OpenEvent),
     Data(DataEvent),
     Close(CloseEvent),
+    /// The connection carries TLS; plaintext follows from the library hooks.
+    Tls(TlsEvent),
+    /// Process `tgid` exec'd or mapped code: rescan it for TLS libraries.
+    Exec {
+        tgid: u32,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsEvent {
+    pub conn: ConnRef,
+    pub ts_ns: u64,
+    /// Id of the hooked library file (its attach cookie).
+    pub library: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,6 +57,8 @@ pub struct DataEvent {
     pub gap_before: u64,
     pub gap_after: u64,
     pub payload: Bytes,
+    /// Decrypted by a TLS library hook: the id of that library.
+    pub tls_library: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +149,7 @@ pub fn decode(record: &Bytes) -> Result<Event, DecodeError> {
                 gap_before: d.gap_before,
                 gap_after: d.gap_after,
                 payload: record.slice(DATA_HEADER_SIZE..DATA_HEADER_SIZE + claimed),
+                tls_library: (d.flags & DATA_TLS != 0).then_some(u32::from(d.library)),
             }))
         }
         Some(EventKind::ConnClose) => {
@@ -142,6 +159,18 @@ pub fn decode(record: &Bytes) -> Result<Event, DecodeError> {
                 ts_ns: c.hdr.ts_ns,
                 pending_gap: c.pending_gap,
             }))
+        }
+        Some(EventKind::ConnTls) => {
+            let t: ConnTlsEvent = read(record)?;
+            Ok(Event::Tls(TlsEvent {
+                conn: conn_ref(&t.hdr),
+                ts_ns: t.hdr.ts_ns,
+                library: t.library,
+            }))
+        }
+        Some(EventKind::ProcExec) => {
+            let p: ProcEvent = read(record)?;
+            Ok(Event::Exec { tgid: p.hdr.tgid })
         }
         None => Err(DecodeError::Kind(header.kind)),
     }
@@ -177,7 +206,7 @@ mod tests {
             chunk_len: 5,
             dir: 1,
             flags: 0,
-            _pad: [0; 2],
+            library: 0,
         };
         let mut rec = bytes_of(&d);
         rec.extend_from_slice(b"hello\0\0\0");
@@ -213,7 +242,7 @@ mod tests {
             chunk_len: 100,
             dir: 1,
             flags: 0,
-            _pad: [0; 2],
+            library: 0,
         };
         let rec = Bytes::from(bytes_of(&d));
         assert!(matches!(

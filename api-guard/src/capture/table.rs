@@ -19,6 +19,7 @@ use super::{
     events::{CloseEvent, ConnRef, DataEvent, Event, OpenEvent},
     procnet,
 };
+use crate::tls::TlsLibraries;
 use crate::{
     exchange::{ConnMeta, Exchange, Role},
     http::{ConnState, HttpConnection, HttpExchange, HttpLimits, Stream},
@@ -30,10 +31,28 @@ pub type Untrack = (ConnKey, u64);
 
 /// How many recently ignored connection ids are remembered to discard their in-flight events.
 const IGNORED_MEMORY: usize = 4096;
+/// Ciphertext accepted from a TLS connection before its plaintext shows up from a library
+/// hook; beyond it the connection is taken to use an unhooked TLS stack (Go, rustls) and is
+/// no longer captured. Memory-BIO users (node) send a ClientHello or so before the switch.
+const CIPHERTEXT_BUDGET: u64 = 64 * 1024;
+
+/// Where a connection's payload comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// Syscall payload is the HTTP stream (nothing seen yet, or plaintext).
+    Plain,
+    /// Syscall payload started with a TLS record; waiting for the library hooks' plaintext.
+    Ciphertext { bytes: u64 },
+    /// Plaintext comes from TLS library hooks; syscall payload (ciphertext) is ignored.
+    Tls,
+}
 
 struct Conn {
     meta: Arc<ConnMeta>,
     http: HttpConnection,
+    transport: Transport,
+    /// Syscall payload bytes fed to the parser while `Plain`.
+    plain_bytes: u64,
     last_ts_ns: u64,
     /// Counters of `http` already exported, to export only increments.
     seen_errors: u64,
@@ -54,6 +73,13 @@ pub struct ConnTable {
     /// way for them are expected, not drops.
     ignored: HashSet<u64>,
     ignored_order: VecDeque<u64>,
+    tls_libraries: TlsLibraries,
+}
+
+/// Whether a connection's first bytes are a TLS record header (handshake or alert), as in
+/// `ContentType(20..=23) ProtocolVersion.major(3)`.
+fn starts_like_tls(payload: &[u8]) -> bool {
+    matches!(payload, [20..=23, 3, ..])
 }
 
 /// Which HTTP stream a direction carries, given the traced process's role.
@@ -81,6 +107,7 @@ impl ConnTable {
         idle_timeout: Duration,
         metrics: Metrics,
         untrack: mpsc::Sender<Untrack>,
+        tls_libraries: TlsLibraries,
     ) -> Self {
         Self {
             conns: HashMap::new(),
@@ -92,6 +119,7 @@ impl ConnTable {
             buffered_total: 0,
             ignored: HashSet::new(),
             ignored_order: VecDeque::new(),
+            tls_libraries,
         }
     }
 
@@ -101,6 +129,14 @@ impl ConnTable {
             Event::Open(e) => self.open(e, out),
             Event::Data(e) => self.data(e, out),
             Event::Close(e) => self.close(e, out),
+            Event::Tls(e) => {
+                if let Some(conn) = self.lookup(e.conn) {
+                    conn.last_ts_ns = e.ts_ns;
+                }
+                self.start_tls(e.conn, e.library);
+            }
+            // Routed to TLS discovery by the pipeline; nothing to do with connections.
+            Event::Exec { .. } => {}
         }
         self.export_gauges();
     }
@@ -134,11 +170,13 @@ impl ConnTable {
             comm: e.comm,
             local,
             peer,
-            tls: false,
+            tls_library: None,
         };
         let conn = Conn {
             meta: Arc::new(meta),
             http: HttpConnection::new(self.limits),
+            transport: Transport::Plain,
+            plain_bytes: 0,
             last_ts_ns: e.ts_ns,
             seen_errors: 0,
             seen_lost: 0,
@@ -148,10 +186,7 @@ impl ConnTable {
     }
 
     fn lookup(&mut self, conn: ConnRef) -> Option<&mut Conn> {
-        match self.conns.get_mut(&(conn.tgid, conn.fd)) {
-            Some(c) if c.meta.conn_id == conn.conn_id => Some(c),
-            _ => None,
-        }
+        find(&mut self.conns, conn)
     }
 
     fn data(&mut self, e: DataEvent, out: &mut Vec<Exchange>) {
@@ -166,6 +201,18 @@ impl ConnTable {
             self.metrics.userspace_drop("bad_direction");
             return;
         };
+        match (conn.transport, e.tls_library) {
+            (Transport::Tls, Some(_)) => {}
+            (_, Some(library)) => self.start_tls(e.conn, library),
+            // Ciphertext still in flight when the connection switched: not HTTP, not lost.
+            (Transport::Tls, None) => return,
+            (Transport::Plain, None) if conn.plain_bytes == 0 && starts_like_tls(&e.payload) => {
+                conn.transport = Transport::Ciphertext { bytes: 0 };
+                return self.ciphertext(e);
+            }
+            (Transport::Ciphertext { .. }, None) => return self.ciphertext(e),
+            (Transport::Plain, None) => conn.plain_bytes += e.payload.len() as u64,
+        }
         let cut = e.gap_after > 0 && e.flags & (DATA_TRUNCATED | DATA_NO_PAYLOAD) != 0;
         let (gap_before, payload, gap_after) =
             (e.gap_before, e.payload, if cut { e.gap_after } else { 0 });
@@ -182,16 +229,56 @@ impl ConnTable {
         });
     }
 
+    /// Counts syscall ciphertext of a connection waiting for its TLS plaintext; gives up on
+    /// it (unhooked TLS stack) beyond [`CIPHERTEXT_BUDGET`].
+    fn ciphertext(&mut self, e: DataEvent) {
+        let Some(conn) = self.lookup(e.conn) else {
+            return;
+        };
+        let Transport::Ciphertext { bytes } = &mut conn.transport else {
+            return;
+        };
+        *bytes += e.gap_before + e.payload.len() as u64 + e.gap_after;
+        if *bytes > CIPHERTEXT_BUDGET {
+            self.ignore(e.conn, "tls_unhooked");
+        }
+    }
+
+    /// Switches a connection to the plaintext of TLS library `library`: the parser restarts,
+    /// since whatever it saw before was handshake ciphertext.
+    fn start_tls(&mut self, id: ConnRef, library: u32) {
+        let name = self.tls_libraries.name(library);
+        let Some(conn) = find(&mut self.conns, id) else {
+            return;
+        };
+        if conn.transport == Transport::Tls {
+            return;
+        }
+        conn.transport = Transport::Tls;
+        let mut meta = ConnMeta::clone(&conn.meta);
+        meta.tls_library = Some(name.clone());
+        conn.meta = Arc::new(meta);
+        conn.http = HttpConnection::new(self.limits);
+        account(&self.metrics, conn, &mut self.buffered_total);
+        self.metrics
+            .tls_connections
+            .with_label_values(&[&name])
+            .inc();
+    }
+
     fn close(&mut self, e: CloseEvent, out: &mut Vec<Exchange>) {
         let Some(conn) = self.lookup(e.conn) else {
             return;
         };
         let role = conn.meta.role;
+        // Gaps of a connection still in ciphertext are not HTTP bytes.
+        let gaps = if matches!(conn.transport, Transport::Ciphertext { .. }) {
+            [0; 2]
+        } else {
+            e.pending_gap
+        };
         self.drive(e.conn, out, |http, produced| {
-            for (dir, gap) in [
-                (DIR_INGRESS, e.pending_gap[0]),
-                (DIR_EGRESS, e.pending_gap[1]),
-            ] {
+            for (dir, gap) in [(DIR_INGRESS, gaps[0]), (DIR_EGRESS, gaps[1])] {
                 if let (true, Some(stream)) = (gap > 0, stream(role, dir)) {
                     http.gap(stream, gap, e.ts_ns, produced);
                 }
@@ -221,10 +308,14 @@ impl ConnTable {
             conn: conn.meta.clone(),
             http,
         }));
-        let Some(reason) = ignore_reason(conn.http.state()) else {
-            return;
-        };
-        if let Some(conn) = self.conns.remove(&key) {
+        if let Some(reason) = ignore_reason(conn.http.state()) {
+            self.ignore(id, reason);
+        }
+    }
+
+    /// Stops parsing a connection and asks the kernel side to stop copying its payload.
+    fn ignore(&mut self, id: ConnRef, reason: &'static str) {
+        if let Some(conn) = self.conns.remove(&(id.tgid, id.fd)) {
             self.buffered_total = self.buffered_total.saturating_sub(conn.buffered);
         }
         self.metrics
@@ -299,6 +390,14 @@ impl ConnTable {
             self.finish(conn, now_ns, out);
         }
         self.export_gauges();
+    }
+}
+
+/// The live connection `id` refers to (same fd and conn_id).
+fn find(conns: &mut HashMap<(u32, u32), Conn>, id: ConnRef) -> Option<&mut Conn> {
+    match conns.get_mut(&(id.tgid, id.fd)) {
+        Some(c) if c.meta.conn_id == id.conn_id => Some(c),
+        _ => None,
     }
 }
 

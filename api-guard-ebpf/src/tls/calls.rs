@@ -1,0 +1,247 @@
+//! Uprobes on TLS library entry points (OpenSSL `SSL_read`/`SSL_write`/`_ex`/`SSL_do_handshake`,
+//! GnuTLS `gnutls_record_recv`/`_send`/`gnutls_handshake`). Arguments are stashed per thread
+//! at entry; at return the buffer holds exactly what the call moved, so reads and writes are
+//! both copied then (a write's caller has not resumed yet, and a failed write that the caller
+//! retries is not counted twice).
+//!
+//! The socket of a session is found without library struct offsets, in order of trust:
+//! 1. a data syscall on a tracked socket made by this thread while the call ran (socket BIO:
+//!    nginx, curl, python); that syscall's ciphertext is not copied;
+//! 2. the socket remembered for this session (`TLS_SESSIONS`), if its connection still lives;
+//! 3. the thread's last data syscall, if it returned a TLS record moments ago (memory BIO:
+//!    node reads ciphertext, then decrypts it with `SSL_read` in the same callback).
+
+use api_guard_common::{ConnInfo, Stat, DATA_TLS, DIR_EGRESS, DIR_INGRESS, NO_FD};
+use aya_ebpf::{
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_get_attach_cookie},
+    macros::{uprobe, uretprobe},
+    programs::{ProbeContext, RetProbeContext},
+    EbpfContext,
+};
+
+use crate::{
+    capture::{bump, conn_key, current, data, emit, emit::Origin},
+    maps::{
+        global_u32, DataArgs, SessionKey, SessionSocket, TlsArgs, BUF_DONE, BUF_PLAIN, CONNS,
+        DATA_ARGS, SELF_TGID, TLS_ARGS, TLS_CALL, TLS_SESSIONS,
+    },
+};
+
+/// Returns the byte count (`int`/`ssize_t`), <= 0 on failure.
+const CALL_PLAIN: u8 = 1;
+/// Returns 1 on success and stores the byte count through argument 3.
+const CALL_EX: u8 = 2;
+/// Moves no application data; correlates the socket before any ciphertext is copied.
+const CALL_HANDSHAKE: u8 = 3;
+
+/// How long after a TLS call started its syscalls are still attributed to it. Bounds the
+/// damage of a stash whose return probe never fired (thread killed mid-call).
+const CLAIM_WINDOW_NS: u64 = 2_000_000_000;
+/// How recent the thread's last ciphertext read must be to explain a call without I/O.
+const MEMORY_BIO_WINDOW_NS: u64 = 10_000_000;
+
+fn enter(ctx: &ProbeContext, dir: u8, call: u8) {
+    let (pid_tgid, tgid, _) = current();
+    if tgid == global_u32(&SELF_TGID) {
+        return;
+    }
+    let session: u64 = ctx.arg(0).unwrap_or(0);
+    if session == 0 {
+        return;
+    }
+    let args = TlsArgs {
+        session,
+        buf: ctx.arg(1).unwrap_or(0),
+        count_ptr: if call == CALL_EX {
+            ctx.arg(3).unwrap_or(0)
+        } else {
+            0
+        },
+        // SAFETY: helper without preconditions.
+        start_ns: unsafe { bpf_ktime_get_ns() },
+        fd: NO_FD,
+        dir,
+        call,
+        _pad: [0; 2],
+    };
+    if TLS_ARGS.insert(pid_tgid, args, 0).is_err() {
+        bump(Stat::StashTableFull, 1);
+    }
+}
+
+/// Called by a data syscall on tracked socket `fd`: if a TLS call is running on this thread,
+/// the syscall is that call's ciphertext. Returns whether it was claimed (not to be copied).
+pub(crate) fn claim_socket(pid_tgid: u64, fd: u32) -> bool {
+    let Some(args) = TLS_ARGS.get_ptr_mut(pid_tgid) else {
+        return false;
+    };
+    // SAFETY: our own thread's entry, valid for this program's run.
+    let args = unsafe { &mut *args };
+    // SAFETY: helper without preconditions.
+    if unsafe { bpf_ktime_get_ns() }.saturating_sub(args.start_ns) > CLAIM_WINDOW_NS {
+        return false;
+    }
+    if args.fd == NO_FD {
+        args.fd = fd;
+    }
+    true
+}
+
+/// The socket remembered for a session, if its connection is still the same one.
+fn known_session(key: &SessionKey) -> Option<u32> {
+    // SAFETY: read-only lookups of plain values.
+    let socket = unsafe { TLS_SESSIONS.get(key) }?;
+    let conn = unsafe { CONNS.get(conn_key(key.tgid, socket.fd)) }?;
+    (conn.conn_id == socket.conn_id).then_some(socket.fd)
+}
+
+/// The socket of the thread's last data syscall, if it just read a TLS record.
+fn recent_ciphertext_read(pid_tgid: u64) -> Option<u32> {
+    // SAFETY: read-only lookup of a plain value.
+    let last = unsafe { DATA_ARGS.get(pid_tgid) }?;
+    // SAFETY: helper without preconditions.
+    let age = unsafe { bpf_ktime_get_ns() }.saturating_sub(last.done_ns);
+    (last.buf_kind == BUF_DONE && last.tls_record != 0 && age < MEMORY_BIO_WINDOW_NS)
+        .then_some(last.fd)
+}
+
+/// Bytes the call moved, from its return value (and count pointer).
+fn moved(call: u8, rc: i64, count_ptr: u64) -> u64 {
+    // `int` returns leave the upper half of the register undefined.
+    let rc = rc as i32;
+    match call {
+        CALL_PLAIN if rc > 0 => rc as u64,
+        CALL_EX if rc == 1 && count_ptr != 0 => {
+            // SAFETY: the helper validates the user pointer.
+            unsafe { bpf_probe_read_user(count_ptr as *const u64) }.unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
+
+fn exit(ctx: &RetProbeContext) {
+    let (pid_tgid, tgid, tid) = current();
+    // SAFETY: read-only lookup of a plain value.
+    let Some(&args) = (unsafe { TLS_ARGS.get(pid_tgid) }) else {
+        return;
+    };
+    let _ = TLS_ARGS.remove(pid_tgid);
+    let len = moved(args.call, ctx.ret::<i64>(), args.count_ptr);
+    let session = SessionKey {
+        tgid,
+        _pad: 0,
+        session: args.session,
+    };
+    let (fd, learned) = if args.fd != NO_FD {
+        (args.fd, true)
+    } else if let Some(fd) = known_session(&session) {
+        (fd, false)
+    } else if let Some(fd) = recent_ciphertext_read(pid_tgid) {
+        (fd, true)
+    } else {
+        if len > 0 {
+            bump(Stat::TlsNoFd, 1);
+        }
+        return;
+    };
+    let key = conn_key(tgid, fd);
+    let Some(conn) = CONNS.get_ptr_mut(key) else {
+        if len > 0 {
+            bump(Stat::TlsUntracked, 1);
+        }
+        return;
+    };
+    // SAFETY: the entry stays valid for this program's run (see `capture::data`).
+    let conn = unsafe { &mut *conn };
+    if learned {
+        let socket = SessionSocket {
+            conn_id: conn.conn_id,
+            fd,
+            _pad: 0,
+        };
+        let _ = TLS_SESSIONS.insert(&session, &socket, 0);
+    }
+    let origin = Origin { tgid, tid, fd };
+    if conn.tls == 0 {
+        // SAFETY: reading the attach cookie of this program's context.
+        let library = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+        start_tls(conn, origin, library as u32);
+    }
+    if len == 0 {
+        return;
+    }
+    let Some(call) = TLS_CALL.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: the per-CPU slot is ours for the duration of this program; the volatile
+    // read makes the compiler load the values back instead of reusing the constants.
+    let call = unsafe {
+        call.write(DataArgs {
+            ptr: args.buf,
+            count: len,
+            sk: 0,
+            done_ns: 0,
+            fd,
+            protocol: 0,
+            dir: args.dir,
+            buf_kind: BUF_PLAIN,
+            tls_record: 0,
+            _pad: [0; 7],
+        });
+        core::ptr::read_volatile(call)
+    };
+    data::deliver(conn, key, origin, &call, len, DATA_TLS);
+}
+
+/// Switches a connection to TLS: its syscall payload so far was handshake ciphertext, so
+/// gap accounting restarts on the plaintext stream.
+fn start_tls(conn: &mut ConnInfo, origin: Origin, library: u32) {
+    conn.tls = 1;
+    conn.tls_library = library;
+    conn.pending_gap = [0; 2];
+    if emit::announce(conn, origin, 0) {
+        emit::tls_start(conn, origin);
+    }
+}
+
+/// `SSL_read(SSL *, void *, int)`, `gnutls_record_recv(session, void *, size_t)`
+#[uprobe]
+pub fn tls_read(ctx: ProbeContext) -> u32 {
+    enter(&ctx, DIR_INGRESS, CALL_PLAIN);
+    0
+}
+
+/// `SSL_read_ex(SSL *, void *, size_t, size_t *readbytes)`
+#[uprobe]
+pub fn tls_read_ex(ctx: ProbeContext) -> u32 {
+    enter(&ctx, DIR_INGRESS, CALL_EX);
+    0
+}
+
+/// `SSL_write(SSL *, const void *, int)`, `gnutls_record_send(session, const void *, size_t)`
+#[uprobe]
+pub fn tls_write(ctx: ProbeContext) -> u32 {
+    enter(&ctx, DIR_EGRESS, CALL_PLAIN);
+    0
+}
+
+/// `SSL_write_ex(SSL *, const void *, size_t, size_t *written)`
+#[uprobe]
+pub fn tls_write_ex(ctx: ProbeContext) -> u32 {
+    enter(&ctx, DIR_EGRESS, CALL_EX);
+    0
+}
+
+/// `SSL_do_handshake(SSL *)`, `gnutls_handshake(session)`
+#[uprobe]
+pub fn tls_handshake(ctx: ProbeContext) -> u32 {
+    enter(&ctx, 0, CALL_HANDSHAKE);
+    0
+}
+
+/// Return of every hooked function; the attach cookie is the library's id.
+#[uretprobe]
+pub fn tls_return(ctx: RetProbeContext) -> u32 {
+    exit(&ctx);
+    0
+}

@@ -1,0 +1,295 @@
+//! The TLS hooking thread. It owns the eBPF object, so attaching needs no locks and
+//! dropping it when the thread ends detaches every program. At start it hooks the TLS
+//! libraries in the configured directories (so short-lived clients are seen from their
+//! first call) and every running process; then each process the kernel reports as exec'ing
+//! or mapping code (debounced), plus a periodic full rescan as a safety net.
+
+use std::{
+    collections::BTreeSet,
+    io,
+    path::{Path, PathBuf},
+    sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use std::os::unix::fs::MetadataExt as _;
+use tracing::{debug, info, warn};
+
+use super::{
+    elf,
+    maps::{self, MappedFile},
+    registry::{FileState, Registry},
+    TlsLibraries,
+};
+use crate::{config::TlsConfig, metrics::Metrics, probes::Probes};
+
+/// Notifications that arrive this soon after the first one are handled in the same scan:
+/// the dynamic linker maps a process's libraries in a quick burst.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+/// Pending process notifications; beyond it they are counted and the rescan catches up.
+const QUEUE: usize = 4096;
+/// File names hooked from `tls.library_dirs` without any process mapping them yet.
+const LIBRARY_PREFIXES: [&str; 2] = ["libssl.so", "libgnutls.so"];
+
+enum Msg {
+    Scan(u32),
+    Stop,
+}
+
+/// Tells the hooking thread about processes to rescan; cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct Notifier {
+    tx: SyncSender<Msg>,
+    metrics: Metrics,
+}
+
+impl Notifier {
+    pub fn process_changed(&self, tgid: u32) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Scan(tgid)) {
+            self.metrics.tls_discovery_dropped.inc();
+        }
+    }
+}
+
+/// The running thread; [`HookThread::stop`] detaches everything.
+pub struct HookThread {
+    tx: SyncSender<Msg>,
+    handle: JoinHandle<()>,
+}
+
+impl HookThread {
+    pub fn spawn(
+        probes: Probes,
+        config: TlsConfig,
+        metrics: Metrics,
+        libraries: TlsLibraries,
+    ) -> io::Result<(Self, Notifier)> {
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let hooker = Hooker {
+            probes,
+            registry: Registry::new(config.max_files),
+            config,
+            libraries,
+            metrics: metrics.clone(),
+            proc_root: PathBuf::from("/proc"),
+            next_id: 1,
+        };
+        let handle = std::thread::Builder::new()
+            .name("tls-hooks".into())
+            .spawn(move || hooker.run(rx))?;
+        let notifier = Notifier {
+            tx: tx.clone(),
+            metrics,
+        };
+        Ok((Self { tx, handle }, notifier))
+    }
+
+    /// Stops the thread and waits for it: the eBPF object is dropped, detaching all hooks.
+    pub fn stop(self) {
+        let _ = self.tx.send(Msg::Stop);
+        if self.handle.join().is_err() {
+            warn!("The TLS hooking thread panicked");
+        }
+    }
+}
+
+struct Hooker {
+    probes: Probes,
+    registry: Registry,
+    config: TlsConfig,
+    libraries: TlsLibraries,
+    metrics: Metrics,
+    proc_root: PathBuf,
+    /// Next library id (attach cookie); data records carry it in 16 bits.
+    next_id: u32,
+}
+
+impl Hooker {
+    fn run(mut self, rx: Receiver<Msg>) {
+        if !self.config.enabled {
+            // Keep the probes alive until told to stop.
+            while let Ok(Msg::Scan(_)) = rx.recv() {}
+            return;
+        }
+        self.hook_library_dirs();
+        self.scan_all();
+        let hooked: Vec<_> = self.registry.hooked().map(|(_, p)| p.to_string()).collect();
+        info!(hooked = ?hooked, skipped = self.registry.skipped().count(), "TLS libraries hooked");
+        let rescan = Duration::from_secs(self.config.rescan_interval_secs);
+        let mut last_rescan = Instant::now();
+        loop {
+            let msg = if rescan.is_zero() {
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                rx.recv_timeout(rescan.saturating_sub(last_rescan.elapsed()))
+            };
+            match msg {
+                Ok(Msg::Scan(pid)) => {
+                    let Some(pids) = gather(&rx, pid) else {
+                        return;
+                    };
+                    for pid in pids {
+                        self.scan_pid(pid);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.scan_all();
+                    last_rescan = Instant::now();
+                }
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Hooks the TLS libraries found in the configured directories (symlinks resolved, so
+    /// each file is hooked once under its real path).
+    fn hook_library_dirs(&mut self) {
+        for dir in self.config.library_dirs.clone() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if !LIBRARY_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                    continue;
+                }
+                let Ok(path) = std::fs::canonicalize(entry.path()) else {
+                    continue;
+                };
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                if meta.is_file() && self.registry.get(meta.dev(), meta.ino()).is_none() {
+                    let name = path.to_string_lossy().into_owned();
+                    self.inspect(&path, &name, meta.dev(), meta.ino());
+                }
+            }
+        }
+    }
+
+    fn scan_all(&mut self) {
+        match maps::list_pids(&self.proc_root) {
+            Ok(pids) => {
+                for pid in pids {
+                    self.scan_pid(pid);
+                }
+            }
+            Err(error) => warn!(%error, "Listing processes for TLS discovery failed"),
+        }
+    }
+
+    /// Hooks every not yet inspected executable file process `pid` maps.
+    fn scan_pid(&mut self, pid: u32) {
+        if pid == std::process::id() {
+            return;
+        }
+        let files = match maps::process_exec_files(&self.proc_root, pid) {
+            Ok(files) => files,
+            Err(error) => {
+                debug!(pid, %error, "Reading process maps failed");
+                return;
+            }
+        };
+        for file in files {
+            if self.registry.get(file.dev, file.inode).is_some() {
+                continue;
+            }
+            self.inspect_mapped(pid, &file);
+        }
+    }
+
+    fn inspect_mapped(&mut self, pid: u32, file: &MappedFile) {
+        if file.deleted {
+            // The path names another file (or none) now; its inode cannot be reached by path.
+            self.skip(
+                file.dev,
+                file.inode,
+                &file.path,
+                "deleted",
+                "file was deleted or replaced",
+            );
+            return;
+        }
+        let host = maps::host_path(&self.proc_root, pid, &file.path);
+        self.inspect(&host, &file.path, file.dev, file.inode);
+    }
+
+    /// Decides about one file: hook it if it implements TLS, remember it either way.
+    fn inspect(&mut self, host_path: &Path, name: &str, dev: u64, inode: u64) {
+        let functions = match elf::find_tls_functions(host_path) {
+            Ok(Some(functions)) => functions,
+            Ok(None) => {
+                self.registry.insert(dev, inode, FileState::NotTls);
+                return;
+            }
+            Err(error) => {
+                self.skip(dev, inode, name, "unreadable", &error.to_string());
+                return;
+            }
+        };
+        if self.next_id > u32::from(u16::MAX) {
+            self.skip(
+                dev,
+                inode,
+                name,
+                "too_many_libraries",
+                "library ids exhausted",
+            );
+            return;
+        }
+        let id = self.next_id;
+        match self.probes.attach_tls(host_path, &functions, id) {
+            Ok(probes) => {
+                self.next_id += 1;
+                self.libraries.insert(id, name);
+                self.registry.insert(
+                    dev,
+                    inode,
+                    FileState::Hooked {
+                        library_id: id,
+                        path: name.to_string(),
+                    },
+                );
+                self.metrics
+                    .tls_probes_attached
+                    .with_label_values(&[name])
+                    .set(probes as i64);
+                info!(library = name, flavor = ?functions.flavor, probes, "Hooked TLS library");
+            }
+            Err(error) => self.skip(dev, inode, name, "attach_failed", &error.to_string()),
+        }
+    }
+
+    fn skip(&mut self, dev: u64, inode: u64, path: &str, reason: &'static str, detail: &str) {
+        warn!(file = path, reason, detail, "TLS library not hooked");
+        self.metrics
+            .tls_files_skipped
+            .with_label_values(&[reason])
+            .inc();
+        self.registry.insert(
+            dev,
+            inode,
+            FileState::Skipped {
+                path: path.to_string(),
+                reason: format!("{reason}: {detail}"),
+            },
+        );
+    }
+}
+
+/// `first` plus every pid notified within [`DEBOUNCE`]; `None` when told to stop.
+fn gather(rx: &Receiver<Msg>, first: u32) -> Option<BTreeSet<u32>> {
+    let mut pids = BTreeSet::from([first]);
+    let deadline = Instant::now() + DEBOUNCE;
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Msg::Scan(pid)) => {
+                pids.insert(pid);
+            }
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return None,
+            Err(RecvTimeoutError::Timeout) => return Some(pids),
+        }
+    }
+}
