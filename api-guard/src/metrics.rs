@@ -33,6 +33,7 @@ pub struct Inner {
     pub connections_tracked: IntGauge,
     pub tls_probes_attached: IntGaugeVec,
     pub tls_files_skipped: IntCounterVec,
+    pub tls_files_inspected: IntGauge,
     pub tls_connections: IntCounterVec,
     pub tls_calls_unattributed: IntCounterVec,
     pub tls_discovery_dropped: IntCounter,
@@ -48,28 +49,36 @@ impl std::ops::Deref for Metrics {
     }
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("valid metric definition");
+/// Registers a metric once; definitions are static, so failures are programming errors.
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
     registry
-        .register(Box::new(c.clone()))
+        .register(Box::new(metric.clone()))
         .expect("metric registered once");
-    c
+    metric
 }
 
-fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    registry
-        .register(Box::new(g.clone()))
-        .expect("metric registered once");
-    g
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    register(
+        registry,
+        IntCounter::new(name, help).expect("valid metric definition"),
+    )
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("metric registered once");
-    c
+    register(registry, c)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    register(
+        registry,
+        IntGauge::new(name, help).expect("valid metric definition"),
+    )
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    register(registry, g)
 }
 
 impl Metrics {
@@ -87,22 +96,17 @@ impl Metrics {
             &["role", "method", "tls"],
         )
         .expect("valid metric definition");
-        r.register(Box::new(http_duration.clone()))
-            .expect("metric registered once");
-        let connections_tracked = IntGauge::new(
+        let http_duration = register(&r, http_duration);
+        let connections_tracked = gauge(
+            &r,
             "apiguard_connections_tracked",
             "Connections currently parsed.",
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(connections_tracked.clone()))
-            .expect("metric registered once");
-        let http_buffered_bytes = IntGauge::new(
+        );
+        let http_buffered_bytes = gauge(
+            &r,
             "apiguard_http_buffered_bytes",
             "Bytes held by all HTTP parsers (heads in progress, body prefixes).",
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(http_buffered_bytes.clone()))
-            .expect("metric registered once");
+        );
         let inner = Inner {
             http_requests: counter_vec(
                 &r,
@@ -180,6 +184,11 @@ impl Metrics {
                 "apiguard_tls_files_skipped_total",
                 "Files exporting TLS functions that could not be hooked, by reason.",
                 &["reason"],
+            ),
+            tls_files_inspected: gauge(
+                &r,
+                "apiguard_tls_files_inspected",
+                "Distinct executable files inspected for TLS functions and remembered.",
             ),
             tls_connections: counter_vec(
                 &r,

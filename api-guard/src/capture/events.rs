@@ -226,6 +226,48 @@ mod tests {
     }
 
     #[test]
+    fn decodes_tls_records() {
+        let d = DataHeader {
+            hdr: hdr(EventKind::Data),
+            gap_before: 0,
+            gap_after: 0,
+            call_len: 2,
+            chunk_len: 2,
+            dir: 2,
+            flags: DATA_TLS,
+            library: 513,
+        };
+        let mut rec = bytes_of(&d);
+        rec.extend_from_slice(b"ok\0\0\0\0\0\0");
+        let Event::Data(e) = decode(&Bytes::from(rec)).unwrap() else {
+            panic!("not data")
+        };
+        assert_eq!(e.tls_library, Some(513));
+        let t = ConnTlsEvent {
+            hdr: hdr(EventKind::ConnTls),
+            library: 7,
+            _pad: 0,
+        };
+        let Event::Tls(e) = decode(&Bytes::from(bytes_of(&t))).unwrap() else {
+            panic!("not tls")
+        };
+        assert_eq!((e.conn.conn_id, e.library), (42, 7));
+        let p = ProcEvent {
+            hdr: hdr(EventKind::ProcExec),
+        };
+        assert!(matches!(
+            decode(&Bytes::from(bytes_of(&p))).unwrap(),
+            Event::Exec { tgid: 7 }
+        ));
+        let mut short = bytes_of(&t);
+        short.truncate(36);
+        assert_eq!(
+            decode(&Bytes::from(short)).unwrap_err(),
+            DecodeError::Short(36)
+        );
+    }
+
+    #[test]
     fn rejects_short_and_inconsistent_records() {
         assert_eq!(
             decode(&Bytes::from_static(&[1, 0])).unwrap_err(),

@@ -424,3 +424,171 @@ fn account(metrics: &Metrics, conn: &mut Conn, buffered_total: &mut usize) {
 fn process_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
+
+#[cfg(test)]
+mod tests {
+    use api_guard_common::{ROLE_CLIENT, ROLE_SERVER};
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::capture::events::TlsEvent;
+
+    const CONN: ConnRef = ConnRef {
+        tgid: 10,
+        fd: 5,
+        conn_id: 77,
+    };
+    const LIBSSL: &str = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+
+    struct Fixture {
+        table: ConnTable,
+        metrics: Metrics,
+        untracked: mpsc::Receiver<Untrack>,
+        out: Vec<Exchange>,
+    }
+
+    fn fixture(role: u8) -> Fixture {
+        let metrics = Metrics::new();
+        let (tx, untracked) = mpsc::channel(16);
+        let libraries = TlsLibraries::default();
+        libraries.insert(3, LIBSSL);
+        let mut table = ConnTable::new(
+            HttpLimits::default(),
+            16,
+            Duration::from_secs(60),
+            metrics.clone(),
+            tx,
+            libraries,
+        );
+        let mut out = Vec::new();
+        table.apply(
+            Event::Open(OpenEvent {
+                conn: CONN,
+                ts_ns: 1,
+                role,
+                addr_source: ADDR_TUPLE,
+                local: None,
+                peer: None,
+                comm: "test".into(),
+            }),
+            &mut out,
+        );
+        Fixture {
+            table,
+            metrics,
+            untracked,
+            out,
+        }
+    }
+
+    impl Fixture {
+        fn data(&mut self, dir: u8, payload: &[u8], tls_library: Option<u32>) {
+            let event = DataEvent {
+                conn: CONN,
+                ts_ns: 2,
+                dir,
+                flags: 0,
+                gap_before: 0,
+                gap_after: 0,
+                payload: Bytes::copy_from_slice(payload),
+                tls_library,
+            };
+            self.table.apply(Event::Data(event), &mut self.out);
+        }
+
+        fn tls(&mut self, library: u32) {
+            let event = TlsEvent {
+                conn: CONN,
+                ts_ns: 2,
+                library,
+            };
+            self.table.apply(Event::Tls(event), &mut self.out);
+        }
+
+        fn metric(&self, line_prefix: &str) -> String {
+            let text = self.metrics.render();
+            text.lines()
+                .find(|l| l.starts_with(line_prefix))
+                .unwrap_or_default()
+                .to_string()
+        }
+    }
+
+    const CLIENT_HELLO: &[u8] = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03random";
+    const REQUEST: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    #[test]
+    fn handshake_ciphertext_then_plaintext_from_the_library() {
+        let mut f = fixture(ROLE_SERVER);
+        f.data(DIR_INGRESS, CLIENT_HELLO, None);
+        f.tls(3);
+        // Ciphertext still in flight after the switch is neither HTTP nor a drop.
+        f.data(DIR_EGRESS, b"\x17\x03\x03\x00\x20encrypted", None);
+        f.data(DIR_INGRESS, REQUEST, Some(3));
+        f.data(DIR_EGRESS, RESPONSE, Some(3));
+        assert_eq!(f.out.len(), 1);
+        let e = &f.out[0];
+        assert_eq!(e.conn.tls_library.as_deref(), Some(LIBSSL));
+        assert_eq!(
+            (e.http.method.as_str(), e.http.path.as_str()),
+            ("GET", "/a")
+        );
+        assert_eq!(e.http.status, Some(200));
+        assert_eq!(e.http.response_body_bytes, 2);
+        assert_eq!(
+            f.metric("apiguard_http_parse_errors_total "),
+            "apiguard_http_parse_errors_total 0"
+        );
+        assert_eq!(f.metric("apiguard_capture_dropped_total"), "");
+        assert_eq!(
+            f.metric("apiguard_tls_connections_total"),
+            format!("apiguard_tls_connections_total{{library=\"{LIBSSL}\"}} 1")
+        );
+        assert!(
+            f.untracked.try_recv().is_err(),
+            "a TLS connection stays tracked"
+        );
+    }
+
+    #[test]
+    fn plaintext_data_switches_a_connection_whose_tls_record_was_lost() {
+        let mut f = fixture(ROLE_CLIENT);
+        f.data(DIR_EGRESS, REQUEST, Some(3));
+        f.data(DIR_INGRESS, RESPONSE, Some(3));
+        assert_eq!(f.out.len(), 1);
+        assert!(f.out[0].conn.tls());
+        assert_eq!(f.out[0].conn.role, Role::Client);
+    }
+
+    #[test]
+    fn unhooked_tls_is_given_up_after_the_ciphertext_budget() {
+        let mut f = fixture(ROLE_SERVER);
+        f.data(DIR_INGRESS, CLIENT_HELLO, None);
+        let record = vec![0x17u8; 16 * 1024];
+        for _ in 0..3 {
+            f.data(DIR_EGRESS, &record, None);
+        }
+        assert!(f.untracked.try_recv().is_err(), "within the budget");
+        f.data(DIR_EGRESS, &record, None);
+        assert_eq!(f.untracked.try_recv().ok(), Some((ConnKey::new(10, 5), 77)));
+        assert!(f.out.is_empty());
+        assert_eq!(
+            f.metric("apiguard_http_connections_ignored_total"),
+            "apiguard_http_connections_ignored_total{reason=\"tls_unhooked\"} 1"
+        );
+        assert_eq!(
+            f.metric("apiguard_http_parse_errors_total "),
+            "apiguard_http_parse_errors_total 0"
+        );
+    }
+
+    #[test]
+    fn plaintext_http_that_is_not_tls_is_parsed_as_before() {
+        let mut f = fixture(ROLE_SERVER);
+        f.data(DIR_INGRESS, REQUEST, None);
+        f.data(DIR_EGRESS, RESPONSE, None);
+        assert_eq!(f.out.len(), 1);
+        assert!(!f.out[0].conn.tls());
+    }
+}

@@ -117,6 +117,7 @@ pub struct TlsFunctions {
 
 impl TlsFunctions {
     /// File offset of `function`, if the file defines it.
+    #[cfg(test)]
     pub fn offset(&self, function: TlsFunction) -> Option<u64> {
         self.offsets
             .iter()

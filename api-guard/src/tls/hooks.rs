@@ -221,7 +221,7 @@ impl Hooker {
         let functions = match elf::find_tls_functions(host_path) {
             Ok(Some(functions)) => functions,
             Ok(None) => {
-                self.registry.insert(dev, inode, FileState::NotTls);
+                self.remember(dev, inode, FileState::NotTls);
                 return;
             }
             Err(error) => {
@@ -244,7 +244,7 @@ impl Hooker {
             Ok(probes) => {
                 self.next_id += 1;
                 self.libraries.insert(id, name);
-                self.registry.insert(
+                self.remember(
                     dev,
                     inode,
                     FileState::Hooked {
@@ -268,7 +268,7 @@ impl Hooker {
             .tls_files_skipped
             .with_label_values(&[reason])
             .inc();
-        self.registry.insert(
+        self.remember(
             dev,
             inode,
             FileState::Skipped {
@@ -276,6 +276,19 @@ impl Hooker {
                 reason: format!("{reason}: {detail}"),
             },
         );
+    }
+
+    /// Records a decision; a full registry means the file may be inspected again later.
+    fn remember(&mut self, dev: u64, inode: u64, state: FileState) {
+        if !self.registry.insert(dev, inode, state) {
+            self.metrics
+                .tls_files_skipped
+                .with_label_values(&["registry_full"])
+                .inc();
+        }
+        self.metrics
+            .tls_files_inspected
+            .set(self.registry.len() as i64);
     }
 }
 

@@ -117,6 +117,7 @@ impl Registry {
 
     /// How many inserts were refused because the registry was full of entries that
     /// cannot be evicted.
+    #[cfg(test)]
     pub fn overflow(&self) -> u64 {
         self.overflow
     }
@@ -125,6 +126,7 @@ impl Registry {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
