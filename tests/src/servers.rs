@@ -429,15 +429,13 @@ const server = https.createServer({cert: fs.readFileSync(cert), key: fs.readFile
     if (req.method === "POST") {
         let received = 0;
         req.on("data", (chunk) => { received += chunk.length; });
-        req.on("end", () => reply(res, 200, Buffer.from("ok
-"), {"X-Received-Bytes": received}));
+        req.on("end", () => reply(res, 200, Buffer.from("ok\n"), {"X-Received-Bytes": received}));
         return;
     }
     const name = path.basename(new URL(req.url, "https://x").pathname);
     fs.readFile(path.join(root, name), (err, data) => {
         if (err) {
-            reply(res, 404, Buffer.from("not found
-"));
+            reply(res, 404, Buffer.from("not found\n"));
         } else {
             reply(res, 200, data, {"Content-Type": "application/octet-stream"});
         }

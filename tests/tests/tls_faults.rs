@@ -11,8 +11,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
-use integration_tests::exchange::{dump, Window};
+use anyhow::{ensure, Context, Result};
+use integration_tests::exchange::{check_fields, dump, merged, of_pid, pid_role, Window};
 use integration_tests::procfs::mapped_path;
 use integration_tests::servers::raw_exchange;
 use integration_tests::tls::{
@@ -24,6 +24,7 @@ use integration_tests::{
     require_root, unique_port, veth_pair, Agent, AgentOptions, CommExe, Curl, CurlExe, Netns,
     Nginx, NginxOptions, TlsCert,
 };
+use serde_json::{json, Value};
 
 /// The half request: the head stops in the middle of a header line.
 const HALF_HEAD: &[u8] = b"GET /small.txt HTTP/1.1\r\nHost: half\r\nX-Pad: ";
@@ -40,15 +41,9 @@ fn tls_faults_leave_nginx_curl_and_the_agent_working() -> Result<()> {
     let cert = TlsCert::generate("api-guard-test")?;
     let ns_srv = Netns::new("agtls-fsrv")?;
     let ns_cli = Netns::new("agtls-fcli")?;
-    let (ip_srv, _) = veth_pair(&ns_srv, &ns_cli)?;
+    let (ip_srv, ip_cli) = veth_pair(&ns_srv, &ns_cli)?;
     let listen = SocketAddr::new(ip_srv.into(), unique_port()?);
-    let nginx = Nginx::start_tls(
-        &ns_srv,
-        listen,
-        &MIX_FILES,
-        NginxOptions::default(),
-        &cert,
-    )?;
+    let nginx = Nginx::start_tls(&ns_srv, listen, &MIX_FILES, NginxOptions::default(), &cert)?;
     let libssl = mapped_path(nginx.pid(), LIBSSL)?;
     let curl_exe = CurlExe::with_comm(&unique_comm("agtf"))?;
     let py_exe = CommExe::python(&unique_comm("agth"))?;
@@ -77,7 +72,12 @@ fn tls_faults_leave_nginx_curl_and_the_agent_working() -> Result<()> {
     let failed = Curl::new(&ns_cli)
         .exe(&curl_exe)
         .insecure()
-        .args(["--tls-max", "1.2", "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256"])
+        .args([
+            "--tls-max",
+            "1.2",
+            "--ciphers",
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+        ])
         .url(nginx.url("/small.txt"))
         .run_expecting(35)?;
     println!(
@@ -128,12 +128,41 @@ fn tls_faults_leave_nginx_curl_and_the_agent_working() -> Result<()> {
         &plain_window,
     )?;
 
-    // 7. No parse errors; after a clean stop, those exchanges and nothing else.
+    // 7. The half request: nginx read an unfinished head, then the connection ended, so
+    //    it is a request without a response (status null, request truncated), exactly
+    //    as the same bytes in plaintext.
+    let half_addr = SocketAddr::new(ip_cli.into(), half_port).to_string();
+    let half = json!({
+        "method": "GET", "path": "/small.txt", "query": null, "host": null, "version": "1.1",
+        "status": null, "request_header_bytes": HALF_HEAD.len(), "request_body_bytes": 0,
+        "response_header_bytes": 0, "response_body_bytes": 0,
+        "request_truncated": true, "response_truncated": false,
+        "tls": true, "tls_library": libssl,
+    });
+    let half_srv = agent.wait_for_exchanges(
+        |e| pid_role(nginx.pid(), "server")(e) && e["peer_addr"] == half_addr.as_str(),
+        1,
+        Duration::from_secs(10),
+    )?;
+    ensure!(half_srv.len() == 1, "half request:\n{}", dump(&half_srv));
+    check_fields(
+        &half_srv[0],
+        &merged(
+            &half,
+            json!({
+                "role": "server", "pid": nginx.pid(), "comm": "nginx",
+                "local_addr": listen.to_string(), "peer_addr": half_addr,
+            }),
+        ),
+    )
+    .context("the half request, nginx's side")?;
+
+    // 8. No parse errors; after a clean stop, those exchanges and nothing else (the
+    //    garbage record and the failed handshakes left none).
     let errors = agent.metric("apiguard_http_parse_errors_total", &[])?;
     ensure!(
         errors == 0.0,
-        "{errors} HTTP parse errors
-{}",
+        "{errors} HTTP parse errors\n{}",
         agent.diagnostics()
     );
     let status = agent.stop()?;
@@ -142,11 +171,38 @@ fn tls_faults_leave_nginx_curl_and_the_agent_working() -> Result<()> {
         "api-guard exited with {status}:\n{}",
         agent.stderr_tail(30)
     );
+    // The killed client's own side ends when the agent learns its socket is gone; if it
+    // is reported, it is the same unanswered request.
+    let half_cli = agent.exchanges_matching(of_pid(half_pid))?;
+    ensure!(half_cli.len() <= 1, "half request:\n{}", dump(&half_cli));
+    for e in &half_cli {
+        let local = &e["local_addr"];
+        if local.is_null() {
+            println!("note: the killed client's exchange has no local_addr: {e}");
+        }
+        let local = if local.is_null() {
+            Value::Null
+        } else {
+            json!(half_addr)
+        };
+        check_fields(
+            e,
+            &merged(
+                &half,
+                json!({
+                    "role": "client", "pid": half_pid, "comm": py_exe.comm(),
+                    "local_addr": local, "peer_addr": listen.to_string(),
+                }),
+            ),
+        )
+        .context("the half request, the killed client's side")?;
+    }
     let all = agent.exchanges()?;
-    let expected = srv.len() + cli.len() + plain_srv.len() + plain_cli.len();
+    let expected = srv.len() + cli.len() + plain_srv.len() + plain_cli.len() + 1 + half_cli.len();
     ensure!(
-        all.len() == expected && expected == 12,
-        "expected the 5 + 5 TLS and 1 + 1 plaintext exchanges only, got {}:\n{}",
+        all.len() == expected,
+        "expected 5 + 5 TLS, 1 + 1 plaintext and {} half-request exchanges only, got {}:\n{}",
+        1 + half_cli.len(),
         all.len(),
         dump(&all)
     );

@@ -4,6 +4,12 @@
 //! in another, connected by a veth pair. Each pair of runs measures wrk once without the
 //! agent and once with a fresh agent that captures only nginx's pid; the order alternates
 //! between pairs (A B, B A, ...) so drift over time does not favour either side.
+//!
+//! `--scheme` picks plain HTTP, HTTPS (nginx `listen ... ssl` with a throwaway self-signed
+//! certificate, wrk over TLS; the agent hooks the system libssl.so.3 that both link), or
+//! both one after the other (the default), each case with its own pairs and summary.
+//! Under HTTPS wrk's own TLS calls also pass through the agent's uprobes (filtered out by
+//! pid in the kernel), which is part of what a host-wide agent costs.
 
 use std::net::SocketAddr;
 use std::thread;
@@ -15,7 +21,10 @@ use integration_tests::metrics::Metrics;
 use integration_tests::procfs::{cpu_seconds, peak_rss_kib};
 use integration_tests::util::which;
 use integration_tests::wrk::{self, WrkArgs, WrkReport};
-use integration_tests::{require_root, unique_port, veth_pair, Agent, AgentOptions, Netns, Nginx};
+use integration_tests::{
+    require_root, unique_port, veth_pair, Agent, AgentOptions, Netns, Nginx, NginxOptions,
+    TlsCert,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct OverheadArgs {
@@ -31,6 +40,35 @@ pub struct OverheadArgs {
     /// wrk threads.
     #[arg(long, default_value_t = 2)]
     pub threads: u32,
+    /// Which server to measure: plain HTTP, HTTPS, or both in turn.
+    #[arg(long, value_enum, default_value_t = Scheme::Both)]
+    pub scheme: Scheme,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+    Both,
+}
+
+impl Scheme {
+    /// The cases to measure, as "uses TLS" flags in order.
+    fn cases(self) -> &'static [bool] {
+        match self {
+            Scheme::Http => &[false],
+            Scheme::Https => &[true],
+            Scheme::Both => &[false, true],
+        }
+    }
+}
+
+fn case_name(tls: bool) -> &'static str {
+    if tls {
+        "https"
+    } else {
+        "http"
+    }
 }
 
 const REQUESTS: &str = "apiguard_http_requests_total";
@@ -71,30 +109,60 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
     let ns_srv = Netns::new("agbench-srv")?;
     let ns_cli = Netns::new("agbench-cli")?;
     let (ip_srv, _) = veth_pair(&ns_srv, &ns_cli)?;
-    let nginx = Nginx::start(
-        &ns_srv,
-        SocketAddr::new(ip_srv.into(), unique_port()?),
-        &[("f1k", 1024)],
-    )?;
-    let url = nginx.url("/f1k");
+    let cert = if args.scheme.cases().contains(&true) {
+        Some(TlsCert::generate("api-guard-bench")?)
+    } else {
+        None
+    };
     let load = WrkArgs {
         threads: args.threads,
         connections: args.connections,
         duration: Duration::from_secs(args.duration),
         latency: true,
     };
+    let mut cases = Vec::new();
+    for &tls in args.scheme.cases() {
+        let listen = SocketAddr::new(ip_srv.into(), unique_port()?);
+        let nginx = match cert.as_ref().filter(|_| tls) {
+            None => Nginx::start(&ns_srv, listen, &[("f1k", 1024)])?,
+            Some(cert) => Nginx::start_tls(
+                &ns_srv,
+                listen,
+                &[("f1k", 1024)],
+                NginxOptions::default(),
+                cert,
+            )?,
+        };
+        let runs = measure(&nginx, &ns_cli, &load, args.pairs)?;
+        print_summary(case_name(tls), &runs, args.connections);
+        cases.push((tls, runs));
+    }
+    if cases.len() > 1 {
+        println!();
+        println!("side by side (median req/s ratio with/without the agent):");
+        for (tls, runs) in &cases {
+            println!("  {:<6} {:.3}", case_name(*tls), median(rps_ratios(runs)));
+        }
+    }
+    Ok(())
+}
+
+/// Warms nginx up, then measures `pairs` pairs of runs against it, printing each row.
+fn measure(nginx: &Nginx, ns_cli: &Netns, load: &WrkArgs, pairs: u32) -> Result<Vec<Run>> {
+    let url = nginx.url("/f1k");
+    println!();
     println!(
         "nginx pid {} at {url}; wrk -t{} -c{} -d{}s --latency from {}",
         nginx.pid(),
-        args.threads,
-        args.connections,
-        args.duration,
+        load.threads,
+        load.connections,
+        load.duration.as_secs(),
         ns_cli.name()
     );
 
     // Warm caches, the TCP stack and nginx before anything is recorded.
     wrk::run(
-        &ns_cli,
+        ns_cli,
         &url,
         &WrkArgs {
             duration: Duration::from_secs(1),
@@ -118,7 +186,7 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
         "peak MiB"
     );
     let mut runs = Vec::new();
-    for pair in 1..=args.pairs {
+    for pair in 1..=pairs {
         let order = if pair % 2 == 1 {
             [false, true]
         } else {
@@ -126,11 +194,11 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
         };
         for with_agent in order {
             let run = if with_agent {
-                run_with_agent(&nginx, &ns_cli, &url, &load, pair)?
+                run_with_agent(nginx, ns_cli, &url, load, pair)?
             } else {
                 Run {
                     pair,
-                    wrk: wrk::run(&ns_cli, &url, &load)?,
+                    wrk: wrk::run(ns_cli, &url, load)?,
                     agent: None,
                 }
             };
@@ -138,8 +206,7 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
             runs.push(run);
         }
     }
-    print_summary(&runs, args.connections);
-    Ok(())
+    Ok(runs)
 }
 
 fn run_with_agent(
@@ -256,20 +323,33 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-fn print_summary(runs: &[Run], connections: u32) {
-    let mut rps_ratio = Vec::new();
-    let mut p99_ratio = Vec::new();
+/// (with, without) of each complete pair.
+fn pairs_of(runs: &[Run]) -> Vec<(&Run, &Run)> {
     let pairs = runs.iter().map(|r| r.pair).max().unwrap_or(0);
-    for pair in 1..=pairs {
-        let off = runs.iter().find(|r| r.pair == pair && r.agent.is_none());
-        let on = runs.iter().find(|r| r.pair == pair && r.agent.is_some());
-        if let (Some(off), Some(on)) = (off, on) {
-            rps_ratio.push(on.wrk.requests_per_sec / off.wrk.requests_per_sec);
-            if let (Some(a), Some(b)) = (on.wrk.p99_ms, off.wrk.p99_ms) {
-                p99_ratio.push(a / b);
-            }
-        }
-    }
+    (1..=pairs)
+        .filter_map(|pair| {
+            let on = runs.iter().find(|r| r.pair == pair && r.agent.is_some());
+            let off = runs.iter().find(|r| r.pair == pair && r.agent.is_none());
+            on.zip(off)
+        })
+        .collect()
+}
+
+/// req/s with the agent over req/s without it, per pair.
+fn rps_ratios(runs: &[Run]) -> Vec<f64> {
+    pairs_of(runs)
+        .iter()
+        .map(|(on, off)| on.wrk.requests_per_sec / off.wrk.requests_per_sec)
+        .collect()
+}
+
+fn print_summary(case: &str, runs: &[Run], connections: u32) {
+    let pairs = pairs_of(runs).len();
+    let rps_ratio = rps_ratios(runs);
+    let p99_ratio: Vec<f64> = pairs_of(runs)
+        .iter()
+        .filter_map(|(on, off)| Some(on.wrk.p99_ms? / off.wrk.p99_ms?))
+        .collect();
     let rps = |agent: bool| {
         median(
             runs.iter()
@@ -295,7 +375,7 @@ fn print_summary(runs: &[Run], connections: u32) {
     let peak = with.iter().map(|(_, a)| a.peak_rss_kib).max().unwrap_or(0);
 
     println!();
-    println!("summary over {pairs} pairs:");
+    println!("{case} summary over {pairs} pairs:");
     println!(
         "  req/s            median {:.0} without, {:.0} with the agent; median ratio with/without {:.3}",
         rps(false),

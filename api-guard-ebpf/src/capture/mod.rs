@@ -53,7 +53,7 @@ pub(crate) fn wanted(tgid: u32) -> bool {
     if mode & FILTER_BY_CGROUP != 0 {
         // SAFETY: helper without preconditions; read-only lookup of a plain value.
         let cgroup = unsafe { bpf_get_current_cgroup_id() };
-        if unsafe { FILTER_CGROUPS.get(&cgroup) }.is_some() {
+        if unsafe { FILTER_CGROUPS.get(cgroup) }.is_some() {
             return true;
         }
     }

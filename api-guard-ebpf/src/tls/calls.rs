@@ -159,7 +159,7 @@ fn exit(ctx: &RetProbeContext) {
             fd,
             _pad: 0,
         };
-        let _ = TLS_SESSIONS.insert(&session, &socket, 0);
+        let _ = TLS_SESSIONS.insert(session, socket, 0);
     }
     let origin = Origin { tgid, tid, fd };
     if conn.tls == 0 {
