@@ -27,16 +27,26 @@ use crate::{
 };
 
 const IPPROTO_TCP: u16 = 6;
+const MSG_PEEK: u64 = 2;
+/// `flags_arg` of syscalls without a flags argument.
+const NO_FLAGS: usize = usize::MAX;
 
 /// Stashes the call if `fd` (argument 0) is a tracked connection of this process and its
 /// payload is plaintext. Ciphertext of TLS connections is not copied: a TLS call running on
 /// this thread claims the socket instead (see `tls.rs`).
-fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8) {
+fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_arg: usize) {
     let (pid_tgid, tgid, _) = current();
     // SAFETY: reading this tracepoint's own record.
     let Ok(fd) = (unsafe { ctx.read_at::<u64>(arg(0)) }) else {
         return;
     };
+    // Peeked bytes stay queued and are read again: copying them would duplicate them.
+    // SAFETY: as above.
+    if flags_arg != NO_FLAGS
+        && unsafe { ctx.read_at::<u64>(arg(flags_arg)) }.unwrap_or(0) & MSG_PEEK != 0
+    {
+        return;
+    }
     // Cheapest rejection first: most syscalls of the host are not on tracked sockets.
     // SAFETY: read-only lookup of a plain value.
     let Some(conn) = (unsafe { CONNS.get(conn_key(tgid, fd as u32)) }) else {
@@ -334,10 +344,13 @@ pub fn sock_recv_length(ctx: TracePointContext) -> u32 {
 
 macro_rules! data_syscall {
     ($enter:ident, $exit:ident, $dir:expr, $kind:expr, $doc:literal) => {
+        data_syscall!($enter, $exit, $dir, $kind, NO_FLAGS, $doc);
+    };
+    ($enter:ident, $exit:ident, $dir:expr, $kind:expr, $flags:expr, $doc:literal) => {
         #[doc = $doc]
         #[tracepoint]
         pub fn $enter(ctx: TracePointContext) -> u32 {
-            enter(&ctx, $dir, $kind);
+            enter(&ctx, $dir, $kind, $flags);
             0
         }
 
@@ -364,7 +377,7 @@ data_syscall!(
     BUF_PLAIN,
     "tracepoint syscalls/sys_enter_write: (unsigned int fd, const char *buf, size_t count)"
 );
-data_syscall!(sys_enter_recvfrom, sys_exit_recvfrom, DIR_INGRESS, BUF_PLAIN,
+data_syscall!(sys_enter_recvfrom, sys_exit_recvfrom, DIR_INGRESS, BUF_PLAIN, 3,
     "tracepoint syscalls/sys_enter_recvfrom: (int fd, void *ubuf, size_t size, unsigned int flags, ...)");
 data_syscall!(sys_enter_sendto, sys_exit_sendto, DIR_EGRESS, BUF_PLAIN,
     "tracepoint syscalls/sys_enter_sendto: (int fd, void *buff, size_t len, unsigned int flags, ...)");
@@ -377,6 +390,7 @@ data_syscall!(
     sys_exit_recvmsg,
     DIR_INGRESS,
     BUF_MSGHDR,
+    2,
     "tracepoint syscalls/sys_enter_recvmsg: (int fd, struct user_msghdr *msg, unsigned int flags)"
 );
 data_syscall!(

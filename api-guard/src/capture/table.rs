@@ -76,10 +76,11 @@ pub struct ConnTable {
     tls_libraries: TlsLibraries,
 }
 
-/// Whether a connection's first bytes are a TLS record header (handshake or alert), as in
-/// `ContentType(20..=23) ProtocolVersion.major(3)`.
+/// Whether a connection's first bytes are a TLS record header, as in
+/// `ContentType(20..=23) ProtocolVersion.major(3)`; a lone first byte counts (no HTTP
+/// message starts with those control bytes).
 fn starts_like_tls(payload: &[u8]) -> bool {
-    matches!(payload, [20..=23, 3, ..])
+    matches!(payload, [20..=23] | [20..=23, 3, ..])
 }
 
 /// Which HTTP stream a direction carries, given the traced process's role.
