@@ -63,6 +63,10 @@ impl AgentOptions {
     }
 }
 
+/// `(metric name, labels the samples must carry, expected increase)` for
+/// [`Agent::check_deltas`].
+pub type MetricDelta<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
 /// A running `api-guard run` with its files in a temp dir.
 pub struct Agent {
     child: Child,
@@ -247,11 +251,7 @@ impl Agent {
     /// Checks that each `(name, labels, want)` grew by exactly `want` since `before`
     /// (summing the samples carrying at least `labels`), polling up to 3 s for counters
     /// that lag the exchanges file; the error lists every metric that differs.
-    pub fn check_deltas(
-        &self,
-        before: &Metrics,
-        expected: &[(&str, &[(&str, &str)], f64)],
-    ) -> Result<()> {
+    pub fn check_deltas(&self, before: &Metrics, expected: &[MetricDelta]) -> Result<()> {
         let mut wrong = Vec::new();
         for &(name, labels, want) in expected {
             let base = before.sum(name, labels);
@@ -409,6 +409,17 @@ impl Agent {
         self.stop_with(libc::SIGTERM)
     }
 
+    /// [`Agent::stop`], failing with the end of stderr unless the agent exits 0.
+    pub fn stop_cleanly(&mut self) -> Result<()> {
+        let status = self.stop()?;
+        ensure!(
+            status.success(),
+            "api-guard exited with {status}:\n{}",
+            self.stderr_tail(30)
+        );
+        Ok(())
+    }
+
     /// Sends `signal` and waits (at most 10 s); on timeout SIGKILLs and fails.
     pub fn stop_with(&mut self, signal: libc::c_int) -> Result<ExitStatus> {
         if let Some(status) = self.exit {
@@ -537,9 +548,16 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let server = thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
+            // The request may arrive in several segments: read all of it, or closing with
+            // unread data would reset the connection under the client's read.
+            let mut req = Vec::new();
             let mut buf = [0u8; 1024];
-            let n = s.read(&mut buf).unwrap();
-            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+            while !req.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "request ended early: {req:?}");
+                req.extend_from_slice(&buf[..n]);
+            }
+            let req = String::from_utf8_lossy(&req).into_owned();
             s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
                 .unwrap();
             req

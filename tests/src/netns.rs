@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
@@ -162,6 +162,36 @@ pub fn veth_pair(a: &Netns, b: &Netns) -> Result<(Ipv4Addr, Ipv4Addr)> {
         ns.ip(&["link", "set", ifname, "up"])?;
     }
     Ok((addr_a, addr_b))
+}
+
+/// Two namespaces joined by a veth pair: a server side and a client side.
+///
+/// Declare it before the servers that run in it, so they are dropped first.
+pub struct NetPair {
+    pub srv: Netns,
+    pub cli: Netns,
+    pub srv_ip: Ipv4Addr,
+    pub cli_ip: Ipv4Addr,
+}
+
+impl NetPair {
+    /// Namespaces `<prefix>-s-…` and `<prefix>-c-…` (prefix at most 22 characters).
+    pub fn new(prefix: &str) -> Result<NetPair> {
+        let srv = Netns::new(&format!("{prefix}-s"))?;
+        let cli = Netns::new(&format!("{prefix}-c"))?;
+        let (srv_ip, cli_ip) = veth_pair(&srv, &cli)?;
+        Ok(NetPair {
+            srv,
+            cli,
+            srv_ip,
+            cli_ip,
+        })
+    }
+
+    /// A listening address on the server side with a port unused on this host.
+    pub fn server_addr(&self) -> Result<SocketAddr> {
+        Ok(SocketAddr::new(self.srv_ip.into(), unique_port()?))
+    }
 }
 
 /// A TCP port that was free on 127.0.0.1 of the root namespace a moment ago. Inside a

@@ -16,6 +16,7 @@ use crate::curl::{Curl, CurlExe, CurlRun, Transfer};
 use crate::exchange::{
     check_fields, dump, merged, pid_role, request_fields, same_conn, sorted_by_start, Window,
 };
+use crate::metrics::Metrics;
 use crate::netns::Netns;
 use crate::util::{
     die_with_parent, kill_and_reap, run_checked, run_with_timeout, write_filled, CommExe, TempDir,
@@ -23,6 +24,9 @@ use crate::util::{
 
 /// `apiguard_tls_probes_attached{library}`: uprobes attached in one library file.
 pub const PROBES_ATTACHED: &str = "apiguard_tls_probes_attached";
+/// `apiguard_http_requests_total{role, method, status, tls}`.
+pub const REQUESTS: &str = "apiguard_http_requests_total";
+const PARSE_ERRORS: &str = "apiguard_http_parse_errors_total";
 /// The OpenSSL library Debian's nginx, curl (through libcurl) and python's `_ssl` link.
 pub const LIBSSL: &str = "libssl.so.3";
 /// Bodies up to this size are copied whole (the default per-call capture cap), so their
@@ -90,7 +94,8 @@ pub fn linked_library(exe: &Path, soname: &str) -> Result<String> {
 /// fails with every TLS metric the agent exports. Returns the number of probes.
 pub fn wait_probes_attached(agent: &Agent, library: &str, timeout: Duration) -> Result<f64> {
     let labels = [("library", library)];
-    let probes = agent.wait_metric(PROBES_ATTACHED, &labels, |v| v > 0.0, timeout)?;
+    // `+ 0.0`: an empty sum is -0.0, which would print as "-0".
+    let probes = agent.wait_metric(PROBES_ATTACHED, &labels, |v| v > 0.0, timeout)? + 0.0;
     ensure!(
         probes > 0.0,
         "after {timeout:?} no uprobes are attached in {library} \
@@ -184,27 +189,85 @@ pub fn curl_request_mix(
             .url(big)
             .run()
     })?;
-    let got: Vec<(&str, u64)> = run
+    // (method, request body, response body) per transfer; the 404 and 201 bodies are
+    // the server's own.
+    let got: Vec<(&str, u64, u64)> = run
         .transfers
         .iter()
-        .map(|t| (t.method(), t.size_upload()))
+        .map(|t| (t.method(), t.size_upload(), t.size_download()))
         .collect();
-    let downloads: Vec<u64> = run.transfers.iter().map(Transfer::size_download).collect();
     let (small, big) = (MIX_FILES[0].1 as u64, MIX_FILES[1].1 as u64);
+    let mix_ok = matches!(
+        got[..],
+        [("GET", 0, a), ("GET", 0, _), ("POST", MIX_POST_BYTES, _), ("HEAD", 0, 0), ("GET", 0, b)]
+            if a == small && b == big
+    );
     ensure!(
-        run.connects() == 1
-            && got
-                == [
-                    ("GET", 0),
-                    ("GET", 0),
-                    ("POST", MIX_POST_BYTES),
-                    ("HEAD", 0),
-                    ("GET", 0)
-                ]
-            && [downloads[0], downloads[3], downloads[4]] == [small, 0, big],
+        run.connects() == 1 && mix_ok,
         "curl did not make the request mix on one connection: {run:#?}"
     );
     Ok((run, window))
+}
+
+/// [`curl_request_mix`] as `exe` against the HTTPS server `server` at `server_addr`,
+/// which must answer `statuses`, then [`check_run`] at both ends (curl's TLS comes from
+/// `curl_library`). Prints both ends' exchanges.
+pub fn check_curl_mix(
+    agent: &Agent,
+    ns: &Netns,
+    exe: &CurlExe,
+    server: &End,
+    server_addr: SocketAddr,
+    statuses: [u16; 5],
+    curl_library: &str,
+) -> Result<(Vec<Value>, Vec<Value>)> {
+    let (run, window) = curl_request_mix(ns, exe, |t| format!("https://{server_addr}{t}"))?;
+    let codes: Vec<u16> = run.transfers.iter().map(Transfer::http_code).collect();
+    ensure!(
+        codes == statuses,
+        "{} answered {codes:?}, expected {statuses:?}",
+        server.comm
+    );
+    let client = End {
+        pid: run.pid,
+        comm: exe.comm().into(),
+        library: Some(curl_library.into()),
+    };
+    let (srv, cli) = check_run(agent, server, server_addr, &client, &run, &MIX, &window)?;
+    print!("server side:\n{}client side:\n{}", dump(&srv), dump(&cli));
+    Ok((srv, cli))
+}
+
+/// `curl` asking only for an ECDSA cipher suite under TLS 1.2 from a server with an RSA
+/// certificate: the handshake fails with a `handshake_failure` alert and curl exits 35.
+pub fn curl_without_common_cipher(curl: Curl, url: String) -> Result<CurlRun> {
+    curl.insecure()
+        .args([
+            "--tls-max",
+            "1.2",
+            "--ciphers",
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+        ])
+        .url(url)
+        .run_expecting(35)
+}
+
+/// Stops the agent (it must exit 0) and checks that the exchanges matching `ours` are
+/// exactly `n`, all inside TLS. Returns them.
+pub fn stop_expecting_tls_exchanges(
+    agent: &mut Agent,
+    ours: impl Fn(&Value) -> bool,
+    n: usize,
+) -> Result<Vec<Value>> {
+    agent.stop_cleanly()?;
+    let mine = agent.exchanges_matching(ours)?;
+    ensure!(
+        mine.len() == n && mine.iter().all(|e| e["tls"] == true),
+        "expected exactly {n} TLS exchanges, got {}:\n{}",
+        mine.len(),
+        dump(&mine)
+    );
+    Ok(mine)
 }
 
 /// Waits for the exchanges of one client run (all on one connection) at both ends and
@@ -288,9 +351,16 @@ fn expected_fields(t: &Transfer, server_addr: SocketAddr, req: &Req) -> Value {
     want
 }
 
-/// No exchange at or to `addr` came from the ciphertext (`tls` not true), and the
-/// agent counted no HTTP parse errors (callers restrict it to their own processes).
-pub fn check_no_ciphertext_exchanges(agent: &Agent, addr: SocketAddr) -> Result<()> {
+/// For an agent that saw only this test's TLS traffic since `before`: `per_side`
+/// exchanges inside TLS at each end (`apiguard_http_requests_total{role, tls="true"}`)
+/// and none outside it, no exchange at or to `addr` that is not marked `tls` (nothing
+/// parsed from the ciphertext), and no HTTP parse errors.
+pub fn check_tls_only(
+    agent: &Agent,
+    before: &Metrics,
+    addr: SocketAddr,
+    per_side: usize,
+) -> Result<()> {
     let addr = addr.to_string();
     let plain = agent.exchanges_matching(|e| {
         e["tls"] != true && (e["local_addr"] == addr.as_str() || e["peer_addr"] == addr.as_str())
@@ -301,13 +371,16 @@ pub fn check_no_ciphertext_exchanges(agent: &Agent, addr: SocketAddr) -> Result<
         plain.iter().map(|e| format!("  {e}\n")).collect::<String>(),
         agent.diagnostics()
     );
-    let errors = agent.metric("apiguard_http_parse_errors_total", &[])?;
-    ensure!(
-        errors == 0.0,
-        "{errors} HTTP parse errors (ciphertext parsed as HTTP?)\n{}",
-        agent.diagnostics()
-    );
-    Ok(())
+    let n = per_side as f64;
+    agent.check_deltas(
+        before,
+        &[
+            (REQUESTS, &[("role", "server"), ("tls", "true")], n),
+            (REQUESTS, &[("role", "client"), ("tls", "true")], n),
+            (REQUESTS, &[("tls", "false")], 0.0),
+            (PARSE_ERRORS, &[], 0.0),
+        ],
+    )
 }
 
 const PY_TLS_CLIENT: &str = r#"

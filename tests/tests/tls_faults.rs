@@ -2,27 +2,28 @@
 //! after sending half a request head, plain HTTP sent to the TLS port, a garbage TLS
 //! record, and a handshake that fails for want of a common cipher. Afterwards nginx,
 //! curl and the agent must all still work: the next keep-alive TLS run is captured
-//! exactly, and the faults themselves leave exactly what was on the wire (the plain
-//! HTTP request and nginx's plaintext 400) and nothing else: no exchange from the
-//! ciphertext, the half request or the failed handshakes, and no parse errors.
+//! exactly. The faults leave exactly what was on the wire: the plain HTTP request with
+//! nginx's plaintext 400 (`tls: false`, both ends), the half request as an unanswered,
+//! truncated request inside TLS; and nothing from the ciphertext, the garbage record or
+//! the failed handshakes, with no parse errors.
 //!
 //! The agent captures nginx's pid and the test's unique curl and python comms.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use integration_tests::exchange::{check_fields, dump, merged, of_pid, pid_role, Window};
 use integration_tests::procfs::mapped_path;
 use integration_tests::servers::raw_exchange;
 use integration_tests::tls::{
-    check_run, curl_request_mix, tls_client_killed_mid_request, wait_probes_attached, End, Req,
-    LIBSSL, MIX, MIX_FILES,
+    check_curl_mix, check_run, curl_without_common_cipher, tls_client_killed_mid_request,
+    wait_probes_attached, End, Req, LIBSSL, MIX_FILES,
 };
 use integration_tests::util::unique_comm;
 use integration_tests::{
-    require_root, unique_port, veth_pair, Agent, AgentOptions, CommExe, Curl, CurlExe, Netns,
-    Nginx, NginxOptions, TlsCert,
+    require_root, Agent, AgentOptions, CommExe, Curl, CurlExe, NetPair, Nginx, NginxOptions,
+    TlsCert,
 };
 use serde_json::{json, Value};
 
@@ -39,11 +40,9 @@ fn garbage_record() -> Vec<u8> {
 fn tls_faults_leave_nginx_curl_and_the_agent_working() -> Result<()> {
     require_root()?;
     let cert = TlsCert::generate("api-guard-test")?;
-    let ns_srv = Netns::new("agtls-fsrv")?;
-    let ns_cli = Netns::new("agtls-fcli")?;
-    let (ip_srv, ip_cli) = veth_pair(&ns_srv, &ns_cli)?;
-    let listen = SocketAddr::new(ip_srv.into(), unique_port()?);
-    let nginx = Nginx::start_tls(&ns_srv, listen, &MIX_FILES, NginxOptions::default(), &cert)?;
+    let net = NetPair::new("agtls-flt")?;
+    let listen = net.server_addr()?;
+    let nginx = Nginx::start_tls(&net.srv, listen, &MIX_FILES, NginxOptions::default(), &cert)?;
     let libssl = mapped_path(nginx.pid(), LIBSSL)?;
     let curl_exe = CurlExe::with_comm(&unique_comm("agtf"))?;
     let py_exe = CommExe::python(&unique_comm("agth"))?;
@@ -54,10 +53,11 @@ fn tls_faults_leave_nginx_curl_and_the_agent_working() -> Result<()> {
     wait_probes_attached(&agent, &libssl, Duration::from_secs(1))?;
 
     // 1. Handshake done, half a request head sent, then SIGKILL.
-    let (half_pid, half_port) = tls_client_killed_mid_request(&ns_cli, &py_exe, listen, HALF_HEAD)?;
+    let (half_pid, half_port) =
+        tls_client_killed_mid_request(&net.cli, &py_exe, listen, HALF_HEAD)?;
     // 2. Plain HTTP to the TLS port: nginx answers 400 in plaintext, curl exits 0.
     let (plain, plain_window) = Window::around(|| {
-        Curl::new(&ns_cli)
+        Curl::new(&net.cli)
             .exe(&curl_exe)
             .url(format!("http://{listen}/small.txt"))
             .run()
@@ -67,19 +67,10 @@ fn tls_faults_leave_nginx_curl_and_the_agent_working() -> Result<()> {
         "plain HTTP to the TLS port: {plain:#?}"
     );
     // 3. A garbage handshake record: nginx's handshake fails and it closes.
-    let garbage = raw_exchange(&ns_cli, listen, &garbage_record())?;
+    let garbage = raw_exchange(&net.cli, listen, &garbage_record())?;
     // 4. No cipher in common (ECDSA only, the certificate is RSA): curl exits 35.
-    let failed = Curl::new(&ns_cli)
-        .exe(&curl_exe)
-        .insecure()
-        .args([
-            "--tls-max",
-            "1.2",
-            "--ciphers",
-            "ECDHE-ECDSA-AES128-GCM-SHA256",
-        ])
-        .url(nginx.url("/small.txt"))
-        .run_expecting(35)?;
+    let failed =
+        curl_without_common_cipher(Curl::new(&net.cli).exe(&curl_exe), nginx.url("/small.txt"))?;
     println!(
         "half request: pid {half_pid} port {half_port}; garbage record: pid {} port {}, \
          {} bytes back; failed handshake: curl pid {}",
@@ -97,32 +88,32 @@ fn tls_faults_leave_nginx_curl_and_the_agent_working() -> Result<()> {
     ensure!(nginx.is_running(), "nginx died: {}", nginx.logs());
 
     // 5. Business as usual: the request mix over TLS, exact at both ends.
-    let (run, window) = curl_request_mix(&ns_cli, &curl_exe, |t| nginx.url(t))?;
     let nginx_end = |library: Option<&str>| End {
         pid: nginx.pid(),
         comm: "nginx".into(),
         library: library.map(str::to_string),
     };
-    let curl_end = |pid, library: Option<&str>| End {
-        pid,
-        comm: curl_exe.comm().into(),
-        library: library.map(str::to_string),
-    };
-    let (srv, cli) = check_run(
+    let statuses = [200, 404, 201, 200, 200];
+    let tls_server = nginx_end(Some(&libssl));
+    let (srv, cli) = check_curl_mix(
         &agent,
-        &nginx_end(Some(&libssl)),
+        &net.cli,
+        &curl_exe,
+        &tls_server,
         listen,
-        &curl_end(run.pid, Some(&libssl)),
-        &run,
-        &MIX,
-        &window,
+        statuses,
+        &libssl,
     )?;
     // 6. The plain HTTP request is an ordinary plaintext exchange at both ends.
     let (plain_srv, plain_cli) = check_run(
         &agent,
         &nginx_end(None),
         listen,
-        &curl_end(plain.pid, None),
+        &End {
+            pid: plain.pid,
+            comm: curl_exe.comm().into(),
+            library: None,
+        },
         &plain,
         &[Req::new("/small.txt")],
         &plain_window,
@@ -131,7 +122,7 @@ fn tls_faults_leave_nginx_curl_and_the_agent_working() -> Result<()> {
     // 7. The half request: nginx read an unfinished head, then the connection ended, so
     //    it is a request without a response (status null, request truncated), exactly
     //    as the same bytes in plaintext.
-    let half_addr = SocketAddr::new(ip_cli.into(), half_port).to_string();
+    let half_addr = SocketAddr::new(net.cli_ip.into(), half_port).to_string();
     let half = json!({
         "method": "GET", "path": "/small.txt", "query": null, "host": null, "version": "1.1",
         "status": null, "request_header_bytes": HALF_HEAD.len(), "request_body_bytes": 0,
@@ -139,23 +130,9 @@ fn tls_faults_leave_nginx_curl_and_the_agent_working() -> Result<()> {
         "request_truncated": true, "response_truncated": false,
         "tls": true, "tls_library": libssl,
     });
-    let half_srv = agent.wait_for_exchanges(
-        |e| pid_role(nginx.pid(), "server")(e) && e["peer_addr"] == half_addr.as_str(),
-        1,
-        Duration::from_secs(10),
-    )?;
-    ensure!(half_srv.len() == 1, "half request:\n{}", dump(&half_srv));
-    check_fields(
-        &half_srv[0],
-        &merged(
-            &half,
-            json!({
-                "role": "server", "pid": nginx.pid(), "comm": "nginx",
-                "local_addr": listen.to_string(), "peer_addr": half_addr,
-            }),
-        ),
-    )
-    .context("the half request, nginx's side")?;
+    let nginx_half =
+        |e: &Value| pid_role(nginx.pid(), "server")(e) && e["peer_addr"] == half_addr.as_str();
+    agent.wait_for_exchanges(nginx_half, 1, Duration::from_secs(10))?;
 
     // 8. No parse errors; after a clean stop, those exchanges and nothing else (the
     //    garbage record and the failed handshakes left none).
@@ -165,47 +142,61 @@ fn tls_faults_leave_nginx_curl_and_the_agent_working() -> Result<()> {
         "{errors} HTTP parse errors\n{}",
         agent.diagnostics()
     );
-    let status = agent.stop()?;
-    ensure!(
-        status.success(),
-        "api-guard exited with {status}:\n{}",
-        agent.stderr_tail(30)
-    );
-    // The killed client's own side ends when the agent learns its socket is gone; if it
-    // is reported, it is the same unanswered request.
+    agent.stop_cleanly()?;
+    let half_srv = agent.exchanges_matching(nginx_half)?;
+    // The killed client's own side ends when the agent learns its socket is gone (the
+    // process never calls close); if it is reported, it is the same unanswered request.
     let half_cli = agent.exchanges_matching(of_pid(half_pid))?;
-    ensure!(half_cli.len() <= 1, "half request:\n{}", dump(&half_cli));
-    for e in &half_cli {
-        let local = &e["local_addr"];
-        if local.is_null() {
-            println!("note: the killed client's exchange has no local_addr: {e}");
+    let mut problems = Vec::new();
+    let sides = [
+        (
+            "nginx's side",
+            &half_srv,
+            "server",
+            nginx.pid(),
+            "nginx",
+            listen.to_string(),
+            &half_addr,
+        ),
+        (
+            "the killed client's side",
+            &half_cli,
+            "client",
+            half_pid,
+            py_exe.comm(),
+            half_addr.clone(),
+            &listen.to_string(),
+        ),
+    ];
+    for (what, exchanges, role, pid, comm, local, peer) in sides {
+        let want = merged(
+            &half,
+            json!({"role": role, "pid": pid, "comm": comm, "local_addr": local, "peer_addr": peer}),
+        );
+        for e in exchanges.iter() {
+            if let Err(err) = check_fields(e, &want) {
+                problems.push(format!("the half request, {what}: {err:#}"));
+            }
         }
-        let local = if local.is_null() {
-            Value::Null
-        } else {
-            json!(half_addr)
-        };
-        check_fields(
-            e,
-            &merged(
-                &half,
-                json!({
-                    "role": "client", "pid": half_pid, "comm": py_exe.comm(),
-                    "local_addr": local, "peer_addr": listen.to_string(),
-                }),
-            ),
-        )
-        .context("the half request, the killed client's side")?;
+    }
+    if half_srv.len() != 1 || half_cli.len() > 1 {
+        problems.push(format!(
+            "the half request: expected 1 exchange from nginx and at most 1 from the client:\n{}{}",
+            dump(&half_srv),
+            dump(&half_cli)
+        ));
     }
     let all = agent.exchanges()?;
     let expected = srv.len() + cli.len() + plain_srv.len() + plain_cli.len() + 1 + half_cli.len();
-    ensure!(
-        all.len() == expected,
-        "expected 5 + 5 TLS, 1 + 1 plaintext and {} half-request exchanges only, got {}:\n{}",
-        1 + half_cli.len(),
-        all.len(),
-        dump(&all)
-    );
+    if all.len() != expected {
+        problems.push(format!(
+            "expected 5 + 5 TLS, 1 + 1 plaintext and {} half-request exchanges only, got {}:\n{}",
+            1 + half_cli.len(),
+            all.len(),
+            dump(&all)
+        ));
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
     ensure!(nginx.is_running(), "nginx died: {}", nginx.logs());
     Ok(())
 }

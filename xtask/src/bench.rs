@@ -11,7 +11,6 @@
 //! Under HTTPS wrk's own TLS calls also pass through the agent's uprobes (filtered out by
 //! pid in the kernel), which is part of what a host-wide agent costs.
 
-use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,8 +21,7 @@ use integration_tests::procfs::{cpu_seconds, peak_rss_kib};
 use integration_tests::util::which;
 use integration_tests::wrk::{self, WrkArgs, WrkReport};
 use integration_tests::{
-    require_root, unique_port, veth_pair, Agent, AgentOptions, Netns, Nginx, NginxOptions,
-    TlsCert,
+    require_root, Agent, AgentOptions, NetPair, Netns, Nginx, NginxOptions, TlsCert,
 };
 
 #[derive(clap::Args, Debug)]
@@ -106,9 +104,7 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
     let bin = agent_binary(&AgentOptions::default())?;
     println!("agent: {}", bin.display());
 
-    let ns_srv = Netns::new("agbench-srv")?;
-    let ns_cli = Netns::new("agbench-cli")?;
-    let (ip_srv, _) = veth_pair(&ns_srv, &ns_cli)?;
+    let net = NetPair::new("agbench")?;
     let cert = if args.scheme.cases().contains(&true) {
         Some(TlsCert::generate("api-guard-bench")?)
     } else {
@@ -122,18 +118,18 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
     };
     let mut cases = Vec::new();
     for &tls in args.scheme.cases() {
-        let listen = SocketAddr::new(ip_srv.into(), unique_port()?);
+        let listen = net.server_addr()?;
         let nginx = match cert.as_ref().filter(|_| tls) {
-            None => Nginx::start(&ns_srv, listen, &[("f1k", 1024)])?,
+            None => Nginx::start(&net.srv, listen, &[("f1k", 1024)])?,
             Some(cert) => Nginx::start_tls(
-                &ns_srv,
+                &net.srv,
                 listen,
                 &[("f1k", 1024)],
                 NginxOptions::default(),
                 cert,
             )?,
         };
-        let runs = measure(&nginx, &ns_cli, &load, args.pairs)?;
+        let runs = measure(&nginx, &net.cli, &load, args.pairs)?;
         print_summary(case_name(tls), &runs, args.connections);
         cases.push((tls, runs));
     }

@@ -114,8 +114,13 @@ impl Hooker {
         }
         self.hook_library_dirs();
         self.scan_all();
-        let hooked: Vec<_> = self.registry.hooked().map(|(_, p)| p.to_string()).collect();
-        info!(hooked = ?hooked, skipped = self.registry.skipped().count(), "TLS libraries hooked");
+        let hooked: Vec<&str> = self.registry.hooked().map(|(_, path)| path).collect();
+        let skipped: Vec<String> = self
+            .registry
+            .skipped()
+            .map(|(path, reason)| format!("{path} ({reason})"))
+            .collect();
+        info!(?hooked, ?skipped, "TLS libraries hooked at start");
         let rescan = Duration::from_secs(self.config.rescan_interval_secs);
         let mut last_rescan = Instant::now();
         loop {
