@@ -83,6 +83,9 @@ pub const BUF_PLAIN: u8 = 1; // (buf, len)
 pub const BUF_IOVEC: u8 = 2; // (const struct iovec *, iovcnt)
 pub const BUF_MSGHDR: u8 = 3; // (struct user_msghdr *)
 pub const BUF_NONE: u8 = 4; // sendfile: payload never in user memory
+/// Ciphertext I/O of a running TLS call: not copied, but its socket (`sk`) is noted for the
+/// connection's addresses.
+pub const BUF_CLAIMED: u8 = 5;
 
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -20,8 +20,8 @@ use super::{
 };
 use crate::{
     maps::{
-        global_u32, DataArgs, BUF_DONE, BUF_IOVEC, BUF_MSGHDR, BUF_NONE, BUF_PLAIN, CAPTURE_CAP,
-        CONNS, DATA_ARGS,
+        global_u32, DataArgs, BUF_CLAIMED, BUF_DONE, BUF_IOVEC, BUF_MSGHDR, BUF_NONE, BUF_PLAIN,
+        CAPTURE_CAP, CONNS, DATA_ARGS,
     },
     tls,
 };
@@ -52,9 +52,14 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_arg: usize) {
     let Some(conn) = (unsafe { CONNS.get(conn_key(tgid, fd as u32)) }) else {
         return;
     };
-    if conn.tls != 0 || tls::claim_socket(pid_tgid, fd as u32) {
+    if conn.tls != 0 {
         return;
     }
+    let buf_kind = if tls::claim_socket(pid_tgid, fd as u32) {
+        BUF_CLAIMED
+    } else {
+        buf_kind
+    };
     // SAFETY: as above.
     let (ptr, count) = unsafe {
         (
@@ -105,6 +110,9 @@ fn exit(ctx: &TracePointContext) {
     stash.buf_kind = BUF_DONE;
     // SAFETY: helper without preconditions.
     stash.done_ns = unsafe { bpf_ktime_get_ns() };
+    if args.buf_kind == BUF_CLAIMED {
+        return;
+    }
     // SAFETY: reading this tracepoint's own record.
     let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
     if ret <= 0 {

@@ -105,6 +105,16 @@ fn recent_ciphertext_read(pid_tgid: u64) -> Option<u32> {
         .then_some(last.fd)
 }
 
+/// The `struct sock *` of the thread's last data syscall if it was on `fd` (0 if unknown):
+/// lets the connection's announcement carry its exact addresses.
+fn last_socket(pid_tgid: u64, fd: u32) -> u64 {
+    // SAFETY: read-only lookup of a plain value.
+    match unsafe { DATA_ARGS.get(pid_tgid) } {
+        Some(last) if last.fd == fd => last.sk,
+        _ => 0,
+    }
+}
+
 /// Bytes the call moved, from its return value (and count pointer).
 fn moved(call: u8, rc: i64, count_ptr: u64) -> u64 {
     // `int` returns leave the upper half of the register undefined.
@@ -165,7 +175,7 @@ fn exit(ctx: &RetProbeContext) {
     if conn.tls == 0 {
         // SAFETY: reading the attach cookie of this program's context.
         let library = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
-        start_tls(conn, origin, library as u32);
+        start_tls(conn, origin, library as u32, last_socket(pid_tgid, fd));
     }
     if len == 0 {
         return;
@@ -195,11 +205,11 @@ fn exit(ctx: &RetProbeContext) {
 
 /// Switches a connection to TLS: its syscall payload so far was handshake ciphertext, so
 /// gap accounting restarts on the plaintext stream.
-fn start_tls(conn: &mut ConnInfo, origin: Origin, library: u32) {
+fn start_tls(conn: &mut ConnInfo, origin: Origin, library: u32, sk: u64) {
     conn.tls = 1;
     conn.tls_library = library;
     conn.pending_gap = [0; 2];
-    if emit::announce(conn, origin, 0) {
+    if emit::announce(conn, origin, sk) {
         emit::tls_start(conn, origin);
     }
 }
