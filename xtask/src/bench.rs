@@ -41,6 +41,10 @@ pub struct OverheadArgs {
     /// Which server to measure: plain HTTP, HTTPS, or both in turn.
     #[arg(long, value_enum, default_value_t = Scheme::Both)]
     pub scheme: Scheme,
+    /// Extra agent configuration (TOML file) appended to the bench's own, for experiments
+    /// such as `[tls]\nenabled = false`.
+    #[arg(long, value_name = "FILE")]
+    pub agent_config: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,7 +133,12 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
                 cert,
             )?,
         };
-        let runs = measure(&nginx, &net.cli, &load, args.pairs)?;
+        let extra = match &args.agent_config {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+            None => String::new(),
+        };
+        let runs = measure(&nginx, &net.cli, &load, args.pairs, &extra)?;
         print_summary(case_name(tls), &runs, args.connections);
         cases.push((tls, runs));
     }
@@ -144,7 +153,13 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
 }
 
 /// Warms nginx up, then measures `pairs` pairs of runs against it, printing each row.
-fn measure(nginx: &Nginx, ns_cli: &Netns, load: &WrkArgs, pairs: u32) -> Result<Vec<Run>> {
+fn measure(
+    nginx: &Nginx,
+    ns_cli: &Netns,
+    load: &WrkArgs,
+    pairs: u32,
+    extra_config: &str,
+) -> Result<Vec<Run>> {
     let url = nginx.url("/f1k");
     println!();
     println!(
@@ -190,7 +205,7 @@ fn measure(nginx: &Nginx, ns_cli: &Netns, load: &WrkArgs, pairs: u32) -> Result<
         };
         for with_agent in order {
             let run = if with_agent {
-                run_with_agent(nginx, ns_cli, &url, load, pair)?
+                run_with_agent(nginx, ns_cli, &url, load, pair, extra_config)?
             } else {
                 Run {
                     pair,
@@ -211,9 +226,13 @@ fn run_with_agent(
     url: &str,
     load: &WrkArgs,
     pair: u32,
+    extra_config: &str,
 ) -> Result<Run> {
     let mut agent = Agent::start(AgentOptions {
-        config_toml: Some(format!("[capture]\npids = [{}]\n", nginx.pid())),
+        config_toml: Some(format!(
+            "[capture]\npids = [{}]\n{extra_config}",
+            nginx.pid()
+        )),
         ..AgentOptions::default()
     })?;
     let pid = agent.pid();
