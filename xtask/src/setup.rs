@@ -15,7 +15,15 @@ use anyhow::{Context as _, Result};
 use crate::util::{self, show};
 
 /// Debian packages the integration tests and the benchmark use.
-const PACKAGES: &[&str] = &["iproute2", "curl", "nginx", "wrk", "procps", "openssl"];
+const PACKAGES: &[&str] = &[
+    "iproute2",
+    "curl",
+    "nginx",
+    "wrk",
+    "procps",
+    "openssl",
+    "gnutls-bin",
+];
 
 #[derive(clap::Args, Debug, Default)]
 pub struct SetupArgs {

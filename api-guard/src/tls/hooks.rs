@@ -75,9 +75,14 @@ impl HookThread {
             proc_root: PathBuf::from("/proc"),
             next_id: 1,
         };
+        let (started_tx, started_rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("tls-hooks".into())
-            .spawn(move || hooker.run(rx))?;
+            .spawn(move || hooker.run(rx, started_tx))?;
+        // Readiness means the TLS libraries present at start are hooked: a client started
+        // right after would otherwise race the first pass. (The thread ending early also
+        // ends the wait.)
+        let _ = started_rx.recv();
         let notifier = Notifier {
             tx: tx.clone(),
             metrics,
@@ -106,14 +111,16 @@ struct Hooker {
 }
 
 impl Hooker {
-    fn run(mut self, rx: Receiver<Msg>) {
+    fn run(mut self, rx: Receiver<Msg>, started: mpsc::Sender<()>) {
         if !self.config.enabled {
+            let _ = started.send(());
             // Keep the probes alive until told to stop.
             while let Ok(Msg::Scan(_)) = rx.recv() {}
             return;
         }
         self.hook_library_dirs();
         self.scan_all();
+        let _ = started.send(());
         let hooked: Vec<&str> = self.registry.hooked().map(|(_, path)| path).collect();
         let skipped: Vec<String> = self
             .registry
