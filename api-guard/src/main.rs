@@ -129,6 +129,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (hooks, tls_notifier) = HookThread::spawn(
         probes,
         config.tls.clone(),
+        tls::hooks::scope_for(&config.capture),
         metrics.clone(),
         tls_libraries.clone(),
     )

@@ -2,7 +2,7 @@
 //! Required hooks that fail roll everything back (the `Ebpf` is dropped, detaching what was
 //! attached); optional ones are reported in the status and logged.
 
-use std::path::Path;
+use std::{num::NonZeroU32, path::Path};
 
 use api_guard_common::{
     names::*, ConnInfo, ConnKey, FILTER_BY_CGROUP, FILTER_BY_COMM, FILTER_BY_PID,
@@ -365,32 +365,44 @@ impl Probes {
         Ok(())
     }
 
-    /// Hooks every function of `functions` in the file at `path` for all processes, tagging
-    /// events with `library_id`. All or nothing: on error, what was attached is detached.
-    /// Returns the number of uprobes attached.
+    /// Hooks every function of `functions` in the file at `path`, tagging events with
+    /// `library_id`: for all processes, or only for the processes in `scope` (then no other
+    /// process takes the breakpoint's trap). All or nothing: on error, what was attached is
+    /// detached. Returns the number of uprobes attached.
     pub fn attach_tls(
         &mut self,
         path: &Path,
         functions: &TlsFunctions,
         library_id: u32,
+        scope: &[NonZeroU32],
     ) -> Result<usize, TlsAttachError> {
+        let scopes: Vec<UProbeScope> = if scope.is_empty() {
+            vec![UProbeScope::AllProcesses]
+        } else {
+            scope
+                .iter()
+                .map(|&pid| UProbeScope::OneProcess(pid))
+                .collect()
+        };
         let mut links: Vec<(&'static str, UProbeLinkId)> = Vec::new();
         let result = (|| {
             for &(function, offset) in &functions.offsets {
                 // The return probe first, so that no entry is stashed without its consumer.
                 for program in [PROG_TLS_RETURN, tls_entry_program(function)] {
-                    let point = UProbeAttachPoint {
-                        location: UProbeAttachLocation::AbsoluteOffset(offset),
-                        cookie: Some(u64::from(library_id)),
-                    };
-                    let link = self
-                        .uprobe(program)?
-                        .attach(point, path, UProbeScope::AllProcesses)
-                        .map_err(|source| TlsAttachError {
-                            function: function.symbol(),
-                            source,
-                        })?;
-                    links.push((program, link));
+                    for &scope in &scopes {
+                        let point = UProbeAttachPoint {
+                            location: UProbeAttachLocation::AbsoluteOffset(offset),
+                            cookie: Some(u64::from(library_id)),
+                        };
+                        let link =
+                            self.uprobe(program)?
+                                .attach(point, path, scope)
+                                .map_err(|source| TlsAttachError {
+                                    function: function.symbol(),
+                                    source,
+                                })?;
+                        links.push((program, link));
+                    }
                 }
             }
             Ok(())

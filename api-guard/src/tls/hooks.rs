@@ -7,6 +7,7 @@
 use std::{
     collections::BTreeSet,
     io,
+    num::NonZeroU32,
     path::{Path, PathBuf},
     sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError},
     thread::JoinHandle,
@@ -22,7 +23,11 @@ use super::{
     registry::{FileState, Registry},
     TlsLibraries,
 };
-use crate::{config::TlsConfig, metrics::Metrics, probes::Probes};
+use crate::{
+    config::{CaptureConfig, TlsConfig},
+    metrics::Metrics,
+    probes::Probes,
+};
 
 /// Notifications that arrive this soon after the first one are handled in the same scan:
 /// the dynamic linker maps a process's libraries in a quick burst.
@@ -59,9 +64,11 @@ pub struct HookThread {
 }
 
 impl HookThread {
+    /// `scope`: hook only for these processes (empty: for all; see [`scope_for`]).
     pub fn spawn(
         probes: Probes,
         config: TlsConfig,
+        scope: Vec<NonZeroU32>,
         metrics: Metrics,
         libraries: TlsLibraries,
     ) -> io::Result<(Self, Notifier)> {
@@ -74,6 +81,7 @@ impl HookThread {
             metrics: metrics.clone(),
             proc_root: PathBuf::from("/proc"),
             next_id: 1,
+            scope,
         };
         let (started_tx, started_rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
@@ -108,6 +116,31 @@ struct Hooker {
     proc_root: PathBuf,
     /// Next library id (attach cookie); data records carry it in 16 bits.
     next_id: u32,
+    /// Processes the hooks are limited to (empty: all).
+    scope: Vec<NonZeroU32>,
+}
+
+/// Most processes a capture filter may list for TLS hooks to be attached per process; each
+/// costs one set of uprobes per library.
+const MAX_SCOPED_PIDS: usize = 64;
+
+/// The processes TLS hooks can be limited to: those of a pid-only capture filter (other
+/// processes then never take a uprobe trap). Empty (hook for all) when capture is not
+/// limited to a short list of pids; comm and cgroup filters match processes that start
+/// later, so they need hooks for all processes (the kernel side still filters).
+pub fn scope_for(capture: &CaptureConfig) -> Vec<NonZeroU32> {
+    if capture.comms.is_empty()
+        && capture.cgroups.is_empty()
+        && capture.pids.len() <= MAX_SCOPED_PIDS
+    {
+        capture
+            .pids
+            .iter()
+            .filter_map(|&p| NonZeroU32::new(p))
+            .collect()
+    } else {
+        Vec::new()
+    }
 }
 
 impl Hooker {
@@ -118,8 +151,15 @@ impl Hooker {
             while let Ok(Msg::Scan(_)) = rx.recv() {}
             return;
         }
-        self.hook_library_dirs();
-        self.scan_all();
+        if self.scope.is_empty() {
+            self.hook_library_dirs();
+            self.scan_all();
+        } else {
+            // Only what the listed processes map matters.
+            for pid in self.scope.clone() {
+                self.scan_pid(pid.get());
+            }
+        }
         let _ = started.send(());
         let hooked: Vec<&str> = self.registry.hooked().map(|(_, path)| path).collect();
         let skipped: Vec<String> = self
@@ -146,7 +186,7 @@ impl Hooker {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    self.scan_all();
+                    self.rescan();
                     last_rescan = Instant::now();
                 }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
@@ -177,6 +217,17 @@ impl Hooker {
                     let name = path.to_string_lossy().into_owned();
                     self.inspect(&path, &name, meta.dev(), meta.ino());
                 }
+            }
+        }
+    }
+
+    /// The periodic safety net: every process, or the scoped ones.
+    fn rescan(&mut self) {
+        if self.scope.is_empty() {
+            self.scan_all();
+        } else {
+            for pid in self.scope.clone() {
+                self.scan_pid(pid.get());
             }
         }
     }
@@ -252,7 +303,10 @@ impl Hooker {
             return;
         }
         let id = self.next_id;
-        match self.probes.attach_tls(host_path, &functions, id) {
+        match self
+            .probes
+            .attach_tls(host_path, &functions, id, &self.scope)
+        {
             Ok(probes) => {
                 self.next_id += 1;
                 self.libraries.insert(id, name);
