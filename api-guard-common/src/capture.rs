@@ -123,7 +123,8 @@ pub struct ConnInfo {
     pub announced: u8,
     /// 1 once a TLS library call was seen on this socket: syscall payload is ciphertext.
     pub tls: u8,
-    pub _pad: u8,
+    /// 1 once an ingress read was seen (only the first one is checked for a TLS record).
+    pub ingress_seen: u8,
     /// Attach cookie of the TLS library that carries this connection's plaintext.
     pub tls_library: u32,
 }

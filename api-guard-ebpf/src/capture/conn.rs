@@ -56,7 +56,7 @@ fn track(tgid: u32, fd: u32, role: u8, peer: Endpoint) {
         role,
         announced: 0,
         tls: 0,
-        _pad: 0,
+        ingress_seen: 0,
         tls_library: 0,
     };
     // Overwrites a stale entry of a reused fd: the new conn_id keeps the two apart.

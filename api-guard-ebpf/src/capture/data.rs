@@ -118,9 +118,6 @@ fn exit(ctx: &TracePointContext) {
     if ret <= 0 {
         return;
     }
-    if args.dir == DIR_INGRESS && args.buf_kind == BUF_PLAIN && ret >= 2 {
-        stash.tls_record = starts_like_tls_record(args.ptr) as u8;
-    }
     let key = conn_key(tgid, args.fd);
     let Some(conn) = CONNS.get_ptr_mut(key) else {
         return;
@@ -128,6 +125,14 @@ fn exit(ctx: &TracePointContext) {
     // SAFETY: the entry stays valid for this program's run; races with another thread of the
     // same process on the same fd can only garble counters, never memory.
     let conn = unsafe { &mut *conn };
+    // Only a connection's first read can be a TLS ClientHello/ServerHello that a memory-BIO
+    // library decrypts next (see `tls.rs`): later reads skip the extra user-memory read.
+    if args.dir == DIR_INGRESS && conn.ingress_seen == 0 {
+        conn.ingress_seen = 1;
+        if args.buf_kind == BUF_PLAIN && ret >= 2 {
+            stash.tls_record = starts_like_tls_record(args.ptr) as u8;
+        }
+    }
     // The socket turned out not to be TCP (e.g. a UDP "connect" or an AF_UNIX accept without
     // an address): stop tracking it.
     if args.protocol != 0 && args.protocol != IPPROTO_TCP {
