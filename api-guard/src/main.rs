@@ -2,6 +2,7 @@
 
 mod capture;
 mod config;
+mod enforce;
 mod exchange;
 mod http;
 mod metrics;
