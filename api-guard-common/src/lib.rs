@@ -6,5 +6,6 @@
 
 pub mod capture;
 pub mod names;
+pub mod xdp;
 
 pub use capture::*;

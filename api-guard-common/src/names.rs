@@ -34,3 +34,33 @@ pub const PROG_TLS_WRITE_EX: &str = "tls_write_ex";
 pub const PROG_TLS_HANDSHAKE: &str = "tls_handshake";
 /// The one uretprobe program attached to the return of every hooked TLS function.
 pub const PROG_TLS_RETURN: &str = "tls_return";
+
+/// The XDP guard program.
+pub const PROG_XDP_GUARD: &str = "xdp_guard";
+/// Blocked IPv4 / IPv6 source addresses: address bytes -> [`crate::xdp::BlockEntry`].
+pub const MAP_XDP_BLOCK_V4: &str = "XDP_BLOCK_V4";
+pub const MAP_XDP_BLOCK_V6: &str = "XDP_BLOCK_V6";
+/// Blocked ranges (LPM tries): prefix -> [`crate::xdp::BlockEntry`].
+pub const MAP_XDP_CIDR_V4: &str = "XDP_CIDR_V4";
+pub const MAP_XDP_CIDR_V6: &str = "XDP_CIDR_V6";
+/// Never-blocked ranges (LPM tries): prefix -> 1.
+pub const MAP_XDP_ALLOW_V4: &str = "XDP_ALLOW_V4";
+pub const MAP_XDP_ALLOW_V6: &str = "XDP_ALLOW_V6";
+/// Per-interface settings: ifindex -> [`crate::xdp::IfaceConfig`].
+pub const MAP_XDP_IFACES: &str = "XDP_IFACES";
+/// Per-source packet token buckets: [`crate::xdp::RateKey`] -> [`crate::xdp::TokenBucket`].
+pub const MAP_XDP_RATE: &str = "XDP_RATE";
+/// Per-CPU verdict counters indexed by [`crate::xdp::XdpStat`].
+pub const MAP_XDP_STATS: &str = "XDP_STATS";
+/// The XDP maps that are pinned (when pinning is on) so blocks outlive the daemon.
+pub const XDP_PINNED_MAPS: [&str; 9] = [
+    MAP_XDP_BLOCK_V4,
+    MAP_XDP_BLOCK_V6,
+    MAP_XDP_CIDR_V4,
+    MAP_XDP_CIDR_V6,
+    MAP_XDP_ALLOW_V4,
+    MAP_XDP_ALLOW_V6,
+    MAP_XDP_IFACES,
+    MAP_XDP_RATE,
+    MAP_XDP_STATS,
+];

@@ -2,10 +2,14 @@
 //! daemon. One module per hook family; maps in `maps.rs`.
 #![no_std]
 #![no_main]
+// `atomic_xadd`: the XDP guard's per-entry hit counters (core atomics lack RMW on BPF).
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod capture;
 mod maps;
 mod tls;
+mod xdp;
 
 #[cfg(not(test))]
 #[panic_handler]

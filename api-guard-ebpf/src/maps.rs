@@ -1,10 +1,13 @@
 //! Every map and load-time global of the kernel side. Static names are the map names the
 //! loader uses (`api_guard_common::names`).
 
-use api_guard_common::{ConnInfo, ConnKey, DataEvent, Endpoint, MAX_CONNS, STAT_COUNT};
+use api_guard_common::{
+    xdp::{BlockEntry, IfaceConfig, RateKey, TokenBucket, XDP_STAT_COUNT},
+    ConnInfo, ConnKey, DataEvent, Endpoint, MAX_CONNS, STAT_COUNT,
+};
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 
 /// Set by the loader (`names::GLOBAL_*`); read with `read_volatile` so the compiler keeps the load.
@@ -162,3 +165,34 @@ pub static TLS_SESSIONS: LruHashMap<SessionKey, SessionSocket> =
 /// verifier explore the `bpf_loop` callback past its 1M-instruction limit.
 #[map]
 pub static TLS_CALL: PerCpuArray<DataArgs> = PerCpuArray::with_max_entries(1, 0);
+
+// The XDP guard. Sizes are defaults; the loader sets the configured ones. These are pinned
+// under the configured directory when pinning is on (`names::XDP_PINNED_MAPS`).
+
+#[map]
+pub static XDP_BLOCK_V4: HashMap<[u8; 4], BlockEntry> = HashMap::with_max_entries(131_072, 0);
+
+#[map]
+pub static XDP_BLOCK_V6: HashMap<[u8; 16], BlockEntry> = HashMap::with_max_entries(131_072, 0);
+
+#[map]
+pub static XDP_CIDR_V4: LpmTrie<[u8; 4], BlockEntry> = LpmTrie::with_max_entries(16_384, 0);
+
+#[map]
+pub static XDP_CIDR_V6: LpmTrie<[u8; 16], BlockEntry> = LpmTrie::with_max_entries(16_384, 0);
+
+#[map]
+pub static XDP_ALLOW_V4: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(4096, 0);
+
+#[map]
+pub static XDP_ALLOW_V6: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(4096, 0);
+
+#[map]
+pub static XDP_IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(256, 0);
+
+/// LRU: a flood of spoofed sources recycles buckets instead of filling the table.
+#[map]
+pub static XDP_RATE: LruHashMap<RateKey, TokenBucket> = LruHashMap::with_max_entries(65_536, 0);
+
+#[map]
+pub static XDP_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XDP_STAT_COUNT, 0);

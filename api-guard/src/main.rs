@@ -2,7 +2,9 @@
 
 mod capture;
 mod config;
+mod control;
 mod enforce;
+mod events;
 mod exchange;
 mod http;
 mod metrics;
@@ -24,11 +26,15 @@ use tracing::{info, warn};
 use crate::{
     capture::{kernel::KernelState, table::ConnTable},
     config::Config,
+    enforce::Enforcer,
     metrics::Metrics,
     probes::Probes,
     sink::{ExchangeOutput, Sink},
     tls::{hooks::HookThread, TlsLibraries},
 };
+
+/// How often expired blocks are reported lifted and XDP counters are read.
+const ENFORCE_TICK: Duration = Duration::from_millis(250);
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +62,41 @@ enum Command {
         /// The TOML file to check.
         file: PathBuf,
     },
+    /// Block an address or CIDR range at XDP on the running daemon.
+    Block {
+        /// IPv4/IPv6 address or CIDR range, e.g. 203.0.113.7 or 2001:db8::/48.
+        target: String,
+        /// How long: 90s, 10m, 2h, 1d (default: enforce.default_block_secs).
+        #[arg(long = "for", value_name = "DURATION", value_parser = control::parse_duration)]
+        duration: Option<u64>,
+        /// Why (kept with the block and in its security event).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Lift a block on the running daemon.
+    Unblock {
+        /// The address or range exactly as blocked.
+        target: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// List the blocks in force, with expiry and dropped-packet counts.
+    Blocks {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+#[derive(clap::Args)]
+struct SocketArg {
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
+    control_socket: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -72,6 +113,13 @@ struct RunArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Write security events (blocks, unblocks, rate-limit breaches) as JSON lines to this
+    /// file, or `-` for stdout.
+    #[arg(long, value_name = "PATH|-", default_value = "-")]
+    events: ExchangeOutput,
+    /// Control socket for `api-guard block|unblock|blocks` (root only).
+    #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
+    control_socket: PathBuf,
 }
 
 fn init_logging(format: LogFormat) {
@@ -86,8 +134,18 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match dispatch(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // One line with the context chain; no backtrace noise for operators.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::CheckConfig { file } => {
             Config::load(&file)?;
@@ -103,6 +161,82 @@ fn main() -> anyhow::Result<()> {
                 .context("starting the tokio runtime")?;
             runtime.block_on(run(args))
         }
+        Command::Block {
+            target,
+            duration,
+            reason,
+            socket,
+        } => {
+            // Checked here too, so a typo fails before reaching the daemon.
+            target.parse::<enforce::target::Target>()?;
+            let answer = control_call(
+                &socket,
+                control::Request::Block {
+                    target: target.clone(),
+                    for_secs: duration,
+                    reason,
+                },
+            )?;
+            println!(
+                "{target}: {}",
+                answer.outcome.as_deref().unwrap_or("blocked")
+            );
+            Ok(())
+        }
+        Command::Unblock { target, socket } => {
+            target.parse::<enforce::target::Target>()?;
+            control_call(
+                &socket,
+                control::Request::Unblock {
+                    target: target.clone(),
+                },
+            )?;
+            println!("{target}: unblocked");
+            Ok(())
+        }
+        Command::Blocks { json, socket } => {
+            let answer = control_call(&socket, control::Request::Blocks)?;
+            let blocks = answer.blocks.unwrap_or_default();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&blocks)?);
+            } else {
+                print_blocks(&blocks);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Sends a control request; a refusal becomes the error, a warning goes to stderr.
+fn control_call(socket: &SocketArg, req: control::Request) -> anyhow::Result<control::Response> {
+    let answer = control::call(&socket.control_socket, &req)?;
+    if let Some(warning) = &answer.warning {
+        eprintln!("warning: {warning}");
+    }
+    if !answer.ok {
+        anyhow::bail!("{}", answer.error.as_deref().unwrap_or("refused"));
+    }
+    Ok(answer)
+}
+
+fn print_blocks(blocks: &[enforce::BlockView]) {
+    println!(
+        "{:<40} {:<10} {:<16} {:>12} {:>12}  DETAIL",
+        "TARGET", "REASON", "POLICY", "EXPIRES_IN", "HITS"
+    );
+    for b in blocks {
+        let expires = b
+            .expires_in_secs
+            .map_or_else(|| "never".to_string(), |s| format!("{s:.1}s"));
+        println!(
+            "{:<40} {:<10} {:<16} {:>12} {:>12}  {}",
+            b.target,
+            b.reason,
+            b.policy.as_deref().unwrap_or("-"),
+            expires,
+            b.hits,
+            b.detail.as_deref().unwrap_or("")
+        );
     }
 }
 
@@ -118,7 +252,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let sink = Sink::new(metrics.clone(), args.exchanges.as_ref())
         .context("opening the exchanges output")?;
 
+    let control_listener = control::bind(&args.control_socket).await?;
+    let events = events::EventSink::new(&args.events).context("opening the events output")?;
+
     let mut probes = Probes::load(&config).context("loading eBPF probes")?;
+    let xdp = probes.take_xdp(&config).context("starting the XDP guard")?;
+    let enforcer = Enforcer::new(
+        &config.enforce,
+        xdp.maps,
+        xdp.attached,
+        &xdp.limits,
+        metrics.clone(),
+        events,
+    )
+    .context("starting enforcement")?;
     let ring = probes.take_events()?;
     let kernel = KernelState {
         stats: probes.take_stats()?,
@@ -163,10 +310,29 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         rx,
         table,
         sink,
+        enforcer.clone(),
         metrics.clone(),
         tls_notifier,
         shutdown.clone(),
     ));
+    tasks.spawn(control::serve(
+        control_listener,
+        args.control_socket.clone(),
+        enforcer.clone(),
+        config.enforce.default_block_secs,
+        shutdown.clone(),
+    ));
+    let ticker = enforcer.clone();
+    let tick_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        let mut interval = tokio::time::interval(ENFORCE_TICK);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => ticker.tick(),
+                () = tick_shutdown.cancelled() => break,
+            }
+        }
+    });
     tasks.spawn(capture::kernel::run(
         kernel,
         untrack_rx,
@@ -186,6 +352,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     metrics.set_ready(false);
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
+    // Unpinned XDP links detach here; pinned ones keep the guard running for the next daemon.
+    enforcer.detach();
     hooks.stop();
     info!("Detached, bye");
     Ok(())

@@ -6,7 +6,10 @@ use std::sync::{
     Arc,
 };
 
-use api_guard_common::{Stat, STAT_COUNT};
+use api_guard_common::{
+    xdp::{XdpStat, XDP_STAT_COUNT},
+    Stat, STAT_COUNT,
+};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -37,6 +40,18 @@ pub struct Inner {
     pub tls_connections: IntCounterVec,
     pub tls_calls_unattributed: IntCounterVec,
     pub tls_discovery_dropped: IntCounter,
+    pub xdp_packets: IntCounterVec,
+    pub xdp_interfaces: IntGauge,
+    pub blocks: IntCounterVec,
+    pub unblocks: IntCounterVec,
+    pub would_block: IntCounterVec,
+    pub blocked_clients: IntGauge,
+    pub ratelimit_exceeded: IntCounterVec,
+    pub ratelimit_keys: IntGaugeVec,
+    pub enforce_evictions: IntCounterVec,
+    pub enforce_errors: IntCounterVec,
+    /// Last XDP verdict totals seen.
+    xdp_last: [AtomicU64; XDP_STAT_COUNT as usize],
     /// Last kernel totals seen, to turn totals into counter increments.
     kernel_last: [AtomicU64; STAT_COUNT as usize],
     ready: AtomicBool,
@@ -209,6 +224,65 @@ impl Metrics {
                 "Process start/library load notifications dropped because discovery was \
                  behind (a periodic rescan catches up).",
             ),
+            xdp_packets: counter_vec(
+                &r,
+                "apiguard_xdp_packets_total",
+                "Packets seen by the XDP guard, by action (pass/drop) and reason.",
+                &["action", "reason"],
+            ),
+            xdp_interfaces: gauge(
+                &r,
+                "apiguard_xdp_interfaces_attached",
+                "Interfaces the XDP guard is attached to.",
+            ),
+            blocks: counter_vec(
+                &r,
+                "apiguard_blocks_total",
+                "Blocks put in force, by reason (manual, ratelimit, detection, config).",
+                &["reason"],
+            ),
+            unblocks: counter_vec(
+                &r,
+                "apiguard_unblocks_total",
+                "Blocks lifted, by reason (expired, manual, evicted).",
+                &["reason"],
+            ),
+            would_block: counter_vec(
+                &r,
+                "apiguard_would_block_total",
+                "Blocks not enforced because enforce.mode is dry-run, by reason.",
+                &["reason"],
+            ),
+            blocked_clients: gauge(
+                &r,
+                "apiguard_blocked_clients",
+                "Addresses and ranges currently blocked.",
+            ),
+            ratelimit_exceeded: counter_vec(
+                &r,
+                "apiguard_ratelimit_exceeded_total",
+                "Requests that exceeded a rate-limit policy, by policy name.",
+                &["policy"],
+            ),
+            ratelimit_keys: gauge_vec(
+                &r,
+                "apiguard_ratelimit_keys",
+                "Keys (clients, credentials, routes) a rate-limit policy tracks.",
+                &["policy"],
+            ),
+            enforce_evictions: counter_vec(
+                &r,
+                "apiguard_enforce_evictions_total",
+                "Entries pushed out of a full table (blocklist, limiter).",
+                &["table"],
+            ),
+            enforce_errors: counter_vec(
+                &r,
+                "apiguard_enforce_errors_total",
+                "Kernel map updates that failed, by operation.",
+                &["op"],
+            ),
+            xdp_last: Default::default(),
             kernel_last: Default::default(),
             ready: AtomicBool::new(false),
             registry: r,
@@ -252,6 +326,19 @@ impl Metrics {
                 .tls_calls_unattributed
                 .with_label_values(&["untracked"])
                 .inc_by(delta),
+        }
+    }
+
+    /// Records the XDP guard's verdict totals (summed over CPUs, indexed by `XdpStat`).
+    pub fn set_xdp_stats(&self, totals: &[u64; XDP_STAT_COUNT as usize]) {
+        for stat in XdpStat::ALL {
+            let total = totals[stat as usize];
+            let last = self.xdp_last[stat as usize].swap(total, Ordering::Relaxed);
+            let (action, reason) = stat.labels();
+            // Touch every series so that zero counts are visible too.
+            self.xdp_packets
+                .with_label_values(&[action, reason])
+                .inc_by(total.saturating_sub(last));
         }
     }
 

@@ -1,7 +1,7 @@
 //! The parsing task: decodes records, drives the connection table and hands exchanges to
 //! the sink. Single-threaded by design: per-connection state needs no locks.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -9,6 +9,7 @@ use tracing::{debug, warn};
 
 use crate::{
     capture::{events, reader::Batch, table::ConnTable},
+    enforce::Enforcer,
     metrics::Metrics,
     sink::Sink,
     tls::hooks::Notifier,
@@ -22,6 +23,7 @@ pub async fn run(
     mut rx: mpsc::Receiver<Batch>,
     mut table: ConnTable,
     mut sink: Sink,
+    enforcer: Arc<Enforcer>,
     metrics: Metrics,
     tls: Notifier,
     shutdown: CancellationToken,
@@ -47,11 +49,11 @@ pub async fn run(
             _ = expire.tick() => table.expire_idle(monotonic_now_ns(), &mut out),
             () = shutdown.cancelled(), if rx.is_closed() => break,
         }
-        write_all(&mut sink, &mut out);
+        write_all(&mut sink, &enforcer, &mut out);
     }
     // Requests still waiting for responses are reported with status null.
     table.drain(monotonic_now_ns(), &mut out);
-    write_all(&mut sink, &mut out);
+    write_all(&mut sink, &enforcer, &mut out);
     if let Err(error) = sink.flush() {
         warn!(%error, "Flushing exchanges failed");
     }
@@ -74,8 +76,9 @@ fn handle(
     }
 }
 
-fn write_all(sink: &mut Sink, out: &mut Vec<crate::exchange::Exchange>) {
+fn write_all(sink: &mut Sink, enforcer: &Enforcer, out: &mut Vec<crate::exchange::Exchange>) {
     for exchange in out.drain(..) {
+        enforcer.observe(&exchange);
         if let Err(error) = sink.record(&exchange) {
             warn!(%error, "Writing an exchange failed");
         }

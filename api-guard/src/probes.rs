@@ -11,7 +11,7 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
-        ProgramError, TracePoint, UProbe,
+        ProgramError, TracePoint, UProbe, Xdp,
     },
     Ebpf, EbpfLoader,
 };
@@ -47,6 +47,12 @@ pub enum ProbeError {
         program: &'static str,
         source: ProgramError,
     },
+    #[error("bpffs for pinning at {path}: {reason}")]
+    Bpffs { path: String, reason: String },
+    #[error("XDP guard: {0}")]
+    Xdp(#[from] crate::enforce::xdp::XdpError),
+    #[error("loading the XDP program: {0}")]
+    XdpLoad(ProgramError),
     #[error("attaching required hook {category}/{event}: {source}")]
     Attach {
         category: &'static str,
@@ -165,6 +171,13 @@ pub struct HookStatus {
     pub error: Option<String>,
 }
 
+/// What [`Probes::take_xdp`] hands to the enforcer.
+pub struct XdpParts {
+    pub maps: crate::enforce::xdp::XdpMaps,
+    pub attached: Vec<crate::enforce::xdp::Attached>,
+    pub limits: Vec<(u32, api_guard_common::xdp::IfaceConfig)>,
+}
+
 /// The loaded programs. Dropping it detaches everything.
 pub struct Probes {
     ebpf: Ebpf,
@@ -207,6 +220,51 @@ fn ensure_tracefs() -> Result<(), ProbeError> {
     Ok(())
 }
 
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// Makes `dir` exist on a bpf file system, mounting bpffs at /sys/fs/bpf when needed.
+fn ensure_bpffs(dir: &Path) -> Result<(), ProbeError> {
+    let fail = |reason: String| ProbeError::Bpffs {
+        path: dir.display().to_string(),
+        reason,
+    };
+    let is_bpffs = |p: &Path| -> bool {
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+            return false;
+        };
+        // SAFETY: statfs fills the zeroed struct for a valid NUL-terminated path.
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        unsafe { libc::statfs(c.as_ptr(), &mut fs) == 0 && fs.f_type as i64 == BPF_FS_MAGIC }
+    };
+    let root = Path::new("/sys/fs/bpf");
+    if dir.starts_with(root) && !is_bpffs(root) {
+        let ok = |p: &str| std::ffi::CString::new(p).expect("static path without NUL");
+        let (src, target, fstype) = (ok("bpf"), ok("/sys/fs/bpf"), ok("bpf"));
+        // SAFETY: valid NUL-terminated strings; no data argument.
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            return Err(fail(format!(
+                "mounting bpffs at /sys/fs/bpf: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        info!("Mounted bpffs at /sys/fs/bpf");
+    }
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    if !is_bpffs(dir) {
+        return Err(fail("not on a bpf file system".into()));
+    }
+    Ok(())
+}
+
 fn comm_key(name: &str) -> [u8; 16] {
     let mut key = [0u8; 16];
     let n = name.len().min(15);
@@ -231,16 +289,36 @@ impl Probes {
         }
         // Wake the reader once a quarter of the ring is waiting; the reader's timer covers the rest.
         let wakeup = u64::from(config.capture.ring_buffer_bytes / 4);
-        let ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global(GLOBAL_SELF_TGID, &self_tgid, true)
             .override_global(GLOBAL_CAPTURE_CAP, &cap, true)
             .override_global(GLOBAL_FILTER_MODE, &filter_mode, true)
             .override_global(GLOBAL_WAKEUP_BYTES, &wakeup, true)
-            .map_max_entries(MAP_EVENTS, config.capture.ring_buffer_bytes)
-            .load(aya::include_bytes_aligned!(concat!(
-                env!("OUT_DIR"),
-                "/api-guard"
-            )))?;
+            .map_max_entries(MAP_EVENTS, config.capture.ring_buffer_bytes);
+        let x = &config.xdp;
+        for (map, size) in [
+            (MAP_XDP_BLOCK_V4, config.enforce.max_blocks),
+            (MAP_XDP_BLOCK_V6, config.enforce.max_blocks),
+            (MAP_XDP_CIDR_V4, x.max_cidrs),
+            (MAP_XDP_CIDR_V6, x.max_cidrs),
+            (MAP_XDP_ALLOW_V4, x.max_allow),
+            (MAP_XDP_ALLOW_V6, x.max_allow),
+            (MAP_XDP_RATE, x.rate_table_entries),
+        ] {
+            loader.map_max_entries(map, size);
+        }
+        if x.pin {
+            // Maps pinned by an earlier daemon are opened instead of created: its blocks stay.
+            ensure_bpffs(&x.pin_dir)?;
+            for map in XDP_PINNED_MAPS {
+                loader.map_pin_path(map, x.pin_dir.join(map));
+            }
+        }
+        let ebpf = loader.load(aya::include_bytes_aligned!(concat!(
+            env!("OUT_DIR"),
+            "/api-guard"
+        )))?;
 
         let mut probes = Self {
             ebpf,
@@ -418,6 +496,64 @@ impl Probes {
                 Err(error)
             }
         }
+    }
+
+    /// Loads the XDP guard, attaches it to the configured interfaces (adopting pinned links)
+    /// and moves its maps out. Returns the maps, the attachments and the per-interface
+    /// packet limits by ifindex.
+    pub fn take_xdp(&mut self, config: &Config) -> Result<XdpParts, ProbeError> {
+        use crate::enforce::xdp;
+        let x = &config.xdp;
+        let pin_dir = x.pin.then_some(x.pin_dir.as_path());
+        if let Some(dir) = pin_dir {
+            xdp::remove_stale_links(dir, &xdp::link_pins(dir, &x.interfaces));
+        }
+        let mut attached = Vec::new();
+        let mut limits = Vec::new();
+        if !x.interfaces.is_empty() {
+            let program: &mut Xdp = self
+                .ebpf
+                .program_mut(PROG_XDP_GUARD)
+                .ok_or(ProbeError::MissingProgram {
+                    name: PROG_XDP_GUARD,
+                })?
+                .try_into()
+                .map_err(ProbeError::XdpLoad)?;
+            program.load().map_err(ProbeError::XdpLoad)?;
+            if let Some(dir) = pin_dir {
+                let pin = dir.join("prog");
+                let _ = std::fs::remove_file(&pin);
+                if let Err(error) = program.pin(&pin) {
+                    warn!(%error, pin = %pin.display(), "Pinning the XDP program failed");
+                }
+            }
+            for iface in &x.interfaces {
+                let a = xdp::attach(program, iface, x.mode, pin_dir)?;
+                limits.push((
+                    a.ifindex,
+                    api_guard_common::xdp::IfaceConfig {
+                        rate_pps: iface.packet_rate,
+                        burst: iface.packet_burst,
+                    },
+                ));
+                attached.push(a);
+            }
+        }
+        let maps = xdp::XdpMaps {
+            block_v4: self.take(MAP_XDP_BLOCK_V4)?,
+            block_v6: self.take(MAP_XDP_BLOCK_V6)?,
+            cidr_v4: self.take(MAP_XDP_CIDR_V4)?,
+            cidr_v6: self.take(MAP_XDP_CIDR_V6)?,
+            allow_v4: self.take(MAP_XDP_ALLOW_V4)?,
+            allow_v6: self.take(MAP_XDP_ALLOW_V6)?,
+            ifaces: self.take(MAP_XDP_IFACES)?,
+            stats: self.take(MAP_XDP_STATS)?,
+        };
+        Ok(XdpParts {
+            maps,
+            attached,
+            limits,
+        })
     }
 
     /// The ring buffer, moved out for the reader task.

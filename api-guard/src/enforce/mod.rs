@@ -1,6 +1,603 @@
 //! Enforcement: rate-limit policies over exchanges, a bounded blocklist with expiry, and the
 //! XDP guard that drops blocked sources before the TCP stack.
+//!
+//! [`Enforcer::block`] is the one way in for every block: manual (control socket), rate-limit
+//! policies ([`Enforcer::observe`]) and, later, detection verdicts. Automatic blocks follow
+//! `enforce.mode` (dry-run only reports them); explicit ones (operator, config) always apply.
 
+pub mod blocklist;
 pub mod identity;
 pub mod limiter;
 pub mod policy;
+pub mod target;
+pub mod xdp;
+
+use std::{
+    net::IpAddr,
+    num::NonZeroUsize,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use api_guard_common::xdp::{BlockEntry, IfaceConfig, NEVER_EXPIRES};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::{
+    config::{EnforceConfig, EnforceMode},
+    events::EventSink,
+    exchange::{Exchange, Role},
+    metrics::Metrics,
+    wallclock::{monotonic_now_ns, rfc3339_from_monotonic},
+};
+use blocklist::{Block, BlockReason, Blocklist, Inserted};
+use identity::{ClientIdentity, TrustedProxies};
+use policy::{Breach, Policies, PolicyAction, Request};
+use target::{NetSet, Target};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnforceError {
+    #[error("{0} is on the allowlist and is never blocked")]
+    Allowlisted(Target),
+    #[error("{0} is a trusted proxy and is never blocked")]
+    TrustedProxy(Target),
+    #[error("the blocklist is full of configured entries (enforce.max_blocks)")]
+    Full,
+    #[error("{0} is not blocked")]
+    NotBlocked(Target),
+    #[error("{0} comes from the configuration (enforce.deny); remove it there")]
+    Configured(Target),
+    #[error(transparent)]
+    Xdp(#[from] xdp::XdpError),
+}
+
+/// A request to block; the interface detection uses too.
+#[derive(Debug, Clone)]
+pub struct BlockRequest {
+    pub target: Target,
+    /// `None`: until unblocked.
+    pub duration: Option<Duration>,
+    pub reason: BlockReason,
+    pub policy: Option<Arc<str>>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockOutcome {
+    Blocked,
+    /// Already blocked: the block now ends at the later of the two ends.
+    Extended,
+    /// Dry-run: reported, not enforced.
+    WouldBlock,
+}
+
+/// One block as `api-guard blocks` shows it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct BlockView {
+    pub target: String,
+    pub reason: String,
+    pub policy: Option<String>,
+    pub detail: Option<String>,
+    pub since: String,
+    /// RFC 3339; `None`: until removed.
+    pub until: Option<String>,
+    pub expires_in_secs: Option<f64>,
+    /// Packets dropped so far.
+    pub hits: u64,
+}
+
+/// Request details attached to events about it.
+#[derive(Debug, Clone, Serialize)]
+struct RequestView<'a> {
+    method: &'a str,
+    path: &'a str,
+    host: Option<&'a str>,
+    pid: u32,
+    comm: &'a str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct ClientView {
+    ip: Option<IpAddr>,
+    via_proxy: Option<IpAddr>,
+    credential: Option<String>,
+    jwt_subject: Option<String>,
+}
+
+impl ClientView {
+    fn of(c: &ClientIdentity) -> Self {
+        Self {
+            ip: c.ip,
+            via_proxy: c.via_proxy,
+            credential: c.credential.as_ref().map(|c| c.hash.clone()),
+            jwt_subject: c.credential.as_ref().and_then(|c| c.jwt_subject.clone()),
+        }
+    }
+}
+
+/// A security event line (`type` names it).
+#[derive(Debug, Serialize)]
+struct Event<'a> {
+    time: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    target: Option<String>,
+    reason: &'static str,
+    policy: Option<&'a str>,
+    detail: Option<&'a str>,
+    until: Option<String>,
+    duration_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<ClientView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<RequestView<'a>>,
+    /// Whether the XDP guard now drops it.
+    enforced: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
+}
+
+impl<'a> Event<'a> {
+    fn new(kind: &'static str, reason: &'static str, now_ns: u64) -> Self {
+        Self {
+            time: rfc3339_from_monotonic(now_ns),
+            kind,
+            target: None,
+            reason,
+            policy: None,
+            detail: None,
+            until: None,
+            duration_secs: None,
+            client: None,
+            request: None,
+            enforced: false,
+            note: None,
+        }
+    }
+
+    fn about(mut self, block: &'a Block) -> Self {
+        self.target = Some(block.target.to_string());
+        self.policy = block.policy.as_deref();
+        self.detail = block.detail.as_deref();
+        self.until = block.until_ns.map(rfc3339_from_monotonic);
+        self.duration_secs = block
+            .until_ns
+            .map(|u| u.saturating_sub(block.since_ns).div_ceil(1_000_000_000));
+        self
+    }
+}
+
+/// Settings read from `[enforce]`.
+struct Settings {
+    mode: EnforceMode,
+    allow: NetSet,
+    proxies: NetSet,
+    trusted: TrustedProxies,
+    api_key_headers: Vec<String>,
+    api_key_params: Vec<String>,
+}
+
+struct State {
+    settings: Settings,
+    blocklist: Blocklist,
+    /// Dry-run: what would be blocked, so each is reported once per block period.
+    would_block: Blocklist,
+    policies: Policies,
+    maps: xdp::XdpMaps,
+    limiter_evictions: Vec<u64>,
+}
+
+pub struct Enforcer {
+    state: Mutex<State>,
+    /// Interfaces the guard runs on (dropped with the enforcer: detached unless pinned).
+    attached: Mutex<Vec<xdp::Attached>>,
+    metrics: Metrics,
+    events: EventSink,
+}
+
+impl Enforcer {
+    /// Takes over the guard's maps: installs the allowlist, interface settings and the
+    /// configured deny list, and adopts blocks a pinned earlier daemon left in force.
+    pub fn new(
+        config: &EnforceConfig,
+        mut maps: xdp::XdpMaps,
+        attached: Vec<xdp::Attached>,
+        iface_limits: &[(u32, IfaceConfig)],
+        metrics: Metrics,
+        events: EventSink,
+    ) -> Result<Arc<Self>, EnforceError> {
+        let never_blocked: Vec<Target> = config
+            .allowlist
+            .iter()
+            .chain(&config.trusted_proxies)
+            .copied()
+            .collect();
+        maps.set_allowlist(&never_blocked)?;
+        for &(ifindex, limit) in iface_limits {
+            maps.ifaces
+                .insert(ifindex, limit, 0)
+                .map_err(|source| xdp::XdpError::Map {
+                    name: "XDP_IFACES",
+                    source,
+                })?;
+        }
+        let max_keys = NonZeroUsize::new(config.max_limiter_keys).unwrap_or(NonZeroUsize::MIN);
+        let settings = Settings {
+            mode: config.mode,
+            allow: NetSet::new(&config.allowlist),
+            proxies: NetSet::new(&config.trusted_proxies),
+            trusted: TrustedProxies::new(config.trusted_proxies.iter().map(Target::net).collect()),
+            api_key_headers: config
+                .api_key_headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            api_key_params: config.api_key_params.clone(),
+        };
+        let mut state = State {
+            settings,
+            blocklist: Blocklist::new(config.max_blocks as usize),
+            would_block: Blocklist::new(config.max_blocks as usize),
+            limiter_evictions: vec![0; config.policies.len()],
+            policies: Policies::new(&config.policies, max_keys),
+            maps,
+        };
+        let now = monotonic_now_ns();
+        adopt(&mut state, now, &config.deny);
+        for target in &config.deny {
+            let block = Block {
+                target: *target,
+                reason: BlockReason::Config,
+                policy: None,
+                detail: Some("enforce.deny".into()),
+                since_ns: now,
+                until_ns: None,
+            };
+            if let Inserted::New { .. } = state.blocklist.insert(block.clone()) {
+                state.maps.put(target, kernel_entry(&block))?;
+            }
+        }
+        metrics.xdp_interfaces.set(attached.len() as i64);
+        metrics.blocked_clients.set(state.blocklist.len() as i64);
+        Ok(Arc::new(Self {
+            state: Mutex::new(state),
+            attached: Mutex::new(attached),
+            metrics,
+            events,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a server-side exchange through the rate-limit policies and acts on breaches.
+    pub fn observe(&self, ex: &Exchange) {
+        if ex.conn.role != Role::Server {
+            return;
+        }
+        let mut state = self.lock();
+        if state.policies.is_empty() {
+            return;
+        }
+        let s = &state.settings;
+        let client = identity::identify(
+            ex.conn.peer.map(|p| p.ip()),
+            &ex.http.request_headers,
+            ex.http.query.as_deref(),
+            &s.trusted,
+            &s.api_key_headers,
+            &s.api_key_params,
+        );
+        let now = monotonic_now_ns();
+        let breaches = state.policies.check(
+            now,
+            &Request {
+                method: &ex.http.method,
+                path: &ex.http.path,
+                host: ex.http.host.as_deref(),
+                client: &client,
+            },
+        );
+        let request = RequestView {
+            method: &ex.http.method,
+            path: &ex.http.path,
+            host: ex.http.host.as_deref(),
+            pid: ex.conn.pid,
+            comm: &ex.conn.comm,
+        };
+        for breach in breaches {
+            self.breach(&mut state, now, &breach, &client, &request);
+        }
+    }
+
+    fn breach(
+        &self,
+        state: &mut State,
+        now: u64,
+        breach: &Breach,
+        client: &ClientIdentity,
+        request: &RequestView,
+    ) {
+        self.metrics
+            .ratelimit_exceeded
+            .with_label_values(&[&breach.policy])
+            .inc();
+        let report = |note: Option<&'static str>| {
+            let mut e = Event::new("ratelimit_exceeded", "ratelimit", now);
+            e.target = client.ip.map(|ip| ip.to_string());
+            e.policy = Some(&breach.policy);
+            e.detail = Some(&breach.key);
+            e.client = Some(ClientView::of(client));
+            e.request = Some(request.clone());
+            e.note = note;
+            self.events.emit(&e);
+        };
+        let note = match (breach.action, client.ip) {
+            (PolicyAction::Log, _) => None,
+            (PolicyAction::Block, None) => Some("client address unknown"),
+            (PolicyAction::Block, Some(_)) if client.via_proxy.is_some() => {
+                Some("client is behind a trusted proxy: reported, not dropped at XDP")
+            }
+            (PolicyAction::Block, Some(ip)) if state.settings.allow.contains(ip) => {
+                Some("client is allowlisted")
+            }
+            (PolicyAction::Block, Some(ip)) if state.settings.proxies.contains(ip) => {
+                Some("client is a trusted proxy")
+            }
+            (PolicyAction::Block, Some(ip)) => {
+                let req = BlockRequest {
+                    target: Target::Addr(ip.to_canonical()),
+                    duration: Some(Duration::from_secs(breach.block_secs)),
+                    reason: BlockReason::Ratelimit,
+                    policy: Some(breach.policy.clone()),
+                    detail: Some(format!("rate limit exceeded by {}", breach.key)),
+                };
+                if let Err(error) = self.block_locked(state, now, req, Some((client, request))) {
+                    warn!(%error, "Rate-limit block failed");
+                }
+                return;
+            }
+        };
+        report(note);
+    }
+
+    /// Blocks `req.target` (the hook for manual blocks and detection verdicts).
+    pub fn block(&self, req: BlockRequest) -> Result<BlockOutcome, EnforceError> {
+        let mut state = self.lock();
+        self.block_locked(&mut state, monotonic_now_ns(), req, None)
+    }
+
+    fn block_locked(
+        &self,
+        state: &mut State,
+        now: u64,
+        req: BlockRequest,
+        context: Option<(&ClientIdentity, &RequestView)>,
+    ) -> Result<BlockOutcome, EnforceError> {
+        let s = &state.settings;
+        if let Target::Addr(ip) = req.target {
+            if s.allow.contains(ip) {
+                return Err(EnforceError::Allowlisted(req.target));
+            }
+            if s.proxies.contains(ip) {
+                return Err(EnforceError::TrustedProxy(req.target));
+            }
+        }
+        let block = Block {
+            target: req.target,
+            reason: req.reason,
+            policy: req.policy,
+            detail: req.detail,
+            since_ns: now,
+            until_ns: req
+                .duration
+                .map(|d| now.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64)),
+        };
+        let automatic = matches!(req.reason, BlockReason::Ratelimit | BlockReason::Detection);
+        let event = |kind, enforced| {
+            let mut e = Event::new(kind, block.reason.as_str(), now).about(&block);
+            e.enforced = enforced;
+            if let Some((client, request)) = context {
+                e.client = Some(ClientView::of(client));
+                e.request = Some(request.clone());
+            }
+            self.events.emit(&e);
+        };
+        if automatic && s.mode == EnforceMode::DryRun {
+            state.would_block.expire(now);
+            if let Inserted::New { .. } = state.would_block.insert(block.clone()) {
+                self.metrics
+                    .would_block
+                    .with_label_values(&[block.reason.as_str()])
+                    .inc();
+                event("would_block", false);
+                return Ok(BlockOutcome::WouldBlock);
+            }
+            return Ok(BlockOutcome::Extended);
+        }
+        match state.blocklist.insert(block.clone()) {
+            Inserted::Full => Err(EnforceError::Full),
+            Inserted::Extended => {
+                let current = state.blocklist.get(&block.target).cloned();
+                if let Some(current) = current {
+                    state.maps.put(&current.target, kernel_entry(&current))?;
+                }
+                Ok(BlockOutcome::Extended)
+            }
+            Inserted::New { evicted } => {
+                if let Some(old) = evicted {
+                    self.metrics
+                        .enforce_evictions
+                        .with_label_values(&["blocklist"])
+                        .inc();
+                    self.lifted(state, now, &old, "evicted");
+                }
+                if let Err(e) = state.maps.put(&block.target, kernel_entry(&block)) {
+                    state.blocklist.remove(&block.target);
+                    self.metrics
+                        .enforce_errors
+                        .with_label_values(&["block"])
+                        .inc();
+                    return Err(e.into());
+                }
+                self.metrics
+                    .blocks
+                    .with_label_values(&[block.reason.as_str()])
+                    .inc();
+                self.metrics
+                    .blocked_clients
+                    .set(state.blocklist.len() as i64);
+                info!(target = %block.target, reason = block.reason.as_str(), policy = block.policy.as_deref(), "Blocked");
+                event("block", true);
+                Ok(BlockOutcome::Blocked)
+            }
+        }
+    }
+
+    /// Lifts a block at once (manual unblock).
+    pub fn unblock(&self, target: &Target) -> Result<(), EnforceError> {
+        let mut state = self.lock();
+        match state.blocklist.get(target) {
+            None => return Err(EnforceError::NotBlocked(*target)),
+            Some(b) if b.reason == BlockReason::Config => {
+                return Err(EnforceError::Configured(*target))
+            }
+            Some(_) => {}
+        }
+        if let Some(block) = state.blocklist.remove(target) {
+            self.lifted(&mut state, monotonic_now_ns(), &block, "manual");
+        }
+        Ok(())
+    }
+
+    /// Removes `block`'s kernel entry and reports it.
+    fn lifted(&self, state: &mut State, now: u64, block: &Block, why: &'static str) {
+        if let Err(error) = state.maps.delete(&block.target) {
+            self.metrics
+                .enforce_errors
+                .with_label_values(&["unblock"])
+                .inc();
+            warn!(%error, target = %block.target, "Removing a block from the kernel failed");
+        }
+        self.metrics.unblocks.with_label_values(&[why]).inc();
+        self.metrics
+            .blocked_clients
+            .set(state.blocklist.len() as i64);
+        info!(target = %block.target, why, "Unblocked");
+        let mut e = Event::new("unblock", why, now).about(block);
+        e.enforced = false;
+        self.events.emit(&e);
+    }
+
+    /// Every block in force, soonest end first, with the kernel's hit counts.
+    pub fn list(&self) -> Vec<BlockView> {
+        let state = self.lock();
+        let now = monotonic_now_ns();
+        let mut blocks: Vec<&Block> = state.blocklist.iter().collect();
+        blocks.sort_by_key(|b| (b.until_ns.unwrap_or(u64::MAX), b.target));
+        blocks
+            .into_iter()
+            .map(|b| BlockView {
+                target: b.target.to_string(),
+                reason: b.reason.as_str().into(),
+                policy: b.policy.as_deref().map(Into::into),
+                detail: b.detail.clone(),
+                since: rfc3339_from_monotonic(b.since_ns),
+                until: b.until_ns.map(rfc3339_from_monotonic),
+                expires_in_secs: b.until_ns.map(|u| u.saturating_sub(now) as f64 / 1e9),
+                hits: state.maps.get(&b.target).map_or(0, |e| e.hits),
+            })
+            .collect()
+    }
+
+    /// Interfaces the guard runs on: (`name@netns`, ifindex, mode, adopted).
+    pub fn interfaces(&self) -> Vec<(String, u32, &'static str, bool)> {
+        let attached = self.attached.lock().unwrap_or_else(|e| e.into_inner());
+        attached
+            .iter()
+            .map(|a| {
+                let name = match &a.netns {
+                    Some(ns) => format!("{}@{}", a.name, ns.display()),
+                    None => a.name.clone(),
+                };
+                (name, a.ifindex, a.mode, a.adopted)
+            })
+            .collect()
+    }
+
+    /// Periodic work: lifts expired blocks (the kernel already stopped dropping), refreshes
+    /// the XDP counters and limiter gauges.
+    pub fn tick(&self) {
+        let mut state = self.lock();
+        let now = monotonic_now_ns();
+        for block in state.blocklist.expire(now) {
+            self.lifted(&mut state, now, &block, "expired");
+        }
+        state.would_block.expire(now);
+        self.metrics.set_xdp_stats(&state.maps.stat_totals());
+        let stats = state.policies.stats();
+        for (i, (policy, keys, evictions)) in stats.into_iter().enumerate() {
+            self.metrics
+                .ratelimit_keys
+                .with_label_values(&[&policy])
+                .set(keys as i64);
+            if let Some(last) = state.limiter_evictions.get_mut(i) {
+                self.metrics
+                    .enforce_evictions
+                    .with_label_values(&["limiter"])
+                    .inc_by(evictions.saturating_sub(*last));
+                *last = evictions;
+            }
+        }
+    }
+
+    /// Stops the guard on its interfaces (unless pinned: then it keeps running without us).
+    pub fn detach(&self) {
+        self.attached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+/// The kernel's copy of a block.
+fn kernel_entry(block: &Block) -> BlockEntry {
+    BlockEntry {
+        expires_ns: block.until_ns.unwrap_or(NEVER_EXPIRES),
+        hits: 0,
+        reason: block.reason.code(),
+        _pad: 0,
+    }
+}
+
+/// Takes in the kernel entries a pinned earlier daemon left: those still in force are
+/// adopted, expired ones and config entries no longer configured are removed.
+fn adopt(state: &mut State, now: u64, deny: &[Target]) {
+    let entries = state.maps.entries();
+    let mut adopted = 0;
+    for (target, entry) in entries {
+        let reason = BlockReason::from_code(entry.reason);
+        let expired = entry.expires_ns != NEVER_EXPIRES && entry.expires_ns <= now;
+        let unconfigured = reason == BlockReason::Config && !deny.contains(&target);
+        if expired || unconfigured {
+            let _ = state.maps.delete(&target);
+            continue;
+        }
+        let block = Block {
+            target,
+            reason,
+            policy: None,
+            detail: Some("adopted from a previous run".into()),
+            since_ns: now,
+            until_ns: (entry.expires_ns != NEVER_EXPIRES).then_some(entry.expires_ns),
+        };
+        if let Inserted::New { .. } = state.blocklist.insert(block) {
+            adopted += 1;
+        }
+    }
+    if adopted > 0 {
+        info!(blocks = adopted, "Adopted blocks from pinned maps");
+    }
+}
