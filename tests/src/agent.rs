@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::exchange::dump;
 use crate::metrics::Metrics;
 use crate::netns::unique_port;
-use crate::util::{die_with_parent, signal_and_wait, tail, TempDir};
+use crate::util::{die_with_parent, run_with_timeout, signal_and_wait, tail, Finished, TempDir};
 
 /// How long the daemon may take to attach its probes and report healthy.
 pub const HEALTHY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,6 +74,9 @@ pub struct Agent {
     metrics_addr: SocketAddr,
     exchanges_path: PathBuf,
     stderr_path: PathBuf,
+    events_path: PathBuf,
+    control_socket: PathBuf,
+    bin: PathBuf,
     dir: TempDir,
 }
 
@@ -134,12 +137,18 @@ impl Agent {
         let metrics_addr = SocketAddr::from(([127, 0, 0, 1], unique_port()?));
         let exchanges_path = dir.join("exchanges.jsonl");
         let stderr_path = dir.join("stderr.log");
+        let events_path = dir.join("events.jsonl");
+        let control_socket = dir.join("control.sock");
         let mut cmd = Command::new(bin);
         cmd.arg("run")
             .arg("--metrics-addr")
             .arg(metrics_addr.to_string())
             .arg("--exchanges")
-            .arg(&exchanges_path);
+            .arg(&exchanges_path)
+            .arg("--events")
+            .arg(&events_path)
+            .arg("--control-socket")
+            .arg(&control_socket);
         if let Some(toml) = &opts.config_toml {
             let config = dir.join("config.toml");
             fs::write(&config, toml)?;
@@ -161,6 +170,9 @@ impl Agent {
             metrics_addr,
             exchanges_path,
             stderr_path,
+            events_path,
+            control_socket,
+            bin: bin.to_path_buf(),
             dir,
         };
         agent.wait_healthy(HEALTHY_TIMEOUT)?;
@@ -206,6 +218,85 @@ impl Agent {
 
     pub fn exchanges_path(&self) -> &Path {
         &self.exchanges_path
+    }
+
+    pub fn control_socket(&self) -> &Path {
+        &self.control_socket
+    }
+
+    /// Runs `api-guard ARGS... --control-socket <this agent's>` (a CLI client such as
+    /// `block`, `unblock`, `blocks`) and returns what it did.
+    pub fn cli(&self, args: &[&str]) -> Result<Finished> {
+        run_with_timeout(
+            Command::new(&self.bin)
+                .args(args)
+                .arg("--control-socket")
+                .arg(&self.control_socket),
+            Duration::from_secs(10),
+        )
+    }
+
+    /// [`Agent::cli`] that must exit 0; returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+        let run = self.cli(args)?;
+        ensure!(
+            run.status.success(),
+            "api-guard {args:?} failed with {}: {}{}",
+            run.status,
+            run.stdout_text(),
+            run.stderr_text()
+        );
+        Ok(run.stdout_text())
+    }
+
+    /// `api-guard blocks --json`.
+    pub fn blocks(&self) -> Result<Vec<Value>> {
+        let text = self.cli_ok(&["blocks", "--json"])?;
+        serde_json::from_str(&text).with_context(|| format!("blocks --json printed {text}"))
+    }
+
+    /// Every security event written so far (complete lines), in order.
+    pub fn events(&self) -> Result<Vec<Value>> {
+        let text = match fs::read_to_string(&self.events_path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).context("reading the events file"),
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).with_context(|| format!("event line {l:?}")))
+            .collect()
+    }
+
+    /// Polls the events until `count` match `pred`; returns the matching ones.
+    pub fn wait_for_events(
+        &self,
+        pred: impl Fn(&Value) -> bool,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Value>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let all = self.events()?;
+            let matched: Vec<Value> = all.iter().filter(|e| pred(e)).cloned().collect();
+            if matched.len() >= count {
+                return Ok(matched);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "waited {timeout:?} for {count} matching events, found {}; all events:\n{}\n{}",
+                    matched.len(),
+                    dump(&all),
+                    self.diagnostics()
+                );
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// SIGKILL: no cleanup at all (what pinning must survive).
+    pub fn kill9(&mut self) -> Result<()> {
+        self.stop_with(libc::SIGKILL).map(|_| ())
     }
 
     /// `GET /healthz`: (status, body).
@@ -367,6 +458,10 @@ impl Agent {
                     "apiguard_http_exchanges_lost",
                     "apiguard_connections_tracked",
                     "apiguard_tls",
+                    "apiguard_xdp",
+                    "apiguard_block",
+                    "apiguard_ratelimit",
+                    "apiguard_would_block",
                 ] {
                     s += &m.dump(prefix);
                 }

@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
@@ -45,6 +45,11 @@ impl Netns {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The namespace file (`/run/netns/<name>`), e.g. for `xdp.interfaces[].netns`.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
     }
 
     /// `ip netns exec <name> <program>`; iproute2 execs the program directly, so the
@@ -133,6 +138,49 @@ fn alloc_slot() -> Result<u32> {
 /// 10.231.0.0/16 that no other live harness process uses, both ends up.
 /// Returns (address in `a`, address in `b`).
 pub fn veth_pair(a: &Netns, b: &Netns) -> Result<(Ipv4Addr, Ipv4Addr)> {
+    let v = Veth::new(a, b)?;
+    Ok((v.a_ip, v.b_ip))
+}
+
+/// A veth pair between two namespaces, with its interface names (for XDP) and addresses.
+#[derive(Debug, Clone)]
+pub struct Veth {
+    pub a_if: String,
+    pub b_if: String,
+    pub a_ip: Ipv4Addr,
+    pub b_ip: Ipv4Addr,
+    slot: u32,
+}
+
+impl Veth {
+    /// See [`veth_pair`].
+    pub fn new(a: &Netns, b: &Netns) -> Result<Veth> {
+        veth(a, b)
+    }
+
+    /// Adds IPv6 addresses `fd00:a9:<slot>::1/64` (in `a`) and `::2` (in `b`), usable at
+    /// once (no duplicate address detection). Returns them.
+    pub fn add_ipv6(&self, a: &Netns, b: &Netns) -> Result<(Ipv6Addr, Ipv6Addr)> {
+        let (ip_a, ip_b) = (
+            Ipv6Addr::new(0xfd00, 0xa9, self.slot as u16, 0, 0, 0, 0, 1),
+            Ipv6Addr::new(0xfd00, 0xa9, self.slot as u16, 0, 0, 0, 0, 2),
+        );
+        for (ns, ifname, addr) in [(a, &self.a_if, ip_a), (b, &self.b_if, ip_b)] {
+            ns.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{addr}/64"),
+                "dev",
+                ifname,
+                "nodad",
+            ])?;
+        }
+        Ok((ip_a, ip_b))
+    }
+}
+
+fn veth(a: &Netns, b: &Netns) -> Result<Veth> {
     ensure!(
         a.name() != b.name(),
         "veth_pair needs two different namespaces"
@@ -161,7 +209,13 @@ pub fn veth_pair(a: &Netns, b: &Netns) -> Result<(Ipv4Addr, Ipv4Addr)> {
         ns.ip(&["addr", "add", &format!("{addr}/30"), "dev", ifname])?;
         ns.ip(&["link", "set", ifname, "up"])?;
     }
-    Ok((addr_a, addr_b))
+    Ok(Veth {
+        a_if: if_a,
+        b_if: if_b,
+        a_ip: addr_a,
+        b_ip: addr_b,
+        slot,
+    })
 }
 
 /// Two namespaces joined by a veth pair: a server side and a client side.
