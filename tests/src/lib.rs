@@ -14,6 +14,7 @@ pub mod agent;
 pub mod bpf;
 pub mod curl;
 pub mod exchange;
+pub mod guard;
 pub mod metrics;
 pub mod netns;
 pub mod procfs;
