@@ -555,6 +555,85 @@ mod tests {
     }
 
     #[test]
+    fn enforcement_and_xdp_sections() {
+        let c = Config::parse(
+            r#"
+[enforce]
+mode = "dry-run"
+allowlist = ["10.0.0.1", "192.168.0.0/16"]
+trusted_proxies = ["10.1.0.0/16"]
+deny = ["203.0.113.0/24", "2001:db8::1"]
+[[enforce.policies]]
+name = "login"
+key = "client_ip"
+rate = 0.5
+burst = 3
+action = "block"
+block_secs = 30
+[xdp]
+interfaces = ["eth0", { name = "veth1", netns = "/run/netns/web", mode = "generic", packet_rate = 1000 }]
+pin = true
+"#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.enforce.mode, EnforceMode::DryRun);
+        assert_eq!(c.enforce.deny[1].to_string(), "2001:db8::1");
+        assert_eq!(c.enforce.policies[0].name, "login");
+        let i = &c.xdp.interfaces[1];
+        assert_eq!(
+            (i.name.as_str(), i.packet_rate, i.packet_burst),
+            ("veth1", 1000, 1000)
+        );
+        assert_eq!(i.mode, Some(XdpAttachMode::Generic));
+        assert_eq!(i.display(), "veth1@/run/netns/web");
+        assert_eq!(c.xdp.interfaces[0].packet_rate, 0);
+        let d = Config::default();
+        assert!(d.xdp.interfaces.is_empty() && !d.xdp.pin && d.enforce.policies.is_empty());
+    }
+
+    #[test]
+    fn enforcement_errors_name_the_field() {
+        for (toml, field) in [
+            (
+                "[enforce]\ndeny = [\"10.0.0.0/8\"]\nallowlist = [\"10.1.1.1\"]\n",
+                "enforce.deny",
+            ),
+            (
+                "[enforce]\ndeny = [\"10.0.0.1/8\"]\n",
+                "did you mean 10.0.0.0/8",
+            ),
+            ("[enforce]\nmode = \"audit\"\n", "mode"),
+            ("[enforce]\nmax_blocks = 0\n", "enforce.max_blocks"),
+            (
+                "[enforce]\ndefault_block_secs = 0\n",
+                "enforce.default_block_secs",
+            ),
+            (
+                "[[enforce.policies]]\nname = \"a\"\nkey = \"client_ip\"\nrate = -1.0\nburst = 1\n",
+                "enforce.policies[0].rate",
+            ),
+            ("[xdp]\ninterfaces = [\"\"]\n", "xdp.interfaces[0].name"),
+            (
+                "[xdp]\ninterfaces = [\"a\", \"a\"]\n",
+                "xdp.interfaces[1].name",
+            ),
+            (
+                "[xdp]\ninterfaces = [{ name = \"a\", netns = \"rel\" }]\n",
+                "xdp.interfaces[0].netns",
+            ),
+            (
+                "[xdp]\ninterfaces = [{ name = \"a\", packet_rate = 999999999999 }]\n",
+                "xdp.interfaces[0].packet_rate",
+            ),
+            ("[xdp]\npin_dir = \"x\"\n", "xdp.pin_dir"),
+        ] {
+            let e = Config::parse(toml, "t").unwrap_err().to_string();
+            assert!(e.contains(field), "{toml}: {e}");
+        }
+    }
+
+    #[test]
     fn cap_rounds_up_to_chunks() {
         let c = Config::parse("[capture]\nmax_capture_bytes = 5000\n", "t").unwrap();
         assert_eq!(c.capture_cap(), 8192);

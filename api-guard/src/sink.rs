@@ -50,8 +50,11 @@ impl Sink {
     pub fn record(&mut self, exchange: &Exchange) -> io::Result<()> {
         self.observe(exchange);
         if let Some(w) = self.writer.as_mut() {
-            w.write_all(exchange.to_json().as_bytes())?;
-            w.write_all(b"\n")?;
+            // One write per line: the buffer then never splits a line, so security events
+            // sharing stdout cannot land inside one.
+            let mut line = exchange.to_json();
+            line.push('\n');
+            w.write_all(line.as_bytes())?;
         }
         Ok(())
     }

@@ -289,3 +289,43 @@ fn malformed_frames_pass_and_vlan_tags_are_seen_through() -> Result<()> {
     ensure!(agent.healthz()?.0 == 200);
     Ok(())
 }
+
+#[test]
+fn packet_rate_limit_per_source_spares_the_allowlist() -> Result<()> {
+    require_root()?;
+    let topo = Topology::new("xrate")?;
+    let config = format!(
+        "[capture]\npids = [{}]\n[enforce]\nallowlist = [\"198.51.100.88\"]\n[xdp]\n\
+         interfaces = [{{ name = {:?}, netns = {:?}, packet_rate = 10, packet_burst = 20 }}]\n",
+        topo.server.pid(),
+        topo.v1.a_if,
+        topo.srv.path()
+    );
+    let agent = agent(config)?;
+    let before = agent.metrics()?;
+    let dst = topo.v1.a_ip.octets();
+    let flood = |src| vec![eth(&[0x08, 0x00], &ipv4(src, dst)); 100];
+    let started = Instant::now();
+    send_frames(&topo.c1, &topo.v1.b_if, &flood([198, 51, 100, 77]))?;
+    send_frames(&topo.c1, &topo.v1.b_if, &flood([198, 51, 100, 88]))?;
+    // 10 packets/s refill at most this many tokens while the frames went out.
+    let refill = (started.elapsed().as_secs_f64() * 10.0).ceil();
+    let drops = agent.wait_metric(
+        "apiguard_xdp_packets_total",
+        &[("reason", "ratelimit")],
+        |v| v >= 80.0 - refill,
+        WAIT,
+    )? - before.sum("apiguard_xdp_packets_total", &[("reason", "ratelimit")]);
+    ensure!(
+        drops <= 80.0 && drops >= 80.0 - refill,
+        "burst 20 of 100 frames: {drops} dropped (refill allowance {refill})"
+    );
+    // The allowlisted source would have lost as many, and lost none.
+    let spared = agent.metric("apiguard_xdp_packets_total", &[("reason", "allowlist")])?
+        - before.sum("apiguard_xdp_packets_total", &[("reason", "allowlist")]);
+    ensure!(
+        spared <= 80.0 && spared >= 80.0 - refill,
+        "allowlisted source spared {spared}"
+    );
+    Ok(())
+}
