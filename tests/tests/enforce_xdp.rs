@@ -233,7 +233,7 @@ fn malformed_frames_pass_and_vlan_tags_are_seen_through() -> Result<()> {
         p.extend_from_slice(payload);
         p
     };
-    let malformed = vec![
+    let malformed = [
         eth(&[0x08, 0x00], &good[..10]),  // IPv4 header cut short
         eth(&[0x08, 0x00], &bad_ihl),     // IHL below 5
         eth(&[0x08, 0x00], &bad_version), // version 6 in an IPv4 frame
@@ -245,9 +245,9 @@ fn malformed_frames_pass_and_vlan_tags_are_seen_through() -> Result<()> {
         ), // QinQ, short IPv4
         eth(&[0x08, 0x00], &[]),          // EtherType only
     ];
-    let not_ip = vec![eth(&[0x88, 0xcc], &[0; 40]), eth(&[0x08, 0x06], &[0; 28])];
+    let not_ip = [eth(&[0x88, 0xcc], &[0; 40]), eth(&[0x08, 0x06], &[0; 28])];
     // From the blocked source: untagged, 802.1Q, 802.1ad + 802.1Q.
-    let tagged = vec![
+    let tagged = [
         eth(&[0x08, 0x00], &good),
         eth(&[0x81, 0x00], &vlan(&[0x08, 0x00], &good)),
         eth(

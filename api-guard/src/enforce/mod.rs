@@ -12,6 +12,9 @@ pub mod policy;
 pub mod target;
 pub mod xdp;
 
+#[cfg(test)]
+mod tests;
+
 use std::{
     net::IpAddr,
     num::NonZeroUsize,

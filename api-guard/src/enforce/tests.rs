@@ -1,0 +1,289 @@
+//! The enforcer against real (standalone) kernel maps: needs root, like the rest of the suite.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use api_guard_common::xdp::{BlockEntry, REASON_CONFIG, REASON_MANUAL};
+use aya::maps::{lpm_trie::Key, HashMap, LpmTrie, PerCpuArray};
+use serde_json::Value;
+
+use super::*;
+use crate::{
+    config::Config,
+    exchange::{ConnMeta, Exchange, Role},
+    http::HttpExchange,
+};
+
+/// `BPF_F_NO_PREALLOC`, which LPM tries require.
+const NO_PREALLOC: u32 = 1;
+
+fn maps() -> xdp::XdpMaps {
+    let hint = "creating BPF maps (the unit tests need root)";
+    xdp::XdpMaps {
+        block_v4: HashMap::create(64, 0).expect(hint),
+        block_v6: HashMap::create(64, 0).expect(hint),
+        cidr_v4: LpmTrie::create(64, NO_PREALLOC).expect(hint),
+        cidr_v6: LpmTrie::create(64, NO_PREALLOC).expect(hint),
+        allow_v4: LpmTrie::create(64, NO_PREALLOC).expect(hint),
+        allow_v6: LpmTrie::create(64, NO_PREALLOC).expect(hint),
+        ifaces: HashMap::create(8, 0).expect(hint),
+        stats: PerCpuArray::create(XDP_STAT_COUNT_U32, 0).expect(hint),
+    }
+}
+const XDP_STAT_COUNT_U32: u32 = api_guard_common::xdp::XDP_STAT_COUNT;
+
+struct Fixture {
+    enforcer: Arc<Enforcer>,
+    metrics: Metrics,
+    events: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Fixture {
+    fn new(toml: &str, maps: xdp::XdpMaps) -> Self {
+        let config = Config::parse(toml, "test").expect("valid config");
+        let metrics = Metrics::new();
+        let (sink, events) = EventSink::memory();
+        let enforcer = Enforcer::new(
+            &config.enforce,
+            maps,
+            Vec::new(),
+            &[],
+            metrics.clone(),
+            sink,
+        )
+        .expect("enforcer");
+        Fixture {
+            enforcer,
+            metrics,
+            events,
+        }
+    }
+
+    fn events(&self) -> Vec<Value> {
+        let bytes = self.events.lock().expect("events").clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("event JSON"))
+            .collect()
+    }
+
+    fn kernel(&self, target: &str) -> Option<BlockEntry> {
+        self.enforcer
+            .lock()
+            .maps
+            .get(&target.parse().expect("target"))
+    }
+}
+
+fn manual(target: &str, secs: u64) -> BlockRequest {
+    BlockRequest {
+        target: target.parse().expect("target"),
+        duration: Some(Duration::from_secs(secs)),
+        reason: BlockReason::Manual,
+        policy: None,
+        detail: None,
+    }
+}
+
+fn exchange(role: Role, peer: &str, path: &str) -> Exchange {
+    let mut http = HttpExchange::started(0);
+    http.method = "GET".into();
+    http.path = path.into();
+    Exchange {
+        conn: Arc::new(ConnMeta {
+            conn_id: 1,
+            role,
+            pid: 42,
+            comm: "srv".into(),
+            local: Some("10.0.0.1:80".parse().expect("addr")),
+            peer: Some(peer.parse::<SocketAddr>().expect("addr")),
+            tls_library: None,
+        }),
+        http,
+    }
+}
+
+#[test]
+fn full_blocklist_evicts_the_soonest_ending_and_says_so() {
+    let f = Fixture::new("[enforce]\nmax_blocks = 2\n", maps());
+    let e = &f.enforcer;
+    assert_eq!(
+        e.block(manual("10.0.0.1", 100)).unwrap(),
+        BlockOutcome::Blocked
+    );
+    assert_eq!(
+        e.block(manual("10.0.0.2", 10)).unwrap(),
+        BlockOutcome::Blocked
+    );
+    assert_eq!(
+        e.block(manual("10.0.0.3", 50)).unwrap(),
+        BlockOutcome::Blocked
+    );
+    assert!(
+        f.kernel("10.0.0.2").is_none(),
+        "evicted from the kernel too"
+    );
+    assert!(f.kernel("10.0.0.1").is_some() && f.kernel("10.0.0.3").is_some());
+    let kinds: Vec<(String, String)> = f
+        .events()
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().into(),
+                e["target"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want = [
+        ("block", "10.0.0.1"),
+        ("block", "10.0.0.2"),
+        ("unblock", "10.0.0.2"),
+        ("block", "10.0.0.3"),
+    ];
+    assert_eq!(kinds, want.map(|(a, b)| (a.to_string(), b.to_string())));
+    let m = &f.metrics;
+    assert_eq!(
+        m.enforce_evictions.with_label_values(&["blocklist"]).get(),
+        1
+    );
+    assert_eq!(m.unblocks.with_label_values(&["evicted"]).get(), 1);
+    assert_eq!(m.blocked_clients.get(), 2);
+}
+
+#[test]
+fn a_second_block_extends_to_the_later_end() {
+    let f = Fixture::new("", maps());
+    let e = &f.enforcer;
+    e.block(manual("2001:db8::7", 100)).unwrap();
+    let first = f.kernel("2001:db8::7").unwrap().expires_ns;
+    assert_eq!(
+        e.block(manual("2001:db8::7", 10)).unwrap(),
+        BlockOutcome::Extended
+    );
+    assert_eq!(
+        f.kernel("2001:db8::7").unwrap().expires_ns,
+        first,
+        "shorter: unchanged"
+    );
+    assert_eq!(
+        e.block(manual("2001:db8::7", 1000)).unwrap(),
+        BlockOutcome::Extended
+    );
+    let later = f.kernel("2001:db8::7").unwrap().expires_ns;
+    assert!(later >= first + 899 * 1_000_000_000, "{first} -> {later}");
+    assert_eq!(e.list().len(), 1);
+    assert_eq!(f.metrics.blocks.with_label_values(&["manual"]).get(), 1);
+}
+
+#[test]
+fn adoption_keeps_live_blocks_and_clears_stale_ones() {
+    let mut m = maps();
+    let now = monotonic_now_ns();
+    let entry = |expires_ns, reason| BlockEntry {
+        expires_ns,
+        hits: 7,
+        reason,
+        _pad: 0,
+    };
+    m.block_v4
+        .insert([10, 0, 0, 1], entry(now + 60_000_000_000, REASON_MANUAL), 0)
+        .unwrap();
+    m.block_v4
+        .insert([10, 0, 0, 2], entry(now - 1, REASON_MANUAL), 0)
+        .unwrap();
+    m.cidr_v4
+        .insert(&Key::new(24, [192, 0, 2, 0]), entry(0, REASON_CONFIG), 0)
+        .unwrap();
+    let f = Fixture::new("[enforce]\ndeny = [\"198.51.100.0/24\"]\n", m);
+    let listed: Vec<(String, String)> = f
+        .enforcer
+        .list()
+        .into_iter()
+        .map(|b| (b.target, b.reason))
+        .collect();
+    assert_eq!(
+        listed,
+        [("10.0.0.1", "manual"), ("198.51.100.0/24", "config")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert_eq!(f.enforcer.list()[0].hits, 7, "hit counts survive");
+    assert!(f.kernel("10.0.0.2").is_none(), "expired entry removed");
+    assert!(
+        f.kernel("192.0.2.0/24").is_none(),
+        "config entry no longer configured"
+    );
+    assert!(f.kernel("198.51.100.0/24").is_some());
+}
+
+#[test]
+fn policies_block_server_clients_and_ignore_client_roles() {
+    let f = Fixture::new(
+        "[[enforce.policies]]\nname = \"p\"\nkey = \"client_ip\"\nrate = 1.0\nburst = 1\n\
+         action = \"block\"\nblock_secs = 30\n",
+        maps(),
+    );
+    let e = &f.enforcer;
+    // Outbound calls of this host never count: the peer is someone else's server.
+    for _ in 0..5 {
+        e.observe(&exchange(Role::Client, "203.0.113.1:443", "/"));
+    }
+    assert!(f.events().is_empty());
+    e.observe(&exchange(Role::Server, "[::ffff:203.0.113.9]:5000", "/a"));
+    e.observe(&exchange(Role::Server, "[::ffff:203.0.113.9]:5001", "/b"));
+    let events = f.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let b = &events[0];
+    assert_eq!(b["type"], "block");
+    assert_eq!(
+        b["target"], "203.0.113.9",
+        "v4-mapped peers are blocked as IPv4"
+    );
+    assert_eq!(
+        (b["policy"].as_str(), b["duration_secs"].as_u64()),
+        (Some("p"), Some(30))
+    );
+    assert_eq!(b["request"]["path"], "/b");
+    assert_eq!(b["request"]["comm"], "srv");
+    assert!(f.kernel("203.0.113.9").is_some());
+    assert_eq!(
+        f.metrics.ratelimit_exceeded.with_label_values(&["p"]).get(),
+        1
+    );
+    // Already blocked: more breaches extend, no new event.
+    e.observe(&exchange(Role::Server, "203.0.113.9:5002", "/c"));
+    assert_eq!(f.events().len(), 1);
+}
+
+#[test]
+fn manual_blocks_respect_allowlist_and_proxies_and_config_entries_stay() {
+    let f = Fixture::new(
+        "[enforce]\nallowlist = [\"10.1.0.0/16\"]\ntrusted_proxies = [\"10.2.0.1\"]\n\
+         deny = [\"192.0.2.0/24\"]\n",
+        maps(),
+    );
+    let e = &f.enforcer;
+    assert!(matches!(
+        e.block(manual("10.1.2.3", 5)),
+        Err(EnforceError::Allowlisted(_))
+    ));
+    assert!(matches!(
+        e.block(manual("10.2.0.1", 5)),
+        Err(EnforceError::TrustedProxy(_))
+    ));
+    let deny = "192.0.2.0/24".parse().unwrap();
+    assert!(matches!(e.unblock(&deny), Err(EnforceError::Configured(_))));
+    let other = "10.9.9.9".parse().unwrap();
+    assert!(matches!(
+        e.unblock(&other),
+        Err(EnforceError::NotBlocked(_))
+    ));
+    // The kernel allowlist holds both ranges (the allowlist wins over any block there).
+    let state = e.lock();
+    let allow: Vec<u32> = state
+        .maps
+        .allow_v4
+        .keys()
+        .flatten()
+        .map(|k| k.prefix_len())
+        .collect();
+    assert_eq!(allow.len(), 2, "{allow:?}");
+}
