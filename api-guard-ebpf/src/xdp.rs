@@ -20,7 +20,7 @@ use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS},
     helpers::bpf_ktime_get_ns,
     macros::xdp,
-    maps::lpm_trie::Key,
+    maps::{lpm_trie::Key, HashMap, LpmTrie},
     programs::XdpContext,
 };
 
@@ -145,33 +145,31 @@ fn ktime() -> u64 {
     unsafe { bpf_ktime_get_ns() }
 }
 
+/// The block (exact address first, then range) in force for source address `a`, if any.
+#[inline(always)]
+fn blocked<const N: usize>(
+    exact: &HashMap<[u8; N], BlockEntry>,
+    ranges: &LpmTrie<[u8; N], BlockEntry>,
+    a: &[u8; N],
+    now: &mut Option<u64>,
+) -> Option<XdpStat> {
+    if exact.get_ptr(a).is_some_and(|e| active(e, now)) {
+        Some(XdpStat::DroppedBlocklist)
+    } else if ranges
+        .get(Key::new(8 * N as u32, *a))
+        .is_some_and(|e| active(e, now))
+    {
+        Some(XdpStat::DroppedCidr)
+    } else {
+        None
+    }
+}
+
 fn verdict(ctx: &XdpContext, src: &Source) -> (XdpStat, u32) {
     let mut now = None;
     let blocked = match src {
-        Source::V4(a) => {
-            if XDP_BLOCK_V4.get_ptr(a).is_some_and(|e| active(e, &mut now)) {
-                Some(XdpStat::DroppedBlocklist)
-            } else if XDP_CIDR_V4
-                .get(Key::new(32, *a))
-                .is_some_and(|e| active(e, &mut now))
-            {
-                Some(XdpStat::DroppedCidr)
-            } else {
-                None
-            }
-        }
-        Source::V6(a) => {
-            if XDP_BLOCK_V6.get_ptr(a).is_some_and(|e| active(e, &mut now)) {
-                Some(XdpStat::DroppedBlocklist)
-            } else if XDP_CIDR_V6
-                .get(Key::new(128, *a))
-                .is_some_and(|e| active(e, &mut now))
-            {
-                Some(XdpStat::DroppedCidr)
-            } else {
-                None
-            }
-        }
+        Source::V4(a) => blocked(&XDP_BLOCK_V4, &XDP_CIDR_V4, a, &mut now),
+        Source::V6(a) => blocked(&XDP_BLOCK_V6, &XDP_CIDR_V6, a, &mut now),
     };
     let drop =
         blocked.or_else(|| over_rate(ctx, src, &mut now).then_some(XdpStat::DroppedRatelimit));

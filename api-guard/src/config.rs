@@ -495,8 +495,6 @@ impl Config {
 pub const MAX_BLOCK_SECS: u64 = 365 * 24 * 3600;
 use api_guard_common::xdp::{MAX_BURST, MAX_RATE_PPS};
 
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-
 /// A cgroup v2 id is the inode number of its directory in the cgroup2 file system.
 fn cgroup_id(path: &Path) -> Result<u64, ConfigError> {
     let bad = |reason: String| invalid("capture.cgroups", format!("{}: {reason}", path.display()));
@@ -504,14 +502,8 @@ fn cgroup_id(path: &Path) -> Result<u64, ConfigError> {
     if !meta.is_dir() {
         return Err(bad("not a directory".into()));
     }
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| bad("contains a NUL byte".into()))?;
-    // SAFETY: statfs fills the zeroed struct for a valid NUL-terminated path.
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c_path.as_ptr(), &mut fs) } != 0 {
-        return Err(bad(std::io::Error::last_os_error().to_string()));
-    }
-    if fs.f_type as i64 != CGROUP2_SUPER_MAGIC {
+    let magic = crate::fsys::magic(path).map_err(|e| bad(e.to_string()))?;
+    if magic != crate::fsys::CGROUP2_SUPER_MAGIC {
         return Err(bad("not in a cgroup v2 file system".into()));
     }
     Ok(meta.ino())

@@ -6,6 +6,7 @@ mod control;
 mod enforce;
 mod events;
 mod exchange;
+mod fsys;
 mod http;
 mod metrics;
 mod pipeline;

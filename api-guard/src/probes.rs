@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use crate::{
     config::Config,
+    fsys,
     tls::elf::{TlsFunction, TlsFunctions},
 };
 
@@ -198,29 +199,13 @@ fn ensure_tracefs() -> Result<(), ProbeError> {
     if Path::new(TRACEFS).join("events").is_dir() {
         return Ok(());
     }
-    let ok = |p: &str| std::ffi::CString::new(p).expect("static path without NUL");
-    let (src, target, fstype) = (ok("nodev"), ok(TRACEFS), ok("tracefs"));
-    // SAFETY: valid NUL-terminated strings; no data argument.
-    let rc = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return Err(ProbeError::Tracefs {
-            path: TRACEFS,
-            source: std::io::Error::last_os_error(),
-        });
-    }
+    fsys::mount("tracefs", "nodev", Path::new(TRACEFS)).map_err(|source| ProbeError::Tracefs {
+        path: TRACEFS,
+        source,
+    })?;
     info!(path = TRACEFS, "Mounted tracefs");
     Ok(())
 }
-
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 /// Makes `dir` exist on a bpf file system, mounting bpffs at /sys/fs/bpf when needed.
 fn ensure_bpffs(dir: &Path) -> Result<(), ProbeError> {
@@ -228,34 +213,11 @@ fn ensure_bpffs(dir: &Path) -> Result<(), ProbeError> {
         path: dir.display().to_string(),
         reason,
     };
-    let is_bpffs = |p: &Path| -> bool {
-        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
-            return false;
-        };
-        // SAFETY: statfs fills the zeroed struct for a valid NUL-terminated path.
-        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-        unsafe { libc::statfs(c.as_ptr(), &mut fs) == 0 && fs.f_type as i64 == BPF_FS_MAGIC }
-    };
+    let is_bpffs = |p: &Path| fsys::magic(p).is_ok_and(|m| m == fsys::BPF_FS_MAGIC);
     let root = Path::new("/sys/fs/bpf");
     if dir.starts_with(root) && !is_bpffs(root) {
-        let ok = |p: &str| std::ffi::CString::new(p).expect("static path without NUL");
-        let (src, target, fstype) = (ok("bpf"), ok("/sys/fs/bpf"), ok("bpf"));
-        // SAFETY: valid NUL-terminated strings; no data argument.
-        let rc = unsafe {
-            libc::mount(
-                src.as_ptr(),
-                target.as_ptr(),
-                fstype.as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        if rc != 0 {
-            return Err(fail(format!(
-                "mounting bpffs at /sys/fs/bpf: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
+        fsys::mount("bpf", "bpf", root)
+            .map_err(|e| fail(format!("mounting bpffs at {}: {e}", root.display())))?;
         info!("Mounted bpffs at /sys/fs/bpf");
     }
     std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;

@@ -15,7 +15,9 @@ use serde_json::Value;
 use crate::exchange::dump;
 use crate::metrics::Metrics;
 use crate::netns::unique_port;
-use crate::util::{die_with_parent, run_with_timeout, signal_and_wait, tail, Finished, TempDir};
+use crate::util::{
+    die_with_parent, run_with_timeout, signal_and_wait, tail, wait_until, Finished, TempDir,
+};
 
 /// How long the daemon may take to attach its probes and report healthy.
 pub const HEALTHY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -275,23 +277,14 @@ impl Agent {
         count: usize,
         timeout: Duration,
     ) -> Result<Vec<Value>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let all = self.events()?;
-            let matched: Vec<Value> = all.iter().filter(|e| pred(e)).cloned().collect();
-            if matched.len() >= count {
-                return Ok(matched);
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "waited {timeout:?} for {count} matching events, found {}; all events:\n{}\n{}",
-                    matched.len(),
-                    dump(&all),
-                    self.diagnostics()
-                );
-            }
-            thread::sleep(POLL);
-        }
+        wait_until(&format!("{count} matching events"), timeout, POLL, || {
+            let matched: Vec<Value> = self.events()?.into_iter().filter(&pred).collect();
+            Ok((matched.len() >= count).then_some(matched))
+        })
+        .with_context(|| {
+            let all = self.events().unwrap_or_default();
+            format!("all events:\n{}\n{}", dump(&all), self.diagnostics())
+        })
     }
 
     /// SIGKILL: no cleanup at all (what pinning must survive).
