@@ -214,13 +214,13 @@ fn over_rate(ctx: &XdpContext, src: &Source, now: &mut Option<u64>) -> bool {
     let now = *now.get_or_insert_with(ktime);
     // Clamped so that the products below fit in u64 (the config allows far less).
     let capacity = burst.min(MAX_BURST) * 1000;
-    let Some(bucket) = XDP_RATE.get_ptr_mut(&key) else {
+    let Some(bucket) = XDP_RATE.get_ptr_mut(key) else {
         let fresh = TokenBucket {
             milli_tokens: capacity.saturating_sub(1000),
             last_ns: now,
         };
         // A full LRU evicts its least recently used bucket; a failed insert lets this pass.
-        let _ = XDP_RATE.insert(&key, &fresh, 0);
+        let _ = XDP_RATE.insert(key, fresh, 0);
         return false;
     };
     // SAFETY: map value pointer; concurrent updates from other CPUs make the count
