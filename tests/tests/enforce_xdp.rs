@@ -119,8 +119,27 @@ fn cidr_deny_from_config_ipv6_and_cli_errors() -> Result<()> {
     let (s6, c6) = topo.v2.add_ipv6(&topo.srv, &topo.c2)?;
     // Client 1's whole /30 is denied in the config.
     let net1 = Ipv4Addr::from(u32::from(topo.v1.b_ip) & !3);
-    let config = topo.agent_toml(&format!("[enforce]\ndeny = [\"{net1}/30\"]\n"));
+    // Client 2's interface in generic (skb) mode, client 1's in the default (native on veth).
+    let ns = topo.srv.path();
+    let config = format!(
+        "[capture]\npids = [{}]\n[enforce]\ndeny = [\"{net1}/30\"]\n[xdp]\ninterfaces = [\
+         {{ name = {:?}, netns = {ns:?} }}, {{ name = {:?}, netns = {ns:?}, mode = \"generic\" }}]\n",
+        topo.server.pid(),
+        topo.v1.a_if,
+        topo.v2.a_if
+    );
     let mut agent = agent(config)?;
+    let link = |ifname: &str| topo.srv.ip(&["link", "show", "dev", ifname]);
+    ensure!(
+        link(&topo.v1.a_if)?.contains(" xdp "),
+        "{}",
+        link(&topo.v1.a_if)?
+    );
+    ensure!(
+        link(&topo.v2.a_if)?.contains(" xdpgeneric "),
+        "{}",
+        link(&topo.v2.a_if)?
+    );
     let before = agent.metrics()?;
     ensure!(topo.get(true, "/index.html")? == Probe::NoConnection);
     ensure!(topo.get(false, "/index.html")? == Probe::Status(200));
@@ -191,9 +210,15 @@ fn cidr_deny_from_config_ipv6_and_cli_errors() -> Result<()> {
         ],
     )?;
 
-    // Unpinned: a clean stop detaches the guard.
+    // Unpinned: a clean stop detaches the guard; the CLI then says no daemon runs.
     agent.stop_cleanly()?;
     ensure!(!xdp_attached(&topo.srv, &topo.v1.a_if)? && !xdp_attached(&topo.srv, &topo.v2.a_if)?);
+    let run = agent.cli(&["blocks"])?;
+    ensure!(
+        !run.status.success() && run.stderr_text().contains("no api-guard daemon is running"),
+        "{}",
+        run.stderr_text()
+    );
     Ok(())
 }
 

@@ -287,3 +287,28 @@ fn manual_blocks_respect_allowlist_and_proxies_and_config_entries_stay() {
         .collect();
     assert_eq!(allow.len(), 2, "{allow:?}");
 }
+
+#[test]
+fn api_key_policies_report_hashes_never_keys() {
+    let f = Fixture::new(
+        "[[enforce.policies]]\nname = \"keys\"\nkey = \"api_key\"\nrate = 1.0\nburst = 1\n",
+        maps(),
+    );
+    let mut ex = exchange(Role::Server, "198.51.100.4:4000", "/v1/items");
+    ex.http.request_headers = vec![("X-Api-Key".into(), "s3cr3t-key-0001".into())];
+    f.enforcer.observe(&ex);
+    f.enforcer.observe(&ex);
+    // Without a credential the policy does not apply.
+    f.enforcer.observe(&exchange(Role::Server, "198.51.100.4:4001", "/v1/items"));
+    let events = f.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e["type"], "ratelimit_exceeded", "action log: reported only");
+    assert_eq!(e["enforced"], false);
+    let hash = e["client"]["credential"].as_str().unwrap();
+    assert!(hash.starts_with("sha256:") && hash.len() == 23, "{hash}");
+    assert_eq!(e["detail"], hash, "the key exceeded is the hash");
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains("s3cr3t"), "{text}");
+    assert!(f.enforcer.list().is_empty());
+}
