@@ -100,6 +100,18 @@ pub fn identify(
     api_key_headers: &[String],
     api_key_params: &[String],
 ) -> ClientIdentity {
+    ClientIdentity {
+        credential: credential(headers, query, api_key_headers, api_key_params),
+        ..identify_address(peer, headers, trusted)
+    }
+}
+
+/// [`identify`] without the credential (hashing it is wasted work when nothing uses it).
+pub fn identify_address(
+    peer: Option<IpAddr>,
+    headers: &[(String, String)],
+    trusted: &TrustedProxies,
+) -> ClientIdentity {
     let peer = peer.map(|p| p.to_canonical());
     let (ip, via_proxy) = match peer {
         Some(p) if trusted.contains(p) => match forwarded_client(headers, trusted) {
@@ -111,7 +123,7 @@ pub fn identify(
     ClientIdentity {
         ip,
         via_proxy,
-        credential: credential(headers, query, api_key_headers, api_key_params),
+        credential: None,
     }
 }
 

@@ -285,14 +285,20 @@ impl Enforcer {
             return;
         }
         let s = &state.settings;
-        let client = identity::identify(
-            ex.conn.peer.map(|p| p.ip()),
-            &ex.http.request_headers,
-            ex.http.query.as_deref(),
-            &s.trusted,
-            &s.api_key_headers,
-            &s.api_key_params,
-        );
+        let peer = ex.conn.peer.map(|p| p.ip());
+        let headers = &ex.http.request_headers;
+        let client = if state.policies.uses_credentials() {
+            identity::identify(
+                peer,
+                headers,
+                ex.http.query.as_deref(),
+                &s.trusted,
+                &s.api_key_headers,
+                &s.api_key_params,
+            )
+        } else {
+            identity::identify_address(peer, headers, &s.trusted)
+        };
         let now = monotonic_now_ns();
         let breaches = state.policies.check(
             now,

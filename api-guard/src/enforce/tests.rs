@@ -299,7 +299,8 @@ fn api_key_policies_report_hashes_never_keys() {
     f.enforcer.observe(&ex);
     f.enforcer.observe(&ex);
     // Without a credential the policy does not apply.
-    f.enforcer.observe(&exchange(Role::Server, "198.51.100.4:4001", "/v1/items"));
+    f.enforcer
+        .observe(&exchange(Role::Server, "198.51.100.4:4001", "/v1/items"));
     let events = f.events();
     assert_eq!(events.len(), 1, "{events:?}");
     let e = &events[0];
