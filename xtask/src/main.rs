@@ -1,6 +1,7 @@
 //! Developer commands for api-guard: `cargo xtask setup|build|run|test|bench`.
 
 mod bench;
+mod bench_xdp;
 mod setup;
 mod util;
 
@@ -70,6 +71,9 @@ enum Cmd {
 enum BenchCmd {
     /// Measure the agent's overhead on a real HTTP server.
     Overhead(bench::OverheadArgs),
+    /// Measure the XDP guard: ns per packet, drop cost vs nftables, legitimate traffic under
+    /// a flood, breach-to-drop time.
+    Xdp(bench_xdp::XdpArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +87,9 @@ fn main() -> ExitCode {
         Cmd::Bench {
             command: BenchCmd::Overhead(args),
         } => bench::overhead(&args),
+        Cmd::Bench {
+            command: BenchCmd::Xdp(args),
+        } => bench_xdp::xdp(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,6 +23,10 @@ const PACKAGES: &[&str] = &[
     "procps",
     "openssl",
     "gnutls-bin",
+    // bench xdp: the flood, the nftables comparison, BPF program run times.
+    "hping3",
+    "nftables",
+    "bpftool",
 ];
 
 #[derive(clap::Args, Debug, Default)]
