@@ -35,6 +35,9 @@ pub const PROG_TLS_HANDSHAKE: &str = "tls_handshake";
 /// The one uretprobe program attached to the return of every hooked TLS function.
 pub const PROG_TLS_RETURN: &str = "tls_return";
 
+/// Global: 1 when some guarded interface has a per-source packet limit.
+pub const GLOBAL_XDP_RATE_ON: &str = "XDP_RATE_ON";
+
 /// The XDP guard program.
 pub const PROG_XDP_GUARD: &str = "xdp_guard";
 /// Blocked IPv4 / IPv6 source addresses: address bytes -> [`crate::xdp::BlockEntry`].

@@ -19,6 +19,10 @@ pub static CAPTURE_CAP: u32 = api_guard_common::DEFAULT_CAPTURE_CAP;
 pub static FILTER_MODE: u32 = 0;
 #[unsafe(no_mangle)]
 pub static WAKEUP_BYTES: u64 = 256 * 1024;
+/// 1 when some guarded interface has a packet rate limit; 0 spares every packet the
+/// `XDP_IFACES` lookup.
+#[unsafe(no_mangle)]
+pub static XDP_RATE_ON: u32 = 0;
 
 #[inline(always)]
 pub fn global_u32(v: &'static u32) -> u32 {

@@ -25,8 +25,8 @@ use aya_ebpf::{
 };
 
 use crate::maps::{
-    XDP_ALLOW_V4, XDP_ALLOW_V6, XDP_BLOCK_V4, XDP_BLOCK_V6, XDP_CIDR_V4, XDP_CIDR_V6, XDP_IFACES,
-    XDP_RATE, XDP_STATS,
+    global_u32, XDP_ALLOW_V4, XDP_ALLOW_V6, XDP_BLOCK_V4, XDP_BLOCK_V6, XDP_CIDR_V4, XDP_CIDR_V6,
+    XDP_IFACES, XDP_RATE, XDP_RATE_ON, XDP_STATS,
 };
 
 const ETH_HLEN: usize = 14;
@@ -189,6 +189,9 @@ fn allowlisted(src: &Source) -> bool {
 
 /// The per-source token bucket of the receiving interface, if it has a packet limit.
 fn over_rate(ctx: &XdpContext, src: &Source, now: &mut Option<u64>) -> bool {
+    if global_u32(&XDP_RATE_ON) == 0 {
+        return false;
+    }
     let ifindex = ctx.ingress_ifindex() as u32;
     // SAFETY: plain-data value, read by copy.
     let Some(&IfaceConfig { rate_pps, burst }) = (unsafe { XDP_IFACES.get(ifindex) }) else {

@@ -251,12 +251,14 @@ impl Probes {
         }
         // Wake the reader once a quarter of the ring is waiting; the reader's timer covers the rest.
         let wakeup = u64::from(config.capture.ring_buffer_bytes / 4);
+        let rate_on = u32::from(config.xdp.interfaces.iter().any(|i| i.packet_rate > 0));
         let mut loader = EbpfLoader::new();
         loader
             .override_global(GLOBAL_SELF_TGID, &self_tgid, true)
             .override_global(GLOBAL_CAPTURE_CAP, &cap, true)
             .override_global(GLOBAL_FILTER_MODE, &filter_mode, true)
             .override_global(GLOBAL_WAKEUP_BYTES, &wakeup, true)
+            .override_global(GLOBAL_XDP_RATE_ON, &rate_on, true)
             .map_max_entries(MAP_EVENTS, config.capture.ring_buffer_bytes);
         let x = &config.xdp;
         for (map, size) in [
