@@ -37,6 +37,8 @@ pub const PROG_TLS_RETURN: &str = "tls_return";
 
 /// Global: 1 when some guarded interface has a per-source packet limit.
 pub const GLOBAL_XDP_RATE_ON: &str = "XDP_RATE_ON";
+/// Global: 1 when the allowlist tries are filled (allowlist or trusted proxies configured).
+pub const GLOBAL_XDP_ALLOW_ON: &str = "XDP_ALLOW_ON";
 
 /// The XDP guard program.
 pub const PROG_XDP_GUARD: &str = "xdp_guard";

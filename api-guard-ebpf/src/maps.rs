@@ -23,6 +23,9 @@ pub static WAKEUP_BYTES: u64 = 256 * 1024;
 /// `XDP_IFACES` lookup.
 #[unsafe(no_mangle)]
 pub static XDP_RATE_ON: u32 = 0;
+/// 1 when the allowlist tries hold anything (allowlist or trusted proxies configured).
+#[unsafe(no_mangle)]
+pub static XDP_ALLOW_ON: u32 = 0;
 
 #[inline(always)]
 pub fn global_u32(v: &'static u32) -> u32 {

@@ -25,8 +25,8 @@ use aya_ebpf::{
 };
 
 use crate::maps::{
-    global_u32, XDP_ALLOW_V4, XDP_ALLOW_V6, XDP_BLOCK_V4, XDP_BLOCK_V6, XDP_CIDR_V4, XDP_CIDR_V6,
-    XDP_IFACES, XDP_RATE, XDP_RATE_ON, XDP_STATS,
+    global_u32, XDP_ALLOW_ON, XDP_ALLOW_V4, XDP_ALLOW_V6, XDP_BLOCK_V4, XDP_BLOCK_V6, XDP_CIDR_V4,
+    XDP_CIDR_V6, XDP_IFACES, XDP_RATE, XDP_RATE_ON, XDP_STATS,
 };
 
 const ETH_HLEN: usize = 14;
@@ -181,6 +181,9 @@ fn verdict(ctx: &XdpContext, src: &Source) -> (XdpStat, u32) {
 }
 
 fn allowlisted(src: &Source) -> bool {
+    if global_u32(&XDP_ALLOW_ON) == 0 {
+        return false;
+    }
     match src {
         Source::V4(a) => XDP_ALLOW_V4.get(Key::new(32, *a)).is_some(),
         Source::V6(a) => XDP_ALLOW_V6.get(Key::new(128, *a)).is_some(),

@@ -251,7 +251,10 @@ impl Probes {
         }
         // Wake the reader once a quarter of the ring is waiting; the reader's timer covers the rest.
         let wakeup = u64::from(config.capture.ring_buffer_bytes / 4);
+        // Per-packet lookups the guard can skip when their maps are known to stay empty.
         let rate_on = u32::from(config.xdp.interfaces.iter().any(|i| i.packet_rate > 0));
+        let e = &config.enforce;
+        let allow_on = u32::from(!e.allowlist.is_empty() || !e.trusted_proxies.is_empty());
         let mut loader = EbpfLoader::new();
         loader
             .override_global(GLOBAL_SELF_TGID, &self_tgid, true)
@@ -259,6 +262,7 @@ impl Probes {
             .override_global(GLOBAL_FILTER_MODE, &filter_mode, true)
             .override_global(GLOBAL_WAKEUP_BYTES, &wakeup, true)
             .override_global(GLOBAL_XDP_RATE_ON, &rate_on, true)
+            .override_global(GLOBAL_XDP_ALLOW_ON, &allow_on, true)
             .map_max_entries(MAP_EVENTS, config.capture.ring_buffer_bytes);
         let x = &config.xdp;
         for (map, size) in [
