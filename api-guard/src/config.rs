@@ -417,6 +417,28 @@ impl Config {
                 format!("{d} overlaps the allowlist or a trusted proxy (which always win)"),
             ));
         }
+        if e.deny.len() > e.max_blocks as usize {
+            return Err(invalid(
+                "enforce.deny",
+                "more entries than enforce.max_blocks",
+            ));
+        }
+        for v6 in [false, true] {
+            let ranges = e
+                .deny
+                .iter()
+                .filter(|t| matches!(t, Target::Net(n) if n.addr().is_ipv6() == v6))
+                .count();
+            if ranges > self.xdp.max_cidrs as usize {
+                return Err(invalid(
+                    "enforce.deny",
+                    format!(
+                        "{ranges} ranges of one address family; xdp.max_cidrs is {}",
+                        self.xdp.max_cidrs
+                    ),
+                ));
+            }
+        }
         let too_many = |list: &[Target]| list.len() > self.xdp.max_allow as usize;
         if too_many(&e.allowlist) || too_many(&e.trusted_proxies) {
             return Err(invalid(
@@ -597,6 +619,14 @@ pin = true
             ),
             ("[enforce]\nmode = \"audit\"\n", "mode"),
             ("[enforce]\nmax_blocks = 0\n", "enforce.max_blocks"),
+            (
+                "[enforce]\nmax_blocks = 1\ndeny = [\"10.0.0.1\", \"10.0.0.2\"]\n",
+                "more entries than enforce.max_blocks",
+            ),
+            (
+                "[enforce]\ndeny = [\"10.0.0.0/8\", \"11.0.0.0/8\"]\n[xdp]\nmax_cidrs = 1\n",
+                "xdp.max_cidrs is 1",
+            ),
             (
                 "[enforce]\ndefault_block_secs = 0\n",
                 "enforce.default_block_secs",

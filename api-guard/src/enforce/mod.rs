@@ -311,7 +311,7 @@ impl Enforcer {
         );
         let request = RequestView {
             method: &ex.http.method,
-            path: &ex.http.path,
+            path: truncate(&ex.http.path, MAX_EVENT_PATH),
             host: ex.http.host.as_deref(),
             pid: ex.conn.pid,
             comm: &ex.conn.comm,
@@ -426,12 +426,16 @@ impl Enforcer {
             }
             return Ok(BlockOutcome::Extended);
         }
+        let end_before = state.blocklist.get(&block.target).map(|b| b.until_ns);
         match state.blocklist.insert(block.clone()) {
             Inserted::Full => Err(EnforceError::Full),
             Inserted::Extended => {
                 let current = state.blocklist.get(&block.target).cloned();
-                if let Some(current) = current {
-                    state.maps.put(&current.target, kernel_entry(&current))?;
+                if let Some(current) = current.filter(|c| Some(c.until_ns) != end_before) {
+                    // The new end, keeping the kernel's hit count.
+                    let mut entry = kernel_entry(&current);
+                    entry.hits = state.maps.get(&current.target).map_or(0, |e| e.hits);
+                    state.maps.put(&current.target, entry)?;
                 }
                 Ok(BlockOutcome::Extended)
             }
@@ -569,6 +573,17 @@ impl Enforcer {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
     }
+}
+
+/// Longest request path quoted in an event (paths can be as long as a request head).
+const MAX_EVENT_PATH: usize = 512;
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// The kernel's copy of a block.

@@ -251,6 +251,19 @@ fn policies_block_server_clients_and_ignore_client_roles() {
     // Already blocked: more breaches extend, no new event.
     e.observe(&exchange(Role::Server, "203.0.113.9:5002", "/c"));
     assert_eq!(f.events().len(), 1);
+    // Events quote at most MAX_EVENT_PATH bytes of a path, cut at a character boundary.
+    let long = format!("/{}", "é".repeat(400));
+    e.observe(&exchange(Role::Server, "203.0.113.10:1", &long));
+    e.observe(&exchange(Role::Server, "203.0.113.10:2", &long));
+    let quoted = f.events()[1]["request"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        quoted.len() <= MAX_EVENT_PATH && long.starts_with(&quoted),
+        "{}",
+        quoted.len()
+    );
 }
 
 #[test]
