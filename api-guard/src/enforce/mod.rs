@@ -6,6 +6,7 @@
 //! `enforce.mode` (dry-run only reports them); explicit ones (operator, config) always apply.
 
 pub mod blocklist;
+mod event;
 pub mod identity;
 pub mod limiter;
 pub mod policy;
@@ -16,7 +17,6 @@ pub mod xdp;
 mod tests;
 
 use std::{
-    net::IpAddr,
     num::NonZeroUsize,
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
@@ -34,6 +34,7 @@ use crate::{
     wallclock::{monotonic_now_ns, rfc3339_from_monotonic},
 };
 use blocklist::{Block, BlockReason, Blocklist, Inserted};
+use event::{ClientView, Event, RequestView};
 use identity::{ClientIdentity, TrustedProxies};
 use policy::{Breach, Policies, PolicyAction, Request};
 use target::{NetSet, Target};
@@ -88,87 +89,6 @@ pub struct BlockView {
     pub expires_in_secs: Option<f64>,
     /// Packets dropped so far.
     pub hits: u64,
-}
-
-/// Request details attached to events about it.
-#[derive(Debug, Clone, Serialize)]
-struct RequestView<'a> {
-    method: &'a str,
-    path: &'a str,
-    host: Option<&'a str>,
-    pid: u32,
-    comm: &'a str,
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct ClientView {
-    ip: Option<IpAddr>,
-    via_proxy: Option<IpAddr>,
-    credential: Option<String>,
-    jwt_subject: Option<String>,
-}
-
-impl ClientView {
-    fn of(c: &ClientIdentity) -> Self {
-        Self {
-            ip: c.ip,
-            via_proxy: c.via_proxy,
-            credential: c.credential.as_ref().map(|c| c.hash.clone()),
-            jwt_subject: c.credential.as_ref().and_then(|c| c.jwt_subject.clone()),
-        }
-    }
-}
-
-/// A security event line (`type` names it).
-#[derive(Debug, Serialize)]
-struct Event<'a> {
-    time: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    target: Option<String>,
-    reason: &'static str,
-    policy: Option<&'a str>,
-    detail: Option<&'a str>,
-    until: Option<String>,
-    duration_secs: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client: Option<ClientView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request: Option<RequestView<'a>>,
-    /// Whether the XDP guard now drops it.
-    enforced: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<&'static str>,
-}
-
-impl<'a> Event<'a> {
-    fn new(kind: &'static str, reason: &'static str, now_ns: u64) -> Self {
-        Self {
-            time: rfc3339_from_monotonic(now_ns),
-            kind,
-            target: None,
-            reason,
-            policy: None,
-            detail: None,
-            until: None,
-            duration_secs: None,
-            client: None,
-            request: None,
-            enforced: false,
-            note: None,
-        }
-    }
-
-    fn about(mut self, block: &'a Block) -> Self {
-        self.target = Some(block.target.to_string());
-        self.policy = block.policy.as_deref();
-        self.detail = block.detail.as_deref();
-        self.until = block.until_ns.map(rfc3339_from_monotonic);
-        self.duration_secs = block
-            .until_ns
-            .map(|u| u.saturating_sub(block.since_ns).div_ceil(1_000_000_000));
-        self
-    }
 }
 
 /// Settings read from `[enforce]`.
