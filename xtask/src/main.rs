@@ -84,12 +84,10 @@ fn main() -> ExitCode {
         Cmd::Build { debug } => build(!debug),
         Cmd::Run { args } => run(&args),
         Cmd::Test { extra } => test(&extra),
-        Cmd::Bench {
-            command: BenchCmd::Overhead(args),
-        } => bench::overhead(&args),
-        Cmd::Bench {
-            command: BenchCmd::Xdp(args),
-        } => bench_xdp::xdp(&args),
+        Cmd::Bench { command } => prepare_bench().and_then(|()| match command {
+            BenchCmd::Overhead(args) => bench::overhead(&args),
+            BenchCmd::Xdp(args) => bench_xdp::xdp(&args),
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,6 +115,14 @@ fn run(args: &[OsString]) -> Result<()> {
     // exec: the agent takes over this process, so Ctrl-C and SIGTERM reach it directly.
     let err = cmd.exec();
     Err(err).with_context(|| format!("could not start {}", bin.display()))
+}
+
+/// Benchmarks need what the tests need, and the current agent (found via `API_GUARD_BIN`).
+fn prepare_bench() -> Result<()> {
+    setup::ensure(Scope::All)?;
+    let bin = util::build_agent(true)?;
+    std::env::set_var("API_GUARD_BIN", bin);
+    Ok(())
 }
 
 fn test(extra: &[OsString]) -> Result<()> {
