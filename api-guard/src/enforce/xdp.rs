@@ -38,6 +38,11 @@ fn map_err(name: &'static str) -> impl FnOnce(MapError) -> XdpError {
     move |source| XdpError::Map { name, source }
 }
 
+/// The LPM trie key of a range.
+fn lpm<const N: usize>(prefix_len: u8, octets: [u8; N]) -> Key<[u8; N]> {
+    Key::new(prefix_len.into(), octets)
+}
+
 /// The guard's maps, taken out of the loaded object.
 pub struct XdpMaps {
     pub block_v4: HashMap<MapData, [u8; 4], BlockEntry>,
@@ -64,19 +69,11 @@ impl XdpMaps {
                 .map_err(map_err("XDP_BLOCK_V6")),
             Target::Net(ipnet::IpNet::V4(n)) => self
                 .cidr_v4
-                .insert(
-                    &Key::new(n.prefix_len().into(), n.addr().octets()),
-                    entry,
-                    0,
-                )
+                .insert(&lpm(n.prefix_len(), n.addr().octets()), entry, 0)
                 .map_err(map_err("XDP_CIDR_V4")),
             Target::Net(ipnet::IpNet::V6(n)) => self
                 .cidr_v6
-                .insert(
-                    &Key::new(n.prefix_len().into(), n.addr().octets()),
-                    entry,
-                    0,
-                )
+                .insert(&lpm(n.prefix_len(), n.addr().octets()), entry, 0)
                 .map_err(map_err("XDP_CIDR_V6")),
         }
     }
@@ -86,12 +83,12 @@ impl XdpMaps {
         let result = match *target {
             Target::Addr(IpAddr::V4(a)) => self.block_v4.remove(&a.octets()),
             Target::Addr(IpAddr::V6(a)) => self.block_v6.remove(&a.octets()),
-            Target::Net(ipnet::IpNet::V4(n)) => self
-                .cidr_v4
-                .remove(&Key::new(n.prefix_len().into(), n.addr().octets())),
-            Target::Net(ipnet::IpNet::V6(n)) => self
-                .cidr_v6
-                .remove(&Key::new(n.prefix_len().into(), n.addr().octets())),
+            Target::Net(ipnet::IpNet::V4(n)) => {
+                self.cidr_v4.remove(&lpm(n.prefix_len(), n.addr().octets()))
+            }
+            Target::Net(ipnet::IpNet::V6(n)) => {
+                self.cidr_v6.remove(&lpm(n.prefix_len(), n.addr().octets()))
+            }
         };
         match result {
             Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
@@ -106,11 +103,11 @@ impl XdpMaps {
             Target::Addr(IpAddr::V6(a)) => self.block_v6.get(&a.octets(), 0).ok(),
             Target::Net(ipnet::IpNet::V4(n)) => self
                 .cidr_v4
-                .get(&Key::new(n.prefix_len().into(), n.addr().octets()), 0)
+                .get(&lpm(n.prefix_len(), n.addr().octets()), 0)
                 .ok(),
             Target::Net(ipnet::IpNet::V6(n)) => self
                 .cidr_v6
-                .get(&Key::new(n.prefix_len().into(), n.addr().octets()), 0)
+                .get(&lpm(n.prefix_len(), n.addr().octets()), 0)
                 .ok(),
         }
     }
@@ -156,11 +153,11 @@ impl XdpMaps {
             match target.net() {
                 ipnet::IpNet::V4(n) => self
                     .allow_v4
-                    .insert(&Key::new(n.prefix_len().into(), n.addr().octets()), 1, 0)
+                    .insert(&lpm(n.prefix_len(), n.addr().octets()), 1, 0)
                     .map_err(map_err("XDP_ALLOW_V4"))?,
                 ipnet::IpNet::V6(n) => self
                     .allow_v6
-                    .insert(&Key::new(n.prefix_len().into(), n.addr().octets()), 1, 0)
+                    .insert(&lpm(n.prefix_len(), n.addr().octets()), 1, 0)
                     .map_err(map_err("XDP_ALLOW_V6"))?,
             }
         }
