@@ -6,6 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use api_guard::detect::DetectConfig;
 use api_guard_common::{CHUNK_SIZE, DEFAULT_CAPTURE_CAP, MAX_CAPTURE_CAP};
 use serde::Deserialize;
 
@@ -38,6 +39,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub enforce: EnforceConfig,
     pub xdp: XdpConfig,
+    pub detect: DetectConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -75,6 +77,17 @@ pub struct EnforceConfig {
     pub api_key_headers: Vec<String>,
     /// Query parameters that carry API keys (default `api_key`).
     pub api_key_params: Vec<String>,
+}
+
+impl EnforceConfig {
+    /// Where detectors read client addresses and credentials from.
+    pub fn identifier(&self) -> api_guard::identity::Identifier {
+        api_guard::identity::Identifier::new(
+            self.trusted_proxies.iter().map(Target::net).collect(),
+            &self.api_key_headers,
+            &self.api_key_params,
+        )
+    }
 }
 
 impl Default for EnforceConfig {
@@ -387,7 +400,10 @@ impl Config {
             ));
         }
         self.validate_enforce()?;
-        self.validate_xdp()
+        self.validate_xdp()?;
+        self.detect
+            .validate()
+            .map_err(|e| invalid(e.field, e.reason))
     }
 
     fn validate_enforce(&self) -> Result<(), ConfigError> {

@@ -19,6 +19,7 @@ mod wallclock;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
+use api_guard::detect;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::{signal::unix::SignalKind, sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -82,6 +83,16 @@ enum Command {
         target: String,
         #[command(flatten)]
         socket: SocketArg,
+    },
+    /// Run the detection engine over requests in a JSON-lines file (the evaluation corpus
+    /// format) and print one JSON verdict line per request. No root needed.
+    Detect {
+        /// Input file, one request per line (`-` for stdin).
+        #[arg(long, value_name = "FILE.jsonl")]
+        input: PathBuf,
+        /// Configuration whose `[detect]` section (and trusted proxies, API key places) apply.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// List the blocks in force, with expiry and dropped-packet counts.
     Blocks {
@@ -155,6 +166,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("{}: ok", file.display());
             Ok(())
         }
+        Command::Detect { input, config } => detect_offline(&input, config.as_deref()),
         Command::Run(args) => {
             init_logging(args.log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -208,6 +220,30 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn detect_offline(input: &std::path::Path, config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let config = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let mut engine = detect::Engine::new(&config.detect, config.enforce.identifier())?;
+    let stdout = std::io::stdout().lock();
+    let out = std::io::BufWriter::new(stdout);
+    let summary = if input.as_os_str() == "-" {
+        detect::offline::run(&mut engine, std::io::stdin().lock(), out)?
+    } else {
+        let file =
+            std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
+        detect::offline::run(&mut engine, std::io::BufReader::new(file), out)?
+    };
+    if summary.errors > 0 {
+        eprintln!(
+            "warning: {} of {} lines could not be read",
+            summary.errors, summary.lines
+        );
+    }
+    Ok(())
 }
 
 /// Sends a control request; a refusal becomes the error, a warning goes to stderr.

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_xdp;
+mod eval;
 mod setup;
 mod util;
 
@@ -60,6 +61,9 @@ enum Cmd {
         )]
         extra: Vec<OsString>,
     },
+    /// Measure the detection engine on ../shared/corpus: recall per attack category and
+    /// paranoia level, false-positive rates on the benign sets (prints tables).
+    Eval(eval::EvalArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         Cmd::Build { debug } => build(!debug),
         Cmd::Run { args } => run(&args),
         Cmd::Test { extra } => test(&extra),
+        Cmd::Eval(args) => eval::eval(&args),
         Cmd::Bench { command } => prepare_bench().and_then(|()| match command {
             BenchCmd::Overhead(args) => bench::overhead(&args),
             BenchCmd::Xdp(args) => bench_xdp::xdp(&args),

@@ -5,8 +5,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{blocklist::Block, identity::ClientIdentity};
+use super::blocklist::Block;
 use crate::wallclock::rfc3339_from_monotonic;
+use api_guard::identity::ClientIdentity;
 
 /// Request details attached to events about it.
 #[derive(Debug, Clone, Serialize)]

@@ -7,7 +7,6 @@
 
 pub mod blocklist;
 mod event;
-pub mod identity;
 pub mod limiter;
 pub mod policy;
 pub mod target;
@@ -33,9 +32,9 @@ use crate::{
     metrics::Metrics,
     wallclock::{monotonic_now_ns, rfc3339_from_monotonic},
 };
+use api_guard::identity::{self, ClientIdentity, TrustedProxies};
 use blocklist::{Block, BlockReason, Blocklist, Inserted};
 use event::{ClientView, Event, RequestView};
-use identity::{ClientIdentity, TrustedProxies};
 use policy::{Breach, Policies, PolicyAction, Request};
 use target::{NetSet, Target};
 

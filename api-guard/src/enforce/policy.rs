@@ -13,7 +13,8 @@ use std::{collections::HashMap, net::IpAddr, num::NonZeroUsize, sync::Arc};
 
 use serde::Deserialize;
 
-use super::{identity::ClientIdentity, limiter::Limiter};
+use super::limiter::Limiter;
+use api_guard::identity::ClientIdentity;
 
 /// Longest policy name; names become metric label values.
 const MAX_NAME_LEN: usize = 64;
@@ -387,7 +388,7 @@ fn truncate(s: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enforce::identity::{Credential, CredentialScheme};
+    use api_guard::identity::{Credential, CredentialScheme};
 
     fn policy(name: &str, key: PolicyKey, rate: f64, burst: u32) -> PolicyConfig {
         PolicyConfig {

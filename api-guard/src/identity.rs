@@ -87,6 +87,46 @@ pub enum CredentialScheme {
     ApiKeyQuery,
 }
 
+/// Where clients and their credentials are read from: the trusted proxies and the places
+/// API keys are carried.
+#[derive(Debug, Clone, Default)]
+pub struct Identifier {
+    pub trusted: TrustedProxies,
+    /// Header names, lower case.
+    pub api_key_headers: Vec<String>,
+    pub api_key_params: Vec<String>,
+}
+
+impl Identifier {
+    pub fn new(trusted: Vec<IpNet>, api_key_headers: &[String], api_key_params: &[String]) -> Self {
+        Self {
+            trusted: TrustedProxies::new(trusted),
+            api_key_headers: api_key_headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            api_key_params: api_key_params.to_vec(),
+        }
+    }
+
+    /// [`identify`] with these settings.
+    pub fn identify(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &[(String, String)],
+        query: Option<&str>,
+    ) -> ClientIdentity {
+        identify(
+            peer,
+            headers,
+            query,
+            &self.trusted,
+            &self.api_key_headers,
+            &self.api_key_params,
+        )
+    }
+}
+
 /// Identifies the client of a request received from `peer`.
 ///
 /// `headers` are the request headers in order (names in any case), `query` the raw query

@@ -1,0 +1,87 @@
+//! The `[detect]` configuration section: one table per detector, each optional.
+
+use serde::Deserialize;
+
+use super::{
+    abuse::AbuseConfig, auth::AuthConfig, finding::Severity, injection::InjectionConfig,
+    inputs::InputLimits, jwt::JwtConfig, protocol::ProtocolConfig,
+};
+
+/// A configuration value that is out of range; `field` is the full path, e.g.
+/// `detect.jwt.leeway_secs`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value for `{field}`: {reason}")]
+pub struct Invalid {
+    pub field: String,
+    pub reason: String,
+}
+
+pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
+    Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectConfig {
+    /// Run the detectors on server-side exchanges (default true).
+    pub enabled: bool,
+    /// Findings at or above this severity block the client at XDP (default: none, detection
+    /// only). One of `info`, `low`, `medium`, `high`, `critical`.
+    pub block_severity: Option<Severity>,
+    /// How long such a block lasts, in seconds (default 600).
+    pub block_secs: u64,
+    /// Where payloads are looked for, and how much of each.
+    pub limits: InputLimits,
+    pub injection: InjectionConfig,
+    pub protocol: ProtocolConfig,
+    pub jwt: JwtConfig,
+    pub auth: AuthConfig,
+    pub abuse: AbuseConfig,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            block_severity: None,
+            block_secs: 600,
+            limits: InputLimits::default(),
+            injection: InjectionConfig::default(),
+            protocol: ProtocolConfig::default(),
+            jwt: JwtConfig::default(),
+            auth: AuthConfig::default(),
+            abuse: AbuseConfig::default(),
+        }
+    }
+}
+
+impl DetectConfig {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.block_secs == 0 {
+            return Err(invalid("detect.block_secs", "must be at least 1"));
+        }
+        let l = &self.limits;
+        for (name, value, max) in [
+            ("max_values", l.max_values, 65_536),
+            ("max_value_bytes", l.max_value_bytes, 1 << 20),
+            ("max_body_bytes", l.max_body_bytes, 16 << 20),
+            ("max_json_depth", l.max_json_depth, 128),
+        ] {
+            if value == 0 || value > max {
+                return Err(invalid(
+                    format!("detect.limits.{name}"),
+                    format!("must be between 1 and {max}"),
+                ));
+            }
+        }
+        self.injection.validate()?;
+        self.protocol.validate()?;
+        self.jwt.validate()?;
+        self.auth.validate()?;
+        self.abuse.validate()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,536 @@
+//! Where attackers put payloads: the request is split into named values (path, query
+//! parameters and their names, form and multipart fields, every JSON string, cookies and
+//! headers), each decoded once the way a web framework would see it. The work is bounded:
+//! at most `max_values` values of at most `max_value_bytes` each, JSON no deeper than
+//! `max_json_depth`, and only the first `max_body_bytes` of the body.
+
+use std::{borrow::Cow, fmt::Write as _};
+
+use serde::Deserialize;
+
+use super::request::Request;
+
+/// Headers never inspected as payload carriers: framing and negotiation headers whose
+/// syntax the protocol detector checks, and credentials (their values must not end up in
+/// evidence).
+const SKIPPED_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "host",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "cache-control",
+    "pragma",
+    "if-none-match",
+    "if-modified-since",
+    "upgrade-insecure-requests",
+    "sec-fetch-dest",
+    "sec-fetch-mode",
+    "sec-fetch-site",
+    "sec-fetch-user",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputLimits {
+    /// Values inspected per request (default 256); the rest are skipped and counted.
+    pub max_values: usize,
+    /// Bytes inspected per value (default 8192).
+    pub max_value_bytes: usize,
+    /// Body bytes parsed for fields (default 65536).
+    pub max_body_bytes: usize,
+    /// JSON nesting followed (default 32); deeper values are skipped.
+    pub max_json_depth: usize,
+}
+
+impl Default for InputLimits {
+    fn default() -> Self {
+        Self {
+            max_values: 256,
+            max_value_bytes: 8192,
+            max_body_bytes: 65_536,
+            max_json_depth: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The URL path (percent-decoded once).
+    Path,
+    /// A query parameter value.
+    Query,
+    /// A query or form parameter name.
+    ArgName,
+    /// A urlencoded or multipart form field.
+    Form,
+    /// A JSON string value (or key) in the body.
+    Json,
+    /// The whole body, when it is neither form nor JSON.
+    Body,
+    Cookie,
+    Header,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input<'a> {
+    pub source: Source,
+    /// Parameter, field, cookie or header name; a JSON path like `$.user.name`.
+    pub name: Cow<'a, str>,
+    pub value: Cow<'a, str>,
+}
+
+impl Input<'_> {
+    /// The finding location: `path`, `query:id`, `arg-name:id`, `form:name`,
+    /// `body:$.user.name`, `body`, `cookie:sid`, `header:user-agent`.
+    pub fn location(&self) -> String {
+        let prefix = match self.source {
+            Source::Path => return "path".into(),
+            Source::Body => return "body".into(),
+            Source::Query => "query",
+            Source::ArgName => "arg-name",
+            Source::Form => "form",
+            Source::Json => "body",
+            Source::Cookie => "cookie",
+            Source::Header => "header",
+        };
+        let mut s = String::with_capacity(prefix.len() + 1 + self.name.len().min(64));
+        s.push_str(prefix);
+        s.push(':');
+        for c in self.name.chars().take(64) {
+            if c.is_control() {
+                let _ = write!(s, "\\u{{{:x}}}", c as u32);
+            } else {
+                s.push(c);
+            }
+        }
+        s
+    }
+
+    /// Whether this value names a parameter rather than carrying one.
+    pub fn is_name(&self) -> bool {
+        self.source == Source::ArgName
+    }
+}
+
+/// The request's values, plus how many were left out by the limits.
+#[derive(Debug, Default)]
+pub struct Inputs<'a> {
+    pub values: Vec<Input<'a>>,
+    pub skipped: usize,
+}
+
+impl<'a> Inputs<'a> {
+    pub fn extract(req: &Request<'a>, limits: &InputLimits) -> Self {
+        let mut out = Collector {
+            inputs: Inputs::default(),
+            limits,
+        };
+        out.push(
+            Source::Path,
+            Cow::Borrowed(""),
+            percent_decode(req.path, false),
+        );
+        if let Some(q) = req.query {
+            out.pairs(q, Source::Query);
+        }
+        for (name, value) in req.headers {
+            if name.eq_ignore_ascii_case("cookie") {
+                out.cookies(value);
+            } else if !SKIPPED_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s)) {
+                out.push(
+                    Source::Header,
+                    Cow::Owned(name.to_ascii_lowercase()),
+                    Cow::Borrowed(value),
+                );
+            }
+        }
+        out.body(req);
+        out.inputs
+    }
+}
+
+struct Collector<'a, 'l> {
+    inputs: Inputs<'a>,
+    limits: &'l InputLimits,
+}
+
+impl<'a> Collector<'a, '_> {
+    fn full(&self) -> bool {
+        self.inputs.values.len() >= self.limits.max_values
+    }
+
+    fn push(&mut self, source: Source, name: Cow<'a, str>, value: Cow<'a, str>) {
+        if value.is_empty() && source != Source::ArgName {
+            return;
+        }
+        if self.full() {
+            self.inputs.skipped += 1;
+            return;
+        }
+        let value = truncate_cow(value, self.limits.max_value_bytes);
+        self.inputs.values.push(Input {
+            source,
+            name,
+            value,
+        });
+    }
+
+    /// `a=1&b=2` (query strings and urlencoded forms): names and values, form-decoded.
+    fn pairs(&mut self, s: &'a str, source: Source) {
+        for pair in s.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = percent_decode(name, true);
+            if !name.is_empty() {
+                self.push(Source::ArgName, Cow::Borrowed(""), name.clone());
+            }
+            self.push(source, name, percent_decode(value, true));
+        }
+    }
+
+    fn cookies(&mut self, header: &'a str) {
+        for c in header.split(';') {
+            let c = c.trim();
+            let (name, value) = c.split_once('=').unwrap_or(("", c));
+            self.push(
+                Source::Cookie,
+                Cow::Borrowed(name.trim()),
+                percent_decode(value.trim(), false),
+            );
+        }
+    }
+
+    fn body(&mut self, req: &Request<'a>) {
+        if req.body.is_empty() {
+            return;
+        }
+        let body = &req.body[..req.body.len().min(self.limits.max_body_bytes)];
+        let ct = req.content_type().unwrap_or_default();
+        let text = String::from_utf8_lossy(body);
+        if ct.contains("json") || (ct.is_empty() && looks_like_json(body)) {
+            if self.json(body) {
+                return;
+            }
+        } else if ct == "application/x-www-form-urlencoded"
+            || (ct.is_empty() && looks_like_form(body))
+        {
+            match text {
+                Cow::Borrowed(t) => self.pairs(t, Source::Form),
+                Cow::Owned(t) => self.owned_pairs(&t),
+            }
+            return;
+        } else if ct.starts_with("multipart/") {
+            if let Some(boundary) = req.header("content-type").and_then(multipart_boundary) {
+                self.multipart(&text, &boundary);
+                return;
+            }
+        }
+        self.push(
+            Source::Body,
+            Cow::Borrowed(""),
+            Cow::Owned(text.into_owned()),
+        );
+    }
+
+    /// Form pairs out of a body that needed lossy UTF-8 repair (values are owned copies).
+    fn owned_pairs(&mut self, s: &str) {
+        for pair in s.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = percent_decode(name, true).into_owned();
+            if !name.is_empty() {
+                self.push(Source::ArgName, Cow::Borrowed(""), Cow::Owned(name.clone()));
+            }
+            let value = percent_decode(value, true).into_owned();
+            self.push(Source::Form, Cow::Owned(name), Cow::Owned(value));
+        }
+    }
+
+    fn multipart(&mut self, text: &str, boundary: &str) {
+        let delimiter = format!("--{boundary}");
+        for part in text.split(delimiter.as_str()).skip(1) {
+            if part.starts_with("--") {
+                break;
+            }
+            let (head, value) = part
+                .split_once("\r\n\r\n")
+                .or_else(|| part.split_once("\n\n"))
+                .unwrap_or(("", part));
+            let name = head
+                .split(';')
+                .find_map(|p| p.trim().strip_prefix("name="))
+                .map(|n| n.trim_matches(|c: char| c == '"' || c.is_whitespace()))
+                .unwrap_or("")
+                .to_owned();
+            let value = value
+                .strip_suffix("\r\n")
+                .or(value.strip_suffix('\n'))
+                .unwrap_or(value);
+            if !name.is_empty() {
+                self.push(Source::ArgName, Cow::Borrowed(""), Cow::Owned(name.clone()));
+            }
+            self.push(Source::Form, Cow::Owned(name), Cow::Owned(value.to_owned()));
+        }
+    }
+
+    /// Every string (values and keys) of a JSON body; false when the body is not JSON.
+    fn json(&mut self, body: &[u8]) -> bool {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return false;
+        };
+        let mut path = String::from("$");
+        self.json_value(&value, &mut path, 0);
+        true
+    }
+
+    fn json_value(&mut self, v: &serde_json::Value, path: &mut String, depth: usize) {
+        use serde_json::Value;
+        if depth > self.limits.max_json_depth {
+            self.inputs.skipped += 1;
+            return;
+        }
+        match v {
+            Value::String(s) => self.push(
+                Source::Json,
+                Cow::Owned(path.clone()),
+                Cow::Owned(s.clone()),
+            ),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if self.full() {
+                        self.inputs.skipped += 1;
+                        return;
+                    }
+                    let len = path.len();
+                    let _ = write!(path, "[{i}]");
+                    self.json_value(item, path, depth + 1);
+                    path.truncate(len);
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map {
+                    if self.full() {
+                        self.inputs.skipped += 1;
+                        return;
+                    }
+                    let len = path.len();
+                    path.push('.');
+                    path.push_str(key);
+                    if !is_plain_key(key) {
+                        self.push(Source::ArgName, Cow::Borrowed(""), Cow::Owned(key.clone()));
+                    }
+                    self.json_value(item, path, depth + 1);
+                    path.truncate(len);
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+}
+
+/// Keys made of identifier characters need no inspection.
+fn is_plain_key(k: &str) -> bool {
+    k.len() <= 64
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+fn looks_like_json(body: &[u8]) -> bool {
+    matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{') | Some(b'[')
+    )
+}
+
+fn looks_like_form(body: &[u8]) -> bool {
+    body.contains(&b'=') && !body.contains(&b'\n')
+}
+
+fn multipart_boundary(content_type: &str) -> Option<String> {
+    content_type.split(';').find_map(|p| {
+        let p = p.trim();
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_owned())
+            .filter(|b| !b.is_empty() && b.len() <= 200)
+    })
+}
+
+fn truncate_cow(value: Cow<'_, str>, max: usize) -> Cow<'_, str> {
+    if value.len() <= max {
+        return value;
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    match value {
+        Cow::Borrowed(s) => Cow::Borrowed(&s[..end]),
+        Cow::Owned(mut s) => {
+            s.truncate(end);
+            Cow::Owned(s)
+        }
+    }
+}
+
+/// Decodes `%XX` escapes once (and `+` as space when `form`); malformed escapes stay as
+/// they are, invalid UTF-8 becomes U+FFFD.
+pub fn percent_decode(s: &str, form: bool) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b == b'%' || (form && b == b'+')) {
+        return Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if form => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
+}
+
+pub fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req<'a>(
+        path: &'a str,
+        query: Option<&'a str>,
+        headers: &'a [(String, String)],
+        body: &'a [u8],
+    ) -> Request<'a> {
+        Request {
+            method: "POST",
+            path,
+            query,
+            version: 1,
+            headers,
+            body,
+            body_len: body.len() as u64,
+            head_len: 0,
+            peer: None,
+            status: None,
+        }
+    }
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn locs(i: &Inputs) -> Vec<(String, String)> {
+        i.values
+            .iter()
+            .map(|v| (v.location(), v.value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn query_cookies_headers_and_path() {
+        let headers = h(&[
+            ("User-Agent", "curl/8"),
+            ("Cookie", "sid=a%20b; theme=dark"),
+            ("Authorization", "Bearer secret"),
+        ]);
+        let r = req("/a%2Fb/c", Some("id=1%27+or&x"), &headers, b"");
+        let got = locs(&Inputs::extract(&r, &InputLimits::default()));
+        assert_eq!(
+            got,
+            [
+                ("path", "/a/b/c"),
+                ("arg-name:", "id"),
+                ("query:id", "1' or"),
+                ("arg-name:", "x"),
+                ("header:user-agent", "curl/8"),
+                ("cookie:sid", "a b"),
+                ("cookie:theme", "dark"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+    }
+
+    #[test]
+    fn json_strings_with_paths_and_depth_bound() {
+        let headers = h(&[("Content-Type", "application/json")]);
+        let body = br#"{"user":{"name":"O'Brien","tags":["a","b"]},"n":1,"bad key!":"v"}"#;
+        let r = req("/", None, &headers, body);
+        let got = locs(&Inputs::extract(&r, &InputLimits::default()));
+        assert!(got.contains(&("body:$.user.name".into(), "O'Brien".into())));
+        assert!(got.contains(&("body:$.user.tags[1]".into(), "b".into())));
+        assert!(got.contains(&("arg-name:".into(), "bad key!".into())));
+        let deep = format!("{}\"x\"{}", "[".repeat(100), "]".repeat(100));
+        let r = req("/", None, &headers, deep.as_bytes());
+        let i = Inputs::extract(&r, &InputLimits::default());
+        assert!(i.values.iter().all(|v| v.source != Source::Json));
+        assert_eq!(i.skipped, 1);
+    }
+
+    #[test]
+    fn form_and_multipart() {
+        let headers = h(&[("Content-Type", "application/x-www-form-urlencoded")]);
+        let r = req("/", None, &headers, b"a=%3Cb%3E&c=d+e");
+        let got = locs(&Inputs::extract(&r, &InputLimits::default()));
+        assert!(got.contains(&("form:a".into(), "<b>".into())));
+        assert!(got.contains(&("form:c".into(), "d e".into())));
+        let headers = h(&[("Content-Type", "multipart/form-data; boundary=XX")]);
+        let body = b"--XX\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nhello\r\n--XX--\r\n";
+        let r = req("/", None, &headers, body);
+        let got = locs(&Inputs::extract(&r, &InputLimits::default()));
+        assert!(got.contains(&("form:f".into(), "hello".into())), "{got:?}");
+    }
+
+    #[test]
+    fn limits_bound_the_work() {
+        let q = "a=1&".repeat(10_000);
+        let r = req("/", Some(&q), &[], b"");
+        let limits = InputLimits {
+            max_values: 10,
+            ..Default::default()
+        };
+        let i = Inputs::extract(&r, &limits);
+        assert_eq!(i.values.len(), 10);
+        assert!(i.skipped > 0);
+        let long = "x".repeat(100_000);
+        let r = req(&long, None, &[], b"");
+        let i = Inputs::extract(&r, &InputLimits::default());
+        assert_eq!(i.values[0].value.len(), 8192);
+    }
+
+    #[test]
+    fn broken_escapes_and_invalid_utf8() {
+        assert_eq!(percent_decode("%zz%4", false), "%zz%4");
+        assert_eq!(percent_decode("%ff", false), "\u{fffd}");
+        assert_eq!(percent_decode("%", true), "%");
+        assert_eq!(percent_decode("a+b%2B", true), "a b+");
+    }
+}

@@ -1,0 +1,21 @@
+//! The detection engine (see README.md, "Detection"): request data is split into values
+//! ([`inputs`]), decoded ([`normalize`]) and checked by the detectors; each problem found is a
+//! [`Finding`]. [`Engine`] runs them all; [`offline`] feeds it corpus-format JSON lines.
+
+pub mod abuse;
+pub mod auth;
+pub mod config;
+pub mod engine;
+pub mod finding;
+pub mod injection;
+pub mod inputs;
+pub mod jwt;
+pub mod normalize;
+pub mod offline;
+pub mod protocol;
+pub mod request;
+
+pub use config::DetectConfig;
+pub use engine::{Engine, Verdict};
+pub use finding::{Finding, Kind, Severity};
+pub use request::{Context, Request};

@@ -1,0 +1,63 @@
+//! The view of one request (and its answer, when known) that detectors inspect. Live
+//! exchanges and offline corpus lines both become a [`Request`], so both run the same code.
+
+use std::net::IpAddr;
+
+use crate::identity::ClientIdentity;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The request target's path as sent (still percent-encoded).
+    pub path: &'a str,
+    /// The raw query string without `?`.
+    pub query: Option<&'a str>,
+    /// HTTP/1.x minor version (0 or 1).
+    pub version: u8,
+    /// Request headers in order, names as sent.
+    pub headers: &'a [(String, String)],
+    /// The captured body prefix (de-chunked).
+    pub body: &'a [u8],
+    /// The body's full length on the wire (may exceed `body.len()` when capture truncated it).
+    pub body_len: u64,
+    /// Bytes of the request head (request line and headers) on the wire.
+    pub head_len: u64,
+    /// The socket peer.
+    pub peer: Option<IpAddr>,
+    /// The response status, when the answer was seen.
+    pub status: Option<u16>,
+}
+
+impl<'a> Request<'a> {
+    /// The first header called `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header called `name`, in order.
+    pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a str> + 's {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The media type of the body (`Content-Type` without parameters, lower case).
+    pub fn content_type(&self) -> Option<String> {
+        let ct = self.header("content-type")?;
+        let media = ct.split(';').next().unwrap_or("").trim();
+        Some(media.to_ascii_lowercase())
+    }
+}
+
+/// What the engine knows about the request beyond its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Monotonic time of the request, in nanoseconds (windows and rates are measured on it).
+    pub now_ns: u64,
+    /// Who sent it (client address, hashed credential).
+    pub client: &'a ClientIdentity,
+}
