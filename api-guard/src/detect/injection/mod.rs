@@ -1,20 +1,50 @@
 //! Injection in request data: SQL, XSS, path traversal, OS commands, templates, SSRF and
-//! code injection, over every value [`Inputs`] extracts, after [`normalize`](super::normalize).
+//! code injection, over every value [`Inputs`] extracts. Each value is decoded once here
+//! ([`normalize::decode`]) and handed to each enabled checker as a [`Candidate`].
+
+mod cmdi;
+mod code;
+mod sqli;
+mod ssrf;
+mod ssti;
+mod traversal;
+mod xss;
 
 use serde::Deserialize;
 
-use super::{config::Invalid, finding::Finding, inputs::Inputs};
+use super::{
+    config::Invalid,
+    finding::Finding,
+    inputs::{Input, Inputs},
+    normalize,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InjectionConfig {
-    /// Run the injection detectors (default true).
+    /// Run the injection detectors (default true); each kind can be turned off below.
     pub enabled: bool,
+    pub sqli: bool,
+    pub xss: bool,
+    pub path_traversal: bool,
+    pub command_injection: bool,
+    pub ssti: bool,
+    pub ssrf: bool,
+    pub code_injection: bool,
 }
 
 impl Default for InjectionConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            sqli: true,
+            xss: true,
+            path_traversal: true,
+            command_injection: true,
+            ssti: true,
+            ssrf: true,
+            code_injection: true,
+        }
     }
 }
 
@@ -24,12 +54,51 @@ impl InjectionConfig {
     }
 }
 
-pub struct InjectionDetector {}
+/// One value to check, in the forms checkers need.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    /// Where it came from (source, name, the value decoded once as a framework would).
+    pub input: &'a Input<'a>,
+    /// `input.value` with every layer of encoding removed ([`normalize::decode`]).
+    pub decoded: &'a str,
+}
+
+type Check = fn(&Candidate<'_>, &mut Vec<Finding>);
+
+pub struct InjectionDetector {
+    checks: Vec<Check>,
+}
 
 impl InjectionDetector {
-    pub fn new(_config: &InjectionConfig) -> Result<Self, Invalid> {
-        Ok(Self {})
+    pub fn new(config: &InjectionConfig) -> Result<Self, Invalid> {
+        let all: [(bool, Check); 7] = [
+            (config.sqli, sqli::check),
+            (config.xss, xss::check),
+            (config.path_traversal, traversal::check),
+            (config.command_injection, cmdi::check),
+            (config.ssti, ssti::check),
+            (config.ssrf, ssrf::check),
+            (config.code_injection, code::check),
+        ];
+        Ok(Self {
+            checks: all
+                .into_iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, c)| c)
+                .collect(),
+        })
     }
 
-    pub fn inspect(&self, _inputs: &Inputs<'_>, _out: &mut Vec<Finding>) {}
+    pub fn inspect(&self, inputs: &Inputs<'_>, out: &mut Vec<Finding>) {
+        for input in &inputs.values {
+            let decoded = normalize::decode(&input.value);
+            let candidate = Candidate {
+                input,
+                decoded: &decoded,
+            };
+            for check in &self.checks {
+                check(&candidate, out);
+            }
+        }
+    }
 }

@@ -1,0 +1,6 @@
+//! OS command injection: shell metacharacters followed by commands.
+
+use super::Candidate;
+use crate::detect::finding::Finding;
+
+pub fn check(_c: &Candidate<'_>, _out: &mut Vec<Finding>) {}

@@ -1,0 +1,6 @@
+//! Path traversal and local file inclusion.
+
+use super::Candidate;
+use crate::detect::finding::Finding;
+
+pub fn check(_c: &Candidate<'_>, _out: &mut Vec<Finding>) {}
