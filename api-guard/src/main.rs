@@ -3,6 +3,7 @@
 mod capture;
 mod config;
 mod control;
+mod detections;
 mod enforce;
 mod events;
 mod exchange;
@@ -302,9 +303,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         xdp.attached,
         &xdp.limits,
         metrics.clone(),
-        events,
+        events.clone(),
     )
     .context("starting enforcement")?;
+    let detections = detections::Detections::new(
+        &config.detect,
+        config.enforce.identifier(),
+        enforcer.clone(),
+        metrics.clone(),
+        events,
+    )
+    .context("starting detection")?;
     let ring = probes.take_events()?;
     let kernel = KernelState {
         stats: probes.take_stats()?,
@@ -348,8 +357,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tasks.spawn(pipeline::run(
         rx,
         table,
-        sink,
-        enforcer.clone(),
+        pipeline::Consumers {
+            enforcer: enforcer.clone(),
+            detections,
+            sink,
+        },
         metrics.clone(),
         tls_notifier,
         shutdown.clone(),

@@ -50,6 +50,9 @@ pub struct Inner {
     pub ratelimit_keys: IntGaugeVec,
     pub enforce_evictions: IntCounterVec,
     pub enforce_errors: IntCounterVec,
+    pub detections: IntCounterVec,
+    pub detection_events_suppressed: IntCounter,
+    pub detect_inputs_skipped: IntCounter,
     /// Last XDP verdict totals seen.
     xdp_last: [AtomicU64; XDP_STAT_COUNT as usize],
     /// Last kernel totals seen, to turn totals into counter increments.
@@ -281,6 +284,22 @@ impl Metrics {
                 "apiguard_enforce_errors_total",
                 "Kernel map updates that failed, by operation.",
                 &["op"],
+            ),
+            detections: counter_vec(
+                &r,
+                "apiguard_detections_total",
+                "Detector findings on server-side requests, by kind and severity.",
+                &["kind", "severity"],
+            ),
+            detection_events_suppressed: counter(
+                &r,
+                "apiguard_detection_events_suppressed_total",
+                "Detection events held back by the per-client event budget.",
+            ),
+            detect_inputs_skipped: counter(
+                &r,
+                "apiguard_detect_inputs_skipped_total",
+                "Request values left uninspected by detect.limits.",
             ),
             xdp_last: Default::default(),
             kernel_last: Default::default(),

@@ -1,5 +1,5 @@
 //! The parsing task: decodes records, drives the connection table and hands exchanges to
-//! the sink. Single-threaded by design: per-connection state needs no locks.
+//! enforcement, detection and the sink. Single-threaded by design: per-connection state needs no locks.
 
 use std::{sync::Arc, time::Duration};
 
@@ -9,7 +9,9 @@ use tracing::{debug, warn};
 
 use crate::{
     capture::{events, reader::Batch, table::ConnTable},
+    detections::Detections,
     enforce::Enforcer,
+    exchange::Exchange,
     metrics::Metrics,
     sink::Sink,
     tls::hooks::Notifier,
@@ -19,11 +21,37 @@ use crate::{
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Where finished exchanges go, in order: rate limits, detection, the exchange sink.
+pub struct Consumers {
+    pub enforcer: Arc<Enforcer>,
+    pub detections: Option<Detections>,
+    pub sink: Sink,
+}
+
+impl Consumers {
+    fn deliver(&mut self, out: &mut Vec<Exchange>) {
+        for exchange in out.drain(..) {
+            self.enforcer.observe(&exchange);
+            if let Some(d) = &mut self.detections {
+                d.observe(&exchange);
+            }
+            if let Err(error) = self.sink.record(&exchange) {
+                warn!(%error, "Writing an exchange failed");
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(error) = self.sink.flush() {
+            warn!(%error, "Flushing exchanges failed");
+        }
+    }
+}
+
 pub async fn run(
     mut rx: mpsc::Receiver<Batch>,
     mut table: ConnTable,
-    mut sink: Sink,
-    enforcer: Arc<Enforcer>,
+    mut consumers: Consumers,
     metrics: Metrics,
     tls: Notifier,
     shutdown: CancellationToken,
@@ -41,22 +69,16 @@ pub async fn run(
                 }
                 None => break, // reader finished (shutdown): everything is drained
             },
-            _ = flush.tick() => {
-                if let Err(error) = sink.flush() {
-                    warn!(%error, "Flushing exchanges failed");
-                }
-            }
+            _ = flush.tick() => consumers.flush(),
             _ = expire.tick() => table.expire_idle(monotonic_now_ns(), &mut out),
             () = shutdown.cancelled(), if rx.is_closed() => break,
         }
-        write_all(&mut sink, &enforcer, &mut out);
+        consumers.deliver(&mut out);
     }
     // Requests still waiting for responses are reported with status null.
     table.drain(monotonic_now_ns(), &mut out);
-    write_all(&mut sink, &enforcer, &mut out);
-    if let Err(error) = sink.flush() {
-        warn!(%error, "Flushing exchanges failed");
-    }
+    consumers.deliver(&mut out);
+    consumers.flush();
 }
 
 fn handle(
@@ -64,7 +86,7 @@ fn handle(
     table: &mut ConnTable,
     metrics: &Metrics,
     tls: &Notifier,
-    out: &mut Vec<crate::exchange::Exchange>,
+    out: &mut Vec<Exchange>,
 ) {
     match events::decode(record) {
         Ok(events::Event::Exec { tgid }) => tls.process_changed(tgid),
@@ -72,15 +94,6 @@ fn handle(
         Err(error) => {
             debug!(%error, "Undecodable capture record");
             metrics.userspace_drop("malformed_record");
-        }
-    }
-}
-
-fn write_all(sink: &mut Sink, enforcer: &Enforcer, out: &mut Vec<crate::exchange::Exchange>) {
-    for exchange in out.drain(..) {
-        enforcer.observe(&exchange);
-        if let Err(error) = sink.record(&exchange) {
-            warn!(%error, "Writing an exchange failed");
         }
     }
 }

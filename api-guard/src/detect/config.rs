@@ -33,6 +33,9 @@ pub struct DetectConfig {
     pub block_severity: Option<Severity>,
     /// How long such a block lasts, in seconds (default 600).
     pub block_secs: u64,
+    /// Security events per client per second (default 20); the rest are counted in
+    /// `apiguard_detection_events_suppressed_total` and in the client's next event.
+    pub max_events_per_client: u32,
     /// Where payloads are looked for, and how much of each.
     pub limits: InputLimits,
     pub injection: InjectionConfig,
@@ -48,6 +51,7 @@ impl Default for DetectConfig {
             enabled: true,
             block_severity: None,
             block_secs: 600,
+            max_events_per_client: 20,
             limits: InputLimits::default(),
             injection: InjectionConfig::default(),
             protocol: ProtocolConfig::default(),
@@ -62,6 +66,12 @@ impl DetectConfig {
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.block_secs == 0 {
             return Err(invalid("detect.block_secs", "must be at least 1"));
+        }
+        if self.max_events_per_client == 0 {
+            return Err(invalid(
+                "detect.max_events_per_client",
+                "must be at least 1",
+            ));
         }
         let l = &self.limits;
         for (name, value, max) in [

@@ -365,10 +365,7 @@ fn truncate_cow(value: Cow<'_, str>, max: usize) -> Cow<'_, str> {
     if value.len() <= max {
         return value;
     }
-    let mut end = max;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = crate::text::truncate(&value, max).len();
     match value {
         Cow::Borrowed(s) => Cow::Borrowed(&s[..end]),
         Cow::Owned(mut s) => {

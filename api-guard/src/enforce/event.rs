@@ -6,12 +6,13 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::blocklist::Block;
-use crate::wallclock::rfc3339_from_monotonic;
+use crate::{exchange::Exchange, wallclock::rfc3339_from_monotonic};
 use api_guard::identity::ClientIdentity;
+use api_guard::text::truncate;
 
 /// Request details attached to events about it.
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct RequestView<'a> {
+pub(crate) struct RequestView<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub host: Option<&'a str>,
@@ -19,8 +20,23 @@ pub(super) struct RequestView<'a> {
     pub comm: &'a str,
 }
 
+impl<'a> RequestView<'a> {
+    pub fn of(ex: &'a Exchange) -> Self {
+        Self {
+            method: &ex.http.method,
+            path: truncate(&ex.http.path, MAX_EVENT_PATH),
+            host: ex.http.host.as_deref(),
+            pid: ex.conn.pid,
+            comm: &ex.conn.comm,
+        }
+    }
+}
+
+/// Longest request path quoted in an event (paths can be as long as a request head).
+pub const MAX_EVENT_PATH: usize = 512;
+
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct ClientView {
+pub(crate) struct ClientView {
     ip: Option<IpAddr>,
     via_proxy: Option<IpAddr>,
     credential: Option<String>,

@@ -6,7 +6,7 @@
 //! `enforce.mode` (dry-run only reports them); explicit ones (operator, config) always apply.
 
 pub mod blocklist;
-mod event;
+pub mod event;
 pub mod limiter;
 pub mod policy;
 pub mod target;
@@ -32,7 +32,7 @@ use crate::{
     metrics::Metrics,
     wallclock::{monotonic_now_ns, rfc3339_from_monotonic},
 };
-use api_guard::identity::{self, ClientIdentity, TrustedProxies};
+use api_guard::identity::{self, ClientIdentity, Identifier};
 use blocklist::{Block, BlockReason, Blocklist, Inserted};
 use event::{ClientView, Event, RequestView};
 use policy::{Breach, Policies, PolicyAction, Request};
@@ -95,9 +95,7 @@ struct Settings {
     mode: EnforceMode,
     allow: NetSet,
     proxies: NetSet,
-    trusted: TrustedProxies,
-    api_key_headers: Vec<String>,
-    api_key_params: Vec<String>,
+    identifier: Identifier,
 }
 
 struct State {
@@ -149,13 +147,7 @@ impl Enforcer {
             mode: config.mode,
             allow: NetSet::new(&config.allowlist),
             proxies: NetSet::new(&config.trusted_proxies),
-            trusted: TrustedProxies::new(config.trusted_proxies.iter().map(Target::net).collect()),
-            api_key_headers: config
-                .api_key_headers
-                .iter()
-                .map(|h| h.to_ascii_lowercase())
-                .collect(),
-            api_key_params: config.api_key_params.clone(),
+            identifier: config.identifier(),
         };
         let mut state = State {
             settings,
@@ -207,16 +199,10 @@ impl Enforcer {
         let peer = ex.conn.peer.map(|p| p.ip());
         let headers = &ex.http.request_headers;
         let client = if state.policies.uses_credentials() {
-            identity::identify(
-                peer,
-                headers,
-                ex.http.query.as_deref(),
-                &s.trusted,
-                &s.api_key_headers,
-                &s.api_key_params,
-            )
+            s.identifier
+                .identify(peer, headers, ex.http.query.as_deref())
         } else {
-            identity::identify_address(peer, headers, &s.trusted)
+            identity::identify_address(peer, headers, &s.identifier.trusted)
         };
         let now = monotonic_now_ns();
         let breaches = state.policies.check(
@@ -228,13 +214,7 @@ impl Enforcer {
                 client: &client,
             },
         );
-        let request = RequestView {
-            method: &ex.http.method,
-            path: truncate(&ex.http.path, MAX_EVENT_PATH),
-            host: ex.http.host.as_deref(),
-            pid: ex.conn.pid,
-            comm: &ex.conn.comm,
-        };
+        let request = RequestView::of(ex);
         for breach in breaches {
             self.breach(&mut state, now, &breach, &client, &request);
         }
@@ -295,6 +275,18 @@ impl Enforcer {
     pub fn block(&self, req: BlockRequest) -> Result<BlockOutcome, EnforceError> {
         let mut state = self.lock();
         self.block_locked(&mut state, monotonic_now_ns(), req, None)
+    }
+
+    /// Blocks the client of a request (detection verdicts); the block event carries the
+    /// client and request.
+    pub fn block_client(
+        &self,
+        req: BlockRequest,
+        client: &ClientIdentity,
+        request: &RequestView,
+    ) -> Result<BlockOutcome, EnforceError> {
+        let mut state = self.lock();
+        self.block_locked(&mut state, monotonic_now_ns(), req, Some((client, request)))
     }
 
     fn block_locked(
@@ -492,17 +484,6 @@ impl Enforcer {
             .unwrap_or_else(|e| e.into_inner())
             .clear();
     }
-}
-
-/// Longest request path quoted in an event (paths can be as long as a request head).
-const MAX_EVENT_PATH: usize = 512;
-
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// The kernel's copy of a block.

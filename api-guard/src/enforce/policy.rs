@@ -14,7 +14,7 @@ use std::{collections::HashMap, net::IpAddr, num::NonZeroUsize, sync::Arc};
 use serde::Deserialize;
 
 use super::limiter::Limiter;
-use api_guard::identity::ClientIdentity;
+use api_guard::{identity::ClientIdentity, text::truncate};
 
 /// Longest policy name; names become metric label values.
 const MAX_NAME_LEN: usize = 64;
@@ -374,15 +374,6 @@ fn strip_port(host: &str) -> &str {
         }
         _ => host,
     }
-}
-
-/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = max.min(s.len());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]

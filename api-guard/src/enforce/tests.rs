@@ -6,6 +6,7 @@ use api_guard_common::xdp::{BlockEntry, REASON_CONFIG, REASON_MANUAL};
 use aya::maps::{lpm_trie::Key, HashMap, LpmTrie, PerCpuArray};
 use serde_json::Value;
 
+use super::event::MAX_EVENT_PATH;
 use super::*;
 use crate::{
     config::Config,

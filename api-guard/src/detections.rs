@@ -1,0 +1,256 @@
+//! Live detection: every server-side exchange goes through the detection engine. Each finding
+//! is counted (`apiguard_detections_total{kind,severity}`) and reported as a `detection`
+//! security event; a verdict at or above `detect.block_severity` blocks the client at XDP.
+//!
+//! Events are bounded per client (`detect.max_events_per_client`, per second): an attacker
+//! sending thousands of payloads a second must not turn the event stream into a flood of its
+//! own. What is held back is counted and reported in the client's next event (`suppressed`).
+
+use std::{net::IpAddr, num::NonZeroUsize, sync::Arc, time::Duration};
+
+use api_guard::{
+    detect::{DetectConfig, Engine, Finding, Request, Severity},
+    identity::{ClientIdentity, Identifier},
+};
+use lru::LruCache;
+use serde::Serialize;
+use tracing::{debug, warn};
+
+use crate::{
+    enforce::{
+        blocklist::BlockReason,
+        event::{ClientView, RequestView},
+        target::Target,
+        BlockRequest, EnforceError, Enforcer,
+    },
+    events::EventSink,
+    exchange::{Exchange, Role},
+    metrics::Metrics,
+    wallclock::rfc3339_from_monotonic,
+};
+
+/// Clients whose event budget is remembered (least recently seen go first).
+const MAX_BUDGET_CLIENTS: usize = 65_536;
+
+pub struct Detections {
+    engine: Engine,
+    block_severity: Option<Severity>,
+    block_for: Duration,
+    enforcer: Arc<Enforcer>,
+    metrics: Metrics,
+    events: EventSink,
+    budget: EventBudget,
+}
+
+impl Detections {
+    /// `None` when `detect.enabled` is false.
+    pub fn new(
+        config: &DetectConfig,
+        identifier: Identifier,
+        enforcer: Arc<Enforcer>,
+        metrics: Metrics,
+        events: EventSink,
+    ) -> anyhow::Result<Option<Self>> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            engine: Engine::new(config, identifier)?,
+            block_severity: config.block_severity,
+            block_for: Duration::from_secs(config.block_secs),
+            enforcer,
+            metrics,
+            events,
+            budget: EventBudget::new(config.max_events_per_client),
+        }))
+    }
+
+    /// Inspects a server-side exchange (outgoing calls this host makes are not judged).
+    pub fn observe(&mut self, ex: &Exchange) {
+        if ex.conn.role != Role::Server {
+            return;
+        }
+        let h = &ex.http;
+        let req = Request {
+            method: &h.method,
+            path: &h.path,
+            query: h.query.as_deref(),
+            version: h.version,
+            headers: &h.request_headers,
+            body: &h.request_body,
+            body_len: h.request_body_bytes,
+            head_len: h.request_header_bytes,
+            peer: ex.conn.peer.map(|p| p.ip()),
+            status: h.status,
+        };
+        let now = h.request_start_ns;
+        let verdict = self.engine.inspect(&req, now);
+        if verdict.inputs_skipped > 0 {
+            self.metrics
+                .detect_inputs_skipped
+                .inc_by(verdict.inputs_skipped as u64);
+        }
+        if verdict.findings.is_empty() {
+            return;
+        }
+        let request = RequestView::of(ex);
+        for finding in &verdict.findings {
+            self.metrics
+                .detections
+                .with_label_values(&[finding.kind.as_str(), finding.severity.as_str()])
+                .inc();
+        }
+        self.report(now, &verdict.client, &request, ex, &verdict.findings);
+        self.enforce(&verdict.client, &request, &verdict.findings);
+    }
+
+    fn report(
+        &mut self,
+        now: u64,
+        client: &ClientIdentity,
+        request: &RequestView<'_>,
+        ex: &Exchange,
+        findings: &[Finding],
+    ) {
+        for finding in findings {
+            let Some(suppressed) = self.budget.admit(client.ip, now) else {
+                self.metrics.detection_events_suppressed.inc();
+                continue;
+            };
+            self.events.emit(&DetectionEvent {
+                time: rfc3339_from_monotonic(now),
+                kind: "detection",
+                finding,
+                client: ClientView::of(client),
+                request: request.clone(),
+                status: ex.http.status,
+                conn_id: ex.conn.conn_id,
+                tls: ex.conn.tls(),
+                suppressed,
+            });
+        }
+    }
+
+    fn enforce(&self, client: &ClientIdentity, request: &RequestView<'_>, findings: &[Finding]) {
+        let Some(threshold) = self.block_severity else {
+            return;
+        };
+        let Some(worst) = findings.iter().max_by_key(|f| f.severity) else {
+            return;
+        };
+        if worst.severity < threshold {
+            return;
+        }
+        let Some(ip) = client.ip else {
+            return debug!(rule = worst.rule_id, "Client address unknown: not blocked");
+        };
+        if client.via_proxy.is_some() {
+            // The peer is a trusted proxy: dropping its packets would cut off every client.
+            return debug!(%ip, rule = worst.rule_id, "Client behind a trusted proxy: not blocked at XDP");
+        }
+        let req = BlockRequest {
+            target: Target::Addr(ip.to_canonical()),
+            duration: Some(self.block_for),
+            reason: BlockReason::Detection,
+            policy: None,
+            detail: Some(format!(
+                "{} ({}) at {}",
+                worst.rule_id, worst.severity, worst.location
+            )),
+        };
+        match self.enforcer.block_client(req, client, request) {
+            Ok(_) => {}
+            Err(EnforceError::Allowlisted(_) | EnforceError::TrustedProxy(_)) => {
+                debug!(%ip, "Allowlisted client not blocked");
+            }
+            Err(error) => warn!(%error, %ip, "Detection block failed"),
+        }
+    }
+}
+
+/// A `detection` security event (fields documented in README.md, "Security events").
+#[derive(Serialize)]
+struct DetectionEvent<'a> {
+    time: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    finding: &'a Finding,
+    client: ClientView,
+    request: RequestView<'a>,
+    status: Option<u16>,
+    conn_id: u64,
+    tls: bool,
+    /// Events withheld for this client since its previous event (per-client budget).
+    #[serde(skip_serializing_if = "is_zero")]
+    suppressed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Per-client event budget: at most `per_sec` events per client per second.
+struct EventBudget {
+    per_sec: u32,
+    clients: LruCache<Option<IpAddr>, Window>,
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    second: u64,
+    sent: u32,
+    withheld: u64,
+}
+
+impl EventBudget {
+    fn new(per_sec: u32) -> Self {
+        Self {
+            per_sec,
+            clients: LruCache::new(
+                NonZeroUsize::new(MAX_BUDGET_CLIENTS).unwrap_or(NonZeroUsize::MIN),
+            ),
+        }
+    }
+
+    /// `Some(withheld since the last event)` when an event may go out now, `None` when it is
+    /// held back.
+    fn admit(&mut self, client: Option<IpAddr>, now_ns: u64) -> Option<u64> {
+        let second = now_ns / 1_000_000_000;
+        let w = self.clients.get_or_insert_mut(client, || Window {
+            second,
+            sent: 0,
+            withheld: 0,
+        });
+        if w.second != second {
+            w.second = second;
+            w.sent = 0;
+        }
+        if w.sent >= self.per_sec {
+            w.withheld += 1;
+            return None;
+        }
+        w.sent += 1;
+        Some(std::mem::take(&mut w.withheld))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_holds_back_and_reports_withheld() {
+        let mut b = EventBudget::new(2);
+        let c = Some(IpAddr::from([192, 0, 2, 1]));
+        assert_eq!(b.admit(c, 0), Some(0));
+        assert_eq!(b.admit(c, 1), Some(0));
+        assert_eq!(b.admit(c, 2), None);
+        assert_eq!(b.admit(c, 3), None);
+        // Another client has its own budget.
+        assert_eq!(b.admit(None, 4), Some(0));
+        // Next second: the first event reports what was withheld.
+        assert_eq!(b.admit(c, 1_000_000_000), Some(2));
+        assert_eq!(b.admit(c, 1_000_000_001), Some(0));
+    }
+}
