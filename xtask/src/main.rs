@@ -78,6 +78,16 @@ enum BenchCmd {
     /// Measure the XDP guard: ns per packet, drop cost vs nftables, legitimate traffic under
     /// a flood, breach-to-drop time.
     Xdp(bench_xdp::XdpArgs),
+    /// Detection engine cost per request (criterion; no root needed).
+    Detect {
+        /// Passed to the criterion harness, e.g. `-- benign_json_1k --sample-size 20`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -89,9 +99,13 @@ fn main() -> ExitCode {
         Cmd::Run { args } => run(&args),
         Cmd::Test { extra } => test(&extra),
         Cmd::Eval(args) => eval::eval(&args),
+        Cmd::Bench {
+            command: BenchCmd::Detect { args },
+        } => bench_detect(&args),
         Cmd::Bench { command } => prepare_bench().and_then(|()| match command {
             BenchCmd::Overhead(args) => bench::overhead(&args),
             BenchCmd::Xdp(args) => bench_xdp::xdp(&args),
+            BenchCmd::Detect { .. } => unreachable!("handled above"),
         }),
     };
     match result {
@@ -128,6 +142,14 @@ fn prepare_bench() -> Result<()> {
     let bin = util::build_agent(true)?;
     std::env::set_var("API_GUARD_BIN", bin);
     Ok(())
+}
+
+fn bench_detect(args: &[OsString]) -> Result<()> {
+    setup::ensure(Scope::Toolchain)?;
+    let mut cmd = util::cargo();
+    cmd.args(["bench", "--package", "api-guard", "--bench", "detect", "--"])
+        .args(args);
+    util::run(&mut cmd).context("the detection benchmark failed")
 }
 
 fn test(extra: &[OsString]) -> Result<()> {

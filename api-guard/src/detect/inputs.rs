@@ -8,7 +8,7 @@ use std::{borrow::Cow, fmt::Write as _};
 
 use serde::Deserialize;
 
-use super::request::Request;
+use super::{json_scan, request::Request};
 
 /// Headers never inspected as payload carriers: framing and negotiation headers whose
 /// syntax the protocol detector checks, and credentials (their values must not end up in
@@ -209,16 +209,13 @@ impl<'a> Collector<'a, '_> {
         if req.body.is_empty() {
             return;
         }
-        let body = &req.body[..req.body.len().min(self.limits.max_body_bytes)];
+        let body: &'a [u8] = &req.body[..req.body.len().min(self.limits.max_body_bytes)];
         let ct = req.content_type().unwrap_or_default();
+        if (ct.contains("json") || (ct.is_empty() && looks_like_json(body))) && self.json(body) {
+            return;
+        }
         let text = String::from_utf8_lossy(body);
-        if ct.contains("json") || (ct.is_empty() && looks_like_json(body)) {
-            if self.json(body) {
-                return;
-            }
-        } else if ct == "application/x-www-form-urlencoded"
-            || (ct.is_empty() && looks_like_form(body))
-        {
+        if ct == "application/x-www-form-urlencoded" || (ct.is_empty() && looks_like_form(body)) {
             match text {
                 Cow::Borrowed(t) => self.pairs(t, Source::Form),
                 Cow::Owned(t) => self.owned_pairs(&t),
@@ -230,11 +227,7 @@ impl<'a> Collector<'a, '_> {
                 return;
             }
         }
-        self.push(
-            Source::Body,
-            Cow::Borrowed(""),
-            Cow::Owned(text.into_owned()),
-        );
+        self.push(Source::Body, Cow::Borrowed(""), text);
     }
 
     /// Form pairs out of a body that needed lossy UTF-8 repair (values are owned copies).
@@ -277,58 +270,24 @@ impl<'a> Collector<'a, '_> {
         }
     }
 
-    /// Every string (values and keys) of a JSON body; false when the body is not JSON.
-    fn json(&mut self, body: &[u8]) -> bool {
-        let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return false;
-        };
-        let mut path = String::from("$");
-        self.json_value(&value, &mut path, 0);
-        true
-    }
-
-    fn json_value(&mut self, v: &serde_json::Value, path: &mut String, depth: usize) {
-        use serde_json::Value;
-        if depth > self.limits.max_json_depth {
-            self.inputs.skipped += 1;
-            return;
-        }
-        match v {
-            Value::String(s) => self.push(
-                Source::Json,
-                Cow::Owned(path.clone()),
-                Cow::Owned(s.clone()),
-            ),
-            Value::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    if self.full() {
-                        self.inputs.skipped += 1;
-                        return;
-                    }
-                    let len = path.len();
-                    let _ = write!(path, "[{i}]");
-                    self.json_value(item, path, depth + 1);
-                    path.truncate(len);
-                }
+    /// Every string (values, and keys that are not plain names) of a JSON body; false when
+    /// the body is not JSON at all (a body cut short keeps the strings before the cut).
+    fn json(&mut self, body: &'a [u8]) -> bool {
+        let max_depth = self.limits.max_json_depth;
+        let scanned = json_scan::scan(body, max_depth, |found| {
+            if self.full() {
+                self.inputs.skipped += 1;
+                return false;
             }
-            Value::Object(map) => {
-                for (key, item) in map {
-                    if self.full() {
-                        self.inputs.skipped += 1;
-                        return;
-                    }
-                    let len = path.len();
-                    path.push('.');
-                    path.push_str(key);
-                    if !is_plain_key(key) {
-                        self.push(Source::ArgName, Cow::Borrowed(""), Cow::Owned(key.clone()));
-                    }
-                    self.json_value(item, path, depth + 1);
-                    path.truncate(len);
-                }
+            if !found.is_key {
+                self.push(Source::Json, Cow::Owned(found.path.to_owned()), found.value);
+            } else if !is_plain_key(&found.value) {
+                self.push(Source::ArgName, Cow::Borrowed(""), found.value);
             }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
-        }
+            true
+        });
+        self.inputs.skipped += scanned.too_deep;
+        scanned.complete || scanned.strings > 0
     }
 }
 

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod finding;
 pub mod injection;
 pub mod inputs;
+pub mod json_scan;
 pub mod jwt;
 pub mod normalize;
 pub mod offline;

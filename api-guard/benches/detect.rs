@@ -1,0 +1,105 @@
+//! Detection engine cost per request (`cargo xtask bench detect`): a typical API request
+//! with a 1 KiB JSON body, the same request carrying attacks, and a query-string GET.
+//! Goal: <= 5 µs per typical request on one core.
+
+use std::{hint::black_box, net::IpAddr};
+
+use api_guard::{
+    detect::{offline::OwnedRequest, DetectConfig, Engine},
+    identity::Identifier,
+};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+/// A bearer token that is well-formed and valid until 2100 (its signature is not checked:
+/// no keys are configured).
+const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\
+eyJzdWIiOiJ1c2VyLTQyIiwiZXhwIjo0MTAyNDQ0ODAwLCJpYXQiOjE3MDAwMDAwMDB9.\
+c2lnbmF0dXJlLW5vdC1jaGVja2Vk";
+
+fn json_body(note: &str) -> String {
+    let items: Vec<String> = (0..8)
+        .map(|i| {
+            format!(
+                r#"{{"sku":"SKU-{i:04}","name":"Stainless steel water bottle {i}","quantity":{},"unit_price":19.99}}"#,
+                i + 1
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"order_id":"3f6c2a9e-8b1d-4c6e-9f2a-7d5e1b0c4a11","customer":{{"name":"Siobhan O'Brien","email":"siobhan.obrien@example.com","phone":"+1-202-555-0143"}},"items":[{}],"shipping":{{"street":"42 Wallaby Way","city":"Sydney","country":"AU","postcode":"2000"}},"note":"{note}","coupon":null,"gift":false}}"#,
+        items.join(",")
+    )
+}
+
+fn request(body: String, query: Option<&str>) -> OwnedRequest {
+    let headers = [
+        ("Host", "api.example.com"),
+        (
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)",
+        ),
+        ("Accept", "application/json"),
+        ("Content-Type", "application/json"),
+        ("Authorization", &format!("Bearer {TOKEN}")),
+        ("Content-Length", &body.len().to_string()),
+        ("X-Request-Id", "7b3e3c1a-54a2-4d7e-9f63-0d8c5b2e7a10"),
+    ]
+    .map(|(n, v)| (n.to_owned(), v.to_owned()));
+    OwnedRequest {
+        method: "POST".into(),
+        path: "/api/v1/orders".into(),
+        query: query.map(str::to_owned),
+        version: 1,
+        head_len: 400,
+        headers: headers.to_vec(),
+        body: body.into_bytes(),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut engine = Engine::new(&DetectConfig::default(), Identifier::default())
+        .expect("default detection config is valid");
+    let peer: Option<IpAddr> = Some([198, 51, 100, 7].into());
+    let benign = request(
+        json_body("Please leave the parcel at the door; ring twice & wait."),
+        None,
+    );
+    assert!(
+        (1000..1300).contains(&benign.body.len()),
+        "body is {} bytes",
+        benign.body.len()
+    );
+    let attack = request(json_body("x' UNION SELECT password FROM users -- "), None);
+    let search = OwnedRequest {
+        method: "GET".into(),
+        path: "/api/v1/products".into(),
+        query: Some("q=water+bottle&category=outdoor&page=2&sort=price_asc".into()),
+        body: Vec::new(),
+        ..request(String::new(), None)
+    };
+    let xss = request(
+        json_body("<img src=x onerror=alert(document.cookie)>"),
+        None,
+    );
+
+    let mut group = c.benchmark_group("detect");
+    group.throughput(Throughput::Elements(1));
+    let mut now = 0u64;
+    for (name, req) in [
+        ("benign_json_1k", &benign),
+        ("sqli_json_1k", &attack),
+        ("xss_json_1k", &xss),
+        ("benign_get_query", &search),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                now += 1_000;
+                black_box(engine.inspect(black_box(&req.view(peer, Some(200))), now))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
