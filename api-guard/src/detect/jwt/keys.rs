@@ -16,8 +16,7 @@ use base64::{
 };
 use hmac::{Hmac, Mac};
 use rsa::{
-    pkcs1::DecodeRsaPublicKey, pkcs8::DecodePublicKey, signature::Verifier, BigUint,
-    RsaPublicKey,
+    pkcs1::DecodeRsaPublicKey, pkcs8::DecodePublicKey, signature::Verifier, BigUint, RsaPublicKey,
 };
 use sha2::{Sha256, Sha384, Sha512};
 
@@ -178,9 +177,7 @@ impl Key {
         } else if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem) {
             Material::Ed25519(k)
         } else {
-            return Err(
-                "not a PEM RSA, EC (P-256, P-384, P-521) or Ed25519 public key".into(),
-            );
+            return Err("not a PEM RSA, EC (P-256, P-384, P-521) or Ed25519 public key".into());
         };
         check_rsa_size(&material)?;
         Ok(Self::new(material))
@@ -281,15 +278,21 @@ impl Key {
             (Material::Hmac(k), Hs256) => hmac_ok::<Hmac<Sha256>>(&k.0, input, sig),
             (Material::Hmac(k), Hs384) => hmac_ok::<Hmac<Sha384>>(&k.0, input, sig),
             (Material::Hmac(k), Hs512) => hmac_ok::<Hmac<Sha512>>(&k.0, input, sig),
-            (Material::Rsa(k), Rs256) => {
-                rsa_ok(&pkcs1v15::VerifyingKey::<Sha256>::new(k.clone()), input, sig)
-            }
-            (Material::Rsa(k), Rs384) => {
-                rsa_ok(&pkcs1v15::VerifyingKey::<Sha384>::new(k.clone()), input, sig)
-            }
-            (Material::Rsa(k), Rs512) => {
-                rsa_ok(&pkcs1v15::VerifyingKey::<Sha512>::new(k.clone()), input, sig)
-            }
+            (Material::Rsa(k), Rs256) => rsa_ok(
+                &pkcs1v15::VerifyingKey::<Sha256>::new(k.clone()),
+                input,
+                sig,
+            ),
+            (Material::Rsa(k), Rs384) => rsa_ok(
+                &pkcs1v15::VerifyingKey::<Sha384>::new(k.clone()),
+                input,
+                sig,
+            ),
+            (Material::Rsa(k), Rs512) => rsa_ok(
+                &pkcs1v15::VerifyingKey::<Sha512>::new(k.clone()),
+                input,
+                sig,
+            ),
             // RFC 7518 §3.5: the salt is as long as the hash, which `new` fixes.
             (Material::Rsa(k), Ps256) => {
                 pss_ok(&pss::VerifyingKey::<Sha256>::new(k.clone()), input, sig)
@@ -302,12 +305,15 @@ impl Key {
             }
             // JWS ECDSA signatures are fixed-size R || S; `from_slice` rejects any other
             // length and R or S outside [1, n).
-            (Material::P256(k), Es256) => p256::ecdsa::Signature::from_slice(sig)
-                .is_ok_and(|s| k.verify(input, &s).is_ok()),
-            (Material::P384(k), Es384) => p384::ecdsa::Signature::from_slice(sig)
-                .is_ok_and(|s| k.verify(input, &s).is_ok()),
-            (Material::P521(k), Es512) => p521::ecdsa::Signature::from_slice(sig)
-                .is_ok_and(|s| k.verify(input, &s).is_ok()),
+            (Material::P256(k), Es256) => {
+                p256::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(input, &s).is_ok())
+            }
+            (Material::P384(k), Es384) => {
+                p384::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(input, &s).is_ok())
+            }
+            (Material::P521(k), Es512) => {
+                p521::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(input, &s).is_ok())
+            }
             (Material::Ed25519(k), EdDsa) => ed25519_dalek::Signature::from_slice(sig)
                 .is_ok_and(|s| k.verify_strict(input, &s).is_ok()),
             _ => false,
@@ -500,10 +506,19 @@ mod tests {
             m.finalize().into_bytes().to_vec()
         };
         let sig = mac(b"secret-a-0123456789abcdef0123456");
-        assert_eq!(set.verify(Alg::Hs256, Some("a"), input, &sig), Verification::Valid);
-        assert_eq!(set.verify(Alg::Hs256, None, input, &sig), Verification::Valid);
+        assert_eq!(
+            set.verify(Alg::Hs256, Some("a"), input, &sig),
+            Verification::Valid
+        );
+        assert_eq!(
+            set.verify(Alg::Hs256, None, input, &sig),
+            Verification::Valid
+        );
         // Another kid leaves only the RSA key, which cannot verify HS256.
-        assert_eq!(set.verify(Alg::Hs256, Some("b"), input, &sig), Verification::NoKey);
+        assert_eq!(
+            set.verify(Alg::Hs256, Some("b"), input, &sig),
+            Verification::NoKey
+        );
         assert_eq!(
             set.verify(Alg::Hs256, Some("a"), input, &sig[..31]),
             Verification::Invalid
@@ -513,8 +528,14 @@ mod tests {
         let only_rsa = KeySet {
             keys: vec![Key::from_pem(RSA_PUB).unwrap()],
         };
-        assert_eq!(only_rsa.verify(Alg::Hs256, None, input, &forged), Verification::NoKey);
-        assert_eq!(only_rsa.verify(Alg::Rs256, None, input, &forged), Verification::Invalid);
+        assert_eq!(
+            only_rsa.verify(Alg::Hs256, None, input, &forged),
+            Verification::NoKey
+        );
+        assert_eq!(
+            only_rsa.verify(Alg::Rs256, None, input, &forged),
+            Verification::Invalid
+        );
     }
 
     #[test]

@@ -125,7 +125,10 @@ impl JwtConfig {
             ("audiences", &self.audiences),
         ] {
             if let Some(i) = list.iter().position(|s| s.trim().is_empty()) {
-                return Err(invalid(format!("detect.jwt.{name}[{i}]"), "must not be empty"));
+                return Err(invalid(
+                    format!("detect.jwt.{name}[{i}]"),
+                    "must not be empty",
+                ));
             }
         }
         if let Some(i) = self.hs_secrets.iter().position(|s| s.0.is_empty()) {
@@ -233,15 +236,11 @@ fn parse_jws(token: &str) -> Result<Jws<'_>, &'static str> {
     let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
         return Err("not three segments");
     };
-    let header = B64URL
-        .decode(h)
-        .map_err(|_| "header is not base64url")?;
+    let header = B64URL.decode(h).map_err(|_| "header is not base64url")?;
     let header = serde_json::from_slice::<Map<String, Value>>(&header)
         .map_err(|_| "header is not a JSON object")?;
     let payload = B64URL.decode(p).map_err(|_| "payload is not base64url")?;
-    let signature = B64URL
-        .decode(s)
-        .map_err(|_| "signature is not base64url")?;
+    let signature = B64URL.decode(s).map_err(|_| "signature is not base64url")?;
     Ok(Jws {
         header,
         payload,
@@ -319,8 +318,7 @@ impl JwtDetector {
                 for pair in value.split(';') {
                     let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
                     let n = n.trim();
-                    if found.len() < MAX_TOKENS_PER_REQUEST && self.cookies.iter().any(|c| c == n)
-                    {
+                    if found.len() < MAX_TOKENS_PER_REQUEST && self.cookies.iter().any(|c| c == n) {
                         let v = v.trim().trim_matches('"');
                         if jwt_shaped(v) {
                             found.push((format!("cookie:{n}"), v));
@@ -433,12 +431,10 @@ impl JwtDetector {
         }
         let why = match parsed {
             None => "unsupported algorithm",
-            Some(a) => match self.keys.verify(
-                a,
-                kid,
-                jws.signing_input.as_bytes(),
-                &jws.signature,
-            ) {
+            Some(a) => match self
+                .keys
+                .verify(a, kid, jws.signing_input.as_bytes(), &jws.signature)
+            {
                 Verification::Valid => return,
                 Verification::NoKey => "no configured key for this alg/kid",
                 Verification::Invalid => "signature does not verify",
@@ -476,7 +472,10 @@ impl JwtDetector {
             }
         }
         if !self.audiences.is_empty() {
-            let ok = |a: &Value| a.as_str().is_some_and(|a| self.audiences.iter().any(|w| w == a));
+            let ok = |a: &Value| {
+                a.as_str()
+                    .is_some_and(|a| self.audiences.iter().any(|w| w == a))
+            };
             let aud_ok = match claims.get("aud") {
                 Some(Value::Array(list)) => list.iter().any(ok),
                 Some(v) => ok(v),
@@ -511,7 +510,11 @@ impl JwtDetector {
             out.push(finding("jwt.expired", Severity::Medium, &why));
         }
         if let Some(nbf) = a.nbf.filter(|&nbf| now + self.leeway < nbf) {
-            let why = format!("valid only in {} s (nbf {})", (nbf - now) as i64, nbf as i64);
+            let why = format!(
+                "valid only in {} s (nbf {})",
+                (nbf - now) as i64,
+                nbf as i64
+            );
             out.push(finding("jwt.not_yet_valid", Severity::Medium, &why));
         }
     }

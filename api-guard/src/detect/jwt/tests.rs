@@ -13,7 +13,9 @@ const NOW: f64 = 1_750_000_000.0;
 const SECRET: &str = "test-secret-0123456789abcdefghijklmnop";
 
 fn testdata(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/detect/testdata").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("src/detect/testdata")
+        .join(name)
 }
 
 fn b64(bytes: impl AsRef<[u8]>) -> String {
@@ -121,7 +123,11 @@ fn valid_tokens_without_keys_are_quiet() {
     let t = token(HS, FRESH, hs256(b"whatever"));
     assert_eq!(bearer_findings(&mut d, &t), vec![]);
     // Opaque and non-JWT bearer values are not looked at.
-    for v in ["Bearer abc.def.ghi", "Bearer v4.public.xyz", "Basic dXNlcjpwYXNz"] {
+    for v in [
+        "Bearer abc.def.ghi",
+        "Bearer v4.public.xyz",
+        "Basic dXNlcjpwYXNz",
+    ] {
         assert_eq!(run(&mut d, &[("Authorization", v)]), vec![]);
     }
 }
@@ -130,7 +136,10 @@ fn valid_tokens_without_keys_are_quiet() {
 fn signatures_verify_with_each_key_type() {
     let mut d = with_keys();
     for (header, sign) in [
-        (r#"{"alg":"HS256"}"#, &hs256(SECRET.as_bytes()) as &dyn Fn(&[u8]) -> Vec<u8>),
+        (
+            r#"{"alg":"HS256"}"#,
+            &hs256(SECRET.as_bytes()) as &dyn Fn(&[u8]) -> Vec<u8>,
+        ),
         (r#"{"alg":"RS256","kid":"k1"}"#, &rs256),
         (r#"{"alg":"ES256"}"#, &es256),
         (r#"{"alg":"EdDSA"}"#, &eddsa),
@@ -167,7 +176,10 @@ fn bad_signatures_and_algorithm_confusion() {
         vec![(
             "jwt.bad_signature",
             Severity::High,
-            format!("no configured key for this alg/kid; alg=HS256 {}", sha(&forged))
+            format!(
+                "no configured key for this alg/kid; alg=HS256 {}",
+                sha(&forged)
+            )
         )]
     );
     // An RS256 signature relabelled PS256, and a tampered payload.
@@ -182,7 +194,11 @@ fn bad_signatures_and_algorithm_confusion() {
         let f = bearer_findings(&mut rsa_only(), &t);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].0, "jwt.bad_signature");
-        assert!(f[0].2.starts_with("signature does not verify;"), "{}", f[0].2);
+        assert!(
+            f[0].2.starts_with("signature does not verify;"),
+            "{}",
+            f[0].2
+        );
     }
 }
 
@@ -234,7 +250,10 @@ fn expiry_and_not_before_with_leeway() {
         vec![(
             "jwt.expired",
             Severity::Medium,
-            format!("expired 50000000 s ago (exp 1700000000); alg=HS256 {}", sha(&t))
+            format!(
+                "expired 50000000 s ago (exp 1700000000); alg=HS256 {}",
+                sha(&t)
+            )
         )]
     );
     let t = claims(&format!(r#"{{"nbf":{}}}"#, NOW + 3600.0));
@@ -243,13 +262,22 @@ fn expiry_and_not_before_with_leeway() {
         vec![(
             "jwt.not_yet_valid",
             Severity::Medium,
-            format!("valid only in 3600 s (nbf 1750003600); alg=HS256 {}", sha(&t))
+            format!(
+                "valid only in 3600 s (nbf 1750003600); alg=HS256 {}",
+                sha(&t)
+            )
         )]
     );
     let t = claims(r#"{"exp":"tomorrow"}"#);
     let f = bearer_findings(&mut d, &t);
     assert_eq!(f.len(), 1);
-    assert_eq!((f[0].0, f[0].2.as_str()), ("jwt.malformed", &*format!("exp is not a number; alg=HS256 {}", sha(&t))));
+    assert_eq!(
+        (f[0].0, f[0].2.as_str()),
+        (
+            "jwt.malformed",
+            &*format!("exp is not a number; alg=HS256 {}", sha(&t))
+        )
+    );
     // Leeway is configurable.
     let mut strict = detector(JwtConfig {
         leeway_secs: 0,
@@ -290,17 +318,47 @@ fn malformed_tokens() {
     let mut d = detector(JwtConfig::default());
     let long = format!("{}.{}.sig", b64(HS), "A".repeat(MAX_TOKEN_BYTES));
     for (t, why) in [
-        (format!("eyJ!!.{}.sig", b64(FRESH)), "header is not base64url".to_string()),
-        (format!("{}.{}.sig", b64(r#"{"alg":"HS256""#), b64(FRESH)), "header is not a JSON object".into()),
-        (format!("{}.{}.sig", b64(r#"{"typ":"JWT"}"#), b64(FRESH)), "header has no alg".into()),
-        (format!("{}.{}.sig", b64(r#"{"alg":7}"#), b64(FRESH)), "header has no alg".into()),
-        (format!("{}.%%%.sig", b64(HS)), "payload is not base64url".into()),
-        (format!("{}.{}.sig", b64(HS), b64("foo")), "payload is not a JSON object".into()),
-        (format!("{}.{}.s!g", b64(HS), b64(FRESH)), "signature is not base64url".into()),
+        (
+            format!("eyJ!!.{}.sig", b64(FRESH)),
+            "header is not base64url".to_string(),
+        ),
+        (
+            format!("{}.{}.sig", b64(r#"{"alg":"HS256""#), b64(FRESH)),
+            "header is not a JSON object".into(),
+        ),
+        (
+            format!("{}.{}.sig", b64(r#"{"typ":"JWT"}"#), b64(FRESH)),
+            "header has no alg".into(),
+        ),
+        (
+            format!("{}.{}.sig", b64(r#"{"alg":7}"#), b64(FRESH)),
+            "header has no alg".into(),
+        ),
+        (
+            format!("{}.%%%.sig", b64(HS)),
+            "payload is not base64url".into(),
+        ),
+        (
+            format!("{}.{}.sig", b64(HS), b64("foo")),
+            "payload is not a JSON object".into(),
+        ),
+        (
+            format!("{}.{}.s!g", b64(HS), b64(FRESH)),
+            "signature is not base64url".into(),
+        ),
         // Padding and stray bits are not base64url as JWS writes it.
-        (format!("{}.{}=.sig", b64(HS), b64("{}x")), "payload is not base64url".into()),
-        (format!("{}.AB.sig", b64(HS)), "payload is not base64url".into()),
-        (long.clone(), format!("token of {} bytes exceeds 16384", long.len())),
+        (
+            format!("{}.{}=.sig", b64(HS), b64("{}x")),
+            "payload is not base64url".into(),
+        ),
+        (
+            format!("{}.AB.sig", b64(HS)),
+            "payload is not base64url".into(),
+        ),
+        (
+            long.clone(),
+            format!("token of {} bytes exceeds 16384", long.len()),
+        ),
     ] {
         let f = bearer_findings(&mut d, &t);
         assert_eq!(f.len(), 1, "{t}: {f:?}");
@@ -324,7 +382,11 @@ fn required_claims_issuer_and_audience() {
         hs256(b"k"),
     );
     assert_eq!(bearer_findings(&mut d, &ok), vec![]);
-    let bad = token(HS, r#"{"sub":"u","iss":"https://evil.example","aud":"web"}"#, hs256(b"k"));
+    let bad = token(
+        HS,
+        r#"{"sub":"u","iss":"https://evil.example","aud":"web"}"#,
+        hs256(b"k"),
+    );
     let rules: Vec<(&str, String)> = bearer_findings(&mut d, &bad)
         .into_iter()
         .map(|(r, _, e)| (r, e.split(';').next().unwrap().to_string()))
@@ -333,16 +395,26 @@ fn required_claims_issuer_and_audience() {
         rules,
         vec![
             ("jwt.missing_claim", "missing exp,jti".to_string()),
-            ("jwt.bad_issuer", "iss https://evil.exa not accepted".to_string()),
+            (
+                "jwt.bad_issuer",
+                "iss https://evil.exa not accepted".to_string()
+            ),
             ("jwt.bad_audience", "aud not accepted".to_string()),
         ]
     );
-    let bare = token(HS, r#"{"exp":1750003600,"sub":"u","jti":"2","aud":7}"#, hs256(b"k"));
+    let bare = token(
+        HS,
+        r#"{"exp":1750003600,"sub":"u","jti":"2","aud":7}"#,
+        hs256(b"k"),
+    );
     let rules: Vec<String> = bearer_findings(&mut d, &bare)
         .into_iter()
         .map(|(r, _, e)| format!("{r} {}", e.split(';').next().unwrap()))
         .collect();
-    assert_eq!(rules, vec!["jwt.bad_issuer no iss", "jwt.bad_audience aud not accepted"]);
+    assert_eq!(
+        rules,
+        vec!["jwt.bad_issuer no iss", "jwt.bad_audience aud not accepted"]
+    );
 }
 
 #[test]
@@ -352,7 +424,10 @@ fn disallowed_algorithms() {
         public_key_files: vec![testdata("rsa2048.pub.pem")],
         ..JwtConfig::default()
     });
-    assert_eq!(bearer_findings(&mut d, &token(r#"{"alg":"RS256"}"#, FRESH, rs256)), vec![]);
+    assert_eq!(
+        bearer_findings(&mut d, &token(r#"{"alg":"RS256"}"#, FRESH, rs256)),
+        vec![]
+    );
     for alg in ["HS256", "rs256", "XX1"] {
         let t = token(&format!(r#"{{"alg":"{alg}"}}"#), FRESH, hs256(b"k"));
         assert_eq!(
@@ -378,7 +453,10 @@ fn configured_headers_and_cookies() {
         &mut d,
         &[
             ("x-id-token", &expired),
-            ("Cookie", &format!("theme=dark; session=\"{expired}\"; other={expired}")),
+            (
+                "Cookie",
+                &format!("theme=dark; session=\"{expired}\"; other={expired}"),
+            ),
             ("X-Other", &expired),
         ],
     );
@@ -388,7 +466,10 @@ fn configured_headers_and_cookies() {
         .collect();
     assert_eq!(
         locations,
-        vec![("jwt.expired", "header:x-id-token"), ("jwt.expired", "cookie:session")]
+        vec![
+            ("jwt.expired", "header:x-id-token"),
+            ("jwt.expired", "cookie:session")
+        ]
     );
 }
 
@@ -432,7 +513,9 @@ fn config_errors_name_the_field() {
         ..JwtConfig::default()
     });
     assert_eq!(e.field, "detect.jwt.public_key_files[0]");
-    assert!(e.reason.ends_with("holds a private key; give the public key"));
+    assert!(e
+        .reason
+        .ends_with("holds a private key; give the public key"));
     let e = err(JwtConfig {
         jwks_file: Some(testdata("README.md")),
         ..JwtConfig::default()
@@ -480,7 +563,11 @@ fn secret_files_jwks_and_toml() {
     let mut d = detector(config);
     let from_file = token(HS, FRESH, hs256(SECRET.as_bytes()));
     assert_eq!(bearer_findings(&mut d, &from_file), vec![]);
-    let jwks_token = token(r#"{"alg":"HS256","kid":"a"}"#, FRESH, hs256(b"other-secret-0123456789abcdefghij"));
+    let jwks_token = token(
+        r#"{"alg":"HS256","kid":"a"}"#,
+        FRESH,
+        hs256(b"other-secret-0123456789abcdefghij"),
+    );
     assert_eq!(bearer_findings(&mut d, &jwks_token), vec![]);
     assert!(toml::from_str::<JwtConfig>("leeway = 5").is_err());
     std::fs::remove_dir_all(&dir).unwrap();

@@ -37,25 +37,34 @@ fn verifies(keys: &KeySet, jws: &str) -> bool {
     let Ok(parsed) = parse_jws(jws) else {
         return false;
     };
-    let Some(alg) = parsed.header.get("alg").and_then(Value::as_str).and_then(Alg::parse) else {
+    let Some(alg) = parsed
+        .header
+        .get("alg")
+        .and_then(Value::as_str)
+        .and_then(Alg::parse)
+    else {
         return false;
     };
     let kid = parsed.header.get("kid").and_then(Value::as_str);
-    keys.verify(alg, kid, parsed.signing_input.as_bytes(), &parsed.signature)
-        == Verification::Valid
+    keys.verify(alg, kid, parsed.signing_input.as_bytes(), &parsed.signature) == Verification::Valid
 }
 
 #[test]
 fn wycheproof_json_web_signature() {
     let Some(path) = corpus() else {
-        println!("SKIPPED: Wycheproof vectors not found (set API_GUARD_SHARED to the shared folder)");
+        println!(
+            "SKIPPED: Wycheproof vectors not found (set API_GUARD_SHARED to the shared folder)"
+        );
         return;
     };
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let (mut valid, mut invalid) = (0, 0);
     let mut failures = Vec::new();
     for group in doc["testGroups"].as_array().unwrap() {
-        let jwk = group.get("public").or_else(|| group.get("private")).unwrap();
+        let jwk = group
+            .get("public")
+            .or_else(|| group.get("private"))
+            .unwrap();
         let mut keys = KeySet::default();
         keys.push(Key::from_jwk(jwk).unwrap_or_else(|e| panic!("{}: {e}", group["comment"])));
         for t in group["tests"].as_array().unwrap() {
@@ -80,7 +89,13 @@ fn wycheproof_json_web_signature() {
             }
         }
     }
-    println!("Wycheproof JWS: {valid} verify, {invalid} rejected, {} wrong", failures.len());
-    assert_eq!(valid + invalid, doc["numberOfTests"].as_u64().unwrap() as usize);
+    println!(
+        "Wycheproof JWS: {valid} verify, {invalid} rejected, {} wrong",
+        failures.len()
+    );
+    assert_eq!(
+        valid + invalid,
+        doc["numberOfTests"].as_u64().unwrap() as usize
+    );
     assert!(failures.is_empty(), "{failures:#?}");
 }
