@@ -689,7 +689,7 @@ mod tests {
             paths.clear();
             paths.push_str("/r");
             paths.push_str(&i.to_string());
-            paths.push_str("x");
+            paths.push('x');
             let hash = format!("sha256:{i:016x}");
             send(
                 &mut d,
