@@ -82,12 +82,10 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
     let body = &req.body[..req.body.len().min(MAX_BODY_SCAN)];
     if !body.is_empty() {
         let text = String::from_utf8_lossy(body);
-        if ct == "application/x-www-form-urlencoded" || (ct.is_empty() && looks_like_form(body))
-        {
+        if ct == "application/x-www-form-urlencoded" || (ct.is_empty() && looks_like_form(body)) {
             escapes(&text, "body", false, r);
             args += pairs(&text, Part::Body, req, cfg, r);
-        } else if !ct.contains("json") && !ct.starts_with("multipart/") && has_crlf_marker(&text)
-        {
+        } else if !ct.contains("json") && !ct.starts_with("multipart/") && has_crlf_marker(&text) {
             // Plain text and XML bodies: entities (`&#10;`) and escapes decoded first.
             let decoded = normalize::decode(&text);
             if let Some(at) = injected(&decoded, false) {
@@ -110,7 +108,11 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
         // A header value carries no parameters of its own, so any `Name:` after a line
         // break is an injected header; cookies also may not carry a blank line and markup.
         if let Some(at) = injected(&decoded, true) {
-            r.add(Rule::HeaderInjection, header_location(name), around(&decoded, at));
+            r.add(
+                Rule::HeaderInjection,
+                header_location(name),
+                around(&decoded, at),
+            );
         }
     }
 }
@@ -234,7 +236,10 @@ fn bad_utf8(b: &[u8], i: usize, lead: u8) -> Option<usize> {
 fn looks_like_form(body: &[u8]) -> bool {
     body.contains(&b'=')
         && !body.contains(&b'\n')
-        && !matches!(body.iter().find(|c| !c.is_ascii_whitespace()), Some(b'{' | b'['))
+        && !matches!(
+            body.iter().find(|c| !c.is_ascii_whitespace()),
+            Some(b'{' | b'[')
+        )
 }
 
 /// Raw or encoded CR/LF (percent, XML/HTML entity, `\r`-style escapes decoded later).
@@ -249,7 +254,13 @@ fn has_crlf_marker(s: &str) -> bool {
 
 /// Query or form pairs: CR/LF in names, injected headers or request lines in values,
 /// `_method` overrides, long names. Returns the number of pairs.
-fn pairs(s: &str, part: Part, req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>) -> usize {
+fn pairs(
+    s: &str,
+    part: Part,
+    req: &Request<'_>,
+    cfg: &ProtocolConfig,
+    r: &mut Report<'_>,
+) -> usize {
     let mut n = 0;
     for pair in s.split('&').filter(|p| !p.is_empty()) {
         n += 1;
@@ -281,7 +292,11 @@ fn pairs(s: &str, part: Part, req: &Request<'_>, cfg: &ProtocolConfig, r: &mut R
             let once = percent_decode(value, true);
             let full = normalize::decode(&once);
             if let Some(at) = injected(&full, false) {
-                r.add(Rule::HeaderInjection, location(part, &name_d), around(&full, at));
+                r.add(
+                    Rule::HeaderInjection,
+                    location(part, &name_d),
+                    around(&full, at),
+                );
             }
         }
     }
@@ -335,7 +350,11 @@ fn injected(v: &str, any: bool) -> Option<usize> {
 /// value on the same line. CRs between name and colon (`Remote-addr\r\r:`) are allowed:
 /// some servers fold them away.
 fn header_line(b: &[u8], any: bool) -> bool {
-    let n = b.iter().take(64).take_while(|c| super::headers::is_tchar(**c)).count();
+    let n = b
+        .iter()
+        .take(64)
+        .take_while(|c| super::headers::is_tchar(**c))
+        .count();
     if n == 0 {
         return false;
     }
@@ -378,7 +397,11 @@ fn request_line(b: &[u8]) -> bool {
         return false;
     }
     let rest = &b[sp + 1..];
-    let Some(t) = rest.iter().take(2048).position(|c| matches!(c, b' ' | b'\r' | b'\n')) else {
+    let Some(t) = rest
+        .iter()
+        .take(2048)
+        .position(|c| matches!(c, b' ' | b'\r' | b'\n'))
+    else {
         return false;
     };
     t > 0 && rest[t] == b' ' && status_line(&rest[t + 1..])

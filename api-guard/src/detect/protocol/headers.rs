@@ -93,7 +93,11 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
             continue;
         }
         if let Some(i) = value.bytes().position(bad_value_byte) {
-            r.add(Rule::InvalidHeaderValue, header_location(name), &value[..i + 1]);
+            r.add(
+                Rule::InvalidHeaderValue,
+                header_location(name),
+                &value[..i + 1],
+            );
         }
         if value.contains("%00") {
             r.add(Rule::NullByte, header_location(name), value);
@@ -281,10 +285,7 @@ fn connection(value: &str, r: &mut Report<'_>) {
         }
         close |= opt.eq_ignore_ascii_case("close");
         keep |= opt.eq_ignore_ascii_case("keep-alive");
-        let repeated = seen
-            .iter()
-            .flatten()
-            .any(|s| s.eq_ignore_ascii_case(opt));
+        let repeated = seen.iter().flatten().any(|s| s.eq_ignore_ascii_case(opt));
         if repeated || (close && keep) {
             r.add(Rule::ConnectionConflict, "header:connection", value);
             return;

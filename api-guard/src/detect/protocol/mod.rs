@@ -66,9 +66,7 @@ impl Default for ProtocolConfig {
             max_arg_name_bytes: 100,
             flag_ip_host: true,
             extra_methods: Vec::new(),
-            restricted_headers: ["proxy", "lock-token", "if"]
-                .map(String::from)
-                .to_vec(),
+            restricted_headers: ["proxy", "lock-token", "if"].map(String::from).to_vec(),
             allowed_charsets: [
                 "utf-8",
                 "us-ascii",
