@@ -142,17 +142,22 @@ fn escapes(s: &str, loc: &str, controls_only: bool, r: &mut Report<'_>) {
             b'%' if used == 3 && !controls_only => {
                 let next = decoded_at(b, i + 3);
                 let after = next.and_then(|(_, u)| decoded_at(b, i + 3 + u));
-                if let (Some((h, _)), Some((l, _))) = (next, after) {
-                    if hex(h).is_some() && hex(l).is_some() {
-                        r.add(Rule::DoubleEncoding, loc, around(s, i));
+                // `%2527` hides a `'`; `%25false` is prose about a literal `%false`. So
+                // the twice-decoded byte must be punctuation or control, or its hex digits
+                // must themselves have been escaped (`%25%37%33`).
+                if let (Some((h, hu)), Some((l, lu))) = (next, after) {
+                    if let (Some(h4), Some(l4)) = (hex(h), hex(l)) {
+                        let inner = h4 << 4 | l4;
+                        let hidden = inner < 0x80 && !inner.is_ascii_alphanumeric();
+                        if hidden || hu == 3 || lu == 3 {
+                            r.add(Rule::DoubleEncoding, loc, around(s, i));
+                        }
                     }
                 }
             }
             b'\t' | b'\r' | b'\n' => {}
-            c if c < 0x20 || c == 0x7f => {
-                if used == 3 {
-                    r.add(Rule::ControlChar, loc, around(s, i));
-                }
+            c if (c < 0x20 || c == 0x7f) && used == 3 => {
+                r.add(Rule::ControlChar, loc, around(s, i));
             }
             c if c >= 0x80 && used == 3 && !controls_only => {
                 if let Some(len) = bad_utf8(b, i, c) {
@@ -214,9 +219,7 @@ fn bad_utf8(b: &[u8], i: usize, lead: u8) -> Option<usize> {
         _ => (3, 0x00, 0x00), // f5..ff: never valid
     };
     let mut j = i + 3;
-    let Some((second, used)) = decoded_at(b, j) else {
-        return None;
-    };
+    let (second, used) = decoded_at(b, j)?;
     if !cont(second) {
         return None; // Latin-1 followed by something else
     }

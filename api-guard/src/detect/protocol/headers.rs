@@ -134,13 +134,12 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
             {
                 r.add(Rule::CookieV1, "header:cookie", value);
             }
-        } else if n.eq_ignore_ascii_case("x-http-method-override")
+        } else if (n.eq_ignore_ascii_case("x-http-method-override")
             || n.eq_ignore_ascii_case("x-http-method")
-            || n.eq_ignore_ascii_case("x-method-override")
+            || n.eq_ignore_ascii_case("x-method-override"))
+            && !value.trim().eq_ignore_ascii_case(req.method)
         {
-            if !value.trim().eq_ignore_ascii_case(req.method) {
-                r.add(Rule::MethodOverride, header_location(n), value);
-            }
+            r.add(Rule::MethodOverride, header_location(n), value);
         }
         if cfg
             .restricted_headers

@@ -578,12 +578,16 @@ fn hostile_input_is_bounded() {
 
 #[test]
 fn config_is_validated() {
-    let mut c = ProtocolConfig::default();
-    c.max_ranges = 0;
+    let c = ProtocolConfig {
+        max_ranges: 0,
+        ..Default::default()
+    };
     let e = ProtocolDetector::new(&c).err().unwrap();
     assert_eq!(e.field, "detect.protocol.max_ranges");
-    let mut c = ProtocolConfig::default();
-    c.extra_methods = vec!["BAD METHOD".into()];
+    let c = ProtocolConfig {
+        extra_methods: vec!["BAD METHOD".into()],
+        ..Default::default()
+    };
     assert_eq!(
         ProtocolDetector::new(&c).err().unwrap().field,
         "detect.protocol.extra_methods"
