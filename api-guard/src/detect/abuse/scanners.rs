@@ -46,15 +46,9 @@ const TOOLS: &[&str] = &[
     "interactsh",
 ];
 
-/// Tools recognised by a phrase of their default user agent (lower case).
-const PHRASES: &[(&str, &str)] = &[
-    ("fuzz faster u fool", "ffuf"),
-    ("nmap scripting engine", "nmap"),
-    ("(hydra)", "hydra"),
-    ("morfeus fucking scanner", "morfeus"),
-];
-
-/// The tool a user agent names, if any.
+/// The tool a user agent names, if any. Two tools are known by more than one token: ffuf
+/// (`Fuzz Faster U Fool`) and THC Hydra (`(Hydra)`, a bare parenthesised token, since other
+/// products are called Hydra too).
 pub(super) fn scanner(ua: &str) -> Option<&'static str> {
     let b = ua.as_bytes();
     let mut i = 0;
@@ -68,24 +62,31 @@ pub(super) fn scanner(ua: &str) -> Option<&'static str> {
             i += 1;
         }
         let token = &b[start..i];
-        if (4..=16).contains(&token.len()) {
-            if let Some(t) = TOOLS
-                .iter()
-                .find(|t| t.as_bytes().eq_ignore_ascii_case(token))
-            {
-                return Some(t);
-            }
+        if !(4..=16).contains(&token.len()) {
+            continue;
+        }
+        let first = token[0].to_ascii_lowercase();
+        if let Some(t) = TOOLS
+            .iter()
+            .find(|t| t.as_bytes()[0] == first && t.as_bytes().eq_ignore_ascii_case(token))
+        {
+            return Some(t);
+        }
+        if token.eq_ignore_ascii_case(b"fuzz") && starts_with_ci(&b[i..], b" faster u fool") {
+            return Some("ffuf");
+        }
+        if token.eq_ignore_ascii_case(b"hydra")
+            && start > 0
+            && b[start - 1] == b'('
+            && b.get(i) == Some(&b')')
+        {
+            return Some("hydra");
         }
     }
-    PHRASES
-        .iter()
-        .find(|(p, _)| contains_ci(b, p.as_bytes()))
-        .map(|(_, tool)| *tool)
+    None
 }
 
-fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len()
-        && hay
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
+fn starts_with_ci(hay: &[u8], prefix: &[u8]) -> bool {
+    hay.get(..prefix.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
 }

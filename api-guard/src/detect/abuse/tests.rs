@@ -295,3 +295,76 @@ fn route_templates() {
     assert_eq!(route_key(&s, "/u/12").id, Some(12));
     assert_eq!(route_key(&s, "/u/99999999999999999999").id, None);
 }
+
+/// `cargo test --release -p api-guard --lib abuse::tests::cost -- --ignored --nocapture`
+#[test]
+#[ignore = "timing, run by hand"]
+fn cost() {
+    use crate::detect::protocol::{ProtocolConfig, ProtocolDetector};
+    let body = format!(r#"{{"name":"O'Brien","note":"{}"}}"#, "word ".repeat(200));
+    let len = body.len().to_string();
+    let headers: Vec<(String, String)> = [
+        ("Host", "api.example.com"),
+        (
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537.36",
+        ),
+        ("Accept", "application/json"),
+        ("Content-Type", "application/json"),
+        ("Content-Length", &len),
+        ("Authorization", "Bearer abc.def.ghi"),
+        ("Accept-Encoding", "gzip, deflate, br"),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.to_string()))
+    .collect();
+    let protocol = ProtocolDetector::new(&ProtocolConfig::default()).unwrap();
+    let mut abuse = AbuseDetector::new(&AbuseConfig::default()).unwrap();
+    let who = client(7);
+    let n = 200_000u64;
+    let start = std::time::Instant::now();
+    let mut out = Vec::new();
+    let mut split = (0u64, 0u64, 0u64);
+    for i in 0..n {
+        let path = format!("/api/v1/users/{}", i % 1000 * 37);
+        let req = Request {
+            method: "POST",
+            path: &path,
+            query: Some("page=2&sort=name"),
+            version: 1,
+            headers: &headers,
+            body: body.as_bytes(),
+            body_len: body.len() as u64,
+            head_len: 300,
+            peer: None,
+            status: Some(200),
+        };
+        let ctx = Context {
+            now_ns: i * 1_000_000,
+            client: &who,
+        };
+        out.clear();
+        let t = std::time::Instant::now();
+        protocol.inspect_request(&req, &mut out);
+        let t2 = std::time::Instant::now();
+        abuse.inspect(&req, &ctx, &mut out);
+        let t3 = std::time::Instant::now();
+        split.0 += (t2 - t).as_nanos() as u64;
+        split.1 += (t3 - t2).as_nanos() as u64;
+        split.2 += out.len() as u64;
+    }
+    let per = start.elapsed().as_nanos() as u64 / n;
+    println!(
+        "protocol {} ns, abuse {} ns per request; {per} ns with the loop's own work; {} findings",
+        split.0 / n,
+        split.1 / n,
+        split.2
+    );
+    let t = std::time::Instant::now();
+    let mut hits = 0;
+    for _ in 0..n {
+        hits +=
+            usize::from(scanners::scanner(std::hint::black_box(headers[1].1.as_str())).is_some());
+    }
+    println!("scanner {} ns ({hits})", t.elapsed().as_nanos() as u64 / n);
+}

@@ -78,18 +78,21 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
         args += pairs(q, Part::Query, req, cfg, r);
         unix_socket(q, r);
     }
-    let ct = req.content_type().unwrap_or_default();
     let body = &req.body[..req.body.len().min(MAX_BODY_SCAN)];
     if !body.is_empty() {
-        let text = String::from_utf8_lossy(body);
+        let ct = req.content_type().unwrap_or_default();
         if ct == "application/x-www-form-urlencoded" || (ct.is_empty() && looks_like_form(body)) {
+            let text = String::from_utf8_lossy(body);
             escapes(&text, "body", false, r);
             args += pairs(&text, Part::Body, req, cfg, r);
-        } else if !ct.contains("json") && !ct.starts_with("multipart/") && has_crlf_marker(&text) {
+        } else if !ct.contains("json") && !ct.starts_with("multipart/") {
             // Plain text and XML bodies: entities (`&#10;`) and escapes decoded first.
-            let decoded = normalize::decode(&text);
-            if let Some(at) = injected(&decoded, false) {
-                r.add(Rule::HeaderInjection, "body", around(&decoded, at));
+            let text = String::from_utf8_lossy(body);
+            if has_crlf_marker(&text) {
+                let decoded = normalize::decode(&text);
+                if let Some(at) = injected(&decoded, false) {
+                    r.add(Rule::HeaderInjection, "body", around(&decoded, at));
+                }
             }
         }
     }
