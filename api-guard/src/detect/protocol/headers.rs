@@ -1,0 +1,296 @@
+//! The request line and header list: framing (Content-Length / Transfer-Encoding), header
+//! syntax, sizes, Host, Range, Connection and headers an API should never receive.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::{header_location, ProtocolConfig, Report, Rule};
+use crate::detect::request::Request;
+
+/// Standard (RFC 9110, 5789) and WebDAV / versioning methods.
+const KNOWN_METHODS: &[&str] = &[
+    "GET",
+    "HEAD",
+    "POST",
+    "PUT",
+    "DELETE",
+    "CONNECT",
+    "OPTIONS",
+    "TRACE",
+    "PATCH",
+    "QUERY",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+    "SEARCH",
+    "REPORT",
+    "MKCALENDAR",
+    "MKACTIVITY",
+    "CHECKOUT",
+    "CHECKIN",
+    "UNCHECKOUT",
+    "MERGE",
+    "ACL",
+    "BIND",
+    "UNBIND",
+    "REBIND",
+    "ORDERPATCH",
+    "MKWORKSPACE",
+    "UPDATE",
+    "LABEL",
+    "VERSION-CONTROL",
+    "BASELINE-CONTROL",
+];
+
+/// RFC 9110 `tchar`.
+pub(super) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
+/// Control characters other than tab (and DEL) are never valid in a field value.
+fn bad_value_byte(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>) {
+    method(req, cfg, r);
+    if req.head_len > cfg.max_header_bytes || req.headers.len() > cfg.max_headers {
+        let evidence = format!(
+            "{} header bytes, {} headers",
+            req.head_len,
+            req.headers.len()
+        );
+        r.add(Rule::OversizedHeaders, "headers", &evidence);
+    }
+    if req.body_len > cfg.max_body_bytes {
+        let evidence = format!("{} body bytes", req.body_len);
+        r.add(Rule::OversizedBody, "body", &evidence);
+    }
+
+    let mut cl_count = 0usize;
+    let mut cl_value: Option<u64> = None;
+    let mut te_count = 0usize;
+    let mut host_count = 0usize;
+    let mut range_count = 0usize;
+    for (name, value) in req.headers {
+        // Names: a lenient reader hands us `Transfer-Encoding ` for `Transfer-Encoding :`.
+        let trimmed = name.trim_matches([' ', '\t']);
+        if !is_token(name) {
+            if trimmed.eq_ignore_ascii_case("transfer-encoding")
+                || trimmed.eq_ignore_ascii_case("content-length")
+            {
+                r.add(Rule::TeObfuscated, header_location(trimmed), name);
+            } else {
+                r.add(Rule::InvalidHeaderName, header_location(name), name);
+            }
+            continue;
+        }
+        if let Some(i) = value.bytes().position(bad_value_byte) {
+            r.add(
+                Rule::InvalidHeaderValue,
+                header_location(name),
+                &value[..i + 1],
+            );
+        }
+        if value.contains("%00") {
+            r.add(Rule::NullByte, header_location(name), value);
+        }
+        let n = name.as_str();
+        if n.eq_ignore_ascii_case("content-length") {
+            cl_count += 1;
+            match parse_length(value) {
+                Some(v) => cl_value = Some(cl_value.map_or(v, |c| c.max(v))),
+                None => r.add(Rule::InvalidCl, header_location(n), value),
+            }
+        } else if n.eq_ignore_ascii_case("transfer-encoding") {
+            te_count += 1;
+            if !value.eq_ignore_ascii_case("chunked") {
+                r.add(Rule::TeObfuscated, header_location(n), value);
+            }
+        } else if n.eq_ignore_ascii_case("host") {
+            host_count += 1;
+            host(value, cfg, r);
+        } else if n.eq_ignore_ascii_case("range") {
+            range_count += 1;
+            range(value, cfg, r);
+        } else if n.eq_ignore_ascii_case("request-range") {
+            // Obsolete Netscape-era header: only range-amplification attacks send it.
+            r.add(Rule::RequestRange, header_location(n), value);
+        } else if n.eq_ignore_ascii_case("connection") {
+            connection(value, r);
+        } else if n.eq_ignore_ascii_case("cookie") {
+            // RFC 2965 cookies (`$Version=1`) are parsed differently by different stacks.
+            if value.trim_start().starts_with('$')
+                && value.trim_start()[1..]
+                    .get(..7)
+                    .is_some_and(|v| v.eq_ignore_ascii_case("version"))
+            {
+                r.add(Rule::CookieV1, "header:cookie", value);
+            }
+        } else if (n.eq_ignore_ascii_case("x-http-method-override")
+            || n.eq_ignore_ascii_case("x-http-method")
+            || n.eq_ignore_ascii_case("x-method-override"))
+            && !value.trim().eq_ignore_ascii_case(req.method)
+        {
+            r.add(Rule::MethodOverride, header_location(n), value);
+        }
+        if cfg
+            .restricted_headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(n))
+        {
+            r.add(Rule::RestrictedHeader, header_location(n), n);
+        }
+    }
+
+    if cl_count > 1 {
+        let evidence = format!("{cl_count} Content-Length headers");
+        r.add(Rule::DuplicateCl, "header:content-length", &evidence);
+    }
+    if te_count > 1 {
+        let evidence = format!("{te_count} Transfer-Encoding headers");
+        r.add(Rule::TeObfuscated, "header:transfer-encoding", &evidence);
+    }
+    if cl_count > 0 && te_count > 0 {
+        r.add(
+            Rule::ClTe,
+            "header:transfer-encoding",
+            "Content-Length and Transfer-Encoding together",
+        );
+    }
+    if te_count > 0 && req.version == 0 {
+        r.add(
+            Rule::TeHttp10,
+            "header:transfer-encoding",
+            "Transfer-Encoding in an HTTP/1.0 request",
+        );
+    }
+    if cl_value.is_some_and(|v| v > cfg.max_body_bytes) {
+        let evidence = format!("Content-Length {}", cl_value.unwrap_or(0));
+        r.add(Rule::OversizedBody, "header:content-length", &evidence);
+    }
+    if req.method.eq_ignore_ascii_case("GET") || req.method.eq_ignore_ascii_case("HEAD") {
+        // A declared length wins over captured bytes (`Content-Length: 0` means none).
+        let has_body = te_count > 0 || cl_value.map_or(req.body_len > 0, |v| v > 0);
+        if has_body {
+            r.add(Rule::GetWithBody, "body", req.method);
+        }
+    }
+    if host_count == 0 {
+        r.add(Rule::HostMissing, "header:host", "no Host header");
+    } else if host_count > 1 {
+        let evidence = format!("{host_count} Host headers");
+        r.add(Rule::MultipleHost, "header:host", &evidence);
+    }
+    if range_count > 1 {
+        r.add(Rule::InvalidRange, "header:range", "several Range headers");
+    }
+}
+
+fn method(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>) {
+    let m = req.method;
+    if KNOWN_METHODS.contains(&m) || cfg.extra_methods.iter().any(|e| e == m) {
+        return;
+    }
+    r.add(Rule::MethodUnknown, "method", m);
+}
+
+/// Digits only, no sign, no list, fits in u64.
+pub(super) fn parse_length(v: &str) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
+fn host(value: &str, cfg: &ProtocolConfig, r: &mut Report<'_>) {
+    if value.is_empty() {
+        r.add(Rule::HostMissing, "header:host", "empty Host header");
+        return;
+    }
+    let ok = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b));
+    if !ok {
+        r.add(Rule::HostInvalid, "header:host", value);
+        return;
+    }
+    if cfg.flag_ip_host && is_ip_host(value) {
+        r.add(Rule::HostIp, "header:host", value);
+    }
+}
+
+/// `1.2.3.4`, `1.2.3.4:80`, `[::1]`, `[::1]:443`, or a bare number (`2130706433`).
+fn is_ip_host(value: &str) -> bool {
+    if value.starts_with('[') {
+        return true;
+    }
+    let host = match value.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => value,
+    };
+    host.parse::<Ipv4Addr>().is_ok()
+        || host.parse::<IpAddr>().is_ok()
+        || (!host.is_empty() && host.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+}
+
+/// `bytes=` ranges (other units are ignored, as RFC 9110 tells servers to do): too many,
+/// malformed or reversed ranges are how range-amplification and parser-confusion look.
+fn range(value: &str, cfg: &ProtocolConfig, r: &mut Report<'_>) {
+    let Some(unit) = value.get(..6) else { return };
+    if !unit.eq_ignore_ascii_case("bytes=") {
+        return;
+    }
+    let mut count = 0usize;
+    for spec in value[6..].split(',') {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            continue;
+        }
+        count += 1;
+        let valid = match spec.split_once('-') {
+            Some((a, b)) => match (parse_length(a.trim()), parse_length(b.trim())) {
+                (Some(first), Some(last)) => last >= first,
+                (Some(_), None) => b.trim().is_empty(),
+                (None, Some(_)) => a.trim().is_empty(),
+                (None, None) => false,
+            },
+            None => false,
+        };
+        if !valid {
+            r.add(Rule::InvalidRange, "header:range", value);
+            return;
+        }
+    }
+    if count > cfg.max_ranges {
+        r.add(Rule::InvalidRange, "header:range", value);
+    }
+}
+
+/// A repeated or contradictory (`close` with `keep-alive`) Connection option.
+fn connection(value: &str, r: &mut Report<'_>) {
+    let mut seen: [Option<&str>; 8] = [None; 8];
+    let (mut close, mut keep) = (false, false);
+    for (i, opt) in value.split(',').map(str::trim).enumerate() {
+        if opt.is_empty() {
+            continue;
+        }
+        close |= opt.eq_ignore_ascii_case("close");
+        keep |= opt.eq_ignore_ascii_case("keep-alive");
+        let repeated = seen.iter().flatten().any(|s| s.eq_ignore_ascii_case(opt));
+        if repeated || (close && keep) {
+            r.add(Rule::ConnectionConflict, "header:connection", value);
+            return;
+        }
+        if let Some(slot) = seen.get_mut(i) {
+            *slot = Some(opt);
+        }
+    }
+}

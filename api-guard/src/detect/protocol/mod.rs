@@ -1,0 +1,334 @@
+//! HTTP framing and syntax anomalies: request smuggling patterns (Content-Length /
+//! Transfer-Encoding conflicts), invalid or oversized headers and bodies, header injection
+//! through CR/LF in parameters, and encodings that parsers disagree on (invalid
+//! percent-escapes, overlong UTF-8, NUL bytes). Stateless: each request is judged alone.
+//!
+//! The checks are split by what they read: [`headers`] the header list and request line,
+//! [`content`] the body's declared type and multipart field names, [`encoding`] the path,
+//! query and form body. Each rule reports at most once per request.
+
+mod content;
+mod encoding;
+mod headers;
+
+use serde::Deserialize;
+
+use super::{
+    config::{invalid, Invalid},
+    finding::{Finding, Kind, Severity},
+    request::Request,
+};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProtocolConfig {
+    /// Run this detector (default true).
+    pub enabled: bool,
+    /// Request head (request line and headers) bytes above which `protocol.oversized_headers`
+    /// fires (default 16384).
+    pub max_header_bytes: u64,
+    /// Header count above which `protocol.oversized_headers` fires (default 100).
+    pub max_headers: usize,
+    /// Body bytes (received or declared) above which `protocol.oversized_body` fires
+    /// (default 10 MiB).
+    pub max_body_bytes: u64,
+    /// Byte ranges in one `Range` header above which `protocol.invalid_range` fires
+    /// (default 5: more is how range-amplification attacks look).
+    pub max_ranges: usize,
+    /// Query plus form parameters above which `protocol.too_many_args` fires (default 255).
+    pub max_args: usize,
+    /// Parameter name bytes above which `protocol.arg_name_too_long` fires (default 100).
+    pub max_arg_name_bytes: usize,
+    /// Report a `Host` that is a numeric IP address (`protocol.host_ip`, low; default true).
+    /// Turn off where clients legitimately call the API by address (internal services).
+    pub flag_ip_host: bool,
+    /// Methods accepted besides the standard and WebDAV ones (default none), e.g. `PURGE`.
+    pub extra_methods: Vec<String>,
+    /// Request headers that should never reach an API (`protocol.restricted_header`),
+    /// compared case-insensitively. Default: `proxy` (httpoxy), `lock-token`, `if` (WebDAV
+    /// locking). `content-range` is not in it: resumable-upload APIs use it.
+    pub restricted_headers: Vec<String>,
+    /// Charsets accepted in `Content-Type` and `Accept` (lower case). Default: `utf-8`,
+    /// `us-ascii`, `iso-8859-1`, `iso-8859-15`, `windows-1252`; anything else (e.g. EBCDIC
+    /// `ibm037`, `utf-7`) is how bodies are hidden from inspection.
+    pub allowed_charsets: Vec<String>,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+            max_body_bytes: 10 << 20,
+            max_ranges: 5,
+            max_args: 255,
+            max_arg_name_bytes: 100,
+            flag_ip_host: true,
+            extra_methods: Vec::new(),
+            restricted_headers: ["proxy", "lock-token", "if"].map(String::from).to_vec(),
+            allowed_charsets: [
+                "utf-8",
+                "us-ascii",
+                "iso-8859-1",
+                "iso-8859-15",
+                "windows-1252",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
+impl ProtocolConfig {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let positive = [
+            ("max_header_bytes", self.max_header_bytes),
+            ("max_headers", self.max_headers as u64),
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_ranges", self.max_ranges as u64),
+            ("max_args", self.max_args as u64),
+            ("max_arg_name_bytes", self.max_arg_name_bytes as u64),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(invalid(
+                    format!("detect.protocol.{name}"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        for m in &self.extra_methods {
+            if m.is_empty() || !m.bytes().all(headers::is_tchar) {
+                return Err(invalid(
+                    "detect.protocol.extra_methods",
+                    format!("`{m}` is not an HTTP method token"),
+                ));
+            }
+        }
+        for h in &self.restricted_headers {
+            if h.is_empty() || !h.bytes().all(headers::is_tchar) {
+                return Err(invalid(
+                    "detect.protocol.restricted_headers",
+                    format!("`{h}` is not a header name"),
+                ));
+            }
+        }
+        if self.allowed_charsets.iter().any(|c| c.trim().is_empty()) {
+            return Err(invalid(
+                "detect.protocol.allowed_charsets",
+                "charset names must not be empty",
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub struct ProtocolDetector {
+    config: ProtocolConfig,
+}
+
+impl ProtocolDetector {
+    pub fn new(config: &ProtocolConfig) -> Result<Self, Invalid> {
+        config.validate()?;
+        let mut config = config.clone();
+        for c in &mut config.allowed_charsets {
+            *c = c.trim().to_ascii_lowercase();
+        }
+        Ok(Self { config })
+    }
+
+    /// Checks the request's framing (stateless).
+    pub fn inspect_request(&self, req: &Request<'_>, out: &mut Vec<Finding>) {
+        let mut r = Report { out, seen: 0 };
+        headers::check(req, &self.config, &mut r);
+        content::check(req, &self.config, &mut r);
+        encoding::check(req, &self.config, &mut r);
+    }
+}
+
+/// Every rule of this detector, so each can report once per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Rule {
+    ClTe,
+    DuplicateCl,
+    InvalidCl,
+    TeObfuscated,
+    TeHttp10,
+    InvalidHeaderName,
+    InvalidHeaderValue,
+    HeaderInjection,
+    OversizedHeaders,
+    OversizedBody,
+    GetWithBody,
+    MethodUnknown,
+    MethodOverride,
+    HostMissing,
+    HostInvalid,
+    HostIp,
+    MultipleHost,
+    InvalidRange,
+    RequestRange,
+    ConnectionConflict,
+    RestrictedHeader,
+    CookieV1,
+    EncodingAbuse,
+    DoubleEncoding,
+    NullByte,
+    ControlChar,
+    TooManyArgs,
+    ArgNameTooLong,
+    MultipleContentType,
+    ContentTypeInvalid,
+    ContentTypeMissing,
+    ContentTypeConfusion,
+    Charset,
+    AcceptCharset,
+    MultipartName,
+    UnixSocketTarget,
+}
+
+impl Rule {
+    fn id(self) -> &'static str {
+        match self {
+            Rule::ClTe => "protocol.cl_te",
+            Rule::DuplicateCl => "protocol.duplicate_cl",
+            Rule::InvalidCl => "protocol.invalid_cl",
+            Rule::TeObfuscated => "protocol.te_obfuscated",
+            Rule::TeHttp10 => "protocol.te_http10",
+            Rule::InvalidHeaderName => "protocol.invalid_header_name",
+            Rule::InvalidHeaderValue => "protocol.invalid_header_value",
+            Rule::HeaderInjection => "protocol.header_injection",
+            Rule::OversizedHeaders => "protocol.oversized_headers",
+            Rule::OversizedBody => "protocol.oversized_body",
+            Rule::GetWithBody => "protocol.get_with_body",
+            Rule::MethodUnknown => "protocol.method_unknown",
+            Rule::MethodOverride => "protocol.method_override",
+            Rule::HostMissing => "protocol.host_missing",
+            Rule::HostInvalid => "protocol.host_invalid",
+            Rule::HostIp => "protocol.host_ip",
+            Rule::MultipleHost => "protocol.multiple_host",
+            Rule::InvalidRange => "protocol.invalid_range",
+            Rule::RequestRange => "protocol.request_range",
+            Rule::ConnectionConflict => "protocol.connection_conflict",
+            Rule::RestrictedHeader => "protocol.restricted_header",
+            Rule::CookieV1 => "protocol.cookie_v1",
+            Rule::EncodingAbuse => "protocol.encoding_abuse",
+            Rule::DoubleEncoding => "protocol.double_encoding",
+            Rule::NullByte => "protocol.null_byte",
+            Rule::ControlChar => "protocol.control_char",
+            Rule::TooManyArgs => "protocol.too_many_args",
+            Rule::ArgNameTooLong => "protocol.arg_name_too_long",
+            Rule::MultipleContentType => "protocol.multiple_content_type",
+            Rule::ContentTypeInvalid => "protocol.content_type_invalid",
+            Rule::ContentTypeMissing => "protocol.content_type_missing",
+            Rule::ContentTypeConfusion => "protocol.content_type_confusion",
+            Rule::Charset => "protocol.charset",
+            Rule::AcceptCharset => "protocol.accept_charset",
+            Rule::MultipartName => "protocol.multipart_name",
+            Rule::UnixSocketTarget => "protocol.unix_socket_target",
+        }
+    }
+
+    /// Smuggling and injection primitives are high; anomalies that mostly signal odd
+    /// clients or probing are medium or low.
+    fn severity(self) -> Severity {
+        use Severity::*;
+        match self {
+            Rule::ClTe
+            | Rule::DuplicateCl
+            | Rule::InvalidCl
+            | Rule::TeObfuscated
+            | Rule::InvalidHeaderName
+            | Rule::InvalidHeaderValue
+            | Rule::HeaderInjection
+            | Rule::MultipleHost
+            | Rule::NullByte
+            | Rule::UnixSocketTarget => High,
+            Rule::TeHttp10
+            | Rule::OversizedHeaders
+            | Rule::OversizedBody
+            | Rule::MethodUnknown
+            | Rule::HostInvalid
+            | Rule::InvalidRange
+            | Rule::RequestRange
+            | Rule::RestrictedHeader
+            | Rule::EncodingAbuse
+            | Rule::ControlChar
+            | Rule::TooManyArgs
+            | Rule::ArgNameTooLong
+            | Rule::MultipleContentType
+            | Rule::ContentTypeInvalid
+            | Rule::ContentTypeConfusion
+            | Rule::Charset
+            | Rule::MultipartName => Medium,
+            Rule::GetWithBody
+            | Rule::MethodOverride
+            | Rule::HostMissing
+            | Rule::HostIp
+            | Rule::ConnectionConflict
+            | Rule::CookieV1
+            | Rule::DoubleEncoding
+            | Rule::ContentTypeMissing
+            | Rule::AcceptCharset => Low,
+        }
+    }
+}
+
+/// Collects findings, one per rule.
+struct Report<'o> {
+    out: &'o mut Vec<Finding>,
+    /// Bit per [`Rule`] already reported.
+    seen: u64,
+}
+
+impl Report<'_> {
+    fn has(&self, rule: Rule) -> bool {
+        self.seen & (1 << rule as u8) != 0
+    }
+
+    fn add(&mut self, rule: Rule, location: impl Into<String>, evidence: &str) {
+        if self.has(rule) {
+            return;
+        }
+        self.seen |= 1 << rule as u8;
+        self.out.push(Finding::new(
+            Kind::Protocol,
+            rule.id(),
+            rule.severity(),
+            location,
+            evidence,
+        ));
+    }
+}
+
+/// `header:<name>` with the name lower-cased and bounded.
+fn header_location(name: &str) -> String {
+    let mut s = String::with_capacity(7 + name.len().min(64));
+    s.push_str("header:");
+    for c in name.chars().take(64) {
+        if c.is_control() {
+            s.extend(c.escape_default());
+        } else {
+            s.extend(c.to_lowercase());
+        }
+    }
+    s
+}
+
+/// A short excerpt of `s` around byte `at` (for evidence; Finding::new bounds it again).
+fn around(s: &str, at: usize) -> &str {
+    let mut start = at.saturating_sub(16).min(s.len());
+    while !s.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (at + 48).min(s.len());
+    while !s.is_char_boundary(end) {
+        end += 1;
+    }
+    &s[start..end]
+}
+
+#[cfg(test)]
+mod tests;

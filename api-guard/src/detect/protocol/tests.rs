@@ -1,0 +1,602 @@
+use super::*;
+use crate::detect::offline::OwnedRequest;
+
+fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+fn req<'a>(
+    method: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    headers: &'a [(String, String)],
+    body: &'a [u8],
+) -> Request<'a> {
+    Request {
+        method,
+        path,
+        query,
+        version: 1,
+        headers,
+        body,
+        body_len: body.len() as u64,
+        head_len: 200,
+        peer: None,
+        status: None,
+    }
+}
+
+fn run(r: &Request<'_>) -> Vec<(&'static str, String)> {
+    let d = ProtocolDetector::new(&ProtocolConfig::default()).unwrap();
+    let mut out = Vec::new();
+    d.inspect_request(r, &mut out);
+    assert!(out.iter().all(|f| f.kind == Kind::Protocol));
+    out.into_iter().map(|f| (f.rule_id, f.location)).collect()
+}
+
+fn ids(r: &Request<'_>) -> Vec<&'static str> {
+    run(r).into_iter().map(|(id, _)| id).collect()
+}
+
+fn raw(bytes: &[u8]) -> Vec<&'static str> {
+    let o = OwnedRequest::from_raw(bytes);
+    ids(&o.view(None, None))
+}
+
+const HOST: (&str, &str) = ("Host", "api.example.com");
+
+#[test]
+fn ordinary_api_requests_are_clean() {
+    let body = br#"{"name":"O'Brien","note":"100% cotton\nline two: ok"}"#;
+    let len = body.len().to_string();
+    let headers = h(&[
+        HOST,
+        ("Content-Type", "application/json; charset=utf-8"),
+        ("Content-Length", &len),
+        ("Accept", "application/json, text/plain;q=0.9, */*;q=0.1"),
+        ("Connection", "keep-alive"),
+        ("Cookie", "sid=abc; theme=dark"),
+        ("Range", "bytes=0-1023"),
+        ("Referer", "https://app.example.com/x?y=%E2%82%AC"),
+    ]);
+    let r = req(
+        "POST",
+        "/api/v1/users/42",
+        Some("q=caf%C3%A9&page=2&x=caf%E9"),
+        &headers,
+        body,
+    );
+    assert_eq!(run(&r), []);
+    let headers = h(&[HOST, ("Content-Type", "application/x-www-form-urlencoded")]);
+    let r = req("PUT", "/a", None, &headers, b"a=b%20c&d=e+f&_method=put");
+    assert_eq!(run(&r), []);
+    let headers = h(&[HOST, ("Content-Type", "multipart/form-data; boundary=XX")]);
+    let body = b"--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"r&eacute;sum&eacute;.pdf\"\r\n\r\nx\r\n--XX--\r\n";
+    assert_eq!(run(&req("POST", "/up", None, &headers, body)), []);
+}
+
+#[test]
+fn content_length_and_transfer_encoding() {
+    let hs = h(&[
+        HOST,
+        ("Content-Type", "text/plain"),
+        ("Content-Length", "3"),
+        ("Transfer-Encoding", "chunked"),
+    ]);
+    assert_eq!(
+        run(&req("POST", "/", None, &hs, b"abc")),
+        [("protocol.cl_te", "header:transfer-encoding".into())]
+    );
+    let hs = h(&[
+        HOST,
+        ("Content-Length", "3"),
+        ("Content-Length", "3"),
+        ("Content-Type", "a/b"),
+    ]);
+    assert_eq!(
+        ids(&req("POST", "/", None, &hs, b"abc")),
+        ["protocol.duplicate_cl"]
+    );
+    for bad in ["-1", "3a", "+3", "3, 3", "99999999999999999999", ""] {
+        let hs = h(&[HOST, ("Content-Length", bad)]);
+        assert_eq!(
+            ids(&req("POST", "/", None, &hs, b"")),
+            ["protocol.invalid_cl"],
+            "{bad}"
+        );
+    }
+    for bad in ["chunked, identity", "xchunked", "chunked\t", "identity"] {
+        let hs = h(&[HOST, ("Transfer-Encoding", bad)]);
+        assert!(
+            ids(&req("POST", "/", None, &hs, b"")).contains(&"protocol.te_obfuscated"),
+            "{bad:?}"
+        );
+    }
+    let hs = h(&[
+        HOST,
+        ("Transfer-Encoding", "chunked"),
+        ("Transfer-Encoding", "chunked"),
+    ]);
+    assert_eq!(
+        ids(&req("POST", "/", None, &hs, b"")),
+        ["protocol.te_obfuscated"]
+    );
+    let got = raw(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n");
+    assert_eq!(got, ["protocol.te_obfuscated"]);
+    let got = raw(b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    assert_eq!(got, ["protocol.te_http10"]);
+    let hs = h(&[HOST, ("Transfer-Encoding", "Chunked")]);
+    assert_eq!(ids(&req("POST", "/", None, &hs, b"")), Vec::<&str>::new());
+}
+
+#[test]
+fn header_syntax() {
+    let got = raw(b"GET / HTTP/1.1\r\nHost: a\r\nbad header line\r\n\r\n");
+    assert_eq!(got, ["protocol.invalid_header_name"]);
+    let got = raw(b"GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n");
+    assert_eq!(got, ["protocol.invalid_header_name"]);
+    let hs = h(&[HOST, ("X-A", "a\u{1}b")]);
+    assert_eq!(
+        run(&req("GET", "/", None, &hs, b"")),
+        [("protocol.invalid_header_value", "header:x-a".into())]
+    );
+    let hs = h(&[HOST, ("X-A", "tab\tis fine")]);
+    assert_eq!(ids(&req("GET", "/", None, &hs, b"")), Vec::<&str>::new());
+    let hs = h(&[HOST, ("Referer", "anything%00")]);
+    assert_eq!(
+        ids(&req("GET", "/", None, &hs, b"")),
+        ["protocol.null_byte"]
+    );
+}
+
+#[test]
+fn header_injection_and_splitting() {
+    let hs = h(&[HOST]);
+    let cases: &[(&str, &str)] = &[
+        (
+            "lang=foo%0d%0aContent-Length:%200%0d%0a%0d%0aHTTP/1.1%20200%20OK",
+            "query:lang",
+        ),
+        ("foo=%0d%0arefresh:%20www.bar.com", "query:foo"),
+        ("a=1&%0d%0aRemote-addr%0d%0d%0d:%20foo.bar.com=Y", "query"),
+        ("parameter%0d%0a=test", "query"),
+        (
+            "arg1=GET%20http%3A%2F%2Fwww.foo.bar%20HTTP%2F1.2",
+            "query:arg1",
+        ),
+    ];
+    for (q, loc) in cases {
+        assert_eq!(
+            run(&req("GET", "/", Some(q), &hs, b"")),
+            [("protocol.header_injection", loc.to_string())],
+            "{q}"
+        );
+    }
+    assert_eq!(
+        run(&req("GET", "/foo%0abar", None, &hs, b"")),
+        [("protocol.header_injection", "path".into())]
+    );
+    let hs = h(&[HOST, ("Content-Type", "application/x-www-form-urlencoded")]);
+    let r = req("POST", "/", None, &hs, b"var=aaa%0aGET+/+HTTP/1.1");
+    assert_eq!(run(&r), [("protocol.header_injection", "form:var".into())]);
+    let hs = h(&[HOST, ("Content-Type", "application/xml")]);
+    let r = req(
+        "POST",
+        "/",
+        None,
+        &hs,
+        b"<a p=\"x&#13;&#10;Content-Length: 0&#13;&#10;\"/>",
+    );
+    assert_eq!(ids(&r), ["protocol.header_injection"]);
+    let hs = h(&[HOST, ("X-Some", "data%0dInjectedHeader: code")]);
+    assert_eq!(
+        ids(&req("GET", "/", None, &hs, b"")),
+        ["protocol.header_injection"]
+    );
+    let hs = h(&[HOST, ("Cookie", "a=b%0d%0a%0d%0a<html>")]);
+    assert_eq!(
+        ids(&req("GET", "/", None, &hs, b"")),
+        ["protocol.header_injection"]
+    );
+    // Line breaks in text are not splitting; a header name with no value is not a header.
+    let hs = h(&[HOST]);
+    for q in [
+        "a=x%0Anext",
+        "a=%0A%0Dlocation:%0A%0D",
+        "a=Go+to+store.%0AAt+noon",
+    ] {
+        assert_eq!(
+            ids(&req("GET", "/", Some(q), &hs, b"")),
+            Vec::<&str>::new(),
+            "{q}"
+        );
+    }
+}
+
+#[test]
+fn header_injection_benign_near_misses() {
+    let hs = h(&[HOST, ("Content-Type", "application/x-www-form-urlencoded")]);
+    for body in [
+        &b"var=aaa%0d%0aGet+/foo%0d"[..],
+        b"var=get it%0a",
+        b"m=see HTTP/1.1 spec",
+    ] {
+        assert_eq!(ids(&req("POST", "/", None, &hs, body)), Vec::<&str>::new());
+    }
+    // JSON text is not scanned for header lines: prose and code snippets are legitimate there.
+    let hs = h(&[HOST, ("Content-Type", "application/json")]);
+    let r = req(
+        "POST",
+        "/",
+        None,
+        &hs,
+        br#"{"p":"GET / HTTP/1.1\r\nHost: x"}"#,
+    );
+    assert_eq!(ids(&r), Vec::<&str>::new());
+}
+
+#[test]
+fn encodings() {
+    let hs = h(&[HOST]);
+    for q in [
+        "p=%c0%af",
+        "p=%c0",
+        "p=%F5%80%BF%BF",
+        "p=%E2%A3",
+        "p=%1G",
+        "p=%uff0F",
+        "p=abc%7%",
+        "p=%w20",
+    ] {
+        assert_eq!(
+            run(&req("GET", "/", Some(q), &hs, b"")),
+            [("protocol.encoding_abuse", "query".into())],
+            "{q}"
+        );
+    }
+    assert_eq!(
+        ids(&req("GET", "/", Some("p=%2527"), &hs, b"")),
+        ["protocol.double_encoding"]
+    );
+    assert_eq!(
+        ids(&req("GET", "/", Some("p=%25%37%33"), &hs, b"")),
+        ["protocol.double_encoding"]
+    );
+    let ck = h(&[HOST, ("Cookie", "hi%13=bye; pct=50%")]);
+    assert_eq!(
+        run(&req("GET", "/", None, &ck, b"")),
+        [("protocol.control_char", "header:cookie".into())]
+    );
+    assert_eq!(
+        ids(&req("GET", "/", Some("t%00=1"), &hs, b"")),
+        ["protocol.null_byte"]
+    );
+    assert_eq!(
+        ids(&req("GET", "/", Some("t=1%03"), &hs, b"")),
+        ["protocol.control_char"]
+    );
+    // Latin-1 bytes and valid UTF-8 pass.
+    for q in [
+        "p=(24%)",
+        "p=50%off",
+        "p=100%",
+        "p=%FF",
+        "t%FD=1",
+        "p=%C2%A3",
+        "p=%F0%9F%98%80",
+        "p=%E9t%E9",
+    ] {
+        assert_eq!(
+            ids(&req("GET", "/", Some(q), &hs, b"")),
+            Vec::<&str>::new(),
+            "{q}"
+        );
+    }
+    let hs = h(&[HOST, ("Content-Type", "application/x-www-form-urlencoded")]);
+    assert_eq!(
+        run(&req("POST", "/", None, &hs, b"x=new %w20$")),
+        [("protocol.encoding_abuse", "body".into())]
+    );
+}
+
+#[test]
+fn host_method_range_connection() {
+    assert_eq!(
+        ids(&req("GET", "/", None, &[], b"")),
+        ["protocol.host_missing"]
+    );
+    let hs = h(&[HOST, HOST]);
+    assert_eq!(
+        ids(&req("GET", "/", None, &hs, b"")),
+        ["protocol.multiple_host"]
+    );
+    for ip in ["127.0.0.1", "1.2.3.4:80", "[::1]", "[fe80::1]:80"] {
+        let hs = h(&[("Host", ip)]);
+        assert_eq!(
+            run(&req("GET", "/", None, &hs, b"")),
+            [("protocol.host_ip", "header:host".into())]
+        );
+    }
+    let hs = h(&[("Host", "deadbeef.de:8080")]);
+    assert_eq!(ids(&req("GET", "/", None, &hs, b"")), Vec::<&str>::new());
+    let hs = h(&[("Host", "a.com/evil")]);
+    assert_eq!(
+        ids(&req("GET", "/", None, &hs, b"")),
+        ["protocol.host_invalid"]
+    );
+    let hs = h(&[HOST]);
+    assert_eq!(
+        run(&req("REALLYLONGUNREALMETHOD", "/", None, &hs, b"")),
+        [("protocol.method_unknown", "method".into())]
+    );
+    assert_eq!(
+        ids(&req("|GET", "/", None, &hs, b"")),
+        ["protocol.method_unknown"]
+    );
+    assert_eq!(
+        ids(&req("PROPFIND", "/", None, &hs, b"")),
+        Vec::<&str>::new()
+    );
+    for bad in [
+        "bytes=1-10,11-20,21-30,31-40,41-50,51-60",
+        "bytes=5-0",
+        "bytes=-10,-",
+    ] {
+        let hs = h(&[HOST, ("Range", bad)]);
+        assert_eq!(
+            ids(&req("GET", "/", None, &hs, b"")),
+            ["protocol.invalid_range"],
+            "{bad}"
+        );
+    }
+    for ok in [
+        "bytes=1-10, 11-20, 21-30, 31-40, 41-50",
+        "0-1",
+        "test",
+        "bytes=500-",
+    ] {
+        let hs = h(&[HOST, ("Range", ok)]);
+        assert_eq!(
+            ids(&req("GET", "/", None, &hs, b"")),
+            Vec::<&str>::new(),
+            "{ok}"
+        );
+    }
+    let hs = h(&[HOST, ("Request-Range", "bytes=0-1")]);
+    assert_eq!(
+        ids(&req("GET", "/", None, &hs, b"")),
+        ["protocol.request_range"]
+    );
+    for bad in ["keep-alive,keep-alive", "keep-alive, close", "close,close"] {
+        let hs = h(&[HOST, ("Connection", bad)]);
+        assert_eq!(
+            ids(&req("GET", "/", None, &hs, b"")),
+            ["protocol.connection_conflict"]
+        );
+    }
+    let hs = h(&[HOST, ("Content-Range", "bytes 0-9/20")]);
+    assert_eq!(
+        ids(&req("PUT", "/", None, &hs, b"")),
+        ["protocol.get_with_body"; 0]
+    );
+    let hs = h(&[HOST, ("Proxy", "http://evil")]);
+    assert_eq!(
+        ids(&req("GET", "/", None, &hs, b"")),
+        ["protocol.restricted_header"]
+    );
+    let hs = h(&[HOST, ("Cookie", "$Version=1; a=b")]);
+    assert_eq!(
+        ids(&req("GET", "/", None, &hs, b"")),
+        ["protocol.cookie_v1"]
+    );
+}
+
+#[test]
+fn bodies_and_sizes() {
+    let hs = h(&[HOST, ("Content-Type", "application/x-www-form-urlencoded")]);
+    assert_eq!(
+        run(&req("GET", "/", None, &hs, b"hi=test")),
+        [("protocol.get_with_body", "body".into())]
+    );
+    let hs = h(&[
+        HOST,
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Content-Length", "0"),
+    ]);
+    assert_eq!(ids(&req("GET", "/", None, &hs, b"")), Vec::<&str>::new());
+    let got = raw(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    assert_eq!(got, ["protocol.get_with_body"]);
+    let hs = h(&[HOST]);
+    let mut r = req("POST", "/", None, &hs, b"");
+    r.head_len = 20_000;
+    r.body_len = 11 << 20;
+    assert_eq!(
+        ids(&r),
+        ["protocol.oversized_headers", "protocol.oversized_body"]
+    );
+    let many: Vec<(String, String)> = (0..101)
+        .map(|i| (format!("X-{i}"), "v".into()))
+        .chain(h(&[HOST]))
+        .collect();
+    assert_eq!(
+        ids(&req("GET", "/", None, &many, b"")),
+        ["protocol.oversized_headers"]
+    );
+    let q = "a=1&".repeat(256);
+    assert_eq!(
+        ids(&req("GET", "/", Some(&q), &hs, b"")),
+        ["protocol.too_many_args"]
+    );
+    let q = "n".repeat(101);
+    assert_eq!(
+        ids(&req("GET", "/", Some(&q), &hs, b"")),
+        ["protocol.arg_name_too_long"]
+    );
+}
+
+#[test]
+fn content_types() {
+    let cases = [
+        (
+            "%{(#nike='multipart/form-data')}",
+            "protocol.content_type_invalid",
+        ),
+        (
+            "text/plain; charset=\"UTF-8\"; garbage",
+            "protocol.content_type_invalid",
+        ),
+        (
+            "multipart/form-data; boundary=  x",
+            "protocol.content_type_invalid",
+        ),
+        ("multipart/; boundary=0000", "protocol.content_type_invalid"),
+        (
+            "application/x-www-form-urlencoded; charset=ibm037",
+            "protocol.charset",
+        ),
+        (
+            "application/x-www-form-urlencoded; charset=utf-8; charset=utf-7",
+            "protocol.charset",
+        ),
+        (
+            "application/x-www-form-urlencoded;boundary=\"application/json\"",
+            "protocol.content_type_confusion",
+        ),
+    ];
+    for (ct, rule) in cases {
+        let hs = h(&[HOST, ("Content-Type", ct)]);
+        assert_eq!(
+            run(&req("POST", "/", None, &hs, b"")),
+            [(rule, "header:content-type".into())],
+            "{ct}"
+        );
+    }
+    // Syntactically fine, but not a charset anyone encodes text in.
+    let hs = h(&[HOST, ("Content-Type", "text/plain; charset=/gar/bage")]);
+    assert_eq!(ids(&req("POST", "/", None, &hs, b"")), ["protocol.charset"]);
+    for ct in [
+        "application/*+json",
+        "multipart/mixed; boundary= gc0p4Jq0M2Yt,08/jU534c0p?==:test",
+        "application/soap+xml; charset=utf-8; action=\"urn:x\"",
+        "text/html; charset='UTF-8'",
+    ] {
+        let hs = h(&[HOST, ("Content-Type", ct)]);
+        assert_eq!(
+            ids(&req("POST", "/", None, &hs, b"")),
+            Vec::<&str>::new(),
+            "{ct}"
+        );
+    }
+    let hs = h(&[HOST, ("Content-Length", "4")]);
+    assert_eq!(
+        ids(&req("POST", "/", None, &hs, b"test")),
+        ["protocol.content_type_missing"]
+    );
+    let hs = h(&[HOST, ("Content-Type", "a/b"), ("Content-Type", "c/d")]);
+    assert_eq!(
+        ids(&req("POST", "/", None, &hs, b"")),
+        ["protocol.multiple_content_type"]
+    );
+    let hs = h(&[HOST, ("Accept", "text/html; charset=CP1026")]);
+    assert_eq!(
+        ids(&req("GET", "/", None, &hs, b"")),
+        ["protocol.accept_charset"]
+    );
+    let hs = h(&[HOST, ("Content-Type", "multipart/form-data; boundary=XX")]);
+    for name in ["fi;le", "&amp;fi;zzz", "1.j\\\\s\\\\p", "te\\\"st"] {
+        let body = format!(
+            "--XX\nContent-Disposition: form-data; name=\"{name}\"; filename=\"t\"\n\nx\n--XX--\n"
+        );
+        assert_eq!(
+            run(&req("POST", "/", None, &hs, body.as_bytes())),
+            [("protocol.multipart_name", "body".into())],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn overrides_and_proxy_targets() {
+    let hs = h(&[HOST]);
+    assert_eq!(
+        run(&req("POST", "/r", Some("id=1&_method=DELETE"), &hs, b"")),
+        [("protocol.method_override", "query:_method".into())]
+    );
+    assert_eq!(
+        ids(&req(
+            "POST",
+            "/r",
+            Some("_method=%44%45%4C%45%54%45"),
+            &hs,
+            b""
+        )),
+        ["protocol.method_override"]
+    );
+    for q in [
+        "_method=AB",
+        "_method=DELETE1",
+        "method=DELETE",
+        "_method=post",
+    ] {
+        assert_eq!(
+            ids(&req("POST", "/r", Some(q), &hs, b"")),
+            Vec::<&str>::new(),
+            "{q}"
+        );
+    }
+    let hs = h(&[HOST, ("X-HTTP-Method-Override", "DELETE")]);
+    assert_eq!(
+        ids(&req("POST", "/", None, &hs, b"")),
+        ["protocol.method_override"]
+    );
+    let hs = h(&[HOST]);
+    assert_eq!(
+        ids(&req("GET", "/", Some("unix:AAAA|http://x/"), &hs, b"")),
+        ["protocol.unix_socket_target"]
+    );
+}
+
+#[test]
+fn hostile_input_is_bounded() {
+    let hs = h(&[HOST, ("Content-Type", "multipart/form-data; boundary=X")]);
+    let body = "Content-Disposition: name=\"".repeat(10_000);
+    let _ = run(&req("POST", "/", None, &hs, body.as_bytes()));
+    let q = "%".repeat(100_000) + "%c0" + &"%e2".repeat(1000);
+    let got = ids(&req("GET", "/", Some(&q), &h(&[HOST]), b""));
+    assert_eq!(
+        got,
+        ["protocol.encoding_abuse", "protocol.arg_name_too_long"]
+    );
+    for bad in ["bytes=", "bytes=,,,", "bytes=-", "x"] {
+        let hs = h(&[HOST, ("Range", bad)]);
+        let _ = run(&req("GET", "/", None, &hs, b""));
+    }
+}
+
+#[test]
+fn config_is_validated() {
+    let c = ProtocolConfig {
+        max_ranges: 0,
+        ..Default::default()
+    };
+    let e = ProtocolDetector::new(&c).err().unwrap();
+    assert_eq!(e.field, "detect.protocol.max_ranges");
+    let c = ProtocolConfig {
+        extra_methods: vec!["BAD METHOD".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        ProtocolDetector::new(&c).err().unwrap().field,
+        "detect.protocol.extra_methods"
+    );
+    let c: ProtocolConfig = serde_json::from_str(r#"{"flag_ip_host": false}"#).unwrap();
+    let d = ProtocolDetector::new(&c).unwrap();
+    let hs = h(&[("Host", "10.0.0.1")]);
+    let mut out = Vec::new();
+    d.inspect_request(&req("GET", "/", None, &hs, b""), &mut out);
+    assert!(out.is_empty());
+    assert!(serde_json::from_str::<ProtocolConfig>(r#"{"nope": 1}"#).is_err());
+}
