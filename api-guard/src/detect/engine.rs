@@ -92,3 +92,9 @@ impl Engine {
         }
     }
 }
+
+// The daemon runs the engine inside a tokio task, which may move between threads.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Engine>();
+};

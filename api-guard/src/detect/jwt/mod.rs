@@ -16,7 +16,7 @@ use std::{
     fmt,
     num::NonZeroUsize,
     path::PathBuf,
-    rc::Rc,
+    sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -263,7 +263,7 @@ pub struct JwtDetector {
     required: Vec<String>,
     issuers: Vec<String>,
     audiences: Vec<String>,
-    cache: LruCache<[u8; 32], Rc<Analysis>>,
+    cache: LruCache<[u8; 32], Arc<Analysis>>,
 }
 
 impl JwtDetector {
@@ -336,14 +336,14 @@ impl JwtDetector {
         found
     }
 
-    fn analysis(&mut self, token: &str) -> Rc<Analysis> {
+    fn analysis(&mut self, token: &str) -> Arc<Analysis> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(a) = self.cache.get(&digest) {
-            return Rc::clone(a);
+            return Arc::clone(a);
         }
         let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-        let a = Rc::new(self.analyse(token, &format!("sha256:{hash}")));
-        self.cache.put(digest, Rc::clone(&a));
+        let a = Arc::new(self.analyse(token, &format!("sha256:{hash}")));
+        self.cache.put(digest, Arc::clone(&a));
         a
     }
 
