@@ -63,6 +63,19 @@ const WEAK: &[&str] = &[
     "npm", "rpm", "nice", "timeout", "findstr", "attrib", "xcopy",
 ];
 
+/// Distinctive commands that fire even as the whole value (`whoami`); other names alone
+/// (`base64`, `php`, `lastlog`) are ordinary field values.
+const SOLO: &[&str] = &[
+    "whoami", "ifconfig", "ipconfig", "uname", "netstat", "systeminfo", "tasklist", "visudo",
+    "printenv", "htop", "getent", "nslookup",
+];
+
+/// Downloaders, for which a URL argument is evidence.
+const FETCHERS: &[&str] = &[
+    "wget", "curl", "fetch", "lwp-download", "lwp-request", "iwr", "irm", "invoke-webrequest",
+    "invoke-restmethod", "ftp", "tftp", "certutil", "bitsadmin", "mshta",
+];
+
 /// Words that run the command after them (`time sh`, `nohup id`, `env x=1 sh`).
 const WRAPPERS: &[&str] = &[
     "time", "nohup", "strace", "ltrace", "sudo", "doas", "env", "exec", "nice", "timeout",
@@ -89,6 +102,8 @@ struct Command {
     shell_args: bool,
     /// Redirections, `$VAR` expansions or here-strings.
     shell_syntax: bool,
+    /// An argument holding `://` (evidence for downloaders only).
+    url_arg: bool,
     nargs: usize,
 }
 
@@ -100,6 +115,7 @@ impl Command {
             words: Vec::new(),
             shell_args: false,
             shell_syntax: false,
+            url_arg: false,
             nargs: 0,
         }
     }
@@ -139,6 +155,7 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         return;
     }
     let commands = tokenize(b);
+    let has_upper = b.iter().any(u8::is_ascii_uppercase);
     let blank_free_prefix = |pos: usize| !b[..pos.min(b.len())].iter().any(|x| x.is_ascii_whitespace());
     for (n, cmd) in commands.iter().enumerate() {
         let Some((word, strength)) = command_name(cmd) else {
@@ -146,13 +163,22 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         };
         // Time-based blind probes: `;sleep 10`.
         let delay = word == b"sleep" && cmd.words.get(1).is_some_and(|w| w.iter().all(u8::is_ascii_digit));
-        let evidence = cmd.shell_args || cmd.shell_syntax || delay;
+        let fetch = cmd.url_arg && FETCHERS.iter().any(|f| f.as_bytes() == word);
+        let evidence = cmd.shell_args || cmd.shell_syntax || delay || fetch;
         let chained_next = commands
             .get(n + 1)
             .is_some_and(|next| next.sep != Sep::Start && command_name(next).is_some());
         let fire = match (cmd.sep, strength) {
             (Sep::Subst, _) => true,
-            (_, Strength::Strong) => true,
+            (Sep::Chain, Strength::Strong) => true,
+            // At the start, a distinctive name followed by prose ("GCC Runtime Library",
+            // "Lsof has trouble …") is a sentence, not a command line.
+            (Sep::Start, Strength::Strong) => {
+                evidence
+                    || chained_next
+                    || (cmd.nargs == 0 && solo(word))
+                    || (cmd.nargs > 0 && cmd.nargs <= 2 && !has_upper)
+            }
             (Sep::Chain, Strength::Weak) => {
                 evidence || chained_next || (cmd.nargs == 0 && blank_free_prefix(cmd.pos))
             }
@@ -160,6 +186,8 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         };
         // `sh` and friends as a bare word in prose ("SH" for a state) need a context.
         let fire = fire && !(cmd.sep == Sep::Start && cmd.nargs == 0 && word.len() <= 2);
+        // Parameter names only count after a separator (`pwd`, `perl` are names).
+        let fire = fire && !(c.input.is_name() && cmd.sep == Sep::Start);
         if fire {
             report("cmdi.shell", cmd.pos);
             return;
@@ -251,10 +279,14 @@ fn windows_syntax(b: &[u8]) -> Option<usize> {
             let Some(&(_, next)) = rest.first() else {
                 continue;
             };
-            if matches!(
-                next,
-                b"/i" | b"not" | b"exist" | b"errorlevel" | b"defined" | b"cmdextversion"
-            ) && rest.len() >= 2
+            // `if not exist x`, `if /i a==b`: look past `not` / `/i` for the keyword.
+            let key = match next {
+                b"not" | b"/i" => rest.get(1).map(|(_, w)| *w),
+                _ => Some(next),
+            };
+            if next == b"/i"
+                || matches!(key, Some(b"exist" | b"errorlevel" | b"cmdextversion"))
+                    && rest.len() >= 3
             {
                 return Some(pos);
             }
@@ -370,9 +402,22 @@ fn tokenize(b: &[u8]) -> Vec<Command> {
                 end_cmd!(Sep::Chain, i + 1);
             }
             b'`' => {
-                backtick_open = !backtick_open;
-                let sep = if backtick_open { Sep::Subst } else { Sep::Chain };
-                end_cmd!(sep, i + 1);
+                let run = b[i..].iter().take_while(|&&x| x == b'`').count();
+                // Markdown: fences (```) and inline code after a blank are not substitution.
+                let glued = i > 0 && !b[i - 1].is_ascii_whitespace() && b[i - 1] != b'(';
+                let sep = if run == 1 && (backtick_open || glued) {
+                    backtick_open = !backtick_open;
+                    if backtick_open {
+                        Sep::Subst
+                    } else {
+                        Sep::Chain
+                    }
+                } else {
+                    Sep::Chain
+                };
+                end_cmd!(sep, i + run);
+                i += run;
+                continue;
             }
             b'$' => {
                 let rest = &b[i + 1..];
@@ -400,6 +445,8 @@ fn tokenize(b: &[u8]) -> Vec<Command> {
                 }
                 continue;
             }
+            // Arrows (`->`, `=>`) in prose are no redirections.
+            b'>' if i > 0 && matches!(b[i - 1], b'-' | b'=') => {}
             b'<' | b'>' => {
                 if b.get(i + 1) == Some(&b'(') {
                     end_cmd!(Sep::Subst, i + 2);
@@ -475,10 +522,10 @@ fn push_word(cmd: &mut Command, word: Vec<u8>) {
                 && (w[1].is_ascii_alphabetic() || w[1] == b'-'))
                 || (w.len() >= 2 && w[0] == b'/' && w[1] != b'/')
                 || w.starts_with(b"~/")
-                || w.windows(3).any(|p| p == b"://")
                 || w.starts_with(b"c:")
                 || w.contains(&b'%');
             cmd.shell_args |= shellish;
+            cmd.url_arg |= w.windows(3).any(|p| p == b"://");
         }
         if cmd.words.len() < MAX_WORDS {
             cmd.words.push(w);
@@ -548,6 +595,10 @@ fn classify(word: &[u8]) -> Option<(&[u8], Strength)> {
         if dir.ends_with(b"bin/") && base[0].is_ascii_alphabetic() {
             return Some((base, Strength::Strong));
         }
+        // `Anthropic/Python 0.25` (a product token) is no program path.
+        if !(word.starts_with(b"/") || word.starts_with(b"./") || word.starts_with(b"~/")) {
+            return None;
+        }
     }
     if base.iter().any(|x| matches!(x, b'?' | b'*' | b'[')) {
         return glob_command(base).map(|_| (base, Strength::Strong));
@@ -557,6 +608,12 @@ fn classify(word: &[u8]) -> Option<(&[u8], Strength)> {
         let s = if path_qualified { Strength::Strong } else { s };
         (base, s)
     })
+}
+
+fn solo(name: &[u8]) -> bool {
+    SOLO.iter().any(|x| x.as_bytes() == name)
+        || (lookup(name) == Some(Strength::Strong)
+            && !STRONG.iter().chain(WEAK).any(|x| x.as_bytes() == name))
 }
 
 fn lookup(name: &[u8]) -> Option<Strength> {
@@ -588,7 +645,7 @@ fn lookup(name: &[u8]) -> Option<Strength> {
 
 /// A known command matched by a glob pattern (`c?t`, `wh[o]ami`); the pattern needs a literal.
 fn glob_command(pattern: &[u8]) -> Option<&'static str> {
-    if !pattern.iter().any(u8::is_ascii_alphabetic) {
+    if pattern.iter().filter(|x| x.is_ascii_alphabetic()).count() < 2 {
         return None;
     }
     STRONG
@@ -645,10 +702,21 @@ fn glob_path(commands: &[Command]) -> Option<usize> {
                 continue;
             }
             let segs = w.split(|&x| x == b'/').filter(|s| !s.is_empty()).count();
-            let bracket = w
-                .iter()
-                .position(|&x| x == b'[')
-                .is_some_and(|o| w[o..].contains(&b']'));
+            // A bracket class inside a name (`pa[s]swd`), not a regex (`/[a-z]{1,5}/`).
+            let mut outside = Vec::with_capacity(w.len());
+            let mut depth = 0;
+            for &x in w {
+                match x {
+                    b'[' => depth += 1,
+                    b']' if depth > 0 => depth -= 1,
+                    _ if depth == 0 => outside.push(x),
+                    _ => {}
+                }
+            }
+            let bracket = w.contains(&b'[')
+                && w.contains(&b']')
+                && !outside.contains(&b'{')
+                && outside.iter().filter(|x| x.is_ascii_alphabetic()).count() >= 3;
             let questions = w.iter().filter(|&&x| x == b'?').count();
             let trailing_q = w.last() == Some(&b'?') && questions == 1 && segs >= 2;
             if segs >= 1 && (bracket || questions >= 2 || trailing_q) {

@@ -24,10 +24,6 @@ pub fn find_ci_from(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-pub fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    find_ci(hay, needle).is_some()
-}
-
 /// Whether `hay` starts with `prefix`, ASCII case-insensitively.
 pub fn starts_with_ci(hay: &[u8], prefix: &[u8]) -> bool {
     hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)

@@ -20,7 +20,7 @@ use crate::detect::{
 };
 
 /// Stands for an overlong-encoded character (dot or slash) in the folded text.
-const WILD: u8 = b'*';
+const WILD: u8 = 0; // NUL never survives `normalize::decode`.
 
 /// Sensitive files and directories, as path fragments anchored at a segment start (folded:
 /// lower case, `/` separators). An entry ending in `/` matches anything below it.
