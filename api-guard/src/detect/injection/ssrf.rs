@@ -28,7 +28,18 @@ enum Class {
 }
 
 /// Schemes that reach non-HTTP services from an HTTP client.
-const SMUGGLING_SCHEMES: &[&str] = &["gopher", "dict", "ldap", "ldaps", "tftp", "jar", "netdoc", "local_file", "sftp", "xri"];
+const SMUGGLING_SCHEMES: &[&str] = &[
+    "gopher",
+    "dict",
+    "ldap",
+    "ldaps",
+    "tftp",
+    "jar",
+    "netdoc",
+    "local_file",
+    "sftp",
+    "xri",
+];
 
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if matches!(c.input.source, Source::Path | Source::ArgName) {
@@ -39,8 +50,17 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     let header = c.input.source == Source::Header;
     if header
         && [
-            "host", "referer", "origin", "x-forwarded-for", "x-real-ip", "forwarded",
-            "x-forwarded-host", "via", "true-client-ip", "x-client-ip", "cf-connecting-ip",
+            "host",
+            "referer",
+            "origin",
+            "x-forwarded-for",
+            "x-real-ip",
+            "forwarded",
+            "x-forwarded-host",
+            "via",
+            "true-client-ip",
+            "x-client-ip",
+            "cf-connecting-ip",
             "x-originating-ip",
         ]
         .iter()
@@ -70,7 +90,10 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         let at = from + rel;
         from = at + 1;
         let scheme = scheme_before(b, at);
-        let slashes = b[at + 1..].iter().take_while(|&&x| x == b'/' || x == b'\\').count();
+        let slashes = b[at + 1..]
+            .iter()
+            .take_while(|&&x| x == b'/' || x == b'\\')
+            .count();
         let authority_start = at + 1 + slashes;
         if scheme.is_empty() || (slashes == 0 && !scheme.eq_ignore_ascii_case("jar")) {
             continue;
@@ -141,7 +164,10 @@ fn scheme_before(b: &[u8], colon: usize) -> String {
 fn authority(b: &[u8]) -> &[u8] {
     let end = b
         .iter()
-        .position(|&x| matches!(x, b'/' | b'?' | b'#' | b'\\' | b'"' | b'\'' | b'<' | b'>') || x.is_ascii_whitespace())
+        .position(|&x| {
+            matches!(x, b'/' | b'?' | b'#' | b'\\' | b'"' | b'\'' | b'<' | b'>')
+                || x.is_ascii_whitespace()
+        })
         .unwrap_or(b.len());
     &b[..end]
 }
@@ -379,7 +405,10 @@ mod tests {
         let lo = Some(("ssrf.loopback", Severity::High));
         let private = Some(("ssrf.private", Severity::Medium));
         assert_eq!(rule("http://169.254.169.254/latest/meta-data/"), meta);
-        assert_eq!(rule("http://metadata.google.internal/computeMetadata/v1/"), meta);
+        assert_eq!(
+            rule("http://metadata.google.internal/computeMetadata/v1/"),
+            meta
+        );
         assert_eq!(rule("http://[fd00:ec2::254]/latest"), meta);
         assert_eq!(rule("http://100.100.100.200/latest/meta-data"), meta);
         assert_eq!(rule("http://2852039166/"), meta);
@@ -401,8 +430,14 @@ mod tests {
         assert_eq!(rule("http://172.20.1.1"), private);
         assert_eq!(rule("http://192.168.1.1/"), private);
         assert_eq!(rule("http://[fc00::1]/"), private);
-        assert_eq!(rule("gopher://example.com:70/_x"), Some(("ssrf.scheme", Severity::High)));
-        assert_eq!(rule("dict://example.com:11211/stat"), Some(("ssrf.scheme", Severity::High)));
+        assert_eq!(
+            rule("gopher://example.com:70/_x"),
+            Some(("ssrf.scheme", Severity::High))
+        );
+        assert_eq!(
+            rule("dict://example.com:11211/stat"),
+            Some(("ssrf.scheme", Severity::High))
+        );
     }
 
     #[test]

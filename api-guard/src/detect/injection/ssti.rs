@@ -17,8 +17,19 @@ const MAX_INNER: usize = 512;
 
 /// Template globals that give access to application internals.
 const GLOBALS: &[&[u8]] = &[
-    b"config", b"self", b"request", b"settings", b"lipsum", b"cycler", b"joiner",
-    b"namespace", b"_self", b"url_for", b"get_flashed_messages", b"application", b"session",
+    b"config",
+    b"self",
+    b"request",
+    b"settings",
+    b"lipsum",
+    b"cycler",
+    b"joiner",
+    b"namespace",
+    b"_self",
+    b"url_for",
+    b"get_flashed_messages",
+    b"application",
+    b"session",
 ];
 
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
@@ -106,7 +117,8 @@ fn expression(inner: &[u8]) -> bool {
     let head_len = t.iter().take_while(|x| is_ident(**x)).count();
     let head = &t[..head_len];
     GLOBALS.iter().any(|g| head.eq_ignore_ascii_case(g))
-        && t.get(head_len).is_none_or(|x| matches!(x, b'.' | b'[' | b'|' | b' ' | b'}'))
+        && t.get(head_len)
+            .is_none_or(|x| matches!(x, b'.' | b'[' | b'|' | b' ' | b'}'))
 }
 
 /// `7*7`, `7 + '7'`: a number, an operator and another operand.
@@ -117,7 +129,8 @@ fn arithmetic(t: &[u8]) -> bool {
         }
         let left = t[..k].trim_ascii_end();
         let right = t[k + 1..].trim_ascii_start();
-        let operand = |x: Option<&u8>| x.is_some_and(|c| c.is_ascii_digit() || matches!(c, b'\'' | b'"'));
+        let operand =
+            |x: Option<&u8>| x.is_some_and(|c| c.is_ascii_digit() || matches!(c, b'\'' | b'"'));
         if operand(left.last()) && operand(right.first()) {
             // Dates and ranges (`2024-01-02`, `10/20`) are names, not maths, when
             // nothing but digits and that one separator appear.
@@ -147,9 +160,22 @@ fn statement(inner: &[u8]) -> bool {
 /// Freemarker and Velocity directives.
 fn directive(b: &[u8]) -> Option<usize> {
     const MARKERS: &[&[u8]] = &[
-        b"<#assign", b"<#if", b"<#list", b"<#include", b"<#import", b"<#macro", b"<#function",
-        b"?new(", b"#set(", b"#set (", b"#foreach(", b"#evaluate(", b"#parse(", b"#include(",
-        b"$class.inspect", b"#macro(",
+        b"<#assign",
+        b"<#if",
+        b"<#list",
+        b"<#include",
+        b"<#import",
+        b"<#macro",
+        b"<#function",
+        b"?new(",
+        b"#set(",
+        b"#set (",
+        b"#foreach(",
+        b"#evaluate(",
+        b"#parse(",
+        b"#include(",
+        b"$class.inspect",
+        b"#macro(",
     ];
     MARKERS.iter().find_map(|m| find_ci(b, m))
 }

@@ -15,7 +15,8 @@ pub fn find_ci_from(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let last = hay.len() - needle.len();
     let mut i = from;
     while i <= last {
-        if hay[i].to_ascii_lowercase() == first && hay[i..i + needle.len()].eq_ignore_ascii_case(needle)
+        if hay[i].to_ascii_lowercase() == first
+            && hay[i..i + needle.len()].eq_ignore_ascii_case(needle)
         {
             return Some(i);
         }

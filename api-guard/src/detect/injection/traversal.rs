@@ -75,7 +75,7 @@ const SENSITIVE: &[&str] = &[
     "proc/sys/",
     "proc/sched_debug",
     "proc/kcore",
-    "sys/class/",
+    "sys/class",
     "sys/kernel/",
     "sys/firmware/",
     "sys/devices/",
@@ -237,8 +237,21 @@ fn is_sep(x: u8) -> bool {
 fn segment_boundary(x: u8) -> bool {
     matches!(
         x,
-        b'/' | b'=' | b':' | b';' | b',' | b'"' | b'\'' | b'(' | b'<' | b'>' | b'|' | b'&' | b'`'
-            | b'[' | b'{' | WILD
+        b'/' | b'='
+            | b':'
+            | b';'
+            | b','
+            | b'"'
+            | b'\''
+            | b'('
+            | b'<'
+            | b'>'
+            | b'|'
+            | b'&'
+            | b'`'
+            | b'['
+            | b'{'
+            | WILD
     ) || x.is_ascii_whitespace()
 }
 
@@ -298,9 +311,11 @@ fn find_sensitive(t: &[u8]) -> Option<usize> {
         if word.len() < 4 || !word.iter().any(|x| matches!(x, b'/' | b'.' | b'_')) {
             continue;
         }
+        // Dot-files named in prose ("in your .git/config") are mentions, not paths.
+        let after_blank = p > 0 && t[p - 1].is_ascii_whitespace();
         for entry in SENSITIVE {
             let e = entry.as_bytes();
-            if !word.starts_with(e) {
+            if !word.starts_with(e) || (after_blank && e[0] == b'.') {
                 continue;
             }
             let after = word.get(e.len()).copied();
@@ -343,7 +358,9 @@ fn find_restricted_segment(t: &[u8]) -> Option<usize> {
         let start = pos;
         pos += seg.len() + 1;
         if seg.first() == Some(&b'.')
-            && seg.get(1).is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'_')
+            && seg
+                .get(1)
+                .is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'_')
             && !starts_with_ci(seg, b".well-known")
         {
             return Some(start);
@@ -357,7 +374,9 @@ fn find_restricted_segment(t: &[u8]) -> Option<usize> {
 
 fn is_log_or_dump(seg: &[u8]) -> bool {
     const SUFFIXES: &[&[u8]] = &[b".log", b".bak", b".swp", b".sql"];
-    const ARCHIVES: &[&[u8]] = &[b"", b".gz", b".zip", b".bz2", b".xz", b".tar", b".tgz", b".7z"];
+    const ARCHIVES: &[&[u8]] = &[
+        b"", b".gz", b".zip", b".bz2", b".xz", b".tar", b".tgz", b".7z",
+    ];
     SUFFIXES.iter().any(|s| {
         ARCHIVES.iter().any(|a| {
             let n = s.len() + a.len();
@@ -372,9 +391,15 @@ fn is_dump_name(t: &[u8]) -> bool {
     t.len() <= 128
         && !t.iter().any(|x| x.is_ascii_whitespace())
         && (t.ends_with(b".sql")
-            || [b".sql.gz" as &[u8], b".sql.zip", b".sql.bz2", b".sql.xz", b".sql.tar.gz"]
-                .iter()
-                .any(|s| t.ends_with(s)))
+            || [
+                b".sql.gz" as &[u8],
+                b".sql.zip",
+                b".sql.bz2",
+                b".sql.xz",
+                b".sql.tar.gz",
+            ]
+            .iter()
+            .any(|s| t.ends_with(s)))
 }
 
 #[cfg(test)]
@@ -450,19 +475,35 @@ mod tests {
             "cat /root/.bash_history",
             "~/.ssh/id_rsa",
         ] {
-            assert_eq!(rule(Source::Query, v), Some("traversal.sensitive_file"), "{v}");
+            assert_eq!(
+                rule(Source::Query, v),
+                Some("traversal.sensitive_file"),
+                "{v}"
+            );
         }
         assert_eq!(
             rule(Source::Query, "file:///var/www/x"),
             Some("traversal.file_uri")
         );
-        assert_eq!(rule(Source::Json, "jar:file:/a.jar!/b"), Some("traversal.file_uri"));
-        assert_eq!(rule(Source::Query, "backup.sql.gz"), Some("traversal.restricted_file"));
+        assert_eq!(
+            rule(Source::Json, "jar:file:/a.jar!/b"),
+            Some("traversal.file_uri")
+        );
+        assert_eq!(
+            rule(Source::Query, "backup.sql.gz"),
+            Some("traversal.restricted_file")
+        );
     }
 
     #[test]
     fn restricted_path_segments() {
-        for p in ["/.env", "/.git/config", "/app/.aws/credentials", "/wp-content/debug.log", "/db.sql.zip"] {
+        for p in [
+            "/.env",
+            "/.git/config",
+            "/app/.aws/credentials",
+            "/wp-content/debug.log",
+            "/db.sql.zip",
+        ] {
             assert!(rule(Source::Path, p).is_some(), "{p}");
         }
         for p in [
@@ -494,6 +535,7 @@ mod tests {
             "the /etc directory holds configuration",
             "passwd reset requested",
             "history.history",
+            "stored in your .git/config file",
         ] {
             assert_eq!(rule(Source::Json, v), None, "{v}");
         }
