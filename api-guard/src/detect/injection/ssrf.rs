@@ -113,6 +113,20 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
             report("ssrf.scheme", Severity::High, scheme_pos);
             return;
         }
+        // Remote file inclusion shapes: a script fetched from a raw IP address, or a URL
+        // ending in `?` so the application's own suffix becomes a query string.
+        if matches!(lower.as_str(), "http" | "https" | "ftp" | "ftps") {
+            let rest = &b[authority_start..];
+            let url_end = rest
+                .iter()
+                .position(|&x| x.is_ascii_whitespace() || matches!(x, b'"' | b'\'' | b'<' | b'>'))
+                .unwrap_or(rest.len());
+            let url = &rest[..url_end];
+            if url.len() > authority.len() + 1 && url.ends_with(b"?") || ip_literal(authority) {
+                report("ssrf.rfi", Severity::Medium, scheme_pos);
+                return;
+            }
+        }
     }
     // A bare host or address as the whole value: `169.254.169.254`, `localhost:8080/`.
     // Not for headers, e-mail addresses (`a@[10.0.0.1]`) or a lone name (`server=localhost`
@@ -132,6 +146,19 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
             report(rule, sev, 0);
         }
     }
+}
+
+/// Whether the authority's host is a literal IP address (after any userinfo).
+fn ip_literal(a: &[u8]) -> bool {
+    let host_port = match a.iter().rposition(|&x| x == b'@') {
+        Some(p) => &a[p + 1..],
+        None => a,
+    };
+    if host_port.first() == Some(&b'[') {
+        return true;
+    }
+    let host = host_port.split(|&x| x == b':').next().unwrap_or(&[]);
+    std::str::from_utf8(host).is_ok_and(|h| h.parse::<Ipv4Addr>().is_ok())
 }
 
 fn rule_for(class: Class) -> (&'static str, Severity) {
@@ -453,7 +480,7 @@ mod tests {
             "price: $5",
             "100%",
             "file:///etc/passwd",
-            "http://8.8.8.8/",
+            "https://example.com/search?q=x",
             "time 10:30",
             "{{user_name}}",
         ] {
