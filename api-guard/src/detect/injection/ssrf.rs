@@ -1,6 +1,496 @@
-//! Server-side request forgery: URLs or hosts in parameters pointing at loopback, link-local / cloud metadata or private ranges.
+//! Server-side request forgery: a parameter that is, or contains, a URL or host pointing at
+//! loopback, link-local / cloud metadata or private addresses, or a URL with a scheme that
+//! smuggles requests to other protocols (`gopher://`, `dict://`, `ldap://`).
+//!
+//! URLs are parsed (scheme, userinfo, host, port) and the host is classified with
+//! `std::net` plus the numeric forms `inet_aton` accepts (`2130706433`, `0x7f000001`,
+//! `017700000001`, `127.1`). `file://` is local file inclusion and is reported by the
+//! traversal checker. Only parameters, JSON, form fields, cookies and non-`Host` headers are
+//! inspected — never the URL path — and a bare IP-looking value must parse as a whole
+//! address (`10.2.3` in prose is a version, not a host).
 
-use super::Candidate;
-use crate::detect::finding::Finding;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-pub fn check(_c: &Candidate<'_>, _out: &mut Vec<Finding>) {}
+use super::{text::around, Candidate};
+use crate::detect::{
+    finding::{Finding, Kind, Severity},
+    inputs::Source,
+};
+
+/// URLs examined per value.
+const MAX_URLS: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Metadata,
+    Loopback,
+    Private,
+}
+
+/// Schemes that reach non-HTTP services from an HTTP client.
+const SMUGGLING_SCHEMES: &[&str] = &[
+    "gopher",
+    "dict",
+    "ldap",
+    "ldaps",
+    "tftp",
+    "jar",
+    "netdoc",
+    "local_file",
+    "sftp",
+    "xri",
+];
+
+pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
+    if matches!(c.input.source, Source::Path | Source::ArgName) {
+        return;
+    }
+    // Referer/Origin name where the client came from (often a local dev server), and
+    // forwarding headers carry client addresses: none is fetched by the server.
+    let header = c.input.source == Source::Header;
+    if header
+        && [
+            "host",
+            "referer",
+            "origin",
+            "x-forwarded-for",
+            "x-real-ip",
+            "forwarded",
+            "x-forwarded-host",
+            "via",
+            "true-client-ip",
+            "x-client-ip",
+            "cf-connecting-ip",
+            "x-originating-ip",
+        ]
+        .iter()
+        .any(|h| c.input.name.eq_ignore_ascii_case(h))
+    {
+        return;
+    }
+    let value = c.decoded;
+    let b = value.as_bytes();
+    if b.len() < 3 {
+        return;
+    }
+    let mut report = |rule: &'static str, severity: Severity, pos: usize| {
+        out.push(Finding::new(
+            Kind::Ssrf,
+            rule,
+            severity,
+            c.input.location(),
+            around(value, pos),
+        ));
+    };
+    let mut from = 0;
+    for _ in 0..MAX_URLS {
+        let Some(rel) = find_sep(&b[from..]) else {
+            break;
+        };
+        let at = from + rel;
+        from = at + 1;
+        let scheme = scheme_before(b, at);
+        let slashes = b[at + 1..]
+            .iter()
+            .take_while(|&&x| x == b'/' || x == b'\\')
+            .count();
+        let authority_start = at + 1 + slashes;
+        if scheme.is_empty() || (slashes == 0 && !scheme.eq_ignore_ascii_case("jar")) {
+            continue;
+        }
+        let lower = scheme.to_ascii_lowercase();
+        if lower == "file" || lower == "php" {
+            continue;
+        }
+        let scheme_pos = at - scheme.len();
+        let authority = authority(&b[authority_start..]);
+        if let Some(class) = classify_authority(authority, false) {
+            let (rule, sev) = rule_for(class);
+            report(rule, sev, scheme_pos);
+            return;
+        }
+        if SMUGGLING_SCHEMES.contains(&lower.as_str()) {
+            report("ssrf.scheme", Severity::High, scheme_pos);
+            return;
+        }
+        // Remote file inclusion shapes: a script fetched from a raw IP address, or a URL
+        // ending in `?` so the application's own suffix becomes a query string.
+        if matches!(lower.as_str(), "http" | "https" | "ftp" | "ftps") {
+            let rest = &b[authority_start..];
+            let url_end = rest
+                .iter()
+                .position(|&x| x.is_ascii_whitespace() || matches!(x, b'"' | b'\'' | b'<' | b'>'))
+                .unwrap_or(rest.len());
+            let url = &rest[..url_end];
+            if url.len() > authority.len() + 1 && url.ends_with(b"?") || ip_literal(authority) {
+                report("ssrf.rfi", Severity::Medium, scheme_pos);
+                return;
+            }
+        }
+    }
+    // A bare host or address as the whole value: `169.254.169.254`, `localhost:8080/`.
+    // Not for headers, e-mail addresses (`a@[10.0.0.1]`) or a lone name (`server=localhost`
+    // is configuration); `localhost/` or `localhost:80` is a target.
+    let t = value.trim();
+    let lone_name = !t.contains(['/', ':']) && !t.starts_with(|c: char| c.is_ascii_digit());
+    if !header
+        && !t.is_empty()
+        && t.len() <= 255
+        && !t.contains(char::is_whitespace)
+        && !t.contains("://")
+        && !t.contains('@')
+        && !lone_name
+    {
+        if let Some(class) = classify_authority(authority(t.as_bytes()), true) {
+            let (rule, sev) = rule_for(class);
+            report(rule, sev, 0);
+        }
+    }
+}
+
+/// Whether the authority's host is a literal IP address (after any userinfo).
+fn ip_literal(a: &[u8]) -> bool {
+    let host_port = match a.iter().rposition(|&x| x == b'@') {
+        Some(p) => &a[p + 1..],
+        None => a,
+    };
+    if host_port.first() == Some(&b'[') {
+        return true;
+    }
+    let host = host_port.split(|&x| x == b':').next().unwrap_or(&[]);
+    std::str::from_utf8(host).is_ok_and(|h| h.parse::<Ipv4Addr>().is_ok())
+}
+
+fn rule_for(class: Class) -> (&'static str, Severity) {
+    match class {
+        Class::Metadata => ("ssrf.metadata", Severity::Critical),
+        Class::Loopback => ("ssrf.loopback", Severity::High),
+        Class::Private => ("ssrf.private", Severity::Medium),
+    }
+}
+
+/// The next `:` that may end a URL scheme.
+fn find_sep(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&x| x == b':')
+}
+
+/// The scheme letters just before `colon` (`http`, `gopher`, `jar:http` → `http`).
+fn scheme_before(b: &[u8], colon: usize) -> String {
+    let start = b[..colon]
+        .iter()
+        .rposition(|x| !(x.is_ascii_alphanumeric() || matches!(x, b'+' | b'-' | b'.' | b'_')))
+        .map_or(0, |p| p + 1);
+    let s = &b[start..colon];
+    if s.is_empty() || s.len() > 20 || !s[0].is_ascii_alphabetic() {
+        return String::new();
+    }
+    String::from_utf8_lossy(s).into_owned()
+}
+
+/// The authority: up to the first `/`, `?`, `#`, `\`, blank or quote.
+fn authority(b: &[u8]) -> &[u8] {
+    let end = b
+        .iter()
+        .position(|&x| {
+            matches!(x, b'/' | b'?' | b'#' | b'\\' | b'"' | b'\'' | b'<' | b'>')
+                || x.is_ascii_whitespace()
+        })
+        .unwrap_or(b.len());
+    &b[..end]
+}
+
+/// Classifies `userinfo@host:port`; the host is what follows the *last* `@`. A `bare`
+/// value (no scheme) must be a name or a canonical address: `10.2.3` is a version.
+fn classify_authority(a: &[u8], bare: bool) -> Option<Class> {
+    let host_port = match a.iter().rposition(|&x| x == b'@') {
+        Some(p) => &a[p + 1..],
+        None => a,
+    };
+    let host = if host_port.first() == Some(&b'[') {
+        let end = host_port.iter().position(|&x| x == b']')?;
+        &host_port[1..end]
+    } else {
+        match host_port.iter().rposition(|&x| x == b':') {
+            // More than one colon without brackets: a bare IPv6 address.
+            Some(_) if host_port.iter().filter(|&&x| x == b':').count() > 1 => host_port,
+            Some(p) => &host_port[..p],
+            None => host_port,
+        }
+    };
+    let host = std::str::from_utf8(host).ok()?;
+    if bare && host.starts_with(|c: char| c.is_ascii_digit()) && host.parse::<Ipv4Addr>().is_err() {
+        return None;
+    }
+    classify_host(host)
+}
+
+fn classify_host(host: &str) -> Option<Class> {
+    let folded = fold_lookalikes(host);
+    let h = folded.trim_end_matches('.').to_ascii_lowercase();
+    if h.is_empty() {
+        return None;
+    }
+    const METADATA_NAMES: &[&str] = &[
+        "metadata.google.internal",
+        "metadata.goog",
+        "metadata",
+        "instance-data",
+        "instance-data.ec2.internal",
+        "metadata.azure.com",
+    ];
+    const LOOPBACK_NAMES: &[&str] = &[
+        "localhost",
+        "localhost.localdomain",
+        "localhost4",
+        "localhost4.localdomain4",
+        "localhost6",
+        "localhost6.localdomain6",
+        "ip6-localhost",
+        "ip6-loopback",
+    ];
+    const INTERNAL_NAMES: &[&str] = &[
+        "host.docker.internal",
+        "gateway.docker.internal",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+    ];
+    if METADATA_NAMES.contains(&h.as_str()) {
+        return Some(Class::Metadata);
+    }
+    if LOOPBACK_NAMES.contains(&h.as_str()) || h.ends_with(".localhost") {
+        return Some(Class::Loopback);
+    }
+    if INTERNAL_NAMES.contains(&h.as_str()) {
+        return Some(Class::Private);
+    }
+    if h.contains(':') {
+        let addr = h.split('%').next().unwrap_or("");
+        return addr.parse::<Ipv6Addr>().ok().and_then(classify_v6);
+    }
+    parse_v4(&h).and_then(classify_v4)
+}
+
+/// Circled and full-width letters and digits fold to ASCII (`ⓛⓞⓒⓐⓛⓗⓞⓢⓣ`).
+fn fold_lookalikes(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| match c as u32 {
+            0x24D0..=0x24E9 => char::from(b'a' + (c as u32 - 0x24D0) as u8),
+            0x24B6..=0x24CF => char::from(b'a' + (c as u32 - 0x24B6) as u8),
+            0xFF41..=0xFF5A => char::from(b'a' + (c as u32 - 0xFF41) as u8),
+            0xFF10..=0xFF19 => char::from(b'0' + (c as u32 - 0xFF10) as u8),
+            0x3002 | 0xFF0E | 0xFF61 => '.',
+            _ => c,
+        })
+        .collect()
+}
+
+/// IPv4 in every form `inet_aton` takes: 1–4 parts, each decimal, octal (`0` prefix) or
+/// hex (`0x`), the last part filling the remaining bytes. Oversized hex keeps its low 32
+/// bits, as some URL parsers do.
+fn parse_v4(h: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = h.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 || parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let mut nums = Vec::with_capacity(parts.len());
+    for p in &parts {
+        let (digits, radix) = if let Some(x) = p.strip_prefix("0x") {
+            (x, 16)
+        } else if p.len() > 1 && p.starts_with('0') {
+            (&p[1..], 8)
+        } else {
+            (*p, 10)
+        };
+        if digits.is_empty() && radix == 16 {
+            return None;
+        }
+        if !digits.chars().all(|c| c.is_digit(radix)) {
+            return None;
+        }
+        let n = if radix == 16 && digits.len() > 8 {
+            u64::from_str_radix(&digits[digits.len() - 8..], 16).ok()?
+        } else if digits.is_empty() {
+            0
+        } else {
+            u64::from_str_radix(digits, radix).ok()?
+        };
+        nums.push(n);
+    }
+    // A lone small decimal (`42`, `0`) is an id, not an address; only `0` (which reaches
+    // loopback on Linux) and 32-bit values written in full count.
+    if nums.len() == 1 && parts[0].len() < 8 && parts[0] != "0" && !parts[0].starts_with("0x") {
+        return None;
+    }
+    let (last, head) = nums.split_last()?;
+    let mut v: u64 = 0;
+    for &n in head {
+        if n > 255 {
+            return None;
+        }
+        v = v << 8 | n;
+    }
+    let rest_bits = 8 * (4 - head.len()) as u32;
+    if *last >= 1u64 << rest_bits {
+        return None;
+    }
+    v = v << rest_bits | last;
+    Some(Ipv4Addr::from(v as u32))
+}
+
+fn classify_v4(ip: Ipv4Addr) -> Option<Class> {
+    let o = ip.octets();
+    match o {
+        [169, 254, 169, 254] | [169, 254, 170, 2] | [100, 100, 100, 200] | [192, 0, 0, 192] => {
+            Some(Class::Metadata)
+        }
+        [127, ..] | [0, ..] => Some(Class::Loopback),
+        [169, 254, ..] => Some(Class::Metadata),
+        [10, ..] | [192, 168, ..] => Some(Class::Private),
+        [172, b, ..] if (16..32).contains(&b) => Some(Class::Private),
+        [100, b, ..] if (64..128).contains(&b) => Some(Class::Private),
+        _ => None,
+    }
+}
+
+fn classify_v6(ip: Ipv6Addr) -> Option<Class> {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return classify_v4(v4);
+    }
+    let s = ip.segments();
+    // NAT64 (64:ff9b::/96) embeds an IPv4 address.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|&x| x == 0) {
+        return classify_v4(Ipv4Addr::new(
+            (s[6] >> 8) as u8,
+            s[6] as u8,
+            (s[7] >> 8) as u8,
+            s[7] as u8,
+        ));
+    }
+    if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+        return Some(Class::Metadata);
+    }
+    if ip.is_loopback() || ip.is_unspecified() {
+        return Some(Class::Loopback);
+    }
+    if (s[0] & 0xffc0) == 0xfe80 {
+        return Some(Class::Metadata);
+    }
+    if (s[0] & 0xfe00) == 0xfc00 {
+        return Some(Class::Private);
+    }
+    // IPv4-compatible (deprecated) `::a.b.c.d`.
+    if s[..6].iter().all(|&x| x == 0) {
+        return classify_v4(Ipv4Addr::new(
+            (s[6] >> 8) as u8,
+            s[6] as u8,
+            (s[7] >> 8) as u8,
+            s[7] as u8,
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::detect::{inputs::Input, normalize};
+
+    fn run(source: Source, name: &str, value: &str) -> Vec<Finding> {
+        let input = Input {
+            source,
+            name: Cow::Borrowed(name),
+            value: Cow::Borrowed(value),
+        };
+        let decoded = normalize::decode(value);
+        let c = Candidate {
+            input: &input,
+            decoded: &decoded,
+        };
+        let mut out = Vec::new();
+        check(&c, &mut out);
+        out
+    }
+
+    fn rule(value: &str) -> Option<(&'static str, Severity)> {
+        let f = run(Source::Query, "url", value);
+        assert!(f.len() <= 1, "{f:?}");
+        f.first().map(|f| {
+            assert_eq!(f.kind, Kind::Ssrf);
+            assert_eq!(f.location, "query:url");
+            (f.rule_id, f.severity)
+        })
+    }
+
+    #[test]
+    fn internal_targets() {
+        let meta = Some(("ssrf.metadata", Severity::Critical));
+        let lo = Some(("ssrf.loopback", Severity::High));
+        let private = Some(("ssrf.private", Severity::Medium));
+        assert_eq!(rule("http://169.254.169.254/latest/meta-data/"), meta);
+        assert_eq!(
+            rule("http://metadata.google.internal/computeMetadata/v1/"),
+            meta
+        );
+        assert_eq!(rule("http://[fd00:ec2::254]/latest"), meta);
+        assert_eq!(rule("http://100.100.100.200/latest/meta-data"), meta);
+        assert_eq!(rule("http://2852039166/"), meta);
+        assert_eq!(rule("169.254.169.254"), meta);
+        assert_eq!(rule("localhost:8080/admin"), lo);
+        assert_eq!(rule("http://127.0.0.1:8080/admin"), lo);
+        assert_eq!(rule("http://localhost/"), lo);
+        assert_eq!(rule("http://2130706433/"), lo);
+        assert_eq!(rule("http://0x7f000001/"), lo);
+        assert_eq!(rule("http://017700000001/"), lo);
+        assert_eq!(rule("http://127.1/"), lo);
+        assert_eq!(rule("http://0/"), lo);
+        assert_eq!(rule("http://0.0.0.0:22"), lo);
+        assert_eq!(rule("http://[::1]/"), lo);
+        assert_eq!(rule("http://[::ffff:127.0.0.1]/"), lo);
+        assert_eq!(rule("http://evil.com@127.0.0.1/"), lo);
+        assert_eq!(rule("https://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/"), lo);
+        assert_eq!(rule("see http://10.0.0.5/x for details"), private);
+        assert_eq!(rule("http://172.20.1.1"), private);
+        assert_eq!(rule("http://192.168.1.1/"), private);
+        assert_eq!(rule("http://[fc00::1]/"), private);
+        assert_eq!(
+            rule("gopher://example.com:70/_x"),
+            Some(("ssrf.scheme", Severity::High))
+        );
+        assert_eq!(
+            rule("dict://example.com:11211/stat"),
+            Some(("ssrf.scheme", Severity::High))
+        );
+    }
+
+    #[test]
+    fn public_and_non_urls() {
+        for v in [
+            "https://example.com/webhook",
+            "https://example.com/cb?x=http://example.org/",
+            "version 10.2.3 released",
+            "10.2.3",
+            "1.2.3",
+            "42",
+            "email me at a@b.com",
+            "price: $5",
+            "100%",
+            "file:///etc/passwd",
+            "https://example.com/search?q=x",
+            "time 10:30",
+            "{{user_name}}",
+        ] {
+            assert_eq!(rule(v), None, "{v}");
+        }
+        assert!(run(Source::Header, "host", "localhost").is_empty());
+        assert!(run(Source::Header, "referer", "http://localhost:3000/").is_empty());
+        assert!(run(Source::Header, "x-forwarded-for", "10.0.0.1").is_empty());
+        assert!(run(Source::Query, "server", "localhost").is_empty());
+        assert!(run(Source::Query, "email", "user@[192.168.1.1]").is_empty());
+        assert!(run(Source::Path, "", "/proxy/http://127.0.0.1/").is_empty());
+    }
+}

@@ -1,6 +1,545 @@
-//! Path traversal and local file inclusion.
+//! Path traversal and local file inclusion: `../` sequences in any encoding, sensitive system
+//! files, `file:` URIs, and (in the URL path) hidden files, logs and database dumps.
+//!
+//! The value is first folded into a canonical form: ASCII lower case, `\` and look-alike
+//! slashes as `/`, `0x2e`/`0x2f`/`0x5c` spelled-out bytes and full-width dots undone, and
+//! each overlong UTF-8 sequence (`%c0%ae`, which decodes to two U+FFFD) as a wildcard that
+//! may stand for a dot or a slash.
+//!
+//! A `..` counts only as a whole path segment (`a/../b`, `=../x`, `"..\x`): `file..txt`,
+//! `v1..2` and `/foo../x` are names, not traversal. Markdown relative links (`](../x.md)`)
+//! are reported too: they are rare in API payloads and a traversal all the same.
 
-use super::Candidate;
-use crate::detect::finding::Finding;
+use super::{
+    text::{around, starts_with_ci},
+    Candidate,
+};
+use crate::detect::{
+    finding::{Finding, Kind, Severity},
+    inputs::Source,
+};
 
-pub fn check(_c: &Candidate<'_>, _out: &mut Vec<Finding>) {}
+/// Stands for an overlong-encoded character (dot or slash) in the folded text.
+const WILD: u8 = 0; // NUL never survives `normalize::decode`.
+
+/// Sensitive files and directories, as path fragments anchored at a segment start (folded:
+/// lower case, `/` separators). An entry ending in `/` matches anything below it.
+const SENSITIVE: &[&str] = &[
+    // Unix accounts, system configuration and process information.
+    "etc/passwd",
+    "etc/shadow",
+    "etc/group",
+    "etc/gshadow",
+    "etc/master.passwd",
+    "etc/security/",
+    "etc/sudoers",
+    "etc/subuid",
+    "etc/subgid",
+    "etc/hosts",
+    "etc/hostname",
+    "etc/issue",
+    "etc/motd",
+    "etc/crontab",
+    "etc/cron.d/",
+    "etc/fstab",
+    "etc/mtab",
+    "etc/inittab",
+    "etc/environment",
+    "etc/profile",
+    "etc/bashrc",
+    "etc/resolv.conf",
+    "etc/os-release",
+    "etc/lsb-release",
+    "etc/redhat-release",
+    "etc/debian_version",
+    "etc/shells",
+    "etc/ssh/",
+    "etc/ssl/private",
+    "etc/apache2/",
+    "etc/httpd/",
+    "etc/nginx/",
+    "etc/mysql/",
+    "etc/php/",
+    "etc/ld.so.preload",
+    "etc/kubernetes/",
+    "etc/docker/",
+    "proc/self/",
+    "proc/thread-self/",
+    "proc/version",
+    "proc/cmdline",
+    "proc/cpuinfo",
+    "proc/meminfo",
+    "proc/interrupts",
+    "proc/mounts",
+    "proc/net/",
+    "proc/sys/",
+    "proc/sched_debug",
+    "proc/kcore",
+    "sys/class",
+    "sys/kernel/",
+    "sys/firmware/",
+    "sys/devices/",
+    "sys/module/",
+    "sys/power/",
+    "var/run/secrets/",
+    "run/secrets/",
+    "var/lib/mysql/",
+    "var/spool/cron",
+    "var/mail/",
+    "usr/local/apache",
+    "usr/local/etc/",
+    "root/.",
+    // Credentials and history in home directories.
+    ".ssh/",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "authorized_keys",
+    ".bash_history",
+    ".zsh_history",
+    ".sh_history",
+    ".mysql_history",
+    ".psql_history",
+    ".python_history",
+    ".history",
+    ".bashrc",
+    ".bash_profile",
+    ".htpasswd",
+    ".htaccess",
+    ".netrc",
+    ".pgpass",
+    ".my.cnf",
+    ".npmrc",
+    ".pypirc",
+    ".git-credentials",
+    ".gitconfig",
+    ".git/",
+    ".svn/",
+    ".hg/",
+    ".aws/",
+    ".azure/",
+    ".gcloud/",
+    ".config/gcloud",
+    ".docker/",
+    ".kube/",
+    ".gnupg/",
+    ".boto",
+    ".s3cfg",
+    ".env",
+    // Application secrets.
+    "wp-config.php",
+    "web.config",
+    "httpd.conf",
+    "php.ini",
+    "my.cnf",
+    // Windows.
+    "win.ini",
+    "boot.ini",
+    "system.ini",
+    "windows/system32/",
+    "windows/repair/",
+    "windows/panther/",
+    "winnt/",
+    "system32/config/",
+    "inetpub/",
+    "pagefile.sys",
+    "autoexec.bat",
+];
+
+pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
+    let value = c.decoded;
+    let b = value.as_bytes();
+    // Cheap exits: every rule needs a dot, a slash, a backslash, a colon or an overlong byte.
+    if !b
+        .iter()
+        .any(|&x| matches!(x, b'.' | b'/' | b'\\' | b':' | b'0') || x >= 0x80)
+    {
+        return;
+    }
+    // Binary bodies decode to many U+FFFD: no overlong wildcards there.
+    let folded = fold(b, c.input.source != Source::Body);
+    let t = folded.as_slice();
+    let mut report = |rule: &'static str, severity: Severity, pos: usize| {
+        out.push(Finding::new(
+            Kind::PathTraversal,
+            rule,
+            severity,
+            c.input.location(),
+            around(value, pos.min(value.len())),
+        ));
+    };
+    // Folding only shortens the text, so positions are approximate but in range.
+    let sensitive = find_sensitive(t);
+    if let Some(p) = find_dotdot(t) {
+        match sensitive {
+            Some(_) => report("traversal.sensitive_file", Severity::Critical, p),
+            None => report("traversal.dotdot", Severity::High, p),
+        }
+        return;
+    }
+    if let Some(p) = find_file_uri(t) {
+        report("traversal.file_uri", Severity::High, p);
+        return;
+    }
+    if let Some(p) = sensitive {
+        report("traversal.sensitive_file", Severity::Critical, p);
+        return;
+    }
+    if c.input.source == Source::Path {
+        if let Some(p) = find_restricted_segment(t) {
+            report("traversal.restricted_file", Severity::High, p);
+        }
+    } else if !c.input.is_name() && is_dump_name(t) {
+        report("traversal.restricted_file", Severity::High, 0);
+    }
+}
+
+/// The canonical form described in the module docs.
+fn fold(b: &[u8], wild: bool) -> Vec<u8> {
+    let mut t = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let rest = &b[i..];
+        let (out, used) = match rest[0] {
+            b'\\' => (b'/', 1),
+            b'0' if rest.len() >= 4 && (rest[1] == b'x' || rest[1] == b'X') => {
+                match rest[2..4].to_ascii_lowercase().as_slice() {
+                    b"2e" => (b'.', 4),
+                    b"2f" | b"5c" => (b'/', 4),
+                    _ => (b'0', 1),
+                }
+            }
+            0xEF if rest.starts_with("\u{FFFD}\u{FFFD}".as_bytes()) => {
+                (if wild { WILD } else { b'?' }, 6)
+            }
+            // Full-width dot and solidus, division slash, set minus.
+            0xEF if rest.starts_with("\u{FF0E}".as_bytes()) => (b'.', 3),
+            0xEF if rest.starts_with("\u{FF0F}".as_bytes()) => (b'/', 3),
+            0xE2 if rest.starts_with("\u{2215}".as_bytes())
+                || rest.starts_with("\u{2216}".as_bytes()) =>
+            {
+                (b'/', 3)
+            }
+            x => (x.to_ascii_lowercase(), 1),
+        };
+        t.push(out);
+        i += used;
+    }
+    t
+}
+
+fn is_sep(x: u8) -> bool {
+    x == b'/' || x == WILD
+}
+
+/// Characters after which a path segment may begin.
+fn segment_boundary(x: u8) -> bool {
+    matches!(
+        x,
+        b'/' | b'='
+            | b':'
+            | b';'
+            | b','
+            | b'"'
+            | b'\''
+            | b'('
+            | b'<'
+            | b'>'
+            | b'|'
+            | b'&'
+            | b'`'
+            | b'['
+            | b'{'
+            | WILD
+    ) || x.is_ascii_whitespace()
+}
+
+/// The first `..` that is a whole path segment followed by a separator.
+fn find_dotdot(t: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < t.len() {
+        if t[i] != b'.' && t[i] != WILD {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut real = 0;
+        while i < t.len() && (t[i] == b'.' || t[i] == WILD) {
+            real += usize::from(t[i] == b'.');
+            i += 1;
+        }
+        let run = i - start;
+        if run < 2 || (start > 0 && !segment_boundary(t[start - 1])) {
+            continue;
+        }
+        // Tomcat and Jetty drop `;params` from a segment: `..;/`.
+        let mut j = i;
+        if t.get(j) == Some(&b';') {
+            while j < t.len() && !is_sep(t[j]) && j - i < 32 {
+                j += 1;
+            }
+        }
+        match t.get(j) {
+            Some(&b'/') if real > 0 || run >= 2 => return Some(start),
+            // A wildcard run ending in a wildcard: overlong `..%c0%af`; ask for real dots so
+            // binary noise (many U+FFFD) does not qualify.
+            _ if real >= 2 && t.get(i.wrapping_sub(1)) == Some(&WILD) => return Some(start),
+            _ => {}
+        }
+        // A run of only wildcards (`%c0%ae%c0%ae%c0%af`): at least three overlong characters
+        // followed by a real segment name.
+        if real == 0 && run >= 3 && t.get(i).is_some_and(|x| x.is_ascii_alphanumeric()) {
+            return Some(start);
+        }
+    }
+    None
+}
+
+/// The first sensitive file or directory from [`SENSITIVE`]. Only segment starts whose
+/// word holds a `/`, `.` or `_` are tried, so prose costs little.
+fn find_sensitive(t: &[u8]) -> Option<usize> {
+    for p in 0..t.len() {
+        if p > 0 && !segment_boundary(t[p - 1]) {
+            continue;
+        }
+        let word = &t[p..];
+        let word = &word[..word
+            .iter()
+            .position(|x| x.is_ascii_whitespace() || matches!(x, b'"' | b'\'' | b'<' | b'>'))
+            .unwrap_or(word.len())];
+        if word.len() < 4 || !word.iter().any(|x| matches!(x, b'/' | b'.' | b'_')) {
+            continue;
+        }
+        // Dot-files named in prose ("in your .git/config") are mentions, not paths.
+        let after_blank = p > 0 && t[p - 1].is_ascii_whitespace();
+        for entry in SENSITIVE {
+            let e = entry.as_bytes();
+            if !word.starts_with(e) || (after_blank && e[0] == b'.') {
+                continue;
+            }
+            let after = word.get(e.len()).copied();
+            let whole = e.ends_with(b"/")
+                || e.ends_with(b".")
+                || after.is_none_or(|a| !(a.is_ascii_alphanumeric() || a == b'_'));
+            if whole {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn find_from(t: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() || t.len() < needle.len() {
+        return None;
+    }
+    (from..=t.len() - needle.len()).find(|&i| t[i..].starts_with(needle))
+}
+
+/// `file:/…` and `file://…` (also behind `url:` or `jar:`), not `profile:/`.
+fn find_file_uri(t: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = find_from(t, b"file:", from) {
+        from = p + 1;
+        let before_ok = p == 0 || !t[p - 1].is_ascii_alphanumeric();
+        if before_ok && t.get(p + 5) == Some(&b'/') {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// URL path segments that name hidden files (`/.env`, `/.git/config`, `/.aws/…`), server
+/// logs or database dumps. `/.well-known/` is the one public dot-directory.
+fn find_restricted_segment(t: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    for seg in t.split(|&x| x == b'/') {
+        let start = pos;
+        pos += seg.len() + 1;
+        if seg.first() == Some(&b'.')
+            && seg
+                .get(1)
+                .is_some_and(|x| x.is_ascii_alphanumeric() || *x == b'_')
+            && !starts_with_ci(seg, b".well-known")
+        {
+            return Some(start);
+        }
+        if seg == b"@fs" || is_log_or_dump(seg) {
+            return Some(start);
+        }
+    }
+    None
+}
+
+fn is_log_or_dump(seg: &[u8]) -> bool {
+    const SUFFIXES: &[&[u8]] = &[b".log", b".bak", b".swp", b".sql"];
+    const ARCHIVES: &[&[u8]] = &[
+        b"", b".gz", b".zip", b".bz2", b".xz", b".tar", b".tgz", b".7z",
+    ];
+    SUFFIXES.iter().any(|s| {
+        ARCHIVES.iter().any(|a| {
+            let n = s.len() + a.len();
+            seg.len() > n && seg.ends_with(a) && seg[..seg.len() - a.len()].ends_with(s)
+        })
+    })
+}
+
+/// A whole value naming a database dump (`backup.sql.gz`): what a download or include
+/// parameter is probed with.
+fn is_dump_name(t: &[u8]) -> bool {
+    t.len() <= 128
+        && !t.iter().any(|x| x.is_ascii_whitespace())
+        && (t.ends_with(b".sql")
+            || [
+                b".sql.gz" as &[u8],
+                b".sql.zip",
+                b".sql.bz2",
+                b".sql.xz",
+                b".sql.tar.gz",
+            ]
+            .iter()
+            .any(|s| t.ends_with(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::detect::{inputs::Input, normalize};
+
+    fn run(source: Source, name: &str, value: &str) -> Vec<Finding> {
+        let input = Input {
+            source,
+            name: Cow::Borrowed(name),
+            value: Cow::Borrowed(value),
+        };
+        let decoded = normalize::decode(value);
+        let c = Candidate {
+            input: &input,
+            decoded: &decoded,
+        };
+        let mut out = Vec::new();
+        check(&c, &mut out);
+        out
+    }
+
+    fn rule(source: Source, value: &str) -> Option<&'static str> {
+        let f = run(source, "p", value);
+        assert!(f.len() <= 1, "{f:?}");
+        f.first().map(|f| {
+            assert_eq!(f.kind, Kind::PathTraversal);
+            f.rule_id
+        })
+    }
+
+    #[test]
+    fn dotdot_in_every_encoding() {
+        for v in [
+            "../../../srv/data",
+            "..\\..\\boot",
+            "..%2f..%2fx",
+            "%2e%2e/%2e%2e/x",
+            "%252e%252e%252fx",
+            "....//....//x",
+            "..%5c..%5cx",
+            "x=..;/admin",
+            "0x2e0x2e0x2fsecret",
+            "%c0%ae%c0%ae/x",
+            "..%c0%afx",
+            "%u002e%u002e%u2215x",
+            "..\u{FF0F}x",
+            "../x%00.png",
+        ] {
+            assert_eq!(rule(Source::Query, v), Some("traversal.dotdot"), "{v}");
+        }
+        let f = run(Source::Path, "", "/static/../../etc/passwd");
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].rule_id, "traversal.sensitive_file");
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(f[0].location, "path");
+        let f = run(Source::Query, "file", "..%2F..%2Fwindows/win.ini");
+        assert_eq!(f[0].rule_id, "traversal.sensitive_file");
+        assert_eq!(f[0].location, "query:file");
+    }
+
+    #[test]
+    fn sensitive_files_and_uris() {
+        for v in [
+            "/etc/passwd",
+            "/etc/shadow",
+            "/proc/self/environ",
+            "C:\\Windows\\System32\\drivers\\etc\\hosts",
+            "c:/boot.ini",
+            "cat /root/.bash_history",
+            "~/.ssh/id_rsa",
+        ] {
+            assert_eq!(
+                rule(Source::Query, v),
+                Some("traversal.sensitive_file"),
+                "{v}"
+            );
+        }
+        assert_eq!(
+            rule(Source::Query, "file:///var/www/x"),
+            Some("traversal.file_uri")
+        );
+        assert_eq!(
+            rule(Source::Json, "jar:file:/a.jar!/b"),
+            Some("traversal.file_uri")
+        );
+        assert_eq!(
+            rule(Source::Query, "backup.sql.gz"),
+            Some("traversal.restricted_file")
+        );
+    }
+
+    #[test]
+    fn restricted_path_segments() {
+        for p in [
+            "/.env",
+            "/.git/config",
+            "/app/.aws/credentials",
+            "/wp-content/debug.log",
+            "/db.sql.zip",
+        ] {
+            assert!(rule(Source::Path, p).is_some(), "{p}");
+        }
+        for p in [
+            "/.well-known/openid-configuration",
+            "/v1.2/file..txt",
+            "/get/foo../1234",
+            "/get/..foo",
+            "/get/..",
+            "/jquery.history.min.js",
+            "/api/v1/users/42/profile",
+            "/static/app.min.js",
+        ] {
+            assert_eq!(rule(Source::Path, p), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn benign_values() {
+        for v in [
+            "1.2.3",
+            "version 10.2.3 released...",
+            "email me at a@b.com",
+            "price: $5",
+            "100%",
+            "https://example.com/webhook",
+            "See the docs at docs/install.md",
+            "Wait... what?",
+            "profile:/home",
+            "the /etc directory holds configuration",
+            "passwd reset requested",
+            "history.history",
+            "stored in your .git/config file",
+        ] {
+            assert_eq!(rule(Source::Json, v), None, "{v}");
+        }
+        let noise = "\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}/\u{FFFD}\u{FFFD}";
+        assert_eq!(rule(Source::Body, noise), None);
+    }
+}
