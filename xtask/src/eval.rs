@@ -186,11 +186,32 @@ fn run_all(bin: &Path, corpus: &Path, work: &Path, args: &EvalArgs) -> Result<()
     let crs = detect(bin, &corpus.join("attacks/crs.jsonl"), config)?;
     let mut recall: BTreeMap<(String, u8), (Tally, Tally)> = BTreeMap::new();
     let mut fps: BTreeMap<(String, u8), Tally> = BTreeMap::new();
+    // Some benign rows send exactly the request another rule's attack row sends (a payload
+    // one rule must ignore and its sibling must catch); they are tallied apart as well.
+    let request_of = |v: &Value| {
+        format!(
+            "{}|{}|{}|{}|{}",
+            v["method"], v["uri"], v["headers"], v["body"], v["encoded_request"]
+        )
+    };
+    let attack_requests: std::collections::HashSet<String> = crs
+        .inputs
+        .iter()
+        .filter(|v| v["expect"] == "attack")
+        .map(request_of)
+        .collect();
+    let (mut fp_all, mut fp_distinct) = (Tally::default(), Tally::default());
     for (v, kinds) in crs.inputs.iter().zip(&crs.kinds) {
         let category = v["category"].as_str().unwrap_or("?").to_owned();
         let pl = v["paranoia_level"].as_u64().unwrap_or(1) as u8;
         let matched = hit(kinds, kinds_for(&category));
         let any = hit(kinds, CONTENT_KINDS);
+        if v["expect"] == "benign" {
+            fp_all.add(any, String::new, 0, true);
+            if !attack_requests.contains(&request_of(v)) {
+                fp_distinct.add(any, String::new, 0, true);
+            }
+        }
         for slice in [1u8, 2] {
             if pl > slice {
                 continue;
@@ -253,7 +274,14 @@ fn run_all(bin: &Path, corpus: &Path, work: &Path, args: &EvalArgs) -> Result<()
                 t.hit += f.hit;
                 t
             });
-    writeln!(report, "{:<18} {:>96}", "all benign rows", all_fp.cell())?;
+    writeln!(report, "{:<18} {:>96}", "benign PL<=2", all_fp.cell())?;
+    writeln!(report, "{:<18} {:>96}", "benign, all PLs", fp_all.cell())?;
+    writeln!(
+        report,
+        "{:<18} {:>96}",
+        "  not an attack row",
+        fp_distinct.cell()
+    )?;
     for ((c, slice), (m, _)) in &recall {
         for e in m.examples.iter().filter(|_| *slice == 1) {
             writeln!(report, "  missed {c}: {e}")?;

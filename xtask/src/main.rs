@@ -3,6 +3,7 @@
 mod bench;
 mod bench_xdp;
 mod eval;
+mod fuzz;
 mod setup;
 mod util;
 
@@ -64,6 +65,8 @@ enum Cmd {
     /// Measure the detection engine on ../shared/corpus: recall per attack category and
     /// paranoia level, false-positive rates on the benign sets (prints tables).
     Eval(eval::EvalArgs),
+    /// Fuzz the request normaliser and the detection engine (cargo-fuzz, nightly).
+    Fuzz(fuzz::FuzzArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
         Cmd::Run { args } => run(&args),
         Cmd::Test { extra } => test(&extra),
         Cmd::Eval(args) => eval::eval(&args),
+        Cmd::Fuzz(args) => fuzz::fuzz(&args),
         Cmd::Bench {
             command: BenchCmd::Detect { args },
         } => bench_detect(&args),
