@@ -26,12 +26,27 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     } else if bare_word(v) {
         // One identifier-like word: no SQL to inject, except a schema probe.
         let lower = v.to_ascii_lowercase();
-        (lower.split('.').any(schema_word) || lower == "mysql.db" || lower == "mysql.user")
-            .then_some("sqli.schema_probe")
+        if lower.split('.').any(schema_word) || lower == "mysql.db" || lower == "mysql.user" {
+            Some("sqli.schema_probe")
+        } else {
+            mysql_float(lower.as_bytes()).then_some("sqli.mysql_float")
+        }
+    } else if c.input.source == Source::Header && !v.contains([' ', '\'', '"', '(']) {
+        // Header tokens (`application/*+json`) are not SQL; attacks in headers need a space
+        // or a quote.
+        None
     } else if libinjection(v) {
         Some("sqli.libinjection")
     } else {
-        grammar(&normalize::sql_fold(v))
+        let folded = normalize::sql_fold(v);
+        // Also read the value as the rest of a quoted string, the way it is pasted into one:
+        // `';waitfor delay '` is a string to the tokenizer otherwise.
+        grammar(&folded).or_else(|| {
+            ['\'', '"']
+                .into_iter()
+                .filter(|q| folded.contains(*q))
+                .find_map(|q| tokens(&format!("{q}{folded}")))
+        })
     };
     if let Some(rule) = rule {
         let severity = if rule == "sqli.nosql_operator" {
@@ -145,7 +160,19 @@ fn tokenize(s: &str) -> Vec<Tok<'_>> {
                 i += 1;
             }
             toks.push(Tok::Word(&s[start..i]));
-        } else if c == b'\'' || c == b'"' || c == b'`' {
+        } else if c == b'`' {
+            // MySQL quoted identifier: the name inside counts as a word.
+            match b[i + 1..].iter().position(|&x| x == c) {
+                Some(end) => {
+                    toks.push(Tok::Word(&s[i + 1..i + 1 + end]));
+                    i += end + 2;
+                }
+                None => {
+                    toks.push(Tok::Str);
+                    i += 1;
+                }
+            }
+        } else if c == b'\'' || c == b'"' {
             // An unbalanced quote is the break-out itself: what follows is read as SQL.
             i = match b[i + 1..].iter().position(|&x| x == c) {
                 Some(end) => i + 1 + end + 1,
@@ -253,9 +280,11 @@ const PROSE: &[&str] = &[
 ];
 
 fn grammar(f: &str) -> Option<&'static str> {
-    if let Some(rule) = text_checks(f) {
-        return Some(rule);
-    }
+    text_checks(f).or_else(|| tokens(f))
+}
+
+/// The token-level checks.
+fn tokens(f: &str) -> Option<&'static str> {
     let t = tokenize(f);
     let word = |i: usize| match t.get(i) {
         Some(Tok::Word(w)) => Some(*w),
@@ -646,6 +675,10 @@ mod tests {
         assert_eq!(g("admin@example.com';"), Some("sqli.quote_terminator"));
         assert_eq!(g("x unistr(password)"), Some("sqli.function_call"));
         assert_eq!(g("password::int"), Some("sqli.pg_cast"));
+        assert_eq!(rule("';WAITFOR DELAY '"), Some("sqli.stacked_query"));
+        assert_eq!(rule("' waitfor delay '"), Some("sqli.time_based"));
+        assert_eq!(g("from `information_schema`"), Some("sqli.schema_probe"));
+        assert_eq!(rule("1.e.tables"), Some("sqli.mysql_float"));
         assert_eq!(g("OR '{\"b\":2}'::jsonb <@ '{\"a\":1}'"), Some("sqli.json_operator"));
         assert_eq!(g("1.e(ascii)"), Some("sqli.mysql_float"));
         assert_eq!(g("` AS `user_id` from"), Some("sqli.select"));
@@ -696,6 +729,12 @@ mod tests {
         ] {
             assert_eq!(rule(v), None, "{v}");
         }
+    }
+
+    #[test]
+    fn header_tokens_pass() {
+        assert!(run(Source::Header, "application/*+json").is_empty());
+        assert_eq!(run(Source::Header, "x' or 1=1--")[0].location, "header:q");
     }
 
     #[test]

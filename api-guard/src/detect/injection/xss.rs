@@ -40,10 +40,13 @@ fn rule(c: &Candidate<'_>) -> Option<&'static str> {
     } else {
         Cow::Owned(v.to_ascii_lowercase())
     };
-    if v.contains(['<', '>', '"', '\'', '`', '(']) && libinjectionrs::detect_xss(v.as_bytes()).is_injection() {
+    if v.contains(['<', '>', '"', '\'', '`', '(']) && libinjection(v) {
         return Some("xss.libinjection");
     }
-    if tag(&lower) {
+    if ssi(&lower) {
+        return Some("xss.ssi");
+    }
+    if tag(&lower) || seven_bit_tag(v) {
         return Some("xss.tag");
     }
     if c.input.source == Source::ArgName {
@@ -51,7 +54,7 @@ fn rule(c: &Candidate<'_>) -> Option<&'static str> {
         if event_handler(&format!("{lower}=")) {
             return Some("xss.event_handler");
         }
-    } else if event_handler(&lower) {
+    } else if !base64ish(v) && event_handler(&lower) {
         return Some("xss.event_handler");
     }
     let compact = normalize::js_compact(&lower);
@@ -61,7 +64,9 @@ fn rule(c: &Candidate<'_>) -> Option<&'static str> {
     if css(&compact) {
         return Some("xss.css");
     }
-    if dom_access(&compact) {
+    // A path names documents (`/manual/document.cookie`); script in it needs punctuation.
+    let path_plain = c.input.source == Source::Path && !compact.contains(['(', '=', '[']);
+    if !path_plain && dom_access(&compact) {
         return Some("xss.dom_access");
     }
     if js_call(&lower, &compact) {
@@ -71,6 +76,40 @@ fn rule(c: &Candidate<'_>) -> Option<&'static str> {
         return Some("xss.jsfuck");
     }
     None
+}
+
+/// libinjection's verdict, with leading XML declarations and processing instructions
+/// (`<?xml version="1.0"?>`, ordinary in XML-carrying fields) set aside.
+fn libinjection(v: &str) -> bool {
+    let mut rest = v.trim_start();
+    while rest.starts_with("<?") {
+        match rest.find("?>") {
+            Some(end) => rest = rest[end + 2..].trim_start(),
+            None => break,
+        }
+    }
+    !rest.is_empty() && libinjectionrs::detect_xss(rest.as_bytes()).is_injection()
+}
+
+/// Server-side include directives (`<!--#exec cmd=...-->`).
+fn ssi(lower: &str) -> bool {
+    const DIRECTIVES: &[&str] = &[
+        "exec", "include", "echo", "set", "config", "printenv", "fsize", "flastmod",
+    ];
+    let mut rest = lower;
+    while let Some(p) = rest.find("<!--#") {
+        rest = &rest[p + 5..];
+        if DIRECTIVES.iter().any(|d| rest.starts_with(d)) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Only base64 / base64url characters: tokens and signatures, where `/on…=` is chance.
+fn base64ish(v: &str) -> bool {
+    v.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
 }
 
 /// Tags that run script or load active content by themselves.
@@ -97,6 +136,19 @@ fn tag(s: &str) -> bool {
             continue;
         };
         if open_tag(&b[start..]) {
+            return true;
+        }
+    }
+    false
+}
+
+/// `¼name¾`: any tag name between the pair is the 7-bit-stripping evasion itself.
+fn seven_bit_tag(v: &str) -> bool {
+    let mut rest = v;
+    while let Some(p) = rest.find('\u{bc}') {
+        rest = &rest[p + '\u{bc}'.len_utf8()..];
+        let n = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        if n > 0 && rest[n..].starts_with('\u{be}') {
             return true;
         }
     }
@@ -182,7 +234,7 @@ fn event_handler(s: &str) -> bool {
         let assigns = b.get(k) == Some(&b'=') && b.get(k + 1) != Some(&b'=');
         if assigns {
             let handler = name.len() >= 5
-                && name.len() <= 40
+                && name.len() <= 64
                 && name.starts_with(b"on")
                 && !ON_WORDS.iter().any(|w| w.as_bytes() == name);
             if handler || name == b"formaction" || name == b"srcdoc" {
@@ -234,7 +286,6 @@ fn dom_access(compact: &str) -> bool {
         "document.body",
         "document.createelement",
         "document.queryselector",
-        "document.getelementby",
         "window.location",
         ".innerhtml=",
         ".outerhtml=",
@@ -260,7 +311,11 @@ fn js_call(lower: &str, compact: &str) -> bool {
         while let Some(p) = lower[from..].find(sink) {
             let at = from + p;
             let end = at + sink.len();
-            let before_ok = at == 0 || !(b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_');
+            // Script position: start of the value or after a break-out character, not a word
+            // in a sentence (`calls alert('saved') twice`).
+            let prev = lower[..at].trim_end().bytes().last();
+            let before_ok = (at == 0 || !(b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_'))
+                && matches!(prev, None | Some(b';' | b'"' | b'\'' | b'>' | b'(' | b'=' | b':' | b',' | b'{' | b'|' | b'&' | b'`' | b'<'));
             let open = matches!(b.get(end), Some(b'(' | b'`'));
             let plural = lower[end..].starts_with("(s)") || lower[end..].starts_with("(es)");
             if before_ok && open && !plural {
@@ -343,6 +398,7 @@ mod tests {
         assert_eq!(rule_of("< x: script"), Some("xss.tag"));
         assert_eq!(rule_of("+ADw-script+AD4-"), Some("xss.tag"));
         assert_eq!(rule_of("\\xbcscript\\xbe"), Some("xss.tag"));
+        assert_eq!(rule_of("\\xbctest\\xbetest"), Some("xss.tag"));
         assert_eq!(rule_of("test;onfocus=eval(atob('x'))"), Some("xss.event_handler"));
         assert_eq!(rule_of("'formaction="), Some("xss.event_handler"));
         assert_eq!(run(Source::ArgName, "  onload")[0].rule_id, "xss.event_handler");
@@ -354,6 +410,9 @@ mod tests {
         assert_eq!(rule_of("setInterval(code, 1)"), Some("xss.js_call"));
         assert_eq!(rule_of("[].sort.call`${alert}1`"), Some("xss.js_call"));
         assert_eq!(rule_of("+!![]"), Some("xss.jsfuck"));
+        assert_eq!(rule_of("\"--><!--#exec cmd=\"id\"-->"), Some("xss.ssi"));
+        assert_eq!(rule_of("x\";setTimeout(name, 1)//"), Some("xss.js_call"));
+        assert_eq!(rule_of("a=  onwebkitplaybacktargetavailabilitychanged= =x"), Some("xss.event_handler"));
     }
 
     #[test]
@@ -376,9 +435,19 @@ mod tests {
             "Please confirm your email.",
             "style=color:red;background:white",
             "x = [] + []",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><order><id>1</id></order>",
+            "VGhhbmtzLCBmb3IgYWxs/onafe=",
+            "My component calls alert('saved') twice",
+            "Why does `document.getElementById('app')` return null?",
         ] {
             assert_eq!(rule_of(v), None, "{v}");
         }
+    }
+
+    #[test]
+    fn paths_name_documents() {
+        assert!(run(Source::Path, "/docs/javascript-manual/document.cookie").is_empty());
+        assert_eq!(run(Source::Path, "/x/document.cookie=1")[0].location, "path");
     }
 
     #[test]
