@@ -200,7 +200,11 @@ impl<'a> Collector<'a, '_> {
             let name = name.trim();
             // Attackers put payloads in cookie names too; ordinary names need no look.
             if !is_plain_key(name) {
-                self.push(Source::ArgName, Cow::Borrowed(""), percent_decode(name, false));
+                self.push(
+                    Source::ArgName,
+                    Cow::Borrowed(""),
+                    percent_decode(name, false),
+                );
             }
             self.push(
                 Source::Cookie,
@@ -308,7 +312,11 @@ impl<'a> Collector<'a, '_> {
                     break;
                 };
                 if !value.is_empty() {
-                    self.push(Source::Body, Cow::Borrowed(""), Cow::Owned(value.to_owned()));
+                    self.push(
+                        Source::Body,
+                        Cow::Borrowed(""),
+                        Cow::Owned(value.to_owned()),
+                    );
                 }
                 attrs = more;
             }

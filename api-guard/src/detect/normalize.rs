@@ -27,7 +27,10 @@ pub fn decode(s: &str) -> Cow<'_, str> {
 /// One round of decoding, `None` when nothing changed.
 fn decode_once(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    if !b.iter().any(|&c| matches!(c, b'%' | b'&' | b'\\' | 0 | 0xef)) {
+    if !b
+        .iter()
+        .any(|&c| matches!(c, b'%' | b'&' | b'\\' | 0 | 0xef))
+    {
         return None;
     }
     let mut out: Vec<u8> = Vec::with_capacity(b.len());
@@ -185,7 +188,7 @@ pub fn sql_fold(s: &str) -> String {
     let mut out = String::with_capacity(b.len());
     let mut i = 0;
     let mut space = true;
-    let mut push_space = |out: &mut String, space: &mut bool| {
+    let push_space = |out: &mut String, space: &mut bool| {
         if !*space {
             out.push(' ');
             *space = true;
@@ -316,7 +319,10 @@ mod tests {
     fn sql_fold_strips_comments_and_case() {
         assert_eq!(sql_fold("UnIoN/**/SeLeCt"), "union select");
         assert_eq!(sql_fold("/*!50000select*/ 1"), "select 1");
-        assert_eq!(sql_fold("union#x\ndistinctrow\x0bselect"), "union distinctrow select");
+        assert_eq!(
+            sql_fold("union#x\ndistinctrow\x0bselect"),
+            "union distinctrow select"
+        );
         assert_eq!(sql_fold("1 -- end"), "1 -- end");
         assert_eq!(sql_fold("  a \t\r\n b  "), "a b");
         assert_eq!(sql_fold("/* open"), "");

@@ -74,7 +74,10 @@ fn libinjection(v: &str) -> bool {
     if !r.is_injection() {
         return false;
     }
-    let strong = |fp: &str| fp.bytes().any(|t| matches!(t, b'U' | b'E' | b'&' | b'B' | b';'));
+    let strong = |fp: &str| {
+        fp.bytes()
+            .any(|t| matches!(t, b'U' | b'E' | b'&' | b'B' | b';'))
+    };
     match &r.fingerprint {
         Some(fp) if prose(v) => strong(fp),
         _ => true,
@@ -105,8 +108,28 @@ fn bare_word(v: &str) -> bool {
 /// MongoDB query operators smuggled in as `name[$ne]=` or as JSON keys (`{"$where": ..}`).
 fn nosql(c: &Candidate<'_>) -> Option<&'static str> {
     const OPS: &[&str] = &[
-        "ne", "eq", "gt", "gte", "lt", "lte", "in", "nin", "regex", "where", "exists", "not",
-        "nor", "or", "and", "elemmatch", "text", "expr", "all", "size", "type", "mod",
+        "ne",
+        "eq",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "in",
+        "nin",
+        "regex",
+        "where",
+        "exists",
+        "not",
+        "nor",
+        "or",
+        "and",
+        "elemmatch",
+        "text",
+        "expr",
+        "all",
+        "size",
+        "type",
+        "mod",
     ];
     let v = c.decoded;
     let is_op = |s: &str| OPS.iter().any(|op| s.eq_ignore_ascii_case(op));
@@ -155,7 +178,9 @@ fn tokenize(s: &str) -> Vec<Tok<'_>> {
         } else if c.is_ascii_alphabetic() || c == b'_' || c == b'@' || c == b'$' || c >= 0x80 {
             let start = i;
             while i < b.len()
-                && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'_' | b'@' | b'$') || b[i] >= 0x80)
+                && (b[i].is_ascii_alphanumeric()
+                    || matches!(b[i], b'_' | b'@' | b'$')
+                    || b[i] >= 0x80)
             {
                 i += 1;
             }
@@ -224,10 +249,45 @@ const SQL_ONLY_FUNCTIONS: &[&str] = &[
 /// a call counts only where SQL would stand (start of the value, after an operator or a
 /// SQL keyword).
 const SQL_FUNCTIONS: &[&str] = &[
-    "ascii", "cast", "char", "chr", "coalesce", "compress", "concat", "convert", "cos", "count",
-    "database", "decode", "div", "encode", "hex", "if", "insert", "length", "lower", "md5",
-    "mid", "mod", "now", "ord", "pow", "rand", "rtrim", "ltrim", "sha1", "sin", "sleep",
-    "strcmp", "substr", "substring", "trim", "uncompress", "upper", "user", "version",
+    "ascii",
+    "cast",
+    "char",
+    "chr",
+    "coalesce",
+    "compress",
+    "concat",
+    "convert",
+    "cos",
+    "count",
+    "database",
+    "decode",
+    "div",
+    "encode",
+    "hex",
+    "if",
+    "insert",
+    "length",
+    "lower",
+    "md5",
+    "mid",
+    "mod",
+    "now",
+    "ord",
+    "pow",
+    "rand",
+    "rtrim",
+    "ltrim",
+    "sha1",
+    "sin",
+    "sleep",
+    "strcmp",
+    "substr",
+    "substring",
+    "trim",
+    "uncompress",
+    "upper",
+    "user",
+    "version",
 ];
 
 /// Names of system schemas and catalogs that only an attacker mapping a database asks for.
@@ -264,8 +324,8 @@ const STATEMENTS: &[&str] = &[
 
 /// Words after which an expression (and so a function call) is SQL.
 const SQL_CONTEXT: &[&str] = &[
-    "select", "or", "and", "xor", "not", "where", "union", "having", "by", "when", "then",
-    "else", "like", "in", "from", "if",
+    "select", "or", "and", "xor", "not", "where", "union", "having", "by", "when", "then", "else",
+    "like", "in", "from", "if",
 ];
 
 /// Words that continue a SQL expression after a value.
@@ -275,8 +335,8 @@ const SQL_FOLLOW: &[&str] = &[
 
 /// Determiners: `select a plan from the list` is English.
 const PROSE: &[&str] = &[
-    "the", "a", "an", "this", "that", "these", "those", "your", "our", "my", "his", "her",
-    "their", "its", "each", "every", "any", "all", "one", "some", "which", "what",
+    "the", "a", "an", "this", "that", "these", "those", "your", "our", "my", "his", "her", "their",
+    "its", "each", "every", "any", "all", "one", "some", "which", "what",
 ];
 
 fn grammar(f: &str) -> Option<&'static str> {
@@ -297,14 +357,18 @@ fn tokens(f: &str) -> Option<&'static str> {
     let sql_context = |i: usize| match i.checked_sub(1).and_then(|p| t.get(p)) {
         None => true,
         Some(Tok::Str) | Some(Tok::Num) => true,
-        Some(Tok::Punct(p)) => matches!(p, b'(' | b';' | b'=' | b',' | b')' | b'|' | b'&' | b'<' | b'>' | b'!' | b'/'),
+        Some(Tok::Punct(p)) => matches!(
+            p,
+            b'(' | b';' | b'=' | b',' | b')' | b'|' | b'&' | b'<' | b'>' | b'!' | b'/'
+        ),
         Some(Tok::Word(w)) => SQL_CONTEXT.contains(w),
     };
     for i in 0..t.len() {
         let Some(w) = word(i) else {
             if punct(i, b';') && i > 0 {
                 // Stacked statement after a closed quote, a number or `)`.
-                let after_value = matches!(t.get(i - 1), Some(Tok::Str | Tok::Num | Tok::Punct(b')')));
+                let after_value =
+                    matches!(t.get(i - 1), Some(Tok::Str | Tok::Num | Tok::Punct(b')')));
                 if after_value && word(i + 1).is_some_and(|w| STATEMENTS.contains(&w)) {
                     return Some("sqli.stacked_query");
                 }
@@ -366,7 +430,10 @@ fn tokens(f: &str) -> Option<&'static str> {
             "alter" if is(i + 1, "table") => {
                 let action = word(i + 3).or_else(|| word(i + 4));
                 if t.get(i + 2).is_some()
-                    && matches!(action, Some("add" | "drop" | "change" | "modify" | "rename"))
+                    && matches!(
+                        action,
+                        Some("add" | "drop" | "change" | "modify" | "rename")
+                    )
                 {
                     return Some("sqli.stacked_query");
                 }
@@ -385,10 +452,14 @@ fn tokens(f: &str) -> Option<&'static str> {
                     return Some("sqli.stacked_query");
                 }
             }
-            "insert" if is(i + 1, "into") => {
-                if t[i..].iter().take(24).any(|x| *x == Tok::Word("values") || *x == Tok::Word("select")) {
-                    return Some("sqli.stacked_query");
-                }
+            "insert"
+                if is(i + 1, "into")
+                    && t[i..]
+                        .iter()
+                        .take(24)
+                        .any(|x| *x == Tok::Word("values") || *x == Tok::Word("select")) =>
+            {
+                return Some("sqli.stacked_query");
             }
             "having" => {
                 // `having count(id) >= 9`, `having x = 1`
@@ -401,7 +472,9 @@ fn tokens(f: &str) -> Option<&'static str> {
                 } else if matches!(t.get(j), Some(Tok::Word(_) | Tok::Str | Tok::Num)) {
                     j += 1;
                 }
-                if matches!(t.get(j), Some(Tok::Punct(b'=' | b'<' | b'>' | b'!'))) {
+                let compares = matches!(t.get(j), Some(Tok::Punct(b'=' | b'<' | b'>')))
+                    || (punct(j, b'!') && punct(j + 1, b'='));
+                if compares {
                     return Some("sqli.select");
                 }
             }
@@ -416,7 +489,11 @@ fn tokens(f: &str) -> Option<&'static str> {
                 return Some("sqli.schema_probe");
             }
             _ if call && SQL_ONLY_FUNCTIONS.contains(&w) => return Some("sqli.function_call"),
-            _ if call && SQL_FUNCTIONS.contains(&w) && sql_context(i) && sql_arguments(&t, i + 2) => {
+            _ if call
+                && SQL_FUNCTIONS.contains(&w)
+                && sql_context(i)
+                && sql_arguments(&t, i + 2) =>
+            {
                 return Some("sqli.function_call");
             }
             _ => {}
@@ -511,8 +588,19 @@ fn ends_with_quote_terminator(b: &[u8]) -> bool {
 /// PostgreSQL casts `password::int`, `(...)::jsonb`, `'1'::bool`.
 fn pg_cast(b: &[u8]) -> bool {
     const TYPES: &[&[u8]] = &[
-        b"int", b"integer", b"bigint", b"bool", b"boolean", b"text", b"json", b"jsonb",
-        b"varchar", b"numeric", b"regclass", b"bytea", b"oid",
+        b"int",
+        b"integer",
+        b"bigint",
+        b"bool",
+        b"boolean",
+        b"text",
+        b"json",
+        b"jsonb",
+        b"varchar",
+        b"numeric",
+        b"regclass",
+        b"bytea",
+        b"oid",
     ];
     let mut i = 1;
     while i < b.len() {
@@ -522,7 +610,10 @@ fn pg_cast(b: &[u8]) -> bool {
         let at = i + p;
         let before = b[at - 1];
         let after = &b[at + 2..];
-        let n = after.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+        let n = after
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count();
         if (before.is_ascii_alphanumeric() || matches!(before, b')' | b'\'' | b'_'))
             && TYPES.contains(&&after[..n])
         {
@@ -553,9 +644,22 @@ fn json_operator(b: &[u8]) -> bool {
                 j += 1;
             }
             let op = &b[j.min(b.len())..];
-            if [&b"<@"[..], b"@>", b"?", b"->", b"#>", b"#-", b"@?", b"@@", b"||", b"<", b">", b"-"]
-                .iter()
-                .any(|o| op.starts_with(o))
+            if [
+                &b"<@"[..],
+                b"@>",
+                b"?",
+                b"->",
+                b"#>",
+                b"#-",
+                b"@?",
+                b"@@",
+                b"||",
+                b"<",
+                b">",
+                b"-",
+            ]
+            .iter()
+            .any(|o| op.starts_with(o))
             {
                 return true;
             }
@@ -587,7 +691,9 @@ fn as_alias_from(f: &str) -> bool {
         let at = from + p;
         let before = b[..at].last().copied().unwrap_or(b' ');
         let rest = &b[at + 4..];
-        if (before.is_ascii_digit() || matches!(before, b'`' | b'"')) && matches!(rest.first(), Some(b'"' | b'`')) {
+        if (before.is_ascii_digit() || matches!(before, b'`' | b'"'))
+            && matches!(rest.first(), Some(b'"' | b'`'))
+        {
             let q = rest[0];
             if let Some(end) = rest[1..].iter().position(|&c| c == q) {
                 let tail = &rest[1 + end + 1..];
@@ -659,7 +765,10 @@ mod tests {
         assert_eq!(rule("UnIon/**/seLeCt"), Some("sqli.union_select"));
         assert_eq!(rule("pg_catalog"), Some("sqli.schema_probe"));
         assert_eq!(g("UnIon/**/seLeCt"), Some("sqli.union_select"));
-        assert_eq!(g("union#x\ndistinctrow\x0bselect"), Some("sqli.union_select"));
+        assert_eq!(
+            g("union#x\ndistinctrow\x0bselect"),
+            Some("sqli.union_select")
+        );
         assert_eq!(g("SELECT group_concat("), Some("sqli.select"));
         assert_eq!(g("concat_ws(0x3a,user())"), Some("sqli.function_call"));
         assert_eq!(g("pay=benchmark("), Some("sqli.function_call"));
@@ -679,11 +788,17 @@ mod tests {
         assert_eq!(rule("' waitfor delay '"), Some("sqli.time_based"));
         assert_eq!(g("from `information_schema`"), Some("sqli.schema_probe"));
         assert_eq!(rule("1.e.tables"), Some("sqli.mysql_float"));
-        assert_eq!(g("OR '{\"b\":2}'::jsonb <@ '{\"a\":1}'"), Some("sqli.json_operator"));
+        assert_eq!(
+            g("OR '{\"b\":2}'::jsonb <@ '{\"a\":1}'"),
+            Some("sqli.json_operator")
+        );
         assert_eq!(g("1.e(ascii)"), Some("sqli.mysql_float"));
         assert_eq!(g("` AS `user_id` from"), Some("sqli.select"));
         assert_eq!(g("x GROUP BY y HAVING COUNT(id) >= 9"), Some("sqli.select"));
-        assert_eq!(g("9 or {if length((/*!5000select username/*!50000from*/user where id=1))>0}"), Some("sqli.function_call"));
+        assert_eq!(
+            g("9 or {if length((/*!5000select username/*!50000from*/user where id=1))>0}"),
+            Some("sqli.function_call")
+        );
     }
 
     #[test]
@@ -726,6 +841,7 @@ mod tests {
             "The POSIX.1 version(s) that the call conforms to",
             "Use a single '-' to read from standard input, or '+' to append.",
             "create table entries for each run",
+            "having pain!",
         ] {
             assert_eq!(rule(v), None, "{v}");
         }
