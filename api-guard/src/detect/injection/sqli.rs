@@ -70,6 +70,46 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
 /// expressions, `and`/`or`, `group by`): quoted punctuation in prose (`a '-' prefix`,
 /// `poll(2)`) fingerprints like a string-operator-string injection otherwise.
 fn libinjection(v: &str) -> bool {
+    // No quote, operator, comment, parenthesis or digit: no fingerprint libinjection flags
+    // can form (plain-word SQL is left to the grammar checks). Saves its per-call cost.
+    let significant = |b: u8| {
+        b.is_ascii_digit()
+            || matches!(
+                b,
+                b'\''
+                    | b'"'
+                    | b'`'
+                    | b';'
+                    | b'('
+                    | b')'
+                    | b'='
+                    | b'<'
+                    | b'>'
+                    | b'!'
+                    | b'|'
+                    | b'&'
+                    | b'-'
+                    | b'#'
+                    | b'/'
+                    | b'*'
+                    | b'@'
+                    | b'+'
+                    | b'%'
+                    | b'^'
+                    | b'~'
+                    | b'\\'
+            )
+    };
+    if !v.bytes().any(significant) {
+        return false;
+    }
+    let prose = prose(v);
+    // Running text without a quote, `;` or comment marker has nothing to break out of a
+    // string with (a numeric-context payload is not prose); saves libinjection's cost.
+    let breaks_out = v.contains(['\'', '"', '`', ';', '#']) || v.contains("--") || v.contains("/*");
+    if prose && !breaks_out {
+        return false;
+    }
     let r = libinjectionrs::detect_sqli(v.as_bytes());
     if !r.is_injection() {
         return false;
@@ -79,7 +119,7 @@ fn libinjection(v: &str) -> bool {
             .any(|t| matches!(t, b'U' | b'E' | b'&' | b'B' | b';'))
     };
     match &r.fingerprint {
-        Some(fp) if prose(v) => strong(fp),
+        Some(fp) if prose => strong(fp),
         _ => true,
     }
 }
