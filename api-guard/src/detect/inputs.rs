@@ -197,6 +197,15 @@ impl<'a> Collector<'a, '_> {
         for c in header.split(';') {
             let c = c.trim();
             let (name, value) = c.split_once('=').unwrap_or(("", c));
+            let name = name.trim();
+            // Attackers put payloads in cookie names too; ordinary names need no look.
+            if !is_plain_key(name) {
+                self.push(
+                    Source::ArgName,
+                    Cow::Borrowed(""),
+                    percent_decode(name, false),
+                );
+            }
             self.push(
                 Source::Cookie,
                 Cow::Borrowed(name.trim()),
@@ -220,6 +229,9 @@ impl<'a> Collector<'a, '_> {
                 Cow::Borrowed(t) => self.pairs(t, Source::Form),
                 Cow::Owned(t) => self.owned_pairs(&t),
             }
+            return;
+        } else if ct.contains("xml") {
+            self.xml(&text);
             return;
         } else if ct.starts_with("multipart/") {
             if let Some(boundary) = req.header("content-type").and_then(multipart_boundary) {
@@ -270,6 +282,41 @@ impl<'a> Collector<'a, '_> {
         }
     }
 
+    /// Attribute values and text of an XML body (entities are left to the decoder). A flat
+    /// scan, not a parser: payloads sit in attributes and text either way.
+    fn xml(&mut self, text: &str) {
+        let mut rest = text;
+        while !rest.is_empty() && !self.full() {
+            let (before, tag) = match rest.split_once('<') {
+                Some((before, after)) => (before, Some(after)),
+                None => (rest, None),
+            };
+            let t = before.trim();
+            if !t.is_empty() {
+                self.push(Source::Body, Cow::Borrowed(""), Cow::Owned(t.to_owned()));
+            }
+            let Some(after) = tag else { break };
+            let (inside, next) = after.split_once('>').unwrap_or((after, ""));
+            // Quoted attribute values: every other piece between matching quotes.
+            let mut attrs = inside;
+            while let Some(q) = attrs.find(['"', '\'']) {
+                let quote = &attrs[q..q + 1];
+                let Some((value, more)) = attrs[q + 1..].split_once(quote) else {
+                    break;
+                };
+                if !value.is_empty() {
+                    self.push(
+                        Source::Body,
+                        Cow::Borrowed(""),
+                        Cow::Owned(value.to_owned()),
+                    );
+                }
+                attrs = more;
+            }
+            rest = next;
+        }
+    }
+
     /// Every string (values, and keys that are not plain names) of a JSON body; false when
     /// the body is not JSON at all (a body cut short keeps the strings before the cut).
     fn json(&mut self, body: &'a [u8]) -> bool {
@@ -305,8 +352,13 @@ fn looks_like_json(body: &[u8]) -> bool {
     )
 }
 
+/// `a=b` on one line, or a single URL-encoded token (`%22+union+select%0A`): clients that
+/// omit the content type send forms.
 fn looks_like_form(body: &[u8]) -> bool {
-    body.contains(&b'=') && !body.contains(&b'\n')
+    let line = body.strip_suffix(b"\n").unwrap_or(body);
+    (body.contains(&b'=') && !body.contains(&b'\n'))
+        || (!line.iter().any(u8::is_ascii_whitespace)
+            && line.iter().any(|&b| b == b'%' || b == b'+'))
 }
 
 fn multipart_boundary(content_type: &str) -> Option<String> {

@@ -1,6 +1,8 @@
 //! Undoing the encodings attackers layer over payloads before matching: repeated URL
 //! decoding (`%2527` → `%27` → `'`), `%uXXXX`, HTML entities, `\uXXXX` / `\xHH` escapes, NUL
-//! bytes. Every step only shrinks the text, so the work is linear in the input.
+//! bytes, fullwidth ASCII look-alikes (`＜script＞`). Every step only shrinks the text, so the
+//! work is linear in the input. [`sql_fold`] and [`js_compact`] give checkers shared, bounded
+//! canonical forms for keyword matching.
 
 use std::borrow::Cow;
 
@@ -25,7 +27,10 @@ pub fn decode(s: &str) -> Cow<'_, str> {
 /// One round of decoding, `None` when nothing changed.
 fn decode_once(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    if !b.iter().any(|&c| matches!(c, b'%' | b'&' | b'\\' | 0)) {
+    if !b
+        .iter()
+        .any(|&c| matches!(c, b'%' | b'&' | b'\\' | 0 | 0xef))
+    {
         return None;
     }
     let mut out: Vec<u8> = Vec::with_capacity(b.len());
@@ -38,6 +43,7 @@ fn decode_once(s: &str) -> Option<String> {
             b'&' => entity(&b[i..]),
             b'\\' => backslash(&b[i..]),
             0 => (Some(Decoded::Skip), 1),
+            0xef => fullwidth(&b[i..]),
             _ => (None, 1),
         };
         match decoded {
@@ -92,7 +98,21 @@ fn percent(b: &[u8]) -> (Option<Decoded>, usize) {
     (None, 1)
 }
 
-/// `\uXXXX`, `\xHH`.
+/// Fullwidth forms U+FF01..U+FF5E (`EF BC 81`..`EF BD 9E`), which some back ends fold to
+/// ASCII (NFKC), as the ASCII character.
+fn fullwidth(b: &[u8]) -> (Option<Decoded>, usize) {
+    match (b.get(1), b.get(2)) {
+        (Some(0xbc), Some(&c)) if (0x81..=0xbf).contains(&c) => {
+            (Some(Decoded::Byte(c - 0x81 + 0x21)), 3)
+        }
+        (Some(0xbd), Some(&c)) if (0x80..=0x9e).contains(&c) => {
+            (Some(Decoded::Byte(c - 0x80 + 0x60)), 3)
+        }
+        _ => (None, 1),
+    }
+}
+
+/// `\uXXXX`, `\xHH` (as the code point U+00HH, as JavaScript reads it).
 fn backslash(b: &[u8]) -> (Option<Decoded>, usize) {
     match b.get(1) {
         Some(b'u') | Some(b'U') if b.len() >= 6 => match hex_value(&b[2..6]) {
@@ -100,7 +120,7 @@ fn backslash(b: &[u8]) -> (Option<Decoded>, usize) {
             None => (None, 1),
         },
         Some(b'x') | Some(b'X') if b.len() >= 4 => match hex_value(&b[2..4]) {
-            Some(v) => (Some(Decoded::Byte(v as u8)), 4),
+            Some(v) => (char::from_u32(v).map(Decoded::Char), 4),
             None => (None, 1),
         },
         _ => (None, 1),
@@ -159,6 +179,123 @@ fn entity(b: &[u8]) -> (Option<Decoded>, usize) {
     (None, 1)
 }
 
+/// Lowercased ASCII, SQL comments neutralised and whitespace runs collapsed, for keyword
+/// matching: `/*...*/` becomes a space, MySQL's executable `/*!50000 ... */` keeps its content,
+/// `#` / `--` comments that end at a newline become a space (an unterminated one at the end
+/// is kept: it is a signal of its own). Linear; the output is never longer than the input.
+pub fn sql_fold(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    let mut space = true;
+    let push_space = |out: &mut String, space: &mut bool| {
+        if !*space {
+            out.push(' ');
+            *space = true;
+        }
+    };
+    while i < b.len() {
+        let c = b[i];
+        if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            if b.get(i + 2) == Some(&b'!') {
+                // Executable comment: drop the marker and version, keep the SQL.
+                i += 3;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+            } else {
+                match find(&b[i + 2..], b"*/") {
+                    Some(end) => i += 2 + end + 2,
+                    None => i = b.len(),
+                }
+            }
+            push_space(&mut out, &mut space);
+            continue;
+        }
+        if c == b'*' && b.get(i + 1) == Some(&b'/') {
+            // Close of an executable comment.
+            i += 2;
+            push_space(&mut out, &mut space);
+            continue;
+        }
+        let line_comment = c == b'#' || (c == b'-' && b.get(i + 1) == Some(&b'-'));
+        if line_comment {
+            if let Some(nl) = b[i..].iter().position(|&x| x == b'\n') {
+                i += nl + 1;
+                push_space(&mut out, &mut space);
+                continue;
+            }
+        }
+        if c.is_ascii_whitespace() || c == 0x0b {
+            push_space(&mut out, &mut space);
+            i += 1;
+            continue;
+        }
+        // Copy one (possibly multi-byte) character.
+        let len = utf8_len(c);
+        let end = (i + len).min(b.len());
+        if let Some(ch) = s.get(i..end) {
+            out.push_str(ch);
+        }
+        if let Some(last) = out.pop() {
+            out.push(last.to_ascii_lowercase());
+        }
+        space = false;
+        i = end;
+    }
+    if out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+/// Lowercased ASCII with whitespace, control characters and `/*...*/` comments removed: the
+/// form browsers and JavaScript engines effectively read `java\tscript:` or
+/// `document /*x*/ . cookie` in. Linear; never longer than the input.
+pub fn js_compact(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            match find(&b[i + 2..], b"*/") {
+                Some(end) => i += 2 + end + 2,
+                None => i = b.len(),
+            }
+            continue;
+        }
+        if c.is_ascii_whitespace() || c.is_ascii_control() {
+            i += 1;
+            continue;
+        }
+        let len = utf8_len(c);
+        let end = (i + len).min(b.len());
+        if let Some(ch) = s.get(i..end) {
+            out.push_str(&ch.to_ascii_lowercase());
+        }
+        i = end;
+    }
+    out
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xf0..=0xff => 4,
+        0xe0..=0xef => 3,
+        0xc0..=0xdf => 2,
+        _ => 1,
+    }
+}
+
+/// Position of `needle` in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +309,30 @@ mod tests {
         assert_eq!(decode("\\u003cimg\\x3e"), "<img>");
         assert_eq!(decode("%u003c"), "<");
         assert_eq!(decode("a\0b"), "ab");
+        assert_eq!(decode("\u{ff1c}script\u{ff1e}"), "<script>");
+        assert_eq!(decode("%uff1cscript%uff1e"), "<script>");
+        // `\xHH` is the code point U+00HH, as in JavaScript.
+        assert_eq!(decode("\\xbcscript"), "\u{bc}script");
+    }
+
+    #[test]
+    fn sql_fold_strips_comments_and_case() {
+        assert_eq!(sql_fold("UnIoN/**/SeLeCt"), "union select");
+        assert_eq!(sql_fold("/*!50000select*/ 1"), "select 1");
+        assert_eq!(
+            sql_fold("union#x\ndistinctrow\x0bselect"),
+            "union distinctrow select"
+        );
+        assert_eq!(sql_fold("1 -- end"), "1 -- end");
+        assert_eq!(sql_fold("  a \t\r\n b  "), "a b");
+        assert_eq!(sql_fold("/* open"), "");
+        assert_eq!(sql_fold("Ünï O'Brien"), "Ünï o'brien");
+    }
+
+    #[test]
+    fn js_compact_removes_layout() {
+        assert_eq!(js_compact("document /*x*/ . Cookie"), "document.cookie");
+        assert_eq!(js_compact("java\tscript\n:"), "javascript:");
     }
 
     #[test]

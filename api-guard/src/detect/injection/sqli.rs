@@ -1,6 +1,905 @@
-//! SQL injection.
+//! SQL injection: libinjection's tokenizer and fingerprints (which already try the value as
+//! is, after a single and after a double quote), plus a few grammar checks over a folded
+//! token stream for what fingerprints miss: SQL-only functions and schema names, `union
+//! select`, `select <list> from`, stacked statements, time delays, MySQL executable comments,
+//! PostgreSQL casts and JSON operators, and MongoDB query operators.
+//!
+//! Every check is a linear scan of the value; words are matched against small static lists.
 
 use super::Candidate;
-use crate::detect::finding::Finding;
+use crate::detect::{
+    finding::{Finding, Kind, Severity},
+    inputs::Source,
+    normalize,
+};
 
-pub fn check(_c: &Candidate<'_>, _out: &mut Vec<Finding>) {}
+/// Tokens looked at per value; a value longer than this is judged on its beginning.
+const MAX_TOKENS: usize = 512;
+
+pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
+    let v = c.decoded;
+    if v.is_empty() {
+        return;
+    }
+    let rule = if let Some(rule) = nosql(c) {
+        Some(rule)
+    } else if bare_word(v) {
+        // One identifier-like word: no SQL to inject, except a schema probe.
+        let lower = v.to_ascii_lowercase();
+        if lower.split('.').any(schema_word) || lower == "mysql.db" || lower == "mysql.user" {
+            Some("sqli.schema_probe")
+        } else {
+            mysql_float(lower.as_bytes()).then_some("sqli.mysql_float")
+        }
+    } else if c.input.source == Source::Header && !v.contains([' ', '\'', '"', '(']) {
+        // Header tokens (`application/*+json`) are not SQL; attacks in headers need a space
+        // or a quote.
+        None
+    } else if libinjection(v) {
+        Some("sqli.libinjection")
+    } else {
+        let folded = normalize::sql_fold(v);
+        // Also read the value as the rest of a quoted string, the way it is pasted into one:
+        // `';waitfor delay '` is a string to the tokenizer otherwise.
+        grammar(&folded).or_else(|| {
+            ['\'', '"']
+                .into_iter()
+                .filter(|q| folded.contains(*q))
+                .find_map(|q| tokens(&format!("{q}{folded}")))
+        })
+    };
+    if let Some(rule) = rule {
+        let severity = if rule == "sqli.nosql_operator" {
+            // Some APIs legitimately take MongoDB-style queries.
+            Severity::High
+        } else {
+            Severity::Critical
+        };
+        out.push(Finding::new(
+            Kind::Sqli,
+            rule,
+            severity,
+            c.input.location(),
+            v,
+        ));
+    }
+}
+
+/// libinjection's verdict (it tries the value as is, after `'` and after `"`), except that
+/// in running English text a fingerprint needs a clause keyword (`union`, `select`-like
+/// expressions, `and`/`or`, `group by`): quoted punctuation in prose (`a '-' prefix`,
+/// `poll(2)`) fingerprints like a string-operator-string injection otherwise.
+fn libinjection(v: &str) -> bool {
+    // No quote, operator, comment, parenthesis or digit: no fingerprint libinjection flags
+    // can form (plain-word SQL is left to the grammar checks). Saves its per-call cost.
+    let significant = |b: u8| {
+        b.is_ascii_digit()
+            || matches!(
+                b,
+                b'\''
+                    | b'"'
+                    | b'`'
+                    | b';'
+                    | b'('
+                    | b')'
+                    | b'='
+                    | b'<'
+                    | b'>'
+                    | b'!'
+                    | b'|'
+                    | b'&'
+                    | b'-'
+                    | b'#'
+                    | b'/'
+                    | b'*'
+                    | b'@'
+                    | b'+'
+                    | b'%'
+                    | b'^'
+                    | b'~'
+                    | b'\\'
+            )
+    };
+    if !v.bytes().any(significant) {
+        return false;
+    }
+    let prose = prose(v);
+    // Running text without a quote, `;` or comment marker has nothing to break out of a
+    // string with (a numeric-context payload is not prose); saves libinjection's cost.
+    let breaks_out = v.contains(['\'', '"', '`', ';', '#']) || v.contains("--") || v.contains("/*");
+    if prose && !breaks_out {
+        return false;
+    }
+    let r = libinjectionrs::detect_sqli(v.as_bytes());
+    if !r.is_injection() {
+        return false;
+    }
+    let strong = |fp: &str| {
+        fp.bytes()
+            .any(|t| matches!(t, b'U' | b'E' | b'&' | b'B' | b';'))
+    };
+    match &r.fingerprint {
+        Some(fp) if prose => strong(fp),
+        _ => true,
+    }
+}
+
+/// Mostly letters and spaces, with at least five words.
+fn prose(v: &str) -> bool {
+    let b = v.as_bytes();
+    let letters = b
+        .iter()
+        .filter(|c| c.is_ascii_alphabetic() || **c == b' ')
+        .count();
+    letters * 100 >= b.len() * 85
+        && v.split(' ')
+            .map(|w| w.trim_end_matches(['.', ',', ':', ';', '!', '?']))
+            .filter(|w| w.len() >= 2 && w.bytes().all(|c| c.is_ascii_alphabetic()))
+            .nth(4)
+            .is_some()
+}
+
+/// Letters, digits, `_` and `.` only (ids, slugs, versions, plain words).
+fn bare_word(v: &str) -> bool {
+    v.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+}
+
+/// MongoDB query operators smuggled in as `name[$ne]=` or as JSON keys (`{"$where": ..}`).
+fn nosql(c: &Candidate<'_>) -> Option<&'static str> {
+    const OPS: &[&str] = &[
+        "ne",
+        "eq",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "in",
+        "nin",
+        "regex",
+        "where",
+        "exists",
+        "not",
+        "nor",
+        "or",
+        "and",
+        "elemmatch",
+        "text",
+        "expr",
+        "all",
+        "size",
+        "type",
+        "mod",
+    ];
+    let v = c.decoded;
+    let is_op = |s: &str| OPS.iter().any(|op| s.eq_ignore_ascii_case(op));
+    if c.input.source == Source::ArgName {
+        if let Some(op) = v.strip_prefix('$') {
+            if is_op(op) {
+                return Some("sqli.nosql_operator");
+            }
+        }
+    }
+    let mut rest = v;
+    while let Some(p) = rest.find("[$") {
+        let after = &rest[p + 2..];
+        if let Some(end) = after.find(']') {
+            if is_op(&after[..end]) {
+                return Some("sqli.nosql_operator");
+            }
+        }
+        rest = after;
+    }
+    None
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok<'a> {
+    Word(&'a str),
+    Num,
+    /// A quoted string, or an unbalanced quote.
+    Str,
+    Punct(u8),
+}
+
+fn tokenize(s: &str) -> Vec<Tok<'_>> {
+    let b = s.as_bytes();
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < b.len() && toks.len() < MAX_TOKENS {
+        let c = b[i];
+        if c == b' ' {
+            i += 1;
+        } else if c.is_ascii_digit() {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.') {
+                i += 1;
+            }
+            toks.push(Tok::Num);
+        } else if c.is_ascii_alphabetic() || c == b'_' || c == b'@' || c == b'$' || c >= 0x80 {
+            let start = i;
+            while i < b.len()
+                && (b[i].is_ascii_alphanumeric()
+                    || matches!(b[i], b'_' | b'@' | b'$')
+                    || b[i] >= 0x80)
+            {
+                i += 1;
+            }
+            toks.push(Tok::Word(&s[start..i]));
+        } else if c == b'`' {
+            // MySQL quoted identifier: the name inside counts as a word.
+            match b[i + 1..].iter().position(|&x| x == c) {
+                Some(end) => {
+                    toks.push(Tok::Word(&s[i + 1..i + 1 + end]));
+                    i += end + 2;
+                }
+                None => {
+                    toks.push(Tok::Str);
+                    i += 1;
+                }
+            }
+        } else if c == b'\'' || c == b'"' {
+            // An unbalanced quote is the break-out itself: what follows is read as SQL.
+            i = match b[i + 1..].iter().position(|&x| x == c) {
+                Some(end) => i + 1 + end + 1,
+                None => i + 1,
+            };
+            toks.push(Tok::Str);
+        } else {
+            toks.push(Tok::Punct(c));
+            i += 1;
+        }
+    }
+    toks
+}
+
+/// Functions that (almost) only exist in SQL: a call anywhere is a signal.
+const SQL_ONLY_FUNCTIONS: &[&str] = &[
+    "benchmark",
+    "concat_ws",
+    "current_user",
+    "db_name",
+    "extractvalue",
+    "find_in_set",
+    "group_concat",
+    "ifnull",
+    "json_build_object",
+    "json_extract",
+    "jsonb_pretty",
+    "load_file",
+    "lo_get",
+    "lo_import",
+    "make_set",
+    "name_const",
+    "pg_sleep",
+    "schema_name",
+    "sqlite_compileoption_get",
+    "sqlite_compileoption_used",
+    "sqlite_version",
+    "string_to_array",
+    "sysdate",
+    "unhex",
+    "unistr",
+    "updatexml",
+    "utl_http",
+    "utl_inaddr",
+    "xmltype",
+];
+
+/// Common SQL functions whose names are also ordinary words or other languages' functions:
+/// a call counts only where SQL would stand (start of the value, after an operator or a
+/// SQL keyword).
+const SQL_FUNCTIONS: &[&str] = &[
+    "ascii",
+    "cast",
+    "char",
+    "chr",
+    "coalesce",
+    "compress",
+    "concat",
+    "convert",
+    "cos",
+    "count",
+    "database",
+    "decode",
+    "div",
+    "encode",
+    "hex",
+    "if",
+    "insert",
+    "length",
+    "lower",
+    "md5",
+    "mid",
+    "mod",
+    "now",
+    "ord",
+    "pow",
+    "rand",
+    "rtrim",
+    "ltrim",
+    "sha1",
+    "sin",
+    "sleep",
+    "strcmp",
+    "substr",
+    "substring",
+    "trim",
+    "uncompress",
+    "upper",
+    "user",
+    "version",
+];
+
+/// Names of system schemas and catalogs that only an attacker mapping a database asks for.
+fn schema_word(w: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "information_schema",
+        "pg_catalog",
+        "pg_shadow",
+        "pg_sleep",
+        "tempdb",
+        "msdb",
+        "msysaccessobjects",
+        "msysobjects",
+        "msysqueries",
+        "northwind",
+        "sysobjects",
+        "syscolumns",
+        "sysdatabases",
+        "sqlite_master",
+        "schema_name",
+        "table_schema",
+        "xp_cmdshell",
+        "sp_executesql",
+        "sp_oacreate",
+    ];
+    WORDS.contains(&w)
+}
+
+/// Keywords that begin a statement (after `;`).
+const STATEMENTS: &[&str] = &[
+    "select", "insert", "update", "delete", "drop", "truncate", "replace", "create", "alter",
+    "exec", "execute", "declare", "shutdown", "waitfor", "grant", "rename", "sleep",
+];
+
+/// Words after which an expression (and so a function call) is SQL.
+const SQL_CONTEXT: &[&str] = &[
+    "select", "or", "and", "xor", "not", "where", "union", "having", "by", "when", "then", "else",
+    "like", "in", "from", "if",
+];
+
+/// Words that continue a SQL expression after a value.
+const SQL_FOLLOW: &[&str] = &[
+    "from", "as", "limit", "order", "group", "into", "between", "end", "offset",
+];
+
+/// Determiners: `select a plan from the list` is English.
+const PROSE: &[&str] = &[
+    "the", "a", "an", "this", "that", "these", "those", "your", "our", "my", "his", "her", "their",
+    "its", "each", "every", "any", "all", "one", "some", "which", "what",
+];
+
+fn grammar(f: &str) -> Option<&'static str> {
+    text_checks(f).or_else(|| tokens(f))
+}
+
+/// The token-level checks.
+fn tokens(f: &str) -> Option<&'static str> {
+    let t = tokenize(f);
+    let word = |i: usize| match t.get(i) {
+        Some(Tok::Word(w)) => Some(*w),
+        _ => None,
+    };
+    let is = |i: usize, w: &str| word(i) == Some(w);
+    let punct = |i: usize, p: u8| t.get(i) == Some(&Tok::Punct(p));
+    // Where SQL could start: beginning of the value or after quote, `(`, `;`, `=`, `,`, `)`,
+    // or a SQL keyword.
+    let sql_context = |i: usize| match i.checked_sub(1).and_then(|p| t.get(p)) {
+        None => true,
+        Some(Tok::Str) | Some(Tok::Num) => true,
+        Some(Tok::Punct(p)) => matches!(
+            p,
+            b'(' | b';' | b'=' | b',' | b')' | b'|' | b'&' | b'<' | b'>' | b'!' | b'/'
+        ),
+        Some(Tok::Word(w)) => SQL_CONTEXT.contains(w),
+    };
+    for i in 0..t.len() {
+        let Some(w) = word(i) else {
+            if punct(i, b';') && i > 0 {
+                // Stacked statement after a closed quote, a number or `)`.
+                let after_value =
+                    matches!(t.get(i - 1), Some(Tok::Str | Tok::Num | Tok::Punct(b')')));
+                if after_value && word(i + 1).is_some_and(|w| STATEMENTS.contains(&w)) {
+                    return Some("sqli.stacked_query");
+                }
+            }
+            if punct(i, b';') && i == 0 && word(1).is_some_and(|w| STATEMENTS.contains(&w)) {
+                return Some("sqli.stacked_query");
+            }
+            continue;
+        };
+        // `select(2) is`, `version(s) that`: manual-page references and plurals in prose.
+        let prose_parens = punct(i + 1, b'(')
+            && (matches!(t.get(i + 2), Some(Tok::Num)) || matches!(word(i + 2), Some("s" | "es")))
+            && punct(i + 3, b')')
+            && (word(i + 4).is_some_and(|w| !SQL_CONTEXT.contains(&w) && !SQL_FOLLOW.contains(&w))
+                || (punct(i + 4, b'.') && i + 5 == t.len()));
+        let call = punct(i + 1, b'(') && !prose_parens;
+        match w {
+            "union" => {
+                let next = if matches!(word(i + 1), Some("all" | "distinct" | "distinctrow")) {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                if is(next, "select") || punct(next, b'(') && is(next + 1, "select") {
+                    return Some("sqli.union_select");
+                }
+            }
+            "select" if sql_context(i) => {
+                let n = i + 1;
+                let strong = punct(n, b'*')
+                    || call
+                    || word(n).is_some_and(|x| x.starts_with('@') || x == "null")
+                    || (word(n).is_some() && punct(n + 1, b'('));
+                if strong || select_list_from(&t, n) {
+                    return Some("sqli.select");
+                }
+            }
+            "waitfor" if matches!(word(i + 1), Some("delay" | "time")) => {
+                return Some("sqli.time_based");
+            }
+            "exec" | "execute" => {
+                let target = word(i + 1).unwrap_or("");
+                if target.starts_with("xp_")
+                    || target.starts_with("sp_")
+                    || target == "master"
+                    || target == "immediate"
+                    || (punct(i + 1, b'(') && word(i + 2).is_some_and(|x| x.starts_with('@')))
+                {
+                    return Some("sqli.exec");
+                }
+            }
+            "declare" if word(i + 1).is_some_and(|x| x.starts_with('@')) => {
+                return Some("sqli.stacked_query");
+            }
+            "procedure" if is(i + 1, "analyse") => return Some("sqli.stacked_query"),
+            "into" if matches!(word(i + 1), Some("outfile" | "dumpfile")) => {
+                return Some("sqli.file_access");
+            }
+            "alter" if is(i + 1, "table") => {
+                let action = word(i + 3).or_else(|| word(i + 4));
+                if t.get(i + 2).is_some()
+                    && matches!(
+                        action,
+                        Some("add" | "drop" | "change" | "modify" | "rename")
+                    )
+                {
+                    return Some("sqli.stacked_query");
+                }
+            }
+            "create" | "drop"
+                if matches!(
+                    word(i + 1),
+                    Some("table" | "function" | "procedure" | "database" | "trigger" | "view")
+                ) =>
+            {
+                // `create table t (`, `drop table t;`, or the value ends there.
+                let end = i + 3;
+                if matches!(t.get(i + 2), Some(Tok::Word(_) | Tok::Str))
+                    && (end >= t.len() || punct(end, b'(') || punct(end, b';'))
+                {
+                    return Some("sqli.stacked_query");
+                }
+            }
+            "insert"
+                if is(i + 1, "into")
+                    && t[i..]
+                        .iter()
+                        .take(24)
+                        .any(|x| *x == Tok::Word("values") || *x == Tok::Word("select")) =>
+            {
+                return Some("sqli.stacked_query");
+            }
+            "having" => {
+                // `having count(id) >= 9`, `having x = 1`
+                let mut j = i + 1;
+                if word(j).is_some() && punct(j + 1, b'(') {
+                    j = match t[j..].iter().position(|x| *x == Tok::Punct(b')')) {
+                        Some(p) => j + p + 1,
+                        None => t.len(),
+                    };
+                } else if matches!(t.get(j), Some(Tok::Word(_) | Tok::Str | Tok::Num)) {
+                    j += 1;
+                }
+                let compares = matches!(t.get(j), Some(Tok::Punct(b'=' | b'<' | b'>')))
+                    || (punct(j, b'!') && punct(j + 1, b'='));
+                if compares {
+                    return Some("sqli.select");
+                }
+            }
+            "like" if i > 0 && punct(i - 1, b')') && punct(i + 1, b'(') => {
+                return Some("sqli.tautology");
+            }
+            "if" if call && matches!(t.get(i + 2), Some(Tok::Num)) && punct(i + 3, b'=') => {
+                return Some("sqli.tautology");
+            }
+            _ if schema_word(w) => return Some("sqli.schema_probe"),
+            "mysql" if punct(i + 1, b'.') && matches!(word(i + 2), Some("db" | "user")) => {
+                return Some("sqli.schema_probe");
+            }
+            _ if call && SQL_ONLY_FUNCTIONS.contains(&w) => return Some("sqli.function_call"),
+            _ if call
+                && SQL_FUNCTIONS.contains(&w)
+                && sql_context(i)
+                && sql_arguments(&t, i + 2) =>
+            {
+                return Some("sqli.function_call");
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// What follows `fn(` looks like SQL arguments: nothing (a probe), a number, a string, a
+/// nested call or subquery, `*`, `@var`, or a column followed by `,` / `)`.
+fn sql_arguments(t: &[Tok<'_>], i: usize) -> bool {
+    match t.get(i) {
+        None | Some(Tok::Num | Tok::Str) => true,
+        Some(Tok::Punct(p)) => matches!(p, b'(' | b'*' | b')' | b'-'),
+        Some(Tok::Word(w)) => {
+            w.starts_with('@')
+                || t.get(i + 1) == Some(&Tok::Punct(b'('))
+                || matches!(t.get(i + 1), None | Some(Tok::Punct(b',' | b')')))
+                    && !PROSE.contains(w)
+        }
+    }
+}
+
+/// `select a, b from t` / `select col from t`: identifiers (with `as` aliases) separated by
+/// commas, then `from` and a table that is not an English determiner.
+fn select_list_from(t: &[Tok<'_>], mut i: usize) -> bool {
+    let mut items = 0;
+    while i < t.len() && items < 64 {
+        match t.get(i) {
+            Some(Tok::Word(w)) if *w != "from" && !PROSE.contains(w) => i += 1,
+            Some(Tok::Num | Tok::Str) => i += 1,
+            _ => return false,
+        }
+        items += 1;
+        if t.get(i) == Some(&Tok::Punct(b'.')) {
+            i += 1;
+            continue;
+        }
+        if t.get(i) == Some(&Tok::Word("as")) {
+            i += 2;
+        }
+        match t.get(i) {
+            Some(Tok::Punct(b',')) => i += 1,
+            Some(Tok::Word("from")) => {
+                return match t.get(i + 1) {
+                    None => true,
+                    Some(Tok::Word(w)) => !PROSE.contains(w),
+                    Some(Tok::Str) | Some(Tok::Punct(b'(')) => true,
+                    _ => false,
+                };
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Checks on the folded text where quoting matters more than tokens.
+fn text_checks(f: &str) -> Option<&'static str> {
+    let b = f.as_bytes();
+    if ends_with_quote_terminator(b) {
+        return Some("sqli.quote_terminator");
+    }
+    if json_operator(b) {
+        return Some("sqli.json_operator");
+    }
+    if pg_cast(b) {
+        return Some("sqli.pg_cast");
+    }
+    if mysql_float(b) {
+        return Some("sqli.mysql_float");
+    }
+    if as_alias_from(f) {
+        return Some("sqli.select");
+    }
+    None
+}
+
+/// `admin@example.com';` — an unbalanced quote closed off with `;` at the very end (comments
+/// are already folded away).
+fn ends_with_quote_terminator(b: &[u8]) -> bool {
+    let Some(rest) = b.strip_suffix(b";") else {
+        return false;
+    };
+    let rest = rest.strip_suffix(b" ").unwrap_or(rest);
+    match rest.last() {
+        Some(&q @ (b'\'' | b'"' | b'`')) => b.iter().filter(|&&x| x == q).count() % 2 == 1,
+        _ => false,
+    }
+}
+
+/// PostgreSQL casts `password::int`, `(...)::jsonb`, `'1'::bool`.
+fn pg_cast(b: &[u8]) -> bool {
+    const TYPES: &[&[u8]] = &[
+        b"int",
+        b"integer",
+        b"bigint",
+        b"bool",
+        b"boolean",
+        b"text",
+        b"json",
+        b"jsonb",
+        b"varchar",
+        b"numeric",
+        b"regclass",
+        b"bytea",
+        b"oid",
+    ];
+    let mut i = 1;
+    while i < b.len() {
+        let Some(p) = normalize::find(&b[i..], b"::") else {
+            break;
+        };
+        let at = i + p;
+        let before = b[at - 1];
+        let after = &b[at + 2..];
+        let n = after
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count();
+        if (before.is_ascii_alphanumeric() || matches!(before, b')' | b'\'' | b'_'))
+            && TYPES.contains(&&after[..n])
+        {
+            return true;
+        }
+        i = at + 2;
+    }
+    false
+}
+
+/// A quoted JSON document compared with PostgreSQL/MySQL JSON operators:
+/// `'{"a":1}'::jsonb @> '{...}'`, `'[1,2]' ? '1'`, `'{..}' -> '$.a'`.
+fn json_operator(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] == b'\'' && matches!(b[i + 1], b'{' | b'[') {
+            let Some(close) = b[i + 1..].iter().position(|&c| c == b'\'') else {
+                return false;
+            };
+            let mut j = i + 1 + close + 1;
+            for cast in [&b"::jsonb"[..], b"::json"] {
+                if b[j..].starts_with(cast) {
+                    j += cast.len();
+                    break;
+                }
+            }
+            while b.get(j) == Some(&b' ') {
+                j += 1;
+            }
+            let op = &b[j.min(b.len())..];
+            if [
+                &b"<@"[..],
+                b"@>",
+                b"?",
+                b"->",
+                b"#>",
+                b"#-",
+                b"@?",
+                b"@@",
+                b"||",
+                b"<",
+                b">",
+                b"-",
+            ]
+            .iter()
+            .any(|o| op.starts_with(o))
+            {
+                return true;
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// MySQL's `1.e(` / `1.e.tables` (a float literal glued to what follows, a parser quirk used
+/// to slip past keyword filters).
+fn mysql_float(b: &[u8]) -> bool {
+    b.windows(4).enumerate().any(|(i, w)| {
+        w[0].is_ascii_digit()
+            && w[1] == b'.'
+            && w[2] == b'e'
+            && matches!(w[3], b'(' | b'.' | b',' | b')')
+            && (i == 0 || !b[i - 1].is_ascii_alphabetic())
+    })
+}
+
+/// `1234 as "alias" from`, `` ` as `alias` from `` — a column alias inside a select list.
+fn as_alias_from(f: &str) -> bool {
+    let b = f.as_bytes();
+    let mut from = 0;
+    while let Some(p) = normalize::find(&b[from..], b" as ") {
+        let at = from + p;
+        let before = b[..at].last().copied().unwrap_or(b' ');
+        let rest = &b[at + 4..];
+        if (before.is_ascii_digit() || matches!(before, b'`' | b'"'))
+            && matches!(rest.first(), Some(b'"' | b'`'))
+        {
+            let q = rest[0];
+            if let Some(end) = rest[1..].iter().position(|&c| c == q) {
+                let tail = &rest[1 + end + 1..];
+                let tail = tail.strip_prefix(b" ").unwrap_or(tail);
+                if tail.starts_with(b"from") {
+                    return true;
+                }
+            }
+        }
+        from = at + 4;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::detect::inputs::Input;
+
+    fn run(source: Source, value: &str) -> Vec<Finding> {
+        let input = Input {
+            source,
+            name: Cow::Borrowed("q"),
+            value: Cow::Borrowed(value),
+        };
+        let decoded = normalize::decode(value);
+        let mut out = Vec::new();
+        check(
+            &Candidate {
+                input: &input,
+                decoded: &decoded,
+            },
+            &mut out,
+        );
+        out
+    }
+
+    fn rule(value: &str) -> Option<&'static str> {
+        let found = run(Source::Query, value);
+        assert!(found.len() <= 1);
+        found.first().map(|f| {
+            assert_eq!(f.kind, Kind::Sqli);
+            assert_eq!(f.location, "query:q");
+            f.rule_id
+        })
+    }
+
+    #[test]
+    fn libinjection_fingerprints() {
+        let f = run(Source::Query, "1' OR '1'='1");
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].rule_id, "sqli.libinjection");
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(f[0].evidence, "1' OR '1'='1");
+        assert_eq!(rule("1 AND 1=1--"), Some("sqli.libinjection"));
+        assert_eq!(rule("%27%20or%201%3D1--"), Some("sqli.libinjection"));
+    }
+
+    /// The grammar checks alone (libinjection already knows some of these).
+    fn g(value: &str) -> Option<&'static str> {
+        grammar(&normalize::sql_fold(&normalize::decode(value)))
+    }
+
+    #[test]
+    fn grammar_rules() {
+        // End to end, where libinjection's fingerprints miss.
+        assert_eq!(rule("UnIon/**/seLeCt"), Some("sqli.union_select"));
+        assert_eq!(rule("pg_catalog"), Some("sqli.schema_probe"));
+        assert_eq!(g("UnIon/**/seLeCt"), Some("sqli.union_select"));
+        assert_eq!(
+            g("union#x\ndistinctrow\x0bselect"),
+            Some("sqli.union_select")
+        );
+        assert_eq!(g("SELECT group_concat("), Some("sqli.select"));
+        assert_eq!(g("concat_ws(0x3a,user())"), Some("sqli.function_call"));
+        assert_eq!(g("pay=benchmark("), Some("sqli.function_call"));
+        assert_eq!(g("hex("), Some("sqli.function_call"));
+        assert_eq!(g("select col from users"), Some("sqli.select"));
+        assert_eq!(g("\" WAITFOR DELAY '"), Some("sqli.time_based"));
+        assert_eq!(g("exec master..xp_cmdshell"), Some("sqli.exec"));
+        assert_eq!(g("DECLARE/**/@x"), Some("sqli.stacked_query"));
+        assert_eq!(g(";DROP/*x*/TABLE t;"), Some("sqli.stacked_query"));
+        assert_eq!(g(";truncate[xx"), Some("sqli.stacked_query"));
+        assert_eq!(g("INFORMATION_SCHEMA"), Some("sqli.schema_probe"));
+        assert_eq!(g("mysql.db"), Some("sqli.schema_probe"));
+        assert_eq!(g("admin@example.com';"), Some("sqli.quote_terminator"));
+        assert_eq!(g("x unistr(password)"), Some("sqli.function_call"));
+        assert_eq!(g("password::int"), Some("sqli.pg_cast"));
+        assert_eq!(rule("';WAITFOR DELAY '"), Some("sqli.stacked_query"));
+        assert_eq!(rule("' waitfor delay '"), Some("sqli.time_based"));
+        assert_eq!(g("from `information_schema`"), Some("sqli.schema_probe"));
+        assert_eq!(rule("1.e.tables"), Some("sqli.mysql_float"));
+        assert_eq!(
+            g("OR '{\"b\":2}'::jsonb <@ '{\"a\":1}'"),
+            Some("sqli.json_operator")
+        );
+        assert_eq!(g("1.e(ascii)"), Some("sqli.mysql_float"));
+        assert_eq!(g("` AS `user_id` from"), Some("sqli.select"));
+        assert_eq!(g("x GROUP BY y HAVING COUNT(id) >= 9"), Some("sqli.select"));
+        assert_eq!(
+            g("9 or {if length((/*!5000select username/*!50000from*/user where id=1))>0}"),
+            Some("sqli.function_call")
+        );
+    }
+
+    #[test]
+    fn nosql_operators() {
+        let f = run(Source::ArgName, "$where");
+        assert_eq!(f[0].rule_id, "sqli.nosql_operator");
+        assert_eq!(f[0].severity, Severity::High);
+        assert_eq!(f[0].location, "arg-name:q");
+        assert_eq!(rule("u_id[$ne]"), Some("sqli.nosql_operator"));
+        assert!(run(Source::ArgName, "$schema").is_empty());
+        assert_eq!(rule("price[$usd]"), None);
+    }
+
+    #[test]
+    fn benign_values_pass() {
+        for v in [
+            "O'Brien",
+            "O'Brien's pub; open late",
+            "Please select a plan from the list",
+            "You can select files from your computer",
+            "Select 3 from the shortlist",
+            "<b>bold</b> text",
+            "1 - 2",
+            "a=b",
+            "alice@example.com",
+            "Tom & Jerry",
+            "https://example.com/a?b=c&d=e",
+            "{\"a\": [1, 2], \"b\": \"c\"}",
+            "Insert the card (chip first)",
+            "We love concat, trim and friends",
+            "Get enough sleep (at least 7 hours)",
+            "northwest",
+            "std::string and Vec::new",
+            "fe80::1",
+            "v1.e.g",
+            "He said \"yes\";",
+            "1.2.3-beta",
+            "Drop table tennis gear at the desk",
+            "Wait for events via poll(2) or select(2).",
+            "The POSIX.1 version(s) that the call conforms to",
+            "Use a single '-' to read from standard input, or '+' to append.",
+            "create table entries for each run",
+            "having pain!",
+        ] {
+            assert_eq!(rule(v), None, "{v}");
+        }
+    }
+
+    #[test]
+    fn header_tokens_pass() {
+        assert!(run(Source::Header, "application/*+json").is_empty());
+        assert_eq!(run(Source::Header, "x' or 1=1--")[0].location, "header:q");
+    }
+
+    #[test]
+    fn hostile_input_is_bounded() {
+        let long = "(".repeat(100_000) + &"'".repeat(1000);
+        let _ = run(Source::Body, &long);
+        let _ = run(Source::Body, "'{");
+        let _ = run(Source::Body, "::");
+        let _ = run(Source::Body, "x::");
+        let _ = run(Source::Body, "\u{ff07} or 1=1");
+    }
+}
