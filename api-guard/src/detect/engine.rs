@@ -71,7 +71,7 @@ impl Engine {
         if let Some(d) = &self.protocol {
             d.inspect_request(req, &mut findings);
         }
-        if let Some(d) = &self.injection {
+        if let Some(d) = &mut self.injection {
             let inputs = Inputs::extract(req, &self.limits);
             inputs_skipped = inputs.skipped;
             d.inspect(&inputs, &mut findings);

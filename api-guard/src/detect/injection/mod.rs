@@ -11,6 +11,9 @@ mod text;
 mod traversal;
 mod xss;
 
+use std::{collections::hash_map::RandomState, hash::BuildHasher as _, num::NonZeroUsize};
+
+use lru::LruCache;
 use serde::Deserialize;
 
 use super::{
@@ -66,8 +69,19 @@ pub struct Candidate<'a> {
 
 type Check = fn(&Candidate<'_>, &mut Vec<Finding>);
 
+/// Values remembered as clean (keyed 64-bit hashes only, never the values).
+const CLEAN_CACHE_ENTRIES: usize = 16_384;
+/// Longer values are rarely repeated; they are always checked.
+const MAX_CACHED_VALUE_BYTES: usize = 2048;
+
 pub struct InjectionDetector {
     checks: Vec<Check>,
+    /// Values (with their source and name) that produced no finding. Traffic repeats itself:
+    /// the same User-Agent, Accept or field values come back request after request, and the
+    /// checks are pure functions of (source, name, value). The hash is keyed per process
+    /// (SipHash with random keys), so a client cannot aim a payload at a clean entry.
+    clean: LruCache<u64, ()>,
+    hasher: RandomState,
 }
 
 impl InjectionDetector {
@@ -87,11 +101,25 @@ impl InjectionDetector {
                 .filter(|(on, _)| *on)
                 .map(|(_, c)| c)
                 .collect(),
+            clean: LruCache::new(
+                NonZeroUsize::new(CLEAN_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN),
+            ),
+            hasher: RandomState::new(),
         })
     }
 
-    pub fn inspect(&self, inputs: &Inputs<'_>, out: &mut Vec<Finding>) {
+    pub fn inspect(&mut self, inputs: &Inputs<'_>, out: &mut Vec<Finding>) {
         for input in &inputs.values {
+            let key = (input.value.len() <= MAX_CACHED_VALUE_BYTES).then(|| {
+                self.hasher
+                    .hash_one((input.source as u8, &input.name, &input.value))
+            });
+            if let Some(key) = key {
+                if self.clean.get(&key).is_some() {
+                    continue;
+                }
+            }
+            let before = out.len();
             let decoded = normalize::decode(&input.value);
             let candidate = Candidate {
                 input,
@@ -99,6 +127,9 @@ impl InjectionDetector {
             };
             for check in &self.checks {
                 check(&candidate, out);
+            }
+            if let Some(key) = key.filter(|_| out.len() == before) {
+                self.clean.put(key, ());
             }
         }
     }
