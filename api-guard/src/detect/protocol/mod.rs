@@ -39,8 +39,9 @@ pub struct ProtocolConfig {
     pub max_args: usize,
     /// Parameter name bytes above which `protocol.arg_name_too_long` fires (default 100).
     pub max_arg_name_bytes: usize,
-    /// Report a `Host` that is a numeric IP address (`protocol.host_ip`, low; default true).
-    /// Turn off where clients legitimately call the API by address (internal services).
+    /// Report a `Host` that is a numeric IP address (`protocol.host_ip`, low; default false:
+    /// inside clusters services and health checks call each other by address all the time;
+    /// turn it on for an edge where browsers and bots are the only clients).
     pub flag_ip_host: bool,
     /// Methods accepted besides the standard and WebDAV ones (default none), e.g. `PURGE`.
     pub extra_methods: Vec<String>,
@@ -64,7 +65,7 @@ impl Default for ProtocolConfig {
             max_ranges: 5,
             max_args: 255,
             max_arg_name_bytes: 100,
-            flag_ip_host: true,
+            flag_ip_host: false,
             extra_methods: Vec::new(),
             restricted_headers: ["proxy", "lock-token", "if"].map(String::from).to_vec(),
             allowed_charsets: [

@@ -313,12 +313,22 @@ fn host_method_range_connection() {
         ids(&req("GET", "/", None, &hs, b"")),
         ["protocol.multiple_host"]
     );
+    let flagging = ProtocolDetector::new(&ProtocolConfig {
+        flag_ip_host: true,
+        ..Default::default()
+    })
+    .unwrap();
     for ip in ["127.0.0.1", "1.2.3.4:80", "[::1]", "[fe80::1]:80"] {
         let hs = h(&[("Host", ip)]);
-        assert_eq!(
-            run(&req("GET", "/", None, &hs, b"")),
-            [("protocol.host_ip", "header:host".into())]
-        );
+        // Off by default.
+        assert!(run(&req("GET", "/", None, &hs, b"")).is_empty());
+        let mut out = Vec::new();
+        flagging.inspect_request(&req("GET", "/", None, &hs, b""), &mut out);
+        let got: Vec<_> = out
+            .iter()
+            .map(|f| (f.rule_id, f.location.clone()))
+            .collect();
+        assert_eq!(got, [("protocol.host_ip", "header:host".to_string())]);
     }
     let hs = h(&[("Host", "deadbeef.de:8080")]);
     assert_eq!(ids(&req("GET", "/", None, &hs, b"")), Vec::<&str>::new());
@@ -592,11 +602,11 @@ fn config_is_validated() {
         ProtocolDetector::new(&c).err().unwrap().field,
         "detect.protocol.extra_methods"
     );
-    let c: ProtocolConfig = serde_json::from_str(r#"{"flag_ip_host": false}"#).unwrap();
+    let c: ProtocolConfig = serde_json::from_str(r#"{"flag_ip_host": true}"#).unwrap();
     let d = ProtocolDetector::new(&c).unwrap();
     let hs = h(&[("Host", "10.0.0.1")]);
     let mut out = Vec::new();
     d.inspect_request(&req("GET", "/", None, &hs, b""), &mut out);
-    assert!(out.is_empty());
+    assert_eq!(out.len(), 1);
     assert!(serde_json::from_str::<ProtocolConfig>(r#"{"nope": 1}"#).is_err());
 }

@@ -1,0 +1,350 @@
+//! Detection on live traffic: real attack requests (curl) reach a real server (python
+//! `http.server`) in a network namespace while the agent captures the server's pid. Each
+//! attack must appear as a `detection` security event with the right kind and location,
+//! benign requests must produce none, and with `detect.block_severity` a critical finding
+//! must end in an XDP drop of that client only.
+
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context as _, Result};
+use integration_tests::guard::{Probe, Topology};
+use integration_tests::netns::Netns;
+use integration_tests::util::run_with_timeout;
+use integration_tests::{require_root, Agent, AgentOptions};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A JWT with `alg: none` and no signature (`{"alg":"none"}.{"sub":"admin"}.`).
+const ALG_NONE_TOKEN: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.";
+
+/// One attack: what curl sends, and the finding it must produce.
+struct Attack {
+    name: &'static str,
+    args: Vec<String>,
+    path: &'static str,
+    kind: &'static str,
+    rule_prefix: &'static str,
+    location: &'static str,
+}
+
+fn attacks() -> Vec<Attack> {
+    let json = |body: &str| {
+        vec![
+            "-X".into(),
+            "POST".into(),
+            "-H".into(),
+            "Content-Type: application/json".into(),
+            "--data-binary".into(),
+            body.into(),
+        ]
+    };
+    let header = |h: &str| vec!["-H".into(), h.into()];
+    vec![
+        Attack {
+            name: "sqli in a query parameter",
+            args: vec![],
+            path: "/index.html?id=1%27%20OR%20%271%27%3D%271",
+            kind: "sqli",
+            rule_prefix: "sqli.",
+            location: "query:id",
+        },
+        Attack {
+            name: "xss in a query parameter",
+            args: vec![],
+            path: "/index.html?q=%3Cscript%3Ealert(document.cookie)%3C%2Fscript%3E",
+            kind: "xss",
+            rule_prefix: "xss.",
+            location: "query:q",
+        },
+        Attack {
+            name: "path traversal in a query parameter",
+            args: vec![],
+            path: "/index.html?file=..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+            kind: "path_traversal",
+            rule_prefix: "traversal.",
+            location: "query:file",
+        },
+        Attack {
+            name: "command injection in a JSON field",
+            args: json(r#"{"target":{"host":"8.8.8.8; cat /etc/passwd"}}"#),
+            path: "/api/ping",
+            kind: "command_injection",
+            rule_prefix: "cmdi.",
+            location: "body:$.target.host",
+        },
+        Attack {
+            name: "SSRF to the cloud metadata service",
+            args: vec![],
+            path: "/index.html?callback=http%3A%2F%2F169.254.169.254%2Flatest%2Fmeta-data%2F",
+            kind: "ssrf",
+            rule_prefix: "ssrf.",
+            location: "query:callback",
+        },
+        Attack {
+            name: "scanner user agent",
+            args: header("User-Agent: sqlmap/1.7.2#stable (https://sqlmap.org)"),
+            path: "/index.html",
+            kind: "scanner",
+            rule_prefix: "abuse.scanner_agent",
+            location: "header:user-agent",
+        },
+        Attack {
+            name: "JWT with alg none",
+            args: header(&format!("Authorization: Bearer {ALG_NONE_TOKEN}")),
+            path: "/index.html",
+            kind: "jwt",
+            rule_prefix: "jwt.alg_none",
+            location: "header:authorization",
+        },
+    ]
+}
+
+/// Benign requests that look a little like attacks.
+fn benign() -> Vec<(Vec<String>, &'static str)> {
+    vec![
+        (
+            vec![],
+            "/index.html?name=O%27Brien&q=please+select+a+plan+from+the+list",
+        ),
+        (
+            vec![
+                "-X".into(),
+                "POST".into(),
+                "-H".into(),
+                "Content-Type: application/json".into(),
+                "--data-binary".into(),
+                r#"{"title":"Notes","body":"Use <b>bold</b> for emphasis; Tom & Jerry at 10.2.3","author":"Siobhan O'Brien"}"#.into(),
+            ],
+            "/api/notes",
+        ),
+        (vec![], "/index.html?page=2&sort=price_asc&tags=a,b"),
+    ]
+}
+
+/// curl from `ns` to `url` with `args`; the status code (0 when no connection was made).
+fn curl(ns: &Netns, url: &str, args: &[String]) -> Result<u16> {
+    let mut cmd = ns.cmd("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["--connect-timeout", "0.5", "-m", "5"])
+        .args(args)
+        .arg(url);
+    let run = run_with_timeout(&mut cmd, Duration::from_secs(10))?;
+    match run.status.code() {
+        Some(0) => run
+            .stdout_text()
+            .trim()
+            .parse()
+            .context("curl's %{http_code}"),
+        Some(7) | Some(28) => Ok(0),
+        other => bail!("curl {url} exited with {other:?}: {}", run.stderr_text()),
+    }
+}
+
+fn detections(agent: &Agent) -> Result<Vec<Value>> {
+    Ok(agent
+        .events()?
+        .into_iter()
+        .filter(|e| e["type"] == "detection")
+        .collect())
+}
+
+#[test]
+fn attacks_become_detection_events_and_benign_requests_do_not() -> Result<()> {
+    require_root()?;
+    let topo = Topology::new("dla")?;
+    let agent = Agent::start(AgentOptions {
+        config_toml: Some(topo.agent_toml("")),
+        ..AgentOptions::default()
+    })?;
+    let before = agent.metrics()?;
+    let (c1, c2) = (topo.v1.b_ip.to_string(), topo.v2.b_ip.to_string());
+
+    for (args, path) in benign() {
+        let status = curl(&topo.c2, &topo.url(false, path), &args)?;
+        ensure!(status == 200, "benign {path}: {status}");
+    }
+    let attacks = attacks();
+    for a in &attacks {
+        let status = curl(&topo.c1, &topo.url(true, a.path), &a.args)?;
+        ensure!(status != 0, "{}: no answer", a.name);
+    }
+    // Every request, benign ones included, has been through the engine once its exchange is
+    // out; the attacks are the only ones to report.
+    agent.wait_for_exchanges(|e| e["role"] == "server", attacks.len() + 3, WAIT)?;
+    let events = agent.wait_for_events(|e| e["type"] == "detection", attacks.len(), WAIT)?;
+    let all = detections(&agent)?;
+    ensure!(
+        !all.iter().any(|e| e["client"]["ip"] == c2.as_str()),
+        "benign requests were flagged: {:#?}",
+        all.iter()
+            .filter(|e| e["client"]["ip"] == c2.as_str())
+            .collect::<Vec<_>>()
+    );
+    for a in &attacks {
+        let path = a.path.split('?').next().unwrap_or(a.path);
+        let found: Vec<&Value> = all
+            .iter()
+            .filter(|e| e["kind"] == a.kind && e["location"] == a.location)
+            .collect();
+        ensure!(
+            found.len() == 1,
+            "{}: expected exactly one {} finding at {}, got {found:#?}\nall: {all:#?}",
+            a.name,
+            a.kind,
+            a.location
+        );
+        let e = found[0];
+        let rule = e["rule_id"].as_str().unwrap_or("");
+        ensure!(rule.starts_with(a.rule_prefix), "{}: rule {rule}", a.name);
+        ensure!(e["client"]["ip"] == c1.as_str(), "{}: {e}", a.name);
+        ensure!(e["request"]["path"] == path, "{}: {e}", a.name);
+        ensure!(e["request"]["pid"] == topo.server.pid(), "{}: {e}", a.name);
+        ensure!(
+            e["severity"].is_string() && e["evidence"].is_string(),
+            "{e}"
+        );
+        // Secrets never reach events.
+        ensure!(!e.to_string().contains(ALG_NONE_TOKEN), "token leaked: {e}");
+    }
+    ensure!(events.len() >= attacks.len());
+    // The counters agree with the events, per kind and severity.
+    let mut expected: Vec<(String, String, f64)> = Vec::new();
+    for e in &all {
+        let key = (
+            e["kind"].as_str().unwrap_or("").to_owned(),
+            e["severity"].as_str().unwrap_or("").to_owned(),
+        );
+        match expected
+            .iter_mut()
+            .find(|(k, s, _)| (k, s) == (&key.0, &key.1))
+        {
+            Some(entry) => entry.2 += 1.0,
+            None => expected.push((key.0, key.1, 1.0)),
+        }
+    }
+    let deltas: Vec<(&str, Vec<(&str, &str)>, f64)> = expected
+        .iter()
+        .map(|(k, s, n)| {
+            (
+                "apiguard_detections_total",
+                vec![("kind", k.as_str()), ("severity", s.as_str())],
+                *n,
+            )
+        })
+        .collect();
+    let deltas: Vec<_> = deltas
+        .iter()
+        .map(|(name, labels, n)| (*name, labels.as_slice(), *n))
+        .collect();
+    agent.check_deltas(&before, &deltas)?;
+    // Detection alone (no block_severity) blocks nobody.
+    ensure!(agent.blocks()?.is_empty(), "blocks: {:?}", agent.blocks()?);
+    ensure!(topo.get(true, "/index.html")? == Probe::Status(200));
+    Ok(())
+}
+
+#[test]
+fn critical_findings_block_the_client_at_xdp() -> Result<()> {
+    require_root()?;
+    let topo = Topology::new("dlb")?;
+    let agent = Agent::start(AgentOptions {
+        config_toml: Some(
+            topo.agent_toml("[detect]\nblock_severity = \"critical\"\nblock_secs = 60\n"),
+        ),
+        ..AgentOptions::default()
+    })?;
+    let before = agent.metrics()?;
+    let (c1, c2) = (topo.v1.b_ip.to_string(), topo.v2.b_ip.to_string());
+
+    // A finding below the threshold (scanner user agent: medium) is reported, not blocked.
+    let scanner = vec!["-H".to_string(), "User-Agent: Nikto/2.5.0".to_string()];
+    ensure!(curl(&topo.c2, &topo.url(false, "/index.html"), &scanner)? == 200);
+    agent.wait_for_events(
+        |e| e["type"] == "detection" && e["kind"] == "scanner",
+        1,
+        WAIT,
+    )?;
+    ensure!(topo.get(false, "/index.html")? == Probe::Status(200));
+
+    // A critical one blocks its client.
+    let sqli = "/index.html?id=1%20UNION%20SELECT%20username,password%20FROM%20users--";
+    ensure!(curl(&topo.c1, &topo.url(true, sqli), &[])? == 200);
+    let blocks = agent.wait_for_events(|e| e["type"] == "block", 1, WAIT)?;
+    let b = &blocks[0];
+    ensure!(
+        b["target"] == c1.as_str() && b["reason"] == "detection",
+        "{b}"
+    );
+    ensure!(b["enforced"] == true && b["duration_secs"] == 60, "{b}");
+    let detail = b["detail"].as_str().unwrap_or("");
+    ensure!(
+        detail.starts_with("sqli.") && detail.contains("(critical) at query:id"),
+        "{b}"
+    );
+    ensure!(b["client"]["ip"] == c1.as_str(), "{b}");
+    ensure!(b["request"]["path"] == "/index.html", "{b}");
+
+    ensure!(topo.get(true, "/index.html")? == Probe::NoConnection);
+    ensure!(topo.get(false, "/index.html")? == Probe::Status(200));
+    let list = agent.blocks()?;
+    ensure!(list.len() == 1, "blocks: {list:?}");
+    ensure!(
+        list[0]["target"] == c1.as_str() && list[0]["reason"] == "detection",
+        "{list:?}"
+    );
+    agent.wait_metric(
+        "apiguard_xdp_packets_total",
+        &[("action", "drop"), ("reason", "blocklist")],
+        |v| v >= 1.0,
+        WAIT,
+    )?;
+    agent.check_deltas(
+        &before,
+        &[
+            ("apiguard_blocks_total", &[("reason", "detection")], 1.0),
+            ("apiguard_blocked_clients", &[], 1.0),
+        ],
+    )?;
+    let events = agent.events()?;
+    ensure!(
+        events.iter().filter(|e| e["type"] == "block").count() == 1,
+        "exactly one block: {events:?}"
+    );
+    ensure!(
+        !events
+            .iter()
+            .any(|e| e["type"] == "block" && e["target"] == c2.as_str()),
+        "client 2 blocked: {events:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn dry_run_reports_the_block_a_finding_would_cause() -> Result<()> {
+    require_root()?;
+    let topo = Topology::new("dld")?;
+    let agent = Agent::start(AgentOptions {
+        config_toml: Some(
+            topo.agent_toml("[enforce]\nmode = \"dry-run\"\n[detect]\nblock_severity = \"high\"\n"),
+        ),
+        ..AgentOptions::default()
+    })?;
+    let c1 = topo.v1.b_ip.to_string();
+    let xss = "/index.html?q=%3Csvg%2Fonload%3Dalert(1)%3E";
+    for _ in 0..3 {
+        ensure!(curl(&topo.c1, &topo.url(true, xss), &[])? == 200);
+    }
+    let would = agent.wait_for_events(|e| e["type"] == "would_block", 1, WAIT)?;
+    ensure!(would[0]["target"] == c1.as_str() && would[0]["reason"] == "detection");
+    agent.wait_for_events(|e| e["type"] == "detection" && e["kind"] == "xss", 3, WAIT)?;
+    // Still served, reported once per block period.
+    ensure!(topo.get(true, "/index.html")? == Probe::Status(200));
+    let events = agent.events()?;
+    ensure!(
+        events.iter().filter(|e| e["type"] == "would_block").count() == 1,
+        "{events:?}"
+    );
+    ensure!(!events.iter().any(|e| e["type"] == "block"), "{events:?}");
+    Ok(())
+}
