@@ -98,3 +98,94 @@ const _: fn() = || {
     fn send<T: Send>() {}
     send::<Engine>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{finding::Kind, offline::OwnedRequest};
+
+    fn engine() -> Engine {
+        Engine::new(&DetectConfig::default(), Identifier::default()).unwrap()
+    }
+
+    fn run(e: &mut Engine, raw: &[u8]) -> Verdict {
+        let req = OwnedRequest::from_raw(raw);
+        e.inspect(&req.view(Some([192, 0, 2, 1].into()), Some(200)), 1)
+    }
+
+    #[test]
+    fn hostile_requests_cost_bounded_work_and_never_panic() {
+        let mut e = engine();
+        // A megabyte header value.
+        let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: ".to_vec();
+        raw.extend(std::iter::repeat_n(b'a', 1 << 20));
+        raw.extend_from_slice(b"\r\n\r\n");
+        let v = run(&mut e, &raw);
+        assert!(v.findings.iter().all(|f| f.evidence.chars().count() <= 97));
+        // JSON nested 100,000 deep, and JSON that never closes.
+        for body in [
+            format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000)),
+            "{\"a\":".repeat(50_000),
+        ] {
+            let raw = format!(
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n\r\n{body}"
+            );
+            run(&mut e, raw.as_bytes());
+        }
+        // 100,000 query parameters: only the first `max_values` are inspected, the rest counted.
+        let q = "a=%27&".repeat(100_000);
+        let v = run(
+            &mut e,
+            format!("GET /?{q} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes(),
+        );
+        assert!(v.inputs_skipped > 90_000, "skipped {}", v.inputs_skipped);
+        // Invalid UTF-8 and broken escapes everywhere.
+        let raw = b"GET /\xff\xfe%zz%%u12?x=%c0%ae%c0%ae%2f\xc3 HTTP/1.1\r\nHost: \xff\r\nCookie: a=%\xff\r\n\r\n";
+        run(&mut e, raw);
+        // Every encoding layer the decoder knows, stacked deep.
+        let deep = "%25".repeat(10_000) + "27";
+        run(
+            &mut e,
+            format!("GET /?x={deep} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes(),
+        );
+    }
+
+    #[test]
+    fn one_request_can_carry_several_findings() {
+        let mut e = engine();
+        let raw = b"GET /?id=1%27%20OR%20%271%27%3D%271&q=%3Cscript%3Ealert(1)%3C/script%3E HTTP/1.1\r\nHost: a\r\nUser-Agent: sqlmap/1.7\r\n\r\n";
+        let v = run(&mut e, raw);
+        let kinds: Vec<Kind> = v.findings.iter().map(|f| f.kind).collect();
+        for k in [Kind::Sqli, Kind::Xss, Kind::Scanner] {
+            assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+        }
+        assert_eq!(v.client.ip, Some([192, 0, 2, 1].into()));
+    }
+
+    #[test]
+    fn disabled_detectors_stay_silent() {
+        let config: DetectConfig =
+            toml::from_str("[injection]\nsqli = false\n[abuse]\nenabled = false\n").unwrap();
+        let mut e = Engine::new(&config, Identifier::default()).unwrap();
+        let raw = b"GET /?id=1%27%20OR%20%271%27%3D%271 HTTP/1.1\r\nHost: a\r\nUser-Agent: sqlmap/1.7\r\n\r\n";
+        let v = run(&mut e, raw);
+        assert!(
+            v.findings
+                .iter()
+                .all(|f| f.kind != Kind::Sqli && f.kind != Kind::Scanner),
+            "{:?}",
+            v.findings
+        );
+        let off: DetectConfig = toml::from_str("enabled = false").unwrap();
+        let mut e = Engine::new(&off, Identifier::default()).unwrap();
+        assert!(run(&mut e, raw).findings.is_empty());
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let bad: DetectConfig = toml::from_str("[limits]\nmax_values = 0\n").unwrap();
+        let err = Engine::new(&bad, Identifier::default()).err().unwrap();
+        assert_eq!(err.field, "detect.limits.max_values");
+        assert!(toml::from_str::<DetectConfig>("block_severity = \"severe\"").is_err());
+    }
+}
