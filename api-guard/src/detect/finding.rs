@@ -158,18 +158,24 @@ impl Finding {
     }
 }
 
-/// `s` cut to [`MAX_EVIDENCE_CHARS`] characters (marked with `…`), control characters escaped.
+/// `s` with control characters escaped, cut to [`MAX_EVIDENCE_CHARS`] characters of output
+/// (then marked with `…`).
 pub fn excerpt(s: &str) -> String {
     let mut out = String::with_capacity(s.len().min(MAX_EVIDENCE_CHARS * 2));
-    for (n, c) in s.chars().enumerate() {
-        if n == MAX_EVIDENCE_CHARS {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
+    let mut len = 0;
+    for c in s.chars() {
+        let piece: &mut dyn Iterator<Item = char> = if c.is_control() {
+            &mut c.escape_default()
         } else {
-            out.push(c);
+            &mut std::iter::once(c)
+        };
+        for p in piece {
+            if len == MAX_EVIDENCE_CHARS {
+                out.push('…');
+                return out;
+            }
+            out.push(p);
+            len += 1;
         }
     }
     out
@@ -186,6 +192,8 @@ mod tests {
         let e = excerpt(&long);
         assert_eq!(e.chars().count(), MAX_EVIDENCE_CHARS + 1);
         assert!(e.ends_with('…'));
+        let controls = "\u{11}".repeat(500);
+        assert_eq!(excerpt(&controls).chars().count(), MAX_EVIDENCE_CHARS + 1);
     }
 
     #[test]
