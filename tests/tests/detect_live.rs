@@ -141,6 +141,17 @@ fn curl(ns: &Netns, url: &str, args: &[String]) -> Result<u16> {
     }
 }
 
+/// The topology and an agent capturing its server, with `extra` configuration.
+fn start(prefix: &str, extra: &str) -> Result<(Topology, Agent)> {
+    require_root()?;
+    let topo = Topology::new(prefix)?;
+    let agent = Agent::start(AgentOptions {
+        config_toml: Some(topo.agent_toml(extra)),
+        ..AgentOptions::default()
+    })?;
+    Ok((topo, agent))
+}
+
 fn detections(agent: &Agent) -> Result<Vec<Value>> {
     Ok(agent
         .events()?
@@ -151,12 +162,7 @@ fn detections(agent: &Agent) -> Result<Vec<Value>> {
 
 #[test]
 fn attacks_become_detection_events_and_benign_requests_do_not() -> Result<()> {
-    require_root()?;
-    let topo = Topology::new("dla")?;
-    let agent = Agent::start(AgentOptions {
-        config_toml: Some(topo.agent_toml("")),
-        ..AgentOptions::default()
-    })?;
+    let (topo, agent) = start("dla", "")?;
     let before = agent.metrics()?;
     let (c1, c2) = (topo.v1.b_ip.to_string(), topo.v2.b_ip.to_string());
 
@@ -209,33 +215,22 @@ fn attacks_become_detection_events_and_benign_requests_do_not() -> Result<()> {
     }
     ensure!(events.len() >= attacks.len());
     // The counters agree with the events, per kind and severity.
-    let mut expected: Vec<(String, String, f64)> = Vec::new();
+    let mut expected: std::collections::BTreeMap<(&str, &str), f64> = Default::default();
     for e in &all {
         let key = (
-            e["kind"].as_str().unwrap_or("").to_owned(),
-            e["severity"].as_str().unwrap_or("").to_owned(),
+            e["kind"].as_str().unwrap_or(""),
+            e["severity"].as_str().unwrap_or(""),
         );
-        match expected
-            .iter_mut()
-            .find(|(k, s, _)| (k, s) == (&key.0, &key.1))
-        {
-            Some(entry) => entry.2 += 1.0,
-            None => expected.push((key.0, key.1, 1.0)),
-        }
+        *expected.entry(key).or_default() += 1.0;
     }
-    let deltas: Vec<(&str, Vec<(&str, &str)>, f64)> = expected
-        .iter()
-        .map(|(k, s, n)| {
-            (
-                "apiguard_detections_total",
-                vec![("kind", k.as_str()), ("severity", s.as_str())],
-                *n,
-            )
-        })
+    let labels: Vec<[(&str, &str); 2]> = expected
+        .keys()
+        .map(|(k, s)| [("kind", *k), ("severity", *s)])
         .collect();
-    let deltas: Vec<_> = deltas
+    let deltas: Vec<_> = labels
         .iter()
-        .map(|(name, labels, n)| (*name, labels.as_slice(), *n))
+        .zip(expected.values())
+        .map(|(l, n)| ("apiguard_detections_total", l.as_slice(), *n))
         .collect();
     agent.check_deltas(&before, &deltas)?;
     // Detection alone (no block_severity) blocks nobody.
@@ -246,14 +241,10 @@ fn attacks_become_detection_events_and_benign_requests_do_not() -> Result<()> {
 
 #[test]
 fn critical_findings_block_the_client_at_xdp() -> Result<()> {
-    require_root()?;
-    let topo = Topology::new("dlb")?;
-    let agent = Agent::start(AgentOptions {
-        config_toml: Some(
-            topo.agent_toml("[detect]\nblock_severity = \"critical\"\nblock_secs = 60\n"),
-        ),
-        ..AgentOptions::default()
-    })?;
+    let (topo, agent) = start(
+        "dlb",
+        "[detect]\nblock_severity = \"critical\"\nblock_secs = 60\n",
+    )?;
     let before = agent.metrics()?;
     let (c1, c2) = (topo.v1.b_ip.to_string(), topo.v2.b_ip.to_string());
 
@@ -322,14 +313,10 @@ fn critical_findings_block_the_client_at_xdp() -> Result<()> {
 
 #[test]
 fn dry_run_reports_the_block_a_finding_would_cause() -> Result<()> {
-    require_root()?;
-    let topo = Topology::new("dld")?;
-    let agent = Agent::start(AgentOptions {
-        config_toml: Some(
-            topo.agent_toml("[enforce]\nmode = \"dry-run\"\n[detect]\nblock_severity = \"high\"\n"),
-        ),
-        ..AgentOptions::default()
-    })?;
+    let (topo, agent) = start(
+        "dld",
+        "[enforce]\nmode = \"dry-run\"\n[detect]\nblock_severity = \"high\"\n",
+    )?;
     let c1 = topo.v1.b_ip.to_string();
     let xss = "/index.html?q=%3Csvg%2Fonload%3Dalert(1)%3E";
     for _ in 0..3 {
