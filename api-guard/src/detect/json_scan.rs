@@ -61,6 +61,23 @@ impl<'a> Scanner<'a> {
         self.b.get(self.i).copied()
     }
 
+    /// Skips whitespace and consumes `c` if it comes next.
+    fn eat(&mut self, c: u8) -> bool {
+        self.ws();
+        let next = self.peek() == Some(c);
+        self.i += usize::from(next);
+        next
+    }
+
+    /// After a member: `Some(true)` at the container's `close`, `Some(false)` after a comma.
+    fn next_member(&mut self, close: u8) -> Option<bool> {
+        if self.eat(b',') {
+            Some(false)
+        } else {
+            self.eat(close).then_some(true)
+        }
+    }
+
     /// `None`: malformed, cut short, or stopped by `emit`.
     fn value(
         &mut self,
@@ -120,9 +137,7 @@ impl<'a> Scanner<'a> {
         emit: &mut impl FnMut(Found<'_, 'a>) -> bool,
     ) -> Option<()> {
         self.i += 1;
-        self.ws();
-        if self.peek()? == b'}' {
-            self.i += 1;
+        if self.eat(b'}') {
             return Some(());
         }
         loop {
@@ -131,11 +146,9 @@ impl<'a> Scanner<'a> {
                 return None;
             }
             let key = self.string()?;
-            self.ws();
-            if self.peek()? != b':' {
+            if !self.eat(b':') {
                 return None;
             }
-            self.i += 1;
             let len = self.path.len();
             self.path.push('.');
             self.path.push_str(&key);
@@ -144,14 +157,8 @@ impl<'a> Scanner<'a> {
                 .and_then(|()| self.value(depth, max_depth, emit));
             self.path.truncate(len);
             result?;
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.next_member(b'}')? {
+                return Some(());
             }
         }
     }
@@ -163,9 +170,7 @@ impl<'a> Scanner<'a> {
         emit: &mut impl FnMut(Found<'_, 'a>) -> bool,
     ) -> Option<()> {
         self.i += 1;
-        self.ws();
-        if self.peek()? == b']' {
-            self.i += 1;
+        if self.eat(b']') {
             return Some(());
         }
         let mut index = 0usize;
@@ -178,14 +183,8 @@ impl<'a> Scanner<'a> {
             self.path.truncate(len);
             result?;
             index += 1;
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.next_member(b']')? {
+                return Some(());
             }
         }
     }
