@@ -5,8 +5,21 @@
 //! Events are bounded per client (`detect.max_events_per_client`, per second): an attacker
 //! sending thousands of payloads a second must not turn the event stream into a flood of its
 //! own. What is held back is counted and reported in the client's next event (`suppressed`).
+//!
+//! The engine runs on its own thread behind a bounded queue ([`DetectionQueue`]): analysis must
+//! never slow the parsing task that drains the kernel's ring buffer. When the queue is full the
+//! exchange is not inspected, and that is counted (`apiguard_detect_exchanges_skipped_total`).
 
-use std::{net::IpAddr, num::NonZeroUsize, sync::Arc, time::Duration};
+use std::{
+    net::IpAddr,
+    num::NonZeroUsize,
+    sync::{
+        mpsc::{self, SyncSender, TrySendError},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
 
 use api_guard::{
     detect::{DetectConfig, Engine, Finding, Request, Severity},
@@ -63,6 +76,21 @@ impl Detections {
             events,
             budget: EventBudget::new(config.max_events_per_client),
         }))
+    }
+
+    /// Starts the detection thread; exchanges reach it through the returned queue, and it
+    /// ends once the queue is dropped and drained.
+    pub fn spawn(mut self, capacity: usize) -> std::io::Result<(DetectionQueue, JoinHandle<()>)> {
+        let (tx, rx) = mpsc::sync_channel::<Exchange>(capacity);
+        let metrics = self.metrics.clone();
+        let thread = std::thread::Builder::new()
+            .name("detect".into())
+            .spawn(move || {
+                for ex in rx {
+                    self.observe(&ex);
+                }
+            })?;
+        Ok((DetectionQueue { tx, metrics }, thread))
     }
 
     /// Inspects a server-side exchange (outgoing calls this host makes are not judged).
@@ -164,6 +192,30 @@ impl Detections {
                 debug!(%ip, "Allowlisted client not blocked");
             }
             Err(error) => warn!(%error, %ip, "Detection block failed"),
+        }
+    }
+}
+
+/// The parsing task's end of the detection thread's queue.
+pub struct DetectionQueue {
+    tx: SyncSender<Exchange>,
+    metrics: Metrics,
+}
+
+impl DetectionQueue {
+    /// Hands a server-side exchange to the detection thread without waiting: when it is
+    /// behind, the exchange is counted as skipped instead.
+    pub fn submit(&self, ex: Exchange) {
+        if ex.conn.role != Role::Server {
+            return;
+        }
+        match self.tx.try_send(ex) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.metrics.detect_exchanges_skipped.inc(),
+            Err(TrySendError::Disconnected(_)) => {
+                warn!("The detection thread is gone");
+                self.metrics.detect_exchanges_skipped.inc();
+            }
         }
     }
 }

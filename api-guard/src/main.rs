@@ -314,6 +314,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         events,
     )
     .context("starting detection")?;
+    let (detections, detect_thread) = match detections {
+        Some(d) => {
+            let (queue, thread) = d
+                .spawn(config.detect.queue_capacity)
+                .context("starting the detection thread")?;
+            (Some(queue), Some(thread))
+        }
+        None => (None, None),
+    };
     let ring = probes.take_events()?;
     let kernel = KernelState {
         stats: probes.take_stats()?,
@@ -403,6 +412,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     metrics.set_ready(false);
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
+    // The pipeline is done and its queue dropped: the detection thread finishes what is queued.
+    if let Some(thread) = detect_thread {
+        if thread.join().is_err() {
+            warn!("The detection thread panicked");
+        }
+    }
     // Unpinned XDP links detach here; pinned ones keep the guard running for the next daemon.
     enforcer.detach();
     hooks.stop();

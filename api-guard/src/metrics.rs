@@ -53,6 +53,7 @@ pub struct Inner {
     pub detections: IntCounterVec,
     pub detection_events_suppressed: IntCounter,
     pub detect_inputs_skipped: IntCounter,
+    pub detect_exchanges_skipped: IntCounter,
     /// Last XDP verdict totals seen.
     xdp_last: [AtomicU64; XDP_STAT_COUNT as usize],
     /// Last kernel totals seen, to turn totals into counter increments.
@@ -300,6 +301,11 @@ impl Metrics {
                 &r,
                 "apiguard_detect_inputs_skipped_total",
                 "Request values left uninspected by detect.limits.",
+            ),
+            detect_exchanges_skipped: counter(
+                &r,
+                "apiguard_detect_exchanges_skipped_total",
+                "Server-side exchanges not inspected because the detection queue was full.",
             ),
             xdp_last: Default::default(),
             kernel_last: Default::default(),

@@ -9,7 +9,7 @@ use tracing::{debug, warn};
 
 use crate::{
     capture::{events, reader::Batch, table::ConnTable},
-    detections::Detections,
+    detections::DetectionQueue,
     enforce::Enforcer,
     exchange::Exchange,
     metrics::Metrics,
@@ -21,10 +21,11 @@ use crate::{
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Where finished exchanges go, in order: rate limits, detection, the exchange sink.
+/// Where finished exchanges go, in order: rate limits, the exchange sink, detection (on its
+/// own thread).
 pub struct Consumers {
     pub enforcer: Arc<Enforcer>,
-    pub detections: Option<Detections>,
+    pub detections: Option<DetectionQueue>,
     pub sink: Sink,
 }
 
@@ -32,11 +33,11 @@ impl Consumers {
     fn deliver(&mut self, out: &mut Vec<Exchange>) {
         for exchange in out.drain(..) {
             self.enforcer.observe(&exchange);
-            if let Some(d) = &mut self.detections {
-                d.observe(&exchange);
-            }
             if let Err(error) = self.sink.record(&exchange) {
                 warn!(%error, "Writing an exchange failed");
+            }
+            if let Some(d) = &self.detections {
+                d.submit(exchange);
             }
         }
     }

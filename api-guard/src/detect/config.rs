@@ -36,6 +36,9 @@ pub struct DetectConfig {
     /// Security events per client per second (default 20); the rest are counted in
     /// `apiguard_detection_events_suppressed_total` and in the client's next event.
     pub max_events_per_client: u32,
+    /// Exchanges waiting for the detection thread (default 1024); when it is behind, further
+    /// exchanges are counted in `apiguard_detect_exchanges_skipped_total`, not inspected.
+    pub queue_capacity: usize,
     /// Where payloads are looked for, and how much of each.
     pub limits: InputLimits,
     pub injection: InjectionConfig,
@@ -52,6 +55,7 @@ impl Default for DetectConfig {
             block_severity: None,
             block_secs: 600,
             max_events_per_client: 20,
+            queue_capacity: 1024,
             limits: InputLimits::default(),
             injection: InjectionConfig::default(),
             protocol: ProtocolConfig::default(),
@@ -71,6 +75,12 @@ impl DetectConfig {
             return Err(invalid(
                 "detect.max_events_per_client",
                 "must be at least 1",
+            ));
+        }
+        if self.queue_capacity == 0 || self.queue_capacity > 1 << 20 {
+            return Err(invalid(
+                "detect.queue_capacity",
+                "must be between 1 and 1048576",
             ));
         }
         let l = &self.limits;
