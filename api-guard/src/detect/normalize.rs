@@ -151,6 +151,25 @@ fn entity(b: &[u8]) -> (Option<Decoded>, usize) {
             Some(b'x') | Some(b'X') => (&rest[2..], 16),
             _ => (&rest[1..], 10),
         };
+        // Browsers read any number of leading zeros (`&#0000000060;`); skip a bounded run so
+        // padding cannot push the code point past the digit limit below.
+        const MAX_ZEROS: usize = 256;
+        let zeros = digits
+            .iter()
+            .take(MAX_ZEROS + 1)
+            .take_while(|&&d| d == b'0')
+            .count();
+        if zeros > MAX_ZEROS {
+            return (None, 1);
+        }
+        let is_digit = |d: &u8| d.is_ascii_digit() || (radix == 16 && d.is_ascii_hexdigit());
+        // All zeros (`&#0000;`): keep one so the value still parses (as NUL).
+        let zeros = if digits.get(zeros).is_some_and(is_digit) {
+            zeros
+        } else {
+            zeros.saturating_sub(1)
+        };
+        let digits = &digits[zeros..];
         let n = digits
             .iter()
             .take(8)
@@ -306,6 +325,11 @@ mod tests {
         assert_eq!(decode("%253Cscript%253E"), "<script>");
         assert_eq!(decode("&lt;b&gt;"), "<b>");
         assert_eq!(decode("&#60;&#x3C;&#x3c"), "<<<");
+        assert_eq!(decode("&#00000000060;&#x000000000003c;"), "<<");
+        assert_eq!(decode(&format!("&#{}60;", "0".repeat(100))), "<");
+        let padded = format!("&#{}60;", "0".repeat(300));
+        assert_eq!(decode(&padded), padded);
+        assert_eq!(decode("&#0000;x"), "x");
         assert_eq!(decode("\\u003cimg\\x3e"), "<img>");
         assert_eq!(decode("%u003c"), "<");
         assert_eq!(decode("a\0b"), "ab");

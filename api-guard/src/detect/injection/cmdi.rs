@@ -320,6 +320,44 @@ const SOLO: &[&str] = &[
     "nslookup",
 ];
 
+/// Weak commands that are no English words or common abbreviations: at the start of a value
+/// with a plain argument or two (`ls docs tmp`) they read as a command line.
+const UNWORDLY: &[&str] = &[
+    "ls",
+    "mkdir",
+    "rmdir",
+    "sed",
+    "systemctl",
+    "md5sum",
+    "sha256sum",
+];
+
+/// Windows programs, which take `/x` switches (also glued: `ipconfig/all`).
+const WINDOWS: &[&[u8]] = &[
+    b"ipconfig",
+    b"systeminfo",
+    b"tasklist",
+    b"taskkill",
+    b"bcdedit",
+    b"bcdboot",
+    b"diskpart",
+    b"vssadmin",
+    b"wevtutil",
+    b"icacls",
+    b"cacls",
+    b"netstat",
+    b"nbtstat",
+    b"schtasks",
+    b"wmic",
+    b"certutil",
+    b"bitsadmin",
+    b"tracert",
+    b"whoami",
+    b"findstr",
+    b"xcopy",
+    b"attrib",
+];
+
 /// Downloaders, for which a URL argument is evidence.
 const FETCHERS: &[&str] = &[
     "wget",
@@ -419,8 +457,15 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         report("cmdi.shell", p);
         return;
     }
-    // Raw bodies are markup more often than shell: quotes there delimit attributes.
-    let commands = tokenize(b, c.input.source != Source::Body);
+    if history_only(b.trim_ascii()) {
+        report("cmdi.shell", 0);
+        return;
+    }
+    // Raw bodies are markup more often than shell: quotes there delimit attributes. A value
+    // that opens with a quote and a separator (`';id'`) closes the string it is pasted into:
+    // its quotes end and reopen that string rather than quoting the command.
+    let quoting = c.input.source != Source::Body && !breaks_out_of_quotes(b);
+    let commands = tokenize(b, quoting);
     let has_upper = b.iter().any(u8::is_ascii_uppercase);
     let prose = is_prose(b);
     let blank_free_prefix = |pos: usize| {
@@ -429,17 +474,25 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
             .any(|x| x.is_ascii_whitespace())
     };
     for (n, cmd) in commands.iter().enumerate() {
-        let Some((word, strength)) = command_name(cmd) else {
+        let Some((word, strength, assigned)) = command_name_how(cmd) else {
             continue;
         };
+        let args = cmd.words.get(1..).unwrap_or_default();
         // Time-based blind probes: `;sleep 10`.
         let delay = word == b"sleep"
-            && cmd
-                .words
-                .get(1)
+            && args
+                .first()
                 .is_some_and(|w| w.iter().all(u8::is_ascii_digit));
         let fetch = cmd.url_arg && FETCHERS.iter().any(|f| f.as_bytes() == word);
-        let evidence = cmd.shell_args || cmd.shell_syntax || delay || fetch;
+        // `alias x=cmd` defines a command; `trap 'cmd' EXIT` runs one on a signal.
+        let defines = (word == b"alias" && args.iter().any(|w| w.contains(&b'=')))
+            || (word == b"trap" && args.len() >= 2 && args.last().is_some_and(|w| signal(w)));
+        let evidence = cmd.shell_args || cmd.shell_syntax || delay || fetch || defines;
+        // `&sort=ex&page=2` in a URL is a parameter pair, not `ex` run after `&`.
+        if assigned && strength == Strength::Weak && !evidence {
+            continue;
+        }
+        let path_qualified = cmd.words.iter().any(|w| w.windows(4).any(|p| p == b"bin/"));
         let chained_next = commands
             .get(n + 1)
             .is_some_and(|next| next.sep != Sep::Start && command_name(next).is_some());
@@ -452,23 +505,34 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
             (Sep::Start | Sep::Paren, Strength::Strong) => {
                 evidence
                     || chained_next
-                    || (cmd.nargs == 0
-                        && (solo(word)
-                            || cmd.words.iter().any(|w| w.windows(4).any(|p| p == b"bin/"))))
+                    || (cmd.nargs == 0 && (solo(word) || path_qualified))
                     || (cmd.nargs > 0 && cmd.nargs <= 2 && !has_upper)
+                    // `ansible-galaxy collection install x`: tool-family names are no words.
+                    || (cmd.nargs > 0 && family(word).is_some() && !has_upper)
             }
             (Sep::Chain, Strength::Weak) => {
                 evidence || chained_next || (cmd.nargs == 0 && blank_free_prefix(cmd.pos))
             }
             (Sep::Start | Sep::Paren, Strength::Weak) => {
-                evidence || (chained_next && cmd.nargs > 0)
+                evidence
+                    || (chained_next && cmd.nargs > 0)
+                    // `ls docs tmp`: a command that is no English word, with plain arguments.
+                    || (UNWORDLY.iter().any(|x| x.as_bytes() == word)
+                        && (1..=2).contains(&cmd.nargs)
+                        && !has_upper)
             }
         };
-        // `sh` and friends as a bare word in prose ("SH" for a state) need a context.
-        let fire =
-            fire && !(cmd.sep == Sep::Start && cmd.nargs == 0 && word.len() <= 2 && !evidence);
-        // Parameter names only count after a separator (`pwd`, `perl` are names).
-        let fire = fire && !(c.input.is_name() && cmd.sep == Sep::Start);
+        // `sh` and friends as a bare word in prose ("SH" for a state) need a context;
+        // `/bin/ab` has one.
+        let fire = fire
+            && !(cmd.sep == Sep::Start
+                && cmd.nargs == 0
+                && word.len() <= 2
+                && !evidence
+                && !path_qualified);
+        // Parameter names only count after a separator or with arguments (`pwd`, `perl` are
+        // names; `aa-disable php-fpm` is no name).
+        let fire = fire && !(c.input.is_name() && cmd.sep == Sep::Start && cmd.nargs == 0);
         if fire {
             report("cmdi.shell", cmd.pos);
             return;
@@ -477,6 +541,18 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if let Some(p) = glob_path(&commands) {
         report("cmdi.glob", p);
     }
+}
+
+/// A leading quote followed by a command separator: `';id'`, `" | id "`.
+fn breaks_out_of_quotes(b: &[u8]) -> bool {
+    let t = skip_blanks(b);
+    let Some((&q, rest)) = t.split_first() else {
+        return false;
+    };
+    let rest = skip_blanks(rest);
+    matches!(q, b'\'' | b'"')
+        && (matches!(rest.first(), Some(b';' | b'|' | b'&' | b'\n' | b'`'))
+            || rest.starts_with(b"$("))
 }
 
 /// Five or more words, most of them plain alphabetic: a sentence, in which a leading
@@ -545,6 +621,16 @@ fn shell_marker(b: &[u8]) -> Option<usize> {
         {
             return Some(p);
         }
+        // `${x:-id}`, `${x:=…}`, `${PATH:0:1}`: default-value and substring operators.
+        if body.get(name) == Some(&b':') {
+            let op = &body[name + 1..];
+            let digits = op.iter().take(8).take_while(|x| x.is_ascii_digit()).count();
+            if matches!(op.first(), Some(b'-' | b'=' | b'+' | b'?'))
+                || (digits > 0 && op.get(digits) == Some(&b':'))
+            {
+                return Some(p);
+            }
+        }
     }
     // `$[2+2]` arithmetic and `~+` / `~-1` directory-stack words as the whole value.
     if let Some(p) = find_ci(b, b"$[") {
@@ -561,6 +647,36 @@ fn shell_marker(b: &[u8]) -> Option<usize> {
         return Some(0);
     }
     None
+}
+
+/// A value made only of history designators (`!-2`, `!12`, `!!`, `!$`), one of them
+/// relative or numbered: re-running earlier commands.
+fn history_only(t: &[u8]) -> bool {
+    if t.first() != Some(&b'!') || t.len() < 3 {
+        return false;
+    }
+    let mut numbered = false;
+    let mut i = 0;
+    while i < t.len() {
+        if t[i] != b'!' {
+            return false;
+        }
+        i += 1;
+        match t.get(i) {
+            Some(b'!' | b'$' | b'*') => i += 1,
+            Some(b'-') | Some(b'0'..=b'9') => {
+                i += usize::from(t[i] == b'-');
+                let n = t[i..].iter().take_while(|x| x.is_ascii_digit()).count();
+                if n == 0 {
+                    return false;
+                }
+                numbered = true;
+                i += n;
+            }
+            _ => return false,
+        }
+    }
+    numbered
 }
 
 /// `for /f %a in (…) do …` and `if exist|not|errorlevel|/i …` / `if a==b cmd` (cmd.exe).
@@ -586,6 +702,10 @@ fn windows_syntax(b: &[u8]) -> Option<usize> {
                     return Some(pos);
                 }
             }
+        }
+        // `if/i a==b x`: the switch glued to the keyword.
+        if w == b"if/i" && !rest.is_empty() {
+            return Some(pos);
         }
         if w == b"if" {
             let Some(&(_, next)) = rest.first() else {
@@ -617,13 +737,26 @@ fn windows_syntax(b: &[u8]) -> Option<usize> {
                 } else {
                     2
                 };
-                if rest.len() > k + needed {
+                // A batch argument (`%1`, `"%~f0"`) as an operand is script syntax by itself;
+                // `n%2` (a modulo) is not one.
+                let batch_arg = rest[..=k].iter().any(|(_, x)| batch_arg(x));
+                if rest.len() > k + needed || batch_arg {
                     return Some(pos);
                 }
             }
         }
     }
     None
+}
+
+/// `%1` / `%~f0` not glued to a preceding name or number.
+fn batch_arg(w: &[u8]) -> bool {
+    (0..w.len()).any(|i| {
+        w[i] == b'%'
+            && w.get(i + 1)
+                .is_some_and(|c| c.is_ascii_digit() || *c == b'~')
+            && (i == 0 || !w[i - 1].is_ascii_alphanumeric())
+    })
 }
 
 fn has_do(after: &[u8]) -> bool {
@@ -721,6 +854,11 @@ fn tokenize(b: &[u8], quoting: bool) -> Vec<Command> {
                 }
             }
             b' ' | b'\t' | b',' if !in_braces(&word) || x != b',' => end_word!(),
+            // `data:text/plain;base64,…`, `text/html;charset=utf-8`: media-type
+            // parameters, not a command separator.
+            b';' if in_word && media_param(&b[i + 1..]) => {
+                word.push(b';');
+            }
             b';' | b'\n' | b'\r' | b'|' | b'&' => {
                 end_cmd!(Sep::Chain, i + 1);
             }
@@ -807,6 +945,11 @@ fn tokenize(b: &[u8], quoting: bool) -> Vec<Command> {
     cmds
 }
 
+fn media_param(rest: &[u8]) -> bool {
+    use super::text::starts_with_ci;
+    starts_with_ci(rest, b"base64,") || starts_with_ci(rest, b"charset=")
+}
+
 /// Inside an unclosed `{` of a brace expansion (`{a,b}` keeps its commas).
 fn in_braces(word: &[u8]) -> bool {
     let open = word.iter().rposition(|&x| x == b'{');
@@ -861,8 +1004,6 @@ fn push_word(cmd: &mut Command, word: Vec<u8>) {
                     || w.contains(&b'%');
             cmd.shell_args |= shellish;
             cmd.url_arg |= w.windows(3).any(|p| p == b"://");
-            // `alias x=cmd` defines a command.
-            cmd.shell_args |= cmd.words.first().is_some_and(|c| c == b"alias") && w.contains(&b'=');
         }
         if cmd.words.len() < MAX_WORDS {
             cmd.words.push(w);
@@ -892,8 +1033,14 @@ fn brace_expand(word: Vec<u8>) -> Vec<Vec<u8>> {
 
 /// The command's name (after assignments and wrappers) and how telling it is.
 fn command_name(cmd: &Command) -> Option<(&[u8], Strength)> {
+    command_name_how(cmd).map(|(w, s, _)| (w, s))
+}
+
+/// [`command_name`], and whether the name was the value of an `a=name` pair (which in a
+/// query string or form body is a parameter, not an assignment before a command).
+fn command_name_how(cmd: &Command) -> Option<(&[u8], Strength, bool)> {
     let mut words = cmd.words.iter().map(Vec::as_slice).peekable();
-    let mut best: Option<(&[u8], Strength)> = None;
+    let mut best: Option<(&[u8], Strength, bool)> = None;
     for _ in 0..MAX_WORDS {
         let w = words.next()?;
         // `a=b` assignments before a command.
@@ -904,14 +1051,14 @@ fn command_name(cmd: &Command) -> Option<(&[u8], Strength)> {
                     .all(|x| x.is_ascii_alphanumeric() || *x == b'_')
             {
                 // `cmd=whoami` in a raw body or XML attribute: the value may be the command.
-                if let Some(found) = classify(&w[eq + 1..]) {
-                    return Some(found);
+                if let Some((name, strength)) = classify(&w[eq + 1..]) {
+                    return Some((name, strength, true));
                 }
                 continue;
             }
         }
         let name = w.strip_prefix(b"@").unwrap_or(w);
-        let found = classify(name);
+        let found = classify(name).map(|(n, s)| (n, s, false));
         if WRAPPERS.iter().any(|x| x.as_bytes() == name) && words.peek().is_some() {
             best = best.or(found);
             continue;
@@ -933,6 +1080,15 @@ fn classify(word: &[u8]) -> Option<(&[u8], Strength)> {
         .unwrap_or(base);
     if base.is_empty() {
         return None;
+    }
+    // `ipconfig/all`, `bcdboot/r`: cmd.exe reads a switch glued to a command name.
+    if let Some(slash) = word.iter().position(|&x| x == b'/') {
+        let (name, switch) = (&word[..slash], &word[slash + 1..]);
+        let switch_like = (1..=8).contains(&switch.len())
+            && switch.iter().all(|x| x.is_ascii_alphabetic() || *x == b'?');
+        if switch_like && WINDOWS.contains(&name) {
+            return Some((name, Strength::Strong));
+        }
     }
     // `/usr/bin/anything`, `bin/ansible`: a binary by its path.
     if path_qualified {
@@ -981,12 +1137,26 @@ fn lookup(name: &[u8]) -> Option<Strength> {
             return Some(Strength::Strong);
         }
     }
-    for family in ["ansible-", "chef-", "rmt-", "aa-", "apt-", "systemd-"] {
-        if name.starts_with(family.as_bytes()) && name.len() > family.len() {
-            return Some(Strength::Strong);
-        }
-    }
-    None
+    family(name).map(|_| Strength::Strong)
+}
+
+/// The tool family of a hyphenated name (`ansible-vault`, `aa-disable`, `systemd-run`).
+fn family(name: &[u8]) -> Option<&'static str> {
+    ["ansible-", "chef-", "rmt-", "aa-", "apt-", "systemd-"]
+        .into_iter()
+        .find(|f| name.starts_with(f.as_bytes()) && name.len() > f.len())
+}
+
+/// Signal names and numbers as `trap` takes them (`EXIT`, `SIGINT`, `ERR`, `9`).
+fn signal(w: &[u8]) -> bool {
+    const NAMES: &[&[u8]] = &[
+        b"exit", b"err", b"debug", b"return", b"hup", b"int", b"quit", b"term", b"kill", b"usr1",
+        b"usr2", b"alrm", b"chld", b"pipe",
+    ];
+    let name = w.strip_prefix(b"sig").unwrap_or(w);
+    (!w.is_empty() && w.len() <= 3 && w.iter().all(u8::is_ascii_digit))
+        || (w.starts_with(b"sig") && name.len() >= 2 && name.iter().all(u8::is_ascii_alphanumeric))
+        || NAMES.contains(&name)
 }
 
 /// A known command matched by a glob pattern (`c?t`, `wh[o]ami`); the pattern needs a literal.
@@ -1208,6 +1378,93 @@ mod tests {
         assert!(run(Source::ArgName, "pwd").is_empty());
         assert_eq!(rule("whoami"), Some("cmdi.shell"));
         assert_eq!(rule("ansible-vault decrypt secret"), Some("cmdi.shell"));
+    }
+
+    #[test]
+    fn expansion_history_and_windows_forms() {
+        for v in [
+            "${HOME:0:1}etc",
+            "${x:-wget}",
+            "a${u:=id}",
+            "!-3",
+            "!-1!-4",
+            "!7!$",
+            "if/I x==y echo",
+            "if \"%~1\"==\"\"",
+            "if not [%2] == []",
+            "a.png&tasklist/v",
+            "x|ipconfig/all",
+        ] {
+            assert!(rule(v).is_some(), "{v}");
+        }
+        for v in [
+            "${PORT:8080}",
+            "${user.name}",
+            "${a ? b : c}",
+            "!!",
+            "!!!",
+            "!important",
+            "!-x",
+            "if n%2 == 0",
+            "bash/zsh users",
+            "use php/laravel",
+        ] {
+            assert_eq!(rule(v), None, "{v}");
+        }
+    }
+
+    #[test]
+    fn definitions_quotes_and_short_paths() {
+        for v in [
+            "alias k=wget",
+            "; trap \"curl x\" INT",
+            "x;trap 'id' SIGTERM",
+            "ls srv data",
+            "mkdir www",
+            "/bin/ip",
+            "ansible-playbook site.yml extra vars",
+            "\";uname\"",
+            "'|netstat'",
+            "' && uname -a '",
+            "x=1&cmd=cat /etc/passwd",
+        ] {
+            assert!(rule(v).is_some(), "{v}");
+        }
+        for v in [
+            "a trap; more fun",
+            "LS 400",
+            "ls",
+            "https://shop.example/list?q=shoes&sort=ex&dir=desc",
+            "a=1&b=cat&c=more",
+            "data:text/plain;base64,aGVsbG8=",
+            "data:text/html;charset=utf-8,hi",
+            "\"quoted\" | more text",
+            "bin",
+        ] {
+            assert_eq!(rule(v), None, "{v}");
+        }
+        // Raw bodies: the form pair's value is the command.
+        let f = run(Source::Body, "v=alias k=wget&k x\n");
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].rule_id, "cmdi.shell");
+        // Names: alone they are names, with arguments a command line.
+        let name = |v: &str| {
+            let input = Input {
+                source: Source::ArgName,
+                name: Cow::Borrowed(""),
+                value: Cow::Borrowed(v),
+            };
+            let c = Candidate {
+                input: &input,
+                decoded: v,
+            };
+            let mut out = Vec::new();
+            check(&c, &mut out);
+            out.len()
+        };
+        assert_eq!(name("apt-get purge nginx"), 1);
+        assert_eq!(name("apt-get"), 0);
+        assert_eq!(name("perl"), 0);
     }
 
     #[test]

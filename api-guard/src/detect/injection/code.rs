@@ -412,9 +412,10 @@ fn php_call(b: &[u8]) -> Option<usize> {
             } else {
                 after
             };
-            // `putenv(3)`: a manual page reference.
+            // `putenv(3)`: a manual page reference; `/eval(` at the very end calls nothing.
             let man_ref = rest.len() >= 3 && rest[1].is_ascii_digit() && rest[2] == b')';
-            if rest.first() == Some(&b'(') && !man_ref {
+            let dangling = !loose && rest.len() == 1;
+            if rest.first() == Some(&b'(') && !man_ref && !dangling {
                 return Some(p);
             }
         }
@@ -627,6 +628,9 @@ mod tests {
             Some("code.php_wrapper")
         );
         assert_eq!(rule("phar:///tmp/x.phar/a"), Some("code.php_wrapper"));
+        // A call needs its argument list: `/eval(` at the end of a path calls nothing.
+        assert_eq!(rule("/docs/eval("), None);
+        assert_eq!(rule("/docs/eval(x)"), Some("code.php"));
         assert_eq!(
             rule("O:8:\"stdClass\":1:{s:1:\"a\";i:1;}"),
             Some("code.php_object")

@@ -120,6 +120,10 @@ fn libinjection(v: &str) -> bool {
     };
     match &r.fingerprint {
         Some(fp) if prose => strong(fp),
+        // `while (foo) is …`, `Left (WA, RR), …`: a keyword or function name before a
+        // parenthesised plain word is a parenthetical in text when nothing breaks out of a
+        // string; injected calls take values, variables or nested calls (`f(1`, `f(v`, `f(f`).
+        Some(fp) if !breaks_out => !(fp.starts_with("f(n") || fp.starts_with("T(n")),
         _ => true,
     }
 }
@@ -882,9 +886,15 @@ mod tests {
             "Use a single '-' to read from standard input, or '+' to append.",
             "create table entries for each run",
             "having pain!",
+            // A keyword or function name before a parenthesised word, nothing quoted.
+            "while (busy) is fine.",
+            "Left (N, S), past the mill (1867).",
         ] {
             assert_eq!(rule(v), None, "{v}");
         }
+        // The same shape with a value or a break-out is still read as SQL.
+        assert!(rule("left(version(),1)").is_some());
+        assert!(rule("1' and left (user, 1)='r").is_some());
     }
 
     #[test]

@@ -186,6 +186,10 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         report("traversal.sensitive_file", Severity::Critical, p);
         return;
     }
+    if let Some(p) = temp_write(t) {
+        report("traversal.temp_write", Severity::High, p);
+        return;
+    }
     if c.input.source == Source::Path {
         if let Some(p) = find_restricted_segment(t) {
             report("traversal.restricted_file", Severity::High, p);
@@ -337,6 +341,33 @@ fn find_from(t: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     (from..=t.len() - needle.len()).find(|&i| t[i..].starts_with(needle))
 }
 
+/// A shell redirection into a world-writable directory (`>/tmp/x`, `>> /dev/shm/y`): the
+/// staging step of a dropper. The directory alone (`>/tmp`) writes nothing.
+fn temp_write(t: &[u8]) -> Option<usize> {
+    const DIRS: &[&[u8]] = &[b"/tmp/", b"/var/tmp/", b"/dev/shm/"];
+    let mut from = 0;
+    while let Some(p) = t[from..].iter().position(|&x| x == b'>').map(|p| p + from) {
+        from = p + 1;
+        // Arrows (`->`, `=>`) in prose are no redirections.
+        if p > 0 && matches!(t[p - 1], b'-' | b'=') {
+            continue;
+        }
+        let rest = &t[p + 1..];
+        let rest = rest.strip_prefix(b">").unwrap_or(rest);
+        let n = rest.iter().take_while(|x| **x == b' ').count();
+        let rest = &rest[n..];
+        if let Some(dir) = DIRS.iter().find(|d| rest.starts_with(d)) {
+            if rest
+                .get(dir.len())
+                .is_some_and(|x| x.is_ascii_alphanumeric() || matches!(x, b'.' | b'_' | b'-'))
+            {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
 /// `file:/…` and `file://…` (also behind `url:` or `jar:`), not `profile:/`.
 fn find_file_uri(t: &[u8]) -> Option<usize> {
     let mut from = 0;
@@ -366,6 +397,11 @@ fn find_restricted_segment(t: &[u8]) -> Option<usize> {
             return Some(start);
         }
         if seg == b"@fs" || is_log_or_dump(seg) {
+            return Some(start);
+        }
+        // Vite's dev server serves virtual modules (`/@id/__x00__…`) and raw files through
+        // `/@id/`: no production API has that segment in the middle of a path.
+        if seg == b"@id" && pos < t.len() {
             return Some(start);
         }
     }
@@ -518,6 +554,27 @@ mod tests {
         ] {
             assert_eq!(rule(Source::Path, p), None, "{p}");
         }
+    }
+
+    #[test]
+    fn temp_dir_writes_and_dev_server_routes() {
+        for v in [">/tmp/stage.sh", "x; echo a >> /dev/shm/k", "1>/var/tmp/.x"] {
+            assert_eq!(rule(Source::Query, v), Some("traversal.temp_write"), "{v}");
+        }
+        for v in [
+            ">/tmp",
+            "a -> /tmp/out",
+            "build => /tmp/x",
+            "see /tmp/readme",
+        ] {
+            assert_eq!(rule(Source::Query, v), None, "{v}");
+        }
+        assert_eq!(
+            rule(Source::Path, "/@id/__x00__virtual:mod"),
+            Some("traversal.restricted_file")
+        );
+        assert_eq!(rule(Source::Path, "/users/@id"), None);
+        assert_eq!(rule(Source::Path, "/users/@idris/posts"), None);
     }
 
     #[test]
