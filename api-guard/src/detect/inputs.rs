@@ -226,8 +226,8 @@ impl<'a> Collector<'a, '_> {
         let text = String::from_utf8_lossy(body);
         if ct == "application/x-www-form-urlencoded" || (ct.is_empty() && looks_like_form(body)) {
             match text {
-                Cow::Borrowed(t) => self.pairs(t, Source::Form),
-                Cow::Owned(t) => self.owned_pairs(&t),
+                Cow::Borrowed(t) => self.pairs(t.trim_end_matches(['\r', '\n']), Source::Form),
+                Cow::Owned(t) => self.owned_pairs(t.trim_end_matches(['\r', '\n'])),
             }
             return;
         } else if ct.contains("xml") {
@@ -265,12 +265,20 @@ impl<'a> Collector<'a, '_> {
                 .split_once("\r\n\r\n")
                 .or_else(|| part.split_once("\n\n"))
                 .unwrap_or(("", part));
-            let name = head
-                .split(';')
-                .find_map(|p| p.trim().strip_prefix("name="))
-                .map(|n| n.trim_matches(|c: char| c == '"' || c.is_whitespace()))
-                .unwrap_or("")
-                .to_owned();
+            let param = |key: &str| {
+                head.split(['\n', ';'])
+                    .find_map(|p| p.trim().strip_prefix(key))
+                    .map(|n| n.trim_matches(|c: char| c == '"' || c.is_whitespace()))
+            };
+            let name = param("name=").unwrap_or("").to_owned();
+            // Uploaded file names reach the file system: `../../x`, `shell.php`.
+            if let Some(file) = param("filename=").filter(|f| !f.is_empty()) {
+                self.push(
+                    Source::Form,
+                    Cow::Owned(format!("{name}.filename")),
+                    Cow::Owned(file.to_owned()),
+                );
+            }
             let value = value
                 .strip_suffix("\r\n")
                 .or(value.strip_suffix('\n'))
@@ -356,7 +364,8 @@ fn looks_like_json(body: &[u8]) -> bool {
 /// omit the content type send forms.
 fn looks_like_form(body: &[u8]) -> bool {
     let line = body.strip_suffix(b"\n").unwrap_or(body);
-    (body.contains(&b'=') && !body.contains(&b'\n'))
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    (line.contains(&b'=') && !line.contains(&b'\n'))
         || (!line.iter().any(u8::is_ascii_whitespace)
             && line.iter().any(|&b| b == b'%' || b == b'+'))
 }
@@ -511,10 +520,19 @@ mod tests {
         assert!(got.contains(&("form:a".into(), "<b>".into())));
         assert!(got.contains(&("form:c".into(), "d e".into())));
         let headers = h(&[("Content-Type", "multipart/form-data; boundary=XX")]);
-        let body = b"--XX\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nhello\r\n--XX--\r\n";
+        let body = b"--XX\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nhello\r\n--XX\r\nContent-Disposition: form-data; name=\"up\"; filename=\"../../x.php\"\r\nContent-Type: text/plain\r\n\r\ndata\r\n--XX--\r\n";
         let r = req("/", None, &headers, body);
         let got = locs(&Inputs::extract(&r, &InputLimits::default()));
         assert!(got.contains(&("form:f".into(), "hello".into())), "{got:?}");
+        assert!(
+            got.contains(&("form:up.filename".into(), "../../x.php".into())),
+            "{got:?}"
+        );
+        assert!(got.contains(&("form:up".into(), "data".into())), "{got:?}");
+        // A form without a content type, ending in a newline.
+        let r = req("/", None, &[], b"a=1&b=%3Cx%3E\n");
+        let got = locs(&Inputs::extract(&r, &InputLimits::default()));
+        assert!(got.contains(&("form:b".into(), "<x>".into())), "{got:?}");
     }
 
     #[test]
