@@ -163,7 +163,9 @@ fn main() -> std::process::ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::CheckConfig { file } => {
-            Config::load(&file)?;
+            let config = Config::load(&file)?;
+            // Also loads what the detectors read from files (JWT keys, JWKS).
+            detect::Engine::new(&config.detect, config.enforce.identifier())?;
             println!("{}: ok", file.display());
             Ok(())
         }
