@@ -39,6 +39,8 @@ pub fn fuzz(args: &FuzzArgs) -> Result<()> {
             .arg(format!("-max_total_time={}", args.secs))
             // Bounded memory is part of what is checked.
             .arg("-rss_limit_mb=2048")
+            // An input that takes seconds is a denial of service: report it as a failure.
+            .arg("-timeout=5")
             .arg("-max_len=1048576")
             .args(&args.extra);
         util::run(&mut cmd).with_context(|| format!("fuzz target {target} failed"))?;

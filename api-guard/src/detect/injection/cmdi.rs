@@ -1167,46 +1167,71 @@ fn glob_command(pattern: &[u8]) -> Option<&'static str> {
     STRONG
         .iter()
         .chain(WEAK)
-        .find(|c| c.len() >= 2 && glob_match(pattern, c.as_bytes(), 0))
+        .find(|c| c.len() >= 2 && glob_match(pattern, c.as_bytes()))
         .copied()
 }
 
-/// Shell glob matching with `?`, `*` and `[…]` classes; recursion bounded by `depth`.
-fn glob_match(p: &[u8], s: &[u8], depth: usize) -> bool {
-    if depth > 16 {
-        return false;
-    }
-    match p.first() {
-        None => s.is_empty(),
-        Some(b'*') => (0..=s.len()).any(|k| glob_match(&p[1..], &s[k..], depth + 1)),
-        Some(b'?') => !s.is_empty() && glob_match(&p[1..], &s[1..], depth + 1),
-        Some(b'[') => {
-            let Some(end) = p.iter().skip(1).position(|&x| x == b']').map(|e| e + 1) else {
-                return s.first() == Some(&b'[') && glob_match(&p[1..], &s[1..], depth + 1);
-            };
-            let Some(&ch) = s.first() else {
-                return false;
-            };
-            let class = &p[1..end];
-            let (neg, class) = match class.first() {
-                Some(b'!' | b'^') => (true, &class[1..]),
-                _ => (false, class),
-            };
-            let mut hit = false;
-            let mut k = 0;
-            while k < class.len() {
-                if k + 2 < class.len() && class[k + 1] == b'-' {
-                    hit |= class[k] <= ch && ch <= class[k + 2];
-                    k += 3;
-                } else {
-                    hit |= class[k] == ch;
-                    k += 1;
-                }
+/// Shell glob matching with `?`, `*` and `[…]` classes, without recursion: on a mismatch the
+/// last `*` takes one more byte, so the work is O(pattern × text) whatever the input (a
+/// backtracking matcher is exponential in the number of stars).
+fn glob_match(p: &[u8], s: &[u8]) -> bool {
+    let (mut pi, mut si) = (0, 0);
+    // After the last `*` seen: where the pattern resumes, and where the text resumed.
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        let step = match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi + 1, si));
+                pi += 1;
+                continue;
             }
-            hit != neg && glob_match(&p[end + 1..], &s[1..], depth + 1)
+            Some(b'?') => Some(1),
+            Some(b'[') => match class_match(&p[pi..], s[si]) {
+                Some((len, true)) => Some(len),
+                Some((_, false)) => None,
+                // No closing bracket: a literal `[`.
+                None => (s[si] == b'[').then_some(1),
+            },
+            Some(&c) => (c == s[si]).then_some(1),
+            None => None,
+        };
+        match (step, star) {
+            (Some(len), _) => {
+                pi += len;
+                si += 1;
+            }
+            (None, Some((resume, from))) => {
+                pi = resume;
+                si = from + 1;
+                star = Some((resume, from + 1));
+            }
+            (None, None) => return false,
         }
-        Some(&c) => s.first() == Some(&c) && glob_match(&p[1..], &s[1..], depth + 1),
     }
+    p[pi.min(p.len())..].iter().all(|&c| c == b'*')
+}
+
+/// A `[…]` class at the start of `p` against `ch`: its length in the pattern and whether it
+/// matches; `None` when the class is not closed.
+fn class_match(p: &[u8], ch: u8) -> Option<(usize, bool)> {
+    let end = p.iter().skip(1).position(|&x| x == b']')? + 1;
+    let class = &p[1..end];
+    let (neg, class) = match class.first() {
+        Some(b'!' | b'^') => (true, &class[1..]),
+        _ => (false, class),
+    };
+    let mut hit = false;
+    let mut k = 0;
+    while k < class.len() {
+        if k + 2 < class.len() && class[k + 1] == b'-' {
+            hit |= class[k] <= ch && ch <= class[k + 2];
+            k += 3;
+        } else {
+            hit |= class[k] == ch;
+            k += 1;
+        }
+    }
+    Some((end + 1, hit != neg))
 }
 
 /// An absolute path written with glob classes or wildcards to dodge word filters
@@ -1469,11 +1494,17 @@ mod tests {
 
     #[test]
     fn glob_matching() {
-        assert!(glob_match(b"c?t", b"cat", 0));
-        assert!(glob_match(b"[!q]at", b"cat", 0));
-        assert!(glob_match(b"[a-z]at", b"cat", 0));
-        assert!(!glob_match(b"c[!a]t", b"cat", 0));
-        assert!(glob_match(b"*mi", b"whoami", 0));
-        assert!(!glob_match(&[b'*'; 200], b"xy", 0));
+        assert!(glob_match(b"c?t", b"cat"));
+        assert!(glob_match(b"[!q]at", b"cat"));
+        assert!(glob_match(b"[a-z]at", b"cat"));
+        assert!(!glob_match(b"c[!a]t", b"cat"));
+        assert!(glob_match(b"*mi", b"whoami"));
+        assert!(glob_match(&[b'*'; 200], b"xy"));
+        assert!(glob_match(b"c*t*", b"cat"));
+        assert!(!glob_match(b"c*x", b"cat"));
+        assert!(glob_match(b"[c", b"[c"));
+        // Many stars against a long near-miss: linear, not exponential, work.
+        let pattern = [b"*a".repeat(200), b"b".to_vec()].concat();
+        assert!(!glob_match(&pattern, &[b'a'; 5000]));
     }
 }
