@@ -424,10 +424,7 @@ mod tests {
         let decoded = normalize::decode(value);
         let mut out = Vec::new();
         check(
-            &Candidate {
-                input: &input,
-                decoded: &decoded,
-            },
+            &Candidate::new(&input, &decoded),
             &mut out,
         );
         out
