@@ -269,10 +269,16 @@ pub fn js_compact(s: &str) -> String {
             i += 1;
             continue;
         }
+        if c.is_ascii() {
+            out.push(char::from(c.to_ascii_lowercase()));
+            i += 1;
+            continue;
+        }
+        // Non-ASCII characters have no ASCII case to fold: copied as they are.
         let len = utf8_len(c);
         let end = (i + len).min(b.len());
         if let Some(ch) = s.get(i..end) {
-            out.push_str(&ch.to_ascii_lowercase());
+            out.push_str(ch);
         }
         i = end;
     }

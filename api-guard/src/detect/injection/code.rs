@@ -8,7 +8,7 @@
 //! reported here, as code injection; `file://` is reported by the traversal checker.
 
 use super::{
-    text::{around, find_ci, find_ci_from, is_ident, starts_with_ci, word_start},
+    text::{around, find_ci, find_ci_from, is_ident, starts_with_ci, word_start, ByteSet},
     Candidate,
 };
 use crate::detect::finding::{Finding, Kind, Severity};
@@ -133,7 +133,13 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
 type Hit = (&'static str, Severity, usize);
 
 fn first_of(b: &[u8], needles: &[&[u8]]) -> Option<usize> {
-    needles.iter().filter_map(|n| find_ci(b, n)).min()
+    // One pass over the value spares the search for every needle it lacks a byte of.
+    let bytes = ByteSet::of(b);
+    needles
+        .iter()
+        .filter(|n| bytes.has_all(n))
+        .filter_map(|n| find_ci(b, n))
+        .min()
 }
 
 fn java(b: &[u8]) -> Option<Hit> {
@@ -265,7 +271,7 @@ fn deserialization(b: &[u8]) -> Option<usize> {
     if let Some(p) = find_ci(b, b"aced0005") {
         return Some(p);
     }
-    let find = |n: &[u8]| b.windows(n.len()).position(|w| w == n);
+    let find = |n: &[u8]| memchr::memmem::find(b, n);
     if let Some(p) = find(b"rO0AB").or_else(|| find(b"s7QAF")) {
         return Some(p);
     }
@@ -274,7 +280,11 @@ fn deserialization(b: &[u8]) -> Option<usize> {
 }
 
 fn java_class(b: &[u8]) -> Option<usize> {
+    let bytes = ByteSet::of(b);
     for pkg in JAVA_PACKAGES {
+        if !bytes.has_all(pkg) {
+            continue;
+        }
         let mut from = 0;
         while let Some(p) = find_ci_from(b, pkg, from) {
             from = p + 1;
@@ -398,7 +408,11 @@ fn php_tag(b: &[u8]) -> Option<usize> {
 
 /// A dangerous function name followed by `(`.
 fn php_call(b: &[u8]) -> Option<usize> {
+    let bytes = ByteSet::of(b);
     for name in PHP_CALLS.iter().chain(PHP_WORD_CALLS) {
+        if !bytes.has_all(name) {
+            continue;
+        }
         let loose = PHP_CALLS.contains(name);
         let mut from = 0;
         while let Some(p) = find_ci_from(b, name, from) {

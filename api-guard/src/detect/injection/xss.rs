@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use super::Candidate;
+use super::{text::ByteSet, Candidate};
 use crate::detect::{
     finding::{Finding, Kind, Severity},
     inputs::Source,
@@ -41,8 +41,10 @@ fn rule(c: &Candidate<'_>) -> Option<&'static str> {
                 .replace('\u{bc}', "<")
                 .replace('\u{be}', ">"),
         )
-    } else {
+    } else if c.bytes.upper {
         Cow::Owned(v.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(v)
     };
     // Without markup or a quote to break out of an attribute, libinjection's attribute
     // verdicts (`style=...`) are about text that stays text; the own checks below cover
@@ -336,7 +338,10 @@ fn dom_access(compact: &str) -> bool {
         "self[",
         "globalthis[",
     ];
-    SINKS.iter().any(|s| compact.contains(s))
+    let bytes = ByteSet::of(compact.as_bytes());
+    SINKS
+        .iter()
+        .any(|s| bytes.has_all(s.as_bytes()) && compact.contains(s))
 }
 
 /// Script sinks called directly (`alert(1)`, ``alert`1` ``, `setTimeout(code)`,
@@ -354,7 +359,12 @@ fn js_call(lower: &str, compact: &str) -> bool {
         "btoa",
     ];
     let b = lower.as_bytes();
+    let bytes = ByteSet::of(b);
     for sink in SINKS {
+        // A call needs `(` or `` ` `` after the name, and the name's letters.
+        if !bytes.has_any(b"(`") || !bytes.has_all(sink.as_bytes()) {
+            continue;
+        }
         let mut from = 0;
         while let Some(p) = lower[from..].find(sink) {
             let at = from + p;
