@@ -118,7 +118,8 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if b.len() < 3 {
         return;
     }
-    let found = java(b).or_else(|| other(b)).or_else(|| php(b));
+    let s = &c.bytes;
+    let found = java(b, s).or_else(|| other(b, s)).or_else(|| php(b, s));
     if let Some((rule, severity, p)) = found {
         out.push(Finding::new(
             Kind::CodeInjection,
@@ -132,17 +133,17 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
 
 type Hit = (&'static str, Severity, usize);
 
-fn first_of(b: &[u8], needles: &[&[u8]]) -> Option<usize> {
-    // One pass over the value spares the search for every needle it lacks a byte of.
-    let bytes = ByteSet::of(b);
+/// The first position of any of `needles` in `b` (whose bytes `s` summarises): needles
+/// holding a byte the value lacks are not searched for.
+fn first_of(s: &ByteSet, b: &[u8], needles: &[&[u8]]) -> Option<usize> {
     needles
         .iter()
-        .filter(|n| bytes.has_all(n))
+        .filter(|n| s.has_all(n))
         .filter_map(|n| find_ci(b, n))
         .min()
 }
 
-fn java(b: &[u8]) -> Option<Hit> {
+fn java(b: &[u8], s: &ByteSet) -> Option<Hit> {
     let crit = Severity::Critical;
     if b.contains(&b'$') && b.contains(&b'{') {
         if let Some(p) = jndi(b) {
@@ -150,6 +151,7 @@ fn java(b: &[u8]) -> Option<Hit> {
         }
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"#_memberaccess",
@@ -168,6 +170,7 @@ fn java(b: &[u8]) -> Option<Hit> {
         return Some(("code.ognl", crit, p));
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"t(java.",
@@ -183,6 +186,7 @@ fn java(b: &[u8]) -> Option<Hit> {
         return Some(("code.java_el", crit, p));
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"class.module.classloader",
@@ -195,11 +199,11 @@ fn java(b: &[u8]) -> Option<Hit> {
     if let Some(p) = deserialization(b) {
         return Some(("code.java_deserialization", crit, p));
     }
-    if let Some(p) = java_class(b) {
+    if let Some(p) = java_class(b, s) {
         return Some(("code.java_class", crit, p));
     }
-    if let Some(p) = first_of(b, GADGETS) {
-        if first_of(b, &[b"runtime", b"java.", b"processbuilder", b"commons"]).is_some() {
+    if let Some(p) = first_of(s, b, GADGETS) {
+        if first_of(s, b, &[b"runtime", b"java.", b"processbuilder", b"commons"]).is_some() {
             return Some(("code.java_gadget", crit, p));
         }
     }
@@ -279,10 +283,9 @@ fn deserialization(b: &[u8]) -> Option<usize> {
     (p > 0 && matches!(b[p - 1], b'K' | b'a' | b'q' | b'6')).then_some(p - 1)
 }
 
-fn java_class(b: &[u8]) -> Option<usize> {
-    let bytes = ByteSet::of(b);
+fn java_class(b: &[u8], s: &ByteSet) -> Option<usize> {
     for pkg in JAVA_PACKAGES {
-        if !bytes.has_all(pkg) {
+        if !s.has_all(pkg) {
             continue;
         }
         let mut from = 0;
@@ -305,12 +308,13 @@ fn java_class(b: &[u8]) -> Option<usize> {
     None
 }
 
-fn php(b: &[u8]) -> Option<Hit> {
+fn php(b: &[u8], s: &ByteSet) -> Option<Hit> {
     let crit = Severity::Critical;
-    if let Some(p) = php_tag(b) {
+    if let Some(p) = php_tag(b, s) {
         return Some(("code.php", crit, p));
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"php://",
@@ -358,7 +362,7 @@ fn php(b: &[u8]) -> Option<Hit> {
         }
     }
     if b.contains(&b'(') {
-        if let Some(p) = php_call(b) {
+        if let Some(p) = php_call(b, s) {
             return Some(("code.php", crit, p));
         }
     }
@@ -369,7 +373,7 @@ fn php(b: &[u8]) -> Option<Hit> {
 }
 
 /// `<?php`, `<?=`, `<? …` (not `<?xml`), and BBCode-style `[php]` / `{php}` blocks.
-fn php_tag(b: &[u8]) -> Option<usize> {
+fn php_tag(b: &[u8], s: &ByteSet) -> Option<usize> {
     let mut from = 0;
     while let Some(p) = find_ci_from(b, b"<?", from) {
         from = p + 2;
@@ -403,14 +407,13 @@ fn php_tag(b: &[u8]) -> Option<usize> {
             return Some(p);
         }
     }
-    first_of(b, &[b"[php]", b"{php}", b"[/php]", b"{/php}"])
+    first_of(s, b, &[b"[php]", b"{php}", b"[/php]", b"{/php}"])
 }
 
 /// A dangerous function name followed by `(`.
-fn php_call(b: &[u8]) -> Option<usize> {
-    let bytes = ByteSet::of(b);
+fn php_call(b: &[u8], s: &ByteSet) -> Option<usize> {
     for name in PHP_CALLS.iter().chain(PHP_WORD_CALLS) {
-        if !bytes.has_all(name) {
+        if !s.has_all(name) {
             continue;
         }
         let loose = PHP_CALLS.contains(name);
@@ -527,9 +530,10 @@ fn serialized_object(b: &[u8]) -> Option<usize> {
     None
 }
 
-fn other(b: &[u8]) -> Option<Hit> {
+fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
     let crit = Severity::Critical;
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"child_process",
@@ -544,6 +548,7 @@ fn other(b: &[u8]) -> Option<Hit> {
         return Some(("code.node", crit, p));
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"__proto__",
@@ -554,10 +559,11 @@ fn other(b: &[u8]) -> Option<Hit> {
     ) {
         return Some(("code.prototype_pollution", Severity::High, p));
     }
-    if let Some(p) = first_of(b, &[b"@{["]) {
+    if let Some(p) = first_of(s, b, &[b"@{["]) {
         return Some(("code.perl", crit, p));
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"__import__(",
@@ -571,6 +577,7 @@ fn other(b: &[u8]) -> Option<Hit> {
         return Some(("code.python", crit, p));
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"process.spawn(",
@@ -581,7 +588,7 @@ fn other(b: &[u8]) -> Option<Hit> {
     ) {
         return Some(("code.ruby", crit, p));
     }
-    if let Some(p) = first_of(b, &[b"<!--#exec", b"<!--#include"]) {
+    if let Some(p) = first_of(s, b, &[b"<!--#exec", b"<!--#include"]) {
         return Some(("code.ssi", crit, p));
     }
     None

@@ -6,7 +6,7 @@
 //!
 //! Every check is a linear scan of the value; words are matched against small static lists.
 
-use std::{collections::HashSet, sync::LazyLock};
+use std::sync::LazyLock;
 
 use super::{text::ByteSet, Candidate};
 use crate::detect::{
@@ -142,22 +142,35 @@ const SIGNIFICANT_WORD_TYPES: &[u8] = b"kUBEtT&AXv";
 
 /// Words that may become a significant token: the first word of every libinjection keyword
 /// (or phrase, which it folds from words) of a significant type; with `ops`, operator
-/// keywords (`like`, `div`) too. Upper case, as libinjection compares them.
-fn keyword_heads(ops: bool) -> HashSet<&'static str> {
-    libinjectionrs::sqli::sqli_data::SQL_KEYWORDS
+/// keywords (`like`, `div`) too. Upper case, as libinjection compares them; sorted.
+fn keyword_heads(ops: bool) -> Vec<&'static [u8]> {
+    let mut heads: Vec<&'static [u8]> = libinjectionrs::sqli::sqli_data::SQL_KEYWORDS
         .iter()
-        .filter(|k| {
-            SIGNIFICANT_WORD_TYPES.contains(&k.token_type) || (ops && k.token_type == b'o')
-        })
+        .filter(|k| SIGNIFICANT_WORD_TYPES.contains(&k.token_type) || (ops && k.token_type == b'o'))
         .filter_map(|k| k.word.split(' ').next())
-        .collect()
+        .map(str::as_bytes)
+        .collect();
+    heads.sort_unstable();
+    heads.dedup();
+    heads
 }
 
-static KEYWORD_HEADS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| keyword_heads(false));
-static KEYWORD_HEADS_OPS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| keyword_heads(true));
+static KEYWORD_HEADS: LazyLock<Vec<&'static [u8]>> = LazyLock::new(|| keyword_heads(false));
+static KEYWORD_HEADS_OPS: LazyLock<Vec<&'static [u8]>> = LazyLock::new(|| keyword_heads(true));
 
 /// Bytes that end a word in libinjection's tokenizer (its `parse_word`).
 const WORD_DELIMITERS: &[u8] = b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0\x00";
+
+/// [`WORD_DELIMITERS`] as a table.
+static WORD_DELIMITER: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < WORD_DELIMITERS.len() {
+        t[WORD_DELIMITERS[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 /// Whether libinjection could flag `v` at all (a necessary condition, so skipping it when
 /// false changes no verdict). A flagged fingerprint needs a token of [`SIGNIFICANT_TYPES`]:
@@ -177,8 +190,12 @@ fn libinjection_may_flag(v: &[u8], bytes: &ByteSet) -> bool {
     if at && bytes.has_any(b"!%&*+-/:<=>^|~") {
         return true;
     }
-    let heads = if at { &*KEYWORD_HEADS_OPS } else { &*KEYWORD_HEADS };
-    v.split(|x| WORD_DELIMITERS.contains(x))
+    let heads = if at {
+        &*KEYWORD_HEADS_OPS
+    } else {
+        &*KEYWORD_HEADS
+    };
+    v.split(|&x| WORD_DELIMITER[usize::from(x)])
         .any(|run| run_may_hold_keyword(run, heads))
 }
 
@@ -187,7 +204,7 @@ fn libinjection_may_flag(v: &[u8], bytes: &ByteSet) -> bool {
 /// `x`, an exponent `e` or a `d`/`f` suffix: `1eunion`, `0xaunion`), after a `.` or another
 /// non-letter; a word ends at the run's end or (keyword prefixes: `select.1`) before a `.`.
 /// Every such start and end is tried (a superset of what the tokenizer does).
-fn run_may_hold_keyword(run: &[u8], heads: &HashSet<&'static str>) -> bool {
+fn run_may_hold_keyword(run: &[u8], heads: &[&'static [u8]]) -> bool {
     const LONGEST: usize = 32;
     let number_before = |p: usize| {
         run[..p]
@@ -212,7 +229,7 @@ fn run_may_hold_keyword(run: &[u8], heads: &HashSet<&'static str>) -> bool {
             let word = &mut buf[..q - p];
             word.copy_from_slice(&run[p..q]);
             word.make_ascii_uppercase();
-            if std::str::from_utf8(word).is_ok_and(|w| heads.contains(w)) {
+            if heads.binary_search(&&*word).is_ok() {
                 return true;
             }
         }
@@ -859,10 +876,7 @@ mod tests {
         };
         let decoded = normalize::decode(value);
         let mut out = Vec::new();
-        check(
-            &Candidate::new(&input, &decoded),
-            &mut out,
-        );
+        check(&Candidate::new(&input, &decoded), &mut out);
         out
     }
 
@@ -1003,19 +1017,17 @@ mod tests {
                 }
             }
         }
-        for w in KEYWORD_HEADS_OPS.iter() {
-            let w = w.as_bytes();
+        for &w in KEYWORD_HEADS_OPS.iter() {
             assert!(w.len() < 32, "{w:?}");
             // Heads the word scan cannot see are punctuation the byte checks cover.
             let word = w[0].is_ascii_alphabetic() || w[0] == b'_';
             let covered = |x: &u8| b"!%&*+-/:<=>^|~".contains(x);
-            assert!(
-                word || w == b"&&" || w == b"||" || (!KEYWORD_HEADS.contains(std::str::from_utf8(w).unwrap_or("")) && w.iter().any(covered)),
-                "{w:?}"
-            );
+            let op_only = KEYWORD_HEADS.binary_search(&w).is_err() && w.iter().any(covered);
+            assert!(word || w == b"&&" || w == b"||" || op_only, "{w:?}");
         }
-        assert!(KEYWORD_HEADS.contains("UNION") && KEYWORD_HEADS.contains("NULL"));
-        assert!(!KEYWORD_HEADS.contains("LIKE") && KEYWORD_HEADS_OPS.contains("LIKE"));
+        let has = |heads: &[&[u8]], w: &[u8]| heads.binary_search(&w).is_ok();
+        assert!(has(&KEYWORD_HEADS, b"UNION") && has(&KEYWORD_HEADS, b"NULL"));
+        assert!(!has(&KEYWORD_HEADS, b"LIKE") && has(&KEYWORD_HEADS_OPS, b"LIKE"));
     }
 
     fn may_flag(v: &str) -> bool {
@@ -1066,11 +1078,69 @@ mod tests {
     #[test]
     fn libinjection_precheck_is_conservative() {
         const PIECES: &[&str] = &[
-            "1", "0x1f", "1e", "1.e", "2f", "0b1", ".5", "union", "UNION", "select", "or",
-            "and", "like", "null", "is", "not", "div", "group", "by", "order", "into", "from",
-            "current_user", "sleep", "char", "x", "a", "foo", "bar", "abc", "@", "@@", ".", ",",
-            "-", "+", "*", "/", "%", "=", "<", ">", "!", "|", "&", "^", "~", ":", "?", "[", "]",
-            "{", "}", " ", " ", " ", " 1 ", " or ", "\t", "_", "_latin1", "\u{a0}", "é",
+            "1",
+            "0x1f",
+            "1e",
+            "1.e",
+            "2f",
+            "0b1",
+            ".5",
+            "union",
+            "UNION",
+            "select",
+            "or",
+            "and",
+            "like",
+            "null",
+            "is",
+            "not",
+            "div",
+            "group",
+            "by",
+            "order",
+            "into",
+            "from",
+            "current_user",
+            "sleep",
+            "char",
+            "x",
+            "a",
+            "foo",
+            "bar",
+            "abc",
+            "@",
+            "@@",
+            ".",
+            ",",
+            "-",
+            "+",
+            "*",
+            "/",
+            "%",
+            "=",
+            "<",
+            ">",
+            "!",
+            "|",
+            "&",
+            "^",
+            "~",
+            ":",
+            "?",
+            "[",
+            "]",
+            "{",
+            "}",
+            " ",
+            " ",
+            " ",
+            " 1 ",
+            " or ",
+            "\t",
+            "_",
+            "_latin1",
+            "\u{a0}",
+            "é",
         ];
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = |n: usize| {

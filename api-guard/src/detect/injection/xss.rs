@@ -433,10 +433,7 @@ mod tests {
         };
         let decoded = normalize::decode(value);
         let mut out = Vec::new();
-        check(
-            &Candidate::new(&input, &decoded),
-            &mut out,
-        );
+        check(&Candidate::new(&input, &decoded), &mut out);
         out
     }
 
