@@ -1229,6 +1229,17 @@ mod tests {
         assert_eq!(rule("ansible-vault decrypt secret"), Some("cmdi.shell"));
     }
 
+    /// Pre-checks and table lookups: upper case, versioned and family names.
+    #[test]
+    fn lookups_and_prechecks() {
+        assert_eq!(rule("FOR /F %i IN (x) DO y"), Some("cmdi.windows"));
+        assert_eq!(rule("x;WHOAMI"), Some("cmdi.shell"));
+        assert_eq!(rule("x;python3.10 -c 1"), Some("cmdi.shell"));
+        assert_eq!(rule("x;ansible-vault view"), Some("cmdi.shell"));
+        assert_eq!(rule("x|zcat"), Some("cmdi.shell"));
+        assert_eq!(rule("Format the disk"), None);
+    }
+
     #[test]
     fn glob_matching() {
         assert!(glob_match(b"c?t", b"cat", 0));

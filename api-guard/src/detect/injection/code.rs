@@ -700,6 +700,23 @@ mod tests {
         assert_eq!(rule("<!--#exec cmd=\"id\"-->"), Some("code.ssi"));
     }
 
+    /// Needles are skipped only when the value lacks one of their bytes, in either case.
+    #[test]
+    fn needle_prefilter_is_case_insensitive() {
+        for (v, r) in [
+            ("PHP://FILTER/resource=x", "code.php_wrapper"),
+            ("CHILD_PROCESS", "code.node"),
+            ("${T(JAVA.LANG.RUNTIME)}", "code.java_el"),
+            ("Java.Lang.Runtime", "code.java_class"),
+            ("SYSTEM('id')", "code.php"),
+            ("é Shell_Exec ('id')", "code.php"),
+            ("x.__PROTO__.y", "code.prototype_pollution"),
+            ("%{(#_MemberAccess)}", "code.ognl"),
+        ] {
+            assert_eq!(rule(v), Some(r), "{v}");
+        }
+    }
+
     #[test]
     fn benign() {
         for v in [

@@ -129,14 +129,8 @@ fn libinjection(v: &str, bytes: &ByteSet) -> bool {
     }
 }
 
-/// Token types (as fingerprint letters) of which every fingerprint libinjection flags holds
-/// at least one (checked against its table in the tests): strings, comments, `;`, parentheses,
-/// variables, logic operators, `union`, expressions, keywords, `group by`, T-SQL and SQL types,
-/// `collate`, and "evil" (nested comments, `{ ``}`).
-const SIGNIFICANT_TYPES: &[u8] = b"SC;()V&UEKBTAX";
-
-/// libinjection keyword types (as its table writes them) behind [`SIGNIFICANT_TYPES`] that
-/// come from words: keyword, union, group, expression, SQL type, T-SQL, logic operator,
+/// libinjection keyword types (as its table writes them) behind the significant token types
+/// (see `libinjection_may_flag`) that come from words: keyword, union, group, expression, SQL type, T-SQL, logic operator,
 /// collate, evil, variable (`null`, `current_user`).
 const SIGNIFICANT_WORD_TYPES: &[u8] = b"kUBEtT&AXv";
 
@@ -173,16 +167,18 @@ static WORD_DELIMITER: [bool; 256] = {
 };
 
 /// Whether libinjection could flag `v` at all (a necessary condition, so skipping it when
-/// false changes no verdict). A flagged fingerprint needs a token of [`SIGNIFICANT_TYPES`]:
+/// false changes no verdict). Every fingerprint libinjection flags holds a string, comment,
+/// `;`, parenthesis, variable, logic operator, `union`, expression, keyword, `group by`,
+/// T-SQL or SQL type, `collate` or "evil" token (the tests check this against its table):
 /// those from punctuation need a quote, `$` (dollar strings), `;`, a parenthesis, `#`, `\\`,
 /// `` ` ``, `--`, `/*`, `&&` or `||`, and those from words need a word of [`KEYWORD_HEADS`].
 /// The only flagged fingerprints whose sole significant token is a variable (`@x`) also hold
 /// an operator (`1OV`, `NOVOF`), so with `@` any operator byte or word counts too.
 fn libinjection_may_flag(v: &[u8], bytes: &ByteSet) -> bool {
     if bytes.has_any(b"'\"`$;()#\\")
-        || [&b"--"[..], b"/*", b"&&", b"||"]
-            .iter()
-            .any(|p| normalize::find(v, p).is_some())
+        || (bytes.has_any(b"-/&|")
+            && v.windows(2)
+                .any(|w| matches!(w, b"--" | b"/*" | b"&&" | b"||")))
     {
         return true;
     }
@@ -999,6 +995,9 @@ mod tests {
         assert!(run(Source::Header, "application/*+json").is_empty());
         assert_eq!(run(Source::Header, "x' or 1=1--")[0].location, "header:q");
     }
+
+    /// The significant token types of `libinjection_may_flag`, as fingerprint letters.
+    const SIGNIFICANT_TYPES: &[u8] = b"SC;()V&UEKBTAX";
 
     #[test]
     fn libinjection_precheck_matches_its_tables() {
