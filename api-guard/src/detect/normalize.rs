@@ -250,7 +250,13 @@ pub fn sql_fold(s: &str) -> String {
             i += 1;
             continue;
         }
-        // Copy one (possibly multi-byte) character.
+        if c.is_ascii() {
+            out.push(char::from(c.to_ascii_lowercase()));
+            space = false;
+            i += 1;
+            continue;
+        }
+        // Copy one multi-byte character.
         let len = utf8_len(c);
         let end = (i + len).min(b.len());
         if let Some(ch) = s.get(i..end) {
@@ -288,10 +294,16 @@ pub fn js_compact(s: &str) -> String {
             i += 1;
             continue;
         }
+        if c.is_ascii() {
+            out.push(char::from(c.to_ascii_lowercase()));
+            i += 1;
+            continue;
+        }
+        // Non-ASCII characters have no ASCII case to fold: copied as they are.
         let len = utf8_len(c);
         let end = (i + len).min(b.len());
         if let Some(ch) = s.get(i..end) {
-            out.push_str(&ch.to_ascii_lowercase());
+            out.push_str(ch);
         }
         i = end;
     }
@@ -351,6 +363,12 @@ mod tests {
         assert_eq!(sql_fold("  a \t\r\n b  "), "a b");
         assert_eq!(sql_fold("/* open"), "");
         assert_eq!(sql_fold("Ünï O'Brien"), "Ünï o'brien");
+    }
+
+    #[test]
+    fn folds_keep_non_ascii() {
+        assert_eq!(js_compact("AbÇ é/*x*/D"), "abÇéd");
+        assert_eq!(sql_fold("SELECT Ünï/**/X"), "select Ünï x");
     }
 
     #[test]

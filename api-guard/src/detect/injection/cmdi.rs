@@ -15,7 +15,12 @@
 //! `/dev/tcp/`, arithmetic `$((…))`/`$[…]`, and glob-obfuscated paths (`/???/c?t`,
 //! `/etc/pa[s]swd`).
 
-use super::{text::around, Candidate};
+use std::{cell::OnceCell, sync::LazyLock};
+
+use super::{
+    text::{around, find_ci},
+    Candidate,
+};
 use crate::detect::{
     finding::{Finding, Kind, Severity},
     inputs::Source,
@@ -466,8 +471,10 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     // its quotes end and reopen that string rather than quoting the command.
     let quoting = c.input.source != Source::Body && !breaks_out_of_quotes(b);
     let commands = tokenize(b, quoting);
-    let has_upper = b.iter().any(u8::is_ascii_uppercase);
-    let prose = is_prose(b);
+    let has_upper = c.bytes.upper;
+    // Only needed once a command name is found, which ordinary values never hold.
+    let prose_cell = OnceCell::new();
+    let prose = || *prose_cell.get_or_init(|| is_prose(b));
     let blank_free_prefix = |pos: usize| {
         !b[..pos.min(b.len())]
             .iter()
@@ -501,7 +508,7 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
             (Sep::Chain, Strength::Strong) => true,
             // At the start, a distinctive name followed by prose ("GCC Runtime Library",
             // "Lsof has trouble …") is a sentence, not a command line.
-            (Sep::Start | Sep::Paren, _) if prose => false,
+            (Sep::Start | Sep::Paren, _) if prose() => false,
             (Sep::Start | Sep::Paren, Strength::Strong) => {
                 evidence
                     || chained_next
@@ -588,7 +595,6 @@ fn skip_blanks(b: &[u8]) -> &[u8] {
 
 /// Markers that only shell payloads contain.
 fn shell_marker(b: &[u8]) -> Option<usize> {
-    use super::text::find_ci;
     if !b
         .iter()
         .any(|&x| matches!(x, b'$' | b'%' | b'/' | b'<' | b'>' | b'~'))
@@ -681,6 +687,10 @@ fn history_only(t: &[u8]) -> bool {
 
 /// `for /f %a in (…) do …` and `if exist|not|errorlevel|/i …` / `if a==b cmd` (cmd.exe).
 fn windows_syntax(b: &[u8]) -> Option<usize> {
+    // Every rule here starts at a `for` or `if` word.
+    if find_ci(b, b"for").is_none() && find_ci(b, b"if").is_none() {
+        return None;
+    }
     let lower = b.to_ascii_lowercase();
     let words: Vec<(usize, &[u8])> = split_words(&lower);
     for (i, &(pos, w)) in words.iter().enumerate() {
@@ -1113,16 +1123,28 @@ fn classify(word: &[u8]) -> Option<(&[u8], Strength)> {
 
 fn solo(name: &[u8]) -> bool {
     SOLO.iter().any(|x| x.as_bytes() == name)
-        || (lookup(name) == Some(Strength::Strong)
-            && !STRONG.iter().chain(WEAK).any(|x| x.as_bytes() == name))
+        || (lookup(name) == Some(Strength::Strong) && !listed(name))
+}
+
+/// [`STRONG`] and [`WEAK`], sorted for binary search.
+static SORTED: LazyLock<[Vec<&'static [u8]>; 2]> = LazyLock::new(|| {
+    [STRONG, WEAK].map(|list| {
+        let mut v: Vec<&'static [u8]> = list.iter().map(|x| x.as_bytes()).collect();
+        v.sort_unstable();
+        v
+    })
+});
+
+/// Whether `name` is in [`STRONG`] or [`WEAK`].
+fn listed(name: &[u8]) -> bool {
+    SORTED.iter().any(|l| l.binary_search(&name).is_ok())
 }
 
 fn lookup(name: &[u8]) -> Option<Strength> {
-    let is = |list: &[&str]| list.iter().any(|x| x.as_bytes() == name);
-    if is(STRONG) {
+    if SORTED[0].binary_search(&name).is_ok() {
         return Some(Strength::Strong);
     }
-    if is(WEAK) {
+    if SORTED[1].binary_search(&name).is_ok() {
         return Some(Strength::Weak);
     }
     // Versioned interpreters and tool families: `python3.10`, `gcc10.1`, `ansible-vault`.
@@ -1133,7 +1155,7 @@ fn lookup(name: &[u8]) -> Option<Strength> {
     let version = &name[stem_len..];
     if version.first().is_some_and(u8::is_ascii_digit) && stem_len >= 2 {
         let stem = &name[..stem_len];
-        if STRONG.iter().chain(WEAK).any(|x| x.as_bytes() == stem) {
+        if listed(stem) {
             return Some(Strength::Strong);
         }
     }
@@ -1282,10 +1304,7 @@ mod tests {
             value: Cow::Borrowed(value),
         };
         let decoded = normalize::decode(value);
-        let c = Candidate {
-            input: &input,
-            decoded: &decoded,
-        };
+        let c = Candidate::new(&input, &decoded);
         let mut out = Vec::new();
         check(&c, &mut out);
         out
@@ -1405,6 +1424,17 @@ mod tests {
         assert_eq!(rule("ansible-vault decrypt secret"), Some("cmdi.shell"));
     }
 
+    /// Pre-checks and table lookups: upper case, versioned and family names.
+    #[test]
+    fn lookups_and_prechecks() {
+        assert_eq!(rule("FOR /F %i IN (x) DO y"), Some("cmdi.windows"));
+        assert_eq!(rule("x;WHOAMI"), Some("cmdi.shell"));
+        assert_eq!(rule("x;python3.10 -c 1"), Some("cmdi.shell"));
+        assert_eq!(rule("x;ansible-vault view"), Some("cmdi.shell"));
+        assert_eq!(rule("x|zcat"), Some("cmdi.shell"));
+        assert_eq!(rule("Format the disk"), None);
+    }
+
     #[test]
     fn expansion_history_and_windows_forms() {
         for v in [
@@ -1479,10 +1509,7 @@ mod tests {
                 name: Cow::Borrowed(""),
                 value: Cow::Borrowed(v),
             };
-            let c = Candidate {
-                input: &input,
-                decoded: v,
-            };
+            let c = Candidate::new(&input, v);
             let mut out = Vec::new();
             check(&c, &mut out);
             out.len()

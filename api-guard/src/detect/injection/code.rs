@@ -8,7 +8,7 @@
 //! reported here, as code injection; `file://` is reported by the traversal checker.
 
 use super::{
-    text::{around, find_ci, find_ci_from, is_ident, starts_with_ci, word_start},
+    text::{around, find_ci, find_ci_from, is_ident, starts_with_ci, word_start, ByteSet},
     Candidate,
 };
 use crate::detect::finding::{Finding, Kind, Severity};
@@ -118,7 +118,8 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if b.len() < 3 {
         return;
     }
-    let found = java(b).or_else(|| other(b)).or_else(|| php(b));
+    let s = &c.bytes;
+    let found = java(b, s).or_else(|| other(b, s)).or_else(|| php(b, s));
     if let Some((rule, severity, p)) = found {
         out.push(Finding::new(
             Kind::CodeInjection,
@@ -132,11 +133,17 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
 
 type Hit = (&'static str, Severity, usize);
 
-fn first_of(b: &[u8], needles: &[&[u8]]) -> Option<usize> {
-    needles.iter().filter_map(|n| find_ci(b, n)).min()
+/// The first position of any of `needles` in `b` (whose bytes `s` summarises): needles
+/// holding a byte the value lacks are not searched for.
+fn first_of(s: &ByteSet, b: &[u8], needles: &[&[u8]]) -> Option<usize> {
+    needles
+        .iter()
+        .filter(|n| s.has_all(n))
+        .filter_map(|n| find_ci(b, n))
+        .min()
 }
 
-fn java(b: &[u8]) -> Option<Hit> {
+fn java(b: &[u8], s: &ByteSet) -> Option<Hit> {
     let crit = Severity::Critical;
     if b.contains(&b'$') && b.contains(&b'{') {
         if let Some(p) = jndi(b) {
@@ -144,6 +151,7 @@ fn java(b: &[u8]) -> Option<Hit> {
         }
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"#_memberaccess",
@@ -162,6 +170,7 @@ fn java(b: &[u8]) -> Option<Hit> {
         return Some(("code.ognl", crit, p));
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"t(java.",
@@ -177,6 +186,7 @@ fn java(b: &[u8]) -> Option<Hit> {
         return Some(("code.java_el", crit, p));
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"class.module.classloader",
@@ -189,11 +199,11 @@ fn java(b: &[u8]) -> Option<Hit> {
     if let Some(p) = deserialization(b) {
         return Some(("code.java_deserialization", crit, p));
     }
-    if let Some(p) = java_class(b) {
+    if let Some(p) = java_class(b, s) {
         return Some(("code.java_class", crit, p));
     }
-    if let Some(p) = first_of(b, GADGETS) {
-        if first_of(b, &[b"runtime", b"java.", b"processbuilder", b"commons"]).is_some() {
+    if let Some(p) = first_of(s, b, GADGETS) {
+        if first_of(s, b, &[b"runtime", b"java.", b"processbuilder", b"commons"]).is_some() {
             return Some(("code.java_gadget", crit, p));
         }
     }
@@ -265,7 +275,7 @@ fn deserialization(b: &[u8]) -> Option<usize> {
     if let Some(p) = find_ci(b, b"aced0005") {
         return Some(p);
     }
-    let find = |n: &[u8]| b.windows(n.len()).position(|w| w == n);
+    let find = |n: &[u8]| memchr::memmem::find(b, n);
     if let Some(p) = find(b"rO0AB").or_else(|| find(b"s7QAF")) {
         return Some(p);
     }
@@ -273,8 +283,11 @@ fn deserialization(b: &[u8]) -> Option<usize> {
     (p > 0 && matches!(b[p - 1], b'K' | b'a' | b'q' | b'6')).then_some(p - 1)
 }
 
-fn java_class(b: &[u8]) -> Option<usize> {
+fn java_class(b: &[u8], s: &ByteSet) -> Option<usize> {
     for pkg in JAVA_PACKAGES {
+        if !s.has_all(pkg) {
+            continue;
+        }
         let mut from = 0;
         while let Some(p) = find_ci_from(b, pkg, from) {
             from = p + 1;
@@ -295,12 +308,13 @@ fn java_class(b: &[u8]) -> Option<usize> {
     None
 }
 
-fn php(b: &[u8]) -> Option<Hit> {
+fn php(b: &[u8], s: &ByteSet) -> Option<Hit> {
     let crit = Severity::Critical;
-    if let Some(p) = php_tag(b) {
+    if let Some(p) = php_tag(b, s) {
         return Some(("code.php", crit, p));
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"php://",
@@ -348,7 +362,7 @@ fn php(b: &[u8]) -> Option<Hit> {
         }
     }
     if b.contains(&b'(') {
-        if let Some(p) = php_call(b) {
+        if let Some(p) = php_call(b, s) {
             return Some(("code.php", crit, p));
         }
     }
@@ -359,7 +373,7 @@ fn php(b: &[u8]) -> Option<Hit> {
 }
 
 /// `<?php`, `<?=`, `<? …` (not `<?xml`), and BBCode-style `[php]` / `{php}` blocks.
-fn php_tag(b: &[u8]) -> Option<usize> {
+fn php_tag(b: &[u8], s: &ByteSet) -> Option<usize> {
     let mut from = 0;
     while let Some(p) = find_ci_from(b, b"<?", from) {
         from = p + 2;
@@ -393,12 +407,15 @@ fn php_tag(b: &[u8]) -> Option<usize> {
             return Some(p);
         }
     }
-    first_of(b, &[b"[php]", b"{php}", b"[/php]", b"{/php}"])
+    first_of(s, b, &[b"[php]", b"{php}", b"[/php]", b"{/php}"])
 }
 
 /// A dangerous function name followed by `(`.
-fn php_call(b: &[u8]) -> Option<usize> {
+fn php_call(b: &[u8], s: &ByteSet) -> Option<usize> {
     for name in PHP_CALLS.iter().chain(PHP_WORD_CALLS) {
+        if !s.has_all(name) {
+            continue;
+        }
         let loose = PHP_CALLS.contains(name);
         let mut from = 0;
         while let Some(p) = find_ci_from(b, name, from) {
@@ -514,9 +531,10 @@ fn serialized_object(b: &[u8]) -> Option<usize> {
     None
 }
 
-fn other(b: &[u8]) -> Option<Hit> {
+fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
     let crit = Severity::Critical;
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"child_process",
@@ -531,6 +549,7 @@ fn other(b: &[u8]) -> Option<Hit> {
         return Some(("code.node", crit, p));
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"__proto__",
@@ -541,10 +560,11 @@ fn other(b: &[u8]) -> Option<Hit> {
     ) {
         return Some(("code.prototype_pollution", Severity::High, p));
     }
-    if let Some(p) = first_of(b, &[b"@{["]) {
+    if let Some(p) = first_of(s, b, &[b"@{["]) {
         return Some(("code.perl", crit, p));
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"__import__(",
@@ -558,6 +578,7 @@ fn other(b: &[u8]) -> Option<Hit> {
         return Some(("code.python", crit, p));
     }
     if let Some(p) = first_of(
+        s,
         b,
         &[
             b"process.spawn(",
@@ -568,7 +589,7 @@ fn other(b: &[u8]) -> Option<Hit> {
     ) {
         return Some(("code.ruby", crit, p));
     }
-    if let Some(p) = first_of(b, &[b"<!--#exec", b"<!--#include"]) {
+    if let Some(p) = first_of(s, b, &[b"<!--#exec", b"<!--#include"]) {
         return Some(("code.ssi", crit, p));
     }
     None
@@ -591,10 +612,7 @@ mod tests {
             value: Cow::Borrowed(value),
         };
         let decoded = normalize::decode(value);
-        let c = Candidate {
-            input: &input,
-            decoded: &decoded,
-        };
+        let c = Candidate::new(&input, &decoded);
         let mut out = Vec::new();
         check(&c, &mut out);
         assert!(out.len() <= 1);
@@ -684,6 +702,23 @@ mod tests {
         assert_eq!(rule("@{[ system 'id' ]}"), Some("code.perl"));
         assert_eq!(rule("__import__('os').popen"), Some("code.python"));
         assert_eq!(rule("<!--#exec cmd=\"id\"-->"), Some("code.ssi"));
+    }
+
+    /// Needles are skipped only when the value lacks one of their bytes, in either case.
+    #[test]
+    fn needle_prefilter_is_case_insensitive() {
+        for (v, r) in [
+            ("PHP://FILTER/resource=x", "code.php_wrapper"),
+            ("CHILD_PROCESS", "code.node"),
+            ("${T(JAVA.LANG.RUNTIME)}", "code.java_el"),
+            ("Java.Lang.Runtime", "code.java_class"),
+            ("SYSTEM('id')", "code.php"),
+            ("é Shell_Exec ('id')", "code.php"),
+            ("x.__PROTO__.y", "code.prototype_pollution"),
+            ("%{(#_MemberAccess)}", "code.ognl"),
+        ] {
+            assert_eq!(rule(v), Some(r), "{v}");
+        }
     }
 
     #[test]

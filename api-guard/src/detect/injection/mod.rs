@@ -65,6 +65,18 @@ pub struct Candidate<'a> {
     pub input: &'a Input<'a>,
     /// `input.value` with every layer of encoding removed ([`normalize::decode`]).
     pub decoded: &'a str,
+    /// Which bytes `decoded` holds, for O(1) pre-checks.
+    pub bytes: text::ByteSet,
+}
+
+impl<'a> Candidate<'a> {
+    pub fn new(input: &'a Input<'a>, decoded: &'a str) -> Self {
+        Self {
+            input,
+            decoded,
+            bytes: text::ByteSet::of(decoded.as_bytes()),
+        }
+    }
 }
 
 type Check = fn(&Candidate<'_>, &mut Vec<Finding>);
@@ -121,10 +133,7 @@ impl InjectionDetector {
             }
             let before = out.len();
             let decoded = normalize::decode(&input.value);
-            let candidate = Candidate {
-                input,
-                decoded: &decoded,
-            };
+            let candidate = Candidate::new(input, &decoded);
             for check in &self.checks {
                 check(&candidate, out);
             }

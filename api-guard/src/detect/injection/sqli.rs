@@ -6,7 +6,9 @@
 //!
 //! Every check is a linear scan of the value; words are matched against small static lists.
 
-use super::Candidate;
+use std::sync::LazyLock;
+
+use super::{text::ByteSet, Candidate};
 use crate::detect::{
     finding::{Finding, Kind, Severity},
     inputs::Source,
@@ -35,7 +37,7 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         // Header tokens (`application/*+json`) are not SQL; attacks in headers need a space
         // or a quote.
         None
-    } else if libinjection(v) {
+    } else if libinjection(v, &c.bytes) {
         Some("sqli.libinjection")
     } else {
         let folded = normalize::sql_fold(v);
@@ -69,7 +71,7 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
 /// in running English text a fingerprint needs a clause keyword (`union`, `select`-like
 /// expressions, `and`/`or`, `group by`): quoted punctuation in prose (`a '-' prefix`,
 /// `poll(2)`) fingerprints like a string-operator-string injection otherwise.
-fn libinjection(v: &str) -> bool {
+fn libinjection(v: &str, bytes: &ByteSet) -> bool {
     // No quote, operator, comment, parenthesis or digit: no fingerprint libinjection flags
     // can form (plain-word SQL is left to the grammar checks). Saves its per-call cost.
     let significant = |b: u8| {
@@ -110,6 +112,9 @@ fn libinjection(v: &str) -> bool {
     if prose && !breaks_out {
         return false;
     }
+    if !libinjection_may_flag(v.as_bytes(), bytes) {
+        return false;
+    }
     let r = libinjectionrs::detect_sqli(v.as_bytes());
     if !r.is_injection() {
         return false;
@@ -126,6 +131,110 @@ fn libinjection(v: &str) -> bool {
         Some(fp) if !breaks_out => !(fp.starts_with("f(n") || fp.starts_with("T(n")),
         _ => true,
     }
+}
+
+/// libinjection keyword types (as its table writes them) behind the significant token types
+/// (see `libinjection_may_flag`) that come from words: keyword, union, group, expression, SQL type, T-SQL, logic operator,
+/// collate, evil, variable (`null`, `current_user`).
+const SIGNIFICANT_WORD_TYPES: &[u8] = b"kUBEtT&AXv";
+
+/// Words that may become a significant token: the first word of every libinjection keyword
+/// (or phrase, which it folds from words) of a significant type; with `ops`, operator
+/// keywords (`like`, `div`) too. Upper case, as libinjection compares them; sorted.
+fn keyword_heads(ops: bool) -> Vec<&'static [u8]> {
+    let mut heads: Vec<&'static [u8]> = libinjectionrs::sqli::sqli_data::SQL_KEYWORDS
+        .iter()
+        .filter(|k| SIGNIFICANT_WORD_TYPES.contains(&k.token_type) || (ops && k.token_type == b'o'))
+        .filter_map(|k| k.word.split(' ').next())
+        .map(str::as_bytes)
+        .collect();
+    heads.sort_unstable();
+    heads.dedup();
+    heads
+}
+
+static KEYWORD_HEADS: LazyLock<Vec<&'static [u8]>> = LazyLock::new(|| keyword_heads(false));
+static KEYWORD_HEADS_OPS: LazyLock<Vec<&'static [u8]>> = LazyLock::new(|| keyword_heads(true));
+
+/// Bytes that end a word in libinjection's tokenizer (its `parse_word`).
+const WORD_DELIMITERS: &[u8] = b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0\x00";
+
+/// [`WORD_DELIMITERS`] as a table.
+static WORD_DELIMITER: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < WORD_DELIMITERS.len() {
+        t[WORD_DELIMITERS[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Whether libinjection could flag `v` at all (a necessary condition, so skipping it when
+/// false changes no verdict). Every fingerprint libinjection flags holds a string, comment,
+/// `;`, parenthesis, variable, logic operator, `union`, expression, keyword, `group by`,
+/// T-SQL or SQL type, `collate` or "evil" token (the tests check this against its table):
+/// those from punctuation need a quote, `$` (dollar strings), `;`, a parenthesis, `#`, `\\`,
+/// `` ` ``, `--`, `/*`, `&&` or `||`, and those from words need a word of [`KEYWORD_HEADS`].
+/// The only flagged fingerprints whose sole significant token is a variable (`@x`) also hold
+/// an operator (`1OV`, `NOVOF`), so with `@` any operator byte or word counts too.
+fn libinjection_may_flag(v: &[u8], bytes: &ByteSet) -> bool {
+    if bytes.has_any(b"'\"`$;()#\\")
+        || (bytes.has_any(b"-/&|")
+            && v.windows(2)
+                .any(|w| matches!(w, b"--" | b"/*" | b"&&" | b"||")))
+    {
+        return true;
+    }
+    let at = bytes.has(b'@');
+    if at && bytes.has_any(b"!%&*+-/:<=>^|~") {
+        return true;
+    }
+    let heads = if at {
+        &*KEYWORD_HEADS_OPS
+    } else {
+        &*KEYWORD_HEADS
+    };
+    v.split(|&x| WORD_DELIMITER[usize::from(x)])
+        .any(|run| run_may_hold_keyword(run, heads))
+}
+
+/// Whether a run of word bytes may yield one of `heads` as a word token. libinjection
+/// starts a word at the run's start, after a number it parsed (which may end in hex digits,
+/// `x`, an exponent `e` or a `d`/`f` suffix: `1eunion`, `0xaunion`), after a `.` or another
+/// non-letter; a word ends at the run's end or (keyword prefixes: `select.1`) before a `.`.
+/// Every such start and end is tried (a superset of what the tokenizer does).
+fn run_may_hold_keyword(run: &[u8], heads: &[&'static [u8]]) -> bool {
+    const LONGEST: usize = 32;
+    let number_before = |p: usize| {
+        run[..p]
+            .iter()
+            .rev()
+            .take_while(|x| x.is_ascii_hexdigit() || matches!(x, b'x' | b'X' | b'.'))
+            .any(u8::is_ascii_digit)
+    };
+    let mut buf = [0u8; LONGEST];
+    for p in 0..run.len() {
+        // Every head starts with a letter or `_` (see the tests).
+        if !(run[p].is_ascii_alphabetic() || run[p] == b'_') {
+            continue;
+        }
+        if p > 0 && run[p - 1].is_ascii_alphabetic() && !number_before(p) {
+            continue;
+        }
+        for q in p + 1..=run.len().min(p + LONGEST) {
+            if q < run.len() && run[q] != b'.' {
+                continue;
+            }
+            let word = &mut buf[..q - p];
+            word.copy_from_slice(&run[p..q]);
+            word.make_ascii_uppercase();
+            if heads.binary_search(&&*word).is_ok() {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Mostly letters and spaces, with at least five words.
@@ -767,13 +876,7 @@ mod tests {
         };
         let decoded = normalize::decode(value);
         let mut out = Vec::new();
-        check(
-            &Candidate {
-                input: &input,
-                decoded: &decoded,
-            },
-            &mut out,
-        );
+        check(&Candidate::new(&input, &decoded), &mut out);
         out
     }
 
@@ -901,6 +1004,170 @@ mod tests {
     fn header_tokens_pass() {
         assert!(run(Source::Header, "application/*+json").is_empty());
         assert_eq!(run(Source::Header, "x' or 1=1--")[0].location, "header:q");
+    }
+
+    /// The significant token types of `libinjection_may_flag`, as fingerprint letters.
+    const SIGNIFICANT_TYPES: &[u8] = b"SC;()V&UEKBTAX";
+
+    #[test]
+    fn libinjection_precheck_matches_its_tables() {
+        for k in libinjectionrs::sqli::sqli_data::SQL_KEYWORDS {
+            if k.token_type == b'F' {
+                // Fingerprints are stored as `0` + the upper-cased token types.
+                let fp = &k.word.as_bytes()[1..];
+                let significant: Vec<u8> = fp
+                    .iter()
+                    .copied()
+                    .filter(|t| SIGNIFICANT_TYPES.contains(t))
+                    .collect();
+                assert!(!significant.is_empty(), "{}", k.word);
+                if significant.iter().all(|&t| t == b'V') {
+                    assert!(fp.contains(&b'O'), "{}", k.word);
+                }
+            }
+        }
+        for &w in KEYWORD_HEADS_OPS.iter() {
+            assert!(w.len() < 32, "{w:?}");
+            // Heads the word scan cannot see are punctuation the byte checks cover.
+            let word = w[0].is_ascii_alphabetic() || w[0] == b'_';
+            let covered = |x: &u8| b"!%&*+-/:<=>^|~".contains(x);
+            let op_only = KEYWORD_HEADS.binary_search(&w).is_err() && w.iter().any(covered);
+            assert!(word || w == b"&&" || w == b"||" || op_only, "{w:?}");
+        }
+        let has = |heads: &[&[u8]], w: &[u8]| heads.binary_search(&w).is_ok();
+        assert!(has(&KEYWORD_HEADS, b"UNION") && has(&KEYWORD_HEADS, b"NULL"));
+        assert!(!has(&KEYWORD_HEADS, b"LIKE") && has(&KEYWORD_HEADS_OPS, b"LIKE"));
+    }
+
+    fn may_flag(v: &str) -> bool {
+        libinjection_may_flag(v.as_bytes(), &ByteSet::of(v.as_bytes()))
+    }
+
+    #[test]
+    fn libinjection_precheck() {
+        for v in [
+            "SKU-5-0000",
+            "+1-202-555-0100",
+            "3f6c2a9e-8b1d-4c6e-9f2a-000000000005",
+            "Stainless steel water bottle 5/0",
+            "siobhan.obrien@example.com",
+            "2024-01-02T10:00:00Z",
+        ] {
+            assert!(!may_flag(v), "{v}");
+        }
+        for v in [
+            "1 or 1",
+            "1 OR 1",
+            "5 union 6",
+            "1eunion",
+            "0xaunion",
+            "1fUNION",
+            "1.eunion",
+            "select.1",
+            "a@b.c like 1",
+            "a@b.c-1",
+            "x;",
+            "x'",
+            "1--",
+            "1/*",
+            "1 && 2",
+            "null",
+            "group by",
+            "$$",
+        ] {
+            assert!(may_flag(v), "{v}");
+        }
+        assert_eq!(rule("1 union select 2"), Some("sqli.libinjection"));
+        assert_eq!(rule("-1 or 1=1"), Some("sqli.libinjection"));
+        assert_eq!(rule("1 and 1=1"), Some("sqli.libinjection"));
+    }
+
+    /// The pre-check never hides a libinjection verdict: random values built from SQL
+    /// pieces, numbers, hex, e-mail shapes and punctuation.
+    #[test]
+    fn libinjection_precheck_is_conservative() {
+        const PIECES: &[&str] = &[
+            "1",
+            "0x1f",
+            "1e",
+            "1.e",
+            "2f",
+            "0b1",
+            ".5",
+            "union",
+            "UNION",
+            "select",
+            "or",
+            "and",
+            "like",
+            "null",
+            "is",
+            "not",
+            "div",
+            "group",
+            "by",
+            "order",
+            "into",
+            "from",
+            "current_user",
+            "sleep",
+            "char",
+            "x",
+            "a",
+            "foo",
+            "bar",
+            "abc",
+            "@",
+            "@@",
+            ".",
+            ",",
+            "-",
+            "+",
+            "*",
+            "/",
+            "%",
+            "=",
+            "<",
+            ">",
+            "!",
+            "|",
+            "&",
+            "^",
+            "~",
+            ":",
+            "?",
+            "[",
+            "]",
+            "{",
+            "}",
+            " ",
+            " ",
+            " ",
+            " 1 ",
+            " or ",
+            "\t",
+            "_",
+            "_latin1",
+            "\u{a0}",
+            "é",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut flagged = 0;
+        for _ in 0..30_000 {
+            let len = 1 + next(6);
+            let v: String = (0..len).map(|_| PIECES[next(PIECES.len())]).collect();
+            if libinjectionrs::detect_sqli(v.as_bytes()).is_injection() {
+                flagged += 1;
+                assert!(may_flag(&v), "{v:?}");
+            }
+        }
+        assert!(flagged > 20, "{flagged}");
     }
 
     #[test]

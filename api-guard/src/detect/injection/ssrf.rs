@@ -407,10 +407,7 @@ mod tests {
             value: Cow::Borrowed(value),
         };
         let decoded = normalize::decode(value);
-        let c = Candidate {
-            input: &input,
-            decoded: &decoded,
-        };
+        let c = Candidate::new(&input, &decoded);
         let mut out = Vec::new();
         check(&c, &mut out);
         out

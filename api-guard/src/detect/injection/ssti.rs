@@ -197,10 +197,7 @@ mod tests {
             value: Cow::Borrowed(value),
         };
         let decoded = normalize::decode(value);
-        let c = Candidate {
-            input: &input,
-            decoded: &decoded,
-        };
+        let c = Candidate::new(&input, &decoded);
         let mut out = Vec::new();
         check(&c, &mut out);
         if let Some(f) = out.first() {

@@ -1,6 +1,53 @@
 //! Small byte-level helpers shared by the injection checkers: ASCII case-insensitive search
 //! and word boundaries. Everything here is linear in the input and never panics.
 
+/// Which ASCII bytes occur in a value (letters folded to lower case), plus whether it has
+/// upper-case letters or non-ASCII bytes: computed once per value, it lets a rule that needs
+/// a certain byte skip a value without that byte in O(1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ByteSet {
+    ascii: u128,
+    /// Any `A-Z`.
+    pub upper: bool,
+    /// Any byte >= 0x80.
+    pub non_ascii: bool,
+}
+
+impl ByteSet {
+    pub fn of(b: &[u8]) -> Self {
+        let (mut ascii, mut upper, mut high) = (0u128, false, 0u8);
+        for &x in b {
+            high |= x;
+            upper |= x.is_ascii_uppercase();
+            ascii |= u128::from(x < 0x80) << (x.to_ascii_lowercase() & 0x7f);
+        }
+        Self {
+            ascii,
+            upper,
+            non_ascii: high >= 0x80,
+        }
+    }
+
+    /// Whether `x` (ASCII, either case) may occur. Non-ASCII `x`: whether any non-ASCII byte does.
+    pub fn has(&self, x: u8) -> bool {
+        if x >= 0x80 {
+            return self.non_ascii;
+        }
+        self.ascii & (1u128 << x.to_ascii_lowercase()) != 0
+    }
+
+    /// Whether any of `xs` may occur.
+    pub fn has_any(&self, xs: &[u8]) -> bool {
+        xs.iter().any(|&x| self.has(x))
+    }
+
+    /// Whether every byte of `needle` occurs (ASCII case-insensitively): a value without one
+    /// of them cannot contain `needle`.
+    pub fn has_all(&self, needle: &[u8]) -> bool {
+        needle.iter().all(|&x| self.has(x))
+    }
+}
+
 /// The first position of `needle` in `hay`, ASCII case-insensitively (`needle` lower case).
 pub fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
     find_ci_from(hay, needle, 0)
@@ -69,5 +116,20 @@ mod tests {
         assert!(word_start(b"a system", 2));
         assert!(!word_start(b"asystem", 1));
         assert_eq!(tail_from("aé", 2), "é");
+    }
+
+    #[test]
+    fn byte_sets() {
+        let s = ByteSet::of("Tom & Jérôme".as_bytes());
+        assert!(s.has(b'&') && s.has(b't') && s.has(b'T') && s.has(b'm'));
+        assert!(!s.has(b'x') && !s.has(b'<') && !s.has(0));
+        assert!(s.upper && s.non_ascii && s.has(0xc3));
+        // Non-ASCII bytes set no ASCII bit (0xc3 & 0x7f is `C`, 0xa9 & 0x7f is `)`).
+        assert!(!s.has(b'c') && !s.has(b')'));
+        assert!(s.has_all(b"TOM") && !s.has_all(b"tomx") && s.has_any(b"x&"));
+        let e = ByteSet::of(b"");
+        assert!(!e.upper && !e.non_ascii && !e.has(0) && !e.has_any(b"a\x7f"));
+        let d = ByteSet::of(b"\x00\x7f");
+        assert!(d.has(0) && d.has(0x7f) && !d.upper && !d.non_ascii);
     }
 }

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use super::Candidate;
+use super::{text::ByteSet, Candidate};
 use crate::detect::{
     finding::{Finding, Kind, Severity},
     inputs::Source,
@@ -41,8 +41,10 @@ fn rule(c: &Candidate<'_>) -> Option<&'static str> {
                 .replace('\u{bc}', "<")
                 .replace('\u{be}', ">"),
         )
-    } else {
+    } else if c.bytes.upper {
         Cow::Owned(v.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(v)
     };
     // Without markup or a quote to break out of an attribute, libinjection's attribute
     // verdicts (`style=...`) are about text that stays text; the own checks below cover
@@ -64,7 +66,7 @@ fn rule(c: &Candidate<'_>) -> Option<&'static str> {
     } else if !base64ish(v) && event_handler(&lower) {
         return Some("xss.event_handler");
     }
-    let compact = normalize::js_compact(&lower);
+    let compact = Compact::new(normalize::js_compact(&lower));
     if script_uri(&lower, &compact) {
         return Some("xss.script_uri");
     }
@@ -72,7 +74,7 @@ fn rule(c: &Candidate<'_>) -> Option<&'static str> {
         return Some("xss.css");
     }
     // A path names documents (`/manual/document.cookie`); script in it needs punctuation.
-    let path_plain = c.input.source == Source::Path && !compact.contains(['(', '=', '[']);
+    let path_plain = c.input.source == Source::Path && !compact.text.contains(['(', '=', '[']);
     if !path_plain && dom_access(&compact) {
         return Some("xss.dom_access");
     }
@@ -83,6 +85,33 @@ fn rule(c: &Candidate<'_>) -> Option<&'static str> {
         return Some("xss.jsfuck");
     }
     None
+}
+
+/// [`normalize::js_compact`]'s text with its byte summary: [`Compact::contains`] skips the
+/// search for a literal holding a byte the text lacks.
+struct Compact {
+    text: String,
+    bytes: ByteSet,
+}
+
+impl Compact {
+    fn new(text: String) -> Self {
+        let bytes = ByteSet::of(text.as_bytes());
+        Self { text, bytes }
+    }
+
+    fn contains(&self, lit: impl AsRef<str>) -> bool {
+        let lit = lit.as_ref();
+        self.bytes.has_all(lit.as_bytes()) && self.text.contains(lit)
+    }
+}
+
+impl std::ops::Deref for Compact {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
 }
 
 /// libinjection's verdict, with leading XML declarations and processing instructions
@@ -289,7 +318,7 @@ fn event_handler(s: &str) -> bool {
 
 /// `javascript:` / `vbscript:` URIs: glued to what follows, after `(`, `=` or a quote, or
 /// obfuscated with whitespace and control characters inside the scheme.
-fn script_uri(lower: &str, compact: &str) -> bool {
+fn script_uri(lower: &str, compact: &Compact) -> bool {
     const SCHEMES: &[&str] = &["javascript:", "vbscript:", "livescript:"];
     for scheme in SCHEMES {
         if !compact.contains(scheme) {
@@ -311,14 +340,14 @@ fn script_uri(lower: &str, compact: &str) -> bool {
 }
 
 /// CSS that runs code: Mozilla bindings, IE `expression()` and behaviours.
-fn css(compact: &str) -> bool {
+fn css(compact: &Compact) -> bool {
     compact.contains("-moz-binding:")
         || compact.contains(":expression(")
         || compact.contains("behavior:url(")
 }
 
 /// DOM objects read or written from injected script.
-fn dom_access(compact: &str) -> bool {
+fn dom_access(compact: &Compact) -> bool {
     const SINKS: &[&str] = &[
         "document.cookie",
         "document.domain",
@@ -341,7 +370,7 @@ fn dom_access(compact: &str) -> bool {
 
 /// Script sinks called directly (`alert(1)`, ``alert`1` ``, `setTimeout(code)`,
 /// `new Function(`), tagged templates (`[].sort.call`${alert}``) and ES module imports.
-fn js_call(lower: &str, compact: &str) -> bool {
+fn js_call(lower: &str, compact: &Compact) -> bool {
     const SINKS: &[&str] = &[
         "alert",
         "prompt",
@@ -354,7 +383,12 @@ fn js_call(lower: &str, compact: &str) -> bool {
         "btoa",
     ];
     let b = lower.as_bytes();
+    let bytes = ByteSet::of(b);
     for sink in SINKS {
+        // A call needs `(` or `` ` `` after the name, and the name's letters.
+        if !bytes.has_any(b"(`") || !bytes.has_all(sink.as_bytes()) {
+            continue;
+        }
         let mut from = 0;
         while let Some(p) = lower[from..].find(sink) {
             let at = from + p;
@@ -398,7 +432,7 @@ fn js_call(lower: &str, compact: &str) -> bool {
 }
 
 /// JSFuck: script written with `[]()!+` only.
-fn jsfuck(compact: &str) -> bool {
+fn jsfuck(compact: &Compact) -> bool {
     if !(compact.contains("![]") || compact.contains("+[]")) {
         return false;
     }
@@ -423,13 +457,7 @@ mod tests {
         };
         let decoded = normalize::decode(value);
         let mut out = Vec::new();
-        check(
-            &Candidate {
-                input: &input,
-                decoded: &decoded,
-            },
-            &mut out,
-        );
+        check(&Candidate::new(&input, &decoded), &mut out);
         out
     }
 
@@ -537,6 +565,20 @@ mod tests {
             run(Source::Path, "/x/document.cookie=1")[0].location,
             "path"
         );
+    }
+
+    /// The byte pre-checks (upper case, non-ASCII, each rule's punctuation) skip nothing.
+    #[test]
+    fn prechecks_keep_detections() {
+        assert_eq!(rule_of("DOCUMENT.COOKIE"), Some("xss.dom_access"));
+        assert_eq!(rule_of("Window [\"alert\"](1)"), Some("xss.dom_access"));
+        assert_eq!(rule_of("ALERT(1)"), Some("xss.js_call"));
+        assert_eq!(rule_of("é;Prompt`1`"), Some("xss.js_call"));
+        assert_eq!(rule_of("NEW Function(x)"), Some("xss.js_call"));
+        assert_eq!(rule_of("JAVA\tSCRIPT:x"), Some("xss.script_uri"));
+        assert_eq!(rule_of("x:EXPRESSION(1)"), Some("xss.css"));
+        assert_eq!(rule_of("Ünï -MOZ-BINDING:x"), Some("xss.css"));
+        assert_eq!(rule_of("+[]+!![]"), Some("xss.jsfuck"));
     }
 
     #[test]
