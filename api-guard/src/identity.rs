@@ -10,7 +10,10 @@
 //! Credentials are kept only as a short SHA-256 prefix, enough to tell clients apart in
 //! limits and logs without holding a secret that could leak through them.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    num::NonZeroUsize,
+};
 
 use base64::{
     alphabet,
@@ -18,6 +21,7 @@ use base64::{
     Engine as _,
 };
 use ipnet::IpNet;
+use lru::LruCache;
 use sha2::{Digest as _, Sha256};
 
 /// Forwarding entries considered, counted from the right.
@@ -106,6 +110,27 @@ impl Identifier {
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
             api_key_params: api_key_params.to_vec(),
+        }
+    }
+
+    /// [`Identifier::identify`], remembering what recent `Authorization` values hash to:
+    /// clients send the same token request after request, and hashing it is most of the cost.
+    pub fn identify_cached(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &[(String, String)],
+        query: Option<&str>,
+        cache: &mut AuthorizationCache,
+    ) -> ClientIdentity {
+        ClientIdentity {
+            credential: credential_with(
+                headers,
+                query,
+                &self.api_key_headers,
+                &self.api_key_params,
+                &mut |value| cache.authorization(value),
+            ),
+            ..identify_address(peer, headers, &self.trusted)
         }
     }
 
@@ -334,11 +359,62 @@ fn valid_port(port: &str) -> bool {
     }
 }
 
+/// Credentials of recent `Authorization` values, keyed by the exact value (so no two values
+/// share an entry); bounded in entries and in the length of the values kept.
+pub struct AuthorizationCache(LruCache<Box<str>, Option<Credential>>);
+
+impl AuthorizationCache {
+    const ENTRIES: usize = 1024;
+    /// Longer values are hashed every time.
+    const MAX_VALUE_BYTES: usize = 1024;
+
+    pub fn new() -> Self {
+        Self(LruCache::new(
+            NonZeroUsize::new(Self::ENTRIES).unwrap_or(NonZeroUsize::MIN),
+        ))
+    }
+
+    fn authorization(&mut self, value: &str) -> Option<Credential> {
+        if value.len() > Self::MAX_VALUE_BYTES {
+            return authorization(value);
+        }
+        if let Some(c) = self.0.get(value) {
+            return c.clone();
+        }
+        let c = authorization(value);
+        self.0.put(value.into(), c.clone());
+        c
+    }
+}
+
+impl Default for AuthorizationCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 fn credential(
     headers: &[(String, String)],
     query: Option<&str>,
     api_key_headers: &[String],
     api_key_params: &[String],
+) -> Option<Credential> {
+    credential_with(
+        headers,
+        query,
+        api_key_headers,
+        api_key_params,
+        &mut authorization,
+    )
+}
+
+/// [`credential`], reading `Authorization` values with `authorization`.
+fn credential_with(
+    headers: &[(String, String)],
+    query: Option<&str>,
+    api_key_headers: &[String],
+    api_key_params: &[String],
+    authorization: &mut dyn FnMut(&str) -> Option<Credential>,
 ) -> Option<Credential> {
     let from_authorization = header_values(headers, "authorization")
         .into_iter()
@@ -460,6 +536,37 @@ mod tests {
             &key_params,
         )
         .credential
+    }
+
+    #[test]
+    fn cached_identification_matches_uncached() {
+        let id = Identifier::new(
+            vec!["10.0.0.0/8".parse().unwrap()],
+            &["X-Api-Key".to_string()],
+            &["key".to_string()],
+        );
+        let mut cache = AuthorizationCache::new();
+        let long = format!("Bearer {}", "a".repeat(2000));
+        let cases: Vec<(Vec<(String, String)>, Option<&str>)> = vec![
+            (vec![h("Authorization", "Bearer t1")], None),
+            (vec![h("authorization", "Basic dXNlcjpwYXNz")], None),
+            (
+                vec![h("Authorization", "Negotiate x"), h("X-Api-Key", "k1")],
+                None,
+            ),
+            (vec![h("Authorization", "Bearer ")], Some("key=k2")),
+            (vec![h("Authorization", &long)], None),
+            (vec![h("X-Forwarded-For", "203.0.113.9")], None),
+        ];
+        for _ in 0..2 {
+            for (headers, query) in &cases {
+                let peer = Some(ip("10.1.2.3"));
+                assert_eq!(
+                    id.identify_cached(peer, headers, *query, &mut cache),
+                    id.identify(peer, headers, *query)
+                );
+            }
+        }
     }
 
     fn b64url(s: &str) -> String {

@@ -12,7 +12,7 @@ use super::{
     protocol::ProtocolDetector,
     request::{Context, Request},
 };
-use crate::identity::{ClientIdentity, Identifier};
+use crate::identity::{AuthorizationCache, ClientIdentity, Identifier};
 
 /// The outcome for one request.
 #[derive(Debug)]
@@ -26,6 +26,7 @@ pub struct Verdict {
 
 pub struct Engine {
     identifier: Identifier,
+    credentials: AuthorizationCache,
     limits: InputLimits,
     injection: Option<InjectionDetector>,
     protocol: Option<ProtocolDetector>,
@@ -40,6 +41,7 @@ impl Engine {
         let on = |enabled: bool| config.enabled && enabled;
         Ok(Self {
             identifier,
+            credentials: AuthorizationCache::new(),
             limits: config.limits.clone(),
             injection: on(config.injection.enabled)
                 .then(|| InjectionDetector::new(&config.injection))
@@ -61,7 +63,12 @@ impl Engine {
 
     /// Runs the detectors over `req`, seen at monotonic time `now_ns`.
     pub fn inspect(&mut self, req: &Request<'_>, now_ns: u64) -> Verdict {
-        let client = self.identifier.identify(req.peer, req.headers, req.query);
+        let client = self.identifier.identify_cached(
+            req.peer,
+            req.headers,
+            req.query,
+            &mut self.credentials,
+        );
         let ctx = Context {
             now_ns,
             client: &client,

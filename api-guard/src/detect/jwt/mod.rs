@@ -263,7 +263,18 @@ pub struct JwtDetector {
     required: Vec<String>,
     issuers: Vec<String>,
     audiences: Vec<String>,
-    cache: LruCache<[u8; 32], Arc<Analysis>>,
+    cache: LruCache<CacheKey, Arc<Analysis>>,
+}
+
+/// Longest token the cache keeps verbatim (bounding its memory); longer ones are keyed by
+/// their SHA-256. Keying by the token itself spares a digest per request, and exact
+/// comparison means no two tokens ever share an analysis.
+const MAX_VERBATIM_KEY_BYTES: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum CacheKey {
+    Token(Box<str>),
+    Digest([u8; 32]),
 }
 
 impl JwtDetector {
@@ -337,13 +348,21 @@ impl JwtDetector {
     }
 
     fn analysis(&mut self, token: &str) -> Arc<Analysis> {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(a) = self.cache.get(&digest) {
+        let key = if token.len() <= MAX_VERBATIM_KEY_BYTES {
+            CacheKey::Token(token.into())
+        } else {
+            CacheKey::Digest(Sha256::digest(token.as_bytes()).into())
+        };
+        if let Some(a) = self.cache.get(&key) {
             return Arc::clone(a);
         }
+        let digest: [u8; 32] = match &key {
+            CacheKey::Digest(d) => *d,
+            CacheKey::Token(_) => Sha256::digest(token.as_bytes()).into(),
+        };
         let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         let a = Arc::new(self.analyse(token, &format!("sha256:{hash}")));
-        self.cache.put(digest, Arc::clone(&a));
+        self.cache.put(key, Arc::clone(&a));
         a
     }
 
