@@ -39,16 +39,10 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         None
     } else if libinjection(v, &c.bytes) {
         Some("sqli.libinjection")
+    } else if grammar_may_flag(v.as_bytes()) {
+        folded_grammar(v)
     } else {
-        let folded = normalize::sql_fold(v);
-        // Also read the value as the rest of a quoted string, the way it is pasted into one:
-        // `';waitfor delay '` is a string to the tokenizer otherwise.
-        grammar(&folded).or_else(|| {
-            ['\'', '"']
-                .into_iter()
-                .filter(|q| folded.contains(*q))
-                .find_map(|q| tokens(&format!("{q}{folded}")))
-        })
+        None
     };
     if let Some(rule) = rule {
         let severity = if rule == "sqli.nosql_operator" {
@@ -65,6 +59,19 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
             v,
         ));
     }
+}
+
+/// The grammar checks over the folded value. Also reads the value as the rest of a quoted
+/// string, the way it is pasted into one: `';waitfor delay '` is a string to the tokenizer
+/// otherwise.
+fn folded_grammar(v: &str) -> Option<&'static str> {
+    let folded = normalize::sql_fold(v);
+    grammar(&folded).or_else(|| {
+        ['\'', '"']
+            .into_iter()
+            .filter(|q| folded.contains(*q))
+            .find_map(|q| tokens(&format!("{q}{folded}")))
+    })
 }
 
 /// libinjection's verdict (it tries the value as is, after `'` and after `"`), except that
@@ -445,29 +452,94 @@ const SQL_FUNCTIONS: &[&str] = &[
 
 /// Names of system schemas and catalogs that only an attacker mapping a database asks for.
 fn schema_word(w: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "information_schema",
-        "pg_catalog",
-        "pg_shadow",
-        "pg_sleep",
-        "tempdb",
-        "msdb",
-        "msysaccessobjects",
-        "msysobjects",
-        "msysqueries",
-        "northwind",
-        "sysobjects",
-        "syscolumns",
-        "sysdatabases",
-        "sqlite_master",
-        "schema_name",
-        "table_schema",
-        "xp_cmdshell",
-        "sp_executesql",
-        "sp_oacreate",
-    ];
-    WORDS.contains(&w)
+    SCHEMA_WORDS.contains(&w)
 }
+
+/// The words `tokens` branches on by name (its `match` arms); with [`SCHEMA_WORDS`],
+/// [`SQL_ONLY_FUNCTIONS`] and [`SQL_FUNCTIONS`] they are every word that can make it fire
+/// (a statement keyword counts only after `;`). Keep in step with the arms.
+const TOKEN_WORDS: &[&str] = &[
+    "union",
+    "select",
+    "waitfor",
+    "exec",
+    "execute",
+    "declare",
+    "procedure",
+    "into",
+    "alter",
+    "create",
+    "drop",
+    "insert",
+    "having",
+    "like",
+    "if",
+    "mysql",
+];
+
+/// The grammar words (case-insensitively), built once from the tables above.
+static GRAMMAR_WORDS: LazyLock<Option<aho_corasick::AhoCorasick>> = LazyLock::new(|| {
+    aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(
+            TOKEN_WORDS
+                .iter()
+                .chain(SCHEMA_WORDS)
+                .chain(SQL_ONLY_FUNCTIONS)
+                .chain(SQL_FUNCTIONS),
+        )
+        .ok()
+});
+
+/// A necessary condition for the grammar checks (`text_checks` and `tokens` on the folded
+/// value, also behind a quote): `;` (stacked statements, quote terminator), `"` or `` ` ``
+/// (alias), `'{` / `'[` (JSON operators), `::` (casts), `<digit>.e` (MySQL floats), or one of
+/// the grammar words standing as a word. Folding only lowercases and turns comments and
+/// whitespace into single spaces, so each of these is already in the raw value: a word of the
+/// folded value is a run of the raw one that no ASCII letter touches. Saves folding and
+/// tokenising ordinary values.
+fn grammar_may_flag(v: &[u8]) -> bool {
+    if v.iter().any(|&b| matches!(b, b';' | b'"' | b'`'))
+        || memchr::memmem::find(v, b"::").is_some()
+        || memchr::memmem::find(v, b"'{").is_some()
+        || memchr::memmem::find(v, b"'[").is_some()
+        || v.windows(3)
+            .any(|w| w[0].is_ascii_digit() && w[1] == b'.' && (w[2] | 0x20) == b'e')
+    {
+        return true;
+    }
+    let Some(ac) = &*GRAMMAR_WORDS else {
+        return true;
+    };
+    let letter = |i: Option<usize>| {
+        i.and_then(|i| v.get(i))
+            .is_some_and(u8::is_ascii_alphabetic)
+    };
+    ac.find_overlapping_iter(v)
+        .any(|m| !letter(m.start().checked_sub(1)) && !letter(Some(m.end())))
+}
+
+const SCHEMA_WORDS: &[&str] = &[
+    "information_schema",
+    "pg_catalog",
+    "pg_shadow",
+    "pg_sleep",
+    "tempdb",
+    "msdb",
+    "msysaccessobjects",
+    "msysobjects",
+    "msysqueries",
+    "northwind",
+    "sysobjects",
+    "syscolumns",
+    "sysdatabases",
+    "sqlite_master",
+    "schema_name",
+    "table_schema",
+    "xp_cmdshell",
+    "sp_executesql",
+    "sp_oacreate",
+];
 
 /// Keywords that begin a statement (after `;`).
 const STATEMENTS: &[&str] = &[
@@ -1168,6 +1240,148 @@ mod tests {
             }
         }
         assert!(flagged > 20, "{flagged}");
+    }
+
+    #[test]
+    fn grammar_precheck() {
+        // Each grammar rule's attacks pass the pre-check, whatever their case and comments.
+        for v in [
+            "UnIon/**/seLeCt",
+            "/*!50000union*//*!50000select*/",
+            "union#x\ndistinctrow\x0bselect",
+            "SELECT group_concat(",
+            "concat_ws(0x3a,user())",
+            "pay=benchmark(",
+            "select col from users",
+            "\" WAITFOR DELAY '",
+            "exec master..xp_cmdshell",
+            "DECLARE/**/@x",
+            ";truncate[xx",
+            "x INFORMATION_SCHEMA",
+            "admin@example.com';",
+            "password::int",
+            "OR '{\"b\":2}'::jsonb <@ '{\"a\":1}'",
+            "1.E(ascii)",
+            "` AS `user_id` from",
+            "x GROUP BY y HAVING COUNT(id) >= 9",
+            "1 and if(1=1,sleep(5),0)",
+            "x') like ('y",
+            "1 into outfile '/tmp/x'",
+            "1 procedure analyse(",
+            "alter table t drop x",
+            "create table t (",
+            "insert into t values (1)",
+            "mysql.user -x",
+        ] {
+            assert!(grammar_may_flag(v.as_bytes()), "{v}");
+            let decoded = normalize::decode(v);
+            assert!(folded_grammar(&decoded).is_some(), "{v}");
+        }
+        // Every grammar word, as a word, in any case.
+        for w in TOKEN_WORDS
+            .iter()
+            .chain(SCHEMA_WORDS)
+            .chain(SQL_ONLY_FUNCTIONS)
+            .chain(SQL_FUNCTIONS)
+        {
+            assert!(
+                grammar_may_flag(format!("a {} b", w.to_uppercase()).as_bytes()),
+                "{w}"
+            );
+            assert!(grammar_may_flag(format!("9{w}(").as_bytes()), "{w}");
+        }
+        // Ordinary values skip folding and tokenising.
+        for v in [
+            "Stainless steel water bottle 12/3",
+            "siobhan.obrien12@example.com",
+            "+1-202-555-0123",
+            "3f6c2a9e-8b1d-4c6e-9f2a-000000000012",
+            "SKU-12-0003",
+            "12 Wallaby Way",
+            "a different gift, uniondale",
+        ] {
+            assert!(!grammar_may_flag(v.as_bytes()), "{v}");
+        }
+    }
+
+    /// The grammar pre-check never hides a grammar verdict: random values built from SQL
+    /// words, comments, quotes and punctuation.
+    #[test]
+    fn grammar_precheck_is_conservative() {
+        const PIECES: &[&str] = &[
+            "1",
+            "1.",
+            "e",
+            "E(",
+            "union",
+            "SeLeCt",
+            "all",
+            "from",
+            "users",
+            "x",
+            "if",
+            "(",
+            ")",
+            "sleep",
+            "char",
+            "user",
+            "exec",
+            "xp_cmdshell",
+            "waitfor",
+            "delay",
+            "into",
+            "outfile",
+            "mysql",
+            ".",
+            "db",
+            "@x",
+            "declare",
+            "having",
+            "count",
+            "=",
+            "like",
+            "/*",
+            "*/",
+            "/*!500",
+            "#",
+            "--",
+            "\n",
+            " ",
+            " ",
+            "\t",
+            "'",
+            "\"",
+            "`",
+            ";",
+            ":",
+            ",",
+            "{",
+            "[",
+            "as",
+            "é",
+            "_",
+            "0x1",
+            "pg_catalog",
+            "drop",
+            "table",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut flagged = 0;
+        for _ in 0..60_000 {
+            let len = 1 + next(7);
+            let v: String = (0..len).map(|_| PIECES[next(PIECES.len())]).collect();
+            if folded_grammar(&v).is_some() {
+                flagged += 1;
+                assert!(grammar_may_flag(v.as_bytes()), "{v:?}");
+            }
+        }
+        assert!(flagged > 1000, "{flagged}");
     }
 
     #[test]
