@@ -41,11 +41,40 @@ impl ByteSet {
         xs.iter().any(|&x| self.has(x))
     }
 
+    /// Whether every byte of a [`needle_mask`] occurs: [`ByteSet::has_all`] in one step.
+    pub fn has_mask(&self, mask: u128) -> bool {
+        self.ascii & mask == mask
+    }
+
     /// Whether every byte of `needle` occurs (ASCII case-insensitively): a value without one
     /// of them cannot contain `needle`.
     pub fn has_all(&self, needle: &[u8]) -> bool {
         needle.iter().all(|&x| self.has(x))
     }
+}
+
+/// The bytes of an ASCII `needle` (letters folded to lower case) as a [`ByteSet`] mask, built
+/// at compile time for constant needles (a non-ASCII needle fails the build).
+pub const fn needle_mask(needle: &[u8]) -> u128 {
+    let mut mask = 0u128;
+    let mut i = 0;
+    while i < needle.len() {
+        assert!(needle[i] < 0x80, "needle masks are for ASCII needles");
+        mask |= 1u128 << needle[i].to_ascii_lowercase();
+        i += 1;
+    }
+    mask
+}
+
+/// [`needle_mask`] of each needle.
+pub const fn needle_masks<const N: usize>(needles: &[&[u8]]) -> [u128; N] {
+    let mut masks = [0u128; N];
+    let mut i = 0;
+    while i < N && i < needles.len() {
+        masks[i] = needle_mask(needles[i]);
+        i += 1;
+    }
+    masks
 }
 
 /// The first position of `needle` in `hay`, ASCII case-insensitively (`needle` lower case).
@@ -129,6 +158,8 @@ mod tests {
         assert!(s.has_all(b"TOM") && !s.has_all(b"tomx") && s.has_any(b"x&"));
         let e = ByteSet::of(b"");
         assert!(!e.upper && !e.non_ascii && !e.has(0) && !e.has_any(b"a\x7f"));
+        assert!(s.has_mask(needle_mask(b"TOM")) && !s.has_mask(needle_mask(b"tomx")));
+        assert!(s.has_mask(needle_mask(b"")) && !e.has_mask(needle_mask(b"a")));
         let d = ByteSet::of(b"\x00\x7f");
         assert!(d.has(0) && d.has(0x7f) && !d.upper && !d.non_ascii);
     }
