@@ -998,26 +998,35 @@ fn var_name(rest: &[u8]) -> (&[u8], usize) {
 /// arguments.
 fn push_word(cmd: &mut Command, word: Vec<u8>) {
     let braces = word.contains(&b'{') && word.contains(&b',') && word.contains(&b'}');
-    let expanded = brace_expand(word);
     // Brace expansion producing a command name is shell-only syntax: `{cat,/etc/hosts}`.
     if braces && cmd.words.is_empty() {
         cmd.shell_syntax = true;
     }
-    for w in expanded {
-        if !cmd.words.is_empty() {
-            cmd.nargs += 1;
-            let shellish =
-                (w.len() >= 2 && w[0] == b'-' && (w[1].is_ascii_alphabetic() || w[1] == b'-'))
-                    || (w.len() >= 2 && w[0] == b'/' && w[1] != b'/')
-                    || w.starts_with(b"~/")
-                    || w.starts_with(b"c:")
-                    || w.contains(&b'%');
-            cmd.shell_args |= shellish;
-            cmd.url_arg |= w.windows(3).any(|p| p == b"://");
+    if word.contains(&b'{') && word.contains(&b'}') {
+        for w in brace_expand(word) {
+            push_expanded(cmd, w);
         }
-        if cmd.words.len() < MAX_WORDS {
-            cmd.words.push(w);
-        }
+    } else {
+        // Nothing to expand (what `brace_expand` would return), without its one-word `Vec`.
+        push_expanded(cmd, word);
+    }
+}
+
+/// Adds one word after brace expansion.
+fn push_expanded(cmd: &mut Command, w: Vec<u8>) {
+    if !cmd.words.is_empty() {
+        cmd.nargs += 1;
+        let shellish =
+            (w.len() >= 2 && w[0] == b'-' && (w[1].is_ascii_alphabetic() || w[1] == b'-'))
+                || (w.len() >= 2 && w[0] == b'/' && w[1] != b'/')
+                || w.starts_with(b"~/")
+                || w.starts_with(b"c:")
+                || w.contains(&b'%');
+        cmd.shell_args |= shellish;
+        cmd.url_arg |= w.windows(3).any(|p| p == b"://");
+    }
+    if cmd.words.len() < MAX_WORDS {
+        cmd.words.push(w);
     }
 }
 
