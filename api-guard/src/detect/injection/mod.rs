@@ -11,7 +11,11 @@ mod text;
 mod traversal;
 mod xss;
 
-use std::{collections::hash_map::RandomState, hash::BuildHasher as _, num::NonZeroUsize};
+use std::{
+    collections::hash_map::RandomState,
+    hash::{BuildHasher as _, Hasher as _},
+    num::NonZeroUsize,
+};
 
 use lru::LruCache;
 use serde::Deserialize;
@@ -96,6 +100,27 @@ pub struct InjectionDetector {
     hasher: RandomState,
 }
 
+/// The clean-cache key of (source, name, value). Short ones are framed into one buffer
+/// (source, name length, name, value: unambiguous) and hashed in one write, which costs
+/// SipHash far less than three writes with their length prefixes. (Longer ones are hashed
+/// as before; those streams end in `str`'s 0xff terminator, which no framed stream ends in.)
+fn clean_key(hasher: &RandomState, input: &Input<'_>) -> u64 {
+    const BUF: usize = 256;
+    let (name, value) = (input.name.as_bytes(), input.value.as_bytes());
+    let framed = 1 + 4 + name.len() + value.len();
+    if framed > BUF || name.len() > u32::MAX as usize {
+        return hasher.hash_one((input.source as u8, &input.name, &input.value));
+    }
+    let mut buf = [0u8; BUF];
+    buf[0] = input.source as u8;
+    buf[1..5].copy_from_slice(&(name.len() as u32).to_le_bytes());
+    buf[5..5 + name.len()].copy_from_slice(name);
+    buf[5 + name.len()..framed].copy_from_slice(value);
+    let mut h = hasher.build_hasher();
+    h.write(&buf[..framed]);
+    h.finish()
+}
+
 impl InjectionDetector {
     pub fn new(config: &InjectionConfig) -> Result<Self, Invalid> {
         let all: [(bool, Check); 7] = [
@@ -122,10 +147,8 @@ impl InjectionDetector {
 
     pub fn inspect(&mut self, inputs: &Inputs<'_>, out: &mut Vec<Finding>) {
         for input in &inputs.values {
-            let key = (input.value.len() <= MAX_CACHED_VALUE_BYTES).then(|| {
-                self.hasher
-                    .hash_one((input.source as u8, &input.name, &input.value))
-            });
+            let key = (input.value.len() <= MAX_CACHED_VALUE_BYTES)
+                .then(|| clean_key(&self.hasher, input));
             if let Some(key) = key {
                 if self.clean.get(&key).is_some() {
                     continue;
@@ -141,5 +164,41 @@ impl InjectionDetector {
                 self.clean.put(key, ());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::detect::inputs::Source;
+
+    fn input(source: Source, name: &str, value: &str) -> Input<'static> {
+        Input {
+            source,
+            name: Cow::Owned(name.to_owned()),
+            value: Cow::Owned(value.to_owned()),
+        }
+    }
+
+    #[test]
+    fn clean_keys_tell_source_name_and_value_apart() {
+        let h = RandomState::new();
+        let long = "x".repeat(300);
+        let keys = [
+            clean_key(&h, &input(Source::Query, "ab", "c")),
+            clean_key(&h, &input(Source::Query, "a", "bc")),
+            clean_key(&h, &input(Source::Form, "ab", "c")),
+            clean_key(&h, &input(Source::Query, "", "abc")),
+            clean_key(&h, &input(Source::Query, "ab", &long)),
+            clean_key(&h, &input(Source::Query, "a", &long)),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(keys[0], clean_key(&h, &input(Source::Query, "ab", "c")));
     }
 }
