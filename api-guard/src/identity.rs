@@ -547,7 +547,8 @@ mod tests {
         );
         let mut cache = AuthorizationCache::new();
         let long = format!("Bearer {}", "a".repeat(2000));
-        let cases: Vec<(Vec<(String, String)>, Option<&str>)> = vec![
+        type Case<'a> = (Vec<(String, String)>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
             (vec![h("Authorization", "Bearer t1")], None),
             (vec![h("authorization", "Basic dXNlcjpwYXNz")], None),
             (
