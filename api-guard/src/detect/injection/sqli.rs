@@ -260,11 +260,21 @@ fn run_may_hold_keyword(run: &[u8], heads: &[&'static [u8]], pairs: &HeadPairs) 
         if p > 0 && run[p - 1].is_ascii_alphabetic() && !number_before(p) {
             continue;
         }
+        // A word's pair key is its first byte alone (one-byte word) or its first two bytes
+        // (every longer one): decided once per start, not once per end.
+        let one = pairs.may_begin(&run[p..p + 1]);
+        let longer = p + 1 < run.len() && pairs.may_begin(&run[p..p + 2]);
+        if !one && !longer {
+            continue;
+        }
         for q in p + 1..=run.len().min(p + LONGEST) {
+            if q > p + 1 && !longer {
+                break;
+            }
             if q < run.len() && run[q] != b'.' {
                 continue;
             }
-            if !pairs.may_begin(&run[p..q]) {
+            if q == p + 1 && !one {
                 continue;
             }
             let word = &mut buf[..q - p];
@@ -1198,6 +1208,87 @@ mod tests {
         assert_eq!(rule("1 union select 2"), Some("sqli.libinjection"));
         assert_eq!(rule("-1 or 1=1"), Some("sqli.libinjection"));
         assert_eq!(rule("1 and 1=1"), Some("sqli.libinjection"));
+    }
+
+    /// `run_may_hold_keyword` without the pair table: every start and end, one binary search
+    /// each.
+    fn run_may_hold_keyword_plain(run: &[u8], heads: &[&'static [u8]]) -> bool {
+        let number_before = |p: usize| {
+            run[..p]
+                .iter()
+                .rev()
+                .take_while(|x| x.is_ascii_hexdigit() || matches!(x, b'x' | b'X' | b'.'))
+                .any(u8::is_ascii_digit)
+        };
+        (0..run.len()).any(|p| {
+            (run[p].is_ascii_alphabetic() || run[p] == b'_')
+                && !(p > 0 && run[p - 1].is_ascii_alphabetic() && !number_before(p))
+                && (p + 1..=run.len().min(p + 32)).any(|q| {
+                    (q == run.len() || run[q] == b'.')
+                        && heads
+                            .binary_search(&&*run[p..q].to_ascii_uppercase())
+                            .is_ok()
+                })
+        })
+    }
+
+    #[test]
+    fn pair_table_changes_no_run_verdict() {
+        const PIECES: &[&str] = &[
+            "1",
+            "0x",
+            "e",
+            "E",
+            "a",
+            "b",
+            "f",
+            ".",
+            "_",
+            "union",
+            "Select",
+            "or",
+            "AND",
+            "by",
+            "is",
+            "in",
+            "x",
+            "null",
+            "like",
+            "div",
+            "current_user",
+            "sel",
+            "ect",
+            "q",
+            "z",
+            "@",
+            "é",
+            "9",
+        ];
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut held = 0;
+        for _ in 0..40_000 {
+            let len = 1 + next(6);
+            let run: String = (0..len).map(|_| PIECES[next(PIECES.len())]).collect();
+            for (heads, pairs) in [
+                (&*KEYWORD_HEADS, &*HEAD_PAIRS),
+                (&*KEYWORD_HEADS_OPS, &*HEAD_PAIRS_OPS),
+            ] {
+                let plain = run_may_hold_keyword_plain(run.as_bytes(), heads);
+                held += usize::from(plain);
+                assert_eq!(
+                    run_may_hold_keyword(run.as_bytes(), heads, pairs),
+                    plain,
+                    "{run:?}"
+                );
+            }
+        }
+        assert!(held > 1000, "{held}");
     }
 
     /// The pre-check never hides a libinjection verdict: random values built from SQL
