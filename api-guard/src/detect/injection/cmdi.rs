@@ -18,7 +18,7 @@
 use std::{cell::OnceCell, sync::LazyLock};
 
 use super::{
-    text::{around, find_ci},
+    text::{around, find_ci, PairSet},
     Candidate,
 };
 use crate::detect::{
@@ -1149,7 +1149,15 @@ fn listed(name: &[u8]) -> bool {
     SORTED.iter().any(|l| l.binary_search(&name).is_ok())
 }
 
+/// How the names of [`SORTED`] begin: most words are no command, told by one lookup.
+static SORTED_PAIRS: LazyLock<PairSet> = LazyLock::new(|| PairSet::of(&SORTED.concat()));
+
 fn lookup(name: &[u8]) -> Option<Strength> {
+    // A name, or its versioned stem (which begins with the same two bytes), can be listed
+    // only if a listed name begins like it.
+    if !SORTED_PAIRS.may_begin(name) {
+        return family(name).map(|_| Strength::Strong);
+    }
     if SORTED[0].binary_search(&name).is_ok() {
         return Some(Strength::Strong);
     }
@@ -1328,6 +1336,22 @@ mod tests {
             assert_eq!(f.location, "query:q");
             f.rule_id
         })
+    }
+
+    #[test]
+    fn pair_table_keeps_every_listed_name() {
+        for name in STRONG.iter().chain(WEAK) {
+            let n = name.as_bytes();
+            assert!(lookup(n).is_some(), "{name}");
+            let strong = STRONG.contains(name);
+            assert_eq!(lookup(n) == Some(Strength::Strong), strong, "{name}");
+            if n.len() >= 2 && !n.last().is_some_and(|x| x.is_ascii_digit() || *x == b'.') {
+                let versioned = [n, b"3.1"].concat();
+                assert_eq!(lookup(&versioned), Some(Strength::Strong), "{name}");
+            }
+        }
+        assert_eq!(lookup(b"ansible-vault"), Some(Strength::Strong));
+        assert_eq!(lookup(b"qzxv"), None);
     }
 
     #[test]

@@ -8,7 +8,10 @@
 
 use std::sync::LazyLock;
 
-use super::{text::ByteSet, Candidate};
+use super::{
+    text::{ByteSet, PairSet},
+    Candidate,
+};
 use crate::detect::{
     finding::{Finding, Kind, Severity},
     inputs::Source,
@@ -163,36 +166,10 @@ fn keyword_heads(ops: bool) -> Vec<&'static [u8]> {
 static KEYWORD_HEADS: LazyLock<Vec<&'static [u8]>> = LazyLock::new(|| keyword_heads(false));
 static KEYWORD_HEADS_OPS: LazyLock<Vec<&'static [u8]>> = LazyLock::new(|| keyword_heads(true));
 
-/// Which (first byte, second byte or 0) pairs begin a head, upper case, as a bit set: most
-/// words of a value are turned away by one lookup before the binary search.
-struct HeadPairs(Box<[u64]>);
-
-impl HeadPairs {
-    fn of(heads: &[&[u8]]) -> Self {
-        let mut bits = vec![0u64; (1 << 16) / 64].into_boxed_slice();
-        for h in heads {
-            let k = Self::key(h);
-            if let Some(w) = bits.get_mut(k / 64) {
-                *w |= 1 << (k % 64);
-            }
-        }
-        Self(bits)
-    }
-
-    fn key(word: &[u8]) -> usize {
-        let at = |i: usize| usize::from(word.get(i).map_or(0, u8::to_ascii_uppercase));
-        at(0) << 8 | at(1)
-    }
-
-    /// False only when no head begins like `word` (two bytes, or one if that is all).
-    fn may_begin(&self, word: &[u8]) -> bool {
-        let k = Self::key(word);
-        self.0.get(k / 64).is_none_or(|w| w & (1 << (k % 64)) != 0)
-    }
-}
-
-static HEAD_PAIRS: LazyLock<HeadPairs> = LazyLock::new(|| HeadPairs::of(&KEYWORD_HEADS));
-static HEAD_PAIRS_OPS: LazyLock<HeadPairs> = LazyLock::new(|| HeadPairs::of(&KEYWORD_HEADS_OPS));
+/// How [`KEYWORD_HEADS`] begin: most words of a value are turned away by one lookup before
+/// the binary search.
+static HEAD_PAIRS: LazyLock<PairSet> = LazyLock::new(|| PairSet::of(&KEYWORD_HEADS));
+static HEAD_PAIRS_OPS: LazyLock<PairSet> = LazyLock::new(|| PairSet::of(&KEYWORD_HEADS_OPS));
 
 /// Bytes that end a word in libinjection's tokenizer (its `parse_word`).
 const WORD_DELIMITERS: &[u8] = b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0\x00";
@@ -242,7 +219,7 @@ fn libinjection_may_flag(v: &[u8], bytes: &ByteSet) -> bool {
 /// `x`, an exponent `e` or a `d`/`f` suffix: `1eunion`, `0xaunion`), after a `.` or another
 /// non-letter; a word ends at the run's end or (keyword prefixes: `select.1`) before a `.`.
 /// Every such start and end is tried (a superset of what the tokenizer does).
-fn run_may_hold_keyword(run: &[u8], heads: &[&'static [u8]], pairs: &HeadPairs) -> bool {
+fn run_may_hold_keyword(run: &[u8], heads: &[&'static [u8]], pairs: &PairSet) -> bool {
     const LONGEST: usize = 32;
     let number_before = |p: usize| {
         run[..p]
@@ -1158,7 +1135,7 @@ mod tests {
         assert!(has(&KEYWORD_HEADS, b"UNION") && has(&KEYWORD_HEADS, b"NULL"));
         // The pair table admits every head, in either case, and turns others away.
         for heads in [&*KEYWORD_HEADS, &*KEYWORD_HEADS_OPS] {
-            let pairs = HeadPairs::of(heads);
+            let pairs = PairSet::of(heads);
             for h in heads {
                 assert!(pairs.may_begin(h) && pairs.may_begin(&h.to_ascii_lowercase()));
             }

@@ -77,6 +77,35 @@ pub const fn needle_masks<const N: usize>(needles: &[&[u8]]) -> [u128; N] {
     masks
 }
 
+/// Which (first byte, second byte or 0) pairs begin the words of a list, ASCII letters in
+/// upper case, as a bit set: a word whose pair is absent is in no list, found in one lookup
+/// (one-byte words are keyed by their byte and 0, longer ones by their first two bytes).
+pub struct PairSet(Box<[u64]>);
+
+impl PairSet {
+    pub fn of(words: &[&[u8]]) -> Self {
+        let mut bits = vec![0u64; (1 << 16) / 64].into_boxed_slice();
+        for w in words {
+            let k = Self::key(w);
+            if let Some(x) = bits.get_mut(k / 64) {
+                *x |= 1 << (k % 64);
+            }
+        }
+        Self(bits)
+    }
+
+    fn key(word: &[u8]) -> usize {
+        let at = |i: usize| usize::from(word.get(i).map_or(0, u8::to_ascii_uppercase));
+        at(0) << 8 | at(1)
+    }
+
+    /// False only when no listed word begins like `word` (ASCII case-insensitively).
+    pub fn may_begin(&self, word: &[u8]) -> bool {
+        let k = Self::key(word);
+        self.0.get(k / 64).is_none_or(|x| x & (1 << (k % 64)) != 0)
+    }
+}
+
 /// The first position of `needle` in `hay`, ASCII case-insensitively (`needle` lower case).
 pub fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
     find_ci_from(hay, needle, 0)
