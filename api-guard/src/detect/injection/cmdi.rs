@@ -1312,19 +1312,10 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
-    use crate::detect::{inputs::Input, normalize};
+    use crate::detect::inputs::Input;
 
     fn run(source: Source, value: &str) -> Vec<Finding> {
-        let input = Input {
-            source,
-            name: Cow::Borrowed("q"),
-            value: Cow::Borrowed(value),
-        };
-        let decoded = normalize::decode(value);
-        let c = Candidate::new(&input, &decoded);
-        let mut out = Vec::new();
-        check(&c, &mut out);
-        out
+        super::super::run_check(check, source, "q", value)
     }
 
     fn rule(value: &str) -> Option<&'static str> {

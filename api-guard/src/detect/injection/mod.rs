@@ -167,6 +167,21 @@ impl InjectionDetector {
     }
 }
 
+/// Runs one checker over `value` as if it came from `source` under `name`, decoded as the
+/// detector decodes it (the checkers' unit tests).
+#[cfg(test)]
+fn run_check(check: Check, source: super::inputs::Source, name: &str, value: &str) -> Vec<Finding> {
+    let input = Input {
+        source,
+        name: std::borrow::Cow::Borrowed(name),
+        value: std::borrow::Cow::Borrowed(value),
+    };
+    let decoded = normalize::decode(value);
+    let mut out = Vec::new();
+    check(&Candidate::new(&input, &decoded), &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;

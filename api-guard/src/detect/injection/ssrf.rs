@@ -395,22 +395,11 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Class> {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
 
     use super::*;
-    use crate::detect::{inputs::Input, normalize};
 
     fn run(source: Source, name: &str, value: &str) -> Vec<Finding> {
-        let input = Input {
-            source,
-            name: Cow::Borrowed(name),
-            value: Cow::Borrowed(value),
-        };
-        let decoded = normalize::decode(value);
-        let c = Candidate::new(&input, &decoded);
-        let mut out = Vec::new();
-        check(&c, &mut out);
-        out
+        super::super::run_check(check, source, name, value)
     }
 
     fn rule(value: &str) -> Option<(&'static str, Severity)> {

@@ -447,18 +447,9 @@ fn jsfuck(compact: &Compact) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::inputs::Input;
 
     fn run(source: Source, value: &str) -> Vec<Finding> {
-        let input = Input {
-            source,
-            name: Cow::Borrowed("q"),
-            value: Cow::Borrowed(value),
-        };
-        let decoded = normalize::decode(value);
-        let mut out = Vec::new();
-        check(&Candidate::new(&input, &decoded), &mut out);
-        out
+        super::super::run_check(check, source, "q", value)
     }
 
     fn rule_of(value: &str) -> Option<&'static str> {
