@@ -1,1 +1,331 @@
-//! Sensitive data classes in request and response text (email, phone, payment card with Luhn, national ids, API keys and secrets, private keys, JWTs): classes and counts only, never the values.
+//! Sensitive data classes in request and response text (email, phone, payment card with
+//! Luhn, national ids, API keys and secrets, private keys, JWTs): classes and counts only,
+//! never the values.
+//!
+//! One pass over at most [`MAX_SCAN`] bytes with hand-written scanners, no regex: each
+//! detector starts only where a token can start (after a non-word byte) and reads a bounded
+//! span, so a call is linear in the bytes scanned. The scanners prefer missing a shape over
+//! flagging one that is merely number-like: an inventory that cries "payment card" on every
+//! order number would be ignored.
+
+mod numbers;
+mod tokens;
+
+use serde::{Deserialize, Serialize};
+
+/// A class of sensitive data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataClass {
+    /// `local@domain.tld` (image names like `icon@2x.png` excluded).
+    Email,
+    /// `+` and 8–15 digits (E.164, common separators allowed); NANP `234-555-0123`,
+    /// `234.555.0123`, `234 555 0123`; a parenthesised area code `(234) 555-0123`,
+    /// `(02) 1234 5678` with 9–11 digits in all.
+    Phone,
+    /// 13–19 digits, contiguous or in groups of four (Amex/Diners 4-6-5/4-6-4) separated by
+    /// one kind of space or dash, with a Visa, Mastercard, Amex, Discover, Diners, JCB or
+    /// UnionPay prefix and a valid Luhn check digit.
+    PaymentCard,
+    /// US SSN `ddd-dd-dddd` (not area 000, 666 or 9xx, group 00 or serial 0000); IBAN
+    /// (known country, its length, mod-97 check; contiguous or in groups of four); UK
+    /// National Insurance number (`AB123456C`, or spaced in pairs).
+    NationalId,
+    /// Well-known credential prefixes: AWS `AKIA`/`ASIA` key ids, GitHub `ghp_` `gho_` `ghu_`
+    /// `ghs_` `ghr_` `github_pat_`, Slack `xoxa-` `xoxb-` `xoxp-` `xoxr-`, Stripe `sk_live_`
+    /// `rk_live_`, Google `AIza`, OpenAI-style `sk-` with a long mixed-case token. Also field
+    /// names such as `api_key` ([`classify_name`]).
+    ApiKey,
+    /// A PEM `-----BEGIN ... PRIVATE KEY-----` header (RSA, EC, OpenSSH, PKCS#8, PGP).
+    PrivateKey,
+    /// Three base64url segments whose first decodes to a JSON object with `alg`.
+    Jwt,
+    /// Never found in text (a password looks like anything): only from field and parameter
+    /// names such as `password` or `passwd` ([`classify_name`]).
+    Password,
+}
+
+impl DataClass {
+    pub const ALL: [DataClass; 8] = [
+        DataClass::Email,
+        DataClass::Phone,
+        DataClass::PaymentCard,
+        DataClass::NationalId,
+        DataClass::ApiKey,
+        DataClass::PrivateKey,
+        DataClass::Jwt,
+        DataClass::Password,
+    ];
+
+    /// The serde name (`payment_card`), for OpenAPI extensions and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataClass::Email => "email",
+            DataClass::Phone => "phone",
+            DataClass::PaymentCard => "payment_card",
+            DataClass::NationalId => "national_id",
+            DataClass::ApiKey => "api_key",
+            DataClass::PrivateKey => "private_key",
+            DataClass::Jwt => "jwt",
+            DataClass::Password => "password",
+        }
+    }
+}
+
+/// Occurrences per class (saturating).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassCounts([u64; 8]);
+
+impl ClassCounts {
+    pub fn add(&mut self, class: DataClass, n: u64) {
+        let c = &mut self.0[class as usize];
+        *c = c.saturating_add(n);
+    }
+
+    pub fn get(&self, class: DataClass) -> u64 {
+        self.0[class as usize]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&n| n == 0)
+    }
+
+    /// Adds every count of `other`.
+    pub fn merge(&mut self, other: &ClassCounts) {
+        for class in DataClass::ALL {
+            self.add(class, other.get(class));
+        }
+    }
+
+    /// The classes with a non-zero count, in [`DataClass::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (DataClass, u64)> + '_ {
+        DataClass::ALL
+            .into_iter()
+            .map(|c| (c, self.get(c)))
+            .filter(|&(_, n)| n > 0)
+    }
+}
+
+/// Bytes [`classify`] looks at per call; the rest of longer text is not scanned.
+pub const MAX_SCAN: usize = 64 * 1024;
+
+/// Counts the sensitive values in the first [`MAX_SCAN`] bytes of `text` (a JSON string
+/// value, a query or header value, a body excerpt). Returns whether text was left unscanned.
+pub fn classify(text: &str, counts: &mut ClassCounts) -> bool {
+    classify_bytes(text.as_bytes(), MAX_SCAN, counts)
+}
+
+/// [`classify`] on bytes (bodies need not be UTF-8) with an explicit scan limit.
+pub fn classify_bytes(text: &[u8], max_bytes: usize, counts: &mut ClassCounts) -> bool {
+    let b = text.get(..max_bytes).unwrap_or(text);
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let hit = match c {
+            b'0'..=b'9' | b'+' | b'(' => numbers::at(b, i),
+            b'@' => tokens::email_at(b, i),
+            b'-' => tokens::private_key_at(b, i),
+            b'A'..=b'Z' | b'a'..=b'z' => tokens::at(b, i),
+            _ => None,
+        };
+        match hit {
+            Some((class, end)) => {
+                counts.add(class, 1);
+                i = end.max(i + 1);
+            }
+            None => i += 1,
+        }
+    }
+    b.len() < text.len()
+}
+
+/// The class a field, parameter or header *name* implies for its value: `Password` for
+/// names containing `password`, `passwd` or `passphrase` or equal to `pwd`/`pass`;
+/// `ApiKey` for names containing `apikey`, `accesskey`, `secretkey` or `clientsecret`, or
+/// equal to `secret` (case, `_`, `-` and `.` ignored: `X-Api-Key`, `new_password`).
+pub fn classify_name(name: &str) -> Option<DataClass> {
+    if name.len() > 64 {
+        return None;
+    }
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    for c in name.bytes().filter(u8::is_ascii_alphanumeric) {
+        buf[n] = c.to_ascii_lowercase();
+        n += 1;
+    }
+    let norm = &buf[..n];
+    let has = |w: &[u8]| norm.windows(w.len()).any(|x| x == w);
+    if has(b"password") || has(b"passwd") || has(b"passphrase") || matches!(norm, b"pwd" | b"pass")
+    {
+        return Some(DataClass::Password);
+    }
+    if has(b"apikey")
+        || has(b"accesskey")
+        || has(b"secretkey")
+        || has(b"clientsecret")
+        || norm == b"secret"
+    {
+        return Some(DataClass::ApiKey);
+    }
+    None
+}
+
+/// A byte that continues a word: a token cannot start right after one.
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+#[cfg(test)]
+pub(crate) fn counts_of(text: &str) -> Vec<(DataClass, u64)> {
+    let mut c = ClassCounts::default();
+    classify(text, &mut c);
+    c.iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DataClass::*;
+    use super::*;
+
+    #[test]
+    fn mixed_text_counts_each_class() {
+        let text = r#"{"user": "alice@example.com", "phone": "+1 415 555 0123",
+            "card": "4111 1111 1111 1111", "ssn": "123-45-6789",
+            "iban": "DE89370400440532013000", "key": "AKIAIOSFODNN7EXAMPLE",
+            "token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
+            "pem": "-----BEGIN RSA PRIVATE KEY-----\nMIIE...", "other": "bob@example.org"}"#;
+        assert_eq!(
+            counts_of(text),
+            [
+                (Email, 2),
+                (Phone, 1),
+                (PaymentCard, 1),
+                (NationalId, 2),
+                (ApiKey, 1),
+                (PrivateKey, 1),
+                (Jwt, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_in_ordinary_text() {
+        for t in [
+            "order 4111111111111112 shipped 2024-01-31 from 192.168.1.1 by v1.2.3",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "we use sk-learn and ask-me; sk- prefixes are for keys",
+            "timestamp 1706659200000, id 1234567890123456, price 12.50",
+            r#"{"count": 42, "ratio": 0.25, "ok": true}"#,
+            "",
+        ] {
+            assert_eq!(counts_of(t), [], "{t}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(classify_name("password"), Some(Password));
+        assert_eq!(classify_name("new_Password"), Some(Password));
+        assert_eq!(classify_name("userPasswd"), Some(Password));
+        assert_eq!(classify_name("pwd"), Some(Password));
+        assert_eq!(classify_name("X-Api-Key"), Some(ApiKey));
+        assert_eq!(classify_name("client_secret"), Some(ApiKey));
+        assert_eq!(classify_name("secret"), Some(ApiKey));
+        assert_eq!(classify_name("secretary"), None);
+        assert_eq!(classify_name("passport_country"), None);
+        assert_eq!(classify_name("name"), None);
+        assert_eq!(classify_name(&"password".repeat(20)), None);
+    }
+
+    #[test]
+    fn counts_api() {
+        let mut a = ClassCounts::default();
+        assert!(a.is_empty());
+        a.add(Jwt, 2);
+        let mut b = ClassCounts::default();
+        b.add(Email, 1);
+        b.add(Jwt, u64::MAX);
+        a.merge(&b);
+        assert_eq!(a.iter().collect::<Vec<_>>(), [(Email, 1), (Jwt, u64::MAX)]);
+        assert_eq!(
+            serde_json::to_string(&PaymentCard).unwrap(),
+            "\"payment_card\""
+        );
+        for c in DataClass::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+    }
+
+    #[test]
+    fn scan_is_bounded() {
+        // A 1 MiB body with an email after the limit: not scanned, reported as truncated.
+        let text = format!("{}alice@example.com", "x ".repeat(512 * 1024));
+        let mut c = ClassCounts::default();
+        assert!(classify(&text, &mut c));
+        assert!(c.is_empty());
+        assert!(!classify("alice@example.com", &mut c));
+        assert_eq!(c.get(Email), 1);
+    }
+
+    #[test]
+    fn hostile_inputs_stay_linear() {
+        const MIB: usize = 1 << 20;
+        let patterns = [
+            "1 ",
+            "1",
+            "+1 ",
+            "(1",
+            "1-",
+            "a@",
+            "@",
+            "a.",
+            "eyJ",
+            "eyJ.",
+            "-----BEGIN ",
+            "AKIA ",
+            "sk-",
+            "DE89 ",
+            "AB ",
+            "ghp_",
+            "xoxb-1",
+        ];
+        for p in patterns {
+            let text = p.repeat(MIB / p.len());
+            let start = std::time::Instant::now();
+            let mut c = ClassCounts::default();
+            assert!(!classify_bytes(text.as_bytes(), usize::MAX, &mut c));
+            let took = start.elapsed();
+            assert!(c.is_empty(), "{p}: {:?}", c);
+            // Generous: linear scans take a few milliseconds; quadratic ones take minutes.
+            assert!(took.as_millis() < 2000, "{p}: {took:?}");
+        }
+        // Valid values back to back are all counted.
+        let text = "alice@example.com ".repeat(MIB / 18);
+        let mut c = ClassCounts::default();
+        classify_bytes(text.as_bytes(), usize::MAX, &mut c);
+        assert_eq!(c.get(Email), (MIB / 18) as u64);
+    }
+
+    /// Cost figure: `cargo test --release -p api-guard --lib sensitive::tests::cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn cost() {
+        let mut text = String::new();
+        while text.len() < 1024 {
+            text.push_str(
+                r#"{"id": 1234567, "name": "Alice Example", "email": "alice@example.com", "created": "2024-01-31T10:00:00Z", "tags": ["a", "b"], "note": "order 4111111111111112 ok"}, "#,
+            );
+        }
+        text.truncate(1024);
+        let n = 100_000;
+        let start = std::time::Instant::now();
+        let mut c = ClassCounts::default();
+        for _ in 0..n {
+            classify(std::hint::black_box(&text), &mut c);
+        }
+        let per = start.elapsed() / n;
+        println!(
+            "classify 1 KiB JSON-ish: {per:?} per call ({:?})",
+            c.iter().collect::<Vec<_>>()
+        );
+    }
+}
