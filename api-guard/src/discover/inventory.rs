@@ -429,7 +429,9 @@ pub struct Endpoint {
     pub host: String,
     /// Upper case, one of [`METHODS`] or `OTHER`.
     pub method: String,
-    /// The route template (`/users/{userId}`); overflow ones end in `/*`.
+    /// The route template (`/users/{userId}`); overflow ones end in `/*`. A `{name}`
+    /// segment is a parameter when `path_params` has `name` (every parameter has an
+    /// entry), otherwise it is literal text that looked like one.
     pub template: String,
     /// The template came from the templater's overflow (no room for the path's route).
     #[serde(default)]
@@ -613,12 +615,14 @@ impl Endpoint {
             let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
             let name = percent_decode(raw_name, true);
             let value = percent_decode(raw_value, true);
+            let mut own = ClassCounts::default();
+            classify(&value, &mut own);
             if let Some(class) = classify_name(&name) {
-                if !value.is_empty() {
-                    self.request_sensitive.add(class, 1);
+                if !value.is_empty() && own.get(class) == 0 {
+                    own.add(class, 1);
                 }
             }
-            classify(&value, &mut self.request_sensitive);
+            self.request_sensitive.merge(&own);
             if name.is_empty() || name.len() > MAX_NAME_LEN {
                 self.query_params_dropped = self.query_params_dropped.saturating_add(1);
                 continue;
@@ -982,8 +986,13 @@ impl Inventory {
             };
             // Path parameter stats are keyed by name; the new template names its
             // parameters itself, so only the ones it still has are kept.
+            // Every parameter of the template gets an entry, even before a value is seen,
+            // so that a `{name}` segment without one is known to be literal text.
             let names: Vec<&str> = param_names(&new.template).collect();
             ep.path_params.retain(|n, _| names.contains(&n.as_str()));
+            for n in names {
+                ep.path_params.entry(n.to_owned()).or_default();
+            }
             ep.template = new.template.clone();
             match self.endpoints.get_mut(&new) {
                 Some(target) => target.merge(&ep, &self.cfg),

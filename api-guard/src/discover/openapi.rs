@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
-use super::inventory::{param_names, AuthScheme, Endpoint, Inventory};
+use super::inventory::{AuthScheme, Endpoint, Inventory};
 use crate::discover::sensitive::ClassCounts;
 
 const OPERATION_METHODS: [&str; 8] = [
@@ -36,7 +36,7 @@ pub fn export(inv: &Inventory, title: &str) -> Value {
     let mut hosts: BTreeSet<&str> = BTreeSet::new();
     let mut unexported = 0u64;
     // template -> method -> endpoints (busiest first)
-    let mut paths: BTreeMap<&str, BTreeMap<&str, Vec<&Endpoint>>> = BTreeMap::new();
+    let mut paths: BTreeMap<String, BTreeMap<&str, Vec<&Endpoint>>> = BTreeMap::new();
     for ep in inv.endpoints() {
         if ep.overflow
             || ep.template.contains('*')
@@ -48,7 +48,7 @@ pub fn export(inv: &Inventory, title: &str) -> Value {
         }
         hosts.insert(&ep.host);
         paths
-            .entry(&ep.template)
+            .entry(openapi_path(ep))
             .or_default()
             .entry(&ep.method)
             .or_default()
@@ -83,7 +83,7 @@ pub fn export(inv: &Inventory, title: &str) -> Value {
             );
             item.insert("x-apiguard-hosts".into(), json!(item_hosts));
         }
-        out_paths.insert((*template).to_owned(), Value::Object(item));
+        out_paths.insert(template.clone(), Value::Object(item));
     }
     let overflow = inv.overflow();
     let mut doc = json!({
@@ -115,6 +115,36 @@ pub fn export(inv: &Inventory, title: &str) -> Value {
         }
     }
     doc
+}
+
+/// Whether segment `seg` of `ep`'s template is a parameter: `{name}` with recorded stats.
+fn param_of<'e>(ep: &'e Endpoint, seg: &'e str) -> Option<&'e str> {
+    let name = seg.strip_prefix('{')?.strip_suffix('}')?;
+    ep.path_params.contains_key(name).then_some(name)
+}
+
+/// The template as an OpenAPI path: braces in literal segments (traffic can contain them)
+/// are percent-encoded so that they are not read as parameters.
+fn openapi_path(ep: &Endpoint) -> String {
+    let mut out = String::with_capacity(ep.template.len());
+    for seg in ep.template.split('/').skip(1) {
+        out.push('/');
+        if param_of(ep, seg).is_some() {
+            out.push_str(seg);
+        } else {
+            for c in seg.chars() {
+                match c {
+                    '{' => out.push_str("%7B"),
+                    '}' => out.push_str("%7D"),
+                    c => out.push(c),
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
 }
 
 fn server(host: &str) -> Value {
@@ -164,7 +194,7 @@ fn operation(
     op.insert("operationId".into(), operation_id(ep, op_ids).into());
     let mut params = Vec::new();
     let mut declared = BTreeSet::new();
-    for name in param_names(&ep.template) {
+    for name in ep.template.split('/').filter_map(|seg| param_of(ep, seg)) {
         if !declared.insert(name) {
             continue;
         }

@@ -442,3 +442,39 @@ fn percent_decoding() {
     assert_eq!(percent_decode("%zz%4", true), "%zz%4");
     assert_eq!(percent_decode("%ff", true), "\u{fffd}");
 }
+
+#[test]
+fn fold_gives_every_parameter_an_entry() {
+    let cfg = InventoryConfig {
+        templates: TemplateConfig {
+            max_children: 2,
+            ..TemplateConfig::default()
+        },
+        ..InventoryConfig::default()
+    };
+    let mut inv = Inventory::new(&cfg);
+    inv.observe(&Observation {
+        host: "api.example",
+        method: "POST",
+        path: "/files/a",
+        ..Observation::default()
+    });
+    for f in ["b", "c", "d"] {
+        get(&mut inv, &format!("/files/{f}"), None, 200);
+    }
+    let all: Vec<(&str, &str)> = inv
+        .endpoints()
+        .map(|e| (e.method.as_str(), e.template.as_str()))
+        .collect();
+    assert_eq!(
+        all,
+        vec![("GET", "/files/{file}"), ("POST", "/files/{file}")]
+    );
+    let post = find(&inv, "POST", "/files/{file}");
+    assert_eq!(post.count, 1);
+    assert_eq!(
+        post.path_params,
+        BTreeMap::from([("file".to_string(), ParamStats::default())])
+    );
+    assert_eq!(inv.len(), 2);
+}

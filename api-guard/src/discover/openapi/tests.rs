@@ -314,3 +314,39 @@ fn write_sample_document() {
         std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     }
 }
+
+#[test]
+fn literal_braces_are_encoded() {
+    let mut inv = Inventory::new(&InventoryConfig::default());
+    for path in ["/a{b}c/7", "/{lit}/x", "/q"] {
+        inv.observe(&Observation {
+            host: "h",
+            method: "GET",
+            path,
+            ..Observation::default()
+        });
+    }
+    // the templater makes brace segments parameters itself
+    let doc = export(&inv, "t");
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(paths, vec!["/q", "/{id}/x", "/{id}/{id2}"]);
+    // a literal that looks like a parameter (e.g. from a snapshot) is encoded
+    let snap = serde_json::to_string(&inv)
+        .unwrap()
+        .replace("\"/q\"", "\"/a{b}c/{lit}\"");
+    let inv: Inventory = serde_json::from_str(&snap).unwrap();
+    let doc = export(&inv, "t");
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        paths,
+        vec!["/a%7Bb%7Dc/%7Blit%7D", "/{id}/x", "/{id}/{id2}"]
+    );
+    assert_eq!(
+        doc["paths"]["/a%7Bb%7Dc/%7Blit%7D"]["get"]["operationId"],
+        "get_abc_lit"
+    );
+    assert_eq!(
+        doc["paths"]["/a%7Bb%7Dc/%7Blit%7D"]["get"].get("parameters"),
+        None
+    );
+}
