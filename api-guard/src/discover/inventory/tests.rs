@@ -478,3 +478,40 @@ fn fold_gives_every_parameter_an_entry() {
     );
     assert_eq!(inv.len(), 2);
 }
+
+/// Cost figure: `cargo test --release -p api-guard --lib inventory::tests::cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn cost() {
+    let mut inv = Inventory::new(&InventoryConfig::default());
+    let json = hdrs(&[
+        ("content-type", "application/json"),
+        ("authorization", &format!("Bearer {JWT}")),
+    ]);
+    let body = br#"{"id":12,"name":"User 12","email":"a@example.com","tags":["x","y"]}"#;
+    let paths: Vec<String> = (0..1000).map(|i| format!("/users/{i}/orders")).collect();
+    let n = 200_000usize;
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        inv.observe(&Observation {
+            host: "api.example",
+            method: "GET",
+            path: &paths[i % paths.len()],
+            query: Some("limit=10&status=open"),
+            request_headers: &json,
+            status: Some(200),
+            response_headers: &json,
+            response_body: body,
+            duration_ns: Some(1_500_000),
+            client: Some("10.0.0.1".parse().unwrap()),
+            credential: Some(cred(CredentialScheme::Bearer, "sha256:1", None)),
+            time: 1,
+            ..Observation::default()
+        });
+    }
+    println!("observe: {:?} per call", start.elapsed() / n as u32);
+    let start = std::time::Instant::now();
+    let doc = crate::discover::openapi::export(&inv, "x");
+    println!("export: {:?}", start.elapsed());
+    assert_eq!(doc["openapi"], "3.1.0");
+}
