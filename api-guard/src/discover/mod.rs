@@ -1,8 +1,11 @@
 //! API discovery (issue 6): what the observed traffic says the API is. Library code, no
 //! kernel: route templates learned from paths ([`template`]), value types and merged JSON
-//! schemas ([`schema`]), sensitive-data classes ([`sensitive`]). The inventory, OpenAPI export
-//! and spec comparison build on these.
+//! schemas ([`schema`]), sensitive-data classes ([`sensitive`]), the bounded endpoint
+//! inventory built from exchanges with them ([`inventory`]) and its OpenAPI 3.1 export
+//! ([`openapi`]). Spec comparison, persistence and the CLI build on these.
 
+pub mod inventory;
+pub mod openapi;
 pub mod schema;
 pub mod sensitive;
 pub mod template;
