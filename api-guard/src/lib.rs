@@ -7,3 +7,6 @@ pub mod detect;
 pub mod discover;
 pub mod identity;
 pub mod text;
+
+#[cfg(test)]
+mod testutil;

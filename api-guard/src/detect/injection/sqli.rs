@@ -1231,13 +1231,8 @@ mod tests {
             "é",
             "9",
         ];
-        let mut seed = 0x1234_5678_9abc_def1u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rng = crate::testutil::Rng(0x1234_5678_9abc_def1);
+        let mut next = |n: usize| rng.below(n as u64) as usize;
         let mut held = 0;
         for _ in 0..40_000 {
             let len = 1 + next(6);
@@ -1327,13 +1322,8 @@ mod tests {
             "\u{a0}",
             "é",
         ];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rng = crate::testutil::Rng(0x9e37_79b9_7f4a_7c15);
+        let mut next = |n: usize| rng.below(n as u64) as usize;
         let mut flagged = 0;
         for _ in 0..30_000 {
             let len = 1 + next(6);
@@ -1470,13 +1460,8 @@ mod tests {
             "drop",
             "table",
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rng = crate::testutil::Rng(0x2545_f491_4f6c_dd1d);
+        let mut next = |n: usize| rng.below(n as u64) as usize;
         let mut flagged = 0;
         for _ in 0..60_000 {
             let len = 1 + next(7);

@@ -1,4 +1,5 @@
 use super::*;
+use crate::testutil::Rng;
 
 fn templater() -> Templater {
     Templater::new(&TemplateConfig::default())
@@ -356,34 +357,18 @@ fn config_defaults_and_validation() {
     );
 }
 
-/// xorshift64*: deterministic pseudo-random numbers for the adversarial tests.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// A random segment: mostly lowercase words (literals), some tokens and numbers.
-    fn segment(&mut self, out: &mut String) {
-        const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
-        const MIXED: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
-        let (set, len) = match self.below(10) {
-            0 => (MIXED, 8 + self.below(40)),
-            1 => (&b"0123456789"[..], 1 + self.below(12)),
-            _ => (LOWER, 1 + self.below(12)),
-        };
-        for _ in 0..len {
-            let i = self.below(set.len() as u64) as usize;
-            out.push(char::from(set[i]));
-        }
+/// A random segment: mostly lowercase words (literals), some tokens and numbers.
+fn segment(rng: &mut Rng, out: &mut String) {
+    const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
+    const MIXED: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+    let (set, len) = match rng.below(10) {
+        0 => (MIXED, 8 + rng.below(40)),
+        1 => (&b"0123456789"[..], 1 + rng.below(12)),
+        _ => (LOWER, 1 + rng.below(12)),
+    };
+    for _ in 0..len {
+        let i = rng.below(set.len() as u64) as usize;
+        out.push(char::from(set[i]));
     }
 }
 
@@ -400,7 +385,7 @@ fn adversarial_random_paths_stay_bounded() {
         path.push_str("/a");
         for _ in 0..rng.below(40) {
             path.push('/');
-            rng.segment(&mut path);
+            segment(&mut rng, &mut path);
         }
         host.clear();
         if i % 8 == 0 {
