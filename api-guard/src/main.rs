@@ -95,6 +95,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Build the API inventory (endpoints with route templates, statuses, latency, query
+    /// parameters, clients) from recorded exchange lines (`run --exchanges` output). No root.
+    Inventory {
+        /// Exchange lines, one JSON object per line (`-` for stdin).
+        #[arg(long, value_name = "FILE.jsonl", required = true)]
+        from_exchanges: PathBuf,
+        /// `table`, `json` (the inventory itself) or `openapi` (an OpenAPI 3.1 document).
+        #[arg(long, value_enum, default_value = "table")]
+        format: InventoryFormat,
+    },
     /// List the blocks in force, with expiry and dropped-packet counts.
     Blocks {
         /// Print JSON instead of a table.
@@ -103,6 +113,13 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum InventoryFormat {
+    Table,
+    Json,
+    Openapi,
 }
 
 #[derive(clap::Args)]
@@ -170,6 +187,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Detect { input, config } => detect_offline(&input, config.as_deref()),
+        Command::Inventory {
+            from_exchanges,
+            format,
+        } => inventory_offline(&from_exchanges, format),
         Command::Run(args) => {
             init_logging(args.log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -247,6 +268,66 @@ fn detect_offline(input: &std::path::Path, config: Option<&std::path::Path>) -> 
         );
     }
     Ok(())
+}
+
+fn inventory_offline(input: &std::path::Path, format: InventoryFormat) -> anyhow::Result<()> {
+    use api_guard::discover::{inventory, offline, openapi};
+    let mut inv = inventory::Inventory::new(&inventory::InventoryConfig::default());
+    let summary = if input.as_os_str() == "-" {
+        offline::observe_exchange_lines(&mut inv, std::io::stdin().lock())?
+    } else {
+        let file =
+            std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
+        offline::observe_exchange_lines(&mut inv, std::io::BufReader::new(file))?
+    };
+    if summary.unreadable > 0 {
+        eprintln!(
+            "warning: {} lines were not exchange lines",
+            summary.unreadable
+        );
+    }
+    match format {
+        InventoryFormat::Json => println!("{}", serde_json::to_string_pretty(&inv)?),
+        InventoryFormat::Openapi => println!(
+            "{}",
+            serde_json::to_string_pretty(&openapi::export(&inv, "API inventory (api-guard)"))?
+        ),
+        InventoryFormat::Table => print_inventory(&inv),
+    }
+    Ok(())
+}
+
+fn print_inventory(inv: &api_guard::discover::inventory::Inventory) {
+    println!(
+        "{:<24} {:<7} {:<40} {:>8} {:>9} {:>9} {:>9} {:>8}  STATUSES",
+        "HOST", "METHOD", "ROUTE", "COUNT", "P50_MS", "P95_MS", "P99_MS", "CLIENTS"
+    );
+    let ms = |us: Option<u64>| {
+        us.map_or_else(
+            || "-".to_string(),
+            |us| format!("{:.1}", us as f64 / 1000.0),
+        )
+    };
+    for e in inv.endpoints() {
+        let statuses: Vec<String> = e
+            .statuses
+            .counts
+            .iter()
+            .map(|(code, n)| format!("{code}:{n}"))
+            .collect();
+        println!(
+            "{:<24} {:<7} {:<40} {:>8} {:>9} {:>9} {:>9} {:>8}  {}",
+            e.host,
+            e.method,
+            e.template,
+            e.count,
+            ms(e.latency.quantile_us(0.5)),
+            ms(e.latency.quantile_us(0.95)),
+            ms(e.latency.quantile_us(0.99)),
+            e.clients.estimate(),
+            statuses.join(" ")
+        );
+    }
 }
 
 /// Sends a control request; a refusal becomes the error, a warning goes to stderr.

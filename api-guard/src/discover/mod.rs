@@ -5,6 +5,7 @@
 //! ([`openapi`]). Spec comparison, persistence and the CLI build on these.
 
 pub mod inventory;
+pub mod offline;
 pub mod openapi;
 pub mod schema;
 pub mod sensitive;
