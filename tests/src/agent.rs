@@ -16,7 +16,8 @@ use crate::exchange::dump;
 use crate::metrics::Metrics;
 use crate::netns::unique_port;
 use crate::util::{
-    die_with_parent, run_with_timeout, signal_and_wait, tail, wait_until, Finished, TempDir,
+    die_with_parent, run_with_timeout, signal_and_wait, tail, target_dir, wait_until, Finished,
+    TempDir,
 };
 
 /// How long the daemon may take to attach its probes and report healthy.
@@ -37,6 +38,11 @@ pub struct AgentOptions {
     pub bin: Option<PathBuf>,
     /// Extra environment, e.g. `RUST_LOG`.
     pub env: Vec<(String, String)>,
+    /// Passed as `--state-dir` (where the daemon keeps its inventory snapshot). Default: a
+    /// fresh `state/` inside the agent's own temp dir, always passed, so parallel agents
+    /// never share state. Give an earlier agent's [`Agent::state_dir`] (keep that agent,
+    /// stopped, alive: its temp dir holds the state) to start on what it saved.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl AgentOptions {
@@ -78,6 +84,7 @@ pub struct Agent {
     stderr_path: PathBuf,
     events_path: PathBuf,
     control_socket: PathBuf,
+    state_dir: PathBuf,
     bin: PathBuf,
     dir: TempDir,
 }
@@ -88,22 +95,7 @@ pub fn agent_binary(opts: &AgentOptions) -> Result<PathBuf> {
     let path = match (&opts.bin, std::env::var_os("API_GUARD_BIN")) {
         (Some(bin), _) => bin.clone(),
         (None, Some(bin)) if !bin.is_empty() => PathBuf::from(bin),
-        _ => {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .context("tests crate has no parent directory")?;
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .map(|t| {
-                    if t.is_absolute() {
-                        t
-                    } else {
-                        workspace.join(t)
-                    }
-                })
-                .unwrap_or_else(|| workspace.join("target"));
-            target.join("release").join("api-guard")
-        }
+        _ => target_dir()?.join("release").join("api-guard"),
     };
     ensure!(
         path.is_file(),
@@ -141,6 +133,14 @@ impl Agent {
         let stderr_path = dir.join("stderr.log");
         let events_path = dir.join("events.jsonl");
         let control_socket = dir.join("control.sock");
+        let state_dir = match &opts.state_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                let state = dir.join("state");
+                fs::create_dir_all(&state)?;
+                state
+            }
+        };
         let mut cmd = Command::new(bin);
         cmd.arg("run")
             .arg("--metrics-addr")
@@ -150,7 +150,9 @@ impl Agent {
             .arg("--events")
             .arg(&events_path)
             .arg("--control-socket")
-            .arg(&control_socket);
+            .arg(&control_socket)
+            .arg("--state-dir")
+            .arg(&state_dir);
         if let Some(toml) = &opts.config_toml {
             let config = dir.join("config.toml");
             fs::write(&config, toml)?;
@@ -174,6 +176,7 @@ impl Agent {
             stderr_path,
             events_path,
             control_socket,
+            state_dir,
             bin: bin.to_path_buf(),
             dir,
         };
@@ -224,6 +227,16 @@ impl Agent {
 
     pub fn control_socket(&self) -> &Path {
         &self.control_socket
+    }
+
+    /// The `--state-dir` the daemon was given.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The events file (`--events`).
+    pub fn events_path(&self) -> &Path {
+        &self.events_path
     }
 
     /// Runs `api-guard ARGS... --control-socket <this agent's>` (a CLI client such as

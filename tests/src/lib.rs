@@ -11,6 +11,7 @@
 //! (a test's own thread or xtask's main thread), never in a short-lived helper thread.
 
 pub mod agent;
+pub mod api_app;
 pub mod bpf;
 pub mod curl;
 pub mod exchange;

@@ -519,6 +519,38 @@ pub struct ScriptServer {
 }
 
 impl ScriptServer {
+    /// Runs the python `text` (saved as `name`) as `<python3> <script> <host> <port> <root>`,
+    /// through a comm symlink when `opts.comm` is set.
+    pub(crate) fn start_python(
+        ns: &Netns,
+        listen: SocketAddr,
+        opts: &PyOptions,
+        name: &'static str,
+        text: &'static str,
+        what: &'static str,
+    ) -> Result<Self> {
+        let exe = match &opts.comm {
+            Some(comm) => Some(CommExe::python(comm)?),
+            None => None,
+        };
+        let program = exe
+            .as_ref()
+            .map_or_else(python3_bin, |e| e.path().to_path_buf());
+        ScriptServer::start(
+            ns,
+            listen,
+            &[],
+            Script {
+                program,
+                exe,
+                name,
+                text,
+                what,
+            },
+            None,
+        )
+    }
+
     fn start(
         ns: &Netns,
         listen: SocketAddr,

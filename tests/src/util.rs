@@ -23,6 +23,42 @@ pub fn harness_root() -> PathBuf {
     std::env::temp_dir().join("api-guard-tests")
 }
 
+/// The workspace's cargo target directory: `$CARGO_TARGET_DIR` (relative to the workspace
+/// root when relative), else `<workspace>/target`.
+pub fn target_dir() -> Result<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("tests crate has no parent directory")?;
+    Ok(std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| {
+            if t.is_absolute() {
+                t
+            } else {
+                workspace.join(t)
+            }
+        })
+        .unwrap_or_else(|| workspace.join("target")))
+}
+
+/// PyPI's `openapi-spec-validator`, installed by `cargo xtask setup` (and `cargo xtask
+/// test`) into the venv `$API_GUARD_TOOLS_VENV`, by default `<target dir>/tools/venv`.
+/// Fails (never skips) when it is not there.
+pub fn openapi_validator() -> Result<PathBuf> {
+    let venv = match std::env::var_os("API_GUARD_TOOLS_VENV") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => target_dir()?.join("tools").join("venv"),
+    };
+    let bin = venv.join("bin").join("openapi-spec-validator");
+    ensure!(
+        bin.is_file(),
+        "the OpenAPI validator is missing at {}: `cargo xtask setup` (or `cargo xtask test`) \
+         installs PyPI's openapi-spec-validator into that venv",
+        bin.display()
+    );
+    Ok(bin)
+}
+
 /// Fails (rather than silently skipping) when not root: a skipped test checks nothing.
 pub fn require_root() -> Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -168,7 +168,8 @@ fn test(extra: &[OsString]) -> Result<()> {
     }
     cmd.args(extra)
         .env("API_GUARD_BIN", &bin)
-        .env("API_GUARD_SHARED", &shared);
+        .env("API_GUARD_SHARED", &shared)
+        .env("API_GUARD_TOOLS_VENV", setup::tools_venv()?);
     util::run(&mut cmd).context("tests failed")
 }
 

@@ -79,6 +79,7 @@ impl Setup {
             self.packages()?;
             self.mount("tracefs", "/sys/kernel/tracing", "tracefs", "nodev")?;
             self.mount("bpffs", "/sys/fs/bpf", "bpf", "bpf")?;
+            self.openapi_validator()?;
         }
         if !self.changed {
             say("everything is present");
@@ -196,6 +197,10 @@ impl Setup {
         if util::find_on_path("python3").is_none() {
             wanted.push("python3");
         }
+        // The validator venv is made with Debian's python3, which needs python3-venv.
+        if !python_has_venv() {
+            wanted.push("python3-venv");
+        }
         let out = Command::new("dpkg-query")
             .arg("-W")
             .arg("-f=${Package}\t${Status}\n")
@@ -248,6 +253,99 @@ impl Setup {
             what,
             vec![command("mount", &["-t", fstype, source, target])],
         )
+    }
+}
+
+/// The PyPI package the API discovery test validates exported OpenAPI documents with, and
+/// its pinned version.
+pub const VALIDATOR_PACKAGE: &str = "openapi-spec-validator";
+pub const VALIDATOR_VERSION: &str = "0.9.0";
+
+/// The venv holding the validator: `<target dir>/tools/venv` (the integration tests look
+/// for `bin/openapi-spec-validator` there).
+pub fn tools_venv() -> Result<PathBuf> {
+    Ok(util::target_dir()?.join("tools").join("venv"))
+}
+
+/// The python the venv is made with: Debian's when present (what the tests' scripts use).
+fn base_python() -> PathBuf {
+    let debian = Path::new("/usr/bin/python3");
+    if debian.is_file() {
+        debian.to_path_buf()
+    } else {
+        util::find_on_path("python3").unwrap_or_else(|| PathBuf::from("python3"))
+    }
+}
+
+/// Whether [`base_python`] can make a venv with pip in it (Debian splits `ensurepip` out
+/// into python3-venv).
+fn python_has_venv() -> bool {
+    Command::new(base_python())
+        .args(["-c", "import venv, ensurepip"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The version of `package` installed in the venv of `python`, if any.
+fn installed_version(python: &Path, package: &str) -> Option<String> {
+    // `{:?}` of a plain package name is a valid python string literal.
+    let script = format!("import importlib.metadata as m; print(m.version({package:?}))");
+    let out = Command::new(python)
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+impl Setup {
+    /// PyPI's openapi-spec-validator at [`VALIDATOR_VERSION`] in [`tools_venv`].
+    fn openapi_validator(&mut self) -> Result<()> {
+        let what = format!("{VALIDATOR_PACKAGE} {VALIDATOR_VERSION}");
+        let venv = tools_venv()?;
+        let python = venv.join("bin").join("python3");
+        let found = installed_version(&python, VALIDATOR_PACKAGE);
+        if found.as_deref() == Some(VALIDATOR_VERSION)
+            && venv.join("bin").join(VALIDATOR_PACKAGE).is_file()
+        {
+            say(&format!("{what}: present (venv {})", venv.display()));
+            return Ok(());
+        }
+        let mut cmds = Vec::new();
+        if !python.is_file() {
+            let mut make = Command::new(base_python());
+            make.args(["-m", "venv"]).arg(&venv);
+            cmds.push(make);
+        }
+        let mut pip = Command::new(&python);
+        pip.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &format!("{VALIDATOR_PACKAGE}=={VALIDATOR_VERSION}"),
+        ])
+        .stdin(Stdio::null());
+        cmds.push(pip);
+        self.act(&format!("{what} (venv {})", venv.display()), cmds)?;
+        if self.dry_run {
+            return Ok(());
+        }
+        let now = installed_version(&python, VALIDATOR_PACKAGE);
+        anyhow::ensure!(
+            now.as_deref() == Some(VALIDATOR_VERSION),
+            "setup: installed {what} into {} but it reports version {now:?}",
+            venv.display()
+        );
+        say(&format!("{what}: installed (venv {})", venv.display()));
+        Ok(())
     }
 }
 
