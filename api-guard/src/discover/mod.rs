@@ -2,11 +2,13 @@
 //! kernel: route templates learned from paths ([`template`]), value types and merged JSON
 //! schemas ([`schema`]), sensitive-data classes ([`sensitive`]), the bounded endpoint
 //! inventory built from exchanges with them ([`inventory`]) and its OpenAPI 3.1 export
-//! ([`openapi`]). Spec comparison, persistence and the CLI build on these.
+//! ([`openapi`]), and the operator's OpenAPI spec read to seed templates, check requests
+//! and compare with the inventory ([`spec`]). Persistence and the CLI build on these.
 
 pub mod inventory;
 pub mod offline;
 pub mod openapi;
 pub mod schema;
 pub mod sensitive;
+pub mod spec;
 pub mod template;

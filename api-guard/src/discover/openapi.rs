@@ -31,6 +31,11 @@ const OPERATION_METHODS: [&str; 8] = [
     "GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE",
 ];
 
+/// `doc` (an [`export`]) as YAML, which parses back to the same value.
+pub fn to_yaml(doc: &Value) -> Result<String, serde_norway::Error> {
+    serde_norway::to_string(doc)
+}
+
 /// The inventory as an OpenAPI 3.1.0 document (see the module documentation).
 pub fn export(inv: &Inventory, title: &str) -> Value {
     let mut hosts: BTreeSet<&str> = BTreeSet::new();

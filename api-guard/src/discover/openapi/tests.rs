@@ -350,3 +350,16 @@ fn literal_braces_are_encoded() {
         None
     );
 }
+
+#[test]
+fn yaml_round_trips() {
+    for doc in [export(&sample(), "sample"), export(&multi_host(), "multi")] {
+        let yaml = to_yaml(&doc).unwrap();
+        assert!(yaml.contains("\nopenapi: 3.1.0\n"), "{yaml}");
+        let back: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
+        assert_eq!(back, doc);
+    }
+    // status keys stay strings, not YAML integers
+    let yaml = to_yaml(&json!({"responses": {"200": {"x": 1.5}}})).unwrap();
+    assert_eq!(yaml, "responses:\n  '200':\n    x: 1.5\n");
+}
