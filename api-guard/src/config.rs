@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use api_guard::detect::DetectConfig;
+use api_guard::{detect::DetectConfig, discover::config::DiscoverConfig};
 use api_guard_common::{CHUNK_SIZE, DEFAULT_CAPTURE_CAP, MAX_CAPTURE_CAP};
 use serde::Deserialize;
 
@@ -40,6 +40,7 @@ pub struct Config {
     pub enforce: EnforceConfig,
     pub xdp: XdpConfig,
     pub detect: DetectConfig,
+    pub discover: DiscoverConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -402,6 +403,9 @@ impl Config {
         self.validate_enforce()?;
         self.validate_xdp()?;
         self.detect
+            .validate()
+            .map_err(|e| invalid(e.field, e.reason))?;
+        self.discover
             .validate()
             .map_err(|e| invalid(e.field, e.reason))
     }

@@ -1,6 +1,7 @@
 //! The control socket: a Unix socket (mode 0600 in a 0700 directory, peers must be root or
 //! the daemon's own user) through which `api-guard block|unblock|blocks` talk to the running
-//! daemon. One JSON request line, one JSON response line per connection.
+//! daemon, and `api-guard inventory` reads the live API inventory. One JSON request line,
+//! one JSON response line per connection.
 
 use std::{
     io,
@@ -18,7 +19,10 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::enforce::{blocklist::BlockReason, target::Target, BlockRequest, BlockView, Enforcer};
+use crate::{
+    discovery::SharedInventory,
+    enforce::{blocklist::BlockReason, target::Target, BlockRequest, BlockView, Enforcer},
+};
 
 pub const DEFAULT_SOCKET: &str = "/run/api-guard/api-guard.sock";
 const MAX_REQUEST: u64 = 4096;
@@ -39,9 +43,11 @@ pub enum Request {
         target: String,
     },
     Blocks,
+    /// The API inventory, and its comparison with the configured spec.
+    Inventory,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Response {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,27 +60,37 @@ pub struct Response {
     /// Set when no interface is guarded: blocks are recorded but drop nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// `inventory`: the snapshot document (`{"version":1,"endpoints":[...]}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<serde_json::Value>,
+    /// `inventory`: shadow and unused endpoints, when the daemon has a spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<serde_json::Value>,
 }
 
 impl Response {
     fn error(e: impl ToString) -> Self {
         Self {
-            ok: false,
             error: Some(e.to_string()),
-            outcome: None,
-            blocks: None,
-            warning: None,
+            ..Self::default()
         }
     }
     fn ok() -> Self {
         Self {
             ok: true,
-            error: None,
-            outcome: None,
-            blocks: None,
-            warning: None,
+            ..Self::default()
         }
     }
+}
+
+/// What the control socket acts on.
+#[derive(Clone)]
+pub struct Handlers {
+    pub enforcer: Arc<Enforcer>,
+    /// Block length when `api-guard block` has no `--for`.
+    pub default_block_secs: u64,
+    /// `None` when discovery is disabled.
+    pub inventory: Option<SharedInventory>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,8 +128,7 @@ pub async fn bind(path: &Path) -> Result<UnixListener, ControlError> {
 pub async fn serve(
     listener: UnixListener,
     path: PathBuf,
-    enforcer: Arc<Enforcer>,
-    default_block_secs: u64,
+    handlers: Handlers,
     shutdown: CancellationToken,
 ) {
     info!(socket = %path.display(), "Control socket ready");
@@ -125,10 +140,9 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
-        let enforcer = enforcer.clone();
+        let handlers = handlers.clone();
         tokio::spawn(async move {
-            let handled =
-                tokio::time::timeout(IO_TIMEOUT, handle(stream, &enforcer, default_block_secs));
+            let handled = tokio::time::timeout(IO_TIMEOUT, handle(stream, &handlers));
             match handled.await {
                 Ok(Err(error)) => debug!(%error, "Control request failed"),
                 Err(_) => debug!("Control request timed out"),
@@ -139,7 +153,7 @@ pub async fn serve(
     let _ = std::fs::remove_file(&path);
 }
 
-async fn handle(stream: UnixStream, enforcer: &Enforcer, default_secs: u64) -> io::Result<()> {
+async fn handle(stream: UnixStream, handlers: &Handlers) -> io::Result<()> {
     // The socket's mode already keeps others out; the peer check holds even if it is
     // loosened by hand.
     let cred = stream.peer_cred()?;
@@ -157,7 +171,13 @@ async fn handle(stream: UnixStream, enforcer: &Enforcer, default_secs: u64) -> i
         let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
         reader.read_line(&mut line).await?;
         match serde_json::from_str::<Request>(&line) {
-            Ok(req) => execute(req, enforcer, default_secs),
+            // Serialising a large inventory takes a while: not on a runtime worker.
+            Ok(req) => {
+                let handlers = handlers.clone();
+                tokio::task::spawn_blocking(move || execute(req, &handlers))
+                    .await
+                    .unwrap_or_else(|e| Response::error(format!("internal error: {e}")))
+            }
             Err(e) => Response::error(format!("bad request: {e}")),
         }
     };
@@ -167,7 +187,8 @@ async fn handle(stream: UnixStream, enforcer: &Enforcer, default_secs: u64) -> i
     write.shutdown().await
 }
 
-fn execute(req: Request, enforcer: &Enforcer, default_secs: u64) -> Response {
+fn execute(req: Request, handlers: &Handlers) -> Response {
+    let enforcer = &handlers.enforcer;
     let not_guarded = enforcer
         .interfaces()
         .is_empty()
@@ -182,7 +203,7 @@ fn execute(req: Request, enforcer: &Enforcer, default_secs: u64) -> Response {
                 Ok(t) => t,
                 Err(e) => return Response::error(e),
             };
-            let secs = for_secs.unwrap_or(default_secs);
+            let secs = for_secs.unwrap_or(handlers.default_block_secs);
             if secs == 0 || secs > crate::config::MAX_BLOCK_SECS {
                 return Response::error(format!(
                     "duration must be 1..={} seconds",
@@ -223,6 +244,16 @@ fn execute(req: Request, enforcer: &Enforcer, default_secs: u64) -> Response {
             blocks: Some(enforcer.list()),
             warning: not_guarded,
             ..Response::ok()
+        },
+        Request::Inventory => match &handlers.inventory {
+            Some(shared) => Response {
+                inventory: Some(shared.snapshot()),
+                comparison: shared
+                    .comparison()
+                    .and_then(|c| serde_json::to_value(c).ok()),
+                ..Response::ok()
+            },
+            None => Response::error("API discovery is disabled (discover.enabled = false)"),
         },
     }
 }

@@ -11,8 +11,6 @@
 //! exchange is not inspected, and that is counted (`apiguard_detect_exchanges_skipped_total`).
 
 use std::{
-    net::IpAddr,
-    num::NonZeroUsize,
     sync::{
         mpsc::{self, SyncSender, TrySendError},
         Arc,
@@ -25,7 +23,6 @@ use api_guard::{
     detect::{DetectConfig, Engine, Finding, Request, Severity},
     identity::{ClientIdentity, Identifier},
 };
-use lru::LruCache;
 use serde::Serialize;
 use tracing::{debug, warn};
 
@@ -36,14 +33,11 @@ use crate::{
         target::Target,
         BlockRequest, EnforceError, Enforcer,
     },
-    events::EventSink,
+    events::{EventBudget, EventSink},
     exchange::{Exchange, Role},
     metrics::Metrics,
     wallclock::rfc3339_from_monotonic,
 };
-
-/// Clients whose event budget is remembered (least recently seen go first).
-const MAX_BUDGET_CLIENTS: usize = 65_536;
 
 pub struct Detections {
     engine: Engine,
@@ -81,7 +75,7 @@ impl Detections {
     /// Starts the detection thread; exchanges reach it through the returned queue, and it
     /// ends once the queue is dropped and drained.
     pub fn spawn(mut self, capacity: usize) -> std::io::Result<(DetectionQueue, JoinHandle<()>)> {
-        let (tx, rx) = mpsc::sync_channel::<Exchange>(capacity);
+        let (tx, rx) = mpsc::sync_channel::<Arc<Exchange>>(capacity);
         let metrics = self.metrics.clone();
         let thread = std::thread::Builder::new()
             .name("detect".into())
@@ -198,14 +192,14 @@ impl Detections {
 
 /// The parsing task's end of the detection thread's queue.
 pub struct DetectionQueue {
-    tx: SyncSender<Exchange>,
+    tx: SyncSender<Arc<Exchange>>,
     metrics: Metrics,
 }
 
 impl DetectionQueue {
     /// Hands a server-side exchange to the detection thread without waiting: when it is
     /// behind, the exchange is counted as skipped instead.
-    pub fn submit(&self, ex: Exchange) {
+    pub fn submit(&self, ex: Arc<Exchange>) {
         if ex.conn.role != Role::Server {
             return;
         }
@@ -234,75 +228,6 @@ struct DetectionEvent<'a> {
     conn_id: u64,
     tls: bool,
     /// Events withheld for this client since its previous event (per-client budget).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::events::is_zero")]
     suppressed: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-/// Per-client event budget: at most `per_sec` events per client per second.
-struct EventBudget {
-    per_sec: u32,
-    clients: LruCache<Option<IpAddr>, Window>,
-}
-
-#[derive(Clone, Copy)]
-struct Window {
-    second: u64,
-    sent: u32,
-    withheld: u64,
-}
-
-impl EventBudget {
-    fn new(per_sec: u32) -> Self {
-        Self {
-            per_sec,
-            clients: LruCache::new(
-                NonZeroUsize::new(MAX_BUDGET_CLIENTS).unwrap_or(NonZeroUsize::MIN),
-            ),
-        }
-    }
-
-    /// `Some(withheld since the last event)` when an event may go out now, `None` when it is
-    /// held back.
-    fn admit(&mut self, client: Option<IpAddr>, now_ns: u64) -> Option<u64> {
-        let second = now_ns / 1_000_000_000;
-        let w = self.clients.get_or_insert_mut(client, || Window {
-            second,
-            sent: 0,
-            withheld: 0,
-        });
-        if w.second != second {
-            w.second = second;
-            w.sent = 0;
-        }
-        if w.sent >= self.per_sec {
-            w.withheld += 1;
-            return None;
-        }
-        w.sent += 1;
-        Some(std::mem::take(&mut w.withheld))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn budget_holds_back_and_reports_withheld() {
-        let mut b = EventBudget::new(2);
-        let c = Some(IpAddr::from([192, 0, 2, 1]));
-        assert_eq!(b.admit(c, 0), Some(0));
-        assert_eq!(b.admit(c, 1), Some(0));
-        assert_eq!(b.admit(c, 2), None);
-        assert_eq!(b.admit(c, 3), None);
-        // Another client has its own budget.
-        assert_eq!(b.admit(None, 4), Some(0));
-        // Next second: the first event reports what was withheld.
-        assert_eq!(b.admit(c, 1_000_000_000), Some(2));
-        assert_eq!(b.admit(c, 1_000_000_001), Some(0));
-    }
 }

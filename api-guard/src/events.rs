@@ -4,8 +4,12 @@
 use std::{
     fs::OpenOptions,
     io::{self, Write},
+    net::IpAddr,
+    num::NonZeroUsize,
     sync::{Arc, Mutex},
 };
+
+use lru::LruCache;
 
 use serde::Serialize;
 use tracing::warn;
@@ -61,5 +65,78 @@ impl EventSink {
         if let Err(error) = w.write_all(&line).and_then(|()| w.flush()) {
             warn!(%error, "Writing a security event failed");
         }
+    }
+}
+
+/// For `#[serde(skip_serializing_if)]` on counts that are usually zero.
+pub fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Clients whose event budget is remembered (least recently seen go first).
+const MAX_BUDGET_CLIENTS: usize = 65_536;
+
+/// Per-client event budget: at most `per_sec` events per client per second.
+pub struct EventBudget {
+    per_sec: u32,
+    clients: LruCache<Option<IpAddr>, Window>,
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    second: u64,
+    sent: u32,
+    withheld: u64,
+}
+
+impl EventBudget {
+    pub fn new(per_sec: u32) -> Self {
+        Self {
+            per_sec,
+            clients: LruCache::new(
+                NonZeroUsize::new(MAX_BUDGET_CLIENTS).unwrap_or(NonZeroUsize::MIN),
+            ),
+        }
+    }
+
+    /// `Some(withheld since the last event)` when an event may go out now, `None` when it is
+    /// held back.
+    pub fn admit(&mut self, client: Option<IpAddr>, now_ns: u64) -> Option<u64> {
+        let second = now_ns / 1_000_000_000;
+        let w = self.clients.get_or_insert_mut(client, || Window {
+            second,
+            sent: 0,
+            withheld: 0,
+        });
+        if w.second != second {
+            w.second = second;
+            w.sent = 0;
+        }
+        if w.sent >= self.per_sec {
+            w.withheld += 1;
+            return None;
+        }
+        w.sent += 1;
+        Some(std::mem::take(&mut w.withheld))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_holds_back_and_reports_withheld() {
+        let mut b = EventBudget::new(2);
+        let c = Some(IpAddr::from([192, 0, 2, 1]));
+        assert_eq!(b.admit(c, 0), Some(0));
+        assert_eq!(b.admit(c, 1), Some(0));
+        assert_eq!(b.admit(c, 2), None);
+        assert_eq!(b.admit(c, 3), None);
+        // Another client has its own budget.
+        assert_eq!(b.admit(None, 4), Some(0));
+        // Next second: the first event reports what was withheld.
+        assert_eq!(b.admit(c, 1_000_000_000), Some(2));
+        assert_eq!(b.admit(c, 1_000_000_001), Some(0));
     }
 }

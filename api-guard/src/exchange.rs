@@ -46,6 +46,9 @@ impl ConnMeta {
 pub struct Exchange {
     pub conn: Arc<ConnMeta>,
     pub http: HttpExchange,
+    /// The route template of the path (`/users/{userId}`), set by the parsing task
+    /// ([`crate::routes::RouteLabels`]) before the exchange is handed on.
+    pub route: Option<Arc<str>>,
 }
 
 /// The JSON line of an exchange. Headers and bodies are not written: they may carry secrets.
@@ -64,6 +67,7 @@ struct Line<'a> {
     path: &'a str,
     query: Option<&'a str>,
     host: Option<&'a str>,
+    route: Option<&'a str>,
     version: &'static str,
     status: Option<u16>,
     request_start_ns: u64,
@@ -102,6 +106,7 @@ impl Exchange {
             path: &h.path,
             query: h.query.as_deref(),
             host: h.host.as_deref(),
+            route: self.route.as_deref(),
             version: if h.version == 0 { "1.0" } else { "1.1" },
             status: h.status,
             request_start_ns: h.request_start_ns,
@@ -116,5 +121,26 @@ impl Exchange {
             response_truncated: h.response_truncated,
         };
         serde_json::to_string(&line).unwrap_or_default()
+    }
+}
+
+/// A minimal GET exchange from `peer`, for tests.
+#[cfg(test)]
+pub fn test_exchange(role: Role, peer: &str, path: &str) -> Exchange {
+    let mut http = HttpExchange::started(0);
+    http.method = "GET".into();
+    http.path = path.into();
+    Exchange {
+        conn: Arc::new(ConnMeta {
+            conn_id: 1,
+            role,
+            pid: 42,
+            comm: "srv".into(),
+            local: "10.0.0.1:80".parse().ok(),
+            peer: peer.parse().ok(),
+            tls_library: None,
+        }),
+        http,
+        route: None,
     }
 }

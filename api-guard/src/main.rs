@@ -4,6 +4,7 @@ mod capture;
 mod config;
 mod control;
 mod detections;
+mod discovery;
 mod enforce;
 mod events;
 mod exchange;
@@ -12,6 +13,7 @@ mod http;
 mod metrics;
 mod pipeline;
 mod probes;
+mod routes;
 mod server;
 mod sink;
 mod tls;
@@ -20,7 +22,14 @@ mod wallclock;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
-use api_guard::detect;
+use api_guard::{
+    detect,
+    discover::{
+        inventory::{Inventory, InventoryConfig},
+        offline, openapi,
+        spec::{self, Spec},
+    },
+};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::{signal::unix::SignalKind, sync::mpsc, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -95,15 +104,25 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Build the API inventory (endpoints with route templates, statuses, latency, query
-    /// parameters, clients) from recorded exchange lines (`run --exchanges` output). No root.
+    /// Show the API inventory (endpoints with route templates, statuses, latency, parameters,
+    /// auth schemes, clients, sensitive data) of the running daemon, or build it from recorded
+    /// exchange lines (`--from-exchanges`, no root needed).
     Inventory {
-        /// Exchange lines, one JSON object per line (`-` for stdin).
-        #[arg(long, value_name = "FILE.jsonl", required = true)]
-        from_exchanges: PathBuf,
-        /// `table`, `json` (the inventory itself) or `openapi` (an OpenAPI 3.1 document).
+        /// Build it from exchange lines (`run --exchanges` output; `-` for stdin) instead of
+        /// asking the daemon. Lines carry no headers or bodies: no auth, schemas or
+        /// sensitive data then.
+        #[arg(long, value_name = "FILE.jsonl")]
+        from_exchanges: Option<PathBuf>,
+        /// `table`, `json` (the inventory itself), `openapi` (OpenAPI 3.1 JSON),
+        /// `openapi-yaml` (the same as YAML) or `compare` (shadow and unused endpoints).
         #[arg(long, value_enum, default_value = "table")]
         format: InventoryFormat,
+        /// Compare with this OpenAPI 3.x document (JSON or YAML) instead of the daemon's
+        /// `discover.spec`.
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
+        #[command(flatten)]
+        socket: SocketArg,
     },
     /// List the blocks in force, with expiry and dropped-packet counts.
     Blocks {
@@ -120,6 +139,8 @@ enum InventoryFormat {
     Table,
     Json,
     Openapi,
+    OpenapiYaml,
+    Compare,
 }
 
 #[derive(clap::Args)]
@@ -147,9 +168,12 @@ struct RunArgs {
     /// file, or `-` for stdout.
     #[arg(long, value_name = "PATH|-", default_value = "-")]
     events: ExchangeOutput,
-    /// Control socket for `api-guard block|unblock|blocks` (root only).
+    /// Control socket for `api-guard block|unblock|blocks|inventory` (root only).
     #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
     control_socket: PathBuf,
+    /// Directory of the inventory snapshot (overrides `discover.state_dir`).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -181,8 +205,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::CheckConfig { file } => {
             let config = Config::load(&file)?;
-            // Also loads what the detectors read from files (JWT keys, JWKS).
+            // Also loads what the detectors read from files (JWT keys, JWKS) and the spec.
             detect::Engine::new(&config.detect, config.enforce.identifier())?;
+            if let Some(spec) = &config.discover.spec {
+                Spec::load(spec).with_context(|| format!("discover.spec {}", spec.display()))?;
+            }
             println!("{}: ok", file.display());
             Ok(())
         }
@@ -190,7 +217,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Inventory {
             from_exchanges,
             format,
-        } => inventory_offline(&from_exchanges, format),
+            spec,
+            socket,
+        } => inventory(from_exchanges.as_deref(), format, spec.as_deref(), &socket),
         Command::Run(args) => {
             init_logging(args.log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -270,9 +299,54 @@ fn detect_offline(input: &std::path::Path, config: Option<&std::path::Path>) -> 
     Ok(())
 }
 
-fn inventory_offline(input: &std::path::Path, format: InventoryFormat) -> anyhow::Result<()> {
-    use api_guard::discover::{inventory, offline, openapi};
-    let mut inv = inventory::Inventory::new(&inventory::InventoryConfig::default());
+fn inventory(
+    from_exchanges: Option<&std::path::Path>,
+    format: InventoryFormat,
+    spec: Option<&std::path::Path>,
+    socket: &SocketArg,
+) -> anyhow::Result<()> {
+    let (inv, daemon_comparison) = match from_exchanges {
+        Some(input) => (inventory_from_exchanges(input)?, None),
+        None => {
+            let answer = control_call(socket, control::Request::Inventory)?;
+            let snapshot = answer
+                .inventory
+                .context("the daemon's answer has no inventory")?;
+            // Read with the largest bounds: the daemon already applied its own.
+            let mut inv = Inventory::new(&InventoryConfig::largest());
+            inv.load_snapshot(&serde_json::to_vec(&snapshot)?)
+                .context("reading the daemon's inventory")?;
+            (inv, answer.comparison)
+        }
+    };
+    let comparison = match spec {
+        Some(path) => {
+            let spec = Spec::load(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(serde_json::to_value(spec::compare(&spec, &inv))?)
+        }
+        None => daemon_comparison,
+    };
+    const TITLE: &str = "API inventory (api-guard)";
+    match format {
+        InventoryFormat::Json => println!("{}", serde_json::to_string_pretty(&inv)?),
+        InventoryFormat::Openapi => println!(
+            "{}",
+            serde_json::to_string_pretty(&openapi::export(&inv, TITLE))?
+        ),
+        InventoryFormat::OpenapiYaml => print!("{}", openapi::to_yaml(&openapi::export(&inv, TITLE))?),
+        InventoryFormat::Compare => match comparison {
+            Some(c) => println!("{}", serde_json::to_string_pretty(&c)?),
+            None => anyhow::bail!(
+                "nothing to compare with: pass --spec FILE, or configure discover.spec in the daemon"
+            ),
+        },
+        InventoryFormat::Table => print_inventory(&inv, comparison.as_ref()),
+    }
+    Ok(())
+}
+
+fn inventory_from_exchanges(input: &std::path::Path) -> anyhow::Result<Inventory> {
+    let mut inv = Inventory::new(&InventoryConfig::default());
     let summary = if input.as_os_str() == "-" {
         offline::observe_exchange_lines(&mut inv, std::io::stdin().lock())?
     } else {
@@ -286,18 +360,24 @@ fn inventory_offline(input: &std::path::Path, format: InventoryFormat) -> anyhow
             summary.unreadable
         );
     }
-    match format {
-        InventoryFormat::Json => println!("{}", serde_json::to_string_pretty(&inv)?),
-        InventoryFormat::Openapi => println!(
-            "{}",
-            serde_json::to_string_pretty(&openapi::export(&inv, "API inventory (api-guard)"))?
-        ),
-        InventoryFormat::Table => print_inventory(&inv),
-    }
-    Ok(())
+    Ok(inv)
 }
 
-fn print_inventory(inv: &api_guard::discover::inventory::Inventory) {
+/// One row per endpoint; with a comparison, shadow endpoints are marked and the unused
+/// operations listed after the table.
+fn print_inventory(inv: &Inventory, comparison: Option<&serde_json::Value>) {
+    let shadow: std::collections::HashSet<(&str, &str, &str)> = comparison
+        .and_then(|c| c["shadow"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e["host"].as_str()?,
+                e["method"].as_str()?,
+                e["template"].as_str()?,
+            ))
+        })
+        .collect();
     println!(
         "{:<24} {:<7} {:<40} {:>8} {:>9} {:>9} {:>9} {:>8}  STATUSES",
         "HOST", "METHOD", "ROUTE", "COUNT", "P50_MS", "P95_MS", "P99_MS", "CLIENTS"
@@ -315,8 +395,9 @@ fn print_inventory(inv: &api_guard::discover::inventory::Inventory) {
             .iter()
             .map(|(code, n)| format!("{code}:{n}"))
             .collect();
+        let is_shadow = shadow.contains(&(e.host.as_str(), e.method.as_str(), e.template.as_str()));
         println!(
-            "{:<24} {:<7} {:<40} {:>8} {:>9} {:>9} {:>9} {:>8}  {}",
+            "{:<24} {:<7} {:<40} {:>8} {:>9} {:>9} {:>9} {:>8}  {}{}",
             e.host,
             e.method,
             e.template,
@@ -325,8 +406,25 @@ fn print_inventory(inv: &api_guard::discover::inventory::Inventory) {
             ms(e.latency.quantile_us(0.95)),
             ms(e.latency.quantile_us(0.99)),
             e.clients.estimate(),
-            statuses.join(" ")
+            statuses.join(" "),
+            if is_shadow {
+                "  [shadow: not in the spec]"
+            } else {
+                ""
+            }
         );
+    }
+    if let Some(unused) = comparison.and_then(|c| c["unused"].as_array()) {
+        if !unused.is_empty() {
+            println!("\nIn the spec, never seen:");
+            for op in unused {
+                println!(
+                    "  {} {}",
+                    op["method"].as_str().unwrap_or("?"),
+                    op["template"].as_str().unwrap_or("?")
+                );
+            }
+        }
     }
 }
 
@@ -394,9 +492,32 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         config.enforce.identifier(),
         enforcer.clone(),
         metrics.clone(),
-        events,
+        events.clone(),
     )
     .context("starting detection")?;
+    let mut routes =
+        routes::RouteLabels::new(&config.discover.inventory, config.discover.max_route_labels);
+    let discovery = discovery::Discovery::new(
+        &config.discover,
+        args.state_dir
+            .clone()
+            .unwrap_or_else(|| config.discover.state_dir.clone()),
+        config.enforce.identifier(),
+        &mut routes,
+        metrics.clone(),
+        events,
+    )
+    .context("starting API discovery")?;
+    let shared_inventory = discovery.as_ref().map(discovery::Discovery::shared);
+    let (discovery, discover_thread) = match discovery {
+        Some(d) => {
+            let (queue, thread) = d
+                .spawn(config.discover.queue_capacity)
+                .context("starting the discovery thread")?;
+            (Some(queue), Some(thread))
+        }
+        None => (None, None),
+    };
     let (detections, detect_thread) = match detections {
         Some(d) => {
             let (queue, thread) = d
@@ -450,8 +571,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         rx,
         table,
         pipeline::Consumers {
+            routes,
             enforcer: enforcer.clone(),
             detections,
+            discovery,
             sink,
         },
         metrics.clone(),
@@ -461,8 +584,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tasks.spawn(control::serve(
         control_listener,
         args.control_socket.clone(),
-        enforcer.clone(),
-        config.enforce.default_block_secs,
+        control::Handlers {
+            enforcer: enforcer.clone(),
+            default_block_secs: config.enforce.default_block_secs,
+            inventory: shared_inventory,
+        },
         shutdown.clone(),
     ));
     let ticker = enforcer.clone();
@@ -495,10 +621,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     metrics.set_ready(false);
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
-    // The pipeline is done and its queue dropped: the detection thread finishes what is queued.
-    if let Some(thread) = detect_thread {
-        if thread.join().is_err() {
-            warn!("The detection thread panicked");
+    // The pipeline is done and its queues dropped: the analysis threads finish what is
+    // queued (discovery then writes its last snapshot).
+    for (name, thread) in [("detection", detect_thread), ("discovery", discover_thread)] {
+        if thread.is_some_and(|t| t.join().is_err()) {
+            warn!(thread = name, "An analysis thread panicked");
         }
     }
     // Unpinned XDP links detach here; pinned ones keep the guard running for the next daemon.

@@ -54,6 +54,12 @@ pub struct Inner {
     pub detection_events_suppressed: IntCounter,
     pub detect_inputs_skipped: IntCounter,
     pub detect_exchanges_skipped: IntCounter,
+    pub api_endpoints: IntGauge,
+    pub api_shadow_endpoints: IntGauge,
+    pub spec_violations: IntCounterVec,
+    pub spec_violation_events_suppressed: IntCounter,
+    pub discover_exchanges_skipped: IntCounter,
+    pub inventory_snapshots: IntCounterVec,
     /// Last XDP verdict totals seen.
     xdp_last: [AtomicU64; XDP_STAT_COUNT as usize],
     /// Last kernel totals seen, to turn totals into counter increments.
@@ -112,7 +118,7 @@ impl Metrics {
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 10.0,
             ]),
-            &["role", "method", "tls"],
+            &["role", "method", "route", "tls"],
         )
         .expect("valid metric definition");
         let http_duration = register(&r, http_duration);
@@ -130,8 +136,9 @@ impl Metrics {
             http_requests: counter_vec(
                 &r,
                 "apiguard_http_requests_total",
-                "HTTP exchanges seen, by role, method, status and whether they were inside TLS.",
-                &["role", "method", "status", "tls"],
+                "HTTP exchanges seen, by role, method, route template, status and whether they \
+                 were inside TLS.",
+                &["role", "method", "route", "status", "tls"],
             ),
             http_duration,
             http_request_bytes: counter_vec(
@@ -306,6 +313,38 @@ impl Metrics {
                 &r,
                 "apiguard_detect_exchanges_skipped_total",
                 "Server-side exchanges not inspected because the detection queue was full.",
+            ),
+            api_endpoints: gauge(
+                &r,
+                "apiguard_api_endpoints",
+                "Endpoints (host, method, route template) in the API inventory.",
+            ),
+            api_shadow_endpoints: gauge(
+                &r,
+                "apiguard_api_shadow_endpoints",
+                "Inventory endpoints the configured OpenAPI spec does not document (0 without one).",
+            ),
+            spec_violations: counter_vec(
+                &r,
+                "apiguard_spec_violations_total",
+                "Requests that break the configured OpenAPI spec, by violation.",
+                &["violation"],
+            ),
+            spec_violation_events_suppressed: counter(
+                &r,
+                "apiguard_spec_violation_events_suppressed_total",
+                "Spec violations not reported as events (per-client event budget).",
+            ),
+            discover_exchanges_skipped: counter(
+                &r,
+                "apiguard_discover_exchanges_skipped_total",
+                "Server-side exchanges not added to the inventory because its queue was full.",
+            ),
+            inventory_snapshots: counter_vec(
+                &r,
+                "apiguard_inventory_snapshots_total",
+                "Inventory snapshots written to the state directory, by result (ok, error).",
+                &["result"],
             ),
             xdp_last: Default::default(),
             kernel_last: Default::default(),

@@ -10,9 +10,11 @@ use tracing::{debug, warn};
 use crate::{
     capture::{events, reader::Batch, table::ConnTable},
     detections::DetectionQueue,
+    discovery::DiscoveryQueue,
     enforce::Enforcer,
     exchange::Exchange,
     metrics::Metrics,
+    routes::RouteLabels,
     sink::Sink,
     tls::hooks::Notifier,
     wallclock::monotonic_now_ns,
@@ -21,22 +23,29 @@ use crate::{
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Where finished exchanges go, in order: rate limits, the exchange sink, detection (on its
-/// own thread).
+/// Where finished exchanges go, in order: the route label, rate limits, the exchange sink
+/// (metrics and lines), detection and discovery (each on its own thread).
 pub struct Consumers {
+    pub routes: RouteLabels,
     pub enforcer: Arc<Enforcer>,
     pub detections: Option<DetectionQueue>,
+    pub discovery: Option<DiscoveryQueue>,
     pub sink: Sink,
 }
 
 impl Consumers {
     fn deliver(&mut self, out: &mut Vec<Exchange>) {
-        for exchange in out.drain(..) {
+        for mut exchange in out.drain(..) {
+            self.routes.label(&mut exchange);
             self.enforcer.observe(&exchange);
             if let Err(error) = self.sink.record(&exchange) {
                 warn!(%error, "Writing an exchange failed");
             }
+            let exchange = Arc::new(exchange);
             if let Some(d) = &self.detections {
+                d.submit(exchange.clone());
+            }
+            if let Some(d) = &self.discovery {
                 d.submit(exchange);
             }
         }

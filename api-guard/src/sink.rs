@@ -67,13 +67,14 @@ impl Sink {
             .status
             .map_or_else(|| "none".to_string(), |s| s.to_string());
         let tls = if e.conn.tls() { "true" } else { "false" };
+        let route = e.route.as_deref().unwrap_or("");
         let m = &self.metrics;
         m.http_requests
-            .with_label_values(&[role, method, &status, tls])
+            .with_label_values(&[role, method, route, &status, tls])
             .inc();
         if let Some(ns) = e.duration_ns() {
             m.http_duration
-                .with_label_values(&[role, method, tls])
+                .with_label_values(&[role, method, route, tls])
                 .observe(ns as f64 / 1e9);
         }
         m.http_request_bytes

@@ -22,9 +22,18 @@ pub fn monotonic_now_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC) as u64
 }
 
+fn unix_ns_from_monotonic(mono_ns: u64) -> i128 {
+    (i128::from(mono_ns) + offset_ns()).max(0)
+}
+
+/// Unix seconds of a monotonic timestamp.
+pub fn unix_secs_from_monotonic(mono_ns: u64) -> u64 {
+    (unix_ns_from_monotonic(mono_ns) / 1_000_000_000) as u64
+}
+
 /// RFC 3339 UTC with microseconds, e.g. `2026-11-26T10:16:50.123456Z`.
 pub fn rfc3339_from_monotonic(mono_ns: u64) -> String {
-    let unix_ns = (i128::from(mono_ns) + offset_ns()).max(0);
+    let unix_ns = unix_ns_from_monotonic(mono_ns);
     let secs = (unix_ns / 1_000_000_000) as i64;
     let micros = (unix_ns % 1_000_000_000) / 1000;
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));

@@ -308,6 +308,7 @@ impl ConnTable {
         out.extend(produced.into_iter().map(|http| Exchange {
             conn: conn.meta.clone(),
             http,
+            route: None,
         }));
         if let Some(reason) = ignore_reason(conn.http.state()) {
             self.ignore(id, reason);
@@ -347,6 +348,7 @@ impl ConnTable {
         out.extend(produced.into_iter().map(|http| Exchange {
             conn: conn.meta.clone(),
             http,
+            route: None,
         }));
         self.buffered_total = self.buffered_total.saturating_sub(conn.buffered);
     }

@@ -89,18 +89,71 @@ impl Default for InventoryConfig {
 }
 
 impl InventoryConfig {
+    /// The largest valid bounds: for reading an inventory another process built (the
+    /// daemon's answer to `api-guard inventory`) without cutting it down to the defaults.
+    pub fn largest() -> Self {
+        InventoryConfig {
+            max_endpoints: 1 << 20,
+            max_status_codes: 1000,
+            max_content_types: 256,
+            max_query_params: 1024,
+            max_auth_schemes: 64,
+            max_body_schemas: 64,
+            max_body_bytes: 16 << 20,
+            schema: SchemaLimits {
+                max_depth: 64,
+                max_properties: 1 << 16,
+                max_nodes: 1 << 20,
+            },
+            templates: TemplateConfig::default(),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
+        let max = Self::largest();
         for (name, value, max) in [
-            ("max_endpoints", self.max_endpoints, 1 << 20),
-            ("max_status_codes", self.max_status_codes, 1000),
-            ("max_content_types", self.max_content_types, 256),
-            ("max_query_params", self.max_query_params, 1024),
-            ("max_auth_schemes", self.max_auth_schemes, 64),
-            ("max_body_schemas", self.max_body_schemas, 64),
-            ("max_body_bytes", self.max_body_bytes, 16 << 20),
-            ("schema.max_depth", self.schema.max_depth, 64),
-            ("schema.max_properties", self.schema.max_properties, 1 << 16),
-            ("schema.max_nodes", self.schema.max_nodes, 1 << 20),
+            ("max_endpoints", self.max_endpoints, max.max_endpoints),
+            (
+                "max_status_codes",
+                self.max_status_codes,
+                max.max_status_codes,
+            ),
+            (
+                "max_content_types",
+                self.max_content_types,
+                max.max_content_types,
+            ),
+            (
+                "max_query_params",
+                self.max_query_params,
+                max.max_query_params,
+            ),
+            (
+                "max_auth_schemes",
+                self.max_auth_schemes,
+                max.max_auth_schemes,
+            ),
+            (
+                "max_body_schemas",
+                self.max_body_schemas,
+                max.max_body_schemas,
+            ),
+            ("max_body_bytes", self.max_body_bytes, max.max_body_bytes),
+            (
+                "schema.max_depth",
+                self.schema.max_depth,
+                max.schema.max_depth,
+            ),
+            (
+                "schema.max_properties",
+                self.schema.max_properties,
+                max.schema.max_properties,
+            ),
+            (
+                "schema.max_nodes",
+                self.schema.max_nodes,
+                max.schema.max_nodes,
+            ),
         ] {
             if value == 0 || value > max {
                 return Err(invalid(
@@ -884,6 +937,14 @@ pub struct Overflow {
     pub templates: u64,
 }
 
+impl Overflow {
+    fn add(&mut self, other: &Overflow) {
+        self.endpoints = self.endpoints.saturating_add(other.endpoints);
+        self.bad_host = self.bad_host.saturating_add(other.bad_host);
+        self.templates = self.templates.saturating_add(other.templates);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     host: String,
@@ -1009,18 +1070,7 @@ impl Inventory {
         for ep in other.endpoints.values() {
             self.insert_endpoint(ep);
         }
-        self.overflow.endpoints = self
-            .overflow
-            .endpoints
-            .saturating_add(other.overflow.endpoints);
-        self.overflow.bad_host = self
-            .overflow
-            .bad_host
-            .saturating_add(other.overflow.bad_host);
-        self.overflow.templates = self
-            .overflow
-            .templates
-            .saturating_add(other.overflow.templates);
+        self.overflow.add(&other.overflow);
     }
 
     fn insert_endpoint(&mut self, ep: &Endpoint) {
@@ -1063,6 +1113,11 @@ impl Inventory {
 
     pub fn config(&self) -> &InventoryConfig {
         &self.cfg
+    }
+
+    /// Moves whenever templates were generalised (endpoints re-keyed).
+    pub fn templater_epoch(&self) -> u64 {
+        self.templater.epoch()
     }
 }
 
@@ -1110,24 +1165,31 @@ impl Serialize for Inventory {
 }
 
 /// Loads into an inventory with the default configuration, through its caps; merge the
-/// result into an inventory built with the real configuration ([`Inventory::merge`]).
+/// result into an inventory built with the real configuration ([`Inventory::merge`]), or use
+/// [`Inventory::load_snapshot`] directly.
 impl<'de> Deserialize<'de> for Inventory {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let snap = Snapshot::deserialize(d)?;
         let mut inv = Inventory::new(&InventoryConfig::default());
-        for ep in &snap.endpoints {
-            inv.insert_endpoint(ep);
-        }
-        inv.overflow.endpoints = inv
-            .overflow
-            .endpoints
-            .saturating_add(snap.overflow.endpoints);
-        inv.overflow.bad_host = inv.overflow.bad_host.saturating_add(snap.overflow.bad_host);
-        inv.overflow.templates = inv
-            .overflow
-            .templates
-            .saturating_add(snap.overflow.templates);
+        inv.add_snapshot(Snapshot::deserialize(d)?);
         Ok(inv)
+    }
+}
+
+impl Inventory {
+    /// Folds a serialised inventory (a snapshot file, the daemon's answer) into this one,
+    /// within this one's caps. Returns the number of endpoints the snapshot held.
+    pub fn load_snapshot(&mut self, json: &[u8]) -> Result<usize, serde_json::Error> {
+        let snap: Snapshot = serde_json::from_slice(json)?;
+        let n = snap.endpoints.len();
+        self.add_snapshot(snap);
+        Ok(n)
+    }
+
+    fn add_snapshot(&mut self, snap: Snapshot) {
+        for ep in &snap.endpoints {
+            self.insert_endpoint(ep);
+        }
+        self.overflow.add(&snap.overflow);
     }
 }
 

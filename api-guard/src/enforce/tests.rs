@@ -1,7 +1,5 @@
 //! The enforcer against real (standalone) kernel maps: needs root, like the rest of the suite.
 
-use std::{net::SocketAddr, sync::Arc};
-
 use api_guard_common::xdp::{BlockEntry, REASON_CONFIG, REASON_MANUAL};
 use aya::maps::{lpm_trie::Key, HashMap, LpmTrie, PerCpuArray};
 use serde_json::Value;
@@ -10,8 +8,7 @@ use super::event::MAX_EVENT_PATH;
 use super::*;
 use crate::{
     config::Config,
-    exchange::{ConnMeta, Exchange, Role},
-    http::HttpExchange,
+    exchange::{test_exchange, Role},
 };
 
 /// `BPF_F_NO_PREALLOC`, which LPM tries require.
@@ -82,24 +79,6 @@ fn manual(target: &str, secs: u64) -> BlockRequest {
         reason: BlockReason::Manual,
         policy: None,
         detail: None,
-    }
-}
-
-fn exchange(role: Role, peer: &str, path: &str) -> Exchange {
-    let mut http = HttpExchange::started(0);
-    http.method = "GET".into();
-    http.path = path.into();
-    Exchange {
-        conn: Arc::new(ConnMeta {
-            conn_id: 1,
-            role,
-            pid: 42,
-            comm: "srv".into(),
-            local: Some("10.0.0.1:80".parse().expect("addr")),
-            peer: Some(peer.parse::<SocketAddr>().expect("addr")),
-            tls_library: None,
-        }),
-        http,
     }
 }
 
@@ -225,11 +204,19 @@ fn policies_block_server_clients_and_ignore_client_roles() {
     let e = &f.enforcer;
     // Outbound calls of this host never count: the peer is someone else's server.
     for _ in 0..5 {
-        e.observe(&exchange(Role::Client, "203.0.113.1:443", "/"));
+        e.observe(&test_exchange(Role::Client, "203.0.113.1:443", "/"));
     }
     assert!(f.events().is_empty());
-    e.observe(&exchange(Role::Server, "[::ffff:203.0.113.9]:5000", "/a"));
-    e.observe(&exchange(Role::Server, "[::ffff:203.0.113.9]:5001", "/b"));
+    e.observe(&test_exchange(
+        Role::Server,
+        "[::ffff:203.0.113.9]:5000",
+        "/a",
+    ));
+    e.observe(&test_exchange(
+        Role::Server,
+        "[::ffff:203.0.113.9]:5001",
+        "/b",
+    ));
     let events = f.events();
     assert_eq!(events.len(), 1, "{events:?}");
     let b = &events[0];
@@ -250,12 +237,12 @@ fn policies_block_server_clients_and_ignore_client_roles() {
         1
     );
     // Already blocked: more breaches extend, no new event.
-    e.observe(&exchange(Role::Server, "203.0.113.9:5002", "/c"));
+    e.observe(&test_exchange(Role::Server, "203.0.113.9:5002", "/c"));
     assert_eq!(f.events().len(), 1);
     // Events quote at most MAX_EVENT_PATH bytes of a path, cut at a character boundary.
     let long = format!("/{}", "é".repeat(400));
-    e.observe(&exchange(Role::Server, "203.0.113.10:1", &long));
-    e.observe(&exchange(Role::Server, "203.0.113.10:2", &long));
+    e.observe(&test_exchange(Role::Server, "203.0.113.10:1", &long));
+    e.observe(&test_exchange(Role::Server, "203.0.113.10:2", &long));
     let quoted = f.events()[1]["request"]["path"]
         .as_str()
         .unwrap()
@@ -308,13 +295,16 @@ fn api_key_policies_report_hashes_never_keys() {
         "[[enforce.policies]]\nname = \"keys\"\nkey = \"api_key\"\nrate = 1.0\nburst = 1\n",
         maps(),
     );
-    let mut ex = exchange(Role::Server, "198.51.100.4:4000", "/v1/items");
+    let mut ex = test_exchange(Role::Server, "198.51.100.4:4000", "/v1/items");
     ex.http.request_headers = vec![("X-Api-Key".into(), "s3cr3t-key-0001".into())];
     f.enforcer.observe(&ex);
     f.enforcer.observe(&ex);
     // Without a credential the policy does not apply.
-    f.enforcer
-        .observe(&exchange(Role::Server, "198.51.100.4:4001", "/v1/items"));
+    f.enforcer.observe(&test_exchange(
+        Role::Server,
+        "198.51.100.4:4001",
+        "/v1/items",
+    ));
     let events = f.events();
     assert_eq!(events.len(), 1, "{events:?}");
     let e = &events[0];

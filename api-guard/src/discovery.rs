@@ -1,0 +1,392 @@
+//! Live API discovery: every server-side exchange is added to the endpoint inventory
+//! (`api_guard::discover`) on a thread of its own, behind a bounded queue, so that schema
+//! inference and sensitive-data scanning never slow the parsing task. A full queue is
+//! counted (`apiguard_discover_exchanges_skipped_total`), never waited for.
+//!
+//! With `discover.spec`, each request is also checked against the OpenAPI document:
+//! violations are counted (`apiguard_spec_violations_total{violation}`) and reported as
+//! `spec_violation` events (bounded per client), and inventory endpoints the spec lacks are
+//! counted as shadow endpoints (`apiguard_api_shadow_endpoints`).
+//!
+//! The inventory is shared with the control socket (`api-guard inventory`) behind a mutex;
+//! the thread holds it only while recording one exchange. Every `snapshot_interval_secs`
+//! and when the daemon stops, it is written to the state directory, and loaded from there
+//! at start.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        mpsc::{self, RecvTimeoutError, SyncSender, TrySendError},
+        Arc, Mutex, MutexGuard,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use api_guard::{
+    discover::{
+        config::DiscoverConfig,
+        inventory::{Inventory, Observation, ObservedCredential},
+        persist,
+        spec::{self, Spec, Violation},
+    },
+    identity::{AuthorizationCache, ClientIdentity, Identifier},
+};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::{
+    enforce::event::{ClientView, RequestView},
+    events::{EventBudget, EventSink},
+    exchange::{Exchange, Role},
+    metrics::Metrics,
+    routes::RouteLabels,
+    wallclock::{rfc3339_from_monotonic, unix_secs_from_monotonic},
+};
+
+/// How often the gauges are brought up to date while traffic flows.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The inventory and the spec it is judged against, as the control socket sees them.
+#[derive(Clone)]
+pub struct SharedInventory {
+    inventory: Arc<Mutex<Inventory>>,
+    spec: Option<Arc<Spec>>,
+    spec_hosts: Arc<[String]>,
+}
+
+impl SharedInventory {
+    pub fn lock(&self) -> MutexGuard<'_, Inventory> {
+        // A panic while recording cannot leave the inventory unusable: every update is
+        // complete or not started, so a poisoned lock is still safe to read.
+        self.inventory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The inventory as a snapshot document (`{"version":1,"endpoints":[...]}`).
+    pub fn snapshot(&self) -> serde_json::Value {
+        serde_json::to_value(&*self.lock()).unwrap_or_default()
+    }
+
+    /// Shadow and unused endpoints against the configured spec, if there is one.
+    pub fn comparison(&self) -> Option<spec::Comparison> {
+        let spec = self.spec.as_ref()?;
+        let mut cmp = spec::compare(spec, &self.lock());
+        cmp.shadow.retain(|e| in_scope(&self.spec_hosts, &e.host));
+        Some(cmp)
+    }
+}
+
+/// Whether requests to `host` are judged by the spec (`discover.spec_hosts`; empty: all).
+fn in_scope(spec_hosts: &[String], host: &str) -> bool {
+    spec_hosts.is_empty() || spec_hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+}
+
+pub struct Discovery {
+    shared: SharedInventory,
+    identifier: Identifier,
+    auth_cache: AuthorizationCache,
+    metrics: Metrics,
+    events: EventSink,
+    budget: EventBudget,
+    /// `None`: snapshots are off.
+    state_dir: Option<PathBuf>,
+    snapshot_every: Duration,
+    /// Inventory size and template epoch when the shadow gauge was last computed.
+    shadow_key: Option<(usize, u64)>,
+}
+
+impl Discovery {
+    /// Loads the spec (its templates go to both `routes` and the inventory) and the last
+    /// snapshot. `None` when `discover.enabled` is false.
+    pub fn new(
+        config: &DiscoverConfig,
+        state_dir: PathBuf,
+        identifier: Identifier,
+        routes: &mut RouteLabels,
+        metrics: Metrics,
+        events: EventSink,
+    ) -> anyhow::Result<Option<Self>> {
+        let spec = match &config.spec {
+            Some(path) => Some(Arc::new(load_spec(path, routes)?)),
+            None => None,
+        };
+        if !config.enabled {
+            return Ok(None);
+        }
+        let mut inventory = Inventory::new(&config.inventory);
+        if let Some(spec) = &spec {
+            for template in spec.templates() {
+                // Already reported by `load_spec`.
+                let _ = inventory.templater_mut().add_known(None, template);
+            }
+        }
+        let state_dir = (config.snapshot_interval_secs > 0).then_some(state_dir);
+        if let Some(dir) = &state_dir {
+            restore(&mut inventory, dir)?;
+        }
+        let mut discovery = Self {
+            shared: SharedInventory {
+                inventory: Arc::new(Mutex::new(inventory)),
+                spec,
+                spec_hosts: config.spec_hosts.clone().into(),
+            },
+            identifier,
+            auth_cache: AuthorizationCache::new(),
+            metrics,
+            events,
+            budget: EventBudget::new(config.max_events_per_client),
+            state_dir,
+            snapshot_every: Duration::from_secs(config.snapshot_interval_secs.max(1)),
+            shadow_key: None,
+        };
+        discovery.update_gauges();
+        Ok(Some(discovery))
+    }
+
+    pub fn shared(&self) -> SharedInventory {
+        self.shared.clone()
+    }
+
+    /// Starts the discovery thread; it ends (writing a last snapshot) once the queue is
+    /// dropped and drained.
+    pub fn spawn(mut self, capacity: usize) -> std::io::Result<(DiscoveryQueue, JoinHandle<()>)> {
+        let (tx, rx) = mpsc::sync_channel::<Arc<Exchange>>(capacity);
+        let metrics = self.metrics.clone();
+        let thread = std::thread::Builder::new()
+            .name("discover".into())
+            .spawn(move || {
+                let mut next_gauges = Instant::now() + GAUGE_INTERVAL;
+                let mut next_snapshot = Instant::now() + self.snapshot_every;
+                loop {
+                    let wait = next_gauges
+                        .min(next_snapshot)
+                        .saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(wait) {
+                        Ok(ex) => self.observe(&ex),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                    let now = Instant::now();
+                    if now >= next_gauges {
+                        self.update_gauges();
+                        next_gauges = now + GAUGE_INTERVAL;
+                    }
+                    if now >= next_snapshot {
+                        self.snapshot();
+                        next_snapshot = now + self.snapshot_every;
+                    }
+                }
+                self.update_gauges();
+                self.snapshot();
+            })?;
+        Ok((DiscoveryQueue { tx, metrics }, thread))
+    }
+
+    /// Records a server-side exchange and checks it against the spec.
+    pub fn observe(&mut self, ex: &Exchange) {
+        if ex.conn.role != Role::Server {
+            return;
+        }
+        let h = &ex.http;
+        let client = self.identifier.identify_cached(
+            ex.conn.peer.map(|p| p.ip()),
+            &h.request_headers,
+            h.query.as_deref(),
+            &mut self.auth_cache,
+        );
+        let host = h.host.as_deref().unwrap_or("");
+        let observation = Observation {
+            host,
+            method: &h.method,
+            path: &h.path,
+            query: h.query.as_deref(),
+            request_headers: &h.request_headers,
+            request_body: &h.request_body,
+            status: h.status,
+            response_headers: &h.response_headers,
+            response_body: &h.response_body,
+            duration_ns: ex.duration_ns(),
+            client: client.ip,
+            credential: client.credential.as_ref().map(|c| ObservedCredential {
+                scheme: c.scheme,
+                hash: &c.hash,
+                name: None,
+            }),
+            time: unix_secs_from_monotonic(h.request_start_ns),
+        };
+        let endpoints = {
+            let mut inv = self.shared.lock();
+            inv.observe(&observation);
+            inv.len()
+        };
+        self.metrics.api_endpoints.set(endpoints as i64);
+
+        let Some(spec) = self.shared.spec.clone() else {
+            return;
+        };
+        if !in_scope(&self.shared.spec_hosts, host) {
+            return;
+        }
+        if let Some(violation) = spec.check(&h.method, &h.path, h.query.as_deref()) {
+            self.report(&violation, &client, ex);
+        }
+    }
+
+    fn report(&mut self, v: &Violation, client: &ClientIdentity, ex: &Exchange) {
+        let kind = v.kind.as_str();
+        self.metrics
+            .spec_violations
+            .with_label_values(&[kind])
+            .inc();
+        let now = ex.http.request_start_ns;
+        let Some(suppressed) = self.budget.admit(client.ip, now) else {
+            self.metrics.spec_violation_events_suppressed.inc();
+            return;
+        };
+        self.events.emit(&ViolationEvent {
+            time: rfc3339_from_monotonic(now),
+            kind: "spec_violation",
+            violation: kind,
+            param: v.param.as_deref(),
+            location: v.location.map(|l| l.as_str()),
+            expected: v.expected.as_deref(),
+            operation: v.operation.as_deref(),
+            client: ClientView::of(client),
+            request: RequestView::of(ex),
+            status: ex.http.status,
+            conn_id: ex.conn.conn_id,
+            tls: ex.conn.tls(),
+            suppressed,
+        });
+    }
+
+    fn update_gauges(&mut self) {
+        let inv = self.shared.lock();
+        self.metrics.api_endpoints.set(inv.len() as i64);
+        let Some(spec) = &self.shared.spec else {
+            return;
+        };
+        // Recounted only when endpoints were added or re-keyed.
+        let key = (inv.len(), inv.templater_epoch());
+        if self.shadow_key == Some(key) {
+            return;
+        }
+        self.shadow_key = Some(key);
+        let shadow = inv
+            .endpoints()
+            .filter(|e| in_scope(&self.shared.spec_hosts, &e.host))
+            .filter(|e| !spec.is_documented(&e.method, &e.template))
+            .count();
+        self.metrics.api_shadow_endpoints.set(shadow as i64);
+    }
+
+    fn snapshot(&self) {
+        let Some(dir) = &self.state_dir else {
+            return;
+        };
+        // Serialised under the lock, written after it: the file write may be slow.
+        let saved = persist::save(&self.shared.lock(), dir);
+        match saved {
+            Ok(_) => self
+                .metrics
+                .inventory_snapshots
+                .with_label_values(&["ok"])
+                .inc(),
+            Err(error) => {
+                warn!(%error, "Writing the inventory snapshot failed");
+                self.metrics
+                    .inventory_snapshots
+                    .with_label_values(&["error"])
+                    .inc();
+            }
+        }
+    }
+}
+
+/// Reads the spec and teaches its templates to the route labels; a spec that cannot be
+/// read stops the start (the operator asked for it), single unusable paths are logged.
+fn load_spec(path: &std::path::Path, routes: &mut RouteLabels) -> anyhow::Result<Spec> {
+    let spec = Spec::load(path).with_context(|| format!("discover.spec {}", path.display()))?;
+    for warning in spec.warnings() {
+        warn!(spec = %path.display(), %warning, "OpenAPI spec: part ignored");
+    }
+    for (template, error) in spec.skipped_templates() {
+        warn!(%template, %error, "Spec path not usable as a route template (still checked)");
+    }
+    let mut skipped = spec.skipped_templates().len();
+    for template in spec.templates() {
+        if let Err(error) = routes.templater_mut().add_known(None, template) {
+            skipped += 1;
+            warn!(%error, template, "Spec path not usable as a route template (still checked)");
+        }
+    }
+    info!(
+        spec = %path.display(),
+        operations = spec.operations().len(),
+        skipped,
+        "OpenAPI spec loaded"
+    );
+    Ok(spec)
+}
+
+/// Loads the last snapshot; an unreadable one is moved aside (and the start goes on).
+fn restore(inventory: &mut Inventory, dir: &std::path::Path) -> anyhow::Result<()> {
+    persist::prepare_dir(dir).context("discover.state_dir")?;
+    match persist::load(inventory, dir) {
+        Ok(Some(n)) => info!(endpoints = n, dir = %dir.display(), "Inventory snapshot loaded"),
+        Ok(None) => {}
+        Err(error @ persist::PersistError::Corrupt { .. }) => {
+            let aside = persist::set_aside(dir)?;
+            warn!(%error, kept = %aside.display(), "Inventory snapshot unreadable: starting empty");
+        }
+        Err(error) => return Err(error).context("loading the inventory snapshot"),
+    }
+    Ok(())
+}
+
+/// The parsing task's end of the discovery thread's queue.
+pub struct DiscoveryQueue {
+    tx: SyncSender<Arc<Exchange>>,
+    metrics: Metrics,
+}
+
+impl DiscoveryQueue {
+    /// Hands a server-side exchange over without waiting; when the thread is behind, the
+    /// exchange is counted as skipped instead.
+    pub fn submit(&self, ex: Arc<Exchange>) {
+        if ex.conn.role != Role::Server {
+            return;
+        }
+        match self.tx.try_send(ex) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.metrics.discover_exchanges_skipped.inc(),
+            Err(TrySendError::Disconnected(_)) => {
+                warn!("The discovery thread is gone");
+                self.metrics.discover_exchanges_skipped.inc();
+            }
+        }
+    }
+}
+
+/// A `spec_violation` security event (fields documented in README.md, "Security events").
+/// Parameter values are never included: they may be secrets.
+#[derive(Serialize)]
+struct ViolationEvent<'a> {
+    time: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    violation: &'static str,
+    param: Option<&'a str>,
+    #[serde(rename = "in")]
+    location: Option<&'static str>,
+    expected: Option<&'a str>,
+    operation: Option<&'a str>,
+    client: ClientView,
+    request: RequestView<'a>,
+    status: Option<u16>,
+    conn_id: u64,
+    tls: bool,
+    #[serde(skip_serializing_if = "crate::events::is_zero")]
+    suppressed: u64,
+}

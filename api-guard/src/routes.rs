@@ -1,0 +1,89 @@
+//! The `route` label of the request metrics and exchange lines: the path's route template
+//! (`/users/{userId}`), so per-endpoint rates and latencies can be graphed without one series
+//! per user id. Runs on the parsing task for every exchange, so it must be cheap and bounded:
+//! the templater caps its own memory, and this caps the label values — after
+//! `discover.max_route_labels` distinct routes, new ones are labelled `other`.
+
+use std::{collections::HashSet, sync::Arc};
+
+use api_guard::discover::{inventory::InventoryConfig, template::Templater};
+
+use crate::exchange::Exchange;
+
+/// The label for routes beyond the cap.
+pub const OTHER: &str = "other";
+
+pub struct RouteLabels {
+    templater: Templater,
+    labels: HashSet<Arc<str>>,
+    max_labels: usize,
+    other: Arc<str>,
+}
+
+impl RouteLabels {
+    pub fn new(inventory: &InventoryConfig, max_labels: usize) -> Self {
+        Self {
+            templater: Templater::new(&inventory.templates),
+            labels: HashSet::new(),
+            max_labels,
+            other: Arc::from(OTHER),
+        }
+    }
+
+    /// The templater, to add a spec's templates (the inventory gets the same ones).
+    pub fn templater_mut(&mut self) -> &mut Templater {
+        &mut self.templater
+    }
+
+    /// Sets `exchange.route`.
+    pub fn label(&mut self, exchange: &mut Exchange) {
+        let h = &exchange.http;
+        let route = self
+            .templater
+            .template(h.host.as_deref().unwrap_or(""), &h.path);
+        let text = route.text();
+        exchange.route = Some(match self.labels.get(text) {
+            Some(known) => known.clone(),
+            None if self.labels.len() < self.max_labels => {
+                self.labels.insert(text.clone());
+                text.clone()
+            }
+            None => self.other.clone(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::{test_exchange, Role};
+
+    fn label(r: &mut RouteLabels, path: &str) -> String {
+        let mut ex = test_exchange(Role::Server, "192.0.2.1:40000", path);
+        r.label(&mut ex);
+        ex.route.unwrap().to_string()
+    }
+
+    #[test]
+    fn routes_are_templates_and_their_number_is_capped() {
+        let mut r = RouteLabels::new(&InventoryConfig::default(), 3);
+        assert_eq!(label(&mut r, "/users/17"), "/users/{userId}");
+        assert_eq!(label(&mut r, "/users/18/orders"), "/users/{userId}/orders");
+        assert_eq!(label(&mut r, "/health"), "/health");
+        assert_eq!(label(&mut r, "/metrics"), OTHER);
+        // Routes already labelled keep their label once the cap is reached.
+        assert_eq!(label(&mut r, "/users/99"), "/users/{userId}");
+        // Random paths cannot add series.
+        for i in 0..10_000 {
+            label(&mut r, &format!("/x{i}/y"));
+        }
+        assert_eq!(r.labels.len(), 3);
+    }
+
+    #[test]
+    fn known_templates_name_the_route() {
+        let mut r = RouteLabels::new(&InventoryConfig::default(), 10);
+        r.templater_mut().add_known(None, "/users/{id}").unwrap();
+        assert_eq!(label(&mut r, "/users/17"), "/users/{id}");
+    }
+}
