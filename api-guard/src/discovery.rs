@@ -390,3 +390,124 @@ struct ViolationEvent<'a> {
     #[serde(skip_serializing_if = "crate::events::is_zero")]
     suppressed: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use api_guard::discover::config::DiscoverConfig;
+
+    use super::*;
+    use crate::exchange::test_exchange;
+
+    const SPEC: &str = "openapi: 3.1.0
+info: {title: t, version: '1'}
+paths:
+  /orders:
+    get:
+      parameters:
+        - {name: status, in: query, required: true, schema: {type: string}}
+        - {name: limit, in: query, schema: {type: integer}}
+      responses: {'200': {description: ok}}
+";
+
+    fn discovery(max_events: u32) -> (Discovery, Metrics, Arc<Mutex<Vec<u8>>>) {
+        let dir = std::env::temp_dir().join(format!("ag-discovery-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = dir.join(format!("spec-{max_events}.yaml"));
+        std::fs::write(&spec, SPEC).unwrap();
+        let config = DiscoverConfig {
+            spec: Some(spec),
+            snapshot_interval_secs: 0,
+            max_events_per_client: max_events,
+            ..DiscoverConfig::default()
+        };
+        let metrics = Metrics::new();
+        let (events, buf) = EventSink::memory();
+        let mut routes = RouteLabels::new(&config.inventory, 10);
+        let d = Discovery::new(
+            &config,
+            dir,
+            Identifier::default(),
+            &mut routes,
+            metrics.clone(),
+            events,
+        )
+        .unwrap()
+        .unwrap();
+        (d, metrics, buf)
+    }
+
+    fn request(path: &str, query: Option<&str>) -> Exchange {
+        let mut ex = test_exchange(Role::Server, "192.0.2.7:40000", path);
+        ex.http.query = query.map(String::from);
+        ex.http.status = Some(200);
+        ex
+    }
+
+    fn events(buf: &Mutex<Vec<u8>>) -> Vec<serde_json::Value> {
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    #[test]
+    fn violations_become_events_without_values_and_shadow_endpoints_are_counted() {
+        let (mut d, metrics, buf) = discovery(10);
+        d.observe(&request("/orders", Some("status=open&limit=5")));
+        d.observe(&request("/orders", Some("status=open&limit=s3cr3t")));
+        d.observe(&request("/orders", Some("limit=5")));
+        d.observe(&request("/admin/dump", None));
+        // This host's own outgoing calls are not judged.
+        d.observe(&test_exchange(Role::Client, "192.0.2.9:80", "/admin/dump"));
+        let ev = events(&buf);
+        let got: Vec<(&str, &str, &str)> = ev
+            .iter()
+            .map(|e| {
+                (
+                    e["violation"].as_str().unwrap(),
+                    e["param"].as_str().unwrap_or("-"),
+                    e["expected"].as_str().unwrap_or("-"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("wrong_param_type", "limit", "integer"),
+                ("missing_required_param", "status", "string"),
+                ("unknown_endpoint", "-", "-"),
+            ]
+        );
+        let e = &ev[0];
+        assert_eq!(e["type"], "spec_violation");
+        assert_eq!(e["in"], "query");
+        assert_eq!(e["operation"], "GET /orders");
+        assert_eq!(e["client"]["ip"], "192.0.2.7");
+        assert_eq!(e["request"]["path"], "/orders");
+        assert!(!e.to_string().contains("s3cr3t"), "{e}");
+        for kind in ["wrong_param_type", "missing_required_param", "unknown_endpoint"] {
+            assert_eq!(metrics.spec_violations.with_label_values(&[kind]).get(), 1);
+        }
+        d.update_gauges();
+        assert_eq!(metrics.api_endpoints.get(), 2);
+        assert_eq!(metrics.api_shadow_endpoints.get(), 1);
+        let cmp = d.shared().comparison().unwrap();
+        assert_eq!(cmp.shadow.len(), 1);
+        assert_eq!(cmp.shadow[0].template, "/admin/dump");
+    }
+
+    #[test]
+    fn events_are_bounded_per_client_but_every_violation_is_counted() {
+        let (mut d, metrics, buf) = discovery(3);
+        for _ in 0..10 {
+            d.observe(&request("/nowhere", None));
+        }
+        assert_eq!(events(&buf).len(), 3);
+        assert_eq!(
+            metrics
+                .spec_violations
+                .with_label_values(&["unknown_endpoint"])
+                .get(),
+            10
+        );
+        assert_eq!(metrics.spec_violation_events_suppressed.get(), 7);
+    }
+}
