@@ -445,7 +445,9 @@ paths:
 
     fn events(buf: &Mutex<Vec<u8>>) -> Vec<serde_json::Value> {
         let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     #[test]
@@ -483,7 +485,11 @@ paths:
         assert_eq!(e["client"]["ip"], "192.0.2.7");
         assert_eq!(e["request"]["path"], "/orders");
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
-        for kind in ["wrong_param_type", "missing_required_param", "unknown_endpoint"] {
+        for kind in [
+            "wrong_param_type",
+            "missing_required_param",
+            "unknown_endpoint",
+        ] {
             assert_eq!(metrics.spec_violations.with_label_values(&[kind]).get(), 1);
         }
         d.update_gauges();

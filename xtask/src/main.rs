@@ -91,6 +91,17 @@ enum BenchCmd {
         )]
         args: Vec<OsString>,
     },
+    /// API discovery cost per exchange: route templating, inventory recording, spec checks
+    /// (criterion; no root needed).
+    Discover {
+        /// Passed to the criterion harness, e.g. `-- observe --sample-size 20`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -105,11 +116,16 @@ fn main() -> ExitCode {
         Cmd::Fuzz(args) => fuzz::fuzz(&args),
         Cmd::Bench {
             command: BenchCmd::Detect { args },
-        } => bench_detect(&args),
+        } => criterion_bench("detect", &args),
+        Cmd::Bench {
+            command: BenchCmd::Discover { args },
+        } => criterion_bench("discover", &args),
         Cmd::Bench { command } => prepare_bench().and_then(|()| match command {
             BenchCmd::Overhead(args) => bench::overhead(&args),
             BenchCmd::Xdp(args) => bench_xdp::xdp(&args),
-            BenchCmd::Detect { .. } => unreachable!("handled above"),
+            BenchCmd::Detect { .. } | BenchCmd::Discover { .. } => {
+                unreachable!("handled above")
+            }
         }),
     };
     match result {
@@ -148,12 +164,13 @@ fn prepare_bench() -> Result<()> {
     Ok(())
 }
 
-fn bench_detect(args: &[OsString]) -> Result<()> {
+/// A criterion benchmark of the api-guard crate (userspace code only: no root needed).
+fn criterion_bench(name: &str, args: &[OsString]) -> Result<()> {
     setup::ensure(Scope::Toolchain)?;
     let mut cmd = util::cargo();
-    cmd.args(["bench", "--package", "api-guard", "--bench", "detect", "--"])
+    cmd.args(["bench", "--package", "api-guard", "--bench", name, "--"])
         .args(args);
-    util::run(&mut cmd).context("the detection benchmark failed")
+    util::run(&mut cmd).with_context(|| format!("the {name} benchmark failed"))
 }
 
 fn test(extra: &[OsString]) -> Result<()> {
