@@ -29,6 +29,17 @@ pub enum ConfigError {
     },
     #[error("invalid value for `{field}`: {reason}")]
     Invalid { field: String, reason: String },
+    /// [`ConfigError::Invalid`] in a file, with the line of the field (or of the nearest
+    /// table that holds it).
+    #[error("{path}:{line}: invalid value for `{field}`: {reason}")]
+    InvalidAt {
+        path: String,
+        line: usize,
+        field: String,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    Unsafe { path: String, reason: &'static str },
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -338,12 +349,23 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
+    /// Reads and validates a config file. A file others can write to is refused: whoever can
+    /// edit it can turn enforcement off or point key files and sinks elsewhere.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
+        let origin = path.display().to_string();
+        let read_err = |source| ConfigError::Read {
+            path: origin.clone(),
             source,
-        })?;
-        Self::parse(&text, &path.display().to_string())
+        };
+        let meta = std::fs::metadata(path).map_err(read_err)?;
+        if meta.mode() & 0o002 != 0 {
+            return Err(ConfigError::Unsafe {
+                path: origin,
+                reason: "the file is world-writable; refusing to use it (chmod o-w)",
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        Self::parse(&text, &origin)
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
@@ -351,7 +373,18 @@ impl Config {
             path: origin.to_string(),
             source: Box::new(e),
         })?;
-        config.validate()?;
+        config.validate().map_err(|e| match e {
+            ConfigError::Invalid { field, reason } => match field_line(text, &field) {
+                Some(line) => ConfigError::InvalidAt {
+                    path: origin.to_string(),
+                    line,
+                    field,
+                    reason,
+                },
+                None => ConfigError::Invalid { field, reason },
+            },
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -551,6 +584,42 @@ fn cgroup_id(path: &Path) -> Result<u64, ConfigError> {
     Ok(meta.ino())
 }
 
+/// The 1-based line of `field` (`detect.jwt.public_key_files[0]`) in the TOML `text`: the
+/// deepest part of the path the file spells out (a field left at its default has no line of
+/// its own, but its table may).
+fn field_line(text: &str, field: &str) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut item = doc.as_item();
+    let mut found = None;
+    'path: for segment in field.split('.') {
+        let mut parts = segment.split('[');
+        let name = parts.next().unwrap_or_default();
+        let Some(table) = item.as_table_like() else {
+            break;
+        };
+        let Some(next) = table.get(name) else {
+            break;
+        };
+        found = table.key(name).and_then(|k| k.span()).or(found);
+        item = next;
+        for index in parts {
+            let Some(i) = index
+                .strip_suffix(']')
+                .and_then(|i| i.parse::<usize>().ok())
+            else {
+                break 'path;
+            };
+            let Some(next) = item.get(i) else {
+                break 'path;
+            };
+            found = next.span().or(found);
+            item = next;
+        }
+    }
+    let start = found?.start;
+    Some(text.get(..start)?.matches('\n').count() + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,6 +630,51 @@ mod tests {
         assert_eq!(c.capture.max_capture_bytes, 16384);
         assert_eq!(c.capture_cap(), 16384);
         assert!(c.capture.pids.is_empty());
+    }
+
+    #[test]
+    fn invalid_fields_come_with_their_line() {
+        let text = "# comment\n[capture]\nmax_capture_bytes = 0\n\n[detect]\nqueue_capacity = 0\n";
+        let e = Config::parse(text, "a.toml").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "a.toml:3: invalid value for `capture.max_capture_bytes`: must be 1..=65536"
+        );
+        let text = "[capture]\n[[enforce.policies]]\nname = \"a\"\nkey = \"client_ip\"\nrate = 5.0\nburst = 5\n\
+                    [[enforce.policies]]\nname = \"b\"\nkey = \"client_ip\"\nrate = 1.0\nburst = 0\n";
+        let e = Config::parse(text, "p.toml").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "p.toml:11: invalid value for `enforce.policies[1].burst`: must be >= 1"
+        );
+        assert_eq!(field_line(text, "enforce.policies[1]"), Some(7));
+        // A field at its default: the line of its table.
+        assert_eq!(
+            field_line("\n[detect]\nenabled = true\n", "detect.queue_capacity"),
+            Some(2)
+        );
+        assert_eq!(
+            field_line(
+                "detect = { jwt = { public_key_files = [\"a\", \"b\"] } }",
+                "detect.jwt.public_key_files[1]"
+            ),
+            Some(1)
+        );
+        assert_eq!(field_line("", "detect.queue_capacity"), None);
+        assert_eq!(field_line("x = [1]", "x[5].y"), Some(1));
+    }
+
+    #[test]
+    fn world_writable_files_are_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = std::env::temp_dir().join(format!("ag-cfg-{}.toml", std::process::id()));
+        std::fs::write(&path, "[detect]\nenabled = true\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains("world-writable"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(&path).is_ok());
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

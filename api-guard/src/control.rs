@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use crate::{
     discovery::SharedInventory,
     enforce::{blocklist::BlockReason, target::Target, BlockRequest, BlockView, Enforcer},
+    status::{Status, StatusSource},
 };
 
 pub const DEFAULT_SOCKET: &str = "/run/api-guard/api-guard.sock";
@@ -45,6 +46,8 @@ pub enum Request {
     Blocks,
     /// The API inventory, and its comparison with the configured spec.
     Inventory,
+    /// What the daemon is doing (`api-guard status`).
+    Status,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -66,6 +69,8 @@ pub struct Response {
     /// `inventory`: shadow and unused endpoints, when the daemon has a spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
 }
 
 impl Response {
@@ -87,10 +92,9 @@ impl Response {
 #[derive(Clone)]
 pub struct Handlers {
     pub enforcer: Arc<Enforcer>,
-    /// Block length when `api-guard block` has no `--for`.
-    pub default_block_secs: u64,
     /// `None` when discovery is disabled.
     pub inventory: Option<SharedInventory>,
+    pub status: StatusSource,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -203,7 +207,7 @@ fn execute(req: Request, handlers: &Handlers) -> Response {
                 Ok(t) => t,
                 Err(e) => return Response::error(e),
             };
-            let secs = for_secs.unwrap_or(handlers.default_block_secs);
+            let secs = for_secs.unwrap_or_else(|| enforcer.default_block_secs());
             if secs == 0 || secs > crate::config::MAX_BLOCK_SECS {
                 return Response::error(format!(
                     "duration must be 1..={} seconds",
@@ -254,6 +258,11 @@ fn execute(req: Request, handlers: &Handlers) -> Response {
                 ..Response::ok()
             },
             None => Response::error("API discovery is disabled (discover.enabled = false)"),
+        },
+        Request::Status => Response {
+            status: Some(handlers.status.status(enforcer)),
+            warning: not_guarded,
+            ..Response::ok()
         },
     }
 }

@@ -72,19 +72,31 @@ impl Detections {
         }))
     }
 
-    /// Starts the detection thread; exchanges reach it through the returned queue, and it
-    /// ends once the queue is dropped and drained.
+    /// Starts the detection thread; exchanges and reloaded settings reach it through the
+    /// returned queue, and it ends once every sender is dropped and the queue drained.
     pub fn spawn(mut self, capacity: usize) -> std::io::Result<(DetectionQueue, JoinHandle<()>)> {
-        let (tx, rx) = mpsc::sync_channel::<Arc<Exchange>>(capacity);
+        let (tx, rx) = mpsc::sync_channel::<Work>(capacity);
         let metrics = self.metrics.clone();
         let thread = std::thread::Builder::new()
             .name("detect".into())
             .spawn(move || {
-                for ex in rx {
-                    self.observe(&ex);
+                for work in rx {
+                    match work {
+                        Work::Inspect(ex) => self.observe(&ex),
+                        Work::Reconfigure(settings) => self.apply(*settings),
+                    }
                 }
             })?;
         Ok((DetectionQueue { tx, metrics }, thread))
+    }
+
+    /// A reloaded `[detect]` section: a fresh engine (its windows and caches start empty),
+    /// thresholds and the event budget.
+    fn apply(&mut self, s: DetectSettings) {
+        self.engine = s.engine;
+        self.block_severity = s.block_severity;
+        self.block_for = s.block_for;
+        self.budget = EventBudget::new(s.max_events_per_client);
     }
 
     /// Inspects a server-side exchange (outgoing calls this host makes are not judged).
@@ -190,20 +202,54 @@ impl Detections {
     }
 }
 
-/// The parsing task's end of the detection thread's queue.
+enum Work {
+    Inspect(Arc<Exchange>),
+    Reconfigure(Box<DetectSettings>),
+}
+
+/// What a reload hands the detection thread, built (key files read) before it is sent, so a
+/// bad file rejects the reload instead of stopping detection.
+pub struct DetectSettings {
+    engine: Engine,
+    block_severity: Option<Severity>,
+    block_for: Duration,
+    max_events_per_client: u32,
+}
+
+impl DetectSettings {
+    pub fn new(config: &DetectConfig, identifier: Identifier) -> anyhow::Result<Self> {
+        Ok(Self {
+            engine: Engine::new(config, identifier)?,
+            block_severity: config.block_severity,
+            block_for: Duration::from_secs(config.block_secs),
+            max_events_per_client: config.max_events_per_client,
+        })
+    }
+}
+
+/// The parsing task's end of the detection thread's queue (the reloader holds a clone).
+#[derive(Clone)]
 pub struct DetectionQueue {
-    tx: SyncSender<Arc<Exchange>>,
+    tx: SyncSender<Work>,
     metrics: Metrics,
 }
 
 impl DetectionQueue {
+    /// Hands reloaded settings over, waiting for room in the queue (the thread applies them
+    /// between two exchanges).
+    pub fn reconfigure(&self, settings: DetectSettings) -> anyhow::Result<()> {
+        self.tx
+            .send(Work::Reconfigure(Box::new(settings)))
+            .map_err(|_| anyhow::anyhow!("the detection thread is gone"))
+    }
+
     /// Hands a server-side exchange to the detection thread without waiting: when it is
     /// behind, the exchange is counted as skipped instead.
     pub fn submit(&self, ex: Arc<Exchange>) {
         if ex.conn.role != Role::Server {
             return;
         }
-        match self.tx.try_send(ex) {
+        match self.tx.try_send(Work::Inspect(ex)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => self.metrics.detect_exchanges_skipped.inc(),
             Err(TrySendError::Disconnected(_)) => {

@@ -13,9 +13,11 @@ mod http;
 mod metrics;
 mod pipeline;
 mod probes;
+mod reload;
 mod routes;
 mod server;
 mod sink;
+mod status;
 mod tls;
 mod wallclock;
 
@@ -123,6 +125,20 @@ enum Command {
         spec: Option<PathBuf>,
         #[command(flatten)]
         socket: SocketArg,
+    },
+    /// Show what the running daemon is doing: uptime, hooks attached, TLS libraries hooked,
+    /// XDP interfaces and drops, blocks, traffic and detection totals.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Print a shell completion script, e.g. `api-guard completions bash > /etc/bash_completion.d/api-guard`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// List the blocks in force, with expiry and dropped-packet counts.
     Blocks {
@@ -261,6 +277,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             )?;
             println!("{target}: unblocked");
             Ok(())
+        }
+        Command::Status { json, socket } => {
+            let answer = control_call(&socket, control::Request::Status)?;
+            let status = answer.status.context("the daemon's answer has no status")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                println!("{}", status::render(&status));
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            use std::io::Write as _;
+            // Into memory first: the generator panics on write errors (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "api-guard", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
         }
         Command::Blocks { json, socket } => {
             let answer = control_call(&socket, control::Request::Blocks)?;
@@ -462,6 +499,7 @@ fn print_blocks(blocks: &[enforce::BlockView]) {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -527,12 +565,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
+    // The reloader's handle on the detection queue; it must go with the reloader's task, or
+    // the detection thread would wait for more work forever at shutdown.
+    let reload_detections = args.config.as_ref().and(detections.clone());
     let ring = probes.take_events()?;
     let kernel = KernelState {
         stats: probes.take_stats()?,
         conns: probes.take_conns()?,
     };
 
+    let status_source = status::StatusSource {
+        started,
+        config: args.config.clone(),
+        hooks: probes.status.clone(),
+        metrics: metrics.clone(),
+    };
     // The hooking thread owns the eBPF object from here on; stopping it detaches everything.
     let tls_libraries = TlsLibraries::default();
     let (hooks, tls_notifier) = HookThread::spawn(
@@ -586,8 +633,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.control_socket.clone(),
         control::Handlers {
             enforcer: enforcer.clone(),
-            default_block_secs: config.enforce.default_block_secs,
             inventory: shared_inventory,
+            status: status_source,
         },
         shutdown.clone(),
     ));
@@ -609,6 +656,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     tasks.spawn(server::serve(listener, metrics.clone(), shutdown.clone()));
+    if let Some(path) = &args.config {
+        let reloader = reload::Reloader::new(
+            path.clone(),
+            config.clone(),
+            enforcer.clone(),
+            reload_detections,
+            metrics.clone(),
+        );
+        let reload_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(error) = reload::run(reloader, reload_shutdown).await {
+                warn!(%error, "Configuration reloading stopped");
+            }
+        });
+    }
 
     metrics.set_ready(true);
     info!(metrics = %args.metrics_addr, "api-guard running");

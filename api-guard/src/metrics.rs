@@ -60,6 +60,7 @@ pub struct Inner {
     pub spec_violation_events_suppressed: IntCounter,
     pub discover_exchanges_skipped: IntCounter,
     pub inventory_snapshots: IntCounterVec,
+    pub config_reloads: IntCounterVec,
     /// Last XDP verdict totals seen.
     xdp_last: [AtomicU64; XDP_STAT_COUNT as usize],
     /// Last kernel totals seen, to turn totals into counter increments.
@@ -340,6 +341,13 @@ impl Metrics {
                 "apiguard_discover_exchanges_skipped_total",
                 "Server-side exchanges not added to the inventory because its queue was full.",
             ),
+            config_reloads: counter_vec(
+                &r,
+                "apiguard_config_reloads_total",
+                "Configuration reloads (SIGHUP or file change), by result (ok, error: rejected, the \
+                 running configuration stays).",
+                &["result"],
+            ),
             inventory_snapshots: counter_vec(
                 &r,
                 "apiguard_inventory_snapshots_total",
@@ -420,6 +428,52 @@ impl Metrics {
         self.ready.load(Ordering::Relaxed)
     }
 
+    /// The sum of a counter or gauge family over the series whose labels include `labels`
+    /// (0 when there is none): for `api-guard status`.
+    pub fn total(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let families = self.registry.gather();
+        let Some(family) = families.iter().find(|f| f.name() == name) else {
+            return 0.0;
+        };
+        let counter = family.get_field_type() == prometheus::proto::MetricType::COUNTER;
+        family
+            .get_metric()
+            .iter()
+            .filter(|m| {
+                labels.iter().all(|(k, v)| {
+                    m.get_label()
+                        .iter()
+                        .any(|l| l.name() == *k && l.value() == *v)
+                })
+            })
+            .map(|m| {
+                if counter {
+                    m.get_counter().get_value()
+                } else {
+                    m.get_gauge().get_value()
+                }
+            })
+            .sum()
+    }
+
+    /// Gauge series of a family as (first label value, value): for `api-guard status`.
+    pub fn gauge_series(&self, name: &str) -> Vec<(String, f64)> {
+        self.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| f.get_metric())
+            .map(|m| {
+                let label = m
+                    .get_label()
+                    .first()
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default();
+                (label, m.get_gauge().get_value())
+            })
+            .collect()
+    }
+
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
         // Encoding into a Vec cannot fail for well-formed families.
@@ -454,6 +508,22 @@ mod tests {
         assert!(
             text.contains(r#"apiguard_capture_bytes_not_copied_total{reason="ringbuf_full"} 100"#),
             "{text}"
+        );
+        assert_eq!(m.total("apiguard_capture_dropped_total", &[]), 7.0);
+        assert_eq!(
+            m.total("apiguard_capture_dropped_total", &[("stage", "kernel")]),
+            7.0
+        );
+        assert_eq!(
+            m.total("apiguard_capture_dropped_total", &[("stage", "userspace")]),
+            0.0
+        );
+        m.tls_probes_attached
+            .with_label_values(&["/lib/libssl.so.3"])
+            .set(6);
+        assert_eq!(
+            m.gauge_series("apiguard_tls_probes_attached"),
+            [("/lib/libssl.so.3".to_string(), 6.0)]
         );
     }
 }

@@ -300,6 +300,24 @@ impl Agent {
         })
     }
 
+    /// The `--config` file (`config.toml` in the agent's dir; present when the options had a
+    /// `config_toml`): rewrite it to test reloading.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir().join("config.toml")
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP`) to the daemon.
+    pub fn signal(&self, signal: libc::c_int) -> Result<()> {
+        // SAFETY: kill(2) with our child's pid; no memory is involved.
+        let rc = unsafe { libc::kill(self.pid() as libc::pid_t, signal) };
+        anyhow::ensure!(
+            rc == 0,
+            "kill({signal}): {}",
+            std::io::Error::last_os_error()
+        );
+        Ok(())
+    }
+
     /// SIGKILL: no cleanup at all (what pinning must survive).
     pub fn kill9(&mut self) -> Result<()> {
         self.stop_with(libc::SIGKILL).map(|_| ())

@@ -21,6 +21,11 @@ fn agent(config: String) -> Result<Agent> {
 }
 
 /// Waits until client 1 is answered again; returns the time since `since`.
+const PROBE_SLACK: Duration = Duration::from_secs(2);
+
+/// Time from `since` until client 1 is served again. A probe (a curl process with a 0.5 s
+/// connect timeout) can take over a second on a loaded 2-core machine, so callers allow
+/// [`PROBE_SLACK`] past the block's end; the lower bound is what shows the block held.
 fn lifted_after(topo: &Topology, since: Instant) -> Result<Duration> {
     wait_for_probe(
         || topo.get(true, "/index.html"),
@@ -59,7 +64,7 @@ fn blocks_expire_on_time_also_after_kill9_and_are_adopted() -> Result<()> {
     ensure!(topo.get(false, "/index.html")? == Probe::Status(200));
     let lifted = lifted_after(&topo, t0)?;
     ensure!(
-        lifted >= Duration::from_millis(2500) && lifted <= Duration::from_secs(4),
+        lifted >= Duration::from_millis(2500) && lifted <= Duration::from_secs(3) + PROBE_SLACK,
         "3 s block lifted after {lifted:?}"
     );
     let unblock = first.wait_for_events(|e| e["type"] == "unblock", 1, WAIT)?;
@@ -76,7 +81,7 @@ fn blocks_expire_on_time_also_after_kill9_and_are_adopted() -> Result<()> {
     ensure!(topo.get(false, "/index.html")? == Probe::NoConnection);
     let lifted = lifted_after(&topo, t1)?;
     ensure!(
-        lifted >= Duration::from_millis(3500) && lifted <= Duration::from_secs(5),
+        lifted >= Duration::from_millis(3500) && lifted <= Duration::from_secs(4) + PROBE_SLACK,
         "4 s block lifted after {lifted:?} with no daemon"
     );
     ensure!(topo.get(false, "/index.html")? == Probe::NoConnection);

@@ -90,9 +90,12 @@ pub struct BlockView {
     pub hits: u64,
 }
 
-/// Settings read from `[enforce]`.
+/// Settings read from `[enforce]` (replaced whole by [`Enforcer::reconfigure`]).
 struct Settings {
     mode: EnforceMode,
+    default_block_secs: u64,
+    /// The configured deny list, to tell on reload which `config` blocks went away.
+    deny: Vec<Target>,
     allow: NetSet,
     proxies: NetSet,
     identifier: Identifier,
@@ -143,12 +146,7 @@ impl Enforcer {
                 })?;
         }
         let max_keys = NonZeroUsize::new(config.max_limiter_keys).unwrap_or(NonZeroUsize::MIN);
-        let settings = Settings {
-            mode: config.mode,
-            allow: NetSet::new(&config.allowlist),
-            proxies: NetSet::new(&config.trusted_proxies),
-            identifier: config.identifier(),
-        };
+        let settings = Settings::of(config);
         let mut state = State {
             settings,
             blocklist: Blocklist::new(config.max_blocks as usize),
@@ -159,19 +157,7 @@ impl Enforcer {
         };
         let now = monotonic_now_ns();
         adopt(&mut state, now, &config.deny);
-        for target in &config.deny {
-            let block = Block {
-                target: *target,
-                reason: BlockReason::Config,
-                policy: None,
-                detail: Some("enforce.deny".into()),
-                since_ns: now,
-                until_ns: None,
-            };
-            if let Inserted::New { .. } = state.blocklist.insert(block.clone()) {
-                state.maps.put(target, kernel_entry(&block))?;
-            }
-        }
+        add_denied(&mut state, now, &config.deny)?;
         metrics.xdp_interfaces.set(attached.len() as i64);
         metrics.blocked_clients.set(state.blocklist.len() as i64);
         Ok(Arc::new(Self {
@@ -437,6 +423,60 @@ impl Enforcer {
     }
 
     /// Interfaces the guard runs on: (`name@netns`, ifindex, mode, adopted).
+    /// Applies a reloaded `[enforce]` section without touching the guard: mode, allowlist and
+    /// trusted proxies (kernel allowlist rewritten), deny list (entries added and lifted),
+    /// policies (limiters of unchanged policies keep their state), API key places and the
+    /// default block length. Blocks in force stay. `max_blocks` and `max_limiter_keys` need
+    /// a restart (the tables are sized at start).
+    pub fn reconfigure(&self, config: &EnforceConfig) -> Result<(), EnforceError> {
+        let mut state = self.lock();
+        let never_blocked: Vec<Target> = config
+            .allowlist
+            .iter()
+            .chain(&config.trusted_proxies)
+            .copied()
+            .collect();
+        state.maps.set_allowlist(&never_blocked)?;
+        let now = monotonic_now_ns();
+        let dropped: Vec<Target> = state
+            .settings
+            .deny
+            .iter()
+            .filter(|t| !config.deny.contains(t))
+            .copied()
+            .collect();
+        for target in dropped {
+            let configured = state
+                .blocklist
+                .get(&target)
+                .is_some_and(|b| b.reason == BlockReason::Config);
+            if configured {
+                if let Some(block) = state.blocklist.remove(&target) {
+                    self.lifted(&mut state, now, &block, "config");
+                }
+            }
+        }
+        add_denied(&mut state, now, &config.deny)?;
+        let max_keys = NonZeroUsize::new(config.max_limiter_keys).unwrap_or(NonZeroUsize::MIN);
+        state.policies.reconfigure(&config.policies, max_keys);
+        state.limiter_evictions = vec![0; config.policies.len()];
+        state.settings = Settings::of(config);
+        self.metrics
+            .blocked_clients
+            .set(state.blocklist.len() as i64);
+        Ok(())
+    }
+
+    /// Block length of `api-guard block` without `--for`.
+    pub fn default_block_secs(&self) -> u64 {
+        self.lock().settings.default_block_secs
+    }
+
+    /// `enforce` or `dry-run`, as configured now.
+    pub fn mode(&self) -> EnforceMode {
+        self.lock().settings.mode
+    }
+
     pub fn interfaces(&self) -> Vec<(String, u32, &'static str, bool)> {
         let attached = self.attached.lock().unwrap_or_else(|e| e.into_inner());
         attached
@@ -494,6 +534,37 @@ fn kernel_entry(block: &Block) -> BlockEntry {
         reason: block.reason.code(),
         _pad: 0,
     }
+}
+
+impl Settings {
+    fn of(config: &EnforceConfig) -> Self {
+        Settings {
+            mode: config.mode,
+            default_block_secs: config.default_block_secs,
+            deny: config.deny.clone(),
+            allow: NetSet::new(&config.allowlist),
+            proxies: NetSet::new(&config.trusted_proxies),
+            identifier: config.identifier(),
+        }
+    }
+}
+
+/// Puts the configured deny list in force (entries already held are left as they are).
+fn add_denied(state: &mut State, now: u64, deny: &[Target]) -> Result<(), EnforceError> {
+    for target in deny {
+        let block = Block {
+            target: *target,
+            reason: BlockReason::Config,
+            policy: None,
+            detail: Some("enforce.deny".into()),
+            since_ns: now,
+            until_ns: None,
+        };
+        if let Inserted::New { .. } = state.blocklist.insert(block.clone()) {
+            state.maps.put(target, kernel_entry(&block))?;
+        }
+    }
+    Ok(())
 }
 
 /// Takes in the kernel entries a pinned earlier daemon left: those still in force are

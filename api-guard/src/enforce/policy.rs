@@ -25,7 +25,7 @@ const MAX_ROUTE_PATH: usize = 256;
 /// Bytes of the request method kept in a `route` key (the longest registered method has 17).
 const MAX_ROUTE_METHOD: usize = 32;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Unique, 1..=64 chars of `[A-Za-z0-9_.-]` (it becomes a metric label).
@@ -74,7 +74,7 @@ pub enum PolicyAction {
     Block,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteMatch {
     /// Host, compared case-insensitively with the request's `Host` without its port.
@@ -242,9 +242,31 @@ struct Policy {
     pattern: Option<String>,
     path: Option<PathMatch>,
     limiter: Limiter<Key>,
+    /// As configured, to recognise the policy on reload.
+    config: PolicyConfig,
 }
 
 impl Policy {
+    fn new(c: &PolicyConfig, max_keys_per_policy: NonZeroUsize) -> Self {
+        let pattern = c.matcher.path.clone();
+        let path = pattern.as_ref().map(|p| match p.strip_suffix('*') {
+            Some(prefix) => PathMatch::Prefix(prefix.to_string()),
+            None => PathMatch::Exact(p.clone()),
+        });
+        Policy {
+            name: Arc::from(c.name.as_str()),
+            key: c.key,
+            action: c.action,
+            block_secs: c.block_secs,
+            host: c.matcher.host.as_ref().map(|h| h.to_ascii_lowercase()),
+            methods: c.matcher.methods.clone(),
+            pattern,
+            path,
+            limiter: Limiter::new(c.rate, c.burst, max_keys_per_policy),
+            config: c.clone(),
+        }
+    }
+
     fn matches(&self, method: &str, path: &str, host: Option<&str>) -> bool {
         if let Some(want) = &self.host {
             if !host.is_some_and(|h| h.eq_ignore_ascii_case(want)) {
@@ -293,26 +315,22 @@ impl Policies {
     pub fn new(configs: &[PolicyConfig], max_keys_per_policy: NonZeroUsize) -> Self {
         let policies = configs
             .iter()
-            .map(|c| {
-                let pattern = c.matcher.path.clone();
-                let path = pattern.as_ref().map(|p| match p.strip_suffix('*') {
-                    Some(prefix) => PathMatch::Prefix(prefix.to_string()),
-                    None => PathMatch::Exact(p.clone()),
-                });
-                Policy {
-                    name: Arc::from(c.name.as_str()),
-                    key: c.key,
-                    action: c.action,
-                    block_secs: c.block_secs,
-                    host: c.matcher.host.as_ref().map(|h| h.to_ascii_lowercase()),
-                    methods: c.matcher.methods.clone(),
-                    pattern,
-                    path,
-                    limiter: Limiter::new(c.rate, c.burst, max_keys_per_policy),
-                }
-            })
+            .map(|c| Policy::new(c, max_keys_per_policy))
             .collect();
         Self { policies }
+    }
+
+    /// Takes a reloaded policy list: a policy configured exactly as before keeps its limiter
+    /// (clients mid-window stay mid-window); new and changed ones start afresh.
+    pub fn reconfigure(&mut self, configs: &[PolicyConfig], max_keys_per_policy: NonZeroUsize) {
+        let mut old = std::mem::take(&mut self.policies);
+        self.policies = configs
+            .iter()
+            .map(|c| match old.iter().position(|p| p.config == *c) {
+                Some(i) => old.swap_remove(i),
+                None => Policy::new(c, max_keys_per_policy),
+            })
+            .collect();
     }
 
     /// Counts the request against every matching policy and returns the ones it exceeded.
@@ -431,6 +449,30 @@ mod tests {
 
     fn field_of(configs: &[PolicyConfig]) -> String {
         validate(configs).unwrap_err().field
+    }
+
+    #[test]
+    fn reload_keeps_the_state_of_unchanged_policies_only() {
+        let same = policy("same", PolicyKey::ClientIp, 1.0, 2);
+        let changed = policy("changed", PolicyKey::ClientIp, 1.0, 2);
+        let mut p = policies(&[same.clone(), changed.clone()]);
+        let c = client(Some("192.0.2.7"), None);
+        let r = req("GET", "/", &c);
+        assert_eq!(send(&mut p, 0, &r, 2), vec![]);
+        let mut changed = changed;
+        changed.burst = 3;
+        let added = policy("added", PolicyKey::ClientIp, 1.0, 5);
+        // Reordered, one changed, one new.
+        p.reconfigure(&[added, changed, same], NonZeroUsize::new(1024).unwrap());
+        let breached: Vec<String> = p
+            .check(0, &r)
+            .iter()
+            .map(|b| b.policy.to_string())
+            .collect();
+        // `same` remembers the two requests; `changed` (burst 3) and `added` start afresh.
+        assert_eq!(breached, ["same"]);
+        let names: Vec<&str> = p.policies.iter().map(|p| &*p.name).collect();
+        assert_eq!(names, ["added", "changed", "same"]);
     }
 
     #[test]

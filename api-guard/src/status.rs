@@ -1,0 +1,188 @@
+//! `api-guard status`: what the running daemon is doing — version, uptime, hooks attached,
+//! TLS libraries hooked, XDP interfaces and drops, blocks, traffic and analysis totals. Built
+//! on demand from the daemon's own state and metrics, so it never disagrees with /metrics.
+
+use std::{path::PathBuf, time::Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{config::EnforceMode, enforce::Enforcer, metrics::Metrics, probes::HookStatus};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub pid: u32,
+    pub uptime_secs: u64,
+    /// The configuration file, `None` for the embedded defaults.
+    pub config: Option<PathBuf>,
+    pub mode: EnforceMode,
+    pub hooks: Vec<Hook>,
+    /// Hooked TLS library files with their uprobe counts.
+    pub tls_libraries: Vec<TlsLibrary>,
+    pub xdp_interfaces: Vec<Interface>,
+    pub xdp_dropped_packets: u64,
+    pub blocks: usize,
+    pub exchanges: u64,
+    pub capture_dropped: u64,
+    pub detections: u64,
+    pub api_endpoints: u64,
+    pub config_reloads: u64,
+    pub config_reload_errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hook {
+    pub hook: String,
+    pub attached: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TlsLibrary {
+    pub path: String,
+    pub probes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Interface {
+    pub name: String,
+    pub ifindex: u32,
+    pub mode: String,
+    /// Taken over from a pinned earlier daemon.
+    pub adopted: bool,
+}
+
+/// What the status is assembled from (held by the control socket).
+#[derive(Clone)]
+pub struct StatusSource {
+    pub started: Instant,
+    pub config: Option<PathBuf>,
+    pub hooks: Vec<HookStatus>,
+    pub metrics: Metrics,
+}
+
+impl StatusSource {
+    pub fn status(&self, enforcer: &Enforcer) -> Status {
+        let m = &self.metrics;
+        let total = |name: &str, labels: &[(&str, &str)]| m.total(name, labels) as u64;
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            config: self.config.clone(),
+            mode: enforcer.mode(),
+            hooks: self
+                .hooks
+                .iter()
+                .map(|h| Hook {
+                    hook: h.hook.clone(),
+                    attached: h.attached,
+                    error: h.error.clone(),
+                })
+                .collect(),
+            tls_libraries: m
+                .gauge_series("apiguard_tls_probes_attached")
+                .into_iter()
+                .filter(|(_, n)| *n > 0.0)
+                .map(|(path, n)| TlsLibrary {
+                    path,
+                    probes: n as u64,
+                })
+                .collect(),
+            xdp_interfaces: enforcer
+                .interfaces()
+                .into_iter()
+                .map(|(name, ifindex, mode, adopted)| Interface {
+                    name,
+                    ifindex,
+                    mode: mode.to_string(),
+                    adopted,
+                })
+                .collect(),
+            xdp_dropped_packets: total("apiguard_xdp_packets_total", &[("action", "drop")]),
+            blocks: enforcer.list().len(),
+            exchanges: total("apiguard_http_requests_total", &[]),
+            capture_dropped: total("apiguard_capture_dropped_total", &[]),
+            detections: total("apiguard_detections_total", &[]),
+            api_endpoints: total("apiguard_api_endpoints", &[]),
+            config_reloads: total("apiguard_config_reloads_total", &[("result", "ok")]),
+            config_reload_errors: total("apiguard_config_reloads_total", &[("result", "error")]),
+        }
+    }
+}
+
+/// The human-readable form of `api-guard status`.
+pub fn render(s: &Status) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let attached = s.hooks.iter().filter(|h| h.attached).count();
+    let _ = writeln!(out, "api-guard {} (pid {})", s.version, s.pid);
+    let _ = writeln!(out, "uptime          {}", human_duration(s.uptime_secs));
+    let config = s.config.as_ref().map_or_else(
+        || "embedded defaults".to_string(),
+        |p| p.display().to_string(),
+    );
+    let _ = writeln!(
+        out,
+        "config          {config} ({} reloads, {} rejected)",
+        s.config_reloads, s.config_reload_errors
+    );
+    let mode = match s.mode {
+        EnforceMode::Enforce => "enforce",
+        EnforceMode::DryRun => "dry-run",
+    };
+    let _ = writeln!(out, "mode            {mode}");
+    let _ = writeln!(out, "hooks           {attached}/{} attached", s.hooks.len());
+    for h in s.hooks.iter().filter(|h| !h.attached) {
+        let _ = writeln!(
+            out,
+            "  not attached  {}: {}",
+            h.hook,
+            h.error.as_deref().unwrap_or("?")
+        );
+    }
+    let _ = writeln!(out, "tls libraries   {}", s.tls_libraries.len());
+    for l in &s.tls_libraries {
+        let _ = writeln!(out, "  {} ({} probes)", l.path, l.probes);
+    }
+    let _ = writeln!(out, "xdp interfaces  {}", s.xdp_interfaces.len());
+    for i in &s.xdp_interfaces {
+        let adopted = if i.adopted { ", adopted" } else { "" };
+        let _ = writeln!(
+            out,
+            "  {} (ifindex {}, {}{adopted})",
+            i.name, i.ifindex, i.mode
+        );
+    }
+    let _ = writeln!(out, "xdp drops       {} packets", s.xdp_dropped_packets);
+    let _ = writeln!(out, "blocks          {}", s.blocks);
+    let _ = writeln!(out, "exchanges       {}", s.exchanges);
+    let _ = writeln!(out, "capture drops   {}", s.capture_dropped);
+    let _ = writeln!(out, "detections      {}", s.detections);
+    let _ = write!(out, "api endpoints   {}", s.api_endpoints);
+    out
+}
+
+fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(5), "5s");
+        assert_eq!(human_duration(125), "2m 5s");
+        assert_eq!(human_duration(3 * 3600 + 61), "3h 1m");
+        assert_eq!(human_duration(2 * 86_400 + 7200), "2d 2h");
+    }
+}
