@@ -19,6 +19,7 @@ pub mod guard;
 pub mod metrics;
 pub mod netns;
 pub mod procfs;
+pub mod prometheus;
 pub mod servers;
 pub mod tls;
 pub mod util;

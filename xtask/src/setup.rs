@@ -27,6 +27,8 @@ const PACKAGES: &[&str] = &[
     "hping3",
     "nftables",
     "bpftool",
+    // The real-Prometheus test (tests/tests/prometheus_live.rs) runs its own server.
+    "prometheus",
 ];
 
 #[derive(clap::Args, Debug, Default)]
@@ -240,6 +242,9 @@ impl Setup {
                 say("nginx: stopped the service the package started (tests run their own)");
             }
         }
+        if missing.contains(&"prometheus") && !self.dry_run {
+            stop_prometheus_service();
+        }
         Ok(())
     }
 
@@ -346,6 +351,32 @@ impl Setup {
         );
         say(&format!("{what}: installed (venv {})", venv.display()));
         Ok(())
+    }
+}
+
+/// The package starts (under systemd) a system Prometheus on port 9090; the tests run
+/// their own instances on ports of their own, so stop it to keep the machine quiet.
+fn stop_prometheus_service() {
+    let quiet = |cmd: &mut Command| {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let stopped = if Path::new("/run/systemd/system").is_dir() {
+        quiet(&mut command(
+            "systemctl",
+            &["is-active", "--quiet", "prometheus"],
+        )) && quiet(&mut command("systemctl", &["stop", "prometheus"]))
+    } else {
+        let script = "/etc/init.d/prometheus";
+        Path::new(script).is_file()
+            && quiet(&mut command(script, &["status"]))
+            && quiet(&mut command(script, &["stop"]))
+    };
+    if stopped {
+        say("prometheus: stopped the service the package started (tests run their own)");
     }
 }
 
