@@ -82,6 +82,7 @@ impl Setup {
             self.mount("tracefs", "/sys/kernel/tracing", "tracefs", "nodev")?;
             self.mount("bpffs", "/sys/fs/bpf", "bpf", "bpf")?;
             self.openapi_validator()?;
+            self.deploy_tools()?;
         }
         if !self.changed {
             say("everything is present");
@@ -266,6 +267,15 @@ impl Setup {
 pub const VALIDATOR_PACKAGE: &str = "openapi-spec-validator";
 pub const VALIDATOR_VERSION: &str = "0.9.0";
 
+/// PyPI packages the deploy manifest tests (`tests/tests/deploy_manifests.rs`) use, pinned, in
+/// the same venv: offline Kubernetes schema validation (schemas for Kubernetes 1.25 to 1.37),
+/// and Helm's own Go SDK (v4) as a shared library, which renders the chart (no `helm` binary
+/// is published on crates.io, PyPI or npm for Linux).
+pub const DEPLOY_TOOLS: &[(&str, &str)] = &[
+    ("kubernetes-validate", "1.37.0"),
+    ("helm-python-sdk", "0.2.2"),
+];
+
 /// The venv holding the validator: `<target dir>/tools/venv` (the integration tests look
 /// for `bin/openapi-spec-validator` there).
 pub fn tools_venv() -> Result<PathBuf> {
@@ -377,6 +387,44 @@ fn stop_prometheus_service() {
     };
     if stopped {
         say("prometheus: stopped the service the package started (tests run their own)");
+    }
+}
+
+impl Setup {
+    /// [`DEPLOY_TOOLS`] at their pinned versions in [`tools_venv`] (made by
+    /// [`Setup::openapi_validator`], which runs first).
+    fn deploy_tools(&mut self) -> Result<()> {
+        let venv = tools_venv()?;
+        let python = venv.join("bin").join("python3");
+        for &(package, version) in DEPLOY_TOOLS {
+            let what = format!("{package} {version}");
+            if installed_version(&python, package).as_deref() == Some(version) {
+                say(&format!("{what}: present (venv {})", venv.display()));
+                continue;
+            }
+            let mut pip = Command::new(&python);
+            pip.args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                &format!("{package}=={version}"),
+            ])
+            .stdin(Stdio::null());
+            self.act(&format!("{what} (venv {})", venv.display()), vec![pip])?;
+            if self.dry_run {
+                continue;
+            }
+            let now = installed_version(&python, package);
+            anyhow::ensure!(
+                now.as_deref() == Some(version),
+                "setup: installed {what} into {} but it reports version {now:?}",
+                venv.display()
+            );
+            say(&format!("{what}: installed (venv {})", venv.display()));
+        }
+        Ok(())
     }
 }
 
