@@ -52,6 +52,7 @@ pub struct Config {
     pub xdp: XdpConfig,
     pub detect: DetectConfig,
     pub discover: DiscoverConfig,
+    pub events: crate::events::EventsConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -440,7 +441,8 @@ impl Config {
             .map_err(|e| invalid(e.field, e.reason))?;
         self.discover
             .validate()
-            .map_err(|e| invalid(e.field, e.reason))
+            .map_err(|e| invalid(e.field, e.reason))?;
+        self.events.validate()
     }
 
     fn validate_enforce(&self) -> Result<(), ConfigError> {

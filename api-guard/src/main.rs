@@ -512,7 +512,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("opening the exchanges output")?;
 
     let control_listener = control::bind(&args.control_socket).await?;
-    let events = events::EventSink::new(&args.events).context("opening the events output")?;
+    let events = events::EventSink::new(&args.events, &config.events, metrics.clone())
+        .context("opening the events output")?;
+    // Kept to flush the webhook at shutdown.
+    let events_out = events.clone();
 
     let mut probes = Probes::load(&config).context("loading eBPF probes")?;
     let xdp = probes.take_xdp(&config).context("starting the XDP guard")?;
@@ -693,6 +696,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Unpinned XDP links detach here; pinned ones keep the guard running for the next daemon.
     enforcer.detach();
     hooks.stop();
+    // Queued webhook events get a bounded time to go out.
+    events_out.close();
     info!("Detached, bye");
     Ok(())
 }

@@ -61,6 +61,10 @@ pub struct Inner {
     pub discover_exchanges_skipped: IntCounter,
     pub inventory_snapshots: IntCounterVec,
     pub config_reloads: IntCounterVec,
+    pub events: IntCounterVec,
+    pub events_dropped: IntCounterVec,
+    pub events_file_rotations: IntCounterVec,
+    pub webhook_requests: IntCounterVec,
     /// Last XDP verdict totals seen.
     xdp_last: [AtomicU64; XDP_STAT_COUNT as usize],
     /// Last kernel totals seen, to turn totals into counter increments.
@@ -352,6 +356,32 @@ impl Metrics {
                 &r,
                 "apiguard_inventory_snapshots_total",
                 "Inventory snapshots written to the state directory, by result (ok, error).",
+                &["result"],
+            ),
+            events: counter_vec(
+                &r,
+                "apiguard_events_total",
+                "Security events written (stdout, file) or delivered (webhook), by output.",
+                &["output"],
+            ),
+            events_dropped: counter_vec(
+                &r,
+                "apiguard_events_dropped_total",
+                "Security events lost, by output and reason (queue_full, rejected, \
+                 retries_exhausted, shutdown, write_error).",
+                &["output", "reason"],
+            ),
+            events_file_rotations: counter_vec(
+                &r,
+                "apiguard_events_file_rotations_total",
+                "Rotations of the events file, by result (ok, error).",
+                &["result"],
+            ),
+            webhook_requests: counter_vec(
+                &r,
+                "apiguard_webhook_requests_total",
+                "Event webhook POSTs, by result (ok; retry: failed and retried; error: failed \
+                 for good).",
                 &["result"],
             ),
             xdp_last: Default::default(),
