@@ -55,6 +55,9 @@ pub struct Exchange {
 #[derive(Serialize)]
 struct Line<'a> {
     time: String,
+    /// `NODE_NAME` (Kubernetes downward API), when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'static str>,
     conn_id: u64,
     role: Role,
     pid: u32,
@@ -94,6 +97,7 @@ impl Exchange {
         let h = &self.http;
         let line = Line {
             time: wallclock::rfc3339_from_monotonic(h.request_start_ns),
+            node: crate::events::node_name(),
             conn_id: self.conn.conn_id,
             role: self.conn.role,
             pid: self.conn.pid,

@@ -193,8 +193,15 @@ struct RunArgs {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The webhook's HTTP client dumps whole requests, the token header included, at TRACE:
+    // capped whatever RUST_LOG asks, so a secret can never reach the logs.
+    for directive in ["ureq=debug", "ureq_proto=debug"] {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -665,6 +672,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             config.clone(),
             enforcer.clone(),
             reload_detections,
+            events_out.clone(),
             metrics.clone(),
         );
         let reload_shutdown = shutdown.clone();

@@ -6,8 +6,8 @@
 //! (`apiguard_config_reloads_total{result="error"}`) and the running configuration stays.
 //! Applied without detaching anything: `[enforce]` (mode, allowlist, trusted proxies, deny
 //! list, policies — unchanged policies keep their limiter state —, API key places, default
-//! block length) and `[detect]` (a new engine with the new thresholds; its detection windows
-//! start empty). Sections sized or attached at start (`capture`, `http`, `tls`, `xdp`,
+//! block length), `[detect]` (a new engine with the new thresholds; its detection windows
+//! start empty) and `[events]` (rotation limits, webhook). Sections sized or attached at start (`capture`, `http`, `tls`, `xdp`,
 //! `discover`, `enforce.max_blocks`, `enforce.max_limiter_keys`, `detect.enabled`,
 //! `detect.queue_capacity`) are reported as needing a restart and keep their running values.
 
@@ -27,6 +27,7 @@ use crate::{
     config::Config,
     detections::{DetectSettings, DetectionQueue},
     enforce::Enforcer,
+    events::EventSink,
     metrics::Metrics,
 };
 
@@ -56,6 +57,7 @@ pub struct Reloader {
     seen: Option<Version>,
     enforcer: Arc<Enforcer>,
     detections: Option<DetectionQueue>,
+    events: EventSink,
     metrics: Metrics,
 }
 
@@ -65,6 +67,7 @@ impl Reloader {
         running: Config,
         enforcer: Arc<Enforcer>,
         detections: Option<DetectionQueue>,
+        events: EventSink,
         metrics: Metrics,
     ) -> Self {
         Self {
@@ -73,6 +76,7 @@ impl Reloader {
             running,
             enforcer,
             detections,
+            events,
             metrics,
         }
     }
@@ -109,6 +113,15 @@ impl Reloader {
             .transpose()
             .context("detect")?;
         let mut changed = Vec::new();
+        // Sinks first: a webhook token that cannot be read rejects the reload before any
+        // other section changes (the remaining steps only fail on kernel map errors).
+        // Always handed over: a token file's new content is a change the settings don't show.
+        self.events
+            .reconfigure(&new.events)
+            .context("applying [events]")?;
+        if !same(&self.running.events, &new.events) {
+            changed.push("events");
+        }
         if !same(&self.running.enforce, &new.enforce) {
             self.enforcer
                 .reconfigure(&new.enforce)

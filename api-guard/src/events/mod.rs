@@ -225,7 +225,6 @@ impl EventSink {
     /// Applies new `[events]` settings (hot reload): file rotation limits now; a changed
     /// webhook (URL, settings or token) gets a new worker while the old one delivers what it
     /// had queued within its bounded drain time. On error nothing changes.
-    #[allow(dead_code)] // Wired to SIGHUP by the hot-reload code.
     pub fn reconfigure(&self, config: &EventsConfig) -> anyhow::Result<()> {
         config.validate()?;
         let mut current = lock(&self.0.webhook);

@@ -151,9 +151,6 @@ impl Webhook {
         timing: Timing,
     ) -> Result<(Self, Worker), ConfigError> {
         let token = config.token_file.as_deref().map(Token::read).transpose()?;
-        if token.is_some() {
-            cap_wire_logs();
-        }
         let timeout = Duration::from_secs(config.timeout_secs);
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
@@ -251,15 +248,6 @@ impl Webhook {
         self.closing.wake.notify_all();
         self.tx = None;
         self.thread.take()
-    }
-}
-
-/// ureq logs whole requests, headers included, at TRACE (through the `log` crate): with a token
-/// configured, `log` records are capped at DEBUG so the token can never reach the logs.
-fn cap_wire_logs() {
-    if log::max_level() > log::LevelFilter::Debug {
-        log::set_max_level(log::LevelFilter::Debug);
-        tracing::info!("TRACE logs of dependencies are off while a webhook token is configured");
     }
 }
 
@@ -762,8 +750,6 @@ pub(super) mod tests {
             );
         }
         assert_eq!(count(&m, &["webhook", "rejected"]), 2);
-        // ureq's wire dumps (TRACE through `log`) are capped.
-        assert!(log::max_level() <= log::LevelFilter::Debug);
         let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
         assert!(logs.contains("The webhook rejected events"), "{logs}");
         assert!(logs.contains("Webhook delivery will be retried"), "{logs}");
