@@ -666,6 +666,23 @@ mod tests {
         assert_eq!(field_line("x = [1]", "x[5].y"), Some(1));
     }
 
+    /// The annotated example config lists every default truly, and README.md shows the same.
+    #[test]
+    fn example_config_is_the_default_and_matches_the_readme() {
+        let example = include_str!("../../deploy/api-guard.example.toml");
+        let parsed = Config::parse(example, "api-guard.example.toml").unwrap();
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", Config::default()));
+        let readme = include_str!("../../README.md");
+        let start = readme.find("### Configuration").unwrap();
+        let block = &readme[start..];
+        let block = &block[block.find("```toml\n").unwrap() + 8..];
+        let block = &block[..block.find("```").unwrap()];
+        assert!(
+            example.ends_with(block),
+            "README.md's configuration block differs from deploy/api-guard.example.toml"
+        );
+    }
+
     #[test]
     fn world_writable_files_are_refused() {
         use std::os::unix::fs::PermissionsExt as _;
