@@ -12,7 +12,7 @@
 
 use std::{
     sync::{
-        mpsc::{self, SyncSender, TrySendError},
+        mpsc::{self, SyncSender},
         Arc,
     },
     thread::JoinHandle,
@@ -249,14 +249,12 @@ impl DetectionQueue {
         if ex.conn.role != Role::Server {
             return;
         }
-        match self.tx.try_send(Work::Inspect(ex)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.metrics.detect_exchanges_skipped.inc(),
-            Err(TrySendError::Disconnected(_)) => {
-                warn!("The detection thread is gone");
-                self.metrics.detect_exchanges_skipped.inc();
-            }
-        }
+        crate::pipeline::hand_over(
+            &self.tx,
+            Work::Inspect(ex),
+            &self.metrics.detect_exchanges_skipped,
+            "detection",
+        );
     }
 }
 

@@ -16,7 +16,7 @@
 use std::{
     path::PathBuf,
     sync::{
-        mpsc::{self, RecvTimeoutError, SyncSender, TrySendError},
+        mpsc::{self, RecvTimeoutError, SyncSender},
         Arc, Mutex, MutexGuard,
     },
     thread::JoinHandle,
@@ -358,14 +358,12 @@ impl DiscoveryQueue {
         if ex.conn.role != Role::Server {
             return;
         }
-        match self.tx.try_send(ex) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.metrics.discover_exchanges_skipped.inc(),
-            Err(TrySendError::Disconnected(_)) => {
-                warn!("The discovery thread is gone");
-                self.metrics.discover_exchanges_skipped.inc();
-            }
-        }
+        crate::pipeline::hand_over(
+            &self.tx,
+            ex,
+            &self.metrics.discover_exchanges_skipped,
+            "discovery",
+        );
     }
 }
 

@@ -58,6 +58,25 @@ impl Consumers {
     }
 }
 
+/// Hands `work` to an analysis thread without waiting: when its queue is full (or the thread
+/// is gone) the work is counted in `skipped` instead — capture must never wait for analysis.
+pub fn hand_over<T>(
+    tx: &std::sync::mpsc::SyncSender<T>,
+    work: T,
+    skipped: &prometheus::IntCounter,
+    thread: &str,
+) {
+    use std::sync::mpsc::TrySendError;
+    match tx.try_send(work) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => skipped.inc(),
+        Err(TrySendError::Disconnected(_)) => {
+            warn!(thread, "An analysis thread is gone");
+            skipped.inc();
+        }
+    }
+}
+
 pub async fn run(
     mut rx: mpsc::Receiver<Batch>,
     mut table: ConnTable,

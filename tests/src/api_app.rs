@@ -127,8 +127,15 @@ pub struct ApiApp(ScriptServer);
 
 impl ApiApp {
     pub fn start(ns: &Netns, listen: SocketAddr, opts: PyOptions) -> Result<Self> {
-        ScriptServer::start_python(ns, listen, &opts, "api_app.py", API_APP, "python API app")
-            .map(Self)
+        ScriptServer::start_python(
+            ns,
+            listen,
+            &[],
+            &opts,
+            ("api_app.py", API_APP, "python API app"),
+            None,
+        )
+        .map(Self)
     }
 }
 

@@ -384,24 +384,12 @@ impl PyHttpServer {
         opts: &PyOptions,
         cert: Option<&TlsCert>,
     ) -> Result<Self> {
-        let exe = match &opts.comm {
-            Some(comm) => Some(CommExe::python(comm)?),
-            None => None,
-        };
-        let program = exe
-            .as_ref()
-            .map_or_else(python3_bin, |e| e.path().to_path_buf());
-        ScriptServer::start(
+        ScriptServer::start_python(
             ns,
             listen,
             root_files,
-            Script {
-                program,
-                exe,
-                name: "server.py",
-                text: PY_SERVER,
-                what: "python http server",
-            },
+            opts,
+            ("server.py", PY_SERVER, "python http server"),
             cert,
         )
         .map(Self)
@@ -521,13 +509,15 @@ pub struct ScriptServer {
 impl ScriptServer {
     /// Runs the python `text` (saved as `name`) as `<python3> <script> <host> <port> <root>`,
     /// through a comm symlink when `opts.comm` is set.
+    /// Runs the python script `(name, text, what)` as `<python3> <script> <host> <port>
+    /// <root>`, through a comm symlink when `opts.comm` is set.
     pub(crate) fn start_python(
         ns: &Netns,
         listen: SocketAddr,
+        root_files: &[(&str, usize)],
         opts: &PyOptions,
-        name: &'static str,
-        text: &'static str,
-        what: &'static str,
+        (name, text, what): (&'static str, &'static str, &'static str),
+        cert: Option<&TlsCert>,
     ) -> Result<Self> {
         let exe = match &opts.comm {
             Some(comm) => Some(CommExe::python(comm)?),
@@ -539,7 +529,7 @@ impl ScriptServer {
         ScriptServer::start(
             ns,
             listen,
-            &[],
+            root_files,
             Script {
                 program,
                 exe,
@@ -547,7 +537,7 @@ impl ScriptServer {
                 text,
                 what,
             },
-            None,
+            cert,
         )
     }
 

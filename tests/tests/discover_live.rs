@@ -361,17 +361,24 @@ fn no_secrets(what: &str, text: &str) -> Result<()> {
 
 /// The (host, method, template, count, statuses) the spec-less traffic must produce.
 fn expected_learned(host: &str) -> BTreeMap<(String, String, String), u64> {
-    [
-        ("GET", "/users/{userId}", 8),
-        ("GET", "/users/{userId}/orders", 5),
-        ("GET", "/orders", 5),
-        ("POST", "/orders", 3),
-        ("GET", "/health", 4),
-        ("GET", "/internal/export", 2),
-    ]
-    .into_iter()
-    .map(|(m, t, n)| ((host.to_owned(), m.to_owned(), t.to_owned()), n))
-    .collect()
+    on_host(
+        host,
+        &[
+            ("GET", "/users/{userId}", 8),
+            ("GET", "/users/{userId}/orders", 5),
+            ("GET", "/orders", 5),
+            ("POST", "/orders", 3),
+            ("GET", "/health", 4),
+            ("GET", "/internal/export", 2),
+        ],
+    )
+}
+
+/// `(method, template, count)` rows keyed by (host, method, template).
+fn on_host(host: &str, rows: &[(&str, &str, u64)]) -> BTreeMap<(String, String, String), u64> {
+    rows.iter()
+        .map(|&(m, t, n)| ((host.to_owned(), m.to_owned(), t.to_owned()), n))
+        .collect()
 }
 
 #[test]
@@ -962,17 +969,17 @@ fn spec_comparison_and_violation_events() -> Result<()> {
     // The spec's templates name the endpoints.
     let inv = inventory(agent)?;
     let got: BTreeMap<(String, String, String), u64> = counts(&inv);
-    let want: BTreeMap<(String, String, String), u64> = [
-        ("GET", "/users/{id}", 2),
-        ("GET", "/users/{id}/orders", 1),
-        ("GET", "/orders", 4),
-        ("POST", "/orders", 1),
-        ("GET", "/health", 1),
-        ("GET", "/internal/export", 1),
-    ]
-    .into_iter()
-    .map(|(m, t, n)| ((host.clone(), m.to_owned(), t.to_owned()), n))
-    .collect();
+    let want = on_host(
+        &host,
+        &[
+            ("GET", "/users/{id}", 2),
+            ("GET", "/users/{id}/orders", 1),
+            ("GET", "/orders", 4),
+            ("POST", "/orders", 1),
+            ("GET", "/health", 1),
+            ("GET", "/internal/export", 1),
+        ],
+    );
     ensure!(got == want, "{inv:#}");
 
     // Shadow and unused endpoints, against the configured spec and an explicit one.

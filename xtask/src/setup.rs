@@ -81,8 +81,7 @@ impl Setup {
             self.packages()?;
             self.mount("tracefs", "/sys/kernel/tracing", "tracefs", "nodev")?;
             self.mount("bpffs", "/sys/fs/bpf", "bpf", "bpf")?;
-            self.openapi_validator()?;
-            self.deploy_tools()?;
+            self.pypi_tools()?;
         }
         if !self.changed {
             say("everything is present");
@@ -262,16 +261,13 @@ impl Setup {
     }
 }
 
-/// The PyPI package the API discovery test validates exported OpenAPI documents with, and
-/// its pinned version.
-pub const VALIDATOR_PACKAGE: &str = "openapi-spec-validator";
-pub const VALIDATOR_VERSION: &str = "0.9.0";
-
-/// PyPI packages the deploy manifest tests (`tests/tests/deploy_manifests.rs`) use, pinned, in
-/// the same venv: offline Kubernetes schema validation (schemas for Kubernetes 1.25 to 1.37),
-/// and Helm's own Go SDK (v4) as a shared library, which renders the chart (no `helm` binary
-/// is published on crates.io, PyPI or npm for Linux).
-pub const DEPLOY_TOOLS: &[(&str, &str)] = &[
+/// PyPI packages the tests use, pinned, all in [`tools_venv`]: the OpenAPI validator of the
+/// API discovery test; for the deploy manifest tests (`tests/tests/deploy_manifests.rs`),
+/// offline Kubernetes schema validation (schemas for Kubernetes 1.25 to 1.37) and Helm's own
+/// Go SDK (v4) as a shared library, which renders the chart (no `helm` binary is published on
+/// crates.io, PyPI or npm for Linux).
+pub const PYPI_TOOLS: &[(&str, &str)] = &[
+    ("openapi-spec-validator", "0.9.0"),
     ("kubernetes-validate", "1.37.0"),
     ("helm-python-sdk", "0.2.2"),
 ];
@@ -319,51 +315,6 @@ fn installed_version(python: &Path, package: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-impl Setup {
-    /// PyPI's openapi-spec-validator at [`VALIDATOR_VERSION`] in [`tools_venv`].
-    fn openapi_validator(&mut self) -> Result<()> {
-        let what = format!("{VALIDATOR_PACKAGE} {VALIDATOR_VERSION}");
-        let venv = tools_venv()?;
-        let python = venv.join("bin").join("python3");
-        let found = installed_version(&python, VALIDATOR_PACKAGE);
-        if found.as_deref() == Some(VALIDATOR_VERSION)
-            && venv.join("bin").join(VALIDATOR_PACKAGE).is_file()
-        {
-            say(&format!("{what}: present (venv {})", venv.display()));
-            return Ok(());
-        }
-        let mut cmds = Vec::new();
-        if !python.is_file() {
-            let mut make = Command::new(base_python());
-            make.args(["-m", "venv"]).arg(&venv);
-            cmds.push(make);
-        }
-        let mut pip = Command::new(&python);
-        pip.args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("{VALIDATOR_PACKAGE}=={VALIDATOR_VERSION}"),
-        ])
-        .stdin(Stdio::null());
-        cmds.push(pip);
-        self.act(&format!("{what} (venv {})", venv.display()), cmds)?;
-        if self.dry_run {
-            return Ok(());
-        }
-        let now = installed_version(&python, VALIDATOR_PACKAGE);
-        anyhow::ensure!(
-            now.as_deref() == Some(VALIDATOR_VERSION),
-            "setup: installed {what} into {} but it reports version {now:?}",
-            venv.display()
-        );
-        say(&format!("{what}: installed (venv {})", venv.display()));
-        Ok(())
-    }
-}
-
 /// The package starts (under systemd) a system Prometheus on port 9090; the tests run
 /// their own instances on ports of their own, so stop it to keep the machine quiet.
 fn stop_prometheus_service() {
@@ -391,16 +342,21 @@ fn stop_prometheus_service() {
 }
 
 impl Setup {
-    /// [`DEPLOY_TOOLS`] at their pinned versions in [`tools_venv`] (made by
-    /// [`Setup::openapi_validator`], which runs first).
-    fn deploy_tools(&mut self) -> Result<()> {
+    /// [`PYPI_TOOLS`] at their pinned versions in [`tools_venv`] (made first if missing).
+    fn pypi_tools(&mut self) -> Result<()> {
         let venv = tools_venv()?;
         let python = venv.join("bin").join("python3");
-        for &(package, version) in DEPLOY_TOOLS {
+        for &(package, version) in PYPI_TOOLS {
             let what = format!("{package} {version}");
             if installed_version(&python, package).as_deref() == Some(version) {
                 say(&format!("{what}: present (venv {})", venv.display()));
                 continue;
+            }
+            let mut cmds = Vec::new();
+            if !python.is_file() {
+                let mut make = Command::new(base_python());
+                make.args(["-m", "venv"]).arg(&venv);
+                cmds.push(make);
             }
             let mut pip = Command::new(&python);
             pip.args([
@@ -412,7 +368,8 @@ impl Setup {
                 &format!("{package}=={version}"),
             ])
             .stdin(Stdio::null());
-            self.act(&format!("{what} (venv {})", venv.display()), vec![pip])?;
+            cmds.push(pip);
+            self.act(&format!("{what} (venv {})", venv.display()), cmds)?;
             if self.dry_run {
                 continue;
             }
