@@ -91,6 +91,15 @@ pub enum Probe {
 
 /// `curl` in `ns` with a connect timeout; `headers` as `Name: value`.
 pub fn probe(ns: &Netns, url: &str, headers: &[&str], connect: Duration) -> Result<Probe> {
+    let args: Vec<String> = headers
+        .iter()
+        .flat_map(|h| ["-H".into(), h.to_string()])
+        .collect();
+    curl(ns, url, &args, connect)
+}
+
+/// `curl` in `ns` with a connect timeout and any other curl `args` (method, body, headers).
+pub fn curl(ns: &Netns, url: &str, args: &[String], connect: Duration) -> Result<Probe> {
     let mut cmd = ns.cmd("curl");
     cmd.args([
         "-s",
@@ -101,11 +110,9 @@ pub fn probe(ns: &Netns, url: &str, headers: &[&str], connect: Duration) -> Resu
         "--connect-timeout",
     ])
     .arg(format!("{:.3}", connect.as_secs_f64()))
-    .args(["-m", "5"]);
-    for h in headers {
-        cmd.args(["-H", h]);
-    }
-    cmd.arg(url);
+    .args(["-m", "5"])
+    .args(args)
+    .arg(url);
     let run = run_with_timeout(&mut cmd, Duration::from_secs(10))?;
     match run.status.code() {
         Some(0) => {

@@ -6,10 +6,9 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context as _, Result};
-use integration_tests::guard::{Probe, Topology};
+use anyhow::{ensure, Result};
+use integration_tests::guard::{self, Probe, Topology};
 use integration_tests::netns::Netns;
-use integration_tests::util::run_with_timeout;
 use integration_tests::{require_root, Agent, AgentOptions};
 use serde_json::Value;
 
@@ -124,21 +123,12 @@ fn benign() -> Vec<(Vec<String>, &'static str)> {
 
 /// curl from `ns` to `url` with `args`; the status code (0 when no connection was made).
 fn curl(ns: &Netns, url: &str, args: &[String]) -> Result<u16> {
-    let mut cmd = ns.cmd("curl");
-    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-        .args(["--connect-timeout", "0.5", "-m", "5"])
-        .args(args)
-        .arg(url);
-    let run = run_with_timeout(&mut cmd, Duration::from_secs(10))?;
-    match run.status.code() {
-        Some(0) => run
-            .stdout_text()
-            .trim()
-            .parse()
-            .context("curl's %{http_code}"),
-        Some(7) | Some(28) => Ok(0),
-        other => bail!("curl {url} exited with {other:?}: {}", run.stderr_text()),
-    }
+    Ok(
+        match guard::curl(ns, url, args, Duration::from_millis(500))? {
+            Probe::Status(code) => code,
+            Probe::NoConnection => 0,
+        },
+    )
 }
 
 /// The topology and an agent capturing its server, with `extra` configuration.

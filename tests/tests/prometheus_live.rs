@@ -7,10 +7,9 @@
 
 use std::time::Duration;
 
-use anyhow::{ensure, Context as _, Result};
+use anyhow::{ensure, Result};
 use integration_tests::guard::{Probe, Topology};
 use integration_tests::prometheus::{Prometheus, JOB};
-use integration_tests::util::run_with_timeout;
 use integration_tests::{require_root, Agent, AgentOptions};
 use serde_json::Value;
 
@@ -38,21 +37,10 @@ const ATTACKS: &[(&str, &str, &str)] = &[
 
 /// One GET with curl from client 1 or 2; the status (0 when no connection was made).
 fn get(topo: &Topology, c1: bool, path: &str) -> Result<u16> {
-    let ns = if c1 { &topo.c1 } else { &topo.c2 };
-    let mut cmd = ns.cmd("curl");
-    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-        .args(["--connect-timeout", "0.5", "-m", "5"])
-        .arg(topo.url(c1, path));
-    let run = run_with_timeout(&mut cmd, Duration::from_secs(10))?;
-    match run.status.code() {
-        Some(0) => run
-            .stdout_text()
-            .trim()
-            .parse()
-            .context("curl's %{http_code}"),
-        Some(7) | Some(28) => Ok(0),
-        other => anyhow::bail!("curl {path} exited with {other:?}: {}", run.stderr_text()),
-    }
+    Ok(match topo.get(c1, path)? {
+        Probe::Status(code) => code,
+        Probe::NoConnection => 0,
+    })
 }
 
 /// Polls until Prometheus' `promql` equals the agent's own `name{labels}` sum at that

@@ -130,13 +130,7 @@ impl Enforcer {
         metrics: Metrics,
         events: EventSink,
     ) -> Result<Arc<Self>, EnforceError> {
-        let never_blocked: Vec<Target> = config
-            .allowlist
-            .iter()
-            .chain(&config.trusted_proxies)
-            .copied()
-            .collect();
-        maps.set_allowlist(&never_blocked)?;
+        maps.set_allowlist(&never_blocked(config))?;
         for &(ifindex, limit) in iface_limits {
             maps.ifaces
                 .insert(ifindex, limit, 0)
@@ -430,13 +424,7 @@ impl Enforcer {
     /// a restart (the tables are sized at start).
     pub fn reconfigure(&self, config: &EnforceConfig) -> Result<(), EnforceError> {
         let mut state = self.lock();
-        let never_blocked: Vec<Target> = config
-            .allowlist
-            .iter()
-            .chain(&config.trusted_proxies)
-            .copied()
-            .collect();
-        state.maps.set_allowlist(&never_blocked)?;
+        state.maps.set_allowlist(&never_blocked(config))?;
         let now = monotonic_now_ns();
         let dropped: Vec<Target> = state
             .settings
@@ -547,6 +535,16 @@ impl Settings {
             identifier: config.identifier(),
         }
     }
+}
+
+/// What the kernel's allowlist holds: allowlisted clients and trusted proxies.
+fn never_blocked(config: &EnforceConfig) -> Vec<Target> {
+    config
+        .allowlist
+        .iter()
+        .chain(&config.trusted_proxies)
+        .copied()
+        .collect()
 }
 
 /// Puts the configured deny list in force (entries already held are left as they are).
