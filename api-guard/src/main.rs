@@ -184,7 +184,7 @@ struct RunArgs {
     /// file, or `-` for stdout.
     #[arg(long, value_name = "PATH|-", default_value = "-")]
     events: ExchangeOutput,
-    /// Control socket for `api-guard block|unblock|blocks|inventory` (root only).
+    /// Control socket for `api-guard block|unblock|blocks|inventory|status` (root only).
     #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
     control_socket: PathBuf,
     /// Directory of the inventory snapshot (overrides `discover.state_dir`).

@@ -121,5 +121,26 @@ fn reload_applies_enforce_and_detect_and_rejects_invalid_files() -> Result<()> {
         "{status}"
     );
     ensure!(status["blocks"] == 1, "{status}");
+    ensure!(status["mode"] == "enforce", "{status}");
+    let ifaces = status["xdp_interfaces"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        ifaces.len() == 2 && ifaces.iter().all(|i| i["ifindex"].as_u64() > Some(0)),
+        "{status}"
+    );
+    let hooks = status["hooks"].as_array().cloned().unwrap_or_default();
+    ensure!(
+        hooks.iter().any(|h| h["attached"] == true)
+            && hooks
+                .iter()
+                .all(|h| h["attached"] == true || h["error"].is_string()),
+        "{status}"
+    );
+    ensure!(
+        status["config"].as_str() == agent.config_path().to_str(),
+        "{status}"
+    );
     Ok(())
 }
