@@ -112,6 +112,11 @@ const MAX_TOKEN: usize = 256;
 
 fn api_key(b: &[u8], i: usize) -> Hit {
     let rest = b.get(i..)?;
+    // Every key kind below starts with one of these: most words are rejected before their
+    // length is even measured.
+    if !matches!(rest.first(), Some(b'A' | b'g' | b'x' | b's' | b'r')) {
+        return None;
+    }
     let len = run(b, i, MAX_TOKEN, is_b64url);
     if len > MAX_TOKEN {
         return None;
