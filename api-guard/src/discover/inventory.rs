@@ -22,7 +22,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
     schema::{JsonSchema, ParamStats, SchemaLimits},
-    sensitive::{classify, classify_bytes, classify_name, ClassCounts, DataClass},
+    sensitive::{classify, classify_bytes, classify_json, classify_name, ClassCounts, DataClass},
     template::{Source, TemplateConfig, Templater},
 };
 use crate::{
@@ -762,52 +762,12 @@ fn observe_body(
             if let Some(s) = idx.and_then(|i| list.get_mut(i)) {
                 s.schema.observe(prefix);
             }
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(prefix) {
-                classify_json(&v, sensitive);
+            if classify_json(prefix, sensitive) {
                 return;
             }
         }
     }
     classify_bytes(prefix, cfg.max_body_bytes, sensitive);
-}
-
-/// Sensitive classes in a parsed JSON document, walked without recursion.
-fn classify_json(v: &serde_json::Value, counts: &mut ClassCounts) {
-    use serde_json::Value;
-    let mut stack = vec![v];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::String(s) => {
-                classify(s, counts);
-            }
-            Value::Array(a) => stack.extend(a.iter()),
-            Value::Object(m) => {
-                for (k, v) in m {
-                    let filled = match v {
-                        Value::Null => false,
-                        Value::String(s) => !s.is_empty(),
-                        Value::Array(_) | Value::Object(_) => false,
-                        _ => true,
-                    };
-                    if filled {
-                        if let Some(class) = classify_name(k) {
-                            // A password's text matches nothing; an API key's might also
-                            // be found by its shape: count the name only when it did not.
-                            let mut own = ClassCounts::default();
-                            if let Value::String(s) = v {
-                                classify(s, &mut own);
-                            }
-                            if own.get(class) == 0 {
-                                counts.add(class, 1);
-                            }
-                        }
-                    }
-                    stack.push(v);
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 /// `Content-Type` without parameters, lower case; `None` when absent or unusable.

@@ -8,8 +8,11 @@
 //! flagging one that is merely number-like: an inventory that cries "payment card" on every
 //! order number would be ignored.
 
+mod json;
 mod numbers;
 mod tokens;
+
+pub use json::classify_json;
 
 use serde::{Deserialize, Serialize};
 
