@@ -123,14 +123,7 @@ pub fn classify_bytes(text: &[u8], max_bytes: usize, counts: &mut ClassCounts) -
     let b = text.get(..max_bytes).unwrap_or(text);
     let mut i = 0;
     while let Some(&c) = b.get(i) {
-        let hit = match c {
-            b'0'..=b'9' | b'+' | b'(' => numbers::at(b, i),
-            b'@' => tokens::email_at(b, i),
-            b'-' => tokens::private_key_at(b, i),
-            b'A'..=b'Z' | b'a'..=b'z' => tokens::at(b, i),
-            _ => None,
-        };
-        match hit {
+        match hit_at(b, i, c) {
             Some((class, end)) => {
                 counts.add(class, 1);
                 i = end.max(i + 1);
@@ -148,6 +141,17 @@ pub fn classify_bytes(text: &[u8], max_bytes: usize, counts: &mut ClassCounts) -
         }
     }
     b.len() < text.len()
+}
+
+/// The detector for what starts at `b[i]` (`c`), if any.
+fn hit_at(b: &[u8], i: usize, c: u8) -> Option<(DataClass, usize)> {
+    match c {
+        b'0'..=b'9' | b'+' | b'(' => numbers::at(b, i),
+        b'@' => tokens::email_at(b, i),
+        b'-' => tokens::private_key_at(b, i),
+        b'A'..=b'Z' | b'a'..=b'z' => tokens::at(b, i),
+        _ => None,
+    }
 }
 
 /// The class a field, parameter or header *name* implies for its value: `Password` for
@@ -203,14 +207,7 @@ mod tests {
         let mut counts = ClassCounts::default();
         let mut i = 0;
         while let Some(&c) = b.get(i) {
-            let hit = match c {
-                b'0'..=b'9' | b'+' | b'(' => numbers::at(b, i),
-                b'@' => tokens::email_at(b, i),
-                b'-' => tokens::private_key_at(b, i),
-                b'A'..=b'Z' | b'a'..=b'z' => tokens::at(b, i),
-                _ => None,
-            };
-            match hit {
+            match hit_at(b, i, c) {
                 Some((class, end)) => {
                     counts.add(class, 1);
                     i = end.max(i + 1);
