@@ -47,7 +47,7 @@ pub struct Exchange {
     pub conn: Arc<ConnMeta>,
     pub http: HttpExchange,
     /// The route template of the path (`/users/{userId}`), set by the parsing task
-    /// ([`crate::routes::RouteLabels`]) before the exchange is handed on.
+    /// (the agent's route labels) before the exchange is handed on.
     pub route: Option<Arc<str>>,
 }
 
@@ -97,7 +97,7 @@ impl Exchange {
         let h = &self.http;
         let line = Line {
             time: wallclock::rfc3339_from_monotonic(h.request_start_ns),
-            node: crate::events::node_name(),
+            node: crate::node::node_name(),
             conn_id: self.conn.conn_id,
             role: self.conn.role,
             pid: self.conn.pid,
@@ -128,8 +128,8 @@ impl Exchange {
     }
 }
 
-/// A minimal GET exchange from `peer`, for tests.
-#[cfg(test)]
+/// A minimal GET exchange from `peer`, for tests (of this crate and the agent).
+#[doc(hidden)]
 pub fn test_exchange(role: Role, peer: &str, path: &str) -> Exchange {
     let mut http = HttpExchange::started(0);
     http.method = "GET".into();

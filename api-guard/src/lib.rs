@@ -1,12 +1,17 @@
-//! The parts of api-guard that need no kernel: client identity, the detection engine and API
-//! discovery.
+//! The parts of api-guard that need no kernel: ring record decoding, HTTP parsing, exchanges,
+//! client identity, the detection engine and API discovery.
 //! A library so that benchmarks, fuzz targets and the evaluation harness run the very code
-//! the daemon runs.
+//! the daemon runs; the agent binary (`src/agent/`) wires it to the kernel.
 
 pub mod detect;
 pub mod discover;
+pub mod exchange;
+pub mod http;
 pub mod identity;
+pub mod node;
+pub mod record;
 pub mod text;
+pub mod wallclock;
 
 #[cfg(test)]
 mod testutil;

@@ -1,9 +1,11 @@
-//! Security events: one JSON object per line (stdout or a file with size-based rotation),
+//! What the agent writes out. Exchange lines and Prometheus request metrics ([`exchanges`]);
+//! security events: one JSON object per line (stdout or a file with size-based rotation),
 //! written and flushed as they happen: they are rare and each one matters. Optionally also
 //! POSTed in batches to a webhook (bounded queue, retries). Shared by enforcement, detection
 //! and discovery.
 
 mod config;
+pub mod exchanges;
 mod file;
 mod webhook;
 
@@ -11,7 +13,7 @@ use std::{
     io::{self, Write},
     net::IpAddr,
     num::NonZeroUsize,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex},
     thread::JoinHandle,
 };
 
@@ -22,45 +24,8 @@ use tracing::warn;
 
 pub use self::config::EventsConfig;
 use self::{file::RotatingFile, webhook::Webhook};
-use crate::{metrics::Metrics, sink::ExchangeOutput};
-
-/// Longest node name (a DNS subdomain).
-const MAX_NODE_NAME: usize = 253;
-
-/// The node this agent runs on, from `NODE_NAME` (Kubernetes downward API), when it is a
-/// valid DNS name; read once.
-pub fn node_name() -> Option<&'static str> {
-    static NODE: OnceLock<Option<String>> = OnceLock::new();
-    NODE.get_or_init(|| {
-        let raw = std::env::var_os("NODE_NAME")?;
-        match raw.to_str().filter(|name| valid_node_name(name)) {
-            Some(name) => Some(name.to_string()),
-            None => {
-                warn!(
-                    "NODE_NAME is not a DNS name of at most {MAX_NODE_NAME} characters; events \
-                     carry no node name"
-                );
-                None
-            }
-        }
-    })
-    .as_deref()
-}
-
-/// Dot-separated labels of 1–63 ASCII letters, digits and `-`, not starting or ending with `-`.
-fn valid_node_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NODE_NAME
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
+use crate::{metrics::Metrics, output::exchanges::ExchangeOutput};
+use api_guard::node::node_name;
 
 /// The event as one JSON object (no newline), with `"node"` added when known.
 fn encode(event: &impl Serialize, node: Option<&str>) -> Option<Vec<u8>> {
@@ -339,28 +304,6 @@ mod tests {
 
     #[test]
     fn node_names_are_validated_and_added() {
-        for ok in [
-            "node-a",
-            "ip-10-0-0-1.eu-west-1.compute.internal",
-            "a",
-            &"a".repeat(63),
-        ] {
-            assert!(valid_node_name(ok), "{ok}");
-        }
-        let long = vec!["a".repeat(63); 4].join("."); // 255 characters
-        for bad in [
-            "",
-            "-a",
-            "a-",
-            "a..b",
-            "a b",
-            "a\"b",
-            "nöde",
-            &"a".repeat(64),
-            &long,
-        ] {
-            assert!(!valid_node_name(bad), "{bad}");
-        }
         let ev = Ev {
             r#type: "block",
             n: 1,

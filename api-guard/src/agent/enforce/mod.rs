@@ -27,9 +27,9 @@ use tracing::{info, warn};
 
 use crate::{
     config::{EnforceConfig, EnforceMode},
-    events::EventSink,
     exchange::{Exchange, Role},
     metrics::Metrics,
+    output::EventSink,
     wallclock::{monotonic_now_ns, rfc3339_from_monotonic},
 };
 use api_guard::identity::{self, ClientIdentity, Identifier};

@@ -52,7 +52,7 @@ pub struct Config {
     pub xdp: XdpConfig,
     pub detect: DetectConfig,
     pub discover: DiscoverConfig,
-    pub events: crate::events::EventsConfig,
+    pub events: crate::output::EventsConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -669,10 +669,10 @@ mod tests {
     /// The annotated example config lists every default truly, and README.md shows the same.
     #[test]
     fn example_config_is_the_default_and_matches_the_readme() {
-        let example = include_str!("../../deploy/api-guard.example.toml");
+        let example = include_str!("../../../deploy/api-guard.example.toml");
         let parsed = Config::parse(example, "api-guard.example.toml").unwrap();
         assert_eq!(format!("{parsed:?}"), format!("{:?}", Config::default()));
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let start = readme.find("### Configuration").unwrap();
         let block = &readme[start..];
         let block = &block[block.find("```toml\n").unwrap() + 8..];

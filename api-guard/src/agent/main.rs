@@ -1,25 +1,28 @@
 //! api-guard: an eBPF API security agent. See README.md.
+//!
+//! The agent binary: probes and TLS hooks (`probes`, `tls`), the capture runtime (`capture`,
+//! `pipeline`), analysis workers (`analysis`), enforcement and XDP (`enforce`), outputs
+//! (`output`), the control socket, the metrics server, configuration and the CLI. Everything
+//! that needs no kernel (HTTP parsing, exchanges, record decoding, identity, detection,
+//! discovery) is the `api_guard` library.
 
+mod analysis;
 mod capture;
 mod config;
 mod control;
-mod detections;
-mod discovery;
 mod enforce;
-mod events;
-mod exchange;
 mod fsys;
-mod http;
 mod metrics;
+mod output;
 mod pipeline;
 mod probes;
 mod reload;
-mod routes;
 mod server;
-mod sink;
 mod status;
 mod tls;
-mod wallclock;
+
+// The kernel-free parts the agent wires together live in the library.
+use api_guard::{exchange, http, record, wallclock};
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -42,8 +45,8 @@ use crate::{
     config::Config,
     enforce::Enforcer,
     metrics::Metrics,
+    output::exchanges::{ExchangeOutput, Sink},
     probes::Probes,
-    sink::{ExchangeOutput, Sink},
     tls::{hooks::HookThread, TlsLibraries},
 };
 
@@ -519,7 +522,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("opening the exchanges output")?;
 
     let control_listener = control::bind(&args.control_socket).await?;
-    let events = events::EventSink::new(&args.events, &config.events, metrics.clone())
+    let events = output::EventSink::new(&args.events, &config.events, metrics.clone())
         .context("opening the events output")?;
     // Kept to flush the webhook at shutdown.
     let events_out = events.clone();
@@ -535,7 +538,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         events.clone(),
     )
     .context("starting enforcement")?;
-    let detections = detections::Detections::new(
+    let detections = analysis::detect::Detections::new(
         &config.detect,
         config.enforce.identifier(),
         enforcer.clone(),
@@ -543,9 +546,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         events.clone(),
     )
     .context("starting detection")?;
-    let mut routes =
-        routes::RouteLabels::new(&config.discover.inventory, config.discover.max_route_labels);
-    let discovery = discovery::Discovery::new(
+    let mut routes = analysis::routes::RouteLabels::new(
+        &config.discover.inventory,
+        config.discover.max_route_labels,
+    );
+    let discovery = analysis::discover::Discovery::new(
         &config.discover,
         args.state_dir
             .clone()
@@ -556,7 +561,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         events,
     )
     .context("starting API discovery")?;
-    let shared_inventory = discovery.as_ref().map(discovery::Discovery::shared);
+    let shared_inventory = discovery
+        .as_ref()
+        .map(analysis::discover::Discovery::shared);
     let (discovery, discover_thread) = match discovery {
         Some(d) => {
             let (queue, thread) = d

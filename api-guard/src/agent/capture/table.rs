@@ -15,15 +15,13 @@ use api_guard_common::{
 };
 use tokio::sync::mpsc;
 
-use super::{
-    events::{CloseEvent, ConnRef, DataEvent, Event, OpenEvent},
-    procnet,
-};
+use super::procnet;
 use crate::tls::TlsLibraries;
 use crate::{
     exchange::{ConnMeta, Exchange, Role},
     http::{ConnState, HttpConnection, HttpExchange, HttpLimits, Stream},
     metrics::Metrics,
+    record::{CloseEvent, ConnRef, DataEvent, Event, OpenEvent},
 };
 
 /// A request to stop capturing a connection in the kernel (removed only if the id matches).
@@ -434,7 +432,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::capture::events::TlsEvent;
+    use crate::record::TlsEvent;
 
     const CONN: ConnRef = ConnRef {
         tgid: 10,

@@ -33,9 +33,9 @@ use crate::{
         target::Target,
         BlockRequest, EnforceError, Enforcer,
     },
-    events::{EventBudget, EventSink},
     exchange::{Exchange, Role},
     metrics::Metrics,
+    output::{EventBudget, EventSink},
     wallclock::rfc3339_from_monotonic,
 };
 
@@ -272,6 +272,6 @@ struct DetectionEvent<'a> {
     conn_id: u64,
     tls: bool,
     /// Events withheld for this client since its previous event (per-client budget).
-    #[serde(skip_serializing_if = "crate::events::is_zero")]
+    #[serde(skip_serializing_if = "crate::output::is_zero")]
     suppressed: u64,
 }

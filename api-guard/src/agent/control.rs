@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::{
-    discovery::SharedInventory,
+    analysis::discover::SharedInventory,
     enforce::{blocklist::BlockReason, target::Target, BlockRequest, BlockView, Enforcer},
     status::{Status, StatusSource},
 };

@@ -24,11 +24,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
+    analysis::detect::{DetectSettings, DetectionQueue},
     config::Config,
-    detections::{DetectSettings, DetectionQueue},
     enforce::Enforcer,
-    events::EventSink,
     metrics::Metrics,
+    output::EventSink,
 };
 
 /// How often the file is checked for changes.

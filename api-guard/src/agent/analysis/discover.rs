@@ -37,11 +37,11 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::{
+    analysis::routes::RouteLabels,
     enforce::event::{ClientView, RequestView},
-    events::{EventBudget, EventSink},
     exchange::{Exchange, Role},
     metrics::Metrics,
-    routes::RouteLabels,
+    output::{EventBudget, EventSink},
     wallclock::{rfc3339_from_monotonic, unix_secs_from_monotonic},
 };
 
@@ -385,7 +385,7 @@ struct ViolationEvent<'a> {
     status: Option<u16>,
     conn_id: u64,
     tls: bool,
-    #[serde(skip_serializing_if = "crate::events::is_zero")]
+    #[serde(skip_serializing_if = "crate::output::is_zero")]
     suppressed: u64,
 }
 

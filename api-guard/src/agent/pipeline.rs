@@ -8,14 +8,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::{
-    capture::{events, reader::Batch, table::ConnTable},
-    detections::DetectionQueue,
-    discovery::DiscoveryQueue,
+    analysis::{detect::DetectionQueue, discover::DiscoveryQueue, routes::RouteLabels},
+    capture::{reader::Batch, table::ConnTable},
     enforce::Enforcer,
     exchange::Exchange,
     metrics::Metrics,
-    routes::RouteLabels,
-    sink::Sink,
+    output::exchanges::Sink,
+    record,
     tls::hooks::Notifier,
     wallclock::monotonic_now_ns,
 };
@@ -92,8 +91,8 @@ pub async fn run(
         tokio::select! {
             batch = rx.recv() => match batch {
                 Some(batch) => {
-                    for record in &batch {
-                        handle(record, &mut table, &metrics, &tls, &mut out);
+                    for bytes in &batch {
+                        handle(bytes, &mut table, &metrics, &tls, &mut out);
                     }
                 }
                 None => break, // reader finished (shutdown): everything is drained
@@ -111,14 +110,14 @@ pub async fn run(
 }
 
 fn handle(
-    record: &bytes::Bytes,
+    bytes: &bytes::Bytes,
     table: &mut ConnTable,
     metrics: &Metrics,
     tls: &Notifier,
     out: &mut Vec<Exchange>,
 ) {
-    match events::decode(record) {
-        Ok(events::Event::Exec { tgid }) => tls.process_changed(tgid),
+    match record::decode(bytes) {
+        Ok(record::Event::Exec { tgid }) => tls.process_changed(tgid),
         Ok(event) => table.apply(event, out),
         Err(error) => {
             debug!(%error, "Undecodable capture record");
