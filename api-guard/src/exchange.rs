@@ -1,11 +1,12 @@
-//! The Exchange record: one HTTP request/response pair with its connection's identity,
-//! and its JSON line form (field names documented in README.md).
+//! The Exchange record: one HTTP request/response pair with its connection's identity and
+//! the facts derived from it once for every consumer (route, client), and its JSON line form
+//! (field names documented in README.md).
 
 use std::{net::SocketAddr, sync::Arc};
 
 use serde::Serialize;
 
-use crate::{http::HttpExchange, wallclock};
+use crate::{http::HttpExchange, identity::ClientIdentity, wallclock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,6 +50,9 @@ pub struct Exchange {
     /// The route template of the path (`/users/{userId}`), set by the parsing task
     /// (the agent's route labels) before the exchange is handed on.
     pub route: Option<Arc<str>>,
+    /// Who sent the request (server side only): computed once by the parsing task with the
+    /// running identity settings, so enforcement, detection and discovery agree.
+    pub client: Option<ClientIdentity>,
 }
 
 /// The JSON line of an exchange. Headers and bodies are not written: they may carry secrets.
@@ -86,6 +90,16 @@ struct Line<'a> {
 }
 
 impl Exchange {
+    /// A parsed exchange on `conn`; the derived facts are set later, by the parsing task.
+    pub fn new(conn: Arc<ConnMeta>, http: HttpExchange) -> Self {
+        Self {
+            conn,
+            http,
+            route: None,
+            client: None,
+        }
+    }
+
     /// Request start to response end, when the response completed.
     pub fn duration_ns(&self) -> Option<u64> {
         self.http
@@ -131,6 +145,7 @@ impl Exchange {
 /// A minimal GET exchange from `peer`, for tests (of this crate and the agent).
 #[doc(hidden)]
 pub fn test_exchange(role: Role, peer: &str, path: &str) -> Exchange {
+    let peer: Option<SocketAddr> = peer.parse().ok();
     let mut http = HttpExchange::started(0);
     http.method = "GET".into();
     http.path = path.into();
@@ -141,10 +156,12 @@ pub fn test_exchange(role: Role, peer: &str, path: &str) -> Exchange {
             pid: 42,
             comm: "srv".into(),
             local: "10.0.0.1:80".parse().ok(),
-            peer: peer.parse().ok(),
+            peer,
             tls_library: None,
         }),
         http,
         route: None,
+        // As the parsing task identifies a server-side client with no trusted proxies.
+        client: (role == Role::Server).then(|| ClientIdentity::of_peer(peer.map(|p| p.ip()))),
     }
 }

@@ -69,6 +69,17 @@ pub struct ClientIdentity {
     pub credential: Option<Credential>,
 }
 
+impl ClientIdentity {
+    /// The socket peer itself, with no credential: a client no proxy stands in front of.
+    pub fn of_peer(peer: Option<IpAddr>) -> Self {
+        Self {
+            ip: peer.map(|p| p.to_canonical()),
+            via_proxy: None,
+            credential: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Credential {
     pub scheme: CredentialScheme,

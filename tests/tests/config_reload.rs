@@ -144,3 +144,94 @@ fn reload_applies_enforce_and_detect_and_rejects_invalid_files() -> Result<()> {
     );
     Ok(())
 }
+
+/// Distinct clients of an inventory endpoint: a number, or the HyperLogLog registers (each
+/// of a few clients sets its own register).
+fn distinct_clients(clients: &serde_json::Value) -> Option<u64> {
+    match clients {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::Object(m) => Some(
+            m.get("registers")?
+                .as_array()?
+                .iter()
+                .filter(|x| x.as_u64() != Some(0))
+                .count() as u64,
+        ),
+        _ => None,
+    }
+}
+
+/// Client identity is computed once per exchange and every consumer sees the same one, also
+/// after a reload: once client 1 becomes a trusted proxy, the forwarded addresses are the
+/// clients for discovery (distinct clients per endpoint) and detection (the event's client)
+/// alike.
+#[test]
+fn reload_of_trusted_proxies_reaches_every_consumer() -> Result<()> {
+    require_root()?;
+    let topo = Topology::new("cri")?;
+    let c1 = topo.v1.b_ip.to_string();
+    let base = topo.agent_toml("");
+    let agent = Agent::start(AgentOptions {
+        config_toml: Some(base.clone()),
+        ..AgentOptions::default()
+    })?;
+    let forwarded = ["198.51.100.1", "198.51.100.2", "198.51.100.3"];
+    let send = |path: &str| -> Result<()> {
+        for ip in forwarded {
+            let header = format!("X-Forwarded-For: {ip}");
+            let got = integration_tests::guard::probe(
+                &topo.c1,
+                &topo.url(true, path),
+                &[header.as_str()],
+                Duration::from_millis(500),
+            )?;
+            ensure!(got == Probe::Status(404), "{path} from {ip}: {got:?}");
+        }
+        Ok(())
+    };
+    let clients_of = |path: &str| -> Result<Option<u64>> {
+        let text = agent.cli_ok(&["inventory", "--format", "json"])?;
+        let inv: serde_json::Value = serde_json::from_str(&text)?;
+        let eps = inv["endpoints"].as_array().cloned().unwrap_or_default();
+        Ok(eps
+            .iter()
+            .find(|e| e["template"] == path && e["count"].as_u64() == Some(3))
+            .and_then(|e| distinct_clients(&e["clients"])))
+    };
+    let wait_clients = |path: &str| -> Result<u64> {
+        wait_until(
+            &format!("3 requests to {path} in the inventory"),
+            WAIT,
+            Duration::from_millis(50),
+            || clients_of(path),
+        )
+    };
+
+    // Not trusted yet: the peer is the client, whatever the header says.
+    send("/before")?;
+    ensure!(wait_clients("/before")? == 1);
+
+    let trusted = format!("{base}[enforce]\ntrusted_proxies = [\"{c1}/32\"]\n");
+    rewrite(&agent, &trusted, "ok", true)?;
+    send("/after")?;
+    ensure!(
+        wait_clients("/after")? == 3,
+        "discovery still counts the proxy as the client"
+    );
+    // Detection names the forwarded client and the proxy it came through.
+    let sqli = "/x?id=1%20UNION%20SELECT%20username,password%20FROM%20users--";
+    let header = "X-Forwarded-For: 203.0.113.9";
+    integration_tests::guard::probe(
+        &topo.c1,
+        &topo.url(true, sqli),
+        &[header],
+        Duration::from_millis(500),
+    )?;
+    let found = agent.wait_for_events(|e| e["type"] == "detection", 1, WAIT)?;
+    ensure!(
+        found[0]["client"]["ip"] == "203.0.113.9" && found[0]["client"]["via_proxy"] == c1.as_str(),
+        "{}",
+        found[0]
+    );
+    Ok(())
+}

@@ -232,7 +232,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig { file } => {
             let config = Config::load(&file)?;
             // Also loads what the detectors read from files (JWT keys, JWKS) and the spec.
-            detect::Engine::new(&config.detect, config.enforce.identifier())?;
+            detect::Engine::new(&config.detect)?;
             if let Some(spec) = &config.discover.spec {
                 Spec::load(spec).with_context(|| format!("discover.spec {}", spec.display()))?;
             }
@@ -327,15 +327,16 @@ fn detect_offline(input: &std::path::Path, config: Option<&std::path::Path>) -> 
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let mut engine = detect::Engine::new(&config.detect, config.enforce.identifier())?;
+    let mut engine = detect::Engine::new(&config.detect)?;
+    let identifier = config.enforce.identifier();
     let stdout = std::io::stdout().lock();
     let out = std::io::BufWriter::new(stdout);
     let summary = if input.as_os_str() == "-" {
-        detect::offline::run(&mut engine, std::io::stdin().lock(), out)?
+        detect::offline::run(&mut engine, &identifier, std::io::stdin().lock(), out)?
     } else {
         let file =
             std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
-        detect::offline::run(&mut engine, std::io::BufReader::new(file), out)?
+        detect::offline::run(&mut engine, &identifier, std::io::BufReader::new(file), out)?
     };
     if summary.errors > 0 {
         eprintln!(
@@ -540,12 +541,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     .context("starting enforcement")?;
     let detections = analysis::detect::Detections::new(
         &config.detect,
-        config.enforce.identifier(),
         enforcer.clone(),
         metrics.clone(),
         events.clone(),
     )
     .context("starting detection")?;
+    // Identity settings reach the parsing task (which identifies every client once) here.
+    let (identity_tx, identity_rx) = tokio::sync::watch::channel(config.enforce.identifier());
     let mut routes = analysis::routes::RouteLabels::new(
         &config.discover.inventory,
         config.discover.max_route_labels,
@@ -555,7 +557,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.state_dir
             .clone()
             .unwrap_or_else(|| config.discover.state_dir.clone()),
-        config.enforce.identifier(),
         &mut routes,
         metrics.clone(),
         events,
@@ -635,7 +636,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         rx,
         table,
         pipeline::Consumers {
-            routes,
+            annotator: analysis::Annotator {
+                routes,
+                clients: analysis::identity::ClientIdentities::new(identity_rx),
+            },
             enforcer: enforcer.clone(),
             detections,
             discovery,
@@ -678,6 +682,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             path.clone(),
             config.clone(),
             enforcer.clone(),
+            identity_tx,
             reload_detections,
             events_out.clone(),
             metrics.clone(),

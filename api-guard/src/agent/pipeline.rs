@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::{
-    analysis::{detect::DetectionQueue, discover::DiscoveryQueue, routes::RouteLabels},
+    analysis::{detect::DetectionQueue, discover::DiscoveryQueue, Annotator},
     capture::{reader::Batch, table::ConnTable},
     enforce::Enforcer,
     exchange::Exchange,
@@ -22,10 +22,11 @@ use crate::{
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Where finished exchanges go, in order: the route label, rate limits, the exchange sink
-/// (metrics and lines), detection and discovery (each on its own thread).
+/// Where finished exchanges go, in order: the shared facts (route label, client identity),
+/// rate limits, the exchange sink (metrics and lines), detection and discovery (each on its
+/// own thread).
 pub struct Consumers {
-    pub routes: RouteLabels,
+    pub annotator: Annotator,
     pub enforcer: Arc<Enforcer>,
     pub detections: Option<DetectionQueue>,
     pub discovery: Option<DiscoveryQueue>,
@@ -35,7 +36,7 @@ pub struct Consumers {
 impl Consumers {
     fn deliver(&mut self, out: &mut Vec<Exchange>) {
         for mut exchange in out.drain(..) {
-            self.routes.label(&mut exchange);
+            self.annotator.annotate(&mut exchange);
             self.enforcer.observe(&exchange);
             if let Err(error) = self.sink.record(&exchange) {
                 warn!(%error, "Writing an exchange failed");
@@ -53,25 +54,6 @@ impl Consumers {
     fn flush(&mut self) {
         if let Err(error) = self.sink.flush() {
             warn!(%error, "Flushing exchanges failed");
-        }
-    }
-}
-
-/// Hands `work` to an analysis thread without waiting: when its queue is full (or the thread
-/// is gone) the work is counted in `skipped` instead — capture must never wait for analysis.
-pub fn hand_over<T>(
-    tx: &std::sync::mpsc::SyncSender<T>,
-    work: T,
-    skipped: &prometheus::IntCounter,
-    thread: &str,
-) {
-    use std::sync::mpsc::TrySendError;
-    match tx.try_send(work) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => skipped.inc(),
-        Err(TrySendError::Disconnected(_)) => {
-            warn!(thread, "An analysis thread is gone");
-            skipped.inc();
         }
     }
 }

@@ -6,7 +6,8 @@
 //! (`apiguard_config_reloads_total{result="error"}`) and the running configuration stays.
 //! Applied without detaching anything: `[enforce]` (mode, allowlist, trusted proxies, deny
 //! list, policies — unchanged policies keep their limiter state —, API key places, default
-//! block length), `[detect]` (a new engine with the new thresholds; its detection windows
+//! block length; trusted proxies and API key places reach the parsing task, which identifies
+//! every client once for all consumers), `[detect]` (a new engine with the new thresholds; its detection windows
 //! start empty) and `[events]` (rotation limits, webhook). Sections sized or attached at start (`capture`, `http`, `tls`, `xdp`,
 //! `discover`, `enforce.max_blocks`, `enforce.max_limiter_keys`, `detect.enabled`,
 //! `detect.queue_capacity`) are reported as needing a restart and keep their running values.
@@ -19,7 +20,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-use tokio::signal::unix::SignalKind;
+use api_guard::identity::Identifier;
+use tokio::{signal::unix::SignalKind, sync::watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -56,6 +58,8 @@ pub struct Reloader {
     running: Config,
     seen: Option<Version>,
     enforcer: Arc<Enforcer>,
+    /// The parsing task's identity settings.
+    identity: watch::Sender<Identifier>,
     detections: Option<DetectionQueue>,
     events: EventSink,
     metrics: Metrics,
@@ -66,6 +70,7 @@ impl Reloader {
         path: PathBuf,
         running: Config,
         enforcer: Arc<Enforcer>,
+        identity: watch::Sender<Identifier>,
         detections: Option<DetectionQueue>,
         events: EventSink,
         metrics: Metrics,
@@ -75,6 +80,7 @@ impl Reloader {
             path,
             running,
             enforcer,
+            identity,
             detections,
             events,
             metrics,
@@ -109,7 +115,7 @@ impl Reloader {
             );
         }
         let detect = (self.detections.is_some() && !same(&self.running.detect, &new.detect))
-            .then(|| DetectSettings::new(&new.detect, new.enforce.identifier()))
+            .then(|| DetectSettings::new(&new.detect))
             .transpose()
             .context("detect")?;
         let mut changed = Vec::new();
@@ -128,8 +134,13 @@ impl Reloader {
                 .context("applying [enforce]")?;
             changed.push("enforce");
         }
+        let identifier = new.enforce.identifier();
+        if !same(&self.running.enforce.identifier(), &identifier) {
+            self.identity.send_replace(identifier);
+            changed.push("identity");
+        }
         if let (Some(settings), Some(queue)) = (detect, &self.detections) {
-            queue.reconfigure(settings)?;
+            queue.control(Box::new(settings))?;
             changed.push("detect");
         }
         self.running = new;

@@ -1,5 +1,7 @@
 //! The detection engine: runs every enabled detector over a request and returns what they
 //! found. Single-threaded and owned by its caller; the stateful detectors keep bounded state.
+//! Who the client is comes from the caller (the agent identifies each exchange once, for
+//! every consumer; offline callers use [`crate::identity::Identifier`] themselves).
 
 use super::{
     abuse::AbuseDetector,
@@ -12,21 +14,17 @@ use super::{
     protocol::ProtocolDetector,
     request::{Context, Request},
 };
-use crate::identity::{AuthorizationCache, ClientIdentity, Identifier};
+use crate::identity::ClientIdentity;
 
 /// The outcome for one request.
 #[derive(Debug)]
 pub struct Verdict {
-    /// Who sent it (address, hashed credential), as the detectors saw it.
-    pub client: ClientIdentity,
     pub findings: Vec<Finding>,
     /// Values the input limits left uninspected.
     pub inputs_skipped: usize,
 }
 
 pub struct Engine {
-    identifier: Identifier,
-    credentials: AuthorizationCache,
     limits: InputLimits,
     injection: Option<InjectionDetector>,
     protocol: Option<ProtocolDetector>,
@@ -36,12 +34,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(config: &DetectConfig, identifier: Identifier) -> Result<Self, Invalid> {
+    pub fn new(config: &DetectConfig) -> Result<Self, Invalid> {
         config.validate()?;
         let on = |enabled: bool| config.enabled && enabled;
         Ok(Self {
-            identifier,
-            credentials: AuthorizationCache::new(),
             limits: config.limits.clone(),
             injection: on(config.injection.enabled)
                 .then(|| InjectionDetector::new(&config.injection))
@@ -61,18 +57,9 @@ impl Engine {
         })
     }
 
-    /// Runs the detectors over `req`, seen at monotonic time `now_ns`.
-    pub fn inspect(&mut self, req: &Request<'_>, now_ns: u64) -> Verdict {
-        let client = self.identifier.identify_cached(
-            req.peer,
-            req.headers,
-            req.query,
-            &mut self.credentials,
-        );
-        let ctx = Context {
-            now_ns,
-            client: &client,
-        };
+    /// Runs the detectors over `req` from `client`, seen at monotonic time `now_ns`.
+    pub fn inspect(&mut self, req: &Request<'_>, client: &ClientIdentity, now_ns: u64) -> Verdict {
+        let ctx = Context { now_ns, client };
         let mut findings = Vec::new();
         let mut inputs_skipped = 0;
         if let Some(d) = &self.protocol {
@@ -93,7 +80,6 @@ impl Engine {
             d.inspect(req, &ctx, &mut findings);
         }
         Verdict {
-            client,
             findings,
             inputs_skipped,
         }
@@ -112,12 +98,17 @@ mod tests {
     use crate::detect::{finding::Kind, offline::OwnedRequest};
 
     fn engine() -> Engine {
-        Engine::new(&DetectConfig::default(), Identifier::default()).unwrap()
+        Engine::new(&DetectConfig::default()).unwrap()
     }
 
     fn run(e: &mut Engine, raw: &[u8]) -> Verdict {
         let req = OwnedRequest::from_raw(raw);
-        e.inspect(&req.view(Some([192, 0, 2, 1].into()), Some(200)), 1)
+        let peer = Some([192, 0, 2, 1].into());
+        e.inspect(
+            &req.view(peer, Some(200)),
+            &ClientIdentity::of_peer(peer),
+            1,
+        )
     }
 
     #[test]
@@ -166,14 +157,13 @@ mod tests {
         for k in [Kind::Sqli, Kind::Xss, Kind::Scanner] {
             assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
         }
-        assert_eq!(v.client.ip, Some([192, 0, 2, 1].into()));
     }
 
     #[test]
     fn disabled_detectors_stay_silent() {
         let config: DetectConfig =
             toml::from_str("[injection]\nsqli = false\n[abuse]\nenabled = false\n").unwrap();
-        let mut e = Engine::new(&config, Identifier::default()).unwrap();
+        let mut e = Engine::new(&config).unwrap();
         let raw = b"GET /?id=1%27%20OR%20%271%27%3D%271 HTTP/1.1\r\nHost: a\r\nUser-Agent: sqlmap/1.7\r\n\r\n";
         let v = run(&mut e, raw);
         assert!(
@@ -184,14 +174,14 @@ mod tests {
             v.findings
         );
         let off: DetectConfig = toml::from_str("enabled = false").unwrap();
-        let mut e = Engine::new(&off, Identifier::default()).unwrap();
+        let mut e = Engine::new(&off).unwrap();
         assert!(run(&mut e, raw).findings.is_empty());
     }
 
     #[test]
     fn config_errors_name_the_field() {
         let bad: DetectConfig = toml::from_str("[limits]\nmax_values = 0\n").unwrap();
-        let err = Engine::new(&bad, Identifier::default()).err().unwrap();
+        let err = Engine::new(&bad).err().unwrap();
         assert_eq!(err.field, "detect.limits.max_values");
         assert!(toml::from_str::<DetectConfig>("block_severity = \"severe\"").is_err());
     }

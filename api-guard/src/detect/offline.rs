@@ -17,6 +17,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::{engine::Engine, finding::Finding, request::Request};
+use crate::identity::{AuthorizationCache, Identifier};
 
 /// Longest input line accepted (longer lines are reported as errors and skipped).
 const MAX_LINE_BYTES: usize = 16 << 20;
@@ -177,14 +178,17 @@ pub struct Summary {
     pub findings: u64,
 }
 
-/// Reads corpus lines from `input` and writes one verdict line per input line to `output`.
+/// Reads corpus lines from `input` and writes one verdict line per input line to `output`;
+/// each request's client is identified with `identifier`, as the agent does.
 /// A line that cannot be read gets an output line with `error` and no findings.
 pub fn run(
     engine: &mut Engine,
+    identifier: &Identifier,
     mut input: impl BufRead,
     mut output: impl Write,
 ) -> io::Result<Summary> {
     let mut summary = Summary::default();
+    let mut credentials = AuthorizationCache::new();
     let mut buf = Vec::new();
     let null = serde_json::Value::Null;
     loop {
@@ -215,7 +219,10 @@ pub fn run(
                     Some(t) if t.is_finite() && t >= 0.0 => (t * 1e9) as u64,
                     _ => now_ns,
                 };
-                let verdict = engine.inspect(&req.view(line.peer, line.status), now_ns);
+                let req = req.view(line.peer, line.status);
+                let client =
+                    identifier.identify_cached(req.peer, req.headers, req.query, &mut credentials);
+                let verdict = engine.inspect(&req, &client, now_ns);
                 summary.findings += verdict.findings.len() as u64;
                 write_line(&mut output, &line.id, &verdict.findings, None)?;
             }
@@ -277,11 +284,11 @@ mod tests {
 
     #[test]
     fn one_output_line_per_input_line() {
-        let mut engine = Engine::new(&DetectConfig::default(), Identifier::default()).unwrap();
+        let mut engine = Engine::new(&DetectConfig::default()).unwrap();
         let input =
             b"{\"id\":1,\"uri\":\"/\"}\nnot json\n\n{\"id\":\"b\",\"encoded_request\":\"!!\"}\n";
         let mut out = Vec::new();
-        let s = run(&mut engine, &input[..], &mut out).unwrap();
+        let s = run(&mut engine, &Identifier::default(), &input[..], &mut out).unwrap();
         assert_eq!(s.lines, 3);
         assert_eq!(s.errors, 2);
         let text = String::from_utf8(out).unwrap();

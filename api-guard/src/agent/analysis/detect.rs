@@ -10,22 +10,16 @@
 //! never slow the parsing task that drains the kernel's ring buffer. When the queue is full the
 //! exchange is not inspected, and that is counted (`apiguard_detect_exchanges_skipped_total`).
 
-use std::{
-    sync::{
-        mpsc::{self, SyncSender},
-        Arc,
-    },
-    thread::JoinHandle,
-    time::Duration,
-};
+use std::{sync::Arc, thread::JoinHandle, time::Duration};
 
 use api_guard::{
     detect::{DetectConfig, Engine, Finding, Request, Severity},
-    identity::{ClientIdentity, Identifier},
+    identity::ClientIdentity,
 };
 use serde::Serialize;
 use tracing::{debug, warn};
 
+use super::worker::{self, Analyzer, Worker};
 use crate::{
     enforce::{
         blocklist::BlockReason,
@@ -33,7 +27,7 @@ use crate::{
         target::Target,
         BlockRequest, EnforceError, Enforcer,
     },
-    exchange::{Exchange, Role},
+    exchange::Exchange,
     metrics::Metrics,
     output::{EventBudget, EventSink},
     wallclock::rfc3339_from_monotonic,
@@ -53,7 +47,6 @@ impl Detections {
     /// `None` when `detect.enabled` is false.
     pub fn new(
         config: &DetectConfig,
-        identifier: Identifier,
         enforcer: Arc<Enforcer>,
         metrics: Metrics,
         events: EventSink,
@@ -62,7 +55,7 @@ impl Detections {
             return Ok(None);
         }
         Ok(Some(Self {
-            engine: Engine::new(config, identifier)?,
+            engine: Engine::new(config)?,
             block_severity: config.block_severity,
             block_for: Duration::from_secs(config.block_secs),
             enforcer,
@@ -72,27 +65,20 @@ impl Detections {
         }))
     }
 
-    /// Starts the detection thread; exchanges and reloaded settings reach it through the
-    /// returned queue, and it ends once every sender is dropped and the queue drained.
-    pub fn spawn(mut self, capacity: usize) -> std::io::Result<(DetectionQueue, JoinHandle<()>)> {
-        let (tx, rx) = mpsc::sync_channel::<Work>(capacity);
-        let metrics = self.metrics.clone();
-        let thread = std::thread::Builder::new()
-            .name("detect".into())
-            .spawn(move || {
-                for work in rx {
-                    match work {
-                        Work::Inspect(ex) => self.observe(&ex),
-                        Work::Reconfigure(settings) => self.apply(*settings),
-                    }
-                }
-            })?;
-        Ok((DetectionQueue { tx, metrics }, thread))
+    /// Starts the detection thread (see [`worker`]).
+    pub fn spawn(self, capacity: usize) -> std::io::Result<(DetectionQueue, JoinHandle<()>)> {
+        let skipped = self.metrics.detect_exchanges_skipped.clone();
+        worker::spawn(self, capacity, skipped)
     }
+}
+
+impl Analyzer for Detections {
+    type Control = Box<DetectSettings>;
+    const NAME: &'static str = "detect";
 
     /// A reloaded `[detect]` section: a fresh engine (its windows and caches start empty),
     /// thresholds and the event budget.
-    fn apply(&mut self, s: DetectSettings) {
+    fn control(&mut self, s: Box<DetectSettings>) {
         self.engine = s.engine;
         self.block_severity = s.block_severity;
         self.block_for = s.block_for;
@@ -100,10 +86,11 @@ impl Detections {
     }
 
     /// Inspects a server-side exchange (outgoing calls this host makes are not judged).
-    pub fn observe(&mut self, ex: &Exchange) {
-        if ex.conn.role != Role::Server {
+    fn observe(&mut self, ex: &Exchange) {
+        // Set on every server-side exchange by the parsing task.
+        let Some(client) = &ex.client else {
             return;
-        }
+        };
         let h = &ex.http;
         let req = Request {
             method: &h.method,
@@ -118,7 +105,7 @@ impl Detections {
             status: h.status,
         };
         let now = h.request_start_ns;
-        let verdict = self.engine.inspect(&req, now);
+        let verdict = self.engine.inspect(&req, client, now);
         if verdict.inputs_skipped > 0 {
             self.metrics
                 .detect_inputs_skipped
@@ -134,10 +121,12 @@ impl Detections {
                 .with_label_values(&[finding.kind.as_str(), finding.severity.as_str()])
                 .inc();
         }
-        self.report(now, &verdict.client, &request, ex, &verdict.findings);
-        self.enforce(&verdict.client, &request, &verdict.findings);
+        self.report(now, client, &request, ex, &verdict.findings);
+        self.enforce(client, &request, &verdict.findings);
     }
+}
 
+impl Detections {
     fn report(
         &mut self,
         now: u64,
@@ -202,11 +191,6 @@ impl Detections {
     }
 }
 
-enum Work {
-    Inspect(Arc<Exchange>),
-    Reconfigure(Box<DetectSettings>),
-}
-
 /// What a reload hands the detection thread, built (key files read) before it is sent, so a
 /// bad file rejects the reload instead of stopping detection.
 pub struct DetectSettings {
@@ -217,9 +201,9 @@ pub struct DetectSettings {
 }
 
 impl DetectSettings {
-    pub fn new(config: &DetectConfig, identifier: Identifier) -> anyhow::Result<Self> {
+    pub fn new(config: &DetectConfig) -> anyhow::Result<Self> {
         Ok(Self {
-            engine: Engine::new(config, identifier)?,
+            engine: Engine::new(config)?,
             block_severity: config.block_severity,
             block_for: Duration::from_secs(config.block_secs),
             max_events_per_client: config.max_events_per_client,
@@ -228,35 +212,7 @@ impl DetectSettings {
 }
 
 /// The parsing task's end of the detection thread's queue (the reloader holds a clone).
-#[derive(Clone)]
-pub struct DetectionQueue {
-    tx: SyncSender<Work>,
-    metrics: Metrics,
-}
-
-impl DetectionQueue {
-    /// Hands reloaded settings over, waiting for room in the queue (the thread applies them
-    /// between two exchanges).
-    pub fn reconfigure(&self, settings: DetectSettings) -> anyhow::Result<()> {
-        self.tx
-            .send(Work::Reconfigure(Box::new(settings)))
-            .map_err(|_| anyhow::anyhow!("the detection thread is gone"))
-    }
-
-    /// Hands a server-side exchange to the detection thread without waiting: when it is
-    /// behind, the exchange is counted as skipped instead.
-    pub fn submit(&self, ex: Arc<Exchange>) {
-        if ex.conn.role != Role::Server {
-            return;
-        }
-        crate::pipeline::hand_over(
-            &self.tx,
-            Work::Inspect(ex),
-            &self.metrics.detect_exchanges_skipped,
-            "detection",
-        );
-    }
-}
+pub type DetectionQueue = Worker<Box<DetectSettings>>;
 
 /// A `detection` security event (fields documented in README.md, "Security events").
 #[derive(Serialize)]

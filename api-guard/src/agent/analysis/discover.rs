@@ -14,11 +14,9 @@
 //! at start.
 
 use std::{
+    convert::Infallible,
     path::PathBuf,
-    sync::{
-        mpsc::{self, RecvTimeoutError, SyncSender},
-        Arc, Mutex, MutexGuard,
-    },
+    sync::{Arc, Mutex, MutexGuard},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -31,22 +29,20 @@ use api_guard::{
         persist,
         spec::{self, Spec, Violation},
     },
-    identity::{AuthorizationCache, ClientIdentity, Identifier},
+    identity::ClientIdentity,
 };
 use serde::Serialize;
 use tracing::{info, warn};
 
+use super::worker::{self, Analyzer, Worker};
 use crate::{
     analysis::routes::RouteLabels,
     enforce::event::{ClientView, RequestView},
-    exchange::{Exchange, Role},
+    exchange::Exchange,
     metrics::Metrics,
     output::{EventBudget, EventSink},
     wallclock::{rfc3339_from_monotonic, unix_secs_from_monotonic},
 };
-
-/// How often the gauges are brought up to date while traffic flows.
-const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The inventory and the spec it is judged against, as the control socket sees them.
 #[derive(Clone)]
@@ -84,14 +80,13 @@ fn in_scope(spec_hosts: &[String], host: &str) -> bool {
 
 pub struct Discovery {
     shared: SharedInventory,
-    identifier: Identifier,
-    auth_cache: AuthorizationCache,
     metrics: Metrics,
     events: EventSink,
     budget: EventBudget,
     /// `None`: snapshots are off.
     state_dir: Option<PathBuf>,
     snapshot_every: Duration,
+    next_snapshot: Instant,
     /// Inventory size and template epoch when the shadow gauge was last computed.
     shadow_key: Option<(usize, u64)>,
 }
@@ -102,7 +97,6 @@ impl Discovery {
     pub fn new(
         config: &DiscoverConfig,
         state_dir: PathBuf,
-        identifier: Identifier,
         routes: &mut RouteLabels,
         metrics: Metrics,
         events: EventSink,
@@ -131,13 +125,12 @@ impl Discovery {
                 spec,
                 spec_hosts: config.spec_hosts.clone().into(),
             },
-            identifier,
-            auth_cache: AuthorizationCache::new(),
             metrics,
             events,
             budget: EventBudget::new(config.max_events_per_client),
             state_dir,
             snapshot_every: Duration::from_secs(config.snapshot_interval_secs.max(1)),
+            next_snapshot: Instant::now(),
             shadow_key: None,
         };
         discovery.update_gauges();
@@ -148,53 +141,46 @@ impl Discovery {
         self.shared.clone()
     }
 
-    /// Starts the discovery thread; it ends (writing a last snapshot) once the queue is
-    /// dropped and drained.
+    /// Starts the discovery thread (see [`worker`]); it ends (writing a last snapshot) once
+    /// the queue is dropped and drained.
     pub fn spawn(mut self, capacity: usize) -> std::io::Result<(DiscoveryQueue, JoinHandle<()>)> {
-        let (tx, rx) = mpsc::sync_channel::<Arc<Exchange>>(capacity);
-        let metrics = self.metrics.clone();
-        let thread = std::thread::Builder::new()
-            .name("discover".into())
-            .spawn(move || {
-                let mut next_gauges = Instant::now() + GAUGE_INTERVAL;
-                let mut next_snapshot = Instant::now() + self.snapshot_every;
-                loop {
-                    let wait = next_gauges
-                        .min(next_snapshot)
-                        .saturating_duration_since(Instant::now());
-                    match rx.recv_timeout(wait) {
-                        Ok(ex) => self.observe(&ex),
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                    let now = Instant::now();
-                    if now >= next_gauges {
-                        self.update_gauges();
-                        next_gauges = now + GAUGE_INTERVAL;
-                    }
-                    if now >= next_snapshot {
-                        self.snapshot();
-                        next_snapshot = now + self.snapshot_every;
-                    }
-                }
-                self.update_gauges();
-                self.snapshot();
-            })?;
-        Ok((DiscoveryQueue { tx, metrics }, thread))
+        let skipped = self.metrics.discover_exchanges_skipped.clone();
+        self.next_snapshot = Instant::now() + self.snapshot_every;
+        worker::spawn(self, capacity, skipped)
+    }
+}
+
+impl Analyzer for Discovery {
+    type Control = Infallible;
+    const NAME: &'static str = "discover";
+    /// How often the gauges are brought up to date while traffic flows.
+    const TICK: Option<Duration> = Some(Duration::from_secs(1));
+
+    fn control(&mut self, never: Infallible) {
+        match never {}
+    }
+
+    fn tick(&mut self) {
+        self.update_gauges();
+        let now = Instant::now();
+        if now >= self.next_snapshot {
+            self.snapshot();
+            self.next_snapshot = now + self.snapshot_every;
+        }
+    }
+
+    fn finish(&mut self) {
+        self.update_gauges();
+        self.snapshot();
     }
 
     /// Records a server-side exchange and checks it against the spec.
-    pub fn observe(&mut self, ex: &Exchange) {
-        if ex.conn.role != Role::Server {
+    fn observe(&mut self, ex: &Exchange) {
+        // Set on every server-side exchange by the parsing task.
+        let Some(client) = &ex.client else {
             return;
-        }
+        };
         let h = &ex.http;
-        let client = self.identifier.identify_cached(
-            ex.conn.peer.map(|p| p.ip()),
-            &h.request_headers,
-            h.query.as_deref(),
-            &mut self.auth_cache,
-        );
         let host = h.host.as_deref().unwrap_or("");
         let observation = Observation {
             host,
@@ -229,10 +215,12 @@ impl Discovery {
             return;
         }
         if let Some(violation) = spec.check(&h.method, &h.path, h.query.as_deref()) {
-            self.report(&violation, &client, ex);
+            self.report(&violation, client, ex);
         }
     }
+}
 
+impl Discovery {
     fn report(&mut self, v: &Violation, client: &ClientIdentity, ex: &Exchange) {
         let kind = v.kind.as_str();
         self.metrics
@@ -346,26 +334,7 @@ fn restore(inventory: &mut Inventory, dir: &std::path::Path) -> anyhow::Result<(
 }
 
 /// The parsing task's end of the discovery thread's queue.
-pub struct DiscoveryQueue {
-    tx: SyncSender<Arc<Exchange>>,
-    metrics: Metrics,
-}
-
-impl DiscoveryQueue {
-    /// Hands a server-side exchange over without waiting; when the thread is behind, the
-    /// exchange is counted as skipped instead.
-    pub fn submit(&self, ex: Arc<Exchange>) {
-        if ex.conn.role != Role::Server {
-            return;
-        }
-        crate::pipeline::hand_over(
-            &self.tx,
-            ex,
-            &self.metrics.discover_exchanges_skipped,
-            "discovery",
-        );
-    }
-}
+pub type DiscoveryQueue = Worker<Infallible>;
 
 /// A `spec_violation` security event (fields documented in README.md, "Security events").
 /// Parameter values are never included: they may be secrets.
@@ -394,7 +363,7 @@ mod tests {
     use api_guard::discover::config::DiscoverConfig;
 
     use super::*;
-    use crate::exchange::test_exchange;
+    use crate::exchange::{test_exchange, Role};
 
     const SPEC: &str = "openapi: 3.1.0
 info: {title: t, version: '1'}
@@ -421,16 +390,9 @@ paths:
         let metrics = Metrics::new();
         let (events, buf) = EventSink::memory();
         let mut routes = RouteLabels::new(&config.inventory, 10);
-        let d = Discovery::new(
-            &config,
-            dir,
-            Identifier::default(),
-            &mut routes,
-            metrics.clone(),
-            events,
-        )
-        .unwrap()
-        .unwrap();
+        let d = Discovery::new(&config, dir, &mut routes, metrics.clone(), events)
+            .unwrap()
+            .unwrap();
         (d, metrics, buf)
     }
 

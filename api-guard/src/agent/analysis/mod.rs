@@ -1,6 +1,25 @@
-//! Analysis of finished exchanges: route labels on the parsing task, detection and discovery
-//! on threads of their own.
+//! Analysis of finished exchanges. On the parsing task, once per exchange, the facts every
+//! consumer shares are derived ([`Annotator`]: route label, client identity); detection and
+//! discovery then run on threads of their own.
 
 pub mod detect;
 pub mod discover;
+pub mod identity;
 pub mod routes;
+pub mod worker;
+
+use self::{identity::ClientIdentities, routes::RouteLabels};
+use crate::exchange::Exchange;
+
+/// Derives the shared facts of an exchange on the parsing task.
+pub struct Annotator {
+    pub routes: RouteLabels,
+    pub clients: ClientIdentities,
+}
+
+impl Annotator {
+    pub fn annotate(&mut self, exchange: &mut Exchange) {
+        self.routes.label(exchange);
+        self.clients.identify(exchange);
+    }
+}

@@ -303,11 +303,11 @@ impl ConnTable {
         let mut produced = Vec::new();
         f(&mut conn.http, &mut produced);
         account(&self.metrics, conn, &mut self.buffered_total);
-        out.extend(produced.into_iter().map(|http| Exchange {
-            conn: conn.meta.clone(),
-            http,
-            route: None,
-        }));
+        out.extend(
+            produced
+                .into_iter()
+                .map(|http| Exchange::new(conn.meta.clone(), http)),
+        );
         if let Some(reason) = ignore_reason(conn.http.state()) {
             self.ignore(id, reason);
         }
@@ -343,11 +343,11 @@ impl ConnTable {
         let mut produced = Vec::new();
         conn.http.close(ts_ns, &mut produced);
         account(&self.metrics, &mut conn, &mut self.buffered_total);
-        out.extend(produced.into_iter().map(|http| Exchange {
-            conn: conn.meta.clone(),
-            http,
-            route: None,
-        }));
+        out.extend(
+            produced
+                .into_iter()
+                .map(|http| Exchange::new(conn.meta.clone(), http)),
+        );
         self.buffered_total = self.buffered_total.saturating_sub(conn.buffered);
     }
 

@@ -27,12 +27,12 @@ use tracing::{info, warn};
 
 use crate::{
     config::{EnforceConfig, EnforceMode},
-    exchange::{Exchange, Role},
+    exchange::Exchange,
     metrics::Metrics,
     output::EventSink,
     wallclock::{monotonic_now_ns, rfc3339_from_monotonic},
 };
-use api_guard::identity::{self, ClientIdentity, Identifier};
+use api_guard::identity::ClientIdentity;
 use blocklist::{Block, BlockReason, Blocklist, Inserted};
 use event::{ClientView, Event, RequestView};
 use policy::{Breach, Policies, PolicyAction, Request};
@@ -98,7 +98,6 @@ struct Settings {
     deny: Vec<Target>,
     allow: NetSet,
     proxies: NetSet,
-    identifier: Identifier,
 }
 
 struct State {
@@ -168,22 +167,14 @@ impl Enforcer {
 
     /// Runs a server-side exchange through the rate-limit policies and acts on breaches.
     pub fn observe(&self, ex: &Exchange) {
-        if ex.conn.role != Role::Server {
+        // Set on every server-side exchange by the parsing task.
+        let Some(client) = &ex.client else {
             return;
-        }
+        };
         let mut state = self.lock();
         if state.policies.is_empty() {
             return;
         }
-        let s = &state.settings;
-        let peer = ex.conn.peer.map(|p| p.ip());
-        let headers = &ex.http.request_headers;
-        let client = if state.policies.uses_credentials() {
-            s.identifier
-                .identify(peer, headers, ex.http.query.as_deref())
-        } else {
-            identity::identify_address(peer, headers, &s.identifier.trusted)
-        };
         let now = monotonic_now_ns();
         let breaches = state.policies.check(
             now,
@@ -191,12 +182,12 @@ impl Enforcer {
                 method: &ex.http.method,
                 path: &ex.http.path,
                 host: ex.http.host.as_deref(),
-                client: &client,
+                client,
             },
         );
         let request = RequestView::of(ex);
         for breach in breaches {
-            self.breach(&mut state, now, &breach, &client, &request);
+            self.breach(&mut state, now, &breach, client, &request);
         }
     }
 
@@ -532,7 +523,6 @@ impl Settings {
             deny: config.deny.clone(),
             allow: NetSet::new(&config.allowlist),
             proxies: NetSet::new(&config.trusted_proxies),
-            identifier: config.identifier(),
         }
     }
 }

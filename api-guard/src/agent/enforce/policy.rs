@@ -368,11 +368,6 @@ impl Policies {
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty()
     }
-
-    /// Whether any policy is keyed by credential (otherwise nobody needs them hashed).
-    pub fn uses_credentials(&self) -> bool {
-        self.policies.iter().any(|p| p.key == PolicyKey::ApiKey)
-    }
 }
 
 /// The request's `Host` as policies compare it: no port, no trailing dot.

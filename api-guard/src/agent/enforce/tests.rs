@@ -297,6 +297,10 @@ fn api_key_policies_report_hashes_never_keys() {
     );
     let mut ex = test_exchange(Role::Server, "198.51.100.4:4000", "/v1/items");
     ex.http.request_headers = vec![("X-Api-Key".into(), "s3cr3t-key-0001".into())];
+    // As the parsing task identifies it (default API key places).
+    let peer = ex.conn.peer.map(|p| p.ip());
+    let identifier = crate::config::EnforceConfig::default().identifier();
+    ex.client = Some(identifier.identify(peer, &ex.http.request_headers, None));
     f.enforcer.observe(&ex);
     f.enforcer.observe(&ex);
     // Without a credential the policy does not apply.

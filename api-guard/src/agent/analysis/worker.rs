@@ -1,0 +1,206 @@
+//! One shape for every analysis stage that runs off the parsing task (detection, discovery and
+//! those to come): a thread of its own behind a bounded queue. The parsing task never waits
+//! for analysis: when a queue is full the exchange is counted as skipped, never blocked on.
+//! Control messages (reloaded settings) travel the same queue, so they apply in order with the
+//! exchanges around them.
+
+use std::{
+    sync::{
+        mpsc::{self, RecvTimeoutError, SyncSender, TrySendError},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use prometheus::IntCounter;
+use tracing::warn;
+
+use crate::exchange::Exchange;
+
+/// An analysis stage, run by [`spawn`] on its own thread.
+pub trait Analyzer: Send + 'static {
+    /// Messages other than exchanges, e.g. reloaded settings.
+    type Control: Send + 'static;
+    /// The thread's name (also in logs).
+    const NAME: &'static str;
+    /// Whether only requests this host received are analysed (not its own outgoing calls).
+    const SERVER_SIDE_ONLY: bool = true;
+    /// How often [`Analyzer::tick`] runs, if at all.
+    const TICK: Option<Duration> = None;
+
+    fn observe(&mut self, exchange: &Exchange);
+    fn control(&mut self, message: Self::Control);
+    /// Periodic work (gauges, snapshots), whether or not exchanges flow.
+    fn tick(&mut self) {}
+    /// The last work once the queue is closed and drained.
+    fn finish(&mut self) {}
+}
+
+enum Work<C> {
+    Exchange(Arc<Exchange>),
+    Control(C),
+}
+
+/// The parsing task's end of an analysis thread's queue (the reloader may hold a clone).
+pub struct Worker<C> {
+    tx: SyncSender<Work<C>>,
+    skipped: IntCounter,
+    name: &'static str,
+    server_side_only: bool,
+}
+
+impl<C> Clone for Worker<C> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            skipped: self.skipped.clone(),
+            name: self.name,
+            server_side_only: self.server_side_only,
+        }
+    }
+}
+
+/// Starts `analyzer` on its own thread behind a queue of `capacity` exchanges; exchanges it
+/// has no room for are counted in `skipped`. The thread ends once every [`Worker`] is dropped
+/// and the queue drained.
+pub fn spawn<A: Analyzer>(
+    mut analyzer: A,
+    capacity: usize,
+    skipped: IntCounter,
+) -> std::io::Result<(Worker<A::Control>, JoinHandle<()>)> {
+    let (tx, rx) = mpsc::sync_channel::<Work<A::Control>>(capacity);
+    let thread = std::thread::Builder::new()
+        .name(A::NAME.into())
+        .spawn(move || {
+            let mut next_tick = A::TICK.map(|every| Instant::now() + every);
+            loop {
+                let work = match next_tick {
+                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                    Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+                };
+                match work {
+                    Ok(Work::Exchange(exchange)) => analyzer.observe(&exchange),
+                    Ok(Work::Control(message)) => analyzer.control(message),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                if let (Some(at), Some(every)) = (next_tick, A::TICK) {
+                    let now = Instant::now();
+                    if now >= at {
+                        analyzer.tick();
+                        next_tick = Some(now + every);
+                    }
+                }
+            }
+            analyzer.finish();
+        })?;
+    let worker = Worker {
+        tx,
+        skipped,
+        name: A::NAME,
+        server_side_only: A::SERVER_SIDE_ONLY,
+    };
+    Ok((worker, thread))
+}
+
+impl<C> Worker<C> {
+    /// Hands an exchange over without waiting: when the thread is behind (or gone) the
+    /// exchange is counted as skipped instead.
+    pub fn submit(&self, exchange: Arc<Exchange>) {
+        // The parsing task identifies the client of every request this host received.
+        if self.server_side_only && exchange.client.is_none() {
+            return;
+        }
+        match self.tx.try_send(Work::Exchange(exchange)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.skipped.inc(),
+            Err(TrySendError::Disconnected(_)) => {
+                warn!(thread = self.name, "An analysis thread is gone");
+                self.skipped.inc();
+            }
+        }
+    }
+
+    /// Hands a control message over, waiting for room in the queue (it applies between two
+    /// exchanges).
+    pub fn control(&self, message: C) -> anyhow::Result<()> {
+        self.tx
+            .send(Work::Control(message))
+            .map_err(|_| anyhow::anyhow!("the {} thread is gone", self.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::exchange::{test_exchange, Role};
+
+    /// Records what it saw; on the first exchange it says so on `entered`, then waits on `gate`.
+    struct Probe {
+        seen: Arc<Mutex<Vec<String>>>,
+        entered: mpsc::Sender<()>,
+        gate: Option<mpsc::Receiver<()>>,
+    }
+
+    impl Analyzer for Probe {
+        type Control = &'static str;
+        const NAME: &'static str = "probe";
+
+        fn observe(&mut self, exchange: &Exchange) {
+            if let Some(gate) = self.gate.take() {
+                let _ = self.entered.send(());
+                let _ = gate.recv();
+            }
+            self.seen.lock().unwrap().push(exchange.http.path.clone());
+        }
+
+        fn control(&mut self, message: &'static str) {
+            self.seen.lock().unwrap().push(message.into());
+        }
+
+        fn finish(&mut self) {
+            self.seen.lock().unwrap().push("finished".into());
+        }
+    }
+
+    #[test]
+    fn full_queues_count_skips_and_control_keeps_its_place() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (open, gate) = mpsc::channel();
+        let (entered, in_observe) = mpsc::channel();
+        let skipped = IntCounter::new("skipped", "skipped").unwrap();
+        let probe = Probe {
+            seen: seen.clone(),
+            entered,
+            gate: Some(gate),
+        };
+        let (worker, thread) = spawn(probe, 2, skipped.clone()).unwrap();
+        let ex = |path: &str| Arc::new(test_exchange(Role::Server, "192.0.2.1:1", path));
+        // The first is taken and held at the gate; two fill the queue; two are skipped.
+        worker.submit(ex("/1"));
+        in_observe.recv().unwrap();
+        worker.control("probe").unwrap();
+        worker.submit(ex("/2"));
+        worker.submit(ex("/3"));
+        worker.submit(ex("/4"));
+        assert_eq!(skipped.get(), 2);
+        // Outgoing calls are not analysed (nor counted).
+        worker.submit(Arc::new(test_exchange(
+            Role::Client,
+            "192.0.2.9:80",
+            "/out",
+        )));
+        assert_eq!(skipped.get(), 2);
+        open.send(()).unwrap();
+        worker.control("reloaded").unwrap();
+        drop(worker);
+        thread.join().unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["/1", "probe", "/2", "reloaded", "finished"]
+        );
+    }
+}
