@@ -1,10 +1,11 @@
 //! The parts of api-guard that need no kernel: ring record decoding, HTTP parsing, exchanges,
-//! client identity, the detection engine and API discovery.
+//! client identity, the detection engine, API discovery and the security-event schema.
 //! A library so that benchmarks, fuzz targets and the evaluation harness run the very code
 //! the daemon runs; the agent binary (`src/agent/`) wires it to the kernel.
 
 pub mod detect;
 pub mod discover;
+pub mod event;
 pub mod exchange;
 pub mod http;
 pub mod identity;

@@ -45,7 +45,7 @@ use crate::{
     config::Config,
     enforce::Enforcer,
     metrics::Metrics,
-    output::exchanges::{ExchangeOutput, Sink},
+    output::{exchanges::Sink, lines::Destination},
     probes::Probes,
     tls::{hooks::HookThread, TlsLibraries},
 };
@@ -179,14 +179,14 @@ struct RunArgs {
     metrics_addr: SocketAddr,
     /// Write one JSON object per exchange to this file, or `-` for stdout.
     #[arg(long, value_name = "PATH|-")]
-    exchanges: Option<ExchangeOutput>,
+    exchanges: Option<Destination>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
     /// Write security events (blocks, unblocks, rate-limit breaches) as JSON lines to this
     /// file, or `-` for stdout.
     #[arg(long, value_name = "PATH|-", default_value = "-")]
-    events: ExchangeOutput,
+    events: Destination,
     /// Control socket for `api-guard block|unblock|blocks|inventory|status` (root only).
     #[arg(long, value_name = "PATH", default_value = control::DEFAULT_SOCKET)]
     control_socket: PathBuf,

@@ -14,23 +14,17 @@ use std::{sync::Arc, thread::JoinHandle, time::Duration};
 
 use api_guard::{
     detect::{DetectConfig, Engine, Finding, Request, Severity},
+    event::{Detection, EventBody, ExchangeContext, RequestView, SecurityEvent},
     identity::ClientIdentity,
 };
-use serde::Serialize;
 use tracing::{debug, warn};
 
 use super::worker::{self, Analyzer, Worker};
 use crate::{
-    enforce::{
-        blocklist::BlockReason,
-        event::{ClientView, RequestView},
-        target::Target,
-        BlockRequest, EnforceError, Enforcer,
-    },
+    enforce::{blocklist::BlockReason, target::Target, BlockRequest, EnforceError, Enforcer},
     exchange::Exchange,
     metrics::Metrics,
     output::{EventBudget, EventSink},
-    wallclock::rfc3339_from_monotonic,
 };
 
 pub struct Detections {
@@ -121,36 +115,23 @@ impl Analyzer for Detections {
                 .with_label_values(&[finding.kind.as_str(), finding.severity.as_str()])
                 .inc();
         }
-        self.report(now, client, &request, ex, &verdict.findings);
+        self.report(now, client, ex, &verdict.findings);
         self.enforce(client, &request, &verdict.findings);
     }
 }
 
 impl Detections {
-    fn report(
-        &mut self,
-        now: u64,
-        client: &ClientIdentity,
-        request: &RequestView<'_>,
-        ex: &Exchange,
-        findings: &[Finding],
-    ) {
+    fn report(&mut self, now: u64, client: &ClientIdentity, ex: &Exchange, findings: &[Finding]) {
         for finding in findings {
             let Some(suppressed) = self.budget.admit(client.ip, now) else {
                 self.metrics.detection_events_suppressed.inc();
                 continue;
             };
-            self.events.emit(&DetectionEvent {
-                time: rfc3339_from_monotonic(now),
-                kind: "detection",
+            let body = EventBody::Detection(Detection {
                 finding,
-                client: ClientView::of(client),
-                request: request.clone(),
-                status: ex.http.status,
-                conn_id: ex.conn.conn_id,
-                tls: ex.conn.tls(),
-                suppressed,
+                context: ExchangeContext::of(ex, client, suppressed),
             });
+            self.events.emit(&SecurityEvent::new(now, body));
         }
     }
 
@@ -213,21 +194,3 @@ impl DetectSettings {
 
 /// The parsing task's end of the detection thread's queue (the reloader holds a clone).
 pub type DetectionQueue = Worker<Box<DetectSettings>>;
-
-/// A `detection` security event (fields documented in README.md, "Security events").
-#[derive(Serialize)]
-struct DetectionEvent<'a> {
-    time: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(flatten)]
-    finding: &'a Finding,
-    client: ClientView,
-    request: RequestView<'a>,
-    status: Option<u16>,
-    conn_id: u64,
-    tls: bool,
-    /// Events withheld for this client since its previous event (per-client budget).
-    #[serde(skip_serializing_if = "crate::output::is_zero")]
-    suppressed: u64,
-}

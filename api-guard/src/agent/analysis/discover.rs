@@ -29,19 +29,18 @@ use api_guard::{
         persist,
         spec::{self, Spec, Violation},
     },
+    event::{EventBody, ExchangeContext, SecurityEvent, SpecViolation},
     identity::ClientIdentity,
 };
-use serde::Serialize;
 use tracing::{info, warn};
 
 use super::worker::{self, Analyzer, Worker};
 use crate::{
     analysis::routes::RouteLabels,
-    enforce::event::{ClientView, RequestView},
     exchange::Exchange,
     metrics::Metrics,
     output::{EventBudget, EventSink},
-    wallclock::{rfc3339_from_monotonic, unix_secs_from_monotonic},
+    wallclock::unix_secs_from_monotonic,
 };
 
 /// The inventory and the spec it is judged against, as the control socket sees them.
@@ -232,21 +231,15 @@ impl Discovery {
             self.metrics.spec_violation_events_suppressed.inc();
             return;
         };
-        self.events.emit(&ViolationEvent {
-            time: rfc3339_from_monotonic(now),
-            kind: "spec_violation",
+        let body = EventBody::SpecViolation(SpecViolation {
             violation: kind,
             param: v.param.as_deref(),
             location: v.location.map(|l| l.as_str()),
             expected: v.expected.as_deref(),
             operation: v.operation.as_deref(),
-            client: ClientView::of(client),
-            request: RequestView::of(ex),
-            status: ex.http.status,
-            conn_id: ex.conn.conn_id,
-            tls: ex.conn.tls(),
-            suppressed,
+            context: ExchangeContext::of(ex, client, suppressed),
         });
+        self.events.emit(&SecurityEvent::new(now, body));
     }
 
     fn update_gauges(&mut self) {
@@ -335,28 +328,6 @@ fn restore(inventory: &mut Inventory, dir: &std::path::Path) -> anyhow::Result<(
 
 /// The parsing task's end of the discovery thread's queue.
 pub type DiscoveryQueue = Worker<Infallible>;
-
-/// A `spec_violation` security event (fields documented in README.md, "Security events").
-/// Parameter values are never included: they may be secrets.
-#[derive(Serialize)]
-struct ViolationEvent<'a> {
-    time: String,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    violation: &'static str,
-    param: Option<&'a str>,
-    #[serde(rename = "in")]
-    location: Option<&'static str>,
-    expected: Option<&'a str>,
-    operation: Option<&'a str>,
-    client: ClientView,
-    request: RequestView<'a>,
-    status: Option<u16>,
-    conn_id: u64,
-    tls: bool,
-    #[serde(skip_serializing_if = "crate::output::is_zero")]
-    suppressed: u64,
-}
 
 #[cfg(test)]
 mod tests {

@@ -32,9 +32,9 @@ use crate::{
     output::EventSink,
     wallclock::{monotonic_now_ns, rfc3339_from_monotonic},
 };
+use api_guard::event::{ClientView, Enforcement, EventBody, RequestView, SecurityEvent};
 use api_guard::identity::ClientIdentity;
 use blocklist::{Block, BlockReason, Blocklist, Inserted};
-use event::{ClientView, Event, RequestView};
 use policy::{Breach, Policies, PolicyAction, Request};
 use target::{NetSet, Target};
 
@@ -204,14 +204,18 @@ impl Enforcer {
             .with_label_values(&[&breach.policy])
             .inc();
         let report = |note: Option<&'static str>| {
-            let mut e = Event::new("ratelimit_exceeded", "ratelimit", now);
-            e.target = client.ip.map(|ip| ip.to_string());
-            e.policy = Some(&breach.policy);
-            e.detail = Some(&breach.key);
-            e.client = Some(ClientView::of(client));
-            e.request = Some(request.clone());
-            e.note = note;
-            self.events.emit(&e);
+            let e = Enforcement {
+                target: client.ip.map(|ip| ip.to_string()),
+                reason: "ratelimit",
+                policy: Some(&breach.policy),
+                detail: Some(&breach.key),
+                client: Some(ClientView::of(client)),
+                request: Some(request.clone()),
+                note,
+                ..Enforcement::default()
+            };
+            self.events
+                .emit(&SecurityEvent::new(now, EventBody::RatelimitExceeded(e)));
         };
         let note = match (breach.action, client.ip) {
             (PolicyAction::Log, _) => None,
@@ -287,14 +291,20 @@ impl Enforcer {
                 .map(|d| now.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64)),
         };
         let automatic = matches!(req.reason, BlockReason::Ratelimit | BlockReason::Detection);
-        let event = |kind, enforced| {
-            let mut e = Event::new(kind, block.reason.as_str(), now).about(&block);
-            e.enforced = enforced;
+        // A block in force, or in dry-run the block that would be.
+        let event = |dry_run: bool| {
+            let mut e = event::about(&block, block.reason.as_str());
+            e.enforced = !dry_run;
             if let Some((client, request)) = context {
                 e.client = Some(ClientView::of(client));
                 e.request = Some(request.clone());
             }
-            self.events.emit(&e);
+            let body = if dry_run {
+                EventBody::WouldBlock(e)
+            } else {
+                EventBody::Block(e)
+            };
+            self.events.emit(&SecurityEvent::new(now, body));
         };
         if automatic && s.mode == EnforceMode::DryRun {
             state.would_block.expire(now);
@@ -303,7 +313,7 @@ impl Enforcer {
                     .would_block
                     .with_label_values(&[block.reason.as_str()])
                     .inc();
-                event("would_block", false);
+                event(true);
                 return Ok(BlockOutcome::WouldBlock);
             }
             return Ok(BlockOutcome::Extended);
@@ -345,7 +355,7 @@ impl Enforcer {
                     .blocked_clients
                     .set(state.blocklist.len() as i64);
                 info!(target = %block.target, reason = block.reason.as_str(), policy = block.policy.as_deref(), "Blocked");
-                event("block", true);
+                event(false);
                 Ok(BlockOutcome::Blocked)
             }
         }
@@ -381,9 +391,9 @@ impl Enforcer {
             .blocked_clients
             .set(state.blocklist.len() as i64);
         info!(target = %block.target, why, "Unblocked");
-        let mut e = Event::new("unblock", why, now).about(block);
-        e.enforced = false;
-        self.events.emit(&e);
+        let e = event::about(block, why);
+        self.events
+            .emit(&SecurityEvent::new(now, EventBody::Unblock(e)));
     }
 
     /// Every block in force, soonest end first, with the kernel's hit counts.

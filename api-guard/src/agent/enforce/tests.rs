@@ -4,12 +4,12 @@ use api_guard_common::xdp::{BlockEntry, REASON_CONFIG, REASON_MANUAL};
 use aya::maps::{lpm_trie::Key, HashMap, LpmTrie, PerCpuArray};
 use serde_json::Value;
 
-use super::event::MAX_EVENT_PATH;
 use super::*;
 use crate::{
     config::Config,
     exchange::{test_exchange, Role},
 };
+use api_guard::event::MAX_EVENT_PATH;
 
 /// `BPF_F_NO_PREALLOC`, which LPM tries require.
 const NO_PREALLOC: u32 = 1;

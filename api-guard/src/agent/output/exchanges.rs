@@ -1,60 +1,31 @@
-//! Where exchanges go: Prometheus metrics always, JSON lines optionally (stdout or a file).
+//! Where exchanges go: Prometheus metrics always, JSON lines optionally (stdout or a file,
+//! buffered and flushed by the parsing task's timer).
 
-use std::{
-    fs::OpenOptions,
-    io::{self, BufWriter, Write},
-    path::PathBuf,
-};
+use std::io;
 
+use super::lines::{Destination, LineWriter};
 use crate::{exchange::Exchange, http::method_label, metrics::Metrics};
-
-/// `--exchanges` target.
-#[derive(Debug, Clone)]
-pub enum ExchangeOutput {
-    Stdout,
-    File(PathBuf),
-}
-
-impl std::str::FromStr for ExchangeOutput {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(if s == "-" {
-            Self::Stdout
-        } else {
-            Self::File(PathBuf::from(s))
-        })
-    }
-}
 
 pub struct Sink {
     metrics: Metrics,
-    writer: Option<BufWriter<Box<dyn Write + Send>>>,
+    writer: Option<LineWriter>,
 }
 
 impl Sink {
-    pub fn new(metrics: Metrics, output: Option<&ExchangeOutput>) -> io::Result<Self> {
-        let writer: Option<Box<dyn Write + Send>> = match output {
-            None => None,
-            Some(ExchangeOutput::Stdout) => Some(Box::new(io::stdout())),
-            Some(ExchangeOutput::File(path)) => {
-                let file = OpenOptions::new().create(true).append(true).open(path)?;
-                Some(Box::new(file))
-            }
-        };
-        Ok(Self {
-            metrics,
-            writer: writer.map(|w| BufWriter::with_capacity(64 * 1024, w)),
-        })
+    pub fn new(metrics: Metrics, output: Option<&Destination>) -> io::Result<Self> {
+        // Exchange files are not rotated (left to the operator's logrotate).
+        let writer = output
+            .map(|dest| LineWriter::open(dest, (0, 0), true))
+            .transpose()?;
+        Ok(Self { metrics, writer })
     }
 
     pub fn record(&mut self, exchange: &Exchange) -> io::Result<()> {
         self.observe(exchange);
         if let Some(w) = self.writer.as_mut() {
-            // One write per line: the buffer then never splits a line, so security events
-            // sharing stdout cannot land inside one.
             let mut line = exchange.to_json();
             line.push('\n');
-            w.write_all(line.as_bytes())?;
+            w.write_line(line.as_bytes()).0?;
         }
         Ok(())
     }
@@ -87,7 +58,7 @@ impl Sink {
 
     pub fn flush(&mut self) -> io::Result<()> {
         match self.writer.as_mut() {
-            Some(w) => w.flush(),
+            Some(w) => w.flush().0,
             None => Ok(()),
         }
     }

@@ -1,0 +1,274 @@
+//! Security events: the one schema of every event the agent reports — `detection`,
+//! `spec_violation`, `block`, `unblock`, `would_block`, `ratelimit_exceeded`. Each is one JSON
+//! object per line: the envelope (`time`, `type`) and the fields of its type; events caused by
+//! a request carry who sent it (`client`) and what it was (`request`). Fields are documented in
+//! docs/events.md, which a test keeps equal to this module.
+//! Secrets never appear: credentials as hashes, parameters by name without their values.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::{
+    detect::Finding, exchange::Exchange, identity::ClientIdentity, text::truncate,
+    wallclock::rfc3339_from_monotonic,
+};
+
+/// Longest request path quoted in an event (paths can be as long as a request head).
+pub const MAX_EVENT_PATH: usize = 512;
+
+/// One security event.
+#[derive(Debug, Serialize)]
+pub struct SecurityEvent<'a> {
+    /// RFC 3339 UTC.
+    pub time: String,
+    #[serde(flatten)]
+    pub body: EventBody<'a>,
+}
+
+impl<'a> SecurityEvent<'a> {
+    /// An event at monotonic time `now_ns`.
+    pub fn new(now_ns: u64, body: EventBody<'a>) -> Self {
+        Self {
+            time: rfc3339_from_monotonic(now_ns),
+            body,
+        }
+    }
+
+    /// The `type` field.
+    pub fn type_name(&self) -> &'static str {
+        self.body.type_name()
+    }
+}
+
+/// The event's `type` and its fields.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventBody<'a> {
+    /// A detector's finding about a request.
+    Detection(Detection<'a>),
+    /// A request that breaks the configured OpenAPI spec.
+    SpecViolation(SpecViolation<'a>),
+    /// An address or range put under an XDP block.
+    Block(Enforcement<'a>),
+    /// A block lifted.
+    Unblock(Enforcement<'a>),
+    /// Dry-run: the block that would have been put in force.
+    WouldBlock(Enforcement<'a>),
+    /// A rate-limit breach reported, not (or not yet) blocked.
+    RatelimitExceeded(Enforcement<'a>),
+}
+
+impl EventBody<'_> {
+    /// Every `type`, in documentation order.
+    pub const TYPES: [&'static str; 6] = [
+        "detection",
+        "spec_violation",
+        "block",
+        "unblock",
+        "would_block",
+        "ratelimit_exceeded",
+    ];
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventBody::Detection(_) => "detection",
+            EventBody::SpecViolation(_) => "spec_violation",
+            EventBody::Block(_) => "block",
+            EventBody::Unblock(_) => "unblock",
+            EventBody::WouldBlock(_) => "would_block",
+            EventBody::RatelimitExceeded(_) => "ratelimit_exceeded",
+        }
+    }
+}
+
+/// The fields of every event about one exchange: who, what, and how it ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExchangeContext<'a> {
+    pub client: ClientView,
+    pub request: RequestView<'a>,
+    pub status: Option<u16>,
+    pub conn_id: u64,
+    pub tls: bool,
+    /// Events withheld for this client since its previous event (per-client budget).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub suppressed: u64,
+}
+
+impl<'a> ExchangeContext<'a> {
+    pub fn of(exchange: &'a Exchange, client: &ClientIdentity, suppressed: u64) -> Self {
+        Self {
+            client: ClientView::of(client),
+            request: RequestView::of(exchange),
+            status: exchange.http.status,
+            conn_id: exchange.conn.conn_id,
+            tls: exchange.conn.tls(),
+            suppressed,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Detection<'a> {
+    #[serde(flatten)]
+    pub finding: &'a Finding,
+    #[serde(flatten)]
+    pub context: ExchangeContext<'a>,
+}
+
+/// Parameter values are never included: they may be secrets.
+#[derive(Debug, Serialize)]
+pub struct SpecViolation<'a> {
+    /// `unknown_endpoint`, `missing_required_param`, `wrong_param_type`.
+    pub violation: &'static str,
+    pub param: Option<&'a str>,
+    /// Where the parameter is (`query`, `path`).
+    #[serde(rename = "in")]
+    pub location: Option<&'static str>,
+    /// The type or format the spec wants.
+    pub expected: Option<&'a str>,
+    /// The matched operation, `"GET /orders"`.
+    pub operation: Option<&'a str>,
+    #[serde(flatten)]
+    pub context: ExchangeContext<'a>,
+}
+
+/// A block, an unblock, a dry-run block or a rate-limit breach.
+#[derive(Debug, Default, Serialize)]
+pub struct Enforcement<'a> {
+    /// The address or range.
+    pub target: Option<String>,
+    pub reason: &'static str,
+    pub policy: Option<&'a str>,
+    pub detail: Option<&'a str>,
+    /// End of the block (null: until removed).
+    pub until: Option<String>,
+    pub duration_secs: Option<u64>,
+    /// For events caused by a request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestView<'a>>,
+    /// Whether the XDP guard now drops it.
+    pub enforced: bool,
+    /// Why a breach was not blocked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'static str>,
+}
+
+/// The client as events show it: the credential only as its hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientView {
+    ip: Option<IpAddr>,
+    via_proxy: Option<IpAddr>,
+    credential: Option<String>,
+    jwt_subject: Option<String>,
+}
+
+impl ClientView {
+    pub fn of(c: &ClientIdentity) -> Self {
+        Self {
+            ip: c.ip,
+            via_proxy: c.via_proxy,
+            credential: c.credential.as_ref().map(|c| c.hash.clone()),
+            jwt_subject: c.credential.as_ref().and_then(|c| c.jwt_subject.clone()),
+        }
+    }
+}
+
+/// Request details attached to events about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub host: Option<&'a str>,
+    /// The server process.
+    pub pid: u32,
+    pub comm: &'a str,
+}
+
+impl<'a> RequestView<'a> {
+    pub fn of(ex: &'a Exchange) -> Self {
+        Self {
+            method: &ex.http.method,
+            path: truncate(&ex.http.path, MAX_EVENT_PATH),
+            host: ex.http.host.as_deref(),
+            pid: ex.conn.pid,
+            comm: &ex.conn.comm,
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::{
+        detect::{Kind, Severity},
+        exchange::{test_exchange, Role},
+    };
+
+    fn json_of(event: &SecurityEvent<'_>) -> Value {
+        serde_json::to_value(event).unwrap()
+    }
+
+    #[test]
+    fn envelope_type_and_fields() {
+        let mut ex = test_exchange(Role::Server, "192.0.2.7:40000", "/orders");
+        ex.http.status = Some(200);
+        let client = ex.client.clone().unwrap();
+        let finding = Finding {
+            kind: Kind::Sqli,
+            rule_id: "sqli.libinjection",
+            severity: Severity::Critical,
+            location: "query:id".into(),
+            evidence: "1' OR '1'='1".into(),
+        };
+        let detection = SecurityEvent::new(
+            0,
+            EventBody::Detection(Detection {
+                finding: &finding,
+                context: ExchangeContext::of(&ex, &client, 0),
+            }),
+        );
+        let v = json_of(&detection);
+        assert_eq!(detection.type_name(), "detection");
+        assert_eq!(v["type"], "detection");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'), "{v}");
+        assert_eq!(v["kind"], "sqli");
+        assert_eq!(v["rule_id"], "sqli.libinjection");
+        assert_eq!(v["client"]["ip"], "192.0.2.7");
+        assert_eq!(v["client"]["credential"], Value::Null);
+        assert_eq!(
+            v["request"],
+            json!({"method": "GET", "path": "/orders", "host": null, "pid": 42, "comm": "srv"})
+        );
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["conn_id"], 1);
+        assert_eq!(v["tls"], false);
+        assert!(v.get("suppressed").is_none(), "only when non-zero: {v}");
+
+        let block = SecurityEvent::new(
+            0,
+            EventBody::Unblock(Enforcement {
+                target: Some("192.0.2.7".into()),
+                reason: "expired",
+                ..Enforcement::default()
+            }),
+        );
+        let v = json_of(&block);
+        assert_eq!(v["type"], "unblock");
+        assert_eq!(v["target"], "192.0.2.7");
+        assert_eq!(v["reason"], "expired");
+        assert_eq!(v["until"], Value::Null);
+        assert_eq!(v["enforced"], false);
+        for absent in ["client", "request", "note", "status", "conn_id"] {
+            assert!(v.get(absent).is_none(), "{absent}: {v}");
+        }
+    }
+}
