@@ -3,6 +3,7 @@
 //! A library so that benchmarks, fuzz targets and the evaluation harness run the very code
 //! the daemon runs; the agent binary (`src/agent/`) wires it to the kernel.
 
+pub mod config;
 pub mod detect;
 pub mod discover;
 pub mod event;

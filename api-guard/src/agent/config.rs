@@ -1,18 +1,24 @@
-//! The TOML configuration. Every field is optional; defaults are the embedded configuration
-//! `api-guard run` uses without `--config`.
+//! The TOML configuration file: one section per subsystem, each owned (type, defaults,
+//! `validate()`) by the subsystem that uses it — `[capture]` `[http]` (capture), `[tls]`,
+//! `[identity]` (analysis), `[enforce]` `[xdp]` (enforce), `[detect]` `[discover]` (library),
+//! `[events]` (output). This module reads the file, moves deprecated keys, runs every
+//! section's checks and those between sections, and points an invalid field at its line.
+//! Every field is optional; defaults are the embedded configuration `api-guard run` uses
+//! without `--config`.
 
-use std::{
-    os::unix::fs::MetadataExt as _,
-    path::{Path, PathBuf},
-};
+use std::{os::unix::fs::MetadataExt as _, path::Path};
 
-use api_guard::{detect::DetectConfig, discover::config::DiscoverConfig};
-use api_guard_common::{CHUNK_SIZE, DEFAULT_CAPTURE_CAP, MAX_CAPTURE_CAP};
+use api_guard::{config::Invalid, detect::DetectConfig, discover::config::DiscoverConfig};
 use serde::Deserialize;
 
-use crate::{
-    enforce::{policy::PolicyConfig, target::Target},
-    http::HttpLimits,
+pub use crate::{
+    analysis::identity::IdentityConfig,
+    capture::config::{CaptureConfig, HttpConfig},
+    enforce::config::{
+        EnforceConfig, EnforceMode, XdpAttachMode, XdpConfig, XdpInterface, MAX_BLOCK_SECS,
+    },
+    output::EventsConfig,
+    tls::config::TlsConfig,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -27,16 +33,15 @@ pub enum ConfigError {
         path: String,
         source: Box<toml::de::Error>,
     },
-    #[error("invalid value for `{field}`: {reason}")]
-    Invalid { field: String, reason: String },
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     /// [`ConfigError::Invalid`] in a file, with the line of the field (or of the nearest
     /// table that holds it).
-    #[error("{path}:{line}: invalid value for `{field}`: {reason}")]
+    #[error("{path}:{line}: {invalid}")]
     InvalidAt {
         path: String,
         line: usize,
-        field: String,
-        reason: String,
+        invalid: Invalid,
     },
     #[error("{path}: {reason}")]
     Unsafe { path: String, reason: &'static str },
@@ -48,305 +53,15 @@ pub struct Config {
     pub capture: CaptureConfig,
     pub http: HttpConfig,
     pub tls: TlsConfig,
+    pub identity: IdentityConfig,
     pub enforce: EnforceConfig,
     pub xdp: XdpConfig,
     pub detect: DetectConfig,
     pub discover: DiscoverConfig,
-    pub events: crate::output::EventsConfig,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EnforceMode {
-    /// Blocks are written to the XDP maps and drop traffic.
-    #[default]
-    Enforce,
-    /// Blocks are logged and counted as `would_block` events; nothing is dropped.
-    DryRun,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EnforceConfig {
-    /// `enforce` (default) or `dry-run`.
-    pub mode: EnforceMode,
-    /// Addresses and ranges never blocked, by any rule (default none).
-    pub allowlist: Vec<Target>,
-    /// Reverse proxies whose X-Forwarded-For / Forwarded headers name the client; never
-    /// blocked themselves (default none).
-    pub trusted_proxies: Vec<Target>,
-    /// Addresses and ranges always dropped at XDP (default none).
-    pub deny: Vec<Target>,
-    /// Rate-limit policies over server-side exchanges (default none).
-    pub policies: Vec<PolicyConfig>,
-    /// Blocks held at once (default 131072); when full, the one ending soonest goes.
-    pub max_blocks: u32,
-    /// Keys (clients, credentials, routes) remembered per policy (default 65536); the least
-    /// recently seen go first.
-    pub max_limiter_keys: usize,
-    /// Block length of `api-guard block` without `--for`, in seconds (default 600).
-    pub default_block_secs: u64,
-    /// Request headers that carry API keys (default `x-api-key`).
-    pub api_key_headers: Vec<String>,
-    /// Query parameters that carry API keys (default `api_key`).
-    pub api_key_params: Vec<String>,
-}
-
-impl EnforceConfig {
-    /// Where detectors read client addresses and credentials from.
-    pub fn identifier(&self) -> api_guard::identity::Identifier {
-        api_guard::identity::Identifier::new(
-            self.trusted_proxies.iter().map(Target::net).collect(),
-            &self.api_key_headers,
-            &self.api_key_params,
-        )
-    }
-}
-
-impl Default for EnforceConfig {
-    fn default() -> Self {
-        Self {
-            mode: EnforceMode::Enforce,
-            allowlist: Vec::new(),
-            trusted_proxies: Vec::new(),
-            deny: Vec::new(),
-            policies: Vec::new(),
-            max_blocks: 131_072,
-            max_limiter_keys: 65_536,
-            default_block_secs: 600,
-            api_key_headers: vec!["x-api-key".into()],
-            api_key_params: vec!["api_key".into()],
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpAttachMode {
-    /// Native (driver) mode, falling back to generic where the driver lacks XDP.
-    #[default]
-    Auto,
-    Native,
-    Generic,
-}
-
-/// An interface the XDP guard attaches to: a name, or a table with the details.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XdpInterface {
-    pub name: String,
-    /// Network namespace file holding the interface (e.g. `/run/netns/web`); default: the
-    /// daemon's own.
-    pub netns: Option<PathBuf>,
-    /// Overrides `xdp.mode`.
-    pub mode: Option<XdpAttachMode>,
-    /// Packets per second allowed per source address on this interface (0: no limit).
-    pub packet_rate: u64,
-    /// Packets a source may send at once above `packet_rate` (default: `packet_rate`).
-    pub packet_burst: u64,
-}
-
-impl XdpInterface {
-    /// `name` or `name@netns`, for logs and status.
-    pub fn display(&self) -> String {
-        match &self.netns {
-            Some(ns) => format!("{}@{}", self.name, ns.display()),
-            None => self.name.clone(),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for XdpInterface {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Table {
-            name: String,
-            #[serde(default)]
-            netns: Option<PathBuf>,
-            #[serde(default)]
-            mode: Option<XdpAttachMode>,
-            #[serde(default)]
-            packet_rate: u64,
-            #[serde(default)]
-            packet_burst: Option<u64>,
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Name(String),
-            Table(Table),
-        }
-        Ok(match Raw::deserialize(d)? {
-            Raw::Name(name) => XdpInterface {
-                name,
-                netns: None,
-                mode: None,
-                packet_rate: 0,
-                packet_burst: 0,
-            },
-            Raw::Table(t) => XdpInterface {
-                name: t.name,
-                netns: t.netns,
-                mode: t.mode,
-                packet_rate: t.packet_rate,
-                packet_burst: t.packet_burst.unwrap_or(t.packet_rate),
-            },
-        })
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct XdpConfig {
-    /// Interfaces to guard (default none: nothing is ever dropped). Each is a name
-    /// (`"eth0"`) or a table `{ name, netns, mode, packet_rate, packet_burst }`.
-    pub interfaces: Vec<XdpInterface>,
-    /// `auto` (default: native, else generic), `native` or `generic`.
-    pub mode: XdpAttachMode,
-    /// Pin the guard's links and maps under `pin_dir` so that blocks outlive the daemon and
-    /// a restarted daemon adopts them (default false: everything goes with the daemon).
-    pub pin: bool,
-    /// bpffs directory for pins (default `/sys/fs/bpf/api-guard`).
-    pub pin_dir: PathBuf,
-    /// CIDR blocks held in the kernel per address family (default 16384).
-    pub max_cidrs: u32,
-    /// Allowlist and trusted-proxy ranges per address family (default 4096).
-    pub max_allow: u32,
-    /// Per-source packet buckets (LRU, default 65536).
-    pub rate_table_entries: u32,
-}
-
-impl Default for XdpConfig {
-    fn default() -> Self {
-        Self {
-            interfaces: Vec::new(),
-            mode: XdpAttachMode::Auto,
-            pin: false,
-            pin_dir: PathBuf::from("/sys/fs/bpf/api-guard"),
-            max_cidrs: 16_384,
-            max_allow: 4096,
-            rate_table_entries: 65_536,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TlsConfig {
-    /// Hook TLS libraries (OpenSSL 1.1/3.x, static OpenSSL in executables, GnuTLS) to see
-    /// decrypted traffic (default true).
-    pub enabled: bool,
-    /// Directories whose `libssl.so*` / `libgnutls.so*` files are hooked at start, before
-    /// any process loads them, so short-lived clients are seen from their first call.
-    pub library_dirs: Vec<PathBuf>,
-    /// Seconds between full rescans of every process (a safety net behind the exec and
-    /// library-load notifications; default 60, 0 disables).
-    pub rescan_interval_secs: u64,
-    /// Distinct files remembered as inspected (default 16384); beyond it, files that are not
-    /// TLS libraries are forgotten oldest-first and may be inspected again.
-    pub max_files: usize,
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            library_dirs: [
-                "/lib",
-                "/lib64",
-                "/usr/lib",
-                "/usr/lib64",
-                "/usr/local/lib",
-                "/lib/x86_64-linux-gnu",
-                "/usr/lib/x86_64-linux-gnu",
-                "/lib/aarch64-linux-gnu",
-                "/usr/lib/aarch64-linux-gnu",
-            ]
-            .into_iter()
-            .map(PathBuf::from)
-            .collect(),
-            rescan_interval_secs: 60,
-            max_files: 16_384,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CaptureConfig {
-    /// Bytes copied per syscall (default 16 KiB, at most 64 KiB); the rest is counted as truncated.
-    pub max_capture_bytes: u32,
-    /// Ring buffer size in bytes (default 16 MiB); a power of two, at least 32 KiB.
-    pub ring_buffer_bytes: u32,
-    /// Only capture these process ids (default: all).
-    pub pids: Vec<u32>,
-    /// Only capture processes with these names (`comm`, at most 15 bytes; default: all).
-    pub comms: Vec<String>,
-    /// Only capture processes in these cgroup v2 directories (e.g.
-    /// `/sys/fs/cgroup/system.slice/nginx.service`; not their children; default: all).
-    pub cgroups: Vec<PathBuf>,
-    /// Bounded hand-off between the ring buffer reader and the parser, in records (default
-    /// 65536; handed over in batches). When it is full the reader waits and the kernel counts
-    /// what the ring buffer cannot hold.
-    pub channel_capacity: usize,
-}
-
-impl Default for CaptureConfig {
-    fn default() -> Self {
-        Self {
-            max_capture_bytes: DEFAULT_CAPTURE_CAP,
-            ring_buffer_bytes: 16 * 1024 * 1024,
-            pids: Vec::new(),
-            comms: Vec::new(),
-            cgroups: Vec::new(),
-            channel_capacity: 65_536,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Largest request/response head kept while parsing (default 64 KiB).
-    pub max_header_bytes: usize,
-    /// Prefix of each body kept for analysis (default 64 KiB).
-    pub max_body_capture_bytes: usize,
-    /// Connections parsed at once; more are counted and skipped (default 65536).
-    pub max_connections: usize,
-    /// Requests awaiting a response per connection (default 64).
-    pub max_pipelined: usize,
-    /// Seconds without traffic after which a connection's state is dropped (default 300).
-    pub idle_timeout_secs: u64,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        let limits = HttpLimits::default();
-        Self {
-            max_header_bytes: limits.max_header_bytes,
-            max_body_capture_bytes: limits.max_body_capture_bytes,
-            max_connections: 65_536,
-            max_pipelined: limits.max_pipelined,
-            idle_timeout_secs: 300,
-        }
-    }
-}
-
-impl HttpConfig {
-    pub fn limits(&self) -> HttpLimits {
-        HttpLimits {
-            max_header_bytes: self.max_header_bytes,
-            max_body_capture_bytes: self.max_body_capture_bytes,
-            max_pipelined: self.max_pipelined,
-        }
-    }
-}
-
-fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field: field.into(),
-        reason: reason.into(),
-    }
+    pub events: EventsConfig,
+    /// Deprecated keys the file used, to be logged by whoever loaded it.
+    #[serde(skip)]
+    pub deprecations: Vec<String>,
 }
 
 impl Config {
@@ -370,220 +85,73 @@ impl Config {
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_string(),
             source: Box::new(e),
         })?;
-        config.validate().map_err(|e| match e {
-            ConfigError::Invalid { field, reason } => match field_line(text, &field) {
-                Some(line) => ConfigError::InvalidAt {
-                    path: origin.to_string(),
-                    line,
-                    field,
-                    reason,
-                },
-                None => ConfigError::Invalid { field, reason },
+        let at_line = |invalid: Invalid| match field_line(text, &invalid.field) {
+            Some(line) => ConfigError::InvalidAt {
+                path: origin.to_string(),
+                line,
+                invalid,
             },
-            other => other,
-        })?;
+            None => ConfigError::Invalid(invalid),
+        };
+        config.move_deprecated().map_err(at_line)?;
+        config.validate().map_err(at_line)?;
         Ok(config)
     }
 
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let c = &self.capture;
-        if c.max_capture_bytes == 0 || c.max_capture_bytes > MAX_CAPTURE_CAP {
-            return Err(invalid(
-                "capture.max_capture_bytes",
-                format!("must be 1..={MAX_CAPTURE_CAP}"),
-            ));
+    /// Moves `[enforce]` keys that now live in `[identity]`, noting each in `deprecations`.
+    fn move_deprecated(&mut self) -> Result<(), Invalid> {
+        let defaults = IdentityConfig::default();
+        let identity = &mut self.identity;
+        let enforce = &mut self.enforce;
+        macro_rules! moved {
+            ($key:ident) => {
+                if let Some(value) = enforce.$key.take() {
+                    if identity.$key != defaults.$key {
+                        return Err(api_guard::config::invalid(
+                            concat!("enforce.", stringify!($key)),
+                            concat!(
+                                "moved to identity.",
+                                stringify!($key),
+                                ", which is also set: keep only that one"
+                            ),
+                        ));
+                    }
+                    identity.$key = value;
+                    self.deprecations.push(
+                        concat!(
+                            "enforce.",
+                            stringify!($key),
+                            " is deprecated: it is now identity.",
+                            stringify!($key)
+                        )
+                        .to_string(),
+                    );
+                }
+            };
         }
-        if !c.ring_buffer_bytes.is_power_of_two() || c.ring_buffer_bytes < 8 * CHUNK_SIZE as u32 {
-            return Err(invalid(
-                "capture.ring_buffer_bytes",
-                "must be a power of two >= 32768",
-            ));
-        }
-        if let Some(comm) = c.comms.iter().find(|c| c.is_empty() || c.len() > 15) {
-            return Err(invalid(
-                "capture.comms",
-                format!("{comm:?} must be 1..=15 bytes"),
-            ));
-        }
-        for path in &c.cgroups {
-            cgroup_id(path)?;
-        }
-        if c.channel_capacity == 0 {
-            return Err(invalid("capture.channel_capacity", "must be > 0"));
-        }
-        let h = &self.http;
-        if h.max_header_bytes < 1024 {
-            return Err(invalid("http.max_header_bytes", "must be >= 1024"));
-        }
-        if h.max_connections == 0 {
-            return Err(invalid("http.max_connections", "must be > 0"));
-        }
-        if h.max_pipelined == 0 {
-            return Err(invalid("http.max_pipelined", "must be > 0"));
-        }
-        if self.tls.max_files < 16 {
-            return Err(invalid("tls.max_files", "must be >= 16"));
-        }
-        if let Some(dir) = self.tls.library_dirs.iter().find(|d| !d.is_absolute()) {
-            return Err(invalid(
-                "tls.library_dirs",
-                format!("{} is not an absolute path", dir.display()),
-            ));
-        }
-        self.validate_enforce()?;
-        self.validate_xdp()?;
-        self.detect
-            .validate()
-            .map_err(|e| invalid(e.field, e.reason))?;
-        self.discover
-            .validate()
-            .map_err(|e| invalid(e.field, e.reason))?;
+        moved!(trusted_proxies);
+        moved!(api_key_headers);
+        moved!(api_key_params);
+        Ok(())
+    }
+
+    /// Every section's own checks, then those between sections.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.capture.validate()?;
+        self.http.validate()?;
+        self.tls.validate()?;
+        self.identity.validate()?;
+        self.enforce
+            .validate(&self.xdp, &self.identity.trusted_proxies)?;
+        self.xdp.validate()?;
+        self.detect.validate()?;
+        self.discover.validate()?;
         self.events.validate()
     }
-
-    fn validate_enforce(&self) -> Result<(), ConfigError> {
-        let e = &self.enforce;
-        crate::enforce::policy::validate(&e.policies).map_err(|p| invalid(p.field, p.reason))?;
-        if e.max_blocks == 0 {
-            return Err(invalid("enforce.max_blocks", "must be > 0"));
-        }
-        if e.max_limiter_keys == 0 {
-            return Err(invalid("enforce.max_limiter_keys", "must be > 0"));
-        }
-        if !(1..=MAX_BLOCK_SECS).contains(&e.default_block_secs) {
-            return Err(invalid(
-                "enforce.default_block_secs",
-                format!("must be 1..={MAX_BLOCK_SECS}"),
-            ));
-        }
-        let allow = crate::enforce::target::NetSet::new(&e.allowlist);
-        let proxies = crate::enforce::target::NetSet::new(&e.trusted_proxies);
-        if let Some(d) = e
-            .deny
-            .iter()
-            .find(|d| allow.overlaps(d) || proxies.overlaps(d))
-        {
-            return Err(invalid(
-                "enforce.deny",
-                format!("{d} overlaps the allowlist or a trusted proxy (which always win)"),
-            ));
-        }
-        if e.deny.len() > e.max_blocks as usize {
-            return Err(invalid(
-                "enforce.deny",
-                "more entries than enforce.max_blocks",
-            ));
-        }
-        for v6 in [false, true] {
-            let ranges = e
-                .deny
-                .iter()
-                .filter(|t| matches!(t, Target::Net(n) if n.addr().is_ipv6() == v6))
-                .count();
-            if ranges > self.xdp.max_cidrs as usize {
-                return Err(invalid(
-                    "enforce.deny",
-                    format!(
-                        "{ranges} ranges of one address family; xdp.max_cidrs is {}",
-                        self.xdp.max_cidrs
-                    ),
-                ));
-            }
-        }
-        let too_many = |list: &[Target]| list.len() > self.xdp.max_allow as usize;
-        if too_many(&e.allowlist) || too_many(&e.trusted_proxies) {
-            return Err(invalid(
-                "enforce.allowlist",
-                "more entries (with trusted_proxies) than xdp.max_allow",
-            ));
-        }
-        Ok(())
-    }
-
-    fn validate_xdp(&self) -> Result<(), ConfigError> {
-        let x = &self.xdp;
-        for (i, iface) in x.interfaces.iter().enumerate() {
-            let field = |f: &str| format!("xdp.interfaces[{i}].{f}");
-            if iface.name.is_empty() || iface.name.len() > 15 || iface.name.contains('/') {
-                return Err(invalid(
-                    field("name"),
-                    format!("{:?} is not an interface name", iface.name),
-                ));
-            }
-            if let Some(ns) = &iface.netns {
-                if !ns.is_absolute() {
-                    return Err(invalid(field("netns"), "must be an absolute path"));
-                }
-            }
-            if iface.packet_rate > MAX_RATE_PPS {
-                return Err(invalid(
-                    field("packet_rate"),
-                    format!("must be <= {MAX_RATE_PPS}"),
-                ));
-            }
-            if iface.packet_rate > 0 && !(1..=MAX_BURST).contains(&iface.packet_burst) {
-                return Err(invalid(
-                    field("packet_burst"),
-                    format!("must be 1..={MAX_BURST}"),
-                ));
-            }
-            if x.interfaces[..i]
-                .iter()
-                .any(|o| o.name == iface.name && o.netns == iface.netns)
-            {
-                return Err(invalid(
-                    field("name"),
-                    format!("{} is listed twice", iface.display()),
-                ));
-            }
-        }
-        if !x.pin_dir.is_absolute() {
-            return Err(invalid("xdp.pin_dir", "must be an absolute path"));
-        }
-        for (field, v) in [
-            ("xdp.max_cidrs", x.max_cidrs),
-            ("xdp.max_allow", x.max_allow),
-            ("xdp.rate_table_entries", x.rate_table_entries),
-        ] {
-            if v == 0 {
-                return Err(invalid(field, "must be > 0"));
-            }
-        }
-        Ok(())
-    }
-
-    /// Cgroup v2 ids of `capture.cgroups` (validated at load).
-    pub fn cgroup_ids(&self) -> Result<Vec<u64>, ConfigError> {
-        self.capture.cgroups.iter().map(|p| cgroup_id(p)).collect()
-    }
-
-    /// The per-call cap rounded up to whole chunks, as the kernel applies it.
-    pub fn capture_cap(&self) -> u32 {
-        let chunk = CHUNK_SIZE as u32;
-        self.capture.max_capture_bytes.div_ceil(chunk) * chunk
-    }
-}
-
-/// Longest block: one year.
-pub const MAX_BLOCK_SECS: u64 = 365 * 24 * 3600;
-use api_guard_common::xdp::{MAX_BURST, MAX_RATE_PPS};
-
-/// A cgroup v2 id is the inode number of its directory in the cgroup2 file system.
-fn cgroup_id(path: &Path) -> Result<u64, ConfigError> {
-    let bad = |reason: String| invalid("capture.cgroups", format!("{}: {reason}", path.display()));
-    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
-    if !meta.is_dir() {
-        return Err(bad("not a directory".into()));
-    }
-    let magic = crate::fsys::magic(path).map_err(|e| bad(e.to_string()))?;
-    if magic != crate::fsys::CGROUP2_SUPER_MAGIC {
-        return Err(bad("not in a cgroup v2 file system".into()));
-    }
-    Ok(meta.ino())
 }
 
 /// The 1-based line of `field` (`detect.jwt.public_key_files[0]`) in the TOML `text`: the
@@ -630,8 +198,42 @@ mod tests {
     fn empty_file_is_the_embedded_default() {
         let c = Config::parse("", "t").unwrap();
         assert_eq!(c.capture.max_capture_bytes, 16384);
-        assert_eq!(c.capture_cap(), 16384);
+        assert_eq!(c.capture.capture_cap(), 16384);
         assert!(c.capture.pids.is_empty());
+    }
+
+    #[test]
+    fn identity_keys_under_enforce_still_work_with_a_warning() {
+        let c = Config::parse(
+            "[enforce]\ntrusted_proxies = [\"10.2.0.1\"]\napi_key_headers = [\"x-key\"]\n",
+            "old",
+        )
+        .unwrap();
+        assert_eq!(c.identity.trusted_proxies.len(), 1);
+        assert_eq!(c.identity.api_key_headers, ["x-key"]);
+        assert_eq!(c.identity.api_key_params, ["api_key"]);
+        assert_eq!(c.enforce.trusted_proxies, None);
+        assert_eq!(
+            c.deprecations,
+            [
+                "enforce.trusted_proxies is deprecated: it is now identity.trusted_proxies",
+                "enforce.api_key_headers is deprecated: it is now identity.api_key_headers",
+            ]
+        );
+        let new = Config::parse("[identity]\ntrusted_proxies = [\"10.2.0.1\"]\n", "new").unwrap();
+        assert_eq!(new.identity.trusted_proxies, c.identity.trusted_proxies);
+        assert!(new.deprecations.is_empty());
+        // Both places at once: which one wins would be a guess.
+        let err = Config::parse(
+            "[identity]\ntrusted_proxies = [\"10.2.0.1\"]\n[enforce]\ntrusted_proxies = []\n",
+            "both",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("both:4: invalid value for `enforce.trusted_proxies`: moved to"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -811,6 +413,6 @@ pin = true
     #[test]
     fn cap_rounds_up_to_chunks() {
         let c = Config::parse("[capture]\nmax_capture_bytes = 5000\n", "t").unwrap();
-        assert_eq!(c.capture_cap(), 8192);
+        assert_eq!(c.capture.capture_cap(), 8192);
     }
 }

@@ -231,6 +231,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::CheckConfig { file } => {
             let config = Config::load(&file)?;
+            for deprecation in &config.deprecations {
+                eprintln!("warning: {}: {deprecation}", file.display());
+            }
             // Also loads what the detectors read from files (JWT keys, JWKS) and the spec.
             detect::Engine::new(&config.detect)?;
             if let Some(spec) = &config.discover.spec {
@@ -328,7 +331,7 @@ fn detect_offline(input: &std::path::Path, config: Option<&std::path::Path>) -> 
         None => Config::default(),
     };
     let mut engine = detect::Engine::new(&config.detect)?;
-    let identifier = config.enforce.identifier();
+    let identifier = config.identity.identifier();
     let stdout = std::io::stdout().lock();
     let out = std::io::BufWriter::new(stdout);
     let summary = if input.as_os_str() == "-" {
@@ -515,6 +518,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    for deprecation in &config.deprecations {
+        warn!(%deprecation, "Deprecated configuration key");
+    }
     let metrics = Metrics::new();
     let listener = server::bind(args.metrics_addr)
         .await
@@ -532,6 +538,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let xdp = probes.take_xdp(&config).context("starting the XDP guard")?;
     let enforcer = Enforcer::new(
         &config.enforce,
+        &config.identity.trusted_proxies,
         xdp.maps,
         xdp.attached,
         &xdp.limits,
@@ -547,7 +554,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     )
     .context("starting detection")?;
     // Identity settings reach the parsing task (which identifies every client once) here.
-    let (identity_tx, identity_rx) = tokio::sync::watch::channel(config.enforce.identifier());
+    let (identity_tx, identity_rx) = tokio::sync::watch::channel(config.identity.identifier());
     let mut routes = analysis::routes::RouteLabels::new(
         &config.discover.inventory,
         config.discover.max_route_labels,

@@ -31,7 +31,7 @@ pub enum ProbeError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] api_guard::config::Invalid),
     #[error("loading the eBPF object failed: {0}")]
     Load(#[from] aya::EbpfError),
     #[error("program {name} is missing from the eBPF object")]
@@ -238,7 +238,7 @@ impl Probes {
     pub fn load(config: &Config) -> Result<Self, ProbeError> {
         ensure_tracefs()?;
         let self_tgid = std::process::id();
-        let cap = config.capture_cap();
+        let cap = config.capture.capture_cap();
         let mut filter_mode = 0u32;
         if !config.capture.pids.is_empty() {
             filter_mode |= FILTER_BY_PID;
@@ -253,8 +253,9 @@ impl Probes {
         let wakeup = u64::from(config.capture.ring_buffer_bytes / 4);
         // Per-packet lookups the guard can skip when their maps are known to stay empty.
         let rate_on = u32::from(config.xdp.interfaces.iter().any(|i| i.packet_rate > 0));
-        let e = &config.enforce;
-        let allow_on = u32::from(!e.allowlist.is_empty() || !e.trusted_proxies.is_empty());
+        let allow_on = u32::from(
+            !config.enforce.allowlist.is_empty() || !config.identity.trusted_proxies.is_empty(),
+        );
         let mut loader = EbpfLoader::new();
         loader
             .override_global(GLOBAL_SELF_TGID, &self_tgid, true)
@@ -319,7 +320,7 @@ impl Probes {
                 })?;
         }
         let mut cgroups: HashMap<_, u64, u8> = self.typed_map(MAP_FILTER_CGROUPS)?;
-        for id in config.cgroup_ids().map_err(ProbeError::Config)? {
+        for id in config.capture.cgroup_ids().map_err(ProbeError::Config)? {
             cgroups.insert(id, 1, 0).map_err(|source| ProbeError::Map {
                 name: MAP_FILTER_CGROUPS,
                 source,

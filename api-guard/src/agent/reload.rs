@@ -4,10 +4,11 @@
 //! A reload is all or nothing: the new file is parsed and validated, and what it needs from
 //! disk (JWT keys) is read, before anything is applied; an invalid file is logged, counted
 //! (`apiguard_config_reloads_total{result="error"}`) and the running configuration stays.
-//! Applied without detaching anything: `[enforce]` (mode, allowlist, trusted proxies, deny
-//! list, policies — unchanged policies keep their limiter state —, API key places, default
-//! block length; trusted proxies and API key places reach the parsing task, which identifies
-//! every client once for all consumers), `[detect]` (a new engine with the new thresholds; its detection windows
+//! Applied without detaching anything: `[identity]` (trusted proxies and API key places: they
+//! reach the parsing task, which identifies every client once for all consumers, and the
+//! kernel allowlist, as trusted proxies are never blocked), `[enforce]` (mode, allowlist, deny
+//! list, policies — unchanged policies keep their limiter state —, default block length),
+//! `[detect]` (a new engine with the new thresholds; its detection windows
 //! start empty) and `[events]` (rotation limits, webhook). Sections sized or attached at start (`capture`, `http`, `tls`, `xdp`,
 //! `discover`, `enforce.max_blocks`, `enforce.max_limiter_keys`, `detect.enabled`,
 //! `detect.queue_capacity`) are reported as needing a restart and keep their running values.
@@ -108,6 +109,9 @@ impl Reloader {
     /// Returns the sections applied.
     fn try_reload(&mut self) -> anyhow::Result<Vec<&'static str>> {
         let mut new = Config::load(&self.path)?;
+        for deprecation in &new.deprecations {
+            warn!(%deprecation, "Deprecated configuration key");
+        }
         for section in restart_only(&self.running, &mut new) {
             warn!(
                 section,
@@ -128,15 +132,17 @@ impl Reloader {
         if !same(&self.running.events, &new.events) {
             changed.push("events");
         }
-        if !same(&self.running.enforce, &new.enforce) {
+        // Trusted proxies are never blocked: their changes reach enforcement too.
+        if !same(&self.running.enforce, &new.enforce)
+            || !same(&self.running.identity, &new.identity)
+        {
             self.enforcer
-                .reconfigure(&new.enforce)
+                .reconfigure(&new.enforce, &new.identity.trusted_proxies)
                 .context("applying [enforce]")?;
             changed.push("enforce");
         }
-        let identifier = new.enforce.identifier();
-        if !same(&self.running.enforce.identifier(), &identifier) {
-            self.identity.send_replace(identifier);
+        if !same(&self.running.identity, &new.identity) {
+            self.identity.send_replace(new.identity.identifier());
             changed.push("identity");
         }
         if let (Some(settings), Some(queue)) = (detect, &self.detections) {

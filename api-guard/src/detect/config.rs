@@ -7,21 +7,7 @@ use super::{
     inputs::InputLimits, jwt::JwtConfig, protocol::ProtocolConfig,
 };
 
-/// A configuration value that is out of range; `field` is the full path, e.g.
-/// `detect.jwt.leeway_secs`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid value for `{field}`: {reason}")]
-pub struct Invalid {
-    pub field: String,
-    pub reason: String,
-}
-
-pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
-    Invalid {
-        field: field.into(),
-        reason: reason.into(),
-    }
-}
+pub use crate::config::{invalid, Invalid};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -3,10 +3,69 @@
 //! A configuration reload hands new settings over through a watch channel; they apply from the
 //! next exchange on, for every consumer at once.
 
-use api_guard::identity::{AuthorizationCache, Identifier};
+use api_guard::{
+    config::{invalid, Invalid},
+    identity::{AuthorizationCache, Identifier},
+};
+use serde::Deserialize;
 use tokio::sync::watch;
 
-use crate::exchange::{Exchange, Role};
+use crate::{
+    enforce::target::Target,
+    exchange::{Exchange, Role},
+};
+
+/// The `[identity]` section: where client addresses and credentials are read from, for
+/// enforcement, detection and discovery alike.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Reverse proxies whose X-Forwarded-For / Forwarded headers name the client; never
+    /// blocked themselves (default none).
+    pub trusted_proxies: Vec<Target>,
+    /// Request headers that carry API keys (default `x-api-key`).
+    pub api_key_headers: Vec<String>,
+    /// Query parameters that carry API keys (default `api_key`).
+    pub api_key_params: Vec<String>,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            api_key_headers: vec!["x-api-key".into()],
+            api_key_params: vec!["api_key".into()],
+        }
+    }
+}
+
+impl IdentityConfig {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let bad_name = |n: &String| n.is_empty() || !n.bytes().all(|b| b.is_ascii_graphic());
+        if let Some(name) = self.api_key_headers.iter().find(|n| bad_name(n)) {
+            return Err(invalid(
+                "identity.api_key_headers",
+                format!("{name:?} is not a header name"),
+            ));
+        }
+        if let Some(name) = self.api_key_params.iter().find(|n| bad_name(n)) {
+            return Err(invalid(
+                "identity.api_key_params",
+                format!("{name:?} is not a parameter name"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The identification these settings describe.
+    pub fn identifier(&self) -> Identifier {
+        Identifier::new(
+            self.trusted_proxies.iter().map(Target::net).collect(),
+            &self.api_key_headers,
+            &self.api_key_params,
+        )
+    }
+}
 
 pub struct ClientIdentities {
     settings: watch::Receiver<Identifier>,

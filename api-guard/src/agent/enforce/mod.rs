@@ -6,6 +6,7 @@
 //! `enforce.mode` (dry-run only reports them); explicit ones (operator, config) always apply.
 
 pub mod blocklist;
+pub mod config;
 pub mod event;
 pub mod limiter;
 pub mod policy;
@@ -123,13 +124,14 @@ impl Enforcer {
     /// configured deny list, and adopts blocks a pinned earlier daemon left in force.
     pub fn new(
         config: &EnforceConfig,
+        trusted_proxies: &[Target],
         mut maps: xdp::XdpMaps,
         attached: Vec<xdp::Attached>,
         iface_limits: &[(u32, IfaceConfig)],
         metrics: Metrics,
         events: EventSink,
     ) -> Result<Arc<Self>, EnforceError> {
-        maps.set_allowlist(&never_blocked(config))?;
+        maps.set_allowlist(&never_blocked(config, trusted_proxies))?;
         for &(ifindex, limit) in iface_limits {
             maps.ifaces
                 .insert(ifindex, limit, 0)
@@ -139,7 +141,7 @@ impl Enforcer {
                 })?;
         }
         let max_keys = NonZeroUsize::new(config.max_limiter_keys).unwrap_or(NonZeroUsize::MIN);
-        let settings = Settings::of(config);
+        let settings = Settings::of(config, trusted_proxies);
         let mut state = State {
             settings,
             blocklist: Blocklist::new(config.max_blocks as usize),
@@ -420,12 +422,18 @@ impl Enforcer {
     /// Interfaces the guard runs on: (`name@netns`, ifindex, mode, adopted).
     /// Applies a reloaded `[enforce]` section without touching the guard: mode, allowlist and
     /// trusted proxies (kernel allowlist rewritten), deny list (entries added and lifted),
-    /// policies (limiters of unchanged policies keep their state), API key places and the
-    /// default block length. Blocks in force stay. `max_blocks` and `max_limiter_keys` need
-    /// a restart (the tables are sized at start).
-    pub fn reconfigure(&self, config: &EnforceConfig) -> Result<(), EnforceError> {
+    /// policies (limiters of unchanged policies keep their state) and the default block
+    /// length. Blocks in force stay. `max_blocks` and `max_limiter_keys` need a restart (the
+    /// tables are sized at start).
+    pub fn reconfigure(
+        &self,
+        config: &EnforceConfig,
+        trusted_proxies: &[Target],
+    ) -> Result<(), EnforceError> {
         let mut state = self.lock();
-        state.maps.set_allowlist(&never_blocked(config))?;
+        state
+            .maps
+            .set_allowlist(&never_blocked(config, trusted_proxies))?;
         let now = monotonic_now_ns();
         let dropped: Vec<Target> = state
             .settings
@@ -449,7 +457,7 @@ impl Enforcer {
         let max_keys = NonZeroUsize::new(config.max_limiter_keys).unwrap_or(NonZeroUsize::MIN);
         state.policies.reconfigure(&config.policies, max_keys);
         state.limiter_evictions = vec![0; config.policies.len()];
-        state.settings = Settings::of(config);
+        state.settings = Settings::of(config, trusted_proxies);
         self.metrics
             .blocked_clients
             .set(state.blocklist.len() as i64);
@@ -526,23 +534,23 @@ fn kernel_entry(block: &Block) -> BlockEntry {
 }
 
 impl Settings {
-    fn of(config: &EnforceConfig) -> Self {
+    fn of(config: &EnforceConfig, trusted_proxies: &[Target]) -> Self {
         Settings {
             mode: config.mode,
             default_block_secs: config.default_block_secs,
             deny: config.deny.clone(),
             allow: NetSet::new(&config.allowlist),
-            proxies: NetSet::new(&config.trusted_proxies),
+            proxies: NetSet::new(trusted_proxies),
         }
     }
 }
 
 /// What the kernel's allowlist holds: allowlisted clients and trusted proxies.
-fn never_blocked(config: &EnforceConfig) -> Vec<Target> {
+fn never_blocked(config: &EnforceConfig, trusted_proxies: &[Target]) -> Vec<Target> {
     config
         .allowlist
         .iter()
-        .chain(&config.trusted_proxies)
+        .chain(trusted_proxies)
         .copied()
         .collect()
 }

@@ -14,7 +14,11 @@ use std::{collections::HashMap, net::IpAddr, num::NonZeroUsize, sync::Arc};
 use serde::Deserialize;
 
 use super::limiter::Limiter;
-use api_guard::{identity::ClientIdentity, text::truncate};
+use api_guard::{
+    config::{invalid, Invalid},
+    identity::ClientIdentity,
+    text::truncate,
+};
 
 /// Longest policy name; names become metric label values.
 const MAX_NAME_LEN: usize = 64;
@@ -86,22 +90,12 @@ pub struct RouteMatch {
     pub path: Option<String>,
 }
 
-/// What `validate` reports: the field path (e.g. "enforce.policies[2].rate") and why.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid value for `{field}`: {reason}")]
-pub struct PolicyError {
-    pub field: String,
-    pub reason: String,
-}
-
-/// Checks every policy, naming the first offending field.
-pub fn validate(policies: &[PolicyConfig]) -> Result<(), PolicyError> {
+/// Checks every policy, naming the first offending field (e.g. "enforce.policies[2].rate").
+pub fn validate(policies: &[PolicyConfig]) -> Result<(), Invalid> {
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (i, p) in policies.iter().enumerate() {
-        let err = |field: &str, reason: String| PolicyError {
-            field: format!("enforce.policies[{i}].{field}"),
-            reason,
-        };
+        let err =
+            |field: &str, reason: String| invalid(format!("enforce.policies[{i}].{field}"), reason);
         if !valid_name(&p.name) {
             return Err(err(
                 "name",

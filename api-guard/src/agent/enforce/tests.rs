@@ -42,6 +42,7 @@ impl Fixture {
         let (sink, events) = EventSink::memory();
         let enforcer = Enforcer::new(
             &config.enforce,
+            &config.identity.trusted_proxies,
             maps,
             Vec::new(),
             &[],
@@ -299,7 +300,7 @@ fn api_key_policies_report_hashes_never_keys() {
     ex.http.request_headers = vec![("X-Api-Key".into(), "s3cr3t-key-0001".into())];
     // As the parsing task identifies it (default API key places).
     let peer = ex.conn.peer.map(|p| p.ip());
-    let identifier = crate::config::EnforceConfig::default().identifier();
+    let identifier = crate::config::IdentityConfig::default().identifier();
     ex.client = Some(identifier.identify(peer, &ex.http.request_headers, None));
     f.enforcer.observe(&ex);
     f.enforcer.observe(&ex);

@@ -10,7 +10,7 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use api_guard::config::Invalid;
 
 /// Default `max_file_bytes`: 100 MiB.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 100 * 1024 * 1024;
@@ -77,17 +77,14 @@ fn default_batch_max() -> usize {
     100
 }
 
-fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field: field.to_string(),
-        reason: reason.into(),
-    }
+fn invalid(field: &str, reason: impl Into<String>) -> Invalid {
+    api_guard::config::invalid(field, reason)
 }
 
 impl EventsConfig {
     /// Checks every field; the token file is checked for existence and permissions here (its
     /// content is read only when the webhook starts).
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         if self.max_files > MAX_FILES_LIMIT {
             return Err(invalid(
                 "events.max_files",
@@ -178,7 +175,7 @@ impl fmt::Debug for Token {
 
 impl Token {
     /// Reads the token (surrounding whitespace trimmed). Errors name the file, never its content.
-    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+    pub fn read(path: &Path) -> Result<Self, Invalid> {
         let field = "events.webhook.token_file";
         check_token_file(path).map_err(|reason| invalid(field, reason))?;
         let mut raw = Vec::new();

@@ -17,7 +17,8 @@ use std::{
 use tracing::{debug, warn};
 
 use super::config::{Token, WebhookConfig};
-use crate::{config::ConfigError, metrics::Metrics};
+use crate::metrics::Metrics;
+use api_guard::config::Invalid;
 
 /// Backoff and shutdown timing (fixed in the daemon, shorter in tests).
 #[derive(Debug, Clone, Copy)]
@@ -135,9 +136,9 @@ impl Webhook {
         config: &WebhookConfig,
         metrics: Metrics,
         timing: Timing,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, Invalid> {
         let (mut hook, worker) = Self::prepare(config, metrics, timing)?;
-        hook.spawn(worker).map_err(|e| ConfigError::Invalid {
+        hook.spawn(worker).map_err(|e| Invalid {
             field: "events.webhook".into(),
             reason: format!("cannot start the webhook thread: {e}"),
         })?;
@@ -149,7 +150,7 @@ impl Webhook {
         config: &WebhookConfig,
         metrics: Metrics,
         timing: Timing,
-    ) -> Result<(Self, Worker), ConfigError> {
+    ) -> Result<(Self, Worker), Invalid> {
         let token = config.token_file.as_deref().map(Token::read).transpose()?;
         let timeout = Duration::from_secs(config.timeout_secs);
         let agent = ureq::Agent::config_builder()

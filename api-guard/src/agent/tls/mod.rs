@@ -2,6 +2,7 @@
 //! OpenSSL linked in), hook each distinct file once, and name them for exchanges/metrics.
 //! The kernel side (uprobes, socket correlation) is in `api-guard-ebpf/src/tls/`.
 
+pub mod config;
 pub mod elf;
 pub mod hooks;
 pub mod maps;
