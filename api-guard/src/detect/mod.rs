@@ -1,4 +1,4 @@
-//! The detection engine (see README.md, "Detection"): request data is split into values
+//! The detection engine (see docs/detection.md): request data is split into values
 //! ([`inputs`]), decoded ([`normalize`]) and checked by the detectors; each problem found is a
 //! [`Finding`] of a [`rules`] entry. [`Engine`] runs them all; [`offline`] feeds it corpus-format JSON lines.
 
