@@ -1,7 +1,8 @@
 //! Every detection rule in one catalogue: its `rule_id`, [`Kind`], severity and a one-line
 //! description. Detectors report a [`Rule`] from here ([`Finding::new`] takes one), and a
 //! [`Rule`] can only be made in this module, by the `catalogue!` list that also fills [`ALL`]:
-//! so every id a detector can emit is in [`ALL`], written once.
+//! so every id a detector can emit is in [`ALL`], written once. docs/detection.md lists the
+//! same table (a test compares them).
 //!
 //! Protocol rules: smuggling and injection primitives are high; anomalies that mostly signal
 //! odd clients or probing are medium or low.
@@ -349,5 +350,54 @@ mod tests {
         let mut kinds = order.clone();
         kinds.dedup();
         assert_eq!(kinds, Kind::ALL);
+    }
+
+    /// docs/detection.md's rule table, row by row, is the catalogue: every rule documented
+    /// with its kind and severity, no documented id missing from the catalogue.
+    #[test]
+    fn docs_table_matches_catalogue() {
+        let doc = include_str!("../../../docs/detection.md");
+        let (_, section) = doc.split_once("\n## Rules\n").expect("a Rules section");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        let rows: Vec<[&str; 4]> = section
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+                let id = cells.first()?.strip_prefix('`')?.strip_suffix('`')?;
+                id.contains('.').then_some(())?;
+                Some([
+                    id,
+                    cells.get(1)?.trim_matches('`'),
+                    cells.get(2)?,
+                    cells.get(3)?,
+                ])
+            })
+            .collect();
+        for [id, kind, severity, _] in &rows {
+            let r = by_id(id).unwrap_or_else(|| panic!("docs/detection.md: {id} is no rule"));
+            assert_eq!(*kind, r.kind.as_str(), "docs/detection.md: kind of {id}");
+            assert_eq!(
+                *severity,
+                r.severity.as_str(),
+                "docs/detection.md: severity of {id}"
+            );
+        }
+        for r in ALL {
+            let n = rows.iter().filter(|row| row[0] == r.id).count();
+            assert_eq!(n, 1, "docs/detection.md lists {} {n} times", r.id);
+        }
+        assert!(
+            section.contains(&markdown_table()),
+            "docs/detection.md's rule table is not the catalogue's; regenerate it with \
+             `cargo test -p api-guard --lib rules::tests::print_table -- --ignored --nocapture`"
+        );
+    }
+
+    /// Prints the table for docs/detection.md.
+    #[test]
+    #[ignore = "prints the docs table"]
+    fn print_table() {
+        print!("{}", markdown_table());
     }
 }
