@@ -268,20 +268,21 @@ mod tests {
         assert_eq!(field_line("x = [1]", "x[5].y"), Some(1));
     }
 
-    /// The annotated example config lists every default truly, and README.md shows the same.
+    /// The annotated example config lists every default truly, and docs/configuration.md shows
+    /// the same.
     #[test]
-    fn example_config_is_the_default_and_matches_the_readme() {
+    fn example_config_is_the_default_and_matches_the_docs() {
         let example = include_str!("../../../deploy/api-guard.example.toml");
         let parsed = Config::parse(example, "api-guard.example.toml").unwrap();
         assert_eq!(format!("{parsed:?}"), format!("{:?}", Config::default()));
-        let readme = include_str!("../../../README.md");
-        let start = readme.find("### Configuration").unwrap();
-        let block = &readme[start..];
+        let doc = include_str!("../../../docs/configuration.md");
+        let start = doc.find("# Configuration").unwrap();
+        let block = &doc[start..];
         let block = &block[block.find("```toml\n").unwrap() + 8..];
         let block = &block[..block.find("```").unwrap()];
         assert!(
             example.ends_with(block),
-            "README.md's configuration block differs from deploy/api-guard.example.toml"
+            "docs/configuration.md's configuration block differs from deploy/api-guard.example.toml"
         );
     }
 

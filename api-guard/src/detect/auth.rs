@@ -16,8 +16,9 @@ use serde::Deserialize;
 
 use super::{
     config::{invalid, Invalid},
-    finding::{Finding, Kind, Severity},
+    finding::Finding,
     request::{Context, Request},
+    rules,
 };
 
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -186,9 +187,7 @@ impl AuthDetector {
         {
             let share = u64::from(stats.authenticated) * 100 / u64::from(stats.total);
             out.push(Finding::new(
-                Kind::MissingAuth,
-                "auth.missing_credentials",
-                Severity::Medium,
+                &rules::AUTH_MISSING_CREDENTIALS,
                 "route",
                 &format!(
                     "no credentials; {share}% of {} requests to {} {route} had them",
@@ -232,9 +231,7 @@ impl AuthDetector {
         if entry.clients.len() > max && !quiet {
             entry.fired_at = Some(now);
             out.push(Finding::new(
-                Kind::KeySharing,
-                "auth.key_sharing",
-                Severity::High,
+                &rules::AUTH_KEY_SHARING,
                 "client",
                 &format!(
                     "credential {} used from {} client addresses within {} s",
@@ -274,9 +271,7 @@ impl AuthDetector {
             entry.fired = true;
             let elapsed = now.saturating_sub(entry.window_start) / NS_PER_SEC;
             out.push(Finding::new(
-                Kind::CredentialStuffing,
-                "auth.credential_stuffing",
-                Severity::High,
+                &rules::AUTH_CREDENTIAL_STUFFING,
                 "client",
                 &format!(
                     "{} 401/403 responses in {elapsed} s (limit {} in {} s)",
@@ -434,9 +429,7 @@ mod tests {
         assert_eq!(
             f,
             vec![Finding::new(
-                Kind::MissingAuth,
-                "auth.missing_credentials",
-                Severity::Medium,
+                &rules::AUTH_MISSING_CREDENTIALS,
                 "route",
                 "no credentials; 100% of 20 requests to GET /api/orders/{id} had them"
             )]
@@ -512,9 +505,7 @@ mod tests {
         assert_eq!(
             f,
             vec![Finding::new(
-                Kind::KeySharing,
-                "auth.key_sharing",
-                Severity::High,
+                &rules::AUTH_KEY_SHARING,
                 "client",
                 "credential sha256:0123456789abcdef used from 6 client addresses within 600 s"
             )]
@@ -631,9 +622,7 @@ mod tests {
         assert_eq!(
             f,
             vec![Finding::new(
-                Kind::CredentialStuffing,
-                "auth.credential_stuffing",
-                Severity::High,
+                &rules::AUTH_CREDENTIAL_STUFFING,
                 "client",
                 "11 401/403 responses in 12 s (limit 10 in 60 s)"
             )]

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::rules::Rule;
+
 /// Longest evidence kept, in characters.
 pub const MAX_EVIDENCE_CHARS: usize = 96;
 
@@ -129,7 +131,7 @@ impl fmt::Display for Severity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub kind: Kind,
-    /// Stable rule name, e.g. `sqli.libinjection`, `jwt.alg_none`.
+    /// Stable rule name, e.g. `sqli.libinjection`, `jwt.alg_none` (a [`Rule`]'s id).
     pub rule_id: &'static str,
     pub severity: Severity,
     /// Where it was seen: `path`, `query:id`, `form:name`, `body:$.user.name`, `cookie:sid`,
@@ -141,17 +143,12 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(
-        kind: Kind,
-        rule_id: &'static str,
-        severity: Severity,
-        location: impl Into<String>,
-        evidence: &str,
-    ) -> Self {
+    /// A finding of `rule` (kind and severity are the rule's, from the catalogue).
+    pub fn new(rule: &Rule, location: impl Into<String>, evidence: &str) -> Self {
         Self {
-            kind,
-            rule_id,
-            severity,
+            kind: rule.kind(),
+            rule_id: rule.id(),
+            severity: rule.severity(),
             location: location.into(),
             evidence: excerpt(evidence),
         }

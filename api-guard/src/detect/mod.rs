@@ -1,6 +1,6 @@
-//! The detection engine (see README.md, "Detection"): request data is split into values
+//! The detection engine (see docs/detection.md): request data is split into values
 //! ([`inputs`]), decoded ([`normalize`]) and checked by the detectors; each problem found is a
-//! [`Finding`]. [`Engine`] runs them all; [`offline`] feeds it corpus-format JSON lines.
+//! [`Finding`] of a [`rules`] entry. [`Engine`] runs them all; [`offline`] feeds it corpus-format JSON lines.
 
 pub mod abuse;
 pub mod auth;
@@ -15,8 +15,10 @@ pub mod normalize;
 pub mod offline;
 pub mod protocol;
 pub mod request;
+pub mod rules;
 
 pub use config::DetectConfig;
 pub use engine::{Engine, Verdict};
 pub use finding::{Finding, Kind, Severity};
 pub use request::{Context, Request};
+pub use rules::Rule;

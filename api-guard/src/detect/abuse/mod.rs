@@ -18,8 +18,9 @@ use serde::Deserialize;
 
 use super::{
     config::{invalid, Invalid},
-    finding::{Finding, Kind, Severity},
+    finding::Finding,
     request::{Context, Request},
+    rules,
 };
 use windows::{IdWindow, NotFoundWindow, Window};
 
@@ -155,9 +156,7 @@ impl AbuseDetector {
                 if let Some(tool) = scanners::scanner(ua) {
                     let evidence = format!("{tool}: {ua}");
                     out.push(Finding::new(
-                        Kind::Scanner,
-                        "abuse.scanner_agent",
-                        Severity::Medium,
+                        &rules::ABUSE_SCANNER_AGENT,
                         "header:user-agent",
                         &evidence,
                     ));
@@ -183,9 +182,7 @@ impl AbuseDetector {
                     w.count, c.flood_window_secs, c.client_rate
                 );
                 out.push(Finding::new(
-                    Kind::Flood,
-                    "abuse.client_flood",
-                    Severity::Medium,
+                    &rules::ABUSE_CLIENT_FLOOD,
                     "client",
                     &evidence,
                 ));
@@ -203,9 +200,7 @@ impl AbuseDetector {
                 req.path,
             ) {
                 out.push(Finding::new(
-                    Kind::Enumeration,
-                    "abuse.not_found_burst",
-                    Severity::Medium,
+                    &rules::ABUSE_NOT_FOUND_BURST,
                     "client",
                     &evidence,
                 ));
@@ -227,9 +222,7 @@ impl AbuseDetector {
                         c.bola_window_secs
                     );
                     out.push(Finding::new(
-                        Kind::Bola,
-                        "abuse.id_enumeration",
-                        Severity::High,
+                        &rules::ABUSE_ID_ENUMERATION,
                         "route",
                         &evidence,
                     ));
@@ -253,13 +246,7 @@ impl AbuseDetector {
                 c.flood_window_secs,
                 c.route_rate
             );
-            out.push(Finding::new(
-                Kind::Flood,
-                "abuse.route_flood",
-                Severity::High,
-                "route",
-                &evidence,
-            ));
+            out.push(Finding::new(&rules::ABUSE_ROUTE_FLOOD, "route", &evidence));
         }
     }
 }

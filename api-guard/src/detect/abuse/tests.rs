@@ -1,6 +1,7 @@
 use std::net::Ipv4Addr;
 
 use super::*;
+use crate::detect::Kind;
 use crate::identity::ClientIdentity;
 
 fn client(ip: u32) -> ClientIdentity {

@@ -22,8 +22,9 @@ use super::{
     Candidate,
 };
 use crate::detect::{
-    finding::{Finding, Kind, Severity},
+    finding::Finding,
     inputs::Source,
+    rules::{self, Rule},
 };
 
 /// Commands stored per value and words kept per command (more are only scanned).
@@ -441,29 +442,23 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if b.is_empty() || c.input.source == Source::Path {
         return;
     }
-    let mut report = |rule: &'static str, pos: usize| {
-        out.push(Finding::new(
-            Kind::CommandInjection,
-            rule,
-            Severity::Critical,
-            c.input.location(),
-            around(value, pos),
-        ));
+    let mut report = |rule: &'static Rule, pos: usize| {
+        out.push(Finding::new(rule, c.input.location(), around(value, pos)));
     };
     if let Some(p) = shellshock(b) {
-        report("cmdi.shellshock", p);
+        report(&rules::CMDI_SHELLSHOCK, p);
         return;
     }
     if let Some(p) = windows_syntax(b) {
-        report("cmdi.windows", p);
+        report(&rules::CMDI_WINDOWS, p);
         return;
     }
     if let Some(p) = shell_marker(b) {
-        report("cmdi.shell", p);
+        report(&rules::CMDI_SHELL, p);
         return;
     }
     if history_only(b.trim_ascii()) {
-        report("cmdi.shell", 0);
+        report(&rules::CMDI_SHELL, 0);
         return;
     }
     // Raw bodies are markup more often than shell: quotes there delimit attributes. A value
@@ -541,12 +536,12 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         // names; `aa-disable php-fpm` is no name).
         let fire = fire && !(c.input.is_name() && cmd.sep == Sep::Start && cmd.nargs == 0);
         if fire {
-            report("cmdi.shell", cmd.pos);
+            report(&rules::CMDI_SHELL, cmd.pos);
             return;
         }
     }
     if let Some(p) = glob_path(&commands) {
-        report("cmdi.glob", p);
+        report(&rules::CMDI_GLOB, p);
     }
 }
 
@@ -1313,6 +1308,7 @@ mod tests {
 
     use super::*;
     use crate::detect::inputs::Input;
+    use crate::detect::{Kind, Severity};
 
     fn run(source: Source, value: &str) -> Vec<Finding> {
         super::super::run_check(check, source, "q", value)

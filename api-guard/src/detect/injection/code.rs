@@ -13,7 +13,10 @@ use super::{
     },
     Candidate,
 };
-use crate::detect::finding::{Finding, Kind, Severity};
+use crate::detect::{
+    finding::Finding,
+    rules::{self, Rule},
+};
 
 /// Calls that run code or commands, read or write files or decode hidden payloads; their
 /// names are not English words, so a blank or comment before `(` is allowed.
@@ -122,18 +125,12 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     }
     let s = &c.bytes;
     let found = java(b, s).or_else(|| other(b, s)).or_else(|| php(b, s));
-    if let Some((rule, severity, p)) = found {
-        out.push(Finding::new(
-            Kind::CodeInjection,
-            rule,
-            severity,
-            c.input.location(),
-            around(value, p),
-        ));
+    if let Some((rule, p)) = found {
+        out.push(Finding::new(rule, c.input.location(), around(value, p)));
     }
 }
 
-type Hit = (&'static str, Severity, usize);
+type Hit = (&'static Rule, usize);
 
 /// The first position of any of `needles` in `b` (whose bytes `s` summarises): needles
 /// holding a byte the value lacks are not searched for. The reference for [`first_of!`].
@@ -169,10 +166,9 @@ macro_rules! first_of {
 }
 
 fn java(b: &[u8], s: &ByteSet) -> Option<Hit> {
-    let crit = Severity::Critical;
     if b.contains(&b'$') && b.contains(&b'{') {
         if let Some(p) = jndi(b) {
-            return Some(("code.jndi", crit, p));
+            return Some((&rules::CODE_JNDI, p));
         }
     }
     if let Some(p) = first_of!(
@@ -192,7 +188,7 @@ fn java(b: &[u8], s: &ByteSet) -> Option<Hit> {
             b"xwork.methodaccessor",
         ],
     ) {
-        return Some(("code.ognl", crit, p));
+        return Some((&rules::CODE_OGNL, p));
     }
     if let Some(p) = first_of!(
         s,
@@ -208,7 +204,7 @@ fn java(b: &[u8], s: &ByteSet) -> Option<Hit> {
             b".getclassloader()",
         ],
     ) {
-        return Some(("code.java_el", crit, p));
+        return Some((&rules::CODE_JAVA_EL, p));
     }
     if let Some(p) = first_of!(
         s,
@@ -219,17 +215,17 @@ fn java(b: &[u8], s: &ByteSet) -> Option<Hit> {
             b".classloader.",
         ],
     ) {
-        return Some(("code.spring_classloader", crit, p));
+        return Some((&rules::CODE_SPRING_CLASSLOADER, p));
     }
     if let Some(p) = deserialization(b) {
-        return Some(("code.java_deserialization", crit, p));
+        return Some((&rules::CODE_JAVA_DESERIALIZATION, p));
     }
     if let Some(p) = java_class(b, s) {
-        return Some(("code.java_class", crit, p));
+        return Some((&rules::CODE_JAVA_CLASS, p));
     }
     if let Some(p) = first_of!(s, b, GADGETS) {
         if first_of!(s, b, &[b"runtime", b"java.", b"processbuilder", b"commons"]).is_some() {
-            return Some(("code.java_gadget", crit, p));
+            return Some((&rules::CODE_JAVA_GADGET, p));
         }
     }
     None
@@ -335,9 +331,8 @@ fn java_class(b: &[u8], s: &ByteSet) -> Option<usize> {
 }
 
 fn php(b: &[u8], s: &ByteSet) -> Option<Hit> {
-    let crit = Severity::Critical;
     if let Some(p) = php_tag(b, s) {
-        return Some(("code.php", crit, p));
+        return Some((&rules::CODE_PHP, p));
     }
     if let Some(p) = first_of!(
         s,
@@ -363,7 +358,7 @@ fn php(b: &[u8], s: &ByteSet) -> Option<Hit> {
             b"data:application/x-httpd-php",
         ],
     ) {
-        return Some(("code.php_wrapper", crit, p));
+        return Some((&rules::CODE_PHP_WRAPPER, p));
     }
     if b.contains(&b'$') {
         for g in [
@@ -379,21 +374,21 @@ fn php(b: &[u8], s: &ByteSet) -> Option<Hit> {
         ] {
             if let Some(p) = find_ci(b, g) {
                 if b.get(p + g.len()).is_none_or(|x| !is_ident(*x)) {
-                    return Some(("code.php", crit, p));
+                    return Some((&rules::CODE_PHP, p));
                 }
             }
         }
         if let Some(p) = variable_call(b) {
-            return Some(("code.php", crit, p));
+            return Some((&rules::CODE_PHP, p));
         }
     }
     if b.contains(&b'(') {
         if let Some(p) = php_call(b, s) {
-            return Some(("code.php", crit, p));
+            return Some((&rules::CODE_PHP, p));
         }
     }
     if let Some(p) = serialized_object(b) {
-        return Some(("code.php_object", crit, p));
+        return Some((&rules::CODE_PHP_OBJECT, p));
     }
     None
 }
@@ -561,7 +556,6 @@ fn serialized_object(b: &[u8]) -> Option<usize> {
 }
 
 fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
-    let crit = Severity::Critical;
     if let Some(p) = first_of!(
         s,
         b,
@@ -575,7 +569,7 @@ fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
             b"require(\"child",
         ],
     ) {
-        return Some(("code.node", crit, p));
+        return Some((&rules::CODE_NODE, p));
     }
     if let Some(p) = first_of!(
         s,
@@ -587,10 +581,10 @@ fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
             b"[constructor][prototype]",
         ],
     ) {
-        return Some(("code.prototype_pollution", Severity::High, p));
+        return Some((&rules::CODE_PROTOTYPE_POLLUTION, p));
     }
     if let Some(p) = first_of!(s, b, &[b"@{["]) {
-        return Some(("code.perl", crit, p));
+        return Some((&rules::CODE_PERL, p));
     }
     if let Some(p) = first_of!(
         s,
@@ -604,7 +598,7 @@ fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
             b"os.system(",
         ],
     ) {
-        return Some(("code.python", crit, p));
+        return Some((&rules::CODE_PYTHON, p));
     }
     if let Some(p) = first_of!(
         s,
@@ -616,10 +610,10 @@ fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
             b"kernel.system",
         ],
     ) {
-        return Some(("code.ruby", crit, p));
+        return Some((&rules::CODE_RUBY, p));
     }
     if let Some(p) = first_of!(s, b, &[b"<!--#exec", b"<!--#include"]) {
-        return Some(("code.ssi", crit, p));
+        return Some((&rules::CODE_SSI, p));
     }
     None
 }
@@ -629,6 +623,7 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
+    use crate::detect::Kind;
     use crate::detect::{
         inputs::{Input, Source},
         normalize,

@@ -13,9 +13,10 @@ use super::{
     Candidate,
 };
 use crate::detect::{
-    finding::{Finding, Kind, Severity},
+    finding::Finding,
     inputs::Source,
     normalize,
+    rules::{self, Rule},
 };
 
 /// Tokens looked at per value; a value longer than this is judged on its beginning.
@@ -32,42 +33,30 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         // One identifier-like word: no SQL to inject, except a schema probe.
         let lower = v.to_ascii_lowercase();
         if lower.split('.').any(schema_word) || lower == "mysql.db" || lower == "mysql.user" {
-            Some("sqli.schema_probe")
+            Some(&rules::SQLI_SCHEMA_PROBE)
         } else {
-            mysql_float(lower.as_bytes()).then_some("sqli.mysql_float")
+            mysql_float(lower.as_bytes()).then_some(&rules::SQLI_MYSQL_FLOAT)
         }
     } else if c.input.source == Source::Header && !v.contains([' ', '\'', '"', '(']) {
         // Header tokens (`application/*+json`) are not SQL; attacks in headers need a space
         // or a quote.
         None
     } else if libinjection(v, &c.bytes) {
-        Some("sqli.libinjection")
+        Some(&rules::SQLI_LIBINJECTION)
     } else if grammar_may_flag(v.as_bytes(), &c.bytes) {
         folded_grammar(v)
     } else {
         None
     };
     if let Some(rule) = rule {
-        let severity = if rule == "sqli.nosql_operator" {
-            // Some APIs legitimately take MongoDB-style queries.
-            Severity::High
-        } else {
-            Severity::Critical
-        };
-        out.push(Finding::new(
-            Kind::Sqli,
-            rule,
-            severity,
-            c.input.location(),
-            v,
-        ));
+        out.push(Finding::new(rule, c.input.location(), v));
     }
 }
 
 /// The grammar checks over the folded value. Also reads the value as the rest of a quoted
 /// string, the way it is pasted into one: `';waitfor delay '` is a string to the tokenizer
 /// otherwise.
-fn folded_grammar(v: &str) -> Option<&'static str> {
+fn folded_grammar(v: &str) -> Option<&'static Rule> {
     let folded = normalize::sql_fold(v);
     grammar(&folded).or_else(|| {
         ['\'', '"']
@@ -287,7 +276,7 @@ fn bare_word(v: &str) -> bool {
 }
 
 /// MongoDB query operators smuggled in as `name[$ne]=` or as JSON keys (`{"$where": ..}`).
-fn nosql(c: &Candidate<'_>) -> Option<&'static str> {
+fn nosql(c: &Candidate<'_>) -> Option<&'static Rule> {
     const OPS: &[&str] = &[
         "ne",
         "eq",
@@ -317,7 +306,7 @@ fn nosql(c: &Candidate<'_>) -> Option<&'static str> {
     if c.input.source == Source::ArgName {
         if let Some(op) = v.strip_prefix('$') {
             if is_op(op) {
-                return Some("sqli.nosql_operator");
+                return Some(&rules::SQLI_NOSQL_OPERATOR);
             }
         }
     }
@@ -326,7 +315,7 @@ fn nosql(c: &Candidate<'_>) -> Option<&'static str> {
         let after = &rest[p + 2..];
         if let Some(end) = after.find(']') {
             if is_op(&after[..end]) {
-                return Some("sqli.nosql_operator");
+                return Some(&rules::SQLI_NOSQL_OPERATOR);
             }
         }
         rest = after;
@@ -589,12 +578,12 @@ const PROSE: &[&str] = &[
     "its", "each", "every", "any", "all", "one", "some", "which", "what",
 ];
 
-fn grammar(f: &str) -> Option<&'static str> {
+fn grammar(f: &str) -> Option<&'static Rule> {
     text_checks(f).or_else(|| tokens(f))
 }
 
 /// The token-level checks.
-fn tokens(f: &str) -> Option<&'static str> {
+fn tokens(f: &str) -> Option<&'static Rule> {
     let t = tokenize(f);
     let word = |i: usize| match t.get(i) {
         Some(Tok::Word(w)) => Some(*w),
@@ -620,11 +609,11 @@ fn tokens(f: &str) -> Option<&'static str> {
                 let after_value =
                     matches!(t.get(i - 1), Some(Tok::Str | Tok::Num | Tok::Punct(b')')));
                 if after_value && word(i + 1).is_some_and(|w| STATEMENTS.contains(&w)) {
-                    return Some("sqli.stacked_query");
+                    return Some(&rules::SQLI_STACKED_QUERY);
                 }
             }
             if punct(i, b';') && i == 0 && word(1).is_some_and(|w| STATEMENTS.contains(&w)) {
-                return Some("sqli.stacked_query");
+                return Some(&rules::SQLI_STACKED_QUERY);
             }
             continue;
         };
@@ -643,7 +632,7 @@ fn tokens(f: &str) -> Option<&'static str> {
                     i + 1
                 };
                 if is(next, "select") || punct(next, b'(') && is(next + 1, "select") {
-                    return Some("sqli.union_select");
+                    return Some(&rules::SQLI_UNION_SELECT);
                 }
             }
             "select" if sql_context(i) => {
@@ -653,11 +642,11 @@ fn tokens(f: &str) -> Option<&'static str> {
                     || word(n).is_some_and(|x| x.starts_with('@') || x == "null")
                     || (word(n).is_some() && punct(n + 1, b'('));
                 if strong || select_list_from(&t, n) {
-                    return Some("sqli.select");
+                    return Some(&rules::SQLI_SELECT);
                 }
             }
             "waitfor" if matches!(word(i + 1), Some("delay" | "time")) => {
-                return Some("sqli.time_based");
+                return Some(&rules::SQLI_TIME_BASED);
             }
             "exec" | "execute" => {
                 let target = word(i + 1).unwrap_or("");
@@ -667,15 +656,15 @@ fn tokens(f: &str) -> Option<&'static str> {
                     || target == "immediate"
                     || (punct(i + 1, b'(') && word(i + 2).is_some_and(|x| x.starts_with('@')))
                 {
-                    return Some("sqli.exec");
+                    return Some(&rules::SQLI_EXEC);
                 }
             }
             "declare" if word(i + 1).is_some_and(|x| x.starts_with('@')) => {
-                return Some("sqli.stacked_query");
+                return Some(&rules::SQLI_STACKED_QUERY);
             }
-            "procedure" if is(i + 1, "analyse") => return Some("sqli.stacked_query"),
+            "procedure" if is(i + 1, "analyse") => return Some(&rules::SQLI_STACKED_QUERY),
             "into" if matches!(word(i + 1), Some("outfile" | "dumpfile")) => {
-                return Some("sqli.file_access");
+                return Some(&rules::SQLI_FILE_ACCESS);
             }
             "alter" if is(i + 1, "table") => {
                 let action = word(i + 3).or_else(|| word(i + 4));
@@ -685,7 +674,7 @@ fn tokens(f: &str) -> Option<&'static str> {
                         Some("add" | "drop" | "change" | "modify" | "rename")
                     )
                 {
-                    return Some("sqli.stacked_query");
+                    return Some(&rules::SQLI_STACKED_QUERY);
                 }
             }
             "create" | "drop"
@@ -699,7 +688,7 @@ fn tokens(f: &str) -> Option<&'static str> {
                 if matches!(t.get(i + 2), Some(Tok::Word(_) | Tok::Str))
                     && (end >= t.len() || punct(end, b'(') || punct(end, b';'))
                 {
-                    return Some("sqli.stacked_query");
+                    return Some(&rules::SQLI_STACKED_QUERY);
                 }
             }
             "insert"
@@ -709,7 +698,7 @@ fn tokens(f: &str) -> Option<&'static str> {
                         .take(24)
                         .any(|x| *x == Tok::Word("values") || *x == Tok::Word("select")) =>
             {
-                return Some("sqli.stacked_query");
+                return Some(&rules::SQLI_STACKED_QUERY);
             }
             "having" => {
                 // `having count(id) >= 9`, `having x = 1`
@@ -725,26 +714,28 @@ fn tokens(f: &str) -> Option<&'static str> {
                 let compares = matches!(t.get(j), Some(Tok::Punct(b'=' | b'<' | b'>')))
                     || (punct(j, b'!') && punct(j + 1, b'='));
                 if compares {
-                    return Some("sqli.select");
+                    return Some(&rules::SQLI_SELECT);
                 }
             }
             "like" if i > 0 && punct(i - 1, b')') && punct(i + 1, b'(') => {
-                return Some("sqli.tautology");
+                return Some(&rules::SQLI_TAUTOLOGY);
             }
             "if" if call && matches!(t.get(i + 2), Some(Tok::Num)) && punct(i + 3, b'=') => {
-                return Some("sqli.tautology");
+                return Some(&rules::SQLI_TAUTOLOGY);
             }
-            _ if schema_word(w) => return Some("sqli.schema_probe"),
+            _ if schema_word(w) => return Some(&rules::SQLI_SCHEMA_PROBE),
             "mysql" if punct(i + 1, b'.') && matches!(word(i + 2), Some("db" | "user")) => {
-                return Some("sqli.schema_probe");
+                return Some(&rules::SQLI_SCHEMA_PROBE);
             }
-            _ if call && SQL_ONLY_FUNCTIONS.contains(&w) => return Some("sqli.function_call"),
+            _ if call && SQL_ONLY_FUNCTIONS.contains(&w) => {
+                return Some(&rules::SQLI_FUNCTION_CALL)
+            }
             _ if call
                 && SQL_FUNCTIONS.contains(&w)
                 && sql_context(i)
                 && sql_arguments(&t, i + 2) =>
             {
-                return Some("sqli.function_call");
+                return Some(&rules::SQLI_FUNCTION_CALL);
             }
             _ => {}
         }
@@ -802,22 +793,22 @@ fn select_list_from(t: &[Tok<'_>], mut i: usize) -> bool {
 }
 
 /// Checks on the folded text where quoting matters more than tokens.
-fn text_checks(f: &str) -> Option<&'static str> {
+fn text_checks(f: &str) -> Option<&'static Rule> {
     let b = f.as_bytes();
     if ends_with_quote_terminator(b) {
-        return Some("sqli.quote_terminator");
+        return Some(&rules::SQLI_QUOTE_TERMINATOR);
     }
     if json_operator(b) {
-        return Some("sqli.json_operator");
+        return Some(&rules::SQLI_JSON_OPERATOR);
     }
     if pg_cast(b) {
-        return Some("sqli.pg_cast");
+        return Some(&rules::SQLI_PG_CAST);
     }
     if mysql_float(b) {
-        return Some("sqli.mysql_float");
+        return Some(&rules::SQLI_MYSQL_FLOAT);
     }
     if as_alias_from(f) {
-        return Some("sqli.select");
+        return Some(&rules::SQLI_SELECT);
     }
     None
 }
@@ -962,6 +953,7 @@ fn as_alias_from(f: &str) -> bool {
 mod tests {
 
     use super::*;
+    use crate::detect::{Kind, Severity};
 
     fn run(source: Source, value: &str) -> Vec<Finding> {
         super::super::run_check(check, source, "q", value)
@@ -990,7 +982,7 @@ mod tests {
 
     /// The grammar checks alone (libinjection already knows some of these).
     fn g(value: &str) -> Option<&'static str> {
-        grammar(&normalize::sql_fold(&normalize::decode(value)))
+        grammar(&normalize::sql_fold(&normalize::decode(value))).map(Rule::id)
     }
 
     #[test]

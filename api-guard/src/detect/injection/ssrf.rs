@@ -13,8 +13,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{text::around, Candidate};
 use crate::detect::{
-    finding::{Finding, Kind, Severity},
+    finding::Finding,
     inputs::Source,
+    rules::{self, Rule},
 };
 
 /// URLs examined per value.
@@ -73,14 +74,8 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if b.len() < 3 {
         return;
     }
-    let mut report = |rule: &'static str, severity: Severity, pos: usize| {
-        out.push(Finding::new(
-            Kind::Ssrf,
-            rule,
-            severity,
-            c.input.location(),
-            around(value, pos),
-        ));
+    let mut report = |rule: &'static Rule, pos: usize| {
+        out.push(Finding::new(rule, c.input.location(), around(value, pos)));
     };
     let mut from = 0;
     for _ in 0..MAX_URLS {
@@ -105,12 +100,11 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         let scheme_pos = at - scheme.len();
         let authority = authority(&b[authority_start..]);
         if let Some(class) = classify_authority(authority, false) {
-            let (rule, sev) = rule_for(class);
-            report(rule, sev, scheme_pos);
+            report(rule_for(class), scheme_pos);
             return;
         }
         if SMUGGLING_SCHEMES.contains(&lower.as_str()) {
-            report("ssrf.scheme", Severity::High, scheme_pos);
+            report(&rules::SSRF_SCHEME, scheme_pos);
             return;
         }
         // Remote file inclusion shapes: a script fetched from a raw IP address, or a URL
@@ -123,7 +117,7 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
                 .unwrap_or(rest.len());
             let url = &rest[..url_end];
             if url.len() > authority.len() + 1 && url.ends_with(b"?") || ip_literal(authority) {
-                report("ssrf.rfi", Severity::Medium, scheme_pos);
+                report(&rules::SSRF_RFI, scheme_pos);
                 return;
             }
         }
@@ -142,8 +136,7 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         && !lone_name
     {
         if let Some(class) = classify_authority(authority(t.as_bytes()), true) {
-            let (rule, sev) = rule_for(class);
-            report(rule, sev, 0);
+            report(rule_for(class), 0);
         }
     }
 }
@@ -161,11 +154,11 @@ fn ip_literal(a: &[u8]) -> bool {
     std::str::from_utf8(host).is_ok_and(|h| h.parse::<Ipv4Addr>().is_ok())
 }
 
-fn rule_for(class: Class) -> (&'static str, Severity) {
+fn rule_for(class: Class) -> &'static Rule {
     match class {
-        Class::Metadata => ("ssrf.metadata", Severity::Critical),
-        Class::Loopback => ("ssrf.loopback", Severity::High),
-        Class::Private => ("ssrf.private", Severity::Medium),
+        Class::Metadata => &rules::SSRF_METADATA,
+        Class::Loopback => &rules::SSRF_LOOPBACK,
+        Class::Private => &rules::SSRF_PRIVATE,
     }
 }
 
@@ -397,6 +390,7 @@ fn classify_v6(ip: Ipv6Addr) -> Option<Class> {
 mod tests {
 
     use super::*;
+    use crate::detect::{Kind, Severity};
 
     fn run(source: Source, name: &str, value: &str) -> Vec<Finding> {
         super::super::run_check(check, source, name, value)

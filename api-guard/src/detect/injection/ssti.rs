@@ -10,7 +10,7 @@ use super::{
     text::{around, find_ci, is_ident},
     Candidate,
 };
-use crate::detect::finding::{Finding, Kind, Severity};
+use crate::detect::{finding::Finding, rules};
 
 /// Longest delimited expression inspected.
 const MAX_INNER: usize = 512;
@@ -41,9 +41,7 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     let found = delimited(b).or_else(|| directive(b));
     if let Some(p) = found {
         out.push(Finding::new(
-            Kind::Ssti,
-            "ssti.expression",
-            Severity::High,
+            &rules::SSTI_EXPRESSION,
             c.input.location(),
             around(value, p),
         ));
@@ -189,6 +187,7 @@ mod tests {
         inputs::{Input, Source},
         normalize,
     };
+    use crate::detect::{Kind, Severity};
 
     fn fires(value: &str) -> bool {
         let input = Input {

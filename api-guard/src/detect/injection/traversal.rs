@@ -15,8 +15,9 @@ use super::{
     Candidate,
 };
 use crate::detect::{
-    finding::{Finding, Kind, Severity},
+    finding::Finding,
     inputs::Source,
+    rules::{self, Rule},
 };
 
 /// Stands for an overlong-encoded character (dot or slash) in the folded text.
@@ -160,11 +161,9 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     // Binary bodies decode to many U+FFFD: no overlong wildcards there.
     let folded = fold(b, c.input.source != Source::Body);
     let t = folded.as_slice();
-    let mut report = |rule: &'static str, severity: Severity, pos: usize| {
+    let mut report = |rule: &'static Rule, pos: usize| {
         out.push(Finding::new(
-            Kind::PathTraversal,
             rule,
-            severity,
             c.input.location(),
             around(value, pos.min(value.len())),
         ));
@@ -173,29 +172,29 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     let sensitive = find_sensitive(t);
     if let Some(p) = find_dotdot(t) {
         match sensitive {
-            Some(_) => report("traversal.sensitive_file", Severity::Critical, p),
-            None => report("traversal.dotdot", Severity::High, p),
+            Some(_) => report(&rules::TRAVERSAL_SENSITIVE_FILE, p),
+            None => report(&rules::TRAVERSAL_DOTDOT, p),
         }
         return;
     }
     if let Some(p) = find_file_uri(t) {
-        report("traversal.file_uri", Severity::High, p);
+        report(&rules::TRAVERSAL_FILE_URI, p);
         return;
     }
     if let Some(p) = sensitive {
-        report("traversal.sensitive_file", Severity::Critical, p);
+        report(&rules::TRAVERSAL_SENSITIVE_FILE, p);
         return;
     }
     if let Some(p) = temp_write(t) {
-        report("traversal.temp_write", Severity::High, p);
+        report(&rules::TRAVERSAL_TEMP_WRITE, p);
         return;
     }
     if c.input.source == Source::Path {
         if let Some(p) = find_restricted_segment(t) {
-            report("traversal.restricted_file", Severity::High, p);
+            report(&rules::TRAVERSAL_RESTRICTED_FILE, p);
         }
     } else if !c.input.is_name() && is_dump_name(t) {
-        report("traversal.restricted_file", Severity::High, 0);
+        report(&rules::TRAVERSAL_RESTRICTED_FILE, 0);
     }
 }
 
@@ -442,6 +441,7 @@ fn is_dump_name(t: &[u8]) -> bool {
 mod tests {
 
     use super::*;
+    use crate::detect::{Kind, Severity};
 
     fn run(source: Source, name: &str, value: &str) -> Vec<Finding> {
         super::super::run_check(check, source, name, value)

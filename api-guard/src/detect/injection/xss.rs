@@ -11,9 +11,10 @@ use std::borrow::Cow;
 
 use super::{text::ByteSet, Candidate};
 use crate::detect::{
-    finding::{Finding, Kind, Severity},
+    finding::Finding,
     inputs::Source,
     normalize,
+    rules::{self, Rule},
 };
 
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
@@ -22,17 +23,11 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         return;
     }
     if let Some(rule) = rule(c) {
-        out.push(Finding::new(
-            Kind::Xss,
-            rule,
-            Severity::High,
-            c.input.location(),
-            v,
-        ));
+        out.push(Finding::new(rule, c.input.location(), v));
     }
 }
 
-fn rule(c: &Candidate<'_>) -> Option<&'static str> {
+fn rule(c: &Candidate<'_>) -> Option<&'static Rule> {
     let v = c.decoded;
     // Characters that become `<` / `>` when a back end strips the high bit (`¼` is 0xBC).
     let lower: Cow<'_, str> = if v.contains(['\u{bc}', '\u{be}']) {
@@ -50,39 +45,39 @@ fn rule(c: &Candidate<'_>) -> Option<&'static str> {
     // verdicts (`style=...`) are about text that stays text; the own checks below cover
     // unquoted handlers and script URIs.
     if v.contains(['<', '>', '"', '\'', '`']) && libinjection(v) {
-        return Some("xss.libinjection");
+        return Some(&rules::XSS_LIBINJECTION);
     }
     if ssi(&lower) {
-        return Some("xss.ssi");
+        return Some(&rules::XSS_SSI);
     }
     if tag(&lower) || seven_bit_tag(v) {
-        return Some("xss.tag");
+        return Some(&rules::XSS_TAG);
     }
     if c.input.source == Source::ArgName {
         // The `=` that followed a parameter name was split off: `?  onload= =x`.
         if event_handler(&format!("{lower}=")) {
-            return Some("xss.event_handler");
+            return Some(&rules::XSS_EVENT_HANDLER);
         }
     } else if !base64ish(v) && event_handler(&lower) {
-        return Some("xss.event_handler");
+        return Some(&rules::XSS_EVENT_HANDLER);
     }
     let compact = Compact::new(normalize::js_compact(&lower));
     if script_uri(&lower, &compact) {
-        return Some("xss.script_uri");
+        return Some(&rules::XSS_SCRIPT_URI);
     }
     if css(&compact) {
-        return Some("xss.css");
+        return Some(&rules::XSS_CSS);
     }
     // A path names documents (`/manual/document.cookie`); script in it needs punctuation.
     let path_plain = c.input.source == Source::Path && !compact.text.contains(['(', '=', '[']);
     if !path_plain && dom_access(&compact) {
-        return Some("xss.dom_access");
+        return Some(&rules::XSS_DOM_ACCESS);
     }
     if js_call(&lower, &compact) {
-        return Some("xss.js_call");
+        return Some(&rules::XSS_JS_CALL);
     }
     if jsfuck(&compact) {
-        return Some("xss.jsfuck");
+        return Some(&rules::XSS_JSFUCK);
     }
     None
 }
@@ -447,6 +442,7 @@ fn jsfuck(compact: &Compact) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::{Kind, Severity};
 
     fn run(source: Source, value: &str) -> Vec<Finding> {
         super::super::run_check(check, source, "q", value)

@@ -28,8 +28,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     config::{invalid, Invalid},
-    finding::{Finding, Kind, Severity},
+    finding::Finding,
     request::{Context, Request},
+    rules::{self, Rule},
 };
 use keys::{Alg, Key, KeySet, Verification, B64URL};
 
@@ -211,7 +212,7 @@ fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
 struct Analysis {
     /// `alg=… kid=… sha256:…`, appended to every piece of evidence.
     label: String,
-    problems: Vec<(&'static str, Severity, String)>,
+    problems: Vec<(&'static Rule, String)>,
     exp: Option<f64>,
     nbf: Option<f64>,
 }
@@ -369,7 +370,7 @@ impl JwtDetector {
     fn analyse(&self, token: &str, hash: &str) -> Analysis {
         let malformed = |label: String, why: String| Analysis {
             label,
-            problems: vec![("jwt.malformed", Severity::Medium, why)],
+            problems: vec![(&rules::JWT_MALFORMED, why)],
             exp: None,
             nbf: None,
         };
@@ -408,11 +409,9 @@ impl JwtDetector {
                 None => {}
                 Some(v) => match v.as_f64() {
                     Some(t) => *slot = Some(t),
-                    None => a.problems.push((
-                        "jwt.malformed",
-                        Severity::Medium,
-                        format!("{name} is not a number"),
-                    )),
+                    None => a
+                        .problems
+                        .push((&rules::JWT_MALFORMED, format!("{name} is not a number"))),
                 },
             }
         }
@@ -425,7 +424,7 @@ impl JwtDetector {
         jws: &Jws<'_>,
         alg: &str,
         kid: Option<&str>,
-        problems: &mut Vec<(&'static str, Severity, String)>,
+        problems: &mut Vec<(&'static Rule, String)>,
     ) {
         if alg.eq_ignore_ascii_case("none") {
             let why = if jws.signature.is_empty() {
@@ -433,14 +432,13 @@ impl JwtDetector {
             } else {
                 "alg none with a signature"
             };
-            problems.push(("jwt.alg_none", Severity::Critical, why.into()));
+            problems.push((&rules::JWT_ALG_NONE, why.into()));
             return;
         }
         let parsed = Alg::parse(alg);
         if !self.allowed.is_empty() && !parsed.is_some_and(|a| self.allowed.contains(&a)) {
             problems.push((
-                "jwt.disallowed_alg",
-                Severity::High,
+                &rules::JWT_DISALLOWED_ALG,
                 "algorithm not in allowed_algs".into(),
             ));
             return;
@@ -459,13 +457,13 @@ impl JwtDetector {
                 Verification::Invalid => "signature does not verify",
             },
         };
-        problems.push(("jwt.bad_signature", Severity::High, why.into()));
+        problems.push((&rules::JWT_BAD_SIGNATURE, why.into()));
     }
 
     fn check_claims(
         &self,
         claims: &Map<String, Value>,
-        problems: &mut Vec<(&'static str, Severity, String)>,
+        problems: &mut Vec<(&'static Rule, String)>,
     ) {
         let missing: Vec<&str> = self
             .required
@@ -475,8 +473,7 @@ impl JwtDetector {
             .collect();
         if !missing.is_empty() {
             problems.push((
-                "jwt.missing_claim",
-                Severity::Medium,
+                &rules::JWT_MISSING_CLAIM,
                 format!("missing {}", missing.join(",")),
             ));
         }
@@ -487,7 +484,7 @@ impl JwtDetector {
                     None => "no iss".into(),
                     Some(i) => format!("iss {} not accepted", shown(i)),
                 };
-                problems.push(("jwt.bad_issuer", Severity::High, why));
+                problems.push((&rules::JWT_BAD_ISSUER, why));
             }
         }
         if !self.audiences.is_empty() {
@@ -506,27 +503,20 @@ impl JwtDetector {
                 } else {
                     "no aud"
                 };
-                problems.push(("jwt.bad_audience", Severity::High, why.into()));
+                problems.push((&rules::JWT_BAD_AUDIENCE, why.into()));
             }
         }
     }
 
     fn report(&self, a: &Analysis, location: &str, now: f64, out: &mut Vec<Finding>) {
-        let finding = |rule, severity, why: &str| {
-            Finding::new(
-                Kind::Jwt,
-                rule,
-                severity,
-                location,
-                &format!("{why}; {}", a.label),
-            )
-        };
-        for (rule, severity, why) in &a.problems {
-            out.push(finding(rule, *severity, why));
+        let finding =
+            |rule: &Rule, why: &str| Finding::new(rule, location, &format!("{why}; {}", a.label));
+        for (rule, why) in &a.problems {
+            out.push(finding(rule, why));
         }
         if let Some(exp) = a.exp.filter(|&exp| now > exp + self.leeway) {
             let why = format!("expired {} s ago (exp {})", (now - exp) as i64, exp as i64);
-            out.push(finding("jwt.expired", Severity::Medium, &why));
+            out.push(finding(&rules::JWT_EXPIRED, &why));
         }
         if let Some(nbf) = a.nbf.filter(|&nbf| now + self.leeway < nbf) {
             let why = format!(
@@ -534,7 +524,7 @@ impl JwtDetector {
                 (nbf - now) as i64,
                 nbf as i64
             );
-            out.push(finding("jwt.not_yet_valid", Severity::Medium, &why));
+            out.push(finding(&rules::JWT_NOT_YET_VALID, &why));
         }
     }
 }

@@ -8,6 +8,7 @@ use rsa::{
 use sha2::Sha256;
 
 use super::*;
+use crate::detect::{Kind, Severity};
 
 const NOW: f64 = 1_750_000_000.0;
 const SECRET: &str = "test-secret-0123456789abcdefghijklmnop";

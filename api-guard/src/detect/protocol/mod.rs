@@ -15,8 +15,9 @@ use serde::Deserialize;
 
 use super::{
     config::{invalid, Invalid},
-    finding::{Finding, Kind, Severity},
+    finding::Finding,
     request::Request,
+    rules,
 };
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,88 +192,45 @@ enum Rule {
 }
 
 impl Rule {
-    fn id(self) -> &'static str {
+    /// This rule's catalogue entry.
+    fn entry(self) -> &'static rules::Rule {
         match self {
-            Rule::ClTe => "protocol.cl_te",
-            Rule::DuplicateCl => "protocol.duplicate_cl",
-            Rule::InvalidCl => "protocol.invalid_cl",
-            Rule::TeObfuscated => "protocol.te_obfuscated",
-            Rule::TeHttp10 => "protocol.te_http10",
-            Rule::InvalidHeaderName => "protocol.invalid_header_name",
-            Rule::InvalidHeaderValue => "protocol.invalid_header_value",
-            Rule::HeaderInjection => "protocol.header_injection",
-            Rule::OversizedHeaders => "protocol.oversized_headers",
-            Rule::OversizedBody => "protocol.oversized_body",
-            Rule::GetWithBody => "protocol.get_with_body",
-            Rule::MethodUnknown => "protocol.method_unknown",
-            Rule::MethodOverride => "protocol.method_override",
-            Rule::HostMissing => "protocol.host_missing",
-            Rule::HostInvalid => "protocol.host_invalid",
-            Rule::HostIp => "protocol.host_ip",
-            Rule::MultipleHost => "protocol.multiple_host",
-            Rule::InvalidRange => "protocol.invalid_range",
-            Rule::RequestRange => "protocol.request_range",
-            Rule::ConnectionConflict => "protocol.connection_conflict",
-            Rule::RestrictedHeader => "protocol.restricted_header",
-            Rule::CookieV1 => "protocol.cookie_v1",
-            Rule::EncodingAbuse => "protocol.encoding_abuse",
-            Rule::DoubleEncoding => "protocol.double_encoding",
-            Rule::NullByte => "protocol.null_byte",
-            Rule::ControlChar => "protocol.control_char",
-            Rule::TooManyArgs => "protocol.too_many_args",
-            Rule::ArgNameTooLong => "protocol.arg_name_too_long",
-            Rule::MultipleContentType => "protocol.multiple_content_type",
-            Rule::ContentTypeInvalid => "protocol.content_type_invalid",
-            Rule::ContentTypeMissing => "protocol.content_type_missing",
-            Rule::ContentTypeConfusion => "protocol.content_type_confusion",
-            Rule::Charset => "protocol.charset",
-            Rule::AcceptCharset => "protocol.accept_charset",
-            Rule::MultipartName => "protocol.multipart_name",
-            Rule::UnixSocketTarget => "protocol.unix_socket_target",
-        }
-    }
-
-    /// Smuggling and injection primitives are high; anomalies that mostly signal odd
-    /// clients or probing are medium or low.
-    fn severity(self) -> Severity {
-        use Severity::*;
-        match self {
-            Rule::ClTe
-            | Rule::DuplicateCl
-            | Rule::InvalidCl
-            | Rule::TeObfuscated
-            | Rule::InvalidHeaderName
-            | Rule::InvalidHeaderValue
-            | Rule::HeaderInjection
-            | Rule::MultipleHost
-            | Rule::NullByte
-            | Rule::UnixSocketTarget => High,
-            Rule::TeHttp10
-            | Rule::OversizedHeaders
-            | Rule::OversizedBody
-            | Rule::MethodUnknown
-            | Rule::HostInvalid
-            | Rule::InvalidRange
-            | Rule::RequestRange
-            | Rule::RestrictedHeader
-            | Rule::EncodingAbuse
-            | Rule::ControlChar
-            | Rule::TooManyArgs
-            | Rule::ArgNameTooLong
-            | Rule::MultipleContentType
-            | Rule::ContentTypeInvalid
-            | Rule::ContentTypeConfusion
-            | Rule::Charset
-            | Rule::MultipartName => Medium,
-            Rule::GetWithBody
-            | Rule::MethodOverride
-            | Rule::HostMissing
-            | Rule::HostIp
-            | Rule::ConnectionConflict
-            | Rule::CookieV1
-            | Rule::DoubleEncoding
-            | Rule::ContentTypeMissing
-            | Rule::AcceptCharset => Low,
+            Rule::ClTe => &rules::PROTOCOL_CL_TE,
+            Rule::DuplicateCl => &rules::PROTOCOL_DUPLICATE_CL,
+            Rule::InvalidCl => &rules::PROTOCOL_INVALID_CL,
+            Rule::TeObfuscated => &rules::PROTOCOL_TE_OBFUSCATED,
+            Rule::TeHttp10 => &rules::PROTOCOL_TE_HTTP10,
+            Rule::InvalidHeaderName => &rules::PROTOCOL_INVALID_HEADER_NAME,
+            Rule::InvalidHeaderValue => &rules::PROTOCOL_INVALID_HEADER_VALUE,
+            Rule::HeaderInjection => &rules::PROTOCOL_HEADER_INJECTION,
+            Rule::OversizedHeaders => &rules::PROTOCOL_OVERSIZED_HEADERS,
+            Rule::OversizedBody => &rules::PROTOCOL_OVERSIZED_BODY,
+            Rule::GetWithBody => &rules::PROTOCOL_GET_WITH_BODY,
+            Rule::MethodUnknown => &rules::PROTOCOL_METHOD_UNKNOWN,
+            Rule::MethodOverride => &rules::PROTOCOL_METHOD_OVERRIDE,
+            Rule::HostMissing => &rules::PROTOCOL_HOST_MISSING,
+            Rule::HostInvalid => &rules::PROTOCOL_HOST_INVALID,
+            Rule::HostIp => &rules::PROTOCOL_HOST_IP,
+            Rule::MultipleHost => &rules::PROTOCOL_MULTIPLE_HOST,
+            Rule::InvalidRange => &rules::PROTOCOL_INVALID_RANGE,
+            Rule::RequestRange => &rules::PROTOCOL_REQUEST_RANGE,
+            Rule::ConnectionConflict => &rules::PROTOCOL_CONNECTION_CONFLICT,
+            Rule::RestrictedHeader => &rules::PROTOCOL_RESTRICTED_HEADER,
+            Rule::CookieV1 => &rules::PROTOCOL_COOKIE_V1,
+            Rule::EncodingAbuse => &rules::PROTOCOL_ENCODING_ABUSE,
+            Rule::DoubleEncoding => &rules::PROTOCOL_DOUBLE_ENCODING,
+            Rule::NullByte => &rules::PROTOCOL_NULL_BYTE,
+            Rule::ControlChar => &rules::PROTOCOL_CONTROL_CHAR,
+            Rule::TooManyArgs => &rules::PROTOCOL_TOO_MANY_ARGS,
+            Rule::ArgNameTooLong => &rules::PROTOCOL_ARG_NAME_TOO_LONG,
+            Rule::MultipleContentType => &rules::PROTOCOL_MULTIPLE_CONTENT_TYPE,
+            Rule::ContentTypeInvalid => &rules::PROTOCOL_CONTENT_TYPE_INVALID,
+            Rule::ContentTypeMissing => &rules::PROTOCOL_CONTENT_TYPE_MISSING,
+            Rule::ContentTypeConfusion => &rules::PROTOCOL_CONTENT_TYPE_CONFUSION,
+            Rule::Charset => &rules::PROTOCOL_CHARSET,
+            Rule::AcceptCharset => &rules::PROTOCOL_ACCEPT_CHARSET,
+            Rule::MultipartName => &rules::PROTOCOL_MULTIPART_NAME,
+            Rule::UnixSocketTarget => &rules::PROTOCOL_UNIX_SOCKET_TARGET,
         }
     }
 }
@@ -294,13 +252,8 @@ impl Report<'_> {
             return;
         }
         self.seen |= 1 << rule as u8;
-        self.out.push(Finding::new(
-            Kind::Protocol,
-            rule.id(),
-            rule.severity(),
-            location,
-            evidence,
-        ));
+        self.out
+            .push(Finding::new(rule.entry(), location, evidence));
     }
 }
 

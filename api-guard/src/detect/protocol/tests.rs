@@ -1,5 +1,6 @@
 use super::*;
 use crate::detect::offline::OwnedRequest;
+use crate::detect::Kind;
 
 fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
