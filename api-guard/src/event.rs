@@ -271,4 +271,104 @@ mod tests {
             assert!(v.get(absent).is_none(), "{absent}: {v}");
         }
     }
+
+    /// One event of every type with every optional field present.
+    fn samples() -> Vec<Value> {
+        let ex = test_exchange(Role::Server, "192.0.2.7:40000", "/orders");
+        let client = ex.client.clone().unwrap();
+        let finding = Finding {
+            kind: Kind::Sqli,
+            rule_id: "sqli.libinjection",
+            severity: Severity::Critical,
+            location: "query:id".into(),
+            evidence: "x".into(),
+        };
+        let context = || ExchangeContext::of(&ex, &client, 3);
+        let enforcement = || Enforcement {
+            client: Some(ClientView::of(&client)),
+            request: Some(RequestView::of(&ex)),
+            note: Some("n"),
+            ..Enforcement::default()
+        };
+        let bodies = [
+            EventBody::Detection(Detection {
+                finding: &finding,
+                context: context(),
+            }),
+            EventBody::SpecViolation(SpecViolation {
+                violation: "wrong_param_type",
+                param: None,
+                location: None,
+                expected: None,
+                operation: None,
+                context: context(),
+            }),
+            EventBody::Block(enforcement()),
+            EventBody::Unblock(enforcement()),
+            EventBody::WouldBlock(enforcement()),
+            EventBody::RatelimitExceeded(enforcement()),
+        ];
+        let samples: Vec<Value> = bodies
+            .into_iter()
+            .map(|body| json_of(&SecurityEvent::new(0, body)))
+            .collect();
+        let types: Vec<&str> = samples
+            .iter()
+            .map(|v| v["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, EventBody::TYPES);
+        samples
+    }
+
+    /// The backticked names in a markdown table cell.
+    fn names(cell: &str) -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(String::from)
+            .collect()
+    }
+
+    /// The rows of the markdown table whose header line starts with `header`.
+    fn table<'a>(doc: &'a str, header: &str) -> Vec<Vec<&'a str>> {
+        doc.lines()
+            .skip_while(|l| !l.starts_with(header))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect()
+    }
+
+    #[test]
+    fn docs_list_every_type_with_its_fields_and_every_field() {
+        let doc = include_str!("../../docs/events.md");
+        let section = &doc[doc.find("## Security events").unwrap()..];
+        let types = table(section, "| type |");
+        let samples = samples();
+        assert_eq!(types.len(), samples.len(), "{types:?}");
+        let mut all_fields = std::collections::BTreeSet::from(["time".to_string(), "type".into()]);
+        for (row, sample) in types.iter().zip(&samples) {
+            assert_eq!(names(row[0]), [sample["type"].as_str().unwrap()]);
+            let documented = names(row[2]);
+            let mut emitted: Vec<String> = sample
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| *k != "time" && *k != "type")
+                .cloned()
+                .collect();
+            let mut sorted = documented.clone();
+            sorted.sort();
+            emitted.sort();
+            assert_eq!(sorted, emitted, "fields of {}", row[0]);
+            all_fields.extend(documented);
+        }
+        // Added by the output when the node name is known.
+        all_fields.insert("node".into());
+        let described: std::collections::BTreeSet<String> = table(section, "| field |")
+            .iter()
+            .flat_map(|row| names(row[0]))
+            .collect();
+        assert_eq!(described, all_fields);
+    }
 }

@@ -1,6 +1,6 @@
 //! The Exchange record: one HTTP request/response pair with its connection's identity and
 //! the facts derived from it once for every consumer (route, client), and its JSON line form
-//! (field names documented in README.md).
+//! (field names documented in docs/events.md).
 
 use std::{net::SocketAddr, sync::Arc};
 

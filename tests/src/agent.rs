@@ -22,7 +22,7 @@ use crate::util::{
 
 /// How long the daemon may take to attach its probes and report healthy.
 pub const HEALTHY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long SIGTERM/SIGINT may take (README: drain, flush, detach, exit 0).
+/// How long SIGTERM/SIGINT may take (docs/operations.md: drain, flush, detach, exit 0).
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Poll period for the exchanges file (the daemon flushes it at least every 200 ms).
 const POLL: Duration = Duration::from_millis(50);

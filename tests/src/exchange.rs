@@ -1,4 +1,4 @@
-//! Checks on the daemon's exchange JSON lines (fields per README.md, "Exchange JSON lines").
+//! Checks on the daemon's exchange JSON lines (fields per docs/events.md, "Exchange JSON lines").
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

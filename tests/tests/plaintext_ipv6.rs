@@ -6,7 +6,7 @@
 //! connection, so both ends must report `[::1]:port` addresses.
 //! (2) A second server listens on `[::]` with `IPV6_V6ONLY` off and curl connects to
 //! `127.0.0.1`: the accepted socket's addresses are v4-mapped (`::ffff:127.0.0.1`), which
-//! the agent prints as plain IPv4 (README, "Exchange JSON lines").
+//! the agent prints as plain IPv4 (docs/events.md, "Exchange JSON lines").
 //!
 //! The agent captures only this test's three comms (both servers run as unique symlink
 //! names, curl too), so the exchanges and every counter are ours alone.
