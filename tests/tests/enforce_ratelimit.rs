@@ -189,6 +189,14 @@ fn allowlisted_clients_and_trusted_proxies_are_never_blocked() -> Result<()> {
         let p = probe(&topo.c2, &topo.url(false, "/index.html"), &[xff], WAIT)?;
         ensure!(p == Probe::Status(200), "proxied request {i}: {p:?}");
     }
+    // The agent judges an exchange once its response is complete, a moment after the client
+    // has it: wait until all 30 are through enforcement (which runs before they are counted).
+    agent.wait_metric(
+        "apiguard_http_requests_total",
+        &[("role", "server")],
+        |n| n >= 30.0,
+        Duration::from_secs(10),
+    )?;
 
     let events = agent.events()?;
     let exceeded: Vec<&Value> = events
