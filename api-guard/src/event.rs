@@ -209,7 +209,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        detect::{Kind, Severity},
+        detect::rules,
         exchange::{test_exchange, Role},
     };
 
@@ -222,13 +222,7 @@ mod tests {
         let mut ex = test_exchange(Role::Server, "192.0.2.7:40000", "/orders");
         ex.http.status = Some(200);
         let client = ex.client.clone().unwrap();
-        let finding = Finding {
-            kind: Kind::Sqli,
-            rule_id: "sqli.libinjection",
-            severity: Severity::Critical,
-            location: "query:id".into(),
-            evidence: "1' OR '1'='1".into(),
-        };
+        let finding = Finding::new(&rules::SQLI_LIBINJECTION, "query:id", "1' OR '1'='1");
         let detection = SecurityEvent::new(
             0,
             EventBody::Detection(Detection {
@@ -276,13 +270,7 @@ mod tests {
     fn samples() -> Vec<Value> {
         let ex = test_exchange(Role::Server, "192.0.2.7:40000", "/orders");
         let client = ex.client.clone().unwrap();
-        let finding = Finding {
-            kind: Kind::Sqli,
-            rule_id: "sqli.libinjection",
-            severity: Severity::Critical,
-            location: "query:id".into(),
-            evidence: "x".into(),
-        };
+        let finding = Finding::new(&rules::SQLI_LIBINJECTION, "query:id", "x");
         let context = || ExchangeContext::of(&ex, &client, 3);
         let enforcement = || Enforcement {
             client: Some(ClientView::of(&client)),
