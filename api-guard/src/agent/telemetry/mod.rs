@@ -235,4 +235,70 @@ mod tests {
             [("/lib/libssl.so.3".to_string(), 6)]
         );
     }
+
+    /// The typed methods produce exactly the series the README documents.
+    #[test]
+    fn typed_methods_write_the_documented_series() {
+        use crate::enforce::blocklist::{BlockReason, UnblockReason};
+        use enforce::{MapOp, Table};
+
+        let m = Metrics::new();
+        m.capture
+            .dropped(Stage::Userspace, DropReason::MalformedRecord);
+        m.http.connection_ignored(IgnoreReason::TlsUnhooked);
+        m.tls.file_skipped(SkipReason::RegistryFull);
+        m.set_kernel_stat(Stat::TlsNoFd, 3);
+        m.enforce.blocked(BlockReason::Detection);
+        m.enforce.unblocked(UnblockReason::Evicted);
+        m.enforce.would_block(BlockReason::Ratelimit);
+        m.enforce.evicted(Table::Limiter, 2);
+        m.enforce.map_error(MapOp::Unblock);
+        m.enforce.ratelimit_exceeded("login");
+        m.events.written(Output::File, 1);
+        m.events
+            .dropped(Output::Webhook, EventDrop::RetriesExhausted, 4);
+        m.events.webhook_request(WebhookResult::Retry);
+        m.events.rotation(Outcome::Error);
+        m.ops.reload(Outcome::Ok);
+        let text = m.render();
+        for line in [
+            r#"apiguard_capture_dropped_total{reason="malformed_record",stage="userspace"} 1"#,
+            r#"apiguard_http_connections_ignored_total{reason="tls_unhooked"} 1"#,
+            r#"apiguard_tls_files_skipped_total{reason="registry_full"} 1"#,
+            r#"apiguard_tls_calls_unattributed_total{reason="no_fd"} 3"#,
+            r#"apiguard_blocks_total{reason="detection"} 1"#,
+            r#"apiguard_unblocks_total{reason="evicted"} 1"#,
+            r#"apiguard_would_block_total{reason="ratelimit"} 1"#,
+            r#"apiguard_enforce_evictions_total{table="limiter"} 2"#,
+            r#"apiguard_enforce_errors_total{op="unblock"} 1"#,
+            r#"apiguard_ratelimit_exceeded_total{policy="login"} 1"#,
+            r#"apiguard_events_total{output="file"} 1"#,
+            r#"apiguard_events_dropped_total{output="webhook",reason="retries_exhausted"} 4"#,
+            r#"apiguard_webhook_requests_total{result="retry"} 1"#,
+            r#"apiguard_events_file_rotations_total{result="error"} 1"#,
+            r#"apiguard_config_reloads_total{result="ok"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+
+    /// `api-guard status` reads totals without adding series to /metrics.
+    #[test]
+    fn status_reads_do_not_create_series() {
+        let m = Metrics::new();
+        m.ops.reload(Outcome::Ok);
+        let before = m.render();
+        assert_eq!(m.ops.reloads(Outcome::Ok), 1);
+        assert_eq!(m.ops.reloads(Outcome::Error), 0);
+        assert_eq!(m.xdp.dropped_packets(), 0);
+        assert_eq!(m.http.exchanges_total(), 0);
+        assert_eq!(m.detect.findings_total(), 0);
+        assert_eq!(m.capture.dropped_total(None), 0);
+        assert_eq!(m.render(), before);
+        let mut totals = [0; api_guard_common::xdp::XDP_STAT_COUNT as usize];
+        totals[api_guard_common::xdp::XdpStat::DroppedCidr as usize] = 5;
+        totals[api_guard_common::xdp::XdpStat::Passed as usize] = 9;
+        m.xdp.set_stats(&totals);
+        assert_eq!(m.xdp.dropped_packets(), 5);
+    }
 }
