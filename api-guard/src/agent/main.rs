@@ -12,13 +12,13 @@ mod config;
 mod control;
 mod enforce;
 mod fsys;
-mod metrics;
 mod output;
 mod pipeline;
 mod probes;
 mod reload;
 mod server;
 mod status;
+mod telemetry;
 mod tls;
 
 // The kernel-free parts the agent wires together live in the library.
@@ -44,9 +44,9 @@ use crate::{
     capture::{kernel::KernelState, table::ConnTable},
     config::Config,
     enforce::Enforcer,
-    metrics::Metrics,
     output::{exchanges::Sink, lines::Destination},
     probes::Probes,
+    telemetry::Metrics,
     tls::{hooks::HookThread, TlsLibraries},
 };
 
@@ -702,7 +702,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         });
     }
 
-    metrics.set_ready(true);
+    metrics.ops.set_ready(true);
     info!(metrics = %args.metrics_addr, "api-guard running");
 
     let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())?;
@@ -710,7 +710,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => info!("SIGINT received, shutting down"),
         _ = sigterm.recv() => info!("SIGTERM received, shutting down"),
     }
-    metrics.set_ready(false);
+    metrics.ops.set_ready(false);
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     // The pipeline is done and its queues dropped: the analysis threads finish what is

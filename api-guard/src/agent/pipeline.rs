@@ -12,9 +12,9 @@ use crate::{
     capture::{reader::Batch, table::ConnTable},
     enforce::Enforcer,
     exchange::Exchange,
-    metrics::Metrics,
     output::exchanges::Sink,
     record,
+    telemetry::{DropReason, Metrics, Stage},
     tls::hooks::Notifier,
     wallclock::monotonic_now_ns,
 };
@@ -103,7 +103,9 @@ fn handle(
         Ok(event) => table.apply(event, out),
         Err(error) => {
             debug!(%error, "Undecodable capture record");
-            metrics.userspace_drop("malformed_record");
+            metrics
+                .capture
+                .dropped(Stage::Userspace, DropReason::MalformedRecord);
         }
     }
 }

@@ -30,8 +30,8 @@ use crate::{
     analysis::detect::{DetectSettings, DetectionQueue},
     config::Config,
     enforce::Enforcer,
-    metrics::Metrics,
     output::EventSink,
+    telemetry::{Metrics, Outcome},
 };
 
 /// How often the file is checked for changes.
@@ -92,14 +92,11 @@ impl Reloader {
     pub fn reload(&mut self, why: &str) {
         match self.try_reload() {
             Ok(changed) => {
-                self.metrics.config_reloads.with_label_values(&["ok"]).inc();
+                self.metrics.ops.reload(Outcome::Ok);
                 info!(file = %self.path.display(), why, changed = %changed.join(","), "Configuration reloaded");
             }
             Err(error) => {
-                self.metrics
-                    .config_reloads
-                    .with_label_values(&["error"])
-                    .inc();
+                self.metrics.ops.reload(Outcome::Error);
                 warn!(file = %self.path.display(), why, error = %format!("{error:#}"),
                     "Configuration reload rejected; the running configuration stays");
             }

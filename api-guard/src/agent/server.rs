@@ -10,7 +10,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::metrics::Metrics;
+use crate::telemetry::Metrics;
 
 const MAX_HEAD: usize = 8192;
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -67,7 +67,7 @@ async fn handle(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()>
             let body = metrics.render();
             respond(&mut stream, "200 OK", "text/plain; version=0.0.4", &body).await
         }
-        "/healthz" if metrics.is_ready() => {
+        "/healthz" if metrics.ops.is_ready() => {
             respond(&mut stream, "200 OK", "text/plain", "ok\n").await
         }
         "/healthz" => {

@@ -6,7 +6,12 @@ use std::{path::PathBuf, time::Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{config::EnforceMode, enforce::Enforcer, metrics::Metrics, probes::HookStatus};
+use crate::{
+    config::EnforceMode,
+    enforce::Enforcer,
+    probes::HookStatus,
+    telemetry::{Metrics, Outcome},
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
@@ -65,7 +70,6 @@ pub struct StatusSource {
 impl StatusSource {
     pub fn status(&self, enforcer: &Enforcer) -> Status {
         let m = &self.metrics;
-        let total = |name: &str, labels: &[(&str, &str)]| m.total(name, labels) as u64;
         Status {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
@@ -82,13 +86,11 @@ impl StatusSource {
                 })
                 .collect(),
             tls_libraries: m
-                .gauge_series("apiguard_tls_probes_attached")
+                .tls
+                .probes_attached()
                 .into_iter()
-                .filter(|(_, n)| *n > 0.0)
-                .map(|(path, n)| TlsLibrary {
-                    path,
-                    probes: n as u64,
-                })
+                .filter(|(_, n)| *n > 0)
+                .map(|(path, probes)| TlsLibrary { path, probes })
                 .collect(),
             xdp_interfaces: enforcer
                 .interfaces()
@@ -100,14 +102,14 @@ impl StatusSource {
                     adopted,
                 })
                 .collect(),
-            xdp_dropped_packets: total("apiguard_xdp_packets_total", &[("action", "drop")]),
+            xdp_dropped_packets: m.xdp.dropped_packets(),
             blocks: enforcer.list().len(),
-            exchanges: total("apiguard_http_requests_total", &[]),
-            capture_dropped: total("apiguard_capture_dropped_total", &[]),
-            detections: total("apiguard_detections_total", &[]),
-            api_endpoints: total("apiguard_api_endpoints", &[]),
-            config_reloads: total("apiguard_config_reloads_total", &[("result", "ok")]),
-            config_reload_errors: total("apiguard_config_reloads_total", &[("result", "error")]),
+            exchanges: m.http.exchanges_total(),
+            capture_dropped: m.capture.dropped_total(None),
+            detections: m.detect.findings_total(),
+            api_endpoints: m.discover.endpoints(),
+            config_reloads: m.ops.reloads(Outcome::Ok),
+            config_reload_errors: m.ops.reloads(Outcome::Error),
         }
     }
 }

@@ -23,8 +23,8 @@ use super::worker::{self, Analyzer, Worker};
 use crate::{
     enforce::{blocklist::BlockReason, target::Target, BlockRequest, EnforceError, Enforcer},
     exchange::Exchange,
-    metrics::Metrics,
     output::{EventBudget, EventSink},
+    telemetry::Metrics,
 };
 
 pub struct Detections {
@@ -61,7 +61,7 @@ impl Detections {
 
     /// Starts the detection thread (see [`worker`]).
     pub fn spawn(self, capacity: usize) -> std::io::Result<(DetectionQueue, JoinHandle<()>)> {
-        let skipped = self.metrics.detect_exchanges_skipped.clone();
+        let skipped = self.metrics.detect.queue_skips();
         worker::spawn(self, capacity, skipped)
     }
 }
@@ -102,18 +102,15 @@ impl Analyzer for Detections {
         let verdict = self.engine.inspect(&req, client, now);
         if verdict.inputs_skipped > 0 {
             self.metrics
-                .detect_inputs_skipped
-                .inc_by(verdict.inputs_skipped as u64);
+                .detect
+                .inputs_skipped(verdict.inputs_skipped as u64);
         }
         if verdict.findings.is_empty() {
             return;
         }
         let request = RequestView::of(ex);
         for finding in &verdict.findings {
-            self.metrics
-                .detections
-                .with_label_values(&[finding.kind.as_str(), finding.severity.as_str()])
-                .inc();
+            self.metrics.detect.finding(finding.kind, finding.severity);
         }
         self.report(now, client, ex, &verdict.findings);
         self.enforce(client, &request, &verdict.findings);
@@ -124,7 +121,7 @@ impl Detections {
     fn report(&mut self, now: u64, client: &ClientIdentity, ex: &Exchange, findings: &[Finding]) {
         for finding in findings {
             let Some(suppressed) = self.budget.admit(client.ip, now) else {
-                self.metrics.detection_events_suppressed.inc();
+                self.metrics.detect.event_suppressed();
                 continue;
             };
             let body = EventBody::Detection(Detection {

@@ -38,8 +38,8 @@ use super::worker::{self, Analyzer, Worker};
 use crate::{
     analysis::routes::RouteLabels,
     exchange::Exchange,
-    metrics::Metrics,
     output::{EventBudget, EventSink},
+    telemetry::{Metrics, Outcome},
     wallclock::unix_secs_from_monotonic,
 };
 
@@ -143,7 +143,7 @@ impl Discovery {
     /// Starts the discovery thread (see [`worker`]); it ends (writing a last snapshot) once
     /// the queue is dropped and drained.
     pub fn spawn(mut self, capacity: usize) -> std::io::Result<(DiscoveryQueue, JoinHandle<()>)> {
-        let skipped = self.metrics.discover_exchanges_skipped.clone();
+        let skipped = self.metrics.discover.queue_skips();
         self.next_snapshot = Instant::now() + self.snapshot_every;
         worker::spawn(self, capacity, skipped)
     }
@@ -205,7 +205,7 @@ impl Analyzer for Discovery {
             inv.observe(&observation);
             inv.len()
         };
-        self.metrics.api_endpoints.set(endpoints as i64);
+        self.metrics.discover.set_endpoints(endpoints);
 
         let Some(spec) = self.shared.spec.clone() else {
             return;
@@ -222,13 +222,10 @@ impl Analyzer for Discovery {
 impl Discovery {
     fn report(&mut self, v: &Violation, client: &ClientIdentity, ex: &Exchange) {
         let kind = v.kind.as_str();
-        self.metrics
-            .spec_violations
-            .with_label_values(&[kind])
-            .inc();
+        self.metrics.discover.violation(v.kind);
         let now = ex.http.request_start_ns;
         let Some(suppressed) = self.budget.admit(client.ip, now) else {
-            self.metrics.spec_violation_events_suppressed.inc();
+            self.metrics.discover.violation_event_suppressed();
             return;
         };
         let body = EventBody::SpecViolation(SpecViolation {
@@ -244,7 +241,7 @@ impl Discovery {
 
     fn update_gauges(&mut self) {
         let inv = self.shared.lock();
-        self.metrics.api_endpoints.set(inv.len() as i64);
+        self.metrics.discover.set_endpoints(inv.len());
         let Some(spec) = &self.shared.spec else {
             return;
         };
@@ -259,7 +256,7 @@ impl Discovery {
             .filter(|e| in_scope(&self.shared.spec_hosts, &e.host))
             .filter(|e| !spec.is_documented(&e.method, &e.template))
             .count();
-        self.metrics.api_shadow_endpoints.set(shadow as i64);
+        self.metrics.discover.set_shadow_endpoints(shadow);
     }
 
     fn snapshot(&self) {
@@ -269,17 +266,10 @@ impl Discovery {
         // Serialised under the lock, written after it: the file write may be slow.
         let saved = persist::save(&self.shared.lock(), dir);
         match saved {
-            Ok(_) => self
-                .metrics
-                .inventory_snapshots
-                .with_label_values(&["ok"])
-                .inc(),
+            Ok(_) => self.metrics.discover.snapshot(Outcome::Ok),
             Err(error) => {
                 warn!(%error, "Writing the inventory snapshot failed");
-                self.metrics
-                    .inventory_snapshots
-                    .with_label_values(&["error"])
-                    .inc();
+                self.metrics.discover.snapshot(Outcome::Error);
             }
         }
     }
@@ -331,7 +321,7 @@ pub type DiscoveryQueue = Worker<Infallible>;
 
 #[cfg(test)]
 mod tests {
-    use api_guard::discover::config::DiscoverConfig;
+    use api_guard::discover::{config::DiscoverConfig, spec::ViolationKind};
 
     use super::*;
     use crate::exchange::{test_exchange, Role};
@@ -417,15 +407,15 @@ paths:
         assert_eq!(e["request"]["path"], "/orders");
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
         for kind in [
-            "wrong_param_type",
-            "missing_required_param",
-            "unknown_endpoint",
+            ViolationKind::WrongParamType,
+            ViolationKind::MissingRequiredParam,
+            ViolationKind::UnknownEndpoint,
         ] {
-            assert_eq!(metrics.spec_violations.with_label_values(&[kind]).get(), 1);
+            assert_eq!(metrics.discover.violations(kind), 1);
         }
         d.update_gauges();
-        assert_eq!(metrics.api_endpoints.get(), 2);
-        assert_eq!(metrics.api_shadow_endpoints.get(), 1);
+        assert_eq!(metrics.discover.endpoints(), 2);
+        assert_eq!(metrics.discover.shadow_endpoints(), 1);
         let cmp = d.shared().comparison().unwrap();
         assert_eq!(cmp.shadow.len(), 1);
         assert_eq!(cmp.shadow[0].template, "/admin/dump");
@@ -439,12 +429,9 @@ paths:
         }
         assert_eq!(events(&buf).len(), 3);
         assert_eq!(
-            metrics
-                .spec_violations
-                .with_label_values(&["unknown_endpoint"])
-                .get(),
+            metrics.discover.violations(ViolationKind::UnknownEndpoint),
             10
         );
-        assert_eq!(metrics.spec_violation_events_suppressed.get(), 7);
+        assert_eq!(metrics.discover.violation_events_suppressed(), 7);
     }
 }

@@ -13,10 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use prometheus::IntCounter;
 use tracing::warn;
 
-use crate::exchange::Exchange;
+use crate::{exchange::Exchange, telemetry::QueueSkips};
 
 /// An analysis stage, run by [`spawn`] on its own thread.
 pub trait Analyzer: Send + 'static {
@@ -45,7 +44,7 @@ enum Work<C> {
 /// The parsing task's end of an analysis thread's queue (the reloader may hold a clone).
 pub struct Worker<C> {
     tx: SyncSender<Work<C>>,
-    skipped: IntCounter,
+    skipped: QueueSkips,
     name: &'static str,
     server_side_only: bool,
 }
@@ -67,7 +66,7 @@ impl<C> Clone for Worker<C> {
 pub fn spawn<A: Analyzer>(
     mut analyzer: A,
     capacity: usize,
-    skipped: IntCounter,
+    skipped: QueueSkips,
 ) -> std::io::Result<(Worker<A::Control>, JoinHandle<()>)> {
     let (tx, rx) = mpsc::sync_channel::<Work<A::Control>>(capacity);
     let thread = std::thread::Builder::new()
@@ -171,7 +170,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (open, gate) = mpsc::channel();
         let (entered, in_observe) = mpsc::channel();
-        let skipped = IntCounter::new("skipped", "skipped").unwrap();
+        let skipped = QueueSkips::detached();
         let probe = Probe {
             seen: seen.clone(),
             entered,

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::table::Untrack;
-use crate::metrics::Metrics;
+use crate::telemetry::Metrics;
 
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 const SWEEP_EVERY_TICKS: u32 = 10;

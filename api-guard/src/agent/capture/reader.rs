@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::Metrics;
+use crate::telemetry::Metrics;
 
 /// Longest a record waits in the ring buffer when no wakeup was forced.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
@@ -62,7 +62,7 @@ async fn drain(ring: &mut RingBuf<MapData>, tx: &mpsc::Sender<Batch>, metrics: &
         if batch.is_empty() {
             return;
         }
-        metrics.capture_events.inc_by(batch.len() as u64);
+        metrics.capture.read(batch.len() as u64);
         let more = batch.len() == BATCH;
         if tx.send(batch).await.is_err() {
             return; // the parser is gone: shutting down

@@ -20,8 +20,8 @@ use crate::tls::TlsLibraries;
 use crate::{
     exchange::{ConnMeta, Exchange, Role},
     http::{ConnState, HttpConnection, HttpExchange, HttpLimits, Stream},
-    metrics::Metrics,
     record::{CloseEvent, ConnRef, DataEvent, Event, OpenEvent},
+    telemetry::{DropReason, IgnoreReason, Metrics, Stage},
 };
 
 /// A request to stop capturing a connection in the kernel (removed only if the id matches).
@@ -90,12 +90,12 @@ fn stream(role: Role, dir: u8) -> Option<Stream> {
     }
 }
 
-fn ignore_reason(state: ConnState) -> Option<&'static str> {
+fn ignore_reason(state: ConnState) -> Option<IgnoreReason> {
     match state {
         ConnState::Detecting | ConnState::Http => None,
-        ConnState::NotHttp => Some("not_http"),
-        ConnState::Upgraded => Some("upgraded"),
-        ConnState::Failed => Some("failed"),
+        ConnState::NotHttp => Some(IgnoreReason::NotHttp),
+        ConnState::Upgraded => Some(IgnoreReason::Upgraded),
+        ConnState::Failed => Some(IgnoreReason::Failed),
     }
 }
 
@@ -147,7 +147,7 @@ impl ConnTable {
             self.finish(old, e.ts_ns, out);
         }
         if self.conns.len() >= self.max_connections {
-            self.metrics.userspace_drop("conn_table_full");
+            self.userspace_drop(DropReason::ConnTableFull);
             return;
         }
         let (mut local, mut peer) = (e.local, e.peer);
@@ -191,13 +191,13 @@ impl ConnTable {
     fn data(&mut self, e: DataEvent, out: &mut Vec<Exchange>) {
         let Some(conn) = self.lookup(e.conn) else {
             if !self.ignored.contains(&e.conn.conn_id) {
-                self.metrics.userspace_drop("unknown_conn");
+                self.userspace_drop(DropReason::UnknownConn);
             }
             return;
         };
         conn.last_ts_ns = e.ts_ns;
         let Some(stream) = stream(conn.meta.role, e.dir) else {
-            self.metrics.userspace_drop("bad_direction");
+            self.userspace_drop(DropReason::BadDirection);
             return;
         };
         match (conn.transport, e.tls_library) {
@@ -239,7 +239,7 @@ impl ConnTable {
         };
         *bytes += e.gap_before + e.payload.len() as u64 + e.gap_after;
         if *bytes > CIPHERTEXT_BUDGET {
-            self.ignore(e.conn, "tls_unhooked");
+            self.ignore(e.conn, IgnoreReason::TlsUnhooked);
         }
     }
 
@@ -259,10 +259,7 @@ impl ConnTable {
         conn.meta = Arc::new(meta);
         conn.http = HttpConnection::new(self.limits);
         account(&self.metrics, conn, &mut self.buffered_total);
-        self.metrics
-            .tls_connections
-            .with_label_values(&[&name])
-            .inc();
+        self.metrics.tls.connection(&name);
     }
 
     fn close(&mut self, e: CloseEvent, out: &mut Vec<Exchange>) {
@@ -314,14 +311,11 @@ impl ConnTable {
     }
 
     /// Stops parsing a connection and asks the kernel side to stop copying its payload.
-    fn ignore(&mut self, id: ConnRef, reason: &'static str) {
+    fn ignore(&mut self, id: ConnRef, reason: IgnoreReason) {
         if let Some(conn) = self.conns.remove(&(id.tgid, id.fd)) {
             self.buffered_total = self.buffered_total.saturating_sub(conn.buffered);
         }
-        self.metrics
-            .http_connections_ignored
-            .with_label_values(&[reason])
-            .inc();
+        self.metrics.http.connection_ignored(reason);
         self.remember_ignored(id.conn_id);
         // Best effort: if the queue is full the kernel just keeps copying for a while.
         let _ = self
@@ -377,11 +371,13 @@ impl ConnTable {
 
     fn export_gauges(&self) {
         self.metrics
-            .connections_tracked
-            .set(self.conns.len() as i64);
-        self.metrics
-            .http_buffered_bytes
-            .set(self.buffered_total as i64);
+            .capture
+            .set_connections_tracked(self.conns.len());
+        self.metrics.http.set_buffered_bytes(self.buffered_total);
+    }
+
+    fn userspace_drop(&self, reason: DropReason) {
+        self.metrics.capture.dropped(Stage::Userspace, reason);
     }
 
     /// Finishes every connection (shutdown).
@@ -407,13 +403,13 @@ fn account(metrics: &Metrics, conn: &mut Conn, buffered_total: &mut usize) {
     let http = &conn.http;
     let errors = http.parse_errors();
     metrics
-        .http_parse_errors
-        .inc_by(errors.saturating_sub(conn.seen_errors));
+        .http
+        .parse_errors(errors.saturating_sub(conn.seen_errors));
     conn.seen_errors = errors;
     let lost = http.lost_exchanges();
     metrics
-        .http_exchanges_lost
-        .inc_by(lost.saturating_sub(conn.seen_lost));
+        .http
+        .exchanges_lost(lost.saturating_sub(conn.seen_lost));
     conn.seen_lost = lost;
     let buffered = http.buffered_bytes();
     *buffered_total = buffered_total

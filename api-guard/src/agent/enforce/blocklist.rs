@@ -51,6 +51,30 @@ impl BlockReason {
     }
 }
 
+/// Why a block was lifted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnblockReason {
+    /// Its time ran out.
+    Expired,
+    /// `api-guard unblock` through the control socket.
+    Manual,
+    /// Pushed out of a full blocklist by a newer block.
+    Evicted,
+    /// Dropped from `enforce.deny` by a reload.
+    Config,
+}
+
+impl UnblockReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnblockReason::Expired => "expired",
+            UnblockReason::Manual => "manual",
+            UnblockReason::Evicted => "evicted",
+            UnblockReason::Config => "config",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Block {
     pub target: Target,

@@ -29,13 +29,16 @@ use tracing::{info, warn};
 use crate::{
     config::{EnforceConfig, EnforceMode},
     exchange::Exchange,
-    metrics::Metrics,
     output::EventSink,
+    telemetry::{
+        enforce::{MapOp, Table},
+        Metrics,
+    },
     wallclock::{monotonic_now_ns, rfc3339_from_monotonic},
 };
 use api_guard::event::{ClientView, Enforcement, EventBody, RequestView, SecurityEvent};
 use api_guard::identity::ClientIdentity;
-use blocklist::{Block, BlockReason, Blocklist, Inserted};
+use blocklist::{Block, BlockReason, Blocklist, Inserted, UnblockReason};
 use policy::{Breach, Policies, PolicyAction, Request};
 use target::{NetSet, Target};
 
@@ -153,8 +156,8 @@ impl Enforcer {
         let now = monotonic_now_ns();
         adopt(&mut state, now, &config.deny);
         add_denied(&mut state, now, &config.deny)?;
-        metrics.xdp_interfaces.set(attached.len() as i64);
-        metrics.blocked_clients.set(state.blocklist.len() as i64);
+        metrics.xdp.set_interfaces(attached.len());
+        metrics.enforce.set_blocked_clients(state.blocklist.len());
         Ok(Arc::new(Self {
             state: Mutex::new(state),
             attached: Mutex::new(attached),
@@ -201,10 +204,7 @@ impl Enforcer {
         client: &ClientIdentity,
         request: &RequestView,
     ) {
-        self.metrics
-            .ratelimit_exceeded
-            .with_label_values(&[&breach.policy])
-            .inc();
+        self.metrics.enforce.ratelimit_exceeded(&breach.policy);
         let report = |note: Option<&'static str>| {
             let e = Enforcement {
                 target: client.ip.map(|ip| ip.to_string()),
@@ -311,10 +311,7 @@ impl Enforcer {
         if automatic && s.mode == EnforceMode::DryRun {
             state.would_block.expire(now);
             if let Inserted::New { .. } = state.would_block.insert(block.clone()) {
-                self.metrics
-                    .would_block
-                    .with_label_values(&[block.reason.as_str()])
-                    .inc();
+                self.metrics.enforce.would_block(block.reason);
                 event(true);
                 return Ok(BlockOutcome::WouldBlock);
             }
@@ -335,27 +332,18 @@ impl Enforcer {
             }
             Inserted::New { evicted } => {
                 if let Some(old) = evicted {
-                    self.metrics
-                        .enforce_evictions
-                        .with_label_values(&["blocklist"])
-                        .inc();
-                    self.lifted(state, now, &old, "evicted");
+                    self.metrics.enforce.evicted(Table::Blocklist, 1);
+                    self.lifted(state, now, &old, UnblockReason::Evicted);
                 }
                 if let Err(e) = state.maps.put(&block.target, kernel_entry(&block)) {
                     state.blocklist.remove(&block.target);
-                    self.metrics
-                        .enforce_errors
-                        .with_label_values(&["block"])
-                        .inc();
+                    self.metrics.enforce.map_error(MapOp::Block);
                     return Err(e.into());
                 }
+                self.metrics.enforce.blocked(block.reason);
                 self.metrics
-                    .blocks
-                    .with_label_values(&[block.reason.as_str()])
-                    .inc();
-                self.metrics
-                    .blocked_clients
-                    .set(state.blocklist.len() as i64);
+                    .enforce
+                    .set_blocked_clients(state.blocklist.len());
                 info!(target = %block.target, reason = block.reason.as_str(), policy = block.policy.as_deref(), "Blocked");
                 event(false);
                 Ok(BlockOutcome::Blocked)
@@ -374,26 +362,28 @@ impl Enforcer {
             Some(_) => {}
         }
         if let Some(block) = state.blocklist.remove(target) {
-            self.lifted(&mut state, monotonic_now_ns(), &block, "manual");
+            self.lifted(
+                &mut state,
+                monotonic_now_ns(),
+                &block,
+                UnblockReason::Manual,
+            );
         }
         Ok(())
     }
 
     /// Removes `block`'s kernel entry and reports it.
-    fn lifted(&self, state: &mut State, now: u64, block: &Block, why: &'static str) {
+    fn lifted(&self, state: &mut State, now: u64, block: &Block, why: UnblockReason) {
         if let Err(error) = state.maps.delete(&block.target) {
-            self.metrics
-                .enforce_errors
-                .with_label_values(&["unblock"])
-                .inc();
+            self.metrics.enforce.map_error(MapOp::Unblock);
             warn!(%error, target = %block.target, "Removing a block from the kernel failed");
         }
-        self.metrics.unblocks.with_label_values(&[why]).inc();
+        self.metrics.enforce.unblocked(why);
         self.metrics
-            .blocked_clients
-            .set(state.blocklist.len() as i64);
-        info!(target = %block.target, why, "Unblocked");
-        let e = event::about(block, why);
+            .enforce
+            .set_blocked_clients(state.blocklist.len());
+        info!(target = %block.target, why = why.as_str(), "Unblocked");
+        let e = event::about(block, why.as_str());
         self.events
             .emit(&SecurityEvent::new(now, EventBody::Unblock(e)));
     }
@@ -449,7 +439,7 @@ impl Enforcer {
                 .is_some_and(|b| b.reason == BlockReason::Config);
             if configured {
                 if let Some(block) = state.blocklist.remove(&target) {
-                    self.lifted(&mut state, now, &block, "config");
+                    self.lifted(&mut state, now, &block, UnblockReason::Config);
                 }
             }
         }
@@ -459,8 +449,8 @@ impl Enforcer {
         state.limiter_evictions = vec![0; config.policies.len()];
         state.settings = Settings::of(config, trusted_proxies);
         self.metrics
-            .blocked_clients
-            .set(state.blocklist.len() as i64);
+            .enforce
+            .set_blocked_clients(state.blocklist.len());
         Ok(())
     }
 
@@ -494,21 +484,17 @@ impl Enforcer {
         let mut state = self.lock();
         let now = monotonic_now_ns();
         for block in state.blocklist.expire(now) {
-            self.lifted(&mut state, now, &block, "expired");
+            self.lifted(&mut state, now, &block, UnblockReason::Expired);
         }
         state.would_block.expire(now);
-        self.metrics.set_xdp_stats(&state.maps.stat_totals());
+        self.metrics.xdp.set_stats(&state.maps.stat_totals());
         let stats = state.policies.stats();
         for (i, (policy, keys, evictions)) in stats.into_iter().enumerate() {
-            self.metrics
-                .ratelimit_keys
-                .with_label_values(&[&policy])
-                .set(keys as i64);
+            self.metrics.enforce.set_ratelimit_keys(&policy, keys);
             if let Some(last) = state.limiter_evictions.get_mut(i) {
                 self.metrics
-                    .enforce_evictions
-                    .with_label_values(&["limiter"])
-                    .inc_by(evictions.saturating_sub(*last));
+                    .enforce
+                    .evicted(Table::Limiter, evictions.saturating_sub(*last));
                 *last = evictions;
             }
         }

@@ -122,12 +122,9 @@ fn full_blocklist_evicts_the_soonest_ending_and_says_so() {
     ];
     assert_eq!(kinds, want.map(|(a, b)| (a.to_string(), b.to_string())));
     let m = &f.metrics;
-    assert_eq!(
-        m.enforce_evictions.with_label_values(&["blocklist"]).get(),
-        1
-    );
-    assert_eq!(m.unblocks.with_label_values(&["evicted"]).get(), 1);
-    assert_eq!(m.blocked_clients.get(), 2);
+    assert_eq!(m.enforce.evictions(Table::Blocklist), 1);
+    assert_eq!(m.enforce.unblocks(UnblockReason::Evicted), 1);
+    assert_eq!(m.enforce.blocked_clients(), 2);
 }
 
 #[test]
@@ -152,7 +149,7 @@ fn a_second_block_extends_to_the_later_end() {
     let later = f.kernel("2001:db8::7").unwrap().expires_ns;
     assert!(later >= first + 899 * 1_000_000_000, "{first} -> {later}");
     assert_eq!(e.list().len(), 1);
-    assert_eq!(f.metrics.blocks.with_label_values(&["manual"]).get(), 1);
+    assert_eq!(f.metrics.enforce.blocks(BlockReason::Manual), 1);
 }
 
 #[test]
@@ -233,10 +230,7 @@ fn policies_block_server_clients_and_ignore_client_roles() {
     assert_eq!(b["request"]["path"], "/b");
     assert_eq!(b["request"]["comm"], "srv");
     assert!(f.kernel("203.0.113.9").is_some());
-    assert_eq!(
-        f.metrics.ratelimit_exceeded.with_label_values(&["p"]).get(),
-        1
-    );
+    assert_eq!(f.metrics.enforce.ratelimit_exceeded_count("p"), 1);
     // Already blocked: more breaches extend, no new event.
     e.observe(&test_exchange(Role::Server, "203.0.113.9:5002", "/c"));
     assert_eq!(f.events().len(), 1);

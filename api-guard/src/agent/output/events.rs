@@ -20,7 +20,7 @@ use super::{
     webhook::{self, Webhook},
     EventsConfig,
 };
-use crate::metrics::Metrics;
+use crate::telemetry::{EventDrop, Metrics, Outcome};
 use api_guard::{event::SecurityEvent, node::node_name};
 
 /// The event as one JSON object (no newline), with `"node"` added when known.
@@ -81,7 +81,7 @@ impl EventSink {
         timing: webhook::Timing,
     ) -> anyhow::Result<Self> {
         config.validate()?;
-        metrics.events.with_label_values(&[output.label()]);
+        metrics.events.expect(output.label());
         let hook = config
             .webhook
             .as_ref()
@@ -136,17 +136,15 @@ impl EventSink {
         let label = output.label();
         let (result, rotation) = output.write_line(line);
         if rotation.rotated {
-            m.events_file_rotations.with_label_values(&["ok"]).inc();
+            m.events.rotation(Outcome::Ok);
         }
         if rotation.failed {
-            m.events_file_rotations.with_label_values(&["error"]).inc();
+            m.events.rotation(Outcome::Error);
         }
         match result {
-            Ok(()) => m.events.with_label_values(&[label]).inc(),
+            Ok(()) => m.events.written(label, 1),
             Err(error) => {
-                m.events_dropped
-                    .with_label_values(&[label, "write_error"])
-                    .inc();
+                m.events.dropped(label, EventDrop::WriteError, 1);
                 warn!(%error, "Writing a security event failed");
             }
         }
@@ -320,8 +318,8 @@ mod tests {
         let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 10);
         let m = &sink.0.metrics;
-        assert_eq!(m.events.with_label_values(&["stdout"]).get(), 10);
-        assert_eq!(m.events.with_label_values(&["webhook"]).get(), 9);
+        assert_eq!(m.events.written_count(crate::telemetry::Output::Stdout), 10);
+        assert_eq!(m.events.written_count(crate::telemetry::Output::Webhook), 9);
     }
 
     #[test]

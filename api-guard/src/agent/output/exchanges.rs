@@ -4,7 +4,7 @@
 use std::io;
 
 use super::lines::{Destination, LineWriter};
-use crate::{exchange::Exchange, http::method_label, metrics::Metrics};
+use crate::{exchange::Exchange, telemetry::Metrics};
 
 pub struct Sink {
     metrics: Metrics,
@@ -31,29 +31,7 @@ impl Sink {
     }
 
     fn observe(&self, e: &Exchange) {
-        let role = e.conn.role.as_str();
-        let method = method_label(&e.http.method);
-        let status = e
-            .http
-            .status
-            .map_or_else(|| "none".to_string(), |s| s.to_string());
-        let tls = if e.conn.tls() { "true" } else { "false" };
-        let route = e.route.as_deref().unwrap_or("");
-        let m = &self.metrics;
-        m.http_requests
-            .with_label_values(&[role, method, route, &status, tls])
-            .inc();
-        if let Some(ns) = e.duration_ns() {
-            m.http_duration
-                .with_label_values(&[role, method, route, tls])
-                .observe(ns as f64 / 1e9);
-        }
-        m.http_request_bytes
-            .with_label_values(&[role])
-            .inc_by(e.http.request_header_bytes + e.http.request_body_bytes);
-        m.http_response_bytes
-            .with_label_values(&[role])
-            .inc_by(e.http.response_header_bytes + e.http.response_body_bytes);
+        self.metrics.http.exchange(e);
     }
 
     pub fn flush(&mut self) -> io::Result<()> {

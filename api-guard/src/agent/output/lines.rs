@@ -10,6 +10,7 @@ use std::{
 };
 
 use super::file::{RotatingFile, Rotation};
+use crate::telemetry::Output;
 
 /// `--exchanges` / `--events` target: `-` is stdout, anything else a file path.
 #[derive(Debug, Clone)]
@@ -80,10 +81,10 @@ impl LineWriter {
     }
 
     /// `stdout` or `file` (the metrics' `output` label).
-    pub fn label(&self) -> &'static str {
+    pub fn label(&self) -> Output {
         match self.target {
-            Target::File(_) => "file",
-            _ => "stdout",
+            Target::File(_) => Output::File,
+            _ => Output::Stdout,
         }
     }
 
@@ -180,7 +181,7 @@ mod tests {
         std::fs::write(&path, "old\n").unwrap();
         let dest: Destination = path.to_str().unwrap().parse().unwrap();
         let mut w = LineWriter::open(&dest, (0, 0), true).unwrap();
-        assert_eq!(w.label(), "file");
+        assert_eq!(w.label().as_str(), "file");
         w.write_line(b"new\n").0.unwrap();
         w.flush().0.unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\nnew\n");

@@ -17,7 +17,7 @@ use std::{
 use tracing::{debug, warn};
 
 use super::config::{Token, WebhookConfig};
-use crate::metrics::Metrics;
+use crate::telemetry::{EventDrop, Metrics, Output, WebhookResult};
 use api_guard::config::Invalid;
 
 /// Backoff and shutdown timing (fixed in the daemon, shorter in tests).
@@ -163,10 +163,7 @@ impl Webhook {
             .new_agent();
         let (tx, rx) = sync_channel(config.queue_capacity);
         let closing = Arc::new(Closing::default());
-        for result in ["ok", "retry", "error"] {
-            metrics.webhook_requests.with_label_values(&[result]);
-        }
-        metrics.events.with_label_values(&["webhook"]);
+        metrics.events.expect_webhook();
         let worker = Worker {
             rx,
             closing: closing.clone(),
@@ -219,20 +216,17 @@ impl Webhook {
         let Some(tx) = &self.tx else { return };
         match tx.try_send(event) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.dropped("queue_full", 1),
+            Err(TrySendError::Full(_)) => self.dropped(EventDrop::QueueFull, 1),
             Err(TrySendError::Disconnected(_)) => {
                 // Only if the worker died; counted like a full queue.
                 warn!("The webhook thread is gone; event dropped");
-                self.dropped("queue_full", 1);
+                self.dropped(EventDrop::QueueFull, 1);
             }
         }
     }
 
-    fn dropped(&self, reason: &str, n: u64) {
-        self.metrics
-            .events_dropped
-            .with_label_values(&["webhook", reason])
-            .inc_by(n);
+    fn dropped(&self, reason: EventDrop, n: u64) {
+        self.metrics.events.dropped(Output::Webhook, reason, n);
     }
 
     /// Stops taking events; the worker delivers what is queued for at most the drain time and
@@ -272,25 +266,19 @@ impl Worker {
             if !self.deliver(&batch) {
                 // Closed and out of time: the sender is gone, so this count is final.
                 let rest = batch.len() as u64 + self.rx.try_iter().count() as u64;
-                self.dropped("shutdown", rest);
+                self.dropped(EventDrop::Shutdown, rest);
                 warn!(target = %self.target, events = rest, "Webhook closed before these events were delivered");
                 return;
             }
         }
     }
 
-    fn dropped(&self, reason: &str, n: u64) {
-        self.metrics
-            .events_dropped
-            .with_label_values(&["webhook", reason])
-            .inc_by(n);
+    fn dropped(&self, reason: EventDrop, n: u64) {
+        self.metrics.events.dropped(Output::Webhook, reason, n);
     }
 
-    fn request(&self, result: &str) {
-        self.metrics
-            .webhook_requests
-            .with_label_values(&[result])
-            .inc();
+    fn request(&self, result: WebhookResult) {
+        self.metrics.events.webhook_request(result);
     }
 
     /// Delivers one batch, retrying as configured; `false` when the close deadline passed
@@ -318,28 +306,25 @@ impl Worker {
             }
             match self.post(&body, timeout) {
                 Outcome::Delivered => {
-                    self.request("ok");
-                    self.metrics
-                        .events
-                        .with_label_values(&["webhook"])
-                        .inc_by(n);
+                    self.request(WebhookResult::Ok);
+                    self.metrics.events.written(Output::Webhook, n);
                     return true;
                 }
                 Outcome::Rejected(status) => {
-                    self.request("error");
-                    self.dropped("rejected", n);
+                    self.request(WebhookResult::Error);
+                    self.dropped(EventDrop::Rejected, n);
                     warn!(target = %self.target, status, events = n, "The webhook rejected events");
                     return true;
                 }
                 Outcome::Retry { why, retry_after } => {
                     if retries >= self.max_retries {
-                        self.request("error");
-                        self.dropped("retries_exhausted", n);
+                        self.request(WebhookResult::Error);
+                        self.dropped(EventDrop::RetriesExhausted, n);
                         warn!(target = %self.target, error = %why, attempts = retries + 1, events = n,
                             "Webhook delivery failed; events dropped");
                         return true;
                     }
-                    self.request("retry");
+                    self.request(WebhookResult::Retry);
                     retries += 1;
                     let delay = match retry_after {
                         Some(d) => d.min(self.timing.backoff_cap),
@@ -547,15 +532,6 @@ pub(super) mod tests {
         format!("{{\"type\":\"test\",\"n\":{i}}}").into_bytes()
     }
 
-    fn count(m: &Metrics, labels: &[&str]) -> u64 {
-        match labels {
-            [output] => m.events.with_label_values(&[output]).get(),
-            ["requests", result] => m.webhook_requests.with_label_values(&[result]).get(),
-            [output, reason] => m.events_dropped.with_label_values(&[output, reason]).get(),
-            _ => unreachable!(),
-        }
-    }
-
     /// Queues `n` events before the worker runs, so batches are deterministic.
     fn queued(config: &WebhookConfig, n: usize, timing: Timing) -> (Webhook, Metrics) {
         let metrics = Metrics::new();
@@ -590,9 +566,9 @@ pub(super) mod tests {
         );
         assert!(!got[0].head.contains("authorization"));
         hook.close().unwrap().join().unwrap();
-        assert_eq!(count(&m, &["webhook"]), 250);
-        assert_eq!(count(&m, &["requests", "ok"]), 3);
-        assert_eq!(count(&m, &["requests", "retry"]), 0);
+        assert_eq!(m.events.written_count(Output::Webhook), 250);
+        assert_eq!(m.events.webhook_requests(WebhookResult::Ok), 3);
+        assert_eq!(m.events.webhook_requests(WebhookResult::Retry), 0);
         // The URL's path and query (which may hold secrets) are not shown.
         assert!(!format!("{hook_dbg:?}", hook_dbg = redacted(&server.url)).contains("secret"));
     }
@@ -606,9 +582,9 @@ pub(super) mod tests {
         assert_eq!(server.received().len(), 3, "exactly three attempts");
         assert!(got.iter().all(|r| r.body == got[0].body));
         assert_eq!(got[0].events().len(), 3);
-        assert_eq!(count(&m, &["requests", "retry"]), 2);
-        assert_eq!(count(&m, &["requests", "ok"]), 1);
-        assert_eq!(count(&m, &["webhook"]), 3);
+        assert_eq!(m.events.webhook_requests(WebhookResult::Retry), 2);
+        assert_eq!(m.events.webhook_requests(WebhookResult::Ok), 1);
+        assert_eq!(m.events.written_count(Output::Webhook), 3);
         // Backoff: at least half of 20 ms, then of 40 ms.
         assert!(got[1].at - got[0].at >= Duration::from_millis(10));
         assert!(got[2].at - got[1].at >= Duration::from_millis(20));
@@ -621,9 +597,12 @@ pub(super) mod tests {
         server.wait_for(1);
         hook.close().unwrap().join().unwrap();
         assert_eq!(server.received().len(), 1, "a 400 is not retried");
-        assert_eq!(count(&m, &["webhook", "rejected"]), 4);
-        assert_eq!(count(&m, &["requests", "error"]), 1);
-        assert_eq!(count(&m, &["webhook"]), 0);
+        assert_eq!(
+            m.events.dropped_count(Output::Webhook, EventDrop::Rejected),
+            4
+        );
+        assert_eq!(m.events.webhook_requests(WebhookResult::Error), 1);
+        assert_eq!(m.events.written_count(Output::Webhook), 0);
 
         let server = Server::start(vec![(500, ""); 10]);
         let mut c = config(&server.url);
@@ -632,9 +611,13 @@ pub(super) mod tests {
         server.wait_for(3);
         hook.close().unwrap().join().unwrap();
         assert_eq!(server.received().len(), 3, "first attempt + 2 retries");
-        assert_eq!(count(&m, &["webhook", "retries_exhausted"]), 2);
-        assert_eq!(count(&m, &["requests", "retry"]), 2);
-        assert_eq!(count(&m, &["requests", "error"]), 1);
+        assert_eq!(
+            m.events
+                .dropped_count(Output::Webhook, EventDrop::RetriesExhausted),
+            2
+        );
+        assert_eq!(m.events.webhook_requests(WebhookResult::Retry), 2);
+        assert_eq!(m.events.webhook_requests(WebhookResult::Error), 1);
     }
 
     #[test]
@@ -649,9 +632,13 @@ pub(super) mod tests {
         c.max_retries = 1;
         let (hook, m) = queued(&c, 5, FAST);
         hook.close().unwrap().join().unwrap();
-        assert_eq!(count(&m, &["requests", "retry"]), 1);
-        assert_eq!(count(&m, &["requests", "error"]), 1);
-        assert_eq!(count(&m, &["webhook", "retries_exhausted"]), 5);
+        assert_eq!(m.events.webhook_requests(WebhookResult::Retry), 1);
+        assert_eq!(m.events.webhook_requests(WebhookResult::Error), 1);
+        assert_eq!(
+            m.events
+                .dropped_count(Output::Webhook, EventDrop::RetriesExhausted),
+            5
+        );
     }
 
     #[test]
@@ -660,11 +647,15 @@ pub(super) mod tests {
         let mut c = config(&server.url);
         c.queue_capacity = 5;
         let (hook, m) = queued(&c, 8, FAST);
-        assert_eq!(count(&m, &["webhook", "queue_full"]), 3);
+        assert_eq!(
+            m.events
+                .dropped_count(Output::Webhook, EventDrop::QueueFull),
+            3
+        );
         let got = server.wait_for(1);
         hook.close().unwrap().join().unwrap();
         assert_eq!(got[0].events().len(), 5);
-        assert_eq!(count(&m, &["webhook"]), 5);
+        assert_eq!(m.events.written_count(Output::Webhook), 5);
     }
 
     #[test]
@@ -686,7 +677,7 @@ pub(super) mod tests {
         );
         // 3600 s is capped at backoff_cap (1.5 s here): the third attempt came within the wait.
         assert!(got[2].at - got[1].at >= Duration::from_millis(1500));
-        assert_eq!(count(&m, &["webhook"]), 1);
+        assert_eq!(m.events.written_count(Output::Webhook), 1);
     }
 
     #[test]
@@ -710,8 +701,11 @@ pub(super) mod tests {
             "the worker gave up after its drain time"
         );
         thread.join().unwrap();
-        assert_eq!(count(&m, &["webhook", "shutdown"]), 7);
-        assert_eq!(count(&m, &["webhook"]), 0);
+        assert_eq!(
+            m.events.dropped_count(Output::Webhook, EventDrop::Shutdown),
+            7
+        );
+        assert_eq!(m.events.written_count(Output::Webhook), 0);
     }
 
     #[test]
@@ -750,7 +744,10 @@ pub(super) mod tests {
                 r.head
             );
         }
-        assert_eq!(count(&m, &["webhook", "rejected"]), 2);
+        assert_eq!(
+            m.events.dropped_count(Output::Webhook, EventDrop::Rejected),
+            2
+        );
         let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
         assert!(logs.contains("The webhook rejected events"), "{logs}");
         assert!(logs.contains("Webhook delivery will be retried"), "{logs}");

@@ -25,8 +25,8 @@ use super::{
 };
 use crate::{
     config::{CaptureConfig, TlsConfig},
-    metrics::Metrics,
     probes::Probes,
+    telemetry::{Metrics, SkipReason},
 };
 
 /// Notifications that arrive this soon after the first one are handled in the same scan:
@@ -52,7 +52,7 @@ pub struct Notifier {
 impl Notifier {
     pub fn process_changed(&self, tgid: u32) {
         if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Scan(tgid)) {
-            self.metrics.tls_discovery_dropped.inc();
+            self.metrics.tls.discovery_dropped();
         }
     }
 }
@@ -270,7 +270,7 @@ impl Hooker {
                 file.dev,
                 file.inode,
                 &file.path,
-                "deleted",
+                SkipReason::Deleted,
                 "file was deleted or replaced",
             );
             return;
@@ -288,7 +288,7 @@ impl Hooker {
                 return;
             }
             Err(error) => {
-                self.skip(dev, inode, name, "unreadable", &error.to_string());
+                self.skip(dev, inode, name, SkipReason::Unreadable, &error.to_string());
                 return;
             }
         };
@@ -297,7 +297,7 @@ impl Hooker {
                 dev,
                 inode,
                 name,
-                "too_many_libraries",
+                SkipReason::TooManyLibraries,
                 "library ids exhausted",
             );
             return;
@@ -318,22 +318,23 @@ impl Hooker {
                         path: name.to_string(),
                     },
                 );
-                self.metrics
-                    .tls_probes_attached
-                    .with_label_values(&[name])
-                    .set(probes as i64);
+                self.metrics.tls.set_probes_attached(name, probes);
                 info!(library = name, flavor = ?functions.flavor, probes, "Hooked TLS library");
             }
-            Err(error) => self.skip(dev, inode, name, "attach_failed", &error.to_string()),
+            Err(error) => self.skip(
+                dev,
+                inode,
+                name,
+                SkipReason::AttachFailed,
+                &error.to_string(),
+            ),
         }
     }
 
-    fn skip(&mut self, dev: u64, inode: u64, path: &str, reason: &'static str, detail: &str) {
+    fn skip(&mut self, dev: u64, inode: u64, path: &str, reason: SkipReason, detail: &str) {
+        self.metrics.tls.file_skipped(reason);
+        let reason = reason.as_str();
         warn!(file = path, reason, detail, "TLS library not hooked");
-        self.metrics
-            .tls_files_skipped
-            .with_label_values(&[reason])
-            .inc();
         self.remember(
             dev,
             inode,
@@ -347,14 +348,9 @@ impl Hooker {
     /// Records a decision; a full registry means the file may be inspected again later.
     fn remember(&mut self, dev: u64, inode: u64, state: FileState) {
         if !self.registry.insert(dev, inode, state) {
-            self.metrics
-                .tls_files_skipped
-                .with_label_values(&["registry_full"])
-                .inc();
+            self.metrics.tls.file_skipped(SkipReason::RegistryFull);
         }
-        self.metrics
-            .tls_files_inspected
-            .set(self.registry.len() as i64);
+        self.metrics.tls.set_files_inspected(self.registry.len());
     }
 }
 

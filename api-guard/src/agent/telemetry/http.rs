@@ -1,0 +1,149 @@
+//! HTTP exchanges and the parsers that produce them.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
+
+use super::{counter, counter_vec, gauge, register, sum};
+use crate::{exchange::Exchange, http::method_label};
+
+/// Why a connection is no longer parsed (nor copied by the kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreReason {
+    NotHttp,
+    Upgraded,
+    Failed,
+    /// Too much TLS ciphertext without plaintext from a hook.
+    TlsUnhooked,
+}
+
+impl IgnoreReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IgnoreReason::NotHttp => "not_http",
+            IgnoreReason::Upgraded => "upgraded",
+            IgnoreReason::Failed => "failed",
+            IgnoreReason::TlsUnhooked => "tls_unhooked",
+        }
+    }
+}
+
+pub struct Http {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    request_bytes: IntCounterVec,
+    response_bytes: IntCounterVec,
+    parse_errors: IntCounter,
+    exchanges_lost: IntCounter,
+    connections_ignored: IntCounterVec,
+    buffered_bytes: IntGauge,
+}
+
+impl Http {
+    pub(super) fn new(r: &Registry) -> Self {
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "apiguard_http_request_duration_seconds",
+                "Time from the first request byte to the last response byte.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
+            &["role", "method", "route", "tls"],
+        )
+        .expect("valid metric definition");
+        Self {
+            requests: counter_vec(
+                r,
+                "apiguard_http_requests_total",
+                "HTTP exchanges seen, by role, method, route template, status and whether they \
+                 were inside TLS.",
+                &["role", "method", "route", "status", "tls"],
+            ),
+            duration: register(r, duration),
+            request_bytes: counter_vec(
+                r,
+                "apiguard_http_request_bytes_total",
+                "Request bytes (head and body) seen.",
+                &["role"],
+            ),
+            response_bytes: counter_vec(
+                r,
+                "apiguard_http_response_bytes_total",
+                "Response bytes (head and body) seen.",
+                &["role"],
+            ),
+            parse_errors: counter(
+                r,
+                "apiguard_http_parse_errors_total",
+                "Malformed or unparseable HTTP input.",
+            ),
+            exchanges_lost: counter(
+                r,
+                "apiguard_http_exchanges_lost_total",
+                "Exchanges known to be lost: responses whose request fell into a capture gap, \
+                 requests dropped by the pipelining bound.",
+            ),
+            connections_ignored: counter_vec(
+                r,
+                "apiguard_http_connections_ignored_total",
+                "Connections no longer parsed (and no longer copied by the kernel), by reason.",
+                &["reason"],
+            ),
+            buffered_bytes: gauge(
+                r,
+                "apiguard_http_buffered_bytes",
+                "Bytes held by all HTTP parsers (heads in progress, body prefixes).",
+            ),
+        }
+    }
+
+    /// One finished exchange: its count, duration and bytes. Labels are bounded: role, a
+    /// fixed method set, the route template from `RouteLabels`, the status code.
+    pub fn exchange(&self, e: &Exchange) {
+        let role = e.conn.role.as_str();
+        let method = method_label(&e.http.method);
+        let status = e
+            .http
+            .status
+            .map_or_else(|| "none".to_string(), |s| s.to_string());
+        let tls = if e.conn.tls() { "true" } else { "false" };
+        let route = e.route.as_deref().unwrap_or("");
+        self.requests
+            .with_label_values(&[role, method, route, &status, tls])
+            .inc();
+        if let Some(ns) = e.duration_ns() {
+            self.duration
+                .with_label_values(&[role, method, route, tls])
+                .observe(ns as f64 / 1e9);
+        }
+        self.request_bytes
+            .with_label_values(&[role])
+            .inc_by(e.http.request_header_bytes + e.http.request_body_bytes);
+        self.response_bytes
+            .with_label_values(&[role])
+            .inc_by(e.http.response_header_bytes + e.http.response_body_bytes);
+    }
+
+    pub fn parse_errors(&self, n: u64) {
+        self.parse_errors.inc_by(n);
+    }
+
+    pub fn exchanges_lost(&self, n: u64) {
+        self.exchanges_lost.inc_by(n);
+    }
+
+    pub fn connection_ignored(&self, reason: IgnoreReason) {
+        self.connections_ignored
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    pub fn set_buffered_bytes(&self, bytes: usize) {
+        self.buffered_bytes.set(bytes as i64);
+    }
+
+    /// Exchanges seen so far (all series).
+    pub fn exchanges_total(&self) -> u64 {
+        sum(&self.requests, &[])
+    }
+}

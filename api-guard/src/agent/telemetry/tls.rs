@@ -1,0 +1,148 @@
+//! TLS library discovery and hooking. The `library` label is a hooked file's path: one
+//! series per hooked file, bounded by the libraries on the host.
+
+use prometheus::{
+    core::Collector as _, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+};
+
+use super::{counter, counter_vec, gauge, gauge_vec};
+
+/// Why a file exporting TLS functions was not hooked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    Unreadable,
+    Deleted,
+    AttachFailed,
+    TooManyLibraries,
+    RegistryFull,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Unreadable => "unreadable",
+            SkipReason::Deleted => "deleted",
+            SkipReason::AttachFailed => "attach_failed",
+            SkipReason::TooManyLibraries => "too_many_libraries",
+            SkipReason::RegistryFull => "registry_full",
+        }
+    }
+}
+
+/// Why a TLS call that moved data was not captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unattributed {
+    /// The socket could not be determined.
+    NoFd,
+    /// The socket is not tracked (filtered, or opened before the agent).
+    Untracked,
+}
+
+impl Unattributed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unattributed::NoFd => "no_fd",
+            Unattributed::Untracked => "untracked",
+        }
+    }
+}
+
+pub struct Tls {
+    probes_attached: IntGaugeVec,
+    files_skipped: IntCounterVec,
+    files_inspected: IntGauge,
+    connections: IntCounterVec,
+    calls_unattributed: IntCounterVec,
+    discovery_dropped: IntCounter,
+}
+
+impl Tls {
+    pub(super) fn new(r: &Registry) -> Self {
+        Self {
+            probes_attached: gauge_vec(
+                r,
+                "apiguard_tls_probes_attached",
+                "Uprobes attached per hooked TLS library file (path as its processes map it).",
+                &["library"],
+            ),
+            files_skipped: counter_vec(
+                r,
+                "apiguard_tls_files_skipped_total",
+                "Files exporting TLS functions that could not be hooked, by reason.",
+                &["reason"],
+            ),
+            files_inspected: gauge(
+                r,
+                "apiguard_tls_files_inspected",
+                "Distinct executable files inspected for TLS functions and remembered.",
+            ),
+            connections: counter_vec(
+                r,
+                "apiguard_tls_connections_total",
+                "Connections whose plaintext came from a TLS library hook, by library.",
+                &["library"],
+            ),
+            calls_unattributed: counter_vec(
+                r,
+                "apiguard_tls_calls_unattributed_total",
+                "TLS library calls that moved data but were not captured: socket unknown \
+                 (no_fd) or not tracked (untracked: filtered, or opened before the agent).",
+                &["reason"],
+            ),
+            discovery_dropped: counter(
+                r,
+                "apiguard_tls_discovery_dropped_total",
+                "Process start/library load notifications dropped because discovery was \
+                 behind (a periodic rescan catches up).",
+            ),
+        }
+    }
+
+    pub fn set_probes_attached(&self, library: &str, probes: usize) {
+        self.probes_attached
+            .with_label_values(&[library])
+            .set(probes as i64);
+    }
+
+    pub fn file_skipped(&self, reason: SkipReason) {
+        self.files_skipped
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    pub fn set_files_inspected(&self, n: usize) {
+        self.files_inspected.set(n as i64);
+    }
+
+    /// A connection switched to the plaintext of `library`.
+    pub fn connection(&self, library: &str) {
+        self.connections.with_label_values(&[library]).inc();
+    }
+
+    pub fn unattributed(&self, reason: Unattributed, n: u64) {
+        self.calls_unattributed
+            .with_label_values(&[reason.as_str()])
+            .inc_by(n);
+    }
+
+    pub fn discovery_dropped(&self) {
+        self.discovery_dropped.inc();
+    }
+
+    /// (library path, uprobes attached) of every library ever hooked.
+    pub fn probes_attached(&self) -> Vec<(String, u64)> {
+        self.probes_attached
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric())
+            .map(|m| {
+                let library = m
+                    .get_label()
+                    .first()
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default();
+                (library, m.get_gauge().get_value() as u64)
+            })
+            .collect()
+    }
+}
