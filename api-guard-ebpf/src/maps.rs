@@ -29,13 +29,14 @@ pub static XDP_ALLOW_ON: u32 = 0;
 
 #[inline(always)]
 pub fn global_u32(v: &'static u32) -> u32 {
-    // SAFETY: a plain load of a static; volatile so the value set at load time is used.
+    // SAFETY: `v` is a reference, so the pointer is valid and aligned; volatile so the value
+    // the loader patched in is read rather than the compile-time initialiser.
     unsafe { core::ptr::read_volatile(v) }
 }
 
 #[inline(always)]
 pub fn global_u64(v: &'static u64) -> u64 {
-    // SAFETY: as above.
+    // SAFETY: as in `global_u32`: a reference is a valid, aligned pointer.
     unsafe { core::ptr::read_volatile(v) }
 }
 
@@ -203,3 +204,4 @@ pub static XDP_RATE: LruHashMap<RateKey, TokenBucket> = LruHashMap::with_max_ent
 
 #[map]
 pub static XDP_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XDP_STAT_COUNT, 0);
+
