@@ -35,7 +35,8 @@ const ARG_FD: usize = arg(0);
 /// ... the buffer (`buf`, `ubuf`, `buff`), iovec array (`vec`) or `struct user_msghdr * msg`
 /// (sendfile64: `in_fd`, unused) ...
 const ARG_BUF: usize = arg(1);
-/// ... and the length (`count`, `size`, `len`) or iovec count (`vlen`).
+/// ... and the length (`count`, `size`, `len`) or iovec count (`vlen`) (sendfile64:
+/// `loff_t * offset`, unused).
 const ARG_LEN: usize = arg(2);
 /// `syscalls/sys_enter_recvfrom`: field `unsigned int flags`.
 const RECVFROM_FLAGS: usize = arg(3);
