@@ -2,6 +2,8 @@
 
 use core::mem::size_of;
 
+use crate::Plain;
+
 /// Payload is copied in chunks of at most this many bytes (one ring buffer record each).
 pub const CHUNK_SIZE: usize = 4096;
 /// Upper bound on chunks per syscall; bounds the kernel loop and the per-call capture cap.
@@ -105,6 +107,8 @@ pub struct Endpoint {
     pub _pad: u32,
 }
 const _: () = assert!(size_of::<Endpoint>() == 24);
+// SAFETY: repr(C) with a byte array and integers, no padding (size asserted above).
+unsafe impl Plain for Endpoint {}
 
 /// Kernel-side state of one tracked connection.
 #[repr(C)]
@@ -144,6 +148,8 @@ pub struct EventHeader {
     pub ts_ns: u64,
 }
 const _: () = assert!(size_of::<EventHeader>() == 32);
+// SAFETY: repr(C) with integers only, no padding (size asserted above).
+unsafe impl Plain for EventHeader {}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -157,6 +163,9 @@ pub struct ConnOpenEvent {
     pub _pad: [u8; 6],
 }
 const _: () = assert!(size_of::<ConnOpenEvent>() == 104);
+// SAFETY: repr(C) with a `Plain` header, endpoints, byte arrays and integers; no padding
+// (size asserted above).
+unsafe impl Plain for ConnOpenEvent {}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -166,6 +175,8 @@ pub struct ConnCloseEvent {
     pub pending_gap: [u64; 2],
 }
 const _: () = assert!(size_of::<ConnCloseEvent>() == 48);
+// SAFETY: repr(C) with a `Plain` header and a `u64` array, no padding (size asserted above).
+unsafe impl Plain for ConnCloseEvent {}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -176,6 +187,8 @@ pub struct ConnTlsEvent {
     pub _pad: u32,
 }
 const _: () = assert!(size_of::<ConnTlsEvent>() == 40);
+// SAFETY: repr(C) with a `Plain` header and integers, no padding (size asserted above).
+unsafe impl Plain for ConnTlsEvent {}
 
 /// A process to (re)scan for TLS libraries: it exec'd (`hdr.fd` = [`NO_FD`]) or mapped file
 /// `hdr.fd` executable (a library loaded by the dynamic linker or dlopen).
@@ -185,6 +198,8 @@ pub struct ProcEvent {
     pub hdr: EventHeader,
 }
 const _: () = assert!(size_of::<ProcEvent>() == 32);
+// SAFETY: repr(C) with a `Plain` header only, no padding (size asserted above).
+unsafe impl Plain for ProcEvent {}
 
 /// Fixed part of a data record; `chunk_len` payload bytes follow it on the ring buffer.
 #[repr(C)]
@@ -205,6 +220,8 @@ pub struct DataHeader {
 }
 pub const DATA_HEADER_SIZE: usize = size_of::<DataHeader>();
 const _: () = assert!(DATA_HEADER_SIZE == 64);
+// SAFETY: repr(C) with a `Plain` header and integers, no padding (size asserted above).
+unsafe impl Plain for DataHeader {}
 
 /// A data record as laid out in the per-CPU scratch buffer: header then payload.
 #[repr(C)]
@@ -264,7 +281,10 @@ impl Stat {
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
+    // SAFETY: repr(C), Copy, only integer fields, no padding (size asserted above).
     unsafe impl aya::Pod for ConnKey {}
+    // SAFETY: repr(C), Copy, integer and array fields only, no padding (size asserted above).
     unsafe impl aya::Pod for ConnInfo {}
+    // SAFETY: repr(C), Copy, integer and byte-array fields, no padding (size asserted above).
     unsafe impl aya::Pod for Endpoint {}
 }

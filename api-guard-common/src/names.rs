@@ -1,5 +1,10 @@
-//! Map, program and global names: used by `#[map(name = ...)]`-style declarations in the
-//! kernel crate and by the loader, so the two can never drift apart.
+//! Map, program and global names, as the loader opens them in the eBPF object.
+//!
+//! The kernel crate cannot pass these consts to `#[map(name = ...)]`: aya-ebpf-macros 0.2
+//! accepts only a string literal there (it becomes an `export_name`, which must be a literal).
+//! So each kernel static or program is named after its const instead, and
+//! `api-guard-ebpf/src/maps.rs` (`name_checks`) asserts at compile time that every const
+//! here equals the identifier of the item it names: renaming either side fails the eBPF build.
 
 /// The ring buffer carrying [`crate::EventKind`] records to userspace.
 pub const MAP_EVENTS: &str = "EVENTS";

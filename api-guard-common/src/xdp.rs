@@ -109,9 +109,14 @@ impl XdpStat {
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
-    // SAFETY: repr(C), Copy, no padding (sizes asserted above).
+    // SAFETY (each impl): repr(C), Copy, only integer and byte-array fields, no padding
+    // (sizes asserted above), so any bytes the kernel writes are a valid value.
+    // SAFETY: see above.
     unsafe impl aya::Pod for BlockEntry {}
+    // SAFETY: see above.
     unsafe impl aya::Pod for IfaceConfig {}
+    // SAFETY: see above.
     unsafe impl aya::Pod for RateKey {}
+    // SAFETY: see above.
     unsafe impl aya::Pod for TokenBucket {}
 }

@@ -3,7 +3,11 @@
 #![no_std]
 #![no_main]
 // `atomic_xadd`: the XDP guard's per-entry hit counters (core atomics lack RMW on BPF).
-#![allow(internal_features)]
+#![expect(
+    internal_features,
+    reason = "core_intrinsics: atomic_xadd for the XDP hit counters"
+)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 #![feature(core_intrinsics)]
 
 mod capture;

@@ -1,5 +1,8 @@
-//! Every map and load-time global of the kernel side. Static names are the map names the
-//! loader uses (`api_guard_common::names`).
+//! Every map and load-time global of the kernel side. A static's identifier is its name in the
+//! ELF object (`#[map]` and `#[no_mangle]` export it as is); those the loader opens by name
+//! must equal the consts in `api_guard_common::names`, which `name_checks` below asserts at
+//! compile time. (`#[map(name = ...)]` cannot take those consts: aya-ebpf-macros 0.2 accepts
+//! only a string literal, as `export_name` does.)
 
 use api_guard_common::{
     xdp::{BlockEntry, IfaceConfig, RateKey, TokenBucket, XDP_STAT_COUNT},
@@ -29,13 +32,14 @@ pub static XDP_ALLOW_ON: u32 = 0;
 
 #[inline(always)]
 pub fn global_u32(v: &'static u32) -> u32 {
-    // SAFETY: a plain load of a static; volatile so the value set at load time is used.
+    // SAFETY: `v` is a reference, so the pointer is valid and aligned; volatile so the value
+    // the loader patched in is read rather than the compile-time initialiser.
     unsafe { core::ptr::read_volatile(v) }
 }
 
 #[inline(always)]
 pub fn global_u64(v: &'static u64) -> u64 {
-    // SAFETY: as above.
+    // SAFETY: as in `global_u32`: a reference is a valid, aligned pointer.
     unsafe { core::ptr::read_volatile(v) }
 }
 
@@ -203,3 +207,73 @@ pub static XDP_RATE: LruHashMap<RateKey, TokenBucket> = LruHashMap::with_max_ent
 
 #[map]
 pub static XDP_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XDP_STAT_COUNT, 0);
+
+/// Compile-time proof that the ELF names of the maps, globals and programs the loader opens
+/// by name are the `api_guard_common::names` consts it uses.
+mod name_checks {
+    use api_guard_common::names::*;
+
+    const fn same(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// `name => item`: the const `name` must equal the identifier of `item` (which must exist,
+    /// so a renamed static or program fails here too).
+    macro_rules! check {
+        ($($name:ident => $($item:ident)::+),* $(,)?) => {
+            $(
+                const _: () = {
+                    let _ = &$($item)::+;
+                    assert!(
+                        same($name, check!(@last $($item)::+)),
+                        concat!("names::", stringify!($name), " does not name ", stringify!($($item)::+)),
+                    );
+                };
+            )*
+        };
+        (@last $head:ident $(:: $rest:ident)+) => { check!(@last $($rest)::+) };
+        (@last $last:ident) => { stringify!($last) };
+    }
+
+    check! {
+        MAP_EVENTS => super::EVENTS,
+        MAP_CONNS => super::CONNS,
+        MAP_STATS => super::STATS,
+        MAP_FILTER_PIDS => super::FILTER_PIDS,
+        MAP_FILTER_COMMS => super::FILTER_COMMS,
+        MAP_FILTER_CGROUPS => super::FILTER_CGROUPS,
+        GLOBAL_SELF_TGID => super::SELF_TGID,
+        GLOBAL_CAPTURE_CAP => super::CAPTURE_CAP,
+        GLOBAL_FILTER_MODE => super::FILTER_MODE,
+        GLOBAL_WAKEUP_BYTES => super::WAKEUP_BYTES,
+        GLOBAL_XDP_RATE_ON => super::XDP_RATE_ON,
+        GLOBAL_XDP_ALLOW_ON => super::XDP_ALLOW_ON,
+        MAP_XDP_BLOCK_V4 => super::XDP_BLOCK_V4,
+        MAP_XDP_BLOCK_V6 => super::XDP_BLOCK_V6,
+        MAP_XDP_CIDR_V4 => super::XDP_CIDR_V4,
+        MAP_XDP_CIDR_V6 => super::XDP_CIDR_V6,
+        MAP_XDP_ALLOW_V4 => super::XDP_ALLOW_V4,
+        MAP_XDP_ALLOW_V6 => super::XDP_ALLOW_V6,
+        MAP_XDP_IFACES => super::XDP_IFACES,
+        MAP_XDP_RATE => super::XDP_RATE,
+        MAP_XDP_STATS => super::XDP_STATS,
+        PROG_TLS_READ => crate::tls::calls::tls_read,
+        PROG_TLS_READ_EX => crate::tls::calls::tls_read_ex,
+        PROG_TLS_WRITE => crate::tls::calls::tls_write,
+        PROG_TLS_WRITE_EX => crate::tls::calls::tls_write_ex,
+        PROG_TLS_HANDSHAKE => crate::tls::calls::tls_handshake,
+        PROG_TLS_RETURN => crate::tls::calls::tls_return,
+        PROG_XDP_GUARD => crate::xdp::xdp_guard,
+    }
+}

@@ -13,8 +13,9 @@ use core::{
     mem::size_of,
 };
 
-use api_guard_common::xdp::{
-    BlockEntry, IfaceConfig, RateKey, TokenBucket, XdpStat, NEVER_EXPIRES,
+use api_guard_common::{
+    xdp::{BlockEntry, IfaceConfig, RateKey, TokenBucket, XdpStat, NEVER_EXPIRES},
+    Plain,
 };
 use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS},
@@ -68,7 +69,8 @@ pub fn xdp_guard(ctx: XdpContext) -> u32 {
 
 fn count(stat: XdpStat) {
     if let Some(slot) = XDP_STATS.get_ptr_mut(stat as u32) {
-        // SAFETY: per-CPU slot; XDP runs with preemption off, so no other writer on this CPU.
+        // SAFETY: a valid, aligned pointer to this CPU's slot (array elements are never freed);
+        // XDP runs with preemption off, so no other writer on this CPU.
         unsafe { *slot += 1 };
     }
 }
@@ -84,8 +86,9 @@ fn at<T>(ctx: &XdpContext, offset: usize) -> Result<*const T, Skip> {
 }
 
 #[inline(always)]
-fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Result<T, Skip> {
-    // SAFETY: `at` checked that the whole `T` lies inside the frame; unaligned reads are fine.
+fn read<T: Plain>(ctx: &XdpContext, offset: usize) -> Result<T, Skip> {
+    // SAFETY: `at` checked that the whole `T` lies inside the frame; unaligned reads are fine;
+    // `T: Plain` is valid for any bytes.
     Ok(unsafe { core::ptr::read_unaligned(at::<T>(ctx, offset)?) })
 }
 
@@ -124,7 +127,8 @@ fn source(ctx: &XdpContext) -> Result<Source, Skip> {
 /// A block entry that is still in force: its hit count goes up.
 #[inline(always)]
 fn active(entry: *const BlockEntry, now: &mut Option<u64>) -> bool {
-    // SAFETY: a map value pointer from a successful lookup.
+    // SAFETY: a valid, aligned map value pointer from a successful lookup, live for this
+    // program's run (values are freed only after an RCU grace period).
     let expires = unsafe { (*entry).expires_ns };
     if expires != NEVER_EXPIRES && *now.get_or_insert_with(ktime) >= expires {
         return false;
@@ -141,7 +145,7 @@ fn active(entry: *const BlockEntry, now: &mut Option<u64>) -> bool {
 }
 
 fn ktime() -> u64 {
-    // SAFETY: helper without arguments.
+    // SAFETY: helper without arguments or preconditions.
     unsafe { bpf_ktime_get_ns() }
 }
 
@@ -196,7 +200,7 @@ fn over_rate(ctx: &XdpContext, src: &Source, now: &mut Option<u64>) -> bool {
         return false;
     }
     let ifindex = ctx.ingress_ifindex() as u32;
-    // SAFETY: plain-data value, read by copy.
+    // SAFETY: the value (plain integers) is copied out at once.
     let Some(&IfaceConfig { rate_pps, burst }) = (unsafe { XDP_IFACES.get(ifindex) }) else {
         return false;
     };
@@ -229,8 +233,9 @@ fn over_rate(ctx: &XdpContext, src: &Source, now: &mut Option<u64>) -> bool {
         let _ = XDP_RATE.insert(key, fresh, 0);
         return false;
     };
-    // SAFETY: map value pointer; concurrent updates from other CPUs make the count
-    // approximate, never unsafe.
+    // SAFETY: a valid, aligned map value pointer from a successful lookup, live for this
+    // program's run; concurrent updates from other CPUs make the count approximate (plain
+    // integers), never unsafe.
     let bucket = unsafe { &mut *bucket };
     let elapsed = now.saturating_sub(bucket.last_ns).min(MAX_REFILL_NS);
     // rate_pps packets/s is rate_pps * 1000 milli-packets per 1e9 ns.

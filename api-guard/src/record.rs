@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use api_guard_common::{
     ConnCloseEvent, ConnOpenEvent, ConnTlsEvent, DataHeader, Endpoint, EventHeader, EventKind,
-    ProcEvent, AF_INET, AF_INET6, DATA_HEADER_SIZE, DATA_TLS,
+    Plain, ProcEvent, AF_INET, AF_INET6, DATA_HEADER_SIZE, DATA_TLS,
 };
 use bytes::Bytes;
 
@@ -78,12 +78,12 @@ pub enum DecodeError {
     Length { claimed: usize, actual: usize },
 }
 
-fn read<T: Copy>(bytes: &[u8]) -> Result<T, DecodeError> {
+fn read<T: Plain>(bytes: &[u8]) -> Result<T, DecodeError> {
     if bytes.len() < size_of::<T>() {
         return Err(DecodeError::Short(bytes.len()));
     }
-    // SAFETY: length checked; T is a plain #[repr(C)] type valid for any bit pattern;
-    // read_unaligned copes with the ring buffer's 8-byte alignment.
+    // SAFETY: the length check keeps the read inside `bytes`; `T: Plain` is valid for any
+    // bit pattern; `read_unaligned` copes with the ring buffer's 8-byte alignment.
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
@@ -180,8 +180,9 @@ pub fn decode(record: &Bytes) -> Result<Event, DecodeError> {
 mod tests {
     use super::*;
 
-    fn bytes_of<T>(v: &T) -> Vec<u8> {
-        // SAFETY: test helper over plain #[repr(C)] values.
+    fn bytes_of<T: Plain>(v: &T) -> Vec<u8> {
+        // SAFETY: `v` is a live `T` of `size_of::<T>()` bytes, all initialised: `Plain`
+        // types have no padding.
         unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
 

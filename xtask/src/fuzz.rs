@@ -1,5 +1,6 @@
 //! `cargo xtask fuzz`: runs the cargo-fuzz targets in fuzz/ (request normaliser, whole
-//! detection engine) for a while, installing cargo-fuzz first if it is missing.
+//! detection engine, HTTP/1 connection parser, ring record decoder) for a while, installing
+//! cargo-fuzz first if it is missing.
 
 use std::{ffi::OsString, process::Command};
 
@@ -7,10 +8,13 @@ use anyhow::{Context as _, Result};
 
 use crate::{setup, util};
 
+/// Every target in fuzz/Cargo.toml.
+const TARGETS: [&str; 4] = ["normalize", "detect", "http1", "record"];
+
 #[derive(clap::Args)]
 pub struct FuzzArgs {
     /// Targets to run (default: all of them, one after the other).
-    #[arg(value_parser = ["normalize", "detect"])]
+    #[arg(value_parser = TARGETS)]
     targets: Vec<String>,
     /// Seconds per target.
     #[arg(long, default_value_t = 60)]
@@ -28,7 +32,7 @@ pub fn fuzz(args: &FuzzArgs) -> Result<()> {
         util::run(&mut install).context("installing cargo-fuzz")?;
     }
     let targets: Vec<&str> = if args.targets.is_empty() {
-        vec!["normalize", "detect"]
+        TARGETS.to_vec()
     } else {
         args.targets.iter().map(String::as_str).collect()
     };
@@ -41,8 +45,16 @@ pub fn fuzz(args: &FuzzArgs) -> Result<()> {
             .arg("-rss_limit_mb=2048")
             // An input that takes seconds is a denial of service: report it as a failure.
             .arg("-timeout=5")
-            .arg("-max_len=1048576")
-            .args(&args.extra);
+            .arg("-max_len=1048576");
+        // Tokens of the input format, when the target has a dictionary.
+        let dict = util::workspace_root()
+            .join("fuzz")
+            .join("dicts")
+            .join(format!("{target}.dict"));
+        if dict.is_file() {
+            cmd.arg(format!("-dict={}", dict.display()));
+        }
+        cmd.args(&args.extra);
         util::run(&mut cmd).with_context(|| format!("fuzz target {target} failed"))?;
     }
     Ok(())

@@ -8,7 +8,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 
-use super::{arg, bump, conn_key, current, emit, wanted, RET};
+use super::{arg, bump, conn_key, current, emit, field, wanted, RET};
 use crate::maps::{ConnectArgs, Tuple, ACCEPT_ARGS, CONNECT_ARGS, CONNS, SOCK_TUPLES};
 
 const EINPROGRESS: i64 = 115;
@@ -16,9 +16,42 @@ const IPPROTO_TCP: u16 = 6;
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_CLOSE: i32 = 7;
 
+/// `syscalls/sys_enter_accept{,4}`: field `struct sockaddr * upeer_sockaddr`.
+const ACCEPT_SOCKADDR: usize = arg(1);
+/// `syscalls/sys_enter_connect`: field `int fd`.
+const CONNECT_FD: usize = arg(0);
+/// `syscalls/sys_enter_connect`: field `struct sockaddr * uservaddr`.
+const CONNECT_SOCKADDR: usize = arg(1);
+/// `syscalls/sys_enter_close`: field `unsigned int fd`.
+const CLOSE_FD: usize = arg(0);
+
+/// Field offsets of `sock/inet_sock_set_state` (its `format` file).
+mod set_state {
+    /// `const void * skaddr`
+    pub const SKADDR: usize = 8;
+    /// `int newstate`
+    pub const NEWSTATE: usize = 20;
+    /// `__u16 sport` (host order)
+    pub const SPORT: usize = 24;
+    /// `__u16 dport` (host order)
+    pub const DPORT: usize = 26;
+    /// `__u16 family`
+    pub const FAMILY: usize = 28;
+    /// `__u16 protocol`
+    pub const PROTOCOL: usize = 30;
+    /// `__u8 saddr[4]`
+    pub const SADDR: usize = 32;
+    /// `__u8 daddr[4]`
+    pub const DADDR: usize = 36;
+    /// `__u8 saddr_v6[16]`
+    pub const SADDR_V6: usize = 40;
+    /// `__u8 daddr_v6[16]`
+    pub const DADDR_V6: usize = 56;
+}
+
 /// Unique while the connection lives: monotonic time scaled, plus the CPU to split ties.
 fn new_conn_id() -> u64 {
-    // SAFETY: helpers without preconditions.
+    // SAFETY: helpers without arguments or preconditions.
     unsafe { (bpf_ktime_get_ns() << 10) | (bpf_get_smp_processor_id() as u64 & 0x3ff) }
 }
 
@@ -29,7 +62,8 @@ fn read_sockaddr(ptr: u64) -> Option<Endpoint> {
         return Some(Endpoint::default());
     }
     // sockaddr_in6 is the larger of the two: family(2) port(2) flowinfo(4) addr(16).
-    // SAFETY: the helper validates the user pointer.
+    // SAFETY: `bpf_probe_read_user` copies through the kernel's fault-handling path, so any
+    // pointer is fine (a bad one is an error); `[u8; 24]` is valid for any bytes.
     let raw: [u8; 24] = unsafe { bpf_probe_read_user(ptr as *const [u8; 24]) }.ok()?;
     let family = u16::from_ne_bytes([raw[0], raw[1]]);
     let port = u16::from_be_bytes([raw[2], raw[3]]);
@@ -84,8 +118,7 @@ fn stash_accept(ctx: &TracePointContext) {
     if !wanted(tgid) {
         return;
     }
-    // SAFETY: reading this tracepoint's own record.
-    let Ok(sockaddr) = (unsafe { ctx.read_at::<u64>(arg(1)) }) else {
+    let Ok(sockaddr) = field::<u64>(ctx, ACCEPT_SOCKADDR) else {
         return;
     };
     if ACCEPT_ARGS.insert(pid_tgid, sockaddr, 0).is_err() {
@@ -108,13 +141,12 @@ pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
 
 fn finish_accept(ctx: &TracePointContext) {
     let (pid_tgid, tgid, _) = current();
-    // SAFETY: read-only lookup of a plain value.
+    // SAFETY: the value is copied out at once, before the `remove` below could free it.
     let Some(&sockaddr) = (unsafe { ACCEPT_ARGS.get(pid_tgid) }) else {
         return;
     };
     let _ = ACCEPT_ARGS.remove(pid_tgid);
-    // SAFETY: reading this tracepoint's own record.
-    let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
+    let ret = field::<i64>(ctx, RET).unwrap_or(-1);
     if ret < 0 {
         return;
     }
@@ -130,10 +162,10 @@ pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
     if !wanted(tgid) {
         return 0;
     }
-    // SAFETY: reading this tracepoint's own record.
-    let (Ok(fd), Ok(sockaddr)) =
-        (unsafe { (ctx.read_at::<u64>(arg(0)), ctx.read_at::<u64>(arg(1))) })
-    else {
+    let (Ok(fd), Ok(sockaddr)) = (
+        field::<u64>(&ctx, CONNECT_FD),
+        field::<u64>(&ctx, CONNECT_SOCKADDR),
+    ) else {
         return 0;
     };
     // Only IP peers; a NULL address cannot connect anywhere we care about.
@@ -155,13 +187,12 @@ pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     let (pid_tgid, tgid, _) = current();
-    // SAFETY: read-only lookup of a plain value.
+    // SAFETY: the value is copied out at once, before the `remove` below could free it.
     let Some(&args) = (unsafe { CONNECT_ARGS.get(pid_tgid) }) else {
         return 0;
     };
     let _ = CONNECT_ARGS.remove(pid_tgid);
-    // SAFETY: reading this tracepoint's own record.
-    let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
+    let ret = field::<i64>(&ctx, RET).unwrap_or(-1);
     // Non-blocking connects finish later; their data still flows on this fd.
     if ret == 0 || ret == -EINPROGRESS {
         track(tgid, args.fd, ROLE_CLIENT, args.peer);
@@ -173,12 +204,11 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     let (_, tgid, tid) = current();
-    // SAFETY: reading this tracepoint's own record.
-    let Ok(fd) = (unsafe { ctx.read_at::<u64>(arg(0)) }) else {
+    let Ok(fd) = field::<u64>(&ctx, CLOSE_FD) else {
         return 0;
     };
     let key = conn_key(tgid, fd as u32);
-    // SAFETY: read-only lookup of a plain value.
+    // SAFETY: the value is copied out at once, before the `remove` below could free it.
     let Some(&conn) = (unsafe { CONNS.get(key) }) else {
         return 0;
     };
@@ -207,13 +237,13 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
 }
 
 fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
-    // SAFETY (all reads): reading this tracepoint's own record at its documented offsets.
-    let protocol: u16 = unsafe { ctx.read_at(30) }?;
+    use set_state::*;
+    let protocol: u16 = field(ctx, PROTOCOL)?;
     if protocol != IPPROTO_TCP {
         return Ok(());
     }
-    let sk: u64 = unsafe { ctx.read_at(8) }?;
-    let newstate: i32 = unsafe { ctx.read_at(20) }?;
+    let sk: u64 = field(ctx, SKADDR)?;
+    let newstate: i32 = field(ctx, NEWSTATE)?;
     if newstate == TCP_CLOSE {
         let _ = SOCK_TUPLES.remove(sk);
         return Ok(());
@@ -221,25 +251,25 @@ fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
     if newstate != TCP_ESTABLISHED {
         return Ok(());
     }
-    let family: u16 = unsafe { ctx.read_at(28) }?;
+    let family: u16 = field(ctx, FAMILY)?;
     let mut local = Endpoint {
-        port: unsafe { ctx.read_at(24) }?,
+        port: field(ctx, SPORT)?,
         family,
         ..Default::default()
     };
     let mut peer = Endpoint {
-        port: unsafe { ctx.read_at(26) }?,
+        port: field(ctx, DPORT)?,
         family,
         ..Default::default()
     };
     if family == AF_INET {
-        let s: [u8; 4] = unsafe { ctx.read_at(32) }?;
-        let d: [u8; 4] = unsafe { ctx.read_at(36) }?;
+        let s: [u8; 4] = field(ctx, SADDR)?;
+        let d: [u8; 4] = field(ctx, DADDR)?;
         local.addr[..4].copy_from_slice(&s);
         peer.addr[..4].copy_from_slice(&d);
     } else {
-        local.addr = unsafe { ctx.read_at(40) }?;
-        peer.addr = unsafe { ctx.read_at(56) }?;
+        local.addr = field(ctx, SADDR_V6)?;
+        peer.addr = field(ctx, DADDR_V6)?;
     }
     let _ = SOCK_TUPLES.insert(sk, Tuple { local, peer }, 0);
     Ok(())

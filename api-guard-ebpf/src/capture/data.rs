@@ -16,7 +16,7 @@ use aya_ebpf::{
 use super::{
     arg, bump, conn_key, current,
     emit::{self, Chunk, Origin},
-    RET,
+    field, RET,
 };
 use crate::{
     maps::{
@@ -28,27 +28,50 @@ use crate::{
 
 const IPPROTO_TCP: u16 = 6;
 const MSG_PEEK: u64 = 2;
-/// `flags_arg` of syscalls without a flags argument.
+
+/// The payload syscalls' `sys_enter_*` fields (read, write, recvfrom, sendto, readv, writev,
+/// recvmsg, sendmsg, sendfile64): the socket fd (`fd`, `out_fd`) ...
+const ARG_FD: usize = arg(0);
+/// ... the buffer (`buf`, `ubuf`, `buff`), iovec array (`vec`) or `struct user_msghdr * msg`
+/// (sendfile64: `in_fd`, unused) ...
+const ARG_BUF: usize = arg(1);
+/// ... and the length (`count`, `size`, `len`) or iovec count (`vlen`) (sendfile64:
+/// `loff_t * offset`, unused).
+const ARG_LEN: usize = arg(2);
+/// `syscalls/sys_enter_recvfrom`: field `unsigned int flags`.
+const RECVFROM_FLAGS: usize = arg(3);
+/// `syscalls/sys_enter_recvmsg`: field `unsigned int flags`.
+const RECVMSG_FLAGS: usize = arg(2);
+/// `flags_at` of syscalls whose flags are not checked.
 const NO_FLAGS: usize = usize::MAX;
+
+/// `sock/sock_{send,recv}_length`: field `void * sk`.
+const SOCK_LENGTH_SK: usize = 8;
+/// `sock/sock_{send,recv}_length`: field `__u16 protocol`.
+const SOCK_LENGTH_PROTOCOL: usize = 18;
+
+/// `struct user_msghdr`: `struct iovec *msg_iov` and `__kernel_size_t msg_iovlen`.
+const MSGHDR_IOV: u64 = 16;
+const MSGHDR_IOVLEN: u64 = 24;
+/// `struct iovec { void *iov_base; size_t iov_len; }`
+const IOVEC_SIZE: u64 = 16;
 
 /// Stashes the call if `fd` (argument 0) is a tracked connection of this process and its
 /// payload is plaintext. Ciphertext of TLS connections is not copied: a TLS call running on
-/// this thread claims the socket instead (see `tls.rs`).
-fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_arg: usize) {
+/// this thread claims the socket instead (see `tls.rs`). `flags_at` is the offset of the
+/// call's flags field, or [`NO_FLAGS`].
+fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
     let (pid_tgid, tgid, _) = current();
-    // SAFETY: reading this tracepoint's own record.
-    let Ok(fd) = (unsafe { ctx.read_at::<u64>(arg(0)) }) else {
+    let Ok(fd) = field::<u64>(ctx, ARG_FD) else {
         return;
     };
     // Peeked bytes stay queued and are read again: copying them would duplicate them.
-    // SAFETY: as above.
-    if flags_arg != NO_FLAGS
-        && unsafe { ctx.read_at::<u64>(arg(flags_arg)) }.unwrap_or(0) & MSG_PEEK != 0
-    {
+    if flags_at != NO_FLAGS && field::<u64>(ctx, flags_at).unwrap_or(0) & MSG_PEEK != 0 {
         return;
     }
     // Cheapest rejection first: most syscalls of the host are not on tracked sockets.
-    // SAFETY: read-only lookup of a plain value.
+    // SAFETY: only the `tls` byte is read, before anything in this program could update or
+    // remove the entry; a concurrent update from another CPU can only make it stale.
     let Some(conn) = (unsafe { CONNS.get(conn_key(tgid, fd as u32)) }) else {
         return;
     };
@@ -60,13 +83,10 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_arg: usize) {
     } else {
         buf_kind
     };
-    // SAFETY: as above.
-    let (ptr, count) = unsafe {
-        (
-            ctx.read_at::<u64>(arg(1)).unwrap_or(0),
-            ctx.read_at::<u64>(arg(2)).unwrap_or(0),
-        )
-    };
+    let (ptr, count) = (
+        field::<u64>(ctx, ARG_BUF).unwrap_or(0),
+        field::<u64>(ctx, ARG_LEN).unwrap_or(0),
+    );
     let args = DataArgs {
         ptr,
         count,
@@ -87,7 +107,8 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_arg: usize) {
 /// Whether the first bytes at `ptr` look like a TLS record header (content type 20..=23,
 /// major version 3), as the ciphertext a memory-BIO TLS user reads before decrypting it.
 fn starts_like_tls_record(ptr: u64) -> bool {
-    // SAFETY: the helper validates the user pointer.
+    // SAFETY: `bpf_probe_read_user` copies through the kernel's fault-handling path, so any
+    // pointer is fine (a bad one is an error); `[u8; 2]` is valid for any bytes.
     match unsafe { bpf_probe_read_user(ptr as *const [u8; 2]) } {
         Ok(b) => (20..=23).contains(&b[0]) && b[1] == 3,
         Err(_) => false,
@@ -101,20 +122,22 @@ fn exit(ctx: &TracePointContext) {
     let Some(stash) = DATA_ARGS.get_ptr_mut(pid_tgid) else {
         return;
     };
-    // SAFETY: our own thread's entry, valid for this program's run.
+    // SAFETY: a valid, aligned value pointer from a successful lookup. The entry is keyed by
+    // this thread's `pid_tgid`, so only this thread's programs (which do not nest: one
+    // syscall at a time) write it, and map values are freed only after an RCU grace period,
+    // which cannot end while this program runs.
     let stash = unsafe { &mut *stash };
     if stash.buf_kind == BUF_DONE {
         return;
     }
     let args = *stash;
     stash.buf_kind = BUF_DONE;
-    // SAFETY: helper without preconditions.
+    // SAFETY: helper without arguments or preconditions.
     stash.done_ns = unsafe { bpf_ktime_get_ns() };
     if args.buf_kind == BUF_CLAIMED {
         return;
     }
-    // SAFETY: reading this tracepoint's own record.
-    let ret = unsafe { ctx.read_at::<i64>(RET) }.unwrap_or(-1);
+    let ret = field::<i64>(ctx, RET).unwrap_or(-1);
     if ret <= 0 {
         return;
     }
@@ -122,8 +145,10 @@ fn exit(ctx: &TracePointContext) {
     let Some(conn) = CONNS.get_ptr_mut(key) else {
         return;
     };
-    // SAFETY: the entry stays valid for this program's run; races with another thread of the
-    // same process on the same fd can only garble counters, never memory.
+    // SAFETY: a valid, aligned value pointer from a successful lookup; map values are freed
+    // only after an RCU grace period, which cannot end while this program runs. Another
+    // thread of the process using the same fd at once can only garble counters and flags
+    // (plain integers), never memory.
     let conn = unsafe { &mut *conn };
     // Only a connection's first read can be a TLS ClientHello/ServerHello that a memory-BIO
     // library decrypts next (see `tls.rs`): later reads skip the extra user-memory read.
@@ -226,11 +251,12 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: 
             state.iov_count = args.count;
         }
         BUF_MSGHDR => {
-            // struct user_msghdr: msg_iov at 16, msg_iovlen at 24.
-            // SAFETY: the helper validates the user pointer.
+            // SAFETY: `bpf_probe_read_user` copies through the kernel's fault-handling path, so
+            // any pointer is fine (a bad one is an error); `u64` is valid for any bytes.
             unsafe {
-                state.iov = bpf_probe_read_user((args.ptr + 16) as *const u64).unwrap_or(0);
-                state.iov_count = bpf_probe_read_user((args.ptr + 24) as *const u64).unwrap_or(0);
+                state.iov = bpf_probe_read_user((args.ptr + MSGHDR_IOV) as *const u64).unwrap_or(0);
+                state.iov_count =
+                    bpf_probe_read_user((args.ptr + MSGHDR_IOVLEN) as *const u64).unwrap_or(0);
             }
         }
         _ => {} // BUF_NONE: nothing to copy
@@ -239,7 +265,8 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: 
         state.iov_count = MAX_IOVECS as u64;
     }
     if state.cap > 0 && args.buf_kind != BUF_NONE {
-        // SAFETY: the callback only touches `state` through the pointer it is given.
+        // SAFETY: `copy_step` matches the callback signature `bpf_loop` expects, and it only
+        // uses its context as the `CopyState` we pass, which outlives the (synchronous) loop.
         unsafe {
             bpf_loop(
                 (MAX_CHUNKS_PER_CALL + MAX_IOVECS) as u32,
@@ -270,14 +297,15 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: 
             dir: args.dir,
             flags,
         };
-        // SAFETY: see `exit`.
+        // SAFETY: as in `exit`: a live, aligned map value for this program's run.
         emit::data(unsafe { &mut *conn }, origin, &trailer);
     }
 }
 
 /// One `bpf_loop` step: load the next iovec or emit the next chunk. Returns 1 to stop.
 extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `ctx` is the `CopyState` on the caller's stack (see `copy_payload`).
+    // SAFETY: `bpf_loop` passes back the pointer `copy_payload` gave it: its own `CopyState`,
+    // live and not otherwise borrowed while the loop runs.
     let st = unsafe { &mut *ctx.cast::<CopyState>() };
     if st.copied >= st.cap {
         return 1;
@@ -286,11 +314,11 @@ extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         if st.iov_index >= st.iov_count {
             return 1;
         }
-        // struct iovec { void *iov_base; size_t iov_len; }
-        // SAFETY: the helper validates the user pointer.
-        let Ok(entry) =
-            (unsafe { bpf_probe_read_user((st.iov + st.iov_index * 16) as *const [u64; 2]) })
-        else {
+        // SAFETY: `bpf_probe_read_user` copies through the kernel's fault-handling path, so any
+        // pointer is fine (a bad one is an error); `[u64; 2]` is valid for any bytes.
+        let Ok(entry) = (unsafe {
+            bpf_probe_read_user((st.iov + st.iov_index * IOVEC_SIZE) as *const [u64; 2])
+        }) else {
             return 1;
         };
         st.iov_index += 1;
@@ -318,7 +346,7 @@ extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         dir: st.dir,
         flags: st.flags,
     };
-    // SAFETY: see `exit`.
+    // SAFETY: as in `exit`: a live, aligned map value for this program's run.
     emit::data(unsafe { &mut *conn }, st.origin, &chunk);
     st.seg_ptr += len;
     st.seg_len -= len;
@@ -332,12 +360,11 @@ fn note_socket(ctx: &TracePointContext) {
     let Some(args) = DATA_ARGS.get_ptr_mut(pid_tgid) else {
         return;
     };
-    // SAFETY: our own thread's entry; reading this tracepoint's own record.
-    unsafe {
-        if (*args).buf_kind != BUF_DONE && (*args).sk == 0 {
-            (*args).sk = ctx.read_at::<u64>(8).unwrap_or(0);
-            (*args).protocol = ctx.read_at::<u16>(18).unwrap_or(0);
-        }
+    // SAFETY: as in `exit`: this thread's own live entry, written only by this thread.
+    let args = unsafe { &mut *args };
+    if args.buf_kind != BUF_DONE && args.sk == 0 {
+        args.sk = field::<u64>(ctx, SOCK_LENGTH_SK).unwrap_or(0);
+        args.protocol = field::<u16>(ctx, SOCK_LENGTH_PROTOCOL).unwrap_or(0);
     }
 }
 
@@ -390,7 +417,7 @@ data_syscall!(
     BUF_PLAIN,
     "tracepoint syscalls/sys_enter_write: (unsigned int fd, const char *buf, size_t count)"
 );
-data_syscall!(sys_enter_recvfrom, sys_exit_recvfrom, DIR_INGRESS, BUF_PLAIN, 3,
+data_syscall!(sys_enter_recvfrom, sys_exit_recvfrom, DIR_INGRESS, BUF_PLAIN, RECVFROM_FLAGS,
     "tracepoint syscalls/sys_enter_recvfrom: (int fd, void *ubuf, size_t size, unsigned int flags, ...)");
 data_syscall!(sys_enter_sendto, sys_exit_sendto, DIR_EGRESS, BUF_PLAIN,
     "tracepoint syscalls/sys_enter_sendto: (int fd, void *buff, size_t len, unsigned int flags, ...)");
@@ -403,7 +430,7 @@ data_syscall!(
     sys_exit_recvmsg,
     DIR_INGRESS,
     BUF_MSGHDR,
-    2,
+    RECVMSG_FLAGS,
     "tracepoint syscalls/sys_enter_recvmsg: (int fd, struct user_msghdr *msg, unsigned int flags)"
 );
 data_syscall!(

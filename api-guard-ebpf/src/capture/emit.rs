@@ -29,7 +29,7 @@ fn header(kind: EventKind, origin: Origin, conn_id: u64) -> EventHeader {
         tid: origin.tid,
         fd: origin.fd,
         conn_id,
-        // SAFETY: helper without preconditions.
+        // SAFETY: helper without arguments or preconditions.
         ts_ns: unsafe { bpf_ktime_get_ns() },
     }
 }
@@ -71,7 +71,8 @@ pub(crate) fn announce(conn: &mut ConnInfo, origin: Origin, sk: u64) -> bool {
         addr_source: ADDR_NONE,
         _pad: [0; 6],
     };
-    // SAFETY: read-only lookup of a plain value.
+    // SAFETY: the value is copied out field by field at once; map values are freed only after
+    // an RCU grace period, which cannot end while this program runs.
     if let Some(tuple) = unsafe { SOCK_TUPLES.get(conn.sk) } {
         event.local = tuple.local;
         event.peer = tuple.peer;
@@ -130,14 +131,16 @@ pub(crate) fn data(conn: &mut ConnInfo, origin: Origin, chunk: &Chunk) {
     let Some(event) = SCRATCH.get_ptr_mut(0) else {
         return;
     };
-    // SAFETY: the per-CPU scratch slot is ours for the duration of this program.
+    // SAFETY: a valid, aligned pointer to this CPU's scratch slot (array elements are never
+    // freed); nothing else uses the slot between this program's write and its output.
     let event = unsafe { &mut *event };
     let mut len = chunk.len;
     if len > CHUNK_SIZE {
         len = CHUNK_SIZE;
     }
     if len > 0 {
-        // SAFETY: `len` is bounded by the destination's size; the helper validates `src`.
+        // SAFETY: `len <= CHUNK_SIZE`, the size of the destination; `bpf_probe_read_user`
+        // copies through the kernel's fault-handling path, so a bad `src` is an error.
         let rc = unsafe {
             generated::bpf_probe_read_user(
                 event.data.as_mut_ptr().cast(),
@@ -162,7 +165,8 @@ pub(crate) fn data(conn: &mut ConnInfo, origin: Origin, chunk: &Chunk) {
         library: conn.tls_library as u16,
     };
     let size = DATA_HEADER_SIZE + len;
-    // SAFETY: `size` never exceeds the scratch value (header + CHUNK_SIZE).
+    // SAFETY: `size <= DATA_HEADER_SIZE + CHUNK_SIZE`, the size of the live `DataEvent`
+    // behind `event`, whose bytes are all initialised (no padding; the header was just written).
     let record =
         unsafe { core::slice::from_raw_parts((event as *const DataEvent).cast::<u8>(), size) };
     let rc = EVENTS.output::<[u8]>(record, wakeup_flags(size as u64));

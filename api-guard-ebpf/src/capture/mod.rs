@@ -2,31 +2,52 @@
 //!
 //! Connections enter the table at accept/connect exit and leave it at close; data syscalls on
 //! tracked fds stash their arguments at entry and copy `ret` bytes at exit. Syscall tracepoint
-//! arguments are 8-byte slots starting at offset 16; `ret` of a `sys_exit_*` is at 16.
+//! arguments are 8-byte slots starting at offset 16; `ret` of a `sys_exit_*` is at 16
+//! (`/sys/kernel/tracing/events/syscalls/*/format`).
 
 mod conn;
 pub(crate) mod data;
 pub(crate) mod emit;
 
-use api_guard_common::{ConnKey, Stat, FILTER_BY_CGROUP, FILTER_BY_COMM, FILTER_BY_PID};
-use aya_ebpf::helpers::{
-    bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+use api_guard_common::{ConnKey, Plain, Stat, FILTER_BY_CGROUP, FILTER_BY_COMM, FILTER_BY_PID};
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_probe_read_kernel,
+    },
+    programs::TracePointContext,
+    EbpfContext,
 };
 
 use crate::maps::{
     global_u32, FILTER_CGROUPS, FILTER_COMMS, FILTER_MODE, FILTER_PIDS, SELF_TGID, STATS,
 };
 
+/// Offset of the first argument field of every `syscalls/sys_enter_*` record, right after
+/// `int __syscall_nr` (offset 8) and its padding; each argument takes an 8-byte slot.
+const SYS_ENTER_ARGS: usize = 16;
+
 /// Offset of syscall argument `n` (0-based) in a `sys_enter_*` record.
 pub(crate) const fn arg(n: usize) -> usize {
-    16 + 8 * n
+    SYS_ENTER_ARGS + 8 * n
 }
-/// Offset of the return value in a `sys_exit_*` record.
+/// `syscalls/sys_exit_*`: field `long ret`.
 pub(crate) const RET: usize = 16;
+
+/// Reads the field at byte `offset` of the tracepoint record (offsets from the tracepoint's
+/// `format` file).
+#[inline(always)]
+pub(crate) fn field<T: Plain>(ctx: &TracePointContext, offset: usize) -> Result<T, i32> {
+    let src = ctx.as_ptr().wrapping_byte_add(offset).cast::<T>();
+    // SAFETY: `bpf_probe_read_kernel` copies through the kernel's fault-handling path, so an
+    // offset outside the record is an error, not a fault; `T: Plain` is valid for any bytes.
+    unsafe { bpf_probe_read_kernel(src) }
+}
 
 pub(crate) fn bump(stat: Stat, by: u64) {
     if let Some(slot) = STATS.get_ptr_mut(stat as u32) {
-        // SAFETY: per-CPU slot, no concurrent writer on this CPU while we run.
+        // SAFETY: a valid, aligned pointer to this CPU's slot from a successful lookup; array
+        // elements are never freed. Another program run on this CPU could at worst lose a count.
         unsafe { *slot += by };
     }
 }
@@ -46,20 +67,21 @@ pub(crate) fn wanted(tgid: u32) -> bool {
     if mode == 0 {
         return true;
     }
-    // SAFETY: read-only lookups of plain values.
+    // SAFETY: read-only lookup; the value is a plain `u8` copied out before any update.
     if mode & FILTER_BY_PID != 0 && unsafe { FILTER_PIDS.get(tgid) }.is_some() {
         return true;
     }
     if mode & FILTER_BY_CGROUP != 0 {
-        // SAFETY: helper without preconditions; read-only lookup of a plain value.
+        // SAFETY: helper without arguments or preconditions.
         let cgroup = unsafe { bpf_get_current_cgroup_id() };
+        // SAFETY: read-only lookup; only its presence is used.
         if unsafe { FILTER_CGROUPS.get(cgroup) }.is_some() {
             return true;
         }
     }
     if mode & FILTER_BY_COMM != 0 {
         if let Ok(comm) = bpf_get_current_comm() {
-            // SAFETY: as above.
+            // SAFETY: read-only lookup; only its presence is used.
             if unsafe { FILTER_COMMS.get(comm) }.is_some() {
                 return true;
             }

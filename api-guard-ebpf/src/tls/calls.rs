@@ -57,7 +57,7 @@ fn enter(ctx: &ProbeContext, dir: u8, call: u8) {
         } else {
             0
         },
-        // SAFETY: helper without preconditions.
+        // SAFETY: helper without arguments or preconditions.
         start_ns: unsafe { bpf_ktime_get_ns() },
         fd: NO_FD,
         dir,
@@ -75,9 +75,11 @@ pub(crate) fn claim_socket(pid_tgid: u64, fd: u32) -> bool {
     let Some(args) = TLS_ARGS.get_ptr_mut(pid_tgid) else {
         return false;
     };
-    // SAFETY: our own thread's entry, valid for this program's run.
+    // SAFETY: a valid, aligned value pointer from a successful lookup, keyed by this thread
+    // (only its own programs, which run one at a time, touch it); map values are freed only
+    // after an RCU grace period, which cannot end while this program runs.
     let args = unsafe { &mut *args };
-    // SAFETY: helper without preconditions.
+    // SAFETY: helper without arguments or preconditions.
     if unsafe { bpf_ktime_get_ns() }.saturating_sub(args.start_ns) > CLAIM_WINDOW_NS {
         return false;
     }
@@ -89,17 +91,20 @@ pub(crate) fn claim_socket(pid_tgid: u64, fd: u32) -> bool {
 
 /// The socket remembered for a session, if its connection is still the same one.
 fn known_session(key: &SessionKey) -> Option<u32> {
-    // SAFETY: read-only lookups of plain values.
+    // SAFETY: read-only lookup; map values are freed only after an RCU grace period, which
+    // cannot end while this program runs, and a concurrent update can only make it stale.
     let socket = unsafe { TLS_SESSIONS.get(key) }?;
+    // SAFETY: as above.
     let conn = unsafe { CONNS.get(conn_key(key.tgid, socket.fd)) }?;
     (conn.conn_id == socket.conn_id).then_some(socket.fd)
 }
 
 /// The socket of the thread's last data syscall, if it just read a TLS record.
 fn recent_ciphertext_read(pid_tgid: u64) -> Option<u32> {
-    // SAFETY: read-only lookup of a plain value.
+    // SAFETY: read-only lookup of this thread's own entry; map values are freed only after an
+    // RCU grace period, which cannot end while this program runs.
     let last = unsafe { DATA_ARGS.get(pid_tgid) }?;
-    // SAFETY: helper without preconditions.
+    // SAFETY: helper without arguments or preconditions.
     let age = unsafe { bpf_ktime_get_ns() }.saturating_sub(last.done_ns);
     (last.buf_kind == BUF_DONE && last.tls_record != 0 && age < MEMORY_BIO_WINDOW_NS)
         .then_some(last.fd)
@@ -108,7 +113,7 @@ fn recent_ciphertext_read(pid_tgid: u64) -> Option<u32> {
 /// The `struct sock *` of the thread's last data syscall if it was on `fd` (0 if unknown):
 /// lets the connection's announcement carry its exact addresses.
 fn last_socket(pid_tgid: u64, fd: u32) -> u64 {
-    // SAFETY: read-only lookup of a plain value.
+    // SAFETY: read-only lookup of this thread's own entry (see `recent_ciphertext_read`).
     match unsafe { DATA_ARGS.get(pid_tgid) } {
         Some(last) if last.fd == fd => last.sk,
         _ => 0,
@@ -122,7 +127,8 @@ fn moved(call: u8, rc: i64, count_ptr: u64) -> u64 {
     match call {
         CALL_PLAIN if rc > 0 => rc as u64,
         CALL_EX if rc == 1 && count_ptr != 0 => {
-            // SAFETY: the helper validates the user pointer.
+            // SAFETY: `bpf_probe_read_user` copies through the kernel's fault-handling path, so
+            // any pointer is fine (a bad one is an error); `u64` is valid for any bytes.
             unsafe { bpf_probe_read_user(count_ptr as *const u64) }.unwrap_or(0)
         }
         _ => 0,
@@ -131,7 +137,7 @@ fn moved(call: u8, rc: i64, count_ptr: u64) -> u64 {
 
 fn exit(ctx: &RetProbeContext) {
     let (pid_tgid, tgid, tid) = current();
-    // SAFETY: read-only lookup of a plain value.
+    // SAFETY: the value is copied out at once, before the `remove` below could free it.
     let Some(&args) = (unsafe { TLS_ARGS.get(pid_tgid) }) else {
         return;
     };
@@ -161,7 +167,8 @@ fn exit(ctx: &RetProbeContext) {
         }
         return;
     };
-    // SAFETY: the entry stays valid for this program's run (see `capture::data`).
+    // SAFETY: a valid, aligned value pointer from a successful lookup, live for this
+    // program's run; concurrent users of the fd can only garble integers (see `capture::data`).
     let conn = unsafe { &mut *conn };
     if learned {
         let socket = SessionSocket {
@@ -173,7 +180,7 @@ fn exit(ctx: &RetProbeContext) {
     }
     let origin = Origin { tgid, tid, fd };
     if conn.tls == 0 {
-        // SAFETY: reading the attach cookie of this program's context.
+        // SAFETY: `ctx` is this uretprobe's own context, the argument the helper expects.
         let library = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
         start_tls(conn, origin, library as u32, last_socket(pid_tgid, fd));
     }
@@ -183,8 +190,9 @@ fn exit(ctx: &RetProbeContext) {
     let Some(call) = TLS_CALL.get_ptr_mut(0) else {
         return;
     };
-    // SAFETY: the per-CPU slot is ours for the duration of this program; the volatile
-    // read makes the compiler load the values back instead of reusing the constants.
+    // SAFETY: a valid, aligned pointer to this CPU's slot (array elements are never freed),
+    // which nothing else uses while this program runs; the volatile read makes the compiler
+    // load the values back instead of reusing the constants.
     let call = unsafe {
         call.write(DataArgs {
             ptr: args.buf,

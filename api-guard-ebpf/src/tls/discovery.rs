@@ -6,9 +6,13 @@
 use api_guard_common::NO_FD;
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 
-use crate::capture::{arg, current, emit, wanted};
+use crate::capture::{arg, current, emit, field, wanted};
 
 const PROT_EXEC: u64 = 4;
+/// `syscalls/sys_enter_mmap`: field `unsigned long prot`.
+const MMAP_PROT: usize = arg(2);
+/// `syscalls/sys_enter_mmap`: field `unsigned long fd`.
+const MMAP_FD: usize = arg(4);
 
 /// tracepoint sched/sched_process_exec: (__data_loc char[] filename, pid_t pid, pid_t old_pid)
 #[tracepoint]
@@ -24,9 +28,7 @@ pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
 /// unsigned long prot, unsigned long flags, unsigned long fd, unsigned long off)
 #[tracepoint]
 pub fn sys_enter_mmap(ctx: TracePointContext) -> u32 {
-    // SAFETY: reading this tracepoint's own record.
-    let (Ok(prot), Ok(fd)) = (unsafe { (ctx.read_at::<u64>(arg(2)), ctx.read_at::<u64>(arg(4))) })
-    else {
+    let (Ok(prot), Ok(fd)) = (field::<u64>(&ctx, MMAP_PROT), field::<u64>(&ctx, MMAP_FD)) else {
         return 0;
     };
     // Anonymous executable memory (JITs) has fd -1: nothing to hook there.

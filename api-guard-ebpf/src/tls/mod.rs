@@ -1,7 +1,7 @@
 //! TLS visibility: uprobes on TLS library calls deliver plaintext ([`calls`]), and process
 //! start/library-load tracepoints tell the daemon which new files to hook ([`discovery`]).
 
-mod calls;
+pub(crate) mod calls;
 mod discovery;
 
 pub(crate) use calls::claim_socket;
