@@ -4,6 +4,7 @@ mod bench;
 mod bench_xdp;
 mod eval;
 mod fuzz;
+mod lint;
 mod setup;
 mod util;
 
@@ -51,8 +52,9 @@ enum Cmd {
         )]
         args: Vec<OsString>,
     },
-    /// Set up, build the agent once, then run the whole test suite, root/eBPF integration
-    /// tests included (as root).
+    /// Set up, run the hygiene gates (rustfmt, clippy on every crate, eBPF included: any
+    /// warning fails), build the agent once, then run the whole test suite, root/eBPF
+    /// integration tests included (as root). The gates are skipped when EXTRA picks packages.
     Test {
         /// Passed to `cargo test`, e.g. `-- -p integration-tests -- --nocapture`.
         #[arg(
@@ -62,6 +64,8 @@ enum Cmd {
         )]
         extra: Vec<OsString>,
     },
+    /// The hygiene gates alone: rustfmt, clippy on the workspace and on the eBPF crate.
+    Lint,
     /// Measure the detection engine on ../shared/corpus: recall per attack category and
     /// paranoia level, false-positive rates on the benign sets (prints tables).
     Eval(eval::EvalArgs),
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
         Cmd::Build { debug } => build(!debug),
         Cmd::Run { args } => run(&args),
         Cmd::Test { extra } => test(&extra),
+        Cmd::Lint => setup::ensure(Scope::Toolchain).and_then(|()| lint::check()),
         Cmd::Eval(args) => eval::eval(&args),
         Cmd::Fuzz(args) => fuzz::fuzz(&args),
         Cmd::Bench {
@@ -176,10 +181,14 @@ fn criterion_bench(name: &str, args: &[OsString]) -> Result<()> {
 fn test(extra: &[OsString]) -> Result<()> {
     setup::ensure(Scope::All)?;
     let shared = util::shared_dir()?;
+    let whole_suite = !selects_packages(extra);
+    if whole_suite {
+        lint::check()?;
+    }
     let bin = util::build_agent(true)?;
     let mut cmd = util::cargo();
     cmd.args(["test", "--release", "--no-fail-fast"]);
-    if !selects_packages(extra) {
+    if whole_suite {
         // --workspace would override a -p given in EXTRA.
         cmd.args(["--workspace", "--exclude", "api-guard-ebpf"]);
     }
