@@ -8,6 +8,7 @@ pub mod discover;
 pub mod exchange;
 pub mod http;
 pub mod identity;
+pub mod json;
 pub mod node;
 pub mod record;
 pub mod text;
