@@ -53,6 +53,7 @@ struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     /// The next event; `None` at an error (or the end, which no caller expects).
+    #[inline(always)]
     fn pull(&mut self) -> Option<Token<'a>> {
         self.tok.next().ok().flatten().map(|ev| ev.token)
     }

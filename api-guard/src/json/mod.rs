@@ -118,6 +118,7 @@ pub struct Tokenizer<'a> {
 impl<'a> Tokenizer<'a> {
     /// A tokenizer of `body`, which should hold one JSON value; at most `max_depth`
     /// containers are open at once.
+    #[inline]
     pub fn new(body: &'a [u8], dialect: Dialect, max_depth: usize) -> Self {
         Tokenizer {
             b: body,
@@ -137,6 +138,7 @@ impl<'a> Tokenizer<'a> {
         clippy::should_implement_trait,
         reason = "an Iterator of Results blurs the end of the value with an error"
     )]
+    #[inline(always)]
     pub fn next(&mut self) -> Result<Option<Event<'a>>, Error> {
         let r = self.step();
         if let Err(e) = r {
@@ -146,15 +148,18 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// Bytes consumed so far.
+    #[inline]
     pub fn offset(&self) -> usize {
         self.i
     }
 
     /// Containers open.
+    #[inline]
     pub fn depth(&self) -> usize {
         self.depth
     }
 
+    #[inline(always)]
     fn step(&mut self) -> Result<Option<Event<'a>>, Error> {
         match self.state {
             State::Value => self.value(),
@@ -183,22 +188,26 @@ impl<'a> Tokenizer<'a> {
         }
     }
 
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
         }
     }
 
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
     /// `Truncated` at the end of input, else `Syntax`, at the current offset.
+    #[inline]
     fn unexpected(&self) -> Error {
         self.cut_or_syntax(self.i)
     }
 
     /// `Truncated` when `i` is the end of input, else `Syntax` at `i`.
+    #[cold]
     fn cut_or_syntax(&self, i: usize) -> Error {
         if i >= self.b.len() {
             Error::Truncated(self.b.len())
@@ -207,6 +216,7 @@ impl<'a> Tokenizer<'a> {
         }
     }
 
+    #[inline(always)]
     fn top_is_object(&self) -> bool {
         let level = self.depth - 1;
         if level < INLINE_LEVELS {
@@ -216,6 +226,7 @@ impl<'a> Tokenizer<'a> {
         }
     }
 
+    #[inline(always)]
     fn after(&mut self) -> Result<Option<Event<'a>>, Error> {
         self.ws();
         if self.depth == 0 {
@@ -242,6 +253,7 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// Consumes the closer at `self.i` of the innermost container.
+    #[inline(always)]
     fn close(&mut self) -> Event<'a> {
         let start = self.i;
         self.i += 1;
@@ -265,6 +277,7 @@ impl<'a> Tokenizer<'a> {
         }
     }
 
+    #[inline(always)]
     fn key(&mut self) -> Result<Option<Event<'a>>, Error> {
         self.ws();
         let start = self.i;
@@ -286,6 +299,7 @@ impl<'a> Tokenizer<'a> {
         }))
     }
 
+    #[inline(always)]
     fn value(&mut self) -> Result<Option<Event<'a>>, Error> {
         self.ws();
         let start = self.i;
@@ -334,6 +348,7 @@ impl<'a> Tokenizer<'a> {
         }))
     }
 
+    #[inline(always)]
     fn lenient_scalar(&mut self, c: u8) -> Result<Token<'a>, Error> {
         if !matches!(c, b't' | b'f' | b'n' | b'-' | b'0'..=b'9') {
             return Err(Error::Syntax(self.i));
@@ -354,6 +369,7 @@ impl<'a> Tokenizer<'a> {
         })
     }
 
+    #[inline(always)]
     fn strict_scalar(&mut self, c: u8) -> Result<Token<'a>, Error> {
         let (word, token): (&[u8], _) = match c {
             b't' => (b"true", Token::Bool(true)),
@@ -376,6 +392,7 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// The RFC 8259 number grammar.
+    #[inline]
     fn number(&mut self) -> Result<Token<'a>, Error> {
         let b = self.b;
         let start = self.i;
@@ -421,6 +438,7 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// A string from its opening quote: its end and whether it has escapes.
+    #[inline(always)]
     fn string(&mut self) -> Result<Str<'a>, Error> {
         let b = self.b;
         let start = self.i + 1;
@@ -458,6 +476,7 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// Skips the container whose opener is at `self.i`.
+    #[cold]
     fn skip(&mut self) -> Result<(), Error> {
         let mut depth = 0usize;
         while let Some(&c) = self.b.get(self.i) {

@@ -306,6 +306,7 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     /// The next event; `None` at an error.
+    #[inline(always)]
     fn pull(&mut self) -> Option<Token<'a>> {
         self.tok.next().ok().flatten().map(|ev| ev.token)
     }
@@ -337,6 +338,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Parses the next value into `node`.
+    #[inline(always)]
     fn next_value(&mut self, node: &mut Node) -> Option<()> {
         let first = self.pull()?;
         self.value(first, node)
