@@ -138,7 +138,11 @@ impl<'a> Tokenizer<'a> {
         clippy::should_implement_trait,
         reason = "an Iterator of Results blurs the end of the value with an error"
     )]
-    #[inline(always)]
+    // Inlined into consumers for speed (events are then never copied through memory); not
+    // in debug builds, whose unshared stack slots would make each frame of a recursive
+    // consumer large enough to overflow the stack at depth 127.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     pub fn next(&mut self) -> Result<Option<Event<'a>>, Error> {
         let r = self.step();
         if let Err(e) = r {

@@ -6,7 +6,7 @@
 //! document is exactly what serde_json accepts (strict strings and numbers, at most
 //! [`MAX_DEPTH`] open containers), so the figures do not depend on the reader.
 
-use super::{classify, classify_name, ClassCounts};
+use super::{classify, classify_name, ClassCounts, DataClass};
 use crate::json::{Dialect, Number, Token, Tokenizer};
 
 /// Containers open at once: serde_json's recursion limit (128) less the one it refuses.
@@ -19,7 +19,7 @@ pub fn classify_json(body: &[u8], counts: &mut ClassCounts) -> bool {
         tok: Tokenizer::new(body, Dialect::Strict, MAX_DEPTH),
         found: ClassCounts::default(),
     };
-    let ok = w.next_value().is_some() && matches!(w.tok.next(), Ok(None));
+    let ok = w.next_value(None).is_some() && matches!(w.tok.next(), Ok(None));
     if ok {
         counts.merge(&w.found);
     }
@@ -28,8 +28,9 @@ pub fn classify_json(body: &[u8], counts: &mut ClassCounts) -> bool {
 
 /// What a value was, for the member rule.
 enum Leaf {
-    /// A string, with whether it is non-empty and the classes it showed.
-    Str(bool, ClassCounts),
+    /// A string: whether it is non-empty, and whether it showed the class its member's
+    /// name implies (kept small: a leaf is returned at every value).
+    Str { filled: bool, showed: bool },
     /// `null`, an array or an object: not a filled value.
     Empty,
     /// A number or a boolean: filled, no classes of its own.
@@ -42,21 +43,25 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    /// The next value; `None` when the document is not valid JSON. Recursion is bounded
-    /// by `MAX_DEPTH`.
-    fn next_value(&mut self) -> Option<Leaf> {
+    /// The next value, of a member whose name implies `named`; `None` when the document
+    /// is not valid JSON. Recursion is bounded by `MAX_DEPTH`.
+    #[inline(always)]
+    fn next_value(&mut self, named: Option<DataClass>) -> Option<Leaf> {
         let first = self.tok.next().ok()??.token;
-        self.value(first)
+        self.value(first, named)
     }
 
-    fn value(&mut self, first: Token<'a>) -> Option<Leaf> {
+    fn value(&mut self, first: Token<'a>, named: Option<DataClass>) -> Option<Leaf> {
         Some(match first {
             Token::String(s) => {
                 let s = s.unescape_strict()?;
                 let mut own = ClassCounts::default();
                 classify(&s, &mut own);
                 self.found.merge(&own);
-                Leaf::Str(!s.is_empty(), own)
+                Leaf::Str {
+                    filled: !s.is_empty(),
+                    showed: named.is_some_and(|c| own.get(c) > 0),
+                }
             }
             Token::Number(n) if in_f64_range(n) => Leaf::Scalar,
             Token::Bool(_) => Leaf::Scalar,
@@ -64,7 +69,7 @@ impl<'a> Walk<'a> {
             Token::ArrayStart => loop {
                 match self.tok.next().ok()??.token {
                     Token::ArrayEnd => break Leaf::Empty,
-                    first => self.value(first)?,
+                    first => self.value(first, None)?,
                 };
             },
             Token::ObjectStart => loop {
@@ -74,12 +79,12 @@ impl<'a> Walk<'a> {
                     _ => return None,
                 };
                 let class = classify_name(&name);
-                let value = self.next_value()?;
+                let value = self.next_value(class)?;
                 let Some(class) = class else {
                     continue;
                 };
                 let counted = match value {
-                    Leaf::Str(filled, own) => filled && own.get(class) == 0,
+                    Leaf::Str { filled, showed } => filled && !showed,
                     Leaf::Scalar => true,
                     Leaf::Empty => false,
                 };
