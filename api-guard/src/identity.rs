@@ -24,6 +24,8 @@ use ipnet::IpNet;
 use lru::LruCache;
 use sha2::{Digest as _, Sha256};
 
+use crate::text::hex_digit;
+
 /// Forwarding entries considered, counted from the right.
 const MAX_HOPS: usize = 64;
 /// Bytes of forwarding header text scanned, counted from the right.
@@ -488,10 +490,6 @@ fn hashed(scheme: CredentialScheme, secret: &[u8]) -> Credential {
         hash,
         jwt_subject: None,
     }
-}
-
-fn hex_digit(nibble: u8) -> char {
-    char::from(b"0123456789abcdef"[usize::from(nibble & 0xf)])
 }
 
 /// The unverified `sub` claim of a JWT, cleaned for display.

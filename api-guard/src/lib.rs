@@ -10,6 +10,7 @@ pub mod event;
 pub mod exchange;
 pub mod http;
 pub mod identity;
+pub mod json;
 pub mod node;
 pub mod record;
 pub mod text;

@@ -9,6 +9,8 @@ use std::{borrow::Cow, fmt::Write as _};
 use serde::Deserialize;
 
 use super::{json_scan, request::Request};
+// Re-exported for the detectors that import them from here.
+pub use crate::text::{hex_value as hex, percent_decode};
 
 /// Headers never inspected as payload carriers: framing and negotiation headers whose
 /// syntax the protocol detector checks, and credentials (their values must not end up in
@@ -392,45 +394,6 @@ fn truncate_cow(value: Cow<'_, str>, max: usize) -> Cow<'_, str> {
             s.truncate(end);
             Cow::Owned(s)
         }
-    }
-}
-
-/// Decodes `%XX` escapes once (and `+` as space when `form`); malformed escapes stay as
-/// they are, invalid UTF-8 becomes U+FFFD.
-pub fn percent_decode(s: &str, form: bool) -> Cow<'_, str> {
-    if !s.bytes().any(|b| b == b'%' || (form && b == b'+')) {
-        return Cow::Borrowed(s);
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' if form => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    match String::from_utf8(out) {
-        Ok(s) => Cow::Owned(s),
-        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    }
-}
-
-pub fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use super::inputs::hex;
+use crate::text::{hex_value as hex, parse_hex as hex_value};
 
 /// URL-decoding passes at most (each undoes one layer of encoding).
 const MAX_PASSES: usize = 3;
@@ -75,12 +75,6 @@ enum Decoded {
     Byte(u8),
     Char(char),
     Skip,
-}
-
-fn hex_value(digits: &[u8]) -> Option<u32> {
-    digits
-        .iter()
-        .try_fold(0u32, |acc, &d| Some(acc << 4 | u32::from(hex(d)?)))
 }
 
 /// `%XX` or `%uXXXX`.

@@ -28,6 +28,7 @@ use super::{
 use crate::{
     detect::config::{invalid, Invalid},
     identity::CredentialScheme,
+    text::percent_decode,
 };
 
 /// Methods kept by name; any other method is recorded as `OTHER` (one endpoint per route),
@@ -853,34 +854,6 @@ fn auth_scheme(o: &Observation<'_>) -> AuthScheme {
             AuthScheme::ApiKeyQuery(name.unwrap_or_else(|| "unknown".into()))
         }
     }
-}
-
-/// Percent-decodes (and with `plus`, `+` to space); invalid escapes stay as written,
-/// invalid UTF-8 is replaced. Linear in the input.
-fn percent_decode(s: &str, plus: bool) -> Cow<'_, str> {
-    if !s.bytes().any(|c| c == b'%' || (plus && c == b'+')) {
-        return Cow::Borrowed(s);
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        let hex = |j: usize| b.get(j).and_then(|&h| (h as char).to_digit(16));
-        match c {
-            b'%' => match (hex(i + 1), hex(i + 2)) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(c),
-            },
-            b'+' if plus => out.push(b' '),
-            _ => out.push(c),
-        }
-        i += 1;
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// What did not fit, counted.

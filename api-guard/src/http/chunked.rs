@@ -2,6 +2,7 @@
 //! extensions and the trailer section.
 
 use super::{CR, LF};
+use crate::text::hex_value;
 
 /// Why a chunked body could not be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +147,7 @@ impl ChunkedDecoder {
             }
         }
         let next = match self.state {
-            State::Size { size, digits } => match (hex_value(b), b) {
+            State::Size { size, digits } => match (hex_value(b).map(u64::from), b) {
                 (Some(d), _) => {
                     let size = size.checked_mul(16).and_then(|s| s.checked_add(d));
                     State::Size {
@@ -237,10 +238,6 @@ fn step_ext(ext: Ext, b: u8) -> Result<Option<Ext>, ChunkError> {
         _ => return Err(ChunkError::Syntax),
     };
     Ok(Some(next))
-}
-
-fn hex_value(b: u8) -> Option<u64> {
-    char::from(b).to_digit(16).map(u64::from)
 }
 
 /// RFC 9110 `tchar`.

@@ -1,124 +1,117 @@
-//! Sensitive classes in a JSON body, read in one streaming pass (serde_json's own parser,
-//! with its nesting limit) without building a document tree: every string value is
-//! classified, and a member whose *name* implies a class (`password`, `api_key`) counts that
-//! class when its value is filled and did not already show it by its shape. A name repeated
-//! in one object counts each time (what was sent, not what a parser would keep).
-
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+//! Sensitive classes in a JSON body, read in one streaming pass of the shared tokenizer
+//! ([`crate::json`]) without building a document tree: every string value is classified,
+//! and a member whose *name* implies a class (`password`, `api_key`) counts that class when
+//! its value is filled and did not already show it by its shape. A name repeated in one
+//! object counts each time (what was sent, not what a parser would keep). What counts as a
+//! document is exactly what serde_json accepts (strict strings and numbers, at most
+//! [`MAX_DEPTH`] open containers), so the figures do not depend on the reader.
 
 use super::{classify, classify_name, ClassCounts, DataClass};
+use crate::json::{Dialect, Number, Token, Tokenizer};
+
+/// Containers open at once: serde_json's recursion limit (128) less the one it refuses.
+const MAX_DEPTH: usize = 127;
 
 /// Adds the classes in the JSON document `body` to `counts`. `false` (and nothing added)
 /// when `body` is not one complete JSON document.
 pub fn classify_json(body: &[u8], counts: &mut ClassCounts) -> bool {
-    let mut found = ClassCounts::default();
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let ok = Walk(&mut found).deserialize(&mut de).is_ok() && de.end().is_ok();
+    let mut w = Walk {
+        tok: Tokenizer::new(body, Dialect::Strict, MAX_DEPTH),
+        found: ClassCounts::default(),
+    };
+    let ok = w.next_value(None).is_some() && matches!(w.tok.next(), Ok(None));
     if ok {
-        counts.merge(&found);
+        counts.merge(&w.found);
     }
     ok
 }
 
 /// What a value was, for the member rule.
 enum Leaf {
-    /// A string, with whether it is non-empty and the classes it showed.
-    Str(bool, ClassCounts),
+    /// A string: whether it is non-empty, and whether it showed the class its member's
+    /// name implies (kept small: a leaf is returned at every value).
+    Str { filled: bool, showed: bool },
     /// `null`, an array or an object: not a filled value.
     Empty,
     /// A number or a boolean: filled, no classes of its own.
     Scalar,
 }
 
-struct Walk<'c>(&'c mut ClassCounts);
-
-impl<'de> DeserializeSeed<'de> for Walk<'_> {
-    type Value = Leaf;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Leaf, D::Error> {
-        d.deserialize_any(self)
-    }
+struct Walk<'a> {
+    tok: Tokenizer<'a>,
+    found: ClassCounts,
 }
 
-impl<'de> Visitor<'de> for Walk<'_> {
-    type Value = Leaf;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("JSON")
+impl<'a> Walk<'a> {
+    /// The next value, of a member whose name implies `named`; `None` when the document
+    /// is not valid JSON. Recursion is bounded by `MAX_DEPTH`.
+    #[inline(always)]
+    fn next_value(&mut self, named: Option<DataClass>) -> Option<Leaf> {
+        let first = self.tok.next().ok()??.token;
+        self.value(first, named)
     }
 
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Leaf, E> {
-        let mut own = ClassCounts::default();
-        classify(s, &mut own);
-        self.0.merge(&own);
-        Ok(Leaf::Str(!s.is_empty(), own))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Leaf, E> {
-        Ok(Leaf::Scalar)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Leaf, E> {
-        Ok(Leaf::Scalar)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Leaf, E> {
-        Ok(Leaf::Scalar)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Leaf, E> {
-        Ok(Leaf::Scalar)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Leaf, E> {
-        Ok(Leaf::Empty)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Leaf, A::Error> {
-        while seq.next_element_seed(Walk(&mut *self.0))?.is_some() {}
-        Ok(Leaf::Empty)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Leaf, A::Error> {
-        while let Some(named) = map.next_key_seed(Name)? {
-            let value = map.next_value_seed(Walk(&mut *self.0))?;
-            let Some(class) = named else {
-                continue;
-            };
-            let counted = match value {
-                Leaf::Str(filled, own) => filled && own.get(class) == 0,
-                Leaf::Scalar => true,
-                Leaf::Empty => false,
-            };
-            if counted {
-                self.0.add(class, 1);
+    fn value(&mut self, first: Token<'a>, named: Option<DataClass>) -> Option<Leaf> {
+        Some(match first {
+            Token::String(s) => {
+                let s = s.unescape_strict()?;
+                let mut own = ClassCounts::default();
+                classify(&s, &mut own);
+                self.found.merge(&own);
+                Leaf::Str {
+                    filled: !s.is_empty(),
+                    showed: named.is_some_and(|c| own.get(c) > 0),
+                }
             }
-        }
-        Ok(Leaf::Empty)
+            Token::Number(n) if in_f64_range(n) => Leaf::Scalar,
+            Token::Bool(_) => Leaf::Scalar,
+            Token::Null => Leaf::Empty,
+            Token::ArrayStart => loop {
+                match self.tok.next().ok()??.token {
+                    Token::ArrayEnd => break Leaf::Empty,
+                    first => self.value(first, None)?,
+                };
+            },
+            Token::ObjectStart => loop {
+                let name = match self.tok.next().ok()??.token {
+                    Token::Key(k) => k.unescape_strict()?,
+                    Token::ObjectEnd => break Leaf::Empty,
+                    _ => return None,
+                };
+                let class = classify_name(&name);
+                let value = self.next_value(class)?;
+                let Some(class) = class else {
+                    continue;
+                };
+                let counted = match value {
+                    Leaf::Str { filled, showed } => filled && !showed,
+                    Leaf::Scalar => true,
+                    Leaf::Empty => false,
+                };
+                if counted {
+                    self.found.add(class, 1);
+                }
+            },
+            _ => return None,
+        })
     }
 }
 
-/// A member name, read as the class it implies (no allocation for plain names).
-struct Name;
-
-impl<'de> DeserializeSeed<'de> for Name {
-    type Value = Option<DataClass>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
+/// Whether serde_json reads the number as finite (it refuses e.g. `1e400`). Only numbers
+/// that could be out of range are handed to it: at most 200 bytes and an exponent of at
+/// most two digits stays below 1e300.
+fn in_f64_range(n: Number<'_>) -> bool {
+    let exponent_digits = n
+        .raw
+        .iter()
+        .rposition(|b| matches!(b, b'e' | b'E'))
+        .map_or(0, |e| {
+            n.raw[e + 1..].iter().filter(|b| b.is_ascii_digit()).count()
+        });
+    if n.raw.len() <= 200 && exponent_digits <= 2 {
+        return true;
     }
-}
-
-impl<'de> Visitor<'de> for Name {
-    type Value = Option<DataClass>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a member name")
-    }
-
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-        Ok(classify_name(s))
-    }
+    serde_json::from_slice::<f64>(n.raw).is_ok()
 }
 
 #[cfg(test)]
@@ -215,6 +208,45 @@ mod tests {
             found += got.iter().map(|(_, n)| n).sum::<u64>();
         }
         assert!(found > 5000, "{found}");
+    }
+
+    /// A document is what serde_json (the reader this replaced) takes for one, on random,
+    /// cut and corrupted bodies and at the edges of its limits, and the counts are the tree
+    /// walk's when the names are distinct.
+    #[test]
+    fn accepts_exactly_what_serde_json_accepts() {
+        let mut rng = crate::testutil::Rng(0x0dd_ba11);
+        let mut ok = 0;
+        for _ in 0..20_000 {
+            let body = crate::json::tests::random_body(&mut rng);
+            let mut got = ClassCounts::default();
+            let accepted = classify_json(&body, &mut got);
+            let theirs = serde_json::from_slice::<serde_json::Value>(&body).is_ok();
+            assert_eq!(accepted, theirs, "{}", String::from_utf8_lossy(&body));
+            ok += usize::from(accepted);
+        }
+        assert!(ok > 2000, "{ok}");
+        let nine = "9".repeat(400);
+        for body in [
+            "1e308".to_owned(),
+            "1e309".to_owned(),
+            "-1e309".to_owned(),
+            "1e-99999".to_owned(),
+            "0e99999".to_owned(),
+            "1.7976931348623157e308".to_owned(),
+            "1.7976931348623159e308".to_owned(),
+            nine.clone(),
+            format!("0.{nine}"),
+            format!("{nine}e-100"),
+            format!("[{}]", "[".repeat(126) + &"]".repeat(126)),
+            format!("[{}]", "[".repeat(127) + &"]".repeat(127)),
+            "\"\\ud800\"".to_owned(),
+            "\"a\u{1}\"".to_owned(),
+        ] {
+            let theirs = serde_json::from_str::<serde_json::Value>(&body).is_ok();
+            let mut got = ClassCounts::default();
+            assert_eq!(classify_json(body.as_bytes(), &mut got), theirs, "{body}");
+        }
     }
 
     #[test]

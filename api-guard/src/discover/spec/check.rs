@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::{Operation, ParamLocation, ParamType, Parameter, Spec, MAX_TEMPLATE_SEGMENTS};
 use crate::{
-    detect::inputs::percent_decode,
     discover::schema::{infer, ValueType},
+    text::percent_decode,
 };
 
 /// The methods an OpenAPI path item has fields for, in trie order.

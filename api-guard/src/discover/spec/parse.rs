@@ -13,8 +13,8 @@ use super::{
     MAX_OPERATIONS, MAX_PARAMS, MAX_REF_DEPTH, MAX_TEMPLATE_SEGMENTS, MAX_WARNINGS,
 };
 use crate::{
-    detect::inputs::percent_decode,
     discover::template::{TemplateConfig, Templater, MAX_SEGMENTS},
+    text::percent_decode,
 };
 
 /// Servers looked at per `servers` list.

@@ -4,6 +4,8 @@
 //! is wrongly made a parameter hides an endpoint, while an identifier wrongly kept literal is
 //! still folded by the cardinality rule once its position has seen enough distinct values.
 
+use crate::text::percent_decode_bytes;
+
 /// The kind of identifier a segment looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdKind {
@@ -45,23 +47,11 @@ pub(super) fn classify_capped(segment: &str, max_len: usize) -> Option<IdKind> {
 }
 
 /// Decodes `%XX` escapes once into `buf` (which is at least as long as `raw`); malformed
-/// escapes are kept as they are.
+/// escapes are kept as they are. No allocation.
 fn percent_decode<'b>(raw: &[u8], buf: &'b mut [u8; MAX_CLASSIFIED_LEN]) -> &'b [u8] {
     let mut out = 0;
-    let mut i = 0;
-    while i < raw.len() && out < buf.len() {
-        let b = raw.get(i).copied().unwrap_or(0);
-        let hex = |j: usize| raw.get(j).and_then(|c| (*c as char).to_digit(16));
-        match (b, hex(i + 1), hex(i + 2)) {
-            (b'%', Some(h), Some(l)) => {
-                buf[out] = (h * 16 + l) as u8;
-                i += 3;
-            }
-            _ => {
-                buf[out] = b;
-                i += 1;
-            }
-        }
+    for (slot, b) in buf.iter_mut().zip(percent_decode_bytes(raw, false)) {
+        *slot = b;
         out += 1;
     }
     &buf[..out]

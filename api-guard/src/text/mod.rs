@@ -1,5 +1,9 @@
 //! Small string helpers shared by events, policies and detectors.
 
+mod percent;
+
+pub use percent::{hex_digit, hex_value, parse_hex, percent_decode, percent_decode_bytes};
+
 /// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
 pub fn truncate(s: &str, max: usize) -> &str {
     let mut end = max.min(s.len());
