@@ -9,8 +9,7 @@ use std::{borrow::Cow, fmt::Write as _};
 use serde::Deserialize;
 
 use super::{json_scan, request::Request};
-// Re-exported for the detectors that import them from here.
-pub use crate::text::{hex_value as hex, percent_decode};
+use crate::text::percent_decode;
 
 /// Headers never inspected as payload carriers: framing and negotiation headers whose
 /// syntax the protocol detector checks, and credentials (their values must not end up in

@@ -5,10 +5,9 @@
 use std::borrow::Cow;
 
 use super::{around, header_location, ProtocolConfig, Report, Rule};
-use crate::detect::{
-    inputs::{hex, percent_decode},
-    normalize,
-    request::Request,
+use crate::{
+    detect::{normalize, request::Request},
+    text::{hex_value as hex, percent_decode},
 };
 
 /// Body bytes scanned for encodings and injected CR/LF.
