@@ -211,7 +211,7 @@ fn reload_of_trusted_proxies_reaches_every_consumer() -> Result<()> {
     send("/before")?;
     ensure!(wait_clients("/before")? == 1);
 
-    let trusted = format!("{base}[enforce]\ntrusted_proxies = [\"{c1}/32\"]\n");
+    let trusted = format!("{base}[identity]\ntrusted_proxies = [\"{c1}/32\"]\n");
     rewrite(&agent, &trusted, "ok", true)?;
     send("/after")?;
     ensure!(
