@@ -149,45 +149,8 @@ fn itoa(mut n: usize, buf: &mut [u8; 20]) -> &str {
 }
 
 #[cfg(test)]
-mod reference;
-
-#[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Everything a scan reports, for comparing two scanners.
-    fn trace(
-        scan: impl FnOnce(&[u8], usize, &mut dyn FnMut(Found<'_, '_>) -> bool) -> Scanned,
-        body: &[u8],
-        depth: usize,
-        stop_after: usize,
-    ) -> (Vec<(String, String, bool, bool)>, Scanned) {
-        let mut v = Vec::new();
-        let s = scan(body, depth, &mut |f| {
-            let borrowed = matches!(f.value, Cow::Borrowed(_));
-            v.push((f.path.to_owned(), f.value.into_owned(), f.is_key, borrowed));
-            v.len() < stop_after
-        });
-        (v, s)
-    }
-
-    /// The scan reports what the scanner it replaced reported, string for string, on
-    /// random, cut and corrupted documents, including what only a lenient reader accepts.
-    #[test]
-    fn same_as_the_scanner_it_replaced() {
-        let mut rng = crate::testutil::Rng(0xdec0_de01);
-        let mut complete = 0;
-        for n in 0..20_000 {
-            let body = crate::json::tests::random_body(&mut rng);
-            let depth = [0, 2, 3, 32][n % 4];
-            let stop = [usize::MAX, 3][n % 2];
-            let ours = trace(|b, d, e| scan(b, d, e), &body, depth, stop);
-            let theirs = trace(|b, d, e| reference::scan(b, d, e), &body, depth, stop);
-            assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(&body));
-            complete += usize::from(ours.1.complete);
-        }
-        assert!(complete > 3000, "{complete}");
-    }
 
     fn all(body: &str, depth: usize) -> (Vec<(String, String, bool)>, Scanned) {
         let mut v = Vec::new();
