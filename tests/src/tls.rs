@@ -24,6 +24,7 @@ use crate::util::{
 
 /// `apiguard_tls_probes_attached{library}`: uprobes attached in one library file.
 pub const PROBES_ATTACHED: &str = "apiguard_tls_probes_attached";
+pub const PROBE_SITES: &str = "apiguard_tls_probe_sites";
 /// `apiguard_http_requests_total{role, method, status, tls}`.
 pub const REQUESTS: &str = "apiguard_http_requests_total";
 const PARSE_ERRORS: &str = "apiguard_http_parse_errors_total";
@@ -103,6 +104,24 @@ pub fn wait_probes_attached(agent: &Agent, library: &str, timeout: Duration) -> 
         agent.diagnostics()
     );
     Ok(probes)
+}
+
+/// Checks the kinds of probe sites chosen in `library`: `(kind, sites)` for the kinds
+/// `entry`, `internal` and `entry_single_step` (every kind not listed must be 0).
+pub fn check_probe_sites(agent: &Agent, library: &str, expected: &[(&str, f64)]) -> Result<()> {
+    let metrics = agent.metrics()?;
+    for kind in ["entry", "internal", "entry_single_step"] {
+        let want = expected
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0.0, |&(_, n)| n);
+        let got = metrics.sum(PROBE_SITES, &[("library", library), ("kind", kind)]) + 0.0;
+        ensure!(
+            got == want,
+            "{PROBE_SITES}{{library={library:?}, kind={kind:?}}} = {got}, expected {want}"
+        );
+    }
+    Ok(())
 }
 
 /// One end of the connections a test checks: the process and the file its TLS is

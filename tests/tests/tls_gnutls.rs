@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use integration_tests::exchange::{check_fields, dump};
 use integration_tests::procfs::mapped_path;
+use integration_tests::tls::check_probe_sites;
 use integration_tests::util::{run_with_timeout, unique_comm};
 use integration_tests::{
     require_root, Agent, AgentOptions, NetPair, PyHttpServer, PyOptions, TlsCert,
@@ -90,5 +91,15 @@ fn gnutls_client_against_an_openssl_server() -> Result<()> {
             dump(&all)
         );
     }
+    // GnuTLS 3.7's record functions start with `sub`/`xor` and have no `_ex` twin to prove an
+    // internal site with: their entries are single-stepped, and reported as such.
+    let client = all.iter().find(|e| e["comm"] == CLIENT).expect("checked above");
+    let gnutls = client["tls_library"].as_str().unwrap_or_default();
+    check_probe_sites(
+        &agent,
+        gnutls,
+        &[("entry_single_step", 2.0), ("entry", 1.0)],
+    )?;
+    check_probe_sites(&agent, &libssl, &[("internal", 2.0), ("entry", 1.0)])?;
     Ok(())
 }

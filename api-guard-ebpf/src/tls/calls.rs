@@ -29,7 +29,8 @@ use crate::{
 
 /// Returns the byte count (`int`/`ssize_t`), <= 0 on failure.
 const CALL_PLAIN: u8 = 1;
-/// Returns 1 on success and stores the byte count through argument 3.
+/// Returns > 0 on success and stores the byte count through argument 3 (`SSL_*_ex` return
+/// 1; the internal functions they share with `SSL_read`/`SSL_write` return > 0).
 const CALL_EX: u8 = 2;
 /// Moves no application data; correlates the socket before any ciphertext is copied.
 const CALL_HANDSHAKE: u8 = 3;
@@ -126,7 +127,7 @@ fn moved(call: u8, rc: i64, count_ptr: u64) -> u64 {
     let rc = rc as i32;
     match call {
         CALL_PLAIN if rc > 0 => rc as u64,
-        CALL_EX if rc == 1 && count_ptr != 0 => {
+        CALL_EX if rc > 0 && count_ptr != 0 => {
             // SAFETY: `bpf_probe_read_user` copies through the kernel's fault-handling path, so
             // any pointer is fine (a bad one is an error); `u64` is valid for any bytes.
             unsafe { bpf_probe_read_user(count_ptr as *const u64) }.unwrap_or(0)
@@ -229,7 +230,8 @@ pub fn tls_read(ctx: ProbeContext) -> u32 {
     0
 }
 
-/// `SSL_read_ex(SSL *, void *, size_t, size_t *readbytes)`
+/// `SSL_read_ex(SSL *, void *, size_t, size_t *readbytes)`, and the internal function it
+/// shares with `SSL_read` (`ssl_read_internal`, same arguments)
 #[uprobe]
 pub fn tls_read_ex(ctx: ProbeContext) -> u32 {
     enter(&ctx, DIR_INGRESS, CALL_EX);
@@ -243,7 +245,7 @@ pub fn tls_write(ctx: ProbeContext) -> u32 {
     0
 }
 
-/// `SSL_write_ex(SSL *, const void *, size_t, size_t *written)`
+/// `SSL_write_ex(SSL *, const void *, size_t, size_t *written)`, and `ssl_write_internal`
 #[uprobe]
 pub fn tls_write_ex(ctx: ProbeContext) -> u32 {
     enter(&ctx, DIR_EGRESS, CALL_EX);

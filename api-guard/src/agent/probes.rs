@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use crate::{
     config::Config,
     fsys,
-    tls::elf::{TlsFunction, TlsFunctions},
+    tls::{elf::TlsFunctions, sites::Abi},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -153,14 +153,14 @@ const TLS_ENTRY_PROGRAMS: [&str; 5] = [
     PROG_TLS_HANDSHAKE,
 ];
 
-/// The entry program for a hooked function (by call shape, shared across libraries).
-fn tls_entry_program(function: TlsFunction) -> &'static str {
-    match function {
-        TlsFunction::SslRead | TlsFunction::GnutlsRecordRecv => PROG_TLS_READ,
-        TlsFunction::SslReadEx => PROG_TLS_READ_EX,
-        TlsFunction::SslWrite | TlsFunction::GnutlsRecordSend => PROG_TLS_WRITE,
-        TlsFunction::SslWriteEx => PROG_TLS_WRITE_EX,
-        TlsFunction::SslDoHandshake | TlsFunction::GnutlsHandshake => PROG_TLS_HANDSHAKE,
+/// The entry program for a probe site (by call shape, shared across libraries).
+fn tls_entry_program(abi: Abi) -> &'static str {
+    match abi {
+        Abi::Read => PROG_TLS_READ,
+        Abi::ReadEx => PROG_TLS_READ_EX,
+        Abi::Write => PROG_TLS_WRITE,
+        Abi::WriteEx => PROG_TLS_WRITE_EX,
+        Abi::Handshake => PROG_TLS_HANDSHAKE,
     }
 }
 
@@ -433,19 +433,19 @@ impl Probes {
         };
         let mut links: Vec<(&'static str, UProbeLinkId)> = Vec::new();
         let result = (|| {
-            for &(function, offset) in &functions.offsets {
+            for site in &functions.sites {
                 // The return probe first, so that no entry is stashed without its consumer.
-                for program in [PROG_TLS_RETURN, tls_entry_program(function)] {
+                for program in [PROG_TLS_RETURN, tls_entry_program(site.abi)] {
                     for &scope in &scopes {
                         let point = UProbeAttachPoint {
-                            location: UProbeAttachLocation::AbsoluteOffset(offset),
+                            location: UProbeAttachLocation::AbsoluteOffset(site.offset),
                             cookie: Some(u64::from(library_id)),
                         };
                         let link =
                             self.uprobe(program)?
                                 .attach(point, path, scope)
                                 .map_err(|source| TlsAttachError {
-                                    function: function.symbol(),
+                                    function: site.functions[0].symbol(),
                                     source,
                                 })?;
                         links.push((program, link));

@@ -2,7 +2,7 @@
 //! TLS libraries hooked, XDP interfaces and drops, blocks, traffic and analysis totals. Built
 //! on demand from the daemon's own state and metrics, so it never disagrees with /metrics.
 
-use std::{path::PathBuf, time::Instant};
+use std::{collections::BTreeMap, path::PathBuf, time::Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,9 @@ pub struct Hook {
 pub struct TlsLibrary {
     pub path: String,
     pub probes: u64,
+    /// Probe sites by kind (`entry`, `internal`, `entry_single_step`), only kinds in use.
+    #[serde(default)]
+    pub sites: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,6 +73,7 @@ pub struct StatusSource {
 impl StatusSource {
     pub fn status(&self, enforcer: &Enforcer) -> Status {
         let m = &self.metrics;
+        let site_counts = m.tls.probe_sites();
         Status {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
@@ -90,7 +94,18 @@ impl StatusSource {
                 .probes_attached()
                 .into_iter()
                 .filter(|(_, n)| *n > 0)
-                .map(|(path, probes)| TlsLibrary { path, probes })
+                .map(|(path, probes)| {
+                    let sites = site_counts
+                        .iter()
+                        .filter(|(library, _, n)| *library == path && *n > 0)
+                        .map(|(_, kind, n)| (kind.clone(), *n))
+                        .collect();
+                    TlsLibrary {
+                        path,
+                        probes,
+                        sites,
+                    }
+                })
                 .collect(),
             xdp_interfaces: enforcer
                 .interfaces()
@@ -146,7 +161,14 @@ pub fn render(s: &Status) -> String {
     }
     let _ = writeln!(out, "tls libraries   {}", s.tls_libraries.len());
     for l in &s.tls_libraries {
-        let _ = writeln!(out, "  {} ({} probes)", l.path, l.probes);
+        let sites: Vec<String> = l.sites.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let _ = writeln!(
+            out,
+            "  {} ({} probes; sites: {})",
+            l.path,
+            l.probes,
+            sites.join(", ")
+        );
     }
     let _ = writeln!(out, "xdp interfaces  {}", s.xdp_interfaces.len());
     for i in &s.xdp_interfaces {

@@ -6,6 +6,7 @@ use prometheus::{
 };
 
 use super::{counter, counter_vec, gauge, gauge_vec};
+use crate::tls::sites::SiteKind;
 
 /// Why a file exporting TLS functions was not hooked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,7 @@ impl Unattributed {
 
 pub struct Tls {
     probes_attached: IntGaugeVec,
+    probe_sites: IntGaugeVec,
     files_skipped: IntCounterVec,
     files_inspected: IntGauge,
     connections: IntCounterVec,
@@ -64,6 +66,15 @@ impl Tls {
                 "apiguard_tls_probes_attached",
                 "Uprobes attached per hooked TLS library file (path as its processes map it).",
                 &["library"],
+            ),
+            probe_sites: gauge_vec(
+                r,
+                "apiguard_tls_probe_sites",
+                "Uprobe sites per hooked TLS library file, by kind: entry (an instruction the \
+                 kernel emulates), internal (the emulated entry of the function an exported \
+                 read/write pair shares) or entry_single_step (nothing cheaper proven; each hit \
+                 costs a single-step trap).",
+                &["library", "kind"],
             ),
             files_skipped: counter_vec(
                 r,
@@ -102,6 +113,30 @@ impl Tls {
         self.probes_attached
             .with_label_values(&[library])
             .set(probes as i64);
+    }
+
+    pub fn set_probe_sites(&self, library: &str, kind: SiteKind, sites: usize) {
+        self.probe_sites
+            .with_label_values(&[library, kind.as_str()])
+            .set(sites as i64);
+    }
+
+    /// (library path, site kind, sites) of every hooked library.
+    pub fn probe_sites(&self) -> Vec<(String, String, u64)> {
+        self.probe_sites
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric())
+            .map(|m| {
+                let label = |i: usize| {
+                    m.get_label()
+                        .get(i)
+                        .map(|l| l.value().to_string())
+                        .unwrap_or_default()
+                };
+                (label(0), label(1), m.get_gauge().get_value() as u64)
+            })
+            .collect()
     }
 
     pub fn file_skipped(&self, reason: SkipReason) {

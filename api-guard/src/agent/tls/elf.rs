@@ -23,6 +23,8 @@ use object::read::elf::{FileHeader, SectionHeader, Sym};
 use object::read::StringTable;
 use object::{LittleEndian, ReadCache, ReadRef};
 
+use super::sites::{self, Site};
+
 /// Files larger than this are rejected without parsing (bounds memory and time).
 pub const MAX_FILE_SIZE: u64 = 4 << 30;
 /// At most this many symbol table entries are looked at per file (over all tables).
@@ -106,18 +108,63 @@ impl TlsFunction {
     }
 }
 
-/// What to attach in one file: its flavor and the file offset of each hooked
-/// function it defines (optional ones such as `SSL_read_ex` may be missing).
+/// What to attach in one file: its flavor, the file offset of each hooked function it
+/// defines (optional ones such as `SSL_read_ex` may be missing), and where the probes go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsFunctions {
     pub flavor: Flavor,
     /// `(function, file offset)`, in [`TlsFunction::ALL`] order, only functions of `flavor`.
     pub offsets: Vec<(TlsFunction, u64)>,
+    /// The file's code sections, to decode the functions at their addresses.
+    pub code: CodeMap,
+    /// The probe sites chosen for `offsets` (see [`sites::choose`]).
+    pub sites: Vec<Site>,
+}
+
+/// Most executable sections remembered per file (linked files have a handful).
+const MAX_CODE_SECTIONS: usize = 64;
+
+/// The executable sections backed by a file: where code at a virtual address lives in it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CodeMap(Vec<CodeSection>);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CodeSection {
+    vaddr: u64,
+    size: u64,
+    offset: u64,
+}
+
+impl CodeMap {
+    fn section_at_offset(&self, offset: u64) -> Option<&CodeSection> {
+        self.0
+            .iter()
+            .find(|s| offset >= s.offset && offset - s.offset < s.size)
+    }
+
+    /// File offset of the code at virtual address `vaddr`.
+    pub fn offset_of(&self, vaddr: u64) -> Option<u64> {
+        self.0
+            .iter()
+            .find(|s| vaddr >= s.vaddr && vaddr - s.vaddr < s.size)
+            .map(|s| s.offset + (vaddr - s.vaddr))
+    }
+
+    /// Virtual address of the code at file offset `offset`.
+    pub fn vaddr_of(&self, offset: u64) -> Option<u64> {
+        self.section_at_offset(offset)
+            .map(|s| s.vaddr + (offset - s.offset))
+    }
+
+    /// Bytes of code from `offset` to the end of its section.
+    pub fn room_at(&self, offset: u64) -> u64 {
+        self.section_at_offset(offset)
+            .map_or(0, |s| s.size - (offset - s.offset))
+    }
 }
 
 impl TlsFunctions {
     /// File offset of `function`, if the file defines it.
-    #[cfg(test)]
     pub fn offset(&self, function: TlsFunction) -> Option<u64> {
         self.offsets
             .iter()
@@ -172,10 +219,14 @@ pub fn find_tls_functions(path: &Path) -> Result<Option<TlsFunctions>, ElfError>
         .map_err(io_err)?;
     check_metadata(path, &file.metadata().map_err(io_err)?)?;
     let cache = ReadCache::new(file);
-    scan(&cache).map_err(|reason| ElfError::Malformed {
+    let mut functions = scan(&cache).map_err(|reason| ElfError::Malformed {
         path: path.to_owned(),
         reason,
-    })
+    })?;
+    if let Some(f) = functions.as_mut() {
+        f.sites = sites::choose(f, &cache);
+    }
+    Ok(functions)
 }
 
 fn check_metadata(path: &Path, meta: &std::fs::Metadata) -> Result<(), ElfError> {
@@ -267,7 +318,8 @@ fn scan<'a, R: ReadRef<'a>>(data: R) -> Result<Option<TlsFunctions>, String> {
             &mut found,
             &mut imports_gnutls,
         )?;
-        if let Some(result) = qualify(&found, imports_gnutls) {
+        if let Some(mut result) = qualify(&found, imports_gnutls) {
+            result.code = code_map(sections);
             return Ok(Some(result));
         }
     }
@@ -289,7 +341,33 @@ fn qualify(found: &Found, imports_gnutls: bool) -> Option<TlsFunctions> {
         .filter(|f| f.flavor() == flavor)
         .filter_map(|f| found[f.index()].map(|(offset, _)| (f, offset)))
         .collect();
-    Some(TlsFunctions { flavor, offsets })
+    Some(TlsFunctions {
+        flavor,
+        offsets,
+        code: CodeMap::default(),
+        sites: Vec::new(),
+    })
+}
+
+/// The executable, file-backed sections (bounded: a hostile file gets no more).
+fn code_map(sections: &[Section]) -> CodeMap {
+    CodeMap(
+        sections
+            .iter()
+            .filter(|s| {
+                s.sh_type(ENDIAN) != elf::SHT_NOBITS
+                    && s.sh_flags(ENDIAN) & u64::from(elf::SHF_EXECINSTR) != 0
+                    && s.sh_offset(ENDIAN).checked_add(s.sh_size(ENDIAN)).is_some()
+                    && s.sh_addr(ENDIAN).checked_add(s.sh_size(ENDIAN)).is_some()
+            })
+            .take(MAX_CODE_SECTIONS)
+            .map(|s| CodeSection {
+                vaddr: s.sh_addr(ENDIAN),
+                size: s.sh_size(ENDIAN),
+                offset: s.sh_offset(ENDIAN),
+            })
+            .collect(),
+    )
 }
 
 /// Records the hooked functions defined in symbol table `sections[index]`.

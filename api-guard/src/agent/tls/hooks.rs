@@ -21,6 +21,7 @@ use super::{
     elf,
     maps::{self, MappedFile},
     registry::{FileState, Registry},
+    sites::SiteKind,
     TlsLibraries,
 };
 use crate::{
@@ -319,7 +320,24 @@ impl Hooker {
                     },
                 );
                 self.metrics.tls.set_probes_attached(name, probes);
-                info!(library = name, flavor = ?functions.flavor, probes, "Hooked TLS library");
+                for kind in SiteKind::ALL {
+                    let n = functions.sites.iter().filter(|s| s.kind == kind).count();
+                    self.metrics.tls.set_probe_sites(name, kind, n);
+                }
+                let sites: Vec<String> = functions.sites.iter().map(|s| s.to_string()).collect();
+                info!(library = name, flavor = ?functions.flavor, probes, ?sites, "Hooked TLS library");
+                if let Some(slow) = functions
+                    .sites
+                    .iter()
+                    .find(|s| s.kind == SiteKind::EntrySingleStep)
+                {
+                    warn!(
+                        library = name,
+                        site = %slow,
+                        "TLS probe on a single-stepped instruction: each call costs a trap \
+                         (no emulated site proven for this library)"
+                    );
+                }
             }
             Err(error) => self.skip(
                 dev,

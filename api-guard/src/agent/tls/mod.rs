@@ -7,6 +7,7 @@ pub mod elf;
 pub mod hooks;
 pub mod maps;
 pub mod registry;
+pub mod sites;
 
 use std::{
     collections::HashMap,
