@@ -11,6 +11,7 @@
 #![feature(core_intrinsics)]
 
 mod capture;
+mod floor;
 mod maps;
 mod tls;
 mod xdp;

@@ -93,7 +93,10 @@ fn gnutls_client_against_an_openssl_server() -> Result<()> {
     }
     // GnuTLS 3.7's record functions start with `sub`/`xor` and have no `_ex` twin to prove an
     // internal site with: their entries are single-stepped, and reported as such.
-    let client = all.iter().find(|e| e["comm"] == CLIENT).expect("checked above");
+    let client = all
+        .iter()
+        .find(|e| e["comm"] == CLIENT)
+        .expect("checked above");
     let gnutls = client["tls_library"].as_str().unwrap_or_default();
     check_probe_sites(
         &agent,

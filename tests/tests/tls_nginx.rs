@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use integration_tests::procfs::mapped_path;
 use integration_tests::tls::{
-    check_curl_mix, check_tls_only, linked_library, stop_expecting_tls_exchanges,
-    check_probe_sites, wait_probes_attached, End, LIBSSL, MIX_FILES, REQUESTS,
+    check_curl_mix, check_probe_sites, check_tls_only, linked_library,
+    stop_expecting_tls_exchanges, wait_probes_attached, End, LIBSSL, MIX_FILES, REQUESTS,
 };
 use integration_tests::util::{unique_comm, which};
 use integration_tests::{

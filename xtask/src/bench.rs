@@ -1,9 +1,14 @@
-//! `cargo xtask bench overhead`: what the agent costs a real HTTP server.
+//! `cargo xtask bench overhead`: what the agent costs a real HTTP server, against the floor.
 //!
 //! nginx (one process, `master_process off`, a 1 KiB file) runs in one namespace and wrk
-//! in another, connected by a veth pair. Each pair of runs measures wrk once without the
-//! agent and once with a fresh agent that captures only nginx's pid; the order alternates
-//! between pairs (A B, B A, ...) so drift over time does not favour either side.
+//! in another, connected by a veth pair. Each round measures wrk once per variant: without
+//! the agent, with a fresh agent that captures only nginx's pid, and with the *floors*:
+//! `api-guard floor` holding empty eBPF programs where the agent attaches its own — every
+//! tracepoint (plus, under HTTPS, a uprobe + uretprobe pair at each TLS site the agent
+//! chose), the TLS sites alone, and the exported TLS entries alone (where the agent probed
+//! before choosing sites). The order rotates between rounds so drift favours no variant.
+//! Ratios are per round against that round's run without the agent; "api-guard / floor" is
+//! what the agent's own work costs on top of what its hooks cost.
 //!
 //! `--scheme` picks plain HTTP, HTTPS (nginx `listen ... ssl` with a throwaway self-signed
 //! certificate, wrk over TLS; the agent hooks the system libssl.so.3 that both link), or
@@ -11,14 +16,18 @@
 //! Under HTTPS wrk's own TLS calls also pass through the agent's uprobes (filtered out by
 //! pid in the kernel), which is part of what a host-wide agent costs.
 
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use integration_tests::agent::agent_binary;
+use integration_tests::bpf;
 use integration_tests::metrics::Metrics;
 use integration_tests::procfs::{cpu_seconds, peak_rss_kib};
-use integration_tests::util::which;
+use integration_tests::util::{die_with_parent, signal_and_wait, which};
 use integration_tests::wrk::{self, WrkArgs, WrkReport};
 use integration_tests::{
     require_root, Agent, AgentOptions, NetPair, Netns, Nginx, NginxOptions, TlsCert,
@@ -26,7 +35,7 @@ use integration_tests::{
 
 #[derive(clap::Args, Debug)]
 pub struct OverheadArgs {
-    /// Pairs of runs: one without the agent and one with it.
+    /// Rounds: each measures every variant once (no agent, the agent, the floors).
     #[arg(long, default_value_t = 5)]
     pub pairs: u32,
     /// Seconds of load per run.
@@ -45,6 +54,13 @@ pub struct OverheadArgs {
     /// such as `[tls]\nenabled = false`.
     #[arg(long, value_name = "FILE")]
     pub agent_config: Option<std::path::PathBuf>,
+    /// Skip the floor variants (only without and with the agent).
+    #[arg(long)]
+    pub no_floor: bool,
+    /// Turn on `kernel.bpf_stats_enabled` and report the agent's BPF time per request (the
+    /// kernel then times every program run, which costs a little itself).
+    #[arg(long)]
+    pub bpf_stats: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +93,94 @@ const REQUESTS: &str = "apiguard_http_requests_total";
 const LOST: &str = "apiguard_http_exchanges_lost_total";
 const DROPPED: &str = "apiguard_capture_dropped_total";
 
+/// Which TLS sites a floor probes (`api-guard floor --tls`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TlsSites {
+    Chosen,
+    Exported,
+}
+
+/// One configuration measured in every round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    Off,
+    Agent,
+    Floor {
+        tracepoints: bool,
+        tls: Option<TlsSites>,
+    },
+}
+
+impl Variant {
+    fn label(self) -> &'static str {
+        match self {
+            Variant::Off => "off",
+            Variant::Agent => "api-guard",
+            Variant::Floor {
+                tracepoints: true,
+                tls: None,
+            } => "floor",
+            Variant::Floor {
+                tracepoints: true,
+                tls: Some(_),
+            } => "floor",
+            Variant::Floor {
+                tracepoints: false,
+                tls: Some(TlsSites::Chosen),
+            } => "tls-sites",
+            Variant::Floor {
+                tracepoints: false,
+                tls: Some(TlsSites::Exported),
+            } => "tls-entries",
+            Variant::Floor { .. } => "empty",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Variant::Off => "no agent",
+            Variant::Agent => "api-guard, capturing nginx's pid",
+            Variant::Floor {
+                tracepoints: true,
+                tls: None,
+            } => "empty programs on the agent's tracepoints (its floor)",
+            Variant::Floor {
+                tracepoints: true,
+                tls: Some(_),
+            } => "empty programs on the agent's tracepoints and TLS sites (its floor)",
+            Variant::Floor {
+                tracepoints: false,
+                tls: Some(TlsSites::Chosen),
+            } => "empty uprobe+uretprobe pairs at the TLS sites the agent chose",
+            Variant::Floor {
+                tracepoints: false,
+                tls: Some(TlsSites::Exported),
+            } => "empty uprobe+uretprobe pairs at the exported TLS entries",
+            Variant::Floor { .. } => "nothing attached",
+        }
+    }
+}
+
+/// The variants of one case, in the order of the first round.
+fn variants(tls: bool, floors: bool) -> Vec<Variant> {
+    let mut v = vec![Variant::Off, Variant::Agent];
+    if floors {
+        v.push(Variant::Floor {
+            tracepoints: true,
+            tls: tls.then_some(TlsSites::Chosen),
+        });
+        if tls {
+            for sites in [TlsSites::Chosen, TlsSites::Exported] {
+                v.push(Variant::Floor {
+                    tracepoints: false,
+                    tls: Some(sites),
+                });
+            }
+        }
+    }
+    v
+}
+
 /// What the agent did during one run.
 struct AgentStats {
     /// Server-side exchanges (`apiguard_http_requests_total{role="server"}`).
@@ -88,11 +192,16 @@ struct AgentStats {
     /// CPU seconds over the agent's whole life, startup (loading probes) included.
     cpu_total_s: f64,
     peak_rss_kib: u64,
+    /// The agent's BPF programs' run time during the load (0 without `--bpf-stats`).
+    bpf_ns: u64,
 }
 
 struct Run {
-    pair: u32,
+    round: u32,
+    variant: Variant,
     wrk: WrkReport,
+    /// nginx's CPU seconds during the load (BPF programs run in its context included).
+    nginx_cpu_s: f64,
     agent: Option<AgentStats>,
 }
 
@@ -107,6 +216,7 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
     which("wrk").context("install wrk (cargo xtask setup)")?;
     let bin = agent_binary(&AgentOptions::default())?;
     println!("agent: {}", bin.display());
+    let _stats = args.bpf_stats.then(BpfStats::enable).transpose()?;
 
     let net = NetPair::new("agbench")?;
     let cert = if args.scheme.cases().contains(&true) {
@@ -119,6 +229,12 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
         connections: args.connections,
         duration: Duration::from_secs(args.duration),
         latency: true,
+    };
+    let extra = match &args.agent_config {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => String::new(),
     };
     let mut cases = Vec::new();
     for &tls in args.scheme.cases() {
@@ -133,137 +249,235 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
                 cert,
             )?,
         };
-        let extra = match &args.agent_config {
-            Some(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?,
-            None => String::new(),
+        let bench = Bench {
+            nginx: &nginx,
+            ns_cli: &net.cli,
+            load: &load,
+            extra_config: &extra,
+            bin: &bin,
         };
-        let runs = measure(&nginx, &net.cli, &load, args.pairs, &extra)?;
-        print_summary(case_name(tls), &runs, args.connections);
-        cases.push((tls, runs));
+        let variants = variants(tls, !args.no_floor);
+        let runs = bench.measure(&variants, args.pairs)?;
+        print_summary(case_name(tls), &variants, &runs, args.connections);
+        cases.push((tls, variants, runs));
     }
-    if cases.len() > 1 {
-        println!();
-        println!("side by side (median req/s ratio with/without the agent):");
-        for (tls, runs) in &cases {
-            println!("  {:<6} {:.3}", case_name(*tls), median(rps_ratios(runs)));
-        }
+    println!();
+    println!("side by side (median per-round req/s ratio to the run without the agent):");
+    for (tls, variants, runs) in &cases {
+        let cells: Vec<String> = variants[1..]
+            .iter()
+            .map(|&v| format!("{} {:.3}", v.label(), median(ratios(runs, v, Variant::Off))))
+            .collect();
+        let floor = variants.iter().copied().find(|v| v.label() == "floor");
+        let to_floor = floor.map_or(String::new(), |f| {
+            format!(
+                "; api-guard / floor {:.3}",
+                median(ratios(runs, Variant::Agent, f))
+            )
+        });
+        println!("  {:<6} {}{to_floor}", case_name(*tls), cells.join(", "));
     }
     Ok(())
 }
 
-/// Warms nginx up, then measures `pairs` pairs of runs against it, printing each row.
-fn measure(
-    nginx: &Nginx,
-    ns_cli: &Netns,
-    load: &WrkArgs,
-    pairs: u32,
-    extra_config: &str,
-) -> Result<Vec<Run>> {
-    let url = nginx.url("/f1k");
-    println!();
-    println!(
-        "nginx pid {} at {url}; wrk -t{} -c{} -d{}s --latency from {}",
-        nginx.pid(),
-        load.threads,
-        load.connections,
-        load.duration.as_secs(),
-        ns_cli.name()
-    );
-
-    // Warm caches, the TCP stack and nginx before anything is recorded.
-    wrk::run(
-        ns_cli,
-        &url,
-        &WrkArgs {
-            duration: Duration::from_secs(1),
-            ..load.clone()
-        },
-    )?;
-
-    println!();
-    println!(
-        "{:>4}  {:<7}  {:>10}  {:>9}  {:>8}  {:>9}  {:>6}  {:>7}  {:>7}  {:>11}  {:>8}",
-        "pair",
-        "agent",
-        "req/s",
-        "requests",
-        "p99 ms",
-        "captured",
-        "lost",
-        "dropped",
-        "cpu s",
-        "cpu ms/1k",
-        "peak MiB"
-    );
-    let mut runs = Vec::new();
-    for pair in 1..=pairs {
-        let order = if pair % 2 == 1 {
-            [false, true]
-        } else {
-            [true, false]
-        };
-        for with_agent in order {
-            let run = if with_agent {
-                run_with_agent(nginx, ns_cli, &url, load, pair, extra_config)?
-            } else {
-                Run {
-                    pair,
-                    wrk: wrk::run(ns_cli, &url, load)?,
-                    agent: None,
-                }
-            };
-            print_row(&run);
-            runs.push(run);
-        }
-    }
-    Ok(runs)
+/// What every run of one case shares.
+struct Bench<'a> {
+    nginx: &'a Nginx,
+    ns_cli: &'a Netns,
+    load: &'a WrkArgs,
+    extra_config: &'a str,
+    bin: &'a Path,
 }
 
-fn run_with_agent(
-    nginx: &Nginx,
-    ns_cli: &Netns,
-    url: &str,
-    load: &WrkArgs,
-    pair: u32,
-    extra_config: &str,
-) -> Result<Run> {
-    let mut agent = Agent::start(AgentOptions {
-        config_toml: Some(format!(
-            "[capture]\npids = [{}]\n{extra_config}",
-            nginx.pid()
-        )),
-        ..AgentOptions::default()
-    })?;
-    let pid = agent.pid();
-    let before = agent.metrics()?;
-    let cpu_before = cpu_seconds(pid)?;
-    let report = wrk::run(ns_cli, url, load)?;
-    let after = drained_metrics(&agent)?;
-    let cpu_after = cpu_seconds(pid)?;
-    let peak = peak_rss_kib(pid)?;
-    let delta = |m: &Metrics, name: &str, labels: &[(&str, &str)]| {
-        (m.sum(name, labels) - before.sum(name, labels)).max(0.0) as u64
-    };
-    let stats = AgentStats {
-        captured: delta(&after, REQUESTS, &[("role", "server")]),
-        lost: delta(&after, LOST, &[]),
-        dropped: delta(&after, DROPPED, &[]),
-        cpu_s: cpu_after - cpu_before,
-        cpu_total_s: cpu_after,
-        peak_rss_kib: peak,
-    };
-    let status = agent.stop()?;
-    ensure!(
-        status.success(),
-        "api-guard exited with {status}:\n{}",
-        agent.stderr_tail(20)
-    );
-    Ok(Run {
-        pair,
-        wrk: report,
-        agent: Some(stats),
-    })
+impl Bench<'_> {
+    /// Warms nginx up, then measures `rounds` rounds of every variant, printing each row.
+    fn measure(&self, variants: &[Variant], rounds: u32) -> Result<Vec<Run>> {
+        let url = self.nginx.url("/f1k");
+        let load = self.load;
+        println!();
+        println!(
+            "nginx pid {} at {url}; wrk -t{} -c{} -d{}s --latency from {}",
+            self.nginx.pid(),
+            load.threads,
+            load.connections,
+            load.duration.as_secs(),
+            self.ns_cli.name()
+        );
+        for v in variants {
+            println!("  {:<11} {}", v.label(), v.describe());
+        }
+        // Warm caches, the TCP stack and nginx before anything is recorded.
+        wrk::run(
+            self.ns_cli,
+            &url,
+            &WrkArgs {
+                duration: Duration::from_secs(1),
+                ..load.clone()
+            },
+        )?;
+
+        println!();
+        println!(
+            "{:>5}  {:<11}  {:>9}  {:>9}  {:>7}  {:>11}  {:>9}  {:>6}  {:>7}  {:>11}  {:>8}  {:>10}",
+            "round",
+            "variant",
+            "req/s",
+            "requests",
+            "p99 ms",
+            "nginx us/req",
+            "captured",
+            "lost",
+            "dropped",
+            "agent us/req",
+            "peak MiB",
+            "bpf ns/req"
+        );
+        let mut runs = Vec::new();
+        for round in 1..=rounds {
+            // Rotate: every variant takes every position over the rounds.
+            let shift = (round as usize - 1) % variants.len();
+            for &variant in variants[shift..].iter().chain(&variants[..shift]) {
+                let run = self.run(&url, round, variant)?;
+                print_row(&run);
+                runs.push(run);
+            }
+        }
+        Ok(runs)
+    }
+
+    fn run(&self, url: &str, round: u32, variant: Variant) -> Result<Run> {
+        let nginx = self.nginx.pid();
+        let timed = |agent: Option<&Agent>| -> Result<(WrkReport, f64, Option<AgentStats>)> {
+            let before = agent.map(|a| a.metrics()).transpose()?;
+            let agent_cpu = agent.map(|a| cpu_seconds(a.pid())).transpose()?;
+            let bpf = agent.map(|a| bpf::run_stats(a.pid())).transpose()?;
+            let cpu = cpu_seconds(nginx)?;
+            let report = wrk::run(self.ns_cli, url, self.load)?;
+            let nginx_cpu = cpu_seconds(nginx)? - cpu;
+            let Some(agent) = agent else {
+                return Ok((report, nginx_cpu, None));
+            };
+            let bpf_after = bpf::run_stats(agent.pid())?;
+            let after = drained_metrics(agent)?;
+            let before = before.unwrap_or_default();
+            let cpu_after = cpu_seconds(agent.pid())?;
+            let delta = |name: &str, labels: &[(&str, &str)]| {
+                (after.sum(name, labels) - before.sum(name, labels)).max(0.0) as u64
+            };
+            let stats = AgentStats {
+                captured: delta(REQUESTS, &[("role", "server")]),
+                lost: delta(LOST, &[]),
+                dropped: delta(DROPPED, &[]),
+                cpu_s: cpu_after - agent_cpu.unwrap_or(0.0),
+                cpu_total_s: cpu_after,
+                peak_rss_kib: peak_rss_kib(agent.pid())?,
+                bpf_ns: bpf_after.0.saturating_sub(bpf.unwrap_or_default().0),
+            };
+            Ok((report, nginx_cpu, Some(stats)))
+        };
+        let (wrk, nginx_cpu_s, agent) = match variant {
+            Variant::Off => timed(None)?,
+            Variant::Agent => {
+                let mut agent = Agent::start(AgentOptions {
+                    config_toml: Some(format!(
+                        "[capture]\npids = [{nginx}]\n{}",
+                        self.extra_config
+                    )),
+                    ..AgentOptions::default()
+                })?;
+                let result = timed(Some(&agent))?;
+                let status = agent.stop()?;
+                ensure!(
+                    status.success(),
+                    "api-guard exited with {status}:\n{}",
+                    agent.stderr_tail(20)
+                );
+                result
+            }
+            Variant::Floor { tracepoints, tls } => {
+                let mut floor = Floor::start(self.bin, tracepoints, tls, nginx)?;
+                let result = timed(None)?;
+                floor.stop()?;
+                result
+            }
+        };
+        Ok(Run {
+            round,
+            variant,
+            wrk,
+            nginx_cpu_s,
+            agent,
+        })
+    }
+}
+
+/// `api-guard floor` running: empty programs on the agent's hooks.
+struct Floor {
+    child: Child,
+}
+
+impl Floor {
+    fn start(bin: &Path, tracepoints: bool, tls: Option<TlsSites>, pid: u32) -> Result<Floor> {
+        let mut cmd = Command::new(bin);
+        cmd.arg("floor")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if tracepoints {
+            cmd.arg("--tracepoints");
+        }
+        if let Some(sites) = tls {
+            let sites = match sites {
+                TlsSites::Chosen => "chosen",
+                TlsSites::Exported => "exported",
+            };
+            cmd.args(["--tls", sites, "--pid", &pid.to_string()]);
+        }
+        die_with_parent(&mut cmd, libc::SIGTERM);
+        let mut child = cmd.spawn().context("starting api-guard floor")?;
+        let stdout = child.stdout.take().context("floor stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let mut floor = Floor { child };
+        if !line.starts_with("floor ready") {
+            floor.stop()?;
+            bail!("api-guard floor did not start (printed {line:?})");
+        }
+        if tls.is_some() && line.contains(" 0 uprobes") {
+            floor.stop()?;
+            bail!(
+                "api-guard floor found no TLS library in nginx ({})",
+                line.trim()
+            );
+        }
+        Ok(floor)
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        signal_and_wait(&mut self.child, libc::SIGTERM, Duration::from_secs(10))?;
+        Ok(())
+    }
+}
+
+/// `kernel.bpf_stats_enabled` on for the bench, restored after.
+struct BpfStats {
+    was: String,
+}
+
+const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl BpfStats {
+    fn enable() -> Result<BpfStats> {
+        let was =
+            std::fs::read_to_string(BPF_STATS).with_context(|| format!("reading {BPF_STATS}"))?;
+        std::fs::write(BPF_STATS, "1").with_context(|| format!("writing {BPF_STATS}"))?;
+        Ok(BpfStats { was })
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write(BPF_STATS, self.was.trim());
+    }
 }
 
 /// Metrics once the agent has worked through the load: the server-side and lost
@@ -288,24 +502,29 @@ fn drained_metrics(agent: &Agent) -> Result<Metrics> {
 fn print_row(run: &Run) {
     let w = &run.wrk;
     let p99 = w.p99_ms.map_or("-".into(), |v| format!("{v:.2}"));
+    let nginx_us = per_request(run.nginx_cpu_s * 1e6, w.requests);
+    let start = format!(
+        "{:>5}  {:<11}  {:>9.0}  {:>9}  {:>7}  {:>11.2}",
+        run.round,
+        run.variant.label(),
+        w.requests_per_sec,
+        w.requests,
+        p99,
+        nginx_us
+    );
     match &run.agent {
         None => println!(
-            "{:>4}  {:<7}  {:>10.0}  {:>9}  {:>8}  {:>9}  {:>6}  {:>7}  {:>7}  {:>11}  {:>8}",
-            run.pair, "off", w.requests_per_sec, w.requests, p99, "-", "-", "-", "-", "-", "-"
+            "{start}  {:>9}  {:>6}  {:>7}  {:>11}  {:>8}  {:>10}",
+            "-", "-", "-", "-", "-", "-"
         ),
         Some(a) => println!(
-            "{:>4}  {:<7}  {:>10.0}  {:>9}  {:>8}  {:>9}  {:>6}  {:>7}  {:>7.2}  {:>11.2}  {:>8.1}",
-            run.pair,
-            "on",
-            w.requests_per_sec,
-            w.requests,
-            p99,
+            "{start}  {:>9}  {:>6}  {:>7}  {:>11.2}  {:>8.1}  {:>10.0}",
             a.captured,
             a.lost,
             a.dropped,
-            a.cpu_s,
-            per_thousand(a.cpu_s * 1000.0, w.requests),
-            a.peak_rss_kib as f64 / 1024.0
+            per_request(a.cpu_s * 1e6, w.requests),
+            a.peak_rss_kib as f64 / 1024.0,
+            per_request(a.bpf_ns as f64, w.requests),
         ),
     }
     if w.socket_errors > 0 || w.non_2xx_3xx > 0 {
@@ -316,11 +535,11 @@ fn print_row(run: &Run) {
     }
 }
 
-fn per_thousand(value: f64, requests: u64) -> f64 {
+fn per_request(value: f64, requests: u64) -> f64 {
     if requests == 0 {
         f64::NAN
     } else {
-        value / requests as f64 * 1000.0
+        value / requests as f64
     }
 }
 
@@ -338,41 +557,61 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// (with, without) of each complete pair.
-fn pairs_of(runs: &[Run]) -> Vec<(&Run, &Run)> {
-    let pairs = runs.iter().map(|r| r.pair).max().unwrap_or(0);
-    (1..=pairs)
-        .filter_map(|pair| {
-            let on = runs.iter().find(|r| r.pair == pair && r.agent.is_some());
-            let off = runs.iter().find(|r| r.pair == pair && r.agent.is_none());
-            on.zip(off)
+/// req/s of `a` over req/s of `b`, per round where both ran.
+fn ratios(runs: &[Run], a: Variant, b: Variant) -> Vec<f64> {
+    let rounds = runs.iter().map(|r| r.round).max().unwrap_or(0);
+    (1..=rounds)
+        .filter_map(|round| {
+            let find = |v| runs.iter().find(|r| r.round == round && r.variant == v);
+            Some(find(a)?.wrk.requests_per_sec / find(b)?.wrk.requests_per_sec)
         })
         .collect()
 }
 
-/// req/s with the agent over req/s without it, per pair.
-fn rps_ratios(runs: &[Run]) -> Vec<f64> {
-    pairs_of(runs)
-        .iter()
-        .map(|(on, off)| on.wrk.requests_per_sec / off.wrk.requests_per_sec)
-        .collect()
-}
-
-fn print_summary(case: &str, runs: &[Run], connections: u32) {
-    let pairs = pairs_of(runs).len();
-    let rps_ratio = rps_ratios(runs);
-    let p99_ratio: Vec<f64> = pairs_of(runs)
-        .iter()
-        .filter_map(|(on, off)| Some(on.wrk.p99_ms? / off.wrk.p99_ms?))
-        .collect();
-    let rps = |agent: bool| {
+fn print_summary(case: &str, variants: &[Variant], runs: &[Run], connections: u32) {
+    let of = |v: Variant| runs.iter().filter(move |r| r.variant == v);
+    let rps = |v| median(of(v).map(|r| r.wrk.requests_per_sec).collect());
+    let nginx_us = |v| {
         median(
-            runs.iter()
-                .filter(|r| r.agent.is_some() == agent)
-                .map(|r| r.wrk.requests_per_sec)
+            of(v)
+                .map(|r| per_request(r.nginx_cpu_s * 1e6, r.wrk.requests))
                 .collect(),
         )
     };
+    println!();
+    println!(
+        "{case} summary over {} rounds:",
+        runs.iter().map(|r| r.round).max().unwrap_or(0)
+    );
+    println!(
+        "  {:<11}  {:>9}  {:>13}  {:>12}  {:>12}",
+        "variant", "req/s", "ratio to off", "p99 to off", "nginx us/req"
+    );
+    for &v in variants {
+        let p99: Vec<f64> = {
+            let rounds = runs.iter().map(|r| r.round).max().unwrap_or(0);
+            (1..=rounds)
+                .filter_map(|round| {
+                    let find = |v| runs.iter().find(|r| r.round == round && r.variant == v);
+                    Some(find(v)?.wrk.p99_ms? / find(Variant::Off)?.wrk.p99_ms?)
+                })
+                .collect()
+        };
+        println!(
+            "  {:<11}  {:>9.0}  {:>13.3}  {:>12.3}  {:>12.2}",
+            v.label(),
+            rps(v),
+            median(ratios(runs, v, Variant::Off)),
+            median(p99),
+            nginx_us(v)
+        );
+    }
+    if let Some(floor) = variants.iter().copied().find(|v| v.label() == "floor") {
+        println!(
+            "  api-guard / floor: median per-round ratio {:.3}",
+            median(ratios(runs, Variant::Agent, floor))
+        );
+    }
     let with: Vec<(&WrkReport, &AgentStats)> = runs
         .iter()
         .filter_map(|r| r.agent.as_ref().map(|a| (&r.wrk, a)))
@@ -381,35 +620,30 @@ fn print_summary(case: &str, runs: &[Run], connections: u32) {
     let captured: u64 = with.iter().map(|(_, a)| a.captured).sum();
     let lost: u64 = with.iter().map(|(_, a)| a.lost).sum();
     let dropped: u64 = with.iter().map(|(_, a)| a.dropped).sum();
-    let cpu_per_k = median(
+    let agent_us = median(
         with.iter()
-            .map(|(w, a)| per_thousand(a.cpu_s, w.requests))
+            .map(|(w, a)| per_request(a.cpu_s * 1e6, w.requests))
+            .collect(),
+    );
+    let bpf_ns = median(
+        with.iter()
+            .map(|(w, a)| per_request(a.bpf_ns as f64, w.requests))
             .collect(),
     );
     let startup_cpu = median(with.iter().map(|(_, a)| a.cpu_total_s - a.cpu_s).collect());
     let peak = with.iter().map(|(_, a)| a.peak_rss_kib).max().unwrap_or(0);
-
-    println!();
-    println!("{case} summary over {pairs} pairs:");
-    println!(
-        "  req/s            median {:.0} without, {:.0} with the agent; median ratio with/without {:.3}",
-        rps(false),
-        rps(true),
-        median(rps_ratio)
-    );
-    println!(
-        "  p99 latency      median ratio with/without {:.3}",
-        median(p99_ratio)
-    );
     println!(
         "  capture          {captured} server exchanges for {sent} requests wrk completed ({:.2}%), \
          {lost} counted lost, {dropped} capture drops",
         if sent == 0 { f64::NAN } else { captured as f64 / sent as f64 * 100.0 }
     );
     println!(
-        "  agent CPU        median {cpu_per_k:.4} s per 1,000 requests (load and drain); \
+        "  agent CPU        median {agent_us:.2} us per request (load and drain); \
          median {startup_cpu:.2} s outside the load (startup, probe loading)"
     );
+    if bpf_ns > 0.0 {
+        println!("  agent BPF        median {bpf_ns:.0} ns of program run time per request");
+    }
     println!(
         "  agent memory     peak RSS (VmHWM) {:.1} MiB",
         peak as f64 / 1024.0
@@ -433,8 +667,18 @@ mod tests {
     }
 
     #[test]
-    fn per_thousand_guards_zero() {
-        assert_eq!(per_thousand(2.0, 1000), 2.0);
-        assert!(per_thousand(1.0, 0).is_nan());
+    fn per_request_guards_zero() {
+        assert_eq!(per_request(2000.0, 1000), 2.0);
+        assert!(per_request(1.0, 0).is_nan());
+    }
+
+    #[test]
+    fn variants_per_case() {
+        assert_eq!(variants(false, false), vec![Variant::Off, Variant::Agent]);
+        let labels: Vec<&str> = variants(true, true).iter().map(|v| v.label()).collect();
+        assert_eq!(
+            labels,
+            ["off", "api-guard", "floor", "tls-sites", "tls-entries"]
+        );
     }
 }

@@ -151,6 +151,21 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Benchmark helper (needs root): attach empty eBPF programs where the agent attaches
+    /// its own, print `floor ready`, and hold them until SIGTERM/SIGINT. What a workload
+    /// loses with these attached is the floor any capture on the same hooks pays.
+    #[command(hide = true)]
+    Floor {
+        /// Every syscall and socket tracepoint the agent attaches.
+        #[arg(long)]
+        tracepoints: bool,
+        /// A uprobe + uretprobe pair at each TLS site of the libraries --pid maps.
+        #[arg(long, value_enum, requires = "pid")]
+        tls: Option<probes::FloorSites>,
+        /// The process whose TLS libraries are probed (for it alone).
+        #[arg(long)]
+        pid: Option<std::num::NonZeroU32>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -227,6 +242,31 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `api-guard floor`: holds empty programs on the agent's hooks until told to stop.
+fn floor(
+    tracepoints: bool,
+    tls: Option<(probes::FloorSites, std::num::NonZeroU32)>,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    // Blocked before anything else runs, so the signals wait for `sigwait`.
+    // SAFETY: plain libc calls on a zeroed, then filled, local signal set.
+    let signals = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let (_probes, tracepoints, uprobes) = Probes::floor(tracepoints, tls)?;
+    println!("floor ready: {tracepoints} tracepoints, {uprobes} uprobes");
+    std::io::stdout().flush()?;
+    let mut signal = 0;
+    // SAFETY: waits on the set built above; `signal` is a valid out pointer.
+    unsafe { libc::sigwait(&signals, &mut signal) };
+    Ok(())
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::CheckConfig { file } => {
@@ -243,6 +283,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Detect { input, config } => detect_offline(&input, config.as_deref()),
+        Command::Floor {
+            tracepoints,
+            tls,
+            pid,
+        } => floor(tracepoints, tls.zip(pid)),
         Command::Inventory {
             from_exchanges,
             format,

@@ -164,6 +164,20 @@ fn tls_entry_program(abi: Abi) -> &'static str {
     }
 }
 
+/// Empty programs for floor measurements (see [`Probes::floor`]).
+const PROG_FLOOR_TRACEPOINT: &str = "floor_tracepoint";
+const PROG_FLOOR_UPROBE: &str = "floor_uprobe";
+const PROG_FLOOR_URETPROBE: &str = "floor_uretprobe";
+
+/// Which TLS probe sites a floor measurement puts its empty uprobe pairs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FloorSites {
+    /// The sites the agent chooses (emulated instructions where proven).
+    Chosen,
+    /// The exported functions' entries (what the agent did before choosing sites).
+    Exported,
+}
+
 /// Outcome of one hook, for `/healthz`-style status output.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HookStatus {
@@ -300,6 +314,82 @@ impl Probes {
             probes.load_tls_programs()?;
         }
         Ok(probes)
+    }
+
+    /// The floor of capture: *empty* programs attached where the agent attaches its own —
+    /// every tracepoint it uses (with `tracepoints`) and, with `tls`, a uprobe + uretprobe
+    /// pair at each TLS site of the libraries process `pid` maps, for that process only (as
+    /// the agent does for a pid-filtered capture). What such a setup costs a workload is what
+    /// the hooks cost, whatever the programs do. Returns the probes and the number of
+    /// tracepoints and uprobes attached.
+    pub fn floor(
+        tracepoints: bool,
+        tls: Option<(FloorSites, NonZeroU32)>,
+    ) -> anyhow::Result<(Self, usize, usize)> {
+        use anyhow::Context as _;
+        ensure_tracefs()?;
+        let ebpf = EbpfLoader::new().load(aya::include_bytes_aligned!(concat!(
+            env!("OUT_DIR"),
+            "/api-guard"
+        )))?;
+        let mut probes = Self {
+            ebpf,
+            status: Vec::new(),
+        };
+        let mut attached_tracepoints = 0;
+        if tracepoints {
+            let tp: &mut TracePoint = probes
+                .ebpf
+                .program_mut(PROG_FLOOR_TRACEPOINT)
+                .context("floor program missing")?
+                .try_into()?;
+            tp.load()?;
+            for hook in HOOKS.iter().chain(TLS_DISCOVERY_HOOKS) {
+                match tp.attach(hook.category, hook.event) {
+                    Ok(_) => attached_tracepoints += 1,
+                    Err(e) if hook.required => {
+                        return Err(e).with_context(|| format!("attaching {}", hook.event))
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        let mut attached_uprobes = 0;
+        if let Some((sites, pid)) = tls {
+            for name in [PROG_FLOOR_UPROBE, PROG_FLOOR_URETPROBE] {
+                probes.uprobe(name)?.load()?;
+            }
+            let proc_root = Path::new("/proc");
+            let files = crate::tls::maps::process_exec_files(proc_root, pid.get())
+                .with_context(|| format!("reading the maps of process {pid}"))?;
+            for file in files {
+                let host = crate::tls::maps::host_path(proc_root, pid.get(), &file.path);
+                let Ok(Some(functions)) = crate::tls::elf::find_tls_functions(&host) else {
+                    continue;
+                };
+                let offsets: Vec<u64> = match sites {
+                    FloorSites::Chosen => functions.sites.iter().map(|s| s.offset).collect(),
+                    FloorSites::Exported => functions.offsets.iter().map(|&(_, o)| o).collect(),
+                };
+                for offset in offsets {
+                    for name in [PROG_FLOOR_URETPROBE, PROG_FLOOR_UPROBE] {
+                        let point = UProbeAttachPoint {
+                            location: UProbeAttachLocation::AbsoluteOffset(offset),
+                            cookie: None,
+                        };
+                        probes
+                            .uprobe(name)?
+                            .attach(point, &host, UProbeScope::OneProcess(pid))
+                            .map_err(|e| TlsAttachError {
+                                function: name,
+                                source: e,
+                            })?;
+                        attached_uprobes += 1;
+                    }
+                }
+            }
+        }
+        Ok((probes, attached_tracepoints, attached_uprobes))
     }
 
     fn fill_filters(&mut self, config: &Config) -> Result<(), ProbeError> {

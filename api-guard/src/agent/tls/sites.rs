@@ -69,7 +69,11 @@ pub enum SiteKind {
 }
 
 impl SiteKind {
-    pub const ALL: [SiteKind; 3] = [SiteKind::Entry, SiteKind::Internal, SiteKind::EntrySingleStep];
+    pub const ALL: [SiteKind; 3] = [
+        SiteKind::Entry,
+        SiteKind::Internal,
+        SiteKind::EntrySingleStep,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -443,14 +447,15 @@ mod tests {
             assert_eq!(site.kind, SiteKind::EntrySingleStep, "{site}");
             assert_eq!(site.abi, Abi::of(f));
         }
-        assert_eq!(site_of(&sites, TlsFunction::GnutlsHandshake).kind, SiteKind::Entry);
+        assert_eq!(
+            site_of(&sites, TlsFunction::GnutlsHandshake).kind,
+            SiteKind::Entry
+        );
     }
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "api-guard-tls-sites-{}-{name}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("api-guard-tls-sites-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -548,7 +553,10 @@ mod tests {
         );
         let functions = find_tls_functions(&lib).unwrap().unwrap();
         let sites = &functions.sites;
-        assert_eq!(site_of(sites, TlsFunction::SslRead).kind, SiteKind::EntrySingleStep);
+        assert_eq!(
+            site_of(sites, TlsFunction::SslRead).kind,
+            SiteKind::EntrySingleStep
+        );
         // CET entries: the probe goes after endbr64.
         let write = site_of(sites, TlsFunction::SslWrite);
         assert_eq!(write.kind, SiteKind::Entry);
@@ -556,7 +564,10 @@ mod tests {
             Some(write.offset),
             functions.offset(TlsFunction::SslWrite).map(|o| o + 4)
         );
-        assert_eq!(site_of(sites, TlsFunction::SslWriteEx).kind, SiteKind::Entry);
+        assert_eq!(
+            site_of(sites, TlsFunction::SslWriteEx).kind,
+            SiteKind::Entry
+        );
         let _ = std::fs::remove_dir_all(lib.parent().unwrap());
     }
 }
