@@ -34,20 +34,29 @@ pub struct Consumers {
 }
 
 impl Consumers {
+    /// Delivers the exchanges one batch of records produced; the analysis threads get them
+    /// as one batch each.
     fn deliver(&mut self, out: &mut Vec<Exchange>) {
+        if out.is_empty() {
+            return;
+        }
+        let mut batch = Vec::with_capacity(out.len());
         for mut exchange in out.drain(..) {
             self.annotator.annotate(&mut exchange);
             self.enforcer.observe(&exchange);
             if let Err(error) = self.sink.record(&exchange) {
                 warn!(%error, "Writing an exchange failed");
             }
-            let exchange = Arc::new(exchange);
-            if let Some(d) = &self.detections {
-                d.submit(exchange.clone());
+            batch.push(Arc::new(exchange));
+        }
+        match (&self.detections, &self.discovery) {
+            (Some(detect), Some(discover)) => {
+                detect.submit(batch.clone());
+                discover.submit(batch);
             }
-            if let Some(d) = &self.discovery {
-                d.submit(exchange);
-            }
+            (Some(detect), None) => detect.submit(batch),
+            (None, Some(discover)) => discover.submit(batch),
+            (None, None) => {}
         }
     }
 

@@ -189,8 +189,8 @@ fn sum(metric: &impl Collector, labels: &[(&str, &str)]) -> u64 {
 pub struct QueueSkips(IntCounter);
 
 impl QueueSkips {
-    pub fn inc(&self) {
-        self.0.inc();
+    pub fn add(&self, n: u64) {
+        self.0.inc_by(n);
     }
 
     #[cfg(test)]
