@@ -6,7 +6,7 @@
 
 use api_guard_common::{
     xdp::{BlockEntry, IfaceConfig, RateKey, TokenBucket, XDP_STAT_COUNT},
-    ConnInfo, ConnKey, DataEvent, Endpoint, MAX_CONNS, STAT_COUNT,
+    ConnInfo, ConnKey, DataHeader, Endpoint, CHUNK_SIZE, MAX_CONNS, STAT_COUNT,
 };
 use aya_ebpf::{
     macros::map,
@@ -122,9 +122,22 @@ pub struct DataArgs {
 #[map]
 pub static DATA_ARGS: LruHashMap<u64, DataArgs> = LruHashMap::with_max_entries(16_384, 0);
 
-/// Per-CPU staging area for one chunk: header plus payload, output with its exact length.
+/// Per-CPU staging area for one data record: its header, then the payload gathered from one
+/// or more user segments (the iovecs of one call become one record, not one each), output
+/// with its exact length. Twice a chunk long: a segment staged at any offset below
+/// `CHUNK_SIZE` has room for a whole chunk, which lets the verifier prove every copy in bounds.
+#[repr(C)]
+pub struct Staging {
+    pub header: DataHeader,
+    pub data: [u8; 2 * CHUNK_SIZE],
+    /// Bytes of `data` staged so far. Kept here rather than on the stack: the verifier tracks
+    /// stack values through every `bpf_loop` step (one state per distinct fill level), while
+    /// a value loaded from a map is just a bounded scalar to it.
+    pub fill: u64,
+}
+
 #[map]
-pub static SCRATCH: PerCpuArray<DataEvent> = PerCpuArray::with_max_entries(1, 0);
+pub static SCRATCH: PerCpuArray<Staging> = PerCpuArray::with_max_entries(1, 0);
 
 /// A TLS library call in progress on a thread (`pid_tgid`), from entry to return.
 #[repr(C)]

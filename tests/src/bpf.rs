@@ -127,19 +127,6 @@ pub fn still_loaded(objs: &BpfObjects) -> Result<BpfObjects> {
     Ok(left)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fdinfo_parsing() {
-        let info = "pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1\nlink_type:\tperf\nlink_id:\t7\nprog_tag:\tabc\nprog_id:\t42\n";
-        assert_eq!(fdinfo_id(info, "link_id:"), Some(7));
-        assert_eq!(fdinfo_id(info, "prog_id:"), Some(42));
-        assert_eq!(fdinfo_id(info, "map_id:"), None);
-    }
-}
-
 /// Run time and run count summed over the BPF programs a process holds (each program once),
 /// from fdinfo: both stay 0 unless `kernel.bpf_stats_enabled` is 1.
 pub fn run_stats(pid: u32) -> Result<(u64, u64)> {
@@ -168,4 +155,17 @@ pub fn run_stats(pid: u32) -> Result<(u64, u64)> {
         }
     }
     Ok((ns, runs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fdinfo_parsing() {
+        let info = "pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1\nlink_type:\tperf\nlink_id:\t7\nprog_tag:\tabc\nprog_id:\t42\n";
+        assert_eq!(fdinfo_id(info, "link_id:"), Some(7));
+        assert_eq!(fdinfo_id(info, "prog_id:"), Some(42));
+        assert_eq!(fdinfo_id(info, "map_id:"), None);
+    }
 }

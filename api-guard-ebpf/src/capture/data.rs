@@ -4,7 +4,7 @@
 
 use api_guard_common::{ConnInfo, ConnKey};
 use api_guard_common::{
-    Stat, CHUNK_SIZE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, MAX_CAPTURE_CAP,
+    Stat, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, MAX_CAPTURE_CAP,
     MAX_CHUNKS_PER_CALL, MAX_IOVECS,
 };
 use aya_ebpf::{
@@ -99,8 +99,18 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
         tls_record: 0,
         _pad: [0; 7],
     };
-    if DATA_ARGS.insert(pid_tgid, args, 0).is_err() {
-        bump(Stat::StashTableFull, 1);
+    // The thread's entry (its last data syscall) usually exists: overwriting it in place
+    // costs a lookup, where an LRU insert allocates, links and frees a node under a lock.
+    match DATA_ARGS.get_ptr_mut(pid_tgid) {
+        // SAFETY: a valid, aligned value pointer from a successful lookup, keyed by this
+        // thread (only its own programs, which do not nest, write it); map values are freed
+        // only after an RCU grace period, which cannot end while this program runs.
+        Some(slot) => unsafe { slot.write(args) },
+        None => {
+            if DATA_ARGS.insert(pid_tgid, args, 0).is_err() {
+                bump(Stat::StashTableFull, 1);
+            }
+        }
     }
 }
 
@@ -265,6 +275,7 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: 
         state.iov_count = MAX_IOVECS as u64;
     }
     if state.cap > 0 && args.buf_kind != BUF_NONE {
+        emit::reset_staging();
         // SAFETY: `copy_step` matches the callback signature `bpf_loop` expects, and it only
         // uses its context as the `CopyState` we pass, which outlives the (synchronous) loop.
         unsafe {
@@ -275,6 +286,7 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: 
                 0,
             );
         }
+        flush(&mut state);
     }
     let missing = ret - state.copied;
     if missing > 0 {
@@ -290,7 +302,6 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: 
                 DATA_TRUNCATED
             };
         let trailer = Chunk {
-            src: 0,
             len: 0,
             call_len: ret,
             gap_after: missing,
@@ -330,17 +341,33 @@ extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         };
         return 0;
     }
-    let len = if st.seg_len > CHUNK_SIZE as u64 {
-        CHUNK_SIZE as u64
-    } else {
-        st.seg_len
-    };
-    let Some(conn) = CONNS.get_ptr_mut(st.key) else {
+    // Gather into the staging area: the segments of one call share records.
+    let Some((len, full)) = emit::stage(st.seg_ptr, st.seg_len) else {
+        // Rare (user memory not readable): the staged bytes still go out, and the rest of the
+        // call is reported as a gap by the truncation record.
+        bump(Stat::ReadFail, 1);
         return 1;
     };
+    st.seg_ptr += len;
+    st.seg_len -= len;
+    st.copied += len;
+    if full {
+        flush(st);
+    }
+    0
+}
+
+/// Outputs the staged bytes, if any, as one data record.
+fn flush(st: &mut CopyState) {
+    let len = emit::take_staged();
+    if len == 0 {
+        return;
+    }
+    let Some(conn) = CONNS.get_ptr_mut(st.key) else {
+        return;
+    };
     let chunk = Chunk {
-        src: st.seg_ptr,
-        len: len as usize,
+        len,
         call_len: st.ret,
         gap_after: 0,
         dir: st.dir,
@@ -348,10 +375,6 @@ extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
     };
     // SAFETY: as in `exit`: a live, aligned map value for this program's run.
     emit::data(unsafe { &mut *conn }, st.origin, &chunk);
-    st.seg_ptr += len;
-    st.seg_len -= len;
-    st.copied += len;
-    0
 }
 
 /// Records the socket behind the in-flight call of this thread, if any.

@@ -3,8 +3,8 @@
 //! on a short timer.
 
 use api_guard_common::{
-    ConnCloseEvent, ConnInfo, ConnOpenEvent, ConnTlsEvent, DataEvent, DataHeader, EventHeader,
-    EventKind, ProcEvent, Stat, ADDR_NONE, ADDR_SOCKADDR, ADDR_TUPLE, CHUNK_SIZE, DATA_HEADER_SIZE,
+    ConnCloseEvent, ConnInfo, ConnOpenEvent, ConnTlsEvent, DataHeader, EventHeader, EventKind,
+    ProcEvent, Stat, ADDR_NONE, ADDR_SOCKADDR, ADDR_TUPLE, CHUNK_SIZE, DATA_HEADER_SIZE,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 
 use super::bump;
-use crate::maps::{global_u64, EVENTS, SCRATCH, SOCK_TUPLES, WAKEUP_BYTES};
+use crate::maps::{global_u64, Staging, EVENTS, SCRATCH, SOCK_TUPLES, WAKEUP_BYTES};
 
 /// Identity of the syscall an event belongs to.
 #[derive(Clone, Copy)]
@@ -113,9 +113,8 @@ pub(crate) fn proc_event(tgid: u32, tid: u32, fd: u32) {
     output(&event);
 }
 
-/// What one data record describes.
+/// What one data record describes; its payload is the first `len` staged bytes.
 pub(crate) struct Chunk {
-    pub src: u64,
     pub len: usize,
     pub call_len: u64,
     pub gap_after: u64,
@@ -123,38 +122,70 @@ pub(crate) struct Chunk {
     pub flags: u8,
 }
 
-/// Copies `chunk.len` (<= CHUNK_SIZE) user bytes and outputs header + payload. Lost bytes are
-/// added to the connection's pending gap so the next delivered record reports them.
+fn staging() -> Option<&'static mut Staging> {
+    let staging = SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: a valid, aligned pointer to this CPU's staging slot (array elements are never
+    // freed); nothing else uses the slot while this program runs (programs do not nest on a CPU
+    // here: syscall tracepoints and uprobes run in task context, one at a time).
+    Some(unsafe { &mut *staging })
+}
+
+/// Empties this CPU's staging area.
+pub(crate) fn reset_staging() {
+    if let Some(staging) = staging() {
+        staging.fill = 0;
+    }
+}
+
+/// Appends up to `len` user bytes from `src` to this CPU's staging area, as many as fit in
+/// the current chunk. Returns how many were staged (`None` if user memory was unreadable)
+/// and whether the chunk is now full.
+pub(crate) fn stage(src: u64, len: u64) -> Option<(u64, bool)> {
+    let staging = staging()?;
+    let at = (staging.fill as usize) & (CHUNK_SIZE - 1);
+    let room = CHUNK_SIZE - at;
+    let len = if len > room as u64 {
+        room
+    } else {
+        len as usize
+    };
+    if len > 0 {
+        // SAFETY: `at < CHUNK_SIZE` and `len <= CHUNK_SIZE` keep the copy inside `data`
+        // (`2 * CHUNK_SIZE`); `bpf_probe_read_user` copies through the kernel's fault-handling
+        // path, so a bad `src` is an error.
+        let rc = unsafe {
+            generated::bpf_probe_read_user(
+                staging.data.as_mut_ptr().add(at).cast(),
+                len as u32,
+                src as *const core::ffi::c_void,
+            )
+        };
+        if rc != 0 {
+            return None;
+        }
+    }
+    staging.fill = (at + len) as u64;
+    Some((len as u64, at + len >= CHUNK_SIZE))
+}
+
+/// Takes the staged byte count, leaving the area empty for the next record.
+pub(crate) fn take_staged() -> usize {
+    staging().map_or(0, |s| core::mem::take(&mut s.fill) as usize)
+}
+
+/// Outputs header + the first `chunk.len` (<= CHUNK_SIZE) staged bytes. Lost bytes are added
+/// to the connection's pending gap so the next delivered record reports them.
 pub(crate) fn data(conn: &mut ConnInfo, origin: Origin, chunk: &Chunk) {
     let slot = (chunk.dir as usize).wrapping_sub(1) & 1;
     let lost = chunk.len as u64 + chunk.gap_after;
-    let Some(event) = SCRATCH.get_ptr_mut(0) else {
+    let Some(staging) = staging() else {
         return;
     };
-    // SAFETY: a valid, aligned pointer to this CPU's scratch slot (array elements are never
-    // freed); nothing else uses the slot between this program's write and its output.
-    let event = unsafe { &mut *event };
     let mut len = chunk.len;
     if len > CHUNK_SIZE {
         len = CHUNK_SIZE;
     }
-    if len > 0 {
-        // SAFETY: `len <= CHUNK_SIZE`, the size of the destination; `bpf_probe_read_user`
-        // copies through the kernel's fault-handling path, so a bad `src` is an error.
-        let rc = unsafe {
-            generated::bpf_probe_read_user(
-                event.data.as_mut_ptr().cast(),
-                len as u32,
-                chunk.src as *const core::ffi::c_void,
-            )
-        };
-        if rc != 0 {
-            bump(Stat::ReadFail, 1);
-            conn.pending_gap[slot] += lost;
-            return;
-        }
-    }
-    event.header = DataHeader {
+    staging.header = DataHeader {
         hdr: header(EventKind::Data, origin, conn.conn_id),
         gap_before: conn.pending_gap[slot],
         gap_after: chunk.gap_after,
@@ -165,10 +196,12 @@ pub(crate) fn data(conn: &mut ConnInfo, origin: Origin, chunk: &Chunk) {
         library: conn.tls_library as u16,
     };
     let size = DATA_HEADER_SIZE + len;
-    // SAFETY: `size <= DATA_HEADER_SIZE + CHUNK_SIZE`, the size of the live `DataEvent`
-    // behind `event`, whose bytes are all initialised (no padding; the header was just written).
+    // SAFETY: `size <= DATA_HEADER_SIZE + CHUNK_SIZE`, within the live `Staging` behind
+    // `staging` (repr(C): the header, then `data`, no padding); the header was just written and
+    // the payload bytes were staged by `stage` (unstaged bytes are stale, never uninitialised:
+    // map values start zeroed).
     let record =
-        unsafe { core::slice::from_raw_parts((event as *const DataEvent).cast::<u8>(), size) };
+        unsafe { core::slice::from_raw_parts((&*staging as *const Staging).cast::<u8>(), size) };
     let rc = EVENTS.output::<[u8]>(record, wakeup_flags(size as u64));
     if rc.is_ok() {
         bump(Stat::EventsSubmitted, 1);
