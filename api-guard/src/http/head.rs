@@ -181,23 +181,55 @@ pub(crate) fn parse_head(
     buf: &[u8],
     max_text: usize,
 ) -> Result<Head, SyntaxError> {
-    // Every field takes a line, so this never runs out of slots.
-    let mut slots = vec![httparse::EMPTY_HEADER; line_count(buf)];
+    // Most heads fit the slots on the stack; the rest get one slot per line (every field
+    // takes a line, so that never runs out).
+    let mut stack = [httparse::EMPTY_HEADER; STACK_SLOTS];
+    match parse_head_with(kind, buf, max_text, &mut stack) {
+        Err(ParseError::TooManyHeaders) => {
+            let mut slots = vec![httparse::EMPTY_HEADER; line_count(buf)];
+            parse_head_with(kind, buf, max_text, &mut slots).map_err(|_| SyntaxError)
+        }
+        result => result.map_err(|_| SyntaxError),
+    }
+}
+
+/// Header slots tried on the stack before counting lines for a heap array.
+const STACK_SLOTS: usize = 48;
+
+enum ParseError {
+    TooManyHeaders,
+    Syntax,
+}
+
+fn parse_head_with<'b>(
+    kind: MessageKind,
+    buf: &'b [u8],
+    max_text: usize,
+    slots: &mut [httparse::Header<'b>],
+) -> Result<Head, ParseError> {
+    let parse_error = |e: httparse::Error| match e {
+        httparse::Error::TooManyHeaders => ParseError::TooManyHeaders,
+        _ => ParseError::Syntax,
+    };
     let (start, wire_len, fields) = match kind {
         MessageKind::Request => {
-            let mut req = httparse::Request::new(&mut slots);
-            let httparse::Status::Complete(len) = req.parse(buf).map_err(|_| SyntaxError)? else {
-                return Err(SyntaxError);
-            };
-            (request_line(&req).ok_or(SyntaxError)?, len, &*req.headers)
-        }
-        MessageKind::Response => {
-            let mut resp = httparse::Response::new(&mut slots);
-            let httparse::Status::Complete(len) = resp.parse(buf).map_err(|_| SyntaxError)? else {
-                return Err(SyntaxError);
+            let mut req = httparse::Request::new(slots);
+            let httparse::Status::Complete(len) = req.parse(buf).map_err(parse_error)? else {
+                return Err(ParseError::Syntax);
             };
             (
-                response_line(&resp).ok_or(SyntaxError)?,
+                request_line(&req).ok_or(ParseError::Syntax)?,
+                len,
+                &*req.headers,
+            )
+        }
+        MessageKind::Response => {
+            let mut resp = httparse::Response::new(slots);
+            let httparse::Status::Complete(len) = resp.parse(buf).map_err(parse_error)? else {
+                return Err(ParseError::Syntax);
+            };
+            (
+                response_line(&resp).ok_or(ParseError::Syntax)?,
                 len,
                 &*resp.headers,
             )
@@ -359,6 +391,27 @@ mod tests {
 
     fn req(head: &str) -> Head {
         parse_head(MessageKind::Request, head.as_bytes(), 65_536).expect("valid head")
+    }
+
+    /// Heads with more fields than the stack slots take the counted heap slots.
+    #[test]
+    fn many_fields_beyond_the_stack_slots() {
+        for n in [STACK_SLOTS - 1, STACK_SLOTS, STACK_SLOTS + 1, 500] {
+            let mut head = String::from("GET / HTTP/1.1\r\n");
+            for i in 0..n {
+                head += &format!("X-F{i}: {i}\r\n");
+            }
+            head += "\r\n";
+            let h = req(&head);
+            assert_eq!(h.headers.len(), n);
+            assert_eq!(
+                h.headers[n - 1],
+                (format!("X-F{}", n - 1), (n - 1).to_string())
+            );
+            assert_eq!(h.wire_len, head.len());
+        }
+        let bad = "GET / HTTP/1.1\r\nX: 1\r\nbad header\r\n\r\n";
+        assert!(parse_head(MessageKind::Request, bad.as_bytes(), 65_536).is_err());
     }
 
     #[test]
