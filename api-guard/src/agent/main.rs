@@ -23,9 +23,26 @@ mod tls;
 
 /// mimalloc instead of glibc malloc: exchanges are built on one thread and freed on the
 /// analysis threads, where glibc's arenas spent a fifth of the daemon's time (free lists,
-/// `malloc_consolidate`); mimalloc's per-thread free lists make that cross-thread free cheap.
+/// `malloc_consolidate`); with mimalloc's per-thread free lists the daemon used 6.9 µs of CPU
+/// per request where glibc took 9.1–10.4 (same load, side by side).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_arena_eager_commit` in the bundled mimalloc's `mimalloc.h` (v3).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// Commit arena memory as it is used, not in whole chunks up front: the same CPU per request,
+/// and 8 MiB of heap at idle instead of 35 (measured side by side). Set from a prioritised
+/// initialiser, which runs before mimalloc's own (default-priority) one reserves its first
+/// arena; from `main` it would be too late.
+extern "C" fn configure_allocator() {
+    // SAFETY: stores a plain option value in mimalloc's static option table; no allocation.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+}
+
+#[used]
+#[unsafe(link_section = ".init_array.00100")]
+static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;
 
 // The kernel-free parts the agent wires together live in the library.
 use api_guard::{exchange, http, record, wallclock};
