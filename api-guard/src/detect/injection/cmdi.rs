@@ -18,7 +18,7 @@
 use std::{cell::OnceCell, sync::LazyLock};
 
 use super::{
-    text::{around, find_ci, PairSet},
+    text::{around, find_ci, needle_mask, ByteSet, PairSet},
     Candidate,
 };
 use crate::detect::{
@@ -437,6 +437,13 @@ enum Strength {
 }
 
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
+    if !plain_and_no_command(c.decoded.as_bytes(), &c.bytes) {
+        check_ungated(c, out);
+    }
+}
+
+/// [`check`] without [`plain_and_no_command`] (which must not change its verdicts).
+pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     let value = c.decoded;
     let b = value.as_bytes();
     if b.is_empty() || c.input.source == Source::Path {
@@ -543,6 +550,43 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if let Some(p) = glob_path(&commands) {
         report(&rules::CMDI_GLOB, p);
     }
+}
+
+/// Whether `b` has no shell syntax at all and its first word names no command, which no rule
+/// fires on (saves tokenising ordinary values). Without the bytes below there is no
+/// separator, substitution, quote, escape, expansion, redirection, subshell, glob or
+/// assignment: [`tokenize`] makes one command of the words between blanks and commas, and
+/// its name is the first word unless that is a wrapper. Shellshock, history designators and
+/// the markers need one of these bytes too, except `/dev/tcp/`; the Windows syntax needs a
+/// first word `for` or `if`.
+fn plain_and_no_command(b: &[u8], s: &ByteSet) -> bool {
+    const SHELL: u128 = needle_mask(b";|&\n\r`$()<>'\"\\{}=@!~%?[]*");
+    if s.has_any_mask(SHELL) {
+        return false;
+    }
+    let first_blank = b
+        .split(u8::is_ascii_whitespace)
+        .find(|w| !w.is_empty())
+        .unwrap_or_default();
+    if [&b"for"[..], b"if", b"if/i"]
+        .iter()
+        .any(|k| first_blank.eq_ignore_ascii_case(k))
+        || find_ci(b, b"/dev/").is_some()
+    {
+        return false;
+    }
+    let Some(first) = b
+        .split(|&x| matches!(x, b' ' | b'\t' | b','))
+        .find(|w| !w.is_empty())
+    else {
+        return true;
+    };
+    // As `tokenize` keeps it: lower case, at most `MAX_WORD` bytes.
+    let mut buf = [0u8; MAX_WORD];
+    let word = &mut buf[..first.len().min(MAX_WORD)];
+    word.copy_from_slice(&first[..word.len()]);
+    word.make_ascii_lowercase();
+    !WRAPPERS.iter().any(|x| x.as_bytes() == &word[..]) && classify(word).is_none()
 }
 
 /// A leading quote followed by a command separator: `';id'`, `" | id "`.

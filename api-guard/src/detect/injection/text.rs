@@ -46,6 +46,11 @@ impl ByteSet {
         self.ascii & mask == mask
     }
 
+    /// Whether any byte of a [`needle_mask`] occurs: [`ByteSet::has_any`] in one step.
+    pub fn has_any_mask(&self, mask: u128) -> bool {
+        self.ascii & mask != 0
+    }
+
     /// Whether every byte of `needle` occurs (ASCII case-insensitively): a value without one
     /// of them cannot contain `needle`.
     pub fn has_all(&self, needle: &[u8]) -> bool {

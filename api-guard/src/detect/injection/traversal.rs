@@ -11,7 +11,7 @@
 //! are reported too: they are rare in API payloads and a traversal all the same.
 
 use super::{
-    text::{around, starts_with_ci},
+    text::{around, needle_mask, starts_with_ci},
     Candidate,
 };
 use crate::detect::{
@@ -149,9 +149,27 @@ const SENSITIVE: &[&str] = &[
 ];
 
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
+    if may_match(c) {
+        check_ungated(c, out);
+    }
+}
+
+/// A necessary condition for every rule: a dot, a slash, a backslash, a colon or an overlong
+/// byte (in the folded text: `0x2e`-style spellings need a `0` and an `x`), except the names
+/// with an `_` (`id_rsa`) and the path's `@fs` / `@id` segments, which are looked for only
+/// in a value with a `0` (as the check always did: this keeps its verdicts).
+fn may_match(c: &Candidate<'_>) -> bool {
+    const TRIGGERS: u128 = needle_mask(b"./\\:");
+    const AFTER_ZERO: u128 = needle_mask(b"x_@");
+    let s = &c.bytes;
+    s.has_any_mask(TRIGGERS) || s.non_ascii || (s.has(b'0') && s.has_any_mask(AFTER_ZERO))
+}
+
+/// [`check`] without [`may_match`] (which must not change its verdicts).
+pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     let value = c.decoded;
     let b = value.as_bytes();
-    // Cheap exits: every rule needs a dot, a slash, a backslash, a colon or an overlong byte.
+    // The original cheap exit, which `may_match` refines.
     if !b
         .iter()
         .any(|&x| matches!(x, b'.' | b'/' | b'\\' | b':' | b'0') || x >= 0x80)
