@@ -18,7 +18,7 @@
 use std::{cell::OnceCell, sync::LazyLock};
 
 use super::{
-    text::{around, find_ci, needle_mask, ByteSet, PairSet},
+    text::{around, find_ci, needle_mask, ByteSet, WordIndex},
     Candidate,
 };
 use crate::detect::{
@@ -1174,33 +1174,29 @@ fn solo(name: &[u8]) -> bool {
         || (lookup(name) == Some(Strength::Strong) && !listed(name))
 }
 
-/// [`STRONG`] and [`WEAK`], sorted for binary search.
-static SORTED: LazyLock<[Vec<&'static [u8]>; 2]> = LazyLock::new(|| {
+/// [`STRONG`] and [`WEAK`] (all lower case, as the names looked up are), indexed.
+static INDEXES: LazyLock<[WordIndex; 2]> = LazyLock::new(|| {
     [STRONG, WEAK].map(|list| {
-        let mut v: Vec<&'static [u8]> = list.iter().map(|x| x.as_bytes()).collect();
-        v.sort_unstable();
-        v
+        let words: Vec<&[u8]> = list.iter().map(|x| x.as_bytes()).collect();
+        WordIndex::of(&words)
     })
 });
 
 /// Whether `name` is in [`STRONG`] or [`WEAK`].
 fn listed(name: &[u8]) -> bool {
-    SORTED.iter().any(|l| l.binary_search(&name).is_ok())
+    INDEXES.iter().any(|ix| ix.contains(name))
 }
-
-/// How the names of [`SORTED`] begin: most words are no command, told by one lookup.
-static SORTED_PAIRS: LazyLock<PairSet> = LazyLock::new(|| PairSet::of(&SORTED.concat()));
 
 fn lookup(name: &[u8]) -> Option<Strength> {
     // A name, or its versioned stem (which begins with the same two bytes), can be listed
-    // only if a listed name begins like it.
-    if !SORTED_PAIRS.may_begin(name) {
+    // only if a listed name begins like it: most words are no command, told by one lookup.
+    if !INDEXES.iter().any(|ix| ix.may_begin(name)) {
         return family(name).map(|_| Strength::Strong);
     }
-    if SORTED[0].binary_search(&name).is_ok() {
+    if INDEXES[0].contains(name) {
         return Some(Strength::Strong);
     }
-    if SORTED[1].binary_search(&name).is_ok() {
+    if INDEXES[1].contains(name) {
         return Some(Strength::Weak);
     }
     // Versioned interpreters and tool families: `python3.10`, `gcc10.1`, `ansible-vault`.
@@ -1367,6 +1363,15 @@ mod tests {
             assert_eq!(f.location, "query:q");
             f.rule_id
         })
+    }
+
+    #[test]
+    fn command_lists_are_lower_case() {
+        for w in STRONG.iter().chain(WEAK) {
+            assert_eq!(*w, w.to_ascii_lowercase(), "{w}");
+            assert!(listed(w.as_bytes()));
+        }
+        assert!(!listed(b"stainless") && lookup(b"python3.10") == Some(Strength::Strong));
     }
 
     #[test]

@@ -160,9 +160,13 @@ fn may_match(b: &[u8], s: &ByteSet) -> bool {
     const TRIGGERS: u128 = needle_mask(b"${#%@_.(<[:");
     const ALNUM_MASKS: [u128; ALNUM_NEEDLES.len()] = needle_masks(ALNUM_NEEDLES);
     const GADGET_MASKS: [u128; GADGETS.len()] = needle_masks(GADGETS);
-    s.has_any_mask(TRIGGERS)
-        || first_of_masked(s, b, ALNUM_NEEDLES, &ALNUM_MASKS).is_some()
-        || first_of_masked(s, b, GADGETS, &GADGET_MASKS).is_some()
+    if s.has_any_mask(TRIGGERS) {
+        return true;
+    }
+    // Most values hold the letters of none of them: one mask test each.
+    let letters = |masks: &[u128]| masks.iter().any(|m| s.has_mask(*m));
+    (letters(&ALNUM_MASKS) && first_of_masked(s, b, ALNUM_NEEDLES, &ALNUM_MASKS).is_some())
+        || (letters(&GADGET_MASKS) && first_of_masked(s, b, GADGETS, &GADGET_MASKS).is_some())
 }
 
 type Hit = (&'static Rule, usize);

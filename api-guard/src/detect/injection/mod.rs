@@ -214,7 +214,10 @@ mod tests {
             "ognlcontext", "aced0005", "rO0AB", "ztAA", "lazymap", "commons", "php", "<?",
             "system", "exec", "__proto__", "constructor", "child_process", "O:8", "jndi", "ldap",
             "xp", "ipconfig", "ansible-x", "python3", "nc", "sh", "<script>", " onerror=",
-            "alert(1)", "javascript:", "document.cookie", "window[", "<svg",
+            "alert(1)", "javascript:", "document.cookie", "window[", "<svg", "proc/self/", "WinNT/",
+            "authorized_keys", ">/tmp/x", "Windows/System32/", "var/mail/", "http://", "gopher://",
+            "127.0.0.1", "169.254.169.254", "LocalHost", "metadata", "[::1]", "10.0.0.1",
+            "2130706433", "ⓛⓞⓒⓐⓛⓗⓞⓢⓣ", "ip6-loopback", "instance-data", "localhost/", "[",
         ];
         const SOURCES: &[Source] = &[
             Source::Path,
@@ -226,14 +229,15 @@ mod tests {
             Source::Cookie,
             Source::Header,
         ];
-        let families: [(&str, Check, Check); 4] = [
+        let families: [(&str, Check, Check); 5] = [
             ("xss", xss::check, xss::check_ungated),
+            ("ssrf", ssrf::check, ssrf::check_ungated),
             ("code", code::check, code::check_ungated),
             ("traversal", traversal::check, traversal::check_ungated),
             ("cmdi", cmdi::check, cmdi::check_ungated),
         ];
         let mut rng = crate::testutil::Rng(0x5eed_cafe_f00d_d00d);
-        let mut flagged = [0usize; 4];
+        let mut flagged = [0usize; 5];
         for round in 0..40_000 {
             let len = 1 + rng.below(8) as usize;
             let v: String = (0..len)

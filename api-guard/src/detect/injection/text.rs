@@ -82,35 +82,6 @@ pub const fn needle_masks<const N: usize>(needles: &[&[u8]]) -> [u128; N] {
     masks
 }
 
-/// Which (first byte, second byte or 0) pairs begin the words of a list, ASCII letters in
-/// upper case, as a bit set: a word whose pair is absent is in no list, found in one lookup
-/// (one-byte words are keyed by their byte and 0, longer ones by their first two bytes).
-pub struct PairSet(Box<[u64]>);
-
-impl PairSet {
-    pub fn of(words: &[&[u8]]) -> Self {
-        let mut bits = vec![0u64; (1 << 16) / 64].into_boxed_slice();
-        for w in words {
-            let k = Self::key(w);
-            if let Some(x) = bits.get_mut(k / 64) {
-                *x |= 1 << (k % 64);
-            }
-        }
-        Self(bits)
-    }
-
-    fn key(word: &[u8]) -> usize {
-        let at = |i: usize| usize::from(word.get(i).map_or(0, u8::to_ascii_uppercase));
-        at(0) << 8 | at(1)
-    }
-
-    /// False only when no listed word begins like `word` (ASCII case-insensitively).
-    pub fn may_begin(&self, word: &[u8]) -> bool {
-        let k = Self::key(word);
-        self.0.get(k / 64).is_none_or(|x| x & (1 << (k % 64)) != 0)
-    }
-}
-
 /// A word list bucketed by how its words begin (first byte, second byte or 0, ASCII letters
 /// folded): a lookup compares only with the few listed words that begin the same way, byte
 /// by byte, ASCII case-insensitively (no copy, no hashing, no `memcmp` call per probe).

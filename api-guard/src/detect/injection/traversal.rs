@@ -10,8 +10,10 @@
 //! `v1..2` and `/foo../x` are names, not traversal. Markdown relative links (`](../x.md)`)
 //! are reported too: they are rare in API payloads and a traversal all the same.
 
+use std::sync::LazyLock;
+
 use super::{
-    text::{around, needle_mask, starts_with_ci},
+    text::{around, find_ci, needle_mask, starts_with_ci},
     Candidate,
 };
 use crate::detect::{
@@ -154,16 +156,55 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// A necessary condition for every rule: a dot, a slash, a backslash, a colon or an overlong
-/// byte (in the folded text: `0x2e`-style spellings need a `0` and an `x`), except the names
-/// with an `_` (`id_rsa`) and the path's `@fs` / `@id` segments, which are looked for only
-/// in a value with a `0` (as the check always did: this keeps its verdicts).
+/// A necessary condition for every rule. `..`, `file:` URIs, dump and log names and hidden
+/// segments need a dot, a backslash, a colon, an overlong (non-ASCII) byte or a spelled-out
+/// byte (`0x2e`, which needs a `0` and an `x`). Without those the folded text is the value
+/// in lower case, and what is left to find is a redirection into a temporary directory
+/// (`>` and `/`), the path's `@fs` / `@id` segments, or a sensitive name without a dot,
+/// which holds one of [`SENSITIVE_STEMS`]; and, as the check always did, only in a value
+/// with a `/` or a `0` (whose verdicts this keeps).
 fn may_match(c: &Candidate<'_>) -> bool {
-    const TRIGGERS: u128 = needle_mask(b"./\\:");
-    const AFTER_ZERO: u128 = needle_mask(b"x_@");
+    const TRIGGERS: u128 = needle_mask(b".\\:");
     let s = &c.bytes;
-    s.has_any_mask(TRIGGERS) || s.non_ascii || (s.has(b'0') && s.has_any_mask(AFTER_ZERO))
+    if s.has_any_mask(TRIGGERS) || s.non_ascii || (s.has(b'0') && s.has(b'x')) {
+        return true;
+    }
+    if !(s.has(b'/') || s.has(b'0')) {
+        return false;
+    }
+    let b = c.decoded.as_bytes();
+    (s.has(b'>') && s.has(b'/'))
+        || (c.input.source == Source::Path && s.has(b'@'))
+        || SENSITIVE_STEMS
+            .iter()
+            .any(|(stem, mask)| s.has_mask(*mask) && find_ci(b, stem).is_some())
 }
+
+/// How the [`SENSITIVE`] names without a dot begin: up to their first `/` or `_` (which
+/// each has), with the stem's byte mask.
+static SENSITIVE_STEMS: LazyLock<Vec<(Vec<u8>, u128)>> = LazyLock::new(|| {
+    let mut stems: Vec<Vec<u8>> = SENSITIVE
+        .iter()
+        .map(|e| e.as_bytes())
+        .filter(|e| !e.contains(&b'.'))
+        .map(|e| {
+            let end = e
+                .iter()
+                .position(|&x| x == b'/' || x == b'_')
+                .map_or(e.len(), |p| p + 1);
+            e[..end].to_vec()
+        })
+        .collect();
+    stems.sort();
+    stems.dedup();
+    stems
+        .into_iter()
+        .map(|st| {
+            let mask = needle_mask(&st);
+            (st, mask)
+        })
+        .collect()
+});
 
 /// [`check`] without [`may_match`] (which must not change its verdicts).
 pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
@@ -472,6 +513,21 @@ mod tests {
             assert_eq!(f.kind, Kind::PathTraversal);
             f.rule_id
         })
+    }
+
+    #[test]
+    fn sensitive_stems_cover_the_dotless_names() {
+        for e in SENSITIVE.iter().filter(|e| !e.contains('.')) {
+            assert!(
+                SENSITIVE_STEMS
+                    .iter()
+                    .any(|(st, _)| e.as_bytes().starts_with(st)),
+                "{e}"
+            );
+        }
+        assert!(SENSITIVE_STEMS
+            .iter()
+            .all(|(st, _)| st.ends_with(b"/") || st.ends_with(b"_")));
     }
 
     #[test]
