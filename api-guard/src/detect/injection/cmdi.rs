@@ -552,41 +552,48 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// Whether `b` has no shell syntax at all and its first word names no command, which no rule
-/// fires on (saves tokenising ordinary values). Without the bytes below there is no
-/// separator, substitution, quote, escape, expansion, redirection, subshell, glob or
-/// assignment: [`tokenize`] makes one command of the words between blanks and commas, and
-/// its name is the first word unless that is a wrapper. Shellshock, history designators and
-/// the markers need one of these bytes too, except `/dev/tcp/`; the Windows syntax needs a
-/// first word `for` or `if`.
+/// Whether `b` has no shell syntax beyond command separators and no command begins with a
+/// command name, which no rule fires on (saves tokenising ordinary values). Without the
+/// bytes of `SHELL` there is no substitution, quote, escape, expansion, redirection,
+/// subshell, glob or assignment: [`tokenize`] cuts commands at `;`, `|`, `&` and line
+/// breaks (unless a `;` starts a media-type parameter) into the words between blanks and
+/// commas, and a command's name is its first word (an `@` before it dropped) unless that is
+/// a wrapper. Shellshock, history designators and the markers need one of those bytes too,
+/// except `/dev/tcp/`; the Windows syntax needs a word `for` or `if`.
 fn plain_and_no_command(b: &[u8], s: &ByteSet) -> bool {
-    const SHELL: u128 = needle_mask(b";|&\n\r`$()<>'\"\\{}=@!~%?[]*");
+    const SHELL: u128 = needle_mask(b"`$()<>'\"\\{}=!~%?[]*");
     if s.has_any_mask(SHELL) {
         return false;
     }
-    let first_blank = b
-        .split(u8::is_ascii_whitespace)
-        .find(|w| !w.is_empty())
-        .unwrap_or_default();
-    if [&b"for"[..], b"if", b"if/i"]
-        .iter()
-        .any(|k| first_blank.eq_ignore_ascii_case(k))
-        || find_ci(b, b"/dev/").is_some()
+    const FOR: u128 = needle_mask(b"for");
+    const IF: u128 = needle_mask(b"if");
+    const DEV: u128 = needle_mask(b"/dev/");
+    let media = |p: usize| media_param(&b[p + 1..]);
+    if (s.has(b';') && memchr::memchr_iter(b';', b).any(media))
+        || ((s.has_mask(FOR) || s.has_mask(IF))
+            && b.split(u8::is_ascii_whitespace).any(|w| {
+                [&b"for"[..], b"if", b"if/i"]
+                    .iter()
+                    .any(|k| w.eq_ignore_ascii_case(k))
+            }))
+        || (s.has_mask(DEV) && find_ci(b, b"/dev/").is_some())
     {
         return false;
     }
-    let Some(first) = b
-        .split(|&x| matches!(x, b' ' | b'\t' | b','))
-        .find(|w| !w.is_empty())
-    else {
-        return true;
-    };
-    // As `tokenize` keeps it: lower case, at most `MAX_WORD` bytes.
-    let mut buf = [0u8; MAX_WORD];
-    let word = &mut buf[..first.len().min(MAX_WORD)];
-    word.copy_from_slice(&first[..word.len()]);
-    word.make_ascii_lowercase();
-    !WRAPPERS.iter().any(|x| x.as_bytes() == &word[..]) && classify(word).is_none()
+    b.split(|&x| matches!(x, b';' | b'|' | b'&' | b'\n' | b'\r'))
+        .filter_map(|cmd| {
+            cmd.split(|&x| matches!(x, b' ' | b'\t' | b','))
+                .find(|w| !w.is_empty())
+        })
+        .all(|first| {
+            // As `tokenize` keeps it: lower case, at most `MAX_WORD` bytes.
+            let mut buf = [0u8; MAX_WORD];
+            let word = &mut buf[..first.len().min(MAX_WORD)];
+            word.copy_from_slice(&first[..word.len()]);
+            word.make_ascii_lowercase();
+            let name = word.strip_prefix(b"@").unwrap_or(word);
+            !WRAPPERS.iter().any(|x| x.as_bytes() == name) && classify(name).is_none()
+        })
 }
 
 /// A leading quote followed by a command separator: `';id'`, `" | id "`.

@@ -217,7 +217,8 @@ mod tests {
             "alert(1)", "javascript:", "document.cookie", "window[", "<svg", "proc/self/", "WinNT/",
             "authorized_keys", ">/tmp/x", "Windows/System32/", "var/mail/", "http://", "gopher://",
             "127.0.0.1", "169.254.169.254", "LocalHost", "metadata", "[::1]", "10.0.0.1",
-            "2130706433", "ⓛⓞⓒⓐⓛⓗⓞⓢⓣ", "ip6-loopback", "instance-data", "localhost/", "[",
+            "2130706433", "ⓛⓞⓒⓐⓛⓗⓞⓢⓣ", "ip6-loopback", "instance-data", "localhost/", "[", "\r",
+            ";base64,", "; ", " & ", "@ls", "Please", "wait. #5", "&&", "||",
         ];
         const SOURCES: &[Source] = &[
             Source::Path,

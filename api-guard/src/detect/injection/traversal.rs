@@ -13,7 +13,7 @@
 use std::sync::LazyLock;
 
 use super::{
-    text::{around, find_ci, needle_mask, starts_with_ci},
+    text::{around, find_ci, needle_mask, starts_with_ci, WordIndex},
     Candidate,
 };
 use crate::detect::{
@@ -179,6 +179,13 @@ fn may_match(c: &Candidate<'_>) -> bool {
             .iter()
             .any(|(stem, mask)| s.has_mask(*mask) && find_ci(b, stem).is_some())
 }
+
+/// [`SENSITIVE`], indexed: a segment start is compared with the few entries that begin like
+/// it (the folded text is lower case, as the entries are).
+static SENSITIVE_INDEX: LazyLock<WordIndex> = LazyLock::new(|| {
+    let entries: Vec<&[u8]> = SENSITIVE.iter().map(|e| e.as_bytes()).collect();
+    WordIndex::of(&entries)
+});
 
 /// How the [`SENSITIVE`] names without a dot begin: up to their first `/` or `_` (which
 /// each has), with the stem's byte mask.
@@ -375,12 +382,13 @@ fn find_sensitive(t: &[u8]) -> Option<usize> {
         }
         // Dot-files named in prose ("in your .git/config") are mentions, not paths.
         let after_blank = p > 0 && t[p - 1].is_ascii_whitespace();
-        for entry in SENSITIVE {
-            let e = entry.as_bytes();
-            if !word.starts_with(e) || (after_blank && e[0] == b'.') {
+        for n in SENSITIVE_INDEX.prefixes(word) {
+            // The entry, as the (lower-case) text holds it.
+            let e = &word[..n];
+            if after_blank && e[0] == b'.' {
                 continue;
             }
-            let after = word.get(e.len()).copied();
+            let after = word.get(n).copied();
             let whole = e.ends_with(b"/")
                 || e.ends_with(b".")
                 || after.is_none_or(|a| !(a.is_ascii_alphanumeric() || a == b'_'));
@@ -513,6 +521,16 @@ mod tests {
             assert_eq!(f.kind, Kind::PathTraversal);
             f.rule_id
         })
+    }
+
+    #[test]
+    fn sensitive_entries_are_indexed() {
+        for e in SENSITIVE {
+            assert!(e.len() >= 2 && *e == e.to_ascii_lowercase(), "{e}");
+            let mut word = e.as_bytes().to_vec();
+            word.extend_from_slice(b"x");
+            assert!(SENSITIVE_INDEX.prefixes(&word).any(|n| n == e.len()), "{e}");
+        }
     }
 
     #[test]
