@@ -18,7 +18,7 @@
 use std::{cell::OnceCell, sync::LazyLock};
 
 use super::{
-    text::{around, find_ci, PairSet},
+    text::{around, find_ci, needle_mask, ByteSet, WordIndex},
     Candidate,
 };
 use crate::detect::{
@@ -437,6 +437,13 @@ enum Strength {
 }
 
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
+    if !plain_and_no_command(c.decoded.as_bytes(), &c.bytes) {
+        check_ungated(c, out);
+    }
+}
+
+/// [`check`] without [`plain_and_no_command`] (which must not change its verdicts).
+pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     let value = c.decoded;
     let b = value.as_bytes();
     if b.is_empty() || c.input.source == Source::Path {
@@ -543,6 +550,50 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if let Some(p) = glob_path(&commands) {
         report(&rules::CMDI_GLOB, p);
     }
+}
+
+/// Whether `b` has no shell syntax beyond command separators and no command begins with a
+/// command name, which no rule fires on (saves tokenising ordinary values). Without the
+/// bytes of `SHELL` there is no substitution, quote, escape, expansion, redirection,
+/// subshell, glob or assignment: [`tokenize`] cuts commands at `;`, `|`, `&` and line
+/// breaks (unless a `;` starts a media-type parameter) into the words between blanks and
+/// commas, and a command's name is its first word (an `@` before it dropped) unless that is
+/// a wrapper. Shellshock, history designators and the markers need one of those bytes too,
+/// except `/dev/tcp/`; the Windows syntax needs a word `for` or `if`.
+fn plain_and_no_command(b: &[u8], s: &ByteSet) -> bool {
+    const SHELL: u128 = needle_mask(b"`$()<>'\"\\{}=!~%?[]*");
+    if s.has_any_mask(SHELL) {
+        return false;
+    }
+    const FOR: u128 = needle_mask(b"for");
+    const IF: u128 = needle_mask(b"if");
+    const DEV: u128 = needle_mask(b"/dev/");
+    let media = |p: usize| media_param(&b[p + 1..]);
+    if (s.has(b';') && memchr::memchr_iter(b';', b).any(media))
+        || ((s.has_mask(FOR) || s.has_mask(IF))
+            && b.split(u8::is_ascii_whitespace).any(|w| {
+                [&b"for"[..], b"if", b"if/i"]
+                    .iter()
+                    .any(|k| w.eq_ignore_ascii_case(k))
+            }))
+        || (s.has_mask(DEV) && find_ci(b, b"/dev/").is_some())
+    {
+        return false;
+    }
+    b.split(|&x| matches!(x, b';' | b'|' | b'&' | b'\n' | b'\r'))
+        .filter_map(|cmd| {
+            cmd.split(|&x| matches!(x, b' ' | b'\t' | b','))
+                .find(|w| !w.is_empty())
+        })
+        .all(|first| {
+            // As `tokenize` keeps it: lower case, at most `MAX_WORD` bytes.
+            let mut buf = [0u8; MAX_WORD];
+            let word = &mut buf[..first.len().min(MAX_WORD)];
+            word.copy_from_slice(&first[..word.len()]);
+            word.make_ascii_lowercase();
+            let name = word.strip_prefix(b"@").unwrap_or(word);
+            !WRAPPERS.iter().any(|x| x.as_bytes() == name) && classify(name).is_none()
+        })
 }
 
 /// A leading quote followed by a command separator: `';id'`, `" | id "`.
@@ -1130,33 +1181,29 @@ fn solo(name: &[u8]) -> bool {
         || (lookup(name) == Some(Strength::Strong) && !listed(name))
 }
 
-/// [`STRONG`] and [`WEAK`], sorted for binary search.
-static SORTED: LazyLock<[Vec<&'static [u8]>; 2]> = LazyLock::new(|| {
+/// [`STRONG`] and [`WEAK`] (all lower case, as the names looked up are), indexed.
+static INDEXES: LazyLock<[WordIndex; 2]> = LazyLock::new(|| {
     [STRONG, WEAK].map(|list| {
-        let mut v: Vec<&'static [u8]> = list.iter().map(|x| x.as_bytes()).collect();
-        v.sort_unstable();
-        v
+        let words: Vec<&[u8]> = list.iter().map(|x| x.as_bytes()).collect();
+        WordIndex::of(&words)
     })
 });
 
 /// Whether `name` is in [`STRONG`] or [`WEAK`].
 fn listed(name: &[u8]) -> bool {
-    SORTED.iter().any(|l| l.binary_search(&name).is_ok())
+    INDEXES.iter().any(|ix| ix.contains(name))
 }
-
-/// How the names of [`SORTED`] begin: most words are no command, told by one lookup.
-static SORTED_PAIRS: LazyLock<PairSet> = LazyLock::new(|| PairSet::of(&SORTED.concat()));
 
 fn lookup(name: &[u8]) -> Option<Strength> {
     // A name, or its versioned stem (which begins with the same two bytes), can be listed
-    // only if a listed name begins like it.
-    if !SORTED_PAIRS.may_begin(name) {
+    // only if a listed name begins like it: most words are no command, told by one lookup.
+    if !INDEXES.iter().any(|ix| ix.may_begin(name)) {
         return family(name).map(|_| Strength::Strong);
     }
-    if SORTED[0].binary_search(&name).is_ok() {
+    if INDEXES[0].contains(name) {
         return Some(Strength::Strong);
     }
-    if SORTED[1].binary_search(&name).is_ok() {
+    if INDEXES[1].contains(name) {
         return Some(Strength::Weak);
     }
     // Versioned interpreters and tool families: `python3.10`, `gcc10.1`, `ansible-vault`.
@@ -1323,6 +1370,15 @@ mod tests {
             assert_eq!(f.location, "query:q");
             f.rule_id
         })
+    }
+
+    #[test]
+    fn command_lists_are_lower_case() {
+        for w in STRONG.iter().chain(WEAK) {
+            assert_eq!(*w, w.to_ascii_lowercase(), "{w}");
+            assert!(listed(w.as_bytes()));
+        }
+        assert!(!listed(b"stainless") && lookup(b"python3.10") == Some(Strength::Strong));
     }
 
     #[test]

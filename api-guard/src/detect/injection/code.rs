@@ -9,7 +9,8 @@
 
 use super::{
     text::{
-        around, find_ci, find_ci_from, is_ident, needle_masks, starts_with_ci, word_start, ByteSet,
+        around, find_ci, find_ci_from, is_ident, needle_mask, needle_masks, starts_with_ci,
+        word_start, ByteSet,
     },
     Candidate,
 };
@@ -118,6 +119,13 @@ const GADGETS: &[&[u8]] = &[
 ];
 
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
+    if may_match(c.decoded.as_bytes(), &c.bytes) {
+        check_ungated(c, out);
+    }
+}
+
+/// [`check`] without [`may_match`] (which must not change its verdicts).
+pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     let value = c.decoded;
     let b = value.as_bytes();
     if b.len() < 3 {
@@ -128,6 +136,37 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if let Some((rule, p)) = found {
         out.push(Finding::new(rule, c.input.location(), around(value, p)));
     }
+}
+
+/// Needles of [`java`] made only of letters and digits: every other needle and rule needs
+/// one of the bytes of [`may_match`]. (The gadget rule needs a [`GADGETS`] name too, but
+/// a gadget alone is enough for this pre-check.)
+const ALNUM_NEEDLES: &[&[u8]] = &[
+    b"ognlcontext",
+    b"processbuilder",
+    b"scriptenginemanager",
+    b"aced0005",
+    b"ro0ab",
+    b"s7qaf",
+    b"ztaa",
+];
+
+/// A necessary condition for every rule: JNDI lookups need `${`, OGNL `#`, `%`, `@`, `_` or
+/// `.`, Java names and packages `.` or `(`, PHP tags `<`, `[` or `{`, wrappers and
+/// serialized objects `:`, superglobals and variable calls `$`, calls `(`, and the rest
+/// `_`, `.`, `(`, `[`, `@` or `<`; or one of [`ALNUM_NEEDLES`] or [`GADGETS`] (searched
+/// case-insensitively, as the rules do, so the case-sensitive base64 forms pass too).
+fn may_match(b: &[u8], s: &ByteSet) -> bool {
+    const TRIGGERS: u128 = needle_mask(b"${#%@_.(<[:");
+    const ALNUM_MASKS: [u128; ALNUM_NEEDLES.len()] = needle_masks(ALNUM_NEEDLES);
+    const GADGET_MASKS: [u128; GADGETS.len()] = needle_masks(GADGETS);
+    if s.has_any_mask(TRIGGERS) {
+        return true;
+    }
+    // Most values hold the letters of none of them: one mask test each.
+    let letters = |masks: &[u128]| masks.iter().any(|m| s.has_mask(*m));
+    (letters(&ALNUM_MASKS) && first_of_masked(s, b, ALNUM_NEEDLES, &ALNUM_MASKS).is_some())
+        || (letters(&GADGET_MASKS) && first_of_masked(s, b, GADGETS, &GADGET_MASKS).is_some())
 }
 
 type Hit = (&'static Rule, usize);

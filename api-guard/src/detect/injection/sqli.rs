@@ -9,7 +9,7 @@
 use std::sync::LazyLock;
 
 use super::{
-    text::{ByteSet, PairSet},
+    text::{needle_mask, ByteSet, WordIndex},
     Candidate,
 };
 use crate::detect::{
@@ -73,62 +73,42 @@ fn folded_grammar(v: &str) -> Option<&'static Rule> {
 fn libinjection(v: &str, bytes: &ByteSet) -> bool {
     // No quote, operator, comment, parenthesis or digit: no fingerprint libinjection flags
     // can form (plain-word SQL is left to the grammar checks). Saves its per-call cost.
-    let significant = |b: u8| {
-        b.is_ascii_digit()
-            || matches!(
-                b,
-                b'\''
-                    | b'"'
-                    | b'`'
-                    | b';'
-                    | b'('
-                    | b')'
-                    | b'='
-                    | b'<'
-                    | b'>'
-                    | b'!'
-                    | b'|'
-                    | b'&'
-                    | b'-'
-                    | b'#'
-                    | b'/'
-                    | b'*'
-                    | b'@'
-                    | b'+'
-                    | b'%'
-                    | b'^'
-                    | b'~'
-                    | b'\\'
-            )
-    };
-    if !v.bytes().any(significant) {
+    const SIGNIFICANT: u128 = needle_mask(b"0123456789'\"`;()=<>!|&-#/*@+%^~\\");
+    if !bytes.has_any_mask(SIGNIFICANT) || !libinjection_may_flag(v.as_bytes(), bytes) {
         return false;
     }
     let prose = prose(v);
     // Running text without a quote, `;` or comment marker has nothing to break out of a
     // string with (a numeric-context payload is not prose); saves libinjection's cost.
-    let breaks_out = v.contains(['\'', '"', '`', ';', '#']) || v.contains("--") || v.contains("/*");
+    const BREAKS: u128 = needle_mask(b"'\"`;#");
+    let b = v.as_bytes();
+    let breaks_out = bytes.has_any_mask(BREAKS)
+        || (bytes.has(b'-') && has_pair(b, b'-', b'-'))
+        || (bytes.has(b'/') && has_pair(b, b'/', b'*'));
     if prose && !breaks_out {
         return false;
     }
-    if !libinjection_may_flag(v.as_bytes(), bytes) {
+    // `detect_sqli`'s steps, except that the fingerprint (which it computes once more after
+    // the verdict, a whole extra tokenising pass) is only asked for when it matters.
+    let mut state =
+        libinjectionrs::SqliState::new(v.as_bytes(), libinjectionrs::SqliFlags::FLAG_NONE);
+    if !state.detect() {
         return false;
     }
-    let r = libinjectionrs::detect_sqli(v.as_bytes());
-    if !r.is_injection() {
-        return false;
-    }
+    let fp = state.get_fingerprint();
     let strong = |fp: &str| {
         fp.bytes()
             .any(|t| matches!(t, b'U' | b'E' | b'&' | b'B' | b';'))
     };
-    match &r.fingerprint {
-        Some(fp) if prose => strong(fp),
+    if prose {
+        strong(&fp)
+    } else if !breaks_out {
         // `while (foo) is …`, `Left (WA, RR), …`: a keyword or function name before a
         // parenthesised plain word is a parenthetical in text when nothing breaks out of a
         // string; injected calls take values, variables or nested calls (`f(1`, `f(v`, `f(f`).
-        Some(fp) if !breaks_out => !(fp.starts_with("f(n") || fp.starts_with("T(n")),
-        _ => true,
+        !(fp.starts_with("f(n") || fp.starts_with("T(n"))
+    } else {
+        true
     }
 }
 
@@ -155,10 +135,10 @@ fn keyword_heads(ops: bool) -> Vec<&'static [u8]> {
 static KEYWORD_HEADS: LazyLock<Vec<&'static [u8]>> = LazyLock::new(|| keyword_heads(false));
 static KEYWORD_HEADS_OPS: LazyLock<Vec<&'static [u8]>> = LazyLock::new(|| keyword_heads(true));
 
-/// How [`KEYWORD_HEADS`] begin: most words of a value are turned away by one lookup before
-/// the binary search.
-static HEAD_PAIRS: LazyLock<PairSet> = LazyLock::new(|| PairSet::of(&KEYWORD_HEADS));
-static HEAD_PAIRS_OPS: LazyLock<PairSet> = LazyLock::new(|| PairSet::of(&KEYWORD_HEADS_OPS));
+/// [`KEYWORD_HEADS`] bucketed by how they begin: most words of a value are turned away by
+/// one lookup, the rest compared with a few heads.
+static HEAD_INDEX: LazyLock<WordIndex> = LazyLock::new(|| WordIndex::of(&KEYWORD_HEADS));
+static HEAD_INDEX_OPS: LazyLock<WordIndex> = LazyLock::new(|| WordIndex::of(&KEYWORD_HEADS_OPS));
 
 /// Bytes that end a word in libinjection's tokenizer (its `parse_word`).
 const WORD_DELIMITERS: &[u8] = b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0\x00";
@@ -174,6 +154,11 @@ static WORD_DELIMITER: [bool; 256] = {
     t
 };
 
+/// Whether `v` holds `a` directly followed by `b`.
+fn has_pair(v: &[u8], a: u8, b: u8) -> bool {
+    memchr::memchr_iter(a, v).any(|i| v.get(i + 1) == Some(&b))
+}
+
 /// Whether libinjection could flag `v` at all (a necessary condition, so skipping it when
 /// false changes no verdict). Every fingerprint libinjection flags holds a string, comment,
 /// `;`, parenthesis, variable, logic operator, `union`, expression, keyword, `group by`,
@@ -183,10 +168,11 @@ static WORD_DELIMITER: [bool; 256] = {
 /// The only flagged fingerprints whose sole significant token is a variable (`@x`) also hold
 /// an operator (`1OV`, `NOVOF`), so with `@` any operator byte or word counts too.
 fn libinjection_may_flag(v: &[u8], bytes: &ByteSet) -> bool {
-    if bytes.has_any(b"'\"`$;()#\\")
-        || (bytes.has_any(b"-/&|")
-            && v.windows(2)
-                .any(|w| matches!(w, b"--" | b"/*" | b"&&" | b"||")))
+    const PUNCT: u128 = needle_mask(b"'\"`$;()#\\");
+    if bytes.has_any_mask(PUNCT)
+        || [(b'-', b'-'), (b'/', b'*'), (b'&', b'&'), (b'|', b'|')]
+            .iter()
+            .any(|&(a, b)| bytes.has(a) && has_pair(v, a, b))
     {
         return true;
     }
@@ -194,13 +180,9 @@ fn libinjection_may_flag(v: &[u8], bytes: &ByteSet) -> bool {
     if at && bytes.has_any(b"!%&*+-/:<=>^|~") {
         return true;
     }
-    let (heads, pairs) = if at {
-        (&*KEYWORD_HEADS_OPS, &*HEAD_PAIRS_OPS)
-    } else {
-        (&*KEYWORD_HEADS, &*HEAD_PAIRS)
-    };
+    let heads = if at { &*HEAD_INDEX_OPS } else { &*HEAD_INDEX };
     v.split(|&x| WORD_DELIMITER[usize::from(x)])
-        .any(|run| run_may_hold_keyword(run, heads, pairs))
+        .any(|run| run_may_hold_keyword(run, heads))
 }
 
 /// Whether a run of word bytes may yield one of `heads` as a word token. libinjection
@@ -208,7 +190,7 @@ fn libinjection_may_flag(v: &[u8], bytes: &ByteSet) -> bool {
 /// `x`, an exponent `e` or a `d`/`f` suffix: `1eunion`, `0xaunion`), after a `.` or another
 /// non-letter; a word ends at the run's end or (keyword prefixes: `select.1`) before a `.`.
 /// Every such start and end is tried (a superset of what the tokenizer does).
-fn run_may_hold_keyword(run: &[u8], heads: &[&'static [u8]], pairs: &PairSet) -> bool {
+fn run_may_hold_keyword(run: &[u8], heads: &WordIndex) -> bool {
     const LONGEST: usize = 32;
     let number_before = |p: usize| {
         run[..p]
@@ -217,20 +199,30 @@ fn run_may_hold_keyword(run: &[u8], heads: &[&'static [u8]], pairs: &PairSet) ->
             .take_while(|x| x.is_ascii_hexdigit() || matches!(x, b'x' | b'X' | b'.'))
             .any(u8::is_ascii_digit)
     };
-    let mut buf = [0u8; LONGEST];
+    // Without a `.`, a word can only end where the run does; without a digit, no number
+    // comes before a letter.
+    let dotted = run.contains(&b'.');
+    let digits = run.iter().any(u8::is_ascii_digit);
     for p in 0..run.len() {
         // Every head starts with a letter or `_` (see the tests).
         if !(run[p].is_ascii_alphabetic() || run[p] == b'_') {
             continue;
         }
-        if p > 0 && run[p - 1].is_ascii_alphabetic() && !number_before(p) {
+        if p > 0 && run[p - 1].is_ascii_alphabetic() && !(digits && number_before(p)) {
             continue;
         }
         // A word's pair key is its first byte alone (one-byte word) or its first two bytes
         // (every longer one): decided once per start, not once per end.
-        let one = pairs.may_begin(&run[p..p + 1]);
-        let longer = p + 1 < run.len() && pairs.may_begin(&run[p..p + 2]);
+        let one = heads.may_begin(&run[p..p + 1]);
+        let longer = p + 1 < run.len() && heads.may_begin(&run[p..p + 2]);
         if !one && !longer {
+            continue;
+        }
+        if !dotted {
+            let n = run.len() - p;
+            if n <= LONGEST && (if n == 1 { one } else { longer }) && heads.contains(&run[p..]) {
+                return true;
+            }
             continue;
         }
         for q in p + 1..=run.len().min(p + LONGEST) {
@@ -243,10 +235,7 @@ fn run_may_hold_keyword(run: &[u8], heads: &[&'static [u8]], pairs: &PairSet) ->
             if q == p + 1 && !one {
                 continue;
             }
-            let word = &mut buf[..q - p];
-            word.copy_from_slice(&run[p..q]);
-            word.make_ascii_uppercase();
-            if heads.binary_search(&&*word).is_ok() {
+            if heads.contains(&run[p..q]) {
                 return true;
             }
         }
@@ -301,6 +290,10 @@ fn nosql(c: &Candidate<'_>) -> Option<&'static Rule> {
         "type",
         "mod",
     ];
+    // Both shapes need a `$`.
+    if !c.bytes.has(b'$') {
+        return None;
+    }
     let v = c.decoded;
     let is_op = |s: &str| OPS.iter().any(|op| s.eq_ignore_ascii_case(op));
     if c.input.source == Source::ArgName {
@@ -487,18 +480,17 @@ const TOKEN_WORDS: &[&str] = &[
     "mysql",
 ];
 
-/// The grammar words (case-insensitively), built once from the tables above.
-static GRAMMAR_WORDS: LazyLock<Option<aho_corasick::AhoCorasick>> = LazyLock::new(|| {
-    aho_corasick::AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .build(
-            TOKEN_WORDS
-                .iter()
-                .chain(SCHEMA_WORDS)
-                .chain(SQL_ONLY_FUNCTIONS)
-                .chain(SQL_FUNCTIONS),
-        )
-        .ok()
+/// The grammar words, built once from the tables above (every one begins with a letter, see
+/// the tests).
+static GRAMMAR_WORDS: LazyLock<WordIndex> = LazyLock::new(|| {
+    let words: Vec<&[u8]> = TOKEN_WORDS
+        .iter()
+        .chain(SCHEMA_WORDS)
+        .chain(SQL_ONLY_FUNCTIONS)
+        .chain(SQL_FUNCTIONS)
+        .map(|w| w.as_bytes())
+        .collect();
+    WordIndex::of(&words)
 });
 
 /// A necessary condition for the grammar checks (`text_checks` and `tokens` on the folded
@@ -522,15 +514,13 @@ fn grammar_may_flag(v: &[u8], bytes: &ByteSet) -> bool {
     {
         return true;
     }
-    let Some(ac) = &*GRAMMAR_WORDS else {
-        return true;
-    };
-    let letter = |i: Option<usize>| {
-        i.and_then(|i| v.get(i))
-            .is_some_and(u8::is_ascii_alphabetic)
-    };
-    ac.find_overlapping_iter(v)
-        .any(|m| !letter(m.start().checked_sub(1)) && !letter(Some(m.end())))
+    // A grammar word not touched by letters begins where a run of letters does.
+    let letter = |i: usize| v.get(i).is_some_and(u8::is_ascii_alphabetic);
+    (0..v.len()).any(|p| {
+        v[p].is_ascii_alphabetic()
+            && (p == 0 || !v[p - 1].is_ascii_alphabetic())
+            && GRAMMAR_WORDS.prefixes(&v[p..]).any(|n| !letter(p + n))
+    })
 }
 
 const SCHEMA_WORDS: &[&str] = &[
@@ -1115,14 +1105,18 @@ mod tests {
         }
         let has = |heads: &[&[u8]], w: &[u8]| heads.binary_search(&w).is_ok();
         assert!(has(&KEYWORD_HEADS, b"UNION") && has(&KEYWORD_HEADS, b"NULL"));
-        // The pair table admits every head, in either case, and turns others away.
-        for heads in [&*KEYWORD_HEADS, &*KEYWORD_HEADS_OPS] {
-            let pairs = PairSet::of(heads);
+        // The index admits every head, in either case, and turns others away.
+        for (heads, index) in [
+            (&*KEYWORD_HEADS, &*HEAD_INDEX),
+            (&*KEYWORD_HEADS_OPS, &*HEAD_INDEX_OPS),
+        ] {
             for h in heads {
-                assert!(pairs.may_begin(h) && pairs.may_begin(&h.to_ascii_lowercase()));
+                let lower = h.to_ascii_lowercase();
+                assert!(index.may_begin(h) && index.may_begin(&lower));
+                assert!(index.contains(h) && index.contains(&lower));
             }
         }
-        assert!(!HEAD_PAIRS.may_begin(b"qz"));
+        assert!(!HEAD_INDEX.may_begin(b"qz"));
         assert!(!has(&KEYWORD_HEADS, b"LIKE") && has(&KEYWORD_HEADS_OPS, b"LIKE"));
     }
 
@@ -1229,14 +1223,14 @@ mod tests {
         for _ in 0..40_000 {
             let len = 1 + next(6);
             let run: String = (0..len).map(|_| PIECES[next(PIECES.len())]).collect();
-            for (heads, pairs) in [
-                (&*KEYWORD_HEADS, &*HEAD_PAIRS),
-                (&*KEYWORD_HEADS_OPS, &*HEAD_PAIRS_OPS),
+            for (heads, index) in [
+                (&*KEYWORD_HEADS, &*HEAD_INDEX),
+                (&*KEYWORD_HEADS_OPS, &*HEAD_INDEX_OPS),
             ] {
                 let plain = run_may_hold_keyword_plain(run.as_bytes(), heads);
                 held += usize::from(plain);
                 assert_eq!(
-                    run_may_hold_keyword(run.as_bytes(), heads, pairs),
+                    run_may_hold_keyword(run.as_bytes(), index),
                     plain,
                     "{run:?}"
                 );
@@ -1367,7 +1361,16 @@ mod tests {
             let decoded = normalize::decode(v);
             assert!(folded_grammar(&decoded).is_some(), "{v}");
         }
-        // Every grammar word, as a word, in any case.
+        // Every grammar word, as a word, in any case (and each begins with a letter, as the
+        // pre-check's scan of letter runs assumes).
+        for w in TOKEN_WORDS
+            .iter()
+            .chain(SCHEMA_WORDS)
+            .chain(SQL_ONLY_FUNCTIONS)
+            .chain(SQL_FUNCTIONS)
+        {
+            assert!(w.as_bytes()[0].is_ascii_alphabetic(), "{w}");
+        }
         for w in TOKEN_WORDS
             .iter()
             .chain(SCHEMA_WORDS)

@@ -11,7 +11,10 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::{text::around, Candidate};
+use super::{
+    text::{around, find_ci, needle_masks},
+    Candidate,
+};
 use crate::detect::{
     finding::Finding,
     inputs::Source,
@@ -43,6 +46,38 @@ const SMUGGLING_SCHEMES: &[&str] = &[
 ];
 
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
+    if may_match(c) {
+        check_ungated(c, out);
+    }
+}
+
+/// A necessary condition for every rule: a URL needs a `:` (and a look-alike host a
+/// non-ASCII byte). What is left is a bare host as the whole value, never in a header nor
+/// with an `@`: an address starting with a digit needs dots, a bracketed one `[`, and a
+/// name either a dot or (behind a `/`, without which a lone name does not count) one of
+/// the dotless local names.
+fn may_match(c: &Candidate<'_>) -> bool {
+    const DOTLESS_NAMES: &[&[u8]] = &[b"localhost", b"ip6-loopback", b"metadata", b"instance-data"];
+    const MASKS: [u128; DOTLESS_NAMES.len()] = needle_masks(DOTLESS_NAMES);
+    let s = &c.bytes;
+    if s.has(b':') || s.non_ascii {
+        return true;
+    }
+    if c.input.source == Source::Header || s.has(b'@') {
+        return false;
+    }
+    let b = c.decoded.as_bytes();
+    s.has(b'.')
+        || s.has(b'[')
+        || (s.has(b'/')
+            && DOTLESS_NAMES
+                .iter()
+                .zip(&MASKS)
+                .any(|(n, m)| s.has_mask(*m) && find_ci(b, n).is_some()))
+}
+
+/// [`check`] without [`may_match`] (which must not change its verdicts).
+pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if matches!(c.input.source, Source::Path | Source::ArgName) {
         return;
     }

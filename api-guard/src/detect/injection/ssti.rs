@@ -7,7 +7,7 @@
 //! what template-driven APIs legitimately carry and do not fire.
 
 use super::{
-    text::{around, find_ci, is_ident},
+    text::{around, find_ci, is_ident, needle_masks, ByteSet},
     Candidate,
 };
 use crate::detect::{finding::Finding, rules};
@@ -38,7 +38,7 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if !b.iter().any(|&x| x == b'{' || x == b'<' || x == b'#') {
         return;
     }
-    let found = delimited(b).or_else(|| directive(b));
+    let found = delimited(b).or_else(|| directive(b, &c.bytes));
     if let Some(p) = found {
         out.push(Finding::new(
             &rules::SSTI_EXPRESSION,
@@ -156,7 +156,7 @@ fn statement(inner: &[u8]) -> bool {
 }
 
 /// Freemarker and Velocity directives.
-fn directive(b: &[u8]) -> Option<usize> {
+fn directive(b: &[u8], s: &ByteSet) -> Option<usize> {
     const MARKERS: &[&[u8]] = &[
         b"<#assign",
         b"<#if",
@@ -175,7 +175,13 @@ fn directive(b: &[u8]) -> Option<usize> {
         b"$class.inspect",
         b"#macro(",
     ];
-    MARKERS.iter().find_map(|m| find_ci(b, m))
+    // Markers holding a byte the value lacks are not searched for.
+    const MASKS: [u128; MARKERS.len()] = needle_masks(MARKERS);
+    MARKERS
+        .iter()
+        .zip(&MASKS)
+        .filter(|(_, mask)| s.has_mask(**mask))
+        .find_map(|(m, _)| find_ci(b, m))
 }
 
 #[cfg(test)]

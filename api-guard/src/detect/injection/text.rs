@@ -46,6 +46,11 @@ impl ByteSet {
         self.ascii & mask == mask
     }
 
+    /// Whether any byte of a [`needle_mask`] occurs: [`ByteSet::has_any`] in one step.
+    pub fn has_any_mask(&self, mask: u128) -> bool {
+        self.ascii & mask != 0
+    }
+
     /// Whether every byte of `needle` occurs (ASCII case-insensitively): a value without one
     /// of them cannot contain `needle`.
     pub fn has_all(&self, needle: &[u8]) -> bool {
@@ -77,32 +82,98 @@ pub const fn needle_masks<const N: usize>(needles: &[&[u8]]) -> [u128; N] {
     masks
 }
 
-/// Which (first byte, second byte or 0) pairs begin the words of a list, ASCII letters in
-/// upper case, as a bit set: a word whose pair is absent is in no list, found in one lookup
-/// (one-byte words are keyed by their byte and 0, longer ones by their first two bytes).
-pub struct PairSet(Box<[u64]>);
+/// A word list bucketed by how its words begin (first byte, second byte or 0, ASCII letters
+/// folded): a lookup compares only with the few listed words that begin the same way, byte
+/// by byte, ASCII case-insensitively (no copy, no hashing, no `memcmp` call per probe).
+pub struct WordIndex {
+    /// The words, lower case, grouped by bucket.
+    words: Vec<Box<[u8]>>,
+    /// Bucket `k` is `words[starts[k]..starts[k + 1]]`.
+    starts: Box<[u32]>,
+}
 
-impl PairSet {
+impl WordIndex {
+    /// Buckets: 64 classes for the first byte times 64 for the second.
+    const BUCKETS: usize = 64 * 64;
+
     pub fn of(words: &[&[u8]]) -> Self {
-        let mut bits = vec![0u64; (1 << 16) / 64].into_boxed_slice();
-        for w in words {
-            let k = Self::key(w);
-            if let Some(x) = bits.get_mut(k / 64) {
-                *x |= 1 << (k % 64);
-            }
+        let mut keyed: Vec<(usize, Box<[u8]>)> = words
+            .iter()
+            .map(|w| (Self::key(w), w.to_ascii_lowercase().into_boxed_slice()))
+            .collect();
+        keyed.sort();
+        keyed.dedup();
+        let mut starts = vec![0u32; Self::BUCKETS + 1].into_boxed_slice();
+        for (k, _) in &keyed {
+            starts[k + 1] += 1;
         }
-        Self(bits)
+        for k in 0..Self::BUCKETS {
+            starts[k + 1] += starts[k];
+        }
+        Self {
+            words: keyed.into_iter().map(|(_, w)| w).collect(),
+            starts,
+        }
     }
 
+    /// A byte's class: letters (either case), digits and `_` have their own; other bytes
+    /// share the rest, so a bucket may hold words that begin differently (compared anyway).
+    fn class(b: u8) -> usize {
+        const CLASS: [u8; 256] = {
+            let mut t = [0u8; 256];
+            let mut b = 1;
+            while b < 256 {
+                let x = b as u8;
+                t[b] = match x {
+                    b'a'..=b'z' => x - b'a' + 1,
+                    b'A'..=b'Z' => x - b'A' + 1,
+                    b'0'..=b'9' => x - b'0' + 27,
+                    b'_' => 37,
+                    _ => 38 + x % 26,
+                };
+                b += 1;
+            }
+            t
+        };
+        usize::from(CLASS[usize::from(b)])
+    }
+
+    /// One-byte words are keyed by their byte and 0, longer ones by their first two bytes.
     fn key(word: &[u8]) -> usize {
-        let at = |i: usize| usize::from(word.get(i).map_or(0, u8::to_ascii_uppercase));
-        at(0) << 8 | at(1)
+        let at = |i: usize| word.get(i).map_or(0, |&b| Self::class(b));
+        at(0) << 6 | at(1)
     }
 
-    /// False only when no listed word begins like `word` (ASCII case-insensitively).
+    fn bucket(&self, key: usize) -> &[Box<[u8]>] {
+        let (a, b) = (self.starts[key] as usize, self.starts[key + 1] as usize);
+        &self.words[a..b]
+    }
+
+    /// False only when no listed word begins like `word` (its first byte alone for a
+    /// one-byte `word`, its first two bytes otherwise).
     pub fn may_begin(&self, word: &[u8]) -> bool {
-        let k = Self::key(word);
-        self.0.get(k / 64).is_none_or(|x| x & (1 << (k % 64)) != 0)
+        !self.bucket(Self::key(word)).is_empty()
+    }
+
+    /// Whether `word` is listed (ASCII case-insensitively).
+    pub fn contains(&self, word: &[u8]) -> bool {
+        self.bucket(Self::key(word))
+            .iter()
+            .any(|w| w.len() == word.len() && w.eq_ignore_ascii_case(word))
+    }
+
+    /// The lengths of the listed words of two bytes or more that `hay` starts with (ASCII
+    /// case-insensitively).
+    pub fn prefixes<'s>(&'s self, hay: &'s [u8]) -> impl Iterator<Item = usize> + 's {
+        let words = if hay.len() >= 2 {
+            self.bucket(Self::key(&hay[..2]))
+        } else {
+            &[]
+        };
+        words
+            .iter()
+            .filter(move |w| w.len() >= 2 && starts_with_ci(hay, w))
+            .map(|w| w.len())
     }
 }
 
@@ -174,6 +245,25 @@ mod tests {
         assert!(word_start(b"a system", 2));
         assert!(!word_start(b"asystem", 1));
         assert_eq!(tail_from("aé", 2), "é");
+    }
+
+    #[test]
+    fn word_index() {
+        let words: &[&[u8]] = &[b"UNION", b"u", b"un", b"Select", b"x$y", b"x%y", b"md5"];
+        let ix = WordIndex::of(words);
+        for w in words {
+            assert!(ix.contains(w) && ix.contains(&w.to_ascii_lowercase()));
+            assert!(ix.contains(&w.to_ascii_uppercase()) && ix.may_begin(w));
+        }
+        for w in [&b"unio"[..], b"unions", b"x", b"", b"x&y", b"sel", b"md"] {
+            assert!(!ix.contains(w), "{w:?}");
+        }
+        assert!(!ix.may_begin(b"qz") && !ix.may_begin(b"") && ix.may_begin(b"Se"));
+        let mut found: Vec<usize> = ix.prefixes(b"UnIoNs").collect();
+        found.sort();
+        assert_eq!(found, [2, 5]);
+        assert_eq!(ix.prefixes(b"u").count(), 0);
+        assert_eq!(ix.prefixes(b"md5(").collect::<Vec<_>>(), [3]);
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //! `v1..2` and `/foo../x` are names, not traversal. Markdown relative links (`](../x.md)`)
 //! are reported too: they are rare in API payloads and a traversal all the same.
 
+use std::sync::LazyLock;
+
 use super::{
-    text::{around, starts_with_ci},
+    text::{around, find_ci, needle_mask, starts_with_ci, WordIndex},
     Candidate,
 };
 use crate::detect::{
@@ -149,9 +151,73 @@ const SENSITIVE: &[&str] = &[
 ];
 
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
+    if may_match(c) {
+        check_ungated(c, out);
+    }
+}
+
+/// A necessary condition for every rule. `..`, `file:` URIs, dump and log names and hidden
+/// segments need a dot, a backslash, a colon, an overlong (non-ASCII) byte or a spelled-out
+/// byte (`0x2e`, which needs a `0` and an `x`). Without those the folded text is the value
+/// in lower case, and what is left to find is a redirection into a temporary directory
+/// (`>` and `/`), the path's `@fs` / `@id` segments, or a sensitive name without a dot,
+/// which holds one of [`SENSITIVE_STEMS`]; and, as the check always did, only in a value
+/// with a `/` or a `0` (whose verdicts this keeps).
+fn may_match(c: &Candidate<'_>) -> bool {
+    const TRIGGERS: u128 = needle_mask(b".\\:");
+    let s = &c.bytes;
+    if s.has_any_mask(TRIGGERS) || s.non_ascii || (s.has(b'0') && s.has(b'x')) {
+        return true;
+    }
+    if !(s.has(b'/') || s.has(b'0')) {
+        return false;
+    }
+    let b = c.decoded.as_bytes();
+    (s.has(b'>') && s.has(b'/'))
+        || (c.input.source == Source::Path && s.has(b'@'))
+        || SENSITIVE_STEMS
+            .iter()
+            .any(|(stem, mask)| s.has_mask(*mask) && find_ci(b, stem).is_some())
+}
+
+/// [`SENSITIVE`], indexed: a segment start is compared with the few entries that begin like
+/// it (the folded text is lower case, as the entries are).
+static SENSITIVE_INDEX: LazyLock<WordIndex> = LazyLock::new(|| {
+    let entries: Vec<&[u8]> = SENSITIVE.iter().map(|e| e.as_bytes()).collect();
+    WordIndex::of(&entries)
+});
+
+/// How the [`SENSITIVE`] names without a dot begin: up to their first `/` or `_` (which
+/// each has), with the stem's byte mask.
+static SENSITIVE_STEMS: LazyLock<Vec<(Vec<u8>, u128)>> = LazyLock::new(|| {
+    let mut stems: Vec<Vec<u8>> = SENSITIVE
+        .iter()
+        .map(|e| e.as_bytes())
+        .filter(|e| !e.contains(&b'.'))
+        .map(|e| {
+            let end = e
+                .iter()
+                .position(|&x| x == b'/' || x == b'_')
+                .map_or(e.len(), |p| p + 1);
+            e[..end].to_vec()
+        })
+        .collect();
+    stems.sort();
+    stems.dedup();
+    stems
+        .into_iter()
+        .map(|st| {
+            let mask = needle_mask(&st);
+            (st, mask)
+        })
+        .collect()
+});
+
+/// [`check`] without [`may_match`] (which must not change its verdicts).
+pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     let value = c.decoded;
     let b = value.as_bytes();
-    // Cheap exits: every rule needs a dot, a slash, a backslash, a colon or an overlong byte.
+    // The original cheap exit, which `may_match` refines.
     if !b
         .iter()
         .any(|&x| matches!(x, b'.' | b'/' | b'\\' | b':' | b'0') || x >= 0x80)
@@ -316,12 +382,13 @@ fn find_sensitive(t: &[u8]) -> Option<usize> {
         }
         // Dot-files named in prose ("in your .git/config") are mentions, not paths.
         let after_blank = p > 0 && t[p - 1].is_ascii_whitespace();
-        for entry in SENSITIVE {
-            let e = entry.as_bytes();
-            if !word.starts_with(e) || (after_blank && e[0] == b'.') {
+        for n in SENSITIVE_INDEX.prefixes(word) {
+            // The entry, as the (lower-case) text holds it.
+            let e = &word[..n];
+            if after_blank && e[0] == b'.' {
                 continue;
             }
-            let after = word.get(e.len()).copied();
+            let after = word.get(n).copied();
             let whole = e.ends_with(b"/")
                 || e.ends_with(b".")
                 || after.is_none_or(|a| !(a.is_ascii_alphanumeric() || a == b'_'));
@@ -454,6 +521,31 @@ mod tests {
             assert_eq!(f.kind, Kind::PathTraversal);
             f.rule_id
         })
+    }
+
+    #[test]
+    fn sensitive_entries_are_indexed() {
+        for e in SENSITIVE {
+            assert!(e.len() >= 2 && *e == e.to_ascii_lowercase(), "{e}");
+            let mut word = e.as_bytes().to_vec();
+            word.extend_from_slice(b"x");
+            assert!(SENSITIVE_INDEX.prefixes(&word).any(|n| n == e.len()), "{e}");
+        }
+    }
+
+    #[test]
+    fn sensitive_stems_cover_the_dotless_names() {
+        for e in SENSITIVE.iter().filter(|e| !e.contains('.')) {
+            assert!(
+                SENSITIVE_STEMS
+                    .iter()
+                    .any(|(st, _)| e.as_bytes().starts_with(st)),
+                "{e}"
+            );
+        }
+        assert!(SENSITIVE_STEMS
+            .iter()
+            .all(|(st, _)| st.ends_with(b"/") || st.ends_with(b"_")));
     }
 
     #[test]

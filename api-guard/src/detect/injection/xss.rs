@@ -9,7 +9,10 @@
 
 use std::borrow::Cow;
 
-use super::{text::ByteSet, Candidate};
+use super::{
+    text::{needle_mask, ByteSet},
+    Candidate,
+};
 use crate::detect::{
     finding::Finding,
     inputs::Source,
@@ -18,13 +21,42 @@ use crate::detect::{
 };
 
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
-    let v = c.decoded;
-    if v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if may_match(c) {
+        check_ungated(c, out);
+    }
+}
+
+/// [`check`] without [`may_match`] (which must not change its verdicts).
+pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
+    if c.decoded
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         return;
     }
     if let Some(rule) = rule(c) {
-        out.push(Finding::new(rule, c.input.location(), v));
+        out.push(Finding::new(rule, c.input.location(), c.decoded));
     }
+}
+
+/// A necessary condition for every rule of [`rule`], from the value's byte summary (the
+/// lower-cased and compacted forms hold no ASCII byte the value lacks):
+/// libinjection needs markup or a quote, tags `<` (or `+ADw-`, or the non-ASCII `¼`),
+/// handlers `=` (a parameter name gets one appended), script URIs and CSS `:` or `url(`,
+/// script calls `(`, `` ` ``, `${` or `import{`, JSFuck `[`, and DOM sinks either `[`, `=`
+/// or `document.` / `window.`. Saves lower-casing and compacting ordinary values.
+fn may_match(c: &Candidate<'_>) -> bool {
+    const DOCUMENT: u128 = needle_mask(b"document.");
+    const WINDOW: u128 = needle_mask(b"window.");
+    const UTF7: u128 = needle_mask(b"+adw-");
+    const TRIGGERS: u128 = needle_mask(b"<>\"'`=:([${");
+    let s = &c.bytes;
+    c.input.source == Source::ArgName
+        || s.non_ascii
+        || s.has_any_mask(TRIGGERS)
+        || s.has_mask(DOCUMENT)
+        || s.has_mask(WINDOW)
+        || s.has_mask(UTF7)
 }
 
 fn rule(c: &Candidate<'_>) -> Option<&'static Rule> {
