@@ -22,6 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::bench_rate::{self, RateArgs};
 use anyhow::{bail, ensure, Context, Result};
 use integration_tests::agent::agent_binary;
 use integration_tests::bpf;
@@ -61,6 +62,10 @@ pub struct OverheadArgs {
     /// kernel then times every program run, which costs a little itself).
     #[arg(long)]
     pub bpf_stats: bool,
+    /// Fixed-rate mode: `oha` sends this many requests per second (open loop, latency
+    /// corrected) instead of wrk saturating nginx; compare CPU per request and p99 at one rate.
+    #[arg(long, value_name = "REQ_PER_SEC")]
+    pub rate: Option<u32>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,11 +229,22 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
     } else {
         None
     };
-    let load = WrkArgs {
-        threads: args.threads,
-        connections: args.connections,
-        duration: Duration::from_secs(args.duration),
-        latency: true,
+    let load = match args.rate {
+        None => Load::Wrk(WrkArgs {
+            threads: args.threads,
+            connections: args.connections,
+            duration: Duration::from_secs(args.duration),
+            latency: true,
+        }),
+        Some(rate) => {
+            ensure!(rate >= 1, "--rate must be at least 1");
+            Load::Rate(RateArgs {
+                oha: bench_rate::ensure_oha()?,
+                rate,
+                connections: args.connections,
+                duration: Duration::from_secs(args.duration),
+            })
+        }
     };
     let extra = match &args.agent_config {
         Some(path) => {
@@ -280,11 +296,57 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
     Ok(())
 }
 
+/// The load of every run: wrk as fast as nginx answers, or oha at a fixed rate.
+enum Load {
+    Wrk(WrkArgs),
+    Rate(RateArgs),
+}
+
+impl Load {
+    fn describe(&self) -> String {
+        match self {
+            Load::Wrk(w) => format!(
+                "wrk -t{} -c{} -d{}s --latency",
+                w.threads,
+                w.connections,
+                w.duration.as_secs()
+            ),
+            Load::Rate(r) => format!(
+                "oha -q {} -c {} -z {}s --latency-correction (fixed rate)",
+                r.rate,
+                r.connections,
+                r.duration.as_secs()
+            ),
+        }
+    }
+
+    fn run(&self, ns: &Netns, url: &str) -> Result<WrkReport> {
+        match self {
+            Load::Wrk(w) => wrk::run(ns, url, w),
+            Load::Rate(r) => bench_rate::run(ns, url, r),
+        }
+    }
+
+    /// A one-second version, to warm up.
+    fn warm_up(&self) -> Load {
+        match self {
+            Load::Wrk(w) => Load::Wrk(WrkArgs {
+                duration: Duration::from_secs(1),
+                ..w.clone()
+            }),
+            Load::Rate(r) => Load::Rate(RateArgs {
+                duration: Duration::from_secs(1),
+                ..r.clone()
+            }),
+        }
+    }
+}
+
 /// What every run of one case shares.
 struct Bench<'a> {
     nginx: &'a Nginx,
     ns_cli: &'a Netns,
-    load: &'a WrkArgs,
+    load: &'a Load,
     extra_config: &'a str,
     bin: &'a Path,
 }
@@ -296,25 +358,16 @@ impl Bench<'_> {
         let load = self.load;
         println!();
         println!(
-            "nginx pid {} at {url}; wrk -t{} -c{} -d{}s --latency from {}",
+            "nginx pid {} at {url}; {} from {}",
             self.nginx.pid(),
-            load.threads,
-            load.connections,
-            load.duration.as_secs(),
+            load.describe(),
             self.ns_cli.name()
         );
         for v in variants {
             println!("  {:<11} {}", v.label(), v.describe());
         }
         // Warm caches, the TCP stack and nginx before anything is recorded.
-        wrk::run(
-            self.ns_cli,
-            &url,
-            &WrkArgs {
-                duration: Duration::from_secs(1),
-                ..load.clone()
-            },
-        )?;
+        load.warm_up().run(self.ns_cli, &url)?;
 
         println!();
         println!(
@@ -352,7 +405,7 @@ impl Bench<'_> {
             let agent_cpu = agent.map(|a| cpu_seconds(a.pid())).transpose()?;
             let bpf = agent.map(|a| bpf::run_stats(a.pid())).transpose()?;
             let cpu = cpu_seconds(nginx)?;
-            let report = wrk::run(self.ns_cli, url, self.load)?;
+            let report = self.load.run(self.ns_cli, url)?;
             let nginx_cpu = cpu_seconds(nginx)? - cpu;
             let Some(agent) = agent else {
                 return Ok((report, nginx_cpu, None));
@@ -583,9 +636,24 @@ fn print_summary(case: &str, variants: &[Variant], runs: &[Run], connections: u3
         "{case} summary over {} rounds:",
         runs.iter().map(|r| r.round).max().unwrap_or(0)
     );
+    let agent_us = |v| {
+        median(
+            of(v)
+                .filter_map(|r| Some(per_request(r.agent.as_ref()?.cpu_s * 1e6, r.wrk.requests)))
+                .collect(),
+        )
+    };
+    let p99_ms = |v| median(of(v).filter_map(|r| r.wrk.p99_ms).collect());
     println!(
-        "  {:<11}  {:>9}  {:>13}  {:>12}  {:>12}",
-        "variant", "req/s", "ratio to off", "p99 to off", "nginx us/req"
+        "  {:<11}  {:>9}  {:>13}  {:>12}  {:>8}  {:>12}  {:>12}  {:>12}",
+        "variant",
+        "req/s",
+        "ratio to off",
+        "p99 to off",
+        "p99 ms",
+        "nginx us/req",
+        "agent us/req",
+        "total us/req"
     );
     for &v in variants {
         let p99: Vec<f64> = {
@@ -597,13 +665,18 @@ fn print_summary(case: &str, variants: &[Variant], runs: &[Run], connections: u3
                 })
                 .collect()
         };
+        let agent = agent_us(v);
+        let total = nginx_us(v) + if agent.is_nan() { 0.0 } else { agent };
         println!(
-            "  {:<11}  {:>9.0}  {:>13.3}  {:>12.3}  {:>12.2}",
+            "  {:<11}  {:>9.0}  {:>13.3}  {:>12.3}  {:>8.2}  {:>12.2}  {:>12.2}  {:>12.2}",
             v.label(),
             rps(v),
             median(ratios(runs, v, Variant::Off)),
             median(p99),
-            nginx_us(v)
+            p99_ms(v),
+            nginx_us(v),
+            agent,
+            total
         );
     }
     if let Some(floor) = variants.iter().copied().find(|v| v.label() == "floor") {
@@ -639,7 +712,8 @@ fn print_summary(case: &str, variants: &[Variant], runs: &[Run], connections: u3
     );
     println!(
         "  agent CPU        median {agent_us:.2} us per request (load and drain); \
-         median {startup_cpu:.2} s outside the load (startup, probe loading)"
+         median {startup_cpu:.2} s outside the load (startup, probe loading); \
+         nginx us/req includes the BPF programs, which run in its context"
     );
     if bpf_ns > 0.0 {
         println!("  agent BPF        median {bpf_ns:.0} ns of program run time per request");

@@ -1,6 +1,7 @@
 //! Developer commands for api-guard: `cargo xtask setup|build|run|test|bench`.
 
 mod bench;
+mod bench_rate;
 mod bench_xdp;
 mod eval;
 mod fuzz;
