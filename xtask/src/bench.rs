@@ -97,6 +97,8 @@ fn case_name(tls: bool) -> &'static str {
 const REQUESTS: &str = "apiguard_http_requests_total";
 const LOST: &str = "apiguard_http_exchanges_lost_total";
 const DROPPED: &str = "apiguard_capture_dropped_total";
+const DETECT_SKIPPED: &str = "apiguard_detect_exchanges_skipped_total";
+const DISCOVER_SKIPPED: &str = "apiguard_discover_exchanges_skipped_total";
 
 /// Which TLS sites a floor probes (`api-guard floor --tls`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,6 +194,9 @@ struct AgentStats {
     captured: u64,
     lost: u64,
     dropped: u64,
+    /// Exchanges the detection / discovery threads had no queue room for.
+    detect_skipped: u64,
+    discover_skipped: u64,
     /// CPU seconds from just before the load until the agent had drained it.
     cpu_s: f64,
     /// CPU seconds over the agent's whole life, startup (loading probes) included.
@@ -421,6 +426,8 @@ impl Bench<'_> {
                 captured: delta(REQUESTS, &[("role", "server")]),
                 lost: delta(LOST, &[]),
                 dropped: delta(DROPPED, &[]),
+                detect_skipped: delta(DETECT_SKIPPED, &[]),
+                discover_skipped: delta(DISCOVER_SKIPPED, &[]),
                 cpu_s: cpu_after - agent_cpu.unwrap_or(0.0),
                 cpu_total_s: cpu_after,
                 peak_rss_kib: peak_rss_kib(agent.pid())?,
@@ -693,6 +700,8 @@ fn print_summary(case: &str, variants: &[Variant], runs: &[Run], connections: u3
     let captured: u64 = with.iter().map(|(_, a)| a.captured).sum();
     let lost: u64 = with.iter().map(|(_, a)| a.lost).sum();
     let dropped: u64 = with.iter().map(|(_, a)| a.dropped).sum();
+    let detect_skipped: u64 = with.iter().map(|(_, a)| a.detect_skipped).sum();
+    let discover_skipped: u64 = with.iter().map(|(_, a)| a.discover_skipped).sum();
     let agent_us = median(
         with.iter()
             .map(|(w, a)| per_request(a.cpu_s * 1e6, w.requests))
@@ -709,6 +718,10 @@ fn print_summary(case: &str, variants: &[Variant], runs: &[Run], connections: u3
         "  capture          {captured} server exchanges for {sent} requests wrk completed ({:.2}%), \
          {lost} counted lost, {dropped} capture drops",
         if sent == 0 { f64::NAN } else { captured as f64 / sent as f64 * 100.0 }
+    );
+    println!(
+        "  analysis         {detect_skipped} exchanges skipped by detection, {discover_skipped} by \
+         discovery (their queues were full)"
     );
     println!(
         "  agent CPU        median {agent_us:.2} us per request (load and drain); \
