@@ -1,5 +1,5 @@
-//! The scanner as it was before the byte-class table and the cheaper token starts (issue
-//! 15), kept only for the differential test: the new one must count exactly the same.
+//! The scanner and [`classify_name`] as they were before issue 15 made them cheaper, kept
+//! only for the differential tests: the new ones must find exactly the same.
 
 use super::{ClassCounts, DataClass};
 
@@ -33,6 +33,33 @@ fn hit_at(b: &[u8], i: usize, c: u8) -> Option<(DataClass, usize)> {
         b'A'..=b'Z' | b'a'..=b'z' => tokens::at(b, i),
         _ => None,
     }
+}
+
+pub(super) fn classify_name(name: &str) -> Option<DataClass> {
+    if name.len() > 64 {
+        return None;
+    }
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    for c in name.bytes().filter(u8::is_ascii_alphanumeric) {
+        buf[n] = c.to_ascii_lowercase();
+        n += 1;
+    }
+    let norm = &buf[..n];
+    let has = |w: &[u8]| norm.windows(w.len()).any(|x| x == w);
+    if has(b"password") || has(b"passwd") || has(b"passphrase") || matches!(norm, b"pwd" | b"pass")
+    {
+        return Some(DataClass::Password);
+    }
+    if has(b"apikey")
+        || has(b"accesskey")
+        || has(b"secretkey")
+        || has(b"clientsecret")
+        || norm == b"secret"
+    {
+        return Some(DataClass::ApiKey);
+    }
+    None
 }
 
 fn is_word(c: u8) -> bool {
