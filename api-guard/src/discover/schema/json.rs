@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::value::{infer, string_format, ValueType};
+use super::value::{infer, json_string_format, ValueType};
 use crate::json::{Dialect, Str, Token, Tokenizer};
 
 /// Bounds on one schema. The defaults describe realistic API bodies in full.
@@ -328,7 +328,8 @@ impl<'a> Parser<'a> {
             }
             Token::ObjectStart => return self.object(node),
             Token::ArrayStart => return self.array(node),
-            Token::String(s) => node.add_format(s.plain().map_or(ValueType::String, string_format)),
+            // Formatted from the raw bytes: no UTF-8 validation of every string value.
+            Token::String(s) => node.add_format(json_string_format(&s)),
             Token::Bool(_) => node.kinds |= BOOLEAN,
             Token::Null => node.kinds |= NULL,
             Token::Number(n) => node.kinds |= if n.integer { INTEGER } else { NUMBER },

@@ -74,7 +74,12 @@ const MAX_TYPED_LEN: usize = 254;
 
 /// The type of one parameter value.
 pub fn infer(value: &str) -> ValueType {
-    let b = value.as_bytes();
+    infer_bytes(value.as_bytes())
+}
+
+/// [`infer`] on bytes. Every type but `String` is ASCII, so bytes that are not UTF-8 are
+/// `String`: callers need not validate them first.
+fn infer_bytes(b: &[u8]) -> ValueType {
     if b.is_empty() || b.len() > MAX_TYPED_LEN {
         return ValueType::String;
     }
@@ -90,7 +95,7 @@ pub fn infer(value: &str) -> ValueType {
                 return t;
             }
         }
-        b't' | b'f' if value == "true" || value == "false" => return ValueType::Boolean,
+        b't' | b'f' if b == b"true" || b == b"false" => return ValueType::Boolean,
         b'a'..=b'f' | b'A'..=b'F' if is_uuid(b) => return ValueType::Uuid,
         _ => {}
     }
@@ -102,8 +107,18 @@ pub fn infer(value: &str) -> ValueType {
 
 /// The string formats a JSON string value can have (a subset of [`ValueType`]); numbers
 /// and booleans inside JSON strings are left as plain strings because the body said string.
-pub(crate) fn string_format(s: &str) -> ValueType {
-    match infer(s) {
+///
+/// This is for a JSON string token's raw text: `String` when it has escapes or is
+/// not UTF-8 (no format has either), so that the text need not be validated first.
+pub(crate) fn json_string_format(s: &crate::json::Str<'_>) -> ValueType {
+    if s.has_escapes() {
+        return ValueType::String;
+    }
+    string_format_bytes(s.raw())
+}
+
+fn string_format_bytes(s: &[u8]) -> ValueType {
+    match infer_bytes(s) {
         t @ (ValueType::Uuid | ValueType::Date | ValueType::DateTime | ValueType::Email) => t,
         _ => ValueType::String,
     }
@@ -237,7 +252,9 @@ fn date_or_time(b: &[u8]) -> Option<ValueType> {
 /// letters, digits and inner hyphens, the last one alphabetic and at least two long.
 /// Quoted local parts and IP-literal domains are not emails here.
 pub(crate) fn is_email(b: &[u8]) -> bool {
-    let Some(at) = memchr::memchr(b'@', b) else {
+    // A plain loop: this runs on every JSON member name and string value, mostly short,
+    // where setting up a vectorised search costs more than it saves.
+    let Some(at) = b.iter().position(|&c| c == b'@') else {
         return false;
     };
     let (local, domain) = (&b[..at], &b[at + 1..]);
@@ -282,6 +299,43 @@ pub(crate) fn domain_ok(domain: &[u8]) -> bool {
 mod tests {
     use super::ValueType::*;
     use super::*;
+
+    #[test]
+    fn json_string_format_is_the_format_of_the_plain_text() {
+        let mut rng = crate::testutil::Rng(0x5_7a1e);
+        let samples = [
+            "2024-01-31",
+            "2024-01-31T10:00:00Z",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "alice@example.com",
+            "true",
+            "-12.5e3",
+        ];
+        for _ in 0..50_000 {
+            let mut raw = samples[rng.below(samples.len() as u64) as usize]
+                .as_bytes()
+                .to_vec();
+            // Change, insert or append bytes, some of them not UTF-8 or escapes.
+            for _ in 0..rng.below(3) {
+                let k = rng.below(raw.len() as u64 + 1) as usize;
+                let c = match rng.below(4) {
+                    0 => 0x80 | rng.below(128) as u8,
+                    1 => b'\\',
+                    _ => b"0123456789-:TZ.@ax"[rng.below(18) as usize],
+                };
+                match (rng.below(2), raw.get_mut(k)) {
+                    (0, Some(slot)) => *slot = c,
+                    _ => raw.insert(k, c),
+                }
+            }
+            let s = crate::json::Str::from_raw(&raw);
+            let want = match s.plain().map(infer) {
+                Some(t @ (Uuid | Date | DateTime | Email)) => t,
+                _ => String,
+            };
+            assert_eq!(json_string_format(&s), want, "{:?}", raw);
+        }
+    }
 
     #[test]
     fn integers_and_numbers() {

@@ -54,6 +54,24 @@ pub(super) fn at(b: &[u8], i: usize) -> Option<(DataClass, usize)> {
             return None;
         }
     }
+    // Most numbers in text are one short group (a count, a year, an id), which no class
+    // is: each needs several groups, a `+` or `(`, or 13 digits. Refused before the chunk
+    // is built, by the rule `read` continues a chunk with.
+    if b.get(i).is_some_and(u8::is_ascii_digit) {
+        let j = i + b
+            .get(i..)
+            .unwrap_or_default()
+            .iter()
+            .take(13)
+            .take_while(|d| d.is_ascii_digit())
+            .count();
+        let digit = |k: usize| b.get(k).is_some_and(u8::is_ascii_digit);
+        let gap = |k: usize| b.get(k).is_some_and(|&g| is_gap(g));
+        let continues = gap(j) && (digit(j + 1) || (gap(j + 1) && digit(j + 2)));
+        if j - i < 13 && !continues {
+            return None;
+        }
+    }
     let (chunk, end) = read(b, i)?;
     let class = card(&chunk)
         .or_else(|| ssn(&chunk))

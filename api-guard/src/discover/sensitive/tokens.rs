@@ -89,7 +89,23 @@ pub(super) fn private_key_at(b: &[u8], i: usize) -> Hit {
 }
 
 /// A class starting with the letter at `i`.
+#[inline]
 pub(super) fn at(b: &[u8], i: usize) -> Hit {
+    let rest = b.get(i..)?;
+    let &c = rest.first()?;
+    // Most words can start nothing: a JWT starts with `e`, every key kind with one of
+    // `Agxsr`, an IBAN or NI number with a capital and a digit or space two bytes on. Those
+    // are refused here, before the full checks (kept out of line so this stays small).
+    let capital_then_digit =
+        c.is_ascii_uppercase() && matches!(rest.get(2), Some(b'0'..=b'9' | b' '));
+    if !capital_then_digit && !matches!(c, b'e' | b'A' | b'g' | b'x' | b's' | b'r') {
+        return None;
+    }
+    candidate_at(b, i)
+}
+
+#[inline(never)]
+fn candidate_at(b: &[u8], i: usize) -> Hit {
     if let Some(&p) = i.checked_sub(1).and_then(|p| b.get(p)) {
         if is_word(p) || matches!(p, b'-' | b'.') {
             return None;
@@ -110,48 +126,59 @@ pub(super) fn at(b: &[u8], i: usize) -> Hit {
 
 const MAX_TOKEN: usize = 256;
 
+/// The credential kinds [`api_key`] knows, by prefix.
+#[derive(Clone, Copy)]
+enum Key {
+    Aws,
+    GitHub,
+    GitHubPat,
+    Slack,
+    Stripe,
+    Google,
+    OpenAi,
+}
+
 fn api_key(b: &[u8], i: usize) -> Hit {
     let rest = b.get(i..)?;
-    // Every key kind below starts with one of these: most words are rejected before their
-    // length is even measured.
-    if !matches!(rest.first(), Some(b'A' | b'g' | b'x' | b's' | b'r')) {
-        return None;
-    }
+    // The prefix first, without measuring the token: most words have none, and measuring
+    // them would read every byte of the word twice (here, then the scan's word skip). The
+    // prefixes are distinct and all base64url, so the one that matches is in the token.
+    let (kind, prefix) = match rest {
+        [b'A', b'K' | b'S', b'I', b'A', ..] => (Key::Aws, 4),
+        [b'g', b'h', b'p' | b'o' | b'u' | b's' | b'r', b'_', ..] => (Key::GitHub, 4),
+        [b'g', b'i', b't', b'h', b'u', b'b', b'_', b'p', b'a', b't', b'_', ..] => {
+            (Key::GitHubPat, 11)
+        }
+        [b'x', b'o', b'x', b'a' | b'b' | b'p' | b'r', b'-', ..] => (Key::Slack, 5),
+        [b's' | b'r', b'k', b'_', b'l', b'i', b'v', b'e', b'_', ..] => (Key::Stripe, 8),
+        [b'A', b'I', b'z', b'a', ..] => (Key::Google, 4),
+        [b's', b'k', b'-', ..] => (Key::OpenAi, 3),
+        _ => return None,
+    };
     let len = run(b, i, MAX_TOKEN, is_b64url);
     if len > MAX_TOKEN {
         return None;
     }
-    let tok = rest.get(..len)?;
-    let tail = |prefix: &[u8]| tok.strip_prefix(prefix);
+    let t = rest.get(prefix..len)?;
     let all = |s: &[u8], f: fn(&u8) -> bool| s.iter().all(f);
-    let ok = if let Some(t) = tail(b"AKIA").or_else(|| tail(b"ASIA")) {
-        t.len() == 16 && all(t, |c| c.is_ascii_uppercase() || c.is_ascii_digit())
-    } else if let Some(t) = [b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"]
-        .iter()
-        .find_map(|p| tail(*p))
-    {
-        t.len() >= 36 && all(t, u8::is_ascii_alphanumeric)
-    } else if let Some(t) = tail(b"github_pat_") {
-        t.len() >= 50 && all(t, |c| c.is_ascii_alphanumeric() || *c == b'_')
-    } else if let Some(t) = [b"xoxa-", b"xoxb-", b"xoxp-", b"xoxr-"]
-        .iter()
-        .find_map(|p| tail(*p))
-    {
-        t.len() >= 20
-            && all(t, |c| c.is_ascii_alphanumeric() || *c == b'-')
-            && t.iter().any(u8::is_ascii_digit)
-    } else if let Some(t) = tail(b"sk_live_").or_else(|| tail(b"rk_live_")) {
-        t.len() >= 16 && all(t, u8::is_ascii_alphanumeric)
-    } else if let Some(t) = tail(b"AIza") {
-        t.len() == 35
-    } else if let Some(t) = tail(b"sk-") {
+    let ok = match kind {
+        Key::Aws => t.len() == 16 && all(t, |c| c.is_ascii_uppercase() || c.is_ascii_digit()),
+        Key::GitHub => t.len() >= 36 && all(t, u8::is_ascii_alphanumeric),
+        Key::GitHubPat => t.len() >= 50 && all(t, |c| c.is_ascii_alphanumeric() || *c == b'_'),
+        Key::Slack => {
+            t.len() >= 20
+                && all(t, |c| c.is_ascii_alphanumeric() || *c == b'-')
+                && t.iter().any(u8::is_ascii_digit)
+        }
+        Key::Stripe => t.len() >= 16 && all(t, u8::is_ascii_alphanumeric),
+        Key::Google => t.len() == 35,
         // Prose has `sk-` words; keys are long and mix cases and digits.
-        t.len() >= 32
-            && t.iter().any(u8::is_ascii_digit)
-            && t.iter().any(u8::is_ascii_uppercase)
-            && t.iter().any(u8::is_ascii_lowercase)
-    } else {
-        false
+        Key::OpenAi => {
+            t.len() >= 32
+                && t.iter().any(u8::is_ascii_digit)
+                && t.iter().any(u8::is_ascii_uppercase)
+                && t.iter().any(u8::is_ascii_lowercase)
+        }
     };
     ok.then_some((DataClass::ApiKey, i + len))
 }
@@ -163,7 +190,9 @@ fn jwt(b: &[u8], i: usize) -> Hit {
     let mut segs = [0usize; 3];
     for (k, seg) in segs.iter_mut().enumerate() {
         let n = run(b, j, MAX_JWT_SEGMENT, is_b64url);
-        if n > MAX_JWT_SEGMENT {
+        // Refused as soon as a segment shows it: a long header or an empty payload need
+        // not be followed to the end of the token.
+        if n > MAX_JWT_SEGMENT || (k == 0 && n > 1024) || (k == 1 && n == 0) {
             return None;
         }
         *seg = n;
@@ -301,11 +330,33 @@ fn grouped(
     (out, n, j)
 }
 
+/// [`IBAN`] lengths by country code (`(first - 'A') * 26 + second - 'A'`), 0 when none:
+/// one load instead of a search of the list for every capitalised word.
+static IBAN_LEN: [u8; 26 * 26] = {
+    let mut t = [0u8; 26 * 26];
+    let mut k = 0;
+    while k < IBAN.len() {
+        let (cc, len) = IBAN[k];
+        t[(cc[0] - b'A') as usize * 26 + (cc[1] - b'A') as usize] = len as u8;
+        k += 1;
+    }
+    t
+};
+
 fn iban(b: &[u8], i: usize) -> Hit {
     let rest = b.get(i..)?;
-    let cc = rest.get(..2)?;
-    let &(_, len) = IBAN.iter().find(|(c, _)| c.as_slice() == cc)?;
-    if !rest.get(2..4)?.iter().all(u8::is_ascii_digit) {
+    // The check digits first: rarer in words than a country code's two capitals.
+    let [c0, c1, d0, d1, ..] = *rest else {
+        return None;
+    };
+    if !d0.is_ascii_digit() || !d1.is_ascii_digit() {
+        return None;
+    }
+    if !c0.is_ascii_uppercase() || !c1.is_ascii_uppercase() {
+        return None;
+    }
+    let len = usize::from(IBAN_LEN[usize::from(c0 - b'A') * 26 + usize::from(c1 - b'A')]);
+    if len == 0 {
         return None;
     }
     let class = |c: u8| c.is_ascii_uppercase() || c.is_ascii_digit();
