@@ -164,6 +164,11 @@ fn tls_entry_program(abi: Abi) -> &'static str {
     }
 }
 
+/// The eBPF object built by aya-build and embedded in the binary.
+fn ebpf_object() -> &'static [u8] {
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/api-guard"))
+}
+
 /// Empty programs for floor measurements (see [`Probes::floor`]).
 const PROG_FLOOR_TRACEPOINT: &str = "floor_tracepoint";
 const PROG_FLOOR_UPROBE: &str = "floor_uprobe";
@@ -298,10 +303,7 @@ impl Probes {
                 loader.map_pin_path(map, x.pin_dir.join(map));
             }
         }
-        let ebpf = loader.load(aya::include_bytes_aligned!(concat!(
-            env!("OUT_DIR"),
-            "/api-guard"
-        )))?;
+        let ebpf = loader.load(ebpf_object())?;
 
         let mut probes = Self {
             ebpf,
@@ -328,10 +330,7 @@ impl Probes {
     ) -> anyhow::Result<(Self, usize, usize)> {
         use anyhow::Context as _;
         ensure_tracefs()?;
-        let ebpf = EbpfLoader::new().load(aya::include_bytes_aligned!(concat!(
-            env!("OUT_DIR"),
-            "/api-guard"
-        )))?;
+        let ebpf = EbpfLoader::new().load(ebpf_object())?;
         let mut probes = Self {
             ebpf,
             status: Vec::new(),

@@ -474,11 +474,7 @@ mod tests {
 
     /// A scratch directory unique to one test.
     fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("api-guard-tls-elf-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::tls::scratch_dir(&format!("elf-{name}"))
     }
 
     fn readelf(args: &[&str], path: &str) -> String {

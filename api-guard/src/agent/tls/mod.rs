@@ -34,3 +34,12 @@ impl TlsLibraries {
             .unwrap_or_else(|| Arc::from(format!("library-{id}")))
     }
 }
+
+/// A fresh scratch directory for one test (`name` unique per test).
+#[cfg(test)]
+pub(crate) fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("api-guard-tls-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -454,11 +454,7 @@ mod tests {
     }
 
     fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("api-guard-tls-sites-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::tls::scratch_dir(&format!("sites-{name}"))
     }
 
     /// A shared library from assembly, so each case is exactly the instructions it names.
