@@ -100,7 +100,8 @@ pub fn parse(text: &str) -> Result<WrkReport> {
         },
         p50_ms: ms("p50"),
         p99_ms: ms("p99"),
-        socket_errors: sum("errorDistribution", &|_| true),
+        // Requests still in flight when the duration ends are reported as aborted: not errors.
+        socket_errors: sum("errorDistribution", &|e| !e.contains("deadline")),
         non_2xx_3xx: sum("statusCodeDistribution", &|c| !ok(c)),
         pid: 0,
         raw: text.to_string(),
@@ -117,7 +118,7 @@ mod tests {
             r#"{"summary":{"successRate":1.0,"total":5.0,"requestsPerSec":1000.2},
                 "latencyPercentiles":{"p50":0.001,"p99":0.0042},
                 "statusCodeDistribution":{"200":4990,"404":10},
-                "errorDistribution":{"connection reset":3}}"#,
+                "errorDistribution":{"connection reset":3,"aborted due to deadline":7}}"#,
         )
         .unwrap();
         assert_eq!(report.requests, 5000);
