@@ -36,6 +36,16 @@ fn pid_filter_limits_tls_hooks_to_the_listed_process() -> Result<()> {
         "{probes} probes in {libssl}, expected 6 (one process)"
     );
     check_probe_sites(&agent, &libssl, &[("internal", 2.0), ("entry", 1.0)])?;
+    // `api-guard status` lists them too.
+    let status: serde_json::Value = serde_json::from_str(&agent.cli_ok(&["status", "--json"])?)?;
+    let listed = status["tls_libraries"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["path"] == libssl.as_str()))
+        .map(|l| l["sites"].clone());
+    ensure!(
+        listed == Some(serde_json::json!({"entry": 1, "internal": 2})),
+        "status lists {listed:?} for {libssl}"
+    );
 
     let url = |p: &str| format!("https://{listen}{p}");
     run_checked(net.cli.cmd("curl").args([

@@ -128,13 +128,19 @@ impl Tls {
             .iter()
             .flat_map(|f| f.get_metric())
             .map(|m| {
-                let label = |i: usize| {
+                // Labels come sorted by name, not in declaration order.
+                let label = |name: &str| {
                     m.get_label()
-                        .get(i)
+                        .iter()
+                        .find(|l| l.name() == name)
                         .map(|l| l.value().to_string())
                         .unwrap_or_default()
                 };
-                (label(0), label(1), m.get_gauge().get_value() as u64)
+                (
+                    label("library"),
+                    label("kind"),
+                    m.get_gauge().get_value() as u64,
+                )
             })
             .collect()
     }
@@ -179,5 +185,26 @@ impl Tls {
                 (library, m.get_gauge().get_value() as u64)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_sites_read_back_by_label_name() {
+        let tls = Tls::new(&Registry::new());
+        tls.set_probe_sites("/lib/libssl.so.3", SiteKind::Internal, 2);
+        tls.set_probe_sites("/lib/libssl.so.3", SiteKind::Entry, 1);
+        let mut sites = tls.probe_sites();
+        sites.sort();
+        assert_eq!(
+            sites,
+            [
+                ("/lib/libssl.so.3".to_string(), "entry".to_string(), 1),
+                ("/lib/libssl.so.3".to_string(), "internal".to_string(), 2),
+            ]
+        );
     }
 }
