@@ -12,9 +12,6 @@ mod json;
 mod numbers;
 mod tokens;
 
-#[cfg(test)]
-mod reference;
-
 pub use json::classify_json;
 
 use serde::{Deserialize, Serialize};
@@ -403,135 +400,6 @@ mod tests {
         assert!(found > 20_000, "the inputs find things: {found}");
     }
 
-    /// Random text of the shapes that matter: random bytes, base64, digit and separator
-    /// mixes, letters and case mixes, and sensitive values (whole, cut or with a byte
-    /// changed) glued by random filler.
-    fn random_text(rng: &mut crate::testutil::Rng) -> Vec<u8> {
-        const VALUES: [&[u8]; 34] = [
-            b"alice@example.com",
-            b"a.b+tag@mail.example.co.uk.",
-            b"icon@2x.png",
-            b"+1 415 555 0123",
-            b"+44 20 7946 0958",
-            b"(415) 555-0123",
-            b"(02) 1234 5678",
-            b"415.555.0123",
-            b"4111 1111 1111 1111",
-            b"4111-1111-1111-1111",
-            b"378282246310005",
-            b"3782 822463 10005",
-            b"6011111111111117",
-            b"078-05-1120",
-            b"DE89 3704 0044 0532 0130 00",
-            b"GB82WEST12345698765432",
-            b"NO9386011117947",
-            b"AB 12 34 56 C",
-            b"QQ123456C",
-            b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
-            b"eyJhbGciOiJub25lIn0.e30.",
-            b"AKIAIOSFODNN7EXAMPLE",
-            b"ASIAY34FZKBOKMUTVV7A",
-            b"ghp_abcdefghijklmnopqrstuvwxyz0123456789",
-            b"gho_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-            b"github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN",
-            b"xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
-            b"sk_live_4eC39HqLyjWDarjtT1zdp7dc",
-            b"rk_live_4eC39HqLyjWDarjtT1zdp7dc",
-            b"xoxp-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
-            b"AIzaSyA-1234567890abcdefghijklmnopqrstu",
-            b"sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
-            b"-----BEGIN RSA PRIVATE KEY-----",
-            b"-----BEGIN PGP PRIVATE KEY BLOCK-----",
-        ];
-        const ALPHABETS: [&[u8]; 6] = [
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-            b"0123456789 -.()+",
-            b"0123456789 ",
-            b"abcdefghijklmnopqrstuvwxyz   .,@",
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ",
-            b"eyJ.-_=@AKIAsk0123456789 ",
-        ];
-        let pick = |rng: &mut crate::testutil::Rng, n: usize| rng.below(n as u64) as usize;
-        let mut text = Vec::new();
-        let target = pick(rng, 600);
-        while text.len() < target {
-            // Values glued to words are not found: a separator most of the time.
-            if rng.below(4) != 0 {
-                text.push(b" ,\n\"=:/"[pick(rng, 7)]);
-            }
-            match rng.below(4) {
-                0 => {
-                    let v = VALUES[pick(rng, VALUES.len())];
-                    let start = text.len();
-                    // Whole most of the time; else cut short, or with one byte changed.
-                    match rng.below(4) {
-                        0 => text.extend_from_slice(&v[..pick(rng, v.len() + 1)]),
-                        1 => {
-                            text.extend_from_slice(v);
-                            let k = start + pick(rng, v.len());
-                            text[k] = ALPHABETS[5][pick(rng, ALPHABETS[5].len())];
-                        }
-                        _ => text.extend_from_slice(v),
-                    }
-                }
-                1 => {
-                    let len = pick(rng, 8);
-                    text.extend((0..len).map(|_| rng.below(256) as u8));
-                }
-                _ => {
-                    let a = ALPHABETS[pick(rng, ALPHABETS.len())];
-                    let len = pick(rng, 80);
-                    text.extend((0..len).map(|_| a[pick(rng, a.len())]));
-                }
-            }
-        }
-        text
-    }
-
-    #[test]
-    fn scanner_counts_what_the_previous_one_counted() {
-        let mut rng = crate::testutil::Rng(0x15_c0ffee);
-        let mut found = ClassCounts::default();
-        for round in 0..20_000 {
-            let text = match round % 4 {
-                // Uniform shapes: a whole text from one alphabet, or random bytes.
-                0 => {
-                    let len = rng.below(1500) as usize;
-                    let alphabet: &[u8] = match rng.below(3) {
-                        0 => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-                        1 => b"0123456789 -.()+",
-                        _ => b"",
-                    };
-                    (0..len)
-                        .map(|_| match alphabet {
-                            [] => rng.below(256) as u8,
-                            a => a[rng.below(a.len() as u64) as usize],
-                        })
-                        .collect()
-                }
-                _ => random_text(&mut rng),
-            };
-            let limit = match rng.below(4) {
-                0 => rng.below(text.len() as u64 + 1) as usize,
-                _ => MAX_SCAN,
-            };
-            let (mut new, mut old) = (ClassCounts::default(), ClassCounts::default());
-            let cut = classify_bytes(&text, limit, &mut new);
-            assert_eq!(
-                (cut, new),
-                (reference::classify_bytes(&text, limit, &mut old), old),
-                "{:?}",
-                String::from_utf8_lossy(&text)
-            );
-            found.merge(&new);
-        }
-        // Every class the scanner can find was found, many times.
-        for class in DataClass::ALL {
-            let n = found.get(class);
-            assert!(class == Password || n > 500, "{class:?}: {n}");
-        }
-    }
-
     #[test]
     fn word_end_is_the_first_byte_that_is_not_a_word_byte() {
         // Every byte value at every position of a chunk, after word bytes of each kind.
@@ -586,25 +454,6 @@ mod tests {
         ] {
             assert_eq!(counts_of(t), [], "{t}");
         }
-    }
-
-    #[test]
-    fn names_classed_as_by_the_previous_search() {
-        const PARTS: [&str; 20] = [
-            "pass", "word", "wd", "phrase", "api", "key", "access", "secret", "client", "pwd", "p",
-            "s", "_", "-", ".", "X", "Pass", "KEY", "a", "é",
-        ];
-        let mut rng = crate::testutil::Rng(0x0a11_5ec7);
-        let mut classed = 0;
-        for _ in 0..50_000 {
-            let name: String = (0..rng.below(14))
-                .map(|_| PARTS[rng.below(PARTS.len() as u64) as usize])
-                .collect();
-            let got = classify_name(&name);
-            assert_eq!(got, reference::classify_name(&name), "{name}");
-            classed += usize::from(got.is_some());
-        }
-        assert!(classed > 5000, "{classed}");
     }
 
     #[test]
