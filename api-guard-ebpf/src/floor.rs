@@ -3,8 +3,8 @@
 //! Never attached by the agent.
 
 use aya_ebpf::{
-    macros::{tracepoint, uprobe, uretprobe},
-    programs::{ProbeContext, RetProbeContext, TracePointContext},
+    macros::{raw_tracepoint, tracepoint, uprobe, uretprobe},
+    programs::{ProbeContext, RawTracePointContext, RetProbeContext, TracePointContext},
 };
 
 #[tracepoint]
@@ -19,5 +19,12 @@ pub fn floor_uprobe(_ctx: ProbeContext) -> u32 {
 
 #[uretprobe]
 pub fn floor_uretprobe(_ctx: RetProbeContext) -> u32 {
+    0
+}
+
+/// On the raw `sys_enter`/`sys_exit` tracepoints: what the capture floor would be on them
+/// (they fire for every syscall, but hand the program raw arguments without building a record).
+#[raw_tracepoint]
+pub fn floor_raw_tracepoint(_ctx: RawTracePointContext) -> i32 {
     0
 }

@@ -116,6 +116,8 @@ enum Variant {
         tracepoints: bool,
         tls: Option<TlsSites>,
     },
+    /// Empty programs on the raw `sys_enter`/`sys_exit` tracepoints instead of the agent's.
+    RawFloor,
 }
 
 impl Variant {
@@ -140,6 +142,7 @@ impl Variant {
                 tls: Some(TlsSites::Exported),
             } => "tls-entries",
             Variant::Floor { .. } => "empty",
+            Variant::RawFloor => "raw-floor",
         }
     }
 
@@ -164,6 +167,9 @@ impl Variant {
                 tls: Some(TlsSites::Exported),
             } => "empty uprobe+uretprobe pairs at the exported TLS entries",
             Variant::Floor { .. } => "nothing attached",
+            Variant::RawFloor => {
+                "empty programs on the raw sys_enter/sys_exit tracepoints (every syscall)"
+            }
         }
     }
 }
@@ -176,6 +182,9 @@ fn variants(tls: bool, floors: bool) -> Vec<Variant> {
             tracepoints: true,
             tls: tls.then_some(TlsSites::Chosen),
         });
+        if !tls {
+            v.push(Variant::RawFloor);
+        }
         if tls {
             for sites in [TlsSites::Chosen, TlsSites::Exported] {
                 v.push(Variant::Floor {
@@ -455,7 +464,13 @@ impl Bench<'_> {
                 result
             }
             Variant::Floor { tracepoints, tls } => {
-                let mut floor = Floor::start(self.bin, tracepoints, tls, nginx)?;
+                let mut floor = Floor::start(self.bin, tracepoints, false, tls, nginx)?;
+                let result = timed(None)?;
+                floor.stop()?;
+                result
+            }
+            Variant::RawFloor => {
+                let mut floor = Floor::start(self.bin, false, true, None, nginx)?;
                 let result = timed(None)?;
                 floor.stop()?;
                 result
@@ -477,13 +492,22 @@ struct Floor {
 }
 
 impl Floor {
-    fn start(bin: &Path, tracepoints: bool, tls: Option<TlsSites>, pid: u32) -> Result<Floor> {
+    fn start(
+        bin: &Path,
+        tracepoints: bool,
+        raw_syscalls: bool,
+        tls: Option<TlsSites>,
+        pid: u32,
+    ) -> Result<Floor> {
         let mut cmd = Command::new(bin);
         cmd.arg("floor")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if tracepoints {
             cmd.arg("--tracepoints");
+        }
+        if raw_syscalls {
+            cmd.arg("--raw-syscalls");
         }
         if let Some(sites) = tls {
             let sites = match sites {
@@ -762,6 +786,8 @@ mod tests {
     #[test]
     fn variants_per_case() {
         assert_eq!(variants(false, false), vec![Variant::Off, Variant::Agent]);
+        let labels: Vec<&str> = variants(false, true).iter().map(|v| v.label()).collect();
+        assert_eq!(labels, ["off", "api-guard", "floor", "raw-floor"]);
         let labels: Vec<&str> = variants(true, true).iter().map(|v| v.label()).collect();
         assert_eq!(
             labels,

@@ -182,6 +182,9 @@ enum Command {
         /// Every syscall and socket tracepoint the agent attaches.
         #[arg(long)]
         tracepoints: bool,
+        /// The raw `sys_enter`/`sys_exit` tracepoints (every syscall), for comparison.
+        #[arg(long)]
+        raw_syscalls: bool,
         /// A uprobe + uretprobe pair at each TLS site of the libraries --pid maps.
         #[arg(long, value_enum, requires = "pid")]
         tls: Option<probes::FloorSites>,
@@ -268,6 +271,7 @@ fn main() -> std::process::ExitCode {
 /// `api-guard floor`: holds empty programs on the agent's hooks until told to stop.
 fn floor(
     tracepoints: bool,
+    raw_syscalls: bool,
     tls: Option<(probes::FloorSites, std::num::NonZeroU32)>,
 ) -> anyhow::Result<()> {
     use std::io::Write as _;
@@ -281,7 +285,7 @@ fn floor(
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
-    let (_probes, tracepoints, uprobes) = Probes::floor(tracepoints, tls)?;
+    let (_probes, tracepoints, uprobes) = Probes::floor(tracepoints, raw_syscalls, tls)?;
     println!("floor ready: {tracepoints} tracepoints, {uprobes} uprobes");
     std::io::stdout().flush()?;
     let mut signal = 0;
@@ -308,9 +312,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Detect { input, config } => detect_offline(&input, config.as_deref()),
         Command::Floor {
             tracepoints,
+            raw_syscalls,
             tls,
             pid,
-        } => floor(tracepoints, tls.zip(pid)),
+        } => floor(tracepoints, raw_syscalls, tls.zip(pid)),
         Command::Inventory {
             from_exchanges,
             format,

@@ -171,6 +171,7 @@ fn ebpf_object() -> &'static [u8] {
 
 /// Empty programs for floor measurements (see [`Probes::floor`]).
 const PROG_FLOOR_TRACEPOINT: &str = "floor_tracepoint";
+const PROG_FLOOR_RAW_TRACEPOINT: &str = "floor_raw_tracepoint";
 const PROG_FLOOR_UPROBE: &str = "floor_uprobe";
 const PROG_FLOOR_URETPROBE: &str = "floor_uretprobe";
 
@@ -323,9 +324,11 @@ impl Probes {
     /// pair at each TLS site of the libraries process `pid` maps, for that process only (as
     /// the agent does for a pid-filtered capture). What such a setup costs a workload is what
     /// the hooks cost, whatever the programs do. Returns the probes and the number of
-    /// tracepoints and uprobes attached.
+    /// tracepoints and uprobes attached. `raw_syscalls` puts the empty program on the raw
+    /// `sys_enter`/`sys_exit` tracepoints instead, to compare the two ways of hooking syscalls.
     pub fn floor(
         tracepoints: bool,
+        raw_syscalls: bool,
         tls: Option<(FloorSites, NonZeroU32)>,
     ) -> anyhow::Result<(Self, usize, usize)> {
         use anyhow::Context as _;
@@ -351,6 +354,19 @@ impl Probes {
                     }
                     Err(_) => {}
                 }
+            }
+        }
+        if raw_syscalls {
+            let raw: &mut aya::programs::RawTracePoint = probes
+                .ebpf
+                .program_mut(PROG_FLOOR_RAW_TRACEPOINT)
+                .context("floor program missing")?
+                .try_into()?;
+            raw.load()?;
+            for event in ["sys_enter", "sys_exit"] {
+                raw.attach(event)
+                    .with_context(|| format!("attaching raw tracepoint {event}"))?;
+                attached_tracepoints += 1;
             }
         }
         let mut attached_uprobes = 0;
