@@ -21,6 +21,7 @@ mod chunked;
 mod connection;
 mod exchange;
 mod framing;
+pub mod h2;
 mod head;
 mod limits;
 mod message;
