@@ -6,7 +6,11 @@ use std::{net::SocketAddr, sync::Arc};
 
 use serde::Serialize;
 
-use crate::{http::HttpExchange, identity::ClientIdentity, wallclock};
+use crate::{
+    http::{h2::H2Anomaly, CallKind, HttpExchange},
+    identity::ClientIdentity,
+    wallclock,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,6 +59,21 @@ pub struct Exchange {
     pub client: Option<ClientIdentity>,
 }
 
+/// The `grpc` object of an exchange line.
+#[derive(Serialize)]
+struct GrpcLine<'a> {
+    service: &'a str,
+    method: &'a str,
+    status: Option<u32>,
+    messages_in: u64,
+    messages_out: u64,
+    kind: CallKind,
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
 /// The JSON line of an exchange. Headers and bodies are not written: they may carry secrets.
 #[derive(Serialize)]
 struct Line<'a> {
@@ -76,11 +95,22 @@ struct Line<'a> {
     host: Option<&'a str>,
     route: Option<&'a str>,
     version: &'static str,
+    /// HTTP/2 only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_id: Option<u32>,
+    incomplete: bool,
     status: Option<u16>,
     request_start_ns: u64,
     response_start_ns: Option<u64>,
     response_end_ns: Option<u64>,
     duration_ms: Option<f64>,
+    ttfb_ms: Option<f64>,
+    sse_events: Option<u64>,
+    sse_first_event_ms: Option<f64>,
+    grpc: Option<GrpcLine<'a>>,
+    /// HTTP/2 framing anomalies (empty for HTTP/1.x).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    anomalies: &'a [H2Anomaly],
     request_header_bytes: u64,
     request_body_bytes: u64,
     response_header_bytes: u64,
@@ -98,6 +128,13 @@ impl Exchange {
             route: None,
             client: None,
         }
+    }
+
+    /// Request start to the first response byte (the response head), when one came.
+    pub fn ttfb_ns(&self) -> Option<u64> {
+        self.http
+            .response_start_ns
+            .map(|start| start.saturating_sub(self.http.request_start_ns))
     }
 
     /// Request start to response end, when the response completed.
@@ -125,12 +162,29 @@ impl Exchange {
             query: h.query.as_deref(),
             host: h.host.as_deref(),
             route: self.route.as_deref(),
-            version: if h.version == 0 { "1.0" } else { "1.1" },
+            version: h.version.as_str(),
+            stream_id: h.stream_id,
+            incomplete: h.incomplete,
             status: h.status,
             request_start_ns: h.request_start_ns,
             response_start_ns: h.response_start_ns,
             response_end_ns: h.response_end_ns,
-            duration_ms: self.duration_ns().map(|ns| ns as f64 / 1e6),
+            duration_ms: self.duration_ns().map(ms),
+            ttfb_ms: self.ttfb_ns().map(ms),
+            sse_events: h.sse.map(|s| s.events),
+            sse_first_event_ms: h
+                .sse
+                .and_then(|s| s.first_event_ns)
+                .map(|t| ms(t.saturating_sub(h.request_start_ns))),
+            grpc: h.grpc.as_ref().map(|g| GrpcLine {
+                service: &g.service,
+                method: &g.method,
+                status: g.status,
+                messages_in: g.messages_in,
+                messages_out: g.messages_out,
+                kind: g.kind(),
+            }),
+            anomalies: &h.anomalies,
             request_header_bytes: h.request_header_bytes,
             request_body_bytes: h.request_body_bytes,
             response_header_bytes: h.response_header_bytes,

@@ -17,7 +17,10 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::{engine::Engine, finding::Finding, request::Request};
-use crate::identity::{AuthorizationCache, Identifier};
+use crate::{
+    http::HttpVersion,
+    identity::{AuthorizationCache, Identifier},
+};
 
 /// Longest input line accepted (longer lines are reported as errors and skipped).
 const MAX_LINE_BYTES: usize = 16 << 20;
@@ -45,7 +48,7 @@ pub struct OwnedRequest {
     pub method: String,
     pub path: String,
     pub query: Option<String>,
-    pub version: u8,
+    pub version: HttpVersion,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub head_len: u64,
@@ -63,8 +66,8 @@ impl OwnedRequest {
         let method = line.method.clone().unwrap_or_else(|| "GET".into());
         let uri = line.uri.as_deref().unwrap_or("/");
         let version = match line.version.as_deref() {
-            Some("HTTP/1.0") => 0,
-            _ => 1,
+            Some("HTTP/1.0") => HttpVersion::Http10,
+            _ => HttpVersion::Http11,
         };
         let head_len = method.len()
             + uri.len()
@@ -104,8 +107,8 @@ impl OwnedRequest {
         let method = parts.next().unwrap_or("GET").to_owned();
         let target = parts.next().unwrap_or("/");
         let version = match parts.next() {
-            Some("HTTP/1.0") => 0,
-            _ => 1,
+            Some("HTTP/1.0") => HttpVersion::Http10,
+            _ => HttpVersion::Http11,
         };
         let (path, query) = split_target(target);
         let headers = lines
@@ -132,6 +135,7 @@ impl OwnedRequest {
             path: &self.path,
             query: self.query.as_deref(),
             version: self.version,
+            anomalies: &[],
             headers: &self.headers,
             body: &self.body,
             body_len: self.body.len() as u64,

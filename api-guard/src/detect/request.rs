@@ -3,7 +3,10 @@
 
 use std::net::IpAddr;
 
-use crate::identity::ClientIdentity;
+use crate::{
+    http::{h2::H2Anomaly, HttpVersion},
+    identity::ClientIdentity,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -12,8 +15,9 @@ pub struct Request<'a> {
     pub path: &'a str,
     /// The raw query string without `?`.
     pub query: Option<&'a str>,
-    /// HTTP/1.x minor version (0 or 1).
-    pub version: u8,
+    pub version: HttpVersion,
+    /// What the HTTP/2 framing showed that conforming peers never send.
+    pub anomalies: &'a [H2Anomaly],
     /// Request headers in order, names as sent.
     pub headers: &'a [(String, String)],
     /// The captured body prefix (de-chunked).

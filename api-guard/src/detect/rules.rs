@@ -190,6 +190,14 @@ catalogue! {
         "a NUL byte (raw or `%00`) in the path, parameters or headers";
     PROTOCOL_UNIX_SOCKET_TARGET = "protocol.unix_socket_target", Protocol, High,
         "a Unix socket path as a request target in a parameter";
+    PROTOCOL_H2_PSEUDO_HEADERS = "protocol.h2_pseudo_headers", Protocol, High,
+        "HTTP/2 pseudo-header fields repeated, unknown, after regular fields, or missing";
+    PROTOCOL_H2_CONNECTION_HEADER = "protocol.h2_connection_header", Protocol, High,
+        "an HTTP/1 connection-specific field (`transfer-encoding`, `connection`, `upgrade`, `te` other than `trailers`…) in HTTP/2: smuggling through a downgrade";
+    PROTOCOL_H2_CONTENT_LENGTH = "protocol.h2_content_length", Protocol, High,
+        "an HTTP/2 `content-length` that disagrees with the DATA sent (smuggling through a downgrade)";
+    PROTOCOL_H2C_UPGRADE = "protocol.h2c_upgrade", Protocol, Medium,
+        "an `Upgrade: h2c` request (h2c smuggling past proxies that forward the upgrade)";
     PROTOCOL_TE_HTTP10 = "protocol.te_http10", Protocol, Medium,
         "Transfer-Encoding on an HTTP/1.0 request";
     PROTOCOL_OVERSIZED_HEADERS = "protocol.oversized_headers", Protocol, Medium,
@@ -340,7 +348,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 108);
+        assert_eq!(ALL.len(), 112);
         assert_eq!(by_id("sqli.nope"), None);
     }
 

@@ -210,6 +210,27 @@ pub struct Observation<'a> {
     pub credential: Option<ObservedCredential<'a>>,
     /// Unix seconds.
     pub time: u64,
+    /// For a gRPC call: its service, method and grpc-status.
+    pub grpc: Option<GrpcObservation<'a>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcObservation<'a> {
+    pub service: &'a str,
+    pub method: &'a str,
+    pub status: Option<u32>,
+}
+
+/// What an endpoint that is a gRPC method has seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrpcStats {
+    /// `package.Service`.
+    pub service: String,
+    pub method: String,
+    /// grpc-status values seen (0 is OK).
+    pub statuses: Counts<u32>,
+    /// Calls whose status was never seen (no trailers yet, reset).
+    pub no_status: u64,
 }
 
 /// How a request authenticated. Serialised as a string (it is a map key): `none`, `basic`,
@@ -512,6 +533,9 @@ pub struct Endpoint {
     pub clients: Clients,
     pub request_sensitive: ClassCounts,
     pub response_sensitive: ClassCounts,
+    /// Set when the endpoint is a gRPC method (`POST /package.Service/Method`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcStats>,
 }
 
 impl Endpoint {
@@ -538,6 +562,7 @@ impl Endpoint {
             clients: Clients::default(),
             request_sensitive: ClassCounts::default(),
             response_sensitive: ClassCounts::default(),
+            grpc: None,
         }
     }
 
@@ -558,6 +583,15 @@ impl Endpoint {
         self.statuses.merge(&other.statuses, cfg.max_status_codes);
         self.no_response = self.no_response.saturating_add(other.no_response);
         self.latency.merge(&other.latency);
+        if let Some(theirs) = &other.grpc {
+            let mine = self.grpc.get_or_insert_with(|| GrpcStats {
+                service: theirs.service.clone(),
+                method: theirs.method.clone(),
+                ..GrpcStats::default()
+            });
+            mine.statuses.merge(&theirs.statuses, cfg.max_status_codes);
+            mine.no_status = mine.no_status.saturating_add(theirs.no_status);
+        }
         self.request_content_types
             .merge(&other.request_content_types, cfg.max_content_types);
         self.response_content_types
@@ -646,6 +680,17 @@ impl Endpoint {
                 o.response_body,
                 cfg,
             );
+        }
+        if let Some(g) = &o.grpc {
+            let stats = self.grpc.get_or_insert_with(|| GrpcStats {
+                service: g.service.to_owned(),
+                method: g.method.to_owned(),
+                ..GrpcStats::default()
+            });
+            match g.status {
+                Some(s) => stats.statuses.add(Cow::Owned(s), 1, cfg.max_status_codes),
+                None => stats.no_status = stats.no_status.saturating_add(1),
+            }
         }
         let scheme = auth_scheme(o);
         self.auth.add(Cow::Owned(scheme), 1, cfg.max_auth_schemes);

@@ -1,8 +1,8 @@
-//! Pairs the request and response streams of one TCP connection into exchanges.
+//! Pairs the request and response streams of one HTTP/1.x connection into exchanges.
 
 use std::collections::VecDeque;
 
-use super::exchange::HttpExchange;
+use super::exchange::{HttpExchange, HttpVersion};
 use super::framing::BodyOverride;
 use super::head::{Head, StartLine};
 use super::limits::HttpLimits;
@@ -59,6 +59,9 @@ struct Core {
     /// Exchanges known to be lost: responses with no request left to pair (the request fell
     /// into a capture gap) and requests forgotten by the pipelining bound.
     lost: u64,
+    /// The request a 101 switched to HTTP/2 (`Upgrade: h2c`): its response comes as HTTP/2
+    /// stream 1, so it is handed over rather than emitted.
+    h2c: Option<HttpExchange>,
 }
 
 impl Core {
@@ -150,6 +153,35 @@ impl Core {
         }
     }
 
+    /// If the 101 answering request `seq` switched to h2c, takes that request out of the
+    /// pending ones (it continues as HTTP/2 stream 1).
+    fn take_h2c_request(&mut self, seq: Option<u64>) {
+        let Some(index) = seq.and_then(|s| self.index(s)) else {
+            return;
+        };
+        let h2c = |headers: &[(String, String)]| {
+            headers.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case("upgrade")
+                    && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("h2c"))
+            })
+        };
+        let Some(entry) = self.pending.get(index) else {
+            return;
+        };
+        if !(h2c(&entry.ex.request_headers) && h2c(&entry.ex.response_headers)) {
+            return;
+        }
+        if let Some(entry) = self.pending.remove(index) {
+            self.retained = self.retained.saturating_sub(entry.ex.retained_bytes());
+            let mut ex = entry.ex;
+            ex.status = None;
+            ex.response_start_ns = None;
+            ex.response_header_bytes = 0;
+            ex.response_headers = Vec::new();
+            self.h2c = Some(ex);
+        }
+    }
+
     /// A stream's first message start was (not) recognised; returns whether to go on.
     fn first_start(&mut self, looks_like_http: bool) -> bool {
         match (self.state, looks_like_http) {
@@ -178,7 +210,7 @@ fn set_request_line(ex: &mut HttpExchange, start: Option<StartLine>) -> bool {
     };
     ex.method = method;
     ex.set_target(&target);
-    ex.version = version;
+    ex.version = HttpVersion::from_minor(version);
     true
 }
 
@@ -252,6 +284,9 @@ impl ResponseSink<'_> {
         let switched = status.is_some_and(|s| s == 101 || (connect && (200..300).contains(&s)));
         if switched {
             self.core.state = ConnState::Upgraded;
+            if status == Some(101) {
+                self.core.take_h2c_request(seq);
+            }
             return BodyOverride::Tunnel;
         }
         if self.requests.is_paused() && seq.is_some_and(|s| s + 1 == self.core.next_seq) {
@@ -310,6 +345,7 @@ impl MessageSink for ResponseSink<'_> {
             e.ex.response_body_bytes = end.body_len;
             e.ex.response_body = end.body;
             e.ex.response_truncated |= end.truncated;
+            e.ex.sse = end.sse;
             e.response_done = true;
         });
         self.core.flush(self.out);
@@ -337,14 +373,15 @@ impl MessageSink for ResponseSink<'_> {
 }
 
 /// Reassembles the HTTP/1.x exchanges of one TCP connection from its two byte streams.
+/// (The protocol switch in `super::protocol` decides that a connection speaks HTTP/1.x.)
 #[derive(Debug)]
-pub struct HttpConnection {
+pub struct H1Connection {
     requests: MessageParser,
     responses: MessageParser,
     core: Core,
 }
 
-impl HttpConnection {
+impl H1Connection {
     #[must_use]
     pub fn new(limits: HttpLimits) -> Self {
         Self {
@@ -361,22 +398,31 @@ impl HttpConnection {
                 retained: 0,
                 errors: 0,
                 lost: 0,
+                h2c: None,
             },
         }
     }
 
     /// Bytes of `stream`, captured at `ts_ns`; finished exchanges are appended to `out`.
-    pub fn feed(&mut self, stream: Stream, data: &[u8], ts_ns: u64, out: &mut Vec<HttpExchange>) {
+    /// Returns the bytes consumed: fewer than given when the connection switched protocols
+    /// inside `data`.
+    pub fn feed(
+        &mut self,
+        stream: Stream,
+        data: &[u8],
+        ts_ns: u64,
+        out: &mut Vec<HttpExchange>,
+    ) -> usize {
         if !self.is_parsing() {
-            return;
+            return 0;
         }
-        match stream {
+        let used = match stream {
             Stream::Request => {
                 let mut sink = RequestSink {
                     core: &mut self.core,
                     out,
                 };
-                self.requests.feed(data, ts_ns, &mut sink);
+                self.requests.feed(data, ts_ns, &mut sink)
             }
             Stream::Response => {
                 let mut sink = ResponseSink {
@@ -384,10 +430,21 @@ impl HttpConnection {
                     requests: &mut self.requests,
                     out,
                 };
-                self.responses.feed(data, ts_ns, &mut sink);
+                self.responses.feed(data, ts_ns, &mut sink)
             }
-        }
+        };
         self.settle();
+        used
+    }
+
+    /// After a 101 to `Upgrade: h2c`: the upgraded request, the bytes the client sent after
+    /// it (the HTTP/2 preface, usually none yet) and how many more were lost.
+    pub(crate) fn take_h2c(&mut self) -> Option<(HttpExchange, Vec<u8>, u64)> {
+        let ex = self.core.h2c.take()?;
+        let (held, lost) = self.requests.take_held();
+        self.requests.stop();
+        self.responses.stop();
+        Some((ex, held, lost))
     }
 
     /// `len` bytes of this stream were lost (kernel capture cap or dropped events): mark the
@@ -479,7 +536,8 @@ impl HttpConnection {
         if self.requests.failed() || self.responses.failed() {
             self.core.state = ConnState::Failed;
         }
-        if !self.is_parsing() {
+        // A switch to h2c keeps what the client sent after its request until taken.
+        if !self.is_parsing() && self.core.h2c.is_none() {
             self.requests.stop();
             self.responses.stop();
         }

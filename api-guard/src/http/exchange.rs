@@ -3,10 +3,16 @@
 use bytes::Bytes;
 use serde::{Serialize, Serializer};
 
-/// One HTTP/1.x request and the response paired with it (FIFO per connection).
+use super::grpc::GrpcCall;
+use super::h2::H2Anomaly;
+use super::sse::SseStats;
+
+/// One request and its response: an HTTP/1.x pair (FIFO per connection) or an HTTP/2
+/// stream.
 ///
-/// Sizes are wire bytes of the head (start line through the final CRLF) and the decoded
-/// body payload length (chunk framing removed). Bodies hold only the first
+/// Sizes are wire bytes of the head (start line through the final CRLF; for HTTP/2 the
+/// HPACK header block) and the decoded body payload length (chunk framing removed; for
+/// HTTP/2 the DATA payloads without padding). Bodies hold only the first
 /// `max_body_capture_bytes` of the payload; header text is bounded by `max_header_bytes`.
 /// A `*_truncated` flag means the record of that message is incomplete: capture lost part
 /// of it, the connection ended inside it, or its framing could not be parsed.
@@ -19,8 +25,12 @@ pub struct HttpExchange {
     /// Raw query string without the `?`.
     pub query: Option<String>,
     pub host: Option<String>,
-    /// Request minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
-    pub version: u8,
+    pub version: HttpVersion,
+    /// The HTTP/2 stream the exchange travelled on; `None` for HTTP/1.x.
+    pub stream_id: Option<u32>,
+    /// Some header fields could not be decoded (HPACK dynamic-table entries sent before
+    /// capture joined the connection): they are missing, never guessed.
+    pub incomplete: bool,
     /// Final (non-1xx) response status; `None` when no response was seen.
     pub status: Option<u16>,
     pub request_start_ns: u64,
@@ -41,6 +51,48 @@ pub struct HttpExchange {
     pub request_body: Bytes,
     #[serde(serialize_with = "serialize_lossy")]
     pub response_body: Bytes,
+    /// Trailer fields after the response body (HTTP/2 trailers, HTTP/1.1 chunked trailers
+    /// are not kept), bounded like headers.
+    pub response_trailers: Vec<(String, String)>,
+    /// gRPC facts, for `application/grpc*` exchanges.
+    pub grpc: Option<GrpcCall>,
+    /// Server-sent events, for `text/event-stream` responses.
+    pub sse: Option<SseStats>,
+    /// What the HTTP/2 framing showed that a well-behaved peer never sends.
+    pub anomalies: Vec<H2Anomaly>,
+}
+
+/// Protocol version of an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum HttpVersion {
+    #[serde(rename = "1.0")]
+    Http10,
+    #[default]
+    #[serde(rename = "1.1")]
+    Http11,
+    #[serde(rename = "2")]
+    Http2,
+}
+
+impl HttpVersion {
+    /// From an HTTP/1.x minor version digit.
+    #[must_use]
+    pub fn from_minor(minor: u8) -> Self {
+        if minor == 0 {
+            Self::Http10
+        } else {
+            Self::Http11
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http10 => "1.0",
+            Self::Http11 => "1.1",
+            Self::Http2 => "2",
+        }
+    }
 }
 
 fn serialize_lossy<S: Serializer>(body: &Bytes, serializer: S) -> Result<S::Ok, S::Error> {
@@ -55,7 +107,9 @@ impl HttpExchange {
             path: String::new(),
             query: None,
             host: None,
-            version: 1,
+            version: HttpVersion::Http11,
+            stream_id: None,
+            incomplete: false,
             status: None,
             request_start_ns: start_ns,
             request_end_ns: None,
@@ -71,6 +125,10 @@ impl HttpExchange {
             response_headers: Vec::new(),
             request_body: Bytes::new(),
             response_body: Bytes::new(),
+            response_trailers: Vec::new(),
+            grpc: None,
+            sse: None,
+            anomalies: Vec::new(),
         }
     }
 
@@ -99,6 +157,8 @@ impl HttpExchange {
             + optional(&self.host)
             + pairs(&self.request_headers)
             + pairs(&self.response_headers)
+            + pairs(&self.response_trailers)
+            + self.grpc.as_ref().map_or(0, GrpcCall::retained_bytes)
             + self.request_body.len()
             + self.response_body.len()
     }

@@ -14,6 +14,7 @@ use super::framing::{BodyFacts, BodyOverride, Framing};
 use super::head::{self, Head, LineEvent, LineScan, StartLine};
 use super::limits::HttpLimits;
 use super::probe::{probe, Probe, PROBE_LEN};
+use super::sse::{is_event_stream, SseCounter, SseStats};
 use super::{CR, LF};
 
 /// Consecutive parse errors (without a valid head in between) after which a stream is
@@ -36,6 +37,7 @@ pub(crate) struct MessageEnd {
     /// Decoded payload length, including bytes lost to capture gaps.
     pub body_len: u64,
     pub truncated: bool,
+    pub sse: Option<SseStats>,
 }
 
 /// A message given up before its head was complete (capture gap, parse error or close).
@@ -108,11 +110,16 @@ struct Message {
     truncated: bool,
     close_after: bool,
     pause_after: bool,
+    /// Events counted in a `text/event-stream` response body.
+    sse: Option<SseCounter>,
 }
 
 impl Message {
-    fn capture(&mut self, data: &[u8], limit: usize) {
+    fn capture(&mut self, data: &[u8], limit: usize, ts: u64) {
         self.body_len = self.body_len.saturating_add(data.len() as u64);
+        if let Some(sse) = &mut self.sse {
+            sse.feed(data, ts);
+        }
         if self.capture_gapless {
             let room = limit.saturating_sub(self.body.len());
             self.body
@@ -192,11 +199,13 @@ impl MessageParser {
         self.msg = Message::default();
     }
 
-    pub(crate) fn feed(&mut self, data: &[u8], ts: u64, sink: &mut impl MessageSink) {
+    /// Parses `data`; returns how much of it was consumed: all of it unless the parser
+    /// stopped on the way (after a protocol switch the rest belongs to the new protocol).
+    pub(crate) fn feed(&mut self, data: &[u8], ts: u64, sink: &mut impl MessageSink) -> usize {
         let mut rest = data;
         while !rest.is_empty() {
             let used = match self.state {
-                State::Stopped => return,
+                State::Stopped => break,
                 State::Paused { .. } => self.hold(rest, ts),
                 State::Scan => self.scan(rest),
                 State::Idle { .. } => self.idle(rest, ts, sink),
@@ -207,6 +216,16 @@ impl MessageParser {
                 self.stop();
             }
             rest = rest.get(used..).unwrap_or_default();
+        }
+        data.len() - rest.len()
+    }
+
+    /// Bytes held back after a CONNECT/Upgrade request and how many more were lost: the
+    /// start of the new protocol, when the switch happened.
+    pub(crate) fn take_held(&mut self) -> (Vec<u8>, u64) {
+        match self.state {
+            State::Paused { lost, .. } => (mem::take(&mut self.buf), lost),
+            _ => (Vec::new(), 0),
         }
     }
 
@@ -285,7 +304,7 @@ impl MessageParser {
             resync: false,
             after_close: false,
         };
-        self.feed(&held, held_ts, sink);
+        let _ = self.feed(&held, held_ts, sink);
         self.gap(lost, ts, sink);
     }
 
@@ -487,6 +506,12 @@ impl MessageParser {
         msg.close_after = head.close;
         msg.pause_after = self.kind == MessageKind::Request && (facts.is_connect() || head.upgrade);
         msg.capture_gapless = true;
+        let event_stream = self.kind == MessageKind::Response
+            && head
+                .headers
+                .iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && is_event_stream(v));
+        msg.sse = event_stream.then(SseCounter::default);
         let over = sink.head(head, msg.start_ns);
         if facts.conflicting() {
             self.error();
@@ -520,7 +545,7 @@ impl MessageParser {
         };
         match body {
             Body::UntilClose => {
-                self.msg.capture(rest, limit);
+                self.msg.capture(rest, limit, ts);
                 rest.len()
             }
             Body::Length(remaining) => {
@@ -528,7 +553,7 @@ impl MessageParser {
                 let data = rest.get(..take).unwrap_or(rest);
                 *remaining -= data.len() as u64;
                 let done = *remaining == 0;
-                self.msg.capture(data, limit);
+                self.msg.capture(data, limit, ts);
                 if done {
                     self.finish(ts, sink);
                 }
@@ -536,7 +561,7 @@ impl MessageParser {
             }
             Body::Chunked(decoder) => {
                 let msg = &mut self.msg;
-                let (used, result) = decoder.decode(rest, &mut |d| msg.capture(d, limit));
+                let (used, result) = decoder.decode(rest, &mut |d| msg.capture(d, limit, ts));
                 let done = decoder.is_done();
                 match result {
                     Ok(()) if done => self.finish(ts, sink),
@@ -563,6 +588,7 @@ impl MessageParser {
             body: Bytes::from(msg.body),
             body_len: msg.body_len,
             truncated: msg.truncated,
+            sse: msg.sse.as_ref().map(SseCounter::stats),
         });
         self.state = if msg.pause_after {
             State::Paused { lost: 0, ts }

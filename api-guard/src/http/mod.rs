@@ -21,11 +21,14 @@ mod chunked;
 mod connection;
 mod exchange;
 mod framing;
+mod grpc;
 pub mod h2;
 mod head;
 mod limits;
 mod message;
 mod probe;
+mod protocol;
+mod sse;
 
 #[cfg(test)]
 mod tests;
@@ -34,6 +37,9 @@ mod tests;
 const CR: u8 = b'\r';
 const LF: u8 = b'\n';
 
-pub use connection::{ConnState, HttpConnection, Stream};
-pub use exchange::{method_label, HttpExchange};
+pub use connection::{ConnState, Stream};
+pub use exchange::{method_label, HttpExchange, HttpVersion};
+pub use grpc::{CallKind, GrpcCall};
 pub use limits::HttpLimits;
+pub use protocol::HttpConnection;
+pub use sse::SseStats;

@@ -91,6 +91,7 @@ impl Analyzer for Detections {
             path: &h.path,
             query: h.query.as_deref(),
             version: h.version,
+            anomalies: &h.anomalies,
             headers: &h.request_headers,
             body: &h.request_body,
             body_len: h.request_body_bytes,

@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use api_guard::{
     discover::{
         config::DiscoverConfig,
-        inventory::{Inventory, Observation, ObservedCredential},
+        inventory::{GrpcObservation, Inventory, Observation, ObservedCredential},
         persist,
         spec::{self, Spec, Violation},
     },
@@ -199,6 +199,11 @@ impl Analyzer for Discovery {
                 name: None,
             }),
             time: unix_secs_from_monotonic(h.request_start_ns),
+            grpc: h.grpc.as_ref().map(|g| GrpcObservation {
+                service: &g.service,
+                method: &g.method,
+                status: g.status,
+            }),
         };
         let endpoints = {
             let mut inv = self.shared.lock();

@@ -55,6 +55,7 @@ struct Conn {
     /// Counters of `http` already exported, to export only increments.
     seen_errors: u64,
     seen_lost: u64,
+    seen_unresolved: u64,
     buffered: usize,
 }
 
@@ -179,6 +180,7 @@ impl ConnTable {
             last_ts_ns: e.ts_ns,
             seen_errors: 0,
             seen_lost: 0,
+            seen_unresolved: 0,
             buffered: 0,
         };
         self.conns.insert(key, conn);
@@ -411,6 +413,11 @@ fn account(metrics: &Metrics, conn: &mut Conn, buffered_total: &mut usize) {
         .http
         .exchanges_lost(lost.saturating_sub(conn.seen_lost));
     conn.seen_lost = lost;
+    let unresolved = http.headers_unresolved();
+    metrics
+        .http
+        .headers_unresolved(unresolved.saturating_sub(conn.seen_unresolved));
+    conn.seen_unresolved = unresolved;
     let buffered = http.buffered_bytes();
     *buffered_total = buffered_total
         .saturating_sub(conn.buffered)

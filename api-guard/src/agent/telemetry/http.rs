@@ -29,6 +29,9 @@ impl IgnoreReason {
 pub struct Http {
     requests: IntCounterVec,
     duration: HistogramVec,
+    ttfb: HistogramVec,
+    grpc_requests: IntCounterVec,
+    headers_unresolved: IntCounter,
     request_bytes: IntCounterVec,
     response_bytes: IntCounterVec,
     parse_errors: IntCounter,
@@ -51,6 +54,19 @@ impl Http {
             &["role", "method", "route", "tls"],
         )
         .expect("valid metric definition");
+        let ttfb = HistogramVec::new(
+            HistogramOpts::new(
+                "apiguard_http_time_to_first_byte_seconds",
+                "Time from the first request byte to the first response byte (response \
+                 headers); for streamed answers (SSE, LLM tokens) the wait before anything came.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0,
+            ]),
+            &["role", "method", "route", "tls"],
+        )
+        .expect("valid metric definition");
         Self {
             requests: counter_vec(
                 r,
@@ -60,6 +76,21 @@ impl Http {
                 &["role", "method", "route", "status", "tls"],
             ),
             duration: register(r, duration),
+            ttfb: register(r, ttfb),
+            grpc_requests: counter_vec(
+                r,
+                "apiguard_grpc_requests_total",
+                "gRPC calls seen, by role, route (`/package.Service/Method`, bounded like HTTP \
+                 routes) and grpc-status (`none` when no status was seen).",
+                &["role", "route", "grpc_status"],
+            ),
+            headers_unresolved: counter(
+                r,
+                "apiguard_http2_headers_unresolved_total",
+                "HTTP/2 header fields that referred to HPACK dynamic-table entries sent before \
+                 capture joined the connection (or lost in a capture gap): left out, never \
+                 guessed; their exchanges are marked incomplete.",
+            ),
             request_bytes: counter_vec(
                 r,
                 "apiguard_http_request_bytes_total",
@@ -116,6 +147,19 @@ impl Http {
                 .with_label_values(&[role, method, route, tls])
                 .observe(ns as f64 / 1e9);
         }
+        if let Some(ns) = e.ttfb_ns() {
+            self.ttfb
+                .with_label_values(&[role, method, route, tls])
+                .observe(ns as f64 / 1e9);
+        }
+        if let Some(call) = &e.http.grpc {
+            let status = call
+                .status
+                .map_or_else(|| "none".to_string(), |s| s.to_string());
+            self.grpc_requests
+                .with_label_values(&[role, route, &status])
+                .inc();
+        }
         self.request_bytes
             .with_label_values(&[role])
             .inc_by(e.http.request_header_bytes + e.http.request_body_bytes);
@@ -126,6 +170,10 @@ impl Http {
 
     pub fn parse_errors(&self, n: u64) {
         self.parse_errors.inc_by(n);
+    }
+
+    pub fn headers_unresolved(&self, n: u64) {
+        self.headers_unresolved.inc_by(n);
     }
 
     pub fn exchanges_lost(&self, n: u64) {

@@ -340,7 +340,7 @@ fn deserialization(b: &[u8]) -> Option<usize> {
         return Some(p);
     }
     let p = find(b"ztAA")?;
-    (p > 0 && matches!(b[p - 1], b'K' | b'a' | b'q' | b'6')).then_some(p - 1)
+    (p > 0 && matches!(b[p - 1], b'K' | b'a' | b'q' | b'6')).then(|| p - 1)
 }
 
 fn java_class(b: &[u8], s: &ByteSet) -> Option<usize> {

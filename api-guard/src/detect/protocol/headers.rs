@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::{header_location, ProtocolConfig, Report, Rule};
-use crate::detect::request::Request;
+use crate::{detect::request::Request, http::HttpVersion};
 
 /// Standard (RFC 9110, 5789) and WebDAV / versioning methods.
 const KNOWN_METHODS: &[&str] = &[
@@ -165,7 +165,7 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
             "Content-Length and Transfer-Encoding together",
         );
     }
-    if te_count > 0 && req.version == 0 {
+    if te_count > 0 && req.version == HttpVersion::Http10 {
         r.add(
             Rule::TeHttp10,
             "header:transfer-encoding",
@@ -183,7 +183,9 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
             r.add(Rule::GetWithBody, "body", req.method);
         }
     }
-    if host_count == 0 {
+    // HTTP/2 names the host in `:authority` (the exchange's host), not a Host field.
+    let authority = req.version == HttpVersion::Http2;
+    if host_count == 0 && !authority {
         r.add(Rule::HostMissing, "header:host", "no Host header");
     } else if host_count > 1 {
         let evidence = format!("{host_count} Host headers");

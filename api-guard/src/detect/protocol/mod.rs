@@ -9,6 +9,7 @@
 
 mod content;
 mod encoding;
+mod h2;
 mod headers;
 
 use serde::Deserialize;
@@ -144,6 +145,7 @@ impl ProtocolDetector {
     pub fn inspect_request(&self, req: &Request<'_>, out: &mut Vec<Finding>) {
         let mut r = Report { out, seen: 0 };
         headers::check(req, &self.config, &mut r);
+        h2::check(req, &mut r);
         content::check(req, &self.config, &mut r);
         encoding::check(req, &self.config, &mut r);
     }
@@ -189,6 +191,10 @@ enum Rule {
     AcceptCharset,
     MultipartName,
     UnixSocketTarget,
+    H2PseudoHeaders,
+    H2ConnectionHeader,
+    H2ContentLength,
+    H2cUpgrade,
 }
 
 impl Rule {
@@ -231,6 +237,10 @@ impl Rule {
             Rule::AcceptCharset => &rules::PROTOCOL_ACCEPT_CHARSET,
             Rule::MultipartName => &rules::PROTOCOL_MULTIPART_NAME,
             Rule::UnixSocketTarget => &rules::PROTOCOL_UNIX_SOCKET_TARGET,
+            Rule::H2PseudoHeaders => &rules::PROTOCOL_H2_PSEUDO_HEADERS,
+            Rule::H2ConnectionHeader => &rules::PROTOCOL_H2_CONNECTION_HEADER,
+            Rule::H2ContentLength => &rules::PROTOCOL_H2_CONTENT_LENGTH,
+            Rule::H2cUpgrade => &rules::PROTOCOL_H2C_UPGRADE,
         }
     }
 }

@@ -20,7 +20,8 @@ fn req<'a>(
         method,
         path,
         query,
-        version: 1,
+        version: crate::http::HttpVersion::Http11,
+        anomalies: &[],
         headers,
         body,
         body_len: body.len() as u64,
@@ -610,4 +611,38 @@ fn config_is_validated() {
     d.inspect_request(&req("GET", "/", None, &hs, b""), &mut out);
     assert_eq!(out.len(), 1);
     assert!(serde_json::from_str::<ProtocolConfig>(r#"{"nope": 1}"#).is_err());
+}
+
+#[test]
+fn h2_requests_use_authority_and_report_framing_anomalies() {
+    let headers = h(&[("user-agent", "curl/8"), ("accept", "*/*")]);
+    let mut r = req("GET", "/v1/items", None, &headers, b"");
+    r.version = crate::http::HttpVersion::Http2;
+    assert!(ids(&r).is_empty(), "{:?}", ids(&r));
+    use crate::http::h2::H2Anomaly;
+    let anomalies = [
+        H2Anomaly::ConnectionSpecific,
+        H2Anomaly::RepeatedPseudo,
+        H2Anomaly::ContentLengthMismatch,
+        H2Anomaly::InvalidValue,
+    ];
+    r.anomalies = &anomalies;
+    assert_eq!(
+        ids(&r),
+        [
+            "protocol.h2_connection_header",
+            "protocol.h2_pseudo_headers",
+            "protocol.h2_content_length",
+            "protocol.invalid_header_value"
+        ]
+    );
+    let up = h(&[
+        HOST,
+        ("Connection", "Upgrade, HTTP2-Settings"),
+        ("Upgrade", "h2c"),
+        ("HTTP2-Settings", "AAMAAABkAAQCAAAAAAIAAAAA"),
+    ]);
+    assert!(ids(&req("GET", "/", None, &up, b"")).contains(&"protocol.h2c_upgrade"));
+    let ws = h(&[HOST, ("Connection", "Upgrade"), ("Upgrade", "websocket")]);
+    assert!(!ids(&req("GET", "/", None, &ws, b"")).contains(&"protocol.h2c_upgrade"));
 }

@@ -515,3 +515,41 @@ fn cost() {
     println!("export: {:?}", start.elapsed());
     assert_eq!(doc["openapi"], "3.1.0");
 }
+
+#[test]
+fn grpc_methods_are_endpoints_with_their_statuses_and_stay_out_of_openapi() {
+    let mut inv = Inventory::new(&InventoryConfig::default());
+    let ct = hdrs(&[("content-type", "application/grpc")]);
+    for status in [Some(0), Some(0), Some(5), None] {
+        inv.observe(&Observation {
+            host: "grpc.internal:50051",
+            method: "POST",
+            path: "/helloworld.Greeter/SayHello",
+            request_headers: &ct,
+            status: Some(200),
+            time: 100,
+            grpc: Some(GrpcObservation {
+                service: "helloworld.Greeter",
+                method: "SayHello",
+                status,
+            }),
+            ..Observation::default()
+        });
+    }
+    get(&mut inv, "/users/1", None, 200);
+    let ep = find(&inv, "POST", "/helloworld.Greeter/SayHello");
+    let g = ep.grpc.as_ref().expect("gRPC stats");
+    assert_eq!(
+        (g.service.as_str(), g.method.as_str(), g.no_status),
+        ("helloworld.Greeter", "SayHello", 1)
+    );
+    assert_eq!(g.statuses.counts.get(&0), Some(&2));
+    assert_eq!(g.statuses.counts.get(&5), Some(&1));
+    let doc = crate::discover::openapi::export(&inv, "t");
+    assert_eq!(doc["info"]["x-apiguard-grpc-methods-not-exported"], 1);
+    assert!(doc["paths"].get("/helloworld.Greeter/SayHello").is_none());
+    assert!(doc["paths"].get("/users/{userId}").is_some());
+    // Snapshots keep it.
+    let json = serde_json::to_vec(&inv.endpoints().collect::<Vec<_>>()).unwrap();
+    assert!(String::from_utf8_lossy(&json).contains("\"grpc\":{\"service\":\"helloworld.Greeter\""));
+}

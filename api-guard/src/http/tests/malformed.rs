@@ -182,8 +182,13 @@ fn recognised_within_a_few_bytes() {
         ),
         ConnState::NotHttp
     );
+    // The HTTP/2 preface switches to the HTTP/2 parser.
     assert_eq!(
         state_after(Stream::Request, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        ConnState::Http
+    );
+    assert_eq!(
+        state_after(Stream::Request, b"PRI * HTTP/1.1\r\n"),
         ConnState::NotHttp
     );
     assert_eq!(

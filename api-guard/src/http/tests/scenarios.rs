@@ -21,7 +21,7 @@ fn simple_get() {
     assert_eq!(ex.path, "/index.html");
     assert_eq!(ex.query.as_deref(), Some("q=1&r=%20"));
     assert_eq!(ex.host.as_deref(), Some("example.com"));
-    assert_eq!(ex.version, 1);
+    assert_eq!(ex.version, crate::http::HttpVersion::Http11);
     assert_eq!(ex.status, Some(200));
     assert_eq!(ex.request_start_ns, ts(0));
     assert_eq!(ex.request_end_ns, Some(ts(0)));
@@ -56,7 +56,7 @@ fn post_with_content_length() {
     );
     assert_eq!(
         (ex.version, ex.status, ex.host.as_deref()),
-        (0, Some(201), None)
+        (crate::http::HttpVersion::Http10, Some(201), None)
     );
     assert_eq!(
         (ex.request_header_bytes, ex.request_body_bytes),
