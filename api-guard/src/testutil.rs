@@ -16,3 +16,20 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// The shared data directory (corpus, design notes): `API_GUARD_SHARED` if set, else
+/// `../shared` beside the workspace. Panics when it is missing, so that a test needing it
+/// fails rather than passing vacuously.
+pub fn shared_dir() -> std::path::PathBuf {
+    let dir = std::env::var_os("API_GUARD_SHARED")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    assert!(
+        dir.is_dir(),
+        "shared data directory {} not found: put `shared` beside the repository or set \
+         API_GUARD_SHARED",
+        dir.display()
+    );
+    dir
+}

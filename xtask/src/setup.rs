@@ -270,6 +270,8 @@ pub const PYPI_TOOLS: &[(&str, &str)] = &[
     ("openapi-spec-validator", "0.9.0"),
     ("kubernetes-validate", "1.37.0"),
     ("helm-python-sdk", "0.2.2"),
+    // Reference HPACK encoder of the decoder's differential test (api-guard http::h2::hpack).
+    ("hpack", "4.2.0"),
 ];
 
 /// The venv holding the validator: `<target dir>/tools/venv` (the integration tests look
