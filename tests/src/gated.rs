@@ -34,7 +34,9 @@ impl GatedClient {
             .stdout(Stdio::piped())
             .stderr(File::create(dir.join("stderr.log"))?);
         die_with_parent(&mut cmd, libc::SIGKILL);
-        let mut child = cmd.spawn().with_context(|| format!("spawning the {what}"))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawning the {what}"))?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().context("no stdout")?;
         let (tx, lines) = channel();
@@ -92,8 +94,7 @@ impl GatedClient {
                 )
             }
         };
-        serde_json::from_str(&line)
-            .with_context(|| format!("the {} printed {line:?}", self.what))
+        serde_json::from_str(&line).with_context(|| format!("the {} printed {line:?}", self.what))
     }
 
     /// Closes stdin and waits (at most `timeout`) for a successful exit.

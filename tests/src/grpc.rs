@@ -176,7 +176,8 @@ impl GrpcClient {
             replies[0] == &json!(["got 1000"])
                 && replies[2] == &json!([format!("{m} messages, {sent_m} bytes")])
                 && calls[1].messages_out() == SERVER_STREAM_K
-                && calls[1].0["response_bytes"] == (0..SERVER_STREAM_K).map(|i| 100 + i).sum::<u64>()
+                && calls[1].0["response_bytes"]
+                    == (0..SERVER_STREAM_K).map(|i| 100 + i).sum::<u64>()
                 && calls[3].0["details"] == "no such thing"
                 && calls[3].messages_out() == 0,
             "grpc calls differ from what the server does: {calls:#?}"

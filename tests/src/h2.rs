@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
-use crate::agent::Agent;
+use crate::agent::{Agent, MetricDelta};
 use crate::curl::{Curl, CurlExe, CurlRun, Transfer};
 use crate::exchange::{check_fields, dump, merged, pid_role, same_conn, Window};
 use crate::gated::GatedClient;
@@ -274,7 +274,9 @@ pub fn check_h2_exchanges(
             out.push(e.clone());
         }
         ensure!(
-            ids[0].is_some() && ids[0] == ids[1] && want.stream_id.is_none_or(|s| ids[0] == Some(s)),
+            ids[0].is_some()
+                && ids[0] == ids[1]
+                && want.stream_id.is_none_or(|s| ids[0] == Some(s)),
             "request {i} ({} {}): stream ids server {:?}, client {:?}, client reported {:?}",
             want.method,
             want.target,
@@ -284,7 +286,10 @@ pub fn check_h2_exchanges(
         );
     }
     for side in [&ordered.0, &ordered.1] {
-        let mut ids: Vec<u64> = side.iter().filter_map(|e| e["stream_id"].as_u64()).collect();
+        let mut ids: Vec<u64> = side
+            .iter()
+            .filter_map(|e| e["stream_id"].as_u64())
+            .collect();
         ids.sort_unstable();
         ensure!(
             ids == stream_ids,
@@ -325,9 +330,19 @@ fn check_stream(
     }
     let server = server_addr.to_string();
     let (local, peer) = if role == "server" {
-        (Some(server), client.port.map(|p| SocketAddr::new(client.ip, p).to_string()))
+        (
+            Some(server),
+            client
+                .port
+                .map(|p| SocketAddr::new(client.ip, p).to_string()),
+        )
     } else {
-        (client.port.map(|p| SocketAddr::new(client.ip, p).to_string()), Some(server))
+        (
+            client
+                .port
+                .map(|p| SocketAddr::new(client.ip, p).to_string()),
+            Some(server),
+        )
     };
     if let Some(local) = local {
         obj.insert("local_addr".into(), json!(local));
@@ -389,7 +404,7 @@ pub fn check_request_deltas(
         .map(|(l, _)| l.iter().map(|(k, v)| (*k, v.as_str())).collect())
         .collect();
     let total = 2.0 * expects.len() as f64;
-    let mut deltas: Vec<(&str, &[(&str, &str)], f64)> = owned
+    let mut deltas: Vec<MetricDelta> = owned
         .iter()
         .zip(&labels)
         .map(|((_, n), l)| (REQUESTS, l.as_slice(), *n))
@@ -429,7 +444,10 @@ impl H2Phase {
     }
 
     pub fn stream_ids(&self) -> Vec<u64> {
-        self.streams.iter().filter_map(|s| s["stream_id"].as_u64()).collect()
+        self.streams
+            .iter()
+            .filter_map(|s| s["stream_id"].as_u64())
+            .collect()
     }
 }
 

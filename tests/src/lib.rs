@@ -33,6 +33,8 @@ pub mod wrk;
 pub use agent::{Agent, AgentOptions};
 pub use curl::{Curl, CurlExe, CurlRun, Transfer};
 pub use netns::{unique_port, veth_pair, NetPair, Netns, Veth};
-pub use servers::{Asgi, AsgiServer, Nginx, NginxOptions, NodeHttpsServer, PyHttpServer, PyOptions};
+pub use servers::{
+    Asgi, AsgiServer, Nginx, NginxOptions, NodeHttpsServer, PyHttpServer, PyOptions,
+};
 pub use tls::TlsCert;
 pub use util::{require_root, CommExe, TempDir};

@@ -102,7 +102,10 @@ pub fn proc_net_tcp_key(addr: SocketAddr) -> String {
 pub fn is_listening(pid: u32, addr: SocketAddr) -> Result<bool> {
     let mut candidates = vec![addr];
     if let IpAddr::V4(v4) = addr.ip() {
-        candidates.push(SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), addr.port()));
+        candidates.push(SocketAddr::new(
+            IpAddr::V6(v4.to_ipv6_mapped()),
+            addr.port(),
+        ));
     }
     for addr in candidates {
         let table = if addr.is_ipv4() { "tcp" } else { "tcp6" };

@@ -526,7 +526,15 @@ impl ScriptServer {
         (name, text, what): (&'static str, &'static str, &'static str),
         cert: Option<&TlsCert>,
     ) -> Result<Self> {
-        Self::start_python_env(ns, listen, root_files, opts, (name, text, what), cert, Vec::new())
+        Self::start_python_env(
+            ns,
+            listen,
+            root_files,
+            opts,
+            (name, text, what),
+            cert,
+            Vec::new(),
+        )
     }
 
     /// [`ScriptServer::start_python`] with extra environment (e.g. `PYTHONPATH` for the

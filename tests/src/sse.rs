@@ -39,7 +39,11 @@ pub fn curl_sse(ns: &Netns, exe: &CurlExe, url: &str, http2: bool) -> Result<Sse
             .arg(url)
             .run()
     })?;
-    let transfer = run.transfers.first().context("curl reported no transfer")?.clone();
+    let transfer = run
+        .transfers
+        .first()
+        .context("curl reported no transfer")?
+        .clone();
     let head = std::fs::read_to_string(&head)?.to_lowercase();
     let body = std::fs::read(&body)?;
     let want_version = if http2 { "2" } else { "1.1" };
@@ -83,7 +87,11 @@ pub fn count_events(body: &[u8]) -> u64 {
     let mut rest = text;
     while let Some(end) = rest.find(['\r', '\n']) {
         let line = &rest[..end];
-        let skip = if rest[end..].starts_with("\r\n") { 2 } else { 1 };
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
         rest = &rest[end + skip..];
         if line.is_empty() {
             if has_data {

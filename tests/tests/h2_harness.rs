@@ -120,7 +120,11 @@ fn nginx_h2c_with_the_h2_client_in_two_phases() -> Result<()> {
             "the second phase must reference the dynamic table: {s}"
         );
     }
-    let statuses: Vec<u64> = second.streams.iter().map(|s| s["status"].as_u64().unwrap_or(0)).collect();
+    let statuses: Vec<u64> = second
+        .streams
+        .iter()
+        .map(|s| s["status"].as_u64().unwrap_or(0))
+        .collect();
     ensure!(statuses == [200, 404], "{second:#?}");
     client.finish()?;
     ensure!(nginx.is_running(), "{}", nginx.logs());
