@@ -1,8 +1,9 @@
 //! Harness for api-guard's root-only integration tests and the overhead benchmark.
 //!
 //! Everything here talks to real processes: network namespaces and veth pairs made with
-//! iproute2, nginx, a python `http.server` and a node `https` server (plain or TLS with a
-//! throwaway certificate), curl, python and wrk as clients, and the daemon
+//! iproute2, nginx (HTTP/1.1 or HTTP/2), a python `http.server`, a node `https` server
+//! (plain or TLS with a throwaway certificate), an ASGI app under hypercorn or uvicorn,
+//! grpcio, curl, python and wrk as clients, and the daemon
 //! binary itself. Every resource is an RAII guard with a name unique to this process
 //! (pid + counter), so tests run in parallel and a failing test leaves nothing behind.
 //!
@@ -15,12 +16,16 @@ pub mod api_app;
 pub mod bpf;
 pub mod curl;
 pub mod exchange;
+pub mod gated;
+pub mod grpc;
 pub mod guard;
+pub mod h2;
 pub mod metrics;
 pub mod netns;
 pub mod procfs;
 pub mod prometheus;
 pub mod servers;
+pub mod sse;
 pub mod tls;
 pub mod util;
 pub mod wrk;
@@ -28,6 +33,8 @@ pub mod wrk;
 pub use agent::{Agent, AgentOptions};
 pub use curl::{Curl, CurlExe, CurlRun, Transfer};
 pub use netns::{unique_port, veth_pair, NetPair, Netns, Veth};
-pub use servers::{Nginx, NginxOptions, NodeHttpsServer, PyHttpServer, PyOptions};
+pub use servers::{
+    Asgi, AsgiServer, Nginx, NginxOptions, NodeHttpsServer, PyHttpServer, PyOptions,
+};
 pub use tls::TlsCert;
 pub use util::{require_root, CommExe, TempDir};

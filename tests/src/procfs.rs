@@ -97,16 +97,31 @@ pub fn proc_net_tcp_key(addr: SocketAddr) -> String {
 
 /// Whether a socket bound to `addr` is in LISTEN state in `pid`'s network namespace.
 /// Checking this instead of connecting keeps readiness probes out of the captured traffic.
+/// An IPv4 `addr` also matches an IPv6 socket bound to its v4-mapped address
+/// (`::ffff:a.b.c.d`), which is how grpcio listens on an IPv4 address.
 pub fn is_listening(pid: u32, addr: SocketAddr) -> Result<bool> {
-    let table = if addr.is_ipv4() { "tcp" } else { "tcp6" };
-    let path = format!("/proc/{pid}/net/{table}");
-    let text = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let key = proc_net_tcp_key(addr);
-    const TCP_LISTEN: &str = "0A";
-    Ok(text.lines().skip(1).any(|line| {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        cols.get(1) == Some(&key.as_str()) && cols.get(3) == Some(&TCP_LISTEN)
-    }))
+    let mut candidates = vec![addr];
+    if let IpAddr::V4(v4) = addr.ip() {
+        candidates.push(SocketAddr::new(
+            IpAddr::V6(v4.to_ipv6_mapped()),
+            addr.port(),
+        ));
+    }
+    for addr in candidates {
+        let table = if addr.is_ipv4() { "tcp" } else { "tcp6" };
+        let path = format!("/proc/{pid}/net/{table}");
+        let text = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let key = proc_net_tcp_key(addr);
+        const TCP_LISTEN: &str = "0A";
+        let listening = text.lines().skip(1).any(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            cols.get(1) == Some(&key.as_str()) && cols.get(3) == Some(&TCP_LISTEN)
+        });
+        if listening {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]

@@ -67,6 +67,10 @@ pub struct NginxOptions {
     /// Log every request to `access.log` (one line each), the ground truth of how many
     /// requests nginx served. Off by default: it costs a file write per request.
     pub access_log: bool,
+    /// Speak HTTP/2: with [`Nginx::start_tls`] `listen ... ssl http2` (ALPN offers h2 and
+    /// http/1.1), otherwise `listen ... http2`, which is h2c with prior knowledge only
+    /// (nginx 1.22 then answers nothing but HTTP/2 on that port).
+    pub http2: bool,
 }
 
 /// A single nginx process (`master_process off`, so the pid that serves is the pid we
@@ -75,7 +79,8 @@ pub struct NginxOptions {
 /// Locations: `/<file>` serves the files; `/upload` reads and discards a request body of
 /// up to 64 MiB and answers `201` with the 8-byte body `created\n`.
 ///
-/// With [`Nginx::start_tls`] it speaks HTTPS (HTTP/1.1 only) on the same locations.
+/// With [`Nginx::start_tls`] it speaks HTTPS (HTTP/1.1 only unless `http2`) on the same
+/// locations; [`NginxOptions::http2`] adds HTTP/2 (over TLS, or h2c prior knowledge).
 pub struct Nginx {
     child: Child,
     listen: SocketAddr,
@@ -204,10 +209,11 @@ fn nginx_conf(
     cert: Option<&TlsCert>,
 ) -> String {
     let d = dir.display();
+    let h2 = if opts.http2 { " http2" } else { "" };
     let listen = match cert {
-        None => listen.to_string(),
+        None => format!("{listen}{h2}"),
         Some(cert) => format!(
-            "{listen} ssl;\n        ssl_certificate {};\n        ssl_certificate_key {}",
+            "{listen} ssl{h2};\n        ssl_certificate {};\n        ssl_certificate_key {}",
             cert.cert().display(),
             cert.key().display()
         ),
@@ -469,6 +475,7 @@ impl NodeHttpsServer {
                 name: "server.js",
                 text: NODE_SERVER,
                 what: "node https server",
+                env: Vec::new(),
             },
             Some(cert),
         )
@@ -493,6 +500,8 @@ struct Script {
     name: &'static str,
     text: &'static str,
     what: &'static str,
+    /// Extra environment for the interpreter.
+    env: Vec<(String, String)>,
 }
 
 /// A server script run as `<program> <script> <host> <port> <root> [<cert> <key>]` in a
@@ -507,8 +516,6 @@ pub struct ScriptServer {
 }
 
 impl ScriptServer {
-    /// Runs the python `text` (saved as `name`) as `<python3> <script> <host> <port> <root>`,
-    /// through a comm symlink when `opts.comm` is set.
     /// Runs the python script `(name, text, what)` as `<python3> <script> <host> <port>
     /// <root>`, through a comm symlink when `opts.comm` is set.
     pub(crate) fn start_python(
@@ -518,6 +525,28 @@ impl ScriptServer {
         opts: &PyOptions,
         (name, text, what): (&'static str, &'static str, &'static str),
         cert: Option<&TlsCert>,
+    ) -> Result<Self> {
+        Self::start_python_env(
+            ns,
+            listen,
+            root_files,
+            opts,
+            (name, text, what),
+            cert,
+            Vec::new(),
+        )
+    }
+
+    /// [`ScriptServer::start_python`] with extra environment (e.g. `PYTHONPATH` for the
+    /// tools venv's packages).
+    pub(crate) fn start_python_env(
+        ns: &Netns,
+        listen: SocketAddr,
+        root_files: &[(&str, usize)],
+        opts: &PyOptions,
+        (name, text, what): (&'static str, &'static str, &'static str),
+        cert: Option<&TlsCert>,
+        env: Vec<(String, String)>,
     ) -> Result<Self> {
         let exe = match &opts.comm {
             Some(comm) => Some(CommExe::python(comm)?),
@@ -536,6 +565,7 @@ impl ScriptServer {
                 name,
                 text,
                 what,
+                env,
             },
             cert,
         )
@@ -554,6 +584,7 @@ impl ScriptServer {
         let path = dir.join(script.name);
         fs::write(&path, script.text)?;
         let mut cmd = ns.cmd(&script.program);
+        cmd.envs(script.env.iter().map(|(k, v)| (k, v)));
         cmd.arg(&path)
             .arg(listen.ip().to_string())
             .arg(listen.port().to_string())
@@ -717,4 +748,68 @@ pub fn scratch_file(dir: &TempDir, name: &str, size: usize) -> Result<PathBuf> {
     let path = dir.join(name);
     write_filled(&path, size, FILL_BYTE)?;
     Ok(path)
+}
+
+const ASGI_APP: &str = include_str!("py/asgi_app.py");
+
+/// Which ASGI server runs the app of [`AsgiServer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asgi {
+    /// hypercorn: HTTP/2 over TLS (ALPN h2, python's `ssl` → libssl.so.3), HTTP/1.1 too.
+    Hypercorn,
+    /// uvicorn with h11: HTTP/1.1, bodies of unknown length chunked.
+    Uvicorn,
+}
+
+/// A small ASGI app (`py/asgi_app.py`, no framework) under hypercorn or uvicorn from the
+/// tools venv (pinned by `cargo xtask setup`): `GET /json` answers [`ASGI_JSON_BYTES`]
+/// bytes of JSON, `POST /echo-length` reads the body and answers `received <n>\n`,
+/// `GET /events` streams [`crate::sse::SSE_EVENTS`] server-sent events 100 ms apart and
+/// ends the stream, anything else is `404` `not found\n`.
+pub struct AsgiServer(ScriptServer);
+
+/// Bytes of `GET /json`'s body.
+pub const ASGI_JSON_BYTES: u64 = 53;
+
+impl AsgiServer {
+    /// hypercorn needs `cert` (it is the HTTP/2 server), uvicorn serves plaintext with
+    /// `None`.
+    pub fn start(
+        ns: &Netns,
+        listen: SocketAddr,
+        server: Asgi,
+        opts: PyOptions,
+        cert: Option<&TlsCert>,
+    ) -> Result<Self> {
+        let (name, module) = match server {
+            Asgi::Hypercorn => ("hypercorn", "hypercorn"),
+            Asgi::Uvicorn => ("uvicorn", "uvicorn"),
+        };
+        let pythonpath = crate::util::tools_pythonpath(&[module, "h2", "h11"])?;
+        let env = vec![
+            ("ASGI_SERVER".to_string(), name.to_string()),
+            (
+                "PYTHONPATH".to_string(),
+                pythonpath.to_string_lossy().into_owned(),
+            ),
+        ];
+        ScriptServer::start_python_env(
+            ns,
+            listen,
+            &[],
+            &opts,
+            ("asgi_app.py", ASGI_APP, name),
+            cert,
+            env,
+        )
+        .map(Self)
+    }
+}
+
+impl Deref for AsgiServer {
+    type Target = ScriptServer;
+
+    fn deref(&self) -> &ScriptServer {
+        &self.0
+    }
 }

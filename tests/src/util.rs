@@ -45,10 +45,7 @@ pub fn target_dir() -> Result<PathBuf> {
 /// test`) into the venv `$API_GUARD_TOOLS_VENV`, by default `<target dir>/tools/venv`.
 /// Fails (never skips) when it is not there.
 pub fn openapi_validator() -> Result<PathBuf> {
-    let venv = match std::env::var_os("API_GUARD_TOOLS_VENV") {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => target_dir()?.join("tools").join("venv"),
-    };
+    let venv = tools_venv()?;
     let bin = venv.join("bin").join("openapi-spec-validator");
     ensure!(
         bin.is_file(),
@@ -57,6 +54,44 @@ pub fn openapi_validator() -> Result<PathBuf> {
         bin.display()
     );
     Ok(bin)
+}
+
+/// The venv `cargo xtask setup` installs the pinned PyPI tools into (xtask's `PYPI_TOOLS`):
+/// `$API_GUARD_TOOLS_VENV`, by default `<target dir>/tools/venv`.
+pub fn tools_venv() -> Result<PathBuf> {
+    Ok(match std::env::var_os("API_GUARD_TOOLS_VENV") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => target_dir()?.join("tools").join("venv"),
+    })
+}
+
+/// The venv's `site-packages`, for `PYTHONPATH`: scripts run by [`python3_bin`] (or a
+/// [`CommExe`] link to it, which a venv would not recognise as its own interpreter) import
+/// the venv's packages through it. The venv is made with that same python, so compiled
+/// packages (grpcio) fit. Fails (never skips) unless every module of `modules` is there.
+pub fn tools_pythonpath(modules: &[&str]) -> Result<PathBuf> {
+    let venv = tools_venv()?;
+    let lib = venv.join("lib");
+    let site = fs::read_dir(&lib)
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages"))
+        .find(|p| p.is_dir());
+    let missing = |what: &str| {
+        format!(
+            "{what} is missing from the tools venv {}: `cargo xtask setup` installs the pinned \
+             PyPI packages (hypercorn, uvicorn, grpcio, h2) there",
+            venv.display()
+        )
+    };
+    let site = site.with_context(|| missing("site-packages"))?;
+    for module in modules {
+        let present = site.join(module).is_dir() || site.join(format!("{module}.py")).is_file();
+        ensure!(present, "{}", missing(&format!("python module {module:?}")));
+    }
+    Ok(site)
 }
 
 /// Fails (rather than silently skipping) when not root: a skipped test checks nothing.

@@ -32,7 +32,10 @@ fn flood_is_fully_accounted_for() -> Result<()> {
         &ns_srv,
         SocketAddr::new(ip_srv.into(), unique_port()?),
         &[("f1k", 1024)],
-        NginxOptions { access_log: true },
+        NginxOptions {
+            access_log: true,
+            ..NginxOptions::default()
+        },
     )?;
     let mut agent = Agent::start(AgentOptions {
         config_toml: Some(format!("[capture]\npids = [{}]\n", nginx.pid())),

@@ -224,7 +224,10 @@ fn wrk_count_brackets_nginx_access_log() -> Result<()> {
         &ns_srv,
         SocketAddr::new(ip_srv.into(), unique_port()?),
         &[("f1k", 1024)],
-        NginxOptions { access_log: true },
+        NginxOptions {
+            access_log: true,
+            ..NginxOptions::default()
+        },
     )?;
     let args = WrkArgs {
         threads: 1,

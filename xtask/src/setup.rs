@@ -29,6 +29,8 @@ const PACKAGES: &[&str] = &[
     "bpftool",
     // The real-Prometheus test (tests/tests/prometheus_live.rs) runs its own server.
     "prometheus",
+    // h2load, the HTTP/2 load generator (HTTP/2 benchmarks).
+    "nghttp2-client",
 ];
 
 #[derive(clap::Args, Debug, Default)]
@@ -265,11 +267,18 @@ impl Setup {
 /// API discovery test; for the deploy manifest tests (`tests/tests/deploy_manifests.rs`),
 /// offline Kubernetes schema validation (schemas for Kubernetes 1.25 to 1.37) and Helm's own
 /// Go SDK (v4) as a shared library, which renders the chart (no `helm` binary is published on
-/// crates.io, PyPI or npm for Linux).
+/// crates.io, PyPI or npm for Linux); for the HTTP/2, gRPC and SSE tests
+/// (`tests/src/h2.rs`, `grpc.rs`, `sse.rs`), the ASGI servers hypercorn (HTTP/2 over TLS
+/// with ALPN) and uvicorn (HTTP/1.1), grpcio (client and server, plaintext h2) and the
+/// sans-IO `h2` library (a raw HTTP/2 client with an HPACK dynamic table).
 pub const PYPI_TOOLS: &[(&str, &str)] = &[
     ("openapi-spec-validator", "0.9.0"),
     ("kubernetes-validate", "1.37.0"),
     ("helm-python-sdk", "0.2.2"),
+    ("hypercorn", "0.18.0"),
+    ("uvicorn", "0.55.0"),
+    ("grpcio", "1.85.3"),
+    ("h2", "4.4.1"),
     // Reference HPACK encoder of the decoder's differential test (api-guard http::h2::hpack).
     ("hpack", "4.2.0"),
 ];
