@@ -13,7 +13,10 @@ pub const MAX_CAPTURE_CAP: u32 = (CHUNK_SIZE * MAX_CHUNKS_PER_CALL) as u32;
 /// Default per-call capture cap: typical API headers plus bodies.
 pub const DEFAULT_CAPTURE_CAP: u32 = 16 * 1024;
 /// iovec entries inspected per readv/writev/recvmsg/sendmsg call; the rest counts as truncated.
-pub const MAX_IOVECS: usize = 8;
+/// gRPC writes one iovec per slice (grpc-core batches up to 260), and a lost slice costs an
+/// HTTP/2 connection its header-compression state, so the bound is generous: entries are only
+/// read until the capture cap is reached.
+pub const MAX_IOVECS: usize = 256;
 /// Capacity of the connection table in the kernel.
 pub const MAX_CONNS: u32 = 65_536;
 

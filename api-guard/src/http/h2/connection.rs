@@ -59,6 +59,12 @@ struct H2Stream {
     response_body: Vec<u8>,
     grpc: Option<[MessageCounter; 2]>,
     sse: Option<SseCounter>,
+    /// The server answered in full and reset the stream (NO_ERROR) while the request body
+    /// was still coming (RFC 9113 §8.1): the DATA already sent is still counted until the
+    /// request ends, the client resets, or the client opens its next stream.
+    draining: bool,
+    /// When the last DATA arrived, per direction.
+    last_data_ns: [u64; 2],
     /// Bytes this stream holds against the connection budget.
     held: usize,
 }
@@ -253,6 +259,8 @@ impl H2Stream {
             response_body: Vec::new(),
             grpc: None,
             sse: None,
+            draining: false,
+            last_data_ns: [0; 2],
             held,
         }
     }
@@ -282,6 +290,31 @@ impl Core {
         };
         self.held = self.held.saturating_sub(s.held);
         let ex = &mut s.ex;
+        // A body that reached its declared length is whole even if the END_STREAM after it
+        // was never read (a client that stops reading once it has the body).
+        let whole =
+            |length: Option<u64>, body: u64, truncated: bool| length == Some(body) && !truncated;
+        if !s.request_done
+            && whole(
+                s.request_length,
+                ex.request_body_bytes,
+                ex.request_truncated,
+            )
+        {
+            s.request_done = true;
+            ex.request_end_ns = Some(s.last_data_ns[0].max(ex.request_start_ns));
+        }
+        if !s.response_done
+            && s.final_response
+            && whole(
+                s.response_length,
+                ex.response_body_bytes,
+                ex.response_truncated,
+            )
+        {
+            s.response_done = true;
+            ex.response_end_ns = ex.response_start_ns.map(|t| t.max(s.last_data_ns[1]));
+        }
         if !s.request_done {
             ex.request_truncated = true;
         }
@@ -417,6 +450,7 @@ impl Core {
             return;
         }
         self.last_client_stream = id;
+        self.end_drained(b.ts);
         self.make_room(b.ts);
         let mut ex = HttpExchange::started(b.ts);
         fill_request(&mut ex, fields, unresolved, id, len);
@@ -538,9 +572,29 @@ impl Core {
         max_frame
     }
 
-    /// RST_STREAM: the stream ends here, whatever was missing is marked truncated.
-    fn reset(&mut self, id: u32, ts: u64) {
+    /// RST_STREAM from direction `d`: the stream ends here, whatever was missing is marked
+    /// truncated — unless the server reset after its complete answer (see `draining`).
+    fn reset(&mut self, d: usize, id: u32, ts: u64) {
+        if let Some(s) = self.streams.get_mut(&id) {
+            if d == 1 && s.response_done && !s.request_done && !s.draining {
+                s.draining = true;
+                return;
+            }
+        }
         self.emit(id, ts);
+    }
+
+    /// The client opened stream `id`: streams drained after a server reset are done.
+    fn end_drained(&mut self, ts: u64) {
+        let drained: Vec<u32> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.draining)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in drained {
+            self.emit(id, ts);
+        }
     }
 
     fn body(&mut self, d: usize, id: u32, data: &[u8], ts: u64) {
@@ -571,6 +625,7 @@ impl Core {
             counters[d].feed(data);
         }
         let len = data.len() as u64;
+        s.last_data_ns[d] = ts;
         if d == 0 {
             s.ex.request_body_bytes += len;
             s.request_body.extend_from_slice(&data[..fit]);
@@ -660,7 +715,7 @@ impl FrameSink for Side<'_> {
             }
             frame::CONTINUATION => core.fail(),
             frame::SETTINGS if !h.has(frame::ACK) => self.max_frame = core.settings(d, payload),
-            frame::RST_STREAM => core.reset(h.stream, ts),
+            frame::RST_STREAM => core.reset(d, h.stream, ts),
             _ => {}
         }
     }

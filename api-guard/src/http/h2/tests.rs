@@ -498,3 +498,80 @@ fn joined_mid_connection_never_guesses() {
         [("x-trace".to_owned(), "abc".to_owned())]
     );
 }
+
+#[test]
+fn body_sent_after_the_servers_early_answer_is_counted() {
+    let mut client = PREFACE.to_vec();
+    client.extend(encode(
+        HEADERS,
+        END_HEADERS,
+        1,
+        &request("POST", "/upload", &[]),
+    ));
+    let mut server = encode(HEADERS, END_HEADERS | END_STREAM, 1, &response("201", &[]));
+    server.extend(encode(RST_STREAM, 0, 1, &[0, 0, 0, 0]));
+    let rest = encode(DATA, END_STREAM, 1, &[7; 5000]);
+    let (out, _) = run_chunks(&[
+        (Stream::Request, client.clone()),
+        (Stream::Response, server.clone()),
+        (Stream::Request, rest),
+    ]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (
+            out[0].status,
+            out[0].request_body_bytes,
+            out[0].request_truncated
+        ),
+        (Some(201), 5000, false)
+    );
+    // The client gives up after 1000 bytes and opens its next stream: the first is done.
+    let mut part = encode(DATA, 0, 1, &[7; 1000]);
+    part.extend(encode(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        3,
+        &request("GET", "/next", &[]),
+    ));
+    let (out, _) = run_chunks(&[
+        (Stream::Request, client),
+        (Stream::Response, server),
+        (Stream::Request, part),
+    ]);
+    assert_eq!(out.len(), 2);
+    assert_eq!(
+        (
+            out[0].path.as_str(),
+            out[0].request_body_bytes,
+            out[0].request_truncated
+        ),
+        ("/upload", 1000, true)
+    );
+}
+
+#[test]
+fn a_body_of_its_declared_length_is_whole_without_end_stream() {
+    let mut client = PREFACE.to_vec();
+    client.extend(encode(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        1,
+        &request("GET", "/nope", &[]),
+    ));
+    let mut server = encode(
+        HEADERS,
+        END_HEADERS,
+        1,
+        &response("404", &[("content-length", "10")]),
+    );
+    server.extend(encode(DATA, 0, 1, b"not found\n"));
+    let (out, _) = run_chunks(&[(Stream::Request, client), (Stream::Response, server)]);
+    assert_eq!(
+        (
+            out[0].status,
+            out[0].response_truncated,
+            out[0].response_end_ns
+        ),
+        (Some(404), false, Some(2))
+    );
+}
