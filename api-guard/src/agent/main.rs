@@ -750,6 +750,26 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
     });
+    // The capture probes are attached: connections established from here on are tracked by
+    // the kernel, older ones are adopted now, before the agent reports ready.
+    let kernel = if config.capture.adopt_existing {
+        let capture_config = config.capture.clone();
+        let adopt_metrics = metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut kernel = kernel;
+            capture::adopt::adopt_existing(
+                &capture_config,
+                &mut kernel.conns,
+                wallclock::monotonic_now_ns(),
+                &adopt_metrics,
+            );
+            kernel
+        })
+        .await
+        .context("adopting established connections")?
+    } else {
+        kernel
+    };
     tasks.spawn(capture::kernel::run(
         kernel,
         untrack_rx,
