@@ -190,13 +190,17 @@ pub struct Found {
     pub role: Role,
 }
 
-/// What adoption did, for the startup log.
+/// What adoption did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     pub servers: u64,
     pub clients: u64,
     pub skipped: u64,
     pub processes: u64,
+    /// (local, peer) of each adopted connection by id, for the connection table: the kernel
+    /// has no socket tuple for them, and /proc may no longer have one when their first data
+    /// is parsed (a short exchange and a close). At most `cap` entries.
+    pub addresses: HashMap<u64, (SocketAddr, SocketAddr)>,
 }
 
 fn pid_dirs(proc: &Path) -> Vec<u32> {
@@ -369,6 +373,7 @@ pub fn register(
         }
         debug!(pid = f.pid, fd = f.fd, local = %f.local, peer = %f.peer, role = f.role.as_str(), "Adopted a connection");
         metrics.capture.adopted(f.role);
+        summary.addresses.insert(id, (f.local, f.peer));
         match f.role {
             Role::Server => summary.servers += 1,
             Role::Client => summary.clients += 1,
@@ -708,13 +713,19 @@ mod tests {
         ];
         let summary = register(&p.0, &scanned, &mut conns, 2, 1000, &metrics);
         assert_eq!(
-            summary,
-            Summary {
-                servers: 1,
-                clients: 1,
-                skipped: 4,
-                processes: 0
-            }
+            (summary.servers, summary.clients, summary.skipped),
+            (1, 1, 4)
+        );
+        let addresses = |id| {
+            summary
+                .addresses
+                .get(&id)
+                .map(|(l, p)| (l.to_string(), p.to_string()))
+        };
+        assert_eq!(summary.addresses.len(), 2);
+        assert_eq!(
+            addresses(conn_id(1000, 0)),
+            Some(("10.0.0.1:8080".into(), "10.0.0.2:40000".into()))
         );
         let id = |key: (u32, u32)| {
             conns

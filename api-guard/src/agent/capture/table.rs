@@ -6,6 +6,7 @@
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
+    net::SocketAddr,
     sync::Arc,
     time::Duration,
 };
@@ -82,6 +83,9 @@ pub struct ConnTable {
     ignored: HashSet<u64>,
     ignored_order: VecDeque<u64>,
     tls_libraries: TlsLibraries,
+    /// Addresses of connections adopted at start, by conn_id, until their open (see
+    /// `adopt.rs`); bounded by the adoption cap.
+    adopted: HashMap<u64, (SocketAddr, SocketAddr)>,
 }
 
 /// Whether a connection's first bytes are a TLS record header, as in
@@ -138,7 +142,14 @@ impl ConnTable {
             ignored: HashSet::new(),
             ignored_order: VecDeque::new(),
             tls_libraries,
+            adopted: HashMap::new(),
         }
+    }
+
+    /// Addresses of the connections adopted at start (see `adopt.rs`).
+    pub fn with_adopted(mut self, addresses: HashMap<u64, (SocketAddr, SocketAddr)>) -> Self {
+        self.adopted = addresses;
+        self
     }
 
     /// Applies one capture event; completed exchanges are appended to `out`.
@@ -170,7 +181,9 @@ impl ConnTable {
             return;
         }
         let (mut local, mut peer) = (e.local, e.peer);
-        if e.addr_source != ADDR_TUPLE {
+        if let Some((l, p)) = self.adopted.remove(&e.conn.conn_id) {
+            (local, peer) = (Some(l), Some(p));
+        } else if e.addr_source != ADDR_TUPLE {
             if let Some((l, p)) = procnet::lookup(e.conn.tgid, e.conn.fd) {
                 local = Some(l);
                 peer = Some(p);
