@@ -55,6 +55,19 @@ impl EventKind {
     }
 }
 
+/// Connection ids (`ConnInfo::conn_id`) are `(monotonic ns << 10) | low bits`. The kernel puts
+/// the CPU number (masked by [`CONN_ID_CPU_MASK`]) in the low bits; connections the daemon
+/// adopts at start (established before it ran) carry this bit instead, so an adopted id never
+/// equals a kernel-allocated one.
+pub const CONN_ID_ADOPTED: u64 = 1 << 9;
+/// Low bits of a kernel-allocated connection id that hold the CPU number.
+pub const CONN_ID_CPU_MASK: u64 = CONN_ID_ADOPTED - 1;
+
+/// Whether `conn_id` was allocated by the daemon for a connection adopted at start.
+pub const fn conn_id_adopted(conn_id: u64) -> bool {
+    conn_id & CONN_ID_ADOPTED != 0
+}
+
 /// Which end of the connection the traced process is.
 pub const ROLE_SERVER: u8 = 1; // fd came from accept/accept4
 pub const ROLE_CLIENT: u8 = 2; // fd came from connect

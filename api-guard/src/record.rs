@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use api_guard_common::{
-    ConnCloseEvent, ConnOpenEvent, ConnTlsEvent, DataHeader, Endpoint, EventHeader, EventKind,
-    Plain, ProcEvent, AF_INET, AF_INET6, DATA_HEADER_SIZE, DATA_TLS,
+    conn_id_adopted, ConnCloseEvent, ConnOpenEvent, ConnTlsEvent, DataHeader, Endpoint,
+    EventHeader, EventKind, Plain, ProcEvent, AF_INET, AF_INET6, DATA_HEADER_SIZE, DATA_TLS,
 };
 use bytes::Bytes;
 
@@ -46,6 +46,9 @@ pub struct OpenEvent {
     pub local: Option<SocketAddr>,
     pub peer: Option<SocketAddr>,
     pub comm: String,
+    /// The connection was established before capture started and adopted at the daemon's
+    /// start: its first bytes may be anywhere in a message (false for accept/connect).
+    pub joined: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +131,7 @@ pub fn decode(record: &Bytes) -> Result<Event, DecodeError> {
                 local: endpoint(&e.local),
                 peer: endpoint(&e.peer),
                 comm: comm(&e.comm),
+                joined: conn_id_adopted(e.hdr.conn_id),
             }))
         }
         Some(EventKind::Data) => {
@@ -266,6 +270,33 @@ mod tests {
             decode(&Bytes::from(short)).unwrap_err(),
             DecodeError::Short(36)
         );
+    }
+
+    #[test]
+    fn opens_of_adopted_connections_are_joined() {
+        let open = |conn_id: u64| {
+            let mut h = hdr(EventKind::ConnOpen);
+            h.conn_id = conn_id;
+            let e = ConnOpenEvent {
+                hdr: h,
+                local: Endpoint::default(),
+                peer: Endpoint::default(),
+                comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
+                role: 2,
+                addr_source: 0,
+                _pad: [0; 6],
+            };
+            let Event::Open(o) = decode(&Bytes::from(bytes_of(&e))).unwrap() else {
+                panic!("not an open")
+            };
+            o
+        };
+        // Kernel ids carry a CPU number below the adopted bit.
+        let kernel = open((123_456 << 10) | 0x1ff);
+        assert!(!kernel.joined);
+        assert_eq!(kernel.comm, "curl");
+        let adopted = open((123_456 << 10) | api_guard_common::CONN_ID_ADOPTED);
+        assert!(adopted.joined);
     }
 
     #[test]

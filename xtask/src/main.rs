@@ -86,6 +86,16 @@ enum BenchCmd {
     /// Measure the XDP guard: ns per packet, drop cost vs nftables, legitimate traffic under
     /// a flood, breach-to-drop time.
     Xdp(bench_xdp::XdpArgs),
+    /// Connection parsing cost per request, HTTP/1.1 and HTTP/2 (criterion; no root needed).
+    Http {
+        /// Passed to the criterion harness, e.g. `-- h2_get_1k`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<OsString>,
+    },
     /// Detection engine cost per request (criterion; no root needed).
     Detect {
         /// Passed to the criterion harness, e.g. `-- benign_json_1k --sample-size 20`.
@@ -126,10 +136,13 @@ fn main() -> ExitCode {
         Cmd::Bench {
             command: BenchCmd::Discover { args },
         } => criterion_bench("discover", &args),
+        Cmd::Bench {
+            command: BenchCmd::Http { args },
+        } => criterion_bench("http", &args),
         Cmd::Bench { command } => prepare_bench().and_then(|()| match command {
             BenchCmd::Overhead(args) => bench::overhead(&args),
             BenchCmd::Xdp(args) => bench_xdp::xdp(&args),
-            BenchCmd::Detect { .. } | BenchCmd::Discover { .. } => {
+            BenchCmd::Detect { .. } | BenchCmd::Discover { .. } | BenchCmd::Http { .. } => {
                 unreachable!("handled above")
             }
         }),

@@ -1,7 +1,9 @@
 //! Connection lifecycle: accept/connect add a tracked fd, close removes it, and
 //! `sock/inet_sock_set_state` records both ends of every established TCP socket.
 
-use api_guard_common::{ConnInfo, Endpoint, Stat, AF_INET, AF_INET6, ROLE_CLIENT, ROLE_SERVER};
+use api_guard_common::{
+    ConnInfo, Endpoint, Stat, AF_INET, AF_INET6, CONN_ID_CPU_MASK, ROLE_CLIENT, ROLE_SERVER,
+};
 use aya_ebpf::{
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::tracepoint,
@@ -50,9 +52,10 @@ mod set_state {
 }
 
 /// Unique while the connection lives: monotonic time scaled, plus the CPU to split ties.
+/// Bit [`api_guard_common::CONN_ID_ADOPTED`] stays clear: it marks ids the daemon gives connections it adopts.
 fn new_conn_id() -> u64 {
     // SAFETY: helpers without arguments or preconditions.
-    unsafe { (bpf_ktime_get_ns() << 10) | (bpf_get_smp_processor_id() as u64 & 0x3ff) }
+    unsafe { (bpf_ktime_get_ns() << 10) | (bpf_get_smp_processor_id() as u64 & CONN_ID_CPU_MASK) }
 }
 
 /// Reads a user `struct sockaddr`; `None` for families we do not track (AF_UNIX, ...).

@@ -696,6 +696,26 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .div_ceil(capture::reader::BATCH);
     let (tx, rx) = mpsc::channel(batches);
     let (untrack_tx, untrack_rx) = mpsc::channel(4096);
+    // The capture probes are attached: connections established from here on are tracked by
+    // the kernel, older ones are adopted now (their data waits in the ring buffer meanwhile).
+    let (kernel, adopted) = if config.capture.adopt_existing {
+        let capture_config = config.capture.clone();
+        let adopt_metrics = metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut kernel = kernel;
+            let summary = capture::adopt::adopt_existing(
+                &capture_config,
+                &mut kernel.conns,
+                wallclock::monotonic_now_ns(),
+                &adopt_metrics,
+            );
+            (kernel, summary.addresses)
+        })
+        .await
+        .context("adopting established connections")?
+    } else {
+        (kernel, Default::default())
+    };
     let table = ConnTable::new(
         config.http.limits(),
         config.http.max_connections,
@@ -703,7 +723,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics.clone(),
         untrack_tx,
         tls_libraries.clone(),
-    );
+    )
+    .with_adopted(adopted);
     let mut tasks = JoinSet::new();
     let reader_shutdown = shutdown.clone();
     let reader_metrics = metrics.clone();

@@ -403,6 +403,19 @@ impl H1Connection {
         }
     }
 
+    /// A connection capture joined while it was under way (established before the agent
+    /// started): either stream may begin inside a message, so both look for their next
+    /// message start as after a capture gap, and what comes before it is neither an error
+    /// nor a sign that the connection is not HTTP.
+    #[must_use]
+    pub fn joined(limits: HttpLimits) -> Self {
+        Self {
+            requests: MessageParser::joined(MessageKind::Request, limits),
+            responses: MessageParser::joined(MessageKind::Response, limits),
+            ..Self::new(limits)
+        }
+    }
+
     /// Bytes of `stream`, captured at `ts_ns`; finished exchanges are appended to `out`.
     /// Returns the bytes consumed: fewer than given when the connection switched protocols
     /// inside `data`.

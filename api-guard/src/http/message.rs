@@ -145,6 +145,9 @@ pub struct MessageParser {
     lines: LineScan,
     msg: Message,
     recognised: bool,
+    /// Joined mid-stream (see [`MessageParser::joined`]) and no valid head seen yet: a
+    /// message may start anywhere, and a false start is neither an error nor a message.
+    unsynced: bool,
     errors: u64,
     errors_in_row: u32,
 }
@@ -163,8 +166,25 @@ impl MessageParser {
             lines: LineScan::default(),
             msg: Message::default(),
             recognised: false,
+            unsynced: false,
             errors: 0,
             errors_in_row: 0,
+        }
+    }
+
+    /// A parser for a stream already under way (a connection established before capture
+    /// began): it starts resynchronising, as after a capture gap, and until its first valid
+    /// head it looks for a message start at any byte, since the stream may begin inside a
+    /// body that does not end with a line break. What it skips is not an error.
+    #[must_use]
+    pub fn joined(kind: MessageKind, limits: HttpLimits) -> Self {
+        Self {
+            state: State::Idle {
+                resync: true,
+                after_close: false,
+            },
+            unsynced: true,
+            ..Self::new(kind, limits)
         }
     }
 
@@ -283,7 +303,7 @@ impl MessageParser {
                 self.finish(ts, sink);
             }
             State::Head => {
-                if self.unfinished_head_is_invalid() {
+                if !self.unsynced && self.unfinished_head_is_invalid() {
                     self.error();
                 }
                 self.abandon(ts, sink);
@@ -350,6 +370,24 @@ impl MessageParser {
     }
 
     fn scan(&mut self, rest: &[u8]) -> usize {
+        if self.unsynced {
+            // The next message may follow a body directly: probe every byte that can start one.
+            let kind = self.kind;
+            let at = rest
+                .iter()
+                .position(|&b| b == LF || probe(kind, &[b]) != Probe::NoMatch(0));
+            return match at {
+                Some(i) => {
+                    self.resync_at_line_start();
+                    if rest.get(i) == Some(&LF) {
+                        i + 1
+                    } else {
+                        i
+                    }
+                }
+                None => rest.len(),
+            };
+        }
         match rest.iter().position(|&b| b == LF) {
             Some(i) => {
                 self.resync_at_line_start();
@@ -400,7 +438,12 @@ impl MessageParser {
             Probe::NoMatch(at) => {
                 let last = self.buf.get(at).copied().unwrap_or(0);
                 self.bad_start(last, sink);
-                at + 1
+                // Unsynchronised, the mismatching byte may itself start the message.
+                if self.unsynced && at > 0 {
+                    at
+                } else {
+                    at + 1
+                }
             }
         };
         skipped + used.saturating_sub(held)
@@ -460,13 +503,21 @@ impl MessageParser {
     }
 
     fn head_error(&mut self, ts: u64, sink: &mut impl MessageSink) {
-        self.error();
+        if !self.unsynced {
+            self.error();
+        }
         self.abandon(ts, sink);
     }
 
     /// Reports the message in progress (or, between messages, the one presumed to start
     /// at `ts`) as abandoned.
     fn abandon(&mut self, ts: u64, sink: &mut impl MessageSink) {
+        if self.unsynced {
+            // A false start found mid-stream: nothing to report.
+            self.buf.clear();
+            self.msg = Message::default();
+            return;
+        }
         match self.state {
             State::Head | State::Idle { resync: false, .. } => {}
             _ => return,
@@ -501,6 +552,7 @@ impl MessageParser {
         };
         self.buf.clear();
         self.errors_in_row = 0;
+        self.unsynced = false;
         let facts = BodyFacts::of(&head);
         let msg = &mut self.msg;
         msg.close_after = head.close;
@@ -616,5 +668,125 @@ impl MessageParser {
                 .framing(self.kind, BodyOverride::None)
                 .is_err()
         })
+    }
+}
+
+#[cfg(test)]
+mod joined_tests {
+    use super::*;
+
+    /// Records what the parser reports, as comparable text.
+    #[derive(Default)]
+    struct Log(Vec<String>);
+
+    impl MessageSink for Log {
+        fn first_start(&mut self, looks_like_http: bool) -> bool {
+            self.0.push(format!("first {looks_like_http}"));
+            true
+        }
+        fn head(&mut self, head: Head, _start_ns: u64) -> BodyOverride {
+            self.0.push(format!("head {:?}", head.start));
+            BodyOverride::None
+        }
+        fn end(&mut self, end: MessageEnd) {
+            let body = String::from_utf8_lossy(&end.body);
+            self.0
+                .push(format!("end {body} {} {}", end.body_len, end.truncated));
+        }
+        fn abandoned(&mut self, partial: Abandoned) {
+            self.0.push(format!("abandoned {:?}", partial.start));
+        }
+    }
+
+    /// Feeds `parts` (a `None` is a gap of 100 bytes) to a joined parser, whole and cut at
+    /// every byte; all runs must agree. Returns the log and the error count.
+    fn run(kind: MessageKind, parts: &[Option<&[u8]>]) -> (Vec<String>, u64) {
+        let feed = |cut: &dyn Fn(&[u8]) -> Vec<Vec<u8>>| {
+            let mut parser = MessageParser::joined(kind, HttpLimits::default());
+            let mut log = Log::default();
+            for part in parts {
+                match part {
+                    Some(data) => {
+                        for piece in cut(data) {
+                            parser.feed(&piece, 1, &mut log);
+                        }
+                    }
+                    None => parser.gap(100, 1, &mut log),
+                }
+            }
+            (log.0, parser.errors())
+        };
+        let whole = feed(&|d| vec![d.to_vec()]);
+        assert_eq!(feed(&|d| d.chunks(1).map(<[u8]>::to_vec).collect()), whole);
+        for at in 0..parts.iter().flatten().map(|d| d.len()).max().unwrap_or(0) {
+            let split = |d: &[u8]| {
+                let (a, b) = d.split_at(at.min(d.len()));
+                vec![a.to_vec(), b.to_vec()]
+            };
+            assert_eq!(feed(&split), whole, "cut at {at}");
+        }
+        whole
+    }
+
+    fn response(status: u16) -> String {
+        format!("head Response {{ status: {status}, version: 1 }}")
+    }
+
+    #[test]
+    fn a_response_right_after_the_rest_of_a_body_without_line_break() {
+        let (log, errors) = run(
+            MessageKind::Response,
+            &[
+                Some(b"ody bytes HTTP/2 HTT xyz"),
+                None,
+                Some(b"more body HHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+                Some(b"HTTP/1.1 204 No Content\r\n\r\n"),
+            ],
+        );
+        assert_eq!(
+            log,
+            [
+                "first true".to_string(),
+                response(200),
+                "end ok 2 false".into(),
+                response(204),
+                "end  0 false".into(),
+            ]
+        );
+        assert_eq!(errors, 0);
+    }
+
+    #[test]
+    fn false_request_starts_in_a_body_are_neither_errors_nor_messages() {
+        let (log, errors) = run(
+            MessageKind::Request,
+            &[
+                Some(b"x=GET /not a request\r\nPUT"),
+                None,
+                Some(b"DELETE\r\nPOST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"),
+            ],
+        );
+        assert_eq!(
+            log,
+            [
+                "first true",
+                "head Request { method: \"POST\", target: \"/p\", version: 1 }",
+                "end abc 3 false",
+            ]
+        );
+        assert_eq!(errors, 0);
+    }
+
+    #[test]
+    fn once_synchronised_the_stream_is_parsed_as_usual() {
+        // After a valid head, garbage is an error again and is resynchronised at line starts.
+        let (log, errors) = run(
+            MessageKind::Request,
+            &[Some(
+                b"GET /a HTTP/1.1\r\n\r\nnot http\r\nGET /b HTTP/1.1\r\n\r\n",
+            )],
+        );
+        assert_eq!(log.iter().filter(|l| l.starts_with("head")).count(), 2);
+        assert_eq!(errors, 1);
     }
 }

@@ -11,15 +11,11 @@ use std::mem;
 
 use super::connection::{ConnState, H1Connection, Stream};
 use super::h2::{self, Begin, H2Connection};
-use super::message::MessageKind;
-use super::probe::{probe, Probe};
 use super::{HttpExchange, HttpLimits};
 
 /// Server bytes held while waiting for the client preface; an HTTP/2 server's first
 /// SETTINGS frame is a few dozen bytes.
 const MAX_EARLY_RESPONSE: usize = 16 * 1024;
-/// Bytes looked at on a connection joined mid-way before it is declared not HTTP.
-const MAX_JOINED_UNDECIDED: u64 = 256 * 1024;
 
 #[derive(Debug)]
 enum Proto {
@@ -29,11 +25,10 @@ enum Proto {
         request: Vec<u8>,
         response: Vec<u8>,
     },
-    /// Joined mid-connection: chunks are skipped until one starts an HTTP/1 message or a
-    /// run of HTTP/2 frames.
-    Joined {
-        skipped: u64,
-    },
+    /// Joined mid-connection: each chunk is offered to an HTTP/1 parser looking for a
+    /// message start at any byte, unless it starts a run of HTTP/2 frames. (How long to
+    /// keep looking is the connection table's call.)
+    Joined(H1Connection),
     H1(H1Connection),
     H2(Box<H2Connection>),
     /// Not (or no longer) parsed.
@@ -69,7 +64,7 @@ impl HttpConnection {
     /// may be anywhere in a message or frame.
     #[must_use]
     pub fn joined(limits: HttpLimits) -> Self {
-        Self::with(limits, Proto::Joined { skipped: 0 })
+        Self::with(limits, Proto::Joined(H1Connection::joined(limits)))
     }
 
     fn with(limits: HttpLimits, proto: Proto) -> Self {
@@ -117,21 +112,18 @@ impl HttpConnection {
                     }
                 }
             },
-            Proto::Joined { skipped } => {
-                let kind = match stream {
-                    Stream::Request => MessageKind::Request,
-                    Stream::Response => MessageKind::Response,
-                };
+            Proto::Joined(h1) => {
                 if h2::starts_with_frames(data, u32::MAX) {
                     self.proto = Proto::H2(Box::new(H2Connection::new(self.limits, Begin::Joined)));
                     self.feed(stream, data, ts_ns, out);
-                } else if matches!(probe(kind, data), Probe::Match(_)) {
-                    self.proto = Proto::H1(H1Connection::new(self.limits));
-                    self.feed(stream, data, ts_ns, out);
-                } else {
-                    *skipped += data.len() as u64;
-                    if *skipped > MAX_JOINED_UNDECIDED {
-                        self.proto = Proto::Done(ConnState::NotHttp);
+                    return;
+                }
+                h1.feed(stream, data, ts_ns, out);
+                if h1.state() != ConnState::Detecting {
+                    // In step with HTTP/1 messages from here on.
+                    let held = mem::replace(&mut self.proto, Proto::Done(ConnState::Failed));
+                    if let Proto::Joined(h1) = held {
+                        self.proto = Proto::H1(h1);
                     }
                 }
             }
@@ -200,14 +192,15 @@ impl HttpConnection {
             Proto::H2(h2) => h2.gap(stream, len, ts_ns, out),
             // Without the stream's start there is no telling what it carries.
             Proto::Detecting { .. } => self.proto = Proto::Done(ConnState::Failed),
-            Proto::Joined { .. } | Proto::Done(_) => {}
+            Proto::Joined(h1) => h1.gap(stream, len, ts_ns, out),
+            Proto::Done(_) => {}
         }
     }
 
     /// The connection closed: emit what is still pending.
     pub fn close(&mut self, ts_ns: u64, out: &mut Vec<HttpExchange>) {
         match &mut self.proto {
-            Proto::H1(h1) => h1.close(ts_ns, out),
+            Proto::H1(h1) | Proto::Joined(h1) => h1.close(ts_ns, out),
             Proto::H2(h2) => h2.close(ts_ns, out),
             _ => {}
         }
@@ -216,7 +209,8 @@ impl HttpConnection {
     #[must_use]
     pub fn state(&self) -> ConnState {
         match &self.proto {
-            Proto::Detecting { .. } | Proto::Joined { .. } => ConnState::Detecting,
+            Proto::Detecting { .. } => ConnState::Detecting,
+            Proto::Joined(h1) => h1.state(),
             Proto::H1(h1) => h1.state(),
             Proto::H2(h2) if h2.failed() => ConnState::Failed,
             Proto::H2(_) => ConnState::Http,
@@ -229,7 +223,7 @@ impl HttpConnection {
     pub fn parse_errors(&self) -> u64 {
         self.carried_errors
             + match &self.proto {
-                Proto::H1(h1) => h1.parse_errors(),
+                Proto::H1(h1) | Proto::Joined(h1) => h1.parse_errors(),
                 Proto::H2(h2) => h2.errors(),
                 _ => 0,
             }
@@ -240,7 +234,7 @@ impl HttpConnection {
     pub fn lost_exchanges(&self) -> u64 {
         self.carried_lost
             + match &self.proto {
-                Proto::H1(h1) => h1.lost_exchanges(),
+                Proto::H1(h1) | Proto::Joined(h1) => h1.lost_exchanges(),
                 _ => 0,
             }
     }
@@ -265,9 +259,9 @@ impl HttpConnection {
     pub fn buffered_bytes(&self) -> usize {
         match &self.proto {
             Proto::Detecting { request, response } => request.len() + response.len(),
-            Proto::H1(h1) => h1.buffered_bytes(),
+            Proto::H1(h1) | Proto::Joined(h1) => h1.buffered_bytes(),
             Proto::H2(h2) => h2.buffered_bytes(),
-            Proto::Joined { .. } | Proto::Done(_) => 0,
+            Proto::Done(_) => 0,
         }
     }
 }

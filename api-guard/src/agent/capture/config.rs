@@ -32,6 +32,10 @@ pub struct CaptureConfig {
     /// copies (up to a chunk each), so a deep channel only adds memory (65536 records of 1 KiB
     /// responses held 85 MiB when the parser fell behind).
     pub channel_capacity: usize,
+    /// At start, adopt the TCP connections the selected processes established before the
+    /// agent ran (default true): they are captured from their next message on. Only at start;
+    /// at most 16384 (a quarter of the kernel connection table).
+    pub adopt_existing: bool,
 }
 
 impl Default for CaptureConfig {
@@ -43,6 +47,8 @@ impl Default for CaptureConfig {
             comms: Vec::new(),
             cgroups: Vec::new(),
             channel_capacity: 4096,
+            // Long-lived connections (keep-alive pools, gRPC) are often older than the agent.
+            adopt_existing: true,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! From ring buffer records to per-connection byte streams: the reader task, the connection
 //! table and the kernel counters (records are decoded by `api_guard::record`).
 
+pub mod adopt;
 pub mod config;
 pub mod kernel;
 pub mod procnet;

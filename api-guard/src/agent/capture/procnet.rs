@@ -27,6 +27,38 @@ fn parse_row(line: &str, inode: &str) -> Option<(SocketAddr, SocketAddr)> {
     Some((parse_addr(cols.get(1)?)?, parse_addr(cols.get(2)?)?))
 }
 
+/// TCP states as in `/proc/net/tcp`'s `st` column (`include/net/tcp_states.h`).
+pub const TCP_ESTABLISHED: u8 = 0x01;
+pub const TCP_LISTEN: u8 = 0x0A;
+
+/// One socket row of `/proc/PID/net/tcp{,6}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Row {
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    pub state: u8,
+    pub inode: u64,
+}
+
+/// Parses a row; `None` for the header line or anything malformed.
+pub fn row(line: &str) -> Option<Row> {
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    Some(Row {
+        local: parse_addr(cols.get(1)?)?,
+        peer: parse_addr(cols.get(2)?)?,
+        state: u8::from_str_radix(cols.get(3)?, 16).ok()?,
+        inode: cols.get(9)?.parse().ok()?,
+    })
+}
+
+/// The inode of a `socket:[N]` fd link target.
+pub fn socket_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
 /// `0100007F:1F90` (IPv4, 32-bit words in host order) or 32 hex digits for IPv6.
 fn parse_addr(s: &str) -> Option<SocketAddr> {
     let (ip, port) = s.split_once(':')?;
@@ -67,6 +99,33 @@ mod tests {
         let (l, p) = parse_row(v6, "777").unwrap();
         assert_eq!(l.to_string(), "[::1]:80");
         assert_eq!(p.to_string(), "127.0.0.1:50000");
+    }
+
+    #[test]
+    fn rows_with_state_and_inode() {
+        let established = "   1: 0100007F:1F90 0200007F:A0B2 01 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 20 4 30 10 -1";
+        let r = row(established).unwrap();
+        assert_eq!(
+            (r.local.to_string(), r.peer.to_string(), r.state, r.inode),
+            (
+                "127.0.0.1:8080".into(),
+                "127.0.0.2:41138".into(),
+                TCP_ESTABLISHED,
+                12345
+            )
+        );
+        let listen = "   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0";
+        let r = row(listen).unwrap();
+        assert_eq!(
+            (r.local.to_string(), r.state, r.inode),
+            ("[::]:8080".into(), TCP_LISTEN, 4242)
+        );
+        let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode";
+        assert_eq!(row(header), None);
+        assert_eq!(socket_inode("socket:[4026532]"), Some(4_026_532));
+        assert_eq!(socket_inode("pipe:[77]"), None);
+        assert_eq!(socket_inode("socket:[x]"), None);
+        assert_eq!(socket_inode("/dev/null"), None);
     }
 
     #[test]

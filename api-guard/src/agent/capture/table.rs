@@ -6,6 +6,7 @@
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
+    net::SocketAddr,
     sync::Arc,
     time::Duration,
 };
@@ -33,6 +34,11 @@ const IGNORED_MEMORY: usize = 4096;
 /// hook; beyond it the connection is taken to use an unhooked TLS stack (Go, rustls) and is
 /// no longer captured. Memory-BIO users (node) send a ClientHello or so before the switch.
 const CIPHERTEXT_BUDGET: u64 = 64 * 1024;
+/// Payload of a joined connection (adopted at start, see `adopt.rs`) parsed before its first
+/// exchange; beyond it the connection is taken not to be HTTP (a database or other protocol
+/// that never shows an HTTP message start) and is no longer captured. A joined HTTP
+/// connection finds its next message within the rest of the body it joined in.
+const JOINED_SYNC_BUDGET: u64 = 8 * 1024 * 1024;
 
 /// Where a connection's payload comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +54,11 @@ enum Transport {
 struct Conn {
     meta: Arc<ConnMeta>,
     http: HttpConnection,
+    /// Established before capture began: parsed from the next message start on.
+    joined: bool,
+    /// For a joined connection: payload parsed while no exchange has come out yet
+    /// (`None` once one has).
+    unsynced_bytes: Option<u64>,
     transport: Transport,
     /// Syscall payload bytes fed to the parser while `Plain`.
     plain_bytes: u64,
@@ -73,6 +84,9 @@ pub struct ConnTable {
     ignored: HashSet<u64>,
     ignored_order: VecDeque<u64>,
     tls_libraries: TlsLibraries,
+    /// Addresses of connections adopted at start, by conn_id, until their open (see
+    /// `adopt.rs`); bounded by the adoption cap.
+    adopted: HashMap<u64, (SocketAddr, SocketAddr)>,
 }
 
 /// Whether a connection's first bytes are a TLS record header, as in
@@ -88,6 +102,15 @@ fn stream(role: Role, dir: u8) -> Option<Stream> {
         (Role::Server, DIR_INGRESS) | (Role::Client, DIR_EGRESS) => Some(Stream::Request),
         (Role::Server, DIR_EGRESS) | (Role::Client, DIR_INGRESS) => Some(Stream::Response),
         _ => None,
+    }
+}
+
+/// A parser for a connection, from its start or joined under way.
+fn parser(limits: HttpLimits, joined: bool) -> HttpConnection {
+    if joined {
+        HttpConnection::joined(limits)
+    } else {
+        HttpConnection::new(limits)
     }
 }
 
@@ -120,7 +143,14 @@ impl ConnTable {
             ignored: HashSet::new(),
             ignored_order: VecDeque::new(),
             tls_libraries,
+            adopted: HashMap::new(),
         }
+    }
+
+    /// Addresses of the connections adopted at start (see `adopt.rs`).
+    pub fn with_adopted(mut self, addresses: HashMap<u64, (SocketAddr, SocketAddr)>) -> Self {
+        self.adopted = addresses;
+        self
     }
 
     /// Applies one capture event; completed exchanges are appended to `out`.
@@ -152,7 +182,9 @@ impl ConnTable {
             return;
         }
         let (mut local, mut peer) = (e.local, e.peer);
-        if e.addr_source != ADDR_TUPLE {
+        if let Some((l, p)) = self.adopted.remove(&e.conn.conn_id) {
+            (local, peer) = (Some(l), Some(p));
+        } else if e.addr_source != ADDR_TUPLE {
             if let Some((l, p)) = procnet::lookup(e.conn.tgid, e.conn.fd) {
                 local = Some(l);
                 peer = Some(p);
@@ -174,7 +206,9 @@ impl ConnTable {
         };
         let conn = Conn {
             meta: Arc::new(meta),
-            http: HttpConnection::new(self.limits),
+            http: parser(self.limits, e.joined),
+            joined: e.joined,
+            unsynced_bytes: e.joined.then_some(0),
             transport: Transport::Plain,
             plain_bytes: 0,
             last_ts_ns: e.ts_ns,
@@ -215,8 +249,23 @@ impl ConnTable {
             (Transport::Plain, None) => conn.plain_bytes += e.payload.len() as u64,
         }
         let cut = e.gap_after > 0 && e.flags & (DATA_TRUNCATED | DATA_NO_PAYLOAD) != 0;
-        let (gap_before, payload, gap_after) =
+        let (mut gap_before, payload, mut gap_after) =
             (e.gap_before, e.payload, if cut { e.gap_after } else { 0 });
+        // Again: `start_tls` above may have replaced the parser.
+        let Some(conn) = find(&mut self.conns, e.conn) else {
+            return;
+        };
+        if conn.joined && conn.http.state() == ConnState::Detecting {
+            // Before a joined connection's first message start, a gap is just more of the
+            // unknown stream it joined; the parser is looking for a message start anyway.
+            (gap_before, gap_after) = (0, 0);
+        }
+        if let Some(bytes) = &mut conn.unsynced_bytes {
+            *bytes += payload.len() as u64;
+        }
+        if conn.unsynced_bytes > Some(JOINED_SYNC_BUDGET) {
+            return self.ignore(e.conn, IgnoreReason::NotHttp);
+        }
         self.drive(e.conn, out, |http, produced| {
             if gap_before > 0 {
                 http.gap(stream, gap_before, e.ts_ns, produced);
@@ -259,7 +308,8 @@ impl ConnTable {
         let mut meta = ConnMeta::clone(&conn.meta);
         meta.tls_library = Some(name.clone());
         conn.meta = Arc::new(meta);
-        conn.http = HttpConnection::new(self.limits);
+        // Plaintext of a joined connection may begin inside a message too.
+        conn.http = parser(self.limits, conn.joined);
         account(&self.metrics, conn, &mut self.buffered_total);
         self.metrics.tls.connection(&name);
     }
@@ -301,6 +351,9 @@ impl ConnTable {
         };
         let mut produced = Vec::new();
         f(&mut conn.http, &mut produced);
+        if !produced.is_empty() {
+            conn.unsynced_bytes = None;
+        }
         account(&self.metrics, conn, &mut self.buffered_total);
         out.extend(
             produced
@@ -452,6 +505,10 @@ mod tests {
     }
 
     fn fixture(role: u8) -> Fixture {
+        fixture_joined(role, false)
+    }
+
+    fn fixture_joined(role: u8, joined: bool) -> Fixture {
         let metrics = Metrics::new();
         let (tx, untracked) = mpsc::channel(16);
         let libraries = TlsLibraries::default();
@@ -474,6 +531,7 @@ mod tests {
                 local: None,
                 peer: None,
                 comm: "test".into(),
+                joined,
             }),
             &mut out,
         );
@@ -581,6 +639,97 @@ mod tests {
             f.metric("apiguard_http_connections_ignored_total"),
             "apiguard_http_connections_ignored_total{reason=\"tls_unhooked\"} 1"
         );
+        assert_eq!(
+            f.metric("apiguard_http_parse_errors_total "),
+            "apiguard_http_parse_errors_total 0"
+        );
+    }
+
+    impl Fixture {
+        /// A truncated call: `payload` copied, `lost` more bytes not.
+        fn truncated(&mut self, dir: u8, payload: &[u8], lost: u64) {
+            let event = DataEvent {
+                conn: CONN,
+                ts_ns: 2,
+                dir,
+                flags: DATA_TRUNCATED,
+                gap_before: 0,
+                gap_after: lost,
+                payload: Bytes::copy_from_slice(payload),
+                tls_library: None,
+            };
+            self.table.apply(Event::Data(event), &mut self.out);
+        }
+    }
+
+    #[test]
+    fn a_joined_connection_is_parsed_from_its_next_message() {
+        // Joined while the server was still sending a large response: the rest of its body
+        // (truncated calls included) comes first, then a whole exchange.
+        let mut f = fixture_joined(ROLE_SERVER, true);
+        f.truncated(DIR_EGRESS, &[b'x'; 4096], 60_000);
+        f.data(DIR_EGRESS, b"xxxxxxxx", None);
+        f.data(
+            DIR_INGRESS,
+            b"POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+            None,
+        );
+        f.data(DIR_EGRESS, RESPONSE, None);
+        f.data(DIR_INGRESS, REQUEST, None);
+        f.data(DIR_EGRESS, RESPONSE, None);
+        let seen: Vec<_> = f
+            .out
+            .iter()
+            .map(|e| (e.http.method.as_str(), e.http.path.as_str(), e.http.status))
+            .collect();
+        assert_eq!(seen, [("POST", "/p", Some(200)), ("GET", "/a", Some(200))]);
+        assert_eq!(f.out[0].http.request_body_bytes, 3);
+        assert_eq!(
+            f.metric("apiguard_http_parse_errors_total "),
+            "apiguard_http_parse_errors_total 0"
+        );
+        assert_eq!(
+            f.metric("apiguard_http_exchanges_lost_total "),
+            "apiguard_http_exchanges_lost_total 0"
+        );
+        assert!(f.untracked.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_connection_from_accept_is_still_not_http_at_once() {
+        let mut f = fixture(ROLE_SERVER);
+        f.data(DIR_INGRESS, b"xxxxxxxx", None);
+        assert_eq!(f.untracked.try_recv().ok(), Some((ConnKey::new(10, 5), 77)));
+    }
+
+    #[test]
+    fn a_joined_connection_that_never_shows_http_is_given_up() {
+        let mut f = fixture_joined(ROLE_CLIENT, true);
+        let chunk = vec![b'Q'; 64 * 1024];
+        for _ in 0..JOINED_SYNC_BUDGET / chunk.len() as u64 {
+            f.data(DIR_INGRESS, &chunk, None);
+        }
+        assert!(f.untracked.try_recv().is_err(), "within the budget");
+        f.data(DIR_INGRESS, b"Q", None);
+        assert_eq!(f.untracked.try_recv().ok(), Some((ConnKey::new(10, 5), 77)));
+        assert_eq!(
+            f.metric("apiguard_http_connections_ignored_total"),
+            "apiguard_http_connections_ignored_total{reason=\"not_http\"} 1"
+        );
+        assert!(f.out.is_empty());
+    }
+
+    #[test]
+    fn joined_tls_plaintext_also_starts_mid_stream() {
+        let mut f = fixture_joined(ROLE_CLIENT, true);
+        f.tls(3);
+        // The rest of a response body, then a whole exchange, from the library hooks.
+        f.data(DIR_INGRESS, b"rest of a body", Some(3));
+        f.data(DIR_EGRESS, REQUEST, Some(3));
+        f.data(DIR_INGRESS, RESPONSE, Some(3));
+        assert_eq!(f.out.len(), 1);
+        assert_eq!(f.out[0].http.path, "/a");
+        assert_eq!(f.out[0].conn.tls_library.as_deref(), Some(LIBSSL));
         assert_eq!(
             f.metric("apiguard_http_parse_errors_total "),
             "apiguard_http_parse_errors_total 0"

@@ -3,6 +3,7 @@
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Registry};
 
 use super::{counter, counter_vec, gauge, sum};
+use crate::exchange::Role;
 
 /// Where a capture record, call or connection was lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,33 @@ impl NotCopied {
     }
 }
 
+/// Why an established connection found at start was not adopted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdoptSkip {
+    /// Over the cap on adopted connections.
+    Cap,
+    /// The kernel side tracked the fd meanwhile (a real accept/connect wins).
+    AlreadyTracked,
+    /// The socket closed, or its fd was reused, between the scan and the registration.
+    Closed,
+    /// The kernel connection table is full.
+    TableFull,
+    /// Any other failure to register it.
+    Error,
+}
+
+impl AdoptSkip {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdoptSkip::Cap => "cap",
+            AdoptSkip::AlreadyTracked => "already_tracked",
+            AdoptSkip::Closed => "closed",
+            AdoptSkip::TableFull => "table_full",
+            AdoptSkip::Error => "error",
+        }
+    }
+}
+
 pub struct Capture {
     events: IntCounter,
     dropped: IntCounterVec,
@@ -72,6 +100,8 @@ pub struct Capture {
     submitted: IntCounter,
     non_tcp: IntCounter,
     connections_tracked: IntGauge,
+    adopted: IntCounterVec,
+    adopt_skipped: IntCounterVec,
 }
 
 impl Capture {
@@ -109,6 +139,18 @@ impl Capture {
                 "apiguard_connections_tracked",
                 "Connections currently parsed.",
             ),
+            adopted: counter_vec(
+                r,
+                "apiguard_connections_adopted_total",
+                "Connections established before the agent started, adopted at start, by role.",
+                &["role"],
+            ),
+            adopt_skipped: counter_vec(
+                r,
+                "apiguard_connections_adopt_skipped_total",
+                "Established connections found at start that were not adopted, by reason.",
+                &["reason"],
+            ),
         }
     }
 
@@ -143,6 +185,17 @@ impl Capture {
 
     pub fn set_connections_tracked(&self, n: usize) {
         self.connections_tracked.set(n as i64);
+    }
+
+    /// A connection adopted at start.
+    pub fn adopted(&self, role: Role) {
+        self.adopted.with_label_values(&[role.as_str()]).inc();
+    }
+
+    pub fn adopt_skipped(&self, reason: AdoptSkip) {
+        self.adopt_skipped
+            .with_label_values(&[reason.as_str()])
+            .inc();
     }
 
     /// Drops so far, of one stage or all.

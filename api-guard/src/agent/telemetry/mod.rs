@@ -25,7 +25,7 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
-pub use capture::{DropReason, NotCopied, Stage};
+pub use capture::{AdoptSkip, DropReason, NotCopied, Stage};
 pub use events::{EventDrop, Output, WebhookResult};
 pub use http::IgnoreReason;
 pub use tls::{SkipReason, Unattributed};
