@@ -51,7 +51,6 @@ fn request(body: String, query: Option<&str>) -> OwnedRequest {
         path: "/api/v1/orders".into(),
         query: query.map(str::to_owned),
         version: api_guard::http::HttpVersion::Http11,
-        anomalies: &[],
         head_len: 400,
         headers: headers.to_vec(),
         body: body.into_bytes(),

@@ -170,7 +170,7 @@ impl Fields {
         match section {
             Section::Request => {
                 let connect = self.method.as_deref() == Some("CONNECT");
-                let empty = |v: &Option<String>| v.as_deref().map_or(true, str::is_empty);
+                let empty = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
                 let missing =
                     empty(&self.method) || (!connect && (empty(&self.scheme) || empty(&self.path)));
                 if missing {

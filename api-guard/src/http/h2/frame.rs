@@ -67,7 +67,9 @@ impl FrameHeader {
             DATA | HEADERS | CONTINUATION | PUSH_PROMISE => !connection,
             PRIORITY => !connection && self.len == 5,
             RST_STREAM => !connection && self.len == 4,
-            SETTINGS => connection && self.len % 6 == 0 && (!self.has(ACK) || self.len == 0),
+            SETTINGS => {
+                connection && self.len.is_multiple_of(6) && (!self.has(ACK) || self.len == 0)
+            }
             PING => connection && self.len == 8,
             GOAWAY => connection && self.len >= 8,
             WINDOW_UPDATE => self.len == 4,
