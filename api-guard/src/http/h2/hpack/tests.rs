@@ -116,6 +116,11 @@ fn rfc_c2_3_literal_never_indexed() {
         vec![(b"password".to_vec(), b"secret".to_vec(), true)]
     );
     assert_eq!(dec.table_size(), 0);
+    let block = hex("1008 7061 7373 776f 7264 0673 6563 7265 74");
+    for cut in 0..block.len() {
+        let fields = decode(&mut Decoder::new(HpackLimits::default()), &block[..cut]);
+        assert!(fields.is_err() || fields.unwrap().0.is_empty());
+    }
 }
 
 #[test]
