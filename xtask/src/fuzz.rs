@@ -1,6 +1,6 @@
 //! `cargo xtask fuzz`: runs the cargo-fuzz targets in fuzz/ (request normaliser, whole
-//! detection engine, HTTP/1 connection parser, ring record decoder) for a while, installing
-//! cargo-fuzz first if it is missing.
+//! detection engine, HTTP/1 connection parser, ring record decoder, HPACK decoder) for a
+//! while, installing cargo-fuzz first if it is missing.
 
 use std::{ffi::OsString, process::Command};
 
@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use crate::{setup, util};
 
 /// Every target in fuzz/Cargo.toml.
-const TARGETS: [&str; 4] = ["normalize", "detect", "http1", "record"];
+const TARGETS: [&str; 5] = ["normalize", "detect", "http1", "record", "hpack"];
 
 #[derive(clap::Args)]
 pub struct FuzzArgs {
