@@ -799,6 +799,33 @@ fn hpack_speed() {
     );
 }
 
+/// Rough Huffman decoding speed on 1 MB of header-like text: `cargo test -p api-guard
+/// --release --lib huffman_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn huffman_speed() {
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789-/=.;:ABCDEF";
+    let mut rng = Rng(7);
+    let text: Vec<u8> = (0..1_000_000)
+        .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+        .collect();
+    let mut enc = Vec::new();
+    huffman::encode(&text, &mut enc);
+    let mut out = Vec::with_capacity(text.len());
+    let start = std::time::Instant::now();
+    for _ in 0..50 {
+        out.clear();
+        huffman::decode(&enc, usize::MAX, &mut out).unwrap();
+    }
+    let ns = start.elapsed().as_nanos() as f64;
+    assert_eq!(out, text);
+    println!(
+        "huffman: {:.0} MB/s encoded in, {:.0} MB/s decoded out",
+        enc.len() as f64 * 50.0 * 1e3 / ns,
+        text.len() as f64 * 50.0 * 1e3 / ns
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Random header lists (mid-stream joins, Python differential)
 
