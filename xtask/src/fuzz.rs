@@ -1,6 +1,6 @@
 //! `cargo xtask fuzz`: runs the cargo-fuzz targets in fuzz/ (request normaliser, whole
-//! detection engine, HTTP/1 and HTTP/2 connection parsers, ring record decoder) for a while,
-//! installing cargo-fuzz first if it is missing.
+//! detection engine, HTTP/1 and HTTP/2 connection parsers, ring record decoder, HPACK
+//! decoder) for a while, installing cargo-fuzz first if it is missing.
 
 use std::{ffi::OsString, process::Command};
 
@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use crate::{setup, util};
 
 /// Every target in fuzz/Cargo.toml.
-const TARGETS: [&str; 5] = ["normalize", "detect", "http1", "http2", "record"];
+const TARGETS: [&str; 6] = ["normalize", "detect", "http1", "http2", "record", "hpack"];
 
 #[derive(clap::Args)]
 pub struct FuzzArgs {

@@ -1,10 +1,11 @@
-//! The HPACK Huffman code (RFC 7541 §5.2, Appendix B) and a decoder that consumes four bits
-//! per table lookup.
+//! The HPACK Huffman code (RFC 7541 §5.2, Appendix B) and a decoder that consumes a whole
+//! input byte per table lookup.
 //!
 //! The code in Appendix B is canonical: within one length, codes increase with the symbol
 //! value, and each length continues where the previous one stopped. So the code lengths
-//! below determine every code, and the codes, the decoding tree and the nibble state table
-//! are all derived from them at compile time.
+//! below determine every code, and the codes, the decoding tree and the state tables (per
+//! nibble, then per byte) are all derived from them at compile time. A state is an internal
+//! node of the code tree: the bits of the current symbol read so far.
 
 use super::HpackError;
 
@@ -72,22 +73,19 @@ const fn canonical_codes() -> [u32; 257] {
     codes
 }
 
-/// One step of the nibble decoder: from a state (an internal node of the code tree), four
-/// input bits lead to `next` and emit at most one symbol (every code has five bits or more).
-#[derive(Clone, Copy)]
-struct Step {
-    next: u8,
-    sym: u8,
-    flags: u8,
-}
+/// A nibble step, packed in a `u32`: from a state, four input bits lead to the state in
+/// bits 0..8 and emit at most one symbol (every code has five bits or more), in bits 8..16,
+/// with the flags below in bits 16..24. Two of them make a byte step.
+const SYM_SHIFT: u32 = 8;
+const FLAGS_SHIFT: u32 = 16;
 
-/// `sym` is a decoded byte.
-const EMIT: u8 = 1;
-/// Ending the input in `next` is valid: it is the root, or up to 7 one-bits below it (the
-/// padding of §5.2, a prefix of EOS).
-const ACCEPT: u8 = 2;
+/// The step emits its symbol.
+const EMIT: u32 = 1 << FLAGS_SHIFT;
+/// Ending the input in the new state is valid: it is the root, or up to 7 one-bits below it
+/// (the padding of §5.2, a prefix of EOS).
+const ACCEPT: u32 = 2 << FLAGS_SHIFT;
 /// The bits complete EOS, which §5.2 forbids inside a string.
-const FAIL: u8 = 4;
+const FAIL: u32 = 4 << FLAGS_SHIFT;
 
 /// Children of the 256 internal nodes of the code tree (node 0 is the root). A child is a
 /// node index, or `LEAF | symbol`.
@@ -120,7 +118,7 @@ const fn build_tree() -> [[u16; 2]; 256] {
     tree
 }
 
-const fn build_steps() -> [[Step; 16]; 256] {
+const fn build_steps() -> [[u32; 16]; 256] {
     let tree = build_tree();
     // Nodes reached from the root by up to seven 1-bits: valid places to stop.
     let mut accept = [false; 256];
@@ -131,18 +129,14 @@ const fn build_steps() -> [[Step; 16]; 256] {
         node = tree[node][1] as usize; // internal: the all-ones path is EOS's, 30 bits long
         depth += 1;
     }
-    let mut steps = [[Step {
-        next: 0,
-        sym: 0,
-        flags: 0,
-    }; 16]; 256];
+    let mut steps = [[0u32; 16]; 256];
     let mut state = 0;
     while state < 256 {
         let mut nibble = 0;
         while nibble < 16 {
             let mut node = state;
-            let mut flags = 0u8;
-            let mut sym = 0u8;
+            let mut flags = 0u32;
+            let mut sym = 0u32;
             let mut bit = 4;
             while bit > 0 {
                 bit -= 1;
@@ -152,7 +146,7 @@ const fn build_steps() -> [[Step; 16]; 256] {
                         flags |= FAIL;
                     } else {
                         flags |= EMIT;
-                        sym = (child & !LEAF) as u8;
+                        sym = (child & !LEAF) as u32;
                     }
                     node = 0;
                 } else {
@@ -162,11 +156,7 @@ const fn build_steps() -> [[Step; 16]; 256] {
             if accept[node] {
                 flags |= ACCEPT;
             }
-            steps[state][nibble] = Step {
-                next: node as u8,
-                sym,
-                flags,
-            };
+            steps[state][nibble] = node as u32 | sym << SYM_SHIFT | flags;
             nibble += 1;
         }
         state += 1;
@@ -174,38 +164,91 @@ const fn build_steps() -> [[Step; 16]; 256] {
     steps
 }
 
-static STEPS: [[Step; 16]; 256] = build_steps();
+/// The nibble steps, only used to build [`BYTE_STEPS`].
+const STEPS: [[u32; 16]; 256] = build_steps();
+
+/// One byte of input per lookup: two nibble steps composed. Bits 0..8 are the next state,
+/// 8..16 and 16..24 the emitted symbols (at most two: five bits or more each, the first
+/// possibly begun before this byte), bits 24..26 how many were emitted, then the flags.
+const BYTE_COUNT_SHIFT: u32 = 24;
+const BYTE_ACCEPT: u32 = 1 << 26;
+const BYTE_FAIL: u32 = 1 << 27;
+
+const fn build_byte_steps() -> [[u32; 256]; 256] {
+    let mut table = [[0u32; 256]; 256];
+    let mut state = 0;
+    while state < 256 {
+        let mut byte = 0;
+        while byte < 256 {
+            let hi = STEPS[state][byte >> 4];
+            let lo = STEPS[(hi & 0xff) as usize][byte & 0x0f];
+            let mut entry = lo & 0xff;
+            let mut count = 0;
+            if hi & EMIT != 0 {
+                entry |= (hi >> SYM_SHIFT & 0xff) << (8 + 8 * count);
+                count += 1;
+            }
+            if lo & EMIT != 0 {
+                entry |= (lo >> SYM_SHIFT & 0xff) << (8 + 8 * count);
+                count += 1;
+            }
+            entry |= count << BYTE_COUNT_SHIFT;
+            if lo & ACCEPT != 0 {
+                entry |= BYTE_ACCEPT;
+            }
+            if (hi | lo) & FAIL != 0 {
+                entry |= BYTE_FAIL;
+            }
+            table[state][byte] = entry;
+            byte += 1;
+        }
+        state += 1;
+    }
+    table
+}
+
+/// 256 KiB, of which a typical header string touches a few rows.
+static BYTE_STEPS: [[u32; 256]; 256] = build_byte_steps();
 
 /// Appends the Huffman decoding of `src` to `out`. Fails on EOS, on padding that is longer
-/// than 7 bits or not all ones, and (with [`HpackError::HeaderListTooLarge`]) as soon as
-/// more than `max_out` bytes would be appended, so a hostile string never grows `out`
-/// past the caller's budget.
+/// than 7 bits or not all ones, and with [`HpackError::HeaderListTooLarge`] when it would
+/// append more than `max_out` bytes; `out` never grows past `max_out + 2` new bytes, so a
+/// hostile string cannot exceed the caller's budget. On error `out` is left as it was.
 pub(crate) fn decode(src: &[u8], max_out: usize, out: &mut Vec<u8>) -> Result<(), HpackError> {
-    let limit = out.len().saturating_add(max_out);
-    // Five bits or more per symbol.
-    out.reserve((src.len().saturating_mul(8) / 5).min(max_out));
-    let mut state = 0u8;
-    let mut flags = ACCEPT;
+    let start = out.len();
+    // At most one byte per five bits; one more than the budget is enough to see it
+    // exceeded, and one more lets every step store two bytes.
+    let room = (src.len().saturating_mul(8) / 5)
+        .min(max_out.saturating_add(1))
+        .saturating_add(1);
+    out.resize(start.saturating_add(room), 0);
+    let buf = out.get_mut(start..).unwrap_or_default();
+    // Branch-free inner loop: both symbol slots are always stored at `n`, and `n` advances
+    // by the number emitted; failures are collected and checked once at the end.
+    let mut n = 0usize;
+    let mut state = 0usize;
+    let mut seen = 0u32;
+    let mut last = BYTE_ACCEPT;
     for &byte in src {
-        for nibble in [byte >> 4, byte & 0x0f] {
-            let step = STEPS[usize::from(state)][usize::from(nibble & 0x0f)];
-            if step.flags & FAIL != 0 {
-                return Err(HpackError::Huffman);
-            }
-            if step.flags & EMIT != 0 {
-                out.push(step.sym);
-            }
-            state = step.next;
-            flags = step.flags;
+        let step = BYTE_STEPS[state & 0xff][usize::from(byte)];
+        if let Some(slots) = buf.get_mut(n..n + 2) {
+            slots.copy_from_slice(&[(step >> 8) as u8, (step >> 16) as u8]);
         }
-        if out.len() > limit {
-            return Err(HpackError::HeaderListTooLarge);
-        }
+        n += (step >> BYTE_COUNT_SHIFT & 3) as usize;
+        state = (step & 0xff) as usize;
+        seen |= step;
+        last = step;
     }
-    if flags & ACCEPT == 0 {
-        return Err(HpackError::Huffman);
-    }
-    Ok(())
+    let result = if seen & BYTE_FAIL != 0 || last & BYTE_ACCEPT == 0 {
+        Err(HpackError::Huffman)
+    } else if n > max_out {
+        Err(HpackError::HeaderListTooLarge)
+    } else {
+        Ok(())
+    };
+    // `n` < `room` unless it exceeded the budget.
+    out.truncate(if result.is_ok() { start + n } else { start });
+    result
 }
 
 /// The Huffman encoding of `src` (the test encoder's, and the tests' own checks).

@@ -111,7 +111,7 @@ enum Str {
 impl Str {
     fn len(self) -> usize {
         match self {
-            Str::Block(s, e) | Str::Scratch(s, e) => e - s,
+            Str::Block(s, e) | Str::Scratch(s, e) => e.saturating_sub(s),
         }
     }
 

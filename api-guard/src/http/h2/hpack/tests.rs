@@ -116,6 +116,11 @@ fn rfc_c2_3_literal_never_indexed() {
         vec![(b"password".to_vec(), b"secret".to_vec(), true)]
     );
     assert_eq!(dec.table_size(), 0);
+    let block = hex("1008 7061 7373 776f 7264 0673 6563 7265 74");
+    for cut in 0..block.len() {
+        let fields = decode(&mut Decoder::new(HpackLimits::default()), &block[..cut]);
+        assert!(fields.is_err() || fields.unwrap().0.is_empty());
+    }
 }
 
 #[test]
@@ -791,6 +796,33 @@ fn hpack_speed() {
         "{fields} fields, {bytes} bytes: {:.1} ns/field, {:.0} MB/s",
         ns / fields as f64,
         bytes as f64 * 1e3 / ns
+    );
+}
+
+/// Rough Huffman decoding speed on 1 MB of header-like text: `cargo test -p api-guard
+/// --release --lib huffman_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn huffman_speed() {
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789-/=.;:ABCDEF";
+    let mut rng = Rng(7);
+    let text: Vec<u8> = (0..1_000_000)
+        .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+        .collect();
+    let mut enc = Vec::new();
+    huffman::encode(&text, &mut enc);
+    let mut out = Vec::with_capacity(text.len());
+    let start = std::time::Instant::now();
+    for _ in 0..50 {
+        out.clear();
+        huffman::decode(&enc, usize::MAX, &mut out).unwrap();
+    }
+    let ns = start.elapsed().as_nanos() as f64;
+    assert_eq!(out, text);
+    println!(
+        "huffman: {:.0} MB/s encoded in, {:.0} MB/s decoded out",
+        enc.len() as f64 * 50.0 * 1e3 / ns,
+        text.len() as f64 * 50.0 * 1e3 / ns
     );
 }
 
