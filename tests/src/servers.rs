@@ -765,7 +765,9 @@ pub enum Asgi {
 /// tools venv (pinned by `cargo xtask setup`): `GET /json` answers [`ASGI_JSON_BYTES`]
 /// bytes of JSON, `POST /echo-length` reads the body and answers `received <n>\n`,
 /// `GET /events` streams [`crate::sse::SSE_EVENTS`] server-sent events 100 ms apart and
-/// ends the stream, anything else is `404` `not found\n`.
+/// ends the stream, anything else is `404` `not found\n`. Over HTTP/2 its responses carry
+/// no `content-length` (hypercorn ends a stream with an empty DATA frame after the body;
+/// with a length curl may finish on the last body byte and exit without reading it).
 pub struct AsgiServer(ScriptServer);
 
 /// Bytes of `GET /json`'s body.
