@@ -76,8 +76,8 @@ pub struct NginxOptions {
 /// A single nginx process (`master_process off`, so the pid that serves is the pid we
 /// spawned) serving files of given sizes from a temp dir.
 ///
-/// Locations: `/<file>` serves the files; `/upload` reads and discards a request body of
-/// up to 64 MiB and answers `201` with the 8-byte body `created\n`.
+/// Locations: `/<file>` serves the files; `/upload` reads a request body of up to 64 MiB
+/// (all of it, before answering) and answers `201` with the 8-byte body `created\n`.
 ///
 /// With [`Nginx::start_tls`] it speaks HTTPS (HTTP/1.1 only unless `http2`) on the same
 /// locations; [`NginxOptions::http2`] adds HTTP/2 (over TLS, or h2c prior knowledge).
@@ -254,10 +254,24 @@ http {{
         root {d}/www;
         location / {{
         }}
-        # `return` reads and discards the request body; that is all the wire needs.
+        # Reads the whole request body before answering 201 `created\n`: the mirror
+        # subrequest (internal, no traffic) makes nginx read it first, then the static
+        # handler refuses the POST and error_page turns that into the answer. (`return`
+        # would answer first and discard the body; over HTTP/2 nginx then resets the stream
+        # with NO_ERROR and DATA may follow the finished response.)
         location /upload {{
             client_max_body_size 64m;
             client_body_buffer_size 1m;
+            mirror /_read_body;
+            mirror_request_body on;
+            error_page 404 405 =201 /_created;
+        }}
+        location = /_read_body {{
+            internal;
+            return 204;
+        }}
+        location = /_created {{
+            internal;
             return 201 "created\n";
         }}
     }}
@@ -765,7 +779,9 @@ pub enum Asgi {
 /// tools venv (pinned by `cargo xtask setup`): `GET /json` answers [`ASGI_JSON_BYTES`]
 /// bytes of JSON, `POST /echo-length` reads the body and answers `received <n>\n`,
 /// `GET /events` streams [`crate::sse::SSE_EVENTS`] server-sent events 100 ms apart and
-/// ends the stream, anything else is `404` `not found\n`.
+/// ends the stream, anything else is `404` `not found\n`. Over HTTP/2 its responses carry
+/// no `content-length` (hypercorn ends a stream with an empty DATA frame after the body;
+/// with a length curl may finish on the last body byte and exit without reading it).
 pub struct AsgiServer(ScriptServer);
 
 /// Bytes of `GET /json`'s body.

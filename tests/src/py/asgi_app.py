@@ -35,12 +35,14 @@ async def read_body(receive):
             return total
 
 
-async def respond(send, status, ctype, body):
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())],
-    })
+async def respond(scope, send, status, ctype, body):
+    headers = [(b"content-type", ctype)]
+    # HTTP/2: no content-length, so END_STREAM (which hypercorn sends in an empty DATA frame
+    # after the body) is what ends the response and every client reads it; with a length,
+    # curl finishes the transfer on the last body byte and may exit without reading it.
+    if scope.get("http_version") != "2":
+        headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -56,9 +58,9 @@ async def app(scope, receive, send):
     method, path = scope["method"], scope["path"]
     if method == "POST" and path == "/echo-length":
         n = await read_body(receive)
-        await respond(send, 200, b"text/plain", b"received %d\n" % n)
+        await respond(scope, send, 200, b"text/plain", b"received %d\n" % n)
     elif method == "GET" and path == "/json":
-        await respond(send, 200, b"application/json", JSON_BODY)
+        await respond(scope, send, 200, b"application/json", JSON_BODY)
     elif method == "GET" and path == "/events":
         await send({
             "type": "http.response.start",
@@ -72,7 +74,7 @@ async def app(scope, receive, send):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     else:
         await read_body(receive)
-        await respond(send, 404, b"text/plain", b"not found\n")
+        await respond(scope, send, 404, b"text/plain", b"not found\n")
 
 
 def main():
