@@ -89,6 +89,11 @@ impl HttpConnection {
                 }
             }
             Proto::Detecting { request, response } => match stream {
+                Stream::Request if request.is_empty() && data.first() != Some(&b'P') => {
+                    // The common case: an HTTP/1 method, decided without copying.
+                    self.start_h1(ts_ns, out);
+                    self.feed(stream, data, ts_ns, out);
+                }
                 Stream::Request => {
                     request.extend_from_slice(data);
                     let n = request.len().min(h2::PREFACE.len());
