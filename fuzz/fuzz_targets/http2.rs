@@ -3,12 +3,13 @@
 //! panic, and what it buffers stays within its limits.
 //!
 //! Input: one byte choosing the limits and the start (bit 7: joined mid-connection), then
-//! steps as in the http1 target: `[control, len, bytes...]`, bit 0 of `control` the
-//! direction, `(control >> 1) & 7 == 7` a gap of `len + 1` bytes, else `len + 1` bytes fed.
+//! the steps of `steps.rs`.
 #![no_main]
 
 use api_guard::http::{HttpConnection, HttpExchange, HttpLimits, Stream};
 use libfuzzer_sys::fuzz_target;
+
+mod steps;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -35,7 +36,7 @@ fn check(out: &mut Vec<HttpExchange>, limits: &HttpLimits) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, mut rest)) = data.split_first() else {
+    let Some((&selector, rest)) = data.split_first() else {
         return;
     };
     let limits = limits(selector);
@@ -47,22 +48,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         HttpConnection::joined(limits)
     };
-    let mut ts = 0u64;
-    while let [control, len, tail @ ..] = rest {
-        let stream = if control & 1 == 0 { Stream::Request } else { Stream::Response };
-        let len = usize::from(*len) + 1;
-        ts += 1;
-        if (control >> 1) & 7 == 7 {
-            conn.gap(stream, len as u64, ts, &mut out);
-            rest = tail;
-        } else {
-            let (piece, after) = tail.split_at(len.min(tail.len()));
-            conn.feed(stream, piece, ts, &mut out);
-            rest = after;
-        }
-        assert!(conn.buffered_bytes() <= limits.max_buffered_bytes());
-        check(&mut out, &limits);
-    }
+    let ts = steps::run(&mut conn, rest, &limits, &mut out, check);
     conn.close(ts + 1, &mut out);
     check(&mut out, &limits);
 });

@@ -154,6 +154,21 @@ impl H2Connection {
     }
 
     pub fn feed(&mut self, stream: Stream, data: &[u8], ts: u64, out: &mut Vec<HttpExchange>) {
+        self.read(stream, out, |reader, sink| reader.feed(data, ts, sink));
+    }
+
+    pub fn gap(&mut self, stream: Stream, len: u64, ts: u64, out: &mut Vec<HttpExchange>) {
+        self.read(stream, out, |reader, sink| reader.gap(len, ts, sink));
+    }
+
+    /// Runs `f` on `stream`'s frame reader with that direction's frame handler, then
+    /// applies what it learnt to the connection.
+    fn read(
+        &mut self,
+        stream: Stream,
+        out: &mut Vec<HttpExchange>,
+        f: impl FnOnce(&mut Reader, &mut Side<'_>),
+    ) {
         if self.core.failed {
             return;
         }
@@ -163,26 +178,12 @@ impl H2Connection {
             d,
             max_frame: None,
         };
-        self.readers[d].feed(data, ts, &mut sink);
+        f(&mut self.readers[d], &mut sink);
         if let Some(v) = sink.max_frame {
             // SETTINGS_MAX_FRAME_SIZE bounds what the other side may send.
             self.readers[1 - d].max_frame =
                 v.clamp(frame::DEFAULT_MAX_FRAME, frame::LARGEST_MAX_FRAME);
         }
-        self.settle(out);
-    }
-
-    pub fn gap(&mut self, stream: Stream, len: u64, ts: u64, out: &mut Vec<HttpExchange>) {
-        if self.core.failed {
-            return;
-        }
-        let d = side(stream);
-        let mut sink = Side {
-            core: &mut self.core,
-            d,
-            max_frame: None,
-        };
-        self.readers[d].gap(len, ts, &mut sink);
         self.settle(out);
     }
 
