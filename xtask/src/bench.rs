@@ -1,12 +1,13 @@
 //! `cargo xtask bench overhead`: what the agent costs a real HTTP server, against the floor.
 //!
-//! nginx (one process, `master_process off`, a 1 KiB file) runs in one namespace and wrk
-//! in another, connected by a veth pair. Each round measures wrk once per variant: without
-//! the agent, with a fresh agent that captures only nginx's pid, and with the *floors*:
-//! `api-guard floor` holding empty eBPF programs where the agent attaches its own — every
-//! tracepoint (plus, under HTTPS, a uprobe + uretprobe pair at each TLS site the agent
-//! chose), the TLS sites alone, and the exported TLS entries alone (where the agent probed
-//! before choosing sites). The order rotates between rounds so drift favours no variant.
+//! nginx (one process, `master_process off`, a 1 KiB file) runs in one namespace and the load
+//! generator (wrk, or h2load for HTTP/2) in another, connected by a veth pair. Each round
+//! measures the load once per variant: without the agent, with a fresh agent that captures
+//! only nginx's pid, and with the *floors*: `api-guard floor` holding empty eBPF programs
+//! where the agent attaches its own — every tracepoint (plus, under TLS, a uprobe +
+//! uretprobe pair at each TLS site the agent chose), the TLS sites alone, and the exported
+//! TLS entries alone (where the agent probed before choosing sites). The order rotates
+//! between rounds so drift favours no variant.
 //! Ratios are per round against that round's run without the agent; "api-guard / floor" is
 //! what the agent's own work costs on top of what its hooks cost.
 //!
