@@ -3,7 +3,7 @@
 //! Everything here talks to real processes: network namespaces and veth pairs made with
 //! iproute2, nginx (HTTP/1.1 or HTTP/2), a python `http.server`, a node `https` server
 //! (plain or TLS with a throwaway certificate), an ASGI app under hypercorn or uvicorn,
-//! grpcio, curl, python and wrk as clients, and the daemon
+//! grpcio, curl, python, wrk and h2load as clients, and the daemon
 //! binary itself. Every resource is an RAII guard with a name unique to this process
 //! (pid + counter), so tests run in parallel and a failing test leaves nothing behind.
 //!
@@ -20,6 +20,7 @@ pub mod gated;
 pub mod grpc;
 pub mod guard;
 pub mod h2;
+pub mod h2load;
 pub mod metrics;
 pub mod netns;
 pub mod procfs;

@@ -1,20 +1,24 @@
 //! `cargo xtask bench overhead`: what the agent costs a real HTTP server, against the floor.
 //!
-//! nginx (one process, `master_process off`, a 1 KiB file) runs in one namespace and wrk
-//! in another, connected by a veth pair. Each round measures wrk once per variant: without
-//! the agent, with a fresh agent that captures only nginx's pid, and with the *floors*:
-//! `api-guard floor` holding empty eBPF programs where the agent attaches its own — every
-//! tracepoint (plus, under HTTPS, a uprobe + uretprobe pair at each TLS site the agent
-//! chose), the TLS sites alone, and the exported TLS entries alone (where the agent probed
-//! before choosing sites). The order rotates between rounds so drift favours no variant.
+//! nginx (one process, `master_process off`, a 1 KiB file) runs in one namespace and the load
+//! generator (wrk, or h2load for HTTP/2) in another, connected by a veth pair. Each round
+//! measures the load once per variant: without the agent, with a fresh agent that captures
+//! only nginx's pid, and with the *floors*: `api-guard floor` holding empty eBPF programs
+//! where the agent attaches its own — every tracepoint (plus, under TLS, a uprobe +
+//! uretprobe pair at each TLS site the agent chose), the TLS sites alone, and the exported
+//! TLS entries alone (where the agent probed before choosing sites). The order rotates
+//! between rounds so drift favours no variant.
 //! Ratios are per round against that round's run without the agent; "api-guard / floor" is
 //! what the agent's own work costs on top of what its hooks cost.
 //!
-//! `--scheme` picks plain HTTP, HTTPS (nginx `listen ... ssl` with a throwaway self-signed
-//! certificate, wrk over TLS; the agent hooks the system libssl.so.3 that both link), or
-//! both one after the other (the default), each case with its own pairs and summary.
-//! Under HTTPS wrk's own TLS calls also pass through the agent's uprobes (filtered out by
-//! pid in the kernel), which is part of what a host-wide agent costs.
+//! `--scheme` picks the cases, each with its own rounds and summary: plain HTTP/1.1, HTTPS
+//! (nginx `listen ... ssl` with a throwaway self-signed certificate, wrk over TLS; the agent
+//! hooks the system libssl.so.3 that both link), HTTP/2 over TLS (`h2`: nginx
+//! `listen ... ssl http2`, h2load with several streams per connection; the agent sees it
+//! through the same TLS hooks, so it has the HTTPS variants), `both` (HTTP then HTTPS, the
+//! default) or `all` (the three in turn). Under TLS the client's own TLS calls also pass
+//! through the agent's uprobes (filtered out by pid in the kernel), which is part of what a
+//! host-wide agent costs. h2load prints no latency percentiles, so the h2 case has no p99.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -26,6 +30,8 @@ use crate::bench_rate::{self, RateArgs};
 use anyhow::{bail, ensure, Context, Result};
 use integration_tests::agent::agent_binary;
 use integration_tests::bpf;
+use integration_tests::exchange::pid_role;
+use integration_tests::h2load::{self, H2loadArgs};
 use integration_tests::metrics::Metrics;
 use integration_tests::procfs::{cpu_seconds, peak_rss_kib};
 use integration_tests::util::{die_with_parent, signal_and_wait, which};
@@ -42,13 +48,17 @@ pub struct OverheadArgs {
     /// Seconds of load per run.
     #[arg(long, default_value_t = 5)]
     pub duration: u64,
-    /// wrk connections.
+    /// Connections of the load generator (wrk, oha, h2load).
     #[arg(long, default_value_t = 50)]
     pub connections: u32,
-    /// wrk threads.
+    /// Load generator threads (wrk, h2load).
     #[arg(long, default_value_t = 2)]
     pub threads: u32,
-    /// Which server to measure: plain HTTP, HTTPS, or both in turn.
+    /// h2 case: concurrent streams per connection (h2load -m).
+    #[arg(long, default_value_t = 10)]
+    pub streams: u32,
+    /// Which cases to measure: plain HTTP/1.1, HTTPS (HTTP/1.1 over TLS), HTTP/2 over TLS
+    /// (h2), `both` = http then https, `all` = http, https, h2.
     #[arg(long, value_enum, default_value_t = Scheme::Both)]
     pub scheme: Scheme,
     /// Extra agent configuration (TOML file) appended to the bench's own, for experiments
@@ -64,6 +74,7 @@ pub struct OverheadArgs {
     pub bpf_stats: bool,
     /// Fixed-rate mode: `oha` sends this many requests per second (open loop, latency
     /// corrected) instead of wrk saturating nginx; compare CPU per request and p99 at one rate.
+    /// HTTP/1.1 cases only (not with `--scheme h2|all`).
     #[arg(long, value_name = "REQ_PER_SEC")]
     pub rate: Option<u32>,
 }
@@ -72,25 +83,56 @@ pub struct OverheadArgs {
 pub enum Scheme {
     Http,
     Https,
+    H2,
+    /// http, then https.
     Both,
+    /// http, https, then h2.
+    All,
 }
 
 impl Scheme {
-    /// The cases to measure, as "uses TLS" flags in order.
-    fn cases(self) -> &'static [bool] {
+    /// The cases to measure, in order.
+    fn cases(self) -> &'static [Case] {
         match self {
-            Scheme::Http => &[false],
-            Scheme::Https => &[true],
-            Scheme::Both => &[false, true],
+            Scheme::Http => &[Case::Http],
+            Scheme::Https => &[Case::Https],
+            Scheme::H2 => &[Case::H2],
+            Scheme::Both => &[Case::Http, Case::Https],
+            Scheme::All => &[Case::Http, Case::Https, Case::H2],
         }
     }
 }
 
-fn case_name(tls: bool) -> &'static str {
-    if tls {
-        "https"
-    } else {
-        "http"
+/// One server + load generator combination, measured with its own variants and summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Case {
+    /// HTTP/1.1 in cleartext (wrk).
+    Http,
+    /// HTTP/1.1 over TLS (wrk).
+    Https,
+    /// HTTP/2 over TLS, ALPN h2 (h2load).
+    H2,
+}
+
+impl Case {
+    fn name(self) -> &'static str {
+        match self {
+            Case::Http => "http",
+            Case::Https => "https",
+            Case::H2 => "h2",
+        }
+    }
+
+    fn tls(self) -> bool {
+        self != Case::Http
+    }
+
+    /// The exchanges' `version` field for this case's requests.
+    fn version(self) -> &'static str {
+        match self {
+            Case::Http | Case::Https => "1.1",
+            Case::H2 => "2",
+        }
     }
 }
 
@@ -201,6 +243,9 @@ fn variants(tls: bool, floors: bool) -> Vec<Variant> {
 struct AgentStats {
     /// Server-side exchanges (`apiguard_http_requests_total{role="server"}`).
     captured: u64,
+    /// Server exchanges of nginx with the case's HTTP version in the exchanges file
+    /// (counted after the agent stopped).
+    captured_version: u64,
     lost: u64,
     dropped: u64,
     /// Exchanges the detection / discovery threads had no queue room for.
@@ -232,22 +277,40 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
         args.threads >= 1 && args.connections >= args.threads,
         "need at least one thread and one connection per thread"
     );
-    which("wrk").context("install wrk (cargo xtask setup)")?;
+    let cases = args.scheme.cases();
+    if cases.iter().any(|c| *c != Case::H2) {
+        which("wrk").context("install wrk (cargo xtask setup)")?;
+    }
+    if cases.contains(&Case::H2) {
+        which("h2load").context("install h2load, Debian's nghttp2-client (cargo xtask setup)")?;
+        ensure!(
+            args.rate.is_none(),
+            "--rate has no HTTP/2 load (oha runs HTTP/1.1 here): use --scheme http|https|both"
+        );
+        ensure!(args.streams >= 1, "--streams must be at least 1");
+    }
     let bin = agent_binary(&AgentOptions::default())?;
     println!("agent: {}", bin.display());
     let _stats = args.bpf_stats.then(BpfStats::enable).transpose()?;
 
     let net = NetPair::new("agbench")?;
-    let cert = if args.scheme.cases().contains(&true) {
+    let cert = if cases.iter().any(|c| c.tls()) {
         Some(TlsCert::generate("api-guard-bench")?)
     } else {
         None
     };
-    let load = match args.rate {
+    let duration = Duration::from_secs(args.duration);
+    let h2 = Load::H2load(H2loadArgs {
+        threads: args.threads,
+        clients: args.connections,
+        streams: args.streams,
+        duration,
+    });
+    let http1 = match args.rate {
         None => Load::Wrk(WrkArgs {
             threads: args.threads,
             connections: args.connections,
-            duration: Duration::from_secs(args.duration),
+            duration,
             latency: true,
         }),
         Some(rate) => {
@@ -266,34 +329,39 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
         }
         None => String::new(),
     };
-    let mut cases = Vec::new();
-    for &tls in args.scheme.cases() {
+    let mut measured = Vec::new();
+    for &case in cases {
         let listen = net.server_addr()?;
-        let nginx = match cert.as_ref().filter(|_| tls) {
+        let nginx = match cert.as_ref().filter(|_| case.tls()) {
             None => Nginx::start(&net.srv, listen, &[("f1k", 1024)])?,
             Some(cert) => Nginx::start_tls(
                 &net.srv,
                 listen,
                 &[("f1k", 1024)],
-                NginxOptions::default(),
+                NginxOptions {
+                    http2: case == Case::H2,
+                    ..NginxOptions::default()
+                },
                 cert,
             )?,
         };
+        let load = if case == Case::H2 { &h2 } else { &http1 };
         let bench = Bench {
+            case,
             nginx: &nginx,
             ns_cli: &net.cli,
-            load: &load,
+            load,
             extra_config: &extra,
             bin: &bin,
         };
-        let variants = variants(tls, !args.no_floor);
+        let variants = variants(case.tls(), !args.no_floor);
         let runs = bench.measure(&variants, args.pairs)?;
-        print_summary(case_name(tls), &variants, &runs, args.connections);
-        cases.push((tls, variants, runs));
+        print_summary(case, load, &variants, &runs);
+        measured.push((case, variants, runs));
     }
     println!();
     println!("side by side (median per-round req/s ratio to the run without the agent):");
-    for (tls, variants, runs) in &cases {
+    for (case, variants, runs) in &measured {
         let cells: Vec<String> = variants[1..]
             .iter()
             .map(|&v| format!("{} {:.3}", v.label(), median(ratios(runs, v, Variant::Off))))
@@ -305,18 +373,39 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
                 median(ratios(runs, Variant::Agent, f))
             )
         });
-        println!("  {:<6} {}{to_floor}", case_name(*tls), cells.join(", "));
+        println!("  {:<6} {}{to_floor}", case.name(), cells.join(", "));
     }
     Ok(())
 }
 
-/// The load of every run: wrk as fast as nginx answers, or oha at a fixed rate.
+/// The load of every run of a case: wrk as fast as nginx answers, oha at a fixed rate, or
+/// (HTTP/2) h2load as fast as nginx answers.
 enum Load {
     Wrk(WrkArgs),
     Rate(RateArgs),
+    H2load(H2loadArgs),
 }
 
 impl Load {
+    /// The load generator's name, for the report.
+    fn tool(&self) -> &'static str {
+        match self {
+            Load::Wrk(_) => "wrk",
+            Load::Rate(_) => "oha",
+            Load::H2load(_) => "h2load",
+        }
+    }
+
+    /// Requests one run may leave in flight when it stops (served, maybe captured, but not
+    /// counted as completed): one per connection, or one per stream under HTTP/2.
+    fn in_flight(&self) -> u64 {
+        match self {
+            Load::Wrk(w) => u64::from(w.connections),
+            Load::Rate(r) => u64::from(r.connections),
+            Load::H2load(h) => u64::from(h.clients) * u64::from(h.streams),
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Load::Wrk(w) => format!(
@@ -331,6 +420,13 @@ impl Load {
                 r.connections,
                 r.duration.as_secs()
             ),
+            Load::H2load(h) => format!(
+                "h2load -t{} -c{} -m{} -D{}s (HTTP/2 over TLS)",
+                h.threads,
+                h.clients,
+                h.streams,
+                h.duration.as_secs()
+            ),
         }
     }
 
@@ -338,6 +434,7 @@ impl Load {
         match self {
             Load::Wrk(w) => wrk::run(ns, url, w),
             Load::Rate(r) => bench_rate::run(ns, url, r),
+            Load::H2load(h) => Ok(h2load::run(ns, url, h)?.report),
         }
     }
 
@@ -352,12 +449,17 @@ impl Load {
                 duration: Duration::from_secs(1),
                 ..r.clone()
             }),
+            Load::H2load(h) => Load::H2load(H2loadArgs {
+                duration: Duration::from_secs(1),
+                ..h.clone()
+            }),
         }
     }
 }
 
 /// What every run of one case shares.
 struct Bench<'a> {
+    case: Case,
     nginx: &'a Nginx,
     ns_cli: &'a Netns,
     load: &'a Load,
@@ -405,7 +507,7 @@ impl Bench<'_> {
             let shift = (round as usize - 1) % variants.len();
             for &variant in variants[shift..].iter().chain(&variants[..shift]) {
                 let run = self.run(&url, round, variant)?;
-                print_row(&run);
+                print_row(&run, load.tool());
                 runs.push(run);
             }
         }
@@ -433,6 +535,7 @@ impl Bench<'_> {
             };
             let stats = AgentStats {
                 captured: delta(REQUESTS, &[("role", "server")]),
+                captured_version: 0,
                 lost: delta(LOST, &[]),
                 dropped: delta(DROPPED, &[]),
                 detect_skipped: delta(DETECT_SKIPPED, &[]),
@@ -454,13 +557,20 @@ impl Bench<'_> {
                     )),
                     ..AgentOptions::default()
                 })?;
-                let result = timed(Some(&agent))?;
+                let mut result = timed(Some(&agent))?;
                 let status = agent.stop()?;
                 ensure!(
                     status.success(),
                     "api-guard exited with {status}:\n{}",
                     agent.stderr_tail(20)
                 );
+                // The exchanges file is whole once the agent has stopped.
+                let server = pid_role(nginx, "server");
+                let version = self.case.version();
+                if let Some(stats) = result.2.as_mut() {
+                    stats.captured_version =
+                        agent.count_exchanges(|e| server(e) && e["version"] == version)? as u64;
+                }
                 result
             }
             Variant::Floor { tracepoints, tls } => {
@@ -583,7 +693,7 @@ fn drained_metrics(agent: &Agent) -> Result<Metrics> {
     }
 }
 
-fn print_row(run: &Run) {
+fn print_row(run: &Run, tool: &str) {
     let w = &run.wrk;
     let p99 = w.p99_ms.map_or("-".into(), |v| format!("{v:.2}"));
     let nginx_us = per_request(run.nginx_cpu_s * 1e6, w.requests);
@@ -613,7 +723,7 @@ fn print_row(run: &Run) {
     }
     if w.socket_errors > 0 || w.non_2xx_3xx > 0 {
         println!(
-            "      wrk: {} socket errors, {} non-2xx/3xx responses",
+            "      {tool}: {} socket errors / failed requests, {} non-2xx/3xx responses",
             w.socket_errors, w.non_2xx_3xx
         );
     }
@@ -652,7 +762,8 @@ fn ratios(runs: &[Run], a: Variant, b: Variant) -> Vec<f64> {
         .collect()
 }
 
-fn print_summary(case: &str, variants: &[Variant], runs: &[Run], connections: u32) {
+fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
+    let tool = load.tool();
     let of = |v: Variant| runs.iter().filter(move |r| r.variant == v);
     let rps = |v| median(of(v).map(|r| r.wrk.requests_per_sec).collect());
     let nginx_us = |v| {
@@ -664,7 +775,8 @@ fn print_summary(case: &str, variants: &[Variant], runs: &[Run], connections: u3
     };
     println!();
     println!(
-        "{case} summary over {} rounds:",
+        "{} summary over {} rounds:",
+        case.name(),
         runs.iter().map(|r| r.round).max().unwrap_or(0)
     );
     let agent_us = |v| {
@@ -698,13 +810,21 @@ fn print_summary(case: &str, variants: &[Variant], runs: &[Run], connections: u3
         };
         let agent = agent_us(v);
         let total = nginx_us(v) + if agent.is_nan() { 0.0 } else { agent };
+        // No p99 (h2load): "-" rather than NaN.
+        let or_dash = |x: f64, precision: usize| {
+            if x.is_nan() {
+                "-".to_string()
+            } else {
+                format!("{x:.precision$}")
+            }
+        };
         println!(
-            "  {:<11}  {:>9.0}  {:>13.3}  {:>12.3}  {:>8.2}  {:>12.2}  {:>12.2}  {:>12.2}",
+            "  {:<11}  {:>9.0}  {:>13.3}  {:>12}  {:>8}  {:>12.2}  {:>12.2}  {:>12.2}",
             v.label(),
             rps(v),
             median(ratios(runs, v, Variant::Off)),
-            median(p99),
-            p99_ms(v),
+            or_dash(median(p99), 3),
+            or_dash(p99_ms(v), 2),
             nginx_us(v),
             agent,
             total
@@ -722,6 +842,7 @@ fn print_summary(case: &str, variants: &[Variant], runs: &[Run], connections: u3
         .collect();
     let sent: u64 = with.iter().map(|(w, _)| w.requests).sum();
     let captured: u64 = with.iter().map(|(_, a)| a.captured).sum();
+    let captured_version: u64 = with.iter().map(|(_, a)| a.captured_version).sum();
     let lost: u64 = with.iter().map(|(_, a)| a.lost).sum();
     let dropped: u64 = with.iter().map(|(_, a)| a.dropped).sum();
     let detect_skipped: u64 = with.iter().map(|(_, a)| a.detect_skipped).sum();
@@ -738,10 +859,23 @@ fn print_summary(case: &str, variants: &[Variant], runs: &[Run], connections: u3
     );
     let startup_cpu = median(with.iter().map(|(_, a)| a.cpu_total_s - a.cpu_s).collect());
     let peak = with.iter().map(|(_, a)| a.peak_rss_kib).max().unwrap_or(0);
+    let percent = |n: u64| {
+        if sent == 0 {
+            f64::NAN
+        } else {
+            n as f64 / sent as f64 * 100.0
+        }
+    };
     println!(
-        "  capture          {captured} server exchanges for {sent} requests wrk completed ({:.2}%), \
-         {lost} counted lost, {dropped} capture drops",
-        if sent == 0 { f64::NAN } else { captured as f64 / sent as f64 * 100.0 }
+        "  capture          {captured} server exchanges for {sent} requests {tool} completed \
+         ({:.2}%), {lost} counted lost, {dropped} capture drops",
+        percent(captured)
+    );
+    println!(
+        "                   {captured_version} of nginx's server exchanges in the exchanges \
+         file have version \"{}\" ({:.2}% of completed requests)",
+        case.version(),
+        percent(captured_version)
     );
     println!(
         "  analysis         {detect_skipped} exchanges skipped by detection, {discover_skipped} by \
@@ -760,9 +894,20 @@ fn print_summary(case: &str, variants: &[Variant], runs: &[Run], connections: u3
         peak as f64 / 1024.0
     );
     println!(
-        "  note: wrk counts completed responses; up to {connections} more requests per run may \
-         have been served (one in flight per connection when wrk stops)"
+        "  note: {tool} counts completed responses; up to {} more requests per run may have \
+         been served ({} when {tool} stops)",
+        load.in_flight(),
+        match load {
+            Load::H2load(_) => "one in flight per stream of each connection",
+            _ => "one in flight per connection",
+        }
     );
+    if matches!(load, Load::H2load(_)) {
+        println!(
+            "  note: no p99: h2load prints only min/max/mean/sd of request time (its per-request \
+             --log-file would slow the load generator itself)"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -781,6 +926,34 @@ mod tests {
     fn per_request_guards_zero() {
         assert_eq!(per_request(2000.0, 1000), 2.0);
         assert!(per_request(1.0, 0).is_nan());
+    }
+
+    #[test]
+    fn schemes_pick_cases() {
+        assert_eq!(Scheme::Both.cases(), [Case::Http, Case::Https]);
+        assert_eq!(Scheme::All.cases(), [Case::Http, Case::Https, Case::H2]);
+        assert_eq!(Scheme::H2.cases(), [Case::H2]);
+        assert!(Case::H2.tls() && Case::Https.tls() && !Case::Http.tls());
+        assert_eq!((Case::Https.version(), Case::H2.version()), ("1.1", "2"));
+        let labels: Vec<&str> = variants(Case::H2.tls(), true)
+            .iter()
+            .map(|v| v.label())
+            .collect();
+        assert_eq!(
+            labels,
+            ["off", "api-guard", "floor", "tls-sites", "tls-entries"]
+        );
+    }
+
+    #[test]
+    fn in_flight_per_load() {
+        let h2 = Load::H2load(H2loadArgs {
+            threads: 2,
+            clients: 50,
+            streams: 10,
+            duration: Duration::from_secs(1),
+        });
+        assert_eq!((h2.tool(), h2.in_flight()), ("h2load", 500));
     }
 
     #[test]
