@@ -92,6 +92,8 @@ struct Core {
     last_pushed_stream: u32,
     /// Sum of the streams' `held` bytes.
     held: usize,
+    /// Streams in the `draining` state, so new streams look for them only when there are.
+    draining: usize,
     failed: bool,
     errors: u64,
     unresolved: u64,
@@ -127,6 +129,7 @@ impl H2Connection {
                 last_client_stream: 0,
                 last_pushed_stream: 0,
                 held: 0,
+                draining: 0,
                 failed: false,
                 errors: 0,
                 unresolved: 0,
@@ -290,6 +293,9 @@ impl Core {
             return;
         };
         self.held = self.held.saturating_sub(s.held);
+        if s.draining {
+            self.draining -= 1;
+        }
         let ex = &mut s.ex;
         // A body that reached its declared length is whole even if the END_STREAM after it
         // was never read (a client that stops reading once it has the body).
@@ -579,6 +585,7 @@ impl Core {
         if let Some(s) = self.streams.get_mut(&id) {
             if d == 1 && s.response_done && !s.request_done && !s.draining {
                 s.draining = true;
+                self.draining += 1;
                 return;
             }
         }
@@ -587,6 +594,9 @@ impl Core {
 
     /// The client opened stream `id`: streams drained after a server reset are done.
     fn end_drained(&mut self, ts: u64) {
+        if self.draining == 0 {
+            return;
+        }
         let drained: Vec<u32> = self
             .streams
             .iter()

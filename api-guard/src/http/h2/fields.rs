@@ -72,6 +72,38 @@ pub(crate) struct Fields {
     seen_regular: bool,
 }
 
+/// Bytes allowed in an HTTP/2 field name: RFC 9110 token characters, lower case only.
+const NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_graphic()
+            && !c.is_ascii_uppercase()
+            && !matches!(
+                c,
+                b'(' | b')'
+                    | b'<'
+                    | b'>'
+                    | b'@'
+                    | b','
+                    | b';'
+                    | b':'
+                    | b'\\'
+                    | b'"'
+                    | b'/'
+                    | b'['
+                    | b']'
+                    | b'?'
+                    | b'='
+                    | b'{'
+                    | b'}'
+            );
+        b += 1;
+    }
+    t
+};
+
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -85,7 +117,7 @@ impl Fields {
 
     /// Takes one decoded field; `max_text` bounds the regular fields' text kept.
     pub(crate) fn add(&mut self, section: Section, name: &[u8], value: &[u8], max_text: usize) {
-        if value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+        if memchr::memchr3(b'\r', b'\n', 0, value).is_some() {
             self.note(H2Anomaly::InvalidValue);
         }
         if let Some(pseudo) = name.strip_prefix(b":") {
@@ -93,12 +125,7 @@ impl Fields {
             return;
         }
         self.seen_regular = true;
-        let valid_name = !name.is_empty()
-            && name.iter().all(|&b| {
-                b.is_ascii_graphic()
-                    && !b.is_ascii_uppercase()
-                    && !b"()<>@,;:\\\"/[]?={}".contains(&b)
-            });
+        let valid_name = !name.is_empty() && name.iter().all(|&b| NAME_BYTE[usize::from(b)]);
         if !valid_name {
             self.note(H2Anomaly::InvalidName);
         }
