@@ -95,3 +95,81 @@ fn hypercorn_and_curl_over_h2_with_tls() -> Result<()> {
     ensure!(server.is_running(), "hypercorn died");
     Ok(())
 }
+
+/// `curl --http2` on an `http://` URL asks for `Upgrade: h2c`; hypercorn (plaintext) answers
+/// 101 and the rest of the connection is HTTP/2. The upgraded GET is stream 1 (its answer
+/// comes in HTTP/2 frames), the next GET on the same connection stream 3: two exchanges per
+/// end, version "2", no 101 exchange, no parse errors.
+#[test]
+fn h2c_upgrade_from_curl_to_hypercorn() -> Result<()> {
+    require_root()?;
+    let net = NetPair::new("agh2-upg")?;
+    let listen = net.server_addr()?;
+    let server = AsgiServer::start(
+        &net.srv,
+        listen,
+        Asgi::Hypercorn,
+        PyOptions {
+            comm: Some(unique_comm("aghu")),
+        },
+        None,
+    )?;
+    let curl_exe = CurlExe::with_comm(&unique_comm("agh2"))?;
+    let mut agent = Agent::start(AgentOptions::capture_only(
+        &[server.pid()],
+        &[curl_exe.comm()],
+    ))?;
+    let before = agent.metrics()?;
+    let targets = ["/json?pretty=0", "/json?pretty=1"];
+    let curl = integration_tests::curl::Curl::new(&net.cli)
+        .exe(&curl_exe)
+        .arg("--http2")
+        .url(server.url(targets[0]))
+        .next()
+        .arg("--http2")
+        .url(server.url(targets[1]));
+    let (run, window) = integration_tests::exchange::Window::around(|| curl.run())?;
+    ensure!(
+        run.transfers.iter().all(|t| t.http_code() == 200),
+        "hypercorn answered {:?}",
+        run.transfers.iter().map(|t| t.http_code()).collect::<Vec<_>>()
+    );
+    let expects: Vec<Expect> = targets
+        .iter()
+        .zip(&run.transfers)
+        .map(|(target, t)| Expect::from_transfer(t, target))
+        .collect();
+    let server_end = End {
+        pid: server.pid(),
+        comm: server.comm().into(),
+        library: None,
+    };
+    let client = ClientEnd {
+        end: End {
+            pid: run.pid,
+            comm: curl_exe.comm().into(),
+            library: None,
+        },
+        ip: net.cli_ip.into(),
+        port: Some(run.transfers[0].local_addr()?.port()),
+    };
+    let (srv, cli) = check_h2_exchanges(
+        &agent,
+        &server_end,
+        listen,
+        &client,
+        &expects,
+        &client_stream_ids(2),
+        &window,
+    )?;
+    print!("server side:\n{}client side:\n{}", dump(&srv), dump(&cli));
+    check_request_deltas(&agent, &before, &expects, false)?;
+    agent.stop_cleanly()?;
+    let all = agent.exchanges()?;
+    ensure!(
+        all.len() == 4 && all.iter().all(|e| e["status"] == 200),
+        "expected exactly the 2 + 2 streams (no 101 exchange):\n{}",
+        dump(&all)
+    );
+    Ok(())
+}
