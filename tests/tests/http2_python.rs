@@ -132,7 +132,10 @@ fn h2c_upgrade_from_curl_to_hypercorn() -> Result<()> {
     ensure!(
         run.transfers.iter().all(|t| t.http_code() == 200),
         "hypercorn answered {:?}",
-        run.transfers.iter().map(|t| t.http_code()).collect::<Vec<_>>()
+        run.transfers
+            .iter()
+            .map(|t| t.http_code())
+            .collect::<Vec<_>>()
     );
     let expects: Vec<Expect> = targets
         .iter()

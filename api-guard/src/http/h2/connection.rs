@@ -65,6 +65,8 @@ struct H2Stream {
     draining: bool,
     /// When the last DATA arrived, per direction.
     last_data_ns: [u64; 2],
+    /// Frames of unknown streams were lost while this direction was still open.
+    maybe_lost: [bool; 2],
     /// Bytes this stream holds against the connection budget.
     held: usize,
 }
@@ -265,6 +267,7 @@ impl H2Stream {
             sse: None,
             draining: false,
             last_data_ns: [0; 2],
+            maybe_lost: [false; 2],
             held,
         }
     }
@@ -297,6 +300,11 @@ impl Core {
             self.draining -= 1;
         }
         let ex = &mut s.ex;
+        let declared_whole = |length: Option<u64>, body: u64| length == Some(body);
+        ex.request_truncated |=
+            s.maybe_lost[0] && !declared_whole(s.request_length, ex.request_body_bytes);
+        ex.response_truncated |=
+            s.maybe_lost[1] && !declared_whole(s.response_length, ex.response_body_bytes);
         // A body that reached its declared length is whole even if the END_STREAM after it
         // was never read (a client that stops reading once it has the body).
         let whole =
@@ -772,7 +780,8 @@ impl FrameSink for Side<'_> {
         let core = &mut *self.core;
         let d = self.d;
         // Lost frames may have carried field blocks: this direction's table is unknown
-        // from here on, and streams mid-body in it lost bytes.
+        // from here on; and any stream still open in it may have lost DATA (decided when
+        // it is emitted: a body that reaches its declared length lost nothing).
         core.decoders[d] = Decoder::joined_mid_stream(hpack_limits(&core.limits));
         core.blocks[d] = None;
         for s in core.streams.values_mut() {
@@ -781,13 +790,7 @@ impl FrameSink for Side<'_> {
             } else {
                 s.response_done
             };
-            if !done {
-                if d == 0 {
-                    s.ex.request_truncated = true;
-                } else {
-                    s.ex.response_truncated = true;
-                }
-            }
+            s.maybe_lost[d] |= !done;
         }
     }
 

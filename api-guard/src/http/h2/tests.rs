@@ -575,3 +575,57 @@ fn a_body_of_its_declared_length_is_whole_without_end_stream() {
         (Some(404), false, Some(2))
     );
 }
+
+#[test]
+fn lost_frames_truncate_only_streams_that_cannot_prove_their_length() {
+    let mut client = PREFACE.to_vec();
+    client.extend(encode(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        1,
+        &request("GET", "/big", &[]),
+    ));
+    client.extend(encode(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        3,
+        &request("GET", "/sized", &[]),
+    ));
+    client.extend(encode(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        5,
+        &request("GET", "/unsized", &[]),
+    ));
+    let mut server = encode(HEADERS, END_HEADERS, 1, &response("200", &[]));
+    server.extend(encode(
+        HEADERS,
+        END_HEADERS,
+        3,
+        &response("200", &[("content-length", "4")]),
+    ));
+    server.extend(encode(HEADERS, END_HEADERS, 5, &response("200", &[])));
+    server.extend(encode(DATA, 0, 1, &[1; 100]));
+    let mut conn = HttpConnection::new(HttpLimits::default());
+    let mut out = Vec::new();
+    conn.feed(Stream::Request, &client, 1, &mut out);
+    conn.feed(Stream::Response, &server[..server.len() - 50], 2, &mut out);
+    // The rest of stream 1's frame and frames after it are lost: framing is resynchronised.
+    conn.gap(Stream::Response, 50 + 5000, 3, &mut out);
+    let mut after = encode(DATA, END_STREAM, 3, b"four");
+    after.extend(encode(DATA, END_STREAM, 5, b"five!"));
+    after.extend(encode(DATA, END_STREAM, 1, b"end"));
+    conn.feed(Stream::Response, &after, 4, &mut out);
+    let got: Vec<_> = out
+        .iter()
+        .map(|e| (e.path.as_str(), e.response_body_bytes, e.response_truncated))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/sized", 4, false),
+            ("/unsized", 5, true),
+            ("/big", 103, true)
+        ]
+    );
+}
