@@ -629,3 +629,47 @@ fn lost_frames_truncate_only_streams_that_cannot_prove_their_length() {
         ]
     );
 }
+
+#[test]
+fn pushed_streams_are_exchanges_too() {
+    use super::frame::PUSH_PROMISE;
+    let mut client = PREFACE.to_vec();
+    client.extend(encode(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        1,
+        &request("GET", "/page", &[]),
+    ));
+    let mut promise = vec![0, 0, 0, 2];
+    promise.extend(request("GET", "/style.css", &[]));
+    let mut server = encode(PUSH_PROMISE, END_HEADERS, 1, &promise);
+    server.extend(encode(HEADERS, END_HEADERS, 1, &response("200", &[])));
+    server.extend(encode(DATA, END_STREAM, 1, b"<html>"));
+    server.extend(encode(
+        HEADERS,
+        END_HEADERS,
+        2,
+        &response("200", &[("content-type", "text/css")]),
+    ));
+    server.extend(encode(DATA, END_STREAM, 2, b"p{}"));
+    let (out, conn) = run_chunks(&[(Stream::Request, client), (Stream::Response, server)]);
+    assert_eq!(conn.parse_errors(), 0);
+    let got: Vec<_> = out
+        .iter()
+        .map(|e| {
+            (
+                e.path.as_str(),
+                e.stream_id,
+                e.status,
+                e.response_body_bytes,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/page", Some(1), Some(200), 6),
+            ("/style.css", Some(2), Some(200), 3)
+        ]
+    );
+}
