@@ -101,6 +101,8 @@ struct Line<'a> {
     incomplete: bool,
     status: Option<u16>,
     request_start_ns: u64,
+    /// The request's last byte (HTTP/2: its END_STREAM).
+    request_end_ns: Option<u64>,
     response_start_ns: Option<u64>,
     response_end_ns: Option<u64>,
     duration_ms: Option<f64>,
@@ -167,6 +169,7 @@ impl Exchange {
             incomplete: h.incomplete,
             status: h.status,
             request_start_ns: h.request_start_ns,
+            request_end_ns: h.request_end_ns,
             response_start_ns: h.response_start_ns,
             response_end_ns: h.response_end_ns,
             duration_ms: self.duration_ns().map(ms),

@@ -74,13 +74,19 @@ pub fn merged(base: &Value, extra: Value) -> Value {
     out
 }
 
-/// Timing invariants: request_start ≤ response_start ≤ response_end, all inside the
+/// Timing invariants: request_start ≤ response_start ≤ response_end, request_start ≤
+/// request_end, all inside the
 /// CLOCK_MONOTONIC window [t0, t1] the test measured around the request, and
 /// `duration_ms` = response_end − request_start.
 pub fn check_timing(e: &Value, t0_ns: u64, t1_ns: u64) -> Result<()> {
     let req = u64_field(e, "request_start_ns")?;
     let resp = u64_field(e, "response_start_ns")?;
     let end = u64_field(e, "response_end_ns")?;
+    let req_end = u64_field(e, "request_end_ns")?;
+    ensure!(
+        req <= req_end && req_end <= t1_ns,
+        "request_end_ns {req_end} outside [request_start {req}, {t1_ns}]: {e}"
+    );
     ensure!(
         t0_ns <= req && req <= resp && resp <= end && end <= t1_ns,
         "timestamps out of order or outside the request window [{t0_ns}, {t1_ns}]: \
@@ -337,10 +343,10 @@ mod tests {
 
     #[test]
     fn timing_invariants() {
-        let e = json!({"request_start_ns": 100, "response_start_ns": 150, "response_end_ns": 2_000_100, "duration_ms": 2.0});
+        let e = json!({"request_start_ns": 100, "request_end_ns": 120, "response_start_ns": 150, "response_end_ns": 2_000_100, "duration_ms": 2.0});
         check_timing(&e, 50, 3_000_000).unwrap();
         assert!(check_timing(&e, 150, 3_000_000).is_err());
-        let bad = json!({"request_start_ns": 100, "response_start_ns": 50, "response_end_ns": 200, "duration_ms": 0.0001});
+        let bad = json!({"request_start_ns": 100, "request_end_ns": 100, "response_start_ns": 50, "response_end_ns": 200, "duration_ms": 0.0001});
         assert!(check_timing(&bad, 0, 1000).is_err());
     }
 }
