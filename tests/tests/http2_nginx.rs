@@ -5,7 +5,11 @@
 //! - over TLS: curl `--http2 -Z` (ALPN h2), both ends on the system libssl.so.3, captured
 //!   through the OpenSSL uprobes;
 //! - h2c with prior knowledge: the raw python `h2` client (curl 7.88.1 cannot reuse an
-//!   h2c connection, see `integration_tests::h2`), captured through the syscalls.
+//!   h2c connection, see `integration_tests::h2`), captured through the syscalls, without
+//!   the 2 MiB download: in plaintext, reads and writes beyond the per-call copy cap lose
+//!   whole frames — of any stream sharing them — which the agent reports as truncated
+//!   (docs/capture.md, "Known limit"), so exact figures for the other streams would depend
+//!   on how the kernel happened to batch them.
 //!
 //! Expected per stream at both ends: `version` "2", the stream id (1, 3, 5, 7; the same at
 //! both ends), method, path, query, host, status, exact DATA payload sizes from the client's
@@ -122,10 +126,16 @@ fn nginx_h2c_and_the_h2_client() -> Result<()> {
     let net = NetPair::new("agh2-ngx-c")?;
     let listen = net.server_addr()?;
     let nginx = Nginx::start_with(&net.srv, listen, &H2_FILES, h2_nginx())?;
-    let plan: Vec<Value> = NGINX_MIX
+    let mix: Vec<_> = NGINX_MIX
         .iter()
-        .map(|&(m, t, b)| h2_request(m, t, b, &[]))
+        .zip(NGINX_MIX_STATUS)
+        .filter(|((_, target, _), _)| !target.starts_with("/big"))
         .collect();
+    let plan: Vec<Value> = mix
+        .iter()
+        .map(|&(&(m, t, b), _)| h2_request(m, t, b, &[]))
+        .collect();
+    let statuses: Vec<u64> = mix.iter().map(|(_, s)| *s).collect();
     let exe = CommExe::python(&unique_comm("agh2"))?;
     let mut client = H2Client::spawn(&net.cli, &exe, listen, &json!([plan]))?;
     // The client has not connected yet: capture exactly its pid and nginx's.
@@ -142,7 +152,7 @@ fn nginx_h2c_and_the_h2_client() -> Result<()> {
         .iter()
         .map(|s| s["status"].as_u64().unwrap_or(0))
         .collect();
-    ensure!(codes == NGINX_MIX_STATUS, "nginx answered {codes:?}");
+    ensure!(codes == statuses, "nginx answered {codes:?}");
     let expects = phase.expects();
     let server = End {
         pid: nginx.pid(),
@@ -164,7 +174,7 @@ fn nginx_h2c_and_the_h2_client() -> Result<()> {
         listen,
         &client_end,
         &expects,
-        &client_stream_ids(4),
+        &client_stream_ids(3),
         &window,
     )?;
     print!("server side:\n{}client side:\n{}", dump(&srv), dump(&cli));
@@ -173,11 +183,11 @@ fn nginx_h2c_and_the_h2_client() -> Result<()> {
     agent.stop_cleanly()?;
     let all = agent.exchanges()?;
     ensure!(
-        all.len() == 8
+        all.len() == 6
             && all
                 .iter()
                 .all(|e| of_pid(nginx.pid())(e) || of_pid(client.pid())(e)),
-        "expected exactly the 4 + 4 streams:\n{}",
+        "expected exactly the 3 + 3 streams:\n{}",
         dump(&all)
     );
     ensure!(nginx.is_running(), "nginx died: {}", nginx.logs());
