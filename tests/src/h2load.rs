@@ -12,7 +12,7 @@ use anyhow::{ensure, Context, Result};
 
 use crate::netns::Netns;
 use crate::util::run_with_timeout;
-use crate::wrk::WrkReport;
+use crate::wrk::{parse_duration_ms, WrkReport};
 
 /// An h2load run's settings (timing based: `-D`).
 #[derive(Debug, Clone)]
@@ -132,26 +132,6 @@ fn counted(list: &str, what: &str) -> Option<u64> {
         let n = words.next()?;
         (words.next() == Some(what)).then(|| n.parse().ok())?
     })
-}
-
-/// h2load prints durations as `137us`, `52.30ms`, `2.01s` (and `1m`, `1h` for long ones).
-fn parse_duration_ms(s: &str) -> Result<f64> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .with_context(|| format!("duration without unit: {s:?}"))?;
-    let value: f64 = s[..split]
-        .parse()
-        .with_context(|| format!("duration {s:?}"))?;
-    let factor = match &s[split..] {
-        "ns" => 0.000_001,
-        "us" => 0.001,
-        "ms" => 1.0,
-        "s" => 1000.0,
-        "m" => 60_000.0,
-        "h" => 3_600_000.0,
-        unit => anyhow::bail!("unknown duration unit {unit:?} in {s:?}"),
-    };
-    Ok(value * factor)
 }
 
 #[cfg(test)]

@@ -106,8 +106,9 @@ pub fn parse(text: &str) -> Result<WrkReport> {
     Ok(r)
 }
 
-/// wrk prints durations as `812.00us`, `1.23ms`, `2.00s` or `1.00m`.
-fn parse_duration_ms(s: &str) -> Result<f64> {
+/// wrk prints durations as `812.00us`, `1.23ms`, `2.00s` or `1.00m`; h2load as `137us`,
+/// `52.30ms`, `2.01s` (and `ns`, `h`).
+pub(crate) fn parse_duration_ms(s: &str) -> Result<f64> {
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .with_context(|| format!("duration without unit: {s:?}"))?;
@@ -115,6 +116,7 @@ fn parse_duration_ms(s: &str) -> Result<f64> {
         .parse()
         .with_context(|| format!("duration {s:?}"))?;
     let factor = match &s[split..] {
+        "ns" => 0.000_001,
         "us" => 0.001,
         "ms" => 1.0,
         "s" => 1000.0,
