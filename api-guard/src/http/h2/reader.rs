@@ -413,7 +413,7 @@ mod tests {
         let mut s = frame::PREFACE.to_vec();
         s.extend(encode(SETTINGS, 0, 0, &[0, 1, 0, 0, 0x10, 0]));
         s.extend(encode(HEADERS, 4, 1, b"hdrs"));
-        s.extend(encode(DATA, PADDED, 1, b"\x03bodyXXX"));
+        s.extend(encode(DATA, PADDED, 1, b"\x03bodyPPP"));
         s.extend(encode(DATA, END_STREAM, 1, b"more"));
         s.extend(encode(DATA, END_STREAM, 3, b""));
         s
