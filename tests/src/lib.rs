@@ -26,6 +26,7 @@ pub mod netns;
 pub mod procfs;
 pub mod prometheus;
 pub mod servers;
+pub mod slow;
 pub mod sse;
 pub mod tls;
 pub mod util;

@@ -651,6 +651,11 @@ impl ScriptServer {
     pub fn is_running(&self) -> bool {
         is_alive(self.pid())
     }
+
+    /// What the script wrote to its stdout so far.
+    pub fn stdout_text(&self) -> String {
+        read_lossy(&self.dir.join("stdout.log"))
+    }
 }
 
 impl Drop for ScriptServer {

@@ -724,7 +724,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         untrack_tx,
         tls_libraries.clone(),
     )
-    .with_adopted(adopted);
+    .with_adopted(adopted)
+    .with_request_notices(detections.is_some());
     let mut tasks = JoinSet::new();
     let reader_shutdown = shutdown.clone();
     let reader_metrics = metrics.clone();

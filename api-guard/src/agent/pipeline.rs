@@ -3,6 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use api_guard::http::Phase;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -41,13 +42,26 @@ impl Consumers {
             return;
         }
         let mut batch = Vec::with_capacity(out.len());
+        let mut requests = Vec::new();
         for mut exchange in out.drain(..) {
+            if exchange.http.phase == Phase::Request {
+                // A request just ended, its response still to come: only detection wants
+                // it now (the exchange that follows goes everywhere).
+                self.annotator.clients.identify(&mut exchange);
+                requests.push(Arc::new(exchange));
+                continue;
+            }
             self.annotator.annotate(&mut exchange);
             self.enforcer.observe(&exchange);
             if let Err(error) = self.sink.record(&exchange) {
                 warn!(%error, "Writing an exchange failed");
             }
             batch.push(Arc::new(exchange));
+        }
+        if let Some(detect) = &self.detections {
+            if !requests.is_empty() {
+                detect.submit(requests);
+            }
         }
         match (&self.detections, &self.discovery) {
             (Some(detect), Some(discover)) => {

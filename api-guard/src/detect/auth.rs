@@ -167,6 +167,18 @@ impl AuthDetector {
         }
     }
 
+    /// What only the answer tells (401/403 bursts), for a request judged before its answer.
+    pub fn inspect_outcome(
+        &mut self,
+        req: &Request<'_>,
+        ctx: &Context<'_>,
+        out: &mut Vec<Finding>,
+    ) {
+        if self.config.credential_stuffing {
+            self.credential_stuffing(req, ctx, out);
+        }
+    }
+
     fn missing_credentials(
         &mut self,
         req: &Request<'_>,

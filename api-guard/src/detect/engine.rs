@@ -16,6 +16,20 @@ use super::{
 };
 use crate::identity::ClientIdentity;
 
+/// When in a request's life the engine judges it. Content (injection, protocol, tokens,
+/// credentials, rates) is judged as soon as the request is complete, so a block can land
+/// before the answer is sent; what only the answer tells (401/403 and 404 bursts) waits
+/// for the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Everything at once: offline lines, and live requests never handed out alone.
+    Whole,
+    /// A complete request before its answer (`req.status` is `None`).
+    Request,
+    /// The answer to a request judged at [`Stage::Request`].
+    Outcome,
+}
+
 /// The outcome for one request.
 #[derive(Debug)]
 pub struct Verdict {
@@ -57,7 +71,44 @@ impl Engine {
         })
     }
 
-    /// Runs the detectors over `req` from `client`, seen at monotonic time `now_ns`.
+    /// Judges `req` from `client`, seen at monotonic time `now_ns`, at `stage` of its life.
+    pub fn inspect_at(
+        &mut self,
+        stage: Stage,
+        req: &Request<'_>,
+        client: &ClientIdentity,
+        now_ns: u64,
+    ) -> Verdict {
+        match stage {
+            Stage::Whole | Stage::Request => self.inspect(req, client, now_ns),
+            Stage::Outcome => self.inspect_outcome(req, client, now_ns),
+        }
+    }
+
+    /// Only what the response status tells, for a request already judged at
+    /// [`Stage::Request`].
+    fn inspect_outcome(
+        &mut self,
+        req: &Request<'_>,
+        client: &ClientIdentity,
+        now_ns: u64,
+    ) -> Verdict {
+        let ctx = Context { now_ns, client };
+        let mut findings = Vec::new();
+        if let Some(d) = &mut self.auth {
+            d.inspect_outcome(req, &ctx, &mut findings);
+        }
+        if let Some(d) = &mut self.abuse {
+            d.inspect_outcome(req, &ctx, &mut findings);
+        }
+        Verdict {
+            findings,
+            inputs_skipped: 0,
+        }
+    }
+
+    /// Runs every detector over `req` from `client`, seen at monotonic time `now_ns`
+    /// (what depends on the answer runs only when `req.status` is known).
     pub fn inspect(&mut self, req: &Request<'_>, client: &ClientIdentity, now_ns: u64) -> Verdict {
         let ctx = Context { now_ns, client };
         let mut findings = Vec::new();
@@ -157,6 +208,38 @@ mod tests {
         for k in [Kind::Sqli, Kind::Xss, Kind::Scanner] {
             assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
         }
+    }
+
+    #[test]
+    fn content_is_judged_at_request_time_and_statuses_at_the_outcome() {
+        let mut e = engine();
+        let peer = Some([192, 0, 2, 1].into());
+        let client = ClientIdentity::of_peer(peer);
+        let attack = OwnedRequest::from_raw(
+            b"GET /x?id=1%27%20OR%20%271%27%3D%271 HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
+        let kinds = |v: Verdict| v.findings.iter().map(|f| f.kind).collect::<Vec<_>>();
+        let at_request = e.inspect_at(Stage::Request, &attack.view(peer, None), &client, 1);
+        assert!(kinds(at_request).contains(&Kind::Sqli));
+        // The answer to it adds nothing about content: judged once.
+        let outcome = e.inspect_at(Stage::Outcome, &attack.view(peer, Some(200)), &client, 2);
+        assert!(outcome.findings.is_empty(), "{outcome:?}");
+        // 404 bursts are only known from the answers.
+        let probe = OwnedRequest::from_raw(b"GET /missing HTTP/1.1\r\nHost: a\r\n\r\n");
+        let mut burst = Vec::new();
+        for i in 0..30 {
+            assert!(e
+                .inspect_at(Stage::Request, &probe.view(peer, None), &client, 10 + i)
+                .findings
+                .is_empty());
+            burst.extend(kinds(e.inspect_at(
+                Stage::Outcome,
+                &probe.view(peer, Some(404)),
+                &client,
+                10 + i,
+            )));
+        }
+        assert_eq!(burst, [Kind::Enumeration]);
     }
 
     #[test]

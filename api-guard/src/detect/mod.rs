@@ -18,7 +18,7 @@ pub mod request;
 pub mod rules;
 
 pub use config::DetectConfig;
-pub use engine::{Engine, Verdict};
+pub use engine::{Engine, Stage, Verdict};
 pub use finding::{Finding, Kind, Severity};
 pub use request::{Context, Request};
 pub use rules::Rule;

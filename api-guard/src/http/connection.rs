@@ -62,6 +62,8 @@ struct Core {
     /// The request a 101 switched to HTTP/2 (`Upgrade: h2c`): its response comes as HTTP/2
     /// stream 1, so it is handed over rather than emitted.
     h2c: Option<HttpExchange>,
+    /// Hand out a [`super::Phase::Request`] record as each request ends.
+    notify_requests: bool,
 }
 
 impl Core {
@@ -243,13 +245,20 @@ impl MessageSink for RequestSink<'_> {
 
     fn end(&mut self, end: MessageEnd) {
         let seq = self.core.current_request.take();
+        let notify = self.core.notify_requests;
+        let mut notice = None;
         self.core.update(seq, |e| {
             e.ex.request_end_ns = Some(end.end_ns);
             e.ex.request_body_bytes = end.body_len;
             e.ex.request_body = end.body;
             e.ex.request_truncated |= end.truncated;
             e.request_done = true;
+            if notify {
+                notice = Some(e.ex.request_notice(e.ex.request_body.clone()));
+                e.ex.request_noticed = true;
+            }
         });
+        self.out.extend(notice);
         self.core.flush(self.out);
     }
 
@@ -399,6 +408,7 @@ impl H1Connection {
                 errors: 0,
                 lost: 0,
                 h2c: None,
+                notify_requests: false,
             },
         }
     }
@@ -414,6 +424,12 @@ impl H1Connection {
             responses: MessageParser::joined(MessageKind::Response, limits),
             ..Self::new(limits)
         }
+    }
+
+    /// From now on each request is also handed out alone as it ends (a
+    /// [`super::Phase::Request`] record in `out`), before its response.
+    pub fn notify_requests(&mut self) {
+        self.core.notify_requests = true;
     }
 
     /// Bytes of `stream`, captured at `ts_ns`; finished exchanges are appended to `out`.

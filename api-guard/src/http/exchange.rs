@@ -60,6 +60,24 @@ pub struct HttpExchange {
     pub sse: Option<SseStats>,
     /// What the HTTP/2 framing showed that a well-behaved peer never sends.
     pub anomalies: Vec<H2Anomaly>,
+    /// What this record stands for: a whole exchange, or only its request, handed out as
+    /// soon as the request was complete (see [`HttpExchange::request_notice`]).
+    #[serde(skip)]
+    pub phase: Phase,
+    /// A request notice was handed out for this exchange: its request was judged already.
+    #[serde(skip)]
+    pub request_noticed: bool,
+}
+
+/// What an [`HttpExchange`] record stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// A request and its response (or what was seen of them).
+    #[default]
+    Exchange,
+    /// A request that just ended, before its response: content is judged on it at once,
+    /// and the exchange that follows carries `request_noticed`.
+    Request,
 }
 
 /// Protocol version of an exchange.
@@ -129,6 +147,33 @@ impl HttpExchange {
             grpc: None,
             sse: None,
             anomalies: Vec::new(),
+            phase: Phase::Exchange,
+            request_noticed: false,
+        }
+    }
+
+    /// The request side of this exchange as a [`Phase::Request`] record, with `body` as
+    /// its body prefix (HTTP/2 keeps the prefix outside the exchange until it ends).
+    pub(crate) fn request_notice(&self, body: Bytes) -> Self {
+        Self {
+            method: self.method.clone(),
+            path: self.path.clone(),
+            query: self.query.clone(),
+            host: self.host.clone(),
+            version: self.version,
+            stream_id: self.stream_id,
+            incomplete: self.incomplete,
+            request_start_ns: self.request_start_ns,
+            request_end_ns: self.request_end_ns,
+            request_header_bytes: self.request_header_bytes,
+            request_body_bytes: self.request_body_bytes,
+            request_truncated: self.request_truncated,
+            request_headers: self.request_headers.clone(),
+            request_body: body,
+            grpc: self.grpc.clone(),
+            anomalies: self.anomalies.clone(),
+            phase: Phase::Request,
+            ..Self::started(self.request_start_ns)
         }
     }
 

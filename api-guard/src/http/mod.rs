@@ -38,7 +38,7 @@ const CR: u8 = b'\r';
 const LF: u8 = b'\n';
 
 pub use connection::{ConnState, Stream};
-pub use exchange::{method_label, HttpExchange, HttpVersion};
+pub use exchange::{method_label, HttpExchange, HttpVersion, Phase};
 pub use grpc::{CallKind, GrpcCall};
 pub use limits::HttpLimits;
 pub use protocol::HttpConnection;

@@ -45,6 +45,8 @@ pub struct HttpConnection {
     /// cumulative totals never go down.
     carried_errors: u64,
     carried_lost: u64,
+    /// Each request is also handed out alone as it ends (see [`Self::notify_requests`]).
+    notify_requests: bool,
 }
 
 impl HttpConnection {
@@ -73,7 +75,36 @@ impl HttpConnection {
             proto,
             carried_errors: 0,
             carried_lost: 0,
+            notify_requests: false,
         }
+    }
+
+    /// From now on each request is also handed out alone as soon as it ends, before its
+    /// response: a [`Phase::Request`](super::Phase) record in `out` (then the exchange
+    /// carries `request_noticed`). The agent judges request content on those.
+    pub fn notify_requests(&mut self) {
+        self.notify_requests = true;
+        match &mut self.proto {
+            Proto::H1(h1) | Proto::Joined(h1) => h1.notify_requests(),
+            Proto::H2(h2) => h2.notify_requests(),
+            Proto::Detecting { .. } | Proto::Done(_) => {}
+        }
+    }
+
+    fn new_h1(&self) -> H1Connection {
+        let mut h1 = H1Connection::new(self.limits);
+        if self.notify_requests {
+            h1.notify_requests();
+        }
+        h1
+    }
+
+    fn new_h2(&self, begin: Begin) -> Box<H2Connection> {
+        let mut h2 = Box::new(H2Connection::new(self.limits, begin));
+        if self.notify_requests {
+            h2.notify_requests();
+        }
+        h2
     }
 
     /// Bytes of `stream`, captured at `ts_ns`; finished exchanges are appended to `out`.
@@ -119,7 +150,7 @@ impl HttpConnection {
             },
             Proto::Joined(h1) => {
                 if h2::starts_with_frames(data, u32::MAX) {
-                    self.proto = Proto::H2(Box::new(H2Connection::new(self.limits, Begin::Joined)));
+                    self.proto = Proto::H2(self.new_h2(Begin::Joined));
                     self.feed(stream, data, ts_ns, out);
                     return;
                 }
@@ -137,7 +168,8 @@ impl HttpConnection {
 
     /// Replays what was held while detecting into a new HTTP/1 parser.
     fn start_h1(&mut self, ts_ns: u64, out: &mut Vec<HttpExchange>) {
-        let held = mem::replace(&mut self.proto, Proto::H1(H1Connection::new(self.limits)));
+        let h1 = Proto::H1(self.new_h1());
+        let held = mem::replace(&mut self.proto, h1);
         if let (Proto::Detecting { request, response }, Proto::H1(h1)) = (held, &mut self.proto) {
             if !request.is_empty() {
                 h1.feed(Stream::Request, &request, ts_ns, out);
@@ -149,7 +181,7 @@ impl HttpConnection {
     }
 
     fn start_h2(&mut self, begin: Begin, ts_ns: u64, out: &mut Vec<HttpExchange>) {
-        let h2 = Proto::H2(Box::new(H2Connection::new(self.limits, begin)));
+        let h2 = Proto::H2(self.new_h2(begin));
         let held = mem::replace(&mut self.proto, h2);
         if let (Proto::Detecting { request, response }, Proto::H2(h2)) = (held, &mut self.proto) {
             h2.feed(Stream::Request, &request, ts_ns, out);
@@ -175,7 +207,7 @@ impl HttpConnection {
             self.carried_errors += h1.parse_errors();
             self.carried_lost += h1.lost_exchanges();
         }
-        let mut h2 = Box::new(H2Connection::new(self.limits, Begin::Preface));
+        let mut h2 = self.new_h2(Begin::Preface);
         h2.adopt_upgrade_request(request);
         if !held.is_empty() {
             h2.feed(Stream::Request, &held, ts_ns, out);

@@ -1,4 +1,8 @@
-//! Live detection: every server-side exchange goes through the detection engine. Each finding
+//! Live detection: every request a local server receives goes through the detection engine,
+//! as soon as it is complete (the parsing task hands it out before its response), so a block
+//! can drop the client while the answer is still being produced; what only the answer tells
+//! (401/403 and 404 bursts) is judged when the exchange ends. Requests never handed out
+//! alone (cut off by a capture gap or a close) are judged whole at the end. Each finding
 //! is counted (`apiguard_detections_total{kind,severity}`) and reported as a `detection`
 //! security event; a verdict at or above `detect.block_severity` blocks the client at XDP.
 //!
@@ -13,8 +17,9 @@
 use std::{sync::Arc, thread::JoinHandle, time::Duration};
 
 use api_guard::{
-    detect::{DetectConfig, Engine, Finding, Request, Severity},
+    detect::{DetectConfig, Engine, Finding, Request, Severity, Stage},
     event::{Detection, EventBody, ExchangeContext, RequestView, SecurityEvent},
+    http::Phase,
     identity::ClientIdentity,
 };
 use tracing::{debug, warn};
@@ -100,7 +105,12 @@ impl Analyzer for Detections {
             status: h.status,
         };
         let now = h.request_start_ns;
-        let verdict = self.engine.inspect(&req, client, now);
+        let stage = match (h.phase, h.request_noticed) {
+            (Phase::Request, _) => Stage::Request,
+            (Phase::Exchange, true) => Stage::Outcome,
+            (Phase::Exchange, false) => Stage::Whole,
+        };
+        let verdict = self.engine.inspect_at(stage, &req, client, now);
         if verdict.inputs_skipped > 0 {
             self.metrics
                 .detect

@@ -87,6 +87,9 @@ pub struct ConnTable {
     /// Addresses of connections adopted at start, by conn_id, until their open (see
     /// `adopt.rs`); bounded by the adoption cap.
     adopted: HashMap<u64, (SocketAddr, SocketAddr)>,
+    /// Server connections hand out each request as it ends (detection judges it before
+    /// the response).
+    request_notices: bool,
 }
 
 /// Whether a connection's first bytes are a TLS record header, as in
@@ -144,7 +147,16 @@ impl ConnTable {
             ignored_order: VecDeque::new(),
             tls_libraries,
             adopted: HashMap::new(),
+            request_notices: false,
         }
+    }
+
+    /// Requests local servers receive are also handed out alone as soon as they end
+    /// ([`Phase::Request`](api_guard::http::Phase) exchanges), so detection judges them
+    /// before they are answered.
+    pub fn with_request_notices(mut self, on: bool) -> Self {
+        self.request_notices = on;
+        self
     }
 
     /// Addresses of the connections adopted at start (see `adopt.rs`).
@@ -204,9 +216,13 @@ impl ConnTable {
             peer,
             tls_library: None,
         };
+        let mut http = parser(self.limits, e.joined);
+        if self.request_notices && role == Role::Server {
+            http.notify_requests();
+        }
         let conn = Conn {
             meta: Arc::new(meta),
-            http: parser(self.limits, e.joined),
+            http,
             joined: e.joined,
             unsynced_bytes: e.joined.then_some(0),
             transport: Transport::Plain,

@@ -188,24 +188,7 @@ impl AbuseDetector {
                 ));
             }
         }
-        if self.config.not_found && req.status == Some(404) {
-            let c = &self.config;
-            let w = self
-                .not_found
-                .get_or_insert_mut(ip, NotFoundWindow::default);
-            if let Some(evidence) = w.hit(
-                now,
-                c.not_found_window_secs * NS,
-                c.not_found_threshold,
-                req.path,
-            ) {
-                out.push(Finding::new(
-                    &rules::ABUSE_NOT_FOUND_BURST,
-                    "client",
-                    &evidence,
-                ));
-            }
-        }
+        self.not_found(req, ip, now, out);
         if self.config.id_enumeration {
             if let Some(id) = route.id {
                 let c = &self.config;
@@ -228,6 +211,40 @@ impl AbuseDetector {
                     ));
                 }
             }
+        }
+    }
+
+    /// What only the answer tells (404 bursts), for a request judged before its answer.
+    pub fn inspect_outcome(
+        &mut self,
+        req: &Request<'_>,
+        ctx: &Context<'_>,
+        out: &mut Vec<Finding>,
+    ) {
+        if let Some(ip) = ctx.client.ip {
+            self.not_found(req, ip, ctx.now_ns, out);
+        }
+    }
+
+    fn not_found(&mut self, req: &Request<'_>, ip: IpAddr, now: u64, out: &mut Vec<Finding>) {
+        if !self.config.not_found || req.status != Some(404) {
+            return;
+        }
+        let c = &self.config;
+        let w = self
+            .not_found
+            .get_or_insert_mut(ip, NotFoundWindow::default);
+        if let Some(evidence) = w.hit(
+            now,
+            c.not_found_window_secs * NS,
+            c.not_found_threshold,
+            req.path,
+        ) {
+            out.push(Finding::new(
+                &rules::ABUSE_NOT_FOUND_BURST,
+                "client",
+                &evidence,
+            ));
         }
     }
 

@@ -681,8 +681,10 @@ fn hostile_documents_fail_fast() {
     ] {
         let start = Instant::now();
         let e = Spec::parse(doc.as_bytes()).unwrap_err();
+        // Not a timing target: a bound far above the milliseconds this takes, that an
+        // exponential expansion would still blow through even on a loaded 2-core machine.
         assert!(
-            start.elapsed() < Duration::from_secs(2),
+            start.elapsed() < Duration::from_secs(20),
             "{name}: {:?}",
             start.elapsed()
         );

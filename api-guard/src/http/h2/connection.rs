@@ -100,6 +100,8 @@ struct Core {
     errors: u64,
     unresolved: u64,
     out: Vec<HttpExchange>,
+    /// Hand out a [`Phase::Request`](crate::http::Phase) record as each request ends.
+    notify_requests: bool,
 }
 
 #[derive(Debug)]
@@ -136,8 +138,15 @@ impl H2Connection {
                 errors: 0,
                 unresolved: 0,
                 out: Vec::new(),
+                notify_requests: false,
             },
         }
+    }
+
+    /// From now on each request is also handed out alone as it ends (a
+    /// [`Phase::Request`](crate::http::Phase) record in `out`), before its response.
+    pub fn notify_requests(&mut self) {
+        self.core.notify_requests = true;
     }
 
     /// After an `Upgrade: h2c` request answered 101: that request is stream 1, half-closed
@@ -368,6 +377,20 @@ impl Core {
         self.out.push(s.ex);
     }
 
+    /// Stream `id`'s request just ended: hands it out alone when asked to.
+    fn request_ended(&mut self, id: u32) {
+        if !self.notify_requests {
+            return;
+        }
+        if let Some(s) = self.streams.get_mut(&id) {
+            if !s.ex.request_noticed {
+                let body = Bytes::copy_from_slice(&s.request_body);
+                self.out.push(s.ex.request_notice(body));
+                s.ex.request_noticed = true;
+            }
+        }
+    }
+
     fn emit_if_done(&mut self, id: u32, ts: u64) {
         if self
             .streams
@@ -456,6 +479,7 @@ impl Core {
             if b.end_stream {
                 s.request_done = true;
                 s.ex.request_end_ns = Some(b.ts);
+                self.request_ended(id);
             }
             return self.emit_if_done(id, b.ts);
         }
@@ -486,6 +510,9 @@ impl Core {
         s.request_length = length;
         s.grpc = grpc.then(Default::default);
         self.streams.insert(id, s);
+        if b.end_stream {
+            self.request_ended(id);
+        }
     }
 
     fn push_promise(&mut self, b: Block) {
@@ -756,6 +783,9 @@ impl FrameSink for Side<'_> {
                 s.response_done = true;
                 s.ex.response_end_ns = Some(ts);
             }
+        }
+        if d == 0 {
+            self.core.request_ended(h.stream);
         }
         self.core.emit_if_done(h.stream, ts);
     }

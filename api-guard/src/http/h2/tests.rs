@@ -5,7 +5,7 @@ use super::frame::{
     SETTINGS,
 };
 use crate::http::{
-    CallKind, ConnState, HttpConnection, HttpExchange, HttpLimits, HttpVersion, Stream,
+    CallKind, ConnState, HttpConnection, HttpExchange, HttpLimits, HttpVersion, Phase, Stream,
 };
 
 /// A field as a literal without indexing, new name, no Huffman (RFC 7541 §6.2.2).
@@ -672,4 +672,36 @@ fn pushed_streams_are_exchanges_too() {
             ("/style.css", Some(2), Some(200), 3)
         ]
     );
+}
+
+#[test]
+fn requests_are_handed_out_as_they_end() {
+    let script = multiplexed();
+    let mut conn = HttpConnection::new(HttpLimits::default());
+    conn.notify_requests();
+    let mut out = Vec::new();
+    // The client's first chunk ends stream 1 (HEADERS with END_STREAM), not stream 3.
+    conn.feed(script[0].0, &script[0].1, 1, &mut out);
+    let notices: Vec<_> = out.iter().map(|e| (e.phase, e.path.as_str())).collect();
+    assert_eq!(notices, [(Phase::Request, "/a/b")]);
+    assert!(out[0].status.is_none() && out[0].request_body.is_empty());
+    out.clear();
+    for (i, (stream, bytes)) in script.iter().enumerate().skip(1) {
+        conn.feed(*stream, bytes, i as u64 + 1, &mut out);
+    }
+    // Stream 3's request ends with the padded DATA (the notice carries the body prefix),
+    // before either exchange.
+    let seen: Vec<_> = out.iter().map(|e| (e.phase, e.path.as_str())).collect();
+    assert_eq!(
+        seen,
+        [
+            (Phase::Request, "/upload"),
+            (Phase::Exchange, "/upload"),
+            (Phase::Exchange, "/a/b")
+        ]
+    );
+    assert_eq!(out[0].request_body.len(), 5000);
+    assert_eq!(out[0].request_end_ns, Some(3));
+    assert!(out[1..].iter().all(|e| e.request_noticed));
+    check_multiplexed(&out[1..]);
 }

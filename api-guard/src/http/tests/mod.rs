@@ -3,6 +3,7 @@
 mod corpus;
 mod fuzz;
 mod malformed;
+mod notices;
 mod scenarios;
 
 use super::{ConnState, HttpConnection, HttpExchange, HttpLimits, Stream};
