@@ -7,11 +7,15 @@ use crate::Plain;
 /// Payload is copied in chunks of at most this many bytes (one ring buffer record each).
 pub const CHUNK_SIZE: usize = 4096;
 /// Upper bound on chunks per syscall; bounds the kernel loop and the per-call capture cap.
-pub const MAX_CHUNKS_PER_CALL: usize = 16;
-/// Largest configurable per-call capture cap.
+pub const MAX_CHUNKS_PER_CALL: usize = 256;
+/// Largest configurable per-call capture cap (1 MiB).
 pub const MAX_CAPTURE_CAP: u32 = (CHUNK_SIZE * MAX_CHUNKS_PER_CALL) as u32;
-/// Default per-call capture cap: typical API headers plus bodies.
+/// Default per-call capture cap for responses (and what is neither a request nor a
+/// response): heads plus the body prefix analysis reads.
 pub const DEFAULT_CAPTURE_CAP: u32 = 16 * 1024;
+/// Default per-call capture cap for requests (bytes a local server reads, bytes a local
+/// client writes): what detection judges must not end at a cap an attacker can pad past.
+pub const DEFAULT_REQUEST_CAPTURE_CAP: u32 = 64 * 1024;
 /// iovec entries inspected per readv/writev/recvmsg/sendmsg call; the rest counts as truncated.
 /// gRPC writes one iovec per slice (grpc-core batches up to 260), and a lost slice costs an
 /// HTTP/2 connection its header-compression state, so the bound is generous: entries are only

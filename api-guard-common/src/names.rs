@@ -22,8 +22,10 @@ pub const MAP_FILTER_CGROUPS: &str = "FILTER_CGROUPS";
 
 /// Global: tgid of the daemon itself, never captured.
 pub const GLOBAL_SELF_TGID: &str = "SELF_TGID";
-/// Global: per-call capture cap in bytes (multiple of [`crate::CHUNK_SIZE`]).
+/// Global: per-call capture cap in bytes for responses (multiple of [`crate::CHUNK_SIZE`]).
 pub const GLOBAL_CAPTURE_CAP: &str = "CAPTURE_CAP";
+/// Global: per-call capture cap in bytes for requests (multiple of [`crate::CHUNK_SIZE`]).
+pub const GLOBAL_REQUEST_CAPTURE_CAP: &str = "REQUEST_CAPTURE_CAP";
 /// Global: bitmask of [`crate::FILTER_BY_PID`] / [`crate::FILTER_BY_COMM`] / [`crate::FILTER_BY_CGROUP`].
 pub const GLOBAL_FILTER_MODE: &str = "FILTER_MODE";
 /// Global: bytes waiting in the ring buffer above which a submission wakes the reader.

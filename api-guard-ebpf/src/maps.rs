@@ -19,6 +19,8 @@ pub static SELF_TGID: u32 = 0;
 #[unsafe(no_mangle)]
 pub static CAPTURE_CAP: u32 = api_guard_common::DEFAULT_CAPTURE_CAP;
 #[unsafe(no_mangle)]
+pub static REQUEST_CAPTURE_CAP: u32 = api_guard_common::DEFAULT_REQUEST_CAPTURE_CAP;
+#[unsafe(no_mangle)]
 pub static FILTER_MODE: u32 = 0;
 #[unsafe(no_mangle)]
 pub static WAKEUP_BYTES: u64 = 256 * 1024;
@@ -268,6 +270,7 @@ mod name_checks {
         MAP_FILTER_CGROUPS => super::FILTER_CGROUPS,
         GLOBAL_SELF_TGID => super::SELF_TGID,
         GLOBAL_CAPTURE_CAP => super::CAPTURE_CAP,
+        GLOBAL_REQUEST_CAPTURE_CAP => super::REQUEST_CAPTURE_CAP,
         GLOBAL_FILTER_MODE => super::FILTER_MODE,
         GLOBAL_WAKEUP_BYTES => super::WAKEUP_BYTES,
         GLOBAL_XDP_RATE_ON => super::XDP_RATE_ON,

@@ -681,7 +681,7 @@ fn comm_of_path(path: &Path) -> String {
 const RAW_CLIENT: &str = r#"
 import socket, sys
 host, port = sys.argv[1], int(sys.argv[2])
-payload = bytes.fromhex(sys.argv[3])
+payload = open(sys.argv[3], "rb").read()
 family = socket.AF_INET6 if ":" in host else socket.AF_INET
 s = socket.socket(family, socket.SOCK_STREAM)
 s.settimeout(5)
@@ -731,13 +731,16 @@ impl RawRun {
 /// the server closes (end the payload with a `Connection: close` request). Bounded: 5 s
 /// socket timeout, 10 s overall.
 pub fn raw_exchange(ns: &Netns, addr: SocketAddr, payload: &[u8]) -> Result<RawRun> {
-    let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+    // Through a file: a payload can exceed what one command-line argument may hold.
+    let dir = TempDir::new("raw")?;
+    let file = dir.join("payload");
+    fs::write(&file, payload)?;
     let mut cmd = ns.cmd(python3_bin());
     cmd.arg("-c")
         .arg(RAW_CLIENT)
         .arg(addr.ip().to_string())
         .arg(addr.port().to_string())
-        .arg(hex);
+        .arg(&file);
     let done: Finished = run_with_timeout(&mut cmd, Duration::from_secs(10))?;
     ensure!(
         done.status.success(),

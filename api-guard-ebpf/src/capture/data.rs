@@ -5,7 +5,7 @@
 use api_guard_common::{ConnInfo, ConnKey};
 use api_guard_common::{
     Stat, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, MAX_CAPTURE_CAP,
-    MAX_CHUNKS_PER_CALL, MAX_IOVECS,
+    MAX_CHUNKS_PER_CALL, MAX_IOVECS, ROLE_CLIENT, ROLE_SERVER,
 };
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_loop},
@@ -21,7 +21,7 @@ use super::{
 use crate::{
     maps::{
         global_u32, DataArgs, BUF_CLAIMED, BUF_DONE, BUF_IOVEC, BUF_MSGHDR, BUF_NONE, BUF_PLAIN,
-        CAPTURE_CAP, CONNS, DATA_ARGS,
+        CAPTURE_CAP, CONNS, DATA_ARGS, REQUEST_CAPTURE_CAP,
     },
     tls,
 };
@@ -202,7 +202,17 @@ pub(crate) fn deliver(
         bump(Stat::LostBytes, ret);
         return;
     }
-    copy_payload(key, origin, args, ret, flags);
+    // Requests (what a local server reads, what a local client writes) are what detection
+    // judges, so padding must not push their content past the cap: they have their own,
+    // larger one; responses keep the small one.
+    let request = (conn.role == ROLE_SERVER && args.dir == DIR_INGRESS)
+        || (conn.role == ROLE_CLIENT && args.dir == DIR_EGRESS);
+    let cap = if request {
+        global_u32(&REQUEST_CAPTURE_CAP)
+    } else {
+        global_u32(&CAPTURE_CAP)
+    };
+    copy_payload(key, origin, args, ret, flags, cap);
 }
 
 /// Progress of one call's copy, shared with the `bpf_loop` callback (kept on our stack).
@@ -229,8 +239,8 @@ struct CopyState {
 /// header-only record for whatever was not copied. The per-chunk step runs under `bpf_loop`
 /// so the verifier checks it once instead of once per unrolled iteration.
 #[inline(always)]
-fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: u8) {
-    let mut cap = global_u32(&CAPTURE_CAP) as u64;
+fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: u8, cap: u32) {
+    let mut cap = cap as u64;
     if cap > MAX_CAPTURE_CAP as u64 {
         cap = MAX_CAPTURE_CAP as u64;
     }

@@ -198,7 +198,7 @@ mod tests {
     fn empty_file_is_the_embedded_default() {
         let c = Config::parse("", "t").unwrap();
         assert_eq!(c.capture.max_capture_bytes, 16384);
-        assert_eq!(c.capture.capture_cap(), 16384);
+        assert_eq!(c.capture.capture_caps(), (16384, 65536));
         assert!(c.capture.pids.is_empty());
     }
 
@@ -242,7 +242,7 @@ mod tests {
         let e = Config::parse(text, "a.toml").unwrap_err().to_string();
         assert_eq!(
             e,
-            "a.toml:3: invalid value for `capture.max_capture_bytes`: must be 1..=65536"
+            "a.toml:3: invalid value for `capture.max_capture_bytes`: must be 1..=1048576"
         );
         let text = "[capture]\n[[enforce.policies]]\nname = \"a\"\nkey = \"client_ip\"\nrate = 5.0\nburst = 5\n\
                     [[enforce.policies]]\nname = \"b\"\nkey = \"client_ip\"\nrate = 1.0\nburst = 0\n";
@@ -414,6 +414,6 @@ pin = true
     #[test]
     fn cap_rounds_up_to_chunks() {
         let c = Config::parse("[capture]\nmax_capture_bytes = 5000\n", "t").unwrap();
-        assert_eq!(c.capture.capture_cap(), 8192);
+        assert_eq!(c.capture.capture_caps(), (8192, 65536));
     }
 }

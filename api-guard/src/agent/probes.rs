@@ -258,7 +258,7 @@ impl Probes {
     pub fn load(config: &Config) -> Result<Self, ProbeError> {
         ensure_tracefs()?;
         let self_tgid = std::process::id();
-        let cap = config.capture.capture_cap();
+        let (cap, request_cap) = config.capture.capture_caps();
         let mut filter_mode = 0u32;
         if !config.capture.pids.is_empty() {
             filter_mode |= FILTER_BY_PID;
@@ -280,6 +280,7 @@ impl Probes {
         loader
             .override_global(GLOBAL_SELF_TGID, &self_tgid, true)
             .override_global(GLOBAL_CAPTURE_CAP, &cap, true)
+            .override_global(GLOBAL_REQUEST_CAPTURE_CAP, &request_cap, true)
             .override_global(GLOBAL_FILTER_MODE, &filter_mode, true)
             .override_global(GLOBAL_WAKEUP_BYTES, &wakeup, true)
             .override_global(GLOBAL_XDP_RATE_ON, &rate_on, true)

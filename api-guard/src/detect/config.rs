@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::{
     abuse::AbuseConfig, auth::AuthConfig, finding::Severity, injection::InjectionConfig,
-    inputs::InputLimits, jwt::JwtConfig, protocol::ProtocolConfig,
+    inputs::InputLimits, jwt::JwtConfig, protocol::ProtocolConfig, uninspected::UninspectedConfig,
 };
 
 pub use crate::config::{invalid, Invalid};
@@ -22,11 +22,14 @@ pub struct DetectConfig {
     /// Security events per client per second (default 20); the rest are counted in
     /// `apiguard_detection_events_suppressed_total` and in the client's next event.
     pub max_events_per_client: u32,
-    /// Exchanges waiting for the detection thread (default 1024); when it is behind, further
-    /// exchanges are counted in `apiguard_detect_exchanges_skipped_total`, not inspected.
+    /// Requests and exchanges waiting for the detection thread (default 4096: a pipelined
+    /// burst of thousands of requests in one write arrives as one batch); when it is behind,
+    /// further ones are counted in `apiguard_detect_exchanges_skipped_total`, not inspected.
     pub queue_capacity: usize,
     /// Where payloads are looked for, and how much of each.
     pub limits: InputLimits,
+    /// Reporting what the limits or capture left unseen.
+    pub uninspected: UninspectedConfig,
     pub injection: InjectionConfig,
     pub protocol: ProtocolConfig,
     pub jwt: JwtConfig,
@@ -41,8 +44,9 @@ impl Default for DetectConfig {
             block_severity: None,
             block_secs: 600,
             max_events_per_client: 20,
-            queue_capacity: 1024,
+            queue_capacity: 4096,
             limits: InputLimits::default(),
+            uninspected: UninspectedConfig::default(),
             injection: InjectionConfig::default(),
             protocol: ProtocolConfig::default(),
             jwt: JwtConfig::default(),

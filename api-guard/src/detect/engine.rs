@@ -13,6 +13,7 @@ use super::{
     jwt::JwtDetector,
     protocol::ProtocolDetector,
     request::{Context, Request},
+    uninspected::{self, Uninspected, UninspectedConfig},
 };
 use crate::identity::ClientIdentity;
 
@@ -36,10 +37,13 @@ pub struct Verdict {
     pub findings: Vec<Finding>,
     /// Values the input limits left uninspected.
     pub inputs_skipped: usize,
+    /// Body bytes no detector saw (see [`Engine::account_uninspected`]).
+    pub uninspected: Option<Uninspected>,
 }
 
 pub struct Engine {
     limits: InputLimits,
+    uninspected: UninspectedConfig,
     injection: Option<InjectionDetector>,
     protocol: Option<ProtocolDetector>,
     jwt: Option<JwtDetector>,
@@ -53,6 +57,7 @@ impl Engine {
         let on = |enabled: bool| config.enabled && enabled;
         Ok(Self {
             limits: config.limits.clone(),
+            uninspected: config.uninspected.clone(),
             injection: on(config.injection.enabled)
                 .then(|| InjectionDetector::new(&config.injection))
                 .transpose()?,
@@ -85,6 +90,19 @@ impl Engine {
         }
     }
 
+    /// Records in `verdict` the body bytes of `req` no detector saw — past the analysis
+    /// limit, or lost to a capture gap when `capture_gap` — with a
+    /// `protocol.uninspected_content` finding when `[detect.uninspected]` reports them.
+    pub fn account_uninspected(&self, req: &Request<'_>, capture_gap: bool, verdict: &mut Verdict) {
+        let Some(u) = uninspected::measure(req, &self.limits, capture_gap) else {
+            return;
+        };
+        verdict.uninspected = Some(u);
+        verdict
+            .findings
+            .extend(uninspected::finding(&u, &self.uninspected));
+    }
+
     /// Only what the response status tells, for a request already judged at
     /// [`Stage::Request`].
     fn inspect_outcome(
@@ -104,6 +122,7 @@ impl Engine {
         Verdict {
             findings,
             inputs_skipped: 0,
+            uninspected: None,
         }
     }
 
@@ -133,6 +152,7 @@ impl Engine {
         Verdict {
             findings,
             inputs_skipped,
+            uninspected: None,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod offline;
 pub mod protocol;
 pub mod request;
 pub mod rules;
+pub mod uninspected;
 
 pub use config::DetectConfig;
 pub use engine::{Engine, Stage, Verdict};

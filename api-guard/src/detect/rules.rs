@@ -204,6 +204,8 @@ catalogue! {
         "request head above `max_header_bytes` (16384) or more than `max_headers` (100) headers";
     PROTOCOL_OVERSIZED_BODY = "protocol.oversized_body", Protocol, Medium,
         "body (received or declared) above `max_body_bytes` (10 MiB)";
+    PROTOCOL_UNINSPECTED_CONTENT = "protocol.uninspected_content", Protocol, Low,
+        "request body bytes no detector saw (past the analysis limit, or lost to a capture gap); severity set by `[detect.uninspected] severity`";
     PROTOCOL_METHOD_UNKNOWN = "protocol.method_unknown", Protocol, Medium,
         "a method that is neither standard nor in `extra_methods`";
     PROTOCOL_HOST_INVALID = "protocol.host_invalid", Protocol, Medium,
@@ -348,7 +350,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 112);
+        assert_eq!(ALL.len(), 113);
         assert_eq!(by_id("sqli.nope"), None);
     }
 

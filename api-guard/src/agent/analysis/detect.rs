@@ -110,7 +110,14 @@ impl Analyzer for Detections {
             (Phase::Exchange, true) => Stage::Outcome,
             (Phase::Exchange, false) => Stage::Whole,
         };
-        let verdict = self.engine.inspect_at(stage, &req, client, now);
+        let mut verdict = self.engine.inspect_at(stage, &req, client, now);
+        if stage != Stage::Outcome {
+            self.engine
+                .account_uninspected(&req, h.request_truncated, &mut verdict);
+        }
+        if let Some(u) = verdict.uninspected {
+            self.metrics.detect.uninspected(u.reason, u.bytes);
+        }
         if verdict.inputs_skipped > 0 {
             self.metrics
                 .detect

@@ -7,7 +7,9 @@ use std::{
 };
 
 use api_guard::config::{invalid, Invalid};
-use api_guard_common::{CHUNK_SIZE, DEFAULT_CAPTURE_CAP, MAX_CAPTURE_CAP};
+use api_guard_common::{
+    CHUNK_SIZE, DEFAULT_CAPTURE_CAP, DEFAULT_REQUEST_CAPTURE_CAP, MAX_CAPTURE_CAP,
+};
 use serde::Deserialize;
 
 use crate::http::HttpLimits;
@@ -15,8 +17,13 @@ use crate::http::HttpLimits;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaptureConfig {
-    /// Bytes copied per syscall (default 16 KiB, at most 64 KiB); the rest is counted as truncated.
+    /// Bytes copied per call of responses (default 16 KiB, at most 1 MiB); the rest is
+    /// counted as truncated.
     pub max_capture_bytes: u32,
+    /// Bytes copied per call of requests — what local servers read and local clients write
+    /// (default 64 KiB, at most 1 MiB): content detection judges requests, so their cap is
+    /// larger than what an attacker can cheaply pad past.
+    pub max_request_capture_bytes: u32,
     /// Ring buffer size in bytes (default 16 MiB); a power of two, at least 32 KiB.
     pub ring_buffer_bytes: u32,
     /// Only capture these process ids (default: all).
@@ -42,6 +49,7 @@ impl Default for CaptureConfig {
     fn default() -> Self {
         Self {
             max_capture_bytes: DEFAULT_CAPTURE_CAP,
+            max_request_capture_bytes: DEFAULT_REQUEST_CAPTURE_CAP,
             ring_buffer_bytes: 16 * 1024 * 1024,
             pids: Vec::new(),
             comms: Vec::new(),
@@ -93,11 +101,16 @@ impl HttpConfig {
 
 impl CaptureConfig {
     pub fn validate(&self) -> Result<(), Invalid> {
-        if self.max_capture_bytes == 0 || self.max_capture_bytes > MAX_CAPTURE_CAP {
-            return Err(invalid(
-                "capture.max_capture_bytes",
-                format!("must be 1..={MAX_CAPTURE_CAP}"),
-            ));
+        for (field, value) in [
+            ("capture.max_capture_bytes", self.max_capture_bytes),
+            (
+                "capture.max_request_capture_bytes",
+                self.max_request_capture_bytes,
+            ),
+        ] {
+            if value == 0 || value > MAX_CAPTURE_CAP {
+                return Err(invalid(field, format!("must be 1..={MAX_CAPTURE_CAP}")));
+            }
         }
         if !self.ring_buffer_bytes.is_power_of_two()
             || self.ring_buffer_bytes < 8 * CHUNK_SIZE as u32
@@ -127,10 +140,15 @@ impl CaptureConfig {
         self.cgroups.iter().map(|p| cgroup_id(p)).collect()
     }
 
-    /// The per-call cap rounded up to whole chunks, as the kernel applies it.
-    pub fn capture_cap(&self) -> u32 {
+    /// The per-call caps (responses, requests) rounded up to whole chunks, as the kernel
+    /// applies them.
+    pub fn capture_caps(&self) -> (u32, u32) {
         let chunk = CHUNK_SIZE as u32;
-        self.max_capture_bytes.div_ceil(chunk) * chunk
+        let whole = |bytes: u32| bytes.div_ceil(chunk) * chunk;
+        (
+            whole(self.max_capture_bytes),
+            whole(self.max_request_capture_bytes),
+        )
     }
 }
 

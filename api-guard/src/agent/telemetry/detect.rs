@@ -3,18 +3,19 @@
 use prometheus::{IntCounter, IntCounterVec, Registry};
 
 use super::{counter, counter_vec, sum, QueueSkips};
-use api_guard::detect::{Kind, Severity};
+use api_guard::detect::{uninspected::Reason, Kind, Severity};
 
 pub struct Detect {
     detections: IntCounterVec,
     events_suppressed: IntCounter,
     inputs_skipped: IntCounter,
     exchanges_skipped: IntCounter,
+    uninspected_bytes: IntCounterVec,
 }
 
 impl Detect {
     pub(super) fn new(r: &Registry) -> Self {
-        Self {
+        let detect = Self {
             detections: counter_vec(
                 r,
                 "apiguard_detections_total",
@@ -36,7 +37,25 @@ impl Detect {
                 "apiguard_detect_exchanges_skipped_total",
                 "Server-side exchanges not inspected because the detection queue was full.",
             ),
+            uninspected_bytes: counter_vec(
+                r,
+                "apiguard_detect_uninspected_bytes_total",
+                "Request body bytes no detector saw, by reason (capture_gap, body_limit).",
+                &["reason"],
+            ),
+        };
+        for reason in Reason::ALL {
+            detect
+                .uninspected_bytes
+                .with_label_values(&[reason.as_str()]);
         }
+        detect
+    }
+
+    pub fn uninspected(&self, reason: Reason, bytes: u64) {
+        self.uninspected_bytes
+            .with_label_values(&[reason.as_str()])
+            .inc_by(bytes);
     }
 
     pub fn finding(&self, kind: Kind, severity: Severity) {
