@@ -27,12 +27,6 @@ struct Node {
 impl Node {
     fn start(name: &'static str, redis: &RedisServer, extra: &str) -> Result<Node> {
         let topo = Topology::new(&format!("cl{}", &name[5..]))?;
-        for ip in [SHARED, ALLOWED_ON_C] {
-            let host = format!("{ip}/32");
-            topo.c1.ip(&["addr", "add", &host, "dev", &topo.v1.b_if])?;
-            topo.srv
-                .ip(&["route", "add", &host, "dev", &topo.v1.a_if])?;
-        }
         let config = topo.agent_toml(&format!(
             "[cluster]\nredis_url = {:?}\nnode_name = {name:?}\nbackoff_max_ms = 1000\n{extra}",
             redis.url()
@@ -41,7 +35,21 @@ impl Node {
             config_toml: Some(config),
             ..AgentOptions::default()
         })?;
-        Ok(Node { name, agent, topo })
+        let node = Node { name, agent, topo };
+        for ip in [SHARED, ALLOWED_ON_C] {
+            node.add_client(ip)?;
+        }
+        Ok(node)
+    }
+
+    /// Gives client 1 another address `ip` the server routes back.
+    fn add_client(&self, ip: Ipv4Addr) -> Result<()> {
+        let host = format!("{ip}/32");
+        self.topo.c1.ip(&["addr", "add", &host, "dev", &self.topo.v1.b_if])?;
+        self.topo
+            .srv
+            .ip(&["route", "add", &host, "dev", &self.topo.v1.a_if])?;
+        Ok(())
     }
 
     /// One GET from `from` (a shared address) on a fresh connection.
@@ -292,5 +300,80 @@ fn a_cluster_policy_holds_for_all_nodes_together() -> Result<()> {
         ensure!(n.agent.metric("apiguard_cluster_operations_total", &[("op", "limit")])? >= 10.0);
         ensure!(n.agent.metric("apiguard_cluster_errors_total", &[("op", "limit")])? == 0.0);
     }
+    Ok(())
+}
+
+#[test]
+fn one_key_from_two_addresses_on_each_of_three_nodes_is_one_cluster_event() -> Result<()> {
+    require_root()?;
+    let redis = RedisServer::start()?;
+    // Threshold 5 (the default): two addresses per node never cross it on any node.
+    let detect = "[detect]\nenabled = true\n[detect.auth]\nmax_clients_per_credential = 5\n";
+    let nodes = [
+        Node::start("node-a", &redis, detect)?,
+        Node::start("node-b", &redis, detect)?,
+        Node::start("node-c", &redis, detect)?,
+    ];
+    for n in &nodes {
+        n.wait_connected(true)?;
+    }
+    // Six addresses in all, two behind each node.
+    for (i, n) in nodes.iter().enumerate() {
+        for j in 0..2u8 {
+            let ip = Ipv4Addr::new(198, 18, 1, 10 * (i as u8 + 1) + j);
+            n.add_client(ip)?;
+            let got = curl(
+                &n.topo.c1,
+                &n.topo.url(true, "/index.html"),
+                &[
+                    "--interface".into(),
+                    ip.to_string(),
+                    "-H".into(),
+                    "X-Api-Key: leaked-key-42".into(),
+                ],
+                Duration::from_secs(2),
+            )?;
+            ensure!(got == Probe::Status(200), "{} from {ip}: {got:?}", n.name);
+        }
+    }
+    let sharing = |e: &serde_json::Value| {
+        e["type"] == "detection" && e["rule_id"] == "auth.key_sharing_cluster"
+    };
+    let deadline = Instant::now() + WAIT;
+    let mut found = Vec::new();
+    while Instant::now() < deadline && found.is_empty() {
+        for n in &nodes {
+            found.extend(n.agent.events()?.into_iter().filter(|e| sharing(e)));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Later ticks must not report it again anywhere.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut all = Vec::new();
+    let mut local = 0;
+    for n in &nodes {
+        let events = n.agent.events()?;
+        all.extend(events.iter().filter(|e| sharing(e)).cloned());
+        local += events
+            .iter()
+            .filter(|e| e["rule_id"] == "auth.key_sharing")
+            .count();
+    }
+    ensure!(all.len() == 1, "cluster key-sharing events: {all:?}");
+    ensure!(local == 0, "{local} per-node key-sharing events");
+    let e = &all[0];
+    let evidence = e["evidence"].as_str().unwrap_or_default();
+    ensure!(
+        evidence.starts_with("6 client addresses across the cluster"),
+        "{e}"
+    );
+    ensure!(
+        e["client"]["credential"].as_str().is_some_and(|c| c.starts_with("sha256:"))
+            && !e.to_string().contains("leaked-key-42"),
+        "{e}"
+    );
+    // Redis holds no credential: only hashes of hashes.
+    let keys = redis.command("KEYS *")?;
+    ensure!(!keys.contains("leaked") && !keys.contains("sha256:"), "{keys}");
     Ok(())
 }

@@ -621,6 +621,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     )
     .context("starting enforcement")?;
     // Cluster mode: the enforcer shares its blocks through a queue the cluster task drains.
+    let mut cluster_publisher = None;
     let cluster_task = if config.cluster.enabled() {
         let node = cluster::node_name(&config.cluster).context("cluster mode")?;
         let (publisher, queue) = cluster::channel(
@@ -628,6 +629,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             node.clone(),
             metrics.clone(),
         );
+        cluster_publisher = Some(publisher.clone());
         enforcer.set_cluster(
             publisher,
             enforce::policy::ClusterParams {
@@ -640,6 +642,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             node,
             enforcer.clone(),
             metrics.clone(),
+            events.clone(),
             queue,
         ))
     } else {
@@ -651,7 +654,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics.clone(),
         events.clone(),
     )
-    .context("starting detection")?;
+    .context("starting detection")?
+    .map(|d| match cluster_publisher {
+        Some(p) => d.with_cluster(p, &config.detect),
+        None => d,
+    });
     // Identity settings reach the parsing task (which identifies every client once) here.
     let (identity_tx, identity_rx) = tokio::sync::watch::channel(config.identity.identifier());
     let mut routes = analysis::routes::RouteLabels::new(

@@ -21,6 +21,7 @@ use tracing::{debug, warn};
 
 use super::worker::{self, Analyzer, Worker};
 use crate::{
+    cluster::{signals::SignalTap, Publisher},
     enforce::{blocklist::BlockReason, target::Target, BlockRequest, EnforceError, Enforcer},
     exchange::Exchange,
     output::{EventBudget, EventSink},
@@ -35,6 +36,8 @@ pub struct Detections {
     metrics: Metrics,
     events: EventSink,
     budget: EventBudget,
+    /// Cluster mode: (credential, address) pairs for the cluster-wide key-sharing count.
+    signals: Option<SignalTap>,
 }
 
 impl Detections {
@@ -56,7 +59,22 @@ impl Detections {
             metrics,
             events,
             budget: EventBudget::new(config.max_events_per_client),
+            signals: None,
         }))
+    }
+
+    /// Cluster mode: key sharing is also counted over all nodes (when `detect.auth` reports
+    /// key sharing; its threshold and window as configured at start).
+    pub fn with_cluster(mut self, publisher: Publisher, config: &DetectConfig) -> Self {
+        let auth = &config.auth;
+        if auth.enabled && auth.key_sharing {
+            self.signals = Some(SignalTap::new(
+                publisher,
+                auth.max_clients_per_credential,
+                auth.window_secs,
+            ));
+        }
+        self
     }
 
     /// Starts the detection thread (see [`worker`]).
@@ -101,6 +119,9 @@ impl Analyzer for Detections {
         };
         let now = h.request_start_ns;
         let verdict = self.engine.inspect(&req, client, now);
+        if let Some(tap) = &mut self.signals {
+            tap.observe(ex, client);
+        }
         if verdict.inputs_skipped > 0 {
             self.metrics
                 .detect

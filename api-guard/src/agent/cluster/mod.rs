@@ -1,4 +1,5 @@
-//! Cluster mode (`[cluster]`): nodes share their blocks through Redis (or Valkey).
+//! Cluster mode (`[cluster]`): nodes share their blocks, cluster-scope limits and key-sharing
+//! counts through Redis (or Valkey).
 //!
 //! Nothing here sits on the data path: enforcement and detection hand messages to one task
 //! through a bounded queue ([`Publisher::publish`] never waits; a full queue is counted), and
@@ -11,6 +12,7 @@
 //! `m`). Never a credential or a payload: messages carry addresses, reasons and policy names.
 
 pub mod config;
+pub mod signals;
 mod sync;
 pub mod wire;
 
@@ -28,6 +30,7 @@ use crate::telemetry::{ClusterDrop, Metrics};
 #[derive(Debug)]
 pub enum Outgoing {
     Block(BlockMsg),
+    Seen(Box<signals::Seen>),
 }
 
 /// The data path's handle on the cluster task: never waits, counts what does not fit.
@@ -45,6 +48,13 @@ impl Publisher {
 
     pub fn publish(&self, msg: BlockMsg) {
         if self.tx.try_send(Outgoing::Block(msg)).is_err() {
+            self.metrics.cluster.dropped(ClusterDrop::Queue);
+        }
+    }
+
+    /// A (credential hash, address) pair for the cluster's key-sharing count.
+    pub fn signal(&self, seen: signals::Seen) {
+        if self.tx.try_send(Outgoing::Seen(Box::new(seen))).is_err() {
             self.metrics.cluster.dropped(ClusterDrop::Queue);
         }
     }

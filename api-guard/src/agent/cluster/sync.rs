@@ -19,9 +19,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{unix_ms, wire::BlockMsg, ClusterConfig, Outgoing};
+use super::{
+    signals::{self, SignalBuffer},
+    unix_ms,
+    wire::BlockMsg,
+    ClusterConfig, Outgoing,
+};
 use crate::{
     enforce::{cluster_limit::Answer, Enforcer},
+    output::EventSink,
     telemetry::{ClusterDrop, ClusterOp, Metrics},
     wallclock::monotonic_now_ns,
 };
@@ -67,6 +73,18 @@ const NODE_WINDOW_MS: u64 = 1000;
 /// Keys synced per tick at most (the rest wait for the next tick).
 const MAX_LIMIT_KEYS: usize = 4096;
 
+/// Key sharing over the cluster. KEYS: the credential's HyperLogLog for the window, its
+/// "reported" flag; ARGV: threshold, TTL ms, node, addresses... Answers the count and 1 when
+/// this call crossed the threshold first (the caller then reports, once for the cluster).
+const KEY_SHARING: &str = r"
+redis.call('PFADD', KEYS[1], unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local n = redis.call('PFCOUNT', KEYS[1])
+if n > tonumber(ARGV[1]) and redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[2]) then
+  return {n, 1}
+end
+return {n, 0}";
+
 /// Re-announces a block this node holds if the cluster lost it (a Redis restarted empty):
 /// into the hash and the stream only when the hash has no entry for the target.
 const ANNOUNCE_IF_MISSING: &str = r"
@@ -104,7 +122,10 @@ pub struct ClusterTask {
     keys: Keys,
     enforcer: Arc<Enforcer>,
     metrics: Metrics,
+    events: EventSink,
     rx: mpsc::Receiver<Outgoing>,
+    /// Key-sharing pairs waiting for the next tick (bounded; kept while Redis is away).
+    signals: SignalBuffer,
     /// What this node decided while Redis was away, oldest first (bounded).
     outbox: VecDeque<BlockMsg>,
     /// The last stream entry applied; shared with the reader of the current connection.
@@ -117,6 +138,7 @@ impl ClusterTask {
         node: Arc<str>,
         enforcer: Arc<Enforcer>,
         metrics: Metrics,
+        events: EventSink,
         rx: mpsc::Receiver<Outgoing>,
     ) -> Self {
         let p = &config.key_prefix;
@@ -130,7 +152,9 @@ impl ClusterTask {
             keys,
             enforcer,
             metrics,
+            events,
             rx,
+            signals: SignalBuffer::default(),
             outbox: VecDeque::new(),
             last_id: Arc::new(Mutex::new(None)),
         }
@@ -254,7 +278,10 @@ impl ClusterTask {
 
     /// Keeps a message for after reconnecting; a full outbox drops its oldest.
     fn keep(&mut self, m: Outgoing) {
-        let Outgoing::Block(msg) = m;
+        let msg = match m {
+            Outgoing::Block(msg) => msg,
+            Outgoing::Seen(seen) => return self.add_signal(*seen),
+        };
         if self.outbox.len() >= self.config.queue_capacity {
             self.outbox.pop_front();
             self.metrics.cluster.dropped(ClusterDrop::Outbox);
@@ -306,7 +333,11 @@ impl ClusterTask {
                     if let Err(e) = self.sync_limits(&mut cmd).await {
                         break Err(e);
                     }
+                    if let Err(e) = self.flush_signals(&mut cmd).await {
+                        break Err(e);
+                    }
                 }
+                Step::Out(Some(Outgoing::Seen(seen))) => self.add_signal(*seen),
                 Step::Out(Some(Outgoing::Block(msg))) => {
                     if let Err(e) = self.publish(&mut cmd, &msg).await {
                         self.keep(Outgoing::Block(msg));
@@ -376,6 +407,62 @@ impl ClusterTask {
                 Err(e)
             }
         }
+    }
+
+    fn add_signal(&mut self, seen: signals::Seen) {
+        if !self.signals.add(seen) {
+            self.metrics.cluster.dropped(ClusterDrop::Queue);
+        }
+    }
+
+    /// Key sharing: each pending credential's addresses into its HyperLogLog, one pipelined
+    /// round trip; reports what this node crossed first. On failure the pairs are dropped
+    /// (counted): the next ones of the window count again.
+    async fn flush_signals(&mut self, cmd: &mut MultiplexedConnection) -> Result<(), ClusterError> {
+        if self.signals.is_empty() {
+            return Ok(());
+        }
+        let pending = self.signals.take();
+        let mut pipe = redis::pipe();
+        for p in &pending {
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::digest(p.last.credential.as_bytes());
+            let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            let base = format!(
+                "{}:ks:{id}:{}",
+                self.config.key_prefix, p.last.window
+            );
+            let ttl_ms = p.last.window_secs.saturating_mul(1000).saturating_add(60_000);
+            pipe.cmd("EVAL")
+                .arg(KEY_SHARING)
+                .arg(2)
+                .arg(&base)
+                .arg(format!("{base}:reported"))
+                .arg(p.last.threshold)
+                .arg(ttl_ms)
+                .arg(&*self.node);
+            for ip in &p.addrs {
+                pipe.arg(ip.to_string());
+            }
+        }
+        let round_trip = pipe.query_async::<Vec<(u64, u8)>>(cmd);
+        let rows = match timed(&self.metrics, ClusterOp::Signal, self.op_timeout(), round_trip).await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                for _ in &pending {
+                    self.metrics.cluster.dropped(ClusterDrop::Outbox);
+                }
+                return Err(e);
+            }
+        };
+        for (p, (count, first)) in pending.iter().zip(rows) {
+            if first == 1 {
+                info!(credential = %p.last.credential, addresses = count, "Key shared across the cluster");
+                signals::report(&self.events, &self.metrics, &p.last, count);
+            }
+        }
+        Ok(())
     }
 
     /// A block or unblock: the hash of blocks in force and the stream, in one transaction.

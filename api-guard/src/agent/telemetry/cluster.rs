@@ -15,6 +15,7 @@ pub enum ClusterOp {
     Resync,
     Read,
     Limit,
+    Signal,
 }
 
 impl ClusterOp {
@@ -25,6 +26,7 @@ impl ClusterOp {
             ClusterOp::Resync => "resync",
             ClusterOp::Read => "read",
             ClusterOp::Limit => "limit",
+            ClusterOp::Signal => "signal",
         }
     }
 }
@@ -105,7 +107,7 @@ impl Cluster {
                 r,
                 "apiguard_cluster_operations_total",
                 "Redis round trips of the cluster task, by operation (connect, publish, resync, \
-                 read, limit).",
+                 read, limit, signal).",
                 &["op"],
             ),
             errors: counter_vec(
