@@ -45,7 +45,9 @@ impl Node {
     /// Gives client 1 another address `ip` the server routes back.
     fn add_client(&self, ip: Ipv4Addr) -> Result<()> {
         let host = format!("{ip}/32");
-        self.topo.c1.ip(&["addr", "add", &host, "dev", &self.topo.v1.b_if])?;
+        self.topo
+            .c1
+            .ip(&["addr", "add", &host, "dev", &self.topo.v1.b_if])?;
         self.topo
             .srv
             .ip(&["route", "add", &host, "dev", &self.topo.v1.a_if])?;
@@ -68,12 +70,9 @@ impl Node {
 
     fn wait_connected(&self, up: bool) -> Result<()> {
         let want = if up { 1.0 } else { 0.0 };
-        let v = self.agent.wait_metric(
-            "apiguard_cluster_connected",
-            &[],
-            |v| v == want,
-            WAIT,
-        )?;
+        let v = self
+            .agent
+            .wait_metric("apiguard_cluster_connected", &[], |v| v == want, WAIT)?;
         ensure!(v == want, "{}: apiguard_cluster_connected {v}", self.name);
         Ok(())
     }
@@ -122,15 +121,33 @@ fn a_block_on_one_node_drops_the_client_on_every_node() -> Result<()> {
 
     // A manual block on A is in force on B and C within 1 s, with A's end.
     let t0 = Instant::now();
-    a.agent.cli_ok(&["block", &SHARED.to_string(), "--for", "10m", "--reason", "stolen"])?;
+    a.agent.cli_ok(&[
+        "block",
+        &SHARED.to_string(),
+        "--for",
+        "10m",
+        "--reason",
+        "stolen",
+    ])?;
     for n in [&b, &c] {
         let took = n.wait_block(SHARED, t0, WAIT)?;
-        ensure!(took <= Duration::from_secs(1), "{}: block arrived after {took:?}", n.name);
+        ensure!(
+            took <= Duration::from_secs(1),
+            "{}: block arrived after {took:?}",
+            n.name
+        );
         let block = n.block_of(SHARED)?.unwrap_or_default();
-        ensure!(block["reason"] == "manual" && block["detail"] == "stolen", "{block}");
+        ensure!(
+            block["reason"] == "manual" && block["detail"] == "stolen",
+            "{block}"
+        );
         let left = block["expires_in_secs"].as_f64().unwrap_or(0.0);
         ensure!((585.0..=600.0).contains(&left), "{}: {block}", n.name);
-        ensure!(n.get_from(SHARED)? == Probe::NoConnection, "{} still serves", n.name);
+        ensure!(
+            n.get_from(SHARED)? == Probe::NoConnection,
+            "{} still serves",
+            n.name
+        );
         let events = n.agent.wait_for_events(|e| e["type"] == "block", 1, WAIT)?;
         ensure!(
             events[0]["target"] == SHARED.to_string() && events[0]["decided_by"] == "node-a",
@@ -145,7 +162,8 @@ fn a_block_on_one_node_drops_the_client_on_every_node() -> Result<()> {
 
     // A node's own allowlist wins over a remote block.
     let t1 = Instant::now();
-    a.agent.cli_ok(&["block", &ALLOWED_ON_C.to_string(), "--for", "10m"])?;
+    a.agent
+        .cli_ok(&["block", &ALLOWED_ON_C.to_string(), "--for", "10m"])?;
     b.wait_block(ALLOWED_ON_C, t1, WAIT)?;
     let refused = c.agent.wait_metric(
         "apiguard_cluster_remote_blocks_total",
@@ -164,7 +182,9 @@ fn a_block_on_one_node_drops_the_client_on_every_node() -> Result<()> {
     for n in [&a, &c] {
         wait_for_probe(|| n.get_from(SHARED), Probe::Status(200), t2, WAIT)?;
         ensure!(n.block_of(SHARED)?.is_none(), "{}", n.name);
-        let lifted = n.agent.wait_for_events(|e| e["type"] == "unblock", 1, WAIT)?;
+        let lifted = n
+            .agent
+            .wait_for_events(|e| e["type"] == "unblock", 1, WAIT)?;
         ensure!(
             lifted[0]["reason"] == "cluster" && lifted[0]["decided_by"] == "node-b",
             "{}: {}",
@@ -177,7 +197,10 @@ fn a_block_on_one_node_drops_the_client_on_every_node() -> Result<()> {
         ensure!(n.agent.metric("apiguard_cluster_dropped_total", &[])? == 0.0);
         ensure!(n.agent.metric("apiguard_cluster_errors_total", &[])? == 0.0);
     }
-    let applied = b.agent.metric("apiguard_cluster_remote_blocks_total", &[("result", "applied")])?;
+    let applied = b.agent.metric(
+        "apiguard_cluster_remote_blocks_total",
+        &[("result", "applied")],
+    )?;
     ensure!(applied == 2.0, "B applied {applied}");
     Ok(())
 }
@@ -192,7 +215,8 @@ fn redis_down_means_local_enforcement_and_blocks_published_after_it_returns() ->
     b.wait_connected(true)?;
     // A block from before the outage, which the restarted (empty) Redis will have lost.
     let before = Ipv4Addr::new(192, 0, 2, 10);
-    a.agent.cli_ok(&["block", &before.to_string(), "--for", "10m"])?;
+    a.agent
+        .cli_ok(&["block", &before.to_string(), "--for", "10m"])?;
     b.wait_block(before, Instant::now(), WAIT)?;
 
     redis.kill();
@@ -212,7 +236,8 @@ fn redis_down_means_local_enforcement_and_blocks_published_after_it_returns() ->
         ensure!(n.agent.metric("apiguard_cluster_errors_total", &[])? >= 1.0);
     }
     // A block during the outage holds locally at once.
-    a.agent.cli_ok(&["block", &SHARED.to_string(), "--for", "10m"])?;
+    a.agent
+        .cli_ok(&["block", &SHARED.to_string(), "--for", "10m"])?;
     ensure!(a.get_from(SHARED)? == Probe::NoConnection);
     ensure!(b.get_from(SHARED)? == Probe::Status(200));
 
@@ -220,7 +245,10 @@ fn redis_down_means_local_enforcement_and_blocks_published_after_it_returns() ->
     redis.restart()?;
     let t0 = Instant::now();
     let took = b.wait_block(SHARED, t0, Duration::from_secs(8))?;
-    ensure!(took <= Duration::from_secs(5), "outage block reached B after {took:?}");
+    ensure!(
+        took <= Duration::from_secs(5),
+        "outage block reached B after {took:?}"
+    );
     ensure!(b.get_from(SHARED)? == Probe::NoConnection);
     a.wait_connected(true)?;
     b.wait_connected(true)?;
@@ -230,7 +258,10 @@ fn redis_down_means_local_enforcement_and_blocks_published_after_it_returns() ->
     let hash = redis.command("HLEN api-guard:blocks")?;
     ensure!(hash.trim() == ":2", "blocks in force in Redis: {hash:?}");
     let status = a.agent.cli_ok(&["status"])?;
-    ensure!(status.contains("cluster         node node-a, connected"), "{status}");
+    ensure!(
+        status.contains("cluster         node node-a, connected"),
+        "{status}"
+    );
     Ok(())
 }
 
@@ -270,7 +301,8 @@ fn a_cluster_policy_holds_for_all_nodes_together() -> Result<()> {
             })
             .collect();
         for r in runs {
-            r.join().map_err(|_| anyhow::anyhow!("curl thread panicked"))??;
+            r.join()
+                .map_err(|_| anyhow::anyhow!("curl thread panicked"))??;
         }
         Ok(())
     })?;
@@ -279,26 +311,38 @@ fn a_cluster_policy_holds_for_all_nodes_together() -> Result<()> {
     for n in &nodes {
         n.agent
             .wait_for_exchanges(pid_role(n.topo.server.pid(), "server"), PER_NODE, WAIT)?;
-        exceeded += n
-            .agent
-            .wait_metric(
-                "apiguard_ratelimit_exceeded_total",
-                &[("policy", "per-key")],
-                |v| v > 0.0,
-                WAIT,
-            )?;
+        exceeded += n.agent.wait_metric(
+            "apiguard_ratelimit_exceeded_total",
+            &[("policy", "per-key")],
+            |v| v > 0.0,
+            WAIT,
+        )?;
     }
     let admitted = (3 * PER_NODE) as f64 - exceeded;
-    eprintln!("cluster policy: {admitted} of {} admitted in {secs:.2} s", 3 * PER_NODE);
+    eprintln!(
+        "cluster policy: {admitted} of {} admitted in {secs:.2} s",
+        3 * PER_NODE
+    );
     // The bound: rate × T + burst (docs/enforcement.md).
     ensure!(
         admitted <= 10.5 * secs + 1.0,
         "{admitted} admitted in {secs:.2} s: more than 10.5/s"
     );
-    ensure!(admitted >= 7.0 * secs, "{admitted} admitted in {secs:.2} s: far below the limit");
+    ensure!(
+        admitted >= 7.0 * secs,
+        "{admitted} admitted in {secs:.2} s: far below the limit"
+    );
     for n in &nodes {
-        ensure!(n.agent.metric("apiguard_cluster_operations_total", &[("op", "limit")])? >= 10.0);
-        ensure!(n.agent.metric("apiguard_cluster_errors_total", &[("op", "limit")])? == 0.0);
+        ensure!(
+            n.agent
+                .metric("apiguard_cluster_operations_total", &[("op", "limit")])?
+                >= 10.0
+        );
+        ensure!(
+            n.agent
+                .metric("apiguard_cluster_errors_total", &[("op", "limit")])?
+                == 0.0
+        );
     }
     Ok(())
 }
@@ -368,12 +412,17 @@ fn one_key_from_two_addresses_on_each_of_three_nodes_is_one_cluster_event() -> R
         "{e}"
     );
     ensure!(
-        e["client"]["credential"].as_str().is_some_and(|c| c.starts_with("sha256:"))
+        e["client"]["credential"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("sha256:"))
             && !e.to_string().contains("leaked-key-42"),
         "{e}"
     );
     // Redis holds no credential: only hashes of hashes.
     let keys = redis.command("KEYS *")?;
-    ensure!(!keys.contains("leaked") && !keys.contains("sha256:"), "{keys}");
+    ensure!(
+        !keys.contains("leaked") && !keys.contains("sha256:"),
+        "{keys}"
+    );
     Ok(())
 }

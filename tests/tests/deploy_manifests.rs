@@ -518,7 +518,9 @@ fn helm_chart_renders_with_helm_sdk_and_validates() -> Result<()> {
         "{config}"
     );
     let rendered = fs::read_to_string(&file)?;
-    assert!(rendered.contains("secretName: redis-auth") && rendered.contains("secretName: redis-ca"));
+    assert!(
+        rendered.contains("secretName: redis-auth") && rendered.contains("secretName: redis-ca")
+    );
 
     // Bad values are refused by the chart itself.
     for (values, message) in [

@@ -992,7 +992,7 @@ mod tests {
         assert_eq!(Scheme::H2.cases(), [Case::H2]);
         assert!(Case::H2.tls() && Case::Https.tls() && !Case::Http.tls());
         assert_eq!((Case::Https.version(), Case::H2.version()), ("1.1", "2"));
-        let labels: Vec<&str> = variants(Case::H2.tls(), true)
+        let labels: Vec<&str> = variants(Case::H2.tls(), true, false)
             .iter()
             .map(|v| v.label())
             .collect();
@@ -1015,10 +1015,23 @@ mod tests {
 
     #[test]
     fn variants_per_case() {
-        assert_eq!(variants(false, false), vec![Variant::Off, Variant::Agent]);
-        let labels: Vec<&str> = variants(false, true).iter().map(|v| v.label()).collect();
+        assert_eq!(
+            variants(false, false, false),
+            vec![Variant::Off, Variant::Agent]
+        );
+        assert_eq!(
+            variants(false, false, true),
+            vec![Variant::Off, Variant::Agent, Variant::AgentCluster]
+        );
+        let labels: Vec<&str> = variants(false, true, false)
+            .iter()
+            .map(|v| v.label())
+            .collect();
         assert_eq!(labels, ["off", "api-guard", "floor", "raw-floor"]);
-        let labels: Vec<&str> = variants(true, true).iter().map(|v| v.label()).collect();
+        let labels: Vec<&str> = variants(true, true, false)
+            .iter()
+            .map(|v| v.label())
+            .collect();
         assert_eq!(
             labels,
             ["off", "api-guard", "floor", "tls-sites", "tls-entries"]

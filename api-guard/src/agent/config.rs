@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 pub use crate::{
     analysis::identity::IdentityConfig,
-    cluster::ClusterConfig,
     capture::config::{CaptureConfig, HttpConfig},
+    cluster::ClusterConfig,
     enforce::config::{
         EnforceConfig, EnforceMode, XdpAttachMode, XdpConfig, XdpInterface, MAX_BLOCK_SECS,
     },

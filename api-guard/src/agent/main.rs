@@ -624,11 +624,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut cluster_publisher = None;
     let cluster_task = if config.cluster.enabled() {
         let node = cluster::node_name(&config.cluster).context("cluster mode")?;
-        let (publisher, queue) = cluster::channel(
-            config.cluster.queue_capacity,
-            node.clone(),
-            metrics.clone(),
-        );
+        let (publisher, queue) =
+            cluster::channel(config.cluster.queue_capacity, node.clone(), metrics.clone());
         cluster_publisher = Some(publisher.clone());
         enforcer.set_cluster(
             publisher,

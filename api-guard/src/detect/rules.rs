@@ -350,7 +350,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 112);
+        assert_eq!(ALL.len(), 113);
         assert_eq!(by_id("sqli.nope"), None);
     }
 

@@ -123,12 +123,32 @@ impl ClusterConfig {
             ));
         }
         for (field, value, min, max) in [
-            ("cluster.connect_timeout_ms", self.connect_timeout_ms, 10, 60_000),
+            (
+                "cluster.connect_timeout_ms",
+                self.connect_timeout_ms,
+                10,
+                60_000,
+            ),
             ("cluster.op_timeout_ms", self.op_timeout_ms, 10, 60_000),
             ("cluster.backoff_max_ms", self.backoff_max_ms, 100, 300_000),
-            ("cluster.stream_max_len", self.stream_max_len, 100, 10_000_000),
-            ("cluster.sync_interval_ms", self.sync_interval_ms, 10, 10_000),
-            ("cluster.expected_nodes", u64::from(self.expected_nodes), 1, 10_000),
+            (
+                "cluster.stream_max_len",
+                self.stream_max_len,
+                100,
+                10_000_000,
+            ),
+            (
+                "cluster.sync_interval_ms",
+                self.sync_interval_ms,
+                10,
+                10_000,
+            ),
+            (
+                "cluster.expected_nodes",
+                u64::from(self.expected_nodes),
+                1,
+                10_000,
+            ),
             (
                 "cluster.queue_capacity",
                 self.queue_capacity as u64,
@@ -180,7 +200,9 @@ mod tests {
     #[test]
     fn urls_are_checked() {
         with_url("redis://127.0.0.1:6379").validate().unwrap();
-        with_url("rediss://redis.example:6380/2").validate().unwrap();
+        with_url("rediss://redis.example:6380/2")
+            .validate()
+            .unwrap();
         with_url("redis://agent@redis:6379").validate().unwrap();
         for (bad, msg) in [
             ("http://redis:6379", "redis://"),

@@ -127,7 +127,7 @@ impl SignalBuffer {
                 if p.addrs.len() < MAX_ADDRS && !p.addrs.contains(&seen.ip) {
                     p.addrs.push(seen.ip);
                 }
-                p.last = Box::new(seen);
+                *p.last = seen;
                 true
             }
             Entry::Vacant(_) if full => false,

@@ -181,9 +181,11 @@ impl ClusterTask {
                 c = self.connect() => c,
                 () = shutdown.cancelled() => return,
             };
-            self.metrics
-                .cluster
-                .op(ClusterOp::Connect, t.elapsed().as_secs_f64(), connected.is_ok());
+            self.metrics.cluster.op(
+                ClusterOp::Connect,
+                t.elapsed().as_secs_f64(),
+                connected.is_ok(),
+            );
             match connected {
                 Ok((cmd, read)) => {
                     self.metrics.cluster.set_connected(true);
@@ -223,7 +225,9 @@ impl ClusterTask {
 
     /// Two connections: one for commands, one for blocking stream reads (a blocking read
     /// would hold up the commands queued behind it on a shared connection).
-    async fn connect(&self) -> Result<(MultiplexedConnection, MultiplexedConnection), ClusterError> {
+    async fn connect(
+        &self,
+    ) -> Result<(MultiplexedConnection, MultiplexedConnection), ClusterError> {
         let client = self.client()?;
         let connect = Some(Duration::from_millis(self.config.connect_timeout_ms));
         let commands = AsyncConnectionConfig::new()
@@ -312,8 +316,7 @@ impl ClusterTask {
             self.enforcer.clone(),
             self.metrics.clone(),
         ));
-        let mut tick =
-            tokio::time::interval(Duration::from_millis(self.config.sync_interval_ms));
+        let mut tick = tokio::time::interval(Duration::from_millis(self.config.sync_interval_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = loop {
             enum Step {
@@ -347,9 +350,9 @@ impl ClusterTask {
                 Step::Out(None) | Step::Stop => break Ok(()),
                 Step::ReaderDone(Ok(e)) => return Err(e),
                 Step::ReaderDone(Err(join)) => {
-                    return Err(ClusterError::Redis(RedisError::from(std::io::Error::other(
-                        join.to_string(),
-                    ))))
+                    return Err(ClusterError::Redis(RedisError::from(
+                        std::io::Error::other(join.to_string()),
+                    )))
                 }
             }
         };
@@ -366,12 +369,7 @@ impl ClusterTask {
         }
         let mut pipe = redis::pipe();
         for u in &usage {
-            let base = format!(
-                "{}:rl:{}:{}",
-                self.config.key_prefix,
-                u.policy,
-                u.key_id()
-            );
+            let base = format!("{}:rl:{}:{}", self.config.key_prefix, u.policy, u.key_id());
             let interval_ms = 1000.0 / u.rate;
             // Long enough to hold a full burst (and the forgiven debt) and the node window.
             let ttl_ms = (2.0 * u.burst * interval_ms).max(NODE_WINDOW_MS as f64);
@@ -387,7 +385,14 @@ impl ClusterTask {
                 .arg(NODE_WINDOW_MS);
         }
         let round_trip = pipe.query_async::<Vec<(String, i64)>>(cmd);
-        match timed(&self.metrics, ClusterOp::Limit, self.op_timeout(), round_trip).await {
+        match timed(
+            &self.metrics,
+            ClusterOp::Limit,
+            self.op_timeout(),
+            round_trip,
+        )
+        .await
+        {
             Ok(rows) => {
                 let answers: Vec<Option<Answer>> = rows
                     .iter()
@@ -428,11 +433,12 @@ impl ClusterTask {
             use sha2::Digest as _;
             let digest = sha2::Sha256::digest(p.last.credential.as_bytes());
             let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-            let base = format!(
-                "{}:ks:{id}:{}",
-                self.config.key_prefix, p.last.window
-            );
-            let ttl_ms = p.last.window_secs.saturating_mul(1000).saturating_add(60_000);
+            let base = format!("{}:ks:{id}:{}", self.config.key_prefix, p.last.window);
+            let ttl_ms = p
+                .last
+                .window_secs
+                .saturating_mul(1000)
+                .saturating_add(60_000);
             pipe.cmd("EVAL")
                 .arg(KEY_SHARING)
                 .arg(2)
@@ -446,7 +452,13 @@ impl ClusterTask {
             }
         }
         let round_trip = pipe.query_async::<Vec<(u64, u8)>>(cmd);
-        let rows = match timed(&self.metrics, ClusterOp::Signal, self.op_timeout(), round_trip).await
+        let rows = match timed(
+            &self.metrics,
+            ClusterOp::Signal,
+            self.op_timeout(),
+            round_trip,
+        )
+        .await
         {
             Ok(rows) => rows,
             Err(e) => {
@@ -529,7 +541,10 @@ impl ClusterTask {
                 .arg(1);
             let last = last.query_async::<StreamRangeReply>(cmd);
             let last = timed(&self.metrics, ClusterOp::Resync, timeout, last).await?;
-            let id = last.ids.first().map_or_else(|| "0-0".into(), |e| e.id.clone());
+            let id = last
+                .ids
+                .first()
+                .map_or_else(|| "0-0".into(), |e| e.id.clone());
             self.set_last_id(id);
         }
         let delete = Script::new(DELETE_IF_SAME);
@@ -582,7 +597,10 @@ impl ClusterTask {
     }
 
     fn last_id_now(&self) -> Option<String> {
-        self.last_id.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.last_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn set_last_id(&self, id: String) {
@@ -624,10 +642,7 @@ async fn follow(
             Ok(r) => r,
             Err(e) => return e.into(),
         };
-        let entries = reply
-            .into_iter()
-            .flat_map(|r| r.keys)
-            .flat_map(|k| k.ids);
+        let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
         for entry in entries {
             let bytes: Option<Vec<u8>> = entry.get("m");
             *last_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(entry.id);

@@ -193,9 +193,18 @@ mod tests {
     fn hostile_messages_are_refused() {
         for (json, want) in [
             ("not json", Invalid::Syntax),
-            (r#"{"op":"block","target":"10.0.0.1/8","reason":"manual","node":"b"}"#, Invalid::Target),
-            (r#"{"op":"block","target":"10.0.0.1","reason":"config","node":"b"}"#, Invalid::Reason),
-            (r#"{"op":"block","target":"10.0.0.1","reason":"manual","node":"b c"}"#, Invalid::Node),
+            (
+                r#"{"op":"block","target":"10.0.0.1/8","reason":"manual","node":"b"}"#,
+                Invalid::Target,
+            ),
+            (
+                r#"{"op":"block","target":"10.0.0.1","reason":"config","node":"b"}"#,
+                Invalid::Reason,
+            ),
+            (
+                r#"{"op":"block","target":"10.0.0.1","reason":"manual","node":"b c"}"#,
+                Invalid::Node,
+            ),
             (
                 r#"{"op":"block","target":"10.0.0.1","reason":"manual","node":"b","until_ms":99999999999999}"#,
                 Invalid::Until,

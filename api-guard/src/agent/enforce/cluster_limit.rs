@@ -105,12 +105,15 @@ impl<K: Hash + Eq + Clone> ClusterLimiter<K> {
 
     /// Admits `cost` units of `key` at `now_ns`, or not (a refused request uses nothing).
     pub fn check(&mut self, key: K, now_ns: u64, cost: f64) -> bool {
-        if !self.keys.contains(&key) && self.keys.push(key.clone(), KeyState::default()).is_some()
-        {
+        if !self.keys.contains(&key) && self.keys.push(key.clone(), KeyState::default()).is_some() {
             self.evictions += 1;
         }
-        let (rate, local_interval, local_burst, stale_ns) =
-            (self.rate, self.local_interval_ns, self.local_burst, self.stale_ns);
+        let (rate, local_interval, local_burst, stale_ns) = (
+            self.rate,
+            self.local_interval_ns,
+            self.local_burst,
+            self.stale_ns,
+        );
         let Some(st) = self.keys.get_mut(&key) else {
             return true;
         };
@@ -266,7 +269,9 @@ mod tests {
     fn stale_keys_fall_back_to_the_local_share() {
         let mut l = limiter(2);
         // Never synced: 5/s locally, burst 1.
-        let admitted = (0..20).filter(|i| l.check("k", S + i * S / 20, 1.0)).count();
+        let admitted = (0..20)
+            .filter(|i| l.check("k", S + i * S / 20, 1.0))
+            .count();
         assert_eq!(admitted, 5);
         // Synced with plenty of headroom: admitted from the cluster share.
         l.take_usage(2 * S, 10);
@@ -290,7 +295,13 @@ mod tests {
         assert!(l.check("k", S, 30.0));
         assert!(!l.check("k", S, 30.0));
         let usage = l.take_usage(S, 10);
-        assert_eq!(usage, vec![Usage { key: "k", units: 30.0 }]);
+        assert_eq!(
+            usage,
+            vec![Usage {
+                key: "k",
+                units: 30.0
+            }]
+        );
         l.restore(&usage);
         assert_eq!(l.take_usage(S, 10)[0].units, 30.0);
     }

@@ -418,7 +418,10 @@ impl Policies {
 
     /// Applies the cluster's answers (`None`: that key's sync failed; its usage is kept).
     pub fn apply_cluster(&mut self, usage: Vec<LimitUsage>, answers: &[Option<Answer>]) {
-        for (u, answer) in usage.into_iter().zip(answers.iter().chain(std::iter::repeat(&None))) {
+        for (u, answer) in usage
+            .into_iter()
+            .zip(answers.iter().chain(std::iter::repeat(&None)))
+        {
             let Some(p) = self
                 .policies
                 .get_mut(u.policy_index)
