@@ -129,13 +129,25 @@ fn a_block_on_one_node_drops_the_client_on_every_node() -> Result<()> {
         "--reason",
         "stolen",
     ])?;
-    for n in [&b, &c] {
-        let took = n.wait_block(SHARED, t0, WAIT)?;
+    // Both nodes polled in turn, so each time is when that node first showed the block.
+    let mut arrived = [None, None];
+    while arrived.iter().any(Option::is_none) && t0.elapsed() < WAIT {
+        for (i, n) in [&b, &c].into_iter().enumerate() {
+            if arrived[i].is_none() && n.block_of(SHARED)?.is_some() {
+                arrived[i] = Some(t0.elapsed());
+            }
+        }
+    }
+    for (n, took) in [&b, &c].into_iter().zip(arrived) {
+        eprintln!("{}: block from node-a in force after {took:?}", n.name);
+        let took = took.unwrap_or(WAIT);
         ensure!(
             took <= Duration::from_secs(1),
             "{}: block arrived after {took:?}",
             n.name
         );
+    }
+    for n in [&b, &c] {
         let block = n.block_of(SHARED)?.unwrap_or_default();
         ensure!(
             block["reason"] == "manual" && block["detail"] == "stolen",
@@ -245,6 +257,7 @@ fn redis_down_means_local_enforcement_and_blocks_published_after_it_returns() ->
     redis.restart()?;
     let t0 = Instant::now();
     let took = b.wait_block(SHARED, t0, Duration::from_secs(8))?;
+    eprintln!("outage block at node-b {took:?} after Redis restarted");
     ensure!(
         took <= Duration::from_secs(5),
         "outage block reached B after {took:?}"
