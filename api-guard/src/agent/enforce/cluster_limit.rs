@@ -66,6 +66,9 @@ pub struct Answer {
 
 pub struct ClusterLimiter<K: Hash + Eq + Clone> {
     keys: LruCache<K, KeyState>,
+    /// Keys requested since the last take, so a sync tick (under the enforcer's lock) visits
+    /// only those, not every key held.
+    dirty: Vec<K>,
     rate: f64,
     burst: f64,
     /// ns per unit of the fallback's local rate.
@@ -94,6 +97,7 @@ impl<K: Hash + Eq + Clone> ClusterLimiter<K> {
         };
         Self {
             keys: LruCache::new(max_keys),
+            dirty: Vec::new(),
             rate,
             burst: f64::from(burst.max(1)),
             local_interval_ns: 1e9 * nodes / rate,
@@ -117,6 +121,7 @@ impl<K: Hash + Eq + Clone> ClusterLimiter<K> {
         let Some(st) = self.keys.get_mut(&key) else {
             return true;
         };
+        let newly_wanted = !st.wanted;
         st.wanted = true;
         let fresh = st.synced_ns != 0 && now_ns.saturating_sub(st.synced_ns) <= stale_ns;
         let ok = if fresh {
@@ -142,27 +147,47 @@ impl<K: Hash + Eq + Clone> ClusterLimiter<K> {
                 st.since_taking += cost;
             }
         }
+        if newly_wanted {
+            self.mark_dirty(key);
+        }
         ok
+    }
+
+    /// Queues `key` for the next sync. Keys evicted while queued leave stale entries; when
+    /// the queue reaches twice the table's size it is rebuilt from the keys still wanted
+    /// (at most the table's size), so it stays bounded and the rebuild's cost is amortised
+    /// over at least a table's worth of new keys.
+    fn mark_dirty(&mut self, key: K) {
+        if self.dirty.len() >= 2 * self.keys.cap().get() {
+            self.dirty = self
+                .keys
+                .iter()
+                .filter(|(_, st)| st.wanted)
+                .map(|(k, _)| k.clone())
+                .collect();
+        } else {
+            self.dirty.push(key);
+        }
     }
 
     /// Usage to send: every key requested since the last take. Marks the
     /// snapshot time so the answer can be applied against what was admitted since.
     pub fn take_usage(&mut self, now_ns: u64, max: usize) -> Vec<Usage<K>> {
-        let mut out = Vec::new();
-        for (key, st) in self.keys.iter_mut() {
-            if out.len() >= max {
-                break;
-            }
-            if st.unreported > 0.0 || st.wanted {
-                st.wanted = false;
-                out.push(Usage {
-                    key: key.clone(),
-                    units: st.unreported,
-                });
-                st.unreported = 0.0;
-                st.taking_ns = now_ns;
-                st.since_taking = 0.0;
-            }
+        let n = self.dirty.len().min(max);
+        let mut out = Vec::with_capacity(n);
+        for key in self.dirty.drain(..n) {
+            // Evicted since, or a stale duplicate already taken: nothing to report.
+            let Some(st) = self.keys.peek_mut(&key).filter(|st| st.wanted) else {
+                continue;
+            };
+            st.wanted = false;
+            out.push(Usage {
+                key,
+                units: st.unreported,
+            });
+            st.unreported = 0.0;
+            st.taking_ns = now_ns;
+            st.since_taking = 0.0;
         }
         out
     }
@@ -189,10 +214,15 @@ impl<K: Hash + Eq + Clone> ClusterLimiter<K> {
     /// A sync failed: what was taken is reported again next time.
     pub fn restore(&mut self, usage: &[Usage<K>]) {
         for u in usage {
-            if let Some(st) = self.keys.peek_mut(&u.key) {
-                st.unreported += u.units;
-                st.taking_ns = 0;
-                st.since_taking = 0.0;
+            let Some(st) = self.keys.peek_mut(&u.key) else {
+                continue;
+            };
+            st.unreported += u.units;
+            st.taking_ns = 0;
+            st.since_taking = 0.0;
+            if !st.wanted {
+                st.wanted = true;
+                self.mark_dirty(u.key.clone());
             }
         }
     }
@@ -287,6 +317,18 @@ mod tests {
         assert!(l.check("k", 2 * S + TICK, 1.0), "refilled");
         // Three ticks without a sync: the fallback again.
         assert!(l.check("k", 2 * S + 4 * TICK, 1.0));
+    }
+
+    #[test]
+    fn a_flood_of_keys_keeps_the_sync_queue_bounded() {
+        let mut l = ClusterLimiter::new(10.0, 1, 1, TICK, NonZeroUsize::new(4).unwrap());
+        for i in 0..1000u32 {
+            l.check(i, S, 1.0);
+        }
+        assert!(l.dirty.len() <= 8, "{}", l.dirty.len());
+        let keys: Vec<u32> = l.take_usage(S, 100).into_iter().map(|u| u.key).collect();
+        assert!(keys.contains(&999), "{keys:?}");
+        assert!(l.take_usage(S, 100).is_empty());
     }
 
     #[test]
