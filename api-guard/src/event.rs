@@ -154,6 +154,9 @@ pub struct Enforcement<'a> {
     /// Why a breach was not blocked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<&'static str>,
+    /// The node that decided it (cluster mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<&'a str>,
 }
 
 /// The client as events show it: the credential only as its hash.
@@ -276,6 +279,7 @@ mod tests {
             client: Some(ClientView::of(&client)),
             request: Some(RequestView::of(&ex)),
             note: Some("n"),
+            decided_by: Some("node-a"),
             ..Enforcement::default()
         };
         let bodies = [

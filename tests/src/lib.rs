@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod netns;
 pub mod procfs;
 pub mod prometheus;
+pub mod redis;
 pub mod servers;
 pub mod slow;
 pub mod sse;

@@ -460,6 +460,68 @@ fn helm_chart_renders_with_helm_sdk_and_validates() -> Result<()> {
     }
     assert!(!rendered.contains("tolerations:"));
 
+    // Cluster mode with the small in-cluster Redis and a password Secret made by the chart.
+    let values = r#"{"cluster": {"enabled": true, "password": "s3cret",
+        "inClusterRedis": {"enabled": true}}}"#;
+    let (out, file) = render("api-guard", "guard", values)?;
+    ensure!(out.ok, "helm render failed:\n{}", out.stderr);
+    kubernetes_validate(
+        &venv,
+        &file,
+        &[
+            "configmap/api-guard",
+            "daemonset/api-guard",
+            "deployment/api-guard-redis",
+            "secret/api-guard-redis",
+            "service/api-guard",
+            "service/api-guard-redis",
+            "serviceaccount/api-guard",
+        ],
+    )?;
+    let config = check_config(&venv, &scratch, &file)?;
+    assert!(
+        config.trim_end().ends_with(
+            "[cluster]\nredis_url = \"redis://api-guard-redis.guard.svc:6379\"\n\
+             password_file = \"/etc/api-guard/redis/password\""
+        ),
+        "{config}"
+    );
+    let rendered = fs::read_to_string(&file)?;
+    for needle in [
+        "mountPath: /etc/api-guard/redis",
+        "secretName: api-guard-redis",
+        "password: \"czNjcmV0\"",
+    ] {
+        assert!(rendered.contains(needle), "rendered chart lacks {needle:?}");
+    }
+    assert!(!config.contains("s3cret") && !rendered.contains("s3cret"));
+
+    // An external rediss:// Redis with an existing Secret and a CA: no Redis of our own.
+    let values = r#"{"cluster": {"enabled": true, "redisUrl": "rediss://redis.example:6380",
+        "existingSecret": "redis-auth", "caSecret": "redis-ca"}}"#;
+    let (out, file) = render("api-guard", "guard", values)?;
+    ensure!(out.ok, "helm render failed:\n{}", out.stderr);
+    kubernetes_validate(
+        &venv,
+        &file,
+        &[
+            "configmap/api-guard",
+            "daemonset/api-guard",
+            "service/api-guard",
+            "serviceaccount/api-guard",
+        ],
+    )?;
+    let config = check_config(&venv, &scratch, &file)?;
+    assert!(
+        config.contains("redis_url = \"rediss://redis.example:6380\"")
+            && config.contains("ca_file = \"/etc/api-guard/redis-ca/ca.crt\""),
+        "{config}"
+    );
+    let rendered = fs::read_to_string(&file)?;
+    assert!(
+        rendered.contains("secretName: redis-auth") && rendered.contains("secretName: redis-ca")
+    );
+
     // Bad values are refused by the chart itself.
     for (values, message) in [
         (
@@ -473,6 +535,14 @@ fn helm_chart_renders_with_helm_sdk_and_validates() -> Result<()> {
         (
             r#"{"xdp": {"mode": "fast"}}"#,
             "xdp.mode must be auto, native or generic",
+        ),
+        (
+            r#"{"cluster": {"enabled": true}}"#,
+            "cluster.enabled needs cluster.redisUrl or cluster.inClusterRedis.enabled",
+        ),
+        (
+            r#"{"cluster": {"enabled": true, "redisUrl": "redis://:pw@redis:6379"}}"#,
+            "without a password",
         ),
     ] {
         let (out, _) = render("bad", "bad", values)?;

@@ -77,6 +77,11 @@ pub struct OverheadArgs {
     /// HTTP/1.1 cases only (not with `--scheme h2|all`).
     #[arg(long, value_name = "REQ_PER_SEC")]
     pub rate: Option<u32>,
+    /// Also measure the agent in cluster mode (`cluster` variant): a local redis-server and a
+    /// cluster-scope policy counting every request (never breached). Reports the p99 it adds
+    /// to the agent without cluster and its Redis round trips per 1,000 requests.
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +159,8 @@ enum TlsSites {
 enum Variant {
     Off,
     Agent,
+    /// The agent in cluster mode (`--cluster`).
+    AgentCluster,
     Floor {
         tracepoints: bool,
         tls: Option<TlsSites>,
@@ -167,6 +174,7 @@ impl Variant {
         match self {
             Variant::Off => "off",
             Variant::Agent => "api-guard",
+            Variant::AgentCluster => "cluster",
             Variant::Floor {
                 tracepoints: true,
                 tls: None,
@@ -192,6 +200,9 @@ impl Variant {
         match self {
             Variant::Off => "no agent",
             Variant::Agent => "api-guard, capturing nginx's pid",
+            Variant::AgentCluster => {
+                "api-guard in cluster mode: local redis-server, a cluster-scope policy per client"
+            }
             Variant::Floor {
                 tracepoints: true,
                 tls: None,
@@ -217,8 +228,11 @@ impl Variant {
 }
 
 /// The variants of one case, in the order of the first round.
-fn variants(tls: bool, floors: bool) -> Vec<Variant> {
+fn variants(tls: bool, floors: bool, cluster: bool) -> Vec<Variant> {
     let mut v = vec![Variant::Off, Variant::Agent];
+    if cluster {
+        v.push(Variant::AgentCluster);
+    }
     if floors {
         v.push(Variant::Floor {
             tracepoints: true,
@@ -258,6 +272,8 @@ struct AgentStats {
     peak_rss_kib: u64,
     /// The agent's BPF programs' run time during the load (0 without `--bpf-stats`).
     bpf_ns: u64,
+    /// Redis round trips of the cluster task during the load (cluster variant).
+    cluster_ops: u64,
 }
 
 struct Run {
@@ -329,6 +345,19 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
         }
         None => String::new(),
     };
+    // Kept alive for every case; its port goes into the cluster variant's configuration.
+    let redis = args
+        .cluster
+        .then(integration_tests::redis::RedisServer::start)
+        .transpose()?;
+    let cluster_config = redis.as_ref().map_or(String::new(), |r| {
+        format!(
+            "[cluster]\nredis_url = {:?}\nnode_name = \"bench\"\n\
+             [[enforce.policies]]\nname = \"bench-cluster\"\nkey = \"client_ip\"\n\
+             rate = 1000000.0\nburst = 1000000\nscope = \"cluster\"\n",
+            r.url()
+        )
+    });
     let mut measured = Vec::new();
     for &case in cases {
         let listen = net.server_addr()?;
@@ -352,9 +381,10 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
             ns_cli: &net.cli,
             load,
             extra_config: &extra,
+            cluster_config: &cluster_config,
             bin: &bin,
         };
-        let variants = variants(case.tls(), !args.no_floor);
+        let variants = variants(case.tls(), !args.no_floor, args.cluster);
         let runs = bench.measure(&variants, args.pairs)?;
         print_summary(case, load, &variants, &runs);
         measured.push((case, variants, runs));
@@ -464,6 +494,8 @@ struct Bench<'a> {
     ns_cli: &'a Netns,
     load: &'a Load,
     extra_config: &'a str,
+    /// Appended for the cluster variant.
+    cluster_config: &'a str,
     bin: &'a Path,
 }
 
@@ -544,15 +576,21 @@ impl Bench<'_> {
                 cpu_total_s: cpu_after,
                 peak_rss_kib: peak_rss_kib(agent.pid())?,
                 bpf_ns: bpf_after.0.saturating_sub(bpf.unwrap_or_default().0),
+                cluster_ops: delta("apiguard_cluster_operations_total", &[]),
             };
             Ok((report, nginx_cpu, Some(stats)))
         };
         let (wrk, nginx_cpu_s, agent) = match variant {
             Variant::Off => timed(None)?,
-            Variant::Agent => {
+            Variant::Agent | Variant::AgentCluster => {
+                let cluster = if variant == Variant::AgentCluster {
+                    self.cluster_config
+                } else {
+                    ""
+                };
                 let mut agent = Agent::start(AgentOptions {
                     config_toml: Some(format!(
-                        "[capture]\npids = [{nginx}]\n{}",
+                        "[capture]\npids = [{nginx}]\n{}\n{cluster}",
                         self.extra_config
                     )),
                     ..AgentOptions::default()
@@ -836,6 +874,25 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
             median(ratios(runs, Variant::Agent, floor))
         );
     }
+    if variants.contains(&Variant::AgentCluster) {
+        // Per round: the cluster variant's p99 minus the plain agent's.
+        let rounds = runs.iter().map(|r| r.round).max().unwrap_or(0);
+        let added: Vec<f64> = (1..=rounds)
+            .filter_map(|round| {
+                let find = |v| runs.iter().find(|r| r.round == round && r.variant == v);
+                Some(find(Variant::AgentCluster)?.wrk.p99_ms? - find(Variant::Agent)?.wrk.p99_ms?)
+            })
+            .collect();
+        let (ops, requests) = of(Variant::AgentCluster)
+            .filter_map(|r| Some((r.agent.as_ref()?.cluster_ops, r.wrk.requests)))
+            .fold((0u64, 0u64), |(o, n), (a, b)| (o + a, n + b));
+        println!(
+            "  cluster mode: p99 {:+.3} ms against the agent alone (median per round); {:.2} Redis \
+             round trips per 1,000 requests",
+            median(added),
+            per_request(ops as f64 * 1000.0, requests)
+        );
+    }
     let with: Vec<(&WrkReport, &AgentStats)> = runs
         .iter()
         .filter_map(|r| r.agent.as_ref().map(|a| (&r.wrk, a)))
@@ -935,7 +992,7 @@ mod tests {
         assert_eq!(Scheme::H2.cases(), [Case::H2]);
         assert!(Case::H2.tls() && Case::Https.tls() && !Case::Http.tls());
         assert_eq!((Case::Https.version(), Case::H2.version()), ("1.1", "2"));
-        let labels: Vec<&str> = variants(Case::H2.tls(), true)
+        let labels: Vec<&str> = variants(Case::H2.tls(), true, false)
             .iter()
             .map(|v| v.label())
             .collect();
@@ -958,10 +1015,23 @@ mod tests {
 
     #[test]
     fn variants_per_case() {
-        assert_eq!(variants(false, false), vec![Variant::Off, Variant::Agent]);
-        let labels: Vec<&str> = variants(false, true).iter().map(|v| v.label()).collect();
+        assert_eq!(
+            variants(false, false, false),
+            vec![Variant::Off, Variant::Agent]
+        );
+        assert_eq!(
+            variants(false, false, true),
+            vec![Variant::Off, Variant::Agent, Variant::AgentCluster]
+        );
+        let labels: Vec<&str> = variants(false, true, false)
+            .iter()
+            .map(|v| v.label())
+            .collect();
         assert_eq!(labels, ["off", "api-guard", "floor", "raw-floor"]);
-        let labels: Vec<&str> = variants(true, true).iter().map(|v| v.label()).collect();
+        let labels: Vec<&str> = variants(true, true, false)
+            .iter()
+            .map(|v| v.label())
+            .collect();
         assert_eq!(
             labels,
             ["off", "api-guard", "floor", "tls-sites", "tls-entries"]

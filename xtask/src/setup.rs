@@ -31,6 +31,8 @@ const PACKAGES: &[&str] = &[
     "prometheus",
     // h2load, the HTTP/2 load generator (HTTP/2 benchmarks).
     "nghttp2-client",
+    // The cluster tests (tests/tests/cluster.rs) start their own Redis.
+    "redis-server",
 ];
 
 #[derive(clap::Args, Debug, Default)]

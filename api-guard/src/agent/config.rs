@@ -14,6 +14,7 @@ use serde::Deserialize;
 pub use crate::{
     analysis::identity::IdentityConfig,
     capture::config::{CaptureConfig, HttpConfig},
+    cluster::ClusterConfig,
     enforce::config::{
         EnforceConfig, EnforceMode, XdpAttachMode, XdpConfig, XdpInterface, MAX_BLOCK_SECS,
     },
@@ -59,6 +60,7 @@ pub struct Config {
     pub detect: DetectConfig,
     pub discover: DiscoverConfig,
     pub events: EventsConfig,
+    pub cluster: ClusterConfig,
     /// Deprecated keys the file used, to be logged by whoever loaded it.
     #[serde(skip)]
     pub deprecations: Vec<String>,
@@ -150,7 +152,20 @@ impl Config {
         self.xdp.validate()?;
         self.detect.validate()?;
         self.discover.validate()?;
-        self.events.validate()
+        self.events.validate()?;
+        self.cluster.validate()?;
+        let cluster_policy = self
+            .enforce
+            .policies
+            .iter()
+            .position(|p| p.scope == crate::enforce::policy::PolicyScope::Cluster);
+        if let (Some(i), false) = (cluster_policy, self.cluster.enabled()) {
+            return Err(api_guard::config::invalid(
+                format!("enforce.policies[{i}].scope"),
+                "\"cluster\" needs [cluster] redis_url",
+            ));
+        }
+        Ok(())
     }
 }
 

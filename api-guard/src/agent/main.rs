@@ -8,6 +8,7 @@
 
 mod analysis;
 mod capture;
+mod cluster;
 mod config;
 mod control;
 mod enforce;
@@ -619,13 +620,42 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         events.clone(),
     )
     .context("starting enforcement")?;
+    // Cluster mode: the enforcer shares its blocks through a queue the cluster task drains.
+    let mut cluster_publisher = None;
+    let cluster_task = if config.cluster.enabled() {
+        let node = cluster::node_name(&config.cluster).context("cluster mode")?;
+        let (publisher, queue) =
+            cluster::channel(config.cluster.queue_capacity, node.clone(), metrics.clone());
+        cluster_publisher = Some(publisher.clone());
+        enforcer.set_cluster(
+            publisher,
+            enforce::policy::ClusterParams {
+                expected_nodes: config.cluster.expected_nodes,
+                sync_ns: config.cluster.sync_interval_ms.saturating_mul(1_000_000),
+            },
+        );
+        Some(cluster::ClusterTask::new(
+            config.cluster.clone(),
+            node,
+            enforcer.clone(),
+            metrics.clone(),
+            events.clone(),
+            queue,
+        ))
+    } else {
+        None
+    };
     let detections = analysis::detect::Detections::new(
         &config.detect,
         enforcer.clone(),
         metrics.clone(),
         events.clone(),
     )
-    .context("starting detection")?;
+    .context("starting detection")?
+    .map(|d| match cluster_publisher {
+        Some(p) => d.with_cluster(p, &config.detect),
+        None => d,
+    });
     // Identity settings reach the parsing task (which identifies every client once) here.
     let (identity_tx, identity_rx) = tokio::sync::watch::channel(config.identity.identifier());
     let mut routes = analysis::routes::RouteLabels::new(
@@ -677,6 +707,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         config: args.config.clone(),
         hooks: probes.status.clone(),
         metrics: metrics.clone(),
+        cluster_node: cluster_task.as_ref().map(|t| t.node().to_string()),
     };
     // The hooking thread owns the eBPF object from here on; stopping it detaches everything.
     let tls_libraries = TlsLibraries::default();
@@ -779,6 +810,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     tasks.spawn(server::serve(listener, metrics.clone(), shutdown.clone()));
+    if let Some(task) = cluster_task {
+        tasks.spawn(task.run(shutdown.clone()));
+    }
     if let Some(path) = &args.config {
         let reloader = reload::Reloader::new(
             path.clone(),

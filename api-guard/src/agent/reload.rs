@@ -187,6 +187,7 @@ fn restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
     keep!(enforce.max_limiter_keys, "enforce.max_limiter_keys");
     keep!(detect.enabled, "detect.enabled");
     keep!(detect.queue_capacity, "detect.queue_capacity");
+    keep!(cluster, "cluster");
     changed
 }
 

@@ -33,6 +33,21 @@ pub struct Status {
     pub api_endpoints: u64,
     pub config_reloads: u64,
     pub config_reload_errors: u64,
+    /// `None`: no `[cluster]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub node: String,
+    pub connected: bool,
+    pub operations: u64,
+    pub errors: u64,
+    /// Messages lost (hand-off or outbox full, invalid messages read).
+    pub dropped: u64,
+    /// Seconds since the last successful Redis round trip (`None`: never).
+    pub last_ok_secs_ago: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +83,8 @@ pub struct StatusSource {
     pub config: Option<PathBuf>,
     pub hooks: Vec<HookStatus>,
     pub metrics: Metrics,
+    /// This node's cluster name (`None`: no `[cluster]`).
+    pub cluster_node: Option<String>,
 }
 
 impl StatusSource {
@@ -125,6 +142,19 @@ impl StatusSource {
             api_endpoints: m.discover.endpoints(),
             config_reloads: m.ops.reloads(Outcome::Ok),
             config_reload_errors: m.ops.reloads(Outcome::Error),
+            cluster: self.cluster_node.as_ref().map(|node| {
+                let (operations, errors) = m.cluster.totals();
+                let last = m.cluster.last_ok_ms();
+                ClusterStatus {
+                    node: node.clone(),
+                    connected: m.cluster.is_connected(),
+                    operations,
+                    errors,
+                    dropped: m.cluster.dropped_total(),
+                    last_ok_secs_ago: (last > 0)
+                        .then(|| crate::cluster::unix_ms().saturating_sub(last) / 1000),
+                }
+            }),
         }
     }
 }
@@ -185,6 +215,21 @@ pub fn render(s: &Status) -> String {
     let _ = writeln!(out, "capture drops   {}", s.capture_dropped);
     let _ = writeln!(out, "detections      {}", s.detections);
     let _ = write!(out, "api endpoints   {}", s.api_endpoints);
+    if let Some(c) = &s.cluster {
+        let state = if c.connected {
+            "connected"
+        } else {
+            "DISCONNECTED (enforcing locally)"
+        };
+        let last = c
+            .last_ok_secs_ago
+            .map_or_else(|| "never".into(), |s| format!("{}s ago", s));
+        let _ = write!(
+            out,
+            "\ncluster         node {}, {state}; {} redis ops ({} failed, last ok {last}), {} dropped",
+            c.node, c.operations, c.errors, c.dropped
+        );
+    }
     out
 }
 

@@ -274,6 +274,8 @@ catalogue! {
         "no credential on a route (host, method, path with ids as `{id}`) where ≥ `min_authenticated_ratio` (95%) of ≥ `min_samples` (20) requests carried one";
     AUTH_KEY_SHARING = "auth.key_sharing", KeySharing, High,
         "one credential from more than `max_clients_per_credential` (5) client addresses in `window_secs` (600 s)";
+    AUTH_KEY_SHARING_CLUSTER = "auth.key_sharing_cluster", KeySharing, High,
+        "one credential from more than `max_clients_per_credential` (5) client addresses in a `window_secs` (600 s) window across all nodes (`[cluster]`; one event per window for the whole cluster)";
     AUTH_CREDENTIAL_STUFFING = "auth.credential_stuffing", CredentialStuffing, High,
         "more than `failure_threshold` (10) 401/403 answers to one client in `failure_window_secs` (60 s)";
     ABUSE_SCANNER_AGENT = "abuse.scanner_agent", Scanner, Medium,
@@ -350,7 +352,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 113);
+        assert_eq!(ALL.len(), 114);
         assert_eq!(by_id("sqli.nope"), None);
     }
 

@@ -26,6 +26,7 @@ use tracing::{debug, warn};
 
 use super::worker::{self, Analyzer, Worker};
 use crate::{
+    cluster::{signals::SignalTap, Publisher},
     enforce::{blocklist::BlockReason, target::Target, BlockRequest, EnforceError, Enforcer},
     exchange::Exchange,
     output::{EventBudget, EventSink},
@@ -40,6 +41,8 @@ pub struct Detections {
     metrics: Metrics,
     events: EventSink,
     budget: EventBudget,
+    /// Cluster mode: (credential, address) pairs for the cluster-wide key-sharing count.
+    signals: Option<SignalTap>,
 }
 
 impl Detections {
@@ -61,7 +64,22 @@ impl Detections {
             metrics,
             events,
             budget: EventBudget::new(config.max_events_per_client),
+            signals: None,
         }))
+    }
+
+    /// Cluster mode: key sharing is also counted over all nodes (when `detect.auth` reports
+    /// key sharing; its threshold and window as configured at start).
+    pub fn with_cluster(mut self, publisher: Publisher, config: &DetectConfig) -> Self {
+        let auth = &config.auth;
+        if auth.enabled && auth.key_sharing {
+            self.signals = Some(SignalTap::new(
+                publisher,
+                auth.max_clients_per_credential,
+                auth.window_secs,
+            ));
+        }
+        self
     }
 
     /// Starts the detection thread (see [`worker`]).
@@ -114,6 +132,9 @@ impl Analyzer for Detections {
         if stage != Stage::Outcome {
             self.engine
                 .account_uninspected(&req, h.request_truncated, &mut verdict);
+            if let Some(tap) = &mut self.signals {
+                tap.observe(ex, client);
+            }
         }
         if let Some(u) = verdict.uninspected {
             self.metrics.detect.uninspected(u.reason, u.bytes);

@@ -62,6 +62,8 @@ pub enum UnblockReason {
     Evicted,
     /// Dropped from `enforce.deny` by a reload.
     Config,
+    /// Lifted by another node (cluster), or no longer in force in the cluster at a resync.
+    Cluster,
 }
 
 impl UnblockReason {
@@ -71,6 +73,7 @@ impl UnblockReason {
             UnblockReason::Manual => "manual",
             UnblockReason::Evicted => "evicted",
             UnblockReason::Config => "config",
+            UnblockReason::Cluster => "cluster",
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct Block {
     pub since_ns: u64,
     /// CLOCK_MONOTONIC ns at which it ends; `None`: until removed.
     pub until_ns: Option<u64>,
+    /// The node that decided it, when another node did (cluster); `None`: this node.
+    pub origin: Option<Arc<str>>,
 }
 
 impl Block {
@@ -187,6 +192,7 @@ mod tests {
             detail: None,
             since_ns: 1,
             until_ns: until,
+            origin: None,
         }
     }
 

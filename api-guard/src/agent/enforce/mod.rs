@@ -6,6 +6,7 @@
 //! `enforce.mode` (dry-run only reports them); explicit ones (operator, config) always apply.
 
 pub mod blocklist;
+pub mod cluster_limit;
 pub mod config;
 pub mod event;
 pub mod limiter;
@@ -18,7 +19,7 @@ mod tests;
 
 use std::{
     num::NonZeroUsize,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
     time::Duration,
 };
 
@@ -27,19 +28,20 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::{
+    cluster::{BlockMsg, Publisher},
     config::{EnforceConfig, EnforceMode},
     exchange::Exchange,
     output::EventSink,
     telemetry::{
         enforce::{MapOp, Table},
-        Metrics,
+        Metrics, RemoteResult,
     },
     wallclock::{monotonic_now_ns, rfc3339_from_monotonic},
 };
 use api_guard::event::{ClientView, Enforcement, EventBody, RequestView, SecurityEvent};
 use api_guard::identity::ClientIdentity;
 use blocklist::{Block, BlockReason, Blocklist, Inserted, UnblockReason};
-use policy::{Breach, Policies, PolicyAction, Request};
+use policy::{Breach, ClusterParams, LimitUsage, Policies, PolicyAction, Request};
 use target::{NetSet, Target};
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +122,24 @@ pub struct Enforcer {
     attached: Mutex<Vec<xdp::Attached>>,
     metrics: Metrics,
     events: EventSink,
+    /// Where blocks and unblocks go to the other nodes (`[cluster]` on).
+    cluster: OnceLock<Publisher>,
+}
+
+/// A block or unblock another node decided, as the cluster task hands it over.
+#[derive(Debug, Clone)]
+pub enum RemoteChange {
+    Block {
+        target: Target,
+        /// CLOCK_MONOTONIC ns here; `None`: until removed.
+        until_ns: Option<u64>,
+        reason: BlockReason,
+        policy: Option<Arc<str>>,
+        detail: Option<String>,
+    },
+    Unblock {
+        target: Target,
+    },
 }
 
 impl Enforcer {
@@ -163,7 +183,37 @@ impl Enforcer {
             attached: Mutex::new(attached),
             metrics,
             events,
+            cluster: OnceLock::new(),
         }))
+    }
+
+    /// From now on every block and unblock this node decides is shared with the cluster,
+    /// and cluster-scope policies count with the other nodes.
+    pub fn set_cluster(&self, publisher: Publisher, params: ClusterParams) {
+        self.lock().policies.set_cluster_params(params);
+        let _ = self.cluster.set(publisher);
+    }
+
+    /// Cluster-scope limits: usage since the last sync (at most `max` keys).
+    pub fn take_limit_usage(&self, max: usize) -> Vec<LimitUsage> {
+        self.lock()
+            .policies
+            .take_cluster_usage(monotonic_now_ns(), max)
+    }
+
+    /// Cluster-scope limits: what Redis answered (`None` per failed key; all `None` when
+    /// the round trip failed, so the usage is sent again).
+    pub fn apply_limit_answers(
+        &self,
+        usage: Vec<LimitUsage>,
+        answers: &[Option<cluster_limit::Answer>],
+    ) {
+        self.lock().policies.apply_cluster(usage, answers);
+    }
+
+    /// This node's cluster name, for events (`None`: no cluster).
+    fn node(&self) -> Option<&str> {
+        self.cluster.get().map(Publisher::node)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -239,7 +289,9 @@ impl Enforcer {
                     policy: Some(breach.policy.clone()),
                     detail: Some(format!("rate limit exceeded by {}", breach.key)),
                 };
-                if let Err(error) = self.block_locked(state, now, req, Some((client, request))) {
+                if let Err(error) =
+                    self.block_locked(state, now, req, Some((client, request)), None)
+                {
                     warn!(%error, "Rate-limit block failed");
                 }
                 return;
@@ -251,7 +303,7 @@ impl Enforcer {
     /// Blocks `req.target` (the hook for manual blocks and detection verdicts).
     pub fn block(&self, req: BlockRequest) -> Result<BlockOutcome, EnforceError> {
         let mut state = self.lock();
-        self.block_locked(&mut state, monotonic_now_ns(), req, None)
+        self.block_locked(&mut state, monotonic_now_ns(), req, None, None)
     }
 
     /// Blocks the client of a request (detection verdicts); the block event carries the
@@ -263,15 +315,90 @@ impl Enforcer {
         request: &RequestView,
     ) -> Result<BlockOutcome, EnforceError> {
         let mut state = self.lock();
-        self.block_locked(&mut state, monotonic_now_ns(), req, Some((client, request)))
+        self.block_locked(
+            &mut state,
+            monotonic_now_ns(),
+            req,
+            Some((client, request)),
+            None,
+        )
     }
 
+    /// Applies a change another node (`node`) decided, without sharing it again. This
+    /// node's allowlist and trusted proxies still win.
+    pub fn apply_remote(&self, change: RemoteChange, node: &Arc<str>) -> RemoteResult {
+        let mut state = self.lock();
+        let now = monotonic_now_ns();
+        match change {
+            RemoteChange::Block {
+                target,
+                until_ns,
+                reason,
+                policy,
+                detail,
+            } => {
+                if until_ns.is_some_and(|u| u <= now) {
+                    return RemoteResult::Applied;
+                }
+                // This node's own decision: keep it as ours (it was shared already).
+                let origin = (Some(node.as_ref()) != self.node()).then(|| node.clone());
+                let req = BlockRequest {
+                    target,
+                    duration: until_ns.map(|u| Duration::from_nanos(u - now)),
+                    reason,
+                    policy,
+                    detail,
+                };
+                match self.block_locked(&mut state, now, req, None, origin) {
+                    Ok(_) => RemoteResult::Applied,
+                    Err(EnforceError::Allowlisted(_) | EnforceError::TrustedProxy(_)) => {
+                        RemoteResult::Refused
+                    }
+                    Err(error) => {
+                        warn!(%error, %target, node = %node, "Applying a cluster block failed");
+                        RemoteResult::Failed
+                    }
+                }
+            }
+            RemoteChange::Unblock { target } => {
+                let lift = state
+                    .blocklist
+                    .get(&target)
+                    .is_some_and(|b| b.reason != BlockReason::Config);
+                if lift {
+                    if let Some(block) = state.blocklist.remove(&target) {
+                        self.lifted(&mut state, now, &block, UnblockReason::Cluster, Some(node));
+                    }
+                }
+                RemoteResult::Unblocked
+            }
+        }
+    }
+
+    /// Blocks this node decided that are in force (re-announced to the cluster after every
+    /// reconnection: Redis may have lost them).
+    pub fn own_blocks(&self) -> Vec<BlockMsg> {
+        let Some(cluster) = self.cluster.get() else {
+            return Vec::new();
+        };
+        let state = self.lock();
+        state
+            .blocklist
+            .iter()
+            .filter(|b| b.origin.is_none() && b.reason != BlockReason::Config)
+            .map(|b| BlockMsg::block(b, cluster.node()))
+            .collect()
+    }
+
+    /// `origin`: the node that decided it, when another one did (then it is not shared
+    /// again).
     fn block_locked(
         &self,
         state: &mut State,
         now: u64,
         req: BlockRequest,
         context: Option<(&ClientIdentity, &RequestView)>,
+        origin: Option<Arc<str>>,
     ) -> Result<BlockOutcome, EnforceError> {
         let s = &state.settings;
         if let Target::Addr(ip) = req.target {
@@ -291,12 +418,15 @@ impl Enforcer {
             until_ns: req
                 .duration
                 .map(|d| now.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64)),
+            origin,
         };
+        let decided_by = block.origin.as_deref().or(self.node());
         let automatic = matches!(req.reason, BlockReason::Ratelimit | BlockReason::Detection);
         // A block in force, or in dry-run the block that would be.
         let event = |dry_run: bool| {
             let mut e = event::about(&block, block.reason.as_str());
             e.enforced = !dry_run;
+            e.decided_by = decided_by;
             if let Some((client, request)) = context {
                 e.client = Some(ClientView::of(client));
                 e.request = Some(request.clone());
@@ -327,13 +457,16 @@ impl Enforcer {
                     let mut entry = kernel_entry(&current);
                     entry.hits = state.maps.get(&current.target).map_or(0, |e| e.hits);
                     state.maps.put(&current.target, entry)?;
+                    if block.origin.is_none() {
+                        self.share(&current);
+                    }
                 }
                 Ok(BlockOutcome::Extended)
             }
             Inserted::New { evicted } => {
                 if let Some(old) = evicted {
                     self.metrics.enforce.evicted(Table::Blocklist, 1);
-                    self.lifted(state, now, &old, UnblockReason::Evicted);
+                    self.lifted(state, now, &old, UnblockReason::Evicted, None);
                 }
                 if let Err(e) = state.maps.put(&block.target, kernel_entry(&block)) {
                     state.blocklist.remove(&block.target);
@@ -344,8 +477,11 @@ impl Enforcer {
                 self.metrics
                     .enforce
                     .set_blocked_clients(state.blocklist.len());
-                info!(target = %block.target, reason = block.reason.as_str(), policy = block.policy.as_deref(), "Blocked");
+                info!(target = %block.target, reason = block.reason.as_str(), policy = block.policy.as_deref(), decided_by, "Blocked");
                 event(false);
+                if block.origin.is_none() {
+                    self.share(&block);
+                }
                 Ok(BlockOutcome::Blocked)
             }
         }
@@ -367,13 +503,35 @@ impl Enforcer {
                 monotonic_now_ns(),
                 &block,
                 UnblockReason::Manual,
+                None,
             );
+            if let Some(cluster) = self.cluster.get() {
+                cluster.publish(BlockMsg::unblock(target, cluster.node()));
+            }
         }
         Ok(())
     }
 
-    /// Removes `block`'s kernel entry and reports it.
-    fn lifted(&self, state: &mut State, now: u64, block: &Block, why: UnblockReason) {
+    /// Shares a block this node decided (config entries are each node's own).
+    fn share(&self, block: &Block) {
+        if block.reason == BlockReason::Config {
+            return;
+        }
+        if let Some(cluster) = self.cluster.get() {
+            cluster.publish(BlockMsg::block(block, cluster.node()));
+        }
+    }
+
+    /// Removes `block`'s kernel entry and reports it; `by`: the node that lifted it, when
+    /// another one did.
+    fn lifted(
+        &self,
+        state: &mut State,
+        now: u64,
+        block: &Block,
+        why: UnblockReason,
+        by: Option<&Arc<str>>,
+    ) {
         if let Err(error) = state.maps.delete(&block.target) {
             self.metrics.enforce.map_error(MapOp::Unblock);
             warn!(%error, target = %block.target, "Removing a block from the kernel failed");
@@ -383,7 +541,8 @@ impl Enforcer {
             .enforce
             .set_blocked_clients(state.blocklist.len());
         info!(target = %block.target, why = why.as_str(), "Unblocked");
-        let e = event::about(block, why.as_str());
+        let mut e = event::about(block, why.as_str());
+        e.decided_by = by.map(AsRef::as_ref).or(self.node());
         self.events
             .emit(&SecurityEvent::new(now, EventBody::Unblock(e)));
     }
@@ -439,7 +598,7 @@ impl Enforcer {
                 .is_some_and(|b| b.reason == BlockReason::Config);
             if configured {
                 if let Some(block) = state.blocklist.remove(&target) {
-                    self.lifted(&mut state, now, &block, UnblockReason::Config);
+                    self.lifted(&mut state, now, &block, UnblockReason::Config, None);
                 }
             }
         }
@@ -484,7 +643,7 @@ impl Enforcer {
         let mut state = self.lock();
         let now = monotonic_now_ns();
         for block in state.blocklist.expire(now) {
-            self.lifted(&mut state, now, &block, UnblockReason::Expired);
+            self.lifted(&mut state, now, &block, UnblockReason::Expired, None);
         }
         state.would_block.expire(now);
         self.metrics.xdp.set_stats(&state.maps.stat_totals());
@@ -551,6 +710,7 @@ fn add_denied(state: &mut State, now: u64, deny: &[Target]) -> Result<(), Enforc
             detail: Some("enforce.deny".into()),
             since_ns: now,
             until_ns: None,
+            origin: None,
         };
         if let Inserted::New { .. } = state.blocklist.insert(block.clone()) {
             state.maps.put(target, kernel_entry(&block))?;
@@ -579,6 +739,7 @@ fn adopt(state: &mut State, now: u64, deny: &[Target]) {
             detail: Some("adopted from a previous run".into()),
             since_ns: now,
             until_ns: (entry.expires_ns != NEVER_EXPIRES).then_some(entry.expires_ns),
+            origin: None,
         };
         if let Inserted::New { .. } = state.blocklist.insert(block) {
             adopted += 1;

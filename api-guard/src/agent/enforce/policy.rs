@@ -13,7 +13,10 @@ use std::{collections::HashMap, net::IpAddr, num::NonZeroUsize, sync::Arc};
 
 use serde::Deserialize;
 
-use super::limiter::Limiter;
+use super::{
+    cluster_limit::{Answer, ClusterLimiter},
+    limiter::Limiter,
+};
 use api_guard::{
     config::{invalid, Invalid},
     identity::ClientIdentity,
@@ -49,6 +52,55 @@ pub struct PolicyConfig {
     /// Which requests the policy applies to (default: all).
     #[serde(default, rename = "match")]
     pub matcher: RouteMatch,
+    /// `node` (default): the limit holds on each node; `cluster`: for all nodes together
+    /// (needs `[cluster]`).
+    #[serde(default)]
+    pub scope: PolicyScope,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyScope {
+    #[default]
+    Node,
+    Cluster,
+}
+
+/// How cluster-scope limiters fall back and how often they sync (from `[cluster]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterParams {
+    pub expected_nodes: u32,
+    pub sync_ns: u64,
+}
+
+impl Default for ClusterParams {
+    fn default() -> Self {
+        Self {
+            expected_nodes: 1,
+            sync_ns: 100_000_000,
+        }
+    }
+}
+
+/// Units a cluster-scope key used since the last sync, for the cluster task.
+#[derive(Debug, Clone)]
+pub struct LimitUsage {
+    policy_index: usize,
+    pub policy: Arc<str>,
+    key: Key,
+    pub units: f64,
+    /// Units per second and burst of the policy.
+    pub rate: f64,
+    pub burst: f64,
+}
+
+impl LimitUsage {
+    /// The key as Redis sees it: a hash, never the address, credential hash or route.
+    pub fn key_id(&self) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(self.key.clone().display().as_bytes());
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// Ten minutes: long enough to stop a burst of abuse, short enough that a false positive
@@ -236,12 +288,14 @@ struct Policy {
     pattern: Option<String>,
     path: Option<PathMatch>,
     limiter: Limiter<Key>,
+    /// `scope = "cluster"`: the limit for all nodes together (replaces `limiter`).
+    cluster: Option<ClusterLimiter<Key>>,
     /// As configured, to recognise the policy on reload.
     config: PolicyConfig,
 }
 
 impl Policy {
-    fn new(c: &PolicyConfig, max_keys_per_policy: NonZeroUsize) -> Self {
+    fn new(c: &PolicyConfig, max_keys_per_policy: NonZeroUsize, params: ClusterParams) -> Self {
         let pattern = c.matcher.path.clone();
         let path = pattern.as_ref().map(|p| match p.strip_suffix('*') {
             Some(prefix) => PathMatch::Prefix(prefix.to_string()),
@@ -257,6 +311,15 @@ impl Policy {
             pattern,
             path,
             limiter: Limiter::new(c.rate, c.burst, max_keys_per_policy),
+            cluster: (c.scope == PolicyScope::Cluster).then(|| {
+                ClusterLimiter::new(
+                    c.rate,
+                    c.burst,
+                    params.expected_nodes,
+                    params.sync_ns,
+                    max_keys_per_policy,
+                )
+            }),
             config: c.clone(),
         }
     }
@@ -300,6 +363,8 @@ impl Policy {
 /// The configured policies, each with its own limiter.
 pub struct Policies {
     policies: Vec<Policy>,
+    params: ClusterParams,
+    max_keys: NonZeroUsize,
 }
 
 impl Policies {
@@ -307,11 +372,74 @@ impl Policies {
     /// panic, they just make odd limits). Each policy remembers at most `max_keys_per_policy`
     /// keys.
     pub fn new(configs: &[PolicyConfig], max_keys_per_policy: NonZeroUsize) -> Self {
+        let params = ClusterParams::default();
         let policies = configs
             .iter()
-            .map(|c| Policy::new(c, max_keys_per_policy))
+            .map(|c| Policy::new(c, max_keys_per_policy, params))
             .collect();
-        Self { policies }
+        Self {
+            policies,
+            params,
+            max_keys: max_keys_per_policy,
+        }
+    }
+
+    /// Cluster mode on: cluster-scope limiters start afresh with these settings.
+    pub fn set_cluster_params(&mut self, params: ClusterParams) {
+        self.params = params;
+        for p in &mut self.policies {
+            if p.cluster.is_some() {
+                *p = Policy::new(&p.config, self.max_keys, params);
+            }
+        }
+    }
+
+    /// Usage of cluster-scope keys to send (at most `max` keys).
+    pub fn take_cluster_usage(&mut self, now_ns: u64, max: usize) -> Vec<LimitUsage> {
+        let mut out = Vec::new();
+        for (i, p) in self.policies.iter_mut().enumerate() {
+            let Some(c) = &mut p.cluster else {
+                continue;
+            };
+            let (rate, burst) = (c.rate(), c.burst());
+            for u in c.take_usage(now_ns, max.saturating_sub(out.len())) {
+                out.push(LimitUsage {
+                    policy_index: i,
+                    policy: p.name.clone(),
+                    key: u.key,
+                    units: u.units,
+                    rate,
+                    burst,
+                });
+            }
+        }
+        out
+    }
+
+    /// Applies the cluster's answers (`None`: that key's sync failed; its usage is kept).
+    pub fn apply_cluster(&mut self, usage: Vec<LimitUsage>, answers: &[Option<Answer>]) {
+        for (u, answer) in usage
+            .into_iter()
+            .zip(answers.iter().chain(std::iter::repeat(&None)))
+        {
+            let Some(p) = self
+                .policies
+                .get_mut(u.policy_index)
+                .filter(|p| p.name == u.policy)
+            else {
+                continue;
+            };
+            let Some(c) = &mut p.cluster else {
+                continue;
+            };
+            match answer {
+                Some(a) => c.apply(&u.key, *a),
+                None => c.restore(&[super::cluster_limit::Usage {
+                    key: u.key,
+                    units: u.units,
+                }]),
+            }
+        }
     }
 
     /// Takes a reloaded policy list: a policy configured exactly as before keeps its limiter
@@ -322,7 +450,7 @@ impl Policies {
             .iter()
             .map(|c| match old.iter().position(|p| p.config == *c) {
                 Some(i) => old.swap_remove(i),
-                None => Policy::new(c, max_keys_per_policy),
+                None => Policy::new(c, max_keys_per_policy, self.params),
             })
             .collect();
     }
@@ -339,7 +467,11 @@ impl Policies {
             let Some(key) = policy.key_for(req, path) else {
                 continue;
             };
-            if !policy.limiter.check(key.clone(), now_ns) {
+            let conforms = match &mut policy.cluster {
+                Some(cluster) => cluster.check(key.clone(), now_ns, 1.0),
+                None => policy.limiter.check(key.clone(), now_ns),
+            };
+            if !conforms {
                 breaches.push(Breach {
                     policy: Arc::clone(&policy.name),
                     action: policy.action,
@@ -355,7 +487,10 @@ impl Policies {
     pub fn stats(&self) -> Vec<(Arc<str>, usize, u64)> {
         self.policies
             .iter()
-            .map(|p| (Arc::clone(&p.name), p.limiter.len(), p.limiter.evictions()))
+            .map(|p| match &p.cluster {
+                Some(c) => (Arc::clone(&p.name), c.len(), c.evictions()),
+                None => (Arc::clone(&p.name), p.limiter.len(), p.limiter.evictions()),
+            })
             .collect()
     }
 
@@ -397,6 +532,7 @@ mod tests {
             action: PolicyAction::Log,
             block_secs: default_block_secs(),
             matcher: RouteMatch::default(),
+            scope: PolicyScope::Node,
         }
     }
 

@@ -316,3 +316,98 @@ fn api_key_policies_report_hashes_never_keys() {
     assert!(!text.contains("s3cr3t"), "{text}");
     assert!(f.enforcer.list().is_empty());
 }
+
+/// Cluster mode: local decisions are handed to the cluster queue (config entries and remote
+/// ones are not), remote blocks land in the kernel with their end and origin, the allowlist
+/// wins, and a remote unblock lifts.
+#[test]
+fn cluster_blocks_are_shared_and_applied() {
+    let f = Fixture::new(
+        "[enforce]\nallowlist = [\"198.51.100.9\"]\ndeny = [\"203.0.113.0/24\"]\n",
+        maps(),
+    );
+    let (publisher, mut queue) = crate::cluster::channel(8, "node-a".into(), f.metrics.clone());
+    f.enforcer.set_cluster(publisher, ClusterParams::default());
+    let mut published = || {
+        let mut out = Vec::new();
+        while let Ok(crate::cluster::Outgoing::Block(m)) = queue.try_recv() {
+            out.push(m);
+        }
+        out
+    };
+
+    f.enforcer.block(manual("192.0.2.1", 60)).expect("block");
+    let shared = published();
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    assert_eq!(
+        (shared[0].target.as_str(), shared[0].node.as_str()),
+        ("192.0.2.1", "node-a")
+    );
+    let left = shared[0].until_ms.expect("an end") - crate::cluster::unix_ms();
+    assert!((59_000..=60_001).contains(&left), "{left}");
+
+    let node_b: Arc<str> = "node-b".into();
+    let now = monotonic_now_ns();
+    let remote = |target: &str| RemoteChange::Block {
+        target: target.parse().expect("target"),
+        until_ns: Some(now + 30_000_000_000),
+        reason: BlockReason::Detection,
+        policy: None,
+        detail: Some("sqli".into()),
+    };
+    assert_eq!(
+        f.enforcer.apply_remote(remote("192.0.2.2"), &node_b),
+        RemoteResult::Applied
+    );
+    assert_eq!(
+        f.enforcer.apply_remote(remote("198.51.100.9"), &node_b),
+        RemoteResult::Refused
+    );
+    assert!(published().is_empty(), "remote blocks are not shared again");
+    let entry = f.kernel("192.0.2.2").expect("in the kernel");
+    assert_eq!(entry.expires_ns, now + 30_000_000_000);
+    assert!(f.kernel("198.51.100.9").is_none());
+    let blocks = f.events();
+    let remote_event = blocks
+        .iter()
+        .find(|e| e["type"] == "block" && e["target"] == "192.0.2.2")
+        .expect("block event");
+    assert_eq!(remote_event["decided_by"], "node-b");
+    assert!(blocks
+        .iter()
+        .any(|e| e["target"] == "192.0.2.1" && e["decided_by"] == "node-a"));
+    // Only this node's own, non-config blocks are re-announced.
+    let own: Vec<String> = f
+        .enforcer
+        .own_blocks()
+        .into_iter()
+        .map(|m| m.target)
+        .collect();
+    assert_eq!(own, ["192.0.2.1"]);
+
+    assert_eq!(
+        f.enforcer.apply_remote(
+            RemoteChange::Unblock {
+                target: "192.0.2.2".parse().expect("target")
+            },
+            &node_b
+        ),
+        RemoteResult::Unblocked
+    );
+    assert!(f.kernel("192.0.2.2").is_none());
+    let lifted = f
+        .events()
+        .into_iter()
+        .find(|e| e["type"] == "unblock")
+        .expect("unblock");
+    assert_eq!(
+        (&lifted["reason"], &lifted["decided_by"]),
+        (&"cluster".into(), &"node-b".into())
+    );
+    f.enforcer
+        .unblock(&"192.0.2.1".parse().expect("target"))
+        .expect("unblock");
+    let shared = published();
+    assert_eq!(shared.len(), 1);
+    assert_eq!(shared[0].op, crate::cluster::wire::Op::Unblock);
+}

@@ -4,6 +4,7 @@
 //! call sites never spell a label. `api-guard status` reads totals back through the groups.
 
 mod capture;
+mod cluster;
 mod detect;
 mod discover;
 mod events;
@@ -26,6 +27,7 @@ use prometheus::{
 };
 
 pub use capture::{AdoptSkip, DropReason, NotCopied, Stage};
+pub use cluster::{ClusterDrop, ClusterOp, RemoteResult};
 pub use events::{EventDrop, Output, WebhookResult};
 pub use http::IgnoreReason;
 pub use tls::{SkipReason, Unattributed};
@@ -60,6 +62,7 @@ pub struct Inner {
     pub discover: discover::Discover,
     pub events: events::Events,
     pub ops: ops::Ops,
+    pub cluster: cluster::Cluster,
     /// Last kernel totals seen, to turn totals into counter increments.
     kernel_last: [AtomicU64; STAT_COUNT as usize],
 }
@@ -84,6 +87,7 @@ impl Metrics {
             discover: discover::Discover::new(&r),
             events: events::Events::new(&r),
             ops: ops::Ops::new(&r),
+            cluster: cluster::Cluster::new(&r),
             kernel_last: Default::default(),
             registry: r,
         }))
