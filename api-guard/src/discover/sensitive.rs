@@ -530,8 +530,9 @@ mod tests {
             assert!(!classify_bytes(text.as_bytes(), usize::MAX, &mut c));
             let took = start.elapsed();
             assert!(c.is_empty(), "{p}: {:?}", c);
-            // Generous: linear scans take a few milliseconds; quadratic ones take minutes.
-            assert!(took.as_millis() < 2000, "{p}: {took:?}");
+            // Not a timing target: linear scans take milliseconds, quadratic ones minutes; the
+            // bound leaves room for a debug build on a loaded 2-core machine.
+            assert!(took.as_secs() < 30, "{p}: {took:?}");
         }
         // Valid values back to back are all counted.
         let text = "alice@example.com ".repeat(MIB / 18);
