@@ -282,7 +282,13 @@ mod tests {
         let whole = tap(TapKind::Events, &[body]);
         assert_eq!(
             texts(&whole),
-            ["data: a", "event: e\ndata: b", ": c", "data: [DONE]", "data: tail"]
+            [
+                "data: a",
+                "event: e\ndata: b",
+                ": c",
+                "data: [DONE]",
+                "data: tail"
+            ]
         );
         assert!(whole.records().last().is_some_and(|r| r.unfinished));
         for cut in 0..=body.len() {
