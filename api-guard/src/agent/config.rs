@@ -17,6 +17,7 @@ pub use crate::{
     enforce::config::{
         EnforceConfig, EnforceMode, XdpAttachMode, XdpConfig, XdpInterface, MAX_BLOCK_SECS,
     },
+    llm::LlmConfig,
     output::EventsConfig,
     tls::config::TlsConfig,
 };
@@ -59,6 +60,7 @@ pub struct Config {
     pub detect: DetectConfig,
     pub discover: DiscoverConfig,
     pub events: EventsConfig,
+    pub llm: LlmConfig,
     /// Deprecated keys the file used, to be logged by whoever loaded it.
     #[serde(skip)]
     pub deprecations: Vec<String>,
@@ -150,6 +152,7 @@ impl Config {
         self.xdp.validate()?;
         self.detect.validate()?;
         self.discover.validate()?;
+        self.llm.validate()?;
         self.events.validate()
     }
 }

@@ -107,6 +107,34 @@ impl LlmFacts {
     }
 }
 
+/// An LLM call as the agent carries it with its exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmCall {
+    pub facts: LlmFacts,
+    /// The request's credential hash (`sha256:…`), never the raw key.
+    pub key: Option<String>,
+    /// Tokens a token limit reserves for the request (estimated prompt + `max_tokens`).
+    pub reservation: u64,
+}
+
+/// The request facts of an LLM call, from its request alone (what a request-time hook has).
+#[must_use]
+pub fn request_facts(ex: &HttpExchange, extra: &[ExtraPath]) -> Option<(Flavour, RequestFacts)> {
+    let (flavour, body) = recognize::recognize_parsed(ex, extra)?;
+    Some((flavour, RequestFacts::parse(flavour, ex, body.as_ref())))
+}
+
+/// An LLM exchange's facts with the request facts they came from.
+#[must_use]
+pub fn analyze_with_request(
+    ex: &HttpExchange,
+    extra: &[ExtraPath],
+) -> Option<(LlmFacts, RequestFacts)> {
+    let (flavour, req) = request_facts(ex, extra)?;
+    let facts = response::analyze(flavour, &req, ex);
+    Some((facts, req))
+}
+
 /// The LLM facts of an exchange, if it is an LLM API call.
 #[must_use]
 pub fn analyze(ex: &HttpExchange, extra: &[ExtraPath]) -> Option<LlmFacts> {

@@ -8,6 +8,7 @@ mod detect;
 mod discover;
 mod events;
 mod http;
+mod llm;
 mod ops;
 mod tls;
 mod xdp;
@@ -28,6 +29,7 @@ use prometheus::{
 pub use capture::{AdoptSkip, DropReason, NotCopied, Stage};
 pub use events::{EventDrop, Output, WebhookResult};
 pub use http::IgnoreReason;
+pub use llm::{CallLabels, TokenType};
 pub use tls::{SkipReason, Unattributed};
 
 /// Result label (`ok`, `error`) shared by reloads, snapshots and file rotations.
@@ -52,6 +54,7 @@ pub struct Metrics(Arc<Inner>);
 pub struct Inner {
     registry: Registry,
     pub http: http::Http,
+    pub llm: llm::Llm,
     pub capture: capture::Capture,
     pub tls: tls::Tls,
     pub xdp: xdp::Xdp,
@@ -76,6 +79,7 @@ impl Metrics {
         let r = Registry::new();
         Self(Arc::new(Inner {
             http: http::Http::new(&r),
+            llm: llm::Llm::new(&r),
             capture: capture::Capture::new(&r),
             tls: tls::Tls::new(&r),
             xdp: xdp::Xdp::new(&r),
