@@ -52,6 +52,21 @@ impl Provider {
 
 impl Flavour {
     #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenaiChat => "openai_chat",
+            Self::OpenaiCompletions => "openai_completions",
+            Self::OpenaiResponses => "openai_responses",
+            Self::OpenaiEmbeddings => "openai_embeddings",
+            Self::AnthropicMessages => "anthropic_messages",
+            Self::OllamaChat => "ollama_chat",
+            Self::OllamaGenerate => "ollama_generate",
+            Self::OllamaEmbed => "ollama_embed",
+            Self::Gemini => "gemini",
+        }
+    }
+
+    #[must_use]
     pub fn provider(self) -> Provider {
         match self {
             Self::OpenaiChat
