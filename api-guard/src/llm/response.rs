@@ -192,6 +192,13 @@ fn read_stream(
             }
             continue;
         }
+        // Once the model is known, a plain token event needs no parsing (the bulk of a stream).
+        if facts.model.is_some() && stream::plain_content_delta(flavour, &data) {
+            first.get_or_insert(record.ts_ns);
+            last = Some(record.ts_ns);
+            count += 1;
+            continue;
+        }
         let Ok(v) = serde_json::from_slice::<Value>(&data) else {
             continue;
         };

@@ -300,6 +300,33 @@ pub fn read(flavour: Flavour, v: &Value, tools: &mut Vec<String>) -> Info {
     info
 }
 
+/// Whether `data` is certainly a plain content delta that needs no parsing: for the
+/// OpenAI-compatible chat and Ollama streams (one event per token), an event with non-empty
+/// `content` and none of the fields that carry anything else (role, tools, finish, usage,
+/// `done`). `false` means: parse it.
+pub fn plain_content_delta(flavour: Flavour, data: &[u8]) -> bool {
+    use memchr::memmem::find;
+    let non_empty_content = |data: &[u8]| {
+        find(data, b"\"content\":\"")
+            .is_some_and(|at| data.get(at + 11).is_some_and(|&b| b != b'"'))
+    };
+    match flavour {
+        Flavour::OpenaiChat => {
+            non_empty_content(data)
+                && find(data, b"\"usage\":{").is_none()
+                && find(data, b"\"tool_calls\"").is_none()
+                && find(data, b"\"finish_reason\":\"").is_none()
+                && find(data, b"\"role\"").is_none()
+        }
+        Flavour::OllamaChat => {
+            non_empty_content(data)
+                && find(data, b"\"done\":false").is_some()
+                && find(data, b"\"tool_calls\"").is_none()
+        }
+        _ => false,
+    }
+}
+
 /// The JSON payload of a kept record: for an event stream, its `data` lines joined by `\n`
 /// (borrowed when there is one); for NDJSON, the line itself.
 pub fn payload(record: &[u8], sse: bool) -> std::borrow::Cow<'_, [u8]> {
@@ -343,12 +370,12 @@ pub fn usage_in_tail(flavour: Flavour, tail: &[u8]) -> Option<UsagePatch> {
         let num = |key: &[u8]| -> Option<u64> {
             let at = memchr::memmem::rfind(tail, key)? + key.len();
             let rest = tail.get(at..)?;
-            let digits = rest
+            let mut digits = rest
                 .iter()
                 .skip_while(|b| b.is_ascii_whitespace() || **b == b':')
                 .take_while(|b| b.is_ascii_digit());
-            digits.fold(Some(0u64), |n, d| {
-                n?.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            digits.try_fold(0u64, |n, d| {
+                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
             })
         };
         let patch = UsagePatch {
