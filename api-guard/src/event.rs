@@ -57,17 +57,21 @@ pub enum EventBody<'a> {
     WouldBlock(Enforcement<'a>),
     /// A rate-limit breach reported, not (or not yet) blocked.
     RatelimitExceeded(Enforcement<'a>),
+    /// A token-limit (`unit = "tokens"`) breach by LLM calls, reported whether or not it
+    /// blocks (a `block` or `would_block` follows when it does).
+    LlmBudgetExceeded(Enforcement<'a>),
 }
 
 impl EventBody<'_> {
     /// Every `type`, in documentation order.
-    pub const TYPES: [&'static str; 6] = [
+    pub const TYPES: [&'static str; 7] = [
         "detection",
         "spec_violation",
         "block",
         "unblock",
         "would_block",
         "ratelimit_exceeded",
+        "llm_budget_exceeded",
     ];
 
     pub fn type_name(&self) -> &'static str {
@@ -78,6 +82,7 @@ impl EventBody<'_> {
             EventBody::Unblock(_) => "unblock",
             EventBody::WouldBlock(_) => "would_block",
             EventBody::RatelimitExceeded(_) => "ratelimit_exceeded",
+            EventBody::LlmBudgetExceeded(_) => "llm_budget_exceeded",
         }
     }
 }
@@ -299,6 +304,7 @@ mod tests {
             EventBody::Unblock(enforcement()),
             EventBody::WouldBlock(enforcement()),
             EventBody::RatelimitExceeded(enforcement()),
+            EventBody::LlmBudgetExceeded(enforcement()),
         ];
         let samples: Vec<Value> = bodies
             .into_iter()

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::{
     http::{h2::H2Anomaly, CallKind, HttpExchange},
     identity::ClientIdentity,
+    llm::LlmCall,
     wallclock,
 };
 
@@ -57,6 +58,8 @@ pub struct Exchange {
     /// Who sent the request (server side only): computed once by the parsing task with the
     /// running identity settings, so enforcement, detection and discovery agree.
     pub client: Option<ClientIdentity>,
+    /// LLM facts and usage, for LLM API calls: computed once by the parsing task.
+    pub llm: Option<Box<LlmCall>>,
 }
 
 /// The `grpc` object of an exchange line.
@@ -68,6 +71,61 @@ struct GrpcLine<'a> {
     messages_in: u64,
     messages_out: u64,
     kind: CallKind,
+}
+
+/// The `llm` object of an exchange line: names, counts and times only (never prompt or
+/// completion text, never the raw key).
+#[derive(Serialize)]
+struct LlmLine<'a> {
+    flavour: crate::llm::Flavour,
+    provider: crate::llm::Provider,
+    model_requested: Option<&'a str>,
+    model: Option<&'a str>,
+    stream: bool,
+    max_tokens: Option<u64>,
+    messages: Option<u32>,
+    tools_declared: &'a [String],
+    tools_called: &'a [String],
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    cached_tokens: u64,
+    reasoning_tokens: u64,
+    usage_source: crate::llm::UsageSource,
+    estimated: bool,
+    complete: bool,
+    content_events: u64,
+    ttft_ms: Option<f64>,
+    inter_token_ms: Option<f64>,
+    /// The credential's hash (`sha256:…`), when the request carried one.
+    key: Option<&'a str>,
+}
+
+impl<'a> LlmLine<'a> {
+    fn of(call: &'a LlmCall) -> Self {
+        let f = &call.facts;
+        Self {
+            flavour: f.flavour,
+            provider: f.provider,
+            model_requested: f.model_requested.as_deref(),
+            model: f.model.as_deref(),
+            stream: f.stream,
+            max_tokens: f.max_tokens,
+            messages: f.messages,
+            tools_declared: &f.tools_declared,
+            tools_called: &f.tools_called,
+            prompt_tokens: f.usage.prompt,
+            completion_tokens: f.usage.completion,
+            cached_tokens: f.usage.cached,
+            reasoning_tokens: f.usage.reasoning,
+            usage_source: f.usage_source,
+            estimated: f.estimated,
+            complete: f.complete,
+            content_events: f.content_events,
+            ttft_ms: f.ttft_ns.map(ms),
+            inter_token_ms: f.inter_token_ns.map(ms),
+            key: call.key.as_deref(),
+        }
+    }
 }
 
 fn ms(ns: u64) -> f64 {
@@ -110,6 +168,9 @@ struct Line<'a> {
     sse_events: Option<u64>,
     sse_first_event_ms: Option<f64>,
     grpc: Option<GrpcLine<'a>>,
+    /// LLM API calls only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    llm: Option<LlmLine<'a>>,
     /// HTTP/2 framing anomalies (empty for HTTP/1.x).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     anomalies: &'a [H2Anomaly],
@@ -129,6 +190,7 @@ impl Exchange {
             http,
             route: None,
             client: None,
+            llm: None,
         }
     }
 
@@ -187,6 +249,7 @@ impl Exchange {
                 messages_out: g.messages_out,
                 kind: g.kind(),
             }),
+            llm: self.llm.as_deref().map(LlmLine::of),
             anomalies: &h.anomalies,
             request_header_bytes: h.request_header_bytes,
             request_body_bytes: h.request_body_bytes,
@@ -220,5 +283,6 @@ pub fn test_exchange(role: Role, peer: &str, path: &str) -> Exchange {
         route: None,
         // As the parsing task identifies a server-side client with no trusted proxies.
         client: (role == Role::Server).then(|| ClientIdentity::of_peer(peer.map(|p| p.ip()))),
+        llm: None,
     }
 }

@@ -11,6 +11,7 @@ pub mod exchange;
 pub mod http;
 pub mod identity;
 pub mod json;
+pub mod llm;
 pub mod node;
 pub mod record;
 pub mod text;

@@ -46,6 +46,19 @@ pub fn rfc3339_from_monotonic(mono_ns: u64) -> String {
     )
 }
 
+/// RFC 3339 UTC to the second of Unix seconds, e.g. `2026-11-26T10:16:50Z`.
+pub fn rfc3339_from_unix_secs(secs: u64) -> String {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

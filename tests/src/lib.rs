@@ -21,6 +21,7 @@ pub mod grpc;
 pub mod guard;
 pub mod h2;
 pub mod h2load;
+pub mod llm;
 pub mod metrics;
 pub mod netns;
 pub mod procfs;

@@ -117,6 +117,17 @@ enum BenchCmd {
         )]
         args: Vec<OsString>,
     },
+    /// LLM exchange analysis cost: recognition, request facts, usage from a 200-chunk SSE
+    /// stream and a JSON answer (criterion; no root needed).
+    Llm {
+        /// Passed to the criterion harness, e.g. `-- sse_200 --sample-size 20`.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -139,10 +150,16 @@ fn main() -> ExitCode {
         Cmd::Bench {
             command: BenchCmd::Http { args },
         } => criterion_bench("http", &args),
+        Cmd::Bench {
+            command: BenchCmd::Llm { args },
+        } => criterion_bench("llm", &args),
         Cmd::Bench { command } => prepare_bench().and_then(|()| match command {
             BenchCmd::Overhead(args) => bench::overhead(&args),
             BenchCmd::Xdp(args) => bench_xdp::xdp(&args),
-            BenchCmd::Detect { .. } | BenchCmd::Discover { .. } | BenchCmd::Http { .. } => {
+            BenchCmd::Detect { .. }
+            | BenchCmd::Discover { .. }
+            | BenchCmd::Http { .. }
+            | BenchCmd::Llm { .. } => {
                 unreachable!("handled above")
             }
         }),

@@ -283,6 +283,9 @@ pub const PYPI_TOOLS: &[(&str, &str)] = &[
     ("h2", "4.4.1"),
     // Reference HPACK encoder of the decoder's differential test (api-guard http::h2::hpack).
     ("hpack", "4.2.0"),
+    // LLM API tests (tests/tests/llm_live.rs): an OpenAI-compatible server and the real SDK.
+    ("fastapi", "0.165.0"),
+    ("openai", "3.63.0"),
 ];
 
 /// The venv holding the validator: `<target dir>/tools/venv` (the integration tests look

@@ -18,6 +18,7 @@ pub use crate::{
     enforce::config::{
         EnforceConfig, EnforceMode, XdpAttachMode, XdpConfig, XdpInterface, MAX_BLOCK_SECS,
     },
+    llm::LlmConfig,
     output::EventsConfig,
     tls::config::TlsConfig,
 };
@@ -61,6 +62,7 @@ pub struct Config {
     pub discover: DiscoverConfig,
     pub events: EventsConfig,
     pub cluster: ClusterConfig,
+    pub llm: LlmConfig,
     /// Deprecated keys the file used, to be logged by whoever loaded it.
     #[serde(skip)]
     pub deprecations: Vec<String>,
@@ -152,6 +154,7 @@ impl Config {
         self.xdp.validate()?;
         self.detect.validate()?;
         self.discover.validate()?;
+        self.llm.validate()?;
         self.events.validate()?;
         self.cluster.validate()?;
         let cluster_policy = self

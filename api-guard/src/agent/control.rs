@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use crate::{
     analysis::discover::SharedInventory,
     enforce::{blocklist::BlockReason, target::Target, BlockRequest, BlockView, Enforcer},
+    llm::usage::{SharedUsage, UsageRow},
     status::{Status, StatusSource},
 };
 
@@ -48,6 +49,8 @@ pub enum Request {
     Inventory,
     /// What the daemon is doing (`api-guard status`).
     Status,
+    /// LLM token accounting per key hash × model × client (`api-guard llm usage`).
+    LlmUsage,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -71,6 +74,17 @@ pub struct Response {
     pub comparison: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
+    /// `llm_usage`: the accounting rows, biggest spenders first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_usage: Option<LlmUsageView>,
+}
+
+/// The `llm_usage` answer.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct LlmUsageView {
+    pub rows: Vec<UsageRow>,
+    /// Calls accounted to the `other` row because the table was full.
+    pub overflowed: u64,
 }
 
 impl Response {
@@ -94,6 +108,7 @@ pub struct Handlers {
     pub enforcer: Arc<Enforcer>,
     /// `None` when discovery is disabled.
     pub inventory: Option<SharedInventory>,
+    pub llm_usage: SharedUsage,
     pub status: StatusSource,
 }
 
@@ -259,6 +274,16 @@ fn execute(req: Request, handlers: &Handlers) -> Response {
             },
             None => Response::error("API discovery is disabled (discover.enabled = false)"),
         },
+        Request::LlmUsage => {
+            let book = handlers.llm_usage.lock();
+            Response {
+                llm_usage: Some(LlmUsageView {
+                    rows: book.rows(),
+                    overflowed: book.overflowed(),
+                }),
+                ..Response::ok()
+            }
+        }
         Request::Status => Response {
             status: Some(handlers.status.status(enforcer)),
             warning: not_guarded,

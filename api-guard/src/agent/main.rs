@@ -13,6 +13,7 @@ mod config;
 mod control;
 mod enforce;
 mod fsys;
+mod llm;
 mod output;
 mod pipeline;
 mod probes;
@@ -162,6 +163,11 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// LLM API calls seen by the running daemon.
+    Llm {
+        #[command(subcommand)]
+        command: LlmCommand,
+    },
     /// Print a shell completion script, e.g. `api-guard completions bash > /etc/bash_completion.d/api-guard`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -192,6 +198,19 @@ enum Command {
         /// The process whose TLS libraries are probed (for it alone).
         #[arg(long)]
         pid: Option<std::num::NonZeroU32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LlmCommand {
+    /// Token accounting per credential hash × model × client: requests, tokens by type, the
+    /// estimated share, first and last seen (kept across restarts).
+    Usage {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
     },
 }
 
@@ -363,6 +382,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 },
             )?;
             println!("{target}: unblocked");
+            Ok(())
+        }
+        Command::Llm {
+            command: LlmCommand::Usage { json, socket },
+        } => {
+            let answer = control_call(&socket, control::Request::LlmUsage)?;
+            let usage = answer
+                .llm_usage
+                .context("the daemon's answer has no LLM usage")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&usage)?);
+            } else {
+                print!("{}", llm::render_usage(&usage.rows, usage.overflowed));
+            }
             Ok(())
         }
         Command::Status { json, socket } => {
@@ -662,11 +695,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         &config.discover.inventory,
         config.discover.max_route_labels,
     );
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| config.discover.state_dir.clone());
+    let llm_usage = llm::usage::SharedUsage::new(config.llm.max_usage_entries);
+    // LLM usage is kept next to the inventory, on the same snapshot schedule.
+    let llm_state = llm::persist_dir(
+        &state_dir,
+        config.discover.snapshot_interval_secs,
+        &llm_usage,
+    );
     let discovery = analysis::discover::Discovery::new(
         &config.discover,
-        args.state_dir
-            .clone()
-            .unwrap_or_else(|| config.discover.state_dir.clone()),
+        state_dir.clone(),
         &mut routes,
         metrics.clone(),
         events,
@@ -772,6 +814,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             annotator: analysis::Annotator {
                 routes,
                 clients: analysis::identity::ClientIdentities::new(identity_rx),
+                llm: llm::LlmCalls::new(
+                    config.llm.clone(),
+                    config.identity.api_key_headers.clone(),
+                    llm_usage.clone(),
+                    metrics.clone(),
+                ),
             },
             enforcer: enforcer.clone(),
             detections,
@@ -788,10 +836,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         control::Handlers {
             enforcer: enforcer.clone(),
             inventory: shared_inventory,
+            llm_usage: llm_usage.clone(),
             status: status_source,
         },
         shutdown.clone(),
     ));
+    if let Some((dir, every)) = llm_state.clone() {
+        tasks.spawn(llm::persist_loop(
+            llm_usage.clone(),
+            dir,
+            every,
+            shutdown.clone(),
+        ));
+    }
     let ticker = enforcer.clone();
     let tick_shutdown = shutdown.clone();
     tasks.spawn(async move {
@@ -842,6 +899,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     metrics.ops.set_ready(false);
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
+    // The pipeline has delivered its last exchanges: the usage snapshot has them all.
+    if let Some((dir, _)) = &llm_state {
+        llm::save(&llm_usage, dir);
+    }
     // The pipeline is done and its queues dropped: the analysis threads finish what is
     // queued (discovery then writes its last snapshot).
     for (name, thread) in [("detection", detect_thread), ("discovery", discover_thread)] {

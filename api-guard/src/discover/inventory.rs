@@ -221,6 +221,62 @@ pub struct GrpcObservation<'a> {
     pub status: Option<u32>,
 }
 
+/// An LLM call recorded on its endpoint ([`Inventory::observe_llm`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LlmObservation<'a> {
+    /// `openai_chat`, `anthropic_messages`, … (see `crate::llm::Flavour`).
+    pub flavour: &'a str,
+    pub model: &'a str,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub estimated: bool,
+}
+
+/// Models an LLM endpoint remembers; calls of further models are counted in `models_dropped`.
+pub const MAX_LLM_MODELS: usize = 32;
+
+/// What an endpoint that serves (or calls) an LLM API has seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LlmStats {
+    pub flavour: String,
+    pub models: BTreeMap<String, ModelTokens>,
+    #[serde(default)]
+    pub models_dropped: u64,
+}
+
+/// Token totals of one model on one endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelTokens {
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Of prompt + completion, the estimated ones (no usage report).
+    pub estimated_tokens: u64,
+}
+
+impl ModelTokens {
+    fn add(&mut self, o: &ModelTokens) {
+        self.calls = self.calls.saturating_add(o.calls);
+        self.prompt_tokens = self.prompt_tokens.saturating_add(o.prompt_tokens);
+        self.completion_tokens = self.completion_tokens.saturating_add(o.completion_tokens);
+        self.estimated_tokens = self.estimated_tokens.saturating_add(o.estimated_tokens);
+    }
+}
+
+impl LlmStats {
+    fn add(&mut self, model: &str, tokens: &ModelTokens) {
+        let room = self.models.len() < MAX_LLM_MODELS;
+        match self.models.get_mut(model) {
+            Some(m) => m.add(tokens),
+            None if room => {
+                self.models.insert(model.to_owned(), *tokens);
+            }
+            None => self.models_dropped = self.models_dropped.saturating_add(tokens.calls),
+        }
+    }
+}
+
 /// What an endpoint that is a gRPC method has seen.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrpcStats {
@@ -536,6 +592,9 @@ pub struct Endpoint {
     /// Set when the endpoint is a gRPC method (`POST /package.Service/Method`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc: Option<GrpcStats>,
+    /// Set when the endpoint is an LLM API (models seen and their tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmStats>,
 }
 
 impl Endpoint {
@@ -563,6 +622,7 @@ impl Endpoint {
             request_sensitive: ClassCounts::default(),
             response_sensitive: ClassCounts::default(),
             grpc: None,
+            llm: None,
         }
     }
 
@@ -591,6 +651,16 @@ impl Endpoint {
             });
             mine.statuses.merge(&theirs.statuses, cfg.max_status_codes);
             mine.no_status = mine.no_status.saturating_add(theirs.no_status);
+        }
+        if let Some(theirs) = &other.llm {
+            let mine = self.llm.get_or_insert_with(|| LlmStats {
+                flavour: theirs.flavour.clone(),
+                ..LlmStats::default()
+            });
+            for (model, tokens) in &theirs.models {
+                mine.add(model, tokens);
+            }
+            mine.models_dropped = mine.models_dropped.saturating_add(theirs.models_dropped);
         }
         self.request_content_types
             .merge(&other.request_content_types, cfg.max_content_types);
@@ -940,6 +1010,8 @@ pub struct Inventory {
     epoch: u64,
     endpoints: BTreeMap<Key, Endpoint>,
     overflow: Overflow,
+    /// The endpoint the last [`Inventory::observe`] recorded to (for [`Inventory::observe_llm`]).
+    last: Option<Key>,
 }
 
 impl Inventory {
@@ -952,7 +1024,30 @@ impl Inventory {
             epoch: 0,
             endpoints: BTreeMap::new(),
             overflow: Overflow::default(),
+            last: None,
         }
+    }
+
+    /// Adds an LLM call's model and tokens to the endpoint the exchange was just recorded to
+    /// by [`Inventory::observe`] (nothing when it was not kept).
+    pub fn observe_llm(&mut self, o: &LlmObservation<'_>) {
+        let Some(ep) = self.last.as_ref().and_then(|k| self.endpoints.get_mut(k)) else {
+            return;
+        };
+        let stats = ep.llm.get_or_insert_with(|| LlmStats {
+            flavour: o.flavour.to_owned(),
+            ..LlmStats::default()
+        });
+        let total = o.prompt_tokens.saturating_add(o.completion_tokens);
+        stats.add(
+            o.model,
+            &ModelTokens {
+                calls: 1,
+                prompt_tokens: o.prompt_tokens,
+                completion_tokens: o.completion_tokens,
+                estimated_tokens: if o.estimated { total } else { 0 },
+            },
+        );
     }
 
     /// The templater, e.g. to add known templates from a spec.
@@ -963,6 +1058,7 @@ impl Inventory {
     /// Records one exchange. Bounded work: linear in the path, query and the first
     /// `max_body_bytes` of each body, plus a re-key of the endpoints when templates folded.
     pub fn observe(&mut self, o: &Observation<'_>) {
+        self.last = None;
         if o.host.len() > MAX_HOST_LEN {
             self.overflow.bad_host = self.overflow.bad_host.saturating_add(1);
             return;
@@ -983,6 +1079,7 @@ impl Inventory {
         };
         let cfg = &self.cfg;
         let room = self.endpoints.len() < cfg.max_endpoints;
+        self.last = Some(key.clone());
         let ep = match self.endpoints.get_mut(&key) {
             Some(ep) => ep,
             None if room => {

@@ -73,12 +73,18 @@ pub fn snapshot_path(dir: &Path) -> PathBuf {
 
 /// Writes the snapshot atomically; returns its size in bytes.
 pub fn save(inv: &Inventory, dir: &Path) -> Result<u64, PersistError> {
-    let path = snapshot_path(dir);
-    let tmp = dir.join(format!(".{SNAPSHOT_FILE}.tmp"));
     let json = serde_json::to_vec(inv).map_err(|e| PersistError::Io {
-        path: path.clone(),
+        path: snapshot_path(dir),
         source: io::Error::other(e),
     })?;
+    write_atomic(dir, SNAPSHOT_FILE, &json)
+}
+
+/// Writes `dir/name` atomically (private temporary file, fsync, rename); returns its size.
+/// Other snapshots of the daemon's state (LLM usage) share it.
+pub fn write_atomic(dir: &Path, name: &str, json: &[u8]) -> Result<u64, PersistError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
     // A leftover from a crash is ours to replace; O_NOFOLLOW keeps a planted link from
     // redirecting the write.
     match fs::remove_file(&tmp) {
@@ -92,7 +98,7 @@ pub fn save(inv: &Inventory, dir: &Path) -> Result<u64, PersistError> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
         .map_err(io_err(&tmp))?;
-    file.write_all(&json)
+    file.write_all(json)
         .and_then(|()| file.sync_all())
         .map_err(io_err(&tmp))?;
     fs::rename(&tmp, &path).map_err(io_err(&path))?;
@@ -103,6 +109,18 @@ pub fn save(inv: &Inventory, dir: &Path) -> Result<u64, PersistError> {
 /// [`PersistError::Corrupt`] leaves the file for [`set_aside`].
 pub fn load(inv: &mut Inventory, dir: &Path) -> Result<Option<usize>, PersistError> {
     let path = snapshot_path(dir);
+    let Some(bytes) = read_bounded(dir, SNAPSHOT_FILE)? else {
+        return Ok(None);
+    };
+    inv.load_snapshot(&bytes)
+        .map(Some)
+        .map_err(|source| PersistError::Corrupt { path, source })
+}
+
+/// Reads `dir/name` (not through a symbolic link, at most [`MAX_SNAPSHOT_BYTES`]);
+/// `Ok(None)` when there is none.
+pub fn read_bounded(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, PersistError> {
+    let path = dir.join(name);
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
@@ -119,9 +137,7 @@ pub fn load(inv: &mut Inventory, dir: &Path) -> Result<Option<usize>, PersistErr
     let mut bytes = Vec::with_capacity(len as usize);
     io::Read::read_to_end(&mut io::Read::take(file, MAX_SNAPSHOT_BYTES), &mut bytes)
         .map_err(io_err(&path))?;
-    inv.load_snapshot(&bytes)
-        .map(Some)
-        .map_err(|source| PersistError::Corrupt { path, source })
+    Ok(Some(bytes))
 }
 
 /// Moves an unreadable snapshot to `inventory.json.corrupt` (replacing an older one) so the

@@ -355,6 +355,7 @@ impl MessageSink for ResponseSink<'_> {
             e.ex.response_body = end.body;
             e.ex.response_truncated |= end.truncated;
             e.ex.sse = end.sse;
+            e.ex.response_tap = end.tap;
             e.response_done = true;
         });
         self.core.flush(self.out);

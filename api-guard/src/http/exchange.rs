@@ -6,6 +6,7 @@ use serde::{Serialize, Serializer};
 use super::grpc::GrpcCall;
 use super::h2::H2Anomaly;
 use super::sse::SseStats;
+use super::tap::TappedStream;
 
 /// One request and its response: an HTTP/1.x pair (FIFO per connection) or an HTTP/2
 /// stream.
@@ -58,6 +59,10 @@ pub struct HttpExchange {
     pub grpc: Option<GrpcCall>,
     /// Server-sent events, for `text/event-stream` responses.
     pub sse: Option<SseStats>,
+    /// The bounded tap on a JSON or streamed JSON response body (its last events or bytes,
+    /// which the captured prefix may not reach): input to LLM usage extraction, not output.
+    #[serde(skip)]
+    pub response_tap: Option<TappedStream>,
     /// What the HTTP/2 framing showed that a well-behaved peer never sends.
     pub anomalies: Vec<H2Anomaly>,
     /// What this record stands for: a whole exchange, or only its request, handed out as
@@ -146,6 +151,7 @@ impl HttpExchange {
             response_trailers: Vec::new(),
             grpc: None,
             sse: None,
+            response_tap: None,
             anomalies: Vec::new(),
             phase: Phase::Exchange,
             request_noticed: false,
@@ -206,6 +212,10 @@ impl HttpExchange {
             + self.grpc.as_ref().map_or(0, GrpcCall::retained_bytes)
             + self.request_body.len()
             + self.response_body.len()
+            + self
+                .response_tap
+                .as_ref()
+                .map_or(0, TappedStream::retained_bytes)
     }
 }
 

@@ -15,6 +15,7 @@ use super::head::{self, Head, LineEvent, LineScan, StartLine};
 use super::limits::HttpLimits;
 use super::probe::{probe, Probe, PROBE_LEN};
 use super::sse::{is_event_stream, SseCounter, SseStats};
+use super::tap::{StreamTap, TapKind, TappedStream};
 use super::{CR, LF};
 
 /// Consecutive parse errors (without a valid head in between) after which a stream is
@@ -38,6 +39,8 @@ pub(crate) struct MessageEnd {
     pub body_len: u64,
     pub truncated: bool,
     pub sse: Option<SseStats>,
+    /// What the response body tap kept (JSON and streamed JSON responses).
+    pub tap: Option<TappedStream>,
 }
 
 /// A message given up before its head was complete (capture gap, parse error or close).
@@ -112,6 +115,8 @@ struct Message {
     pause_after: bool,
     /// Events counted in a `text/event-stream` response body.
     sse: Option<SseCounter>,
+    /// Bounded tap on a JSON or streamed JSON response body.
+    tap: Option<StreamTap>,
 }
 
 impl Message {
@@ -120,8 +125,15 @@ impl Message {
         if let Some(sse) = &mut self.sse {
             sse.feed(data, ts);
         }
+        let room = if self.capture_gapless {
+            limit.saturating_sub(self.body.len())
+        } else {
+            0
+        };
+        if let Some(tap) = &mut self.tap {
+            tap.feed(data, room, ts);
+        }
         if self.capture_gapless {
-            let room = limit.saturating_sub(self.body.len());
             self.body
                 .extend_from_slice(data.get(..room).unwrap_or(data));
         }
@@ -131,6 +143,9 @@ impl Message {
         self.body_len = self.body_len.saturating_add(len);
         self.truncated = true;
         self.capture_gapless = false;
+        if let Some(tap) = &mut self.tap {
+            tap.gap();
+        }
     }
 }
 
@@ -564,6 +579,15 @@ impl MessageParser {
                 .iter()
                 .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && is_event_stream(v));
         msg.sse = event_stream.then(SseCounter::default);
+        msg.tap = (self.kind == MessageKind::Response)
+            .then(|| {
+                head.headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                    .and_then(|(_, v)| TapKind::for_content_type(v))
+            })
+            .flatten()
+            .map(StreamTap::new);
         let over = sink.head(head, msg.start_ns);
         if facts.conflicting() {
             self.error();
@@ -641,6 +665,7 @@ impl MessageParser {
             body_len: msg.body_len,
             truncated: msg.truncated,
             sse: msg.sse.as_ref().map(SseCounter::stats),
+            tap: msg.tap.map(StreamTap::finish),
         });
         self.state = if msg.pause_after {
             State::Paused { lost: 0, ts }

@@ -29,6 +29,7 @@ mod message;
 mod probe;
 mod protocol;
 mod sse;
+pub mod tap;
 
 #[cfg(test)]
 mod tests;

@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use api_guard::{
     discover::{
         config::DiscoverConfig,
-        inventory::{GrpcObservation, Inventory, Observation, ObservedCredential},
+        inventory::{GrpcObservation, Inventory, LlmObservation, Observation, ObservedCredential},
         persist,
         spec::{self, Spec, Violation},
     },
@@ -208,6 +208,16 @@ impl Analyzer for Discovery {
         let endpoints = {
             let mut inv = self.shared.lock();
             inv.observe(&observation);
+            if let Some(call) = ex.llm.as_deref() {
+                let f = &call.facts;
+                inv.observe_llm(&LlmObservation {
+                    flavour: f.flavour.as_str(),
+                    model: f.model_name(),
+                    prompt_tokens: f.usage.prompt,
+                    completion_tokens: f.usage.completion,
+                    estimated: f.estimated,
+                });
+            }
             inv.len()
         };
         self.metrics.discover.set_endpoints(endpoints);

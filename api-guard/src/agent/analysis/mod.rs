@@ -9,17 +9,20 @@ pub mod routes;
 pub mod worker;
 
 use self::{identity::ClientIdentities, routes::RouteLabels};
-use crate::exchange::Exchange;
+use crate::{exchange::Exchange, llm::LlmCalls};
 
 /// Derives the shared facts of an exchange on the parsing task.
 pub struct Annotator {
     pub routes: RouteLabels,
     pub clients: ClientIdentities,
+    /// After identity: an incoming call's key hash comes from its client identity.
+    pub llm: LlmCalls,
 }
 
 impl Annotator {
     pub fn annotate(&mut self, exchange: &mut Exchange) {
         self.routes.label(exchange);
         self.clients.identify(exchange);
+        self.llm.annotate(exchange);
     }
 }

@@ -66,6 +66,38 @@ impl<K: Hash + Eq> Limiter<K> {
         true
     }
 
+    /// Charges `n` units (tokens) to `key` at `now_ns` whatever the answer — the call is
+    /// under way and will spend them — and tells whether they fit: as `n` calls of
+    /// [`check`](Self::check) at once would, all conforming.
+    pub fn charge(&mut self, key: K, n: u64, now_ns: u64) -> bool {
+        let cost = self.interval_ns.saturating_mul(n);
+        let first = self.interval_ns.saturating_mul(n.saturating_sub(1));
+        if !self.tats.contains(&key) && self.tats.len() == self.tats.cap().get() {
+            self.evictions += 1;
+        }
+        let tat = self.tats.get_or_insert_mut(key, || now_ns);
+        let start = (*tat).max(now_ns);
+        let fits = start.saturating_add(first) <= now_ns.saturating_add(self.tolerance_ns);
+        *tat = start.saturating_add(cost);
+        fits
+    }
+
+    /// Corrects an earlier [`charge`](Self::charge) of `key` by `delta` units (actual minus
+    /// reserved; a refund when negative) and tells whether the key is still within its
+    /// limit (a unit more would conform).
+    pub fn adjust(&mut self, key: &K, delta: i64, now_ns: u64) -> bool {
+        let Some(tat) = self.tats.get_mut(key) else {
+            return true;
+        };
+        let change = self.interval_ns.saturating_mul(delta.unsigned_abs());
+        *tat = if delta >= 0 {
+            tat.saturating_add(change)
+        } else {
+            tat.saturating_sub(change).max(now_ns)
+        };
+        *tat <= now_ns.saturating_add(self.tolerance_ns)
+    }
+
     /// Keys currently remembered.
     pub fn len(&self) -> usize {
         self.tats.len()
@@ -95,6 +127,26 @@ mod tests {
     /// How many of `n` requests at the same instant conform.
     fn passed(l: &mut Limiter<&'static str>, key: &'static str, now: u64, n: usize) -> usize {
         (0..n).filter(|_| l.check(key, now)).count()
+    }
+
+    #[test]
+    fn token_charges_reserve_then_reconcile() {
+        // 10 tokens/s, burst 100.
+        let mut l = limiter(10.0, 100, 16);
+        let t0 = 1_000 * SEC;
+        assert!(l.charge("k", 60, t0));
+        // 60 + 50 > 100: does not fit, charged all the same (the call is under way).
+        assert!(!l.charge("k", 50, t0));
+        // The first call used 20 of its 60: 40 back; 70 spent of 100 now.
+        assert!(l.adjust(&"k", -40, t0));
+        assert!(l.charge("k", 30, t0));
+        assert!(!l.charge("k", 1, t0));
+        // An overrun at reconciliation is reported.
+        assert!(!l.adjust(&"k", 5, t0));
+        // 10 s later, 100 tokens have come back.
+        assert!(l.charge("k", 90, t0 + 10 * SEC + SEC / 2));
+        assert!(l.charge("other", 100, t0));
+        assert!(l.adjust(&"unknown", 5, t0));
     }
 
     #[test]

@@ -41,7 +41,7 @@ use crate::{
 use api_guard::event::{ClientView, Enforcement, EventBody, RequestView, SecurityEvent};
 use api_guard::identity::ClientIdentity;
 use blocklist::{Block, BlockReason, Blocklist, Inserted, UnblockReason};
-use policy::{Breach, ClusterParams, LimitUsage, Policies, PolicyAction, Request};
+use policy::{Breach, ClusterParams, LimitUsage, Policies, PolicyAction, PolicyUnit, Request};
 use target::{NetSet, Target};
 
 #[derive(Debug, thiserror::Error)]
@@ -231,15 +231,31 @@ impl Enforcer {
             return;
         }
         let now = monotonic_now_ns();
-        let breaches = state.policies.check(
-            now,
-            &Request {
-                method: &ex.http.method,
-                path: &ex.http.path,
-                host: ex.http.host.as_deref(),
-                client,
-            },
-        );
+        let req = Request {
+            method: &ex.http.method,
+            path: &ex.http.path,
+            host: ex.http.host.as_deref(),
+            client,
+        };
+        let mut breaches = state.policies.check(now, &req);
+        if let Some(call) = ex.llm.as_deref().filter(|_| state.policies.limits_tokens()) {
+            // REQUEST-TIME HOOK: this reservation belongs at the request's end (before the
+            // answer streams), so that a stream cannot overshoot by more than its own
+            // reservation: move this one call there (with the same `call.reservation`,
+            // which depends on the request alone) and keep the reconciliation here.
+            let reserved = state.policies.reserve(now, &req, call.reservation);
+            let actual = call.facts.usage.total();
+            let over = state
+                .policies
+                .reconcile(now, &req, call.reservation, actual);
+            // One report per policy and exchange.
+            let new: Vec<Breach> = over
+                .into_iter()
+                .filter(|b| !reserved.iter().any(|r| r.policy == b.policy))
+                .collect();
+            breaches.extend(reserved);
+            breaches.extend(new);
+        }
         let request = RequestView::of(ex);
         for breach in breaches {
             self.breach(&mut state, now, &breach, client, &request);
@@ -255,10 +271,11 @@ impl Enforcer {
         request: &RequestView,
     ) {
         self.metrics.enforce.ratelimit_exceeded(&breach.policy);
+        let tokens = breach.unit == PolicyUnit::Tokens;
         let report = |note: Option<&'static str>| {
             let e = Enforcement {
                 target: client.ip.map(|ip| ip.to_string()),
-                reason: "ratelimit",
+                reason: if tokens { "llm_budget" } else { "ratelimit" },
                 policy: Some(&breach.policy),
                 detail: Some(&breach.key),
                 client: Some(ClientView::of(client)),
@@ -266,8 +283,12 @@ impl Enforcer {
                 note,
                 ..Enforcement::default()
             };
-            self.events
-                .emit(&SecurityEvent::new(now, EventBody::RatelimitExceeded(e)));
+            let body = if tokens {
+                EventBody::LlmBudgetExceeded(e)
+            } else {
+                EventBody::RatelimitExceeded(e)
+            };
+            self.events.emit(&SecurityEvent::new(now, body));
         };
         let note = match (breach.action, client.ip) {
             (PolicyAction::Log, _) => None,
@@ -282,12 +303,21 @@ impl Enforcer {
                 Some("client is a trusted proxy")
             }
             (PolicyAction::Block, Some(ip)) => {
+                // A token overrun is always reported as such; the block (or would_block)
+                // follows.
+                if tokens {
+                    report(None);
+                }
                 let req = BlockRequest {
                     target: Target::Addr(ip.to_canonical()),
                     duration: Some(Duration::from_secs(breach.block_secs)),
                     reason: BlockReason::Ratelimit,
                     policy: Some(breach.policy.clone()),
-                    detail: Some(format!("rate limit exceeded by {}", breach.key)),
+                    detail: Some(if tokens {
+                        format!("token limit exceeded by {}", breach.key)
+                    } else {
+                        format!("rate limit exceeded by {}", breach.key)
+                    }),
                 };
                 if let Err(error) =
                     self.block_locked(state, now, req, Some((client, request)), None)

@@ -39,10 +39,14 @@ pub struct PolicyConfig {
     pub name: String,
     /// What requests are grouped by; each group has its own limit.
     pub key: PolicyKey,
-    /// Sustained requests per second per key, > 0 and finite.
+    /// Sustained requests (or tokens, see `unit`) per second per key, > 0 and finite.
     pub rate: f64,
-    /// Requests per key allowed at once, >= 1.
+    /// Requests (or tokens) per key allowed at once, >= 1.
     pub burst: u32,
+    /// What is limited: `requests` (default) or `tokens` of LLM calls (reserved at the
+    /// request as estimated prompt + `max_tokens`, reconciled with the actual usage).
+    #[serde(default)]
+    pub unit: PolicyUnit,
     /// What a breach asks for (default `log`).
     #[serde(default)]
     pub action: PolicyAction,
@@ -118,6 +122,16 @@ pub enum PolicyKey {
     ApiKey,
     /// Method and path pattern (or request path when the policy has no pattern).
     Route,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyUnit {
+    /// Every matching request counts one.
+    #[default]
+    Requests,
+    /// LLM calls count their tokens (prompt + completion); other requests are not counted.
+    Tokens,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -247,6 +261,7 @@ pub struct Request<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Breach {
     pub policy: Arc<str>,
+    pub unit: PolicyUnit,
     pub action: PolicyAction,
     pub block_secs: u64,
     /// display form of the key: the IP, the credential hash ("sha256:…"), or "GET /login"
@@ -279,6 +294,7 @@ enum PathMatch {
 struct Policy {
     name: Arc<str>,
     key: PolicyKey,
+    unit: PolicyUnit,
     action: PolicyAction,
     block_secs: u64,
     /// Lowercased.
@@ -304,6 +320,7 @@ impl Policy {
         Policy {
             name: Arc::from(c.name.as_str()),
             key: c.key,
+            unit: c.unit,
             action: c.action,
             block_secs: c.block_secs,
             host: c.matcher.host.as_ref().map(|h| h.to_ascii_lowercase()),
@@ -461,7 +478,7 @@ impl Policies {
         let host = req.host.map(request_host);
         let mut breaches = Vec::new();
         for policy in &mut self.policies {
-            if !policy.matches(req.method, path, host) {
+            if policy.unit != PolicyUnit::Requests || !policy.matches(req.method, path, host) {
                 continue;
             }
             let Some(key) = policy.key_for(req, path) else {
@@ -474,6 +491,7 @@ impl Policies {
             if !conforms {
                 breaches.push(Breach {
                     policy: Arc::clone(&policy.name),
+                    unit: policy.unit,
                     action: policy.action,
                     block_secs: policy.block_secs,
                     key: key.display(),
@@ -481,6 +499,65 @@ impl Policies {
             }
         }
         breaches
+    }
+
+    /// Reserves `tokens` for an LLM call against every matching token policy (at the
+    /// request: estimated prompt + `max_tokens`); returns the policies it overran. The
+    /// tokens are charged even then: the call is under way.
+    pub fn reserve(&mut self, now_ns: u64, req: &Request, tokens: u64) -> Vec<Breach> {
+        self.tokens(req, |limiter, key| {
+            limiter.charge(key.clone(), tokens, now_ns)
+        })
+    }
+
+    /// Replaces an LLM call's reservation by its actual usage; returns the token policies
+    /// whose key is over its limit after that.
+    pub fn reconcile(
+        &mut self,
+        now_ns: u64,
+        req: &Request,
+        reserved: u64,
+        actual: u64,
+    ) -> Vec<Breach> {
+        let delta = i64::try_from(actual)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(reserved).unwrap_or(i64::MAX));
+        self.tokens(req, |limiter, key| limiter.adjust(key, delta, now_ns))
+    }
+
+    /// Applies `op` to the limiter and key of every matching token policy; collects the
+    /// breaches (`op` false).
+    fn tokens(
+        &mut self,
+        req: &Request,
+        mut op: impl FnMut(&mut Limiter<Key>, &Key) -> bool,
+    ) -> Vec<Breach> {
+        let path = req.path.split_once('?').map_or(req.path, |(p, _)| p);
+        let host = req.host.map(request_host);
+        let mut breaches = Vec::new();
+        for policy in &mut self.policies {
+            if policy.unit != PolicyUnit::Tokens || !policy.matches(req.method, path, host) {
+                continue;
+            }
+            let Some(key) = policy.key_for(req, path) else {
+                continue;
+            };
+            if !op(&mut policy.limiter, &key) {
+                breaches.push(Breach {
+                    policy: Arc::clone(&policy.name),
+                    unit: policy.unit,
+                    action: policy.action,
+                    block_secs: policy.block_secs,
+                    key: key.display(),
+                });
+            }
+        }
+        breaches
+    }
+
+    /// Whether any policy limits tokens.
+    pub fn limits_tokens(&self) -> bool {
+        self.policies.iter().any(|p| p.unit == PolicyUnit::Tokens)
     }
 
     /// (policy name, keys held, evictions so far) for metrics.
@@ -529,11 +606,40 @@ mod tests {
             key,
             rate,
             burst,
+            unit: PolicyUnit::Requests,
             action: PolicyAction::Log,
             block_secs: default_block_secs(),
             matcher: RouteMatch::default(),
             scope: PolicyScope::Node,
         }
+    }
+
+    #[test]
+    fn token_policies_count_tokens_of_llm_calls_only() {
+        let mut tokens = policy("tok", PolicyKey::ApiKey, 1.0, 100);
+        tokens.unit = PolicyUnit::Tokens;
+        let mut p = policies(&[tokens]);
+        let a = client(Some("192.0.2.7"), Some("sha256:a"));
+        let b = client(Some("192.0.2.8"), Some("sha256:b"));
+        let ra = req("POST", "/v1/chat/completions", &a);
+        let rb = req("POST", "/v1/chat/completions", &b);
+        // Requests are not counted by a token policy.
+        assert_eq!(send(&mut p, 0, &ra, 1000), vec![]);
+        // Reserve 80, use 50: 50 of 100 spent.
+        assert_eq!(p.reserve(0, &ra, 80), vec![]);
+        assert_eq!(p.reconcile(0, &ra, 80, 50), vec![]);
+        // Reserve 40 (fits: 90), but use 70: 120 > 100.
+        assert_eq!(p.reserve(0, &ra, 40), vec![]);
+        let over = p.reconcile(0, &ra, 40, 70);
+        assert_eq!(over.len(), 1);
+        assert_eq!(
+            (over[0].unit, over[0].key.as_str()),
+            (PolicyUnit::Tokens, "sha256:a")
+        );
+        // The next reservation of that key overruns; another key is unaffected.
+        assert_eq!(p.reserve(0, &ra, 1).len(), 1);
+        assert_eq!(p.reserve(0, &rb, 100), vec![]);
+        assert!(p.limits_tokens());
     }
 
     fn with_path(mut p: PolicyConfig, path: &str) -> PolicyConfig {
@@ -613,6 +719,7 @@ mod tests {
             p.check(0, &r),
             vec![Breach {
                 policy: Arc::from("per-ip"),
+                unit: PolicyUnit::Requests,
                 action: PolicyAction::Block,
                 block_secs: 30,
                 key: "192.0.2.7".into(),

@@ -9,6 +9,7 @@ mod detect;
 mod discover;
 mod events;
 mod http;
+mod llm;
 mod ops;
 mod tls;
 mod xdp;
@@ -30,6 +31,7 @@ pub use capture::{AdoptSkip, DropReason, NotCopied, Stage};
 pub use cluster::{ClusterDrop, ClusterOp, RemoteResult};
 pub use events::{EventDrop, Output, WebhookResult};
 pub use http::IgnoreReason;
+pub use llm::{CallLabels, TokenType};
 pub use tls::{SkipReason, Unattributed};
 
 /// Result label (`ok`, `error`) shared by reloads, snapshots and file rotations.
@@ -54,6 +56,7 @@ pub struct Metrics(Arc<Inner>);
 pub struct Inner {
     registry: Registry,
     pub http: http::Http,
+    pub llm: llm::Llm,
     pub capture: capture::Capture,
     pub tls: tls::Tls,
     pub xdp: xdp::Xdp,
@@ -79,6 +82,7 @@ impl Metrics {
         let r = Registry::new();
         Self(Arc::new(Inner {
             http: http::Http::new(&r),
+            llm: llm::Llm::new(&r),
             capture: capture::Capture::new(&r),
             tls: tls::Tls::new(&r),
             xdp: xdp::Xdp::new(&r),

@@ -553,3 +553,61 @@ fn grpc_methods_are_endpoints_with_their_statuses_and_stay_out_of_openapi() {
     let json = serde_json::to_vec(&inv.endpoints().collect::<Vec<_>>()).unwrap();
     assert!(String::from_utf8_lossy(&json).contains("\"grpc\":{\"service\":\"helloworld.Greeter\""));
 }
+
+#[test]
+fn llm_endpoints_list_models_and_tokens() {
+    let mut inv = Inventory::new(&InventoryConfig::default());
+    let call = |inv: &mut Inventory, model: &str, prompt: u64, completion: u64, estimated: bool| {
+        inv.observe(&Observation {
+            host: "llm",
+            method: "POST",
+            path: "/v1/chat/completions",
+            status: Some(200),
+            time: 10,
+            ..Observation::default()
+        });
+        inv.observe_llm(&LlmObservation {
+            flavour: "openai_chat",
+            model,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            estimated,
+        });
+    };
+    call(&mut inv, "m1", 10, 5, false);
+    call(&mut inv, "m1", 1, 2, true);
+    call(&mut inv, "m2", 3, 4, false);
+    for i in 0..MAX_LLM_MODELS {
+        call(&mut inv, &format!("x{i}"), 1, 1, false);
+    }
+    let llm = find(&inv, "POST", "/v1/chat/completions")
+        .llm
+        .clone()
+        .unwrap();
+    assert_eq!(llm.flavour, "openai_chat");
+    let m1 = llm.models["m1"];
+    assert_eq!(
+        (
+            m1.calls,
+            m1.prompt_tokens,
+            m1.completion_tokens,
+            m1.estimated_tokens
+        ),
+        (2, 11, 7, 3)
+    );
+    assert_eq!(llm.models.len(), MAX_LLM_MODELS);
+    assert_eq!(llm.models_dropped, 2);
+    // Kept in snapshots, and merged.
+    let back: Inventory = serde_json::from_str(&serde_json::to_string(&inv).unwrap()).unwrap();
+    let mut merged = Inventory::new(&InventoryConfig::default());
+    merged.merge(&back);
+    merged.merge(&inv);
+    let m = find(&merged, "POST", "/v1/chat/completions")
+        .llm
+        .clone()
+        .unwrap();
+    assert_eq!(m.models["m1"].calls, 4);
+    // An exchange that was not kept leaves no trace.
+    get(&mut inv, "/other", None, 200);
+    assert!(find(&inv, "GET", "/other").llm.is_none());
+}

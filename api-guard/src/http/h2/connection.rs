@@ -17,6 +17,7 @@ use super::hpack::{Decoder, HpackLimits};
 use super::reader::{FrameSink, Reader, Start};
 use crate::http::grpc::{is_grpc, GrpcCall, MessageCounter};
 use crate::http::sse::{is_event_stream, SseCounter};
+use crate::http::tap::{StreamTap, TapKind};
 use crate::http::{HttpExchange, HttpLimits, HttpVersion, Stream};
 
 /// Direction index: 0 carries requests (client to server), 1 responses.
@@ -59,6 +60,8 @@ struct H2Stream {
     response_body: Vec<u8>,
     grpc: Option<[MessageCounter; 2]>,
     sse: Option<SseCounter>,
+    /// Bounded tap on a JSON or streamed JSON response body.
+    tap: Option<StreamTap>,
     /// The server answered in full and reset the stream (NO_ERROR) while the request body
     /// was still coming (RFC 9113 §8.1): the DATA already sent is still counted until the
     /// request ends, the client resets, or the client opens its next stream.
@@ -274,6 +277,7 @@ impl H2Stream {
             response_body: Vec::new(),
             grpc: None,
             sse: None,
+            tap: None,
             draining: false,
             last_data_ns: [0; 2],
             maybe_lost: [false; 2],
@@ -374,6 +378,7 @@ impl Core {
         if let Some(sse) = &s.sse {
             ex.sse = Some(sse.stats());
         }
+        ex.response_tap = s.tap.take().map(StreamTap::finish);
         self.out.push(s.ex);
     }
 
@@ -586,6 +591,11 @@ impl Core {
             if fields.content_type.as_deref().is_some_and(is_event_stream) {
                 s.sse = Some(SseCounter::default());
             }
+            s.tap = fields
+                .content_type
+                .as_deref()
+                .and_then(TapKind::for_content_type)
+                .map(StreamTap::new);
             s.response_length = fields.content_length;
             let held = fields.text_bytes();
             ex.response_headers = fields.regular;
@@ -680,6 +690,9 @@ impl Core {
             s.response_body.extend_from_slice(&data[..fit]);
             if let Some(sse) = &mut s.sse {
                 sse.feed(data, ts);
+            }
+            if let Some(tap) = &mut s.tap {
+                tap.feed(data, fit, ts);
             }
         }
     }
