@@ -16,6 +16,7 @@ pub mod api_app;
 pub mod bpf;
 pub mod curl;
 pub mod exchange;
+pub mod golang;
 pub mod gated;
 pub mod grpc;
 pub mod guard;

@@ -31,6 +31,8 @@ const PACKAGES: &[&str] = &[
     "prometheus",
     // h2load, the HTTP/2 load generator (HTTP/2 benchmarks).
     "nghttp2-client",
+    // Go TLS capture tests and the `go` bench: Debian's Go (1.19) builds tests/go/.
+    "golang-go",
 ];
 
 #[derive(clap::Args, Debug, Default)]

@@ -180,12 +180,13 @@ fn exit(ctx: &TracePointContext) {
         tid,
         fd: args.fd,
     };
-    deliver(conn, key, origin, &args, ret as u64, 0);
+    deliver(conn, key, origin, &args, ret as u64, 0, 0);
 }
 
 /// Announces the connection if needed, then emits `ret` bytes of the call described by
-/// `args` (syscall or TLS library call), with `flags` on every record. Inlined: BPF calls
-/// take at most five register arguments.
+/// `args` (syscall or TLS library call), with `flags` on every record; `min_cap` raises the
+/// configured per-call copy cap for this call (0: as configured). Inlined: BPF calls take at
+/// most five register arguments.
 #[inline(always)]
 pub(crate) fn deliver(
     conn: &mut ConnInfo,
@@ -194,6 +195,7 @@ pub(crate) fn deliver(
     args: &DataArgs,
     ret: u64,
     flags: u8,
+    min_cap: u64,
 ) {
     if !emit::announce(conn, origin, args.sk) {
         // Without its ConnOpen record userspace could not place the bytes: count them lost.
@@ -202,7 +204,7 @@ pub(crate) fn deliver(
         bump(Stat::LostBytes, ret);
         return;
     }
-    copy_payload(key, origin, args, ret, flags);
+    copy_payload(key, origin, args, ret, flags, min_cap);
 }
 
 /// Progress of one call's copy, shared with the `bpf_loop` callback (kept on our stack).
@@ -229,8 +231,18 @@ struct CopyState {
 /// header-only record for whatever was not copied. The per-chunk step runs under `bpf_loop`
 /// so the verifier checks it once instead of once per unrolled iteration.
 #[inline(always)]
-fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: u8) {
+fn copy_payload(
+    key: ConnKey,
+    origin: Origin,
+    args: &DataArgs,
+    ret: u64,
+    flags: u8,
+    min_cap: u64,
+) {
     let mut cap = global_u32(&CAPTURE_CAP) as u64;
+    if cap < min_cap {
+        cap = min_cap;
+    }
     if cap > MAX_CAPTURE_CAP as u64 {
         cap = MAX_CAPTURE_CAP as u64;
     }

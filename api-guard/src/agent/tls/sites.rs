@@ -42,6 +42,12 @@ pub enum Abi {
     WriteEx,
     /// `(ctx)`, moves no application data.
     Handshake,
+    /// Go `(*Conn).Write(b []byte)` (register ABI), copied at entry.
+    GoWrite,
+    /// Go `(*Conn).Read(b []byte)` at entry: the buffer is remembered per goroutine ...
+    GoRead,
+    /// ... and copied at each of its returns (`ret`), never a uretprobe (Go moves stacks).
+    GoReadReturn,
 }
 
 impl Abi {
@@ -53,6 +59,8 @@ impl Abi {
             TlsFunction::SslWrite | TlsFunction::GnutlsRecordSend => Abi::Write,
             TlsFunction::SslWriteEx => Abi::WriteEx,
             TlsFunction::SslDoHandshake | TlsFunction::GnutlsHandshake => Abi::Handshake,
+            TlsFunction::GoConnWrite => Abi::GoWrite,
+            TlsFunction::GoConnRead => Abi::GoRead,
         }
     }
 }
@@ -66,13 +74,21 @@ pub enum SiteKind {
     Internal,
     /// The function's entry, on an instruction the kernel single-steps (nothing better proven).
     EntrySingleStep,
+    /// A Go function's stack-bound check (`jbe` to `morestack`), emulated; hits that will
+    /// take the branch (the function restarts after growing its stack) are ignored.
+    StackCheck,
+    /// A `ret` of a Go function: single-stepped (the kernel does not emulate `ret`), but the
+    /// only safe way to see a Go function's results.
+    Return,
 }
 
 impl SiteKind {
-    pub const ALL: [SiteKind; 3] = [
+    pub const ALL: [SiteKind; 5] = [
         SiteKind::Entry,
         SiteKind::Internal,
         SiteKind::EntrySingleStep,
+        SiteKind::StackCheck,
+        SiteKind::Return,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +96,8 @@ impl SiteKind {
             SiteKind::Entry => "entry",
             SiteKind::Internal => "internal",
             SiteKind::EntrySingleStep => "entry_single_step",
+            SiteKind::StackCheck => "stack_check",
+            SiteKind::Return => "return",
         }
     }
 }
@@ -115,6 +133,10 @@ impl fmt::Display for Site {
 const MAX_DECODE_BYTES: u64 = 256;
 /// Instructions decoded from a function's entry when looking for its first call.
 const MAX_DECODE_INSTRUCTIONS: usize = 64;
+/// Largest Go function whose returns are searched (Go 1.19's `(*Conn).Read` is ~1 KiB).
+const MAX_GO_FUNCTION_BYTES: u64 = 64 << 10;
+/// Most `ret` instructions probed in one Go function (1.19's `(*Conn).Read` has 7).
+const MAX_GO_RETURNS: usize = 64;
 
 /// The attach sites for a file's TLS functions: every function is seen by exactly one site.
 pub fn choose<'a, R: ReadRef<'a>>(functions: &TlsFunctions, data: R) -> Vec<Site> {
@@ -122,6 +144,9 @@ pub fn choose<'a, R: ReadRef<'a>>(functions: &TlsFunctions, data: R) -> Vec<Site
         data,
         map: &functions.code,
     };
+    if functions.flavor == Flavor::Go {
+        return code.go_sites(functions).unwrap_or_default();
+    }
     let mut sites = Vec::new();
     if cfg!(target_arch = "x86_64") && functions.flavor == Flavor::OpenSsl {
         for (plain, ex, abi) in [
@@ -284,6 +309,102 @@ impl<'a, 'm, R: ReadRef<'a>> Code<'m, R> {
             }
         }
         None
+    }
+}
+
+impl<'a, 'm, R: ReadRef<'a>> Code<'m, R> {
+    /// Go's `(*Conn).Write` and `.Read`: both at their stack-bound check, `Read` also at every
+    /// `ret`. `None` (the file is reported unsupported) unless all of it is proven.
+    fn go_sites(&self, functions: &TlsFunctions) -> Option<Vec<Site>> {
+        if !cfg!(target_arch = "x86_64") {
+            return None;
+        }
+        let go = functions.go.as_ref()?;
+        let mut sites = Vec::new();
+        for (function, abi) in [
+            (TlsFunction::GoConnWrite, Abi::GoWrite),
+            (TlsFunction::GoConnRead, Abi::GoRead),
+        ] {
+            let (offset, instruction) = self.go_stack_check(functions.offset(function)?)?;
+            sites.push(Site {
+                functions: vec![function],
+                abi,
+                offset,
+                kind: SiteKind::StackCheck,
+                instruction,
+            });
+        }
+        let returns = self.go_returns(go.read.0, go.read.1)?;
+        sites.extend(returns.into_iter().map(|offset| Site {
+            functions: vec![TlsFunction::GoConnRead],
+            abi: Abi::GoReadReturn,
+            offset,
+            kind: SiteKind::Return,
+            instruction: "ret".into(),
+        }));
+        Some(sites)
+    }
+
+    /// The `jbe` of a Go prologue (`[lea -N(%rsp),%r12;] cmp 0x10(%r14),%rsp|%r12; jbe
+    /// morestack`): reached in a straight line from the entry, with no write to the argument
+    /// registers (`rax`, `rbx`, `rcx`) or the goroutine register (`r14`) before it, so the
+    /// probe sees the call's arguments. The kernel emulates it; the eBPF side ignores a hit
+    /// whose flags say the branch is taken (CF or ZF set), since the function then grows its
+    /// stack and starts over — otherwise a `Write` would be captured twice.
+    fn go_stack_check(&self, entry: u64) -> Option<(u64, String)> {
+        use iced_x86::{FlowControl, InstructionInfoFactory, Mnemonic, OpAccess, Register};
+        let mut info = InstructionInfoFactory::new();
+        let mut at = entry;
+        for d in self.decode(entry, 4) {
+            let i = &d.instruction;
+            if i.mnemonic() == Mnemonic::Jbe {
+                return kernel_emulates(&d.bytes).then(|| (at, mnemonic(i)));
+            }
+            if i.flow_control() != FlowControl::Next {
+                return None;
+            }
+            let writes = info.info(i).used_registers().iter().any(|u| {
+                matches!(
+                    u.register().full_register(),
+                    Register::RAX | Register::RBX | Register::RCX | Register::R14 | Register::RSP
+                ) && !matches!(u.access(), OpAccess::Read | OpAccess::CondRead)
+            });
+            if writes {
+                return None;
+            }
+            at += d.bytes.len() as u64;
+        }
+        None
+    }
+
+    /// File offsets of every `ret` in `[start, end)`, decoding linearly (Go puts no data in
+    /// its text: jump tables live in read-only data). `None` if the code cannot be decoded
+    /// to its end, has no `ret`, or too many.
+    fn go_returns(&self, start: u64, end: u64) -> Option<Vec<u64>> {
+        use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+        let len = end.checked_sub(start)?;
+        if len == 0 || len > MAX_GO_FUNCTION_BYTES || self.map.room_at(start) < len {
+            return None;
+        }
+        let vaddr = self.map.vaddr_of(start)?;
+        let bytes = self.data.read_bytes_at(start, len).ok()?;
+        let mut decoder = Decoder::with_ip(64, bytes, vaddr, DecoderOptions::NONE);
+        let mut returns = Vec::new();
+        while decoder.can_decode() {
+            let at = start + decoder.position() as u64;
+            let instruction = decoder.decode();
+            if instruction.is_invalid() {
+                // Go pads functions with int3; anything else undecodable is not Go code.
+                return None;
+            }
+            if instruction.mnemonic() == Mnemonic::Ret {
+                returns.push(at);
+                if returns.len() > MAX_GO_RETURNS {
+                    return None;
+                }
+            }
+        }
+        (!returns.is_empty()).then_some(returns)
     }
 }
 
