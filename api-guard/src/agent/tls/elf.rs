@@ -312,6 +312,7 @@ const ENDIAN: LittleEndian = LittleEndian;
 type Found = [Option<(u64, bool)>; TlsFunction::ALL.len()];
 
 /// Why [`scan`] rejected a file.
+#[derive(Debug)]
 enum ScanError {
     Malformed(String),
     Unsupported(String),
@@ -902,5 +903,41 @@ mod tests {
             self.0 ^= self.0 << 17;
             self.0
         }
+    }
+
+    /// Go before the register ABI, an unknown version and a Go binary without crypto/tls.
+    #[test]
+    fn go_versions() {
+        let go = |version: Option<&str>| golang::GoBinary {
+            version: version.map(str::to_string),
+            write: Some((0x1000, 0x1100)),
+            read: Some((0x1100, 0x1200)),
+        };
+        let code = CodeMap(vec![CodeSection {
+            vaddr: 0x1000,
+            size: 0x1000,
+            offset: 0,
+        }]);
+        for old in [Some("go1.16.15"), Some("go1.8"), None] {
+            match go_functions(go(old), code.clone()) {
+                Err(ScanError::Unsupported(reason)) => println!("{old:?}: {reason}"),
+                _ => panic!("{old:?} accepted"),
+            }
+        }
+        let f = go_functions(go(Some("go1.17")), code.clone())
+            .ok()
+            .flatten()
+            .unwrap();
+        assert_eq!(
+            f.offsets,
+            vec![
+                (TlsFunction::GoConnWrite, 0),
+                (TlsFunction::GoConnRead, 0x100)
+            ]
+        );
+        assert_eq!(f.go.unwrap().read, (0x100, 0x200));
+        let mut no_tls = go(Some("go1.19.8"));
+        no_tls.write = None;
+        assert!(matches!(go_functions(no_tls, code), Ok(None)));
     }
 }

@@ -687,4 +687,127 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(lib.parent().unwrap());
     }
+
+    /// Builds `tests/go/<dir>` with the installed Go (`cargo xtask setup`), or `None` (with a
+    /// note) where there is none.
+    fn go_build(dir: &str, out: &str, flags: &[&str]) -> Option<PathBuf> {
+        let go = ["go", "/usr/lib/go-1.19/bin/go"]
+            .into_iter()
+            .find(|g| Command::new(g).arg("version").output().is_ok())?;
+        let scratch = crate::tls::scratch_dir(&format!("go-{out}"));
+        let cache = std::env::temp_dir().join("api-guard-unit-gocache");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/go")
+            .join(dir);
+        let path = scratch.join(out);
+        let status = Command::new(go)
+            .current_dir(src)
+            .env("GOCACHE", &cache)
+            .env("GOPATH", cache.join("gopath"))
+            .env("GO111MODULE", "off")
+            .env("GOPROXY", "off")
+            .env("CGO_ENABLED", "0")
+            .args(["build", "-o"])
+            .arg(&path)
+            .args(flags)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success(), "go build {dir}");
+        Some(path)
+    }
+
+    /// `nm` address of `symbol` (independently of the pclntab reader).
+    fn nm_address(path: &Path, symbol: &str) -> u64 {
+        let out = Command::new("nm").arg(path).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.ends_with(&format!(" {symbol}")))
+            .unwrap_or_else(|| panic!("{symbol} not in nm output"));
+        u64::from_str_radix(line.split_whitespace().next().unwrap(), 16).unwrap()
+    }
+
+    /// `ret` instructions objdump shows in `[start, end)`.
+    fn objdump_rets(path: &Path, start: u64, end: u64) -> Vec<u64> {
+        let out = Command::new("objdump")
+            .args(["-d", "--no-show-raw-insn"])
+            .arg(format!("--start-address={start:#x}"))
+            .arg(format!("--stop-address={end:#x}"))
+            .arg(path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("ret"))
+            .map(|l| {
+                let address = l.split_whitespace().next().unwrap().trim_end_matches(':');
+                u64::from_str_radix(address, 16).unwrap()
+            })
+            .collect()
+    }
+
+    /// A real Go HTTPS program, with and without its symbol table: `(*Conn).Write`/`.Read`
+    /// found through `.gopclntab` at the addresses `nm` gives (unstripped), the same in the
+    /// stripped build, probes on the prologue's `jbe` and on every `ret` objdump sees in
+    /// `Read`; a Go program without crypto/tls is not TLS.
+    #[test]
+    fn go_binaries_stripped_or_not() {
+        let Some(full) = go_build("tlsapp", "tlsapp", &[]) else {
+            println!("note: no Go toolchain, skipping");
+            return;
+        };
+        let stripped = go_build("tlsapp", "tlsapp-stripped", &["-ldflags=-s -w"]).unwrap();
+        let plain = go_build("plain", "plain", &[]).unwrap();
+        let f = find_tls_functions(&full).unwrap().unwrap();
+        let s = find_tls_functions(&stripped).unwrap().unwrap();
+        assert_eq!(f.flavor, Flavor::Go);
+        let go = f.go.as_ref().unwrap();
+        assert!(go.version.starts_with("go1."), "{}", go.version);
+        assert_eq!(s.go.as_ref().unwrap().version, go.version);
+        for (function, symbol) in [
+            (TlsFunction::GoConnWrite, "crypto/tls.(*Conn).Write"),
+            (TlsFunction::GoConnRead, "crypto/tls.(*Conn).Read"),
+        ] {
+            let vaddr = f.code.vaddr_of(f.offset(function).unwrap()).unwrap();
+            assert_eq!(vaddr, nm_address(&full, symbol), "{symbol}");
+            // -s -w drops symbols, not code: the same function at the same place.
+            assert_eq!(s.offset(function), f.offset(function), "{symbol}");
+        }
+        assert_eq!(s.sites, f.sites);
+        let stack_checks: Vec<&Site> = f
+            .sites
+            .iter()
+            .filter(|s| s.kind == SiteKind::StackCheck)
+            .collect();
+        assert_eq!(stack_checks.len(), 2, "{:?}", f.sites);
+        for site in stack_checks {
+            assert_eq!(site.instruction, "jbe");
+            let vaddr = f.code.vaddr_of(site.offset).unwrap();
+            let out = Command::new("objdump")
+                .args(["-d", "--no-show-raw-insn"])
+                .arg(format!("--start-address={vaddr:#x}"))
+                .arg(format!("--stop-address={:#x}", vaddr + 6))
+                .arg(&full)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains(&format!("{vaddr:x}:\tjbe")), "{text}");
+        }
+        let start = f.code.vaddr_of(go.read.0).unwrap();
+        let end = start + (go.read.1 - go.read.0);
+        let mut rets: Vec<u64> = f
+            .sites
+            .iter()
+            .filter(|s| s.kind == SiteKind::Return)
+            .map(|s| f.code.vaddr_of(s.offset).unwrap())
+            .collect();
+        rets.sort_unstable();
+        assert_eq!(rets, objdump_rets(&full, start, end));
+        assert!(!rets.is_empty());
+        assert!(find_tls_functions(&plain).unwrap().is_none());
+        for p in [full, stripped, plain] {
+            let _ = std::fs::remove_dir_all(p.parent().unwrap());
+        }
+    }
 }
