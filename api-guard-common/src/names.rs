@@ -44,6 +44,7 @@ pub const PROG_TLS_RETURN: &str = "tls_return";
 pub const PROG_GO_TLS_WRITE: &str = "go_tls_write";
 pub const PROG_GO_TLS_READ: &str = "go_tls_read";
 pub const PROG_GO_TLS_READ_RETURN: &str = "go_tls_read_return";
+pub const PROG_GO_TLS_READ_COPY: &str = "go_tls_read_copy";
 /// Bit of a Go probe's attach cookie (above the 32-bit library id): the site is a prologue's
 /// stack-check `jbe`, whose hits are ignored when the branch to `morestack` will be taken.
 pub const GO_COOKIE_STACK_CHECK: u64 = 1 << 32;

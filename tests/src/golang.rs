@@ -187,6 +187,9 @@ impl Drop for GoServer {
     }
 }
 
+/// How long a client run may take.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// One exchange as the Go client saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoResult {
@@ -215,11 +218,10 @@ pub fn go_client(
     exe: &CommExe,
     server: SocketAddr,
     http: Http,
-    workers: u32,
-    rounds: u32,
+    (workers, rounds): (u32, u32),
     specs: &[&str],
-    timeout: Duration,
 ) -> Result<GoClientRun> {
+    let timeout = CLIENT_TIMEOUT;
     let mut cmd = ns.cmd(exe.path());
     cmd.arg("client")
         .arg(format!("https://{server}"))

@@ -349,7 +349,11 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
             let server = GoServer::https(&net.srv, &exe, listen, cert, Http::H1)?;
             let bench = Bench {
                 case,
-                server: (server.pid(), format!("https://{listen}/f1k?size=1024"), "go"),
+                server: (
+                    server.pid(),
+                    format!("https://{listen}/f1k?size=1024"),
+                    "go",
+                ),
                 ns_cli: &net.cli,
                 load: &http1,
                 extra_config: &extra,

@@ -231,14 +231,7 @@ struct CopyState {
 /// header-only record for whatever was not copied. The per-chunk step runs under `bpf_loop`
 /// so the verifier checks it once instead of once per unrolled iteration.
 #[inline(always)]
-fn copy_payload(
-    key: ConnKey,
-    origin: Origin,
-    args: &DataArgs,
-    ret: u64,
-    flags: u8,
-    min_cap: u64,
-) {
+fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: u8, min_cap: u64) {
     let mut cap = global_u32(&CAPTURE_CAP) as u64;
     if cap < min_cap {
         cap = min_cap;

@@ -3,8 +3,11 @@
 //! Go functions must never get a uretprobe: it replaces the return address on the goroutine
 //! stack, which Go copies elsewhere when it grows, and the runtime's unwinder then fails.
 //! So `Write` is copied at its entry (the buffer is complete there, and Go's `Write` writes
-//! all of it or fails), and `Read` remembers its buffer at entry, keyed by goroutine, and is
-//! copied at each `ret` instruction, where `rax` holds the byte count.
+//! all of it or fails), and `Read` remembers its receiver and buffer at entry, keyed by
+//! goroutine, and is copied at its one `call runtime.memmove` (the inlined copy of decrypted
+//! bytes into the buffer, whose count `Read` returns: an emulated `call`) where the daemon
+//! proved there is exactly one, else at each `ret` instruction (`rax` holds the count; a
+//! `ret` is single-stepped).
 //!
 //! Entry probes sit on the prologue's stack-bound `jbe` (the kernel emulates it; the first
 //! instructions, `cmp`/`lea`, would be single-stepped). When that branch is taken the function
@@ -191,10 +194,8 @@ pub fn go_tls_read(ctx: ProbeContext) -> u32 {
     0
 }
 
-/// uprobe at each `ret` of Go `crypto/tls.(*Conn).Read`: `rax` = n, `r14` = the goroutine.
-#[uprobe]
-pub fn go_tls_read_return(ctx: ProbeContext) -> u32 {
-    let regs = regs(&ctx);
+/// The `Read` the goroutine of `regs` is in, forgotten (one copy or return per call).
+fn take_read(regs: &Regs) -> Option<GoRead> {
     let (_, tgid, _) = current();
     let key = GoroutineKey {
         tgid,
@@ -202,10 +203,39 @@ pub fn go_tls_read_return(ctx: ProbeContext) -> u32 {
         g: regs.r14,
     };
     // SAFETY: the value is copied out at once, before the `remove` below could free it.
-    let Some(&read) = (unsafe { GO_READS.get(&key) }) else {
+    let read = *unsafe { GO_READS.get(&key) }?;
+    let _ = GO_READS.remove(&key);
+    Some(read)
+}
+
+/// uprobe at the one `call runtime.memmove(to, from, n)` of Go `crypto/tls.(*Conn).Read`: the
+/// copy of decrypted bytes into `b`; `rbx` = from, `rcx` = n (what `Read` returns).
+#[uprobe]
+pub fn go_tls_read_copy(ctx: ProbeContext) -> u32 {
+    let regs = regs(&ctx);
+    let Some(read) = take_read(&regs) else {
         return 0;
     };
-    let _ = GO_READS.remove(&key);
+    if regs.rcx == 0 {
+        return 0;
+    }
+    capture(
+        cookie(&ctx),
+        read.conn,
+        regs.rbx,
+        regs.rcx.min(read.len),
+        DIR_INGRESS,
+    );
+    0
+}
+
+/// uprobe at each `ret` of Go `crypto/tls.(*Conn).Read`: `rax` = n, `r14` = the goroutine.
+#[uprobe]
+pub fn go_tls_read_return(ctx: ProbeContext) -> u32 {
+    let regs = regs(&ctx);
+    let Some(read) = take_read(&regs) else {
+        return 0;
+    };
     let n = regs.rax as i64;
     if n <= 0 {
         return 0;

@@ -157,10 +157,11 @@ const TLS_ENTRY_PROGRAMS: [&str; 5] = [
 ];
 
 /// Go's programs: plain uprobes, no return probe (see `api-guard-ebpf/src/tls/go.rs`).
-const GO_TLS_PROGRAMS: [&str; 3] = [
+const GO_TLS_PROGRAMS: [&str; 4] = [
     PROG_GO_TLS_WRITE,
     PROG_GO_TLS_READ,
     PROG_GO_TLS_READ_RETURN,
+    PROG_GO_TLS_READ_COPY,
 ];
 
 /// The programs attached at a probe site (by call shape, shared across libraries): C
@@ -176,6 +177,7 @@ fn tls_site_programs(abi: Abi) -> &'static [&'static str] {
         Abi::GoWrite => &[PROG_GO_TLS_WRITE],
         Abi::GoRead => &[PROG_GO_TLS_READ],
         Abi::GoReadReturn => &[PROG_GO_TLS_READ_RETURN],
+        Abi::GoReadCopy => &[PROG_GO_TLS_READ_COPY],
     }
 }
 
@@ -402,13 +404,13 @@ impl Probes {
                     FloorSites::Exported => functions.offsets.iter().map(|&(_, o)| o).collect(),
                 };
                 // Go: never a uretprobe (it crashes Go programs). Its floor is bare uprobes at
-                // the entries (chosen: the stack checks) plus the returns of `Read`, which
-                // both kinds of sites need to see `Read`'s result.
+                // the entries (chosen: the stack checks) plus where `Read`'s result is seen
+                // (its memmove call or returns), which both kinds of sites need.
                 let (offsets, programs): (Vec<u64>, &[&str]) = if functions.go.is_some() {
                     let returns = functions
                         .sites
                         .iter()
-                        .filter(|s| s.kind == SiteKind::Return)
+                        .filter(|s| matches!(s.kind, SiteKind::Return | SiteKind::ReadCopy))
                         .map(|s| s.offset);
                     let mut offsets = offsets;
                     if sites == FloorSites::Exported {

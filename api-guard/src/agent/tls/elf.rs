@@ -141,6 +141,8 @@ pub struct GoTls {
     pub version: String,
     /// File offsets `[start, end)` of `(*Conn).Read`'s code.
     pub read: (u64, u64),
+    /// Virtual address of `runtime.memmove`, if found.
+    pub memmove: Option<u64>,
 }
 
 /// Most executable sections remembered per file (linked files have a handful).
@@ -419,6 +421,7 @@ fn go_functions(go: golang::GoBinary, code: CodeMap) -> Result<Option<TlsFunctio
         go: Some(GoTls {
             version,
             read: (read_start, read_end),
+            memmove: go.memmove.map(|(start, _)| start),
         }),
     }))
 }
@@ -912,6 +915,7 @@ mod tests {
             version: version.map(str::to_string),
             write: Some((0x1000, 0x1100)),
             read: Some((0x1100, 0x1200)),
+            memmove: None,
         };
         let code = CodeMap(vec![CodeSection {
             vaddr: 0x1000,

@@ -32,6 +32,8 @@ const BUILDINFO_MAGIC: &[u8; 14] = b"\xff Go buildinf:";
 /// The functions api-guard hooks in Go's `crypto/tls`.
 pub const CONN_WRITE: &str = "crypto/tls.(*Conn).Write";
 pub const CONN_READ: &str = "crypto/tls.(*Conn).Read";
+/// The copy `(*Conn).Read` makes of decrypted bytes into its buffer calls it.
+pub const MEMMOVE: &str = "runtime.memmove";
 
 /// What a Go binary says about itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub struct GoBinary {
     pub write: Option<(u64, u64)>,
     /// Virtual address range of `(*Conn).Read`.
     pub read: Option<(u64, u64)>,
+    /// Virtual address range of `runtime.memmove`.
+    pub memmove: Option<(u64, u64)>,
 }
 
 impl GoBinary {
@@ -91,9 +95,10 @@ pub fn inspect<'a, R: ReadRef<'a>>(
             .read_bytes_at(section.sh_offset(ENDIAN), size)
             .map_err(|()| ".gopclntab out of bounds".to_string())?;
         let text = find(sections, &[b".text"]).map_or(0, |s| s.sh_addr(ENDIAN));
-        let found = find_functions(table, text, &[CONN_WRITE, CONN_READ])?;
+        let found = find_functions(table, text, &[CONN_WRITE, CONN_READ, MEMMOVE])?;
         go.write = found[0];
         go.read = found[1];
+        go.memmove = found[2];
     }
     Ok(Some(go))
 }
@@ -125,7 +130,8 @@ fn read_version<'a, R: ReadRef<'a>>(
             return None;
         }
         let start = 32 + used;
-        info.get(start..start + usize::try_from(len).ok()?)?.to_vec()
+        info.get(start..start + usize::try_from(len).ok()?)?
+            .to_vec()
     } else {
         // Pointer to a Go string header `{data, len}` (little-endian only: we refuse others).
         if ptr_size != 8 || flags & 1 != 0 {
@@ -161,7 +167,9 @@ fn read_vaddr<'a, R: ReadRef<'a>>(
                 .checked_add(len)
                 .is_some_and(|end| end <= addr.saturating_add(size))
     })?;
-    let offset = section.sh_offset(ENDIAN).checked_add(vaddr - section.sh_addr(ENDIAN))?;
+    let offset = section
+        .sh_offset(ENDIAN)
+        .checked_add(vaddr - section.sh_addr(ENDIAN))?;
     data.read_bytes_at(offset, len).ok()
 }
 

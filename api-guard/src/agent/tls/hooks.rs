@@ -298,7 +298,13 @@ impl Hooker {
                 return;
             }
             Err(error @ elf::ElfError::Unsupported { .. }) => {
-                self.skip(dev, inode, name, SkipReason::Unsupported, &error.to_string());
+                self.skip(
+                    dev,
+                    inode,
+                    name,
+                    SkipReason::Unsupported,
+                    &error.to_string(),
+                );
                 return;
             }
             Err(error) => {

@@ -46,8 +46,11 @@ pub enum Abi {
     GoWrite,
     /// Go `(*Conn).Read(b []byte)` at entry: the buffer is remembered per goroutine ...
     GoRead,
-    /// ... and copied at each of its returns (`ret`), never a uretprobe (Go moves stacks).
+    /// ... and copied at each of its returns (`ret`), never a uretprobe (Go moves stacks) ...
     GoReadReturn,
+    /// ... or, where proven, at its one `call runtime.memmove`: the copy of decrypted bytes
+    /// into `b` (`rbx` = source, `rcx` = the count `Read` returns).
+    GoReadCopy,
 }
 
 impl Abi {
@@ -77,18 +80,21 @@ pub enum SiteKind {
     /// A Go function's stack-bound check (`jbe` to `morestack`), emulated; hits that will
     /// take the branch (the function restarts after growing its stack) are ignored.
     StackCheck,
-    /// A `ret` of a Go function: single-stepped (the kernel does not emulate `ret`), but the
-    /// only safe way to see a Go function's results.
+    /// A `ret` of a Go function: single-stepped (the kernel does not emulate `ret`); used
+    /// where no copy site is proven.
     Return,
+    /// The `call runtime.memmove` in Go's `(*Conn).Read` that copies its result (emulated).
+    ReadCopy,
 }
 
 impl SiteKind {
-    pub const ALL: [SiteKind; 5] = [
+    pub const ALL: [SiteKind; 6] = [
         SiteKind::Entry,
         SiteKind::Internal,
         SiteKind::EntrySingleStep,
         SiteKind::StackCheck,
         SiteKind::Return,
+        SiteKind::ReadCopy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +104,7 @@ impl SiteKind {
             SiteKind::EntrySingleStep => "entry_single_step",
             SiteKind::StackCheck => "stack_check",
             SiteKind::Return => "return",
+            SiteKind::ReadCopy => "read_copy",
         }
     }
 }
@@ -334,6 +341,19 @@ impl<'a, 'm, R: ReadRef<'a>> Code<'m, R> {
                 instruction,
             });
         }
+        if let Some(offset) = go
+            .memmove
+            .and_then(|memmove| self.go_read_copy(go.read.0, go.read.1, memmove))
+        {
+            sites.push(Site {
+                functions: vec![TlsFunction::GoConnRead],
+                abi: Abi::GoReadCopy,
+                offset,
+                kind: SiteKind::ReadCopy,
+                instruction: "call".into(),
+            });
+            return Some(sites);
+        }
         let returns = self.go_returns(go.read.0, go.read.1)?;
         sites.extend(returns.into_iter().map(|offset| Site {
             functions: vec![TlsFunction::GoConnRead],
@@ -375,6 +395,40 @@ impl<'a, 'm, R: ReadRef<'a>> Code<'m, R> {
             at += d.bytes.len() as u64;
         }
         None
+    }
+
+    /// The one `call runtime.memmove` in `(*Conn).Read` (`[start, end)`): the inlined
+    /// `copy(b, c.input...)` whose count is what `Read` returns (Go 1.17–1.19:
+    /// `n, _ := c.input.Read(b)`, a `bytes.Reader` whose `Read` is inlined). `None` unless
+    /// there is exactly one such call and the kernel emulates it; probing it costs one
+    /// emulated hit per `Read` instead of a single-stepped `ret`.
+    fn go_read_copy(&self, start: u64, end: u64, memmove: u64) -> Option<u64> {
+        use iced_x86::{Decoder, DecoderOptions, FlowControl};
+        let len = end.checked_sub(start)?;
+        if len == 0 || len > MAX_GO_FUNCTION_BYTES || self.map.room_at(start) < len {
+            return None;
+        }
+        let vaddr = self.map.vaddr_of(start)?;
+        let bytes = self.data.read_bytes_at(start, len).ok()?;
+        let mut decoder = Decoder::with_ip(64, bytes, vaddr, DecoderOptions::NONE);
+        let mut found = None;
+        while decoder.can_decode() {
+            let position = decoder.position();
+            let instruction = decoder.decode();
+            if instruction.is_invalid() {
+                return None;
+            }
+            if instruction.flow_control() == FlowControl::Call
+                && instruction.near_branch_target() == memmove
+            {
+                let encoded = bytes.get(position..decoder.position())?;
+                if found.is_some() || !kernel_emulates(encoded) {
+                    return None;
+                }
+                found = Some(start + position as u64);
+            }
+        }
+        found
     }
 
     /// File offsets of every `ret` in `[start, end)`, decoding linearly (Go puts no data in
@@ -796,13 +850,47 @@ mod tests {
         }
         let start = f.code.vaddr_of(go.read.0).unwrap();
         let end = start + (go.read.1 - go.read.0);
-        let mut rets: Vec<u64> = f
+        // Read's result is probed at its one call to runtime.memmove (objdump agrees).
+        let copies: Vec<&Site> = f
             .sites
             .iter()
-            .filter(|s| s.kind == SiteKind::Return)
-            .map(|s| f.code.vaddr_of(s.offset).unwrap())
+            .filter(|s| s.kind == SiteKind::ReadCopy)
             .collect();
-        rets.sort_unstable();
+        assert_eq!(copies.len(), 1, "{:?}", f.sites);
+        assert!(!f.sites.iter().any(|s| s.kind == SiteKind::Return));
+        let vaddr = f.code.vaddr_of(copies[0].offset).unwrap();
+        let out = Command::new("objdump")
+            .args(["-d", "--no-show-raw-insn"])
+            .arg(format!("--start-address={start:#x}"))
+            .arg(format!("--stop-address={end:#x}"))
+            .arg(&full)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let memmove_calls: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("call") && l.contains("<runtime.memmove>"))
+            .collect();
+        assert_eq!(memmove_calls.len(), 1, "{text}");
+        assert!(
+            memmove_calls[0]
+                .trim_start()
+                .starts_with(&format!("{vaddr:x}:")),
+            "{memmove_calls:?}"
+        );
+        // The fallback: every `ret`, as objdump sees them.
+        let file = std::fs::File::open(&full).unwrap();
+        let cache = object::ReadCache::new(file);
+        let code = Code {
+            data: &cache,
+            map: &f.code,
+        };
+        let rets: Vec<u64> = code
+            .go_returns(go.read.0, go.read.1)
+            .unwrap()
+            .into_iter()
+            .map(|o| f.code.vaddr_of(o).unwrap())
+            .collect();
         assert_eq!(rets, objdump_rets(&full, start, end));
         assert!(!rets.is_empty());
         assert!(find_tls_functions(&plain).unwrap().is_none());
