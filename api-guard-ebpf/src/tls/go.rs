@@ -188,7 +188,7 @@ pub fn go_tls_read(ctx: ProbeContext) -> u32 {
         buf: regs.rbx,
         len: regs.rcx,
     };
-    if GO_READS.insert(&key, &read, 0).is_err() {
+    if GO_READS.insert(key, read, 0).is_err() {
         bump(Stat::StashTableFull, 1);
     }
     0
@@ -203,8 +203,8 @@ fn take_read(regs: &Regs) -> Option<GoRead> {
         g: regs.r14,
     };
     // SAFETY: the value is copied out at once, before the `remove` below could free it.
-    let read = *unsafe { GO_READS.get(&key) }?;
-    let _ = GO_READS.remove(&key);
+    let read = *unsafe { GO_READS.get(key) }?;
+    let _ = GO_READS.remove(key);
     Some(read)
 }
 

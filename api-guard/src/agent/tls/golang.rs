@@ -333,13 +333,13 @@ mod tests {
         }
         out.extend_from_slice(&name_table);
         let mut funcs = Vec::new();
-        for i in 0..nfunc {
+        for (i, nameoff) in nameoffs.iter().enumerate() {
             let entryoff = 0x100 * (i as u32 + 1);
             let funcoff = (ftab_len + funcs.len()) as u32;
             out.extend_from_slice(&entryoff.to_le_bytes());
             out.extend_from_slice(&funcoff.to_le_bytes());
             funcs.extend_from_slice(&entryoff.to_le_bytes());
-            funcs.extend_from_slice(&nameoffs[i].to_le_bytes());
+            funcs.extend_from_slice(&nameoff.to_le_bytes());
         }
         let end = 0x100 * nfunc as u32 + 0x80;
         out.extend_from_slice(&end.to_le_bytes());
