@@ -279,8 +279,14 @@ pub enum Stat {
     /// TLS library calls on sockets that are not tracked (filtered out, or opened before
     /// the agent started): not captured, by design.
     TlsUntracked = 10,
+    /// Go TLS calls whose `tls.Conn` does not wrap a `*net.TCPConn` (a custom `net.Conn`
+    /// wrapper) or whose fields could not be read: their socket is unknown, not captured.
+    GoConnUnknown = 11,
+    /// Go TLS calls whose socket was already closed (`Sysfd` -1) when the call was seen:
+    /// another goroutine closed the connection meanwhile.
+    GoConnClosed = 12,
 }
-pub const STAT_COUNT: u32 = 11;
+pub const STAT_COUNT: u32 = 13;
 
 impl Stat {
     pub const ALL: [Stat; STAT_COUNT as usize] = [
@@ -295,6 +301,8 @@ impl Stat {
         Stat::NotTcp,
         Stat::TlsNoFd,
         Stat::TlsUntracked,
+        Stat::GoConnUnknown,
+        Stat::GoConnClosed,
     ];
 }
 

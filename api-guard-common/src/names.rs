@@ -41,6 +41,15 @@ pub const PROG_TLS_WRITE_EX: &str = "tls_write_ex";
 pub const PROG_TLS_HANDSHAKE: &str = "tls_handshake";
 /// The one uretprobe program attached to the return of every hooked TLS function.
 pub const PROG_TLS_RETURN: &str = "tls_return";
+/// Uprobes on Go's `crypto/tls.(*Conn)`: `Write` at entry, `Read` at entry and at each `ret`
+/// (see `api-guard-ebpf/src/tls/go.rs`); no uretprobe.
+pub const PROG_GO_TLS_WRITE: &str = "go_tls_write";
+pub const PROG_GO_TLS_READ: &str = "go_tls_read";
+pub const PROG_GO_TLS_READ_RETURN: &str = "go_tls_read_return";
+pub const PROG_GO_TLS_READ_COPY: &str = "go_tls_read_copy";
+/// Bit of a Go probe's attach cookie (above the 32-bit library id): the site is a prologue's
+/// stack-check `jbe`, whose hits are ignored when the branch to `morestack` will be taken.
+pub const GO_COOKIE_STACK_CHECK: u64 = 1 << 32;
 
 /// Global: 1 when some guarded interface has a per-source packet limit.
 pub const GLOBAL_XDP_RATE_ON: &str = "XDP_RATE_ON";

@@ -185,6 +185,31 @@ pub struct SessionSocket {
 pub static TLS_SESSIONS: LruHashMap<SessionKey, SessionSocket> =
     LruHashMap::with_max_entries(MAX_CONNS, 0);
 
+/// A goroutine of a process. `g` is the goroutine pointer (R14 under Go's register ABI on
+/// x86-64): unlike the thread id it stays the same when the goroutine migrates between threads
+/// while blocked in a read.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GoroutineKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub g: u64,
+}
+
+/// A Go `(*tls.Conn).Read` in progress: its receiver and buffer, from entry to return.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GoRead {
+    pub conn: u64,
+    pub buf: u64,
+    pub len: u64,
+}
+
+/// LRU: a goroutine that panics out of `Read` never returns through a probed `ret`. Sized like
+/// the connection table, since each tracked connection has at most one reader blocked in it.
+#[map]
+pub static GO_READS: LruHashMap<GoroutineKey, GoRead> = LruHashMap::with_max_entries(MAX_CONNS, 0);
+
 /// Per-CPU staging of a TLS call's data arguments for `capture::data::deliver`. Passing them
 /// through map memory (whose contents the verifier does not track) keeps the copy loop as
 /// general as on the syscall path; built on the stack, the known constants made the

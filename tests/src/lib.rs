@@ -17,6 +17,7 @@ pub mod bpf;
 pub mod curl;
 pub mod exchange;
 pub mod gated;
+pub mod golang;
 pub mod grpc;
 pub mod guard;
 pub mod h2;

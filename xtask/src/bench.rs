@@ -19,6 +19,9 @@
 //! default) or `all` (the three in turn). Under TLS the client's own TLS calls also pass
 //! through the agent's uprobes (filtered out by pid in the kernel), which is part of what a
 //! host-wide agent costs. h2load prints no latency percentiles, so the h2 case has no p99.
+//! `go` measures a Go HTTPS server instead of nginx (`tests/go/tlsapp`, HTTP/1.1, a 1 KiB
+//! body; Go's own `crypto/tls`, hooked by its stack-check and `ret` probes): its floors are
+//! bare uprobes at the Go sites (never uretprobes, which crash Go programs).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -31,13 +34,14 @@ use anyhow::{bail, ensure, Context, Result};
 use integration_tests::agent::agent_binary;
 use integration_tests::bpf;
 use integration_tests::exchange::pid_role;
+use integration_tests::golang::{GoPrograms, GoServer, Http};
 use integration_tests::h2load::{self, H2loadArgs};
 use integration_tests::metrics::Metrics;
 use integration_tests::procfs::{cpu_seconds, peak_rss_kib};
 use integration_tests::util::{die_with_parent, signal_and_wait, which};
 use integration_tests::wrk::{self, WrkArgs, WrkReport};
 use integration_tests::{
-    require_root, Agent, AgentOptions, NetPair, Netns, Nginx, NginxOptions, TlsCert,
+    require_root, Agent, AgentOptions, CommExe, NetPair, Netns, Nginx, NginxOptions, TlsCert,
 };
 
 #[derive(clap::Args, Debug)]
@@ -93,6 +97,8 @@ pub enum Scheme {
     Both,
     /// http, https, then h2.
     All,
+    /// A Go HTTPS server (HTTP/1.1 over Go's crypto/tls).
+    Go,
 }
 
 impl Scheme {
@@ -104,6 +110,7 @@ impl Scheme {
             Scheme::H2 => &[Case::H2],
             Scheme::Both => &[Case::Http, Case::Https],
             Scheme::All => &[Case::Http, Case::Https, Case::H2],
+            Scheme::Go => &[Case::GoHttps],
         }
     }
 }
@@ -117,6 +124,8 @@ enum Case {
     Https,
     /// HTTP/2 over TLS, ALPN h2 (h2load).
     H2,
+    /// HTTP/1.1 over TLS to a Go server (wrk).
+    GoHttps,
 }
 
 impl Case {
@@ -125,6 +134,7 @@ impl Case {
             Case::Http => "http",
             Case::Https => "https",
             Case::H2 => "h2",
+            Case::GoHttps => "go",
         }
     }
 
@@ -135,7 +145,7 @@ impl Case {
     /// The exchanges' `version` field for this case's requests.
     fn version(self) -> &'static str {
         match self {
-            Case::Http | Case::Https => "1.1",
+            Case::Http | Case::Https | Case::GoHttps => "1.1",
             Case::H2 => "2",
         }
     }
@@ -361,6 +371,29 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
     let mut measured = Vec::new();
     for &case in cases {
         let listen = net.server_addr()?;
+        if case == Case::GoHttps {
+            let cert = cert.as_ref().context("the go case has a certificate")?;
+            let go = GoPrograms::get()?;
+            let exe = CommExe::new(&go.tlsapp, "agbench-go")?;
+            let server = GoServer::https(&net.srv, &exe, listen, cert, Http::H1)?;
+            let bench = Bench {
+                case,
+                server: (
+                    server.pid(),
+                    format!("https://{listen}/f1k?size=1024"),
+                    "go",
+                ),
+                ns_cli: &net.cli,
+                load: &http1,
+                extra_config: &extra,
+                bin: &bin,
+            };
+            let variants = variants(true, !args.no_floor);
+            let runs = bench.measure(&variants, args.pairs)?;
+            print_summary(case, &http1, &variants, &runs);
+            measured.push((case, variants, runs));
+            continue;
+        }
         let nginx = match cert.as_ref().filter(|_| case.tls()) {
             None => Nginx::start(&net.srv, listen, &[("f1k", 1024)])?,
             Some(cert) => Nginx::start_tls(
@@ -377,7 +410,7 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
         let load = if case == Case::H2 { &h2 } else { &http1 };
         let bench = Bench {
             case,
-            nginx: &nginx,
+            server: (nginx.pid(), nginx.url("/f1k"), "nginx"),
             ns_cli: &net.cli,
             load,
             extra_config: &extra,
@@ -490,7 +523,8 @@ impl Load {
 /// What every run of one case shares.
 struct Bench<'a> {
     case: Case,
-    nginx: &'a Nginx,
+    /// The measured server: pid, the URL loaded, its name.
+    server: (u32, String, &'static str),
     ns_cli: &'a Netns,
     load: &'a Load,
     extra_config: &'a str,
@@ -502,12 +536,13 @@ struct Bench<'a> {
 impl Bench<'_> {
     /// Warms nginx up, then measures `rounds` rounds of every variant, printing each row.
     fn measure(&self, variants: &[Variant], rounds: u32) -> Result<Vec<Run>> {
-        let url = self.nginx.url("/f1k");
+        let url = self.server.1.clone();
         let load = self.load;
         println!();
         println!(
-            "nginx pid {} at {url}; {} from {}",
-            self.nginx.pid(),
+            "{} pid {} at {url}; {} from {}",
+            self.server.2,
+            self.server.0,
             load.describe(),
             self.ns_cli.name()
         );
@@ -547,7 +582,7 @@ impl Bench<'_> {
     }
 
     fn run(&self, url: &str, round: u32, variant: Variant) -> Result<Run> {
-        let nginx = self.nginx.pid();
+        let nginx = self.server.0;
         let timed = |agent: Option<&Agent>| -> Result<(WrkReport, f64, Option<AgentStats>)> {
             let before = agent.map(|a| a.metrics()).transpose()?;
             let agent_cpu = agent.map(|a| cpu_seconds(a.pid())).transpose()?;
@@ -990,6 +1025,8 @@ mod tests {
         assert_eq!(Scheme::Both.cases(), [Case::Http, Case::Https]);
         assert_eq!(Scheme::All.cases(), [Case::Http, Case::Https, Case::H2]);
         assert_eq!(Scheme::H2.cases(), [Case::H2]);
+        assert_eq!(Scheme::Go.cases(), [Case::GoHttps]);
+        assert!(Case::GoHttps.tls() && Case::GoHttps.version() == "1.1");
         assert!(Case::H2.tls() && Case::Https.tls() && !Case::Http.tls());
         assert_eq!((Case::Https.version(), Case::H2.version()), ("1.1", "2"));
         let labels: Vec<&str> = variants(Case::H2.tls(), true, false)

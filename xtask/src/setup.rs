@@ -33,6 +33,8 @@ const PACKAGES: &[&str] = &[
     "nghttp2-client",
     // The cluster tests (tests/tests/cluster.rs) start their own Redis.
     "redis-server",
+    // Go TLS capture tests and the `go` bench: Debian's Go (1.19) builds tests/go/.
+    "golang-go",
 ];
 
 #[derive(clap::Args, Debug, Default)]

@@ -180,12 +180,13 @@ fn exit(ctx: &TracePointContext) {
         tid,
         fd: args.fd,
     };
-    deliver(conn, key, origin, &args, ret as u64, 0);
+    deliver(conn, key, origin, &args, ret as u64, 0, 0);
 }
 
 /// Announces the connection if needed, then emits `ret` bytes of the call described by
-/// `args` (syscall or TLS library call), with `flags` on every record. Inlined: BPF calls
-/// take at most five register arguments.
+/// `args` (syscall or TLS library call), with `flags` on every record; `min_cap` raises the
+/// configured per-call copy cap for this call (0: as configured). Inlined: BPF calls take at
+/// most five register arguments.
 #[inline(always)]
 pub(crate) fn deliver(
     conn: &mut ConnInfo,
@@ -194,6 +195,7 @@ pub(crate) fn deliver(
     args: &DataArgs,
     ret: u64,
     flags: u8,
+    min_cap: u64,
 ) {
     if !emit::announce(conn, origin, args.sk) {
         // Without its ConnOpen record userspace could not place the bytes: count them lost.
@@ -204,14 +206,17 @@ pub(crate) fn deliver(
     }
     // Requests (what a local server reads, what a local client writes) are what detection
     // judges, so padding must not push their content past the cap: they have their own,
-    // larger one; responses keep the small one.
+    // larger one; responses keep the small one. `min_cap` can raise either (Go's calls).
     let request = (conn.role == ROLE_SERVER && args.dir == DIR_INGRESS)
         || (conn.role == ROLE_CLIENT && args.dir == DIR_EGRESS);
-    let cap = if request {
-        global_u32(&REQUEST_CAPTURE_CAP)
+    let mut cap = if request {
+        global_u32(&REQUEST_CAPTURE_CAP) as u64
     } else {
-        global_u32(&CAPTURE_CAP)
+        global_u32(&CAPTURE_CAP) as u64
     };
+    if cap < min_cap {
+        cap = min_cap;
+    }
     copy_payload(key, origin, args, ret, flags, cap);
 }
 
@@ -239,8 +244,8 @@ struct CopyState {
 /// header-only record for whatever was not copied. The per-chunk step runs under `bpf_loop`
 /// so the verifier checks it once instead of once per unrolled iteration.
 #[inline(always)]
-fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: u8, cap: u32) {
-    let mut cap = cap as u64;
+fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: u8, cap: u64) {
+    let mut cap = cap;
     if cap > MAX_CAPTURE_CAP as u64 {
         cap = MAX_CAPTURE_CAP as u64;
     }

@@ -11,7 +11,7 @@
 //! 3. the thread's last data syscall, if it returned a TLS record moments ago (memory BIO:
 //!    node reads ciphertext, then decrypts it with `SSL_read` in the same callback).
 
-use api_guard_common::{ConnInfo, Stat, DATA_TLS, DIR_EGRESS, DIR_INGRESS, NO_FD};
+use api_guard_common::{ConnInfo, ConnKey, Stat, DATA_TLS, DIR_EGRESS, DIR_INGRESS, NO_FD};
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_get_attach_cookie},
     macros::{uprobe, uretprobe},
@@ -188,6 +188,21 @@ fn exit(ctx: &RetProbeContext) {
     if len == 0 {
         return;
     }
+    deliver_plaintext(conn, key, origin, args.buf, len, args.dir, 0);
+}
+
+/// Emits `len` plaintext bytes at user address `buf` moved by a TLS call on `conn`, copying
+/// at least `min_cap` of them if there are that many (0: the configured cap).
+#[inline(always)]
+pub(crate) fn deliver_plaintext(
+    conn: &mut ConnInfo,
+    key: ConnKey,
+    origin: Origin,
+    buf: u64,
+    len: u64,
+    dir: u8,
+    min_cap: u64,
+) {
     let Some(call) = TLS_CALL.get_ptr_mut(0) else {
         return;
     };
@@ -196,25 +211,25 @@ fn exit(ctx: &RetProbeContext) {
     // load the values back instead of reusing the constants.
     let call = unsafe {
         call.write(DataArgs {
-            ptr: args.buf,
+            ptr: buf,
             count: len,
             sk: 0,
             done_ns: 0,
-            fd,
+            fd: origin.fd,
             protocol: 0,
-            dir: args.dir,
+            dir,
             buf_kind: BUF_PLAIN,
             tls_record: 0,
             _pad: [0; 7],
         });
         core::ptr::read_volatile(call)
     };
-    data::deliver(conn, key, origin, &call, len, DATA_TLS);
+    data::deliver(conn, key, origin, &call, len, DATA_TLS, min_cap);
 }
 
 /// Switches a connection to TLS: its syscall payload so far was handshake ciphertext, so
 /// gap accounting restarts on the plaintext stream.
-fn start_tls(conn: &mut ConnInfo, origin: Origin, library: u32, sk: u64) {
+pub(crate) fn start_tls(conn: &mut ConnInfo, origin: Origin, library: u32, sk: u64) {
     conn.tls = 1;
     conn.tls_library = library;
     conn.pending_gap = [0; 2];

@@ -20,7 +20,10 @@ use tracing::{info, warn};
 use crate::{
     config::Config,
     fsys,
-    tls::{elf::TlsFunctions, sites::Abi},
+    tls::{
+        elf::TlsFunctions,
+        sites::{Abi, SiteKind},
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -153,14 +156,28 @@ const TLS_ENTRY_PROGRAMS: [&str; 5] = [
     PROG_TLS_HANDSHAKE,
 ];
 
-/// The entry program for a probe site (by call shape, shared across libraries).
-fn tls_entry_program(abi: Abi) -> &'static str {
+/// Go's programs: plain uprobes, no return probe (see `api-guard-ebpf/src/tls/go.rs`).
+const GO_TLS_PROGRAMS: [&str; 4] = [
+    PROG_GO_TLS_WRITE,
+    PROG_GO_TLS_READ,
+    PROG_GO_TLS_READ_RETURN,
+    PROG_GO_TLS_READ_COPY,
+];
+
+/// The programs attached at a probe site (by call shape, shared across libraries): C
+/// libraries get an entry program and [`PROG_TLS_RETURN`] (the return first, so that no
+/// entry is stashed without its consumer); Go sites one uprobe each.
+fn tls_site_programs(abi: Abi) -> &'static [&'static str] {
     match abi {
-        Abi::Read => PROG_TLS_READ,
-        Abi::ReadEx => PROG_TLS_READ_EX,
-        Abi::Write => PROG_TLS_WRITE,
-        Abi::WriteEx => PROG_TLS_WRITE_EX,
-        Abi::Handshake => PROG_TLS_HANDSHAKE,
+        Abi::Read => &[PROG_TLS_RETURN, PROG_TLS_READ],
+        Abi::ReadEx => &[PROG_TLS_RETURN, PROG_TLS_READ_EX],
+        Abi::Write => &[PROG_TLS_RETURN, PROG_TLS_WRITE],
+        Abi::WriteEx => &[PROG_TLS_RETURN, PROG_TLS_WRITE_EX],
+        Abi::Handshake => &[PROG_TLS_RETURN, PROG_TLS_HANDSHAKE],
+        Abi::GoWrite => &[PROG_GO_TLS_WRITE],
+        Abi::GoRead => &[PROG_GO_TLS_READ],
+        Abi::GoReadReturn => &[PROG_GO_TLS_READ_RETURN],
+        Abi::GoReadCopy => &[PROG_GO_TLS_READ_COPY],
     }
 }
 
@@ -387,8 +404,25 @@ impl Probes {
                     FloorSites::Chosen => functions.sites.iter().map(|s| s.offset).collect(),
                     FloorSites::Exported => functions.offsets.iter().map(|&(_, o)| o).collect(),
                 };
+                // Go: never a uretprobe (it crashes Go programs). Its floor is bare uprobes at
+                // the entries (chosen: the stack checks) plus where `Read`'s result is seen
+                // (its memmove call or returns), which both kinds of sites need.
+                let (offsets, programs): (Vec<u64>, &[&str]) = if functions.go.is_some() {
+                    let returns = functions
+                        .sites
+                        .iter()
+                        .filter(|s| matches!(s.kind, SiteKind::Return | SiteKind::ReadCopy))
+                        .map(|s| s.offset);
+                    let mut offsets = offsets;
+                    if sites == FloorSites::Exported {
+                        offsets.extend(returns);
+                    }
+                    (offsets, &[PROG_FLOOR_UPROBE])
+                } else {
+                    (offsets, &[PROG_FLOOR_URETPROBE, PROG_FLOOR_UPROBE])
+                };
                 for offset in offsets {
-                    for name in [PROG_FLOOR_URETPROBE, PROG_FLOOR_UPROBE] {
+                    for &name in programs {
                         let point = UProbeAttachPoint {
                             location: UProbeAttachLocation::AbsoluteOffset(offset),
                             cookie: None,
@@ -505,7 +539,11 @@ impl Probes {
 
     /// Loads the TLS uprobe programs once; files are attached later, as they are found.
     fn load_tls_programs(&mut self) -> Result<(), ProbeError> {
-        for name in TLS_ENTRY_PROGRAMS.into_iter().chain([PROG_TLS_RETURN]) {
+        for name in TLS_ENTRY_PROGRAMS
+            .into_iter()
+            .chain([PROG_TLS_RETURN])
+            .chain(GO_TLS_PROGRAMS)
+        {
             let program = self.uprobe(name).map_err(|e| ProbeError::TlsLoad {
                 program: name,
                 source: e.source,
@@ -540,12 +578,15 @@ impl Probes {
         let mut links: Vec<(&'static str, UProbeLinkId)> = Vec::new();
         let result = (|| {
             for site in &functions.sites {
-                // The return probe first, so that no entry is stashed without its consumer.
-                for program in [PROG_TLS_RETURN, tls_entry_program(site.abi)] {
+                let mut cookie = u64::from(library_id);
+                if site.kind == SiteKind::StackCheck {
+                    cookie |= GO_COOKIE_STACK_CHECK;
+                }
+                for &program in tls_site_programs(site.abi) {
                     for &scope in &scopes {
                         let point = UProbeAttachPoint {
                             location: UProbeAttachLocation::AbsoluteOffset(site.offset),
-                            cookie: Some(u64::from(library_id)),
+                            cookie: Some(cookie),
                         };
                         let link =
                             self.uprobe(program)?

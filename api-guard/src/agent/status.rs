@@ -24,6 +24,9 @@ pub struct Status {
     pub hooks: Vec<Hook>,
     /// Hooked TLS library files with their uprobe counts.
     pub tls_libraries: Vec<TlsLibrary>,
+    /// Files with TLS code that were not hooked, by reason (`unsupported`: e.g. Go < 1.17).
+    #[serde(default)]
+    pub tls_files_skipped: BTreeMap<String, u64>,
     pub xdp_interfaces: Vec<Interface>,
     pub xdp_dropped_packets: u64,
     pub blocks: usize,
@@ -124,6 +127,12 @@ impl StatusSource {
                     }
                 })
                 .collect(),
+            tls_files_skipped: m
+                .tls
+                .files_skipped()
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect(),
             xdp_interfaces: enforcer
                 .interfaces()
                 .into_iter()
@@ -199,6 +208,14 @@ pub fn render(s: &Status) -> String {
             l.probes,
             sites.join(", ")
         );
+    }
+    if !s.tls_files_skipped.is_empty() {
+        let skipped: Vec<String> = s
+            .tls_files_skipped
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
+        let _ = writeln!(out, "tls skipped     {} (see the log)", skipped.join(", "));
     }
     let _ = writeln!(out, "xdp interfaces  {}", s.xdp_interfaces.len());
     for i in &s.xdp_interfaces {

@@ -117,6 +117,8 @@ impl Metrics {
             Stat::NotTcp => self.capture.non_tcp(delta),
             Stat::TlsNoFd => self.tls.unattributed(Unattributed::NoFd, delta),
             Stat::TlsUntracked => self.tls.unattributed(Unattributed::Untracked, delta),
+            Stat::GoConnUnknown => self.tls.unattributed(Unattributed::GoConnUnknown, delta),
+            Stat::GoConnClosed => self.tls.unattributed(Unattributed::GoConnClosed, delta),
         }
     }
 

@@ -12,6 +12,8 @@ use crate::tls::sites::SiteKind;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
     Unreadable,
+    /// TLS code recognised but not hookable (Go before 1.17, or not on x86-64).
+    Unsupported,
     Deleted,
     AttachFailed,
     TooManyLibraries,
@@ -22,6 +24,7 @@ impl SkipReason {
     pub fn as_str(self) -> &'static str {
         match self {
             SkipReason::Unreadable => "unreadable",
+            SkipReason::Unsupported => "unsupported",
             SkipReason::Deleted => "deleted",
             SkipReason::AttachFailed => "attach_failed",
             SkipReason::TooManyLibraries => "too_many_libraries",
@@ -37,6 +40,10 @@ pub enum Unattributed {
     NoFd,
     /// The socket is not tracked (filtered, or opened before the agent).
     Untracked,
+    /// A Go `tls.Conn` that does not wrap a `*net.TCPConn` (its socket is not read).
+    GoConnUnknown,
+    /// A Go `tls.Conn` whose socket another goroutine had closed by then.
+    GoConnClosed,
 }
 
 impl Unattributed {
@@ -44,6 +51,8 @@ impl Unattributed {
         match self {
             Unattributed::NoFd => "no_fd",
             Unattributed::Untracked => "untracked",
+            Unattributed::GoConnUnknown => "go_conn_unknown",
+            Unattributed::GoConnClosed => "go_conn_closed",
         }
     }
 }
@@ -97,7 +106,9 @@ impl Tls {
                 r,
                 "apiguard_tls_calls_unattributed_total",
                 "TLS library calls that moved data but were not captured: socket unknown \
-                 (no_fd) or not tracked (untracked: filtered, or opened before the agent).",
+                 (no_fd), not tracked (untracked: filtered, or opened before the agent), or a Go \
+                 tls.Conn not wrapping a *net.TCPConn (go_conn_unknown) or whose socket was closed \
+                 meanwhile (go_conn_closed).",
                 &["reason"],
             ),
             discovery_dropped: counter(
@@ -171,6 +182,23 @@ impl Tls {
     }
 
     /// (library path, uprobes attached) of every library ever hooked.
+    /// `(reason, files)` of files not hooked, for `status`.
+    pub fn files_skipped(&self) -> Vec<(String, u64)> {
+        self.files_skipped
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric())
+            .map(|m| {
+                let reason = m
+                    .get_label()
+                    .first()
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default();
+                (reason, m.get_counter().get_value() as u64)
+            })
+            .collect()
+    }
+
     pub fn probes_attached(&self) -> Vec<(String, u64)> {
         self.probes_attached
             .collect()

@@ -23,6 +23,7 @@ use object::read::elf::{FileHeader, SectionHeader, Sym};
 use object::read::StringTable;
 use object::{LittleEndian, ReadCache, ReadRef};
 
+use super::golang;
 use super::sites::{self, Site};
 
 /// Files larger than this are rejected without parsing (bounds memory and time).
@@ -40,6 +41,8 @@ pub const MAX_STRTAB_SIZE: u64 = 256 << 20;
 pub enum Flavor {
     OpenSsl,
     GnuTls,
+    /// Go's `crypto/tls`, compiled into a Go executable (see [`super::golang`]).
+    Go,
 }
 
 /// A function the agent hooks.
@@ -53,11 +56,14 @@ pub enum TlsFunction {
     GnutlsRecordRecv,
     GnutlsRecordSend,
     GnutlsHandshake,
+    /// `crypto/tls.(*Conn).Write`, found through `.gopclntab` rather than ELF symbols.
+    GoConnWrite,
+    GoConnRead,
 }
 
 impl TlsFunction {
     /// Every hooked function, OpenSSL first. `TlsFunctions::offsets` follows this order.
-    pub const ALL: [TlsFunction; 8] = [
+    pub const ALL: [TlsFunction; 10] = [
         TlsFunction::SslRead,
         TlsFunction::SslReadEx,
         TlsFunction::SslWrite,
@@ -66,6 +72,8 @@ impl TlsFunction {
         TlsFunction::GnutlsRecordRecv,
         TlsFunction::GnutlsRecordSend,
         TlsFunction::GnutlsHandshake,
+        TlsFunction::GoConnWrite,
+        TlsFunction::GoConnRead,
     ];
 
     /// The unversioned ELF symbol name (what the string table holds; versions such as
@@ -80,6 +88,8 @@ impl TlsFunction {
             TlsFunction::GnutlsRecordRecv => "gnutls_record_recv",
             TlsFunction::GnutlsRecordSend => "gnutls_record_send",
             TlsFunction::GnutlsHandshake => "gnutls_handshake",
+            TlsFunction::GoConnWrite => golang::CONN_WRITE,
+            TlsFunction::GoConnRead => golang::CONN_READ,
         }
     }
 
@@ -94,6 +104,7 @@ impl TlsFunction {
             TlsFunction::GnutlsRecordRecv
             | TlsFunction::GnutlsRecordSend
             | TlsFunction::GnutlsHandshake => Flavor::GnuTls,
+            TlsFunction::GoConnWrite | TlsFunction::GoConnRead => Flavor::Go,
         }
     }
 
@@ -119,6 +130,19 @@ pub struct TlsFunctions {
     pub code: CodeMap,
     /// The probe sites chosen for `offsets` (see [`sites::choose`]).
     pub sites: Vec<Site>,
+    /// Go binaries: the version and where `(*Conn).Read` ends (its returns are probed).
+    pub go: Option<GoTls>,
+}
+
+/// What the probes of a Go binary need beyond function offsets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GoTls {
+    /// The toolchain version from the build info (`go1.19.8`).
+    pub version: String,
+    /// File offsets `[start, end)` of `(*Conn).Read`'s code.
+    pub read: (u64, u64),
+    /// Virtual address of `runtime.memmove`, if found.
+    pub memmove: Option<u64>,
 }
 
 /// Most executable sections remembered per file (linked files have a handful).
@@ -189,6 +213,10 @@ pub enum ElfError {
     /// Includes read errors after opening: `ReadCache` does not keep the `io::Error`.
     #[error("{}: malformed ELF: {reason}", path.display())]
     Malformed { path: PathBuf, reason: String },
+    /// TLS code the agent recognises but cannot hook correctly (e.g. Go before the register
+    /// ABI): reported, never misread.
+    #[error("{}: unsupported: {reason}", path.display())]
+    Unsupported { path: PathBuf, reason: String },
 }
 
 /// Inspects `path` and returns the TLS functions it defines, if it is a TLS library
@@ -219,12 +247,24 @@ pub fn find_tls_functions(path: &Path) -> Result<Option<TlsFunctions>, ElfError>
         .map_err(io_err)?;
     check_metadata(path, &file.metadata().map_err(io_err)?)?;
     let cache = ReadCache::new(file);
-    let mut functions = scan(&cache).map_err(|reason| ElfError::Malformed {
-        path: path.to_owned(),
-        reason,
+    let mut functions = scan(&cache).map_err(|e| match e {
+        ScanError::Malformed(reason) => ElfError::Malformed {
+            path: path.to_owned(),
+            reason,
+        },
+        ScanError::Unsupported(reason) => ElfError::Unsupported {
+            path: path.to_owned(),
+            reason,
+        },
     })?;
     if let Some(f) = functions.as_mut() {
         f.sites = sites::choose(f, &cache);
+        if f.flavor == Flavor::Go && f.sites.is_empty() {
+            return Err(ElfError::Unsupported {
+                path: path.to_owned(),
+                reason: "crypto/tls.(*Conn) Read/Write prologue not recognised".into(),
+            });
+        }
     }
     Ok(functions)
 }
@@ -273,8 +313,22 @@ const ENDIAN: LittleEndian = LittleEndian;
 /// local symbol of the same name).
 type Found = [Option<(u64, bool)>; TlsFunction::ALL.len()];
 
-/// Parses the ELF in `data`. `Err` is a malformed (not merely uninteresting) file.
-fn scan<'a, R: ReadRef<'a>>(data: R) -> Result<Option<TlsFunctions>, String> {
+/// Why [`scan`] rejected a file.
+#[derive(Debug)]
+enum ScanError {
+    Malformed(String),
+    Unsupported(String),
+}
+
+impl From<String> for ScanError {
+    fn from(reason: String) -> Self {
+        ScanError::Malformed(reason)
+    }
+}
+
+/// Parses the ELF in `data`. `Err` is a malformed (not merely uninteresting) file, or TLS code
+/// that cannot be hooked.
+fn scan<'a, R: ReadRef<'a>>(data: R) -> Result<Option<TlsFunctions>, ScanError> {
     let Ok(ident) = data.read_bytes_at(0, EI_NIDENT) else {
         return Ok(None); // Too short to be an ELF file.
     };
@@ -292,7 +346,14 @@ fn scan<'a, R: ReadRef<'a>>(data: R) -> Result<Option<TlsFunctions>, String> {
     }
     let shnum = header.shnum(ENDIAN, data).map_err(|e| e.to_string())?;
     if shnum > MAX_SECTIONS {
-        return Err(format!("too many sections ({shnum})"));
+        return Err(format!("too many sections ({shnum})").into());
+    }
+    let table = header.sections(ENDIAN, data).map_err(|e| e.to_string())?;
+    if let Some(go) = golang::inspect(data, &table)? {
+        // A Go binary without crypto/tls may still link a C TLS library (cgo): go on.
+        if let Some(functions) = go_functions(go, code_map(table.iter().as_slice()))? {
+            return Ok(Some(functions));
+        }
     }
     let sections = header
         .section_headers(ENDIAN, data)
@@ -326,6 +387,45 @@ fn scan<'a, R: ReadRef<'a>>(data: R) -> Result<Option<TlsFunctions>, String> {
     Ok(None)
 }
 
+/// The hooked functions of a Go binary that links `crypto/tls` (`None` if it does not).
+/// Only the register ABI (Go ≥ 1.17 on x86-64) is supported: before it, arguments live on
+/// the goroutine stack and the probes would read garbage.
+fn go_functions(go: golang::GoBinary, code: CodeMap) -> Result<Option<TlsFunctions>, ScanError> {
+    let (Some(write), Some(read)) = (go.write, go.read) else {
+        return Ok(None);
+    };
+    let version = go.version.clone().unwrap_or_else(|| "unknown".into());
+    let unsupported = |why: &str| Err(ScanError::Unsupported(format!("Go {version}: {why}")));
+    if !cfg!(target_arch = "x86_64") {
+        return unsupported("Go TLS capture is implemented for x86-64 only");
+    }
+    match go.release() {
+        Some((1, minor)) if minor >= 17 => {}
+        Some(_) => return unsupported("before Go 1.17 (no register ABI)"),
+        None => return unsupported("no readable build info (version unknown)"),
+    }
+    let offset = |vaddr| {
+        code.offset_of(vaddr)
+            .ok_or_else(|| ScanError::Malformed(format!("Go function at {vaddr:#x} not in code")))
+    };
+    let read_start = offset(read.0)?;
+    let read_end = read_start.saturating_add(read.1 - read.0);
+    Ok(Some(TlsFunctions {
+        flavor: Flavor::Go,
+        offsets: vec![
+            (TlsFunction::GoConnWrite, offset(write.0)?),
+            (TlsFunction::GoConnRead, read_start),
+        ],
+        code,
+        sites: Vec::new(),
+        go: Some(GoTls {
+            version,
+            read: (read_start, read_end),
+            memmove: go.memmove.map(|(start, _)| start),
+        }),
+    }))
+}
+
 /// Decides the flavor from the definitions found in one kind of symbol table.
 fn qualify(found: &Found, imports_gnutls: bool) -> Option<TlsFunctions> {
     let has = |f: TlsFunction| found[f.index()].is_some();
@@ -346,6 +446,7 @@ fn qualify(found: &Found, imports_gnutls: bool) -> Option<TlsFunctions> {
         offsets,
         code: CodeMap::default(),
         sites: Vec::new(),
+        go: None,
     })
 }
 
@@ -805,5 +906,42 @@ mod tests {
             self.0 ^= self.0 << 17;
             self.0
         }
+    }
+
+    /// Go before the register ABI, an unknown version and a Go binary without crypto/tls.
+    #[test]
+    fn go_versions() {
+        let go = |version: Option<&str>| golang::GoBinary {
+            version: version.map(str::to_string),
+            write: Some((0x1000, 0x1100)),
+            read: Some((0x1100, 0x1200)),
+            memmove: None,
+        };
+        let code = CodeMap(vec![CodeSection {
+            vaddr: 0x1000,
+            size: 0x1000,
+            offset: 0,
+        }]);
+        for old in [Some("go1.16.15"), Some("go1.8"), None] {
+            match go_functions(go(old), code.clone()) {
+                Err(ScanError::Unsupported(reason)) => println!("{old:?}: {reason}"),
+                _ => panic!("{old:?} accepted"),
+            }
+        }
+        let f = go_functions(go(Some("go1.17")), code.clone())
+            .ok()
+            .flatten()
+            .unwrap();
+        assert_eq!(
+            f.offsets,
+            vec![
+                (TlsFunction::GoConnWrite, 0),
+                (TlsFunction::GoConnRead, 0x100)
+            ]
+        );
+        assert_eq!(f.go.unwrap().read, (0x100, 0x200));
+        let mut no_tls = go(Some("go1.19.8"));
+        no_tls.write = None;
+        assert!(matches!(go_functions(no_tls, code), Ok(None)));
     }
 }

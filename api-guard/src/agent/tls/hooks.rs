@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::MetadataExt as _;
 use tracing::{debug, info, warn};
 
@@ -282,10 +283,28 @@ impl Hooker {
 
     /// Decides about one file: hook it if it implements TLS, remember it either way.
     fn inspect(&mut self, host_path: &Path, name: &str, dev: u64, inode: u64) {
+        // Hold the file open and use it through our own fd: a path under `/proc/PID/root`
+        // vanishes when that process exits, and a short-lived one (a Go client) often exits
+        // between inspection and the last attach, which would leave the file unhooked for good.
+        let pinned = open_pinned(host_path);
+        let fd_path = pinned
+            .as_ref()
+            .map(|f| PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())));
+        let host_path = fd_path.as_deref().unwrap_or(host_path);
         let functions = match elf::find_tls_functions(host_path) {
             Ok(Some(functions)) => functions,
             Ok(None) => {
                 self.remember(dev, inode, FileState::NotTls);
+                return;
+            }
+            Err(error @ elf::ElfError::Unsupported { .. }) => {
+                self.skip(
+                    dev,
+                    inode,
+                    name,
+                    SkipReason::Unsupported,
+                    &error.to_string(),
+                );
                 return;
             }
             Err(error) => {
@@ -310,7 +329,11 @@ impl Hooker {
         {
             Ok(probes) => {
                 self.next_id += 1;
-                self.libraries.insert(id, name);
+                // Exchanges name Go's TLS by toolchain version (the file is any Go program).
+                match &functions.go {
+                    Some(go) => self.libraries.insert(id, &format!("go:{}", go.version)),
+                    None => self.libraries.insert(id, name),
+                }
                 self.remember(
                     dev,
                     inode,
@@ -370,6 +393,16 @@ impl Hooker {
         }
         self.metrics.tls.set_files_inspected(self.registry.len());
     }
+}
+
+/// `path` opened read-only without blocking on special files (the ELF reader checks the type).
+fn open_pinned(path: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .ok()
 }
 
 /// `first` plus every pid notified within [`DEBOUNCE`]; `None` when told to stop.

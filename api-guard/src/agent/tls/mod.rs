@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod elf;
+pub mod golang;
 pub mod hooks;
 pub mod maps;
 pub mod registry;

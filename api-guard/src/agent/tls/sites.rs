@@ -42,6 +42,15 @@ pub enum Abi {
     WriteEx,
     /// `(ctx)`, moves no application data.
     Handshake,
+    /// Go `(*Conn).Write(b []byte)` (register ABI), copied at entry.
+    GoWrite,
+    /// Go `(*Conn).Read(b []byte)` at entry: the buffer is remembered per goroutine ...
+    GoRead,
+    /// ... and copied at each of its returns (`ret`), never a uretprobe (Go moves stacks) ...
+    GoReadReturn,
+    /// ... or, where proven, at its one `call runtime.memmove`: the copy of decrypted bytes
+    /// into `b` (`rbx` = source, `rcx` = the count `Read` returns).
+    GoReadCopy,
 }
 
 impl Abi {
@@ -53,6 +62,8 @@ impl Abi {
             TlsFunction::SslWrite | TlsFunction::GnutlsRecordSend => Abi::Write,
             TlsFunction::SslWriteEx => Abi::WriteEx,
             TlsFunction::SslDoHandshake | TlsFunction::GnutlsHandshake => Abi::Handshake,
+            TlsFunction::GoConnWrite => Abi::GoWrite,
+            TlsFunction::GoConnRead => Abi::GoRead,
         }
     }
 }
@@ -66,13 +77,24 @@ pub enum SiteKind {
     Internal,
     /// The function's entry, on an instruction the kernel single-steps (nothing better proven).
     EntrySingleStep,
+    /// A Go function's stack-bound check (`jbe` to `morestack`), emulated; hits that will
+    /// take the branch (the function restarts after growing its stack) are ignored.
+    StackCheck,
+    /// A `ret` of a Go function: single-stepped (the kernel does not emulate `ret`); used
+    /// where no copy site is proven.
+    Return,
+    /// The `call runtime.memmove` in Go's `(*Conn).Read` that copies its result (emulated).
+    ReadCopy,
 }
 
 impl SiteKind {
-    pub const ALL: [SiteKind; 3] = [
+    pub const ALL: [SiteKind; 6] = [
         SiteKind::Entry,
         SiteKind::Internal,
         SiteKind::EntrySingleStep,
+        SiteKind::StackCheck,
+        SiteKind::Return,
+        SiteKind::ReadCopy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +102,9 @@ impl SiteKind {
             SiteKind::Entry => "entry",
             SiteKind::Internal => "internal",
             SiteKind::EntrySingleStep => "entry_single_step",
+            SiteKind::StackCheck => "stack_check",
+            SiteKind::Return => "return",
+            SiteKind::ReadCopy => "read_copy",
         }
     }
 }
@@ -115,6 +140,10 @@ impl fmt::Display for Site {
 const MAX_DECODE_BYTES: u64 = 256;
 /// Instructions decoded from a function's entry when looking for its first call.
 const MAX_DECODE_INSTRUCTIONS: usize = 64;
+/// Largest Go function whose returns are searched (Go 1.19's `(*Conn).Read` is ~1 KiB).
+const MAX_GO_FUNCTION_BYTES: u64 = 64 << 10;
+/// Most `ret` instructions probed in one Go function (1.19's `(*Conn).Read` has 7).
+const MAX_GO_RETURNS: usize = 64;
 
 /// The attach sites for a file's TLS functions: every function is seen by exactly one site.
 pub fn choose<'a, R: ReadRef<'a>>(functions: &TlsFunctions, data: R) -> Vec<Site> {
@@ -122,6 +151,9 @@ pub fn choose<'a, R: ReadRef<'a>>(functions: &TlsFunctions, data: R) -> Vec<Site
         data,
         map: &functions.code,
     };
+    if functions.flavor == Flavor::Go {
+        return code.go_sites(functions).unwrap_or_default();
+    }
     let mut sites = Vec::new();
     if cfg!(target_arch = "x86_64") && functions.flavor == Flavor::OpenSsl {
         for (plain, ex, abi) in [
@@ -284,6 +316,149 @@ impl<'a, 'm, R: ReadRef<'a>> Code<'m, R> {
             }
         }
         None
+    }
+}
+
+impl<'a, 'm, R: ReadRef<'a>> Code<'m, R> {
+    /// Go's `(*Conn).Write` and `.Read`: both at their stack-bound check, `Read` also at every
+    /// `ret`. `None` (the file is reported unsupported) unless all of it is proven.
+    fn go_sites(&self, functions: &TlsFunctions) -> Option<Vec<Site>> {
+        if !cfg!(target_arch = "x86_64") {
+            return None;
+        }
+        let go = functions.go.as_ref()?;
+        let mut sites = Vec::new();
+        for (function, abi) in [
+            (TlsFunction::GoConnWrite, Abi::GoWrite),
+            (TlsFunction::GoConnRead, Abi::GoRead),
+        ] {
+            let (offset, instruction) = self.go_stack_check(functions.offset(function)?)?;
+            sites.push(Site {
+                functions: vec![function],
+                abi,
+                offset,
+                kind: SiteKind::StackCheck,
+                instruction,
+            });
+        }
+        if let Some(offset) = go
+            .memmove
+            .and_then(|memmove| self.go_read_copy(go.read.0, go.read.1, memmove))
+        {
+            sites.push(Site {
+                functions: vec![TlsFunction::GoConnRead],
+                abi: Abi::GoReadCopy,
+                offset,
+                kind: SiteKind::ReadCopy,
+                instruction: "call".into(),
+            });
+            return Some(sites);
+        }
+        let returns = self.go_returns(go.read.0, go.read.1)?;
+        sites.extend(returns.into_iter().map(|offset| Site {
+            functions: vec![TlsFunction::GoConnRead],
+            abi: Abi::GoReadReturn,
+            offset,
+            kind: SiteKind::Return,
+            instruction: "ret".into(),
+        }));
+        Some(sites)
+    }
+
+    /// The `jbe` of a Go prologue (`[lea -N(%rsp),%r12;] cmp 0x10(%r14),%rsp|%r12; jbe
+    /// morestack`): reached in a straight line from the entry, with no write to the argument
+    /// registers (`rax`, `rbx`, `rcx`) or the goroutine register (`r14`) before it, so the
+    /// probe sees the call's arguments. The kernel emulates it; the eBPF side ignores a hit
+    /// whose flags say the branch is taken (CF or ZF set), since the function then grows its
+    /// stack and starts over — otherwise a `Write` would be captured twice.
+    fn go_stack_check(&self, entry: u64) -> Option<(u64, String)> {
+        use iced_x86::{FlowControl, InstructionInfoFactory, Mnemonic, OpAccess, Register};
+        let mut info = InstructionInfoFactory::new();
+        let mut at = entry;
+        for d in self.decode(entry, 4) {
+            let i = &d.instruction;
+            if i.mnemonic() == Mnemonic::Jbe {
+                return kernel_emulates(&d.bytes).then(|| (at, mnemonic(i)));
+            }
+            if i.flow_control() != FlowControl::Next {
+                return None;
+            }
+            let writes = info.info(i).used_registers().iter().any(|u| {
+                matches!(
+                    u.register().full_register(),
+                    Register::RAX | Register::RBX | Register::RCX | Register::R14 | Register::RSP
+                ) && !matches!(u.access(), OpAccess::Read | OpAccess::CondRead)
+            });
+            if writes {
+                return None;
+            }
+            at += d.bytes.len() as u64;
+        }
+        None
+    }
+
+    /// The one `call runtime.memmove` in `(*Conn).Read` (`[start, end)`): the inlined
+    /// `copy(b, c.input...)` whose count is what `Read` returns (Go 1.17–1.19:
+    /// `n, _ := c.input.Read(b)`, a `bytes.Reader` whose `Read` is inlined). `None` unless
+    /// there is exactly one such call and the kernel emulates it; probing it costs one
+    /// emulated hit per `Read` instead of a single-stepped `ret`.
+    fn go_read_copy(&self, start: u64, end: u64, memmove: u64) -> Option<u64> {
+        use iced_x86::{Decoder, DecoderOptions, FlowControl};
+        let len = end.checked_sub(start)?;
+        if len == 0 || len > MAX_GO_FUNCTION_BYTES || self.map.room_at(start) < len {
+            return None;
+        }
+        let vaddr = self.map.vaddr_of(start)?;
+        let bytes = self.data.read_bytes_at(start, len).ok()?;
+        let mut decoder = Decoder::with_ip(64, bytes, vaddr, DecoderOptions::NONE);
+        let mut found = None;
+        while decoder.can_decode() {
+            let position = decoder.position();
+            let instruction = decoder.decode();
+            if instruction.is_invalid() {
+                return None;
+            }
+            if instruction.flow_control() == FlowControl::Call
+                && instruction.near_branch_target() == memmove
+            {
+                let encoded = bytes.get(position..decoder.position())?;
+                if found.is_some() || !kernel_emulates(encoded) {
+                    return None;
+                }
+                found = Some(start + position as u64);
+            }
+        }
+        found
+    }
+
+    /// File offsets of every `ret` in `[start, end)`, decoding linearly (Go puts no data in
+    /// its text: jump tables live in read-only data). `None` if the code cannot be decoded
+    /// to its end, has no `ret`, or too many.
+    fn go_returns(&self, start: u64, end: u64) -> Option<Vec<u64>> {
+        use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+        let len = end.checked_sub(start)?;
+        if len == 0 || len > MAX_GO_FUNCTION_BYTES || self.map.room_at(start) < len {
+            return None;
+        }
+        let vaddr = self.map.vaddr_of(start)?;
+        let bytes = self.data.read_bytes_at(start, len).ok()?;
+        let mut decoder = Decoder::with_ip(64, bytes, vaddr, DecoderOptions::NONE);
+        let mut returns = Vec::new();
+        while decoder.can_decode() {
+            let at = start + decoder.position() as u64;
+            let instruction = decoder.decode();
+            if instruction.is_invalid() {
+                // Go pads functions with int3; anything else undecodable is not Go code.
+                return None;
+            }
+            if instruction.mnemonic() == Mnemonic::Ret {
+                returns.push(at);
+                if returns.len() > MAX_GO_RETURNS {
+                    return None;
+                }
+            }
+        }
+        (!returns.is_empty()).then_some(returns)
     }
 }
 
@@ -565,5 +740,162 @@ mod tests {
             SiteKind::Entry
         );
         let _ = std::fs::remove_dir_all(lib.parent().unwrap());
+    }
+
+    /// Builds `tests/go/<dir>` with the installed Go (`cargo xtask setup`), or `None` (with a
+    /// note) where there is none.
+    fn go_build(dir: &str, out: &str, flags: &[&str]) -> Option<PathBuf> {
+        let go = ["go", "/usr/lib/go-1.19/bin/go"]
+            .into_iter()
+            .find(|g| Command::new(g).arg("version").output().is_ok())?;
+        let scratch = crate::tls::scratch_dir(&format!("go-{out}"));
+        let cache = std::env::temp_dir().join("api-guard-unit-gocache");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/go")
+            .join(dir);
+        let path = scratch.join(out);
+        let status = Command::new(go)
+            .current_dir(src)
+            .env("GOCACHE", &cache)
+            .env("GOPATH", cache.join("gopath"))
+            .env("GO111MODULE", "off")
+            .env("GOPROXY", "off")
+            .env("CGO_ENABLED", "0")
+            .args(["build", "-o"])
+            .arg(&path)
+            .args(flags)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success(), "go build {dir}");
+        Some(path)
+    }
+
+    /// `nm` address of `symbol` (independently of the pclntab reader).
+    fn nm_address(path: &Path, symbol: &str) -> u64 {
+        let out = Command::new("nm").arg(path).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.ends_with(&format!(" {symbol}")))
+            .unwrap_or_else(|| panic!("{symbol} not in nm output"));
+        u64::from_str_radix(line.split_whitespace().next().unwrap(), 16).unwrap()
+    }
+
+    /// `ret` instructions objdump shows in `[start, end)`.
+    fn objdump_rets(path: &Path, start: u64, end: u64) -> Vec<u64> {
+        let out = Command::new("objdump")
+            .args(["-d", "--no-show-raw-insn"])
+            .arg(format!("--start-address={start:#x}"))
+            .arg(format!("--stop-address={end:#x}"))
+            .arg(path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("ret"))
+            .map(|l| {
+                let address = l.split_whitespace().next().unwrap().trim_end_matches(':');
+                u64::from_str_radix(address, 16).unwrap()
+            })
+            .collect()
+    }
+
+    /// A real Go HTTPS program, with and without its symbol table: `(*Conn).Write`/`.Read`
+    /// found through `.gopclntab` at the addresses `nm` gives (unstripped), the same in the
+    /// stripped build, probes on the prologue's `jbe` and on every `ret` objdump sees in
+    /// `Read`; a Go program without crypto/tls is not TLS.
+    #[test]
+    fn go_binaries_stripped_or_not() {
+        let Some(full) = go_build("tlsapp", "tlsapp", &[]) else {
+            println!("note: no Go toolchain, skipping");
+            return;
+        };
+        let stripped = go_build("tlsapp", "tlsapp-stripped", &["-ldflags=-s -w"]).unwrap();
+        let plain = go_build("plain", "plain", &[]).unwrap();
+        let f = find_tls_functions(&full).unwrap().unwrap();
+        let s = find_tls_functions(&stripped).unwrap().unwrap();
+        assert_eq!(f.flavor, Flavor::Go);
+        let go = f.go.as_ref().unwrap();
+        assert!(go.version.starts_with("go1."), "{}", go.version);
+        assert_eq!(s.go.as_ref().unwrap().version, go.version);
+        for (function, symbol) in [
+            (TlsFunction::GoConnWrite, "crypto/tls.(*Conn).Write"),
+            (TlsFunction::GoConnRead, "crypto/tls.(*Conn).Read"),
+        ] {
+            let vaddr = f.code.vaddr_of(f.offset(function).unwrap()).unwrap();
+            assert_eq!(vaddr, nm_address(&full, symbol), "{symbol}");
+            // -s -w drops symbols, not code: the same function at the same place.
+            assert_eq!(s.offset(function), f.offset(function), "{symbol}");
+        }
+        assert_eq!(s.sites, f.sites);
+        let stack_checks: Vec<&Site> = f
+            .sites
+            .iter()
+            .filter(|s| s.kind == SiteKind::StackCheck)
+            .collect();
+        assert_eq!(stack_checks.len(), 2, "{:?}", f.sites);
+        for site in stack_checks {
+            assert_eq!(site.instruction, "jbe");
+            let vaddr = f.code.vaddr_of(site.offset).unwrap();
+            let out = Command::new("objdump")
+                .args(["-d", "--no-show-raw-insn"])
+                .arg(format!("--start-address={vaddr:#x}"))
+                .arg(format!("--stop-address={:#x}", vaddr + 6))
+                .arg(&full)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains(&format!("{vaddr:x}:\tjbe")), "{text}");
+        }
+        let start = f.code.vaddr_of(go.read.0).unwrap();
+        let end = start + (go.read.1 - go.read.0);
+        // Read's result is probed at its one call to runtime.memmove (objdump agrees).
+        let copies: Vec<&Site> = f
+            .sites
+            .iter()
+            .filter(|s| s.kind == SiteKind::ReadCopy)
+            .collect();
+        assert_eq!(copies.len(), 1, "{:?}", f.sites);
+        assert!(!f.sites.iter().any(|s| s.kind == SiteKind::Return));
+        let vaddr = f.code.vaddr_of(copies[0].offset).unwrap();
+        let out = Command::new("objdump")
+            .args(["-d", "--no-show-raw-insn"])
+            .arg(format!("--start-address={start:#x}"))
+            .arg(format!("--stop-address={end:#x}"))
+            .arg(&full)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let memmove_calls: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("call") && l.contains("<runtime.memmove>"))
+            .collect();
+        assert_eq!(memmove_calls.len(), 1, "{text}");
+        assert!(
+            memmove_calls[0]
+                .trim_start()
+                .starts_with(&format!("{vaddr:x}:")),
+            "{memmove_calls:?}"
+        );
+        // The fallback: every `ret`, as objdump sees them.
+        let file = std::fs::File::open(&full).unwrap();
+        let cache = object::ReadCache::new(file);
+        let code = Code {
+            data: &cache,
+            map: &f.code,
+        };
+        let rets: Vec<u64> = code
+            .go_returns(go.read.0, go.read.1)
+            .unwrap()
+            .into_iter()
+            .map(|o| f.code.vaddr_of(o).unwrap())
+            .collect();
+        assert_eq!(rets, objdump_rets(&full, start, end));
+        assert!(!rets.is_empty());
+        assert!(find_tls_functions(&plain).unwrap().is_none());
+        for p in [full, stripped, plain] {
+            let _ = std::fs::remove_dir_all(p.parent().unwrap());
+        }
     }
 }
