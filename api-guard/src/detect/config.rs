@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::{
     abuse::AbuseConfig, auth::AuthConfig, finding::Severity, injection::InjectionConfig,
-    inputs::InputLimits, jwt::JwtConfig, protocol::ProtocolConfig,
+    inputs::InputLimits, jwt::JwtConfig, prompt::PromptConfig, protocol::ProtocolConfig,
 };
 
 pub use crate::config::{invalid, Invalid};
@@ -32,6 +32,7 @@ pub struct DetectConfig {
     pub jwt: JwtConfig,
     pub auth: AuthConfig,
     pub abuse: AbuseConfig,
+    pub prompt_injection: PromptConfig,
 }
 
 impl Default for DetectConfig {
@@ -48,6 +49,7 @@ impl Default for DetectConfig {
             jwt: JwtConfig::default(),
             auth: AuthConfig::default(),
             abuse: AbuseConfig::default(),
+            prompt_injection: PromptConfig::default(),
         }
     }
 }
@@ -88,6 +90,7 @@ impl DetectConfig {
         self.jwt.validate()?;
         self.auth.validate()?;
         self.abuse.validate()?;
+        self.prompt_injection.validate()?;
         Ok(())
     }
 }
