@@ -446,13 +446,13 @@ fn prompt_injection(
         let what = if attack { "recall" } else { "false positives" };
         writeln!(
             report,
-            "  {:<34} {:<16} {:>20}   high only {:>20}   ({:.2} s, {:.1} µs per KiB of prompt end to end)",
+            "  {:<34} {:<16} {:>20}   high only {:>20}   ({:.2} s, {:.1} KiB of prompts)",
             name,
             what,
             all.cell(),
             high.cell(),
             run.secs,
-            run.secs * 1e6 / kib.max(1.0)
+            kib
         )?;
         if attack {
             writeln!(
@@ -464,7 +464,11 @@ fn prompt_injection(
             )?;
         }
         for e in &all.examples {
-            writeln!(report, "    {}: {e}", if attack { "missed" } else { "flagged" })?;
+            writeln!(
+                report,
+                "    {}: {e}",
+                if attack { "missed" } else { "flagged" }
+            )?;
         }
     }
     Ok(())

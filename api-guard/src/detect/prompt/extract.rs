@@ -287,7 +287,11 @@ mod tests {
             [
                 p("$.messages[0].content", "You are terse.", Role::System),
                 p("$.messages[1].content[0].text", "What is this?", Role::User),
-                p("$.messages[2].content", "Answer first, role after", Role::Assistant),
+                p(
+                    "$.messages[2].content",
+                    "Answer first, role after",
+                    Role::Assistant
+                ),
                 p("$.messages[3].content", "{\"temp\": 21}", Role::Tool),
             ]
         );
@@ -305,7 +309,11 @@ mod tests {
             [
                 p("$.system[0].text", "Be kind.", Role::System),
                 p("$.messages[0].content[0].content", "page text", Role::Tool),
-                p("$.messages[0].content[1].content[0].text", "more", Role::Tool),
+                p(
+                    "$.messages[0].content[1].content[0].text",
+                    "more",
+                    Role::Tool
+                ),
             ]
         );
     }
@@ -320,7 +328,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            parts(r#"{"input":[{"role":"user","content":[{"type":"input_text","text":"x"}]},{"type":"function_call_output","call_id":"c","output":"y"}],"model":"m"}"#),
+            parts(
+                r#"{"input":[{"role":"user","content":[{"type":"input_text","text":"x"}]},{"type":"function_call_output","call_id":"c","output":"y"}],"model":"m"}"#
+            ),
             [
                 p("$.input[0].content[0].text", "x", Role::User),
                 p("$.input[1].output", "y", Role::Tool)
@@ -328,10 +338,15 @@ mod tests {
         );
         assert_eq!(
             parts(r#"{"model":"llama3","prompt":"Why?","system":"S"}"#),
-            [p("$.prompt", "Why?", Role::User), p("$.system", "S", Role::System)]
+            [
+                p("$.prompt", "Why?", Role::User),
+                p("$.system", "S", Role::System)
+            ]
         );
         assert_eq!(
-            parts(r#"{"contents":[{"role":"model","parts":[{"text":"a"}]},{"role":"user","parts":[{"text":"b"}]}]}"#),
+            parts(
+                r#"{"contents":[{"role":"model","parts":[{"text":"a"}]},{"role":"user","parts":[{"text":"b"}]}]}"#
+            ),
             [
                 p("$.contents[0].parts[0].text", "a", Role::Assistant),
                 p("$.contents[1].parts[0].text", "b", Role::User)

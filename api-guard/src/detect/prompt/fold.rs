@@ -124,12 +124,41 @@ pub fn fold(s: &str) -> Folded {
     // The current word, as written (invisible characters dropped), before the per-word
     // repairs; one-letter words waiting to be joined (`i g n o r e`).
     let mut word = String::new();
+    let mut scratch = String::new();
     let mut spelled = String::new();
     let mut spelled_len = 0usize;
     // Letters of the current word since its last hyphen (for `i-nstruction`).
     let mut fragment = 0usize;
-    let mut chars = s.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        // Fast path: a plain ASCII word ending in plain punctuation or space is only
+        // lower-cased (most of any prompt).
+        if word.is_empty() && b[i].is_ascii_alphabetic() {
+            let mut j = i + 1;
+            while j < b.len() && b[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            if b.get(j).is_none_or(|&n| is_plain_separator(n)) {
+                if j - i == 1 {
+                    spelled.push(char::from(b[i].to_ascii_lowercase()));
+                    spelled_len += 1;
+                } else {
+                    flush_spelled(&mut spelled, &mut spelled_len, &mut out);
+                    let start = out.text.len();
+                    out.text.push_str(&s[i..j]);
+                    out.text[start..].make_ascii_lowercase();
+                    out.text.push(' ');
+                }
+                i = j;
+                continue;
+            }
+        }
+        let Some(c) = s[i..].chars().next() else {
+            break;
+        };
+        let next_at = i + c.len_utf8();
+        i = next_at;
         if is_invisible(c) {
             // Only hidden characters inside a word hide anything.
             out.repairs += u32::from(!word.is_empty());
@@ -140,7 +169,7 @@ pub fn fold(s: &str) -> Folded {
             fragment += 1;
             continue;
         }
-        let next = chars.peek().map(|&(_, n)| n);
+        let next = s[next_at..].chars().next();
         // A leetspeak symbol counts as a letter only when a letter or digit follows
         // (`h@ck`, `$ystem`), so trailing punctuation (`now!`) stays punctuation.
         if leet(c).is_some() && next.is_some_and(char::is_alphanumeric) {
@@ -151,7 +180,7 @@ pub fn fold(s: &str) -> Folded {
         // A hyphen cutting one or two letters off a word is there to break the word
         // (`i-nstruction`, `terminatio-n`), not to join two words.
         if c == '-' && !word.is_empty() && next.is_some_and(char::is_alphabetic) {
-            let after = s[i + 1..]
+            let after = s[next_at..]
                 .chars()
                 .take_while(|x| x.is_alphanumeric())
                 .take(3)
@@ -163,11 +192,29 @@ pub fn fold(s: &str) -> Folded {
             }
         }
         fragment = 0;
-        end_word(&mut word, &mut spelled, &mut spelled_len, &mut out);
+        end_word(
+            &mut word,
+            &mut scratch,
+            &mut spelled,
+            &mut spelled_len,
+            &mut out,
+        );
     }
-    end_word(&mut word, &mut spelled, &mut spelled_len, &mut out);
+    end_word(
+        &mut word,
+        &mut scratch,
+        &mut spelled,
+        &mut spelled_len,
+        &mut out,
+    );
     flush_spelled(&mut spelled, &mut spelled_len, &mut out);
     out
+}
+
+/// ASCII bytes that end a word and cannot continue it (not a letter, digit, leetspeak symbol
+/// or hyphen).
+fn is_plain_separator(b: u8) -> bool {
+    b.is_ascii() && !b.is_ascii_alphanumeric() && !matches!(b, b'@' | b'$' | b'-')
 }
 
 /// `s` in lower-case words with accents folded, but none of the repairs: what a plain word
@@ -194,7 +241,14 @@ pub fn fold_bare(s: &str) -> String {
     out
 }
 
-fn end_word(word: &mut String, spelled: &mut String, spelled_len: &mut usize, out: &mut Folded) {
+/// Appends the folded `word` to `out` (through `scratch`, reused: no allocation per word).
+fn end_word(
+    word: &mut String,
+    scratch: &mut String,
+    spelled: &mut String,
+    spelled_len: &mut usize,
+    out: &mut Folded,
+) {
     if word.is_empty() {
         return;
     }
@@ -203,9 +257,22 @@ fn end_word(word: &mut String, spelled: &mut String, spelled_len: &mut usize, ou
         word.clear();
         return;
     }
-    let mut folded = String::with_capacity(word.len());
-    let repairs = fold_word(word, &mut folded);
+    scratch.clear();
+    // Most words are plain ASCII letters (digits, if any, at the end): nothing to repair.
+    let plain_ascii = word.bytes().all(|b| b.is_ascii_alphanumeric())
+        && !word
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .bytes()
+            .any(|b| b.is_ascii_digit());
+    let repairs = if plain_ascii {
+        scratch.push_str(word);
+        scratch.make_ascii_lowercase();
+        0
+    } else {
+        fold_word(word, scratch)
+    };
     word.clear();
+    let folded = &*scratch;
     if folded.is_empty() {
         return;
     }
@@ -221,7 +288,7 @@ fn end_word(word: &mut String, spelled: &mut String, spelled_len: &mut usize, ou
     }
     flush_spelled(spelled, spelled_len, out);
     out.repairs += repairs;
-    out.text.push_str(&folded);
+    out.text.push_str(folded);
     out.text.push(' ');
 }
 
@@ -289,9 +356,15 @@ mod tests {
         );
         assert_eq!(f(""), (" ".into(), 0));
         assert_eq!(f("Café déjà vu"), (" cafe deja vu ".into(), 0));
-        assert_eq!(f("version 1.2.3 on port 8080"), (" version 1 2 3 on port 8080 ".into(), 0));
+        assert_eq!(
+            f("version 1.2.3 on port 8080"),
+            (" version 1 2 3 on port 8080 ".into(), 0)
+        );
         assert_eq!(f("I have a cat"), (" i have a cat ".into(), 0));
-        assert_eq!(f("mail me@x.org for $5!"), (" mail meax org for 5 ".into(), 1));
+        assert_eq!(
+            f("mail me@x.org for $5!"),
+            (" mail meax org for 5 ".into(), 1)
+        );
     }
 
     #[test]

@@ -96,8 +96,20 @@ impl Class {
 pub const COMBOS: &[(Class, Class, usize, Cat, f32)] = &[
     (Class::DropVerb, Class::Instructions, 48, Cat::Override, 5.0),
     (Class::DropVerb, Class::RulesWeak, 32, Cat::Override, 2.5),
-    (Class::Instructions, Class::Nullified, 32, Cat::Override, 4.5),
-    (Class::ExtractVerb, Class::SecretText, 40, Cat::Extraction, 6.0),
+    (
+        Class::Instructions,
+        Class::Nullified,
+        32,
+        Cat::Override,
+        4.5,
+    ),
+    (
+        Class::ExtractVerb,
+        Class::SecretText,
+        40,
+        Cat::Extraction,
+        6.0,
+    ),
     (Class::ModeName, Class::Activated, 16, Cat::Persona, 3.0),
 ];
 
@@ -152,7 +164,7 @@ pub const TERMS: &[(&str, Cat, f32)] = &[
     ("simulate", Persona, 1.0), ("emulate", Persona, 1.0), ("imagine you are", Persona, 1.5),
     ("respond as", Persona, 1.0), ("answer as", Persona, 1.5), ("reply as", Persona, 1.0),
     ("which stands for", Persona, 1.5), ("stands for", Persona, 0.8), ("named", Persona, 0.3),
-    ("do anything now", Persona, 6.0), ("dan", Persona, 1.5), ("developer mode", Persona, 4.0),
+    ("do anything now", Persona, 6.0), ("dan", Persona, 1.5), ("developer mode", Persona, 2.5),
     ("dev mode", Persona, 2.0), ("jailbreak", Persona, 4.0), ("jailbroken", Persona, 5.0),
     ("jailbreaking", Persona, 3.0), ("jailbreaks", Persona, 3.0), ("betterdan", Persona, 5.0),
     ("antigpt", Persona, 2.0), ("anti gpt", Persona, 2.0), ("evil confidant", Persona, 3.0),
@@ -286,7 +298,10 @@ pub const TERMS: &[(&str, Cat, f32)] = &[
     // Evasion: decode-and-obey set-ups.
     ("base64", Evasion, 1.0), ("rot13", Evasion, 1.0), ("decode this", Evasion, 1.0),
     ("decode the following", Evasion, 1.5), ("read it backwards", Evasion, 1.5),
-    ("reverse the following", Evasion, 1.0),
+    ("reverse the following", Evasion, 1.0), ("rot 13", Evasion, 1.0), ("caesar", Evasion, 0.3),
+    ("cipher", Evasion, 0.3), ("encoded", Evasion, 0.3), ("decode*", Evasion, 0.3),
+    ("decrypt*", Evasion, 0.3), ("backwards", Evasion, 0.3), ("reversed", Evasion, 0.3),
+    ("reverse", Evasion, 0.3), ("mirrored", Evasion, 0.3),
     // Meta: text about attacks rather than an attack.
     ("prompt injection", Meta, 1.0), ("prompt injections", Meta, 1.0),
     ("injection attack*", Meta, 1.0), ("jailbreak attack*", Meta, 1.0),

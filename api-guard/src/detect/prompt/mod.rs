@@ -1,11 +1,14 @@
 //! Prompt injection and jailbreaks in the model input of LLM API requests (OpenAI, Anthropic,
 //! Ollama, Gemini shapes; see [`extract`]). Each part of the input is folded ([`fold`]) and
 //! weighed ([`score`]) against a lexicon of what injections and jailbreak templates say
-//! ([`lexicon`]), in several languages; base64 and hex runs inside it, its ROT13 and its
-//! reversal are weighed too ([`decode`]). A part scoring at least `threshold` is a high
+//! ([`lexicon`]), in several languages; base64 and hex runs inside it are weighed too, and
+//! its ROT13 and its reversal when it mentions decoding ([`decode`]). A part scoring at least `threshold` is a high
 //! finding of the rule its strongest evidence names; one between `suspicious_threshold` and
 //! `threshold` is `prompt.suspicious` (medium). Evidence is the score per category, never the
 //! prompt's text.
+//!
+//! Embedding requests (a last path segment starting with `embed`) are not judged: their input is
+//! text to index, not instructions.
 //!
 //! System prompts (`system`/`developer` roles, `$.system`, `$.instructions`) and replayed
 //! assistant turns are not judged by default: on the server side they are usually the
@@ -155,6 +158,16 @@ impl PromptDetector {
 
     /// Judges the model input in `req`'s body; returns the parts and bytes its limits left out.
     pub fn inspect(&self, req: &Request<'_>, out: &mut Vec<Finding>) -> usize {
+        // Embedding requests (`/v1/embeddings`, Ollama `/api/embed`) carry text to index, not
+        // instructions to follow.
+        let path = req.path.split('?').next().unwrap_or("");
+        if path
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.starts_with("embed"))
+        {
+            return 0;
+        }
         let limits = extract::Limits {
             max_body_bytes: self.config.max_body_bytes,
             max_parts: self.config.max_parts,
@@ -228,6 +241,7 @@ impl PromptDetector {
         if !self.config.decode {
             return best;
         }
+        let hinted = best.score.by_cat[Cat::Evasion.index()] > 0.0;
         let mut consider = |score: Score, layer: Layer| {
             if score.total >= self.config.suspicious_threshold && score.total > best.score.total {
                 best = Assessment { score, layer };
@@ -237,14 +251,19 @@ impl PromptDetector {
             let f = fold::fold(&decoded);
             consider(self.scorer.score(&f.text, f.repairs), Layer::Base64OrHex);
         }
-        consider(
-            self.scorer.score(&decode::rot13(&folded.text), 0),
-            Layer::Rot13,
-        );
-        consider(
-            self.scorer.score(&decode::reversed(&folded.text), 0),
-            Layer::Reversed,
-        );
+        // A model only follows ROT13 or reversed text it is told to decode: re-read only
+        // prompts that say so (rot13, cipher, decode, backwards…), which keeps the cost of
+        // two more passes off ordinary prompts.
+        if hinted {
+            consider(
+                self.scorer.score(&decode::rot13(&folded.text), 0),
+                Layer::Rot13,
+            );
+            consider(
+                self.scorer.score(&decode::reversed(&folded.text), 0),
+                Layer::Reversed,
+            );
+        }
         best
     }
 }
