@@ -79,6 +79,8 @@ struct Run {
     inputs: Vec<Value>,
     /// Finding kinds per input line.
     kinds: Vec<Vec<String>>,
+    /// Finding severities per input line, in the order of `kinds`.
+    severities: Vec<Vec<String>>,
     secs: f64,
 }
 
@@ -101,20 +103,20 @@ fn detect(bin: &Path, input: &Path, config: Option<&Path>) -> Result<Run> {
     if !out.status.success() {
         bail!("`{}` failed: {}", util::show(&cmd), out.status);
     }
-    let kinds: Vec<Vec<String>> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
-            v["findings"]
-                .as_array()
-                .map(|fs| {
-                    fs.iter()
-                        .filter_map(|f| f["kind"].as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
-        .collect();
+    let field_of = |l: &str, field: &str| -> Vec<String> {
+        let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
+        v["findings"]
+            .as_array()
+            .map(|fs| {
+                fs.iter()
+                    .filter_map(|f| f[field].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let kinds: Vec<Vec<String>> = stdout.lines().map(|l| field_of(l, "kind")).collect();
+    let severities: Vec<Vec<String>> = stdout.lines().map(|l| field_of(l, "severity")).collect();
     if kinds.len() != inputs.len() {
         bail!(
             "{} answered {} lines for {} inputs",
@@ -126,6 +128,7 @@ fn detect(bin: &Path, input: &Path, config: Option<&Path>) -> Result<Run> {
     Ok(Run {
         inputs,
         kinds,
+        severities,
         secs,
     })
 }
@@ -376,7 +379,124 @@ fn run_all(bin: &Path, corpus: &Path, work: &Path, args: &EvalArgs) -> Result<()
             )?;
         }
     }
+    prompt_injection(bin, corpus, work, args, &mut report)?;
     println!("{report}");
+    Ok(())
+}
+
+/// Prompt injection: the in-the-wild jailbreaks (recall) and the benign sentences (false
+/// positives), each sent as the user turn of an OpenAI chat request after a system prompt.
+/// The detector's weights were set looking at the even-numbered jailbreaks only (see
+/// api-guard/src/detect/prompt/lexicon.rs): the odd-numbered half is reported apart as the
+/// held-out figure.
+fn prompt_injection(
+    bin: &Path,
+    corpus: &Path,
+    work: &Path,
+    args: &EvalArgs,
+    report: &mut String,
+) -> Result<()> {
+    let config = args.config.as_deref();
+    let jail = fs::read_to_string(corpus.join("llm/jailbreak-inthewild.jsonl"))?;
+    let mut prompts = Vec::new();
+    for line in jail.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line)?;
+        let id = v["id"].as_str().unwrap_or("?").to_owned();
+        prompts.push((id, v["prompt"].as_str().unwrap_or("").to_owned()));
+    }
+    let sentences: Vec<(String, String)> = fs::read_to_string(corpus.join("benign/sentences.txt"))?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, l)| ((i + 1).to_string(), l.to_owned()))
+        .collect();
+    writeln!(
+        report,
+        "\nPrompt injection (kind prompt_injection), each text as messages[1].content of a chat request"
+    )?;
+    for (name, set, attack) in [
+        ("llm/jailbreak-inthewild.jsonl", &prompts, true),
+        ("benign/sentences.txt", &sentences, false),
+    ] {
+        let input = work.join(format!("chat-{}.jsonl", name.replace('/', "-")));
+        write_chat_requests(set, &input)?;
+        let run = detect(bin, &input, config)?;
+        let (mut all, mut high, mut held_out) =
+            (Tally::default(), Tally::default(), Tally::default());
+        let mut kib = 0.0;
+        for (((id, text), kinds), severities) in set.iter().zip(&run.kinds).zip(&run.severities) {
+            kib += text.len() as f64 / 1024.0;
+            let found = kinds.iter().position(|k| k == "prompt_injection");
+            let is_high = kinds
+                .iter()
+                .zip(severities)
+                .any(|(k, s)| k == "prompt_injection" && (s == "high" || s == "critical"));
+            let example = || format!("{id}: {}", text.chars().take(200).collect::<String>());
+            all.add(found.is_some(), example, args.show, !attack);
+            high.add(is_high, String::new, 0, true);
+            let odd = id
+                .rsplit('-')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n % 2 == 1);
+            if attack && odd {
+                held_out.add(found.is_some(), String::new, 0, true);
+            }
+        }
+        let what = if attack { "recall" } else { "false positives" };
+        writeln!(
+            report,
+            "  {:<34} {:<16} {:>20}   high only {:>20}   ({:.2} s, {:.1} KiB of prompts)",
+            name,
+            what,
+            all.cell(),
+            high.cell(),
+            run.secs,
+            kib
+        )?;
+        if attack {
+            writeln!(
+                report,
+                "  {:<34} {:<16} {:>20}",
+                "  held out (odd ids)",
+                "recall",
+                held_out.cell()
+            )?;
+        }
+        for e in &all.examples {
+            writeln!(
+                report,
+                "    {}: {e}",
+                if attack { "missed" } else { "flagged" }
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// One chat completion request per text: a system prompt, then the text as the user turn.
+fn write_chat_requests(texts: &[(String, String)], out: &Path) -> Result<()> {
+    let mut lines = String::new();
+    for (id, text) in texts {
+        let body = json!({
+            "model": "gpt-4o-mini",
+            "messages": [
+                {"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": text},
+            ],
+        })
+        .to_string();
+        let v = json!({
+            "id": id,
+            "method": "POST",
+            "uri": "/v1/chat/completions",
+            "headers": [["Host", "api.example.com"], ["Content-Type", "application/json"]],
+            "body": body,
+        });
+        lines.push_str(&v.to_string());
+        lines.push('\n');
+    }
+    fs::write(out, lines)?;
     Ok(())
 }
 

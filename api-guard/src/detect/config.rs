@@ -4,7 +4,8 @@ use serde::Deserialize;
 
 use super::{
     abuse::AbuseConfig, auth::AuthConfig, finding::Severity, injection::InjectionConfig,
-    inputs::InputLimits, jwt::JwtConfig, protocol::ProtocolConfig, uninspected::UninspectedConfig,
+    inputs::InputLimits, jwt::JwtConfig, prompt::PromptConfig, protocol::ProtocolConfig,
+    uninspected::UninspectedConfig,
 };
 
 pub use crate::config::{invalid, Invalid};
@@ -35,6 +36,7 @@ pub struct DetectConfig {
     pub jwt: JwtConfig,
     pub auth: AuthConfig,
     pub abuse: AbuseConfig,
+    pub prompt_injection: PromptConfig,
 }
 
 impl Default for DetectConfig {
@@ -52,6 +54,7 @@ impl Default for DetectConfig {
             jwt: JwtConfig::default(),
             auth: AuthConfig::default(),
             abuse: AbuseConfig::default(),
+            prompt_injection: PromptConfig::default(),
         }
     }
 }
@@ -92,6 +95,7 @@ impl DetectConfig {
         self.jwt.validate()?;
         self.auth.validate()?;
         self.abuse.validate()?;
+        self.prompt_injection.validate()?;
         Ok(())
     }
 }

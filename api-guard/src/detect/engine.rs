@@ -11,6 +11,7 @@ use super::{
     injection::InjectionDetector,
     inputs::{InputLimits, Inputs},
     jwt::JwtDetector,
+    prompt::PromptDetector,
     protocol::ProtocolDetector,
     request::{Context, Request},
     uninspected::{self, Uninspected, UninspectedConfig},
@@ -49,6 +50,7 @@ pub struct Engine {
     jwt: Option<JwtDetector>,
     auth: Option<AuthDetector>,
     abuse: Option<AbuseDetector>,
+    prompt: Option<PromptDetector>,
 }
 
 impl Engine {
@@ -72,6 +74,9 @@ impl Engine {
                 .transpose()?,
             abuse: on(config.abuse.enabled)
                 .then(|| AbuseDetector::new(&config.abuse))
+                .transpose()?,
+            prompt: on(config.prompt_injection.enabled)
+                .then(|| PromptDetector::new(&config.prompt_injection))
                 .transpose()?,
         })
     }
@@ -148,6 +153,9 @@ impl Engine {
         }
         if let Some(d) = &mut self.abuse {
             d.inspect(req, &ctx, &mut findings);
+        }
+        if let Some(d) = &self.prompt {
+            inputs_skipped += d.inspect(req, &mut findings);
         }
         Verdict {
             findings,

@@ -41,10 +41,12 @@ pub enum Kind {
     Bola,
     /// Request-rate spikes per client or route.
     Flood,
+    /// Prompt injection and jailbreaks in the model input of LLM API requests.
+    PromptInjection,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Sqli,
         Kind::Xss,
         Kind::PathTraversal,
@@ -61,6 +63,7 @@ impl Kind {
         Kind::Enumeration,
         Kind::Bola,
         Kind::Flood,
+        Kind::PromptInjection,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +84,7 @@ impl Kind {
             Kind::Enumeration => "enumeration",
             Kind::Bola => "bola",
             Kind::Flood => "flood",
+            Kind::PromptInjection => "prompt_injection",
         }
     }
 }

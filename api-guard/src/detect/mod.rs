@@ -13,6 +13,7 @@ pub mod json_scan;
 pub mod jwt;
 pub mod normalize;
 pub mod offline;
+pub mod prompt;
 pub mod protocol;
 pub mod request;
 pub mod rules;

@@ -288,6 +288,16 @@ catalogue! {
         "one client above `client_rate` (100) requests per second over `flood_window_secs` (10 s)";
     ABUSE_ROUTE_FLOOD = "abuse.route_flood", Flood, High,
         "one route above `route_rate` (1000) requests per second over `flood_window_secs` (10 s)";
+    PROMPT_INSTRUCTION_OVERRIDE = "prompt.instruction_override", PromptInjection, High,
+        "model input ordering the model to drop its instructions (`ignore previous instructions` and paraphrases, chat-template tokens), weighted score ≥ `threshold` (6)";
+    PROMPT_JAILBREAK_PERSONA = "prompt.jailbreak_persona", PromptInjection, High,
+        "a role-play jailbreak template: a persona without rules or refusals (DAN, developer mode, `you are now…`), weighted score ≥ `threshold` (6)";
+    PROMPT_SYSTEM_PROMPT_EXTRACTION = "prompt.system_prompt_extraction", PromptInjection, High,
+        "model input asking for the system prompt or hidden instructions, weighted score ≥ `threshold` (6)";
+    PROMPT_OBFUSCATED = "prompt.obfuscated", PromptInjection, High,
+        "an injection found only after decoding base64/hex, ROT13, reversal, look-alike letters, leetspeak or hidden characters";
+    PROMPT_SUSPICIOUS = "prompt.suspicious", PromptInjection, Medium,
+        "model input with weaker injection or jailbreak evidence: score between `suspicious_threshold` (3) and `threshold` (6)";
 }
 
 /// The rule with this id.
@@ -327,6 +337,7 @@ mod tests {
             Kind::Jwt => "jwt",
             Kind::MissingAuth | Kind::KeySharing | Kind::CredentialStuffing => "auth",
             Kind::Scanner | Kind::Enumeration | Kind::Bola | Kind::Flood => "abuse",
+            Kind::PromptInjection => "prompt",
         }
     }
 
@@ -352,7 +363,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 114);
+        assert_eq!(ALL.len(), 119);
         assert_eq!(by_id("sqli.nope"), None);
     }
 
