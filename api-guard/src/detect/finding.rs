@@ -23,6 +23,10 @@ pub enum Kind {
     Ssrf,
     /// Code and expression injection (PHP, Java/JNDI/OGNL/EL payloads).
     CodeInjection,
+    /// Session identifiers planted through parameters or cookie-setting payloads.
+    SessionFixation,
+    /// LDAP search filters broken out of (`admin)(|(uid=*`).
+    LdapInjection,
     /// HTTP framing anomalies: smuggling, invalid or oversized headers and bodies.
     Protocol,
     /// JWT problems: alg none, expired, bad signature, missing claims.
@@ -44,7 +48,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Sqli,
         Kind::Xss,
         Kind::PathTraversal,
@@ -52,6 +56,8 @@ impl Kind {
         Kind::Ssti,
         Kind::Ssrf,
         Kind::CodeInjection,
+        Kind::SessionFixation,
+        Kind::LdapInjection,
         Kind::Protocol,
         Kind::Jwt,
         Kind::MissingAuth,
@@ -72,6 +78,8 @@ impl Kind {
             Kind::Ssti => "ssti",
             Kind::Ssrf => "ssrf",
             Kind::CodeInjection => "code_injection",
+            Kind::SessionFixation => "session_fixation",
+            Kind::LdapInjection => "ldap_injection",
             Kind::Protocol => "protocol",
             Kind::Jwt => "jwt",
             Kind::MissingAuth => "missing_auth",
