@@ -90,7 +90,8 @@ const SENSITIVE: &[&str] = &[
     "var/spool/cron",
     "var/mail/",
     // Server logs: log-poisoning inclusion targets.
-    "var/log/apache",
+    "var/log/apache/",
+    "var/log/apache2/",
     "var/log/httpd/",
     "var/log/nginx/",
     "var/log/auth.log",
