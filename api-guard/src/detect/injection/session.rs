@@ -63,24 +63,30 @@ const GENERIC_NAMES: &[&str] = &[
 ];
 
 /// Whether `name` (a parameter name) is a session cookie name; `Some(true)` for framework
-/// names, `Some(false)` for generic ones.
+/// names, `Some(false)` for generic ones. Runs on every parameter of every request (values
+/// remembered as clean included), so it compares in place without allocating.
 fn session_name(name: &str) -> Option<bool> {
     let n = name.trim();
-    if n.len() > 64 {
+    if !(4..=64).contains(&n.len()) {
         return None;
     }
-    let lower = n.to_ascii_lowercase();
-    let bare = lower
-        .strip_prefix("__host-")
-        .or_else(|| lower.strip_prefix("__secure-"))
-        .unwrap_or(&lower);
-    if FRAMEWORK_NAMES.contains(&bare)
-        || (bare.starts_with("aspsessionid")
-            && bare[12..].bytes().all(|b| b.is_ascii_alphanumeric()))
-    {
+    let strip = |prefix: &str| {
+        n.get(..prefix.len())
+            .filter(|p| p.eq_ignore_ascii_case(prefix))
+            .map(|_| &n[prefix.len()..])
+    };
+    let bare = strip("__host-").or_else(|| strip("__secure-")).unwrap_or(n);
+    let aspsessionid = bare
+        .get(..12)
+        .is_some_and(|p| p.eq_ignore_ascii_case("aspsessionid"))
+        && bare[12..].bytes().all(|b| b.is_ascii_alphanumeric());
+    if aspsessionid || FRAMEWORK_NAMES.iter().any(|f| bare.eq_ignore_ascii_case(f)) {
         return Some(true);
     }
-    GENERIC_NAMES.contains(&bare).then_some(false)
+    GENERIC_NAMES
+        .iter()
+        .any(|g| bare.eq_ignore_ascii_case(g))
+        .then_some(false)
 }
 
 /// The host of a `Referer` URL (lower case, without userinfo and port); `None` when it has
