@@ -39,6 +39,8 @@ const CONTENT_KINDS: &[&str] = &[
     "ssti",
     "ssrf",
     "code_injection",
+    "session_fixation",
+    "ldap_injection",
     "protocol",
 ];
 
@@ -51,8 +53,18 @@ fn kinds_for(category: &str) -> &'static [&'static str] {
         "command_injection" => &["command_injection"],
         "rfi" => &["ssrf", "path_traversal", "code_injection"],
         "php_injection" | "java_injection" => &["code_injection", "ssti"],
-        "generic_injection" => &["code_injection", "ssti", "command_injection", "sqli"],
-        "protocol" | "protocol_attack" => &["protocol"],
+        // CRS 934 also holds its SSRF rules (934110 metadata, 934190 loopback names).
+        "generic_injection" => &[
+            "code_injection",
+            "ssti",
+            "command_injection",
+            "sqli",
+            "ssrf",
+        ],
+        "session_fixation" => &["session_fixation"],
+        "protocol" => &["protocol"],
+        // CRS files LDAP injection (921200) under protocol attacks.
+        "protocol_attack" => &["protocol", "ldap_injection"],
         _ => CONTENT_KINDS,
     }
 }

@@ -144,6 +144,7 @@ impl Engine {
             let inputs = Inputs::extract(req, &self.limits);
             inputs_skipped = inputs.skipped;
             d.inspect(&inputs, &mut findings);
+            d.inspect_request(req, &inputs, &mut findings);
         }
         if let Some(d) = &mut self.jwt {
             d.inspect(req, &ctx, &mut findings);

@@ -23,6 +23,10 @@ pub enum Kind {
     Ssrf,
     /// Code and expression injection (PHP, Java/JNDI/OGNL/EL payloads).
     CodeInjection,
+    /// Session identifiers planted through parameters or cookie-setting payloads.
+    SessionFixation,
+    /// LDAP search filters broken out of (`admin)(|(uid=*`).
+    LdapInjection,
     /// HTTP framing anomalies: smuggling, invalid or oversized headers and bodies.
     Protocol,
     /// JWT problems: alg none, expired, bad signature, missing claims.
@@ -46,7 +50,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Sqli,
         Kind::Xss,
         Kind::PathTraversal,
@@ -54,6 +58,8 @@ impl Kind {
         Kind::Ssti,
         Kind::Ssrf,
         Kind::CodeInjection,
+        Kind::SessionFixation,
+        Kind::LdapInjection,
         Kind::Protocol,
         Kind::Jwt,
         Kind::MissingAuth,
@@ -75,6 +81,8 @@ impl Kind {
             Kind::Ssti => "ssti",
             Kind::Ssrf => "ssrf",
             Kind::CodeInjection => "code_injection",
+            Kind::SessionFixation => "session_fixation",
+            Kind::LdapInjection => "ldap_injection",
             Kind::Protocol => "protocol",
             Kind::Jwt => "jwt",
             Kind::MissingAuth => "missing_auth",

@@ -347,11 +347,12 @@ impl<'a> Collector<'a, '_> {
     }
 }
 
-/// Keys made of identifier characters need no inspection.
+/// Keys made of identifier characters need no inspection. Dotted keys do: payloads name
+/// classes and properties there (`{"java.lang.Runtime": …}`, cookie `class.module.x=…`).
 fn is_plain_key(k: &str) -> bool {
     k.len() <= 64
         && k.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn looks_like_json(body: &[u8]) -> bool {

@@ -118,6 +118,8 @@ catalogue! {
         "path segments naming hidden files (`/.env`, `/.git/config`), server logs or database dumps; a value naming a dump (`backup.sql.gz`)";
     TRAVERSAL_TEMP_WRITE = "traversal.temp_write", PathTraversal, High,
         "shell redirection into a world-writable directory (`>/tmp/x`, `>> /dev/shm/y`)";
+    TRAVERSAL_NTFS_STREAM = "traversal.ntfs_stream", PathTraversal, High,
+        "NTFS stream suffixes (`index.php::$DATA`, `:$I30:$INDEX_ALLOCATION`): source disclosure, extension-filter bypass";
     CMDI_SHELL = "cmdi.shell", CommandInjection, Critical,
         "a command word reached through shell syntax (quotes, escapes, `${IFS}`, globs, substitutions)";
     CMDI_SHELLSHOCK = "cmdi.shellshock", CommandInjection, Critical,
@@ -132,8 +134,11 @@ catalogue! {
         "cloud metadata and link-local addresses (169.254.169.254, fd00:ec2::254, metadata.google.internal…)";
     SSRF_LOOPBACK = "ssrf.loopback", Ssrf, High,
         "loopback targets in any spelling (`localhost`, `2130706433`, `0x7f000001`, `[::ffff:127.0.0.1]`)";
-    SSRF_PRIVATE = "ssrf.private", Ssrf, Medium,
-        "private and internal targets (RFC 1918, CGNAT, unique-local; `host.docker.internal`, `kubernetes.default`)";
+    // Low: inside clusters, internal targets in URLs are common (webhooks, callbacks).
+    SSRF_PRIVATE = "ssrf.private", Ssrf, Low,
+        "a URL to a private or internal target (RFC 1918, CGNAT, unique-local; `host.docker.internal`, `kubernetes.default`)";
+    SSRF_PRIVATE_HOST = "ssrf.private_host", Ssrf, Low,
+        "a bare private or internal host as a whole value (`host=10.0.0.5`); only with `ssrf_private_hosts` (off by default)";
     SSRF_SCHEME = "ssrf.scheme", Ssrf, High,
         "URL schemes that reach non-HTTP services (`gopher://`, `dict://`, `ldap://`…)";
     SSRF_RFI = "ssrf.rfi", Ssrf, Medium,
@@ -142,6 +147,10 @@ catalogue! {
         "PHP code: tags, dangerous calls, variable function calls";
     CODE_PHP_WRAPPER = "code.php_wrapper", CodeInjection, Critical,
         "PHP stream wrappers (`php://filter`, `phar://`, `expect://`…)";
+    CODE_DATA_URI = "code.data_uri", CodeInjection, Critical,
+        "a `data:` URI whose content (base64-decoded when marked so) is PHP code: remote code for `include`";
+    CODE_PHP_UPLOAD = "code.php_upload", CodeInjection, High,
+        "an upload named as a PHP script (`shell.php`, `a.phtml.`, `x.php5`) in a multipart `filename` or an `X-Filename` header";
     CODE_PHP_OBJECT = "code.php_object", CodeInjection, Critical,
         "serialized PHP objects (`O:8:\"stdClass\":…`), gadget-chain carriers";
     CODE_JNDI = "code.jndi", CodeInjection, Critical,
@@ -168,8 +177,16 @@ catalogue! {
         "Perl code interpolated into a string (`@{[ … ]}`)";
     CODE_SSI = "code.ssi", CodeInjection, Critical,
         "server-side include `exec` / `include` directives (`<!--#exec`, `<!--#include`)";
+    CODE_INFINITE_LOOP = "code.infinite_loop", CodeInjection, High,
+        "a constant-true loop (`while(true)`, `while(!0)`, `for(;;)`) for a server-side `eval` to hang on";
     CODE_PROTOTYPE_POLLUTION = "code.prototype_pollution", CodeInjection, High,
         "JavaScript prototype pollution (`__proto__`, `constructor.prototype`)";
+    SESSION_ID_PARAMETER = "session.id_parameter", SessionFixation, Medium,
+        "a framework's session cookie name (`JSESSIONID`, `PHPSESSID`, `connect.sid`…) as a query, form or JSON parameter with no or a foreign `Referer` (generic `sessionid`: foreign only)";
+    SESSION_COOKIE_INJECTION = "session.cookie_injection", SessionFixation, High,
+        "a value that makes a browser store a cookie (`.cookie=\"…; domain=…\"`, `<meta http-equiv=set-cookie>`)";
+    LDAP_FILTER_INJECTION = "ldap.filter_injection", LdapInjection, High,
+        "a value that closes an LDAP filter component and opens another (`x)(&)`, `*)!(sn=*`, `admin)(cn>=a`, or with the OR operator)";
     PROTOCOL_CL_TE = "protocol.cl_te", Protocol, High,
         "Content-Length and Transfer-Encoding together (request smuggling)";
     PROTOCOL_DUPLICATE_CL = "protocol.duplicate_cl", Protocol, High,
@@ -333,6 +350,8 @@ mod tests {
             Kind::Ssti => "ssti",
             Kind::Ssrf => "ssrf",
             Kind::CodeInjection => "code",
+            Kind::SessionFixation => "session",
+            Kind::LdapInjection => "ldap",
             Kind::Protocol => "protocol",
             Kind::Jwt => "jwt",
             Kind::MissingAuth | Kind::KeySharing | Kind::CredentialStuffing => "auth",
@@ -363,7 +382,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 119);
+        assert_eq!(ALL.len(), 127);
         assert_eq!(by_id("sqli.nope"), None);
     }
 

@@ -477,10 +477,12 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     // Only needed once a command name is found, which ordinary values never hold.
     let prose_cell = OnceCell::new();
     let prose = || *prose_cell.get_or_init(|| is_prose(b));
+    // Line breaks are command separators, not blanks: `127.0.0.1\nid` is a one-word value
+    // followed by a command, as `127.0.0.1;id` is.
     let blank_free_prefix = |pos: usize| {
         !b[..pos.min(b.len())]
             .iter()
-            .any(|x| x.is_ascii_whitespace())
+            .any(|x| x.is_ascii_whitespace() && !matches!(x, b'\n' | b'\r'))
     };
     for (n, cmd) in commands.iter().enumerate() {
         let Some((word, strength, assigned)) = command_name_how(cmd) else {
@@ -520,7 +522,14 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
                     || (cmd.nargs > 0 && family(word).is_some() && !has_upper)
             }
             (Sep::Chain, Strength::Weak) => {
-                evidence || chained_next || (cmd.nargs == 0 && blank_free_prefix(cmd.pos))
+                evidence
+                    || chained_next
+                    || (cmd.nargs == 0 && blank_free_prefix(cmd.pos))
+                    // `x;echo 7f3a`: the probe scanners plant to see their marker echoed.
+                    || (word == b"echo"
+                        && cmd.nargs == 1
+                        && args.first().is_some_and(|a| a.iter().any(u8::is_ascii_digit))
+                        && blank_free_prefix(cmd.pos))
             }
             (Sep::Start | Sep::Paren, Strength::Weak) => {
                 evidence
@@ -1418,6 +1427,34 @@ mod tests {
             "python3.10 -c 'import os'",
         ] {
             assert_eq!(rule(v), Some("cmdi.shell"), "{v}");
+        }
+    }
+
+    /// A line break separates commands as `;` does; prose spread over lines does not run any.
+    #[test]
+    fn newline_separators() {
+        for v in [
+            "127.0.0.1\nid",
+            "127.0.0.1\r\nid",
+            "\nid\n",
+            "a\nenv",
+            "x\nid;",
+            "a\necho 5f3e1c",
+            "a;echo 7f3a",
+            "127.0.0.1\nwhoami",
+        ] {
+            assert_eq!(rule(v), Some("cmdi.shell"), "{v:?}");
+        }
+        for v in [
+            "hello\nid card renewal",
+            "Dear team,\nid",
+            "first line\nenv",
+            "Items:\necho chamber, reverb",
+            "Items:\necho chamber",
+            "Tom & Jerry\necho",
+            "We said hi; echo the answer back",
+        ] {
+            assert_eq!(rule(v), None, "{v:?}");
         }
     }
 

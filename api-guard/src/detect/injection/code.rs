@@ -16,6 +16,7 @@ use super::{
 };
 use crate::detect::{
     finding::Finding,
+    inputs::Source,
     rules::{self, Rule},
 };
 
@@ -69,6 +70,9 @@ const PHP_CALLS: &[&[u8]] = &[
     b"escapeshellarg",
     b"popen",
     b"mb_ereg_replace",
+    b"get_defined_functions",
+    b"get_defined_vars",
+    b"get_defined_constants",
 ];
 
 /// Dangerous calls whose names are also words ("system (beta)"): `(` must follow directly.
@@ -124,6 +128,56 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// Extensions PHP servers execute (Apache's default `php` handler patterns).
+const PHP_EXTENSIONS: &[&str] = &["php", "phtml", "pht", "phar", "phps", "phpt", "pgif"];
+
+/// Whether an upload's file name (a multipart `filename`, an `X-Filename` header) names a
+/// PHP script: its last extension, after the trailing dots and blanks Windows and some
+/// servers drop (`a.php.`, `a.php ...`), is one PHP executes.
+fn php_script_name(c: &Candidate<'_>) -> bool {
+    let upload_name = match c.input.source {
+        Source::Form => c.input.name.ends_with(".filename"),
+        // `X-Filename`, `X_Filename`, `X.Filename`, `X-File-Name`: servers differ in how
+        // they map header names to variables, so every spelling reaches the same code.
+        Source::Header => {
+            let n: String = c
+                .input
+                .name
+                .chars()
+                .filter(|ch| !matches!(ch, '-' | '_' | '.'))
+                .collect();
+            matches!(&n[..], "xfilename" | "xuploadfilename")
+        }
+        _ => false,
+    };
+    if !upload_name {
+        return false;
+    }
+    let name = c.decoded.trim_end_matches(['.', ' ', '\t']);
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    base.rsplit_once('.').is_some_and(|(stem, ext)| {
+        // `photo. php`: some stacks trim the blank after the dot.
+        let ext = ext.trim_start();
+        // `php` and `php` + version digits (`php5`, `php907`).
+        let versioned = ext.len() >= 3
+            && ext[..3].eq_ignore_ascii_case("php")
+            && ext[3..].bytes().all(|b| b.is_ascii_digit());
+        !stem.trim().is_empty()
+            && (versioned || PHP_EXTENSIONS.iter().any(|e| ext.eq_ignore_ascii_case(e)))
+    })
+}
+
+/// `code.php_upload`: reported apart from the content checks (a file name holds no code).
+pub fn check_upload(c: &Candidate<'_>, out: &mut Vec<Finding>) {
+    if php_script_name(c) {
+        out.push(Finding::new(
+            &rules::CODE_PHP_UPLOAD,
+            c.input.location(),
+            around(c.decoded, 0),
+        ));
+    }
+}
+
 /// [`check`] without [`may_match`] (which must not change its verdicts).
 pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     let value = c.decoded;
@@ -149,6 +203,9 @@ const ALNUM_NEEDLES: &[&[u8]] = &[
     b"ro0ab",
     b"s7qaf",
     b"ztaa",
+    b"xyqktkrfrlvoqyqk",
+    b"kje5ex0zvtkmkjf",
+    b"jcrorf9gvu5djcr",
 ];
 
 /// A necessary condition for every rule: JNDI lookups need `${`, OGNL `#`, `%`, `@`, `_` or
@@ -373,6 +430,11 @@ fn php(b: &[u8], s: &ByteSet) -> Option<Hit> {
     if let Some(p) = php_tag(b, s) {
         return Some((&rules::CODE_PHP, p));
     }
+    if s.has_mask(const { needle_mask(b"data:,") }) {
+        if let Some(p) = data_uri(b) {
+            return Some((&rules::CODE_DATA_URI, p));
+        }
+    }
     if let Some(p) = first_of!(
         s,
         b,
@@ -432,6 +494,68 @@ fn php(b: &[u8], s: &ByteSet) -> Option<Hit> {
     None
 }
 
+/// Base64 characters decoded per `data:` URI: a dropper fits in far fewer.
+const MAX_DATA_URI_BASE64: usize = 4096;
+
+/// `data:[media type][;base64],payload` (also `data://`), which PHP's `include` and
+/// `file_get_contents` read as a file: reported when the payload, base64-decoded when marked
+/// so, is PHP code (an open tag). Images and other data URIs decode to bytes that hold no
+/// `<?php`.
+fn data_uri(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = find_ci_from(b, b"data:", from) {
+        from = p + 5;
+        if p > 0 && is_ident(b[p - 1]) {
+            continue;
+        }
+        let rest = &b[p + 5..];
+        let rest = rest.strip_prefix(b"//").unwrap_or(rest);
+        let Some(comma) = rest.iter().take(128).position(|&x| x == b',') else {
+            continue;
+        };
+        let media = &rest[..comma];
+        if media.iter().any(|x| x.is_ascii_whitespace() || *x == b'"') {
+            continue;
+        }
+        let payload = &rest[comma + 1..];
+        let decoded;
+        let content = if media.to_ascii_lowercase().ends_with(b";base64") {
+            decoded = decode_base64_prefix(payload);
+            &decoded[..]
+        } else {
+            payload
+        };
+        if php_tag(content, &ByteSet::of(content)).is_some() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// The leading run of base64 text decoded, at most [`MAX_DATA_URI_BASE64`] characters; a
+/// blank inside the run stands for a `+` that form decoding turned into a space, and the
+/// URL-safe alphabet is accepted. Empty when the run does not decode.
+fn decode_base64_prefix(payload: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let mut text: Vec<u8> = payload
+        .iter()
+        .take(MAX_DATA_URI_BASE64)
+        .take_while(|x| x.is_ascii_alphanumeric() || matches!(x, b'+' | b'/' | b'-' | b'_' | b' '))
+        .map(|&x| match x {
+            b' ' | b'-' => b'+',
+            b'_' => b'/',
+            x => x,
+        })
+        .collect();
+    let engine = base64::engine::general_purpose::STANDARD_NO_PAD;
+    if let Ok(out) = engine.decode(&text) {
+        return out;
+    }
+    // An unpadded tail with stray bits: the whole quads are enough.
+    text.truncate(text.len() / 4 * 4);
+    engine.decode(&text).unwrap_or_default()
+}
+
 /// `<?php`, `<?=`, `<? …` (not `<?xml`), and BBCode-style `[php]` / `{php}` blocks.
 fn php_tag(b: &[u8], s: &ByteSet) -> Option<usize> {
     let mut from = 0;
@@ -439,6 +563,16 @@ fn php_tag(b: &[u8], s: &ByteSet) -> Option<usize> {
         from = p + 2;
         let rest = &b[p + 2..];
         if starts_with_ci(rest, b"php") || rest.first() == Some(&b'=') {
+            return Some(p);
+        }
+        // `<? php`, `<?\tphp`, `<?\nphp`: parsers that skip the blank still see the tag.
+        let after_blank = rest.trim_ascii_start();
+        if after_blank.len() < rest.len()
+            && starts_with_ci(after_blank, b"php")
+            && after_blank
+                .get(3)
+                .is_none_or(|x| x.is_ascii_whitespace() || !is_ident(*x))
+        {
             return Some(p);
         }
         // `<? echo …`, `<? $x…`, `<? f(…`: short tags with PHP after them (not `<?xml`).
@@ -483,12 +617,20 @@ fn php_call(b: &[u8], s: &ByteSet) -> Option<usize> {
         let mut from = 0;
         while let Some(p) = find_ci_from(b, name, from) {
             from = p + 1;
-            if !word_start(b, p) || (p > 0 && matches!(b[p - 1], b'.' | b'-' | b'>')) {
+            // Long names that are no words (`fsockopen`, `call_user_func`) count glued to
+            // other letters too (`FOOgzinflate(`): PHP's parser splits nothing there, but
+            // such values are payload generators' padding.
+            let glued = loose && name.len() >= 8 && p > 0 && b[p - 1].is_ascii_alphabetic();
+            if !(word_start(b, p) || glued) || (p > 0 && matches!(b[p - 1], b'.' | b'-' | b'>')) {
                 continue;
             }
             let after = &b[p + name.len()..];
-            let rest = if loose {
-                skip_space_comments(after)
+            let spaced = skip_space_comments(after);
+            // Word-like names (`exec`, `system`) need `(` at once or after a gap no prose
+            // has: a comment, a tab or line break, several blanks (`exec/**/(`, `exec\t(`);
+            // "the system (beta)" has one blank.
+            let rest = if loose || &after[..after.len() - spaced.len()] != b" " {
+                spaced
             } else {
                 after
             };
@@ -603,11 +745,28 @@ fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
             b"process.mainmodule",
             b"process.binding(",
             b"constructor._load(",
-            b"constructor.constructor(",
+            b"constructor.constructor",
             b"require('child",
             b"require(\"child",
+            // node-serialize and funcster revive functions from these markers (RCE on
+            // deserialization); `eval(String.fromCharCode(` hides the code it runs.
+            b"_$$nd_func$$_",
+            b"__js_function",
+            b"eval(string.fromcharcode",
         ],
     ) {
+        return Some((&rules::CODE_NODE, p));
+    }
+    // The node-serialize marker in base64 (`_$$ND_FUNC$$_` at each alignment).
+    let base64_marker = [
+        &b"XyQkTkRfRlVOQyQk"[..],
+        b"kJE5EX0ZVTkMkJF",
+        b"JCRORF9GVU5DJCR",
+    ]
+    .iter()
+    .filter_map(|n| memchr::memmem::find(b, n))
+    .min();
+    if let Some(p) = base64_marker {
         return Some((&rules::CODE_NODE, p));
     }
     if let Some(p) = first_of!(
@@ -654,7 +813,83 @@ fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
     if let Some(p) = first_of!(s, b, &[b"<!--#exec", b"<!--#include"]) {
         return Some((&rules::CODE_SSI, p));
     }
+    if s.has_mask(const { needle_mask(b"while(") }) || s.has_mask(const { needle_mask(b"for(;;)") })
+    {
+        if let Some(p) = infinite_loop(b) {
+            return Some((&rules::CODE_INFINITE_LOOP, p));
+        }
+    }
     None
+}
+
+/// `while(true)`, `while(!0)`, `while(!!{})`, `for(;;)`: a loop whose condition is a constant
+/// that JavaScript or PHP reads as true, the payload that hangs a server-side `eval`. The
+/// loop is written without a blank before `(` as payloads are; code samples in prose are
+/// formatted `while (…)`.
+fn infinite_loop(b: &[u8]) -> Option<usize> {
+    if let Some(p) = find_ci(b, b"for(;;)") {
+        return Some(p);
+    }
+    let mut from = 0;
+    while let Some(p) = find_ci_from(b, b"while(", from) {
+        from = p + 6;
+        if !word_start(b, p) {
+            continue;
+        }
+        // The condition up to its matching `)`, bounded.
+        let rest = &b[p + 6..];
+        let mut depth = 1usize;
+        let Some(end) = rest.iter().take(64).position(|&x| {
+            match x {
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {}
+            }
+            depth == 0
+        }) else {
+            continue;
+        };
+        if constant_truth(&rest[..end]) == Some(true) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// The truth of a constant condition (`!0`, `!!""`, `(true)`, `-Infinity`, `new Date`); `None`
+/// when it depends on anything else.
+fn constant_truth(cond: &[u8]) -> Option<bool> {
+    let mut c: Vec<u8> = cond
+        .iter()
+        .filter(|x| !x.is_ascii_whitespace())
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    let mut negations = 0;
+    for _ in 0..8 {
+        if c.first() == Some(&b'(') && c.last() == Some(&b')') {
+            c = c[1..c.len() - 1].to_vec();
+        } else if c.first() == Some(&b'!') {
+            negations += 1;
+            c.remove(0);
+        } else {
+            break;
+        }
+    }
+    let truth = match &c[..] {
+        b"true" | b"infinity" | b"-infinity" | b"+infinity" | b"this" | b"{}" | b"[]"
+        | b"string" | b"object" | b"newdate" | b"newdate()" => true,
+        b"false" | b"0" | b"-0" | b"+0" | b"null" | b"undefined" | b"nan" | b"\"\"" | b"''"
+        | b"``" => false,
+        n if !n.is_empty() => {
+            let digits = n.strip_prefix(b"-").or(n.strip_prefix(b"+")).unwrap_or(n);
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            digits.iter().any(|&d| d != b'0')
+        }
+        _ => return None,
+    };
+    Some(truth != (negations % 2 == 1))
 }
 
 #[cfg(test)]
@@ -723,6 +958,16 @@ mod tests {
             "${'a'.'b'}(1)",
             "$_[0]($_[1])",
             "[php]echo 1;[/php]",
+            "<? php echo \"test\"",
+            "<?\nphp echo 1",
+            "exec\t(blah)",
+            "exec  (blah)",
+            "exec /*comment*/ ()",
+            "exec #comment\r\n (blah)",
+            "eval\r($foo)",
+            "FOOgzinflate()",
+            "FOOcall_user_func()",
+            "get_defined_functions()[0]",
         ] {
             assert_eq!(rule(v), Some("code.php"), "{v}");
         }
@@ -731,6 +976,22 @@ mod tests {
             Some("code.php_wrapper")
         );
         assert_eq!(rule("phar:///tmp/x.phar/a"), Some("code.php_wrapper"));
+        // `data:` URIs carrying PHP, base64 or plain, with any media type or none.
+        for v in [
+            "data://text/plain;base64,PD9waHAgc3lzdGVtKCRfR0VUWydjbWQnXSk7Pz4=",
+            "data:;base64,PD9waHAgcGhwaW5mbygpOz8+",
+            "data:;base64,PD9waHAgcGhwaW5mbygpOz8 ",
+            "data:text/html;base64,PD9waHAgZWNobyAxOz8-",
+            "DATA:application/x-php;BASE64,PD89YGlkYD8+",
+        ] {
+            assert_eq!(rule(v), Some("code.data_uri"), "{v}");
+        }
+        // A data URI of an image or of text without PHP is data.
+        assert_eq!(
+            rule("data:image/gif;base64,R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw=="),
+            None
+        );
+        assert_eq!(rule("data:text/csv;base64,YSxiCjEsMgo="), None);
         // A call needs its argument list: `/eval(` at the end of a path calls nothing.
         assert_eq!(rule("/docs/eval("), None);
         assert_eq!(rule("/docs/eval(x)"), Some("code.php"));
@@ -771,6 +1032,92 @@ mod tests {
             ),
         ] {
             assert_eq!(rule(v), Some(r), "{v}");
+        }
+    }
+
+    #[test]
+    fn php_script_uploads() {
+        let upload = |source: Source, name: &str, v: &str| {
+            super::super::run_check(check_upload, source, name, v)
+                .first()
+                .map(|f| f.rule_id)
+        };
+        for (source, name, v) in [
+            (Source::Header, "x-filename", "a.php"),
+            (Source::Header, "x_filename", "shell.PHTML"),
+            (Source::Header, "x-file-name", "fda.php5..."),
+            (Source::Header, "x-filename", "fthisfewfda.php."),
+            (Source::Form, "up.filename", "../../x.php7"),
+            (Source::Form, "file.filename", "avatar.png.phar"),
+            (Source::Header, "x.filename", "dangerous.phpt"),
+            (Source::Header, "x-file-name", "fthi/sfewfda.php907......"),
+            (Source::Header, "x-filename", "photo. php"),
+        ] {
+            assert_eq!(
+                upload(source, name, v),
+                Some("code.php_upload"),
+                "{name}={v}"
+            );
+        }
+        for (source, name, v) in [
+            (Source::Header, "x-filename", "report.pdf"),
+            (Source::Header, "x-filename", "php"),
+            (Source::Header, "x-filename", ".php"),
+            (Source::Header, "x-filename", "php.ini.sample"),
+            (Source::Header, "x-filename", "a.phpinfo"),
+            (Source::Form, "up.filename", "notes.php.txt"),
+            (Source::Form, "file", "a.php"),
+            (Source::Query, "x-filename", "a.php"),
+        ] {
+            assert_eq!(upload(source, name, v), None, "{name}={v}");
+        }
+    }
+
+    #[test]
+    fn node_deserialization_markers() {
+        for v in [
+            "_$$ND_FUNC$$_function(){require('child_process').exec('id')}()",
+            "{\"rce\":\"_$$ND_FUNC$$_function(){}()\"}",
+            "XyQkTkRfRlVOQyQkX2Z1bmN0aW9uKCkK",
+            "YV8kJE5EX0ZVTkMkJF8=",
+            "YWJfJCRORF9GVU5DJCRf",
+            "__js_function",
+            "eval(String.fromCharCode(97,108))",
+            "this.constructor.constructor",
+        ] {
+            assert_eq!(rule(v), Some("code.node"), "{v}");
+        }
+    }
+
+    #[test]
+    fn constant_true_loops() {
+        for v in [
+            "while(true);",
+            "while(!false)",
+            "while(!0);",
+            "while(!-0);",
+            "while(!!{});",
+            "while(!![]);",
+            "while(!'');",
+            "while(Infinity);",
+            "while(-1);",
+            "while(new Date);",
+            "while((true)))",
+            "while(!null)",
+            "for(;;){}",
+        ] {
+            assert_eq!(rule(v), Some("code.infinite_loop"), "{v}");
+        }
+        for v in [
+            "while (foo) is bar.",
+            "while(false);",
+            "while(!1)",
+            "while(x < 10) x++",
+            "meanwhile(true)",
+            "while(0)",
+            "while(!!0)",
+        ] {
+            assert_eq!(rule(v), None, "{v}");
         }
     }
 
@@ -828,6 +1175,10 @@ mod tests {
             "<? should not trigger",
             "$a[]()",
             "such as putenv(3) or environ(7)",
+            "the exec (director) said",
+            "the ecosystem(s) we know",
+            "myreadfile",
+            "subsystem (beta)",
         ] {
             assert_eq!(rule(v), None, "{v}");
         }

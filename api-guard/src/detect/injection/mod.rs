@@ -4,6 +4,8 @@
 
 mod cmdi;
 mod code;
+mod ldap;
+mod session;
 mod sqli;
 mod ssrf;
 mod ssti;
@@ -24,7 +26,7 @@ use super::{
     config::Invalid,
     finding::Finding,
     inputs::{Input, Inputs},
-    normalize,
+    normalize, rules,
 };
 
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +41,15 @@ pub struct InjectionConfig {
     pub ssti: bool,
     pub ssrf: bool,
     pub code_injection: bool,
+    /// Session fixation (`session.*` rules; default true).
+    pub session_fixation: bool,
+    /// LDAP filter injection (`ldap.filter_injection`; default true).
+    pub ldap_injection: bool,
+    /// Report a bare private or internal address as a whole value (`ssrf.private_host`, e.g.
+    /// `host=10.0.0.5`). Default false: inside clusters such values are everyday
+    /// configuration; URLs to private targets (`ssrf.private`, low), loopback and metadata
+    /// addresses are reported either way.
+    pub ssrf_private_hosts: bool,
 }
 
 impl Default for InjectionConfig {
@@ -52,6 +63,9 @@ impl Default for InjectionConfig {
             ssti: true,
             ssrf: true,
             code_injection: true,
+            session_fixation: true,
+            ldap_injection: true,
+            ssrf_private_hosts: false,
         }
     }
 }
@@ -98,6 +112,8 @@ pub struct InjectionDetector {
     /// (SipHash with random keys), so a client cannot aim a payload at a clean entry.
     clean: LruCache<u64, ()>,
     hasher: RandomState,
+    session_fixation: bool,
+    ssrf_private_hosts: bool,
 }
 
 /// The clean-cache key of (source, name, value). Short ones are framed into one buffer
@@ -123,7 +139,7 @@ fn clean_key(hasher: &RandomState, input: &Input<'_>) -> u64 {
 
 impl InjectionDetector {
     pub fn new(config: &InjectionConfig) -> Result<Self, Invalid> {
-        let all: [(bool, Check); 7] = [
+        let all: [(bool, Check); 10] = [
             (config.sqli, sqli::check),
             (config.xss, xss::check),
             (config.path_traversal, traversal::check),
@@ -131,6 +147,9 @@ impl InjectionDetector {
             (config.ssti, ssti::check),
             (config.ssrf, ssrf::check),
             (config.code_injection, code::check),
+            (config.code_injection, code::check_upload),
+            (config.session_fixation, session::check),
+            (config.ldap_injection, ldap::check),
         ];
         Ok(Self {
             checks: all
@@ -142,7 +161,21 @@ impl InjectionDetector {
                 NonZeroUsize::new(CLEAN_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN),
             ),
             hasher: RandomState::new(),
+            session_fixation: config.session_fixation,
+            ssrf_private_hosts: config.ssrf_private_hosts,
         })
+    }
+
+    /// The checks that need the whole request besides its values (its `Host` and `Referer`).
+    pub fn inspect_request(
+        &self,
+        req: &super::request::Request<'_>,
+        inputs: &Inputs<'_>,
+        out: &mut Vec<Finding>,
+    ) {
+        if self.session_fixation {
+            session::planted_id(req, inputs, out);
+        }
     }
 
     pub fn inspect(&mut self, inputs: &Inputs<'_>, out: &mut Vec<Finding>) {
@@ -160,8 +193,28 @@ impl InjectionDetector {
             for check in &self.checks {
                 check(&candidate, out);
             }
+            if !self.ssrf_private_hosts {
+                drop_private_hosts(out, before);
+            }
             if let Some(key) = key.filter(|_| out.len() == before) {
                 self.clean.put(key, ());
+            }
+        }
+    }
+}
+
+/// Removes the `ssrf.private_host` findings pushed after `from`.
+fn drop_private_hosts(out: &mut Vec<Finding>, from: usize) {
+    if out[from..]
+        .iter()
+        .any(|f| f.rule_id == rules::SSRF_PRIVATE_HOST.id())
+    {
+        let mut i = from;
+        while i < out.len() {
+            if out[i].rule_id == rules::SSRF_PRIVATE_HOST.id() {
+                out.remove(i);
+            } else {
+                i += 1;
             }
         }
     }
@@ -264,6 +317,35 @@ mod tests {
         for (k, n) in flagged.iter().enumerate() {
             assert!(*n > 500, "{}: {n}", families[k].0);
         }
+    }
+
+    /// The `ssrf.private` default: a URL to a private target is reported at low, a bare
+    /// private host only when asked for; metadata and loopback stay reported either way.
+    #[test]
+    fn private_hosts_are_reported_only_when_asked() {
+        let run = |config: &InjectionConfig, value: &str| {
+            let mut d = InjectionDetector::new(config).unwrap();
+            let inputs = Inputs {
+                values: vec![input(Source::Query, "host", value)],
+                skipped: 0,
+            };
+            let mut out = Vec::new();
+            d.inspect(&inputs, &mut out);
+            out.iter()
+                .map(|f| format!("{} {}", f.rule_id, f.severity))
+                .collect::<Vec<_>>()
+        };
+        let default = InjectionConfig::default();
+        let all = InjectionConfig {
+            ssrf_private_hosts: true,
+            ..InjectionConfig::default()
+        };
+        assert!(run(&default, "10.0.0.5").is_empty());
+        assert!(run(&default, "10.0.0.5:5432").is_empty());
+        assert_eq!(run(&all, "10.0.0.5"), ["ssrf.private_host low"]);
+        assert_eq!(run(&default, "http://10.0.0.5/admin"), ["ssrf.private low"]);
+        assert_eq!(run(&default, "169.254.169.254"), ["ssrf.metadata critical"]);
+        assert_eq!(run(&default, "127.0.0.1:6379"), ["ssrf.loopback high"]);
     }
 
     #[test]

@@ -151,7 +151,13 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
                 .position(|&x| x.is_ascii_whitespace() || matches!(x, b'"' | b'\'' | b'<' | b'>'))
                 .unwrap_or(rest.len());
             let url = &rest[..url_end];
-            if url.len() > authority.len() + 1 && url.ends_with(b"?") || ip_literal(authority) {
+            // Or a remote URL as the whole value of a parameter that names a file to
+            // include or read (`page=`, `file=`, `_CONF[path]=`, `templateDir=`).
+            let whole = b[..scheme_pos].iter().all(u8::is_ascii_whitespace);
+            if (url.len() > authority.len() + 1 || whole) && url.ends_with(b"?")
+                || ip_literal(authority)
+                || (whole && file_like_name(&c.input.name))
+            {
                 report(&rules::SSRF_RFI, scheme_pos);
                 return;
             }
@@ -171,9 +177,75 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         && !lone_name
     {
         if let Some(class) = classify_authority(authority(t.as_bytes()), true) {
-            report(rule_for(class), 0);
+            // A bare private address names a peer inside the cluster (`host=10.0.0.5`,
+            // `db=postgres.internal:5432`): everyday configuration, reported apart so the
+            // detector can leave it out by default (see `ssrf_private_hosts`).
+            let rule = match class {
+                Class::Private => &rules::SSRF_PRIVATE_HOST,
+                _ => rule_for(class),
+            };
+            report(rule, 0);
         }
     }
+}
+
+/// Whether a parameter name says its value is a file or page to load: one of its words
+/// (split at non-letters and at lower-to-upper case changes) names a file, path, page,
+/// template or include. `url`, `src`, `redirect` or `callback` hold URLs by design.
+fn file_like_name(name: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "file",
+        "filename",
+        "filepath",
+        "path",
+        "page",
+        "include",
+        "inc",
+        "require",
+        "template",
+        "tpl",
+        "tmpl",
+        "doc",
+        "document",
+        "folder",
+        "dir",
+        "directory",
+        "load",
+        "lang",
+        "language",
+        "module",
+        "mod",
+        "style",
+        "theme",
+        "view",
+        "layout",
+        "skin",
+        "conf",
+        "config",
+        "cfg",
+        "read",
+        "show",
+    ];
+    if name.len() > 64 {
+        return false;
+    }
+    let mut words: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for ch in name.chars() {
+        if !ch.is_ascii_alphanumeric() {
+            words.push(std::mem::take(&mut cur));
+            prev_lower = false;
+            continue;
+        }
+        if ch.is_ascii_uppercase() && prev_lower {
+            words.push(std::mem::take(&mut cur));
+        }
+        prev_lower = ch.is_ascii_lowercase() || ch.is_ascii_digit();
+        cur.push(ch.to_ascii_lowercase());
+    }
+    words.push(cur);
+    words.iter().any(|w| WORDS.contains(&w.as_str()))
 }
 
 /// Whether the authority's host is a literal IP address (after any userinfo).
@@ -183,6 +255,11 @@ fn ip_literal(a: &[u8]) -> bool {
         None => a,
     };
     if host_port.first() == Some(&b'[') {
+        return true;
+    }
+    // An unbracketed IPv6 address (`https://2001:db8::1/x.php`): clients that accept it
+    // fetch from it.
+    if std::str::from_utf8(host_port).is_ok_and(|h| h.parse::<Ipv6Addr>().is_ok()) {
         return true;
     }
     let host = host_port.split(|&x| x == b':').next().unwrap_or(&[]);
@@ -275,17 +352,28 @@ fn classify_host(host: &str) -> Option<Class> {
         "localhost6.localdomain6",
         "ip6-localhost",
         "ip6-loopback",
+        "ipv6-localhost",
+        // Public DNS names that resolve to 127.0.0.1: filters that only compare names miss them.
+        "localtest.me",
+        "lvh.me",
     ];
     const INTERNAL_NAMES: &[&str] = &[
         "host.docker.internal",
         "gateway.docker.internal",
         "kubernetes.default",
         "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "kubernetes.docker.internal",
+        "host.containers.internal",
     ];
     if METADATA_NAMES.contains(&h.as_str()) {
         return Some(Class::Metadata);
     }
-    if LOOPBACK_NAMES.contains(&h.as_str()) || h.ends_with(".localhost") {
+    if LOOPBACK_NAMES.contains(&h.as_str())
+        || [".localhost", ".localtest.me", ".lvh.me"]
+            .iter()
+            .any(|s| h.ends_with(s))
+    {
         return Some(Class::Loopback);
     }
     if INTERNAL_NAMES.contains(&h.as_str()) {
@@ -445,7 +533,7 @@ mod tests {
     fn internal_targets() {
         let meta = Some(("ssrf.metadata", Severity::Critical));
         let lo = Some(("ssrf.loopback", Severity::High));
-        let private = Some(("ssrf.private", Severity::Medium));
+        let private = Some(("ssrf.private", Severity::Low));
         assert_eq!(rule("http://169.254.169.254/latest/meta-data/"), meta);
         assert_eq!(
             rule("http://metadata.google.internal/computeMetadata/v1/"),
@@ -466,12 +554,23 @@ mod tests {
         assert_eq!(rule("http://0.0.0.0:22"), lo);
         assert_eq!(rule("http://[::1]/"), lo);
         assert_eq!(rule("http://[::ffff:127.0.0.1]/"), lo);
+        assert_eq!(rule("http://lvh.me:8080/"), lo);
+        assert_eq!(rule("app.localtest.me/"), lo);
+        assert_eq!(rule("ipv6-localhost/"), lo);
         assert_eq!(rule("http://evil.com@127.0.0.1/"), lo);
         assert_eq!(rule("https://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/"), lo);
         assert_eq!(rule("see http://10.0.0.5/x for details"), private);
         assert_eq!(rule("http://172.20.1.1"), private);
         assert_eq!(rule("http://192.168.1.1/"), private);
         assert_eq!(rule("http://[fc00::1]/"), private);
+        // Bare private hosts are their own rule (dropped by the detector unless
+        // `ssrf_private_hosts` is on); metadata and loopback stay as they are.
+        let host = Some(("ssrf.private_host", Severity::Low));
+        assert_eq!(rule("10.0.0.5"), host);
+        assert_eq!(rule("10.0.0.5:5432"), host);
+        assert_eq!(rule("kubernetes.default.svc/"), host);
+        assert_eq!(rule("169.254.169.254:80"), meta);
+        assert_eq!(rule("127.0.0.1:6379"), lo);
         assert_eq!(
             rule("gopher://example.com:70/_x"),
             Some(("ssrf.scheme", Severity::High))
@@ -480,6 +579,36 @@ mod tests {
             rule("dict://example.com:11211/stat"),
             Some(("ssrf.scheme", Severity::High))
         );
+    }
+
+    /// A remote URL as the whole value of a file-like parameter is an include; the same URL
+    /// in a URL parameter, or mentioned in text, is not.
+    #[test]
+    fn remote_includes_into_file_parameters() {
+        let rfi = |name: &str, v: &str| run(Source::Query, name, v).first().map(|f| f.rule_id);
+        for (name, v) in [
+            ("page", "http://evil.example/shell.txt"),
+            ("file", "https://evil.example/x.php"),
+            ("include", "ftp://evil.example/x.php"),
+            ("_CONF[path]", "https://foo.bar"),
+            ("mosConfig_absolute_path", "https://foo.bar"),
+            ("templateDir", "http://evil.example/t/"),
+            ("lang", " http://evil.example/en.php"),
+            ("x", "https://foo.bar?"),
+            ("src", "https://2001:41d0:701:1100::29c8/gecko.php"),
+        ] {
+            assert_eq!(rfi(name, v), Some("ssrf.rfi"), "{name}={v}");
+        }
+        for (name, v) in [
+            ("url", "https://docs.example.com/page"),
+            ("redirect", "https://app.example.com/home"),
+            ("homepage", "https://me.example.org/"),
+            ("profile", "https://me.example.org/"),
+            ("page", "see https://example.com/x"),
+            ("page", "2"),
+        ] {
+            assert_eq!(rfi(name, v), None, "{name}={v}");
+        }
     }
 
     #[test]

@@ -89,6 +89,16 @@ const SENSITIVE: &[&str] = &[
     "var/lib/mysql/",
     "var/spool/cron",
     "var/mail/",
+    // Server logs: log-poisoning inclusion targets.
+    "var/log/apache/",
+    "var/log/apache2/",
+    "var/log/httpd/",
+    "var/log/nginx/",
+    "var/log/auth.log",
+    "var/log/secure",
+    "var/log/syslog",
+    "var/log/messages",
+    "var/log/mail.log",
     "usr/local/apache",
     "usr/local/etc/",
     "root/.",
@@ -234,6 +244,10 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
             around(value, pos.min(value.len())),
         ));
     };
+    if let Some(p) = ntfs_stream(b) {
+        report(&rules::TRAVERSAL_NTFS_STREAM, p);
+        return;
+    }
     // Folding only shortens the text, so positions are approximate but in range.
     let sensitive = find_sensitive(t);
     if let Some(p) = find_dotdot(t) {
@@ -262,6 +276,51 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     } else if !c.input.is_name() && is_dump_name(t) {
         report(&rules::TRAVERSAL_RESTRICTED_FILE, 0);
     }
+}
+
+/// An NTFS stream suffix: `index.php::$DATA` makes IIS and Windows file APIs open the file's
+/// default stream while the name no longer ends in `.php` (source disclosure, upload filter
+/// bypass); `dir:$I30:$INDEX_ALLOCATION` opens a directory as a file. The stream type is
+/// spelled out, so a `$` after a colon in prose or code (`price:$5`) does not count.
+fn ntfs_stream(b: &[u8]) -> Option<usize> {
+    const TYPES: &[&[u8]] = &[
+        b"data",
+        b"index_allocation",
+        b"bitmap",
+        b"attribute_list",
+        b"i30",
+        b"reparse_point",
+        b"ea",
+        b"ea_information",
+        b"object_id",
+        b"security_descriptor",
+        b"volume_information",
+        b"volume_name",
+        b"logged_utility_stream",
+    ];
+    let mut from = 0;
+    while let Some(off) = b[from..].windows(2).position(|w| w == b":$") {
+        let p = from + off;
+        from = p + 2;
+        let rest = &b[p + 2..];
+        let name = rest
+            .iter()
+            .take_while(|x| x.is_ascii_alphanumeric() || **x == b'_')
+            .count();
+        let ends = rest
+            .get(name)
+            .is_none_or(|x| !(x.is_ascii_alphanumeric() || *x == b'_'));
+        // `file:$DATA` names the unnamed stream by type; `::$DATA` likewise with the empty
+        // stream name; a named stream (`file:ads:$DATA`) ends in the same `:$TYPE`.
+        if ends
+            && TYPES.iter().any(|t| rest[..name].eq_ignore_ascii_case(t))
+            && p > 0
+            && !b[p - 1].is_ascii_whitespace()
+        {
+            return Some(p.saturating_sub(usize::from(b[p - 1] == b':')));
+        }
+    }
+    None
 }
 
 /// The canonical form described in the module docs.
@@ -588,6 +647,11 @@ mod tests {
             "c:/boot.ini",
             "cat /root/.bash_history",
             "~/.ssh/id_rsa",
+            // Absolute paths without `../` reach the file as well; logs are inclusion targets.
+            "/var/log/apache2/access.log",
+            "/var/log/nginx/error.log",
+            "/var/log/auth.log",
+            "C:\\Windows\\win.ini",
         ] {
             assert_eq!(
                 rule(Source::Query, v),
@@ -656,6 +720,32 @@ mod tests {
     }
 
     #[test]
+    fn ntfs_alternate_data_streams() {
+        for v in [
+            "index.php::$DATA",
+            "web.config::$data",
+            "shell.asp:$DATA",
+            "uploads:$I30:$INDEX_ALLOCATION",
+            "secret.txt:hidden:$DATA",
+        ] {
+            assert_eq!(rule(Source::Query, v), Some("traversal.ntfs_stream"), "{v}");
+        }
+        assert_eq!(
+            rule(Source::Path, "/index.php::$DATA"),
+            Some("traversal.ntfs_stream")
+        );
+        for v in [
+            "price:$5",
+            "total: $DATA",
+            "a::$dataset",
+            "let x = y::$default;",
+            "key:$data_dir",
+        ] {
+            assert_eq!(rule(Source::Query, v), None, "{v}");
+        }
+    }
+
+    #[test]
     fn benign_values() {
         for v in [
             "1.2.3",
@@ -669,6 +759,8 @@ mod tests {
             "profile:/home",
             "the /etc directory holds configuration",
             "passwd reset requested",
+            "/home/app/reports/q3.pdf",
+            "/var/log is where logs go",
             "history.history",
             "stored in your .git/config file",
         ] {
