@@ -386,9 +386,10 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
                 ns_cli: &net.cli,
                 load: &http1,
                 extra_config: &extra,
+                cluster_config: &cluster_config,
                 bin: &bin,
             };
-            let variants = variants(true, !args.no_floor);
+            let variants = variants(true, !args.no_floor, args.cluster);
             let runs = bench.measure(&variants, args.pairs)?;
             print_summary(case, &http1, &variants, &runs);
             measured.push((case, variants, runs));

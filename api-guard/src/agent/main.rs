@@ -798,7 +798,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         tls_libraries.clone(),
     )
     .with_adopted(adopted)
-    .with_request_notices(detections.is_some());
+    // Requests are handed out as they end for detection, and for token limits to reserve
+    // before the answer streams.
+    .with_request_notices(detections.is_some() || enforcer.limits_tokens());
     let mut tasks = JoinSet::new();
     let reader_shutdown = shutdown.clone();
     let reader_metrics = metrics.clone();

@@ -45,9 +45,15 @@ impl Consumers {
         let mut requests = Vec::new();
         for mut exchange in out.drain(..) {
             if exchange.http.phase == Phase::Request {
-                // A request just ended, its response still to come: only detection wants
-                // it now (the exchange that follows goes everywhere).
+                // A request just ended, its response still to come: detection judges it
+                // and token limits reserve for it now (the exchange that follows goes
+                // everywhere).
                 self.annotator.clients.identify(&mut exchange);
+                if self.enforcer.limits_tokens() {
+                    if let Some(tokens) = self.annotator.llm.reservation(&exchange) {
+                        self.enforcer.reserve_request(&exchange, tokens);
+                    }
+                }
                 requests.push(Arc::new(exchange));
                 continue;
             }

@@ -220,6 +220,37 @@ impl Enforcer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether some policy limits tokens (LLM calls reserve at their request's end).
+    pub fn limits_tokens(&self) -> bool {
+        self.lock().policies.limits_tokens()
+    }
+
+    /// A server-side LLM request just ended, before its answer streams: reserves `tokens`
+    /// (estimated prompt + `max_tokens`) against the token limits and acts on breaches, so
+    /// that no call overshoots a limit by more than its own reservation. Its exchange
+    /// (`request_noticed`) then only reconciles.
+    pub fn reserve_request(&self, request: &Exchange, tokens: u64) {
+        let Some(client) = &request.client else {
+            return;
+        };
+        let mut state = self.lock();
+        if !state.policies.limits_tokens() {
+            return;
+        }
+        let now = monotonic_now_ns();
+        let req = Request {
+            method: &request.http.method,
+            path: &request.http.path,
+            host: request.http.host.as_deref(),
+            client,
+        };
+        let breaches = state.policies.reserve(now, &req, tokens);
+        let view = RequestView::of(request);
+        for breach in breaches {
+            self.breach(&mut state, now, &breach, client, &view);
+        }
+    }
+
     /// Runs a server-side exchange through the rate-limit policies and acts on breaches.
     pub fn observe(&self, ex: &Exchange) {
         // Set on every server-side exchange by the parsing task.
@@ -239,11 +270,13 @@ impl Enforcer {
         };
         let mut breaches = state.policies.check(now, &req);
         if let Some(call) = ex.llm.as_deref().filter(|_| state.policies.limits_tokens()) {
-            // REQUEST-TIME HOOK: this reservation belongs at the request's end (before the
-            // answer streams), so that a stream cannot overshoot by more than its own
-            // reservation: move this one call there (with the same `call.reservation`,
-            // which depends on the request alone) and keep the reconciliation here.
-            let reserved = state.policies.reserve(now, &req, call.reservation);
+            // Reserved when the request ended (`reserve_request`), unless it never was
+            // handed out alone (cut off before its end, or notices off).
+            let reserved = if ex.http.request_noticed {
+                Vec::new()
+            } else {
+                state.policies.reserve(now, &req, call.reservation)
+            };
             let actual = call.facts.usage.total();
             let over = state
                 .policies

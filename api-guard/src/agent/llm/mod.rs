@@ -116,6 +116,20 @@ impl LlmCalls {
         }
     }
 
+    /// Tokens a token limit reserves for a request just complete (estimated prompt +
+    /// `max_tokens`), if it is an LLM API call: the same figure its exchange carries later
+    /// as `llm.reservation`.
+    pub fn reservation(&self, request: &Exchange) -> Option<u64> {
+        if !self.config.enabled {
+            return None;
+        }
+        let (_, req) = llm::request_facts(&request.http, &self.config.paths)?;
+        Some(llm::LlmFacts::reservation(
+            &req,
+            self.config.default_max_tokens,
+        ))
+    }
+
     /// Sets `exchange.llm` for an LLM API call, and records its metrics and usage.
     pub fn annotate(&mut self, exchange: &mut Exchange) {
         if !self.config.enabled {
