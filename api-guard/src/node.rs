@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use tracing::warn;
 
 /// Longest node name (a DNS subdomain).
-const MAX_NODE_NAME: usize = 253;
+pub const MAX_NODE_NAME: usize = 253;
 
 /// The node this agent runs on, from `NODE_NAME` (Kubernetes downward API), when it is a
 /// valid DNS name; read once.
@@ -28,7 +28,7 @@ pub fn node_name() -> Option<&'static str> {
 }
 
 /// Dot-separated labels of 1–63 ASCII letters, digits and `-`, not starting or ending with `-`.
-fn valid_node_name(name: &str) -> bool {
+pub fn valid_node_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NODE_NAME
         && name.split('.').all(|label| {

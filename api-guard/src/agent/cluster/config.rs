@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use api_guard::config::{invalid, Invalid};
 use serde::Deserialize;
 
-/// Longest node name (a DNS subdomain, as `NODE_NAME`).
-pub const MAX_NODE_NAME: usize = 253;
 /// Longest key prefix.
 const MAX_PREFIX: usize = 64;
 
@@ -164,20 +162,7 @@ impl ClusterConfig {
     }
 }
 
-/// Dot-separated labels of 1–63 ASCII letters, digits and `-`.
-pub fn valid_node_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NODE_NAME
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
+pub use api_guard::node::valid_node_name;
 
 #[cfg(test)]
 mod tests {

@@ -238,12 +238,7 @@ impl Enforcer {
             return;
         }
         let now = monotonic_now_ns();
-        let req = Request {
-            method: &request.http.method,
-            path: &request.http.path,
-            host: request.http.host.as_deref(),
-            client,
-        };
+        let req = Request::of(request, client);
         let breaches = state.policies.reserve(now, &req, tokens);
         let view = RequestView::of(request);
         for breach in breaches {
@@ -262,12 +257,7 @@ impl Enforcer {
             return;
         }
         let now = monotonic_now_ns();
-        let req = Request {
-            method: &ex.http.method,
-            path: &ex.http.path,
-            host: ex.http.host.as_deref(),
-            client,
-        };
+        let req = Request::of(ex, client);
         let mut breaches = state.policies.check(now, &req);
         if let Some(call) = ex.llm.as_deref().filter(|_| state.policies.limits_tokens()) {
             // Reserved when the request ended (`reserve_request`), unless it never was

@@ -258,6 +258,18 @@ pub struct Request<'a> {
     pub client: &'a ClientIdentity,
 }
 
+impl<'a> Request<'a> {
+    /// What policies see of `ex`'s request, sent by `client`.
+    pub fn of(ex: &'a crate::exchange::Exchange, client: &'a ClientIdentity) -> Self {
+        Self {
+            method: &ex.http.method,
+            path: &ex.http.path,
+            host: ex.http.host.as_deref(),
+            client,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Breach {
     pub policy: Arc<str>,
