@@ -296,7 +296,14 @@ fn go_https_http1_and_http2_stripped_or_not() -> Result<()> {
         ("apiguard_http_exchanges_lost_total", &[][..]),
     ] {
         let delta = after.sum(name, labels) - before.sum(name, labels);
-        ensure!(delta == 0.0, "{name}{labels:?} rose by {delta}");
+        ensure!(
+            delta == 0.0,
+            "{name}{labels:?} rose by {delta}: {:?}",
+            ["no_fd", "untracked", "go_conn_unknown", "go_conn_closed"].map(|r| (
+                r,
+                after.sum(name, &[("reason", r)]) - before.sum(name, &[("reason", r)])
+            ))
+        );
     }
     ensure!(server_u.is_running() && server_s.is_running());
     agent.stop_cleanly()?;

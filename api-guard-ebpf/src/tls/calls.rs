@@ -20,7 +20,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    capture::{bump, conn_key, current, data, emit, emit::Origin},
+    capture::{bump, conn_key, current, data, emit, emit::Origin, wanted},
     maps::{
         global_u32, DataArgs, SessionKey, SessionSocket, TlsArgs, BUF_DONE, BUF_PLAIN, CONNS,
         DATA_ARGS, SELF_TGID, TLS_ARGS, TLS_CALL, TLS_SESSIONS,
@@ -156,14 +156,15 @@ fn exit(ctx: &RetProbeContext) {
     } else if let Some(fd) = recent_ciphertext_read(pid_tgid) {
         (fd, true)
     } else {
-        if len > 0 {
+        // Processes outside the capture filters run through the probes too: none of ours.
+        if len > 0 && wanted(tgid) {
             bump(Stat::TlsNoFd, 1);
         }
         return;
     };
     let key = conn_key(tgid, fd);
     let Some(conn) = CONNS.get_ptr_mut(key) else {
-        if len > 0 {
+        if len > 0 && wanted(tgid) {
             bump(Stat::TlsUntracked, 1);
         }
         return;

@@ -35,7 +35,7 @@ use aya_ebpf::{
 
 use super::calls::{deliver_plaintext, start_tls};
 use crate::{
-    capture::{bump, conn_key, current, emit::Origin},
+    capture::{bump, conn_key, current, emit::Origin, wanted},
     maps::{global_u32, GoRead, GoroutineKey, CONNS, GO_READS, SELF_TGID},
 };
 
@@ -126,16 +126,22 @@ fn socket_of(conn: u64) -> Result<u32, Stat> {
 /// Delivers `len` plaintext bytes at `buf` moved by a call on `*tls.Conn` `conn`.
 fn capture(cookie: u64, conn: u64, buf: u64, len: u64, dir: u8) {
     let (_, tgid, tid) = current();
+    // The probes sit on a file: processes this agent does not capture (process filters)
+    // run through them too. Their calls are none of ours, not unattributed ones.
     let fd = match socket_of(conn) {
         Ok(fd) => fd,
         Err(stat) => {
-            bump(stat, 1);
+            if wanted(tgid) {
+                bump(stat, 1);
+            }
             return;
         }
     };
     let key = conn_key(tgid, fd);
     let Some(info) = CONNS.get_ptr_mut(key) else {
-        bump(Stat::TlsUntracked, 1);
+        if wanted(tgid) {
+            bump(Stat::TlsUntracked, 1);
+        }
         return;
     };
     // SAFETY: a valid, aligned value pointer from a successful lookup, live for this
