@@ -323,6 +323,17 @@ struct Policy {
 }
 
 impl Policy {
+    /// This policy's breach by `key`.
+    fn breach(&self, key: &Key) -> Breach {
+        Breach {
+            policy: Arc::clone(&self.name),
+            unit: self.unit,
+            action: self.action,
+            block_secs: self.block_secs,
+            key: key.clone().display(),
+        }
+    }
+
     fn new(c: &PolicyConfig, max_keys_per_policy: NonZeroUsize, params: ClusterParams) -> Self {
         let pattern = c.matcher.path.clone();
         let path = pattern.as_ref().map(|p| match p.strip_suffix('*') {
@@ -501,13 +512,7 @@ impl Policies {
                 None => policy.limiter.check(key.clone(), now_ns),
             };
             if !conforms {
-                breaches.push(Breach {
-                    policy: Arc::clone(&policy.name),
-                    unit: policy.unit,
-                    action: policy.action,
-                    block_secs: policy.block_secs,
-                    key: key.display(),
-                });
+                breaches.push(policy.breach(&key));
             }
         }
         breaches
@@ -555,13 +560,7 @@ impl Policies {
                 continue;
             };
             if !op(&mut policy.limiter, &key) {
-                breaches.push(Breach {
-                    policy: Arc::clone(&policy.name),
-                    unit: policy.unit,
-                    action: policy.action,
-                    block_secs: policy.block_secs,
-                    key: key.display(),
-                });
+                breaches.push(policy.breach(&key));
             }
         }
         breaches
