@@ -50,15 +50,14 @@ fn request(body: String, query: Option<&str>) -> OwnedRequest {
         ("Authorization", &format!("Bearer {TOKEN}")),
         ("Content-Length", &body.len().to_string()),
         ("X-Request-Id", "7b3e3c1a-54a2-4d7e-9f63-0d8c5b2e7a10"),
-    ]
-    .map(|(n, v)| (n.to_owned(), v.to_owned()));
+    ];
     OwnedRequest {
         method: "POST".into(),
         path: "/api/v1/orders".into(),
         query: query.map(str::to_owned),
         version: api_guard::http::HttpVersion::Http11,
         head_len: 400,
-        headers: headers.to_vec(),
+        headers: headers.into(),
         body: body.into_bytes(),
     }
 }

@@ -14,6 +14,7 @@ use api_guard::discover::{
     spec::Spec,
     template::{TemplateConfig, Templater},
 };
+use api_guard::http::Headers;
 use api_guard::identity::CredentialScheme;
 use criterion::{criterion_group, Criterion, Throughput};
 
@@ -91,9 +92,9 @@ fn spec_with_50_operations() -> Spec {
 struct Cases {
     paths: Vec<String>,
     bodies: Vec<String>,
-    headers: Vec<(String, String)>,
-    response_headers: Vec<(String, String)>,
-    text_headers: Vec<(String, String)>,
+    headers: Headers,
+    response_headers: Headers,
+    text_headers: Headers,
     blobs: Vec<Vec<u8>>,
     repeated: Vec<u8>,
     prose: Vec<u8>,
@@ -212,10 +213,9 @@ impl Cases {
                 ),
                 ("User-Agent", "bench/1.0"),
             ]
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .to_vec(),
-            response_headers: vec![("Content-Type".to_owned(), "application/json".to_owned())],
-            text_headers: vec![("Content-Type".to_owned(), "text/plain".to_owned())],
+            .into(),
+            response_headers: [("Content-Type", "application/json")].into(),
+            text_headers: [("Content-Type", "text/plain")].into(),
             blobs: base64_bodies(64),
             repeated: vec![b' '; 1024],
             prose: prose_body(),

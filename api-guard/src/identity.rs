@@ -24,6 +24,7 @@ use ipnet::IpNet;
 use lru::LruCache;
 use sha2::{Digest as _, Sha256};
 
+use crate::http::Headers;
 use crate::text::hex_digit;
 
 /// Forwarding entries considered, counted from the right.
@@ -131,7 +132,7 @@ impl Identifier {
     pub fn identify_cached(
         &self,
         peer: Option<IpAddr>,
-        headers: &[(String, String)],
+        headers: &Headers,
         query: Option<&str>,
         cache: &mut AuthorizationCache,
     ) -> ClientIdentity {
@@ -151,7 +152,7 @@ impl Identifier {
     pub fn identify(
         &self,
         peer: Option<IpAddr>,
-        headers: &[(String, String)],
+        headers: &Headers,
         query: Option<&str>,
     ) -> ClientIdentity {
         identify(
@@ -172,7 +173,7 @@ impl Identifier {
 /// in order of preference.
 pub fn identify(
     peer: Option<IpAddr>,
-    headers: &[(String, String)],
+    headers: &Headers,
     query: Option<&str>,
     trusted: &TrustedProxies,
     api_key_headers: &[String],
@@ -187,7 +188,7 @@ pub fn identify(
 /// [`identify`] without the credential (hashing it is wasted work when nothing uses it).
 pub fn identify_address(
     peer: Option<IpAddr>,
-    headers: &[(String, String)],
+    headers: &Headers,
     trusted: &TrustedProxies,
 ) -> ClientIdentity {
     let peer = peer.map(|p| p.to_canonical());
@@ -206,7 +207,7 @@ pub fn identify_address(
 }
 
 /// The client named by the forwarding headers, `None` when they name no valid address.
-fn forwarded_client(headers: &[(String, String)], trusted: &TrustedProxies) -> Option<IpAddr> {
+fn forwarded_client(headers: &Headers, trusted: &TrustedProxies) -> Option<IpAddr> {
     let xff = header_values(headers, "x-forwarded-for");
     let hops = if xff.is_empty() {
         let forwarded = header_values(headers, "forwarded");
@@ -235,11 +236,11 @@ fn forwarded_client(headers: &[(String, String)], trusted: &TrustedProxies) -> O
     farthest_trusted
 }
 
-fn header_values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+fn header_values<'a>(headers: &'a Headers, name: &str) -> Vec<&'a str> {
     headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| v)
         .collect()
 }
 
@@ -407,7 +408,7 @@ impl Default for AuthorizationCache {
 }
 
 fn credential(
-    headers: &[(String, String)],
+    headers: &Headers,
     query: Option<&str>,
     api_key_headers: &[String],
     api_key_params: &[String],
@@ -423,7 +424,7 @@ fn credential(
 
 /// [`credential`], reading `Authorization` values with `authorization`.
 fn credential_with(
-    headers: &[(String, String)],
+    headers: &Headers,
     query: Option<&str>,
     api_key_headers: &[String],
     api_key_params: &[String],
@@ -530,7 +531,7 @@ mod tests {
     }
 
     fn client(peer: &str, headers: &[(String, String)], t: &TrustedProxies) -> ClientIdentity {
-        identify(Some(ip(peer)), headers, None, t, &[], &[])
+        identify(Some(ip(peer)), &headers.into(), None, t, &[], &[])
     }
 
     fn cred(headers: &[(String, String)], query: Option<&str>) -> Option<Credential> {
@@ -538,7 +539,7 @@ mod tests {
         let key_params = ["api_key".to_string(), "key".to_string()];
         identify(
             None,
-            headers,
+            &headers.into(),
             query,
             &TrustedProxies::default(),
             &key_headers,
@@ -570,6 +571,7 @@ mod tests {
         ];
         for _ in 0..2 {
             for (headers, query) in &cases {
+                let headers = &Headers::from(headers.as_slice());
                 let peer = Some(ip("10.1.2.3"));
                 assert_eq!(
                     id.identify_cached(peer, headers, *query, &mut cache),
@@ -606,7 +608,7 @@ mod tests {
     fn no_peer_no_ip() {
         let id = identify(
             None,
-            &[h("x-forwarded-for", "203.0.113.7")],
+            &[h("x-forwarded-for", "203.0.113.7")].into(),
             None,
             &trusted(&["0.0.0.0/0"]),
             &[],
@@ -947,7 +949,7 @@ mod tests {
         for (header, query) in cases {
             let id = identify(
                 Some(ip("192.0.2.1")),
-                std::slice::from_ref(&header),
+                &[header].into(),
                 query,
                 &TrustedProxies::default(),
                 &["x-api-key".to_string()],

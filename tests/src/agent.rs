@@ -43,6 +43,10 @@ pub struct AgentOptions {
     /// never share state. Give an earlier agent's [`Agent::state_dir`] (keep that agent,
     /// stopped, alive: its temp dir holds the state) to start on what it saved.
     pub state_dir: Option<PathBuf>,
+    /// Start without `--exchanges`, as the daemon runs by default (no exchange lines are
+    /// serialized); the exchange helpers then find none. For measurements of the default
+    /// configuration.
+    pub no_exchanges_file: bool,
 }
 
 impl AgentOptions {
@@ -145,14 +149,15 @@ impl Agent {
         cmd.arg("run")
             .arg("--metrics-addr")
             .arg(metrics_addr.to_string())
-            .arg("--exchanges")
-            .arg(&exchanges_path)
             .arg("--events")
             .arg(&events_path)
             .arg("--control-socket")
             .arg(&control_socket)
             .arg("--state-dir")
             .arg(&state_dir);
+        if !opts.no_exchanges_file {
+            cmd.arg("--exchanges").arg(&exchanges_path);
+        }
         if let Some(toml) = &opts.config_toml {
             let config = dir.join("config.toml");
             fs::write(&config, toml)?;

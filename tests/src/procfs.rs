@@ -42,6 +42,32 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
     status_kib(pid, "VmRSS:")
 }
 
+/// Resident KiB of `pid`'s mappings of BPF maps (`anon_inode:bpf-map`): a ring buffer's
+/// kernel memory, whose data pages are mapped twice so that records can wrap. The kernel
+/// holds that memory whether or not it is mapped; RSS counts it twice.
+pub fn bpf_map_rss_kib(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/smaps");
+    let smaps = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let mut in_bpf_map = false;
+    let mut total = 0;
+    for line in smaps.lines() {
+        if let Some(kib) = line.strip_prefix("Rss:") {
+            if in_bpf_map {
+                total += kib
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap_or(0);
+            }
+        } else if !line.contains(':') || line.split_whitespace().count() >= 5 {
+            // A mapping's header line: "start-end perms offset dev inode [name]".
+            in_bpf_map = line.ends_with("anon_inode:bpf-map");
+        }
+    }
+    Ok(total)
+}
+
 fn status_kib(pid: u32, key: &str) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
     let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;

@@ -37,7 +37,7 @@ use integration_tests::exchange::pid_role;
 use integration_tests::golang::{GoPrograms, GoServer, Http};
 use integration_tests::h2load::{self, H2loadArgs};
 use integration_tests::metrics::Metrics;
-use integration_tests::procfs::{cpu_seconds, peak_rss_kib};
+use integration_tests::procfs::{bpf_map_rss_kib, cpu_seconds, peak_rss_kib};
 use integration_tests::util::{die_with_parent, signal_and_wait, which};
 use integration_tests::wrk::{self, WrkArgs, WrkReport};
 use integration_tests::{
@@ -86,6 +86,11 @@ pub struct OverheadArgs {
     /// to the agent without cluster and its Redis round trips per 1,000 requests.
     #[arg(long)]
     pub cluster: bool,
+    /// Also have the agent write its exchanges file (an output it does not write by default:
+    /// serializing every exchange to JSON costs it CPU) and check each exchange's HTTP
+    /// version in it. Without it the agent runs with its default outputs.
+    #[arg(long)]
+    pub exchanges: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,8 +273,8 @@ struct AgentStats {
     /// Server-side exchanges (`apiguard_http_requests_total{role="server"}`).
     captured: u64,
     /// Server exchanges of nginx with the case's HTTP version in the exchanges file
-    /// (counted after the agent stopped).
-    captured_version: u64,
+    /// (counted after the agent stopped; `None` without `--exchanges`).
+    captured_version: Option<u64>,
     lost: u64,
     dropped: u64,
     /// Exchanges the detection / discovery threads had no queue room for.
@@ -280,6 +285,9 @@ struct AgentStats {
     /// CPU seconds over the agent's whole life, startup (loading probes) included.
     cpu_total_s: f64,
     peak_rss_kib: u64,
+    /// Resident KiB of the agent's BPF map mappings (the ring buffer, mapped twice) at the
+    /// end of the load.
+    bpf_map_rss_kib: u64,
     /// The agent's BPF programs' run time during the load (0 without `--bpf-stats`).
     bpf_ns: u64,
     /// Redis round trips of the cluster task during the load (cluster variant).
@@ -386,6 +394,7 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
                 ns_cli: &net.cli,
                 load: &http1,
                 extra_config: &extra,
+                exchanges: args.exchanges,
                 cluster_config: &cluster_config,
                 bin: &bin,
             };
@@ -415,6 +424,7 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
             ns_cli: &net.cli,
             load,
             extra_config: &extra,
+            exchanges: args.exchanges,
             cluster_config: &cluster_config,
             bin: &bin,
         };
@@ -529,6 +539,8 @@ struct Bench<'a> {
     ns_cli: &'a Netns,
     load: &'a Load,
     extra_config: &'a str,
+    /// Write and check the exchanges file (`--exchanges`).
+    exchanges: bool,
     /// Appended for the cluster variant.
     cluster_config: &'a str,
     bin: &'a Path,
@@ -603,7 +615,7 @@ impl Bench<'_> {
             };
             let stats = AgentStats {
                 captured: delta(REQUESTS, &[("role", "server")]),
-                captured_version: 0,
+                captured_version: None,
                 lost: delta(LOST, &[]),
                 dropped: delta(DROPPED, &[]),
                 detect_skipped: delta(DETECT_SKIPPED, &[]),
@@ -611,6 +623,7 @@ impl Bench<'_> {
                 cpu_s: cpu_after - agent_cpu.unwrap_or(0.0),
                 cpu_total_s: cpu_after,
                 peak_rss_kib: peak_rss_kib(agent.pid())?,
+                bpf_map_rss_kib: bpf_map_rss_kib(agent.pid())?,
                 bpf_ns: bpf_after.0.saturating_sub(bpf.unwrap_or_default().0),
                 cluster_ops: delta("apiguard_cluster_operations_total", &[]),
             };
@@ -629,6 +642,7 @@ impl Bench<'_> {
                         "[capture]\npids = [{nginx}]\n{}\n{cluster}",
                         self.extra_config
                     )),
+                    no_exchanges_file: !self.exchanges,
                     ..AgentOptions::default()
                 })?;
                 let mut result = timed(Some(&agent))?;
@@ -641,9 +655,10 @@ impl Bench<'_> {
                 // The exchanges file is whole once the agent has stopped.
                 let server = pid_role(nginx, "server");
                 let version = self.case.version();
-                if let Some(stats) = result.2.as_mut() {
-                    stats.captured_version =
-                        agent.count_exchanges(|e| server(e) && e["version"] == version)? as u64;
+                if let Some(stats) = result.2.as_mut().filter(|_| self.exchanges) {
+                    stats.captured_version = Some(
+                        agent.count_exchanges(|e| server(e) && e["version"] == version)? as u64,
+                    );
                 }
                 result
             }
@@ -935,7 +950,7 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
         .collect();
     let sent: u64 = with.iter().map(|(w, _)| w.requests).sum();
     let captured: u64 = with.iter().map(|(_, a)| a.captured).sum();
-    let captured_version: u64 = with.iter().map(|(_, a)| a.captured_version).sum();
+    let captured_version: Option<u64> = with.iter().map(|(_, a)| a.captured_version).sum();
     let lost: u64 = with.iter().map(|(_, a)| a.lost).sum();
     let dropped: u64 = with.iter().map(|(_, a)| a.dropped).sum();
     let detect_skipped: u64 = with.iter().map(|(_, a)| a.detect_skipped).sum();
@@ -952,6 +967,11 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
     );
     let startup_cpu = median(with.iter().map(|(_, a)| a.cpu_total_s - a.cpu_s).collect());
     let peak = with.iter().map(|(_, a)| a.peak_rss_kib).max().unwrap_or(0);
+    let bpf_maps = with
+        .iter()
+        .map(|(_, a)| a.bpf_map_rss_kib)
+        .max()
+        .unwrap_or(0);
     let percent = |n: u64| {
         if sent == 0 {
             f64::NAN
@@ -964,12 +984,18 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
          ({:.2}%), {lost} counted lost, {dropped} capture drops",
         percent(captured)
     );
-    println!(
-        "                   {captured_version} of nginx's server exchanges in the exchanges \
-         file have version \"{}\" ({:.2}% of completed requests)",
-        case.version(),
-        percent(captured_version)
-    );
+    match captured_version {
+        Some(n) => println!(
+            "                   {n} of nginx's server exchanges in the exchanges file have \
+             version \"{}\" ({:.2}% of completed requests)",
+            case.version(),
+            percent(n)
+        ),
+        None => println!(
+            "                   the agent ran with its default outputs (no exchanges file; \
+             --exchanges writes one and checks each exchange's version)"
+        ),
+    }
     println!(
         "  analysis         {detect_skipped} exchanges skipped by detection, {discover_skipped} by \
          discovery (their queues were full)"
@@ -983,8 +1009,12 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
         println!("  agent BPF        median {bpf_ns:.0} ns of program run time per request");
     }
     println!(
-        "  agent memory     peak RSS (VmHWM) {:.1} MiB",
-        peak as f64 / 1024.0
+        "  agent memory     peak RSS (VmHWM) {:.1} MiB, of which {:.1} MiB are BPF map \
+         mappings (the ring buffer's kernel memory, its data pages mapped twice): {:.1} MiB \
+         without them",
+        peak as f64 / 1024.0,
+        bpf_maps as f64 / 1024.0,
+        peak.saturating_sub(bpf_maps) as f64 / 1024.0
     );
     println!(
         "  note: {tool} counts completed responses; up to {} more requests per run may have \

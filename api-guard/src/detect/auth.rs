@@ -356,7 +356,7 @@ mod tests {
     }
 
     fn send(d: &mut AuthDetector, call: Call<'_>) -> Vec<Finding> {
-        let headers = vec![("Host".to_string(), "API.example.com".to_string())];
+        let headers = crate::http::Headers::from([("Host", "API.example.com")]);
         let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + call.ip));
         let client = ClientIdentity {
             ip: Some(ip),

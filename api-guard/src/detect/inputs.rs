@@ -400,11 +400,12 @@ fn truncate_cow(value: Cow<'_, str>, max: usize) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::Headers;
 
     fn req<'a>(
         path: &'a str,
         query: Option<&'a str>,
-        headers: &'a [(String, String)],
+        headers: &'a Headers,
         body: &'a [u8],
     ) -> Request<'a> {
         Request {
@@ -422,11 +423,8 @@ mod tests {
         }
     }
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
+    fn h(pairs: &[(&str, &str)]) -> Headers {
+        pairs.into()
     }
 
     fn locs(i: &Inputs) -> Vec<(String, String)> {
@@ -494,7 +492,7 @@ mod tests {
         );
         assert!(got.contains(&("form:up".into(), "data".into())), "{got:?}");
         // A form without a content type, ending in a newline.
-        let r = req("/", None, &[], b"a=1&b=%3Cx%3E\n");
+        let r = req("/", None, <&Headers>::default(), b"a=1&b=%3Cx%3E\n");
         let got = locs(&Inputs::extract(&r, &InputLimits::default()));
         assert!(got.contains(&("form:b".into(), "<x>".into())), "{got:?}");
     }
@@ -502,7 +500,7 @@ mod tests {
     #[test]
     fn limits_bound_the_work() {
         let q = "a=1&".repeat(10_000);
-        let r = req("/", Some(&q), &[], b"");
+        let r = req("/", Some(&q), <&Headers>::default(), b"");
         let limits = InputLimits {
             max_values: 10,
             ..Default::default()
@@ -511,7 +509,7 @@ mod tests {
         assert_eq!(i.values.len(), 10);
         assert!(i.skipped > 0);
         let long = "x".repeat(100_000);
-        let r = req(&long, None, &[], b"");
+        let r = req(&long, None, <&Headers>::default(), b"");
         let i = Inputs::extract(&r, &InputLimits::default());
         assert_eq!(i.values[0].value.len(), 8192);
     }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{engine::Engine, finding::Finding, request::Request};
 use crate::{
-    http::HttpVersion,
+    http::{Headers, HttpVersion},
     identity::{AuthorizationCache, Identifier},
 };
 
@@ -49,7 +49,7 @@ pub struct OwnedRequest {
     pub path: String,
     pub query: Option<String>,
     pub version: HttpVersion,
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     pub body: Vec<u8>,
     pub head_len: u64,
 }
@@ -84,7 +84,7 @@ impl OwnedRequest {
             path,
             query,
             version,
-            headers: line.headers.clone(),
+            headers: line.headers.iter().map(|(n, v)| (n, v)).collect(),
             body: line.body.clone().into_bytes(),
             head_len: head_len as u64,
         })
@@ -280,7 +280,7 @@ mod tests {
         );
         assert_eq!(r.method, "POST");
         assert_eq!(r.query.as_deref(), Some("y=1"));
-        assert_eq!(r.headers[1], ("bad header line".into(), String::new()));
+        assert_eq!(r.headers.get_index(1), Some(("bad header line", "")));
         assert_eq!(r.body, b"body");
         let r = OwnedRequest::from_raw(b"");
         assert_eq!(r.path, "/");

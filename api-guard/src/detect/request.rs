@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use crate::{
+    http::Headers,
     http::{h2::H2Anomaly, HttpVersion},
     identity::ClientIdentity,
 };
@@ -19,7 +20,7 @@ pub struct Request<'a> {
     /// What the HTTP/2 framing showed that conforming peers never send.
     pub anomalies: &'a [H2Anomaly],
     /// Request headers in order, names as sent.
-    pub headers: &'a [(String, String)],
+    pub headers: &'a Headers,
     /// The captured body prefix (de-chunked).
     pub body: &'a [u8],
     /// The body's full length on the wire (may exceed `body.len()` when capture truncated it).
@@ -38,7 +39,7 @@ impl<'a> Request<'a> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// Every header called `name`, in order.
@@ -46,7 +47,7 @@ impl<'a> Request<'a> {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// The media type of the body (`Content-Type` without parameters, lower case).

@@ -27,6 +27,7 @@ use super::{
 };
 use crate::{
     detect::config::{invalid, Invalid},
+    http::Headers,
     identity::CredentialScheme,
     text::percent_decode,
 };
@@ -196,12 +197,12 @@ pub struct Observation<'a> {
     pub path: &'a str,
     /// The raw query string, without `?`.
     pub query: Option<&'a str>,
-    pub request_headers: &'a [(String, String)],
+    pub request_headers: &'a Headers,
     /// What was captured of the request body (a prefix when truncated).
     pub request_body: &'a [u8],
     /// `None` when no response was seen.
     pub status: Option<u16>,
-    pub response_headers: &'a [(String, String)],
+    pub response_headers: &'a Headers,
     pub response_body: &'a [u8],
     /// Request start to response end.
     pub duration_ns: Option<u64>,
@@ -887,7 +888,7 @@ fn observe_body(
 }
 
 /// `Content-Type` without parameters, lower case; `None` when absent or unusable.
-fn content_type(headers: &[(String, String)]) -> Option<String> {
+fn content_type(headers: &Headers) -> Option<String> {
     let (_, v) = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))?;
@@ -948,7 +949,7 @@ fn auth_scheme(o: &Observation<'_>) -> AuthScheme {
                     o.request_headers
                         .iter()
                         .find(|(k, _)| classify_name(k) == Some(DataClass::ApiKey))
-                        .map(|(k, _)| k.clone())
+                        .map(|(k, _)| k.to_owned())
                 })
                 .and_then(|n| clean_name(&n.to_ascii_lowercase()));
             AuthScheme::ApiKeyHeader(name.unwrap_or_else(|| "unknown".into()))

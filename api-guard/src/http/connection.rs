@@ -7,6 +7,7 @@ use super::framing::BodyOverride;
 use super::head::{Head, StartLine};
 use super::limits::HttpLimits;
 use super::message::{Abandoned, MessageEnd, MessageKind, MessageParser, MessageSink};
+use super::Headers;
 
 /// Which stream of the connection bytes belong to: the one carrying requests (client to
 /// server) or responses. The capture layer maps (role, direction) to this.
@@ -161,7 +162,7 @@ impl Core {
         let Some(index) = seq.and_then(|s| self.index(s)) else {
             return;
         };
-        let h2c = |headers: &[(String, String)]| {
+        let h2c = |headers: &Headers| {
             headers.iter().any(|(n, v)| {
                 n.eq_ignore_ascii_case("upgrade")
                     && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("h2c"))
@@ -179,7 +180,7 @@ impl Core {
             ex.status = None;
             ex.response_start_ns = None;
             ex.response_header_bytes = 0;
-            ex.response_headers = Vec::new();
+            ex.response_headers = Headers::new();
             self.h2c = Some(ex);
         }
     }

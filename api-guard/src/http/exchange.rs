@@ -7,6 +7,7 @@ use super::grpc::GrpcCall;
 use super::h2::H2Anomaly;
 use super::sse::SseStats;
 use super::tap::TappedStream;
+use super::Headers;
 
 /// One request and its response: an HTTP/1.x pair (FIFO per connection) or an HTTP/2
 /// stream.
@@ -45,8 +46,8 @@ pub struct HttpExchange {
     pub request_truncated: bool,
     pub response_truncated: bool,
     /// Header fields in wire order; values decoded as lossy UTF-8.
-    pub request_headers: Vec<(String, String)>,
-    pub response_headers: Vec<(String, String)>,
+    pub request_headers: Headers,
+    pub response_headers: Headers,
     /// Serialised as lossy UTF-8 text (the `bytes` crate is built without serde support).
     #[serde(serialize_with = "serialize_lossy")]
     pub request_body: Bytes,
@@ -54,7 +55,7 @@ pub struct HttpExchange {
     pub response_body: Bytes,
     /// Trailer fields after the response body (HTTP/2 trailers, HTTP/1.1 chunked trailers
     /// are not kept), bounded like headers.
-    pub response_trailers: Vec<(String, String)>,
+    pub response_trailers: Headers,
     /// gRPC facts, for `application/grpc*` exchanges.
     pub grpc: Option<GrpcCall>,
     /// Server-sent events, for `text/event-stream` responses.
@@ -144,11 +145,11 @@ impl HttpExchange {
             response_body_bytes: 0,
             request_truncated: false,
             response_truncated: false,
-            request_headers: Vec::new(),
-            response_headers: Vec::new(),
+            request_headers: Headers::new(),
+            response_headers: Headers::new(),
             request_body: Bytes::new(),
             response_body: Bytes::new(),
-            response_trailers: Vec::new(),
+            response_trailers: Headers::new(),
             grpc: None,
             sse: None,
             response_tap: None,
@@ -199,8 +200,7 @@ impl HttpExchange {
 
     /// Bytes of text and body data this record keeps.
     pub(crate) fn retained_bytes(&self) -> usize {
-        let pairs =
-            |h: &[(String, String)]| h.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>();
+        let pairs = Headers::text_len;
         let optional = |s: &Option<String>| s.as_ref().map_or(0, String::len);
         self.method.len()
             + self.path.len()

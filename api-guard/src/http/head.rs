@@ -4,6 +4,7 @@
 use std::mem;
 
 use super::message::MessageKind;
+use super::Headers;
 use super::{CR, LF};
 
 /// The start line of a message.
@@ -45,7 +46,7 @@ pub(crate) struct Head {
     pub start: StartLine,
     /// Header fields in order, lossy UTF-8, cut off once their text plus the start line's
     /// exceeds the header limit.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// The first `Host` field among those kept.
     pub host: Option<String>,
     /// Wire length of the head, including the empty line ending it.
@@ -237,7 +238,7 @@ fn parse_head_with<'b>(
     };
     let mut head = Head {
         start,
-        headers: Vec::with_capacity(fields.len()),
+        headers: Headers::with_capacity(fields.len(), buf.len()),
         host: None,
         wire_len,
         content_length: ContentLength::Absent,
@@ -266,13 +267,13 @@ fn parse_head_with<'b>(
         } else if name.eq_ignore_ascii_case("upgrade") {
             head.upgrade = true;
         }
-        let value = String::from_utf8_lossy(value).into_owned();
+        let value = String::from_utf8_lossy(value);
         text = text.saturating_add(name.len() + value.len());
         if text <= max_text {
             if head.host.is_none() && name.eq_ignore_ascii_case("host") {
-                head.host = Some(value.clone());
+                head.host = Some(value.clone().into_owned());
             }
-            head.headers.push((name.to_owned(), value));
+            head.headers.push(name, &value);
         }
     }
     head.transfer_encoding = te.result();
@@ -405,8 +406,11 @@ mod tests {
             let h = req(&head);
             assert_eq!(h.headers.len(), n);
             assert_eq!(
-                h.headers[n - 1],
-                (format!("X-F{}", n - 1), (n - 1).to_string())
+                h.headers.get_index(n - 1),
+                Some((
+                    format!("X-F{}", n - 1).as_str(),
+                    (n - 1).to_string().as_str()
+                ))
             );
             assert_eq!(h.wire_len, head.len());
         }
@@ -531,6 +535,6 @@ mod tests {
     fn header_text_is_bounded() {
         let head = "GET / HTTP/1.1\r\nA: 0123456789\r\nB: 0123456789\r\n\r\n";
         let h = parse_head(MessageKind::Request, head.as_bytes(), 17).expect("valid");
-        assert_eq!(h.headers, vec![("A".to_owned(), "0123456789".to_owned())]);
+        assert_eq!(h.headers, [("A", "0123456789")]);
     }
 }

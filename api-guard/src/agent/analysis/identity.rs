@@ -112,10 +112,8 @@ mod tests {
     fn forwarded(path: &str) -> Exchange {
         let mut ex = test_exchange(Role::Server, "192.0.2.1:40000", path);
         ex.client = None;
-        ex.http.request_headers = vec![
-            ("X-Forwarded-For".into(), "198.51.100.7".into()),
-            ("X-Api-Key".into(), "k-1".into()),
-        ];
+        ex.http.request_headers =
+            [("X-Forwarded-For", "198.51.100.7"), ("X-Api-Key", "k-1")].into();
         ex
     }
 

@@ -291,7 +291,7 @@ fn api_key_policies_report_hashes_never_keys() {
         maps(),
     );
     let mut ex = test_exchange(Role::Server, "198.51.100.4:4000", "/v1/items");
-    ex.http.request_headers = vec![("X-Api-Key".into(), "s3cr3t-key-0001".into())];
+    ex.http.request_headers = [("X-Api-Key", "s3cr3t-key-0001")].into();
     // As the parsing task identifies it (default API key places).
     let peer = ex.conn.peer.map(|p| p.ip());
     let identifier = crate::config::IdentityConfig::default().identifier();

@@ -2,6 +2,7 @@ use std::net::Ipv4Addr;
 
 use super::*;
 use crate::detect::Kind;
+use crate::http::Headers;
 use crate::identity::ClientIdentity;
 
 fn client(ip: u32) -> ClientIdentity {
@@ -32,7 +33,7 @@ impl Probe {
         status: Option<u16>,
         secs: f64,
     ) -> Vec<(&'static str, Kind, String)> {
-        let headers = vec![("User-Agent".to_string(), ua.to_string())];
+        let headers = Headers::from([("User-Agent", ua)]);
         let req = Request {
             method: "GET",
             path,
@@ -305,7 +306,7 @@ fn cost() {
     use crate::detect::protocol::{ProtocolConfig, ProtocolDetector};
     let body = format!(r#"{{"name":"O'Brien","note":"{}"}}"#, "word ".repeat(200));
     let len = body.len().to_string();
-    let headers: Vec<(String, String)> = [
+    let headers: Headers = [
         ("Host", "api.example.com"),
         (
             "User-Agent",
@@ -317,9 +318,7 @@ fn cost() {
         ("Authorization", "Bearer abc.def.ghi"),
         ("Accept-Encoding", "gzip, deflate, br"),
     ]
-    .iter()
-    .map(|(n, v)| (n.to_string(), v.to_string()))
-    .collect();
+    .into();
     let protocol = ProtocolDetector::new(&ProtocolConfig::default()).unwrap();
     let mut abuse = AbuseDetector::new(&AbuseConfig::default()).unwrap();
     let who = client(7);
@@ -366,8 +365,12 @@ fn cost() {
     let t = std::time::Instant::now();
     let mut hits = 0;
     for _ in 0..n {
-        hits +=
-            usize::from(scanners::scanner(std::hint::black_box(headers[1].1.as_str())).is_some());
+        hits += usize::from(
+            scanners::scanner(std::hint::black_box(
+                headers.get_index(1).map_or("", |(_, v)| v),
+            ))
+            .is_some(),
+        );
     }
     println!("scanner {} ns ({hits})", t.elapsed().as_nanos() as u64 / n);
 }

@@ -66,7 +66,7 @@ fn eddsa(input: &[u8]) -> Vec<u8> {
 }
 
 fn run(d: &mut JwtDetector, headers: &[(&str, &str)]) -> Vec<Finding> {
-    let headers: Vec<(String, String)> = headers
+    let headers: crate::http::Headers = headers
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect();
@@ -293,7 +293,8 @@ fn expiry_and_not_before_with_leeway() {
 fn expiry_is_rechecked_on_cached_tokens() {
     let mut d = detector(JwtConfig::default());
     let t = token(HS, &format!(r#"{{"exp":{}}}"#, NOW + 100.0), hs256(b"k"));
-    let req_headers = [("Authorization".to_string(), format!("Bearer {t}"))];
+    let req_headers =
+        crate::http::Headers::from([("Authorization".to_string(), format!("Bearer {t}"))]);
     let req = Request {
         method: "GET",
         path: "/",

@@ -25,7 +25,7 @@ fn body_findings(d: &PromptDetector, body: &[u8]) -> Vec<Finding> {
     let req = OwnedRequest {
         method: "POST".into(),
         path: "/v1/chat/completions".into(),
-        headers: vec![("Content-Type".into(), "application/json".into())],
+        headers: [("Content-Type", "application/json")].into(),
         body: body.to_vec(),
         ..OwnedRequest::default()
     };

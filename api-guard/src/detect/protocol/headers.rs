@@ -102,7 +102,7 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
         if value.contains("%00") {
             r.add(Rule::NullByte, header_location(name), value);
         }
-        let n = name.as_str();
+        let n = name;
         if n.eq_ignore_ascii_case("content-length") {
             cl_count += 1;
             match parse_length(value) {

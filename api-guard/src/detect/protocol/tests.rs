@@ -1,19 +1,17 @@
 use super::*;
 use crate::detect::offline::OwnedRequest;
 use crate::detect::Kind;
+use crate::http::Headers;
 
-fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
+fn h(pairs: &[(&str, &str)]) -> Headers {
+    pairs.into()
 }
 
 fn req<'a>(
     method: &'a str,
     path: &'a str,
     query: Option<&'a str>,
-    headers: &'a [(String, String)],
+    headers: &'a Headers,
     body: &'a [u8],
 ) -> Request<'a> {
     Request {
@@ -307,7 +305,7 @@ fn encodings() {
 #[test]
 fn host_method_range_connection() {
     assert_eq!(
-        ids(&req("GET", "/", None, &[], b"")),
+        ids(&req("GET", "/", None, <&Headers>::default(), b"")),
         ["protocol.host_missing"]
     );
     let hs = h(&[HOST, HOST]);
@@ -429,10 +427,8 @@ fn bodies_and_sizes() {
         ids(&r),
         ["protocol.oversized_headers", "protocol.oversized_body"]
     );
-    let many: Vec<(String, String)> = (0..101)
-        .map(|i| (format!("X-{i}"), "v".into()))
-        .chain(h(&[HOST]))
-        .collect();
+    let mut many: Headers = (0..101).map(|i| (format!("X-{i}"), "v")).collect();
+    many.push(HOST.0, HOST.1);
     assert_eq!(
         ids(&req("GET", "/", None, &many, b"")),
         ["protocol.oversized_headers"]

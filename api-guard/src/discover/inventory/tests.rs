@@ -3,10 +3,8 @@ use crate::discover::schema::ValueType;
 
 const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
 
-fn hdrs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+fn hdrs(list: &[(&str, &str)]) -> Headers {
+    list.into()
 }
 
 fn get(inv: &mut Inventory, path: &str, query: Option<&str>, status: u16) {
@@ -88,11 +86,7 @@ fn methods_and_order() {
     assert_eq!(find(&inv, "GET", "/a").no_response, 1);
 }
 
-type AuthCase<'a> = (
-    &'a [(String, String)],
-    Option<ObservedCredential<'a>>,
-    Option<&'a str>,
-);
+type AuthCase<'a> = (&'a Headers, Option<ObservedCredential<'a>>, Option<&'a str>);
 
 #[test]
 fn auth_schemes() {
@@ -101,7 +95,7 @@ fn auth_schemes() {
     let opaque = hdrs(&[("authorization", "bearer abcdef123456")]);
     let keyed = hdrs(&[("X-Api-Key", "k")]);
     let cases: Vec<AuthCase<'_>> = vec![
-        (&[], None, None),
+        (<&Headers>::default(), None, None),
         (
             &jwt,
             Some(cred(CredentialScheme::Bearer, "sha256:1", None)),
@@ -113,7 +107,7 @@ fn auth_schemes() {
             None,
         ),
         (
-            &[],
+            <&Headers>::default(),
             Some(cred(CredentialScheme::Basic, "sha256:3", None)),
             None,
         ),
@@ -123,7 +117,7 @@ fn auth_schemes() {
             None,
         ),
         (
-            &[],
+            <&Headers>::default(),
             Some(cred(
                 CredentialScheme::ApiKeyHeader,
                 "sha256:5",
@@ -132,12 +126,12 @@ fn auth_schemes() {
             None,
         ),
         (
-            &[],
+            <&Headers>::default(),
             Some(cred(CredentialScheme::ApiKeyQuery, "sha256:6", None)),
             Some("api_key=zzz&x=1"),
         ),
         (
-            &[],
+            <&Headers>::default(),
             Some(cred(CredentialScheme::ApiKeyQuery, "sha256:7", None)),
             Some("x=1"),
         ),

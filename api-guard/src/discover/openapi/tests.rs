@@ -8,10 +8,8 @@ use crate::{
 
 const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
 
-fn h(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+fn h(list: &[(&str, &str)]) -> crate::http::Headers {
+    list.into()
 }
 
 /// A small API: users, their orders, order search, order creation; bearer JWT auth;

@@ -505,7 +505,7 @@ impl Core {
         let length = ex
             .request_headers
             .iter()
-            .find(|(n, _)| n == "content-length")
+            .find(|(n, _)| *n == "content-length")
             .and_then(|(_, v)| v.parse().ok());
         let held = ex.retained_bytes();
         self.held += held;
@@ -715,8 +715,8 @@ fn fill_request(ex: &mut HttpExchange, fields: Fields, unresolved: u32, id: u32,
         fields
             .regular
             .iter()
-            .find(|(n, _)| n == "host")
-            .map(|(_, v)| v.clone())
+            .find(|(n, _)| *n == "host")
+            .map(|(_, v)| v.to_owned())
     });
     ex.request_header_bytes = len;
     if fields.content_type.as_deref().is_some_and(is_grpc) {

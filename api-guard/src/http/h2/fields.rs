@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::http::Headers;
+
 /// A field section property that a conforming peer never produces. Several are how
 /// request smuggling through HTTP/2-to-HTTP/1 downgrades starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,7 +65,7 @@ pub(crate) struct Fields {
     pub path: Option<String>,
     pub status: Option<u16>,
     /// Regular fields in order, lossy UTF-8, cut off at the text bound.
-    pub regular: Vec<(String, String)>,
+    pub regular: Headers,
     pub content_length: Option<u64>,
     pub content_type: Option<String>,
     pub anomalies: Vec<H2Anomaly>,
@@ -153,7 +155,10 @@ impl Fields {
         let len = name.len() + value.len();
         if self.text_bytes + len <= max_text {
             self.text_bytes += len;
-            self.regular.push((lossy(name), lossy(value)));
+            self.regular.push(
+                &String::from_utf8_lossy(name),
+                &String::from_utf8_lossy(value),
+            );
         }
     }
 

@@ -100,6 +100,6 @@ pub(super) fn run_all_splits(steps: &[Step<'_>]) -> Outcome {
 }
 
 /// Headers as `(&str, &str)` pairs, for terse assertions.
-pub(super) fn headers(h: &[(String, String)]) -> Vec<(&str, &str)> {
-    h.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()
+pub(super) fn headers(h: &crate::http::Headers) -> Vec<(&str, &str)> {
+    h.iter().collect()
 }
