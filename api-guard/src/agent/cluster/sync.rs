@@ -515,9 +515,10 @@ impl ClusterTask {
             round_trip,
         )
         .await;
-        let (result, rows) = match rows {
-            Ok(rows) => (SignalResult::Sent, Ok(rows)),
-            Err(e) => (SignalResult::Dropped, Err(e)),
+        let result = if rows.is_ok() {
+            SignalResult::Sent
+        } else {
+            SignalResult::Dropped
         };
         self.metrics
             .cluster
