@@ -291,7 +291,9 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def do_POST(self):
         received = self.read_body()
         body = b"ok\n"
-        self.send_response(200)
+        # Every login fails: credential-stuffing tests need 401s.
+        status = 401 if self.path.split("?")[0] == "/login" else 200
+        self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Received-Bytes", str(received))
@@ -365,8 +367,8 @@ pub struct PyOptions {
 /// python3's `http.server` (threaded, speaking HTTP/1.1 with keep-alive, unlike
 /// `python3 -m http.server`, which answers HTTP/1.0 and closes each connection).
 /// GET/HEAD serve files from a temp dir; POST reads the whole body (Content-Length or
-/// chunked) and answers `200` with the 3-byte body `ok\n` and `X-Received-Bytes`; a
-/// missing file is a `404` after which the server closes the connection.
+/// chunked) and answers `200` (`401` at `/login`) with the 3-byte body `ok\n` and
+/// `X-Received-Bytes`; a missing file is a `404` after which the server closes the connection.
 /// Listening on `[::]` is dual-stack (`IPV6_V6ONLY` off): IPv4 clients are accepted too.
 /// With [`PyHttpServer::start_tls`] it speaks HTTPS through python's `ssl` module.
 pub struct PyHttpServer(ScriptServer);

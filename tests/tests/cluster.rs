@@ -439,3 +439,212 @@ fn one_key_from_two_addresses_on_each_of_three_nodes_is_one_cluster_event() -> R
     );
     Ok(())
 }
+
+/// Failed-login window of the stuffing tests: long, so that a run rarely straddles two.
+const FAILURE_WINDOW_SECS: u64 = 3600;
+
+/// Waits (at most 20 s) if the current failure window ends within 20 s: counts split over
+/// two tumbling windows would not cross the threshold.
+fn wait_for_fresh_window() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let left = FAILURE_WINDOW_SECS - now % FAILURE_WINDOW_SECS;
+    if left < 20 {
+        std::thread::sleep(Duration::from_secs(left + 1));
+    }
+}
+
+impl Node {
+    /// One failed login (`POST /login`, answered 401) from `from` with `args` (the body).
+    fn fail_login(&self, from: Ipv4Addr, args: &[&str]) -> Result<()> {
+        let mut all = vec!["--interface".to_string(), from.to_string()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let got = curl(
+            &self.topo.c1,
+            &self.topo.url(true, "/login"),
+            &all,
+            Duration::from_secs(2),
+        )?;
+        ensure!(
+            got == Probe::Status(401),
+            "{} from {from}: {got:?}",
+            self.name
+        );
+        Ok(())
+    }
+
+    /// Waits until this node has counted `n` failed logins in Redis in all.
+    fn wait_signals_sent(&self, n: f64) -> Result<()> {
+        let labels = [("kind", "failed_login"), ("result", "sent")];
+        let sent =
+            self.agent
+                .wait_metric("apiguard_cluster_signals_total", &labels, |v| v >= n, WAIT)?;
+        ensure!(
+            sent == n,
+            "{}: {sent} failed logins sent, not {n}",
+            self.name
+        );
+        Ok(())
+    }
+}
+
+/// Every event of rule `rule` on any node, with the node that wrote it.
+fn events_of(nodes: &[Node], rule: &str) -> Result<Vec<(&'static str, serde_json::Value)>> {
+    let mut found = Vec::new();
+    for n in nodes {
+        let events = n.agent.events()?;
+        found.extend(
+            events
+                .into_iter()
+                .filter(|e| e["rule_id"] == rule)
+                .map(|e| (n.name, e)),
+        );
+    }
+    Ok(found)
+}
+
+#[test]
+fn failed_logins_spread_over_three_nodes_are_one_cluster_event_each() -> Result<()> {
+    require_root()?;
+    let redis = RedisServer::start()?;
+    // The defaults, said out loud: 10 failures per client, 10 addresses per account.
+    let detect = format!(
+        "[detect]\nenabled = true\n[detect.auth]\nfailure_threshold = 10\n\
+         max_clients_per_username = 10\nfailure_window_secs = {FAILURE_WINDOW_SECS}\n"
+    );
+    let nodes = [
+        Node::start("node-a", &redis, &detect)?,
+        Node::start("node-b", &redis, &detect)?,
+        Node::start("node-c", &redis, &detect)?,
+    ];
+    for n in &nodes {
+        n.wait_connected(true)?;
+    }
+    wait_for_fresh_window();
+    // 1. One client load-balanced over the nodes: 4 + 4 + 3 failed logins to 11 accounts.
+    // Each node waits for the previous one's count to be in Redis, so the 11th failure, at
+    // node C, is the one that crosses.
+    let mut user = 0;
+    for (n, count) in nodes.iter().zip([4, 4, 3]) {
+        for _ in 0..count {
+            let body = format!("username=user{user}&password=Winter2026!");
+            n.fail_login(SHARED, &["-d", &body])?;
+            user += 1;
+        }
+        n.wait_signals_sent(f64::from(count))?;
+    }
+    // 2. A botnet on one account: 4 + 4 + 3 addresses, one failed login each (JSON).
+    let login = r#"{"email":"Victim@Example.com","password":"hunter2"}"#;
+    for (i, (n, count)) in nodes.iter().zip([4u8, 4, 3]).enumerate() {
+        for j in 0..count {
+            let ip = Ipv4Addr::new(198, 18, 2, 10 * (i as u8 + 1) + j);
+            n.add_client(ip)?;
+            n.fail_login(ip, &["-H", "Content-Type: application/json", "-d", login])?;
+        }
+        let before = [4.0, 4.0, 3.0][i];
+        n.wait_signals_sent(before + f64::from(count))?;
+    }
+    // Both events are written by the node whose flush crossed; later ticks add nothing.
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline
+        && events_of(&nodes, "auth.distributed_stuffing_cluster")?.is_empty()
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    let stuffing = events_of(&nodes, "auth.credential_stuffing_cluster")?;
+    ensure!(stuffing.len() == 1, "cluster stuffing events: {stuffing:?}");
+    let (by, e) = &stuffing[0];
+    ensure!(
+        *by == "node-c"
+            && e["type"] == "detection"
+            && e["kind"] == "credential_stuffing"
+            && e["severity"] == "high"
+            && e["location"] == "client"
+            && e["client"]["ip"] == SHARED.to_string()
+            && e["request"]["method"] == "POST"
+            && e["request"]["path"] == "/login"
+            && e["status"] == 401,
+        "{e}"
+    );
+    ensure!(
+        e["evidence"]
+            == format!(
+                "11 401/403 responses cluster-wide, 11 accounts named, in {FAILURE_WINDOW_SECS} s \
+                 (limit 10)"
+            ),
+        "{e}"
+    );
+    let spread = events_of(&nodes, "auth.distributed_stuffing_cluster")?;
+    ensure!(spread.len() == 1, "distributed stuffing events: {spread:?}");
+    let (by, e) = &spread[0];
+    // sha256("victim@example.com"), first 8 bytes: the account, lowercased and hashed.
+    ensure!(
+        *by == "node-c"
+            && e["location"] == "account"
+            && e["client"]["ip"] == "198.18.2.32"
+            && e["evidence"]
+                == format!(
+                    "sha256:ffbe8cff4f9f8d8b: failed logins from 11 addresses cluster-wide in \
+                     {FAILURE_WINDOW_SECS} s (limit 10)"
+                ),
+        "{e}"
+    );
+    // No node crossed a threshold alone, and nothing went missing.
+    ensure!(events_of(&nodes, "auth.credential_stuffing")?.is_empty());
+    for n in &nodes {
+        let labels = [("kind", "failed_login"), ("result", "dropped")];
+        ensure!(n.agent.metric("apiguard_cluster_signals_total", &labels)? == 0.0);
+        ensure!(n.agent.metric("apiguard_cluster_errors_total", &[])? == 0.0);
+    }
+    // Redis holds addresses and hashes: no name, no password, not even the event's hash.
+    let keys = redis.command("KEYS *")?;
+    ensure!(keys.contains("api-guard:cs:c:198.18.0.77:"), "{keys}");
+    for secret in ["user", "ictim", "Winter", "hunter", "sha256:", "ffbe8cff"] {
+        ensure!(!keys.contains(secret), "{secret} in {keys}");
+    }
+    Ok(())
+}
+
+#[test]
+fn with_redis_down_failed_logins_are_judged_locally_without_waiting() -> Result<()> {
+    require_root()?;
+    let mut redis = RedisServer::start()?;
+    let detect = format!(
+        "[detect]\nenabled = true\n[detect.auth]\nfailure_window_secs = {FAILURE_WINDOW_SECS}\n"
+    );
+    let a = Node::start("node-a", &redis, &detect)?;
+    a.wait_connected(true)?;
+    redis.kill();
+    a.wait_connected(false)?;
+    // 11 failed logins at one node: every one answered, the 11th crosses the local threshold.
+    let mut slowest = Duration::ZERO;
+    for i in 0..11 {
+        let t = Instant::now();
+        a.fail_login(SHARED, &["-d", &format!("username=user{i}&password=x")])?;
+        slowest = slowest.max(t.elapsed());
+    }
+    eprintln!("slowest failed login with Redis down: {slowest:?}");
+    let local = a
+        .agent
+        .wait_for_events(|e| e["rule_id"] == "auth.credential_stuffing", 1, WAIT)?;
+    ensure!(
+        local.len() == 1
+            && local[0]["client"]["ip"] == SHARED.to_string()
+            && local[0]["evidence"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("11 401/403 responses in ")),
+        "{local:?}"
+    );
+    // Nothing reached Redis, nothing was lost: the failures wait for it in the buffer.
+    let sent = [("kind", "failed_login"), ("result", "sent")];
+    let dropped = [("kind", "failed_login"), ("result", "dropped")];
+    ensure!(a.agent.metric("apiguard_cluster_signals_total", &sent)? == 0.0);
+    ensure!(a.agent.metric("apiguard_cluster_signals_total", &dropped)? == 0.0);
+    ensure!(a.agent.metric("apiguard_cluster_connected", &[])? == 0.0);
+    ensure!(events_of(std::slice::from_ref(&a), "auth.credential_stuffing_cluster")?.is_empty());
+    Ok(())
+}

@@ -6,6 +6,7 @@
 //! clock. Route and credential keys are stored as 64-bit keyed hashes, not as text.
 
 use std::{
+    fmt::Write as _,
     hash::{BuildHasher, RandomState},
     net::IpAddr,
     num::NonZeroUsize,
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use super::{
     config::{invalid, Invalid},
     finding::Finding,
+    inputs::{InputLimits, Inputs, Source},
     request::{Context, Request},
     rules,
 };
@@ -53,6 +55,9 @@ pub struct AuthConfig {
     pub failure_threshold: u32,
     /// Window for `failure_threshold`, in seconds (default 60).
     pub failure_window_secs: u64,
+    /// Distinct client addresses whose logins to one account may fail within
+    /// `failure_window_secs` across the cluster (default 10; `[cluster]` only).
+    pub max_clients_per_username: usize,
     /// Entries per table (routes, credentials, clients); the least recently seen are
     /// dropped beyond it (default 65536).
     pub max_tracked: usize,
@@ -71,6 +76,7 @@ impl Default for AuthConfig {
             credential_stuffing: true,
             failure_threshold: 10,
             failure_window_secs: 60,
+            max_clients_per_username: 10,
             max_tracked: 65_536,
         }
     }
@@ -101,6 +107,11 @@ impl AuthConfig {
             1_000_000,
         )?;
         range("failure_window_secs", self.failure_window_secs, 7 * 86_400)?;
+        range(
+            "max_clients_per_username",
+            self.max_clients_per_username as u64,
+            1024,
+        )?;
         range("max_tracked", self.max_tracked as u64, 1 << 24)?;
         let r = self.min_authenticated_ratio;
         if !(r > 0.0 && r <= 1.0) {
@@ -292,6 +303,78 @@ impl AuthDetector {
             ));
         }
     }
+}
+
+/// A failed login: the answer is 401 or 403 (the test of `auth.credential_stuffing`).
+pub fn is_failed_login(req: &Request<'_>) -> bool {
+    matches!(req.status, Some(401 | 403))
+}
+
+/// Form fields and top-level JSON members that name the account a login is for.
+const LOGIN_FIELDS: &[&str] = &[
+    "username",
+    "user",
+    "login",
+    "email",
+    "user_name",
+    "userName",
+    "userid",
+    "user_id",
+    "account",
+];
+/// Longest account name hashed (longer ones are not names).
+const MAX_LOGIN_BYTES: usize = 256;
+
+/// The account a login request names, as a hash ("sha256:" + 16 hex digits of the trimmed,
+/// lowercased name): the user of `Authorization: Basic`, else a [`LOGIN_FIELDS`] field of a
+/// form or JSON body (parsed within `limits`). The name itself is never kept.
+pub fn login_account(req: &Request<'_>, limits: &InputLimits) -> Option<String> {
+    if let Some(user) = basic_user(req) {
+        return hashed_login(&user);
+    }
+    let inputs = Inputs::extract(req, limits);
+    let value = inputs.values.iter().find_map(|i| {
+        let name = match i.source {
+            Source::Form => i.name.as_ref(),
+            Source::Json => i.name.strip_prefix("$.")?,
+            _ => return None,
+        };
+        LOGIN_FIELDS.contains(&name).then_some(&i.value)
+    })?;
+    hashed_login(value)
+}
+
+/// The user part of `Authorization: Basic base64(user:password)`.
+fn basic_user(req: &Request<'_>) -> Option<String> {
+    use base64::Engine as _;
+    let (scheme, token) = req
+        .header("authorization")?
+        .trim()
+        .split_once([' ', '\t'])?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token.trim())
+        .ok()?;
+    let user = decoded.split(|&b| b == b':').next()?;
+    Some(String::from_utf8_lossy(user).into_owned())
+}
+
+fn hashed_login(name: &str) -> Option<String> {
+    use sha2::Digest as _;
+    let name = name.trim();
+    if name.is_empty() || name.len() > MAX_LOGIN_BYTES {
+        return None;
+    }
+    let digest = sha2::Sha256::digest(name.to_lowercase().as_bytes());
+    let mut out = String::with_capacity(23);
+    out.push_str("sha256:");
+    for b in &digest[..8] {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+    }
+    Some(out)
 }
 
 /// The path with id-like segments (numbers, UUIDs, long hex) replaced by `{id}`, so
@@ -724,6 +807,85 @@ mod tests {
         assert_eq!(d.credentials.peek(&key).unwrap().clients.len(), 6);
     }
 
+    fn login(headers: &[(&str, &str)], body: &[u8], status: Option<u16>) -> Option<String> {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        let req = Request {
+            method: "POST",
+            path: "/login",
+            query: None,
+            version: crate::http::HttpVersion::Http11,
+            anomalies: &[],
+            headers: &headers,
+            body,
+            body_len: body.len() as u64,
+            head_len: 0,
+            peer: None,
+            status,
+        };
+        assert_eq!(is_failed_login(&req), matches!(status, Some(401 | 403)));
+        login_account(&req, &InputLimits::default())
+    }
+
+    #[test]
+    fn login_accounts_are_hashed_names() {
+        let alice = hashed_login("alice").unwrap();
+        assert_eq!(alice.len(), 23);
+        assert!(alice.starts_with("sha256:"));
+        // "alice:secret" and "Alice:other" name the same account.
+        assert_eq!(
+            login(
+                &[("Authorization", "Basic YWxpY2U6c2VjcmV0")],
+                b"",
+                Some(401)
+            ),
+            Some(alice.clone())
+        );
+        assert_eq!(
+            login(
+                &[("authorization", "basic QWxpY2U6b3RoZXI=")],
+                b"",
+                Some(403)
+            ),
+            Some(alice.clone())
+        );
+        let form = [("Content-Type", "application/x-www-form-urlencoded")];
+        assert_eq!(
+            login(&form, b"password=hunter2&username=%20Alice%20", Some(401)),
+            Some(alice.clone())
+        );
+        let json = [("Content-Type", "application/json")];
+        for body in [
+            &br#"{"password":"hunter2","email":"ALICE"}"#[..],
+            br#"{"userName":"alice","remember":true}"#,
+        ] {
+            assert_eq!(login(&json, body, Some(200)), Some(alice.clone()));
+        }
+        // Nested, absent, empty, oversized or undecodable names are no account.
+        for body in [
+            &br#"{"user":{"name":"alice"}}"#[..],
+            br#"{"password":"alice"}"#,
+            br#"{"username":""}"#,
+            b"not json",
+        ] {
+            assert_eq!(login(&json, body, Some(401)), None);
+        }
+        let long = format!("username={}", "a".repeat(300));
+        assert_eq!(login(&form, long.as_bytes(), Some(401)), None);
+        assert_eq!(
+            login(&[("Authorization", "Basic !!!")], b"", Some(401)),
+            None
+        );
+        assert_eq!(
+            login(&[("Authorization", "Bearer abc")], b"", Some(401)),
+            None
+        );
+        // Only the hash leaves: never the name or the password.
+        assert_ne!(hashed_login("bob"), Some(alice));
+    }
+
     #[test]
     fn config_is_validated_with_field_paths() {
         let err = |c: AuthConfig| AuthDetector::new(&c).err().unwrap().field;
@@ -768,6 +930,13 @@ mod tests {
                 ..AuthConfig::default()
             }),
             "detect.auth.max_clients_per_credential"
+        );
+        assert_eq!(
+            err(AuthConfig {
+                max_clients_per_username: 0,
+                ..AuthConfig::default()
+            }),
+            "detect.auth.max_clients_per_username"
         );
         let c: AuthConfig = toml::from_str("failure_threshold = 3\nkey_sharing = false").unwrap();
         assert_eq!(

@@ -295,6 +295,10 @@ catalogue! {
         "one credential from more than `max_clients_per_credential` (5) client addresses in a `window_secs` (600 s) window across all nodes (`[cluster]`; one event per window for the whole cluster)";
     AUTH_CREDENTIAL_STUFFING = "auth.credential_stuffing", CredentialStuffing, High,
         "more than `failure_threshold` (10) 401/403 answers to one client in `failure_window_secs` (60 s)";
+    AUTH_CREDENTIAL_STUFFING_CLUSTER = "auth.credential_stuffing_cluster", CredentialStuffing, High,
+        "more than `failure_threshold` (10) 401/403 answers to one client in a `failure_window_secs` (60 s) window across all nodes (`[cluster]`; one event per window for the whole cluster)";
+    AUTH_DISTRIBUTED_STUFFING_CLUSTER = "auth.distributed_stuffing_cluster", CredentialStuffing, High,
+        "failed logins (401/403) to one account (Basic user, or a login field of a form or JSON body) from more than `max_clients_per_username` (10) client addresses in a `failure_window_secs` (60 s) window across all nodes (`[cluster]`; one event per window for the whole cluster)";
     ABUSE_SCANNER_AGENT = "abuse.scanner_agent", Scanner, Medium,
         "a scanner or attack tool User-Agent (sqlmap, Nikto, Nmap, masscan, nuclei, ffuf, gobuster…; whole product tokens)";
     ABUSE_NOT_FOUND_BURST = "abuse.not_found_burst", Enumeration, Medium,
@@ -382,7 +386,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 127);
+        assert_eq!(ALL.len(), 129);
         assert_eq!(by_id("sqli.nope"), None);
     }
 

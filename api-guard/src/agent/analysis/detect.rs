@@ -26,7 +26,11 @@ use tracing::{debug, warn};
 
 use super::worker::{self, Analyzer, Worker};
 use crate::{
-    cluster::{signals::SignalTap, Publisher},
+    cluster::{
+        signals::SignalTap,
+        stuffing::{StuffingTap, Thresholds},
+        Publisher,
+    },
     enforce::{blocklist::BlockReason, target::Target, BlockRequest, EnforceError, Enforcer},
     exchange::Exchange,
     output::{EventBudget, EventSink},
@@ -43,6 +47,8 @@ pub struct Detections {
     budget: EventBudget,
     /// Cluster mode: (credential, address) pairs for the cluster-wide key-sharing count.
     signals: Option<SignalTap>,
+    /// Cluster mode: failed logins for the cluster-wide credential-stuffing counts.
+    stuffing: Option<StuffingTap>,
 }
 
 impl Detections {
@@ -65,6 +71,7 @@ impl Detections {
             events,
             budget: EventBudget::new(config.max_events_per_client),
             signals: None,
+            stuffing: None,
         }))
     }
 
@@ -74,10 +81,18 @@ impl Detections {
         let auth = &config.auth;
         if auth.enabled && auth.key_sharing {
             self.signals = Some(SignalTap::new(
-                publisher,
+                publisher.clone(),
                 auth.max_clients_per_credential,
                 auth.window_secs,
             ));
+        }
+        if auth.enabled && auth.credential_stuffing {
+            let limits = Thresholds {
+                failures: auth.failure_threshold,
+                clients_per_account: auth.max_clients_per_username,
+                window_secs: auth.failure_window_secs,
+            };
+            self.stuffing = Some(StuffingTap::new(publisher, limits, config.limits.clone()));
         }
         self
     }
@@ -134,6 +149,11 @@ impl Analyzer for Detections {
                 .account_uninspected(&req, h.request_truncated, &mut verdict);
             if let Some(tap) = &mut self.signals {
                 tap.observe(ex, client);
+            }
+        }
+        if stage != Stage::Request {
+            if let Some(tap) = &self.stuffing {
+                tap.observe(ex, client, &req);
             }
         }
         if let Some(u) = verdict.uninspected {

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod signals;
+pub mod stuffing;
 mod sync;
 pub mod wire;
 
@@ -24,13 +25,15 @@ pub use config::ClusterConfig;
 pub use sync::{ClusterError, ClusterTask};
 pub use wire::BlockMsg;
 
-use crate::telemetry::{ClusterDrop, Metrics};
+use crate::telemetry::{ClusterDrop, Metrics, SignalKind, SignalResult};
 
 /// What the data path hands to the cluster task.
 #[derive(Debug)]
 pub enum Outgoing {
     Block(BlockMsg),
     Seen(Box<signals::Seen>),
+    /// A failed login, for the cluster's credential-stuffing counts.
+    Failed(Box<stuffing::Failed>),
 }
 
 /// The data path's handle on the cluster task: never waits, counts what does not fit.
@@ -56,6 +59,22 @@ impl Publisher {
     pub fn signal(&self, seen: signals::Seen) {
         if self.tx.try_send(Outgoing::Seen(Box::new(seen))).is_err() {
             self.metrics.cluster.dropped(ClusterDrop::Queue);
+        }
+    }
+}
+
+impl Publisher {
+    /// A failed login for the cluster's credential-stuffing counts.
+    pub fn failed_login(&self, failed: stuffing::Failed) {
+        if self
+            .tx
+            .try_send(Outgoing::Failed(Box::new(failed)))
+            .is_err()
+        {
+            self.metrics.cluster.dropped(ClusterDrop::Queue);
+            self.metrics
+                .cluster
+                .signals(SignalKind::FailedLogin, SignalResult::Dropped, 1);
         }
     }
 }

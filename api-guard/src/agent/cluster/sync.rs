@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     signals::{self, SignalBuffer},
+    stuffing::StuffingBuffer,
     unix_ms,
     wire::BlockMsg,
     ClusterConfig, Outgoing,
@@ -28,7 +29,7 @@ use super::{
 use crate::{
     enforce::{cluster_limit::Answer, Enforcer},
     output::EventSink,
-    telemetry::{ClusterDrop, ClusterOp, Metrics},
+    telemetry::{ClusterDrop, ClusterOp, Metrics, SignalKind, SignalResult},
     wallclock::monotonic_now_ns,
 };
 
@@ -126,6 +127,8 @@ pub struct ClusterTask {
     rx: mpsc::Receiver<Outgoing>,
     /// Key-sharing pairs waiting for the next tick (bounded; kept while Redis is away).
     signals: SignalBuffer,
+    /// Failed logins waiting for the next tick (bounded; kept while Redis is away).
+    stuffing: StuffingBuffer,
     /// What this node decided while Redis was away, oldest first (bounded).
     outbox: VecDeque<BlockMsg>,
     /// The last stream entry applied; shared with the reader of the current connection.
@@ -155,6 +158,7 @@ impl ClusterTask {
             events,
             rx,
             signals: SignalBuffer::default(),
+            stuffing: StuffingBuffer::default(),
             outbox: VecDeque::new(),
             last_id: Arc::new(Mutex::new(None)),
         }
@@ -285,6 +289,7 @@ impl ClusterTask {
         let msg = match m {
             Outgoing::Block(msg) => msg,
             Outgoing::Seen(seen) => return self.add_signal(*seen),
+            Outgoing::Failed(failed) => return self.add_failed(*failed),
         };
         if self.outbox.len() >= self.config.queue_capacity {
             self.outbox.pop_front();
@@ -339,8 +344,12 @@ impl ClusterTask {
                     if let Err(e) = self.flush_signals(&mut cmd).await {
                         break Err(e);
                     }
+                    if let Err(e) = self.flush_stuffing(&mut cmd).await {
+                        break Err(e);
+                    }
                 }
                 Step::Out(Some(Outgoing::Seen(seen))) => self.add_signal(*seen),
+                Step::Out(Some(Outgoing::Failed(failed))) => self.add_failed(*failed),
                 Step::Out(Some(Outgoing::Block(msg))) => {
                     if let Err(e) = self.publish(&mut cmd, &msg).await {
                         self.keep(Outgoing::Block(msg));
@@ -474,6 +483,47 @@ impl ClusterTask {
                 signals::report(&self.events, &self.metrics, &p.last, count);
             }
         }
+        Ok(())
+    }
+
+    fn add_failed(&mut self, failed: super::stuffing::Failed) {
+        if !self.stuffing.add(failed) {
+            self.metrics.cluster.dropped(ClusterDrop::Queue);
+            self.metrics
+                .cluster
+                .signals(SignalKind::FailedLogin, SignalResult::Dropped, 1);
+        }
+    }
+
+    /// Credential stuffing: each pending client's failures and each pending account's
+    /// addresses, one pipelined round trip; reports what this node crossed first. On failure
+    /// the failures are dropped (counted).
+    async fn flush_stuffing(
+        &mut self,
+        cmd: &mut MultiplexedConnection,
+    ) -> Result<(), ClusterError> {
+        if self.stuffing.is_empty() {
+            return Ok(());
+        }
+        let batch = self.stuffing.take();
+        let pipe = batch.pipeline(&self.config.key_prefix, &self.node, KEY_SHARING);
+        let round_trip = pipe.query_async::<Vec<Vec<u64>>>(cmd);
+        let rows = timed(
+            &self.metrics,
+            ClusterOp::Signal,
+            self.op_timeout(),
+            round_trip,
+        )
+        .await;
+        let result = if rows.is_ok() {
+            SignalResult::Sent
+        } else {
+            SignalResult::Dropped
+        };
+        self.metrics
+            .cluster
+            .signals(SignalKind::FailedLogin, result, batch.signals);
+        batch.report(&rows?, &self.events, &self.metrics);
         Ok(())
     }
 

@@ -73,6 +73,39 @@ impl RemoteResult {
     }
 }
 
+/// A cross-node signal (label `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalKind {
+    /// A 401/403 answer, for the cluster's credential-stuffing counts.
+    FailedLogin,
+}
+
+impl SignalKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::FailedLogin => "failed_login",
+        }
+    }
+}
+
+/// What became of a signal (label `result`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalResult {
+    /// Counted in Redis.
+    Sent,
+    /// Lost: hand-off queue or pending buffer full, or its round trip failed.
+    Dropped,
+}
+
+impl SignalResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            SignalResult::Sent => "sent",
+            SignalResult::Dropped => "dropped",
+        }
+    }
+}
+
 pub struct Cluster {
     connected: IntGauge,
     ops: IntCounterVec,
@@ -80,6 +113,7 @@ pub struct Cluster {
     latency: HistogramVec,
     dropped: IntCounterVec,
     remote: IntCounterVec,
+    signals: IntCounterVec,
     /// Unix ms of the last successful round trip (for `status`).
     last_ok_ms: AtomicU64,
 }
@@ -131,6 +165,13 @@ impl Cluster {
                  allowlisted or trusted proxy here, failed, unblocked).",
                 &["result"],
             ),
+            signals: counter_vec(
+                r,
+                "apiguard_cluster_signals_total",
+                "Cross-node detection signals by kind (failed_login) and result (sent: counted \
+                 in Redis, dropped: queue or buffer full, or lost with a failed round trip).",
+                &["kind", "result"],
+            ),
             last_ok_ms: AtomicU64::new(0),
         }
     }
@@ -162,6 +203,12 @@ impl Cluster {
 
     pub fn remote(&self, result: RemoteResult) {
         self.remote.with_label_values(&[result.as_str()]).inc();
+    }
+
+    pub fn signals(&self, kind: SignalKind, result: SignalResult, n: u64) {
+        self.signals
+            .with_label_values(&[kind.as_str(), result.as_str()])
+            .inc_by(n);
     }
 
     /// Round trips so far (all operations), and those that failed.
