@@ -808,10 +808,7 @@ mod tests {
     }
 
     fn login(headers: &[(&str, &str)], body: &[u8], status: Option<u16>) -> Option<String> {
-        let headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
+        let headers = crate::http::Headers::from(headers);
         let req = Request {
             method: "POST",
             path: "/login",
