@@ -807,12 +807,13 @@ fn dynamic_call(b: &[u8]) -> Option<usize> {
         if x == b'"' || x == b'\'' {
             budget -= 1;
             // A chain of quoted pieces joined by `.`.
-            let (mut name, mut j) = (Vec::new(), i);
+            let (mut name, mut j, mut pieces) = (Vec::new(), i, 0);
             while let Some(&q) = b.get(j).filter(|q| matches!(**q, b'"' | b'\'')) {
                 let Some(e) = b[j + 1..].iter().take(64).position(|&y| y == q) else {
                     break;
                 };
                 name.extend_from_slice(&b[j + 1..j + 1 + e]);
+                pieces += 1;
                 j += e + 2;
                 let t = b[j..].trim_ascii_start();
                 match t.strip_prefix(b".") {
@@ -820,9 +821,16 @@ fn dynamic_call(b: &[u8]) -> Option<usize> {
                     None => break,
                 }
             }
+            // `"system"(`, `'sys'.'tem' (`: a lone string is called at once ("the "system"
+            // (beta)" is prose), a concatenation or subscript may have blanks before `(`.
+            let tail = skip_callee_tail(&b[j..]);
+            let between = &b[j..b.len() - tail.len()];
+            let tight = !between.iter().any(u8::is_ascii_whitespace);
+            let built = pieces > 1 || between.contains(&b'[') || between.contains(&b'{');
             if j > i
+                && tail.first() == Some(&b'(')
+                && (tight || built)
                 && dangerous_name(&unescape_name(&name))
-                && skip_callee_tail(&b[j..]).first() == Some(&b'(')
             {
                 return Some(i);
             }
