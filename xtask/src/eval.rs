@@ -69,6 +69,12 @@ fn kinds_for(category: &str) -> &'static [&'static str] {
     }
 }
 
+/// CRS files requests for backup, dump and key files (920440 restricted extensions, 920500
+/// editor backups `~`) under protocol; api-guard reports them as `traversal.restricted_file`.
+fn filed_as_traversal(rule: Option<u64>) -> bool {
+    matches!(rule, Some(920440 | 920500))
+}
+
 pub fn eval(args: &EvalArgs) -> Result<()> {
     setup::ensure(setup::Scope::Toolchain)?;
     let bin = util::build_agent(true)?;
@@ -219,7 +225,8 @@ fn run_all(bin: &Path, corpus: &Path, work: &Path, args: &EvalArgs) -> Result<()
     for (v, kinds) in crs.inputs.iter().zip(&crs.kinds) {
         let category = v["category"].as_str().unwrap_or("?").to_owned();
         let pl = v["paranoia_level"].as_u64().unwrap_or(1) as u8;
-        let matched = hit(kinds, kinds_for(&category));
+        let matched = hit(kinds, kinds_for(&category))
+            || (filed_as_traversal(v["rule"].as_u64()) && hit(kinds, &["path_traversal"]));
         let any = hit(kinds, CONTENT_KINDS);
         if v["expect"] == "benign" {
             fp_all.add(any, String::new, 0, true);

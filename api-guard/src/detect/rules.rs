@@ -133,24 +133,24 @@ catalogue! {
     SSRF_METADATA = "ssrf.metadata", Ssrf, Critical,
         "cloud metadata and link-local addresses (169.254.169.254, fd00:ec2::254, metadata.google.internal…)";
     SSRF_LOOPBACK = "ssrf.loopback", Ssrf, High,
-        "loopback targets in any spelling (`localhost`, `2130706433`, `0x7f000001`, `[::ffff:127.0.0.1]`)";
+        "loopback targets in any spelling (`localhost`, `2130706433`, `0x7f000001`, `[::ffff:127.0.0.1]`, `http:127.0.0.1`) and the container's host (`host.docker.internal`, `host.containers.internal`)";
     // Low: inside clusters, internal targets in URLs are common (webhooks, callbacks).
     SSRF_PRIVATE = "ssrf.private", Ssrf, Low,
-        "a URL to a private or internal target (RFC 1918, CGNAT, unique-local; `host.docker.internal`, `kubernetes.default`)";
+        "a URL to a private or internal target (RFC 1918, CGNAT, unique-local; `kubernetes.default`)";
     SSRF_PRIVATE_HOST = "ssrf.private_host", Ssrf, Low,
         "a bare private or internal host as a whole value (`host=10.0.0.5`); only with `ssrf_private_hosts` (off by default)";
     SSRF_SCHEME = "ssrf.scheme", Ssrf, High,
         "URL schemes that reach non-HTTP services (`gopher://`, `dict://`, `ldap://`…)";
     SSRF_RFI = "ssrf.rfi", Ssrf, Medium,
-        "remote file inclusion shapes: a URL to a raw IP address, or ending in `?`";
+        "remote file inclusion shapes: a URL to a raw IP address, or ending in `?` (also slash-less or cut short: `http:evil/x?`, `ftp?`)";
     CODE_PHP = "code.php", CodeInjection, Critical,
-        "PHP code: tags, dangerous calls, variable function calls";
+        "PHP code: tags (also `<?xml:` posing as a declaration), dangerous and PHP-only calls, calls through variables, strings or brackets (`('sys'.'tem')(`), variable variables (`${'a'}`)";
     CODE_PHP_WRAPPER = "code.php_wrapper", CodeInjection, Critical,
         "PHP stream wrappers (`php://filter`, `phar://`, `expect://`…)";
     CODE_DATA_URI = "code.data_uri", CodeInjection, Critical,
         "a `data:` URI whose content (base64-decoded when marked so) is PHP code: remote code for `include`";
     CODE_PHP_UPLOAD = "code.php_upload", CodeInjection, High,
-        "an upload named as a PHP script (`shell.php`, `a.phtml.`, `x.php5`) in a multipart `filename` or an `X-Filename` header";
+        "an upload named as a PHP script (`shell.php`, `a.phtml.`, `x.php5`) or a PHP session file (`sess_<id>`) in a multipart `filename` or an `X-Filename` header";
     CODE_PHP_OBJECT = "code.php_object", CodeInjection, Critical,
         "serialized PHP objects (`O:8:\"stdClass\":…`), gadget-chain carriers";
     CODE_JNDI = "code.jndi", CodeInjection, Critical,
@@ -168,7 +168,7 @@ catalogue! {
     CODE_JAVA_GADGET = "code.java_gadget", CodeInjection, Critical,
         "Commons-Collections / Groovy gadget class names";
     CODE_NODE = "code.node", CodeInjection, Critical,
-        "Node.js internals (`child_process`, `process.mainModule`, `process.binding(`, `constructor.constructor(`)";
+        "Node.js internals (`child_process`, `process.env`, `process.binding(`, `constructor.constructor(`, `new Function(`, console calls, React Flight `$1:constructor:constructor`)";
     CODE_PYTHON = "code.python", CodeInjection, Critical,
         "Python internals (`__import__(`, `__builtins__`, `__subclasses__(`, `os.system(`, `os.popen(`)";
     CODE_RUBY = "code.ruby", CodeInjection, Critical,
@@ -234,7 +234,7 @@ catalogue! {
     PROTOCOL_RESTRICTED_HEADER = "protocol.restricted_header", Protocol, Medium,
         "a header listed in `restricted_headers` (default `proxy`, `lock-token`, `if`)";
     PROTOCOL_ENCODING_ABUSE = "protocol.encoding_abuse", Protocol, Medium,
-        "invalid percent-escapes, `%uXXXX`, or UTF-8 decoders disagree on (overlong, truncated)";
+        "invalid percent-escapes, `%uXXXX`, UTF-8 decoders disagree on (overlong, truncated), or `\\u0061`-style escapes of ASCII in query or form values";
     PROTOCOL_CONTROL_CHAR = "protocol.control_char", Protocol, Medium,
         "control bytes in the path, parameters or cookies";
     PROTOCOL_TOO_MANY_ARGS = "protocol.too_many_args", Protocol, Medium,
@@ -269,6 +269,10 @@ catalogue! {
         "a request with a body but no Content-Type";
     PROTOCOL_ACCEPT_CHARSET = "protocol.accept_charset", Protocol, Low,
         "a charset parameter in Accept that parsers read differently";
+    PROTOCOL_ACCEPT_ENCODING_INVALID = "protocol.accept_encoding_invalid", Protocol, Medium,
+        "an Accept-Encoding element that is no content-coding name (`AA&AA&**A`: CVE-2022-21907, HTTP.sys)";
+    PROTOCOL_EMPTY_HEADER = "protocol.empty_header", Protocol, Low,
+        "an empty Accept or User-Agent header (hand-made requests; clients send a value)";
     JWT_ALG_NONE = "jwt.alg_none", Jwt, Critical,
         "an unsigned token (`alg: none`), with or without a signature";
     JWT_BAD_SIGNATURE = "jwt.bad_signature", Jwt, High,

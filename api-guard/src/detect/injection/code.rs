@@ -73,12 +73,77 @@ const PHP_CALLS: &[&[u8]] = &[
     b"get_defined_functions",
     b"get_defined_vars",
     b"get_defined_constants",
+    // From here on [`WEAK_CALLS`]: PHP-only built-ins payloads probe with or build strings
+    // from (`chr(112).chr(104)`).
+    b"print_r",
+    b"var_dump",
+    b"var_export",
+    b"is_array",
+    b"strip_tags",
+    b"file_exists",
+    b"filegroup",
+    b"fileowner",
+    b"strrev",
+    b"intval",
+    b"substr",
+    b"chr",
+    b"str_replace",
+    b"preg_match",
 ];
 
 /// Dangerous calls whose names are also words ("system (beta)"): `(` must follow directly.
 const PHP_WORD_CALLS: &[&[u8]] = &[
-    b"system", b"exec", b"eval", b"assert", b"include", b"require",
+    b"system", b"exec", b"eval", b"assert", b"include", b"require", b"file", b"unpack", b"printf",
 ];
+
+/// Calls harmless by themselves that payloads use to probe or to build strings; people also
+/// write them in questions and pasted code ("why does print_r($a) show…"). They count only
+/// where code starts (see [`code_context`]).
+const WEAK_CALLS: &[&[u8]] = &[
+    b"print_r",
+    b"var_dump",
+    b"var_export",
+    b"is_array",
+    b"strip_tags",
+    b"file_exists",
+    b"filegroup",
+    b"fileowner",
+    b"strrev",
+    b"intval",
+    b"substr",
+    b"chr",
+    b"str_replace",
+    b"preg_match",
+    b"file",
+    b"unpack",
+    b"printf",
+];
+
+/// Whether code at `p` starts a value or follows what ends a string or statement (`'`, `;`,
+/// `|`, `=`…): where an injected expression sits. After a word it is prose quoting code.
+fn code_context(b: &[u8], p: usize) -> bool {
+    b[..p].trim_ascii_end().last().is_none_or(|&x| {
+        matches!(
+            x,
+            b';' | b'\''
+                | b'"'
+                | b'`'
+                | b')'
+                | b'|'
+                | b'&'
+                | b'='
+                | b'{'
+                | b'<'
+                | b'>'
+                | b'.'
+                | b'@'
+                | b'!'
+                | b'['
+                | b'}'
+                | b'/'
+        )
+    })
+}
 
 /// Java packages whose classes payloads reach for (exceptions and errors excluded: stack
 /// traces name them legitimately).
@@ -155,6 +220,19 @@ fn php_script_name(c: &Candidate<'_>) -> bool {
     }
     let name = c.decoded.trim_end_matches(['.', ' ', '\t']);
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    // `sess_<id>`: PHP's session file name (ids of 20+ of `[A-Za-z0-9,-]`); stored where the
+    // sessions live, the upload plants a session of the attacker's making.
+    let id = base
+        .get(5..)
+        .filter(|_| base[..5].eq_ignore_ascii_case("sess_"));
+    if id.is_some_and(|id| {
+        id.len() >= 20
+            && id
+                .bytes()
+                .all(|x| x.is_ascii_alphanumeric() || x == b',' || x == b'-')
+    }) {
+        return true;
+    }
     base.rsplit_once('.').is_some_and(|(stem, ext)| {
         // `photo. php`: some stacks trim the blank after the dot.
         let ext = ext.trim_start();
@@ -479,12 +557,12 @@ fn php(b: &[u8], s: &ByteSet) -> Option<Hit> {
                 }
             }
         }
-        if let Some(p) = variable_call(b) {
+        if let Some(p) = variable_call(b).or_else(|| variable_variable(b)) {
             return Some((&rules::CODE_PHP, p));
         }
     }
     if b.contains(&b'(') {
-        if let Some(p) = php_call(b, s) {
+        if let Some(p) = php_call(b, s).or_else(|| dynamic_call(b)) {
             return Some((&rules::CODE_PHP, p));
         }
     }
@@ -562,8 +640,16 @@ fn php_tag(b: &[u8], s: &ByteSet) -> Option<usize> {
     while let Some(p) = find_ci_from(b, b"<?", from) {
         from = p + 2;
         let rest = &b[p + 2..];
-        if starts_with_ci(rest, b"php") || rest.first() == Some(&b'=') {
+        // `test<?`: an open tag ending the value, its code sent in the next field (log
+        // poisoning split across parameters).
+        if starts_with_ci(rest, b"php") || rest.first() == Some(&b'=') || rest.is_empty() {
             return Some(p);
+        }
+        if starts_with_ci(rest, b"xml") {
+            if fake_xml_declaration(&rest[3..]) {
+                return Some(p);
+            }
+            continue;
         }
         // `<? php`, `<?\tphp`, `<?\nphp`: parsers that skip the blank still see the tag.
         let after_blank = rest.trim_ascii_start();
@@ -601,7 +687,26 @@ fn php_tag(b: &[u8], s: &ByteSet) -> Option<usize> {
             return Some(p);
         }
     }
-    first_of!(s, b, &[b"[php]", b"{php}", b"[/php]", b"{/php}"])
+    first_of!(
+        s,
+        b,
+        &[b"[php]", b"{php}", b"[/php]", b"{/php}", b"[\\php]", b"{\\php}"]
+    )
+}
+
+/// Whether what follows `<?xml` makes it a PHP short tag rather than an XML declaration or
+/// processing instruction: a declaration continues with blanks and a pseudo-attribute name
+/// (`<?xml version=`), a PI target with more name characters (`<?xml-stylesheet`); `<?xml:`,
+/// `<?xml (`, `<?xml :echo` are none of those, and PHP runs what follows `<?`.
+fn fake_xml_declaration(after: &[u8]) -> bool {
+    let t = after.trim_ascii_start();
+    let Some(&first) = t.first() else {
+        return false;
+    };
+    if t.len() < after.len() {
+        return !first.is_ascii_alphabetic();
+    }
+    !(is_ident(first) || matches!(first, b'-' | b'.' | b'?'))
 }
 
 /// A dangerous function name followed by `(`.
@@ -636,10 +741,182 @@ fn php_call(b: &[u8], s: &ByteSet) -> Option<usize> {
             };
             // `putenv(3)`: a manual page reference; `/eval(` at the very end calls nothing.
             let man_ref = rest.len() >= 3 && rest[1].is_ascii_digit() && rest[2] == b')';
+            // "the file(s)": a plural in prose.
+            let plural = !loose && (rest.starts_with(b"(s)") || rest.starts_with(b"(es)"));
             let dangling = !loose && rest.len() == 1;
-            if rest.first() == Some(&b'(') && !man_ref && !dangling {
+            let weak = WEAK_CALLS.contains(name) && !code_context(b, p);
+            if rest.first() == Some(&b'(') && !man_ref && !dangling && !plural && !weak {
                 return Some(p);
             }
+        }
+    }
+    // The POSIX extension (`posix_getegid()`, `posix_kill(`, `posix_setuid(`): process and
+    // account calls no web input names.
+    let mut from = 0;
+    while let Some(p) = find_ci_from(b, b"posix_", from) {
+        from = p + 6;
+        let ident = b[from..].iter().take_while(|x| is_ident(**x)).count();
+        if word_start(b, p)
+            && ident > 0
+            && skip_space_comments(&b[from + ident..]).first() == Some(&b'(')
+        {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// Whether `name` (lower case, blanks and escapes removed) is one of the dangerous calls.
+fn dangerous_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && PHP_CALLS
+            .iter()
+            .chain(PHP_WORD_CALLS)
+            .any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// What follows a callee before its argument list may hold: closing brackets, subscripts
+/// (`[0]`, `{0}`), blanks and comments. The rest of the value after them.
+fn skip_callee_tail(mut b: &[u8]) -> &[u8] {
+    for _ in 0..8 {
+        b = skip_space_comments(b);
+        match b.first() {
+            Some(b')' | b']' | b'}') => b = &b[1..],
+            Some(&open @ (b'[' | b'{')) => {
+                let close = if open == b'[' { b']' } else { b'}' };
+                match b.iter().take(64).position(|&x| x == close) {
+                    Some(e) if e > 1 => b = &b[e + 1..],
+                    _ => return b,
+                }
+            }
+            _ => return b,
+        }
+    }
+    b
+}
+
+/// A dangerous function reached without writing its name as a plain call: as a string
+/// (`"system"(…)`, `'sys'.'tem'(…)`, `"\x73ystem"(…)`), or wrapped in brackets
+/// (`(system)(…)`, `[system][0](…)`, `('system')(…)`). PHP calls a string or an array
+/// element holding a function name; the argument list must follow the callee.
+fn dynamic_call(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    let mut budget = 64;
+    while i < b.len() && budget > 0 {
+        let x = b[i];
+        if x == b'"' || x == b'\'' {
+            budget -= 1;
+            // A chain of quoted pieces joined by `.`.
+            let (mut name, mut j, mut pieces) = (Vec::new(), i, 0);
+            while let Some(&q) = b.get(j).filter(|q| matches!(**q, b'"' | b'\'')) {
+                let Some(e) = b[j + 1..].iter().take(64).position(|&y| y == q) else {
+                    break;
+                };
+                name.extend_from_slice(&b[j + 1..j + 1 + e]);
+                pieces += 1;
+                j += e + 2;
+                let t = b[j..].trim_ascii_start();
+                match t.strip_prefix(b".") {
+                    Some(more) => j = b.len() - more.trim_ascii_start().len(),
+                    None => break,
+                }
+            }
+            // `"system"(`, `'sys'.'tem' (`: a lone string is called at once ("the "system"
+            // (beta)" is prose), a concatenation or subscript may have blanks before `(`.
+            let tail = skip_callee_tail(&b[j..]);
+            let between = &b[j..b.len() - tail.len()];
+            let tight = !between.iter().any(u8::is_ascii_whitespace);
+            let built = pieces > 1 || between.contains(&b'[') || between.contains(&b'{');
+            if j > i
+                && tail.first() == Some(&b'(')
+                && (tight || built)
+                && dangerous_name(&unescape_name(&name))
+            {
+                return Some(i);
+            }
+            i = j.max(i + 1);
+            continue;
+        }
+        if is_ident(x) && (i == 0 || !is_ident(b[i - 1])) {
+            let n = b[i..].iter().take_while(|y| is_ident(**y)).count();
+            let before = b[..i].trim_ascii_end();
+            let before = before
+                .strip_suffix(b"*/")
+                .and_then(|t| {
+                    t.windows(2)
+                        .rposition(|w| w == b"/*")
+                        .map(|s| t[..s].trim_ascii_end())
+                })
+                .unwrap_or(before);
+            let opened = matches!(before.last(), Some(b'(' | b'['));
+            let after = skip_space_comments(&b[i + n..]);
+            let closed = matches!(after.first(), Some(b')' | b']'));
+            if opened && closed && dangerous_name(&b[i..i + n]) {
+                budget -= 1;
+                // `(system)(`, `[ system ] [ 0 ] (`: the arguments follow the brackets at
+                // once or behind a subscript; "(system) (default)" is prose.
+                let tail = skip_callee_tail(after);
+                let between = &after[..after.len() - tail.len()];
+                let tight = !between.iter().any(u8::is_ascii_whitespace);
+                let subscripted = between.contains(&b'[') || between.contains(&b'{');
+                if tail.first() == Some(&b'(') && (tight || subscripted) {
+                    return Some(i);
+                }
+            }
+            i += n;
+            continue;
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A quoted function name as PHP reads it: `\xHH` and octal escapes decoded, blanks dropped
+/// (`"system  "` is trimmed by nothing, but payloads pad names), lower case.
+fn unescape_name(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() && out.len() <= 64 {
+        if s[i] == b'\\' && matches!(s.get(i + 1), Some(b'x' | b'X')) {
+            let hex = s
+                .get(i + 2..i + 4)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(v.to_ascii_lowercase());
+                i += 4;
+                continue;
+            }
+        }
+        if !s[i].is_ascii_whitespace() {
+            out.push(s[i].to_ascii_lowercase());
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `${'a'}`, `$ {$a}`, `$ { CONSTANT }`: PHP's variable-variable syntax. `${name}` alone is
+/// shell and template interpolation too and is left alone; a blank between `$` and `{`, or
+/// a quoted, variable or silenced name inside the braces, is PHP's.
+fn variable_variable(b: &[u8]) -> Option<usize> {
+    for p in memchr::memchr_iter(b'$', b).take(32) {
+        let after = &b[p + 1..];
+        let t = after.trim_ascii_start();
+        let Some(inner) = t.strip_prefix(b"{") else {
+            continue;
+        };
+        let Some(e) = inner.iter().take(128).position(|&x| x == b'}' || x == b'{') else {
+            continue;
+        };
+        if inner[e] != b'}' {
+            continue;
+        }
+        let body = inner[..e].trim_ascii();
+        let Some(&first) = body.first() else {
+            continue;
+        };
+        if t.len() < after.len() || matches!(first, b'\'' | b'"' | b'$' | b'@') {
+            return Some(p);
         }
     }
     None
@@ -698,15 +975,31 @@ fn variable_call(b: &[u8]) -> Option<usize> {
                 Some(b'{') => (b'{', b'}'),
                 _ => break,
             };
-            let Some(e) = t.iter().take(64).position(|&x| x == close) else {
+            // The matching close (`$__[$_[1]](…)` nests).
+            let mut depth = 0usize;
+            let Some(e) = t.iter().take(64).position(|&x| {
+                if x == open {
+                    depth += 1;
+                } else if x == close {
+                    depth = depth.saturating_sub(1);
+                }
+                depth == 0
+            }) else {
                 break;
             };
             // `$a[]()`, `${}()`: empty subscripts are no function reference.
             if e == 1 {
                 break;
             }
-            let _ = open;
             j += e + 1;
+        }
+        // `($f)(…)`: the variable in parentheses of its own, the arguments right after
+        // ("(see $HOME) (default)" is prose).
+        if b[..start].trim_ascii_end().last() == Some(&b'(') {
+            let t = b[j..].trim_ascii_start();
+            if t.starts_with(b")(") {
+                return Some(start);
+            }
         }
         if skip_space_comments(&b[j..]).first() == Some(&b'(') && j > start + 1 {
             return Some(start);
@@ -766,7 +1059,7 @@ fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
     .iter()
     .filter_map(|n| memchr::memmem::find(b, n))
     .min();
-    if let Some(p) = base64_marker {
+    if let Some(p) = base64_marker.or_else(|| node_runtime(b, s)) {
         return Some((&rules::CODE_NODE, p));
     }
     if let Some(p) = first_of!(
@@ -820,6 +1113,101 @@ fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
         }
     }
     None
+}
+
+/// Server-side JavaScript reaching the Node.js runtime: the environment (`process.env`,
+/// `process["env"]`), the module system (`require[…]`, `module.exports=`), code built at run
+/// time (`new Function(`), console calls (`console.info(1)`, `console["log"](`), and React
+/// Flight references walking to a constructor (`"$1:constructor:constructor"`, the
+/// React2Shell chain). `\u` escapes (`c\u006fnsole`) are read as JavaScript reads them.
+fn node_runtime(b: &[u8], s: &ByteSet) -> Option<usize> {
+    if s.has(b'\\') && find_ci(b, b"\\u").is_some() {
+        let plain = js_unescape(b);
+        if plain.len() < b.len().min(4096) && node_runtime(&plain, &ByteSet::of(&plain)).is_some() {
+            return Some(0);
+        }
+    }
+    // Words of JavaScript people also write in prose and pasted code: only where code starts.
+    const NEEDLES: &[&[u8]] = &[
+        b"process.env",
+        b"process[",
+        b"require[",
+        b"module.exports",
+        b"new function(",
+        b"new function (",
+        b"console[",
+        b"console.",
+    ];
+    const MASKS: [u128; NEEDLES.len()] = needle_masks(NEEDLES);
+    for (needle, mask) in NEEDLES.iter().zip(&MASKS) {
+        if !s.has_mask(*mask) {
+            continue;
+        }
+        let mut from = 0;
+        while let Some(p) = find_ci_from(b, needle, from) {
+            from = p + needle.len();
+            if !word_start(b, p) || !code_context(b, p) {
+                continue;
+            }
+            if *needle != b"console." {
+                return Some(p);
+            }
+            // `console.info(1)`, `console.info.call(this,1)`: a call of a console method.
+            let ident = b[from..]
+                .iter()
+                .take_while(|x| x.is_ascii_alphabetic())
+                .count();
+            let rest = &b[from + ident..];
+            if ident > 0 && (rest.first() == Some(&b'(') || rest.starts_with(b".call(")) {
+                return Some(p);
+            }
+        }
+    }
+    for needle in [&b":constructor"[..], b":prototype"] {
+        let mut from = 0;
+        while let Some(p) = find_ci_from(b, needle, from) {
+            from = p + needle.len();
+            let chain = b[..p]
+                .iter()
+                .rev()
+                .take(64)
+                .take_while(|x| is_ident(**x) || **x == b':')
+                .count();
+            let start = p - chain;
+            if start > 0
+                && b[start - 1] == b'$'
+                && b.get(start).is_some_and(u8::is_ascii_alphanumeric)
+            {
+                return Some(start - 1);
+            }
+        }
+    }
+    None
+}
+
+/// `\uXXXX` escapes of ASCII characters decoded (the rest kept), bounded.
+fn js_unescape(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len().min(4096));
+    let mut i = 0;
+    while i < b.len() && i < 4096 {
+        if b[i] == b'\\' && matches!(b.get(i + 1), Some(b'u' | b'U')) {
+            let hex = b
+                .get(i + 2..i + 6)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            if let Some(v) = hex.and_then(|h| {
+                u8::from_str_radix(h, 16)
+                    .ok()
+                    .filter(|_| h.starts_with("00"))
+            }) {
+                out.push(v);
+                i += 6;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
 }
 
 /// `while(true)`, `while(!0)`, `while(!!{})`, `for(;;)`: a loop whose condition is a constant
@@ -1001,6 +1389,100 @@ mod tests {
         );
     }
 
+    /// Code hidden from a plain `name(` search: strings and brackets as callees, variable
+    /// variables, fake XML declarations, PHP-only built-ins.
+    #[test]
+    fn php_obfuscated_calls() {
+        for v in [
+            "<?xml :echo 1;",
+            "<?xml:echo 1;",
+            "<?xml   \t\t ();echo 1;",
+            "<?xml\n:system('ls');",
+            "test<?",
+            "somePhpWouldGoHere[\\php]",
+            "${'ff'}",
+            "$ {'fdf'}",
+            "$    {$a}",
+            "$  {  CONSTANT  }",
+            "$ {@_.__}(31);",
+            "$__[$_[1]](7)",
+            "$y = 'sys'.'tem';($y)('uname');",
+            "return\"system\"(xyz).s",
+            "(system)(whoami)",
+            "('system')('whoami')",
+            "(\"system  \")(\"whoami\")",
+            "(string)\"system\"('uname');",
+            "( string ) \"sys\".\"t\".\"em\" ('uname');",
+            "(string) {[system][0]} ('uname');",
+            "(/* comment */system)(ls/* comment */);",
+            "[ system ] [ 0 ] ( ls );",
+            "(['system'])[0]('uname');",
+            "\"\\x73y\\x73tem\"(ls);",
+            "posix_getegid()",
+            "print_r( )",
+            "is_array()",
+            "chr(123)",
+            "substr($x)",
+            "unpack()",
+            "FILE\r\n()",
+            "file_exists (\n\n)",
+        ] {
+            assert_eq!(rule(v), Some("code.php"), "{v}");
+        }
+        for v in [
+            "<?xml version=\"1.0\"?><a/>",
+            "<?xml-stylesheet href=\"a.xsl\"?>",
+            "<?xml",
+            "${HOME}",
+            "${name} and ${count}",
+            "(see $HOME) (default)",
+            "the file(s) you sent",
+            "section 3(a)(1) of the license",
+            "(system) (default)",
+            "\"system\" (beta)",
+            "the \"Save\"(blue) button",
+            "posix_ compliance (mostly)",
+            "see printf(3)",
+            "costs $ 5 {approx}",
+        ] {
+            assert_eq!(rule(v), None, "{v}");
+        }
+    }
+
+    #[test]
+    fn node_runtime() {
+        for v in [
+            "process.env",
+            "process[\"env\"]",
+            "process[mainModule",
+            "require[req.query.a",
+            "module.exports=",
+            "new Function (",
+            "console.info(1)",
+            "console[\"info\"](1)",
+            "console.info.call(this,1)",
+            "c\\u006fnsole.info(1)",
+            "{\"get\":\"$3:constructor:constructor\"}",
+            "{\"0\":\"$7:Module:prototype\"}",
+        ] {
+            assert_eq!(rule(v), Some("code.node"), "{v}");
+        }
+        for v in [
+            "the process environment",
+            "a new function was added",
+            "check the console output (twice)",
+            "console.log is noisy",
+            "why does console.log(x) print twice",
+            "read it from process.env in the handler",
+            "use print_r($a) to debug",
+            "then substr(s, 1) gives the tail",
+            "price: $3 constructor:prototype",
+            "\\users\\me",
+        ] {
+            assert_eq!(rule(v), None, "{v}");
+        }
+    }
+
     #[test]
     fn java() {
         for (v, r) in [
@@ -1052,6 +1534,23 @@ mod tests {
             (Source::Header, "x.filename", "dangerous.phpt"),
             (Source::Header, "x-file-name", "fthi/sfewfda.php907......"),
             (Source::Header, "x-filename", "photo. php"),
+            // PHP session files.
+            (
+                Source::Header,
+                "x-filename",
+                "sess_d8ew88tqmabdcokhumchy8htqm",
+            ),
+            (
+                Source::Header,
+                "x_filename",
+                "/tmp/sess_abc123def456ghi789jkl",
+            ),
+            (
+                Source::Header,
+                "x-file-name",
+                "C:\\temp\\SESS_abc-123-def-456-ghij",
+            ),
+            (Source::Form, "f.filename", "sess_abc123,def456,ghi789jkl"),
         ] {
             assert_eq!(
                 upload(source, name, v),
@@ -1068,6 +1567,13 @@ mod tests {
             (Source::Form, "up.filename", "notes.php.txt"),
             (Source::Form, "file", "a.php"),
             (Source::Query, "x-filename", "a.php"),
+            (Source::Header, "x-filename", "sess_notes.txt"),
+            (Source::Header, "x-filename", "sess_short123"),
+            (
+                Source::Header,
+                "x-filename",
+                "session_2024_report_final_v2.csv",
+            ),
         ] {
             assert_eq!(upload(source, name, v), None, "{name}={v}");
         }

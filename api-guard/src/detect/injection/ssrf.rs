@@ -60,7 +60,8 @@ fn may_match(c: &Candidate<'_>) -> bool {
     const DOTLESS_NAMES: &[&[u8]] = &[b"localhost", b"ip6-loopback", b"metadata", b"instance-data"];
     const MASKS: [u128; DOTLESS_NAMES.len()] = needle_masks(DOTLESS_NAMES);
     let s = &c.bytes;
-    if s.has(b':') || s.non_ascii {
+    // A URL needs a `:`, a look-alike host a non-ASCII byte, a truncated one its `?`.
+    if s.has(b':') || s.non_ascii || c.decoded.trim_end().ends_with('?') {
         return true;
     }
     if c.input.source == Source::Header || s.has(b'@') {
@@ -112,6 +113,10 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     let mut report = |rule: &'static Rule, pos: usize| {
         out.push(Finding::new(rule, c.input.location(), around(value, pos)));
     };
+    if truncating_url(value) {
+        report(&rules::SSRF_RFI, 0);
+        return;
+    }
     let mut from = 0;
     for _ in 0..MAX_URLS {
         let Some(rel) = find_sep(&b[from..]) else {
@@ -125,10 +130,13 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
             .take_while(|&&x| x == b'/' || x == b'\\')
             .count();
         let authority_start = at + 1 + slashes;
-        if scheme.is_empty() || (slashes == 0 && !scheme.eq_ignore_ascii_case("jar")) {
+        let lower = scheme.to_ascii_lowercase();
+        // WHATWG URL parsers read `http:127.0.0.1` as `http://127.0.0.1/`: for the special
+        // schemes the slashes are optional.
+        let special = matches!(lower.as_str(), "http" | "https" | "ftp" | "ws" | "wss");
+        if scheme.is_empty() || (slashes == 0 && lower != "jar" && !special) {
             continue;
         }
-        let lower = scheme.to_ascii_lowercase();
         if lower == "file" || lower == "php" {
             continue;
         }
@@ -137,6 +145,9 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         if let Some(class) = classify_authority(authority, false) {
             report(rule_for(class), scheme_pos);
             return;
+        }
+        if slashes == 0 && lower != "jar" {
+            continue;
         }
         if SMUGGLING_SCHEMES.contains(&lower.as_str()) {
             report(&rules::SSRF_SCHEME, scheme_pos);
@@ -187,6 +198,27 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
             report(rule, 0);
         }
     }
+}
+
+/// A whole value that is a fetchable URL cut off by `?` (`http:evil/x.txt?`, `ftp?`): the
+/// application's own suffix (`.php`) then becomes a query string of the remote file. Written
+/// with or without slashes, or with the rest dropped, as remote file inclusion probes send it.
+fn truncating_url(value: &str) -> bool {
+    let t = value.trim().as_bytes();
+    let Some(body) = t.strip_suffix(b"?") else {
+        return false;
+    };
+    let body = body.trim_ascii_end();
+    let body = match body.iter().rposition(|&x| x != b'?') {
+        Some(e) => &body[..=e],
+        None => return false,
+    };
+    let scheme = body.iter().take_while(|x| x.is_ascii_alphabetic()).count();
+    matches!(
+        &body[..scheme].to_ascii_lowercase()[..],
+        b"file" | b"ftp" | b"ftps" | b"http" | b"https"
+    ) && (scheme == body.len() || body[scheme] == b':')
+        && !body.iter().any(u8::is_ascii_whitespace)
 }
 
 /// Whether a parameter name says its value is a file or page to load: one of its words
@@ -342,6 +374,9 @@ fn classify_host(host: &str) -> Option<Class> {
         "instance-data",
         "instance-data.ec2.internal",
         "metadata.azure.com",
+        "metadata.packet.net",
+        "metadata.platformequinix.com",
+        "metadata.tencentyun.com",
     ];
     const LOOPBACK_NAMES: &[&str] = &[
         "localhost",
@@ -356,15 +391,17 @@ fn classify_host(host: &str) -> Option<Class> {
         // Public DNS names that resolve to 127.0.0.1: filters that only compare names miss them.
         "localtest.me",
         "lvh.me",
-    ];
-    const INTERNAL_NAMES: &[&str] = &[
+        // The container's host machine (Docker, Podman): from inside a container these
+        // reach the services bound on the host, as loopback does on the host itself.
         "host.docker.internal",
         "gateway.docker.internal",
+        "kubernetes.docker.internal",
+        "host.containers.internal",
+    ];
+    const INTERNAL_NAMES: &[&str] = &[
         "kubernetes.default",
         "kubernetes.default.svc",
         "kubernetes.default.svc.cluster.local",
-        "kubernetes.docker.internal",
-        "host.containers.internal",
     ];
     if METADATA_NAMES.contains(&h.as_str()) {
         return Some(Class::Metadata);
@@ -527,6 +564,37 @@ mod tests {
             assert_eq!(f.location, "query:url");
             (f.rule_id, f.severity)
         })
+    }
+
+    #[test]
+    fn container_hosts_slashless_urls_and_truncated_urls() {
+        let lo = Some(("ssrf.loopback", Severity::High));
+        let meta = Some(("ssrf.metadata", Severity::Critical));
+        let rfi = Some(("ssrf.rfi", Severity::Medium));
+        assert_eq!(rule("host.docker.internal/"), lo);
+        assert_eq!(rule("http://host.containers.internal:8080/x"), lo);
+        assert_eq!(rule("http:127.0.0.1"), lo);
+        assert_eq!(rule("https:169.254.169.254/latest"), meta);
+        assert_eq!(rule("https://metadata.packet.net/userdata"), meta);
+        for v in [
+            "http?",
+            "FILE?",
+            "ftps?",
+            "http:evil.example/shell.txt??",
+            "https://foo.bar?",
+        ] {
+            assert_eq!(rule(v), rfi, "{v}");
+        }
+        for v in [
+            "https://foo.bar?foo=bar",
+            "files?",
+            "http vs https?",
+            "what is http?",
+            "http: the protocol",
+            "time:10:30",
+        ] {
+            assert_eq!(rule(v), None, "{v}");
+        }
     }
 
     #[test]

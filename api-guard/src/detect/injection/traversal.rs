@@ -533,8 +533,33 @@ fn find_restricted_segment(t: &[u8]) -> Option<usize> {
     None
 }
 
+/// Logs, backups editors and admins leave behind (`.bak`, `.old`, `.orig`, `index.php~`),
+/// database files and dumps (`.sql`, `.db`, `.sqlite`, Redis `dump.rdb`), and certbot's
+/// private key (`privkey.pem`), also archived.
 fn is_log_or_dump(seg: &[u8]) -> bool {
-    const SUFFIXES: &[&[u8]] = &[b".log", b".bak", b".swp", b".sql"];
+    const SUFFIXES: &[&[u8]] = &[
+        b".log",
+        b".bak",
+        b".swp",
+        b".sql",
+        b".old",
+        b".orig",
+        b".save",
+        b".db",
+        b".sqlite",
+        b".sqlite3",
+        b".rdb",
+        b".mdb",
+    ];
+    let lower = seg.to_ascii_lowercase();
+    let seg = &lower[..];
+    // `name.ext~`: an editor's backup copy, served as text instead of run.
+    if seg.len() > 2 && seg.ends_with(b"~") && seg[..seg.len() - 1].contains(&b'.') {
+        return true;
+    }
+    if seg == b"privkey.pem" {
+        return true;
+    }
     const ARCHIVES: &[&[u8]] = &[
         b"", b".gz", b".zip", b".bz2", b".xz", b".tar", b".tgz", b".7z",
     ];
@@ -681,6 +706,13 @@ mod tests {
             "/app/.aws/credentials",
             "/wp-content/debug.log",
             "/db.sql.zip",
+            "/get/foo.bak",
+            "/get/site.OLD",
+            "/get/dump.rdb",
+            "/data/app.sqlite3",
+            "/index.php~",
+            "/index.php~/foo/bar/",
+            "/etc/letsencrypt/live/example.com/privkey.pem",
         ] {
             assert!(rule(Source::Path, p).is_some(), "{p}");
         }
@@ -693,6 +725,10 @@ mod tests {
             "/jquery.history.min.js",
             "/api/v1/users/42/profile",
             "/static/app.min.js",
+            "/users/~alice/",
+            "/v1/db/tables",
+            "/certs/ca.pem",
+            "/docs/old/readme",
         ] {
             assert_eq!(rule(Source::Path, p), None, "{p}");
         }

@@ -63,6 +63,23 @@ fn content_type(ct: &str, cfg: &ProtocolConfig, r: &mut Report<'_>) {
         return;
     }
     let multipart = media.len() > 10 && media[..10].eq_ignore_ascii_case("multipart/");
+    if multipart {
+        // Multipart bodies are split at the boundary: without one no parser can read the
+        // body, and a subtype no framework knows (`multipart/foo`) is parsed by some stacks
+        // as form data and skipped by others.
+        let subtype = media[10..].to_ascii_lowercase();
+        let has_boundary = rest
+            .split(';')
+            .filter_map(param)
+            .any(|(n, _)| n.eq_ignore_ascii_case("boundary"));
+        if !has_boundary {
+            r.add(Rule::ContentTypeInvalid, "header:content-type", ct);
+            return;
+        }
+        if !KNOWN_MULTIPART.contains(&subtype.as_str()) && !subtype.starts_with("vnd.") {
+            r.add(Rule::ContentTypeConfusion, "header:content-type", ct);
+        }
+    }
     let mut charsets = 0usize;
     for part in rest.split(';') {
         if part.trim().is_empty() {
@@ -88,6 +105,26 @@ fn content_type(ct: &str, cfg: &ProtocolConfig, r: &mut Report<'_>) {
         r.add(Rule::Charset, "header:content-type", ct);
     }
 }
+
+/// Multipart subtypes in the IANA registry (`vnd.*` aside).
+const KNOWN_MULTIPART: &[&str] = &[
+    "alternative",
+    "appledouble",
+    "byteranges",
+    "digest",
+    "encrypted",
+    "example",
+    "form-data",
+    "header-set",
+    "mixed",
+    "multilingual",
+    "parallel",
+    "related",
+    "report",
+    "signed",
+    "voice-message",
+    "x-mixed-replace",
+];
 
 /// `name=value` of one parameter: a token name and a token or quoted value, with at most one
 /// space around `=` (RFC 9110 allows none; one is common sloppiness, more is evasion).

@@ -286,6 +286,13 @@ fn pairs(
                 r.add(Rule::HeaderInjection, part.location(), &full);
             }
         }
+        // `\u0061lert`: a JavaScript escape of a plain ASCII character in a query or form
+        // value hides a word from filters and reaches script sinks as the character.
+        if (value.contains('\\') || value.contains("%5C") || value.contains("%5c"))
+            && ascii_js_escape(&percent_decode(value, true))
+        {
+            r.add(Rule::EncodingAbuse, location(part, &name_d), value);
+        }
         if name_d == "_method" {
             let v = percent_decode(value, true);
             let letters = (3..=10).contains(&v.len()) && v.bytes().all(|c| c.is_ascii_alphabetic());
@@ -306,6 +313,17 @@ fn pairs(
         }
     }
     n
+}
+
+/// Whether `v` holds `\uXXXX` with XXXX an ASCII letter, digit or punctuation (`\u0061`).
+fn ascii_js_escape(v: &str) -> bool {
+    v.as_bytes().windows(6).any(|w| {
+        w[0] == b'\\'
+            && (w[1] | 0x20) == b'u'
+            && w[2] == b'0'
+            && w[3] == b'0'
+            && matches!((hex(w[4]), hex(w[5])), (Some(h), Some(l)) if (0x21..0x7f).contains(&(h << 4 | l)))
+    })
 }
 
 fn location(part: Part, name: &str) -> String {

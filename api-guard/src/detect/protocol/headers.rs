@@ -125,6 +125,15 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
             r.add(Rule::RequestRange, header_location(n), value);
         } else if n.eq_ignore_ascii_case("connection") {
             connection(value, r);
+        } else if n.eq_ignore_ascii_case("accept-encoding") {
+            if let Some(bad) = value.split(',').find(|c| !valid_coding(c)) {
+                r.add(Rule::AcceptEncodingInvalid, header_location(n), bad.trim());
+            }
+        } else if (n.eq_ignore_ascii_case("accept") || n.eq_ignore_ascii_case("user-agent"))
+            && value.trim().is_empty()
+        {
+            // Every browser and HTTP library sends a value; empty ones are hand-made.
+            r.add(Rule::EmptyHeader, header_location(n), "empty value");
         } else if n.eq_ignore_ascii_case("cookie") {
             // RFC 2965 cookies (`$Version=1`) are parsed differently by different stacks.
             if value.trim_start().starts_with('$')
@@ -205,6 +214,19 @@ fn method(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>) {
 }
 
 /// Digits only, no sign, no list, fits in u64.
+/// One `Accept-Encoding` element: empty, `*`, or a content-coding name (letters, digits,
+/// `-`, `_`, `.`) with parameters (`;q=0.5`). Anything else is no coding any server knows
+/// and is how CVE-2022-21907 (HTTP.sys) payloads look (`AA&AA&**AAA`).
+fn valid_coding(element: &str) -> bool {
+    let coding = element.split(';').next().unwrap_or("").trim();
+    coding.is_empty()
+        || coding == "*"
+        || (coding.len() <= 64
+            && coding
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
+}
+
 pub(super) fn parse_length(v: &str) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
         return None;

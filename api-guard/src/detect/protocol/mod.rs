@@ -195,6 +195,8 @@ enum Rule {
     H2ConnectionHeader,
     H2ContentLength,
     H2cUpgrade,
+    AcceptEncodingInvalid,
+    EmptyHeader,
 }
 
 impl Rule {
@@ -241,6 +243,8 @@ impl Rule {
             Rule::H2ConnectionHeader => &rules::PROTOCOL_H2_CONNECTION_HEADER,
             Rule::H2ContentLength => &rules::PROTOCOL_H2_CONTENT_LENGTH,
             Rule::H2cUpgrade => &rules::PROTOCOL_H2C_UPGRADE,
+            Rule::AcceptEncodingInvalid => &rules::PROTOCOL_ACCEPT_ENCODING_INVALID,
+            Rule::EmptyHeader => &rules::PROTOCOL_EMPTY_HEADER,
         }
     }
 }

@@ -461,6 +461,16 @@ fn content_types() {
             "protocol.content_type_invalid",
         ),
         ("multipart/; boundary=0000", "protocol.content_type_invalid"),
+        ("multipart/related", "protocol.content_type_invalid"),
+        ("multipart/form-data", "protocol.content_type_invalid"),
+        (
+            "multipart/foo; boundary=0000",
+            "protocol.content_type_confusion",
+        ),
+        (
+            "multipart/form-data-x; boundary=0000",
+            "protocol.content_type_confusion",
+        ),
         (
             "application/x-www-form-urlencoded; charset=ibm037",
             "protocol.charset",
@@ -489,6 +499,9 @@ fn content_types() {
         "application/*+json",
         "multipart/mixed; boundary= gc0p4Jq0M2Yt,08/jU534c0p?==:test",
         "application/soap+xml; charset=utf-8; action=\"urn:x\"",
+        "multipart/related; boundary=abc; type=\"application/json\"",
+        "multipart/vnd.example.batch; boundary=abc",
+        "Multipart/Form-Data; boundary=abc",
         "text/html; charset='UTF-8'",
     ] {
         let hs = h(&[HOST, ("Content-Type", ct)]);
@@ -641,4 +654,65 @@ fn h2_requests_use_authority_and_report_framing_anomalies() {
     assert!(ids(&req("GET", "/", None, &up, b"")).contains(&"protocol.h2c_upgrade"));
     let ws = h(&[HOST, ("Connection", "Upgrade"), ("Upgrade", "websocket")]);
     assert!(!ids(&req("GET", "/", None, &ws, b"")).contains(&"protocol.h2c_upgrade"));
+}
+
+#[test]
+fn empty_headers_and_invalid_accept_encodings() {
+    for (name, value, rule) in [
+        ("Accept", "", "protocol.empty_header"),
+        ("User-Agent", " ", "protocol.empty_header"),
+        (
+            "Accept-Encoding",
+            "AAAA,AAAA&AA&**AAAA**A, *, ,",
+            "protocol.accept_encoding_invalid",
+        ),
+        (
+            "Accept-Encoding",
+            "gzip, x/y",
+            "protocol.accept_encoding_invalid",
+        ),
+    ] {
+        let hs = h(&[HOST, (name, value)]);
+        assert_eq!(
+            run(&req("GET", "/", None, &hs, b"")),
+            [(rule, format!("header:{}", name.to_ascii_lowercase()))],
+            "{name}: {value}"
+        );
+    }
+    for (name, value) in [
+        ("Accept-Encoding", ""),
+        ("Accept-Encoding", "gzip, deflate, br, zstd"),
+        ("Accept-Encoding", "gzip;q=1.0, identity; q=0.5, *;q=0"),
+        (
+            "Accept-Encoding",
+            "aes128gcm, br, compress, deflate, exi, identity, pack200-gzip, x-compress, x-gzip, zstd, gzip;q=1.0",
+        ),
+        ("Accept", "*/*"),
+        ("User-Agent", "curl/8.5.0"),
+        ("Accept-Language", ""),
+    ] {
+        let hs = h(&[HOST, (name, value)]);
+        assert_eq!(ids(&req("GET", "/", None, &hs, b"")), [""; 0], "{name}: {value}");
+    }
+}
+
+#[test]
+fn javascript_escapes_of_ascii_in_parameters() {
+    let form = h(&[HOST, ("Content-Type", "application/x-www-form-urlencoded")]);
+    for (q, body) in [
+        (Some("x=%5Cu0061lert(1)"), &b""[..]),
+        (Some("x=\\u0065val()"), b""),
+        (None, b"testarg=%5Cu0061lert"),
+    ] {
+        assert_eq!(
+            ids(&req("POST", "/", q, &form, body)),
+            ["protocol.encoding_abuse"],
+            "{q:?}"
+        );
+    }
+    // Escapes of non-ASCII characters are how some clients send text; paths with `\u`
+    // are no escapes.
+    for q in ["x=caf%5Cu00e9", "p=C:%5Cusers%5Cme", "x=%5Cu4e2d%5Cu6587"] {
+        assert_eq!(ids(&req("GET", "/", Some(q), &form, b"")), [""; 0], "{q}");
+    }
 }
