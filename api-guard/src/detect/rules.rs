@@ -390,7 +390,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 129);
+        assert_eq!(ALL.len(), 131);
         assert_eq!(by_id("sqli.nope"), None);
     }
 
