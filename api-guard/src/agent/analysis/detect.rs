@@ -17,7 +17,7 @@
 use std::{sync::Arc, thread::JoinHandle, time::Duration};
 
 use api_guard::{
-    detect::{DetectConfig, Engine, Finding, Request, Severity, Stage},
+    detect::{llm_abuse::LlmUse, DetectConfig, Engine, Finding, Request, Severity, Stage, Verdict},
     event::{Detection, EventBody, ExchangeContext, RequestView, SecurityEvent},
     http::Phase,
     identity::ClientIdentity,
@@ -43,6 +43,8 @@ pub struct Detections {
     budget: EventBudget,
     /// Cluster mode: (credential, address) pairs for the cluster-wide key-sharing count.
     signals: Option<SignalTap>,
+    /// Cluster mode: the same for LLM keys answered (`llm.key_sharing_cluster`).
+    llm_signals: Option<SignalTap>,
 }
 
 impl Detections {
@@ -65,6 +67,7 @@ impl Detections {
             events,
             budget: EventBudget::new(config.max_events_per_client),
             signals: None,
+            llm_signals: None,
         }))
     }
 
@@ -74,9 +77,17 @@ impl Detections {
         let auth = &config.auth;
         if auth.enabled && auth.key_sharing {
             self.signals = Some(SignalTap::new(
-                publisher,
+                publisher.clone(),
                 auth.max_clients_per_credential,
                 auth.window_secs,
+            ));
+        }
+        let llm = &config.llm_key_abuse;
+        if llm.enabled && llm.key_sharing {
+            self.llm_signals = Some(SignalTap::llm_keys(
+                publisher,
+                llm.max_clients_per_key,
+                llm.sharing_window_secs,
             ));
         }
         self
@@ -136,6 +147,13 @@ impl Analyzer for Detections {
                 tap.observe(ex, client);
             }
         }
+        if stage != Stage::Request {
+            self.inspect_llm(ex, client, now, &mut verdict);
+        }
+        let evicted = self.engine.take_state_evictions();
+        if evicted > 0 {
+            self.metrics.detect.state_evicted("llm_key_abuse", evicted);
+        }
         if let Some(u) = verdict.uninspected {
             self.metrics.detect.uninspected(u.reason, u.bytes);
         }
@@ -157,6 +175,29 @@ impl Analyzer for Detections {
 }
 
 impl Detections {
+    /// The per-key LLM abuse signals of an answered LLM call (facts from the LLM layer).
+    fn inspect_llm(
+        &mut self,
+        ex: &Exchange,
+        client: &ClientIdentity,
+        now: u64,
+        verdict: &mut Verdict,
+    ) {
+        let Some(call) = &ex.llm else { return };
+        let f = &call.facts;
+        let llm = LlmUse {
+            model: f.model_requested.as_deref().or(f.model.as_deref()),
+            tokens: f.usage.total(),
+        };
+        let status = ex.http.status;
+        self.engine.inspect_llm(status, &llm, client, now, verdict);
+        if let Some(tap) = &mut self.llm_signals {
+            if status.is_some_and(|s| (200..300).contains(&s)) {
+                tap.observe(ex, client);
+            }
+        }
+    }
+
     fn report(&mut self, now: u64, client: &ClientIdentity, ex: &Exchange, findings: &[Finding]) {
         for finding in findings {
             let Some(suppressed) = self.budget.admit(client.ip, now) else {
