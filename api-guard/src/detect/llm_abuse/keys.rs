@@ -131,9 +131,8 @@ impl TokenRate {
     fn add(&mut self, now: u64, tokens: u64, l: &SpikeLimits, learnt: bool) -> Option<Spike> {
         let window = l.window.max(1);
         let span = (l.baseline / window).max(1);
-        if now < self.start {
-            // Time went backwards (another thread's clock): count it in the current window.
-        } else if now - self.start >= window {
+        // A time before the window's start (clocks of other threads) counts in the current one.
+        if now >= self.start && now - self.start >= window {
             let closed = (now - self.start) / window;
             self.close(self.tokens, closed, span);
             self.start = self.start.saturating_add(closed.saturating_mul(window));
