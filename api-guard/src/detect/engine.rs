@@ -11,6 +11,7 @@ use super::{
     injection::InjectionDetector,
     inputs::{InputLimits, Inputs},
     jwt::JwtDetector,
+    llm_abuse::{LlmAbuseDetector, LlmUse},
     prompt::PromptDetector,
     protocol::ProtocolDetector,
     request::{Context, Request},
@@ -51,6 +52,7 @@ pub struct Engine {
     auth: Option<AuthDetector>,
     abuse: Option<AbuseDetector>,
     prompt: Option<PromptDetector>,
+    llm_abuse: Option<LlmAbuseDetector>,
 }
 
 impl Engine {
@@ -77,6 +79,9 @@ impl Engine {
                 .transpose()?,
             prompt: on(config.prompt_injection.enabled)
                 .then(|| PromptDetector::new(&config.prompt_injection))
+                .transpose()?,
+            llm_abuse: on(config.llm_key_abuse.enabled)
+                .then(|| LlmAbuseDetector::new(&config.llm_key_abuse))
                 .transpose()?,
         })
     }
@@ -108,6 +113,29 @@ impl Engine {
             .extend(uninspected::finding(&u, &self.uninspected));
     }
 
+    /// An LLM call from `client` at `now_ns` once answered (`status`), with what the LLM
+    /// layer found in it (model, tokens): the per-key LLM abuse signals. Adds to `verdict`.
+    pub fn inspect_llm(
+        &mut self,
+        status: Option<u16>,
+        llm: &LlmUse<'_>,
+        client: &ClientIdentity,
+        now_ns: u64,
+        verdict: &mut Verdict,
+    ) {
+        if let Some(d) = &mut self.llm_abuse {
+            let ctx = Context { now_ns, client };
+            d.inspect_use(status, llm, &ctx, &mut verdict.findings);
+        }
+    }
+
+    /// Entries the detectors' bounded tables pushed out since the last call (LLM key abuse).
+    pub fn take_state_evictions(&mut self) -> u64 {
+        self.llm_abuse
+            .as_mut()
+            .map_or(0, LlmAbuseDetector::take_evictions)
+    }
+
     /// Only what the response status tells, for a request already judged at
     /// [`Stage::Request`].
     fn inspect_outcome(
@@ -122,6 +150,9 @@ impl Engine {
             d.inspect_outcome(req, &ctx, &mut findings);
         }
         if let Some(d) = &mut self.abuse {
+            d.inspect_outcome(req, &ctx, &mut findings);
+        }
+        if let Some(d) = &mut self.llm_abuse {
             d.inspect_outcome(req, &ctx, &mut findings);
         }
         Verdict {
@@ -157,6 +188,9 @@ impl Engine {
         }
         if let Some(d) = &self.prompt {
             inputs_skipped += d.inspect(req, &mut findings);
+        }
+        if let Some(d) = &mut self.llm_abuse {
+            d.inspect(req, &ctx, &mut findings);
         }
         Verdict {
             findings,

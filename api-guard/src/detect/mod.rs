@@ -11,6 +11,7 @@ pub mod injection;
 pub mod inputs;
 pub mod json_scan;
 pub mod jwt;
+pub mod llm_abuse;
 pub mod normalize;
 pub mod offline;
 pub mod prompt;

@@ -323,6 +323,18 @@ catalogue! {
         "an injection found only after decoding base64/hex, ROT13, reversal, look-alike letters, leetspeak or hidden characters";
     PROMPT_SUSPICIOUS = "prompt.suspicious", PromptInjection, Medium,
         "model input with weaker injection or jailbreak evidence: score between `suspicious_threshold` (3) and `threshold` (6)";
+    LLM_KEY_SHARING = "llm.key_sharing", LlmKeyAbuse, High,
+        "one LLM API key answered (2xx) for more than `max_clients_per_key` (5) client addresses in `sharing_window_secs` (600 s)";
+    LLM_KEY_SHARING_CLUSTER = "llm.key_sharing_cluster", LlmKeyAbuse, High,
+        "one LLM API key answered for more than `max_clients_per_key` (5) client addresses in a `sharing_window_secs` (600 s) window across all nodes (`[cluster]`; one event per window for the whole cluster)";
+    LLM_TOKEN_SPIKE = "llm.token_spike", LlmKeyAbuse, Medium,
+        "an LLM key's tokens in `spike_window_secs` (60 s) above `spike_factor` (10) times its moving average over `baseline_secs` (3600 s) and at least `spike_min_tokens` (20000); judged once the key is known for `baseline_secs`";
+    LLM_UNSEEN_MODEL = "llm.unseen_model", LlmKeyAbuse, Low,
+        "an LLM key asking for a model it never used, after its first `model_learning_secs` (86400 s)";
+    LLM_MODEL_ENUMERATION = "llm.model_enumeration", LlmKeyAbuse, High,
+        "model lists (`/v1/models`, `/v1beta/models`, `/api/tags`…) asked by one client with more than `enumeration_max_keys` (3) distinct keys (no key counts as one) in `enumeration_window_secs` (600 s)";
+    LLM_KEY_BRUTE_FORCE = "llm.key_brute_force", LlmKeyAbuse, High,
+        "more than `brute_force_max_keys` (10) distinct keys answered 401/403 on LLM API paths for one client in `brute_force_window_secs` (600 s)";
 }
 
 /// The rule with this id.
@@ -365,6 +377,7 @@ mod tests {
             Kind::MissingAuth | Kind::KeySharing | Kind::CredentialStuffing => "auth",
             Kind::Scanner | Kind::Enumeration | Kind::Bola | Kind::Flood => "abuse",
             Kind::PromptInjection => "prompt",
+            Kind::LlmKeyAbuse => "llm",
         }
     }
 
@@ -390,7 +403,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 131);
+        assert_eq!(ALL.len(), 137);
         assert_eq!(by_id("sqli.nope"), None);
     }
 

@@ -1,6 +1,7 @@
 # An OpenAI-compatible chat completions server on FastAPI/uvicorn that streams like vLLM:
 # a role-only first chunk, one chunk per token, a finish chunk with an empty delta, then
 # (with stream_options.include_usage) a usage chunk with empty choices, then [DONE].
+# Also `GET /v1/models`. Keys: the two fixed ones and any `sk-live-…` one; others are a 401.
 # Deterministic: the prompt costs one token per whitespace-separated word of the messages'
 # contents, the completion max_tokens tokens (default 8), each `t<i> `. The first content
 # token waits FIRST_TOKEN_MS (prefill), the next ones TOKEN_MS apart.
@@ -54,12 +55,27 @@ def chunk(rid, model, delta, finish=None, usage=None, choices=True):
     return "data: " + json.dumps(body, separators=(",", ":")) + "\n\n"
 
 
+def valid(auth):
+    # The fixed keys, and any `sk-live-…` key (many valid keys for the key-abuse tests).
+    key = auth[7:] if auth.startswith("Bearer ") else ""
+    return key in KEYS or key.startswith("sk-live-")
+
+
+@app.get("/v1/models")
+async def models(request: Request):
+    if not valid(request.headers.get("authorization", "")):
+        return JSONResponse(status_code=401, content={"error": {"message": "Incorrect API key provided",
+                                                                "code": "invalid_api_key"}})
+    return JSONResponse({"object": "list", "data": [
+        {"id": m, "object": "model", "created": 1700000000, "owned_by": "test"} for m in ("m-a", "m-b")]})
+
+
 @app.post("/v1/chat/completions")
 async def chat(request: Request):
     auth = request.headers.get("authorization", "")
     body = await request.json()
     model = body.get("model", "")
-    if not auth.startswith("Bearer ") or auth[7:] not in KEYS:
+    if not valid(auth):
         log({"model": model, "status": 401})
         return JSONResponse(
             status_code=401,

@@ -17,7 +17,7 @@
 use std::{sync::Arc, thread::JoinHandle, time::Duration};
 
 use api_guard::{
-    detect::{DetectConfig, Engine, Finding, Request, Severity, Stage},
+    detect::{llm_abuse::LlmUse, DetectConfig, Engine, Finding, Request, Severity, Stage, Verdict},
     event::{Detection, EventBody, ExchangeContext, RequestView, SecurityEvent},
     http::Phase,
     identity::ClientIdentity,
@@ -49,6 +49,8 @@ pub struct Detections {
     signals: Option<SignalTap>,
     /// Cluster mode: failed logins for the cluster-wide credential-stuffing counts.
     stuffing: Option<StuffingTap>,
+    /// Cluster mode: the same for LLM keys answered (`llm.key_sharing_cluster`).
+    llm_signals: Option<SignalTap>,
 }
 
 impl Detections {
@@ -72,6 +74,7 @@ impl Detections {
             budget: EventBudget::new(config.max_events_per_client),
             signals: None,
             stuffing: None,
+            llm_signals: None,
         }))
     }
 
@@ -92,7 +95,19 @@ impl Detections {
                 clients_per_account: auth.max_clients_per_username,
                 window_secs: auth.failure_window_secs,
             };
-            self.stuffing = Some(StuffingTap::new(publisher, limits, config.limits.clone()));
+            self.stuffing = Some(StuffingTap::new(
+                publisher.clone(),
+                limits,
+                config.limits.clone(),
+            ));
+        }
+        let llm = &config.llm_key_abuse;
+        if llm.enabled && llm.key_sharing {
+            self.llm_signals = Some(SignalTap::llm_keys(
+                publisher,
+                llm.max_clients_per_key,
+                llm.sharing_window_secs,
+            ));
         }
         self
     }
@@ -155,6 +170,11 @@ impl Analyzer for Detections {
             if let Some(tap) = &self.stuffing {
                 tap.observe(ex, client, &req);
             }
+            self.inspect_llm(ex, client, now, &mut verdict);
+        }
+        let evicted = self.engine.take_state_evictions();
+        if evicted > 0 {
+            self.metrics.detect.state_evicted("llm_key_abuse", evicted);
         }
         if let Some(u) = verdict.uninspected {
             self.metrics.detect.uninspected(u.reason, u.bytes);
@@ -177,6 +197,29 @@ impl Analyzer for Detections {
 }
 
 impl Detections {
+    /// The per-key LLM abuse signals of an answered LLM call (facts from the LLM layer).
+    fn inspect_llm(
+        &mut self,
+        ex: &Exchange,
+        client: &ClientIdentity,
+        now: u64,
+        verdict: &mut Verdict,
+    ) {
+        let Some(call) = &ex.llm else { return };
+        let f = &call.facts;
+        let llm = LlmUse {
+            model: f.model_requested.as_deref().or(f.model.as_deref()),
+            tokens: f.usage.total(),
+        };
+        let status = ex.http.status;
+        self.engine.inspect_llm(status, &llm, client, now, verdict);
+        if let Some(tap) = &mut self.llm_signals {
+            if status.is_some_and(|s| (200..300).contains(&s)) {
+                tap.observe(ex, client);
+            }
+        }
+    }
+
     fn report(&mut self, now: u64, client: &ClientIdentity, ex: &Exchange, findings: &[Finding]) {
         for finding in findings {
             let Some(suppressed) = self.budget.admit(client.ip, now) else {

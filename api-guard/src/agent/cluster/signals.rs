@@ -9,6 +9,10 @@
 //! pipelined); the node whose call first sees the count above the threshold also wins a
 //! `SET NX` and alone reports `auth.key_sharing_cluster`: one event per credential and window
 //! for the whole cluster. Redis sees only the credential's hash (hashed again) and addresses.
+//!
+//! LLM keys answered for many addresses are counted the same way by a second tap
+//! ([`SignalTap::llm_keys`]), with `[detect.llm_key_abuse]`'s threshold and window, in counters
+//! of their own, reported as `llm.key_sharing_cluster`.
 
 use std::{
     collections::{hash_map::Entry, HashMap},
@@ -18,7 +22,7 @@ use std::{
 };
 
 use api_guard::{
-    detect::{rules, Finding},
+    detect::{rules, Finding, Rule},
     event::{ClientView, Detection, EventBody, ExchangeContext, RequestView, SecurityEvent},
     identity::ClientIdentity,
 };
@@ -43,6 +47,8 @@ pub struct Seen {
     pub window: u64,
     pub window_secs: u64,
     pub threshold: usize,
+    /// What is reported: `auth.key_sharing_cluster` or `llm.key_sharing_cluster`.
+    pub rule: &'static Rule,
     client: ClientView,
     method: String,
     path: String,
@@ -61,6 +67,7 @@ pub struct SignalTap {
     hasher: RandomState,
     threshold: usize,
     window_secs: u64,
+    rule: &'static Rule,
 }
 
 impl SignalTap {
@@ -71,6 +78,15 @@ impl SignalTap {
             hasher: RandomState::new(),
             threshold,
             window_secs: window_secs.max(1),
+            rule: &rules::AUTH_KEY_SHARING_CLUSTER,
+        }
+    }
+
+    /// A tap for LLM keys (the caller hands it answered LLM calls only).
+    pub fn llm_keys(publisher: Publisher, threshold: usize, window_secs: u64) -> Self {
+        Self {
+            rule: &rules::LLM_KEY_SHARING_CLUSTER,
+            ..Self::new(publisher, threshold, window_secs)
         }
     }
 
@@ -91,6 +107,7 @@ impl SignalTap {
             window,
             window_secs: self.window_secs,
             threshold: self.threshold,
+            rule: self.rule,
             client: ClientView::of(client),
             method: request.method.into(),
             path: request.path.into(),
@@ -111,17 +128,32 @@ pub struct Pending {
     pub last: Box<Seen>,
 }
 
+impl Seen {
+    /// The Redis key tag of the count this pair goes to (one per rule).
+    pub fn tag(&self) -> &'static str {
+        if self.rule == &rules::LLM_KEY_SHARING_CLUSTER {
+            "lks"
+        } else {
+            "ks"
+        }
+    }
+}
+
 /// The cluster task's side: pairs gathered between ticks (bounded).
 #[derive(Default)]
 pub struct SignalBuffer {
-    pending: HashMap<(String, u64), Pending>,
+    /// By credential, window and rule.
+    pending: HashMap<(String, u64, &'static str), Pending>,
 }
 
 impl SignalBuffer {
     /// Adds a pair; false when the buffer is full (the caller counts the drop).
     pub fn add(&mut self, seen: Seen) -> bool {
         let full = self.pending.len() >= MAX_PENDING;
-        match self.pending.entry((seen.credential.clone(), seen.window)) {
+        match self
+            .pending
+            .entry((seen.credential.clone(), seen.window, seen.rule.id()))
+        {
             Entry::Occupied(mut e) => {
                 let p = e.get_mut();
                 if p.addrs.len() < MAX_ADDRS && !p.addrs.contains(&seen.ip) {
@@ -156,7 +188,7 @@ pub fn report(events: &EventSink, metrics: &Metrics, seen: &Seen, count: u64) {
         "{count} client addresses across the cluster in a {} s window (limit {})",
         seen.window_secs, seen.threshold
     );
-    let finding = Finding::new(&rules::AUTH_KEY_SHARING_CLUSTER, "client", &evidence);
+    let finding = Finding::new(seen.rule, "client", &evidence);
     metrics.detect.finding(finding.kind, finding.severity);
     let context = ExchangeContext {
         client: seen.client.clone(),
@@ -180,4 +212,54 @@ pub fn report(events: &EventSink, metrics: &Metrics, seen: &Seen, count: u64) {
         crate::wallclock::monotonic_now_ns(),
         body,
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(rule: &'static Rule, ip: u8) -> Seen {
+        let client = ClientIdentity::of_peer(Some([192, 0, 2, ip].into()));
+        Seen {
+            credential: "sha256:0123456789abcdef".into(),
+            ip: [192, 0, 2, ip].into(),
+            window: 7,
+            window_secs: 600,
+            threshold: 5,
+            rule,
+            client: ClientView::of(&client),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            host: None,
+            pid: 1,
+            comm: "python3".into(),
+            status: Some(200),
+            conn_id: 1,
+            tls: false,
+        }
+    }
+
+    /// One credential counted as an API key and as an LLM key goes to two separate counts.
+    #[test]
+    fn llm_keys_are_counted_apart_from_other_credentials() {
+        let mut buffer = SignalBuffer::default();
+        for ip in 1..=3 {
+            assert!(buffer.add(seen(&rules::AUTH_KEY_SHARING_CLUSTER, ip)));
+            assert!(buffer.add(seen(&rules::LLM_KEY_SHARING_CLUSTER, ip + 10)));
+        }
+        let mut pending = buffer.take();
+        pending.sort_by_key(|p| p.last.tag());
+        let tags: Vec<(&str, usize, &str)> = pending
+            .iter()
+            .map(|p| (p.last.tag(), p.addrs.len(), p.last.rule.id()))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                ("ks", 3, "auth.key_sharing_cluster"),
+                ("lks", 3, "llm.key_sharing_cluster")
+            ]
+        );
+        assert!(buffer.is_empty());
+    }
 }

@@ -442,7 +442,12 @@ impl ClusterTask {
             use sha2::Digest as _;
             let digest = sha2::Sha256::digest(p.last.credential.as_bytes());
             let id: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-            let base = format!("{}:ks:{id}:{}", self.config.key_prefix, p.last.window);
+            let base = format!(
+                "{}:{}:{id}:{}",
+                self.config.key_prefix,
+                p.last.tag(),
+                p.last.window
+            );
             let ttl_ms = p
                 .last
                 .window_secs

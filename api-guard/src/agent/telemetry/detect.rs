@@ -11,6 +11,7 @@ pub struct Detect {
     inputs_skipped: IntCounter,
     exchanges_skipped: IntCounter,
     uninspected_bytes: IntCounterVec,
+    state_evictions: IntCounterVec,
 }
 
 impl Detect {
@@ -43,7 +44,14 @@ impl Detect {
                 "Request body bytes no detector saw, by reason (capture_gap, body_limit).",
                 &["reason"],
             ),
+            state_evictions: counter_vec(
+                r,
+                "apiguard_detect_state_evictions_total",
+                "Entries the detectors' bounded tables pushed out (least recently seen first), by detector.",
+                &["detector"],
+            ),
         };
+        detect.state_evictions.with_label_values(&["llm_key_abuse"]);
         for reason in Reason::ALL {
             detect
                 .uninspected_bytes
@@ -62,6 +70,13 @@ impl Detect {
         self.detections
             .with_label_values(&[kind.as_str(), severity.as_str()])
             .inc();
+    }
+
+    /// `n` entries pushed out of `detector`'s tables.
+    pub fn state_evicted(&self, detector: &'static str, n: u64) {
+        self.state_evictions
+            .with_label_values(&[detector])
+            .inc_by(n);
     }
 
     pub fn event_suppressed(&self) {
