@@ -4,8 +4,8 @@ use serde::Deserialize;
 
 use super::{
     abuse::AbuseConfig, auth::AuthConfig, finding::Severity, injection::InjectionConfig,
-    inputs::InputLimits, jwt::JwtConfig, prompt::PromptConfig, protocol::ProtocolConfig,
-    uninspected::UninspectedConfig,
+    inputs::InputLimits, jwt::JwtConfig, llm_leak::LeakConfig, prompt::PromptConfig,
+    protocol::ProtocolConfig, uninspected::UninspectedConfig,
 };
 
 pub use crate::config::{invalid, Invalid};
@@ -37,6 +37,7 @@ pub struct DetectConfig {
     pub auth: AuthConfig,
     pub abuse: AbuseConfig,
     pub prompt_injection: PromptConfig,
+    pub llm_data_leak: LeakConfig,
 }
 
 impl Default for DetectConfig {
@@ -55,6 +56,7 @@ impl Default for DetectConfig {
             auth: AuthConfig::default(),
             abuse: AbuseConfig::default(),
             prompt_injection: PromptConfig::default(),
+            llm_data_leak: LeakConfig::default(),
         }
     }
 }
@@ -96,6 +98,7 @@ impl DetectConfig {
         self.auth.validate()?;
         self.abuse.validate()?;
         self.prompt_injection.validate()?;
+        self.llm_data_leak.validate()?;
         Ok(())
     }
 }

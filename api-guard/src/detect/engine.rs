@@ -11,12 +11,13 @@ use super::{
     injection::InjectionDetector,
     inputs::{InputLimits, Inputs},
     jwt::JwtDetector,
+    llm_leak::LeakDetector,
     prompt::PromptDetector,
     protocol::ProtocolDetector,
     request::{Context, Request},
     uninspected::{self, Uninspected, UninspectedConfig},
 };
-use crate::identity::ClientIdentity;
+use crate::{http::HttpExchange, identity::ClientIdentity};
 
 /// When in a request's life the engine judges it. Content (injection, protocol, tokens,
 /// credentials, rates) is judged as soon as the request is complete, so a block can land
@@ -30,6 +31,15 @@ pub enum Stage {
     Request,
     /// The answer to a request judged at [`Stage::Request`].
     Outcome,
+}
+
+/// Which side of an LLM call [`Engine::inspect_llm`] judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmSide {
+    /// A local process calling an external AI provider: its prompt leaves the host.
+    Egress,
+    /// A local model server answering: its completion goes to the client.
+    Served,
 }
 
 /// The outcome for one request.
@@ -51,6 +61,7 @@ pub struct Engine {
     auth: Option<AuthDetector>,
     abuse: Option<AbuseDetector>,
     prompt: Option<PromptDetector>,
+    llm_leak: Option<LeakDetector>,
 }
 
 impl Engine {
@@ -77,6 +88,9 @@ impl Engine {
                 .transpose()?,
             prompt: on(config.prompt_injection.enabled)
                 .then(|| PromptDetector::new(&config.prompt_injection))
+                .transpose()?,
+            llm_leak: on(config.llm_data_leak.enabled)
+                .then(|| LeakDetector::new(&config.llm_data_leak))
                 .transpose()?,
         })
     }
@@ -106,6 +120,24 @@ impl Engine {
         verdict
             .findings
             .extend(uninspected::finding(&u, &self.uninspected));
+    }
+
+    /// `llm_data_leak` on an LLM call (see [`LlmSide`]): sensitive data in the prompt a local
+    /// process sends to an AI provider, or in the completion a local model server returns.
+    pub fn inspect_llm(&self, side: LlmSide, ex: &HttpExchange) -> Verdict {
+        let mut findings = Vec::new();
+        let mut inputs_skipped = 0;
+        if let Some(d) = &self.llm_leak {
+            inputs_skipped = match side {
+                LlmSide::Egress => d.inspect_prompt(&ex.request_body, &mut findings),
+                LlmSide::Served => d.inspect_completion(ex, &mut findings),
+            };
+        }
+        Verdict {
+            findings,
+            inputs_skipped,
+            uninspected: None,
+        }
     }
 
     /// Only what the response status tells, for a request already judged at

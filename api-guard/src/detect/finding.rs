@@ -47,10 +47,13 @@ pub enum Kind {
     Flood,
     /// Prompt injection and jailbreaks in the model input of LLM API requests.
     PromptInjection,
+    /// Secrets, personal data or a system-prompt canary in LLM prompts sent to providers or
+    /// in completions of local model servers.
+    LlmDataLeak,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Sqli,
         Kind::Xss,
         Kind::PathTraversal,
@@ -70,6 +73,7 @@ impl Kind {
         Kind::Bola,
         Kind::Flood,
         Kind::PromptInjection,
+        Kind::LlmDataLeak,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +97,7 @@ impl Kind {
             Kind::Bola => "bola",
             Kind::Flood => "flood",
             Kind::PromptInjection => "prompt_injection",
+            Kind::LlmDataLeak => "llm_data_leak",
         }
     }
 }

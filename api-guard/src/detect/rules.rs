@@ -315,6 +315,16 @@ catalogue! {
         "an injection found only after decoding base64/hex, ROT13, reversal, look-alike letters, leetspeak or hidden characters";
     PROMPT_SUSPICIOUS = "prompt.suspicious", PromptInjection, Medium,
         "model input with weaker injection or jailbreak evidence: score between `suspicious_threshold` (3) and `threshold` (6)";
+    LLM_LEAK_SECRET_IN_PROMPT = "llm_leak.secret_in_prompt", LlmDataLeak, High,
+        "API or cloud keys, private keys, JWTs or passwords in a prompt a local process sends to an AI provider of `llm.providers` (classes and counts only)";
+    LLM_LEAK_PII_IN_PROMPT = "llm_leak.pii_in_prompt", LlmDataLeak, Medium,
+        "email addresses, phone numbers, payment cards (Luhn) or national ids in a prompt a local process sends to an AI provider";
+    LLM_LEAK_SECRET_IN_COMPLETION = "llm_leak.secret_in_completion", LlmDataLeak, High,
+        "keys, private keys, JWTs or passwords in a completion a local model server returns";
+    LLM_LEAK_PII_IN_COMPLETION = "llm_leak.pii_in_completion", LlmDataLeak, Medium,
+        "personal data (email, phone, payment card, national id) in a completion a local model server returns";
+    LLM_LEAK_CANARY = "llm_leak.canary", LlmDataLeak, Critical,
+        "a canary of `canaries` (planted in a system prompt) in a completion: the system prompt leaked";
 }
 
 /// The rule with this id.
@@ -357,6 +367,7 @@ mod tests {
             Kind::MissingAuth | Kind::KeySharing | Kind::CredentialStuffing => "auth",
             Kind::Scanner | Kind::Enumeration | Kind::Bola | Kind::Flood => "abuse",
             Kind::PromptInjection => "prompt",
+            Kind::LlmDataLeak => "llm_leak",
         }
     }
 
@@ -382,7 +393,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 127);
+        assert_eq!(ALL.len(), 132);
         assert_eq!(by_id("sqli.nope"), None);
     }
 
