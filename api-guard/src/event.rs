@@ -60,11 +60,13 @@ pub enum EventBody<'a> {
     /// A token-limit (`unit = "tokens"`) breach by LLM calls, reported whether or not it
     /// blocks (a `block` or `would_block` follows when it does).
     LlmBudgetExceeded(Enforcement<'a>),
+    /// A local process started calling an AI provider outside `llm.allowed_providers`.
+    LlmUnapprovedProvider(LlmEgress<'a>),
 }
 
 impl EventBody<'_> {
     /// Every `type`, in documentation order.
-    pub const TYPES: [&'static str; 7] = [
+    pub const TYPES: [&'static str; 8] = [
         "detection",
         "spec_violation",
         "block",
@@ -72,6 +74,7 @@ impl EventBody<'_> {
         "would_block",
         "ratelimit_exceeded",
         "llm_budget_exceeded",
+        "llm_unapproved_provider",
     ];
 
     pub fn type_name(&self) -> &'static str {
@@ -83,6 +86,7 @@ impl EventBody<'_> {
             EventBody::WouldBlock(_) => "would_block",
             EventBody::RatelimitExceeded(_) => "ratelimit_exceeded",
             EventBody::LlmBudgetExceeded(_) => "llm_budget_exceeded",
+            EventBody::LlmUnapprovedProvider(_) => "llm_unapproved_provider",
         }
     }
 }
@@ -162,6 +166,23 @@ pub struct Enforcement<'a> {
     /// The node that decided it (cluster mode only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<&'a str>,
+}
+
+/// A local process and the AI provider it calls (the egress inventory's row, as first seen).
+#[derive(Debug, Serialize)]
+pub struct LlmEgress<'a> {
+    pub provider: &'a str,
+    /// The Host / `:authority` the call went to.
+    pub host: &'a str,
+    pub pid: u32,
+    pub comm: &'a str,
+    /// The process's cgroup v2 path, and the container id found in it.
+    pub cgroup: Option<&'a str>,
+    pub container: Option<&'a str>,
+    /// The credential's hash (`sha256:…`), never the key.
+    pub key: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub allowed_providers: &'a [String],
 }
 
 /// The client as events show it: the credential only as its hash.
@@ -305,6 +326,17 @@ mod tests {
             EventBody::WouldBlock(enforcement()),
             EventBody::RatelimitExceeded(enforcement()),
             EventBody::LlmBudgetExceeded(enforcement()),
+            EventBody::LlmUnapprovedProvider(LlmEgress {
+                provider: "openai",
+                host: "api.openai.com",
+                pid: 7,
+                comm: "python3",
+                cgroup: Some("/system.slice/app.service"),
+                container: None,
+                key: Some("sha256:0123456789abcdef"),
+                model: Some("gpt-4o"),
+                allowed_providers: &[],
+            }),
         ];
         let samples: Vec<Value> = bodies
             .into_iter()

@@ -23,6 +23,7 @@ pub mod guard;
 pub mod h2;
 pub mod h2load;
 pub mod llm;
+pub mod llm_egress;
 pub mod metrics;
 pub mod netns;
 pub mod procfs;

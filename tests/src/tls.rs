@@ -67,6 +67,37 @@ impl TlsCert {
         })
     }
 
+    /// A self-signed certificate for these DNS names (subjectAltName; the first is also the
+    /// CN), which clients can trust as their CA (`SSL_CERT_FILE`).
+    pub fn generate_for(names: &[&str]) -> Result<TlsCert> {
+        let dir = TempDir::new("tls")?;
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let san: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+        run_checked(
+            Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ])
+                .arg("-subj")
+                .arg(format!(
+                    "/CN={}",
+                    names.first().copied().unwrap_or("localhost")
+                ))
+                .arg("-addext")
+                .arg(format!("subjectAltName={}", san.join(",")))
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert),
+        )
+        .context("generating a self-signed certificate (the openssl CLI: cargo xtask setup)")?;
+        Ok(TlsCert {
+            cert,
+            key,
+            _dir: dir,
+        })
+    }
+
     pub fn cert(&self) -> &Path {
         &self.cert
     }

@@ -22,7 +22,10 @@ use tracing::{debug, info, warn};
 use crate::{
     analysis::discover::SharedInventory,
     enforce::{blocklist::BlockReason, target::Target, BlockRequest, BlockView, Enforcer},
-    llm::usage::{SharedUsage, UsageRow},
+    llm::{
+        egress::{EgressRow, SharedEgress},
+        usage::{SharedUsage, UsageRow},
+    },
     status::{Status, StatusSource},
 };
 
@@ -51,6 +54,8 @@ pub enum Request {
     Status,
     /// LLM token accounting per key hash × model × client (`api-guard llm usage`).
     LlmUsage,
+    /// Local processes calling AI providers (`api-guard llm egress`).
+    LlmEgress,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -77,6 +82,17 @@ pub struct Response {
     /// `llm_usage`: the accounting rows, biggest spenders first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_usage: Option<LlmUsageView>,
+    /// `llm_egress`: the egress inventory rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_egress: Option<LlmEgressView>,
+}
+
+/// The `llm_egress` answer.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct LlmEgressView {
+    pub rows: Vec<EgressRow>,
+    /// Rows evicted (least recently seen first) because the table was full.
+    pub evicted: u64,
 }
 
 /// The `llm_usage` answer.
@@ -109,6 +125,7 @@ pub struct Handlers {
     /// `None` when discovery is disabled.
     pub inventory: Option<SharedInventory>,
     pub llm_usage: SharedUsage,
+    pub llm_egress: SharedEgress,
     pub status: StatusSource,
 }
 
@@ -280,6 +297,16 @@ fn execute(req: Request, handlers: &Handlers) -> Response {
                 llm_usage: Some(LlmUsageView {
                     rows: book.rows(),
                     overflowed: book.overflowed(),
+                }),
+                ..Response::ok()
+            }
+        }
+        Request::LlmEgress => {
+            let book = handlers.llm_egress.lock();
+            Response {
+                llm_egress: Some(LlmEgressView {
+                    rows: book.rows(),
+                    evicted: book.evicted(),
                 }),
                 ..Response::ok()
             }

@@ -212,6 +212,15 @@ enum LlmCommand {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// The shadow-AI egress inventory: which AI providers each local process calls, with
+    /// key hashes, models, tokens in and out, first and last seen (kept across restarts).
+    Egress {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -395,6 +404,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&usage)?);
             } else {
                 print!("{}", llm::render_usage(&usage.rows, usage.overflowed));
+            }
+            Ok(())
+        }
+        Command::Llm {
+            command: LlmCommand::Egress { json, socket },
+        } => {
+            let answer = control_call(&socket, control::Request::LlmEgress)?;
+            let egress = answer
+                .llm_egress
+                .context("the daemon's answer has no LLM egress inventory")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&egress)?);
+            } else {
+                print!("{}", llm::egress::render(&egress.rows, egress.evicted));
             }
             Ok(())
         }
@@ -678,6 +701,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    // The AI providers of `llm.providers`: the egress inventory and leak detection on
+    // prompts share them.
+    let llm_providers = std::sync::Arc::new(llm::LlmCalls::provider_matcher(&config.llm));
     let detections = analysis::detect::Detections::new(
         &config.detect,
         enforcer.clone(),
@@ -685,6 +711,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         events.clone(),
     )
     .context("starting detection")?
+    .map(|d| d.with_llm_providers(llm_providers.clone()))
     .map(|d| match cluster_publisher {
         Some(p) => d.with_cluster(p, &config.detect),
         None => d,
@@ -706,12 +733,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         config.discover.snapshot_interval_secs,
         &llm_usage,
     );
+    let llm_egress = llm::egress::SharedEgress::new(config.llm.max_egress_entries);
+    if let Some((dir, _)) = &llm_state {
+        llm::egress::load_logged(&llm_egress, dir);
+    }
     let discovery = analysis::discover::Discovery::new(
         &config.discover,
         state_dir.clone(),
         &mut routes,
         metrics.clone(),
-        events,
+        events.clone(),
     )
     .context("starting API discovery")?;
     let shared_inventory = discovery
@@ -821,7 +852,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                     config.identity.api_key_headers.clone(),
                     llm_usage.clone(),
                     metrics.clone(),
-                ),
+                )
+                .with_egress(llm::egress::EgressTracker::new(
+                    llm_providers.clone(),
+                    config.llm.allowed_providers.clone(),
+                    llm_egress.clone(),
+                    events.clone(),
+                    metrics.clone(),
+                )),
             },
             enforcer: enforcer.clone(),
             detections,
@@ -839,11 +877,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             enforcer: enforcer.clone(),
             inventory: shared_inventory,
             llm_usage: llm_usage.clone(),
+            llm_egress: llm_egress.clone(),
             status: status_source,
         },
         shutdown.clone(),
     ));
     if let Some((dir, every)) = llm_state.clone() {
+        tasks.spawn(llm::egress::persist_loop(
+            llm_egress.clone(),
+            dir.clone(),
+            every,
+            shutdown.clone(),
+        ));
         tasks.spawn(llm::persist_loop(
             llm_usage.clone(),
             dir,
@@ -904,6 +949,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // The pipeline has delivered its last exchanges: the usage snapshot has them all.
     if let Some((dir, _)) = &llm_state {
         llm::save(&llm_usage, dir);
+        llm::egress::save_logged(&llm_egress, dir);
     }
     // The pipeline is done and its queues dropped: the analysis threads finish what is
     // queued (discovery then writes its last snapshot).

@@ -4,8 +4,8 @@ use serde::Deserialize;
 
 use super::{
     abuse::AbuseConfig, auth::AuthConfig, finding::Severity, injection::InjectionConfig,
-    inputs::InputLimits, jwt::JwtConfig, llm_abuse::LlmAbuseConfig, prompt::PromptConfig,
-    protocol::ProtocolConfig, uninspected::UninspectedConfig,
+    inputs::InputLimits, jwt::JwtConfig, llm_abuse::LlmAbuseConfig, llm_leak::LeakConfig,
+    prompt::PromptConfig, protocol::ProtocolConfig, uninspected::UninspectedConfig,
 };
 
 pub use crate::config::{invalid, Invalid};
@@ -38,6 +38,7 @@ pub struct DetectConfig {
     pub abuse: AbuseConfig,
     pub prompt_injection: PromptConfig,
     pub llm_key_abuse: LlmAbuseConfig,
+    pub llm_data_leak: LeakConfig,
 }
 
 impl Default for DetectConfig {
@@ -57,6 +58,7 @@ impl Default for DetectConfig {
             abuse: AbuseConfig::default(),
             prompt_injection: PromptConfig::default(),
             llm_key_abuse: LlmAbuseConfig::default(),
+            llm_data_leak: LeakConfig::default(),
         }
     }
 }
@@ -99,6 +101,7 @@ impl DetectConfig {
         self.abuse.validate()?;
         self.prompt_injection.validate()?;
         self.llm_key_abuse.validate()?;
+        self.llm_data_leak.validate()?;
         Ok(())
     }
 }

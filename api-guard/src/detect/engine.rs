@@ -12,12 +12,13 @@ use super::{
     inputs::{InputLimits, Inputs},
     jwt::JwtDetector,
     llm_abuse::{LlmAbuseDetector, LlmUse},
+    llm_leak::LeakDetector,
     prompt::PromptDetector,
     protocol::ProtocolDetector,
     request::{Context, Request},
     uninspected::{self, Uninspected, UninspectedConfig},
 };
-use crate::identity::ClientIdentity;
+use crate::{http::HttpExchange, identity::ClientIdentity};
 
 /// When in a request's life the engine judges it. Content (injection, protocol, tokens,
 /// credentials, rates) is judged as soon as the request is complete, so a block can land
@@ -31,6 +32,15 @@ pub enum Stage {
     Request,
     /// The answer to a request judged at [`Stage::Request`].
     Outcome,
+}
+
+/// Which side of an LLM call [`Engine::inspect_llm`] judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmSide {
+    /// A local process calling an external AI provider: its prompt leaves the host.
+    Egress,
+    /// A local model server answering: its completion goes to the client.
+    Served,
 }
 
 /// The outcome for one request.
@@ -53,6 +63,7 @@ pub struct Engine {
     abuse: Option<AbuseDetector>,
     prompt: Option<PromptDetector>,
     llm_abuse: Option<LlmAbuseDetector>,
+    llm_leak: Option<LeakDetector>,
 }
 
 impl Engine {
@@ -82,6 +93,9 @@ impl Engine {
                 .transpose()?,
             llm_abuse: on(config.llm_key_abuse.enabled)
                 .then(|| LlmAbuseDetector::new(&config.llm_key_abuse))
+                .transpose()?,
+            llm_leak: on(config.llm_data_leak.enabled)
+                .then(|| LeakDetector::new(&config.llm_data_leak))
                 .transpose()?,
         })
     }
@@ -134,6 +148,24 @@ impl Engine {
         self.llm_abuse
             .as_mut()
             .map_or(0, LlmAbuseDetector::take_evictions)
+    }
+
+    /// `llm_data_leak` on an LLM call (see [`LlmSide`]): sensitive data in the prompt a local
+    /// process sends to an AI provider, or in the completion a local model server returns.
+    pub fn inspect_leak(&self, side: LlmSide, ex: &HttpExchange) -> Verdict {
+        let mut findings = Vec::new();
+        let mut inputs_skipped = 0;
+        if let Some(d) = &self.llm_leak {
+            inputs_skipped = match side {
+                LlmSide::Egress => d.inspect_prompt(&ex.request_body, &mut findings),
+                LlmSide::Served => d.inspect_completion(ex, &mut findings),
+            };
+        }
+        Verdict {
+            findings,
+            inputs_skipped,
+            uninspected: None,
+        }
     }
 
     /// Only what the response status tells, for a request already judged at

@@ -49,10 +49,13 @@ pub enum Kind {
     PromptInjection,
     /// Stolen or abused LLM API keys: shared, spiking, on new models, enumerated, guessed.
     LlmKeyAbuse,
+    /// Secrets, personal data or a system-prompt canary in LLM prompts sent to providers or
+    /// in completions of local model servers.
+    LlmDataLeak,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Sqli,
         Kind::Xss,
         Kind::PathTraversal,
@@ -73,6 +76,7 @@ impl Kind {
         Kind::Flood,
         Kind::PromptInjection,
         Kind::LlmKeyAbuse,
+        Kind::LlmDataLeak,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +101,7 @@ impl Kind {
             Kind::Flood => "flood",
             Kind::PromptInjection => "prompt_injection",
             Kind::LlmKeyAbuse => "llm_key_abuse",
+            Kind::LlmDataLeak => "llm_data_leak",
         }
     }
 }

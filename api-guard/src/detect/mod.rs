@@ -12,6 +12,7 @@ pub mod inputs;
 pub mod json_scan;
 pub mod jwt;
 pub mod llm_abuse;
+pub mod llm_leak;
 pub mod normalize;
 pub mod offline;
 pub mod prompt;
@@ -21,7 +22,7 @@ pub mod rules;
 pub mod uninspected;
 
 pub use config::DetectConfig;
-pub use engine::{Engine, Stage, Verdict};
+pub use engine::{Engine, LlmSide, Stage, Verdict};
 pub use finding::{Finding, Kind, Severity};
 pub use request::{Context, Request};
 pub use rules::Rule;

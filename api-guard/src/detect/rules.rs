@@ -335,6 +335,16 @@ catalogue! {
         "model lists (`/v1/models`, `/v1beta/models`, `/api/tags`…) asked by one client with more than `enumeration_max_keys` (3) distinct keys (no key counts as one) in `enumeration_window_secs` (600 s)";
     LLM_KEY_BRUTE_FORCE = "llm.key_brute_force", LlmKeyAbuse, High,
         "more than `brute_force_max_keys` (10) distinct keys answered 401/403 on LLM API paths for one client in `brute_force_window_secs` (600 s)";
+    LLM_LEAK_SECRET_IN_PROMPT = "llm_leak.secret_in_prompt", LlmDataLeak, High,
+        "API or cloud keys, private keys, JWTs or passwords in a prompt a local process sends to an AI provider of `llm.providers` (classes and counts only)";
+    LLM_LEAK_PII_IN_PROMPT = "llm_leak.pii_in_prompt", LlmDataLeak, Medium,
+        "email addresses, phone numbers, payment cards (Luhn) or national ids in a prompt a local process sends to an AI provider";
+    LLM_LEAK_SECRET_IN_COMPLETION = "llm_leak.secret_in_completion", LlmDataLeak, High,
+        "keys, private keys, JWTs or passwords in a completion a local model server returns";
+    LLM_LEAK_PII_IN_COMPLETION = "llm_leak.pii_in_completion", LlmDataLeak, Medium,
+        "personal data (email, phone, payment card, national id) in a completion a local model server returns";
+    LLM_LEAK_CANARY = "llm_leak.canary", LlmDataLeak, Critical,
+        "a canary of `canaries` (planted in a system prompt) in a completion: the system prompt leaked";
 }
 
 /// The rule with this id.
@@ -378,6 +388,7 @@ mod tests {
             Kind::Scanner | Kind::Enumeration | Kind::Bola | Kind::Flood => "abuse",
             Kind::PromptInjection => "prompt",
             Kind::LlmKeyAbuse => "llm",
+            Kind::LlmDataLeak => "llm_leak",
         }
     }
 
@@ -403,7 +414,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 137);
+        assert_eq!(ALL.len(), 142);
         assert_eq!(by_id("sqli.nope"), None);
     }
 

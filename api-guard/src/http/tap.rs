@@ -4,7 +4,9 @@
 //!
 //! Event streams are cut into events (blank-line-terminated blocks), NDJSON into lines; the
 //! tap keeps the first events (the stream's opening: model, first token), the last
-//! [`TAIL_RECORDS`] (usage, finish) and, for what lies between, only their count and times.
+//! [`TAIL_RECORDS`] (usage, finish) and, for what lies between, only their count and times —
+//! and the first of them up to [`MIDDLE_BYTES`], so that scans of a stream's content (leaks in
+//! LLM completions) read more than its two ends.
 //! For other bodies it keeps the last [`MAX_RECORD_BYTES`] beyond the captured prefix. Memory
 //! per stream is bounded by [`MAX_TAP_BYTES`] whatever the stream's length.
 
@@ -19,9 +21,11 @@ pub const HEAD_BYTES: usize = 16 * 1024;
 pub const TAIL_RECORDS: usize = 4;
 /// A longer record keeps its last this many bytes (where a final JSON object ends).
 pub const MAX_RECORD_BYTES: usize = 16 * 1024;
-/// Upper bound of the bytes a tap holds (head, tail and the record being collected, which
-/// may hold twice the record bound before it is trimmed).
-pub const MAX_TAP_BYTES: usize = HEAD_BYTES + (TAIL_RECORDS + 2) * MAX_RECORD_BYTES;
+/// Records between head and tail kept for content scans, by bytes.
+pub const MIDDLE_BYTES: usize = 64 * 1024;
+/// Upper bound of the bytes a tap holds (head, middle, tail and the record being collected,
+/// which may hold twice the record bound before it is trimmed).
+pub const MAX_TAP_BYTES: usize = HEAD_BYTES + MIDDLE_BYTES + (TAIL_RECORDS + 2) * MAX_RECORD_BYTES;
 
 /// How a body is cut into records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +78,9 @@ pub struct TappedStream {
     pub tail: Vec<TapRecord>,
     /// Records between `head` and `tail` that were not kept.
     pub skipped: u64,
+    /// The first of the `skipped` records, in order, up to [`MIDDLE_BYTES`]: for scans of the
+    /// stream's content only ([`TappedStream::records`] leaves them out; `skipped` counts them).
+    pub middle: Vec<TapRecord>,
     /// Capture gaps inside the body: records may be missing without being counted.
     pub lost: bool,
     /// For [`TapKind::Tail`]: the body's first byte in `tail[0]` follows the captured
@@ -90,7 +97,10 @@ impl TappedStream {
     /// Bytes of record data held.
     #[must_use]
     pub fn retained_bytes(&self) -> usize {
-        self.records().map(|r| r.data.len()).sum()
+        self.records()
+            .chain(self.middle.iter())
+            .map(|r| r.data.len())
+            .sum()
     }
 }
 
@@ -106,6 +116,7 @@ pub struct StreamTap {
     after_cr: bool,
     last_ts: u64,
     head_bytes: usize,
+    middle_bytes: usize,
     out: TappedStream,
     tail: VecDeque<TapRecord>,
     /// Body bytes seen so far (for [`TapKind::Tail`]: to know where the prefix ends).
@@ -123,6 +134,7 @@ impl StreamTap {
             after_cr: false,
             last_ts: 0,
             head_bytes: 0,
+            middle_bytes: 0,
             out: TappedStream {
                 tail_adjoins_prefix: true,
                 ..TappedStream::default()
@@ -250,6 +262,13 @@ impl StreamTap {
         if self.tail.len() > TAIL_RECORDS {
             if let Some(mut old) = self.tail.pop_front() {
                 self.out.skipped += 1;
+                if self.middle_bytes + old.data.len() <= MIDDLE_BYTES
+                    && self.out.middle.len() as u64 + 1 == self.out.skipped
+                {
+                    self.middle_bytes += old.data.len();
+                    self.out.middle.push(old);
+                    return;
+                }
                 // Reuse the evicted record's allocation for the next one.
                 old.data.clear();
                 self.cur = old.data;

@@ -7,6 +7,7 @@
 //! Only names, counts and times come out of here: never prompts, completions or keys.
 
 mod estimate;
+pub mod providers;
 mod recognize;
 mod request;
 mod response;
@@ -20,6 +21,7 @@ use crate::http::HttpExchange;
 
 pub use recognize::{recognize, ExtraPath, Flavour, Provider};
 pub use request::RequestFacts;
+pub use stream::payload as stream_payload;
 
 /// Longest model name kept (longer ones are cut); names are reduced to a safe charset.
 pub const MAX_MODEL_LEN: usize = 96;

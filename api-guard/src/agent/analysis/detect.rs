@@ -17,10 +17,14 @@
 use std::{sync::Arc, thread::JoinHandle, time::Duration};
 
 use api_guard::{
-    detect::{llm_abuse::LlmUse, DetectConfig, Engine, Finding, Request, Severity, Stage, Verdict},
+    detect::{
+        llm_abuse::LlmUse, DetectConfig, Engine, Finding, LlmSide, Request, Severity, Stage,
+        Verdict,
+    },
     event::{Detection, EventBody, ExchangeContext, RequestView, SecurityEvent},
     http::Phase,
     identity::ClientIdentity,
+    llm::providers::ProviderMatcher,
 };
 use tracing::{debug, warn};
 
@@ -32,7 +36,7 @@ use crate::{
         Publisher,
     },
     enforce::{blocklist::BlockReason, target::Target, BlockRequest, EnforceError, Enforcer},
-    exchange::Exchange,
+    exchange::{Exchange, Role},
     output::{EventBudget, EventSink},
     telemetry::Metrics,
 };
@@ -51,6 +55,8 @@ pub struct Detections {
     stuffing: Option<StuffingTap>,
     /// Cluster mode: the same for LLM keys answered (`llm.key_sharing_cluster`).
     llm_signals: Option<SignalTap>,
+    /// `llm.providers`: prompts sent to these hosts are judged for `llm_data_leak`.
+    providers: Arc<ProviderMatcher>,
 }
 
 impl Detections {
@@ -75,6 +81,7 @@ impl Detections {
             signals: None,
             stuffing: None,
             llm_signals: None,
+            providers: Arc::default(),
         }))
     }
 
@@ -112,6 +119,12 @@ impl Detections {
         self
     }
 
+    /// The AI providers (`llm.providers`) whose prompts are judged for `llm_data_leak`.
+    pub fn with_llm_providers(mut self, providers: Arc<ProviderMatcher>) -> Self {
+        self.providers = providers;
+        self
+    }
+
     /// Starts the detection thread (see [`worker`]).
     pub fn spawn(self, capacity: usize) -> std::io::Result<(DetectionQueue, JoinHandle<()>)> {
         let skipped = self.metrics.detect.queue_skips();
@@ -122,6 +135,7 @@ impl Detections {
 impl Analyzer for Detections {
     type Control = Box<DetectSettings>;
     const NAME: &'static str = "detect";
+    const OUTGOING_LLM_CALLS: bool = true;
 
     /// A reloaded `[detect]` section: a fresh engine (its windows and caches start empty),
     /// thresholds and the event budget.
@@ -132,8 +146,12 @@ impl Analyzer for Detections {
         self.budget = EventBudget::new(s.max_events_per_client);
     }
 
-    /// Inspects a server-side exchange (outgoing calls this host makes are not judged).
+    /// Inspects a server-side exchange; of the outgoing calls this host makes, only the
+    /// prompts sent to AI providers are judged (`llm_data_leak`).
     fn observe(&mut self, ex: &Exchange) {
+        if ex.conn.role == Role::Client {
+            return self.observe_egress(ex);
+        }
         // Set on every server-side exchange by the parsing task.
         let Some(client) = &ex.client else {
             return;
@@ -159,6 +177,12 @@ impl Analyzer for Detections {
             (Phase::Exchange, false) => Stage::Whole,
         };
         let mut verdict = self.engine.inspect_at(stage, &req, client, now);
+        // A local model server's completion, once the answer is complete.
+        if h.phase == Phase::Exchange && ex.llm.is_some() {
+            let served = self.engine.inspect_leak(LlmSide::Served, h);
+            verdict.findings.extend(served.findings);
+            self.count_partial(served.inputs_skipped);
+        }
         if stage != Stage::Outcome {
             self.engine
                 .account_uninspected(&req, h.request_truncated, &mut verdict);
@@ -217,6 +241,44 @@ impl Detections {
             if status.is_some_and(|s| (200..300).contains(&s)) {
                 tap.observe(ex, client);
             }
+        }
+    }
+
+    /// `llm_data_leak` on a prompt a local process sent to an AI provider. Never blocked: the
+    /// sender is a local process, not a network client XDP could drop.
+    fn observe_egress(&mut self, ex: &Exchange) {
+        let h = &ex.http;
+        if h.phase != Phase::Exchange || ex.llm.is_none() {
+            return;
+        }
+        if h.host
+            .as_deref()
+            .and_then(|host| self.providers.provider_of(host))
+            .is_none()
+        {
+            return;
+        }
+        let verdict = self.engine.inspect_leak(LlmSide::Egress, h);
+        if verdict.inputs_skipped > 0 {
+            self.metrics
+                .detect
+                .inputs_skipped(verdict.inputs_skipped as u64);
+        }
+        if verdict.findings.is_empty() {
+            return;
+        }
+        for finding in &verdict.findings {
+            self.metrics.detect.finding(finding.kind, finding.severity);
+        }
+        // The "client" of an outgoing call is the local end; the process is in `request`.
+        let local = ClientIdentity::of_peer(ex.conn.local.map(|a| a.ip()));
+        self.report(h.request_start_ns, &local, ex, &verdict.findings);
+    }
+
+    /// Completions read only in part (a stream's middle events are not kept).
+    fn count_partial(&self, n: usize) {
+        if n > 0 {
+            self.metrics.detect.inputs_skipped(n as u64);
         }
     }
 

@@ -2,6 +2,7 @@
 //! ([`api_guard::llm`]) and carried with it; their metrics and the per-key accounting are
 //! recorded here.
 
+pub mod egress;
 pub mod labels;
 pub mod usage;
 
@@ -14,7 +15,11 @@ use api_guard::discover::persist;
 use api_guard::{
     config::{invalid, Invalid},
     identity::{AuthorizationCache, Identifier},
-    llm::{self, ExtraPath, LlmCall},
+    llm::{
+        self,
+        providers::{self, ProviderHost, ProviderMatcher},
+        ExtraPath, LlmCall,
+    },
 };
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +50,16 @@ pub struct LlmConfig {
     pub max_usage_entries: usize,
     /// `max_tokens` assumed by token limits when a request names none (default 4096).
     pub default_max_tokens: u64,
+    /// AI provider API hosts for the egress inventory and `llm_data_leak` on prompts:
+    /// `{ name, host }`, `host` exact or with one `*` for (part of) one label (default: the
+    /// major providers, see docs/configuration.md). Setting it replaces the whole list.
+    pub providers: Vec<ProviderHost>,
+    /// Providers local processes may call; another one is an `llm_unapproved_provider`
+    /// event (default empty: no list, no events).
+    pub allowed_providers: Vec<String>,
+    /// Rows (process × provider) of the egress inventory; the least recently seen is evicted
+    /// past it (default 1000).
+    pub max_egress_entries: usize,
 }
 
 impl Default for LlmConfig {
@@ -56,6 +71,9 @@ impl Default for LlmConfig {
             max_key_labels: 100,
             max_usage_entries: 10_000,
             default_max_tokens: 4096,
+            providers: providers::default_providers(),
+            allowed_providers: Vec::new(),
+            max_egress_entries: 1000,
         }
     }
 }
@@ -72,6 +90,23 @@ impl LlmConfig {
         }
         if self.max_usage_entries == 0 || self.max_usage_entries > 1_000_000 {
             return Err(invalid("llm.max_usage_entries", "must be 1..=1000000"));
+        }
+        if self.providers.len() > 1024 {
+            return Err(invalid("llm.providers", "at most 1024 entries"));
+        }
+        for (i, p) in self.providers.iter().enumerate() {
+            providers::check(p).map_err(|e| invalid(format!("llm.providers[{i}]"), e))?;
+        }
+        for (i, a) in self.allowed_providers.iter().enumerate() {
+            if !self.providers.iter().any(|p| &p.name == a) {
+                return Err(invalid(
+                    format!("llm.allowed_providers[{i}]"),
+                    format!("{a:?} is no provider name of llm.providers"),
+                ));
+            }
+        }
+        if self.max_egress_entries == 0 || self.max_egress_entries > 100_000 {
+            return Err(invalid("llm.max_egress_entries", "must be 1..=100000"));
         }
         if self.max_key_labels > 10_000 || self.max_model_labels > 10_000 {
             return Err(invalid(
@@ -96,6 +131,8 @@ pub struct LlmCalls {
     /// identity).
     outgoing: Identifier,
     credentials: AuthorizationCache,
+    /// The egress inventory (calls of local processes to AI providers).
+    egress: Option<egress::EgressTracker>,
 }
 
 impl LlmCalls {
@@ -113,7 +150,33 @@ impl LlmCalls {
             metrics,
             outgoing: Identifier::new(Vec::new(), &api_key_headers, &[]),
             credentials: AuthorizationCache::new(),
+            egress: None,
         }
+    }
+
+    /// Also keeps the egress inventory.
+    pub fn with_egress(mut self, tracker: egress::EgressTracker) -> Self {
+        self.egress = Some(tracker);
+        self
+    }
+
+    /// The provider matcher of `llm.providers`.
+    pub fn provider_matcher(config: &LlmConfig) -> ProviderMatcher {
+        ProviderMatcher::new(&config.providers)
+    }
+
+    /// The hash of the credential an outgoing request carries.
+    fn outgoing_key(&mut self, exchange: &Exchange) -> Option<String> {
+        let h = &exchange.http;
+        self.outgoing
+            .identify_cached(
+                None,
+                &h.request_headers,
+                h.query.as_deref(),
+                &mut self.credentials,
+            )
+            .credential
+            .map(|c| c.hash)
     }
 
     /// Tokens a token limit reserves for a request just complete (estimated prompt +
@@ -135,8 +198,19 @@ impl LlmCalls {
         if !self.config.enabled {
             return;
         }
+        let provider = match (&self.egress, exchange.conn.role) {
+            (Some(e), Role::Client) => e.provider_of(exchange).map(str::to_owned),
+            _ => None,
+        };
         let Some((facts, req)) = llm::analyze_with_request(&exchange.http, &self.config.paths)
         else {
+            // Other calls to a provider (files, model lists) are in the inventory too.
+            if let Some(p) = provider {
+                let key = self.outgoing_key(exchange);
+                if let Some(e) = &self.egress {
+                    e.observe(exchange, &p, key.as_deref(), None);
+                }
+            }
             return;
         };
         let key = match exchange.conn.role {
@@ -146,18 +220,7 @@ impl LlmCalls {
                 .and_then(|c| c.credential.as_ref())
                 .map(|c| c.hash.clone()),
             // Our own process calling an LLM API: the key it sends (hashed).
-            Role::Client => {
-                let h = &exchange.http;
-                self.outgoing
-                    .identify_cached(
-                        None,
-                        &h.request_headers,
-                        h.query.as_deref(),
-                        &mut self.credentials,
-                    )
-                    .credential
-                    .map(|c| c.hash)
-            }
+            Role::Client => self.outgoing_key(exchange),
         };
         let call = LlmCall {
             reservation: llm::LlmFacts::reservation(&req, self.config.default_max_tokens),
@@ -165,6 +228,9 @@ impl LlmCalls {
             key,
         };
         self.record(exchange, &call);
+        if let (Some(p), Some(e)) = (provider, &self.egress) {
+            e.observe(exchange, &p, call.key.as_deref(), Some(&call));
+        }
         exchange.llm = Some(Box::new(call));
     }
 

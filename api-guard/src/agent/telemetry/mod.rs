@@ -10,6 +10,7 @@ mod discover;
 mod events;
 mod http;
 mod llm;
+mod llm_egress;
 mod ops;
 mod tls;
 mod xdp;
@@ -57,6 +58,7 @@ pub struct Inner {
     registry: Registry,
     pub http: http::Http,
     pub llm: llm::Llm,
+    pub llm_egress: llm_egress::LlmEgress,
     pub capture: capture::Capture,
     pub tls: tls::Tls,
     pub xdp: xdp::Xdp,
@@ -83,6 +85,7 @@ impl Metrics {
         Self(Arc::new(Inner {
             http: http::Http::new(&r),
             llm: llm::Llm::new(&r),
+            llm_egress: llm_egress::LlmEgress::new(&r),
             capture: capture::Capture::new(&r),
             tls: tls::Tls::new(&r),
             xdp: xdp::Xdp::new(&r),

@@ -17,7 +17,7 @@
 //! system prompts (a model server open to scripts) can turn both on.
 
 mod decode;
-mod extract;
+pub(crate) mod extract;
 mod fold;
 mod lexicon;
 mod score;
