@@ -25,6 +25,7 @@ pub mod h2load;
 pub mod llm;
 pub mod metrics;
 pub mod netns;
+pub mod openssl;
 pub mod procfs;
 pub mod prometheus;
 pub mod redis;

@@ -537,8 +537,8 @@ fn print_inventory(inv: &Inventory, comparison: Option<&serde_json::Value>) {
         })
         .collect();
     println!(
-        "{:<24} {:<7} {:<40} {:>8} {:>9} {:>9} {:>9} {:>8}  STATUSES",
-        "HOST", "METHOD", "ROUTE", "COUNT", "P50_MS", "P95_MS", "P99_MS", "CLIENTS"
+        "{:<24} {:<7} {:<40} {:>8} {:>9} {:>9} {:>9} {:>8} {:<9}  STATUSES",
+        "HOST", "METHOD", "ROUTE", "COUNT", "P50_MS", "P95_MS", "P99_MS", "CLIENTS", "TRANSPORT"
     );
     let ms = |us: Option<u64>| {
         us.map_or_else(
@@ -555,7 +555,7 @@ fn print_inventory(inv: &Inventory, comparison: Option<&serde_json::Value>) {
             .collect();
         let is_shadow = shadow.contains(&(e.host.as_str(), e.method.as_str(), e.template.as_str()));
         println!(
-            "{:<24} {:<7} {:<40} {:>8} {:>9} {:>9} {:>9} {:>8}  {}{}",
+            "{:<24} {:<7} {:<40} {:>8} {:>9} {:>9} {:>9} {:>8} {:<9}  {}{}",
             e.host,
             e.method,
             e.template,
@@ -564,6 +564,7 @@ fn print_inventory(inv: &Inventory, comparison: Option<&serde_json::Value>) {
             ms(e.latency.quantile_us(0.95)),
             ms(e.latency.quantile_us(0.99)),
             e.clients.estimate(),
+            e.transport.summary().unwrap_or("-"),
             statuses.join(" "),
             if is_shadow {
                 "  [shadow: not in the spec]"
@@ -678,6 +679,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    // Identity settings reach the parsing task (which identifies every client once) here.
+    let (identity_tx, identity_rx) = tokio::sync::watch::channel(config.identity.identifier());
     let detections = analysis::detect::Detections::new(
         &config.detect,
         enforcer.clone(),
@@ -688,9 +691,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     .map(|d| match cluster_publisher {
         Some(p) => d.with_cluster(p, &config.detect),
         None => d,
-    });
-    // Identity settings reach the parsing task (which identifies every client once) here.
-    let (identity_tx, identity_rx) = tokio::sync::watch::channel(config.identity.identifier());
+    })
+    .map(|d| d.with_identity(identity_rx.clone()));
     let mut routes = analysis::routes::RouteLabels::new(
         &config.discover.inventory,
         config.discover.max_route_labels,

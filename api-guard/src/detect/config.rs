@@ -3,9 +3,9 @@
 use serde::Deserialize;
 
 use super::{
-    abuse::AbuseConfig, auth::AuthConfig, finding::Severity, injection::InjectionConfig,
-    inputs::InputLimits, jwt::JwtConfig, prompt::PromptConfig, protocol::ProtocolConfig,
-    uninspected::UninspectedConfig,
+    abuse::AbuseConfig, auth::AuthConfig, encryption::EncryptionConfig, finding::Severity,
+    injection::InjectionConfig, inputs::InputLimits, jwt::JwtConfig, prompt::PromptConfig,
+    protocol::ProtocolConfig, uninspected::UninspectedConfig,
 };
 
 pub use crate::config::{invalid, Invalid};
@@ -37,6 +37,8 @@ pub struct DetectConfig {
     pub auth: AuthConfig,
     pub abuse: AbuseConfig,
     pub prompt_injection: PromptConfig,
+    /// Plaintext credentials and sensitive data across the network; weak TLS.
+    pub encryption: EncryptionConfig,
 }
 
 impl Default for DetectConfig {
@@ -55,6 +57,7 @@ impl Default for DetectConfig {
             auth: AuthConfig::default(),
             abuse: AbuseConfig::default(),
             prompt_injection: PromptConfig::default(),
+            encryption: EncryptionConfig::default(),
         }
     }
 }
@@ -96,6 +99,7 @@ impl DetectConfig {
         self.auth.validate()?;
         self.abuse.validate()?;
         self.prompt_injection.validate()?;
+        self.encryption.validate()?;
         Ok(())
     }
 }

@@ -47,10 +47,12 @@ pub enum Kind {
     Flood,
     /// Prompt injection and jailbreaks in the model input of LLM API requests.
     PromptInjection,
+    /// Credentials or sensitive data in plaintext across the network; weak TLS.
+    Encryption,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Sqli,
         Kind::Xss,
         Kind::PathTraversal,
@@ -70,6 +72,7 @@ impl Kind {
         Kind::Bola,
         Kind::Flood,
         Kind::PromptInjection,
+        Kind::Encryption,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +96,7 @@ impl Kind {
             Kind::Bola => "bola",
             Kind::Flood => "flood",
             Kind::PromptInjection => "prompt_injection",
+            Kind::Encryption => "encryption",
         }
     }
 }

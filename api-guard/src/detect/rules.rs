@@ -315,6 +315,14 @@ catalogue! {
         "an injection found only after decoding base64/hex, ROT13, reversal, look-alike letters, leetspeak or hidden characters";
     PROMPT_SUSPICIOUS = "prompt.suspicious", PromptInjection, Medium,
         "model input with weaker injection or jailbreak evidence: score between `suspicious_threshold` (3) and `threshold` (6)";
+    ENCRYPTION_PLAINTEXT_CREDENTIAL = "encryption.plaintext_credential", Encryption, High,
+        "a credential (`Authorization`, an API key header or parameter, a session cookie sent or set) in plaintext HTTP with a peer across the network";
+    ENCRYPTION_PLAINTEXT_SENSITIVE_DATA = "encryption.plaintext_sensitive_data", Encryption, Medium,
+        "sensitive data of `sensitive_classes` (payment card, national id, API key, private key, JWT, password) in a plaintext HTTP query or body with a peer across the network";
+    ENCRYPTION_WEAK_TLS_VERSION = "encryption.weak_tls_version", Encryption, Medium,
+        "a TLS connection that negotiated a version below TLS 1.2 (read from its ServerHello)";
+    ENCRYPTION_WEAK_CIPHER = "encryption.weak_cipher", Encryption, Low,
+        "a TLS connection whose cipher suite has no forward secrecy (RSA key transport, static DH, plain PSK) or a broken cipher (RC4, 3DES, NULL)";
 }
 
 /// The rule with this id.
@@ -357,6 +365,7 @@ mod tests {
             Kind::MissingAuth | Kind::KeySharing | Kind::CredentialStuffing => "auth",
             Kind::Scanner | Kind::Enumeration | Kind::Bola | Kind::Flood => "abuse",
             Kind::PromptInjection => "prompt",
+            Kind::Encryption => "encryption",
         }
     }
 
@@ -382,7 +391,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 127);
+        assert_eq!(ALL.len(), 131);
         assert_eq!(by_id("sqli.nope"), None);
     }
 

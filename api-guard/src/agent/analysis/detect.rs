@@ -17,11 +17,15 @@
 use std::{sync::Arc, thread::JoinHandle, time::Duration};
 
 use api_guard::{
-    detect::{DetectConfig, Engine, Finding, Request, Severity, Stage},
+    detect::{
+        encryption::{Channel, Response},
+        DetectConfig, Engine, Finding, Request, Severity, Stage,
+    },
     event::{Detection, EventBody, ExchangeContext, RequestView, SecurityEvent},
     http::Phase,
-    identity::ClientIdentity,
+    identity::{ClientIdentity, Identifier},
 };
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::worker::{self, Analyzer, Worker};
@@ -43,6 +47,10 @@ pub struct Detections {
     budget: EventBudget,
     /// Cluster mode: (credential, address) pairs for the cluster-wide key-sharing count.
     signals: Option<SignalTap>,
+    /// Where API keys are carried (the `[identity]` section, reloadable), for the
+    /// encryption checks and for the credential of outgoing calls.
+    identity: Option<watch::Receiver<Identifier>>,
+    identifier: Identifier,
 }
 
 impl Detections {
@@ -65,7 +73,16 @@ impl Detections {
             events,
             budget: EventBudget::new(config.max_events_per_client),
             signals: None,
+            identity: None,
+            identifier: Identifier::default(),
         }))
+    }
+
+    /// The running identity settings (the parsing task's, see `analysis::identity`).
+    pub fn with_identity(mut self, settings: watch::Receiver<Identifier>) -> Self {
+        self.identifier = settings.borrow().clone();
+        self.identity = Some(settings);
+        self
     }
 
     /// Cluster mode: key sharing is also counted over all nodes (when `detect.auth` reports
@@ -102,26 +119,20 @@ impl Analyzer for Detections {
         self.budget = EventBudget::new(s.max_events_per_client);
     }
 
-    /// Inspects a server-side exchange (outgoing calls this host makes are not judged).
+    /// Inspects a server-side exchange; of the calls this host makes, only how they travel
+    /// (the encryption checks).
     fn observe(&mut self, ex: &Exchange) {
+        if let Some(settings) = &mut self.identity {
+            if settings.has_changed().unwrap_or(false) {
+                self.identifier = settings.borrow_and_update().clone();
+            }
+        }
         // Set on every server-side exchange by the parsing task.
         let Some(client) = &ex.client else {
-            return;
+            return self.observe_outgoing(ex);
         };
         let h = &ex.http;
-        let req = Request {
-            method: &h.method,
-            path: &h.path,
-            query: h.query.as_deref(),
-            version: h.version,
-            anomalies: &h.anomalies,
-            headers: &h.request_headers,
-            body: &h.request_body,
-            body_len: h.request_body_bytes,
-            head_len: h.request_header_bytes,
-            peer: ex.conn.peer.map(|p| p.ip()),
-            status: h.status,
-        };
+        let req = request_of(ex);
         let now = h.request_start_ns;
         let stage = match (h.phase, h.request_noticed) {
             (Phase::Request, _) => Stage::Request,
@@ -129,6 +140,7 @@ impl Analyzer for Detections {
             (Phase::Exchange, false) => Stage::Whole,
         };
         let mut verdict = self.engine.inspect_at(stage, &req, client, now);
+        self.inspect_channel(stage, ex, &req, &mut verdict.findings);
         if stage != Stage::Outcome {
             self.engine
                 .account_uninspected(&req, h.request_truncated, &mut verdict);
@@ -156,7 +168,82 @@ impl Analyzer for Detections {
     }
 }
 
+/// The detectors' view of an exchange's request.
+fn request_of(ex: &Exchange) -> Request<'_> {
+    let h = &ex.http;
+    Request {
+        method: &h.method,
+        path: &h.path,
+        query: h.query.as_deref(),
+        version: h.version,
+        anomalies: &h.anomalies,
+        headers: &h.request_headers,
+        body: &h.request_body,
+        body_len: h.request_body_bytes,
+        head_len: h.request_header_bytes,
+        peer: ex.conn.peer.map(|p| p.ip()),
+        status: h.status,
+    }
+}
+
 impl Detections {
+    /// The encryption checks of an exchange at `stage` (see `detect::encryption`).
+    fn inspect_channel(
+        &mut self,
+        stage: Stage,
+        ex: &Exchange,
+        req: &Request<'_>,
+        out: &mut Vec<Finding>,
+    ) {
+        let c = &ex.conn;
+        let channel = Channel {
+            conn_id: c.conn_id,
+            server: c.role == crate::exchange::Role::Server,
+            tls: c.tls(),
+            local: c.local,
+            peer: c.peer,
+            session: c.tls_session,
+        };
+        let h = &ex.http;
+        let response = h.status.map(|_| Response {
+            headers: &h.response_headers,
+            body: &h.response_body,
+        });
+        self.engine.inspect_channel(
+            stage,
+            &channel,
+            req,
+            response.as_ref(),
+            &self.identifier,
+            h.request_start_ns,
+            out,
+        );
+    }
+
+    /// A call this host made: judged whole (only servers hand out requests early), for how
+    /// it travelled only. Reported with this host's process as the client; never blocked
+    /// (the peer is the server it called).
+    fn observe_outgoing(&mut self, ex: &Exchange) {
+        let req = request_of(ex);
+        let mut findings = Vec::new();
+        self.inspect_channel(Stage::Whole, ex, &req, &mut findings);
+        if findings.is_empty() {
+            return;
+        }
+        let h = &ex.http;
+        let me = ClientIdentity {
+            credential: self
+                .identifier
+                .identify(None, &h.request_headers, h.query.as_deref())
+                .credential,
+            ..ClientIdentity::of_peer(ex.conn.local.map(|a| a.ip()))
+        };
+        for finding in &findings {
+            self.metrics.detect.finding(finding.kind, finding.severity);
+        }
+        self.report(h.request_start_ns, &me, ex, &findings);
+    }
+
     fn report(&mut self, now: u64, client: &ClientIdentity, ex: &Exchange, findings: &[Finding]) {
         for finding in findings {
             let Some(suppressed) = self.budget.admit(client.ip, now) else {
