@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use integration_tests::openssl::{s_client, SServer};
-use integration_tests::util::unique_comm;
+use integration_tests::util::{unique_comm, wait_until};
 use integration_tests::{
     require_root, unique_port, Agent, AgentOptions, Curl, CurlExe, NetPair, Nginx, NginxOptions,
     PyHttpServer, TlsCert,
@@ -22,6 +22,7 @@ use integration_tests::{
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(50);
 const TOKEN: &str = "plaintext-secret-token-4711";
 
 fn findings(agent: &Agent) -> Result<Vec<Value>> {
@@ -110,13 +111,16 @@ fn a_bearer_token_in_plaintext_across_a_veth_is_one_finding_and_over_loopback_no
         )],
     )?;
 
-    // The inventory knows the endpoint as plaintext.
-    let inv: Value = serde_json::from_str(&agent.cli_ok(&["inventory", "--format", "json"])?)?;
-    let ep = inv["endpoints"]
-        .as_array()
-        .and_then(|eps| eps.iter().find(|e| e["template"] == "/index.html"))
-        .cloned()
-        .context("no /index.html endpoint")?;
+    // The inventory knows the endpoint as plaintext (once the discovery thread has both).
+    let ep = wait_until("both requests in the inventory", WAIT, POLL, || {
+        let inv: Value =
+            serde_json::from_str(&agent.cli_ok(&["inventory", "--format", "json"])?)?;
+        Ok(inv["endpoints"]
+            .as_array()
+            .and_then(|eps| eps.iter().find(|e| e["template"] == "/index.html"))
+            .filter(|e| e["count"] == 2)
+            .cloned())
+    })?;
     ensure!(ep["transport"] == json!({"tls": 0, "plaintext": 2}), "{ep}");
     let table = agent.cli_ok(&["inventory"])?;
     ensure!(
