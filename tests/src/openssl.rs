@@ -12,7 +12,12 @@ use anyhow::{bail, ensure, Context, Result};
 
 use crate::netns::Netns;
 use crate::tls::TlsCert;
-use crate::util::{die_with_parent, run_with_timeout, wait_until, TempDir};
+use crate::util::{die_with_parent, run_with_timeout, wait_until, which, CommExe, TempDir};
+
+/// `openssl` reached through a symlink named `comm` (see [`SServer::start`]).
+pub fn openssl_exe(comm: &str) -> Result<CommExe> {
+    CommExe::new(&which("openssl")?, comm)
+}
 
 /// `openssl s_server -www` in a namespace; killed on drop.
 pub struct SServer {
@@ -23,10 +28,18 @@ pub struct SServer {
 
 impl SServer {
     /// Listens on `listen` with `cert`; `args` force the version and suites (`-tls1_1`,
-    /// `-cipher DEFAULT:@SECLEVEL=0`).
-    pub fn start(ns: &Netns, listen: SocketAddr, cert: &TlsCert, args: &[&str]) -> Result<SServer> {
+    /// `-cipher DEFAULT:@SECLEVEL=0`). `exe` is `openssl` under a comm of the test's own: the
+    /// server blocks in `accept` at once, so an agent must be capturing before it starts
+    /// (a call under way when probes attach is not seen), which a pid filter cannot do.
+    pub fn start(
+        ns: &Netns,
+        exe: &CommExe,
+        listen: SocketAddr,
+        cert: &TlsCert,
+        args: &[&str],
+    ) -> Result<SServer> {
         let dir = TempDir::new("s_server")?;
-        let mut cmd = ns.cmd("openssl");
+        let mut cmd = ns.cmd(exe.path());
         cmd.args(["s_server", "-www", "-accept"])
             .arg(listen.to_string())
             .arg("-cert")

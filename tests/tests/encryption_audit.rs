@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use integration_tests::openssl::{s_client, SServer};
+use integration_tests::openssl::{openssl_exe, s_client, SServer};
 use integration_tests::util::{unique_comm, wait_until};
 use integration_tests::{
     require_root, unique_port, Agent, AgentOptions, Curl, CurlExe, NetPair, Nginx, NginxOptions,
@@ -111,17 +111,27 @@ fn a_bearer_token_in_plaintext_across_a_veth_is_one_finding_and_over_loopback_no
         )],
     )?;
 
-    // The inventory knows the endpoint as plaintext (once the discovery thread has both).
-    let ep = wait_until("both requests in the inventory", WAIT, POLL, || {
+    // The inventory knows the endpoint as plaintext (one endpoint per Host: the veth
+    // address and 127.0.0.1), once the discovery thread has both requests.
+    let eps = wait_until("both requests in the inventory", WAIT, POLL, || {
         let inv: Value =
             serde_json::from_str(&agent.cli_ok(&["inventory", "--format", "json"])?)?;
-        Ok(inv["endpoints"]
+        let eps: Vec<Value> = inv["endpoints"]
             .as_array()
-            .and_then(|eps| eps.iter().find(|e| e["template"] == "/index.html"))
-            .filter(|e| e["count"] == 2)
-            .cloned())
+            .into_iter()
+            .flatten()
+            .filter(|e| e["template"] == "/index.html")
+            .cloned()
+            .collect();
+        Ok((eps.iter().filter_map(|e| e["count"].as_u64()).sum::<u64>() == 2).then_some(eps))
     })?;
-    ensure!(ep["transport"] == json!({"tls": 0, "plaintext": 2}), "{ep}");
+    ensure!(
+        eps.len() == 2
+            && eps
+                .iter()
+                .all(|e| e["transport"] == json!({"tls": 0, "plaintext": 1})),
+        "{eps:#?}"
+    );
     let table = agent.cli_ok(&["inventory"])?;
     ensure!(
         table
@@ -177,8 +187,9 @@ fn the_calling_side_reports_its_own_plaintext_credentials() -> Result<()> {
 fn weak_tls_finding(args: &[&str], expect_protocol: &str) -> Result<(Vec<Value>, Agent)> {
     let cert = TlsCert::generate("api-guard-weak")?;
     let net = NetPair::new("encw")?;
-    let server = SServer::start(&net.srv, net.server_addr()?, &cert, args)?;
-    let agent = Agent::start(AgentOptions::capture_only(&[server.pid()], &[]))?;
+    let exe = openssl_exe(&unique_comm("encw"))?;
+    let agent = Agent::start(AgentOptions::comms_only(&[exe.comm()]))?;
+    let server = SServer::start(&net.srv, &exe, net.server_addr()?, &cert, args)?;
     let run = s_client(&net.cli, server.addr(), args)?;
     ensure!(
         run.protocol == expect_protocol,
@@ -246,7 +257,10 @@ fn nginx_tls_1_3_is_recorded_on_both_ends_without_a_finding() -> Result<()> {
         &net.srv,
         listen,
         &[("index.html", 100)],
-        NginxOptions::default(),
+        NginxOptions {
+            tls13: true,
+            ..NginxOptions::default()
+        },
         &cert,
     )?;
     let curl = CurlExe::with_comm(&unique_comm("enct"))?;

@@ -109,6 +109,8 @@ impl Detections {
 impl Analyzer for Detections {
     type Control = Box<DetectSettings>;
     const NAME: &'static str = "detect";
+    /// Outgoing calls too: how they travel is judged (`detect.encryption`).
+    const SERVER_SIDE_ONLY: bool = false;
 
     /// A reloaded `[detect]` section: a fresh engine (its windows and caches start empty),
     /// thresholds and the event budget.
