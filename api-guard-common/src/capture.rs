@@ -151,8 +151,17 @@ pub struct ConnInfo {
     pub ingress_seen: u8,
     /// Attach cookie of the TLS library that carries this connection's plaintext.
     pub tls_library: u32,
+    /// Bytes of the server-to-client direction copied while a TLS library call claimed the
+    /// socket (its handshake records, for the ServerHello); at most [`HELLO_CAPTURE_BYTES`].
+    pub hello_copied: u16,
+    pub _pad: [u8; 6],
 }
-const _: () = assert!(size_of::<ConnInfo>() == 64);
+const _: () = assert!(size_of::<ConnInfo>() == 72);
+
+/// Ciphertext bytes of a TLS connection's server-to-client direction copied to userspace:
+/// its ServerHello (about 100 bytes; 1.2 KB with a post-quantum key share) names the
+/// negotiated version and cipher suite. A connection's later ciphertext is never copied.
+pub const HELLO_CAPTURE_BYTES: u16 = 2048;
 
 /// Common prefix of every ring buffer record.
 #[repr(C)]

@@ -118,7 +118,10 @@ pub struct DataArgs {
     pub buf_kind: u8,
     /// 1 if the call read bytes that start like a TLS record (content type 20..=23, 0x03).
     pub tls_record: u8,
-    pub _pad: [u8; 7],
+    /// 1 if the call is a TLS library's socket I/O whose first bytes are copied anyway: the
+    /// server-to-client handshake records (see `HELLO_CAPTURE_BYTES`).
+    pub hello: u8,
+    pub _pad: [u8; 6],
 }
 
 #[map]

@@ -7,6 +7,7 @@ use std::{net::SocketAddr, sync::Arc};
 use serde::Serialize;
 
 use crate::{
+    handshake::TlsSession,
     http::{h2::H2Anomaly, CallKind, HttpExchange},
     identity::ClientIdentity,
     llm::LlmCall,
@@ -40,6 +41,8 @@ pub struct ConnMeta {
     pub peer: Option<SocketAddr>,
     /// For TLS connections: the hooked library file that supplied the plaintext.
     pub tls_library: Option<Arc<str>>,
+    /// What the TLS handshake negotiated, when its `ServerHello` was read.
+    pub tls_session: Option<TlsSession>,
 }
 
 impl ConnMeta {
@@ -147,6 +150,9 @@ struct Line<'a> {
     peer_addr: Option<String>,
     tls: bool,
     tls_library: Option<&'a str>,
+    /// The negotiated TLS version and cipher suite, when the handshake was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_session: Option<TlsSession>,
     method: &'a str,
     path: &'a str,
     query: Option<&'a str>,
@@ -221,6 +227,7 @@ impl Exchange {
             peer_addr: self.conn.peer.map(|a| a.to_string()),
             tls: self.conn.tls(),
             tls_library: self.conn.tls_library.as_deref(),
+            tls_session: self.conn.tls_session,
             method: &h.method,
             path: &h.path,
             query: h.query.as_deref(),
@@ -278,6 +285,7 @@ pub fn test_exchange(role: Role, peer: &str, path: &str) -> Exchange {
             local: "10.0.0.1:80".parse().ok(),
             peer,
             tls_library: None,
+            tls_session: None,
         }),
         http,
         route: None,

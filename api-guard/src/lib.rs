@@ -8,6 +8,7 @@ pub mod detect;
 pub mod discover;
 pub mod event;
 pub mod exchange;
+pub mod handshake;
 pub mod http;
 pub mod identity;
 pub mod json;

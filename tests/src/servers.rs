@@ -71,6 +71,9 @@ pub struct NginxOptions {
     /// http/1.1), otherwise `listen ... http2`, which is h2c with prior knowledge only
     /// (nginx 1.22 then answers nothing but HTTP/2 on that port).
     pub http2: bool,
+    /// With [`Nginx::start_tls`]: `ssl_protocols TLSv1.2 TLSv1.3` (Debian 12's nginx 1.22
+    /// negotiates at most TLS 1.2 by default).
+    pub tls13: bool,
 }
 
 /// A single nginx process (`master_process off`, so the pid that serves is the pid we
@@ -213,9 +216,14 @@ fn nginx_conf(
     let listen = match cert {
         None => format!("{listen}{h2}"),
         Some(cert) => format!(
-            "{listen} ssl{h2};\n        ssl_certificate {};\n        ssl_certificate_key {}",
+            "{listen} ssl{h2};\n        ssl_certificate {};\n        ssl_certificate_key {}{}",
             cert.cert().display(),
-            cert.key().display()
+            cert.key().display(),
+            if opts.tls13 {
+                ";\n        ssl_protocols TLSv1.2 TLSv1.3"
+            } else {
+                ""
+            }
         ),
     };
     let access_log = if opts.access_log {

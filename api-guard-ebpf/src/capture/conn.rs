@@ -95,6 +95,8 @@ fn track(tgid: u32, fd: u32, role: u8, peer: Endpoint) {
         tls: 0,
         ingress_seen: 0,
         tls_library: 0,
+        hello_copied: 0,
+        _pad: [0; 6],
     };
     // Overwrites a stale entry of a reused fd: the new conn_id keeps the two apart.
     if CONNS.insert(conn_key(tgid, fd), info, 0).is_err() {

@@ -4,8 +4,8 @@
 
 use api_guard_common::{ConnInfo, ConnKey};
 use api_guard_common::{
-    Stat, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, MAX_CAPTURE_CAP,
-    MAX_CHUNKS_PER_CALL, MAX_IOVECS, ROLE_CLIENT, ROLE_SERVER,
+    Stat, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, HELLO_CAPTURE_BYTES,
+    MAX_CAPTURE_CAP, MAX_CHUNKS_PER_CALL, MAX_IOVECS, ROLE_CLIENT, ROLE_SERVER,
 };
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_loop},
@@ -75,13 +75,17 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
     let Some(conn) = (unsafe { CONNS.get(conn_key(tgid, fd as u32)) }) else {
         return;
     };
-    if conn.tls != 0 {
+    // Of a TLS connection only the first bytes a server sends are copied (its ServerHello),
+    // even while a library call claims the socket.
+    let hello = wants_hello(conn, dir);
+    if conn.tls != 0 && !hello {
         return;
     }
-    let buf_kind = if tls::claim_socket(pid_tgid, fd as u32) {
-        BUF_CLAIMED
-    } else {
-        buf_kind
+    let claimed = tls::claim_socket(pid_tgid, fd as u32);
+    let (buf_kind, hello) = match (claimed || conn.tls != 0, hello) {
+        (true, true) => (buf_kind, 1),
+        (true, false) => (BUF_CLAIMED, 0),
+        (false, _) => (buf_kind, 0),
     };
     let (ptr, count) = (
         field::<u64>(ctx, ARG_BUF).unwrap_or(0),
@@ -97,7 +101,8 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
         dir,
         buf_kind,
         tls_record: 0,
-        _pad: [0; 7],
+        hello,
+        _pad: [0; 6],
     };
     // The thread's entry (its last data syscall) usually exists: overwriting it in place
     // costs a lookup, where an LRU insert allocates, links and frees a node under a lock.
@@ -112,6 +117,15 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
             }
         }
     }
+}
+
+/// Whether `dir` is the server-to-client direction of `conn` and its handshake budget is not
+/// spent.
+#[inline(always)]
+fn wants_hello(conn: &ConnInfo, dir: u8) -> bool {
+    let from_server = (conn.role == ROLE_SERVER && dir == DIR_EGRESS)
+        || (conn.role == ROLE_CLIENT && dir == DIR_INGRESS);
+    from_server && conn.hello_copied < HELLO_CAPTURE_BYTES
 }
 
 /// Whether the first bytes at `ptr` look like a TLS record header (content type 20..=23,
@@ -180,7 +194,20 @@ fn exit(ctx: &TracePointContext) {
         tid,
         fd: args.fd,
     };
-    deliver(conn, key, origin, &args, ret as u64, 0, 0);
+    let mut ret = ret as u64;
+    if args.hello != 0 {
+        // Handshake bytes of a TLS connection: only what is left of the budget, reported as
+        // all the call moved (the rest of the direction is never copied, so no gap follows).
+        let left = (HELLO_CAPTURE_BYTES - conn.hello_copied.min(HELLO_CAPTURE_BYTES)) as u64;
+        if ret > left {
+            ret = left;
+        }
+        conn.hello_copied += ret as u16;
+        if ret == 0 {
+            return;
+        }
+    }
+    deliver(conn, key, origin, &args, ret, 0, 0);
 }
 
 /// Announces the connection if needed, then emits `ret` bytes of the call described by

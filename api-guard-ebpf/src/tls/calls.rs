@@ -221,7 +221,8 @@ pub(crate) fn deliver_plaintext(
             dir,
             buf_kind: BUF_PLAIN,
             tls_record: 0,
-            _pad: [0; 7],
+            hello: 0,
+            _pad: [0; 6],
         });
         core::ptr::read_volatile(call)
     };

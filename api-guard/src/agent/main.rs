@@ -560,8 +560,8 @@ fn print_inventory(inv: &Inventory, comparison: Option<&serde_json::Value>) {
         })
         .collect();
     println!(
-        "{:<24} {:<7} {:<40} {:>8} {:>9} {:>9} {:>9} {:>8}  STATUSES",
-        "HOST", "METHOD", "ROUTE", "COUNT", "P50_MS", "P95_MS", "P99_MS", "CLIENTS"
+        "{:<24} {:<7} {:<40} {:>8} {:>9} {:>9} {:>9} {:>8} {:<9}  STATUSES",
+        "HOST", "METHOD", "ROUTE", "COUNT", "P50_MS", "P95_MS", "P99_MS", "CLIENTS", "TRANSPORT"
     );
     let ms = |us: Option<u64>| {
         us.map_or_else(
@@ -578,7 +578,7 @@ fn print_inventory(inv: &Inventory, comparison: Option<&serde_json::Value>) {
             .collect();
         let is_shadow = shadow.contains(&(e.host.as_str(), e.method.as_str(), e.template.as_str()));
         println!(
-            "{:<24} {:<7} {:<40} {:>8} {:>9} {:>9} {:>9} {:>8}  {}{}",
+            "{:<24} {:<7} {:<40} {:>8} {:>9} {:>9} {:>9} {:>8} {:<9}  {}{}",
             e.host,
             e.method,
             e.template,
@@ -587,6 +587,7 @@ fn print_inventory(inv: &Inventory, comparison: Option<&serde_json::Value>) {
             ms(e.latency.quantile_us(0.95)),
             ms(e.latency.quantile_us(0.99)),
             e.clients.estimate(),
+            e.transport.summary().unwrap_or("-"),
             statuses.join(" "),
             if is_shadow {
                 "  [shadow: not in the spec]"
@@ -704,6 +705,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // The AI providers of `llm.providers`: the egress inventory and leak detection on
     // prompts share them.
     let llm_providers = std::sync::Arc::new(llm::LlmCalls::provider_matcher(&config.llm));
+    // Identity settings reach the parsing task (which identifies every client once) here.
+    let (identity_tx, identity_rx) = tokio::sync::watch::channel(config.identity.identifier());
     let detections = analysis::detect::Detections::new(
         &config.detect,
         enforcer.clone(),
@@ -715,9 +718,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     .map(|d| match cluster_publisher {
         Some(p) => d.with_cluster(p, &config.detect),
         None => d,
-    });
-    // Identity settings reach the parsing task (which identifies every client once) here.
-    let (identity_tx, identity_rx) = tokio::sync::watch::channel(config.identity.identifier());
+    })
+    .map(|d| d.with_identity(identity_rx.clone()));
     let mut routes = analysis::routes::RouteLabels::new(
         &config.discover.inventory,
         config.discover.max_route_labels,

@@ -27,6 +27,9 @@ pub struct Status {
     /// Files with TLS code that were not hooked, by reason (`unsupported`: e.g. Go < 1.17).
     #[serde(default)]
     pub tls_files_skipped: BTreeMap<String, u64>,
+    /// TLS handshakes read on the socket, by `version/cipher_family` (`tls1.3/tls13`).
+    #[serde(default)]
+    pub tls_handshakes: BTreeMap<String, u64>,
     pub xdp_interfaces: Vec<Interface>,
     pub xdp_dropped_packets: u64,
     pub blocks: usize,
@@ -133,6 +136,7 @@ impl StatusSource {
                 .into_iter()
                 .filter(|(_, n)| *n > 0)
                 .collect(),
+            tls_handshakes: m.tls.handshakes().into_iter().collect(),
             xdp_interfaces: enforcer
                 .interfaces()
                 .into_iter()
@@ -216,6 +220,14 @@ pub fn render(s: &Status) -> String {
             .map(|(reason, n)| format!("{n} {reason}"))
             .collect();
         let _ = writeln!(out, "tls skipped     {} (see the log)", skipped.join(", "));
+    }
+    if !s.tls_handshakes.is_empty() {
+        let seen: Vec<String> = s
+            .tls_handshakes
+            .iter()
+            .map(|(negotiated, n)| format!("{n} {negotiated}"))
+            .collect();
+        let _ = writeln!(out, "tls handshakes  {}", seen.join(", "));
     }
     let _ = writeln!(out, "xdp interfaces  {}", s.xdp_interfaces.len());
     for i in &s.xdp_interfaces {

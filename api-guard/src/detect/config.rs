@@ -3,9 +3,10 @@
 use serde::Deserialize;
 
 use super::{
-    abuse::AbuseConfig, auth::AuthConfig, finding::Severity, injection::InjectionConfig,
-    inputs::InputLimits, jwt::JwtConfig, llm_abuse::LlmAbuseConfig, llm_leak::LeakConfig,
-    prompt::PromptConfig, protocol::ProtocolConfig, uninspected::UninspectedConfig,
+    abuse::AbuseConfig, auth::AuthConfig, encryption::EncryptionConfig, finding::Severity,
+    injection::InjectionConfig, inputs::InputLimits, jwt::JwtConfig, llm_abuse::LlmAbuseConfig,
+    llm_leak::LeakConfig, prompt::PromptConfig, protocol::ProtocolConfig,
+    uninspected::UninspectedConfig,
 };
 
 pub use crate::config::{invalid, Invalid};
@@ -39,6 +40,8 @@ pub struct DetectConfig {
     pub prompt_injection: PromptConfig,
     pub llm_key_abuse: LlmAbuseConfig,
     pub llm_data_leak: LeakConfig,
+    /// Plaintext credentials and sensitive data across the network; weak TLS.
+    pub encryption: EncryptionConfig,
 }
 
 impl Default for DetectConfig {
@@ -59,6 +62,7 @@ impl Default for DetectConfig {
             prompt_injection: PromptConfig::default(),
             llm_key_abuse: LlmAbuseConfig::default(),
             llm_data_leak: LeakConfig::default(),
+            encryption: EncryptionConfig::default(),
         }
     }
 }
@@ -102,6 +106,7 @@ impl DetectConfig {
         self.prompt_injection.validate()?;
         self.llm_key_abuse.validate()?;
         self.llm_data_leak.validate()?;
+        self.encryption.validate()?;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ use super::{
     abuse::AbuseDetector,
     auth::AuthDetector,
     config::{DetectConfig, Invalid},
+    encryption::{Channel, EncryptionDetector, Response},
     finding::Finding,
     injection::InjectionDetector,
     inputs::{InputLimits, Inputs},
@@ -18,7 +19,10 @@ use super::{
     request::{Context, Request},
     uninspected::{self, Uninspected, UninspectedConfig},
 };
-use crate::{http::HttpExchange, identity::ClientIdentity};
+use crate::{
+    http::HttpExchange,
+    identity::{ClientIdentity, Identifier},
+};
 
 /// When in a request's life the engine judges it. Content (injection, protocol, tokens,
 /// credentials, rates) is judged as soon as the request is complete, so a block can land
@@ -64,6 +68,7 @@ pub struct Engine {
     prompt: Option<PromptDetector>,
     llm_abuse: Option<LlmAbuseDetector>,
     llm_leak: Option<LeakDetector>,
+    encryption: Option<EncryptionDetector>,
 }
 
 impl Engine {
@@ -96,6 +101,9 @@ impl Engine {
                 .transpose()?,
             llm_leak: on(config.llm_data_leak.enabled)
                 .then(|| LeakDetector::new(&config.llm_data_leak))
+                .transpose()?,
+            encryption: on(config.encryption.enabled)
+                .then(|| EncryptionDetector::new(&config.encryption))
                 .transpose()?,
         })
     }
@@ -165,6 +173,35 @@ impl Engine {
             findings,
             inputs_skipped,
             uninspected: None,
+        }
+    }
+
+    /// How the exchange travelled (see [`super::encryption`]), on both ends of a connection:
+    /// at [`Stage::Request`] the request and the TLS posture, at [`Stage::Outcome`] the
+    /// answer, at [`Stage::Whole`] both. `ids` names where API keys are carried; `now_ns`
+    /// is monotonic time.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site, each argument distinct"
+    )]
+    pub fn inspect_channel(
+        &mut self,
+        stage: Stage,
+        ch: &Channel,
+        req: &Request<'_>,
+        resp: Option<&Response<'_>>,
+        ids: &Identifier,
+        now_ns: u64,
+        out: &mut Vec<Finding>,
+    ) {
+        let Some(d) = &mut self.encryption else {
+            return;
+        };
+        if stage != Stage::Outcome {
+            d.inspect_request(ch, req, ids, now_ns, out);
+        }
+        if let (Stage::Outcome | Stage::Whole, Some(resp)) = (stage, resp) {
+            d.inspect_response(ch, resp, now_ns, out);
         }
     }
 

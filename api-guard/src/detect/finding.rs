@@ -52,10 +52,12 @@ pub enum Kind {
     /// Secrets, personal data or a system-prompt canary in LLM prompts sent to providers or
     /// in completions of local model servers.
     LlmDataLeak,
+    /// Credentials or sensitive data in plaintext across the network; weak TLS.
+    Encryption,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 22] = [
         Kind::Sqli,
         Kind::Xss,
         Kind::PathTraversal,
@@ -77,6 +79,7 @@ impl Kind {
         Kind::PromptInjection,
         Kind::LlmKeyAbuse,
         Kind::LlmDataLeak,
+        Kind::Encryption,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +105,7 @@ impl Kind {
             Kind::PromptInjection => "prompt_injection",
             Kind::LlmKeyAbuse => "llm_key_abuse",
             Kind::LlmDataLeak => "llm_data_leak",
+            Kind::Encryption => "encryption",
         }
     }
 }

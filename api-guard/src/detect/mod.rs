@@ -5,6 +5,7 @@
 pub mod abuse;
 pub mod auth;
 pub mod config;
+pub mod encryption;
 pub mod engine;
 pub mod finding;
 pub mod injection;

@@ -345,6 +345,14 @@ catalogue! {
         "personal data (email, phone, payment card, national id) in a completion a local model server returns";
     LLM_LEAK_CANARY = "llm_leak.canary", LlmDataLeak, Critical,
         "a canary of `canaries` (planted in a system prompt) in a completion: the system prompt leaked";
+    ENCRYPTION_PLAINTEXT_CREDENTIAL = "encryption.plaintext_credential", Encryption, High,
+        "a credential (`Authorization`, an API key header or parameter, a session cookie sent or set) in plaintext HTTP with a peer across the network";
+    ENCRYPTION_PLAINTEXT_SENSITIVE_DATA = "encryption.plaintext_sensitive_data", Encryption, Medium,
+        "sensitive data of `sensitive_classes` (payment card, national id, API key, private key, JWT, password) in a plaintext HTTP query or body with a peer across the network";
+    ENCRYPTION_WEAK_TLS_VERSION = "encryption.weak_tls_version", Encryption, Medium,
+        "a TLS connection that negotiated a version below TLS 1.2 (read from its ServerHello)";
+    ENCRYPTION_WEAK_CIPHER = "encryption.weak_cipher", Encryption, Low,
+        "a TLS connection whose cipher suite has no forward secrecy (RSA key transport, static DH, plain PSK) or a broken cipher (RC4, 3DES, NULL)";
 }
 
 /// The rule with this id.
@@ -389,6 +397,7 @@ mod tests {
             Kind::PromptInjection => "prompt",
             Kind::LlmKeyAbuse => "llm",
             Kind::LlmDataLeak => "llm_leak",
+            Kind::Encryption => "encryption",
         }
     }
 
@@ -414,7 +423,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 142);
+        assert_eq!(ALL.len(), 146);
         assert_eq!(by_id("sqli.nope"), None);
     }
 

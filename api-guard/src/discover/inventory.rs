@@ -213,6 +213,46 @@ pub struct Observation<'a> {
     pub time: u64,
     /// For a gRPC call: its service, method and grpc-status.
     pub grpc: Option<GrpcObservation<'a>>,
+    /// Whether the exchange came through TLS; `None` when unknown.
+    pub tls: Option<bool>,
+}
+
+/// Exchanges of an endpoint seen over TLS and in plaintext (counts). Inventories saved
+/// before it was recorded load with both zero: unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransportSeen {
+    pub tls: u64,
+    pub plaintext: u64,
+}
+
+impl TransportSeen {
+    pub fn is_empty(&self) -> bool {
+        self.tls == 0 && self.plaintext == 0
+    }
+
+    /// `tls`, `plaintext`, `both`, or `None` when never recorded.
+    pub fn summary(&self) -> Option<&'static str> {
+        match (self.tls > 0, self.plaintext > 0) {
+            (true, true) => Some("both"),
+            (true, false) => Some("tls"),
+            (false, true) => Some("plaintext"),
+            (false, false) => None,
+        }
+    }
+
+    fn add(&mut self, tls: bool, n: u64) {
+        let c = if tls {
+            &mut self.tls
+        } else {
+            &mut self.plaintext
+        };
+        *c = c.saturating_add(n);
+    }
+
+    fn merge(&mut self, other: &TransportSeen) {
+        self.add(true, other.tls);
+        self.add(false, other.plaintext);
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -590,6 +630,9 @@ pub struct Endpoint {
     pub clients: Clients,
     pub request_sensitive: ClassCounts,
     pub response_sensitive: ClassCounts,
+    /// Seen over TLS, in plaintext, or both.
+    #[serde(default, skip_serializing_if = "TransportSeen::is_empty")]
+    pub transport: TransportSeen,
     /// Set when the endpoint is a gRPC method (`POST /package.Service/Method`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grpc: Option<GrpcStats>,
@@ -622,6 +665,7 @@ impl Endpoint {
             clients: Clients::default(),
             request_sensitive: ClassCounts::default(),
             response_sensitive: ClassCounts::default(),
+            transport: TransportSeen::default(),
             grpc: None,
             llm: None,
         }
@@ -697,10 +741,14 @@ impl Endpoint {
         self.clients.merge(&other.clients);
         self.request_sensitive.merge(&other.request_sensitive);
         self.response_sensitive.merge(&other.response_sensitive);
+        self.transport.merge(&other.transport);
     }
 
     fn observe(&mut self, o: &Observation<'_>, cfg: &InventoryConfig, path: &PathValues<'_>) {
         self.count = self.count.saturating_add(1);
+        if let Some(tls) = o.tls {
+            self.transport.add(tls, 1);
+        }
         self.first_seen = self.first_seen.min(o.time);
         self.last_seen = self.last_seen.max(o.time);
         match o.status {

@@ -27,6 +27,7 @@ struct ExchangeLine {
     host: Option<String>,
     status: Option<u16>,
     duration_ms: Option<f64>,
+    tls: Option<bool>,
 }
 
 /// What a run read.
@@ -90,6 +91,7 @@ pub fn observe_exchange_lines(
                 .map(|d| (d * 1e6) as u64),
             client,
             time: line.time.as_deref().and_then(unix_seconds).unwrap_or(0),
+            tls: line.tls,
             ..Observation::default()
         });
         summary.observed += 1;

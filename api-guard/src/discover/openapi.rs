@@ -10,7 +10,7 @@
 //! What OpenAPI cannot say is in `x-apiguard-*` extensions on each operation: `count`,
 //! `first-seen`/`last-seen` (unix seconds), `latency-ms` (p50/p95/p99, upper bucket
 //! bounds), `clients` (estimated distinct clients), `sensitive` (classes and counts per
-//! direction).
+//! direction), `transport` (`seen`: `tls`, `plaintext` or `both`, with the counts).
 //!
 //! Hosts: with one host, `servers` names it; with several, each path item has its own
 //! `servers` and `x-apiguard-hosts`, and when the same template and method were seen on
@@ -353,6 +353,16 @@ fn operation(
         );
     }
     op.insert("x-apiguard-clients".into(), ep.clients.estimate().into());
+    if let Some(seen) = ep.transport.summary() {
+        op.insert(
+            "x-apiguard-transport".into(),
+            json!({
+                "seen": seen,
+                "tls": ep.transport.tls,
+                "plaintext": ep.transport.plaintext,
+            }),
+        );
+    }
     let sensitive = |c: &ClassCounts| -> Value {
         Value::Object(
             c.iter()

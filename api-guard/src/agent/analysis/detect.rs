@@ -18,14 +18,16 @@ use std::{sync::Arc, thread::JoinHandle, time::Duration};
 
 use api_guard::{
     detect::{
-        llm_abuse::LlmUse, DetectConfig, Engine, Finding, LlmSide, Request, Severity, Stage,
-        Verdict,
+        encryption::{Channel, Response},
+        llm_abuse::LlmUse,
+        DetectConfig, Engine, Finding, LlmSide, Request, Severity, Stage, Verdict,
     },
     event::{Detection, EventBody, ExchangeContext, RequestView, SecurityEvent},
     http::Phase,
-    identity::ClientIdentity,
+    identity::{ClientIdentity, Identifier},
     llm::providers::ProviderMatcher,
 };
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::worker::{self, Analyzer, Worker};
@@ -36,7 +38,7 @@ use crate::{
         Publisher,
     },
     enforce::{blocklist::BlockReason, target::Target, BlockRequest, EnforceError, Enforcer},
-    exchange::{Exchange, Role},
+    exchange::Exchange,
     output::{EventBudget, EventSink},
     telemetry::Metrics,
 };
@@ -57,6 +59,10 @@ pub struct Detections {
     llm_signals: Option<SignalTap>,
     /// `llm.providers`: prompts sent to these hosts are judged for `llm_data_leak`.
     providers: Arc<ProviderMatcher>,
+    /// Where API keys are carried (the `[identity]` section, reloadable), for the
+    /// encryption checks and for the credential of outgoing calls.
+    identity: Option<watch::Receiver<Identifier>>,
+    identifier: Identifier,
 }
 
 impl Detections {
@@ -82,7 +88,16 @@ impl Detections {
             stuffing: None,
             llm_signals: None,
             providers: Arc::default(),
+            identity: None,
+            identifier: Identifier::default(),
         }))
+    }
+
+    /// The running identity settings (the parsing task's, see `analysis::identity`).
+    pub fn with_identity(mut self, settings: watch::Receiver<Identifier>) -> Self {
+        self.identifier = settings.borrow().clone();
+        self.identity = Some(settings);
+        self
     }
 
     /// Cluster mode: key sharing is also counted over all nodes (when `detect.auth` reports
@@ -135,7 +150,8 @@ impl Detections {
 impl Analyzer for Detections {
     type Control = Box<DetectSettings>;
     const NAME: &'static str = "detect";
-    const OUTGOING_LLM_CALLS: bool = true;
+    /// Outgoing calls too: how they travel is judged (`detect.encryption`).
+    const SERVER_SIDE_ONLY: bool = false;
 
     /// A reloaded `[detect]` section: a fresh engine (its windows and caches start empty),
     /// thresholds and the event budget.
@@ -146,30 +162,20 @@ impl Analyzer for Detections {
         self.budget = EventBudget::new(s.max_events_per_client);
     }
 
-    /// Inspects a server-side exchange; of the outgoing calls this host makes, only the
-    /// prompts sent to AI providers are judged (`llm_data_leak`).
+    /// Inspects a server-side exchange; of the calls this host makes, how they travel (the
+    /// encryption checks) and the prompts sent to AI providers (`llm_data_leak`).
     fn observe(&mut self, ex: &Exchange) {
-        if ex.conn.role == Role::Client {
-            return self.observe_egress(ex);
+        if let Some(settings) = &mut self.identity {
+            if settings.has_changed().unwrap_or(false) {
+                self.identifier = settings.borrow_and_update().clone();
+            }
         }
         // Set on every server-side exchange by the parsing task.
         let Some(client) = &ex.client else {
-            return;
+            return self.observe_outgoing(ex);
         };
         let h = &ex.http;
-        let req = Request {
-            method: &h.method,
-            path: &h.path,
-            query: h.query.as_deref(),
-            version: h.version,
-            anomalies: &h.anomalies,
-            headers: &h.request_headers,
-            body: &h.request_body,
-            body_len: h.request_body_bytes,
-            head_len: h.request_header_bytes,
-            peer: ex.conn.peer.map(|p| p.ip()),
-            status: h.status,
-        };
+        let req = request_of(ex);
         let now = h.request_start_ns;
         let stage = match (h.phase, h.request_noticed) {
             (Phase::Request, _) => Stage::Request,
@@ -183,6 +189,7 @@ impl Analyzer for Detections {
             verdict.findings.extend(served.findings);
             self.count_partial(served.inputs_skipped);
         }
+        self.inspect_channel(stage, ex, &req, &mut verdict.findings);
         if stage != Stage::Outcome {
             self.engine
                 .account_uninspected(&req, h.request_truncated, &mut verdict);
@@ -220,6 +227,24 @@ impl Analyzer for Detections {
     }
 }
 
+/// The detectors' view of an exchange's request.
+fn request_of(ex: &Exchange) -> Request<'_> {
+    let h = &ex.http;
+    Request {
+        method: &h.method,
+        path: &h.path,
+        query: h.query.as_deref(),
+        version: h.version,
+        anomalies: &h.anomalies,
+        headers: &h.request_headers,
+        body: &h.request_body,
+        body_len: h.request_body_bytes,
+        head_len: h.request_header_bytes,
+        peer: ex.conn.peer.map(|p| p.ip()),
+        status: h.status,
+    }
+}
+
 impl Detections {
     /// The per-key LLM abuse signals of an answered LLM call (facts from the LLM layer).
     fn inspect_llm(
@@ -246,7 +271,7 @@ impl Detections {
 
     /// `llm_data_leak` on a prompt a local process sent to an AI provider. Never blocked: the
     /// sender is a local process, not a network client XDP could drop.
-    fn observe_egress(&mut self, ex: &Exchange) {
+    fn egress_leaks(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
         let h = &ex.http;
         if h.phase != Phase::Exchange || ex.llm.is_none() {
             return;
@@ -259,20 +284,8 @@ impl Detections {
             return;
         }
         let verdict = self.engine.inspect_leak(LlmSide::Egress, h);
-        if verdict.inputs_skipped > 0 {
-            self.metrics
-                .detect
-                .inputs_skipped(verdict.inputs_skipped as u64);
-        }
-        if verdict.findings.is_empty() {
-            return;
-        }
-        for finding in &verdict.findings {
-            self.metrics.detect.finding(finding.kind, finding.severity);
-        }
-        // The "client" of an outgoing call is the local end; the process is in `request`.
-        let local = ClientIdentity::of_peer(ex.conn.local.map(|a| a.ip()));
-        self.report(h.request_start_ns, &local, ex, &verdict.findings);
+        self.count_partial(verdict.inputs_skipped);
+        out.extend(verdict.findings);
     }
 
     /// Completions read only in part (a stream's middle events are not kept).
@@ -280,6 +293,64 @@ impl Detections {
         if n > 0 {
             self.metrics.detect.inputs_skipped(n as u64);
         }
+    }
+
+    /// The encryption checks of an exchange at `stage` (see `detect::encryption`).
+    fn inspect_channel(
+        &mut self,
+        stage: Stage,
+        ex: &Exchange,
+        req: &Request<'_>,
+        out: &mut Vec<Finding>,
+    ) {
+        let c = &ex.conn;
+        let channel = Channel {
+            conn_id: c.conn_id,
+            server: c.role == crate::exchange::Role::Server,
+            tls: c.tls(),
+            local: c.local,
+            peer: c.peer,
+            session: c.tls_session,
+        };
+        let h = &ex.http;
+        let response = h.status.map(|_| Response {
+            headers: &h.response_headers,
+            body: &h.response_body,
+        });
+        self.engine.inspect_channel(
+            stage,
+            &channel,
+            req,
+            response.as_ref(),
+            &self.identifier,
+            h.request_start_ns,
+            out,
+        );
+    }
+
+    /// A call this host made: judged whole (only servers hand out requests early), for how
+    /// it travelled and, sent to an AI provider, for what its prompt carries. Reported with
+    /// this host's process as the client; never blocked (the peer is the server it called).
+    fn observe_outgoing(&mut self, ex: &Exchange) {
+        let req = request_of(ex);
+        let mut findings = Vec::new();
+        self.inspect_channel(Stage::Whole, ex, &req, &mut findings);
+        self.egress_leaks(ex, &mut findings);
+        if findings.is_empty() {
+            return;
+        }
+        let h = &ex.http;
+        let me = ClientIdentity {
+            credential: self
+                .identifier
+                .identify(None, &h.request_headers, h.query.as_deref())
+                .credential,
+            ..ClientIdentity::of_peer(ex.conn.local.map(|a| a.ip()))
+        };
+        for finding in &findings {
+            self.metrics.detect.finding(finding.kind, finding.severity);
+        }
+        self.report(h.request_start_ns, &me, ex, &findings);
     }
 
     fn report(&mut self, now: u64, client: &ClientIdentity, ex: &Exchange, findings: &[Finding]) {

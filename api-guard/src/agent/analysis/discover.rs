@@ -204,6 +204,7 @@ impl Analyzer for Discovery {
                 method: &g.method,
                 status: g.status,
             }),
+            tls: Some(ex.conn.tls()),
         };
         let endpoints = {
             let mut inv = self.shared.lock();

@@ -29,9 +29,6 @@ pub trait Analyzer: Send + 'static {
     const NAME: &'static str;
     /// Whether only requests this host received are analysed (not its own outgoing calls).
     const SERVER_SIDE_ONLY: bool = true;
-    /// With [`Analyzer::SERVER_SIDE_ONLY`]: the host's own outgoing LLM API calls are
-    /// analysed too (prompts leaving for AI providers).
-    const OUTGOING_LLM_CALLS: bool = false;
     /// How often [`Analyzer::tick`] runs, if at all.
     const TICK: Option<Duration> = None;
 
@@ -57,7 +54,6 @@ pub struct Worker<C> {
     skipped: QueueSkips,
     name: &'static str,
     server_side_only: bool,
-    outgoing_llm: bool,
 }
 
 impl<C> Clone for Worker<C> {
@@ -69,7 +65,6 @@ impl<C> Clone for Worker<C> {
             skipped: self.skipped.clone(),
             name: self.name,
             server_side_only: self.server_side_only,
-            outgoing_llm: self.outgoing_llm,
         }
     }
 }
@@ -125,7 +120,6 @@ pub fn spawn<A: Analyzer>(
         skipped,
         name: A::NAME,
         server_side_only: A::SERVER_SIDE_ONLY,
-        outgoing_llm: A::OUTGOING_LLM_CALLS,
     };
     Ok((worker, thread))
 }
@@ -136,8 +130,7 @@ impl<C> Worker<C> {
     pub fn submit(&self, mut batch: Vec<Arc<Exchange>>) {
         // The parsing task identifies the client of every request this host received.
         if self.server_side_only {
-            let llm = self.outgoing_llm;
-            batch.retain(|exchange| exchange.client.is_some() || (llm && exchange.llm.is_some()));
+            batch.retain(|exchange| exchange.client.is_some());
         }
         let room = self
             .capacity

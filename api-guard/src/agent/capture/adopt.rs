@@ -23,7 +23,8 @@ use std::{
 };
 
 use api_guard_common::{
-    ConnInfo, ConnKey, Endpoint, AF_INET, AF_INET6, CONN_ID_ADOPTED, ROLE_CLIENT, ROLE_SERVER,
+    ConnInfo, ConnKey, Endpoint, AF_INET, AF_INET6, CONN_ID_ADOPTED, HELLO_CAPTURE_BYTES,
+    ROLE_CLIENT, ROLE_SERVER,
 };
 use aya::maps::{HashMap as BpfHashMap, MapData, MapError};
 use tracing::{debug, info};
@@ -348,6 +349,9 @@ pub fn register(
             tls: 0,
             ingress_seen: 0,
             tls_library: 0,
+            // Joined under way: its handshake is long over.
+            hello_copied: HELLO_CAPTURE_BYTES,
+            _pad: [0; 6],
         };
         match conns.insert_new(key, info) {
             Ok(()) => {}
@@ -789,6 +793,9 @@ mod tests {
             tls: 0,
             ingress_seen: 0,
             tls_library: 0,
+            // Joined under way: its handshake is long over.
+            hello_copied: HELLO_CAPTURE_BYTES,
+            _pad: [0; 6],
         }
     }
 

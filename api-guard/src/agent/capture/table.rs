@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use api_guard::handshake::{Hello, HelloReader};
 use api_guard_common::{
     ConnKey, ADDR_TUPLE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, ROLE_SERVER,
 };
@@ -62,6 +63,8 @@ struct Conn {
     transport: Transport,
     /// Syscall payload bytes fed to the parser while `Plain`.
     plain_bytes: u64,
+    /// Reading the TLS handshake's ServerHello from the socket (see [`read_hello`]).
+    hello: HelloState,
     last_ts_ns: u64,
     /// Counters of `http` already exported, to export only increments.
     seen_errors: u64,
@@ -90,6 +93,15 @@ pub struct ConnTable {
     /// Server connections hand out each request as it ends (detection judges it before
     /// the response).
     request_notices: bool,
+}
+
+/// Where a connection is in reading its ServerHello.
+enum HelloState {
+    /// Nothing TLS seen in the server-to-client direction yet.
+    Idle,
+    Reading(Box<HelloReader>),
+    /// Concluded (or never to be read: a connection joined under way).
+    Done,
 }
 
 /// Whether a connection's first bytes are a TLS record header, as in
@@ -215,6 +227,7 @@ impl ConnTable {
             local,
             peer,
             tls_library: None,
+            tls_session: None,
         };
         let mut http = parser(self.limits, e.joined);
         if self.request_notices && role == Role::Server {
@@ -227,6 +240,11 @@ impl ConnTable {
             unsynced_bytes: e.joined.then_some(0),
             transport: Transport::Plain,
             plain_bytes: 0,
+            hello: if e.joined {
+                HelloState::Done
+            } else {
+                HelloState::Idle
+            },
             last_ts_ns: e.ts_ns,
             seen_errors: 0,
             seen_lost: 0,
@@ -241,7 +259,7 @@ impl ConnTable {
     }
 
     fn data(&mut self, e: DataEvent, out: &mut Vec<Exchange>) {
-        let Some(conn) = self.lookup(e.conn) else {
+        let Some(conn) = find(&mut self.conns, e.conn) else {
             if !self.ignored.contains(&e.conn.conn_id) {
                 self.userspace_drop(DropReason::UnknownConn);
             }
@@ -252,6 +270,7 @@ impl ConnTable {
             self.userspace_drop(DropReason::BadDirection);
             return;
         };
+        read_hello(conn, &e, &self.metrics);
         match (conn.transport, e.tls_library) {
             (Transport::Tls, Some(_)) => {}
             (_, Some(library)) => self.start_tls(e.conn, library),
@@ -405,6 +424,7 @@ impl ConnTable {
     }
 
     fn finish(&mut self, mut conn: Conn, ts_ns: u64, out: &mut Vec<Exchange>) {
+        end_hello(&mut conn, &self.metrics);
         let mut produced = Vec::new();
         conn.http.close(ts_ns, &mut produced);
         account(&self.metrics, &mut conn, &mut self.buffered_total);
@@ -458,6 +478,69 @@ impl ConnTable {
             self.finish(conn, now_ns, out);
         }
         self.export_gauges();
+    }
+}
+
+/// Feeds the syscall payload a server sends (what a local server writes, what a local client
+/// reads) to the connection's ServerHello reader while the connection carries TLS records:
+/// the kernel copies the first bytes of that direction even when a TLS library call claims
+/// the socket. Plaintext from a library hook means the handshake is over.
+fn read_hello(conn: &mut Conn, e: &DataEvent, metrics: &Metrics) {
+    if e.tls_library.is_some() {
+        return end_hello(conn, metrics);
+    }
+    let from_server = match conn.meta.role {
+        Role::Server => e.dir == DIR_EGRESS,
+        Role::Client => e.dir == DIR_INGRESS,
+    };
+    if !from_server {
+        return;
+    }
+    if let HelloState::Idle = conn.hello {
+        let tls = match conn.transport {
+            Transport::Plain => conn.plain_bytes == 0 && starts_like_tls(&e.payload),
+            Transport::Ciphertext { .. } | Transport::Tls => true,
+        };
+        if !tls {
+            return;
+        }
+        conn.hello = HelloState::Reading(Box::default());
+    }
+    let HelloState::Reading(reader) = &mut conn.hello else {
+        return;
+    };
+    let mut outcome = if e.gap_before > 0 {
+        reader.end()
+    } else {
+        reader.feed(&e.payload)
+    };
+    if outcome.is_none() && e.gap_after > 0 {
+        outcome = reader.end();
+    }
+    if let Some(hello) = outcome {
+        concluded(conn, hello, metrics);
+    }
+}
+
+/// Concludes a ServerHello still being read from what is in hand.
+fn end_hello(conn: &mut Conn, metrics: &Metrics) {
+    if let HelloState::Reading(reader) = &mut conn.hello {
+        if let Some(hello) = reader.end() {
+            concluded(conn, hello, metrics);
+        }
+    }
+}
+
+fn concluded(conn: &mut Conn, hello: Hello, metrics: &Metrics) {
+    conn.hello = HelloState::Done;
+    match hello {
+        Hello::Negotiated(session) => {
+            metrics.tls.handshake(&session);
+            let mut meta = ConnMeta::clone(&conn.meta);
+            meta.tls_session = Some(session);
+            conn.meta = Arc::new(meta);
+        }
+        Hello::Unread(why) => metrics.tls.handshake_unread(why),
     }
 }
 
@@ -749,6 +832,71 @@ mod tests {
         assert_eq!(
             f.metric("apiguard_http_parse_errors_total "),
             "apiguard_http_parse_errors_total 0"
+        );
+    }
+
+    /// TLS 1.2 ServerHello choosing AES128-SHA (RSA key transport), recorded.
+    const SERVER_HELLO: &str = "160303003d020000390303d209f0a9beb8c2a6fe3f06fe209fa7bb64e3fb258e48c3c4fbe58626b74979ca00002f000011ff01000100002300000016000000170000";
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_server_hello_on_the_socket_names_version_and_cipher() {
+        use api_guard::handshake::{CipherSuite, TlsSession, TlsVersion};
+        let expected = Some(TlsSession {
+            version: TlsVersion(0x0303),
+            cipher: CipherSuite(0x002F),
+        });
+        // Server side: ClientHello in, ServerHello out, both before the library switch.
+        let mut f = fixture(ROLE_SERVER);
+        f.data(DIR_INGRESS, CLIENT_HELLO, None);
+        f.data(DIR_EGRESS, &unhex(SERVER_HELLO), None);
+        f.tls(3);
+        f.data(DIR_INGRESS, REQUEST, Some(3));
+        f.data(DIR_EGRESS, RESPONSE, Some(3));
+        assert_eq!(f.out.len(), 1);
+        assert_eq!(f.out[0].conn.tls_session, expected);
+        assert!(f.out[0].conn.tls());
+        assert_eq!(
+            f.metric("apiguard_tls_handshakes_total"),
+            "apiguard_tls_handshakes_total{cipher_family=\"rsa\",version=\"tls1.2\"} 1"
+        );
+        // Client side: the switch came first (the ClientHello write was claimed, not
+        // copied), then the ServerHello read as a record header and its body.
+        let mut f = fixture(ROLE_CLIENT);
+        f.tls(3);
+        let hello = unhex(SERVER_HELLO);
+        f.data(DIR_INGRESS, &hello[..5], None);
+        f.data(DIR_INGRESS, &hello[5..], None);
+        f.data(DIR_EGRESS, REQUEST, Some(3));
+        f.data(DIR_INGRESS, RESPONSE, Some(3));
+        assert_eq!(f.out.len(), 1);
+        assert_eq!(f.out[0].conn.tls_session, expected);
+        assert_eq!(
+            f.metric("apiguard_http_parse_errors_total "),
+            "apiguard_http_parse_errors_total 0"
+        );
+        // A plaintext server's answers are never read as a handshake.
+        let mut f = fixture(ROLE_SERVER);
+        f.data(DIR_INGRESS, REQUEST, None);
+        f.data(DIR_EGRESS, RESPONSE, None);
+        assert_eq!(f.out[0].conn.tls_session, None);
+        assert_eq!(f.metric("apiguard_tls_handshakes"), "");
+    }
+
+    #[test]
+    fn a_handshake_refused_with_an_alert_is_counted() {
+        let mut f = fixture(ROLE_CLIENT);
+        f.tls(3);
+        f.data(DIR_INGRESS, b"\x15\x03\x03\x00\x02\x02\x28", None);
+        assert_eq!(
+            f.metric("apiguard_tls_handshakes_unread_total"),
+            "apiguard_tls_handshakes_unread_total{reason=\"alert\"} 1"
         );
     }
 

@@ -65,6 +65,8 @@ pub struct Tls {
     connections: IntCounterVec,
     calls_unattributed: IntCounterVec,
     discovery_dropped: IntCounter,
+    handshakes: IntCounterVec,
+    handshakes_unread: IntCounterVec,
 }
 
 impl Tls {
@@ -117,7 +119,60 @@ impl Tls {
                 "Process start/library load notifications dropped because discovery was \
                  behind (a periodic rescan catches up).",
             ),
+            handshakes: counter_vec(
+                r,
+                "apiguard_tls_handshakes_total",
+                "TLS handshakes whose ServerHello was read on the socket, by negotiated version \
+                 (ssl3, tls1.0 … tls1.3, unknown) and cipher suite key exchange (tls13, ecdhe, \
+                 dhe, rsa, static_dh, psk, ephemeral_psk, unknown).",
+                &["version", "cipher_family"],
+            ),
+            handshakes_unread: counter_vec(
+                r,
+                "apiguard_tls_handshakes_unread_total",
+                "TLS connections whose ServerHello could not be read, by reason: not_handshake, \
+                 alert (refused), malformed, too_long, lost (bytes not captured).",
+                &["reason"],
+            ),
         }
+    }
+
+    /// A handshake's negotiated version and cipher suite, read from its ServerHello.
+    pub fn handshake(&self, session: &api_guard::handshake::TlsSession) {
+        self.handshakes
+            .with_label_values(&[
+                session.version.as_str(),
+                session.cipher.key_exchange().as_str(),
+            ])
+            .inc();
+    }
+
+    /// (`version/cipher_family`, handshakes) of every combination seen.
+    pub fn handshakes(&self) -> Vec<(String, u64)> {
+        self.handshakes
+            .collect()
+            .iter()
+            .flat_map(|f| f.get_metric())
+            .map(|m| {
+                let label = |name: &str| {
+                    m.get_label()
+                        .iter()
+                        .find(|l| l.name() == name)
+                        .map(|l| l.value().to_string())
+                        .unwrap_or_default()
+                };
+                (
+                    format!("{}/{}", label("version"), label("cipher_family")),
+                    m.get_counter().get_value() as u64,
+                )
+            })
+            .collect()
+    }
+
+    pub fn handshake_unread(&self, why: api_guard::handshake::Unread) {
+        self.handshakes_unread
+            .with_label_values(&[why.as_str()])
+            .inc();
     }
 
     pub fn set_probes_attached(&self, library: &str, probes: usize) {

@@ -5,7 +5,7 @@
 mod cmdi;
 mod code;
 mod ldap;
-mod session;
+pub(super) mod session;
 mod sqli;
 mod ssrf;
 mod ssti;

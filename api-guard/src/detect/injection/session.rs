@@ -65,7 +65,7 @@ const GENERIC_NAMES: &[&str] = &[
 /// Whether `name` (a parameter name) is a session cookie name; `Some(true)` for framework
 /// names, `Some(false)` for generic ones. Runs on every parameter of every request (values
 /// remembered as clean included), so it compares in place without allocating.
-fn session_name(name: &str) -> Option<bool> {
+pub(crate) fn session_name(name: &str) -> Option<bool> {
     let n = name.trim();
     if !(4..=64).contains(&n.len()) {
         return None;

@@ -605,3 +605,63 @@ fn llm_endpoints_list_models_and_tokens() {
     get(&mut inv, "/other", None, 200);
     assert!(find(&inv, "GET", "/other").llm.is_none());
 }
+
+#[test]
+fn transport_is_recorded_per_endpoint_and_old_snapshots_load() {
+    let mut inv = Inventory::new(&InventoryConfig::default());
+    let observe = |inv: &mut Inventory, path: &str, tls: Option<bool>| {
+        inv.observe(&Observation {
+            host: "api.example",
+            method: "GET",
+            path,
+            status: Some(200),
+            time: 10,
+            tls,
+            ..Observation::default()
+        })
+    };
+    observe(&mut inv, "/secure", Some(true));
+    observe(&mut inv, "/mixed", Some(true));
+    observe(&mut inv, "/mixed", Some(false));
+    observe(&mut inv, "/mixed", Some(false));
+    observe(&mut inv, "/open", Some(false));
+    observe(&mut inv, "/unknown", None);
+    let seen = |inv: &Inventory, t: &str| {
+        let e = find(inv, "GET", t);
+        (
+            e.transport.summary(),
+            e.transport.tls,
+            e.transport.plaintext,
+        )
+    };
+    assert_eq!(seen(&inv, "/secure"), (Some("tls"), 1, 0));
+    assert_eq!(seen(&inv, "/mixed"), (Some("both"), 1, 2));
+    assert_eq!(seen(&inv, "/open"), (Some("plaintext"), 0, 1));
+    assert_eq!(seen(&inv, "/unknown"), (None, 0, 0));
+
+    // Persisted, merged, and exported in OpenAPI.
+    let s = serde_json::to_string(&inv).unwrap();
+    let back: Inventory = serde_json::from_str(&s).unwrap();
+    assert_eq!(seen(&back, "/mixed"), (Some("both"), 1, 2));
+    let mut merged = Inventory::new(&InventoryConfig::default());
+    merged.merge(&back);
+    merged.merge(&inv);
+    assert_eq!(seen(&merged, "/mixed"), (Some("both"), 2, 4));
+    let doc = crate::discover::openapi::export(&inv, "t");
+    assert_eq!(
+        doc["paths"]["/mixed"]["get"]["x-apiguard-transport"],
+        serde_json::json!({"seen": "both", "tls": 1, "plaintext": 2})
+    );
+    assert!(doc["paths"]["/unknown"]["get"]
+        .get("x-apiguard-transport")
+        .is_none());
+
+    // A snapshot written before transport was recorded loads as unknown.
+    let mut old: serde_json::Value = serde_json::from_str(&s).unwrap();
+    for ep in old["endpoints"].as_array_mut().unwrap() {
+        ep.as_object_mut().unwrap().remove("transport");
+    }
+    let old: Inventory = serde_json::from_value(old).unwrap();
+    assert_eq!(seen(&old, "/mixed"), (None, 0, 0));
+    assert_eq!(old.len(), 4);
+}
