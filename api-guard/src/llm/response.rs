@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{
     estimate,
     stream::{self, Info, UsagePatch},
-    Flavour, LlmFacts, RequestFacts, Usage, UsageSource,
+    typed, Flavour, LlmFacts, RequestFacts, Usage, UsageSource,
 };
 use crate::http::{
     tap::{TapKind, TappedStream},
@@ -199,10 +199,14 @@ fn read_stream(
             count += 1;
             continue;
         }
-        let Ok(v) = serde_json::from_slice::<Value>(&data) else {
+        // Typed where the shape allows (no `Value` tree), else generically.
+        let info = typed::read(flavour, &data, &mut facts.tools_called).or_else(|| {
+            let v = serde_json::from_slice::<Value>(&data).ok()?;
+            Some(stream::read(flavour, &v, &mut facts.tools_called))
+        });
+        let Some(info) = info else {
             continue;
         };
-        let info = stream::read(flavour, &v, &mut facts.tools_called);
         absorb(facts, &mut usage, &info);
         if info.content {
             first.get_or_insert(record.ts_ns);
