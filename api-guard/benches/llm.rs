@@ -41,7 +41,11 @@ fn sse_response() -> Vec<u8> {
 fn sse_response_of(model: &str, usage: bool) -> Vec<u8> {
     let mut events = vec![chunk(model, r#"{"role":"assistant","content":""}"#, "null")];
     for i in 0..CHUNKS {
-        events.push(chunk(model, &format!("{{\"content\":\" word{i}\"}}"), "null"));
+        events.push(chunk(
+            model,
+            &format!("{{\"content\":\" word{i}\"}}"),
+            "null",
+        ));
     }
     events.push(chunk(model, "{}", "\"length\""));
     if usage {

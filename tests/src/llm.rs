@@ -62,7 +62,11 @@ impl LlmServer {
             listen,
             opts,
             sdk_pythonpath()?,
-            ("llm_sdk_server.py", SDK_SERVER, "Anthropic/Ollama-shaped server"),
+            (
+                "llm_sdk_server.py",
+                SDK_SERVER,
+                "Anthropic/Ollama-shaped server",
+            ),
         )
     }
 
@@ -79,8 +83,7 @@ impl LlmServer {
             ("PYTHONPATH".to_string(), pythonpath),
             ("LLM_LOG".to_string(), log.to_string_lossy().into_owned()),
         ];
-        let server =
-            ScriptServer::start_python_env(ns, listen, &[], &opts, script, None, env)?;
+        let server = ScriptServer::start_python_env(ns, listen, &[], &opts, script, None, env)?;
         Ok(Self {
             server,
             log,

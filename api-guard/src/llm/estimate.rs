@@ -76,9 +76,10 @@ pub fn openai_tokenized(model: &str) -> bool {
     ["gpt-", "chatgpt-", "text-embedding-", "davinci", "babbage"]
         .iter()
         .any(|p| name.starts_with(p))
-        || ["o1", "o3", "o4"]
-            .iter()
-            .any(|p| name.strip_prefix(p).is_some_and(|r| r.is_empty() || r.starts_with('-')))
+        || ["o1", "o3", "o4"].iter().any(|p| {
+            name.strip_prefix(p)
+                .is_some_and(|r| r.is_empty() || r.starts_with('-'))
+        })
 }
 
 /// Estimated prompt tokens of a request body with the BPE, for an OpenAI-family model;
@@ -206,7 +207,8 @@ static SLOT: Mutex<Slot> = Mutex::new(Slot {
 
 fn slot() -> MutexGuard<'static, Slot> {
     // A poisoned slot still holds a valid Option: keep using it.
-    SLOT.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    SLOT.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The loaded BPE, loading it (and starting its idle reaper) if needed.
@@ -358,10 +360,7 @@ mod tests {
         // Multi-byte text is cut at a character boundary.
         let mut c = Counter::new(&bpe);
         c.text(&"é".repeat(MAX_TOKENIZED_BYTES));
-        assert_eq!(
-            c.tokenized_chars + c.rest_chars,
-            MAX_TOKENIZED_BYTES as u64
-        );
+        assert_eq!(c.tokenized_chars + c.rest_chars, MAX_TOKENIZED_BYTES as u64);
     }
 
     #[test]

@@ -473,7 +473,10 @@ mod tests {
         assert_eq!(p(b"event: message_start\ndata:{}"), b"{}");
         assert_eq!(p(b"data: a\ndata: b\ndata"), b"a\nb\n");
         assert_eq!(p(b"event: ping\n: comment\ndatax: no"), b"");
-        assert_eq!(payload(b"{\"done\":true}", false).as_ref(), b"{\"done\":true}");
+        assert_eq!(
+            payload(b"{\"done\":true}", false).as_ref(),
+            b"{\"done\":true}"
+        );
     }
 
     #[test]

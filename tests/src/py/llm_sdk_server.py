@@ -46,13 +46,6 @@ def log(entry):
             f.write(json.dumps(entry) + "\n")
 
 
-@app.middleware("http")
-async def received_at(request: Request, call_next):
-    # As early as the app sees the request: the server's reference for time to first token.
-    request.state.t0 = time.monotonic()
-    return await call_next(request)
-
-
 def words(v):
     if isinstance(v, str):
         return len(v.split())
@@ -79,6 +72,9 @@ async def tokens(n, state):
 @app.post("/v1/messages")
 async def messages(request: Request):
     body = await request.json()
+    # The whole request is in (clients may send the body after the head): the server's
+    # reference for time to first token, as the agent's is the request's end.
+    t0 = time.monotonic()
     model = body.get("model", "")
     # The key as `x-api-key`, or as a bearer token (what the SDK sends).
     auth = request.headers.get("authorization", "")
@@ -94,7 +90,7 @@ async def messages(request: Request):
     cached = CACHED if model == "m-cached" else 0
     usage = {"input_tokens": prompt, "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached}
     mid = "msg_%d" % time.monotonic_ns()
-    state = {"t0": request.state.t0, "sent": 0, "first_ms": None}
+    state = {"t0": t0, "sent": 0, "first_ms": None}
     own = {"prompt": prompt, "completion": n, "cached": cached}
     if not body.get("stream"):
         text = "".join([t async for t in tokens(n, state)])
@@ -141,6 +137,7 @@ def ollama_counts(model, prompt, n):
 
 async def ollama(request: Request, api: str):
     body = await request.json()
+    t0 = time.monotonic()
     model = body.get("model", "")
     if request.headers.get("authorization", "")[7:] not in KEYS:
         log({"api": api, "model": model, "status": 401})
@@ -150,7 +147,7 @@ async def ollama(request: Request, api: str):
     else:
         prompt = words(body.get("prompt", "")) + words(body.get("system", ""))
     n = int((body.get("options") or {}).get("num_predict") or 8)
-    state = {"t0": request.state.t0, "sent": 0, "first_ms": None}
+    state = {"t0": t0, "sent": 0, "first_ms": None}
     own = {"prompt": prompt, "completion": n, "cached": 0}
 
     def line(text, done):
