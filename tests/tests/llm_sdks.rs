@@ -74,7 +74,9 @@ fn ttft_matches(x: &Value, srv: &Value) -> Result<()> {
 /// seen the client go is dropped, not sent: its count is exact or one over.
 fn aborted(x: &Value, srv: &Value) -> Result<f64> {
     let sent = srv["sent"].as_u64().context("sent")?;
-    let tokens = x["completion_tokens"].as_u64().context("completion_tokens")?;
+    let tokens = x["completion_tokens"]
+        .as_u64()
+        .context("completion_tokens")?;
     ensure!(
         x["complete"] == false && x["estimated"] == true && x["content_events"] == tokens,
         "{x}"
