@@ -21,7 +21,8 @@ use crate::util::{
 /// The byte every served file is filled with.
 pub const FILL_BYTE: u8 = b'x';
 
-const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// Python servers importing FastAPI/uvicorn take seconds of CPU on a loaded 2-core machine.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn write_root_files(root: &Path, files: &[(&str, usize)]) -> Result<()> {
     fs::create_dir_all(root)?;

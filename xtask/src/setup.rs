@@ -288,6 +288,10 @@ pub const PYPI_TOOLS: &[(&str, &str)] = &[
     // LLM API tests (tests/tests/llm_live.rs): an OpenAI-compatible server and the real SDK.
     ("fastapi", "0.165.0"),
     ("openai", "3.63.0"),
+    // The official Anthropic and Ollama SDKs against servers shaped like theirs
+    // (tests/tests/llm_sdks.rs).
+    ("anthropic", "2.10.0"),
+    ("ollama", "0.6.3"),
 ];
 
 /// The venv holding the validator: `<target dir>/tools/venv` (the integration tests look

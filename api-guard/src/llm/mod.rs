@@ -14,6 +14,7 @@ mod response;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod typed;
 
 use serde::Serialize;
 

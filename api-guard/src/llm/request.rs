@@ -18,7 +18,9 @@ pub struct RequestFacts {
     pub max_tokens: Option<u64>,
     pub messages: Option<u32>,
     pub tools: Vec<String>,
-    /// Estimated prompt tokens (from the prompt text, else from the body size).
+    /// Estimated prompt tokens (from the prompt text, else from the body size), at four
+    /// characters a token: cheap enough for every request (reservations); an answer without
+    /// usage gets the finer [`estimate::bpe_prompt_tokens`] where it applies.
     pub prompt_estimate: u64,
 }
 
@@ -73,14 +75,7 @@ impl RequestFacts {
             })
             .or_else(|| b.contains_key("prompt").then_some(1));
         let mut chars = 0u64;
-        for key in [
-            "messages",
-            "prompt",
-            "input",
-            "system",
-            "instructions",
-            "contents",
-        ] {
+        for key in estimate::PROMPT_KEYS {
             if let Some(v) = b.get(key) {
                 chars = chars.saturating_add(estimate::text_chars(v));
             }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{
     estimate,
     stream::{self, Info, UsagePatch},
-    Flavour, LlmFacts, RequestFacts, Usage, UsageSource,
+    typed, Flavour, LlmFacts, RequestFacts, Usage, UsageSource,
 };
 use crate::http::{
     tap::{TapKind, TappedStream},
@@ -49,6 +49,15 @@ pub(super) fn analyze(flavour: Flavour, req: &RequestFacts, ex: &HttpExchange) -
         _ => read_body(flavour, ex, &mut facts),
     };
     let failed = !(200..300).contains(&status);
+    // The prompt's estimate, should the answer not report it: BPE-counted for OpenAI-family
+    // models when the request body was captured whole, else the request's own.
+    let prompt_estimate = |model: &str| {
+        let whole = !ex.request_truncated && ex.request_body.len() as u64 == ex.request_body_bytes;
+        whole
+            .then(|| estimate::bpe_prompt_tokens(model, &ex.request_body))
+            .flatten()
+            .unwrap_or(req.prompt_estimate)
+    };
     match read.usage {
         Some(patch) => {
             facts.usage_source = UsageSource::Reported;
@@ -61,7 +70,7 @@ pub(super) fn analyze(flavour: Flavour, req: &RequestFacts, ex: &HttpExchange) -
             // A report missing a side, or a stream cut before its final report: the
             // missing side is estimated (the completion at least what the stream carried).
             if patch.prompt.is_none() && !flavour.is_embedding() {
-                facts.usage.prompt = req.prompt_estimate;
+                facts.usage.prompt = prompt_estimate(facts.model_name());
                 facts.estimated = true;
             }
             if facts.stream && !facts.complete {
@@ -77,7 +86,7 @@ pub(super) fn analyze(flavour: Flavour, req: &RequestFacts, ex: &HttpExchange) -
         None => {
             facts.usage_source = UsageSource::Estimated;
             facts.estimated = true;
-            facts.usage.prompt = req.prompt_estimate;
+            facts.usage.prompt = prompt_estimate(facts.model_name());
             facts.usage.completion = if flavour.is_embedding() {
                 0
             } else {
@@ -199,10 +208,14 @@ fn read_stream(
             count += 1;
             continue;
         }
-        let Ok(v) = serde_json::from_slice::<Value>(&data) else {
+        // Typed where the shape allows (no `Value` tree), else generically.
+        let info = typed::read(flavour, &data, &mut facts.tools_called).or_else(|| {
+            let v = serde_json::from_slice::<Value>(&data).ok()?;
+            Some(stream::read(flavour, &v, &mut facts.tools_called))
+        });
+        let Some(info) = info else {
             continue;
         };
-        let info = stream::read(flavour, &v, &mut facts.tools_called);
         absorb(facts, &mut usage, &info);
         if info.content {
             first.get_or_insert(record.ts_ns);

@@ -305,23 +305,38 @@ pub fn read(flavour: Flavour, v: &Value, tools: &mut Vec<String>) -> Info {
 /// `content` and none of the fields that carry anything else (role, tools, finish, usage,
 /// `done`). `false` means: parse it.
 pub fn plain_content_delta(flavour: Flavour, data: &[u8]) -> bool {
-    use memchr::memmem::find;
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Built once: a searcher's set-up costs more than searching one short event.
+    static FINDERS: LazyLock<[Finder<'static>; 6]> = LazyLock::new(|| {
+        [
+            &b"\"content\":\""[..],
+            b"\"usage\":{",
+            b"\"tool_calls\"",
+            b"\"finish_reason\":\"",
+            b"\"role\"",
+            b"\"done\":false",
+        ]
+        .map(Finder::new)
+    });
+    let [content, usage, tool_calls, finish, role, not_done] = &*FINDERS;
     let non_empty_content = |data: &[u8]| {
-        find(data, b"\"content\":\"")
+        content
+            .find(data)
             .is_some_and(|at| data.get(at + 11).is_some_and(|&b| b != b'"'))
     };
     match flavour {
         Flavour::OpenaiChat => {
             non_empty_content(data)
-                && find(data, b"\"usage\":{").is_none()
-                && find(data, b"\"tool_calls\"").is_none()
-                && find(data, b"\"finish_reason\":\"").is_none()
-                && find(data, b"\"role\"").is_none()
+                && usage.find(data).is_none()
+                && tool_calls.find(data).is_none()
+                && finish.find(data).is_none()
+                && role.find(data).is_none()
         }
         Flavour::OllamaChat => {
             non_empty_content(data)
-                && find(data, b"\"done\":false").is_some()
-                && find(data, b"\"tool_calls\"").is_none()
+                && not_done.find(data).is_some()
+                && tool_calls.find(data).is_none()
         }
         _ => false,
     }
@@ -333,7 +348,7 @@ pub fn payload(record: &[u8], sse: bool) -> std::borrow::Cow<'_, [u8]> {
     if !sse {
         return record.into();
     }
-    let mut datas = record.split(|&b| b == b'\n').filter_map(|line| {
+    let mut datas = lines(record).filter_map(|line| {
         let rest = line.strip_prefix(b"data")?;
         match rest.first() {
             None => Some(&rest[..0]),
@@ -358,6 +373,24 @@ pub fn payload(record: &[u8], sse: bool) -> std::borrow::Cow<'_, [u8]> {
             joined.into()
         }
     }
+}
+
+/// The lines of a record, as `split(|b| b == b'\n')` gives them, found with `memchr`.
+fn lines(record: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(record);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b'\n', r) {
+            Some(i) => {
+                rest = r.get(i + 1..);
+                r.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// The last usage report in a body whose start is missing: the object after the last
@@ -410,4 +443,65 @@ pub fn usage_in_tail(flavour: Flavour, tail: &[u8]) -> Option<UsagePatch> {
         _ => serde_json::json!({ "usage": value }),
     };
     read(flavour, &wrapped, &mut Vec::new()).usage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_like_split() {
+        for record in [
+            &b""[..],
+            b"\n",
+            b"\n\n",
+            b"data: {}",
+            b"event: x\ndata: {}",
+            b"event: x\ndata: a\ndata: b\n",
+            b"data:\n:comment\ndata:x",
+        ] {
+            let ours: Vec<&[u8]> = lines(record).collect();
+            let split: Vec<&[u8]> = record.split(|&b| b == b'\n').collect();
+            assert_eq!(ours, split, "{:?}", String::from_utf8_lossy(record));
+        }
+    }
+
+    #[test]
+    fn payload_of_events() {
+        let p = |r: &[u8]| payload(r, true).into_owned();
+        assert_eq!(p(b"data: {\"a\":1}"), b"{\"a\":1}");
+        assert_eq!(p(b"event: message_start\ndata:{}"), b"{}");
+        assert_eq!(p(b"data: a\ndata: b\ndata"), b"a\nb\n");
+        assert_eq!(p(b"event: ping\n: comment\ndatax: no"), b"");
+        assert_eq!(
+            payload(b"{\"done\":true}", false).as_ref(),
+            b"{\"done\":true}"
+        );
+    }
+
+    #[test]
+    fn plain_deltas_are_only_plain_content() {
+        let chat = |d: &str| plain_content_delta(Flavour::OpenaiChat, d.as_bytes());
+        assert!(chat(
+            r#"{"model":"m","choices":[{"index":0,"delta":{"content":" w"},"finish_reason":null}],"usage":null}"#
+        ));
+        for d in [
+            r#"{"choices":[{"delta":{"role":"assistant","content":"x"}}]}"#,
+            r#"{"choices":[{"delta":{"content":""},"finish_reason":null}]}"#,
+            r#"{"choices":[{"delta":{"content":"x"},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"delta":{"content":"x"}}],"usage":{"prompt_tokens":1}}"#,
+            r#"{"choices":[{"delta":{"content":"x","tool_calls":[]}}]}"#,
+            r#"{"content":"#,
+        ] {
+            assert!(!chat(d), "{d}");
+        }
+        let ollama = |d: &str| plain_content_delta(Flavour::OllamaChat, d.as_bytes());
+        assert!(ollama(
+            r#"{"model":"m","message":{"role":"assistant","content":"t"},"done":false}"#
+        ));
+        assert!(!ollama(
+            r#"{"model":"m","message":{"role":"assistant","content":"t"},"done":true}"#
+        ));
+        assert!(!plain_content_delta(Flavour::AnthropicMessages, b"{}"));
+    }
 }

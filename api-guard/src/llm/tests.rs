@@ -214,6 +214,43 @@ fn a_stream_without_usage_is_estimated_never_zero() {
 }
 
 #[test]
+fn an_openai_model_without_usage_has_its_prompt_counted_with_the_bpe() {
+    let events: Vec<String> = VLLM_STREAM
+        .iter()
+        .filter(|e| !e.contains("\"usage\":{"))
+        .map(|e| e.replace("qwen2.5-7b", "gpt-4o-mini"))
+        .collect();
+    let events: Vec<&str> = events.iter().map(String::as_str).collect();
+    let body = sse(&events);
+    let resp = chunked(200, "text/event-stream", &[body.as_bytes()]);
+    let req = CHAT_REQ.replace("qwen2.5-7b", "gpt-4o-mini");
+    let f = facts(&request("/v1/chat/completions", &req), &resp);
+    assert_eq!(
+        (f.usage_source, f.estimated),
+        (UsageSource::Estimated, true)
+    );
+    // "Be brief." (3 tokens) and "Say hello twice" (3) with o200k, 2 messages x 3 + 3
+    // framing; the completion one token per content event.
+    assert_eq!(f.usage, usage(3 + 3 + 9, 3, 0, 0));
+    // The request-time reservation stays at 4 characters a token (24 characters).
+    let (_, rf) = analyze_with_request(
+        &run_exchange(&request("/v1/chat/completions", &req), &resp),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(rf.prompt_estimate, 6);
+}
+
+/// One exchange of `req` and `resp`, fed whole.
+fn run_exchange(req: &[u8], resp: &[u8]) -> crate::http::HttpExchange {
+    let mut conn = HttpConnection::new(HttpLimits::default());
+    let mut out = Vec::new();
+    conn.feed(Stream::Request, req, 10, &mut out);
+    conn.feed(Stream::Response, resp, 100, &mut out);
+    out.remove(0)
+}
+
+#[test]
 fn an_aborted_stream_counts_what_was_streamed_as_an_estimate() {
     let body = sse(&VLLM_STREAM[..3]);
     let resp = chunked(200, "text/event-stream", &[body.as_bytes()]);
