@@ -124,14 +124,22 @@ impl Analyzer for Detections {
         };
         let now = h.request_start_ns;
         let stage = match (h.phase, h.request_noticed) {
+            (Phase::RequestPart, _) => Stage::BodyPart,
             (Phase::Request, _) => Stage::Request,
             (Phase::Exchange, true) => Stage::Outcome,
             (Phase::Exchange, false) => Stage::Whole,
         };
-        let mut verdict = self.engine.inspect_at(stage, &req, client, now);
-        if stage != Stage::Outcome {
-            self.engine
-                .account_uninspected(&req, h.request_truncated, &mut verdict);
+        let scan = h.request_scan.as_deref();
+        let mut verdict = self
+            .engine
+            .inspect_scanned(stage, &req, scan, client, now);
+        if matches!(stage, Stage::Request | Stage::Whole) {
+            self.engine.account_uninspected_scanned(
+                &req,
+                scan,
+                h.request_truncated,
+                &mut verdict,
+            );
             if let Some(tap) = &mut self.signals {
                 tap.observe(ex, client);
             }

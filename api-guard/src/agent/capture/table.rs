@@ -14,6 +14,7 @@ use std::{
 use api_guard_common::{
     ConnKey, ADDR_TUPLE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, ROLE_SERVER,
 };
+use api_guard::detect::stream::ScanLimits;
 use tokio::sync::mpsc;
 
 use super::procnet;
@@ -90,6 +91,8 @@ pub struct ConnTable {
     /// Server connections hand out each request as it ends (detection judges it before
     /// the response).
     request_notices: bool,
+    /// Request bodies local servers receive are scanned for values as they arrive.
+    body_scan: Option<ScanLimits>,
 }
 
 /// Whether a connection's first bytes are a TLS record header, as in
@@ -148,6 +151,7 @@ impl ConnTable {
             tls_libraries,
             adopted: HashMap::new(),
             request_notices: false,
+            body_scan: None,
         }
     }
 
@@ -156,6 +160,13 @@ impl ConnTable {
     /// before they are answered.
     pub fn with_request_notices(mut self, on: bool) -> Self {
         self.request_notices = on;
+        self
+    }
+
+    /// Request bodies local servers receive are scanned for values as they arrive
+    /// (`api_guard::detect::stream`), so detection reads whole bodies, not only the prefix kept.
+    pub fn with_body_scan(mut self, limits: Option<ScanLimits>) -> Self {
+        self.body_scan = limits;
         self
     }
 
@@ -219,6 +230,9 @@ impl ConnTable {
         let mut http = parser(self.limits, e.joined);
         if self.request_notices && role == Role::Server {
             http.notify_requests();
+        }
+        if let Some(limits) = self.body_scan.filter(|_| role == Role::Server) {
+            http.scan_request_bodies(limits);
         }
         let conn = Conn {
             meta: Arc::new(meta),
