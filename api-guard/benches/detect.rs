@@ -260,7 +260,9 @@ fn bench_stream(c: &mut Criterion) {
             b.iter(|| {
                 k = (k + 1) % bodies.len();
                 let mut values = 0;
-                scan_body(black_box(&bodies[k]), ct, limits, |w| values += w.values.len());
+                scan_body(black_box(&bodies[k]), ct, limits, |w| {
+                    values += w.values.len()
+                });
                 black_box(values)
             })
         });

@@ -105,10 +105,11 @@ fn padding_and_pipelining_do_not_hide_an_injection() -> Result<()> {
     // The kernel copies up to 256 KiB per call of what the server reads (the per-call cap
     // configurable for requests), so the 200 KiB bodies arrive without capture gaps.
     let agent = Agent::start(AgentOptions {
-        config_toml: Some(
-            topo.agent_toml("")
-                .replacen("[capture]\n", "[capture]\nmax_request_capture_bytes = 262144\n", 1),
-        ),
+        config_toml: Some(topo.agent_toml("").replacen(
+            "[capture]\n",
+            "[capture]\nmax_request_capture_bytes = 262144\n",
+            1,
+        )),
         ..AgentOptions::default()
     })?;
     let (c1, c2) = (topo.v1.b_ip.to_string(), topo.v2.b_ip.to_string());
@@ -257,7 +258,10 @@ fn padding_and_pipelining_do_not_hide_an_injection() -> Result<()> {
         "apiguard_detect_uninspected_bytes_total",
         &[("reason", "capture_gap")],
     )?;
-    ensure!(bytes == total as f64, "uninspected bytes {bytes}, events {total}");
+    ensure!(
+        bytes == total as f64,
+        "uninspected bytes {bytes}, events {total}"
+    );
     // Every pipelined request went through the engine (none skipped).
     ensure!(agent.metric("apiguard_detect_exchanges_skipped_total", &[])? == 0.0);
     Ok(())

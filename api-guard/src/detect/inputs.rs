@@ -251,10 +251,7 @@ impl<'a> Collector<'a, '_> {
         if req.body.is_empty() {
             return;
         }
-        let mut scanner = BodyScanner::new(
-            req.header("content-type"),
-            ScanLimits::of(self.limits),
-        );
+        let mut scanner = BodyScanner::new(req.header("content-type"), ScanLimits::of(self.limits));
         scanner.feed(req.body);
         let window = scanner.finish();
         self.inputs.skipped += window.skipped;

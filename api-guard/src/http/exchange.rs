@@ -4,10 +4,10 @@ use bytes::Bytes;
 use serde::{Serialize, Serializer};
 
 use super::grpc::GrpcCall;
-use crate::detect::stream::Window;
 use super::h2::H2Anomaly;
 use super::sse::SseStats;
 use super::tap::TappedStream;
+use crate::detect::stream::Window;
 
 /// One request and its response: an HTTP/1.x pair (FIFO per connection) or an HTTP/2
 /// stream.

@@ -10,7 +10,6 @@ use std::mem;
 use bytes::Bytes;
 
 use super::chunked::ChunkedDecoder;
-use crate::detect::stream::{BodyScanner, ScanLimits, Window};
 use super::framing::{BodyFacts, BodyOverride, Framing};
 use super::head::{self, Head, LineEvent, LineScan, StartLine};
 use super::limits::HttpLimits;
@@ -18,6 +17,7 @@ use super::probe::{probe, Probe, PROBE_LEN};
 use super::sse::{is_event_stream, SseCounter, SseStats};
 use super::tap::{StreamTap, TapKind, TappedStream};
 use super::{CR, LF};
+use crate::detect::stream::{BodyScanner, ScanLimits, Window};
 
 /// Consecutive parse errors (without a valid head in between) after which a stream is
 /// given up: it is evidently not HTTP/1.x, or too damaged to follow.
@@ -256,7 +256,11 @@ impl MessageParser {
     pub fn buffered_bytes(&self) -> usize {
         self.buf.len()
             + self.msg.body.len()
-            + self.msg.scan.as_ref().map_or(0, BodyScanner::retained_bytes)
+            + self
+                .msg
+                .scan
+                .as_ref()
+                .map_or(0, BodyScanner::retained_bytes)
     }
 
     /// Ignore all further input and release buffers.

@@ -130,16 +130,10 @@ impl Analyzer for Detections {
             (Phase::Exchange, false) => Stage::Whole,
         };
         let scan = h.request_scan.as_deref();
-        let mut verdict = self
-            .engine
-            .inspect_scanned(stage, &req, scan, client, now);
+        let mut verdict = self.engine.inspect_scanned(stage, &req, scan, client, now);
         if matches!(stage, Stage::Request | Stage::Whole) {
-            self.engine.account_uninspected_scanned(
-                &req,
-                scan,
-                h.request_truncated,
-                &mut verdict,
-            );
+            self.engine
+                .account_uninspected_scanned(&req, scan, h.request_truncated, &mut verdict);
             if let Some(tap) = &mut self.signals {
                 tap.observe(ex, client);
             }

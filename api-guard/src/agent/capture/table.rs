@@ -11,10 +11,10 @@ use std::{
     time::Duration,
 };
 
+use api_guard::detect::stream::ScanLimits;
 use api_guard_common::{
     ConnKey, ADDR_TUPLE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, ROLE_SERVER,
 };
-use api_guard::detect::stream::ScanLimits;
 use tokio::sync::mpsc;
 
 use super::procnet;

@@ -229,11 +229,7 @@ impl JsonScan {
 
     /// The body ended: a string cut short is still judged.
     pub(super) fn finish(&mut self, out: &mut Out<'_>) {
-        if matches!(
-            self.state,
-            State::Str | State::Escape | State::Unicode(..)
-        ) && !self.is_key
-        {
+        if matches!(self.state, State::Str | State::Escape | State::Unicode(..)) && !self.is_key {
             self.flush_high();
             out.value(Source::Json, &self.path, &self.buf);
         }

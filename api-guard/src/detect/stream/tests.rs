@@ -5,7 +5,11 @@ fn limits() -> ScanLimits {
 }
 
 /// Every value of `body` fed in `pieces`, windows taken as they fill.
-fn scan_pieces(ct: Option<&str>, pieces: &[&[u8]], l: ScanLimits) -> (Vec<(String, String)>, Window) {
+fn scan_pieces(
+    ct: Option<&str>,
+    pieces: &[&[u8]],
+    l: ScanLimits,
+) -> (Vec<(String, String)>, Window) {
     let mut s = BodyScanner::new(ct, l);
     let mut all = Vec::new();
     let take = |w: Window, all: &mut Vec<(String, String)>| {
@@ -52,7 +56,9 @@ fn same_at_every_split(ct: Option<&str>, body: &[u8]) -> Vec<(String, String)> {
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 const SQLI: &str = "1' UNION SELECT password FROM users--";
@@ -93,10 +99,7 @@ fn json_escapes_surrogates_and_documents_in_a_row() {
 #[test]
 fn broken_json_is_read_as_text_from_where_it_breaks() {
     let got = scan(Some("application/json"), b"{\"a\":\"x\"} } 1' OR '1'='1");
-    assert_eq!(
-        got,
-        pairs(&[("body:$.a", "x"), ("body", "} 1' OR '1'='1")])
-    );
+    assert_eq!(got, pairs(&[("body:$.a", "x"), ("body", "} 1' OR '1'='1")]));
     // A `\u` without four hex digits is not JSON.
     let got = scan(Some("application/json"), br#"["ok","\u12"]"#);
     assert_eq!(got[0], ("body:$[0]".to_string(), "ok".to_string()));
@@ -120,7 +123,10 @@ fn form_fields_at_every_split() {
         ])
     );
     // Unlabelled: sniffed as a form.
-    assert_eq!(scan(None, b"b=%3Cx%3E\n")[1], ("form:b".into(), "<x>".into()));
+    assert_eq!(
+        scan(None, b"b=%3Cx%3E\n")[1],
+        ("form:b".into(), "<x>".into())
+    );
 }
 
 #[test]
@@ -147,7 +153,12 @@ fn xml_text_and_attributes_at_every_split() {
     let got = same_at_every_split(Some("application/xml"), body);
     assert_eq!(
         got,
-        pairs(&[("body", "1.0"), ("body", "7"), ("body", "y\">"), ("body", SQLI)])
+        pairs(&[
+            ("body", "1.0"),
+            ("body", "7"),
+            ("body", "y\">"),
+            ("body", SQLI)
+        ])
     );
 }
 
@@ -160,7 +171,9 @@ fn text_is_judged_in_overlapping_pieces() {
     body.extend(std::iter::repeat_n(b'b', 3 * l.max_value_bytes));
     let (got, end) = scan_pieces(Some("text/plain"), &[&body], l);
     assert!(got.len() >= 4, "{}", got.len());
-    assert!(got.iter().all(|(loc, v)| loc == "body" && v.len() <= l.max_value_bytes));
+    assert!(got
+        .iter()
+        .all(|(loc, v)| loc == "body" && v.len() <= l.max_value_bytes));
     assert!(got.iter().any(|(_, v)| v.contains(SQLI)));
     assert_eq!(end.scanned, body.len() as u64);
     // Multi-byte characters are not split at piece ends.
@@ -174,7 +187,10 @@ fn text_is_judged_in_overlapping_pieces() {
 #[test]
 fn an_injection_straddling_a_read_is_found_at_every_split() {
     let cases: [(&str, String); 3] = [
-        ("application/json", format!(r#"{{"pad":"{}","q":"{SQLI}"}}"#, "p".repeat(100))),
+        (
+            "application/json",
+            format!(r#"{{"pad":"{}","q":"{SQLI}"}}"#, "p".repeat(100)),
+        ),
         (
             "application/x-www-form-urlencoded",
             format!("pad={}&q={}", "p".repeat(100), SQLI.replace(' ', "+")),
@@ -188,7 +204,10 @@ fn an_injection_straddling_a_read_is_found_at_every_split() {
         for at in 0..=body.len() {
             let (a, b) = body.as_bytes().split_at(at);
             let (got, _) = scan_pieces(Some(ct), &[a, b], limits());
-            assert!(got.iter().any(|(_, v)| v == SQLI), "{ct} cut at {at}: {got:?}");
+            assert!(
+                got.iter().any(|(_, v)| v == SQLI),
+                "{ct} cut at {at}: {got:?}"
+            );
         }
     }
 }
@@ -289,7 +308,9 @@ fn hostile_bodies_cost_bounded_memory() {
     s.feed(b"\r\n--ababx--");
     let w = s.finish();
     assert_eq!(w.values.len(), 2);
-    assert!(w.values[1].value.starts_with("--abababa--aba-\r\n--ababa--abababa"));
+    assert!(w.values[1]
+        .value
+        .starts_with("--abababa--aba-\r\n--ababa--abababa"));
     assert_eq!((w.values[1].value.len(), w.skipped), (l.max_value_bytes, 1));
     // Thousands of tiny values: windows keep memory bounded.
     let (w, _) = feed("application/x-www-form-urlencoded", b"a=1&", 1 << 20);

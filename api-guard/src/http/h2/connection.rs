@@ -15,10 +15,10 @@ use super::fields::{Fields, H2Anomaly, Section};
 use super::frame::{self, FrameHeader};
 use super::hpack::{Decoder, HpackLimits};
 use super::reader::{FrameSink, Reader, Start};
+use crate::detect::stream::{BodyScanner, ScanLimits};
 use crate::http::grpc::{is_grpc, GrpcCall, MessageCounter};
 use crate::http::sse::{is_event_stream, SseCounter};
 use crate::http::tap::{StreamTap, TapKind};
-use crate::detect::stream::{BodyScanner, ScanLimits};
 use crate::http::{HttpExchange, HttpLimits, HttpVersion, Stream};
 
 /// Streams of one connection whose request bodies are scanned at once; the bodies of
@@ -282,10 +282,11 @@ impl H2Connection {
             .map(BodyScanner::retained_bytes)
             .sum();
         scans
-            + self.readers
-            .iter()
-            .map(Reader::buffered_bytes)
-            .sum::<usize>()
+            + self
+                .readers
+                .iter()
+                .map(Reader::buffered_bytes)
+                .sum::<usize>()
             + blocks
             + tables
             + self.core.held
@@ -556,12 +557,11 @@ impl Core {
         if let Some(limits) = self.scan.filter(|_| !b.end_stream && !grpc) {
             if self.scanning < MAX_SCANNED_STREAMS {
                 self.scanning += 1;
-                let ct = s
-                    .ex
-                    .request_headers
-                    .iter()
-                    .find(|(n, _)| n == "content-type")
-                    .map(|(_, v)| v.as_str());
+                let ct =
+                    s.ex.request_headers
+                        .iter()
+                        .find(|(n, _)| n == "content-type")
+                        .map(|(_, v)| v.as_str());
                 s.scan = Some(BodyScanner::new(ct, limits));
             }
         }
