@@ -260,10 +260,18 @@ impl<'a> Collector<'a, '_> {
         }
     }
 
-    /// Values of a body scanned while it streamed.
+    /// Values of a body scanned while it streamed. Not bounded by `max_values`: a window's
+    /// bytes bound the work, and a count bound would let many small fields hide the next.
     fn scanned(&mut self, values: &'a [BodyValue]) {
         for v in values {
-            self.push(v.source, Cow::Borrowed(&v.name), Cow::Borrowed(&v.value));
+            if v.value.is_empty() && v.source != Source::ArgName {
+                continue;
+            }
+            self.inputs.values.push(Input {
+                source: v.source,
+                name: Cow::Borrowed(&v.name),
+                value: Cow::Borrowed(&v.value),
+            });
         }
     }
 }
