@@ -2,15 +2,19 @@
 //! with a 1 KiB JSON body (with fresh values every time, and repeated), the same request
 //! carrying attacks, and a query-string GET. Goal: <= 5 µs per typical request on one core.
 //! Also the prompt-injection detector alone on chat requests, per byte of prompt (goal:
-//! <= 20 µs per KiB).
+//! <= 20 µs per KiB), and streaming body inspection per byte of JSON and form body: the
+//! scan alone (the parsing task's share) and the scan with the injection detectors judging
+//! each window (the detection thread's share).
 
 use std::{hint::black_box, net::IpAddr};
 
 use api_guard::{
     detect::{
+        inputs::InputLimits,
         offline::OwnedRequest,
         prompt::{PromptConfig, PromptDetector},
-        DetectConfig, Engine,
+        stream::{BodyScanner, ScanLimits, Window},
+        DetectConfig, Engine, Stage,
     },
     identity::{AuthorizationCache, Identifier},
 };
@@ -198,5 +202,88 @@ fn bench_prompt(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, bench_prompt);
+/// About `bytes` of a JSON document of records, or of a form, with values distinct per `n`.
+fn stream_body(form: bool, n: usize, bytes: usize) -> Vec<u8> {
+    let mut s = String::from(if form { "" } else { "[" });
+    let mut i = 0;
+    while s.len() < bytes {
+        if form {
+            s.push_str(&format!(
+                "name{i}=Siobhan+O%27Brien+{n}-{i}&email{i}=siobhan.{n}.{i}%40example.com&note{i}=Please+leave+the+parcel+at+the+door%3B+ring+twice+%26+wait+{n}&"
+            ));
+        } else {
+            s.push_str(&format!(
+                r#"{{"id":{i},"name":"Siobhan O'Brien {n}-{i}","email":"siobhan.{n}.{i}@example.com","note":"Please leave the parcel at the door; ring twice & wait {n}","tags":["a{i}","b"]}},"#
+            ));
+        }
+        i += 1;
+    }
+    if !form {
+        s.pop();
+        s.push(']');
+    }
+    s.into_bytes()
+}
+
+/// Feeds `body` in 4 KiB reads (what capture hands over), passing each full window on.
+fn scan_body(body: &[u8], ct: &str, limits: ScanLimits, mut window: impl FnMut(Window)) {
+    let mut scanner = BodyScanner::new(Some(ct), limits);
+    for chunk in body.chunks(4096) {
+        scanner.feed(chunk);
+        if let Some(w) = scanner.take_full_window() {
+            window(w);
+        }
+    }
+    window(scanner.finish());
+}
+
+fn bench_stream(c: &mut Criterion) {
+    const BYTES: usize = 256 * 1024;
+    let limits = ScanLimits::of(&InputLimits::default());
+    let mut engine =
+        Engine::new(&DetectConfig::default()).expect("default detection config is valid");
+    let peer: Option<IpAddr> = Some([198, 51, 100, 7].into());
+    let client = api_guard::identity::ClientIdentity::of_peer(peer);
+    let req = request(String::new(), None);
+    let mut group = c.benchmark_group("detect_stream");
+    group.sample_size(20);
+    for (name, form, ct) in [
+        ("json_256k", false, "application/json"),
+        ("form_256k", true, "application/x-www-form-urlencoded"),
+    ] {
+        // More distinct values than the clean-value cache holds.
+        let bodies: Vec<Vec<u8>> = (0..8).map(|n| stream_body(form, n, BYTES)).collect();
+        group.throughput(Throughput::Bytes(bodies[0].len() as u64));
+        group.bench_function(format!("scan_{name}"), |b| {
+            let mut k = 0;
+            b.iter(|| {
+                k = (k + 1) % bodies.len();
+                let mut values = 0;
+                scan_body(black_box(&bodies[k]), ct, limits, |w| {
+                    values += w.values.len()
+                });
+                black_box(values)
+            })
+        });
+        group.bench_function(format!("scan_and_judge_{name}"), |b| {
+            let mut k = 0;
+            let mut now = 0;
+            b.iter(|| {
+                k = (k + 1) % bodies.len();
+                let mut findings = 0;
+                scan_body(black_box(&bodies[k]), ct, limits, |w| {
+                    now += 1_000;
+                    let view = req.view(peer, None);
+                    let v = engine.inspect_scanned(Stage::BodyPart, &view, Some(&w), &client, now);
+                    findings += v.findings.len();
+                });
+                assert_eq!(findings, 0);
+                black_box(findings)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_prompt, bench_stream);
 criterion_main!(benches);

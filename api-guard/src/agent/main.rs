@@ -833,7 +833,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     .with_adopted(adopted)
     // Requests are handed out as they end for detection, and for token limits to reserve
     // before the answer streams.
-    .with_request_notices(detections.is_some() || enforcer.limits_tokens());
+    .with_request_notices(detections.is_some() || enforcer.limits_tokens())
+    // Request bodies are scanned as they stream, so detection reads them whole.
+    .with_body_scan(
+        detections
+            .is_some()
+            .then(|| api_guard::detect::stream::ScanLimits::of(&config.detect.limits)),
+    );
     let mut tasks = JoinSet::new();
     let reader_shutdown = shutdown.clone();
     let reader_metrics = metrics.clone();

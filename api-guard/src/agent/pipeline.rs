@@ -44,6 +44,12 @@ impl Consumers {
         let mut batch = Vec::with_capacity(out.len());
         let mut requests = Vec::new();
         for mut exchange in out.drain(..) {
+            if exchange.http.phase == Phase::RequestPart {
+                // A window of a request body still arriving: for detection only.
+                self.annotator.clients.identify(&mut exchange);
+                requests.push(Arc::new(exchange));
+                continue;
+            }
             if exchange.http.phase == Phase::Request {
                 // A request just ended, its response still to come: detection judges it
                 // and token limits reserve for it now (the exchange that follows goes

@@ -11,7 +11,7 @@
 //! `[detect]` (a new engine with the new thresholds; its detection windows
 //! start empty) and `[events]` (rotation limits, webhook). Sections sized or attached at start (`capture`, `http`, `tls`, `xdp`,
 //! `discover`, `enforce.max_blocks`, `enforce.max_limiter_keys`, `detect.enabled`,
-//! `detect.queue_capacity`) are reported as needing a restart and keep their running values.
+//! `detect.queue_capacity`, `detect.limits`) are reported as needing a restart and keep their running values.
 
 use std::{
     os::unix::fs::MetadataExt as _,
@@ -187,6 +187,8 @@ fn restart_only(running: &Config, new: &mut Config) -> Vec<&'static str> {
     keep!(enforce.max_limiter_keys, "enforce.max_limiter_keys");
     keep!(detect.enabled, "detect.enabled");
     keep!(detect.queue_capacity, "detect.queue_capacity");
+    // The parsing task scans request bodies with these.
+    keep!(detect.limits, "detect.limits");
     keep!(cluster, "cluster");
     changed
 }

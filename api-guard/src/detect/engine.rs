@@ -17,6 +17,7 @@ use super::{
     prompt::PromptDetector,
     protocol::ProtocolDetector,
     request::{Context, Request},
+    stream::Window,
     uninspected::{self, Uninspected, UninspectedConfig},
 };
 use crate::{
@@ -36,6 +37,9 @@ pub enum Stage {
     Request,
     /// The answer to a request judged at [`Stage::Request`].
     Outcome,
+    /// A window of values of a request body still arriving (see
+    /// [`crate::detect::stream`]): only their content is judged.
+    BodyPart,
 }
 
 /// Which side of an LLM call [`Engine::inspect_llm`] judges.
@@ -116,9 +120,61 @@ impl Engine {
         client: &ClientIdentity,
         now_ns: u64,
     ) -> Verdict {
+        self.inspect_scanned(stage, req, None, client, now_ns)
+    }
+
+    /// Like [`Engine::inspect_at`], the body's values taken from `scan` when the body was
+    /// scanned as it streamed (for [`Stage::BodyPart`], the window to judge).
+    pub fn inspect_scanned(
+        &mut self,
+        stage: Stage,
+        req: &Request<'_>,
+        scan: Option<&Window>,
+        client: &ClientIdentity,
+        now_ns: u64,
+    ) -> Verdict {
         match stage {
-            Stage::Whole | Stage::Request => self.inspect(req, client, now_ns),
+            Stage::Whole | Stage::Request => self.inspect_with(req, scan, client, now_ns),
             Stage::Outcome => self.inspect_outcome(req, client, now_ns),
+            Stage::BodyPart => self.inspect_body_part(scan),
+        }
+    }
+
+    /// Records in `verdict` the body bytes of `req` the body scan `scan` did not reach (see
+    /// [`Engine::account_uninspected`]; without a scan, what lies past the kept prefix).
+    pub fn account_uninspected_scanned(
+        &self,
+        req: &Request<'_>,
+        scan: Option<&Window>,
+        capture_gap: bool,
+        verdict: &mut Verdict,
+    ) {
+        let measured = match scan {
+            Some(w) => uninspected::measure_scanned(req, w, capture_gap),
+            None => uninspected::measure(req, &self.limits, capture_gap),
+        };
+        let Some(u) = measured else {
+            return;
+        };
+        verdict.uninspected = Some(u);
+        verdict
+            .findings
+            .extend(uninspected::finding(&u, &self.uninspected));
+    }
+
+    /// The content of one window of a body's values.
+    fn inspect_body_part(&mut self, scan: Option<&Window>) -> Verdict {
+        let mut findings = Vec::new();
+        let mut inputs_skipped = 0;
+        if let (Some(d), Some(w)) = (&mut self.injection, scan) {
+            let inputs = Inputs::of_body(&w.values, &self.limits);
+            inputs_skipped = inputs.skipped + w.skipped;
+            d.inspect(&inputs, &mut findings);
+        }
+        Verdict {
+            findings,
+            inputs_skipped,
+            uninspected: None,
         }
     }
 
@@ -126,13 +182,7 @@ impl Engine {
     /// limit, or lost to a capture gap when `capture_gap` — with a
     /// `protocol.uninspected_content` finding when `[detect.uninspected]` reports them.
     pub fn account_uninspected(&self, req: &Request<'_>, capture_gap: bool, verdict: &mut Verdict) {
-        let Some(u) = uninspected::measure(req, &self.limits, capture_gap) else {
-            return;
-        };
-        verdict.uninspected = Some(u);
-        verdict
-            .findings
-            .extend(uninspected::finding(&u, &self.uninspected));
+        self.account_uninspected_scanned(req, None, capture_gap, verdict);
     }
 
     /// An LLM call from `client` at `now_ns` once answered (`status`), with what the LLM
@@ -234,6 +284,16 @@ impl Engine {
     /// Runs every detector over `req` from `client`, seen at monotonic time `now_ns`
     /// (what depends on the answer runs only when `req.status` is known).
     pub fn inspect(&mut self, req: &Request<'_>, client: &ClientIdentity, now_ns: u64) -> Verdict {
+        self.inspect_with(req, None, client, now_ns)
+    }
+
+    fn inspect_with(
+        &mut self,
+        req: &Request<'_>,
+        scan: Option<&Window>,
+        client: &ClientIdentity,
+        now_ns: u64,
+    ) -> Verdict {
         let ctx = Context { now_ns, client };
         let mut findings = Vec::new();
         let mut inputs_skipped = 0;
@@ -241,8 +301,8 @@ impl Engine {
             d.inspect_request(req, &mut findings);
         }
         if let Some(d) = &mut self.injection {
-            let inputs = Inputs::extract(req, &self.limits);
-            inputs_skipped = inputs.skipped;
+            let inputs = Inputs::extract_with(req, &self.limits, scan.map(|w| &w.values[..]));
+            inputs_skipped = inputs.skipped + scan.map_or(0, |w| w.skipped);
             d.inspect(&inputs, &mut findings);
             d.inspect_request(req, &inputs, &mut findings);
         }

@@ -2,13 +2,18 @@
 //! parameters and their names, form and multipart fields, every JSON string, cookies and
 //! headers), each decoded once the way a web framework would see it. The work is bounded:
 //! at most `max_values` values of at most `max_value_bytes` each, JSON no deeper than
-//! `max_json_depth`, and only the first `max_body_bytes` of the body.
+//! `max_json_depth`, and the body's first `max_body_bytes`. Body values come from the
+//! [`stream`] scanner: fed as the body arrives for live requests (so the whole body is
+//! read, not only the prefix kept), or over the kept prefix here.
 
 use std::{borrow::Cow, fmt::Write as _};
 
 use serde::Deserialize;
 
-use super::{json_scan, request::Request};
+use super::{
+    request::Request,
+    stream::{self, BodyScanner, BodyValue, ScanLimits},
+};
 use crate::text::percent_decode;
 
 /// Headers never inspected as payload carriers: framing and negotiation headers whose
@@ -43,7 +48,9 @@ pub struct InputLimits {
     pub max_values: usize,
     /// Bytes inspected per value (default 8192).
     pub max_value_bytes: usize,
-    /// Body bytes parsed for fields (default 65536).
+    /// Body bytes scanned for values (default 1 MiB = 1048576): live bodies are scanned as
+    /// they stream, whatever prefix capture keeps; bytes beyond are reported as
+    /// `protocol.uninspected_content` (`body_limit`).
     pub max_body_bytes: usize,
     /// JSON nesting followed (default 32); deeper values are skipped.
     pub max_json_depth: usize,
@@ -54,7 +61,7 @@ impl Default for InputLimits {
         Self {
             max_values: 256,
             max_value_bytes: 8192,
-            max_body_bytes: 65_536,
+            max_body_bytes: 1 << 20,
             max_json_depth: 32,
         }
     }
@@ -128,6 +135,16 @@ pub struct Inputs<'a> {
 
 impl<'a> Inputs<'a> {
     pub fn extract(req: &Request<'a>, limits: &InputLimits) -> Self {
+        Self::extract_with(req, limits, None)
+    }
+
+    /// Like [`Inputs::extract`], with the body's values from `body` when it was scanned as
+    /// it streamed (see [`stream`]), instead of from the prefix `req` holds.
+    pub fn extract_with(
+        req: &Request<'a>,
+        limits: &InputLimits,
+        body: Option<&'a [BodyValue]>,
+    ) -> Self {
         let mut out = Collector {
             inputs: Inputs::default(),
             limits,
@@ -151,7 +168,21 @@ impl<'a> Inputs<'a> {
                 );
             }
         }
-        out.body(req);
+        match body {
+            Some(values) => out.scanned(values),
+            None => out.body(req),
+        }
+        out.inputs
+    }
+
+    /// The values of one window of a body still streaming (no head values: those are
+    /// judged once, with the request).
+    pub fn of_body(values: &'a [BodyValue], limits: &InputLimits) -> Self {
+        let mut out = Collector {
+            inputs: Inputs::default(),
+            limits,
+        };
+        out.scanned(values);
         out.inputs
     }
 }
@@ -200,7 +231,7 @@ impl<'a> Collector<'a, '_> {
             let (name, value) = c.split_once('=').unwrap_or(("", c));
             let name = name.trim();
             // Attackers put payloads in cookie names too; ordinary names need no look.
-            if !is_plain_key(name) {
+            if !stream::is_plain_key(name) {
                 self.push(
                     Source::ArgName,
                     Cow::Borrowed(""),
@@ -215,172 +246,34 @@ impl<'a> Collector<'a, '_> {
         }
     }
 
+    /// Values of a body scanned here (the prefix `req` holds, up to `max_body_bytes`).
     fn body(&mut self, req: &Request<'a>) {
         if req.body.is_empty() {
             return;
         }
-        let body: &'a [u8] = &req.body[..req.body.len().min(self.limits.max_body_bytes)];
-        let ct = req.content_type().unwrap_or_default();
-        if (ct.contains("json") || (ct.is_empty() && looks_like_json(body))) && self.json(body) {
-            return;
-        }
-        let text = String::from_utf8_lossy(body);
-        if ct == "application/x-www-form-urlencoded" || (ct.is_empty() && looks_like_form(body)) {
-            match text {
-                Cow::Borrowed(t) => self.pairs(t.trim_end_matches(['\r', '\n']), Source::Form),
-                Cow::Owned(t) => self.owned_pairs(t.trim_end_matches(['\r', '\n'])),
-            }
-            return;
-        } else if ct.contains("xml") {
-            self.xml(&text);
-            return;
-        } else if ct.starts_with("multipart/") {
-            if let Some(boundary) = req.header("content-type").and_then(multipart_boundary) {
-                self.multipart(&text, &boundary);
-                return;
-            }
-        }
-        self.push(Source::Body, Cow::Borrowed(""), text);
-    }
-
-    /// Form pairs out of a body that needed lossy UTF-8 repair (values are owned copies).
-    fn owned_pairs(&mut self, s: &str) {
-        for pair in s.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = percent_decode(name, true).into_owned();
-            if !name.is_empty() {
-                self.push(Source::ArgName, Cow::Borrowed(""), Cow::Owned(name.clone()));
-            }
-            let value = percent_decode(value, true).into_owned();
-            self.push(Source::Form, Cow::Owned(name), Cow::Owned(value));
+        let mut scanner = BodyScanner::new(req.header("content-type"), ScanLimits::of(self.limits));
+        scanner.feed(req.body);
+        let window = scanner.finish();
+        self.inputs.skipped += window.skipped;
+        for v in window.values {
+            self.push(v.source, Cow::Owned(v.name), Cow::Owned(v.value));
         }
     }
 
-    fn multipart(&mut self, text: &str, boundary: &str) {
-        let delimiter = format!("--{boundary}");
-        for part in text.split(delimiter.as_str()).skip(1) {
-            if part.starts_with("--") {
-                break;
+    /// Values of a body scanned while it streamed. Not bounded by `max_values`: a window's
+    /// bytes bound the work, and a count bound would let many small fields hide the next.
+    fn scanned(&mut self, values: &'a [BodyValue]) {
+        for v in values {
+            if v.value.is_empty() && v.source != Source::ArgName {
+                continue;
             }
-            let (head, value) = part
-                .split_once("\r\n\r\n")
-                .or_else(|| part.split_once("\n\n"))
-                .unwrap_or(("", part));
-            let param = |key: &str| {
-                head.split(['\n', ';'])
-                    .find_map(|p| p.trim().strip_prefix(key))
-                    .map(|n| n.trim_matches(|c: char| c == '"' || c.is_whitespace()))
-            };
-            let name = param("name=").unwrap_or("").to_owned();
-            // Uploaded file names reach the file system: `../../x`, `shell.php`.
-            if let Some(file) = param("filename=").filter(|f| !f.is_empty()) {
-                self.push(
-                    Source::Form,
-                    Cow::Owned(format!("{name}.filename")),
-                    Cow::Owned(file.to_owned()),
-                );
-            }
-            let value = value
-                .strip_suffix("\r\n")
-                .or(value.strip_suffix('\n'))
-                .unwrap_or(value);
-            if !name.is_empty() {
-                self.push(Source::ArgName, Cow::Borrowed(""), Cow::Owned(name.clone()));
-            }
-            self.push(Source::Form, Cow::Owned(name), Cow::Owned(value.to_owned()));
+            self.inputs.values.push(Input {
+                source: v.source,
+                name: Cow::Borrowed(&v.name),
+                value: Cow::Borrowed(&v.value),
+            });
         }
     }
-
-    /// Attribute values and text of an XML body (entities are left to the decoder). A flat
-    /// scan, not a parser: payloads sit in attributes and text either way.
-    fn xml(&mut self, text: &str) {
-        let mut rest = text;
-        while !rest.is_empty() && !self.full() {
-            let (before, tag) = match rest.split_once('<') {
-                Some((before, after)) => (before, Some(after)),
-                None => (rest, None),
-            };
-            let t = before.trim();
-            if !t.is_empty() {
-                self.push(Source::Body, Cow::Borrowed(""), Cow::Owned(t.to_owned()));
-            }
-            let Some(after) = tag else { break };
-            let (inside, next) = after.split_once('>').unwrap_or((after, ""));
-            // Quoted attribute values: every other piece between matching quotes.
-            let mut attrs = inside;
-            while let Some(q) = attrs.find(['"', '\'']) {
-                let quote = &attrs[q..q + 1];
-                let Some((value, more)) = attrs[q + 1..].split_once(quote) else {
-                    break;
-                };
-                if !value.is_empty() {
-                    self.push(
-                        Source::Body,
-                        Cow::Borrowed(""),
-                        Cow::Owned(value.to_owned()),
-                    );
-                }
-                attrs = more;
-            }
-            rest = next;
-        }
-    }
-
-    /// Every string (values, and keys that are not plain names) of a JSON body; false when
-    /// the body is not JSON at all (a body cut short keeps the strings before the cut).
-    fn json(&mut self, body: &'a [u8]) -> bool {
-        let max_depth = self.limits.max_json_depth;
-        let scanned = json_scan::scan(body, max_depth, |found| {
-            if self.full() {
-                self.inputs.skipped += 1;
-                return false;
-            }
-            if !found.is_key {
-                self.push(Source::Json, Cow::Owned(found.path.to_owned()), found.value);
-            } else if !is_plain_key(&found.value) {
-                self.push(Source::ArgName, Cow::Borrowed(""), found.value);
-            }
-            true
-        });
-        self.inputs.skipped += scanned.too_deep;
-        scanned.complete || scanned.strings > 0
-    }
-}
-
-/// Keys made of identifier characters need no inspection. Dotted keys do: payloads name
-/// classes and properties there (`{"java.lang.Runtime": …}`, cookie `class.module.x=…`).
-fn is_plain_key(k: &str) -> bool {
-    k.len() <= 64
-        && k.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-fn looks_like_json(body: &[u8]) -> bool {
-    matches!(
-        body.iter().find(|b| !b.is_ascii_whitespace()),
-        Some(b'{') | Some(b'[')
-    )
-}
-
-/// `a=b` on one line, or a single URL-encoded token (`%22+union+select%0A`): clients that
-/// omit the content type send forms.
-fn looks_like_form(body: &[u8]) -> bool {
-    let line = body.strip_suffix(b"\n").unwrap_or(body);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    (line.contains(&b'=') && !line.contains(&b'\n'))
-        || (!line.iter().any(u8::is_ascii_whitespace)
-            && line.iter().any(|&b| b == b'%' || b == b'+'))
-}
-
-fn multipart_boundary(content_type: &str) -> Option<String> {
-    content_type.split(';').find_map(|p| {
-        let p = p.trim();
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| v.trim().trim_matches('"').to_owned())
-            .filter(|b| !b.is_empty() && b.len() <= 200)
-    })
 }
 
 fn truncate_cow(value: Cow<'_, str>, max: usize) -> Cow<'_, str> {

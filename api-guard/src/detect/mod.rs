@@ -20,6 +20,7 @@ pub mod prompt;
 pub mod protocol;
 pub mod request;
 pub mod rules;
+pub mod stream;
 pub mod uninspected;
 
 pub use config::DetectConfig;

@@ -1,8 +1,10 @@
 //! Request content no detector saw. Padding a request past the inspection limit is the oldest
 //! WAF bypass, so it never passes silently: body bytes beyond what the detectors read — past
-//! the body prefix capture kept, past `detect.limits.max_body_bytes`, or lost to a capture gap
-//! (the kernel's per-call cap, a full ring buffer) — become a `protocol.uninspected_content`
-//! finding at a configured severity (so `block_severity` can act on it), and are counted.
+//! `detect.limits.max_body_bytes` (live bodies are scanned as they stream, whatever prefix
+//! capture keeps; without a scan, past that prefix), or lost to a capture gap (the kernel's
+//! per-call cap, a full ring buffer), after which the scan stops — become a
+//! `protocol.uninspected_content` finding at a configured severity (so `block_severity` can
+//! act on it), and are counted.
 
 use serde::Deserialize;
 
@@ -11,6 +13,7 @@ use super::{
     inputs::InputLimits,
     request::Request,
     rules,
+    stream::Window,
 };
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +86,22 @@ pub fn measure(req: &Request<'_>, limits: &InputLimits, capture_gap: bool) -> Op
     Some(Uninspected { reason, bytes })
 }
 
+/// What of `req`'s body the scan that read it as it streamed (`scan`, its last window) did
+/// not reach: past `max_body_bytes`, or after a capture gap that ended the scan.
+#[must_use]
+pub fn measure_scanned(req: &Request<'_>, scan: &Window, capture_gap: bool) -> Option<Uninspected> {
+    let bytes = req.body_len.saturating_sub(scan.scanned);
+    if bytes == 0 {
+        return None;
+    }
+    let reason = if scan.stopped_at_gap || (capture_gap && !scan.limit_reached) {
+        Reason::CaptureGap
+    } else {
+        Reason::BodyLimit
+    };
+    Some(Uninspected { reason, bytes })
+}
+
 /// The finding for `u`, if reporting is on and it is large enough.
 #[must_use]
 pub fn finding(u: &Uninspected, config: &UninspectedConfig) -> Option<Finding> {
@@ -113,7 +132,10 @@ mod tests {
 
     #[test]
     fn bytes_past_the_analysis_limit_or_a_gap_are_measured() {
-        let limits = InputLimits::default();
+        let limits = InputLimits {
+            max_body_bytes: 64 << 10,
+            ..InputLimits::default()
+        };
         let whole = req(1000, 1000);
         fn view(r: &OwnedRequest, len: u64) -> Request<'_> {
             Request {
@@ -138,6 +160,33 @@ mod tests {
             Some(Uninspected {
                 reason: Reason::CaptureGap,
                 bytes: 4 << 10
+            })
+        );
+        // Scanned as it streamed: what the scan did not reach, and why it stopped.
+        let scan = |scanned: u64, stopped_at_gap: bool, limit_reached: bool| Window {
+            scanned,
+            stopped_at_gap,
+            limit_reached,
+            ..Window::default()
+        };
+        let prefix = req(300 << 10, 64 << 10);
+        let view300 = view(&prefix, 300 << 10);
+        assert_eq!(
+            measure_scanned(&view300, &scan(300 << 10, false, false), false),
+            None
+        );
+        assert_eq!(
+            measure_scanned(&view300, &scan(256 << 10, false, true), true),
+            Some(Uninspected {
+                reason: Reason::BodyLimit,
+                bytes: 44 << 10
+            })
+        );
+        assert_eq!(
+            measure_scanned(&view300, &scan(100 << 10, true, false), true),
+            Some(Uninspected {
+                reason: Reason::CaptureGap,
+                bytes: 200 << 10
             })
         );
         let config = UninspectedConfig::default();

@@ -8,6 +8,7 @@ use super::head::{Head, StartLine};
 use super::limits::HttpLimits;
 use super::message::{Abandoned, MessageEnd, MessageKind, MessageParser, MessageSink};
 use super::Headers;
+use crate::detect::stream::{ScanLimits, Window};
 
 /// Which stream of the connection bytes belong to: the one carrying requests (client to
 /// server) or responses. The capture layer maps (role, direction) to this.
@@ -248,6 +249,7 @@ impl MessageSink for RequestSink<'_> {
         let seq = self.core.current_request.take();
         let notify = self.core.notify_requests;
         let mut notice = None;
+        let scan = end.scan.map(Box::new);
         self.core.update(seq, |e| {
             e.ex.request_end_ns = Some(end.end_ns);
             e.ex.request_body_bytes = end.body_len;
@@ -255,8 +257,12 @@ impl MessageSink for RequestSink<'_> {
             e.ex.request_truncated |= end.truncated;
             e.request_done = true;
             if notify {
-                notice = Some(e.ex.request_notice(e.ex.request_body.clone()));
+                let mut n = e.ex.request_notice(e.ex.request_body.clone());
+                n.request_scan = scan;
+                notice = Some(n);
                 e.ex.request_noticed = true;
+            } else {
+                e.ex.request_scan = scan;
             }
         });
         self.out.extend(notice);
@@ -273,6 +279,15 @@ impl MessageSink for RequestSink<'_> {
         // Still recorded, so that the response to it pairs with it rather than with the
         // next request.
         self.core.push_request(ex, true);
+    }
+
+    fn body_part(&mut self, window: Window) {
+        let part = self
+            .core
+            .current_request
+            .and_then(|seq| self.core.entry(seq))
+            .map(|e| e.ex.body_part(window));
+        self.out.extend(part);
     }
 }
 
@@ -432,6 +447,12 @@ impl H1Connection {
     /// [`super::Phase::Request`] record in `out`), before its response.
     pub fn notify_requests(&mut self) {
         self.core.notify_requests = true;
+    }
+
+    /// Request bodies are scanned for values as they arrive: full windows are handed out
+    /// as [`super::Phase::RequestPart`] records, the last one with the request notice.
+    pub fn scan_bodies(&mut self, limits: ScanLimits) {
+        self.requests.scan_bodies(limits);
     }
 
     /// Bytes of `stream`, captured at `ts_ns`; finished exchanges are appended to `out`.

@@ -8,6 +8,7 @@ use super::h2::H2Anomaly;
 use super::sse::SseStats;
 use super::tap::TappedStream;
 use super::Headers;
+use crate::detect::stream::Window;
 
 /// One request and its response: an HTTP/1.x pair (FIFO per connection) or an HTTP/2
 /// stream.
@@ -73,6 +74,11 @@ pub struct HttpExchange {
     /// A request notice was handed out for this exchange: its request was judged already.
     #[serde(skip)]
     pub request_noticed: bool,
+    /// Values of the request body scanned as it streamed (see [`crate::detect::stream`]):
+    /// on a [`Phase::RequestPart`] its window, on the record that judges the request (its
+    /// notice, or the exchange when there was none) the last window.
+    #[serde(skip)]
+    pub request_scan: Option<Box<Window>>,
 }
 
 /// What an [`HttpExchange`] record stands for.
@@ -84,6 +90,9 @@ pub enum Phase {
     /// A request that just ended, before its response: content is judged on it at once,
     /// and the exchange that follows carries `request_noticed`.
     Request,
+    /// A window of values of a request body still arriving (`request_scan`): judged at
+    /// once, so a large body is inspected whole without being kept.
+    RequestPart,
 }
 
 /// Protocol version of an exchange.
@@ -156,6 +165,7 @@ impl HttpExchange {
             anomalies: Vec::new(),
             phase: Phase::Exchange,
             request_noticed: false,
+            request_scan: None,
         }
     }
 
@@ -181,6 +191,16 @@ impl HttpExchange {
             anomalies: self.anomalies.clone(),
             phase: Phase::Request,
             ..Self::started(self.request_start_ns)
+        }
+    }
+
+    /// A [`Phase::RequestPart`] record of this exchange's request carrying `window`.
+    pub(crate) fn body_part(&self, window: Window) -> Self {
+        Self {
+            request_body: Bytes::new(),
+            request_scan: Some(Box::new(window)),
+            phase: Phase::RequestPart,
+            ..self.request_notice(Bytes::new())
         }
     }
 
@@ -212,6 +232,7 @@ impl HttpExchange {
             + self.grpc.as_ref().map_or(0, GrpcCall::retained_bytes)
             + self.request_body.len()
             + self.response_body.len()
+            + self.request_scan.as_ref().map_or(0, |w| w.retained_bytes())
             + self
                 .response_tap
                 .as_ref()

@@ -17,6 +17,7 @@ use super::probe::{probe, Probe, PROBE_LEN};
 use super::sse::{is_event_stream, SseCounter, SseStats};
 use super::tap::{StreamTap, TapKind, TappedStream};
 use super::{CR, LF};
+use crate::detect::stream::{BodyScanner, ScanLimits, Window};
 
 /// Consecutive parse errors (without a valid head in between) after which a stream is
 /// given up: it is evidently not HTTP/1.x, or too damaged to follow.
@@ -41,6 +42,8 @@ pub(crate) struct MessageEnd {
     pub sse: Option<SseStats>,
     /// What the response body tap kept (JSON and streamed JSON responses).
     pub tap: Option<TappedStream>,
+    /// The last window of the request body's scan (requests, when scanning is on).
+    pub scan: Option<Window>,
 }
 
 /// A message given up before its head was complete (capture gap, parse error or close).
@@ -66,6 +69,9 @@ pub(crate) trait MessageSink {
     fn end(&mut self, end: MessageEnd);
     /// A message was given up before its head was complete.
     fn abandoned(&mut self, partial: Abandoned);
+    /// The body being read filled a window of scanned values (requests, when scanning is
+    /// on): it is judged now, before the body ends.
+    fn body_part(&mut self, _window: Window) {}
 }
 
 #[derive(Debug)]
@@ -117,6 +123,8 @@ struct Message {
     sse: Option<SseCounter>,
     /// Bounded tap on a JSON or streamed JSON response body.
     tap: Option<StreamTap>,
+    /// Values of a request body, scanned as it arrives.
+    scan: Option<BodyScanner>,
 }
 
 impl Message {
@@ -133,6 +141,9 @@ impl Message {
         if let Some(tap) = &mut self.tap {
             tap.feed(data, room, ts);
         }
+        if let Some(scan) = &mut self.scan {
+            scan.feed(data);
+        }
         if self.capture_gapless {
             self.body
                 .extend_from_slice(data.get(..room).unwrap_or(data));
@@ -146,6 +157,14 @@ impl Message {
         if let Some(tap) = &mut self.tap {
             tap.gap();
         }
+        if let Some(scan) = &mut self.scan {
+            scan.gap();
+        }
+    }
+
+    /// A window of scanned values, once one is full.
+    fn full_window(&mut self) -> Option<Window> {
+        self.scan.as_mut().and_then(BodyScanner::take_full_window)
     }
 }
 
@@ -165,6 +184,8 @@ pub struct MessageParser {
     unsynced: bool,
     errors: u64,
     errors_in_row: u32,
+    /// Scan request bodies for values as they arrive (see [`MessageParser::scan_bodies`]).
+    scan: Option<ScanLimits>,
 }
 
 impl MessageParser {
@@ -184,6 +205,15 @@ impl MessageParser {
             unsynced: false,
             errors: 0,
             errors_in_row: 0,
+            scan: None,
+        }
+    }
+
+    /// Request bodies are scanned for values as they arrive ([`crate::detect::stream`]):
+    /// full windows go to [`MessageSink::body_part`], the last one with the message's end.
+    pub(crate) fn scan_bodies(&mut self, limits: ScanLimits) {
+        if self.kind == MessageKind::Request {
+            self.scan = Some(limits);
         }
     }
 
@@ -224,7 +254,13 @@ impl MessageParser {
     /// Bytes held: unfinished head (or paused bytes) plus the current body prefix.
     #[must_use]
     pub fn buffered_bytes(&self) -> usize {
-        self.buf.len() + self.msg.body.len()
+        self.buf.len()
+            + self.msg.body.len()
+            + self
+                .msg
+                .scan
+                .as_ref()
+                .map_or(0, BodyScanner::retained_bytes)
     }
 
     /// Ignore all further input and release buffers.
@@ -588,11 +624,21 @@ impl MessageParser {
             })
             .flatten()
             .map(StreamTap::new);
+        let content_type = self.scan.map(|limits| {
+            let ct = head.headers.get("content-type");
+            (ct.map(str::to_owned), limits)
+        });
         let over = sink.head(head, msg.start_ns);
         if facts.conflicting() {
             self.error();
         }
-        match facts.framing(self.kind, over) {
+        let framing = facts.framing(self.kind, over);
+        if let (Some((ct, limits)), Ok(Framing::Length(1..) | Framing::Chunked)) =
+            (content_type, framing)
+        {
+            self.msg.scan = Some(BodyScanner::new(ct.as_deref(), limits));
+        }
+        match framing {
             Ok(Framing::None) => self.finish(ts, sink),
             Ok(Framing::Tunnel) => {
                 self.finish(ts, sink);
@@ -630,6 +676,9 @@ impl MessageParser {
                 *remaining -= data.len() as u64;
                 let done = *remaining == 0;
                 self.msg.capture(data, limit, ts);
+                if let Some(window) = self.msg.full_window() {
+                    sink.body_part(window);
+                }
                 if done {
                     self.finish(ts, sink);
                 }
@@ -639,6 +688,9 @@ impl MessageParser {
                 let msg = &mut self.msg;
                 let (used, result) = decoder.decode(rest, &mut |d| msg.capture(d, limit, ts));
                 let done = decoder.is_done();
+                if let Some(window) = self.msg.full_window() {
+                    sink.body_part(window);
+                }
                 match result {
                     Ok(()) if done => self.finish(ts, sink),
                     Ok(()) => {}
@@ -666,6 +718,7 @@ impl MessageParser {
             truncated: msg.truncated,
             sse: msg.sse.as_ref().map(SseCounter::stats),
             tap: msg.tap.map(StreamTap::finish),
+            scan: msg.scan.map(BodyScanner::finish),
         });
         self.state = if msg.pause_after {
             State::Paused { lost: 0, ts }

@@ -12,6 +12,7 @@ use std::mem;
 use super::connection::{ConnState, H1Connection, Stream};
 use super::h2::{self, Begin, H2Connection};
 use super::{HttpExchange, HttpLimits};
+use crate::detect::stream::ScanLimits;
 
 /// Server bytes held while waiting for the client preface; an HTTP/2 server's first
 /// SETTINGS frame is a few dozen bytes.
@@ -47,6 +48,8 @@ pub struct HttpConnection {
     carried_lost: u64,
     /// Each request is also handed out alone as it ends (see [`Self::notify_requests`]).
     notify_requests: bool,
+    /// Request bodies are scanned as they arrive (see [`Self::scan_request_bodies`]).
+    scan: Option<ScanLimits>,
 }
 
 impl HttpConnection {
@@ -76,6 +79,7 @@ impl HttpConnection {
             carried_errors: 0,
             carried_lost: 0,
             notify_requests: false,
+            scan: None,
         }
     }
 
@@ -91,10 +95,27 @@ impl HttpConnection {
         }
     }
 
+    /// From now on request bodies are scanned for values as they arrive
+    /// ([`crate::detect::stream`]), so detection reads all of a body (up to
+    /// `limits.max_body_bytes`), not only the prefix kept: windows of values fill
+    /// [`Phase::RequestPart`](super::Phase) records, the last window rides on the request
+    /// notice (with [`Self::notify_requests`]) or on the exchange.
+    pub fn scan_request_bodies(&mut self, limits: ScanLimits) {
+        self.scan = Some(limits);
+        match &mut self.proto {
+            Proto::H1(h1) | Proto::Joined(h1) => h1.scan_bodies(limits),
+            Proto::H2(h2) => h2.scan_bodies(limits),
+            Proto::Detecting { .. } | Proto::Done(_) => {}
+        }
+    }
+
     fn new_h1(&self) -> H1Connection {
         let mut h1 = H1Connection::new(self.limits);
         if self.notify_requests {
             h1.notify_requests();
+        }
+        if let Some(limits) = self.scan {
+            h1.scan_bodies(limits);
         }
         h1
     }
@@ -103,6 +124,9 @@ impl HttpConnection {
         let mut h2 = Box::new(H2Connection::new(self.limits, begin));
         if self.notify_requests {
             h2.notify_requests();
+        }
+        if let Some(limits) = self.scan {
+            h2.scan_bodies(limits);
         }
         h2
     }

@@ -178,26 +178,30 @@ impl Analyzer for Detections {
         let req = request_of(ex);
         let now = h.request_start_ns;
         let stage = match (h.phase, h.request_noticed) {
+            (Phase::RequestPart, _) => Stage::BodyPart,
             (Phase::Request, _) => Stage::Request,
             (Phase::Exchange, true) => Stage::Outcome,
             (Phase::Exchange, false) => Stage::Whole,
         };
-        let mut verdict = self.engine.inspect_at(stage, &req, client, now);
+        let scan = h.request_scan.as_deref();
+        let mut verdict = self.engine.inspect_scanned(stage, &req, scan, client, now);
         // A local model server's completion, once the answer is complete.
         if h.phase == Phase::Exchange && ex.llm.is_some() {
             let served = self.engine.inspect_leak(LlmSide::Served, h);
             verdict.findings.extend(served.findings);
             self.count_partial(served.inputs_skipped);
         }
-        self.inspect_channel(stage, ex, &req, &mut verdict.findings);
-        if stage != Stage::Outcome {
+        if stage != Stage::BodyPart {
+            self.inspect_channel(stage, ex, &req, &mut verdict.findings);
+        }
+        if matches!(stage, Stage::Request | Stage::Whole) {
             self.engine
-                .account_uninspected(&req, h.request_truncated, &mut verdict);
+                .account_uninspected_scanned(&req, scan, h.request_truncated, &mut verdict);
             if let Some(tap) = &mut self.signals {
                 tap.observe(ex, client);
             }
         }
-        if stage != Stage::Request {
+        if matches!(stage, Stage::Outcome | Stage::Whole) {
             if let Some(tap) = &self.stuffing {
                 tap.observe(ex, client, &req);
             }

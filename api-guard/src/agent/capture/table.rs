@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use api_guard::detect::stream::ScanLimits;
 use api_guard::handshake::{Hello, HelloReader};
 use api_guard_common::{
     ConnKey, ADDR_TUPLE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, ROLE_SERVER,
@@ -93,6 +94,8 @@ pub struct ConnTable {
     /// Server connections hand out each request as it ends (detection judges it before
     /// the response).
     request_notices: bool,
+    /// Request bodies local servers receive are scanned for values as they arrive.
+    body_scan: Option<ScanLimits>,
 }
 
 /// Where a connection is in reading its ServerHello.
@@ -160,6 +163,7 @@ impl ConnTable {
             tls_libraries,
             adopted: HashMap::new(),
             request_notices: false,
+            body_scan: None,
         }
     }
 
@@ -168,6 +172,13 @@ impl ConnTable {
     /// before they are answered.
     pub fn with_request_notices(mut self, on: bool) -> Self {
         self.request_notices = on;
+        self
+    }
+
+    /// Request bodies local servers receive are scanned for values as they arrive
+    /// (`api_guard::detect::stream`), so detection reads whole bodies, not only the prefix kept.
+    pub fn with_body_scan(mut self, limits: Option<ScanLimits>) -> Self {
+        self.body_scan = limits;
         self
     }
 
@@ -232,6 +243,9 @@ impl ConnTable {
         let mut http = parser(self.limits, e.joined);
         if self.request_notices && role == Role::Server {
             http.notify_requests();
+        }
+        if let Some(limits) = self.body_scan.filter(|_| role == Role::Server) {
+            http.scan_request_bodies(limits);
         }
         let conn = Conn {
             meta: Arc::new(meta),

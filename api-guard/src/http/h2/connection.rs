@@ -15,10 +15,16 @@ use super::fields::{Fields, H2Anomaly, Section};
 use super::frame::{self, FrameHeader};
 use super::hpack::{Decoder, HpackLimits};
 use super::reader::{FrameSink, Reader, Start};
+use crate::detect::stream::{BodyScanner, ScanLimits};
 use crate::http::grpc::{is_grpc, GrpcCall, MessageCounter};
 use crate::http::sse::{is_event_stream, SseCounter};
 use crate::http::tap::{StreamTap, TapKind};
 use crate::http::{HttpExchange, HttpLimits, HttpVersion, Stream};
+
+/// Streams of one connection whose request bodies are scanned at once; the bodies of
+/// others are judged by their kept prefix (and what lies beyond it is reported as
+/// uninspected), so a connection's scanning memory stays bounded.
+const MAX_SCANNED_STREAMS: usize = 16;
 
 /// Direction index: 0 carries requests (client to server), 1 responses.
 fn side(stream: Stream) -> usize {
@@ -62,6 +68,8 @@ struct H2Stream {
     sse: Option<SseCounter>,
     /// Bounded tap on a JSON or streamed JSON response body.
     tap: Option<StreamTap>,
+    /// Values of the request body, scanned as it arrives.
+    scan: Option<BodyScanner>,
     /// The server answered in full and reset the stream (NO_ERROR) while the request body
     /// was still coming (RFC 9113 §8.1): the DATA already sent is still counted until the
     /// request ends, the client resets, or the client opens its next stream.
@@ -105,6 +113,10 @@ struct Core {
     out: Vec<HttpExchange>,
     /// Hand out a [`Phase::Request`](crate::http::Phase) record as each request ends.
     notify_requests: bool,
+    /// Scan request bodies as they arrive.
+    scan: Option<ScanLimits>,
+    /// Streams with a scanner.
+    scanning: usize,
 }
 
 #[derive(Debug)]
@@ -142,6 +154,8 @@ impl H2Connection {
                 unresolved: 0,
                 out: Vec::new(),
                 notify_requests: false,
+                scan: None,
+                scanning: 0,
             },
         }
     }
@@ -150,6 +164,13 @@ impl H2Connection {
     /// [`Phase::Request`](crate::http::Phase) record in `out`), before its response.
     pub fn notify_requests(&mut self) {
         self.core.notify_requests = true;
+    }
+
+    /// Request bodies (other than gRPC's) are scanned for values as they arrive, at most
+    /// [`MAX_SCANNED_STREAMS`] at once: full windows are handed out as
+    /// [`Phase::RequestPart`](crate::http::Phase) records, the last one with the notice.
+    pub fn scan_bodies(&mut self, limits: ScanLimits) {
+        self.core.scan = Some(limits);
     }
 
     /// After an `Upgrade: h2c` request answered 101: that request is stream 1, half-closed
@@ -253,10 +274,19 @@ impl H2Connection {
             .map(|b| b.fragment.capacity())
             .sum();
         let tables: usize = self.core.decoders.iter().map(Decoder::retained_bytes).sum();
-        self.readers
-            .iter()
-            .map(Reader::buffered_bytes)
-            .sum::<usize>()
+        let scans: usize = self
+            .core
+            .streams
+            .values()
+            .filter_map(|s| s.scan.as_ref())
+            .map(BodyScanner::retained_bytes)
+            .sum();
+        scans
+            + self
+                .readers
+                .iter()
+                .map(Reader::buffered_bytes)
+                .sum::<usize>()
             + blocks
             + tables
             + self.core.held
@@ -278,6 +308,7 @@ impl H2Stream {
             grpc: None,
             sse: None,
             tap: None,
+            scan: None,
             draining: false,
             last_data_ns: [0; 2],
             maybe_lost: [false; 2],
@@ -309,6 +340,10 @@ impl Core {
             return;
         };
         self.held = self.held.saturating_sub(s.held);
+        if let Some(scan) = s.scan.take() {
+            self.scanning -= 1;
+            s.ex.request_scan = Some(Box::new(scan.finish()));
+        }
         if s.draining {
             self.draining -= 1;
         }
@@ -390,7 +425,12 @@ impl Core {
         if let Some(s) = self.streams.get_mut(&id) {
             if !s.ex.request_noticed {
                 let body = Bytes::copy_from_slice(&s.request_body);
-                self.out.push(s.ex.request_notice(body));
+                let mut notice = s.ex.request_notice(body);
+                if let Some(scan) = s.scan.take() {
+                    self.scanning -= 1;
+                    notice.request_scan = Some(Box::new(scan.finish()));
+                }
+                self.out.push(notice);
                 s.ex.request_noticed = true;
             }
         }
@@ -514,6 +554,13 @@ impl Core {
         s.request_done = b.end_stream;
         s.request_length = length;
         s.grpc = grpc.then(Default::default);
+        if let Some(limits) = self.scan.filter(|_| !b.end_stream && !grpc) {
+            if self.scanning < MAX_SCANNED_STREAMS {
+                self.scanning += 1;
+                let ct = s.ex.request_headers.get("content-type");
+                s.scan = Some(BodyScanner::new(ct, limits));
+            }
+        }
         self.streams.insert(id, s);
         if b.end_stream {
             self.request_ended(id);
@@ -685,6 +732,13 @@ impl Core {
         if d == 0 {
             s.ex.request_body_bytes += len;
             s.request_body.extend_from_slice(&data[..fit]);
+            if let Some(scan) = &mut s.scan {
+                scan.feed(data);
+                if let Some(window) = scan.take_full_window() {
+                    let part = s.ex.body_part(window);
+                    self.out.push(part);
+                }
+            }
         } else {
             s.ex.response_body_bytes += len;
             s.response_body.extend_from_slice(&data[..fit]);
@@ -812,6 +866,9 @@ impl FrameSink for Side<'_> {
             if d == 0 {
                 s.ex.request_body_bytes += len;
                 s.ex.request_truncated = true;
+                if let Some(scan) = &mut s.scan {
+                    scan.gap();
+                }
             } else {
                 s.ex.response_body_bytes += len;
                 s.ex.response_truncated = true;

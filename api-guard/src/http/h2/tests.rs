@@ -705,3 +705,49 @@ fn requests_are_handed_out_as_they_end() {
     assert!(out[1..].iter().all(|e| e.request_noticed));
     check_multiplexed(&out[1..]);
 }
+
+/// Request bodies are scanned across DATA frames: a JSON string cut between two frames (and
+/// between two reads anywhere) reaches detection whole, with the request notice; gRPC
+/// bodies are not scanned.
+#[test]
+fn request_bodies_are_scanned_across_data_frames() {
+    use crate::detect::{inputs::InputLimits, stream::ScanLimits};
+    let json = br#"{"q":"1' UNION SELECT password FROM users--"}"#;
+    let mut client = PREFACE.to_vec();
+    client.extend(encode(SETTINGS, 0, 0, &[0, 4, 0, 0, 0xff, 0xff]));
+    client.extend(encode(
+        HEADERS,
+        END_HEADERS,
+        1,
+        &request("POST", "/s", &[("content-type", "application/json")]),
+    ));
+    client.extend(encode(DATA, 0, 1, &json[..20]));
+    client.extend(encode(DATA, END_STREAM, 1, &json[20..]));
+    client.extend(encode(
+        HEADERS,
+        END_HEADERS,
+        3,
+        &request("POST", "/pkg.S/M", &[("content-type", "application/grpc")]),
+    ));
+    client.extend(encode(DATA, END_STREAM, 3, b"\0\0\0\0\x02hi"));
+    // (An empty first read would make the connection look like HTTP/1.)
+    for at in 1..client.len() {
+        let mut conn = HttpConnection::new(HttpLimits::default());
+        conn.notify_requests();
+        conn.scan_request_bodies(ScanLimits::of(&InputLimits::default()));
+        let mut out = Vec::new();
+        conn.feed(Stream::Request, &client[..at], 1, &mut out);
+        conn.feed(Stream::Request, &client[at..], 2, &mut out);
+        let notices: Vec<_> = out.iter().filter(|e| e.phase == Phase::Request).collect();
+        assert_eq!(notices.len(), 2, "cut at {at}");
+        let w = notices[0].request_scan.as_ref().expect("scanned");
+        let got: Vec<_> = w
+            .values
+            .iter()
+            .map(|v| (v.name.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(got, [("$.q", "1' UNION SELECT password FROM users--")]);
+        assert_eq!(w.scanned, json.len() as u64);
+        assert!(notices[1].request_scan.is_none());
+    }
+}
