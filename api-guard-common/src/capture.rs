@@ -8,8 +8,12 @@ use crate::Plain;
 pub const CHUNK_SIZE: usize = 4096;
 /// Upper bound on chunks per syscall; bounds the kernel loop and the per-call capture cap.
 pub const MAX_CHUNKS_PER_CALL: usize = 256;
-/// Largest configurable per-call capture cap (1 MiB).
+/// Bound of the kernel's copy loop (1 MiB).
 pub const MAX_CAPTURE_CAP: u32 = (CHUNK_SIZE * MAX_CHUNKS_PER_CALL) as u32;
+/// Largest configurable per-call capture cap (256 KiB). The cap is a load-time constant, and
+/// the verifier walks the copy loop's step once per chunk up to it: on this kernel 256 KiB
+/// loads, 512 KiB exceeds its million-instruction budget (`E2BIG` at start).
+pub const MAX_CONFIGURED_CAPTURE_CAP: u32 = 256 * 1024;
 /// Default per-call capture cap for responses (and what is neither a request nor a
 /// response): heads plus the body prefix analysis reads.
 pub const DEFAULT_CAPTURE_CAP: u32 = 16 * 1024;

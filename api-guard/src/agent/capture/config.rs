@@ -8,7 +8,7 @@ use std::{
 
 use api_guard::config::{invalid, Invalid};
 use api_guard_common::{
-    CHUNK_SIZE, DEFAULT_CAPTURE_CAP, DEFAULT_REQUEST_CAPTURE_CAP, MAX_CAPTURE_CAP,
+    CHUNK_SIZE, DEFAULT_CAPTURE_CAP, DEFAULT_REQUEST_CAPTURE_CAP, MAX_CONFIGURED_CAPTURE_CAP,
 };
 use serde::Deserialize;
 
@@ -17,11 +17,11 @@ use crate::http::HttpLimits;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaptureConfig {
-    /// Bytes copied per call of responses (default 16 KiB, at most 1 MiB); the rest is
+    /// Bytes copied per call of responses (default 16 KiB, at most 256 KiB); the rest is
     /// counted as truncated.
     pub max_capture_bytes: u32,
     /// Bytes copied per call of requests — what local servers read and local clients write
-    /// (default 64 KiB, at most 1 MiB): content detection judges requests, so their cap is
+    /// (default 64 KiB, at most 256 KiB): content detection judges requests, so their cap is
     /// larger than what an attacker can cheaply pad past.
     pub max_request_capture_bytes: u32,
     /// Ring buffer size in bytes (default 16 MiB); a power of two, at least 32 KiB.
@@ -108,8 +108,11 @@ impl CaptureConfig {
                 self.max_request_capture_bytes,
             ),
         ] {
-            if value == 0 || value > MAX_CAPTURE_CAP {
-                return Err(invalid(field, format!("must be 1..={MAX_CAPTURE_CAP}")));
+            if value == 0 || value > MAX_CONFIGURED_CAPTURE_CAP {
+                return Err(invalid(
+                    field,
+                    format!("must be 1..={MAX_CONFIGURED_CAPTURE_CAP}"),
+                ));
             }
         }
         if !self.ring_buffer_bytes.is_power_of_two()
