@@ -3,6 +3,7 @@
 # chat completion or a model list.
 # Usage: llm_abuse_client.py <plan.json>; the plan is a list of
 #   {"op": "chat"|"models", "base_url", "key", "model", "words", "max_tokens", "pause"}
+# (a chat with "prompt" sends a system message, then the prompt as the user's message)
 # and one JSON line per call is printed: {"status": …} (0: no connection).
 import json
 import sys
@@ -23,9 +24,14 @@ for call in plan:
         if call["op"] == "models":
             out.update(status=200, models=[m.id for m in client.models.list()])
         else:
+            if "prompt" in call:
+                messages = [{"role": "system", "content": "You are a helpful assistant."},
+                            {"role": "user", "content": call["prompt"]}]
+            else:
+                messages = [{"role": "user", "content": " ".join("word%d" % i for i in range(call.get("words", 3)))}]
             r = client.chat.completions.create(
                 model=call["model"],
-                messages=[{"role": "user", "content": " ".join("word%d" % i for i in range(call.get("words", 3)))}],
+                messages=messages,
                 max_tokens=call.get("max_tokens", 8),
             )
             out.update(status=200, usage=r.usage.model_dump())

@@ -20,7 +20,7 @@ use api_guard::{
     detect::{
         encryption::{Channel, Response},
         llm_abuse::LlmUse,
-        DetectConfig, Engine, Finding, LlmSide, Request, Severity, Stage, Verdict,
+        DetectConfig, Engine, Finding, Kind, LlmSide, Request, Severity, Stage, Verdict,
     },
     event::{Detection, EventBody, ExchangeContext, RequestView, SecurityEvent},
     http::Phase,
@@ -375,7 +375,13 @@ impl Detections {
         let Some(threshold) = self.block_severity else {
             return;
         };
-        let Some(worst) = findings.iter().max_by_key(|f| f.severity) else {
+        // How a request travelled is the deployment's fault, not the client's intent:
+        // blocking every client that sends its token over plaintext would cut off the service.
+        let Some(worst) = findings
+            .iter()
+            .filter(|f| f.kind != Kind::Encryption)
+            .max_by_key(|f| f.severity)
+        else {
             return;
         };
         if worst.severity < threshold {
