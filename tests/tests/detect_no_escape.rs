@@ -245,7 +245,9 @@ fn padding_and_pipelining_do_not_hide_an_injection() -> Result<()> {
         let bytes = bytes_of(&e);
         let past_cap = (len - (1 << 20)) as u64;
         ensure!(
-            (e.ends_with("not inspected (body_limit)") && bytes == past_cap)
+            // (curl's multipart framing adds a few hundred bytes to the upload's file)
+            (e.ends_with("not inspected (body_limit)")
+                && (past_cap..past_cap + 1024).contains(&bytes))
                 || (e.ends_with("not inspected (capture_gap)") && bytes > past_cap),
             "{path}: {e}"
         );
