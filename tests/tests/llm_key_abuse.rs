@@ -314,20 +314,12 @@ fn key_brute_force_is_dropped_at_xdp() -> Result<()> {
         SocketAddr::new("0.0.0.0".parse()?, net.port),
         PyOptions::default(),
     )?;
-    let ns = net.srv.path();
     // The 401 burst rule of [detect.auth] is off: the block must come from this detector.
-    let config = format!(
-        "[capture]\npids = [{pid}]\n\
-         [xdp]\ninterfaces = [{{ name = {a:?}, netns = {ns:?} }}]\n\
-         [detect]\nblock_severity = \"high\"\nblock_secs = 60\n\
-         [detect.auth]\ncredential_stuffing = false\n",
-        pid = server.pid(),
-        a = net.veths[0].a_if,
-    );
-    let agent = Agent::start(AgentOptions {
-        config_toml: Some(config),
-        ..AgentOptions::default()
-    })?;
+    let agent = guarded_agent(
+        &net,
+        &server,
+        "[detect.auth]\ncredential_stuffing = false\n",
+    )?;
     let url = net.url(0);
     let mut plan: Vec<Value> = (0..11)
         .map(|i| chat(&url, &format!("sk-bad-{i:04}"), "m-a", 3, 8, 0.0))
@@ -347,22 +339,7 @@ fn key_brute_force_is_dropped_at_xdp() -> Result<()> {
         found.len() == 1 && found[0]["client"]["ip"] == ip.as_str(),
         "{found:#?}"
     );
-    let blocks = agent.wait_for_events(|e| e["type"] == "block", 1, WAIT)?;
-    ensure!(
-        blocks.len() == 1
-            && blocks[0]["target"] == ip.as_str()
-            && blocks[0]["enforced"] == true
-            && blocks[0]["reason"] == "detection",
-        "{blocks:#?}"
-    );
-    let drops = agent.wait_metric(
-        "apiguard_xdp_packets_total",
-        &[("action", "drop"), ("reason", "blocklist")],
-        |v| v >= 1.0,
-        WAIT,
-    )?;
-    ensure!(drops >= 1.0, "no XDP drop");
-    Ok(())
+    blocked_at_xdp(&agent, &ip)
 }
 
 /// A jailbreak in the user's message (issue 19's prompt-injection test): flagged where it is,
@@ -377,18 +354,7 @@ fn a_jailbreak_prompt_is_flagged_and_its_client_dropped_at_xdp() -> Result<()> {
         SocketAddr::new("0.0.0.0".parse()?, net.port),
         PyOptions::default(),
     )?;
-    let ns = net.srv.path();
-    let config = format!(
-        "[capture]\npids = [{pid}]\n\
-         [xdp]\ninterfaces = [{{ name = {a:?}, netns = {ns:?} }}]\n\
-         [detect]\nblock_severity = \"high\"\nblock_secs = 60\n",
-        pid = server.pid(),
-        a = net.veths[0].a_if,
-    );
-    let agent = Agent::start(AgentOptions {
-        config_toml: Some(config),
-        ..AgentOptions::default()
-    })?;
+    let agent = guarded_agent(&net, &server, "")?;
     let url = net.url(0);
     let mut jailbreak = chat(&url, "sk-live-jail-0001", "m-a", 3, 8, 0.0);
     jailbreak["prompt"] = json!(
@@ -421,10 +387,32 @@ fn a_jailbreak_prompt_is_flagged_and_its_client_dropped_at_xdp() -> Result<()> {
                 .is_some_and(|r| r.starts_with("prompt."))),
         "{found:#?}"
     );
+    blocked_at_xdp(&agent, &ip)
+}
+
+/// An agent capturing `server`, guarding the first veth at XDP, blocking findings from `high`
+/// for 60 s; `extra` is appended to its configuration.
+fn guarded_agent(net: &Net, server: &LlmServer, extra: &str) -> Result<Agent> {
+    let config = format!(
+        "[capture]\npids = [{pid}]\n\
+         [xdp]\ninterfaces = [{{ name = {a:?}, netns = {ns:?} }}]\n\
+         [detect]\nblock_severity = \"high\"\nblock_secs = 60\n{extra}",
+        pid = server.pid(),
+        a = net.veths[0].a_if,
+        ns = net.srv.path(),
+    );
+    Agent::start(AgentOptions {
+        config_toml: Some(config),
+        ..AgentOptions::default()
+    })
+}
+
+/// Exactly one enforced detection block, of `ip`, and packets dropped at XDP.
+fn blocked_at_xdp(agent: &Agent, ip: &str) -> Result<()> {
     let blocks = agent.wait_for_events(|e| e["type"] == "block", 1, WAIT)?;
     ensure!(
         blocks.len() == 1
-            && blocks[0]["target"] == ip.as_str()
+            && blocks[0]["target"] == ip
             && blocks[0]["enforced"] == true
             && blocks[0]["reason"] == "detection",
         "{blocks:#?}"
