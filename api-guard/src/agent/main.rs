@@ -728,16 +728,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .state_dir
         .clone()
         .unwrap_or_else(|| config.discover.state_dir.clone());
-    let llm_usage = llm::usage::SharedUsage::new(config.llm.max_usage_entries);
+    let llm_usage =
+        llm::usage::SharedUsage::new(llm::usage::UsageBook::new(config.llm.max_usage_entries));
     // LLM usage is kept next to the inventory, on the same snapshot schedule.
     let llm_state = llm::persist_dir(
         &state_dir,
         config.discover.snapshot_interval_secs,
         &llm_usage,
     );
-    let llm_egress = llm::egress::SharedEgress::new(config.llm.max_egress_entries);
+    let llm_egress =
+        llm::egress::SharedEgress::new(llm::egress::EgressBook::new(config.llm.max_egress_entries));
     if let Some((dir, _)) = &llm_state {
-        llm::egress::load_logged(&llm_egress, dir);
+        llm_egress.load_logged(dir);
     }
     let discovery = analysis::discover::Discovery::new(
         &config.discover,
@@ -891,18 +893,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     if let Some((dir, every)) = llm_state.clone() {
-        tasks.spawn(llm::egress::persist_loop(
-            llm_egress.clone(),
-            dir.clone(),
-            every,
-            shutdown.clone(),
-        ));
-        tasks.spawn(llm::persist_loop(
-            llm_usage.clone(),
-            dir,
-            every,
-            shutdown.clone(),
-        ));
+        tasks.spawn(
+            llm_egress
+                .clone()
+                .persist_loop(dir.clone(), every, shutdown.clone()),
+        );
+        tasks.spawn(llm_usage.clone().persist_loop(dir, every, shutdown.clone()));
     }
     let ticker = enforcer.clone();
     let tick_shutdown = shutdown.clone();
@@ -956,8 +952,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     while tasks.join_next().await.is_some() {}
     // The pipeline has delivered its last exchanges: the usage snapshot has them all.
     if let Some((dir, _)) = &llm_state {
-        llm::save(&llm_usage, dir);
-        llm::egress::save_logged(&llm_egress, dir);
+        llm_usage.save_logged(dir);
+        llm_egress.save_logged(dir);
     }
     // The pipeline is done and its queues dropped: the analysis threads finish what is
     // queued (discovery then writes its last snapshot).

@@ -9,20 +9,16 @@
 //! When `llm.allowed_providers` is set, a process that starts calling another provider is an
 //! `llm_unapproved_provider` event (once per process and provider while its row is kept).
 
-use std::{
-    collections::HashMap,
-    path::Path,
-    sync::{Arc, Mutex, MutexGuard},
-};
+use std::{collections::HashMap, sync::Arc};
 
 use api_guard::{
-    discover::persist::{self, PersistError},
     event::{EventBody, LlmEgress, SecurityEvent},
     llm::{providers::ProviderMatcher, LlmCall, UsageSource},
 };
 use serde::{Deserialize, Serialize};
 use tracing::debug;
 
+use super::book::{Persisted, Shared};
 use crate::{exchange::Exchange, output::EventSink, telemetry::Metrics, wallclock};
 
 pub const SNAPSHOT_FILE: &str = "llm_egress.json";
@@ -67,7 +63,7 @@ pub struct EgressRow {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Snapshot {
+pub struct Snapshot {
     version: u32,
     rows: Vec<EgressRow>,
     evicted: u64,
@@ -114,6 +110,14 @@ fn push_bounded(list: &mut Vec<String>, value: &str, max: usize, dropped: &mut u
 }
 
 impl EgressBook {
+    pub fn new(max_entries: usize) -> Self {
+        Self {
+            rows: HashMap::new(),
+            max_entries: max_entries.max(1),
+            evicted: 0,
+        }
+    }
+
     /// Accounts one request of a local process to a provider.
     pub fn record(&mut self, s: &Sighting<'_>) -> Recorded {
         let key = (s.pid, s.comm.to_owned(), s.provider.to_owned());
@@ -225,56 +229,34 @@ impl EgressBook {
     }
 }
 
-#[derive(Clone)]
-pub struct SharedEgress(Arc<Mutex<EgressBook>>);
+/// The inventory, shared by the parsing task and the control socket.
+pub type SharedEgress = Shared<EgressBook>;
 
-impl SharedEgress {
-    pub fn new(max_entries: usize) -> Self {
-        Self(Arc::new(Mutex::new(EgressBook {
-            rows: HashMap::new(),
-            max_entries: max_entries.max(1),
-            evicted: 0,
-        })))
-    }
+impl Persisted for EgressBook {
+    const FILE: &'static str = SNAPSHOT_FILE;
+    const WHAT: &'static str = "LLM egress";
+    type Snapshot = Snapshot;
 
-    pub fn lock(&self) -> MutexGuard<'_, EgressBook> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Writes the snapshot (serialised under the lock, written outside it).
-    pub fn save(&self, dir: &Path) -> Result<u64, PersistError> {
-        let json = {
-            let book = self.lock();
-            let snap = Snapshot {
-                version: 1,
-                rows: book.rows(),
-                evicted: book.evicted,
-            };
-            serde_json::to_vec(&snap).unwrap_or_default()
-        };
-        persist::write_atomic(dir, SNAPSHOT_FILE, &json)
-    }
-
-    /// Folds an earlier snapshot in; `Ok(None)` when there is none.
-    pub fn load(&self, dir: &Path) -> Result<Option<usize>, PersistError> {
-        let Some(bytes) = persist::read_bounded(dir, SNAPSHOT_FILE)? else {
-            return Ok(None);
-        };
-        let mut snap: Snapshot =
-            serde_json::from_slice(&bytes).map_err(|source| PersistError::Corrupt {
-                path: dir.join(SNAPSHOT_FILE),
-                source,
-            })?;
-        let mut book = self.lock();
-        let n = snap.rows.len();
-        book.evicted = book.evicted.saturating_add(snap.evicted);
-        // The most recently seen rows win when the snapshot is larger than the table.
-        snap.rows.sort_by_key(|r| std::cmp::Reverse(r.last_seen));
-        snap.rows.truncate(book.max_entries);
-        for row in snap.rows {
-            book.merge(row);
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            version: 1,
+            rows: self.rows(),
+            evicted: self.evicted,
         }
-        Ok(Some(n))
+    }
+
+    fn restore(&mut self, mut snapshot: Snapshot) -> usize {
+        let n = snapshot.rows.len();
+        self.evicted = self.evicted.saturating_add(snapshot.evicted);
+        // The most recently seen rows win when the snapshot is larger than the table.
+        snapshot
+            .rows
+            .sort_by_key(|r| std::cmp::Reverse(r.last_seen));
+        snapshot.rows.truncate(self.max_entries);
+        for row in snapshot.rows {
+            self.merge(row);
+        }
+        n
     }
 }
 
@@ -410,49 +392,6 @@ impl EgressTracker {
     }
 }
 
-/// Folds the last snapshot in (a corrupt one is set aside), logging the outcome.
-pub fn load_logged(book: &SharedEgress, dir: &Path) {
-    match book.load(dir) {
-        Ok(Some(rows)) => tracing::info!(rows, "LLM egress snapshot loaded"),
-        Ok(None) => {}
-        Err(error @ PersistError::Corrupt { .. }) => {
-            tracing::warn!(%error, "LLM egress snapshot unreadable: set aside, starting afresh");
-            let _ = std::fs::rename(
-                dir.join(SNAPSHOT_FILE),
-                dir.join(format!("{SNAPSHOT_FILE}.corrupt")),
-            );
-        }
-        Err(error) => tracing::warn!(%error, "LLM egress snapshot not loaded"),
-    }
-}
-
-/// Writes the snapshot (blocking; small), logging a failure.
-pub fn save_logged(book: &SharedEgress, dir: &Path) {
-    if let Err(error) = book.save(dir) {
-        tracing::warn!(%error, "Writing the LLM egress snapshot failed");
-    }
-}
-
-/// Writes the snapshot every `every` until shutdown (the caller writes the last one).
-pub async fn persist_loop(
-    book: SharedEgress,
-    dir: std::path::PathBuf,
-    every: std::time::Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    let mut interval = tokio::time::interval(every);
-    interval.tick().await;
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {
-                let (book, dir) = (book.clone(), dir.clone());
-                let _ = tokio::task::spawn_blocking(move || save_logged(&book, &dir)).await;
-            }
-            () = shutdown.cancelled() => break,
-        }
-    }
-}
-
 /// The `api-guard llm egress` table.
 pub fn render(rows: &[EgressRow], evicted: u64) -> String {
     use std::fmt::Write as _;
@@ -567,7 +506,7 @@ mod tests {
 
     #[test]
     fn rows_add_up_per_process_and_provider_and_evict_the_oldest() {
-        let book = SharedEgress::new(2);
+        let book = SharedEgress::new(EgressBook::new(2));
         let c1 = call("gpt-4o", 10, 5);
         let c2 = call("gpt-4o-mini", 3, 2);
         {
@@ -613,12 +552,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("api-guard-egress-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         book.save(&dir).unwrap();
-        let again = SharedEgress::new(10);
+        let again = SharedEgress::new(EgressBook::new(10));
         assert_eq!(again.load(&dir).unwrap(), Some(2));
         assert_eq!(again.lock().rows(), book.lock().rows());
         assert_eq!(again.lock().evicted(), 1);
         // A smaller table keeps the most recently seen.
-        let small = SharedEgress::new(1);
+        let small = SharedEgress::new(EgressBook::new(1));
         small.load(&dir).unwrap();
         assert_eq!(small.lock().rows()[0].comm, "curl");
         std::fs::remove_dir_all(&dir).unwrap();
@@ -626,7 +565,7 @@ mod tests {
 
     #[test]
     fn per_row_lists_are_bounded() {
-        let book = SharedEgress::new(4);
+        let book = SharedEgress::new(EgressBook::new(4));
         let mut b = book.lock();
         let keys: Vec<String> = (0..20).map(|i| format!("sha256:{i:016x}")).collect();
         for k in &keys {

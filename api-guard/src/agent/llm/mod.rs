@@ -2,6 +2,7 @@
 //! ([`api_guard::llm`]) and carried with it; their metrics and the per-key accounting are
 //! recorded here.
 
+pub mod book;
 pub mod egress;
 pub mod labels;
 pub mod usage;
@@ -22,8 +23,7 @@ use api_guard::{
     },
 };
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::{
     exchange::{Exchange, Role},
@@ -305,45 +305,8 @@ pub fn persist_dir(
         warn!(%error, "LLM usage will not be kept across restarts");
         return None;
     }
-    match usage.load(dir) {
-        Ok(Some(rows)) => info!(rows, "LLM usage snapshot loaded"),
-        Ok(None) => {}
-        Err(error @ persist::PersistError::Corrupt { .. }) => {
-            warn!(%error, "LLM usage snapshot unreadable: set aside, starting afresh");
-            let from = dir.join(usage::SNAPSHOT_FILE);
-            let _ = std::fs::rename(&from, dir.join(format!("{}.corrupt", usage::SNAPSHOT_FILE)));
-        }
-        Err(error) => warn!(%error, "LLM usage snapshot not loaded"),
-    }
+    usage.load_logged(dir);
     Some((dir.to_path_buf(), Duration::from_secs(every_secs)))
-}
-
-/// Writes the usage snapshot (blocking; small), logging a failure.
-pub fn save(usage: &SharedUsage, dir: &Path) {
-    if let Err(error) = usage.save(dir) {
-        warn!(%error, "Writing the LLM usage snapshot failed");
-    }
-}
-
-/// Writes the usage snapshot every `every` until shutdown (the last one is written by the
-/// caller once the pipeline has stopped).
-pub async fn persist_loop(
-    usage: SharedUsage,
-    dir: PathBuf,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut interval = tokio::time::interval(every);
-    interval.tick().await;
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {
-                let (usage, dir) = (usage.clone(), dir.clone());
-                let _ = tokio::task::spawn_blocking(move || save(&usage, &dir)).await;
-            }
-            () = shutdown.cancelled() => break,
-        }
-    }
 }
 
 /// The `api-guard llm usage` table.

@@ -3,19 +3,15 @@
 //! `<state_dir>/llm_usage.json`. Bounded: past `max_entries` rows, new combinations are
 //! added to one `other` row (counted), so no token goes unaccounted.
 
-use std::{
-    collections::HashMap,
-    path::Path,
-    sync::{Arc, Mutex, MutexGuard},
-};
+use std::collections::HashMap;
 
-use api_guard::{
-    discover::persist::{self, PersistError},
-    llm::{LlmCall, UsageSource},
-};
+use api_guard::llm::{LlmCall, UsageSource};
 use serde::{Deserialize, Serialize};
 
-use super::labels::{NO_KEY, OTHER};
+use super::{
+    book::{Persisted, Shared},
+    labels::{NO_KEY, OTHER},
+};
 
 pub const SNAPSHOT_FILE: &str = "llm_usage.json";
 
@@ -42,7 +38,7 @@ pub struct UsageRow {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Snapshot {
+pub struct Snapshot {
     version: u32,
     rows: Vec<UsageRow>,
     overflowed: u64,
@@ -57,52 +53,41 @@ pub struct UsageBook {
     overflowed: u64,
 }
 
-#[derive(Clone)]
-pub struct SharedUsage(Arc<Mutex<UsageBook>>);
+/// The accounting, shared by the parsing task and the control socket.
+pub type SharedUsage = Shared<UsageBook>;
 
-impl SharedUsage {
-    pub fn new(max_entries: usize) -> Self {
-        Self(Arc::new(Mutex::new(UsageBook {
-            rows: HashMap::new(),
-            max_entries: max_entries.max(1),
-            overflowed: 0,
-        })))
-    }
+impl Persisted for UsageBook {
+    const FILE: &'static str = SNAPSHOT_FILE;
+    const WHAT: &'static str = "LLM usage";
+    type Snapshot = Snapshot;
 
-    pub fn lock(&self) -> MutexGuard<'_, UsageBook> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Writes the snapshot (serialised under the lock, written outside it).
-    pub fn save(&self, dir: &Path) -> Result<u64, PersistError> {
-        let json = {
-            let book = self.lock();
-            serde_json::to_vec(&book.snapshot()).unwrap_or_default()
-        };
-        persist::write_atomic(dir, SNAPSHOT_FILE, &json)
-    }
-
-    /// Folds an earlier snapshot in; `Ok(None)` when there is none.
-    pub fn load(&self, dir: &Path) -> Result<Option<usize>, PersistError> {
-        let Some(bytes) = persist::read_bounded(dir, SNAPSHOT_FILE)? else {
-            return Ok(None);
-        };
-        let snap: Snapshot =
-            serde_json::from_slice(&bytes).map_err(|source| PersistError::Corrupt {
-                path: dir.join(SNAPSHOT_FILE),
-                source,
-            })?;
-        let mut book = self.lock();
-        let n = snap.rows.len();
-        book.overflowed = book.overflowed.saturating_add(snap.overflowed);
-        for row in snap.rows {
-            book.merge(row);
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            version: 1,
+            rows: self.rows(),
+            overflowed: self.overflowed,
         }
-        Ok(Some(n))
+    }
+
+    fn restore(&mut self, snapshot: Snapshot) -> usize {
+        let n = snapshot.rows.len();
+        self.overflowed = self.overflowed.saturating_add(snapshot.overflowed);
+        for row in snapshot.rows {
+            self.merge(row);
+        }
+        n
     }
 }
 
 impl UsageBook {
+    pub fn new(max_entries: usize) -> Self {
+        Self {
+            rows: HashMap::new(),
+            max_entries: max_entries.max(1),
+            overflowed: 0,
+        }
+    }
+
     /// Accounts one LLM call at `now_secs` (Unix time).
     pub fn record(&mut self, call: &LlmCall, client: &str, now_secs: u64) {
         let f = &call.facts;
@@ -163,14 +148,6 @@ impl UsageBook {
     pub fn overflowed(&self) -> u64 {
         self.overflowed
     }
-
-    fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            version: 1,
-            rows: self.rows(),
-            overflowed: self.overflowed,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -220,7 +197,7 @@ mod tests {
 
     #[test]
     fn rows_add_up_and_overflow_into_other() {
-        let usage = SharedUsage::new(2);
+        let usage = SharedUsage::new(UsageBook::new(2));
         {
             let mut b = usage.lock();
             b.record(&call(Some("sha256:a"), "m", 10, 5, false), "10.0.0.1", 100);
@@ -246,7 +223,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("api-guard-llm-usage-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         usage.save(&dir).unwrap();
-        let again = SharedUsage::new(10);
+        let again = SharedUsage::new(UsageBook::new(10));
         assert_eq!(again.load(&dir).unwrap(), Some(3));
         assert_eq!(again.lock().rows(), usage.lock().rows());
         std::fs::remove_dir_all(&dir).unwrap();
