@@ -12,6 +12,7 @@
 //! `m`). Never a credential or a payload: messages carry addresses, reasons and policy names.
 
 pub mod config;
+pub mod context;
 pub mod signals;
 pub mod stuffing;
 mod sync;

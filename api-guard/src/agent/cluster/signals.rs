@@ -23,12 +23,11 @@ use std::{
 
 use api_guard::{
     detect::{rules, Finding, Rule},
-    event::{ClientView, Detection, EventBody, ExchangeContext, RequestView, SecurityEvent},
     identity::ClientIdentity,
 };
 use lru::LruCache;
 
-use super::{unix_ms, Publisher};
+use super::{context::EventContext, unix_ms, Publisher};
 use crate::{exchange::Exchange, output::EventSink, telemetry::Metrics};
 
 /// (credential, address) pairs the detection thread remembers having sent.
@@ -49,15 +48,7 @@ pub struct Seen {
     pub threshold: usize,
     /// What is reported: `auth.key_sharing_cluster` or `llm.key_sharing_cluster`.
     pub rule: &'static Rule,
-    client: ClientView,
-    method: String,
-    path: String,
-    host: Option<String>,
-    pid: u32,
-    comm: String,
-    status: Option<u16>,
-    conn_id: u64,
-    tls: bool,
+    context: EventContext,
 }
 
 /// The detection thread's side: deduplicates pairs per window and never waits.
@@ -100,7 +91,6 @@ impl SignalTap {
             return;
         }
         self.sent.put(pair, window);
-        let request = RequestView::of(ex);
         self.publisher.signal(Seen {
             credential: credential.hash.clone(),
             ip,
@@ -108,15 +98,7 @@ impl SignalTap {
             window_secs: self.window_secs,
             threshold: self.threshold,
             rule: self.rule,
-            client: ClientView::of(client),
-            method: request.method.into(),
-            path: request.path.into(),
-            host: request.host.map(Into::into),
-            pid: request.pid,
-            comm: request.comm.into(),
-            status: ex.http.status,
-            conn_id: ex.conn.conn_id,
-            tls: ex.conn.tls(),
+            context: EventContext::of(ex, client),
         });
     }
 }
@@ -189,29 +171,7 @@ pub fn report(events: &EventSink, metrics: &Metrics, seen: &Seen, count: u64) {
         seen.window_secs, seen.threshold
     );
     let finding = Finding::new(seen.rule, "client", &evidence);
-    metrics.detect.finding(finding.kind, finding.severity);
-    let context = ExchangeContext {
-        client: seen.client.clone(),
-        request: RequestView {
-            method: &seen.method,
-            path: &seen.path,
-            host: seen.host.as_deref(),
-            pid: seen.pid,
-            comm: &seen.comm,
-        },
-        status: seen.status,
-        conn_id: seen.conn_id,
-        tls: seen.tls,
-        suppressed: 0,
-    };
-    let body = EventBody::Detection(Detection {
-        finding: &finding,
-        context,
-    });
-    events.emit(&SecurityEvent::new(
-        crate::wallclock::monotonic_now_ns(),
-        body,
-    ));
+    seen.context.report(&finding, events, metrics);
 }
 
 #[cfg(test)]
@@ -227,15 +187,7 @@ mod tests {
             window_secs: 600,
             threshold: 5,
             rule,
-            client: ClientView::of(&client),
-            method: "POST".into(),
-            path: "/v1/chat/completions".into(),
-            host: None,
-            pid: 1,
-            comm: "python3".into(),
-            status: Some(200),
-            conn_id: 1,
-            tls: false,
+            context: EventContext::for_test(&client, "POST", "/v1/chat/completions", 200, 1),
         }
     }
 

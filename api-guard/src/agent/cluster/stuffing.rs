@@ -33,12 +33,11 @@ use api_guard::{
         inputs::InputLimits,
         rules, Finding, Request,
     },
-    event::{ClientView, Detection, EventBody, ExchangeContext, RequestView, SecurityEvent},
     identity::ClientIdentity,
 };
 use sha2::Digest as _;
 
-use super::{unix_ms, Publisher};
+use super::{context::EventContext, unix_ms, Publisher};
 use crate::{exchange::Exchange, output::EventSink, telemetry::Metrics};
 
 /// Clients, and accounts, waiting for the next tick; beyond it new ones are dropped (counted).
@@ -73,54 +72,6 @@ pub struct Thresholds {
     pub window_secs: u64,
 }
 
-/// What an event about an exchange shows, copied out of it for the cluster task.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    client: ClientView,
-    method: String,
-    path: String,
-    host: Option<String>,
-    pid: u32,
-    comm: String,
-    status: Option<u16>,
-    conn_id: u64,
-    tls: bool,
-}
-
-impl Snapshot {
-    pub fn of(ex: &Exchange, client: &ClientIdentity) -> Self {
-        let request = RequestView::of(ex);
-        Self {
-            client: ClientView::of(client),
-            method: request.method.into(),
-            path: request.path.into(),
-            host: request.host.map(Into::into),
-            pid: request.pid,
-            comm: request.comm.into(),
-            status: ex.http.status,
-            conn_id: ex.conn.conn_id,
-            tls: ex.conn.tls(),
-        }
-    }
-
-    fn context(&self) -> ExchangeContext<'_> {
-        ExchangeContext {
-            client: self.client.clone(),
-            request: RequestView {
-                method: &self.method,
-                path: &self.path,
-                host: self.host.as_deref(),
-                pid: self.pid,
-                comm: &self.comm,
-            },
-            status: self.status,
-            conn_id: self.conn_id,
-            tls: self.tls,
-            suppressed: 0,
-        }
-    }
-}
-
 /// One failed login.
 #[derive(Debug)]
 pub struct Failed {
@@ -130,7 +81,8 @@ pub struct Failed {
     /// Tumbling window index (unix seconds / window).
     pub window: u64,
     pub limits: Thresholds,
-    pub snapshot: Snapshot,
+    /// The exchange, for the event.
+    pub context: EventContext,
 }
 
 /// The detection thread's side: picks out failed logins and never waits.
@@ -165,7 +117,7 @@ impl StuffingTap {
             account: login_account(req, &self.inputs),
             window: unix_ms() / 1000 / self.limits.window_secs,
             limits: self.limits,
-            snapshot: Snapshot::of(ex, client),
+            context: EventContext::of(ex, client),
         });
     }
 }
@@ -332,15 +284,7 @@ impl Batch {
                 Job::Account(p) => &p.last,
             };
             tracing::info!(rule = finding.rule_id, evidence = %finding.evidence, "Credential stuffing across the cluster");
-            metrics.detect.finding(finding.kind, finding.severity);
-            let body = EventBody::Detection(Detection {
-                finding: &finding,
-                context: last.snapshot.context(),
-            });
-            events.emit(&SecurityEvent::new(
-                crate::wallclock::monotonic_now_ns(),
-                body,
-            ));
+            last.context.report(&finding, events, metrics);
             reported += 1;
         }
         reported
@@ -423,17 +367,7 @@ mod tests {
             account: account.map(Into::into),
             window,
             limits: LIMITS,
-            snapshot: Snapshot {
-                client: ClientView::of(&client),
-                method: "POST".into(),
-                path: "/login".into(),
-                host: None,
-                pid: 7,
-                comm: "python3".into(),
-                status: Some(401),
-                conn_id: u64::from(n),
-                tls: false,
-            },
+            context: EventContext::for_test(&client, "POST", "/login", 401, u64::from(n)),
         }
     }
 
@@ -495,7 +429,7 @@ mod tests {
         );
         // The event shows the latest failure.
         let last = batch.jobs.iter().find_map(|j| match j {
-            Job::Account(p) if p.account == "sha256:a" => Some(p.last.snapshot.conn_id),
+            Job::Account(p) if p.account == "sha256:a" => Some(p.last.context.conn_id()),
             _ => None,
         });
         assert_eq!(last, Some(2));
