@@ -260,7 +260,7 @@ mod tests {
         let e = Config::parse(text, "a.toml").unwrap_err().to_string();
         assert_eq!(
             e,
-            "a.toml:3: invalid value for `capture.max_capture_bytes`: must be 1..=262144"
+            "a.toml:3: invalid value for `capture.max_capture_bytes`: must be 1..=4194304"
         );
         let text = "[capture]\n[[enforce.policies]]\nname = \"a\"\nkey = \"client_ip\"\nrate = 5.0\nburst = 5\n\
                     [[enforce.policies]]\nname = \"b\"\nkey = \"client_ip\"\nrate = 1.0\nburst = 0\n";
