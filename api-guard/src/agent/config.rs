@@ -434,4 +434,18 @@ pin = true
         let c = Config::parse("[capture]\nmax_capture_bytes = 5000\n", "t").unwrap();
         assert_eq!(c.capture.capture_caps(), (8192, 65536));
     }
+
+    #[test]
+    fn caps_go_up_to_four_mib() {
+        let ok = "[capture]\nmax_capture_bytes = 4194304\nmax_request_capture_bytes = 4194304\n";
+        let c = Config::parse(ok, "t").unwrap();
+        assert_eq!(c.capture.capture_caps(), (4 << 20, 4 << 20));
+        let e = Config::parse("[capture]\nmax_request_capture_bytes = 4194305\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "t:2: invalid value for `capture.max_request_capture_bytes`: must be 1..=4194304"
+        );
+    }
 }
