@@ -265,11 +265,13 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: 
         if let Some(staging) = emit::staging() {
             staging.fill = 0;
             staging.copy = start(key, origin, args, ret, flags, cap);
+            // Each step fills a chunk, ends a segment or loads an iovec: with at most
+            // `MAX_IOVECS` segments that bounds the steps a capped call can need.
             // SAFETY: `copy_step` matches the callback signature `bpf_loop` expects; it takes
             // no context (its state is in the staging slot).
             unsafe {
                 bpf_loop(
-                    (MAX_CHUNKS_PER_CALL + MAX_IOVECS) as u32,
+                    (MAX_CHUNKS_PER_CALL + 2 * MAX_IOVECS) as u32,
                     copy_step as *mut core::ffi::c_void,
                     core::ptr::null_mut(),
                     0,
