@@ -7,13 +7,16 @@ use crate::Plain;
 /// Payload is copied in chunks of at most this many bytes (one ring buffer record each).
 pub const CHUNK_SIZE: usize = 4096;
 /// Upper bound on chunks per syscall; bounds the kernel loop and the per-call capture cap.
-pub const MAX_CHUNKS_PER_CALL: usize = 256;
-/// Bound of the kernel's copy loop (1 MiB).
+pub const MAX_CHUNKS_PER_CALL: usize = 1024;
+/// Bound of the kernel's copy loop (4 MiB).
 pub const MAX_CAPTURE_CAP: u32 = (CHUNK_SIZE * MAX_CHUNKS_PER_CALL) as u32;
-/// Largest configurable per-call capture cap (256 KiB). The cap is a load-time constant, and
-/// the verifier walks the copy loop's step once per chunk up to it: on this kernel 256 KiB
-/// loads, 512 KiB exceeds its million-instruction budget (`E2BIG` at start).
-pub const MAX_CONFIGURED_CAPTURE_CAP: u32 = 256 * 1024;
+/// Largest configurable per-call capture cap (4 MiB): the whole copy loop. The verifier
+/// checks the loop's step once whatever the cap (its progress lives in map memory, which it
+/// does not track), so every cap up to this one loads at the same verification cost.
+pub const MAX_CONFIGURED_CAPTURE_CAP: u32 = MAX_CAPTURE_CAP;
+/// Per-call cap of Go's TLS calls, whatever the configured caps: Go hands whole HTTP/2
+/// frames (16 KiB + 9 by default) and large bodies to one call.
+pub const GO_CAPTURE_CAP: u32 = 1024 * 1024;
 /// Default per-call capture cap for responses (and what is neither a request nor a
 /// response): heads plus the body prefix analysis reads.
 pub const DEFAULT_CAPTURE_CAP: u32 = 16 * 1024;

@@ -139,6 +139,37 @@ pub struct Staging {
     /// stack values through every `bpf_loop` step (one state per distinct fill level), while
     /// a value loaded from a map is just a bounded scalar to it.
     pub fill: u64,
+    /// The call being copied, for the same reason (see [`CopyState`]).
+    pub copy: CopyState,
+}
+
+/// Progress of one call's chunked copy (`capture::data`), read and written by each
+/// `bpf_loop` step. Not on the stack: the verifier tracks stack values exactly through the
+/// loop, and the byte counts there (precise, since they bound the helper's copy length) made
+/// it walk the step once per 4 KiB chunk up to the cap it could prove, so a 512 KiB cap
+/// exceeded its budget. Loaded from map memory they are unknown scalars, and the step's
+/// states converge after one walk whatever the cap.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CopyState {
+    pub key: ConnKey,
+    pub tgid: u32,
+    pub tid: u32,
+    pub fd: u32,
+    pub dir: u8,
+    pub flags: u8,
+    pub _pad: [u8; 2],
+    pub ret: u64,
+    /// Bytes to copy: `min(ret, capture cap)`.
+    pub cap: u64,
+    pub copied: u64,
+    /// The current contiguous user segment.
+    pub seg_ptr: u64,
+    pub seg_len: u64,
+    /// For vectored calls: the user iovec array, its length and the next entry.
+    pub iov: u64,
+    pub iov_count: u64,
+    pub iov_index: u64,
 }
 
 #[map]

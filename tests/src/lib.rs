@@ -26,6 +26,7 @@ pub mod llm;
 pub mod llm_egress;
 pub mod metrics;
 pub mod netns;
+pub mod one_read;
 pub mod openssl;
 pub mod procfs;
 pub mod prometheus;

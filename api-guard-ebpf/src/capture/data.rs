@@ -20,8 +20,8 @@ use super::{
 };
 use crate::{
     maps::{
-        global_u32, DataArgs, BUF_CLAIMED, BUF_DONE, BUF_IOVEC, BUF_MSGHDR, BUF_NONE, BUF_PLAIN,
-        CAPTURE_CAP, CONNS, DATA_ARGS, REQUEST_CAPTURE_CAP,
+        global_u32, CopyState, DataArgs, BUF_CLAIMED, BUF_DONE, BUF_IOVEC, BUF_MSGHDR, BUF_NONE,
+        BUF_PLAIN, CAPTURE_CAP, CONNS, DATA_ARGS, REQUEST_CAPTURE_CAP,
     },
     tls,
 };
@@ -247,29 +247,10 @@ pub(crate) fn deliver(
     copy_payload(key, origin, args, ret, flags, cap);
 }
 
-/// Progress of one call's copy, shared with the `bpf_loop` callback (kept on our stack).
-#[repr(C)]
-struct CopyState {
-    key: ConnKey,
-    origin: Origin,
-    ret: u64,
-    /// Bytes to copy: `min(ret, capture cap)`.
-    cap: u64,
-    copied: u64,
-    /// The current contiguous user segment.
-    seg_ptr: u64,
-    seg_len: u64,
-    /// For vectored calls: the user iovec array, its length and the next entry.
-    iov: u64,
-    iov_count: u64,
-    iov_index: u64,
-    dir: u8,
-    flags: u8,
-}
-
 /// Emits the first `min(ret, cap)` bytes in chunks, walking iovecs for vectored calls, then a
-/// header-only record for whatever was not copied. The per-chunk step runs under `bpf_loop`
-/// so the verifier checks it once instead of once per unrolled iteration.
+/// header-only record for whatever was not copied. The per-chunk step runs under `bpf_loop`,
+/// its progress in this CPU's staging slot ([`CopyState`] says why), so the verifier checks
+/// it once whatever the cap.
 #[inline(always)]
 fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: u8, cap: u64) {
     let mut cap = cap;
@@ -279,58 +260,30 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: 
     if cap > ret {
         cap = ret;
     }
-    let mut state = CopyState {
-        key,
-        origin,
-        ret,
-        cap,
-        copied: 0,
-        seg_ptr: 0,
-        seg_len: 0,
-        iov: 0,
-        iov_count: 0,
-        iov_index: 0,
-        dir: args.dir,
-        flags,
-    };
-    match args.buf_kind {
-        BUF_PLAIN => {
-            state.seg_ptr = args.ptr;
-            state.seg_len = cap;
-        }
-        BUF_IOVEC => {
-            state.iov = args.ptr;
-            state.iov_count = args.count;
-        }
-        BUF_MSGHDR => {
-            // SAFETY: `bpf_probe_read_user` copies through the kernel's fault-handling path, so
-            // any pointer is fine (a bad one is an error); `u64` is valid for any bytes.
+    let mut copied = 0;
+    if cap > 0 && args.buf_kind != BUF_NONE {
+        if let Some(staging) = emit::staging() {
+            staging.fill = 0;
+            staging.copy = start(key, origin, args, ret, flags, cap);
+            // Each step fills a chunk, ends a segment or loads an iovec: with at most
+            // `MAX_IOVECS` segments that bounds the steps a capped call can need.
+            // SAFETY: `copy_step` matches the callback signature `bpf_loop` expects; it takes
+            // no context (its state is in the staging slot).
             unsafe {
-                state.iov = bpf_probe_read_user((args.ptr + MSGHDR_IOV) as *const u64).unwrap_or(0);
-                state.iov_count =
-                    bpf_probe_read_user((args.ptr + MSGHDR_IOVLEN) as *const u64).unwrap_or(0);
+                bpf_loop(
+                    (MAX_CHUNKS_PER_CALL + 2 * MAX_IOVECS) as u32,
+                    copy_step as *mut core::ffi::c_void,
+                    core::ptr::null_mut(),
+                    0,
+                );
             }
+            flush();
+            // Re-fetched: `flush` used the slot through its own reference.
+            copied = emit::staging().map_or(0, |s| s.copy.copied);
         }
-        _ => {} // BUF_NONE: nothing to copy
     }
-    if state.iov_count > MAX_IOVECS as u64 {
-        state.iov_count = MAX_IOVECS as u64;
-    }
-    if state.cap > 0 && args.buf_kind != BUF_NONE {
-        emit::reset_staging();
-        // SAFETY: `copy_step` matches the callback signature `bpf_loop` expects, and it only
-        // uses its context as the `CopyState` we pass, which outlives the (synchronous) loop.
-        unsafe {
-            bpf_loop(
-                (MAX_CHUNKS_PER_CALL + MAX_IOVECS) as u32,
-                copy_step as *mut core::ffi::c_void,
-                (&mut state as *mut CopyState).cast(),
-                0,
-            );
-        }
-        flush(&mut state);
-    }
-    let missing = ret - state.copied;
+    // `copied <= cap <= ret` by construction; saturating because the verifier cannot know.
+    let missing = ret.saturating_sub(copied);
     if missing > 0 {
         bump(Stat::TruncatedCalls, 1);
         bump(Stat::TruncatedBytes, missing);
@@ -355,11 +308,66 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: 
     }
 }
 
-/// One `bpf_loop` step: load the next iovec or emit the next chunk. Returns 1 to stop.
-extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `bpf_loop` passes back the pointer `copy_payload` gave it: its own `CopyState`,
-    // live and not otherwise borrowed while the loop runs.
-    let st = unsafe { &mut *ctx.cast::<CopyState>() };
+/// The initial copy state of a call: its first segment, or its iovec array.
+#[inline(always)]
+fn start(
+    key: ConnKey,
+    origin: Origin,
+    args: &DataArgs,
+    ret: u64,
+    flags: u8,
+    cap: u64,
+) -> CopyState {
+    let mut st = CopyState {
+        key,
+        tgid: origin.tgid,
+        tid: origin.tid,
+        fd: origin.fd,
+        dir: args.dir,
+        flags,
+        _pad: [0; 2],
+        ret,
+        cap,
+        copied: 0,
+        seg_ptr: 0,
+        seg_len: 0,
+        iov: 0,
+        iov_count: 0,
+        iov_index: 0,
+    };
+    match args.buf_kind {
+        BUF_PLAIN => {
+            st.seg_ptr = args.ptr;
+            st.seg_len = cap;
+        }
+        BUF_IOVEC => {
+            st.iov = args.ptr;
+            st.iov_count = args.count;
+        }
+        BUF_MSGHDR => {
+            // SAFETY: `bpf_probe_read_user` copies through the kernel's fault-handling path, so
+            // any pointer is fine (a bad one is an error); `u64` is valid for any bytes.
+            unsafe {
+                st.iov = bpf_probe_read_user((args.ptr + MSGHDR_IOV) as *const u64).unwrap_or(0);
+                st.iov_count =
+                    bpf_probe_read_user((args.ptr + MSGHDR_IOVLEN) as *const u64).unwrap_or(0);
+            }
+        }
+        _ => {} // BUF_NONE: nothing to copy
+    }
+    if st.iov_count > MAX_IOVECS as u64 {
+        st.iov_count = MAX_IOVECS as u64;
+    }
+    st
+}
+
+/// One `bpf_loop` step: load the next iovec or stage the next chunk (emitting it when full).
+/// Returns 1 to stop.
+extern "C" fn copy_step(_index: u64, _ctx: *mut core::ffi::c_void) -> i64 {
+    let Some(staging) = emit::staging() else {
+        return 1;
+    };
+    let st = &mut staging.copy;
     if st.copied >= st.cap {
         return 1;
     }
@@ -383,25 +391,31 @@ extern "C" fn copy_step(_index: u64, ctx: *mut core::ffi::c_void) -> i64 {
         };
         return 0;
     }
+    let (seg_ptr, seg_len) = (st.seg_ptr, st.seg_len);
     // Gather into the staging area: the segments of one call share records.
-    let Some((len, full)) = emit::stage(st.seg_ptr, st.seg_len) else {
+    let Some((len, full)) = emit::stage(staging, seg_ptr, seg_len) else {
         // Rare (user memory not readable): the staged bytes still go out, and the rest of the
         // call is reported as a gap by the truncation record.
         bump(Stat::ReadFail, 1);
         return 1;
     };
+    let st = &mut staging.copy;
     st.seg_ptr += len;
     st.seg_len -= len;
     st.copied += len;
     if full {
-        flush(st);
+        flush();
     }
     0
 }
 
-/// Outputs the staged bytes, if any, as one data record.
-fn flush(st: &mut CopyState) {
-    let len = emit::take_staged();
+/// Outputs the staged bytes of the call being copied, if any, as one data record.
+fn flush() {
+    let Some(staging) = emit::staging() else {
+        return;
+    };
+    let len = core::mem::take(&mut staging.fill) as usize;
+    let st = staging.copy;
     if len == 0 {
         return;
     }
@@ -415,8 +429,13 @@ fn flush(st: &mut CopyState) {
         dir: st.dir,
         flags: st.flags,
     };
+    let origin = Origin {
+        tgid: st.tgid,
+        tid: st.tid,
+        fd: st.fd,
+    };
     // SAFETY: as in `exit`: a live, aligned map value for this program's run.
-    emit::data(unsafe { &mut *conn }, st.origin, &chunk);
+    emit::data(unsafe { &mut *conn }, origin, &chunk);
 }
 
 /// Records the socket behind the in-flight call of this thread, if any.

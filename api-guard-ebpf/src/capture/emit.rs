@@ -122,7 +122,7 @@ pub(crate) struct Chunk {
     pub flags: u8,
 }
 
-fn staging() -> Option<&'static mut Staging> {
+pub(crate) fn staging() -> Option<&'static mut Staging> {
     let staging = SCRATCH.get_ptr_mut(0)?;
     // SAFETY: a valid, aligned pointer to this CPU's staging slot (array elements are never
     // freed); nothing else uses the slot while this program runs (programs do not nest on a CPU
@@ -130,18 +130,10 @@ fn staging() -> Option<&'static mut Staging> {
     Some(unsafe { &mut *staging })
 }
 
-/// Empties this CPU's staging area.
-pub(crate) fn reset_staging() {
-    if let Some(staging) = staging() {
-        staging.fill = 0;
-    }
-}
-
-/// Appends up to `len` user bytes from `src` to this CPU's staging area, as many as fit in
-/// the current chunk. Returns how many were staged (`None` if user memory was unreadable)
-/// and whether the chunk is now full.
-pub(crate) fn stage(src: u64, len: u64) -> Option<(u64, bool)> {
-    let staging = staging()?;
+/// Appends up to `len` user bytes from `src` to the staging area, as many as fit in the
+/// current chunk. Returns how many were staged (`None` if user memory was unreadable) and
+/// whether the chunk is now full.
+pub(crate) fn stage(staging: &mut Staging, src: u64, len: u64) -> Option<(u64, bool)> {
     let at = (staging.fill as usize) & (CHUNK_SIZE - 1);
     let room = CHUNK_SIZE - at;
     let len = if len > room as u64 {
@@ -166,11 +158,6 @@ pub(crate) fn stage(src: u64, len: u64) -> Option<(u64, bool)> {
     }
     staging.fill = (at + len) as u64;
     Some((len as u64, at + len >= CHUNK_SIZE))
-}
-
-/// Takes the staged byte count, leaving the area empty for the next record.
-pub(crate) fn take_staged() -> usize {
-    staging().map_or(0, |s| core::mem::take(&mut s.fill) as usize)
 }
 
 /// Outputs header + the first `chunk.len` (<= CHUNK_SIZE) staged bytes. Lost bytes are added

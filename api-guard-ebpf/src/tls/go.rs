@@ -24,7 +24,7 @@
 //! ([`Stat::GoConnUnknown`]), never misread.
 
 use api_guard_common::{
-    names::GO_COOKIE_STACK_CHECK, Stat, DIR_EGRESS, DIR_INGRESS, MAX_CAPTURE_CAP,
+    names::GO_COOKIE_STACK_CHECK, Stat, DIR_EGRESS, DIR_INGRESS, GO_CAPTURE_CAP,
 };
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, generated::bpf_get_attach_cookie},
@@ -153,7 +153,7 @@ fn capture(cookie: u64, conn: u64, buf: u64, len: u64, dir: u8) {
     }
     // Go hands whole HTTP/2 frames (16 KiB + 9 by default) and large bodies to one call: the
     // largest cap keeps frames whole whatever `max_capture_bytes` says.
-    deliver_plaintext(info, key, origin, buf, len, dir, u64::from(MAX_CAPTURE_CAP));
+    deliver_plaintext(info, key, origin, buf, len, dir, u64::from(GO_CAPTURE_CAP));
 }
 
 /// uprobe Go `crypto/tls.(*Conn).Write(c *Conn, b []byte) (int, error)`, at the prologue's

@@ -260,7 +260,7 @@ mod tests {
         let e = Config::parse(text, "a.toml").unwrap_err().to_string();
         assert_eq!(
             e,
-            "a.toml:3: invalid value for `capture.max_capture_bytes`: must be 1..=262144"
+            "a.toml:3: invalid value for `capture.max_capture_bytes`: must be 1..=4194304"
         );
         let text = "[capture]\n[[enforce.policies]]\nname = \"a\"\nkey = \"client_ip\"\nrate = 5.0\nburst = 5\n\
                     [[enforce.policies]]\nname = \"b\"\nkey = \"client_ip\"\nrate = 1.0\nburst = 0\n";
@@ -433,5 +433,19 @@ pin = true
     fn cap_rounds_up_to_chunks() {
         let c = Config::parse("[capture]\nmax_capture_bytes = 5000\n", "t").unwrap();
         assert_eq!(c.capture.capture_caps(), (8192, 65536));
+    }
+
+    #[test]
+    fn caps_go_up_to_four_mib() {
+        let ok = "[capture]\nmax_capture_bytes = 4194304\nmax_request_capture_bytes = 4194304\n";
+        let c = Config::parse(ok, "t").unwrap();
+        assert_eq!(c.capture.capture_caps(), (4 << 20, 4 << 20));
+        let e = Config::parse("[capture]\nmax_request_capture_bytes = 4194305\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "t:2: invalid value for `capture.max_request_capture_bytes`: must be 1..=4194304"
+        );
     }
 }

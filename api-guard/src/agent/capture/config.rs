@@ -17,11 +17,11 @@ use crate::http::HttpLimits;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaptureConfig {
-    /// Bytes copied per call of responses (default 16 KiB, at most 256 KiB); the rest is
+    /// Bytes copied per call of responses (default 16 KiB, at most 4 MiB); the rest is
     /// counted as truncated.
     pub max_capture_bytes: u32,
     /// Bytes copied per call of requests — what local servers read and local clients write
-    /// (default 64 KiB, at most 256 KiB): content detection judges requests, so their cap is
+    /// (default 64 KiB, at most 4 MiB): content detection judges requests, so their cap is
     /// larger than what an attacker can cheaply pad past.
     pub max_request_capture_bytes: u32,
     /// Ring buffer size in bytes (default 16 MiB); a power of two, at least 32 KiB.
