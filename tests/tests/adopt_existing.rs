@@ -414,3 +414,72 @@ fn joined_in_the_middle_of_a_large_response() -> Result<()> {
     )?;
     Ok(())
 }
+
+/// A server blocked in `accept()` since before the agent started (the call began before the
+/// programs were attached, so its entry left no stash) still has the connection it accepts
+/// afterwards captured, its peer named from the socket.
+const BLOCKING_SERVER: &str = r#"
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((host, port))
+s.listen(8)
+print("ready", flush=True)
+c, _ = s.accept()
+data = b""
+while b"\r\n\r\n" not in data:
+    chunk = c.recv(65536)
+    if not chunk:
+        sys.exit(1)
+    data += chunk
+c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+c.close()
+"#;
+
+#[test]
+fn accept_blocked_before_the_agent_started() -> Result<()> {
+    require_root()?;
+    let s = setup("agacc")?;
+    let listen = SocketAddr::new(s.nginx.addr().ip(), unique_port()?);
+    let dir = TempDir::new("blocking-server")?;
+    let script = dir.join("server.py");
+    std::fs::write(&script, BLOCKING_SERVER)?;
+    let mut cmd = s._ns_srv.cmd(s.exe.path());
+    cmd.arg(&script)
+        .arg(listen.ip().to_string())
+        .arg(listen.port().to_string())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("stderr.log"))?);
+    die_with_parent(&mut cmd, libc::SIGKILL);
+    let mut server = cmd.spawn().context("spawning the blocking server")?;
+    let mut ready = String::new();
+    BufReader::new(server.stdout.take().context("server stdout")?).read_line(&mut ready)?;
+    ensure!(ready.trim() == "ready", "server said {ready:?}");
+    // Give it time to enter accept() before the programs attach.
+    std::thread::sleep(Duration::from_millis(300));
+    let agent = Agent::start(AgentOptions::capture_only(&[server.id()], &[]))?;
+    let run = Curl::new(&s.ns_cli)
+        .url(format!("http://{listen}/late"))
+        .run()?;
+    ensure!(
+        run.transfers.len() == 1 && run.transfers[0].http_code() == 200,
+        "curl: {:?}",
+        run.transfers
+    );
+    let got = agent.wait_for_exchanges(pid_role(server.id(), "server"), 1, WAIT)?;
+    kill_and_reap(&mut server);
+    ensure!(got.len() == 1, "exchanges:\n{}", dump(&got));
+    let e = &got[0];
+    ensure!(
+        e["path"] == "/late"
+            && e["status"] == 200
+            && e["response_body_bytes"] == 5
+            && e["peer_addr"]
+                .as_str()
+                .is_some_and(|p| p.starts_with(&s.ip_cli.to_string())),
+        "exchange:\n{}",
+        dump(&got)
+    );
+    Ok(())
+}

@@ -147,10 +147,22 @@ pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
 fn finish_accept(ctx: &TracePointContext) {
     let (pid_tgid, tgid, _) = current();
     // SAFETY: the value is copied out at once, before the `remove` below could free it.
-    let Some(&sockaddr) = (unsafe { ACCEPT_ARGS.get(pid_tgid) }) else {
-        return;
+    let sockaddr = match unsafe { ACCEPT_ARGS.get(pid_tgid) } {
+        Some(&sockaddr) => {
+            let _ = ACCEPT_ARGS.remove(pid_tgid);
+            sockaddr
+        }
+        // No entry: the call began before the programs were attached (a server blocked in
+        // `accept` when the agent starts) or its stash found the table full. The connection
+        // is still tracked, its peer unknown like `accept(fd, NULL, NULL)`'s: the socket's
+        // tuple names it at the first data call.
+        None => {
+            if !wanted(tgid) {
+                return;
+            }
+            0
+        }
     };
-    let _ = ACCEPT_ARGS.remove(pid_tgid);
     let ret = field::<i64>(ctx, RET).unwrap_or(-1);
     if ret < 0 {
         return;
