@@ -313,7 +313,10 @@ fn run_all(bin: &Path, corpus: &Path, work: &Path, args: &EvalArgs) -> Result<()
         "  not an attack row",
         fp_distinct.cell()
     )?;
-    writeln!(report, "\nPL1 attack rows missed, by CRS rule (rule x rows)")?;
+    writeln!(
+        report,
+        "\nPL1 attack rows missed, by CRS rule (rule x rows)"
+    )?;
     for (c, rules) in &missed_rules {
         let list: Vec<String> = rules.iter().map(|(r, n)| format!("{r}x{n}")).collect();
         writeln!(report, "  {c:<18} {}", list.join(" "))?;

@@ -102,7 +102,8 @@ impl OwnedRequest {
         // the next request.
         let framed = version == HttpVersion::Http2
             || headers.iter().any(|(n, _)| {
-                n.eq_ignore_ascii_case("content-length") || n.eq_ignore_ascii_case("transfer-encoding")
+                n.eq_ignore_ascii_case("content-length")
+                    || n.eq_ignore_ascii_case("transfer-encoding")
             });
         let body = if framed {
             line.body.clone().into_bytes()
@@ -319,7 +320,9 @@ mod tests {
     #[test]
     fn headers_are_completed_as_go_ftw_completes_them() {
         let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-            v.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+            v.iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
         };
         assert_eq!(
             headers_of(r#"{"method":"POST","headers":[["Host","a"]],"body":"x=1"}"#),

@@ -196,7 +196,8 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
     }
     // A declared length wins over captured bytes (`Content-Length: 0` means none).
     let has_body = te_count > 0 || cl_value.map_or(req.body_len > 0, |v| v > 0);
-    if has_body && (req.method.eq_ignore_ascii_case("GET") || req.method.eq_ignore_ascii_case("HEAD"))
+    if has_body
+        && (req.method.eq_ignore_ascii_case("GET") || req.method.eq_ignore_ascii_case("HEAD"))
     {
         r.add(Rule::GetWithBody, "body", req.method);
     }
@@ -283,7 +284,10 @@ fn target(req: &Request<'_>, r: &mut Report<'_>) {
     } else {
         match p.split_once("://") {
             Some((scheme, rest)) => {
-                let scheme_ok = scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+                let scheme_ok = scheme
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphabetic())
                     && scheme
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
@@ -348,9 +352,9 @@ fn host(value: &str, req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>
         // Only a local client has a reason to call this host by a local address; from
         // anywhere else it is DNS rebinding or a bypass of "localhost is trusted" checks.
         // An unknown peer (offline input) counts as remote.
-        let peer_local = req.peer.is_some_and(|p| {
-            is_loopback(p) || (is_link_local(p) && is_link_local(ip))
-        });
+        let peer_local = req
+            .peer
+            .is_some_and(|p| is_loopback(p) || (is_link_local(p) && is_link_local(ip)));
         if !peer_local {
             r.add(Rule::HostLocal, "header:host", value);
         }
@@ -376,7 +380,9 @@ fn local_host_ip(value: &str) -> Option<IpAddr> {
 fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 

@@ -497,7 +497,11 @@ fn content_types() {
         );
     }
     // Syntactically fine, but not a charset anyone encodes text in.
-    let hs = h(&[HOST, ("Content-Length", "0"), ("Content-Type", "text/plain; charset=/gar/bage")]);
+    let hs = h(&[
+        HOST,
+        ("Content-Length", "0"),
+        ("Content-Type", "text/plain; charset=/gar/bage"),
+    ]);
     assert_eq!(ids(&req("POST", "/", None, &hs, b"")), ["protocol.charset"]);
     for ct in [
         "application/*+json",
@@ -520,7 +524,12 @@ fn content_types() {
         ids(&req("POST", "/", None, &hs, b"test")),
         ["protocol.content_type_missing"]
     );
-    let hs = h(&[HOST, ("Content-Length", "0"), ("Content-Type", "a/b"), ("Content-Type", "c/d")]);
+    let hs = h(&[
+        HOST,
+        ("Content-Length", "0"),
+        ("Content-Type", "a/b"),
+        ("Content-Type", "c/d"),
+    ]);
     assert_eq!(
         ids(&req("POST", "/", None, &hs, b"")),
         ["protocol.multiple_content_type"]
@@ -530,7 +539,11 @@ fn content_types() {
         ids(&req("GET", "/", None, &hs, b"")),
         ["protocol.accept_charset"]
     );
-    let hs = h(&[HOST, ("Content-Length", "0"), ("Content-Type", "multipart/form-data; boundary=XX")]);
+    let hs = h(&[
+        HOST,
+        ("Content-Length", "0"),
+        ("Content-Type", "multipart/form-data; boundary=XX"),
+    ]);
     for name in ["fi;le", "&amp;fi;zzz", "1.j\\\\s\\\\p", "te\\\"st"] {
         let body = format!(
             "--XX\nContent-Disposition: form-data; name=\"{name}\"; filename=\"t\"\n\nx\n--XX--\n"
@@ -721,7 +734,11 @@ fn javascript_escapes_of_ascii_in_parameters() {
     // Escapes of non-ASCII characters are how some clients send text; paths with `\u`
     // are no escapes.
     for q in ["x=caf%5Cu00e9", "p=C:%5Cusers%5Cme", "x=%5Cu4e2d%5Cu6587"] {
-        assert_eq!(ids(&req("GET", "/", Some(q), &h(&[HOST]), b"")), [""; 0], "{q}");
+        assert_eq!(
+            ids(&req("GET", "/", Some(q), &h(&[HOST]), b"")),
+            [""; 0],
+            "{q}"
+        );
     }
 }
 
@@ -768,26 +785,59 @@ fn bodies_need_framing_in_http1() {
     let form = ("Content-Type", "application/x-www-form-urlencoded");
     // curl -X POST (no data, no type), a framed form, chunked upload, GET with a type.
     let clean: [(&str, Headers, &[u8]); 5] = [
-        ("POST", h(&[HOST, ("User-Agent", "curl/8.5.0"), ("Accept", "*/*")]), b""),
+        (
+            "POST",
+            h(&[HOST, ("User-Agent", "curl/8.5.0"), ("Accept", "*/*")]),
+            b"",
+        ),
         ("POST", h(&[HOST, form, ("Content-Length", "3")]), b"a=1"),
-        ("PUT", h(&[HOST, ("Content-Type", "application/octet-stream"), ("Transfer-Encoding", "chunked")]), b"data"),
-        ("POST", h(&[HOST, ("Content-Type", "application/json"), ("Content-Length", "0")]), b""),
+        (
+            "PUT",
+            h(&[
+                HOST,
+                ("Content-Type", "application/octet-stream"),
+                ("Transfer-Encoding", "chunked"),
+            ]),
+            b"data",
+        ),
+        (
+            "POST",
+            h(&[
+                HOST,
+                ("Content-Type", "application/json"),
+                ("Content-Length", "0"),
+            ]),
+            b"",
+        ),
         ("GET", h(&[HOST, ("Content-Type", "application/json")]), b""),
     ];
     for (m, headers, body) in &clean {
-        assert_eq!(ids(&req(m, "/x", None, headers, body)), Vec::<&str>::new(), "{m} {headers:?}");
+        assert_eq!(
+            ids(&req(m, "/x", None, headers, body)),
+            Vec::<&str>::new(),
+            "{m} {headers:?}"
+        );
     }
     // gRPC and every HTTP/2 request frame the body with DATA frames, not headers.
     let grpc = h(&[("content-type", "application/grpc"), ("te", "trailers")]);
     let r = Request {
         version: crate::http::HttpVersion::Http2,
-        ..req("POST", "/helloworld.Greeter/SayHello", None, &grpc, b"\0\0\0\0\x07\n\x05world")
+        ..req(
+            "POST",
+            "/helloworld.Greeter/SayHello",
+            None,
+            &grpc,
+            b"\0\0\0\0\x07\n\x05world",
+        )
     };
     assert_eq!(ids(&r), Vec::<&str>::new());
 
     let typed = h(&[HOST, form]);
     for m in ["POST", "PUT", "PATCH"] {
-        assert_eq!(ids(&req(m, "/", None, &typed, b"")), ["protocol.unframed_body"]);
+        assert_eq!(
+            ids(&req(m, "/", None, &typed, b"")),
+            ["protocol.unframed_body"]
+        );
     }
     // On the wire the bytes after such a head are no body: the corpus reader drops them.
     let line: crate::detect::offline::CorpusRequest = serde_json::from_str(
@@ -836,15 +886,49 @@ fn content_range_and_content_encoding() {
 
     // Compressed request bodies are everyday (OTLP gzip, Prometheus remote-write snappy).
     let clean: [(&str, Headers); 2] = [
-        ("POST", h(&[HOST, ("Content-Type", "application/x-protobuf"), ("Content-Encoding", "snappy"), ("Content-Length", "4")])),
-        ("POST", h(&[HOST, ("Content-Type", "application/json"), ("Content-Encoding", "gzip"), ("Transfer-Encoding", "chunked")])),
+        (
+            "POST",
+            h(&[
+                HOST,
+                ("Content-Type", "application/x-protobuf"),
+                ("Content-Encoding", "snappy"),
+                ("Content-Length", "4"),
+            ]),
+        ),
+        (
+            "POST",
+            h(&[
+                HOST,
+                ("Content-Type", "application/json"),
+                ("Content-Encoding", "gzip"),
+                ("Transfer-Encoding", "chunked"),
+            ]),
+        ),
     ];
     for (m, headers) in &clean {
-        assert_eq!(ids(&req(m, "/v1/metrics", None, headers, b"\x1f\x8b\x08\0")), Vec::<&str>::new());
+        assert_eq!(
+            ids(&req(m, "/v1/metrics", None, headers, b"\x1f\x8b\x08\0")),
+            Vec::<&str>::new()
+        );
     }
     for (m, headers) in [
-        ("GET", h(&[HOST, ("Accept", "text/html"), ("Content-Encoding", "deflate")])),
-        ("POST", h(&[HOST, ("Content-Type", "application/json"), ("Content-Encoding", "gzip"), ("Content-Length", "0")])),
+        (
+            "GET",
+            h(&[
+                HOST,
+                ("Accept", "text/html"),
+                ("Content-Encoding", "deflate"),
+            ]),
+        ),
+        (
+            "POST",
+            h(&[
+                HOST,
+                ("Content-Type", "application/json"),
+                ("Content-Encoding", "gzip"),
+                ("Content-Length", "0"),
+            ]),
+        ),
     ] {
         assert_eq!(
             ids(&req(m, "/", None, &headers, b"")),
@@ -888,7 +972,11 @@ fn local_addresses_as_host() {
         ("[::ffff:127.0.0.1]", Some("203.0.113.9")),
         ("127.1.2.3", Some("fe80::2")),
     ] {
-        assert_eq!(at(host, peer), ["protocol.host_local"], "{host} from {peer:?}");
+        assert_eq!(
+            at(host, peer),
+            ["protocol.host_local"],
+            "{host} from {peer:?}"
+        );
     }
 }
 
@@ -939,10 +1027,20 @@ fn browsers_sdks_and_proxies_are_clean() {
         ("Content-Encoding", "gzip"),
         ("Content-Length", "15"),
     ]);
-    let probe = h(&[("Host", "127.0.0.1:8080"), ("User-Agent", "kube-probe/1.31")]);
+    let probe = h(&[
+        ("Host", "127.0.0.1:8080"),
+        ("User-Agent", "kube-probe/1.31"),
+    ]);
     let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
     let body = b"{\"event\":\"view\"}";
-    let cases: [(&str, &str, &Headers, &[u8], Option<std::net::IpAddr>); 7] = [
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a Headers,
+        &'a [u8],
+        Option<std::net::IpAddr>,
+    );
+    let cases: [Case<'_>; 7] = [
         ("GET", "/products/42", &chrome_nav, b"", None),
         ("POST", "/analytics", &beacon, &body[..15], None),
         ("POST", "/cart/clear", &fetch_empty, b"", None),
@@ -973,8 +1071,15 @@ fn line_breaks_in_parameter_names() {
         ("Content-Length", "11"),
     ]);
     // A bare token ending in a newline (a text area's content posted as a form).
-    assert_eq!(ids(&req("POST", "/", None, &form, b"%22%21+Y%0A")), Vec::<&str>::new());
-    for q in ["parameter%0d%0a=test", "a=1&%0d%0arestofdata", "x%0aSet-Cookie:%20a"] {
+    assert_eq!(
+        ids(&req("POST", "/", None, &form, b"%22%21+Y%0A")),
+        Vec::<&str>::new()
+    );
+    for q in [
+        "parameter%0d%0a=test",
+        "a=1&%0d%0arestofdata",
+        "x%0aSet-Cookie:%20a",
+    ] {
         assert_eq!(
             ids(&req("GET", "/", Some(q), &h(&[HOST]), b"")),
             ["protocol.header_injection"],
