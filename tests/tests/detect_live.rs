@@ -89,6 +89,15 @@ fn attacks() -> Vec<Attack> {
             location: "header:user-agent",
         },
         Attack {
+            // From a remote client: DNS rebinding or a bypass of localhost-only checks.
+            name: "Host naming the loopback address",
+            args: header("Host: 127.0.0.1"),
+            path: "/index.html",
+            kind: "protocol",
+            rule_prefix: "protocol.host_local",
+            location: "header:host",
+        },
+        Attack {
             name: "JWT with alg none",
             args: header(&format!("Authorization: Bearer {ALG_NONE_TOKEN}")),
             path: "/index.html",
@@ -118,6 +127,37 @@ fn benign() -> Vec<(Vec<String>, &'static str)> {
             "/api/notes",
         ),
         (vec![], "/index.html?page=2&sort=price_asc&tags=a,b"),
+        // Body framing neighbours: `curl -X POST` without data (no Content-Length, no type),
+        // a chunked gzip upload, a resumable-upload chunk with Content-Range.
+        (vec!["-X".into(), "POST".into()], "/api/jobs/7/run"),
+        (
+            [
+                "-H",
+                "Transfer-Encoding: chunked",
+                "-H",
+                "Content-Type: application/octet-stream",
+                "-H",
+                "Content-Encoding: gzip",
+                "--data-binary",
+                "compressed bytes",
+            ]
+            .map(String::from)
+            .to_vec(),
+            "/api/uploads",
+        ),
+        (
+            [
+                "-H",
+                "Content-Type: application/octet-stream",
+                "-H",
+                "Content-Range: bytes 0-9/20",
+                "--data-binary",
+                "0123456789",
+            ]
+            .map(String::from)
+            .to_vec(),
+            "/api/uploads/1",
+        ),
     ]
 }
 
@@ -156,8 +196,9 @@ fn attacks_become_detection_events_and_benign_requests_do_not() -> Result<()> {
     let before = agent.metrics()?;
     let (c1, c2) = (topo.v1.b_ip.to_string(), topo.v2.b_ip.to_string());
 
-    for (args, path) in benign() {
-        let status = curl(&topo.c2, &topo.url(false, path), &args)?;
+    let benign = benign();
+    for (args, path) in &benign {
+        let status = curl(&topo.c2, &topo.url(false, path), args)?;
         ensure!(status == 200, "benign {path}: {status}");
     }
     let attacks = attacks();
@@ -167,7 +208,11 @@ fn attacks_become_detection_events_and_benign_requests_do_not() -> Result<()> {
     }
     // Every request, benign ones included, has been through the engine once its exchange is
     // out; the attacks are the only ones to report.
-    agent.wait_for_exchanges(|e| e["role"] == "server", attacks.len() + 3, WAIT)?;
+    agent.wait_for_exchanges(
+        |e| e["role"] == "server",
+        attacks.len() + benign.len(),
+        WAIT,
+    )?;
     let events = agent.wait_for_events(|e| e["type"] == "detection", attacks.len(), WAIT)?;
     let all = detections(&agent)?;
     ensure!(

@@ -222,6 +222,8 @@ fn run_all(bin: &Path, corpus: &Path, work: &Path, args: &EvalArgs) -> Result<()
         .map(request_of)
         .collect();
     let (mut fp_all, mut fp_distinct) = (Tally::default(), Tally::default());
+    // PL1 attack rows missed, per category and CRS rule id: where a family's gap is.
+    let mut missed_rules: BTreeMap<String, BTreeMap<u64, usize>> = BTreeMap::new();
     for (v, kinds) in crs.inputs.iter().zip(&crs.kinds) {
         let category = v["category"].as_str().unwrap_or("?").to_owned();
         let pl = v["paranoia_level"].as_u64().unwrap_or(1) as u8;
@@ -233,6 +235,13 @@ fn run_all(bin: &Path, corpus: &Path, work: &Path, args: &EvalArgs) -> Result<()
             if !attack_requests.contains(&request_of(v)) {
                 fp_distinct.add(any, String::new, 0, true);
             }
+        }
+        if v["expect"] == "attack" && pl == 1 && !matched {
+            *missed_rules
+                .entry(category.clone())
+                .or_default()
+                .entry(v["rule"].as_u64().unwrap_or(0))
+                .or_default() += 1;
         }
         for slice in [1u8, 2] {
             if pl > slice {
@@ -304,6 +313,14 @@ fn run_all(bin: &Path, corpus: &Path, work: &Path, args: &EvalArgs) -> Result<()
         "  not an attack row",
         fp_distinct.cell()
     )?;
+    writeln!(
+        report,
+        "\nPL1 attack rows missed, by CRS rule (rule x rows)"
+    )?;
+    for (c, rules) in &missed_rules {
+        let list: Vec<String> = rules.iter().map(|(r, n)| format!("{r}x{n}")).collect();
+        writeln!(report, "  {c:<18} {}", list.join(" "))?;
+    }
     for ((c, slice), (m, _)) in &recall {
         for e in m.examples.iter().filter(|_| *slice == 1) {
             writeln!(report, "  missed {c}: {e}")?;

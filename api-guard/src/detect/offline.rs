@@ -37,6 +37,8 @@ pub struct CorpusRequest {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub encoded_request: Option<String>,
+    /// go-ftw's `autocomplete_headers` (absent means true): see [`OwnedRequest::from_corpus`].
+    pub autocomplete_headers: Option<bool>,
     pub peer: Option<IpAddr>,
     pub status: Option<u16>,
     pub time: Option<f64>,
@@ -55,7 +57,13 @@ pub struct OwnedRequest {
 }
 
 impl OwnedRequest {
-    /// The request as go-ftw would send it: `GET`, `/` and HTTP/1.1 where not given.
+    /// The request as go-ftw would send it: `GET`, `/` and HTTP/1.1 where not given, and
+    /// unless `autocomplete_headers` is false the headers it completes: `Connection: close`,
+    /// `Content-Type: application/x-www-form-urlencoded` for a body without a type, and
+    /// `Content-Length` for a body or a POST, PUT, PATCH or DELETE. (go-ftw also
+    /// percent-encodes such form bodies, which decodes to the same parameters, and turns LF
+    /// into CRLF in multipart bodies; neither is reproduced.) An HTTP/1 line left without
+    /// Content-Length or Transfer-Encoding has no body, as on the wire.
     pub fn from_corpus(line: &CorpusRequest) -> Result<Self, String> {
         if let Some(encoded) = &line.encoded_request {
             let raw = base64::engine::general_purpose::STANDARD
@@ -65,27 +73,50 @@ impl OwnedRequest {
         }
         let method = line.method.clone().unwrap_or_else(|| "GET".into());
         let uri = line.uri.as_deref().unwrap_or("/");
-        let version = match line.version.as_deref() {
-            Some("HTTP/1.0") => HttpVersion::Http10,
-            _ => HttpVersion::Http11,
-        };
+        let version = version_of(line.version.as_deref());
+        let mut headers: Headers = line.headers.iter().map(|(n, v)| (n, v)).collect();
+        if line.autocomplete_headers != Some(false) {
+            let has = |h: &Headers, name: &str| h.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+            if !has(&headers, "connection") {
+                headers.push("Connection", "close");
+            }
+            if !line.body.is_empty() && !has(&headers, "content-type") {
+                headers.push("Content-Type", "application/x-www-form-urlencoded");
+            }
+            let body_method = ["POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str());
+            if (!line.body.is_empty() || body_method) && !has(&headers, "content-length") {
+                headers.push("Content-Length", &line.body.len().to_string());
+            }
+        }
         let head_len = method.len()
             + uri.len()
             + 12
-            + line
-                .headers
+            + headers
                 .iter()
                 .map(|(n, v)| n.len() + v.len() + 4)
                 .sum::<usize>()
             + 2;
         let (path, query) = split_target(uri);
+        // An HTTP/1 request with neither Content-Length nor Transfer-Encoding has no body
+        // (RFC 9112 §6.3): a server, and the live parser, read the bytes after its head as
+        // the next request.
+        let framed = version == HttpVersion::Http2
+            || headers.iter().any(|(n, _)| {
+                n.eq_ignore_ascii_case("content-length")
+                    || n.eq_ignore_ascii_case("transfer-encoding")
+            });
+        let body = if framed {
+            line.body.clone().into_bytes()
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             method,
             path,
             query,
             version,
-            headers: line.headers.iter().map(|(n, v)| (n, v)).collect(),
-            body: line.body.clone().into_bytes(),
+            headers,
+            body,
             head_len: head_len as u64,
         })
     }
@@ -106,10 +137,7 @@ impl OwnedRequest {
         let mut parts = request_line.split(' ').filter(|p| !p.is_empty());
         let method = parts.next().unwrap_or("GET").to_owned();
         let target = parts.next().unwrap_or("/");
-        let version = match parts.next() {
-            Some("HTTP/1.0") => HttpVersion::Http10,
-            _ => HttpVersion::Http11,
-        };
+        let version = version_of(parts.next());
         let (path, query) = split_target(target);
         let headers = lines
             .take(MAX_RAW_HEADERS)
@@ -146,15 +174,19 @@ impl OwnedRequest {
     }
 }
 
-/// `/a/b?x=1` → (`/a/b`, `x=1`); an absolute-form target keeps only its path.
+/// The version token of a request line. `HTTP/2.0` on a text request line is how go-ftw
+/// writes an HTTP/2 test (CRS reads it as HTTP/2); other unknown versions read as 1.1.
+fn version_of(token: Option<&str>) -> HttpVersion {
+    match token {
+        Some("HTTP/1.0") => HttpVersion::Http10,
+        Some("HTTP/2" | "HTTP/2.0") => HttpVersion::Http2,
+        _ => HttpVersion::Http11,
+    }
+}
+
+/// `/a/b?x=1` → (`/a/b`, `x=1`). Like the live HTTP/1 parser, the path is the target as sent
+/// up to `?` (an absolute-form target keeps its scheme and authority); a fragment is dropped.
 fn split_target(uri: &str) -> (String, Option<String>) {
-    let uri = match uri.find("://") {
-        Some(i) if uri[..i].bytes().all(|b| b.is_ascii_alphabetic()) => {
-            let rest = &uri[i + 3..];
-            rest.find(['/', '?']).map_or("/", |j| &rest[j..])
-        }
-        _ => uri,
-    };
     let uri = uri.split('#').next().unwrap_or(uri);
     match uri.split_once('?') {
         Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
@@ -269,8 +301,58 @@ mod tests {
             (r.method.as_str(), r.path.as_str(), r.query),
             ("GET", "/", None)
         );
+        // Absolute form stays as sent, as the live parser keeps it.
         let (p, q) = split_target("http://h:80/a?b=1#frag");
-        assert_eq!((p.as_str(), q.as_deref()), ("/a", Some("b=1")));
+        assert_eq!((p.as_str(), q.as_deref()), ("http://h:80/a", Some("b=1")));
+        assert_eq!(version_of(Some("HTTP/2.0")), HttpVersion::Http2);
+        assert_eq!(version_of(Some("HTTP/4.0")), HttpVersion::Http11);
+    }
+
+    fn headers_of(json: &str) -> Vec<(String, String)> {
+        let line: CorpusRequest = serde_json::from_str(json).unwrap();
+        let r = OwnedRequest::from_corpus(&line).unwrap();
+        r.headers
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn headers_are_completed_as_go_ftw_completes_them() {
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            headers_of(r#"{"method":"POST","headers":[["Host","a"]],"body":"x=1"}"#),
+            pairs(&[
+                ("Host", "a"),
+                ("Connection", "close"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Content-Length", "3"),
+            ])
+        );
+        // A bodiless DELETE gets `Content-Length: 0`, a GET nothing but `Connection`; given
+        // headers are kept (case-insensitively).
+        assert_eq!(
+            headers_of(r#"{"method":"DELETE","headers":[["connection","keep-alive"]]}"#),
+            pairs(&[("connection", "keep-alive"), ("Content-Length", "0")])
+        );
+        assert_eq!(
+            headers_of(r#"{"headers":[["content-length","9"]],"body":"ab"}"#),
+            pairs(&[
+                ("content-length", "9"),
+                ("Connection", "close"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ])
+        );
+        assert_eq!(
+            headers_of(
+                r#"{"method":"POST","headers":[["Host","a"]],"body":"x","autocomplete_headers":false}"#
+            ),
+            pairs(&[("Host", "a")])
+        );
     }
 
     #[test]

@@ -273,6 +273,16 @@ catalogue! {
         "an Accept-Encoding element that is no content-coding name (`AA&AA&**A`: CVE-2022-21907, HTTP.sys)";
     PROTOCOL_EMPTY_HEADER = "protocol.empty_header", Protocol, Low,
         "an empty Accept or User-Agent header (hand-made requests; clients send a value)";
+    PROTOCOL_INVALID_TARGET = "protocol.invalid_target", Protocol, Medium,
+        "an HTTP/1 request target in none of the RFC 9112 forms (`/path`, `http://host/path`, `host:port` for CONNECT, `*` for OPTIONS), e.g. `http://host` without a path (CRS 920100)";
+    PROTOCOL_UNFRAMED_BODY = "protocol.unframed_body", Protocol, Low,
+        "an HTTP/1 POST, PUT or PATCH with a Content-Type but neither Content-Length nor Transfer-Encoding: servers read no body and parse what follows as the next request (CRS 920180)";
+    PROTOCOL_CONTENT_RANGE_INVALID = "protocol.content_range_invalid", Protocol, Medium,
+        "a request Content-Range that is not `<unit> <range>` (`bytes 0-99/200`, `bytes */200`; CRS 920450 forbids the header, resumable uploads need it)";
+    PROTOCOL_CONTENT_ENCODING_WITHOUT_BODY = "protocol.content_encoding_without_body", Protocol, Low,
+        "Content-Encoding on a request without a body (a coding of nothing: probing or a broken client; CRS 920450 forbids the header, compressed uploads need it)";
+    PROTOCOL_HOST_LOCAL = "protocol.host_local", Protocol, Medium,
+        "a Host naming a loopback, unspecified or link-local address (`127.0.0.1`, `[::1]`, `0.0.0.0`, `169.254.169.254`) from a peer that is not local or unknown: DNS rebinding, localhost-trust bypass (CRS 920350, narrowed)";
     JWT_ALG_NONE = "jwt.alg_none", Jwt, Critical,
         "an unsigned token (`alg: none`), with or without a signature";
     JWT_BAD_SIGNATURE = "jwt.bad_signature", Jwt, High,
@@ -423,7 +433,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 146);
+        assert_eq!(ALL.len(), 151);
         assert_eq!(by_id("sqli.nope"), None);
     }
 

@@ -282,7 +282,14 @@ fn pairs(
         };
         if name_crlf {
             let full = normalize::decode(&name_d);
-            if full.contains(['\r', '\n']) {
+            // A bare token (no `=`) that only ends with a line break, as a body typed into a
+            // text area does, injects nothing; in a real name any break is (CRS 921150).
+            let checked = if pair.contains('=') {
+                &full[..]
+            } else {
+                full.trim_end_matches(['\r', '\n'])
+            };
+            if checked.contains(['\r', '\n']) {
                 r.add(Rule::HeaderInjection, part.location(), &full);
             }
         }

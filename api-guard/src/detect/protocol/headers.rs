@@ -1,7 +1,7 @@
 //! The request line and header list: framing (Content-Length / Transfer-Encoding), header
 //! syntax, sizes, Host, Range, Connection and headers an API should never receive.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{header_location, ProtocolConfig, Report, Rule};
 use crate::{detect::request::Request, http::HttpVersion};
@@ -61,6 +61,7 @@ fn bad_value_byte(b: u8) -> bool {
 
 pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>) {
     method(req, cfg, r);
+    target(req, r);
     if req.head_len > cfg.max_header_bytes || req.headers.len() > cfg.max_headers {
         let evidence = format!(
             "{} header bytes, {} headers",
@@ -79,6 +80,8 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
     let mut te_count = 0usize;
     let mut host_count = 0usize;
     let mut range_count = 0usize;
+    let mut content_type = false;
+    let mut content_encoding: Option<&str> = None;
     for (name, value) in req.headers {
         // Names: a lenient reader hands us `Transfer-Encoding ` for `Transfer-Encoding :`.
         let trimmed = name.trim_matches([' ', '\t']);
@@ -116,7 +119,7 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
             }
         } else if n.eq_ignore_ascii_case("host") {
             host_count += 1;
-            host(value, cfg, r);
+            host(value, req, cfg, r);
         } else if n.eq_ignore_ascii_case("range") {
             range_count += 1;
             range(value, cfg, r);
@@ -125,6 +128,12 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
             r.add(Rule::RequestRange, header_location(n), value);
         } else if n.eq_ignore_ascii_case("connection") {
             connection(value, r);
+        } else if n.eq_ignore_ascii_case("content-type") {
+            content_type = true;
+        } else if n.eq_ignore_ascii_case("content-encoding") {
+            content_encoding = Some(value);
+        } else if n.eq_ignore_ascii_case("content-range") && !valid_content_range(value) {
+            r.add(Rule::ContentRangeInvalid, header_location(n), value);
         } else if n.eq_ignore_ascii_case("accept-encoding") {
             if let Some(bad) = value.split(',').find(|c| !valid_coding(c)) {
                 r.add(Rule::AcceptEncodingInvalid, header_location(n), bad.trim());
@@ -185,12 +194,37 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
         let evidence = format!("Content-Length {}", cl_value.unwrap_or(0));
         r.add(Rule::OversizedBody, "header:content-length", &evidence);
     }
-    if req.method.eq_ignore_ascii_case("GET") || req.method.eq_ignore_ascii_case("HEAD") {
-        // A declared length wins over captured bytes (`Content-Length: 0` means none).
-        let has_body = te_count > 0 || cl_value.map_or(req.body_len > 0, |v| v > 0);
-        if has_body {
-            r.add(Rule::GetWithBody, "body", req.method);
-        }
+    // A declared length wins over captured bytes (`Content-Length: 0` means none).
+    let has_body = te_count > 0 || cl_value.map_or(req.body_len > 0, |v| v > 0);
+    if has_body
+        && (req.method.eq_ignore_ascii_case("GET") || req.method.eq_ignore_ascii_case("HEAD"))
+    {
+        r.add(Rule::GetWithBody, "body", req.method);
+    }
+    if let Some(coding) = content_encoding.filter(|_| !has_body) {
+        r.add(
+            Rule::ContentEncodingWithoutBody,
+            "header:content-encoding",
+            coding,
+        );
+    }
+    // RFC 9112 §6.3: an HTTP/1 request with neither framing header has no body, so the body
+    // its Content-Type announces is read as the start of the next request. HTTP/2 frames
+    // bodies itself; `curl -X POST` without data sends no type and stays clean.
+    if req.version != HttpVersion::Http2
+        && cl_count == 0
+        && te_count == 0
+        && content_type
+        && req.body_len == 0
+        && ["POST", "PUT", "PATCH"]
+            .iter()
+            .any(|m| req.method.eq_ignore_ascii_case(m))
+    {
+        r.add(
+            Rule::UnframedBody,
+            "header:content-length",
+            "no Content-Length or Transfer-Encoding",
+        );
     }
     // HTTP/2 names the host in `:authority` (the exchange's host), not a Host field.
     let authority = req.version == HttpVersion::Http2;
@@ -234,7 +268,75 @@ pub(super) fn parse_length(v: &str) -> Option<u64> {
     v.parse().ok()
 }
 
-fn host(value: &str, cfg: &ProtocolConfig, r: &mut Report<'_>) {
+/// RFC 9112 §3.2: origin form (`/p`), absolute form with a path (`http://h/p`), authority
+/// form only for `CONNECT`, `*` only for `OPTIONS`. HTTP/2 targets are checked with its
+/// pseudo-headers. Proxies, browsers and SDKs never send anything else; a target like
+/// `http://host` (no path) or `index.html` is hand-made and parsed differently by servers.
+fn target(req: &Request<'_>, r: &mut Report<'_>) {
+    if req.version == HttpVersion::Http2 || req.method.eq_ignore_ascii_case("CONNECT") {
+        return;
+    }
+    let p = req.path;
+    let valid = if p.starts_with('/') {
+        true
+    } else if p == "*" {
+        req.method.eq_ignore_ascii_case("OPTIONS")
+    } else {
+        match p.split_once("://") {
+            Some((scheme, rest)) => {
+                let scheme_ok = scheme
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphabetic())
+                    && scheme
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+                // The authority must be followed by a path (`req.path` stops at `?`).
+                scheme_ok && rest.find('/').is_some_and(|i| i > 0)
+            }
+            None => false,
+        }
+    };
+    if !valid {
+        r.add(Rule::InvalidTarget, "path", p);
+    }
+}
+
+/// RFC 9110 §14.4 `Content-Range` of a request (resumable uploads send it): `bytes
+/// first-last/complete`, `bytes */complete`, or another unit followed by a value.
+fn valid_content_range(value: &str) -> bool {
+    let Some((unit, rest)) = value.trim().split_once(' ') else {
+        return false;
+    };
+    if !is_token(unit) || rest.trim().is_empty() {
+        return false;
+    }
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return true;
+    }
+    let Some((range, complete)) = rest.trim().split_once('/') else {
+        return false;
+    };
+    let complete = match complete {
+        "*" => None,
+        c => match parse_length(c) {
+            Some(n) => Some(n),
+            None => return false,
+        },
+    };
+    if range == "*" {
+        return complete.is_some();
+    }
+    match range.split_once('-') {
+        Some((a, b)) => match (parse_length(a), parse_length(b)) {
+            (Some(first), Some(last)) => last >= first && complete.is_none_or(|c| last < c),
+            _ => false,
+        },
+        None => false,
+    }
+}
+
+fn host(value: &str, req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>) {
     if value.is_empty() {
         r.add(Rule::HostMissing, "header:host", "empty Host header");
         return;
@@ -246,8 +348,48 @@ fn host(value: &str, cfg: &ProtocolConfig, r: &mut Report<'_>) {
         r.add(Rule::HostInvalid, "header:host", value);
         return;
     }
+    if let Some(ip) = local_host_ip(value) {
+        // Only a local client has a reason to call this host by a local address; from
+        // anywhere else it is DNS rebinding or a bypass of "localhost is trusted" checks.
+        // An unknown peer (offline input) counts as remote.
+        let peer_local = req
+            .peer
+            .is_some_and(|p| is_loopback(p) || (is_link_local(p) && is_link_local(ip)));
+        if !peer_local {
+            r.add(Rule::HostLocal, "header:host", value);
+        }
+    }
     if cfg.flag_ip_host && is_ip_host(value) {
         r.add(Rule::HostIp, "header:host", value);
+    }
+}
+
+/// The Host's address when it is loopback, unspecified (`0.0.0.0`) or link-local
+/// (`169.254.169.254`, `fe80::…`), with or without a port.
+fn local_host_ip(value: &str) -> Option<IpAddr> {
+    let ip = if let Some(rest) = value.strip_prefix('[') {
+        let (inner, _) = rest.split_once(']')?;
+        IpAddr::V6(inner.parse::<Ipv6Addr>().ok()?)
+    } else {
+        let host = value.split_once(':').map_or(value, |(h, _)| h);
+        IpAddr::V4(host.parse::<Ipv4Addr>().ok()?)
+    };
+    (is_loopback(ip) || ip.is_unspecified() || is_link_local(ip)).then_some(ip)
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
     }
 }
 

@@ -197,6 +197,11 @@ enum Rule {
     H2cUpgrade,
     AcceptEncodingInvalid,
     EmptyHeader,
+    InvalidTarget,
+    UnframedBody,
+    ContentRangeInvalid,
+    ContentEncodingWithoutBody,
+    HostLocal,
 }
 
 impl Rule {
@@ -245,6 +250,11 @@ impl Rule {
             Rule::H2cUpgrade => &rules::PROTOCOL_H2C_UPGRADE,
             Rule::AcceptEncodingInvalid => &rules::PROTOCOL_ACCEPT_ENCODING_INVALID,
             Rule::EmptyHeader => &rules::PROTOCOL_EMPTY_HEADER,
+            Rule::InvalidTarget => &rules::PROTOCOL_INVALID_TARGET,
+            Rule::UnframedBody => &rules::PROTOCOL_UNFRAMED_BODY,
+            Rule::ContentRangeInvalid => &rules::PROTOCOL_CONTENT_RANGE_INVALID,
+            Rule::ContentEncodingWithoutBody => &rules::PROTOCOL_CONTENT_ENCODING_WITHOUT_BODY,
+            Rule::HostLocal => &rules::PROTOCOL_HOST_LOCAL,
         }
     }
 }

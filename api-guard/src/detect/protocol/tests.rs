@@ -320,10 +320,14 @@ fn host_method_range_connection() {
     .unwrap();
     for ip in ["127.0.0.1", "1.2.3.4:80", "[::1]", "[fe80::1]:80"] {
         let hs = h(&[("Host", ip)]);
-        // Off by default.
-        assert!(run(&req("GET", "/", None, &hs, b"")).is_empty());
+        // Off by default (a local client naming a local address is clean either way).
+        let local = Request {
+            peer: Some("127.0.0.1".parse().unwrap()),
+            ..req("GET", "/", None, &hs, b"")
+        };
+        assert!(run(&local).is_empty());
         let mut out = Vec::new();
-        flagging.inspect_request(&req("GET", "/", None, &hs, b""), &mut out);
+        flagging.inspect_request(&local, &mut out);
         let got: Vec<_> = out
             .iter()
             .map(|f| (f.rule_id, f.location.clone()))
@@ -485,7 +489,7 @@ fn content_types() {
         ),
     ];
     for (ct, rule) in cases {
-        let hs = h(&[HOST, ("Content-Type", ct)]);
+        let hs = h(&[HOST, ("Content-Type", ct), ("Content-Length", "0")]);
         assert_eq!(
             run(&req("POST", "/", None, &hs, b"")),
             [(rule, "header:content-type".into())],
@@ -493,7 +497,11 @@ fn content_types() {
         );
     }
     // Syntactically fine, but not a charset anyone encodes text in.
-    let hs = h(&[HOST, ("Content-Type", "text/plain; charset=/gar/bage")]);
+    let hs = h(&[
+        HOST,
+        ("Content-Length", "0"),
+        ("Content-Type", "text/plain; charset=/gar/bage"),
+    ]);
     assert_eq!(ids(&req("POST", "/", None, &hs, b"")), ["protocol.charset"]);
     for ct in [
         "application/*+json",
@@ -504,7 +512,7 @@ fn content_types() {
         "Multipart/Form-Data; boundary=abc",
         "text/html; charset='UTF-8'",
     ] {
-        let hs = h(&[HOST, ("Content-Type", ct)]);
+        let hs = h(&[HOST, ("Content-Length", "0"), ("Content-Type", ct)]);
         assert_eq!(
             ids(&req("POST", "/", None, &hs, b"")),
             Vec::<&str>::new(),
@@ -516,7 +524,12 @@ fn content_types() {
         ids(&req("POST", "/", None, &hs, b"test")),
         ["protocol.content_type_missing"]
     );
-    let hs = h(&[HOST, ("Content-Type", "a/b"), ("Content-Type", "c/d")]);
+    let hs = h(&[
+        HOST,
+        ("Content-Length", "0"),
+        ("Content-Type", "a/b"),
+        ("Content-Type", "c/d"),
+    ]);
     assert_eq!(
         ids(&req("POST", "/", None, &hs, b"")),
         ["protocol.multiple_content_type"]
@@ -526,7 +539,11 @@ fn content_types() {
         ids(&req("GET", "/", None, &hs, b"")),
         ["protocol.accept_charset"]
     );
-    let hs = h(&[HOST, ("Content-Type", "multipart/form-data; boundary=XX")]);
+    let hs = h(&[
+        HOST,
+        ("Content-Length", "0"),
+        ("Content-Type", "multipart/form-data; boundary=XX"),
+    ]);
     for name in ["fi;le", "&amp;fi;zzz", "1.j\\\\s\\\\p", "te\\\"st"] {
         let body = format!(
             "--XX\nContent-Disposition: form-data; name=\"{name}\"; filename=\"t\"\n\nx\n--XX--\n"
@@ -698,7 +715,11 @@ fn empty_headers_and_invalid_accept_encodings() {
 
 #[test]
 fn javascript_escapes_of_ascii_in_parameters() {
-    let form = h(&[HOST, ("Content-Type", "application/x-www-form-urlencoded")]);
+    let form = h(&[
+        HOST,
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Transfer-Encoding", "chunked"),
+    ]);
     for (q, body) in [
         (Some("x=%5Cu0061lert(1)"), &b""[..]),
         (Some("x=\\u0065val()"), b""),
@@ -713,6 +734,356 @@ fn javascript_escapes_of_ascii_in_parameters() {
     // Escapes of non-ASCII characters are how some clients send text; paths with `\u`
     // are no escapes.
     for q in ["x=caf%5Cu00e9", "p=C:%5Cusers%5Cme", "x=%5Cu4e2d%5Cu6587"] {
-        assert_eq!(ids(&req("GET", "/", Some(q), &form, b"")), [""; 0], "{q}");
+        assert_eq!(
+            ids(&req("GET", "/", Some(q), &h(&[HOST]), b"")),
+            [""; 0],
+            "{q}"
+        );
+    }
+}
+
+#[test]
+fn request_targets() {
+    let headers = h(&[HOST]);
+    let ok = |m, p| ids(&req(m, p, None, &headers, b""));
+    for (m, p) in [
+        ("GET", "/"),
+        ("GET", "/a/b.html"),
+        ("OPTIONS", "*"),
+        ("GET", "http://api.example.com/v1"),
+        ("GET", "https://api.example.com:443/"),
+        ("CONNECT", "api.example.com:443"),
+        ("CONNECT", "1.2.3.4:80"),
+    ] {
+        assert_eq!(ok(m, p), Vec::<&str>::new(), "{m} {p}");
+    }
+    for (m, p) in [
+        ("GET", "http://localhost"),
+        ("GET", "http:///x"),
+        ("GET", "index.html"),
+        ("GET", "*"),
+        ("GET", "1http://h/"),
+        ("GET", ""),
+    ] {
+        assert_eq!(ok(m, p), ["protocol.invalid_target"], "{m} {p}");
+    }
+    // HTTP/2 targets are the pseudo-headers' business (extended CONNECT, `*`).
+    let r = Request {
+        version: crate::http::HttpVersion::Http2,
+        ..req("GET", "", None, &headers, b"")
+    };
+    assert!(!ids(&r).contains(&"protocol.invalid_target"));
+    // A raw request line keeps its absolute form.
+    assert_eq!(
+        raw(b"GET http://localhost HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        ["protocol.invalid_target"]
+    );
+}
+
+#[test]
+fn bodies_need_framing_in_http1() {
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    // curl -X POST (no data, no type), a framed form, chunked upload, GET with a type.
+    let clean: [(&str, Headers, &[u8]); 5] = [
+        (
+            "POST",
+            h(&[HOST, ("User-Agent", "curl/8.5.0"), ("Accept", "*/*")]),
+            b"",
+        ),
+        ("POST", h(&[HOST, form, ("Content-Length", "3")]), b"a=1"),
+        (
+            "PUT",
+            h(&[
+                HOST,
+                ("Content-Type", "application/octet-stream"),
+                ("Transfer-Encoding", "chunked"),
+            ]),
+            b"data",
+        ),
+        (
+            "POST",
+            h(&[
+                HOST,
+                ("Content-Type", "application/json"),
+                ("Content-Length", "0"),
+            ]),
+            b"",
+        ),
+        ("GET", h(&[HOST, ("Content-Type", "application/json")]), b""),
+    ];
+    for (m, headers, body) in &clean {
+        assert_eq!(
+            ids(&req(m, "/x", None, headers, body)),
+            Vec::<&str>::new(),
+            "{m} {headers:?}"
+        );
+    }
+    // gRPC and every HTTP/2 request frame the body with DATA frames, not headers.
+    let grpc = h(&[("content-type", "application/grpc"), ("te", "trailers")]);
+    let r = Request {
+        version: crate::http::HttpVersion::Http2,
+        ..req(
+            "POST",
+            "/helloworld.Greeter/SayHello",
+            None,
+            &grpc,
+            b"\0\0\0\0\x07\n\x05world",
+        )
+    };
+    assert_eq!(ids(&r), Vec::<&str>::new());
+
+    let typed = h(&[HOST, form]);
+    for m in ["POST", "PUT", "PATCH"] {
+        assert_eq!(
+            ids(&req(m, "/", None, &typed, b"")),
+            ["protocol.unframed_body"]
+        );
+    }
+    // On the wire the bytes after such a head are no body: the corpus reader drops them.
+    let line: crate::detect::offline::CorpusRequest = serde_json::from_str(
+        r#"{"method":"POST","headers":[["Host","a"],["Content-Type","application/x-www-form-urlencoded"]],
+            "body":"hi=test","autocomplete_headers":false}"#,
+    )
+    .unwrap();
+    let o = OwnedRequest::from_corpus(&line).unwrap();
+    assert_eq!(o.body, b"");
+    assert_eq!(ids(&o.view(None, None)), ["protocol.unframed_body"]);
+}
+
+#[test]
+fn content_range_and_content_encoding() {
+    let range = |v| {
+        let headers = h(&[
+            HOST,
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Range", v),
+            ("Content-Length", "100"),
+        ]);
+        ids(&req("PUT", "/upload/1", None, &headers, &[b'x'; 100]))
+    };
+    // Resumable uploads (GCS, Drive, tus-like): chunk ranges and size-only queries.
+    for v in [
+        "bytes 0-99/200",
+        "bytes 100-199/*",
+        "bytes */200",
+        "BYTES 0-0/1",
+        "items 1-2/3",
+    ] {
+        assert_eq!(range(v), Vec::<&str>::new(), "{v}");
+    }
+    for v in [
+        "test",
+        "bytes",
+        "bytes 5-1/200",
+        "bytes 0-200/200",
+        "bytes */*",
+        "bytes 0-99",
+        "bytes -5/10",
+        "bytes 0-99/2x",
+    ] {
+        assert_eq!(range(v), ["protocol.content_range_invalid"], "{v}");
+    }
+
+    // Compressed request bodies are everyday (OTLP gzip, Prometheus remote-write snappy).
+    let clean: [(&str, Headers); 2] = [
+        (
+            "POST",
+            h(&[
+                HOST,
+                ("Content-Type", "application/x-protobuf"),
+                ("Content-Encoding", "snappy"),
+                ("Content-Length", "4"),
+            ]),
+        ),
+        (
+            "POST",
+            h(&[
+                HOST,
+                ("Content-Type", "application/json"),
+                ("Content-Encoding", "gzip"),
+                ("Transfer-Encoding", "chunked"),
+            ]),
+        ),
+    ];
+    for (m, headers) in &clean {
+        assert_eq!(
+            ids(&req(m, "/v1/metrics", None, headers, b"\x1f\x8b\x08\0")),
+            Vec::<&str>::new()
+        );
+    }
+    for (m, headers) in [
+        (
+            "GET",
+            h(&[
+                HOST,
+                ("Accept", "text/html"),
+                ("Content-Encoding", "deflate"),
+            ]),
+        ),
+        (
+            "POST",
+            h(&[
+                HOST,
+                ("Content-Type", "application/json"),
+                ("Content-Encoding", "gzip"),
+                ("Content-Length", "0"),
+            ]),
+        ),
+    ] {
+        assert_eq!(
+            ids(&req(m, "/", None, &headers, b"")),
+            ["protocol.content_encoding_without_body"]
+        );
+    }
+}
+
+#[test]
+fn local_addresses_as_host() {
+    let at = |host, peer: Option<&str>| {
+        let headers = h(&[("Host", host)]);
+        let r = Request {
+            peer: peer.map(|p| p.parse().unwrap()),
+            ..req("GET", "/", None, &headers, b"")
+        };
+        ids(&r)
+    };
+    // Names, pod and service addresses (kubelet probes, in-cluster calls), and local
+    // clients calling themselves by address.
+    for (host, peer) in [
+        ("localhost", Some("10.0.0.5")),
+        ("api.example.com", None),
+        ("10.244.1.7:8080", Some("10.244.1.1")),
+        ("192.168.1.10", None),
+        ("[2001:db8::1]:443", Some("2001:db8::2")),
+        ("127.0.0.1:8080", Some("127.0.0.1")),
+        ("[::1]", Some("::1")),
+        ("127.0.0.1", Some("::ffff:127.0.0.1")),
+        ("[fe80::1]", Some("fe80::2")),
+    ] {
+        assert_eq!(at(host, peer), Vec::<&str>::new(), "{host} from {peer:?}");
+    }
+    for (host, peer) in [
+        ("127.0.0.1", None),
+        ("127.0.0.1", Some("10.0.0.5")),
+        ("[::1]", Some("10.0.0.5")),
+        ("[fe80::f1:01:fe01:1]:80", None),
+        ("169.254.169.254", Some("10.0.0.5")),
+        ("0.0.0.0:8080", Some("192.168.1.20")),
+        ("[::ffff:127.0.0.1]", Some("203.0.113.9")),
+        ("127.1.2.3", Some("fe80::2")),
+    ] {
+        assert_eq!(
+            at(host, peer),
+            ["protocol.host_local"],
+            "{host} from {peer:?}"
+        );
+    }
+}
+
+/// Requests as browsers, SDKs and proxies send them: none of the request-line, framing,
+/// Content-Range / Content-Encoding or Host rules may fire on them.
+#[test]
+fn browsers_sdks_and_proxies_are_clean() {
+    let chrome_nav = h(&[
+        ("Host", "shop.example.com"),
+        ("Connection", "keep-alive"),
+        ("Upgrade-Insecure-Requests", "1"),
+        ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"),
+        ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"),
+        ("Accept-Encoding", "gzip, deflate, br, zstd"),
+        ("Accept-Language", "en-GB,en;q=0.9"),
+    ]);
+    // navigator.sendBeacon posts text/plain; fetch() with no body still sends a length.
+    let beacon = h(&[
+        ("Host", "shop.example.com"),
+        ("Content-Type", "text/plain;charset=UTF-8"),
+        ("Content-Length", "15"),
+        ("Origin", "https://shop.example.com"),
+    ]);
+    let fetch_empty = h(&[
+        ("Host", "shop.example.com"),
+        ("Content-Type", "application/json"),
+        ("Content-Length", "0"),
+    ]);
+    // python-requests, Go net/http, an OTLP exporter (gzip), a localhost health check.
+    let requests = h(&[
+        ("Host", "10.96.0.12:8080"),
+        ("User-Agent", "python-requests/2.32.3"),
+        ("Accept-Encoding", "gzip, deflate"),
+        ("Accept", "*/*"),
+        ("Connection", "keep-alive"),
+        ("Content-Length", "15"),
+        ("Content-Type", "application/json"),
+    ]);
+    let go = h(&[
+        ("Host", "orders.default.svc.cluster.local"),
+        ("User-Agent", "Go-http-client/1.1"),
+        ("Content-Length", "0"),
+        ("Accept-Encoding", "gzip"),
+    ]);
+    let otlp = h(&[
+        ("Host", "otel-collector:4318"),
+        ("Content-Type", "application/x-protobuf"),
+        ("Content-Encoding", "gzip"),
+        ("Content-Length", "15"),
+    ]);
+    let probe = h(&[
+        ("Host", "127.0.0.1:8080"),
+        ("User-Agent", "kube-probe/1.31"),
+    ]);
+    let local: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let body = b"{\"event\":\"view\"}";
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a Headers,
+        &'a [u8],
+        Option<std::net::IpAddr>,
+    );
+    let cases: [Case<'_>; 7] = [
+        ("GET", "/products/42", &chrome_nav, b"", None),
+        ("POST", "/analytics", &beacon, &body[..15], None),
+        ("POST", "/cart/clear", &fetch_empty, b"", None),
+        ("POST", "/api/v1/orders", &requests, &body[..15], None),
+        ("POST", "/api/v1/orders/7/cancel", &go, b"", None),
+        ("POST", "/v1/traces", &otlp, &body[..15], None),
+        ("GET", "/healthz", &probe, b"", Some(local)),
+    ];
+    for (m, p, headers, body, peer) in cases {
+        let r = Request {
+            peer,
+            ..req(m, p, None, headers, body)
+        };
+        assert_eq!(ids(&r), Vec::<&str>::new(), "{m} {p}");
+    }
+    // A forward proxy's absolute-form request line.
+    assert_eq!(
+        raw(b"GET http://api.example.com/v1/items?page=2 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\nProxy-Connection: Keep-Alive\r\n\r\n"),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn line_breaks_in_parameter_names() {
+    let form = h(&[
+        HOST,
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Content-Length", "11"),
+    ]);
+    // A bare token ending in a newline (a text area's content posted as a form).
+    assert_eq!(
+        ids(&req("POST", "/", None, &form, b"%22%21+Y%0A")),
+        Vec::<&str>::new()
+    );
+    for q in [
+        "parameter%0d%0a=test",
+        "a=1&%0d%0arestofdata",
+        "x%0aSet-Cookie:%20a",
+    ] {
+        assert_eq!(
+            ids(&req("GET", "/", Some(q), &h(&[HOST]), b"")),
+            ["protocol.header_injection"],
+            "{q}"
+        );
     }
 }
