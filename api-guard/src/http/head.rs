@@ -164,6 +164,31 @@ pub(crate) fn parse_start_line(kind: MessageKind, line: &[u8]) -> Result<StartLi
     }
 }
 
+/// Checks a complete start line (`line` ends with its CRLF) without building it: the
+/// per-message check while a head is collected ([`parse_head`] builds it once the head is
+/// complete).
+pub(crate) fn check_start_line(kind: MessageKind, line: &[u8]) -> Result<(), SyntaxError> {
+    let mut no_headers = [];
+    let valid = match kind {
+        MessageKind::Request => {
+            let mut req = httparse::Request::new(&mut no_headers);
+            req.parse(line).is_ok()
+                && req.method.is_some()
+                && req.path.is_some()
+                && req.version.is_some()
+        }
+        MessageKind::Response => {
+            let mut resp = httparse::Response::new(&mut no_headers);
+            resp.parse(line).is_ok() && resp.code.is_some() && resp.version.is_some()
+        }
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(SyntaxError)
+    }
+}
+
 /// True if `partial` (an unfinished head) already contains a syntax error.
 pub(crate) fn partial_is_invalid(kind: MessageKind, partial: &[u8]) -> bool {
     let mut headers = vec![httparse::EMPTY_HEADER; line_count(partial)];

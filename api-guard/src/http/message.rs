@@ -111,7 +111,9 @@ enum Body {
 #[derive(Debug, Default)]
 struct Message {
     start_ns: u64,
-    start: Option<StartLine>,
+    /// The start line is complete and valid (it begins the parser's `buf` while the head
+    /// is collected; built only if the message is abandoned).
+    start_line: bool,
     body: Vec<u8>,
     body_len: u64,
     /// Body bytes are still contiguous from the start, so capturing may continue.
@@ -541,8 +543,8 @@ impl MessageParser {
                 self.head_error(ts, sink);
                 self.resync_after(scanned.last().copied().unwrap_or(0));
             }
-            Some(LineEvent::StartLineEnd) => match head::parse_start_line(self.kind, &self.buf) {
-                Ok(start) => self.msg.start = Some(start),
+            Some(LineEvent::StartLineEnd) => match head::check_start_line(self.kind, &self.buf) {
+                Ok(()) => self.msg.start_line = true,
                 Err(_) => {
                     self.head_error(ts, sink);
                     self.resync_at_line_start();
@@ -585,9 +587,16 @@ impl MessageParser {
             _ => None,
         };
         let msg = mem::take(&mut self.msg);
+        let start = msg
+            .start_line
+            .then(|| {
+                let end = self.buf.iter().position(|&b| b == LF)?;
+                head::parse_start_line(self.kind, self.buf.get(..=end)?).ok()
+            })
+            .flatten();
         sink.abandoned(Abandoned {
             start_ns: msg.start_ns,
-            start: msg.start,
+            start,
             method,
             head_bytes: self.buf.len(),
         });
@@ -644,7 +653,15 @@ impl MessageParser {
                 self.finish(ts, sink);
                 self.stop();
             }
-            Ok(Framing::Length(n)) => self.state = State::Body(Body::Length(n)),
+            Ok(Framing::Length(n)) => {
+                // The captured prefix is known in advance: one allocation of its size (no
+                // growth, nothing to shrink at the end).
+                let capture = usize::try_from(n).map_or(usize::MAX, |n| n);
+                self.msg
+                    .body
+                    .reserve_exact(capture.min(self.limits.max_body_capture_bytes));
+                self.state = State::Body(Body::Length(n));
+            }
             Ok(Framing::Chunked) => {
                 let decoder = ChunkedDecoder::new(self.limits.max_header_bytes);
                 self.state = State::Body(Body::Chunked(decoder));
@@ -710,6 +727,7 @@ impl MessageParser {
     /// Ends the current message and moves on to the next.
     fn finish(&mut self, ts: u64, sink: &mut impl MessageSink) {
         let mut msg = mem::take(&mut self.msg);
+        // A no-op for bodies reserved by their length; frees the growth of the others.
         msg.body.shrink_to_fit();
         sink.end(MessageEnd {
             end_ns: ts,

@@ -24,7 +24,9 @@ pub struct CaptureConfig {
     /// (default 64 KiB, at most 4 MiB): content detection judges requests, so their cap is
     /// larger than what an attacker can cheaply pad past.
     pub max_request_capture_bytes: u32,
-    /// Ring buffer size in bytes (default 16 MiB); a power of two, at least 32 KiB.
+    /// Ring buffer size in bytes (default 4 MiB); a power of two, at least 32 KiB. The kernel
+    /// maps its data pages twice, so it adds twice its size to the agent's RSS; it is the
+    /// burst buffer for when the parser falls behind (see docs/development.md "Benchmark").
     pub ring_buffer_bytes: u32,
     /// Only capture these process ids (default: all).
     pub pids: Vec<u32>,
@@ -50,7 +52,7 @@ impl Default for CaptureConfig {
         Self {
             max_capture_bytes: DEFAULT_CAPTURE_CAP,
             max_request_capture_bytes: DEFAULT_REQUEST_CAPTURE_CAP,
-            ring_buffer_bytes: 16 * 1024 * 1024,
+            ring_buffer_bytes: 4 * 1024 * 1024,
             pids: Vec::new(),
             comms: Vec::new(),
             cgroups: Vec::new(),

@@ -96,6 +96,8 @@ pub struct ConnTable {
     request_notices: bool,
     /// Request bodies local servers receive are scanned for values as they arrive.
     body_scan: Option<ScanLimits>,
+    /// Scratch list of the exchanges one record produced (empty between records).
+    produced: Vec<HttpExchange>,
 }
 
 /// Where a connection is in reading its ServerHello.
@@ -164,6 +166,7 @@ impl ConnTable {
             adopted: HashMap::new(),
             request_notices: false,
             body_scan: None,
+            produced: Vec::new(),
         }
     }
 
@@ -398,7 +401,8 @@ impl ConnTable {
         let Some(conn) = self.conns.get_mut(&key) else {
             return;
         };
-        let mut produced = Vec::new();
+        // Reused for every record: most produce nothing, and none should allocate for it.
+        let mut produced = std::mem::take(&mut self.produced);
         f(&mut conn.http, &mut produced);
         if !produced.is_empty() {
             conn.unsynced_bytes = None;
@@ -406,9 +410,10 @@ impl ConnTable {
         account(&self.metrics, conn, &mut self.buffered_total);
         out.extend(
             produced
-                .into_iter()
+                .drain(..)
                 .map(|http| Exchange::new(conn.meta.clone(), http)),
         );
+        self.produced = produced;
         if let Some(reason) = ignore_reason(conn.http.state()) {
             self.ignore(id, reason);
         }

@@ -1,6 +1,14 @@
 //! HTTP exchanges and the parsers that produce them.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry};
+use std::{
+    collections::HashMap,
+    hash::{Hash, Hasher},
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry,
+};
 
 use super::{counter, counter_vec, gauge, register, sum};
 use crate::{exchange::Exchange, http::method_label};
@@ -26,7 +34,52 @@ impl IgnoreReason {
     }
 }
 
+/// Series handles kept per label set at most (routes are bounded by
+/// `discover.max_route_labels`, methods and statuses by their label rules): past it the
+/// cache starts over, so it stays bounded whatever comes.
+const MAX_CACHED_SERIES: usize = 4096;
+
+/// The labels of one exchange's series. The route is compared by its allocation: route
+/// labels come from one canonical set (`RouteLabels`), and the key holds its `Arc`, so an
+/// address is never reused while it is cached.
+#[derive(PartialEq, Eq, Hash)]
+struct SeriesKey {
+    role: &'static str,
+    method: &'static str,
+    route: Option<RouteRef>,
+    status: Option<u16>,
+    tls: bool,
+}
+
+struct RouteRef(Arc<str>);
+
+impl PartialEq for RouteRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for RouteRef {}
+
+impl Hash for RouteRef {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).cast::<u8>().hash(state);
+    }
+}
+
+/// Handles of one label set's series: looked up once, not at every exchange (a lookup
+/// formats the status and hashes every label under the vector's lock).
+struct Series {
+    requests: IntCounter,
+    /// Made on first use: an exchange without timings must not create these series.
+    duration: Option<Histogram>,
+    ttfb: Option<Histogram>,
+    request_bytes: IntCounter,
+    response_bytes: IntCounter,
+}
+
 pub struct Http {
+    series: Mutex<HashMap<SeriesKey, Series>>,
     requests: IntCounterVec,
     duration: HistogramVec,
     ttfb: HistogramVec,
@@ -68,6 +121,7 @@ impl Http {
         )
         .expect("valid metric definition");
         Self {
+            series: Mutex::new(HashMap::new()),
             requests: counter_vec(
                 r,
                 "apiguard_http_requests_total",
@@ -133,25 +187,57 @@ impl Http {
     pub fn exchange(&self, e: &Exchange) {
         let role = e.conn.role.as_str();
         let method = method_label(&e.http.method);
-        let status = e
-            .http
-            .status
-            .map_or_else(|| "none".to_string(), |s| s.to_string());
-        let tls = if e.conn.tls() { "true" } else { "false" };
+        let tls = e.conn.tls();
+        let key = SeriesKey {
+            role,
+            method,
+            route: e.route.clone().map(RouteRef),
+            status: e.http.status,
+            tls,
+        };
+        let mut cache = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX_CACHED_SERIES && !cache.contains_key(&key) {
+            cache.clear();
+        }
+        let series = cache.entry(key).or_insert_with(|| {
+            let status = e
+                .http
+                .status
+                .map_or_else(|| "none".to_string(), |s| s.to_string());
+            let tls = if tls { "true" } else { "false" };
+            let route = e.route.as_deref().unwrap_or("");
+            Series {
+                requests: self
+                    .requests
+                    .with_label_values(&[role, method, route, &status, tls]),
+                duration: None,
+                ttfb: None,
+                request_bytes: self.request_bytes.with_label_values(&[role]),
+                response_bytes: self.response_bytes.with_label_values(&[role]),
+            }
+        });
+        series.requests.inc();
+        let tls = if tls { "true" } else { "false" };
         let route = e.route.as_deref().unwrap_or("");
-        self.requests
-            .with_label_values(&[role, method, route, &status, tls])
-            .inc();
         if let Some(ns) = e.duration_ns() {
-            self.duration
-                .with_label_values(&[role, method, route, tls])
+            series
+                .duration
+                .get_or_insert_with(|| self.duration.with_label_values(&[role, method, route, tls]))
                 .observe(ns as f64 / 1e9);
         }
         if let Some(ns) = e.ttfb_ns() {
-            self.ttfb
-                .with_label_values(&[role, method, route, tls])
+            series
+                .ttfb
+                .get_or_insert_with(|| self.ttfb.with_label_values(&[role, method, route, tls]))
                 .observe(ns as f64 / 1e9);
         }
+        series
+            .request_bytes
+            .inc_by(e.http.request_header_bytes + e.http.request_body_bytes);
+        series
+            .response_bytes
+            .inc_by(e.http.response_header_bytes + e.http.response_body_bytes);
+        drop(cache);
         if let Some(call) = &e.http.grpc {
             let status = call
                 .status
@@ -160,12 +246,6 @@ impl Http {
                 .with_label_values(&[role, route, &status])
                 .inc();
         }
-        self.request_bytes
-            .with_label_values(&[role])
-            .inc_by(e.http.request_header_bytes + e.http.request_body_bytes);
-        self.response_bytes
-            .with_label_values(&[role])
-            .inc_by(e.http.response_header_bytes + e.http.response_body_bytes);
     }
 
     pub fn parse_errors(&self, n: u64) {
@@ -193,5 +273,57 @@ impl Http {
     /// Exchanges seen so far (all series).
     pub fn exchanges_total(&self) -> u64 {
         sum(&self.requests, &[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::exchange::{test_exchange, Role};
+    use crate::telemetry::Metrics;
+
+    #[test]
+    fn cached_series_count_like_looked_up_ones() {
+        let m = Metrics::new();
+        let route: Arc<str> = Arc::from("/users/{userId}");
+        let mut unanswered = test_exchange(Role::Server, "192.0.2.1:40000", "/users/1");
+        unanswered.route = Some(route.clone());
+        m.http.exchange(&unanswered);
+        let text = m.render();
+        // No timings: no duration or time-to-first-byte series.
+        assert!(
+            !text.contains("apiguard_http_request_duration_seconds_count"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("apiguard_http_time_to_first_byte_seconds_count"),
+            "{text}"
+        );
+        let mut answered = unanswered.clone();
+        answered.http.status = Some(200);
+        answered.http.response_start_ns = Some(1_000_000);
+        answered.http.response_end_ns = Some(2_000_000);
+        answered.http.request_header_bytes = 10;
+        answered.http.response_header_bytes = 20;
+        answered.http.response_body_bytes = 5;
+        m.http.exchange(&answered);
+        m.http.exchange(&answered);
+        // The same route text from another allocation is the same series.
+        answered.route = Some(Arc::from("/users/{userId}"));
+        m.http.exchange(&answered);
+        let text = m.render();
+        let labels = r#"method="GET",role="server",route="/users/{userId}""#;
+        for line in [
+            format!(r#"apiguard_http_requests_total{{{labels},status="none",tls="false"}} 1"#),
+            format!(r#"apiguard_http_requests_total{{{labels},status="200",tls="false"}} 3"#),
+            format!(r#"apiguard_http_request_duration_seconds_count{{{labels},tls="false"}} 3"#),
+            format!(r#"apiguard_http_time_to_first_byte_seconds_count{{{labels},tls="false"}} 3"#),
+            r#"apiguard_http_request_bytes_total{role="server"} 30"#.to_string(),
+            r#"apiguard_http_response_bytes_total{role="server"} 75"#.to_string(),
+        ] {
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+        assert_eq!(m.http.exchanges_total(), 4);
     }
 }
