@@ -628,13 +628,7 @@ fn caps_operations_and_params() {
         json!({"parameters": params, "get": {"parameters": params}}),
     );
     let doc = json!({"openapi": "3.0.1", "paths": paths}).to_string();
-    let start = Instant::now();
     let spec = Spec::parse(doc.as_bytes()).unwrap();
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
     assert_eq!(spec.operations().len(), MAX_OPERATIONS);
     assert_eq!(
         spec.stats().operations_dropped,
