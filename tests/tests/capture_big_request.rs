@@ -13,28 +13,13 @@ use anyhow::{ensure, Result};
 use integration_tests::netns::{unique_port, Netns, Veth};
 use integration_tests::one_read::OneReadServer;
 use integration_tests::servers::raw_exchange;
+use integration_tests::util::filler;
 use integration_tests::{require_root, Agent, AgentOptions};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(15);
 const SQLI: &str = "1' UNION SELECT username,password FROM users--";
 const PADDING: usize = 900 << 10;
-
-/// Deterministic text with no attack syntax.
-fn filler(len: usize) -> String {
-    const WORDS: [&str; 8] = [
-        "alpha", "bravo", "delta", "kilo", "lima", "oscar", "tango", "zulu",
-    ];
-    let mut s = String::with_capacity(len + 8);
-    let mut i = 0usize;
-    while s.len() < len {
-        s.push_str(WORDS[(i * 7 + i / 3) % WORDS.len()]);
-        s.push(' ');
-        i += 1;
-    }
-    s.truncate(len);
-    s
-}
 
 fn post(path: &str, body: &[u8]) -> Vec<u8> {
     let mut req = format!(

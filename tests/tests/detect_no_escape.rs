@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use integration_tests::guard::{self, Probe, Topology};
 use integration_tests::servers::raw_exchange;
+use integration_tests::util::filler;
 use integration_tests::{require_root, Agent, AgentOptions, TempDir};
 use serde_json::Value;
 
@@ -72,22 +73,6 @@ fn pipelined(n: usize) -> Vec<u8> {
         .as_bytes(),
     );
     burst
-}
-
-/// Deterministic text that looks like nothing in particular (no attack syntax).
-fn filler(len: usize) -> String {
-    const WORDS: [&str; 8] = [
-        "alpha", "bravo", "delta", "kilo", "lima", "oscar", "tango", "zulu",
-    ];
-    let mut s = String::with_capacity(len + 8);
-    let mut i = 0usize;
-    while s.len() < len {
-        s.push_str(WORDS[(i * 7 + i / 3) % WORDS.len()]);
-        s.push(' ');
-        i += 1;
-    }
-    s.truncate(len);
-    s
 }
 
 fn detections(agent: &Agent, client: &str) -> Result<Vec<Value>> {
