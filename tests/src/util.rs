@@ -393,6 +393,23 @@ pub fn write_filled(path: &Path, size: usize, fill: u8) -> Result<()> {
     fs::write(path, vec![fill; size]).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Deterministic text of `len` bytes with no attack syntax (words and spaces): padding that
+/// no detector should flag.
+pub fn filler(len: usize) -> String {
+    const WORDS: [&str; 8] = [
+        "alpha", "bravo", "delta", "kilo", "lima", "oscar", "tango", "zulu",
+    ];
+    let mut s = String::with_capacity(len + 8);
+    let mut i = 0usize;
+    while s.len() < len {
+        s.push_str(WORDS[(i * 7 + i / 3) % WORDS.len()]);
+        s.push(' ');
+        i += 1;
+    }
+    s.truncate(len);
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,21 +427,4 @@ mod tests {
         assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
         assert_eq!(tail("a", 5), "a");
     }
-}
-
-/// Deterministic text of `len` bytes with no attack syntax (words and spaces): padding that
-/// no detector should flag.
-pub fn filler(len: usize) -> String {
-    const WORDS: [&str; 8] = [
-        "alpha", "bravo", "delta", "kilo", "lima", "oscar", "tango", "zulu",
-    ];
-    let mut s = String::with_capacity(len + 8);
-    let mut i = 0usize;
-    while s.len() < len {
-        s.push_str(WORDS[(i * 7 + i / 3) % WORDS.len()]);
-        s.push(' ');
-        i += 1;
-    }
-    s.truncate(len);
-    s
 }
