@@ -30,12 +30,16 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     let rule = if let Some(rule) = nosql(c) {
         Some(rule)
     } else if bare_word(v) {
-        // One identifier-like word: no SQL to inject, except a schema probe.
-        let lower = v.to_ascii_lowercase();
-        if lower.split('.').any(schema_word) || lower == "mysql.db" || lower == "mysql.user" {
+        // One identifier-like word: no SQL to inject, except a schema probe. (Compared
+        // without lower-casing a copy: most values take this branch.)
+        let schema = |w: &str| SCHEMA_WORDS.iter().any(|s| s.eq_ignore_ascii_case(w));
+        if v.split('.').any(schema)
+            || v.eq_ignore_ascii_case("mysql.db")
+            || v.eq_ignore_ascii_case("mysql.user")
+        {
             Some(&rules::SQLI_SCHEMA_PROBE)
         } else {
-            mysql_float(lower.as_bytes()).then_some(&rules::SQLI_MYSQL_FLOAT)
+            mysql_float(v.as_bytes()).then_some(&rules::SQLI_MYSQL_FLOAT)
         }
     } else if c.input.source == Source::Header && !v.contains([' ', '\'', '"', '(']) {
         // Header tokens (`application/*+json`) are not SQL; attacks in headers need a space
@@ -74,7 +78,10 @@ fn libinjection(v: &str, bytes: &ByteSet) -> bool {
     // No quote, operator, comment, parenthesis or digit: no fingerprint libinjection flags
     // can form (plain-word SQL is left to the grammar checks). Saves its per-call cost.
     const SIGNIFICANT: u128 = needle_mask(b"0123456789'\"`;()=<>!|&-#/*@+%^~\\");
-    if !bytes.has_any_mask(SIGNIFICANT) || !libinjection_may_flag(v.as_bytes(), bytes) {
+    if !bytes.has_any_mask(SIGNIFICANT)
+        || !libinjection_may_flag(v.as_bytes(), bytes)
+        || only_strings_words_numbers(v.as_bytes(), bytes)
+    {
         return false;
     }
     let prose = prose(v);
@@ -241,6 +248,36 @@ fn run_may_hold_keyword(run: &[u8], heads: &WordIndex) -> bool {
         }
     }
     false
+}
+
+/// Keyword types that give a word a token other than a bareword or a number: every type of
+/// libinjection's table but bareword (`n`), number (`1`) and fingerprint (`F`).
+fn any_keyword_heads() -> Vec<&'static [u8]> {
+    let mut heads: Vec<&'static [u8]> = libinjectionrs::sqli::sqli_data::SQL_KEYWORDS
+        .iter()
+        .filter(|k| !matches!(k.token_type, b'n' | b'1' | b'F'))
+        .filter_map(|k| k.word.split(' ').next())
+        .map(str::as_bytes)
+        .collect();
+    heads.sort_unstable();
+    heads.dedup();
+    heads
+}
+
+static ANY_HEAD_INDEX: LazyLock<WordIndex> = LazyLock::new(|| WordIndex::of(&any_keyword_heads()));
+
+/// Whether libinjection can only read `v` as strings, barewords and numbers, in every quote
+/// context: it holds nothing but ASCII letters, digits, spaces and quotes (`Siobhan
+/// O'Brien 5`), and no word that its table types otherwise. No fingerprint it flags is made
+/// of those three token types alone (the tests check its table), so a value with a quote
+/// need not be tokenised three times to learn that.
+fn only_strings_words_numbers(v: &[u8], bytes: &ByteSet) -> bool {
+    const PLAIN: u128 = needle_mask(b"abcdefghijklmnopqrstuvwxyz0123456789 '\"");
+    if bytes.non_ascii || bytes.has_any_mask(!PLAIN) {
+        return false;
+    }
+    !v.split(|&x| matches!(x, b' ' | b'\'' | b'"'))
+        .any(|run| run_may_hold_keyword(run, &ANY_HEAD_INDEX))
 }
 
 /// Mostly letters and spaces, with at least five words.
@@ -908,7 +945,7 @@ fn mysql_float(b: &[u8]) -> bool {
     b.windows(4).enumerate().any(|(i, w)| {
         w[0].is_ascii_digit()
             && w[1] == b'.'
-            && w[2] == b'e'
+            && w[2].eq_ignore_ascii_case(&b'e')
             && matches!(w[3], b'(' | b'.' | b',' | b')')
             && (i == 0 || !b[i - 1].is_ascii_alphabetic())
     })
@@ -1118,6 +1155,49 @@ mod tests {
         }
         assert!(!HEAD_INDEX.may_begin(b"qz"));
         assert!(!has(&KEYWORD_HEADS, b"LIKE") && has(&KEYWORD_HEADS_OPS, b"LIKE"));
+    }
+
+    /// No fingerprint libinjection flags is made of strings, barewords and numbers alone, so
+    /// a value `only_strings_words_numbers` admits is never flagged; values built from names,
+    /// quotes, digits and keywords agree with libinjection itself.
+    #[test]
+    fn strings_words_and_numbers_are_never_flagged() {
+        for k in libinjectionrs::sqli::sqli_data::SQL_KEYWORDS {
+            if k.token_type == b'F' {
+                let fp = &k.word.as_bytes()[1..];
+                assert!(!fp.iter().all(|t| b"SN1".contains(t)), "{}", k.word);
+            }
+        }
+        #[rustfmt::skip]
+        const PIECES: &[&str] = &[
+            "O", "Brien", "Siobhan", " ", "'", "\"", "5", "0x", "1e", "e", "E", "N", "q", "x",
+            "b", "u", "and", "OR", "like", "IS", "not", "union", "select", "group", "by",
+            "null", "sleep", "char", "mod", "div", "true", "in", "boolean", "mode", "sounds",
+            "Shop", "Bob", "it", "s", "d", "Angelo", "12", "0", "xor", "between",
+        ];
+        let mut rng = crate::testutil::Rng(0x0b71_e55e);
+        let (mut admitted, mut flagged) = (0, 0);
+        for _ in 0..30_000 {
+            let len = 1 + rng.below(7) as usize;
+            let v: String = (0..len)
+                .map(|_| PIECES[rng.below(PIECES.len() as u64) as usize])
+                .collect();
+            let b = v.as_bytes();
+            let detected =
+                libinjectionrs::SqliState::new(b, libinjectionrs::SqliFlags::FLAG_NONE).detect();
+            flagged += usize::from(detected);
+            if only_strings_words_numbers(b, &ByteSet::of(b)) {
+                admitted += 1;
+                assert!(!detected, "{v:?}");
+            }
+        }
+        assert!(admitted > 3_000 && flagged > 3_000, "{admitted} {flagged}");
+        for v in ["Siobhan O'Brien 5", "D'Angelo", "\"Best\" shop 12", "it's"] {
+            assert!(only_strings_words_numbers(v.as_bytes(), &ByteSet::of(v.as_bytes())), "{v}");
+        }
+        for v in ["O'Brien or 1", "x' union", "a'.b", "a'-1", "it's\tok", "Zoë's", "'null'"] {
+            assert!(!only_strings_words_numbers(v.as_bytes(), &ByteSet::of(v.as_bytes())), "{v}");
+        }
     }
 
     fn may_flag(v: &str) -> bool {
