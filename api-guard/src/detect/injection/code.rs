@@ -391,7 +391,7 @@ fn java(b: &[u8], s: &ByteSet) -> Option<Hit> {
     ) {
         return Some((&rules::CODE_SPRING_CLASSLOADER, p));
     }
-    if let Some(p) = deserialization(b) {
+    if let Some(p) = deserialization(b, s) {
         return Some((&rules::CODE_JAVA_DESERIALIZATION, p));
     }
     if let Some(p) = java_class(b, s) {
@@ -466,16 +466,26 @@ fn lookup_value(body: &[u8]) -> Vec<u8> {
 }
 
 /// Java serialized objects: `aced0005` in hex or base64 at each of the three alignments.
-fn deserialization(b: &[u8]) -> Option<usize> {
+fn deserialization(b: &[u8], s: &ByteSet) -> Option<usize> {
     if let Some(p) = find_ci(b, b"aced0005") {
         return Some(p);
     }
-    let find = |n: &[u8]| memchr::memmem::find(b, n);
+    let find = |n: &[u8]| find_cased(b, s, n);
     if let Some(p) = find(b"rO0AB").or_else(|| find(b"s7QAF")) {
         return Some(p);
     }
     let p = find(b"ztAA")?;
     (p > 0 && matches!(b[p - 1], b'K' | b'a' | b'q' | b'6')).then(|| p - 1)
+}
+
+/// The first position of the case-sensitive `needle` in `b` (whose bytes `s` summarises,
+/// case-folded): a value lacking one of its letters is not searched, which saves building a
+/// searcher per call (most values hold few of a base64 marker's letters).
+fn find_cased(b: &[u8], s: &ByteSet, needle: &[u8]) -> Option<usize> {
+    if !s.has_all(needle) {
+        return None;
+    }
+    memchr::memmem::find(b, needle)
 }
 
 fn java_class(b: &[u8], s: &ByteSet) -> Option<usize> {
@@ -1057,7 +1067,7 @@ fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
         b"JCRORF9GVU5DJCR",
     ]
     .iter()
-    .filter_map(|n| memchr::memmem::find(b, n))
+    .filter_map(|n| find_cased(b, s, n))
     .min();
     if let Some(p) = base64_marker.or_else(|| node_runtime(b, s)) {
         return Some((&rules::CODE_NODE, p));

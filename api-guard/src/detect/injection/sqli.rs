@@ -30,12 +30,16 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     let rule = if let Some(rule) = nosql(c) {
         Some(rule)
     } else if bare_word(v) {
-        // One identifier-like word: no SQL to inject, except a schema probe.
-        let lower = v.to_ascii_lowercase();
-        if lower.split('.').any(schema_word) || lower == "mysql.db" || lower == "mysql.user" {
+        // One identifier-like word: no SQL to inject, except a schema probe. (Compared
+        // without lower-casing a copy: most values take this branch.)
+        let schema = |w: &str| SCHEMA_WORDS.iter().any(|s| s.eq_ignore_ascii_case(w));
+        if v.split('.').any(schema)
+            || v.eq_ignore_ascii_case("mysql.db")
+            || v.eq_ignore_ascii_case("mysql.user")
+        {
             Some(&rules::SQLI_SCHEMA_PROBE)
         } else {
-            mysql_float(lower.as_bytes()).then_some(&rules::SQLI_MYSQL_FLOAT)
+            mysql_float(v.as_bytes()).then_some(&rules::SQLI_MYSQL_FLOAT)
         }
     } else if c.input.source == Source::Header && !v.contains([' ', '\'', '"', '(']) {
         // Header tokens (`application/*+json`) are not SQL; attacks in headers need a space
@@ -74,7 +78,10 @@ fn libinjection(v: &str, bytes: &ByteSet) -> bool {
     // No quote, operator, comment, parenthesis or digit: no fingerprint libinjection flags
     // can form (plain-word SQL is left to the grammar checks). Saves its per-call cost.
     const SIGNIFICANT: u128 = needle_mask(b"0123456789'\"`;()=<>!|&-#/*@+%^~\\");
-    if !bytes.has_any_mask(SIGNIFICANT) || !libinjection_may_flag(v.as_bytes(), bytes) {
+    if !bytes.has_any_mask(SIGNIFICANT)
+        || !libinjection_may_flag(v.as_bytes(), bytes)
+        || only_strings_words_numbers(v.as_bytes(), bytes)
+    {
         return false;
     }
     let prose = prose(v);
@@ -96,6 +103,9 @@ fn libinjection(v: &str, bytes: &ByteSet) -> bool {
         return false;
     }
     let fp = state.get_fingerprint();
+    if quoted_text_only(v, fp.as_str()) || percentages_as_text(v) {
+        return false;
+    }
     let strong = |fp: &str| {
         fp.bytes()
             .any(|t| matches!(t, b'U' | b'E' | b'&' | b'B' | b';'))
@@ -110,6 +120,84 @@ fn libinjection(v: &str, bytes: &ByteSet) -> bool {
     } else {
         true
     }
+}
+
+/// libinjection's verdict on `v` read in one quote context (`flags`), MySQL or ANSI.
+fn flagged_in(v: &[u8], flags: u32) -> bool {
+    libinjectionrs::SqliState::new(v, libinjectionrs::SqliFlags::new(flags)).is_sqli()
+}
+
+/// A verdict that only the double-quote reading gives, where that reading is one operator
+/// between two strings (`sos`, `s&s`) and the operator is a word or arithmetic (`*`, `/`,
+/// `%`): quotation marks around a word in text (`"LIKE" STAMP`, `CHRISTMAS STOCKING "NOT"
+/// STUFFER`, `"*"`, an attribute `HREF="/APPS/"`) read that way. Double quotes delimit
+/// strings only in MySQL, which reads a string as a number by its leading digits: between
+/// strings that begin with none, such an operator gives the injected condition nothing to
+/// turn on. Comparisons and other symbols (`"!"`, `1"OR-"1`), strings that begin with a
+/// digit (`1" or "1`), escaped quotes and single-quote readings keep their verdict.
+fn quoted_text_only(v: &str, fingerprint: &str) -> bool {
+    // libinjection's flag bits (`SqliFlags::FLAG_QUOTE_*`, `FLAG_SQL_*`).
+    const NONE: u32 = 1;
+    const SINGLE: u32 = 2;
+    const ANSI: u32 = 8;
+    const MYSQL: u32 = 16;
+    if !matches!(fingerprint, "sos" | "s&s") {
+        return false;
+    }
+    let b = v.as_bytes();
+    // libinjection skips `\"` inside strings; the reading is only redone here without one.
+    if b.contains(&b'\\') {
+        return false;
+    }
+    let mut quotes = memchr::memchr_iter(b'"', b);
+    let (Some(open), Some(close)) = (quotes.next(), quotes.next()) else {
+        return false;
+    };
+    let operator = b[open + 1..close].trim_ascii();
+    let numeric = |s: &[u8]| {
+        let s = s.trim_ascii_start();
+        let s = s
+            .strip_prefix(b"-")
+            .or_else(|| s.strip_prefix(b"+"))
+            .unwrap_or(s);
+        let s = s.strip_prefix(b".").unwrap_or(s);
+        s.first().is_some_and(u8::is_ascii_digit)
+    };
+    if operator.is_empty()
+        || !operator
+            .iter()
+            .all(|c| c.is_ascii_alphabetic() || matches!(c, b' ' | b'*' | b'/' | b'%'))
+        || numeric(&b[..open])
+        || numeric(&b[close + 1..])
+    {
+        return false;
+    }
+    let mut readings = vec![NONE | ANSI, NONE | MYSQL];
+    if b.contains(&b'\'') {
+        readings.extend([SINGLE | ANSI, SINGLE | MYSQL]);
+    }
+    !readings.into_iter().any(|f| flagged_in(b, f))
+}
+
+/// A verdict that rests on percentages read as SQL's modulo operator (`80% ACRYLIC AND 20%
+/// WOOL` is `80 % ACRYLIC AND 20 % WOOL` to libinjection): a number directly followed by `%`
+/// and a blank or the end is text; read so, libinjection no longer flags the value. (`5%2`,
+/// `%'` and LIKE patterns keep their `%`.)
+fn percentages_as_text(v: &str) -> bool {
+    let b = v.as_bytes();
+    let percentage = |i: usize| {
+        b[i] == b'%'
+            && i > 0
+            && b[i - 1].is_ascii_digit()
+            && b.get(i + 1).is_none_or(|&n| n == b' ')
+    };
+    if !(0..b.len()).any(percentage) {
+        return false;
+    }
+    let text: Vec<u8> = (0..b.len())
+        .map(|i| if percentage(i) { b' ' } else { b[i] })
+        .collect();
+    !libinjectionrs::SqliState::new(&text, libinjectionrs::SqliFlags::FLAG_NONE).detect()
 }
 
 /// libinjection keyword types (as its table writes them) behind the significant token types
@@ -241,6 +329,36 @@ fn run_may_hold_keyword(run: &[u8], heads: &WordIndex) -> bool {
         }
     }
     false
+}
+
+/// Keyword types that give a word a token other than a bareword or a number: every type of
+/// libinjection's table but bareword (`n`), number (`1`) and fingerprint (`F`).
+fn any_keyword_heads() -> Vec<&'static [u8]> {
+    let mut heads: Vec<&'static [u8]> = libinjectionrs::sqli::sqli_data::SQL_KEYWORDS
+        .iter()
+        .filter(|k| !matches!(k.token_type, b'n' | b'1' | b'F'))
+        .filter_map(|k| k.word.split(' ').next())
+        .map(str::as_bytes)
+        .collect();
+    heads.sort_unstable();
+    heads.dedup();
+    heads
+}
+
+static ANY_HEAD_INDEX: LazyLock<WordIndex> = LazyLock::new(|| WordIndex::of(&any_keyword_heads()));
+
+/// Whether libinjection can only read `v` as strings, barewords and numbers, in every quote
+/// context: it holds nothing but ASCII letters, digits, spaces and quotes (`Siobhan
+/// O'Brien 5`), and no word that its table types otherwise. No fingerprint it flags is made
+/// of those three token types alone (the tests check its table), so a value with a quote
+/// need not be tokenised three times to learn that.
+fn only_strings_words_numbers(v: &[u8], bytes: &ByteSet) -> bool {
+    const PLAIN: u128 = needle_mask(b"abcdefghijklmnopqrstuvwxyz0123456789 '\"");
+    if bytes.non_ascii || bytes.has_any_mask(!PLAIN) {
+        return false;
+    }
+    !v.split(|&x| matches!(x, b' ' | b'\'' | b'"'))
+        .any(|run| run_may_hold_keyword(run, &ANY_HEAD_INDEX))
 }
 
 /// Mostly letters and spaces, with at least five words.
@@ -453,6 +571,10 @@ const SQL_FUNCTIONS: &[&str] = &[
     "version",
 ];
 
+/// [`SQL_FUNCTIONS`] that take no arguments (MySQL `USER()`, `VERSION()`, `DATABASE()`):
+/// `User(login_name)` in a field list is no call of theirs.
+const NO_ARGUMENTS: &[&str] = &["database", "user", "version"];
+
 /// Names of system schemas and catalogs that only an attacker mapping a database asks for.
 fn schema_word(w: &str) -> bool {
     SCHEMA_WORDS.contains(&w)
@@ -592,17 +714,33 @@ fn tokens(f: &str) -> Option<&'static Rule> {
         ),
         Some(Tok::Word(w)) => SQL_CONTEXT.contains(w),
     };
+    // A statement keyword, except `exec` followed by two plain words: T-SQL separates a
+    // procedure's arguments with commas, so `; exec will create the case` is prose.
+    let statement = |i: usize| {
+        let plain = |j: usize| word(j).is_some_and(|w| !w.starts_with('@'));
+        match word(i) {
+            Some("exec" | "execute") => {
+                let target = word(i + 1).unwrap_or("");
+                !(plain(i + 1) && plain(i + 2))
+                    || target.starts_with("xp_")
+                    || target.starts_with("sp_")
+                    || matches!(target, "master" | "immediate")
+            }
+            Some(w) => STATEMENTS.contains(&w),
+            None => false,
+        }
+    };
     for i in 0..t.len() {
         let Some(w) = word(i) else {
             if punct(i, b';') && i > 0 {
                 // Stacked statement after a closed quote, a number or `)`.
                 let after_value =
                     matches!(t.get(i - 1), Some(Tok::Str | Tok::Num | Tok::Punct(b')')));
-                if after_value && word(i + 1).is_some_and(|w| STATEMENTS.contains(&w)) {
+                if after_value && statement(i + 1) {
                     return Some(&rules::SQLI_STACKED_QUERY);
                 }
             }
-            if punct(i, b';') && i == 0 && word(1).is_some_and(|w| STATEMENTS.contains(&w)) {
+            if punct(i, b';') && i == 0 && statement(1) {
                 return Some(&rules::SQLI_STACKED_QUERY);
             }
             continue;
@@ -723,7 +861,9 @@ fn tokens(f: &str) -> Option<&'static Rule> {
             _ if call
                 && SQL_FUNCTIONS.contains(&w)
                 && sql_context(i)
-                && sql_arguments(&t, i + 2) =>
+                && sql_arguments(&t, i + 2)
+                && (!NO_ARGUMENTS.contains(&w)
+                    || matches!(t.get(i + 2), None | Some(Tok::Punct(b')')))) =>
             {
                 return Some(&rules::SQLI_FUNCTION_CALL);
             }
@@ -908,7 +1048,7 @@ fn mysql_float(b: &[u8]) -> bool {
     b.windows(4).enumerate().any(|(i, w)| {
         w[0].is_ascii_digit()
             && w[1] == b'.'
-            && w[2] == b'e'
+            && w[2].eq_ignore_ascii_case(&b'e')
             && matches!(w[3], b'(' | b'.' | b',' | b')')
             && (i == 0 || !b[i - 1].is_ascii_alphabetic())
     })
@@ -1118,6 +1258,110 @@ mod tests {
         }
         assert!(!HEAD_INDEX.may_begin(b"qz"));
         assert!(!has(&KEYWORD_HEADS, b"LIKE") && has(&KEYWORD_HEADS_OPS, b"LIKE"));
+    }
+
+    /// No fingerprint libinjection flags is made of strings, barewords and numbers alone, so
+    /// a value `only_strings_words_numbers` admits is never flagged; values built from names,
+    /// quotes, digits and keywords agree with libinjection itself.
+    #[test]
+    fn strings_words_and_numbers_are_never_flagged() {
+        for k in libinjectionrs::sqli::sqli_data::SQL_KEYWORDS {
+            if k.token_type == b'F' {
+                let fp = &k.word.as_bytes()[1..];
+                assert!(!fp.iter().all(|t| b"SN1".contains(t)), "{}", k.word);
+            }
+        }
+        #[rustfmt::skip]
+        const PIECES: &[&str] = &[
+            "O", "Brien", "Siobhan", " ", "'", "\"", "5", "0x", "1e", "e", "E", "N", "q", "x",
+            "b", "u", "and", "OR", "like", "IS", "not", "union", "select", "group", "by",
+            "null", "sleep", "char", "mod", "div", "true", "in", "boolean", "mode", "sounds",
+            "Shop", "Bob", "it", "s", "d", "Angelo", "12", "0", "xor", "between", "=1", "--",
+        ];
+        let mut rng = crate::testutil::Rng(0x0b71_e55e);
+        let (mut admitted, mut flagged) = (0, 0);
+        for _ in 0..30_000 {
+            let len = 1 + rng.below(7) as usize;
+            let v: String = (0..len)
+                .map(|_| PIECES[rng.below(PIECES.len() as u64) as usize])
+                .collect();
+            let b = v.as_bytes();
+            let detected =
+                libinjectionrs::SqliState::new(b, libinjectionrs::SqliFlags::FLAG_NONE).detect();
+            flagged += usize::from(detected);
+            if only_strings_words_numbers(b, &ByteSet::of(b)) {
+                admitted += 1;
+                assert!(!detected, "{v:?}");
+            }
+        }
+        assert!(admitted > 3_000 && flagged > 50, "{admitted} {flagged}");
+        for v in ["Siobhan O'Brien 5", "D'Angelo", "\"Best\" shop 12", "it's"] {
+            assert!(
+                only_strings_words_numbers(v.as_bytes(), &ByteSet::of(v.as_bytes())),
+                "{v}"
+            );
+        }
+        for v in [
+            "O'Brien or 1",
+            "x' union",
+            "a'.b",
+            "a'-1",
+            "it's\tok",
+            "Zoë's",
+            "'null'",
+        ] {
+            assert!(
+                !only_strings_words_numbers(v.as_bytes(), &ByteSet::of(v.as_bytes())),
+                "{v}"
+            );
+        }
+    }
+
+    /// Text that libinjection reads as SQL only through a loose reading: quotation marks
+    /// around a word, percentages, a no-argument function given a column, `exec` in a
+    /// sentence. Their attack neighbours keep their verdicts.
+    #[test]
+    fn prose_like_values_are_not_sql() {
+        for v in [
+            "SOFT \"LIKE\" NEW",
+            "\"IS\" BADGE",
+            "WINTER SCARF \"NOT\" INCLUDED",
+            "RED , BLUE \"LIKE\"",
+            "/shop?q=\"MOD\"&page=14",
+            "\"*\"",
+            "SEE OUR <A HREF=\"/SALE/\">OFFERS</A>!",
+            "'big sale\" or \"clearance:",
+            "70% COTTON AND 30% LINEN",
+            "50% WOOL AND 50% SILK.",
+            "User(first_name),Avatar(url_64x64)",
+            "user(id)",
+        ] {
+            assert_eq!(rule(v), None, "{v}");
+        }
+        for (v, want) in [
+            ("1\" or \"1", "sqli.libinjection"),
+            ("1\"OR!\"a", "sqli.libinjection"),
+            ("A 'LIKE' B", "sqli.libinjection"),
+            ("x' OR 'x", "sqli.libinjection"),
+            ("'LIKE'", "sqli.libinjection"),
+            ("\"!\"\n", "sqli.libinjection"),
+            ("1\" LIKE \"1", "sqli.libinjection"),
+            ("\\\"asd\" or 1=\"1", "sqli.libinjection"),
+            ("-1\" and \"x\"=\"x", "sqli.libinjection"),
+            ("1 AND 1=1", "sqli.libinjection"),
+            ("1%2 AND 5=5", "sqli.libinjection"),
+            ("user()", "sqli.function_call"),
+            ("concat(user(),version())", "sqli.libinjection"),
+            ("1; exec xp_cmdshell 'dir'", "sqli.libinjection"),
+        ] {
+            assert_eq!(rule(v), Some(want), "{v}");
+        }
+        assert_eq!(g("1; exec sp_who"), Some("sqli.stacked_query"));
+        assert_eq!(g("1; exec sp_executesql n'x'"), Some("sqli.stacked_query"));
+        assert_eq!(g("; exec will create the case"), None);
+        assert_eq!(g("2; exec will run the job 3"), None);
+        assert_eq!(g("user(name)"), None);
+        assert_eq!(g("user("), Some("sqli.function_call"));
     }
 
     fn may_flag(v: &str) -> bool {
