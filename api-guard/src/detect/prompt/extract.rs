@@ -17,7 +17,9 @@
 //! of parts kept (the latest ones win: the newest turn is the one an attacker just wrote) and
 //! the bytes per part; what the bounds leave out is counted.
 
-use std::{borrow::Cow, collections::VecDeque};
+use std::{borrow::Cow, collections::VecDeque, sync::LazyLock};
+
+use memchr::memmem;
 
 use super::super::json_scan;
 
@@ -160,6 +162,28 @@ struct Pending<'a> {
     if_model: bool,
 }
 
+/// Key names, or parts of them, of which every path [`classify`] keeps a value starts with
+/// one (`message` also covers `messages`, `system` the `systemInstruction` spellings).
+const TOP_KEYS: [&str; 7] = [
+    "message",
+    "input",
+    "contents",
+    "documents",
+    "prompt",
+    "system",
+    "instructions",
+];
+
+static TOP_KEY_FINDERS: LazyLock<Vec<memmem::Finder<'static>>> =
+    LazyLock::new(|| TOP_KEYS.iter().map(memmem::Finder::new).collect());
+
+/// Whether `json` can hold model input: one of [`TOP_KEYS`] appears in it, or a `\u` escape
+/// could spell one (keys are compared unescaped). Most API bodies are not LLM requests: these
+/// vectorised searches (about 2 instructions per byte in all) spare them the document scan.
+fn may_hold_model_input(json: &[u8]) -> bool {
+    memmem::find(json, b"\\u").is_some() || TOP_KEY_FINDERS.iter().any(|f| f.find(json).is_some())
+}
+
 /// The model input in `body` (see the module documentation).
 pub fn extract<'a>(body: &'a [u8], limits: &Limits) -> Extracted<'a> {
     let mut out = Extracted::default();
@@ -168,6 +192,9 @@ pub fn extract<'a>(body: &'a [u8], limits: &Limits) -> Extracted<'a> {
         return out;
     }
     let cut = body.len().min(limits.max_body_bytes);
+    if !may_hold_model_input(&body[..cut]) {
+        return out;
+    }
     let mut kept: VecDeque<Pending<'a>> = VecDeque::new();
     let mut has_model = false;
     // The role last seen, for parts of the same message that follow it.
@@ -272,6 +299,24 @@ mod tests {
 
     fn p(path: &str, text: &str, role: Role) -> (String, String, Role) {
         (path.into(), text.into(), role)
+    }
+
+    #[test]
+    fn bodies_without_model_input_keys_are_not_scanned_unless_escapes_could_spell_one() {
+        let order = r#"{"id":7,"items":[{"sku":"A-1","qty":2}],"note":"leave at the door"}"#;
+        assert!(!may_hold_model_input(order.as_bytes()));
+        assert!(parts(order).is_empty());
+        // `\u0073` is `s`: the key the model server reads is `messages`.
+        let escaped = r#"{"model":"m","mes\u0073ages":[{"role":"user","content":"hi"}]}"#;
+        assert!(may_hold_model_input(escaped.as_bytes()));
+        assert_eq!(
+            parts(escaped),
+            [p("$.messages[0].content", "hi", Role::User)]
+        );
+        for key in TOP_KEYS {
+            let body = format!(r#"{{"{key}":"x"}}"#);
+            assert!(may_hold_model_input(body.as_bytes()), "{key}");
+        }
     }
 
     #[test]
