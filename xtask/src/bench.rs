@@ -61,6 +61,11 @@ pub struct OverheadArgs {
     /// h2 case: concurrent streams per connection (h2load -m).
     #[arg(long, default_value_t = 10)]
     pub streams: u32,
+    /// Size of the response body every request fetches (nginx serves it with writes, not
+    /// sendfile, so the agent's copy cap decides how much of it is copied; with
+    /// `--agent-config` setting `capture.max_capture_bytes` this compares response caps).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=64 << 20))]
+    pub body_bytes: u64,
     /// Which cases to measure: plain HTTP/1.1, HTTPS (HTTP/1.1 over TLS), HTTP/2 over TLS
     /// (h2), `both` = http then https, `all` = http, https, h2.
     #[arg(long, value_enum, default_value_t = Scheme::Both)]
@@ -377,6 +382,7 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
         )
     });
     let mut measured = Vec::new();
+    let body = [("body", args.body_bytes as usize)];
     for &case in cases {
         let listen = net.server_addr()?;
         if case == Case::GoHttps {
@@ -388,7 +394,7 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
                 case,
                 server: (
                     server.pid(),
-                    format!("https://{listen}/f1k?size=1024"),
+                    format!("https://{listen}/body?size={}", args.body_bytes),
                     "go",
                 ),
                 ns_cli: &net.cli,
@@ -405,11 +411,11 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
             continue;
         }
         let nginx = match cert.as_ref().filter(|_| case.tls()) {
-            None => Nginx::start(&net.srv, listen, &[("f1k", 1024)])?,
+            None => Nginx::start(&net.srv, listen, &body)?,
             Some(cert) => Nginx::start_tls(
                 &net.srv,
                 listen,
-                &[("f1k", 1024)],
+                &body,
                 NginxOptions {
                     http2: case == Case::H2,
                     ..NginxOptions::default()
@@ -420,7 +426,7 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
         let load = if case == Case::H2 { &h2 } else { &http1 };
         let bench = Bench {
             case,
-            server: (nginx.pid(), nginx.url("/f1k"), "nginx"),
+            server: (nginx.pid(), nginx.url("/body"), "nginx"),
             ns_cli: &net.cli,
             load,
             extra_config: &extra,
