@@ -281,7 +281,10 @@ struct AgentStats {
     /// (counted after the agent stopped; `None` without `--exchanges`).
     captured_version: Option<u64>,
     lost: u64,
+    /// Capture drops (ring buffer full, tables full, …), calls past the copy cap excluded.
     dropped: u64,
+    /// Calls longer than the copy cap (their size is reported, the rest of their bytes not copied).
+    truncated: u64,
     /// Exchanges the detection / discovery threads had no queue room for.
     detect_skipped: u64,
     discover_skipped: u64,
@@ -623,7 +626,10 @@ impl Bench<'_> {
                 captured: delta(REQUESTS, &[("role", "server")]),
                 captured_version: None,
                 lost: delta(LOST, &[]),
-                dropped: delta(DROPPED, &[]),
+                // Calls longer than the copy cap are reported, not lost: counted apart.
+                dropped: delta(DROPPED, &[])
+                    .saturating_sub(delta(DROPPED, &[("reason", "truncated")])),
+                truncated: delta(DROPPED, &[("reason", "truncated")]),
                 detect_skipped: delta(DETECT_SKIPPED, &[]),
                 discover_skipped: delta(DISCOVER_SKIPPED, &[]),
                 cpu_s: cpu_after - agent_cpu.unwrap_or(0.0),
@@ -959,6 +965,7 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
     let captured_version: Option<u64> = with.iter().map(|(_, a)| a.captured_version).sum();
     let lost: u64 = with.iter().map(|(_, a)| a.lost).sum();
     let dropped: u64 = with.iter().map(|(_, a)| a.dropped).sum();
+    let truncated: u64 = with.iter().map(|(_, a)| a.truncated).sum();
     let detect_skipped: u64 = with.iter().map(|(_, a)| a.detect_skipped).sum();
     let discover_skipped: u64 = with.iter().map(|(_, a)| a.discover_skipped).sum();
     let agent_us = median(
@@ -987,7 +994,8 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
     };
     println!(
         "  capture          {captured} server exchanges for {sent} requests {tool} completed \
-         ({:.2}%), {lost} counted lost, {dropped} capture drops",
+         ({:.2}%), {lost} counted lost, {dropped} capture drops, {truncated} calls longer \
+         than the copy cap",
         percent(captured)
     );
     match captured_version {
