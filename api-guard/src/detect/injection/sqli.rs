@@ -209,9 +209,14 @@ const SIGNIFICANT_WORD_TYPES: &[u8] = b"kUBEtT&AXv";
 /// (or phrase, which it folds from words) of a significant type; with `ops`, operator
 /// keywords (`like`, `div`) too. Upper case, as libinjection compares them; sorted.
 fn keyword_heads(ops: bool) -> Vec<&'static [u8]> {
+    heads_of_types(|t| SIGNIFICANT_WORD_TYPES.contains(&t) || (ops && t == b'o'))
+}
+
+/// The first words of libinjection's keywords whose token type `keep` accepts; sorted.
+fn heads_of_types(keep: impl Fn(u8) -> bool) -> Vec<&'static [u8]> {
     let mut heads: Vec<&'static [u8]> = libinjectionrs::sqli::sqli_data::SQL_KEYWORDS
         .iter()
-        .filter(|k| SIGNIFICANT_WORD_TYPES.contains(&k.token_type) || (ops && k.token_type == b'o'))
+        .filter(|k| keep(k.token_type))
         .filter_map(|k| k.word.split(' ').next())
         .map(str::as_bytes)
         .collect();
@@ -334,15 +339,7 @@ fn run_may_hold_keyword(run: &[u8], heads: &WordIndex) -> bool {
 /// Keyword types that give a word a token other than a bareword or a number: every type of
 /// libinjection's table but bareword (`n`), number (`1`) and fingerprint (`F`).
 fn any_keyword_heads() -> Vec<&'static [u8]> {
-    let mut heads: Vec<&'static [u8]> = libinjectionrs::sqli::sqli_data::SQL_KEYWORDS
-        .iter()
-        .filter(|k| !matches!(k.token_type, b'n' | b'1' | b'F'))
-        .filter_map(|k| k.word.split(' ').next())
-        .map(str::as_bytes)
-        .collect();
-    heads.sort_unstable();
-    heads.dedup();
-    heads
+    heads_of_types(|t| !matches!(t, b'n' | b'1' | b'F'))
 }
 
 static ANY_HEAD_INDEX: LazyLock<WordIndex> = LazyLock::new(|| WordIndex::of(&any_keyword_heads()));
