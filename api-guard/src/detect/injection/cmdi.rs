@@ -499,6 +499,21 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         let defines = (word == b"alias" && args.iter().any(|w| w.contains(&b'=')))
             || (word == b"trap" && args.len() >= 2 && args.last().is_some_and(|w| signal(w)));
         let evidence = cmd.shell_args || cmd.shell_syntax || delay || fetch || defines;
+        // Unix shells are case-sensitive (`SET` runs nothing there) and cmd.exe switches
+        // start with `/`: a capitalised word with `-` options and no path is a phrase
+        // ("SET 8 -MINI AS"), not a command line, when nothing else shows a shell.
+        let capitalised_phrase = b
+            .get(cmd.pos..)
+            .unwrap_or_default()
+            .iter()
+            .skip_while(|x| x.is_ascii_whitespace() || matches!(x, b'(' | b'@'))
+            .take_while(|x| !x.is_ascii_whitespace())
+            .any(u8::is_ascii_uppercase)
+            && cmd.shell_args
+            && !(cmd.shell_syntax || delay || fetch || defines)
+            && args
+                .iter()
+                .all(|a| !a.contains(&b'/') && !a.contains(&b'\\'));
         // `&sort=ex&page=2` in a URL is a parameter pair, not `ex` run after `&`.
         if assigned && strength == Strength::Weak && !evidence {
             continue;
@@ -532,7 +547,7 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
                         && blank_free_prefix(cmd.pos))
             }
             (Sep::Start | Sep::Paren, Strength::Weak) => {
-                evidence
+                (evidence && !capitalised_phrase)
                     || (chained_next && cmd.nargs > 0)
                     // `ls docs tmp`: a command that is no English word, with plain arguments.
                     || (UNWORDLY.iter().any(|x| x.as_bytes() == word)
@@ -1534,6 +1549,15 @@ mod tests {
         assert!(run(Source::Path, "/bin/sh;id").is_empty());
         assert!(run(Source::ArgName, "pwd").is_empty());
         assert_eq!(rule("whoami"), Some("cmdi.shell"));
+        // A capitalised common word with `-` options is a phrase; with a path, a Windows
+        // switch, shell syntax or in lower case, a command line.
+        assert_eq!(rule("SET 8 -MINI AS"), None);
+        assert_eq!(rule("HEAD -OF THE TABLE"), None);
+        assert_eq!(rule("set -x"), Some("cmdi.shell"));
+        assert_eq!(rule("Cat -n /etc/passwd"), Some("cmdi.shell"));
+        assert_eq!(rule("LS -LA $HOME"), Some("cmdi.shell"));
+        assert_eq!(rule("x;SET -x"), Some("cmdi.shell"));
+        assert_eq!(rule("ls -la MyDir"), Some("cmdi.shell"));
         assert_eq!(rule("ansible-vault decrypt secret"), Some("cmdi.shell"));
     }
 
