@@ -5,17 +5,25 @@
 //! The sensitive-data scanner alone runs on 1 KiB text bodies of the shapes that were hot
 //! in daemon profiles: random base64, one repeated byte, and prose with an email and a
 //! phone number; `observe_get_text_1k_base64` is a whole exchange with such a body.
+//! `exchange_*` run one exchange through every consumer outside the parser: route label,
+//! inventory and encryption audit (a static 1 KiB GET as in `bench overhead`, a JSON POST),
+//! as the agent runs them: one templater, each body scanned once; `*_unshared` the same with
+//! each consumer deriving its own (as the agent did before).
 
-use std::hint::black_box;
+use std::{cell::RefCell, hint::black_box};
 
+use api_guard::detect::{
+    encryption::{Channel, EncryptionConfig, EncryptionDetector, Response},
+    Request,
+};
 use api_guard::discover::{
     inventory::{Inventory, InventoryConfig, Observation, ObservedCredential},
-    sensitive::{classify_bytes, ClassCounts, MAX_SCAN},
+    sensitive::{classify_bytes, BodyScans, ClassCounts, MAX_SCAN},
     spec::Spec,
-    template::{TemplateConfig, Templater},
+    template::{SharedTemplater, TemplateConfig, Templater},
 };
 use api_guard::http::Headers;
-use api_guard::identity::CredentialScheme;
+use api_guard::identity::{CredentialScheme, Identifier};
 use criterion::{criterion_group, Criterion, Throughput};
 
 const PATHS: usize = 4096;
@@ -101,6 +109,14 @@ struct Cases {
     templater: Templater,
     inv: Inventory,
     spec: Spec,
+    consumers: RefCell<Consumers>,
+    /// The same consumers working as before they shared their derived facts.
+    unshared: RefCell<Consumers>,
+    /// 1 KiB of `x`, as nginx serves the overhead bench's file.
+    static_file: Vec<u8>,
+    /// What wrk sends.
+    wrk_headers: Headers,
+    octet_headers: Headers,
     i: usize,
     t: u64,
 }
@@ -108,7 +124,7 @@ struct Cases {
 type Case = fn(&mut Cases);
 
 /// Every case by name, in the order criterion runs them.
-const CASES: [(&str, Case); 8] = [
+const CASES: [(&str, Case); 12] = [
     ("template_route_label", |c| {
         c.i = (c.i + 1) % PATHS;
         black_box(
@@ -175,6 +191,24 @@ const CASES: [(&str, Case); 8] = [
             ..Observation::default()
         }));
     }),
+    ("exchange_static_get_1k", |c| {
+        c.t += 1;
+        exchange(&mut c.consumers.borrow_mut(), &static_get(c), true);
+    }),
+    ("exchange_static_get_1k_unshared", |c| {
+        c.t += 1;
+        exchange(&mut c.unshared.borrow_mut(), &static_get(c), false);
+    }),
+    ("exchange_json_post_1k", |c| {
+        c.i = (c.i + 1) % PATHS;
+        c.t += 1;
+        exchange(&mut c.consumers.borrow_mut(), &json_post(c), true);
+    }),
+    ("exchange_json_post_1k_unshared", |c| {
+        c.i = (c.i + 1) % PATHS;
+        c.t += 1;
+        exchange(&mut c.unshared.borrow_mut(), &json_post(c), false);
+    }),
     ("sensitive_1k_base64", |c| {
         c.i = (c.i + 1) % PATHS;
         scan(&c.blobs[c.i % c.blobs.len()]);
@@ -190,6 +224,133 @@ const CASES: [(&str, Case); 8] = [
         ));
     }),
 ];
+
+/// What the exchange cases run: the parsing task's route labels, discovery's inventory
+/// and the encryption audit.
+struct Consumers {
+    labels: SharedTemplater,
+    inv: Inventory,
+    audit: EncryptionDetector,
+    ids: Identifier,
+}
+
+impl Consumers {
+    /// `shared`: the inventory keys by the route labels' templater (else its own).
+    fn new(shared: bool) -> Consumers {
+        let labels = SharedTemplater::new(&TemplateConfig::default());
+        let cfg = InventoryConfig::default();
+        Consumers {
+            inv: if shared {
+                Inventory::with_templater(&cfg, labels.clone())
+            } else {
+                Inventory::new(&cfg)
+            },
+            labels,
+            audit: EncryptionDetector::new(&EncryptionConfig::default())
+                .expect("the default audit settings are valid"),
+            ids: Identifier::default(),
+        }
+    }
+}
+
+/// A GET of the overhead bench's static file, as wrk sends it.
+fn static_get(c: &Cases) -> Exchange<'_> {
+    Exchange {
+        method: "GET",
+        path: "/body",
+        request_headers: &c.wrk_headers,
+        request_body: b"",
+        status: 200,
+        response_headers: &c.octet_headers,
+        response_body: &c.static_file,
+        t: c.t,
+    }
+}
+
+/// A POST of a fresh 1 KiB JSON order, answered with another.
+fn json_post(c: &Cases) -> Exchange<'_> {
+    Exchange {
+        method: "POST",
+        path: "/api/v1/orders",
+        request_headers: &c.headers,
+        request_body: c.bodies[c.i].as_bytes(),
+        status: 201,
+        response_headers: &c.response_headers,
+        response_body: c.bodies[(c.i + 1) % PATHS].as_bytes(),
+        t: c.t,
+    }
+}
+
+/// One plaintext exchange across the network, as the agent's consumers see it.
+struct Exchange<'a> {
+    method: &'a str,
+    path: &'a str,
+    request_headers: &'a Headers,
+    request_body: &'a [u8],
+    status: u16,
+    response_headers: &'a Headers,
+    response_body: &'a [u8],
+    t: u64,
+}
+
+/// What the agent does with one exchange outside its parser: the route label (parsing
+/// task), the inventory (discovery thread) and the encryption audit (detection thread).
+/// `shared`: as the agent does, the route and the body scans are made once and handed on.
+fn exchange(c: &mut Consumers, e: &Exchange<'_>, shared: bool) {
+    let host = "api.example.com";
+    let t = e.t;
+    let route = black_box(c.labels.lock().template(host, black_box(e.path)));
+    let scans = BodyScans::default();
+    c.inv.observe(black_box(&Observation {
+        host,
+        method: e.method,
+        path: e.path,
+        request_headers: e.request_headers,
+        request_body: e.request_body,
+        status: Some(e.status),
+        response_headers: e.response_headers,
+        response_body: e.response_body,
+        duration_ns: Some(1_000_000),
+        client: Some([198, 51, 100, (t % 200) as u8].into()),
+        time: 1_700_000_000 + t / 1000,
+        tls: Some(false),
+        route: shared.then_some(&route),
+        request_classes: shared.then_some(&scans.request),
+        response_classes: shared.then_some(&scans.response),
+        ..Observation::default()
+    }));
+    let channel = Channel {
+        conn_id: t / 100,
+        server: true,
+        tls: false,
+        local: Some(([10, 0, 0, 1], 80).into()),
+        peer: Some(([10, 0, 0, 2], 40000).into()),
+        session: None,
+        scans: shared.then_some(&scans),
+    };
+    let req = Request {
+        method: e.method,
+        path: e.path,
+        query: None,
+        version: api_guard::http::HttpVersion::Http11,
+        anomalies: &[],
+        headers: e.request_headers,
+        body: e.request_body,
+        body_len: e.request_body.len() as u64,
+        head_len: 100,
+        peer: channel.peer.map(|p| p.ip()),
+        status: Some(e.status),
+    };
+    let mut out = Vec::new();
+    let now = t * 1_000_000;
+    c.audit.inspect_request(&channel, &req, &c.ids, now, &mut out);
+    let resp = Response {
+        headers: e.response_headers,
+        body: e.response_body,
+    };
+    c.audit.inspect_response(&channel, &resp, now, &mut out);
+    black_box(out);
+}
 
 fn scan(body: &[u8]) {
     let mut counts = ClassCounts::default();
@@ -222,6 +383,11 @@ impl Cases {
             templater: Templater::new(&TemplateConfig::default()),
             inv: Inventory::new(&InventoryConfig::default()),
             spec: spec_with_50_operations(),
+            consumers: RefCell::new(Consumers::new(true)),
+            unshared: RefCell::new(Consumers::new(false)),
+            static_file: vec![b'x'; 1024],
+            wrk_headers: [("Host", "10.0.0.1:80")].into(),
+            octet_headers: [("Content-Type", "application/octet-stream")].into(),
             i: 0,
             t: 0,
         }

@@ -7,6 +7,7 @@ use std::{net::SocketAddr, sync::Arc};
 use serde::Serialize;
 
 use crate::{
+    discover::{sensitive::BodyScans, template::Route},
     handshake::TlsSession,
     http::{h2::H2Anomaly, CallKind, HttpExchange},
     identity::ClientIdentity,
@@ -63,6 +64,12 @@ pub struct Exchange {
     pub client: Option<ClientIdentity>,
     /// LLM facts and usage, for LLM API calls: computed once by the parsing task.
     pub llm: Option<Box<LlmCall>>,
+    /// The path's route as the parsing task's templater returned it (`route` is its label,
+    /// `other` past the label cap): discovery keys its inventory by it.
+    pub template: Option<Route>,
+    /// The bodies' sensitive-data classes, scanned by the first consumer that needs them
+    /// (discovery or the encryption audit) and reused by the other.
+    pub scans: BodyScans,
 }
 
 /// The `grpc` object of an exchange line.
@@ -197,6 +204,8 @@ impl Exchange {
             route: None,
             client: None,
             llm: None,
+            template: None,
+            scans: BodyScans::default(),
         }
     }
 
@@ -292,5 +301,7 @@ pub fn test_exchange(role: Role, peer: &str, path: &str) -> Exchange {
         // As the parsing task identifies a server-side client with no trusted proxies.
         client: (role == Role::Server).then(|| ClientIdentity::of_peer(peer.map(|p| p.ip()))),
         llm: None,
+        template: None,
+        scans: BodyScans::default(),
     }
 }

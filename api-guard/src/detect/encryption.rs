@@ -32,9 +32,7 @@ use super::{
     rules,
 };
 use crate::{
-    discover::sensitive::{
-        classify, classify_bytes, classify_json, classify_name, ClassCounts, DataClass,
-    },
+    discover::sensitive::{classify, classify_name, BodyClasses, BodyScans, ClassCounts, DataClass},
     handshake::{TlsSession, TlsVersion},
     identity::Identifier,
 };
@@ -126,7 +124,7 @@ impl EncryptionConfig {
 
 /// The connection an exchange travelled on.
 #[derive(Debug, Clone, Copy)]
-pub struct Channel {
+pub struct Channel<'a> {
     pub conn_id: u64,
     /// This host's end is the server (it accepted the connection).
     pub server: bool,
@@ -136,9 +134,11 @@ pub struct Channel {
     pub peer: Option<SocketAddr>,
     /// What the handshake negotiated, when it was seen.
     pub session: Option<TlsSession>,
+    /// The exchange's body scans, shared with discovery; `None`: the bodies are scanned here.
+    pub scans: Option<&'a BodyScans>,
 }
 
-impl Channel {
+impl Channel<'_> {
     /// Whether the peer is reached through the network (see the module documentation);
     /// `None` when the peer is unknown.
     pub fn crosses_network(&self) -> Option<bool> {
@@ -215,7 +215,8 @@ impl EncryptionDetector {
                 location = self.reportable(&counts).then_some("query");
             }
             let json = req.content_type().is_some_and(|ct| ct.contains("json"));
-            self.scan_body(req.body, json, &mut counts);
+            let shared = ch.scans.map(|s| &s.request);
+            counts.merge(&self.scan_body(req.body, json, shared));
             if location.is_none() && self.reportable(&counts) {
                 location = Some("body");
             }
@@ -257,7 +258,8 @@ impl EncryptionDetector {
             let json = resp.headers.iter().any(|(n, v)| {
                 n.eq_ignore_ascii_case("content-type") && v.to_ascii_lowercase().contains("json")
             });
-            self.scan_body(resp.body, json, &mut counts);
+            let shared = ch.scans.map(|s| &s.response);
+            counts.merge(&self.scan_body(resp.body, json, shared));
             if self.reportable(&counts) {
                 out.push(self.sensitive_finding("response_body", &counts));
             }
@@ -343,6 +345,12 @@ impl EncryptionDetector {
     fn credentials(&self, req: &Request<'_>, ids: &Identifier) -> Vec<String> {
         let mut places = Vec::new();
         for (name, value) in req.headers {
+            // Most headers are none of these: compared without a lower-case copy.
+            let is = |n: &str| name.eq_ignore_ascii_case(n);
+            let api_key = || ids.api_key_headers.iter().any(|h| is(h));
+            if !(is("authorization") || is("proxy-authorization") || is("cookie") || api_key()) {
+                continue;
+            }
             let lower = name.to_ascii_lowercase();
             if lower == "authorization" || lower == "proxy-authorization" {
                 let scheme = value.split_ascii_whitespace().next().unwrap_or("");
@@ -406,16 +414,14 @@ impl EncryptionDetector {
         }
     }
 
-    fn scan_body(&self, body: &[u8], json: bool, counts: &mut ClassCounts) {
-        let prefix = &body[..body.len().min(self.config.max_scan_bytes)];
-        if prefix.is_empty() {
-            return;
+    /// A body's classes (read as JSON, unless it is not one complete document within the
+    /// limit: then as text), from its scan shared with discovery when there is one.
+    fn scan_body(&self, body: &[u8], json: bool, shared: Option<&BodyClasses>) -> ClassCounts {
+        let max = self.config.max_scan_bytes;
+        match shared {
+            Some(shared) => shared.get(body, json, max),
+            None => crate::discover::sensitive::scan_body(body, json, max),
         }
-        // Not one complete JSON document (cut by the limit): scanned as text.
-        if json && classify_json(prefix, counts) {
-            return;
-        }
-        classify_bytes(prefix, self.config.max_scan_bytes, counts);
     }
 
     fn reportable(&self, counts: &ClassCounts) -> bool {

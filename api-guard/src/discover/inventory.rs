@@ -16,14 +16,14 @@
 //! caps, so a snapshot cannot grow it beyond its configuration. The templater's learned
 //! state is not part of the snapshot: after a restart templates are relearned from traffic.
 
-use std::{borrow::Cow, collections::BTreeMap, net::IpAddr};
+use std::{borrow::Cow, collections::BTreeMap, net::IpAddr, sync::Arc};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
     schema::{JsonSchema, ParamStats, SchemaLimits},
-    sensitive::{classify, classify_bytes, classify_json, classify_name, ClassCounts, DataClass},
-    template::{Source, TemplateConfig, Templater},
+    sensitive::{classify, classify_name, BodyClasses, ClassCounts, DataClass},
+    template::{Route, SharedTemplater, Source, TemplateConfig, Templater},
 };
 use crate::{
     detect::config::{invalid, Invalid},
@@ -215,6 +215,12 @@ pub struct Observation<'a> {
     pub grpc: Option<GrpcObservation<'a>>,
     /// Whether the exchange came through TLS; `None` when unknown.
     pub tls: Option<bool>,
+    /// The path's route, when the caller templated it with this inventory's templater
+    /// ([`Inventory::with_templater`]); `None`: the inventory templates the path itself.
+    pub route: Option<&'a Route>,
+    /// The bodies' sensitive classes, shared with other consumers; `None`: scanned here.
+    pub request_classes: Option<&'a BodyClasses>,
+    pub response_classes: Option<&'a BodyClasses>,
 }
 
 /// Exchanges of an endpoint seen over TLS and in plaintext (counts). Inventories saved
@@ -782,7 +788,7 @@ impl Endpoint {
             &mut self.request_sensitive,
             None,
             req_ct.as_deref(),
-            o.request_body,
+            (o.request_body, o.request_classes),
             cfg,
         );
         let resp_ct = content_type(o.response_headers);
@@ -796,7 +802,7 @@ impl Endpoint {
                 &mut self.response_sensitive,
                 o.status,
                 resp_ct.as_deref(),
-                o.response_body,
+                (o.response_body, o.response_classes),
                 cfg,
             );
         }
@@ -890,21 +896,29 @@ fn is_json(ct: &str) -> bool {
 
 /// Merges a JSON body into the schema for its content type and counts the sensitive data
 /// in it: in JSON, string values and the names of fields with a value; otherwise the
-/// scanned prefix.
+/// scanned prefix. `classes`: the body's scan shared with other consumers.
 fn observe_body(
     list: &mut Vec<BodySchema>,
     sensitive: &mut ClassCounts,
     status: Option<u16>,
     ct: Option<&str>,
-    body: &[u8],
+    (body, classes): (&[u8], Option<&BodyClasses>),
     cfg: &InventoryConfig,
 ) {
     if body.is_empty() {
         return;
     }
     let prefix = body.get(..cfg.max_body_bytes).unwrap_or(body);
+    let whole = prefix.len() == body.len();
+    let json = whole && ct.is_some_and(is_json);
+    // A JSON document is scanned as one only when it is whole (a cut one is text).
+    let found = match classes {
+        Some(shared) => shared.get(body, json, cfg.max_body_bytes),
+        None => super::sensitive::scan_body(body, json, cfg.max_body_bytes),
+    };
+    sensitive.merge(&found);
     if let Some(ct) = ct.filter(|ct| is_json(ct)) {
-        if prefix.len() == body.len() {
+        if whole {
             let idx = list
                 .iter()
                 .position(|x| x.status == status && x.content_type == ct);
@@ -927,12 +941,8 @@ fn observe_body(
             if let Some(s) = idx.and_then(|i| list.get_mut(i)) {
                 s.schema.observe(prefix);
             }
-            if classify_json(prefix, sensitive) {
-                return;
-            }
         }
     }
-    classify_bytes(prefix, cfg.max_body_bytes, sensitive);
 }
 
 /// `Content-Type` without parameters, lower case; `None` when absent or unusable.
@@ -1055,7 +1065,9 @@ struct PathValues<'a>(Vec<(&'a str, &'a str)>);
 #[derive(Debug)]
 pub struct Inventory {
     cfg: InventoryConfig,
-    templater: Templater,
+    /// Its own, or the one the agent's parsing task templates every path with.
+    templater: SharedTemplater,
+    /// The templater's epoch the endpoints are keyed by.
     epoch: u64,
     endpoints: BTreeMap<Key, Endpoint>,
     overflow: Overflow,
@@ -1067,9 +1079,15 @@ impl Inventory {
     /// An empty inventory with `cfg` (call [`InventoryConfig::validate`] first to refuse
     /// out-of-range values; zero caps keep nothing).
     pub fn new(cfg: &InventoryConfig) -> Inventory {
+        Self::with_templater(cfg, SharedTemplater::new(&cfg.templates))
+    }
+
+    /// An empty inventory keyed by `templater`'s routes: observations may carry the route
+    /// their path got from it ([`Observation::route`]), so each path is templated once.
+    pub fn with_templater(cfg: &InventoryConfig, templater: SharedTemplater) -> Inventory {
         Inventory {
             cfg: cfg.clone(),
-            templater: Templater::new(&cfg.templates),
+            templater,
             epoch: 0,
             endpoints: BTreeMap::new(),
             overflow: Overflow::default(),
@@ -1100,8 +1118,8 @@ impl Inventory {
     }
 
     /// The templater, e.g. to add known templates from a spec.
-    pub fn templater_mut(&mut self) -> &mut Templater {
-        &mut self.templater
+    pub fn templater_mut(&mut self) -> std::sync::MutexGuard<'_, Templater> {
+        self.templater.lock()
     }
 
     /// Records one exchange. Bounded work: linear in the path, query and the first
@@ -1112,10 +1130,8 @@ impl Inventory {
             self.overflow.bad_host = self.overflow.bad_host.saturating_add(1);
             return;
         }
-        let route = self.templater.template(o.host, o.path);
-        if self.templater.epoch() != self.epoch {
-            self.rekey();
-        }
+        let route = self.route_of(o);
+        let route = route.as_ref();
         let path = PathValues(route.values(o.path).collect());
         let is_overflow = route.source == Source::Overflow;
         if is_overflow {
@@ -1128,13 +1144,12 @@ impl Inventory {
         };
         let cfg = &self.cfg;
         let room = self.endpoints.len() < cfg.max_endpoints;
-        self.last = Some(key.clone());
         let ep = match self.endpoints.get_mut(&key) {
             Some(ep) => ep,
             None if room => {
                 let mut ep = Endpoint::new(&key.host, &key.method, &key.template, o.time);
                 ep.overflow = is_overflow;
-                self.endpoints.entry(key).or_insert(ep)
+                self.endpoints.entry(key.clone()).or_insert(ep)
             }
             None => {
                 self.overflow.endpoints = self.overflow.endpoints.saturating_add(1);
@@ -1142,25 +1157,40 @@ impl Inventory {
             }
         };
         ep.observe(o, cfg, &path);
+        self.last = Some(key);
+    }
+
+    /// The current route of `o`'s path: the one it carries while no fold happened since,
+    /// else brought up to date (and the endpoints re-keyed) under the templater's lock.
+    fn route_of<'o>(&mut self, o: &Observation<'o>) -> Cow<'o, Route> {
+        if let Some(route) = o.route.filter(|r| r.epoch == self.epoch) {
+            return Cow::Borrowed(route);
+        }
+        let shared = self.templater.clone();
+        let mut templater = shared.lock();
+        let route = match o.route {
+            Some(route) => templater.current(o.host, route),
+            None => templater.template(o.host, o.path),
+        };
+        if templater.epoch() != self.epoch {
+            self.epoch = templater.epoch();
+            let moved: Vec<(Key, Arc<str>)> = self
+                .endpoints
+                .keys()
+                .filter_map(|k| {
+                    let canon = templater.canonical(&k.host, &k.template)?;
+                    (*canon != *k.template).then(|| (k.clone(), canon))
+                })
+                .collect();
+            drop(templater);
+            self.rekey(moved);
+        }
+        Cow::Owned(route)
     }
 
     /// Moves entries whose template was generalised under the current one.
-    fn rekey(&mut self) {
-        self.epoch = self.templater.epoch();
-        let moved: Vec<Key> = self
-            .endpoints
-            .keys()
-            .filter(|k| {
-                self.templater
-                    .canonical(&k.host, &k.template)
-                    .is_some_and(|t| *t != *k.template)
-            })
-            .cloned()
-            .collect();
-        for old in moved {
-            let Some(canon) = self.templater.canonical(&old.host, &old.template) else {
-                continue;
-            };
+    fn rekey(&mut self, moved: Vec<(Key, Arc<str>)>) {
+        for (old, canon) in moved {
             let Some(mut ep) = self.endpoints.remove(&old) else {
                 continue;
             };
@@ -1241,7 +1271,7 @@ impl Inventory {
 
     /// Moves whenever templates were generalised (endpoints re-keyed).
     pub fn templater_epoch(&self) -> u64 {
-        self.templater.epoch()
+        self.epoch
     }
 }
 

@@ -14,6 +14,8 @@ mod tokens;
 
 pub use json::classify_json;
 
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
 
 /// A class of sensitive data.
@@ -154,6 +156,56 @@ pub fn classify_bytes(text: &[u8], max_bytes: usize, counts: &mut ClassCounts) -
         }
     }
     b.len() < text.len()
+}
+
+/// The classes in one body: as a JSON document when `json` and its first `max_bytes` are one
+/// complete document, else as text (the first `max_bytes`).
+pub fn scan_body(body: &[u8], json: bool, max_bytes: usize) -> ClassCounts {
+    let mut counts = ClassCounts::default();
+    let prefix = body.get(..max_bytes).unwrap_or(body);
+    if prefix.is_empty() || (json && classify_json(prefix, &mut counts)) {
+        return counts;
+    }
+    classify_bytes(prefix, max_bytes, &mut counts);
+    counts
+}
+
+/// The classes of one exchange body, scanned once for all its consumers (discovery's
+/// inventory and the encryption audit read the same bytes, on two threads): the first to
+/// ask scans, the others reuse its counts. Only an answer that does not depend on the
+/// asker's settings is shared: the whole body within its limit, read as JSON or text alike.
+#[derive(Debug, Default)]
+pub struct BodyClasses(OnceLock<(bool, ClassCounts)>);
+
+impl BodyClasses {
+    /// [`scan_body`]`(body, json, max_bytes)`; `body` must be the body this was made for.
+    pub fn get(&self, body: &[u8], json: bool, max_bytes: usize) -> ClassCounts {
+        if body.len() > max_bytes {
+            return scan_body(body, json, max_bytes);
+        }
+        let &(first_json, counts) = self
+            .0
+            .get_or_init(|| (json, scan_body(body, json, max_bytes)));
+        if first_json == json {
+            counts
+        } else {
+            scan_body(body, json, max_bytes)
+        }
+    }
+}
+
+/// A copy starts unscanned: it may be given another body.
+impl Clone for BodyClasses {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+/// The shared scans of an exchange's request and response bodies.
+#[derive(Debug, Clone, Default)]
+pub struct BodyScans {
+    pub request: BodyClasses,
+    pub response: BodyClasses,
 }
 
 /// [`BYTE_CLASS`] bits: the detector a byte can start (the low bits, one of them or none)
@@ -329,6 +381,25 @@ pub(crate) fn counts_of(text: &str) -> Vec<(DataClass, u64)> {
 mod tests {
     use super::DataClass::*;
     use super::*;
+
+    #[test]
+    fn a_body_is_scanned_once_for_the_consumers_that_read_it_alike() {
+        let body = br#"{"password":"hunter2","note":"card 4111 1111 1111 1111"}"#;
+        let shared = BodyClasses::default();
+        let first = shared.get(body, true, 1024);
+        assert_eq!(first, scan_body(body, true, 1024));
+        assert_eq!(first.get(Password), 1);
+        assert_eq!(first.get(PaymentCard), 1);
+        // Read alike and whole within the limit: the first scan's counts, not a new scan
+        // (shown here by asking with other bytes).
+        assert_eq!(shared.get(b"nothing", true, 64), first);
+        // Read another way, or cut by the asker's limit: scanned by the asker.
+        assert!(shared.get(b"nothing", false, 1024).is_empty());
+        assert_eq!(shared.get(body, false, 1024), scan_body(body, false, 1024));
+        assert!(shared.get(body, true, 8).is_empty());
+        // A copy is a fresh slot.
+        assert!(shared.clone().get(b"nothing", true, 64).is_empty());
+    }
 
     /// The detector for what starts at `b[i]` (`c`), if any.
     fn hit_at(b: &[u8], i: usize, c: u8) -> Option<(DataClass, usize)> {

@@ -315,6 +315,8 @@ impl Detections {
             local: c.local,
             peer: c.peer,
             session: c.tls_session,
+            // Shared with discovery: each body is scanned once.
+            scans: Some(&ex.scans),
         };
         let h = &ex.http;
         let response = h.status.map(|_| Response {

@@ -91,8 +91,8 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    /// Loads the spec (its templates go to both `routes` and the inventory) and the last
-    /// snapshot. `None` when `discover.enabled` is false.
+    /// Loads the spec (its templates go to the templater `routes` and the inventory share)
+    /// and the last snapshot. `None` when `discover.enabled` is false.
     pub fn new(
         config: &DiscoverConfig,
         state_dir: PathBuf,
@@ -107,13 +107,9 @@ impl Discovery {
         if !config.enabled {
             return Ok(None);
         }
-        let mut inventory = Inventory::new(&config.inventory);
-        if let Some(spec) = &spec {
-            for template in spec.templates() {
-                // Already reported by `load_spec`.
-                let _ = inventory.templater_mut().add_known(None, template);
-            }
-        }
+        // The parsing task's templater (which `load_spec` taught the spec's templates):
+        // exchanges carry their route from it.
+        let mut inventory = Inventory::with_templater(&config.inventory, routes.shared());
         let state_dir = (config.snapshot_interval_secs > 0).then_some(state_dir);
         if let Some(dir) = &state_dir {
             restore(&mut inventory, dir)?;
@@ -205,6 +201,9 @@ impl Analyzer for Discovery {
                 status: g.status,
             }),
             tls: Some(ex.conn.tls()),
+            route: ex.template.as_ref(),
+            request_classes: Some(&ex.scans.request),
+            response_classes: Some(&ex.scans.response),
         };
         let endpoints = {
             let mut inv = self.shared.lock();

@@ -3,10 +3,17 @@
 //! per user id. Runs on the parsing task for every exchange, so it must be cheap and bounded:
 //! the templater caps its own memory, and this caps the label values — after
 //! `discover.max_route_labels` distinct routes, new ones are labelled `other`.
+//!
+//! Its templater is the node's only one: the route it returns rides on the exchange
+//! (`Exchange::template`, uncapped) and discovery keys its inventory by it, so each path is
+//! templated once and the inventory and the labels name routes alike.
 
 use std::{collections::HashSet, sync::Arc};
 
-use api_guard::discover::{inventory::InventoryConfig, template::Templater};
+use api_guard::discover::{
+    inventory::InventoryConfig,
+    template::{SharedTemplater, Templater},
+};
 
 use crate::exchange::Exchange;
 
@@ -14,7 +21,7 @@ use crate::exchange::Exchange;
 pub const OTHER: &str = "other";
 
 pub struct RouteLabels {
-    templater: Templater,
+    templater: SharedTemplater,
     labels: HashSet<Arc<str>>,
     max_labels: usize,
     other: Arc<str>,
@@ -23,23 +30,29 @@ pub struct RouteLabels {
 impl RouteLabels {
     pub fn new(inventory: &InventoryConfig, max_labels: usize) -> Self {
         Self {
-            templater: Templater::new(&inventory.templates),
+            templater: SharedTemplater::new(&inventory.templates),
             labels: HashSet::new(),
             max_labels,
             other: Arc::from(OTHER),
         }
     }
 
-    /// The templater, to add a spec's templates (the inventory gets the same ones).
-    pub fn templater_mut(&mut self) -> &mut Templater {
-        &mut self.templater
+    /// The templater, to add a spec's templates.
+    pub fn templater_mut(&mut self) -> std::sync::MutexGuard<'_, Templater> {
+        self.templater.lock()
     }
 
-    /// Sets `exchange.route`.
+    /// The templater, for the inventory to re-key its endpoints when templates fold.
+    pub fn shared(&self) -> SharedTemplater {
+        self.templater.clone()
+    }
+
+    /// Sets `exchange.route` and `exchange.template`.
     pub fn label(&mut self, exchange: &mut Exchange) {
         let h = &exchange.http;
         let route = self
             .templater
+            .lock()
             .template(h.host.as_deref().unwrap_or(""), &h.path);
         let text = route.text();
         exchange.route = Some(match self.labels.get(text) {
@@ -50,6 +63,7 @@ impl RouteLabels {
             }
             None => self.other.clone(),
         });
+        exchange.template = Some(route);
     }
 }
 

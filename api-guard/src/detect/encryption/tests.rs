@@ -4,7 +4,7 @@ use crate::{
     handshake::{CipherSuite, TlsSession, TlsVersion},
 };
 
-fn channel(local: &str, peer: &str) -> Channel {
+fn channel(local: &str, peer: &str) -> Channel<'static> {
     Channel {
         conn_id: 1,
         server: true,
@@ -12,6 +12,7 @@ fn channel(local: &str, peer: &str) -> Channel {
         local: local.parse().ok(),
         peer: peer.parse().ok(),
         session: None,
+        scans: None,
     }
 }
 
@@ -153,6 +154,7 @@ fn weak_tls_is_reported_once_per_connection() {
                 version: TlsVersion(version),
                 cipher: CipherSuite(cipher),
             }),
+            scans: None,
         };
         let mut out = Vec::new();
         d.inspect_request(&ch, &req.view(None, None), &ids(), 1, &mut out);
@@ -241,4 +243,42 @@ fn a_plaintext_finding_repeats_only_after_its_window() {
     };
     assert_eq!(judge(&client(50000), secs), 1);
     assert_eq!(judge(&client(50001), 2 * secs), 0);
+}
+
+/// With the exchange's body scans (shared with discovery) the audit finds what it finds
+/// alone, and reuses a scan discovery already made instead of scanning again.
+#[test]
+fn shared_body_scans_give_the_same_findings_and_are_reused() {
+    let headers = crate::http::Headers::from([("Content-Type", "application/json")]);
+    let body: &[u8] = br#"{"card":"4111 1111 1111 1111","password":"hunter2"}"#;
+    let resp = Response {
+        headers: &headers,
+        body,
+    };
+    let judge = |ch: &Channel| {
+        let mut d = EncryptionDetector::new(&EncryptionConfig::default()).unwrap();
+        let mut out = Vec::new();
+        d.inspect_response(ch, &resp, 1, &mut out);
+        summary(&out)
+    };
+    let alone = judge(&channel(ACROSS.0, ACROSS.1));
+    assert_eq!(
+        alone,
+        ["encryption.plaintext_sensitive_data response_body payment_card, password"]
+    );
+    let scans = BodyScans::default();
+    let shared = Channel {
+        scans: Some(&scans),
+        ..channel(ACROSS.0, ACROSS.1)
+    };
+    assert_eq!(judge(&shared), alone);
+    // Discovery scanned it first (within its limit, as JSON): its counts are used.
+    let scans = BodyScans::default();
+    let seen = scans.response.get(body, true, 64 * 1024);
+    assert_eq!(seen.get(DataClass::PaymentCard), 1);
+    let reused = Channel {
+        scans: Some(&scans),
+        ..channel(ACROSS.0, ACROSS.1)
+    };
+    assert_eq!(judge(&reused), alone);
 }

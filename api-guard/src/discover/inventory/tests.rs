@@ -1,5 +1,5 @@
 use super::*;
-use crate::discover::schema::ValueType;
+use crate::discover::{schema::ValueType, template::SharedTemplater};
 
 const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
 
@@ -664,4 +664,100 @@ fn transport_is_recorded_per_endpoint_and_old_snapshots_load() {
     let old: Inventory = serde_json::from_value(old).unwrap();
     assert_eq!(seen(&old, "/mixed"), (None, 0, 0));
     assert_eq!(old.len(), 4);
+}
+
+/// Mixed traffic whose paths fold (`max_children` 3) and whose bodies carry sensitive data:
+/// (path, method, request body, response body).
+fn folding_traffic() -> Vec<(String, &'static str, &'static [u8], &'static [u8])> {
+    let mut out = Vec::new();
+    for (i, f) in ["a.pdf", "b.pdf", "c.pdf", "d.pdf", "e.pdf", "f.pdf"]
+        .iter()
+        .enumerate()
+    {
+        out.push((format!("/files/{f}"), "GET", &b""[..], &b"key AKIAIOSFODNN7EXAMPLE"[..]));
+        out.push((
+            format!("/users/{}/orders", 100 + i),
+            "POST",
+            &br#"{"password":"hunter2","card":"4111 1111 1111 1111"}"#[..],
+            &br#"{"ok":true}"#[..],
+        ));
+    }
+    out
+}
+
+fn observe_with(
+    inv: &mut Inventory,
+    (path, method, req, resp): &(String, &'static str, &'static [u8], &'static [u8]),
+    route: Option<&Route>,
+    scans: Option<&crate::discover::sensitive::BodyScans>,
+) {
+    let json = hdrs(&[("Content-Type", "application/json")]);
+    inv.observe(&Observation {
+        host: "api.example",
+        method,
+        path,
+        request_headers: &json,
+        request_body: req,
+        status: Some(200),
+        response_headers: &json,
+        response_body: resp,
+        time: 100,
+        route,
+        request_classes: scans.map(|s| &s.request),
+        response_classes: scans.map(|s| &s.response),
+        ..Observation::default()
+    });
+}
+
+/// The agent templates each path once (route labels) and discovery keys by that route,
+/// possibly some exchanges later (its queue): the inventory is the one it would have built
+/// templating every path itself, and the body scans shared with the encryption audit give
+/// the same classes.
+#[test]
+fn carried_routes_and_shared_scans_build_the_same_inventory() {
+    let cfg = InventoryConfig {
+        templates: TemplateConfig {
+            max_children: 3,
+            ..TemplateConfig::default()
+        },
+        ..InventoryConfig::default()
+    };
+    let traffic = folding_traffic();
+    let mut alone = Inventory::new(&cfg);
+    for t in &traffic {
+        observe_with(&mut alone, t, None, None);
+    }
+    let alone = serde_json::to_value(&alone).unwrap();
+    assert_eq!(alone["endpoints"].as_array().unwrap().len(), 2, "{alone}");
+    // Routed as they come, and with discovery lagging the whole run behind.
+    for lag in [false, true] {
+        let labels = SharedTemplater::new(&cfg.templates);
+        let mut inv = Inventory::with_templater(&cfg, labels.clone());
+        let mut queue = Vec::new();
+        for t in &traffic {
+            let route = labels.lock().template("api.example", &t.0);
+            queue.push((t, route, crate::discover::sensitive::BodyScans::default()));
+            if !lag {
+                for (t, route, scans) in queue.drain(..) {
+                    observe_with(&mut inv, t, Some(&route), Some(&scans));
+                }
+            }
+        }
+        for (t, route, scans) in &queue {
+            observe_with(&mut inv, t, Some(route), Some(scans));
+        }
+        let mut got = serde_json::to_value(&inv).unwrap();
+        let mut want = alone.clone();
+        if lag {
+            // A lagging exchange is recorded under its path's current template, so the
+            // folded parameter has values from before the fold too: only those differ.
+            for v in [&mut got, &mut want] {
+                for ep in v["endpoints"].as_array_mut().unwrap() {
+                    ep["path_params"] = serde_json::Value::Null;
+                }
+            }
+        }
+        assert_eq!(got, want, "lag {lag}");
+        assert_eq!(inv.templater_epoch(), 1);
+    }
 }

@@ -44,7 +44,10 @@ mod trie;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
 
 use serde::Deserialize;
 
@@ -144,6 +147,24 @@ pub struct Template {
     pub params: Box<[Param]>,
 }
 
+impl Template {
+    /// The template whose text is `text`: every whole `{name}` segment is a parameter (as
+    /// the templater renders them).
+    fn of_text(text: Arc<str>) -> Template {
+        let params = segments(&text)
+            .enumerate()
+            .filter_map(|(segment, s)| {
+                let name = s.strip_prefix('{')?.strip_suffix('}')?;
+                Some(Param {
+                    segment,
+                    name: name.into(),
+                })
+            })
+            .collect();
+        Template { text, params }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Param {
     /// Index of the path segment (0 is the first after the leading `/`).
@@ -168,6 +189,9 @@ pub enum Source {
 pub struct Route {
     pub template: Arc<Template>,
     pub source: Source,
+    /// The templater's [`Templater::epoch`] when it was returned: a route whose epoch is not
+    /// the current one may have been generalised since ([`Templater::current`]).
+    pub epoch: u64,
 }
 
 impl Route {
@@ -215,6 +239,25 @@ fn path_part(path: &str) -> &str {
 
 fn segments(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter(|s| !s.is_empty())
+}
+
+/// One templater for every consumer of a node's traffic: the parsing task templates each
+/// exchange's path once (its `route` label and the [`Route`] the exchange carries), and
+/// discovery, on its own thread, reads it only to re-key its endpoints after a fold. The
+/// lock is held for one path or one re-key.
+#[derive(Debug, Clone)]
+pub struct SharedTemplater(Arc<Mutex<Templater>>);
+
+impl SharedTemplater {
+    pub fn new(cfg: &TemplateConfig) -> Self {
+        Self(Arc::new(Mutex::new(Templater::new(cfg))))
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Templater> {
+        // Every templater call leaves it consistent (bounded, counted updates), so a panic
+        // elsewhere while it was held does not make it unusable.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Per host learned routes: one trie per segment count (index = count).
@@ -294,6 +337,7 @@ impl Templater {
             return Route {
                 template: t.clone(),
                 source: Source::Known,
+                epoch: self.epoch,
             };
         }
         let mut segs = [("", false); MAX_SEGMENTS];
@@ -339,6 +383,7 @@ impl Templater {
             Outcome::Found(template) => Route {
                 template,
                 source: Source::Learned,
+                epoch: self.epoch,
             },
             Outcome::Full(walked) => self.overflow(&prefix, walked),
         }
@@ -349,6 +394,27 @@ impl Templater {
         Route {
             template: Arc::new(render(prefix.get(..walked).unwrap_or_default(), true)),
             source: Source::Overflow,
+            epoch: self.epoch,
+        }
+    }
+
+    /// `route`, returned earlier for `host`, as of now: itself when no fold changed it,
+    /// else the template it was generalised into. Nothing is learned.
+    pub fn current(&self, host: &str, route: &Route) -> Route {
+        let unchanged = Route {
+            epoch: self.epoch,
+            ..route.clone()
+        };
+        if route.epoch == self.epoch || route.source != Source::Learned {
+            return unchanged;
+        }
+        match self.canonical(host, &route.template.text) {
+            Some(text) if text != route.template.text => Route {
+                template: Arc::new(Template::of_text(text)),
+                source: Source::Learned,
+                epoch: self.epoch,
+            },
+            _ => unchanged,
         }
     }
 
