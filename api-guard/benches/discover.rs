@@ -343,7 +343,8 @@ fn exchange(c: &mut Consumers, e: &Exchange<'_>, shared: bool) {
     };
     let mut out = Vec::new();
     let now = t * 1_000_000;
-    c.audit.inspect_request(&channel, &req, &c.ids, now, &mut out);
+    c.audit
+        .inspect_request(&channel, &req, &c.ids, now, &mut out);
     let resp = Response {
         headers: e.response_headers,
         body: e.response_body,

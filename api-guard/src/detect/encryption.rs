@@ -32,7 +32,9 @@ use super::{
     rules,
 };
 use crate::{
-    discover::sensitive::{classify, classify_name, BodyClasses, BodyScans, ClassCounts, DataClass},
+    discover::sensitive::{
+        classify, classify_name, BodyClasses, BodyScans, ClassCounts, DataClass,
+    },
     handshake::{TlsSession, TlsVersion},
     identity::Identifier,
 };

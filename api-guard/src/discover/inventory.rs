@@ -442,6 +442,19 @@ impl<K: Ord + Clone> Counts<K> {
     }
 }
 
+impl Counts<String> {
+    /// [`Counts::add`] for a borrowed key, copied only when it is new.
+    fn add_str(&mut self, key: &str, n: u64, cap: usize) {
+        if let Some(c) = self.counts.get_mut(key) {
+            *c = c.saturating_add(n);
+        } else if self.counts.len() < cap {
+            self.counts.insert(key.to_owned(), n);
+        } else {
+            self.other = self.other.saturating_add(n);
+        }
+    }
+}
+
 /// Latency histogram: counts per logarithmic bucket of microseconds, four buckets per
 /// power of two, so a percentile is known within 25%.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -781,7 +794,7 @@ impl Endpoint {
         let req_ct = content_type(o.request_headers);
         if let Some(ct) = &req_ct {
             self.request_content_types
-                .add(Cow::Borrowed(ct), 1, cfg.max_content_types);
+                .add_str(ct, 1, cfg.max_content_types);
         }
         observe_body(
             &mut self.request_schemas,
@@ -794,7 +807,7 @@ impl Endpoint {
         let resp_ct = content_type(o.response_headers);
         if let Some(ct) = &resp_ct {
             self.response_content_types
-                .add(Cow::Borrowed(ct), 1, cfg.max_content_types);
+                .add_str(ct, 1, cfg.max_content_types);
         }
         if o.status.is_some() {
             observe_body(
@@ -945,8 +958,9 @@ fn observe_body(
     }
 }
 
-/// `Content-Type` without parameters, lower case; `None` when absent or unusable.
-fn content_type(headers: &Headers) -> Option<String> {
+/// `Content-Type` without parameters, lower case (copied only when it is not already);
+/// `None` when absent or unusable.
+fn content_type(headers: &Headers) -> Option<Cow<'_, str>> {
     let (_, v) = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))?;
@@ -959,7 +973,11 @@ fn content_type(headers: &Headers) -> Option<String> {
     {
         return None;
     }
-    Some(t.to_ascii_lowercase())
+    Some(if t.bytes().any(|c| c.is_ascii_uppercase()) {
+        Cow::Owned(t.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(t)
+    })
 }
 
 fn is_jwt_shaped(token: &str) -> bool {
@@ -1055,8 +1073,9 @@ impl Overflow {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     host: String,
-    template: String,
-    method: String,
+    /// The route's own text (shared, not copied per exchange).
+    template: Arc<str>,
+    method: &'static str,
 }
 
 struct PathValues<'a>(Vec<(&'a str, &'a str)>);
@@ -1139,15 +1158,15 @@ impl Inventory {
         }
         let key = Key {
             host: o.host.to_ascii_lowercase(),
-            template: route.text().to_string(),
-            method: method_of(o.method).to_owned(),
+            template: route.text().clone(),
+            method: method_of(o.method),
         };
         let cfg = &self.cfg;
         let room = self.endpoints.len() < cfg.max_endpoints;
         let ep = match self.endpoints.get_mut(&key) {
             Some(ep) => ep,
             None if room => {
-                let mut ep = Endpoint::new(&key.host, &key.method, &key.template, o.time);
+                let mut ep = Endpoint::new(&key.host, key.method, &key.template, o.time);
                 ep.overflow = is_overflow;
                 self.endpoints.entry(key.clone()).or_insert(ep)
             }
@@ -1196,7 +1215,7 @@ impl Inventory {
             };
             let new = Key {
                 host: old.host,
-                template: canon.to_string(),
+                template: canon,
                 method: old.method,
             };
             // Path parameter stats are keyed by name; the new template names its
@@ -1208,7 +1227,7 @@ impl Inventory {
             for n in names {
                 ep.path_params.entry(n.to_owned()).or_default();
             }
-            ep.template = new.template.clone();
+            ep.template = new.template.to_string();
             match self.endpoints.get_mut(&new) {
                 Some(target) => target.merge(&ep, &self.cfg),
                 None => {
@@ -1234,13 +1253,13 @@ impl Inventory {
         }
         let key = Key {
             host: ep.host.to_ascii_lowercase(),
-            template: ep.template.clone(),
-            method: method_of(&ep.method).to_owned(),
+            template: ep.template.as_str().into(),
+            method: method_of(&ep.method),
         };
         if let Some(mine) = self.endpoints.get_mut(&key) {
             mine.merge(ep, &self.cfg);
         } else if self.endpoints.len() < self.cfg.max_endpoints {
-            let mut fresh = Endpoint::new(&key.host, &key.method, &key.template, ep.first_seen);
+            let mut fresh = Endpoint::new(&key.host, key.method, &key.template, ep.first_seen);
             fresh.merge(ep, &self.cfg);
             self.endpoints.insert(key, fresh);
         } else {

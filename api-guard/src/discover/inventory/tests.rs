@@ -674,7 +674,12 @@ fn folding_traffic() -> Vec<(String, &'static str, &'static [u8], &'static [u8])
         .iter()
         .enumerate()
     {
-        out.push((format!("/files/{f}"), "GET", &b""[..], &b"key AKIAIOSFODNN7EXAMPLE"[..]));
+        out.push((
+            format!("/files/{f}"),
+            "GET",
+            &b""[..],
+            &b"key AKIAIOSFODNN7EXAMPLE"[..],
+        ));
         out.push((
             format!("/users/{}/orders", 100 + i),
             "POST",
