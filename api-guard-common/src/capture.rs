@@ -31,6 +31,17 @@ pub const MAX_IOVECS: usize = 256;
 /// Capacity of the connection table in the kernel.
 pub const MAX_CONNS: u32 = 65_536;
 
+/// Slots of the kernel's tgid gate (`names::MAP_TGID_GATE`), a power of two: a process's
+/// slot is `tgid & (TGID_GATE_SLOTS - 1)`. Processes sharing a slot only cost each other the
+/// connection-table lookup the gate would have spared.
+pub const TGID_GATE_SLOTS: u32 = 65_536;
+const _: () = assert!(TGID_GATE_SLOTS.is_power_of_two());
+
+/// Slot of process `tgid` in the tgid gate.
+pub const fn tgid_gate_slot(tgid: u32) -> u32 {
+    tgid & (TGID_GATE_SLOTS - 1)
+}
+
 /// `FILTER_MODE` bits: only capture processes listed in the pid / comm filter maps.
 pub const FILTER_BY_PID: u32 = 1;
 pub const FILTER_BY_COMM: u32 = 2;
@@ -161,9 +172,33 @@ pub struct ConnInfo {
     /// Bytes of the server-to-client direction copied while a TLS library call claimed the
     /// socket (its handshake records, for the ServerHello); at most [`HELLO_CAPTURE_BYTES`].
     pub hello_copied: u16,
-    pub _pad: [u8; 6],
+    /// One of `FRAMING_*`: whether the response budget applies (decided from the first bytes
+    /// the connection's requests carried).
+    pub framing: u8,
+    pub _pad: u8,
+    /// Bytes of the current response message copied so far: the response direction since
+    /// the last request-direction call (see [`RESPONSE_BUDGET_FREE_CALL`]).
+    pub response_copied: u32,
 }
 const _: () = assert!(size_of::<ConnInfo>() == 72);
+
+/// `ConnInfo::framing`: the connection's first request bytes were not yet seen.
+pub const FRAMING_UNKNOWN: u8 = 0;
+/// `ConnInfo::framing`: one response at a time per request (HTTP/1.x and anything that is
+/// not HTTP/2): the response copy cap is a budget per response message.
+pub const FRAMING_MESSAGES: u8 = 1;
+/// `ConnInfo::framing`: the requests began with the HTTP/2 connection preface. Responses of
+/// many streams interleave, and a lost HEADERS frame costs the connection its HPACK state,
+/// so the cap stays per call.
+pub const FRAMING_H2: u8 = 2;
+/// First bytes of the HTTP/2 client connection preface (RFC 9113 §3.4), read little-endian.
+pub const H2_PREFACE_HEAD: u32 = u32::from_le_bytes(*b"PRI ");
+
+/// Response calls of at most this many bytes are copied whole (up to the per-call cap) even
+/// once their message's budget is spent: streamed answers (server-sent events, LLM token
+/// streams) write an event per call and their usage totals come last; a bulk answer writes
+/// large calls, and those stop being copied once the budget is spent.
+pub const RESPONSE_BUDGET_FREE_CALL: u32 = CHUNK_SIZE as u32;
 
 /// Ciphertext bytes of a TLS connection's server-to-client direction copied to userspace:
 /// its ServerHello (about 100 bytes; 1.2 KB with a post-quantum key share) names the
@@ -276,7 +311,8 @@ pub enum Stat {
     EventsSubmitted = 0,
     /// Records lost because the ring buffer was full.
     RingbufFull = 1,
-    /// Syscalls whose payload exceeded the capture cap (or had no user payload).
+    /// Syscalls whose payload exceeded the capture cap or their response message's budget
+    /// (or had no user payload).
     TruncatedCalls = 2,
     /// New connections not tracked because the connection table was full.
     ConnTableFull = 3,
@@ -284,7 +320,7 @@ pub enum Stat {
     StashTableFull = 4,
     /// Payload copies that failed (`bpf_probe_read_user`).
     ReadFail = 5,
-    /// Payload bytes not copied because of the capture cap.
+    /// Payload bytes not copied because of the capture cap or response budget.
     TruncatedBytes = 6,
     /// Payload bytes lost because the ring buffer was full.
     LostBytes = 7,

@@ -12,6 +12,9 @@ pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_CONNS: &str = "CONNS";
 /// Per-CPU counters indexed by [`crate::Stat`].
 pub const MAP_STATS: &str = "STATS";
+/// Gate of the per-syscall programs: `u64` array of [`crate::TGID_GATE_SLOTS`], non-zero
+/// where a process may have a tracked connection (see `api-guard-ebpf/src/maps.rs`).
+pub const MAP_TGID_GATE: &str = "TGID_GATE";
 /// Processes to capture when the process filter is on: tgid -> 1.
 pub const MAP_FILTER_PIDS: &str = "FILTER_PIDS";
 /// Processes to capture when the process filter is on: comm (16 bytes, NUL padded) -> 1.

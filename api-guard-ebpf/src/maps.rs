@@ -6,11 +6,12 @@
 
 use api_guard_common::{
     xdp::{BlockEntry, IfaceConfig, RateKey, TokenBucket, XDP_STAT_COUNT},
-    ConnInfo, ConnKey, DataHeader, Endpoint, CHUNK_SIZE, MAX_CONNS, STAT_COUNT,
+    ConnInfo, ConnKey, DataHeader, Endpoint, CHUNK_SIZE, MAX_CONNS, STAT_COUNT, TGID_GATE_SLOTS,
 };
 use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 
 /// Set by the loader (`names::GLOBAL_*`); read with `read_volatile` so the compiler keeps the load.
@@ -52,6 +53,15 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 /// Not LRU: an evicted live connection would vanish silently; a full table is counted instead.
 #[map]
 pub static CONNS: HashMap<ConnKey, ConnInfo> = HashMap::with_max_entries(MAX_CONNS, 0);
+
+/// The cheapest gate of the per-syscall programs: slot `tgid & (TGID_GATE_SLOTS - 1)` is
+/// non-zero while a process of that slot may have a tracked connection (an array lookup the
+/// verifier inlines, where `CONNS` costs a hash). Whoever inserts into `CONNS` then stores
+/// the new entry's `conn_id` here, after the insert; only the daemon clears a slot, with a
+/// compare-and-swap from the value it read before a `CONNS` scan that found the slot empty
+/// (`agent::capture::gate`). Mmapable for that swap.
+#[map]
+pub static TGID_GATE: Array<u64> = Array::with_max_entries(TGID_GATE_SLOTS, BPF_F_MMAPABLE);
 
 #[map]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_COUNT, 0);
@@ -110,7 +120,7 @@ pub struct DataArgs {
     pub count: u64,
     /// `struct sock *` and protocol from `sock/sock_{send,recv}_length` during the call.
     pub sk: u64,
-    /// When the call returned (`bpf_ktime_get_ns`), once `buf_kind` is [`BUF_DONE`].
+    /// When the call returned (`bpf_ktime_get_ns`), set only for a call with `tls_record`.
     pub done_ns: u64,
     pub fd: u32,
     pub protocol: u16,
@@ -324,6 +334,7 @@ mod name_checks {
         MAP_EVENTS => super::EVENTS,
         MAP_CONNS => super::CONNS,
         MAP_STATS => super::STATS,
+        MAP_TGID_GATE => super::TGID_GATE,
         MAP_FILTER_PIDS => super::FILTER_PIDS,
         MAP_FILTER_COMMS => super::FILTER_COMMS,
         MAP_FILTER_CGROUPS => super::FILTER_CGROUPS,

@@ -33,6 +33,7 @@ pub mod prometheus;
 pub mod redis;
 pub mod servers;
 pub mod slow;
+pub mod split_writes;
 pub mod sse;
 pub mod tls;
 pub mod util;

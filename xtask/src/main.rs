@@ -193,9 +193,13 @@ fn run(args: &[OsString]) -> Result<()> {
 }
 
 /// Benchmarks need what the tests need, and the current agent (found via `API_GUARD_BIN`).
+/// `API_GUARD_BENCH_BIN` names a binary built elsewhere instead (before/after comparisons).
 fn prepare_bench() -> Result<()> {
     setup::ensure(Scope::All)?;
-    let bin = util::build_agent(true)?;
+    let bin = match std::env::var_os("API_GUARD_BENCH_BIN") {
+        Some(bin) => std::path::PathBuf::from(bin),
+        None => util::build_agent(true)?,
+    };
     std::env::set_var("API_GUARD_BIN", bin);
     Ok(())
 }

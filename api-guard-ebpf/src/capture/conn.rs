@@ -2,7 +2,8 @@
 //! `sock/inet_sock_set_state` records both ends of every established TCP socket.
 
 use api_guard_common::{
-    ConnInfo, Endpoint, Stat, AF_INET, AF_INET6, CONN_ID_CPU_MASK, ROLE_CLIENT, ROLE_SERVER,
+    ConnInfo, Endpoint, Stat, AF_INET, AF_INET6, CONN_ID_CPU_MASK, FRAMING_UNKNOWN, ROLE_CLIENT,
+    ROLE_SERVER,
 };
 use aya_ebpf::{
     helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_user},
@@ -10,7 +11,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 
-use super::{arg, bump, conn_key, current, emit, field, wanted, RET};
+use super::{arg, bump, conn_key, current, emit, field, gate_open, open_gate, wanted, RET};
 use crate::maps::{ConnectArgs, Tuple, ACCEPT_ARGS, CONNECT_ARGS, CONNS, SOCK_TUPLES};
 
 const EINPROGRESS: i64 = 115;
@@ -96,12 +97,18 @@ fn track(tgid: u32, fd: u32, role: u8, peer: Endpoint) {
         ingress_seen: 0,
         tls_library: 0,
         hello_copied: 0,
-        _pad: [0; 6],
+        framing: FRAMING_UNKNOWN,
+        _pad: 0,
+        response_copied: 0,
     };
     // Overwrites a stale entry of a reused fd: the new conn_id keeps the two apart.
     if CONNS.insert(conn_key(tgid, fd), info, 0).is_err() {
         bump(Stat::ConnTableFull, 1);
+        return;
     }
+    // After the insert (see `TGID_GATE`), and before the fd can carry data: this call has
+    // not returned it yet.
+    open_gate(tgid, info.conn_id);
 }
 
 /// tracepoint syscalls/sys_enter_accept: (int fd, struct sockaddr *upeer_sockaddr, int *upeer_addrlen)
@@ -221,6 +228,9 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     let (_, tgid, tid) = current();
+    if !gate_open(tgid) {
+        return 0;
+    }
     let Ok(fd) = field::<u64>(&ctx, CLOSE_FD) else {
         return 0;
     };

@@ -4,8 +4,9 @@
 
 use api_guard_common::{ConnInfo, ConnKey};
 use api_guard_common::{
-    Stat, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, HELLO_CAPTURE_BYTES,
-    MAX_CAPTURE_CAP, MAX_CHUNKS_PER_CALL, MAX_IOVECS, ROLE_CLIENT, ROLE_SERVER,
+    Stat, CHUNK_SIZE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, FRAMING_H2,
+    FRAMING_MESSAGES, FRAMING_UNKNOWN, H2_PREFACE_HEAD, HELLO_CAPTURE_BYTES, MAX_CAPTURE_CAP,
+    MAX_CHUNKS_PER_CALL, MAX_IOVECS, RESPONSE_BUDGET_FREE_CALL, ROLE_CLIENT, ROLE_SERVER,
 };
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_loop},
@@ -16,7 +17,7 @@ use aya_ebpf::{
 use super::{
     arg, bump, conn_key, current,
     emit::{self, Chunk, Origin},
-    field, RET,
+    field, gate_open, RET,
 };
 use crate::{
     maps::{
@@ -59,9 +60,15 @@ const IOVEC_SIZE: u64 = 16;
 /// Stashes the call if `fd` (argument 0) is a tracked connection of this process and its
 /// payload is plaintext. Ciphertext of TLS connections is not copied: a TLS call running on
 /// this thread claims the socket instead (see `tls.rs`). `flags_at` is the offset of the
-/// call's flags field, or [`NO_FLAGS`].
+/// call's flags field, or [`NO_FLAGS`]. Inlined into each program so that `flags_at` is a
+/// constant: the verifier only allows context loads at constant offsets.
+#[inline(always)]
 fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
     let (pid_tgid, tgid, _) = current();
+    // Cheapest rejection first: most syscalls of the host are not of captured processes.
+    if !gate_open(tgid) {
+        return;
+    }
     let Ok(fd) = field::<u64>(ctx, ARG_FD) else {
         return;
     };
@@ -69,7 +76,6 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
     if flags_at != NO_FLAGS && field::<u64>(ctx, flags_at).unwrap_or(0) & MSG_PEEK != 0 {
         return;
     }
-    // Cheapest rejection first: most syscalls of the host are not on tracked sockets.
     // SAFETY: only the `tls` byte is read, before anything in this program could update or
     // remove the entry; a concurrent update from another CPU can only make it stale.
     let Some(conn) = (unsafe { CONNS.get(conn_key(tgid, fd as u32)) }) else {
@@ -143,6 +149,11 @@ fn starts_like_tls_record(ptr: u64) -> bool {
 /// marked done, as the thread's last data syscall.
 fn exit(ctx: &TracePointContext) {
     let (pid_tgid, tgid, tid) = current();
+    // `enter` stashes nothing for a closed gate; a stash left from before the gate closed is
+    // of a connection that is gone.
+    if !gate_open(tgid) {
+        return;
+    }
     let Some(stash) = DATA_ARGS.get_ptr_mut(pid_tgid) else {
         return;
     };
@@ -156,8 +167,6 @@ fn exit(ctx: &TracePointContext) {
     }
     let args = *stash;
     stash.buf_kind = BUF_DONE;
-    // SAFETY: helper without arguments or preconditions.
-    stash.done_ns = unsafe { bpf_ktime_get_ns() };
     if args.buf_kind == BUF_CLAIMED {
         return;
     }
@@ -178,8 +187,12 @@ fn exit(ctx: &TracePointContext) {
     // library decrypts next (see `tls.rs`): later reads skip the extra user-memory read.
     if args.dir == DIR_INGRESS && conn.ingress_seen == 0 {
         conn.ingress_seen = 1;
-        if args.buf_kind == BUF_PLAIN && ret >= 2 {
-            stash.tls_record = starts_like_tls_record(args.ptr) as u8;
+        if args.buf_kind == BUF_PLAIN && ret >= 2 && starts_like_tls_record(args.ptr) {
+            stash.tls_record = 1;
+            // Only a TLS record's read is ever asked how recent it is (`tls.rs`): the clock
+            // is read for those alone.
+            // SAFETY: helper without arguments or preconditions.
+            stash.done_ns = unsafe { bpf_ktime_get_ns() };
         }
     }
     // The socket turned out not to be TCP (e.g. a UDP "connect" or an AF_UNIX accept without
@@ -237,22 +250,82 @@ pub(crate) fn deliver(
     let request = (conn.role == ROLE_SERVER && args.dir == DIR_INGRESS)
         || (conn.role == ROLE_CLIENT && args.dir == DIR_EGRESS);
     let mut cap = if request {
+        // A request starts the next response message: its budget is whole again.
+        conn.response_copied = 0;
         global_u32(&REQUEST_CAPTURE_CAP) as u64
     } else {
-        global_u32(&CAPTURE_CAP) as u64
+        response_cap(conn, ret, min_cap)
     };
     if cap < min_cap {
         cap = min_cap;
     }
-    copy_payload(key, origin, args, ret, flags, cap);
+    let copied = copy_payload(key, origin, args, ret, flags, cap);
+    if request {
+        if conn.framing == FRAMING_UNKNOWN {
+            conn.framing = sniff_framing(copied);
+        }
+    } else {
+        let total = conn.response_copied as u64 + copied;
+        conn.response_copied = if total > u32::MAX as u64 {
+            u32::MAX
+        } else {
+            total as u32
+        };
+    }
+}
+
+/// Copy cap of a response call of `ret` bytes: the configured cap is a budget per response
+/// message (what the response direction moves between two request-direction calls), so an
+/// answer written in many large calls costs one cap, not one per call; what is not copied is
+/// reported as the call's gap, as for any call past the cap. Calls of at most
+/// [`RESPONSE_BUDGET_FREE_CALL`] bytes are exempt (streamed events; their totals come last),
+/// and so are HTTP/2 connections and calls with a raised cap (Go's).
+#[inline(always)]
+fn response_cap(conn: &ConnInfo, ret: u64, min_cap: u64) -> u64 {
+    let cap = global_u32(&CAPTURE_CAP) as u64;
+    if min_cap != 0 || conn.framing == FRAMING_H2 || ret <= RESPONSE_BUDGET_FREE_CALL as u64 {
+        return cap;
+    }
+    cap.saturating_sub(conn.response_copied as u64)
+}
+
+/// The framing of a connection from its first request call, `copied` bytes of which were
+/// staged: when they fit one chunk they are still at the start of this CPU's staging area.
+#[inline(always)]
+fn sniff_framing(copied: u64) -> u8 {
+    if copied < 4 || copied > CHUNK_SIZE as u64 {
+        return FRAMING_MESSAGES;
+    }
+    let Some(staging) = emit::staging() else {
+        return FRAMING_MESSAGES;
+    };
+    let head = u32::from_le_bytes([
+        staging.data[0],
+        staging.data[1],
+        staging.data[2],
+        staging.data[3],
+    ]);
+    if head == H2_PREFACE_HEAD {
+        FRAMING_H2
+    } else {
+        FRAMING_MESSAGES
+    }
 }
 
 /// Emits the first `min(ret, cap)` bytes in chunks, walking iovecs for vectored calls, then a
 /// header-only record for whatever was not copied. The per-chunk step runs under `bpf_loop`,
 /// its progress in this CPU's staging slot ([`CopyState`] says why), so the verifier checks
 /// it once whatever the cap.
+/// Returns how many bytes were copied.
 #[inline(always)]
-fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: u8, cap: u64) {
+fn copy_payload(
+    key: ConnKey,
+    origin: Origin,
+    args: &DataArgs,
+    ret: u64,
+    flags: u8,
+    cap: u64,
+) -> u64 {
     let mut cap = cap;
     if cap > MAX_CAPTURE_CAP as u64 {
         cap = MAX_CAPTURE_CAP as u64;
@@ -288,7 +361,7 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: 
         bump(Stat::TruncatedCalls, 1);
         bump(Stat::TruncatedBytes, missing);
         let Some(conn) = CONNS.get_ptr_mut(key) else {
-            return;
+            return copied;
         };
         let flags = flags
             | if args.buf_kind == BUF_NONE {
@@ -306,6 +379,7 @@ fn copy_payload(key: ConnKey, origin: Origin, args: &DataArgs, ret: u64, flags: 
         // SAFETY: as in `exit`: a live, aligned map value for this program's run.
         emit::data(unsafe { &mut *conn }, origin, &trailer);
     }
+    copied
 }
 
 /// The initial copy state of a call: its first segment, or its iovec array.
@@ -440,7 +514,10 @@ fn flush() {
 
 /// Records the socket behind the in-flight call of this thread, if any.
 fn note_socket(ctx: &TracePointContext) {
-    let (pid_tgid, _, _) = current();
+    let (pid_tgid, tgid, _) = current();
+    if !gate_open(tgid) {
+        return;
+    }
     let Some(args) = DATA_ARGS.get_ptr_mut(pid_tgid) else {
         return;
     };

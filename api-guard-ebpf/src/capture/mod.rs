@@ -9,18 +9,17 @@ mod conn;
 pub(crate) mod data;
 pub(crate) mod emit;
 
-use api_guard_common::{ConnKey, Plain, Stat, FILTER_BY_CGROUP, FILTER_BY_COMM, FILTER_BY_PID};
+use api_guard_common::{
+    tgid_gate_slot, ConnKey, Plain, Stat, FILTER_BY_CGROUP, FILTER_BY_COMM, FILTER_BY_PID,
+};
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_probe_read_kernel,
-    },
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid},
     programs::TracePointContext,
     EbpfContext,
 };
 
 use crate::maps::{
-    global_u32, FILTER_CGROUPS, FILTER_COMMS, FILTER_MODE, FILTER_PIDS, SELF_TGID, STATS,
+    global_u32, FILTER_CGROUPS, FILTER_COMMS, FILTER_MODE, FILTER_PIDS, SELF_TGID, STATS, TGID_GATE,
 };
 
 /// Offset of the first argument field of every `syscalls/sys_enter_*` record, right after
@@ -35,13 +34,37 @@ pub(crate) const fn arg(n: usize) -> usize {
 pub(crate) const RET: usize = 16;
 
 /// Reads the field at byte `offset` of the tracepoint record (offsets from the tracepoint's
-/// `format` file).
+/// `format` file). A direct load from the context, which the verifier allows for tracepoint
+/// programs at constant offsets aligned to the load size (every field used here is naturally
+/// aligned): a few nanoseconds, where a `bpf_probe_read_kernel` call cost tens per field on
+/// every syscall of the host.
 #[inline(always)]
 pub(crate) fn field<T: Plain>(ctx: &TracePointContext, offset: usize) -> Result<T, i32> {
     let src = ctx.as_ptr().wrapping_byte_add(offset).cast::<T>();
-    // SAFETY: `bpf_probe_read_kernel` copies through the kernel's fault-handling path, so an
-    // offset outside the record is an error, not a fault; `T: Plain` is valid for any bytes.
-    unsafe { bpf_probe_read_kernel(src) }
+    // SAFETY: the verifier checks every context load against the record's bounds and
+    // alignment when the program loads, so an out-of-range offset fails the load rather than
+    // faulting; `T: Plain` is valid for any bytes; `read_volatile` keeps one load per field.
+    Ok(unsafe { core::ptr::read_volatile(src) })
+}
+
+/// Whether process `tgid` may have a tracked connection: its `TGID_GATE` slot is set. The
+/// first check of every per-syscall program, before any hash lookup. Fails open.
+#[inline(always)]
+pub(crate) fn gate_open(tgid: u32) -> bool {
+    TGID_GATE
+        .get(tgid_gate_slot(tgid))
+        .is_none_or(|slot| *slot != 0)
+}
+
+/// Opens process `tgid`'s gate slot, after a `CONNS` insert: stores the new entry's id (never
+/// 0), so a daemon sweep that read the slot before this store fails its compare-and-swap.
+#[inline(always)]
+pub(crate) fn open_gate(tgid: u32, conn_id: u64) {
+    if let Some(slot) = TGID_GATE.get_ptr_mut(tgid_gate_slot(tgid)) {
+        // SAFETY: a valid, aligned pointer to an array element (never freed); an aligned
+        // 8-byte store is single-copy atomic against the daemon's compare-and-swap.
+        unsafe { core::ptr::write_volatile(slot, conn_id) };
+    }
 }
 
 pub(crate) fn bump(stat: Stat, by: u64) {

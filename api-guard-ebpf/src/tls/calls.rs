@@ -11,7 +11,9 @@
 //! 3. the thread's last data syscall, if it returned a TLS record moments ago (memory BIO:
 //!    node reads ciphertext, then decrypts it with `SSL_read` in the same callback).
 
-use api_guard_common::{ConnInfo, ConnKey, Stat, DATA_TLS, DIR_EGRESS, DIR_INGRESS, NO_FD};
+use api_guard_common::{
+    ConnInfo, ConnKey, Stat, DATA_TLS, DIR_EGRESS, DIR_INGRESS, FRAMING_UNKNOWN, NO_FD,
+};
 use aya_ebpf::{
     helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_get_attach_cookie},
     macros::{uprobe, uretprobe},
@@ -34,6 +36,9 @@ const CALL_PLAIN: u8 = 1;
 const CALL_EX: u8 = 2;
 /// Moves no application data; correlates the socket before any ciphertext is copied.
 const CALL_HANDSHAKE: u8 = 3;
+/// `TlsArgs::call` once the call returned: the thread's entry stays, to be overwritten in
+/// place by its next call (an LRU insert and delete per call cost more than the lookup).
+const CALL_DONE: u8 = 0;
 
 /// How long after a TLS call started its syscalls are still attributed to it. Bounds the
 /// damage of a stash whose return probe never fired (thread killed mid-call).
@@ -65,8 +70,16 @@ fn enter(ctx: &ProbeContext, dir: u8, call: u8) {
         call,
         _pad: [0; 2],
     };
-    if TLS_ARGS.insert(pid_tgid, args, 0).is_err() {
-        bump(Stat::StashTableFull, 1);
+    match TLS_ARGS.get_ptr_mut(pid_tgid) {
+        // SAFETY: a valid, aligned value pointer from a successful lookup, keyed by this
+        // thread (only its own programs, which do not nest, write it); map values are freed
+        // only after an RCU grace period, which cannot end while this program runs.
+        Some(slot) => unsafe { slot.write(args) },
+        None => {
+            if TLS_ARGS.insert(pid_tgid, args, 0).is_err() {
+                bump(Stat::StashTableFull, 1);
+            }
+        }
     }
 }
 
@@ -80,6 +93,9 @@ pub(crate) fn claim_socket(pid_tgid: u64, fd: u32) -> bool {
     // (only its own programs, which run one at a time, touch it); map values are freed only
     // after an RCU grace period, which cannot end while this program runs.
     let args = unsafe { &mut *args };
+    if args.call == CALL_DONE {
+        return false;
+    }
     // SAFETY: helper without arguments or preconditions.
     if unsafe { bpf_ktime_get_ns() }.saturating_sub(args.start_ns) > CLAIM_WINDOW_NS {
         return false;
@@ -138,11 +154,17 @@ fn moved(call: u8, rc: i64, count_ptr: u64) -> u64 {
 
 fn exit(ctx: &RetProbeContext) {
     let (pid_tgid, tgid, tid) = current();
-    // SAFETY: the value is copied out at once, before the `remove` below could free it.
-    let Some(&args) = (unsafe { TLS_ARGS.get(pid_tgid) }) else {
+    let Some(slot) = TLS_ARGS.get_ptr_mut(pid_tgid) else {
         return;
     };
-    let _ = TLS_ARGS.remove(pid_tgid);
+    // SAFETY: as in `claim_socket`: this thread's own live entry, written only by its
+    // programs. Copied out, then marked done in place (see `CALL_DONE`).
+    let args = unsafe { *slot };
+    if args.call == CALL_DONE {
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { (*slot).call = CALL_DONE };
     let len = moved(args.call, ctx.ret::<i64>(), args.count_ptr);
     let session = SessionKey {
         tgid,
@@ -178,7 +200,14 @@ fn exit(ctx: &RetProbeContext) {
             fd,
             _pad: 0,
         };
-        let _ = TLS_SESSIONS.insert(session, socket, 0);
+        // Most calls of a session learn what the table already holds: a lookup spares them
+        // the LRU insert (a node allocated and linked under a lock).
+        // SAFETY: read-only lookup; the fields are compared at once.
+        let known = unsafe { TLS_SESSIONS.get(session) }
+            .is_some_and(|s| s.conn_id == socket.conn_id && s.fd == fd);
+        if !known {
+            let _ = TLS_SESSIONS.insert(session, socket, 0);
+        }
     }
     let origin = Origin { tgid, tid, fd };
     if conn.tls == 0 {
@@ -235,6 +264,9 @@ pub(crate) fn start_tls(conn: &mut ConnInfo, origin: Origin, library: u32, sk: u
     conn.tls = 1;
     conn.tls_library = library;
     conn.pending_gap = [0; 2];
+    // The plaintext starts anew: its first request names its framing.
+    conn.framing = FRAMING_UNKNOWN;
+    conn.response_copied = 0;
     if emit::announce(conn, origin, sk) {
         emit::tls_start(conn, origin);
     }

@@ -777,6 +777,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let kernel = KernelState {
         stats: probes.take_stats()?,
         conns: probes.take_conns()?,
+        gate: probes.take_tgid_gate()?,
     };
 
     let status_source = status::StatusSource {
@@ -813,7 +814,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             let mut kernel = kernel;
             let summary = capture::adopt::adopt_existing(
                 &capture_config,
-                &mut kernel.conns,
+                &mut kernel,
                 wallclock::monotonic_now_ns(),
                 &adopt_metrics,
             );

@@ -18,6 +18,7 @@ use aya::{
 use tracing::{info, warn};
 
 use crate::{
+    capture::gate::TgidGate,
     config::Config,
     fsys,
     tls::{
@@ -45,6 +46,13 @@ pub enum ProbeError {
     Map {
         name: &'static str,
         source: aya::maps::MapError,
+    },
+    #[error("map {name} is not an array")]
+    MapKind { name: &'static str },
+    #[error("mapping map {name} into memory: {source}")]
+    Mmap {
+        name: &'static str,
+        source: std::io::Error,
     },
     #[error("loading TLS program {program}: {source}")]
     TlsLoad {
@@ -679,6 +687,19 @@ impl Probes {
 
     pub fn take_stats(&mut self) -> Result<PerCpuArray<MapData, u64>, ProbeError> {
         self.take(MAP_STATS)
+    }
+
+    /// The kernel's tgid gate, mapped for the daemon's sweeps.
+    pub fn take_tgid_gate(&mut self) -> Result<TgidGate, ProbeError> {
+        let name = MAP_TGID_GATE;
+        let map = self
+            .ebpf
+            .take_map(name)
+            .ok_or(ProbeError::MissingMap { name })?;
+        let aya::maps::Map::Array(data) = map else {
+            return Err(ProbeError::MapKind { name });
+        };
+        TgidGate::map(data).map_err(|source| ProbeError::Mmap { name, source })
     }
 
     pub fn take_conns(&mut self) -> Result<HashMap<MapData, ConnKey, ConnInfo>, ProbeError> {

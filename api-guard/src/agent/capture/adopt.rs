@@ -23,8 +23,8 @@ use std::{
 };
 
 use api_guard_common::{
-    ConnInfo, ConnKey, Endpoint, AF_INET, AF_INET6, CONN_ID_ADOPTED, HELLO_CAPTURE_BYTES,
-    ROLE_CLIENT, ROLE_SERVER,
+    ConnInfo, ConnKey, Endpoint, AF_INET, AF_INET6, CONN_ID_ADOPTED, FRAMING_UNKNOWN,
+    HELLO_CAPTURE_BYTES, ROLE_CLIENT, ROLE_SERVER,
 };
 use aya::maps::{HashMap as BpfHashMap, MapData, MapError};
 use tracing::{debug, info};
@@ -351,7 +351,9 @@ pub fn register(
             tls_library: 0,
             // Joined under way: its handshake is long over.
             hello_copied: HELLO_CAPTURE_BYTES,
-            _pad: [0; 6],
+            framing: FRAMING_UNKNOWN,
+            _pad: 0,
+            response_copied: 0,
         };
         match conns.insert_new(key, info) {
             Ok(()) => {}
@@ -795,7 +797,9 @@ mod tests {
             tls_library: 0,
             // Joined under way: its handshake is long over.
             hello_copied: HELLO_CAPTURE_BYTES,
-            _pad: [0; 6],
+            framing: FRAMING_UNKNOWN,
+            _pad: 0,
+            response_copied: 0,
         }
     }
 

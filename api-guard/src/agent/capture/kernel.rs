@@ -10,7 +10,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::table::Untrack;
+use super::{
+    adopt::{InsertError, KernelConns},
+    gate::TgidGate,
+    table::Untrack,
+};
 use crate::telemetry::Metrics;
 
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -19,6 +23,20 @@ const SWEEP_EVERY_TICKS: u32 = 10;
 pub struct KernelState {
     pub stats: PerCpuArray<MapData, u64>,
     pub conns: HashMap<MapData, ConnKey, ConnInfo>,
+    pub gate: TgidGate,
+}
+
+/// Adoption inserts through the gate: each entry opens its process's slot after the insert.
+impl KernelConns for KernelState {
+    fn insert_new(&mut self, key: ConnKey, info: ConnInfo) -> Result<(), InsertError> {
+        self.conns.insert_new(key, info)?;
+        self.gate.open(key.tgid, info.conn_id);
+        Ok(())
+    }
+
+    fn remove_if(&mut self, key: ConnKey, conn_id: u64) {
+        self.conns.remove_if(key, conn_id);
+    }
 }
 
 impl KernelState {
@@ -58,6 +76,18 @@ impl KernelState {
         }
         dead.len()
     }
+
+    /// Closes the tgid gate of processes left without tracked connections.
+    pub fn sweep_gate(&mut self) -> usize {
+        let conns = &self.conns;
+        self.gate.sweep(|| {
+            conns
+                .keys()
+                .filter_map(Result::ok)
+                .map(|k: ConnKey| k.tgid)
+                .collect()
+        })
+    }
 }
 
 pub async fn run(
@@ -89,6 +119,10 @@ pub async fn run(
                     removed,
                     "Removed connections of exited processes from the kernel table"
                 );
+            }
+            let closed = state.sweep_gate();
+            if closed > 0 {
+                debug!(closed, "Closed tgid gate slots without tracked connections");
             }
         }
     }

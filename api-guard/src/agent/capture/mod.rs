@@ -3,6 +3,7 @@
 
 pub mod adopt;
 pub mod config;
+pub mod gate;
 pub mod kernel;
 pub mod procnet;
 pub mod reader;

@@ -1,0 +1,50 @@
+//! A keep-alive HTTP/1.1 server whose responses are written in calls of sizes the test
+//! chooses (`?calls=N&size=S`: the head in one send, then N sends of S bytes): what the
+//! kernel's response copy budget does with each call is then exact.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+
+use anyhow::Result;
+
+use crate::netns::Netns;
+use crate::servers::{PyOptions, ScriptServer};
+
+const SERVER: &str = include_str!("py/split_writes_server.py");
+
+pub struct SplitWritesServer(ScriptServer);
+
+impl SplitWritesServer {
+    pub fn start(ns: &Netns, listen: SocketAddr) -> Result<Self> {
+        ScriptServer::start_python(
+            ns,
+            listen,
+            &[],
+            &PyOptions::default(),
+            (
+                "split_writes_server.py",
+                SERVER,
+                "split-writes python server",
+            ),
+            None,
+        )
+        .map(Self)
+    }
+
+    /// Sizes of the response heads written so far, in order.
+    pub fn heads(&self) -> Vec<u64> {
+        self.0
+            .stdout_text()
+            .lines()
+            .filter_map(|line| line.strip_prefix("head ")?.trim().parse().ok())
+            .collect()
+    }
+}
+
+impl Deref for SplitWritesServer {
+    type Target = ScriptServer;
+
+    fn deref(&self) -> &ScriptServer {
+        &self.0
+    }
+}

@@ -1,0 +1,147 @@
+//! The response copy cap is a byte budget per response message (issue 15): a python server
+//! answers on one keep-alive connection with a head (one send) and a body written in calls
+//! the test chooses. At the default cap (16 KiB) a 128 KiB body written in 4 × 32 KiB calls
+//! has exactly 16 KiB of its response copied (head included), the rest reported as gaps, and
+//! the next request renews the budget; a 40,000-byte body written in 40 × 1,000-byte calls
+//! (as streamed events are) is copied whole. The kernel's tgid gate is open for the captured
+//! server and closed for the client it does not capture.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use integration_tests::curl::Curl;
+use integration_tests::exchange::sorted_by_start;
+use integration_tests::netns::{unique_port, Netns, Veth};
+use integration_tests::split_writes::SplitWritesServer;
+use integration_tests::{bpf, require_root, Agent, AgentOptions};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(15);
+/// `capture.max_capture_bytes` default (`api_guard_common::DEFAULT_CAPTURE_CAP`).
+const CAP: u64 = 16 * 1024;
+const BIG_CALLS: u64 = 4;
+const BIG: u64 = 32 * 1024;
+const SMALL_CALLS: u64 = 40;
+const SMALL: u64 = 1000;
+const NOT_COPIED: &str = "apiguard_capture_bytes_not_copied_total";
+
+#[test]
+fn a_response_in_large_calls_costs_one_cap_and_small_calls_are_copied_whole() -> Result<()> {
+    require_root()?;
+    let (srv, cli) = (Netns::new("budget-s")?, Netns::new("budget-c")?);
+    let veth = Veth::new(&srv, &cli)?;
+    let server = SplitWritesServer::start(&srv, SocketAddr::new(veth.a_ip.into(), unique_port()?))?;
+    let agent = Agent::start(AgentOptions {
+        config_toml: Some(format!("[capture]\npids = [{}]\n", server.pid())),
+        ..AgentOptions::default()
+    })?;
+
+    let big = format!("/big?calls={BIG_CALLS}&size={BIG}");
+    let small = format!("/small?calls={SMALL_CALLS}&size={SMALL}");
+    let run = Curl::new(&cli)
+        .url(server.url(&big))
+        .url(server.url(&small))
+        .url(server.url(&big))
+        .run()?;
+    ensure!(run.connects() == 1, "curl did not reuse its connection");
+    let sizes: Vec<u64> = run.transfers.iter().map(|t| t.size_download()).collect();
+    let (big_len, small_len) = (BIG_CALLS * BIG, SMALL_CALLS * SMALL);
+    ensure!(
+        sizes == [big_len, small_len, big_len],
+        "downloaded {sizes:?}"
+    );
+
+    let ex = sorted_by_start(agent.wait_for_exchanges(|e| e["role"] == "server", 3, WAIT)?);
+    let seen: Vec<(&str, u64, bool)> = ex
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap_or(""),
+                e["response_body_bytes"].as_u64().unwrap_or(0),
+                e["response_truncated"] == true,
+            )
+        })
+        .collect();
+    ensure!(
+        seen == [
+            ("/big", big_len, true),
+            ("/small", small_len, false),
+            ("/big", big_len, true)
+        ],
+        "{seen:?}"
+    );
+
+    // Each big response: the head (copied whole) and the first body call share one cap; the
+    // other three calls are not copied at all. (Per call, 4 × 16 KiB would be copied.)
+    let heads = server.heads();
+    ensure!(heads.len() == 3, "heads {heads:?}");
+    let expected: u64 = [heads[0], heads[2]]
+        .iter()
+        .map(|head| big_len - (CAP - head))
+        .sum();
+    let not_copied = agent.wait_metric(
+        NOT_COPIED,
+        &[("reason", "truncated")],
+        |v| v == expected as f64,
+        WAIT,
+    )?;
+    ensure!(
+        not_copied == expected as f64,
+        "bytes not copied {not_copied}, expected {expected} (heads {heads:?})"
+    );
+    let calls = agent.metric("apiguard_capture_dropped_total", &[("reason", "truncated")])?;
+    ensure!(calls == (2 * BIG_CALLS) as f64, "truncated calls {calls}");
+    ensure!(agent.metric(NOT_COPIED, &[("reason", "ringbuf_full")])? == 0.0);
+
+    // The gate: open for the captured server, closed for curl (unless they share a slot).
+    let (server_slot, curl_slot) = (
+        gate_value(agent.pid(), server.pid())?,
+        gate_value(agent.pid(), run.pid)?,
+    );
+    ensure!(server_slot != 0, "server slot closed");
+    if slot(run.pid) != slot(server.pid()) {
+        ensure!(curl_slot == 0, "curl slot {curl_slot:#x}");
+    }
+    Ok(())
+}
+
+/// `api_guard_common::tgid_gate_slot`.
+fn slot(tgid: u32) -> u32 {
+    tgid & 0xffff
+}
+
+/// The value of `tgid`'s slot in the agent's `TGID_GATE` map (read with bpftool).
+fn gate_value(agent_pid: u32, tgid: u32) -> Result<u64> {
+    for id in bpf::held_by(agent_pid)?.maps {
+        let id = id.to_string();
+        let show = bpftool(&["map", "show", "id", &id])?;
+        if show["name"] != "TGID_GATE" {
+            continue;
+        }
+        let key: Vec<String> = slot(tgid)
+            .to_le_bytes()
+            .iter()
+            .map(|b| format!("0x{b:02x}"))
+            .collect();
+        let mut args = vec!["map", "lookup", "id", &id, "key"];
+        args.extend(key.iter().map(String::as_str));
+        let found = bpftool(&args)?;
+        let bytes: Vec<u8> = found["value"]
+            .as_array()
+            .context("no value bytes")?
+            .iter()
+            .filter_map(|b| u8::from_str_radix(b.as_str()?.trim_start_matches("0x"), 16).ok())
+            .collect();
+        let bytes: [u8; 8] = bytes.try_into().ok().context("value is not 8 bytes")?;
+        return Ok(u64::from_le_bytes(bytes));
+    }
+    anyhow::bail!("the agent holds no TGID_GATE map")
+}
+
+fn bpftool(args: &[&str]) -> Result<Value> {
+    let out = Command::new("bpftool").args(args).arg("--json").output()?;
+    ensure!(out.status.success(), "bpftool {args:?}: {out:?}");
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
