@@ -184,13 +184,14 @@ const _: () = assert!(size_of::<ConnInfo>() == 72);
 
 /// `ConnInfo::framing`: the connection's first request bytes were not yet seen.
 pub const FRAMING_UNKNOWN: u8 = 0;
-/// `ConnInfo::framing`: one response at a time per request (HTTP/1.x and anything that is
-/// not HTTP/2): the response copy cap is a budget per response message.
+/// `ConnInfo::framing`: the requests began with an HTTP/1 method (upper-case token), one
+/// response at a time per request: the response copy cap is a budget per response message.
 pub const FRAMING_MESSAGES: u8 = 1;
-/// `ConnInfo::framing`: the requests began with the HTTP/2 connection preface. Responses of
-/// many streams interleave, and a lost HEADERS frame costs the connection its HPACK state,
-/// so the cap stays per call.
-pub const FRAMING_H2: u8 = 2;
+/// `ConnInfo::framing`: anything else — the HTTP/2 preface (responses of many streams
+/// interleave, and a lost HEADERS frame costs the connection its HPACK state), another
+/// protocol, or a first request call too large for its first bytes to be checked: the cap
+/// stays per call.
+pub const FRAMING_OTHER: u8 = 2;
 /// First bytes of the HTTP/2 client connection preface (RFC 9113 §3.4), read little-endian.
 pub const H2_PREFACE_HEAD: u32 = u32::from_le_bytes(*b"PRI ");
 

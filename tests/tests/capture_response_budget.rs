@@ -4,7 +4,8 @@
 //! has exactly 16 KiB of its response copied (head included), the rest reported as gaps, and
 //! the next request renews the budget; a 40,000-byte body written in 40 × 1,000-byte calls
 //! (as streamed events are) is copied whole. The kernel's tgid gate is open for the captured
-//! server and closed for the client it does not capture.
+//! server and closed for the client it does not capture. Responses a local client reads keep
+//! the cap per call: a client reading a 128 KiB answer in 8 KiB calls has all of it copied.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -104,6 +105,57 @@ fn a_response_in_large_calls_costs_one_cap_and_small_calls_are_copied_whole() ->
     if slot(run.pid) != slot(server.pid()) {
         ensure!(curl_slot == 0, "curl slot {curl_slot:#x}");
     }
+    Ok(())
+}
+
+/// An app's LLM token stream is read in calls as large as its buffer and its usage totals come
+/// last: what a local client reads is never budgeted, only what a local server writes.
+#[test]
+fn responses_a_local_client_reads_keep_the_cap_per_call() -> Result<()> {
+    require_root()?;
+    let (srv, cli) = (Netns::new("budgetc-s")?, Netns::new("budgetc-c")?);
+    let veth = Veth::new(&srv, &cli)?;
+    let addr = SocketAddr::new(veth.a_ip.into(), unique_port()?);
+    let _server = SplitWritesServer::start(&srv, addr)?;
+    // No pid filter: the python client is captured (and the server too).
+    let agent = Agent::start(AgentOptions::default())?;
+
+    let big_len = BIG_CALLS * BIG;
+    let script = format!(
+        "import socket\n\
+         s = socket.create_connection(('{ip}', {port}))\n\
+         s.sendall(b'GET /big?calls={BIG_CALLS}&size={BIG} HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n')\n\
+         buf = b''\n\
+         while b'\\r\\n\\r\\n' not in buf or len(buf) - buf.index(b'\\r\\n\\r\\n') - 4 < {big_len}:\n\
+         \x20   chunk = s.recv(8192)\n\
+         \x20   if not chunk: break\n\
+         \x20   buf += chunk\n\
+         print(len(buf))\n",
+        ip = addr.ip(),
+        port = addr.port(),
+    );
+    let child = cli
+        .cmd("python3")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let out = child.wait_with_output()?;
+    ensure!(out.status.success(), "python client: {out:?}");
+
+    // Other tests' clients run beside this one and are captured too: only the python client's.
+    let ex = agent.wait_for_exchanges(|e| e["role"] == "client" && e["pid"] == pid, 1, WAIT)?;
+    let seen: Vec<(u64, bool)> = ex
+        .iter()
+        .map(|e| {
+            (
+                e["response_body_bytes"].as_u64().unwrap_or(0),
+                e["response_truncated"] == true,
+            )
+        })
+        .collect();
+    ensure!(seen == [(big_len, false)], "client exchanges {seen:?}");
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 
 use api_guard_common::{ConnInfo, ConnKey};
 use api_guard_common::{
-    Stat, CHUNK_SIZE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, FRAMING_H2,
+    Stat, CHUNK_SIZE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, FRAMING_OTHER,
     FRAMING_MESSAGES, FRAMING_UNKNOWN, H2_PREFACE_HEAD, HELLO_CAPTURE_BYTES, MAX_CAPTURE_CAP,
     MAX_CHUNKS_PER_CALL, MAX_IOVECS, RESPONSE_BUDGET_FREE_CALL, ROLE_CLIENT, ROLE_SERVER,
 };
@@ -277,13 +277,20 @@ pub(crate) fn deliver(
 /// Copy cap of a response call of `ret` bytes: the configured cap is a budget per response
 /// message (what the response direction moves between two request-direction calls), so an
 /// answer written in many large calls costs one cap, not one per call; what is not copied is
-/// reported as the call's gap, as for any call past the cap. Calls of at most
-/// [`RESPONSE_BUDGET_FREE_CALL`] bytes are exempt (streamed events; their totals come last),
-/// and so are HTTP/2 connections and calls with a raised cap (Go's).
+/// reported as the call's gap, as for any call past the cap. The budget applies only to what
+/// a local server writes on a connection whose requests began with an HTTP/1 method
+/// ([`FRAMING_MESSAGES`]): responses a local client reads (LLM token streams whose usage
+/// totals come last, read in calls as large as the client's buffer) keep the cap per call,
+/// and so do calls of at most [`RESPONSE_BUDGET_FREE_CALL`] bytes (streamed events) and calls
+/// with a raised cap (Go's).
 #[inline(always)]
 fn response_cap(conn: &ConnInfo, ret: u64, min_cap: u64) -> u64 {
     let cap = global_u32(&CAPTURE_CAP) as u64;
-    if min_cap != 0 || conn.framing == FRAMING_H2 || ret <= RESPONSE_BUDGET_FREE_CALL as u64 {
+    if min_cap != 0
+        || conn.role != ROLE_SERVER
+        || conn.framing != FRAMING_MESSAGES
+        || ret <= RESPONSE_BUDGET_FREE_CALL as u64
+    {
         return cap;
     }
     cap.saturating_sub(conn.response_copied as u64)
@@ -291,24 +298,33 @@ fn response_cap(conn: &ConnInfo, ret: u64, min_cap: u64) -> u64 {
 
 /// The framing of a connection from its first request call, `copied` bytes of which were
 /// staged: when they fit one chunk they are still at the start of this CPU's staging area.
+/// Only a beginning that is provably an HTTP/1 request (an upper-case method token) makes
+/// the budget apply; the HTTP/2 preface (`PRI `), anything else and a first call larger than
+/// a chunk (its first bytes are no longer staged) keep the cap per call.
 #[inline(always)]
 fn sniff_framing(copied: u64) -> u8 {
-    if copied < 4 || copied > CHUNK_SIZE as u64 {
-        return FRAMING_MESSAGES;
+    if copied < 4 {
+        // Too little to tell: decide on the next request call.
+        return FRAMING_UNKNOWN;
+    }
+    if copied > CHUNK_SIZE as u64 {
+        return FRAMING_OTHER;
     }
     let Some(staging) = emit::staging() else {
-        return FRAMING_MESSAGES;
+        return FRAMING_OTHER;
     };
-    let head = u32::from_le_bytes([
+    let head = [
         staging.data[0],
         staging.data[1],
         staging.data[2],
         staging.data[3],
-    ]);
-    if head == H2_PREFACE_HEAD {
-        FRAMING_H2
-    } else {
+    ];
+    if u32::from_le_bytes(head) != H2_PREFACE_HEAD
+        && head.iter().all(|&b| b.is_ascii_uppercase() || b == b' ')
+    {
         FRAMING_MESSAGES
+    } else {
+        FRAMING_OTHER
     }
 }
 

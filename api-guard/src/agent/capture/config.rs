@@ -17,9 +17,10 @@ use crate::http::HttpLimits;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaptureConfig {
-    /// Bytes copied per response message (default 16 KiB, at most 4 MiB): a budget its calls
-    /// share, renewed by the next request; calls of at most 4 KiB and HTTP/2 connections keep
-    /// it per call (docs/capture.md). The rest is counted as truncated.
+    /// Bytes copied per response message a local HTTP/1 server writes (default 16 KiB, at most
+    /// 4 MiB): a budget its calls share, renewed by the next request; calls of at most 4 KiB,
+    /// HTTP/2 and the responses local clients read keep it per call (docs/capture.md). The
+    /// rest is counted as truncated.
     pub max_capture_bytes: u32,
     /// Bytes copied per call of requests — what local servers read and local clients write
     /// (default 64 KiB, at most 4 MiB): content detection judges requests, so their cap is
