@@ -1,6 +1,8 @@
 //! Detection engine cost per request (`cargo xtask bench detect`): a typical API request
 //! with a 1 KiB JSON body (with fresh values every time, and repeated), the same request
 //! carrying attacks, and a query-string GET. Goal: <= 5 µs per typical request on one core.
+//! `benign_json_1k_fresh_values_prescanned` is the fresh case as the agent's detection
+//! thread sees it: the body's values were extracted by the parsing task as it streamed.
 //! Also the prompt-injection detector alone on chat requests, per byte of prompt (goal:
 //! <= 20 µs per KiB), and streaming body inspection per byte of JSON and form body: the
 //! scan alone (the parsing task's share) and the scan with the injection detectors judging
@@ -73,11 +75,18 @@ fn bench(c: &mut Criterion) {
     // measured together, as one request's cost.
     let identifier = Identifier::default();
     let mut credentials = AuthorizationCache::new();
-    let mut inspect = |req: &OwnedRequest, peer: Option<IpAddr>, now: u64| {
-        let req = req.view(peer, Some(200));
-        let client = identifier.identify_cached(req.peer, req.headers, req.query, &mut credentials);
-        engine.inspect(&req, &client, now)
-    };
+    // `scan`: the body's values as the parsing task extracted them while it streamed (the
+    // agent's detection thread gets them so); without, `Engine::inspect` scans the body.
+    let mut inspect =
+        |req: &OwnedRequest, scan: Option<&Window>, peer: Option<IpAddr>, now: u64| {
+            let req = req.view(peer, Some(200));
+            let client =
+                identifier.identify_cached(req.peer, req.headers, req.query, &mut credentials);
+            match scan {
+                Some(w) => engine.inspect_scanned(Stage::Whole, &req, Some(w), &client, now),
+                None => engine.inspect(&req, &client, now),
+            }
+        };
     let peer: Option<IpAddr> = Some([198, 51, 100, 7].into());
     let note = "Please leave the parcel at the door; ring twice & wait.";
     let benign = request(json_body(note, 0), None);
@@ -115,7 +124,27 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             now += 1_000;
             i = (i + 1) % fresh.len();
-            black_box(inspect(black_box(&fresh[i]), peer, now))
+            black_box(inspect(black_box(&fresh[i]), None, peer, now))
+        })
+    });
+    // The same fresh orders as the agent's detection thread gets them: the body's values
+    // already extracted while it streamed (by the parsing task, not timed here).
+    let limits = ScanLimits::of(&InputLimits::default());
+    let windows: Vec<Window> = fresh
+        .iter()
+        .map(|r| {
+            let mut scanner = BodyScanner::new(Some("application/json"), limits);
+            scanner.feed(&r.body);
+            scanner.finish()
+        })
+        .collect();
+    // `i` goes on from where the fresh case stopped: the next orders are the ones longest
+    // out of the clean-value cache, so every value is still checked afresh.
+    group.bench_function("benign_json_1k_fresh_values_prescanned", |b| {
+        b.iter(|| {
+            now += 1_000;
+            i = (i + 1) % fresh.len();
+            black_box(inspect(black_box(&fresh[i]), Some(&windows[i]), peer, now))
         })
     });
     for (name, req) in [
@@ -127,7 +156,7 @@ fn bench(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 now += 1_000;
-                black_box(inspect(black_box(req), peer, now))
+                black_box(inspect(black_box(req), None, peer, now))
             })
         });
     }

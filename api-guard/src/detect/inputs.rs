@@ -255,6 +255,7 @@ impl<'a> Collector<'a, '_> {
         scanner.feed(req.body);
         let window = scanner.finish();
         self.inputs.skipped += window.skipped;
+        self.inputs.values.reserve(window.values.len());
         for v in window.values {
             self.push(v.source, Cow::Owned(v.name), Cow::Owned(v.value));
         }
@@ -263,6 +264,7 @@ impl<'a> Collector<'a, '_> {
     /// Values of a body scanned while it streamed. Not bounded by `max_values`: a window's
     /// bytes bound the work, and a count bound would let many small fields hide the next.
     fn scanned(&mut self, values: &'a [BodyValue]) {
+        self.inputs.values.reserve(values.len());
         for v in values {
             if v.value.is_empty() && v.source != Source::ArgName {
                 continue;

@@ -14,6 +14,7 @@ mod traversal;
 mod xss;
 
 use std::{
+    borrow::Cow,
     collections::hash_map::RandomState,
     hash::{BuildHasher as _, Hasher as _},
     num::NonZeroUsize,
@@ -188,8 +189,21 @@ impl InjectionDetector {
                 }
             }
             let before = out.len();
-            let decoded = normalize::decode(&input.value);
-            let candidate = Candidate::new(input, &decoded);
+            let raw = text::ByteSet::of(input.value.as_bytes());
+            let decoded = if may_be_encoded(&raw) {
+                normalize::decode(&input.value)
+            } else {
+                Cow::Borrowed(&input.value[..])
+            };
+            // Borrowed: nothing was decoded, the value's byte summary is the decoded one's.
+            let candidate = match &decoded {
+                Cow::Borrowed(_) => Candidate {
+                    input,
+                    decoded: &decoded,
+                    bytes: raw,
+                },
+                Cow::Owned(_) => Candidate::new(input, &decoded),
+            };
             for check in &self.checks {
                 check(&candidate, out);
             }
@@ -201,6 +215,14 @@ impl InjectionDetector {
             }
         }
     }
+}
+
+/// Whether [`normalize::decode`] may change a value with these bytes: only a `%`, `&`, `\\`,
+/// NUL or non-ASCII byte starts an encoding it undoes. Otherwise the value is its own
+/// decoding, and one pass over it (its [`text::ByteSet`]) serves every check.
+fn may_be_encoded(raw: &text::ByteSet) -> bool {
+    const STARTS: u128 = text::needle_mask(b"%&\\\0");
+    raw.has_any_mask(STARTS) || raw.non_ascii
 }
 
 /// Removes the `ssrf.private_host` findings pushed after `from`.
@@ -237,10 +259,24 @@ fn run_check(check: Check, source: super::inputs::Source, name: &str, value: &st
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
-
     use super::*;
     use crate::detect::inputs::Source;
+
+    #[test]
+    fn values_without_encoding_bytes_decode_to_themselves() {
+        // Every ASCII byte, alone and before what an encoding of each kind continues with.
+        for c in 0u8..0x80 {
+            for tail in ["", "41", "x41", "u0041", "#65;", "amp;", "lt;", "0", "n"] {
+                let v = format!("a{}{tail}b", char::from(c));
+                let raw = text::ByteSet::of(v.as_bytes());
+                let decoded = normalize::decode(&v);
+                if !may_be_encoded(&raw) {
+                    assert!(matches!(decoded, Cow::Borrowed(_)), "{v:?}");
+                }
+            }
+        }
+        assert!(may_be_encoded(&text::ByteSet::of("caf\u{e9}".as_bytes())));
+    }
 
     fn input(source: Source, name: &str, value: &str) -> Input<'static> {
         Input {

@@ -109,7 +109,12 @@ pub(crate) fn session_name(name: &str) -> Option<bool> {
             .filter(|p| p.eq_ignore_ascii_case(prefix))
             .map(|_| &n[prefix.len()..])
     };
-    let bare = strip("__host-").or_else(|| strip("__secure-")).unwrap_or(n);
+    // Both prefixes begin with `__`; most names do not, and skip the comparisons.
+    let bare = if n.starts_with("__") {
+        strip("__host-").or_else(|| strip("__secure-")).unwrap_or(n)
+    } else {
+        n
+    };
     let listed = |len: usize, first: u8| {
         FIRST_BYTES
             .get(len)
@@ -165,7 +170,7 @@ pub fn planted_id(req: &Request<'_>, inputs: &Inputs<'_>, out: &mut Vec<Finding>
             // (`$.connect.sid`).
             Source::Json => {
                 let path = input.name.strip_prefix("$.").unwrap_or(&input.name);
-                if path.contains(['[', '.']) && session_name(path).is_none() {
+                if path.bytes().any(|b| b == b'[' || b == b'.') && session_name(path).is_none() {
                     path.rsplit('.').next().unwrap_or(path)
                 } else {
                     path

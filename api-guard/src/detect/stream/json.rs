@@ -4,8 +4,6 @@
 //! non-structural bytes as a scalar, several documents in a row (NDJSON). Containers nested
 //! deeper than the limit are skipped whole, counted once, without a stack of their own.
 
-use std::fmt::Write as _;
-
 use memchr::memchr2;
 
 use super::{is_plain_key, Out};
@@ -240,8 +238,9 @@ impl JsonScan {
     fn element(&mut self) {
         if let Some(&(false, mark, index)) = self.stack.last() {
             self.path.truncate(mark);
-            // Writing to a String cannot fail.
-            let _ = write!(self.path, "[{index}]");
+            self.path.push('[');
+            crate::text::push_decimal(&mut self.path, index);
+            self.path.push(']');
         }
     }
 
@@ -282,7 +281,7 @@ impl JsonScan {
 
     fn end_string(&mut self, out: &mut Out<'_>) {
         if self.is_key {
-            let key = String::from_utf8_lossy(&self.buf);
+            let key = crate::text::utf8_lossy(&self.buf);
             if !is_plain_key(&key) {
                 out.value(Source::ArgName, "", &self.buf);
             }

@@ -100,7 +100,7 @@ struct Out<'w> {
 impl Out<'_> {
     /// A value, lossy-decoded and cut to `max_value_bytes` (a cut is counted).
     fn value(&mut self, source: Source, name: &str, raw: &[u8]) {
-        let text = String::from_utf8_lossy(raw);
+        let text = crate::text::utf8_lossy(raw);
         let kept = crate::text::truncate(&text, self.max_value_bytes);
         if kept.len() < text.len() {
             self.window.skipped += 1;
