@@ -21,6 +21,7 @@
 # server's own usage, first-token time and (streams) the tokens it got out before the client
 # went away.
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -28,7 +29,18 @@ import time
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
+from fastapi.responses import StreamingResponse as _StreamingResponse
+
+
+class StreamingResponse(_StreamingResponse):
+    """Closes its body generator when the client goes away, so the generator's `finally`
+    (which logs what was sent) runs at once rather than whenever the garbage collector
+    reaches it: Starlette leaves an interrupted generator suspended."""
+
+    async def stream_response(self, send):
+        async with contextlib.aclosing(self.body_iterator):
+            await super().stream_response(send)
 
 KEYS = {"sk-alpha-0123456789abcdef", "sk-beta-0123456789abcdef"}
 FIRST_TOKEN_MS = 150
