@@ -803,6 +803,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .channel_capacity
         .div_ceil(capture::reader::BATCH);
     let (tx, rx) = mpsc::channel(batches);
+    // Records copied out of the ring and not yet parsed hold at most the ring's size.
+    let backlog = capture::reader::Backlog::new(config.capture.ring_buffer_bytes);
     let (untrack_tx, untrack_rx) = mpsc::channel(4096);
     // The capture probes are attached: connections established from here on are tracked by
     // the kernel, older ones are adopted now (their data waits in the ring buffer meanwhile).
@@ -846,7 +848,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let reader_shutdown = shutdown.clone();
     let reader_metrics = metrics.clone();
     tasks.spawn(async move {
-        if let Err(error) = capture::reader::run(ring, tx, reader_metrics, reader_shutdown).await {
+        if let Err(error) = capture::reader::run(ring, tx, backlog, reader_metrics, reader_shutdown).await {
             warn!(%error, "Ring buffer reader failed");
         }
     });

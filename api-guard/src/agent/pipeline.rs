@@ -20,6 +20,10 @@ use crate::{
     wallclock::monotonic_now_ns,
 };
 
+#[cfg(test)]
+#[path = "pipeline_replay.rs"]
+mod replay;
+
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -108,7 +112,7 @@ pub async fn run(
         tokio::select! {
             batch = rx.recv() => match batch {
                 Some(batch) => {
-                    for bytes in &batch {
+                    for bytes in &batch.records {
                         handle(bytes, &mut table, &metrics, &tls, &mut out);
                     }
                 }
