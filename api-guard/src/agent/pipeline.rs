@@ -46,7 +46,7 @@ impl Consumers {
             return;
         }
         let mut batch = Vec::with_capacity(out.len());
-        let mut requests = Vec::new();
+        let mut requests = Vec::with_capacity(out.len());
         for mut exchange in out.drain(..) {
             if exchange.http.phase == Phase::RequestPart {
                 // A window of a request body still arriving: for detection only.
@@ -74,17 +74,18 @@ impl Consumers {
             }
             batch.push(Arc::new(exchange));
         }
-        if let Some(detect) = &self.detections {
-            if !requests.is_empty() {
-                detect.submit(requests);
-            }
-        }
+        // One message (and at most one wake-up) per analysis thread per batch: detection
+        // gets the request notices, then the whole exchanges, in one vector.
         match (&self.detections, &self.discovery) {
             (Some(detect), Some(discover)) => {
-                detect.submit(batch.clone());
+                requests.extend(batch.iter().cloned());
+                detect.submit(requests);
                 discover.submit(batch);
             }
-            (Some(detect), None) => detect.submit(batch),
+            (Some(detect), None) => {
+                requests.extend(batch);
+                detect.submit(requests);
+            }
             (None, Some(discover)) => discover.submit(batch),
             (None, None) => {}
         }

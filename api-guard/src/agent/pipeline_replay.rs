@@ -182,9 +182,8 @@ fn parsing() -> Parsing {
         &config.detect.limits,
     )));
     let providers = Arc::new(LlmCalls::provider_matcher(&config.llm));
-    let usage = llm::usage::SharedUsage::new(llm::usage::UsageBook::new(
-        config.llm.max_usage_entries,
-    ));
+    let usage =
+        llm::usage::SharedUsage::new(llm::usage::UsageBook::new(config.llm.max_usage_entries));
     let egress =
         llm::egress::SharedEgress::new(llm::egress::EgressBook::new(config.llm.max_egress_entries));
     let (detections, _) = worker::spawn(

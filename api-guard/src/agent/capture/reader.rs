@@ -185,7 +185,10 @@ mod tests {
             tokio::spawn(async move { forward(r, b, &tx, &backlog, &metrics).await })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!waiting.is_finished(), "the fourth batch must wait for room");
+        assert!(
+            !waiting.is_finished(),
+            "the fourth batch must wait for room"
+        );
         assert_eq!(rx.len(), 3);
         // The parser takes one batch and drops it: its room goes to the waiting one.
         let first = rx.recv().await.unwrap();
