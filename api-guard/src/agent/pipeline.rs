@@ -20,6 +20,10 @@ use crate::{
     wallclock::monotonic_now_ns,
 };
 
+#[cfg(test)]
+#[path = "pipeline_replay.rs"]
+mod replay;
+
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -42,7 +46,7 @@ impl Consumers {
             return;
         }
         let mut batch = Vec::with_capacity(out.len());
-        let mut requests = Vec::new();
+        let mut requests = Vec::with_capacity(out.len());
         for mut exchange in out.drain(..) {
             if exchange.http.phase == Phase::RequestPart {
                 // A window of a request body still arriving: for detection only.
@@ -70,17 +74,18 @@ impl Consumers {
             }
             batch.push(Arc::new(exchange));
         }
-        if let Some(detect) = &self.detections {
-            if !requests.is_empty() {
-                detect.submit(requests);
-            }
-        }
+        // One message (and at most one wake-up) per analysis thread per batch: detection
+        // gets the request notices, then the whole exchanges, in one vector.
         match (&self.detections, &self.discovery) {
             (Some(detect), Some(discover)) => {
-                detect.submit(batch.clone());
+                requests.extend(batch.iter().cloned());
+                detect.submit(requests);
                 discover.submit(batch);
             }
-            (Some(detect), None) => detect.submit(batch),
+            (Some(detect), None) => {
+                requests.extend(batch);
+                detect.submit(requests);
+            }
             (None, Some(discover)) => discover.submit(batch),
             (None, None) => {}
         }
@@ -108,7 +113,7 @@ pub async fn run(
         tokio::select! {
             batch = rx.recv() => match batch {
                 Some(batch) => {
-                    for bytes in &batch {
+                    for bytes in &batch.records {
                         handle(bytes, &mut table, &metrics, &tls, &mut out);
                     }
                 }

@@ -99,10 +99,7 @@ impl LineScan {
         while let Some(rest) = data.get(pos..).filter(|r| !r.is_empty()) {
             if !self.prev_cr {
                 // Fast path over the ordinary bytes of a line.
-                let run = rest
-                    .iter()
-                    .position(|&b| b == CR || b == LF)
-                    .unwrap_or(rest.len());
+                let run = memchr::memchr2(CR, LF, rest).unwrap_or(rest.len());
                 self.line_len += run;
                 pos += run;
             }
@@ -277,6 +274,8 @@ fn parse_head_with<'b>(
         StartLine::Request { method, target, .. } => method.len() + target.len(),
         StartLine::Response { .. } => 0,
     };
+    // Checked once for the whole head: then every value is a slice of valid text.
+    let utf8 = std::str::from_utf8(buf).ok();
     for field in fields {
         let name = field.name;
         let value = field.value;
@@ -292,7 +291,10 @@ fn parse_head_with<'b>(
         } else if name.eq_ignore_ascii_case("upgrade") {
             head.upgrade = true;
         }
-        let value = String::from_utf8_lossy(value);
+        let value = match utf8.and_then(|text| slice_of(text, buf, value)) {
+            Some(text) => std::borrow::Cow::Borrowed(text),
+            None => String::from_utf8_lossy(value),
+        };
         text = text.saturating_add(name.len() + value.len());
         if text <= max_text {
             if head.host.is_none() && name.eq_ignore_ascii_case("host") {
@@ -305,6 +307,14 @@ fn parse_head_with<'b>(
     // HTTP/1.0 connections persist only when asked to (RFC 9112 §9.3).
     head.close |= head.version() == 0 && !keep_alive;
     Ok(head)
+}
+
+/// `part` (a slice of `buf`) as a slice of `text`, `buf` checked as UTF-8: one check per
+/// head instead of one `from_utf8_lossy` per field. `None` if `part` is not inside `buf`
+/// or does not fall on character boundaries.
+fn slice_of<'t>(text: &'t str, buf: &[u8], part: &[u8]) -> Option<&'t str> {
+    let start = (part.as_ptr() as usize).checked_sub(buf.as_ptr() as usize)?;
+    text.get(start..start.checked_add(part.len())?)
 }
 
 fn request_line(req: &httparse::Request<'_, '_>) -> Option<StartLine> {
@@ -441,6 +451,21 @@ mod tests {
         }
         let bad = "GET / HTTP/1.1\r\nX: 1\r\nbad header\r\n\r\n";
         assert!(parse_head(MessageKind::Request, bad.as_bytes(), 65_536).is_err());
+    }
+
+    /// Values are text: UTF-8 as sent, anything else replaced (the head is checked once,
+    /// a value that is not UTF-8 alone is decoded lossily).
+    #[test]
+    fn field_values_utf8_and_not() {
+        let head = b"GET / HTTP/1.1\r\nX-A: caf\xc3\xa9\r\nHost: h\r\n\r\n";
+        let h = parse_head(MessageKind::Request, head, 65_536).expect("valid head");
+        assert_eq!(h.headers.get("x-a"), Some("caf\u{e9}"));
+        assert_eq!(h.host.as_deref(), Some("h"));
+        let head = b"GET / HTTP/1.1\r\nX-A: caf\xe9\r\nX-B: ok\r\nHost: h\xff\r\n\r\n";
+        let h = parse_head(MessageKind::Request, head, 65_536).expect("valid head");
+        assert_eq!(h.headers.get("x-a"), Some("caf\u{fffd}"));
+        assert_eq!(h.headers.get("x-b"), Some("ok"));
+        assert_eq!(h.host.as_deref(), Some("h\u{fffd}"));
     }
 
     #[test]

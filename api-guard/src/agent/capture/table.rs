@@ -5,7 +5,7 @@
 //! handed back to the kernel side to stop copying their payload.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     net::SocketAddr,
     sync::Arc,
     time::Duration,
@@ -16,6 +16,7 @@ use api_guard::handshake::{Hello, HelloReader};
 use api_guard_common::{
     ConnKey, ADDR_TUPLE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, ROLE_SERVER,
 };
+use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::mpsc;
 
 use super::procnet;
@@ -75,7 +76,9 @@ struct Conn {
 }
 
 pub struct ConnTable {
-    conns: HashMap<(u32, u32), Conn>,
+    /// Keyed by (tgid, fd) from the kernel: small trusted integers, so a fast hash (Fx)
+    /// instead of SipHash, which cost ~1,200 instructions per exchange in three lookups.
+    conns: FxHashMap<(u32, u32), Conn>,
     limits: HttpLimits,
     max_connections: usize,
     idle_timeout_ns: u64,
@@ -85,7 +88,7 @@ pub struct ConnTable {
     buffered_total: usize,
     /// Connections dropped because they are not (or no longer) HTTP; events already on their
     /// way for them are expected, not drops.
-    ignored: HashSet<u64>,
+    ignored: FxHashSet<u64>,
     ignored_order: VecDeque<u64>,
     tls_libraries: TlsLibraries,
     /// Addresses of connections adopted at start, by conn_id, until their open (see
@@ -153,14 +156,14 @@ impl ConnTable {
         tls_libraries: TlsLibraries,
     ) -> Self {
         Self {
-            conns: HashMap::new(),
+            conns: FxHashMap::default(),
             limits,
             max_connections,
             idle_timeout_ns: idle_timeout.as_nanos() as u64,
             metrics,
             untrack,
             buffered_total: 0,
-            ignored: HashSet::new(),
+            ignored: FxHashSet::default(),
             ignored_order: VecDeque::new(),
             tls_libraries,
             adopted: HashMap::new(),
@@ -564,7 +567,7 @@ fn concluded(conn: &mut Conn, hello: Hello, metrics: &Metrics) {
 }
 
 /// The live connection `id` refers to (same fd and conn_id).
-fn find(conns: &mut HashMap<(u32, u32), Conn>, id: ConnRef) -> Option<&mut Conn> {
+fn find(conns: &mut FxHashMap<(u32, u32), Conn>, id: ConnRef) -> Option<&mut Conn> {
     match conns.get_mut(&(id.tgid, id.fd)) {
         Some(c) if c.meta.conn_id == id.conn_id => Some(c),
         _ => None,

@@ -1,0 +1,268 @@
+//! Replay harness for the parsing task (issue 15): ring records of keep-alive exchanges, as
+//! nginx serving a 1 KiB file to wrk -c50 produces them, fed through record decoding, the
+//! connection table, HTTP/1 parsing and `Consumers::deliver` (annotation, enforcement, the
+//! sink, the hand-off to two analysis threads that do nothing). Load-independent cost:
+//!
+//! ```text
+//! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*replay_batches*' \
+//!   target/release/deps/api_guard-HASH --ignored --exact pipeline::replay::keepalive_replay
+//! ```
+//!
+//! and divide the instructions by [`EXCHANGES`]. Needs root (the enforcer's BPF maps).
+
+use std::{sync::Arc, time::Duration};
+
+use api_guard_common::{
+    ConnOpenEvent, DataHeader, Endpoint, EventHeader, EventKind, Plain, ADDR_TUPLE, AF_INET,
+    DIR_EGRESS, DIR_INGRESS, ROLE_SERVER,
+};
+use aya::maps::{HashMap, LpmTrie, PerCpuArray};
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use super::*;
+use crate::{
+    analysis::{
+        identity::ClientIdentities,
+        routes::RouteLabels,
+        worker::{self, Analyzer},
+    },
+    capture::table::ConnTable,
+    config::Config,
+    enforce::xdp::XdpMaps,
+    llm::{self, LlmCalls},
+    output::EventSink,
+    telemetry::QueueSkips,
+    tls::TlsLibraries,
+};
+
+/// Connections (wrk -c50) and exchanges in all.
+const CONNS: u32 = 50;
+pub const EXCHANGES: u32 = 20_000;
+/// Records per batch, as the reader hands them on.
+const BATCH: usize = crate::capture::reader::BATCH;
+
+fn bytes_of<T: Plain>(v: &T) -> Vec<u8> {
+    // SAFETY: `v` is a live `T` of `size_of::<T>()` initialised bytes (`Plain`: no padding).
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+}
+
+fn header(kind: EventKind, fd: u32, ts_ns: u64) -> EventHeader {
+    EventHeader {
+        kind: kind as u32,
+        tgid: 1000,
+        tid: 1000,
+        fd,
+        conn_id: u64::from(fd) << 8,
+        ts_ns,
+    }
+}
+
+fn endpoint(last: u8, port: u16) -> Endpoint {
+    let mut addr = [0; 16];
+    addr[..4].copy_from_slice(&[10, 0, 0, last]);
+    Endpoint {
+        addr,
+        port,
+        family: AF_INET,
+        _pad: 0,
+    }
+}
+
+fn open(fd: u32) -> Bytes {
+    let mut comm = [0; 16];
+    comm[..5].copy_from_slice(b"nginx");
+    Bytes::from(bytes_of(&ConnOpenEvent {
+        hdr: header(EventKind::ConnOpen, fd, 1),
+        local: endpoint(1, 8080),
+        peer: endpoint(2, 40000 + fd as u16),
+        comm,
+        role: ROLE_SERVER,
+        addr_source: ADDR_TUPLE,
+        _pad: [0; 6],
+    }))
+}
+
+fn data(fd: u32, ts_ns: u64, dir: u8, payload: &[u8]) -> Bytes {
+    let mut record = bytes_of(&DataHeader {
+        hdr: header(EventKind::Data, fd, ts_ns),
+        gap_before: 0,
+        gap_after: 0,
+        call_len: payload.len() as u64,
+        chunk_len: payload.len() as u32,
+        dir,
+        flags: 0,
+        library: 0,
+    });
+    record.extend_from_slice(payload);
+    // The ring buffer pads records to 8 bytes.
+    record.resize(record.len().next_multiple_of(8), 0);
+    Bytes::from(record)
+}
+
+/// The records, in batches: every connection opened, then rounds of one request and one
+/// response per connection, as wrk and nginx interleave them.
+pub fn records() -> Vec<Vec<Bytes>> {
+    const REQUEST: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n\r\n";
+    let mut response = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 06 Dec 2026 10:00:00 GMT\r\nContent-Type: text/html\r\nContent-Length: 1024\r\nLast-Modified: Sun, 06 Dec 2026 09:00:00 GMT\r\nConnection: keep-alive\r\nETag: \"674a0c00-400\"\r\nAccept-Ranges: bytes\r\n\r\n".to_vec();
+    response.resize(response.len() + 1024, b'x');
+    let mut all: Vec<Bytes> = (0..CONNS).map(|i| open(10 + i)).collect();
+    let mut ts = 2;
+    for _ in 0..EXCHANGES / CONNS {
+        for i in 0..CONNS {
+            all.push(data(10 + i, ts, DIR_INGRESS, REQUEST));
+            all.push(data(10 + i, ts + 1, DIR_EGRESS, &response));
+            ts += 2;
+        }
+    }
+    all.chunks(BATCH).map(<[Bytes]>::to_vec).collect()
+}
+
+/// Does nothing with what it is handed: the hand-off (and the free) is what is measured.
+struct Idle<C>(std::marker::PhantomData<C>);
+
+impl<C: Send + 'static> Analyzer for Idle<C> {
+    type Control = C;
+    const NAME: &'static str = "replay-idle";
+    fn observe(&mut self, _: &Exchange) {}
+    fn control(&mut self, _: C) {}
+}
+
+const NO_PREALLOC: u32 = 1;
+
+fn maps() -> XdpMaps {
+    let hint = "creating BPF maps (needs root)";
+    XdpMaps {
+        block_v4: HashMap::create(64, 0).expect(hint),
+        block_v6: HashMap::create(64, 0).expect(hint),
+        cidr_v4: LpmTrie::create(64, NO_PREALLOC).expect(hint),
+        cidr_v6: LpmTrie::create(64, NO_PREALLOC).expect(hint),
+        allow_v4: LpmTrie::create(64, NO_PREALLOC).expect(hint),
+        allow_v6: LpmTrie::create(64, NO_PREALLOC).expect(hint),
+        ifaces: HashMap::create(8, 0).expect(hint),
+        stats: PerCpuArray::create(api_guard_common::xdp::XDP_STAT_COUNT, 0).expect(hint),
+    }
+}
+
+/// The parsing task's state with the daemon's default settings, as `main` wires it.
+struct Parsing {
+    table: ConnTable,
+    consumers: Consumers,
+    metrics: Metrics,
+    _untracked: mpsc::Receiver<crate::capture::table::Untrack>,
+    _identity: watch::Sender<api_guard::identity::Identifier>,
+}
+
+fn parsing() -> Parsing {
+    let config = Config::default();
+    let metrics = Metrics::new();
+    let (events, _) = EventSink::memory();
+    let enforcer = Enforcer::new(
+        &config.enforce,
+        &config.identity.trusted_proxies,
+        maps(),
+        Vec::new(),
+        &[],
+        metrics.clone(),
+        events.clone(),
+    )
+    .expect("enforcer");
+    let (identity, identity_rx) = watch::channel(config.identity.identifier());
+    let (untrack, untracked) = mpsc::channel(4096);
+    let table = ConnTable::new(
+        config.http.limits(),
+        config.http.max_connections,
+        Duration::from_secs(config.http.idle_timeout_secs),
+        metrics.clone(),
+        untrack,
+        TlsLibraries::default(),
+    )
+    .with_request_notices(true)
+    .with_body_scan(Some(api_guard::detect::stream::ScanLimits::of(
+        &config.detect.limits,
+    )));
+    let providers = Arc::new(LlmCalls::provider_matcher(&config.llm));
+    let usage =
+        llm::usage::SharedUsage::new(llm::usage::UsageBook::new(config.llm.max_usage_entries));
+    let egress =
+        llm::egress::SharedEgress::new(llm::egress::EgressBook::new(config.llm.max_egress_entries));
+    let (detections, _) = worker::spawn(
+        Idle(std::marker::PhantomData),
+        config.detect.queue_capacity,
+        QueueSkips::detached(),
+    )
+    .expect("detection thread");
+    let (discovery, _) = worker::spawn(
+        Idle(std::marker::PhantomData),
+        config.discover.queue_capacity,
+        QueueSkips::detached(),
+    )
+    .expect("discovery thread");
+    let consumers = Consumers {
+        annotator: Annotator {
+            routes: RouteLabels::new(&config.discover.inventory, config.discover.max_route_labels),
+            clients: ClientIdentities::new(identity_rx),
+            llm: LlmCalls::new(
+                config.llm.clone(),
+                config.identity.api_key_headers.clone(),
+                usage,
+                metrics.clone(),
+            )
+            .with_egress(llm::egress::EgressTracker::new(
+                providers,
+                config.llm.allowed_providers.clone(),
+                egress,
+                events,
+                metrics.clone(),
+            )),
+        },
+        enforcer,
+        detections: Some(detections),
+        discovery: Some(discovery),
+        sink: Sink::new(metrics.clone(), None).expect("sink"),
+    };
+    Parsing {
+        table,
+        consumers,
+        metrics,
+        _untracked: untracked,
+        _identity: identity,
+    }
+}
+
+/// What the parsing task does with the batches (the function callgrind counts).
+#[inline(never)]
+fn replay_batches(p: &mut Parsing, batches: Vec<Vec<Bytes>>) -> usize {
+    let mut out = Vec::new();
+    let mut delivered = 0;
+    for batch in batches {
+        for bytes in &batch {
+            match record::decode(bytes) {
+                Ok(event) => p.table.apply(event, &mut out),
+                Err(error) => panic!("replay record: {error}"),
+            }
+        }
+        delivered += out.len();
+        p.consumers.deliver(&mut out);
+    }
+    delivered
+}
+
+#[test]
+#[ignore = "a benchmark harness: run under callgrind (see the module doc); needs root"]
+fn keepalive_replay() {
+    let mut p = parsing();
+    let batches = records();
+    let started = std::time::Instant::now();
+    let delivered = replay_batches(&mut p, std::hint::black_box(batches));
+    let elapsed = started.elapsed();
+    // Every request is handed out twice: alone when it ends (detection), then with its
+    // response.
+    assert_eq!(delivered, 2 * EXCHANGES as usize);
+    let text = p.metrics.render();
+    eprintln!(
+        "replayed {EXCHANGES} exchanges in {elapsed:?} ({:.2} µs each, wall clock)",
+        elapsed.as_secs_f64() * 1e6 / f64::from(EXCHANGES)
+    );
+    assert!(text.contains("apiguard_http_requests_total"));
+}
