@@ -29,11 +29,7 @@ impl OneReadServer {
 
     /// Sizes of the requests read so far, one `recv` each, in order.
     pub fn reads(&self) -> Vec<usize> {
-        self.0
-            .stdout_text()
-            .lines()
-            .filter_map(|line| line.strip_prefix("read ")?.trim().parse().ok())
-            .collect()
+        self.0.stdout_numbers("read ")
     }
 }
 

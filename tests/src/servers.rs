@@ -667,6 +667,14 @@ impl ScriptServer {
     pub fn stdout_text(&self) -> String {
         read_lossy(&self.dir.join("stdout.log"))
     }
+
+    /// The numbers the script printed after `prefix` (one per line, e.g. `read 1024`), in order.
+    pub fn stdout_numbers<T: std::str::FromStr>(&self, prefix: &str) -> Vec<T> {
+        self.stdout_text()
+            .lines()
+            .filter_map(|line| line.strip_prefix(prefix)?.trim().parse().ok())
+            .collect()
+    }
 }
 
 impl Drop for ScriptServer {

@@ -33,11 +33,7 @@ impl SplitWritesServer {
 
     /// Sizes of the response heads written so far, in order.
     pub fn heads(&self) -> Vec<u64> {
-        self.0
-            .stdout_text()
-            .lines()
-            .filter_map(|line| line.strip_prefix("head ")?.trim().parse().ok())
-            .collect()
+        self.0.stdout_numbers("head ")
     }
 }
 
