@@ -338,6 +338,7 @@ fn exchange(c: &mut Consumers, e: &Exchange<'_>, shared: bool) {
         body: e.request_body,
         body_len: e.request_body.len() as u64,
         head_len: 100,
+        authority: None,
         peer: channel.peer.map(|p| p.ip()),
         status: Some(e.status),
     };

@@ -460,6 +460,7 @@ mod tests {
             body: b"",
             body_len: 0,
             head_len: 0,
+            authority: None,
             peer: Some(ip),
             status: call.status,
         };
@@ -819,6 +820,7 @@ mod tests {
             body,
             body_len: body.len() as u64,
             head_len: 0,
+            authority: None,
             peer: None,
             status,
         };

@@ -313,6 +313,7 @@ mod tests {
             body,
             body_len: body.len() as u64,
             head_len: 0,
+            authority: None,
             peer: None,
             status: None,
         }

@@ -168,6 +168,7 @@ impl OwnedRequest {
             body: &self.body,
             body_len: self.body.len() as u64,
             head_len: self.head_len,
+            authority: None,
             peer,
             status,
         }

@@ -27,6 +27,8 @@ pub struct Request<'a> {
     pub body_len: u64,
     /// Bytes of the request head (request line and headers) on the wire.
     pub head_len: u64,
+    /// HTTP/2's `:authority` (the host it names in place of a Host field); None for HTTP/1.
+    pub authority: Option<&'a str>,
     /// The socket peer.
     pub peer: Option<IpAddr>,
     /// The response status, when the answer was seen.

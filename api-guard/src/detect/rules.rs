@@ -282,7 +282,7 @@ catalogue! {
     PROTOCOL_CONTENT_ENCODING_WITHOUT_BODY = "protocol.content_encoding_without_body", Protocol, Low,
         "Content-Encoding on a request without a body (a coding of nothing: probing or a broken client; CRS 920450 forbids the header, compressed uploads need it)";
     PROTOCOL_HOST_LOCAL = "protocol.host_local", Protocol, Medium,
-        "a Host naming a loopback, unspecified or link-local address (`127.0.0.1`, `[::1]`, `0.0.0.0`, `169.254.169.254`) from a peer that is not local or unknown: DNS rebinding, localhost-trust bypass (CRS 920350, narrowed)";
+        "a Host naming a loopback, unspecified or link-local address (`127.0.0.1`, `[::1]`, `0.0.0.0`, `169.254.169.254`) from a peer that is not local or unknown: DNS rebinding, localhost-trust bypass (CRS 920350, narrowed); HTTP/2's `:authority` is judged the same (location `header::authority`)";
     JWT_ALG_NONE = "jwt.alg_none", Jwt, Critical,
         "an unsigned token (`alg: none`), with or without a signature";
     JWT_BAD_SIGNATURE = "jwt.bad_signature", Jwt, High,

@@ -23,7 +23,7 @@ use api_guard::{
         DetectConfig, Engine, Finding, Kind, LlmSide, Request, Severity, Stage, Verdict,
     },
     event::{Detection, EventBody, ExchangeContext, RequestView, SecurityEvent},
-    http::Phase,
+    http::{HttpVersion, Phase},
     identity::{ClientIdentity, Identifier},
     llm::providers::ProviderMatcher,
 };
@@ -244,6 +244,9 @@ fn request_of(ex: &Exchange) -> Request<'_> {
         body: &h.request_body,
         body_len: h.request_body_bytes,
         head_len: h.request_header_bytes,
+        authority: (h.version == HttpVersion::Http2)
+            .then_some(h.host.as_deref())
+            .flatten(),
         peer: ex.conn.peer.map(|p| p.ip()),
         status: h.status,
     }

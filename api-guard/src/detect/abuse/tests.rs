@@ -44,6 +44,7 @@ impl Probe {
             body: b"",
             body_len: 0,
             head_len: 100,
+            authority: None,
             peer: None,
             status,
         };
@@ -338,6 +339,7 @@ fn cost() {
             body: body.as_bytes(),
             body_len: body.len() as u64,
             head_len: 300,
+            authority: None,
             peer: None,
             status: Some(200),
         };

@@ -80,6 +80,7 @@ fn run(d: &mut JwtDetector, headers: &[(&str, &str)]) -> Vec<Finding> {
         body: b"",
         body_len: 0,
         head_len: 0,
+        authority: None,
         peer: None,
         status: None,
     };
@@ -305,6 +306,7 @@ fn expiry_is_rechecked_on_cached_tokens() {
         body: b"",
         body_len: 0,
         head_len: 0,
+        authority: None,
         peer: None,
         status: None,
     };

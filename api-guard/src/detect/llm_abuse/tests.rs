@@ -71,6 +71,7 @@ fn request(
         body: b"",
         body_len: 0,
         head_len: 0,
+        authority: None,
         peer: who.ip,
         status,
     };

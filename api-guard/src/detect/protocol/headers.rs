@@ -119,7 +119,7 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
             }
         } else if n.eq_ignore_ascii_case("host") {
             host_count += 1;
-            host(value, req, cfg, r);
+            host("header:host", value, req, cfg, r);
         } else if n.eq_ignore_ascii_case("range") {
             range_count += 1;
             range(value, cfg, r);
@@ -226,8 +226,12 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
             "no Content-Length or Transfer-Encoding",
         );
     }
-    // HTTP/2 names the host in `:authority` (the exchange's host), not a Host field.
+    // HTTP/2 names the host in `:authority` (the exchange's host), not a Host field: the
+    // same rules judge it (a local authority from a remote peer is the same rebinding).
     let authority = req.version == HttpVersion::Http2;
+    if let Some(value) = req.authority.filter(|_| authority) {
+        host("header::authority", value, req, cfg, r);
+    }
     if host_count == 0 && !authority {
         r.add(Rule::HostMissing, "header:host", "no Host header");
     } else if host_count > 1 {
@@ -336,16 +340,18 @@ fn valid_content_range(value: &str) -> bool {
     }
 }
 
-fn host(value: &str, req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>) {
+/// The Host rules on a host a request names: its Host field (`header:host`) or, for HTTP/2,
+/// its `:authority` (`header::authority`).
+fn host(location: &str, value: &str, req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>) {
     if value.is_empty() {
-        r.add(Rule::HostMissing, "header:host", "empty Host header");
+        r.add(Rule::HostMissing, location, "empty Host header");
         return;
     }
     let ok = value
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b));
     if !ok {
-        r.add(Rule::HostInvalid, "header:host", value);
+        r.add(Rule::HostInvalid, location, value);
         return;
     }
     if let Some(ip) = local_host_ip(value) {
@@ -356,11 +362,11 @@ fn host(value: &str, req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>
             .peer
             .is_some_and(|p| is_loopback(p) || (is_link_local(p) && is_link_local(ip)));
         if !peer_local {
-            r.add(Rule::HostLocal, "header:host", value);
+            r.add(Rule::HostLocal, location, value);
         }
     }
     if cfg.flag_ip_host && is_ip_host(value) {
-        r.add(Rule::HostIp, "header:host", value);
+        r.add(Rule::HostIp, location, value);
     }
 }
 

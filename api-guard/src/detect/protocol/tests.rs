@@ -1,7 +1,7 @@
 use super::*;
 use crate::detect::offline::OwnedRequest;
 use crate::detect::Kind;
-use crate::http::Headers;
+use crate::http::{Headers, HttpVersion};
 
 fn h(pairs: &[(&str, &str)]) -> Headers {
     pairs.into()
@@ -24,6 +24,7 @@ fn req<'a>(
         body,
         body_len: body.len() as u64,
         head_len: 200,
+        authority: None,
         peer: None,
         status: None,
     }
@@ -978,6 +979,48 @@ fn local_addresses_as_host() {
             "{host} from {peer:?}"
         );
     }
+}
+
+/// HTTP/2 names its host in `:authority`: a local one from a remote peer is the same
+/// rebinding as a local Host field, and a normal or local-peer authority is clean.
+#[test]
+fn http2_authority_is_judged_as_a_host() {
+    let headers = h(&[("content-type", "application/json")]);
+    let at = |authority, peer: &str, version| {
+        let r = Request {
+            version,
+            authority: Some(authority),
+            peer: peer.parse().ok(),
+            ..req("GET", "/", None, &headers, b"")
+        };
+        ids(&r)
+    };
+    assert_eq!(
+        at("127.0.0.1:8443", "10.0.0.5", HttpVersion::Http2),
+        ["protocol.host_local"]
+    );
+    assert_eq!(
+        at("[::1]", "203.0.113.9", HttpVersion::Http2),
+        ["protocol.host_local"]
+    );
+    for (authority, peer) in [
+        ("api.example.com", "10.0.0.5"),
+        ("127.0.0.1:8443", "127.0.0.1"),
+    ] {
+        assert_eq!(
+            at(authority, peer, HttpVersion::Http2),
+            Vec::<&str>::new(),
+            "{authority} from {peer}"
+        );
+    }
+    // Only HTTP/2 requests carry an authority to judge.
+    let http1 = h(&[("Host", "api.example.com")]);
+    let r = Request {
+        authority: Some("127.0.0.1"),
+        peer: "10.0.0.5".parse().ok(),
+        ..req("GET", "/", None, &http1, b"")
+    };
+    assert_eq!(ids(&r), Vec::<&str>::new());
 }
 
 /// Requests as browsers, SDKs and proxies send them: none of the request-line, framing,
