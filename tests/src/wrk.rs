@@ -15,6 +15,8 @@ pub struct WrkArgs {
     pub duration: Duration,
     /// `--latency`: adds the latency percentiles to the report.
     pub latency: bool,
+    /// `-s`: a Lua script that shapes the requests (method, path, body).
+    pub script: Option<std::path::PathBuf>,
 }
 
 /// What wrk reported.
@@ -48,6 +50,9 @@ pub fn run(ns: &Netns, url: &str, args: &WrkArgs) -> Result<WrkReport> {
         .arg("5s");
     if args.latency {
         cmd.arg("--latency");
+    }
+    if let Some(script) = &args.script {
+        cmd.arg("-s").arg(script);
     }
     cmd.arg(url);
     let done = run_with_timeout(&mut cmd, args.duration + Duration::from_secs(20))?;

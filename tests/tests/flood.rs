@@ -48,6 +48,7 @@ fn flood_is_fully_accounted_for() -> Result<()> {
         connections: 50,
         duration: Duration::from_secs(3),
         latency: false,
+        script: None,
     };
     let report = wrk::run(&ns_cli, &nginx.url("/f1k"), &args)?;
     ensure!(

@@ -234,6 +234,7 @@ fn wrk_count_brackets_nginx_access_log() -> Result<()> {
         connections: 10,
         duration: Duration::from_secs(1),
         latency: true,
+        script: None,
     };
     let report = wrk::run(&ns_cli, &nginx.url("/f1k"), &args)?;
     let served = wait_until(

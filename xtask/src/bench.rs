@@ -96,7 +96,16 @@ pub struct OverheadArgs {
     /// version in it. Without it the agent runs with its default outputs.
     #[arg(long)]
     pub exchanges: bool,
+    /// Every request POSTs about 1 KiB of JSON whose values no earlier request carried
+    /// (`bench_post_json.lua`; nginx reads the body and answers 201): detection then judges
+    /// fresh values at the bench rate, and the summary shows what its thread had to skip.
+    /// HTTP/1.1 over wrk only (`--scheme http|https|both`, not with `--rate`).
+    #[arg(long)]
+    pub post_json: bool,
 }
+
+/// The wrk script of `--post-json`.
+const POST_JSON_SCRIPT: &str = include_str!("bench_post_json.lua");
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
@@ -166,6 +175,7 @@ const LOST: &str = "apiguard_http_exchanges_lost_total";
 const DROPPED: &str = "apiguard_capture_dropped_total";
 const DETECT_SKIPPED: &str = "apiguard_detect_exchanges_skipped_total";
 const DISCOVER_SKIPPED: &str = "apiguard_discover_exchanges_skipped_total";
+const DETECTIONS: &str = "apiguard_detections_total";
 
 /// Which TLS sites a floor probes (`api-guard floor --tls`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -288,6 +298,8 @@ struct AgentStats {
     /// Exchanges the detection / discovery threads had no queue room for.
     detect_skipped: u64,
     discover_skipped: u64,
+    /// Findings raised (the bench's requests are benign: any is a false positive).
+    findings: u64,
     /// CPU seconds from just before the load until the agent had drained it.
     cpu_s: f64,
     /// CPU seconds over the agent's whole life, startup (loading probes) included.
@@ -331,8 +343,24 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
         );
         ensure!(args.streams >= 1, "--streams must be at least 1");
     }
+    if args.post_json {
+        ensure!(
+            args.rate.is_none() && cases.iter().all(|c| matches!(c, Case::Http | Case::Https)),
+            "--post-json drives wrk with a script: use it with --scheme http|https|both, without --rate"
+        );
+    }
     let bin = agent_binary(&AgentOptions::default())?;
     println!("agent: {}", bin.display());
+    // Lives as long as the runs that read it.
+    let script_dir = integration_tests::util::TempDir::new("bench-post-json")?;
+    let script = if args.post_json {
+        let path = script_dir.join("post_json.lua");
+        std::fs::write(&path, POST_JSON_SCRIPT)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Some(path)
+    } else {
+        None
+    };
     let _stats = args.bpf_stats.then(BpfStats::enable).transpose()?;
 
     let net = NetPair::new("agbench")?;
@@ -354,6 +382,7 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
             connections: args.connections,
             duration,
             latency: true,
+            script,
         }),
         Some(rate) => {
             ensure!(rate >= 1, "--rate must be at least 1");
@@ -427,9 +456,11 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
             )?,
         };
         let load = if case == Case::H2 { &h2 } else { &http1 };
+        // The script names its own path; the URL gives wrk the scheme, host and port.
+        let path = if args.post_json { "/upload" } else { "/body" };
         let bench = Bench {
             case,
-            server: (nginx.pid(), nginx.url("/body"), "nginx"),
+            server: (nginx.pid(), nginx.url(path), "nginx"),
             ns_cli: &net.cli,
             load,
             extra_config: &extra,
@@ -632,6 +663,7 @@ impl Bench<'_> {
                 truncated: delta(DROPPED, &[("reason", "truncated")]),
                 detect_skipped: delta(DETECT_SKIPPED, &[]),
                 discover_skipped: delta(DISCOVER_SKIPPED, &[]),
+                findings: delta(DETECTIONS, &[]),
                 cpu_s: cpu_after - agent_cpu.unwrap_or(0.0),
                 cpu_total_s: cpu_after,
                 peak_rss_kib: peak_rss_kib(agent.pid())?,
@@ -968,6 +1000,7 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
     let truncated: u64 = with.iter().map(|(_, a)| a.truncated).sum();
     let detect_skipped: u64 = with.iter().map(|(_, a)| a.detect_skipped).sum();
     let discover_skipped: u64 = with.iter().map(|(_, a)| a.discover_skipped).sum();
+    let findings: u64 = with.iter().map(|(_, a)| a.findings).sum();
     let agent_us = median(
         with.iter()
             .map(|(w, a)| per_request(a.cpu_s * 1e6, w.requests))
@@ -1012,7 +1045,7 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
     }
     println!(
         "  analysis         {detect_skipped} exchanges skipped by detection, {discover_skipped} by \
-         discovery (their queues were full)"
+         discovery (their queues were full); {findings} findings on these benign requests"
     );
     println!(
         "  agent CPU        median {agent_us:.2} us per request (load and drain); \

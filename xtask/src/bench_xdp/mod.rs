@@ -285,6 +285,7 @@ impl Testbed {
             connections: args.connections,
             duration,
             latency: false,
+            script: None,
         };
         println!(
             "nginx pid {} at {url}; legitimate client {} ({}), flood source {} ({}), \
