@@ -298,8 +298,10 @@ struct AgentStats {
     /// Exchanges the detection / discovery threads had no queue room for.
     detect_skipped: u64,
     discover_skipped: u64,
-    /// Findings raised (the bench's requests are benign: any is a false positive).
+    /// Findings raised: on content (the bench's requests carry no attack, so any is a false
+    /// positive) and of kind `flood` (one load generator at this rate is one).
     findings: u64,
+    floods: u64,
     /// CPU seconds from just before the load until the agent had drained it.
     cpu_s: f64,
     /// CPU seconds over the agent's whole life, startup (loading probes) included.
@@ -663,7 +665,9 @@ impl Bench<'_> {
                 truncated: delta(DROPPED, &[("reason", "truncated")]),
                 detect_skipped: delta(DETECT_SKIPPED, &[]),
                 discover_skipped: delta(DISCOVER_SKIPPED, &[]),
-                findings: delta(DETECTIONS, &[]),
+                findings: delta(DETECTIONS, &[])
+                    .saturating_sub(delta(DETECTIONS, &[("kind", "flood")])),
+                floods: delta(DETECTIONS, &[("kind", "flood")]),
                 cpu_s: cpu_after - agent_cpu.unwrap_or(0.0),
                 cpu_total_s: cpu_after,
                 peak_rss_kib: peak_rss_kib(agent.pid())?,
@@ -1001,6 +1005,7 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
     let detect_skipped: u64 = with.iter().map(|(_, a)| a.detect_skipped).sum();
     let discover_skipped: u64 = with.iter().map(|(_, a)| a.discover_skipped).sum();
     let findings: u64 = with.iter().map(|(_, a)| a.findings).sum();
+    let floods: u64 = with.iter().map(|(_, a)| a.floods).sum();
     let agent_us = median(
         with.iter()
             .map(|(w, a)| per_request(a.cpu_s * 1e6, w.requests))
@@ -1045,7 +1050,8 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
     }
     println!(
         "  analysis         {detect_skipped} exchanges skipped by detection, {discover_skipped} by \
-         discovery (their queues were full); {findings} findings on these benign requests"
+         discovery (their queues were full); findings: {findings} on content (none expected), \
+         {floods} floods (the load generator is one client)"
     );
     println!(
         "  agent CPU        median {agent_us:.2} us per request (load and drain); \
