@@ -65,6 +65,7 @@ fn request(body: String, query: Option<&str>) -> OwnedRequest {
         head_len: 400,
         headers: headers.into(),
         body: body.into_bytes(),
+        request_line_invalid: false,
     }
 }
 

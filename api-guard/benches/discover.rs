@@ -334,6 +334,7 @@ fn exchange(c: &mut Consumers, e: &Exchange<'_>, shared: bool) {
         query: None,
         version: api_guard::http::HttpVersion::Http11,
         anomalies: &[],
+        request_line_invalid: false,
         headers: e.request_headers,
         body: e.request_body,
         body_len: e.request_body.len() as u64,

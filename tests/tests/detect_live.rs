@@ -370,3 +370,70 @@ fn dry_run_reports_the_block_a_finding_would_cause() -> Result<()> {
     ensure!(!events.iter().any(|e| e["type"] == "block"), "{events:?}");
     Ok(())
 }
+
+/// Sends `line` and a Host header on a fresh connection from `ns` to `addr` (curl cannot
+/// send a malformed request line) and returns the status line of the answer.
+fn raw_request(ns: &Netns, ip: &str, port: u16, line: &str) -> Result<String> {
+    let script = "import socket, sys\n\
+        s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)\n\
+        s.sendall(sys.argv[3].encode() + b'\\r\\nHost: ' + sys.argv[1].encode() + b'\\r\\n\\r\\n')\n\
+        answer = b''\n\
+        while b'\\r\\n' not in answer:\n\
+        \x20   chunk = s.recv(4096)\n\
+        \x20   if not chunk:\n\
+        \x20       break\n\
+        \x20   answer += chunk\n\
+        print(answer.split(b'\\r\\n')[0].decode(errors='replace'))\n";
+    let out = ns
+        .cmd("python3")
+        .args(["-c", script, ip, &port.to_string(), line])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "python client: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[test]
+fn a_malformed_request_line_is_a_protocol_finding() -> Result<()> {
+    let (topo, agent) = start("dlr", "")?;
+    let c1 = topo.v1.b_ip.to_string();
+    let server = topo.v1.a_ip.to_string();
+    // Python's http.server answers 505 to a version it does not speak, 400 to a line of
+    // four words; the agent's parser gives both requests up at their line.
+    let lines = [
+        ("GET /index.html HTTP/4.0", "505"),
+        ("GET /index.html x HTTP/1.1", "400"),
+    ];
+    for (line, status) in lines {
+        let answer = raw_request(&topo.c1, &server, topo.port, line)?;
+        ensure!(answer.contains(status), "{line}: answered {answer:?}");
+    }
+    // A well-formed request from the same client afterwards raises nothing.
+    ensure!(topo.get(true, "/index.html")? == Probe::Status(200));
+    agent.wait_for_exchanges(|e| e["role"] == "server", lines.len() + 1, WAIT)?;
+    let found = agent.wait_for_events(
+        |e| e["type"] == "detection" && e["rule_id"] == "protocol.invalid_request_line",
+        lines.len(),
+        WAIT,
+    )?;
+    let all = detections(&agent)?;
+    ensure!(
+        all.len() == lines.len() && found.len() == lines.len(),
+        "expected exactly {} detections, all protocol.invalid_request_line: {all:#?}",
+        lines.len()
+    );
+    for e in &all {
+        ensure!(
+            e["kind"] == "protocol"
+                && e["location"] == "request_line"
+                && e["severity"] == "medium"
+                && e["client"]["ip"] == c1.as_str()
+                && e["request"]["method"] == "GET",
+            "{e}"
+        );
+    }
+    Ok(())
+}

@@ -309,6 +309,7 @@ mod tests {
             query,
             version: crate::http::HttpVersion::Http11,
             anomalies: &[],
+            request_line_invalid: false,
             headers,
             body,
             body_len: body.len() as u64,

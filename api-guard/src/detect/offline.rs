@@ -54,6 +54,8 @@ pub struct OwnedRequest {
     pub headers: Headers,
     pub body: Vec<u8>,
     pub head_len: u64,
+    /// The request line as sent would not parse (see [`request_line_valid`]).
+    pub request_line_invalid: bool,
 }
 
 impl OwnedRequest {
@@ -74,6 +76,8 @@ impl OwnedRequest {
         let method = line.method.clone().unwrap_or_else(|| "GET".into());
         let uri = line.uri.as_deref().unwrap_or("/");
         let version = version_of(line.version.as_deref());
+        let request_line_invalid =
+            !request_line_valid(&method, uri, line.version.as_deref().unwrap_or("HTTP/1.1"));
         let mut headers: Headers = line.headers.iter().map(|(n, v)| (n, v)).collect();
         if line.autocomplete_headers != Some(false) {
             let has = |h: &Headers, name: &str| h.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
@@ -118,6 +122,7 @@ impl OwnedRequest {
             headers,
             body,
             head_len: head_len as u64,
+            request_line_invalid,
         })
     }
 
@@ -134,7 +139,12 @@ impl OwnedRequest {
         let head = String::from_utf8_lossy(head);
         let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
         let request_line = lines.next().unwrap_or("");
-        let mut parts = request_line.split(' ').filter(|p| !p.is_empty());
+        let words: Vec<&str> = request_line.split(' ').collect();
+        let request_line_invalid = match words.as_slice() {
+            [method, target, version] => !request_line_valid(method, target, version),
+            _ => true,
+        };
+        let mut parts = words.iter().copied().filter(|p| !p.is_empty());
         let method = parts.next().unwrap_or("GET").to_owned();
         let target = parts.next().unwrap_or("/");
         let version = version_of(parts.next());
@@ -154,6 +164,7 @@ impl OwnedRequest {
             headers,
             body: body.to_vec(),
             head_len: (raw.len() - body.len()) as u64,
+            request_line_invalid,
         }
     }
 
@@ -164,6 +175,7 @@ impl OwnedRequest {
             query: self.query.as_deref(),
             version: self.version,
             anomalies: &[],
+            request_line_invalid: self.request_line_invalid,
             headers: &self.headers,
             body: &self.body,
             body_len: self.body.len() as u64,
@@ -183,6 +195,21 @@ fn version_of(token: Option<&str>) -> HttpVersion {
         Some("HTTP/2" | "HTTP/2.0") => HttpVersion::Http2,
         _ => HttpVersion::Http11,
     }
+}
+
+/// Whether `method target version` would pass the live HTTP/1 parser's request-line check:
+/// a method token, a target without spaces or control bytes, and `HTTP/1.0` or `HTTP/1.1`
+/// (`HTTP/2` and `HTTP/2.0` too: go-ftw's way of writing an HTTP/2 test, see [`version_of`]).
+fn request_line_valid(method: &str, target: &str, version: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    token(method)
+        && !target.is_empty()
+        && target.bytes().all(|b| b > b' ' && b != 0x7f)
+        && matches!(version, "HTTP/1.0" | "HTTP/1.1" | "HTTP/2" | "HTTP/2.0")
 }
 
 /// `/a/b?x=1` → (`/a/b`, `x=1`). Like the live HTTP/1 parser, the path is the target as sent

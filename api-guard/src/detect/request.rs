@@ -19,6 +19,9 @@ pub struct Request<'a> {
     pub version: HttpVersion,
     /// What the HTTP/2 framing showed that conforming peers never send.
     pub anomalies: &'a [H2Anomaly],
+    /// The HTTP/1 request line was malformed (the live parser gave the request up there:
+    /// method, target and headers may be missing).
+    pub request_line_invalid: bool,
     /// Request headers in order, names as sent.
     pub headers: &'a Headers,
     /// The captured body prefix (de-chunked).

@@ -275,6 +275,8 @@ catalogue! {
         "an empty Accept or User-Agent header (hand-made requests; clients send a value)";
     PROTOCOL_INVALID_TARGET = "protocol.invalid_target", Protocol, Medium,
         "an HTTP/1 request target in none of the RFC 9112 forms (`/path`, `http://host/path`, `host:port` for CONNECT, `*` for OPTIONS), e.g. `http://host` without a path (CRS 920100)";
+    PROTOCOL_INVALID_REQUEST_LINE = "protocol.invalid_request_line", Protocol, Medium,
+        "an HTTP/1 request line the parser rejects: a version other than HTTP/1.0 or 1.1 (`HTTP/4.0`), none, or a target with spaces; the server answers an error and nothing after the line is read (CRS 920100, 920430)";
     PROTOCOL_UNFRAMED_BODY = "protocol.unframed_body", Protocol, Low,
         "an HTTP/1 POST, PUT or PATCH with a Content-Type but neither Content-Length nor Transfer-Encoding: servers read no body and parse what follows as the next request (CRS 920180)";
     PROTOCOL_CONTENT_RANGE_INVALID = "protocol.content_range_invalid", Protocol, Medium,
@@ -433,7 +435,7 @@ mod tests {
             );
             assert_eq!(by_id(r.id), Some(r));
         }
-        assert_eq!(ALL.len(), 151);
+        assert_eq!(ALL.len(), 152);
         assert_eq!(by_id("sqli.nope"), None);
     }
 

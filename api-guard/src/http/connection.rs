@@ -276,6 +276,7 @@ impl MessageSink for RequestSink<'_> {
         }
         ex.request_header_bytes = partial.head_bytes as u64;
         ex.request_truncated = true;
+        ex.request_line_invalid = partial.invalid_start_line;
         // Still recorded, so that the response to it pairs with it rather than with the
         // next request.
         self.core.push_request(ex, true);

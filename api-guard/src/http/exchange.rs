@@ -67,6 +67,11 @@ pub struct HttpExchange {
     pub response_tap: Option<TappedStream>,
     /// What the HTTP/2 framing showed that a well-behaved peer never sends.
     pub anomalies: Vec<H2Anomaly>,
+    /// The HTTP/1 request line was complete and malformed (e.g. `HTTP/4.0`, no version, a
+    /// space in the target): the request was given up (`request_truncated`), its method
+    /// kept when it had one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub request_line_invalid: bool,
     /// What this record stands for: a whole exchange, or only its request, handed out as
     /// soon as the request was complete (see [`HttpExchange::request_notice`]).
     #[serde(skip)]
@@ -163,6 +168,7 @@ impl HttpExchange {
             sse: None,
             response_tap: None,
             anomalies: Vec::new(),
+            request_line_invalid: false,
             phase: Phase::Exchange,
             request_noticed: false,
             request_scan: None,

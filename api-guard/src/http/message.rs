@@ -56,6 +56,10 @@ pub(crate) struct Abandoned {
     pub method: Option<String>,
     /// Head bytes received.
     pub head_bytes: usize,
+    /// The start line was complete and the parser rejected it (a version other than
+    /// HTTP/1.0 or 1.1, a target with spaces, no version…): a malformed request rather
+    /// than a capture gap or an early close.
+    pub invalid_start_line: bool,
 }
 
 /// Receives what a [`MessageParser`] finds.
@@ -114,6 +118,8 @@ struct Message {
     /// The start line is complete and valid (it begins the parser's `buf` while the head
     /// is collected; built only if the message is abandoned).
     start_line: bool,
+    /// The start line was complete and invalid (reported with the abandoned message).
+    start_line_invalid: bool,
     body: Vec<u8>,
     body_len: u64,
     /// Body bytes are still contiguous from the start, so capturing may continue.
@@ -546,6 +552,7 @@ impl MessageParser {
             Some(LineEvent::StartLineEnd) => match head::check_start_line(self.kind, &self.buf) {
                 Ok(()) => self.msg.start_line = true,
                 Err(_) => {
+                    self.msg.start_line_invalid = true;
                     self.head_error(ts, sink);
                     self.resync_at_line_start();
                 }
@@ -599,6 +606,7 @@ impl MessageParser {
             start,
             method,
             head_bytes: self.buf.len(),
+            invalid_start_line: msg.start_line_invalid,
         });
         self.buf.clear();
     }

@@ -240,6 +240,7 @@ fn request_of(ex: &Exchange) -> Request<'_> {
         query: h.query.as_deref(),
         version: h.version,
         anomalies: &h.anomalies,
+        request_line_invalid: h.request_line_invalid,
         headers: &h.request_headers,
         body: &h.request_body,
         body_len: h.request_body_bytes,

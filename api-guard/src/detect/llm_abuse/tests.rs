@@ -67,6 +67,7 @@ fn request(
         query: None,
         version: crate::http::HttpVersion::Http11,
         anomalies: &[],
+        request_line_invalid: false,
         headers: <&crate::http::Headers>::default(),
         body: b"",
         body_len: 0,

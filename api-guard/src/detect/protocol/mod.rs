@@ -144,6 +144,12 @@ impl ProtocolDetector {
     /// Checks the request's framing (stateless).
     pub fn inspect_request(&self, req: &Request<'_>, out: &mut Vec<Finding>) {
         let mut r = Report { out, seen: 0 };
+        if req.request_line_invalid {
+            // Servers stop at such a line (400, 505): the rest was never read as headers,
+            // and a live capture has none to judge.
+            r.add(Rule::InvalidRequestLine, "request_line", req.method);
+            return;
+        }
         headers::check(req, &self.config, &mut r);
         h2::check(req, &mut r);
         content::check(req, &self.config, &mut r);
@@ -198,6 +204,7 @@ enum Rule {
     AcceptEncodingInvalid,
     EmptyHeader,
     InvalidTarget,
+    InvalidRequestLine,
     UnframedBody,
     ContentRangeInvalid,
     ContentEncodingWithoutBody,
@@ -251,6 +258,7 @@ impl Rule {
             Rule::AcceptEncodingInvalid => &rules::PROTOCOL_ACCEPT_ENCODING_INVALID,
             Rule::EmptyHeader => &rules::PROTOCOL_EMPTY_HEADER,
             Rule::InvalidTarget => &rules::PROTOCOL_INVALID_TARGET,
+            Rule::InvalidRequestLine => &rules::PROTOCOL_INVALID_REQUEST_LINE,
             Rule::UnframedBody => &rules::PROTOCOL_UNFRAMED_BODY,
             Rule::ContentRangeInvalid => &rules::PROTOCOL_CONTENT_RANGE_INVALID,
             Rule::ContentEncodingWithoutBody => &rules::PROTOCOL_CONTENT_ENCODING_WITHOUT_BODY,

@@ -20,6 +20,7 @@ fn req<'a>(
         query,
         version: crate::http::HttpVersion::Http11,
         anomalies: &[],
+        request_line_invalid: false,
         headers,
         body,
         body_len: body.len() as u64,
@@ -1127,6 +1128,43 @@ fn line_breaks_in_parameter_names() {
             ids(&req("GET", "/", Some(q), &h(&[HOST]), b"")),
             ["protocol.header_injection"],
             "{q}"
+        );
+    }
+}
+
+#[test]
+fn a_rejected_request_line_is_reported_alone() {
+    // Live: the parser gave the request up at its line, so nothing else is known.
+    let none = h(&[]);
+    let r = Request {
+        request_line_invalid: true,
+        ..req("GET", "", None, &none, b"")
+    };
+    assert_eq!(
+        run(&r),
+        [("protocol.invalid_request_line", "request_line".to_owned())]
+    );
+    // Offline, from the raw line: versions the parser refuses, none, a target with spaces.
+    for line in [
+        "GET / HTTP/4.0",
+        "GET / HTTP/1.2",
+        "GET /",
+        "GET / ",
+        "GET /a b HTTP/1.1",
+        "G(T / HTTP/1.1",
+    ] {
+        let bytes = format!("{line}\r\nHost: api.example.com\r\n\r\n");
+        assert_eq!(
+            raw(bytes.as_bytes()),
+            ["protocol.invalid_request_line"],
+            "{line}"
+        );
+    }
+    for line in ["GET / HTTP/1.1", "GET / HTTP/1.0", "POST /a?b=c HTTP/2.0"] {
+        let bytes = format!("{line}\r\nHost: api.example.com\r\nContent-Length: 0\r\n\r\n");
+        assert!(
+            !raw(bytes.as_bytes()).contains(&"protocol.invalid_request_line"),
+            "{line}"
         );
     }
 }

@@ -118,22 +118,28 @@ fn bare_line_feeds_are_errors() {
 
 #[test]
 fn invalid_start_line_and_header() {
-    for req in [
-        b"GET / HTTP/5.6\r\n\r\n".as_slice(),
-        b"GET /foo bar HTTP/1.1\r\n\r\n",
-        b"GET / HTTP/1.1\r\nFo@: x\r\n\r\n",
-        b"GET / HTTP/1.1\r\n Host: foo\r\n\r\n",
-        b"GET / HTTP/1.1\r\nX: a\x0cb\r\n\r\n",
+    // (request, the request line is what was rejected)
+    for (req, bad_line) in [
+        (b"GET / HTTP/5.6\r\n\r\n".as_slice(), true),
+        (b"GET /foo bar HTTP/1.1\r\n\r\n", true),
+        (b"GET /\r\nHost: a\r\n\r\n", true),
+        (b"GET / HTTP/1.1\r\nFo@: x\r\n\r\n", false),
+        (b"GET / HTTP/1.1\r\n Host: foo\r\n\r\n", false),
+        (b"GET / HTTP/1.1\r\nX: a\x0cb\r\n\r\n", false),
     ] {
-        let o = run(&[Step::Req(req), Step::Close]);
-        assert_eq!(
-            (o.errors, o.exchanges.len()),
-            (1, 1),
-            "{}",
-            String::from_utf8_lossy(req)
-        );
-        assert!(o.exchanges[0].request_truncated);
+        let o = run_all_splits(&[Step::Req(req), Step::Close]);
+        let text = String::from_utf8_lossy(req);
+        assert_eq!((o.errors, o.exchanges.len()), (1, 1), "{text}");
+        let ex = &o.exchanges[0];
+        assert!(ex.request_truncated, "{text}");
+        assert_eq!(ex.request_line_invalid, bad_line, "{text}");
+        if bad_line {
+            assert_eq!(ex.method, "GET", "{text}");
+        }
     }
+    // A request line cut by the close, or a gap, is no malformed line.
+    let o = run(&[Step::Req(b"GET / HTTP/5.6"), Step::Close]);
+    assert!(!o.exchanges.iter().any(|e| e.request_line_invalid));
 }
 
 #[test]
