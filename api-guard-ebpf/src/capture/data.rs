@@ -87,7 +87,10 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
     if conn.tls != 0 && !hello {
         return;
     }
-    let claimed = tls::claim_socket(pid_tgid, fd as u32);
+    // A connection whose requests began with an HTTP/1 method is plaintext (a TLS one's first
+    // request bytes are a handshake record, 0x16, unless its TLS call claimed them uncopied),
+    // so no TLS call can own this I/O: the thread's TLS call stash is not looked up.
+    let claimed = conn.framing != FRAMING_MESSAGES && tls::claim_socket(pid_tgid, fd as u32);
     let (buf_kind, hello) = match (claimed || conn.tls != 0, hello) {
         (true, true) => (buf_kind, 1),
         (true, false) => (BUF_CLAIMED, 0),
