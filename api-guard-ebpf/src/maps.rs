@@ -93,7 +93,8 @@ pub static ACCEPT_ARGS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(16_3
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ConnectArgs {
-    pub peer: Endpoint,
+    /// The user `struct sockaddr *`, read at exit (see `capture::conn`).
+    pub sockaddr: u64,
     pub fd: u32,
     pub _pad: u32,
 }

@@ -14,7 +14,12 @@ use aya_ebpf::{
 use super::{arg, bump, conn_key, current, emit, field, gate_open, open_gate, wanted, RET};
 use crate::maps::{ConnectArgs, Tuple, ACCEPT_ARGS, CONNECT_ARGS, CONNS, SOCK_TUPLES};
 
+const EINTR: i64 = 4;
+const EALREADY: i64 = 114;
 const EINPROGRESS: i64 = 115;
+/// Kernel-internal (`include/linux/errno.h`), seen by `sys_exit` tracepoints before signal
+/// delivery turns it into `EINTR` or restarts the call.
+const ERESTARTSYS: i64 = 512;
 const IPPROTO_TCP: u16 = 6;
 const TCP_ESTABLISHED: i32 = 1;
 const TCP_CLOSE: i32 = 7;
@@ -61,20 +66,30 @@ fn new_conn_id() -> u64 {
 
 /// Reads a user `struct sockaddr`; `None` for families we do not track (AF_UNIX, ...).
 /// `Some(default)` when no address was given, since the fd may still be TCP.
+///
+/// Reads no byte past the family's own struct: a `sockaddr_in` is 16 bytes, and reading a
+/// fixed 24 made the copy fail when one sat at the end of a page before a page not yet
+/// faulted in (`bpf_probe_read_user` cannot fault pages in). Go hit that: its
+/// `SockaddrInet4` is a fresh 32-byte heap object, allocated in address order through
+/// untouched spans, so now and then one ended 4 bytes before such a page and its connection
+/// went untracked.
 fn read_sockaddr(ptr: u64) -> Option<Endpoint> {
     if ptr == 0 {
         return Some(Endpoint::default());
     }
-    // sockaddr_in6 is the larger of the two: family(2) port(2) flowinfo(4) addr(16).
+    // family(2) port(2), then sockaddr_in's address(4) or sockaddr_in6's flowinfo(4).
     // SAFETY: `bpf_probe_read_user` copies through the kernel's fault-handling path, so any
-    // pointer is fine (a bad one is an error); `[u8; 24]` is valid for any bytes.
-    let raw: [u8; 24] = unsafe { bpf_probe_read_user(ptr as *const [u8; 24]) }.ok()?;
-    let family = u16::from_ne_bytes([raw[0], raw[1]]);
-    let port = u16::from_be_bytes([raw[2], raw[3]]);
+    // pointer is fine (a bad one is an error); `[u8; 8]` is valid for any bytes.
+    let head: [u8; 8] = unsafe { bpf_probe_read_user(ptr as *const [u8; 8]) }.ok()?;
+    let family = u16::from_ne_bytes([head[0], head[1]]);
+    let port = u16::from_be_bytes([head[2], head[3]]);
     let mut addr = [0u8; 16];
     match family {
-        AF_INET => addr[..4].copy_from_slice(&raw[4..8]),
-        AF_INET6 => addr.copy_from_slice(&raw[8..24]),
+        AF_INET => addr[..4].copy_from_slice(&head[4..8]),
+        AF_INET6 => {
+            // SAFETY: as above; bytes 8..24 of a 28-byte `sockaddr_in6`.
+            addr = unsafe { bpf_probe_read_user((ptr + 8) as *const [u8; 16]) }.ok()?;
+        }
         _ => return None,
     }
     Some(Endpoint {
@@ -192,12 +207,12 @@ pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
     ) else {
         return 0;
     };
-    // Only IP peers; a NULL address cannot connect anywhere we care about.
-    let Some(peer) = read_sockaddr(sockaddr).filter(|p| p.family != 0) else {
+    // A NULL address cannot connect anywhere we care about.
+    if sockaddr == 0 {
         return 0;
-    };
+    }
     let args = ConnectArgs {
-        peer,
+        sockaddr,
         fd: fd as u32,
         _pad: 0,
     };
@@ -205,6 +220,35 @@ pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
         bump(Stat::StashTableFull, 1);
     }
     0
+}
+
+/// What a `connect` return says about the connection (`__inet_stream_connect`,
+/// net/ipv4/af_inet.c).
+#[derive(PartialEq)]
+enum Connect {
+    /// Connected (0) or under way (`EINPROGRESS`: a non-blocking socket's first call): a new
+    /// connection on this fd.
+    Started,
+    /// Under way, from a call that may not be the socket's first: `ERESTARTSYS`/`EINTR` (a
+    /// blocking call interrupted by a signal leaves the handshake running; a caller without
+    /// `SA_RESTART` then waits for writability and checks `SO_ERROR`, as python and Go do,
+    /// never calling `connect` again) or `EALREADY` (a repeated call while it runs).
+    StillGoing,
+    /// Failed, or nothing new (`EISCONN`: an earlier call already returned 0).
+    Other,
+}
+
+fn connect_outcome(ret: i64) -> Connect {
+    match -ret {
+        0 | EINPROGRESS => Connect::Started,
+        EINTR | ERESTARTSYS | EALREADY => Connect::StillGoing,
+        _ => Connect::Other,
+    }
+}
+
+/// Whether `conn` is a connection to `peer`.
+fn same_peer(conn: &ConnInfo, peer: &Endpoint) -> bool {
+    conn.peer.family == peer.family && conn.peer.port == peer.port && conn.peer.addr == peer.addr
 }
 
 /// tracepoint syscalls/sys_exit_connect: long ret
@@ -216,11 +260,24 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let _ = CONNECT_ARGS.remove(pid_tgid);
-    let ret = field::<i64>(&ctx, RET).unwrap_or(-1);
-    // Non-blocking connects finish later; their data still flows on this fd.
-    if ret == 0 || ret == -EINPROGRESS {
-        track(tgid, args.fd, ROLE_CLIENT, args.peer);
+    let outcome = connect_outcome(field::<i64>(&ctx, RET).unwrap_or(-1));
+    if outcome == Connect::Other {
+        return 0;
     }
+    // Read at exit: the kernel has just copied the address in, so its page is resident.
+    // Only IP peers.
+    let Some(peer) = read_sockaddr(args.sockaddr).filter(|p| p.family != 0) else {
+        return 0;
+    };
+    if outcome == Connect::StillGoing {
+        // An earlier call on this socket may have been tracked already, and its connection
+        // may carry data by now: keep its id.
+        // SAFETY: read-only lookup; the fields are compared at once.
+        if unsafe { CONNS.get(conn_key(tgid, args.fd)) }.is_some_and(|c| same_peer(c, &peer)) {
+            return 0;
+        }
+    }
+    track(tgid, args.fd, ROLE_CLIENT, peer);
     0
 }
 

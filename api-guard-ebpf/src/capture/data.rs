@@ -21,8 +21,8 @@ use super::{
 };
 use crate::{
     maps::{
-        global_u32, CopyState, DataArgs, BUF_CLAIMED, BUF_DONE, BUF_IOVEC, BUF_MSGHDR, BUF_NONE,
-        BUF_PLAIN, CAPTURE_CAP, CONNS, DATA_ARGS, REQUEST_CAPTURE_CAP,
+        global_u32, CopyState, DataArgs, Staging, BUF_CLAIMED, BUF_DONE, BUF_IOVEC, BUF_MSGHDR,
+        BUF_NONE, BUF_PLAIN, CAPTURE_CAP, CONNS, DATA_ARGS, REQUEST_CAPTURE_CAP,
     },
     tls,
 };
@@ -87,7 +87,10 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
     if conn.tls != 0 && !hello {
         return;
     }
-    let claimed = tls::claim_socket(pid_tgid, fd as u32);
+    // A connection whose requests began with an HTTP/1 method is plaintext (a TLS one's first
+    // request bytes are a handshake record, 0x16, unless its TLS call claimed them uncopied),
+    // so no TLS call can own this I/O: the thread's TLS call stash is not looked up.
+    let claimed = conn.framing != FRAMING_MESSAGES && tls::claim_socket(pid_tgid, fd as u32);
     let (buf_kind, hello) = match (claimed || conn.tls != 0, hello) {
         (true, true) => (buf_kind, 1),
         (true, false) => (BUF_CLAIMED, 0),
@@ -259,7 +262,7 @@ pub(crate) fn deliver(
     if cap < min_cap {
         cap = min_cap;
     }
-    let copied = copy_payload(key, origin, args, ret, flags, cap);
+    let copied = copy_payload(conn, key, origin, args, ret, flags, cap);
     if request {
         if conn.framing == FRAMING_UNKNOWN {
             conn.framing = sniff_framing(copied);
@@ -331,10 +334,13 @@ fn sniff_framing(copied: u64) -> u8 {
 /// Emits the first `min(ret, cap)` bytes in chunks, walking iovecs for vectored calls, then a
 /// header-only record for whatever was not copied. The per-chunk step runs under `bpf_loop`,
 /// its progress in this CPU's staging slot ([`CopyState`] says why), so the verifier checks
-/// it once whatever the cap.
+/// it once whatever the cap. A call with one buffer that fits one chunk (most requests and
+/// responses) is staged directly: the loop's helper call and callbacks cost more than the
+/// copy of a small call.
 /// Returns how many bytes were copied.
 #[inline(always)]
 fn copy_payload(
+    conn: &mut ConnInfo,
     key: ConnKey,
     origin: Origin,
     args: &DataArgs,
@@ -354,20 +360,33 @@ fn copy_payload(
         if let Some(staging) = emit::staging() {
             staging.fill = 0;
             staging.copy = start(key, origin, args, ret, flags, cap);
-            // Each step fills a chunk, ends a segment or loads an iovec: with at most
-            // `MAX_IOVECS` segments that bounds the steps a capped call can need.
-            // SAFETY: `copy_step` matches the callback signature `bpf_loop` expects; it takes
-            // no context (its state is in the staging slot).
-            unsafe {
-                bpf_loop(
-                    (MAX_CHUNKS_PER_CALL + 2 * MAX_IOVECS) as u32,
-                    copy_step as *mut core::ffi::c_void,
-                    core::ptr::null_mut(),
-                    0,
-                );
+            let one_chunk = cap <= CHUNK_SIZE as u64;
+            if one_chunk && args.buf_kind == BUF_PLAIN {
+                match emit::stage(staging, args.ptr, cap) {
+                    Some((len, _)) => staging.copy.copied = len,
+                    None => bump(Stat::ReadFail, 1),
+                }
+            } else if one_chunk
+                && staging.copy.iov_count > 0
+                && staging.copy.iov_count <= FEW_IOVECS as u64
+            {
+                stage_few_iovecs(staging);
+            } else {
+                // Each step fills a chunk, ends a segment or loads an iovec: with at most
+                // `MAX_IOVECS` segments that bounds the steps a capped call can need.
+                // SAFETY: `copy_step` matches the callback signature `bpf_loop` expects; it
+                // takes no context (its state is in the staging slot).
+                unsafe {
+                    bpf_loop(
+                        (MAX_CHUNKS_PER_CALL + 2 * MAX_IOVECS) as u32,
+                        copy_step as *mut core::ffi::c_void,
+                        core::ptr::null_mut(),
+                        0,
+                    );
+                }
             }
-            flush();
-            // Re-fetched: `flush` used the slot through its own reference.
+            flush_to(conn);
+            // Re-fetched: `flush_to` used the slot through its own reference.
             copied = emit::staging().map_or(0, |s| s.copy.copied);
         }
     }
@@ -376,9 +395,6 @@ fn copy_payload(
     if missing > 0 {
         bump(Stat::TruncatedCalls, 1);
         bump(Stat::TruncatedBytes, missing);
-        let Some(conn) = CONNS.get_ptr_mut(key) else {
-            return copied;
-        };
         let flags = flags
             | if args.buf_kind == BUF_NONE {
                 DATA_NO_PAYLOAD
@@ -392,10 +408,39 @@ fn copy_payload(
             dir: args.dir,
             flags,
         };
-        // SAFETY: as in `exit`: a live, aligned map value for this program's run.
-        emit::data(unsafe { &mut *conn }, origin, &trailer);
+        emit::data(conn, origin, &trailer);
     }
     copied
+}
+
+/// Vectored calls of at most this many segments whose copy fits one chunk are staged without
+/// `bpf_loop` (nginx writes a response head and body in two).
+const FEW_IOVECS: usize = 4;
+
+/// Stages a vectored call of at most [`FEW_IOVECS`] segments whose copy fits one chunk, as
+/// `copy_step` would, segment after segment, in a loop the verifier unrolls.
+#[inline(always)]
+fn stage_few_iovecs(staging: &mut Staging) {
+    for i in 0..FEW_IOVECS as u64 {
+        let st = &staging.copy;
+        if i >= st.iov_count || st.copied >= st.cap {
+            return;
+        }
+        let left = st.cap - st.copied;
+        // SAFETY: `bpf_probe_read_user` copies through the kernel's fault-handling path, so any
+        // pointer is fine (a bad one is an error); `[u64; 2]` is valid for any bytes.
+        let Ok(entry) =
+            (unsafe { bpf_probe_read_user((st.iov + i * IOVEC_SIZE) as *const [u64; 2]) })
+        else {
+            return;
+        };
+        let want = if entry[1] > left { left } else { entry[1] };
+        let Some((len, _)) = emit::stage(staging, entry[0], want) else {
+            bump(Stat::ReadFail, 1);
+            return;
+        };
+        staging.copy.copied += len;
+    }
 }
 
 /// The initial copy state of a call: its first segment, or its iovec array.
@@ -499,8 +544,24 @@ extern "C" fn copy_step(_index: u64, _ctx: *mut core::ffi::c_void) -> i64 {
     0
 }
 
-/// Outputs the staged bytes of the call being copied, if any, as one data record.
+/// Outputs the staged bytes of the call being copied, if any, as one data record, from a
+/// `bpf_loop` step: it cannot be handed the caller's map value, so it looks the connection up.
 fn flush() {
+    let Some(staging) = emit::staging() else {
+        return;
+    };
+    if staging.fill == 0 {
+        return;
+    }
+    let Some(conn) = CONNS.get_ptr_mut(staging.copy.key) else {
+        return;
+    };
+    // SAFETY: as in `exit`: a live, aligned map value for this program's run.
+    flush_to(unsafe { &mut *conn });
+}
+
+/// Outputs the staged bytes of the call being copied, if any, as one data record of `conn`.
+fn flush_to(conn: &mut ConnInfo) {
     let Some(staging) = emit::staging() else {
         return;
     };
@@ -509,9 +570,6 @@ fn flush() {
     if len == 0 {
         return;
     }
-    let Some(conn) = CONNS.get_ptr_mut(st.key) else {
-        return;
-    };
     let chunk = Chunk {
         len,
         call_len: st.ret,
@@ -524,8 +582,7 @@ fn flush() {
         tid: st.tid,
         fd: st.fd,
     };
-    // SAFETY: as in `exit`: a live, aligned map value for this program's run.
-    emit::data(unsafe { &mut *conn }, origin, &chunk);
+    emit::data(conn, origin, &chunk);
 }
 
 /// Records the socket behind the in-flight call of this thread, if any.

@@ -106,14 +106,16 @@ pub(crate) fn claim_socket(pid_tgid: u64, fd: u32) -> bool {
     true
 }
 
-/// The socket remembered for a session, if its connection is still the same one.
-fn known_session(key: &SessionKey) -> Option<u32> {
+/// The socket remembered for a session and its connection entry, if the connection is still
+/// the same one. The entry is handed back: looking it up again costs a hash of the key.
+fn known_session(key: &SessionKey) -> Option<(u32, *mut ConnInfo)> {
     // SAFETY: read-only lookup; map values are freed only after an RCU grace period, which
     // cannot end while this program runs, and a concurrent update can only make it stale.
     let socket = unsafe { TLS_SESSIONS.get(key) }?;
-    // SAFETY: as above.
-    let conn = unsafe { CONNS.get(conn_key(key.tgid, socket.fd)) }?;
-    (conn.conn_id == socket.conn_id).then_some(socket.fd)
+    let (fd, conn_id) = (socket.fd, socket.conn_id);
+    let conn = CONNS.get_ptr_mut(conn_key(key.tgid, fd))?;
+    // SAFETY: a valid, aligned value pointer from a successful lookup, live for this run.
+    (unsafe { (*conn).conn_id } == conn_id).then_some((fd, conn))
 }
 
 /// The socket of the thread's last data syscall, if it just read a TLS record.
@@ -121,10 +123,12 @@ fn recent_ciphertext_read(pid_tgid: u64) -> Option<u32> {
     // SAFETY: read-only lookup of this thread's own entry; map values are freed only after an
     // RCU grace period, which cannot end while this program runs.
     let last = unsafe { DATA_ARGS.get(pid_tgid) }?;
+    if last.buf_kind != BUF_DONE || last.tls_record == 0 {
+        return None;
+    }
     // SAFETY: helper without arguments or preconditions.
     let age = unsafe { bpf_ktime_get_ns() }.saturating_sub(last.done_ns);
-    (last.buf_kind == BUF_DONE && last.tls_record != 0 && age < MEMORY_BIO_WINDOW_NS)
-        .then_some(last.fd)
+    (age < MEMORY_BIO_WINDOW_NS).then_some(last.fd)
 }
 
 /// The `struct sock *` of the thread's last data syscall if it was on `fd` (0 if unknown):
@@ -171,12 +175,20 @@ fn exit(ctx: &RetProbeContext) {
         _pad: 0,
         session: args.session,
     };
-    let (fd, learned) = if args.fd != NO_FD {
-        (args.fd, true)
-    } else if let Some(fd) = known_session(&session) {
-        (fd, false)
+    // A call that moved nothing and did no socket I/O (a read that found no record yet:
+    // nginx's last `SSL_read` of each request) matters only if it explains a memory-BIO
+    // connection's start: a session already known was switched to TLS when it was learned.
+    // Without a recent ciphertext read it is done here, before the session and connection
+    // lookups.
+    if len == 0 && args.fd == NO_FD && recent_ciphertext_read(pid_tgid).is_none() {
+        return;
+    }
+    let (fd, known, learned) = if args.fd != NO_FD {
+        (args.fd, None, true)
+    } else if let Some((fd, conn)) = known_session(&session) {
+        (fd, Some(conn), false)
     } else if let Some(fd) = recent_ciphertext_read(pid_tgid) {
-        (fd, true)
+        (fd, None, true)
     } else {
         // Processes outside the capture filters run through the probes too: none of ours.
         if len > 0 && wanted(tgid) {
@@ -185,7 +197,7 @@ fn exit(ctx: &RetProbeContext) {
         return;
     };
     let key = conn_key(tgid, fd);
-    let Some(conn) = CONNS.get_ptr_mut(key) else {
+    let Some(conn) = known.or_else(|| CONNS.get_ptr_mut(key)) else {
         if len > 0 && wanted(tgid) {
             bump(Stat::TlsUntracked, 1);
         }
