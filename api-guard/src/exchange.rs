@@ -55,7 +55,8 @@ impl ConnMeta {
 #[derive(Debug, Clone)]
 pub struct Exchange {
     pub conn: Arc<ConnMeta>,
-    pub http: HttpExchange,
+    /// Boxed where the parser made it, so the exchange is moved about as a pointer.
+    pub http: Box<HttpExchange>,
     /// The route template of the path (`/users/{userId}`), set by the parsing task
     /// (the agent's route labels) before the exchange is handed on.
     pub route: Option<Arc<str>>,
@@ -197,10 +198,10 @@ struct Line<'a> {
 
 impl Exchange {
     /// A parsed exchange on `conn`; the derived facts are set later, by the parsing task.
-    pub fn new(conn: Arc<ConnMeta>, http: HttpExchange) -> Self {
+    pub fn new(conn: Arc<ConnMeta>, http: impl Into<Box<HttpExchange>>) -> Self {
         Self {
             conn,
-            http,
+            http: http.into(),
             route: None,
             client: None,
             llm: None,
@@ -296,7 +297,7 @@ pub fn test_exchange(role: Role, peer: &str, path: &str) -> Exchange {
             tls_library: None,
             tls_session: None,
         }),
-        http,
+        http: Box::new(http),
         route: None,
         // As the parsing task identifies a server-side client with no trusted proxies.
         client: (role == Role::Server).then(|| ClientIdentity::of_peer(peer.map(|p| p.ip()))),

@@ -236,12 +236,16 @@ fn forwarded_client(headers: &Headers, trusted: &TrustedProxies) -> Option<IpAdd
     farthest_trusted
 }
 
-fn header_values<'a>(headers: &'a Headers, name: &str) -> Vec<&'a str> {
+fn header_values<'a>(headers: &'a Headers, name: &'a str) -> Vec<&'a str> {
+    values_named(headers, name).collect()
+}
+
+/// The values of the fields named `name` (ASCII case-insensitive), in order.
+fn values_named<'a>(headers: &'a Headers, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
-        .collect()
 }
 
 /// Splits the comma-separated list formed by `values` (joined in order) into trimmed elements,
@@ -430,15 +434,13 @@ fn credential_with(
     api_key_params: &[String],
     authorization: &mut dyn FnMut(&str) -> Option<Credential>,
 ) -> Option<Credential> {
-    let from_authorization = header_values(headers, "authorization")
-        .into_iter()
-        .find_map(authorization);
+    // Iterated in place (no list of values is collected): this runs for every request.
+    let from_authorization = values_named(headers, "authorization").find_map(authorization);
     if from_authorization.is_some() {
         return from_authorization;
     }
     let from_header = api_key_headers.iter().find_map(|name| {
-        header_values(headers, name)
-            .into_iter()
+        values_named(headers, name)
             .map(str::trim)
             .find(|v| !v.is_empty())
     });

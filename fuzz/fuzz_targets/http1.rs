@@ -22,7 +22,7 @@ fn limits(selector: u8) -> HttpLimits {
     }
 }
 
-fn check(out: &mut Vec<HttpExchange>, limits: &HttpLimits) {
+fn check(out: &mut Vec<Box<HttpExchange>>, limits: &HttpLimits) {
     for ex in out.drain(..) {
         assert!(ex.request_body.len() <= limits.max_body_capture_bytes);
         assert!(ex.response_body.len() <= limits.max_body_capture_bytes);

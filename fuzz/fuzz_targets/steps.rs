@@ -10,8 +10,8 @@ pub fn run(
     conn: &mut HttpConnection,
     mut rest: &[u8],
     limits: &HttpLimits,
-    out: &mut Vec<HttpExchange>,
-    check: impl Fn(&mut Vec<HttpExchange>, &HttpLimits),
+    out: &mut Vec<Box<HttpExchange>>,
+    check: impl Fn(&mut Vec<Box<HttpExchange>>, &HttpLimits),
 ) -> u64 {
     let mut ts = 0u64;
     while let [control, len, tail @ ..] = rest {

@@ -36,7 +36,10 @@ pub enum ConnState {
 #[derive(Debug)]
 struct Entry {
     seq: u64,
-    ex: HttpExchange,
+    /// Boxed from the request head on: it is handed on as it is, not copied.
+    ex: Box<HttpExchange>,
+    /// `ex.retained_bytes()` as last counted in `Core::retained`.
+    retained: usize,
     request_done: bool,
     response_done: bool,
 }
@@ -63,9 +66,11 @@ struct Core {
     lost: u64,
     /// The request a 101 switched to HTTP/2 (`Upgrade: h2c`): its response comes as HTTP/2
     /// stream 1, so it is handed over rather than emitted.
-    h2c: Option<HttpExchange>,
+    h2c: Option<Box<HttpExchange>>,
     /// Hand out a [`super::Phase::Request`] record as each request ends.
     notify_requests: bool,
+    /// Request notices handed out (their `notice_id`s).
+    notices: u64,
 }
 
 impl Core {
@@ -88,28 +93,30 @@ impl Core {
         let Some(entry) = seq.and_then(|seq| self.entry_mut(seq)) else {
             return;
         };
-        let before = entry.ex.retained_bytes();
         f(entry);
         let after = entry.ex.retained_bytes();
+        let before = std::mem::replace(&mut entry.retained, after);
         self.retained = self.retained.saturating_sub(before).saturating_add(after);
     }
 
-    fn push_request(&mut self, ex: HttpExchange, request_done: bool) -> u64 {
+    fn push_request(&mut self, ex: Box<HttpExchange>, request_done: bool) -> u64 {
         if self.pending.len() >= self.limits.max_pipelined.max(1) {
             // Too many unanswered requests: forget the oldest. Its response, if it still
             // comes, is recognised by its sequence number and dropped.
             self.errors += 1;
             self.lost += 1;
             if let Some(old) = self.pending.pop_front() {
-                self.retained = self.retained.saturating_sub(old.ex.retained_bytes());
+                self.retained = self.retained.saturating_sub(old.retained);
             }
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.retained = self.retained.saturating_add(ex.retained_bytes());
+        let retained = ex.retained_bytes();
+        self.retained = self.retained.saturating_add(retained);
         self.pending.push_back(Entry {
             seq,
             ex,
+            retained,
             request_done,
             response_done: false,
         });
@@ -133,7 +140,7 @@ impl Core {
     }
 
     /// Emits exchanges from the front that are complete in both directions.
-    fn flush(&mut self, out: &mut Vec<HttpExchange>) {
+    fn flush(&mut self, out: &mut Vec<Box<HttpExchange>>) {
         while self
             .pending
             .front()
@@ -144,15 +151,15 @@ impl Core {
     }
 
     /// Emits every pending exchange, finished or not.
-    fn drain(&mut self, out: &mut Vec<HttpExchange>) {
+    fn drain(&mut self, out: &mut Vec<Box<HttpExchange>>) {
         while !self.pending.is_empty() {
             self.emit_front(out);
         }
     }
 
-    fn emit_front(&mut self, out: &mut Vec<HttpExchange>) {
+    fn emit_front(&mut self, out: &mut Vec<Box<HttpExchange>>) {
         if let Some(entry) = self.pending.pop_front() {
-            self.retained = self.retained.saturating_sub(entry.ex.retained_bytes());
+            self.retained = self.retained.saturating_sub(entry.retained);
             out.push(entry.ex);
         }
     }
@@ -176,7 +183,7 @@ impl Core {
             return;
         }
         if let Some(entry) = self.pending.remove(index) {
-            self.retained = self.retained.saturating_sub(entry.ex.retained_bytes());
+            self.retained = self.retained.saturating_sub(entry.retained);
             let mut ex = entry.ex;
             ex.status = None;
             ex.response_start_ns = None;
@@ -213,13 +220,13 @@ fn set_request_line(ex: &mut HttpExchange, start: Option<StartLine>) -> bool {
         return false;
     };
     ex.method = method;
-    ex.set_target(&target);
+    ex.set_target_owned(target);
     ex.version = HttpVersion::from_minor(version);
     true
 }
 
-fn request_exchange(head: Head, start_ns: u64) -> HttpExchange {
-    let mut ex = HttpExchange::started(start_ns);
+fn request_exchange(head: Head, start_ns: u64) -> Box<HttpExchange> {
+    let mut ex = Box::new(HttpExchange::started(start_ns));
     set_request_line(&mut ex, Some(head.start));
     ex.host = head.host;
     ex.request_headers = head.headers;
@@ -229,7 +236,7 @@ fn request_exchange(head: Head, start_ns: u64) -> HttpExchange {
 
 struct RequestSink<'a> {
     core: &'a mut Core,
-    out: &'a mut Vec<HttpExchange>,
+    out: &'a mut Vec<Box<HttpExchange>>,
 }
 
 impl MessageSink for RequestSink<'_> {
@@ -247,7 +254,10 @@ impl MessageSink for RequestSink<'_> {
 
     fn end(&mut self, end: MessageEnd) {
         let seq = self.core.current_request.take();
-        let notify = self.core.notify_requests;
+        let notice_id = self.core.notify_requests.then(|| {
+            self.core.notices += 1;
+            self.core.notices
+        });
         let mut notice = None;
         let scan = end.scan.map(Box::new);
         self.core.update(seq, |e| {
@@ -256,11 +266,13 @@ impl MessageSink for RequestSink<'_> {
             e.ex.request_body = end.body;
             e.ex.request_truncated |= end.truncated;
             e.request_done = true;
-            if notify {
-                let mut n = e.ex.request_notice(e.ex.request_body.clone());
+            if let Some(id) = notice_id {
+                let mut n = Box::new(e.ex.request_notice(e.ex.request_body.clone()));
                 n.request_scan = scan;
+                n.notice_id = id;
                 notice = Some(n);
                 e.ex.request_noticed = true;
+                e.ex.notice_id = id;
             } else {
                 e.ex.request_scan = scan;
             }
@@ -270,7 +282,7 @@ impl MessageSink for RequestSink<'_> {
     }
 
     fn abandoned(&mut self, partial: Abandoned) {
-        let mut ex = HttpExchange::started(partial.start_ns);
+        let mut ex = Box::new(HttpExchange::started(partial.start_ns));
         if !set_request_line(&mut ex, partial.start) {
             ex.method = partial.method.unwrap_or_default();
         }
@@ -287,7 +299,7 @@ impl MessageSink for RequestSink<'_> {
             .core
             .current_request
             .and_then(|seq| self.core.entry(seq))
-            .map(|e| e.ex.body_part(window));
+            .map(|e| Box::new(e.ex.body_part(window)));
         self.out.extend(part);
     }
 }
@@ -295,7 +307,7 @@ impl MessageSink for RequestSink<'_> {
 struct ResponseSink<'a> {
     core: &'a mut Core,
     requests: &'a mut MessageParser,
-    out: &'a mut Vec<HttpExchange>,
+    out: &'a mut Vec<Box<HttpExchange>>,
 }
 
 impl ResponseSink<'_> {
@@ -427,6 +439,7 @@ impl H1Connection {
                 lost: 0,
                 h2c: None,
                 notify_requests: false,
+                notices: 0,
             },
         }
     }
@@ -464,7 +477,7 @@ impl H1Connection {
         stream: Stream,
         data: &[u8],
         ts_ns: u64,
-        out: &mut Vec<HttpExchange>,
+        out: &mut Vec<Box<HttpExchange>>,
     ) -> usize {
         if !self.is_parsing() {
             return 0;
@@ -492,7 +505,7 @@ impl H1Connection {
 
     /// After a 101 to `Upgrade: h2c`: the upgraded request, the bytes the client sent after
     /// it (the HTTP/2 preface, usually none yet) and how many more were lost.
-    pub(crate) fn take_h2c(&mut self) -> Option<(HttpExchange, Vec<u8>, u64)> {
+    pub(crate) fn take_h2c(&mut self) -> Option<(Box<HttpExchange>, Vec<u8>, u64)> {
         let ex = self.core.h2c.take()?;
         let (held, lost) = self.requests.take_held();
         self.requests.stop();
@@ -504,7 +517,7 @@ impl H1Connection {
     /// current message truncated; if the loss is inside a body of known length, skip it and
     /// stay in sync; otherwise resynchronise (drop buffered bytes, look for the next message
     /// start) or stop parsing the connection.
-    pub fn gap(&mut self, stream: Stream, len: u64, ts_ns: u64, out: &mut Vec<HttpExchange>) {
+    pub fn gap(&mut self, stream: Stream, len: u64, ts_ns: u64, out: &mut Vec<Box<HttpExchange>>) {
         if !self.is_parsing() || len == 0 {
             return;
         }
@@ -535,7 +548,7 @@ impl H1Connection {
 
     /// The connection closed: finish read-until-close bodies, emit requests still waiting
     /// for a response (status None).
-    pub fn close(&mut self, ts_ns: u64, out: &mut Vec<HttpExchange>) {
+    pub fn close(&mut self, ts_ns: u64, out: &mut Vec<Box<HttpExchange>>) {
         if self.is_parsing() {
             let mut sink = ResponseSink {
                 core: &mut self.core,

@@ -161,31 +161,6 @@ pub(crate) fn parse_start_line(kind: MessageKind, line: &[u8]) -> Result<StartLi
     }
 }
 
-/// Checks a complete start line (`line` ends with its CRLF) without building it: the
-/// per-message check while a head is collected ([`parse_head`] builds it once the head is
-/// complete).
-pub(crate) fn check_start_line(kind: MessageKind, line: &[u8]) -> Result<(), SyntaxError> {
-    let mut no_headers = [];
-    let valid = match kind {
-        MessageKind::Request => {
-            let mut req = httparse::Request::new(&mut no_headers);
-            req.parse(line).is_ok()
-                && req.method.is_some()
-                && req.path.is_some()
-                && req.version.is_some()
-        }
-        MessageKind::Response => {
-            let mut resp = httparse::Response::new(&mut no_headers);
-            resp.parse(line).is_ok() && resp.code.is_some() && resp.version.is_some()
-        }
-    };
-    if valid {
-        Ok(())
-    } else {
-        Err(SyntaxError)
-    }
-}
-
 /// True if `partial` (an unfinished head) already contains a syntax error.
 pub(crate) fn partial_is_invalid(kind: MessageKind, partial: &[u8]) -> bool {
     let mut headers = vec![httparse::EMPTY_HEADER; line_count(partial)];
@@ -258,6 +233,49 @@ fn parse_head_with<'b>(
             )
         }
     };
+    Ok(build_head(start, wire_len, fields, buf, max_text))
+}
+
+/// Parses the fields of a complete head (`buf` ends with the empty line) whose start line,
+/// its first `start_len` bytes, was parsed already as `start` ([`parse_start_line`]): what
+/// [`parse_head`] returns, without parsing the start line a second time. (With the default
+/// configuration `httparse` parses the fields after a start line as `parse_headers` does.)
+/// On a syntax error the start line is handed back.
+pub(crate) fn parse_head_after(
+    start: StartLine,
+    start_len: usize,
+    buf: &[u8],
+    max_text: usize,
+) -> Result<Head, StartLine> {
+    let Some(fields) = buf.get(start_len..) else {
+        return Err(start);
+    };
+    let mut stack = [httparse::EMPTY_HEADER; STACK_SLOTS];
+    match httparse::parse_headers(fields, &mut stack) {
+        Ok(httparse::Status::Complete((len, parsed))) => {
+            Ok(build_head(start, start_len + len, parsed, buf, max_text))
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            let mut slots = vec![httparse::EMPTY_HEADER; line_count(buf)];
+            match httparse::parse_headers(fields, &mut slots) {
+                Ok(httparse::Status::Complete((len, parsed))) => {
+                    Ok(build_head(start, start_len + len, parsed, buf, max_text))
+                }
+                _ => Err(start),
+            }
+        }
+        _ => Err(start),
+    }
+}
+
+/// The [`Head`] of a parsed start line and fields (slices of `buf`, the whole head).
+fn build_head(
+    start: StartLine,
+    wire_len: usize,
+    fields: &[httparse::Header<'_>],
+    buf: &[u8],
+    max_text: usize,
+) -> Head {
     let mut head = Head {
         start,
         headers: Headers::with_capacity(fields.len(), buf.len()),
@@ -306,7 +324,7 @@ fn parse_head_with<'b>(
     head.transfer_encoding = te.result();
     // HTTP/1.0 connections persist only when asked to (RFC 9112 §9.3).
     head.close |= head.version() == 0 && !keep_alive;
-    Ok(head)
+    head
 }
 
 /// `part` (a slice of `buf`) as a slice of `text`, `buf` checked as UTF-8: one check per
@@ -427,6 +445,79 @@ mod tests {
 
     fn req(head: &str) -> Head {
         parse_head(MessageKind::Request, head.as_bytes(), 65_536).expect("valid head")
+    }
+
+    /// Parsing the fields after a start line parsed on its own gives what parsing the
+    /// whole head does, for valid and invalid heads of both kinds.
+    #[test]
+    fn fields_after_the_start_line_parse_as_the_whole_head() {
+        let many: String = (0..STACK_SLOTS + 3)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        let heads = [
+            (
+                MessageKind::Request,
+                "GET /a?b HTTP/1.1\r\nHost: h\r\n\r\n".to_owned(),
+            ),
+            (MessageKind::Request, "POST / HTTP/1.0\r\n\r\n".to_owned()),
+            (
+                MessageKind::Request,
+                format!("GET / HTTP/1.1\r\n{many}\r\n"),
+            ),
+            (
+                MessageKind::Request,
+                "GET / HTTP/1.1\r\nBad Name: v\r\n\r\n".to_owned(),
+            ),
+            (
+                MessageKind::Request,
+                "GET / HTTP/1.1\r\nName : v\r\n\r\n".to_owned(),
+            ),
+            (
+                MessageKind::Request,
+                "GET / HTTP/1.1\r\nA: v\r\n folded\r\n\r\n".to_owned(),
+            ),
+            (
+                MessageKind::Request,
+                "GET / HTTP/1.1\r\n Lead: v\r\n\r\n".to_owned(),
+            ),
+            (
+                MessageKind::Request,
+                "GET / HTTP/1.1\r\nA: \u{e9}\r\n\r\n".to_owned(),
+            ),
+            (
+                MessageKind::Response,
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n".to_owned(),
+            ),
+            (
+                MessageKind::Response,
+                "HTTP/1.1 204 \r\nName : v\r\n\r\n".to_owned(),
+            ),
+            (
+                MessageKind::Response,
+                "HTTP/1.1 200 OK\r\nA: v\r\n folded\r\n\r\n".to_owned(),
+            ),
+            (
+                MessageKind::Response,
+                format!("HTTP/1.1 200 OK\r\n{many}\r\n"),
+            ),
+        ];
+        let not_utf8 = (
+            MessageKind::Request,
+            b"GET / HTTP/1.1\r\nA: \xff\r\n\r\n".to_vec(),
+        );
+        let heads = heads.into_iter().map(|(k, h)| (k, h.into_bytes()));
+        for (kind, head) in heads.chain([not_utf8]) {
+            let buf = &head[..];
+            let line_end = buf.iter().position(|&b| b == LF).expect("a line") + 1;
+            let start = parse_start_line(kind, &buf[..line_end]).expect("valid start line");
+            for max_text in [20, 65_536] {
+                let whole = parse_head(kind, buf, max_text).map(|h| format!("{h:?}"));
+                let after = parse_head_after(start.clone(), line_end, buf, max_text)
+                    .map(|h| format!("{h:?}"))
+                    .map_err(|_| SyntaxError);
+                assert_eq!(after, whole, "{head:?}");
+            }
+        }
     }
 
     /// Heads with more fields than the stack slots take the counted heap slots.

@@ -92,6 +92,7 @@ impl Headers {
         Iter {
             headers: self,
             next: 0,
+            start: 0,
         }
     }
 
@@ -109,15 +110,21 @@ impl Headers {
 pub struct Iter<'a> {
     headers: &'a Headers,
     next: usize,
+    /// Where the next field starts in the text (where the previous one's value ended).
+    start: u32,
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let field = self.headers.get_index(self.next)?;
+        let ends = *self.headers.ends.get(self.next)?;
+        let text = &self.headers.text;
+        let name = text.get(self.start as usize..ends.name as usize)?;
+        let value = text.get(ends.name as usize..ends.value as usize)?;
         self.next += 1;
-        Some(field)
+        self.start = ends.value;
+        Some((name, value))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -115,9 +115,9 @@ enum Body {
 #[derive(Debug, Default)]
 struct Message {
     start_ns: u64,
-    /// The start line is complete and valid (it begins the parser's `buf` while the head
-    /// is collected; built only if the message is abandoned).
-    start_line: bool,
+    /// The start line, once complete and valid (it begins the parser's `buf` while the head
+    /// is collected), and its length: the rest of the head is parsed after it.
+    start: Option<(StartLine, usize)>,
     /// The start line was complete and invalid (reported with the abandoned message).
     start_line_invalid: bool,
     body: Vec<u8>,
@@ -129,10 +129,11 @@ struct Message {
     pause_after: bool,
     /// Events counted in a `text/event-stream` response body.
     sse: Option<SseCounter>,
-    /// Bounded tap on a JSON or streamed JSON response body.
-    tap: Option<StreamTap>,
+    /// Bounded tap on a JSON or streamed JSON response body (boxed, as the scanner: most
+    /// messages have neither, and the message is moved out whole at its end).
+    tap: Option<Box<StreamTap>>,
     /// Values of a request body, scanned as it arrives.
-    scan: Option<BodyScanner>,
+    scan: Option<Box<BodyScanner>>,
 }
 
 impl Message {
@@ -172,7 +173,7 @@ impl Message {
 
     /// A window of scanned values, once one is full.
     fn full_window(&mut self) -> Option<Window> {
-        self.scan.as_mut().and_then(BodyScanner::take_full_window)
+        self.scan.as_mut().and_then(|scan| scan.take_full_window())
     }
 }
 
@@ -268,7 +269,7 @@ impl MessageParser {
                 .msg
                 .scan
                 .as_ref()
-                .map_or(0, BodyScanner::retained_bytes)
+                .map_or(0, |scan| scan.retained_bytes())
     }
 
     /// Ignore all further input and release buffers.
@@ -549,8 +550,8 @@ impl MessageParser {
                 self.head_error(ts, sink);
                 self.resync_after(scanned.last().copied().unwrap_or(0));
             }
-            Some(LineEvent::StartLineEnd) => match head::check_start_line(self.kind, &self.buf) {
-                Ok(()) => self.msg.start_line = true,
+            Some(LineEvent::StartLineEnd) => match head::parse_start_line(self.kind, &self.buf) {
+                Ok(start) => self.msg.start = Some((start, self.buf.len())),
                 Err(_) => {
                     self.msg.start_line_invalid = true;
                     self.head_error(ts, sink);
@@ -594,13 +595,7 @@ impl MessageParser {
             _ => None,
         };
         let msg = mem::take(&mut self.msg);
-        let start = msg
-            .start_line
-            .then(|| {
-                let end = self.buf.iter().position(|&b| b == LF)?;
-                head::parse_start_line(self.kind, self.buf.get(..=end)?).ok()
-            })
-            .flatten();
+        let start = msg.start.map(|(start, _)| start);
         sink.abandoned(Abandoned {
             start_ns: msg.start_ns,
             start,
@@ -612,7 +607,12 @@ impl MessageParser {
     }
 
     fn end_head(&mut self, ts: u64, sink: &mut impl MessageSink) {
-        let parsed = head::parse_head(self.kind, &self.buf, self.limits.max_header_bytes);
+        let max_text = self.limits.max_header_bytes;
+        let parsed = match self.msg.start.take() {
+            Some((start, len)) => head::parse_head_after(start, len, &self.buf, max_text)
+                .map_err(|start| self.msg.start = Some((start, len))),
+            None => head::parse_head(self.kind, &self.buf, max_text).map_err(|_| ()),
+        };
         let Ok(head) = parsed else {
             self.head_error(ts, sink);
             self.resync_at_line_start();
@@ -640,7 +640,7 @@ impl MessageParser {
                     .and_then(|(_, v)| TapKind::for_content_type(v))
             })
             .flatten()
-            .map(StreamTap::new);
+            .map(|kind| Box::new(StreamTap::new(kind)));
         let content_type = self.scan.map(|limits| {
             let ct = head.headers.get("content-type");
             (ct.map(str::to_owned), limits)
@@ -653,7 +653,7 @@ impl MessageParser {
         if let (Some((ct, limits)), Ok(Framing::Length(1..) | Framing::Chunked)) =
             (content_type, framing)
         {
-            self.msg.scan = Some(BodyScanner::new(ct.as_deref(), limits));
+            self.msg.scan = Some(Box::new(BodyScanner::new(ct.as_deref(), limits)));
         }
         match framing {
             Ok(Framing::None) => self.finish(ts, sink),
@@ -743,8 +743,8 @@ impl MessageParser {
             body_len: msg.body_len,
             truncated: msg.truncated,
             sse: msg.sse.as_ref().map(SseCounter::stats),
-            tap: msg.tap.map(StreamTap::finish),
-            scan: msg.scan.map(BodyScanner::finish),
+            tap: msg.tap.map(|tap| StreamTap::finish(*tap)),
+            scan: msg.scan.map(|scan| BodyScanner::finish(*scan)),
         });
         self.state = if msg.pause_after {
             State::Paused { lost: 0, ts }

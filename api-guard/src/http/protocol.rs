@@ -132,7 +132,13 @@ impl HttpConnection {
     }
 
     /// Bytes of `stream`, captured at `ts_ns`; finished exchanges are appended to `out`.
-    pub fn feed(&mut self, stream: Stream, data: &[u8], ts_ns: u64, out: &mut Vec<HttpExchange>) {
+    pub fn feed(
+        &mut self,
+        stream: Stream,
+        data: &[u8],
+        ts_ns: u64,
+        out: &mut Vec<Box<HttpExchange>>,
+    ) {
         match &mut self.proto {
             Proto::Done(_) => {}
             Proto::H2(h2) => h2.feed(stream, data, ts_ns, out),
@@ -191,7 +197,7 @@ impl HttpConnection {
     }
 
     /// Replays what was held while detecting into a new HTTP/1 parser.
-    fn start_h1(&mut self, ts_ns: u64, out: &mut Vec<HttpExchange>) {
+    fn start_h1(&mut self, ts_ns: u64, out: &mut Vec<Box<HttpExchange>>) {
         let h1 = Proto::H1(self.new_h1());
         let held = mem::replace(&mut self.proto, h1);
         if let (Proto::Detecting { request, response }, Proto::H1(h1)) = (held, &mut self.proto) {
@@ -204,7 +210,7 @@ impl HttpConnection {
         }
     }
 
-    fn start_h2(&mut self, begin: Begin, ts_ns: u64, out: &mut Vec<HttpExchange>) {
+    fn start_h2(&mut self, begin: Begin, ts_ns: u64, out: &mut Vec<Box<HttpExchange>>) {
         let h2 = Proto::H2(self.new_h2(begin));
         let held = mem::replace(&mut self.proto, h2);
         if let (Proto::Detecting { request, response }, Proto::H2(h2)) = (held, &mut self.proto) {
@@ -220,12 +226,12 @@ impl HttpConnection {
     /// the 101.
     fn upgrade_to_h2(
         &mut self,
-        request: HttpExchange,
+        request: Box<HttpExchange>,
         held: Vec<u8>,
         lost: u64,
         rest: &[u8],
         ts_ns: u64,
-        out: &mut Vec<HttpExchange>,
+        out: &mut Vec<Box<HttpExchange>>,
     ) {
         if let Proto::H1(h1) = &self.proto {
             self.carried_errors += h1.parse_errors();
@@ -244,7 +250,7 @@ impl HttpConnection {
     }
 
     /// `len` bytes of this stream were lost (kernel capture cap or dropped events).
-    pub fn gap(&mut self, stream: Stream, len: u64, ts_ns: u64, out: &mut Vec<HttpExchange>) {
+    pub fn gap(&mut self, stream: Stream, len: u64, ts_ns: u64, out: &mut Vec<Box<HttpExchange>>) {
         if len == 0 {
             return;
         }
@@ -259,7 +265,7 @@ impl HttpConnection {
     }
 
     /// The connection closed: emit what is still pending.
-    pub fn close(&mut self, ts_ns: u64, out: &mut Vec<HttpExchange>) {
+    pub fn close(&mut self, ts_ns: u64, out: &mut Vec<Box<HttpExchange>>) {
         match &mut self.proto {
             Proto::H1(h1) | Proto::Joined(h1) => h1.close(ts_ns, out),
             Proto::H2(h2) => h2.close(ts_ns, out),

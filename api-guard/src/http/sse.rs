@@ -111,7 +111,7 @@ impl SseCounter {
 /// Whether a `Content-Type` value is `text/event-stream` (parameters ignored).
 #[must_use]
 pub fn is_event_stream(content_type: &str) -> bool {
-    let media = content_type.split(';').next().unwrap_or_default().trim();
+    let media = super::media_type(content_type);
     media.eq_ignore_ascii_case("text/event-stream")
 }
 

@@ -42,7 +42,7 @@ impl TapKind {
     /// The tap for a response `Content-Type`, if the body is JSON or a stream of it.
     #[must_use]
     pub fn for_content_type(content_type: &str) -> Option<Self> {
-        let media = content_type.split(';').next().unwrap_or_default().trim();
+        let media = super::media_type(content_type);
         let is = |m: &str| media.eq_ignore_ascii_case(m);
         if is("text/event-stream") {
             Some(Self::Events)

@@ -5,8 +5,10 @@
 
 use api_guard::{
     config::{invalid, Invalid},
-    identity::{AuthorizationCache, Identifier},
+    http::Phase,
+    identity::{AuthorizationCache, ClientIdentity, Identifier},
 };
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -73,7 +75,14 @@ pub struct ClientIdentities {
     /// Recent `Authorization` values and what they hash to: clients send the same token
     /// request after request.
     credentials: AuthorizationCache,
+    /// The clients of request notices whose exchange has not come yet, by connection and
+    /// notice: the exchange carries the same request, so its client is the notice's (under
+    /// the same settings: a reload forgets them). Bounded; a forgotten one is computed again.
+    noticed: FxHashMap<(usize, u64), ClientIdentity>,
 }
+
+/// Notices remembered at most (exchanges whose notice was forgotten are identified anew).
+const MAX_NOTICED: usize = 4096;
 
 impl ClientIdentities {
     pub fn new(settings: watch::Receiver<Identifier>) -> Self {
@@ -82,6 +91,7 @@ impl ClientIdentities {
             settings,
             current,
             credentials: AuthorizationCache::new(),
+            noticed: FxHashMap::default(),
         }
     }
 
@@ -93,14 +103,32 @@ impl ClientIdentities {
         // One atomic load per exchange; a clone only after a reload changed the settings.
         if self.settings.has_changed().unwrap_or(false) {
             self.current = self.settings.borrow_and_update().clone();
+            self.noticed.clear();
         }
         let h = &exchange.http;
-        exchange.client = Some(self.current.identify_cached(
+        // The connection's address while it is live (the exchange holds it) and the notice
+        // number: no two live connections share a key, and a notice is always identified
+        // (and its entry replaced) before its exchange is looked up.
+        let key = (std::sync::Arc::as_ptr(&exchange.conn) as usize, h.notice_id);
+        if h.notice_id != 0 && h.phase == Phase::Exchange {
+            if let Some(client) = self.noticed.remove(&key) {
+                exchange.client = Some(client);
+                return;
+            }
+        }
+        let client = self.current.identify_cached(
             exchange.conn.peer.map(|p| p.ip()),
             &h.request_headers,
             h.query.as_deref(),
             &mut self.credentials,
-        ));
+        );
+        if h.notice_id != 0 && h.phase == Phase::Request {
+            if self.noticed.len() >= MAX_NOTICED {
+                self.noticed.clear();
+            }
+            self.noticed.insert(key, client.clone());
+        }
+        exchange.client = Some(client);
     }
 }
 
@@ -144,5 +172,49 @@ mod tests {
         let mut ex = test_exchange(Role::Client, "192.0.2.9:80", "/c");
         ids.identify(&mut ex);
         assert_eq!(ex.client, None);
+    }
+
+    /// An exchange gets its notice's client (computed once), unless the settings changed
+    /// in between.
+    #[test]
+    fn an_exchange_reuses_its_notices_client_under_the_same_settings() {
+        let (tx, rx) = watch::channel(Identifier::default());
+        let mut ids = ClientIdentities::new(rx);
+        let base = forwarded("/a");
+        let stage = |phase: Phase, notice_id: u64| {
+            let mut ex = base.clone();
+            ex.http.phase = phase;
+            ex.http.notice_id = notice_id;
+            ex
+        };
+        let mut notice = stage(Phase::Request, 1);
+        ids.identify(&mut notice);
+        assert_eq!(ids.noticed.len(), 1);
+        let mut exchange = stage(Phase::Exchange, 1);
+        ids.identify(&mut exchange);
+        assert_eq!(exchange.client, notice.client);
+        assert!(ids.noticed.is_empty(), "taken by its exchange");
+
+        // Another connection's notice with the same number is another entry.
+        let mut other = forwarded("/a");
+        other.http.phase = Phase::Request;
+        other.http.notice_id = 2;
+        ids.identify(&mut other);
+        let mut notice = stage(Phase::Request, 2);
+        ids.identify(&mut notice);
+        assert_eq!(ids.noticed.len(), 2);
+
+        // A reload between notice and exchange: the exchange is identified anew.
+        tx.send_replace(Identifier::new(
+            vec!["192.0.2.0/24".parse().unwrap()],
+            &["X-API-Key".into()],
+            &[],
+        ));
+        let mut exchange = stage(Phase::Exchange, 2);
+        ids.identify(&mut exchange);
+        let client = exchange.client.unwrap();
+        assert_eq!(client.ip, Some([198, 51, 100, 7].into()));
+        assert!(client.credential.is_some());
+        assert!(ids.noticed.is_empty());
     }
 }

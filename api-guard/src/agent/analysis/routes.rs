@@ -8,12 +8,17 @@
 //! (`Exchange::template`, uncapped) and discovery keys its inventory by it, so each path is
 //! templated once and the inventory and the labels name routes alike.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::HashSet,
+    hash::{BuildHasher, Hasher},
+    sync::Arc,
+};
 
 use api_guard::discover::{
     inventory::InventoryConfig,
-    template::{SharedTemplater, Templater},
+    template::{Route, SharedTemplater, Source, Templater},
 };
+use rustc_hash::FxBuildHasher;
 
 use crate::exchange::Exchange;
 
@@ -25,6 +30,86 @@ pub struct RouteLabels {
     labels: HashSet<Arc<str>>,
     max_labels: usize,
     other: Arc<str>,
+    recent: RecentRoutes,
+}
+
+/// Slots of [`RecentRoutes`] (a power of two).
+const RECENT_SLOTS: usize = 256;
+/// Longest host plus path remembered: longer ones are always templated.
+const MAX_RECENT_KEY: usize = 256;
+
+/// The routes and labels of recently seen (host, path) pairs, so that a service's few hot
+/// paths skip the templater (its lock is still taken, to read its epoch). A repeated path
+/// changes nothing in the templater, and its answer stays the same until a position folds
+/// (the epoch moves) or a known template is added; then everything remembered is forgotten.
+/// Direct-mapped, with key buffers reused: unique paths cost one slot overwrite each and
+/// never grow memory past `RECENT_SLOTS` keys of `MAX_RECENT_KEY` bytes.
+struct RecentRoutes {
+    slots: Vec<Option<Recent>>,
+    /// The templater's epoch and known template count the slots were filled under.
+    epoch: u64,
+    known: usize,
+}
+
+struct Recent {
+    /// Host then path.
+    key: String,
+    host_len: usize,
+    route: Route,
+    label: Arc<str>,
+}
+
+impl RecentRoutes {
+    fn new() -> Self {
+        Self {
+            slots: (0..RECENT_SLOTS).map(|_| None).collect(),
+            epoch: 0,
+            known: 0,
+        }
+    }
+
+    /// Forgets everything if the templater changed since the slots were filled.
+    fn validate(&mut self, templater: &Templater) {
+        let (epoch, known) = (templater.epoch(), templater.known_count());
+        if (epoch, known) != (self.epoch, self.known) {
+            self.slots.iter_mut().for_each(|slot| *slot = None);
+            (self.epoch, self.known) = (epoch, known);
+        }
+    }
+
+    fn slot(host: &str, path: &str) -> usize {
+        let mut hasher = FxBuildHasher.build_hasher();
+        hasher.write(host.as_bytes());
+        hasher.write_u8(0xff);
+        hasher.write(path.as_bytes());
+        hasher.finish() as usize % RECENT_SLOTS
+    }
+
+    fn get(&self, host: &str, path: &str) -> Option<&Recent> {
+        let recent = self.slots.get(Self::slot(host, path))?.as_ref()?;
+        let (h, p) = recent.key.split_at_checked(recent.host_len)?;
+        (h == host && p == path).then_some(recent)
+    }
+
+    fn put(&mut self, host: &str, path: &str, route: &Route, label: &Arc<str>) {
+        // Overflow routes are not stored by the templater (it counts each of them).
+        if route.source == Source::Overflow || host.len() + path.len() > MAX_RECENT_KEY {
+            return;
+        }
+        let Some(slot) = self.slots.get_mut(Self::slot(host, path)) else {
+            return;
+        };
+        let mut key = slot.take().map(|r| r.key).unwrap_or_default();
+        key.clear();
+        key.push_str(host);
+        key.push_str(path);
+        *slot = Some(Recent {
+            key,
+            host_len: host.len(),
+            route: route.clone(),
+            label: label.clone(),
+        });
+    }
 }
 
 impl RouteLabels {
@@ -34,6 +119,7 @@ impl RouteLabels {
             labels: HashSet::new(),
             max_labels,
             other: Arc::from(OTHER),
+            recent: RecentRoutes::new(),
         }
     }
 
@@ -50,19 +136,29 @@ impl RouteLabels {
     /// Sets `exchange.route` and `exchange.template`.
     pub fn label(&mut self, exchange: &mut Exchange) {
         let h = &exchange.http;
-        let route = self
-            .templater
-            .lock()
-            .template(h.host.as_deref().unwrap_or(""), &h.path);
+        let (host, path) = (h.host.as_deref().unwrap_or(""), h.path.as_str());
+        let mut templater = self.templater.lock();
+        self.recent.validate(&templater);
+        if let Some(recent) = self.recent.get(host, path) {
+            exchange.route = Some(recent.label.clone());
+            exchange.template = Some(recent.route.clone());
+            return;
+        }
+        let route = templater.template(host, path);
+        drop(templater);
         let text = route.text();
-        exchange.route = Some(match self.labels.get(text) {
+        // A label once given is kept, and past the cap every new route is `other` for good:
+        // so the label can be remembered with the route.
+        let label = match self.labels.get(text) {
             Some(known) => known.clone(),
             None if self.labels.len() < self.max_labels => {
                 self.labels.insert(text.clone());
                 text.clone()
             }
             None => self.other.clone(),
-        });
+        };
+        self.recent.put(host, path, &route, &label);
+        exchange.route = Some(label);
         exchange.template = Some(route);
     }
 }
@@ -92,6 +188,50 @@ mod tests {
             label(&mut r, &format!("/x{i}/y"));
         }
         assert_eq!(r.labels.len(), 3);
+    }
+
+    /// Remembered routes answer as the templater would: through folds, known templates
+    /// added later (from another thread's handle), label caps and overflow.
+    #[test]
+    fn remembered_routes_match_the_templater() {
+        let cfg = InventoryConfig::default();
+        let mut r = RouteLabels::new(&cfg, 40);
+        let mut reference = Templater::new(&cfg.templates);
+        let mut paths: Vec<String> = Vec::new();
+        for round in 0..3 {
+            for i in 0..60 {
+                // Hot paths again and again, and new literals that fold `/files/{file}`.
+                paths.push("/index.html".into());
+                paths.push("/users/17/orders".into());
+                paths.push(format!("/files/f{}", i % (20 + 20 * round)));
+                paths.push(format!("/long/{}", "s".repeat(300)));
+                // Too many segments: an overflow route, which the templater counts each time.
+                paths.push("/a".repeat(40));
+            }
+        }
+        let shared = r.shared();
+        for (n, path) in paths.iter().enumerate() {
+            if n == paths.len() / 2 {
+                // As the inventory adds a spec's templates, on the shared templater.
+                shared.lock().add_known(None, "/users/{id}/orders").unwrap();
+                reference.add_known(None, "/users/{id}/orders").unwrap();
+            }
+            let mut ex = test_exchange(Role::Server, "192.0.2.1:40000", path);
+            ex.http.host = Some("api.example".into());
+            r.label(&mut ex);
+            let expected = reference.template("api.example", path);
+            let got = ex.template.unwrap();
+            assert_eq!(got.text(), expected.text(), "{path}");
+            assert_eq!((got.source, got.epoch), (expected.source, expected.epoch));
+        }
+        assert!(reference.epoch() > 0, "the test folds a position");
+        let templater = shared.lock();
+        assert!(reference.overflow_count() > 0);
+        assert_eq!(templater.overflow_count(), reference.overflow_count());
+        assert_eq!(templater.total_routes(), reference.total_routes());
+        drop(templater);
+        assert_eq!(label(&mut r, "/users/5/orders"), "/users/{id}/orders");
+        assert!(r.recent.slots.iter().flatten().count() <= RECENT_SLOTS);
     }
 
     #[test]

@@ -99,8 +99,10 @@ pub struct ConnTable {
     request_notices: bool,
     /// Request bodies local servers receive are scanned for values as they arrive.
     body_scan: Option<ScanLimits>,
-    /// Scratch list of the exchanges one record produced (empty between records).
-    produced: Vec<HttpExchange>,
+    /// Scratch list of the exchanges one record produced (empty between records), boxed as
+    /// the parsers made them: each is handed on as a pointer.
+    #[allow(clippy::vec_box)]
+    produced: Vec<Box<HttpExchange>>,
 }
 
 /// Where a connection is in reading its ServerHello.
@@ -398,7 +400,7 @@ impl ConnTable {
         &mut self,
         id: ConnRef,
         out: &mut Vec<Exchange>,
-        f: impl FnOnce(&mut HttpConnection, &mut Vec<HttpExchange>),
+        f: impl FnOnce(&mut HttpConnection, &mut Vec<Box<HttpExchange>>),
     ) {
         let key = (id.tgid, id.fd);
         let Some(conn) = self.conns.get_mut(&key) else {

@@ -55,7 +55,7 @@ pub enum Begin {
 
 #[derive(Debug)]
 struct H2Stream {
-    ex: HttpExchange,
+    ex: Box<HttpExchange>,
     request_headers_seen: bool,
     request_done: bool,
     final_response: bool,
@@ -110,9 +110,11 @@ struct Core {
     failed: bool,
     errors: u64,
     unresolved: u64,
-    out: Vec<HttpExchange>,
+    out: Vec<Box<HttpExchange>>,
     /// Hand out a [`Phase::Request`](crate::http::Phase) record as each request ends.
     notify_requests: bool,
+    /// Request notices handed out (their `notice_id`s).
+    notices: u64,
     /// Scan request bodies as they arrive.
     scan: Option<ScanLimits>,
     /// Streams with a scanner.
@@ -154,6 +156,7 @@ impl H2Connection {
                 unresolved: 0,
                 out: Vec::new(),
                 notify_requests: false,
+                notices: 0,
                 scan: None,
                 scanning: 0,
             },
@@ -175,7 +178,7 @@ impl H2Connection {
 
     /// After an `Upgrade: h2c` request answered 101: that request is stream 1, half-closed
     /// by the client; its response comes as HTTP/2 on stream 1.
-    pub fn adopt_upgrade_request(&mut self, mut ex: HttpExchange) {
+    pub fn adopt_upgrade_request(&mut self, mut ex: Box<HttpExchange>) {
         ex.version = HttpVersion::Http2;
         ex.stream_id = Some(1);
         let held = ex.retained_bytes();
@@ -191,11 +194,11 @@ impl H2Connection {
         );
     }
 
-    pub fn feed(&mut self, stream: Stream, data: &[u8], ts: u64, out: &mut Vec<HttpExchange>) {
+    pub fn feed(&mut self, stream: Stream, data: &[u8], ts: u64, out: &mut Vec<Box<HttpExchange>>) {
         self.read(stream, out, |reader, sink| reader.feed(data, ts, sink));
     }
 
-    pub fn gap(&mut self, stream: Stream, len: u64, ts: u64, out: &mut Vec<HttpExchange>) {
+    pub fn gap(&mut self, stream: Stream, len: u64, ts: u64, out: &mut Vec<Box<HttpExchange>>) {
         self.read(stream, out, |reader, sink| reader.gap(len, ts, sink));
     }
 
@@ -204,7 +207,7 @@ impl H2Connection {
     fn read(
         &mut self,
         stream: Stream,
-        out: &mut Vec<HttpExchange>,
+        out: &mut Vec<Box<HttpExchange>>,
         f: impl FnOnce(&mut Reader, &mut Side<'_>),
     ) {
         if self.core.failed {
@@ -226,7 +229,7 @@ impl H2Connection {
     }
 
     /// The connection ended: every stream still tracked is emitted as it stands.
-    pub fn close(&mut self, ts: u64, out: &mut Vec<HttpExchange>) {
+    pub fn close(&mut self, ts: u64, out: &mut Vec<Box<HttpExchange>>) {
         let ids: Vec<u32> = self.core.streams.keys().copied().collect();
         for id in ids {
             self.core.emit(id, ts);
@@ -234,7 +237,7 @@ impl H2Connection {
         out.append(&mut self.core.out);
     }
 
-    fn settle(&mut self, out: &mut Vec<HttpExchange>) {
+    fn settle(&mut self, out: &mut Vec<Box<HttpExchange>>) {
         if self.readers.iter().any(Reader::failed) {
             self.core.fail();
         }
@@ -294,7 +297,7 @@ impl H2Connection {
 }
 
 impl H2Stream {
-    fn new(ex: HttpExchange, held: usize) -> Self {
+    fn new(ex: Box<HttpExchange>, held: usize) -> Self {
         Self {
             ex,
             request_headers_seen: false,
@@ -425,13 +428,16 @@ impl Core {
         if let Some(s) = self.streams.get_mut(&id) {
             if !s.ex.request_noticed {
                 let body = Bytes::copy_from_slice(&s.request_body);
-                let mut notice = s.ex.request_notice(body);
+                let mut notice = Box::new(s.ex.request_notice(body));
                 if let Some(scan) = s.scan.take() {
                     self.scanning -= 1;
                     notice.request_scan = Some(Box::new(scan.finish()));
                 }
+                self.notices += 1;
+                notice.notice_id = self.notices;
                 self.out.push(notice);
                 s.ex.request_noticed = true;
+                s.ex.notice_id = self.notices;
             }
         }
     }
@@ -536,7 +542,7 @@ impl Core {
         self.last_client_stream = id;
         self.end_drained(b.ts);
         self.make_room(b.ts);
-        let mut ex = HttpExchange::started(b.ts);
+        let mut ex = Box::new(HttpExchange::started(b.ts));
         fill_request(&mut ex, fields, unresolved, id, len);
         if b.end_stream {
             ex.request_end_ns = Some(b.ts);
@@ -579,7 +585,7 @@ impl Core {
         }
         self.last_pushed_stream = id;
         self.make_room(b.ts);
-        let mut ex = HttpExchange::started(b.ts);
+        let mut ex = Box::new(HttpExchange::started(b.ts));
         fill_request(&mut ex, fields, unresolved, id, b.fragment.len() as u64);
         ex.request_end_ns = Some(b.ts);
         let held = ex.retained_bytes();
@@ -735,7 +741,7 @@ impl Core {
             if let Some(scan) = &mut s.scan {
                 scan.feed(data);
                 if let Some(window) = scan.take_full_window() {
-                    let part = s.ex.body_part(window);
+                    let part = Box::new(s.ex.body_part(window));
                     self.out.push(part);
                 }
             }

@@ -48,7 +48,7 @@ struct Tally {
 }
 
 /// Parses one corpus row; returns (is an error, exchanges).
-fn parse_row(stream: Stream, row: &Value, raw: &[u8]) -> (bool, Vec<HttpExchange>) {
+fn parse_row(stream: Stream, row: &Value, raw: &[u8]) -> (bool, Vec<Box<HttpExchange>>) {
     let mut conn = HttpConnection::new(HttpLimits::default());
     let mut out = Vec::new();
     if stream == Stream::Response {

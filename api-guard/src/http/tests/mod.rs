@@ -19,7 +19,7 @@ pub(super) enum Step<'a> {
 
 #[derive(Debug)]
 pub(super) struct Outcome {
-    pub exchanges: Vec<HttpExchange>,
+    pub exchanges: Vec<Box<HttpExchange>>,
     pub errors: u64,
     pub state: ConnState,
 }

@@ -115,7 +115,7 @@ mod scanned {
     }
 
     /// (phase, location-ish name, value) of every scanned value handed out.
-    fn values(out: &[HttpExchange]) -> Vec<(Phase, String, String)> {
+    fn values(out: &[Box<HttpExchange>]) -> Vec<(Phase, String, String)> {
         out.iter()
             .filter_map(|e| e.request_scan.as_ref().map(|w| (e.phase, w)))
             .flat_map(|(phase, w)| {
