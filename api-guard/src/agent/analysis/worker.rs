@@ -266,6 +266,51 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+mod give_back {
+    use std::sync::{mpsc, Arc};
+
+    use super::{spawn, Analyzer};
+    use crate::{
+        exchange::{test_exchange, Exchange, Role},
+        telemetry::QueueSkips,
+    };
+
+    /// Answers a control message once the batches before it are analysed.
+    struct Fenced;
+
+    impl Analyzer for Fenced {
+        type Control = mpsc::Sender<()>;
+        const NAME: &'static str = "fenced";
+
+        fn observe(&mut self, _: &Exchange) {}
+
+        fn control(&mut self, fence: mpsc::Sender<()>) {
+            let _ = fence.send(());
+        }
+    }
+
+    #[test]
+    fn analysed_exchanges_are_freed_by_the_next_hand_off() {
+        let (worker, thread) = spawn(Fenced, 8, QueueSkips::detached()).unwrap();
+        let (fence, fenced) = mpsc::channel();
+        let first = Arc::new(test_exchange(Role::Server, "192.0.2.1:1", "/1"));
+        worker.submit(vec![first.clone()]);
+        worker.control(fence.clone()).unwrap();
+        fenced.recv().unwrap();
+        // Analysed, and held for the parsing task (not freed on the analysis thread).
+        assert_eq!(Arc::strong_count(&first), 2);
+        worker.submit(vec![Arc::new(test_exchange(
+            Role::Server,
+            "192.0.2.1:1",
+            "/2",
+        ))]);
+        assert_eq!(Arc::strong_count(&first), 1);
+        drop(worker);
+        thread.join().unwrap();
+    }
+}
+
 /// The hand-off's cost per exchange, the parsing task's side and the analysis threads'
 /// alike (handing over, taking, freeing): an ignored harness for instruction counts. Build
 /// with `cargo test --release -p api-guard --bin api-guard --no-run`, then run it under
