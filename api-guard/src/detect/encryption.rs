@@ -33,7 +33,7 @@ use super::{
 };
 use crate::{
     discover::sensitive::{
-        classify, classify_name, BodyClasses, BodyScans, ClassCounts, DataClass,
+        classify, classify_name, BodyClasses, BodyScans, ClassCounts, DataClass, ScanCache,
     },
     handshake::{TlsSession, TlsVersion},
     identity::Identifier,
@@ -168,6 +168,8 @@ pub struct EncryptionDetector {
     /// When each (server, peer, rule, place) was last reported, by a keyed hash.
     reported: LruCache<u64, u64>,
     hasher: RandomState,
+    /// Bodies answered again and again are scanned once.
+    scans: ScanCache,
 }
 
 impl EncryptionDetector {
@@ -184,6 +186,7 @@ impl EncryptionDetector {
             judged_order: VecDeque::new(),
             reported: LruCache::new(NonZeroUsize::new(MAX_REPORTED).unwrap_or(NonZeroUsize::MIN)),
             hasher: RandomState::new(),
+            scans: ScanCache::default(),
         })
     }
 
@@ -258,7 +261,7 @@ impl EncryptionDetector {
         if self.config.plaintext_sensitive_data {
             let mut counts = ClassCounts::default();
             let json = resp.headers.iter().any(|(n, v)| {
-                n.eq_ignore_ascii_case("content-type") && v.to_ascii_lowercase().contains("json")
+                n.eq_ignore_ascii_case("content-type") && contains_ignore_case(v, b"json")
             });
             let shared = ch.scans.map(|s| &s.response);
             counts.merge(&self.scan_body(resp.body, json, shared));
@@ -418,11 +421,11 @@ impl EncryptionDetector {
 
     /// A body's classes (read as JSON, unless it is not one complete document within the
     /// limit: then as text), from its scan shared with discovery when there is one.
-    fn scan_body(&self, body: &[u8], json: bool, shared: Option<&BodyClasses>) -> ClassCounts {
+    fn scan_body(&mut self, body: &[u8], json: bool, shared: Option<&BodyClasses>) -> ClassCounts {
         let max = self.config.max_scan_bytes;
         match shared {
-            Some(shared) => shared.get(body, json, max),
-            None => crate::discover::sensitive::scan_body(body, json, max),
+            Some(shared) => shared.get_cached(body, json, max, &mut self.scans),
+            None => self.scans.scan(body, json, max),
         }
     }
 
@@ -448,6 +451,13 @@ impl EncryptionDetector {
 
 /// One finding for every credential place of a message: located at the first one, the
 /// evidence lists them all (names and schemes only).
+/// Whether `hay` holds `needle` (lower case ASCII) in any case, without a lowered copy.
+fn contains_ignore_case(hay: &str, needle: &[u8]) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 fn credential_finding(places: &[String]) -> Option<Finding> {
     let first = places.first()?;
     let location = first.split(' ').next().unwrap_or(first);

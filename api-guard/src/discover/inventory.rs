@@ -22,7 +22,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
     schema::{JsonSchema, ParamStats, SchemaLimits},
-    sensitive::{classify, classify_name, BodyClasses, ClassCounts, DataClass},
+    sensitive::{classify, classify_name, BodyClasses, ClassCounts, DataClass, ScanCache},
     template::{Route, SharedTemplater, Source, TemplateConfig, Templater},
 };
 use crate::{
@@ -763,7 +763,13 @@ impl Endpoint {
         self.transport.merge(&other.transport);
     }
 
-    fn observe(&mut self, o: &Observation<'_>, cfg: &InventoryConfig, path: &PathValues<'_>) {
+    fn observe(
+        &mut self,
+        o: &Observation<'_>,
+        cfg: &InventoryConfig,
+        path: &PathValues<'_>,
+        scans: &mut ScanCache,
+    ) {
         self.count = self.count.saturating_add(1);
         if let Some(tls) = o.tls {
             self.transport.add(tls, 1);
@@ -803,6 +809,7 @@ impl Endpoint {
             req_ct.as_deref(),
             (o.request_body, o.request_classes),
             cfg,
+            scans,
         );
         let resp_ct = content_type(o.response_headers);
         if let Some(ct) = &resp_ct {
@@ -817,6 +824,7 @@ impl Endpoint {
                 resp_ct.as_deref(),
                 (o.response_body, o.response_classes),
                 cfg,
+                scans,
             );
         }
         if let Some(g) = &o.grpc {
@@ -917,6 +925,7 @@ fn observe_body(
     ct: Option<&str>,
     (body, classes): (&[u8], Option<&BodyClasses>),
     cfg: &InventoryConfig,
+    scans: &mut ScanCache,
 ) {
     if body.is_empty() {
         return;
@@ -926,8 +935,8 @@ fn observe_body(
     let json = whole && ct.is_some_and(is_json);
     // A JSON document is scanned as one only when it is whole (a cut one is text).
     let found = match classes {
-        Some(shared) => shared.get(body, json, cfg.max_body_bytes),
-        None => super::sensitive::scan_body(body, json, cfg.max_body_bytes),
+        Some(shared) => shared.get_cached(body, json, cfg.max_body_bytes, scans),
+        None => scans.scan(body, json, cfg.max_body_bytes),
     };
     sensitive.merge(&found);
     if let Some(ct) = ct.filter(|ct| is_json(ct)) {
@@ -965,11 +974,7 @@ fn content_type(headers: &Headers) -> Option<Cow<'_, str>> {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))?;
     let t = v.split(';').next().unwrap_or("").trim();
-    if t.is_empty()
-        || t.len() > MAX_NAME_LEN
-        || !t
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"/+-._".contains(&c))
+    if t.is_empty() || t.len() > MAX_NAME_LEN || !t.bytes().all(|c| MEDIA_TYPE_BYTE[usize::from(c)])
     {
         return None;
     }
@@ -979,6 +984,19 @@ fn content_type(headers: &Headers) -> Option<Cow<'_, str>> {
         Cow::Borrowed(t)
     })
 }
+
+/// The bytes a kept media type may hold: ASCII letters and digits and `/+-._` (a table:
+/// this runs for both content types of every exchange).
+static MEDIA_TYPE_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'/' | b'+' | b'-' | b'.' | b'_');
+        c += 1;
+    }
+    t
+};
 
 fn is_jwt_shaped(token: &str) -> bool {
     token.starts_with("eyJ")
@@ -1092,6 +1110,8 @@ pub struct Inventory {
     overflow: Overflow,
     /// The endpoint the last [`Inventory::observe`] recorded to (for [`Inventory::observe_llm`]).
     last: Option<Key>,
+    /// Bodies answered again and again are scanned once.
+    scans: ScanCache,
 }
 
 impl Inventory {
@@ -1111,6 +1131,7 @@ impl Inventory {
             endpoints: BTreeMap::new(),
             overflow: Overflow::default(),
             last: None,
+            scans: ScanCache::default(),
         }
     }
 
@@ -1175,7 +1196,7 @@ impl Inventory {
                 return;
             }
         };
-        ep.observe(o, cfg, &path);
+        ep.observe(o, cfg, &path, &mut self.scans);
         self.last = Some(key);
     }
 

@@ -194,6 +194,80 @@ impl BodyClasses {
     }
 }
 
+impl BodyClasses {
+    /// [`BodyClasses::get`], the first asker scanning through its `cache`.
+    pub fn get_cached(
+        &self,
+        body: &[u8],
+        json: bool,
+        max_bytes: usize,
+        cache: &mut ScanCache,
+    ) -> ClassCounts {
+        if body.len() > max_bytes {
+            return scan_body(body, json, max_bytes);
+        }
+        let &(first_json, counts) = self
+            .0
+            .get_or_init(|| (json, cache.scan(body, json, max_bytes)));
+        if first_json == json {
+            counts
+        } else {
+            cache.scan(body, json, max_bytes)
+        }
+    }
+}
+
+/// Bodies kept by a [`ScanCache`] (each consumer thread holds one).
+const CACHED_BODIES: usize = 8;
+/// The longest body a [`ScanCache`] keeps: comparing is cheap next to scanning only while
+/// bodies are short, and a few short ones bound its memory (32 KiB).
+const MAX_CACHED_BODY: usize = 4096;
+
+/// The scans of the last few bodies in which nothing was found, by their bytes: the same
+/// answer served again and again (a static file, a health check, a fixed error page) is
+/// compared (a `memcmp`) instead of scanned. Its result is decided only by the bytes and
+/// how they are read, and both are the key. Bodies with a finding are not kept: the cache
+/// holds no value the scanner calls sensitive, and such answers vary anyway.
+#[derive(Debug, Default)]
+pub struct ScanCache {
+    bodies: Vec<(bool, Box<[u8]>)>,
+    /// The slot the next body replaces once all are used.
+    next: usize,
+}
+
+impl ScanCache {
+    /// [`scan_body`]`(body, json, max_bytes)`, from the cache when `body` was scanned
+    /// alike lately and found empty.
+    pub fn scan(&mut self, body: &[u8], json: bool, max_bytes: usize) -> ClassCounts {
+        // Cut bodies are scanned by their prefix: the key would be the limit as well.
+        let cacheable = body.len() <= max_bytes.min(MAX_CACHED_BODY) && !body.is_empty();
+        if !cacheable {
+            return scan_body(body, json, max_bytes);
+        }
+        if self
+            .bodies
+            .iter()
+            .any(|(j, kept)| *j == json && **kept == *body)
+        {
+            return ClassCounts::default();
+        }
+        let counts = scan_body(body, json, max_bytes);
+        if counts.is_empty() {
+            match self.bodies.get_mut(self.next) {
+                // Answers of one size are common: the slot's bytes are reused.
+                Some((j, kept)) if kept.len() == body.len() => {
+                    *j = json;
+                    kept.copy_from_slice(body);
+                }
+                Some(slot) => *slot = (json, Box::from(body)),
+                None => self.bodies.push((json, Box::from(body))),
+            }
+            self.next = (self.next + 1) % CACHED_BODIES;
+        }
+        counts
+    }
+}
+
 /// A copy starts unscanned: it may be given another body.
 impl Clone for BodyClasses {
     fn clone(&self) -> Self {
@@ -399,6 +473,53 @@ mod tests {
         assert!(shared.get(body, true, 8).is_empty());
         // A copy is a fresh slot.
         assert!(shared.clone().get(b"nothing", true, 64).is_empty());
+    }
+
+    #[test]
+    fn the_scan_cache_answers_as_a_scan_and_keeps_only_empty_short_bodies() {
+        let mut cache = ScanCache::default();
+        let empty = vec![b'x'; 1024];
+        let card = b"card 4111 1111 1111 1111".to_vec();
+        let json = br#"{"note":"4111 1111 1111 1111"}"#.to_vec();
+        let long = vec![b' '; MAX_CACHED_BODY + 1];
+        for _ in 0..3 {
+            for (body, as_json, max) in [
+                (&empty, false, 1024),
+                (&empty, true, 1024),
+                (&card, false, 1024),
+                (&card, false, 8),
+                (&json, true, 1024),
+                (&json, false, 1024),
+                (&long, false, MAX_SCAN),
+            ] {
+                assert_eq!(
+                    cache.scan(body, as_json, max),
+                    scan_body(body, as_json, max)
+                );
+            }
+        }
+        // Kept: the empty body read both ways; not the bodies with findings, nor the long one.
+        assert_eq!(cache.bodies.len(), 2);
+        // Bounded: the oldest go.
+        for n in 0..2 * CACHED_BODIES {
+            cache.scan(format!("body {n:>4}").as_bytes(), false, 1024);
+        }
+        assert_eq!(cache.bodies.len(), CACHED_BODIES);
+        assert!(cache.bodies.iter().all(|(_, b)| b.starts_with(b"body ")));
+        // Shared scans through the cache answer alike.
+        let shared = BodyClasses::default();
+        assert_eq!(
+            shared
+                .get_cached(&card, false, 1024, &mut cache)
+                .get(PaymentCard),
+            1
+        );
+        assert_eq!(
+            shared
+                .get_cached(&card, false, 1024, &mut cache)
+                .get(PaymentCard),
+            1
+        );
     }
 
     /// The detector for what starts at `b[i]` (`c`), if any.

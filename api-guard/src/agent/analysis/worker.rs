@@ -6,12 +6,17 @@
 //! cost about a third of the daemon's time under load. The bound still counts exchanges.
 //! Control messages (reloaded settings) travel the same queue, so they apply in order with the
 //! exchanges around them.
+//!
+//! Analysed batches go back to the parsing task, which frees them on its next hand-off: an
+//! exchange's strings and buffers were allocated there, and the allocator frees a block on
+//! the thread that owns it without the atomic hand-back (and the owner's later collection
+//! of it) that a free from another thread costs.
 
 use std::{
     sync::{
         atomic::{AtomicUsize, Ordering},
         mpsc::{self, RecvTimeoutError, SyncSender, TrySendError},
-        Arc,
+        Arc, Mutex,
     },
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -45,11 +50,29 @@ enum Work<C> {
     Control(C),
 }
 
+/// Analysed batches on their way back to the parsing task, to be freed there. Bounded by
+/// what was handed over: at most the queue's exchanges, until the parsing task's next
+/// hand-off.
+#[derive(Default)]
+struct Analysed(Mutex<Vec<Vec<Arc<Exchange>>>>);
+
+impl Analysed {
+    fn give_back(&self, batch: Vec<Arc<Exchange>>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(batch);
+    }
+
+    /// The batches given back so far (dropped by the caller, outside the lock).
+    fn take(&self) -> Vec<Vec<Arc<Exchange>>> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// The parsing task's end of an analysis thread's queue (the reloader may hold a clone).
 pub struct Worker<C> {
     tx: SyncSender<Work<C>>,
     /// Exchanges handed over and not yet analysed (the queue's bound is on these).
     queued: Arc<AtomicUsize>,
+    analysed: Arc<Analysed>,
     capacity: usize,
     skipped: QueueSkips,
     name: &'static str,
@@ -61,6 +84,7 @@ impl<C> Clone for Worker<C> {
         Self {
             tx: self.tx.clone(),
             queued: self.queued.clone(),
+            analysed: self.analysed.clone(),
             capacity: self.capacity,
             skipped: self.skipped.clone(),
             name: self.name,
@@ -82,6 +106,8 @@ pub fn spawn<A: Analyzer>(
     let (tx, rx) = mpsc::sync_channel::<Work<A::Control>>(capacity);
     let queued = Arc::new(AtomicUsize::new(0));
     let done = queued.clone();
+    let analysed = Arc::new(Analysed::default());
+    let give_back = analysed.clone();
     let thread = std::thread::Builder::new()
         .name(A::NAME.into())
         .spawn(move || {
@@ -93,11 +119,11 @@ pub fn spawn<A: Analyzer>(
                 };
                 match work {
                     Ok(Work::Exchanges(batch)) => {
-                        for exchange in batch {
-                            analyzer.observe(&exchange);
-                            drop(exchange);
+                        for exchange in &batch {
+                            analyzer.observe(exchange);
                             done.fetch_sub(1, Ordering::Relaxed);
                         }
+                        give_back.give_back(batch);
                     }
                     Ok(Work::Control(message)) => analyzer.control(message),
                     Err(RecvTimeoutError::Timeout) => {}
@@ -116,6 +142,7 @@ pub fn spawn<A: Analyzer>(
     let worker = Worker {
         tx,
         queued,
+        analysed,
         capacity,
         skipped,
         name: A::NAME,
@@ -128,6 +155,7 @@ impl<C> Worker<C> {
     /// Hands a batch of exchanges over without waiting: those the queue has no room for
     /// (the thread is behind, or gone) are counted as skipped instead.
     pub fn submit(&self, mut batch: Vec<Arc<Exchange>>) {
+        drop(self.analysed.take());
         // The parsing task identifies the client of every request this host received.
         if self.server_side_only {
             batch.retain(|exchange| exchange.client.is_some());
@@ -235,5 +263,127 @@ mod tests {
             *seen.lock().unwrap(),
             ["/1", "probe", "/2", "reloaded", "finished"]
         );
+    }
+}
+
+#[cfg(test)]
+mod give_back {
+    use std::sync::{mpsc, Arc};
+
+    use super::{spawn, Analyzer};
+    use crate::{
+        exchange::{test_exchange, Exchange, Role},
+        telemetry::QueueSkips,
+    };
+
+    /// Answers a control message once the batches before it are analysed.
+    struct Fenced;
+
+    impl Analyzer for Fenced {
+        type Control = mpsc::Sender<()>;
+        const NAME: &'static str = "fenced";
+
+        fn observe(&mut self, _: &Exchange) {}
+
+        fn control(&mut self, fence: mpsc::Sender<()>) {
+            let _ = fence.send(());
+        }
+    }
+
+    #[test]
+    fn analysed_exchanges_are_freed_by_the_next_hand_off() {
+        let (worker, thread) = spawn(Fenced, 8, QueueSkips::detached()).unwrap();
+        let (fence, fenced) = mpsc::channel();
+        let first = Arc::new(test_exchange(Role::Server, "192.0.2.1:1", "/1"));
+        worker.submit(vec![first.clone()]);
+        worker.control(fence.clone()).unwrap();
+        fenced.recv().unwrap();
+        // Analysed, and held for the parsing task (not freed on the analysis thread).
+        assert_eq!(Arc::strong_count(&first), 2);
+        worker.submit(vec![Arc::new(test_exchange(
+            Role::Server,
+            "192.0.2.1:1",
+            "/2",
+        ))]);
+        assert_eq!(Arc::strong_count(&first), 1);
+        drop(worker);
+        thread.join().unwrap();
+    }
+}
+
+/// The hand-off's cost per exchange, the parsing task's side and the analysis threads'
+/// alike (handing over, taking, freeing): an ignored harness for instruction counts. Build
+/// with `cargo test --release -p api-guard --bin api-guard --no-run`, then run it under
+/// `valgrind --tool=callgrind api_guard-HASH --ignored --exact analysis::worker::handoff::handoff_harness`
+/// with `HANDOFF_EXCHANGES=2000` and `=22000`: the difference over 20,000 is the cost per
+/// exchange (the start-up cancels out).
+#[cfg(test)]
+mod handoff {
+    use std::sync::{mpsc, Arc};
+
+    use super::{spawn, Analyzer};
+    use crate::{
+        exchange::{test_exchange, Exchange, Role},
+        telemetry::QueueSkips,
+    };
+
+    /// Does nothing with an exchange; a control message is a fence, answered once the
+    /// batches before it are done.
+    struct Idle;
+
+    impl Analyzer for Idle {
+        type Control = mpsc::Sender<()>;
+        const NAME: &'static str = "idle";
+
+        fn observe(&mut self, _: &Exchange) {}
+
+        fn control(&mut self, fence: mpsc::Sender<()>) {
+            let _ = fence.send(());
+        }
+    }
+
+    /// An exchange as the overhead bench's keep-alive GET makes one.
+    fn exchange(n: usize) -> Arc<Exchange> {
+        let mut ex = test_exchange(Role::Server, "10.0.0.2:40000", "/body");
+        let h = &mut ex.http;
+        h.host = Some("10.0.0.1:80".into());
+        h.status = Some(200);
+        h.request_headers = [("Host", "10.0.0.1:80")].into();
+        h.response_headers = [
+            ("Server", "nginx"),
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Length", "1024"),
+            ("Connection", "keep-alive"),
+        ]
+        .into();
+        h.response_body = vec![b'x'; 1024].into();
+        h.request_start_ns = n as u64;
+        Arc::new(ex)
+    }
+
+    #[test]
+    #[ignore = "a benchmark harness: run under callgrind (see above)"]
+    fn handoff_harness() {
+        let n: usize = std::env::var("HANDOFF_EXCHANGES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        const BATCH: usize = 100;
+        let (detect, d) = spawn(Idle, 4096, QueueSkips::detached()).unwrap();
+        let (discover, q) = spawn(Idle, 4096, QueueSkips::detached()).unwrap();
+        let (fence, fenced) = mpsc::channel();
+        for b in 0..n / BATCH {
+            let batch: Vec<Arc<Exchange>> = (0..BATCH).map(|i| exchange(b * BATCH + i)).collect();
+            detect.submit(batch.clone());
+            discover.submit(batch);
+            // Both threads done before the next batch: the same interleaving every run.
+            detect.control(fence.clone()).unwrap();
+            discover.control(fence.clone()).unwrap();
+            fenced.recv().unwrap();
+            fenced.recv().unwrap();
+        }
+        drop((detect, discover));
+        d.join().unwrap();
+        q.join().unwrap();
     }
 }

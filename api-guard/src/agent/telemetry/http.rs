@@ -1,7 +1,6 @@
 //! HTTP exchanges and the parsers that produce them.
 
 use std::{
-    collections::HashMap,
     hash::{Hash, Hasher},
     sync::{Arc, Mutex, PoisonError},
 };
@@ -9,6 +8,7 @@ use std::{
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry,
 };
+use rustc_hash::FxHashMap;
 
 use super::{counter, counter_vec, gauge, register, sum};
 use crate::{exchange::Exchange, http::method_label};
@@ -79,7 +79,9 @@ struct Series {
 }
 
 pub struct Http {
-    series: Mutex<HashMap<SeriesKey, Series>>,
+    /// A fast hash: looked up for every exchange, keyed by a bounded set of label values
+    /// (static strings, a route's address, a status), nothing a client can choose freely.
+    series: Mutex<FxHashMap<SeriesKey, Series>>,
     requests: IntCounterVec,
     duration: HistogramVec,
     ttfb: HistogramVec,
@@ -121,7 +123,7 @@ impl Http {
         )
         .expect("valid metric definition");
         Self {
-            series: Mutex::new(HashMap::new()),
+            series: Mutex::new(FxHashMap::default()),
             requests: counter_vec(
                 r,
                 "apiguard_http_requests_total",
