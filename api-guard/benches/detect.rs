@@ -7,6 +7,14 @@
 //! <= 20 µs per KiB), and streaming body inspection per byte of JSON and form body: the
 //! scan alone (the parsing task's share) and the scan with the injection detectors judging
 //! each window (the detection thread's share).
+//!
+//! Instruction counts per request (repeatable where wall-clock is not): with
+//! `API_GUARD_COUNT=CASE` the binary runs `COUNTED` requests of one case through
+//! `counted_requests` and exits, for callgrind to count (see `docs/detection.md`):
+//! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*counted_requests*'
+//! target/release/deps/detect-HASH` and divide the total by `COUNTED`. Cases: `fresh`,
+//! `fresh_prescanned`, `repeated`, `sqli`, `xss`, `query`, `static_get` (wrk's
+//! `GET /index.html` of the overhead bench, no body).
 
 use std::{hint::black_box, net::IpAddr};
 
@@ -20,7 +28,7 @@ use api_guard::{
     },
     identity::{AuthorizationCache, Identifier},
 };
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 
 /// A bearer token that is well-formed and valid until 2100 (its signature is not checked:
 /// no keys are configured).
@@ -67,6 +75,108 @@ fn request(body: String, query: Option<&str>) -> OwnedRequest {
         body: body.into_bytes(),
         request_line_invalid: false,
     }
+}
+
+/// Requests per counted run.
+const COUNTED: usize = 1000;
+
+/// wrk's request in the overhead bench: `GET /index.html HTTP/1.1` with `Host` alone.
+fn static_get() -> OwnedRequest {
+    OwnedRequest {
+        method: "GET".into(),
+        path: "/index.html".into(),
+        query: None,
+        version: api_guard::http::HttpVersion::Http11,
+        head_len: 40,
+        headers: [("Host", "10.0.0.2:8080")].into(),
+        body: Vec::new(),
+    }
+}
+
+/// Runs `COUNTED` requests of `case` (after a few of the same kind to warm the caches that
+/// repeat in real traffic: headers, the token), for callgrind's `--toggle-collect`.
+fn count(case: &str) {
+    let mut engine =
+        Engine::new(&DetectConfig::default()).expect("default detection config is valid");
+    let identifier = Identifier::default();
+    let mut credentials = AuthorizationCache::new();
+    let peer: Option<IpAddr> = Some([198, 51, 100, 7].into());
+    let note = "Please leave the parcel at the door; ring twice & wait.";
+    let limits = ScanLimits::of(&InputLimits::default());
+    let one = |req: OwnedRequest| vec![req; COUNTED];
+    // Orders 1.. are counted; orders past them only warm up.
+    let orders = |from: usize| -> Vec<OwnedRequest> {
+        (from..from + COUNTED)
+            .map(|n| request(json_body(note, n), None))
+            .collect()
+    };
+    let reqs = match case {
+        "fresh" | "fresh_prescanned" => orders(1),
+        "repeated" => one(request(json_body(note, 0), None)),
+        "sqli" => one(request(
+            json_body("x' UNION SELECT password FROM users -- ", 0),
+            None,
+        )),
+        "xss" => one(request(
+            json_body("<img src=x onerror=alert(document.cookie)>", 0),
+            None,
+        )),
+        "query" => one(OwnedRequest {
+            method: "GET".into(),
+            path: "/api/v1/products".into(),
+            query: Some("q=water+bottle&category=outdoor&page=2&sort=price_asc".into()),
+            body: Vec::new(),
+            ..request(String::new(), None)
+        }),
+        "static_get" => one(static_get()),
+        other => panic!("unknown case {other}"),
+    };
+    let warm = if case.starts_with("fresh") {
+        orders(100_000)[..20].to_vec()
+    } else {
+        reqs[..20].to_vec()
+    };
+    let scan = |reqs: &[OwnedRequest]| -> Option<Vec<Window>> {
+        (case == "fresh_prescanned").then(|| {
+            reqs.iter()
+                .map(|r| {
+                    let mut scanner = BodyScanner::new(Some("application/json"), limits);
+                    scanner.feed(&r.body);
+                    scanner.finish()
+                })
+                .collect()
+        })
+    };
+    let (warm_scan, reqs_scan) = (scan(&warm), scan(&reqs));
+    let mut now = 0u64;
+    let mut run = |reqs: &[OwnedRequest], scans: Option<&[Window]>| {
+        let mut findings = 0;
+        for (k, r) in reqs.iter().enumerate() {
+            now += 1_000;
+            let req = r.view(peer, Some(200));
+            let client =
+                identifier.identify_cached(req.peer, req.headers, req.query, &mut credentials);
+            let v = match scans {
+                Some(w) => engine.inspect_scanned(Stage::Whole, &req, Some(&w[k]), &client, now),
+                None => engine.inspect(&req, &client, now),
+            };
+            findings += v.findings.len();
+        }
+        findings
+    };
+    run(&warm, warm_scan.as_deref());
+    let findings = counted_requests(&mut run, &reqs, reqs_scan.as_deref());
+    println!("{case}: {COUNTED} requests, {findings} findings");
+}
+
+/// The counted part of [`count`]: callgrind's `--toggle-collect` target.
+#[inline(never)]
+fn counted_requests(
+    run: &mut impl FnMut(&[OwnedRequest], Option<&[Window]>) -> usize,
+    reqs: &[OwnedRequest],
+    scans: Option<&[Window]>,
+) -> usize {
+    black_box(run(black_box(reqs), scans))
 }
 
 fn bench(c: &mut Criterion) {
@@ -316,4 +426,12 @@ fn bench_stream(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench, bench_prompt, bench_stream);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(case) = std::env::var("API_GUARD_COUNT") {
+        count(&case);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

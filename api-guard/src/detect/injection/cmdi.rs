@@ -1158,8 +1158,16 @@ fn command_name_how(cmd: &Command) -> Option<(&[u8], Strength, bool)> {
 }
 
 fn classify(word: &[u8]) -> Option<(&[u8], Strength)> {
-    let path_qualified = word.contains(&b'/');
-    let base = match word.iter().rposition(|&x| x == b'/') {
+    // One pass finds the slashes (names are short: a loop costs less than `memchr` calls).
+    let (mut first_slash, mut last_slash) = (None, None);
+    for (i, &x) in word.iter().enumerate() {
+        if x == b'/' {
+            first_slash = first_slash.or(Some(i));
+            last_slash = Some(i);
+        }
+    }
+    let path_qualified = first_slash.is_some();
+    let base = match last_slash {
         Some(p) => &word[p + 1..],
         None => word,
     };
@@ -1171,7 +1179,7 @@ fn classify(word: &[u8]) -> Option<(&[u8], Strength)> {
         return None;
     }
     // `ipconfig/all`, `bcdboot/r`: cmd.exe reads a switch glued to a command name.
-    if let Some(slash) = word.iter().position(|&x| x == b'/') {
+    if let Some(slash) = first_slash {
         let (name, switch) = (&word[..slash], &word[slash + 1..]);
         let switch_like = (1..=8).contains(&switch.len())
             && switch.iter().all(|x| x.is_ascii_alphabetic() || *x == b'?');

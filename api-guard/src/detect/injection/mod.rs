@@ -16,7 +16,7 @@ mod xss;
 use std::{
     borrow::Cow,
     collections::hash_map::RandomState,
-    hash::{BuildHasher as _, Hasher as _},
+    hash::{BuildHasher as _, BuildHasherDefault, Hasher},
     num::NonZeroUsize,
 };
 
@@ -111,10 +111,35 @@ pub struct InjectionDetector {
     /// the same User-Agent, Accept or field values come back request after request, and the
     /// checks are pure functions of (source, name, value). The hash is keyed per process
     /// (SipHash with random keys), so a client cannot aim a payload at a clean entry.
-    clean: LruCache<u64, ()>,
+    clean: LruCache<u64, (), KeyAsHashBuilder>,
     hasher: RandomState,
     session_fixation: bool,
     ssrf_private_hosts: bool,
+}
+
+/// The clean cache's table hashes its keys with this: they are keyed SipHash values
+/// already (see [`clean_key`]), uniformly spread and unknown to clients, so hashing them
+/// again (the table's default, SipHash once more) would only cost time.
+#[derive(Default)]
+struct KeyAsHash(u64);
+
+type KeyAsHashBuilder = BuildHasherDefault<KeyAsHash>;
+
+impl Hasher for KeyAsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; any other input is still folded in.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// The clean-cache key of (source, name, value). Short ones are framed into one buffer
@@ -158,8 +183,9 @@ impl InjectionDetector {
                 .filter(|(on, _)| *on)
                 .map(|(_, c)| c)
                 .collect(),
-            clean: LruCache::new(
+            clean: LruCache::with_hasher(
                 NonZeroUsize::new(CLEAN_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN),
+                BuildHasherDefault::default(),
             ),
             hasher: RandomState::new(),
             session_fixation: config.session_fixation,

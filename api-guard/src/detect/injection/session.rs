@@ -100,7 +100,15 @@ const FIRST_BYTES: [u32; 65] = {
 /// names, `Some(false)` for generic ones. Runs on every parameter of every request (values
 /// remembered as clean included), so it compares in place without allocating.
 pub(crate) fn session_name(name: &str) -> Option<bool> {
-    let n = name.trim();
+    // `trim` is the identity when both ends are ASCII and not blank (the common case; its
+    // Unicode scan from both ends costs more than the rest here).
+    let plain_end =
+        |b: Option<&u8>| b.is_some_and(|&b| b < 0x80 && !matches!(b, b'\t'..=b'\r' | b' '));
+    let n = if plain_end(name.as_bytes().first()) && plain_end(name.as_bytes().last()) {
+        name
+    } else {
+        name.trim()
+    };
     if !(4..=64).contains(&n.len()) {
         return None;
     }
@@ -170,8 +178,11 @@ pub fn planted_id(req: &Request<'_>, inputs: &Inputs<'_>, out: &mut Vec<Finding>
             // (`$.connect.sid`).
             Source::Json => {
                 let path = input.name.strip_prefix("$.").unwrap_or(&input.name);
-                if path.bytes().any(|b| b == b'[' || b == b'.') && session_name(path).is_none() {
-                    path.rsplit('.').next().unwrap_or(path)
+                if memchr::memchr2(b'[', b'.', path.as_bytes()).is_some()
+                    && session_name(path).is_none()
+                {
+                    // What follows the last `.` (the whole path without one).
+                    memchr::memrchr(b'.', path.as_bytes()).map_or(path, |i| &path[i + 1..])
                 } else {
                     path
                 }

@@ -293,15 +293,25 @@ fn run_may_hold_keyword(run: &[u8], heads: &WordIndex) -> bool {
             .any(u8::is_ascii_digit)
     };
     // Without a `.`, a word can only end where the run does; without a digit, no number
-    // comes before a letter.
-    let dotted = run.contains(&b'.');
-    let digits = run.iter().any(u8::is_ascii_digit);
+    // comes before a letter. (One loop: runs are short, `memchr` calls cost more.)
+    let (mut dotted, mut digits) = (false, false);
+    for &x in run {
+        dotted |= x == b'.';
+        digits |= x.is_ascii_digit();
+    }
+    // Every head starts with a letter or `_` (see the tests).
+    let start = |p: usize| {
+        (run[p].is_ascii_alphabetic() || run[p] == b'_')
+            && !(p > 0 && run[p - 1].is_ascii_alphabetic() && !(digits && number_before(p)))
+    };
+    if !dotted {
+        // The word is the run's tail from a start: only the last `LONGEST` starts can be
+        // a head, and one lookup in its bucket answers.
+        return (run.len().saturating_sub(LONGEST)..run.len())
+            .any(|p| start(p) && heads.contains(&run[p..]));
+    }
     for p in 0..run.len() {
-        // Every head starts with a letter or `_` (see the tests).
-        if !(run[p].is_ascii_alphabetic() || run[p] == b'_') {
-            continue;
-        }
-        if p > 0 && run[p - 1].is_ascii_alphabetic() && !(digits && number_before(p)) {
+        if !start(p) {
             continue;
         }
         // A word's pair key is its first byte alone (one-byte word) or its first two bytes
@@ -309,13 +319,6 @@ fn run_may_hold_keyword(run: &[u8], heads: &WordIndex) -> bool {
         let one = heads.may_begin(&run[p..p + 1]);
         let longer = p + 1 < run.len() && heads.may_begin(&run[p..p + 2]);
         if !one && !longer {
-            continue;
-        }
-        if !dotted {
-            let n = run.len() - p;
-            if n <= LONGEST && (if n == 1 { one } else { longer }) && heads.contains(&run[p..]) {
-                return true;
-            }
             continue;
         }
         for q in p + 1..=run.len().min(p + LONGEST) {

@@ -183,11 +183,15 @@ fn may_match(c: &Candidate<'_>) -> bool {
         return false;
     }
     let b = c.decoded.as_bytes();
+    // Every stem ends in `/` or `_` (see the tests): a value with neither (an id, a
+    // phone number) is spared the stem loop.
+    const STEM_ENDS: u128 = needle_mask(b"/_");
     (s.has(b'>') && s.has(b'/'))
         || (c.input.source == Source::Path && s.has(b'@'))
-        || SENSITIVE_STEMS
-            .iter()
-            .any(|(stem, mask)| s.has_mask(*mask) && find_ci(b, stem).is_some())
+        || (s.has_any_mask(STEM_ENDS)
+            && SENSITIVE_STEMS
+                .iter()
+                .any(|(stem, mask)| s.has_mask(*mask) && find_ci(b, stem).is_some()))
 }
 
 /// [`SENSITIVE`], indexed: a segment start is compared with the few entries that begin like
