@@ -90,6 +90,7 @@ fn static_get() -> OwnedRequest {
         head_len: 40,
         headers: [("Host", "10.0.0.2:8080")].into(),
         body: Vec::new(),
+        request_line_invalid: false,
     }
 }
 
