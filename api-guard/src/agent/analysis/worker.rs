@@ -3,7 +3,8 @@
 //! for analysis: when a queue is full the exchange is counted as skipped, never blocked on.
 //! Exchanges are handed over in batches (those one batch of capture records produced): one
 //! queue message, and at most one thread wake-up, per batch; waking a thread per exchange
-//! cost about a third of the daemon's time under load. The bound still counts exchanges.
+//! cost about a third of the daemon's time under load. The bound still counts exchanges,
+//! and the bytes they hold ([`QUEUE_BYTES`]).
 //! Control messages (reloaded settings) travel the same queue, so they apply in order with the
 //! exchanges around them.
 //!
@@ -25,6 +26,27 @@ use std::{
 use tracing::warn;
 
 use crate::{exchange::Exchange, telemetry::QueueSkips};
+
+/// Bytes the exchanges waiting in one queue may hold (bodies, heads and [`EXCHANGE_OVERHEAD`]
+/// each), besides its count. Without it a queue of 4,096 exchanges behind a busy thread could
+/// hold a quarter of a GiB of 64 KiB request bodies during a flood of large POSTs; with it,
+/// a queue holds at most a few hundred such exchanges and skips (counts) the rest.
+pub const QUEUE_BYTES: usize = 16 << 20;
+/// What an exchange holds besides its bodies and heads on the wire: the struct, its strings
+/// and header lists, the scanned values of its body (an estimate).
+const EXCHANGE_OVERHEAD: usize = 1024;
+
+/// The bytes an exchange is counted for in a queue's byte bound.
+fn weight(exchange: &Exchange) -> usize {
+    let h = &exchange.http;
+    let heads = h
+        .request_header_bytes
+        .saturating_add(h.response_header_bytes);
+    EXCHANGE_OVERHEAD
+        .saturating_add(h.request_body.len())
+        .saturating_add(h.response_body.len())
+        .saturating_add(usize::try_from(heads).unwrap_or(usize::MAX))
+}
 
 /// An analysis stage, run by [`spawn`] on its own thread.
 pub trait Analyzer: Send + 'static {
@@ -72,6 +94,8 @@ pub struct Worker<C> {
     tx: SyncSender<Work<C>>,
     /// Exchanges handed over and not yet analysed (the queue's bound is on these).
     queued: Arc<AtomicUsize>,
+    /// Their [`weight`]s (bounded by [`QUEUE_BYTES`]).
+    queued_bytes: Arc<AtomicUsize>,
     analysed: Arc<Analysed>,
     capacity: usize,
     skipped: QueueSkips,
@@ -84,6 +108,7 @@ impl<C> Clone for Worker<C> {
         Self {
             tx: self.tx.clone(),
             queued: self.queued.clone(),
+            queued_bytes: self.queued_bytes.clone(),
             analysed: self.analysed.clone(),
             capacity: self.capacity,
             skipped: self.skipped.clone(),
@@ -106,6 +131,8 @@ pub fn spawn<A: Analyzer>(
     let (tx, rx) = mpsc::sync_channel::<Work<A::Control>>(capacity);
     let queued = Arc::new(AtomicUsize::new(0));
     let done = queued.clone();
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let done_bytes = queued_bytes.clone();
     let analysed = Arc::new(Analysed::default());
     let give_back = analysed.clone();
     let thread = std::thread::Builder::new()
@@ -122,6 +149,7 @@ pub fn spawn<A: Analyzer>(
                         for exchange in &batch {
                             analyzer.observe(exchange);
                             done.fetch_sub(1, Ordering::Relaxed);
+                            done_bytes.fetch_sub(weight(exchange), Ordering::Relaxed);
                         }
                         give_back.give_back(batch);
                     }
@@ -142,6 +170,7 @@ pub fn spawn<A: Analyzer>(
     let worker = Worker {
         tx,
         queued,
+        queued_bytes,
         analysed,
         capacity,
         skipped,
@@ -163,15 +192,28 @@ impl<C> Worker<C> {
         let room = self
             .capacity
             .saturating_sub(self.queued.load(Ordering::Relaxed));
-        if batch.len() > room {
-            self.skipped.add((batch.len() - room) as u64);
-            batch.truncate(room);
+        // The exchanges that fit, in order, by count and by bytes; an empty queue takes one
+        // whatever its size, so no exchange is too large to be analysed at all.
+        let queued_bytes = self.queued_bytes.load(Ordering::Relaxed);
+        let (mut fit, mut bytes) = (0, 0usize);
+        for exchange in batch.iter().take(room) {
+            let w = weight(exchange);
+            let total = queued_bytes.saturating_add(bytes).saturating_add(w);
+            if total > QUEUE_BYTES && (queued_bytes > 0 || fit > 0) {
+                break;
+            }
+            (fit, bytes) = (fit + 1, bytes.saturating_add(w));
+        }
+        if batch.len() > fit {
+            self.skipped.add((batch.len() - fit) as u64);
+            batch.truncate(fit);
         }
         if batch.is_empty() {
             return;
         }
         let n = batch.len();
         self.queued.fetch_add(n, Ordering::Relaxed);
+        self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         let error = match self.tx.try_send(Work::Exchanges(batch)) {
             Ok(()) => return,
             Err(TrySendError::Full(_)) => None,
@@ -181,6 +223,7 @@ impl<C> Worker<C> {
             warn!(thread = self.name, "An analysis thread is gone");
         }
         self.queued.fetch_sub(n, Ordering::Relaxed);
+        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         self.skipped.add(n as u64);
     }
 
@@ -263,6 +306,56 @@ mod tests {
             *seen.lock().unwrap(),
             ["/1", "probe", "/2", "reloaded", "finished"]
         );
+    }
+
+    #[test]
+    fn queues_are_bounded_by_bytes_too() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (open, gate) = mpsc::channel();
+        let (entered, in_observe) = mpsc::channel();
+        let skipped = QueueSkips::detached();
+        let probe = Probe {
+            seen: seen.clone(),
+            entered,
+            gate: Some(gate),
+        };
+        let (worker, thread) = spawn(probe, 4096, skipped.clone()).unwrap();
+        // Bodies of a quarter of the bound (less the per-exchange allowance).
+        let quarter = QUEUE_BYTES / 4 - EXCHANGE_OVERHEAD;
+        let big = |path: &str, body: usize| {
+            let mut ex = test_exchange(Role::Server, "192.0.2.1:1", path);
+            ex.http.request_body = vec![b'x'; body].into();
+            Arc::new(ex)
+        };
+        // Held at the gate, still counted: the queue holds a quarter of its bytes.
+        worker.submit(vec![big("/1", quarter)]);
+        in_observe.recv().unwrap();
+        // Room for three more quarters by bytes (4,095 by count): the fifth and sixth skipped.
+        let batch = (2..=6).map(|i| big(&format!("/{i}"), quarter)).collect();
+        worker.submit(batch);
+        assert_eq!(skipped.get(), 2);
+        // The bound is reached exactly: even a small exchange waits for room.
+        worker.submit(vec![big("/small", 0)]);
+        assert_eq!(skipped.get(), 3);
+        open.send(()).unwrap();
+        drop(worker);
+        thread.join().unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["/1", "/2", "/3", "/4", "finished"]);
+
+        // An exchange larger than the whole bound is taken by an empty queue.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (entered, _in_observe) = mpsc::channel();
+        let probe = Probe {
+            seen: seen.clone(),
+            entered,
+            gate: None,
+        };
+        let (worker, thread) = spawn(probe, 4096, skipped.clone()).unwrap();
+        worker.submit(vec![big("/huge", QUEUE_BYTES)]);
+        drop(worker);
+        thread.join().unwrap();
+        assert_eq!(skipped.get(), 3);
+        assert_eq!(*seen.lock().unwrap(), ["/huge", "finished"]);
     }
 }
 
