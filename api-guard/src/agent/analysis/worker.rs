@@ -369,8 +369,9 @@ mod give_back {
         telemetry::QueueSkips,
     };
 
-    /// Answers a control message once the batches before it are analysed.
-    struct Fenced;
+    /// Does nothing with an exchange; a control message is a fence, answered once the
+    /// batches before it are analysed.
+    pub(super) struct Fenced;
 
     impl Analyzer for Fenced {
         type Control = mpsc::Sender<()>;
@@ -414,26 +415,11 @@ mod give_back {
 mod handoff {
     use std::sync::{mpsc, Arc};
 
-    use super::{spawn, Analyzer};
+    use super::{give_back::Fenced, spawn};
     use crate::{
         exchange::{test_exchange, Exchange, Role},
         telemetry::QueueSkips,
     };
-
-    /// Does nothing with an exchange; a control message is a fence, answered once the
-    /// batches before it are done.
-    struct Idle;
-
-    impl Analyzer for Idle {
-        type Control = mpsc::Sender<()>;
-        const NAME: &'static str = "idle";
-
-        fn observe(&mut self, _: &Exchange) {}
-
-        fn control(&mut self, fence: mpsc::Sender<()>) {
-            let _ = fence.send(());
-        }
-    }
 
     /// An exchange as the overhead bench's keep-alive GET makes one.
     fn exchange(n: usize) -> Arc<Exchange> {
@@ -462,8 +448,8 @@ mod handoff {
             .and_then(|v| v.parse().ok())
             .unwrap_or(20_000);
         const BATCH: usize = 100;
-        let (detect, d) = spawn(Idle, 4096, QueueSkips::detached()).unwrap();
-        let (discover, q) = spawn(Idle, 4096, QueueSkips::detached()).unwrap();
+        let (detect, d) = spawn(Fenced, 4096, QueueSkips::detached()).unwrap();
+        let (discover, q) = spawn(Fenced, 4096, QueueSkips::detached()).unwrap();
         let (fence, fenced) = mpsc::channel();
         for b in 0..n / BATCH {
             let batch: Vec<Arc<Exchange>> = (0..BATCH).map(|i| exchange(b * BATCH + i)).collect();
