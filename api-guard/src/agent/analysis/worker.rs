@@ -271,8 +271,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn full_queues_count_skips_and_control_keeps_its_place() {
+    /// A [`Probe`] behind a queue of `capacity` that holds its first exchange at the gate
+    /// until `open` is sent to.
+    struct Gated {
+        seen: Arc<Mutex<Vec<String>>>,
+        open: mpsc::Sender<()>,
+        in_observe: mpsc::Receiver<()>,
+        skipped: QueueSkips,
+        worker: Worker<&'static str>,
+        thread: JoinHandle<()>,
+    }
+
+    fn gated(capacity: usize) -> Gated {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (open, gate) = mpsc::channel();
         let (entered, in_observe) = mpsc::channel();
@@ -282,44 +292,48 @@ mod tests {
             entered,
             gate: Some(gate),
         };
-        let (worker, thread) = spawn(probe, 2, skipped.clone()).unwrap();
+        let (worker, thread) = spawn(probe, capacity, skipped.clone()).unwrap();
+        Gated {
+            seen,
+            open,
+            in_observe,
+            skipped,
+            worker,
+            thread,
+        }
+    }
+
+    #[test]
+    fn full_queues_count_skips_and_control_keeps_its_place() {
+        let g = gated(2);
         let ex = |path: &str| Arc::new(test_exchange(Role::Server, "192.0.2.1:1", path));
         // The first is taken and held at the gate; two fill the queue; two are skipped.
-        worker.submit(vec![ex("/1")]);
-        in_observe.recv().unwrap();
-        worker.control("probe").unwrap();
+        g.worker.submit(vec![ex("/1")]);
+        g.in_observe.recv().unwrap();
+        g.worker.control("probe").unwrap();
         // "/1" is still being analysed: room for one more; of a batch of three, two are skipped.
-        worker.submit(vec![ex("/2"), ex("/3"), ex("/4")]);
-        assert_eq!(skipped.get(), 2);
+        g.worker.submit(vec![ex("/2"), ex("/3"), ex("/4")]);
+        assert_eq!(g.skipped.get(), 2);
         // Outgoing calls are not analysed (nor counted).
-        worker.submit(vec![Arc::new(test_exchange(
+        g.worker.submit(vec![Arc::new(test_exchange(
             Role::Client,
             "192.0.2.9:80",
             "/out",
         ))]);
-        assert_eq!(skipped.get(), 2);
-        open.send(()).unwrap();
-        worker.control("reloaded").unwrap();
-        drop(worker);
-        thread.join().unwrap();
+        assert_eq!(g.skipped.get(), 2);
+        g.open.send(()).unwrap();
+        g.worker.control("reloaded").unwrap();
+        drop(g.worker);
+        g.thread.join().unwrap();
         assert_eq!(
-            *seen.lock().unwrap(),
+            *g.seen.lock().unwrap(),
             ["/1", "probe", "/2", "reloaded", "finished"]
         );
     }
 
     #[test]
     fn queues_are_bounded_by_bytes_too() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (open, gate) = mpsc::channel();
-        let (entered, in_observe) = mpsc::channel();
-        let skipped = QueueSkips::detached();
-        let probe = Probe {
-            seen: seen.clone(),
-            entered,
-            gate: Some(gate),
-        };
-        let (worker, thread) = spawn(probe, 4096, skipped.clone()).unwrap();
+        let g = gated(4096);
         // Bodies of a quarter of the bound (less the per-exchange allowance).
         let quarter = QUEUE_BYTES / 4 - EXCHANGE_OVERHEAD;
         let big = |path: &str, body: usize| {
@@ -328,34 +342,31 @@ mod tests {
             Arc::new(ex)
         };
         // Held at the gate, still counted: the queue holds a quarter of its bytes.
-        worker.submit(vec![big("/1", quarter)]);
-        in_observe.recv().unwrap();
+        g.worker.submit(vec![big("/1", quarter)]);
+        g.in_observe.recv().unwrap();
         // Room for three more quarters by bytes (4,095 by count): the fifth and sixth skipped.
         let batch = (2..=6).map(|i| big(&format!("/{i}"), quarter)).collect();
-        worker.submit(batch);
-        assert_eq!(skipped.get(), 2);
+        g.worker.submit(batch);
+        assert_eq!(g.skipped.get(), 2);
         // The bound is reached exactly: even a small exchange waits for room.
-        worker.submit(vec![big("/small", 0)]);
-        assert_eq!(skipped.get(), 3);
-        open.send(()).unwrap();
-        drop(worker);
-        thread.join().unwrap();
-        assert_eq!(*seen.lock().unwrap(), ["/1", "/2", "/3", "/4", "finished"]);
+        g.worker.submit(vec![big("/small", 0)]);
+        assert_eq!(g.skipped.get(), 3);
+        g.open.send(()).unwrap();
+        drop(g.worker);
+        g.thread.join().unwrap();
+        assert_eq!(
+            *g.seen.lock().unwrap(),
+            ["/1", "/2", "/3", "/4", "finished"]
+        );
 
         // An exchange larger than the whole bound is taken by an empty queue.
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let (entered, _in_observe) = mpsc::channel();
-        let probe = Probe {
-            seen: seen.clone(),
-            entered,
-            gate: None,
-        };
-        let (worker, thread) = spawn(probe, 4096, skipped.clone()).unwrap();
-        worker.submit(vec![big("/huge", QUEUE_BYTES)]);
-        drop(worker);
-        thread.join().unwrap();
-        assert_eq!(skipped.get(), 3);
-        assert_eq!(*seen.lock().unwrap(), ["/huge", "finished"]);
+        let h = gated(4096);
+        h.open.send(()).unwrap();
+        h.worker.submit(vec![big("/huge", QUEUE_BYTES)]);
+        drop(h.worker);
+        h.thread.join().unwrap();
+        assert_eq!(h.skipped.get(), 0);
+        assert_eq!(*h.seen.lock().unwrap(), ["/huge", "finished"]);
     }
 }
 
