@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 use crate::bench_rate::{self, RateArgs};
 use anyhow::{bail, ensure, Context, Result};
 use integration_tests::agent::agent_binary;
-use integration_tests::bpf;
 use integration_tests::exchange::pid_role;
 use integration_tests::golang::{GoPrograms, GoServer, Http};
 use integration_tests::h2load::{self, H2loadArgs};
@@ -323,6 +322,92 @@ struct Run {
     /// nginx's CPU seconds during the load (BPF programs run in its context included).
     nginx_cpu_s: f64,
     agent: Option<AgentStats>,
+    /// Run time of the BPF programs of the agent or the floor during the load, per program
+    /// (`--bpf-stats`; empty otherwise and for the run without either).
+    bpf: ProgTimes,
+}
+
+/// Run time and run count of each BPF program a process holds, by program id, and the
+/// programs' names (read while the process holds them: their ids go with it).
+#[derive(Default, Clone)]
+struct ProgTimes(
+    std::collections::BTreeMap<u32, (u64, u64)>,
+    std::collections::BTreeMap<u32, String>,
+);
+
+impl ProgTimes {
+    /// From `/proc/PID/fdinfo` of the process's program fds (each program once; both figures
+    /// stay 0 unless `kernel.bpf_stats_enabled` is 1).
+    fn of(pid: u32) -> Result<ProgTimes> {
+        let mut progs = std::collections::BTreeMap::new();
+        let dir = format!("/proc/{pid}/fd");
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+            let entry = entry?;
+            if !std::fs::read_link(entry.path())
+                .is_ok_and(|t| t.to_string_lossy() == "anon_inode:bpf-prog")
+            {
+                continue;
+            }
+            let fd = entry.file_name().to_string_lossy().into_owned();
+            // Closed meanwhile: not counted.
+            let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")) else {
+                continue;
+            };
+            let field = |key: &str| -> Option<u64> {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .and_then(|v| v.trim().parse().ok())
+            };
+            if let Some(id) = field("prog_id:") {
+                let times = (
+                    field("run_time_ns:").unwrap_or(0),
+                    field("run_cnt:").unwrap_or(0),
+                );
+                progs.insert(id as u32, times);
+            }
+        }
+        Ok(ProgTimes(progs, Default::default()))
+    }
+
+    /// What ran between `before` and `self`, with the programs' names if anything ran.
+    fn since(&self, before: &ProgTimes) -> ProgTimes {
+        let progs = self
+            .0
+            .iter()
+            .map(|(&id, &(ns, runs))| {
+                let (ns0, runs0) = before.0.get(&id).copied().unwrap_or_default();
+                (id, (ns.saturating_sub(ns0), runs.saturating_sub(runs0)))
+            })
+            .collect();
+        let mut times = ProgTimes(progs, Default::default());
+        if times.ns() > 0 {
+            times.1 = prog_names();
+        }
+        times
+    }
+
+    fn ns(&self) -> u64 {
+        self.0.values().map(|&(ns, _)| ns).sum()
+    }
+}
+
+/// Program names by id, from `bpftool -j prog show` (fdinfo has no name); empty without
+/// bpftool.
+fn prog_names() -> std::collections::BTreeMap<u32, String> {
+    let Ok(out) = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Default::default();
+    };
+    let Ok(serde_json::Value::Array(progs)) = serde_json::from_slice(&out.stdout) else {
+        return Default::default();
+    };
+    progs
+        .iter()
+        .filter_map(|p| Some((p["id"].as_u64()? as u32, p["name"].as_str()?.to_string())))
+        .collect()
 }
 
 pub fn overhead(args: &OverheadArgs) -> Result<()> {
@@ -638,17 +723,23 @@ impl Bench<'_> {
 
     fn run(&self, url: &str, round: u32, variant: Variant) -> Result<Run> {
         let nginx = self.server.0;
-        let timed = |agent: Option<&Agent>| -> Result<(WrkReport, f64, Option<AgentStats>)> {
+        // `bpf_pid`: the process holding the programs whose run time is measured (the agent
+        // or the floor).
+        type Timed = (WrkReport, f64, Option<AgentStats>, ProgTimes);
+        let timed = |agent: Option<&Agent>, bpf_pid: Option<u32>| -> Result<Timed> {
             let before = agent.map(|a| a.metrics()).transpose()?;
             let agent_cpu = agent.map(|a| cpu_seconds(a.pid())).transpose()?;
-            let bpf = agent.map(|a| bpf::run_stats(a.pid())).transpose()?;
+            let progs = bpf_pid.map(ProgTimes::of).transpose()?;
             let cpu = cpu_seconds(nginx)?;
             let report = self.load.run(self.ns_cli, url)?;
             let nginx_cpu = cpu_seconds(nginx)? - cpu;
-            let Some(agent) = agent else {
-                return Ok((report, nginx_cpu, None));
+            let progs = match (bpf_pid, progs) {
+                (Some(pid), Some(before)) => ProgTimes::of(pid)?.since(&before),
+                _ => ProgTimes::default(),
             };
-            let bpf_after = bpf::run_stats(agent.pid())?;
+            let Some(agent) = agent else {
+                return Ok((report, nginx_cpu, None, progs));
+            };
             let after = drained_metrics(agent)?;
             let before = before.unwrap_or_default();
             let cpu_after = cpu_seconds(agent.pid())?;
@@ -672,13 +763,13 @@ impl Bench<'_> {
                 cpu_total_s: cpu_after,
                 peak_rss_kib: peak_rss_kib(agent.pid())?,
                 bpf_map_rss_kib: bpf_map_rss_kib(agent.pid())?,
-                bpf_ns: bpf_after.0.saturating_sub(bpf.unwrap_or_default().0),
+                bpf_ns: progs.ns(),
                 cluster_ops: delta("apiguard_cluster_operations_total", &[]),
             };
-            Ok((report, nginx_cpu, Some(stats)))
+            Ok((report, nginx_cpu, Some(stats), progs))
         };
-        let (wrk, nginx_cpu_s, agent) = match variant {
-            Variant::Off => timed(None)?,
+        let (wrk, nginx_cpu_s, agent, bpf) = match variant {
+            Variant::Off => timed(None, None)?,
             Variant::Agent | Variant::AgentCluster => {
                 let cluster = if variant == Variant::AgentCluster {
                     self.cluster_config
@@ -693,7 +784,7 @@ impl Bench<'_> {
                     no_exchanges_file: !self.exchanges,
                     ..AgentOptions::default()
                 })?;
-                let mut result = timed(Some(&agent))?;
+                let mut result = timed(Some(&agent), Some(agent.pid()))?;
                 let status = agent.stop()?;
                 ensure!(
                     status.success(),
@@ -712,13 +803,13 @@ impl Bench<'_> {
             }
             Variant::Floor { tracepoints, tls } => {
                 let mut floor = Floor::start(self.bin, tracepoints, false, tls, nginx)?;
-                let result = timed(None)?;
+                let result = timed(None, Some(floor.child.id()))?;
                 floor.stop()?;
                 result
             }
             Variant::RawFloor => {
                 let mut floor = Floor::start(self.bin, false, true, None, nginx)?;
-                let result = timed(None)?;
+                let result = timed(None, Some(floor.child.id()))?;
                 floor.stop()?;
                 result
             }
@@ -729,6 +820,7 @@ impl Bench<'_> {
             wrk,
             nginx_cpu_s,
             agent,
+            bpf,
         })
     }
 }
@@ -844,6 +936,16 @@ fn print_row(run: &Run, tool: &str) {
         nginx_us
     );
     match &run.agent {
+        // A floor's empty programs have a run time too.
+        None if !run.bpf.0.is_empty() => println!(
+            "{start}  {:>9}  {:>6}  {:>7}  {:>11}  {:>8}  {:>10.0}",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            per_request(run.bpf.ns() as f64, w.requests),
+        ),
         None => println!(
             "{start}  {:>9}  {:>6}  {:>7}  {:>11}  {:>8}  {:>10}",
             "-", "-", "-", "-", "-", "-"
@@ -862,6 +964,61 @@ fn print_row(run: &Run, tool: &str) {
         println!(
             "      {tool}: {} socket errors / failed requests, {} non-2xx/3xx responses",
             w.socket_errors, w.non_2xx_3xx
+        );
+    }
+}
+
+/// The agent's BPF time per request against its floor's (the same hooks with empty
+/// programs), and per program: what each costs per run and per request.
+fn print_bpf(agent_ns: f64, variants: &[Variant], runs: &[Run]) {
+    let floor = variants.iter().copied().find(|v| v.label() == "floor");
+    let floor_ns = median(
+        runs.iter()
+            .filter(|r| Some(r.variant) == floor && !r.bpf.0.is_empty())
+            .map(|r| per_request(r.bpf.ns() as f64, r.wrk.requests))
+            .collect(),
+    );
+    if floor_ns.is_nan() {
+        println!("  agent BPF        median {agent_ns:.0} ns of program run time per request");
+    } else {
+        println!(
+            "  agent BPF        median {agent_ns:.0} ns of program run time per request; the \
+             floor's empty programs {floor_ns:.0}: the agent's programs' own work {:.0} ns",
+            agent_ns - floor_ns
+        );
+    }
+    // Per program over every agent run: its runs per request, ns per run and per request.
+    let mut by_name: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    let mut requests = 0;
+    for run in runs.iter().filter(|r| r.agent.is_some()) {
+        requests += run.wrk.requests;
+        for (id, &(ns, cnt)) in &run.bpf.0 {
+            let name = run
+                .bpf
+                .1
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| format!("id {id}"));
+            let entry = by_name.entry(name).or_default();
+            entry.0 += ns;
+            entry.1 += cnt;
+        }
+    }
+    let mut rows: Vec<_> = by_name
+        .into_iter()
+        .filter(|(_, (_, cnt))| *cnt > 0)
+        .collect();
+    rows.sort_by_key(|(_, (ns, _))| std::cmp::Reverse(*ns));
+    println!(
+        "  agent programs   {:<20} {:>9} {:>9} {:>9}   (all agent runs together)",
+        "name", "runs/req", "ns/run", "ns/req"
+    );
+    for (name, (ns, cnt)) in rows {
+        println!(
+            "                   {name:<20} {:>9.2} {:>9.0} {:>9.0}",
+            per_request(cnt as f64, requests),
+            ns as f64 / cnt as f64,
+            per_request(ns as f64, requests)
         );
     }
 }
@@ -1059,7 +1216,7 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
          nginx us/req includes the BPF programs, which run in its context"
     );
     if bpf_ns > 0.0 {
-        println!("  agent BPF        median {bpf_ns:.0} ns of program run time per request");
+        print_bpf(bpf_ns, variants, runs);
     }
     println!(
         "  agent memory     peak RSS (VmHWM) {:.1} MiB, of which {:.1} MiB are BPF map \
