@@ -292,6 +292,26 @@ pub struct DataHeader {
 }
 pub const DATA_HEADER_SIZE: usize = size_of::<DataHeader>();
 const _: () = assert!(DATA_HEADER_SIZE == 64);
+
+/// Payload sizes of the data records the kernel reserves in the ring and fills in place (a
+/// call whose copy is one buffer of at most a chunk): a reservation's size must be a
+/// constant, so the payload takes the smallest class that holds it and the record ends in
+/// unused bytes. Multiples of 8, as the ring rounds every record to 8 bytes.
+pub const DIRECT_PAYLOAD_CLASSES: [usize; 10] =
+    [128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, CHUNK_SIZE];
+
+/// The payload size of a record filled in place with `len` bytes (see
+/// [`DIRECT_PAYLOAD_CLASSES`]), or `None` above a chunk.
+pub const fn direct_payload_class(len: usize) -> Option<usize> {
+    let mut i = 0;
+    while i < DIRECT_PAYLOAD_CLASSES.len() {
+        if len <= DIRECT_PAYLOAD_CLASSES[i] {
+            return Some(DIRECT_PAYLOAD_CLASSES[i]);
+        }
+        i += 1;
+    }
+    None
+}
 // SAFETY: repr(C) with a `Plain` header and integers, no padding (size asserted above).
 unsafe impl Plain for DataHeader {}
 

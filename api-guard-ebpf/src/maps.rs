@@ -195,7 +195,8 @@ pub struct TlsArgs {
     pub buf: u64,
     /// `_ex` calls: where the library stores the byte count.
     pub count_ptr: u64,
-    pub start_ns: u64,
+    /// When the call started, in jiffies (`bpf_jiffies64`), for `CLAIM_WINDOW_JIFFIES`.
+    pub start: u64,
     /// Socket the library did I/O on during this call ([`api_guard_common::NO_FD`] if none).
     pub fd: u32,
     pub dir: u8,

@@ -4,8 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use api_guard_common::{
-    conn_id_adopted, ConnCloseEvent, ConnOpenEvent, ConnTlsEvent, DataHeader, Endpoint,
-    EventHeader, EventKind, Plain, ProcEvent, AF_INET, AF_INET6, DATA_HEADER_SIZE, DATA_TLS,
+    conn_id_adopted, direct_payload_class, ConnCloseEvent, ConnOpenEvent, ConnTlsEvent, DataHeader,
+    Endpoint, EventHeader, EventKind, Plain, ProcEvent, AF_INET, AF_INET6, DATA_HEADER_SIZE,
+    DATA_TLS,
 };
 use bytes::Bytes;
 
@@ -138,8 +139,10 @@ pub fn decode(record: &Bytes) -> Result<Event, DecodeError> {
             let d: DataHeader = read(record)?;
             let claimed = d.chunk_len as usize;
             let payload = &record[DATA_HEADER_SIZE..];
-            // The ring buffer pads records to 8 bytes: the payload may be followed by padding.
-            if payload.len() < claimed || payload.len() > claimed + 8 {
+            // The ring buffer pads records to 8 bytes, and a record filled in place has the
+            // payload size of its class: the payload may be followed by unused bytes.
+            let room = direct_payload_class(claimed).unwrap_or(0).max(claimed + 8);
+            if payload.len() < claimed || payload.len() > room {
                 return Err(DecodeError::Length {
                     claimed,
                     actual: payload.len(),
@@ -226,6 +229,40 @@ mod tests {
                 tgid: 7,
                 fd: 9,
                 conn_id: 42
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_data_filled_in_place_up_to_its_class() {
+        let record = |payload: usize| {
+            let d = DataHeader {
+                hdr: hdr(EventKind::Data),
+                gap_before: 0,
+                gap_after: 0,
+                call_len: 300,
+                chunk_len: 300,
+                dir: 1,
+                flags: 0,
+                library: 0,
+            };
+            let mut rec = bytes_of(&d);
+            rec.extend(std::iter::repeat_n(b'x', 300));
+            rec.resize(DATA_HEADER_SIZE + payload, 0xee);
+            decode(&Bytes::from(rec))
+        };
+        // 300 bytes take the 384-byte class: its unused bytes are not payload.
+        let Event::Data(e) = record(384).unwrap() else {
+            panic!("not data")
+        };
+        assert_eq!(e.payload.len(), 300);
+        assert!(e.payload.iter().all(|&b| b == b'x'));
+        // Past the class, the record is inconsistent.
+        assert_eq!(
+            record(512).unwrap_err(),
+            DecodeError::Length {
+                claimed: 300,
+                actual: 512
             }
         );
     }

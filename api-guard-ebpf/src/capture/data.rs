@@ -262,10 +262,10 @@ pub(crate) fn deliver(
     if cap < min_cap {
         cap = min_cap;
     }
-    let copied = copy_payload(conn, key, origin, args, ret, flags, cap);
+    let (copied, head) = copy_payload(conn, key, origin, args, ret, flags, cap);
     if request {
         if conn.framing == FRAMING_UNKNOWN {
-            conn.framing = sniff_framing(copied);
+            conn.framing = sniff_framing(copied, head);
         }
     } else {
         let total = conn.response_copied as u64 + copied;
@@ -299,13 +299,12 @@ fn response_cap(conn: &ConnInfo, ret: u64, min_cap: u64) -> u64 {
     cap.saturating_sub(conn.response_copied as u64)
 }
 
-/// The framing of a connection from its first request call, `copied` bytes of which were
-/// staged: when they fit one chunk they are still at the start of this CPU's staging area.
-/// Only a beginning that is provably an HTTP/1 request (an upper-case method token) makes
+/// The framing of a connection from its first request call, which copied `copied` bytes
+/// starting with `head` (meaningful when it copied at least 4 in one chunk). Only a beginning that is provably an HTTP/1 request (an upper-case method token) makes
 /// the budget apply; the HTTP/2 preface (`PRI `), anything else and a first call larger than
 /// a chunk (its first bytes are no longer staged) keep the cap per call.
 #[inline(always)]
-fn sniff_framing(copied: u64) -> u8 {
+fn sniff_framing(copied: u64, head: [u8; 4]) -> u8 {
     if copied < 4 {
         // Too little to tell: decide on the next request call.
         return FRAMING_UNKNOWN;
@@ -313,15 +312,6 @@ fn sniff_framing(copied: u64) -> u8 {
     if copied > CHUNK_SIZE as u64 {
         return FRAMING_OTHER;
     }
-    let Some(staging) = emit::staging() else {
-        return FRAMING_OTHER;
-    };
-    let head = [
-        staging.data[0],
-        staging.data[1],
-        staging.data[2],
-        staging.data[3],
-    ];
     if u32::from_le_bytes(head) != H2_PREFACE_HEAD
         && head.iter().all(|&b| b.is_ascii_uppercase() || b == b' ')
     {
@@ -335,9 +325,10 @@ fn sniff_framing(copied: u64) -> u8 {
 /// header-only record for whatever was not copied. The per-chunk step runs under `bpf_loop`,
 /// its progress in this CPU's staging slot ([`CopyState`] says why), so the verifier checks
 /// it once whatever the cap. A call with one buffer that fits one chunk (most requests and
-/// responses) is staged directly: the loop's helper call and callbacks cost more than the
-/// copy of a small call.
-/// Returns how many bytes were copied.
+/// responses, every TLS call of up to 4 KiB) is copied straight into a record reserved in the
+/// ring (`emit::data_direct`), and a few iovecs that fit one chunk are staged without the
+/// loop: the loop's helper call and callbacks cost more than the copy of a small call.
+/// Returns how many bytes were copied, and the first four of them (for [`sniff_framing`]).
 #[inline(always)]
 fn copy_payload(
     conn: &mut ConnInfo,
@@ -347,7 +338,7 @@ fn copy_payload(
     ret: u64,
     flags: u8,
     cap: u64,
-) -> u64 {
+) -> (u64, [u8; 4]) {
     let mut cap = cap;
     if cap > MAX_CAPTURE_CAP as u64 {
         cap = MAX_CAPTURE_CAP as u64;
@@ -356,17 +347,23 @@ fn copy_payload(
         cap = ret;
     }
     let mut copied = 0;
-    if cap > 0 && args.buf_kind != BUF_NONE {
+    let mut head = [0; 4];
+    if cap > 0 && cap <= CHUNK_SIZE as u64 && args.buf_kind == BUF_PLAIN {
+        match emit::data_direct(conn, origin, args.ptr, cap, ret, args.dir, flags) {
+            emit::Direct::Sent(first) => {
+                copied = cap;
+                head = first;
+            }
+            // Counted lost, as a record the full ring refused after staging.
+            emit::Direct::RingFull => copied = cap,
+            emit::Direct::ReadFailed => bump(Stat::ReadFail, 1),
+        }
+    } else if cap > 0 && args.buf_kind != BUF_NONE {
         if let Some(staging) = emit::staging() {
             staging.fill = 0;
             staging.copy = start(key, origin, args, ret, flags, cap);
             let one_chunk = cap <= CHUNK_SIZE as u64;
-            if one_chunk && args.buf_kind == BUF_PLAIN {
-                match emit::stage(staging, args.ptr, cap) {
-                    Some((len, _)) => staging.copy.copied = len,
-                    None => bump(Stat::ReadFail, 1),
-                }
-            } else if one_chunk
+            if one_chunk
                 && staging.copy.iov_count > 0
                 && staging.copy.iov_count <= FEW_IOVECS as u64
             {
@@ -385,6 +382,13 @@ fn copy_payload(
                     );
                 }
             }
+            // Read before the flush, which does not clear the data.
+            head = [
+                staging.data[0],
+                staging.data[1],
+                staging.data[2],
+                staging.data[3],
+            ];
             flush_to(conn);
             // Re-fetched: `flush_to` used the slot through its own reference.
             copied = emit::staging().map_or(0, |s| s.copy.copied);
@@ -410,7 +414,7 @@ fn copy_payload(
         };
         emit::data(conn, origin, &trailer);
     }
-    copied
+    (copied, head)
 }
 
 /// Vectored calls of at most this many segments whose copy fits one chunk are staged without

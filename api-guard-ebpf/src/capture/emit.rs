@@ -5,11 +5,13 @@
 use api_guard_common::{
     ConnCloseEvent, ConnInfo, ConnOpenEvent, ConnTlsEvent, DataHeader, EventHeader, EventKind,
     ProcEvent, Stat, ADDR_NONE, ADDR_SOCKADDR, ADDR_TUPLE, CHUNK_SIZE, DATA_HEADER_SIZE,
+    DIRECT_PAYLOAD_CLASSES,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_comm, bpf_ktime_get_ns, generated},
 };
+use core::ffi::c_void;
 
 use super::bump;
 use crate::maps::{global_u64, Staging, EVENTS, SCRATCH, SOCK_TUPLES, WAKEUP_BYTES};
@@ -198,4 +200,110 @@ pub(crate) fn data(conn: &mut ConnInfo, origin: Origin, chunk: &Chunk) {
         bump(Stat::LostBytes, lost);
         conn.pending_gap[slot] += lost;
     }
+}
+
+/// A data record reserved in the ring with a payload of `N` bytes, `chunk_len` of them used.
+#[repr(C)]
+struct DirectRecord<const N: usize> {
+    header: DataHeader,
+    data: [u8; N],
+}
+
+/// What [`data_direct`] did.
+pub(crate) enum Direct {
+    /// The bytes went out; the first four of them, for `data::sniff_framing`.
+    Sent([u8; 4]),
+    /// User memory was unreadable: nothing went out.
+    ReadFailed,
+    /// The ring was full: the bytes were counted lost (a gap on the connection).
+    RingFull,
+}
+
+/// Outputs the `len` (1..=`CHUNK_SIZE`) user bytes at `src` of a call of `call_len` bytes as
+/// one data record, copied straight into a record reserved in the ring rather than staged
+/// and then copied again by `bpf_ringbuf_output`. The record's payload has the smallest
+/// size class of [`DIRECT_PAYLOAD_CLASSES`] that holds `len` (a reservation's size must be
+/// a constant); its header says how many bytes are used.
+#[inline(always)]
+pub(crate) fn data_direct(
+    conn: &mut ConnInfo,
+    origin: Origin,
+    src: u64,
+    len: u64,
+    call_len: u64,
+    dir: u8,
+    flags: u8,
+) -> Direct {
+    // One instance per class: the classes are the const array's, checked at compile time.
+    macro_rules! classes {
+        ($($i:literal => $n:literal),*) => {
+            $(
+                const _: () = assert!(DIRECT_PAYLOAD_CLASSES[$i] == $n);
+                if len <= $n {
+                    return reserved::<$n>(conn, origin, src, len, call_len, dir, flags);
+                }
+            )*
+        };
+    }
+    classes!(0 => 128, 1 => 256, 2 => 384, 3 => 512, 4 => 768, 5 => 1024, 6 => 1536,
+        7 => 2048, 8 => 3072, 9 => 4096);
+    Direct::ReadFailed
+}
+
+#[inline(always)]
+fn reserved<const N: usize>(
+    conn: &mut ConnInfo,
+    origin: Origin,
+    src: u64,
+    len: u64,
+    call_len: u64,
+    dir: u8,
+    flags: u8,
+) -> Direct {
+    let slot = (dir as usize).wrapping_sub(1) & 1;
+    let Some(mut entry) = EVENTS.reserve::<DirectRecord<N>>(0) else {
+        bump(Stat::RingbufFull, 1);
+        bump(Stat::LostBytes, len);
+        conn.pending_gap[slot] += len;
+        return Direct::RingFull;
+    };
+    let rec = entry.as_mut_ptr();
+    let len = if len > N as u64 { N } else { len as usize };
+    // SAFETY: `rec` points to the reserved record (`N` payload bytes), and `len <= N` keeps
+    // the copy inside it; `bpf_probe_read_user` copies through the kernel's fault-handling
+    // path, so a bad `src` is an error.
+    let rc = unsafe {
+        generated::bpf_probe_read_user(
+            core::ptr::addr_of_mut!((*rec).data).cast::<c_void>(),
+            len as u32,
+            src as *const c_void,
+        )
+    };
+    if rc != 0 {
+        entry.discard(0);
+        return Direct::ReadFailed;
+    }
+    // SAFETY: as above; the first four payload bytes are in the record (`N >= 128`). Past
+    // `len` they are stale ring bytes, which `data::sniff_framing` never reads (it needs 4).
+    let head = unsafe {
+        let data = &(*rec).data;
+        [data[0], data[1], data[2], data[3]]
+    };
+    // SAFETY: the reserved record is ours until submitted; the header is plain data.
+    unsafe {
+        core::ptr::addr_of_mut!((*rec).header).write(DataHeader {
+            hdr: header(EventKind::Data, origin, conn.conn_id),
+            gap_before: conn.pending_gap[slot],
+            gap_after: 0,
+            call_len,
+            chunk_len: len as u32,
+            dir,
+            flags,
+            library: conn.tls_library as u16,
+        })
+    };
+    entry.submit(wakeup_flags(core::mem::size_of::<DirectRecord<N>>() as u64));
+    bump(Stat::EventsSubmitted, 1);
+    conn.pending_gap[slot] = 0;
+    Direct::Sent(head)
 }

@@ -15,7 +15,10 @@ use api_guard_common::{
     ConnInfo, ConnKey, Stat, DATA_TLS, DIR_EGRESS, DIR_INGRESS, FRAMING_UNKNOWN, NO_FD,
 };
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_get_attach_cookie},
+    helpers::{
+        bpf_ktime_get_ns, bpf_probe_read_user,
+        generated::{bpf_get_attach_cookie, bpf_jiffies64},
+    },
     macros::{uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext},
     EbpfContext,
@@ -40,11 +43,21 @@ const CALL_HANDSHAKE: u8 = 3;
 /// place by its next call (an LRU insert and delete per call cost more than the lookup).
 const CALL_DONE: u8 = 0;
 
-/// How long after a TLS call started its syscalls are still attributed to it. Bounds the
-/// damage of a stash whose return probe never fired (thread killed mid-call).
-const CLAIM_WINDOW_NS: u64 = 2_000_000_000;
+/// How long after a TLS call started its syscalls are still attributed to it, in jiffies
+/// (4 s at `CONFIG_HZ=250`, 1 s at 1000, 10 s at 100). Bounds the damage of a stash whose
+/// return probe never fired (thread killed mid-call).
+const CLAIM_WINDOW_JIFFIES: u64 = 1000;
 /// How recent the thread's last ciphertext read must be to explain a call without I/O.
 const MEMORY_BIO_WINDOW_NS: u64 = 10_000_000;
+
+/// The clock of [`TlsArgs::start`]: a tick count is plenty for [`CLAIM_WINDOW_JIFFIES`] and
+/// costs no clocksource read on each of the library's calls (`bpf_ktime_get_ns` reads the
+/// TSC: tens of ns in a VM; the coarse clock is not allowed in tracing programs).
+#[inline(always)]
+fn ticks() -> u64 {
+    // SAFETY: helper without arguments or preconditions.
+    unsafe { bpf_jiffies64() }
+}
 
 fn enter(ctx: &ProbeContext, dir: u8, call: u8) {
     let (pid_tgid, tgid, _) = current();
@@ -63,8 +76,7 @@ fn enter(ctx: &ProbeContext, dir: u8, call: u8) {
         } else {
             0
         },
-        // SAFETY: helper without arguments or preconditions.
-        start_ns: unsafe { bpf_ktime_get_ns() },
+        start: ticks(),
         fd: NO_FD,
         dir,
         call,
@@ -96,8 +108,7 @@ pub(crate) fn claim_socket(pid_tgid: u64, fd: u32) -> bool {
     if args.call == CALL_DONE {
         return false;
     }
-    // SAFETY: helper without arguments or preconditions.
-    if unsafe { bpf_ktime_get_ns() }.saturating_sub(args.start_ns) > CLAIM_WINDOW_NS {
+    if ticks().saturating_sub(args.start) > CLAIM_WINDOW_JIFFIES {
         return false;
     }
     if args.fd == NO_FD {
