@@ -138,6 +138,19 @@ pub struct DataArgs {
 #[map]
 pub static DATA_ARGS: LruHashMap<u64, DataArgs> = LruHashMap::with_max_entries(16_384, 0);
 
+/// Slots of [`STASH_PENDING`].
+pub const STASH_PENDING_SLOTS: u32 = 65_536;
+
+/// Slot `tid & (STASH_PENDING_SLOTS - 1)` counts the threads of that slot whose `DATA_ARGS`
+/// stash is live (between a data syscall's entry that stashed it and its exit): a zero slot
+/// spares the syscall exits and `sock_*_length` of a gated process the `DATA_ARGS` lookup
+/// when nothing of theirs is being copied (TLS sockets, whose entry stashes nothing, and the
+/// process's file I/O). Updated with atomic adds: threads sharing a slot only cost each other
+/// that lookup, and a count never misses a live stash (one left by a missed exit only keeps
+/// the slot non-zero).
+#[map]
+pub static STASH_PENDING: Array<u32> = Array::with_max_entries(STASH_PENDING_SLOTS, 0);
+
 /// Per-CPU staging area for one data record: its header, then the payload gathered from one
 /// or more user segments (the iovecs of one call become one record, not one each), output
 /// with its exact length. Twice a chunk long: a segment staged at any offset below

@@ -2,6 +2,8 @@
 //! copied at exit (the buffer is only filled by then for reads). `sock/sock_{send,recv}_length`
 //! fire inside the call and tell us the socket and its protocol.
 
+use core::intrinsics::{atomic_xadd, AtomicOrdering};
+
 use api_guard_common::{ConnInfo, ConnKey};
 use api_guard_common::{
     Stat, CHUNK_SIZE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, FRAMING_MESSAGES,
@@ -22,7 +24,8 @@ use super::{
 use crate::{
     maps::{
         global_u32, CopyState, DataArgs, Staging, BUF_CLAIMED, BUF_DONE, BUF_IOVEC, BUF_MSGHDR,
-        BUF_NONE, BUF_PLAIN, CAPTURE_CAP, CONNS, DATA_ARGS, REQUEST_CAPTURE_CAP,
+        BUF_NONE, BUF_PLAIN, CAPTURE_CAP, CONNS, DATA_ARGS, REQUEST_CAPTURE_CAP, STASH_PENDING,
+        STASH_PENDING_SLOTS,
     },
     tls,
 };
@@ -64,7 +67,7 @@ const IOVEC_SIZE: u64 = 16;
 /// constant: the verifier only allows context loads at constant offsets.
 #[inline(always)]
 fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
-    let (pid_tgid, tgid, _) = current();
+    let (pid_tgid, tgid, tid) = current();
     // Cheapest rejection first: most syscalls of the host are not of captured processes.
     if !gate_open(tgid) {
         return;
@@ -116,16 +119,47 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
     // The thread's entry (its last data syscall) usually exists: overwriting it in place
     // costs a lookup, where an LRU insert allocates, links and frees a node under a lock.
     match DATA_ARGS.get_ptr_mut(pid_tgid) {
-        // SAFETY: a valid, aligned value pointer from a successful lookup, keyed by this
-        // thread (only its own programs, which do not nest, write it); map values are freed
-        // only after an RCU grace period, which cannot end while this program runs.
-        Some(slot) => unsafe { slot.write(args) },
+        Some(slot) => {
+            // SAFETY: a valid, aligned value pointer from a successful lookup, keyed by this
+            // thread (only its own programs, which do not nest, write it); map values are
+            // freed only after an RCU grace period, which cannot end while this program runs.
+            let was_live = unsafe { (*slot).buf_kind } != BUF_DONE;
+            // SAFETY: as above.
+            unsafe { slot.write(args) };
+            // A stash still live (its exit was missed) is already counted.
+            if !was_live {
+                pending_add(tid, 1);
+            }
+        }
         None => {
             if DATA_ARGS.insert(pid_tgid, args, 0).is_err() {
                 bump(Stat::StashTableFull, 1);
+            } else {
+                pending_add(tid, 1);
             }
         }
     }
+}
+
+/// Adds `by` (1, or `u32::MAX` for -1) to thread `tid`'s [`STASH_PENDING`] slot.
+#[inline(always)]
+fn pending_add(tid: u32, by: u32) {
+    if let Some(slot) = STASH_PENDING.get_ptr_mut(tid & (STASH_PENDING_SLOTS - 1)) {
+        // SAFETY: a valid, aligned pointer to an array element (never freed); the intrinsic
+        // lowers to BPF's atomic add (threads of one slot may run on other CPUs).
+        unsafe { atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(slot, by) };
+    }
+}
+
+/// Whether a thread of `tid`'s slot may have a live `DATA_ARGS` stash: when not, the thread
+/// has none and the lookup is skipped. Fails open.
+#[inline(always)]
+fn maybe_pending(tid: u32) -> bool {
+    STASH_PENDING
+        .get(tid & (STASH_PENDING_SLOTS - 1))
+        // SAFETY: an aligned array element; a plain load (a concurrent atomic add by a thread
+        // of another CPU sharing the slot can only make it a false positive or not).
+        .is_none_or(|count| unsafe { core::ptr::read_volatile(count) } != 0)
 }
 
 /// Whether `dir` is the server-to-client direction of `conn` and its handshake budget is not
@@ -154,7 +188,7 @@ fn exit(ctx: &TracePointContext) {
     let (pid_tgid, tgid, tid) = current();
     // `enter` stashes nothing for a closed gate; a stash left from before the gate closed is
     // of a connection that is gone.
-    if !gate_open(tgid) {
+    if !gate_open(tgid) || !maybe_pending(tid) {
         return;
     }
     let Some(stash) = DATA_ARGS.get_ptr_mut(pid_tgid) else {
@@ -170,6 +204,7 @@ fn exit(ctx: &TracePointContext) {
     }
     let args = *stash;
     stash.buf_kind = BUF_DONE;
+    pending_add(tid, u32::MAX);
     if args.buf_kind == BUF_CLAIMED {
         return;
     }
@@ -591,8 +626,8 @@ fn flush_to(conn: &mut ConnInfo) {
 
 /// Records the socket behind the in-flight call of this thread, if any.
 fn note_socket(ctx: &TracePointContext) {
-    let (pid_tgid, tgid, _) = current();
-    if !gate_open(tgid) {
+    let (pid_tgid, tgid, tid) = current();
+    if !gate_open(tgid) || !maybe_pending(tid) {
         return;
     }
     let Some(args) = DATA_ARGS.get_ptr_mut(pid_tgid) else {
