@@ -157,8 +157,8 @@ fn pending_add(tid: u32, by: u32) {
 fn maybe_pending(tid: u32) -> bool {
     STASH_PENDING
         .get(tid & (STASH_PENDING_SLOTS - 1))
-        // SAFETY: an aligned array element; a plain load (a concurrent atomic add by a thread
-        // of another CPU sharing the slot can only make it a false positive or not).
+        // SAFETY: an aligned array element, read with a plain load. Other threads of the slot
+        // only move it by their own stashes: a live stash of this thread keeps it non-zero.
         .is_none_or(|count| unsafe { core::ptr::read_volatile(count) } != 0)
 }
 
@@ -335,11 +335,15 @@ fn response_cap(conn: &ConnInfo, ret: u64, min_cap: u64) -> u64 {
 }
 
 /// The framing of a connection from its first request call, which copied `copied` bytes
-/// starting with `head` (meaningful when it copied at least 4 in one chunk). Only a beginning that is provably an HTTP/1 request (an upper-case method token) makes
-/// the budget apply; the HTTP/2 preface (`PRI `), anything else and a first call larger than
+/// starting with `head` (`None` if they went unseen: the ring was full). Only a beginning
+/// that is provably an HTTP/1 request (an upper-case method token) makes the budget apply; the HTTP/2 preface (`PRI `), anything else and a first call larger than
 /// a chunk (its first bytes are no longer staged) keep the cap per call.
 #[inline(always)]
-fn sniff_framing(copied: u64, head: [u8; 4]) -> u8 {
+fn sniff_framing(copied: u64, head: Option<[u8; 4]>) -> u8 {
+    let Some(head) = head else {
+        // Not seen: decide on the next request call.
+        return FRAMING_UNKNOWN;
+    };
     if copied < 4 {
         // Too little to tell: decide on the next request call.
         return FRAMING_UNKNOWN;
@@ -363,7 +367,8 @@ fn sniff_framing(copied: u64, head: [u8; 4]) -> u8 {
 /// responses, every TLS call of up to 4 KiB) is copied straight into a record reserved in the
 /// ring (`emit::data_direct`), and a few iovecs that fit one chunk are staged without the
 /// loop: the loop's helper call and callbacks cost more than the copy of a small call.
-/// Returns how many bytes were copied, and the first four of them (for [`sniff_framing`]).
+/// Returns how many bytes were copied, and the first four of them (for [`sniff_framing`];
+/// `None` when the ring refused a record filled in place, which saw them only there).
 #[inline(always)]
 fn copy_payload(
     conn: &mut ConnInfo,
@@ -373,7 +378,7 @@ fn copy_payload(
     ret: u64,
     flags: u8,
     cap: u64,
-) -> (u64, [u8; 4]) {
+) -> (u64, Option<[u8; 4]>) {
     let mut cap = cap;
     if cap > MAX_CAPTURE_CAP as u64 {
         cap = MAX_CAPTURE_CAP as u64;
@@ -382,15 +387,18 @@ fn copy_payload(
         cap = ret;
     }
     let mut copied = 0;
-    let mut head = [0; 4];
+    let mut head = Some([0; 4]);
     if cap > 0 && cap <= CHUNK_SIZE as u64 && args.buf_kind == BUF_PLAIN {
         match emit::data_direct(conn, origin, args.ptr, cap, ret, args.dir, flags) {
             emit::Direct::Sent(first) => {
                 copied = cap;
-                head = first;
+                head = Some(first);
             }
             // Counted lost, as a record the full ring refused after staging.
-            emit::Direct::RingFull => copied = cap,
+            emit::Direct::RingFull => {
+                copied = cap;
+                head = None;
+            }
             emit::Direct::ReadFailed => bump(Stat::ReadFail, 1),
         }
     } else if cap > 0 && args.buf_kind != BUF_NONE {
@@ -418,12 +426,12 @@ fn copy_payload(
                 }
             }
             // Read before the flush, which does not clear the data.
-            head = [
+            head = Some([
                 staging.data[0],
                 staging.data[1],
                 staging.data[2],
                 staging.data[3],
-            ];
+            ]);
             flush_to(conn);
             // Re-fetched: `flush_to` used the slot through its own reference.
             copied = emit::staging().map_or(0, |s| s.copy.copied);
