@@ -771,10 +771,7 @@ fn response_body_kinds(headers: &Headers) -> (bool, Option<TapKind>) {
     let mut event_stream = false;
     let mut tap = None;
     let mut first = true;
-    for (name, value) in headers {
-        if !name.eq_ignore_ascii_case("content-type") {
-            continue;
-        }
+    for value in headers.values("content-type") {
         let media = super::media_type(value);
         event_stream |= is_event_stream_media(media);
         if mem::take(&mut first) {
