@@ -242,10 +242,7 @@ fn header_values<'a>(headers: &'a Headers, name: &'a str) -> Vec<&'a str> {
 
 /// The values of the fields named `name` (ASCII case-insensitive), in order.
 fn values_named<'a>(headers: &'a Headers, name: &'a str) -> impl Iterator<Item = &'a str> {
-    headers
-        .iter()
-        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
+    headers.values(name)
 }
 
 /// Splits the comma-separated list formed by `values` (joined in order) into trimmed elements,

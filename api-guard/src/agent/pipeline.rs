@@ -40,39 +40,42 @@ pub struct Consumers {
 
 impl Consumers {
     /// Delivers the exchanges one batch of records produced; the analysis threads get them
-    /// as one batch each.
-    fn deliver(&mut self, out: &mut Vec<Exchange>) {
+    /// as one batch each. The table makes each exchange in its `Arc`: annotated in place
+    /// (the only reference yet), it is handed on without being moved again.
+    fn deliver(&mut self, out: &mut Vec<Arc<Exchange>>) {
         if out.is_empty() {
             return;
         }
         let mut batch = Vec::with_capacity(out.len());
         let mut requests = Vec::with_capacity(out.len());
-        for mut exchange in out.drain(..) {
+        for mut shared in out.drain(..) {
+            // Unique here, so this never clones.
+            let exchange = Arc::make_mut(&mut shared);
             if exchange.http.phase == Phase::RequestPart {
                 // A window of a request body still arriving: for detection only.
-                self.annotator.clients.identify(&mut exchange);
-                requests.push(Arc::new(exchange));
+                self.annotator.clients.identify(exchange);
+                requests.push(shared);
                 continue;
             }
             if exchange.http.phase == Phase::Request {
                 // A request just ended, its response still to come: detection judges it
                 // and token limits reserve for it now (the exchange that follows goes
                 // everywhere).
-                self.annotator.clients.identify(&mut exchange);
+                self.annotator.clients.identify(exchange);
                 if self.enforcer.limits_tokens() {
-                    if let Some(tokens) = self.annotator.llm.reservation(&exchange) {
-                        self.enforcer.reserve_request(&exchange, tokens);
+                    if let Some(tokens) = self.annotator.llm.reservation(exchange) {
+                        self.enforcer.reserve_request(exchange, tokens);
                     }
                 }
-                requests.push(Arc::new(exchange));
+                requests.push(shared);
                 continue;
             }
-            self.annotator.annotate(&mut exchange);
-            self.enforcer.observe(&exchange);
-            if let Err(error) = self.sink.record(&exchange) {
+            self.annotator.annotate(exchange);
+            self.enforcer.observe(exchange);
+            if let Err(error) = self.sink.record(exchange) {
                 warn!(%error, "Writing an exchange failed");
             }
-            batch.push(Arc::new(exchange));
+            batch.push(shared);
         }
         // One message (and at most one wake-up) per analysis thread per batch: detection
         // gets the request notices, then the whole exchanges, in one vector.
@@ -136,7 +139,7 @@ fn handle(
     table: &mut ConnTable,
     metrics: &Metrics,
     tls: &Notifier,
-    out: &mut Vec<Exchange>,
+    out: &mut Vec<Arc<Exchange>>,
 ) {
     match record::decode(bytes) {
         Ok(record::Event::Exec { tgid }) => tls.process_changed(tgid),

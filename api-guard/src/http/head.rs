@@ -76,11 +76,12 @@ pub(crate) struct LineScan {
     start_line_done: bool,
 }
 
+/// What ends a scan: field lines end inside it (nothing is done at their end, so the
+/// scan goes on through them rather than stopping at each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LineEvent {
     BadLineEnding,
     StartLineEnd,
-    FieldLineEnd,
     HeadEnd,
 }
 
@@ -92,8 +93,8 @@ impl LineScan {
         }
     }
 
-    /// Scans `data` up to and including the next line event. Returns the bytes consumed
-    /// and the event, or `None` when `data` ran out first.
+    /// Scans `data` up to and including the next line event (past any field line ends).
+    /// Returns the bytes consumed and the event, or `None` when `data` ran out first.
     pub(crate) fn advance(&mut self, data: &[u8]) -> (usize, Option<LineEvent>) {
         let mut pos = 0;
         while let Some(rest) = data.get(pos..).filter(|r| !r.is_empty()) {
@@ -121,13 +122,14 @@ impl LineScan {
                 return Some(LineEvent::BadLineEnding);
             }
             let empty = mem::take(&mut self.line_len) == 0;
-            return Some(if !mem::replace(&mut self.start_line_done, true) {
-                LineEvent::StartLineEnd
+            return if !mem::replace(&mut self.start_line_done, true) {
+                Some(LineEvent::StartLineEnd)
             } else if empty {
-                LineEvent::HeadEnd
+                Some(LineEvent::HeadEnd)
             } else {
-                LineEvent::FieldLineEnd
-            });
+                // A field line ended: scan on.
+                None
+            };
         }
         match b {
             CR => self.prev_cr = true,
@@ -659,13 +661,12 @@ mod tests {
         };
         use LineEvent::*;
         assert_eq!(
-            events(b"GET / HTTP/1.1\r\nA: b\r\n\r\nbody"),
-            [
-                (16, Some(StartLineEnd)),
-                (6, Some(FieldLineEnd)),
-                (2, Some(HeadEnd)),
-                (4, None)
-            ]
+            events(b"GET / HTTP/1.1\r\nA: b\r\nC: d\r\n\r\nbody"),
+            [(16, Some(StartLineEnd)), (14, Some(HeadEnd)), (4, None)]
+        );
+        assert_eq!(
+            events(b"GET / HTTP/1.1\r\nA: b\r\nC\rd"),
+            [(16, Some(StartLineEnd)), (9, Some(BadLineEnding))]
         );
         assert_eq!(events(b"G\nA"), [(2, Some(BadLineEnding)), (1, None)]);
         assert_eq!(events(b"G\rA"), [(3, Some(BadLineEnding))]);

@@ -14,9 +14,9 @@ use super::framing::{BodyFacts, BodyOverride, Framing};
 use super::head::{self, Head, LineEvent, LineScan, StartLine};
 use super::limits::HttpLimits;
 use super::probe::{probe, Probe, PROBE_LEN};
-use super::sse::{is_event_stream, SseCounter, SseStats};
+use super::sse::{is_event_stream_media, SseCounter, SseStats};
 use super::tap::{StreamTap, TapKind, TappedStream};
-use super::{CR, LF};
+use super::{Headers, CR, LF};
 use crate::detect::stream::{BodyScanner, ScanLimits, Window};
 
 /// Consecutive parse errors (without a valid head in between) after which a stream is
@@ -545,7 +545,7 @@ impl MessageParser {
         let scanned = window.get(..used).unwrap_or(window);
         self.buf.extend_from_slice(scanned);
         match event {
-            None | Some(LineEvent::FieldLineEnd) => {}
+            None => {}
             Some(LineEvent::BadLineEnding) => {
                 self.head_error(ts, sink);
                 self.resync_after(scanned.last().copied().unwrap_or(0));
@@ -626,21 +626,11 @@ impl MessageParser {
         msg.close_after = head.close;
         msg.pause_after = self.kind == MessageKind::Request && (facts.is_connect() || head.upgrade);
         msg.capture_gapless = true;
-        let event_stream = self.kind == MessageKind::Response
-            && head
-                .headers
-                .iter()
-                .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && is_event_stream(v));
-        msg.sse = event_stream.then(SseCounter::default);
-        msg.tap = (self.kind == MessageKind::Response)
-            .then(|| {
-                head.headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-                    .and_then(|(_, v)| TapKind::for_content_type(v))
-            })
-            .flatten()
-            .map(|kind| Box::new(StreamTap::new(kind)));
+        if self.kind == MessageKind::Response {
+            let (event_stream, tap) = response_body_kinds(&head.headers);
+            msg.sse = event_stream.then(SseCounter::default);
+            msg.tap = tap.map(|kind| Box::new(StreamTap::new(kind)));
+        }
         let content_type = self.scan.map(|limits| {
             let ct = head.headers.get("content-type");
             (ct.map(str::to_owned), limits)
@@ -773,6 +763,22 @@ impl MessageParser {
                 .is_err()
         })
     }
+}
+
+/// For a response's fields, in one pass: whether a `Content-Type` is `text/event-stream`
+/// (events are counted), and the body tap the first `Content-Type` asks for.
+fn response_body_kinds(headers: &Headers) -> (bool, Option<TapKind>) {
+    let mut event_stream = false;
+    let mut tap = None;
+    let mut first = true;
+    for value in headers.values("content-type") {
+        let media = super::media_type(value);
+        event_stream |= is_event_stream_media(media);
+        if mem::take(&mut first) {
+            tap = TapKind::for_media_type(media);
+        }
+    }
+    (event_stream, tap)
 }
 
 #[cfg(test)]

@@ -111,7 +111,11 @@ impl SseCounter {
 /// Whether a `Content-Type` value is `text/event-stream` (parameters ignored).
 #[must_use]
 pub fn is_event_stream(content_type: &str) -> bool {
-    let media = super::media_type(content_type);
+    is_event_stream_media(super::media_type(content_type))
+}
+
+/// [`is_event_stream`] of a media type already cut from its parameters.
+pub(crate) fn is_event_stream_media(media: &str) -> bool {
     media.eq_ignore_ascii_case("text/event-stream")
 }
 

@@ -42,7 +42,11 @@ impl TapKind {
     /// The tap for a response `Content-Type`, if the body is JSON or a stream of it.
     #[must_use]
     pub fn for_content_type(content_type: &str) -> Option<Self> {
-        let media = super::media_type(content_type);
+        Self::for_media_type(super::media_type(content_type))
+    }
+
+    /// [`Self::for_content_type`] of a media type already cut from its parameters.
+    pub(crate) fn for_media_type(media: &str) -> Option<Self> {
         let is = |m: &str| media.eq_ignore_ascii_case(m);
         if is("text/event-stream") {
             Some(Self::Events)

@@ -197,7 +197,7 @@ impl ConnTable {
     }
 
     /// Applies one capture event; completed exchanges are appended to `out`.
-    pub fn apply(&mut self, event: Event, out: &mut Vec<Exchange>) {
+    pub fn apply(&mut self, event: Event, out: &mut Vec<Arc<Exchange>>) {
         match event {
             Event::Open(e) => self.open(e, out),
             Event::Data(e) => self.data(e, out),
@@ -214,7 +214,7 @@ impl ConnTable {
         self.export_gauges();
     }
 
-    fn open(&mut self, e: OpenEvent, out: &mut Vec<Exchange>) {
+    fn open(&mut self, e: OpenEvent, out: &mut Vec<Arc<Exchange>>) {
         let key = (e.conn.tgid, e.conn.fd);
         // A new connection on a known fd means we missed the old one's close.
         if let Some(old) = self.conns.remove(&key) {
@@ -280,7 +280,7 @@ impl ConnTable {
         find(&mut self.conns, conn)
     }
 
-    fn data(&mut self, e: DataEvent, out: &mut Vec<Exchange>) {
+    fn data(&mut self, e: DataEvent, out: &mut Vec<Arc<Exchange>>) {
         let Some(conn) = find(&mut self.conns, e.conn) else {
             if !self.ignored.contains(&e.conn.conn_id) {
                 self.userspace_drop(DropReason::UnknownConn);
@@ -371,7 +371,7 @@ impl ConnTable {
         self.metrics.tls.connection(&name);
     }
 
-    fn close(&mut self, e: CloseEvent, out: &mut Vec<Exchange>) {
+    fn close(&mut self, e: CloseEvent, out: &mut Vec<Arc<Exchange>>) {
         let Some(conn) = self.lookup(e.conn) else {
             return;
         };
@@ -399,7 +399,7 @@ impl ConnTable {
     fn drive(
         &mut self,
         id: ConnRef,
-        out: &mut Vec<Exchange>,
+        out: &mut Vec<Arc<Exchange>>,
         f: impl FnOnce(&mut HttpConnection, &mut Vec<Box<HttpExchange>>),
     ) {
         let key = (id.tgid, id.fd);
@@ -416,7 +416,7 @@ impl ConnTable {
         out.extend(
             produced
                 .drain(..)
-                .map(|http| Exchange::new(conn.meta.clone(), http)),
+                .map(|http| Arc::new(Exchange::new(conn.meta.clone(), http))),
         );
         self.produced = produced;
         if let Some(reason) = ignore_reason(conn.http.state()) {
@@ -447,7 +447,7 @@ impl ConnTable {
         self.ignored_order.push_back(conn_id);
     }
 
-    fn finish(&mut self, mut conn: Conn, ts_ns: u64, out: &mut Vec<Exchange>) {
+    fn finish(&mut self, mut conn: Conn, ts_ns: u64, out: &mut Vec<Arc<Exchange>>) {
         end_hello(&mut conn, &self.metrics);
         let mut produced = Vec::new();
         conn.http.close(ts_ns, &mut produced);
@@ -455,14 +455,14 @@ impl ConnTable {
         out.extend(
             produced
                 .into_iter()
-                .map(|http| Exchange::new(conn.meta.clone(), http)),
+                .map(|http| Arc::new(Exchange::new(conn.meta.clone(), http))),
         );
         self.buffered_total = self.buffered_total.saturating_sub(conn.buffered);
     }
 
     /// Finishes connections idle for longer than the timeout or whose process exited (its
     /// close was never seen), as of monotonic time `now_ns`.
-    pub fn expire_idle(&mut self, now_ns: u64, out: &mut Vec<Exchange>) {
+    pub fn expire_idle(&mut self, now_ns: u64, out: &mut Vec<Arc<Exchange>>) {
         let timeout = self.idle_timeout_ns;
         let mut alive: HashMap<u32, bool> = HashMap::new();
         let stale: Vec<(u32, u32)> = self
@@ -496,7 +496,7 @@ impl ConnTable {
     }
 
     /// Finishes every connection (shutdown).
-    pub fn drain(&mut self, now_ns: u64, out: &mut Vec<Exchange>) {
+    pub fn drain(&mut self, now_ns: u64, out: &mut Vec<Arc<Exchange>>) {
         let conns: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
         for conn in conns {
             self.finish(conn, now_ns, out);
@@ -624,7 +624,7 @@ mod tests {
         table: ConnTable,
         metrics: Metrics,
         untracked: mpsc::Receiver<Untrack>,
-        out: Vec<Exchange>,
+        out: Vec<Arc<Exchange>>,
     }
 
     fn fixture(role: u8) -> Fixture {

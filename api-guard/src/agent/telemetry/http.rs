@@ -1,9 +1,6 @@
 //! HTTP exchanges and the parsers that produce them.
 
-use std::{
-    hash::{Hash, Hasher},
-    sync::{Arc, Mutex, PoisonError},
-};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry,
@@ -11,7 +8,10 @@ use prometheus::{
 use rustc_hash::FxHashMap;
 
 use super::{counter, counter_vec, gauge, register, sum};
-use crate::{exchange::Exchange, http::method_label};
+use crate::{
+    exchange::{Exchange, Role},
+    http::method_label,
+};
 
 /// Why a connection is no longer parsed (nor copied by the kernel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,37 +39,27 @@ impl IgnoreReason {
 /// cache starts over, so it stays bounded whatever comes.
 const MAX_CACHED_SERIES: usize = 4096;
 
-/// The labels of one exchange's series. The route is compared by its allocation: route
-/// labels come from one canonical set (`RouteLabels`), and the key holds its `Arc`, so an
-/// address is never reused while it is cached.
-#[derive(PartialEq, Eq, Hash)]
+/// The labels of one exchange's series, as plain numbers (hashed and compared in a few
+/// instructions): the route and the method label by address (route labels come from one
+/// canonical set, `RouteLabels`, and the series keeps the route's `Arc`, so an address is
+/// never reused while it is cached; method labels are static strings).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct SeriesKey {
-    role: &'static str,
-    method: &'static str,
-    route: Option<RouteRef>,
-    status: Option<u16>,
+    route: usize,
+    method: usize,
+    /// The status, or `NO_STATUS`.
+    status: u32,
+    server: bool,
     tls: bool,
 }
 
-struct RouteRef(Arc<str>);
-
-impl PartialEq for RouteRef {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for RouteRef {}
-
-impl Hash for RouteRef {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        Arc::as_ptr(&self.0).cast::<u8>().hash(state);
-    }
-}
+const NO_STATUS: u32 = u32::MAX;
 
 /// Handles of one label set's series: looked up once, not at every exchange (a lookup
 /// formats the status and hashes every label under the vector's lock).
 struct Series {
+    /// Holds the route label whose address is in the key.
+    _route: Option<Arc<str>>,
     requests: IntCounter,
     /// Made on first use: an exchange without timings must not create these series.
     duration: Option<Histogram>,
@@ -191,10 +181,13 @@ impl Http {
         let method = method_label(&e.http.method);
         let tls = e.conn.tls();
         let key = SeriesKey {
-            role,
-            method,
-            route: e.route.clone().map(RouteRef),
-            status: e.http.status,
+            route: e
+                .route
+                .as_ref()
+                .map_or(0, |r| Arc::as_ptr(r).cast::<u8>() as usize),
+            method: method.as_ptr() as usize,
+            status: e.http.status.map_or(NO_STATUS, u32::from),
+            server: e.conn.role == Role::Server,
             tls,
         };
         let mut cache = self.series.lock().unwrap_or_else(PoisonError::into_inner);
@@ -209,6 +202,7 @@ impl Http {
             let tls = if tls { "true" } else { "false" };
             let route = e.route.as_deref().unwrap_or("");
             Series {
+                _route: e.route.clone(),
                 requests: self
                     .requests
                     .with_label_values(&[role, method, route, &status, tls]),
