@@ -127,36 +127,6 @@ pub fn still_loaded(objs: &BpfObjects) -> Result<BpfObjects> {
     Ok(left)
 }
 
-/// Run time and run count summed over the BPF programs a process holds (each program once),
-/// from fdinfo: both stay 0 unless `kernel.bpf_stats_enabled` is 1.
-pub fn run_stats(pid: u32) -> Result<(u64, u64)> {
-    let mut seen = BTreeSet::new();
-    let (mut ns, mut runs) = (0, 0);
-    let dir = format!("/proc/{pid}/fd");
-    for entry in fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
-        let entry = entry?;
-        if !fs::read_link(entry.path()).is_ok_and(|t| t.to_string_lossy() == "anon_inode:bpf-prog")
-        {
-            continue;
-        }
-        let fd = entry.file_name().to_string_lossy().into_owned();
-        let Ok(info) = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")) else {
-            continue;
-        };
-        let field = |key: &str| -> u64 {
-            info.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0)
-        };
-        if seen.insert(fdinfo_id(&info, "prog_id:")) {
-            ns += field("run_time_ns:");
-            runs += field("run_cnt:");
-        }
-    }
-    Ok((ns, runs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
