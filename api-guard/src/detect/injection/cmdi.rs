@@ -18,6 +18,7 @@
 use std::{cell::OnceCell, sync::LazyLock};
 
 use super::{
+    keywords::{self, Words},
     text::{around, find_ci, needle_mask, ByteSet, WordIndex},
     Candidate,
 };
@@ -437,7 +438,7 @@ enum Strength {
 }
 
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
-    if !plain_and_no_command(c.decoded.as_bytes(), &c.bytes) {
+    if !plain_and_no_command(c.decoded.as_bytes(), &c.bytes, &c.words) {
         check_ungated(c, out);
     }
 }
@@ -584,8 +585,12 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
 /// commas, and a command's name is its first word (an `@` before it dropped) unless that is
 /// a wrapper. Shellshock, history designators and the markers need one of those bytes too,
 /// except `/dev/tcp/`; the Windows syntax needs a word `for` or `if`.
-fn plain_and_no_command(b: &[u8], s: &ByteSet) -> bool {
-    const SHELL: u128 = needle_mask(b"`$()<>'\"\\{}=!~%?[]*");
+/// Quotes, substitutions, redirections, globs and the other shell syntax
+/// [`plain_and_no_command`] sends to the full check.
+const SHELL_BYTES: &[u8] = b"`$()<>'\"\\{}=!~%?[]*";
+
+fn plain_and_no_command(b: &[u8], s: &ByteSet, words: &Words<'_>) -> bool {
+    const SHELL: u128 = needle_mask(SHELL_BYTES);
     if s.has_any_mask(SHELL) {
         return false;
     }
@@ -604,6 +609,41 @@ fn plain_and_no_command(b: &[u8], s: &ByteSet) -> bool {
     {
         return false;
     }
+    !may_name_command(b, s, words) || first_words_plain(b)
+}
+
+/// Whether a command's first word may be a wrapper or a command name [`classify`] knows, from
+/// the combined keyword index (asked only about values without the shell bytes, which
+/// [`plain_and_no_command`] turns away first): the name, its versioned stem, its tool family
+/// (`ansible-`), the Windows program before a switch or the name after a path's last `/`
+/// begins a run of letters that no letter touches, so the index's scan finds it. Left to the
+/// walk: a path through a `bin/` directory (any program) and a value long enough for its first
+/// word to be cut at `MAX_WORD` bytes.
+fn may_name_command(b: &[u8], s: &ByteSet, words: &Words<'_>) -> bool {
+    const BIN: u128 = needle_mask(b"bin/");
+    b.len() > MAX_WORD
+        || words.any(keywords::CMD_NAMES)
+        || (s.has_mask(BIN) && find_ci(b, b"bin/").is_some())
+}
+
+/// The words the index looks for on behalf of [`may_name_command`] (wrappers such as `!`
+/// and `{` hold a shell byte and never reach it).
+pub(super) fn trigger_words() -> Vec<&'static [u8]> {
+    const SHELL: u128 = needle_mask(SHELL_BYTES);
+    STRONG
+        .iter()
+        .chain(WEAK)
+        .chain(WRAPPERS)
+        .chain(&FAMILIES)
+        .map(|w| w.as_bytes())
+        .chain(WINDOWS.iter().copied())
+        .filter(|w| !ByteSet::of(w).has_any_mask(SHELL))
+        .collect()
+}
+
+/// Whether no command's first word is a wrapper or a known command (the exact part of
+/// [`plain_and_no_command`]).
+fn first_words_plain(b: &[u8]) -> bool {
     b.split(|&x| matches!(x, b';' | b'|' | b'&' | b'\n' | b'\r'))
         .filter_map(|cmd| {
             cmd.split(|&x| matches!(x, b' ' | b'\t' | b','))
@@ -1254,8 +1294,10 @@ fn lookup(name: &[u8]) -> Option<Strength> {
 }
 
 /// The tool family of a hyphenated name (`ansible-vault`, `aa-disable`, `systemd-run`).
+const FAMILIES: [&str; 6] = ["ansible-", "chef-", "rmt-", "aa-", "apt-", "systemd-"];
+
 fn family(name: &[u8]) -> Option<&'static str> {
-    ["ansible-", "chef-", "rmt-", "aa-", "apt-", "systemd-"]
+    FAMILIES
         .into_iter()
         .find(|f| name.starts_with(f.as_bytes()) && name.len() > f.len())
 }
@@ -1388,6 +1430,44 @@ mod tests {
     use super::*;
     use crate::detect::inputs::Input;
     use crate::detect::{Kind, Severity};
+
+    /// The combined keyword index never hides a command the first-word walk finds: random
+    /// values built from every listed name, versions, paths, `.exe`, tool families and
+    /// separators, in either case.
+    #[test]
+    fn keyword_index_keeps_the_first_word_walk() {
+        #[rustfmt::skip]
+        const PIECES: &[&str] = &[
+            " ", " ", ",", ";", "|", "&", "\n", "\t", "@", "/", "./", "~/", "/usr/bin/", "sbin/",
+            "robin/", "3", ".10", "-", ".exe", ".COM", "/all", "x", "é", "water", "Please",
+            "SKU-5-0003", "ansible-", "apt-get",
+        ];
+        let listed = trigger_words();
+        let mut rng = crate::testutil::Rng(0x00c0_ffee_5eed);
+        let (mut commands, mut skipped) = (0usize, 0usize);
+        for round in 0..60_000 {
+            let len = 1 + rng.below(6) as usize;
+            let mut v = Vec::new();
+            for _ in 0..len {
+                if rng.below(3) == 0 {
+                    v.extend_from_slice(listed[rng.below(listed.len() as u64) as usize]);
+                } else {
+                    v.extend_from_slice(PIECES[rng.below(PIECES.len() as u64) as usize].as_bytes());
+                }
+            }
+            if round % 2 == 1 {
+                v.make_ascii_uppercase();
+            }
+            let (s, words) = (ByteSet::of(&v), Words::new(&v));
+            let may = may_name_command(&v, &s, &words);
+            if !first_words_plain(&v) {
+                commands += 1;
+                assert!(may, "{:?}", String::from_utf8_lossy(&v));
+            }
+            skipped += usize::from(!may);
+        }
+        assert!(commands > 10_000 && skipped > 3_000, "{commands} {skipped}");
+    }
 
     fn run(source: Source, value: &str) -> Vec<Finding> {
         super::super::run_check(check, source, "q", value)

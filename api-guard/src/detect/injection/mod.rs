@@ -4,6 +4,7 @@
 
 mod cmdi;
 mod code;
+mod keywords;
 mod ldap;
 pub(super) mod session;
 mod sqli;
@@ -77,8 +78,9 @@ impl InjectionConfig {
     }
 }
 
-/// One value to check, in the forms checkers need.
-#[derive(Debug, Clone, Copy)]
+/// One value to check, in the forms checkers need, with its summary (bytes, listed words)
+/// computed once and shared by every checker.
+#[derive(Debug, Clone)]
 pub struct Candidate<'a> {
     /// Where it came from (source, name, the value decoded once as a framework would).
     pub input: &'a Input<'a>,
@@ -86,14 +88,22 @@ pub struct Candidate<'a> {
     pub decoded: &'a str,
     /// Which bytes `decoded` holds, for O(1) pre-checks.
     pub bytes: text::ByteSet,
+    /// Which word lists of the combined keyword index `decoded` may hold a word of.
+    pub words: keywords::Words<'a>,
 }
 
 impl<'a> Candidate<'a> {
     pub fn new(input: &'a Input<'a>, decoded: &'a str) -> Self {
+        Self::with_bytes(input, decoded, text::ByteSet::of(decoded.as_bytes()))
+    }
+
+    /// With `decoded`'s byte summary already at hand.
+    fn with_bytes(input: &'a Input<'a>, decoded: &'a str, bytes: text::ByteSet) -> Self {
         Self {
             input,
             decoded,
-            bytes: text::ByteSet::of(decoded.as_bytes()),
+            bytes,
+            words: keywords::Words::new(decoded.as_bytes()),
         }
     }
 }
@@ -223,11 +233,7 @@ impl InjectionDetector {
             };
             // Borrowed: nothing was decoded, the value's byte summary is the decoded one's.
             let candidate = match &decoded {
-                Cow::Borrowed(_) => Candidate {
-                    input,
-                    decoded: &decoded,
-                    bytes: raw,
-                },
+                Cow::Borrowed(_) => Candidate::with_bytes(input, &decoded, raw),
                 Cow::Owned(_) => Candidate::new(input, &decoded),
             };
             for check in &self.checks {

@@ -178,11 +178,13 @@ pub fn planted_id(req: &Request<'_>, inputs: &Inputs<'_>, out: &mut Vec<Finding>
             // (`$.connect.sid`).
             Source::Json => {
                 let path = input.name.strip_prefix("$.").unwrap_or(&input.name);
-                if memchr::memchr2(b'[', b'.', path.as_bytes()).is_some()
-                    && session_name(path).is_none()
-                {
+                // Paths are short: plain loops cost less than `memchr` calls.
+                let p = path.as_bytes();
+                if p.iter().any(|&x| x == b'[' || x == b'.') && session_name(path).is_none() {
                     // What follows the last `.` (the whole path without one).
-                    memchr::memrchr(b'.', path.as_bytes()).map_or(path, |i| &path[i + 1..])
+                    p.iter()
+                        .rposition(|&x| x == b'.')
+                        .map_or(path, |i| &path[i + 1..])
                 } else {
                     path
                 }

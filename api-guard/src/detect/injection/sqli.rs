@@ -9,6 +9,7 @@
 use std::sync::LazyLock;
 
 use super::{
+    keywords::{self, Words},
     text::{needle_mask, ByteSet, WordIndex},
     Candidate,
 };
@@ -45,9 +46,9 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
         // Header tokens (`application/*+json`) are not SQL; attacks in headers need a space
         // or a quote.
         None
-    } else if libinjection(v, &c.bytes) {
+    } else if libinjection(v, &c.bytes, &c.words) {
         Some(&rules::SQLI_LIBINJECTION)
-    } else if grammar_may_flag(v.as_bytes(), &c.bytes) {
+    } else if grammar_may_flag(v.as_bytes(), &c.bytes, &c.words) {
         folded_grammar(v)
     } else {
         None
@@ -74,13 +75,13 @@ fn folded_grammar(v: &str) -> Option<&'static Rule> {
 /// in running English text a fingerprint needs a clause keyword (`union`, `select`-like
 /// expressions, `and`/`or`, `group by`): quoted punctuation in prose (`a '-' prefix`,
 /// `poll(2)`) fingerprints like a string-operator-string injection otherwise.
-fn libinjection(v: &str, bytes: &ByteSet) -> bool {
+fn libinjection(v: &str, bytes: &ByteSet, words: &Words<'_>) -> bool {
     // No quote, operator, comment, parenthesis or digit: no fingerprint libinjection flags
     // can form (plain-word SQL is left to the grammar checks). Saves its per-call cost.
     const SIGNIFICANT: u128 = needle_mask(b"0123456789'\"`;()=<>!|&-#/*@+%^~\\");
     if !bytes.has_any_mask(SIGNIFICANT)
-        || !libinjection_may_flag(v.as_bytes(), bytes)
-        || only_strings_words_numbers(v.as_bytes(), bytes)
+        || !libinjection_may_flag(v.as_bytes(), bytes, words)
+        || only_strings_words_numbers(v.as_bytes(), bytes, words)
     {
         return false;
     }
@@ -260,7 +261,7 @@ fn has_pair(v: &[u8], a: u8, b: u8) -> bool {
 /// `` ` ``, `--`, `/*`, `&&` or `||`, and those from words need a word of [`KEYWORD_HEADS`].
 /// The only flagged fingerprints whose sole significant token is a variable (`@x`) also hold
 /// an operator (`1OV`, `NOVOF`), so with `@` any operator byte or word counts too.
-fn libinjection_may_flag(v: &[u8], bytes: &ByteSet) -> bool {
+fn libinjection_may_flag(v: &[u8], bytes: &ByteSet, words: &Words<'_>) -> bool {
     const PUNCT: u128 = needle_mask(b"'\"`$;()#\\");
     if bytes.has_any_mask(PUNCT)
         || [(b'-', b'-'), (b'/', b'*'), (b'&', b'&'), (b'|', b'|')]
@@ -273,7 +274,19 @@ fn libinjection_may_flag(v: &[u8], bytes: &ByteSet) -> bool {
     if at && bytes.has_any(b"!%&*+-/:<=>^|~") {
         return true;
     }
-    let heads = if at { &*HEAD_INDEX_OPS } else { &*HEAD_INDEX };
+    // The combined index tells most values without a head from one scan shared with the
+    // other word pre-checks; the walk below confirms the rest.
+    let (heads, bit) = if at {
+        (&*HEAD_INDEX_OPS, keywords::SQL_HEADS_OPS)
+    } else {
+        (&*HEAD_INDEX, keywords::SQL_HEADS)
+    };
+    words.any(bit) && heads_walk(v, heads)
+}
+
+/// Whether a word-delimited run of `v` may yield one of `heads` (the exact part of
+/// [`libinjection_may_flag`]'s word test).
+fn heads_walk(v: &[u8], heads: &WordIndex) -> bool {
     v.split(|&x| WORD_DELIMITER[usize::from(x)])
         .any(|run| run_may_hold_keyword(run, heads))
 }
@@ -352,12 +365,18 @@ static ANY_HEAD_INDEX: LazyLock<WordIndex> = LazyLock::new(|| WordIndex::of(&any
 /// O'Brien 5`), and no word that its table types otherwise. No fingerprint it flags is made
 /// of those three token types alone (the tests check its table), so a value with a quote
 /// need not be tokenised three times to learn that.
-fn only_strings_words_numbers(v: &[u8], bytes: &ByteSet) -> bool {
+fn only_strings_words_numbers(v: &[u8], bytes: &ByteSet, words: &Words<'_>) -> bool {
     const PLAIN: u128 = needle_mask(b"abcdefghijklmnopqrstuvwxyz0123456789 '\"");
     if bytes.non_ascii || bytes.has_any_mask(!PLAIN) {
         return false;
     }
-    !v.split(|&x| matches!(x, b' ' | b'\'' | b'"'))
+    !(words.any(keywords::SQL_ANY_HEADS) && any_heads_walk(v))
+}
+
+/// Whether a run between blanks and quotes may yield a typed keyword (the exact part of
+/// [`only_strings_words_numbers`]).
+fn any_heads_walk(v: &[u8]) -> bool {
+    v.split(|&x| matches!(x, b' ' | b'\'' | b'"'))
         .any(|run| run_may_hold_keyword(run, &ANY_HEAD_INDEX))
 }
 
@@ -604,16 +623,38 @@ const TOKEN_WORDS: &[&str] = &[
 
 /// The grammar words, built once from the tables above (every one begins with a letter, see
 /// the tests).
-static GRAMMAR_WORDS: LazyLock<WordIndex> = LazyLock::new(|| {
-    let words: Vec<&[u8]> = TOKEN_WORDS
+static GRAMMAR_WORDS: LazyLock<WordIndex> = LazyLock::new(|| WordIndex::of(&grammar_words()));
+
+fn grammar_words() -> Vec<&'static [u8]> {
+    TOKEN_WORDS
         .iter()
         .chain(SCHEMA_WORDS)
         .chain(SQL_ONLY_FUNCTIONS)
         .chain(SQL_FUNCTIONS)
         .map(|w| w.as_bytes())
-        .collect();
-    WordIndex::of(&words)
-});
+        .collect()
+}
+
+/// The word lists behind the word pre-checks, for the combined index
+/// ([`keywords`]), each with its bit. The walks find words only where they begin with an
+/// ASCII letter or `_`, so listed words beginning otherwise (libinjection's operators `!=`,
+/// `&&`, `::`) are left out.
+pub(super) fn trigger_words() -> [(keywords::Bits, Vec<&'static [u8]>); 4] {
+    let findable = |list: Vec<&'static [u8]>| -> Vec<&'static [u8]> {
+        list.into_iter()
+            .filter(|w| {
+                w.first()
+                    .is_some_and(|&x| x.is_ascii_alphabetic() || x == b'_')
+            })
+            .collect()
+    };
+    [
+        (keywords::SQL_HEADS, findable(KEYWORD_HEADS.clone())),
+        (keywords::SQL_HEADS_OPS, findable(KEYWORD_HEADS_OPS.clone())),
+        (keywords::SQL_ANY_HEADS, findable(any_keyword_heads())),
+        (keywords::SQL_GRAMMAR, findable(grammar_words())),
+    ]
+}
 
 /// A necessary condition for the grammar checks (`text_checks` and `tokens` on the folded
 /// value, also behind a quote): `;` (stacked statements, quote terminator), `"` or `` ` ``
@@ -622,7 +663,7 @@ static GRAMMAR_WORDS: LazyLock<WordIndex> = LazyLock::new(|| {
 /// whitespace into single spaces, so each of these is already in the raw value: a word of the
 /// folded value is a run of the raw one that no ASCII letter touches. Saves folding and
 /// tokenising ordinary values.
-fn grammar_may_flag(v: &[u8], bytes: &ByteSet) -> bool {
+fn grammar_may_flag(v: &[u8], bytes: &ByteSet, words: &Words<'_>) -> bool {
     let pair =
         |a: u8, b: u8| bytes.has(a) && bytes.has(b) && v.windows(2).any(|w| w[0] == a && w[1] == b);
     if bytes.has_any(b";\"`")
@@ -636,6 +677,12 @@ fn grammar_may_flag(v: &[u8], bytes: &ByteSet) -> bool {
     {
         return true;
     }
+    words.any(keywords::SQL_GRAMMAR) && grammar_words_walk(v)
+}
+
+/// Whether a grammar word stands in `v` untouched by letters (the exact part of
+/// [`grammar_may_flag`]).
+fn grammar_words_walk(v: &[u8]) -> bool {
     // A grammar word not touched by letters begins where a run of letters does.
     let letter = |i: usize| v.get(i).is_some_and(u8::is_ascii_alphabetic);
     (0..v.len()).any(|p| {
@@ -1089,6 +1136,54 @@ mod tests {
         super::super::run_check(check, source, "q", value)
     }
 
+    /// The combined keyword index never hides a word the walks find: random values built
+    /// from every listed word, number and hex prefixes, word pieces and delimiters, in
+    /// either case, get each walk's `true` only where the index sets its bit.
+    #[test]
+    fn keyword_index_keeps_every_walk() {
+        #[rustfmt::skip]
+        const PIECES: &[&str] = &[
+            "1", "0x", "0", "9e", "e", "a", "f", "x", "_", ".", " ", "'", "\"", "-", "/", "(",
+            ")", ";", "@", "$", "#", "*", ",", "=", "`", "é", "\u{a0}", "Ab", "water", "sel",
+            "un", "ion", "ect", "ne",
+        ];
+        let lists = trigger_words();
+        let listed: Vec<&[u8]> = lists.iter().flat_map(|(_, w)| w.iter().copied()).collect();
+        let mut rng = crate::testutil::Rng(0x1dec_0de5);
+        let (mut found, mut skipped) = ([0usize; 4], 0usize);
+        for round in 0..60_000 {
+            let len = 1 + rng.below(6) as usize;
+            let mut v = Vec::new();
+            for _ in 0..len {
+                if rng.below(3) == 0 {
+                    v.extend_from_slice(listed[rng.below(listed.len() as u64) as usize]);
+                } else {
+                    v.extend_from_slice(PIECES[rng.below(PIECES.len() as u64) as usize].as_bytes());
+                }
+            }
+            if round % 2 == 1 {
+                v.make_ascii_uppercase();
+            }
+            let words = Words::new(&v);
+            let walks = [
+                (keywords::SQL_HEADS, heads_walk(&v, &HEAD_INDEX)),
+                (keywords::SQL_HEADS_OPS, heads_walk(&v, &HEAD_INDEX_OPS)),
+                (keywords::SQL_ANY_HEADS, any_heads_walk(&v)),
+                (keywords::SQL_GRAMMAR, grammar_words_walk(&v)),
+            ];
+            for (k, (bit, walked)) in walks.into_iter().enumerate() {
+                if walked {
+                    found[k] += 1;
+                    assert!(words.any(bit), "{bit} {:?}", String::from_utf8_lossy(&v));
+                }
+            }
+            skipped += usize::from(!words.any(!0));
+        }
+        // Each walk fires often, and the index still turns many values away.
+        assert!(found.iter().all(|&n| n > 3_000), "{found:?}");
+        assert!(skipped > 3_000, "{skipped}");
+    }
+
     fn rule(value: &str) -> Option<&'static str> {
         let found = run(Source::Query, value);
         assert!(found.len() <= 1);
@@ -1289,7 +1384,7 @@ mod tests {
             let detected =
                 libinjectionrs::SqliState::new(b, libinjectionrs::SqliFlags::FLAG_NONE).detect();
             flagged += usize::from(detected);
-            if only_strings_words_numbers(b, &ByteSet::of(b)) {
+            if only_strings_words_numbers(b, &ByteSet::of(b), &Words::new(b)) {
                 admitted += 1;
                 assert!(!detected, "{v:?}");
             }
@@ -1297,7 +1392,11 @@ mod tests {
         assert!(admitted > 3_000 && flagged > 50, "{admitted} {flagged}");
         for v in ["Siobhan O'Brien 5", "D'Angelo", "\"Best\" shop 12", "it's"] {
             assert!(
-                only_strings_words_numbers(v.as_bytes(), &ByteSet::of(v.as_bytes())),
+                only_strings_words_numbers(
+                    v.as_bytes(),
+                    &ByteSet::of(v.as_bytes()),
+                    &Words::new(v.as_bytes())
+                ),
                 "{v}"
             );
         }
@@ -1311,7 +1410,11 @@ mod tests {
             "'null'",
         ] {
             assert!(
-                !only_strings_words_numbers(v.as_bytes(), &ByteSet::of(v.as_bytes())),
+                !only_strings_words_numbers(
+                    v.as_bytes(),
+                    &ByteSet::of(v.as_bytes()),
+                    &Words::new(v.as_bytes())
+                ),
                 "{v}"
             );
         }
@@ -1365,7 +1468,11 @@ mod tests {
     }
 
     fn may_flag(v: &str) -> bool {
-        libinjection_may_flag(v.as_bytes(), &ByteSet::of(v.as_bytes()))
+        libinjection_may_flag(
+            v.as_bytes(),
+            &ByteSet::of(v.as_bytes()),
+            &Words::new(v.as_bytes()),
+        )
     }
 
     #[test]
@@ -1567,7 +1674,11 @@ mod tests {
     }
 
     fn gmf(v: &str) -> bool {
-        grammar_may_flag(v.as_bytes(), &ByteSet::of(v.as_bytes()))
+        grammar_may_flag(
+            v.as_bytes(),
+            &ByteSet::of(v.as_bytes()),
+            &Words::new(v.as_bytes()),
+        )
     }
 
     #[test]

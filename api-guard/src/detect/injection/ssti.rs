@@ -35,7 +35,9 @@ const GLOBALS: &[&[u8]] = &[
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     let value = c.decoded;
     let b = value.as_bytes();
-    if !b.iter().any(|&x| x == b'{' || x == b'<' || x == b'#') {
+    // From the value's byte summary: no walk over a value without them.
+    const TRIGGERS: u128 = super::text::needle_mask(b"{<#");
+    if !c.bytes.has_any_mask(TRIGGERS) {
         return;
     }
     let found = delimited(b).or_else(|| directive(b, &c.bytes));

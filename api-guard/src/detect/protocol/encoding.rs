@@ -250,11 +250,24 @@ fn looks_like_form(body: &[u8]) -> bool {
 /// Raw or encoded CR/LF (percent, XML/HTML entity, `\r`-style escapes decoded later).
 fn has_crlf_marker(s: &str) -> bool {
     let b = s.as_bytes();
-    b.iter().any(|&c| c == b'\r' || c == b'\n')
-        || b.windows(3).any(|w| {
-            (w[0] == b'%' && w[1] == b'0' && matches!(w[2] | 0x20, b'a' | b'd'))
-                || (w[0] == b'&' && w[1] == b'#' && matches!(w[2], b'1' | b'x' | b'X'))
-        })
+    let after = |i: usize, second: u8, third: fn(u8) -> bool| {
+        b.get(i + 1) == Some(&second) && b.get(i + 2).is_some_and(|&x| third(x))
+    };
+    let percent = |i: usize| after(i, b'0', |x| matches!(x | 0x20, b'a' | b'd'));
+    let entity = |i: usize| after(i, b'#', |x| matches!(x, b'1' | b'x' | b'X'));
+    // Short strings (paths, most header values): one pass. Long ones (user agents, tokens):
+    // vectorised searches for the rare bytes, then a look at what follows each.
+    if b.len() < 64 {
+        return (0..b.len()).any(|i| match b[i] {
+            b'\r' | b'\n' => true,
+            b'%' => percent(i),
+            b'&' => entity(i),
+            _ => false,
+        });
+    }
+    memchr::memchr2(b'\r', b'\n', b).is_some()
+        || memchr::memchr_iter(b'%', b).any(percent)
+        || memchr::memchr_iter(b'&', b).any(entity)
 }
 
 /// Query or form pairs: CR/LF in names, injected headers or request lines in values,
@@ -456,4 +469,42 @@ fn contains_ci(hay: &str, needle: &[u8]) -> bool {
     hay.as_bytes()
         .windows(needle.len())
         .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod crlf_tests {
+    use super::has_crlf_marker;
+
+    #[test]
+    fn crlf_markers() {
+        // Short strings take one pass, long ones the vectorised searches: both are tried.
+        let long = "y".repeat(70);
+        for s in [
+            "a\r", "\nb", "%0a", "x%0D", "%0d%0a", "&#10;", "&#13;", "&#x0a;", "&#X0D;", "%%0a",
+            "&&#1",
+        ] {
+            assert!(has_crlf_marker(s), "{s:?}");
+            assert!(has_crlf_marker(&format!("{long}{s}")), "{s:?}");
+            assert!(has_crlf_marker(&format!("{s}{long}")), "{s:?}");
+        }
+        for s in [
+            "",
+            "%",
+            "%0",
+            "%0b",
+            "%1a",
+            "&#",
+            "&#2",
+            "&#y",
+            "& #10",
+            "% 0a",
+            "%a0",
+            "plain",
+            "Mozilla/5.0 (X11; Linux x86_64)",
+        ] {
+            assert!(!has_crlf_marker(s), "{s:?}");
+            assert!(!has_crlf_marker(&format!("{long}{s}")), "{s:?}");
+            assert!(!has_crlf_marker(&format!("{s}{long}")), "{s:?}");
+        }
+    }
 }

@@ -47,7 +47,35 @@ const KNOWN_METHODS: &[&str] = &[
 
 /// RFC 9110 `tchar`.
 pub(super) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    // As a table: one load per byte of every header name.
+    static TCHAR: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut x = 0;
+        while x < 256 {
+            let b = x as u8;
+            t[x] = b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                );
+            x += 1;
+        }
+        t
+    };
+    TCHAR[usize::from(b)]
 }
 
 fn is_token(s: &str) -> bool {
@@ -57,6 +85,33 @@ fn is_token(s: &str) -> bool {
 /// Control characters other than tab (and DEL) are never valid in a field value.
 fn bad_value_byte(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// The position of the first [`bad_value_byte`] in `v`. Header values are long and almost
+/// never hold a control byte: eight bytes are tested at once for one below 0x20 or a DEL
+/// (the usual word tricks, which never miss one), and only a chunk that has one (a tab, most
+/// likely) is looked at byte by byte.
+fn first_bad_value_byte(v: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let exact = |chunk: &[u8]| chunk.iter().position(|&b| bad_value_byte(b));
+    let mut chunks = v.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let below_space = x.wrapping_sub(0x20 * ONES) & !x & HIGH;
+        let y = x ^ (0x7f * ONES);
+        let del = y.wrapping_sub(ONES) & !y & HIGH;
+        if below_space | del != 0 {
+            if let Some(i) = exact(chunk) {
+                return Some(at + i);
+            }
+        }
+        at += 8;
+    }
+    exact(chunks.remainder()).map(|i| at + i)
 }
 
 pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>) {
@@ -95,7 +150,7 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
             }
             continue;
         }
-        if let Some(i) = value.bytes().position(bad_value_byte) {
+        if let Some(i) = first_bad_value_byte(value.as_bytes()) {
             r.add(
                 Rule::InvalidHeaderValue,
                 header_location(name),
@@ -464,6 +519,39 @@ fn connection(value: &str, r: &mut Report<'_>) {
         }
         if let Some(slot) = seen.get_mut(i) {
             *slot = Some(opt);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tchar_tests {
+    /// The word-at-a-time search finds what a byte-by-byte one does.
+    #[test]
+    fn control_bytes_in_values() {
+        let mut rng = crate::testutil::Rng(0x7ab5_0b0e);
+        const BYTES: &[u8] = b"aZ09 \t\x00\x01\x1f\x20\x7e\x7f\x80\xff:;\r\n";
+        for _ in 0..20_000 {
+            let len = rng.below(40) as usize;
+            let v: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.below(8) == 0 {
+                        BYTES[rng.below(BYTES.len() as u64) as usize]
+                    } else {
+                        b'a' + rng.below(26) as u8
+                    }
+                })
+                .collect();
+            let want = v.iter().position(|&b| super::bad_value_byte(b));
+            assert_eq!(super::first_bad_value_byte(&v), want, "{v:?}");
+        }
+    }
+
+    /// The table is RFC 9110's `tchar`: letters, digits and ``!#$%&'*+-.^_`|~``.
+    #[test]
+    fn tchar_table() {
+        for b in 0..=255u8 {
+            let want = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(super::is_tchar(b), want, "{b:#x}");
         }
     }
 }
