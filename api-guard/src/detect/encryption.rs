@@ -451,11 +451,16 @@ impl EncryptionDetector {
 
 /// One finding for every credential place of a message: located at the first one, the
 /// evidence lists them all (names and schemes only).
-/// Whether `hay` holds `needle` (lower case ASCII) in any case, without a lowered copy.
+/// Whether `hay` holds `needle` (lower case ASCII) in any case, without a lowered copy:
+/// compared only where its first letter is (this runs on every plaintext response).
 fn contains_ignore_case(hay: &str, needle: &[u8]) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    let (hay, Some(&first)) = (hay.as_bytes(), needle.first()) else {
+        return true;
+    };
+    memchr::memchr2_iter(first, first.to_ascii_uppercase(), hay).any(|i| {
+        hay.get(i..i + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+    })
 }
 
 fn credential_finding(places: &[String]) -> Option<Finding> {
