@@ -275,6 +275,9 @@ impl EncryptionDetector {
     /// Drops the findings from `out[first..]` reported for the same server, peer, rule and
     /// place less than `repeat_secs` ago (by monotonic `now_ns`).
     fn keep_new(&mut self, ch: &Channel, now_ns: u64, first: usize, out: &mut Vec<Finding>) {
+        if out.len() <= first {
+            return;
+        }
         let window = self.config.repeat_secs.saturating_mul(1_000_000_000);
         // The server's end is stable (address and port); the client's port is not.
         let (server, client) = match (ch.server, ch.local, ch.peer) {
@@ -422,6 +425,10 @@ impl EncryptionDetector {
     /// A body's classes (read as JSON, unless it is not one complete document within the
     /// limit: then as text), from its scan shared with discovery when there is one.
     fn scan_body(&mut self, body: &[u8], json: bool, shared: Option<&BodyClasses>) -> ClassCounts {
+        // Most requests have none: nothing to scan, share or cache.
+        if body.is_empty() {
+            return ClassCounts::default();
+        }
         let max = self.config.max_scan_bytes;
         match shared {
             Some(shared) => shared.get_cached(body, json, max, &mut self.scans),
