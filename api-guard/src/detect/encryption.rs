@@ -275,6 +275,9 @@ impl EncryptionDetector {
     /// Drops the findings from `out[first..]` reported for the same server, peer, rule and
     /// place less than `repeat_secs` ago (by monotonic `now_ns`).
     fn keep_new(&mut self, ch: &Channel, now_ns: u64, first: usize, out: &mut Vec<Finding>) {
+        if out.len() <= first {
+            return;
+        }
         let window = self.config.repeat_secs.saturating_mul(1_000_000_000);
         // The server's end is stable (address and port); the client's port is not.
         let (server, client) = match (ch.server, ch.local, ch.peer) {
@@ -422,6 +425,10 @@ impl EncryptionDetector {
     /// A body's classes (read as JSON, unless it is not one complete document within the
     /// limit: then as text), from its scan shared with discovery when there is one.
     fn scan_body(&mut self, body: &[u8], json: bool, shared: Option<&BodyClasses>) -> ClassCounts {
+        // Most requests have none: nothing to scan, share or cache.
+        if body.is_empty() {
+            return ClassCounts::default();
+        }
         let max = self.config.max_scan_bytes;
         match shared {
             Some(shared) => shared.get_cached(body, json, max, &mut self.scans),
@@ -451,11 +458,16 @@ impl EncryptionDetector {
 
 /// One finding for every credential place of a message: located at the first one, the
 /// evidence lists them all (names and schemes only).
-/// Whether `hay` holds `needle` (lower case ASCII) in any case, without a lowered copy.
+/// Whether `hay` holds `needle` (lower case ASCII) in any case, without a lowered copy:
+/// compared only where its first letter is (this runs on every plaintext response).
 fn contains_ignore_case(hay: &str, needle: &[u8]) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    let (hay, Some(&first)) = (hay.as_bytes(), needle.first()) else {
+        return true;
+    };
+    memchr::memchr2_iter(first, first.to_ascii_uppercase(), hay).any(|i| {
+        hay.get(i..i + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+    })
 }
 
 fn credential_finding(places: &[String]) -> Option<Finding> {

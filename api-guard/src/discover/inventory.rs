@@ -968,17 +968,32 @@ fn observe_body(
 }
 
 /// `Content-Type` without parameters, lower case (copied only when it is not already);
-/// `None` when absent or unusable.
+/// `None` when absent or unusable. One pass over the value: this runs for both content
+/// types of every exchange.
 fn content_type(headers: &Headers) -> Option<Cow<'_, str>> {
     let (_, v) = headers
         .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))?;
-    let t = v.split(';').next().unwrap_or("").trim();
-    if t.is_empty() || t.len() > MAX_NAME_LEN || !t.bytes().all(|c| MEDIA_TYPE_BYTE[usize::from(c)])
-    {
+        .find(|(k, _)| *k == "Content-Type" || k.eq_ignore_ascii_case("content-type"))?;
+    let v = v.trim_start();
+    let (mut end, mut upper) = (v.len(), false);
+    for (i, c) in v.bytes().enumerate() {
+        if MEDIA_TYPE_BYTE[usize::from(c)] {
+            upper |= c.is_ascii_uppercase();
+            continue;
+        }
+        // Past the type: only whitespace may follow it before its parameters.
+        let before_params = v[i..].split(';').next().unwrap_or("");
+        if !before_params.trim_start().is_empty() {
+            return None;
+        }
+        end = i;
+        break;
+    }
+    let t = &v[..end];
+    if t.is_empty() || t.len() > MAX_NAME_LEN {
         return None;
     }
-    Some(if t.bytes().any(|c| c.is_ascii_uppercase()) {
+    Some(if upper {
         Cow::Owned(t.to_ascii_lowercase())
     } else {
         Cow::Borrowed(t)
@@ -1165,7 +1180,7 @@ impl Inventory {
     /// Records one exchange. Bounded work: linear in the path, query and the first
     /// `max_body_bytes` of each body, plus a re-key of the endpoints when templates folded.
     pub fn observe(&mut self, o: &Observation<'_>) {
-        self.last = None;
+        let previous = self.last.take();
         if o.host.len() > MAX_HOST_LEN {
             self.overflow.bad_host = self.overflow.bad_host.saturating_add(1);
             return;
@@ -1177,10 +1192,23 @@ impl Inventory {
         if is_overflow {
             self.overflow.templates = self.overflow.templates.saturating_add(1);
         }
-        let key = Key {
-            host: o.host.to_ascii_lowercase(),
-            template: route.text().clone(),
-            method: method_of(o.method),
+        let method = method_of(o.method);
+        // The same endpoint as the last exchange (the common case) reuses its key: no
+        // lower-cased copy of the host to make and free.
+        let key = match previous {
+            Some(k)
+                if k.method == method
+                    && (Arc::ptr_eq(&k.template, route.text())
+                        || *k.template == **route.text())
+                    && k.host.eq_ignore_ascii_case(o.host) =>
+            {
+                k
+            }
+            _ => Key {
+                host: o.host.to_ascii_lowercase(),
+                template: route.text().clone(),
+                method,
+            },
         };
         let cfg = &self.cfg;
         let room = self.endpoints.len() < cfg.max_endpoints;

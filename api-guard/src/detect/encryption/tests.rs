@@ -282,3 +282,18 @@ fn shared_body_scans_give_the_same_findings_and_are_reused() {
     };
     assert_eq!(judge(&reused), alone);
 }
+
+#[test]
+fn json_is_found_in_a_content_type_in_any_case() {
+    for (hay, want) in [
+        ("application/json", true),
+        ("Application/JSON; charset=utf-8", true),
+        ("application/vnd.api+Json", true),
+        ("application/jso", false),
+        ("text/plain; j=son", false),
+        ("jjson", true),
+        ("", false),
+    ] {
+        assert_eq!(contains_ignore_case(hay, b"json"), want, "{hay:?}");
+    }
+}

@@ -766,3 +766,46 @@ fn carried_routes_and_shared_scans_build_the_same_inventory() {
         assert_eq!(inv.templater_epoch(), 1);
     }
 }
+
+/// The one-pass `content_type` keeps what the split-trim-check it replaced kept.
+#[test]
+fn content_type_keeps_the_media_type_as_before() {
+    fn before(headers: &Headers) -> Option<String> {
+        let (_, v) = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))?;
+        let t = v.split(';').next().unwrap_or("").trim();
+        if t.is_empty()
+            || t.len() > MAX_NAME_LEN
+            || !t.bytes().all(|c| MEDIA_TYPE_BYTE[usize::from(c)])
+        {
+            return None;
+        }
+        Some(t.to_ascii_lowercase())
+    }
+    let long = format!("application/{}", "x".repeat(MAX_NAME_LEN));
+    let values = [
+        "application/json",
+        "Application/JSON; charset=utf-8",
+        "text/html ;charset=x",
+        "  text/plain",
+        "text/plain \t ",
+        "text/ plain",
+        "text/plain x; a=b",
+        "\u{a0}text/plain\u{a0}; q",
+        "text/plain\u{a0}x",
+        "",
+        " ;",
+        ";text/plain",
+        "text/pl@in",
+        "vnd.api+json",
+        long.as_str(),
+    ];
+    for v in values {
+        for name in ["Content-Type", "content-TYPE"] {
+            let h = hdrs(&[("Host", "a"), (name, v)]);
+            assert_eq!(content_type(&h).map(Cow::into_owned), before(&h), "{v:?}");
+        }
+    }
+    assert_eq!(content_type(&hdrs(&[("Host", "a")])), None);
+}
