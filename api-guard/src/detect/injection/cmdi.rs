@@ -1443,21 +1443,8 @@ mod tests {
             "SKU-5-0003", "ansible-", "apt-get",
         ];
         let listed = trigger_words();
-        let mut rng = crate::testutil::Rng(0x00c0_ffee_5eed);
         let (mut commands, mut skipped) = (0usize, 0usize);
-        for round in 0..60_000 {
-            let len = 1 + rng.below(6) as usize;
-            let mut v = Vec::new();
-            for _ in 0..len {
-                if rng.below(3) == 0 {
-                    v.extend_from_slice(listed[rng.below(listed.len() as u64) as usize]);
-                } else {
-                    v.extend_from_slice(PIECES[rng.below(PIECES.len() as u64) as usize].as_bytes());
-                }
-            }
-            if round % 2 == 1 {
-                v.make_ascii_uppercase();
-            }
+        for v in keywords::random_values(0x00c0_ffee_5eed, &listed, PIECES) {
             let (s, words) = (ByteSet::of(&v), Words::new(&v));
             let may = may_name_command(&v, &s, &words);
             if !first_words_plain(&v) {

@@ -206,6 +206,32 @@ impl<'a> Words<'a> {
     }
 }
 
+/// Random values for the checkers' index tests: 60,000 values of 1 to 6 pieces, a third of
+/// them listed words, every other value upper-cased.
+#[cfg(test)]
+pub(super) fn random_values<'a>(
+    seed: u64,
+    listed: &'a [&'a [u8]],
+    pieces: &'a [&'a str],
+) -> impl Iterator<Item = Vec<u8>> + 'a {
+    let mut rng = crate::testutil::Rng(seed);
+    (0..60_000).map(move |round| {
+        let len = 1 + rng.below(6) as usize;
+        let mut v = Vec::new();
+        for _ in 0..len {
+            if rng.below(3) == 0 {
+                v.extend_from_slice(listed[rng.below(listed.len() as u64) as usize]);
+            } else {
+                v.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize].as_bytes());
+            }
+        }
+        if round % 2 == 1 {
+            v.make_ascii_uppercase();
+        }
+        v
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1149,21 +1149,8 @@ mod tests {
         ];
         let lists = trigger_words();
         let listed: Vec<&[u8]> = lists.iter().flat_map(|(_, w)| w.iter().copied()).collect();
-        let mut rng = crate::testutil::Rng(0x1dec_0de5);
         let (mut found, mut skipped) = ([0usize; 4], 0usize);
-        for round in 0..60_000 {
-            let len = 1 + rng.below(6) as usize;
-            let mut v = Vec::new();
-            for _ in 0..len {
-                if rng.below(3) == 0 {
-                    v.extend_from_slice(listed[rng.below(listed.len() as u64) as usize]);
-                } else {
-                    v.extend_from_slice(PIECES[rng.below(PIECES.len() as u64) as usize].as_bytes());
-                }
-            }
-            if round % 2 == 1 {
-                v.make_ascii_uppercase();
-            }
+        for v in keywords::random_values(0x1dec_0de5, &listed, PIECES) {
             let words = Words::new(&v);
             let walks = [
                 (keywords::SQL_HEADS, heads_walk(&v, &HEAD_INDEX)),
