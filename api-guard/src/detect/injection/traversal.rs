@@ -13,7 +13,7 @@
 use std::sync::LazyLock;
 
 use super::{
-    text::{around, find_ci, needle_mask, starts_with_ci, WordIndex},
+    text::{around, needle_mask, starts_with_ci, WordIndex},
     Candidate,
 };
 use crate::detect::{
@@ -188,10 +188,24 @@ fn may_match(c: &Candidate<'_>) -> bool {
     const STEM_ENDS: u128 = needle_mask(b"/_");
     (s.has(b'>') && s.has(b'/'))
         || (c.input.source == Source::Path && s.has(b'@'))
-        || (s.has_any_mask(STEM_ENDS)
-            && SENSITIVE_STEMS
-                .iter()
-                .any(|(stem, mask)| s.has_mask(*mask) && find_ci(b, stem).is_some()))
+        || (s.has_any_mask(STEM_ENDS) && holds_stem(b))
+}
+
+/// Whether `b` holds one of [`SENSITIVE_STEMS`] anywhere, ASCII case-insensitively (as
+/// `find_ci` of each stem would tell). Every stem ends in `/` or `_`, so only the bytes
+/// before one of those are compared, and only where the byte just before it can end a
+/// stem's letters: one table load per `/` or `_` in an ordinary value (`bottle 5/3`).
+fn holds_stem(b: &[u8]) -> bool {
+    let stems = &*SENSITIVE_STEMS;
+    memchr::memchr2_iter(b'/', b'_', b).any(|p| {
+        let upto = &b[..=p];
+        p > 0
+            && stems.penultimate[usize::from(b[p - 1])]
+            && stems.stems.iter().any(|stem| {
+                upto.len() >= stem.len()
+                    && upto[upto.len() - stem.len()..].eq_ignore_ascii_case(stem)
+            })
+    })
 }
 
 /// [`SENSITIVE`], indexed: a segment start is compared with the few entries that begin like
@@ -202,8 +216,27 @@ static SENSITIVE_INDEX: LazyLock<WordIndex> = LazyLock::new(|| {
 });
 
 /// How the [`SENSITIVE`] names without a dot begin: up to their first `/` or `_` (which
-/// each has), with the stem's byte mask.
-static SENSITIVE_STEMS: LazyLock<Vec<(Vec<u8>, u128)>> = LazyLock::new(|| {
+/// each has); and which bytes (either case) stand before a
+/// stem's last byte, for [`holds_stem`].
+struct Stems {
+    stems: Vec<Vec<u8>>,
+    penultimate: [bool; 256],
+}
+
+static SENSITIVE_STEMS: LazyLock<Stems> = LazyLock::new(|| {
+    let stems = sensitive_stems();
+    let mut penultimate = [false; 256];
+    for st in &stems {
+        // Every stem has a byte before its `/` or `_` (see the tests).
+        if let Some(&x) = st.len().checked_sub(2).and_then(|i| st.get(i)) {
+            penultimate[usize::from(x.to_ascii_lowercase())] = true;
+            penultimate[usize::from(x.to_ascii_uppercase())] = true;
+        }
+    }
+    Stems { stems, penultimate }
+});
+
+fn sensitive_stems() -> Vec<Vec<u8>> {
     let mut stems: Vec<Vec<u8>> = SENSITIVE
         .iter()
         .map(|e| e.as_bytes())
@@ -219,13 +252,7 @@ static SENSITIVE_STEMS: LazyLock<Vec<(Vec<u8>, u128)>> = LazyLock::new(|| {
     stems.sort();
     stems.dedup();
     stems
-        .into_iter()
-        .map(|st| {
-            let mask = needle_mask(&st);
-            (st, mask)
-        })
-        .collect()
-});
+}
 
 /// [`check`] without [`may_match`] (which must not change its verdicts).
 pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
@@ -626,14 +653,46 @@ mod tests {
         for e in SENSITIVE.iter().filter(|e| !e.contains('.')) {
             assert!(
                 SENSITIVE_STEMS
+                    .stems
                     .iter()
-                    .any(|(st, _)| e.as_bytes().starts_with(st)),
+                    .any(|st| e.as_bytes().starts_with(st)),
                 "{e}"
             );
         }
         assert!(SENSITIVE_STEMS
+            .stems
             .iter()
-            .all(|(st, _)| st.ends_with(b"/") || st.ends_with(b"_")));
+            .all(|st| st.len() >= 2 && (st.ends_with(b"/") || st.ends_with(b"_"))));
+    }
+
+    /// [`holds_stem`] finds a stem exactly where searching for each stem does: random values
+    /// made of every stem, its pieces and noise around `/` and `_`, in both cases.
+    #[test]
+    fn stem_table_keeps_every_stem_search() {
+        use super::super::{keywords::random_values, text::find_ci};
+        let stems: Vec<&[u8]> = SENSITIVE_STEMS.stems.iter().map(|s| &s[..]).collect();
+        #[rustfmt::skip]
+        const PIECES: &[&str] = &[
+            "/", "_", "//", "a", "c", "d", "s", "t", "0", "5", " ", ".", "-", "\\", "e", "et",
+            "etc", "proc", "sy", "windows", "win", "nt", "system3", "32", "id", "authorized",
+            "Stainless steel water bottle 5/3", "SKU-5-0003", "é",
+        ];
+        let (mut hits, mut total) = (0, 0);
+        for v in random_values(0x57e1_1ab1_e5ee_d5ee, &stems, PIECES) {
+            let searched = stems.iter().any(|st| find_ci(&v, st).is_some());
+            assert_eq!(
+                holds_stem(&v),
+                searched,
+                "{:?}",
+                String::from_utf8_lossy(&v)
+            );
+            hits += usize::from(searched);
+            total += 1;
+        }
+        assert!(
+            hits > total / 10 && hits < total * 9 / 10,
+            "{hits} of {total}"
+        );
     }
 
     #[test]
