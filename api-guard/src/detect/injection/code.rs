@@ -7,6 +7,10 @@
 //! PHP stream wrappers (`php://filter`, `phar://`, `zip://`, `data://`, `expect://`) are
 //! reported here, as code injection; `file://` is reported by the traversal checker.
 
+use std::sync::LazyLock;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
+
 use super::{
     text::{
         around, find_ci, find_ci_from, is_ident, needle_mask, needle_masks, starts_with_ci,
@@ -187,6 +191,236 @@ const GADGETS: &[&[u8]] = &[
     b"transformedmap",
 ];
 
+/// A value's byte summary, and whether it may hold any needle of [`NEEDLE_LISTS`]: where it
+/// holds none, no `first_of!` search nor the Node.js runtime checks can find anything.
+struct Scan<'a> {
+    bytes: &'a ByteSet,
+    needles: bool,
+}
+
+impl<'a> Scan<'a> {
+    /// With one pass of [`NEEDLE_GATE`] over `b`.
+    fn of(b: &[u8], bytes: &'a ByteSet) -> Self {
+        let needles = NEEDLE_GATE.as_ref().is_none_or(|ac| ac.is_match(b));
+        Self { bytes, needles }
+    }
+
+    /// Without the pass: every needle may be there.
+    fn unknown(bytes: &'a ByteSet) -> Self {
+        Self {
+            bytes,
+            needles: true,
+        }
+    }
+}
+
+impl std::ops::Deref for Scan<'_> {
+    type Target = ByteSet;
+
+    fn deref(&self) -> &ByteSet {
+        self.bytes
+    }
+}
+
+/// One ASCII case-insensitive automaton over every needle of [`NEEDLE_LISTS`], telling
+/// whether any occurs (as `find_ci` of each would: a case-sensitive marker found
+/// case-sensitively is found here too). `None` only if building fails: then every value
+/// is searched as before.
+static NEEDLE_GATE: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(NEEDLE_LISTS.iter().flat_map(|l| l.iter()))
+        .ok()
+});
+
+/// Whether every one of `needles` is in [`NEEDLE_LISTS`] (`first_of!`'s compile-time guard).
+const fn all_listed(needles: &[&[u8]]) -> bool {
+    let mut i = 0;
+    while i < needles.len() {
+        if !listed(needles[i]) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn listed(needle: &[u8]) -> bool {
+    let mut l = 0;
+    while l < NEEDLE_LISTS.len() {
+        let mut n = 0;
+        while n < NEEDLE_LISTS[l].len() {
+            if same(NEEDLE_LISTS[l][n], needle) {
+                return true;
+            }
+            n += 1;
+        }
+        l += 1;
+    }
+    false
+}
+
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Every list searched with `first_of!`, and the Node.js runtime checks' needles.
+const NEEDLE_LISTS: &[&[&[u8]]] = &[
+    OGNL_NEEDLES,
+    JAVA_EL_NEEDLES,
+    SPRING_CLASSLOADER_NEEDLES,
+    GADGETS,
+    GADGET_COMPANIONS,
+    PHP_WRAPPERS,
+    PHP_BLOCK_TAGS,
+    NODE_NEEDLES,
+    NODE_BASE64_MARKERS,
+    NODE_RUNTIME_NEEDLES,
+    NODE_FLIGHT_NEEDLES,
+    NODE_ESCAPE,
+    PROTOTYPE_NEEDLES,
+    PERL_NEEDLES,
+    PYTHON_NEEDLES,
+    RUBY_NEEDLES,
+    SSI_NEEDLES,
+];
+
+/// The node-serialize marker in base64 (`_$$ND_FUNC$$_` at each alignment; case-sensitive).
+const NODE_BASE64_MARKERS: &[&[u8]] =
+    &[b"XyQkTkRfRlVOQyQk", b"kJE5EX0ZVTkMkJF", b"JCRORF9GVU5DJCR"];
+
+/// JavaScript words people also write in prose and pasted code ([`node_runtime`]).
+const NODE_RUNTIME_NEEDLES: &[&[u8]] = &[
+    b"process.env",
+    b"process[",
+    b"require[",
+    b"module.exports",
+    b"new function(",
+    b"new function (",
+    b"console[",
+    b"console.",
+];
+
+/// React Flight references walking to a constructor ([`node_runtime`]).
+const NODE_FLIGHT_NEEDLES: &[&[u8]] = &[b":constructor", b":prototype"];
+
+/// [`node_runtime`] reads `\u` escapes only where one is.
+const NODE_ESCAPE: &[&[u8]] = &[b"\\u"];
+
+// The needle lists of [`java`], [`php`] and [`other`], named for [`NEEDLE_LISTS`]; each
+// rule's use tells what its list finds.
+
+const OGNL_NEEDLES: &[&[u8]] = &[
+    b"#_memberaccess",
+    b"#context[",
+    b"%{(#",
+    b"@ognl.",
+    b"ognlcontext",
+    b"(#dm=",
+    b"default_member_access",
+    b"#application[",
+    b"#request[",
+    b"@java.lang.",
+    b"xwork.methodaccessor",
+];
+
+const JAVA_EL_NEEDLES: &[&[u8]] = &[
+    b"t(java.",
+    b"t (java.",
+    b".getruntime()",
+    b"getclass().forname(",
+    b"class.forname(",
+    b"processbuilder",
+    b"scriptenginemanager",
+    b".getclassloader()",
+];
+
+const SPRING_CLASSLOADER_NEEDLES: &[&[u8]] = &[
+    b"class.module.classloader",
+    b"class.classloader",
+    b".classloader.",
+];
+
+const GADGET_COMPANIONS: &[&[u8]] = &[b"runtime", b"java.", b"processbuilder", b"commons"];
+
+const PHP_WRAPPERS: &[&[u8]] = &[
+    b"php://",
+    b"phar://",
+    b"zip://",
+    b"expect://",
+    b"glob://",
+    b"data://",
+    b"compress.zlib://",
+    b"compress.bzip2://",
+    b"ssh2.shell://",
+    b"ssh2.exec://",
+    b"ssh2.tunnel://",
+    b"ssh2.sftp://",
+    b"ssh2.scp://",
+    b"rar://",
+    b"ogg://",
+    b"data:text/plain",
+    b"data:text/php",
+    b"data:application/x-httpd-php",
+];
+
+const PHP_BLOCK_TAGS: &[&[u8]] = &[
+    b"[php]", b"{php}", b"[/php]", b"{/php}", b"[\\php]", b"{\\php}",
+];
+
+const NODE_NEEDLES: &[&[u8]] = &[
+    b"child_process",
+    b"process.mainmodule",
+    b"process.binding(",
+    b"constructor._load(",
+    b"constructor.constructor",
+    b"require('child",
+    b"require(\"child",
+    // node-serialize and funcster revive functions from these markers (RCE on
+    // deserialization); `eval(String.fromCharCode(` hides the code it runs.
+    b"_$$nd_func$$_",
+    b"__js_function",
+    b"eval(string.fromcharcode",
+];
+
+const PROTOTYPE_NEEDLES: &[&[u8]] = &[
+    b"__proto__",
+    b"constructor.prototype",
+    b"constructor[prototype]",
+    b"[constructor][prototype]",
+];
+
+const PERL_NEEDLES: &[&[u8]] = &[b"@{["];
+
+const PYTHON_NEEDLES: &[&[u8]] = &[
+    b"__import__(",
+    b"__builtins__",
+    b"__globals__",
+    b"__subclasses__(",
+    b"os.popen(",
+    b"os.system(",
+];
+
+const RUBY_NEEDLES: &[&[u8]] = &[
+    b"process.spawn(",
+    b"kernel.exec",
+    b"io.popen(",
+    b"kernel.system",
+];
+
+const SSI_NEEDLES: &[&[u8]] = &[b"<!--#exec", b"<!--#include"];
+
 pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if may_match(c.decoded.as_bytes(), &c.bytes) {
         check_ungated(c, out);
@@ -263,7 +497,7 @@ pub(super) fn check_ungated(c: &Candidate<'_>, out: &mut Vec<Finding>) {
     if b.len() < 3 {
         return;
     }
-    let s = &c.bytes;
+    let s = &Scan::of(b, &c.bytes);
     let found = java(b, s).or_else(|| other(b, s)).or_else(|| php(b, s));
     if let Some((rule, p)) = found {
         out.push(Finding::new(rule, c.input.location(), around(value, p)));
@@ -300,6 +534,7 @@ fn may_match(b: &[u8], s: &ByteSet) -> bool {
     }
     // Most values hold the letters of none of them: one mask test each.
     let letters = |masks: &[u128]| masks.iter().any(|m| s.has_mask(*m));
+    let s = &Scan::unknown(s);
     (letters(&ALNUM_MASKS) && first_of_masked(s, b, ALNUM_NEEDLES, &ALNUM_MASKS).is_some())
         || (letters(&GADGET_MASKS) && first_of_masked(s, b, GADGETS, &GADGET_MASKS).is_some())
 }
@@ -319,7 +554,10 @@ fn first_of(s: &ByteSet, b: &[u8], needles: &[&[u8]]) -> Option<usize> {
 
 /// `first_of` over needles whose byte masks are precomputed: one mask test per needle
 /// instead of one byte-set lookup per needle byte.
-fn first_of_masked(s: &ByteSet, b: &[u8], needles: &[&[u8]], masks: &[u128]) -> Option<usize> {
+fn first_of_masked(s: &Scan<'_>, b: &[u8], needles: &[&[u8]], masks: &[u128]) -> Option<usize> {
+    if !s.needles {
+        return None;
+    }
     needles
         .iter()
         .zip(masks)
@@ -330,65 +568,33 @@ fn first_of_masked(s: &ByteSet, b: &[u8], needles: &[&[u8]], masks: &[u128]) -> 
 
 /// The first position of any of `needles` in `b` (whose bytes `s` summarises); needles
 /// holding a byte the value lacks are not searched for (their byte masks are built at
-/// compile time).
+/// compile time). Every needle must be in [`NEEDLE_LISTS`] (checked at compile time), or
+/// the gate would hide it.
 macro_rules! first_of {
     ($s:expr, $b:expr, $needles:expr $(,)?) => {{
         const NEEDLES: &[&[u8]] = $needles;
+        const _: () = assert!(
+            all_listed(NEEDLES),
+            "a first_of! needle missing from NEEDLE_LISTS"
+        );
         const MASKS: [u128; NEEDLES.len()] = needle_masks(NEEDLES);
         first_of_masked($s, $b, NEEDLES, &MASKS)
     }};
 }
 
-fn java(b: &[u8], s: &ByteSet) -> Option<Hit> {
+fn java(b: &[u8], s: &Scan<'_>) -> Option<Hit> {
     if b.contains(&b'$') && b.contains(&b'{') {
         if let Some(p) = jndi(b) {
             return Some((&rules::CODE_JNDI, p));
         }
     }
-    if let Some(p) = first_of!(
-        s,
-        b,
-        &[
-            b"#_memberaccess",
-            b"#context[",
-            b"%{(#",
-            b"@ognl.",
-            b"ognlcontext",
-            b"(#dm=",
-            b"default_member_access",
-            b"#application[",
-            b"#request[",
-            b"@java.lang.",
-            b"xwork.methodaccessor",
-        ],
-    ) {
+    if let Some(p) = first_of!(s, b, OGNL_NEEDLES) {
         return Some((&rules::CODE_OGNL, p));
     }
-    if let Some(p) = first_of!(
-        s,
-        b,
-        &[
-            b"t(java.",
-            b"t (java.",
-            b".getruntime()",
-            b"getclass().forname(",
-            b"class.forname(",
-            b"processbuilder",
-            b"scriptenginemanager",
-            b".getclassloader()",
-        ],
-    ) {
+    if let Some(p) = first_of!(s, b, JAVA_EL_NEEDLES) {
         return Some((&rules::CODE_JAVA_EL, p));
     }
-    if let Some(p) = first_of!(
-        s,
-        b,
-        &[
-            b"class.module.classloader",
-            b"class.classloader",
-            b".classloader.",
-        ],
-    ) {
+    if let Some(p) = first_of!(s, b, SPRING_CLASSLOADER_NEEDLES) {
         return Some((&rules::CODE_SPRING_CLASSLOADER, p));
     }
     if let Some(p) = deserialization(b, s) {
@@ -398,7 +604,7 @@ fn java(b: &[u8], s: &ByteSet) -> Option<Hit> {
         return Some((&rules::CODE_JAVA_CLASS, p));
     }
     if let Some(p) = first_of!(s, b, GADGETS) {
-        if first_of!(s, b, &[b"runtime", b"java.", b"processbuilder", b"commons"]).is_some() {
+        if first_of!(s, b, GADGET_COMPANIONS).is_some() {
             return Some((&rules::CODE_JAVA_GADGET, p));
         }
     }
@@ -514,7 +720,7 @@ fn java_class(b: &[u8], s: &ByteSet) -> Option<usize> {
     None
 }
 
-fn php(b: &[u8], s: &ByteSet) -> Option<Hit> {
+fn php(b: &[u8], s: &Scan<'_>) -> Option<Hit> {
     if let Some(p) = php_tag(b, s) {
         return Some((&rules::CODE_PHP, p));
     }
@@ -523,30 +729,7 @@ fn php(b: &[u8], s: &ByteSet) -> Option<Hit> {
             return Some((&rules::CODE_DATA_URI, p));
         }
     }
-    if let Some(p) = first_of!(
-        s,
-        b,
-        &[
-            b"php://",
-            b"phar://",
-            b"zip://",
-            b"expect://",
-            b"glob://",
-            b"data://",
-            b"compress.zlib://",
-            b"compress.bzip2://",
-            b"ssh2.shell://",
-            b"ssh2.exec://",
-            b"ssh2.tunnel://",
-            b"ssh2.sftp://",
-            b"ssh2.scp://",
-            b"rar://",
-            b"ogg://",
-            b"data:text/plain",
-            b"data:text/php",
-            b"data:application/x-httpd-php",
-        ],
-    ) {
+    if let Some(p) = first_of!(s, b, PHP_WRAPPERS) {
         return Some((&rules::CODE_PHP_WRAPPER, p));
     }
     if b.contains(&b'$') {
@@ -613,7 +796,7 @@ fn data_uri(b: &[u8]) -> Option<usize> {
         } else {
             payload
         };
-        if php_tag(content, &ByteSet::of(content)).is_some() {
+        if php_tag(content, &Scan::unknown(&ByteSet::of(content))).is_some() {
             return Some(p);
         }
     }
@@ -645,7 +828,7 @@ fn decode_base64_prefix(payload: &[u8]) -> Vec<u8> {
 }
 
 /// `<?php`, `<?=`, `<? …` (not `<?xml`), and BBCode-style `[php]` / `{php}` blocks.
-fn php_tag(b: &[u8], s: &ByteSet) -> Option<usize> {
+fn php_tag(b: &[u8], s: &Scan<'_>) -> Option<usize> {
     let mut from = 0;
     while let Some(p) = find_ci_from(b, b"<?", from) {
         from = p + 2;
@@ -697,11 +880,7 @@ fn php_tag(b: &[u8], s: &ByteSet) -> Option<usize> {
             return Some(p);
         }
     }
-    first_of!(
-        s,
-        b,
-        &[b"[php]", b"{php}", b"[/php]", b"{/php}", b"[\\php]", b"{\\php}"]
-    )
+    first_of!(s, b, PHP_BLOCK_TAGS)
 }
 
 /// Whether what follows `<?xml` makes it a PHP short tag rather than an XML declaration or
@@ -1039,81 +1218,36 @@ fn serialized_object(b: &[u8]) -> Option<usize> {
     None
 }
 
-fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
-    if let Some(p) = first_of!(
-        s,
-        b,
-        &[
-            b"child_process",
-            b"process.mainmodule",
-            b"process.binding(",
-            b"constructor._load(",
-            b"constructor.constructor",
-            b"require('child",
-            b"require(\"child",
-            // node-serialize and funcster revive functions from these markers (RCE on
-            // deserialization); `eval(String.fromCharCode(` hides the code it runs.
-            b"_$$nd_func$$_",
-            b"__js_function",
-            b"eval(string.fromcharcode",
-        ],
-    ) {
+fn other(b: &[u8], s: &Scan<'_>) -> Option<Hit> {
+    if let Some(p) = first_of!(s, b, NODE_NEEDLES) {
         return Some((&rules::CODE_NODE, p));
     }
     // The node-serialize marker in base64 (`_$$ND_FUNC$$_` at each alignment).
-    let base64_marker = [
-        &b"XyQkTkRfRlVOQyQk"[..],
-        b"kJE5EX0ZVTkMkJF",
-        b"JCRORF9GVU5DJCR",
-    ]
-    .iter()
-    .filter_map(|n| find_cased(b, s, n))
-    .min();
-    if let Some(p) = base64_marker.or_else(|| node_runtime(b, s)) {
+    // (Both only where a listed needle is: the markers and every needle `node_runtime`
+    // searches for are in [`NEEDLE_LISTS`].)
+    let base64_marker = || {
+        NODE_BASE64_MARKERS
+            .iter()
+            .filter_map(|n| find_cased(b, s, n))
+            .min()
+    };
+    let node = || base64_marker().or_else(|| node_runtime(b, s));
+    if let Some(p) = s.needles.then(node).flatten() {
         return Some((&rules::CODE_NODE, p));
     }
-    if let Some(p) = first_of!(
-        s,
-        b,
-        &[
-            b"__proto__",
-            b"constructor.prototype",
-            b"constructor[prototype]",
-            b"[constructor][prototype]",
-        ],
-    ) {
+    if let Some(p) = first_of!(s, b, PROTOTYPE_NEEDLES) {
         return Some((&rules::CODE_PROTOTYPE_POLLUTION, p));
     }
-    if let Some(p) = first_of!(s, b, &[b"@{["]) {
+    if let Some(p) = first_of!(s, b, PERL_NEEDLES) {
         return Some((&rules::CODE_PERL, p));
     }
-    if let Some(p) = first_of!(
-        s,
-        b,
-        &[
-            b"__import__(",
-            b"__builtins__",
-            b"__globals__",
-            b"__subclasses__(",
-            b"os.popen(",
-            b"os.system(",
-        ],
-    ) {
+    if let Some(p) = first_of!(s, b, PYTHON_NEEDLES) {
         return Some((&rules::CODE_PYTHON, p));
     }
-    if let Some(p) = first_of!(
-        s,
-        b,
-        &[
-            b"process.spawn(",
-            b"kernel.exec",
-            b"io.popen(",
-            b"kernel.system",
-        ],
-    ) {
+    if let Some(p) = first_of!(s, b, RUBY_NEEDLES) {
         return Some((&rules::CODE_RUBY, p));
     }
-    if let Some(p) = first_of!(s, b, &[b"<!--#exec", b"<!--#include"]) {
+    if let Some(p) = first_of!(s, b, SSI_NEEDLES) {
         return Some((&rules::CODE_SSI, p));
     }
     if s.has_mask(const { needle_mask(b"while(") }) || s.has_mask(const { needle_mask(b"for(;;)") })
@@ -1131,23 +1265,14 @@ fn other(b: &[u8], s: &ByteSet) -> Option<Hit> {
 /// Flight references walking to a constructor (`"$1:constructor:constructor"`, the
 /// React2Shell chain). `\u` escapes (`c\u006fnsole`) are read as JavaScript reads them.
 fn node_runtime(b: &[u8], s: &ByteSet) -> Option<usize> {
-    if s.has(b'\\') && find_ci(b, b"\\u").is_some() {
+    if s.has(b'\\') && find_ci(b, NODE_ESCAPE[0]).is_some() {
         let plain = js_unescape(b);
         if plain.len() < b.len().min(4096) && node_runtime(&plain, &ByteSet::of(&plain)).is_some() {
             return Some(0);
         }
     }
     // Words of JavaScript people also write in prose and pasted code: only where code starts.
-    const NEEDLES: &[&[u8]] = &[
-        b"process.env",
-        b"process[",
-        b"require[",
-        b"module.exports",
-        b"new function(",
-        b"new function (",
-        b"console[",
-        b"console.",
-    ];
+    const NEEDLES: &[&[u8]] = NODE_RUNTIME_NEEDLES;
     const MASKS: [u128; NEEDLES.len()] = needle_masks(NEEDLES);
     for (needle, mask) in NEEDLES.iter().zip(&MASKS) {
         if !s.has_mask(*mask) {
@@ -1173,7 +1298,7 @@ fn node_runtime(b: &[u8], s: &ByteSet) -> Option<usize> {
             }
         }
     }
-    for needle in [&b":constructor"[..], b":prototype"] {
+    for &needle in NODE_FLIGHT_NEEDLES {
         let mut from = 0;
         while let Some(p) = find_ci_from(b, needle, from) {
             from = p + needle.len();
@@ -1319,9 +1444,46 @@ mod tests {
         })
     }
 
+    /// The needle gate never hides a finding: random values made of every gated needle and
+    /// noise (the bytes the rules look for, pieces of needles), in both cases, get the same
+    /// verdict from the checks with the gate's answer as with every needle assumed present.
+    #[test]
+    fn needle_gate_keeps_every_verdict() {
+        #[rustfmt::skip]
+        const PIECES: &[&str] = &[
+            "a", "x", "0", " ", ".", "_", "$", "{", "}", "(", ")", "[", "]", "<", ">", "?", "#",
+            "%", "@", ":", "'", "\"", "/", "\\", "=", ";", "é", "process", "constructor", "java",
+            "php", "eval", "require", "console", "class", "runtime", "$_GET", "$x(", "O:8:\"A\":0:{}",
+            "u0070", "siobhan.obrien5@example.com", "Please leave the parcel. #5",
+        ];
+        let listed: Vec<&[u8]> = NEEDLE_LISTS
+            .iter()
+            .flat_map(|l| l.iter().copied())
+            .collect();
+        let (mut found, mut gated) = (0usize, 0usize);
+        for v in super::super::keywords::random_values(0xc0de_6a7e, &listed, PIECES) {
+            let bytes = ByteSet::of(&v);
+            let gate = Scan::of(&v, &bytes);
+            let all = Scan::unknown(&bytes);
+            let run = |s: &Scan<'_>| {
+                super::java(&v, s)
+                    .or_else(|| super::other(&v, s))
+                    .or_else(|| super::php(&v, s))
+                    .map(|(r, p)| (r.id(), p))
+            };
+            let expected = run(&all);
+            assert_eq!(run(&gate), expected, "{:?}", String::from_utf8_lossy(&v));
+            found += usize::from(expected.is_some());
+            gated += usize::from(!gate.needles);
+        }
+        // The checks fire often, and the gate still turns many values away.
+        assert!(found > 10_000 && gated > 10_000, "{found} {gated}");
+    }
+
     #[test]
     fn masked_search_matches_the_plain_search() {
         const LIST: &[&[u8]] = &[b"t(java.", b"t (java.", b".getruntime()", b"java.", b"ab"];
+        const MASKS: [u128; LIST.len()] = needle_masks(LIST);
         for hay in [
             &b"x T(Java.lang.Runtime).getRuntime()"[..],
             b"T (JAVA.x) t(java.y",
@@ -1333,7 +1495,7 @@ mod tests {
         ] {
             let s = ByteSet::of(hay);
             assert_eq!(
-                first_of!(&s, hay, LIST),
+                first_of_masked(&Scan::unknown(&s), hay, LIST, &MASKS),
                 first_of(&s, hay, LIST),
                 "{}",
                 String::from_utf8_lossy(hay)
