@@ -289,6 +289,8 @@ const NEEDLE_LISTS: &[&[&[u8]]] = &[
     NODE_RUNTIME_NEEDLES,
     NODE_FLIGHT_NEEDLES,
     NODE_ESCAPE,
+    DESERIALIZATION_NEEDLES,
+    PHP_OPEN_TAG,
     PROTOTYPE_NEEDLES,
     PERL_NEEDLES,
     PYTHON_NEEDLES,
@@ -314,6 +316,13 @@ const NODE_RUNTIME_NEEDLES: &[&[u8]] = &[
 
 /// React Flight references walking to a constructor ([`node_runtime`]).
 const NODE_FLIGHT_NEEDLES: &[&[u8]] = &[b":constructor", b":prototype"];
+
+/// Serialized Java objects: hex, base64, base64 of gzip, base64 shifted by a byte
+/// ([`deserialization`]; the base64 ones are searched case-sensitively).
+const DESERIALIZATION_NEEDLES: &[&[u8]] = &[b"aced0005", b"rO0AB", b"s7QAF", b"ztAA"];
+
+/// PHP's open tag ([`php_tag`]).
+const PHP_OPEN_TAG: &[&[u8]] = &[b"<?"];
 
 /// [`node_runtime`] reads `\u` escapes only where one is.
 const NODE_ESCAPE: &[&[u8]] = &[b"\\u"];
@@ -672,15 +681,21 @@ fn lookup_value(body: &[u8]) -> Vec<u8> {
 }
 
 /// Java serialized objects: `aced0005` in hex or base64 at each of the three alignments.
-fn deserialization(b: &[u8], s: &ByteSet) -> Option<usize> {
-    if let Some(p) = find_ci(b, b"aced0005") {
+fn deserialization(b: &[u8], s: &Scan<'_>) -> Option<usize> {
+    let [hex, base64, base64_gzip, base64_shifted] = DESERIALIZATION_NEEDLES else {
+        return None;
+    };
+    if !s.needles {
+        return None;
+    }
+    if let Some(p) = find_ci(b, hex) {
         return Some(p);
     }
     let find = |n: &[u8]| find_cased(b, s, n);
-    if let Some(p) = find(b"rO0AB").or_else(|| find(b"s7QAF")) {
+    if let Some(p) = find(base64).or_else(|| find(base64_gzip)) {
         return Some(p);
     }
-    let p = find(b"ztAA")?;
+    let p = find(base64_shifted)?;
     (p > 0 && matches!(b[p - 1], b'K' | b'a' | b'q' | b'6')).then(|| p - 1)
 }
 
@@ -829,8 +844,12 @@ fn decode_base64_prefix(payload: &[u8]) -> Vec<u8> {
 
 /// `<?php`, `<?=`, `<? …` (not `<?xml`), and BBCode-style `[php]` / `{php}` blocks.
 fn php_tag(b: &[u8], s: &Scan<'_>) -> Option<usize> {
+    // `<?` is listed: without any needle there is no tag.
+    if !s.needles {
+        return None;
+    }
     let mut from = 0;
-    while let Some(p) = find_ci_from(b, b"<?", from) {
+    while let Some(p) = find_ci_from(b, PHP_OPEN_TAG[0], from) {
         from = p + 2;
         let rest = &b[p + 2..];
         // `test<?`: an open tag ending the value, its code sent in the next field (log
