@@ -227,6 +227,32 @@ pub fn check_h2_exchanges(
     stream_ids: &[u64],
     window: &Window,
 ) -> Result<(Vec<Value>, Vec<Value>)> {
+    // On failure, the capture counters tell a kernel-side loss (ring full, copy faults)
+    // from a parsing one: keep them with the error, since the agent is gone afterwards.
+    check_h2_exchanges_of(
+        agent,
+        server,
+        server_addr,
+        client,
+        expects,
+        stream_ids,
+        window,
+    )
+    .map_err(|e| match agent.metrics() {
+        Ok(m) => e.context(format!("capture counters:\n{}", m.dump("apiguard_capture"))),
+        Err(m) => e.context(format!("capture counters unavailable: {m:#}")),
+    })
+}
+
+fn check_h2_exchanges_of(
+    agent: &Agent,
+    server: &End,
+    server_addr: SocketAddr,
+    client: &ClientEnd,
+    expects: &[Expect],
+    stream_ids: &[u64],
+    window: &Window,
+) -> Result<(Vec<Value>, Vec<Value>)> {
     let n = expects.len();
     let ip = client.ip.to_string();
     let port = client.port;
