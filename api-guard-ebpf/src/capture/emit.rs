@@ -1,6 +1,6 @@
-//! Ring buffer output. Submissions do not wake the reader unless enough data is waiting
-//! (a wakeup per event costs the traced application microseconds); the daemon also drains
-//! on a short timer.
+//! Ring buffer output. Submissions do not wake the reader unless they take the waiting data
+//! across a threshold (a wakeup per event costs the traced application microseconds); the
+//! daemon also drains on a short timer.
 
 use api_guard_common::{
     ConnCloseEvent, ConnInfo, ConnOpenEvent, ConnTlsEvent, DataHeader, EventHeader, EventKind,
@@ -36,8 +36,16 @@ fn header(kind: EventKind, origin: Origin, conn_id: u64) -> EventHeader {
     }
 }
 
+/// Wakes the reader only with the submission that takes the waiting bytes across
+/// `WAKEUP_BYTES`. Past it the reader has been woken already (or waits for the parser, and
+/// cannot read anyway): forcing a wakeup on every later submission cost each one a
+/// self-IPI (`irq_work_queue`, an APIC write that exits to the hypervisor in a VM), which
+/// made a backlog slow the traced server down. A crossing missed by two CPUs submitting at
+/// once is caught by the reader's drain timer.
 fn wakeup_flags(adding: u64) -> u64 {
-    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) + adding >= global_u64(&WAKEUP_BYTES) {
+    let waiting = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    let threshold = global_u64(&WAKEUP_BYTES);
+    if waiting < threshold && waiting + adding >= threshold {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
         BPF_RB_NO_WAKEUP as u64
