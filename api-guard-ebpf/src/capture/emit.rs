@@ -1,6 +1,6 @@
 //! Ring buffer output. Submissions do not wake the reader unless they take the waiting data
-//! across a threshold (a wakeup per event costs the traced application microseconds); the
-//! daemon also drains on a short timer.
+//! across a multiple of a threshold (a wakeup per event costs the traced application
+//! microseconds); the daemon also drains on a short timer.
 
 use api_guard_common::{
     ConnCloseEvent, ConnInfo, ConnOpenEvent, ConnTlsEvent, DataHeader, EventHeader, EventKind,
@@ -41,16 +41,18 @@ fn header_at(kind: EventKind, origin: Origin, conn_id: u64, ts_ns: u64) -> Event
     }
 }
 
-/// Wakes the reader only with the submission that takes the waiting bytes across
-/// `WAKEUP_BYTES`. Past it the reader has been woken already (or waits for the parser, and
-/// cannot read anyway): forcing a wakeup on every later submission cost each one a
-/// self-IPI (`irq_work_queue`, an APIC write that exits to the hypervisor in a VM), which
-/// made a backlog slow the traced server down. A crossing missed by two CPUs submitting at
-/// once is caught by the reader's drain timer.
+/// Wakes the reader only with a submission that takes the waiting bytes across a multiple of
+/// `WAKEUP_BYTES` (a quarter of the ring): one wake-up per quarter of records, where every
+/// submission past the first quarter used to force one, each a self-IPI (`irq_work_queue`,
+/// an APIC write that exits to the hypervisor in a VM), so a lagging reader made the traced
+/// server pay one per record. Not only the first crossing: a wake-up that arrives while the
+/// reader drains is consumed by that drain, and the next quarter's crossing wakes it again
+/// before the ring is full. A crossing missed by two CPUs submitting at once is covered by
+/// the next one and by the reader's drain timer.
 fn wakeup_flags(adding: u64) -> u64 {
     let waiting = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
-    let threshold = global_u64(&WAKEUP_BYTES);
-    if waiting < threshold && waiting + adding >= threshold {
+    let step = global_u64(&WAKEUP_BYTES);
+    if step == 0 || (waiting + adding) / step > waiting / step {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
         BPF_RB_NO_WAKEUP as u64
