@@ -16,7 +16,18 @@ pub struct SplitWritesServer(ScriptServer);
 
 impl SplitWritesServer {
     pub fn start(ns: &Netns, listen: SocketAddr) -> Result<Self> {
-        ScriptServer::start_python(
+        Self::start_reading(ns, listen, Vec::new())
+    }
+
+    /// A server that reads each request with `recvmsg` into two buffers, the first of two
+    /// bytes, so every read fills two iovecs.
+    pub fn start_vectored(ns: &Netns, listen: SocketAddr) -> Result<Self> {
+        let env = vec![("SPLIT_WRITES_READ".to_string(), "vectored".to_string())];
+        Self::start_reading(ns, listen, env)
+    }
+
+    fn start_reading(ns: &Netns, listen: SocketAddr, env: Vec<(String, String)>) -> Result<Self> {
+        ScriptServer::start_python_env(
             ns,
             listen,
             &[],
@@ -27,6 +38,7 @@ impl SplitWritesServer {
                 "split-writes python server",
             ),
             None,
+            env,
         )
         .map(Self)
     }

@@ -108,6 +108,66 @@ fn a_response_in_large_calls_costs_one_cap_and_small_calls_are_copied_whole() ->
     Ok(())
 }
 
+/// A request read into two iovecs, the first of two bytes (`recvmsg`): the kernel copies each
+/// segment as its own record, back to back, so the request parses whole, and the method that
+/// decides whether the response budget applies is gathered across the segments ("GE" + "T ").
+#[test]
+fn a_request_read_into_two_iovecs_is_copied_whole_and_its_method_seen() -> Result<()> {
+    require_root()?;
+    let (srv, cli) = (Netns::new("budgetv-s")?, Netns::new("budgetv-c")?);
+    let veth = Veth::new(&srv, &cli)?;
+    let addr = SocketAddr::new(veth.a_ip.into(), unique_port()?);
+    let server = SplitWritesServer::start_vectored(&srv, addr)?;
+    let agent = Agent::start(AgentOptions {
+        config_toml: Some(format!("[capture]\npids = [{}]\n", server.pid())),
+        ..AgentOptions::default()
+    })?;
+
+    let big = format!("/big?calls={BIG_CALLS}&size={BIG}&vectored=1");
+    let run = Curl::new(&cli)
+        .url(server.url(&big))
+        .url(server.url(&big))
+        .run()?;
+    ensure!(run.connects() == 1, "curl did not reuse its connection");
+    let big_len = BIG_CALLS * BIG;
+
+    let ex = sorted_by_start(agent.wait_for_exchanges(|e| e["role"] == "server", 2, WAIT)?);
+    let seen: Vec<(&str, &str, u64, bool)> = ex
+        .iter()
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap_or(""),
+                e["path"].as_str().unwrap_or(""),
+                e["response_body_bytes"].as_u64().unwrap_or(0),
+                e["response_truncated"] == true,
+            )
+        })
+        .collect();
+    ensure!(
+        seen == [
+            ("GET", "/big", big_len, true),
+            ("GET", "/big", big_len, true)
+        ],
+        "{seen:?}"
+    );
+    // The budget applied (the method was seen): one cap per response, head included.
+    let heads = server.heads();
+    ensure!(heads.len() == 2, "heads {heads:?}");
+    let expected: u64 = heads.iter().map(|head| big_len - (CAP - head)).sum();
+    let not_copied = agent.wait_metric(
+        NOT_COPIED,
+        &[("reason", "truncated")],
+        |v| v == expected as f64,
+        WAIT,
+    )?;
+    ensure!(
+        not_copied == expected as f64,
+        "bytes not copied {not_copied}, expected {expected} (heads {heads:?})"
+    );
+    ensure!(agent.metric(NOT_COPIED, &[("reason", "ringbuf_full")])? == 0.0);
+    Ok(())
+}
+
 /// An app's LLM token stream is read in calls as large as its buffer and its usage totals come
 /// last: what a local client reads is never budgeted, only what a local server writes.
 #[test]

@@ -1,6 +1,6 @@
-//! Ring buffer output. Submissions do not wake the reader unless enough data is waiting
-//! (a wakeup per event costs the traced application microseconds); the daemon also drains
-//! on a short timer.
+//! Ring buffer output. Submissions do not wake the reader unless they take the waiting data
+//! across a multiple of a threshold (a wakeup per event costs the traced application
+//! microseconds); the daemon also drains on a short timer.
 
 use api_guard_common::{
     ConnCloseEvent, ConnInfo, ConnOpenEvent, ConnTlsEvent, DataHeader, EventHeader, EventKind,
@@ -25,19 +25,34 @@ pub(crate) struct Origin {
 }
 
 fn header(kind: EventKind, origin: Origin, conn_id: u64) -> EventHeader {
+    // SAFETY: helper without arguments or preconditions.
+    header_at(kind, origin, conn_id, unsafe { bpf_ktime_get_ns() })
+}
+
+#[inline(always)]
+fn header_at(kind: EventKind, origin: Origin, conn_id: u64, ts_ns: u64) -> EventHeader {
     EventHeader {
         kind: kind as u32,
         tgid: origin.tgid,
         tid: origin.tid,
         fd: origin.fd,
         conn_id,
-        // SAFETY: helper without arguments or preconditions.
-        ts_ns: unsafe { bpf_ktime_get_ns() },
+        ts_ns,
     }
 }
 
+/// Wakes the reader only with a submission that takes the waiting bytes across a multiple of
+/// `WAKEUP_BYTES` (a quarter of the ring): one wake-up per quarter of records, where every
+/// submission past the first quarter used to force one, each a self-IPI (`irq_work_queue`,
+/// an APIC write that exits to the hypervisor in a VM), so a lagging reader made the traced
+/// server pay one per record. Not only the first crossing: a wake-up that arrives while the
+/// reader drains is consumed by that drain, and the next quarter's crossing wakes it again
+/// before the ring is full. A crossing missed by two CPUs submitting at once is covered by
+/// the next one and by the reader's drain timer.
 fn wakeup_flags(adding: u64) -> u64 {
-    if EVENTS.query(BPF_RB_AVAIL_DATA as u64) + adding >= global_u64(&WAKEUP_BYTES) {
+    let waiting = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    let step = global_u64(&WAKEUP_BYTES);
+    if step == 0 || (waiting + adding) / step > waiting / step {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
         BPF_RB_NO_WAKEUP as u64
@@ -223,7 +238,9 @@ pub(crate) enum Direct {
 /// one data record, copied straight into a record reserved in the ring rather than staged
 /// and then copied again by `bpf_ringbuf_output`. The record's payload has the smallest
 /// size class of [`DIRECT_PAYLOAD_CLASSES`] that holds `len` (a reservation's size must be
-/// a constant); its header says how many bytes are used.
+/// a constant); its header says how many bytes are used. `ts_ns` is the record's timestamp
+/// (0: read the clock now).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn data_direct(
     conn: &mut ConnInfo,
@@ -233,6 +250,7 @@ pub(crate) fn data_direct(
     call_len: u64,
     dir: u8,
     flags: u8,
+    ts_ns: u64,
 ) -> Direct {
     // One instance per class: the classes are the const array's, checked at compile time.
     macro_rules! classes {
@@ -240,7 +258,7 @@ pub(crate) fn data_direct(
             $(
                 const _: () = assert!(DIRECT_PAYLOAD_CLASSES[$i] == $n);
                 if len <= $n {
-                    return reserved::<$n>(conn, origin, src, len, call_len, dir, flags);
+                    return reserved::<$n>(conn, origin, src, len, call_len, dir, flags, ts_ns);
                 }
             )*
         };
@@ -250,6 +268,7 @@ pub(crate) fn data_direct(
     Direct::ReadFailed
 }
 
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn reserved<const N: usize>(
     conn: &mut ConnInfo,
@@ -259,6 +278,7 @@ fn reserved<const N: usize>(
     call_len: u64,
     dir: u8,
     flags: u8,
+    ts_ns: u64,
 ) -> Direct {
     let slot = (dir as usize).wrapping_sub(1) & 1;
     let Some(mut entry) = EVENTS.reserve::<DirectRecord<N>>(0) else {
@@ -268,6 +288,11 @@ fn reserved<const N: usize>(
         return Direct::RingFull;
     };
     let rec = entry.as_mut_ptr();
+    // Clamped on a fresh load: the caller's class test already bounds `len`, so the compiler
+    // would drop this clamp, and it may test one copy of a value and pass another to the
+    // helper (a minimum it computed twice), whose bound the verifier then does not know.
+    // SAFETY: a read of a local.
+    let len = unsafe { core::ptr::read_volatile(&len) };
     let len = if len > N as u64 { N } else { len as usize };
     // SAFETY: `rec` points to the reserved record (`N` payload bytes), and `len <= N` keeps
     // the copy inside it; `bpf_probe_read_user` copies through the kernel's fault-handling
@@ -292,7 +317,11 @@ fn reserved<const N: usize>(
     // SAFETY: the reserved record is ours until submitted; the header is plain data.
     unsafe {
         core::ptr::addr_of_mut!((*rec).header).write(DataHeader {
-            hdr: header(EventKind::Data, origin, conn.conn_id),
+            hdr: if ts_ns != 0 {
+                header_at(EventKind::Data, origin, conn.conn_id, ts_ns)
+            } else {
+                header(EventKind::Data, origin, conn.conn_id)
+            },
             gap_before: conn.pending_gap[slot],
             gap_after: 0,
             call_len,

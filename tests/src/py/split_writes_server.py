@@ -2,11 +2,21 @@
 # one send and a body of N sends of S bytes each: how a response is split into calls is then up
 # to the test, not to python or TCP timing (blocking sends on a socket with a large send
 # buffer return only once all their bytes are queued: one syscall each).
-# Logs "head <bytes>" per response.
-import socket, sys, threading
+# Logs "head <bytes>" per response. With SPLIT_WRITES_READ=vectored, requests are read with
+# recvmsg into two buffers, the first of 2 bytes: each read's bytes land in two iovecs.
+import os, socket, sys, threading
 from urllib.parse import urlsplit, parse_qs
 
 host, port = sys.argv[1], int(sys.argv[2])
+vectored = os.environ.get("SPLIT_WRITES_READ") == "vectored"
+
+
+def read(conn):
+    if not vectored:
+        return conn.recv(65536)
+    first, rest = bytearray(2), bytearray(65536)
+    n = conn.recvmsg_into([first, rest])[0]
+    return bytes(first[: min(n, 2)]) + bytes(rest[: max(n - 2, 0)])
 
 
 def log(*parts):
@@ -22,7 +32,7 @@ def serve(conn):
             while b"\r\n\r\n" not in buf:
                 if len(buf) > 65536:
                     return
-                data = conn.recv(65536)
+                data = read(conn)
                 if not data:
                     return
                 buf += data
