@@ -165,13 +165,6 @@ pub struct Staging {
     pub fill: u64,
     /// The call being copied, for the same reason (see [`CopyState`]).
     pub copy: CopyState,
-    /// The first two iovec entries of a vectored call copied one record per segment
-    /// (`capture::data::direct_iovecs`): read here rather than onto the stack, which the
-    /// deepest callers (Go's TLS return) have no room left on.
-    pub iovecs: [u64; 4],
-    /// Non-zero when a full ring refused one of the first four bytes of such a call (they
-    /// are gathered in `data`).
-    pub head_lost: u64,
 }
 
 /// Progress of one call's chunked copy (`capture::data`), read and written by each

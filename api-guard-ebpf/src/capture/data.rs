@@ -11,10 +11,7 @@ use api_guard_common::{
     MAX_CHUNKS_PER_CALL, MAX_IOVECS, RESPONSE_BUDGET_FREE_CALL, ROLE_CLIENT, ROLE_SERVER,
 };
 use aya_ebpf::{
-    helpers::{
-        bpf_ktime_get_ns, bpf_probe_read_user,
-        generated::{self, bpf_loop},
-    },
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_loop},
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -186,9 +183,8 @@ fn starts_like_tls_record(ptr: u64) -> bool {
 }
 
 /// Copies what the stashed call moved, once it returned `ret > 0`. The stash entry stays,
-/// marked done, as the thread's last data syscall. `VECTORED`: the call passes iovecs
-/// (see [`copy_payload`]).
-fn exit<const VECTORED: bool>(ctx: &TracePointContext) {
+/// marked done, as the thread's last data syscall.
+fn exit(ctx: &TracePointContext) {
     let (pid_tgid, tgid, tid) = current();
     // `enter` stashes nothing for a closed gate; a stash left from before the gate closed is
     // of a connection that is gone.
@@ -262,16 +258,15 @@ fn exit<const VECTORED: bool>(ctx: &TracePointContext) {
             return;
         }
     }
-    deliver::<VECTORED>(conn, key, origin, &args, ret, 0, 0);
+    deliver(conn, key, origin, &args, ret, 0, 0);
 }
 
 /// Announces the connection if needed, then emits `ret` bytes of the call described by
 /// `args` (syscall or TLS library call), with `flags` on every record; `min_cap` raises the
-/// configured per-call copy cap for this call (0: as configured); `VECTORED`: the call may
-/// pass iovecs (see [`copy_payload`]). Inlined: BPF calls take at most five register
-/// arguments.
+/// configured per-call copy cap for this call (0: as configured). Inlined: BPF calls take at
+/// most five register arguments.
 #[inline(always)]
-pub(crate) fn deliver<const VECTORED: bool>(
+pub(crate) fn deliver(
     conn: &mut ConnInfo,
     key: ConnKey,
     origin: Origin,
@@ -302,7 +297,7 @@ pub(crate) fn deliver<const VECTORED: bool>(
     if cap < min_cap {
         cap = min_cap;
     }
-    let (copied, head) = copy_payload::<VECTORED>(conn, key, origin, args, ret, flags, cap);
+    let (copied, head) = copy_payload(conn, key, origin, args, ret, flags, cap);
     if request {
         if conn.framing == FRAMING_UNKNOWN {
             conn.framing = sniff_framing(copied, head);
@@ -370,16 +365,12 @@ fn sniff_framing(copied: u64, head: Option<[u8; 4]>) -> u8 {
 /// its progress in this CPU's staging slot ([`CopyState`] says why), so the verifier checks
 /// it once whatever the cap. A call with one buffer that fits one chunk (most requests and
 /// responses, every TLS call of up to 4 KiB) is copied straight into a record reserved in the
-/// ring (`emit::data_direct`), and so is each segment of a call of two iovecs that fit one
-/// chunk together ([`direct_iovecs`]); a few more are staged without the loop: the loop's
-/// helper call and callbacks cost more than the copy of a small call.
+/// ring (`emit::data_direct`), and a few iovecs that fit one chunk are staged without the
+/// loop: the loop's helper call and callbacks cost more than the copy of a small call.
 /// Returns how many bytes were copied, and the first four of them (for [`sniff_framing`];
 /// `None` when the ring refused a record filled in place, which saw them only there).
-/// `VECTORED` is false for the programs whose calls pass one buffer: they leave out the
-/// per-segment records, whose size classes the verifier walks per segment (each program
-/// that carries them adds about 0.3 s of verification to the agent's start).
 #[inline(always)]
-fn copy_payload<const VECTORED: bool>(
+fn copy_payload(
     conn: &mut ConnInfo,
     key: ConnKey,
     origin: Origin,
@@ -398,7 +389,7 @@ fn copy_payload<const VECTORED: bool>(
     let mut copied = 0;
     let mut head = Some([0; 4]);
     if cap > 0 && cap <= CHUNK_SIZE as u64 && args.buf_kind == BUF_PLAIN {
-        match emit::data_direct(conn, origin, args.ptr, cap, ret, args.dir, flags, 0) {
+        match emit::data_direct(conn, origin, args.ptr, cap, ret, args.dir, flags) {
             emit::Direct::Sent(first) => {
                 copied = cap;
                 head = Some(first);
@@ -415,11 +406,10 @@ fn copy_payload<const VECTORED: bool>(
             staging.fill = 0;
             staging.copy = start(key, origin, args, ret, flags, cap);
             let one_chunk = cap <= CHUNK_SIZE as u64;
-            let iov_count = staging.copy.iov_count;
-            if VECTORED && one_chunk && iov_count > 0 && iov_count <= DIRECT_IOVECS {
-                let done = direct_iovecs(conn, origin, staging);
-                return finish(conn, origin, args, ret, flags, done);
-            } else if one_chunk && iov_count > 0 && iov_count <= FEW_IOVECS as u64 {
+            if one_chunk
+                && staging.copy.iov_count > 0
+                && staging.copy.iov_count <= FEW_IOVECS as u64
+            {
                 stage_few_iovecs(staging);
             } else {
                 // Each step fills a chunk, ends a segment or loads an iovec: with at most
@@ -447,20 +437,6 @@ fn copy_payload<const VECTORED: bool>(
             copied = emit::staging().map_or(0, |s| s.copy.copied);
         }
     }
-    finish(conn, origin, args, ret, flags, (copied, head))
-}
-
-/// Ends a call's copy of `copied` bytes (the first four: `head`): a header-only record for
-/// whatever was not copied. Returns `(copied, head)`.
-#[inline(always)]
-fn finish(
-    conn: &mut ConnInfo,
-    origin: Origin,
-    args: &DataArgs,
-    ret: u64,
-    flags: u8,
-    (copied, head): (u64, Option<[u8; 4]>),
-) -> (u64, Option<[u8; 4]>) {
     // `copied <= cap <= ret` by construction; saturating because the verifier cannot know.
     let missing = ret.saturating_sub(copied);
     if missing > 0 {
@@ -484,101 +460,9 @@ fn finish(
     (copied, head)
 }
 
-/// Vectored calls of at most this many segments whose copy fits one chunk are copied
-/// without `bpf_loop`; see [`direct_iovecs`] for those of at most [`DIRECT_IOVECS`].
+/// Vectored calls of at most this many segments whose copy fits one chunk are staged without
+/// `bpf_loop` (nginx writes a response head and body in two).
 const FEW_IOVECS: usize = 4;
-
-/// Vectored calls of at most this many segments whose copy fits one chunk (nginx writes a
-/// response head and body in two) are copied as one record per segment, each filled in
-/// place in the ring. Not more: each segment's size class is a branch the verifier walks
-/// in every combination with the other segments' (four segments, in every program, took
-/// the agent's start from 0.8 to 10 s of CPU; two, in the four vectored programs only, to
-/// 2.0 s).
-const DIRECT_IOVECS: u64 = 2;
-
-/// Copies a vectored call of at most [`DIRECT_IOVECS`] segments whose copy fits one chunk
-/// (`staging.copy`, from [`start`]) as one record per segment, each filled in place in the
-/// ring like a single-buffer call (`emit::data_direct`): in call order and back to back, so
-/// userspace reads one contiguous stream, without the staging copy and the second copy
-/// `bpf_ringbuf_output` makes. One record for the whole call would need per-segment offsets
-/// into a reservation, which the verifier cannot bound within its size class. The records
-/// share one timestamp, and the iovec entries are read in one go. Progress lives in the
-/// staging slot (map memory), so the verifier carries no exact byte count from one segment
-/// to the next. Returns the bytes copied (or counted lost to a full ring) and the first four
-/// of them (`None` if a full ring refused any of those). Not inlined: its own stack frame
-/// keeps the deepest callers (Go's TLS return) within the verifier's 512 bytes.
-#[inline(never)]
-fn direct_iovecs(
-    conn: &mut ConnInfo,
-    origin: Origin,
-    staging: &mut Staging,
-) -> (u64, Option<[u8; 4]>) {
-    let st = &staging.copy;
-    let size = if st.iov_count >= 2 {
-        2 * IOVEC_SIZE
-    } else {
-        staging.iovecs[2] = 0;
-        staging.iovecs[3] = 0;
-        IOVEC_SIZE
-    };
-    // SAFETY: `size <= 32` bytes, the size of `iovecs`; `bpf_probe_read_user` copies through
-    // the kernel's fault-handling path, so any source pointer is fine (a bad one is an error).
-    let rc = unsafe {
-        generated::bpf_probe_read_user(
-            staging.iovecs.as_mut_ptr().cast(),
-            size as u32,
-            st.iov as *const core::ffi::c_void,
-        )
-    };
-    if rc != 0 {
-        return (0, Some([0; 4]));
-    }
-    // SAFETY: helper without arguments or preconditions.
-    let ts_ns = unsafe { bpf_ktime_get_ns() };
-    staging.head_lost = 0;
-    for i in 0..DIRECT_IOVECS as usize {
-        let st = &staging.copy;
-        if st.copied >= st.cap {
-            break;
-        }
-        let left = st.cap - st.copied;
-        let (ptr, len) = (staging.iovecs[2 * i], staging.iovecs[2 * i + 1]);
-        let want = if len > left { left } else { len };
-        if want == 0 {
-            continue;
-        }
-        let at = st.copied;
-        match emit::data_direct(conn, origin, ptr, want, st.ret, st.dir, st.flags, ts_ns) {
-            // The call's first four bytes are gathered in map memory, not in locals: values
-            // the verifier tracks across segments would multiply its paths by the classes.
-            emit::Direct::Sent(first) => {
-                for (j, &b) in first.iter().enumerate() {
-                    let to = at + j as u64;
-                    if to < 4 && (j as u64) < want {
-                        staging.data[to as usize & 3] = b;
-                    }
-                }
-            }
-            // Counted lost, as for a single buffer.
-            emit::Direct::RingFull => staging.head_lost |= (at < 4) as u64,
-            emit::Direct::ReadFailed => {
-                bump(Stat::ReadFail, 1);
-                break;
-            }
-        }
-        staging.copy.copied += want;
-    }
-    let head = [
-        staging.data[0],
-        staging.data[1],
-        staging.data[2],
-        staging.data[3],
-    ];
-    (
-        staging.copy.copied,
-        (staging.head_lost == 0).then_some(head),
-    )
-}
 
 /// Stages a vectored call of at most [`FEW_IOVECS`] segments whose copy fits one chunk, as
 /// `copy_step` would, segment after segment, in a loop the verifier unrolls.
@@ -794,7 +678,7 @@ macro_rules! data_syscall {
         /// Matching sys_exit tracepoint: long ret
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
-            exit::<{ $kind == BUF_IOVEC || $kind == BUF_MSGHDR }>(&ctx);
+            exit(&ctx);
             0
         }
     };

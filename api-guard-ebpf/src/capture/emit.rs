@@ -25,19 +25,14 @@ pub(crate) struct Origin {
 }
 
 fn header(kind: EventKind, origin: Origin, conn_id: u64) -> EventHeader {
-    // SAFETY: helper without arguments or preconditions.
-    header_at(kind, origin, conn_id, unsafe { bpf_ktime_get_ns() })
-}
-
-#[inline(always)]
-fn header_at(kind: EventKind, origin: Origin, conn_id: u64, ts_ns: u64) -> EventHeader {
     EventHeader {
         kind: kind as u32,
         tgid: origin.tgid,
         tid: origin.tid,
         fd: origin.fd,
         conn_id,
-        ts_ns,
+        // SAFETY: helper without arguments or preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
     }
 }
 
@@ -238,9 +233,7 @@ pub(crate) enum Direct {
 /// one data record, copied straight into a record reserved in the ring rather than staged
 /// and then copied again by `bpf_ringbuf_output`. The record's payload has the smallest
 /// size class of [`DIRECT_PAYLOAD_CLASSES`] that holds `len` (a reservation's size must be
-/// a constant); its header says how many bytes are used. `ts_ns` is the record's timestamp
-/// (0: read the clock now).
-#[allow(clippy::too_many_arguments)]
+/// a constant); its header says how many bytes are used.
 #[inline(always)]
 pub(crate) fn data_direct(
     conn: &mut ConnInfo,
@@ -250,7 +243,6 @@ pub(crate) fn data_direct(
     call_len: u64,
     dir: u8,
     flags: u8,
-    ts_ns: u64,
 ) -> Direct {
     // One instance per class: the classes are the const array's, checked at compile time.
     macro_rules! classes {
@@ -258,7 +250,7 @@ pub(crate) fn data_direct(
             $(
                 const _: () = assert!(DIRECT_PAYLOAD_CLASSES[$i] == $n);
                 if len <= $n {
-                    return reserved::<$n>(conn, origin, src, len, call_len, dir, flags, ts_ns);
+                    return reserved::<$n>(conn, origin, src, len, call_len, dir, flags);
                 }
             )*
         };
@@ -268,7 +260,6 @@ pub(crate) fn data_direct(
     Direct::ReadFailed
 }
 
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn reserved<const N: usize>(
     conn: &mut ConnInfo,
@@ -278,7 +269,6 @@ fn reserved<const N: usize>(
     call_len: u64,
     dir: u8,
     flags: u8,
-    ts_ns: u64,
 ) -> Direct {
     let slot = (dir as usize).wrapping_sub(1) & 1;
     let Some(mut entry) = EVENTS.reserve::<DirectRecord<N>>(0) else {
@@ -288,11 +278,6 @@ fn reserved<const N: usize>(
         return Direct::RingFull;
     };
     let rec = entry.as_mut_ptr();
-    // Clamped on a fresh load: the caller's class test already bounds `len`, so the compiler
-    // would drop this clamp, and it may test one copy of a value and pass another to the
-    // helper (a minimum it computed twice), whose bound the verifier then does not know.
-    // SAFETY: a read of a local.
-    let len = unsafe { core::ptr::read_volatile(&len) };
     let len = if len > N as u64 { N } else { len as usize };
     // SAFETY: `rec` points to the reserved record (`N` payload bytes), and `len <= N` keeps
     // the copy inside it; `bpf_probe_read_user` copies through the kernel's fault-handling
@@ -317,11 +302,7 @@ fn reserved<const N: usize>(
     // SAFETY: the reserved record is ours until submitted; the header is plain data.
     unsafe {
         core::ptr::addr_of_mut!((*rec).header).write(DataHeader {
-            hdr: if ts_ns != 0 {
-                header_at(EventKind::Data, origin, conn.conn_id, ts_ns)
-            } else {
-                header(EventKind::Data, origin, conn.conn_id)
-            },
+            hdr: header(EventKind::Data, origin, conn.conn_id),
             gap_before: conn.pending_gap[slot],
             gap_after: 0,
             call_len,

@@ -278,7 +278,7 @@ pub(crate) fn deliver_plaintext(
         });
         core::ptr::read_volatile(call)
     };
-    data::deliver::<false>(conn, key, origin, &call, len, DATA_TLS, min_cap);
+    data::deliver(conn, key, origin, &call, len, DATA_TLS, min_cap);
 }
 
 /// Switches a connection to TLS: its syscall payload so far was handshake ciphertext, so
