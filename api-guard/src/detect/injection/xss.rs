@@ -78,7 +78,13 @@ fn rule(c: &Candidate<'_>) -> Option<&'static Rule> {
     // Without markup or a quote to break out of an attribute, libinjection's attribute
     // verdicts (`style=...`) are about text that stays text; the own checks below cover
     // unquoted handlers and script URIs.
-    if v.contains(['<', '>', '"', '\'', '`']) && libinjection(v) {
+    // libinjection flags only tags, comments and doctypes, which all begin at a `<`, and
+    // attribute values after a listed attribute name, which only a `=` opens (a quoted
+    // context's first value has no name): without either (`O'Brien`) it cannot flag.
+    if v.contains(['<', '>', '"', '\'', '`'])
+        && (c.bytes.has(b'<') || c.bytes.has(b'='))
+        && libinjection(v)
+    {
         return Some(&rules::XSS_LIBINJECTION);
     }
     if ssi(&lower) {
@@ -496,6 +502,40 @@ mod tests {
             assert_eq!(f.location, "query:q");
             f.rule_id
         })
+    }
+
+    #[test]
+    fn libinjection_needs_a_tag_or_an_attribute_value() {
+        // Random values of quotes, attribute names and script pieces without `<` and `=`
+        // are never flagged; with them many are (the gate in `rule` rests on the first).
+        #[rustfmt::skip]
+        const PIECES: &[&str] = &[
+            "'", "\"", "`", " ", "/", ">", "!", "-", "?", "%", "onerror", "onload", "style",
+            "href", "src", "xmlns", "formaction", "javascript:", "alert(1)", "doctype", "[if",
+            "xml", "import", "entity", "script", "svg", "a", "O'Brien", "x", "\t", "&#",
+        ];
+        let mut rng = crate::testutil::Rng(0x7a9);
+        let (mut without, mut flagged_with) = (0, 0);
+        for _ in 0..60_000 {
+            let mut v = String::new();
+            for _ in 0..1 + rng.below(8) {
+                v.push_str(PIECES[rng.below(PIECES.len() as u64) as usize]);
+                if rng.below(6) == 0 {
+                    v.push(if rng.below(2) == 0 { '<' } else { '=' });
+                }
+            }
+            let flagged = libinjectionrs::detect_xss(v.as_bytes()).is_injection();
+            if v.contains(['<', '=']) {
+                flagged_with += usize::from(flagged);
+            } else {
+                without += 1;
+                assert!(!flagged, "{v:?}");
+            }
+        }
+        assert!(
+            without > 10_000 && flagged_with > 1_000,
+            "{without} {flagged_with}"
+        );
     }
 
     #[test]
