@@ -181,7 +181,11 @@ pub fn print(case: &str, cores: usize, steps: &[Step]) {
         );
     };
     predicted("nginx's CPU", &|s| s.nginx_us);
-    predicted("nginx + wrk's CPU", &|s| s.nginx_us + s.wrk_us);
+    // The agent's (or drain's) CPU competes for the same cores.
+    let or_zero = |x: f64| if x.is_finite() { x } else { 0.0 };
+    predicted("nginx + wrk + agent CPU", &|s| {
+        s.nginx_us + s.wrk_us + or_zero(s.process_us)
+    });
     predicted("busy time", &|s| s.busy_us);
 }
 
