@@ -22,6 +22,8 @@
 //! `go` measures a Go HTTPS server instead of nginx (`tests/go/tlsapp`, HTTP/1.1, a 1 KiB
 //! body; Go's own `crypto/tls`, hooked by its stack-check and `ret` probes): its floors are
 //! bare uprobes at the Go sites (never uretprobes, which crash Go programs).
+//! `--stairs` measures the staircase from the floor to the agent instead of the extra floors
+//! (see `bench_stairs.rs`).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -30,6 +32,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::bench_rate::{self, RateArgs};
+use crate::bench_stairs::{self, Step};
 use anyhow::{bail, ensure, Context, Result};
 use integration_tests::agent::agent_binary;
 use integration_tests::exchange::pid_role;
@@ -101,7 +104,18 @@ pub struct OverheadArgs {
     /// HTTP/1.1 over wrk only (`--scheme http|https|both`, not with `--rate`).
     #[arg(long)]
     pub post_json: bool,
+    /// The staircase from the floor to the agent: no agent, the floor, `drain` (`api-guard
+    /// floor --drain`: the agent's own programs and ring reader, every record dropped
+    /// unparsed), `parse` (the agent with detection, discovery and LLM recognition off) and
+    /// the agent, with a table of what each step adds (the TLS-site and raw floors are left
+    /// out). `--agent-config` applies to the drain and both agents.
+    #[arg(long, conflicts_with = "no_floor")]
+    pub stairs: bool,
 }
+
+/// What the `parse` step turns off: every analysis the agent runs on parsed exchanges.
+const ANALYSIS_OFF: &str =
+    "[detect]\nenabled = false\n[discover]\nenabled = false\n[llm]\nenabled = false\n";
 
 /// The wrk script of `--post-json`.
 const POST_JSON_SCRIPT: &str = include_str!("bench_post_json.lua");
@@ -196,6 +210,10 @@ enum Variant {
     },
     /// Empty programs on the raw `sys_enter`/`sys_exit` tracepoints instead of the agent's.
     RawFloor,
+    /// `api-guard floor --drain`: the agent's programs and ring reader, no parsing (`--stairs`).
+    Drain,
+    /// The agent with its analysis off: capture and parsing (`--stairs`).
+    AgentParse,
 }
 
 impl Variant {
@@ -222,6 +240,8 @@ impl Variant {
             } => "tls-entries",
             Variant::Floor { .. } => "empty",
             Variant::RawFloor => "raw-floor",
+            Variant::Drain => "drain",
+            Variant::AgentParse => "parse",
         }
     }
 
@@ -252,12 +272,41 @@ impl Variant {
             Variant::RawFloor => {
                 "empty programs on the raw sys_enter/sys_exit tracepoints (every syscall)"
             }
+            Variant::Drain => {
+                "the agent's programs, loader and ring reader; records counted and dropped, \
+                 not parsed (api-guard floor --drain)"
+            }
+            Variant::AgentParse => {
+                "api-guard capturing nginx's pid, detection, discovery and LLM recognition off"
+            }
         }
+    }
+
+    /// The agent with everything on (the runs the summary's agent lines are about).
+    fn full_agent(self) -> bool {
+        matches!(self, Variant::Agent | Variant::AgentCluster)
     }
 }
 
-/// The variants of one case, in the order of the first round.
-fn variants(tls: bool, floors: bool, cluster: bool) -> Vec<Variant> {
+/// The variants of one case, in the order of the first round: with `stairs`, the staircase
+/// from the floor up.
+fn variants(tls: bool, floors: bool, cluster: bool, stairs: bool) -> Vec<Variant> {
+    if stairs {
+        let mut v = vec![
+            Variant::Off,
+            Variant::Floor {
+                tracepoints: true,
+                tls: tls.then_some(TlsSites::Chosen),
+            },
+            Variant::Drain,
+            Variant::AgentParse,
+            Variant::Agent,
+        ];
+        if cluster {
+            v.push(Variant::AgentCluster);
+        }
+        return v;
+    }
     let mut v = vec![Variant::Off, Variant::Agent];
     if cluster {
         v.push(Variant::AgentCluster);
@@ -315,13 +364,28 @@ struct AgentStats {
     cluster_ops: u64,
 }
 
+/// What `api-guard floor --drain` took out of the ring during one run.
+struct DrainStats {
+    records: u64,
+    bytes: u64,
+    /// Kernel drops (ring buffer full, tables full, failed copies), truncated calls excluded.
+    dropped: u64,
+    /// CPU seconds of the drain process from just before the load until it had drained it.
+    cpu_s: f64,
+}
+
 struct Run {
     round: u32,
     variant: Variant,
     wrk: WrkReport,
     /// nginx's CPU seconds during the load (BPF programs run in its context included).
     nginx_cpu_s: f64,
+    /// The load generator's CPU seconds, and the whole machine's busy CPU seconds, during
+    /// the load.
+    wrk_cpu_s: f64,
+    busy_cpu_s: f64,
     agent: Option<AgentStats>,
+    drain: Option<DrainStats>,
     /// Run time of the BPF programs of the agent or the floor during the load, per program
     /// (`--bpf-stats`; empty otherwise and for the run without either).
     bpf: ProgTimes,
@@ -438,8 +502,8 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
     }
     let bin = agent_binary(&AgentOptions::default())?;
     println!("agent: {}", bin.display());
-    // Lives as long as the runs that read it.
-    let script_dir = integration_tests::util::TempDir::new("bench-post-json")?;
+    // Lives as long as the runs that read it (the post script, the drain's configuration).
+    let script_dir = integration_tests::util::TempDir::new("bench-overhead")?;
     let script = if args.post_json {
         let path = script_dir.join("post_json.lua");
         std::fs::write(&path, POST_JSON_SCRIPT)
@@ -519,13 +583,17 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
                 ns_cli: &net.cli,
                 load: &http1,
                 extra_config: &extra,
+                scratch: script_dir.path(),
                 exchanges: args.exchanges,
                 cluster_config: &cluster_config,
                 bin: &bin,
             };
-            let variants = variants(true, !args.no_floor, args.cluster);
+            let variants = variants(true, !args.no_floor, args.cluster, args.stairs);
             let runs = bench.measure(&variants, args.pairs)?;
             print_summary(case, &http1, &variants, &runs);
+            if args.stairs {
+                print_stairs(case, &variants, &runs);
+            }
             measured.push((case, variants, runs));
             continue;
         }
@@ -551,13 +619,17 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
             ns_cli: &net.cli,
             load,
             extra_config: &extra,
+            scratch: script_dir.path(),
             exchanges: args.exchanges,
             cluster_config: &cluster_config,
             bin: &bin,
         };
-        let variants = variants(case.tls(), !args.no_floor, args.cluster);
+        let variants = variants(case.tls(), !args.no_floor, args.cluster, args.stairs);
         let runs = bench.measure(&variants, args.pairs)?;
         print_summary(case, load, &variants, &runs);
+        if args.stairs {
+            print_stairs(case, &variants, &runs);
+        }
         measured.push((case, variants, runs));
     }
     println!();
@@ -666,6 +738,8 @@ struct Bench<'a> {
     ns_cli: &'a Netns,
     load: &'a Load,
     extra_config: &'a str,
+    /// Where the drain's configuration file is written.
+    scratch: &'a Path,
     /// Write and check the exchanges file (`--exchanges`).
     exchanges: bool,
     /// Appended for the cluster variant.
@@ -725,20 +799,31 @@ impl Bench<'_> {
         let nginx = self.server.0;
         // `bpf_pid`: the process holding the programs whose run time is measured (the agent
         // or the floor).
-        type Timed = (WrkReport, f64, Option<AgentStats>, ProgTimes);
         let timed = |agent: Option<&Agent>, bpf_pid: Option<u32>| -> Result<Timed> {
             let before = agent.map(|a| a.metrics()).transpose()?;
             let agent_cpu = agent.map(|a| cpu_seconds(a.pid())).transpose()?;
             let progs = bpf_pid.map(ProgTimes::of).transpose()?;
             let cpu = cpu_seconds(nginx)?;
+            let busy = bench_stairs::busy_seconds()?;
+            let load_cpu = bench_stairs::children_cpu_seconds();
             let report = self.load.run(self.ns_cli, url)?;
+            let wrk_cpu_s = bench_stairs::children_cpu_seconds() - load_cpu;
+            let busy_cpu_s = bench_stairs::busy_seconds()? - busy;
             let nginx_cpu = cpu_seconds(nginx)? - cpu;
             let progs = match (bpf_pid, progs) {
                 (Some(pid), Some(before)) => ProgTimes::of(pid)?.since(&before),
                 _ => ProgTimes::default(),
             };
+            let mut timed = Timed {
+                wrk: report,
+                nginx_cpu_s: nginx_cpu,
+                wrk_cpu_s,
+                busy_cpu_s,
+                agent: None,
+                bpf: progs,
+            };
             let Some(agent) = agent else {
-                return Ok((report, nginx_cpu, None, progs));
+                return Ok(timed);
             };
             let after = drained_metrics(agent)?;
             let before = before.unwrap_or_default();
@@ -746,7 +831,7 @@ impl Bench<'_> {
             let delta = |name: &str, labels: &[(&str, &str)]| {
                 (after.sum(name, labels) - before.sum(name, labels)).max(0.0) as u64
             };
-            let stats = AgentStats {
+            timed.agent = Some(AgentStats {
                 captured: delta(REQUESTS, &[("role", "server")]),
                 captured_version: None,
                 lost: delta(LOST, &[]),
@@ -763,22 +848,23 @@ impl Bench<'_> {
                 cpu_total_s: cpu_after,
                 peak_rss_kib: peak_rss_kib(agent.pid())?,
                 bpf_map_rss_kib: bpf_map_rss_kib(agent.pid())?,
-                bpf_ns: progs.ns(),
+                bpf_ns: timed.bpf.ns(),
                 cluster_ops: delta("apiguard_cluster_operations_total", &[]),
-            };
-            Ok((report, nginx_cpu, Some(stats), progs))
+            });
+            Ok(timed)
         };
-        let (wrk, nginx_cpu_s, agent, bpf) = match variant {
+        let mut drain = None;
+        let timed = match variant {
             Variant::Off => timed(None, None)?,
-            Variant::Agent | Variant::AgentCluster => {
-                let cluster = if variant == Variant::AgentCluster {
-                    self.cluster_config
-                } else {
-                    ""
+            Variant::Agent | Variant::AgentCluster | Variant::AgentParse => {
+                let more = match variant {
+                    Variant::AgentCluster => self.cluster_config,
+                    Variant::AgentParse => ANALYSIS_OFF,
+                    _ => "",
                 };
                 let mut agent = Agent::start(AgentOptions {
                     config_toml: Some(format!(
-                        "[capture]\npids = [{nginx}]\n{}\n{cluster}",
+                        "[capture]\npids = [{nginx}]\n{}\n{more}",
                         self.extra_config
                     )),
                     no_exchanges_file: !self.exchanges,
@@ -794,11 +880,39 @@ impl Bench<'_> {
                 // The exchanges file is whole once the agent has stopped.
                 let server = pid_role(nginx, "server");
                 let version = self.case.version();
-                if let Some(stats) = result.2.as_mut().filter(|_| self.exchanges) {
+                if let Some(stats) = result.agent.as_mut().filter(|_| self.exchanges) {
                     stats.captured_version = Some(
                         agent.count_exchanges(|e| server(e) && e["version"] == version)? as u64,
                     );
                 }
+                result
+            }
+            Variant::Drain => {
+                // The agent's configuration, less what only its analysis reads.
+                let config = self.scratch.join("drain.toml");
+                std::fs::write(
+                    &config,
+                    format!("[capture]\npids = [{nginx}]\n{}\n", self.extra_config),
+                )
+                .with_context(|| format!("writing {}", config.display()))?;
+                let mut floor = Floor::drain(self.bin, &config)?;
+                let pid = floor.child.id();
+                let cpu = cpu_seconds(pid)?;
+                let result = timed(None, Some(pid))?;
+                // The reader drains the ring every 10 ms: what the load left is read by now.
+                thread::sleep(Duration::from_millis(200));
+                let cpu_s = cpu_seconds(pid)? - cpu;
+                let report = floor.stop_drained()?;
+                let kernel = |stat: &str| report["kernel"][stat].as_u64().unwrap_or(0);
+                drain = Some(DrainStats {
+                    records: report["records"].as_u64().unwrap_or(0),
+                    bytes: report["bytes"].as_u64().unwrap_or(0),
+                    dropped: ["RingbufFull", "ConnTableFull", "StashTableFull", "ReadFail"]
+                        .into_iter()
+                        .map(kernel)
+                        .sum(),
+                    cpu_s,
+                });
                 result
             }
             Variant::Floor { tracepoints, tls } => {
@@ -817,17 +931,32 @@ impl Bench<'_> {
         Ok(Run {
             round,
             variant,
-            wrk,
-            nginx_cpu_s,
-            agent,
-            bpf,
+            wrk: timed.wrk,
+            nginx_cpu_s: timed.nginx_cpu_s,
+            wrk_cpu_s: timed.wrk_cpu_s,
+            busy_cpu_s: timed.busy_cpu_s,
+            agent: timed.agent,
+            drain,
+            bpf: timed.bpf,
         })
     }
 }
 
-/// `api-guard floor` running: empty programs on the agent's hooks.
+/// What one run of the load measured.
+struct Timed {
+    wrk: WrkReport,
+    nginx_cpu_s: f64,
+    wrk_cpu_s: f64,
+    busy_cpu_s: f64,
+    agent: Option<AgentStats>,
+    bpf: ProgTimes,
+}
+
+/// `api-guard floor` running: empty programs on the agent's hooks, or (`--drain`) the
+/// agent's own programs and ring reader.
 struct Floor {
     child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Floor {
@@ -839,9 +968,7 @@ impl Floor {
         pid: u32,
     ) -> Result<Floor> {
         let mut cmd = Command::new(bin);
-        cmd.arg("floor")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.arg("floor");
         if tracepoints {
             cmd.arg("--tracepoints");
         }
@@ -855,16 +982,7 @@ impl Floor {
             };
             cmd.args(["--tls", sites, "--pid", &pid.to_string()]);
         }
-        die_with_parent(&mut cmd, libc::SIGTERM);
-        let mut child = cmd.spawn().context("starting api-guard floor")?;
-        let stdout = child.stdout.take().context("floor stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let mut floor = Floor { child };
-        if !line.starts_with("floor ready") {
-            floor.stop()?;
-            bail!("api-guard floor did not start (printed {line:?})");
-        }
+        let (mut floor, line) = Floor::spawn(cmd)?;
         if tls.is_some() && line.contains(" 0 uprobes") {
             floor.stop()?;
             bail!(
@@ -875,9 +993,46 @@ impl Floor {
         Ok(floor)
     }
 
+    /// `api-guard floor --drain --config FILE`.
+    fn drain(bin: &Path, config: &Path) -> Result<Floor> {
+        let mut cmd = Command::new(bin);
+        cmd.args(["floor", "--drain", "--config"]).arg(config);
+        Ok(Floor::spawn(cmd)?.0)
+    }
+
+    /// Starts it and waits for its `floor ready` line (returned).
+    fn spawn(mut cmd: Command) -> Result<(Floor, String)> {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        die_with_parent(&mut cmd, libc::SIGTERM);
+        let mut child = cmd.spawn().context("starting api-guard floor")?;
+        let stdout = child.stdout.take().context("floor stdout")?;
+        let mut floor = Floor {
+            child,
+            stdout: BufReader::new(stdout),
+        };
+        let mut line = String::new();
+        floor.stdout.read_line(&mut line)?;
+        if !line.starts_with("floor ready") {
+            floor.stop()?;
+            bail!("api-guard floor did not start (printed {line:?})");
+        }
+        Ok((floor, line))
+    }
+
     fn stop(&mut self) -> Result<()> {
         signal_and_wait(&mut self.child, libc::SIGTERM, Duration::from_secs(10))?;
         Ok(())
+    }
+
+    /// Stops a drain and returns its `floor drained` report.
+    fn stop_drained(&mut self) -> Result<serde_json::Value> {
+        self.stop()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        let json = line
+            .strip_prefix("floor drained: ")
+            .with_context(|| format!("api-guard floor --drain ended with {line:?}"))?;
+        serde_json::from_str(json).context("parsing the drain's report")
     }
 }
 
@@ -935,6 +1090,19 @@ fn print_row(run: &Run, tool: &str) {
         p99,
         nginx_us
     );
+    if let Some(d) = &run.drain {
+        // The drain's records in the captured column, its process's CPU in the agent's.
+        println!(
+            "{start}  {:>9}  {:>6}  {:>7}  {:>11.2}  {:>8}  {:>10.0}",
+            d.records,
+            "-",
+            d.dropped,
+            per_request(d.cpu_s * 1e6, w.requests),
+            "-",
+            per_request(run.bpf.ns() as f64, w.requests),
+        );
+        return;
+    }
     match &run.agent {
         // A floor's empty programs have a run time too.
         None if !run.bpf.0.is_empty() => println!(
@@ -990,7 +1158,10 @@ fn print_bpf(agent_ns: f64, variants: &[Variant], runs: &[Run]) {
     // Per program over every agent run: its runs per request, ns per run and per request.
     let mut by_name: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
     let mut requests = 0;
-    for run in runs.iter().filter(|r| r.agent.is_some()) {
+    for run in runs
+        .iter()
+        .filter(|r| r.agent.is_some() && r.variant.full_agent())
+    {
         requests += run.wrk.requests;
         for (id, &(ns, cnt)) in &run.bpf.0 {
             let name = run
@@ -1045,6 +1216,75 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// CPU µs per request of the agent or the drain process of a run (`None` for the others).
+fn process_us(run: &Run) -> Option<f64> {
+    let cpu_s = match (&run.agent, &run.drain) {
+        (Some(a), _) => a.cpu_s,
+        (None, Some(d)) => d.cpu_s,
+        (None, None) => return None,
+    };
+    Some(per_request(cpu_s * 1e6, run.wrk.requests))
+}
+
+/// The staircase of `--stairs`: medians per step, from the run without the agent and the
+/// floor up to the agent.
+fn print_stairs(case: Case, variants: &[Variant], runs: &[Run]) {
+    let Some(floor) = variants.iter().copied().find(|v| v.label() == "floor") else {
+        return;
+    };
+    let steps: Vec<Step> = variants
+        .iter()
+        .copied()
+        .filter(|v| v.label() != "cluster")
+        .map(|v| {
+            let of = || runs.iter().filter(move |r| r.variant == v);
+            let med = |f: &dyn Fn(&Run) -> Option<f64>| median(of().filter_map(f).collect());
+            let per = |r: &Run, x: f64| per_request(x, r.wrk.requests);
+            let sum = |f: &dyn Fn(&Run) -> Option<u64>| -> Option<u64> { of().map(f).sum() };
+            Step {
+                label: v.label(),
+                rps: med(&|r| Some(r.wrk.requests_per_sec)),
+                to_off: median(ratios(runs, v, Variant::Off)),
+                to_floor: median(ratios(runs, v, floor)),
+                nginx_us: med(&|r| Some(per(r, r.nginx_cpu_s * 1e6))),
+                wrk_us: med(&|r| Some(per(r, r.wrk_cpu_s * 1e6))),
+                process_us: med(&process_us),
+                busy_us: med(&|r| Some(per(r, r.busy_cpu_s * 1e6))),
+                bpf_ns: med(&|r| (!r.bpf.0.is_empty()).then(|| per(r, r.bpf.ns() as f64))),
+                items: sum(&|r| match (&r.agent, &r.drain) {
+                    (Some(a), _) => Some(a.captured),
+                    (None, Some(d)) => Some(d.records),
+                    (None, None) => None,
+                }),
+                drops: sum(&|r| match (&r.agent, &r.drain) {
+                    (Some(a), _) => Some(a.dropped + a.lost),
+                    (None, Some(d)) => Some(d.dropped),
+                    (None, None) => None,
+                }),
+            }
+        })
+        .collect();
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    bench_stairs::print(case.name(), cores, &steps);
+    let drained: Vec<&DrainStats> = runs.iter().filter_map(|r| r.drain.as_ref()).collect();
+    if !drained.is_empty() {
+        let requests: u64 = runs
+            .iter()
+            .filter(|r| r.drain.is_some())
+            .map(|r| r.wrk.requests)
+            .sum();
+        let (records, bytes) = drained
+            .iter()
+            .fold((0, 0), |(n, b), d| (n + d.records, b + d.bytes));
+        println!(
+            "  drain: {records} records, {bytes} bytes for {requests} completed requests \
+             ({:.2} records, {:.0} bytes per request)",
+            per_request(records as f64, requests),
+            per_request(bytes as f64, requests)
+        );
+    }
+}
+
 /// req/s of `a` over req/s of `b`, per round where both ran.
 fn ratios(runs: &[Run], a: Variant, b: Variant) -> Vec<f64> {
     let rounds = runs.iter().map(|r| r.round).max().unwrap_or(0);
@@ -1073,13 +1313,7 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
         case.name(),
         runs.iter().map(|r| r.round).max().unwrap_or(0)
     );
-    let agent_us = |v| {
-        median(
-            of(v)
-                .filter_map(|r| Some(per_request(r.agent.as_ref()?.cpu_s * 1e6, r.wrk.requests)))
-                .collect(),
-        )
-    };
+    let agent_us = |v| median(of(v).filter_map(process_us).collect());
     let p99_ms = |v| median(of(v).filter_map(|r| r.wrk.p99_ms).collect());
     println!(
         "  {:<11}  {:>9}  {:>13}  {:>12}  {:>8}  {:>12}  {:>12}  {:>12}",
@@ -1151,6 +1385,7 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
     }
     let with: Vec<(&WrkReport, &AgentStats)> = runs
         .iter()
+        .filter(|r| r.variant.full_agent())
         .filter_map(|r| r.agent.as_ref().map(|a| (&r.wrk, a)))
         .collect();
     let sent: u64 = with.iter().map(|(w, _)| w.requests).sum();
@@ -1270,7 +1505,7 @@ mod tests {
         assert!(Case::GoHttps.tls() && Case::GoHttps.version() == "1.1");
         assert!(Case::H2.tls() && Case::Https.tls() && !Case::Http.tls());
         assert_eq!((Case::Https.version(), Case::H2.version()), ("1.1", "2"));
-        let labels: Vec<&str> = variants(Case::H2.tls(), true, false)
+        let labels: Vec<&str> = variants(Case::H2.tls(), true, false, false)
             .iter()
             .map(|v| v.label())
             .collect();
@@ -1294,19 +1529,19 @@ mod tests {
     #[test]
     fn variants_per_case() {
         assert_eq!(
-            variants(false, false, false),
+            variants(false, false, false, false),
             vec![Variant::Off, Variant::Agent]
         );
         assert_eq!(
-            variants(false, false, true),
+            variants(false, false, true, false),
             vec![Variant::Off, Variant::Agent, Variant::AgentCluster]
         );
-        let labels: Vec<&str> = variants(false, true, false)
+        let labels: Vec<&str> = variants(false, true, false, false)
             .iter()
             .map(|v| v.label())
             .collect();
         assert_eq!(labels, ["off", "api-guard", "floor", "raw-floor"]);
-        let labels: Vec<&str> = variants(true, true, false)
+        let labels: Vec<&str> = variants(true, true, false, false)
             .iter()
             .map(|v| v.label())
             .collect();
@@ -1314,5 +1549,19 @@ mod tests {
             labels,
             ["off", "api-guard", "floor", "tls-sites", "tls-entries"]
         );
+        // The staircase, from the floor up; under TLS the floor has the TLS sites.
+        for tls in [false, true] {
+            let stairs = variants(tls, true, false, true);
+            let labels: Vec<&str> = stairs.iter().map(|v| v.label()).collect();
+            assert_eq!(labels, ["off", "floor", "drain", "parse", "api-guard"]);
+            assert_eq!(
+                stairs[1],
+                Variant::Floor {
+                    tracepoints: true,
+                    tls: tls.then_some(TlsSites::Chosen)
+                }
+            );
+            assert!(stairs[4].full_agent() && !stairs[3].full_agent());
+        }
     }
 }

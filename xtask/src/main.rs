@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_rate;
+mod bench_stairs;
 mod bench_xdp;
 mod eval;
 mod fuzz;

@@ -12,6 +12,7 @@ mod cluster;
 mod config;
 mod control;
 mod enforce;
+mod floor_drain;
 mod fsys;
 mod llm;
 mod output;
@@ -207,9 +208,20 @@ enum Command {
         /// A uprobe + uretprobe pair at each TLS site of the libraries --pid maps.
         #[arg(long, value_enum, requires = "pid")]
         tls: Option<probes::FloorSites>,
-        /// The process whose TLS libraries are probed (for it alone).
+        /// The process whose TLS libraries are probed (for it alone); with --drain, added
+        /// to `capture.pids`.
         #[arg(long)]
         pid: Option<std::num::NonZeroU32>,
+        /// Not empty programs: the agent's own, attached by its own loader (TLS hooks and
+        /// adoption included), its ring reader copying every record out and a consumer
+        /// dropping them, counted: no parsing. At exit prints `floor drained: {json}` with
+        /// the records and bytes drained and the kernel's counters (drops among them).
+        #[arg(long, conflicts_with_all = ["tracepoints", "raw_syscalls", "tls"])]
+        drain: bool,
+        /// The agent configuration --drain loads its programs with (embedded defaults
+        /// without it).
+        #[arg(long, value_name = "FILE", requires = "drain")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -352,10 +364,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Detect { input, config } => detect_offline(&input, config.as_deref()),
         Command::Floor {
+            drain: true,
+            config,
+            pid,
+            ..
+        } => floor_drain::run(floor_drain::config(config.as_deref(), pid)?),
+        Command::Floor {
             tracepoints,
             raw_syscalls,
             tls,
             pid,
+            ..
         } => floor(tracepoints, raw_syscalls, tls.zip(pid)),
         Command::Inventory {
             from_exchanges,
