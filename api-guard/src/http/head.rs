@@ -108,7 +108,7 @@ impl LineScan {
         while let Some(rest) = data.get(pos..).filter(|r| !r.is_empty()) {
             if !self.prev_cr {
                 // Fast path over the ordinary bytes of a line.
-                let run = memchr::memchr2(CR, LF, rest).unwrap_or(rest.len());
+                let run = line_break(rest).unwrap_or(rest.len());
                 self.line_len += run;
                 pos += run;
             }
@@ -147,6 +147,32 @@ impl LineScan {
         }
         None
     }
+}
+
+/// The first CR or LF in `bytes`, eight bytes at a time: `memchr2(CR, LF, bytes)` without a
+/// call, for lines mostly shorter than the vector search's set-up pays for.
+#[inline]
+fn line_break(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut pos = 0;
+    for word in words.by_ref() {
+        let mut le = [0; 8];
+        le.copy_from_slice(word);
+        let x = u64::from_le_bytes(le);
+        let (cr, lf) = (x ^ (ONES * u64::from(CR)), x ^ (ONES * u64::from(LF)));
+        // A zero byte in either: the lowest one flagged is exact.
+        let found = ((cr.wrapping_sub(ONES) & !cr) | (lf.wrapping_sub(ONES) & !lf)) & HIGH;
+        if found != 0 {
+            return Some(pos + (found.trailing_zeros() / 8) as usize);
+        }
+        pos += 8;
+    }
+    let tail = words.remainder();
+    tail.iter()
+        .position(|&b| b == CR || b == LF)
+        .map(|at| pos + at)
 }
 
 /// A head `httparse` rejected.
@@ -871,6 +897,30 @@ mod tests {
         assert_eq!(events(b"G\nA"), [(2, Some(BadLineEnding)), (1, None)]);
         assert_eq!(events(b"G\rA"), [(3, Some(BadLineEnding))]);
         assert_eq!(events(b"G\r"), [(2, None)]);
+    }
+
+    /// `line_break` finds what `memchr2` does, at every length and offset.
+    #[test]
+    fn line_break_is_memchr2() {
+        let mut rng = crate::testutil::Rng(0x11ae_b4ea_4c0d_e5e5);
+        let alphabet = [b'a', b' ', CR, LF, 0x8d, 0x8a, 0x0c, 0x0e, 0x2d, 0xff, 0];
+        for _ in 0..20_000 {
+            let len = rng.below(40) as usize;
+            let sparse = rng.below(2) == 0;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    if sparse && rng.below(16) != 0 {
+                        b'x'
+                    } else {
+                        alphabet[rng.below(alphabet.len() as u64) as usize]
+                    }
+                })
+                .collect();
+            for from in 0..=bytes.len() {
+                let part = &bytes[from..];
+                assert_eq!(line_break(part), memchr::memchr2(CR, LF, part), "{part:?}");
+            }
+        }
     }
 
     #[test]
