@@ -181,6 +181,81 @@ pub(crate) struct SyntaxError;
 
 /// Validates a complete start line (`line` ends with its CRLF) and returns it.
 pub(crate) fn parse_start_line(kind: MessageKind, line: &[u8]) -> Result<StartLine, SyntaxError> {
+    let common = match kind {
+        MessageKind::Request => common_request_line(line),
+        MessageKind::Response => common_status_line(line),
+    };
+    match common {
+        Some(start) => Ok(start),
+        None => parse_start_line_httparse(kind, line),
+    }
+}
+
+/// A request line of the common shape, `METHOD SP target SP HTTP/1.x CRLF` with an
+/// upper-case method and a visible-ASCII target, which `httparse` accepts as the same
+/// request line. `None` for anything else, left to `httparse`.
+fn common_request_line(line: &[u8]) -> Option<StartLine> {
+    let line = line.strip_suffix(b"\r\n")?;
+    let method_len = line.iter().position(|&b| !b.is_ascii_uppercase())?;
+    let (method, rest) = line.split_at_checked(method_len)?;
+    let [b' ', rest @ ..] = rest else {
+        return None;
+    };
+    let target_len = rest.iter().position(|&b| !(0x21..=0x7e).contains(&b))?;
+    let (target, rest) = rest.split_at_checked(target_len)?;
+    let [b' ', version @ ..] = rest else {
+        return None;
+    };
+    if method.is_empty() || target.is_empty() {
+        return None;
+    }
+    Some(StartLine::Request {
+        method: std::str::from_utf8(method).ok()?.to_owned(),
+        target: std::str::from_utf8(target).ok()?.to_owned(),
+        version: http1_version(version)?,
+    })
+}
+
+/// A status line of the common shape, `HTTP/1.x SP 3DIGIT [SP reason] CRLF` with a reason
+/// of HTAB and visible ASCII or SP, which `httparse` accepts as the same status line.
+/// `None` for anything else, left to `httparse`.
+fn common_status_line(line: &[u8]) -> Option<StartLine> {
+    let line = line.strip_suffix(b"\r\n")?;
+    let (version, rest) = line.split_at_checked(8)?;
+    let [b' ', d0 @ b'0'..=b'9', d1 @ b'0'..=b'9', d2 @ b'0'..=b'9', reason @ ..] = rest else {
+        return None;
+    };
+    let reason_ok = match reason {
+        [] => true,
+        [b' ', text @ ..] => text
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..=0x7e).contains(&b)),
+        _ => false,
+    };
+    if !reason_ok {
+        return None;
+    }
+    let digit = |d: u8| u16::from(d - b'0');
+    Some(StartLine::Response {
+        status: digit(*d0) * 100 + digit(*d1) * 10 + digit(*d2),
+        version: http1_version(version)?,
+    })
+}
+
+fn http1_version(version: &[u8]) -> Option<u8> {
+    match version {
+        b"HTTP/1.1" => Some(1),
+        b"HTTP/1.0" => Some(0),
+        _ => None,
+    }
+}
+
+/// [`parse_start_line`] by `httparse`: for start lines of any other shape, and the
+/// reference the common shapes are tested against.
+pub(super) fn parse_start_line_httparse(
+    kind: MessageKind,
+    line: &[u8],
+) -> Result<StartLine, SyntaxError> {
     // With no room for header fields, a valid start line parses as `Partial` (or
     // `Complete` if it were followed by the empty line).
     let mut no_headers = [];

@@ -198,3 +198,98 @@ fn every_value_byte_at_every_offset() {
         }
     }
 }
+
+/// `parse_start_line` (its common shapes, else `httparse`) against `httparse` alone, as
+/// both kinds: every line of every corpus row (to its LF), every prefix of them ending in
+/// CRLF, and random lines from start-line pieces.
+#[test]
+fn start_lines_as_httparse() {
+    let agree_line = |line: &[u8]| {
+        for kind in [MessageKind::Request, MessageKind::Response] {
+            assert_eq!(
+                head::parse_start_line(kind, line),
+                head::parse_start_line_httparse(kind, line),
+                "{kind:?} {:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    };
+    let mut lines = 0;
+    for file in ["llhttp-requests.jsonl", "llhttp-responses.jsonl"] {
+        let path = shared_dir().join("corpus/http").join(file);
+        let text = std::fs::read_to_string(&path).expect("readable corpus file");
+        for row in text.lines() {
+            let row: Value = serde_json::from_str(row).expect("corpus row is JSON");
+            let raw = base64_decode(row["raw_b64"].as_str().expect("raw_b64")).expect("base64");
+            for line in raw.split_inclusive(|&b| b == b'\n') {
+                lines += 1;
+                agree_line(line);
+                if let Some(body) = line.strip_suffix(b"\r\n") {
+                    for end in 0..body.len() {
+                        agree_line(&[&body[..end], b"\r\n".as_slice()].concat());
+                    }
+                }
+            }
+        }
+    }
+    assert!(lines > 1000, "{lines} lines");
+    let pieces: &[&[u8]] = &[
+        b"GET",
+        b"POST",
+        b"get",
+        b"M-SEARCH",
+        b"A",
+        b" ",
+        b"  ",
+        b"\t",
+        b"/",
+        b"/a?b=c",
+        b"*",
+        b"http://h/p",
+        b"HTTP/1.1",
+        b"HTTP/1.0",
+        b"HTTP/2.0",
+        b"HTTP/1.",
+        b"HTTP/11",
+        b"200",
+        b"20",
+        b"2000",
+        b"OK",
+        b"Not Found",
+        b"\r",
+        b"\n",
+        b"\0",
+        b"\x7f",
+        b"\x80",
+        b"caf\xc3\xa9",
+        b"\xff",
+        b"\x01",
+    ];
+    let mut rng = Rng(0x57a2_71e5_0f0f_1e5e);
+    let mut line = Vec::new();
+    for _ in 0..50_000 {
+        line.clear();
+        for _ in 0..1 + rng.below(7) {
+            line.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
+        }
+        line.extend_from_slice(match rng.below(4) {
+            0 => b"\n".as_slice(),
+            _ => b"\r\n",
+        });
+        agree_line(&line);
+    }
+    // The common shapes themselves, with every byte in each place.
+    for b in 0..=255u8 {
+        let lines: [Vec<u8>; 6] = [
+            [b"GET /".as_slice(), &[b], b" HTTP/1.1\r\n"].concat(),
+            [[b].as_slice(), b"ET / HTTP/1.1\r\n"].concat(),
+            [b"GET / HTTP/1.".as_slice(), &[b], b"\r\n"].concat(),
+            [b"HTTP/1.1 200 O".as_slice(), &[b], b"\r\n"].concat(),
+            [b"HTTP/1.1 20".as_slice(), &[b], b" OK\r\n"].concat(),
+            [b"HTTP/1.1 200".as_slice(), &[b], b"\r\n"].concat(),
+        ];
+        for line in lines {
+            agree_line(&line[..]);
+        }
+    }
+}
