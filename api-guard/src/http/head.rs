@@ -3,6 +3,7 @@
 
 use std::mem;
 
+use super::headers::HeadersBuilder;
 use super::message::MessageKind;
 use super::Headers;
 use super::{CR, LF};
@@ -74,6 +75,8 @@ pub(crate) struct LineScan {
     prev_cr: bool,
     line_len: usize,
     start_line_done: bool,
+    /// Field lines ended so far.
+    fields: usize,
 }
 
 /// What ends a scan: field lines end inside it (nothing is done at their end, so the
@@ -93,6 +96,11 @@ impl LineScan {
         }
     }
 
+    /// Field lines ended so far: how many fields the head has once it ends.
+    pub(crate) fn fields(&self) -> usize {
+        self.fields
+    }
+
     /// Scans `data` up to and including the next line event (past any field line ends).
     /// Returns the bytes consumed and the event, or `None` when `data` ran out first.
     pub(crate) fn advance(&mut self, data: &[u8]) -> (usize, Option<LineEvent>) {
@@ -100,7 +108,7 @@ impl LineScan {
         while let Some(rest) = data.get(pos..).filter(|r| !r.is_empty()) {
             if !self.prev_cr {
                 // Fast path over the ordinary bytes of a line.
-                let run = memchr::memchr2(CR, LF, rest).unwrap_or(rest.len());
+                let run = line_break(rest).unwrap_or(rest.len());
                 self.line_len += run;
                 pos += run;
             }
@@ -128,6 +136,7 @@ impl LineScan {
                 Some(LineEvent::HeadEnd)
             } else {
                 // A field line ended: scan on.
+                self.fields += 1;
                 None
             };
         }
@@ -140,12 +149,113 @@ impl LineScan {
     }
 }
 
+/// The first CR or LF in `bytes`, eight bytes at a time: `memchr2(CR, LF, bytes)` without a
+/// call, for lines mostly shorter than the vector search's set-up pays for.
+#[inline]
+fn line_break(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut pos = 0;
+    for word in words.by_ref() {
+        let mut le = [0; 8];
+        le.copy_from_slice(word);
+        let x = u64::from_le_bytes(le);
+        let (cr, lf) = (x ^ (ONES * u64::from(CR)), x ^ (ONES * u64::from(LF)));
+        // A zero byte in either: the lowest one flagged is exact.
+        let found = ((cr.wrapping_sub(ONES) & !cr) | (lf.wrapping_sub(ONES) & !lf)) & HIGH;
+        if found != 0 {
+            return Some(pos + (found.trailing_zeros() / 8) as usize);
+        }
+        pos += 8;
+    }
+    let tail = words.remainder();
+    tail.iter()
+        .position(|&b| b == CR || b == LF)
+        .map(|at| pos + at)
+}
+
 /// A head `httparse` rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SyntaxError;
 
 /// Validates a complete start line (`line` ends with its CRLF) and returns it.
 pub(crate) fn parse_start_line(kind: MessageKind, line: &[u8]) -> Result<StartLine, SyntaxError> {
+    let common = match kind {
+        MessageKind::Request => common_request_line(line),
+        MessageKind::Response => common_status_line(line),
+    };
+    match common {
+        Some(start) => Ok(start),
+        None => parse_start_line_httparse(kind, line),
+    }
+}
+
+/// A request line of the common shape, `METHOD SP target SP HTTP/1.x CRLF` with an
+/// upper-case method and a visible-ASCII target, which `httparse` accepts as the same
+/// request line. `None` for anything else, left to `httparse`.
+fn common_request_line(line: &[u8]) -> Option<StartLine> {
+    let line = line.strip_suffix(b"\r\n")?;
+    let method_len = line.iter().position(|&b| !b.is_ascii_uppercase())?;
+    let (method, rest) = line.split_at_checked(method_len)?;
+    let [b' ', rest @ ..] = rest else {
+        return None;
+    };
+    let target_len = rest.iter().position(|&b| !(0x21..=0x7e).contains(&b))?;
+    let (target, rest) = rest.split_at_checked(target_len)?;
+    let [b' ', version @ ..] = rest else {
+        return None;
+    };
+    if method.is_empty() || target.is_empty() {
+        return None;
+    }
+    Some(StartLine::Request {
+        method: std::str::from_utf8(method).ok()?.to_owned(),
+        target: std::str::from_utf8(target).ok()?.to_owned(),
+        version: http1_version(version)?,
+    })
+}
+
+/// A status line of the common shape, `HTTP/1.x SP 3DIGIT [SP reason] CRLF` with a reason
+/// of HTAB and visible ASCII or SP, which `httparse` accepts as the same status line.
+/// `None` for anything else, left to `httparse`.
+fn common_status_line(line: &[u8]) -> Option<StartLine> {
+    let line = line.strip_suffix(b"\r\n")?;
+    let (version, rest) = line.split_at_checked(8)?;
+    let [b' ', d0 @ b'0'..=b'9', d1 @ b'0'..=b'9', d2 @ b'0'..=b'9', reason @ ..] = rest else {
+        return None;
+    };
+    let reason_ok = match reason {
+        [] => true,
+        [b' ', text @ ..] => text
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..=0x7e).contains(&b)),
+        _ => false,
+    };
+    if !reason_ok {
+        return None;
+    }
+    let digit = |d: u8| u16::from(d - b'0');
+    Some(StartLine::Response {
+        status: digit(*d0) * 100 + digit(*d1) * 10 + digit(*d2),
+        version: http1_version(version)?,
+    })
+}
+
+fn http1_version(version: &[u8]) -> Option<u8> {
+    match version {
+        b"HTTP/1.1" => Some(1),
+        b"HTTP/1.0" => Some(0),
+        _ => None,
+    }
+}
+
+/// [`parse_start_line`] by `httparse`: for start lines of any other shape, and the
+/// reference the common shapes are tested against.
+pub(super) fn parse_start_line_httparse(
+    kind: MessageKind,
+    line: &[u8],
+) -> Result<StartLine, SyntaxError> {
     // With no room for header fields, a valid start line parses as `Partial` (or
     // `Complete` if it were followed by the empty line).
     let mut no_headers = [];
@@ -240,10 +350,201 @@ fn parse_head_with<'b>(
 
 /// Parses the fields of a complete head (`buf` ends with the empty line) whose start line,
 /// its first `start_len` bytes, was parsed already as `start` ([`parse_start_line`]): what
-/// [`parse_head`] returns, without parsing the start line a second time. (With the default
-/// configuration `httparse` parses the fields after a start line as `parse_headers` does.)
-/// On a syntax error the start line is handed back.
+/// [`parse_head`] returns, without parsing the start line a second time. `fields` (the
+/// number of field lines, if known) sizes the field list. On a syntax error the start line
+/// is handed back.
+///
+/// One pass over the fields with the grammar `httparse` applies after a start line (its
+/// default configuration: token names, `:` right after the name, optional whitespace, then
+/// HTAB, visible ASCII and bytes from 0x80 up to CRLF or LF, trailing whitespace dropped;
+/// obs-fold and any other byte rejected). A head whose kept text is not UTF-8 is parsed
+/// again by `httparse` and [`build_head`], which decode values lossily, field by field.
 pub(crate) fn parse_head_after(
+    start: StartLine,
+    start_len: usize,
+    buf: &[u8],
+    max_text: usize,
+    fields: usize,
+) -> Result<Head, StartLine> {
+    let Some(section) = buf.get(start_len..) else {
+        return Err(start);
+    };
+    let mut scan = FieldScan::new(&start, fields, section.len());
+    let Some(len) = scan.run(section, max_text) else {
+        return Err(start);
+    };
+    let Some(headers) = scan.kept.finish() else {
+        return parse_head_after_httparse(start, start_len, buf, max_text);
+    };
+    let host = scan
+        .host
+        .and_then(|i| headers.get_index(i))
+        .map(|(_, value)| value.to_owned());
+    let mut head = Head {
+        start,
+        headers,
+        host,
+        wire_len: start_len + len,
+        content_length: scan.content_length,
+        transfer_encoding: scan.te.result(),
+        close: scan.close,
+        upgrade: scan.upgrade,
+    };
+    // HTTP/1.0 connections persist only when asked to (RFC 9112 §9.3).
+    head.close |= head.version() == 0 && !scan.keep_alive;
+    Ok(head)
+}
+
+/// The field section after a start line, parsed in one pass: what [`build_head`] collects
+/// from `httparse`'s fields, with the field text kept as bytes.
+struct FieldScan {
+    kept: HeadersBuilder,
+    /// Text counted against the limit: the request line's method and target, then every
+    /// field's name and value (kept or not, as in [`build_head`]).
+    text: usize,
+    /// Index of the first `Host` field among those kept.
+    host: Option<usize>,
+    content_length: ContentLength,
+    te: TeScan,
+    close: bool,
+    keep_alive: bool,
+    upgrade: bool,
+}
+
+impl FieldScan {
+    fn new(start: &StartLine, fields: usize, section_len: usize) -> Self {
+        let text = match start {
+            StartLine::Request { method, target, .. } => method.len() + target.len(),
+            StartLine::Response { .. } => 0,
+        };
+        Self {
+            // A field line takes at least three bytes: the hint cannot make it larger.
+            kept: HeadersBuilder::with_capacity(fields.min(section_len / 3), section_len),
+            text,
+            host: None,
+            content_length: ContentLength::Absent,
+            te: TeScan::default(),
+            close: false,
+            keep_alive: false,
+            upgrade: false,
+        }
+    }
+
+    /// Parses `section` up to and including its empty line; returns the bytes it took, or
+    /// `None` on a syntax error or if `section` ends first.
+    fn run(&mut self, section: &[u8], max_text: usize) -> Option<usize> {
+        let mut pos = 0;
+        loop {
+            match *section.get(pos)? {
+                CR => return (section.get(pos + 1) == Some(&LF)).then_some(pos + 2),
+                LF => return Some(pos + 1),
+                _ => {}
+            }
+            let name_start = pos;
+            while TOKEN[usize::from(*section.get(pos)?)] {
+                pos += 1;
+            }
+            let name = section.get(name_start..pos)?;
+            if name.is_empty() || section.get(pos) != Some(&b':') {
+                return None;
+            }
+            pos += 1;
+            while matches!(section.get(pos)?, b' ' | b'\t') {
+                pos += 1;
+            }
+            let value_start = pos;
+            pos = value_end(section, pos);
+            let line_end = pos;
+            match *section.get(pos)? {
+                CR if section.get(pos + 1) == Some(&LF) => pos += 2,
+                LF => pos += 1,
+                _ => return None,
+            }
+            let value = trim_trailing_ws(section.get(value_start..line_end)?);
+            self.field(name, value, max_text);
+        }
+    }
+
+    fn field(&mut self, name: &[u8], value: &[u8], max_text: usize) {
+        // Names are compared by length first: most fields match none of these.
+        match name.len() {
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                self.content_length = merge_content_length(self.content_length, value);
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => self.te.add(value),
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for token in list_elements(value) {
+                    self.close |= token.eq_ignore_ascii_case(b"close");
+                    self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+            7 if name.eq_ignore_ascii_case(b"upgrade") => self.upgrade = true,
+            _ => {}
+        }
+        self.text = self.text.saturating_add(name.len() + value.len());
+        if self.text <= max_text {
+            if self.host.is_none() && name.eq_ignore_ascii_case(b"host") {
+                self.host = Some(self.kept.len());
+            }
+            self.kept.push(name, value);
+        }
+    }
+}
+
+/// `tchar` (RFC 9110 §5.6.2): the bytes of a field name.
+static TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = matches!(b as u8,
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9'
+            | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+'
+            | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
+        b += 1;
+    }
+    table
+};
+
+/// Where the field value starting at `pos` stops: the first control byte other than HTAB
+/// (CR, LF or an invalid one) or DEL, or `buf.len()`. Eight bytes at a time.
+fn value_end(buf: &[u8], mut pos: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    while let Some(chunk) = buf.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
+        let x = u64::from_le_bytes(*chunk);
+        let del = x ^ (ONES * 0x7f);
+        // The lowest flagged byte is exact (a borrow only spreads upwards): a byte below
+        // 0x20, or 0x7f.
+        let stop = ((x.wrapping_sub(ONES * 0x20) & !x) | (del.wrapping_sub(ONES) & !del)) & HIGH;
+        if stop == 0 {
+            pos += 8;
+            continue;
+        }
+        pos += (stop.trailing_zeros() / 8) as usize;
+        if buf.get(pos) != Some(&b'\t') {
+            return pos;
+        }
+        pos += 1;
+    }
+    while let Some(&b) = buf.get(pos) {
+        if b != b'\t' && (b < 0x20 || b == 0x7f) {
+            return pos;
+        }
+        pos += 1;
+    }
+    pos
+}
+
+fn trim_trailing_ws(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// [`parse_head_after`] by `httparse` and [`build_head`]: for heads whose kept text is not
+/// UTF-8 (values decoded lossily), and the reference the one-pass parser is tested against.
+pub(super) fn parse_head_after_httparse(
     start: StartLine,
     start_len: usize,
     buf: &[u8],
@@ -514,7 +815,7 @@ mod tests {
             let start = parse_start_line(kind, &buf[..line_end]).expect("valid start line");
             for max_text in [20, 65_536] {
                 let whole = parse_head(kind, buf, max_text).map(|h| format!("{h:?}"));
-                let after = parse_head_after(start.clone(), line_end, buf, max_text)
+                let after = parse_head_after(start.clone(), line_end, buf, max_text, 0)
                     .map(|h| format!("{h:?}"))
                     .map_err(|_| SyntaxError);
                 assert_eq!(after, whole, "{head:?}");
@@ -671,6 +972,30 @@ mod tests {
         assert_eq!(events(b"G\nA"), [(2, Some(BadLineEnding)), (1, None)]);
         assert_eq!(events(b"G\rA"), [(3, Some(BadLineEnding))]);
         assert_eq!(events(b"G\r"), [(2, None)]);
+    }
+
+    /// `line_break` finds what `memchr2` does, at every length and offset.
+    #[test]
+    fn line_break_is_memchr2() {
+        let mut rng = crate::testutil::Rng(0x11ae_b4ea_4c0d_e5e5);
+        let alphabet = [b'a', b' ', CR, LF, 0x8d, 0x8a, 0x0c, 0x0e, 0x2d, 0xff, 0];
+        for _ in 0..20_000 {
+            let len = rng.below(40) as usize;
+            let sparse = rng.below(2) == 0;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    if sparse && rng.below(16) != 0 {
+                        b'x'
+                    } else {
+                        alphabet[rng.below(alphabet.len() as u64) as usize]
+                    }
+                })
+                .collect();
+            for from in 0..=bytes.len() {
+                let part = &bytes[from..];
+                assert_eq!(line_break(part), memchr::memchr2(CR, LF, part), "{part:?}");
+            }
+        }
     }
 
     #[test]

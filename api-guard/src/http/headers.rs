@@ -122,6 +122,53 @@ impl Headers {
     }
 }
 
+/// Header fields collected as bytes and checked as UTF-8 once, when done: the head parser
+/// copies each name and value with one `extend_from_slice` and no per-field text check.
+#[derive(Debug)]
+pub(crate) struct HeadersBuilder {
+    text: Vec<u8>,
+    ends: Vec<FieldEnds>,
+}
+
+impl HeadersBuilder {
+    pub(crate) fn with_capacity(fields: usize, text: usize) -> Self {
+        Self {
+            text: Vec::with_capacity(text),
+            ends: Vec::with_capacity(fields),
+        }
+    }
+
+    /// Appends a field, as [`Headers::push`] does (dropped past 4 GiB of text).
+    pub(crate) fn push(&mut self, name: &[u8], value: &[u8]) {
+        let Some(total) = self.text.len().checked_add(name.len() + value.len()) else {
+            return;
+        };
+        if u32::try_from(total).is_err() {
+            return;
+        }
+        self.text.extend_from_slice(name);
+        let name_end = self.text.len() as u32;
+        self.text.extend_from_slice(value);
+        self.ends.push(FieldEnds {
+            name: name_end,
+            value: self.text.len() as u32,
+        });
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The fields, or `None` if their text is not UTF-8.
+    pub(crate) fn finish(self) -> Option<Headers> {
+        let text = String::from_utf8(self.text).ok()?;
+        Some(Headers {
+            text,
+            ends: self.ends,
+        })
+    }
+}
+
 /// Iterator over [`Headers`] as `(name, value)`.
 #[derive(Clone)]
 pub struct Iter<'a> {

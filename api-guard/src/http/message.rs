@@ -609,8 +609,10 @@ impl MessageParser {
     fn end_head(&mut self, ts: u64, sink: &mut impl MessageSink) {
         let max_text = self.limits.max_header_bytes;
         let parsed = match self.msg.start.take() {
-            Some((start, len)) => head::parse_head_after(start, len, &self.buf, max_text)
-                .map_err(|start| self.msg.start = Some((start, len))),
+            Some((start, len)) => {
+                head::parse_head_after(start, len, &self.buf, max_text, self.lines.fields())
+                    .map_err(|start| self.msg.start = Some((start, len)))
+            }
             None => head::parse_head(self.kind, &self.buf, max_text).map_err(|_| ()),
         };
         let Ok(head) = parsed else {

@@ -15,7 +15,7 @@ fn corpus_dir() -> Option<PathBuf> {
 }
 
 /// Standard base64 (with or without padding); `None` on any other character.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
+pub(super) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
     let (mut acc, mut bits) = (0u32, 0u32);
     for c in text.bytes().filter(|&c| c != b'=') {

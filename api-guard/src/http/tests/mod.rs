@@ -1,6 +1,7 @@
 //! Behaviour tests of the whole HTTP layer, driven through [`HttpConnection`].
 
 mod corpus;
+mod fields;
 mod fuzz;
 mod malformed;
 mod notices;
