@@ -679,7 +679,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     // Before the eBPF load, whose freed BTF pages it would otherwise keep resident.
     let engine = analysis::detect::build_engine(&config.detect).context("starting detection")?;
+    // The engine's build and the load's BTF parse free megabytes at once; mimalloc returns
+    // freed pages only when a later free comes due, and the pages left freed here stayed
+    // resident for good (6 MiB at idle, measured). Collected right away instead.
+    // SAFETY: takes no pointers; mimalloc allows a collection at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) };
     let mut probes = Probes::load(&config).context("loading eBPF probes")?;
+    // SAFETY: as above.
+    unsafe { libmimalloc_sys::mi_collect(true) };
     let xdp = probes.take_xdp(&config).context("starting the XDP guard")?;
     let enforcer = Enforcer::new(
         &config.enforce,
