@@ -12,6 +12,7 @@ pub mod handshake;
 pub mod http;
 pub mod identity;
 pub mod json;
+pub mod lazy_lru;
 pub mod llm;
 pub mod node;
 pub mod record;

@@ -160,9 +160,9 @@ impl AuthDetector {
         Ok(Self {
             config: config.clone(),
             hasher: RandomState::new(),
-            routes: LruCache::new(cap),
-            credentials: LruCache::new(cap),
-            failures: LruCache::new(cap),
+            routes: crate::lazy_lru::bounded(cap),
+            credentials: crate::lazy_lru::bounded(cap),
+            failures: crate::lazy_lru::bounded(cap),
         })
     }
 

@@ -184,7 +184,9 @@ impl EncryptionDetector {
                 .collect(),
             judged: HashSet::new(),
             judged_order: VecDeque::new(),
-            reported: LruCache::new(NonZeroUsize::new(MAX_REPORTED).unwrap_or(NonZeroUsize::MIN)),
+            reported: crate::lazy_lru::bounded(
+                NonZeroUsize::new(MAX_REPORTED).unwrap_or(NonZeroUsize::MIN),
+            ),
             hasher: RandomState::new(),
             scans: ScanCache::default(),
         })

@@ -65,19 +65,25 @@ pub struct Detections {
     identifier: Identifier,
 }
 
+/// The detection engine of `config`, `None` when `detect.enabled` is false. The agent builds
+/// it before loading its eBPF object: the load parses the kernel's BTF (~19 MiB of small
+/// allocations, freed when it ends), and long-lived tables allocated after it are spread over
+/// those freed pages (mimalloc fills free blocks in place) and keep them resident.
+pub fn build_engine(config: &DetectConfig) -> anyhow::Result<Option<Engine>> {
+    Ok(config.enabled.then(|| Engine::new(config)).transpose()?)
+}
+
 impl Detections {
-    /// `None` when `detect.enabled` is false.
+    /// Detection with `engine` (see [`build_engine`]).
     pub fn new(
         config: &DetectConfig,
+        engine: Engine,
         enforcer: Arc<Enforcer>,
         metrics: Metrics,
         events: EventSink,
-    ) -> anyhow::Result<Option<Self>> {
-        if !config.enabled {
-            return Ok(None);
-        }
-        Ok(Some(Self {
-            engine: Engine::new(config)?,
+    ) -> Self {
+        Self {
+            engine,
             block_severity: config.block_severity,
             block_for: Duration::from_secs(config.block_secs),
             enforcer,
@@ -90,7 +96,7 @@ impl Detections {
             providers: Arc::default(),
             identity: None,
             identifier: Identifier::default(),
-        }))
+        }
     }
 
     /// The running identity settings (the parsing task's, see `analysis::identity`).

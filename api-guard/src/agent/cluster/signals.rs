@@ -65,7 +65,9 @@ impl SignalTap {
     pub fn new(publisher: Publisher, threshold: usize, window_secs: u64) -> Self {
         Self {
             publisher,
-            sent: LruCache::new(NonZeroUsize::new(MAX_PAIRS).unwrap_or(NonZeroUsize::MIN)),
+            sent: api_guard::lazy_lru::bounded(
+                NonZeroUsize::new(MAX_PAIRS).unwrap_or(NonZeroUsize::MIN),
+            ),
             hasher: RandomState::new(),
             threshold,
             window_secs: window_secs.max(1),

@@ -96,7 +96,7 @@ impl<K: Hash + Eq + Clone> ClusterLimiter<K> {
             1e-9
         };
         Self {
-            keys: LruCache::new(max_keys),
+            keys: api_guard::lazy_lru::bounded(max_keys),
             dirty: Vec::new(),
             rate,
             burst: f64::from(burst.max(1)),

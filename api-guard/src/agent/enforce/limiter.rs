@@ -38,7 +38,7 @@ impl<K: Hash + Eq> Limiter<K> {
         };
         let tolerance_ns = interval_ns.saturating_mul(u64::from(burst.max(1) - 1));
         Self {
-            tats: LruCache::new(max_keys),
+            tats: api_guard::lazy_lru::bounded(max_keys),
             interval_ns,
             tolerance_ns,
             evictions: 0,

@@ -219,7 +219,7 @@ impl EventBudget {
     pub fn new(per_sec: u32) -> Self {
         Self {
             per_sec,
-            clients: LruCache::new(
+            clients: api_guard::lazy_lru::bounded(
                 NonZeroUsize::new(MAX_BUDGET_CLIENTS).unwrap_or(NonZeroUsize::MIN),
             ),
         }

@@ -143,10 +143,10 @@ impl AbuseDetector {
         Ok(Self {
             config: config.clone(),
             hasher: Default::default(),
-            not_found: LruCache::new(cap),
-            ids: LruCache::new(cap),
-            clients: LruCache::new(cap),
-            routes: LruCache::new(cap),
+            not_found: crate::lazy_lru::bounded(cap),
+            ids: crate::lazy_lru::bounded(cap),
+            clients: crate::lazy_lru::bounded(cap),
+            routes: crate::lazy_lru::bounded(cap),
         })
     }
 

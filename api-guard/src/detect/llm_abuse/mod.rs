@@ -204,8 +204,8 @@ impl LlmAbuseDetector {
         Ok(Self {
             config: config.clone(),
             hasher: RandomState::new(),
-            keys: LruCache::new(cap),
-            clients: LruCache::new(cap),
+            keys: crate::lazy_lru::bounded(cap),
+            clients: crate::lazy_lru::bounded(cap),
             evictions: 0,
         })
     }
