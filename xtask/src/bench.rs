@@ -111,6 +111,12 @@ pub struct OverheadArgs {
     /// out). `--agent-config` applies to the drain and both agents.
     #[arg(long, conflicts_with = "no_floor")]
     pub stairs: bool,
+    /// Also measure another api-guard binary (an older build) as the `base` variant, with
+    /// the same configuration, in every round next to the agent: before/after in one run,
+    /// where the machine's drift between two runs would otherwise swamp the difference.
+    /// The summary prints api-guard / base.
+    #[arg(long, value_name = "BIN")]
+    pub compare: Option<std::path::PathBuf>,
 }
 
 /// What the `parse` step turns off: every analysis the agent runs on parsed exchanges.
@@ -214,6 +220,8 @@ enum Variant {
     Drain,
     /// The agent with its analysis off: capture and parsing (`--stairs`).
     AgentParse,
+    /// Another agent binary, configured as the agent (`--compare`).
+    AgentBase,
 }
 
 impl Variant {
@@ -242,6 +250,7 @@ impl Variant {
             Variant::RawFloor => "raw-floor",
             Variant::Drain => "drain",
             Variant::AgentParse => "parse",
+            Variant::AgentBase => "base",
         }
     }
 
@@ -279,6 +288,7 @@ impl Variant {
             Variant::AgentParse => {
                 "api-guard capturing nginx's pid, detection, discovery and LLM recognition off"
             }
+            Variant::AgentBase => "the --compare binary, configured as api-guard",
         }
     }
 
@@ -286,6 +296,18 @@ impl Variant {
     fn full_agent(self) -> bool {
         matches!(self, Variant::Agent | Variant::AgentCluster)
     }
+}
+
+/// `variants` with the `base` variant (`--compare`) right after the agent's.
+fn with_base(mut variants: Vec<Variant>, base: bool) -> Vec<Variant> {
+    if let Some(i) = variants
+        .iter()
+        .position(|&v| v == Variant::Agent)
+        .filter(|_| base)
+    {
+        variants.insert(i + 1, Variant::AgentBase);
+    }
+    variants
 }
 
 /// The variants of one case, in the order of the first round: with `stairs`, the staircase
@@ -502,6 +524,10 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
     }
     let bin = agent_binary(&AgentOptions::default())?;
     println!("agent: {}", bin.display());
+    if let Some(base) = &args.compare {
+        ensure!(base.is_file(), "--compare: no binary at {}", base.display());
+        println!("base (--compare): {}", base.display());
+    }
     // Lives as long as the runs that read it (the post script, the drain's configuration).
     let script_dir = integration_tests::util::TempDir::new("bench-overhead")?;
     let script = if args.post_json {
@@ -587,8 +613,12 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
                 exchanges: args.exchanges,
                 cluster_config: &cluster_config,
                 bin: &bin,
+                compare: args.compare.as_deref(),
             };
-            let variants = variants(true, !args.no_floor, args.cluster, args.stairs);
+            let variants = with_base(
+                variants(true, !args.no_floor, args.cluster, args.stairs),
+                args.compare.is_some(),
+            );
             let runs = bench.measure(&variants, args.pairs)?;
             print_summary(case, &http1, &variants, &runs);
             if args.stairs {
@@ -623,8 +653,12 @@ pub fn overhead(args: &OverheadArgs) -> Result<()> {
             exchanges: args.exchanges,
             cluster_config: &cluster_config,
             bin: &bin,
+            compare: args.compare.as_deref(),
         };
-        let variants = variants(case.tls(), !args.no_floor, args.cluster, args.stairs);
+        let variants = with_base(
+            variants(case.tls(), !args.no_floor, args.cluster, args.stairs),
+            args.compare.is_some(),
+        );
         let runs = bench.measure(&variants, args.pairs)?;
         print_summary(case, load, &variants, &runs);
         if args.stairs {
@@ -745,6 +779,8 @@ struct Bench<'a> {
     /// Appended for the cluster variant.
     cluster_config: &'a str,
     bin: &'a Path,
+    /// The `base` variant's binary (`--compare`).
+    compare: Option<&'a Path>,
 }
 
 impl Bench<'_> {
@@ -856,7 +892,7 @@ impl Bench<'_> {
         let mut drain = None;
         let timed = match variant {
             Variant::Off => timed(None, None)?,
-            Variant::Agent | Variant::AgentCluster | Variant::AgentParse => {
+            Variant::Agent | Variant::AgentCluster | Variant::AgentParse | Variant::AgentBase => {
                 let more = match variant {
                     Variant::AgentCluster => self.cluster_config,
                     Variant::AgentParse => ANALYSIS_OFF,
@@ -868,6 +904,10 @@ impl Bench<'_> {
                         self.extra_config
                     )),
                     no_exchanges_file: !self.exchanges,
+                    bin: self
+                        .compare
+                        .filter(|_| variant == Variant::AgentBase)
+                        .map(Path::to_path_buf),
                     ..AgentOptions::default()
                 })?;
                 let mut result = timed(Some(&agent), Some(agent.pid()))?;
@@ -1364,6 +1404,32 @@ fn print_summary(case: Case, load: &Load, variants: &[Variant], runs: &[Run]) {
             median(ratios(runs, Variant::Agent, floor))
         );
     }
+    if variants.contains(&Variant::AgentBase) {
+        let of_agent = |v, f: &dyn Fn(&WrkReport, &AgentStats) -> f64| {
+            median(
+                of(v)
+                    .filter_map(|r| r.agent.as_ref().map(|a| f(&r.wrk, a)))
+                    .collect(),
+            )
+        };
+        let bpf = |w: &WrkReport, a: &AgentStats| per_request(a.bpf_ns as f64, w.requests);
+        let rss = |_: &WrkReport, a: &AgentStats| a.peak_rss_kib as f64 / 1024.0;
+        let (new, base) = (Variant::Agent, Variant::AgentBase);
+        println!(
+            "  api-guard / base: median per-round req/s ratio {:.3}; medians, api-guard (base): \
+             agent {:.2} ({:.2}) us/req, nginx {:.2} ({:.2}) us/req, BPF {:.0} ({:.0}) ns/req, \
+             peak RSS {:.1} ({:.1}) MiB",
+            median(ratios(runs, new, base)),
+            agent_us(new),
+            agent_us(base),
+            nginx_us(new),
+            nginx_us(base),
+            of_agent(new, &bpf),
+            of_agent(base, &bpf),
+            of_agent(new, &rss),
+            of_agent(base, &rss),
+        );
+    }
     if variants.contains(&Variant::AgentCluster) {
         // Per round: the cluster variant's p99 minus the plain agent's.
         let rounds = runs.iter().map(|r| r.round).max().unwrap_or(0);
@@ -1524,6 +1590,22 @@ mod tests {
             duration: Duration::from_secs(1),
         });
         assert_eq!((h2.tool(), h2.in_flight()), ("h2load", 500));
+    }
+
+    #[test]
+    fn base_variant_follows_the_agent() {
+        let floors = variants(false, true, false, false);
+        assert_eq!(with_base(floors.clone(), false), floors);
+        let labels: Vec<&str> = with_base(floors, true).iter().map(|v| v.label()).collect();
+        assert_eq!(labels, ["off", "api-guard", "base", "floor", "raw-floor"]);
+        let stairs: Vec<&str> = with_base(variants(true, true, false, true), true)
+            .iter()
+            .map(|v| v.label())
+            .collect();
+        assert_eq!(
+            stairs,
+            ["off", "floor", "drain", "parse", "api-guard", "base"]
+        );
     }
 
     #[test]
