@@ -229,102 +229,86 @@ pub fn check_h2_exchanges(
 ) -> Result<(Vec<Value>, Vec<Value>)> {
     // On failure, the capture counters tell a kernel-side loss (ring full, copy faults)
     // from a parsing one: keep them with the error, since the agent is gone afterwards.
-    check_h2_exchanges_of(
-        agent,
-        server,
-        server_addr,
-        client,
-        expects,
-        stream_ids,
-        window,
-    )
-    .map_err(|e| match agent.metrics() {
+    let check = || -> Result<(Vec<Value>, Vec<Value>)> {
+        let n = expects.len();
+        let ip = client.ip.to_string();
+        let port = client.port;
+        let from_client = move |e: &Value| {
+            let peer: Option<SocketAddr> = e["peer_addr"].as_str().and_then(|p| p.parse().ok());
+            peer.is_some_and(|p| {
+                p.ip().to_string() == ip && port.is_none_or(|port| p.port() == port)
+            })
+        };
+        let srv = agent
+            .wait_for_exchanges(
+                |e| pid_role(server.pid, "server")(e) && from_client(e),
+                n,
+                WAIT,
+            )
+            .with_context(|| format!("server side ({}) of {expects:#?}", server.comm))?;
+        let cli = agent
+            .wait_for_exchanges(pid_role(client.end.pid, "client"), n, WAIT)
+            .with_context(|| format!("client side ({}) of {expects:#?}", client.end.comm))?;
+        ensure!(
+            srv.len() == n && cli.len() == n,
+            "expected {n} server and {n} client exchanges:\n{}{}",
+            dump(&srv),
+            dump(&cli)
+        );
+        let mut ordered = (Vec::new(), Vec::new());
+        for (i, want) in expects.iter().enumerate() {
+            let mut ids = Vec::new();
+            for (side, role, end, out) in [
+                (&srv, "server", server, &mut ordered.0),
+                (&cli, "client", &client.end, &mut ordered.1),
+            ] {
+                let found: Vec<&Value> = side.iter().filter(|e| want.matches(e)).collect();
+                ensure!(
+                    found.len() == 1,
+                    "{role} side: {} exchanges for {} {}:\n{}",
+                    found.len(),
+                    want.method,
+                    want.target,
+                    dump(side)
+                );
+                let e = found[0];
+                check_stream(e, want, role, end, server_addr, client)
+                    .and_then(|()| window.check(e))
+                    .with_context(|| format!("request {i} ({want:?}), {role} side"))?;
+                ids.push(e["stream_id"].as_u64());
+                out.push(e.clone());
+            }
+            ensure!(
+                ids[0].is_some()
+                    && ids[0] == ids[1]
+                    && want.stream_id.is_none_or(|s| ids[0] == Some(s)),
+                "request {i} ({} {}): stream ids server {:?}, client {:?}, client reported {:?}",
+                want.method,
+                want.target,
+                ids[0],
+                ids[1],
+                want.stream_id
+            );
+        }
+        for side in [&ordered.0, &ordered.1] {
+            let mut ids: Vec<u64> = side
+                .iter()
+                .filter_map(|e| e["stream_id"].as_u64())
+                .collect();
+            ids.sort_unstable();
+            ensure!(
+                ids == stream_ids,
+                "stream ids {ids:?}, expected {stream_ids:?}:\n{}",
+                dump(side)
+            );
+            same_conn(side)?;
+        }
+        Ok(ordered)
+    };
+    check().map_err(|e| match agent.metrics() {
         Ok(m) => e.context(format!("capture counters:\n{}", m.dump("apiguard_capture"))),
         Err(m) => e.context(format!("capture counters unavailable: {m:#}")),
     })
-}
-
-fn check_h2_exchanges_of(
-    agent: &Agent,
-    server: &End,
-    server_addr: SocketAddr,
-    client: &ClientEnd,
-    expects: &[Expect],
-    stream_ids: &[u64],
-    window: &Window,
-) -> Result<(Vec<Value>, Vec<Value>)> {
-    let n = expects.len();
-    let ip = client.ip.to_string();
-    let port = client.port;
-    let from_client = move |e: &Value| {
-        let peer: Option<SocketAddr> = e["peer_addr"].as_str().and_then(|p| p.parse().ok());
-        peer.is_some_and(|p| p.ip().to_string() == ip && port.is_none_or(|port| p.port() == port))
-    };
-    let srv = agent
-        .wait_for_exchanges(
-            |e| pid_role(server.pid, "server")(e) && from_client(e),
-            n,
-            WAIT,
-        )
-        .with_context(|| format!("server side ({}) of {expects:#?}", server.comm))?;
-    let cli = agent
-        .wait_for_exchanges(pid_role(client.end.pid, "client"), n, WAIT)
-        .with_context(|| format!("client side ({}) of {expects:#?}", client.end.comm))?;
-    ensure!(
-        srv.len() == n && cli.len() == n,
-        "expected {n} server and {n} client exchanges:\n{}{}",
-        dump(&srv),
-        dump(&cli)
-    );
-    let mut ordered = (Vec::new(), Vec::new());
-    for (i, want) in expects.iter().enumerate() {
-        let mut ids = Vec::new();
-        for (side, role, end, out) in [
-            (&srv, "server", server, &mut ordered.0),
-            (&cli, "client", &client.end, &mut ordered.1),
-        ] {
-            let found: Vec<&Value> = side.iter().filter(|e| want.matches(e)).collect();
-            ensure!(
-                found.len() == 1,
-                "{role} side: {} exchanges for {} {}:\n{}",
-                found.len(),
-                want.method,
-                want.target,
-                dump(side)
-            );
-            let e = found[0];
-            check_stream(e, want, role, end, server_addr, client)
-                .and_then(|()| window.check(e))
-                .with_context(|| format!("request {i} ({want:?}), {role} side"))?;
-            ids.push(e["stream_id"].as_u64());
-            out.push(e.clone());
-        }
-        ensure!(
-            ids[0].is_some()
-                && ids[0] == ids[1]
-                && want.stream_id.is_none_or(|s| ids[0] == Some(s)),
-            "request {i} ({} {}): stream ids server {:?}, client {:?}, client reported {:?}",
-            want.method,
-            want.target,
-            ids[0],
-            ids[1],
-            want.stream_id
-        );
-    }
-    for side in [&ordered.0, &ordered.1] {
-        let mut ids: Vec<u64> = side
-            .iter()
-            .filter_map(|e| e["stream_id"].as_u64())
-            .collect();
-        ids.sort_unstable();
-        ensure!(
-            ids == stream_ids,
-            "stream ids {ids:?}, expected {stream_ids:?}:\n{}",
-            dump(side)
-        );
-        same_conn(side)?;
-    }
-    Ok(ordered)
 }
 
 fn check_stream(

@@ -78,20 +78,7 @@ fn a_response_in_large_calls_costs_one_cap_and_small_calls_are_copied_whole() ->
     // other three calls are not copied at all. (Per call, 4 × 16 KiB would be copied.)
     let heads = server.heads();
     ensure!(heads.len() == 3, "heads {heads:?}");
-    let expected: u64 = [heads[0], heads[2]]
-        .iter()
-        .map(|head| big_len - (CAP - head))
-        .sum();
-    let not_copied = agent.wait_metric(
-        NOT_COPIED,
-        &[("reason", "truncated")],
-        |v| v == expected as f64,
-        WAIT,
-    )?;
-    ensure!(
-        not_copied == expected as f64,
-        "bytes not copied {not_copied}, expected {expected} (heads {heads:?})"
-    );
+    check_not_copied(&agent, big_len, &[heads[0], heads[2]])?;
     let calls = agent.metric("apiguard_capture_dropped_total", &[("reason", "truncated")])?;
     ensure!(calls == (2 * BIG_CALLS) as f64, "truncated calls {calls}");
     ensure!(agent.metric(NOT_COPIED, &[("reason", "ringbuf_full")])? == 0.0);
@@ -153,17 +140,7 @@ fn a_request_read_into_two_iovecs_is_copied_whole_and_its_method_seen() -> Resul
     // The budget applied (the method was seen): one cap per response, head included.
     let heads = server.heads();
     ensure!(heads.len() == 2, "heads {heads:?}");
-    let expected: u64 = heads.iter().map(|head| big_len - (CAP - head)).sum();
-    let not_copied = agent.wait_metric(
-        NOT_COPIED,
-        &[("reason", "truncated")],
-        |v| v == expected as f64,
-        WAIT,
-    )?;
-    ensure!(
-        not_copied == expected as f64,
-        "bytes not copied {not_copied}, expected {expected} (heads {heads:?})"
-    );
+    check_not_copied(&agent, big_len, &heads)?;
     ensure!(agent.metric(NOT_COPIED, &[("reason", "ringbuf_full")])? == 0.0);
     Ok(())
 }
@@ -256,4 +233,21 @@ fn bpftool(args: &[&str]) -> Result<Value> {
     let out = Command::new("bpftool").args(args).arg("--json").output()?;
     ensure!(out.status.success(), "bpftool {args:?}: {out:?}");
     Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Of each budgeted response of `big_len` body bytes whose head was `heads[i]` bytes, all
+/// but the budget (`CAP`, head included) is reported as not copied, waited for.
+fn check_not_copied(agent: &Agent, big_len: u64, heads: &[u64]) -> Result<()> {
+    let expected: u64 = heads.iter().map(|head| big_len - (CAP - head)).sum();
+    let not_copied = agent.wait_metric(
+        NOT_COPIED,
+        &[("reason", "truncated")],
+        |v| v == expected as f64,
+        WAIT,
+    )?;
+    ensure!(
+        not_copied == expected as f64,
+        "bytes not copied {not_copied}, expected {expected} (heads {heads:?})"
+    );
+    Ok(())
 }
