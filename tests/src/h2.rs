@@ -305,9 +305,24 @@ pub fn check_h2_exchanges(
         }
         Ok(ordered)
     };
-    check().map_err(|e| match agent.metrics() {
-        Ok(m) => e.context(format!("capture counters:\n{}", m.dump("apiguard_capture"))),
-        Err(m) => e.context(format!("capture counters unavailable: {m:#}")),
+    check().map_err(|e| {
+        // The kernel's counters reach the metrics once a second: let them catch up.
+        std::thread::sleep(Duration::from_millis(1500));
+        match agent.metrics() {
+            Ok(m) => {
+                let counters: String = [
+                    "apiguard_capture",
+                    "apiguard_tls_calls",
+                    "apiguard_http_exchanges_lost",
+                    "apiguard_http_parse_errors",
+                ]
+                .iter()
+                .map(|prefix| m.dump(prefix))
+                .collect();
+                e.context(format!("capture counters:\n{counters}"))
+            }
+            Err(m) => e.context(format!("capture counters unavailable: {m:#}")),
+        }
     })
 }
 
