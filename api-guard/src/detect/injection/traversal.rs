@@ -175,7 +175,20 @@ pub fn check(c: &Candidate<'_>, out: &mut Vec<Finding>) {
 /// with a `/` or a `0` (whose verdicts this keeps).
 fn may_match(c: &Candidate<'_>) -> bool {
     const TRIGGERS: u128 = needle_mask(b".\\:");
+    const SLASHES_COLON: u128 = needle_mask(b"/\\:");
     let s = &c.bytes;
+    // Folding makes a `/` or a wildcard only from a `/`, a `\\`, a spelled-out byte or a
+    // non-ASCII one. Without those and a `:`, outside the URL path, the folded text is the
+    // value in lower case and only a sensitive name without a `/` or a dump name can match
+    // (a `..` segment needs a `/` or a wildcard after it, `file:` and `:$` a colon, a temp
+    // write a `/`): see [`slashless_may_match`].
+    if !(s.has_any_mask(SLASHES_COLON)
+        || s.non_ascii
+        || (s.has(b'0') && s.has(b'x'))
+        || c.input.source == Source::Path)
+    {
+        return slashless_may_match(c);
+    }
     if s.has_any_mask(TRIGGERS) || s.non_ascii || (s.has(b'0') && s.has(b'x')) {
         return true;
     }
@@ -190,6 +203,64 @@ fn may_match(c: &Candidate<'_>) -> bool {
         || (c.input.source == Source::Path && s.has(b'@'))
         || (s.has_any_mask(STEM_ENDS) && holds_stem(b))
 }
+
+/// [`may_match`] for a value whose folded text is itself in lower case, holds no `/`, no
+/// wildcard and no `:`, and is not a URL path: [`find_sensitive`] can then find only a
+/// [`SENSITIVE`] name without a `/` (one with a dot holds a `.` and the three bytes after
+/// its first dot, see [`DOTTED_NAMES`]; one without holds a stem ending in `_`), and
+/// [`is_dump_name`] a name ending in `.sql…`; and [`check_ungated`] reads on only with a `.`
+/// or a `0`.
+fn slashless_may_match(c: &Candidate<'_>) -> bool {
+    let s = &c.bytes;
+    let b = c.decoded.as_bytes();
+    (s.has(b'.') && holds_dotted_name(b))
+        || ((s.has(b'.') || s.has(b'0')) && s.has(b'_') && holds_stem(b))
+}
+
+/// Whether a `.` of `b` is followed (ASCII case-insensitively) by the three bytes that
+/// follow the first dot of a slashless [`SENSITIVE`] name, or by `sql` (a dump name): the
+/// email `a.b@example.com` has none (`.b@`, `.com` are not listed).
+fn holds_dotted_name(b: &[u8]) -> bool {
+    let names = &*DOTTED_NAMES;
+    memchr::memchr_iter(b'.', b).any(|p| {
+        b.get(p + 1..p + 4).is_some_and(|after| {
+            names.first[usize::from(after[0])]
+                && names
+                    .trigrams
+                    .iter()
+                    .any(|t| t[..].eq_ignore_ascii_case(after))
+        })
+    })
+}
+
+/// The three bytes after the first dot of each [`SENSITIVE`] name without a `/` (every such
+/// name has them, see the tests), and `sql` for the dump names; and which bytes (either
+/// case) begin one of them.
+struct DottedNames {
+    trigrams: Vec<[u8; 3]>,
+    first: [bool; 256],
+}
+
+static DOTTED_NAMES: LazyLock<DottedNames> = LazyLock::new(|| {
+    let mut trigrams: Vec<[u8; 3]> = SENSITIVE
+        .iter()
+        .map(|e| e.as_bytes())
+        .filter(|e| !e.contains(&b'/'))
+        .filter_map(|e| {
+            let dot = e.iter().position(|&x| x == b'.')?;
+            e.get(dot + 1..dot + 4)?.try_into().ok()
+        })
+        .chain([*b"sql"])
+        .collect();
+    trigrams.sort();
+    trigrams.dedup();
+    let mut first = [false; 256];
+    for t in &trigrams {
+        first[usize::from(t[0].to_ascii_lowercase())] = true;
+        first[usize::from(t[0].to_ascii_uppercase())] = true;
+    }
+    DottedNames { trigrams, first }
+});
 
 /// Whether `b` holds one of [`SENSITIVE_STEMS`] anywhere, ASCII case-insensitively (as
 /// `find_ci` of each stem would tell). Every stem ends in `/` or `_`, so only the bytes
@@ -693,6 +764,118 @@ mod tests {
             hits > total / 10 && hits < total * 9 / 10,
             "{hits} of {total}"
         );
+    }
+
+    #[test]
+    fn slashless_dotted_names_have_three_bytes_after_their_dot() {
+        for e in SENSITIVE.iter().filter(|e| !e.contains('/')) {
+            if let Some(dot) = e.find('.') {
+                assert!(e.len() >= dot + 4, "{e}");
+                assert!(DOTTED_NAMES
+                    .trigrams
+                    .contains(&e.as_bytes()[dot + 1..dot + 4].try_into().unwrap()));
+            }
+        }
+    }
+
+    /// The slashless gate ([`slashless_may_match`]) never changes a verdict: 240,000 random
+    /// values built from every sensitive name (whole, cut short, in both cases), dump names,
+    /// benign dotted values and noise, from every source, get the same findings from
+    /// [`check`] and [`check_ungated`]; the slashless ones are gated often and flagged often.
+    #[test]
+    fn slashless_gate_keeps_every_verdict() {
+        #[rustfmt::skip]
+        const NOISE: &[&str] = &[
+            "a", "x", "X", "0", "5", ".", ".", "..", "_", "-", " ", "@", "#", "~", ";", "=", "'",
+            "\"", "<", ">", "&", "$", "!", ",", "(", "/", "\\", ":", "0x2e", "0X2F", "%2e",
+            "%00", "\0", "é", "\u{ff0e}", "\u{fffd}\u{fffd}", "sql", ".sql", ".SQL.gz", ".gz",
+            "backup", "dump", "siobhan.obrien5@example.com", "example.com", "wait. #5",
+            "Please leave the parcel at the door; ring twice & wait.", "v1.2", "file", "env",
+            "conf", "com", "ini", "bash", "hist", "id", "rsa", "keys", "git", "my", "cnf", "php",
+            "wp-config", "web", "boot", "win", "system", "pagefile", "autoexec", ".bat",
+        ];
+        const SOURCES: &[Source] = &[
+            Source::Query,
+            Source::Json,
+            Source::Form,
+            Source::ArgName,
+            Source::Header,
+            Source::Cookie,
+            Source::Body,
+            Source::Path,
+        ];
+        let names: Vec<String> = SENSITIVE
+            .iter()
+            .flat_map(|e| {
+                let cut = &e[..e.len() - 1];
+                [e.to_string(), e.to_ascii_uppercase(), cut.to_string()]
+            })
+            .collect();
+        let mut rng = crate::testutil::Rng(0x51a5_41e5_5ea7_0001);
+        let (mut gated, mut flagged_slashless) = (0usize, 0usize);
+        for round in 0..240_000 {
+            let len = 1 + rng.below(6) as usize;
+            let v: String = (0..len)
+                .map(|_| {
+                    if rng.below(3) == 0 {
+                        names[rng.below(names.len() as u64) as usize].as_str()
+                    } else {
+                        NOISE[rng.below(NOISE.len() as u64) as usize]
+                    }
+                })
+                .collect();
+            let source = SOURCES[round % SOURCES.len()];
+            let input = crate::detect::inputs::Input {
+                source,
+                name: std::borrow::Cow::Borrowed("q"),
+                value: std::borrow::Cow::Borrowed(&v),
+            };
+            let decoded = crate::detect::normalize::decode(&v);
+            let c = Candidate::new(&input, &decoded);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            check(&c, &mut a);
+            check_ungated(&c, &mut b);
+            assert_eq!(a, b, "{source:?} {v:?}");
+            let s = &c.bytes;
+            let slashless = !(s.has_any_mask(needle_mask(b"/\\:"))
+                || s.non_ascii
+                || (s.has(b'0') && s.has(b'x'))
+                || source == Source::Path);
+            if slashless {
+                gated += usize::from(!slashless_may_match(&c));
+                flagged_slashless += usize::from(!b.is_empty());
+            }
+        }
+        // Enough of both for the comparison to mean something.
+        assert!(gated > 20_000, "{gated}");
+        assert!(flagged_slashless > 5_000, "{flagged_slashless}");
+    }
+
+    #[test]
+    fn ordinary_dotted_values_skip_the_fold() {
+        let input = |v: &'static str| crate::detect::inputs::Input {
+            source: Source::Json,
+            name: std::borrow::Cow::Borrowed("q"),
+            value: std::borrow::Cow::Borrowed(v),
+        };
+        for v in [
+            "siobhan.obrien5@example.com",
+            "Please leave the parcel at the door; ring twice & wait. #5",
+            "v1.2.3",
+        ] {
+            let i = input(v);
+            assert!(!may_match(&Candidate::new(&i, v)), "{v}");
+        }
+        for v in [
+            "my .env",
+            "dump.SQL",
+            "x.htaccess",
+            "id_rsa.pub",
+            "boot.ini",
+        ] {
+            let i = input(v);
+            assert!(may_match(&Candidate::new(&i, v)), "{v}");
+        }
     }
 
     #[test]
