@@ -774,7 +774,8 @@ fn php(b: &[u8], s: &Scan<'_>) -> Option<Hit> {
             return Some((&rules::CODE_PHP, p));
         }
     }
-    if let Some(p) = serialized_object(b) {
+    // `O:8:"…":{`: a colon at least.
+    if let Some(p) = s.has(b':').then(|| serialized_object(b)).flatten() {
         return Some((&rules::CODE_PHP_OBJECT, p));
     }
     None

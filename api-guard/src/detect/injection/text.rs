@@ -196,20 +196,28 @@ pub fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// Like [`find_ci`], starting at `from`.
 pub fn find_ci_from(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let first = *needle.first()?;
-    if hay.len() < needle.len() {
+    if hay.len() < needle.len() || from > hay.len() - needle.len() {
+        return None;
+    }
+    // A needle beginning with an upper-case letter is never found (no byte lowers to it).
+    if first.is_ascii_uppercase() {
         return None;
     }
     let last = hay.len() - needle.len();
-    let mut i = from;
-    while i <= last {
-        if hay[i].to_ascii_lowercase() == first
-            && hay[i..i + needle.len()].eq_ignore_ascii_case(needle)
-        {
-            return Some(i);
-        }
-        i += 1;
+    // The candidates, where the needle's first byte is (either case): vectorised searches
+    // skip the bytes between them, which a byte loop compares one by one.
+    let window = &hay[from..=last];
+    let upper = first.to_ascii_uppercase();
+    let at = |off: usize| {
+        let i = from + off;
+        hay[i..i + needle.len()].eq_ignore_ascii_case(needle)
+    };
+    if upper == first {
+        memchr::memchr_iter(first, window).find(|&off| at(off))
+    } else {
+        memchr::memchr2_iter(first, upper, window).find(|&off| at(off))
     }
-    None
+    .map(|off| from + off)
 }
 
 /// Whether `hay` starts with `prefix`, ASCII case-insensitively.
@@ -256,6 +264,46 @@ mod tests {
         assert!(word_start(b"a system", 2));
         assert!(!word_start(b"asystem", 1));
         assert_eq!(tail_from("aé", 2), "é");
+    }
+
+    /// The byte loop [`find_ci_from`] replaced, as the reference.
+    fn find_ci_from_bytewise(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+        let first = *needle.first()?;
+        if hay.len() < needle.len() {
+            return None;
+        }
+        (from..=hay.len() - needle.len()).find(|&i| {
+            hay[i].to_ascii_lowercase() == first
+                && hay[i..i + needle.len()].eq_ignore_ascii_case(needle)
+        })
+    }
+
+    /// The vectorised search finds what the byte loop found: 300,000 random haystacks,
+    /// needles (lower case, upper case, mixed, non-letters first, empty) and start offsets
+    /// over a small alphabet, so that matches and near misses are frequent.
+    #[test]
+    fn find_ci_from_keeps_the_byte_loop() {
+        const ALPHABET: &[u8] = b"aAbB.:_0 \xe9\xc3<";
+        let mut rng = crate::testutil::Rng(0xf1d_c1f0_0d5e_a2c4);
+        let mut found = 0;
+        for _ in 0..300_000 {
+            let mut pick = |n: u64| -> Vec<u8> {
+                (0..rng.below(n))
+                    .map(|_| ALPHABET[rng.below(ALPHABET.len() as u64) as usize])
+                    .collect()
+            };
+            let hay = pick(70);
+            let needle = pick(4);
+            let from = (rng.below(80)) as usize;
+            let expected = find_ci_from_bytewise(&hay, &needle, from);
+            assert_eq!(
+                find_ci_from(&hay, &needle, from),
+                expected,
+                "{hay:?} {needle:?} {from}"
+            );
+            found += usize::from(expected.is_some());
+        }
+        assert!(found > 20_000, "{found}");
     }
 
     #[test]
