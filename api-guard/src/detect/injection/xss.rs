@@ -57,9 +57,33 @@ fn may_match(c: &Candidate<'_>) -> bool {
     c.input.source == Source::ArgName
         || s.non_ascii
         || s.has_any_mask(TRIGGERS)
-        || s.has_mask(DOCUMENT)
-        || s.has_mask(WINDOW)
+        || ((s.has_mask(DOCUMENT) || s.has_mask(WINDOW))
+            && dotted_sink_may_form(c.decoded.as_bytes(), s))
         || s.has_mask(UTF7)
+}
+
+/// The DOM sinks without a `[`, `=` or `(` (which [`may_match`] lets through anyway) are
+/// `document.` or `window.` and a property (see [`DOM_SINKS`]): in the compacted form the
+/// byte before their dot is `t` or `w` and the one after it `b`, `c`, `d`, `l`, `q` or `w`.
+/// Compaction only removes whitespace, control characters and `/*…*/` comments, so without
+/// a `/*` the raw value has such a dot with those bytes around it, blanks skipped. (`wait.
+/// #5` has a `t` before its dot but a `#` after it.)
+fn dotted_sink_may_form(b: &[u8], s: &ByteSet) -> bool {
+    if s.has(b'/') && s.has(b'*') {
+        return true;
+    }
+    let blank = |x: &&u8| x.is_ascii_whitespace() || x.is_ascii_control();
+    memchr::memchr_iter(b'.', b).any(|p| {
+        let before = b[..p].iter().rev().find(|x| !blank(x));
+        let after = b[p + 1..].iter().find(|x| !blank(x));
+        before.is_some_and(|x| matches!(x.to_ascii_lowercase(), b't' | b'w'))
+            && after.is_some_and(|x| {
+                matches!(
+                    x.to_ascii_lowercase(),
+                    b'b' | b'c' | b'd' | b'l' | b'q' | b'w'
+                )
+            })
+    })
 }
 
 fn rule(c: &Candidate<'_>) -> Option<&'static Rule> {
@@ -382,25 +406,28 @@ fn css(compact: &Compact) -> bool {
         || compact.contains("behavior:url(")
 }
 
+/// DOM objects read or written from injected script ([`dom_access`]).
+const DOM_SINKS: &[&[u8]] = &[
+    b"document.cookie",
+    b"document.domain",
+    b"document.write",
+    b"document.location",
+    b"document.body",
+    b"document.createelement",
+    b"document.queryselector",
+    b"window.location",
+    b".innerhtml=",
+    b".outerhtml=",
+    b"(document)[",
+    b"document[",
+    b"window[",
+    b"self[",
+    b"globalthis[",
+];
+
 /// DOM objects read or written from injected script.
 fn dom_access(compact: &Compact) -> bool {
-    const SINKS: &[&[u8]] = &[
-        b"document.cookie",
-        b"document.domain",
-        b"document.write",
-        b"document.location",
-        b"document.body",
-        b"document.createelement",
-        b"document.queryselector",
-        b"window.location",
-        b".innerhtml=",
-        b".outerhtml=",
-        b"(document)[",
-        b"document[",
-        b"window[",
-        b"self[",
-        b"globalthis[",
-    ];
+    const SINKS: &[&[u8]] = DOM_SINKS;
     // Their byte masks, built at compile time: one test per sink instead of a lookup per
     // byte.
     const MASKS: [u128; SINKS.len()] = needle_masks(SINKS);
@@ -551,7 +578,9 @@ mod tests {
             "location", "alert", "onload", "onerror", "javascript", "+ADw-", "script", "\u{bc}",
             "\u{be}", "\\u0028", "\\x3c", "&#40;", "&lt;", "%28", "%3c", "import", "from",
             "self", ".innerHTML", "eval", "svg", "url", "expression", "-moz-binding", "<!--#",
-            "exec", "'+'", "\"+\"", "new Function", "call", "![]", "+[]",
+            "exec", "'+'", "\"+\"", "new Function", "call", "![]", "+[]", "/*", "*/", "\n",
+            "\u{1}", "docu", "ment", "win", "dow", "body", "write", "domain", "querySelector",
+            "createElement", "wait", "#5", "twice", "Window", "DOCUMENT",
         ];
         const SOURCES: &[Source] = &[
             Source::Query,
@@ -588,6 +617,25 @@ mod tests {
             quoted_skipped > 5_000 && flagged > 3_000,
             "{quoted_skipped} {flagged}"
         );
+    }
+
+    /// [`dotted_sink_may_form`] rests on the dotted sinks' bytes around their dot.
+    #[test]
+    fn dotted_sinks_have_the_gated_bytes_around_their_dot() {
+        let gated = |sink: &[u8]| {
+            let s = ByteSet::of(sink);
+            !s.has_any(b"[=(") && dotted_sink_may_form(sink, &s)
+        };
+        for sink in DOM_SINKS {
+            let s = ByteSet::of(sink);
+            assert!(s.has_any(b"[=(") || gated(sink), "{sink:?}");
+        }
+        let s = ByteSet::of(b"document .\t/**/cookie");
+        assert!(dotted_sink_may_form(b"document .\tCookie", &s));
+        assert!(!dotted_sink_may_form(
+            b"Please leave the parcel at the door; ring twice & wait. #5",
+            &ByteSet::of(b"Please leave the parcel at the door; ring twice & wait. #5")
+        ));
     }
 
     #[test]
