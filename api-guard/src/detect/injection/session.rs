@@ -178,13 +178,14 @@ pub fn planted_id(req: &Request<'_>, inputs: &Inputs<'_>, out: &mut Vec<Finding>
             // (`$.connect.sid`).
             Source::Json => {
                 let path = input.name.strip_prefix("$.").unwrap_or(&input.name);
-                // Paths are short: plain loops cost less than `memchr` calls.
+                // Paths are short: plain loops cost less than `memchr` calls. One pass from
+                // the end finds the last `.`; only a path without one is searched for `[`.
                 let p = path.as_bytes();
-                if p.iter().any(|&x| x == b'[' || x == b'.') && session_name(path).is_none() {
+                let last_dot = p.iter().rposition(|&x| x == b'.');
+                let nested = last_dot.is_some() || p.contains(&b'[');
+                if nested && session_name(path).is_none() {
                     // What follows the last `.` (the whole path without one).
-                    p.iter()
-                        .rposition(|&x| x == b'.')
-                        .map_or(path, |i| &path[i + 1..])
+                    last_dot.map_or(path, |i| &path[i + 1..])
                 } else {
                     path
                 }
