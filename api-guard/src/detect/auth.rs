@@ -196,11 +196,17 @@ impl AuthDetector {
         ctx: &Context<'_>,
         out: &mut Vec<Finding>,
     ) {
-        let host = req.header("host").unwrap_or("").trim().to_ascii_lowercase();
-        let route = route(req.path);
-        let key = self
-            .hasher
-            .hash_one((host.as_str(), req.method, route.as_str()));
+        // Hosts are almost always sent in lower case already: no copy for them.
+        let host = req.header("host").unwrap_or("").trim();
+        let lower;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lower = host.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            host
+        };
+        let route = Route::of(req.path);
+        let key = self.hasher.hash_one((host, req.method, route.as_str()));
         let stats = self.routes.get_or_insert_mut(key, RouteStats::default);
         let authenticated = ctx.client.credential.is_some();
         if !authenticated
@@ -213,8 +219,10 @@ impl AuthDetector {
                 &rules::AUTH_MISSING_CREDENTIALS,
                 "route",
                 &format!(
-                    "no credentials; {share}% of {} requests to {} {route} had them",
-                    stats.total, req.method
+                    "no credentials; {share}% of {} requests to {} {} had them",
+                    stats.total,
+                    req.method,
+                    route.as_str()
                 ),
             ));
         }
@@ -379,22 +387,52 @@ fn hashed_login(name: &str) -> Option<String> {
 
 /// The path with id-like segments (numbers, UUIDs, long hex) replaced by `{id}`, so
 /// `/users/42` and `/users/43` count as one route. Bounded to the first segments and bytes.
+#[cfg(test)]
 fn route(path: &str) -> String {
-    let mut out = String::with_capacity(path.len().min(MAX_ROUTE_BYTES));
-    for (i, segment) in path.split('/').enumerate() {
-        if i == MAX_ROUTE_SEGMENTS {
-            break;
+    Route::of(path).as_str().to_owned()
+}
+
+/// A route built in place (it is bounded): no allocation per request.
+struct Route {
+    /// A `/` may follow the last segment that fits (the next one did not).
+    buf: [u8; MAX_ROUTE_BYTES + 1],
+    len: usize,
+}
+
+impl Route {
+    fn of(path: &str) -> Self {
+        let mut out = Self {
+            buf: [0; MAX_ROUTE_BYTES + 1],
+            len: 0,
+        };
+        for (i, segment) in path.split('/').enumerate() {
+            if i == MAX_ROUTE_SEGMENTS {
+                break;
+            }
+            if i > 0 {
+                out.push("/");
+            }
+            let segment = if is_id(segment) { "{id}" } else { segment };
+            if out.len + segment.len() > MAX_ROUTE_BYTES {
+                break;
+            }
+            out.push(segment);
         }
-        if i > 0 {
-            out.push('/');
-        }
-        let segment = if is_id(segment) { "{id}" } else { segment };
-        if out.len() + segment.len() > MAX_ROUTE_BYTES {
-            break;
-        }
-        out.push_str(segment);
+        out
     }
-    out
+
+    /// Appends `s` (callers keep within the buffer; past it, `s` is dropped).
+    fn push(&mut self, s: &str) {
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + s.len()) {
+            dst.copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Whole `str` segments and ASCII separators only: always UTF-8.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
 }
 
 fn is_id(s: &str) -> bool {

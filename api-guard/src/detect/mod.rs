@@ -12,6 +12,7 @@ pub mod injection;
 pub mod inputs;
 pub mod json_scan;
 pub mod jwt;
+pub(crate) mod keyed;
 pub mod llm_abuse;
 pub mod llm_leak;
 pub mod normalize;

@@ -57,9 +57,14 @@ impl<'a> Request<'a> {
 
     /// The media type of the body (`Content-Type` without parameters, lower case).
     pub fn content_type(&self) -> Option<String> {
+        self.media_type().map(str::to_ascii_lowercase)
+    }
+
+    /// The media type of the body as sent (`Content-Type` without parameters, trimmed), for
+    /// ASCII case-insensitive comparisons without a lower-cased copy.
+    pub fn media_type(&self) -> Option<&'a str> {
         let ct = self.header("content-type")?;
-        let media = ct.split(';').next().unwrap_or("").trim();
-        Some(media.to_ascii_lowercase())
+        Some(ct.split(';').next().unwrap_or("").trim())
     }
 }
 

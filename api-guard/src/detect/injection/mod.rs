@@ -2,6 +2,7 @@
 //! code injection, over every value [`Inputs`] extracts. Each value is decoded once here
 //! ([`normalize::decode`]) and handed to each enabled checker as a [`Candidate`].
 
+mod clean;
 mod cmdi;
 mod code;
 mod keywords;
@@ -14,14 +15,8 @@ mod text;
 mod traversal;
 mod xss;
 
-use std::{
-    borrow::Cow,
-    collections::hash_map::RandomState,
-    hash::{BuildHasher as _, BuildHasherDefault, Hasher},
-    num::NonZeroUsize,
-};
+use std::borrow::Cow;
 
-use lru::LruCache;
 use serde::Deserialize;
 
 use super::{
@@ -112,65 +107,14 @@ type Check = fn(&Candidate<'_>, &mut Vec<Finding>);
 
 /// Values remembered as clean (keyed 64-bit hashes only, never the values).
 const CLEAN_CACHE_ENTRIES: usize = 16_384;
-/// Longer values are rarely repeated; they are always checked.
-const MAX_CACHED_VALUE_BYTES: usize = 2048;
 
 pub struct InjectionDetector {
     checks: Vec<Check>,
-    /// Values (with their source and name) that produced no finding. Traffic repeats itself:
-    /// the same User-Agent, Accept or field values come back request after request, and the
-    /// checks are pure functions of (source, name, value). The hash is keyed per process
-    /// (SipHash with random keys), so a client cannot aim a payload at a clean entry.
-    clean: LruCache<u64, (), KeyAsHashBuilder>,
-    hasher: RandomState,
+    /// Values (with their source and name) that produced no finding (see [`clean`]).
+    clean: clean::CleanSet,
+    keys: clean::KeyHasher,
     session_fixation: bool,
     ssrf_private_hosts: bool,
-}
-
-/// The clean cache's table hashes its keys with this: they are keyed SipHash values
-/// already (see [`clean_key`]), uniformly spread and unknown to clients, so hashing them
-/// again (the table's default, SipHash once more) would only cost time.
-#[derive(Default)]
-struct KeyAsHash(u64);
-
-type KeyAsHashBuilder = BuildHasherDefault<KeyAsHash>;
-
-impl Hasher for KeyAsHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys are hashed here; any other input is still folded in.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// The clean-cache key of (source, name, value). Short ones are framed into one buffer
-/// (source, name length, name, value: unambiguous) and hashed in one write, which costs
-/// SipHash far less than three writes with their length prefixes. (Longer ones are hashed
-/// as before; those streams end in `str`'s 0xff terminator, which no framed stream ends in.)
-fn clean_key(hasher: &RandomState, input: &Input<'_>) -> u64 {
-    const BUF: usize = 256;
-    let (name, value) = (input.name.as_bytes(), input.value.as_bytes());
-    let framed = 1 + 4 + name.len() + value.len();
-    if framed > BUF || name.len() > u32::MAX as usize {
-        return hasher.hash_one((input.source as u8, &input.name, &input.value));
-    }
-    let mut buf = [0u8; BUF];
-    buf[0] = input.source as u8;
-    buf[1..5].copy_from_slice(&(name.len() as u32).to_le_bytes());
-    buf[5..5 + name.len()].copy_from_slice(name);
-    buf[5 + name.len()..framed].copy_from_slice(value);
-    let mut h = hasher.build_hasher();
-    h.write(&buf[..framed]);
-    h.finish()
 }
 
 impl InjectionDetector {
@@ -193,11 +137,8 @@ impl InjectionDetector {
                 .filter(|(on, _)| *on)
                 .map(|(_, c)| c)
                 .collect(),
-            clean: LruCache::with_hasher(
-                NonZeroUsize::new(CLEAN_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN),
-                BuildHasherDefault::default(),
-            ),
-            hasher: RandomState::new(),
+            clean: clean::CleanSet::new(CLEAN_CACHE_ENTRIES),
+            keys: clean::KeyHasher::new(),
             session_fixation: config.session_fixation,
             ssrf_private_hosts: config.ssrf_private_hosts,
         })
@@ -217,12 +158,10 @@ impl InjectionDetector {
 
     pub fn inspect(&mut self, inputs: &Inputs<'_>, out: &mut Vec<Finding>) {
         for input in &inputs.values {
-            let key = (input.value.len() <= MAX_CACHED_VALUE_BYTES)
-                .then(|| clean_key(&self.hasher, input));
-            if let Some(key) = key {
-                if self.clean.get(&key).is_some() {
-                    continue;
-                }
+            // Longer values are rarely repeated: they are always checked.
+            let key = self.keys.key(input);
+            if key.is_some_and(|k| self.clean.touch(k)) {
+                continue;
             }
             let before = out.len();
             let raw = text::ByteSet::of(input.value.as_bytes());
@@ -243,7 +182,7 @@ impl InjectionDetector {
                 drop_private_hosts(out, before);
             }
             if let Some(key) = key.filter(|_| out.len() == before) {
-                self.clean.put(key, ());
+                self.clean.insert(key);
             }
         }
     }
@@ -414,25 +353,5 @@ mod tests {
         assert_eq!(run(&default, "http://10.0.0.5/admin"), ["ssrf.private low"]);
         assert_eq!(run(&default, "169.254.169.254"), ["ssrf.metadata critical"]);
         assert_eq!(run(&default, "127.0.0.1:6379"), ["ssrf.loopback high"]);
-    }
-
-    #[test]
-    fn clean_keys_tell_source_name_and_value_apart() {
-        let h = RandomState::new();
-        let long = "x".repeat(300);
-        let keys = [
-            clean_key(&h, &input(Source::Query, "ab", "c")),
-            clean_key(&h, &input(Source::Query, "a", "bc")),
-            clean_key(&h, &input(Source::Form, "ab", "c")),
-            clean_key(&h, &input(Source::Query, "", "abc")),
-            clean_key(&h, &input(Source::Query, "ab", &long)),
-            clean_key(&h, &input(Source::Query, "a", &long)),
-        ];
-        for (i, a) in keys.iter().enumerate() {
-            for b in &keys[i + 1..] {
-                assert_ne!(a, b);
-            }
-        }
-        assert_eq!(keys[0], clean_key(&h, &input(Source::Query, "ab", "c")));
     }
 }

@@ -165,6 +165,17 @@ fn strip_port(host_port: &str) -> &str {
     host_port.split(':').next().unwrap_or(host_port)
 }
 
+/// The name a JSON path (without `$.`) gives its value: the whole path when it is a session
+/// name (`connect.sid`) or holds no `.`, else what follows its last `.`. Paths are short:
+/// plain loops cost less than `memchr` calls, and one pass from the end finds the last `.`.
+fn json_name(path: &str) -> &str {
+    let p = path.as_bytes();
+    match p.iter().rposition(|&x| x == b'.') {
+        Some(dot) if session_name(path).is_none() => &path[dot + 1..],
+        _ => path,
+    }
+}
+
 /// `session.id_parameter`: a session cookie name among the request's parameters, on a
 /// request that did not come from a page of the same host. At most one finding per request.
 pub fn planted_id(req: &Request<'_>, inputs: &Inputs<'_>, out: &mut Vec<Finding>) {
@@ -178,16 +189,9 @@ pub fn planted_id(req: &Request<'_>, inputs: &Inputs<'_>, out: &mut Vec<Finding>
             // (`$.connect.sid`).
             Source::Json => {
                 let path = input.name.strip_prefix("$.").unwrap_or(&input.name);
-                // Paths are short: plain loops cost less than `memchr` calls.
-                let p = path.as_bytes();
-                if p.iter().any(|&x| x == b'[' || x == b'.') && session_name(path).is_none() {
-                    // What follows the last `.` (the whole path without one).
-                    p.iter()
-                        .rposition(|&x| x == b'.')
-                        .map_or(path, |i| &path[i + 1..])
-                } else {
-                    path
-                }
+                // Paths are short: plain loops cost less than `memchr` calls. One pass from
+                // the end finds the last `.`; only a path without one is searched for `[`.
+                json_name(path)
             }
             _ => continue,
         };
@@ -304,6 +308,62 @@ fn q_gap(b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// The JSON key rule as it was written first: the whole path when it holds `[` or `.`
+    /// and is a session name, else what follows the last `.`.
+    fn json_name_reference(path: &str) -> &str {
+        let p = path.as_bytes();
+        if p.iter().any(|&x| x == b'[' || x == b'.') && super::session_name(path).is_none() {
+            p.iter()
+                .rposition(|&x| x == b'.')
+                .map_or(path, |i| &path[i + 1..])
+        } else {
+            path
+        }
+    }
+
+    /// Where the rule is shortened (a path without `.` is its own name, whatever its `[`) it
+    /// still picks the same name.
+    #[test]
+    fn json_names_keep_every_verdict() {
+        const PIECES: &[&str] = &[
+            "connect",
+            "sid",
+            ".",
+            ".",
+            "[",
+            "]",
+            "0",
+            "sails",
+            "jsessionid",
+            "__Host-",
+            "a",
+            "koa",
+            "sess",
+            ":",
+            "asp",
+            "net_sessionid",
+            "next-auth",
+            "session-token",
+            " ",
+            "sessionid",
+            "aspsessionidQQ",
+            "rack",
+            "session",
+            "x_y",
+        ];
+        let mut rng = crate::testutil::Rng(0x5e55_10a1);
+        let mut named = 0;
+        for _ in 0..200_000 {
+            let path: String = (0..1 + rng.below(6))
+                .map(|_| PIECES[rng.below(PIECES.len() as u64) as usize])
+                .collect();
+            let want = json_name_reference(&path);
+            assert_eq!(super::json_name(&path), want, "{path:?}");
+            named += usize::from(super::session_name(want).is_some());
+        }
+        assert!(named > 1_000, "{named}");
+    }
+
     use super::*;
     use crate::detect::{injection::run_check, inputs::InputLimits, offline::OwnedRequest};
 

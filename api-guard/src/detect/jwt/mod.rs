@@ -4,9 +4,10 @@
 //! configuration. A token is looked at when it is JWT-shaped: three dot-separated segments
 //! whose first starts like base64url of `{` (`ey`/`ew`), so opaque tokens with dots (PASETO,
 //! vendor API keys) are left alone. Everything that does not depend on the clock is worked
-//! out once per distinct token and kept in a small LRU keyed by its SHA-256, so a flood of
-//! one token costs one signature check. Evidence names a token by `sha256:<16 hex>` (as
-//! client identity does), never by its text.
+//! out once per distinct token and kept in a small LRU keyed by a 128-bit keyed hash of it
+//! (two [`Multilinear`] hashes; its SHA-256 past 1 KiB), so a flood of one token costs one
+//! signature check and the cache never holds a token's text. Evidence names a token by
+//! `sha256:<16 hex>` (as client identity does), never by its text.
 
 mod keys;
 #[cfg(test)]
@@ -29,6 +30,7 @@ use sha2::{Digest as _, Sha256};
 use super::{
     config::{invalid, Invalid},
     finding::Finding,
+    keyed::Multilinear,
     request::{Context, Request},
     rules::{self, Rule},
 };
@@ -265,17 +267,37 @@ pub struct JwtDetector {
     issuers: Vec<String>,
     audiences: Vec<String>,
     cache: LruCache<CacheKey, Arc<Analysis>>,
+    /// Two independent key sets: a 128-bit cache key, so that no token a client makes can
+    /// share another's analysis (one in 2^126 for any two tokens) and its signature check.
+    token_keys: [Multilinear; 2],
 }
 
-/// Longest token the cache keeps verbatim (bounding its memory); longer ones are keyed by
-/// their SHA-256. Keying by the token itself spares a digest per request, and exact
-/// comparison means no two tokens ever share an analysis.
-const MAX_VERBATIM_KEY_BYTES: usize = 1024;
+/// Longest token keyed by [`Multilinear`] hashes; longer ones are keyed by their SHA-256
+/// (the hashes spare a digest per request on the tokens clients send).
+const MAX_HASHED_KEY_BYTES: usize = 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum CacheKey {
-    Token(Box<str>),
+    Keyed(u128),
     Digest([u8; 32]),
+}
+
+/// Where a token was found, turned into a finding's location only when one is reported.
+#[derive(Debug, Clone, Copy)]
+enum Place<'r> {
+    /// A header, by the name it was sent under.
+    Header(&'r str),
+    /// A configured cookie.
+    Cookie(&'r str),
+}
+
+impl Place<'_> {
+    fn location(self) -> String {
+        match self {
+            Place::Header(name) => format!("header:{}", name.to_ascii_lowercase()),
+            Place::Cookie(name) => format!("cookie:{name}"),
+        }
+    }
 }
 
 impl JwtDetector {
@@ -297,6 +319,7 @@ impl JwtDetector {
             issuers: config.issuers.clone(),
             audiences: config.audiences.clone(),
             cache: LruCache::new(cache_size),
+            token_keys: [0; 2].map(|_| Multilinear::new(MAX_HASHED_KEY_BYTES / 8)),
         })
     }
 
@@ -309,17 +332,23 @@ impl JwtDetector {
 
     /// [`JwtDetector::inspect`] at wall-clock time `now_unix` (seconds since the epoch).
     fn inspect_at(&mut self, req: &Request<'_>, now_unix: f64, out: &mut Vec<Finding>) {
-        for (location, token) in self.tokens(req) {
+        let (found, n) = self.tokens(req);
+        for &(place, token) in &found[..n] {
             let analysis = self.analysis(token);
-            self.report(&analysis, &location, now_unix, out);
+            self.report(&analysis, place, now_unix, out);
         }
     }
 
-    /// The JWT-shaped tokens the request carries, with their locations.
-    fn tokens<'r>(&self, req: &Request<'r>) -> Vec<(String, &'r str)> {
-        let mut found = Vec::new();
+    /// The JWT-shaped tokens the request carries (the first `n` of the array), with where
+    /// they were found.
+    fn tokens<'r>(
+        &self,
+        req: &Request<'r>,
+    ) -> ([(Place<'r>, &'r str); MAX_TOKENS_PER_REQUEST], usize) {
+        let mut found = [(Place::Header(""), ""); MAX_TOKENS_PER_REQUEST];
+        let mut n = 0;
         for (name, value) in req.headers {
-            if found.len() == MAX_TOKENS_PER_REQUEST {
+            if n == MAX_TOKENS_PER_REQUEST {
                 break;
             }
             let token = if name.eq_ignore_ascii_case("authorization") {
@@ -328,12 +357,13 @@ impl JwtDetector {
                 Some(bearer(value).unwrap_or(value.trim()))
             } else if !self.cookies.is_empty() && name.eq_ignore_ascii_case("cookie") {
                 for pair in value.split(';') {
-                    let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    let n = n.trim();
-                    if found.len() < MAX_TOKENS_PER_REQUEST && self.cookies.iter().any(|c| c == n) {
+                    let (cookie, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    let cookie = cookie.trim();
+                    if n < MAX_TOKENS_PER_REQUEST && self.cookies.iter().any(|c| c == cookie) {
                         let v = v.trim().trim_matches('"');
                         if jwt_shaped(v) {
-                            found.push((format!("cookie:{n}"), v));
+                            found[n] = (Place::Cookie(cookie), v);
+                            n += 1;
                         }
                     }
                 }
@@ -342,24 +372,30 @@ impl JwtDetector {
                 None
             };
             if let Some(t) = token.filter(|t| jwt_shaped(t)) {
-                found.push((format!("header:{}", name.to_ascii_lowercase()), t));
+                if let Some(slot) = found.get_mut(n) {
+                    *slot = (Place::Header(name), t);
+                    n += 1;
+                }
             }
         }
-        found
+        (found, n)
     }
 
     fn analysis(&mut self, token: &str) -> Arc<Analysis> {
-        let key = if token.len() <= MAX_VERBATIM_KEY_BYTES {
-            CacheKey::Token(token.into())
+        let key = if token.len() <= MAX_HASHED_KEY_BYTES {
+            let [a, b] = self.token_keys.each_ref().map(|m| {
+                Multilinear::finish(m.add(m.start(token.len() as u64), 0, token.as_bytes()))
+            });
+            CacheKey::Keyed(u128::from(a) << 64 | u128::from(b))
         } else {
             CacheKey::Digest(Sha256::digest(token.as_bytes()).into())
         };
         if let Some(a) = self.cache.get(&key) {
             return Arc::clone(a);
         }
-        let digest: [u8; 32] = match &key {
-            CacheKey::Digest(d) => *d,
-            CacheKey::Token(_) => Sha256::digest(token.as_bytes()).into(),
+        let digest: [u8; 32] = match key {
+            CacheKey::Digest(d) => d,
+            CacheKey::Keyed(_) => Sha256::digest(token.as_bytes()).into(),
         };
         let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         let a = Arc::new(self.analyse(token, &format!("sha256:{hash}")));
@@ -508,9 +544,16 @@ impl JwtDetector {
         }
     }
 
-    fn report(&self, a: &Analysis, location: &str, now: f64, out: &mut Vec<Finding>) {
-        let finding =
-            |rule: &Rule, why: &str| Finding::new(rule, location, &format!("{why}; {}", a.label));
+    fn report(&self, a: &Analysis, place: Place<'_>, now: f64, out: &mut Vec<Finding>) {
+        let expired = a.exp.is_some_and(|exp| now > exp + self.leeway);
+        let early = a.nbf.is_some_and(|nbf| now + self.leeway < nbf);
+        if a.problems.is_empty() && !expired && !early {
+            return;
+        }
+        let location = place.location();
+        let finding = |rule: &Rule, why: &str| {
+            Finding::new(rule, location.as_str(), &format!("{why}; {}", a.label))
+        };
         for (rule, why) in &a.problems {
             out.push(finding(rule, why));
         }

@@ -79,12 +79,18 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
     }
     let body = &req.body[..req.body.len().min(MAX_BODY_SCAN)];
     if !body.is_empty() {
-        let ct = req.content_type().unwrap_or_default();
-        if ct == "application/x-www-form-urlencoded" || (ct.is_empty() && looks_like_form(body)) {
+        let ct = req.media_type().unwrap_or_default().as_bytes();
+        let json = ct.windows(4).any(|w| w.eq_ignore_ascii_case(b"json"));
+        let multipart = ct
+            .get(..10)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"multipart/"));
+        if ct.eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+            || (ct.is_empty() && looks_like_form(body))
+        {
             let text = String::from_utf8_lossy(body);
             escapes(&text, "body", false, r);
             args += pairs(&text, Part::Body, req, cfg, r);
-        } else if !ct.contains("json") && !ct.starts_with("multipart/") {
+        } else if !json && !multipart {
             // Plain text and XML bodies: entities (`&#10;`) and escapes decoded first.
             let text = String::from_utf8_lossy(body);
             if has_crlf_marker(&text) {

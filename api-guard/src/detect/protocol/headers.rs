@@ -429,6 +429,13 @@ fn host(location: &str, value: &str, req: &Request<'_>, cfg: &ProtocolConfig, r:
 /// The Host's address when it is loopback, unspecified (`0.0.0.0`) or link-local
 /// (`169.254.169.254`, `fe80::…`), with or without a port.
 fn local_host_ip(value: &str) -> Option<IpAddr> {
+    // An IPv4 address's first number is written without leading zeros: only one written
+    // `127`, `0` or `169` can be loopback, unspecified or link-local, and every other host
+    // (names, other addresses) is turned away without parsing.
+    let first = value.split_once('.').map_or(value, |(f, _)| f);
+    if !value.starts_with('[') && !matches!(first, "127" | "0" | "169") {
+        return None;
+    }
     let ip = if let Some(rest) = value.strip_prefix('[') {
         let (inner, _) = rest.split_once(']')?;
         IpAddr::V6(inner.parse::<Ipv6Addr>().ok()?)
@@ -525,6 +532,53 @@ fn connection(value: &str, r: &mut Report<'_>) {
 
 #[cfg(test)]
 mod tchar_tests {
+    /// The first-number pre-check keeps every answer of the parse it guards.
+    #[test]
+    fn local_hosts_without_parsing_the_others() {
+        let parsed = |value: &str| {
+            let ip = if let Some(rest) = value.strip_prefix('[') {
+                let (inner, _) = rest.split_once(']')?;
+                super::IpAddr::V6(inner.parse::<super::Ipv6Addr>().ok()?)
+            } else {
+                let host = value.split_once(':').map_or(value, |(h, _)| h);
+                super::IpAddr::V4(host.parse::<super::Ipv4Addr>().ok()?)
+            };
+            (super::is_loopback(ip) || ip.is_unspecified() || super::is_link_local(ip))
+                .then_some(ip)
+        };
+        const OCTETS: &[&str] = &[
+            "127", "0", "00", "01", "169", "254", "1", "10", "255", "256", "0127", "1270", "", "a",
+            "-1",
+        ];
+        const V6: &[&str] = &[
+            "::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::",
+            "2001:db8::1",
+            "x",
+        ];
+        const TAILS: &[&str] = &[":80", ":", "]", ".", ":8080x"];
+        let mut rng = crate::testutil::Rng(0x1057_10ca);
+        let mut pick = |list: &[&'static str]| list[rng.next() as usize % list.len()];
+        let mut local = 0;
+        for round in 0..100_000 {
+            let mut v = if round % 4 == 0 {
+                format!("[{}]", pick(V6))
+            } else {
+                let n = 3 + round % 3;
+                (0..n).map(|_| pick(OCTETS)).collect::<Vec<_>>().join(".")
+            };
+            if round % 3 == 0 {
+                v.push_str(pick(TAILS));
+            }
+            let want = parsed(&v);
+            local += usize::from(want.is_some());
+            assert_eq!(super::local_host_ip(&v), want, "{v:?}");
+        }
+        assert!(local > 500, "{local}");
+    }
+
     /// The word-at-a-time search finds what a byte-by-byte one does.
     #[test]
     fn control_bytes_in_values() {
