@@ -274,7 +274,8 @@ pub(crate) fn deliver_plaintext(
             buf_kind: BUF_PLAIN,
             tls_record: 0,
             hello: 0,
-            _pad: [0; 6],
+            wants_socket: 0,
+            _pad: [0; 5],
         });
         core::ptr::read_volatile(call)
     };
