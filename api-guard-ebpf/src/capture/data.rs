@@ -8,7 +8,8 @@ use api_guard_common::{ConnInfo, ConnKey};
 use api_guard_common::{
     Stat, CHUNK_SIZE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, FRAMING_MESSAGES,
     FRAMING_OTHER, FRAMING_UNKNOWN, H2_PREFACE_HEAD, HELLO_CAPTURE_BYTES, MAX_CAPTURE_CAP,
-    MAX_CHUNKS_PER_CALL, MAX_IOVECS, RESPONSE_BUDGET_FREE_CALL, ROLE_CLIENT, ROLE_SERVER,
+    MAX_CHUNKS_PER_CALL, MAX_IOVECS, PAIR_HEAD_MAX, RESPONSE_BUDGET_FREE_CALL, ROLE_CLIENT,
+    ROLE_SERVER,
 };
 use aya_ebpf::{
     helpers::{
@@ -218,8 +219,11 @@ fn starts_like_tls_record(ptr: u64) -> bool {
 }
 
 /// Copies what the stashed call moved, once it returned `ret > 0`. The stash entry stays,
-/// marked done, as the thread's last data syscall.
-fn exit(ctx: &TracePointContext) {
+/// marked done, as the thread's last data syscall. `KIND` is how the program's syscall
+/// passes its buffer (`BUF_*`): each program keeps only the fast paths of its own kind,
+/// which the verifier then walks once per program rather than all of them in each.
+#[inline(always)]
+fn exit<const KIND: u8>(ctx: &TracePointContext) {
     let (pid_tgid, tgid, tid) = current();
     // `enter` stashes nothing for a closed gate; a stash left from before the gate closed is
     // of a connection that is gone.
@@ -293,15 +297,16 @@ fn exit(ctx: &TracePointContext) {
             return;
         }
     }
-    deliver(conn, key, origin, &args, ret, 0, 0);
+    deliver::<KIND>(conn, key, origin, &args, ret, 0, 0);
 }
 
 /// Announces the connection if needed, then emits `ret` bytes of the call described by
 /// `args` (syscall or TLS library call), with `flags` on every record; `min_cap` raises the
-/// configured per-call copy cap for this call (0: as configured). Inlined: BPF calls take at
-/// most five register arguments.
+/// configured per-call copy cap for this call (0: as configured). `KIND` is the `BUF_*` kind
+/// of the calls the program sees (see `exit`). Inlined: BPF calls take at most five register
+/// arguments.
 #[inline(always)]
-pub(crate) fn deliver(
+pub(crate) fn deliver<const KIND: u8>(
     conn: &mut ConnInfo,
     key: ConnKey,
     origin: Origin,
@@ -332,7 +337,7 @@ pub(crate) fn deliver(
     if cap < min_cap {
         cap = min_cap;
     }
-    let (copied, head) = copy_payload(conn, key, origin, args, ret, flags, cap);
+    let (copied, head) = copy_payload::<KIND>(conn, key, origin, args, ret, flags, cap);
     if request {
         if conn.framing == FRAMING_UNKNOWN {
             conn.framing = sniff_framing(copied, head);
@@ -405,7 +410,7 @@ fn sniff_framing(copied: u64, head: Option<[u8; 4]>) -> u8 {
 /// Returns how many bytes were copied, and the first four of them (for [`sniff_framing`];
 /// `None` when the ring refused a record filled in place, which saw them only there).
 #[inline(always)]
-fn copy_payload(
+fn copy_payload<const KIND: u8>(
     conn: &mut ConnInfo,
     key: ConnKey,
     origin: Origin,
@@ -423,8 +428,24 @@ fn copy_payload(
     }
     let mut copied = 0;
     let mut head = Some([0; 4]);
-    if cap > 0 && cap <= CHUNK_SIZE as u64 && args.buf_kind == BUF_PLAIN {
-        match emit::data_direct(conn, origin, args.ptr, cap, ret, args.dir, flags) {
+    // A call of another kind than the program's (only after a missed entry or exit) takes
+    // the general path below.
+    let mut direct = None;
+    if KIND == BUF_PLAIN && cap > 0 && cap <= CHUNK_SIZE as u64 && args.buf_kind == BUF_PLAIN {
+        direct = Some(emit::data_direct(
+            conn, origin, args.ptr, cap, ret, args.dir, flags,
+        ));
+    } else if KIND == BUF_IOVEC
+        && cap > 0
+        && cap <= CHUNK_SIZE as u64
+        && args.buf_kind == BUF_IOVEC
+        && args.count > 0
+        && args.count <= 2
+    {
+        direct = direct_iovecs(conn, origin, args, ret, flags, cap);
+    }
+    if let Some(direct) = direct {
+        match direct {
             emit::Direct::Sent(first) => {
                 copied = cap;
                 head = Some(first);
@@ -441,7 +462,8 @@ fn copy_payload(
             staging.fill = 0;
             staging.copy = start(key, origin, args, ret, flags, cap);
             let one_chunk = cap <= CHUNK_SIZE as u64;
-            if one_chunk
+            if KIND != BUF_PLAIN
+                && one_chunk
                 && staging.copy.iov_count > 0
                 && staging.copy.iov_count <= FEW_IOVECS as u64
             {
@@ -498,6 +520,62 @@ fn copy_payload(
 /// Vectored calls of at most this many segments whose copy fits one chunk are staged without
 /// `bpf_loop` (nginx writes a response head and body in two).
 const FEW_IOVECS: usize = 4;
+
+/// A `readv`/`writev` of one or two iovecs whose copy fits one chunk (nginx's head + body),
+/// copied straight into one record reserved in the ring (`emit::data_direct_pair`), as a
+/// single buffer is, rather than staged and copied again by `bpf_ringbuf_output`. `None`
+/// when the call is not such a call (a first segment longer than `PAIR_HEAD_MAX`) or
+/// its iovecs cannot be read: the staging path then copies it, as it would have.
+#[inline(always)]
+fn direct_iovecs(
+    conn: &mut ConnInfo,
+    origin: Origin,
+    args: &DataArgs,
+    ret: u64,
+    flags: u8,
+    cap: u64,
+) -> Option<emit::Direct> {
+    let mut entries = [[0u64; 2]; 2];
+    // SAFETY: `args.count` is 1 or 2 (checked by the caller), so the copy stays inside
+    // `entries`; `bpf_probe_read_user` copies through the kernel's fault-handling path, so any
+    // source pointer is fine (a bad one is an error).
+    let rc = unsafe {
+        generated::bpf_probe_read_user(
+            entries.as_mut_ptr().cast(),
+            if args.count == 2 { 32 } else { 16 },
+            args.ptr as *const core::ffi::c_void,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // The bytes of each segment to copy, in order, up to the cap (the iovecs' lengths add
+    // up to at least `ret`, so the two take exactly `cap`).
+    let first = if entries[0][1] > cap {
+        cap
+    } else {
+        entries[0][1]
+    };
+    let rest = cap - first;
+    let second = if args.count < 2 {
+        0
+    } else if entries[1][1] > rest {
+        rest
+    } else {
+        entries[1][1]
+    };
+    // Fewer bytes than the call moved: the array changed since (another thread); the staging
+    // path copies what it finds and reports the rest as a gap.
+    if first > PAIR_HEAD_MAX as u64 || first + second != cap {
+        return None;
+    }
+    let segments = [(entries[0][0], first), (entries[1][0], second)];
+    match emit::data_direct_pair(conn, origin, segments, ret, args.dir, flags) {
+        // Unreadable user memory: the staging path copies what it can, as before.
+        emit::Direct::ReadFailed => None,
+        done => Some(done),
+    }
+}
 
 /// Stages a vectored call of at most [`FEW_IOVECS`] segments whose copy fits one chunk, as
 /// `copy_step` would, segment after segment, in a loop the verifier unrolls. The iovec array
@@ -727,7 +805,7 @@ macro_rules! data_syscall {
         /// Matching sys_exit tracepoint: long ret
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
-            exit(&ctx);
+            exit::<$kind>(&ctx);
             0
         }
     };

@@ -3,9 +3,9 @@
 //! microseconds); the daemon also drains on a short timer.
 
 use api_guard_common::{
-    ConnCloseEvent, ConnInfo, ConnOpenEvent, ConnTlsEvent, DataHeader, EventHeader, EventKind,
-    ProcEvent, Stat, ADDR_NONE, ADDR_SOCKADDR, ADDR_TUPLE, CHUNK_SIZE, DATA_HEADER_SIZE,
-    DIRECT_PAYLOAD_CLASSES,
+    direct_pair_slack, ConnCloseEvent, ConnInfo, ConnOpenEvent, ConnTlsEvent, DataHeader,
+    EventHeader, EventKind, ProcEvent, Stat, ADDR_NONE, ADDR_SOCKADDR, ADDR_TUPLE, CHUNK_SIZE,
+    DATA_HEADER_SIZE, DIRECT_PAYLOAD_CLASSES, PAIR_HEAD_MAX,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -315,6 +315,136 @@ fn reserved<const N: usize>(
         })
     };
     entry.submit(wakeup_flags(core::mem::size_of::<DirectRecord<N>>() as u64));
+    bump(Stat::EventsSubmitted, 1);
+    conn.pending_gap[slot] = 0;
+    Direct::Sent(head)
+}
+
+/// A data record of two segments reserved in the ring: `N` payload bytes hold both (their
+/// size class), and `S` more (`direct_pair_slack(N)`, the most the first can take) let the
+/// verifier bound the second's copy, which starts where the first ended: it cannot relate
+/// the two lengths, only bound each. Unused bytes are never written nor read (nginx's 1 KiB
+/// answers: 1,536 + 512 reserved for ~1,270 used, where `bpf_ringbuf_output` reserved the
+/// exact size).
+#[repr(C)]
+struct PairRecord<const N: usize, const S: usize> {
+    header: DataHeader,
+    data: [u8; N],
+    slack: [u8; S],
+}
+
+/// Outputs two user segments (`(address, length)`, together 1..=`CHUNK_SIZE` bytes, the
+/// first at most [`PAIR_HEAD_MAX`]) of a call of `call_len` bytes as one data record, copied
+/// straight into a record reserved in the ring, as [`data_direct`] does for one buffer. The
+/// payload takes the smallest size class of [`DIRECT_PAYLOAD_CLASSES`] that holds both, plus
+/// the slack [`PairRecord`] explains.
+#[inline(always)]
+pub(crate) fn data_direct_pair(
+    conn: &mut ConnInfo,
+    origin: Origin,
+    segments: [(u64, u64); 2],
+    call_len: u64,
+    dir: u8,
+    flags: u8,
+) -> Direct {
+    let len = segments[0].1 + segments[1].1;
+    if len == 0 || segments[0].1 > PAIR_HEAD_MAX as u64 {
+        return Direct::ReadFailed;
+    }
+    macro_rules! classes {
+        ($($i:literal => $n:literal + $s:literal),*) => {
+            $(
+                const _: () = assert!(DIRECT_PAYLOAD_CLASSES[$i] == $n);
+                const _: () = assert!($s == direct_pair_slack($n));
+                if len <= $n {
+                    return reserved_pair::<$n, $s>(conn, origin, segments, call_len, dir, flags);
+                }
+            )*
+        };
+    }
+    classes!(0 => 128 + 128, 1 => 256 + 256, 2 => 384 + 384, 3 => 512 + 512,
+        4 => 768 + 512, 5 => 1024 + 512, 6 => 1536 + 512, 7 => 2048 + 512, 8 => 3072 + 512,
+        9 => 4096 + 512);
+    Direct::ReadFailed
+}
+
+#[inline(always)]
+fn reserved_pair<const N: usize, const S: usize>(
+    conn: &mut ConnInfo,
+    origin: Origin,
+    segments: [(u64, u64); 2],
+    call_len: u64,
+    dir: u8,
+    flags: u8,
+) -> Direct {
+    let slot = (dir as usize).wrapping_sub(1) & 1;
+    // No-ops at run time (the caller checked both), bounds the verifier needs.
+    let first = if segments[0].1 > S as u64 {
+        S
+    } else {
+        segments[0].1 as usize
+    };
+    let second = if segments[1].1 > N as u64 {
+        N
+    } else {
+        segments[1].1 as usize
+    };
+    let len = first + second;
+    let Some(mut entry) = EVENTS.reserve::<PairRecord<N, S>>(0) else {
+        bump(Stat::RingbufFull, 1);
+        bump(Stat::LostBytes, len as u64);
+        conn.pending_gap[slot] += len as u64;
+        return Direct::RingFull;
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` points to the reserved record: `data` then `slack`, `N + S` bytes in all
+    // (repr(C), byte arrays: no padding). The first copy takes `first <= S <= N` bytes at
+    // offset 0, the second `second <= N` at offset `first <= S`: both stay inside.
+    // `bpf_probe_read_user` copies through the kernel's fault-handling path, so a bad source
+    // is an error.
+    let rc = unsafe {
+        let data = core::ptr::addr_of_mut!((*rec).data).cast::<u8>();
+        let mut rc = 0;
+        if first > 0 {
+            rc = generated::bpf_probe_read_user(
+                data.cast::<c_void>(),
+                first as u32,
+                segments[0].0 as *const c_void,
+            );
+        }
+        if rc == 0 && second > 0 {
+            rc = generated::bpf_probe_read_user(
+                data.add(first).cast::<c_void>(),
+                second as u32,
+                segments[1].0 as *const c_void,
+            );
+        }
+        rc
+    };
+    if rc != 0 {
+        entry.discard(BPF_RB_NO_WAKEUP as u64);
+        return Direct::ReadFailed;
+    }
+    // SAFETY: as above; the first four payload bytes are in the record (`N >= 128`). Past
+    // `len` they are stale ring bytes, which `data::sniff_framing` never reads (it needs 4).
+    let head = unsafe {
+        let data = &(*rec).data;
+        [data[0], data[1], data[2], data[3]]
+    };
+    // SAFETY: the reserved record is ours until submitted; the header is plain data.
+    unsafe {
+        core::ptr::addr_of_mut!((*rec).header).write(DataHeader {
+            hdr: header(EventKind::Data, origin, conn.conn_id),
+            gap_before: conn.pending_gap[slot],
+            gap_after: 0,
+            call_len,
+            chunk_len: len as u32,
+            dir,
+            flags,
+            library: conn.tls_library as u16,
+        })
+    };
+    entry.submit(wakeup_flags(core::mem::size_of::<PairRecord<N, S>>() as u64));
     bump(Stat::EventsSubmitted, 1);
     conn.pending_gap[slot] = 0;
     Direct::Sent(head)

@@ -279,7 +279,7 @@ pub(crate) fn deliver_plaintext(
         });
         core::ptr::read_volatile(call)
     };
-    data::deliver(conn, key, origin, &call, len, DATA_TLS, min_cap);
+    data::deliver::<BUF_PLAIN>(conn, key, origin, &call, len, DATA_TLS, min_cap);
 }
 
 /// Switches a connection to TLS: its syscall payload so far was handshake ciphertext, so
