@@ -314,19 +314,9 @@ pub const fn direct_payload_class(len: usize) -> Option<usize> {
 }
 
 /// The longest first segment of a two-segment record filled in place (a `writev` of a
-/// response head and body): a multiple of 8.
+/// response head and body). Such a record's payload may exceed its used bytes' size class by
+/// this much: the verifier needs room for the longest first segment and the second's class.
 pub const PAIR_HEAD_MAX: usize = 512;
-
-/// The unused bytes after the payload class `class` of a two-segment record filled in place:
-/// the most its first segment can take (`min(class, PAIR_HEAD_MAX)`), which the verifier
-/// needs to bound the second segment's copy (it cannot relate the two lengths).
-pub const fn direct_pair_slack(class: usize) -> usize {
-    if class < PAIR_HEAD_MAX {
-        class
-    } else {
-        PAIR_HEAD_MAX
-    }
-}
 
 // SAFETY: repr(C) with a `Plain` header and integers, no padding (size asserted above).
 unsafe impl Plain for DataHeader {}

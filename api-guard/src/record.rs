@@ -4,9 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use api_guard_common::{
-    conn_id_adopted, direct_pair_slack, direct_payload_class, ConnCloseEvent, ConnOpenEvent,
-    ConnTlsEvent, DataHeader, Endpoint, EventHeader, EventKind, Plain, ProcEvent, AF_INET,
-    AF_INET6, DATA_HEADER_SIZE, DATA_TLS,
+    conn_id_adopted, direct_payload_class, ConnCloseEvent, ConnOpenEvent, ConnTlsEvent, DataHeader,
+    Endpoint, EventHeader, EventKind, Plain, ProcEvent, AF_INET, AF_INET6, DATA_HEADER_SIZE,
+    DATA_TLS, PAIR_HEAD_MAX,
 };
 use bytes::Bytes;
 
@@ -140,10 +140,10 @@ pub fn decode(record: &Bytes) -> Result<Event, DecodeError> {
             let claimed = d.chunk_len as usize;
             let payload = &record[DATA_HEADER_SIZE..];
             // The ring buffer pads records to 8 bytes, and a record filled in place has the
-            // payload size of its class (plus a slack if it holds two segments): the payload
-            // may be followed by unused bytes.
+            // payload size of its class (up to `PAIR_HEAD_MAX` more if it holds two
+            // segments): the payload may be followed by unused bytes.
             let room = direct_payload_class(claimed)
-                .map_or(0, |class| class + direct_pair_slack(class))
+                .map_or(0, |class| class + PAIR_HEAD_MAX)
                 .max(claimed + 8);
             if payload.len() < claimed || payload.len() > room {
                 return Err(DecodeError::Length {
@@ -255,8 +255,8 @@ mod tests {
             decode(&Bytes::from(rec))
         };
         // 300 bytes take the 384-byte class: its unused bytes are not payload, nor are the
-        // 384 more of a two-segment record's slack.
-        for payload in [384, 768] {
+        // up to 512 more of a two-segment record.
+        for payload in [384, 896] {
             let Event::Data(e) = record(payload).unwrap() else {
                 panic!("not data")
             };
@@ -265,10 +265,10 @@ mod tests {
         }
         // Past the class and its slack, the record is inconsistent.
         assert_eq!(
-            record(776).unwrap_err(),
+            record(904).unwrap_err(),
             DecodeError::Length {
                 claimed: 300,
-                actual: 776
+                actual: 904
             }
         );
     }

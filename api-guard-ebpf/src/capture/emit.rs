@@ -3,9 +3,9 @@
 //! microseconds); the daemon also drains on a short timer.
 
 use api_guard_common::{
-    direct_pair_slack, ConnCloseEvent, ConnInfo, ConnOpenEvent, ConnTlsEvent, DataHeader,
-    EventHeader, EventKind, ProcEvent, Stat, ADDR_NONE, ADDR_SOCKADDR, ADDR_TUPLE, CHUNK_SIZE,
-    DATA_HEADER_SIZE, DIRECT_PAYLOAD_CLASSES, PAIR_HEAD_MAX,
+    ConnCloseEvent, ConnInfo, ConnOpenEvent, ConnTlsEvent, DataHeader, EventHeader, EventKind,
+    ProcEvent, Stat, ADDR_NONE, ADDR_SOCKADDR, ADDR_TUPLE, CHUNK_SIZE, DATA_HEADER_SIZE,
+    DIRECT_PAYLOAD_CLASSES, PAIR_HEAD_MAX,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -320,24 +320,25 @@ fn reserved<const N: usize>(
     Direct::Sent(head)
 }
 
-/// A data record of two segments reserved in the ring: `N` payload bytes hold both (their
-/// size class), and `S` more (`direct_pair_slack(N)`, the most the first can take) let the
-/// verifier bound the second's copy, which starts where the first ended: it cannot relate
-/// the two lengths, only bound each. Unused bytes are never written nor read (nginx's 1 KiB
-/// answers: 1,536 + 512 reserved for ~1,270 used, where `bpf_ringbuf_output` reserved the
-/// exact size).
+/// A data record of two segments reserved in the ring: `H` bytes (256 or [`PAIR_HEAD_MAX`])
+/// bound the first segment, `N` (the size class of the second) the second, which starts
+/// where the first ended: the verifier cannot relate the two lengths, only bound each, so
+/// the record has room for both maxima. Unused bytes are never written nor read. nginx's
+/// 1 KiB answers (a ~250-byte head, then the body) take 256 + 1,024 bytes for ~1,270 used
+/// (`bpf_ringbuf_output` reserved the exact size; the total's class plus a 512-byte slack
+/// took 2,048, and with a 128 KiB ring the ring then dropped several times as often).
 #[repr(C)]
-struct PairRecord<const N: usize, const S: usize> {
+struct PairRecord<const H: usize, const N: usize> {
     header: DataHeader,
-    data: [u8; N],
-    slack: [u8; S],
+    head: [u8; H],
+    rest: [u8; N],
 }
 
 /// Outputs two user segments (`(address, length)`, together 1..=`CHUNK_SIZE` bytes, the
 /// first at most [`PAIR_HEAD_MAX`]) of a call of `call_len` bytes as one data record, copied
-/// straight into a record reserved in the ring, as [`data_direct`] does for one buffer. The
-/// payload takes the smallest size class of [`DIRECT_PAYLOAD_CLASSES`] that holds both, plus
-/// the slack [`PairRecord`] explains.
+/// straight into a record reserved in the ring, as [`data_direct`] does for one buffer. Its
+/// payload size is that of a [`PairRecord`] (at most the total's size class plus
+/// [`PAIR_HEAD_MAX`], which the decoder allows).
 #[inline(always)]
 pub(crate) fn data_direct_pair(
     conn: &mut ConnInfo,
@@ -347,29 +348,34 @@ pub(crate) fn data_direct_pair(
     dir: u8,
     flags: u8,
 ) -> Direct {
-    let len = segments[0].1 + segments[1].1;
-    if len == 0 || segments[0].1 > PAIR_HEAD_MAX as u64 {
+    let (first, second) = (segments[0].1, segments[1].1);
+    if first + second == 0 || first > PAIR_HEAD_MAX as u64 {
         return Direct::ReadFailed;
     }
+    // One instance per (bound of the first segment, class of the second).
     macro_rules! classes {
-        ($($i:literal => $n:literal + $s:literal),*) => {
+        ($h:literal; $($i:literal => $n:literal),*) => {
             $(
                 const _: () = assert!(DIRECT_PAYLOAD_CLASSES[$i] == $n);
-                const _: () = assert!($s == direct_pair_slack($n));
-                if len <= $n {
-                    return reserved_pair::<$n, $s>(conn, origin, segments, call_len, dir, flags);
+                if second <= $n {
+                    return reserved_pair::<$h, $n>(conn, origin, segments, call_len, dir, flags);
                 }
             )*
         };
     }
-    classes!(0 => 128 + 128, 1 => 256 + 256, 2 => 384 + 384, 3 => 512 + 512,
-        4 => 768 + 512, 5 => 1024 + 512, 6 => 1536 + 512, 7 => 2048 + 512, 8 => 3072 + 512,
-        9 => 4096 + 512);
+    if first <= 256 {
+        classes!(256; 0 => 128, 1 => 256, 2 => 384, 3 => 512, 4 => 768, 5 => 1024,
+            6 => 1536, 7 => 2048, 8 => 3072, 9 => 4096);
+    } else {
+        const _: () = assert!(PAIR_HEAD_MAX == 512);
+        classes!(512; 0 => 128, 1 => 256, 2 => 384, 3 => 512, 4 => 768, 5 => 1024,
+            6 => 1536, 7 => 2048, 8 => 3072, 9 => 4096);
+    }
     Direct::ReadFailed
 }
 
 #[inline(always)]
-fn reserved_pair<const N: usize, const S: usize>(
+fn reserved_pair<const H: usize, const N: usize>(
     conn: &mut ConnInfo,
     origin: Origin,
     segments: [(u64, u64); 2],
@@ -379,8 +385,8 @@ fn reserved_pair<const N: usize, const S: usize>(
 ) -> Direct {
     let slot = (dir as usize).wrapping_sub(1) & 1;
     // No-ops at run time (the caller checked both), bounds the verifier needs.
-    let first = if segments[0].1 > S as u64 {
-        S
+    let first = if segments[0].1 > H as u64 {
+        H
     } else {
         segments[0].1 as usize
     };
@@ -390,20 +396,20 @@ fn reserved_pair<const N: usize, const S: usize>(
         segments[1].1 as usize
     };
     let len = first + second;
-    let Some(mut entry) = EVENTS.reserve::<PairRecord<N, S>>(0) else {
+    let Some(mut entry) = EVENTS.reserve::<PairRecord<H, N>>(0) else {
         bump(Stat::RingbufFull, 1);
         bump(Stat::LostBytes, len as u64);
         conn.pending_gap[slot] += len as u64;
         return Direct::RingFull;
     };
     let rec = entry.as_mut_ptr();
-    // SAFETY: `rec` points to the reserved record: `data` then `slack`, `N + S` bytes in all
-    // (repr(C), byte arrays: no padding). The first copy takes `first <= S <= N` bytes at
-    // offset 0, the second `second <= N` at offset `first <= S`: both stay inside.
+    // SAFETY: `rec` points to the reserved record: `head` then `rest`, `H + N` bytes in all
+    // (repr(C), byte arrays: no padding). The first copy takes `first <= H` bytes at offset
+    // 0, the second `second <= N` at offset `first <= H`: both stay inside.
     // `bpf_probe_read_user` copies through the kernel's fault-handling path, so a bad source
     // is an error.
     let rc = unsafe {
-        let data = core::ptr::addr_of_mut!((*rec).data).cast::<u8>();
+        let data = core::ptr::addr_of_mut!((*rec).head).cast::<u8>();
         let mut rc = 0;
         if first > 0 {
             rc = generated::bpf_probe_read_user(
@@ -425,10 +431,10 @@ fn reserved_pair<const N: usize, const S: usize>(
         entry.discard(BPF_RB_NO_WAKEUP as u64);
         return Direct::ReadFailed;
     }
-    // SAFETY: as above; the first four payload bytes are in the record (`N >= 128`). Past
+    // SAFETY: as above; the first four payload bytes are in the record (`H >= 256`). Past
     // `len` they are stale ring bytes, which `data::sniff_framing` never reads (it needs 4).
     let head = unsafe {
-        let data = &(*rec).data;
+        let data = &(*rec).head;
         [data[0], data[1], data[2], data[3]]
     };
     // SAFETY: the reserved record is ours until submitted; the header is plain data.
@@ -444,7 +450,7 @@ fn reserved_pair<const N: usize, const S: usize>(
             library: conn.tls_library as u16,
         })
     };
-    entry.submit(wakeup_flags(core::mem::size_of::<PairRecord<N, S>>() as u64));
+    entry.submit(wakeup_flags(core::mem::size_of::<PairRecord<H, N>>() as u64));
     bump(Stat::EventsSubmitted, 1);
     conn.pending_gap[slot] = 0;
     Direct::Sent(head)
