@@ -312,6 +312,12 @@ pub const fn direct_payload_class(len: usize) -> Option<usize> {
     }
     None
 }
+
+/// The longest first segment of a two-segment record filled in place (a `writev` of a
+/// response head and body). Such a record's payload may exceed its used bytes' size class by
+/// this much: the verifier needs room for the longest first segment and the second's class.
+pub const PAIR_HEAD_MAX: usize = 512;
+
 // SAFETY: repr(C) with a `Plain` header and integers, no padding (size asserted above).
 unsafe impl Plain for DataHeader {}
 

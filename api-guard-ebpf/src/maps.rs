@@ -132,7 +132,10 @@ pub struct DataArgs {
     /// 1 if the call is a TLS library's socket I/O whose first bytes are copied anyway: the
     /// server-to-client handshake records (see `HELLO_CAPTURE_BYTES`).
     pub hello: u8,
-    pub _pad: [u8; 6],
+    /// 1 if the connection still needs the call's socket (`sk`, `protocol`): it is not yet
+    /// announced with its `struct sock *`. Counted in [`STASH_PENDING`]'s upper half.
+    pub wants_socket: u8,
+    pub _pad: [u8; 5],
 }
 
 #[map]
@@ -142,14 +145,23 @@ pub static DATA_ARGS: LruHashMap<u64, DataArgs> = LruHashMap::with_max_entries(1
 pub const STASH_PENDING_SLOTS: u32 = 65_536;
 
 /// Slot `tid & (STASH_PENDING_SLOTS - 1)` counts the threads of that slot whose `DATA_ARGS`
-/// stash is live (between a data syscall's entry that stashed it and its exit): a zero slot
-/// spares the syscall exits and `sock_*_length` of a gated process the `DATA_ARGS` lookup
-/// when nothing of theirs is being copied (TLS sockets, whose entry stashes nothing, and the
-/// process's file I/O). Updated with atomic adds: threads sharing a slot only cost each other
-/// that lookup, and a count never misses a live stash (one left by a missed exit only keeps
-/// the slot non-zero).
+/// stash is live (between a data syscall's entry that stashed it and its exit), in units of
+/// [`STASH_LIVE`], plus those of them whose connection still needs the call's socket, in
+/// units of [`STASH_WANTS_SOCKET`]: a zero slot spares the syscall exits of a gated process
+/// the `DATA_ARGS` lookup when nothing of theirs is being copied (TLS sockets, whose entry
+/// stashes nothing, and the process's file I/O), and a zero upper half spares
+/// `sock_*_length` that lookup once the connections of the calls under way are announced
+/// with their socket (every call after a connection's first). Updated with atomic adds:
+/// threads sharing a slot only cost each other those lookups, and a count never misses a
+/// live stash (one left by a missed exit only keeps the slot non-zero). At most 64 threads
+/// share a slot (`pid_max` is at most 2^22), so the lower half never carries into the upper.
 #[map]
 pub static STASH_PENDING: Array<u32> = Array::with_max_entries(STASH_PENDING_SLOTS, 0);
+
+/// A live stash's weight in [`STASH_PENDING`].
+pub const STASH_LIVE: u32 = 1;
+/// Added to a live stash's weight while its connection wants the call's socket.
+pub const STASH_WANTS_SOCKET: u32 = 1 << 16;
 
 /// Per-CPU staging area for one data record: its header, then the payload gathered from one
 /// or more user segments (the iovecs of one call become one record, not one each), output

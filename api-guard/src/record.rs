@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use api_guard_common::{
     conn_id_adopted, direct_payload_class, ConnCloseEvent, ConnOpenEvent, ConnTlsEvent, DataHeader,
     Endpoint, EventHeader, EventKind, Plain, ProcEvent, AF_INET, AF_INET6, DATA_HEADER_SIZE,
-    DATA_TLS,
+    DATA_TLS, PAIR_HEAD_MAX,
 };
 use bytes::Bytes;
 
@@ -140,8 +140,11 @@ pub fn decode(record: &Bytes) -> Result<Event, DecodeError> {
             let claimed = d.chunk_len as usize;
             let payload = &record[DATA_HEADER_SIZE..];
             // The ring buffer pads records to 8 bytes, and a record filled in place has the
-            // payload size of its class: the payload may be followed by unused bytes.
-            let room = direct_payload_class(claimed).unwrap_or(0).max(claimed + 8);
+            // payload size of its class (up to `PAIR_HEAD_MAX` more if it holds two
+            // segments): the payload may be followed by unused bytes.
+            let room = direct_payload_class(claimed)
+                .map_or(0, |class| class + PAIR_HEAD_MAX)
+                .max(claimed + 8);
             if payload.len() < claimed || payload.len() > room {
                 return Err(DecodeError::Length {
                     claimed,
@@ -251,18 +254,21 @@ mod tests {
             rec.resize(DATA_HEADER_SIZE + payload, 0xee);
             decode(&Bytes::from(rec))
         };
-        // 300 bytes take the 384-byte class: its unused bytes are not payload.
-        let Event::Data(e) = record(384).unwrap() else {
-            panic!("not data")
-        };
-        assert_eq!(e.payload.len(), 300);
-        assert!(e.payload.iter().all(|&b| b == b'x'));
-        // Past the class, the record is inconsistent.
+        // 300 bytes take the 384-byte class: its unused bytes are not payload, nor are the
+        // up to 512 more of a two-segment record.
+        for payload in [384, 896] {
+            let Event::Data(e) = record(payload).unwrap() else {
+                panic!("not data")
+            };
+            assert_eq!(e.payload.len(), 300);
+            assert!(e.payload.iter().all(|&b| b == b'x'));
+        }
+        // Past the class and its slack, the record is inconsistent.
         assert_eq!(
-            record(512).unwrap_err(),
+            record(904).unwrap_err(),
             DecodeError::Length {
                 claimed: 300,
-                actual: 512
+                actual: 904
             }
         );
     }

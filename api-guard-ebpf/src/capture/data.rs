@@ -8,10 +8,14 @@ use api_guard_common::{ConnInfo, ConnKey};
 use api_guard_common::{
     Stat, CHUNK_SIZE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, FRAMING_MESSAGES,
     FRAMING_OTHER, FRAMING_UNKNOWN, H2_PREFACE_HEAD, HELLO_CAPTURE_BYTES, MAX_CAPTURE_CAP,
-    MAX_CHUNKS_PER_CALL, MAX_IOVECS, RESPONSE_BUDGET_FREE_CALL, ROLE_CLIENT, ROLE_SERVER,
+    MAX_CHUNKS_PER_CALL, MAX_IOVECS, PAIR_HEAD_MAX, RESPONSE_BUDGET_FREE_CALL, ROLE_CLIENT,
+    ROLE_SERVER,
 };
 use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_user, generated::bpf_loop},
+    helpers::{
+        bpf_ktime_get_ns, bpf_probe_read_user,
+        generated::{self, bpf_loop},
+    },
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -24,8 +28,8 @@ use super::{
 use crate::{
     maps::{
         global_u32, CopyState, DataArgs, Staging, BUF_CLAIMED, BUF_DONE, BUF_IOVEC, BUF_MSGHDR,
-        BUF_NONE, BUF_PLAIN, CAPTURE_CAP, CONNS, DATA_ARGS, REQUEST_CAPTURE_CAP, STASH_PENDING,
-        STASH_PENDING_SLOTS,
+        BUF_NONE, BUF_PLAIN, CAPTURE_CAP, CONNS, DATA_ARGS, REQUEST_CAPTURE_CAP, STASH_LIVE,
+        STASH_PENDING, STASH_PENDING_SLOTS, STASH_WANTS_SOCKET,
     },
     tls,
 };
@@ -103,6 +107,10 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
         field::<u64>(ctx, ARG_BUF).unwrap_or(0),
         field::<u64>(ctx, ARG_LEN).unwrap_or(0),
     );
+    // Until the connection is announced with its socket, `sock_*_length` notes the call's
+    // `struct sock *` and protocol; after that (every call but a connection's first) they
+    // skip the stash lookup.
+    let wants_socket = conn.announced == 0 || conn.sk == 0;
     let args = DataArgs {
         ptr,
         count,
@@ -114,8 +122,10 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
         buf_kind,
         tls_record: 0,
         hello,
-        _pad: [0; 6],
+        wants_socket: wants_socket as u8,
+        _pad: [0; 5],
     };
+    let weight = stash_weight(wants_socket);
     // The thread's entry (its last data syscall) usually exists: overwriting it in place
     // costs a lookup, where an LRU insert allocates, links and frees a node under a lock.
     match DATA_ARGS.get_ptr_mut(pid_tgid) {
@@ -123,25 +133,41 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
             // SAFETY: a valid, aligned value pointer from a successful lookup, keyed by this
             // thread (only its own programs, which do not nest, write it); map values are
             // freed only after an RCU grace period, which cannot end while this program runs.
-            let was_live = unsafe { (*slot).buf_kind } != BUF_DONE;
+            let old = unsafe { &*slot };
+            // A stash still live (its exit was missed) is already counted: only the
+            // difference is added.
+            let counted = if old.buf_kind != BUF_DONE {
+                stash_weight(old.wants_socket != 0)
+            } else {
+                0
+            };
             // SAFETY: as above.
             unsafe { slot.write(args) };
-            // A stash still live (its exit was missed) is already counted.
-            if !was_live {
-                pending_add(tid, 1);
+            if weight != counted {
+                pending_add(tid, weight.wrapping_sub(counted));
             }
         }
         None => {
             if DATA_ARGS.insert(pid_tgid, args, 0).is_err() {
                 bump(Stat::StashTableFull, 1);
             } else {
-                pending_add(tid, 1);
+                pending_add(tid, weight);
             }
         }
     }
 }
 
-/// Adds `by` (1, or `u32::MAX` for -1) to thread `tid`'s [`STASH_PENDING`] slot.
+/// A live stash's count in [`STASH_PENDING`].
+#[inline(always)]
+fn stash_weight(wants_socket: bool) -> u32 {
+    if wants_socket {
+        STASH_LIVE + STASH_WANTS_SOCKET
+    } else {
+        STASH_LIVE
+    }
+}
+
+/// Adds `by` (wrapping: `0 - w` subtracts `w`) to thread `tid`'s [`STASH_PENDING`] slot.
 #[inline(always)]
 fn pending_add(tid: u32, by: u32) {
     if let Some(slot) = STASH_PENDING.get_ptr_mut(tid & (STASH_PENDING_SLOTS - 1)) {
@@ -160,6 +186,16 @@ fn maybe_pending(tid: u32) -> bool {
         // SAFETY: an aligned array element, read with a plain load. Other threads of the slot
         // only move it by their own stashes: a live stash of this thread keeps it non-zero.
         .is_none_or(|count| unsafe { core::ptr::read_volatile(count) } != 0)
+}
+
+/// Whether a thread of `tid`'s slot may have a live stash whose connection wants the call's
+/// socket (see [`STASH_PENDING`]). Fails open.
+#[inline(always)]
+fn maybe_wants_socket(tid: u32) -> bool {
+    STASH_PENDING
+        .get(tid & (STASH_PENDING_SLOTS - 1))
+        // SAFETY: as in `maybe_pending`: only the thread's own stashes move its share.
+        .is_none_or(|count| unsafe { core::ptr::read_volatile(count) } >= STASH_WANTS_SOCKET)
 }
 
 /// Whether `dir` is the server-to-client direction of `conn` and its handshake budget is not
@@ -183,8 +219,11 @@ fn starts_like_tls_record(ptr: u64) -> bool {
 }
 
 /// Copies what the stashed call moved, once it returned `ret > 0`. The stash entry stays,
-/// marked done, as the thread's last data syscall.
-fn exit(ctx: &TracePointContext) {
+/// marked done, as the thread's last data syscall. `KIND` is how the program's syscall
+/// passes its buffer (`BUF_*`): each program keeps only the fast paths of its own kind,
+/// which the verifier then walks once per program rather than all of them in each.
+#[inline(always)]
+fn exit<const KIND: u8>(ctx: &TracePointContext) {
     let (pid_tgid, tgid, tid) = current();
     // `enter` stashes nothing for a closed gate; a stash left from before the gate closed is
     // of a connection that is gone.
@@ -204,7 +243,7 @@ fn exit(ctx: &TracePointContext) {
     }
     let args = *stash;
     stash.buf_kind = BUF_DONE;
-    pending_add(tid, u32::MAX);
+    pending_add(tid, 0u32.wrapping_sub(stash_weight(args.wants_socket != 0)));
     if args.buf_kind == BUF_CLAIMED {
         return;
     }
@@ -258,15 +297,16 @@ fn exit(ctx: &TracePointContext) {
             return;
         }
     }
-    deliver(conn, key, origin, &args, ret, 0, 0);
+    deliver::<KIND>(conn, key, origin, &args, ret, 0, 0);
 }
 
 /// Announces the connection if needed, then emits `ret` bytes of the call described by
 /// `args` (syscall or TLS library call), with `flags` on every record; `min_cap` raises the
-/// configured per-call copy cap for this call (0: as configured). Inlined: BPF calls take at
-/// most five register arguments.
+/// configured per-call copy cap for this call (0: as configured). `KIND` is the `BUF_*` kind
+/// of the calls the program sees (see `exit`). Inlined: BPF calls take at most five register
+/// arguments.
 #[inline(always)]
-pub(crate) fn deliver(
+pub(crate) fn deliver<const KIND: u8>(
     conn: &mut ConnInfo,
     key: ConnKey,
     origin: Origin,
@@ -297,7 +337,7 @@ pub(crate) fn deliver(
     if cap < min_cap {
         cap = min_cap;
     }
-    let (copied, head) = copy_payload(conn, key, origin, args, ret, flags, cap);
+    let (copied, head) = copy_payload::<KIND>(conn, key, origin, args, ret, flags, cap);
     if request {
         if conn.framing == FRAMING_UNKNOWN {
             conn.framing = sniff_framing(copied, head);
@@ -370,7 +410,7 @@ fn sniff_framing(copied: u64, head: Option<[u8; 4]>) -> u8 {
 /// Returns how many bytes were copied, and the first four of them (for [`sniff_framing`];
 /// `None` when the ring refused a record filled in place, which saw them only there).
 #[inline(always)]
-fn copy_payload(
+fn copy_payload<const KIND: u8>(
     conn: &mut ConnInfo,
     key: ConnKey,
     origin: Origin,
@@ -388,8 +428,24 @@ fn copy_payload(
     }
     let mut copied = 0;
     let mut head = Some([0; 4]);
-    if cap > 0 && cap <= CHUNK_SIZE as u64 && args.buf_kind == BUF_PLAIN {
-        match emit::data_direct(conn, origin, args.ptr, cap, ret, args.dir, flags) {
+    // A call of another kind than the program's (only after a missed entry or exit) takes
+    // the general path below.
+    let mut direct = None;
+    if KIND == BUF_PLAIN && cap > 0 && cap <= CHUNK_SIZE as u64 && args.buf_kind == BUF_PLAIN {
+        direct = Some(emit::data_direct(
+            conn, origin, args.ptr, cap, ret, args.dir, flags,
+        ));
+    } else if KIND == BUF_IOVEC
+        && cap > 0
+        && cap <= CHUNK_SIZE as u64
+        && args.buf_kind == BUF_IOVEC
+        && args.count > 0
+        && args.count <= 2
+    {
+        direct = direct_iovecs(conn, origin, args, ret, flags, cap);
+    }
+    if let Some(direct) = direct {
+        match direct {
             emit::Direct::Sent(first) => {
                 copied = cap;
                 head = Some(first);
@@ -406,7 +462,8 @@ fn copy_payload(
             staging.fill = 0;
             staging.copy = start(key, origin, args, ret, flags, cap);
             let one_chunk = cap <= CHUNK_SIZE as u64;
-            if one_chunk
+            if KIND != BUF_PLAIN
+                && one_chunk
                 && staging.copy.iov_count > 0
                 && staging.copy.iov_count <= FEW_IOVECS as u64
             {
@@ -464,23 +521,93 @@ fn copy_payload(
 /// `bpf_loop` (nginx writes a response head and body in two).
 const FEW_IOVECS: usize = 4;
 
+/// A `readv`/`writev` of one or two iovecs whose copy fits one chunk (nginx's head + body),
+/// copied straight into one record reserved in the ring (`emit::data_direct_pair`), as a
+/// single buffer is, rather than staged and copied again by `bpf_ringbuf_output`. `None`
+/// when the call is not such a call (a first segment longer than `PAIR_HEAD_MAX`) or
+/// its iovecs cannot be read: the staging path then copies it, as it would have.
+#[inline(always)]
+fn direct_iovecs(
+    conn: &mut ConnInfo,
+    origin: Origin,
+    args: &DataArgs,
+    ret: u64,
+    flags: u8,
+    cap: u64,
+) -> Option<emit::Direct> {
+    let mut entries = [[0u64; 2]; 2];
+    // SAFETY: `args.count` is 1 or 2 (checked by the caller), so the copy stays inside
+    // `entries`; `bpf_probe_read_user` copies through the kernel's fault-handling path, so any
+    // source pointer is fine (a bad one is an error).
+    let rc = unsafe {
+        generated::bpf_probe_read_user(
+            entries.as_mut_ptr().cast(),
+            if args.count == 2 { 32 } else { 16 },
+            args.ptr as *const core::ffi::c_void,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // The bytes of each segment to copy, in order, up to the cap (the iovecs' lengths add
+    // up to at least `ret`, so the two take exactly `cap`).
+    let first = if entries[0][1] > cap {
+        cap
+    } else {
+        entries[0][1]
+    };
+    let rest = cap - first;
+    let second = if args.count < 2 {
+        0
+    } else if entries[1][1] > rest {
+        rest
+    } else {
+        entries[1][1]
+    };
+    // Fewer bytes than the call moved: the array changed since (another thread); the staging
+    // path copies what it finds and reports the rest as a gap.
+    if first > PAIR_HEAD_MAX as u64 || first + second != cap {
+        return None;
+    }
+    let segments = [(entries[0][0], first), (entries[1][0], second)];
+    match emit::data_direct_pair(conn, origin, segments, ret, args.dir, flags) {
+        // Unreadable user memory: the staging path copies what it can, as before.
+        emit::Direct::ReadFailed => None,
+        done => Some(done),
+    }
+}
+
 /// Stages a vectored call of at most [`FEW_IOVECS`] segments whose copy fits one chunk, as
-/// `copy_step` would, segment after segment, in a loop the verifier unrolls.
+/// `copy_step` would, segment after segment, in a loop the verifier unrolls. The iovec array
+/// is read in one helper call: each `bpf_probe_read_user` costs tens of nanoseconds beyond
+/// its bytes (fault-handling setup, user-access checks), and the bisected `sys_exit_writev`
+/// spent ~430 ns in its four (two iovecs, two segments).
 #[inline(always)]
 fn stage_few_iovecs(staging: &mut Staging) {
-    for i in 0..FEW_IOVECS as u64 {
+    let count = staging.copy.iov_count;
+    if count == 0 || count > FEW_IOVECS as u64 {
+        return;
+    }
+    let mut entries = [[0u64; 2]; FEW_IOVECS];
+    // SAFETY: `count * IOVEC_SIZE` is at most `size_of_val(&entries)` (checked above), so the
+    // copy stays inside `entries`; `bpf_probe_read_user` copies through the kernel's
+    // fault-handling path, so any source pointer is fine (a bad one is an error).
+    let rc = unsafe {
+        generated::bpf_probe_read_user(
+            entries.as_mut_ptr().cast(),
+            (count * IOVEC_SIZE) as u32,
+            staging.copy.iov as *const core::ffi::c_void,
+        )
+    };
+    if rc != 0 {
+        return;
+    }
+    for (i, entry) in entries.iter().enumerate() {
         let st = &staging.copy;
-        if i >= st.iov_count || st.copied >= st.cap {
+        if i as u64 >= count || st.copied >= st.cap {
             return;
         }
         let left = st.cap - st.copied;
-        // SAFETY: `bpf_probe_read_user` copies through the kernel's fault-handling path, so any
-        // pointer is fine (a bad one is an error); `[u64; 2]` is valid for any bytes.
-        let Ok(entry) =
-            (unsafe { bpf_probe_read_user((st.iov + i * IOVEC_SIZE) as *const [u64; 2]) })
-        else {
-            return;
-        };
         let want = if entry[1] > left { left } else { entry[1] };
         let Some((len, _)) = emit::stage(staging, entry[0], want) else {
             bump(Stat::ReadFail, 1);
@@ -632,10 +759,10 @@ fn flush_to(conn: &mut ConnInfo) {
     emit::data(conn, origin, &chunk);
 }
 
-/// Records the socket behind the in-flight call of this thread, if any.
+/// Records the socket behind the in-flight call of this thread, if its connection wants it.
 fn note_socket(ctx: &TracePointContext) {
     let (pid_tgid, tgid, tid) = current();
-    if !gate_open(tgid) || !maybe_pending(tid) {
+    if !gate_open(tgid) || !maybe_wants_socket(tid) {
         return;
     }
     let Some(args) = DATA_ARGS.get_ptr_mut(pid_tgid) else {
@@ -643,7 +770,7 @@ fn note_socket(ctx: &TracePointContext) {
     };
     // SAFETY: as in `exit`: this thread's own live entry, written only by this thread.
     let args = unsafe { &mut *args };
-    if args.buf_kind != BUF_DONE && args.sk == 0 {
+    if args.buf_kind != BUF_DONE && args.wants_socket != 0 && args.sk == 0 {
         args.sk = field::<u64>(ctx, SOCK_LENGTH_SK).unwrap_or(0);
         args.protocol = field::<u16>(ctx, SOCK_LENGTH_PROTOCOL).unwrap_or(0);
     }
@@ -678,7 +805,7 @@ macro_rules! data_syscall {
         /// Matching sys_exit tracepoint: long ret
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
-            exit(&ctx);
+            exit::<$kind>(&ctx);
             0
         }
     };

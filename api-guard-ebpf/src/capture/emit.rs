@@ -5,7 +5,7 @@
 use api_guard_common::{
     ConnCloseEvent, ConnInfo, ConnOpenEvent, ConnTlsEvent, DataHeader, EventHeader, EventKind,
     ProcEvent, Stat, ADDR_NONE, ADDR_SOCKADDR, ADDR_TUPLE, CHUNK_SIZE, DATA_HEADER_SIZE,
-    DIRECT_PAYLOAD_CLASSES,
+    DIRECT_PAYLOAD_CLASSES, PAIR_HEAD_MAX,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -290,7 +290,9 @@ fn reserved<const N: usize>(
         )
     };
     if rc != 0 {
-        entry.discard(0);
+        // Without a wake-up: flags 0 wake the reader when it has caught up, a self-IPI
+        // (about 5 µs here) for a record it will skip.
+        entry.discard(BPF_RB_NO_WAKEUP as u64);
         return Direct::ReadFailed;
     }
     // SAFETY: as above; the first four payload bytes are in the record (`N >= 128`). Past
@@ -313,6 +315,142 @@ fn reserved<const N: usize>(
         })
     };
     entry.submit(wakeup_flags(core::mem::size_of::<DirectRecord<N>>() as u64));
+    bump(Stat::EventsSubmitted, 1);
+    conn.pending_gap[slot] = 0;
+    Direct::Sent(head)
+}
+
+/// A data record of two segments reserved in the ring: `H` bytes (256 or [`PAIR_HEAD_MAX`])
+/// bound the first segment, `N` (the size class of the second) the second, which starts
+/// where the first ended: the verifier cannot relate the two lengths, only bound each, so
+/// the record has room for both maxima. Unused bytes are never written nor read. nginx's
+/// 1 KiB answers (a ~250-byte head, then the body) take 256 + 1,024 bytes for ~1,270 used
+/// (`bpf_ringbuf_output` reserved the exact size; the total's class plus a 512-byte slack
+/// took 2,048, and with a 128 KiB ring the ring then dropped several times as often).
+#[repr(C)]
+struct PairRecord<const H: usize, const N: usize> {
+    header: DataHeader,
+    head: [u8; H],
+    rest: [u8; N],
+}
+
+/// Outputs two user segments (`(address, length)`, together 1..=`CHUNK_SIZE` bytes, the
+/// first at most [`PAIR_HEAD_MAX`]) of a call of `call_len` bytes as one data record, copied
+/// straight into a record reserved in the ring, as [`data_direct`] does for one buffer. Its
+/// payload size is that of a [`PairRecord`] (at most the total's size class plus
+/// [`PAIR_HEAD_MAX`], which the decoder allows).
+#[inline(always)]
+pub(crate) fn data_direct_pair(
+    conn: &mut ConnInfo,
+    origin: Origin,
+    segments: [(u64, u64); 2],
+    call_len: u64,
+    dir: u8,
+    flags: u8,
+) -> Direct {
+    let (first, second) = (segments[0].1, segments[1].1);
+    if first + second == 0 || first > PAIR_HEAD_MAX as u64 {
+        return Direct::ReadFailed;
+    }
+    // One instance per (bound of the first segment, class of the second).
+    macro_rules! classes {
+        ($h:literal; $($i:literal => $n:literal),*) => {
+            $(
+                const _: () = assert!(DIRECT_PAYLOAD_CLASSES[$i] == $n);
+                if second <= $n {
+                    return reserved_pair::<$h, $n>(conn, origin, segments, call_len, dir, flags);
+                }
+            )*
+        };
+    }
+    if first <= 256 {
+        classes!(256; 0 => 128, 1 => 256, 2 => 384, 3 => 512, 4 => 768, 5 => 1024,
+            6 => 1536, 7 => 2048, 8 => 3072, 9 => 4096);
+    } else {
+        const _: () = assert!(PAIR_HEAD_MAX == 512);
+        classes!(512; 0 => 128, 1 => 256, 2 => 384, 3 => 512, 4 => 768, 5 => 1024,
+            6 => 1536, 7 => 2048, 8 => 3072, 9 => 4096);
+    }
+    Direct::ReadFailed
+}
+
+#[inline(always)]
+fn reserved_pair<const H: usize, const N: usize>(
+    conn: &mut ConnInfo,
+    origin: Origin,
+    segments: [(u64, u64); 2],
+    call_len: u64,
+    dir: u8,
+    flags: u8,
+) -> Direct {
+    let slot = (dir as usize).wrapping_sub(1) & 1;
+    // No-ops at run time (the caller checked both), bounds the verifier needs.
+    let first = if segments[0].1 > H as u64 {
+        H
+    } else {
+        segments[0].1 as usize
+    };
+    let second = if segments[1].1 > N as u64 {
+        N
+    } else {
+        segments[1].1 as usize
+    };
+    let len = first + second;
+    let Some(mut entry) = EVENTS.reserve::<PairRecord<H, N>>(0) else {
+        bump(Stat::RingbufFull, 1);
+        bump(Stat::LostBytes, len as u64);
+        conn.pending_gap[slot] += len as u64;
+        return Direct::RingFull;
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` points to the reserved record: `head` then `rest`, `H + N` bytes in all
+    // (repr(C), byte arrays: no padding). The first copy takes `first <= H` bytes at offset
+    // 0, the second `second <= N` at offset `first <= H`: both stay inside.
+    // `bpf_probe_read_user` copies through the kernel's fault-handling path, so a bad source
+    // is an error.
+    let rc = unsafe {
+        let data = core::ptr::addr_of_mut!((*rec).head).cast::<u8>();
+        let mut rc = 0;
+        if first > 0 {
+            rc = generated::bpf_probe_read_user(
+                data.cast::<c_void>(),
+                first as u32,
+                segments[0].0 as *const c_void,
+            );
+        }
+        if rc == 0 && second > 0 {
+            rc = generated::bpf_probe_read_user(
+                data.add(first).cast::<c_void>(),
+                second as u32,
+                segments[1].0 as *const c_void,
+            );
+        }
+        rc
+    };
+    if rc != 0 {
+        entry.discard(BPF_RB_NO_WAKEUP as u64);
+        return Direct::ReadFailed;
+    }
+    // SAFETY: as above; the first four payload bytes are in the record (`H >= 256`). Past
+    // `len` they are stale ring bytes, which `data::sniff_framing` never reads (it needs 4).
+    let head = unsafe {
+        let data = &(*rec).head;
+        [data[0], data[1], data[2], data[3]]
+    };
+    // SAFETY: the reserved record is ours until submitted; the header is plain data.
+    unsafe {
+        core::ptr::addr_of_mut!((*rec).header).write(DataHeader {
+            hdr: header(EventKind::Data, origin, conn.conn_id),
+            gap_before: conn.pending_gap[slot],
+            gap_after: 0,
+            call_len,
+            chunk_len: len as u32,
+            dir,
+            flags,
+            library: conn.tls_library as u16,
+        })
+    };
+    entry.submit(wakeup_flags(core::mem::size_of::<PairRecord<H, N>>() as u64));
     bump(Stat::EventsSubmitted, 1);
     conn.pending_gap[slot] = 0;
     Direct::Sent(head)

@@ -274,11 +274,12 @@ pub(crate) fn deliver_plaintext(
             buf_kind: BUF_PLAIN,
             tls_record: 0,
             hello: 0,
-            _pad: [0; 6],
+            wants_socket: 0,
+            _pad: [0; 5],
         });
         core::ptr::read_volatile(call)
     };
-    data::deliver(conn, key, origin, &call, len, DATA_TLS, min_cap);
+    data::deliver::<BUF_PLAIN>(conn, key, origin, &call, len, DATA_TLS, min_cap);
 }
 
 /// Switches a connection to TLS: its syscall payload so far was handshake ciphertext, so
