@@ -223,10 +223,18 @@ fn common_request_line(line: &[u8]) -> Option<StartLine> {
         return None;
     }
     Some(StartLine::Request {
-        method: std::str::from_utf8(method).ok()?.to_owned(),
-        target: std::str::from_utf8(target).ok()?.to_owned(),
+        method: ascii_string(method),
+        target: ascii_string(target),
         version: http1_version(version)?,
     })
+}
+
+/// Bytes checked ASCII (upper-case letters, visible characters) as text, without a second
+/// UTF-8 check.
+fn ascii_string(bytes: &[u8]) -> String {
+    debug_assert!(bytes.is_ascii());
+    // SAFETY: callers pass only bytes they checked are ASCII, which is UTF-8.
+    unsafe { std::str::from_utf8_unchecked(bytes) }.to_owned()
 }
 
 /// A status line of the common shape, `HTTP/1.x SP 3DIGIT [SP reason] CRLF` with a reason
