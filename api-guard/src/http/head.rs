@@ -709,6 +709,14 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
 /// Folds one `Content-Length` field into what earlier fields said. Repeated identical
 /// values are allowed (RFC 9110 §8.6); anything else makes the length unknowable.
 fn merge_content_length(so_far: ContentLength, value: &[u8]) -> ContentLength {
+    // The usual value, digits alone: one element, nothing to trim.
+    if let Some(n) = parse_decimal(value) {
+        return match so_far {
+            ContentLength::Absent => ContentLength::Valid(n),
+            ContentLength::Valid(m) if m == n => ContentLength::Valid(n),
+            ContentLength::Valid(_) | ContentLength::Invalid => ContentLength::Invalid,
+        };
+    }
     let mut merged = so_far;
     let mut elements = 0;
     for element in value.split(|&b| b == b',').map(trim_ows) {
