@@ -78,8 +78,8 @@ pub struct ClientIdentities {
     /// notice: the exchange carries the same request, so its client is the notice's (under
     /// the same settings: a reload forgets them). Slots in sets of two by key: a notice
     /// pushed out of its set by two newer ones is forgotten, and its exchange identified
-    /// anew (the same result); a few array accesses where a hash map's insert and remove
-    /// cost ~250 instructions.
+    /// anew (the same result); a few array accesses in place of a hash map's insert and
+    /// remove (−0.13k instructions per exchange in the parsing replay).
     noticed: Box<[Option<Noticed>]>,
 }
 
