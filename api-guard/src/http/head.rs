@@ -111,6 +111,14 @@ impl LineScan {
                 let run = line_break(rest).unwrap_or(rest.len());
                 self.line_len += run;
                 pos += run;
+                // And over its CRLF, as `push` takes the two bytes one by one.
+                if data.get(pos..pos + 2) == Some(&[CR, LF]) {
+                    pos += 2;
+                    if let Some(event) = self.line_ended() {
+                        return (pos, Some(event));
+                    }
+                    continue;
+                }
             }
             let Some(&b) = data.get(pos) else {
                 break;
@@ -129,16 +137,7 @@ impl LineScan {
             if b != LF {
                 return Some(LineEvent::BadLineEnding);
             }
-            let empty = mem::take(&mut self.line_len) == 0;
-            return if !mem::replace(&mut self.start_line_done, true) {
-                Some(LineEvent::StartLineEnd)
-            } else if empty {
-                Some(LineEvent::HeadEnd)
-            } else {
-                // A field line ended: scan on.
-                self.fields += 1;
-                None
-            };
+            return self.line_ended();
         }
         match b {
             CR => self.prev_cr = true,
@@ -146,6 +145,20 @@ impl LineScan {
             _ => self.line_len += 1,
         }
         None
+    }
+
+    /// A CRLF ended the current line.
+    fn line_ended(&mut self) -> Option<LineEvent> {
+        let empty = mem::take(&mut self.line_len) == 0;
+        if !mem::replace(&mut self.start_line_done, true) {
+            Some(LineEvent::StartLineEnd)
+        } else if empty {
+            Some(LineEvent::HeadEnd)
+        } else {
+            // A field line ended: scan on.
+            self.fields += 1;
+            None
+        }
     }
 }
 
@@ -210,10 +223,18 @@ fn common_request_line(line: &[u8]) -> Option<StartLine> {
         return None;
     }
     Some(StartLine::Request {
-        method: std::str::from_utf8(method).ok()?.to_owned(),
-        target: std::str::from_utf8(target).ok()?.to_owned(),
+        method: ascii_string(method),
+        target: ascii_string(target),
         version: http1_version(version)?,
     })
+}
+
+/// Bytes checked ASCII (upper-case letters, visible characters) as text, without a second
+/// UTF-8 check.
+fn ascii_string(bytes: &[u8]) -> String {
+    debug_assert!(bytes.is_ascii());
+    // SAFETY: callers pass only bytes they checked are ASCII, which is UTF-8.
+    unsafe { std::str::from_utf8_unchecked(bytes) }.to_owned()
 }
 
 /// A status line of the common shape, `HTTP/1.x SP 3DIGIT [SP reason] CRLF` with a reason
@@ -373,7 +394,7 @@ pub(crate) fn parse_head_after(
     let Some(len) = scan.run(section, max_text) else {
         return Err(start);
     };
-    let Some(headers) = scan.kept.finish() else {
+    let Some(headers) = scan.kept.finish(scan.seen & HIGH == 0) else {
         return parse_head_after_httparse(start, start_len, buf, max_text);
     };
     let host = scan
@@ -409,6 +430,8 @@ struct FieldScan {
     close: bool,
     keep_alive: bool,
     upgrade: bool,
+    /// The value bytes looked at, ORed (see [`value_end`]); names are tokens, ASCII.
+    seen: u64,
 }
 
 impl FieldScan {
@@ -427,6 +450,7 @@ impl FieldScan {
             close: false,
             keep_alive: false,
             upgrade: false,
+            seen: 0,
         }
     }
 
@@ -453,7 +477,7 @@ impl FieldScan {
                 pos += 1;
             }
             let value_start = pos;
-            pos = value_end(section, pos);
+            pos = value_end(section, pos, &mut self.seen);
             let line_end = pos;
             match *section.get(pos)? {
                 CR if section.get(pos + 1) == Some(&LF) => pos += 2,
@@ -507,11 +531,13 @@ static TOKEN: [bool; 256] = {
 
 /// Where the field value starting at `pos` stops: the first control byte other than HTAB
 /// (CR, LF or an invalid one) or DEL, or `buf.len()`. Eight bytes at a time.
-fn value_end(buf: &[u8], mut pos: usize) -> usize {
+/// Every byte it looks at is ORed into `seen` (eight lanes), so that `seen & HIGH == 0`
+/// tells the value (with a few bytes after it) was ASCII.
+fn value_end(buf: &[u8], mut pos: usize, seen: &mut u64) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     while let Some(chunk) = buf.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
         let x = u64::from_le_bytes(*chunk);
+        *seen |= x;
         let del = x ^ (ONES * 0x7f);
         // The lowest flagged byte is exact (a borrow only spreads upwards): a byte below
         // 0x20, or 0x7f.
@@ -527,6 +553,7 @@ fn value_end(buf: &[u8], mut pos: usize) -> usize {
         pos += 1;
     }
     while let Some(&b) = buf.get(pos) {
+        *seen |= u64::from(b);
         if b != b'\t' && (b < 0x20 || b == 0x7f) {
             return pos;
         }
@@ -534,6 +561,9 @@ fn value_end(buf: &[u8], mut pos: usize) -> usize {
     }
     pos
 }
+
+/// The high bit of each byte lane.
+const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
 
 fn trim_trailing_ws(mut s: &[u8]) -> &[u8] {
     while let [rest @ .., b' ' | b'\t'] = s {
@@ -679,6 +709,14 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
 /// Folds one `Content-Length` field into what earlier fields said. Repeated identical
 /// values are allowed (RFC 9110 §8.6); anything else makes the length unknowable.
 fn merge_content_length(so_far: ContentLength, value: &[u8]) -> ContentLength {
+    // The usual value, digits alone: one element, nothing to trim.
+    if let Some(n) = parse_decimal(value) {
+        return match so_far {
+            ContentLength::Absent => ContentLength::Valid(n),
+            ContentLength::Valid(m) if m == n => ContentLength::Valid(n),
+            ContentLength::Valid(_) | ContentLength::Invalid => ContentLength::Invalid,
+        };
+    }
     let mut merged = so_far;
     let mut elements = 0;
     for element in value.split(|&b| b == b',').map(trim_ows) {

@@ -113,6 +113,10 @@ impl Headers {
         let mut start = 0;
         self.ends.iter().filter_map(move |ends| {
             let field = std::mem::replace(&mut start, ends.value);
+            // Lengths first, from the ends alone: most fields are passed over here.
+            if ends.name.wrapping_sub(field) as usize != name.len() {
+                return None;
+            }
             let this = bytes.get(field as usize..ends.name as usize)?;
             if !this.eq_ignore_ascii_case(name.as_bytes()) {
                 return None;
@@ -159,9 +163,16 @@ impl HeadersBuilder {
         self.ends.len()
     }
 
-    /// The fields, or `None` if their text is not UTF-8.
-    pub(crate) fn finish(self) -> Option<Headers> {
-        let text = String::from_utf8(self.text).ok()?;
+    /// The fields, or `None` if their text is not UTF-8. `ascii`: the caller saw every byte
+    /// pushed and none was above 0x7f, so the text needs no UTF-8 check.
+    pub(crate) fn finish(self, ascii: bool) -> Option<Headers> {
+        let text = if ascii {
+            debug_assert!(self.text.is_ascii());
+            // SAFETY: ASCII text is UTF-8 (the caller's promise, checked in debug builds).
+            unsafe { String::from_utf8_unchecked(self.text) }
+        } else {
+            String::from_utf8(self.text).ok()?
+        };
         Some(Headers {
             text,
             ends: self.ends,
