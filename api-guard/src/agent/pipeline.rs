@@ -22,7 +22,7 @@ use crate::{
 
 #[cfg(test)]
 #[path = "pipeline_replay.rs"]
-mod replay;
+pub(crate) mod replay;
 
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(5);

@@ -130,7 +130,7 @@ impl<C: Send + 'static> Analyzer for Idle<C> {
 
 const NO_PREALLOC: u32 = 1;
 
-fn maps() -> XdpMaps {
+pub(crate) fn maps() -> XdpMaps {
     let hint = "creating BPF maps (needs root)";
     XdpMaps {
         block_v4: HashMap::create(64, 0).expect(hint),

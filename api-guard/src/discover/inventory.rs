@@ -1200,7 +1200,7 @@ impl Inventory {
                 if k.method == method
                     && (Arc::ptr_eq(&k.template, route.text())
                         || *k.template == **route.text())
-                    && k.host.eq_ignore_ascii_case(o.host) =>
+                    && (k.host == o.host || k.host.eq_ignore_ascii_case(o.host)) =>
             {
                 k
             }

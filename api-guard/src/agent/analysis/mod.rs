@@ -8,6 +8,10 @@ pub mod identity;
 pub mod routes;
 pub mod worker;
 
+#[cfg(test)]
+#[path = "../analysis_replay.rs"]
+mod replay;
+
 use self::{identity::ClientIdentities, routes::RouteLabels};
 use crate::{exchange::Exchange, llm::LlmCalls};
 

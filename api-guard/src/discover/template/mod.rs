@@ -205,7 +205,13 @@ impl Route {
     /// parameter types, not to store.
     pub fn values<'p>(&'p self, path: &'p str) -> impl Iterator<Item = (&'p str, &'p str)> {
         let mut params = self.template.params.iter().peekable();
-        segments(path_part(path))
+        // A route without parameters has no values: its path is not split at all.
+        let path = if params.peek().is_some() {
+            path_part(path)
+        } else {
+            ""
+        };
+        segments(path)
             .enumerate()
             .map_while(move |(i, seg)| {
                 let param = *params.peek()?;
