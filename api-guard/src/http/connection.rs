@@ -283,12 +283,14 @@ impl MessageSink for RequestSink<'_> {
 
     fn abandoned(&mut self, partial: Abandoned) {
         let mut ex = Box::new(HttpExchange::started(partial.start_ns));
-        if !set_request_line(&mut ex, partial.start) {
+        let start_line_seen = set_request_line(&mut ex, partial.start);
+        if !start_line_seen {
             ex.method = partial.method.unwrap_or_default();
         }
         ex.request_header_bytes = partial.head_bytes as u64;
         ex.request_truncated = true;
         ex.request_line_invalid = partial.invalid_start_line;
+        ex.request_head_lost = partial.lost && !start_line_seen;
         // Still recorded, so that the response to it pairs with it rather than with the
         // next request.
         self.core.push_request(ex, true);

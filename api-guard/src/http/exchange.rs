@@ -72,6 +72,11 @@ pub struct HttpExchange {
     /// kept when it had one.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub request_line_invalid: bool,
+    /// A capture gap took this request's start line (a full ring buffer dropped it): its
+    /// method and target are empty or cut and its fields missing, none of it what the
+    /// client sent. Kept so that the response pairs with it; never judged or inventoried.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub request_head_lost: bool,
     /// What this record stands for: a whole exchange, or only its request, handed out as
     /// soon as the request was complete (see [`HttpExchange::request_notice`]).
     #[serde(skip)]
@@ -174,6 +179,7 @@ impl HttpExchange {
             response_tap: None,
             anomalies: Vec::new(),
             request_line_invalid: false,
+            request_head_lost: false,
             phase: Phase::Exchange,
             request_noticed: false,
             notice_id: 0,

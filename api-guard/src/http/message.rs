@@ -60,6 +60,9 @@ pub(crate) struct Abandoned {
     /// HTTP/1.0 or 1.1, a target with spaces, no version…): a malformed request rather
     /// than a capture gap or an early close.
     pub invalid_start_line: bool,
+    /// A capture gap cut it: bytes the client sent were not seen (rather than a parse
+    /// error or a close inside the head).
+    pub lost: bool,
 }
 
 /// Receives what a [`MessageParser`] finds.
@@ -321,7 +324,7 @@ impl MessageParser {
             State::Idle { .. } | State::Head => {
                 // Lost bytes at a message boundary most likely held (the start of) a
                 // message: report one, so that FIFO pairing stays aligned.
-                self.abandon(ts, sink);
+                self.abandon(ts, true, sink);
                 self.resync_at_line_start();
             }
             State::Body(Body::UntilClose) => self.msg.lose(len),
@@ -366,7 +369,7 @@ impl MessageParser {
                 if !self.unsynced && self.unfinished_head_is_invalid() {
                     self.error();
                 }
-                self.abandon(ts, sink);
+                self.abandon(ts, false, sink);
             }
             _ => {}
         }
@@ -567,12 +570,12 @@ impl MessageParser {
         if !self.unsynced {
             self.error();
         }
-        self.abandon(ts, sink);
+        self.abandon(ts, false, sink);
     }
 
     /// Reports the message in progress (or, between messages, the one presumed to start
-    /// at `ts`) as abandoned.
-    fn abandon(&mut self, ts: u64, sink: &mut impl MessageSink) {
+    /// at `ts`) as abandoned; `lost`: a capture gap is the cause.
+    fn abandon(&mut self, ts: u64, lost: bool, sink: &mut impl MessageSink) {
         if self.unsynced {
             // A false start found mid-stream: nothing to report.
             self.buf.clear();
@@ -602,6 +605,7 @@ impl MessageParser {
             method,
             head_bytes: self.buf.len(),
             invalid_start_line: msg.start_line_invalid,
+            lost,
         });
         self.buf.clear();
     }

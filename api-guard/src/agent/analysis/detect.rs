@@ -181,6 +181,11 @@ impl Analyzer for Detections {
             return self.observe_outgoing(ex);
         };
         let h = &ex.http;
+        if h.request_head_lost {
+            // Its empty method and target are the capture's loss, not the client's
+            // request (already counted with the kernel's drops): nothing to judge.
+            return;
+        }
         let req = request_of(ex);
         let now = h.request_start_ns;
         let stage = match (h.phase, h.request_noticed) {

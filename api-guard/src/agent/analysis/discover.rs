@@ -181,6 +181,10 @@ impl Analyzer for Discovery {
             return;
         };
         let h = &ex.http;
+        if h.request_head_lost {
+            // No method or route: a capture loss, not an endpoint.
+            return;
+        }
         let host = h.host.as_deref().unwrap_or("");
         let observation = Observation {
             host,

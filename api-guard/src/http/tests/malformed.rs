@@ -320,6 +320,8 @@ fn gap_inside_head_resynchronises() {
         ),
         (None, 26)
     );
+    // Its start line was seen whole: a cut head, still the client's request line.
+    assert!(!o.exchanges.iter().any(|e| e.request_head_lost));
 }
 
 #[test]
@@ -346,6 +348,16 @@ fn gap_between_messages_stands_for_a_lost_message() {
             ("/c", Some(203), false)
         ]
     );
+    // The lost one is marked so that detection and discovery leave it alone; a close
+    // inside a head is the client's doing, not a loss.
+    let lost: Vec<_> = o.exchanges.iter().map(|e| e.request_head_lost).collect();
+    assert_eq!(lost, [false, true, false]);
+    let o = run(&[
+        Step::Req(b"GET /a HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHo"),
+        Step::Close,
+    ]);
+    assert_eq!(o.exchanges.len(), 2);
+    assert!(!o.exchanges.iter().any(|e| e.request_head_lost));
 }
 
 #[test]
