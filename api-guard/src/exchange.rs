@@ -194,6 +194,9 @@ struct Line<'a> {
     response_body_bytes: u64,
     request_truncated: bool,
     response_truncated: bool,
+    /// A capture gap took the request's start line (see [`HttpExchange::request_head_lost`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    request_head_lost: bool,
 }
 
 impl Exchange {
@@ -274,6 +277,7 @@ impl Exchange {
             response_body_bytes: h.response_body_bytes,
             request_truncated: h.request_truncated,
             response_truncated: h.response_truncated,
+            request_head_lost: h.request_head_lost,
         };
         serde_json::to_string(&line).unwrap_or_default()
     }

@@ -22,11 +22,11 @@ use integration_tests::{
 const REQUESTS: &str = "apiguard_http_requests_total";
 const LOST: &str = "apiguard_http_exchanges_lost_total";
 
-#[test]
-fn flood_is_fully_accounted_for() -> Result<()> {
-    require_root()?;
-    let ns_srv = Netns::new("agflood-srv")?;
-    let ns_cli = Netns::new("agflood-cli")?;
+/// nginx (access log on) in one namespace, wrk's in another, the agent capturing nginx's
+/// pid with `capture_toml` added to its `[capture]` table.
+fn flood_setup(tag: &str, capture_toml: &str) -> Result<(Netns, Netns, Nginx, Agent)> {
+    let ns_srv = Netns::new(&format!("ag{tag}-srv"))?;
+    let ns_cli = Netns::new(&format!("ag{tag}-cli"))?;
     let (ip_srv, _) = veth_pair(&ns_srv, &ns_cli)?;
     let nginx = Nginx::start_with(
         &ns_srv,
@@ -37,19 +37,31 @@ fn flood_is_fully_accounted_for() -> Result<()> {
             ..NginxOptions::default()
         },
     )?;
-    let mut agent = Agent::start(AgentOptions {
-        config_toml: Some(format!("[capture]\npids = [{}]\n", nginx.pid())),
+    let agent = Agent::start(AgentOptions {
+        config_toml: Some(format!(
+            "[capture]\npids = [{}]\n{capture_toml}",
+            nginx.pid()
+        )),
         ..AgentOptions::default()
     })?;
+    Ok((ns_srv, ns_cli, nginx, agent))
+}
+
+const FLOOD: WrkArgs = WrkArgs {
+    threads: 2,
+    connections: 50,
+    duration: Duration::from_secs(3),
+    latency: false,
+    script: None,
+};
+
+#[test]
+fn flood_is_fully_accounted_for() -> Result<()> {
+    require_root()?;
+    let (_ns_srv, ns_cli, nginx, mut agent) = flood_setup("flood", "")?;
     let before = agent.metrics()?;
 
-    let args = WrkArgs {
-        threads: 2,
-        connections: 50,
-        duration: Duration::from_secs(3),
-        latency: false,
-        script: None,
-    };
+    let args = FLOOD;
     let report = wrk::run(&ns_cli, &nginx.url("/f1k"), &args)?;
     ensure!(
         report.requests > 0 && report.non_2xx_3xx == 0,
@@ -174,6 +186,61 @@ fn flood_is_fully_accounted_for() -> Result<()> {
     ensure!(
         in_file == captured,
         "exchanges file has {in_file} nginx exchanges, the counter says {captured}"
+    );
+    Ok(())
+}
+
+/// With the smallest ring, most of a flood is dropped in the kernel. Requests lost whole
+/// must not turn into findings or endpoints: their empty method and target are the
+/// capture's loss, not what wrk sent. Before, each raised `protocol.method_unknown`,
+/// `protocol.invalid_target` and `protocol.host_missing`.
+#[test]
+fn requests_lost_to_a_full_ring_are_not_judged() -> Result<()> {
+    require_root()?;
+    let (_ns_srv, ns_cli, nginx, mut agent) =
+        flood_setup("fullring", "ring_buffer_bytes = 32768\n")?;
+    let before = agent.metrics()?;
+    let report = wrk::run(&ns_cli, &nginx.url("/f1k"), &FLOOD)?;
+    ensure!(report.requests > 0, "wrk:\n{}", report.raw);
+    // The kernel's counters reach the metrics once a second.
+    std::thread::sleep(Duration::from_millis(2500));
+    let m = agent.metrics()?;
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        (m.sum(name, labels) - before.sum(name, labels)) as u64
+    };
+    let drops = delta(
+        "apiguard_capture_dropped_total",
+        &[("reason", "ringbuf_full")],
+    );
+    let findings = delta("apiguard_detections_total", &[])
+        .saturating_sub(delta("apiguard_detections_total", &[("kind", "flood")]));
+    let status = agent.stop()?;
+    ensure!(status.success(), "api-guard exited with {status}");
+    let (mut lost_heads, mut empty) = (0u64, 0u64);
+    agent.for_each_exchange(|e| {
+        if e["request_head_lost"] == true {
+            lost_heads += 1;
+        } else if e["method"] == "" {
+            empty += 1;
+        }
+    })?;
+    println!(
+        "wrk completed {} requests; ring-full drops {drops}; exchanges whose start line was \
+         lost {lost_heads}; findings other than floods {findings}",
+        report.requests
+    );
+    ensure!(
+        drops > 0 && lost_heads > 0,
+        "a 32 KiB ring under wrk should lose records and whole requests (drops {drops}, \
+         lost heads {lost_heads}): nothing tested"
+    );
+    ensure!(
+        findings == 0,
+        "{findings} findings on wrk's harmless requests with {lost_heads} lost heads"
+    );
+    ensure!(
+        empty == 0,
+        "{empty} exchanges with no method, not marked lost"
     );
     Ok(())
 }
