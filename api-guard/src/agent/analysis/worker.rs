@@ -130,14 +130,10 @@ fn tidy(analysed: &Analysed) {
 /// thread asleep is not waiting on the queue, so the parsing task hands batches over
 /// without waking it (a futex call there, a context switch here, per batch: ~10% of the
 /// agent's CPU under the overhead bench); after the pause it takes what came meanwhile
-/// without waiting. A pause ends early when the queue fills to half its bound (the parsing
-/// task unparks the thread), so a burst is not skipped for it. Once a pause brought nothing
-/// the thread waits on the queue again, so light traffic costs no extra wake-up and an idle
-/// daemon none at all.
+/// without waiting. Once a pause brought nothing it waits on the queue again, so light
+/// traffic costs no extra wake-up and an idle daemon none at all.
 struct Gather {
     pause: Duration,
-    /// The queue's bound in exchanges.
-    capacity: usize,
     /// When the last batch was taken.
     last: Option<Instant>,
     /// Whether the last pause brought something.
@@ -145,24 +141,16 @@ struct Gather {
 }
 
 impl Gather {
-    fn new(pause: Duration, capacity: usize) -> Self {
+    fn new(pause: Duration) -> Self {
         Self {
             pause,
-            capacity,
             last: None,
             busy: false,
         }
     }
 
-    /// After a batch taken at `now`, `left` exchanges still queued (`queued` counts them,
-    /// `queued_bytes` their weight).
-    fn after_batch(
-        &mut self,
-        now: Instant,
-        left: usize,
-        queued: &AtomicUsize,
-        queued_bytes: &AtomicUsize,
-    ) {
+    /// After a batch taken at `now`, `left` exchanges still queued (`queued` counts them).
+    fn after_batch(&mut self, now: Instant, left: usize, queued: &AtomicUsize) {
         let close = self
             .last
             .is_some_and(|last| now.saturating_duration_since(last) < self.pause);
@@ -170,19 +158,7 @@ impl Gather {
         if left > 0 || !(close || self.busy) {
             return;
         }
-        // Cut short by the parsing task once the queue is half full (`Worker::submit`). The
-        // queue's own wake-ups park and unpark this thread too: a stale unpark ends a
-        // `park_timeout` early, so the pause goes on until its end or half the bound.
-        let until = Instant::now() + self.pause;
-        loop {
-            let half = queued.load(Ordering::Relaxed) >= self.capacity / 2
-                || queued_bytes.load(Ordering::Relaxed) >= QUEUE_BYTES / 2;
-            let rest = until.saturating_duration_since(Instant::now());
-            if half || rest.is_zero() {
-                break;
-            }
-            std::thread::park_timeout(rest);
-        }
+        std::thread::sleep(self.pause);
         self.busy = queued.load(Ordering::Relaxed) > 0;
     }
 }
@@ -199,8 +175,6 @@ pub struct Worker<C> {
     skipped: QueueSkips,
     name: &'static str,
     server_side_only: bool,
-    /// A gathering thread ([`Analyzer::GATHER`]), woken from its pause at half the bound.
-    gatherer: Option<std::thread::Thread>,
 }
 
 impl<C> Clone for Worker<C> {
@@ -214,7 +188,6 @@ impl<C> Clone for Worker<C> {
             skipped: self.skipped.clone(),
             name: self.name,
             server_side_only: self.server_side_only,
-            gatherer: self.gatherer.clone(),
         }
     }
 }
@@ -242,7 +215,7 @@ pub fn spawn<A: Analyzer>(
             let mut next_tick = A::TICK.map(|every| Instant::now() + every);
             // When the thread, idle since its last message, tidies up (None: nothing to).
             let mut tidy_at: Option<Instant> = None;
-            let mut gather = A::GATHER.map(|pause| Gather::new(pause, capacity));
+            let mut gather = A::GATHER.map(Gather::new);
             loop {
                 let deadline = match (next_tick, tidy_at) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -272,7 +245,7 @@ pub fn spawn<A: Analyzer>(
                         done_bytes.fetch_sub(bytes, Ordering::Relaxed);
                         give_back.give_back(batch);
                         if let Some(gather) = &mut gather {
-                            gather.after_batch(now, left, &done, &done_bytes);
+                            gather.after_batch(now, left, &done);
                         }
                     }
                     Ok(Work::Control(message)) => analyzer.control(message),
@@ -288,7 +261,6 @@ pub fn spawn<A: Analyzer>(
             }
             analyzer.finish();
         })?;
-    let gatherer = A::GATHER.map(|_| thread.thread().clone());
     let worker = Worker {
         tx,
         queued,
@@ -298,7 +270,6 @@ pub fn spawn<A: Analyzer>(
         skipped,
         name: A::NAME,
         server_side_only: A::SERVER_SIDE_ONLY,
-        gatherer,
     };
     Ok((worker, thread))
 }
@@ -335,20 +306,10 @@ impl<C> Worker<C> {
             return;
         }
         let n = batch.len();
-        let before = self.queued.fetch_add(n, Ordering::Relaxed);
-        let before_bytes = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         let error = match self.tx.try_send(Work::Exchanges(batch, bytes)) {
-            Ok(()) => {
-                if let Some(thread) = &self.gatherer {
-                    let half = |b: usize, added: usize, bound: usize| {
-                        b < bound / 2 && b.saturating_add(added) >= bound / 2
-                    };
-                    if half(before, n, self.capacity) || half(before_bytes, bytes, QUEUE_BYTES) {
-                        thread.unpark();
-                    }
-                }
-                return;
-            }
+            Ok(()) => return,
             Err(TrySendError::Full(_)) => None,
             Err(TrySendError::Disconnected(_)) => Some(()),
         };
@@ -578,10 +539,8 @@ mod gather {
         worker.submit(vec![ex("/2")]);
         assert_eq!(next().0, "/1");
         let (_, second) = next();
-        // Handed over once the thread is in its pause, these wait for the pause to end
-        // (measured from the second's observation, which ended before the pause began),
-        // and none is lost.
-        std::thread::sleep(PAUSE / 10);
+        // These wait for the pause to end (measured from the second's observation, which
+        // ended before the pause began), and none is lost.
         worker.submit(vec![ex("/3")]);
         worker.submit(vec![ex("/4"), ex("/5")]);
         let later: Vec<(String, Instant)> = (0..3).map(|_| next()).collect();
@@ -596,16 +555,6 @@ mod gather {
         let (path, at) = next();
         assert_eq!(path, "/6");
         assert!(at - handed < PAUSE, "{:?}", at - handed);
-        // Steady again, and paused: a queue filled to half its bound (4 of 8) ends the
-        // pause at once.
-        worker.submit(vec![ex("/7")]);
-        assert_eq!(next().0, "/7");
-        std::thread::sleep(PAUSE / 10);
-        let handed = Instant::now();
-        worker.submit(vec![ex("/8"), ex("/9"), ex("/10"), ex("/11")]);
-        let (path, at) = next();
-        assert_eq!(path, "/8");
-        assert!(at - handed < PAUSE / 2, "{:?}", at - handed);
         drop(worker);
         thread.join().unwrap();
     }
