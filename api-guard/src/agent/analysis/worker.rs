@@ -74,10 +74,9 @@ pub trait Analyzer: Send + 'static {
     const SERVER_SIDE_ONLY: bool = true;
     /// How often [`Analyzer::tick`] runs, if at all.
     const TICK: Option<Duration> = None;
-    /// For a stage in no hurry: under steady traffic, once its queue is empty, the thread
-    /// sleeps this long before it looks again, so that the batches handed over meanwhile
-    /// wait for it instead of waking it one by one ([`Gather`]). `None`: it waits on the
-    /// queue, woken per batch.
+    /// For a stage in no hurry: once its queue is empty, the thread sleeps this long before
+    /// it looks again, so that the batches handed over meanwhile wait for it instead of
+    /// waking it one by one ([`gather`]). `None`: it waits on the queue, woken per batch.
     const GATHER: Option<Duration> = None;
 
     fn observe(&mut self, exchange: &Exchange);
@@ -125,41 +124,15 @@ fn tidy(analysed: &Analysed) {
     unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
-/// The pauses of a thread with [`Analyzer::GATHER`]. While batches come closer together
-/// than the pause, the thread, its queue empty, sleeps instead of waiting on the queue: a
-/// thread asleep is not waiting on the queue, so the parsing task hands batches over
-/// without waking it (a futex call there, a context switch here, per batch: ~10% of the
-/// agent's CPU under the overhead bench); after the pause it takes what came meanwhile
-/// without waiting. Once a pause brought nothing it waits on the queue again, so light
-/// traffic costs no extra wake-up and an idle daemon none at all.
-struct Gather {
-    pause: Duration,
-    /// When the last batch was taken.
-    last: Option<Instant>,
-    /// Whether the last pause brought something.
-    busy: bool,
-}
-
-impl Gather {
-    fn new(pause: Duration) -> Self {
-        Self {
-            pause,
-            last: None,
-            busy: false,
-        }
-    }
-
-    /// After a batch taken at `now`, `left` exchanges still queued (`queued` counts them).
-    fn after_batch(&mut self, now: Instant, left: usize, queued: &AtomicUsize) {
-        let close = self
-            .last
-            .is_some_and(|last| now.saturating_duration_since(last) < self.pause);
-        self.last = Some(now);
-        if left > 0 || !(close || self.busy) {
-            return;
-        }
-        std::thread::sleep(self.pause);
-        self.busy = queued.load(Ordering::Relaxed) > 0;
+/// Run by a thread with [`Analyzer::GATHER`] after a batch, `left` exchanges still queued:
+/// with none, it sleeps `pause` instead of waiting on the empty queue. A thread asleep is
+/// not waiting on the queue, so the parsing task hands batches over without a wake-up (a
+/// futex call there, a context switch here, per batch); after the pause the thread takes
+/// what came meanwhile without waiting. It goes back to waiting on the queue (woken by the
+/// next batch) once a pause brought nothing, so an idle daemon does not wake for it.
+fn gather(left: usize, pause: Duration) {
+    if left == 0 {
+        std::thread::sleep(pause);
     }
 }
 
@@ -215,7 +188,6 @@ pub fn spawn<A: Analyzer>(
             let mut next_tick = A::TICK.map(|every| Instant::now() + every);
             // When the thread, idle since its last message, tidies up (None: nothing to).
             let mut tidy_at: Option<Instant> = None;
-            let mut gather = A::GATHER.map(Gather::new);
             loop {
                 let deadline = match (next_tick, tidy_at) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -244,8 +216,8 @@ pub fn spawn<A: Analyzer>(
                             .saturating_sub(batch.len());
                         done_bytes.fetch_sub(bytes, Ordering::Relaxed);
                         give_back.give_back(batch);
-                        if let Some(gather) = &mut gather {
-                            gather.after_batch(now, left, &done);
+                        if let Some(pause) = A::GATHER {
+                            gather(left, pause);
                         }
                     }
                     Ok(Work::Control(message)) => analyzer.control(message),
@@ -511,7 +483,7 @@ mod gather {
         telemetry::QueueSkips,
     };
 
-    const PAUSE: Duration = Duration::from_millis(500);
+    const PAUSE: Duration = Duration::from_millis(300);
 
     /// Says when it saw each exchange.
     struct Slow(mpsc::Sender<(String, Instant)>);
@@ -529,32 +501,20 @@ mod gather {
     }
 
     #[test]
-    fn steady_batches_wait_for_the_pause_and_a_quiet_queue_wakes_the_thread() {
+    fn batches_handed_over_during_the_pause_wait_for_it_and_none_is_lost() {
         let (seen, rx) = mpsc::channel();
         let (worker, thread) = spawn(Slow(seen), 8, QueueSkips::detached()).unwrap();
         let ex = |path: &str| Arc::new(test_exchange(Role::Server, "192.0.2.1:1", path));
-        let next = || rx.recv().unwrap();
-        // Two batches in a row: steady traffic, so the thread pauses after the second.
         worker.submit(vec![ex("/1")]);
+        let (_, first) = rx.recv().unwrap();
+        // The queue is empty: the thread sleeps, and these wait for the pause to end.
         worker.submit(vec![ex("/2")]);
-        assert_eq!(next().0, "/1");
-        let (_, second) = next();
-        // These wait for the pause to end (measured from the second's observation, which
-        // ended before the pause began), and none is lost.
-        worker.submit(vec![ex("/3")]);
-        worker.submit(vec![ex("/4"), ex("/5")]);
-        let later: Vec<(String, Instant)> = (0..3).map(|_| next()).collect();
+        worker.submit(vec![ex("/3"), ex("/4")]);
+        let later: Vec<(String, Instant)> = (0..3).map(|_| rx.recv().unwrap()).collect();
         let paths: Vec<&str> = later.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(paths, ["/3", "/4", "/5"]);
-        assert!(later[0].1 - second >= PAUSE, "{:?}", later[0].1 - second);
-        // Once a pause brought nothing the thread waits on the queue: a batch is taken
-        // as it comes.
-        std::thread::sleep(PAUSE * 3);
-        let handed = Instant::now();
-        worker.submit(vec![ex("/6")]);
-        let (path, at) = next();
-        assert_eq!(path, "/6");
-        assert!(at - handed < PAUSE, "{:?}", at - handed);
+        assert_eq!(paths, ["/2", "/3", "/4"]);
+        // Measured from the first exchange's observation, which ended before the pause.
+        assert!(later[0].1 - first >= PAUSE, "{:?}", later[0].1 - first);
         drop(worker);
         thread.join().unwrap();
     }
