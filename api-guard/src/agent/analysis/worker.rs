@@ -74,10 +74,6 @@ pub trait Analyzer: Send + 'static {
     const SERVER_SIDE_ONLY: bool = true;
     /// How often [`Analyzer::tick`] runs, if at all.
     const TICK: Option<Duration> = None;
-    /// For a stage in no hurry: once its queue is empty, the thread sleeps this long before
-    /// it looks again, so that the batches handed over meanwhile wait for it instead of
-    /// waking it one by one ([`gather`]). `None`: it waits on the queue, woken per batch.
-    const GATHER: Option<Duration> = None;
 
     fn observe(&mut self, exchange: &Exchange);
     fn control(&mut self, message: Self::Control);
@@ -122,18 +118,6 @@ fn tidy(analysed: &Analysed) {
     drop(analysed.take());
     // SAFETY: takes no pointers; mimalloc allows a collection from any thread at any time.
     unsafe { libmimalloc_sys::mi_collect(true) };
-}
-
-/// Run by a thread with [`Analyzer::GATHER`] after a batch, `left` exchanges still queued:
-/// with none, it sleeps `pause` instead of waiting on the empty queue. A thread asleep is
-/// not waiting on the queue, so the parsing task hands batches over without a wake-up (a
-/// futex call there, a context switch here, per batch); after the pause the thread takes
-/// what came meanwhile without waiting. It goes back to waiting on the queue (woken by the
-/// next batch) once a pause brought nothing, so an idle daemon does not wake for it.
-fn gather(left: usize, pause: Duration) {
-    if left == 0 {
-        std::thread::sleep(pause);
-    }
 }
 
 /// The parsing task's end of an analysis thread's queue (the reloader may hold a clone).
@@ -211,14 +195,9 @@ pub fn spawn<A: Analyzer>(
                         }
                         // Room is made once per batch: two atomic updates on a line the
                         // parsing task reads, instead of two per exchange.
-                        let left = done
-                            .fetch_sub(batch.len(), Ordering::Relaxed)
-                            .saturating_sub(batch.len());
+                        done.fetch_sub(batch.len(), Ordering::Relaxed);
                         done_bytes.fetch_sub(bytes, Ordering::Relaxed);
                         give_back.give_back(batch);
-                        if let Some(pause) = A::GATHER {
-                            gather(left, pause);
-                        }
                     }
                     Ok(Work::Control(message)) => analyzer.control(message),
                     Err(RecvTimeoutError::Timeout) => {}
@@ -467,56 +446,6 @@ mod tests {
         h.thread.join().unwrap();
         assert_eq!(h.skipped.get(), 0);
         assert_eq!(*h.seen.lock().unwrap(), ["/huge", "finished"]);
-    }
-}
-
-#[cfg(test)]
-mod gather {
-    use std::{
-        sync::{mpsc, Arc},
-        time::{Duration, Instant},
-    };
-
-    use super::{spawn, Analyzer};
-    use crate::{
-        exchange::{test_exchange, Exchange, Role},
-        telemetry::QueueSkips,
-    };
-
-    const PAUSE: Duration = Duration::from_millis(300);
-
-    /// Says when it saw each exchange.
-    struct Slow(mpsc::Sender<(String, Instant)>);
-
-    impl Analyzer for Slow {
-        type Control = ();
-        const NAME: &'static str = "slow";
-        const GATHER: Option<Duration> = Some(PAUSE);
-
-        fn observe(&mut self, exchange: &Exchange) {
-            let _ = self.0.send((exchange.http.path.clone(), Instant::now()));
-        }
-
-        fn control(&mut self, (): ()) {}
-    }
-
-    #[test]
-    fn batches_handed_over_during_the_pause_wait_for_it_and_none_is_lost() {
-        let (seen, rx) = mpsc::channel();
-        let (worker, thread) = spawn(Slow(seen), 8, QueueSkips::detached()).unwrap();
-        let ex = |path: &str| Arc::new(test_exchange(Role::Server, "192.0.2.1:1", path));
-        worker.submit(vec![ex("/1")]);
-        let (_, first) = rx.recv().unwrap();
-        // The queue is empty: the thread sleeps, and these wait for the pause to end.
-        worker.submit(vec![ex("/2")]);
-        worker.submit(vec![ex("/3"), ex("/4")]);
-        let later: Vec<(String, Instant)> = (0..3).map(|_| rx.recv().unwrap()).collect();
-        let paths: Vec<&str> = later.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(paths, ["/2", "/3", "/4"]);
-        // Measured from the first exchange's observation, which ended before the pause.
-        assert!(later[0].1 - first >= PAUSE, "{:?}", later[0].1 - first);
-        drop(worker);
-        thread.join().unwrap();
     }
 }
 
