@@ -15,7 +15,7 @@
 //! BPF maps). `ANALYSIS_REPLAY_OUT=FILE` writes what the analysis left behind (metrics, events,
 //! the inventory) to compare before and after a change.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use api_guard::http::Phase;
 use tokio::sync::{mpsc, watch};
@@ -28,16 +28,13 @@ use super::{
     worker::Analyzer,
 };
 use crate::{
-    capture::table::ConnTable,
     config::Config,
-    enforce::Enforcer,
     exchange::Exchange,
-    llm::{self, LlmCalls},
+    llm::LlmCalls,
     output::EventSink,
-    pipeline::replay::{maps, records, EXCHANGES},
+    pipeline::replay::{conn_table, enforcer, llm_calls, records, EXCHANGES},
     record,
     telemetry::Metrics,
-    tls::TlsLibraries,
 };
 
 /// The analysis of one parsing task and its two threads, with the default settings.
@@ -59,18 +56,7 @@ fn parsed(
     identity: watch::Receiver<api_guard::identity::Identifier>,
 ) -> Vec<Vec<Arc<Exchange>>> {
     let (untrack, _untracked) = mpsc::channel(1 << 16);
-    let mut table = ConnTable::new(
-        config.http.limits(),
-        config.http.max_connections,
-        Duration::from_secs(config.http.idle_timeout_secs),
-        metrics.clone(),
-        untrack,
-        TlsLibraries::default(),
-    )
-    .with_request_notices(true)
-    .with_body_scan(Some(api_guard::detect::stream::ScanLimits::of(
-        &config.detect.limits,
-    )));
+    let mut table = conn_table(config, metrics, untrack);
     let mut clients = ClientIdentities::new(identity);
     let mut batches = Vec::new();
     for batch in records() {
@@ -95,21 +81,8 @@ fn parsed(
 
 fn analysis(config: &Config, metrics: &Metrics, routes: &mut RouteLabels) -> Analysis {
     let (events, buf) = EventSink::memory();
-    let enforcer = Enforcer::new(
-        &config.enforce,
-        &config.identity.trusted_proxies,
-        maps(),
-        Vec::new(),
-        &[],
-        metrics.clone(),
-        events.clone(),
-    )
-    .expect("enforcer");
+    let enforcer = enforcer(config, metrics, &events);
     let providers = Arc::new(LlmCalls::provider_matcher(&config.llm));
-    let usage =
-        llm::usage::SharedUsage::new(llm::usage::UsageBook::new(config.llm.max_usage_entries));
-    let egress =
-        llm::egress::SharedEgress::new(llm::egress::EgressBook::new(config.llm.max_egress_entries));
     let (_, identity) = watch::channel(config.identity.identifier());
     let engine = build_engine(&config.detect)
         .expect("engine")
@@ -134,19 +107,7 @@ fn analysis(config: &Config, metrics: &Metrics, routes: &mut RouteLabels) -> Ana
     .expect("discovery")
     .expect("discovery on");
     let inventory = discovery.shared();
-    let llm = LlmCalls::new(
-        config.llm.clone(),
-        config.identity.api_key_headers.clone(),
-        usage,
-        metrics.clone(),
-    )
-    .with_egress(llm::egress::EgressTracker::new(
-        providers,
-        config.llm.allowed_providers.clone(),
-        egress,
-        events,
-        metrics.clone(),
-    ));
+    let llm = llm_calls(config, metrics, events);
     Analysis {
         llm,
         detections,

@@ -130,7 +130,7 @@ impl<C: Send + 'static> Analyzer for Idle<C> {
 
 const NO_PREALLOC: u32 = 1;
 
-pub(crate) fn maps() -> XdpMaps {
+fn maps() -> XdpMaps {
     let hint = "creating BPF maps (needs root)";
     XdpMaps {
         block_v4: HashMap::create(64, 0).expect(hint),
@@ -142,6 +142,62 @@ pub(crate) fn maps() -> XdpMaps {
         ifaces: HashMap::create(8, 0).expect(hint),
         stats: PerCpuArray::create(api_guard_common::xdp::XDP_STAT_COUNT, 0).expect(hint),
     }
+}
+
+/// The enforcer `main` builds from `config`, on fresh (unattached) XDP maps.
+pub(crate) fn enforcer(config: &Config, metrics: &Metrics, events: &EventSink) -> Arc<Enforcer> {
+    Enforcer::new(
+        &config.enforce,
+        &config.identity.trusted_proxies,
+        maps(),
+        Vec::new(),
+        &[],
+        metrics.clone(),
+        events.clone(),
+    )
+    .expect("enforcer")
+}
+
+/// The connection table as `main` builds it (request notices and body scans on).
+pub(crate) fn conn_table(
+    config: &Config,
+    metrics: &Metrics,
+    untrack: mpsc::Sender<crate::capture::table::Untrack>,
+) -> ConnTable {
+    ConnTable::new(
+        config.http.limits(),
+        config.http.max_connections,
+        Duration::from_secs(config.http.idle_timeout_secs),
+        metrics.clone(),
+        untrack,
+        TlsLibraries::default(),
+    )
+    .with_request_notices(true)
+    .with_body_scan(Some(api_guard::detect::stream::ScanLimits::of(
+        &config.detect.limits,
+    )))
+}
+
+/// LLM recognition as `main` wires it, on fresh usage and egress books.
+pub(crate) fn llm_calls(config: &Config, metrics: &Metrics, events: EventSink) -> LlmCalls {
+    let providers = Arc::new(LlmCalls::provider_matcher(&config.llm));
+    let usage =
+        llm::usage::SharedUsage::new(llm::usage::UsageBook::new(config.llm.max_usage_entries));
+    let egress =
+        llm::egress::SharedEgress::new(llm::egress::EgressBook::new(config.llm.max_egress_entries));
+    LlmCalls::new(
+        config.llm.clone(),
+        config.identity.api_key_headers.clone(),
+        usage,
+        metrics.clone(),
+    )
+    .with_egress(llm::egress::EgressTracker::new(
+        providers,
+        config.llm.allowed_providers.clone(),
+        egress,
+        events,
+        metrics.clone(),
+    ))
 }
 
 /// The parsing task's state with the daemon's default settings, as `main` wires it.
@@ -157,35 +213,10 @@ fn parsing() -> Parsing {
     let config = Config::default();
     let metrics = Metrics::new();
     let (events, _) = EventSink::memory();
-    let enforcer = Enforcer::new(
-        &config.enforce,
-        &config.identity.trusted_proxies,
-        maps(),
-        Vec::new(),
-        &[],
-        metrics.clone(),
-        events.clone(),
-    )
-    .expect("enforcer");
+    let enforcer = enforcer(&config, &metrics, &events);
     let (identity, identity_rx) = watch::channel(config.identity.identifier());
     let (untrack, untracked) = mpsc::channel(4096);
-    let table = ConnTable::new(
-        config.http.limits(),
-        config.http.max_connections,
-        Duration::from_secs(config.http.idle_timeout_secs),
-        metrics.clone(),
-        untrack,
-        TlsLibraries::default(),
-    )
-    .with_request_notices(true)
-    .with_body_scan(Some(api_guard::detect::stream::ScanLimits::of(
-        &config.detect.limits,
-    )));
-    let providers = Arc::new(LlmCalls::provider_matcher(&config.llm));
-    let usage =
-        llm::usage::SharedUsage::new(llm::usage::UsageBook::new(config.llm.max_usage_entries));
-    let egress =
-        llm::egress::SharedEgress::new(llm::egress::EgressBook::new(config.llm.max_egress_entries));
+    let table = conn_table(&config, &metrics, untrack);
     let (detections, _) = worker::spawn(
         Idle(std::marker::PhantomData),
         config.detect.queue_capacity,
@@ -202,19 +233,7 @@ fn parsing() -> Parsing {
         annotator: Annotator {
             routes: RouteLabels::new(&config.discover.inventory, config.discover.max_route_labels),
             clients: ClientIdentities::new(identity_rx),
-            llm: LlmCalls::new(
-                config.llm.clone(),
-                config.identity.api_key_headers.clone(),
-                usage,
-                metrics.clone(),
-            )
-            .with_egress(llm::egress::EgressTracker::new(
-                providers,
-                config.llm.allowed_providers.clone(),
-                egress,
-                events,
-                metrics.clone(),
-            )),
+            llm: llm_calls(&config, &metrics, events),
         },
         enforcer,
         detections: Some(detections),

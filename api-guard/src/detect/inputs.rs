@@ -85,6 +85,21 @@ pub enum Source {
     Header,
 }
 
+#[cfg(test)]
+impl Source {
+    /// Every source, for tests that draw values from all of them.
+    pub const ALL: [Source; 8] = [
+        Source::Path,
+        Source::Query,
+        Source::ArgName,
+        Source::Form,
+        Source::Json,
+        Source::Body,
+        Source::Cookie,
+        Source::Header,
+    ];
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Input<'a> {
     pub source: Source,

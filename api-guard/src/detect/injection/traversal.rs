@@ -794,16 +794,7 @@ mod tests {
             "conf", "com", "ini", "bash", "hist", "id", "rsa", "keys", "git", "my", "cnf", "php",
             "wp-config", "web", "boot", "win", "system", "pagefile", "autoexec", ".bat",
         ];
-        const SOURCES: &[Source] = &[
-            Source::Query,
-            Source::Json,
-            Source::Form,
-            Source::ArgName,
-            Source::Header,
-            Source::Cookie,
-            Source::Body,
-            Source::Path,
-        ];
+        const SOURCES: &[Source] = &Source::ALL;
         let names: Vec<String> = SENSITIVE
             .iter()
             .flat_map(|e| {

@@ -582,16 +582,7 @@ mod tests {
             "\u{1}", "docu", "ment", "win", "dow", "body", "write", "domain", "querySelector",
             "createElement", "wait", "#5", "twice", "Window", "DOCUMENT",
         ];
-        const SOURCES: &[Source] = &[
-            Source::Query,
-            Source::Json,
-            Source::Form,
-            Source::ArgName,
-            Source::Header,
-            Source::Cookie,
-            Source::Body,
-            Source::Path,
-        ];
+        const SOURCES: &[Source] = &Source::ALL;
         let mut rng = crate::testutil::Rng(0x0b51_e5c4_a7e5_9a7e);
         let (mut quoted_skipped, mut flagged) = (0usize, 0usize);
         for round in 0..150_000 {
