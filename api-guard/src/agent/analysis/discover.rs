@@ -178,7 +178,7 @@ impl Analyzer for Discovery {
         let h = &ex.http;
         if h.request_head_lost {
             // No method or route: a capture loss, not an endpoint.
-            return;
+            return self.metrics.discover.head_lost();
         }
         let host = h.host.as_deref().unwrap_or("");
         let observation = Observation {

@@ -10,12 +10,22 @@ pub struct Discover {
     shadow_endpoints: IntGauge,
     violations: IntCounterVec,
     violation_events_suppressed: IntCounter,
-    exchanges_skipped: IntCounter,
+    /// `reason="queue_full"`: the discovery queue's skips.
+    queue_full: IntCounter,
+    /// `reason="head_lost"`: requests whose start line a capture gap took.
+    head_lost: IntCounter,
     snapshots: IntCounterVec,
 }
 
 impl Discover {
     pub(super) fn new(r: &Registry) -> Self {
+        let skipped = counter_vec(
+            r,
+            "apiguard_discover_exchanges_skipped_total",
+            "Server-side exchanges not added to the inventory, by reason: queue_full (the \
+             discovery queue was full), head_lost (a capture gap took the request's start line).",
+            &["reason"],
+        );
         Self {
             endpoints: gauge(
                 r,
@@ -38,11 +48,8 @@ impl Discover {
                 "apiguard_spec_violation_events_suppressed_total",
                 "Spec violations not reported as events (per-client event budget).",
             ),
-            exchanges_skipped: counter(
-                r,
-                "apiguard_discover_exchanges_skipped_total",
-                "Server-side exchanges not added to the inventory because its queue was full.",
-            ),
+            queue_full: skipped.with_label_values(&["queue_full"]),
+            head_lost: skipped.with_label_values(&["head_lost"]),
             snapshots: counter_vec(
                 r,
                 "apiguard_inventory_snapshots_total",
@@ -74,7 +81,12 @@ impl Discover {
 
     /// The discovery queue's skip counter.
     pub fn queue_skips(&self) -> QueueSkips {
-        QueueSkips(self.exchanges_skipped.clone())
+        QueueSkips(self.queue_full.clone())
+    }
+
+    /// A request whose start line a capture gap took: counted, never inventoried.
+    pub fn head_lost(&self) {
+        self.head_lost.inc();
     }
 
     /// Endpoints in the inventory now.
