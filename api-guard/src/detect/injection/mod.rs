@@ -228,6 +228,29 @@ fn run_check(check: Check, source: super::inputs::Source, name: &str, value: &st
     out
 }
 
+/// Runs `gated` and `ungated` on `value` as a `source` input named `q`, asserts they find
+/// the same, and hands `then` the candidate and what the ungated form found.
+#[cfg(test)]
+pub(crate) fn assert_gate_keeps_findings(
+    source: crate::detect::inputs::Source,
+    value: &str,
+    (gated, ungated): (Check, Check),
+    then: impl FnOnce(&Candidate<'_>, &[Finding]),
+) {
+    let input = Input {
+        source,
+        name: std::borrow::Cow::Borrowed("q"),
+        value: std::borrow::Cow::Borrowed(value),
+    };
+    let decoded = crate::detect::normalize::decode(value);
+    let c = Candidate::new(&input, &decoded);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    gated(&c, &mut a);
+    ungated(&c, &mut b);
+    assert_eq!(a, b, "{source:?} {value:?}");
+    then(&c, &b);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

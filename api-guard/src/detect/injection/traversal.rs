@@ -816,26 +816,21 @@ mod tests {
                 })
                 .collect();
             let source = SOURCES[round % SOURCES.len()];
-            let input = crate::detect::inputs::Input {
-                source,
-                name: std::borrow::Cow::Borrowed("q"),
-                value: std::borrow::Cow::Borrowed(&v),
-            };
-            let decoded = crate::detect::normalize::decode(&v);
-            let c = Candidate::new(&input, &decoded);
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            check(&c, &mut a);
-            check_ungated(&c, &mut b);
-            assert_eq!(a, b, "{source:?} {v:?}");
-            let s = &c.bytes;
-            let slashless = !(s.has_any_mask(needle_mask(b"/\\:"))
-                || s.non_ascii
-                || (s.has(b'0') && s.has(b'x'))
-                || source == Source::Path);
-            if slashless {
-                gated += usize::from(!slashless_may_match(&c));
-                flagged_slashless += usize::from(!b.is_empty());
-            }
+            let checks = (
+                check as super::super::Check,
+                check_ungated as super::super::Check,
+            );
+            super::super::assert_gate_keeps_findings(source, &v, checks, |c, found| {
+                let s = &c.bytes;
+                let slashless = !(s.has_any_mask(needle_mask(b"/\\:"))
+                    || s.non_ascii
+                    || (s.has(b'0') && s.has(b'x'))
+                    || source == Source::Path);
+                if slashless {
+                    gated += usize::from(!slashless_may_match(c));
+                    flagged_slashless += usize::from(!found.is_empty());
+                }
+            });
         }
         // Enough of both for the comparison to mean something.
         assert!(gated > 20_000, "{gated}");

@@ -590,19 +590,14 @@ mod tests {
                 .map(|_| PIECES[rng.below(PIECES.len() as u64) as usize])
                 .collect();
             let source = SOURCES[round % SOURCES.len()];
-            let input = crate::detect::inputs::Input {
-                source,
-                name: std::borrow::Cow::Borrowed("q"),
-                value: std::borrow::Cow::Borrowed(&v),
-            };
-            let decoded = crate::detect::normalize::decode(&v);
-            let c = super::super::Candidate::new(&input, &decoded);
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            check(&c, &mut a);
-            check_ungated(&c, &mut b);
-            assert_eq!(a, b, "{source:?} {v:?}");
-            flagged += usize::from(!b.is_empty());
-            quoted_skipped += usize::from(decoded.contains(['\'', '"']) && !may_match(&c));
+            let checks = (
+                check as super::super::Check,
+                check_ungated as super::super::Check,
+            );
+            super::super::assert_gate_keeps_findings(source, &v, checks, |c, found| {
+                flagged += usize::from(!found.is_empty());
+                quoted_skipped += usize::from(c.decoded.contains(['\'', '"']) && !may_match(c));
+            });
         }
         assert!(
             quoted_skipped > 5_000 && flagged > 3_000,
