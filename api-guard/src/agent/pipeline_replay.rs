@@ -285,3 +285,76 @@ fn keepalive_replay() {
     );
     assert!(text.contains("apiguard_http_requests_total"));
 }
+
+/// wrk's side of a connection (a client socket), for [`keepalive_replay_both_sides`].
+fn open_client(fd: u32) -> Bytes {
+    let mut comm = [0; 16];
+    comm[..3].copy_from_slice(b"wrk");
+    Bytes::from(bytes_of(&ConnOpenEvent {
+        hdr: header(EventKind::ConnOpen, fd, 1),
+        local: endpoint(2, 40000 + fd as u16),
+        peer: endpoint(1, 8080),
+        comm,
+        role: api_guard_common::ROLE_CLIENT,
+        addr_source: ADDR_TUPLE,
+        _pad: [0; 6],
+    }))
+}
+
+/// The records of [`records`] with wrk's side of each exchange too, as an agent capturing
+/// every process on the host sees them: the request leaving wrk, arriving at nginx, the
+/// response leaving nginx, arriving at wrk. Client-side exchanges go through LLM provider
+/// recognition (the egress inventory), which the server side skips.
+pub fn records_both_sides() -> Vec<Vec<Bytes>> {
+    const CLIENT_FD: u32 = 1000;
+    let mut all: Vec<Bytes> = Vec::new();
+    for i in 0..CONNS {
+        all.push(open_client(CLIENT_FD + i));
+        all.push(open(10 + i));
+    }
+    // The server side's records come in the order `records` makes them: rounds of one
+    // request and one response per connection, timestamps 2, 3, 4, ...
+    let mut pairs = records().into_iter().flatten().skip(CONNS as usize);
+    let payload = |record: &Bytes| {
+        let at = std::mem::offset_of!(DataHeader, chunk_len);
+        let len = u32::from_le_bytes(record[at..at + 4].try_into().expect("chunk_len"));
+        record.slice(size_of::<DataHeader>()..size_of::<DataHeader>() + len as usize)
+    };
+    let mut ts = 2;
+    for _ in 0..EXCHANGES / CONNS {
+        for i in 0..CONNS {
+            let (Some(request), Some(response)) = (pairs.next(), pairs.next()) else {
+                unreachable!("records makes a request and a response per exchange");
+            };
+            all.push(data(CLIENT_FD + i, ts, DIR_EGRESS, &payload(&request)));
+            all.push(request);
+            all.push(response.clone());
+            all.push(data(
+                CLIENT_FD + i,
+                ts + 1,
+                DIR_INGRESS,
+                &payload(&response),
+            ));
+            ts += 2;
+        }
+    }
+    all.chunks(BATCH).map(<[Bytes]>::to_vec).collect()
+}
+
+/// [`keepalive_replay`] with wrk's side of every exchange captured too (the agent's
+/// default, every process): callgrind it the same way, `--exact
+/// pipeline::replay::keepalive_replay_both_sides`; [`EXCHANGES`] requests, each seen twice.
+#[test]
+#[ignore = "a benchmark harness: run under callgrind (see the module doc); needs root"]
+fn keepalive_replay_both_sides() {
+    let mut p = parsing();
+    let batches = records_both_sides();
+    let delivered = replay_batches(&mut p, std::hint::black_box(batches));
+    // Server side: the request notice and the exchange; client side: the exchange.
+    assert_eq!(delivered, 3 * EXCHANGES as usize);
+    let text = p.metrics.render();
+    for role in ["server", "client"] {
+        let line = format!("apiguard_http_request_bytes_total{{role=\"{role}\"}}");
+        assert!(text.contains(&line), "{line} in\n{text}");
+    }
+}

@@ -3,8 +3,7 @@
 //! for one DNS label or part of one (`*.openai.azure.com`, `bedrock-runtime.*.amazonaws.com`,
 //! `*-aiplatform.googleapis.com`). Names are compared in lower case without port or final dot.
 
-use std::collections::HashMap;
-
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 /// One host of a provider.
@@ -88,16 +87,48 @@ pub fn check(p: &ProviderHost) -> Result<(), String> {
 /// Host names to providers.
 #[derive(Debug, Clone, Default)]
 pub struct ProviderMatcher {
-    exact: HashMap<String, usize>,
-    /// (before `*`, after `*`, provider index)
-    patterns: Vec<(String, String, usize)>,
+    /// Lower-case exact hosts. A fast hash: looked up for every outgoing exchange, keyed by
+    /// the configured hosts only.
+    exact: FxHashMap<Box<[u8]>, usize>,
+    patterns: Vec<Pattern>,
     names: Vec<String>,
+    /// The shortest host any pattern matches (its `*` standing for one byte): a shorter host
+    /// that is no exact entry is no provider, without a pattern compared.
+    shortest_pattern: usize,
 }
+
+/// A host with one `*`, lower case, cut at it.
+#[derive(Debug, Clone)]
+struct Pattern {
+    before: Box<[u8]>,
+    after: Box<[u8]>,
+    provider: usize,
+}
+
+impl Pattern {
+    /// Whether `host` (lower case) is `before`, (part of) one label, `after`.
+    fn matches(&self, host: &[u8]) -> bool {
+        let (before, after) = (self.before.len(), self.after.len());
+        // `*` is (part of) one label: never empty, never spanning a dot.
+        host.len() > before + after
+            && host.ends_with(&self.after)
+            && host.starts_with(&self.before)
+            && host
+                .get(before..host.len() - after)
+                .is_some_and(|middle| !middle.contains(&b'.'))
+    }
+}
+
+/// Longest host name compared (DNS's limit): longer ones are no provider.
+const MAX_HOST: usize = 253;
 
 impl ProviderMatcher {
     /// From checked entries ([`check`]); the first entry for a host wins.
     pub fn new(list: &[ProviderHost]) -> Self {
-        let mut m = Self::default();
+        let mut m = Self {
+            shortest_pattern: usize::MAX,
+            ..Self::default()
+        };
         for p in list {
             let idx = match m.names.iter().position(|n| n == &p.name) {
                 Some(i) => i,
@@ -106,11 +137,20 @@ impl ProviderMatcher {
                     m.names.len() - 1
                 }
             };
-            let host = p.host.to_ascii_lowercase();
-            match host.split_once('*') {
-                Some((pre, post)) => m.patterns.push((pre.into(), post.into(), idx)),
+            let host = p.host.to_ascii_lowercase().into_bytes();
+            match host.iter().position(|&b| b == b'*') {
+                Some(star) => {
+                    let (before, after) = host.split_at(star);
+                    let after = after.get(1..).unwrap_or_default();
+                    m.shortest_pattern = m.shortest_pattern.min(before.len() + after.len() + 1);
+                    m.patterns.push(Pattern {
+                        before: before.into(),
+                        after: after.into(),
+                        provider: idx,
+                    });
+                }
                 None => {
-                    m.exact.entry(host).or_insert(idx);
+                    m.exact.entry(host.into()).or_insert(idx);
                 }
             }
         }
@@ -122,25 +162,28 @@ impl ProviderMatcher {
         &self.names
     }
 
-    /// The provider of `host` (a Host header or `:authority`, with or without port).
+    /// The provider of `host` (a Host header or `:authority`, with or without port). Called
+    /// for every outgoing exchange: the host is lowered into a stack buffer (no allocation),
+    /// looked up by a fast hash and then against the patterns.
     pub fn provider_of(&self, host: &str) -> Option<&str> {
-        let host = strip_port(host.trim()).trim_end_matches('.');
-        if host.is_empty() || host.len() > 253 {
+        if self.exact.is_empty() && self.patterns.is_empty() {
             return None;
         }
-        let lower = host.to_ascii_lowercase();
-        if let Some(&i) = self.exact.get(&lower) {
-            return self.names.get(i).map(String::as_str);
+        let host = strip_port(host.trim()).trim_end_matches('.');
+        if host.is_empty() || host.len() > MAX_HOST {
+            return None;
         }
-        self.patterns.iter().find_map(|(pre, post, i)| {
-            let middle = lower
-                .strip_prefix(pre.as_str())?
-                .strip_suffix(post.as_str())?;
-            // `*` is (part of) one label: never empty, never spanning a dot.
-            (!middle.is_empty() && !middle.contains('.'))
-                .then(|| self.names.get(*i).map(String::as_str))
-                .flatten()
-        })
+        let mut buf = [0u8; MAX_HOST];
+        let lower = buf.get_mut(..host.len())?;
+        lower.copy_from_slice(host.as_bytes());
+        lower.make_ascii_lowercase();
+        let lower = &*lower;
+        let provider = match self.exact.get(lower) {
+            Some(&i) => i,
+            None if lower.len() < self.shortest_pattern => return None,
+            None => self.patterns.iter().find(|p| p.matches(lower))?.provider,
+        };
+        self.names.get(provider).map(String::as_str)
     }
 }
 
@@ -195,6 +238,181 @@ mod tests {
             assert_eq!(m.provider_of(host), want, "{host}");
         }
         assert!(m.names().iter().any(|n| n == "deepseek"));
+    }
+
+    /// The matcher before it lowered into a stack buffer and skipped short hosts: the
+    /// reference the differential test holds the matcher to.
+    fn reference_provider_of<'a>(list: &'a [ProviderHost], host: &str) -> Option<&'a str> {
+        let mut exact: std::collections::HashMap<String, &str> = Default::default();
+        let mut patterns = Vec::new();
+        for p in list {
+            let h = p.host.to_ascii_lowercase();
+            match h.split_once('*') {
+                Some((pre, post)) => patterns.push((pre.to_owned(), post.to_owned(), &*p.name)),
+                None => {
+                    exact.entry(h).or_insert(&p.name);
+                }
+            }
+        }
+        let host = strip_port(host.trim()).trim_end_matches('.');
+        if host.is_empty() || host.len() > 253 {
+            return None;
+        }
+        let lower = host.to_ascii_lowercase();
+        if let Some(&name) = exact.get(&lower) {
+            return Some(name);
+        }
+        patterns.iter().find_map(|(pre, post, name)| {
+            let middle = lower
+                .strip_prefix(pre.as_str())?
+                .strip_suffix(post.as_str())?;
+            (!middle.is_empty() && !middle.contains('.')).then_some(*name)
+        })
+    }
+
+    /// Hosts around each entry of `list`: the host itself (each `*` filled several ways),
+    /// sub- and parent domains, look-alikes, ports, case, dots and spaces.
+    fn hosts_around(list: &[ProviderHost]) -> Vec<String> {
+        let mut hosts: Vec<String> = [
+            "",
+            " ",
+            ".",
+            "..",
+            ":",
+            ":443",
+            "[",
+            "[]",
+            "[::1]",
+            "[::1]:8080",
+            "::1",
+            "10.0.0.1",
+            "10.0.0.1:8080",
+            "127.0.0.1:80",
+            "localhost",
+            "localhost:8080",
+            "a",
+            "a.b",
+            "xn--pi-7ja.openai.com",
+            "ápi.openai.com",
+            "API.OPENAİ.COM",
+            "api.openai.com\0",
+        ]
+        .map(String::from)
+        .into();
+        hosts.push("a".repeat(253));
+        hosts.push(format!("{}.openai.azure.com", "a".repeat(236)));
+        hosts.push(format!("{}.openai.azure.com", "a".repeat(237)));
+        hosts.push(format!("api.openai.com{}", ".".repeat(300)));
+        for p in list {
+            let fills = ["", "x", "my-res", "us-east-1", "a.b", ".", "-", "Ab9", "é"];
+            let variants: Vec<String> = if p.host.contains('*') {
+                fills.iter().map(|f| p.host.replacen('*', f, 1)).collect()
+            } else {
+                vec![p.host.clone()]
+            };
+            for h in variants {
+                let upper = h.to_ascii_uppercase();
+                let first_cap = h
+                    .char_indices()
+                    .map(|(i, c)| {
+                        if i % 2 == 0 {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c
+                        }
+                    })
+                    .collect::<String>();
+                let (head, tail) = h.split_at(h.len() / 2);
+                for v in [
+                    h.clone(),
+                    upper,
+                    first_cap,
+                    format!("x.{h}"),
+                    format!("a.b.{h}"),
+                    format!("evil{h}"),
+                    format!("evil-{h}"),
+                    format!("{h}.evil.com"),
+                    format!("{h}evil"),
+                    format!("{head}x{tail}"),
+                    format!("{head}.{tail}"),
+                    format!("{head}{tail}.{head}{tail}"),
+                    h.get(1..).unwrap_or("").to_owned(),
+                    h.get(..h.len().saturating_sub(1)).unwrap_or("").to_owned(),
+                    h.split_once('.')
+                        .map_or(String::new(), |(_, rest)| rest.to_owned()),
+                ] {
+                    for suffix in ["", ".", "..", ":443", ":8080", ":", ":x1", ".:443", "]"] {
+                        for wrap in [("", ""), (" ", ""), ("\t", " "), ("[", "]")] {
+                            hosts.push(format!("{}{v}{suffix}{}", wrap.0, wrap.1));
+                        }
+                    }
+                }
+            }
+        }
+        hosts
+    }
+
+    /// The matcher answers as the reference for hosts around every entry and random hosts
+    /// made of entries' pieces, under the default list and lists with edge-case patterns
+    /// (empty side of `*`, duplicates, upper case, IP-like).
+    #[test]
+    fn matcher_answers_as_the_reference() {
+        let entry = |name: &str, host: &str| ProviderHost {
+            name: name.into(),
+            host: host.into(),
+        };
+        let mut custom = vec![
+            entry("first", "API.Example.com"),
+            entry("second", "api.example.com"),
+            entry("tail", "*.example.com"),
+            entry("head", "llm.*"),
+            entry("mid", "a*b.example.org"),
+            entry("ip", "10.0.0.*"),
+            entry("dup", "*.example.com"),
+            entry("short", "x.y"),
+        ];
+        custom.extend(default_providers());
+        let lists = [
+            default_providers(),
+            custom,
+            Vec::new(),
+            vec![entry("one", "*.b")],
+        ];
+        let mut rng = crate::testutil::Rng(0x9e37_79b9_7f4a_7c15);
+        let mut compared = 0;
+        for list in &lists {
+            let m = ProviderMatcher::new(list);
+            let mut hosts = hosts_around(list);
+            // Random hosts from pieces of the entries and separators.
+            let pieces: Vec<String> = list
+                .iter()
+                .flat_map(|p| p.host.split(['.', '*']).map(str::to_owned))
+                .chain(["", "x", "API", ".", "-", ":443", "é"].map(String::from))
+                .collect();
+            for _ in 0..20_000 {
+                let n = 1 + rng.below(6);
+                let mut h = String::new();
+                for _ in 0..n {
+                    let piece = &pieces[rng.below(pieces.len() as u64) as usize];
+                    h.push_str(piece);
+                    if rng.below(3) > 0 {
+                        h.push('.');
+                    }
+                }
+                hosts.push(h);
+            }
+            for host in &hosts {
+                assert_eq!(
+                    m.provider_of(host),
+                    reference_provider_of(list, host),
+                    "{host:?}"
+                );
+                compared += 1;
+            }
+            let found = hosts.iter().filter(|h| m.provider_of(h).is_some()).count();
+            assert!(list.is_empty() || found > 100, "{found} providers found");
+        }
+        assert!(compared > 100_000, "{compared}");
     }
 
     #[test]
