@@ -4,10 +4,15 @@
 use std::io;
 
 use super::lines::{Destination, LineWriter};
-use crate::{exchange::Exchange, telemetry::Metrics};
+use crate::{
+    exchange::Exchange,
+    telemetry::{Metrics, SeriesCache},
+};
 
 pub struct Sink {
     metrics: Metrics,
+    /// The HTTP metrics' series handles, this sink's own (no lock per exchange).
+    series: SeriesCache,
     writer: Option<LineWriter>,
 }
 
@@ -17,7 +22,11 @@ impl Sink {
         let writer = output
             .map(|dest| LineWriter::open(dest, (0, 0), true))
             .transpose()?;
-        Ok(Self { metrics, writer })
+        Ok(Self {
+            metrics,
+            series: SeriesCache::default(),
+            writer,
+        })
     }
 
     pub fn record(&mut self, exchange: &Exchange) -> io::Result<()> {
@@ -30,8 +39,8 @@ impl Sink {
         Ok(())
     }
 
-    fn observe(&self, e: &Exchange) {
-        self.metrics.http.exchange(e);
+    fn observe(&mut self, e: &Exchange) {
+        self.metrics.http.exchange(&mut self.series, e);
     }
 
     pub fn flush(&mut self) -> io::Result<()> {

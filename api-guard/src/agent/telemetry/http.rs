@@ -1,6 +1,6 @@
 //! HTTP exchanges and the parsers that produce them.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Registry,
@@ -68,10 +68,14 @@ struct Series {
     response_bytes: IntCounter,
 }
 
+/// The series handles of the exchanges one writer records ([`Http::exchange`]): owned by
+/// that writer (the exchange sink, on the parsing task), so looking one up takes no lock.
+/// A fast hash: looked up for every exchange, keyed by a bounded set of label values (static
+/// strings, a route's address, a status), nothing a client can choose freely.
+#[derive(Default)]
+pub struct SeriesCache(FxHashMap<SeriesKey, Series>);
+
 pub struct Http {
-    /// A fast hash: looked up for every exchange, keyed by a bounded set of label values
-    /// (static strings, a route's address, a status), nothing a client can choose freely.
-    series: Mutex<FxHashMap<SeriesKey, Series>>,
     requests: IntCounterVec,
     duration: HistogramVec,
     ttfb: HistogramVec,
@@ -113,7 +117,6 @@ impl Http {
         )
         .expect("valid metric definition");
         Self {
-            series: Mutex::new(FxHashMap::default()),
             requests: counter_vec(
                 r,
                 "apiguard_http_requests_total",
@@ -174,9 +177,10 @@ impl Http {
         }
     }
 
-    /// One finished exchange: its count, duration and bytes. Labels are bounded: role, a
-    /// fixed method set, the route template from `RouteLabels`, the status code.
-    pub fn exchange(&self, e: &Exchange) {
+    /// One finished exchange: its count, duration and bytes, through the series handles in
+    /// `cache`. Labels are bounded: role, a fixed method set, the route template from
+    /// `RouteLabels`, the status code.
+    pub fn exchange(&self, cache: &mut SeriesCache, e: &Exchange) {
         let role = e.conn.role.as_str();
         let method = method_label(&e.http.method);
         let tls = e.conn.tls();
@@ -190,7 +194,7 @@ impl Http {
             server: e.conn.role == Role::Server,
             tls,
         };
-        let mut cache = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        let cache = &mut cache.0;
         if cache.len() >= MAX_CACHED_SERIES && !cache.contains_key(&key) {
             cache.clear();
         }
@@ -233,7 +237,6 @@ impl Http {
         series
             .response_bytes
             .inc_by(e.http.response_header_bytes + e.http.response_body_bytes);
-        drop(cache);
         if let Some(call) = &e.http.grpc {
             let status = call
                 .status
@@ -276,16 +279,18 @@ impl Http {
 mod tests {
     use std::sync::Arc;
 
+    use super::SeriesCache;
     use crate::exchange::{test_exchange, Role};
     use crate::telemetry::Metrics;
 
     #[test]
     fn cached_series_count_like_looked_up_ones() {
         let m = Metrics::new();
+        let mut cache = SeriesCache::default();
         let route: Arc<str> = Arc::from("/users/{userId}");
         let mut unanswered = test_exchange(Role::Server, "192.0.2.1:40000", "/users/1");
         unanswered.route = Some(route.clone());
-        m.http.exchange(&unanswered);
+        m.http.exchange(&mut cache, &unanswered);
         let text = m.render();
         // No timings: no duration or time-to-first-byte series.
         assert!(
@@ -303,11 +308,11 @@ mod tests {
         answered.http.request_header_bytes = 10;
         answered.http.response_header_bytes = 20;
         answered.http.response_body_bytes = 5;
-        m.http.exchange(&answered);
-        m.http.exchange(&answered);
+        m.http.exchange(&mut cache, &answered);
+        m.http.exchange(&mut cache, &answered);
         // The same route text from another allocation is the same series.
         answered.route = Some(Arc::from("/users/{userId}"));
-        m.http.exchange(&answered);
+        m.http.exchange(&mut cache, &answered);
         let text = m.render();
         let labels = r#"method="GET",role="server",route="/users/{userId}""#;
         for line in [

@@ -31,7 +31,7 @@ use prometheus::{
 pub use capture::{AdoptSkip, DropReason, NotCopied, Stage};
 pub use cluster::{ClusterDrop, ClusterOp, RemoteResult, SignalKind, SignalResult};
 pub use events::{EventDrop, Output, WebhookResult};
-pub use http::IgnoreReason;
+pub use http::{IgnoreReason, SeriesCache};
 pub use llm::{CallLabels, TokenType};
 pub use tls::{SkipReason, Unattributed};
 
