@@ -163,9 +163,16 @@ impl ProviderMatcher {
     }
 
     /// The provider of `host` (a Host header or `:authority`, with or without port). Called
-    /// for every outgoing exchange: the host is lowered into a stack buffer (no allocation),
+    /// for outgoing exchanges: the host is lowered into a stack buffer (no allocation),
     /// looked up by a fast hash and then against the patterns.
     pub fn provider_of(&self, host: &str) -> Option<&str> {
+        self.names
+            .get(self.provider_index(host)?)
+            .map(String::as_str)
+    }
+
+    /// [`ProviderMatcher::provider_of`] as an index into [`ProviderMatcher::names`].
+    pub fn provider_index(&self, host: &str) -> Option<usize> {
         if self.exact.is_empty() && self.patterns.is_empty() {
             return None;
         }
@@ -178,12 +185,11 @@ impl ProviderMatcher {
         lower.copy_from_slice(host.as_bytes());
         lower.make_ascii_lowercase();
         let lower = &*lower;
-        let provider = match self.exact.get(lower) {
-            Some(&i) => i,
-            None if lower.len() < self.shortest_pattern => return None,
-            None => self.patterns.iter().find(|p| p.matches(lower))?.provider,
-        };
-        self.names.get(provider).map(String::as_str)
+        match self.exact.get(lower) {
+            Some(&i) => Some(i),
+            None if lower.len() < self.shortest_pattern => None,
+            None => Some(self.patterns.iter().find(|p| p.matches(lower))?.provider),
+        }
     }
 }
 

@@ -9,7 +9,11 @@
 //! When `llm.allowed_providers` is set, a process that starts calling another provider is an
 //! `llm_unapproved_provider` event (once per process and provider while its row is kept).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, Hasher},
+    sync::Arc,
+};
 
 use api_guard::{
     event::{EventBody, LlmEgress, SecurityEvent},
@@ -302,9 +306,53 @@ fn parse_cgroup(text: &str) -> Option<String> {
     (!path.is_empty()).then_some(path)
 }
 
+/// Slots of [`RecentHosts`] (a power of two).
+const RECENT_HOSTS: usize = 64;
+/// Longest Host value remembered: longer ones are always matched.
+const MAX_RECENT_HOST: usize = 128;
+
+/// The provider answers for recently seen Host values, exactly as they came: local clients
+/// call the same few hosts again and again, and most of them are no provider. Direct-mapped
+/// with key buffers reused: at most [`RECENT_HOSTS`] keys of [`MAX_RECENT_HOST`] bytes.
+struct RecentHosts {
+    slots: Vec<Option<(String, Option<usize>)>>,
+}
+
+impl RecentHosts {
+    fn new() -> Self {
+        Self {
+            slots: (0..RECENT_HOSTS).map(|_| None).collect(),
+        }
+    }
+
+    /// The index in `providers.names()` of `host`'s provider.
+    fn provider_index(&mut self, providers: &ProviderMatcher, host: &str) -> Option<usize> {
+        if host.len() > MAX_RECENT_HOST {
+            return providers.provider_index(host);
+        }
+        let mut hasher = rustc_hash::FxBuildHasher.build_hasher();
+        hasher.write(host.as_bytes());
+        let slot = self
+            .slots
+            .get_mut(hasher.finish() as usize % RECENT_HOSTS)?;
+        if let Some((key, answer)) = slot.as_ref() {
+            if key == host {
+                return *answer;
+            }
+        }
+        let answer = providers.provider_index(host);
+        let mut key = slot.take().map(|(k, _)| k).unwrap_or_default();
+        key.clear();
+        key.push_str(host);
+        *slot = Some((key, answer));
+        answer
+    }
+}
+
 /// The parsing task's side: matches client calls to providers and records them.
 pub struct EgressTracker {
     providers: Arc<ProviderMatcher>,
+    recent: RecentHosts,
     /// `llm.allowed_providers`; empty: not set.
     allowed: Vec<String>,
     book: SharedEgress,
@@ -322,6 +370,7 @@ impl EgressTracker {
     ) -> Self {
         Self {
             providers,
+            recent: RecentHosts::new(),
             allowed,
             book,
             events,
@@ -330,8 +379,10 @@ impl EgressTracker {
     }
 
     /// The provider a client-side exchange calls, if it is one of `llm.providers`.
-    pub fn provider_of<'a>(&'a self, exchange: &Exchange) -> Option<&'a str> {
-        self.providers.provider_of(exchange.http.host.as_deref()?)
+    pub fn provider_of(&mut self, exchange: &Exchange) -> Option<&str> {
+        let host = exchange.http.host.as_deref()?;
+        let i = self.recent.provider_index(&self.providers, host)?;
+        self.providers.names().get(i).map(String::as_str)
     }
 
     /// Records a call of a local process to `provider`.
@@ -455,6 +506,63 @@ pub fn render(rows: &[EgressRow], evicted: u64) -> String {
 mod tests {
     use super::*;
     use api_guard::llm::{Flavour, LlmFacts, Provider, Usage};
+
+    /// Remembered answers are the matcher's: hosts repeated, more distinct hosts than slots
+    /// (every slot overwritten many times), case and port variants, hosts too long to keep.
+    #[test]
+    fn recent_hosts_answer_as_the_matcher() {
+        let matcher = ProviderMatcher::new(&api_guard::llm::providers::default_providers());
+        let mut recent = RecentHosts::new();
+        // xorshift64: a fixed sequence of host picks.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut below = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let bases = [
+            "api.openai.com",
+            "API.OpenAI.com:443",
+            "my-res.openai.azure.com",
+            "bedrock-runtime.us-east-1.amazonaws.com",
+            "localhost:8080",
+            "10.0.0.1:8080",
+            "api.openai.com.evil.example",
+            "evilopenai.com",
+            "",
+        ];
+        let mut hosts: Vec<String> = bases.iter().map(|h| h.to_string()).collect();
+        for i in 0..300 {
+            hosts.push(format!("h{i}.example.com"));
+            hosts.push(format!("r{i}.openai.azure.com"));
+        }
+        hosts.push(format!("{}.openai.azure.com", "a".repeat(120)));
+        hosts.push(format!("x{}.openai.azure.com", "a".repeat(200)));
+        let (mut found, mut hits) = (0, 0);
+        for n in 0..50_000 {
+            // Mostly a few hot hosts, sometimes any.
+            let host = if n % 4 == 0 {
+                &hosts[below(hosts.len())]
+            } else {
+                &hosts[below(bases.len())]
+            };
+            let slot_before = recent.slots.iter().flatten().any(|(k, _)| k == host);
+            let got = recent.provider_index(&matcher, host);
+            assert_eq!(got, matcher.provider_index(host), "{host:?}");
+            found += usize::from(got.is_some());
+            hits += usize::from(slot_before);
+        }
+        assert!(
+            found > 10_000 && hits > 25_000,
+            "{found} found, {hits} hits"
+        );
+        assert!(recent
+            .slots
+            .iter()
+            .flatten()
+            .all(|(k, _)| k.len() <= MAX_RECENT_HOST));
+    }
 
     fn call(model: &str, prompt: u64, completion: u64) -> LlmCall {
         LlmCall {

@@ -198,7 +198,7 @@ impl LlmCalls {
         if !self.config.enabled {
             return;
         }
-        let provider = match (&self.egress, exchange.conn.role) {
+        let provider = match (&mut self.egress, exchange.conn.role) {
             (Some(e), Role::Client) => e.provider_of(exchange).map(str::to_owned),
             _ => None,
         };
