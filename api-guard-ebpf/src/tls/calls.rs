@@ -25,10 +25,10 @@ use aya_ebpf::{
 };
 
 use crate::{
-    capture::{bump, conn_key, current, data, emit, emit::Origin, wanted},
+    capture::{bump, conn_key, current, data, emit, emit::Origin, stash, wanted},
     maps::{
         global_u32, DataArgs, SessionKey, SessionSocket, TlsArgs, BUF_DONE, BUF_PLAIN, CONNS,
-        DATA_ARGS, SELF_TGID, TLS_ARGS, TLS_CALL, TLS_SESSIONS,
+        SELF_TGID, TLS_ARGS, TLS_CALL, TLS_SESSIONS,
     },
 };
 
@@ -131,9 +131,10 @@ fn known_session(key: &SessionKey) -> Option<(u32, *mut ConnInfo)> {
 
 /// The socket of the thread's last data syscall, if it just read a TLS record.
 fn recent_ciphertext_read(pid_tgid: u64) -> Option<u32> {
-    // SAFETY: read-only lookup of this thread's own entry; map values are freed only after an
-    // RCU grace period, which cannot end while this program runs.
-    let last = unsafe { DATA_ARGS.get(pid_tgid) }?;
+    let mut last = DataArgs::default();
+    if !stash::last(pid_tgid, &mut last) {
+        return None;
+    }
     if last.buf_kind != BUF_DONE || last.tls_record == 0 {
         return None;
     }
@@ -145,10 +146,11 @@ fn recent_ciphertext_read(pid_tgid: u64) -> Option<u32> {
 /// The `struct sock *` of the thread's last data syscall if it was on `fd` (0 if unknown):
 /// lets the connection's announcement carry its exact addresses.
 fn last_socket(pid_tgid: u64, fd: u32) -> u64 {
-    // SAFETY: read-only lookup of this thread's own entry (see `recent_ciphertext_read`).
-    match unsafe { DATA_ARGS.get(pid_tgid) } {
-        Some(last) if last.fd == fd => last.sk,
-        _ => 0,
+    let mut last = DataArgs::default();
+    if stash::last(pid_tgid, &mut last) && last.fd == fd {
+        last.sk
+    } else {
+        0
     }
 }
 
