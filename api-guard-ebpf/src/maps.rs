@@ -141,25 +141,27 @@ pub struct DataArgs {
 /// Slots of [`THREAD_CALLS`].
 pub const THREAD_CALL_SLOTS: u32 = 65_536;
 
-/// [`ThreadCall::owner`]'s bit while the slot holds a call between its entry and exit (no
+/// [`ThreadSlot::owner`]'s bit while the slot holds a call between its entry and exit (no
 /// `pid_tgid` has it: tgids are below 2^22).
 pub const SLOT_LIVE: u64 = 1 << 63;
 
-/// One slot of [`THREAD_CALLS`]: the data syscall of a thread, from its entry on, and after
-/// its exit as the thread's last one (see `tls.rs`, correlation for memory-BIO TLS users).
+/// One slot of a per-thread call stash ([`THREAD_CALLS`], [`TLS_THREAD_CALLS`];
+/// `capture::stash`): a thread's call, from its entry on, and after its exit as the thread's
+/// last one (for data syscalls: see `tls.rs`, correlation for memory-BIO TLS users).
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct ThreadCall {
-    /// `pid_tgid` of the thread whose call `args` is, with [`SLOT_LIVE`] from entry to exit;
+pub struct ThreadSlot<T> {
+    /// `pid_tgid` of the thread whose call `call` is, with [`SLOT_LIVE`] from entry to exit;
     /// 0 if the slot never held one. Only the owner writes a live slot; a thread takes a
     /// slot that is not live with a compare-and-swap, so two threads of one slot never both
-    /// write it, and a reader that finds the owner changed after reading `args` discards them.
+    /// write it, and a reader that finds the owner changed after reading `call` discards it.
     pub owner: u64,
-    /// Threads of this slot whose live call went to [`DATA_ARGS`] because the slot was live
-    /// for another thread (atomic adds): their exits look there while it is non-zero.
+    /// Threads of this slot whose live call went to the stash's hash ([`DATA_ARGS`],
+    /// [`TLS_ARGS`]) because the slot was live for another thread (atomic adds): their exits
+    /// look there while it is non-zero.
     pub spilled: u32,
     pub _pad: u32,
-    pub args: DataArgs,
+    pub call: T,
 }
 
 /// The per-thread argument stash of the data syscalls, slot `tid & (THREAD_CALL_SLOTS - 1)`:
@@ -168,7 +170,8 @@ pub struct ThreadCall {
 /// (tids 65,536 apart, on hosts whose `pid_max` allows them) while both are in a tracked
 /// call use [`DATA_ARGS`] for the second one.
 #[map]
-pub static THREAD_CALLS: Array<ThreadCall> = Array::with_max_entries(THREAD_CALL_SLOTS, 0);
+pub static THREAD_CALLS: Array<ThreadSlot<DataArgs>> =
+    Array::with_max_entries(THREAD_CALL_SLOTS, 0);
 
 /// Stash of a live call whose [`THREAD_CALLS`] slot was held by another thread's call, by
 /// thread (`pid_tgid`); counted in the slot's `spilled` while live and marked done at exit.
@@ -225,7 +228,7 @@ pub static SCRATCH: PerCpuArray<Staging> = PerCpuArray::with_max_entries(1, 0);
 
 /// A TLS library call in progress on a thread (`pid_tgid`), from entry to return.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub struct TlsArgs {
     /// The library's connection object (`SSL *`, `gnutls_session_t`).
     pub session: u64,
@@ -242,6 +245,15 @@ pub struct TlsArgs {
     pub _pad: [u8; 2],
 }
 
+/// The TLS call stash, per thread slot as [`THREAD_CALLS`] (`capture::stash`): looked up at
+/// the call's entry and return and at each data syscall of the thread on a socket not yet
+/// known to be plaintext.
+#[map]
+pub static TLS_THREAD_CALLS: Array<ThreadSlot<TlsArgs>> =
+    Array::with_max_entries(THREAD_CALL_SLOTS, 0);
+
+/// A live TLS call whose [`TLS_THREAD_CALLS`] slot was held by another thread's call, by
+/// thread (`pid_tgid`).
 #[map]
 pub static TLS_ARGS: LruHashMap<u64, TlsArgs> = LruHashMap::with_max_entries(16_384, 0);
 

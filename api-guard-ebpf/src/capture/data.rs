@@ -94,7 +94,7 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
     // A connection whose requests began with an HTTP/1 method is plaintext (a TLS one's first
     // request bytes are a handshake record, 0x16, unless its TLS call claimed them uncopied),
     // so no TLS call can own this I/O: the thread's TLS call stash is not looked up.
-    let claimed = conn.framing != FRAMING_MESSAGES && tls::claim_socket(pid_tgid, fd as u32);
+    let claimed = conn.framing != FRAMING_MESSAGES && tls::claim_socket(pid_tgid, tid, fd as u32);
     let (buf_kind, hello) = match (claimed || conn.tls != 0, hello) {
         (true, true) => (buf_kind, 1),
         (true, false) => (BUF_CLAIMED, 0),
@@ -122,7 +122,7 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
         wants_socket: wants_socket as u8,
         _pad: [0; 5],
     };
-    stash::put(pid_tgid, tid, args);
+    stash::put_data(pid_tgid, tid, args);
 }
 
 /// Whether `dir` is the server-to-client direction of `conn` and its handshake budget is not
@@ -146,7 +146,7 @@ fn starts_like_tls_record(ptr: u64) -> bool {
 }
 
 /// Copies what the stashed call moved, once it returned `ret > 0`. The stash stays, marked
-/// done, as the thread's last data syscall (`stash::finish`). `KIND` is how the program's
+/// done, as the thread's last data syscall (`stash::finish_data`). `KIND` is how the program's
 /// syscall passes its buffer (`BUF_*`): each program keeps only the fast paths of its own
 /// kind, which the verifier then walks once per program rather than all of them in each.
 #[inline(always)]
@@ -158,11 +158,11 @@ fn exit<const KIND: u8>(ctx: &TracePointContext) {
         return;
     }
     let mut args = DataArgs::default();
-    if !stash::take(pid_tgid, tid, &mut args) {
+    if !stash::take_data(pid_tgid, tid, &mut args) {
         return;
     }
     let tls_read_ns = copy_call::<KIND>(ctx, tgid, tid, &args);
-    stash::finish(pid_tgid, tid, tls_read_ns);
+    stash::finish_data(pid_tgid, tid, tls_read_ns);
 }
 
 /// The body of [`exit`] for the call `args`: returns when the call returned if it read the
@@ -693,7 +693,7 @@ fn note_socket(ctx: &TracePointContext) {
     if !gate_open(tgid) {
         return;
     }
-    let Some(args) = stash::live_mut(pid_tgid, tid) else {
+    let Some(args) = stash::live_data(pid_tgid, tid) else {
         return;
     };
     // SAFETY: this thread's own live stash (its slot or its spilled entry), written only by

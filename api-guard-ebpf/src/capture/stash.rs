@@ -1,13 +1,13 @@
-//! The per-thread stash of a data syscall's arguments, from its entry to its exit, kept in
-//! an array slot per thread (`THREAD_CALLS`, slot `tid & (THREAD_CALL_SLOTS - 1)`) rather
-//! than a hash keyed by `pid_tgid`: the verifier inlines an array lookup into a few
-//! instructions, where each hash lookup hashed the key and walked a bucket (two per call at
-//! least, plus `sock_*_length`'s). A slot records its owner, so it never hands one thread's
-//! arguments to another: a thread takes a slot that holds no live call with a
-//! compare-and-swap, and a call whose slot is live for another thread (tids
-//! `THREAD_CALL_SLOTS` apart, both in a tracked call) goes to the `DATA_ARGS` hash instead.
-//! A thread that blocks in its call and resumes on another CPU finds its slot unchanged:
-//! nothing here is per CPU.
+//! Per-thread stashes of a call's arguments, from its entry to its exit: the data syscalls'
+//! (`THREAD_CALLS`) and the TLS library calls' (`TLS_THREAD_CALLS`), each kept in an array
+//! slot per thread (`tid & (THREAD_CALL_SLOTS - 1)`) rather than a hash keyed by `pid_tgid`:
+//! the verifier inlines an array lookup into a few instructions, where each hash lookup
+//! hashed the key and walked a bucket (at every entry, exit, `sock_*_length` and TLS claim).
+//! A slot records its owner, so it never hands one thread's arguments to another: a thread
+//! takes a slot that holds no live call with a compare-and-swap, and a call whose slot is
+//! live for another thread (tids `THREAD_CALL_SLOTS` apart, both in a call) goes to the
+//! stash's hash instead (`DATA_ARGS`, `TLS_ARGS`). A thread that blocks in its call and
+//! resumes on another CPU finds its slot unchanged: nothing here is per CPU.
 
 use core::{
     intrinsics::{atomic_cxchg, atomic_xadd, AtomicOrdering},
@@ -15,47 +15,58 @@ use core::{
 };
 
 use api_guard_common::Stat;
+use aya_ebpf::maps::{Array, LruHashMap};
 
 use super::bump;
 use crate::maps::{
-    DataArgs, ThreadCall, BUF_DONE, DATA_ARGS, SLOT_LIVE, THREAD_CALLS, THREAD_CALL_SLOTS,
+    DataArgs, ThreadSlot, BUF_DONE, DATA_ARGS, SLOT_LIVE, THREAD_CALLS, THREAD_CALL_SLOTS,
 };
+
+/// A stashed call: whether it is between its entry and its exit.
+pub(crate) trait Call: Copy {
+    fn live(&self) -> bool;
+    fn mark_done(&mut self);
+}
+
+impl Call for DataArgs {
+    #[inline(always)]
+    fn live(&self) -> bool {
+        self.buf_kind != BUF_DONE
+    }
+
+    #[inline(always)]
+    fn mark_done(&mut self) {
+        self.buf_kind = BUF_DONE;
+    }
+}
 
 /// Thread `tid`'s slot.
 #[inline(always)]
-fn slot(tid: u32) -> Option<*mut ThreadCall> {
-    THREAD_CALLS.get_ptr_mut(tid & (THREAD_CALL_SLOTS - 1))
+fn slot<T: Call>(slots: &Array<ThreadSlot<T>>, tid: u32) -> Option<*mut ThreadSlot<T>> {
+    slots.get_ptr_mut(tid & (THREAD_CALL_SLOTS - 1))
+}
+
+/// Whether the slot holds a live call of thread `pid_tgid`.
+#[inline(always)]
+fn live_for<T: Call>(slot: *mut ThreadSlot<T>, pid_tgid: u64) -> bool {
+    // SAFETY: a valid, aligned pointer to an array element, never freed; an aligned 8-byte
+    // load is single-copy atomic.
+    unsafe { read_volatile(&raw const (*slot).owner) == pid_tgid | SLOT_LIVE }
+}
+
+/// Whether some thread of the slot has a live call in the stash's hash.
+#[inline(always)]
+fn any_spilled<T: Call>(slot: *mut ThreadSlot<T>) -> bool {
+    // SAFETY: as in `live_for`.
+    unsafe { read_volatile(&raw const (*slot).spilled) != 0 }
 }
 
 /// Adds `by` (wrapping: `0 - 1` subtracts one) to the slot's count of spilled live calls.
 #[inline(always)]
-fn add_spilled(slot: *mut ThreadCall, by: u32) {
+fn add_spilled<T: Call>(slot: *mut ThreadSlot<T>, by: u32) {
     // SAFETY: a valid, aligned pointer to an array element (never freed); the intrinsic
     // lowers to BPF's atomic add (threads of one slot may run on other CPUs).
     unsafe { atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(&raw mut (*slot).spilled, by) };
-}
-
-/// Stashes the arguments of the call thread `pid_tgid` (`tid`) is entering.
-#[inline(always)]
-pub(crate) fn put(pid_tgid: u64, tid: u32, args: DataArgs) {
-    let Some(slot) = slot(tid) else {
-        return;
-    };
-    let live = pid_tgid | SLOT_LIVE;
-    // SAFETY: a valid, aligned pointer to an array element, never freed.
-    let owner = unsafe { &raw mut (*slot).owner };
-    // SAFETY: as above; an aligned 8-byte load is single-copy atomic.
-    let seen = unsafe { read_volatile(owner) };
-    // Live for this thread: a call whose exit was missed, overwritten. Not live: the
-    // thread's own last call, another thread's, or never used; taken with a compare-and-swap
-    // so that two threads of the slot cannot both take it.
-    let taken = seen == live || (seen & SLOT_LIVE == 0 && swap(owner, seen, live));
-    if taken {
-        // SAFETY: as above; only the owner of a live slot writes it.
-        unsafe { (*slot).args = args };
-        return;
-    }
-    spill(pid_tgid, slot, args);
 }
 
 /// Sets `*owner` to `new` if it still holds `old`; whether it did.
@@ -69,25 +80,59 @@ fn swap(owner: *mut u64, old: u64, new: u64) -> bool {
     .1
 }
 
-/// Stashes a call whose slot is live for another thread in `DATA_ARGS`, counted in the
+/// Stashes the arguments of the call thread `pid_tgid` (`tid`) is entering.
+#[inline(always)]
+pub(crate) fn put<T: Call>(
+    slots: &Array<ThreadSlot<T>>,
+    spill: &LruHashMap<u64, T>,
+    pid_tgid: u64,
+    tid: u32,
+    call: T,
+) {
+    let Some(slot) = slot(slots, tid) else {
+        return;
+    };
+    let live = pid_tgid | SLOT_LIVE;
+    // SAFETY: a valid, aligned pointer to an array element, never freed.
+    let owner = unsafe { &raw mut (*slot).owner };
+    // SAFETY: as above; an aligned 8-byte load is single-copy atomic.
+    let seen = unsafe { read_volatile(owner) };
+    // Live for this thread: a call whose exit was missed, overwritten. Not live: the
+    // thread's own last call, another thread's, or never used; taken with a compare-and-swap
+    // so that two threads of the slot cannot both take it.
+    let taken = seen == live || (seen & SLOT_LIVE == 0 && swap(owner, seen, live));
+    if taken {
+        // SAFETY: as above; only the owner of a live slot writes it.
+        unsafe { (*slot).call = call };
+        return;
+    }
+    put_spilled(spill, slot, pid_tgid, call);
+}
+
+/// Stashes a call whose slot is live for another thread in the stash's hash, counted in the
 /// slot's `spilled` so that the exit looks there.
 #[inline(always)]
-fn spill(pid_tgid: u64, slot: *mut ThreadCall, args: DataArgs) {
-    match DATA_ARGS.get_ptr_mut(pid_tgid) {
+fn put_spilled<T: Call>(
+    spill: &LruHashMap<u64, T>,
+    slot: *mut ThreadSlot<T>,
+    pid_tgid: u64,
+    call: T,
+) {
+    match spill.get_ptr_mut(pid_tgid) {
         Some(entry) => {
             // SAFETY: a valid, aligned value pointer from a successful lookup, keyed by this
             // thread (only its own programs, which do not nest, write it); map values are
             // freed only after an RCU grace period, which cannot end while this program runs.
-            let was_live = unsafe { (*entry).buf_kind } != BUF_DONE;
+            let was_live = unsafe { (*entry).live() };
             // SAFETY: as above.
-            unsafe { entry.write(args) };
+            unsafe { entry.write(call) };
             // A live entry (its exit was missed) is already counted.
             if !was_live {
                 add_spilled(slot, 1);
             }
         }
         None => {
-            if DATA_ARGS.insert(pid_tgid, args, 0).is_err() {
+            if spill.insert(pid_tgid, call, 0).is_err() {
                 bump(Stat::StashTableFull, 1);
                 return;
             }
@@ -97,91 +142,118 @@ fn spill(pid_tgid: u64, slot: *mut ThreadCall, args: DataArgs) {
     bump(Stat::StashSpilled, 1);
 }
 
-/// Copies into `args` the arguments of the call thread `pid_tgid` (`tid`) is leaving, if it
-/// stashed them; whether it did. A spilled stash is marked done here; the slot stays live
-/// until [`finish`]. (Out-parameters rather than an `Option` of the struct: a moved
-/// `None`'s undefined payload is stack the verifier refuses to read.)
+/// Copies into `call` the live call of thread `pid_tgid` (`tid`) and marks it done; whether
+/// there was one. `release` gives the slot up at once; otherwise it stays live (no other
+/// thread takes it) until the caller's `finish`. (Out-parameters rather than an `Option` of
+/// the struct: a moved `None`'s undefined payload is stack the verifier refuses to read.)
 #[inline(always)]
-pub(crate) fn take(pid_tgid: u64, tid: u32, args: &mut DataArgs) -> bool {
-    let Some(slot) = slot(tid) else {
+fn take<T: Call>(
+    slots: &Array<ThreadSlot<T>>,
+    spill: &LruHashMap<u64, T>,
+    pid_tgid: u64,
+    tid: u32,
+    call: &mut T,
+    release: bool,
+) -> bool {
+    let Some(slot) = slot(slots, tid) else {
         return false;
     };
-    // SAFETY: a valid, aligned pointer to an array element, never freed; only this thread
-    // writes the slot while it is live for it.
-    unsafe {
-        if read_volatile(&raw const (*slot).owner) == pid_tgid | SLOT_LIVE {
-            *args = (*slot).args;
-            return args.buf_kind != BUF_DONE;
+    if live_for(slot, pid_tgid) {
+        // SAFETY: a valid, aligned pointer to an array element, never freed; only this
+        // thread writes the slot while it is live for it.
+        unsafe {
+            *call = (*slot).call;
+            (*slot).call.mark_done();
+            if release {
+                write_volatile(&raw mut (*slot).owner, pid_tgid);
+            }
         }
-        if read_volatile(&raw const (*slot).spilled) == 0 {
-            return false;
-        }
+        return call.live();
     }
-    take_spilled(pid_tgid, slot, args)
-}
-
-#[inline(always)]
-fn take_spilled(pid_tgid: u64, slot: *mut ThreadCall, args: &mut DataArgs) -> bool {
-    let Some(entry) = DATA_ARGS.get_ptr_mut(pid_tgid) else {
+    if !any_spilled(slot) {
+        return false;
+    }
+    let Some(entry) = spill.get_ptr_mut(pid_tgid) else {
         return false;
     };
-    // SAFETY: as in `spill`: this thread's own entry, live for this run.
+    // SAFETY: as in `put_spilled`: this thread's own entry, live for this run.
     let entry = unsafe { &mut *entry };
-    if entry.buf_kind == BUF_DONE {
+    if !entry.live() {
         return false;
     }
-    *args = *entry;
-    entry.buf_kind = BUF_DONE;
+    *call = *entry;
+    entry.mark_done();
     add_spilled(slot, 0u32.wrapping_sub(1));
     true
 }
 
-/// Ends the call [`take`] returned: its slot keeps it, done, as the thread's last data
-/// syscall, with `tls_read_ns` (when the call read a TLS record: when it returned; else 0)
-/// for `tls.rs`. A spilled call is not kept (see [`last`]).
+/// The live call of thread `pid_tgid` (`tid`), to update in place.
 #[inline(always)]
-pub(crate) fn finish(pid_tgid: u64, tid: u32, tls_read_ns: u64) {
-    let Some(slot) = slot(tid) else {
+fn live_mut<T: Call>(
+    slots: &Array<ThreadSlot<T>>,
+    spill: &LruHashMap<u64, T>,
+    pid_tgid: u64,
+    tid: u32,
+) -> Option<*mut T> {
+    let slot = slot(slots, tid)?;
+    if live_for(slot, pid_tgid) {
+        // SAFETY: a valid, aligned pointer to an array element, never freed.
+        return Some(unsafe { &raw mut (*slot).call });
+    }
+    if !any_spilled(slot) {
+        return None;
+    }
+    spill.get_ptr_mut(pid_tgid)
+}
+
+/// Stashes the data syscall thread `pid_tgid` (`tid`) is entering.
+#[inline(always)]
+pub(crate) fn put_data(pid_tgid: u64, tid: u32, args: DataArgs) {
+    put(&THREAD_CALLS, &DATA_ARGS, pid_tgid, tid, args);
+}
+
+/// Copies into `args` the data syscall thread `pid_tgid` (`tid`) is leaving, if it stashed
+/// it; whether it did. Its slot stays live until [`finish_data`].
+#[inline(always)]
+pub(crate) fn take_data(pid_tgid: u64, tid: u32, args: &mut DataArgs) -> bool {
+    take(&THREAD_CALLS, &DATA_ARGS, pid_tgid, tid, args, false)
+}
+
+/// Ends the call [`take_data`] returned: its slot keeps it, done, as the thread's last data
+/// syscall, with `tls_read_ns` (when the call read a TLS record: when it returned; else 0)
+/// for `tls.rs`. A spilled call is not kept (see [`last_data`]).
+#[inline(always)]
+pub(crate) fn finish_data(pid_tgid: u64, tid: u32, tls_read_ns: u64) {
+    let Some(slot) = slot(&THREAD_CALLS, tid) else {
         return;
     };
-    // SAFETY: as in `take`: only this thread writes the slot while it is live for it, and
-    // it is released (the owner's live bit cleared) only after the other fields are written.
+    if !live_for(slot, pid_tgid) {
+        return;
+    }
+    // SAFETY: a valid, aligned pointer to an array element, never freed; only this thread
+    // writes the slot while it is live for it, and it is released (the owner's live bit
+    // cleared) only after the other fields are written.
     unsafe {
-        if read_volatile(&raw const (*slot).owner) != pid_tgid | SLOT_LIVE {
-            return;
-        }
-        let args = &mut (*slot).args;
-        args.buf_kind = BUF_DONE;
         if tls_read_ns != 0 {
-            args.tls_record = 1;
-            args.done_ns = tls_read_ns;
+            (*slot).call.tls_record = 1;
+            (*slot).call.done_ns = tls_read_ns;
         }
         write_volatile(&raw mut (*slot).owner, pid_tgid);
     }
 }
 
-/// The live stash of thread `pid_tgid` (`tid`), to note its socket in place.
+/// The live data syscall of thread `pid_tgid` (`tid`), to note its socket in place.
 #[inline(always)]
-pub(crate) fn live_mut(pid_tgid: u64, tid: u32) -> Option<*mut DataArgs> {
-    let slot = slot(tid)?;
-    // SAFETY: as in `take`.
-    unsafe {
-        if read_volatile(&raw const (*slot).owner) == pid_tgid | SLOT_LIVE {
-            return Some(&raw mut (*slot).args);
-        }
-        if read_volatile(&raw const (*slot).spilled) == 0 {
-            return None;
-        }
-    }
-    DATA_ARGS.get_ptr_mut(pid_tgid)
+pub(crate) fn live_data(pid_tgid: u64, tid: u32) -> Option<*mut DataArgs> {
+    live_mut(&THREAD_CALLS, &DATA_ARGS, pid_tgid, tid)
 }
 
 /// Copies into `last` the last data syscall of thread `pid_tgid` on a tracked socket, if its
 /// slot still holds it (another thread of the slot may have taken it since; a spilled call
 /// is not kept); whether it did.
 #[inline(always)]
-pub(crate) fn last(pid_tgid: u64, last: &mut DataArgs) -> bool {
-    let Some(slot) = slot(pid_tgid as u32) else {
+pub(crate) fn last_data(pid_tgid: u64, last: &mut DataArgs) -> bool {
+    let Some(slot) = slot(&THREAD_CALLS, pid_tgid as u32) else {
         return false;
     };
     // SAFETY: a valid, aligned pointer to an array element, never freed. Another thread
@@ -192,7 +264,31 @@ pub(crate) fn last(pid_tgid: u64, last: &mut DataArgs) -> bool {
         if owner & !SLOT_LIVE != pid_tgid {
             return false;
         }
-        *last = read_volatile(&raw const (*slot).args);
+        *last = read_volatile(&raw const (*slot).call);
         read_volatile(&raw const (*slot).owner) == owner
     }
+}
+
+/// Copies into `call` the TLS library call thread `pid_tgid` (`tid`) is returning from and
+/// releases its slot; whether there was one.
+#[inline(always)]
+pub(crate) fn take_released<T: Call>(
+    slots: &Array<ThreadSlot<T>>,
+    spill: &LruHashMap<u64, T>,
+    pid_tgid: u64,
+    tid: u32,
+    call: &mut T,
+) -> bool {
+    take(slots, spill, pid_tgid, tid, call, true)
+}
+
+/// The live call of thread `pid_tgid` (`tid`) in `slots`, to update in place.
+#[inline(always)]
+pub(crate) fn live<T: Call>(
+    slots: &Array<ThreadSlot<T>>,
+    spill: &LruHashMap<u64, T>,
+    pid_tgid: u64,
+    tid: u32,
+) -> Option<*mut T> {
+    live_mut(slots, spill, pid_tgid, tid)
 }
