@@ -99,8 +99,12 @@ pub(crate) fn put<T: Call>(
     let seen = unsafe { read_volatile(owner) };
     // Live for this thread: a call whose exit was missed, overwritten. Not live: the
     // thread's own last call, another thread's, or never used; taken with a compare-and-swap
-    // so that two threads of the slot cannot both take it.
-    let taken = seen == live || (seen & SLOT_LIVE == 0 && swap(owner, seen, live));
+    // so that two threads of the slot cannot both take it. Live for another thread with this
+    // thread's tid: that thread is gone (a tid names one live thread at a time) and its call
+    // never returned (killed inside a TLS call, whose return probe then never fires): taken
+    // too, so a dead thread's slot does not send its tid's later owners to the hash.
+    let taken =
+        seen == live || ((seen & SLOT_LIVE == 0 || seen as u32 == tid) && swap(owner, seen, live));
     if taken {
         // SAFETY: as above; only the owner of a live slot writes it.
         unsafe { (*slot).call = call };
