@@ -364,8 +364,11 @@ pub enum Stat {
     /// Go TLS calls whose socket was already closed (`Sysfd` -1) when the call was seen:
     /// another goroutine closed the connection meanwhile.
     GoConnClosed = 12,
+    /// Data syscalls whose arguments went to the hash stash because their thread's array
+    /// slot held another thread's call (not a loss: a slower path).
+    StashSpilled = 13,
 }
-pub const STAT_COUNT: u32 = 13;
+pub const STAT_COUNT: u32 = 14;
 
 impl Stat {
     pub const ALL: [Stat; STAT_COUNT as usize] = [
@@ -382,6 +385,7 @@ impl Stat {
         Stat::TlsUntracked,
         Stat::GoConnUnknown,
         Stat::GoConnClosed,
+        Stat::StashSpilled,
     ];
 }
 

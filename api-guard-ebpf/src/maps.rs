@@ -115,7 +115,7 @@ pub const BUF_NONE: u8 = 4; // sendfile: payload never in user memory
 pub const BUF_CLAIMED: u8 = 5;
 
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub struct DataArgs {
     pub ptr: u64,
     pub count: u64,
@@ -133,35 +133,50 @@ pub struct DataArgs {
     /// server-to-client handshake records (see `HELLO_CAPTURE_BYTES`).
     pub hello: u8,
     /// 1 if the connection still needs the call's socket (`sk`, `protocol`): it is not yet
-    /// announced with its `struct sock *`. Counted in [`STASH_PENDING`]'s upper half.
+    /// announced with its `struct sock *`.
     pub wants_socket: u8,
     pub _pad: [u8; 5],
 }
 
+/// Slots of [`THREAD_CALLS`].
+pub const THREAD_CALL_SLOTS: u32 = 65_536;
+
+/// [`ThreadSlot::owner`]'s bit while the slot holds a call between its entry and exit (no
+/// `pid_tgid` has it: tgids are below 2^22).
+pub const SLOT_LIVE: u64 = 1 << 63;
+
+/// One slot of a per-thread call stash ([`THREAD_CALLS`], [`TLS_THREAD_CALLS`];
+/// `capture::stash`): a thread's call, from its entry on, and after its exit as the thread's
+/// last one (for data syscalls: see `tls.rs`, correlation for memory-BIO TLS users).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ThreadSlot<T> {
+    /// `pid_tgid` of the thread whose call `call` is, with [`SLOT_LIVE`] from entry to exit;
+    /// 0 if the slot never held one. Only the owner writes a live slot; a thread takes a
+    /// slot that is not live with a compare-and-swap, so two threads of one slot never both
+    /// write it, and a reader that finds the owner changed after reading `call` discards it.
+    pub owner: u64,
+    /// Threads of this slot whose live call went to the stash's hash ([`DATA_ARGS`],
+    /// [`TLS_ARGS`]) because the slot was live for another thread (atomic adds): their exits
+    /// look there while it is non-zero.
+    pub spilled: u32,
+    pub _pad: u32,
+    pub call: T,
+}
+
+/// The per-thread argument stash of the data syscalls, slot `tid & (THREAD_CALL_SLOTS - 1)`:
+/// an array lookup the verifier inlines, where a hash keyed by `pid_tgid` costs a hash of the
+/// key and a bucket walk at every entry, exit and `sock_*_length`. Threads sharing a slot
+/// (tids 65,536 apart, on hosts whose `pid_max` allows them) while both are in a tracked
+/// call use [`DATA_ARGS`] for the second one.
+#[map]
+pub static THREAD_CALLS: Array<ThreadSlot<DataArgs>> =
+    Array::with_max_entries(THREAD_CALL_SLOTS, 0);
+
+/// Stash of a live call whose [`THREAD_CALLS`] slot was held by another thread's call, by
+/// thread (`pid_tgid`); counted in the slot's `spilled` while live and marked done at exit.
 #[map]
 pub static DATA_ARGS: LruHashMap<u64, DataArgs> = LruHashMap::with_max_entries(16_384, 0);
-
-/// Slots of [`STASH_PENDING`].
-pub const STASH_PENDING_SLOTS: u32 = 65_536;
-
-/// Slot `tid & (STASH_PENDING_SLOTS - 1)` counts the threads of that slot whose `DATA_ARGS`
-/// stash is live (between a data syscall's entry that stashed it and its exit), in units of
-/// [`STASH_LIVE`], plus those of them whose connection still needs the call's socket, in
-/// units of [`STASH_WANTS_SOCKET`]: a zero slot spares the syscall exits of a gated process
-/// the `DATA_ARGS` lookup when nothing of theirs is being copied (TLS sockets, whose entry
-/// stashes nothing, and the process's file I/O), and a zero upper half spares
-/// `sock_*_length` that lookup once the connections of the calls under way are announced
-/// with their socket (every call after a connection's first). Updated with atomic adds:
-/// threads sharing a slot only cost each other those lookups, and a count never misses a
-/// live stash (one left by a missed exit only keeps the slot non-zero). At most 64 threads
-/// share a slot (`pid_max` is at most 2^22), so the lower half never carries into the upper.
-#[map]
-pub static STASH_PENDING: Array<u32> = Array::with_max_entries(STASH_PENDING_SLOTS, 0);
-
-/// A live stash's weight in [`STASH_PENDING`].
-pub const STASH_LIVE: u32 = 1;
-/// Added to a live stash's weight while its connection wants the call's socket.
-pub const STASH_WANTS_SOCKET: u32 = 1 << 16;
 
 /// Per-CPU staging area for one data record: its header, then the payload gathered from one
 /// or more user segments (the iovecs of one call become one record, not one each), output
@@ -213,7 +228,7 @@ pub static SCRATCH: PerCpuArray<Staging> = PerCpuArray::with_max_entries(1, 0);
 
 /// A TLS library call in progress on a thread (`pid_tgid`), from entry to return.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub struct TlsArgs {
     /// The library's connection object (`SSL *`, `gnutls_session_t`).
     pub session: u64,
@@ -230,6 +245,15 @@ pub struct TlsArgs {
     pub _pad: [u8; 2],
 }
 
+/// The TLS call stash, per thread slot as [`THREAD_CALLS`] (`capture::stash`): looked up at
+/// the call's entry and return and at each data syscall of the thread on a socket not yet
+/// known to be plaintext.
+#[map]
+pub static TLS_THREAD_CALLS: Array<ThreadSlot<TlsArgs>> =
+    Array::with_max_entries(THREAD_CALL_SLOTS, 0);
+
+/// A live TLS call whose [`TLS_THREAD_CALLS`] slot was held by another thread's call, by
+/// thread (`pid_tgid`).
 #[map]
 pub static TLS_ARGS: LruHashMap<u64, TlsArgs> = LruHashMap::with_max_entries(16_384, 0);
 

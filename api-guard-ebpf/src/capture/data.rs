@@ -2,8 +2,6 @@
 //! copied at exit (the buffer is only filled by then for reads). `sock/sock_{send,recv}_length`
 //! fire inside the call and tell us the socket and its protocol.
 
-use core::intrinsics::{atomic_xadd, AtomicOrdering};
-
 use api_guard_common::{ConnInfo, ConnKey};
 use api_guard_common::{
     Stat, CHUNK_SIZE, DATA_NO_PAYLOAD, DATA_TRUNCATED, DIR_EGRESS, DIR_INGRESS, FRAMING_MESSAGES,
@@ -23,13 +21,12 @@ use aya_ebpf::{
 use super::{
     arg, bump, conn_key, current,
     emit::{self, Chunk, Origin},
-    field, gate_open, RET,
+    field, gate_open, stash, RET,
 };
 use crate::{
     maps::{
         global_u32, CopyState, DataArgs, Staging, BUF_CLAIMED, BUF_DONE, BUF_IOVEC, BUF_MSGHDR,
-        BUF_NONE, BUF_PLAIN, CAPTURE_CAP, CONNS, DATA_ARGS, REQUEST_CAPTURE_CAP, STASH_LIVE,
-        STASH_PENDING, STASH_PENDING_SLOTS, STASH_WANTS_SOCKET,
+        BUF_NONE, BUF_PLAIN, CAPTURE_CAP, CONNS, REQUEST_CAPTURE_CAP,
     },
     tls,
 };
@@ -97,7 +94,7 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
     // A connection whose requests began with an HTTP/1 method is plaintext (a TLS one's first
     // request bytes are a handshake record, 0x16, unless its TLS call claimed them uncopied),
     // so no TLS call can own this I/O: the thread's TLS call stash is not looked up.
-    let claimed = conn.framing != FRAMING_MESSAGES && tls::claim_socket(pid_tgid, fd as u32);
+    let claimed = conn.framing != FRAMING_MESSAGES && tls::claim_socket(pid_tgid, tid, fd as u32);
     let (buf_kind, hello) = match (claimed || conn.tls != 0, hello) {
         (true, true) => (buf_kind, 1),
         (true, false) => (BUF_CLAIMED, 0),
@@ -109,7 +106,7 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
     );
     // Until the connection is announced with its socket, `sock_*_length` notes the call's
     // `struct sock *` and protocol; after that (every call but a connection's first) they
-    // skip the stash lookup.
+    // leave the stash alone.
     let wants_socket = conn.announced == 0 || conn.sk == 0;
     let args = DataArgs {
         ptr,
@@ -125,77 +122,7 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
         wants_socket: wants_socket as u8,
         _pad: [0; 5],
     };
-    let weight = stash_weight(wants_socket);
-    // The thread's entry (its last data syscall) usually exists: overwriting it in place
-    // costs a lookup, where an LRU insert allocates, links and frees a node under a lock.
-    match DATA_ARGS.get_ptr_mut(pid_tgid) {
-        Some(slot) => {
-            // SAFETY: a valid, aligned value pointer from a successful lookup, keyed by this
-            // thread (only its own programs, which do not nest, write it); map values are
-            // freed only after an RCU grace period, which cannot end while this program runs.
-            let old = unsafe { &*slot };
-            // A stash still live (its exit was missed) is already counted: only the
-            // difference is added.
-            let counted = if old.buf_kind != BUF_DONE {
-                stash_weight(old.wants_socket != 0)
-            } else {
-                0
-            };
-            // SAFETY: as above.
-            unsafe { slot.write(args) };
-            if weight != counted {
-                pending_add(tid, weight.wrapping_sub(counted));
-            }
-        }
-        None => {
-            if DATA_ARGS.insert(pid_tgid, args, 0).is_err() {
-                bump(Stat::StashTableFull, 1);
-            } else {
-                pending_add(tid, weight);
-            }
-        }
-    }
-}
-
-/// A live stash's count in [`STASH_PENDING`].
-#[inline(always)]
-fn stash_weight(wants_socket: bool) -> u32 {
-    if wants_socket {
-        STASH_LIVE + STASH_WANTS_SOCKET
-    } else {
-        STASH_LIVE
-    }
-}
-
-/// Adds `by` (wrapping: `0 - w` subtracts `w`) to thread `tid`'s [`STASH_PENDING`] slot.
-#[inline(always)]
-fn pending_add(tid: u32, by: u32) {
-    if let Some(slot) = STASH_PENDING.get_ptr_mut(tid & (STASH_PENDING_SLOTS - 1)) {
-        // SAFETY: a valid, aligned pointer to an array element (never freed); the intrinsic
-        // lowers to BPF's atomic add (threads of one slot may run on other CPUs).
-        unsafe { atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(slot, by) };
-    }
-}
-
-/// Whether a thread of `tid`'s slot may have a live `DATA_ARGS` stash: when not, the thread
-/// has none and the lookup is skipped. Fails open.
-#[inline(always)]
-fn maybe_pending(tid: u32) -> bool {
-    STASH_PENDING
-        .get(tid & (STASH_PENDING_SLOTS - 1))
-        // SAFETY: an aligned array element, read with a plain load. Other threads of the slot
-        // only move it by their own stashes: a live stash of this thread keeps it non-zero.
-        .is_none_or(|count| unsafe { core::ptr::read_volatile(count) } != 0)
-}
-
-/// Whether a thread of `tid`'s slot may have a live stash whose connection wants the call's
-/// socket (see [`STASH_PENDING`]). Fails open.
-#[inline(always)]
-fn maybe_wants_socket(tid: u32) -> bool {
-    STASH_PENDING
-        .get(tid & (STASH_PENDING_SLOTS - 1))
-        // SAFETY: as in `maybe_pending`: only the thread's own stashes move its share.
-        .is_none_or(|count| unsafe { core::ptr::read_volatile(count) } >= STASH_WANTS_SOCKET)
+    stash::put_data(pid_tgid, tid, args);
 }
 
 /// Whether `dir` is the server-to-client direction of `conn` and its handshake budget is not
@@ -218,42 +145,42 @@ fn starts_like_tls_record(ptr: u64) -> bool {
     }
 }
 
-/// Copies what the stashed call moved, once it returned `ret > 0`. The stash entry stays,
-/// marked done, as the thread's last data syscall. `KIND` is how the program's syscall
-/// passes its buffer (`BUF_*`): each program keeps only the fast paths of its own kind,
-/// which the verifier then walks once per program rather than all of them in each.
+/// Copies what the stashed call moved, once it returned `ret > 0`. The stash stays, marked
+/// done, as the thread's last data syscall (`stash::finish_data`). `KIND` is how the program's
+/// syscall passes its buffer (`BUF_*`): each program keeps only the fast paths of its own
+/// kind, which the verifier then walks once per program rather than all of them in each.
 #[inline(always)]
 fn exit<const KIND: u8>(ctx: &TracePointContext) {
     let (pid_tgid, tgid, tid) = current();
     // `enter` stashes nothing for a closed gate; a stash left from before the gate closed is
     // of a connection that is gone.
-    if !gate_open(tgid) || !maybe_pending(tid) {
+    if !gate_open(tgid) {
         return;
     }
-    let Some(stash) = DATA_ARGS.get_ptr_mut(pid_tgid) else {
-        return;
-    };
-    // SAFETY: a valid, aligned value pointer from a successful lookup. The entry is keyed by
-    // this thread's `pid_tgid`, so only this thread's programs (which do not nest: one
-    // syscall at a time) write it, and map values are freed only after an RCU grace period,
-    // which cannot end while this program runs.
-    let stash = unsafe { &mut *stash };
-    if stash.buf_kind == BUF_DONE {
+    let mut args = DataArgs::default();
+    if !stash::take_data(pid_tgid, tid, &mut args) {
         return;
     }
-    let args = *stash;
-    stash.buf_kind = BUF_DONE;
-    pending_add(tid, 0u32.wrapping_sub(stash_weight(args.wants_socket != 0)));
+    let tls_read_ns = copy_call::<KIND>(ctx, tgid, tid, &args);
+    stash::finish_data(pid_tgid, tid, tls_read_ns);
+}
+
+/// The body of [`exit`] for the call `args`: returns when the call returned if it read the
+/// first bytes of a connection and they start like a TLS record (for `tls.rs`), else 0. (A
+/// plain integer: an `Option`'s undefined payload can reach the stack as a register the
+/// verifier refuses to read.)
+#[inline(always)]
+fn copy_call<const KIND: u8>(ctx: &TracePointContext, tgid: u32, tid: u32, args: &DataArgs) -> u64 {
     if args.buf_kind == BUF_CLAIMED {
-        return;
+        return 0;
     }
     let ret = field::<i64>(ctx, RET).unwrap_or(-1);
     if ret <= 0 {
-        return;
+        return 0;
     }
     let key = conn_key(tgid, args.fd);
     let Some(conn) = CONNS.get_ptr_mut(key) else {
-        return;
+        return 0;
     };
     // SAFETY: a valid, aligned value pointer from a successful lookup; map values are freed
     // only after an RCU grace period, which cannot end while this program runs. Another
@@ -262,14 +189,14 @@ fn exit<const KIND: u8>(ctx: &TracePointContext) {
     let conn = unsafe { &mut *conn };
     // Only a connection's first read can be a TLS ClientHello/ServerHello that a memory-BIO
     // library decrypts next (see `tls.rs`): later reads skip the extra user-memory read.
+    let mut tls_read_ns = 0;
     if args.dir == DIR_INGRESS && conn.ingress_seen == 0 {
         conn.ingress_seen = 1;
         if args.buf_kind == BUF_PLAIN && ret >= 2 && starts_like_tls_record(args.ptr) {
-            stash.tls_record = 1;
             // Only a TLS record's read is ever asked how recent it is (`tls.rs`): the clock
             // is read for those alone.
             // SAFETY: helper without arguments or preconditions.
-            stash.done_ns = unsafe { bpf_ktime_get_ns() };
+            tls_read_ns = unsafe { bpf_ktime_get_ns() };
         }
     }
     // The socket turned out not to be TCP (e.g. a UDP "connect" or an AF_UNIX accept without
@@ -277,7 +204,7 @@ fn exit<const KIND: u8>(ctx: &TracePointContext) {
     if args.protocol != 0 && args.protocol != IPPROTO_TCP {
         let _ = CONNS.remove(key);
         bump(Stat::NotTcp, 1);
-        return;
+        return tls_read_ns;
     }
     let origin = Origin {
         tgid,
@@ -294,10 +221,11 @@ fn exit<const KIND: u8>(ctx: &TracePointContext) {
         }
         conn.hello_copied += ret as u16;
         if ret == 0 {
-            return;
+            return tls_read_ns;
         }
     }
-    deliver::<KIND>(conn, key, origin, &args, ret, 0, 0);
+    deliver::<KIND>(conn, key, origin, args, ret, 0, 0);
+    tls_read_ns
 }
 
 /// Announces the connection if needed, then emits `ret` bytes of the call described by
@@ -762,13 +690,14 @@ fn flush_to(conn: &mut ConnInfo) {
 /// Records the socket behind the in-flight call of this thread, if its connection wants it.
 fn note_socket(ctx: &TracePointContext) {
     let (pid_tgid, tgid, tid) = current();
-    if !gate_open(tgid) || !maybe_wants_socket(tid) {
+    if !gate_open(tgid) {
         return;
     }
-    let Some(args) = DATA_ARGS.get_ptr_mut(pid_tgid) else {
+    let Some(args) = stash::live_data(pid_tgid, tid) else {
         return;
     };
-    // SAFETY: as in `exit`: this thread's own live entry, written only by this thread.
+    // SAFETY: this thread's own live stash (its slot or its spilled entry), written only by
+    // this thread's programs, which do not nest; live for this program's run.
     let args = unsafe { &mut *args };
     if args.buf_kind != BUF_DONE && args.wants_socket != 0 && args.sk == 0 {
         args.sk = field::<u64>(ctx, SOCK_LENGTH_SK).unwrap_or(0);

@@ -8,6 +8,7 @@
 mod conn;
 pub(crate) mod data;
 pub(crate) mod emit;
+pub(crate) mod stash;
 
 use api_guard_common::{
     tgid_gate_slot, ConnKey, Plain, Stat, FILTER_BY_CGROUP, FILTER_BY_COMM, FILTER_BY_PID,

@@ -25,10 +25,10 @@ use aya_ebpf::{
 };
 
 use crate::{
-    capture::{bump, conn_key, current, data, emit, emit::Origin, wanted},
+    capture::{bump, conn_key, current, data, emit, emit::Origin, stash, wanted},
     maps::{
         global_u32, DataArgs, SessionKey, SessionSocket, TlsArgs, BUF_DONE, BUF_PLAIN, CONNS,
-        DATA_ARGS, SELF_TGID, TLS_ARGS, TLS_CALL, TLS_SESSIONS,
+        SELF_TGID, TLS_ARGS, TLS_CALL, TLS_SESSIONS, TLS_THREAD_CALLS,
     },
 };
 
@@ -59,8 +59,20 @@ fn ticks() -> u64 {
     unsafe { bpf_jiffies64() }
 }
 
+impl stash::Call for TlsArgs {
+    #[inline(always)]
+    fn live(&self) -> bool {
+        self.call != CALL_DONE
+    }
+
+    #[inline(always)]
+    fn mark_done(&mut self) {
+        self.call = CALL_DONE;
+    }
+}
+
 fn enter(ctx: &ProbeContext, dir: u8, call: u8) {
-    let (pid_tgid, tgid, _) = current();
+    let (pid_tgid, tgid, tid) = current();
     if tgid == global_u32(&SELF_TGID) {
         return;
     }
@@ -82,28 +94,17 @@ fn enter(ctx: &ProbeContext, dir: u8, call: u8) {
         call,
         _pad: [0; 2],
     };
-    match TLS_ARGS.get_ptr_mut(pid_tgid) {
-        // SAFETY: a valid, aligned value pointer from a successful lookup, keyed by this
-        // thread (only its own programs, which do not nest, write it); map values are freed
-        // only after an RCU grace period, which cannot end while this program runs.
-        Some(slot) => unsafe { slot.write(args) },
-        None => {
-            if TLS_ARGS.insert(pid_tgid, args, 0).is_err() {
-                bump(Stat::StashTableFull, 1);
-            }
-        }
-    }
+    stash::put(&TLS_THREAD_CALLS, &TLS_ARGS, pid_tgid, tid, args);
 }
 
 /// Called by a data syscall on tracked socket `fd`: if a TLS call is running on this thread,
 /// the syscall is that call's ciphertext. Returns whether it was claimed (not to be copied).
-pub(crate) fn claim_socket(pid_tgid: u64, fd: u32) -> bool {
-    let Some(args) = TLS_ARGS.get_ptr_mut(pid_tgid) else {
+pub(crate) fn claim_socket(pid_tgid: u64, tid: u32, fd: u32) -> bool {
+    let Some(args) = stash::live(&TLS_THREAD_CALLS, &TLS_ARGS, pid_tgid, tid) else {
         return false;
     };
-    // SAFETY: a valid, aligned value pointer from a successful lookup, keyed by this thread
-    // (only its own programs, which run one at a time, touch it); map values are freed only
-    // after an RCU grace period, which cannot end while this program runs.
+    // SAFETY: this thread's live call (its slot or its spilled entry), written only by its
+    // own programs, which run one at a time; live for this program's run.
     let args = unsafe { &mut *args };
     if args.call == CALL_DONE {
         return false;
@@ -131,9 +132,10 @@ fn known_session(key: &SessionKey) -> Option<(u32, *mut ConnInfo)> {
 
 /// The socket of the thread's last data syscall, if it just read a TLS record.
 fn recent_ciphertext_read(pid_tgid: u64) -> Option<u32> {
-    // SAFETY: read-only lookup of this thread's own entry; map values are freed only after an
-    // RCU grace period, which cannot end while this program runs.
-    let last = unsafe { DATA_ARGS.get(pid_tgid) }?;
+    let mut last = DataArgs::default();
+    if !stash::last_data(pid_tgid, &mut last) {
+        return None;
+    }
     if last.buf_kind != BUF_DONE || last.tls_record == 0 {
         return None;
     }
@@ -145,10 +147,11 @@ fn recent_ciphertext_read(pid_tgid: u64) -> Option<u32> {
 /// The `struct sock *` of the thread's last data syscall if it was on `fd` (0 if unknown):
 /// lets the connection's announcement carry its exact addresses.
 fn last_socket(pid_tgid: u64, fd: u32) -> u64 {
-    // SAFETY: read-only lookup of this thread's own entry (see `recent_ciphertext_read`).
-    match unsafe { DATA_ARGS.get(pid_tgid) } {
-        Some(last) if last.fd == fd => last.sk,
-        _ => 0,
+    let mut last = DataArgs::default();
+    if stash::last_data(pid_tgid, &mut last) && last.fd == fd {
+        last.sk
+    } else {
+        0
     }
 }
 
@@ -169,17 +172,11 @@ fn moved(call: u8, rc: i64, count_ptr: u64) -> u64 {
 
 fn exit(ctx: &RetProbeContext) {
     let (pid_tgid, tgid, tid) = current();
-    let Some(slot) = TLS_ARGS.get_ptr_mut(pid_tgid) else {
-        return;
-    };
-    // SAFETY: as in `claim_socket`: this thread's own live entry, written only by its
-    // programs. Copied out, then marked done in place (see `CALL_DONE`).
-    let args = unsafe { *slot };
-    if args.call == CALL_DONE {
+    let mut args = TlsArgs::default();
+    // Copied out, then marked done in place (see `CALL_DONE`).
+    if !stash::take_released(&TLS_THREAD_CALLS, &TLS_ARGS, pid_tgid, tid, &mut args) {
         return;
     }
-    // SAFETY: as above.
-    unsafe { (*slot).call = CALL_DONE };
     let len = moved(args.call, ctx.ret::<i64>(), args.count_ptr);
     let session = SessionKey {
         tgid,

@@ -99,6 +99,7 @@ pub struct Capture {
     bytes_not_copied: IntCounterVec,
     submitted: IntCounter,
     non_tcp: IntCounter,
+    stash_spilled: IntCounter,
     connections_tracked: IntGauge,
     adopted: IntCounterVec,
     adopt_skipped: IntCounterVec,
@@ -133,6 +134,11 @@ impl Capture {
                 r,
                 "apiguard_capture_non_tcp_total",
                 "Sockets dropped from tracking because they were not TCP.",
+            ),
+            stash_spilled: counter(
+                r,
+                "apiguard_capture_stash_spilled_total",
+                "Data syscalls whose arguments the kernel stashed in its hash because their thread's array slot held another thread's call.",
             ),
             connections_tracked: gauge(
                 r,
@@ -181,6 +187,10 @@ impl Capture {
 
     pub fn non_tcp(&self, n: u64) {
         self.non_tcp.inc_by(n);
+    }
+
+    pub fn stash_spilled(&self, n: u64) {
+        self.stash_spilled.inc_by(n);
     }
 
     pub fn set_connections_tracked(&self, n: usize) {

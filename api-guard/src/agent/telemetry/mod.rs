@@ -122,6 +122,7 @@ impl Metrics {
             Stat::TlsUntracked => self.tls.unattributed(Unattributed::Untracked, delta),
             Stat::GoConnUnknown => self.tls.unattributed(Unattributed::GoConnUnknown, delta),
             Stat::GoConnClosed => self.tls.unattributed(Unattributed::GoConnClosed, delta),
+            Stat::StashSpilled => self.capture.stash_spilled(delta),
         }
     }
 
