@@ -842,13 +842,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     .context("starting the TLS hooking thread")?;
 
     let shutdown = CancellationToken::new();
-    let batches = config
-        .capture
-        .channel_capacity
-        .div_ceil(capture::reader::BATCH);
-    let (tx, rx) = mpsc::channel(batches);
-    // Records copied out of the ring and not yet parsed hold at most the ring's size.
-    let backlog = capture::reader::Backlog::new(config.capture.ring_buffer_bytes);
+    // The parsing task reads the ring itself, each record in place.
+    let ring = capture::reader::Ring::new(ring, config.capture.ring_buffer_bytes, metrics.clone())
+        .context("registering the ring buffer")?;
     let (untrack_tx, untrack_rx) = mpsc::channel(4096);
     // The capture probes are attached: connections established from here on are tracked by
     // the kernel, older ones are adopted now (their data waits in the ring buffer meanwhile).
@@ -889,17 +885,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .then(|| api_guard::detect::stream::ScanLimits::of(&config.detect.limits)),
     );
     let mut tasks = JoinSet::new();
-    let reader_shutdown = shutdown.clone();
-    let reader_metrics = metrics.clone();
-    tasks.spawn(async move {
-        if let Err(error) =
-            capture::reader::run(ring, tx, backlog, reader_metrics, reader_shutdown).await
-        {
-            warn!(%error, "Ring buffer reader failed");
-        }
-    });
     tasks.spawn(pipeline::run(
-        rx,
+        ring,
         table,
         pipeline::Consumers {
             annotator: analysis::Annotator {
