@@ -45,6 +45,11 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// overhead bench (nginx 1 KiB, wrk -c50, 3 rounds each, side by side) peak RSS 43.5–45.8 MiB
 /// against 48.6–55.1 with 1 s; CPU 6.35–7.06 µs per request against 6.21–6.60, within this
 /// bench's noise. 0 (immediate) gave 34–37 MiB but 7.3–9.0 µs: a syscall per freed page.
+/// Measured again once records were parsed in place (no copy per record; same bench, each
+/// delay against 10 ms in one run, medians): 25 ms 4.74 µs (10 ms: 4.75), peak RSS 40.2–47.2
+/// MiB; 50 ms 4.38 (5.07), 46.7–47.6 MiB; 200 ms 4.58 (4.51), 48.4–48.5 MiB; 10 ms itself
+/// 39.4–41.1 MiB. Only 50 ms looked cheaper (the bench's rounds spread as wide), and every
+/// longer delay went past 44 MiB in some round: 10 ms stays.
 const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
 extern "C" fn configure_allocator() {
