@@ -111,7 +111,7 @@ async fn drain(config: Config) -> anyhow::Result<()> {
     }
     // The reader drains what the kernel submitted before stopping.
     shutdown.cancel();
-    let drained = reader.await.context("the ring reader task")??;
+    let drained = reader.await.context("the ring reading task")??;
     hooks.stop();
 
     let mut stats = serde_json::Map::new();

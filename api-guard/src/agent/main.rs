@@ -218,8 +218,8 @@ enum Command {
         #[arg(long)]
         pid: Option<std::num::NonZeroU32>,
         /// Not empty programs: the agent's own, attached by its own loader (TLS hooks and
-        /// adoption included), its ring reader copying every record out and a consumer
-        /// dropping them, counted: no parsing. At exit prints `floor drained: {json}` with
+        /// adoption included), the ring read as the agent reads it, every record counted
+        /// and dropped in place: no parsing. At exit prints `floor drained: {json}` with
         /// the records and bytes drained and the kernel's counters (drops among them).
         #[arg(long, conflicts_with_all = ["tracepoints", "raw_syscalls", "tls"])]
         drain: bool,
