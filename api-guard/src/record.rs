@@ -1,5 +1,6 @@
-//! Decoding of ring buffer records into owned events. Records are validated (kind, size)
-//! rather than trusted: a malformed record is counted, never a panic.
+//! Decoding of ring buffer records into events. Records are validated (kind, size) rather
+//! than trusted: a malformed record is counted, never a panic. A data event borrows its
+//! payload from the record, which may still be in the ring buffer.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -8,12 +9,11 @@ use api_guard_common::{
     Endpoint, EventHeader, EventKind, Plain, ProcEvent, AF_INET, AF_INET6, DATA_HEADER_SIZE,
     DATA_TLS, PAIR_HEAD_MAX,
 };
-use bytes::Bytes;
 
 #[derive(Debug, Clone)]
-pub enum Event {
+pub enum Event<'a> {
     Open(OpenEvent),
-    Data(DataEvent),
+    Data(DataEvent<'a>),
     Close(CloseEvent),
     /// The connection carries TLS; plaintext follows from the library hooks.
     Tls(TlsEvent),
@@ -53,14 +53,14 @@ pub struct OpenEvent {
 }
 
 #[derive(Debug, Clone)]
-pub struct DataEvent {
+pub struct DataEvent<'a> {
     pub conn: ConnRef,
     pub ts_ns: u64,
     pub dir: u8,
     pub flags: u8,
     pub gap_before: u64,
     pub gap_after: u64,
-    pub payload: Bytes,
+    pub payload: &'a [u8],
     /// Decrypted by a TLS library hook: the id of that library.
     pub tls_library: Option<u32>,
 }
@@ -118,8 +118,8 @@ fn conn_ref(h: &EventHeader) -> ConnRef {
     }
 }
 
-/// Decodes one record; a data payload shares `record`'s buffer instead of being copied.
-pub fn decode(record: &Bytes) -> Result<Event, DecodeError> {
+/// Decodes one record; a data payload is borrowed from `record`, not copied.
+pub fn decode(record: &[u8]) -> Result<Event<'_>, DecodeError> {
     let header: EventHeader = read(record)?;
     match EventKind::from_u32(header.kind) {
         Some(EventKind::ConnOpen) => {
@@ -158,7 +158,7 @@ pub fn decode(record: &Bytes) -> Result<Event, DecodeError> {
                 flags: d.flags,
                 gap_before: d.gap_before,
                 gap_after: d.gap_after,
-                payload: record.slice(DATA_HEADER_SIZE..DATA_HEADER_SIZE + claimed),
+                payload: &payload[..claimed],
                 tls_library: (d.flags & DATA_TLS != 0).then_some(u32::from(d.library)),
             }))
         }
@@ -221,10 +221,10 @@ mod tests {
         };
         let mut rec = bytes_of(&d);
         rec.extend_from_slice(b"hello\0\0\0");
-        let Event::Data(e) = decode(&Bytes::from(rec)).unwrap() else {
+        let Event::Data(e) = decode(&rec).unwrap() else {
             panic!("not data")
         };
-        assert_eq!(&e.payload[..], b"hello");
+        assert_eq!(e.payload, b"hello");
         assert_eq!(e.gap_before, 3);
         assert_eq!(
             e.conn,
@@ -252,12 +252,13 @@ mod tests {
             let mut rec = bytes_of(&d);
             rec.extend(std::iter::repeat_n(b'x', 300));
             rec.resize(DATA_HEADER_SIZE + payload, 0xee);
-            decode(&Bytes::from(rec))
+            rec
         };
         // 300 bytes take the 384-byte class: its unused bytes are not payload, nor are the
         // up to 512 more of a two-segment record.
         for payload in [384, 896] {
-            let Event::Data(e) = record(payload).unwrap() else {
+            let rec = record(payload);
+            let Event::Data(e) = decode(&rec).unwrap() else {
                 panic!("not data")
             };
             assert_eq!(e.payload.len(), 300);
@@ -265,7 +266,7 @@ mod tests {
         }
         // Past the class and its slack, the record is inconsistent.
         assert_eq!(
-            record(904).unwrap_err(),
+            decode(&record(904)).unwrap_err(),
             DecodeError::Length {
                 claimed: 300,
                 actual: 904
@@ -287,7 +288,7 @@ mod tests {
         };
         let mut rec = bytes_of(&d);
         rec.extend_from_slice(b"ok\0\0\0\0\0\0");
-        let Event::Data(e) = decode(&Bytes::from(rec)).unwrap() else {
+        let Event::Data(e) = decode(&rec).unwrap() else {
             panic!("not data")
         };
         assert_eq!(e.tls_library, Some(513));
@@ -296,7 +297,7 @@ mod tests {
             library: 7,
             _pad: 0,
         };
-        let Event::Tls(e) = decode(&Bytes::from(bytes_of(&t))).unwrap() else {
+        let Event::Tls(e) = decode(&bytes_of(&t)).unwrap() else {
             panic!("not tls")
         };
         assert_eq!((e.conn.conn_id, e.library), (42, 7));
@@ -304,15 +305,12 @@ mod tests {
             hdr: hdr(EventKind::ProcExec),
         };
         assert!(matches!(
-            decode(&Bytes::from(bytes_of(&p))).unwrap(),
+            decode(&bytes_of(&p)).unwrap(),
             Event::Exec { tgid: 7 }
         ));
         let mut short = bytes_of(&t);
         short.truncate(36);
-        assert_eq!(
-            decode(&Bytes::from(short)).unwrap_err(),
-            DecodeError::Short(36)
-        );
+        assert_eq!(decode(&short).unwrap_err(), DecodeError::Short(36));
     }
 
     #[test]
@@ -329,7 +327,7 @@ mod tests {
                 addr_source: 0,
                 _pad: [0; 6],
             };
-            let Event::Open(o) = decode(&Bytes::from(bytes_of(&e))).unwrap() else {
+            let Event::Open(o) = decode(&bytes_of(&e)).unwrap() else {
                 panic!("not an open")
             };
             o
@@ -344,13 +342,10 @@ mod tests {
 
     #[test]
     fn rejects_short_and_inconsistent_records() {
-        assert_eq!(
-            decode(&Bytes::from_static(&[1, 0])).unwrap_err(),
-            DecodeError::Short(2)
-        );
+        assert_eq!(decode(&[1, 0]).unwrap_err(), DecodeError::Short(2));
         let mut h = bytes_of(&hdr(EventKind::Data));
         h[0] = 99;
-        assert_eq!(decode(&Bytes::from(h)).unwrap_err(), DecodeError::Kind(99));
+        assert_eq!(decode(&h).unwrap_err(), DecodeError::Kind(99));
         let d = DataHeader {
             hdr: hdr(EventKind::Data),
             gap_before: 0,
@@ -361,7 +356,7 @@ mod tests {
             flags: 0,
             library: 0,
         };
-        let rec = Bytes::from(bytes_of(&d));
+        let rec = bytes_of(&d);
         assert!(matches!(
             decode(&rec),
             Err(DecodeError::Length {

@@ -6,19 +6,17 @@ use std::mem::offset_of;
 
 use api_guard::record::{decode, Event};
 use api_guard_common::{DataHeader, DATA_HEADER_SIZE};
-use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 
 const CHUNK_LEN_AT: usize = offset_of!(DataHeader, chunk_len);
 
 fuzz_target!(|data: &[u8]| {
-    let record = Bytes::copy_from_slice(data);
-    if let Ok(Event::Data(event)) = decode(&record) {
+    if let Ok(Event::Data(event)) = decode(data) {
         let claimed = &data[CHUNK_LEN_AT..CHUNK_LEN_AT + 4];
         let claimed = u32::from_ne_bytes(claimed.try_into().unwrap()) as usize;
         assert_eq!(event.payload.len(), claimed);
         assert_eq!(
-            &event.payload[..],
+            event.payload,
             &data[DATA_HEADER_SIZE..DATA_HEADER_SIZE + claimed]
         );
     }

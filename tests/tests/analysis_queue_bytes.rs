@@ -6,9 +6,9 @@
 //! quarter of a GiB of such bodies).
 //!
 //! What must hold: the agent's peak RSS grows by far less than those counts would hold
-//! (both queues' byte bounds, the ring buffer's mapping and the reader's backlog); the
-//! analysis threads do skip (the bound is reached) and every skip is counted: each request
-//! captured is in the inventory or in `apiguard_discover_exchanges_skipped_total`.
+//! (both queues' byte bounds and the ring buffer's mapping); the analysis threads do skip
+//! (the bound is reached) and every skip is counted: each request captured is in the
+//! inventory or in `apiguard_discover_exchanges_skipped_total`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -48,8 +48,8 @@ end
 "#;
 
 /// Peak RSS growth allowed over the idle agent's RSS: two queues' byte bounds (8 MiB each,
-/// bodies shared between them counted in both), the 4 MiB ring buffer mapped twice, the
-/// reader's backlog (at most the ring's size) and the parser's buffers, with room for the
+/// bodies shared between them counted in both), the 4 MiB ring buffer mapped twice (records
+/// are parsed in place there, never copied out) and the parser's buffers, with room for the
 /// allocator. Bounded by counts alone, the detection queue could hold ~230 MiB of bodies.
 const MAX_GROWTH_MIB: u64 = 64;
 

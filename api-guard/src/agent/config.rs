@@ -106,7 +106,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Moves `[enforce]` keys that now live in `[identity]`, noting each in `deprecations`.
+    /// Moves `[enforce]` keys that now live in `[identity]` and drops ignored ones, noting
+    /// each in `deprecations`.
     fn move_deprecated(&mut self) -> Result<(), Invalid> {
         let defaults = IdentityConfig::default();
         let identity = &mut self.identity;
@@ -140,6 +141,13 @@ impl Config {
         moved!(trusted_proxies);
         moved!(api_key_headers);
         moved!(api_key_params);
+        if self.capture.channel_capacity.take().is_some() {
+            self.deprecations.push(
+                "capture.channel_capacity is deprecated and ignored: records are parsed in \
+                 place in the ring buffer (capture.ring_buffer_bytes is the only buffer)"
+                    .to_string(),
+            );
+        }
         Ok(())
     }
 
@@ -251,6 +259,22 @@ mod tests {
         assert!(
             err.starts_with("both:4: invalid value for `enforce.trusted_proxies`: moved to"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_ignored_channel_capacity_still_loads_with_a_warning() {
+        let c = Config::parse("[capture]\nchannel_capacity = 0\n", "old").unwrap();
+        assert_eq!(c.capture.channel_capacity, None);
+        assert_eq!(c.deprecations.len(), 1);
+        assert!(
+            c.deprecations[0].starts_with("capture.channel_capacity is deprecated and ignored"),
+            "{:?}",
+            c.deprecations
+        );
+        assert_eq!(
+            format!("{:?}", c.capture),
+            format!("{:?}", Config::default().capture)
         );
     }
 

@@ -1,24 +1,16 @@
 //! `api-guard floor --drain`: a step of the overhead bench's staircase between the floor
 //! (empty programs) and the agent. The agent's own programs are loaded and attached by its
-//! own loader (`Probes::load`, the TLS hooking thread, adoption), its ring reader
-//! (`capture::reader::run`) copies every record out and hands it on in batches as it does in
-//! the agent, and a consumer counts and drops them: no parsing, no analysis. What a workload
-//! loses with this running is what capture and the ring hand-off cost; the difference to the
-//! agent is what parsing and analysis cost.
+//! own loader (`Probes::load`, the TLS hooking thread, adoption), and one task reads the ring
+//! (`capture::reader::Ring`, readiness and the drain timer as in the agent) and counts and
+//! drops every record in place: no parsing, no analysis. What a workload loses with this
+//! running is what capture and reading the ring cost; the difference to the agent is what
+//! parsing and analysis cost.
 
-use std::{
-    num::NonZeroU32,
-    path::Path,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{num::NonZeroU32, path::Path, time::Duration};
 
 use anyhow::Context as _;
 use api_guard_common::Stat;
-use tokio::{signal::unix::SignalKind, sync::mpsc};
+use tokio::signal::unix::SignalKind;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -48,17 +40,17 @@ pub fn config(file: Option<&Path>, pid: Option<NonZeroU32>) -> anyhow::Result<Co
     Ok(config)
 }
 
-/// Records and bytes taken out of the ring and dropped.
+/// Records and bytes read from the ring and dropped.
 #[derive(Default)]
 struct Drained {
-    records: AtomicU64,
-    bytes: AtomicU64,
+    records: u64,
+    bytes: u64,
 }
 
 /// Runs until SIGTERM/SIGINT: prints `floor ready: drain, …` once attached, and at exit one
 /// line `floor drained: {json}` with the records and bytes drained and the kernel's counters.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    // The agent's runtime: the reader and the consumer on two workers, as reader and parser.
+    // The agent's runtime: two workers, the ring read on one of them as by the parsing task.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -99,30 +91,9 @@ async fn drain(config: Config) -> anyhow::Result<()> {
     }
 
     let shutdown = CancellationToken::new();
-    let batches = config
-        .capture
-        .channel_capacity
-        .div_ceil(capture::reader::BATCH);
-    let (tx, mut rx) = mpsc::channel(batches);
-    let backlog = capture::reader::Backlog::new(config.capture.ring_buffer_bytes);
-    let reader = tokio::spawn(capture::reader::run(
-        ring,
-        tx,
-        backlog,
-        metrics.clone(),
-        shutdown.clone(),
-    ));
-    let drained = Arc::new(Drained::default());
-    let counted = drained.clone();
-    let consumer = tokio::spawn(async move {
-        while let Some(batch) = rx.recv().await {
-            let bytes: usize = batch.records.iter().map(|r| r.len()).sum();
-            counted
-                .records
-                .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
-            counted.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-        }
-    });
+    let ring = capture::reader::Ring::new(ring, config.capture.ring_buffer_bytes, metrics)
+        .context("registering the ring buffer")?;
+    let reader = tokio::spawn(read(ring, shutdown.clone()));
 
     println!("floor ready: drain, {tracepoints} tracepoints, {uprobes} uprobes");
     std::io::stdout().flush()?;
@@ -138,10 +109,9 @@ async fn drain(config: Config) -> anyhow::Result<()> {
             _ = sigint.recv() => break,
         }
     }
-    // The reader drains what the kernel submitted before stopping; the consumer ends with it.
+    // The reader drains what the kernel submitted before stopping.
     shutdown.cancel();
-    reader.await.context("the ring reader task")??;
-    consumer.await.context("the consumer task")?;
+    let drained = reader.await.context("the ring reading task")??;
     hooks.stop();
 
     let mut stats = serde_json::Map::new();
@@ -154,13 +124,38 @@ async fn drain(config: Config) -> anyhow::Result<()> {
         stats.insert(format!("{stat:?}"), total.into());
     }
     let report = serde_json::json!({
-        "records": drained.records.load(Ordering::Relaxed),
-        "bytes": drained.bytes.load(Ordering::Relaxed),
+        "records": drained.records,
+        "bytes": drained.bytes,
         "kernel": stats,
     });
     println!("floor drained: {report}");
     std::io::stdout().flush()?;
     Ok(())
+}
+
+/// The ring read as the parsing task reads it (on readiness or the drain timer, in slices,
+/// a turn for the runtime between full slices), each record counted and dropped in place.
+async fn read(
+    mut ring: capture::reader::Ring,
+    shutdown: CancellationToken,
+) -> std::io::Result<Drained> {
+    let mut drained = Drained::default();
+    let mut count = |record: &[u8]| {
+        drained.records += 1;
+        drained.bytes += record.len() as u64;
+    };
+    loop {
+        tokio::select! {
+            ready = ring.wait() => {
+                ready?;
+                ring.read(&mut count);
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+    // What the kernel submitted before the stop.
+    while ring.read_last(&mut count).full {}
+    Ok(drained)
 }
 
 #[cfg(test)]

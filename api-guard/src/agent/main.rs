@@ -45,6 +45,11 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// overhead bench (nginx 1 KiB, wrk -c50, 3 rounds each, side by side) peak RSS 43.5–45.8 MiB
 /// against 48.6–55.1 with 1 s; CPU 6.35–7.06 µs per request against 6.21–6.60, within this
 /// bench's noise. 0 (immediate) gave 34–37 MiB but 7.3–9.0 µs: a syscall per freed page.
+/// Measured again once records were parsed in place (no copy per record; same bench, each
+/// delay against 10 ms in one run, medians): 25 ms 4.74 µs (10 ms: 4.75), peak RSS 40.2–47.2
+/// MiB; 50 ms 4.38 (5.07), 46.7–47.6 MiB; 200 ms 4.58 (4.51), 48.4–48.5 MiB; 10 ms itself
+/// 39.4–41.1 MiB. Only 50 ms looked cheaper (the bench's rounds spread as wide), and every
+/// longer delay went past 44 MiB in some round: 10 ms stays.
 const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
 extern "C" fn configure_allocator() {
@@ -213,8 +218,8 @@ enum Command {
         #[arg(long)]
         pid: Option<std::num::NonZeroU32>,
         /// Not empty programs: the agent's own, attached by its own loader (TLS hooks and
-        /// adoption included), its ring reader copying every record out and a consumer
-        /// dropping them, counted: no parsing. At exit prints `floor drained: {json}` with
+        /// adoption included), the ring read as the agent reads it, every record counted
+        /// and dropped in place: no parsing. At exit prints `floor drained: {json}` with
         /// the records and bytes drained and the kernel's counters (drops among them).
         #[arg(long, conflicts_with_all = ["tracepoints", "raw_syscalls", "tls"])]
         drain: bool,
@@ -842,13 +847,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     .context("starting the TLS hooking thread")?;
 
     let shutdown = CancellationToken::new();
-    let batches = config
-        .capture
-        .channel_capacity
-        .div_ceil(capture::reader::BATCH);
-    let (tx, rx) = mpsc::channel(batches);
-    // Records copied out of the ring and not yet parsed hold at most the ring's size.
-    let backlog = capture::reader::Backlog::new(config.capture.ring_buffer_bytes);
+    // The parsing task reads the ring itself, each record in place.
+    let ring = capture::reader::Ring::new(ring, config.capture.ring_buffer_bytes, metrics.clone())
+        .context("registering the ring buffer")?;
     let (untrack_tx, untrack_rx) = mpsc::channel(4096);
     // The capture probes are attached: connections established from here on are tracked by
     // the kernel, older ones are adopted now (their data waits in the ring buffer meanwhile).
@@ -889,17 +890,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .then(|| api_guard::detect::stream::ScanLimits::of(&config.detect.limits)),
     );
     let mut tasks = JoinSet::new();
-    let reader_shutdown = shutdown.clone();
-    let reader_metrics = metrics.clone();
-    tasks.spawn(async move {
-        if let Err(error) =
-            capture::reader::run(ring, tx, backlog, reader_metrics, reader_shutdown).await
-        {
-            warn!(%error, "Ring buffer reader failed");
-        }
-    });
     tasks.spawn(pipeline::run(
-        rx,
+        ring,
         table,
         pipeline::Consumers {
             annotator: analysis::Annotator {

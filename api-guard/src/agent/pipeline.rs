@@ -1,16 +1,16 @@
-//! The parsing task: decodes records, drives the connection table and hands exchanges to
-//! enforcement, detection and the sink. Single-threaded by design: per-connection state needs no locks.
+//! The parsing task: reads the ring buffer, decodes each record in place, drives the
+//! connection table and hands exchanges to enforcement, detection and the sink.
+//! Single-threaded by design: per-connection state needs no locks.
 
 use std::{sync::Arc, time::Duration};
 
 use api_guard::http::Phase;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::{
     analysis::{detect::DetectionQueue, discover::DiscoveryQueue, Annotator},
-    capture::{reader::Batch, table::ConnTable},
+    capture::{reader::Ring, table::ConnTable},
     enforce::Enforcer,
     exchange::Exchange,
     output::exchanges::Sink,
@@ -101,8 +101,12 @@ impl Consumers {
     }
 }
 
+/// Reads the ring buffer and parses each record in place, as it is read: no copy, no
+/// hand-off. Exchanges are delivered after each slice of records (at most
+/// [`crate::capture::reader::SLICE_RECORDS`]); between slices the task gives the runtime a turn, and the
+/// flush and expiry timers compete with the next slice, so a flood cannot starve them.
 pub async fn run(
-    mut rx: mpsc::Receiver<Batch>,
+    mut ring: Ring,
     mut table: ConnTable,
     mut consumers: Consumers,
     metrics: Metrics,
@@ -114,19 +118,28 @@ pub async fn run(
     let mut out = Vec::new();
     loop {
         tokio::select! {
-            batch = rx.recv() => match batch {
-                Some(batch) => {
-                    for bytes in &batch.records {
-                        handle(bytes, &mut table, &metrics, &tls, &mut out);
-                    }
+            ready = ring.wait() => match ready {
+                Ok(()) => {
+                    ring.read(|bytes| handle(bytes, &mut table, &metrics, &tls, &mut out));
                 }
-                None => break, // reader finished (shutdown): everything is drained
+                Err(error) => {
+                    warn!(%error, "Waiting for the ring buffer failed");
+                    break;
+                }
             },
             _ = flush.tick() => consumers.flush(),
             _ = expire.tick() => table.expire_idle(monotonic_now_ns(), &mut out),
-            () = shutdown.cancelled(), if rx.is_closed() => break,
+            () = shutdown.cancelled() => break,
         }
         consumers.deliver(&mut out);
+    }
+    // Whatever the kernel submitted before we stopped still gets parsed, slice by slice.
+    loop {
+        let slice = ring.read_last(|bytes| handle(bytes, &mut table, &metrics, &tls, &mut out));
+        consumers.deliver(&mut out);
+        if !slice.full {
+            break;
+        }
     }
     // Requests still waiting for responses are reported with status null.
     table.drain(monotonic_now_ns(), &mut out);
@@ -134,8 +147,9 @@ pub async fn run(
     consumers.flush();
 }
 
+/// Decodes one record, borrowed from the ring, and applies it.
 fn handle(
-    bytes: &bytes::Bytes,
+    bytes: &[u8],
     table: &mut ConnTable,
     metrics: &Metrics,
     tls: &Notifier,

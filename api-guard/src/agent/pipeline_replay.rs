@@ -17,7 +17,6 @@ use api_guard_common::{
     DIR_EGRESS, DIR_INGRESS, ROLE_SERVER,
 };
 use aya::maps::{HashMap, LpmTrie, PerCpuArray};
-use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use super::*;
@@ -39,8 +38,8 @@ use crate::{
 /// Connections (wrk -c50) and exchanges in all.
 const CONNS: u32 = 50;
 pub const EXCHANGES: u32 = 20_000;
-/// Records per batch, as the reader hands them on.
-const BATCH: usize = crate::capture::reader::BATCH;
+/// Records per batch, as the parsing task reads them from the ring in slices.
+const BATCH: usize = crate::capture::reader::SLICE_RECORDS;
 
 fn bytes_of<T: Plain>(v: &T) -> Vec<u8> {
     // SAFETY: `v` is a live `T` of `size_of::<T>()` initialised bytes (`Plain`: no padding).
@@ -69,10 +68,10 @@ fn endpoint(last: u8, port: u16) -> Endpoint {
     }
 }
 
-fn open(fd: u32) -> Bytes {
+fn open(fd: u32) -> Vec<u8> {
     let mut comm = [0; 16];
     comm[..5].copy_from_slice(b"nginx");
-    Bytes::from(bytes_of(&ConnOpenEvent {
+    bytes_of(&ConnOpenEvent {
         hdr: header(EventKind::ConnOpen, fd, 1),
         local: endpoint(1, 8080),
         peer: endpoint(2, 40000 + fd as u16),
@@ -80,10 +79,10 @@ fn open(fd: u32) -> Bytes {
         role: ROLE_SERVER,
         addr_source: ADDR_TUPLE,
         _pad: [0; 6],
-    }))
+    })
 }
 
-fn data(fd: u32, ts_ns: u64, dir: u8, payload: &[u8]) -> Bytes {
+fn data(fd: u32, ts_ns: u64, dir: u8, payload: &[u8]) -> Vec<u8> {
     let mut record = bytes_of(&DataHeader {
         hdr: header(EventKind::Data, fd, ts_ns),
         gap_before: 0,
@@ -97,16 +96,17 @@ fn data(fd: u32, ts_ns: u64, dir: u8, payload: &[u8]) -> Bytes {
     record.extend_from_slice(payload);
     // The ring buffer pads records to 8 bytes.
     record.resize(record.len().next_multiple_of(8), 0);
-    Bytes::from(record)
+    record
 }
 
 /// The records, in batches: every connection opened, then rounds of one request and one
-/// response per connection, as wrk and nginx interleave them.
-pub fn records() -> Vec<Vec<Bytes>> {
+/// response per connection, as wrk and nginx interleave them. The replays lend each record
+/// to the parser as the ring does (`&[u8]`).
+pub fn records() -> Vec<Vec<Vec<u8>>> {
     const REQUEST: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n\r\n";
     let mut response = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 06 Dec 2026 10:00:00 GMT\r\nContent-Type: text/html\r\nContent-Length: 1024\r\nLast-Modified: Sun, 06 Dec 2026 09:00:00 GMT\r\nConnection: keep-alive\r\nETag: \"674a0c00-400\"\r\nAccept-Ranges: bytes\r\n\r\n".to_vec();
     response.resize(response.len() + 1024, b'x');
-    let mut all: Vec<Bytes> = (0..CONNS).map(|i| open(10 + i)).collect();
+    let mut all: Vec<Vec<u8>> = (0..CONNS).map(|i| open(10 + i)).collect();
     let mut ts = 2;
     for _ in 0..EXCHANGES / CONNS {
         for i in 0..CONNS {
@@ -115,7 +115,7 @@ pub fn records() -> Vec<Vec<Bytes>> {
             ts += 2;
         }
     }
-    all.chunks(BATCH).map(<[Bytes]>::to_vec).collect()
+    all.chunks(BATCH).map(<[Vec<u8>]>::to_vec).collect()
 }
 
 /// Does nothing with what it is handed: the hand-off (and the free) is what is measured.
@@ -251,7 +251,7 @@ fn parsing() -> Parsing {
 
 /// What the parsing task does with the batches (the function callgrind counts).
 #[inline(never)]
-fn replay_batches(p: &mut Parsing, batches: Vec<Vec<Bytes>>) -> usize {
+fn replay_batches(p: &mut Parsing, batches: Vec<Vec<Vec<u8>>>) -> usize {
     let mut out = Vec::new();
     let mut delivered = 0;
     for batch in batches {

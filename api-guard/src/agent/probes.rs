@@ -680,7 +680,7 @@ impl Probes {
         })
     }
 
-    /// The ring buffer, moved out for the reader task.
+    /// The ring buffer, moved out for the parsing task (or floor --drain) to read.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, ProbeError> {
         self.take(MAP_EVENTS)
     }

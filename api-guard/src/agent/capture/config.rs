@@ -37,12 +37,10 @@ pub struct CaptureConfig {
     /// Only capture processes in these cgroup v2 directories (e.g.
     /// `/sys/fs/cgroup/system.slice/nginx.service`; not their children; default: all).
     pub cgroups: Vec<PathBuf>,
-    /// Bounded hand-off between the ring buffer reader and the parser, in records (default
-    /// 4096; handed over in batches). When it is full the reader waits and the kernel counts
-    /// what the ring buffer cannot hold. The ring buffer is the burst buffer: records here are
-    /// copies (up to a chunk each), so a deep channel only adds memory (65536 records of 1 KiB
-    /// responses held 85 MiB when the parser fell behind).
-    pub channel_capacity: usize,
+    /// Deprecated and ignored: records are parsed in place in the ring buffer, with no
+    /// channel after it (the ring is the only buffer). Still accepted so that older files
+    /// load; noted in `Config::deprecations` and dropped at load.
+    pub channel_capacity: Option<usize>,
     /// At start, adopt the TCP connections the selected processes established before the
     /// agent ran (default true): they are captured from their next message on. Only at start;
     /// at most 16384 (a quarter of the kernel connection table).
@@ -58,7 +56,7 @@ impl Default for CaptureConfig {
             pids: Vec::new(),
             comms: Vec::new(),
             cgroups: Vec::new(),
-            channel_capacity: 4096,
+            channel_capacity: None,
             // Long-lived connections (keep-alive pools, gRPC) are often older than the agent.
             adopt_existing: true,
         }
@@ -135,9 +133,6 @@ impl CaptureConfig {
         }
         for path in &self.cgroups {
             cgroup_id(path)?;
-        }
-        if self.channel_capacity == 0 {
-            return Err(invalid("capture.channel_capacity", "must be > 0"));
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
-//! From ring buffer records to per-connection byte streams: the reader task, the connection
-//! table and the kernel counters (records are decoded by `api_guard::record`).
+//! From ring buffer records to per-connection byte streams: reading the ring in place, the
+//! connection table and the kernel counters (records are decoded by `api_guard::record`).
 
 pub mod adopt;
 pub mod config;

@@ -197,7 +197,7 @@ impl ConnTable {
     }
 
     /// Applies one capture event; completed exchanges are appended to `out`.
-    pub fn apply(&mut self, event: Event, out: &mut Vec<Arc<Exchange>>) {
+    pub fn apply(&mut self, event: Event<'_>, out: &mut Vec<Arc<Exchange>>) {
         match event {
             Event::Open(e) => self.open(e, out),
             Event::Data(e) => self.data(e, out),
@@ -280,7 +280,7 @@ impl ConnTable {
         find(&mut self.conns, conn)
     }
 
-    fn data(&mut self, e: DataEvent, out: &mut Vec<Arc<Exchange>>) {
+    fn data(&mut self, e: DataEvent<'_>, out: &mut Vec<Arc<Exchange>>) {
         let Some(conn) = find(&mut self.conns, e.conn) else {
             if !self.ignored.contains(&e.conn.conn_id) {
                 self.userspace_drop(DropReason::UnknownConn);
@@ -298,7 +298,7 @@ impl ConnTable {
             (_, Some(library)) => self.start_tls(e.conn, library),
             // Ciphertext still in flight when the connection switched: not HTTP, not lost.
             (Transport::Tls, None) => return,
-            (Transport::Plain, None) if conn.plain_bytes == 0 && starts_like_tls(&e.payload) => {
+            (Transport::Plain, None) if conn.plain_bytes == 0 && starts_like_tls(e.payload) => {
                 conn.transport = Transport::Ciphertext { bytes: 0 };
                 return self.ciphertext(e);
             }
@@ -328,7 +328,7 @@ impl ConnTable {
                 http.gap(stream, gap_before, e.ts_ns, produced);
             }
             if !payload.is_empty() {
-                http.feed(stream, &payload, e.ts_ns, produced);
+                http.feed(stream, payload, e.ts_ns, produced);
             }
             if gap_after > 0 {
                 http.gap(stream, gap_after, e.ts_ns, produced);
@@ -338,7 +338,7 @@ impl ConnTable {
 
     /// Counts syscall ciphertext of a connection waiting for its TLS plaintext; gives up on
     /// it (unhooked TLS stack) beyond [`CIPHERTEXT_BUDGET`].
-    fn ciphertext(&mut self, e: DataEvent) {
+    fn ciphertext(&mut self, e: DataEvent<'_>) {
         let Some(conn) = self.lookup(e.conn) else {
             return;
         };
@@ -509,7 +509,7 @@ impl ConnTable {
 /// reads) to the connection's ServerHello reader while the connection carries TLS records:
 /// the kernel copies the first bytes of that direction even when a TLS library call claims
 /// the socket. Plaintext from a library hook means the handshake is over.
-fn read_hello(conn: &mut Conn, e: &DataEvent, metrics: &Metrics) {
+fn read_hello(conn: &mut Conn, e: &DataEvent<'_>, metrics: &Metrics) {
     if e.tls_library.is_some() {
         return end_hello(conn, metrics);
     }
@@ -522,7 +522,7 @@ fn read_hello(conn: &mut Conn, e: &DataEvent, metrics: &Metrics) {
     }
     if let HelloState::Idle = conn.hello {
         let tls = match conn.transport {
-            Transport::Plain => conn.plain_bytes == 0 && starts_like_tls(&e.payload),
+            Transport::Plain => conn.plain_bytes == 0 && starts_like_tls(e.payload),
             Transport::Ciphertext { .. } | Transport::Tls => true,
         };
         if !tls {
@@ -536,7 +536,7 @@ fn read_hello(conn: &mut Conn, e: &DataEvent, metrics: &Metrics) {
     let mut outcome = if e.gap_before > 0 {
         reader.end()
     } else {
-        reader.feed(&e.payload)
+        reader.feed(e.payload)
     };
     if outcome.is_none() && e.gap_after > 0 {
         outcome = reader.end();
@@ -608,7 +608,6 @@ fn process_alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use api_guard_common::{ROLE_CLIENT, ROLE_SERVER};
-    use bytes::Bytes;
 
     use super::*;
     use crate::record::TlsEvent;
@@ -675,7 +674,7 @@ mod tests {
                 flags: 0,
                 gap_before: 0,
                 gap_after: 0,
-                payload: Bytes::copy_from_slice(payload),
+                payload,
                 tls_library,
             };
             self.table.apply(Event::Data(event), &mut self.out);
@@ -778,7 +777,7 @@ mod tests {
                 flags: DATA_TRUNCATED,
                 gap_before: 0,
                 gap_after: lost,
-                payload: Bytes::copy_from_slice(payload),
+                payload,
                 tls_library: None,
             };
             self.table.apply(Event::Data(event), &mut self.out);
