@@ -31,8 +31,10 @@ pub struct DiscoverConfig {
     /// Seconds between snapshots (default 60; one is also written at a clean stop); 0 keeps
     /// the inventory in memory only and loads nothing at start.
     pub snapshot_interval_secs: u64,
-    /// Exchanges waiting for the discovery thread (default 1024); beyond, they are counted in
-    /// `apiguard_discover_exchanges_skipped_total` and not recorded.
+    /// Exchanges waiting for the discovery thread (default 4096, as detection's: the 8 MiB byte
+    /// bound caps what they hold; 1024 skipped hundreds under the overhead bench on a loaded
+    /// host); beyond, they are counted in `apiguard_discover_exchanges_skipped_total` and not
+    /// recorded.
     pub queue_capacity: usize,
     /// Distinct `route` label values on the request metrics (default 200); later routes are
     /// labelled `other`.
@@ -52,7 +54,7 @@ impl Default for DiscoverConfig {
             spec_hosts: Vec::new(),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             snapshot_interval_secs: 60,
-            queue_capacity: 1024,
+            queue_capacity: 4096,
             max_route_labels: 200,
             max_events_per_client: 10,
             inventory: InventoryConfig::default(),

@@ -1351,9 +1351,11 @@ pub fn param_names(template: &str) -> impl Iterator<Item = &str> {
 }
 
 fn method_of(m: &str) -> &'static str {
+    // Methods come upper case but for a rare client: an exact match first.
     METHODS
         .iter()
-        .find(|k| k.eq_ignore_ascii_case(m))
+        .find(|k| **k == m)
+        .or_else(|| METHODS.iter().find(|k| k.eq_ignore_ascii_case(m)))
         .copied()
         .unwrap_or("OTHER")
 }
