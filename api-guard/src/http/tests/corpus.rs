@@ -100,7 +100,7 @@ fn measure(file: &str, stream: Stream) -> Option<Tally> {
                 Stream::Request => first.is_some_and(|ex| {
                     let url = match &ex.query {
                         Some(q) => format!("{}?{q}", ex.path),
-                        None => ex.path.clone(),
+                        None => ex.path.to_string(),
                     };
                     row["method"] == ex.method.as_str() && row["url"] == url.as_str()
                 }),
