@@ -28,7 +28,8 @@ mod tls;
 /// analysis threads, where glibc's arenas spent a fifth of the daemon's time (free lists,
 /// `malloc_consolidate`); with mimalloc's per-thread free lists the daemon used 6.9 µs of CPU
 /// per request where glibc took 9.1–10.4 (same load, side by side).
-#[global_allocator]
+// Test builds count allocations around it (`pipeline::replay`'s counter).
+#[cfg_attr(not(test), global_allocator)]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `mi_option_arena_eager_commit` in the bundled mimalloc's `mimalloc.h` (v3).

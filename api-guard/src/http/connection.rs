@@ -220,7 +220,7 @@ fn set_request_line(ex: &mut HttpExchange, start: Option<StartLine>) -> bool {
         return false;
     };
     ex.method = method;
-    ex.set_target_owned(target);
+    ex.set_target_shared(target);
     ex.version = HttpVersion::from_minor(version);
     true
 }

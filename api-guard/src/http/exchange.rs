@@ -7,7 +7,7 @@ use super::grpc::GrpcCall;
 use super::h2::H2Anomaly;
 use super::sse::SseStats;
 use super::tap::TappedStream;
-use super::Headers;
+use super::{Headers, SharedStr};
 use crate::detect::stream::Window;
 
 /// One request and its response: an HTTP/1.x pair (FIFO per connection) or an HTTP/2
@@ -22,12 +22,12 @@ use crate::detect::stream::Window;
 #[derive(Debug, Clone, Serialize)]
 pub struct HttpExchange {
     /// Request method as sent; empty when the request start line was never seen whole.
-    pub method: String,
+    pub method: SharedStr,
     /// Request target up to the first `?` (origin, absolute, authority or asterisk form).
-    pub path: String,
+    pub path: SharedStr,
     /// Raw query string without the `?`.
-    pub query: Option<String>,
-    pub host: Option<String>,
+    pub query: Option<SharedStr>,
+    pub host: Option<SharedStr>,
     pub version: HttpVersion,
     /// The HTTP/2 stream the exchange travelled on; `None` for HTTP/1.x.
     pub stream_id: Option<u32>,
@@ -151,8 +151,8 @@ impl HttpExchange {
     /// An exchange for a request starting at `start_ns`, everything else unknown yet.
     pub(crate) fn started(start_ns: u64) -> Self {
         Self {
-            method: String::new(),
-            path: String::new(),
+            method: SharedStr::new(),
+            path: SharedStr::new(),
             query: None,
             host: None,
             version: HttpVersion::Http11,
@@ -222,9 +222,9 @@ impl HttpExchange {
         }
     }
 
-    /// Sets `path` and `query` from a raw request target, keeping its allocation as the
-    /// path (one allocation fewer per request than [`Self::set_target`]).
-    pub(crate) fn set_target_owned(&mut self, mut target: String) {
+    /// Sets `path` and `query` from a raw request target, keeping it as the path when it
+    /// has no query (no copy).
+    pub(crate) fn set_target_shared(&mut self, target: SharedStr) {
         // `?` is ASCII: the byte found is a character boundary. Short targets by a byte
         // loop, cheaper than `memchr`'s set-up below a few dozen bytes.
         let bytes = target.as_bytes();
@@ -233,26 +233,24 @@ impl HttpExchange {
         } else {
             memchr::memchr(b'?', bytes)
         };
-        let query = at.and_then(|at| Some((at, target.get(at + 1..)?.to_owned())));
-        match query {
-            Some((at, query)) => {
-                self.query = Some(query);
-                target.truncate(at);
+        match at {
+            Some(_) => self.set_target(&target),
+            None => {
+                self.path = target;
+                self.query = None;
             }
-            None => self.query = None,
         }
-        self.path = target;
     }
 
     /// Sets `path` and `query` from a raw request target.
     pub(crate) fn set_target(&mut self, target: &str) {
         match target.split_once('?') {
             Some((path, query)) => {
-                self.path = path.to_owned();
-                self.query = Some(query.to_owned());
+                self.path = path.into();
+                self.query = Some(query.into());
             }
             None => {
-                self.path = target.to_owned();
+                self.path = target.into();
                 self.query = None;
             }
         }
@@ -261,7 +259,7 @@ impl HttpExchange {
     /// Bytes of text and body data this record keeps.
     pub(crate) fn retained_bytes(&self) -> usize {
         let pairs = Headers::text_len;
-        let optional = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let optional = |s: &Option<SharedStr>| s.as_ref().map_or(0, SharedStr::len);
         self.method.len()
             + self.path.len()
             + optional(&self.query)
@@ -322,7 +320,7 @@ mod tests {
         assert_eq!((ex.path.as_str(), ex.query.as_deref()), ("*", None));
         for target in ["/a/b?x=1?y#f", "*", "/?", "?q", ""] {
             let mut owned = HttpExchange::started(0);
-            owned.set_target_owned(target.to_owned());
+            owned.set_target_shared(target.into());
             ex.set_target(target);
             assert_eq!(
                 (owned.path, owned.query),

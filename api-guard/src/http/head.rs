@@ -5,15 +5,15 @@ use std::mem;
 
 use super::headers::HeadersBuilder;
 use super::message::MessageKind;
-use super::Headers;
+use super::{Headers, SharedStr};
 use super::{CR, LF};
 
 /// The start line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum StartLine {
     Request {
-        method: String,
-        target: String,
+        method: SharedStr,
+        target: SharedStr,
         version: u8,
     },
     Response {
@@ -49,7 +49,7 @@ pub(crate) struct Head {
     /// exceeds the header limit.
     pub headers: Headers,
     /// The first `Host` field among those kept.
-    pub host: Option<String>,
+    pub host: Option<SharedStr>,
     /// Wire length of the head, including the empty line ending it.
     pub wire_len: usize,
     pub content_length: ContentLength,
@@ -223,18 +223,18 @@ fn common_request_line(line: &[u8]) -> Option<StartLine> {
         return None;
     }
     Some(StartLine::Request {
-        method: ascii_string(method),
-        target: ascii_string(target),
+        method: ascii_text(method),
+        target: ascii_text(target),
         version: http1_version(version)?,
     })
 }
 
 /// Bytes checked ASCII (upper-case letters, visible characters) as text, without a second
 /// UTF-8 check.
-fn ascii_string(bytes: &[u8]) -> String {
+fn ascii_text(bytes: &[u8]) -> SharedStr {
     debug_assert!(bytes.is_ascii());
     // SAFETY: callers pass only bytes they checked are ASCII, which is UTF-8.
-    unsafe { std::str::from_utf8_unchecked(bytes) }.to_owned()
+    SharedStr::from(unsafe { std::str::from_utf8_unchecked(bytes) })
 }
 
 /// A status line of the common shape, `HTTP/1.x SP 3DIGIT [SP reason] CRLF` with a reason
@@ -391,16 +391,19 @@ pub(crate) fn parse_head_after(
         return Err(start);
     };
     let mut scan = FieldScan::new(&start, fields, section.len());
-    let Some(len) = scan.run(section, max_text) else {
+    let parsed = scan.run(section, max_text);
+    let headers = parsed.and_then(|_| scan.kept.finish(scan.seen & HIGH == 0));
+    scan.kept.recycle();
+    let Some(len) = parsed else {
         return Err(start);
     };
-    let Some(headers) = scan.kept.finish(scan.seen & HIGH == 0) else {
+    let Some(headers) = headers else {
         return parse_head_after_httparse(start, start_len, buf, max_text);
     };
     let host = scan
         .host
         .and_then(|i| headers.get_index(i))
-        .map(|(_, value)| value.to_owned());
+        .map(|(_, value)| SharedStr::from(value));
     let mut head = Head {
         start,
         headers,
@@ -442,7 +445,7 @@ impl FieldScan {
         };
         Self {
             // A field line takes at least three bytes: the hint cannot make it larger.
-            kept: HeadersBuilder::with_capacity(fields.min(section_len / 3), section_len),
+            kept: HeadersBuilder::scratch(fields.min(section_len / 3), section_len),
             text,
             host: None,
             content_length: ContentLength::Absent,
@@ -611,7 +614,7 @@ fn build_head(
 ) -> Head {
     let mut head = Head {
         start,
-        headers: Headers::with_capacity(fields.len(), buf.len()),
+        headers: Headers::new(),
         host: None,
         wire_len,
         content_length: ContentLength::Absent,
@@ -621,6 +624,7 @@ fn build_head(
     };
     let mut te = TeScan::default();
     let mut keep_alive = false;
+    let mut kept = HeadersBuilder::scratch(fields.len(), buf.len());
     let mut text = match &head.start {
         StartLine::Request { method, target, .. } => method.len() + target.len(),
         StartLine::Response { .. } => 0,
@@ -649,11 +653,14 @@ fn build_head(
         text = text.saturating_add(name.len() + value.len());
         if text <= max_text {
             if head.host.is_none() && name.eq_ignore_ascii_case("host") {
-                head.host = Some(value.clone().into_owned());
+                head.host = Some(SharedStr::from(&*value));
             }
-            head.headers.push(name, &value);
+            kept.push(name.as_bytes(), value.as_bytes());
         }
     }
+    // Names and values are text (`&str`, lossy copies): the check cannot fail.
+    head.headers = kept.finish(false).unwrap_or_default();
+    kept.recycle();
     head.transfer_encoding = te.result();
     // HTTP/1.0 connections persist only when asked to (RFC 9112 §9.3).
     head.close |= head.version() == 0 && !keep_alive;
@@ -670,8 +677,8 @@ fn slice_of<'t>(text: &'t str, buf: &[u8], part: &[u8]) -> Option<&'t str> {
 
 fn request_line(req: &httparse::Request<'_, '_>) -> Option<StartLine> {
     Some(StartLine::Request {
-        method: req.method?.to_owned(),
-        target: req.path?.to_owned(),
+        method: req.method?.into(),
+        target: req.path?.into(),
         version: req.version?,
     })
 }

@@ -1,22 +1,24 @@
-//! An ordered list of header (or trailer) fields kept in one text buffer.
+//! An ordered list of header (or trailer) fields kept in one shared block.
 //!
-//! Every exchange carries its request and response fields to the analysis threads; as a
-//! `Vec<(String, String)>` a response of eight fields cost seventeen allocations to build
-//! and as many frees on another thread (the allocator's slow path). Here a list costs two,
-//! whatever its length, and clones as cheaply.
+//! Every exchange carries its request and response fields to the analysis threads, and the
+//! request's fields also go in the request notice handed to detection before the response.
+//! As a `Vec<(String, String)>` a response of eight fields cost seventeen allocations to
+//! build and as many frees on another thread (the allocator's slow path). Here a list is
+//! one reference-counted block, the fields' text then where each field ends: one
+//! allocation whatever its length, none to clone.
 
-use std::fmt;
+use std::{cell::Cell, fmt, sync::Arc};
 
 use serde::{ser::SerializeSeq, Serialize, Serializer};
 
 /// Header fields in order: names and values as received (lossy UTF-8), duplicates kept.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    /// Every field's name then value, back to back.
-    text: String,
-    /// Where each field's name and value end in `text`; a field starts where the previous
-    /// one's value ends.
-    ends: Vec<FieldEnds>,
+    /// Every field's name then value, back to back (UTF-8), then for each field where its
+    /// name and value end in that text (two native-endian `u32`s). `None` when empty.
+    block: Option<Arc<[u8]>>,
+    /// Fields in the list.
+    fields: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,73 +27,86 @@ struct FieldEnds {
     value: u32,
 }
 
+/// Bytes of one field's ends in a block.
+const ENDS_LEN: usize = 8;
+
+impl FieldEnds {
+    fn read(bytes: &[u8; ENDS_LEN]) -> Self {
+        let [n0, n1, n2, n3, v0, v1, v2, v3] = *bytes;
+        Self {
+            name: u32::from_ne_bytes([n0, n1, n2, n3]),
+            value: u32::from_ne_bytes([v0, v1, v2, v3]),
+        }
+    }
+}
+
 impl Headers {
     #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// An empty list with room for `fields` fields of `text` bytes in all.
-    #[must_use]
-    pub fn with_capacity(fields: usize, text: usize) -> Self {
+    pub const fn new() -> Self {
         Self {
-            text: String::with_capacity(text),
-            ends: Vec::with_capacity(fields),
+            block: None,
+            fields: 0,
         }
     }
 
     /// Appends a field. Fields past 4 GiB of text in one list are dropped (the parsers
-    /// bound a head's text far below that).
+    /// bound a head's text far below that). Copies the whole list: for building a list
+    /// field by field, collect the fields (`FromIterator`) instead.
     pub fn push(&mut self, name: &str, value: &str) {
-        let Some(total) = self.text.len().checked_add(name.len() + value.len()) else {
-            return;
-        };
-        if u32::try_from(total).is_err() {
-            return;
-        }
-        self.text.push_str(name);
-        let name_end = self.text.len() as u32;
-        self.text.push_str(value);
-        self.ends.push(FieldEnds {
-            name: name_end,
-            value: self.text.len() as u32,
-        });
+        self.extend([(name, value)]);
     }
 
     #[must_use]
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.fields as usize
     }
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.fields == 0
     }
 
     /// Bytes of all names and values.
     #[must_use]
     pub fn text_len(&self) -> usize {
-        self.text.len()
+        self.text().len()
+    }
+
+    /// The fields' text.
+    fn text(&self) -> &str {
+        self.parts().0
+    }
+
+    /// The fields' text, and where each field's name and value end in it.
+    fn parts(&self) -> (&str, &[[u8; ENDS_LEN]]) {
+        let block = self.block.as_deref().unwrap_or_default();
+        let (text, ends) = block.split_at(block.len().saturating_sub(self.len() * ENDS_LEN));
+        // SAFETY: a block is made only by `HeadersBuilder::finish_block` from text known to
+        // be UTF-8 (checked, ASCII, or pushed as `&str`), followed by `fields` ends.
+        let text = unsafe { std::str::from_utf8_unchecked(text) };
+        (text, ends.as_chunks::<ENDS_LEN>().0)
     }
 
     /// The `index`th field.
     #[must_use]
     pub fn get_index(&self, index: usize) -> Option<(&str, &str)> {
-        let ends = self.ends.get(index)?;
+        let (text, ends) = self.parts();
+        let this = FieldEnds::read(ends.get(index)?);
         let start = match index.checked_sub(1) {
-            Some(prev) => self.ends.get(prev)?.value,
+            Some(prev) => FieldEnds::read(ends.get(prev)?).value,
             None => 0,
         };
-        let name = self.text.get(start as usize..ends.name as usize)?;
-        let value = self.text.get(ends.name as usize..ends.value as usize)?;
+        let name = text.get(start as usize..this.name as usize)?;
+        let value = text.get(this.name as usize..this.value as usize)?;
         Some((name, value))
     }
 
     /// Fields in order.
     pub fn iter(&self) -> Iter<'_> {
+        let (text, ends) = self.parts();
         Iter {
-            headers: self,
-            next: 0,
+            text,
+            ends: ends.iter(),
             start: 0,
         }
     }
@@ -109,9 +124,11 @@ impl Headers {
     where
         'a: 'n,
     {
-        let bytes = self.text.as_bytes();
+        let (text, ends) = self.parts();
+        let bytes = text.as_bytes();
         let mut start = 0;
-        self.ends.iter().filter_map(move |ends| {
+        ends.iter().filter_map(move |ends| {
+            let ends = FieldEnds::read(ends);
             let field = std::mem::replace(&mut start, ends.value);
             // Lengths first, from the ends alone: most fields are passed over here.
             if ends.name.wrapping_sub(field) as usize != name.len() {
@@ -121,18 +138,32 @@ impl Headers {
             if !this.eq_ignore_ascii_case(name.as_bytes()) {
                 return None;
             }
-            self.text.get(ends.name as usize..ends.value as usize)
+            text.get(ends.name as usize..ends.value as usize)
         })
     }
 }
 
 /// Header fields collected as bytes and checked as UTF-8 once, when done: the head parser
 /// copies each name and value with one `extend_from_slice` and no per-field text check.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct HeadersBuilder {
     text: Vec<u8>,
     ends: Vec<FieldEnds>,
 }
+
+thread_local! {
+    /// A builder kept per thread for the HTTP/1 head parser: its buffers serve head after
+    /// head, so a head's fields cost one allocation (the list's block), not two.
+    static SCRATCH: Cell<HeadersBuilder> = const {
+        Cell::new(HeadersBuilder {
+            text: Vec::new(),
+            ends: Vec::new(),
+        })
+    };
+}
+
+/// Scratch text capacity kept between heads at most; a builder grown past it is dropped.
+const SCRATCH_KEEP: usize = 64 * 1024;
 
 impl HeadersBuilder {
     pub(crate) fn with_capacity(fields: usize, text: usize) -> Self {
@@ -140,6 +171,25 @@ impl HeadersBuilder {
             text: Vec::with_capacity(text),
             ends: Vec::with_capacity(fields),
         }
+    }
+
+    /// This thread's scratch builder (empty), with room for `fields` fields of `text`
+    /// bytes; give it back with [`Self::recycle`].
+    pub(crate) fn scratch(fields: usize, text: usize) -> Self {
+        let mut builder = SCRATCH.try_with(Cell::take).unwrap_or_default();
+        builder.text.reserve(text);
+        builder.ends.reserve(fields);
+        builder
+    }
+
+    /// Returns the buffers to this thread's scratch builder, emptied.
+    pub(crate) fn recycle(mut self) {
+        if self.text.capacity() > SCRATCH_KEEP {
+            return;
+        }
+        self.text.clear();
+        self.ends.clear();
+        let _ = SCRATCH.try_with(|scratch| scratch.set(self));
     }
 
     /// Appends a field, as [`Headers::push`] does (dropped past 4 GiB of text).
@@ -164,27 +214,52 @@ impl HeadersBuilder {
     }
 
     /// The fields, or `None` if their text is not UTF-8. `ascii`: the caller saw every byte
-    /// pushed and none was above 0x7f, so the text needs no UTF-8 check.
-    pub(crate) fn finish(self, ascii: bool) -> Option<Headers> {
-        let text = if ascii {
+    /// pushed and none was above 0x7f, so the text needs no UTF-8 check. The builder keeps
+    /// its fields (to be recycled or dropped).
+    pub(crate) fn finish(&mut self, ascii: bool) -> Option<Headers> {
+        if ascii {
             debug_assert!(self.text.is_ascii());
-            // SAFETY: ASCII text is UTF-8 (the caller's promise, checked in debug builds).
-            unsafe { String::from_utf8_unchecked(self.text) }
         } else {
-            String::from_utf8(self.text).ok()?
+            std::str::from_utf8(&self.text).ok()?;
+        }
+        Some(self.finish_block())
+    }
+
+    /// The fields of text pushed as `&str` pieces (UTF-8 already).
+    fn finish_text(&mut self) -> Headers {
+        debug_assert!(std::str::from_utf8(&self.text).is_ok());
+        self.finish_block()
+    }
+
+    /// The list, its text checked UTF-8 by the caller: one allocation of the exact size
+    /// (the block is laid out after the text in the builder's buffer, then copied).
+    fn finish_block(&mut self) -> Headers {
+        let Ok(fields) = u32::try_from(self.ends.len()) else {
+            return Headers::new();
         };
-        Some(Headers {
-            text,
-            ends: self.ends,
-        })
+        if fields == 0 {
+            return Headers::new();
+        }
+        let text_len = self.text.len();
+        self.text.reserve_exact(self.ends.len() * ENDS_LEN);
+        for ends in &self.ends {
+            self.text.extend_from_slice(&ends.name.to_ne_bytes());
+            self.text.extend_from_slice(&ends.value.to_ne_bytes());
+        }
+        let block = Arc::from(self.text.as_slice());
+        self.text.truncate(text_len);
+        Headers {
+            block: Some(block),
+            fields,
+        }
     }
 }
 
 /// Iterator over [`Headers`] as `(name, value)`.
 #[derive(Clone)]
 pub struct Iter<'a> {
-    headers: &'a Headers,
-    next: usize,
+    text: &'a str,
+    ends: std::slice::Iter<'a, [u8; ENDS_LEN]>,
     /// Where the next field starts in the text (where the previous one's value ended).
     start: u32,
 }
@@ -193,28 +268,22 @@ impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let ends = *self.headers.ends.get(self.next)?;
-        let text = &self.headers.text;
-        let name = text.get(self.start as usize..ends.name as usize)?;
-        let value = text.get(ends.name as usize..ends.value as usize)?;
-        self.next += 1;
+        let ends = FieldEnds::read(self.ends.next()?);
+        let name = self.text.get(self.start as usize..ends.name as usize)?;
+        let value = self.text.get(ends.name as usize..ends.value as usize)?;
         self.start = ends.value;
         Some((name, value))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.headers.len().saturating_sub(self.next);
-        (left, Some(left))
+        self.ends.size_hint()
     }
 }
 
 impl ExactSizeIterator for Iter<'_> {}
 
 /// An empty list, for views (`&Headers` fields) that default to no fields.
-static EMPTY: Headers = Headers {
-    text: String::new(),
-    ends: Vec::new(),
-};
+static EMPTY: Headers = Headers::new();
 
 impl Default for &Headers {
     fn default() -> Self {
@@ -240,10 +309,16 @@ impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
 }
 
 impl<N: AsRef<str>, V: AsRef<str>> Extend<(N, V)> for Headers {
+    /// Copies the list once, whatever the number of fields added.
     fn extend<I: IntoIterator<Item = (N, V)>>(&mut self, iter: I) {
-        for (name, value) in iter {
-            self.push(name.as_ref(), value.as_ref());
+        let mut builder = HeadersBuilder::with_capacity(self.len(), self.text_len());
+        for (name, value) in self.iter() {
+            builder.push(name.as_bytes(), value.as_bytes());
         }
+        for (name, value) in iter {
+            builder.push(name.as_ref().as_bytes(), value.as_ref().as_bytes());
+        }
+        *self = builder.finish_text();
     }
 }
 

@@ -16,7 +16,7 @@ use super::limits::HttpLimits;
 use super::probe::{probe, Probe, PROBE_LEN};
 use super::sse::{is_event_stream_media, SseCounter, SseStats};
 use super::tap::{StreamTap, TapKind, TappedStream};
-use super::{Headers, CR, LF};
+use super::{Headers, SharedStr, CR, LF};
 use crate::detect::stream::{BodyScanner, ScanLimits, Window};
 
 /// Consecutive parse errors (without a valid head in between) after which a stream is
@@ -53,7 +53,7 @@ pub(crate) struct Abandoned {
     /// The start line, if it was complete and valid.
     pub start: Option<StartLine>,
     /// For requests: the method, known once the message start was recognised.
-    pub method: Option<String>,
+    pub method: Option<SharedStr>,
     /// Head bytes received.
     pub head_bytes: usize,
     /// The start line was complete and the parser rejected it (a version other than
@@ -594,7 +594,7 @@ impl MessageParser {
                 .buf
                 .split(|&b| b == b' ')
                 .next()
-                .map(|m| String::from_utf8_lossy(m).into_owned()),
+                .map(|m| SharedStr::from(&*String::from_utf8_lossy(m))),
             _ => None,
         };
         let msg = mem::take(&mut self.msg);

@@ -33,6 +33,7 @@ mod limits;
 mod message;
 mod probe;
 mod protocol;
+mod shared_str;
 mod sse;
 pub mod tap;
 
@@ -60,4 +61,5 @@ pub use grpc::{CallKind, GrpcCall};
 pub use headers::Headers;
 pub use limits::HttpLimits;
 pub use protocol::HttpConnection;
+pub use shared_str::SharedStr;
 pub use sse::SseStats;

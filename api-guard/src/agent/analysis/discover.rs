@@ -378,7 +378,7 @@ paths:
 
     fn request(path: &str, query: Option<&str>) -> Exchange {
         let mut ex = test_exchange(Role::Server, "192.0.2.7:40000", path);
-        ex.http.query = query.map(String::from);
+        ex.http.query = query.map(Into::into);
         ex.http.status = Some(200);
         ex
     }

@@ -309,7 +309,10 @@ mod tests {
                 let _ = self.entered.send(());
                 let _ = gate.recv();
             }
-            self.seen.lock().unwrap().push(exchange.http.path.clone());
+            self.seen
+                .lock()
+                .unwrap()
+                .push(exchange.http.path.to_string());
         }
 
         fn control(&mut self, message: &'static str) {

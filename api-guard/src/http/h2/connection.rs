@@ -19,7 +19,7 @@ use crate::detect::stream::{BodyScanner, ScanLimits};
 use crate::http::grpc::{is_grpc, GrpcCall, MessageCounter};
 use crate::http::sse::{is_event_stream, SseCounter};
 use crate::http::tap::{StreamTap, TapKind};
-use crate::http::{HttpExchange, HttpLimits, HttpVersion, Stream};
+use crate::http::{HttpExchange, HttpLimits, HttpVersion, SharedStr, Stream};
 
 /// Streams of one connection whose request bodies are scanned at once; the bodies of
 /// others are judged by their kept prefix (and what lies beyond it is reported as
@@ -479,6 +479,7 @@ impl Core {
         let result = self.decoders[d].decode(block, &mut |f| {
             fields.add(section, f.name, f.value, max_text);
         });
+        fields.seal();
         match result {
             Ok(info) => {
                 self.unresolved += u64::from(info.unresolved);
@@ -769,14 +770,14 @@ fn fill_request(ex: &mut HttpExchange, fields: Fields, unresolved: u32, id: u32,
     ex.version = HttpVersion::Http2;
     ex.stream_id = Some(id);
     ex.incomplete = unresolved > 0;
-    ex.method = fields.method.unwrap_or_default();
+    ex.method = fields.method.map(SharedStr::from).unwrap_or_default();
     ex.set_target(fields.path.as_deref().unwrap_or_default());
-    ex.host = fields.authority.or_else(|| {
+    ex.host = fields.authority.map(SharedStr::from).or_else(|| {
         fields
             .regular
             .iter()
             .find(|(n, _)| *n == "host")
-            .map(|(_, v)| v.to_owned())
+            .map(|(_, v)| SharedStr::from(v))
     });
     ex.request_header_bytes = len;
     if fields.content_type.as_deref().is_some_and(is_grpc) {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::http::Headers;
+use crate::http::{headers::HeadersBuilder, Headers};
 
 /// A field section property that a conforming peer never produces. Several are how
 /// request smuggling through HTTP/2-to-HTTP/1 downgrades starts.
@@ -64,8 +64,10 @@ pub(crate) struct Fields {
     pub authority: Option<String>,
     pub path: Option<String>,
     pub status: Option<u16>,
-    /// Regular fields in order, lossy UTF-8, cut off at the text bound.
+    /// Regular fields in order, lossy UTF-8, cut off at the text bound (collected in
+    /// `building` until the section is sealed).
     pub regular: Headers,
+    building: HeadersBuilder,
     pub content_length: Option<u64>,
     pub content_type: Option<String>,
     pub anomalies: Vec<H2Anomaly>,
@@ -155,9 +157,9 @@ impl Fields {
         let len = name.len() + value.len();
         if self.text_bytes + len <= max_text {
             self.text_bytes += len;
-            self.regular.push(
-                &String::from_utf8_lossy(name),
-                &String::from_utf8_lossy(value),
+            self.building.push(
+                String::from_utf8_lossy(name).as_bytes(),
+                String::from_utf8_lossy(value).as_bytes(),
             );
         }
     }
@@ -214,6 +216,13 @@ impl Fields {
         }
     }
 
+    /// Makes [`Self::regular`] of the fields added: once the whole section is decoded.
+    pub(crate) fn seal(&mut self) {
+        // Lossy copies are UTF-8: the check cannot fail.
+        self.regular = self.building.finish(false).unwrap_or_default();
+        self.building = HeadersBuilder::default();
+    }
+
     /// Bytes of text kept.
     pub(crate) fn text_bytes(&self) -> usize {
         self.text_bytes
@@ -229,6 +238,7 @@ mod tests {
         for (n, v) in fields {
             f.add(section, n.as_bytes(), v.as_bytes(), 1000);
         }
+        f.seal();
         f.finish(section);
         f
     }
@@ -370,6 +380,7 @@ mod tests {
         for _ in 0..10 {
             f.add(Section::Response, b"x-long", &[b'a'; 300], 1000);
         }
+        f.seal();
         assert_eq!(f.regular.len(), 3);
         assert!(f.text_bytes() <= 1000);
     }

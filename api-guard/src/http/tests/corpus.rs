@@ -100,7 +100,7 @@ fn measure(file: &str, stream: Stream) -> Option<Tally> {
                 Stream::Request => first.is_some_and(|ex| {
                     let url = match &ex.query {
                         Some(q) => format!("{}?{q}", ex.path),
-                        None => ex.path.clone(),
+                        None => ex.path.to_string(),
                     };
                     row["method"] == ex.method.as_str() && row["url"] == url.as_str()
                 }),
@@ -167,4 +167,59 @@ fn base64_decoder() {
     assert_eq!(base64_decode("YWJj").as_deref(), Some(b"abc".as_slice()));
     assert_eq!(base64_decode("YQ").as_deref(), Some(b"a".as_slice()));
     assert_eq!(base64_decode("a b"), None);
+}
+
+/// Every corpus row's exchanges (`Debug` and JSON), errors, state and buffered bytes, fed
+/// whole, a byte at a time and 7 bytes at a time, with 8 KiB, 64 and 31-byte head limits,
+/// with and without request notices: written to `$API_GUARD_HTTP_DUMP` to diff builds.
+#[test]
+#[ignore = "writes a dump for diffing two builds"]
+fn dump_corpus_exchanges() {
+    use std::fmt::Write as _;
+    let (Some(dir), Ok(dest)) = (corpus_dir(), std::env::var("API_GUARD_HTTP_DUMP")) else {
+        return;
+    };
+    let mut dump = String::new();
+    for (file, stream) in [
+        ("llhttp-requests.jsonl", Stream::Request),
+        ("llhttp-responses.jsonl", Stream::Response),
+    ] {
+        let text = std::fs::read_to_string(dir.join("http").join(file)).expect("corpus file");
+        for line in text.lines() {
+            let row: Value = serde_json::from_str(line).expect("corpus row is JSON");
+            let raw = base64_decode(row["raw_b64"].as_str().expect("raw_b64")).expect("base64");
+            for max_header_bytes in [8192, 64, 31] {
+                for notify in [false, true] {
+                    for cut in [usize::MAX, 1, 7] {
+                        let mut conn = HttpConnection::new(HttpLimits {
+                            max_header_bytes,
+                            ..HttpLimits::default()
+                        });
+                        if notify {
+                            conn.notify_requests();
+                        }
+                        let mut out = Vec::new();
+                        if stream == Stream::Response {
+                            conn.feed(Stream::Request, b"GET / HTTP/1.1\r\n\r\n", 1, &mut out);
+                        }
+                        for piece in raw.chunks(cut.min(raw.len().max(1))) {
+                            conn.feed(stream, piece, 2, &mut out);
+                        }
+                        let buffered = conn.buffered_bytes();
+                        conn.close(3, &mut out);
+                        let _ = writeln!(
+                            dump,
+                            "{file} {} {max_header_bytes} {notify} {cut}: errors {} state {:?} buffered {buffered}",
+                            row["name"], conn.parse_errors(), conn.state()
+                        );
+                        for ex in &out {
+                            let json = serde_json::to_string(ex).unwrap_or_default();
+                            let _ = writeln!(dump, "  {ex:?}\n  {json} {}", ex.retained_bytes());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    std::fs::write(dest, dump).expect("dump written");
 }
