@@ -342,10 +342,10 @@ fn keepalive_replay() {
 }
 
 /// wrk's side of a connection (a client socket), for [`keepalive_replay_both_sides`].
-fn open_client(fd: u32) -> Bytes {
+fn open_client(fd: u32) -> Vec<u8> {
     let mut comm = [0; 16];
     comm[..3].copy_from_slice(b"wrk");
-    Bytes::from(bytes_of(&ConnOpenEvent {
+    bytes_of(&ConnOpenEvent {
         hdr: header(EventKind::ConnOpen, fd, 1),
         local: endpoint(2, 40000 + fd as u16),
         peer: endpoint(1, 8080),
@@ -353,16 +353,16 @@ fn open_client(fd: u32) -> Bytes {
         role: api_guard_common::ROLE_CLIENT,
         addr_source: ADDR_TUPLE,
         _pad: [0; 6],
-    }))
+    })
 }
 
 /// The records of [`records`] with wrk's side of each exchange too, as an agent capturing
 /// every process on the host sees them: the request leaving wrk, arriving at nginx, the
 /// response leaving nginx, arriving at wrk. Client-side exchanges go through LLM provider
 /// recognition (the egress inventory), which the server side skips.
-pub fn records_both_sides() -> Vec<Vec<Bytes>> {
+pub fn records_both_sides() -> Vec<Vec<Vec<u8>>> {
     const CLIENT_FD: u32 = 1000;
-    let mut all: Vec<Bytes> = Vec::new();
+    let mut all: Vec<Vec<u8>> = Vec::new();
     for i in 0..CONNS {
         all.push(open_client(CLIENT_FD + i));
         all.push(open(10 + i));
@@ -370,10 +370,10 @@ pub fn records_both_sides() -> Vec<Vec<Bytes>> {
     // The server side's records come in the order `records` makes them: rounds of one
     // request and one response per connection, timestamps 2, 3, 4, ...
     let mut pairs = records().into_iter().flatten().skip(CONNS as usize);
-    let payload = |record: &Bytes| {
+    let payload = |record: &[u8]| -> Vec<u8> {
         let at = std::mem::offset_of!(DataHeader, chunk_len);
         let len = u32::from_le_bytes(record[at..at + 4].try_into().expect("chunk_len"));
-        record.slice(size_of::<DataHeader>()..size_of::<DataHeader>() + len as usize)
+        record[size_of::<DataHeader>()..size_of::<DataHeader>() + len as usize].to_vec()
     };
     let mut ts = 2;
     for _ in 0..EXCHANGES / CONNS {
@@ -393,7 +393,7 @@ pub fn records_both_sides() -> Vec<Vec<Bytes>> {
             ts += 2;
         }
     }
-    all.chunks(BATCH).map(<[Bytes]>::to_vec).collect()
+    all.chunks(BATCH).map(<[Vec<u8>]>::to_vec).collect()
 }
 
 /// [`keepalive_replay`] with wrk's side of every exchange captured too (the agent's
