@@ -136,6 +136,13 @@ impl RouteLabels {
     /// Sets `exchange.route` and `exchange.template`.
     pub fn label(&mut self, exchange: &mut Exchange) {
         let h = &exchange.http;
+        // A capture gap took the request's start line: there is no path to template, and
+        // its empty one must not count as the route `/`.
+        if h.request_head_lost {
+            exchange.route = Some(self.other.clone());
+            exchange.template = None;
+            return;
+        }
         let (host, path) = (h.host.as_deref().unwrap_or(""), h.path.as_str());
         let mut templater = self.templater.lock();
         self.recent.validate(&templater);
@@ -172,6 +179,19 @@ mod tests {
         let mut ex = test_exchange(Role::Server, "192.0.2.1:40000", path);
         r.label(&mut ex);
         ex.route.unwrap().to_string()
+    }
+
+    #[test]
+    fn a_request_whose_start_line_was_lost_is_labelled_other_without_a_template() {
+        let mut r = RouteLabels::new(&InventoryConfig::default(), 3);
+        let mut ex = test_exchange(Role::Server, "192.0.2.1:40000", "");
+        ex.http.request_head_lost = true;
+        r.label(&mut ex);
+        assert_eq!(ex.route.as_deref(), Some(OTHER));
+        assert!(ex.template.is_none());
+        // It takes no label of its own: the cap still leaves room for three real routes.
+        assert!(r.labels.is_empty());
+        assert_eq!(label(&mut r, "/"), "/");
     }
 
     #[test]
