@@ -280,6 +280,30 @@ pub struct SessionSocket {
 pub static TLS_SESSIONS: LruHashMap<SessionKey, SessionSocket> =
     LruHashMap::with_max_entries(MAX_CONNS, 0);
 
+/// Slots of [`TLS_SESSION_HINTS`], a power of two.
+pub const SESSION_HINT_SLOTS: u32 = 65_536;
+
+/// A copy of one [`TLS_SESSIONS`] entry in a direct-mapped array slot (`tls::calls`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SessionHint {
+    pub session: u64,
+    pub conn_id: u64,
+    pub tgid: u32,
+    pub fd: u32,
+}
+
+/// The session → socket mappings of [`TLS_SESSIONS`] again, in an array slot chosen by the
+/// session and process (`tls::calls::hint_slot`): an array lookup the verifier inlines,
+/// where the hash costs a hash of its 16-byte key, a bucket walk and the LRU's reference
+/// mark, at each return of a TLS call that moved data. Only a hint: its fields are written
+/// one by one, with no lock, by any CPU, so a reader accepts one only if its process is the
+/// caller's and its `(fd, conn_id)` is a live connection of that process (connection ids are
+/// unique on the host, so no mix of two writes passes unless both were this same session's
+/// mappings in this process); anything else looks in the hash, which stays the reference.
+#[map]
+pub static TLS_SESSION_HINTS: Array<SessionHint> = Array::with_max_entries(SESSION_HINT_SLOTS, 0);
+
 /// A goroutine of a process. `g` is the goroutine pointer (R14 under Go's register ABI on
 /// x86-64): unlike the thread id it stays the same when the goroutine migrates between threads
 /// while blocked in a read.

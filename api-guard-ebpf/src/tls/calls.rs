@@ -14,6 +14,8 @@
 use api_guard_common::{
     ConnInfo, ConnKey, Stat, DATA_TLS, DIR_EGRESS, DIR_INGRESS, FRAMING_UNKNOWN, NO_FD,
 };
+use core::ptr::{read_volatile, write_volatile};
+
 use aya_ebpf::{
     helpers::{
         bpf_ktime_get_ns, bpf_probe_read_user,
@@ -27,8 +29,9 @@ use aya_ebpf::{
 use crate::{
     capture::{bump, conn_key, current, data, emit, emit::Origin, stash, wanted},
     maps::{
-        global_u32, DataArgs, SessionKey, SessionSocket, TlsArgs, BUF_DONE, BUF_PLAIN, CONNS,
-        SELF_TGID, TLS_ARGS, TLS_CALL, TLS_SESSIONS, TLS_THREAD_CALLS,
+        global_u32, DataArgs, SessionHint, SessionKey, SessionSocket, TlsArgs, BUF_DONE, BUF_PLAIN,
+        CONNS, SELF_TGID, SESSION_HINT_SLOTS, TLS_ARGS, TLS_CALL, TLS_SESSIONS, TLS_SESSION_HINTS,
+        TLS_THREAD_CALLS,
     },
 };
 
@@ -120,14 +123,84 @@ pub(crate) fn claim_socket(pid_tgid: u64, tid: u32, fd: u32) -> bool {
 
 /// The socket remembered for a session and its connection entry, if the connection is still
 /// the same one. The entry is handed back: looking it up again costs a hash of the key.
+/// The session's hint slot is tried first; the hash only when the slot holds another
+/// session or a connection that is gone, and its answer then fills the slot.
 fn known_session(key: &SessionKey) -> Option<(u32, *mut ConnInfo)> {
+    let hint = hint_slot(key);
+    if let Some(found) = hint.and_then(|hint| hinted_conn(hint, key)) {
+        return Some(found);
+    }
     // SAFETY: read-only lookup; map values are freed only after an RCU grace period, which
     // cannot end while this program runs, and a concurrent update can only make it stale.
     let socket = unsafe { TLS_SESSIONS.get(key) }?;
     let (fd, conn_id) = (socket.fd, socket.conn_id);
     let conn = CONNS.get_ptr_mut(conn_key(key.tgid, fd))?;
     // SAFETY: a valid, aligned value pointer from a successful lookup, live for this run.
+    if unsafe { (*conn).conn_id } != conn_id {
+        return None;
+    }
+    if let Some(hint) = hint {
+        write_hint(hint, key, fd, conn_id);
+    }
+    Some((fd, conn))
+}
+
+/// The [`TLS_SESSION_HINTS`] slot of a session: its address (heap objects are at least
+/// 16-byte aligned, so the low bits say nothing) mixed with the process (nginx's workers,
+/// forked from one master, hold sessions at the same addresses).
+#[inline(always)]
+fn hint_slot(key: &SessionKey) -> Option<*mut SessionHint> {
+    let mixed = (key.session >> 4) ^ (key.session >> 20) ^ key.tgid as u64;
+    TLS_SESSION_HINTS.get_ptr_mut(mixed as u32 & (SESSION_HINT_SLOTS - 1))
+}
+
+/// The socket and connection entry `hint` names for session `key`, if it is one of that
+/// process's live connections with the id the hint recorded. Each field is read once (a
+/// writer on another CPU may be midway): a mix of two writes is accepted only if it names a
+/// live connection of the caller's process by its id, which only this session's own
+/// mappings can (connection ids are unique on the host).
+#[inline(always)]
+fn hinted_conn(hint: *mut SessionHint, key: &SessionKey) -> Option<(u32, *mut ConnInfo)> {
+    // SAFETY: a valid, aligned pointer to an array element (never freed); aligned loads of at
+    // most 8 bytes are single-copy atomic.
+    let (session, tgid, fd, conn_id) = unsafe {
+        (
+            read_volatile(&raw const (*hint).session),
+            read_volatile(&raw const (*hint).tgid),
+            read_volatile(&raw const (*hint).fd),
+            read_volatile(&raw const (*hint).conn_id),
+        )
+    };
+    if session != key.session || tgid != key.tgid {
+        return None;
+    }
+    let conn = CONNS.get_ptr_mut(conn_key(key.tgid, fd))?;
+    // SAFETY: a valid, aligned value pointer from a successful lookup, live for this run.
     (unsafe { (*conn).conn_id } == conn_id).then_some((fd, conn))
+}
+
+/// Whether `hint` already says session `key` is on `fd`, connection `conn_id`.
+#[inline(always)]
+fn hint_says(hint: *mut SessionHint, key: &SessionKey, fd: u32, conn_id: u64) -> bool {
+    // SAFETY: as in `hinted_conn`.
+    unsafe {
+        read_volatile(&raw const (*hint).session) == key.session
+            && read_volatile(&raw const (*hint).tgid) == key.tgid
+            && read_volatile(&raw const (*hint).fd) == fd
+            && read_volatile(&raw const (*hint).conn_id) == conn_id
+    }
+}
+
+#[inline(always)]
+fn write_hint(hint: *mut SessionHint, key: &SessionKey, fd: u32, conn_id: u64) {
+    // SAFETY: a valid, aligned pointer to an array element (never freed); readers accept
+    // only what they can verify (see `hinted_conn`), so plain stores in any order do.
+    unsafe {
+        write_volatile(&raw mut (*hint).session, key.session);
+        write_volatile(&raw mut (*hint).tgid, key.tgid);
+        write_volatile(&raw mut (*hint).fd, fd);
+        write_volatile(&raw mut (*hint).conn_id, conn_id);
+    }
 }
 
 /// The socket of the thread's last data syscall, if it just read a TLS record.
@@ -220,13 +293,21 @@ fn exit(ctx: &RetProbeContext) {
             fd,
             _pad: 0,
         };
-        // Most calls of a session learn what the table already holds: a lookup spares them
-        // the LRU insert (a node allocated and linked under a lock).
-        // SAFETY: read-only lookup; the fields are compared at once.
-        let known = unsafe { TLS_SESSIONS.get(session) }
-            .is_some_and(|s| s.conn_id == socket.conn_id && s.fd == fd);
-        if !known {
-            let _ = TLS_SESSIONS.insert(session, socket, 0);
+        // Most calls of a session learn what the table already holds: its hint slot, or
+        // else a lookup, spares them the LRU insert (a node allocated and linked under a
+        // lock). A slot that says so was written after the hash (below, or by
+        // `known_session` from it).
+        let hint = hint_slot(&session);
+        if !hint.is_some_and(|hint| hint_says(hint, &session, fd, socket.conn_id)) {
+            // SAFETY: read-only lookup; the fields are compared at once.
+            let known = unsafe { TLS_SESSIONS.get(session) }
+                .is_some_and(|s| s.conn_id == socket.conn_id && s.fd == fd);
+            if !known {
+                let _ = TLS_SESSIONS.insert(session, socket, 0);
+            }
+            if let Some(hint) = hint {
+                write_hint(hint, &session, fd, socket.conn_id);
+            }
         }
     }
     let origin = Origin { tgid, tid, fd };
