@@ -191,8 +191,29 @@ fn hint_says(hint: *mut SessionHint, key: &SessionKey, fd: u32, conn_id: u64) ->
     }
 }
 
+/// Writes session `key`'s mapping into `hint`, unless the slot holds another session whose
+/// connection still lives. A session answered by its slot no longer refreshes its hash
+/// entry's LRU mark, so the hash may evict that entry meanwhile: the slot stays the
+/// session's for as long as its connection lives, and a session that collides with it is
+/// answered by the hash, as before the slots.
 #[inline(always)]
 fn write_hint(hint: *mut SessionHint, key: &SessionKey, fd: u32, conn_id: u64) {
+    // SAFETY: as in `hinted_conn`.
+    let (session, tgid, held_fd, held_id) = unsafe {
+        (
+            read_volatile(&raw const (*hint).session),
+            read_volatile(&raw const (*hint).tgid),
+            read_volatile(&raw const (*hint).fd),
+            read_volatile(&raw const (*hint).conn_id),
+        )
+    };
+    if session != 0 && (session != key.session || tgid != key.tgid) {
+        // SAFETY: read-only lookup; only the id is compared, at once.
+        let held = unsafe { CONNS.get(conn_key(tgid, held_fd)) };
+        if held.is_some_and(|conn| conn.conn_id == held_id) {
+            return;
+        }
+    }
     // SAFETY: a valid, aligned pointer to an array element (never freed); readers accept
     // only what they can verify (see `hinted_conn`), so plain stores in any order do.
     unsafe {
