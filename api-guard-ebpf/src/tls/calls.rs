@@ -124,7 +124,7 @@ pub(crate) fn claim_socket(pid_tgid: u64, tid: u32, fd: u32) -> bool {
 /// The socket remembered for a session and its connection entry, if the connection is still
 /// the same one. The entry is handed back: looking it up again costs a hash of the key.
 /// The session's hint slot is tried first; the hash only when the slot holds another
-/// session or a connection that is gone, and its answer then fills the slot.
+/// session or a connection that is gone, and its answer then fills the slot (`write_hint`).
 fn known_session(key: &SessionKey) -> Option<(u32, *mut ConnInfo)> {
     let hint = hint_slot(key);
     if let Some(found) = hint.and_then(|hint| hinted_conn(hint, key)) {
