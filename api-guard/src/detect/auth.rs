@@ -7,7 +7,7 @@
 
 use std::{
     fmt::Write as _,
-    hash::{BuildHasher, RandomState},
+    hash::{BuildHasher, Hash, Hasher, RandomState},
     net::IpAddr,
     num::NonZeroUsize,
 };
@@ -18,6 +18,7 @@ use serde::Deserialize;
 use super::{
     config::{invalid, Invalid},
     finding::Finding,
+    hash_buf::Buffered,
     inputs::{InputLimits, Inputs, Source},
     request::{Context, Request},
     rules,
@@ -205,8 +206,7 @@ impl AuthDetector {
         } else {
             host
         };
-        let route = Route::of(req.path);
-        let key = self.hasher.hash_one((host, req.method, route.as_str()));
+        let key = route_key(&self.hasher, host, req.method, req.path);
         let stats = self.routes.get_or_insert_mut(key, RouteStats::default);
         let authenticated = ctx.client.credential.is_some();
         if !authenticated
@@ -222,7 +222,7 @@ impl AuthDetector {
                     "no credentials; {share}% of {} requests to {} {} had them",
                     stats.total,
                     req.method,
-                    route.as_str()
+                    Route::of(req.path).as_str()
                 ),
             ));
         }
@@ -399,25 +399,45 @@ struct Route {
     len: usize,
 }
 
+/// The key of `host`, `method` and the route of `path` in `hasher`'s tables: the hash of
+/// the tuple `(host, method, route)`, the route's text fed as it is made (no copy of it, no
+/// UTF-8 check) and every part gathered into one write.
+fn route_key(hasher: &RandomState, host: &str, method: &str, path: &str) -> u64 {
+    let mut h = Buffered::new(hasher.build_hasher());
+    (host, method).hash(&mut h);
+    route_pieces(path, |piece| h.write(piece.as_bytes()));
+    // What ends a `str`'s hash (as in the tuple's last field).
+    h.write_u8(0xff);
+    h.finish()
+}
+
+/// The route of `path` (see [`Route`]), piece by piece.
+fn route_pieces(path: &str, mut emit: impl FnMut(&str)) {
+    let mut len = 0;
+    for (i, segment) in path.split('/').enumerate() {
+        if i == MAX_ROUTE_SEGMENTS {
+            break;
+        }
+        if i > 0 {
+            emit("/");
+            len += 1;
+        }
+        let segment = if is_id(segment) { "{id}" } else { segment };
+        if len + segment.len() > MAX_ROUTE_BYTES {
+            break;
+        }
+        emit(segment);
+        len += segment.len();
+    }
+}
+
 impl Route {
     fn of(path: &str) -> Self {
         let mut out = Self {
             buf: [0; MAX_ROUTE_BYTES + 1],
             len: 0,
         };
-        for (i, segment) in path.split('/').enumerate() {
-            if i == MAX_ROUTE_SEGMENTS {
-                break;
-            }
-            if i > 0 {
-                out.push("/");
-            }
-            let segment = if is_id(segment) { "{id}" } else { segment };
-            if out.len + segment.len() > MAX_ROUTE_BYTES {
-                break;
-            }
-            out.push(segment);
-        }
+        route_pieces(path, |piece| out.push(piece));
         out
     }
 
@@ -541,6 +561,27 @@ mod tests {
         assert_eq!(route(&long).split('/').count(), MAX_ROUTE_SEGMENTS);
         assert!(route(&format!("/{}", "x".repeat(1000))).len() <= MAX_ROUTE_BYTES);
         assert!(route(&"/é".repeat(500)).len() <= MAX_ROUTE_BYTES);
+    }
+
+    #[test]
+    fn route_keys_are_the_hash_of_host_method_and_route() {
+        let hasher = RandomState::new();
+        let long_host = "h".repeat(200);
+        for (host, method, path) in [
+            ("api.example", "GET", "/users/42/orders/7"),
+            ("", "", ""),
+            ("a", "POST", "/"),
+            (&long_host, "GET", "/v1/users"),
+            ("a", "GET", &"/a".repeat(1000)),
+            ("a", "GET", &format!("/{}", "x".repeat(1000))),
+            ("a", "GET", &"/é".repeat(500)),
+        ] {
+            assert_eq!(
+                route_key(&hasher, host, method, path),
+                hasher.hash_one((host, method, route(path).as_str())),
+                "{path}"
+            );
+        }
     }
 
     #[test]

@@ -246,25 +246,37 @@ impl EncryptionDetector {
             return;
         }
         let first = out.len();
-        if self.config.plaintext_credentials {
-            let mut places: Vec<String> = Vec::new();
+        let (credentials, sensitive) = (
+            self.config.plaintext_credentials,
+            self.config.plaintext_sensitive_data,
+        );
+        // One pass over the answer's headers for both checks: the session cookies it sets and
+        // whether its body is JSON.
+        let mut places: Vec<String> = Vec::new();
+        let mut json = false;
+        if credentials || (sensitive && !resp.body.is_empty()) {
             for (name, value) in resp.headers {
-                if !name.eq_ignore_ascii_case("set-cookie") {
-                    continue;
-                }
-                let cookie = value.split(';').next().unwrap_or("");
-                let cookie_name = cookie.split('=').next().unwrap_or("").trim();
-                if self.is_session_cookie(cookie_name) {
-                    push_place(&mut places, format!("set-cookie:{cookie_name}"));
+                // The two names differ in length: one compare turns every other name away.
+                match name.len() {
+                    10 if credentials && name.eq_ignore_ascii_case("set-cookie") => {
+                        let cookie = value.split(';').next().unwrap_or("");
+                        let cookie_name = cookie.split('=').next().unwrap_or("").trim();
+                        if self.is_session_cookie(cookie_name) {
+                            push_place(&mut places, format!("set-cookie:{cookie_name}"));
+                        }
+                    }
+                    12 if sensitive && !json && name.eq_ignore_ascii_case("content-type") => {
+                        json = contains_ignore_case(value, b"json");
+                    }
+                    _ => {}
                 }
             }
+        }
+        if credentials {
             out.extend(credential_finding(&places));
         }
-        if self.config.plaintext_sensitive_data {
+        if sensitive {
             let mut counts = ClassCounts::default();
-            let json = resp.headers.iter().any(|(n, v)| {
-                n.eq_ignore_ascii_case("content-type") && contains_ignore_case(v, b"json")
-            });
             let shared = ch.scans.map(|s| &s.response);
             counts.merge(&self.scan_body(resp.body, json, shared));
             if self.reportable(&counts) {
@@ -466,6 +478,12 @@ fn contains_ignore_case(hay: &str, needle: &[u8]) -> bool {
     let (hay, Some(&first)) = (hay.as_bytes(), needle.first()) else {
         return true;
     };
+    // Short values (a media type): a plain loop costs less than setting up a vector search.
+    if hay.len() < 32 {
+        return hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle));
+    }
     memchr::memchr2_iter(first, first.to_ascii_uppercase(), hay).any(|i| {
         hay.get(i..i + needle.len())
             .is_some_and(|w| w.eq_ignore_ascii_case(needle))

@@ -8,6 +8,7 @@ pub mod config;
 pub mod encryption;
 pub mod engine;
 pub mod finding;
+mod hash_buf;
 pub mod injection;
 pub mod inputs;
 pub mod json_scan;

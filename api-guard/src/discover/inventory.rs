@@ -1187,7 +1187,12 @@ impl Inventory {
         }
         let route = self.route_of(o);
         let route = route.as_ref();
-        let path = PathValues(route.values(o.path).collect());
+        // Most routes have no parameters: no iterator to set up and drain for nothing.
+        let path = PathValues(if route.template.params.is_empty() {
+            Vec::new()
+        } else {
+            route.values(o.path).collect()
+        });
         let is_overflow = route.source == Source::Overflow;
         if is_overflow {
             self.overflow.templates = self.overflow.templates.saturating_add(1);

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use super::{
     config::{invalid, Invalid},
     finding::Finding,
+    hash_buf::Buffered,
     request::{Context, Request},
     rules,
 };
@@ -278,8 +279,12 @@ struct RouteKey {
 /// Path segments hashed at most (longer paths share a key by their first segments).
 const MAX_SEGMENTS: usize = 32;
 
-fn route_key(hasher: &impl BuildHasher, path: &str) -> RouteKey {
-    let mut h = hasher.build_hasher();
+fn route_key<S: BuildHasher>(hasher: &S, path: &str) -> RouteKey
+where
+    S::Hasher: Clone,
+{
+    // Two writes a segment: gathered, and handed to the hasher in one (same key).
+    let mut h = Buffered::new(hasher.build_hasher());
     let mut id = None;
     for seg in path.split('/').take(MAX_SEGMENTS) {
         match numeric(seg) {

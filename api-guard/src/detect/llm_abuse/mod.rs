@@ -404,21 +404,27 @@ pub fn is_model_list(method: &str, path: &str) -> bool {
     if !method.eq_ignore_ascii_case("GET") {
         return false;
     }
-    const LISTS: [&str; 6] = [
-        "/v1/models",
-        "/v1beta/models",
-        "/openai/models",
-        "/openai/deployments",
-        "/api/tags",
-        "/api/ps",
-    ];
-    if path == "/models" || LISTS.iter().any(|s| path.ends_with(s)) {
-        return true;
-    }
+    // Every list path ends in a segment naming it: split at the last `/` once (this runs for
+    // every request) instead of testing each suffix over the whole path.
+    let Some(slash) = path.bytes().rposition(|b| b == b'/') else {
+        return false;
+    };
+    let (parent, id) = (&path[..slash], &path[slash + 1..]);
+    let list = match id {
+        // `/models`, `/v1/models`, `/v1beta/models`, `/openai/models`.
+        "models" => {
+            parent.is_empty()
+                || parent.ends_with("/v1")
+                || parent.ends_with("/v1beta")
+                || parent.ends_with("/openai")
+        }
+        "deployments" => parent.ends_with("/openai"),
+        "tags" | "ps" => parent.ends_with("/api"),
+        _ => false,
+    };
     // One model's details: `/v1/models/{id}`, `/v1beta/models/{id}`.
-    path.rsplit_once('/').is_some_and(|(parent, id)| {
-        !id.is_empty() && (parent.ends_with("/v1/models") || parent.ends_with("/v1beta/models"))
-    })
+    list || (!id.is_empty()
+        && (parent.ends_with("/v1/models") || parent.ends_with("/v1beta/models")))
 }
 
 /// Paths of LLM APIs: inference calls (by their well-known suffix) and model lists.

@@ -550,3 +550,73 @@ fn engine_judges_each_signal_at_its_stage() {
     }
     assert_eq!(v.findings.len(), 1);
 }
+
+/// The suffix tests [`is_model_list`] replaced (one per listed path), kept as its reference.
+fn model_list_by_suffixes(method: &str, path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    if method.eq_ignore_ascii_case("POST") {
+        return path.ends_with("/api/show");
+    }
+    if !method.eq_ignore_ascii_case("GET") {
+        return false;
+    }
+    const LISTS: [&str; 6] = [
+        "/v1/models",
+        "/v1beta/models",
+        "/openai/models",
+        "/openai/deployments",
+        "/api/tags",
+        "/api/ps",
+    ];
+    if path == "/models" || LISTS.iter().any(|s| path.ends_with(s)) {
+        return true;
+    }
+    path.rsplit_once('/').is_some_and(|(parent, id)| {
+        !id.is_empty() && (parent.ends_with("/v1/models") || parent.ends_with("/v1beta/models"))
+    })
+}
+
+#[test]
+fn model_lists_are_recognised_as_by_their_suffixes() {
+    let parts = [
+        "",
+        "/",
+        "v1",
+        "v1beta",
+        "openai",
+        "api",
+        "models",
+        "deployments",
+        "tags",
+        "ps",
+        "show",
+        "x",
+        "gpt-4o",
+        "v2",
+        "openai/v1",
+        "é",
+    ];
+    let mut paths = Vec::new();
+    for a in parts {
+        for b in parts {
+            for c in parts {
+                for lead in ["", "/"] {
+                    for trail in ["", "/", "//"] {
+                        paths.push(format!("{lead}{a}/{b}/{c}{trail}"));
+                        paths.push(format!("{lead}{b}/{c}{trail}"));
+                        paths.push(format!("{lead}{c}{trail}"));
+                    }
+                }
+            }
+        }
+    }
+    for method in ["GET", "get", "POST", "DELETE"] {
+        for path in &paths {
+            assert_eq!(
+                is_model_list(method, path),
+                model_list_by_suffixes(method, path),
+                "{method} {path}"
+            );
+        }
+    }
+}

@@ -158,6 +158,10 @@ impl PromptDetector {
 
     /// Judges the model input in `req`'s body; returns the parts and bytes its limits left out.
     pub fn inspect(&self, req: &Request<'_>, out: &mut Vec<Finding>) -> usize {
+        // Most requests carry no body: nothing to extract, and no path to look at.
+        if req.body.is_empty() {
+            return 0;
+        }
         // Embedding requests (`/v1/embeddings`, Ollama `/api/embed`) carry text to index, not
         // instructions to follow.
         let path = req.path.split('?').next().unwrap_or("");

@@ -8,16 +8,30 @@ use crate::detect::request::Request;
 const MAX_MULTIPART_SCAN: usize = 64 * 1024;
 
 pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>) {
-    let mut cts = req.headers_named("content-type");
-    let ct = cts.next();
-    if cts.next().is_some() {
+    // The three fields read here, in one pass (the first of each, and whether the type
+    // is repeated): the names differ in length, so one compare turns every other away.
+    let (mut ct, mut several, mut accept, mut length) = (None, false, None, None);
+    for (name, value) in req.headers {
+        match name.len() {
+            12 if name.eq_ignore_ascii_case("content-type") => {
+                several |= ct.is_some();
+                ct = ct.or(Some(value));
+            }
+            6 if accept.is_none() && name.eq_ignore_ascii_case("accept") => accept = Some(value),
+            14 if length.is_none() && name.eq_ignore_ascii_case("content-length") => {
+                length = Some(value);
+            }
+            _ => {}
+        }
+    }
+    if several {
         r.add(
             Rule::MultipleContentType,
             "header:content-type",
             "several Content-Type headers",
         );
     }
-    if let Some(accept) = req.header("accept") {
+    if let Some(accept) = accept {
         for (name, value) in params(accept) {
             if name.eq_ignore_ascii_case("charset") && !allowed(cfg, value) {
                 r.add(Rule::AcceptCharset, "header:accept", accept);
@@ -25,10 +39,7 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
         }
     }
     let Some(ct) = ct else {
-        let declared = req
-            .header("content-length")
-            .and_then(super::headers::parse_length)
-            .unwrap_or(0);
+        let declared = length.and_then(super::headers::parse_length).unwrap_or(0);
         if declared > 0 {
             r.add(
                 Rule::ContentTypeMissing,

@@ -253,6 +253,16 @@ fn looks_like_form(body: &[u8]) -> bool {
         )
 }
 
+/// The bytes [`has_crlf_marker`] looks past: CR, LF and what starts an escape (`%`, `&`).
+static CRLF_START: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'\r' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[b'%' as usize] = true;
+    t[b'&' as usize] = true;
+    t
+};
+
 /// Raw or encoded CR/LF (percent, XML/HTML entity, `\r`-style escapes decoded later).
 fn has_crlf_marker(s: &str) -> bool {
     let b = s.as_bytes();
@@ -264,11 +274,14 @@ fn has_crlf_marker(s: &str) -> bool {
     // Short strings (paths, most header values): one pass. Long ones (user agents, tokens):
     // vectorised searches for the rare bytes, then a look at what follows each.
     if b.len() < 64 {
-        return (0..b.len()).any(|i| match b[i] {
-            b'\r' | b'\n' => true,
-            b'%' => percent(i),
-            b'&' => entity(i),
-            _ => false,
+        // One table load per byte turns away all but the four bytes looked at.
+        return (0..b.len()).any(|i| {
+            CRLF_START[usize::from(b[i])]
+                && match b[i] {
+                    b'\r' | b'\n' => true,
+                    b'%' => percent(i),
+                    _ => entity(i),
+                }
         });
     }
     memchr::memchr2(b'\r', b'\n', b).is_some()
