@@ -223,6 +223,14 @@ pub(crate) fn conn_table(
     .with_body_scan(Some(api_guard::detect::stream::ScanLimits::of(
         &config.detect.limits,
     )))
+    .with_body_readers(crate::capture::interest::BodyReaders {
+        detect: config.detect.enabled,
+        discover: config
+            .discover
+            .enabled
+            .then_some(config.discover.inventory.max_body_bytes),
+        llm: config.llm.enabled,
+    })
 }
 
 /// LLM recognition as `main` wires it, on fresh usage and egress books.
