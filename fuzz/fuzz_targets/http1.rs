@@ -18,6 +18,7 @@ fn limits(selector: u8) -> HttpLimits {
             max_header_bytes: 16 + usize::from(selector >> 1) * 4,
             max_body_capture_bytes: usize::from(selector >> 4),
             max_pipelined: 1 + usize::from(selector >> 6),
+            ..HttpLimits::default()
         }
     }
 }

@@ -21,6 +21,7 @@ fn limits(selector: u8) -> HttpLimits {
             max_header_bytes: 1024 + usize::from(selector >> 1 & 7) * 512,
             max_body_capture_bytes: usize::from(selector >> 4 & 7) * 64,
             max_pipelined: 1 + usize::from(selector >> 5 & 3),
+            ..HttpLimits::default()
         }
     }
 }

@@ -889,7 +889,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         detections
             .is_some()
             .then(|| api_guard::detect::stream::ScanLimits::of(&config.detect.limits)),
-    );
+    )
+    // Bodies are copied only as far as a consumer running reads them.
+    .with_body_readers(capture::interest::BodyReaders {
+        detect: detections.is_some(),
+        discover: discovery
+            .is_some()
+            .then_some(config.discover.inventory.max_body_bytes),
+        llm: config.llm.enabled,
+    });
     let mut tasks = JoinSet::new();
     tasks.spawn(pipeline::run(
         ring,

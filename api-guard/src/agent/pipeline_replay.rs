@@ -26,7 +26,7 @@ use crate::{
         routes::RouteLabels,
         worker::{self, Analyzer},
     },
-    capture::table::ConnTable,
+    capture::{interest::BodyReaders, table::ConnTable},
     config::Config,
     enforce::xdp::XdpMaps,
     llm::{self, LlmCalls},
@@ -223,6 +223,14 @@ pub(crate) fn conn_table(
     .with_body_scan(Some(api_guard::detect::stream::ScanLimits::of(
         &config.detect.limits,
     )))
+    .with_body_readers(BodyReaders {
+        detect: config.detect.enabled,
+        discover: config
+            .discover
+            .enabled
+            .then_some(config.discover.inventory.max_body_bytes),
+        llm: config.llm.enabled,
+    })
 }
 
 /// LLM recognition as `main` wires it, on fresh usage and egress books.
@@ -257,13 +265,21 @@ struct Parsing {
 }
 
 fn parsing() -> Parsing {
+    parsing_reading(None)
+}
+
+/// [`parsing`], the bodies kept for `readers` instead of the default consumers.
+fn parsing_reading(readers: Option<BodyReaders>) -> Parsing {
     let config = Config::default();
     let metrics = Metrics::new();
     let (events, _) = EventSink::memory();
     let enforcer = enforcer(&config, &metrics, &events);
     let (identity, identity_rx) = watch::channel(config.identity.identifier());
     let (untrack, untracked) = mpsc::channel(4096);
-    let table = conn_table(&config, &metrics, untrack);
+    let mut table = conn_table(&config, &metrics, untrack);
+    if let Some(readers) = readers {
+        table = table.with_body_readers(readers);
+    }
     let (detections, _) = worker::spawn(
         Idle(std::marker::PhantomData),
         config.detect.queue_capacity,
@@ -317,7 +333,22 @@ fn replay_batches(p: &mut Parsing, batches: Vec<Vec<Vec<u8>>>) -> usize {
 #[test]
 #[ignore = "a benchmark harness: run under callgrind (see the module doc); needs root"]
 fn keepalive_replay() {
-    let mut p = parsing();
+    replay_keepalive(parsing());
+}
+
+/// [`keepalive_replay`] with no consumer reading bodies (detection, discovery and LLM
+/// recognition off; the hand-offs as before): what copying the bodies costs.
+#[test]
+#[ignore = "a benchmark harness: run under callgrind (see the module doc); needs root"]
+fn keepalive_replay_bodies_unread() {
+    replay_keepalive(parsing_reading(Some(BodyReaders {
+        detect: false,
+        discover: None,
+        llm: false,
+    })));
+}
+
+fn replay_keepalive(mut p: Parsing) {
     let batches = records();
     let allocated = allocations();
     let started = std::time::Instant::now();

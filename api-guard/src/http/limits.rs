@@ -11,6 +11,53 @@ pub struct HttpLimits {
     pub max_body_capture_bytes: usize,
     /// Requests that may await their responses at once; more drops the oldest.
     pub max_pipelined: usize,
+    /// How much of each body some consumer reads: only that much of the captured prefix is
+    /// copied (sizes, truncation, taps and scanners do not depend on it).
+    pub bodies: BodyInterest,
+}
+
+/// Bytes of each body that some consumer of the exchange reads, decided from the running
+/// configuration and the connection (see docs/development.md, "Who reads bodies"). Each is
+/// capped by `max_body_capture_bytes`; the default keeps the whole captured prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyInterest {
+    /// Of a request body, whatever its method.
+    pub requests: usize,
+    /// Of a `POST` request body (LLM API calls are POSTs): at least `requests`.
+    pub post_requests: usize,
+    /// Of a response body.
+    pub responses: usize,
+}
+
+impl BodyInterest {
+    /// Every body, up to `max_body_capture_bytes`.
+    pub const ALL: Self = Self {
+        requests: usize::MAX,
+        post_requests: usize::MAX,
+        responses: usize::MAX,
+    };
+    /// No body: nobody reads them.
+    pub const NONE: Self = Self {
+        requests: 0,
+        post_requests: 0,
+        responses: 0,
+    };
+
+    /// Bytes kept of a request body sent with `method`.
+    #[must_use]
+    pub fn request(&self, method: &str) -> usize {
+        if method == "POST" {
+            self.post_requests.max(self.requests)
+        } else {
+            self.requests
+        }
+    }
+}
+
+impl Default for BodyInterest {
+    fn default() -> Self {
+        Self::ALL
+    }
 }
 
 impl Default for HttpLimits {
@@ -19,6 +66,7 @@ impl Default for HttpLimits {
             max_header_bytes: 65_536,
             max_body_capture_bytes: 65_536,
             max_pipelined: 64,
+            bodies: BodyInterest::ALL,
         }
     }
 }

@@ -123,7 +123,11 @@ struct Message {
     start: Option<(StartLine, usize)>,
     /// The start line was complete and invalid (reported with the abandoned message).
     start_line_invalid: bool,
+    /// The kept prefix of the body: at most `keep` bytes of the captured prefix.
     body: Vec<u8>,
+    /// Bytes of the captured prefix some consumer reads ([`HttpLimits::bodies`]): the rest
+    /// of the prefix is accounted for (tap, sizes) but not copied.
+    keep: usize,
     body_len: u64,
     /// Body bytes are still contiguous from the start, so capturing may continue.
     capture_gapless: bool,
@@ -141,24 +145,27 @@ struct Message {
 
 impl Message {
     fn capture(&mut self, data: &[u8], limit: usize, ts: u64) {
+        // Room left in the captured prefix, kept or not (while gapless, every body byte so
+        // far went into it): the tap skips what the prefix holds whatever `keep` is.
+        let room = if self.capture_gapless {
+            limit.saturating_sub(usize::try_from(self.body_len).unwrap_or(usize::MAX))
+        } else {
+            0
+        };
         self.body_len = self.body_len.saturating_add(data.len() as u64);
         if let Some(sse) = &mut self.sse {
             sse.feed(data, ts);
         }
-        let room = if self.capture_gapless {
-            limit.saturating_sub(self.body.len())
-        } else {
-            0
-        };
         if let Some(tap) = &mut self.tap {
             tap.feed(data, room, ts);
         }
         if let Some(scan) = &mut self.scan {
             scan.feed(data);
         }
-        if self.capture_gapless {
+        let take = room.min(self.keep.saturating_sub(self.body.len()));
+        if take > 0 {
             self.body
-                .extend_from_slice(data.get(..room).unwrap_or(data));
+                .extend_from_slice(data.get(..take).unwrap_or(data));
         }
     }
 
@@ -632,6 +639,11 @@ impl MessageParser {
         msg.close_after = head.close;
         msg.pause_after = self.kind == MessageKind::Request && (facts.is_connect() || head.upgrade);
         msg.capture_gapless = true;
+        msg.keep = match &head.start {
+            StartLine::Request { method, .. } => self.limits.bodies.request(method),
+            StartLine::Response { .. } => self.limits.bodies.responses,
+        }
+        .min(self.limits.max_body_capture_bytes);
         if self.kind == MessageKind::Response {
             let (event_stream, tap) = response_body_kinds(&head.headers);
             msg.sse = event_stream.then(SseCounter::default);
@@ -658,12 +670,10 @@ impl MessageParser {
                 self.stop();
             }
             Ok(Framing::Length(n)) => {
-                // The captured prefix is known in advance: one allocation of its size (no
-                // growth, nothing to shrink at the end).
+                // The kept prefix is known in advance: one allocation of its size (no
+                // growth, nothing to shrink at the end; none for a body nobody reads).
                 let capture = usize::try_from(n).map_or(usize::MAX, |n| n);
-                self.msg
-                    .body
-                    .reserve_exact(capture.min(self.limits.max_body_capture_bytes));
+                self.msg.body.reserve_exact(capture.min(self.msg.keep));
                 self.state = State::Body(Body::Length(n));
             }
             Ok(Framing::Chunked) => {
@@ -904,5 +914,173 @@ mod joined_tests {
         );
         assert_eq!(log.iter().filter(|l| l.starts_with("head")).count(), 2);
         assert_eq!(errors, 1);
+    }
+}
+
+#[cfg(test)]
+mod interest_tests {
+    use super::*;
+    use crate::detect::inputs::InputLimits;
+    use crate::http::BodyInterest;
+
+    /// What the parser reports of each message's end: the kept body apart, so that runs
+    /// keeping different prefixes can be compared on everything else.
+    #[derive(Default)]
+    struct Ends {
+        bodies: Vec<Vec<u8>>,
+        rest: Vec<String>,
+    }
+
+    impl MessageSink for Ends {
+        fn first_start(&mut self, _: bool) -> bool {
+            true
+        }
+        fn head(&mut self, _: Head, _: u64) -> BodyOverride {
+            BodyOverride::None
+        }
+        fn end(&mut self, end: MessageEnd) {
+            self.bodies.push(end.body.to_vec());
+            self.rest.push(format!(
+                "{} {} {:?} {:?} {:?}",
+                end.body_len, end.truncated, end.sse, end.tap, end.scan
+            ));
+        }
+        fn abandoned(&mut self, partial: Abandoned) {
+            self.rest.push(format!("abandoned {:?}", partial.start));
+        }
+        fn body_part(&mut self, window: Window) {
+            self.rest.push(format!("part {window:?}"));
+        }
+    }
+
+    /// Feeds `parts` (`None`: a gap of 5 bytes) byte by byte and whole, with `capture`
+    /// bytes captured and `bodies` kept; both runs must agree.
+    fn run(
+        kind: MessageKind,
+        parts: &[Option<&[u8]>],
+        capture: usize,
+        bodies: BodyInterest,
+    ) -> Ends {
+        let feed = |bytewise: bool| {
+            let limits = HttpLimits {
+                max_body_capture_bytes: capture,
+                bodies,
+                ..HttpLimits::default()
+            };
+            let mut parser = MessageParser::new(kind, limits);
+            parser.scan_bodies(ScanLimits::of(&InputLimits::default()));
+            let mut ends = Ends::default();
+            for part in parts {
+                match part {
+                    Some(data) if bytewise => {
+                        for b in data.chunks(1) {
+                            parser.feed(b, 7, &mut ends);
+                        }
+                    }
+                    Some(data) => {
+                        parser.feed(data, 7, &mut ends);
+                    }
+                    None => parser.gap(5, 7, &mut ends),
+                }
+            }
+            parser.close(9, &mut ends);
+            ends
+        };
+        let whole = feed(false);
+        let bytewise = feed(true);
+        assert_eq!(bytewise.bodies, whole.bodies);
+        assert_eq!(bytewise.rest, whole.rest);
+        whole
+    }
+
+    const REQUESTS: &[Option<&[u8]>] = &[
+        Some(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 23\r\n\r\n{\"model\":\"m\",\"n\":12345}"),
+        Some(b"PUT /a HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n6\r\na=1&b=\r\n4\r\n2345\r\n0\r\n\r\n"),
+        Some(b"GET /b HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234"),
+        None,
+        Some(b"\r\nPOST /c HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz"),
+    ];
+
+    const RESPONSES: &[Option<&[u8]>] = &[
+        Some(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 30\r\n\r\n{\"usage\":{\"total_tokens\":42}}\n"),
+        Some(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        Some(b"1c\r\ndata: {\"a\":1}\n\ndata: [DONE]\n\r\n0\r\n\r\n"),
+        Some(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 12\r\n\r\n<p>hello</p>"),
+        Some(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n"),
+        Some(b"HTTP/1.1 200 OK\r\nContent-Type: application/ndjson\r\n\r\n{\"a\":1}\n{\"b\""),
+        None,
+        Some(b"2}\n"),
+    ];
+
+    /// The first `keep` bytes of each body `all` kept.
+    fn prefixes(all: &Ends, keep: &dyn Fn(usize) -> usize) -> Vec<Vec<u8>> {
+        all.bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.get(..keep(i)).unwrap_or(b).to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn bodies_kept_as_far_as_read_everything_else_identical() {
+        for (kind, parts, messages) in [
+            (MessageKind::Request, REQUESTS, 4),
+            (MessageKind::Response, RESPONSES, 5),
+        ] {
+            for capture in [0, 4, 16, 64 << 10] {
+                let all = run(kind, parts, capture, BodyInterest::ALL);
+                assert_eq!(all.bodies.len(), messages);
+                for keep in [0, 1, 3, 8, 100] {
+                    let only = BodyInterest {
+                        requests: keep,
+                        post_requests: keep,
+                        responses: keep,
+                    };
+                    let got = run(kind, parts, capture, only);
+                    assert_eq!(got.rest, all.rest, "{kind:?} capture {capture} keep {keep}");
+                    assert_eq!(got.bodies, prefixes(&all, &|_| keep));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn request_bodies_of_posts_kept_apart() {
+        let all = run(MessageKind::Request, REQUESTS, 64 << 10, BodyInterest::ALL);
+        assert_eq!(all.bodies[0], br#"{"model":"m","n":12345}"#.to_vec());
+        let posts = BodyInterest {
+            requests: 0,
+            post_requests: usize::MAX,
+            responses: 0,
+        };
+        let got = run(MessageKind::Request, REQUESTS, 64 << 10, posts);
+        assert_eq!(got.rest, all.rest);
+        // POST, PUT, GET (cut by the gap), POST.
+        let post = [true, false, false, true];
+        assert_eq!(
+            got.bodies,
+            prefixes(&all, &|i| if post[i] { usize::MAX } else { 0 })
+        );
+    }
+
+    #[test]
+    fn responses_gated_apart_from_requests() {
+        let read = BodyInterest {
+            responses: 0,
+            ..BodyInterest::ALL
+        };
+        let all = run(MessageKind::Request, REQUESTS, 64 << 10, BodyInterest::ALL);
+        assert_eq!(
+            run(MessageKind::Request, REQUESTS, 64 << 10, read).bodies,
+            all.bodies
+        );
+        let got = run(MessageKind::Response, RESPONSES, 64 << 10, read);
+        assert!(got.bodies.iter().all(Vec::is_empty));
+        let unread = BodyInterest {
+            responses: usize::MAX,
+            ..BodyInterest::NONE
+        };
+        let got = run(MessageKind::Request, REQUESTS, 64 << 10, unread);
+        assert!(got.bodies.iter().all(Vec::is_empty));
     }
 }

@@ -59,7 +59,7 @@ pub use connection::{ConnState, Stream};
 pub use exchange::{method_label, HttpExchange, HttpVersion, Phase};
 pub use grpc::{CallKind, GrpcCall};
 pub use headers::Headers;
-pub use limits::HttpLimits;
+pub use limits::{BodyInterest, HttpLimits};
 pub use protocol::HttpConnection;
 pub use shared_str::SharedStr;
 pub use sse::SseStats;

@@ -97,6 +97,7 @@ impl HttpConfig {
             max_header_bytes: self.max_header_bytes,
             max_body_capture_bytes: self.max_body_capture_bytes,
             max_pipelined: self.max_pipelined,
+            ..HttpLimits::default()
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod adopt;
 pub mod config;
 pub mod gate;
+pub mod interest;
 pub mod kernel;
 pub mod procnet;
 pub mod reader;

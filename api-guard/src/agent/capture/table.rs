@@ -19,7 +19,7 @@ use api_guard_common::{
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::mpsc;
 
-use super::procnet;
+use super::{interest::BodyReaders, procnet};
 use crate::tls::TlsLibraries;
 use crate::{
     exchange::{ConnMeta, Exchange, Role},
@@ -99,6 +99,8 @@ pub struct ConnTable {
     request_notices: bool,
     /// Request bodies local servers receive are scanned for values as they arrive.
     body_scan: Option<ScanLimits>,
+    /// The consumers that read bodies: each connection's parser keeps only what they read.
+    body_readers: BodyReaders,
     /// Scratch list of the exchanges one record produced (empty between records), boxed as
     /// the parsers made them: each is handed on as a pointer.
     #[allow(clippy::vec_box)]
@@ -139,6 +141,14 @@ fn parser(limits: HttpLimits, joined: bool) -> HttpConnection {
     }
 }
 
+/// The limits of a parser for `meta`'s connection: its bodies kept as far as `readers` read.
+fn limits_for(limits: HttpLimits, readers: &BodyReaders, meta: &ConnMeta) -> HttpLimits {
+    HttpLimits {
+        bodies: readers.interest(meta.role, meta.tls(), meta.local, meta.peer),
+        ..limits
+    }
+}
+
 fn ignore_reason(state: ConnState) -> Option<IgnoreReason> {
     match state {
         ConnState::Detecting | ConnState::Http => None,
@@ -171,6 +181,7 @@ impl ConnTable {
             adopted: HashMap::new(),
             request_notices: false,
             body_scan: None,
+            body_readers: BodyReaders::ALL,
             produced: Vec::new(),
         }
     }
@@ -187,6 +198,12 @@ impl ConnTable {
     /// (`api_guard::detect::stream`), so detection reads whole bodies, not only the prefix kept.
     pub fn with_body_scan(mut self, limits: Option<ScanLimits>) -> Self {
         self.body_scan = limits;
+        self
+    }
+
+    /// Only the bodies these consumers read are kept (all by default).
+    pub fn with_body_readers(mut self, readers: BodyReaders) -> Self {
+        self.body_readers = readers;
         self
     }
 
@@ -248,7 +265,7 @@ impl ConnTable {
             tls_library: None,
             tls_session: None,
         };
-        let mut http = parser(self.limits, e.joined);
+        let mut http = parser(limits_for(self.limits, &self.body_readers, &meta), e.joined);
         if self.request_notices && role == Role::Server {
             http.notify_requests();
         }
@@ -364,9 +381,12 @@ impl ConnTable {
         conn.transport = Transport::Tls;
         let mut meta = ConnMeta::clone(&conn.meta);
         meta.tls_library = Some(name.clone());
-        conn.meta = Arc::new(meta);
         // Plaintext of a joined connection may begin inside a message too.
-        conn.http = parser(self.limits, conn.joined);
+        conn.http = parser(
+            limits_for(self.limits, &self.body_readers, &meta),
+            conn.joined,
+        );
+        conn.meta = Arc::new(meta);
         account(&self.metrics, conn, &mut self.buffered_total);
         self.metrics.tls.connection(&name);
     }

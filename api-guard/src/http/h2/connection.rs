@@ -62,8 +62,13 @@ struct H2Stream {
     response_done: bool,
     request_length: Option<u64>,
     response_length: Option<u64>,
+    /// The kept prefixes of the bodies: as much of the captured prefixes as is read
+    /// ([`HttpLimits::bodies`]).
     request_body: Vec<u8>,
     response_body: Vec<u8>,
+    /// Bytes of each direction's captured prefix, kept or not: the budget and the tap
+    /// count them as they did when every captured byte was kept.
+    captured: [usize; 2],
     grpc: Option<[MessageCounter; 2]>,
     sse: Option<SseCounter>,
     /// Bounded tap on a JSON or streamed JSON response body.
@@ -308,6 +313,7 @@ impl H2Stream {
             response_length: None,
             request_body: Vec::new(),
             response_body: Vec::new(),
+            captured: [0; 2],
             grpc: None,
             sse: None,
             tap: None,
@@ -709,15 +715,12 @@ impl Core {
 
     fn body(&mut self, d: usize, id: u32, data: &[u8], ts: u64) {
         let cap = self.limits.max_body_capture_bytes;
+        let bodies = self.limits.bodies;
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
-        let buf = if d == 0 {
-            &s.request_body
-        } else {
-            &s.response_body
-        };
-        let want = data.len().min(cap.saturating_sub(buf.len()));
+        let captured = s.captured.get(d).copied().unwrap_or(cap);
+        let want = data.len().min(cap.saturating_sub(captured));
         let truncated = if d == 0 {
             s.ex.request_truncated
         } else {
@@ -731,6 +734,9 @@ impl Core {
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
+        if let Some(n) = s.captured.get_mut(d) {
+            *n += fit;
+        }
         if let Some(counters) = &mut s.grpc {
             counters[d].feed(data);
         }
@@ -738,7 +744,9 @@ impl Core {
         s.last_data_ns[d] = ts;
         if d == 0 {
             s.ex.request_body_bytes += len;
-            s.request_body.extend_from_slice(&data[..fit]);
+            let keep = bodies.request(&s.ex.method).min(cap);
+            let kept = fit.min(keep.saturating_sub(s.request_body.len()));
+            s.request_body.extend_from_slice(&data[..kept]);
             if let Some(scan) = &mut s.scan {
                 scan.feed(data);
                 if let Some(window) = scan.take_full_window() {
@@ -748,7 +756,9 @@ impl Core {
             }
         } else {
             s.ex.response_body_bytes += len;
-            s.response_body.extend_from_slice(&data[..fit]);
+            let keep = bodies.responses.min(cap);
+            let kept = fit.min(keep.saturating_sub(s.response_body.len()));
+            s.response_body.extend_from_slice(&data[..kept]);
             if let Some(sse) = &mut s.sse {
                 sse.feed(data, ts);
             }

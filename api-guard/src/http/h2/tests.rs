@@ -5,7 +5,8 @@ use super::frame::{
     SETTINGS,
 };
 use crate::http::{
-    CallKind, ConnState, HttpConnection, HttpExchange, HttpLimits, HttpVersion, Phase, Stream,
+    BodyInterest, CallKind, ConnState, HttpConnection, HttpExchange, HttpLimits, HttpVersion,
+    Phase, Stream,
 };
 
 /// A field as a literal without indexing, new name, no Huffman (RFC 7541 §6.2.2).
@@ -749,5 +750,83 @@ fn request_bodies_are_scanned_across_data_frames() {
         assert_eq!(got, [("$.q", "1' UNION SELECT password FROM users--")]);
         assert_eq!(w.scanned, json.len() as u64);
         assert!(notices[1].request_scan.is_none());
+    }
+}
+
+/// Exchanges of `script` with `limits`, each as (request body, response body, the rest).
+fn bodies_apart(
+    script: &[(Stream, Vec<u8>)],
+    limits: HttpLimits,
+) -> Vec<(Vec<u8>, Vec<u8>, String)> {
+    let mut conn = HttpConnection::new(limits);
+    conn.notify_requests();
+    let mut out = Vec::new();
+    for (i, (stream, bytes)) in script.iter().enumerate() {
+        conn.feed(*stream, bytes, i as u64 + 1, &mut out);
+    }
+    conn.close(1000, &mut out);
+    out.into_iter()
+        .map(|mut ex| {
+            let request = std::mem::take(&mut ex.request_body).to_vec();
+            let response = std::mem::take(&mut ex.response_body).to_vec();
+            (request, response, format!("{ex:?}"))
+        })
+        .collect()
+}
+
+#[test]
+fn bodies_kept_as_far_as_read_everything_else_identical() {
+    let mut script = multiplexed();
+    // A JSON answer longer than a small capture: its tap keeps what the prefix misses.
+    let mut client = encode(
+        HEADERS,
+        END_HEADERS,
+        5,
+        &request("POST", "/v1/chat/completions", &[]),
+    );
+    client.extend(encode(DATA, END_STREAM, 5, br#"{"model":"m"}"#));
+    script.push((Stream::Request, client));
+    let mut server = encode(
+        HEADERS,
+        END_HEADERS,
+        5,
+        &response("200", &[("content-type", "application/json")]),
+    );
+    server.extend(encode(DATA, 0, 5, br#"{"id":"x","#));
+    server.extend(encode(
+        DATA,
+        END_STREAM,
+        5,
+        br#""usage":{"total_tokens":7}}"#,
+    ));
+    script.push((Stream::Response, server));
+    for capture in [0, 5, 4096, 64 << 10] {
+        let limits = HttpLimits {
+            max_body_capture_bytes: capture,
+            ..HttpLimits::default()
+        };
+        let all = bodies_apart(&script, limits);
+        // Each request's notice and its exchange.
+        assert_eq!(all.len(), 6);
+        for keep in [0, 3, 4000, usize::MAX] {
+            let only = BodyInterest {
+                requests: 0,
+                post_requests: keep,
+                responses: keep,
+            };
+            let got = bodies_apart(
+                &script,
+                HttpLimits {
+                    bodies: only,
+                    ..limits
+                },
+            );
+            assert_eq!(got.len(), all.len());
+            for ((req, resp, rest), (all_req, all_resp, all_rest)) in got.iter().zip(&all) {
+                assert_eq!(rest, all_rest, "capture {capture} keep {keep}");
+                assert_eq!(req[..], all_req[..all_req.len().min(keep)]);
+                assert_eq!(resp[..], all_resp[..all_resp.len().min(keep)]);
+            }
+        }
     }
 }

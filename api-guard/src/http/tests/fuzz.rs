@@ -98,6 +98,7 @@ fn random_input_never_panics_and_stays_bounded() {
                 max_header_bytes: 16 + rng.below(128),
                 max_body_capture_bytes: rng.below(8),
                 max_pipelined: 1 + rng.below(3),
+                ..HttpLimits::default()
             }
         };
         let mut conn = HttpConnection::new(limits);
@@ -177,6 +178,7 @@ fn random_traffic_is_split_invariant() {
             max_header_bytes: 64 + rng.below(256),
             max_body_capture_bytes: rng.below(16),
             max_pipelined: 1 + rng.below(4),
+            ..HttpLimits::default()
         };
         let requests = traffic(&mut rng, REQUESTS);
         let responses = traffic(&mut rng, RESPONSES);
