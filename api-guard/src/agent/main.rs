@@ -916,6 +916,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             detections,
             discovery,
             sink,
+            held: pipeline::Held::default(),
         },
         metrics.clone(),
         tls_notifier,

@@ -286,6 +286,7 @@ fn parsing() -> Parsing {
         detections: Some(detections),
         discovery: Some(discovery),
         sink: Sink::new(metrics.clone(), None).expect("sink"),
+        held: Held::default(),
     };
     Parsing {
         table,
@@ -309,7 +310,7 @@ fn replay_batches(p: &mut Parsing, batches: Vec<Vec<Vec<u8>>>) -> usize {
             }
         }
         delivered += out.len();
-        p.consumers.deliver(&mut out);
+        p.consumers.deliver(&mut out, true);
     }
     delivered
 }
