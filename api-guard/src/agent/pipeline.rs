@@ -60,18 +60,19 @@ pub struct Held {
 
 impl Consumers {
     /// Delivers the exchanges one slice of records produced. Enforcement and the sink take
-    /// them now; the analysis threads get them once the ring is `drained` (or after
-    /// [`HOLD_SLICES`] full slices), as one batch each: a thread idle between two hand-offs
-    /// parks, and waking it costs both sides a futex call and a context switch, so one
-    /// wake-up per drain rather than per slice. The table makes each exchange in its `Arc`:
-    /// annotated in place (the only reference yet), it is handed on without being moved again.
+    /// them now; an idle analysis thread gets them once the ring is `drained` (or after
+    /// [`HOLD_SLICES`] full slices), as one batch: it parks between two hand-offs, and waking
+    /// it costs both sides a futex call and a context switch, so one wake-up per drain rather
+    /// than per slice. A thread still busy with earlier exchanges is not parked: it gets them
+    /// at once (no wake-up to save, and held exchanges would only grow its backlog later).
+    /// The table makes each exchange in its `Arc`: annotated in place (the only reference
+    /// yet), it is handed on without being moved again.
     fn deliver(&mut self, out: &mut Vec<Arc<Exchange>>, drained: bool) {
         if !out.is_empty() {
             self.take_slice(out);
         }
-        if drained || self.held.slices >= HOLD_SLICES {
-            self.hand_off();
-        }
+        let hold = !drained && self.held.slices < HOLD_SLICES;
+        self.hand_off(hold);
     }
 
     fn take_slice(&mut self, out: &mut Vec<Arc<Exchange>>) {
@@ -125,15 +126,22 @@ impl Consumers {
         }
     }
 
-    /// One message (and at most one wake-up) per analysis thread for what is held.
-    fn hand_off(&mut self) {
+    /// One message (and at most one wake-up) per analysis thread for what is held; with
+    /// `hold`, only to the threads still busy.
+    fn hand_off(&mut self, hold: bool) {
         let held = &mut self.held;
-        held.slices = 0;
         if let Some(detect) = &self.detections {
-            detect.submit(std::mem::take(&mut held.detect));
+            if !hold || (!held.detect.is_empty() && detect.busy()) {
+                detect.submit(std::mem::take(&mut held.detect));
+            }
         }
         if let Some(discover) = &self.discovery {
-            discover.submit(std::mem::take(&mut held.discover));
+            if !hold || (!held.discover.is_empty() && discover.busy()) {
+                discover.submit(std::mem::take(&mut held.discover));
+            }
+        }
+        if held.detect.is_empty() && held.discover.is_empty() {
+            held.slices = 0;
         }
     }
 

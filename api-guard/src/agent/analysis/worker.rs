@@ -272,6 +272,12 @@ impl<C> Worker<C> {
         self.skipped.add(n as u64);
     }
 
+    /// Whether the thread has exchanges handed over and not yet analysed: it is working,
+    /// not parked (a hand-off wakes no one).
+    pub fn busy(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) > 0
+    }
+
     /// Hands a control message over, waiting for room in the queue (it applies between two
     /// exchanges).
     pub fn control(&self, message: C) -> anyhow::Result<()> {
