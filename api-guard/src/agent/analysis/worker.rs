@@ -391,6 +391,27 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_is_busy_while_exchanges_wait_or_are_analysed() {
+        let g = gated(8);
+        let ex = |path: &str| Arc::new(test_exchange(Role::Server, "192.0.2.1:1", path));
+        assert!(!g.worker.busy());
+        g.worker.submit(vec![ex("/1")]);
+        g.in_observe.recv().unwrap();
+        // Held at the gate: queued, not yet analysed.
+        assert!(g.worker.busy());
+        g.open.send(()).unwrap();
+        // Not once the batch is analysed.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while g.worker.busy() {
+            assert!(Instant::now() < deadline, "still busy after its batch");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(*g.seen.lock().unwrap(), ["/1"]);
+        drop(g.worker);
+        g.thread.join().unwrap();
+    }
+
+    #[test]
     fn queues_are_bounded_by_bytes_too() {
         let g = gated(4096);
         // Bodies of a quarter of the bound (less the per-exchange allowance).
