@@ -924,6 +924,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             detections,
             discovery,
             sink,
+            held: pipeline::Held::default(),
         },
         metrics.clone(),
         tls_notifier,

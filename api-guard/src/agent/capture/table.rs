@@ -310,9 +310,17 @@ impl ConnTable {
             return;
         };
         read_hello(conn, &e, &self.metrics);
-        match (conn.transport, e.tls_library) {
-            (Transport::Tls, Some(_)) => {}
-            (_, Some(library)) => self.start_tls(e.conn, library),
+        // One lookup for the usual record: the connection is looked up again only when
+        // `start_tls` replaced its parser.
+        let conn = match (conn.transport, e.tls_library) {
+            (Transport::Tls, Some(_)) => conn,
+            (_, Some(library)) => {
+                self.start_tls(e.conn, library);
+                let Some(conn) = find(&mut self.conns, e.conn) else {
+                    return;
+                };
+                conn
+            }
             // Ciphertext still in flight when the connection switched: not HTTP, not lost.
             (Transport::Tls, None) => return,
             (Transport::Plain, None) if conn.plain_bytes == 0 && starts_like_tls(e.payload) => {
@@ -320,15 +328,14 @@ impl ConnTable {
                 return self.ciphertext(e);
             }
             (Transport::Ciphertext { .. }, None) => return self.ciphertext(e),
-            (Transport::Plain, None) => conn.plain_bytes += e.payload.len() as u64,
-        }
+            (Transport::Plain, None) => {
+                conn.plain_bytes += e.payload.len() as u64;
+                conn
+            }
+        };
         let cut = e.gap_after > 0 && e.flags & (DATA_TRUNCATED | DATA_NO_PAYLOAD) != 0;
         let (mut gap_before, payload, mut gap_after) =
             (e.gap_before, e.payload, if cut { e.gap_after } else { 0 });
-        // Again: `start_tls` above may have replaced the parser.
-        let Some(conn) = find(&mut self.conns, e.conn) else {
-            return;
-        };
         if conn.joined && conn.http.state() == ConnState::Detecting {
             // Before a joined connection's first message start, a gap is just more of the
             // unknown stream it joined; the parser is looking for a message start anyway.
@@ -340,17 +347,27 @@ impl ConnTable {
         if conn.unsynced_bytes > Some(JOINED_SYNC_BUDGET) {
             return self.ignore(e.conn, IgnoreReason::NotHttp);
         }
-        self.drive(e.conn, out, |http, produced| {
-            if gap_before > 0 {
-                http.gap(stream, gap_before, e.ts_ns, produced);
-            }
-            if !payload.is_empty() {
-                http.feed(stream, payload, e.ts_ns, produced);
-            }
-            if gap_after > 0 {
-                http.gap(stream, gap_after, e.ts_ns, produced);
-            }
-        });
+        let stop = run_parser(
+            conn,
+            &mut self.produced,
+            &self.metrics,
+            &mut self.buffered_total,
+            out,
+            |http, produced| {
+                if gap_before > 0 {
+                    http.gap(stream, gap_before, e.ts_ns, produced);
+                }
+                if !payload.is_empty() {
+                    http.feed(stream, payload, e.ts_ns, produced);
+                }
+                if gap_after > 0 {
+                    http.gap(stream, gap_after, e.ts_ns, produced);
+                }
+            },
+        );
+        if let Some(reason) = stop {
+            self.ignore(e.conn, reason);
+        }
     }
 
     /// Counts syscall ciphertext of a connection waiting for its TLS plaintext; gives up on
@@ -414,8 +431,8 @@ impl ConnTable {
         }
     }
 
-    /// Runs `f` on the connection's parser, then exports what changed: exchanges, parse
-    /// errors, lost exchanges, buffered bytes, and whether to stop capturing it.
+    /// Runs `f` on the connection's parser (see [`run_parser`]), and stops capturing the
+    /// connection if that says to.
     fn drive(
         &mut self,
         id: ConnRef,
@@ -426,20 +443,15 @@ impl ConnTable {
         let Some(conn) = self.conns.get_mut(&key) else {
             return;
         };
-        // Reused for every record: most produce nothing, and none should allocate for it.
-        let mut produced = std::mem::take(&mut self.produced);
-        f(&mut conn.http, &mut produced);
-        if !produced.is_empty() {
-            conn.unsynced_bytes = None;
-        }
-        account(&self.metrics, conn, &mut self.buffered_total);
-        out.extend(
-            produced
-                .drain(..)
-                .map(|http| Arc::new(Exchange::new(conn.meta.clone(), http))),
+        let stop = run_parser(
+            conn,
+            &mut self.produced,
+            &self.metrics,
+            &mut self.buffered_total,
+            out,
+            f,
         );
-        self.produced = produced;
-        if let Some(reason) = ignore_reason(conn.http.state()) {
+        if let Some(reason) = stop {
             self.ignore(id, reason);
         }
     }
@@ -596,24 +608,58 @@ fn find(conns: &mut FxHashMap<(u32, u32), Conn>, id: ConnRef) -> Option<&mut Con
     }
 }
 
+/// Runs `f` on a connection's parser, then exports what changed: exchanges, parse errors,
+/// lost exchanges, buffered bytes; returns why to stop capturing the connection, if so.
+/// `produced` is the table's scratch list, reused for every record: most produce nothing,
+/// and none should allocate for it.
+#[allow(clippy::vec_box)]
+fn run_parser(
+    conn: &mut Conn,
+    produced: &mut Vec<Box<HttpExchange>>,
+    metrics: &Metrics,
+    buffered_total: &mut usize,
+    out: &mut Vec<Arc<Exchange>>,
+    f: impl FnOnce(&mut HttpConnection, &mut Vec<Box<HttpExchange>>),
+) -> Option<IgnoreReason> {
+    f(&mut conn.http, produced);
+    if !produced.is_empty() {
+        conn.unsynced_bytes = None;
+    }
+    account(metrics, conn, buffered_total);
+    out.extend(
+        produced
+            .drain(..)
+            .map(|http| Arc::new(Exchange::new(conn.meta.clone(), http))),
+    );
+    ignore_reason(conn.http.state())
+}
+
 /// Exports the increments of a parser's cumulative counters and its buffered-bytes change.
+/// Each counter is an atomic add on a line the scrape reads: skipped when nothing changed,
+/// which is nearly every record.
 fn account(metrics: &Metrics, conn: &mut Conn, buffered_total: &mut usize) {
     let http = &conn.http;
     let errors = http.parse_errors();
-    metrics
-        .http
-        .parse_errors(errors.saturating_sub(conn.seen_errors));
-    conn.seen_errors = errors;
+    if errors != conn.seen_errors {
+        metrics
+            .http
+            .parse_errors(errors.saturating_sub(conn.seen_errors));
+        conn.seen_errors = errors;
+    }
     let lost = http.lost_exchanges();
-    metrics
-        .http
-        .exchanges_lost(lost.saturating_sub(conn.seen_lost));
-    conn.seen_lost = lost;
+    if lost != conn.seen_lost {
+        metrics
+            .http
+            .exchanges_lost(lost.saturating_sub(conn.seen_lost));
+        conn.seen_lost = lost;
+    }
     let unresolved = http.headers_unresolved();
-    metrics
-        .http
-        .headers_unresolved(unresolved.saturating_sub(conn.seen_unresolved));
-    conn.seen_unresolved = unresolved;
+    if unresolved != conn.seen_unresolved {
+        metrics
+            .http
+            .headers_unresolved(unresolved.saturating_sub(conn.seen_unresolved));
+        conn.seen_unresolved = unresolved;
+    }
     let buffered = http.buffered_bytes();
     *buffered_total = buffered_total
         .saturating_sub(conn.buffered)
