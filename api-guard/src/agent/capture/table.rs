@@ -79,7 +79,6 @@ pub struct ConnTable {
     /// Keyed by (tgid, fd) from the kernel: small trusted integers, so a fast hash (Fx)
     /// instead of SipHash, which cost ~1,200 instructions per exchange in three lookups.
     conns: FxHashMap<(u32, u32), Conn>,
-    limits: HttpLimits,
     max_connections: usize,
     idle_timeout_ns: u64,
     metrics: Metrics,
@@ -94,13 +93,8 @@ pub struct ConnTable {
     /// Addresses of connections adopted at start, by conn_id, until their open (see
     /// `adopt.rs`); bounded by the adoption cap.
     adopted: HashMap<u64, (SocketAddr, SocketAddr)>,
-    /// Server connections hand out each request as it ends (detection judges it before
-    /// the response).
-    request_notices: bool,
-    /// Request bodies local servers receive are scanned for values as they arrive.
-    body_scan: Option<ScanLimits>,
-    /// The consumers that read bodies: each connection's parser keeps only what they read.
-    body_readers: BodyReaders,
+    /// How each connection's parser is set up, at its open and again when it turns to TLS.
+    parsers: ParserSetup,
     /// Scratch list of the exchanges one record produced (empty between records), boxed as
     /// the parsers made them: each is handed on as a pointer.
     #[allow(clippy::vec_box)]
@@ -132,20 +126,42 @@ fn stream(role: Role, dir: u8) -> Option<Stream> {
     }
 }
 
-/// A parser for a connection, from its start or joined under way.
-fn parser(limits: HttpLimits, joined: bool) -> HttpConnection {
-    if joined {
-        HttpConnection::joined(limits)
-    } else {
-        HttpConnection::new(limits)
-    }
+/// How a connection's parser is set up: one place, so the parser a connection gets when it
+/// turns to TLS plaintext is set up exactly as the one it got at its open.
+struct ParserSetup {
+    limits: HttpLimits,
+    /// Server connections hand out each request as it ends (detection judges it before
+    /// the response).
+    request_notices: bool,
+    /// Request bodies local servers receive are scanned for values as they arrive.
+    body_scan: Option<ScanLimits>,
+    /// The consumers that read bodies: each connection's parser keeps only what they read.
+    body_readers: BodyReaders,
 }
 
-/// The limits of a parser for `meta`'s connection: its bodies kept as far as `readers` read.
-fn limits_for(limits: HttpLimits, readers: &BodyReaders, meta: &ConnMeta) -> HttpLimits {
-    HttpLimits {
-        bodies: readers.interest(meta.role, meta.tls(), meta.local, meta.peer),
-        ..limits
+impl ParserSetup {
+    /// A parser for `meta`'s connection, from its start or joined under way.
+    fn parser(&self, meta: &ConnMeta, joined: bool) -> HttpConnection {
+        let limits = HttpLimits {
+            bodies: self
+                .body_readers
+                .interest(meta.role, meta.tls(), meta.local, meta.peer),
+            ..self.limits
+        };
+        let mut http = if joined {
+            HttpConnection::joined(limits)
+        } else {
+            HttpConnection::new(limits)
+        };
+        if meta.role == Role::Server {
+            if self.request_notices {
+                http.notify_requests();
+            }
+            if let Some(scan) = self.body_scan {
+                http.scan_request_bodies(scan);
+            }
+        }
+        http
     }
 }
 
@@ -169,7 +185,6 @@ impl ConnTable {
     ) -> Self {
         Self {
             conns: FxHashMap::default(),
-            limits,
             max_connections,
             idle_timeout_ns: idle_timeout.as_nanos() as u64,
             metrics,
@@ -179,9 +194,12 @@ impl ConnTable {
             ignored_order: VecDeque::new(),
             tls_libraries,
             adopted: HashMap::new(),
-            request_notices: false,
-            body_scan: None,
-            body_readers: BodyReaders::ALL,
+            parsers: ParserSetup {
+                limits,
+                request_notices: false,
+                body_scan: None,
+                body_readers: BodyReaders::ALL,
+            },
             produced: Vec::new(),
         }
     }
@@ -190,20 +208,20 @@ impl ConnTable {
     /// ([`Phase::Request`](api_guard::http::Phase) exchanges), so detection judges them
     /// before they are answered.
     pub fn with_request_notices(mut self, on: bool) -> Self {
-        self.request_notices = on;
+        self.parsers.request_notices = on;
         self
     }
 
     /// Request bodies local servers receive are scanned for values as they arrive
     /// (`api_guard::detect::stream`), so detection reads whole bodies, not only the prefix kept.
     pub fn with_body_scan(mut self, limits: Option<ScanLimits>) -> Self {
-        self.body_scan = limits;
+        self.parsers.body_scan = limits;
         self
     }
 
     /// Only the bodies these consumers read are kept (all by default).
     pub fn with_body_readers(mut self, readers: BodyReaders) -> Self {
-        self.body_readers = readers;
+        self.parsers.body_readers = readers;
         self
     }
 
@@ -265,13 +283,7 @@ impl ConnTable {
             tls_library: None,
             tls_session: None,
         };
-        let mut http = parser(limits_for(self.limits, &self.body_readers, &meta), e.joined);
-        if self.request_notices && role == Role::Server {
-            http.notify_requests();
-        }
-        if let Some(limits) = self.body_scan.filter(|_| role == Role::Server) {
-            http.scan_request_bodies(limits);
-        }
+        let http = self.parsers.parser(&meta, e.joined);
         let conn = Conn {
             meta: Arc::new(meta),
             http,
@@ -399,10 +411,7 @@ impl ConnTable {
         let mut meta = ConnMeta::clone(&conn.meta);
         meta.tls_library = Some(name.clone());
         // Plaintext of a joined connection may begin inside a message too.
-        conn.http = parser(
-            limits_for(self.limits, &self.body_readers, &meta),
-            conn.joined,
-        );
+        conn.http = self.parsers.parser(&meta, conn.joined);
         conn.meta = Arc::new(meta);
         account(&self.metrics, conn, &mut self.buffered_total);
         self.metrics.tls.connection(&name);
@@ -673,6 +682,7 @@ fn process_alive(pid: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use api_guard::http::Phase;
     use api_guard_common::{ROLE_CLIENT, ROLE_SERVER};
 
     use super::*;
@@ -697,18 +707,23 @@ mod tests {
     }
 
     fn fixture_joined(role: u8, joined: bool) -> Fixture {
+        fixture_with(role, joined, |table| table)
+    }
+
+    /// A table set up by `setup`, with one connection of `role` open.
+    fn fixture_with(role: u8, joined: bool, setup: impl FnOnce(ConnTable) -> ConnTable) -> Fixture {
         let metrics = Metrics::new();
         let (tx, untracked) = mpsc::channel(16);
         let libraries = TlsLibraries::default();
         libraries.insert(3, LIBSSL);
-        let mut table = ConnTable::new(
+        let mut table = setup(ConnTable::new(
             HttpLimits::default(),
             16,
             Duration::from_secs(60),
             metrics.clone(),
             tx,
             libraries,
-        );
+        ));
         let mut out = Vec::new();
         table.apply(
             Event::Open(OpenEvent {
@@ -799,6 +814,42 @@ mod tests {
             f.untracked.try_recv().is_err(),
             "a TLS connection stays tracked"
         );
+    }
+
+    #[test]
+    fn a_server_connection_turned_tls_still_announces_and_scans_its_requests() {
+        const POST: &[u8] = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 11\r\n\r\n{\"q\":\"abc\"}";
+        // What the exchanges of one request and its answer look like: (phase, body scanned,
+        // request noticed).
+        let run = |tls: bool| {
+            let scan = ScanLimits::of(&Default::default());
+            let mut f = fixture_with(ROLE_SERVER, false, |table| {
+                table.with_request_notices(true).with_body_scan(Some(scan))
+            });
+            let library = tls.then_some(3);
+            if tls {
+                f.data(DIR_INGRESS, CLIENT_HELLO, None);
+                f.tls(3);
+            }
+            f.data(DIR_INGRESS, POST, library);
+            f.data(DIR_EGRESS, RESPONSE, library);
+            f.out
+                .iter()
+                .map(|e| {
+                    (
+                        e.http.phase,
+                        e.http.request_scan.is_some(),
+                        e.http.request_noticed,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let plain = run(false);
+        assert_eq!(plain.first().map(|e| e.0), Some(Phase::Request));
+        assert_eq!(plain.last().map(|e| e.0), Some(Phase::Exchange));
+        assert!(plain.iter().any(|e| e.1), "the body was scanned: {plain:?}");
+        assert_eq!(run(true), plain);
     }
 
     #[test]
