@@ -316,11 +316,9 @@ impl ResponseSink<'_> {
     /// Records that the response to request `seq` (if any) has status `status`, and acts on
     /// what it means for the connection. Returns how the response body is to be treated.
     fn answer(&mut self, seq: Option<u64>, status: Option<u16>, ts: u64) -> BodyOverride {
-        let method_is = |name: &str| {
-            seq.and_then(|s| self.core.entry(s))
-                .is_some_and(|e| e.ex.method == name)
-        };
-        let (head, connect) = (method_is("HEAD"), method_is("CONNECT"));
+        // The request's method, looked up once.
+        let method = seq.and_then(|s| self.core.entry(s)).map(|e| &*e.ex.method);
+        let (head, connect) = (method == Some("HEAD"), method == Some("CONNECT"));
         let switched = status.is_some_and(|s| s == 101 || (connect && (200..300).contains(&s)));
         if switched {
             self.core.state = ConnState::Upgraded;
@@ -369,12 +367,22 @@ impl MessageSink for ResponseSink<'_> {
         }
         let seq = self.core.claim_for_response();
         self.core.current_response = seq;
-        self.core.update(seq, |e| {
+        if let Some(e) = seq.and_then(|seq| self.core.entry_mut(seq)) {
             e.ex.status = Some(status);
             e.ex.response_start_ns = Some(start_ns);
             e.ex.response_header_bytes = head.wire_len as u64;
+            // Of what is retained, only the header list changes: counted by its length
+            // rather than by `update`'s walk over the whole exchange.
+            let (added, removed) = (head.headers.text_len(), e.ex.response_headers.text_len());
             e.ex.response_headers = head.headers;
-        });
+            e.retained = e.retained.saturating_sub(removed).saturating_add(added);
+            debug_assert_eq!(e.retained, e.ex.retained_bytes());
+            self.core.retained = self
+                .core
+                .retained
+                .saturating_sub(removed)
+                .saturating_add(added);
+        }
         self.answer(seq, Some(status), start_ns)
     }
 

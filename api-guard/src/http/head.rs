@@ -3,7 +3,7 @@
 
 use std::mem;
 
-use super::headers::HeadersBuilder;
+use super::headers::{self, BlockWriter, HeadersBuilder, Written};
 use super::message::MessageKind;
 use super::{Headers, SharedStr};
 use super::{CR, LF};
@@ -50,6 +50,10 @@ pub(crate) struct Head {
     pub headers: Headers,
     /// The first `Host` field among those kept.
     pub host: Option<SharedStr>,
+    /// The `Content-Type` fields among those kept: the first one's index, and whether
+    /// there are more (found while parsing, so that readers need not search the list).
+    pub content_type: Option<usize>,
+    pub content_type_repeated: bool,
     /// Wire length of the head, including the empty line ending it.
     pub wire_len: usize,
     pub content_length: ContentLength,
@@ -61,6 +65,12 @@ pub(crate) struct Head {
 }
 
 impl Head {
+    /// The first kept `Content-Type` value.
+    pub(crate) fn content_type(&self) -> Option<&str> {
+        let (_, value) = self.headers.get_index(self.content_type?)?;
+        Some(value)
+    }
+
     pub(crate) fn version(&self) -> u8 {
         match self.start {
             StartLine::Request { version, .. } | StartLine::Response { version, .. } => version,
@@ -390,15 +400,17 @@ pub(crate) fn parse_head_after(
     let Some(section) = buf.get(start_len..) else {
         return Err(start);
     };
-    let mut scan = FieldScan::new(&start, fields, section.len());
-    let parsed = scan.run(section, max_text);
-    let headers = parsed.and_then(|_| scan.kept.finish(scan.seen & HIGH == 0));
-    scan.kept.recycle();
-    let Some(len) = parsed else {
-        return Err(start);
-    };
-    let Some(headers) = headers else {
-        return parse_head_after_httparse(start, start_len, buf, max_text);
+    // The field list is written straight into its block, sized for `fields` fields (the
+    // line scan's count; once more by counting lines if that was short) and at most the
+    // whole section's bytes as text.
+    let mut written = scan_fields(&start, section, max_text, fields);
+    if matches!(written, Written::TooMany) {
+        written = scan_fields(&start, section, max_text, line_count(section));
+    }
+    let (headers, scan, len) = match written {
+        Written::Fields(headers, (scan, len)) => (headers, scan, len),
+        Written::Failed | Written::TooMany => return Err(start),
+        Written::Unfit => return parse_head_after_httparse(start, start_len, buf, max_text),
     };
     let host = scan
         .host
@@ -408,6 +420,8 @@ pub(crate) fn parse_head_after(
         start,
         headers,
         host,
+        content_type: scan.content_type,
+        content_type_repeated: scan.content_type_repeated,
         wire_len: start_len + len,
         content_length: scan.content_length,
         transfer_encoding: scan.te.result(),
@@ -419,15 +433,34 @@ pub(crate) fn parse_head_after(
     Ok(head)
 }
 
+/// [`FieldScan::run`] over `section` into a block with room for `fields` fields.
+fn scan_fields(
+    start: &StartLine,
+    section: &[u8],
+    max_text: usize,
+    fields: usize,
+) -> Written<(FieldScan, usize)> {
+    // A field line takes at least three bytes: the hint cannot make it larger.
+    let fields = fields.min(section.len() / 3);
+    headers::write_fields(fields, section.len(), |kept| {
+        let mut scan = FieldScan::new(start);
+        let len = scan.run(section, max_text, kept)?;
+        let ascii = scan.seen & HIGH == 0;
+        Some(((scan, len), ascii))
+    })
+}
+
 /// The field section after a start line, parsed in one pass: what [`build_head`] collects
-/// from `httparse`'s fields, with the field text kept as bytes.
+/// from `httparse`'s fields, the kept fields written into their list's block as found.
 struct FieldScan {
-    kept: HeadersBuilder,
     /// Text counted against the limit: the request line's method and target, then every
     /// field's name and value (kept or not, as in [`build_head`]).
     text: usize,
     /// Index of the first `Host` field among those kept.
     host: Option<usize>,
+    /// Index of the first `Content-Type` field among those kept, and whether more follow.
+    content_type: Option<usize>,
+    content_type_repeated: bool,
     content_length: ContentLength,
     te: TeScan,
     close: bool,
@@ -438,16 +471,16 @@ struct FieldScan {
 }
 
 impl FieldScan {
-    fn new(start: &StartLine, fields: usize, section_len: usize) -> Self {
+    fn new(start: &StartLine) -> Self {
         let text = match start {
             StartLine::Request { method, target, .. } => method.len() + target.len(),
             StartLine::Response { .. } => 0,
         };
         Self {
-            // A field line takes at least three bytes: the hint cannot make it larger.
-            kept: HeadersBuilder::scratch(fields.min(section_len / 3), section_len),
             text,
             host: None,
+            content_type: None,
+            content_type_repeated: false,
             content_length: ContentLength::Absent,
             te: TeScan::default(),
             close: false,
@@ -457,9 +490,15 @@ impl FieldScan {
         }
     }
 
-    /// Parses `section` up to and including its empty line; returns the bytes it took, or
-    /// `None` on a syntax error or if `section` ends first.
-    fn run(&mut self, section: &[u8], max_text: usize) -> Option<usize> {
+    /// Parses `section` up to and including its empty line, writing the kept fields to
+    /// `kept`; returns the bytes it took, or `None` on a syntax error or if `section` ends
+    /// first.
+    fn run(
+        &mut self,
+        section: &[u8],
+        max_text: usize,
+        kept: &mut BlockWriter<'_>,
+    ) -> Option<usize> {
         let mut pos = 0;
         loop {
             match *section.get(pos)? {
@@ -488,34 +527,88 @@ impl FieldScan {
                 _ => return None,
             }
             let value = trim_trailing_ws(section.get(value_start..line_end)?);
-            self.field(name, value, max_text);
+            self.field(name, value, max_text, kept);
         }
     }
 
-    fn field(&mut self, name: &[u8], value: &[u8], max_text: usize) {
+    fn field(&mut self, name: &[u8], value: &[u8], max_text: usize, kept: &mut BlockWriter<'_>) {
         // Names are compared by length first: most fields match none of these.
         match name.len() {
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            14 if token_is(name, b"content-length") => {
                 self.content_length = merge_content_length(self.content_length, value);
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => self.te.add(value),
-            10 if name.eq_ignore_ascii_case(b"connection") => {
+            17 if token_is(name, b"transfer-encoding") => self.te.add(value),
+            10 if token_is(name, b"connection") => {
                 for token in list_elements(value) {
                     self.close |= token.eq_ignore_ascii_case(b"close");
                     self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
-            7 if name.eq_ignore_ascii_case(b"upgrade") => self.upgrade = true,
+            7 if token_is(name, b"upgrade") => self.upgrade = true,
             _ => {}
         }
         self.text = self.text.saturating_add(name.len() + value.len());
         if self.text <= max_text {
-            if self.host.is_none() && name.eq_ignore_ascii_case(b"host") {
-                self.host = Some(self.kept.len());
+            match name.len() {
+                4 if self.host.is_none() && token_is(name, b"host") => {
+                    self.host = Some(kept.len());
+                }
+                12 if token_is(name, b"content-type") => {
+                    if self.content_type.is_none() {
+                        self.content_type = Some(kept.len());
+                    } else {
+                        self.content_type_repeated = true;
+                    }
+                }
+                _ => {}
             }
-            self.kept.push(name, value);
+            kept.push(name, value);
         }
     }
+}
+
+/// `name`, a token, is `lower` (lower-case letters and `-`) in any case: what
+/// `eq_ignore_ascii_case` tells, a word at a time. Setting bit 0x20 turns a token's
+/// upper-case letters into lower-case ones and leaves `-` and lower-case letters as they
+/// are; no other token byte becomes a lower-case letter or `-` (only CR would become `-`).
+#[inline]
+fn token_is(name: &[u8], lower: &[u8]) -> bool {
+    const FOLD8: u64 = u64::from_ne_bytes([0x20; 8]);
+    const FOLD4: u32 = u32::from_ne_bytes([0x20; 4]);
+    debug_assert!(lower.iter().all(|&b| b.is_ascii_lowercase() || b == b'-'));
+    if name.len() != lower.len() {
+        return false;
+    }
+    let word8 = |bytes: &[u8], at: usize| {
+        let word = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>);
+        word.map(|w| u64::from_ne_bytes(*w))
+    };
+    let word4 = |w: Option<&[u8; 4]>| w.map(|w| u32::from_ne_bytes(*w));
+    if let Some(last) = name.len().checked_sub(8) {
+        // Words at 0, 8, … and one ending at the end (overlapping): every byte compared.
+        let mut at = 0;
+        loop {
+            let here = at.min(last);
+            match (word8(name, here), word8(lower, here)) {
+                (Some(a), Some(x)) if a | FOLD8 == x => {}
+                _ => return false,
+            }
+            if here == last {
+                return true;
+            }
+            at += 8;
+        }
+    }
+    // 4 to 7 bytes: two words, overlapping.
+    if let (Some(a), Some(b), Some(x), Some(y)) = (
+        word4(name.first_chunk()),
+        word4(name.last_chunk()),
+        word4(lower.first_chunk()),
+        word4(lower.last_chunk()),
+    ) {
+        return a | FOLD4 == x && b | FOLD4 == y;
+    }
+    name.eq_ignore_ascii_case(lower)
 }
 
 /// `tchar` (RFC 9110 §5.6.2): the bytes of a field name.
@@ -616,6 +709,8 @@ fn build_head(
         start,
         headers: Headers::new(),
         host: None,
+        content_type: None,
+        content_type_repeated: false,
         wire_len,
         content_length: ContentLength::Absent,
         transfer_encoding: TransferEncoding::Absent,
@@ -654,6 +749,13 @@ fn build_head(
         if text <= max_text {
             if head.host.is_none() && name.eq_ignore_ascii_case("host") {
                 head.host = Some(SharedStr::from(&*value));
+            }
+            if name.eq_ignore_ascii_case("content-type") {
+                if head.content_type.is_none() {
+                    head.content_type = Some(kept.len());
+                } else {
+                    head.content_type_repeated = true;
+                }
             }
             kept.push(name.as_bytes(), value.as_bytes());
         }
@@ -864,6 +966,50 @@ mod tests {
                     .map(|h| format!("{h:?}"))
                     .map_err(|_| SyntaxError);
                 assert_eq!(after, whole, "{head:?}");
+            }
+        }
+    }
+
+    /// `token_is` tells what `eq_ignore_ascii_case` does for every token name: the names
+    /// the parser looks for in any case, each with one byte changed to every token byte,
+    /// and random tokens of their lengths.
+    #[test]
+    fn token_is_eq_ignore_ascii_case() {
+        let tokens: Vec<u8> = (0..=255u8).filter(|&b| TOKEN[usize::from(b)]).collect();
+        let targets: [&[u8]; 8] = [
+            b"content-length",
+            b"transfer-encoding",
+            b"connection",
+            b"upgrade",
+            b"host",
+            b"content-type",
+            b"a-b",
+            b"x",
+        ];
+        let mut rng = crate::testutil::Rng(0x70c3_7a11_5eed_0001);
+        for target in targets {
+            let mut names = vec![target.to_vec(), target.to_ascii_uppercase()];
+            for at in 0..target.len() {
+                for &b in &tokens {
+                    let mut name = target.to_vec();
+                    name[at] = b;
+                    names.push(name);
+                }
+            }
+            for _ in 0..2_000 {
+                let name = (0..target.len())
+                    .map(|_| tokens[rng.below(tokens.len() as u64) as usize])
+                    .collect();
+                names.push(name);
+            }
+            names.push(target[1..].to_vec());
+            names.push([target, b"s"].concat());
+            for name in names {
+                assert_eq!(
+                    token_is(&name, target),
+                    name.eq_ignore_ascii_case(target),
+                    "{name:?} {target:?}"
+                );
             }
         }
     }

@@ -4,22 +4,34 @@
 //! request's fields also go in the request notice handed to detection before the response.
 //! As a `Vec<(String, String)>` a response of eight fields cost seventeen allocations to
 //! build and as many frees on another thread (the allocator's slow path). Here a list is
-//! one reference-counted block, the fields' text then where each field ends: one
+//! one reference-counted block, where each field ends then the fields' text: one
 //! allocation whatever its length, none to clone.
 
-use std::{cell::Cell, fmt, sync::Arc};
+use std::{cell::Cell, fmt, mem::MaybeUninit, sync::Arc};
 
 use serde::{ser::SerializeSeq, Serialize, Serializer};
 
 /// Header fields in order: names and values as received (lossy UTF-8), duplicates kept.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Headers {
-    /// Every field's name then value, back to back (UTF-8), then for each field where its
-    /// name and value end in that text (two native-endian `u32`s). `None` when empty.
+    /// For each field where its name and value end in the text (two native-endian `u32`s),
+    /// then every field's name then value, back to back (UTF-8), then possibly unused bytes
+    /// (a head's block is sized before its fields are known). `None` when empty.
     block: Option<Arc<[u8]>>,
     /// Fields in the list.
     fields: u32,
+    /// Bytes of text after the ends.
+    text_len: u32,
 }
+
+/// Equal when the fields are: the unused bytes after the text do not count.
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields == other.fields && self.parts() == other.parts()
+    }
+}
+
+impl Eq for Headers {}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct FieldEnds {
@@ -38,6 +50,12 @@ impl FieldEnds {
             value: u32::from_ne_bytes([v0, v1, v2, v3]),
         }
     }
+
+    fn bytes(self) -> [u8; ENDS_LEN] {
+        let [n0, n1, n2, n3] = self.name.to_ne_bytes();
+        let [v0, v1, v2, v3] = self.value.to_ne_bytes();
+        [n0, n1, n2, n3, v0, v1, v2, v3]
+    }
 }
 
 impl Headers {
@@ -46,6 +64,7 @@ impl Headers {
         Self {
             block: None,
             fields: 0,
+            text_len: 0,
         }
     }
 
@@ -69,20 +88,17 @@ impl Headers {
     /// Bytes of all names and values.
     #[must_use]
     pub fn text_len(&self) -> usize {
-        self.text().len()
-    }
-
-    /// The fields' text.
-    fn text(&self) -> &str {
-        self.parts().0
+        self.text_len as usize
     }
 
     /// The fields' text, and where each field's name and value end in it.
     fn parts(&self) -> (&str, &[[u8; ENDS_LEN]]) {
         let block = self.block.as_deref().unwrap_or_default();
-        let (text, ends) = block.split_at(block.len().saturating_sub(self.len() * ENDS_LEN));
-        // SAFETY: a block is made only by `HeadersBuilder::finish_block` from text known to
-        // be UTF-8 (checked, ASCII, or pushed as `&str`), followed by `fields` ends.
+        let (ends, text) = block.split_at(block.len().min(self.len() * ENDS_LEN));
+        let text = text.get(..self.text_len()).unwrap_or_default();
+        // SAFETY: a block is made only by `HeadersBuilder::finish_block` or `write_fields`,
+        // with `fields` ends then `text_len` bytes of text known to be UTF-8 (checked, ASCII,
+        // or pushed as `&str`).
         let text = unsafe { std::str::from_utf8_unchecked(text) };
         (text, ends.as_chunks::<ENDS_LEN>().0)
     }
@@ -231,27 +247,188 @@ impl HeadersBuilder {
         self.finish_block()
     }
 
-    /// The list, its text checked UTF-8 by the caller: one allocation of the exact size
-    /// (the block is laid out after the text in the builder's buffer, then copied).
+    /// The list, its text checked UTF-8 by the caller: one allocation of the exact size.
     fn finish_block(&mut self) -> Headers {
-        let Ok(fields) = u32::try_from(self.ends.len()) else {
+        let (Ok(fields), Ok(text_len)) = (
+            u32::try_from(self.ends.len()),
+            u32::try_from(self.text.len()),
+        ) else {
             return Headers::new();
         };
         if fields == 0 {
             return Headers::new();
         }
-        let text_len = self.text.len();
-        self.text.reserve_exact(self.ends.len() * ENDS_LEN);
-        for ends in &self.ends {
-            self.text.extend_from_slice(&ends.name.to_ne_bytes());
-            self.text.extend_from_slice(&ends.value.to_ne_bytes());
+        let ends_len = self.ends.len() * ENDS_LEN;
+        let mut block = zeroed_block(ends_len + self.text.len());
+        if let Some(buf) = Arc::get_mut(&mut block) {
+            let (ends, text) = buf.split_at_mut(ends_len);
+            for (dst, field) in ends
+                .as_chunks_mut::<ENDS_LEN>()
+                .0
+                .iter_mut()
+                .zip(&self.ends)
+            {
+                *dst = field.bytes();
+            }
+            text.copy_from_slice(&self.text);
         }
-        let block = Arc::from(self.text.as_slice());
-        self.text.truncate(text_len);
         Headers {
             block: Some(block),
             fields,
+            text_len,
         }
+    }
+}
+
+/// A block of `len` zero bytes, not shared yet (`Arc::get_mut` gives it).
+fn zeroed_block(len: usize) -> Arc<[u8]> {
+    // SAFETY: zero is a valid `u8`.
+    unsafe { Arc::<[u8]>::new_zeroed_slice(len).assume_init() }
+}
+
+/// What [`write_fields`] made.
+pub(crate) enum Written<T> {
+    /// The fields, and what the writer returned.
+    Fields(Headers, T),
+    /// The writer gave up (`None`).
+    Failed,
+    /// More fields came than there was room for.
+    TooMany,
+    /// The text is not UTF-8, or too long for a block.
+    Unfit,
+}
+
+/// Builds a list by writing its fields straight into its block (no builder to copy out
+/// of): room for `fields` ends and `text` bytes of text is made first, and the text moved
+/// down if fewer fields came. `write` pushes the fields and returns `None` to give up, or
+/// its result and whether every byte pushed was ASCII (no UTF-8 check needed then).
+pub(crate) fn write_fields<T>(
+    fields: usize,
+    text: usize,
+    write: impl FnOnce(&mut BlockWriter<'_>) -> Option<(T, bool)>,
+) -> Written<T> {
+    let Some(len) = fields
+        .checked_mul(ENDS_LEN)
+        .and_then(|ends| ends.checked_add(text))
+        .filter(|&len| u32::try_from(len).is_ok())
+    else {
+        return Written::Unfit;
+    };
+    // No block for a list that cannot have fields (a head of its start line alone). Not
+    // zeroed: mimalloc's zeroing path is slower, and only the bytes left over are filled.
+    let mut block = (fields > 0).then(|| Arc::<[u8]>::new_uninit_slice(len));
+    let mut empty: [MaybeUninit<u8>; 0] = [];
+    let buf: &mut [MaybeUninit<u8>] = match block.as_mut() {
+        Some(block) => match Arc::get_mut(block) {
+            Some(buf) => buf,
+            None => return Written::Unfit,
+        },
+        None => &mut empty[..],
+    };
+    let mut writer = BlockWriter {
+        buf,
+        cap: fields,
+        fields: 0,
+        text: 0,
+        too_many: false,
+    };
+    let Some((result, ascii)) = write(&mut writer) else {
+        return Written::Failed;
+    };
+    let BlockWriter {
+        buf,
+        cap,
+        fields,
+        text: text_len,
+        too_many,
+    } = writer;
+    if too_many {
+        return Written::TooMany;
+    }
+    if fields < cap {
+        // Fewer fields than room for (the rest went past the text limit).
+        buf.copy_within(cap * ENDS_LEN..cap * ENDS_LEN + text_len, fields * ENDS_LEN);
+    }
+    let used = fields * ENDS_LEN + text_len;
+    if let Some(rest) = buf.get_mut(used..) {
+        rest.fill(MaybeUninit::new(0));
+    }
+    let (Ok(fields @ 1..), Ok(text_len), Some(block)) =
+        (u32::try_from(fields), u32::try_from(text_len), block)
+    else {
+        return Written::Fields(Headers::new(), result);
+    };
+    // SAFETY: every byte is written: `fields` ends and `text_len` bytes of text by
+    // `BlockWriter::push` (moved down if fewer fields came than room was made for), then
+    // zeros after them.
+    let block: Arc<[u8]> = unsafe { block.assume_init() };
+    let text = block
+        .get(used - text_len as usize..used)
+        .unwrap_or_default();
+    if ascii {
+        debug_assert!(text.is_ascii());
+    } else if std::str::from_utf8(text).is_err() {
+        return Written::Unfit;
+    }
+    Written::Fields(
+        Headers {
+            block: Some(block),
+            fields,
+            text_len,
+        },
+        result,
+    )
+}
+
+/// Appends fields to a block made by [`write_fields`].
+pub(crate) struct BlockWriter<'b> {
+    /// Room for `cap` ends, then the text.
+    buf: &'b mut [MaybeUninit<u8>],
+    cap: usize,
+    fields: usize,
+    /// Text bytes written.
+    text: usize,
+    /// A field came with no room left for it.
+    too_many: bool,
+}
+
+impl BlockWriter<'_> {
+    /// Appends a field (flags the list as having too many if there is no room).
+    pub(crate) fn push(&mut self, name: &[u8], value: &[u8]) {
+        let at = self.cap * ENDS_LEN + self.text;
+        let name_end = self.text + name.len();
+        let value_end = name_end + value.len();
+        let fields = self.fields;
+        let room = (self.fields < self.cap)
+            .then(|| self.buf.split_at_mut_checked(at))
+            .flatten()
+            .and_then(|(ends, text)| {
+                let ends = ends
+                    .get_mut(fields * ENDS_LEN..)?
+                    .first_chunk_mut::<ENDS_LEN>()?;
+                let (name_dst, rest) = text.split_at_mut_checked(name.len())?;
+                Some((ends, name_dst, rest.get_mut(..value.len())?))
+            });
+        let Some((ends, name_dst, value_dst)) = room else {
+            self.too_many = true;
+            return;
+        };
+        // Offsets fit: `write_fields` made a block shorter than 4 GiB.
+        *ends = FieldEnds {
+            name: name_end as u32,
+            value: value_end as u32,
+        }
+        .bytes()
+        .map(MaybeUninit::new);
+        name_dst.write_copy_of_slice(name);
+        value_dst.write_copy_of_slice(value);
+        self.fields += 1;
+        self.text = value_end;
+    }
+
+    /// Fields pushed so far.
+    pub(crate) fn len(&self) -> usize {
+        self.fields
     }
 }
 
@@ -415,6 +592,51 @@ mod tests {
             serde_json::to_string(&h).ok().as_deref(),
             Some(r#"[["Host","a"],["X",""],["","v"],["host","b"]]"#)
         );
+    }
+
+    /// A list written into a block sized in advance equals the same fields collected, with
+    /// room to spare for fields and text, with none, and when fields do not fit.
+    #[test]
+    fn written_in_place() {
+        let fields: [(&[u8], &[u8]); 3] = [(b"Host", b"a"), (b"X", b""), (b"n", b"\xc3\x9f")];
+        let collected: Headers = [("Host", "a"), ("X", ""), ("n", "\u{df}")].into();
+        let write = |cap: usize, text: usize, count: usize| {
+            write_fields(cap, text, |w| {
+                for (name, value) in &fields[..count] {
+                    w.push(name, value);
+                }
+                Some((w.len(), false))
+            })
+        };
+        for (cap, text) in [(3, 9), (3, 100), (7, 9), (7, 100)] {
+            let Written::Fields(h, n) = write(cap, text, 3) else {
+                panic!("fits in {cap}, {text}");
+            };
+            assert_eq!((n, &h), (3, &collected));
+            assert_eq!(format!("{h:?}"), format!("{collected:?}"));
+            assert_eq!(h.text_len(), collected.text_len());
+            assert_eq!(h.get("n"), Some("\u{df}"));
+            assert_eq!(h.clone(), h);
+        }
+        let Written::Fields(h, _) = write(3, 9, 1) else {
+            panic!("one field fits");
+        };
+        assert_eq!(h, [("Host", "a")]);
+        let Written::Fields(h, _) = write(0, 0, 0) else {
+            panic!("no fields fit");
+        };
+        assert!(h.is_empty() && h == Headers::new());
+        assert!(matches!(write(2, 100, 3), Written::TooMany));
+        assert!(matches!(write(3, 8, 3), Written::TooMany));
+        let not_utf8 = write_fields(1, 4, |w| {
+            w.push(b"a", b"\xff");
+            Some(((), false))
+        });
+        assert!(matches!(not_utf8, Written::Unfit));
+        assert!(matches!(
+            write_fields(1, 4, |_| None::<((), bool)>),
+            Written::Failed
+        ));
     }
 
     #[test]

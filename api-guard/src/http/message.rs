@@ -16,7 +16,7 @@ use super::limits::HttpLimits;
 use super::probe::{probe, Probe, PROBE_LEN};
 use super::sse::{is_event_stream_media, SseCounter, SseStats};
 use super::tap::{StreamTap, TapKind, TappedStream};
-use super::{Headers, SharedStr, CR, LF};
+use super::{SharedStr, CR, LF};
 use crate::detect::stream::{BodyScanner, ScanLimits, Window};
 
 /// Consecutive parse errors (without a valid head in between) after which a stream is
@@ -645,14 +645,13 @@ impl MessageParser {
         }
         .min(self.limits.max_body_capture_bytes);
         if self.kind == MessageKind::Response {
-            let (event_stream, tap) = response_body_kinds(&head.headers);
+            let (event_stream, tap) = response_body_kinds(&head);
             msg.sse = event_stream.then(SseCounter::default);
             msg.tap = tap.map(|kind| Box::new(StreamTap::new(kind)));
         }
-        let content_type = self.scan.map(|limits| {
-            let ct = head.headers.get("content-type");
-            (ct.map(str::to_owned), limits)
-        });
+        let content_type = self
+            .scan
+            .map(|limits| (head.content_type().map(str::to_owned), limits));
         let over = sink.head(head, msg.start_ns);
         if facts.conflicting() {
             self.error();
@@ -783,11 +782,19 @@ impl MessageParser {
 
 /// For a response's fields, in one pass: whether a `Content-Type` is `text/event-stream`
 /// (events are counted), and the body tap the first `Content-Type` asks for.
-fn response_body_kinds(headers: &Headers) -> (bool, Option<TapKind>) {
+fn response_body_kinds(head: &Head) -> (bool, Option<TapKind>) {
+    if !head.content_type_repeated {
+        // One `Content-Type` at most, found by the parser: no search of the list.
+        let media = head.content_type().map(super::media_type);
+        return (
+            media.is_some_and(is_event_stream_media),
+            media.and_then(TapKind::for_media_type),
+        );
+    }
     let mut event_stream = false;
     let mut tap = None;
     let mut first = true;
-    for value in headers.values("content-type") {
+    for value in head.headers.values("content-type") {
         let media = super::media_type(value);
         event_stream |= is_event_stream_media(media);
         if mem::take(&mut first) {
