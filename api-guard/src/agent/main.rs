@@ -924,7 +924,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             detections,
             discovery,
             sink,
-            held: pipeline::Held::default(),
         },
         metrics.clone(),
         tls_notifier,

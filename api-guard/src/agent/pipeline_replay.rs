@@ -302,7 +302,6 @@ fn parsing_reading(readers: Option<BodyReaders>) -> Parsing {
         detections: Some(detections),
         discovery: Some(discovery),
         sink: Sink::new(metrics.clone(), None).expect("sink"),
-        held: Held::default(),
     };
     Parsing {
         table,
@@ -326,7 +325,7 @@ fn replay_batches(p: &mut Parsing, batches: Vec<Vec<Vec<u8>>>) -> usize {
             }
         }
         delivered += out.len();
-        p.consumers.deliver(&mut out, true);
+        p.consumers.deliver(&mut out);
     }
     delivered
 }

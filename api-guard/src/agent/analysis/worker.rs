@@ -272,12 +272,6 @@ impl<C> Worker<C> {
         self.skipped.add(n as u64);
     }
 
-    /// Whether the thread has exchanges handed over and not yet analysed: it is working,
-    /// not parked (a hand-off wakes no one).
-    pub fn busy(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) > 0
-    }
-
     /// Hands a control message over, waiting for room in the queue (it applies between two
     /// exchanges).
     pub fn control(&self, message: C) -> anyhow::Result<()> {
@@ -388,27 +382,6 @@ mod tests {
             *g.seen.lock().unwrap(),
             ["/1", "probe", "/2", "reloaded", "finished"]
         );
-    }
-
-    #[test]
-    fn a_thread_is_busy_while_exchanges_wait_or_are_analysed() {
-        let g = gated(8);
-        let ex = |path: &str| Arc::new(test_exchange(Role::Server, "192.0.2.1:1", path));
-        assert!(!g.worker.busy());
-        g.worker.submit(vec![ex("/1")]);
-        g.in_observe.recv().unwrap();
-        // Held at the gate: queued, not yet analysed.
-        assert!(g.worker.busy());
-        g.open.send(()).unwrap();
-        // Not once the batch is analysed.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while g.worker.busy() {
-            assert!(Instant::now() < deadline, "still busy after its batch");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(*g.seen.lock().unwrap(), ["/1"]);
-        drop(g.worker);
-        g.thread.join().unwrap();
     }
 
     #[test]
