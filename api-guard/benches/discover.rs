@@ -342,6 +342,7 @@ fn exchange(c: &mut Consumers, e: &Exchange<'_>, shared: bool) {
         authority: None,
         peer: channel.peer.map(|p| p.ip()),
         status: Some(e.status),
+        fields: None,
     };
     let mut out = Vec::new();
     let now = t * 1_000_000;

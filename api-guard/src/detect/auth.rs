@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::{
     config::{invalid, Invalid},
+    fields::Named,
     finding::Finding,
     hash_buf::Buffered,
     inputs::{InputLimits, Inputs, Source},
@@ -198,7 +199,7 @@ impl AuthDetector {
         out: &mut Vec<Finding>,
     ) {
         // Hosts are almost always sent in lower case already: no copy for them.
-        let host = req.header("host").unwrap_or("").trim();
+        let host = req.named(Named::Host).unwrap_or("").trim();
         let lower;
         let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
             lower = host.to_ascii_lowercase();
@@ -356,7 +357,7 @@ pub fn login_account(req: &Request<'_>, limits: &InputLimits) -> Option<String> 
 fn basic_user(req: &Request<'_>) -> Option<String> {
     use base64::Engine as _;
     let (scheme, token) = req
-        .header("authorization")?
+        .named(Named::Authorization)?
         .trim()
         .split_once([' ', '\t'])?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -522,6 +523,7 @@ mod tests {
             authority: None,
             peer: Some(ip),
             status: call.status,
+            fields: None,
         };
         let ctx = Context {
             now_ns: call.at,
@@ -904,6 +906,7 @@ mod tests {
             authority: None,
             peer: None,
             status,
+            fields: None,
         };
         assert_eq!(is_failed_login(&req), matches!(status, Some(401 | 403)));
         login_account(&req, &InputLimits::default())

@@ -221,7 +221,9 @@ impl EncryptionDetector {
                 self.scan_query(q, ids, &mut counts);
                 location = self.reportable(&counts).then_some("query");
             }
-            let json = req.content_type().is_some_and(|ct| ct.contains("json"));
+            let json = req
+                .media_type()
+                .is_some_and(|ct| contains_ignore_case(ct, b"json"));
             let shared = ch.scans.map(|s| &s.request);
             counts.merge(&self.scan_body(req.body, json, shared));
             if location.is_none() && self.reportable(&counts) {
@@ -250,28 +252,26 @@ impl EncryptionDetector {
             self.config.plaintext_credentials,
             self.config.plaintext_sensitive_data,
         );
-        // One pass over the answer's headers for both checks: the session cookies it sets and
-        // whether its body is JSON.
+        // The session cookies the answer sets and whether its body is JSON: `Headers::values`
+        // passes over other fields by their length alone, two such walks cost less than one
+        // that cuts every field out as text.
         let mut places: Vec<String> = Vec::new();
-        let mut json = false;
-        if credentials || (sensitive && !resp.body.is_empty()) {
-            for (name, value) in resp.headers {
-                // The two names differ in length: one compare turns every other name away.
-                match name.len() {
-                    10 if credentials && name.eq_ignore_ascii_case("set-cookie") => {
-                        let cookie = value.split(';').next().unwrap_or("");
-                        let cookie_name = cookie.split('=').next().unwrap_or("").trim();
-                        if self.is_session_cookie(cookie_name) {
-                            push_place(&mut places, format!("set-cookie:{cookie_name}"));
-                        }
-                    }
-                    12 if sensitive && !json && name.eq_ignore_ascii_case("content-type") => {
-                        json = contains_ignore_case(value, b"json");
-                    }
-                    _ => {}
+        if credentials {
+            for value in resp.headers.values("set-cookie") {
+                let cookie = value.split(';').next().unwrap_or("");
+                let cookie_name = cookie.split('=').next().unwrap_or("").trim();
+                if self.is_session_cookie(cookie_name) {
+                    push_place(&mut places, format!("set-cookie:{cookie_name}"));
                 }
             }
         }
+        // (An empty body is not scanned whatever its type.)
+        let json = sensitive
+            && !resp.body.is_empty()
+            && resp
+                .headers
+                .values("content-type")
+                .any(|v| contains_ignore_case(v, b"json"));
         if credentials {
             out.extend(credential_finding(&places));
         }
@@ -366,7 +366,7 @@ impl EncryptionDetector {
     /// `query:NAME` (names only).
     fn credentials(&self, req: &Request<'_>, ids: &Identifier) -> Vec<String> {
         let mut places = Vec::new();
-        for (name, value) in req.headers {
+        for (name, value) in req.fields() {
             // Most headers are none of these: compared without a lower-case copy.
             let is = |n: &str| name.eq_ignore_ascii_case(n);
             let api_key = || ids.api_key_headers.iter().any(|h| is(h));

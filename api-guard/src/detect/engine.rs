@@ -8,6 +8,7 @@ use super::{
     auth::AuthDetector,
     config::{DetectConfig, Invalid},
     encryption::{Channel, EncryptionDetector, Response},
+    fields::RequestFields,
     finding::Finding,
     injection::InjectionDetector,
     inputs::{InputLimits, Inputs},
@@ -248,6 +249,8 @@ impl Engine {
             return;
         };
         if stage != Stage::Outcome {
+            let mut read = None;
+            let req = &with_fields(req, &mut read);
             d.inspect_request(ch, req, ids, now_ns, out);
         }
         if let (Stage::Outcome | Stage::Whole, Some(resp)) = (stage, resp) {
@@ -300,6 +303,8 @@ impl Engine {
         let ctx = Context { now_ns, client };
         let mut findings = Vec::new();
         let mut inputs_skipped = 0;
+        let mut read = None;
+        let req = &with_fields(req, &mut read);
         if let Some(d) = &self.protocol {
             d.inspect_request(req, &mut findings);
         }
@@ -329,6 +334,19 @@ impl Engine {
             inputs_skipped,
             uninspected: None,
         }
+    }
+}
+
+/// `req` with its header fields read once for every detector (see [`RequestFields`]), in
+/// `slot` unless its caller read them already.
+fn with_fields<'s>(req: &Request<'s>, slot: &'s mut Option<RequestFields<'s>>) -> Request<'s> {
+    if req.fields.is_some() {
+        return *req;
+    }
+    let fields: &'s RequestFields<'s> = slot.insert(RequestFields::of(req.headers));
+    Request {
+        fields: Some(fields),
+        ..*req
     }
 }
 

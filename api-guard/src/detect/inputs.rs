@@ -11,6 +11,7 @@ use std::{borrow::Cow, fmt::Write as _};
 use serde::Deserialize;
 
 use super::{
+    fields::Named,
     request::Request,
     stream::{self, BodyScanner, BodyValue, ScanLimits},
 };
@@ -172,7 +173,7 @@ impl<'a> Inputs<'a> {
         if let Some(q) = req.query {
             out.pairs(q, Source::Query);
         }
-        for (name, value) in req.headers {
+        for (name, value) in req.fields() {
             if name.eq_ignore_ascii_case("cookie") {
                 out.cookies(value);
             } else if !SKIPPED_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s)) {
@@ -266,7 +267,8 @@ impl<'a> Collector<'a, '_> {
         if req.body.is_empty() {
             return;
         }
-        let mut scanner = BodyScanner::new(req.header("content-type"), ScanLimits::of(self.limits));
+        let mut scanner =
+            BodyScanner::new(req.named(Named::ContentType), ScanLimits::of(self.limits));
         scanner.feed(req.body);
         let window = scanner.finish();
         self.inputs.skipped += window.skipped;
@@ -332,6 +334,7 @@ mod tests {
             authority: None,
             peer: None,
             status: None,
+            fields: None,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod encryption;
 pub mod engine;
+pub mod fields;
 pub mod finding;
 mod hash_buf;
 pub mod injection;

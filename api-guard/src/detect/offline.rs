@@ -183,6 +183,7 @@ impl OwnedRequest {
             authority: None,
             peer,
             status,
+            fields: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use super::fields::{Fields, Named, RequestFields};
 use crate::{
     http::Headers,
     http::{h2::H2Anomaly, HttpVersion},
@@ -36,21 +37,38 @@ pub struct Request<'a> {
     pub peer: Option<IpAddr>,
     /// The response status, when the answer was seen.
     pub status: Option<u16>,
+    /// `headers` read once ([`RequestFields::of`]); `None` to walk them at each look-up
+    /// (the engine reads them once per call when its caller has not).
+    pub fields: Option<&'a RequestFields<'a>>,
 }
 
 impl<'a> Request<'a> {
     /// The first header called `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers
-            .iter()
+        self.fields()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
 
+    /// The first header `which` (as [`Self::header`] with its name, without a walk).
+    pub fn named(&self, which: Named) -> Option<&'a str> {
+        match self.fields {
+            Some(f) => f.get(which),
+            None => self.header(which.name()),
+        }
+    }
+
+    /// The header fields in order, names as sent.
+    pub fn fields(&self) -> Fields<'a> {
+        match self.fields {
+            Some(f) => Fields::Read(f.list().iter()),
+            None => Fields::Walk(self.headers.iter()),
+        }
+    }
+
     /// Every header called `name`, in order.
     pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a str> + 's {
-        self.headers
-            .iter()
+        self.fields()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
@@ -63,7 +81,7 @@ impl<'a> Request<'a> {
     /// The media type of the body as sent (`Content-Type` without parameters, trimmed), for
     /// ASCII case-insensitive comparisons without a lower-cased copy.
     pub fn media_type(&self) -> Option<&'a str> {
-        let ct = self.header("content-type")?;
+        let ct = self.named(Named::ContentType)?;
         Some(ct.split(';').next().unwrap_or("").trim())
     }
 }

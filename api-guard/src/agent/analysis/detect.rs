@@ -19,6 +19,7 @@ use std::{sync::Arc, thread::JoinHandle, time::Duration};
 use api_guard::{
     detect::{
         encryption::{Channel, Response},
+        fields::RequestFields,
         llm_abuse::LlmUse,
         DetectConfig, Engine, Finding, Kind, LlmSide, Request, Severity, Stage, Verdict,
     },
@@ -186,7 +187,6 @@ impl Analyzer for Detections {
             // request (already counted with the kernel's drops): nothing to judge.
             return;
         }
-        let req = request_of(ex);
         let now = h.request_start_ns;
         let stage = match (h.phase, h.request_noticed) {
             (Phase::RequestPart, _) => Stage::BodyPart,
@@ -194,6 +194,16 @@ impl Analyzer for Detections {
             (Phase::Exchange, true) => Stage::Outcome,
             (Phase::Exchange, false) => Stage::Whole,
         };
+        // Read once for every detector and engine call below, when the request's content
+        // is judged (the outcome and a body's values look up a field or none).
+        let read;
+        let fields = if matches!(stage, Stage::Request | Stage::Whole) {
+            read = RequestFields::of(&h.request_headers);
+            Some(&read)
+        } else {
+            None
+        };
+        let req = request_of(ex, fields);
         let scan = h.request_scan.as_deref();
         let mut verdict = self.engine.inspect_scanned(stage, &req, scan, client, now);
         // A local model server's completion, once the answer is complete.
@@ -242,8 +252,8 @@ impl Analyzer for Detections {
     }
 }
 
-/// The detectors' view of an exchange's request.
-fn request_of(ex: &Exchange) -> Request<'_> {
+/// The detectors' view of an exchange's request, its header fields read into `fields`.
+fn request_of<'a>(ex: &'a Exchange, fields: Option<&'a RequestFields<'a>>) -> Request<'a> {
     let h = &ex.http;
     Request {
         method: &h.method,
@@ -261,6 +271,7 @@ fn request_of(ex: &Exchange) -> Request<'_> {
             .flatten(),
         peer: ex.conn.peer.map(|p| p.ip()),
         status: h.status,
+        fields,
     }
 }
 
@@ -353,7 +364,8 @@ impl Detections {
     /// it travelled and, sent to an AI provider, for what its prompt carries. Reported with
     /// this host's process as the client; never blocked (the peer is the server it called).
     fn observe_outgoing(&mut self, ex: &Exchange) {
-        let req = request_of(ex);
+        let fields = RequestFields::of(&ex.http.request_headers);
+        let req = request_of(ex, Some(&fields));
         let mut findings = Vec::new();
         self.inspect_channel(Stage::Whole, ex, &req, &mut findings);
         self.egress_leaks(ex, &mut findings);

@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use super::{
     config::{invalid, Invalid},
+    fields::Named,
     finding::Finding,
     hash_buf::Buffered,
     request::{Context, Request},
@@ -153,7 +154,7 @@ impl AbuseDetector {
 
     pub fn inspect(&mut self, req: &Request<'_>, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         if self.config.scanner_agent {
-            if let Some(ua) = req.header("user-agent") {
+            if let Some(ua) = req.named(Named::UserAgent) {
                 if let Some(tool) = scanners::scanner(ua) {
                     let evidence = format!("{tool}: {ua}");
                     out.push(Finding::new(

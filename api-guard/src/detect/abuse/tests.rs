@@ -48,6 +48,7 @@ impl Probe {
             authority: None,
             peer: None,
             status,
+            fields: None,
         };
         let ctx = Context {
             now_ns: (secs * 1e9) as u64,
@@ -344,6 +345,7 @@ fn cost() {
             authority: None,
             peer: None,
             status: Some(200),
+            fields: None,
         };
         let ctx = Context {
             now_ns: i * 1_000_000,

@@ -15,6 +15,7 @@ use super::{
     Candidate,
 };
 use crate::detect::{
+    fields::Named,
     finding::Finding,
     inputs::{Inputs, Source},
     request::Request,
@@ -205,13 +206,13 @@ pub fn planted_id(req: &Request<'_>, inputs: &Inputs<'_>, out: &mut Vec<Finding>
     let Some((input, framework, name)) = found else {
         return;
     };
-    if let Some(r) = req.header("referer") {
+    if let Some(r) = req.named(Named::Referer) {
         has_referer = true;
         referer = referer_host(r);
     }
     let own = req
-        .header("host")
-        .or_else(|| req.header(":authority"))
+        .named(Named::Host)
+        .or_else(|| req.named(Named::Authority))
         .map(|h| strip_port(h.trim()).to_ascii_lowercase());
     let foreign = match (&referer, &own) {
         (Some(r), Some(h)) => r != h,

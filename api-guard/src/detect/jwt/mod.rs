@@ -365,7 +365,7 @@ impl JwtDetector {
     ) -> ([(Place<'r>, &'r str); MAX_TOKENS_PER_REQUEST], usize) {
         let mut found = [(Place::Header(""), ""); MAX_TOKENS_PER_REQUEST];
         let mut n = 0;
-        for (name, value) in req.headers {
+        for (name, value) in req.fields() {
             if n == MAX_TOKENS_PER_REQUEST {
                 break;
             }

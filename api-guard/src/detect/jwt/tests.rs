@@ -84,6 +84,7 @@ fn run(d: &mut JwtDetector, headers: &[(&str, &str)]) -> Vec<Finding> {
         authority: None,
         peer: None,
         status: None,
+        fields: None,
     };
     let mut out = Vec::new();
     d.inspect_at(&req, NOW, &mut out);
@@ -311,6 +312,7 @@ fn expiry_is_rechecked_on_cached_tokens() {
         authority: None,
         peer: None,
         status: None,
+        fields: None,
     };
     let mut out = Vec::new();
     d.inspect_at(&req, NOW, &mut out);

@@ -75,6 +75,7 @@ fn request(
         authority: None,
         peer: who.ip,
         status,
+        fields: None,
     };
     let ctx = Context {
         now_ns: at,

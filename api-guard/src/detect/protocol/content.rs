@@ -11,7 +11,7 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
     // The three fields read here, in one pass (the first of each, and whether the type
     // is repeated): the names differ in length, so one compare turns every other away.
     let (mut ct, mut several, mut accept, mut length) = (None, false, None, None);
-    for (name, value) in req.headers {
+    for (name, value) in req.fields() {
         match name.len() {
             12 if name.eq_ignore_ascii_case("content-type") => {
                 several |= ct.is_some();

@@ -105,7 +105,7 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
         let evidence = format!("{args} parameters");
         r.add(Rule::TooManyArgs, "query", &evidence);
     }
-    for (name, value) in req.headers {
+    for (name, value) in req.fields() {
         if name.eq_ignore_ascii_case("cookie") {
             escapes(value, "header:cookie", true, r);
         }

@@ -20,7 +20,7 @@ pub(super) fn check(req: &Request<'_>, r: &mut Report<'_>) {
         };
         r.add(rule, location, a.as_str());
     }
-    let h2c = req.headers.iter().any(|(n, v)| {
+    let h2c = req.fields().any(|(n, v)| {
         n.eq_ignore_ascii_case("upgrade")
             && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("h2c"))
     });

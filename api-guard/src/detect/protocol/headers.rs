@@ -137,7 +137,7 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
     let mut range_count = 0usize;
     let mut content_type = false;
     let mut content_encoding: Option<&str> = None;
-    for (name, value) in req.headers {
+    for (name, value) in req.fields() {
         // Names: a lenient reader hands us `Transfer-Encoding ` for `Transfer-Encoding :`.
         let trimmed = name.trim_matches([' ', '\t']);
         if !is_token(name) {

@@ -28,6 +28,7 @@ fn req<'a>(
         authority: None,
         peer: None,
         status: None,
+        fields: None,
     }
 }
 
