@@ -422,7 +422,7 @@ impl Core {
         if let Some(sse) = &s.sse {
             ex.sse = Some(sse.stats());
         }
-        ex.response_tap = s.tap.take().map(StreamTap::finish);
+        ex.response_tap = s.tap.take().map(|tap| Box::new(tap.finish()));
         self.out.push(s.ex);
     }
 
@@ -434,7 +434,7 @@ impl Core {
         if let Some(s) = self.streams.get_mut(&id) {
             if !s.ex.request_noticed {
                 let body = Bytes::copy_from_slice(&s.request_body);
-                let mut notice = Box::new(s.ex.request_notice(body));
+                let mut notice = s.ex.request_notice(body);
                 if let Some(scan) = s.scan.take() {
                     self.scanning -= 1;
                     notice.request_scan = Some(Box::new(scan.finish()));
@@ -549,7 +549,7 @@ impl Core {
         self.last_client_stream = id;
         self.end_drained(b.ts);
         self.make_room(b.ts);
-        let mut ex = Box::new(HttpExchange::started(b.ts));
+        let mut ex = HttpExchange::boxed(b.ts);
         fill_request(&mut ex, fields, unresolved, id, len);
         if b.end_stream {
             ex.request_end_ns = Some(b.ts);
@@ -592,7 +592,7 @@ impl Core {
         }
         self.last_pushed_stream = id;
         self.make_room(b.ts);
-        let mut ex = Box::new(HttpExchange::started(b.ts));
+        let mut ex = HttpExchange::boxed(b.ts);
         fill_request(&mut ex, fields, unresolved, id, b.fragment.len() as u64);
         ex.request_end_ns = Some(b.ts);
         let held = ex.retained_bytes();
@@ -750,7 +750,7 @@ impl Core {
             if let Some(scan) = &mut s.scan {
                 scan.feed(data);
                 if let Some(window) = scan.take_full_window() {
-                    let part = Box::new(s.ex.body_part(window));
+                    let part = s.ex.body_part(window);
                     self.out.push(part);
                 }
             }
@@ -791,7 +791,7 @@ fn fill_request(ex: &mut HttpExchange, fields: Fields, unresolved: u32, id: u32,
     });
     ex.request_header_bytes = len;
     if fields.content_type.as_deref().is_some_and(is_grpc) {
-        ex.grpc = GrpcCall::from_path(&ex.path);
+        ex.grpc = GrpcCall::from_path(&ex.path).map(Box::new);
     }
     ex.anomalies = fields.anomalies;
     ex.request_headers = fields.regular;
