@@ -303,6 +303,19 @@ pub fn method_label(m: &str) -> &'static str {
 mod tests {
     use super::*;
 
+    /// Each exchange makes, moves and drops two of these records (the exchange and its
+    /// request notice), and every cache line of them is touched each time: the rare parts
+    /// (gRPC facts, the response tap) are boxed to keep them small.
+    #[test]
+    fn records_stay_small() {
+        let sizes = (
+            size_of::<HttpExchange>(),
+            size_of::<crate::exchange::Exchange>(),
+        );
+        eprintln!("HttpExchange {} bytes, Exchange {} bytes", sizes.0, sizes.1);
+        assert!(sizes.0 <= 512 && sizes.1 <= 320, "{sizes:?}");
+    }
+
     #[test]
     fn method_labels() {
         assert_eq!(method_label("GET"), "GET");

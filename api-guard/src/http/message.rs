@@ -956,6 +956,20 @@ mod joined_tests {
 }
 
 #[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// A message's end is passed by value to its sink: small enough to go in registers
+    /// and a few stores rather than a `memcpy` call (the tap and the window are boxed).
+    #[test]
+    fn a_message_end_is_small() {
+        let sizes = (size_of::<MessageEnd>(), size_of::<Message>());
+        eprintln!("MessageEnd {} bytes, Message {} bytes", sizes.0, sizes.1);
+        assert!(sizes.0 <= 128, "{sizes:?}");
+    }
+}
+
+#[cfg(test)]
 mod interest_tests {
     use super::*;
     use crate::detect::inputs::InputLimits;

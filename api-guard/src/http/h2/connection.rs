@@ -87,6 +87,16 @@ struct H2Stream {
     held: usize,
 }
 
+/// A stream's kept body prefix as the exchange's `Bytes`. Its growth is given back first: a
+/// `Vec` with spare capacity becomes `Bytes` through a separate shared header allocation,
+/// an exact one takes its buffer as it is, and mimalloc shrinks a block in place when at
+/// least half of it is kept (always so after growth by doubling).
+fn frozen(body: &mut Vec<u8>) -> Bytes {
+    let mut body = std::mem::take(body);
+    body.shrink_to_fit();
+    Bytes::from(body)
+}
+
 /// A field block being collected from HEADERS/PUSH_PROMISE and CONTINUATION frames.
 #[derive(Debug)]
 struct Block {
@@ -412,8 +422,8 @@ impl Core {
         ) {
             note(&mut ex.anomalies, H2Anomaly::ContentLengthMismatch);
         }
-        ex.request_body = Bytes::from(std::mem::take(&mut s.request_body));
-        ex.response_body = Bytes::from(std::mem::take(&mut s.response_body));
+        ex.request_body = frozen(&mut s.request_body);
+        ex.response_body = frozen(&mut s.response_body);
         if let (Some(call), Some([inc, outc])) = (&mut ex.grpc, &s.grpc) {
             call.messages_in = inc.messages;
             call.messages_out = outc.messages;
