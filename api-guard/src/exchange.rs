@@ -213,6 +213,21 @@ impl Exchange {
         }
     }
 
+    /// [`Exchange::new`] in its `Arc`, written into the allocation: `Arc::new` of an
+    /// exchange made before it copies the record (~300 bytes) from the stack.
+    pub fn shared(conn: Arc<ConnMeta>, http: Box<HttpExchange>) -> Arc<Self> {
+        let mut slot = Arc::<Self>::new_uninit();
+        match Arc::get_mut(&mut slot) {
+            Some(place) => {
+                place.write(Self::new(conn, http));
+                // SAFETY: the value was written just above.
+                unsafe { slot.assume_init() }
+            }
+            // A new `Arc` has no other owner: not reached.
+            None => Arc::new(Self::new(conn, http)),
+        }
+    }
+
     /// Request start to the first response byte (the response head), when one came.
     pub fn ttfb_ns(&self) -> Option<u64> {
         self.http

@@ -226,7 +226,7 @@ fn set_request_line(ex: &mut HttpExchange, start: Option<StartLine>) -> bool {
 }
 
 fn request_exchange(head: Head, start_ns: u64) -> Box<HttpExchange> {
-    let mut ex = Box::new(HttpExchange::started(start_ns));
+    let mut ex = HttpExchange::boxed(start_ns);
     set_request_line(&mut ex, Some(head.start));
     ex.host = head.host;
     ex.request_headers = head.headers;
@@ -259,7 +259,7 @@ impl MessageSink for RequestSink<'_> {
             self.core.notices
         });
         let mut notice = None;
-        let scan = end.scan.map(Box::new);
+        let scan = end.scan;
         self.core.update(seq, |e| {
             e.ex.request_end_ns = Some(end.end_ns);
             e.ex.request_body_bytes = end.body_len;
@@ -267,7 +267,7 @@ impl MessageSink for RequestSink<'_> {
             e.ex.request_truncated |= end.truncated;
             e.request_done = true;
             if let Some(id) = notice_id {
-                let mut n = Box::new(e.ex.request_notice(e.ex.request_body.clone()));
+                let mut n = e.ex.request_notice(e.ex.request_body.clone());
                 n.request_scan = scan;
                 n.notice_id = id;
                 notice = Some(n);
@@ -282,7 +282,7 @@ impl MessageSink for RequestSink<'_> {
     }
 
     fn abandoned(&mut self, partial: Abandoned) {
-        let mut ex = Box::new(HttpExchange::started(partial.start_ns));
+        let mut ex = HttpExchange::boxed(partial.start_ns);
         let start_line_seen = set_request_line(&mut ex, partial.start);
         if !start_line_seen {
             ex.method = partial.method.unwrap_or_default();
@@ -301,7 +301,7 @@ impl MessageSink for RequestSink<'_> {
             .core
             .current_request
             .and_then(|seq| self.core.entry(seq))
-            .map(|e| Box::new(e.ex.body_part(window)));
+            .map(|e| e.ex.body_part(window));
         self.out.extend(part);
     }
 }

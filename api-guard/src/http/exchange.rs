@@ -57,14 +57,15 @@ pub struct HttpExchange {
     /// Trailer fields after the response body (HTTP/2 trailers, HTTP/1.1 chunked trailers
     /// are not kept), bounded like headers.
     pub response_trailers: Headers,
-    /// gRPC facts, for `application/grpc*` exchanges.
-    pub grpc: Option<GrpcCall>,
+    /// gRPC facts, for `application/grpc*` exchanges (boxed, as the tap: rare, and the
+    /// record is smaller to make, copy and drop without them).
+    pub grpc: Option<Box<GrpcCall>>,
     /// Server-sent events, for `text/event-stream` responses.
     pub sse: Option<SseStats>,
     /// The bounded tap on a JSON or streamed JSON response body (its last events or bytes,
     /// which the captured prefix may not reach): input to LLM usage extraction, not output.
     #[serde(skip)]
-    pub response_tap: Option<TappedStream>,
+    pub response_tap: Option<Box<TappedStream>>,
     /// What the HTTP/2 framing showed that a well-behaved peer never sends.
     pub anomalies: Vec<H2Anomaly>,
     /// The HTTP/1 request line was complete and malformed (e.g. `HTTP/4.0`, no version, a
@@ -187,39 +188,42 @@ impl HttpExchange {
         }
     }
 
+    /// [`HttpExchange::started`], boxed. The box is allocated first and the record written
+    /// into it: `Box::new` of a record made before it copies ~670 bytes from the stack.
+    pub(crate) fn boxed(start_ns: u64) -> Box<Self> {
+        Box::write(Box::new_uninit(), Self::started(start_ns))
+    }
+
     /// The request side of this exchange as a [`Phase::Request`] record, with `body` as
-    /// its body prefix (HTTP/2 keeps the prefix outside the exchange until it ends).
-    pub(crate) fn request_notice(&self, body: Bytes) -> Self {
-        Self {
-            method: self.method.clone(),
-            path: self.path.clone(),
-            query: self.query.clone(),
-            host: self.host.clone(),
-            version: self.version,
-            stream_id: self.stream_id,
-            incomplete: self.incomplete,
-            request_start_ns: self.request_start_ns,
-            request_end_ns: self.request_end_ns,
-            request_header_bytes: self.request_header_bytes,
-            request_body_bytes: self.request_body_bytes,
-            request_truncated: self.request_truncated,
-            request_headers: self.request_headers.clone(),
-            request_body: body,
-            grpc: self.grpc.clone(),
-            anomalies: self.anomalies.clone(),
-            phase: Phase::Request,
-            ..Self::started(self.request_start_ns)
-        }
+    /// its body prefix (HTTP/2 keeps the prefix outside the exchange until it ends). Boxed
+    /// as [`HttpExchange::boxed`] is, and its fields set in the box.
+    pub(crate) fn request_notice(&self, body: Bytes) -> Box<Self> {
+        let mut n = Self::boxed(self.request_start_ns);
+        n.method = self.method.clone();
+        n.path = self.path.clone();
+        n.query = self.query.clone();
+        n.host = self.host.clone();
+        n.version = self.version;
+        n.stream_id = self.stream_id;
+        n.incomplete = self.incomplete;
+        n.request_end_ns = self.request_end_ns;
+        n.request_header_bytes = self.request_header_bytes;
+        n.request_body_bytes = self.request_body_bytes;
+        n.request_truncated = self.request_truncated;
+        n.request_headers = self.request_headers.clone();
+        n.request_body = body;
+        n.grpc = self.grpc.clone();
+        n.anomalies = self.anomalies.clone();
+        n.phase = Phase::Request;
+        n
     }
 
     /// A [`Phase::RequestPart`] record of this exchange's request carrying `window`.
-    pub(crate) fn body_part(&self, window: Window) -> Self {
-        Self {
-            request_body: Bytes::new(),
-            request_scan: Some(Box::new(window)),
-            phase: Phase::RequestPart,
-            ..self.request_notice(Bytes::new())
-        }
+    pub(crate) fn body_part(&self, window: Window) -> Box<Self> {
+        let mut part = self.request_notice(Bytes::new());
+        part.request_scan = Some(Box::new(window));
+        part.phase = Phase::RequestPart;
+        part
     }
 
     /// Sets `path` and `query` from a raw request target, keeping it as the path when it
@@ -267,14 +271,14 @@ impl HttpExchange {
             + pairs(&self.request_headers)
             + pairs(&self.response_headers)
             + pairs(&self.response_trailers)
-            + self.grpc.as_ref().map_or(0, GrpcCall::retained_bytes)
+            + self.grpc.as_ref().map_or(0, |call| call.retained_bytes())
             + self.request_body.len()
             + self.response_body.len()
             + self.request_scan.as_ref().map_or(0, |w| w.retained_bytes())
             + self
                 .response_tap
                 .as_ref()
-                .map_or(0, TappedStream::retained_bytes)
+                .map_or(0, |tap| tap.retained_bytes())
     }
 }
 
@@ -298,6 +302,19 @@ pub fn method_label(m: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each exchange makes, moves and drops two of these records (the exchange and its
+    /// request notice), and every cache line of them is touched each time: the rare parts
+    /// (gRPC facts, the response tap) are boxed to keep them small.
+    #[test]
+    fn records_stay_small() {
+        let sizes = (
+            size_of::<HttpExchange>(),
+            size_of::<crate::exchange::Exchange>(),
+        );
+        eprintln!("HttpExchange {} bytes, Exchange {} bytes", sizes.0, sizes.1);
+        assert!(sizes.0 <= 512 && sizes.1 <= 320, "{sizes:?}");
+    }
 
     #[test]
     fn method_labels() {

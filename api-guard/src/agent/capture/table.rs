@@ -496,7 +496,7 @@ impl ConnTable {
         out.extend(
             produced
                 .into_iter()
-                .map(|http| Arc::new(Exchange::new(conn.meta.clone(), http))),
+                .map(|http| Exchange::shared(conn.meta.clone(), http)),
         );
         self.buffered_total = self.buffered_total.saturating_sub(conn.buffered);
     }
@@ -638,7 +638,7 @@ fn run_parser(
     out.extend(
         produced
             .drain(..)
-            .map(|http| Arc::new(Exchange::new(conn.meta.clone(), http))),
+            .map(|http| Exchange::shared(conn.meta.clone(), http)),
     );
     ignore_reason(conn.http.state())
 }

@@ -87,6 +87,16 @@ struct H2Stream {
     held: usize,
 }
 
+/// A stream's kept body prefix as the exchange's `Bytes`. Its growth is given back first: a
+/// `Vec` with spare capacity becomes `Bytes` through a separate shared header allocation,
+/// an exact one takes its buffer as it is, and mimalloc shrinks a block in place when at
+/// least half of it is kept (always so after growth by doubling).
+fn frozen(body: &mut Vec<u8>) -> Bytes {
+    let mut body = std::mem::take(body);
+    body.shrink_to_fit();
+    Bytes::from(body)
+}
+
 /// A field block being collected from HEADERS/PUSH_PROMISE and CONTINUATION frames.
 #[derive(Debug)]
 struct Block {
@@ -412,8 +422,8 @@ impl Core {
         ) {
             note(&mut ex.anomalies, H2Anomaly::ContentLengthMismatch);
         }
-        ex.request_body = Bytes::from(std::mem::take(&mut s.request_body));
-        ex.response_body = Bytes::from(std::mem::take(&mut s.response_body));
+        ex.request_body = frozen(&mut s.request_body);
+        ex.response_body = frozen(&mut s.response_body);
         if let (Some(call), Some([inc, outc])) = (&mut ex.grpc, &s.grpc) {
             call.messages_in = inc.messages;
             call.messages_out = outc.messages;
@@ -422,7 +432,7 @@ impl Core {
         if let Some(sse) = &s.sse {
             ex.sse = Some(sse.stats());
         }
-        ex.response_tap = s.tap.take().map(StreamTap::finish);
+        ex.response_tap = s.tap.take().map(|tap| Box::new(tap.finish()));
         self.out.push(s.ex);
     }
 
@@ -434,7 +444,7 @@ impl Core {
         if let Some(s) = self.streams.get_mut(&id) {
             if !s.ex.request_noticed {
                 let body = Bytes::copy_from_slice(&s.request_body);
-                let mut notice = Box::new(s.ex.request_notice(body));
+                let mut notice = s.ex.request_notice(body);
                 if let Some(scan) = s.scan.take() {
                     self.scanning -= 1;
                     notice.request_scan = Some(Box::new(scan.finish()));
@@ -549,7 +559,7 @@ impl Core {
         self.last_client_stream = id;
         self.end_drained(b.ts);
         self.make_room(b.ts);
-        let mut ex = Box::new(HttpExchange::started(b.ts));
+        let mut ex = HttpExchange::boxed(b.ts);
         fill_request(&mut ex, fields, unresolved, id, len);
         if b.end_stream {
             ex.request_end_ns = Some(b.ts);
@@ -592,7 +602,7 @@ impl Core {
         }
         self.last_pushed_stream = id;
         self.make_room(b.ts);
-        let mut ex = Box::new(HttpExchange::started(b.ts));
+        let mut ex = HttpExchange::boxed(b.ts);
         fill_request(&mut ex, fields, unresolved, id, b.fragment.len() as u64);
         ex.request_end_ns = Some(b.ts);
         let held = ex.retained_bytes();
@@ -750,7 +760,7 @@ impl Core {
             if let Some(scan) = &mut s.scan {
                 scan.feed(data);
                 if let Some(window) = scan.take_full_window() {
-                    let part = Box::new(s.ex.body_part(window));
+                    let part = s.ex.body_part(window);
                     self.out.push(part);
                 }
             }
@@ -791,7 +801,7 @@ fn fill_request(ex: &mut HttpExchange, fields: Fields, unresolved: u32, id: u32,
     });
     ex.request_header_bytes = len;
     if fields.content_type.as_deref().is_some_and(is_grpc) {
-        ex.grpc = GrpcCall::from_path(&ex.path);
+        ex.grpc = GrpcCall::from_path(&ex.path).map(Box::new);
     }
     ex.anomalies = fields.anomalies;
     ex.request_headers = fields.regular;
