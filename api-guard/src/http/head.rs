@@ -610,40 +610,31 @@ impl FieldScan {
                 LF if !STRICT => pos += 1,
                 _ => return None,
             }
-            let value_len = trim_trailing_ws(section.get(value_start..line_end)?).len();
+            let name = section.get(name_start..name_end)?;
+            let value = trim_trailing_ws(section.get(value_start..line_end)?);
             let span = FieldSpan {
                 // Offsets fit: `section` is shorter than 4 GiB.
                 name: name_start as u32,
                 name_end: name_end as u32,
                 value: value_start as u32,
-                value_end: (value_start + value_len) as u32,
+                value_end: (value_start + value.len()) as u32,
             };
-            self.field(section, span, max_text, kept);
+            self.field(name, value, span, max_text, kept);
         }
     }
 
     #[inline]
-    fn field(&mut self, section: &[u8], span: FieldSpan, max_text: usize, kept: &mut Spans) {
-        let name = section
-            .get(span.name as usize..span.name_end as usize)
-            .unwrap_or_default();
-        let value = section
-            .get(span.value as usize..span.value_end as usize)
-            .unwrap_or_default();
+    fn field(
+        &mut self,
+        name: &[u8],
+        value: &[u8],
+        span: FieldSpan,
+        max_text: usize,
+        kept: &mut Spans,
+    ) {
         // Names are compared by length first: most fields match none of these.
-        match name.len() {
-            14 if token_is(name, b"content-length") => {
-                self.content_length = merge_content_length(self.content_length, value);
-            }
-            17 if token_is(name, b"transfer-encoding") => self.te.add(value),
-            10 if token_is(name, b"connection") => {
-                for token in list_elements(value) {
-                    self.close |= token.eq_ignore_ascii_case(b"close");
-                    self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-                }
-            }
-            7 if token_is(name, b"upgrade") => self.upgrade = true,
-            _ => {}
+        if matches!(name.len(), 7 | 10 | 14 | 17) {
+            self.framing_field(name, value);
         }
         let len = name.len() + value.len();
         self.text = self.text.saturating_add(len);
@@ -663,6 +654,33 @@ impl FieldScan {
             }
             self.kept_text += len;
             kept.push(span);
+        }
+    }
+
+    /// The fields that decide framing and connection reuse.
+    #[inline(never)]
+    fn framing_field(&mut self, name: &[u8], value: &[u8]) {
+        match name.len() {
+            14 if token_is(name, b"content-length") => {
+                self.content_length = merge_content_length(self.content_length, value);
+            }
+            17 if token_is(name, b"transfer-encoding") => self.te.add(value),
+            10 if token_is(name, b"connection") => {
+                // The usual values alone, a word at a time: `token_is` folds any value
+                // byte but CR exactly, and a value holds no CR.
+                match value.len() {
+                    10 if token_is(value, b"keep-alive") => self.keep_alive = true,
+                    5 if token_is(value, b"close") => self.close = true,
+                    _ => {
+                        for token in list_elements(value) {
+                            self.close |= token.eq_ignore_ascii_case(b"close");
+                            self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                        }
+                    }
+                }
+            }
+            7 if token_is(name, b"upgrade") => self.upgrade = true,
+            _ => {}
         }
     }
 }
@@ -687,10 +705,10 @@ fn token_end(buf: &[u8], mut pos: usize) -> usize {
     pos
 }
 
-/// `name`, a token, is `lower` (lower-case letters and `-`) in any case: what
-/// `eq_ignore_ascii_case` tells, a word at a time. Setting bit 0x20 turns a token's
-/// upper-case letters into lower-case ones and leaves `-` and lower-case letters as they
-/// are; no other token byte becomes a lower-case letter or `-` (only CR would become `-`).
+/// `name`, a token (or any bytes but CR), is `lower` (lower-case letters and `-`) in any
+/// case: what `eq_ignore_ascii_case` tells, a word at a time. Setting bit 0x20 turns a
+/// token's upper-case letters into lower-case ones and leaves `-` and lower-case letters as
+/// they are; no other byte becomes a lower-case letter or `-` (only CR would become `-`).
 #[inline]
 fn token_is(name: &[u8], lower: &[u8]) -> bool {
     const FOLD8: u64 = u64::from_ne_bytes([0x20; 8]);
@@ -1090,13 +1108,16 @@ mod tests {
         }
     }
 
-    /// `token_is` tells what `eq_ignore_ascii_case` does for every token name: the names
-    /// the parser looks for in any case, each with one byte changed to every token byte,
-    /// and random tokens of their lengths.
+    /// `token_is` tells what `eq_ignore_ascii_case` does for every token name and value
+    /// without CR: the names and values the parser looks for in any case, each with one byte
+    /// changed to every token byte and to every byte but CR, and random tokens of their
+    /// lengths.
     #[test]
     fn token_is_eq_ignore_ascii_case() {
         let tokens: Vec<u8> = (0..=255u8).filter(|&b| TOKEN[usize::from(b)]).collect();
-        let targets: [&[u8]; 8] = [
+        let targets: [&[u8]; 10] = [
+            b"keep-alive",
+            b"close",
             b"content-length",
             b"transfer-encoding",
             b"connection",
@@ -1124,6 +1145,14 @@ mod tests {
             }
             names.push(target[1..].to_vec());
             names.push([target, b"s"].concat());
+            // Values (any byte but CR) as well as tokens.
+            for at in 0..target.len() {
+                for b in (0..=255u8).filter(|&b| b != CR) {
+                    let mut name = target.to_vec();
+                    name[at] = b;
+                    names.push(name);
+                }
+            }
             for name in names {
                 assert_eq!(
                     token_is(&name, target),
