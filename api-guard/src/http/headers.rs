@@ -15,8 +15,8 @@ use serde::{ser::SerializeSeq, Serialize, Serializer};
 #[derive(Clone, Default)]
 pub struct Headers {
     /// For each field where its name and value end in the text (two native-endian `u32`s),
-    /// then every field's name then value, back to back (UTF-8), then possibly unused bytes
-    /// (a head's block is sized before its fields are known). `None` when empty.
+    /// then every field's name then value, back to back, each UTF-8 on its own (so every end
+    /// is a character boundary: [`piece`] relies on it). `None` when empty.
     block: Option<Arc<[u8]>>,
     /// Fields in the list.
     fields: u32,
@@ -112,9 +112,10 @@ impl Headers {
             Some(prev) => FieldEnds::read(ends.get(prev)?).value,
             None => 0,
         };
-        let name = text.get(start as usize..this.name as usize)?;
-        let value = text.get(this.name as usize..this.value as usize)?;
-        Some((name, value))
+        Some((
+            piece(text, start, this.name)?,
+            piece(text, this.name, this.value)?,
+        ))
     }
 
     /// Fields in order.
@@ -154,7 +155,7 @@ impl Headers {
             if !this.eq_ignore_ascii_case(name.as_bytes()) {
                 return None;
             }
-            text.get(ends.name as usize..ends.value as usize)
+            piece(text, ends.name, ends.value)
         })
     }
 }
@@ -229,14 +230,21 @@ impl HeadersBuilder {
         self.ends.len()
     }
 
-    /// The fields, or `None` if their text is not UTF-8. `ascii`: the caller saw every byte
-    /// pushed and none was above 0x7f, so the text needs no UTF-8 check. The builder keeps
-    /// its fields (to be recycled or dropped).
+    /// The fields, or `None` if a name or value is not UTF-8. `ascii`: the caller saw every
+    /// byte pushed and none was above 0x7f, so the text needs no UTF-8 check. The builder
+    /// keeps its fields (to be recycled or dropped).
     pub(crate) fn finish(&mut self, ascii: bool) -> Option<Headers> {
         if ascii {
             debug_assert!(self.text.is_ascii());
         } else {
-            std::str::from_utf8(&self.text).ok()?;
+            let mut start = 0;
+            for ends in &self.ends {
+                let name = self.text.get(start as usize..ends.name as usize)?;
+                let value = self.text.get(ends.name as usize..ends.value as usize)?;
+                std::str::from_utf8(name).ok()?;
+                std::str::from_utf8(value).ok()?;
+                start = ends.value;
+            }
         }
         Some(self.finish_block())
     }
@@ -344,7 +352,18 @@ pub(crate) fn from_spans(
     if ascii {
         debug_assert!(block.get(ends_len..).is_some_and(<[u8]>::is_ascii));
     } else {
-        std::str::from_utf8(block.get(ends_len..)?).ok()?;
+        // Each name and value on its own (the same as the whole text when names are
+        // tokens, ASCII): [`piece`] relies on it.
+        let text = block.get(ends_len..)?;
+        let mut start = 0;
+        for span in spans {
+            let (name, value) = (span.name_end - span.name, span.value_end - span.value);
+            let name_end = start + name as usize;
+            let value_end = name_end + value as usize;
+            std::str::from_utf8(text.get(start..name_end)?).ok()?;
+            std::str::from_utf8(text.get(name_end..value_end)?).ok()?;
+            start = value_end;
+        }
     }
     Some(Headers {
         block: Some(block),
@@ -380,6 +399,17 @@ fn copy_short(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
     }
 }
 
+/// A name or value of a block's `text`, `from..to` (ends read from the block): bounds
+/// checked, without `str::get`'s two character-boundary checks.
+#[inline]
+fn piece(text: &str, from: u32, to: u32) -> Option<&str> {
+    let bytes = text.as_bytes().get(from as usize..to as usize)?;
+    // SAFETY: every end in a block is a character boundary of its text, each name and value
+    // being UTF-8 on its own: `HeadersBuilder::finish` checks each (or the caller saw ASCII
+    // alone), `finish_text` has `&str` pieces, `from_spans` checks each unless ASCII.
+    Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+}
+
 /// Iterator over [`Headers`] as `(name, value)`.
 #[derive(Clone)]
 pub struct Iter<'a> {
@@ -394,8 +424,8 @@ impl<'a> Iterator for Iter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let ends = FieldEnds::read(self.ends.next()?);
-        let name = self.text.get(self.start as usize..ends.name as usize)?;
-        let value = self.text.get(ends.name as usize..ends.value as usize)?;
+        let name = piece(self.text, self.start, ends.name)?;
+        let value = piece(self.text, ends.name, ends.value)?;
         self.start = ends.value;
         Some((name, value))
     }
@@ -570,6 +600,17 @@ mod tests {
         assert_eq!(from_spans(src, &[], 0, true), Some(Headers::new()));
         let not_utf8 = from_spans(b"a\xff", &[span((0, 1), (1, 2))], 2, false);
         assert!(not_utf8.is_none());
+        // UTF-8 as a whole, but a character cut between a value and the next name: refused,
+        // so that every end is a character boundary.
+        let cut = [span((0, 1), (1, 2)), span((2, 3), (3, 4))];
+        assert!(from_spans(b"a\xc3\xa9b", &cut, 4, false).is_none());
+        let mut builder = HeadersBuilder::default();
+        builder.push(b"a", b"\xc3");
+        builder.push(b"\xa9", b"b");
+        assert!(builder.finish(false).is_none());
+        let mut builder = HeadersBuilder::default();
+        builder.push(b"a", b"\xc3\xa9");
+        assert_eq!(builder.finish(false), Some([("a", "\u{e9}")].into()));
         // Every name and value length from 0 to 20.
         let (names, values) = (21u32, 43u32);
         for n in 0..=20 {
