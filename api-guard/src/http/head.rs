@@ -3,7 +3,7 @@
 
 use std::mem;
 
-use super::headers::{self, BlockWriter, HeadersBuilder, Written};
+use super::headers::{self, FieldSpan, HeadersBuilder};
 use super::message::MessageKind;
 use super::{Headers, SharedStr};
 use super::{CR, LF};
@@ -85,8 +85,6 @@ pub(crate) struct LineScan {
     prev_cr: bool,
     line_len: usize,
     start_line_done: bool,
-    /// Field lines ended so far.
-    fields: usize,
 }
 
 /// What ends a scan: field lines end inside it (nothing is done at their end, so the
@@ -106,9 +104,10 @@ impl LineScan {
         }
     }
 
-    /// Field lines ended so far: how many fields the head has once it ends.
-    pub(crate) fn fields(&self) -> usize {
-        self.fields
+    /// At the start of a line after the start line: of the field section, right after the
+    /// start line, if nothing was scanned since.
+    pub(crate) fn at_field_section(&self) -> bool {
+        self.start_line_done && self.line_len == 0 && !self.prev_cr
     }
 
     /// Scans `data` up to and including the next line event (past any field line ends).
@@ -166,7 +165,6 @@ impl LineScan {
             Some(LineEvent::HeadEnd)
         } else {
             // A field line ended: scan on.
-            self.fields += 1;
             None
         }
     }
@@ -381,9 +379,8 @@ fn parse_head_with<'b>(
 
 /// Parses the fields of a complete head (`buf` ends with the empty line) whose start line,
 /// its first `start_len` bytes, was parsed already as `start` ([`parse_start_line`]): what
-/// [`parse_head`] returns, without parsing the start line a second time. `fields` (the
-/// number of field lines, if known) sizes the field list. On a syntax error the start line
-/// is handed back.
+/// [`parse_head`] returns, without parsing the start line a second time. On a syntax error
+/// the start line is handed back.
 ///
 /// One pass over the fields with the grammar `httparse` applies after a start line (its
 /// default configuration: token names, `:` right after the name, optional whitespace, then
@@ -395,67 +392,155 @@ pub(crate) fn parse_head_after(
     start_len: usize,
     buf: &[u8],
     max_text: usize,
-    fields: usize,
 ) -> Result<Head, StartLine> {
     let Some(section) = buf.get(start_len..) else {
         return Err(start);
     };
-    // The field list is written straight into its block, sized for `fields` fields (the
-    // line scan's count; once more by counting lines if that was short) and at most the
-    // whole section's bytes as text.
-    let mut written = scan_fields(&start, section, max_text, fields);
-    if matches!(written, Written::TooMany) {
-        written = scan_fields(&start, section, max_text, line_count(section));
+    match scan_section::<false>(&start, section, max_text) {
+        Scanned::Fields(fields) => Ok(fields.into_head(start, start_len)),
+        Scanned::Invalid => Err(start),
+        Scanned::Unfit => parse_head_after_httparse(start, start_len, buf, max_text),
     }
-    let (headers, scan, len) = match written {
-        Written::Fields(headers, (scan, len)) => (headers, scan, len),
-        Written::Failed | Written::TooMany => return Err(start),
-        Written::Unfit => return parse_head_after_httparse(start, start_len, buf, max_text),
-    };
-    let host = scan
-        .host
-        .and_then(|i| headers.get_index(i))
-        .map(|(_, value)| SharedStr::from(value));
-    let mut head = Head {
-        start,
-        headers,
-        host,
-        content_type: scan.content_type,
-        content_type_repeated: scan.content_type_repeated,
-        wire_len: start_len + len,
-        content_length: scan.content_length,
-        transfer_encoding: scan.te.result(),
-        close: scan.close,
-        upgrade: scan.upgrade,
-    };
-    // HTTP/1.0 connections persist only when asked to (RFC 9112 §9.3).
-    head.close |= head.version() == 0 && !scan.keep_alive;
-    Ok(head)
 }
 
-/// [`FieldScan::run`] over `section` into a block with room for `fields` fields.
-fn scan_fields(
+/// The field section at the start of `data` (bytes received right after a start line
+/// `start`), if `data` holds all of it with CRLF line ends only and it parses as
+/// [`parse_head_after`] would parse it: the head is then parsed where it arrived, without
+/// the line scan and the copy into the head buffer. `None` for anything else (a section
+/// cut off, a bare CR or LF, a syntax error, text that is not UTF-8), left to that path.
+pub(crate) fn parse_fields_direct(
     start: &StartLine,
-    section: &[u8],
+    data: &[u8],
     max_text: usize,
-    fields: usize,
-) -> Written<(FieldScan, usize)> {
-    // A field line takes at least three bytes: the hint cannot make it larger.
-    let fields = fields.min(section.len() / 3);
-    headers::write_fields(fields, section.len(), |kept| {
-        let mut scan = FieldScan::new(start);
-        let len = scan.run(section, max_text, kept)?;
-        let ascii = scan.seen & HIGH == 0;
-        Some(((scan, len), ascii))
-    })
+) -> Option<ParsedFields> {
+    match scan_section::<true>(start, data, max_text) {
+        Scanned::Fields(fields) => Some(fields),
+        Scanned::Invalid | Scanned::Unfit => None,
+    }
+}
+
+/// A field section parsed: the [`Head`] once its start line is added.
+pub(crate) struct ParsedFields {
+    headers: Headers,
+    scan: FieldScan,
+    /// Wire length of the section, its empty line included.
+    len: usize,
+}
+
+impl ParsedFields {
+    /// Wire length of the section, its empty line included.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The head of these fields after `start`, a start line of `start_len` bytes.
+    pub(crate) fn into_head(self, start: StartLine, start_len: usize) -> Head {
+        let Self { headers, scan, len } = self;
+        let host = scan
+            .host
+            .and_then(|i| headers.get_index(i))
+            .map(|(_, value)| SharedStr::from(value));
+        let mut head = Head {
+            start,
+            headers,
+            host,
+            content_type: scan.content_type,
+            content_type_repeated: scan.content_type_repeated,
+            wire_len: start_len + len,
+            content_length: scan.content_length,
+            transfer_encoding: scan.te.result(),
+            close: scan.close,
+            upgrade: scan.upgrade,
+        };
+        // HTTP/1.0 connections persist only when asked to (RFC 9112 §9.3).
+        head.close |= head.version() == 0 && !scan.keep_alive;
+        head
+    }
+}
+
+enum Scanned {
+    Fields(ParsedFields),
+    /// A syntax error, or the section ends first.
+    Invalid,
+    /// Kept text that is not UTF-8, or too long for a block: for `httparse`.
+    Unfit,
+}
+
+/// [`FieldScan::run`] over `section` (`STRICT`: CRLF line ends only), then the kept fields
+/// copied into their list's block, sized exactly.
+fn scan_section<const STRICT: bool>(start: &StartLine, section: &[u8], max_text: usize) -> Scanned {
+    if u32::try_from(section.len()).is_err() {
+        return Scanned::Unfit;
+    }
+    let mut scan = FieldScan::new(start);
+    let mut spans = Spans::new();
+    let Some(len) = scan.run::<STRICT>(section, max_text, &mut spans) else {
+        return Scanned::Invalid;
+    };
+    let ascii = scan.seen & HIGH == 0;
+    match headers::from_spans(section, spans.as_slice(), scan.kept_text, ascii) {
+        Some(headers) => Scanned::Fields(ParsedFields { headers, scan, len }),
+        None => Scanned::Unfit,
+    }
+}
+
+/// The kept fields' spans: on the stack for the usual heads, on the heap past that.
+struct Spans {
+    inline: [FieldSpan; INLINE_SPANS],
+    len: usize,
+    /// Every span once more came than `inline` holds.
+    heap: Vec<FieldSpan>,
+}
+
+const INLINE_SPANS: usize = 32;
+
+impl Spans {
+    fn new() -> Self {
+        Self {
+            inline: [FieldSpan::default(); INLINE_SPANS],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        if self.heap.is_empty() {
+            self.len
+        } else {
+            self.heap.len()
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, span: FieldSpan) {
+        if let Some(slot) = self.inline.get_mut(self.len) {
+            *slot = span;
+            self.len += 1;
+            return;
+        }
+        if self.heap.is_empty() {
+            self.heap.extend_from_slice(&self.inline);
+        }
+        self.heap.push(span);
+    }
+
+    fn as_slice(&self) -> &[FieldSpan] {
+        if self.heap.is_empty() {
+            self.inline.get(..self.len).unwrap_or_default()
+        } else {
+            &self.heap
+        }
+    }
 }
 
 /// The field section after a start line, parsed in one pass: what [`build_head`] collects
-/// from `httparse`'s fields, the kept fields written into their list's block as found.
+/// from `httparse`'s fields, the kept fields' spans noted as found.
 struct FieldScan {
     /// Text counted against the limit: the request line's method and target, then every
     /// field's name and value (kept or not, as in [`build_head`]).
     text: usize,
+    /// Names and values of the kept fields.
+    kept_text: usize,
     /// Index of the first `Host` field among those kept.
     host: Option<usize>,
     /// Index of the first `Content-Type` field among those kept, and whether more follow.
@@ -478,6 +563,7 @@ impl FieldScan {
         };
         Self {
             text,
+            kept_text: 0,
             host: None,
             content_type: None,
             content_type_repeated: false,
@@ -490,30 +576,28 @@ impl FieldScan {
         }
     }
 
-    /// Parses `section` up to and including its empty line, writing the kept fields to
-    /// `kept`; returns the bytes it took, or `None` on a syntax error or if `section` ends
-    /// first.
-    fn run(
+    /// Parses `section` (shorter than 4 GiB) up to and including its empty line, noting
+    /// the kept fields in `kept`; returns the bytes it took, or `None` on a syntax error or
+    /// if `section` ends first. `STRICT`: a line ending in a bare LF is an error too.
+    fn run<const STRICT: bool>(
         &mut self,
         section: &[u8],
         max_text: usize,
-        kept: &mut BlockWriter<'_>,
+        kept: &mut Spans,
     ) -> Option<usize> {
         let mut pos = 0;
         loop {
             match *section.get(pos)? {
                 CR => return (section.get(pos + 1) == Some(&LF)).then_some(pos + 2),
-                LF => return Some(pos + 1),
+                LF => return (!STRICT).then_some(pos + 1),
                 _ => {}
             }
             let name_start = pos;
-            while TOKEN[usize::from(*section.get(pos)?)] {
-                pos += 1;
-            }
-            let name = section.get(name_start..pos)?;
-            if name.is_empty() || section.get(pos) != Some(&b':') {
+            pos = token_end(section, pos);
+            if pos == name_start || section.get(pos) != Some(&b':') {
                 return None;
             }
+            let name_end = pos;
             pos += 1;
             while matches!(section.get(pos)?, b' ' | b'\t') {
                 pos += 1;
@@ -523,31 +607,37 @@ impl FieldScan {
             let line_end = pos;
             match *section.get(pos)? {
                 CR if section.get(pos + 1) == Some(&LF) => pos += 2,
-                LF => pos += 1,
+                LF if !STRICT => pos += 1,
                 _ => return None,
             }
+            let name = section.get(name_start..name_end)?;
             let value = trim_trailing_ws(section.get(value_start..line_end)?);
-            self.field(name, value, max_text, kept);
+            let span = FieldSpan {
+                // Offsets fit: `section` is shorter than 4 GiB.
+                name: name_start as u32,
+                name_end: name_end as u32,
+                value: value_start as u32,
+                value_end: (value_start + value.len()) as u32,
+            };
+            self.field(name, value, span, max_text, kept);
         }
     }
 
-    fn field(&mut self, name: &[u8], value: &[u8], max_text: usize, kept: &mut BlockWriter<'_>) {
+    #[inline]
+    fn field(
+        &mut self,
+        name: &[u8],
+        value: &[u8],
+        span: FieldSpan,
+        max_text: usize,
+        kept: &mut Spans,
+    ) {
         // Names are compared by length first: most fields match none of these.
-        match name.len() {
-            14 if token_is(name, b"content-length") => {
-                self.content_length = merge_content_length(self.content_length, value);
-            }
-            17 if token_is(name, b"transfer-encoding") => self.te.add(value),
-            10 if token_is(name, b"connection") => {
-                for token in list_elements(value) {
-                    self.close |= token.eq_ignore_ascii_case(b"close");
-                    self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-                }
-            }
-            7 if token_is(name, b"upgrade") => self.upgrade = true,
-            _ => {}
+        if matches!(name.len(), 7 | 10 | 14 | 17) {
+            self.framing_field(name, value);
         }
-        self.text = self.text.saturating_add(name.len() + value.len());
+        let len = name.len() + value.len();
+        self.text = self.text.saturating_add(len);
         if self.text <= max_text {
             match name.len() {
                 4 if self.host.is_none() && token_is(name, b"host") => {
@@ -562,15 +652,63 @@ impl FieldScan {
                 }
                 _ => {}
             }
-            kept.push(name, value);
+            self.kept_text += len;
+            kept.push(span);
+        }
+    }
+
+    /// The fields that decide framing and connection reuse.
+    #[inline(never)]
+    fn framing_field(&mut self, name: &[u8], value: &[u8]) {
+        match name.len() {
+            14 if token_is(name, b"content-length") => {
+                self.content_length = merge_content_length(self.content_length, value);
+            }
+            17 if token_is(name, b"transfer-encoding") => self.te.add(value),
+            10 if token_is(name, b"connection") => {
+                // The usual values alone, a word at a time: `token_is` folds any value
+                // byte but CR exactly, and a value holds no CR.
+                match value.len() {
+                    10 if token_is(value, b"keep-alive") => self.keep_alive = true,
+                    5 if token_is(value, b"close") => self.close = true,
+                    _ => {
+                        for token in list_elements(value) {
+                            self.close |= token.eq_ignore_ascii_case(b"close");
+                            self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                        }
+                    }
+                }
+            }
+            7 if token_is(name, b"upgrade") => self.upgrade = true,
+            _ => {}
         }
     }
 }
 
-/// `name`, a token, is `lower` (lower-case letters and `-`) in any case: what
-/// `eq_ignore_ascii_case` tells, a word at a time. Setting bit 0x20 turns a token's
-/// upper-case letters into lower-case ones and leaves `-` and lower-case letters as they
-/// are; no other token byte becomes a lower-case letter or `-` (only CR would become `-`).
+/// Where the token starting at `pos` ends: the first byte that is not a `tchar`, or
+/// `buf.len()`. Eight bytes at a time while they are all `tchar`s (one table lookup each,
+/// ANDed, no branch per byte), then byte by byte.
+#[inline]
+fn token_end(buf: &[u8], mut pos: usize) -> usize {
+    while let Some(chunk) = buf.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
+        let all = chunk
+            .iter()
+            .fold(true, |all, &b| all & TOKEN[usize::from(b)]);
+        if !all {
+            break;
+        }
+        pos += 8;
+    }
+    while buf.get(pos).is_some_and(|&b| TOKEN[usize::from(b)]) {
+        pos += 1;
+    }
+    pos
+}
+
+/// `name`, a token (or any bytes but CR), is `lower` (lower-case letters and `-`) in any
+/// case: what `eq_ignore_ascii_case` tells, a word at a time. Setting bit 0x20 turns a
+/// token's upper-case letters into lower-case ones and leaves `-` and lower-case letters as
+/// they are; no other byte becomes a lower-case letter or `-` (only CR would become `-`).
 #[inline]
 fn token_is(name: &[u8], lower: &[u8]) -> bool {
     const FOLD8: u64 = u64::from_ne_bytes([0x20; 8]);
@@ -962,7 +1100,7 @@ mod tests {
             let start = parse_start_line(kind, &buf[..line_end]).expect("valid start line");
             for max_text in [20, 65_536] {
                 let whole = parse_head(kind, buf, max_text).map(|h| format!("{h:?}"));
-                let after = parse_head_after(start.clone(), line_end, buf, max_text, 0)
+                let after = parse_head_after(start.clone(), line_end, buf, max_text)
                     .map(|h| format!("{h:?}"))
                     .map_err(|_| SyntaxError);
                 assert_eq!(after, whole, "{head:?}");
@@ -970,13 +1108,16 @@ mod tests {
         }
     }
 
-    /// `token_is` tells what `eq_ignore_ascii_case` does for every token name: the names
-    /// the parser looks for in any case, each with one byte changed to every token byte,
-    /// and random tokens of their lengths.
+    /// `token_is` tells what `eq_ignore_ascii_case` does for every token name and value
+    /// without CR: the names and values the parser looks for in any case, each with one byte
+    /// changed to every token byte and to every byte but CR, and random tokens of their
+    /// lengths.
     #[test]
     fn token_is_eq_ignore_ascii_case() {
         let tokens: Vec<u8> = (0..=255u8).filter(|&b| TOKEN[usize::from(b)]).collect();
-        let targets: [&[u8]; 8] = [
+        let targets: [&[u8]; 10] = [
+            b"keep-alive",
+            b"close",
             b"content-length",
             b"transfer-encoding",
             b"connection",
@@ -1004,6 +1145,14 @@ mod tests {
             }
             names.push(target[1..].to_vec());
             names.push([target, b"s"].concat());
+            // Values (any byte but CR) as well as tokens.
+            for at in 0..target.len() {
+                for b in (0..=255u8).filter(|&b| b != CR) {
+                    let mut name = target.to_vec();
+                    name[at] = b;
+                    names.push(name);
+                }
+            }
             for name in names {
                 assert_eq!(
                     token_is(&name, target),

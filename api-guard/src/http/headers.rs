@@ -15,8 +15,8 @@ use serde::{ser::SerializeSeq, Serialize, Serializer};
 #[derive(Clone, Default)]
 pub struct Headers {
     /// For each field where its name and value end in the text (two native-endian `u32`s),
-    /// then every field's name then value, back to back (UTF-8), then possibly unused bytes
-    /// (a head's block is sized before its fields are known). `None` when empty.
+    /// then every field's name then value, back to back, each UTF-8 on its own (so every end
+    /// is a character boundary: [`piece`] relies on it). `None` when empty.
     block: Option<Arc<[u8]>>,
     /// Fields in the list.
     fields: u32,
@@ -96,7 +96,7 @@ impl Headers {
         let block = self.block.as_deref().unwrap_or_default();
         let (ends, text) = block.split_at(block.len().min(self.len() * ENDS_LEN));
         let text = text.get(..self.text_len()).unwrap_or_default();
-        // SAFETY: a block is made only by `HeadersBuilder::finish_block` or `write_fields`,
+        // SAFETY: a block is made only by `HeadersBuilder::finish_block` or `from_spans`,
         // with `fields` ends then `text_len` bytes of text known to be UTF-8 (checked, ASCII,
         // or pushed as `&str`).
         let text = unsafe { std::str::from_utf8_unchecked(text) };
@@ -112,9 +112,10 @@ impl Headers {
             Some(prev) => FieldEnds::read(ends.get(prev)?).value,
             None => 0,
         };
-        let name = text.get(start as usize..this.name as usize)?;
-        let value = text.get(this.name as usize..this.value as usize)?;
-        Some((name, value))
+        Some((
+            piece(text, start, this.name)?,
+            piece(text, this.name, this.value)?,
+        ))
     }
 
     /// Fields in order.
@@ -154,7 +155,7 @@ impl Headers {
             if !this.eq_ignore_ascii_case(name.as_bytes()) {
                 return None;
             }
-            text.get(ends.name as usize..ends.value as usize)
+            piece(text, ends.name, ends.value)
         })
     }
 }
@@ -229,14 +230,21 @@ impl HeadersBuilder {
         self.ends.len()
     }
 
-    /// The fields, or `None` if their text is not UTF-8. `ascii`: the caller saw every byte
-    /// pushed and none was above 0x7f, so the text needs no UTF-8 check. The builder keeps
-    /// its fields (to be recycled or dropped).
+    /// The fields, or `None` if a name or value is not UTF-8. `ascii`: the caller saw every
+    /// byte pushed and none was above 0x7f, so the text needs no UTF-8 check. The builder
+    /// keeps its fields (to be recycled or dropped).
     pub(crate) fn finish(&mut self, ascii: bool) -> Option<Headers> {
         if ascii {
             debug_assert!(self.text.is_ascii());
         } else {
-            std::str::from_utf8(&self.text).ok()?;
+            let mut start = 0;
+            for ends in &self.ends {
+                let name = self.text.get(start as usize..ends.name as usize)?;
+                let value = self.text.get(ends.name as usize..ends.value as usize)?;
+                std::str::from_utf8(name).ok()?;
+                std::str::from_utf8(value).ok()?;
+                start = ends.value;
+            }
         }
         Some(self.finish_block())
     }
@@ -286,150 +294,120 @@ fn zeroed_block(len: usize) -> Arc<[u8]> {
     unsafe { Arc::<[u8]>::new_zeroed_slice(len).assume_init() }
 }
 
-/// What [`write_fields`] made.
-pub(crate) enum Written<T> {
-    /// The fields, and what the writer returned.
-    Fields(Headers, T),
-    /// The writer gave up (`None`).
-    Failed,
-    /// More fields came than there was room for.
-    TooMany,
-    /// The text is not UTF-8, or too long for a block.
-    Unfit,
+/// Where one field's name and value lie in the bytes a list is made from ([`from_spans`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FieldSpan {
+    pub name: u32,
+    pub name_end: u32,
+    pub value: u32,
+    pub value_end: u32,
 }
 
-/// Builds a list by writing its fields straight into its block (no builder to copy out
-/// of): room for `fields` ends and `text` bytes of text is made first, and the text moved
-/// down if fewer fields came. `write` pushes the fields and returns `None` to give up, or
-/// its result and whether every byte pushed was ASCII (no UTF-8 check needed then).
-pub(crate) fn write_fields<T>(
-    fields: usize,
-    text: usize,
-    write: impl FnOnce(&mut BlockWriter<'_>) -> Option<(T, bool)>,
-) -> Written<T> {
-    let Some(len) = fields
-        .checked_mul(ENDS_LEN)
-        .and_then(|ends| ends.checked_add(text))
-        .filter(|&len| u32::try_from(len).is_ok())
-    else {
-        return Written::Unfit;
-    };
-    // No block for a list that cannot have fields (a head of its start line alone). Not
-    // zeroed: mimalloc's zeroing path is slower, and only the bytes left over are filled.
-    let mut block = (fields > 0).then(|| Arc::<[u8]>::new_uninit_slice(len));
-    let mut empty: [MaybeUninit<u8>; 0] = [];
-    let buf: &mut [MaybeUninit<u8>] = match block.as_mut() {
-        Some(block) => match Arc::get_mut(block) {
-            Some(buf) => buf,
-            None => return Written::Unfit,
-        },
-        None => &mut empty[..],
-    };
-    let mut writer = BlockWriter {
-        buf,
-        cap: fields,
-        fields: 0,
-        text: 0,
-        too_many: false,
-    };
-    let Some((result, ascii)) = write(&mut writer) else {
-        return Written::Failed;
-    };
-    let BlockWriter {
-        buf,
-        cap,
-        fields,
-        text: text_len,
-        too_many,
-    } = writer;
-    if too_many {
-        return Written::TooMany;
+/// The list of the fields at `spans` in `src`, `text_len` bytes of names and values in
+/// all: one allocation of the exact size, ends then text, written once (no builder to copy
+/// out of, no unused bytes). `ascii`: the caller saw every byte of the fields and none was
+/// above 0x7f (no UTF-8 check then). `None` if the spans do not make `text_len` bytes inside
+/// `src`, or the text is not UTF-8 or too long for a block.
+pub(crate) fn from_spans(
+    src: &[u8],
+    spans: &[FieldSpan],
+    text_len: usize,
+    ascii: bool,
+) -> Option<Headers> {
+    if spans.is_empty() {
+        return Some(Headers::new());
     }
-    if fields < cap {
-        // Fewer fields than room for (the rest went past the text limit).
-        buf.copy_within(cap * ENDS_LEN..cap * ENDS_LEN + text_len, fields * ENDS_LEN);
-    }
-    let used = fields * ENDS_LEN + text_len;
-    if let Some(rest) = buf.get_mut(used..) {
-        rest.fill(MaybeUninit::new(0));
-    }
-    let (Ok(fields @ 1..), Ok(text_len), Some(block)) =
-        (u32::try_from(fields), u32::try_from(text_len), block)
-    else {
-        return Written::Fields(Headers::new(), result);
-    };
-    // SAFETY: every byte is written: `fields` ends and `text_len` bytes of text by
-    // `BlockWriter::push` (moved down if fewer fields came than room was made for), then
-    // zeros after them.
-    let block: Arc<[u8]> = unsafe { block.assume_init() };
-    let text = block
-        .get(used - text_len as usize..used)
-        .unwrap_or_default();
-    if ascii {
-        debug_assert!(text.is_ascii());
-    } else if std::str::from_utf8(text).is_err() {
-        return Written::Unfit;
-    }
-    Written::Fields(
-        Headers {
-            block: Some(block),
-            fields,
-            text_len,
-        },
-        result,
-    )
-}
-
-/// Appends fields to a block made by [`write_fields`].
-pub(crate) struct BlockWriter<'b> {
-    /// Room for `cap` ends, then the text.
-    buf: &'b mut [MaybeUninit<u8>],
-    cap: usize,
-    fields: usize,
-    /// Text bytes written.
-    text: usize,
-    /// A field came with no room left for it.
-    too_many: bool,
-}
-
-impl BlockWriter<'_> {
-    /// Appends a field (flags the list as having too many if there is no room).
-    pub(crate) fn push(&mut self, name: &[u8], value: &[u8]) {
-        let at = self.cap * ENDS_LEN + self.text;
-        let name_end = self.text + name.len();
+    let fields = u32::try_from(spans.len()).ok()?;
+    let ends_len = spans.len().checked_mul(ENDS_LEN)?;
+    let len = ends_len.checked_add(text_len)?;
+    let text_len = u32::try_from(text_len)
+        .ok()
+        .filter(|_| u32::try_from(len).is_ok())?;
+    let mut block = Arc::<[u8]>::new_uninit_slice(len);
+    let buf = Arc::get_mut(&mut block)?;
+    let (ends, text) = buf.split_at_mut(ends_len);
+    let mut at = 0;
+    for (dst, span) in ends.as_chunks_mut::<ENDS_LEN>().0.iter_mut().zip(spans) {
+        let name = src.get(span.name as usize..span.name_end as usize)?;
+        let value = src.get(span.value as usize..span.value_end as usize)?;
+        let name_end = at + name.len();
         let value_end = name_end + value.len();
-        let fields = self.fields;
-        let room = (self.fields < self.cap)
-            .then(|| self.buf.split_at_mut_checked(at))
-            .flatten()
-            .and_then(|(ends, text)| {
-                let ends = ends
-                    .get_mut(fields * ENDS_LEN..)?
-                    .first_chunk_mut::<ENDS_LEN>()?;
-                let (name_dst, rest) = text.split_at_mut_checked(name.len())?;
-                Some((ends, name_dst, rest.get_mut(..value.len())?))
-            });
-        let Some((ends, name_dst, value_dst)) = room else {
-            self.too_many = true;
-            return;
-        };
-        // Offsets fit: `write_fields` made a block shorter than 4 GiB.
-        *ends = FieldEnds {
+        copy_short(text.get_mut(at..name_end)?, name);
+        copy_short(text.get_mut(name_end..value_end)?, value);
+        // Offsets fit: the block is shorter than 4 GiB.
+        *dst = FieldEnds {
             name: name_end as u32,
             value: value_end as u32,
         }
         .bytes()
         .map(MaybeUninit::new);
-        name_dst.write_copy_of_slice(name);
-        value_dst.write_copy_of_slice(value);
-        self.fields += 1;
-        self.text = value_end;
+        at = value_end;
     }
+    if at != text_len as usize {
+        return None;
+    }
+    // SAFETY: every byte is written: one end per span (`ends` has exactly as many), then
+    // `text_len` bytes of text back to back.
+    let block: Arc<[u8]> = unsafe { block.assume_init() };
+    if ascii {
+        debug_assert!(block.get(ends_len..).is_some_and(<[u8]>::is_ascii));
+    } else {
+        // Each name and value on its own (the same as the whole text when names are
+        // tokens, ASCII): [`piece`] relies on it.
+        let text = block.get(ends_len..)?;
+        let mut start = 0;
+        for span in spans {
+            let (name, value) = (span.name_end - span.name, span.value_end - span.value);
+            let name_end = start + name as usize;
+            let value_end = name_end + value as usize;
+            std::str::from_utf8(text.get(start..name_end)?).ok()?;
+            std::str::from_utf8(text.get(name_end..value_end)?).ok()?;
+            start = value_end;
+        }
+    }
+    Some(Headers {
+        block: Some(block),
+        fields,
+        text_len,
+    })
+}
 
-    /// Fields pushed so far.
-    pub(crate) fn len(&self) -> usize {
-        self.fields
+/// `dst.write_copy_of_slice(src)` (`dst` is as long as `src`) without a `memcpy` call
+/// for the short names and values of a head: 4 to 16 bytes as two overlapping words.
+#[inline]
+fn copy_short(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    let len = src.len();
+    if let (8..=16, Some(first), Some(last)) = (len, src.first_chunk::<8>(), src.last_chunk::<8>())
+    {
+        if let Some(d) = dst.first_chunk_mut::<8>() {
+            *d = first.map(MaybeUninit::new);
+        }
+        if let Some(d) = dst.last_chunk_mut::<8>() {
+            *d = last.map(MaybeUninit::new);
+        }
+    } else if let (4..8, Some(first), Some(last)) =
+        (len, src.first_chunk::<4>(), src.last_chunk::<4>())
+    {
+        if let Some(d) = dst.first_chunk_mut::<4>() {
+            *d = first.map(MaybeUninit::new);
+        }
+        if let Some(d) = dst.last_chunk_mut::<4>() {
+            *d = last.map(MaybeUninit::new);
+        }
+    } else {
+        dst.write_copy_of_slice(src);
     }
+}
+
+/// A name or value of a block's `text`, `from..to` (ends read from the block): bounds
+/// checked, without `str::get`'s two character-boundary checks.
+#[inline]
+fn piece(text: &str, from: u32, to: u32) -> Option<&str> {
+    let bytes = text.as_bytes().get(from as usize..to as usize)?;
+    // SAFETY: every end in a block is a character boundary of its text, each name and value
+    // being UTF-8 on its own: `HeadersBuilder::finish` checks each (or the caller saw ASCII
+    // alone), `finish_text` has `&str` pieces, `from_spans` checks each unless ASCII.
+    Some(unsafe { std::str::from_utf8_unchecked(bytes) })
 }
 
 /// Iterator over [`Headers`] as `(name, value)`.
@@ -446,8 +424,8 @@ impl<'a> Iterator for Iter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let ends = FieldEnds::read(self.ends.next()?);
-        let name = self.text.get(self.start as usize..ends.name as usize)?;
-        let value = self.text.get(ends.name as usize..ends.value as usize)?;
+        let name = piece(self.text, self.start, ends.name)?;
+        let value = piece(self.text, ends.name, ends.value)?;
         self.start = ends.value;
         Some((name, value))
     }
@@ -594,49 +572,63 @@ mod tests {
         );
     }
 
-    /// A list written into a block sized in advance equals the same fields collected, with
-    /// room to spare for fields and text, with none, and when fields do not fit.
+    /// A list made from spans of a buffer equals the same fields collected, at every
+    /// length the short copies handle; spans that do not add up to the text are refused.
     #[test]
-    fn written_in_place() {
-        let fields: [(&[u8], &[u8]); 3] = [(b"Host", b"a"), (b"X", b""), (b"n", b"\xc3\x9f")];
+    fn made_from_spans() {
+        let src: &[u8] = b"Host: a\r\nX: \r\nn: \xc3\x9f\r\n0123456789abcdefghij: 0123456789abcdef";
+        let span = |name: (u32, u32), value: (u32, u32)| FieldSpan {
+            name: name.0,
+            name_end: name.1,
+            value: value.0,
+            value_end: value.1,
+        };
+        let spans = [
+            span((0, 4), (6, 7)),
+            span((9, 10), (12, 12)),
+            span((14, 15), (17, 19)),
+        ];
         let collected: Headers = [("Host", "a"), ("X", ""), ("n", "\u{df}")].into();
-        let write = |cap: usize, text: usize, count: usize| {
-            write_fields(cap, text, |w| {
-                for (name, value) in &fields[..count] {
-                    w.push(name, value);
-                }
-                Some((w.len(), false))
-            })
-        };
-        for (cap, text) in [(3, 9), (3, 100), (7, 9), (7, 100)] {
-            let Written::Fields(h, n) = write(cap, text, 3) else {
-                panic!("fits in {cap}, {text}");
-            };
-            assert_eq!((n, &h), (3, &collected));
-            assert_eq!(format!("{h:?}"), format!("{collected:?}"));
-            assert_eq!(h.text_len(), collected.text_len());
-            assert_eq!(h.get("n"), Some("\u{df}"));
-            assert_eq!(h.clone(), h);
+        let h = from_spans(src, &spans, 9, false).expect("fits");
+        assert_eq!(h, collected);
+        assert_eq!(format!("{h:?}"), format!("{collected:?}"));
+        assert_eq!(h.text_len(), collected.text_len());
+        assert_eq!(h.get("n"), Some("\u{df}"));
+        assert!(from_spans(src, &spans, 10, false).is_none());
+        assert!(from_spans(src, &spans[2..], 3, false).is_some());
+        assert!(from_spans(&src[..18], &spans, 9, false).is_none());
+        assert_eq!(from_spans(src, &[], 0, true), Some(Headers::new()));
+        let not_utf8 = from_spans(b"a\xff", &[span((0, 1), (1, 2))], 2, false);
+        assert!(not_utf8.is_none());
+        // UTF-8 as a whole, but a character cut between a value and the next name: refused,
+        // so that every end is a character boundary.
+        let cut = [span((0, 1), (1, 2)), span((2, 3), (3, 4))];
+        assert!(from_spans(b"a\xc3\xa9b", &cut, 4, false).is_none());
+        let mut builder = HeadersBuilder::default();
+        builder.push(b"a", b"\xc3");
+        builder.push(b"\xa9", b"b");
+        assert!(builder.finish(false).is_none());
+        let mut builder = HeadersBuilder::default();
+        builder.push(b"a", b"\xc3\xa9");
+        assert_eq!(builder.finish(false), Some([("a", "\u{e9}")].into()));
+        // Every name and value length from 0 to 20.
+        let (names, values) = (21u32, 43u32);
+        for n in 0..=20 {
+            for v in 0..=16 {
+                let h = from_spans(
+                    src,
+                    &[span((names, names + n), (values, values + v))],
+                    (n + v) as usize,
+                    true,
+                )
+                .expect("fits");
+                let name =
+                    std::str::from_utf8(&src[names as usize..(names + n) as usize]).expect("ASCII");
+                let value = std::str::from_utf8(&src[values as usize..(values + v) as usize])
+                    .expect("ASCII");
+                assert_eq!(h, [(name, value)]);
+            }
         }
-        let Written::Fields(h, _) = write(3, 9, 1) else {
-            panic!("one field fits");
-        };
-        assert_eq!(h, [("Host", "a")]);
-        let Written::Fields(h, _) = write(0, 0, 0) else {
-            panic!("no fields fit");
-        };
-        assert!(h.is_empty() && h == Headers::new());
-        assert!(matches!(write(2, 100, 3), Written::TooMany));
-        assert!(matches!(write(3, 8, 3), Written::TooMany));
-        let not_utf8 = write_fields(1, 4, |w| {
-            w.push(b"a", b"\xff");
-            Some(((), false))
-        });
-        assert!(matches!(not_utf8, Written::Unfit));
-        assert!(matches!(
-            write_fields(1, 4, |_| None::<((), bool)>),
-            Written::Failed
-        ));
     }
 
     #[test]

@@ -590,6 +590,9 @@ impl MessageParser {
             return 0;
         }
         let window = rest.get(..room).unwrap_or(rest);
+        if let Some(used) = self.head_in_place(window, ts, sink) {
+            return used;
+        }
         let (used, event) = self.lines.advance(window);
         let scanned = window.get(..used).unwrap_or(window);
         self.buf.extend_from_slice(scanned);
@@ -656,13 +659,32 @@ impl MessageParser {
         self.buf.clear();
     }
 
+    /// The field section parsed where it arrived, when `window` (the bytes right after a
+    /// parsed start line) holds all of it and it is of the plain shape
+    /// ([`head::parse_fields_direct`]): no line scan, no copy into the head buffer. Returns
+    /// the bytes it took; `None` leaves everything to the line scan.
+    fn head_in_place(
+        &mut self,
+        window: &[u8],
+        ts: u64,
+        sink: &mut impl MessageSink,
+    ) -> Option<usize> {
+        let (start, start_len) = self.msg.start.as_ref()?;
+        if *start_len != self.buf.len() || !self.lines.at_field_section() {
+            return None;
+        }
+        let fields = head::parse_fields_direct(start, window, self.limits.max_header_bytes)?;
+        let (start, start_len) = self.msg.start.take()?;
+        let used = fields.len();
+        self.head_parsed(fields.into_head(start, start_len), ts, sink);
+        Some(used)
+    }
+
     fn end_head(&mut self, ts: u64, sink: &mut impl MessageSink) {
         let max_text = self.limits.max_header_bytes;
         let parsed = match self.msg.start.take() {
-            Some((start, len)) => {
-                head::parse_head_after(start, len, &self.buf, max_text, self.lines.fields())
-                    .map_err(|start| self.msg.start = Some((start, len)))
-            }
+            Some((start, len)) => head::parse_head_after(start, len, &self.buf, max_text)
+                .map_err(|start| self.msg.start = Some((start, len))),
             None => head::parse_head(self.kind, &self.buf, max_text).map_err(|_| ()),
         };
         let Ok(head) = parsed else {
@@ -670,6 +692,11 @@ impl MessageParser {
             self.resync_at_line_start();
             return;
         };
+        self.head_parsed(head, ts, sink);
+    }
+
+    /// A valid head ended: hands it to the sink and sets up its body.
+    fn head_parsed(&mut self, head: Head, ts: u64, sink: &mut impl MessageSink) {
         self.buf.clear();
         self.errors_in_row = 0;
         self.unsynced = false;

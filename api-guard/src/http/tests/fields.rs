@@ -13,9 +13,11 @@ use super::corpus::base64_decode;
 /// Header text limits: the default, and two that cut fields off mid-head.
 const LIMITS: [usize; 3] = [8192, 64, 31];
 
-/// Both parsers on `buf` (its start line, `start_len` bytes, parsed as `start`), each
-/// field-count hint: equal `Debug` output, `Ok` or `Err`.
-fn agree(start: &StartLine, start_len: usize, buf: &[u8]) {
+/// Both parsers on `buf` (its start line, `start_len` bytes, parsed as `start`): equal
+/// `Debug` output, `Ok` or `Err`. The fields parsed where they arrived (CRLF only) give the
+/// same head whenever they give one; returns whether they did.
+fn agree(start: &StartLine, start_len: usize, buf: &[u8]) -> bool {
+    let mut direct_taken = false;
     for max_text in LIMITS {
         // The text counted as retained, besides what `Debug` shows.
         let seen = |parsed: &Result<Head, StartLine>| {
@@ -24,28 +26,38 @@ fn agree(start: &StartLine, start_len: usize, buf: &[u8]) {
         };
         let reference = head::parse_head_after_httparse(start.clone(), start_len, buf, max_text);
         let reference = seen(&reference);
-        for hint in [0, 3, 1000] {
-            let one_pass = head::parse_head_after(start.clone(), start_len, buf, max_text, hint);
+        let one_pass = head::parse_head_after(start.clone(), start_len, buf, max_text);
+        assert_eq!(
+            seen(&one_pass),
+            reference,
+            "{:?} limit {max_text}",
+            String::from_utf8_lossy(buf)
+        );
+        if let Some(fields) = head::parse_fields_direct(start, &buf[start_len..], max_text) {
+            direct_taken = true;
+            let direct = Ok(fields.into_head(start.clone(), start_len));
             assert_eq!(
-                seen(&one_pass),
+                seen(&direct),
                 reference,
-                "{:?} limit {max_text}",
+                "direct: {:?} limit {max_text}",
                 String::from_utf8_lossy(buf)
             );
         }
     }
+    direct_taken
 }
 
 /// Every start line in `raw` (at its start or after any LF) that parses as `kind`, with
 /// every end of the bytes after it.
-fn agree_on_every_cut(kind: MessageKind, raw: &[u8]) -> usize {
+/// Returns the heads and the cuts the direct parse took.
+fn agree_on_every_cut(kind: MessageKind, raw: &[u8]) -> (usize, usize) {
     let line_starts = std::iter::once(0).chain(
         raw.iter()
             .enumerate()
             .filter(|&(_, &b)| b == b'\n')
             .map(|(i, _)| i + 1),
     );
-    let mut heads = 0;
+    let (mut heads, mut direct) = (0, 0);
     for from in line_starts {
         let rest = &raw[from..];
         let Some(line_len) = rest.iter().position(|&b| b == b'\n').map(|i| i + 1) else {
@@ -56,16 +68,15 @@ fn agree_on_every_cut(kind: MessageKind, raw: &[u8]) -> usize {
         };
         heads += 1;
         for end in line_len..=rest.len() {
-            agree(&start, line_len, &rest[..end]);
+            direct += usize::from(agree(&start, line_len, &rest[..end]));
         }
     }
-    heads
+    (heads, direct)
 }
 
 #[test]
 fn llhttp_corpus_heads_cut_at_every_byte() {
-    let mut rows = 0;
-    let mut heads = 0;
+    let (mut rows, mut heads, mut direct) = (0, 0, 0);
     for (file, kind) in [
         ("llhttp-requests.jsonl", MessageKind::Request),
         ("llhttp-responses.jsonl", MessageKind::Response),
@@ -76,11 +87,14 @@ fn llhttp_corpus_heads_cut_at_every_byte() {
             let row: Value = serde_json::from_str(line).expect("corpus row is JSON");
             let raw = base64_decode(row["raw_b64"].as_str().expect("raw_b64")).expect("base64");
             rows += 1;
-            heads += agree_on_every_cut(kind, &raw);
+            let (found, taken) = agree_on_every_cut(kind, &raw);
+            heads += found;
+            direct += taken;
         }
     }
     assert!(rows >= 214, "{rows} rows");
     assert!(heads >= 200, "{heads} heads");
+    assert!(direct >= 1000, "{direct} cuts parsed directly");
 }
 
 /// Pieces of field lines, hostile ones included: obs-fold, bare CR and LF, NUL, DEL,
@@ -138,6 +152,7 @@ fn random_hostile_heads() {
         (b"HTTP/1.1 200 OK\r\n", MessageKind::Response),
     ];
     let mut buf = Vec::new();
+    let mut direct = 0;
     for round in 0..20_000 {
         let (line, kind) = starts[round % starts.len()];
         buf.clear();
@@ -160,7 +175,7 @@ fn random_hostile_heads() {
             buf.extend_from_slice(b"\r\n\r\n");
         }
         let start = head::parse_start_line(kind, line).expect("valid start line");
-        agree(&start, line.len(), &buf);
+        direct += usize::from(agree(&start, line.len(), &buf));
         // And well-formed fields with random values, so that most heads parse.
         buf.truncate(line.len());
         for _ in 0..rng.below(12) {
@@ -173,8 +188,9 @@ fn random_hostile_heads() {
             buf.extend_from_slice(if rng.below(8) == 0 { b" \r\n" } else { b"\r\n" });
         }
         buf.extend_from_slice(b"\r\n");
-        agree(&start, line.len(), &buf);
+        direct += usize::from(agree(&start, line.len(), &buf));
     }
+    assert!(direct >= 5_000, "{direct} heads parsed directly");
 }
 
 /// Every value byte, alone and in a run longer than a word, in every position of an
