@@ -96,6 +96,8 @@ async fn drain(config: Config) -> anyhow::Result<()> {
         .context("registering the ring buffer")?;
     let stop = shutdown.clone();
     let reader = tokio::task::spawn_blocking(move || read(ring, stop));
+    // However this returns, the reader stops: the runtime's drop waits for it.
+    let _stop_reader = shutdown.clone().drop_guard();
 
     println!("floor ready: drain, {tracepoints} tracepoints, {uprobes} uprobes");
     std::io::stdout().flush()?;

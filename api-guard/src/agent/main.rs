@@ -940,6 +940,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             );
         })
         .context("starting the parsing thread")?;
+    // However `run` returns, the parsing thread stops: the runtime's drop waits for it.
+    let _stop_parsing = shutdown.clone().drop_guard();
     tasks.spawn_blocking(move || {
         if parsing.join().is_err() {
             warn!("The parsing thread panicked");
