@@ -10,7 +10,7 @@
 //! async runtime: woken through tokio's I/O driver, the parsing task cost a runtime worker's
 //! park and unpark and the mio waker around every wake-up, and each wake-up also woke the
 //! other worker to look for work (each worker ~200 voluntary switches a second at 30k
-//! requests a second, for ~140 ring reads).
+//! requests a second, for ~100 ring reads).
 
 use std::{
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
