@@ -1,6 +1,6 @@
 //! `api-guard floor --drain`: a step of the overhead bench's staircase between the floor
 //! (empty programs) and the agent. The agent's own programs are loaded and attached by its
-//! own loader (`Probes::load`, the TLS hooking thread, adoption), and one thread reads the ring
+//! own loader (`Probes::load`, the TLS hooking thread, adoption), and one task reads the ring
 //! (`capture::reader::Ring`, readiness and the drain timer as in the agent) and counts and
 //! drops every record in place: no parsing, no analysis. What a workload loses with this
 //! running is what capture and reading the ring cost; the difference to the agent is what
@@ -50,8 +50,7 @@ struct Drained {
 /// Runs until SIGTERM/SIGINT: prints `floor ready: drain, …` once attached, and at exit one
 /// line `floor drained: {json}` with the records and bytes drained and the kernel's counters.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    // The agent's runtime: two workers; the ring is read on a thread of its own as by the
-    // parsing task.
+    // The agent's runtime: two workers, the ring read on one of them as by the parsing task.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -94,10 +93,7 @@ async fn drain(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let ring = capture::reader::Ring::new(ring, config.capture.ring_buffer_bytes, metrics)
         .context("registering the ring buffer")?;
-    let stop = shutdown.clone();
-    let reader = tokio::task::spawn_blocking(move || read(ring, stop));
-    // However this returns, the reader stops: the runtime's drop waits for it.
-    let _stop_reader = shutdown.clone().drop_guard();
+    let reader = tokio::spawn(read(ring, shutdown.clone()));
 
     println!("floor ready: drain, {tracepoints} tracepoints, {uprobes} uprobes");
     std::io::stdout().flush()?;
@@ -137,20 +133,24 @@ async fn drain(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The ring read as the parsing task reads it (on its own thread, on the kernel's wake-ups
-/// or the drain timer, in slices), each record counted and dropped in place.
-fn read(mut ring: capture::reader::Ring, shutdown: CancellationToken) -> std::io::Result<Drained> {
+/// The ring read as the parsing task reads it (on readiness or the drain timer, in slices,
+/// a turn for the runtime between full slices), each record counted and dropped in place.
+async fn read(
+    mut ring: capture::reader::Ring,
+    shutdown: CancellationToken,
+) -> std::io::Result<Drained> {
     let mut drained = Drained::default();
     let mut count = |record: &[u8]| {
         drained.records += 1;
         drained.bytes += record.len() as u64;
     };
-    while !shutdown.is_cancelled() {
-        let now = std::time::Instant::now();
-        // The drain timer is the only deadline: the parsing task's own (flush, expiry)
-        // come far less often.
-        if ring.wait(now, now + capture::reader::DRAIN_INTERVAL)? == capture::reader::Wait::Read {
-            ring.read(&mut count);
+    loop {
+        tokio::select! {
+            ready = ring.wait() => {
+                ready?;
+                ring.read(&mut count);
+            }
+            () = shutdown.cancelled() => break,
         }
     }
     // What the kernel submitted before the stop.

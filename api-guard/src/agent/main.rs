@@ -899,54 +899,36 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         llm: config.llm.enabled,
     });
     let mut tasks = JoinSet::new();
-    let consumers = pipeline::Consumers {
-        annotator: analysis::Annotator {
-            routes,
-            clients: analysis::identity::ClientIdentities::new(identity_rx),
-            llm: llm::LlmCalls::new(
-                config.llm.clone(),
-                config.identity.api_key_headers.clone(),
-                llm_usage.clone(),
-                metrics.clone(),
-            )
-            .with_egress(llm::egress::EgressTracker::new(
-                llm_providers.clone(),
-                config.llm.allowed_providers.clone(),
-                llm_egress.clone(),
-                events.clone(),
-                metrics.clone(),
-            )),
+    tasks.spawn(pipeline::run(
+        ring,
+        table,
+        pipeline::Consumers {
+            annotator: analysis::Annotator {
+                routes,
+                clients: analysis::identity::ClientIdentities::new(identity_rx),
+                llm: llm::LlmCalls::new(
+                    config.llm.clone(),
+                    config.identity.api_key_headers.clone(),
+                    llm_usage.clone(),
+                    metrics.clone(),
+                )
+                .with_egress(llm::egress::EgressTracker::new(
+                    llm_providers.clone(),
+                    config.llm.allowed_providers.clone(),
+                    llm_egress.clone(),
+                    events.clone(),
+                    metrics.clone(),
+                )),
+            },
+            enforcer: enforcer.clone(),
+            detections,
+            discovery,
+            sink,
         },
-        enforcer: enforcer.clone(),
-        detections,
-        discovery,
-        sink,
-    };
-    // The parsing task blocks in the ring's epoll_wait: a thread of its own (in the
-    // runtime's context), not a runtime worker.
-    let (pipeline_metrics, pipeline_shutdown) = (metrics.clone(), shutdown.clone());
-    let runtime = tokio::runtime::Handle::current();
-    let parsing = std::thread::Builder::new()
-        .name("parsing".into())
-        .spawn(move || {
-            let _runtime = runtime.enter();
-            pipeline::run(
-                ring,
-                table,
-                consumers,
-                pipeline_metrics,
-                tls_notifier,
-                pipeline_shutdown,
-            );
-        })
-        .context("starting the parsing thread")?;
-    // However `run` returns, the parsing thread stops: the runtime's drop waits for it.
-    let _stop_parsing = shutdown.clone().drop_guard();
-    tasks.spawn_blocking(move || {
-        if parsing.join().is_err() {
-            warn!("The parsing thread panicked");
-        }
-    });
+        metrics.clone(),
+        tls_notifier,
+        shutdown.clone(),
+    ));
     tasks.spawn(control::serve(
         control_listener,
         args.control_socket.clone(),

@@ -2,10 +2,7 @@
 //! connection table and hands exchanges to enforcement, detection and the sink.
 //! Single-threaded by design: per-connection state needs no locks.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use api_guard::http::Phase;
 use tokio_util::sync::CancellationToken;
@@ -13,10 +10,7 @@ use tracing::{debug, warn};
 
 use crate::{
     analysis::{detect::DetectionQueue, discover::DiscoveryQueue, Annotator},
-    capture::{
-        reader::{Ring, Wait},
-        table::ConnTable,
-    },
+    capture::{reader::Ring, table::ConnTable},
     enforce::Enforcer,
     exchange::Exchange,
     output::exchanges::Sink,
@@ -110,11 +104,9 @@ impl Consumers {
 
 /// Reads the ring buffer and parses each record in place, as it is read: no copy, no
 /// hand-off. Exchanges are delivered after each slice of records (at most
-/// [`crate::capture::reader::SLICE_RECORDS`]); the flush and expiry timers are checked
-/// between slices, so a flood cannot starve them. Runs on a thread of its own (blocking
-/// in the ring's `epoll_wait`, see [`crate::capture::reader`]) until `shutdown`, which
-/// it sees within [`crate::capture::reader::DRAIN_INTERVAL`].
-pub fn run(
+/// [`crate::capture::reader::SLICE_RECORDS`]); between slices the task gives the runtime a turn, and the
+/// flush and expiry timers compete with the next slice, so a flood cannot starve them.
+pub async fn run(
     mut ring: Ring,
     mut table: ConnTable,
     mut consumers: Consumers,
@@ -122,32 +114,25 @@ pub fn run(
     tls: Notifier,
     shutdown: CancellationToken,
 ) {
-    let started = Instant::now();
-    let mut flush_at = started + FLUSH_INTERVAL;
-    let mut expire_at = started + EXPIRE_INTERVAL;
+    let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+    let mut expire = tokio::time::interval(EXPIRE_INTERVAL);
     let mut out = Vec::new();
-    while !shutdown.is_cancelled() {
-        let now = Instant::now();
-        if now >= flush_at {
-            consumers.flush();
-            flush_at = now + FLUSH_INTERVAL;
+    loop {
+        tokio::select! {
+            ready = ring.wait() => match ready {
+                Ok(()) => {
+                    ring.read(|bytes| handle(bytes, &mut table, &metrics, &tls, &mut out));
+                }
+                Err(error) => {
+                    warn!(%error, "Waiting for the ring buffer failed");
+                    break;
+                }
+            },
+            _ = flush.tick() => consumers.flush(),
+            _ = expire.tick() => table.expire_idle(monotonic_now_ns(), &mut out),
+            () = shutdown.cancelled() => break,
         }
-        if now >= expire_at {
-            table.expire_idle(monotonic_now_ns(), &mut out);
-            consumers.deliver(&mut out);
-            expire_at = now + EXPIRE_INTERVAL;
-        }
-        match ring.wait(now, flush_at.min(expire_at)) {
-            Ok(Wait::Read) => {
-                ring.read(|bytes| handle(bytes, &mut table, &metrics, &tls, &mut out));
-                consumers.deliver(&mut out);
-            }
-            Ok(Wait::Deadline) => {}
-            Err(error) => {
-                warn!(%error, "Waiting for the ring buffer failed");
-                break;
-            }
-        }
+        consumers.deliver(&mut out);
     }
     // Whatever the kernel submitted before we stopped still gets parsed, slice by slice.
     loop {

@@ -1,23 +1,15 @@
 //! The ring buffer, read in place: records are handed to the caller while they are still in
 //! the ring (no copy, no hand-off to another task), in slices of a bounded size.
 //!
-//! Kernel submissions usually skip the wakeup (see the eBPF side), so besides the ring's
-//! wake-ups the ring is read on a short timer. The ring itself is the only buffer: when
+//! Kernel submissions usually skip the wakeup (see the eBPF side), so besides epoll
+//! readiness the ring is read on a short timer. The ring itself is the only buffer: when
 //! its reader falls behind, it fills and the kernel counts exactly what it had to drop
 //! (`apiguard_capture_dropped_total{reason="ringbuf_full"}`): nothing is lost unseen.
-//!
-//! The reader blocks in `epoll_wait` on the ring's fd on a thread of its own, not in the
-//! async runtime: woken through tokio's I/O driver, the parsing task cost a runtime worker's
-//! park and unpark and the mio waker around every wake-up, and each wake-up also woke the
-//! other worker to look for work (each worker ~200 voluntary switches a second at 30k
-//! requests a second, for ~100 ring reads).
 
-use std::{
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
+use tokio::{io::unix::AsyncFd, time::Interval};
 
 use crate::telemetry::Metrics;
 
@@ -47,106 +39,55 @@ pub struct Slice {
 
 /// The ring buffer and when to read it.
 pub struct Ring {
-    ring: RingBuf<MapData>,
-    /// An epoll instance watching the ring's fd, edge-triggered: it reports the kernel's
-    /// wake-ups (forced ones, see above), not merely that records are waiting.
-    epoll: OwnedFd,
-    /// When the ring is read next if no wake-up comes first.
-    drain_at: Instant,
-    /// The last slice was full: read again at once.
+    fd: AsyncFd<RingBuf<MapData>>,
+    tick: Interval,
+    /// The last slice was full: read again after a turn of the runtime.
     more: bool,
     /// Ring bytes [`Ring::read_last`] may still read (starts at the ring's size).
     last_left: usize,
     metrics: Metrics,
 }
 
-/// What one [`Ring::wait`] saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// Records may be waiting: read a slice.
-    Read,
-    /// The caller's deadline came first.
-    Deadline,
-}
-
 impl Ring {
-    /// Watches `ring` (of `size` bytes) for the kernel's wake-ups.
+    /// Registers `ring` (of `size` bytes) with the runtime.
     pub fn new(ring: RingBuf<MapData>, size: u32, metrics: Metrics) -> std::io::Result<Self> {
-        // SAFETY: plain syscall; the fd returned is checked and then owned.
-        let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if epoll < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `epoll` is a fresh fd nothing else owns.
-        let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
-        let mut event = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-            u64: 0,
-        };
-        // SAFETY: both fds are open (the ring buffer owns its map fd for as long as this
-        // struct holds it, and the epoll fd is dropped with it); `event` outlives the call.
-        let added = unsafe {
-            libc::epoll_ctl(
-                epoll.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                ring.as_raw_fd(),
-                &mut event,
-            )
-        };
-        if added < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        // SAFETY: the ring buffer owns its map fd, which stays open and unchanged until the
+        // AsyncFd (and the RingBuf inside it) is dropped.
+        let fd = unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)?;
+        let mut tick = tokio::time::interval(DRAIN_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Ok(Self {
-            ring,
-            epoll,
-            drain_at: Instant::now() + DRAIN_INTERVAL,
+            fd,
+            tick,
             more: false,
             last_left: size as usize,
             metrics,
         })
     }
 
-    /// Blocks until records may be waiting, or until `deadline` (the caller's own timers)
-    /// when that comes first: at once when the last slice was full, else on the kernel's
-    /// wake-up or when the drain timer is due ([`DRAIN_INTERVAL`] after the last read).
-    pub fn wait(&mut self, now: Instant, deadline: Instant) -> std::io::Result<Wait> {
+    /// Resolves when records may be waiting: at once (after yielding to the runtime) when
+    /// the last slice was full, else on readiness or the drain timer. Cancel-safe, so it can
+    /// be one branch of a `select!`.
+    pub async fn wait(&mut self) -> std::io::Result<()> {
         if self.more {
-            return Ok(Wait::Read);
+            tokio::task::yield_now().await;
+            return Ok(());
         }
-        let until = self.drain_at.min(deadline);
-        if until > now {
-            // Rounded up, so a wait never ends just before its deadline and spins.
-            let ms = until
-                .duration_since(now)
-                .as_micros()
-                .div_ceil(1000)
-                .min(i32::MAX as u128) as i32;
-            let mut event = libc::epoll_event { events: 0, u64: 0 };
-            // SAFETY: the epoll fd is open; `event` has room for the one event asked for.
-            let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, ms) };
-            if n > 0 {
-                return Ok(Wait::Read);
+        tokio::select! {
+            guard = self.fd.readable_mut() => {
+                // Cleared before reading: a submission after this point wakes us again (or
+                // the timer reads it), and the read below sees everything before it.
+                guard?.clear_ready();
             }
-            if n < 0 {
-                let error = std::io::Error::last_os_error();
-                if error.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(error);
-                }
-            }
+            _ = self.tick.tick() => {}
         }
-        if Instant::now() >= self.drain_at {
-            Ok(Wait::Read)
-        } else {
-            Ok(Wait::Deadline)
-        }
+        Ok(())
     }
 
     /// Reads one slice, handing each record to `each` while it is borrowed from the ring;
     /// the record's room goes back to the kernel once `each` returns.
     pub fn read(&mut self, mut each: impl FnMut(&[u8])) -> Slice {
-        // A wake-up from before this read is for records it reads.
-        self.drain_at = Instant::now() + DRAIN_INTERVAL;
-        let ring = &mut self.ring;
+        let ring = self.fd.get_mut();
         let mut slice = Slice::default();
         while slice.records < SLICE_RECORDS && slice.bytes < SLICE_BYTES {
             let Some(record) = ring.next() else {
