@@ -77,6 +77,7 @@ impl Consumers {
             }
             batch.push(shared);
         }
+        self.sink.publish_metrics();
         // One message (and at most one wake-up) per analysis thread per batch: detection
         // gets the request notices, then the whole exchanges, in one vector.
         match (&self.detections, &self.discovery) {

@@ -43,6 +43,12 @@ impl Sink {
         self.metrics.http.exchange(&mut self.series, e);
     }
 
+    /// Adds the metrics of the exchanges recorded since the last call to the shared ones
+    /// (once per delivered batch: see [`SeriesCache`]).
+    pub fn publish_metrics(&mut self) {
+        self.series.publish();
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         match self.writer.as_mut() {
             Some(w) => w.flush().0,
