@@ -50,6 +50,31 @@ impl Mimalloc {
     fn aligned(ptr: *mut std::ffi::c_void, align: usize) -> bool {
         ptr.addr() & (align - 1) == 0
     }
+
+    /// A block of `layout` from `plain` when that call gives the alignment (checked: a block
+    /// of the wrong alignment is freed unused), else from `aligned`.
+    ///
+    /// # Safety
+    /// `plain` and `aligned` must be mimalloc allocation calls (blocks freed by `mi_free`).
+    // Inlined so that both calls are direct ones.
+    #[inline(always)]
+    unsafe fn allocate(
+        layout: std::alloc::Layout,
+        plain: unsafe extern "C" fn(usize) -> *mut std::ffi::c_void,
+        aligned: unsafe extern "C" fn(usize, usize) -> *mut std::ffi::c_void,
+    ) -> *mut u8 {
+        // SAFETY: plain allocation calls (the caller's contract); `mi_free` takes their blocks.
+        unsafe {
+            if Self::plain(layout.size(), layout.align()) {
+                let p = plain(layout.size());
+                if Self::aligned(p, layout.align()) {
+                    return p.cast();
+                }
+                libmimalloc_sys::mi_free(p);
+            }
+            aligned(layout.size(), layout.align()).cast()
+        }
+    }
 }
 
 // SAFETY: every block comes from mimalloc with at least the layout's size and alignment
@@ -57,32 +82,24 @@ impl Mimalloc {
 // which takes blocks of either kind of call.
 unsafe impl std::alloc::GlobalAlloc for Mimalloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        use libmimalloc_sys::{mi_free, mi_malloc, mi_malloc_aligned};
-        // SAFETY: plain allocation calls; a block of the wrong alignment is freed unused.
+        // SAFETY: mimalloc's allocation calls, paired as plain and aligned.
         unsafe {
-            if Self::plain(layout.size(), layout.align()) {
-                let p = mi_malloc(layout.size());
-                if Self::aligned(p, layout.align()) {
-                    return p.cast();
-                }
-                mi_free(p);
-            }
-            mi_malloc_aligned(layout.size(), layout.align()).cast()
+            Self::allocate(
+                layout,
+                libmimalloc_sys::mi_malloc,
+                libmimalloc_sys::mi_malloc_aligned,
+            )
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        use libmimalloc_sys::{mi_free, mi_zalloc, mi_zalloc_aligned};
         // SAFETY: as in `alloc`.
         unsafe {
-            if Self::plain(layout.size(), layout.align()) {
-                let p = mi_zalloc(layout.size());
-                if Self::aligned(p, layout.align()) {
-                    return p.cast();
-                }
-                mi_free(p);
-            }
-            mi_zalloc_aligned(layout.size(), layout.align()).cast()
+            Self::allocate(
+                layout,
+                libmimalloc_sys::mi_zalloc,
+                libmimalloc_sys::mi_zalloc_aligned,
+            )
         }
     }
 
