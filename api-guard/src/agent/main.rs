@@ -166,6 +166,58 @@ extern "C" fn configure_allocator() {
 #[unsafe(link_section = ".init_array.00100")]
 static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;
 
+/// The allocator is the global one only outside tests (the replay counts allocations): its
+/// calls are exercised here directly.
+#[cfg(test)]
+mod allocator_tests {
+    use super::Mimalloc;
+    use std::alloc::{GlobalAlloc, Layout};
+
+    #[test]
+    fn blocks_have_the_layouts_alignment_and_keep_their_bytes_across_realloc() {
+        for align in [1, 2, 4, 8, 16, 32, 64, 4096] {
+            for size in [1, 7, 8, 15, 16, 17, 100, 1024, 70_000] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: non-zero sizes; every block is freed with its current layout.
+                unsafe {
+                    let zeroed = Mimalloc.alloc_zeroed(layout);
+                    assert_eq!(zeroed.addr() % align, 0, "zeroed {size}/{align}");
+                    assert!(std::slice::from_raw_parts(zeroed, size)
+                        .iter()
+                        .all(|&b| b == 0));
+                    Mimalloc.dealloc(zeroed, layout);
+
+                    let mut p = Mimalloc.alloc(layout);
+                    assert_eq!(p.addr() % align, 0, "alloc {size}/{align}");
+                    for i in 0..size {
+                        p.add(i).write(i as u8);
+                    }
+                    for new_size in [size * 3, size.div_ceil(2)] {
+                        let grown = Mimalloc.realloc(p, layout, new_size);
+                        assert_eq!(
+                            grown.addr() % align,
+                            0,
+                            "realloc {size}->{new_size}/{align}"
+                        );
+                        for i in 0..size.min(new_size) {
+                            assert_eq!(grown.add(i).read(), i as u8, "byte {i}");
+                        }
+                        // Back to the original size so the next round starts alike.
+                        let layout_now = Layout::from_size_align(new_size, align).unwrap();
+                        let back = Mimalloc.realloc(grown, layout_now, size);
+                        assert_eq!(back.addr() % align, 0);
+                        for i in 0..size.min(new_size) {
+                            assert_eq!(back.add(i).read(), i as u8, "byte {i} back");
+                        }
+                        p = back;
+                    }
+                    Mimalloc.dealloc(p, layout);
+                }
+            }
+        }
+    }
+}
+
 // The kernel-free parts the agent wires together live in the library.
 use api_guard::{exchange, http, record, wallclock};
 
