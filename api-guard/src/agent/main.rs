@@ -143,22 +143,55 @@ const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 /// `mi_option_purge_delay` (milliseconds), same header.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Freed memory goes back to the OS after 10 ms instead of the bundled v3's 1 s: under the
-/// overhead bench (nginx 1 KiB, wrk -c50, 3 rounds each, side by side) peak RSS 43.5–45.8 MiB
-/// against 48.6–55.1 with 1 s; CPU 6.35–7.06 µs per request against 6.21–6.60, within this
-/// bench's noise. 0 (immediate) gave 34–37 MiB but 7.3–9.0 µs: a syscall per freed page.
-/// Measured again once records were parsed in place (no copy per record; same bench, each
-/// delay against 10 ms in one run, medians): 25 ms 4.74 µs (10 ms: 4.75), peak RSS 40.2–47.2
-/// MiB; 50 ms 4.38 (5.07), 46.7–47.6 MiB; 200 ms 4.58 (4.51), 48.4–48.5 MiB; 10 ms itself
-/// 39.4–41.1 MiB. Only 50 ms looked cheaper (the bench's rounds spread as wide), and every
-/// longer delay went past 44 MiB in some round: 10 ms stays.
+/// Freed memory goes back to the OS after 10 ms while the agent starts (the bundled v3's
+/// default is 1 s), and after [`STEADY_PURGE_DELAY_MS`] once it runs ([`allocator_settled`]).
+/// Why two: the peak RSS of the overhead bench is set at startup, not under load. Loading
+/// the probes frees ~14 MiB (VmRSS sampled every 0.2 s: 47–48 MiB at startup, 33–35 MiB
+/// under load, whatever the delay, with 1 s), and with a long delay those pages stay
+/// resident until a purge runs under load; with 10 ms they are gone before the load starts.
+/// Under load a short delay costs page faults instead: mimalloc purges (MADV_DONTNEED) the
+/// pages freed between two batches and faults them back in when it extends a page's free
+/// list. Round 10, `cargo xtask bench overhead --scheme both --pairs 3 --duration 4`, six
+/// runs per delay (set for the whole run through `MIMALLOC_PURGE_DELAY`; loaded machine,
+/// 8–67k req/s): minor faults per request while the load ran (`/proc/PID/stat`), madvise
+/// calls per 1,000 requests over the agent's life (perf `syscalls:sys_enter_madvise`;
+/// startup and shutdown's ~100–200 included), peak RSS (VmHWM):
+///
+/// | delay  | faults/request | madvise/1k requests | peak RSS MiB |
+/// |--------|----------------|---------------------|--------------|
+/// | 10 ms  | 0.11–0.23      | 9.8–29.9            | 39.4–43.9    |
+/// | 50 ms  | 0.07–0.11      | 5.4–11.6            | 40.2–46.9    |
+/// | 100 ms | 0.06–0.10      | 4.6–8.9             | 40.3–47.2    |
+/// | 250 ms | 0.045–0.11     | 4.3–16.9            | 47.1–48.1    |
+/// | 1 s    | 0.037–0.071    | 4.8–10.5            | 47.2–48.4    |
+///
+/// (`page_full_retain` 8 at 50 ms: 0.096 against 0.102, within the spread: left at 2.)
+/// Earlier rounds chose 10 ms for the whole run: 1 s peaked at 48.6–55.1 MiB, which was the
+/// startup's garbage too.
 const PURGE_DELAY_MS: std::ffi::c_long = 10;
+
+/// The purge delay once the agent runs (see [`PURGE_DELAY_MS`]): the bundled v3's default.
+const STEADY_PURGE_DELAY_MS: std::ffi::c_long = 1000;
 
 extern "C" fn configure_allocator() {
     // SAFETY: stores plain option values in mimalloc's static option table; no allocation.
     unsafe {
         libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS);
+    }
+}
+
+/// Startup is over: what it freed goes back to the OS now, and later frees wait
+/// [`STEADY_PURGE_DELAY_MS`]. Idle analysis threads still purge everything after a second
+/// without work (`analysis::worker`'s `tidy`), so an idle agent's RSS falls back as before.
+fn allocator_settled() {
+    // SAFETY: `mi_collect` takes no pointers and may run on any thread at any time. The
+    // purge delay was initialised by `configure_allocator`, so `mi_option_set` only stores
+    // the option's aligned `long` value (no lazy initialisation, no allocation); mimalloc
+    // reads it when it schedules a purge, and a purge scheduled before sees its old delay.
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, STEADY_PURGE_DELAY_MS);
     }
 }
 
@@ -172,6 +205,16 @@ static CONFIGURE_ALLOCATOR: extern "C" fn() = configure_allocator;
 mod allocator_tests {
     use super::Mimalloc;
     use std::alloc::{GlobalAlloc, Layout};
+
+    #[test]
+    fn the_purge_delay_is_the_startup_one_until_settled_then_the_steady_one() {
+        // SAFETY: reads an option value; no pointers.
+        let delay = || unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+        // Test threads share the option: only this test settles it.
+        assert!([super::PURGE_DELAY_MS, super::STEADY_PURGE_DELAY_MS].contains(&delay()));
+        super::allocator_settled();
+        assert_eq!(delay(), super::STEADY_PURGE_DELAY_MS);
+    }
 
     #[test]
     fn blocks_have_the_layouts_alignment_and_keep_their_bytes_across_realloc() {
@@ -1141,6 +1184,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         });
     }
 
+    allocator_settled();
     metrics.ops.set_ready(true);
     info!(metrics = %args.metrics_addr, "api-guard running");
 
