@@ -304,6 +304,37 @@ pub struct SessionHint {
 #[map]
 pub static TLS_SESSION_HINTS: Array<SessionHint> = Array::with_max_entries(SESSION_HINT_SLOTS, 0);
 
+/// Slots of [`GO_CONN_HINTS`], a power of two.
+pub const GO_CONN_HINT_SLOTS: u32 = 16_384;
+
+/// The socket a Go `*tls.Conn` was last found on (`tls::go`), with what it was found
+/// through: the `net.Conn` interface it held (`itab`, `data`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GoConnHint {
+    /// The `*tls.Conn`.
+    pub conn: u64,
+    /// Its `net.Conn` interface: the itab (of `*net.TCPConn`) and the `*net.TCPConn`.
+    pub itab: u64,
+    pub data: u64,
+    pub conn_id: u64,
+    pub tgid: u32,
+    pub fd: u32,
+    /// A mix of the other fields (`tls::go::seal`): the fields are written one by one, with
+    /// no lock, by any CPU, and a reader accepts only a slot whose seal matches them.
+    pub seal: u64,
+}
+
+/// `*tls.Conn` → socket mappings of Go processes, in an array slot chosen by the `tls.Conn`
+/// and the process (`tls::go::hint_slot`): what each Go call resolves with five user-memory
+/// reads (the interface, the itab's type hash, the `netFD`, its `Sysfd`), answered by one
+/// (the interface, compared with the one the mapping was found through) and an array
+/// lookup the verifier inlines. Only a hint: a reader accepts one only if it names the
+/// caller's process, the same `tls.Conn` holding the same interface, its seal matches, and
+/// its `(fd, conn_id)` is a live connection of that process; anything else reads the chain.
+#[map]
+pub static GO_CONN_HINTS: Array<GoConnHint> = Array::with_max_entries(GO_CONN_HINT_SLOTS, 0);
+
 /// A goroutine of a process. `g` is the goroutine pointer (R14 under Go's register ABI on
 /// x86-64): unlike the thread id it stays the same when the goroutine migrates between threads
 /// while blocked in a read.

@@ -21,11 +21,17 @@
 //! (offset 0) → `Sysfd` (offset 16, after the 16-byte `fdMutex`) has had these offsets in
 //! every Go release with the register ABI. The interface's dynamic type is checked first: the
 //! itab's type hash must be `*net.TCPConn`'s, so a custom `net.Conn` wrapper is counted
-//! ([`Stat::GoConnUnknown`]), never misread.
+//! ([`Stat::GoConnUnknown`]), never misread. Each walk costs five user-memory reads (~100 ns
+//! each), so its answer is remembered in a hint slot ([`GO_CONN_HINTS`]): a later call of
+//! the same `tls.Conn` reads only the interface, and takes the remembered socket if the
+//! interface is the one it was found through (the same `*net.TCPConn`, whose `netFD` never
+//! changes) and the socket is still that connection (its id in `CONNS`).
 
 use api_guard_common::{
-    names::GO_COOKIE_STACK_CHECK, Stat, DIR_EGRESS, DIR_INGRESS, GO_CAPTURE_CAP,
+    names::GO_COOKIE_STACK_CHECK, ConnInfo, Stat, DIR_EGRESS, DIR_INGRESS, GO_CAPTURE_CAP,
 };
+use core::ptr::{read_volatile, write_volatile};
+
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, generated::bpf_get_attach_cookie},
     macros::uprobe,
@@ -36,15 +42,18 @@ use aya_ebpf::{
 use super::calls::{deliver_plaintext, start_tls};
 use crate::{
     capture::{bump, conn_key, current, emit::Origin, wanted},
-    maps::{global_u32, GoRead, GoroutineKey, CONNS, GO_READS, SELF_TGID},
+    maps::{
+        global_u32, GoConnHint, GoRead, GoroutineKey, CONNS, GO_CONN_HINTS, GO_CONN_HINT_SLOTS,
+        GO_READS, SELF_TGID,
+    },
 };
 
 /// x86 `EFLAGS` bits: `jbe` is taken when CF or ZF is set.
 const EFLAGS_CF: u64 = 1;
 const EFLAGS_ZF: u64 = 1 << 6;
 
-/// Go interface value: `{tab *itab, data unsafe.Pointer}`.
-const IFACE_DATA: u64 = 8;
+/// `tls.Conn`: `{conn net.Conn, ...}`: the interface value `{tab *itab, data unsafe.Pointer}`.
+const TLS_CONN_CONN: u64 = 0;
 /// `runtime.itab` (`abi.ITab`): `{inter, _type, hash uint32, ...}`: a copy of the type's hash.
 const ITAB_HASH: u64 = 16;
 /// `poll.FD`: `{fdmu fdMutex (16 bytes), Sysfd int, ...}`.
@@ -98,12 +107,11 @@ fn read<T>(addr: u64) -> Option<T> {
     unsafe { bpf_probe_read_user(addr as *const T) }.ok()
 }
 
-/// The socket fd under a `*tls.Conn`, if it wraps a `*net.TCPConn` (see the module doc);
-/// otherwise the stat that says why not.
-fn socket_of(conn: u64) -> Result<u32, Stat> {
+/// The socket fd under a `*tls.Conn` whose `net.Conn` interface is `iface` (`{itab, data}`),
+/// if it wraps a `*net.TCPConn` (see the module doc); otherwise the stat that says why not.
+fn socket_of(iface: [u64; 2]) -> Result<u32, Stat> {
     let unknown = Stat::GoConnUnknown;
-    let itab: u64 = read(conn).ok_or(unknown)?;
-    let data: u64 = read(conn.wrapping_add(IFACE_DATA)).ok_or(unknown)?;
+    let [itab, data] = iface;
     if itab == 0 || data == 0 {
         return Err(unknown);
     }
@@ -123,27 +131,145 @@ fn socket_of(conn: u64) -> Result<u32, Stat> {
         .ok_or(unknown)
 }
 
+/// The [`GO_CONN_HINTS`] slot of `*tls.Conn` `conn` in process `tgid` (heap objects are at
+/// least 8-byte aligned, so the low bits say nothing).
+#[inline(always)]
+fn hint_slot(tgid: u32, conn: u64) -> Option<*mut GoConnHint> {
+    let mixed = (conn >> 3) ^ (conn >> 17) ^ tgid as u64;
+    GO_CONN_HINTS.get_ptr_mut(mixed as u32 & (GO_CONN_HINT_SLOTS - 1))
+}
+
+/// A mix of a hint's fields: a slot whose fields come from two writers (two `tls.Conn`s of
+/// one slot written at once on two CPUs) fails to match it.
+#[inline(always)]
+fn seal(conn: u64, iface: [u64; 2], tgid: u32, fd: u32, conn_id: u64) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = conn.wrapping_mul(K);
+    for v in [
+        iface[0],
+        iface[1],
+        conn_id,
+        ((tgid as u64) << 32) | fd as u64,
+    ] {
+        h = (h ^ v).wrapping_mul(K);
+        h ^= h >> 29;
+    }
+    h
+}
+
+/// A hint slot's fields, each read once (a writer on another CPU may be midway):
+/// `(conn, [itab, data], tgid, fd, conn_id, seal)`.
+#[inline(always)]
+fn hint_fields(hint: *mut GoConnHint) -> (u64, [u64; 2], u32, u32, u64, u64) {
+    // SAFETY: a valid, aligned pointer to an array element (never freed); aligned loads of at
+    // most 8 bytes are single-copy atomic.
+    unsafe {
+        (
+            read_volatile(&raw const (*hint).conn),
+            [
+                read_volatile(&raw const (*hint).itab),
+                read_volatile(&raw const (*hint).data),
+            ],
+            read_volatile(&raw const (*hint).tgid),
+            read_volatile(&raw const (*hint).fd),
+            read_volatile(&raw const (*hint).conn_id),
+            read_volatile(&raw const (*hint).seal),
+        )
+    }
+}
+
+/// The socket and connection entry `hint` names for `*tls.Conn` `conn` of process `tgid`,
+/// now holding interface `iface`: only if the slot was written whole (its seal matches) for
+/// this `tls.Conn` holding this same interface (so the same `*net.TCPConn`, whose type the
+/// writer checked), and its `(fd, conn_id)` is a live connection of the process (ids are
+/// unique on the host; a closed socket's entry is gone).
+#[inline(always)]
+fn hinted_conn(
+    hint: *mut GoConnHint,
+    tgid: u32,
+    conn: u64,
+    iface: [u64; 2],
+) -> Option<(u32, *mut ConnInfo)> {
+    let (held, held_iface, held_tgid, fd, conn_id, held_seal) = hint_fields(hint);
+    if held != conn || held_iface != iface || held_tgid != tgid {
+        return None;
+    }
+    if held_seal != seal(conn, iface, tgid, fd, conn_id) {
+        return None;
+    }
+    let info = CONNS.get_ptr_mut(conn_key(tgid, fd))?;
+    // SAFETY: a valid, aligned value pointer from a successful lookup, live for this run.
+    (unsafe { (*info).conn_id } == conn_id).then_some((fd, info))
+}
+
+/// Writes the mapping just read from user memory into `hint`, unless the slot holds another
+/// `tls.Conn`'s whole mapping whose connection still lives (two connections of one slot
+/// then read their chain as before the hints, instead of evicting each other).
+#[inline(always)]
+fn write_hint(hint: *mut GoConnHint, tgid: u32, conn: u64, iface: [u64; 2], fd: u32, id: u64) {
+    let (held, held_iface, held_tgid, held_fd, held_id, held_seal) = hint_fields(hint);
+    if held != 0 && held != conn && held_seal == seal(held, held_iface, held_tgid, held_fd, held_id)
+    {
+        // SAFETY: read-only lookup; only the id is compared, at once.
+        let live = unsafe { CONNS.get(conn_key(held_tgid, held_fd)) };
+        if live.is_some_and(|info| info.conn_id == held_id) {
+            return;
+        }
+    }
+    // SAFETY: a valid, aligned pointer to an array element (never freed); readers accept
+    // only a slot whose seal matches its fields (see `hinted_conn`), so plain stores in any
+    // order do.
+    unsafe {
+        write_volatile(&raw mut (*hint).conn, conn);
+        write_volatile(&raw mut (*hint).itab, iface[0]);
+        write_volatile(&raw mut (*hint).data, iface[1]);
+        write_volatile(&raw mut (*hint).tgid, tgid);
+        write_volatile(&raw mut (*hint).fd, fd);
+        write_volatile(&raw mut (*hint).conn_id, id);
+        write_volatile(&raw mut (*hint).seal, seal(conn, iface, tgid, fd, id));
+    }
+}
+
 /// Delivers `len` plaintext bytes at `buf` moved by a call on `*tls.Conn` `conn`.
 fn capture(cookie: u64, conn: u64, buf: u64, len: u64, dir: u8) {
     let (_, tgid, tid) = current();
     // The probes sit on a file: processes this agent does not capture (process filters)
     // run through them too. Their calls are none of ours, not unattributed ones.
-    let fd = match socket_of(conn) {
-        Ok(fd) => fd,
-        Err(stat) => {
-            if wanted(tgid) {
-                bump(stat, 1);
-            }
-            return;
-        }
-    };
-    let key = conn_key(tgid, fd);
-    let Some(info) = CONNS.get_ptr_mut(key) else {
+    // The `net.Conn` interface, both words in one read (each read costs ~100 ns).
+    let Some(iface) = read::<[u64; 2]>(conn.wrapping_add(TLS_CONN_CONN)) else {
         if wanted(tgid) {
-            bump(Stat::TlsUntracked, 1);
+            bump(Stat::GoConnUnknown, 1);
         }
         return;
     };
+    let hint = hint_slot(tgid, conn);
+    let (fd, info) = match hint.and_then(|hint| hinted_conn(hint, tgid, conn, iface)) {
+        Some(found) => found,
+        None => {
+            let fd = match socket_of(iface) {
+                Ok(fd) => fd,
+                Err(stat) => {
+                    if wanted(tgid) {
+                        bump(stat, 1);
+                    }
+                    return;
+                }
+            };
+            let Some(info) = CONNS.get_ptr_mut(conn_key(tgid, fd)) else {
+                if wanted(tgid) {
+                    bump(Stat::TlsUntracked, 1);
+                }
+                return;
+            };
+            if let Some(hint) = hint {
+                // SAFETY: a valid, aligned value pointer from a successful lookup.
+                let id = unsafe { (*info).conn_id };
+                write_hint(hint, tgid, conn, iface, fd, id);
+            }
+            (fd, info)
+        }
+    };
+    let key = conn_key(tgid, fd);
     // SAFETY: a valid, aligned value pointer from a successful lookup, live for this
     // program's run; concurrent users of the fd can only garble integers (see `capture::data`).
     let info = unsafe { &mut *info };
