@@ -136,7 +136,10 @@ impl Identifier {
         query: Option<&str>,
         cache: &mut AuthorizationCache,
     ) -> ClientIdentity {
+        let (ip, via_proxy) = address(peer, headers, &self.trusted);
         ClientIdentity {
+            ip,
+            via_proxy,
             credential: credential_with(
                 headers,
                 query,
@@ -144,7 +147,6 @@ impl Identifier {
                 &self.api_key_params,
                 &mut |value| cache.authorization(value),
             ),
-            ..identify_address(peer, headers, &self.trusted)
         }
     }
 
@@ -179,9 +181,11 @@ pub fn identify(
     api_key_headers: &[String],
     api_key_params: &[String],
 ) -> ClientIdentity {
+    let (ip, via_proxy) = address(peer, headers, trusted);
     ClientIdentity {
+        ip,
+        via_proxy,
         credential: credential(headers, query, api_key_headers, api_key_params),
-        ..identify_address(peer, headers, trusted)
     }
 }
 
@@ -191,18 +195,29 @@ pub fn identify_address(
     headers: &Headers,
     trusted: &TrustedProxies,
 ) -> ClientIdentity {
+    let (ip, via_proxy) = address(peer, headers, trusted);
+    ClientIdentity {
+        ip,
+        via_proxy,
+        credential: None,
+    }
+}
+
+/// [`ClientIdentity::ip`] and [`ClientIdentity::via_proxy`] of a request from `peer` (the
+/// two addresses alone: no identity with an empty credential made to be taken apart).
+#[inline]
+fn address(
+    peer: Option<IpAddr>,
+    headers: &Headers,
+    trusted: &TrustedProxies,
+) -> (Option<IpAddr>, Option<IpAddr>) {
     let peer = peer.map(|p| p.to_canonical());
-    let (ip, via_proxy) = match peer {
+    match peer {
         Some(p) if trusted.contains(p) => match forwarded_client(headers, trusted) {
             Some(client) => (Some(client), Some(p)),
             None => (Some(p), None),
         },
         other => (other, None),
-    };
-    ClientIdentity {
-        ip,
-        via_proxy,
-        credential: None,
     }
 }
 

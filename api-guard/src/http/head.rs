@@ -104,6 +104,14 @@ impl LineScan {
         }
     }
 
+    /// The scan right after a start line's CRLF, at the field section.
+    pub(crate) fn after_start_line() -> Self {
+        Self {
+            start_line_done: true,
+            ..Self::default()
+        }
+    }
+
     /// At the start of a line after the start line: of the field section, right after the
     /// start line, if nothing was scanned since.
     pub(crate) fn at_field_section(&self) -> bool {
@@ -173,7 +181,7 @@ impl LineScan {
 /// The first CR or LF in `bytes`, eight bytes at a time: `memchr2(CR, LF, bytes)` without a
 /// call, for lines mostly shorter than the vector search's set-up pays for.
 #[inline]
-fn line_break(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn line_break(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let mut words = bytes.chunks_exact(8);

@@ -542,6 +542,13 @@ impl MessageParser {
             Probe::Match(len) => {
                 self.buf.truncate(len);
                 self.begin_head(sink);
+                if held == 0 {
+                    // The probed bytes are the first `len` of `rest`: the start line (and
+                    // its field section) may be parsed where they arrived.
+                    if let Some(taken) = self.start_in_place(rest, ts, sink) {
+                        return skipped + taken;
+                    }
+                }
                 len
             }
             Probe::NoMatch(at) => {
@@ -657,6 +664,56 @@ impl MessageParser {
             lost,
         });
         self.buf.clear();
+    }
+
+    /// The start line parsed where it arrived, when `data` (starting with the probed bytes
+    /// held in the head buffer) holds all of it with its CRLF: what [`Self::head`] would do
+    /// with the bytes after the probed ones, without the line scan's state machine and,
+    /// when the field section is whole there too ([`Self::head_in_place`]), without
+    /// copying the start line into the head buffer. Returns the bytes of `data` it took;
+    /// `None` (nothing changed) leaves everything to [`Self::head`]: a line cut off, a bare
+    /// CR or LF, a line too long, a start line that does not parse.
+    fn start_in_place(
+        &mut self,
+        data: &[u8],
+        ts: u64,
+        sink: &mut impl MessageSink,
+    ) -> Option<usize> {
+        if self.failed() {
+            // `feed` stops the parser before `head` would see these bytes.
+            return None;
+        }
+        let probed = self.buf.len();
+        let max = self.limits.max_header_bytes;
+        // What `head` would scan: the room left after the probed bytes.
+        let window = data.get(probed..max.min(data.len()))?;
+        let at = head::line_break(window)?;
+        if window.get(at..at + 2) != Some(&[CR, LF]) {
+            return None;
+        }
+        let line_len = probed + at + 2;
+        let line = data.get(..line_len)?;
+        let start = head::parse_start_line(self.kind, line).ok()?;
+        // The scan is now past the start line, at the field section.
+        self.lines = LineScan::after_start_line();
+        let fields = data
+            .get(line_len..max.min(data.len()))
+            .filter(|section| !section.is_empty())
+            .and_then(|section| head::parse_fields_direct(&start, section, max));
+        match fields {
+            Some(fields) => {
+                let used = line_len + fields.len();
+                self.head_parsed(fields.into_head(start, line_len), ts, sink);
+                Some(used)
+            }
+            None => {
+                // As `head` leaves it: the start line in the head buffer, the rest for it.
+                self.buf
+                    .extend_from_slice(line.get(probed..).unwrap_or_default());
+                self.msg.start = Some((start, line_len));
+                Some(line_len)
+            }
+        }
     }
 
     /// The field section parsed where it arrived, when `window` (the bytes right after a
@@ -917,6 +974,64 @@ mod joined_tests {
             assert_eq!(feed(&split), whole, "cut at {at}");
         }
         whole
+    }
+
+    /// Everything the parser reports, heads and abandoned messages in full.
+    #[derive(Default)]
+    struct FullLog(Vec<String>);
+
+    impl MessageSink for FullLog {
+        fn first_start(&mut self, looks_like_http: bool) -> bool {
+            self.0.push(format!("first {looks_like_http}"));
+            true
+        }
+        fn head(&mut self, head: Head, start_ns: u64) -> BodyOverride {
+            self.0.push(format!("head {start_ns} {head:?}"));
+            BodyOverride::None
+        }
+        fn end(&mut self, end: MessageEnd) {
+            let body = String::from_utf8_lossy(&end.body);
+            self.0
+                .push(format!("end {body} {} {}", end.body_len, end.truncated));
+        }
+        fn abandoned(&mut self, partial: Abandoned) {
+            self.0.push(format!("abandoned {partial:?}"));
+        }
+    }
+
+    /// A start line parsed where it arrived (`start_in_place`, taken when the bytes come
+    /// whole) reports what the line scan does (taken when they come a byte at a time), at
+    /// every header limit around the heads' lengths: heads cut off by the limit, start lines
+    /// ending right at it, bare CR and LF, invalid start lines and fields.
+    #[test]
+    fn start_lines_in_place_match_the_line_scan_at_every_limit() {
+        let streams: [&[u8]; 5] = [
+            b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nok\
+              GET /c HTTP/1.0\r\n\r\n",
+            b"GET /a HTTP/1.1\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+            b"GET /a\tb HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\nBad Field\r\n\r\nGET /d HTTP/1.1\r\n\r\n",
+            b"GET /a HTTP/1.1\rX\r\n\r\nGET /b HTTP/1.1\r\nHost: \xff\r\n\r\n",
+            b"\r\nGET /a HTTP/1.1\r\nConnection: close\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+        ];
+        for data in streams {
+            for max in 0..=data.len() + 1 {
+                let limits = HttpLimits {
+                    max_header_bytes: max,
+                    ..HttpLimits::default()
+                };
+                let feed = |pieces: Vec<&[u8]>| {
+                    let mut parser = MessageParser::new(MessageKind::Request, limits);
+                    let mut log = FullLog::default();
+                    for piece in pieces {
+                        parser.feed(piece, 1, &mut log);
+                    }
+                    parser.close(2, &mut log);
+                    (log.0, parser.errors())
+                };
+                let whole = feed(vec![data]);
+                assert_eq!(feed(data.chunks(1).collect()), whole, "limit {max}");
+            }
+        }
     }
 
     fn response(status: u16) -> String {
