@@ -178,6 +178,27 @@ pub static THREAD_CALLS: Array<ThreadSlot<DataArgs>> =
 #[map]
 pub static DATA_ARGS: LruHashMap<u64, DataArgs> = LruHashMap::with_max_entries(16_384, 0);
 
+/// The socket `sock/sock_{send,recv}_length` saw during a thread's data syscall, for the
+/// syscall's exit, in exit-only capture (`capture::data`, no entry stash to note it in):
+/// which fd the syscall was on (read from the task's saved registers), its `struct sock *`
+/// and protocol. The exit takes it only for that fd and only while `owner` is its thread.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SockNote {
+    /// `pid_tgid` of the thread that wrote the note, with [`SLOT_LIVE`] while it writes it;
+    /// 0 if none (never written, or taken).
+    pub owner: u64,
+    pub sk: u64,
+    pub fd: u32,
+    pub protocol: u16,
+    pub _pad: u16,
+}
+
+/// [`SockNote`]s, slot `tid & (THREAD_CALL_SLOTS - 1)` as [`THREAD_CALLS`]: taken with a
+/// compare-and-swap of the owner, so two threads of one slot never mix their fields.
+#[map]
+pub static SOCK_NOTES: Array<SockNote> = Array::with_max_entries(THREAD_CALL_SLOTS, 0);
+
 /// Per-CPU staging area for one data record: its header, then the payload gathered from one
 /// or more user segments (the iovecs of one call become one record, not one each), output
 /// with its exact length. Twice a chunk long: a segment staged at any offset below

@@ -1,6 +1,8 @@
 //! nginx and its clients on loopback inside one namespace, with the agent capturing
 //! host-wide (no filter): keep-alive GETs with a 404, HEAD, a 1 MiB body larger than the
 //! per-syscall copy cap, and three pipelined requests in a single write.
+//! Run twice: in the capture mode the agent picks, and through the entry + exit programs
+//! (`API_GUARD_CAPTURE_MODE=entry-exit`, the older kernels' path).
 //!
 //! Other processes on the host also produce exchanges; everything here is selected by
 //! the pids this test spawned (nginx runs with `master_process off`, so it is one pid).
@@ -129,8 +131,53 @@ fn split_responses(mut raw: &[u8]) -> Result<Vec<(u64, u64)>> {
     Ok(out)
 }
 
+/// `API_GUARD_CAPTURE_MODE`: the agent's diagnostic switch of capture mode.
+const CAPTURE_MODE_ENV: &str = "API_GUARD_CAPTURE_MODE";
+
+/// Whether the running kernel is at least `major.minor` (`uname -r`).
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
+}
+
+/// The capture mode `api-guard status` reports.
+fn capture_mode(agent: &Agent) -> Result<String> {
+    let status: Value = serde_json::from_str(&agent.cli_ok(&["status", "--json"])?)?;
+    Ok(status["capture_mode"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// The data syscalls captured by their exits alone where the kernel allows it (Linux >= 5.15
+/// on x86-64), else by the entry and exit programs.
 #[test]
 fn nginx_on_loopback_in_a_namespace() -> Result<()> {
+    let expected = if cfg!(target_arch = "x86_64") && kernel_at_least(5, 15) {
+        "exit-only"
+    } else {
+        "entry+exit"
+    };
+    nginx_on_loopback(AgentOptions::default(), expected)
+}
+
+/// The same through the older kernels' path, forced by the diagnostic switch, so that both
+/// capture modes stay covered on any kernel.
+#[test]
+fn nginx_on_loopback_through_entry_and_exit_programs() -> Result<()> {
+    let opts = AgentOptions {
+        env: vec![(CAPTURE_MODE_ENV.into(), "entry-exit".into())],
+        ..AgentOptions::default()
+    };
+    nginx_on_loopback(opts, "entry+exit")
+}
+
+fn nginx_on_loopback(opts: AgentOptions, mode: &str) -> Result<()> {
     require_root()?;
     let ns = Netns::new("agngx")?;
     let listen = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), unique_port()?);
@@ -139,7 +186,12 @@ fn nginx_on_loopback_in_a_namespace() -> Result<()> {
         listen,
         &[("a.txt", 100), ("b.bin", 5000), ("big.bin", BIG as usize)],
     )?;
-    let agent = Agent::start(AgentOptions::default())?;
+    let agent = Agent::start(opts)?;
+    let reported = capture_mode(&agent)?;
+    ensure!(
+        reported == mode,
+        "capture mode {reported:?}, expected {mode:?}"
+    );
     let mut curl_pids = Vec::new();
 
     // Keep-alive: two files and a 404 on one connection.

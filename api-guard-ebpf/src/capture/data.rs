@@ -26,7 +26,7 @@ use super::{
 use crate::{
     maps::{
         global_u32, CopyState, DataArgs, Staging, BUF_CLAIMED, BUF_DONE, BUF_IOVEC, BUF_MSGHDR,
-        BUF_NONE, BUF_PLAIN, CAPTURE_CAP, CONNS, REQUEST_CAPTURE_CAP,
+        BUF_NONE, BUF_PLAIN, CAPTURE_CAP, CONNS, REQUEST_CAPTURE_CAP, TLS_ARGS, TLS_THREAD_CALLS,
     },
     tls,
 };
@@ -187,6 +187,20 @@ fn copy_call<const KIND: u8>(ctx: &TracePointContext, tgid: u32, tid: u32, args:
     // thread of the process using the same fd at once can only garble counters and flags
     // (plain integers), never memory.
     let conn = unsafe { &mut *conn };
+    copy_to::<KIND>(conn, key, tgid, tid, args, ret as u64)
+}
+
+/// Copies the `ret > 0` bytes the call `args` moved on `conn` (`key`); returns as
+/// [`copy_call`] does. Shared by both capture modes.
+#[inline(always)]
+fn copy_to<const KIND: u8>(
+    conn: &mut ConnInfo,
+    key: ConnKey,
+    tgid: u32,
+    tid: u32,
+    args: &DataArgs,
+    ret: u64,
+) -> u64 {
     // Only a connection's first read can be a TLS ClientHello/ServerHello that a memory-BIO
     // library decrypts next (see `tls.rs`): later reads skip the extra user-memory read.
     let mut tls_read_ns = 0;
@@ -211,7 +225,7 @@ fn copy_call<const KIND: u8>(ctx: &TracePointContext, tgid: u32, tid: u32, args:
         tid,
         fd: args.fd,
     };
-    let mut ret = ret as u64;
+    let mut ret = ret;
     if args.hello != 0 {
         // Handshake bytes of a TLS connection: only what is left of the budget, reported as
         // all the call moved (the rest of the direction is never copied, so no gap follows).
@@ -779,3 +793,216 @@ data_syscall!(
 );
 data_syscall!(sys_enter_sendfile64, sys_exit_sendfile64, DIR_EGRESS, BUF_NONE,
     "tracepoint syscalls/sys_enter_sendfile64: (int out_fd, int in_fd, loff_t *offset, size_t count)");
+
+// Exit-only capture (Linux >= 5.15, x86-64): the data syscalls' exits alone, each reading the
+// call's arguments from the task's saved user registers, with no entry program and no
+// stash. The agent loads these first and falls back to the entry + exit pairs above when the
+// verifier refuses them (`bpf_get_current_task_btf` and `bpf_task_pt_regs` are 5.15's);
+// `docs/capture.md`, "Capture modes".
+
+/// x86-64 `struct pt_regs` (arch/x86/include/asm/ptrace.h), the task's user registers saved
+/// at syscall entry, which a syscall does not change before its exit but for `ax` (the
+/// return value): the byte offsets of the syscall argument registers, in argument order
+/// (rdi, rsi, rdx, r10).
+const SYSCALL_ARG_REGS: [usize; 4] = [112, 104, 96, 56];
+/// Exit-only: `recvfrom`'s flags are its fourth argument, `recvmsg`'s its third.
+const RECVFROM_FLAGS_ARG: usize = 3;
+const RECVMSG_FLAGS_ARG: usize = 2;
+
+/// The current task's saved user registers (`struct pt_regs *`, a BTF pointer the verifier
+/// lets the program load from at constant offsets).
+#[inline(always)]
+fn user_regs() -> *const u8 {
+    // SAFETY: helpers without preconditions: the current task (a trusted BTF pointer, never
+    // NULL) and its saved registers (never NULL for a trusted task).
+    unsafe { generated::bpf_task_pt_regs(generated::bpf_get_current_task_btf()) as *const u8 }
+}
+
+/// Syscall argument `n` (0..=3) from `regs` ([`user_regs`]).
+#[inline(always)]
+fn syscall_arg(regs: *const u8, n: usize) -> u64 {
+    // SAFETY: the verifier checks each load from the BTF pointer against `struct pt_regs`
+    // (constant offsets, since every caller passes a constant `n`) and turns it into a
+    // fault-handling load; `u64` is valid for any bytes.
+    unsafe { core::ptr::read_volatile(regs.wrapping_add(SYSCALL_ARG_REGS[n]).cast::<u64>()) }
+}
+
+/// Whether a TLS library call is running on this thread (its stash slot or spilled entry;
+/// a spilled entry may be done: `tls::claim_socket` decides).
+#[inline(always)]
+fn tls_call_running(pid_tgid: u64, tid: u32) -> bool {
+    stash::live(&TLS_THREAD_CALLS, &TLS_ARGS, pid_tgid, tid).is_some()
+}
+
+/// What `enter` and `exit` do for one call, at its exit: `dir` and `KIND` as theirs,
+/// `flags_arg` the index of the call's flags argument or [`NO_FLAGS`]. Cheapest rejections
+/// first: the gate, then a call that moved nothing (EAGAIN reads are common) unless a TLS
+/// call runs on the thread (its failed I/O still claims the socket, as the entry did), then
+/// the registers and the fd's `CONNS` entry. The call is kept as the thread's last data
+/// syscall (`stash::keep_data`) whenever `enter` would have stashed it.
+#[inline(always)]
+fn exit_only<const KIND: u8>(ctx: &TracePointContext, dir: u8, flags_arg: usize) {
+    let (pid_tgid, tgid, tid) = current();
+    if !gate_open(tgid) {
+        return;
+    }
+    let ret = field::<i64>(ctx, RET).unwrap_or(-1);
+    if ret <= 0 && !tls_call_running(pid_tgid, tid) {
+        return;
+    }
+    let regs = user_regs();
+    let fd = syscall_arg(regs, 0) as u32;
+    // Peeked bytes stay queued and are read again: copying them would duplicate them.
+    if flags_arg != NO_FLAGS && syscall_arg(regs, flags_arg) & MSG_PEEK != 0 {
+        return;
+    }
+    let key = conn_key(tgid, fd);
+    let Some(conn) = CONNS.get_ptr_mut(key) else {
+        return;
+    };
+    // SAFETY: as in `copy_call`: a live, aligned map value for this program's run; another
+    // thread on the same fd can only garble plain integers.
+    let conn = unsafe { &mut *conn };
+    // As in `enter`.
+    let hello = wants_hello(conn, dir);
+    if conn.tls != 0 && !hello {
+        return;
+    }
+    let claimed = conn.framing != FRAMING_MESSAGES && tls::claim_socket(pid_tgid, tid, fd);
+    let (buf_kind, hello) = match (claimed || conn.tls != 0, hello) {
+        (true, true) => (KIND, 1),
+        (true, false) => (BUF_CLAIMED, 0),
+        (false, _) => (KIND, 0),
+    };
+    let wants_socket = conn.announced == 0 || conn.sk == 0;
+    let mut args = DataArgs {
+        ptr: syscall_arg(regs, 1),
+        count: syscall_arg(regs, 2),
+        sk: 0,
+        done_ns: 0,
+        fd,
+        protocol: 0,
+        dir,
+        buf_kind,
+        tls_record: 0,
+        hello,
+        wants_socket: wants_socket as u8,
+        _pad: [0; 5],
+    };
+    if wants_socket {
+        stash::take_note(pid_tgid, tid, fd, &mut args);
+    }
+    let tls_read_ns = if buf_kind == BUF_CLAIMED || ret <= 0 {
+        0
+    } else {
+        copy_to::<KIND>(conn, key, tgid, tid, &args, ret as u64)
+    };
+    stash::keep_data(pid_tgid, tid, &args, tls_read_ns);
+}
+
+/// Exit-only: notes the socket of this thread's data syscall in its `SOCK_NOTES` slot, with
+/// the syscall's fd, for the exit (`stash::take_note`).
+#[inline(always)]
+fn note_socket_exit_only(ctx: &TracePointContext) {
+    let (pid_tgid, tgid, tid) = current();
+    if !gate_open(tgid) {
+        return;
+    }
+    let fd = syscall_arg(user_regs(), 0) as u32;
+    stash::put_note(
+        pid_tgid,
+        tid,
+        fd,
+        field::<u64>(ctx, SOCK_LENGTH_SK).unwrap_or(0),
+        field::<u16>(ctx, SOCK_LENGTH_PROTOCOL).unwrap_or(0),
+    );
+}
+
+/// Exit-only `sock/sock_send_length`.
+#[tracepoint]
+pub fn note_send_sock(ctx: TracePointContext) -> u32 {
+    note_socket_exit_only(&ctx);
+    0
+}
+
+/// Exit-only `sock/sock_recv_length`.
+#[tracepoint]
+pub fn note_recv_sock(ctx: TracePointContext) -> u32 {
+    note_socket_exit_only(&ctx);
+    0
+}
+
+macro_rules! exit_only_syscall {
+    ($name:ident, $dir:expr, $kind:expr, $flags:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[tracepoint]
+        pub fn $name(ctx: TracePointContext) -> u32 {
+            exit_only::<$kind>(&ctx, $dir, $flags);
+            0
+        }
+    };
+}
+
+exit_only_syscall!(
+    exit_read,
+    DIR_INGRESS,
+    BUF_PLAIN,
+    NO_FLAGS,
+    "Exit-only syscalls/sys_exit_read (`read(fd, buf, count)`)."
+);
+exit_only_syscall!(
+    exit_write,
+    DIR_EGRESS,
+    BUF_PLAIN,
+    NO_FLAGS,
+    "Exit-only syscalls/sys_exit_write (`write(fd, buf, count)`)."
+);
+exit_only_syscall!(
+    exit_recvfrom,
+    DIR_INGRESS,
+    BUF_PLAIN,
+    RECVFROM_FLAGS_ARG,
+    "Exit-only syscalls/sys_exit_recvfrom (`recvfrom(fd, ubuf, size, flags, ...)`)."
+);
+exit_only_syscall!(
+    exit_sendto,
+    DIR_EGRESS,
+    BUF_PLAIN,
+    NO_FLAGS,
+    "Exit-only syscalls/sys_exit_sendto (`sendto(fd, buff, len, flags, ...)`)."
+);
+exit_only_syscall!(
+    exit_readv,
+    DIR_INGRESS,
+    BUF_IOVEC,
+    NO_FLAGS,
+    "Exit-only syscalls/sys_exit_readv (`readv(fd, vec, vlen)`)."
+);
+exit_only_syscall!(
+    exit_writev,
+    DIR_EGRESS,
+    BUF_IOVEC,
+    NO_FLAGS,
+    "Exit-only syscalls/sys_exit_writev (`writev(fd, vec, vlen)`)."
+);
+exit_only_syscall!(
+    exit_recvmsg,
+    DIR_INGRESS,
+    BUF_MSGHDR,
+    RECVMSG_FLAGS_ARG,
+    "Exit-only syscalls/sys_exit_recvmsg (`recvmsg(fd, msg, flags)`)."
+);
+exit_only_syscall!(
+    exit_sendmsg,
+    DIR_EGRESS,
+    BUF_MSGHDR,
+    NO_FLAGS,
+    "Exit-only syscalls/sys_exit_sendmsg (`sendmsg(fd, msg, flags)`)."
+);
+exit_only_syscall!(
+    exit_sendfile64,
+    DIR_EGRESS,
+    BUF_NONE,
+    NO_FLAGS,
+    "Exit-only syscalls/sys_exit_sendfile64 (`sendfile(out_fd, in_fd, offset, count)`)."
+);

@@ -19,7 +19,8 @@ use aya_ebpf::maps::{Array, LruHashMap};
 
 use super::bump;
 use crate::maps::{
-    DataArgs, ThreadSlot, BUF_DONE, DATA_ARGS, SLOT_LIVE, THREAD_CALLS, THREAD_CALL_SLOTS,
+    DataArgs, SockNote, ThreadSlot, BUF_DONE, DATA_ARGS, SLOT_LIVE, SOCK_NOTES, THREAD_CALLS,
+    THREAD_CALL_SLOTS,
 };
 
 /// A stashed call: whether it is between its entry and its exit.
@@ -295,4 +296,98 @@ pub(crate) fn live<T: Call>(
     tid: u32,
 ) -> Option<*mut T> {
     live_mut(slots, spill, pid_tgid, tid)
+}
+
+/// Exit-only capture (`capture::data`): keeps the data syscall `args` thread `pid_tgid`
+/// (`tid`) just finished as its last one, done, with `tls_read_ns` as [`finish_data`] keeps
+/// it, for [`last_data`]. No entry made the slot live, so it is taken here for the writes
+/// alone: a compare-and-swap to live (a slot live for another thread is being written by it:
+/// this call is then not kept, as a spilled call is not), the call, then the owner.
+#[inline(always)]
+pub(crate) fn keep_data(pid_tgid: u64, tid: u32, args: &DataArgs, tls_read_ns: u64) {
+    let Some(slot) = slot(&THREAD_CALLS, tid) else {
+        return;
+    };
+    // SAFETY: a valid, aligned pointer to an array element, never freed.
+    let owner = unsafe { &raw mut (*slot).owner };
+    // SAFETY: as above; an aligned 8-byte load is single-copy atomic.
+    let seen = unsafe { read_volatile(owner) };
+    if seen & SLOT_LIVE != 0 || !swap(owner, seen, pid_tgid | SLOT_LIVE) {
+        return;
+    }
+    let mut call = *args;
+    call.mark_done();
+    if tls_read_ns != 0 {
+        call.tls_record = 1;
+        call.done_ns = tls_read_ns;
+    }
+    // SAFETY: as above; this thread holds the slot live, so no other thread writes it, and
+    // readers discard what they read while the owner changed (see `last_data`). Volatile:
+    // the stores stay between the swap and the release.
+    unsafe {
+        write_volatile(&raw mut (*slot).call, call);
+        write_volatile(owner, pid_tgid);
+    }
+}
+
+/// Exit-only capture: notes that thread `pid_tgid` (`tid`), in a data syscall on `fd`, is
+/// moving data on socket `sk` of `protocol` (`sock/sock_{send,recv}_length`). A slot live for
+/// another thread (being written) is left alone: the note is lost, as an announcement
+/// without its socket.
+#[inline(always)]
+pub(crate) fn put_note(pid_tgid: u64, tid: u32, fd: u32, sk: u64, protocol: u16) {
+    let Some(slot) = SOCK_NOTES.get_ptr_mut(tid & (THREAD_CALL_SLOTS - 1)) else {
+        return;
+    };
+    // SAFETY: a valid, aligned pointer to an array element, never freed.
+    let owner = unsafe { &raw mut (*slot).owner };
+    // SAFETY: as above; an aligned 8-byte load is single-copy atomic.
+    let seen = unsafe { read_volatile(owner) };
+    if seen & SLOT_LIVE != 0 || !swap(owner, seen, pid_tgid | SLOT_LIVE) {
+        return;
+    }
+    // SAFETY: as above; this thread holds the slot live: no other thread writes it, and
+    // `take_note` ignores a live slot. Volatile: the stores stay before the release.
+    unsafe {
+        write_volatile(
+            slot,
+            SockNote {
+                owner: pid_tgid | SLOT_LIVE,
+                sk,
+                fd,
+                protocol,
+                _pad: 0,
+            },
+        );
+        write_volatile(owner, pid_tgid);
+    }
+}
+
+/// Exit-only capture: the socket and protocol thread `pid_tgid` (`tid`) noted during its
+/// data syscall on `fd`, written into `args` (`sk`, `protocol`), and the note given up. A
+/// note of another thread, of another fd (an earlier call on another socket whose exit did
+/// not take it), or one being written is not taken; one whose fields changed while read (the
+/// owner swapped meanwhile) is discarded.
+#[inline(always)]
+pub(crate) fn take_note(pid_tgid: u64, tid: u32, fd: u32, args: &mut DataArgs) {
+    let Some(slot) = SOCK_NOTES.get_ptr_mut(tid & (THREAD_CALL_SLOTS - 1)) else {
+        return;
+    };
+    // SAFETY: a valid, aligned pointer to an array element, never freed; aligned loads of at
+    // most 8 bytes are single-copy atomic. The fields count only if the owner is unchanged
+    // after reading them and is swapped from this thread to none.
+    unsafe {
+        let owner = &raw mut (*slot).owner;
+        if read_volatile(owner) != pid_tgid {
+            return;
+        }
+        let sk = read_volatile(&raw const (*slot).sk);
+        let noted_fd = read_volatile(&raw const (*slot).fd);
+        let protocol = read_volatile(&raw const (*slot).protocol);
+        if !swap(owner, pid_tgid, 0) || noted_fd != fd {
+            return;
+        }
+        args.sk = sk;
+        args.protocol = protocol;
+    }
 }

@@ -540,8 +540,11 @@ fn floor(
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
-    let (_probes, tracepoints, uprobes) = Probes::floor(tracepoints, raw_syscalls, tls)?;
-    println!("floor ready: {tracepoints} tracepoints, {uprobes} uprobes");
+    let (probes, tracepoints, uprobes) = Probes::floor(tracepoints, raw_syscalls, tls)?;
+    println!(
+        "floor ready: {tracepoints} tracepoints, {uprobes} uprobes, capture {}",
+        probes.capture_mode.as_str()
+    );
     std::io::stdout().flush()?;
     let mut signal = 0;
     // SAFETY: waits on the set built above; `signal` is a valid out pointer.
@@ -1029,6 +1032,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         started,
         config: args.config.clone(),
         hooks: probes.status.clone(),
+        capture_mode: probes.capture_mode.as_str(),
         metrics: metrics.clone(),
         cluster_node: cluster_task.as_ref().map(|t| t.node().to_string()),
     };

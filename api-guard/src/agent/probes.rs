@@ -90,14 +90,36 @@ const fn syscall(program: &'static str) -> Hook {
     }
 }
 
+const fn hook(program: &'static str, category: &'static str, event: &'static str) -> Hook {
+    Hook {
+        program,
+        category,
+        event,
+        required: true,
+    }
+}
+
+/// The hooks of both capture modes: connections (accept, connect, close) and TCP tuples.
 /// Exit hooks come before their enter hooks so that no call is stashed without a consumer.
-const HOOKS: &[Hook] = &[
+const CONN_HOOKS: &[Hook] = &[
     Hook {
         program: "inet_sock_set_state",
         category: "sock",
         event: "inet_sock_set_state",
         required: false,
     },
+    syscall("sys_exit_accept"),
+    syscall("sys_enter_accept"),
+    syscall("sys_exit_accept4"),
+    syscall("sys_enter_accept4"),
+    syscall("sys_exit_connect"),
+    syscall("sys_enter_connect"),
+    syscall("sys_enter_close"),
+];
+
+/// The data syscalls in [`CaptureMode::EntryExit`]: an entry program stashes the call's
+/// arguments, the exit copies.
+const ENTRY_EXIT_DATA_HOOKS: &[Hook] = &[
     // Since Linux 6.4; without them, non-TCP fds are filtered by the sockaddr family only.
     Hook {
         program: "sock_send_length",
@@ -111,13 +133,6 @@ const HOOKS: &[Hook] = &[
         event: "sock_recv_length",
         required: false,
     },
-    syscall("sys_exit_accept"),
-    syscall("sys_enter_accept"),
-    syscall("sys_exit_accept4"),
-    syscall("sys_enter_accept4"),
-    syscall("sys_exit_connect"),
-    syscall("sys_enter_connect"),
-    syscall("sys_enter_close"),
     syscall("sys_exit_read"),
     syscall("sys_enter_read"),
     syscall("sys_exit_write"),
@@ -137,6 +152,110 @@ const HOOKS: &[Hook] = &[
     syscall("sys_exit_sendfile64"),
     syscall("sys_enter_sendfile64"),
 ];
+
+/// The program [`CaptureMode::ExitOnly`] is probed with: loading it fails where the kernel
+/// lacks what the exit-only programs use.
+const EXIT_ONLY_PROBE: &str = "exit_read";
+
+/// The data syscalls in [`CaptureMode::ExitOnly`]: only their exits, which read the call's
+/// arguments from the task's saved registers.
+const EXIT_ONLY_DATA_HOOKS: &[Hook] = &[
+    Hook {
+        program: "note_send_sock",
+        category: "sock",
+        event: "sock_send_length",
+        required: false,
+    },
+    Hook {
+        program: "note_recv_sock",
+        category: "sock",
+        event: "sock_recv_length",
+        required: false,
+    },
+    hook(EXIT_ONLY_PROBE, "syscalls", "sys_exit_read"),
+    hook("exit_write", "syscalls", "sys_exit_write"),
+    hook("exit_recvfrom", "syscalls", "sys_exit_recvfrom"),
+    hook("exit_sendto", "syscalls", "sys_exit_sendto"),
+    hook("exit_readv", "syscalls", "sys_exit_readv"),
+    hook("exit_writev", "syscalls", "sys_exit_writev"),
+    hook("exit_recvmsg", "syscalls", "sys_exit_recvmsg"),
+    hook("exit_sendmsg", "syscalls", "sys_exit_sendmsg"),
+    hook("exit_sendfile64", "syscalls", "sys_exit_sendfile64"),
+];
+
+/// How the data syscalls are captured (`docs/capture.md`, "Capture modes"), chosen at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureMode {
+    /// Linux >= 5.15 on x86-64: the exits alone, reading the arguments from the task's saved
+    /// registers (`bpf_get_current_task_btf`, `bpf_task_pt_regs`).
+    ExitOnly,
+    /// Older kernels (and other architectures): an entry program stashes the arguments of
+    /// each call for its exit.
+    EntryExit,
+}
+
+impl CaptureMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ExitOnly => "exit-only",
+            Self::EntryExit => "entry+exit",
+        }
+    }
+
+    /// The data syscall hooks of this mode.
+    fn data_hooks(self) -> &'static [Hook] {
+        match self {
+            Self::ExitOnly => EXIT_ONLY_DATA_HOOKS,
+            Self::EntryExit => ENTRY_EXIT_DATA_HOOKS,
+        }
+    }
+}
+
+/// Diagnostic: `API_GUARD_CAPTURE_MODE=entry-exit` makes the agent (and `api-guard floor`)
+/// use the entry + exit programs even where the exit-only ones load (how the tests cover
+/// the older kernels' path); unset or `auto`: probed.
+pub const CAPTURE_MODE_ENV: &str = "API_GUARD_CAPTURE_MODE";
+
+/// Picks the capture mode: exit-only where its probe program loads (the verifier refuses it
+/// on kernels older than 5.15), unless [`CAPTURE_MODE_ENV`] forces the fallback. The probe
+/// stays loaded for its attach.
+fn choose_capture_mode(ebpf: &mut Ebpf) -> CaptureMode {
+    match std::env::var(CAPTURE_MODE_ENV).as_deref() {
+        Ok("entry-exit") => {
+            info!(
+                mode = CaptureMode::EntryExit.as_str(),
+                "Capture mode forced by {CAPTURE_MODE_ENV}"
+            );
+            return CaptureMode::EntryExit;
+        }
+        Ok("auto") | Err(_) => {}
+        Ok(other) => warn!(
+            value = other,
+            "Unknown {CAPTURE_MODE_ENV} (entry-exit or auto): probing"
+        ),
+    }
+    // The exit-only programs read x86-64's `struct pt_regs`.
+    if !cfg!(target_arch = "x86_64") {
+        return CaptureMode::EntryExit;
+    }
+    let loaded = ebpf
+        .program_mut(EXIT_ONLY_PROBE)
+        .ok_or(ProgramError::UnexpectedProgramType)
+        .and_then(|program| {
+            let tp: &mut TracePoint = program.try_into()?;
+            tp.load()
+        });
+    match loaded {
+        Ok(()) => CaptureMode::ExitOnly,
+        Err(error) => {
+            info!(
+                %error,
+                "Exit-only capture unavailable (it needs Linux 5.15): entry and exit programs"
+            );
+            CaptureMode::EntryExit
+        }
+    }
+}
 
 /// TLS discovery notifications (only with `tls.enabled`): without them, new processes are
 /// found by the periodic rescan only.
@@ -228,6 +347,7 @@ pub struct XdpParts {
 pub struct Probes {
     ebpf: Ebpf,
     pub status: Vec<HookStatus>,
+    pub capture_mode: CaptureMode,
 }
 
 /// Why hooking a TLS library file failed (everything attached for it was detached again).
@@ -332,12 +452,21 @@ impl Probes {
         }
         let ebpf = loader.load(ebpf_object())?;
 
+        let mut ebpf = ebpf;
+        let capture_mode = choose_capture_mode(&mut ebpf);
         let mut probes = Self {
             ebpf,
             status: Vec::new(),
+            capture_mode,
         };
         probes.fill_filters(config)?;
-        probes.attach_all(HOOKS)?;
+        probes.attach_all(CONN_HOOKS)?;
+        probes.attach_all(capture_mode.data_hooks())?;
+        info!(
+            capture_mode = capture_mode.as_str(),
+            hooks = probes.status.iter().filter(|s| s.attached).count(),
+            "Probes attached"
+        );
         if config.tls.enabled {
             probes.attach_all(TLS_DISCOVERY_HOOKS)?;
             probes.load_tls_programs()?;
@@ -359,10 +488,14 @@ impl Probes {
     ) -> anyhow::Result<(Self, usize, usize)> {
         use anyhow::Context as _;
         ensure_tracefs()?;
-        let ebpf = EbpfLoader::new().load(ebpf_object())?;
+        let mut ebpf = EbpfLoader::new().load(ebpf_object())?;
+        // The agent's choice, made the same way: the floor's tracepoints are the ones it
+        // would attach.
+        let capture_mode = choose_capture_mode(&mut ebpf);
         let mut probes = Self {
             ebpf,
             status: Vec::new(),
+            capture_mode,
         };
         let mut attached_tracepoints = 0;
         if tracepoints {
@@ -372,7 +505,11 @@ impl Probes {
                 .context("floor program missing")?
                 .try_into()?;
             tp.load()?;
-            for hook in HOOKS.iter().chain(TLS_DISCOVERY_HOOKS) {
+            for hook in CONN_HOOKS
+                .iter()
+                .chain(capture_mode.data_hooks())
+                .chain(TLS_DISCOVERY_HOOKS)
+            {
                 match tp.attach(hook.category, hook.event) {
                     Ok(_) => attached_tracepoints += 1,
                     Err(e) if hook.required => {
@@ -517,10 +654,6 @@ impl Probes {
                 }
             }
         }
-        info!(
-            hooks = self.status.iter().filter(|s| s.attached).count(),
-            "Probes attached"
-        );
         Ok(())
     }
 
@@ -529,7 +662,10 @@ impl Probes {
             return Err(aya::programs::ProgramError::UnexpectedProgramType);
         };
         let tp: &mut TracePoint = program.try_into()?;
-        tp.load()?;
+        // The capture mode's probe program is loaded already.
+        if tp.fd().is_err() {
+            tp.load()?;
+        }
         tp.attach(hook.category, hook.event)?;
         Ok(())
     }

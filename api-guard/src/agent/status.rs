@@ -21,6 +21,10 @@ pub struct Status {
     /// The configuration file, `None` for the embedded defaults.
     pub config: Option<PathBuf>,
     pub mode: EnforceMode,
+    /// How the data syscalls are captured: `exit-only` (Linux >= 5.15) or `entry+exit`
+    /// (`docs/capture.md`, "Capture modes"); empty from a daemon that predates the modes.
+    #[serde(default)]
+    pub capture_mode: String,
     pub hooks: Vec<Hook>,
     /// Hooked TLS library files with their uprobe counts.
     pub tls_libraries: Vec<TlsLibrary>,
@@ -88,6 +92,7 @@ pub struct StatusSource {
     pub started: Instant,
     pub config: Option<PathBuf>,
     pub hooks: Vec<HookStatus>,
+    pub capture_mode: &'static str,
     pub metrics: Metrics,
     /// This node's cluster name (`None`: no `[cluster]`).
     pub cluster_node: Option<String>,
@@ -103,6 +108,7 @@ impl StatusSource {
             uptime_secs: self.started.elapsed().as_secs(),
             config: self.config.clone(),
             mode: enforcer.mode(),
+            capture_mode: self.capture_mode.to_string(),
             hooks: self
                 .hooks
                 .iter()
@@ -194,6 +200,9 @@ pub fn render(s: &Status) -> String {
     };
     let _ = writeln!(out, "mode            {mode}");
     let _ = writeln!(out, "hooks           {attached}/{} attached", s.hooks.len());
+    if !s.capture_mode.is_empty() {
+        let _ = writeln!(out, "capture         {}", s.capture_mode);
+    }
     for h in s.hooks.iter().filter(|h| !h.attached) {
         let _ = writeln!(
             out,
