@@ -85,35 +85,51 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
     let Some(conn) = (unsafe { CONNS.get(conn_key(tgid, fd as u32)) }) else {
         return;
     };
-    // Of a TLS connection only the first bytes a server sends are copied (its ServerHello),
-    // even while a library call claims the socket.
+    let Some(mut args) = call_args(conn, pid_tgid, tid, fd as u32, dir, buf_kind) else {
+        return;
+    };
+    args.ptr = field::<u64>(ctx, ARG_BUF).unwrap_or(0);
+    args.count = field::<u64>(ctx, ARG_LEN).unwrap_or(0);
+    stash::put_data(pid_tgid, tid, args);
+}
+
+/// The stash of a data call on `fd` of `conn` (its buffer and length left 0), or `None` if
+/// nothing of it is wanted: of a TLS connection only the first bytes a server sends are
+/// copied (its ServerHello), even while a library call claims the socket. A call that a TLS
+/// library call running on this thread claims is `BUF_CLAIMED` (not copied). Both capture
+/// modes' programs build their stash here.
+#[inline(always)]
+fn call_args(
+    conn: &ConnInfo,
+    pid_tgid: u64,
+    tid: u32,
+    fd: u32,
+    dir: u8,
+    buf_kind: u8,
+) -> Option<DataArgs> {
     let hello = wants_hello(conn, dir);
     if conn.tls != 0 && !hello {
-        return;
+        return None;
     }
     // A connection whose requests began with an HTTP/1 method is plaintext (a TLS one's first
     // request bytes are a handshake record, 0x16, unless its TLS call claimed them uncopied),
     // so no TLS call can own this I/O: the thread's TLS call stash is not looked up.
-    let claimed = conn.framing != FRAMING_MESSAGES && tls::claim_socket(pid_tgid, tid, fd as u32);
+    let claimed = conn.framing != FRAMING_MESSAGES && tls::claim_socket(pid_tgid, tid, fd);
     let (buf_kind, hello) = match (claimed || conn.tls != 0, hello) {
         (true, true) => (buf_kind, 1),
         (true, false) => (BUF_CLAIMED, 0),
         (false, _) => (buf_kind, 0),
     };
-    let (ptr, count) = (
-        field::<u64>(ctx, ARG_BUF).unwrap_or(0),
-        field::<u64>(ctx, ARG_LEN).unwrap_or(0),
-    );
     // Until the connection is announced with its socket, `sock_*_length` notes the call's
     // `struct sock *` and protocol; after that (every call but a connection's first) they
     // leave the stash alone.
     let wants_socket = conn.announced == 0 || conn.sk == 0;
-    let args = DataArgs {
-        ptr,
-        count,
+    Some(DataArgs {
+        ptr: 0,
+        count: 0,
         sk: 0,
         done_ns: 0,
-        fd: fd as u32,
+        fd,
         protocol: 0,
         dir,
         buf_kind,
@@ -121,8 +137,7 @@ fn enter(ctx: &TracePointContext, dir: u8, buf_kind: u8, flags_at: usize) {
         hello,
         wants_socket: wants_socket as u8,
         _pad: [0; 5],
-    };
-    stash::put_data(pid_tgid, tid, args);
+    })
 }
 
 /// Whether `dir` is the server-to-client direction of `conn` and its handshake budget is not
@@ -863,36 +878,15 @@ fn exit_only<const KIND: u8>(ctx: &TracePointContext, dir: u8, flags_arg: usize)
     // SAFETY: as in `copy_call`: a live, aligned map value for this program's run; another
     // thread on the same fd can only garble plain integers.
     let conn = unsafe { &mut *conn };
-    // As in `enter`.
-    let hello = wants_hello(conn, dir);
-    if conn.tls != 0 && !hello {
+    let Some(mut args) = call_args(conn, pid_tgid, tid, fd, dir, KIND) else {
         return;
-    }
-    let claimed = conn.framing != FRAMING_MESSAGES && tls::claim_socket(pid_tgid, tid, fd);
-    let (buf_kind, hello) = match (claimed || conn.tls != 0, hello) {
-        (true, true) => (KIND, 1),
-        (true, false) => (BUF_CLAIMED, 0),
-        (false, _) => (KIND, 0),
     };
-    let wants_socket = conn.announced == 0 || conn.sk == 0;
-    let mut args = DataArgs {
-        ptr: syscall_arg(regs, 1),
-        count: syscall_arg(regs, 2),
-        sk: 0,
-        done_ns: 0,
-        fd,
-        protocol: 0,
-        dir,
-        buf_kind,
-        tls_record: 0,
-        hello,
-        wants_socket: wants_socket as u8,
-        _pad: [0; 5],
-    };
-    if wants_socket {
+    args.ptr = syscall_arg(regs, 1);
+    args.count = syscall_arg(regs, 2);
+    if args.wants_socket != 0 {
         stash::take_note(pid_tgid, tid, fd, &mut args);
     }
-    let tls_read_ns = if buf_kind == BUF_CLAIMED || ret <= 0 {
+    let tls_read_ns = if args.buf_kind == BUF_CLAIMED || ret <= 0 {
         0
     } else {
         copy_to::<KIND>(conn, key, tgid, tid, &args, ret as u64)
