@@ -221,11 +221,14 @@ impl EncryptionDetector {
                 self.scan_query(q, ids, &mut counts);
                 location = self.reportable(&counts).then_some("query");
             }
-            let json = req
-                .media_type()
-                .is_some_and(|ct| contains_ignore_case(ct, b"json"));
-            let shared = ch.scans.map(|s| &s.request);
-            counts.merge(&self.scan_body(req.body, json, shared));
+            // Most requests have no body: no type to read, nothing to scan or add.
+            if !req.body.is_empty() {
+                let json = req
+                    .media_type()
+                    .is_some_and(|ct| contains_ignore_case(ct, b"json"));
+                let shared = ch.scans.map(|s| &s.request);
+                counts.merge(&self.scan_body(req.body, json, shared));
+            }
             if location.is_none() && self.reportable(&counts) {
                 location = Some("body");
             }
@@ -276,9 +279,8 @@ impl EncryptionDetector {
             out.extend(credential_finding(&places));
         }
         if sensitive {
-            let mut counts = ClassCounts::default();
             let shared = ch.scans.map(|s| &s.response);
-            counts.merge(&self.scan_body(resp.body, json, shared));
+            let counts = self.scan_body(resp.body, json, shared);
             if self.reportable(&counts) {
                 out.push(self.sensitive_finding("response_body", &counts));
             }
@@ -451,9 +453,11 @@ impl EncryptionDetector {
     }
 
     fn reportable(&self, counts: &ClassCounts) -> bool {
-        counts
-            .iter()
-            .any(|(c, _)| self.config.sensitive_classes.contains(&c))
+        // Most messages hold no class at all: no walk over the classes for them.
+        !counts.is_empty()
+            && counts
+                .iter()
+                .any(|(c, _)| self.config.sensitive_classes.contains(&c))
     }
 
     fn sensitive_finding(&self, location: &str, counts: &ClassCounts) -> Finding {

@@ -19,7 +19,8 @@ use crate::text::percent_decode;
 
 /// Headers never inspected as payload carriers: framing and negotiation headers whose
 /// syntax the protocol detector checks, and credentials (their values must not end up in
-/// evidence).
+/// evidence). Looked up through [`skipped_header`].
+#[cfg(test)]
 const SKIPPED_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",
@@ -41,6 +42,30 @@ const SKIPPED_HEADERS: &[&str] = &[
     "sec-fetch-site",
     "sec-fetch-user",
 ];
+
+/// Whether `name` is one of [`SKIPPED_HEADERS`] (in any case): the names of its length
+/// alone are compared (every field of every request is looked up here).
+fn skipped_header(name: &str) -> bool {
+    let names: &[&str] = match name.len() {
+        4 => &["host"],
+        6 => &["cookie", "accept", "pragma"],
+        10 => &["connection"],
+        13 => &["authorization", "cache-control", "if-none-match"],
+        14 => &[
+            "content-length",
+            "sec-fetch-dest",
+            "sec-fetch-mode",
+            "sec-fetch-site",
+            "sec-fetch-user",
+        ],
+        15 => &["accept-encoding", "accept-language"],
+        17 => &["transfer-encoding", "if-modified-since"],
+        19 => &["proxy-authorization"],
+        25 => &["upgrade-insecure-requests"],
+        _ => return false,
+    };
+    names.iter().any(|s| name.eq_ignore_ascii_case(s))
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -176,7 +201,7 @@ impl<'a> Inputs<'a> {
         for (name, value) in req.fields() {
             if name.eq_ignore_ascii_case("cookie") {
                 out.cookies(value);
-            } else if !SKIPPED_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s)) {
+            } else if !skipped_header(name) {
                 out.push(
                     Source::Header,
                     Cow::Owned(name.to_ascii_lowercase()),
@@ -427,6 +452,33 @@ mod tests {
         let r = req(&long, None, <&Headers>::default(), b"");
         let i = Inputs::extract(&r, &InputLimits::default());
         assert_eq!(i.values[0].value.len(), 8192);
+    }
+
+    /// The lookup by length finds the names of the list, in any case, and no other.
+    #[test]
+    fn skipped_headers_by_length() {
+        for name in SKIPPED_HEADERS {
+            assert!(skipped_header(name), "{name}");
+            assert!(skipped_header(&name.to_ascii_uppercase()), "{name}");
+        }
+        let mut rng = crate::testutil::Rng(0x5c1_99ed);
+        const BYTES: &[u8] = b"hostcokiearpgmnudlfy-_sHOSTCOKIE";
+        for _ in 0..50_000 {
+            let name: String = if rng.below(4) == 0 {
+                let base = SKIPPED_HEADERS[rng.below(SKIPPED_HEADERS.len() as u64) as usize];
+                let mut b = base.as_bytes().to_vec();
+                let i = rng.below(b.len() as u64) as usize;
+                b[i] = BYTES[rng.below(BYTES.len() as u64) as usize];
+                String::from_utf8(b).unwrap()
+            } else {
+                let n = rng.below(27) as usize;
+                (0..n)
+                    .map(|_| char::from(BYTES[rng.below(BYTES.len() as u64) as usize]))
+                    .collect()
+            };
+            let want = SKIPPED_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s));
+            assert_eq!(skipped_header(&name), want, "{name}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod scanners;
 mod windows;
 
 use std::{
-    hash::{BuildHasher, Hash, Hasher},
+    hash::{BuildHasher, Hasher},
     net::IpAddr,
     num::NonZeroUsize,
 };
@@ -284,16 +284,21 @@ fn route_key<S: BuildHasher>(hasher: &S, path: &str) -> RouteKey
 where
     S::Hasher: Clone,
 {
-    // Two writes a segment: gathered, and handed to the hasher in one (same key).
+    // Two writes a segment: gathered, and handed to the hasher in one (same key). The path
+    // is cut at its `/` bytes (a byte loop, no character search set up per segment); each
+    // segment is written as `str::hash` writes it (its bytes, then 0xff).
     let mut h = Buffered::new(hasher.build_hasher());
     let mut id = None;
-    for seg in path.split('/').take(MAX_SEGMENTS) {
-        match numeric(seg) {
+    for seg in path.as_bytes().split(|&b| b == b'/').take(MAX_SEGMENTS) {
+        match numeric_bytes(seg) {
             Some(n) => {
                 id = Some(n);
                 h.write_u8(0xff); // `{id}`: a byte no segment text hashes to on its own
             }
-            None => seg.hash(&mut h),
+            None => {
+                h.write(seg);
+                h.write_u8(0xff);
+            }
         }
     }
     RouteKey {
@@ -303,10 +308,15 @@ where
 }
 
 fn numeric(seg: &str) -> Option<u64> {
-    if seg.is_empty() || seg.len() > 19 || !seg.bytes().all(|b| b.is_ascii_digit()) {
+    numeric_bytes(seg.as_bytes())
+}
+
+/// A segment of 1 to 19 ASCII digits as a number (19 digits always fit in a `u64`).
+fn numeric_bytes(seg: &[u8]) -> Option<u64> {
+    if seg.is_empty() || seg.len() > 19 || !seg.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    seg.parse().ok()
+    Some(seg.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
 /// `/users/1001/orders` → `/users/{id}/orders` (for evidence only).

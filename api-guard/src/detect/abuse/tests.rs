@@ -302,6 +302,54 @@ fn route_templates() {
     assert_eq!(route_key(&s, "/u/99999999999999999999").id, None);
 }
 
+/// The byte split hashes what `str::split('/')` and `str::hash` did (the code it replaced),
+/// and reads the same ids.
+#[test]
+fn route_keys_cut_at_bytes_are_the_ones_cut_at_chars() {
+    use std::hash::{BuildHasher, Hash};
+    fn by_chars<S: BuildHasher>(hasher: &S, path: &str) -> (u64, Option<u64>) {
+        let mut h = hasher.build_hasher();
+        let mut id = None;
+        for seg in path.split('/').take(MAX_SEGMENTS) {
+            let n = (!seg.is_empty() && seg.len() <= 19 && seg.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| seg.parse::<u64>().ok())
+                .flatten();
+            match n {
+                Some(n) => {
+                    id = Some(n);
+                    h.write_u8(0xff);
+                }
+                None => seg.hash(&mut h),
+            }
+        }
+        (h.finish(), id)
+    }
+    const PIECES: &[&str] = &[
+        "/",
+        "a",
+        "42",
+        "0",
+        "9999999999999999999",
+        "18446744073709551615",
+        "é",
+        "users",
+        "//",
+        "%2F",
+        "€",
+        "007",
+    ];
+    let s = std::collections::hash_map::RandomState::new();
+    let mut rng = crate::testutil::Rng(0xab05_e5);
+    for _ in 0..20_000 {
+        let n = rng.below(50) as usize;
+        let path: String = (0..n)
+            .map(|_| PIECES[rng.below(PIECES.len() as u64) as usize])
+            .collect();
+        let key = route_key(&s, &path);
+        assert_eq!((key.hash, key.id), by_chars(&s, &path), "{path:?}");
+    }
+}
+
 /// `cargo test --release -p api-guard --lib abuse::tests::cost -- --ignored --nocapture`
 #[test]
 #[ignore = "timing, run by hand"]

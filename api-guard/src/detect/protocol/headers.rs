@@ -91,12 +91,21 @@ fn bad_value_byte(b: u8) -> bool {
 /// never hold a control byte: eight bytes are tested at once for one below 0x20 or a DEL
 /// (the usual word tricks, which never miss one), and only a chunk that has one (a tab, most
 /// likely) is looked at byte by byte.
+#[cfg(test)]
 fn first_bad_value_byte(v: &[u8]) -> Option<usize> {
+    scan_value(v).0
+}
+
+/// [`first_bad_value_byte`] of a value, and whether it holds a `%`, in one pass: a `%`
+/// byte is found by the same word trick (a zero byte of `x ^ 0x25…`, whose test never
+/// misses one and is exact about whether there is one).
+fn scan_value(v: &[u8]) -> (Option<usize>, bool) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let exact = |chunk: &[u8]| chunk.iter().position(|&b| bad_value_byte(b));
     let mut chunks = v.chunks_exact(8);
     let mut at = 0;
+    let mut percent = 0;
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
@@ -104,14 +113,19 @@ fn first_bad_value_byte(v: &[u8]) -> Option<usize> {
         let below_space = x.wrapping_sub(0x20 * ONES) & !x & HIGH;
         let y = x ^ (0x7f * ONES);
         let del = y.wrapping_sub(ONES) & !y & HIGH;
+        let z = x ^ (u64::from(b'%') * ONES);
+        percent |= z.wrapping_sub(ONES) & !z & HIGH;
         if below_space | del != 0 {
             if let Some(i) = exact(chunk) {
-                return Some(at + i);
+                // Rare (a tab, most likely): the rest of the answer by a plain search.
+                return (Some(at + i), v.contains(&b'%'));
             }
         }
         at += 8;
     }
-    exact(chunks.remainder()).map(|i| at + i)
+    let rest = chunks.remainder();
+    let percent = percent != 0 || rest.contains(&b'%');
+    (exact(rest).map(|i| at + i), percent)
 }
 
 pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>) {
@@ -138,9 +152,10 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
     let mut content_type = false;
     let mut content_encoding: Option<&str> = None;
     for (name, value) in req.fields() {
-        // Names: a lenient reader hands us `Transfer-Encoding ` for `Transfer-Encoding :`.
-        let trimmed = name.trim_matches([' ', '\t']);
         if !is_token(name) {
+            // Names: a lenient reader hands us `Transfer-Encoding ` for `Transfer-Encoding :`
+            // (a token has no blank to trim).
+            let trimmed = name.trim_matches([' ', '\t']);
             if trimmed.eq_ignore_ascii_case("transfer-encoding")
                 || trimmed.eq_ignore_ascii_case("content-length")
             {
@@ -150,15 +165,17 @@ pub(super) fn check(req: &Request<'_>, cfg: &ProtocolConfig, r: &mut Report<'_>)
             }
             continue;
         }
-        if let Some(i) = first_bad_value_byte(value.as_bytes()) {
+        let (bad, percent) = scan_value(value.as_bytes());
+        if let Some(i) = bad {
             r.add(
                 Rule::InvalidHeaderValue,
                 header_location(name),
                 &value[..i + 1],
             );
         }
-        // Most values hold no `%`: one byte search spares them the substring search.
-        if value.contains('%') && value.contains("%00") {
+        // Most values hold no `%` (found by the same word scan): they are spared the
+        // substring search.
+        if percent && value.contains("%00") {
             r.add(Rule::NullByte, header_location(name), value);
         }
         let n = name;
@@ -443,8 +460,15 @@ fn local_host_ip(value: &str) -> Option<IpAddr> {
     // An IPv4 address's first number is written without leading zeros: only one written
     // `127`, `0` or `169` can be loopback, unspecified or link-local, and every other host
     // (names, other addresses) is turned away without parsing.
-    let first = value.split_once('.').map_or(value, |(f, _)| f);
-    if !value.starts_with('[') && !matches!(first, "127" | "0" | "169") {
+    // (Compared as bytes: the number before the first `.`, or the whole value without one,
+    // is `127`, `0` or `169` exactly when the value is one of them or starts with one and a
+    // `.`; no character search for the `.` of every other host.)
+    let b = value.as_bytes();
+    let first_is = |n: &[u8]| {
+        b.strip_prefix(n)
+            .is_some_and(|rest| rest.is_empty() || rest[0] == b'.')
+    };
+    if b.first() != Some(&b'[') && !(first_is(b"127") || first_is(b"0") || first_is(b"169")) {
         return None;
     }
     let ip = if let Some(rest) = value.strip_prefix('[') {
@@ -594,7 +618,7 @@ mod tchar_tests {
     #[test]
     fn control_bytes_in_values() {
         let mut rng = crate::testutil::Rng(0x7ab5_0b0e);
-        const BYTES: &[u8] = b"aZ09 \t\x00\x01\x1f\x20\x7e\x7f\x80\xff:;\r\n";
+        const BYTES: &[u8] = b"aZ09 \t\x00\x01\x1f\x20\x7e\x7f\x80\xff:;\r\n%$&\xa5\x24\x26";
         for _ in 0..20_000 {
             let len = rng.below(40) as usize;
             let v: Vec<u8> = (0..len)
@@ -608,6 +632,7 @@ mod tchar_tests {
                 .collect();
             let want = v.iter().position(|&b| super::bad_value_byte(b));
             assert_eq!(super::first_bad_value_byte(&v), want, "{v:?}");
+            assert_eq!(super::scan_value(&v).1, v.contains(&b'%'), "{v:?}");
         }
     }
 
