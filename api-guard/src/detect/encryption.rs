@@ -484,9 +484,10 @@ fn contains_ignore_case(hay: &str, needle: &[u8]) -> bool {
     };
     // Short values (a media type): a plain loop costs less than setting up a vector search.
     if hay.len() < 32 {
+        // The first letter alone turns most windows away.
         return hay
             .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle));
+            .any(|w| w[0].to_ascii_lowercase() == first && w.eq_ignore_ascii_case(needle));
     }
     memchr::memchr2_iter(first, first.to_ascii_uppercase(), hay).any(|i| {
         hay.get(i..i + needle.len())
