@@ -603,7 +603,7 @@ mod tests {
             "users",
             "",
             "//",
-            "x".repeat(40).leak(),
+            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
             "550e8400-e29b-41d4-a716-446655440000",
             "%2F",
             "€",

@@ -17,9 +17,7 @@ use super::{
 };
 use crate::text::percent_decode;
 
-/// Headers never inspected as payload carriers: framing and negotiation headers whose
-/// syntax the protocol detector checks, and credentials (their values must not end up in
-/// evidence). Looked up through [`skipped_header`].
+/// The headers [`skipped_header`] finds, as a list (its tests' reference).
 #[cfg(test)]
 const SKIPPED_HEADERS: &[&str] = &[
     "authorization",
@@ -43,8 +41,10 @@ const SKIPPED_HEADERS: &[&str] = &[
     "sec-fetch-user",
 ];
 
-/// Whether `name` is one of [`SKIPPED_HEADERS`] (in any case): the names of its length
-/// alone are compared (every field of every request is looked up here).
+/// Whether `name` is a header never inspected as a payload carrier (in any case): framing
+/// and negotiation headers whose syntax the protocol detector checks, and credentials (their
+/// values must not end up in evidence). Only the names of its length are compared (every
+/// field of every request is looked up here); the tests hold it to `SKIPPED_HEADERS`.
 fn skipped_header(name: &str) -> bool {
     let names: &[&str] = match name.len() {
         4 => &["host"],

@@ -87,18 +87,18 @@ fn bad_value_byte(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7f
 }
 
-/// The position of the first [`bad_value_byte`] in `v`. Header values are long and almost
-/// never hold a control byte: eight bytes are tested at once for one below 0x20 or a DEL
-/// (the usual word tricks, which never miss one), and only a chunk that has one (a tab, most
-/// likely) is looked at byte by byte.
+/// The position of the first [`bad_value_byte`] in `v` (the tests' name for it).
 #[cfg(test)]
 fn first_bad_value_byte(v: &[u8]) -> Option<usize> {
     scan_value(v).0
 }
 
-/// [`first_bad_value_byte`] of a value, and whether it holds a `%`, in one pass: a `%`
-/// byte is found by the same word trick (a zero byte of `x ^ 0x25…`, whose test never
-/// misses one and is exact about whether there is one).
+/// The position of the first [`bad_value_byte`] in `v`, and whether `v` holds a `%`, in one
+/// pass. Header values are long and almost never hold a control byte: eight bytes are
+/// tested at once for one below 0x20 or a DEL (the usual word tricks, which never miss one),
+/// and only a chunk that has one (a tab, most likely) is looked at byte by byte. A `%` is
+/// found by the same trick (a zero byte of `x ^ 0x25…`, a test exact about whether there is
+/// one).
 fn scan_value(v: &[u8]) -> (Option<usize>, bool) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
