@@ -17,10 +17,6 @@
 //!   ([`ConnState::Failed`]). Nothing in here panics on any input.
 //! - Memory per connection is bounded by [`HttpLimits::max_buffered_bytes`].
 
-// Exchanges are boxed where the parsers make them and handed on as boxes: a list of them
-// moves pointers, not records of about a kilobyte (clippy's `vec_box` assumes the opposite).
-#![allow(clippy::vec_box)]
-
 mod chunked;
 mod connection;
 mod exchange;
@@ -55,6 +51,7 @@ fn media_type(content_type: &str) -> &str {
     media.trim()
 }
 
+pub use crate::exchange::ExchangeSlot;
 pub use connection::{ConnState, Stream};
 pub use exchange::{method_label, HttpExchange, HttpVersion, Phase};
 pub use grpc::{CallKind, GrpcCall};

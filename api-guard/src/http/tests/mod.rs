@@ -7,7 +7,7 @@ mod malformed;
 mod notices;
 mod scenarios;
 
-use super::{ConnState, HttpConnection, HttpExchange, HttpLimits, Stream};
+use super::{ConnState, ExchangeSlot, HttpConnection, HttpLimits, Stream};
 
 /// One thing that happens to a connection.
 #[derive(Debug, Clone, Copy)]
@@ -20,7 +20,7 @@ pub(super) enum Step<'a> {
 
 #[derive(Debug)]
 pub(super) struct Outcome {
-    pub exchanges: Vec<Box<HttpExchange>>,
+    pub exchanges: Vec<ExchangeSlot>,
     pub errors: u64,
     pub state: ConnState,
 }
