@@ -48,6 +48,13 @@ fn media_type(content_type: &str) -> &str {
         .position(|&b| b == b';')
         .and_then(|i| content_type.get(..i))
         .unwrap_or(content_type);
+    // Nothing to trim when both ends are visible ASCII (every whitespace character `trim`
+    // removes is ASCII up to 0x20 or starts with a byte above 0x7f): the usual case, without
+    // `trim`'s character decoding.
+    let visible = |b: Option<&u8>| b.is_some_and(|&b| (0x21..0x7f).contains(&b));
+    if visible(media.as_bytes().first()) && visible(media.as_bytes().last()) {
+        return media;
+    }
     media.trim()
 }
 
