@@ -81,7 +81,7 @@ fn parse(req: &[u8], resp: &[u8]) -> HttpExchange {
         conn.feed(Stream::Response, piece, 2 + i as u64, &mut out);
     }
     assert_eq!(out.len(), 1);
-    *out.remove(0)
+    out.remove(0).into_http()
 }
 
 /// A `gpt-4o` chat stream without usage whose prompt has `prompt_bytes` of English text.
@@ -103,7 +103,7 @@ fn bpe_exchange(prompt_bytes: usize) -> HttpExchange {
     conn.feed(Stream::Request, req.as_bytes(), 1, &mut out);
     conn.feed(Stream::Response, &resp, 2, &mut out);
     assert_eq!(out.len(), 1);
-    *out.remove(0)
+    out.remove(0).into_http()
 }
 
 fn rss_kib() -> u64 {

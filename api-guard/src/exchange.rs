@@ -2,7 +2,14 @@
 //! the facts derived from it once for every consumer (route, client), and its JSON line form
 //! (field names documented in docs/events.md).
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    fmt,
+    mem::{ManuallyDrop, MaybeUninit},
+    net::SocketAddr,
+    ops::{Deref, DerefMut},
+    ptr::{self, NonNull},
+    sync::Arc,
+};
 
 use serde::Serialize;
 
@@ -55,8 +62,9 @@ impl ConnMeta {
 #[derive(Debug, Clone)]
 pub struct Exchange {
     pub conn: Arc<ConnMeta>,
-    /// Boxed where the parser made it, so the exchange is moved about as a pointer.
-    pub http: Box<HttpExchange>,
+    /// Made by the parser in this exchange's own allocation (an [`ExchangeSlot`]): one
+    /// allocation per exchange, moved about as a pointer.
+    pub http: HttpExchange,
     /// The route template of the path (`/users/{userId}`), set by the parsing task
     /// (the agent's route labels) before the exchange is handed on.
     pub route: Option<Arc<str>>,
@@ -201,30 +209,15 @@ struct Line<'a> {
 
 impl Exchange {
     /// A parsed exchange on `conn`; the derived facts are set later, by the parsing task.
-    pub fn new(conn: Arc<ConnMeta>, http: impl Into<Box<HttpExchange>>) -> Self {
+    pub fn new(conn: Arc<ConnMeta>, http: HttpExchange) -> Self {
         Self {
             conn,
-            http: http.into(),
+            http,
             route: None,
             client: None,
             llm: None,
             template: None,
             scans: BodyScans::default(),
-        }
-    }
-
-    /// [`Exchange::new`] in its `Arc`, written into the allocation: `Arc::new` of an
-    /// exchange made before it copies the record (~300 bytes) from the stack.
-    pub fn shared(conn: Arc<ConnMeta>, http: Box<HttpExchange>) -> Arc<Self> {
-        let mut slot = Arc::<Self>::new_uninit();
-        match Arc::get_mut(&mut slot) {
-            Some(place) => {
-                place.write(Self::new(conn, http));
-                // SAFETY: the value was written just above.
-                unsafe { slot.assume_init() }
-            }
-            // A new `Arc` has no other owner: not reached.
-            None => Arc::new(Self::new(conn, http)),
         }
     }
 
@@ -298,6 +291,155 @@ impl Exchange {
     }
 }
 
+/// An [`HttpExchange`] in the allocation its [`Exchange`] will have: the parser makes the
+/// record here and fills it in place; [`ExchangeSlot::into_shared`] adds the connection and
+/// the derived facts (not set yet) and gives the `Arc<Exchange>`, without moving the record
+/// or allocating again. (A boxed record moved into its exchange's `Arc` cost two allocations
+/// per exchange and per request notice, and two frees.) Reads and writes as the record.
+pub struct ExchangeSlot {
+    /// `Arc::into_raw` of an `Arc<MaybeUninit<Exchange>>` that no one else holds (made here,
+    /// never cloned: strong and weak counts 1), whose `http` field is written and whose
+    /// other fields are not.
+    ptr: NonNull<Exchange>,
+}
+
+// SAFETY: a slot owns its `HttpExchange` alone (no other handle to the allocation exists),
+// as a `Box<HttpExchange>` would: it may go to or be read from another thread whenever the
+// record may.
+unsafe impl Send for ExchangeSlot {}
+// SAFETY: as above; `&ExchangeSlot` gives only `&HttpExchange`.
+unsafe impl Sync for ExchangeSlot {}
+
+// What the two impls above rely on.
+const _: fn() = || {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<HttpExchange>();
+};
+
+impl ExchangeSlot {
+    /// `http` in a new slot. The parser writes its records with [`ExchangeSlot::with`]
+    /// instead, in place.
+    #[must_use]
+    pub fn new(http: HttpExchange) -> Self {
+        Self::with(|| http)
+    }
+
+    /// A slot holding the record `make` returns, written into the allocation (the record,
+    /// ~420 bytes, is not made on the stack and copied, when `make` is inlined). Should
+    /// `make` panic, the allocation is leaked, never freed or read uninitialised.
+    #[inline]
+    pub fn with(make: impl FnOnce() -> HttpExchange) -> Self {
+        let raw = Arc::into_raw(Arc::<Exchange>::new_uninit())
+            .cast::<Exchange>()
+            .cast_mut();
+        // SAFETY: `raw` points to the uninitialised `Exchange` of an `Arc` just made, which
+        // no one else holds; writing a field through the raw pointer creates no reference
+        // to uninitialised memory. `into_raw` keeps the allocation's write permission.
+        unsafe { (&raw mut (*raw).http).write(make()) };
+        Self {
+            // SAFETY: `Arc::into_raw` never returns null.
+            ptr: unsafe { NonNull::new_unchecked(raw) },
+        }
+    }
+
+    /// The finished exchange on `conn`, its derived facts not set yet (as
+    /// [`Exchange::new`]), in the slot's allocation.
+    #[must_use]
+    pub fn into_shared(self, conn: Arc<ConnMeta>) -> Arc<Exchange> {
+        let raw = ManuallyDrop::new(self).ptr.as_ptr();
+        // SAFETY: the slot's invariant: `raw` is the data of an `Arc<MaybeUninit<Exchange>>`
+        // held by no one else, `http` written. Every other field is written here (the
+        // pattern below names them all, so a field added to `Exchange` fails to compile
+        // until it is written too), so the value is initialised when the `Arc` is rebuilt
+        // from the pointer `into_raw` gave, with its own type.
+        unsafe {
+            (&raw mut (*raw).conn).write(conn);
+            (&raw mut (*raw).route).write(None);
+            (&raw mut (*raw).client).write(None);
+            (&raw mut (*raw).llm).write(None);
+            (&raw mut (*raw).template).write(None);
+            (&raw mut (*raw).scans).write(BodyScans::default());
+            Arc::<MaybeUninit<Exchange>>::from_raw(raw.cast_const().cast()).assume_init()
+        }
+    }
+
+    /// The record, out of its slot.
+    #[must_use]
+    pub fn into_http(self) -> HttpExchange {
+        let raw = ManuallyDrop::new(self).ptr.as_ptr();
+        // SAFETY: the slot's invariant: `http` is initialised and owned by the slot alone,
+        // read out once (the slot is not dropped); then the allocation is freed as the
+        // `Arc<MaybeUninit<Exchange>>` it is, which drops nothing in it.
+        unsafe {
+            let http = ptr::read(&raw const (*raw).http);
+            drop(Arc::<MaybeUninit<Exchange>>::from_raw(
+                raw.cast_const().cast(),
+            ));
+            http
+        }
+    }
+}
+
+/// Every field of [`Exchange`], named: [`ExchangeSlot::into_shared`] must write each one.
+#[allow(dead_code)]
+fn exchange_fields(exchange: Exchange) {
+    let Exchange {
+        conn: _,
+        http: _,
+        route: _,
+        client: _,
+        llm: _,
+        template: _,
+        scans: _,
+    } = exchange;
+}
+
+impl Deref for ExchangeSlot {
+    type Target = HttpExchange;
+
+    #[inline]
+    fn deref(&self) -> &HttpExchange {
+        // SAFETY: the slot's invariant: `http` is initialised, owned by the slot alone. The
+        // place names the field alone: no reference to the (partly uninitialised) whole.
+        unsafe { &(*self.ptr.as_ptr()).http }
+    }
+}
+
+impl DerefMut for ExchangeSlot {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut HttpExchange {
+        // SAFETY: as for `deref`; `&mut self` makes the access exclusive.
+        unsafe { &mut (*self.ptr.as_ptr()).http }
+    }
+}
+
+impl Drop for ExchangeSlot {
+    fn drop(&mut self) {
+        let raw = self.ptr.as_ptr();
+        // SAFETY: the slot's invariant: `http`, the one initialised field, is dropped once,
+        // then the allocation freed as the `Arc<MaybeUninit<Exchange>>` it is (dropping no
+        // field).
+        unsafe {
+            ptr::drop_in_place(&raw mut (*raw).http);
+            drop(Arc::<MaybeUninit<Exchange>>::from_raw(
+                raw.cast_const().cast(),
+            ));
+        }
+    }
+}
+
+impl Clone for ExchangeSlot {
+    fn clone(&self) -> Self {
+        Self::new(HttpExchange::clone(self))
+    }
+}
+
+impl fmt::Debug for ExchangeSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 /// A minimal GET exchange from `peer`, for tests (of this crate and the agent).
 #[doc(hidden)]
 pub fn test_exchange(role: Role, peer: &str, path: &str) -> Exchange {
@@ -316,7 +458,7 @@ pub fn test_exchange(role: Role, peer: &str, path: &str) -> Exchange {
             tls_library: None,
             tls_session: None,
         }),
-        http: Box::new(http),
+        http,
         route: None,
         // As the parsing task identifies a server-side client with no trusted proxies.
         client: (role == Role::Server).then(|| ClientIdentity::of_peer(peer.map(|p| p.ip()))),

@@ -6,7 +6,7 @@
 //! the steps of `steps.rs`.
 #![no_main]
 
-use api_guard::http::{HttpConnection, HttpExchange, HttpLimits, Stream};
+use api_guard::http::{ExchangeSlot, HttpConnection, HttpLimits, Stream};
 use libfuzzer_sys::fuzz_target;
 
 mod steps;
@@ -26,7 +26,7 @@ fn limits(selector: u8) -> HttpLimits {
     }
 }
 
-fn check(out: &mut Vec<Box<HttpExchange>>, limits: &HttpLimits) {
+fn check(out: &mut Vec<ExchangeSlot>, limits: &HttpLimits) {
     for ex in out.drain(..) {
         assert!(ex.request_body.len() <= limits.max_body_capture_bytes);
         assert!(ex.response_body.len() <= limits.max_body_capture_bytes);

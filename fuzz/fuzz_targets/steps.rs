@@ -4,14 +4,14 @@
 //! next `len + 1` bytes (or what is left) are fed. After every step the parser's buffers are
 //! within their bound and `check` sees what came out; returns the last timestamp used.
 
-use api_guard::http::{HttpConnection, HttpExchange, HttpLimits, Stream};
+use api_guard::http::{ExchangeSlot, HttpConnection, HttpLimits, Stream};
 
 pub fn run(
     conn: &mut HttpConnection,
     mut rest: &[u8],
     limits: &HttpLimits,
-    out: &mut Vec<Box<HttpExchange>>,
-    check: impl Fn(&mut Vec<Box<HttpExchange>>, &HttpLimits),
+    out: &mut Vec<ExchangeSlot>,
+    check: impl Fn(&mut Vec<ExchangeSlot>, &HttpLimits),
 ) -> u64 {
     let mut ts = 0u64;
     while let [control, len, tail @ ..] = rest {

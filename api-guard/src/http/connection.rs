@@ -7,7 +7,7 @@ use super::framing::BodyOverride;
 use super::head::{Head, StartLine};
 use super::limits::HttpLimits;
 use super::message::{Abandoned, MessageEnd, MessageKind, MessageParser, MessageSink};
-use super::Headers;
+use super::{ExchangeSlot, Headers};
 use crate::detect::stream::{ScanLimits, Window};
 
 /// Which stream of the connection bytes belong to: the one carrying requests (client to
@@ -36,8 +36,9 @@ pub enum ConnState {
 #[derive(Debug)]
 struct Entry {
     seq: u64,
-    /// Boxed from the request head on: it is handed on as it is, not copied.
-    ex: Box<HttpExchange>,
+    /// In its exchange's allocation from the request head on ([`ExchangeSlot`]): it is
+    /// handed on as it is, not copied.
+    ex: ExchangeSlot,
     /// `ex.retained_bytes()` as last counted in `Core::retained`.
     retained: usize,
     request_done: bool,
@@ -66,7 +67,7 @@ struct Core {
     lost: u64,
     /// The request a 101 switched to HTTP/2 (`Upgrade: h2c`): its response comes as HTTP/2
     /// stream 1, so it is handed over rather than emitted.
-    h2c: Option<Box<HttpExchange>>,
+    h2c: Option<ExchangeSlot>,
     /// Hand out a [`super::Phase::Request`] record as each request ends.
     notify_requests: bool,
     /// Request notices handed out (their `notice_id`s).
@@ -99,7 +100,20 @@ impl Core {
         self.retained = self.retained.saturating_sub(before).saturating_add(after);
     }
 
-    fn push_request(&mut self, ex: Box<HttpExchange>, request_done: bool) -> u64 {
+    /// Applies `f` to a pending entry whose retained bytes change only in the fields `f`
+    /// replaces: `f` returns what they retained before and after, so that the count needs
+    /// no walk over the whole exchange ([`HttpExchange::retained_bytes`]).
+    fn update_counted(&mut self, seq: Option<u64>, f: impl FnOnce(&mut Entry) -> (usize, usize)) {
+        let Some(entry) = seq.and_then(|seq| self.entry_mut(seq)) else {
+            return;
+        };
+        let (removed, added) = f(entry);
+        entry.retained = entry.retained.saturating_sub(removed).saturating_add(added);
+        debug_assert_eq!(entry.retained, entry.ex.retained_bytes());
+        self.retained = self.retained.saturating_sub(removed).saturating_add(added);
+    }
+
+    fn push_request(&mut self, ex: ExchangeSlot, request_done: bool) -> u64 {
         if self.pending.len() >= self.limits.max_pipelined.max(1) {
             // Too many unanswered requests: forget the oldest. Its response, if it still
             // comes, is recognised by its sequence number and dropped.
@@ -140,7 +154,7 @@ impl Core {
     }
 
     /// Emits exchanges from the front that are complete in both directions.
-    fn flush(&mut self, out: &mut Vec<Box<HttpExchange>>) {
+    fn flush(&mut self, out: &mut Vec<ExchangeSlot>) {
         while self
             .pending
             .front()
@@ -151,13 +165,13 @@ impl Core {
     }
 
     /// Emits every pending exchange, finished or not.
-    fn drain(&mut self, out: &mut Vec<Box<HttpExchange>>) {
+    fn drain(&mut self, out: &mut Vec<ExchangeSlot>) {
         while !self.pending.is_empty() {
             self.emit_front(out);
         }
     }
 
-    fn emit_front(&mut self, out: &mut Vec<Box<HttpExchange>>) {
+    fn emit_front(&mut self, out: &mut Vec<ExchangeSlot>) {
         if let Some(entry) = self.pending.pop_front() {
             self.retained = self.retained.saturating_sub(entry.retained);
             out.push(entry.ex);
@@ -225,7 +239,7 @@ fn set_request_line(ex: &mut HttpExchange, start: Option<StartLine>) -> bool {
     true
 }
 
-fn request_exchange(head: Head, start_ns: u64) -> Box<HttpExchange> {
+fn request_exchange(head: Head, start_ns: u64) -> ExchangeSlot {
     let mut ex = HttpExchange::boxed(start_ns);
     set_request_line(&mut ex, Some(head.start));
     ex.host = head.host;
@@ -236,7 +250,7 @@ fn request_exchange(head: Head, start_ns: u64) -> Box<HttpExchange> {
 
 struct RequestSink<'a> {
     core: &'a mut Core,
-    out: &'a mut Vec<Box<HttpExchange>>,
+    out: &'a mut Vec<ExchangeSlot>,
 }
 
 impl MessageSink for RequestSink<'_> {
@@ -260,7 +274,12 @@ impl MessageSink for RequestSink<'_> {
         });
         let mut notice = None;
         let scan = end.scan;
-        self.core.update(seq, |e| {
+        // Of what is retained, only the body and the scan's window change.
+        let retained = |ex: &HttpExchange| {
+            ex.request_body.len() + ex.request_scan.as_ref().map_or(0, |w| w.retained_bytes())
+        };
+        self.core.update_counted(seq, |e| {
+            let before = retained(&e.ex);
             e.ex.request_end_ns = Some(end.end_ns);
             e.ex.request_body_bytes = end.body_len;
             e.ex.request_body = end.body;
@@ -276,6 +295,7 @@ impl MessageSink for RequestSink<'_> {
             } else {
                 e.ex.request_scan = scan;
             }
+            (before, retained(&e.ex))
         });
         self.out.extend(notice);
         self.core.flush(self.out);
@@ -309,7 +329,7 @@ impl MessageSink for RequestSink<'_> {
 struct ResponseSink<'a> {
     core: &'a mut Core,
     requests: &'a mut MessageParser,
-    out: &'a mut Vec<Box<HttpExchange>>,
+    out: &'a mut Vec<ExchangeSlot>,
 }
 
 impl ResponseSink<'_> {
@@ -388,7 +408,12 @@ impl MessageSink for ResponseSink<'_> {
 
     fn end(&mut self, end: MessageEnd) {
         let seq = self.core.current_response.take();
-        self.core.update(seq, |e| {
+        // Of what is retained, only the body and the tap change.
+        let retained = |ex: &HttpExchange| {
+            ex.response_body.len() + ex.response_tap.as_ref().map_or(0, |t| t.retained_bytes())
+        };
+        self.core.update_counted(seq, |e| {
+            let before = retained(&e.ex);
             e.ex.response_end_ns = Some(end.end_ns);
             e.ex.response_body_bytes = end.body_len;
             e.ex.response_body = end.body;
@@ -396,6 +421,7 @@ impl MessageSink for ResponseSink<'_> {
             e.ex.sse = end.sse;
             e.ex.response_tap = end.tap;
             e.response_done = true;
+            (before, retained(&e.ex))
         });
         self.core.flush(self.out);
     }
@@ -487,7 +513,7 @@ impl H1Connection {
         stream: Stream,
         data: &[u8],
         ts_ns: u64,
-        out: &mut Vec<Box<HttpExchange>>,
+        out: &mut Vec<ExchangeSlot>,
     ) -> usize {
         if !self.is_parsing() {
             return 0;
@@ -515,7 +541,7 @@ impl H1Connection {
 
     /// After a 101 to `Upgrade: h2c`: the upgraded request, the bytes the client sent after
     /// it (the HTTP/2 preface, usually none yet) and how many more were lost.
-    pub(crate) fn take_h2c(&mut self) -> Option<(Box<HttpExchange>, Vec<u8>, u64)> {
+    pub(crate) fn take_h2c(&mut self) -> Option<(ExchangeSlot, Vec<u8>, u64)> {
         let ex = self.core.h2c.take()?;
         let (held, lost) = self.requests.take_held();
         self.requests.stop();
@@ -527,7 +553,7 @@ impl H1Connection {
     /// current message truncated; if the loss is inside a body of known length, skip it and
     /// stay in sync; otherwise resynchronise (drop buffered bytes, look for the next message
     /// start) or stop parsing the connection.
-    pub fn gap(&mut self, stream: Stream, len: u64, ts_ns: u64, out: &mut Vec<Box<HttpExchange>>) {
+    pub fn gap(&mut self, stream: Stream, len: u64, ts_ns: u64, out: &mut Vec<ExchangeSlot>) {
         if !self.is_parsing() || len == 0 {
             return;
         }
@@ -558,7 +584,7 @@ impl H1Connection {
 
     /// The connection closed: finish read-until-close bodies, emit requests still waiting
     /// for a response (status None).
-    pub fn close(&mut self, ts_ns: u64, out: &mut Vec<Box<HttpExchange>>) {
+    pub fn close(&mut self, ts_ns: u64, out: &mut Vec<ExchangeSlot>) {
         if self.is_parsing() {
             let mut sink = ResponseSink {
                 core: &mut self.core,

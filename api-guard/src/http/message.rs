@@ -899,12 +899,19 @@ impl MessageParser {
 /// (events are counted), and the body tap the first `Content-Type` asks for.
 fn response_body_kinds(head: &Head) -> (bool, Option<TapKind>) {
     if !head.content_type_repeated {
-        // One `Content-Type` at most, found by the parser: no search of the list.
-        let media = head.content_type().map(super::media_type);
-        return (
-            media.is_some_and(is_event_stream_media),
-            media.and_then(TapKind::for_media_type),
+        // One `Content-Type` at most, found by the parser: no search of the list. Its media
+        // type is matched once: the tap for events is taken for `text/event-stream` alone.
+        let tap = head
+            .content_type()
+            .map(super::media_type)
+            .and_then(TapKind::for_media_type);
+        debug_assert_eq!(
+            tap == Some(TapKind::Events),
+            head.content_type()
+                .map(super::media_type)
+                .is_some_and(is_event_stream_media)
         );
+        return (tap == Some(TapKind::Events), tap);
     }
     let mut event_stream = false;
     let mut tap = None;

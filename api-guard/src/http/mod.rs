@@ -17,10 +17,6 @@
 //!   ([`ConnState::Failed`]). Nothing in here panics on any input.
 //! - Memory per connection is bounded by [`HttpLimits::max_buffered_bytes`].
 
-// Exchanges are boxed where the parsers make them and handed on as boxes: a list of them
-// moves pointers, not records of about a kilobyte (clippy's `vec_box` assumes the opposite).
-#![allow(clippy::vec_box)]
-
 mod chunked;
 mod connection;
 mod exchange;
@@ -52,9 +48,17 @@ fn media_type(content_type: &str) -> &str {
         .position(|&b| b == b';')
         .and_then(|i| content_type.get(..i))
         .unwrap_or(content_type);
+    // Nothing to trim when both ends are visible ASCII (every whitespace character `trim`
+    // removes is ASCII up to 0x20 or starts with a byte above 0x7f): the usual case, without
+    // `trim`'s character decoding.
+    let visible = |b: Option<&u8>| b.is_some_and(|&b| (0x21..0x7f).contains(&b));
+    if visible(media.as_bytes().first()) && visible(media.as_bytes().last()) {
+        return media;
+    }
     media.trim()
 }
 
+pub use crate::exchange::ExchangeSlot;
 pub use connection::{ConnState, Stream};
 pub use exchange::{method_label, HttpExchange, HttpVersion, Phase};
 pub use grpc::{CallKind, GrpcCall};

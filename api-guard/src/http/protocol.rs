@@ -11,7 +11,7 @@ use std::mem;
 
 use super::connection::{ConnState, H1Connection, Stream};
 use super::h2::{self, Begin, H2Connection};
-use super::{HttpExchange, HttpLimits};
+use super::{ExchangeSlot, HttpLimits};
 use crate::detect::stream::ScanLimits;
 
 /// Server bytes held while waiting for the client preface; an HTTP/2 server's first
@@ -132,13 +132,7 @@ impl HttpConnection {
     }
 
     /// Bytes of `stream`, captured at `ts_ns`; finished exchanges are appended to `out`.
-    pub fn feed(
-        &mut self,
-        stream: Stream,
-        data: &[u8],
-        ts_ns: u64,
-        out: &mut Vec<Box<HttpExchange>>,
-    ) {
+    pub fn feed(&mut self, stream: Stream, data: &[u8], ts_ns: u64, out: &mut Vec<ExchangeSlot>) {
         match &mut self.proto {
             Proto::Done(_) => {}
             Proto::H2(h2) => h2.feed(stream, data, ts_ns, out),
@@ -197,7 +191,7 @@ impl HttpConnection {
     }
 
     /// Replays what was held while detecting into a new HTTP/1 parser.
-    fn start_h1(&mut self, ts_ns: u64, out: &mut Vec<Box<HttpExchange>>) {
+    fn start_h1(&mut self, ts_ns: u64, out: &mut Vec<ExchangeSlot>) {
         let h1 = Proto::H1(self.new_h1());
         let held = mem::replace(&mut self.proto, h1);
         if let (Proto::Detecting { request, response }, Proto::H1(h1)) = (held, &mut self.proto) {
@@ -210,7 +204,7 @@ impl HttpConnection {
         }
     }
 
-    fn start_h2(&mut self, begin: Begin, ts_ns: u64, out: &mut Vec<Box<HttpExchange>>) {
+    fn start_h2(&mut self, begin: Begin, ts_ns: u64, out: &mut Vec<ExchangeSlot>) {
         let h2 = Proto::H2(self.new_h2(begin));
         let held = mem::replace(&mut self.proto, h2);
         if let (Proto::Detecting { request, response }, Proto::H2(h2)) = (held, &mut self.proto) {
@@ -226,12 +220,12 @@ impl HttpConnection {
     /// the 101.
     fn upgrade_to_h2(
         &mut self,
-        request: Box<HttpExchange>,
+        request: ExchangeSlot,
         held: Vec<u8>,
         lost: u64,
         rest: &[u8],
         ts_ns: u64,
-        out: &mut Vec<Box<HttpExchange>>,
+        out: &mut Vec<ExchangeSlot>,
     ) {
         if let Proto::H1(h1) = &self.proto {
             self.carried_errors += h1.parse_errors();
@@ -250,7 +244,7 @@ impl HttpConnection {
     }
 
     /// `len` bytes of this stream were lost (kernel capture cap or dropped events).
-    pub fn gap(&mut self, stream: Stream, len: u64, ts_ns: u64, out: &mut Vec<Box<HttpExchange>>) {
+    pub fn gap(&mut self, stream: Stream, len: u64, ts_ns: u64, out: &mut Vec<ExchangeSlot>) {
         if len == 0 {
             return;
         }
@@ -265,7 +259,7 @@ impl HttpConnection {
     }
 
     /// The connection closed: emit what is still pending.
-    pub fn close(&mut self, ts_ns: u64, out: &mut Vec<Box<HttpExchange>>) {
+    pub fn close(&mut self, ts_ns: u64, out: &mut Vec<ExchangeSlot>) {
         match &mut self.proto {
             Proto::H1(h1) | Proto::Joined(h1) => h1.close(ts_ns, out),
             Proto::H2(h2) => h2.close(ts_ns, out),

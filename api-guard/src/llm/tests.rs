@@ -247,7 +247,7 @@ fn run_exchange(req: &[u8], resp: &[u8]) -> crate::http::HttpExchange {
     let mut out = Vec::new();
     conn.feed(Stream::Request, req, 10, &mut out);
     conn.feed(Stream::Response, resp, 100, &mut out);
-    *out.remove(0)
+    out.remove(0).into_http()
 }
 
 #[test]

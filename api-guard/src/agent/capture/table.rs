@@ -23,7 +23,7 @@ use super::{interest::BodyReaders, procnet};
 use crate::tls::TlsLibraries;
 use crate::{
     exchange::{ConnMeta, Exchange, Role},
-    http::{ConnState, HttpConnection, HttpExchange, HttpLimits, Stream},
+    http::{ConnState, ExchangeSlot, HttpConnection, HttpLimits, Stream},
     record::{CloseEvent, ConnRef, DataEvent, Event, OpenEvent},
     telemetry::{DropReason, IgnoreReason, Metrics, Stage},
 };
@@ -95,10 +95,9 @@ pub struct ConnTable {
     adopted: HashMap<u64, (SocketAddr, SocketAddr)>,
     /// How each connection's parser is set up, at its open and again when it turns to TLS.
     parsers: ParserSetup,
-    /// Scratch list of the exchanges one record produced (empty between records), boxed as
-    /// the parsers made them: each is handed on as a pointer.
-    #[allow(clippy::vec_box)]
-    produced: Vec<Box<HttpExchange>>,
+    /// Scratch list of the exchanges one record produced (empty between records), in the
+    /// slots the parsers made them in: each becomes its `Arc<Exchange>` where it is.
+    produced: Vec<ExchangeSlot>,
 }
 
 /// Where a connection is in reading its ServerHello.
@@ -446,7 +445,7 @@ impl ConnTable {
         &mut self,
         id: ConnRef,
         out: &mut Vec<Arc<Exchange>>,
-        f: impl FnOnce(&mut HttpConnection, &mut Vec<Box<HttpExchange>>),
+        f: impl FnOnce(&mut HttpConnection, &mut Vec<ExchangeSlot>),
     ) {
         let key = (id.tgid, id.fd);
         let Some(conn) = self.conns.get_mut(&key) else {
@@ -496,7 +495,7 @@ impl ConnTable {
         out.extend(
             produced
                 .into_iter()
-                .map(|http| Exchange::shared(conn.meta.clone(), http)),
+                .map(|http| http.into_shared(conn.meta.clone())),
         );
         self.buffered_total = self.buffered_total.saturating_sub(conn.buffered);
     }
@@ -621,14 +620,13 @@ fn find(conns: &mut FxHashMap<(u32, u32), Conn>, id: ConnRef) -> Option<&mut Con
 /// lost exchanges, buffered bytes; returns why to stop capturing the connection, if so.
 /// `produced` is the table's scratch list, reused for every record: most produce nothing,
 /// and none should allocate for it.
-#[allow(clippy::vec_box)]
 fn run_parser(
     conn: &mut Conn,
-    produced: &mut Vec<Box<HttpExchange>>,
+    produced: &mut Vec<ExchangeSlot>,
     metrics: &Metrics,
     buffered_total: &mut usize,
     out: &mut Vec<Arc<Exchange>>,
-    f: impl FnOnce(&mut HttpConnection, &mut Vec<Box<HttpExchange>>),
+    f: impl FnOnce(&mut HttpConnection, &mut Vec<ExchangeSlot>),
 ) -> Option<IgnoreReason> {
     f(&mut conn.http, produced);
     if !produced.is_empty() {
@@ -638,7 +636,7 @@ fn run_parser(
     out.extend(
         produced
             .drain(..)
-            .map(|http| Exchange::shared(conn.meta.clone(), http)),
+            .map(|http| http.into_shared(conn.meta.clone())),
     );
     ignore_reason(conn.http.state())
 }

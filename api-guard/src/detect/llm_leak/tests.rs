@@ -176,7 +176,7 @@ fn exchange(resp: &[u8], cut: Option<usize>) -> HttpExchange {
         None => conn.feed(Stream::Response, resp, 100, &mut out),
     }
     assert_eq!(out.len(), 1);
-    *out.remove(0)
+    out.remove(0).into_http()
 }
 
 fn json_response(content: &str) -> Vec<u8> {

@@ -19,7 +19,7 @@ use crate::detect::stream::{BodyScanner, ScanLimits};
 use crate::http::grpc::{is_grpc, GrpcCall, MessageCounter};
 use crate::http::sse::{is_event_stream, SseCounter};
 use crate::http::tap::{StreamTap, TapKind};
-use crate::http::{HttpExchange, HttpLimits, HttpVersion, SharedStr, Stream};
+use crate::http::{ExchangeSlot, HttpExchange, HttpLimits, HttpVersion, SharedStr, Stream};
 
 /// Streams of one connection whose request bodies are scanned at once; the bodies of
 /// others are judged by their kept prefix (and what lies beyond it is reported as
@@ -55,7 +55,7 @@ pub enum Begin {
 
 #[derive(Debug)]
 struct H2Stream {
-    ex: Box<HttpExchange>,
+    ex: ExchangeSlot,
     request_headers_seen: bool,
     request_done: bool,
     final_response: bool,
@@ -125,7 +125,7 @@ struct Core {
     failed: bool,
     errors: u64,
     unresolved: u64,
-    out: Vec<Box<HttpExchange>>,
+    out: Vec<ExchangeSlot>,
     /// Hand out a [`Phase::Request`](crate::http::Phase) record as each request ends.
     notify_requests: bool,
     /// Request notices handed out (their `notice_id`s).
@@ -193,7 +193,7 @@ impl H2Connection {
 
     /// After an `Upgrade: h2c` request answered 101: that request is stream 1, half-closed
     /// by the client; its response comes as HTTP/2 on stream 1.
-    pub fn adopt_upgrade_request(&mut self, mut ex: Box<HttpExchange>) {
+    pub fn adopt_upgrade_request(&mut self, mut ex: ExchangeSlot) {
         ex.version = HttpVersion::Http2;
         ex.stream_id = Some(1);
         let held = ex.retained_bytes();
@@ -209,11 +209,11 @@ impl H2Connection {
         );
     }
 
-    pub fn feed(&mut self, stream: Stream, data: &[u8], ts: u64, out: &mut Vec<Box<HttpExchange>>) {
+    pub fn feed(&mut self, stream: Stream, data: &[u8], ts: u64, out: &mut Vec<ExchangeSlot>) {
         self.read(stream, out, |reader, sink| reader.feed(data, ts, sink));
     }
 
-    pub fn gap(&mut self, stream: Stream, len: u64, ts: u64, out: &mut Vec<Box<HttpExchange>>) {
+    pub fn gap(&mut self, stream: Stream, len: u64, ts: u64, out: &mut Vec<ExchangeSlot>) {
         self.read(stream, out, |reader, sink| reader.gap(len, ts, sink));
     }
 
@@ -222,7 +222,7 @@ impl H2Connection {
     fn read(
         &mut self,
         stream: Stream,
-        out: &mut Vec<Box<HttpExchange>>,
+        out: &mut Vec<ExchangeSlot>,
         f: impl FnOnce(&mut Reader, &mut Side<'_>),
     ) {
         if self.core.failed {
@@ -244,7 +244,7 @@ impl H2Connection {
     }
 
     /// The connection ended: every stream still tracked is emitted as it stands.
-    pub fn close(&mut self, ts: u64, out: &mut Vec<Box<HttpExchange>>) {
+    pub fn close(&mut self, ts: u64, out: &mut Vec<ExchangeSlot>) {
         let ids: Vec<u32> = self.core.streams.keys().copied().collect();
         for id in ids {
             self.core.emit(id, ts);
@@ -252,7 +252,7 @@ impl H2Connection {
         out.append(&mut self.core.out);
     }
 
-    fn settle(&mut self, out: &mut Vec<Box<HttpExchange>>) {
+    fn settle(&mut self, out: &mut Vec<ExchangeSlot>) {
         if self.readers.iter().any(Reader::failed) {
             self.core.fail();
         }
@@ -312,7 +312,7 @@ impl H2Connection {
 }
 
 impl H2Stream {
-    fn new(ex: Box<HttpExchange>, held: usize) -> Self {
+    fn new(ex: ExchangeSlot, held: usize) -> Self {
         Self {
             ex,
             request_headers_seen: false,

@@ -5,7 +5,7 @@ use super::frame::{
     SETTINGS,
 };
 use crate::http::{
-    BodyInterest, CallKind, ConnState, HttpConnection, HttpExchange, HttpLimits, HttpVersion,
+    BodyInterest, CallKind, ConnState, ExchangeSlot, HttpConnection, HttpLimits, HttpVersion,
     Phase, Stream,
 };
 
@@ -56,7 +56,7 @@ fn response(status: &str, extra: &[(&str, &str)]) -> Vec<u8> {
 /// Client and server byte streams of one connection, as (direction, chunk) in time order.
 type Script = Vec<(Stream, Vec<u8>)>;
 
-fn run_chunks(script: &[(Stream, Vec<u8>)]) -> (Vec<Box<HttpExchange>>, HttpConnection) {
+fn run_chunks(script: &[(Stream, Vec<u8>)]) -> (Vec<ExchangeSlot>, HttpConnection) {
     let mut conn = HttpConnection::new(HttpLimits::default());
     let mut out = Vec::new();
     for (i, (stream, bytes)) in script.iter().enumerate() {
@@ -104,7 +104,7 @@ fn multiplexed() -> Script {
     ]
 }
 
-fn check_multiplexed(out: &[Box<HttpExchange>]) {
+fn check_multiplexed(out: &[ExchangeSlot]) {
     assert_eq!(out.len(), 2, "{out:#?}");
     let post = &out[0];
     assert_eq!(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::http::{ConnState, HttpConnection, HttpExchange, HttpLimits, Stream};
+use crate::http::{ConnState, ExchangeSlot, HttpConnection, HttpLimits, Stream};
 
 fn corpus_dir() -> Option<PathBuf> {
     let in_repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
@@ -48,7 +48,7 @@ struct Tally {
 }
 
 /// Parses one corpus row; returns (is an error, exchanges).
-fn parse_row(stream: Stream, row: &Value, raw: &[u8]) -> (bool, Vec<Box<HttpExchange>>) {
+fn parse_row(stream: Stream, row: &Value, raw: &[u8]) -> (bool, Vec<ExchangeSlot>) {
     let mut conn = HttpConnection::new(HttpLimits::default());
     let mut out = Vec::new();
     if stream == Stream::Response {
@@ -213,7 +213,7 @@ fn dump_corpus_exchanges() {
                             row["name"], conn.parse_errors(), conn.state()
                         );
                         for ex in &out {
-                            let json = serde_json::to_string(ex).unwrap_or_default();
+                            let json = serde_json::to_string(&**ex).unwrap_or_default();
                             let _ = writeln!(dump, "  {ex:?}\n  {json} {}", ex.retained_bytes());
                         }
                     }

@@ -7,7 +7,7 @@ mod malformed;
 mod notices;
 mod scenarios;
 
-use super::{ConnState, HttpConnection, HttpExchange, HttpLimits, Stream};
+use super::{ConnState, ExchangeSlot, HttpConnection, HttpLimits, Stream};
 
 /// One thing that happens to a connection.
 #[derive(Debug, Clone, Copy)]
@@ -20,7 +20,7 @@ pub(super) enum Step<'a> {
 
 #[derive(Debug)]
 pub(super) struct Outcome {
-    pub exchanges: Vec<Box<HttpExchange>>,
+    pub exchanges: Vec<ExchangeSlot>,
     pub errors: u64,
     pub state: ConnState,
 }
@@ -103,4 +103,29 @@ pub(super) fn run_all_splits(steps: &[Step<'_>]) -> Outcome {
 /// Headers as `(&str, &str)` pairs, for terse assertions.
 pub(super) fn headers(h: &crate::http::Headers) -> Vec<(&str, &str)> {
     h.iter().collect()
+}
+
+/// The media type of a `Content-Type` value is what it was before `trim` was skipped for
+/// visible ASCII ends: the value before `;`, trimmed of every whitespace character.
+#[test]
+fn media_types_trimmed_as_before() {
+    let values = [
+        "text/html",
+        "application/json; charset=utf-8",
+        " text/event-stream ;x",
+        "\ttext/plain\t",
+        "a",
+        "",
+        ";",
+        " ",
+        "\u{a0}application/json",
+        "application/json\u{3000}",
+        "x\u{85}",
+        "é/é",
+        "text/html\u{b}",
+    ];
+    for value in values {
+        let before = value.split(';').next().unwrap_or_default().trim();
+        assert_eq!(super::media_type(value), before, "{value:?}");
+    }
 }

@@ -103,7 +103,7 @@ mod scanned {
         inputs::InputLimits,
         stream::{ScanLimits, WINDOW_BYTES},
     };
-    use crate::http::{HttpConnection, HttpExchange, HttpLimits, Phase, Stream};
+    use crate::http::{ExchangeSlot, HttpConnection, HttpLimits, Phase, Stream};
 
     const SQLI: &str = "1' UNION SELECT password FROM users--";
 
@@ -115,7 +115,7 @@ mod scanned {
     }
 
     /// (phase, location-ish name, value) of every scanned value handed out.
-    fn values(out: &[Box<HttpExchange>]) -> Vec<(Phase, String, String)> {
+    fn values(out: &[ExchangeSlot]) -> Vec<(Phase, String, String)> {
         out.iter()
             .filter_map(|e| e.request_scan.as_ref().map(|w| (e.phase, w)))
             .flat_map(|(phase, w)| {
