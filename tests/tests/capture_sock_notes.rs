@@ -97,7 +97,6 @@ exchange(first, "/first-again")
 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 udp.connect((host, port))
 udp.send(b"GET /udp HTTP/1.1\r\nHost: a\r\n\r\n")
-udp.send(b"GET /udp HTTP/1.1\r\nHost: a\r\n\r\n")
 time.sleep(0.2)
 print("done", flush=True)
 "#;
