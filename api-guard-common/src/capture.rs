@@ -42,6 +42,18 @@ pub const fn tgid_gate_slot(tgid: u32) -> u32 {
     tgid & (TGID_GATE_SLOTS - 1)
 }
 
+/// What a connection that wants its socket noted adds to its process's slot of the socket
+/// wanted counts (`names::MAP_SOCK_WANTED`, slot [`tgid_gate_slot`]): one to the count (the
+/// low 32 bits), one to the generation (the high 32 bits), so that every increment changes
+/// the value and a sweep that read it twice unchanged knows no connection was counted in
+/// between. Releasing a connection subtracts 1 (the count alone).
+pub const SOCK_WANTED_ONE: u64 = (1 << 32) | 1;
+
+/// The count part of a socket wanted slot's value (see [`SOCK_WANTED_ONE`]).
+pub const fn sock_wanted_count(value: u64) -> u32 {
+    value as u32
+}
+
 /// `FILTER_MODE` bits: only capture processes listed in the pid / comm filter maps.
 pub const FILTER_BY_PID: u32 = 1;
 pub const FILTER_BY_COMM: u32 = 2;
@@ -179,8 +191,13 @@ pub struct ConnInfo {
     /// Bytes of the current response message copied so far: the response direction since
     /// the last request-direction call (see [`RESPONSE_BUDGET_FREE_CALL`]).
     pub response_copied: u32,
+    /// 1 while the connection is counted in its process's socket wanted count
+    /// (`names::MAP_SOCK_WANTED`): from its insert until it is announced with its socket or
+    /// removed by the kernel. Cleared with a compare-and-swap, so exactly one clearing
+    /// releases the count. The daemon's removals leave the count high (see `gate.rs`).
+    pub sock_wanted: u64,
 }
-const _: () = assert!(size_of::<ConnInfo>() == 72);
+const _: () = assert!(size_of::<ConnInfo>() == 80);
 
 /// `ConnInfo::framing`: the connection's first request bytes were not yet seen.
 pub const FRAMING_UNKNOWN: u8 = 0;

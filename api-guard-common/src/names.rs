@@ -15,6 +15,10 @@ pub const MAP_STATS: &str = "STATS";
 /// Gate of the per-syscall programs: `u64` array of [`crate::TGID_GATE_SLOTS`], non-zero
 /// where a process may have a tracked connection (see `api-guard-ebpf/src/maps.rs`).
 pub const MAP_TGID_GATE: &str = "TGID_GATE";
+/// Per-process counts of connections that want their socket noted: `u64` array of
+/// [`crate::TGID_GATE_SLOTS`] (see [`crate::SOCK_WANTED_ONE`]); the socket notes of a process
+/// whose slot counts none return at once.
+pub const MAP_SOCK_WANTED: &str = "SOCK_WANTED";
 /// Processes to capture when the process filter is on: tgid -> 1.
 pub const MAP_FILTER_PIDS: &str = "FILTER_PIDS";
 /// Processes to capture when the process filter is on: comm (16 bytes, NUL padded) -> 1.

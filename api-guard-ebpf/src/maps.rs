@@ -63,6 +63,18 @@ pub static CONNS: HashMap<ConnKey, ConnInfo> = HashMap::with_max_entries(MAX_CON
 #[map]
 pub static TGID_GATE: Array<u64> = Array::with_max_entries(TGID_GATE_SLOTS, BPF_F_MMAPABLE);
 
+/// How many connections of the processes of slot `tgid & (TGID_GATE_SLOTS - 1)` want their
+/// socket noted (`ConnInfo::sock_wanted`), in the low 32 bits, with a generation in the high
+/// 32 bits that every increment advances (`SOCK_WANTED_ONE`): the exit-only socket notes
+/// (`note_{send,recv}_sock`) of a process whose count is 0 return at once. Atomic adds only:
+/// `+SOCK_WANTED_ONE` before a connection is inserted (kernel or daemon), `-1` when its
+/// `sock_wanted` is swapped from 1 to 0 (announced with its socket, closed, not TCP,
+/// overwritten), so the count is never below the number of connections that want their
+/// socket. Removals by the daemon leave it high; the daemon zeroes the count of a slot with no
+/// connection at all at two sweeps (`agent::capture::gate`). Mmapable for that swap.
+#[map]
+pub static SOCK_WANTED: Array<u64> = Array::with_max_entries(TGID_GATE_SLOTS, BPF_F_MMAPABLE);
+
 #[map]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_COUNT, 0);
 
@@ -462,6 +474,7 @@ mod name_checks {
         MAP_CONNS => super::CONNS,
         MAP_STATS => super::STATS,
         MAP_TGID_GATE => super::TGID_GATE,
+        MAP_SOCK_WANTED => super::SOCK_WANTED,
         MAP_FILTER_PIDS => super::FILTER_PIDS,
         MAP_FILTER_COMMS => super::FILTER_COMMS,
         MAP_FILTER_CGROUPS => super::FILTER_CGROUPS,

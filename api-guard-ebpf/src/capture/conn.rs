@@ -11,9 +11,14 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 
-use super::{arg, bump, conn_key, current, emit, field, gate_open, open_gate, wanted, RET};
+use super::{
+    arg, bump, conn_key, count_sock_wanted, current, emit, field, gate_open, open_gate,
+    release_sock_wanted, uncount_sock_wanted, wanted, RET,
+};
 use crate::maps::{ConnectArgs, Tuple, ACCEPT_ARGS, CONNECT_ARGS, CONNS, SOCK_TUPLES};
 
+/// `BPF_NOEXIST`: insert only if the key is absent.
+const BPF_NOEXIST: u64 = 1;
 const EINTR: i64 = 4;
 const EALREADY: i64 = 114;
 const EINPROGRESS: i64 = 115;
@@ -115,11 +120,23 @@ fn track(tgid: u32, fd: u32, role: u8, peer: Endpoint) {
         framing: FRAMING_UNKNOWN,
         _pad: 0,
         response_copied: 0,
+        sock_wanted: 1,
     };
-    // Overwrites a stale entry of a reused fd: the new conn_id keeps the two apart.
-    if CONNS.insert(conn_key(tgid, fd), info, 0).is_err() {
-        bump(Stat::ConnTableFull, 1);
-        return;
+    let key = conn_key(tgid, fd);
+    // Counted before the insert: the count is never below the connections that want their
+    // socket, so the socket notes never skip one of them.
+    count_sock_wanted(tgid);
+    if CONNS.insert(key, info, BPF_NOEXIST).is_err() {
+        // A stale entry of a reused fd (closed without `close`: `dup2`, `close_range`, exec):
+        // released from the count, then overwritten; the new conn_id keeps the two apart.
+        if let Some(stale) = CONNS.get_ptr_mut(key) {
+            release_sock_wanted(stale, tgid);
+        }
+        if CONNS.insert(key, info, 0).is_err() {
+            uncount_sock_wanted(tgid);
+            bump(Stat::ConnTableFull, 1);
+            return;
+        }
     }
     // After the insert (see `TGID_GATE`), and before the fd can carry data: this call has
     // not returned it yet.
@@ -292,10 +309,13 @@ pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let key = conn_key(tgid, fd as u32);
-    // SAFETY: the value is copied out at once, before the `remove` below could free it.
-    let Some(&conn) = (unsafe { CONNS.get(key) }) else {
+    let Some(entry) = CONNS.get_ptr_mut(key) else {
         return 0;
     };
+    release_sock_wanted(entry, tgid);
+    // SAFETY: a valid, aligned value pointer from the lookup, copied out at once, before the
+    // `remove` below could free it.
+    let conn = unsafe { *entry };
     // Userspace never heard of a connection that was not announced: nothing to close.
     if conn.announced != 0 {
         emit::close(

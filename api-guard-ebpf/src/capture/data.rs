@@ -21,7 +21,7 @@ use aya_ebpf::{
 use super::{
     arg, bump, conn_key, current,
     emit::{self, Chunk, Origin},
-    field, gate_open, stash, RET,
+    field, gate_open, release_sock_wanted, sockets_wanted, stash, RET,
 };
 use crate::{
     maps::{
@@ -231,6 +231,7 @@ fn copy_to<const KIND: u8>(
     // The socket turned out not to be TCP (e.g. a UDP "connect" or an AF_UNIX accept without
     // an address): stop tracking it.
     if args.protocol != 0 && args.protocol != IPPROTO_TCP {
+        release_sock_wanted(conn, tgid);
         let _ = CONNS.remove(key);
         bump(Stat::NotTcp, 1);
         return tls_read_ns;
@@ -899,7 +900,11 @@ fn exit_only<const KIND: u8>(ctx: &TracePointContext, dir: u8, flags_arg: usize)
 #[inline(always)]
 fn note_socket_exit_only(ctx: &TracePointContext) {
     let (pid_tgid, tgid, tid) = current();
-    if !gate_open(tgid) {
+    // No connection of the process wants its socket (every one is announced with it): the
+    // exit would not take the note. Checked instead of the tgid gate: the count is never
+    // below the connections that want their socket, and is 0 where the gate is closed but
+    // for the daemon's leftovers (see `SOCK_WANTED`).
+    if !sockets_wanted(tgid) {
         return;
     }
     let fd = syscall_arg(user_regs(), 0) as u32;

@@ -13,7 +13,7 @@ use aya_ebpf::{
 };
 use core::ffi::c_void;
 
-use super::bump;
+use super::{bump, release_sock_wanted};
 use crate::maps::{global_u64, Staging, EVENTS, SCRATCH, SOCK_TUPLES, WAKEUP_BYTES};
 
 /// Identity of the syscall an event belongs to.
@@ -95,6 +95,10 @@ pub(crate) fn announce(conn: &mut ConnInfo, origin: Origin, sk: u64) -> bool {
     }
     if output(&event) {
         conn.announced = 1;
+        // Announced with its socket: its later calls do not want it noted.
+        if conn.sk != 0 {
+            release_sock_wanted(conn, origin.tgid);
+        }
     }
     conn.announced != 0
 }

@@ -10,8 +10,11 @@ pub(crate) mod data;
 pub(crate) mod emit;
 pub(crate) mod stash;
 
+use core::intrinsics::{atomic_cxchg, atomic_xadd, AtomicOrdering};
+
 use api_guard_common::{
-    tgid_gate_slot, ConnKey, Plain, Stat, FILTER_BY_CGROUP, FILTER_BY_COMM, FILTER_BY_PID,
+    sock_wanted_count, tgid_gate_slot, ConnInfo, ConnKey, Plain, Stat, FILTER_BY_CGROUP,
+    FILTER_BY_COMM, FILTER_BY_PID, SOCK_WANTED_ONE,
 };
 use aya_ebpf::{
     helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid},
@@ -20,7 +23,8 @@ use aya_ebpf::{
 };
 
 use crate::maps::{
-    global_u32, FILTER_CGROUPS, FILTER_COMMS, FILTER_MODE, FILTER_PIDS, SELF_TGID, STATS, TGID_GATE,
+    global_u32, FILTER_CGROUPS, FILTER_COMMS, FILTER_MODE, FILTER_PIDS, SELF_TGID, SOCK_WANTED,
+    STATS, TGID_GATE,
 };
 
 /// Offset of the first argument field of every `syscalls/sys_enter_*` record, right after
@@ -66,6 +70,62 @@ pub(crate) fn open_gate(tgid: u32, conn_id: u64) {
         // 8-byte store is single-copy atomic against the daemon's compare-and-swap.
         unsafe { core::ptr::write_volatile(slot, conn_id) };
     }
+}
+
+/// Whether a connection of process `tgid`'s slot may want its socket noted: the slot of
+/// `SOCK_WANTED` counts one. Fails open.
+#[inline(always)]
+pub(crate) fn sockets_wanted(tgid: u32) -> bool {
+    SOCK_WANTED
+        .get(tgid_gate_slot(tgid))
+        .is_none_or(|slot| sock_wanted_count(*slot) != 0)
+}
+
+/// Adds `by` (wrapping) to process `tgid`'s slot of `SOCK_WANTED`.
+#[inline(always)]
+fn add_sock_wanted(tgid: u32, by: u64) {
+    if let Some(slot) = SOCK_WANTED.get_ptr_mut(tgid_gate_slot(tgid)) {
+        // SAFETY: a valid, aligned pointer to an array element (never freed); the intrinsic
+        // lowers to BPF's atomic add (its result unused), atomic against other CPUs and the
+        // daemon's compare-and-swap on the mapped array.
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(slot, by) };
+    }
+}
+
+/// Counts a connection of process `tgid` that is about to be inserted with
+/// `sock_wanted: 1`. Before the insert, so that the count is never below the number of
+/// inserted connections that want their socket.
+#[inline(always)]
+pub(crate) fn count_sock_wanted(tgid: u32) {
+    add_sock_wanted(tgid, SOCK_WANTED_ONE);
+}
+
+/// Takes back [`count_sock_wanted`] for a connection that was not inserted.
+#[inline(always)]
+pub(crate) fn uncount_sock_wanted(tgid: u32) {
+    add_sock_wanted(tgid, 0u64.wrapping_sub(1));
+}
+
+/// Releases `conn` (of process `tgid`) from its process's socket wanted count, once: when it
+/// no longer wants its socket (announced with it) or leaves the table. Only the caller whose
+/// compare-and-swap clears `sock_wanted` subtracts, so two threads on one fd cannot both.
+#[inline(always)]
+pub(crate) fn release_sock_wanted(conn: *mut ConnInfo, tgid: u32) {
+    // SAFETY: `conn` is a valid, aligned map value for this program's run (a lookup's
+    // pointer: values are freed only after an RCU grace period, which cannot end while it
+    // runs); `sock_wanted` is an aligned `u64`, read and swapped atomically.
+    unsafe {
+        let flag = &raw mut (*conn).sock_wanted;
+        if core::ptr::read_volatile(flag) == 0 {
+            return;
+        }
+        if !atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(flag, 1, 0)
+            .1
+        {
+            return;
+        }
+    }
+    uncount_sock_wanted(tgid);
 }
 
 pub(crate) fn bump(stat: Stat, by: u64) {

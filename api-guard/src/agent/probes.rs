@@ -827,7 +827,16 @@ impl Probes {
 
     /// The kernel's tgid gate, mapped for the daemon's sweeps.
     pub fn take_tgid_gate(&mut self) -> Result<TgidGate, ProbeError> {
-        let name = MAP_TGID_GATE;
+        let gate = self.take_array(MAP_TGID_GATE)?;
+        let wanted = self.take_array(MAP_SOCK_WANTED)?;
+        TgidGate::map(gate, wanted).map_err(|source| ProbeError::Mmap {
+            name: MAP_TGID_GATE,
+            source,
+        })
+    }
+
+    /// The array map `name`'s data, to map it.
+    fn take_array(&mut self, name: &'static str) -> Result<MapData, ProbeError> {
         let map = self
             .ebpf
             .take_map(name)
@@ -835,7 +844,7 @@ impl Probes {
         let aya::maps::Map::Array(data) = map else {
             return Err(ProbeError::MapKind { name });
         };
-        TgidGate::map(data).map_err(|source| ProbeError::Mmap { name, source })
+        Ok(data)
     }
 
     pub fn take_conns(&mut self) -> Result<HashMap<MapData, ConnKey, ConnInfo>, ProbeError> {

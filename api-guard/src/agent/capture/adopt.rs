@@ -354,6 +354,8 @@ pub fn register(
             framing: FRAMING_UNKNOWN,
             _pad: 0,
             response_copied: 0,
+            // Not announced: its first data call notes its socket (counted by the insert).
+            sock_wanted: 1,
         };
         match conns.insert_new(key, info) {
             Ok(()) => {}
@@ -800,6 +802,7 @@ mod tests {
             framing: FRAMING_UNKNOWN,
             _pad: 0,
             response_copied: 0,
+            sock_wanted: 0,
         }
     }
 

@@ -11,6 +11,18 @@
 //! after the second read makes the swap fail (its id is not `v`); one whose store came before
 //! the first read is at least one sweep interval old, so the second scan sees its entry. No
 //! atomic instruction is needed in the kernel, and no ordering between its two writes.
+//!
+//! The socket wanted counts (`SOCK_WANTED`, same slots) say how many connections of a slot
+//! still want their socket noted; the exit-only socket notes return at once where it is 0.
+//! The kernel adds one (with a generation, `SOCK_WANTED_ONE`) before each insert and
+//! subtracts one when a connection's `sock_wanted` flag is swapped off (announced with its
+//! socket, closed, not TCP, overwritten), so a count is never below the connections that
+//! want their socket. Adoption here adds before its insert. The daemon's own removals
+//! (exited processes, untracked connections, adoptions closed meanwhile) do not subtract: a
+//! kernel program may be releasing the same entry at that moment, and a count below the truth
+//! would skip a wanted note. They leave the count high (notes run, as before this count
+//! existed) until the sweep zeroes it as it clears gate slots: same value at two sweeps (every
+//! increment changes it), no connection of the slot in either scan, compare-and-swap.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -20,28 +32,44 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use api_guard_common::{tgid_gate_slot, TGID_GATE_SLOTS};
+use api_guard_common::{sock_wanted_count, tgid_gate_slot, SOCK_WANTED_ONE, TGID_GATE_SLOTS};
 use aya::maps::MapData;
 
-/// The gate's slots, mapped from the kernel array.
+/// The gate's slots and the socket wanted counts (`SOCK_WANTED`), mapped from the kernel
+/// arrays.
 pub struct TgidGate {
+    gate: Slots,
+    /// Per slot, how many connections want their socket noted (low 32 bits) and a
+    /// generation every increment advances (high 32 bits; `SOCK_WANTED_ONE`). The kernel
+    /// only adds; the daemon adds for the connections it adopts and zeroes the count of a
+    /// slot that had no connection at all at two sweeps, with a compare-and-swap from the
+    /// value read at both (any increment in between changed the generation). So counts the
+    /// daemon's own removals left high (it removes entries without releasing them: exited
+    /// processes, untracked connections) come back to 0 once their slot has no connection.
+    wanted: Slots,
+    /// Slots found unused at the last sweep, with the value read there before its scan.
+    candidates: HashMap<u32, u64>,
+    /// The same for `wanted`: slots with a non-zero count found without connections.
+    wanted_candidates: HashMap<u32, u64>,
+}
+
+/// One mapped `u64` array of `TGID_GATE_SLOTS` slots.
+struct Slots {
     ptr: NonNull<AtomicU64>,
     /// Owned so the array outlives its mapping.
     _map: MapData,
-    /// Slots found unused at the last sweep, with the value read there before its scan.
-    candidates: HashMap<u32, u64>,
 }
 
 // SAFETY: the mapping is plain shared memory accessed only through atomics; the map it belongs
-// to is owned alongside, so it stays mapped for the gate's lifetime.
-unsafe impl Send for TgidGate {}
+// to is owned alongside, so it stays mapped for the value's lifetime.
+unsafe impl Send for Slots {}
 
 const LEN: usize = TGID_GATE_SLOTS as usize;
 const BYTES: usize = LEN * size_of::<u64>();
 
-impl TgidGate {
+impl Slots {
     /// Maps the kernel array (created `BPF_F_MMAPABLE`).
-    pub fn map(map: MapData) -> io::Result<Self> {
+    fn map(map: MapData) -> io::Result<Self> {
         let fd = map.fd().as_fd().as_raw_fd();
         // SAFETY: a fresh shared mapping of a valid map fd; the kernel checks the length
         // against the array and the protection against the map's flags.
@@ -59,37 +87,67 @@ impl TgidGate {
             return Err(io::Error::last_os_error());
         }
         let ptr = NonNull::new(ptr.cast::<AtomicU64>()).ok_or_else(io::Error::last_os_error)?;
-        Ok(Self {
-            ptr,
-            _map: map,
-            candidates: HashMap::new(),
-        })
+        Ok(Self { ptr, _map: map })
     }
 
-    fn slots(&self) -> &[AtomicU64] {
+    fn get(&self) -> &[AtomicU64] {
         // SAFETY: the mapping is `BYTES` long, page-aligned, lives as long as `self`, and is
-        // only accessed through atomics (here and by the kernel's aligned stores).
+        // only accessed through atomics (here and by the kernel's aligned stores and atomic
+        // adds).
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), LEN) }
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once; no reference to it outlives `self`.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), BYTES) };
+    }
+}
+
+impl TgidGate {
+    /// Maps the kernel arrays `TGID_GATE` and `SOCK_WANTED` (both created `BPF_F_MMAPABLE`).
+    pub fn map(gate: MapData, wanted: MapData) -> io::Result<Self> {
+        Ok(Self {
+            gate: Slots::map(gate)?,
+            wanted: Slots::map(wanted)?,
+            candidates: HashMap::new(),
+            wanted_candidates: HashMap::new(),
+        })
     }
 
     /// Opens `tgid`'s slot for the connection `conn_id` just inserted into the table.
     pub fn open(&self, tgid: u32, conn_id: u64) {
-        open(self.slots(), tgid, conn_id);
+        open(self.gate.get(), tgid, conn_id);
     }
 
-    /// Clears the slots of processes with no tracked connection (see the module comment);
-    /// `live_tgids` scans the connection table. Returns how many slots were cleared.
+    /// Counts a connection of `tgid` about to be inserted with `sock_wanted: 1` (before the
+    /// insert, as the kernel does).
+    pub fn count_sock_wanted(&self, tgid: u32) {
+        add(self.wanted.get(), tgid, SOCK_WANTED_ONE);
+    }
+
+    /// Takes back [`Self::count_sock_wanted`] for a connection that was not inserted.
+    pub fn uncount_sock_wanted(&self, tgid: u32) {
+        add(self.wanted.get(), tgid, 0u64.wrapping_sub(1));
+    }
+
+    /// Clears the slots of processes with no tracked connection (see the module comment), and
+    /// zeroes their socket wanted counts (see `wanted`); `live_tgids` scans the connection
+    /// table. Returns how many gate slots were cleared.
     pub fn sweep(&mut self, live_tgids: impl FnOnce() -> Vec<u32>) -> usize {
-        // SAFETY: as in `slots`; a separate borrow so `candidates` can be updated meanwhile.
-        let slots = unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), LEN) };
-        sweep(slots, &mut self.candidates, live_tgids)
-    }
-}
-
-impl Drop for TgidGate {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`, unmapped once; no reference to it outlives `self`.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), BYTES) };
+        let gate = read_slots(self.gate.get(), |v| v != 0);
+        let wanted = read_slots(self.wanted.get(), |v| sock_wanted_count(v) != 0);
+        let live: HashSet<u32> = live_tgids().into_iter().map(tgid_gate_slot).collect();
+        let cleared = sweep(self.gate.get(), &mut self.candidates, gate, &live, |_| 0);
+        sweep(
+            self.wanted.get(),
+            &mut self.wanted_candidates,
+            wanted,
+            &live,
+            |v| v & !u64::from(u32::MAX),
+        );
+        cleared
     }
 }
 
@@ -99,20 +157,34 @@ fn open(slots: &[AtomicU64], tgid: u32, conn_id: u64) {
     }
 }
 
-fn sweep(
-    slots: &[AtomicU64],
-    candidates: &mut HashMap<u32, u64>,
-    live_tgids: impl FnOnce() -> Vec<u32>,
-) -> usize {
-    let read: Vec<(u32, u64)> = slots
+fn add(slots: &[AtomicU64], tgid: u32, by: u64) {
+    if let Some(slot) = slots.get(tgid_gate_slot(tgid) as usize) {
+        slot.fetch_add(by, Ordering::SeqCst);
+    }
+}
+
+/// The slots whose value `in_use` says is in use, with the value read.
+fn read_slots(slots: &[AtomicU64], in_use: impl Fn(u64) -> bool) -> Vec<(u32, u64)> {
+    slots
         .iter()
         .enumerate()
         .filter_map(|(i, s)| {
             let v = s.load(Ordering::SeqCst);
-            (v != 0).then_some((i as u32, v))
+            in_use(v).then_some((i as u32, v))
         })
-        .collect();
-    let live: HashSet<u32> = live_tgids().into_iter().map(tgid_gate_slot).collect();
+        .collect()
+}
+
+/// Swaps to `idle(v)` every slot of `read` (in use, value `v` read before the scan that
+/// found the `live` slots) that is not live and held `v` at the previous sweep too; returns
+/// how many.
+fn sweep(
+    slots: &[AtomicU64],
+    candidates: &mut HashMap<u32, u64>,
+    read: Vec<(u32, u64)>,
+    live: &HashSet<u32>,
+    idle: impl Fn(u64) -> u64,
+) -> usize {
     let previous = std::mem::take(candidates);
     let mut cleared = 0;
     for (slot, v) in read {
@@ -121,7 +193,7 @@ fn sweep(
         }
         if previous.get(&slot) == Some(&v)
             && slots[slot as usize]
-                .compare_exchange(v, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .compare_exchange(v, idle(v), Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
         {
             cleared += 1;
@@ -152,7 +224,9 @@ mod tests {
             self.slots[tgid_gate_slot(tgid) as usize].load(Ordering::SeqCst)
         }
         fn sweep(&mut self, live: &[u32]) -> usize {
-            sweep(&self.slots, &mut self.candidates, || live.to_vec())
+            let read = read_slots(&self.slots, |v| v != 0);
+            let live = live.iter().copied().map(tgid_gate_slot).collect();
+            sweep(&self.slots, &mut self.candidates, read, &live, |_| 0)
         }
     }
 
@@ -187,10 +261,9 @@ mod tests {
         open(&g.slots, 42, 5);
         assert_eq!(g.sweep(&[]), 0);
         // The kernel stores while the second scan runs, after the slots were read.
-        let cleared = sweep(&g.slots, &mut g.candidates, || {
-            open(&g.slots, 42, 6);
-            Vec::new()
-        });
+        let read = read_slots(&g.slots, |v| v != 0);
+        open(&g.slots, 42, 6);
+        let cleared = sweep(&g.slots, &mut g.candidates, read, &HashSet::new(), |_| 0);
         assert_eq!(cleared, 0);
         assert_eq!(g.value(42), 6);
         // The new value must itself be seen twice before it is cleared.
@@ -198,6 +271,55 @@ mod tests {
         assert_eq!(g.value(42), 6);
         assert_eq!(g.sweep(&[]), 1);
         assert_eq!(g.value(42), 0);
+    }
+
+    /// One sweep of socket wanted counts, as `TgidGate::sweep` runs it.
+    fn sweep_wanted(g: &mut Fake, live: &[u32]) -> usize {
+        let read = read_slots(&g.slots, |v| sock_wanted_count(v) != 0);
+        let live = live.iter().copied().map(tgid_gate_slot).collect();
+        sweep(&g.slots, &mut g.candidates, read, &live, |v| {
+            v & !u64::from(u32::MAX)
+        })
+    }
+
+    #[test]
+    fn a_leftover_socket_count_is_zeroed_once_its_slot_has_no_connection() {
+        let mut g = Fake::new();
+        // Two connections counted, one released: one left (the daemon removed its entry).
+        add(&g.slots, 7, SOCK_WANTED_ONE);
+        add(&g.slots, 7, SOCK_WANTED_ONE);
+        add(&g.slots, 7, 0u64.wrapping_sub(1));
+        assert_eq!(sock_wanted_count(g.value(7)), 1);
+        assert_eq!(sweep_wanted(&mut g, &[7]), 0);
+        assert_eq!(sweep_wanted(&mut g, &[]), 0);
+        assert_eq!(sock_wanted_count(g.value(7)), 1);
+        assert_eq!(sweep_wanted(&mut g, &[]), 1);
+        // The count is 0; the generation stays, so a later increment is still told apart.
+        assert_eq!(sock_wanted_count(g.value(7)), 0);
+        assert_eq!(g.value(7) >> 32, 2);
+        // A zero count is not swept again.
+        assert_eq!(sweep_wanted(&mut g, &[]), 0);
+    }
+
+    #[test]
+    fn a_socket_count_incremented_between_sweeps_is_kept() {
+        let mut g = Fake::new();
+        add(&g.slots, 9, SOCK_WANTED_ONE);
+        assert_eq!(sweep_wanted(&mut g, &[]), 0);
+        // A connection counted, then released (announced with its socket) before the next
+        // read: the count is the same, the generation is not.
+        add(&g.slots, 9, SOCK_WANTED_ONE);
+        add(&g.slots, 9, 0u64.wrapping_sub(1));
+        assert_eq!(sweep_wanted(&mut g, &[]), 0);
+        assert_eq!(sock_wanted_count(g.value(9)), 1);
+        // Counted while the scan runs (after the read): the swap fails.
+        let read = read_slots(&g.slots, |v| sock_wanted_count(v) != 0);
+        add(&g.slots, 9, SOCK_WANTED_ONE);
+        let zeroed = sweep(&g.slots, &mut g.candidates, read, &HashSet::new(), |v| {
+            v & !u64::from(u32::MAX)
+        });
+        assert_eq!(zeroed, 0);
+        assert_eq!(sock_wanted_count(g.value(9)), 2);
     }
 
     #[test]

@@ -26,10 +26,21 @@ pub struct KernelState {
     pub gate: TgidGate,
 }
 
-/// Adoption inserts through the gate: each entry opens its process's slot after the insert.
+/// Adoption inserts through the gate: each entry opens its process's slot after the insert,
+/// and one that wants its socket noted (`sock_wanted`) is counted before it, as the kernel
+/// counts its own.
 impl KernelConns for KernelState {
     fn insert_new(&mut self, key: ConnKey, info: ConnInfo) -> Result<(), InsertError> {
-        self.conns.insert_new(key, info)?;
+        let counted = info.sock_wanted != 0;
+        if counted {
+            self.gate.count_sock_wanted(key.tgid);
+        }
+        if let Err(e) = self.conns.insert_new(key, info) {
+            if counted {
+                self.gate.uncount_sock_wanted(key.tgid);
+            }
+            return Err(e);
+        }
         self.gate.open(key.tgid, info.conn_id);
         Ok(())
     }
