@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::{
-    analysis::{detect::DetectionQueue, discover::DiscoveryQueue, Annotator},
+    analysis::{detect::DetectionQueue, discover::DiscoveryQueue, worker::Returned, Annotator},
     capture::{reader::Ring, table::ConnTable},
     enforce::Enforcer,
     exchange::Exchange,
@@ -52,6 +52,9 @@ struct Held {
     discover: Vec<Arc<Exchange>>,
     /// One slice's whole exchanges (reused).
     batch: Vec<Arc<Exchange>>,
+    /// What each thread gave back: freed here, its vectors filled again.
+    detected: Returned,
+    discovered: Returned,
 }
 
 impl Held {
@@ -79,6 +82,14 @@ impl Consumers {
     /// `Arc`: annotated in place (the only reference yet), it is handed on without being
     /// moved again.
     fn deliver_holding(&mut self, out: &mut Vec<Arc<Exchange>>, held: &mut Held, hold: bool) {
+        // What the threads analysed is freed after every slice, not only when the next
+        // hand-over comes: held over a read, it would stay alive one read longer.
+        if let Some(detect) = &self.detections {
+            detect.reclaim(&mut held.detected);
+        }
+        if let Some(discover) = &self.discovery {
+            discover.reclaim(&mut held.discovered);
+        }
         if !out.is_empty() {
             self.apply(out, held);
         }
@@ -101,9 +112,11 @@ impl Consumers {
         let detect = self.detections.is_some();
         let discover = self.discovery.is_some();
         if held.detect.capacity() == 0 && detect {
+            held.detect = held.detected.batch();
             held.detect.reserve(out.len());
         }
         if held.discover.capacity() == 0 && discover {
+            held.discover = held.discovered.batch();
             held.discover.reserve(out.len());
         }
         for mut shared in out.drain(..) {

@@ -316,6 +316,8 @@ fn parsing_reading(readers: Option<BodyReaders>) -> Parsing {
 #[inline(never)]
 fn replay_batches(p: &mut Parsing, batches: Vec<Vec<Vec<u8>>>) -> usize {
     let mut out = Vec::new();
+    // Each batch is one read of the ring, handed over whole, as `run` does.
+    let mut held = Held::default();
     let mut delivered = 0;
     for batch in batches {
         for bytes in &batch {
@@ -325,7 +327,7 @@ fn replay_batches(p: &mut Parsing, batches: Vec<Vec<Vec<u8>>>) -> usize {
             }
         }
         delivered += out.len();
-        p.consumers.deliver(&mut out);
+        p.consumers.deliver_holding(&mut out, &mut held, false);
     }
     delivered
 }
