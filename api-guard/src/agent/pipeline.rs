@@ -28,9 +28,17 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Most exchanges (request notices included) held for an analysis thread across the full
-/// slices of one read of the ring before they are handed over: about four slices of
-/// keep-alive exchanges (a request notice and an exchange per two records).
+/// slices of one read of the ring before they are handed over: two slices of keep-alive
+/// exchanges (detection gets a request notice and an exchange per two records).
 const HOLD_EXCHANGES: usize = 512;
+
+/// Most slices of one read whose exchanges are held before they are handed over, whatever
+/// their count: a slice also ends at 256 KiB, so a flood of large bodies (four 64 KiB
+/// records a slice) would otherwise hold its exchanges over a hundred slices (tens of
+/// megabytes, and their findings as many milliseconds late), and hand the analysis queues
+/// more at once than their byte bound takes. Four slices are at most 1,024 records or
+/// 1 MiB of them: a few milliseconds of parsing.
+const HOLD_SLICES: u32 = 4;
 
 /// Where finished exchanges go, in order: the shared facts (route label, client identity),
 /// rate limits, the exchange sink (metrics and lines), detection and discovery (each on its
@@ -55,6 +63,8 @@ struct Held {
     /// What each thread gave back: freed here, its vectors filled again.
     detected: Returned,
     discovered: Returned,
+    /// Slices delivered since the last hand-over (bounded by [`HOLD_SLICES`]).
+    slices: u32,
 }
 
 impl Held {
@@ -73,8 +83,8 @@ impl Consumers {
 
     /// Delivers the exchanges one batch of records produced: annotation, enforcement and
     /// the sink now; the analysis threads get them, with those `held` before, as one batch
-    /// each, now unless `hold` (more records are waiting to be read at once) and fewer than
-    /// [`HOLD_EXCHANGES`] are held. A slice of the ring is short (at most 256 records): at
+    /// each, now unless `hold` (more records are waiting to be read at once), fewer than
+    /// [`HOLD_EXCHANGES`] are held and they came from fewer than [`HOLD_SLICES`] slices. A slice of the ring is short (at most 256 records): at
     /// 30k requests a second one 10 ms read of the ring was two to four slices, each waking
     /// both analysis threads from their futex wait; held over the full slices of one read,
     /// they are woken once per read. What is held waits only for the next slice's parsing
@@ -94,9 +104,15 @@ impl Consumers {
             self.apply(out, held);
         }
         let n = held.len();
-        if n == 0 || (hold && n < HOLD_EXCHANGES) {
+        if n == 0 {
+            held.slices = 0;
             return;
         }
+        held.slices += 1;
+        if hold && n < HOLD_EXCHANGES && held.slices < HOLD_SLICES {
+            return;
+        }
+        held.slices = 0;
         // One message (and at most one wake-up) per analysis thread per hand-over.
         if let Some(detect) = &self.detections {
             detect.submit(std::mem::take(&mut held.detect));
@@ -176,7 +192,7 @@ impl Consumers {
 /// Reads the ring buffer and parses each record in place, as it is read: no copy, no
 /// hand-off. Exchanges are delivered after each slice of records (at most
 /// [`crate::capture::reader::SLICE_RECORDS`]), and handed to the analysis threads once the
-/// read of the ring ends (or [`HOLD_EXCHANGES`] are held); between slices the task gives the
+/// read of the ring ends (or [`HOLD_EXCHANGES`] are held, or [`HOLD_SLICES`] slices' worth); between slices the task gives the
 /// runtime a turn now and then ([`crate::capture::reader::Ring::wait`]), and the flush and
 /// expiry timers compete with the next slice, so a flood cannot starve them.
 pub async fn run(

@@ -493,7 +493,7 @@ fn parsing_recording() -> (Parsing, Seen, Seen, Vec<std::thread::JoinHandle<()>>
 
 /// Exchanges held over the full slices of one read reach each analysis thread in the same
 /// order as when every slice is handed over at once; nothing is held once a read ends, and
-/// no more than about [`HOLD_EXCHANGES`] are held.
+/// no more than about [`HOLD_EXCHANGES`] are held, over fewer than [`HOLD_SLICES`] slices.
 #[test]
 fn held_hand_overs_keep_the_order() {
     // SAFETY: geteuid cannot fail.
@@ -518,6 +518,7 @@ fn held_hand_overs_keep_the_order() {
                     assert!(held.len() > 0, "the first slice's exchanges are held");
                 }
                 assert!(held.len() < HOLD_EXCHANGES, "held past the bound");
+                assert!(held.slices < HOLD_SLICES, "held over too many slices");
             } else {
                 p.consumers.deliver(&mut out);
             }
