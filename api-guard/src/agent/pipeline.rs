@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::{
-    analysis::{detect::DetectionQueue, discover::DiscoveryQueue, Annotator},
+    analysis::{detect::DetectionQueue, discover::DiscoveryQueue, worker::Returned, Annotator},
     capture::{reader::Ring, table::ConnTable},
     enforce::Enforcer,
     exchange::Exchange,
@@ -27,6 +27,19 @@ pub(crate) mod replay;
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Most exchanges (request notices included) held for an analysis thread across the full
+/// slices of one read of the ring before they are handed over: two slices of keep-alive
+/// exchanges (detection gets a request notice and an exchange per two records).
+const HOLD_EXCHANGES: usize = 512;
+
+/// Most slices of one read whose exchanges are held before they are handed over, whatever
+/// their count: a slice also ends at 256 KiB, so a flood of large bodies (four 64 KiB
+/// records a slice) would otherwise hold its exchanges over a hundred slices (tens of
+/// megabytes, and their findings as many milliseconds late), and hand the analysis queues
+/// more at once than their byte bound takes. Four slices are at most 1,024 records or
+/// 1 MiB of them: a few milliseconds of parsing.
+const HOLD_SLICES: u32 = 4;
+
 /// Where finished exchanges go, in order: the shared facts (route label, client identity),
 /// rate limits, the exchange sink (metrics and lines), detection and discovery (each on its
 /// own thread).
@@ -38,23 +51,99 @@ pub struct Consumers {
     pub sink: Sink,
 }
 
+/// Exchanges delivered and not yet handed to the analysis threads (see
+/// [`Consumers::deliver_holding`]).
+#[derive(Default)]
+struct Held {
+    /// For detection: each slice's request notices, then its whole exchanges.
+    detect: Vec<Arc<Exchange>>,
+    discover: Vec<Arc<Exchange>>,
+    /// One slice's whole exchanges (reused).
+    batch: Vec<Arc<Exchange>>,
+    /// What each thread gave back: freed here, its vectors filled again.
+    detected: Returned,
+    discovered: Returned,
+    /// Slices delivered since the last hand-over (bounded by [`HOLD_SLICES`]).
+    slices: u32,
+}
+
+impl Held {
+    fn len(&self) -> usize {
+        self.detect.len().max(self.discover.len())
+    }
+}
+
 impl Consumers {
-    /// Delivers the exchanges one batch of records produced; the analysis threads get them
-    /// as one batch each. The table makes each exchange in its `Arc`: annotated in place
-    /// (the only reference yet), it is handed on without being moved again.
+    /// Delivers the exchanges one batch of records produced and hands them to the analysis
+    /// threads at once.
+    #[cfg(test)]
     fn deliver(&mut self, out: &mut Vec<Arc<Exchange>>) {
-        if out.is_empty() {
+        self.deliver_holding(out, &mut Held::default(), false);
+    }
+
+    /// Delivers the exchanges one batch of records produced: annotation, enforcement and
+    /// the sink now; the analysis threads get them, with those `held` before, as one batch
+    /// each, now unless `hold` (more records are waiting to be read at once), fewer than
+    /// [`HOLD_EXCHANGES`] are held and they came from fewer than [`HOLD_SLICES`] slices. A slice of the ring is short (at most 256 records): at
+    /// 30k requests a second one 10 ms read of the ring was two to four slices, each waking
+    /// both analysis threads from their futex wait; held over the full slices of one read,
+    /// they are woken once per read. What is held waits only for the next slice's parsing
+    /// (well under a millisecond), never for a timer. The table makes each exchange in its
+    /// `Arc`: annotated in place (the only reference yet), it is handed on without being
+    /// moved again.
+    fn deliver_holding(&mut self, out: &mut Vec<Arc<Exchange>>, held: &mut Held, hold: bool) {
+        // What the threads analysed is freed after every slice, not only when the next
+        // hand-over comes: held over a read, it would stay alive one read longer.
+        if let Some(detect) = &self.detections {
+            detect.reclaim(&mut held.detected);
+        }
+        if let Some(discover) = &self.discovery {
+            discover.reclaim(&mut held.discovered);
+        }
+        if !out.is_empty() {
+            self.apply(out, held);
+        }
+        let n = held.len();
+        if n == 0 {
+            held.slices = 0;
             return;
         }
-        let mut batch = Vec::with_capacity(out.len());
-        let mut requests = Vec::with_capacity(out.len());
+        held.slices += 1;
+        if hold && n < HOLD_EXCHANGES && held.slices < HOLD_SLICES {
+            return;
+        }
+        held.slices = 0;
+        // One message (and at most one wake-up) per analysis thread per hand-over.
+        if let Some(detect) = &self.detections {
+            detect.submit(std::mem::take(&mut held.detect));
+        }
+        if let Some(discover) = &self.discovery {
+            discover.submit(std::mem::take(&mut held.discover));
+        }
+    }
+
+    /// Annotation, enforcement and the sink for each exchange of `out`, in order; what the
+    /// analysis threads read is added to `held`.
+    fn apply(&mut self, out: &mut Vec<Arc<Exchange>>, held: &mut Held) {
+        let detect = self.detections.is_some();
+        let discover = self.discovery.is_some();
+        if held.detect.capacity() == 0 && detect {
+            held.detect = held.detected.batch();
+            held.detect.reserve(out.len());
+        }
+        if held.discover.capacity() == 0 && discover {
+            held.discover = held.discovered.batch();
+            held.discover.reserve(out.len());
+        }
         for mut shared in out.drain(..) {
             // Unique here, so this never clones.
             let exchange = Arc::make_mut(&mut shared);
             if exchange.http.phase == Phase::RequestPart {
                 // A window of a request body still arriving: for detection only.
                 self.annotator.clients.identify(exchange);
-                requests.push(shared);
+                if detect {
+                    held.detect.push(shared);
+                }
                 continue;
             }
             if exchange.http.phase == Phase::Request {
@@ -67,7 +156,9 @@ impl Consumers {
                         self.enforcer.reserve_request(exchange, tokens);
                     }
                 }
-                requests.push(shared);
+                if detect {
+                    held.detect.push(shared);
+                }
                 continue;
             }
             self.annotator.annotate(exchange);
@@ -75,23 +166,19 @@ impl Consumers {
             if let Err(error) = self.sink.record(exchange) {
                 warn!(%error, "Writing an exchange failed");
             }
-            batch.push(shared);
+            if detect || discover {
+                held.batch.push(shared);
+            }
         }
         self.sink.publish_metrics();
-        // One message (and at most one wake-up) per analysis thread per batch: detection
-        // gets the request notices, then the whole exchanges, in one vector.
-        match (&self.detections, &self.discovery) {
-            (Some(detect), Some(discover)) => {
-                requests.extend(batch.iter().cloned());
-                detect.submit(requests);
-                discover.submit(batch);
+        match (detect, discover) {
+            (true, true) => {
+                held.detect.extend(held.batch.iter().cloned());
+                held.discover.append(&mut held.batch);
             }
-            (Some(detect), None) => {
-                requests.extend(batch);
-                detect.submit(requests);
-            }
-            (None, Some(discover)) => discover.submit(batch),
-            (None, None) => {}
+            (true, false) => held.detect.append(&mut held.batch),
+            (false, true) => held.discover.append(&mut held.batch),
+            (false, false) => {}
         }
     }
 
@@ -104,8 +191,10 @@ impl Consumers {
 
 /// Reads the ring buffer and parses each record in place, as it is read: no copy, no
 /// hand-off. Exchanges are delivered after each slice of records (at most
-/// [`crate::capture::reader::SLICE_RECORDS`]); between slices the task gives the runtime a turn, and the
-/// flush and expiry timers compete with the next slice, so a flood cannot starve them.
+/// [`crate::capture::reader::SLICE_RECORDS`]), and handed to the analysis threads once the
+/// read of the ring ends (or [`HOLD_EXCHANGES`] are held, or [`HOLD_SLICES`] slices' worth); between slices the task gives the
+/// runtime a turn now and then ([`crate::capture::reader::Ring::wait`]), and the flush and
+/// expiry timers compete with the next slice, so a flood cannot starve them.
 pub async fn run(
     mut ring: Ring,
     mut table: ConnTable,
@@ -117,11 +206,16 @@ pub async fn run(
     let mut flush = tokio::time::interval(FLUSH_INTERVAL);
     let mut expire = tokio::time::interval(EXPIRE_INTERVAL);
     let mut out = Vec::new();
+    let mut held = Held::default();
     loop {
+        // Whether more records wait to be read at once (the slice read was full).
+        let mut more = false;
         tokio::select! {
             ready = ring.wait() => match ready {
                 Ok(()) => {
-                    ring.read(|bytes| handle(bytes, &mut table, &metrics, &tls, &mut out));
+                    let slice = ring
+                        .read(|bytes| handle(bytes, &mut table, &metrics, &tls, &mut out));
+                    more = slice.full;
                 }
                 Err(error) => {
                     warn!(%error, "Waiting for the ring buffer failed");
@@ -132,19 +226,19 @@ pub async fn run(
             _ = expire.tick() => table.expire_idle(monotonic_now_ns(), &mut out),
             () = shutdown.cancelled() => break,
         }
-        consumers.deliver(&mut out);
+        consumers.deliver_holding(&mut out, &mut held, more);
     }
     // Whatever the kernel submitted before we stopped still gets parsed, slice by slice.
     loop {
         let slice = ring.read_last(|bytes| handle(bytes, &mut table, &metrics, &tls, &mut out));
-        consumers.deliver(&mut out);
+        consumers.deliver_holding(&mut out, &mut held, slice.full);
         if !slice.full {
             break;
         }
     }
     // Requests still waiting for responses are reported with status null.
     table.drain(monotonic_now_ns(), &mut out);
-    consumers.deliver(&mut out);
+    consumers.deliver_holding(&mut out, &mut held, false);
     consumers.flush();
 }
 

@@ -316,6 +316,8 @@ fn parsing_reading(readers: Option<BodyReaders>) -> Parsing {
 #[inline(never)]
 fn replay_batches(p: &mut Parsing, batches: Vec<Vec<Vec<u8>>>) -> usize {
     let mut out = Vec::new();
+    // Each batch is one read of the ring, handed over whole, as `run` does.
+    let mut held = Held::default();
     let mut delivered = 0;
     for batch in batches {
         for bytes in &batch {
@@ -325,7 +327,7 @@ fn replay_batches(p: &mut Parsing, batches: Vec<Vec<Vec<u8>>>) -> usize {
             }
         }
         delivered += out.len();
-        p.consumers.deliver(&mut out);
+        p.consumers.deliver_holding(&mut out, &mut held, false);
     }
     delivered
 }
@@ -443,4 +445,95 @@ fn keepalive_replay_both_sides() {
         let line = format!("apiguard_http_request_bytes_total{{role=\"{role}\"}}");
         assert!(text.contains(&line), "{line} in\n{text}");
     }
+}
+
+/// Records what it is handed, in order: each exchange's phase and request start.
+struct Recorder<C>(
+    Arc<std::sync::Mutex<Vec<(String, u64)>>>,
+    std::marker::PhantomData<C>,
+);
+
+impl<C: Send + 'static> Analyzer for Recorder<C> {
+    type Control = C;
+    const NAME: &'static str = "replay-recorder";
+    fn observe(&mut self, exchange: &Exchange) {
+        let key = (
+            format!("{:?}", exchange.http.phase),
+            exchange.http.request_start_ns,
+        );
+        self.0.lock().unwrap().push(key);
+    }
+    fn control(&mut self, _: C) {}
+}
+
+type Seen = Arc<std::sync::Mutex<Vec<(String, u64)>>>;
+
+/// [`parsing`], the analysis threads recording what they are handed; the threads end once
+/// the returned state is dropped.
+fn parsing_recording() -> (Parsing, Seen, Seen, Vec<std::thread::JoinHandle<()>>) {
+    let mut p = parsing();
+    let config = Config::default();
+    let (detect_seen, discover_seen) = (Seen::default(), Seen::default());
+    let (detections, d) = worker::spawn(
+        Recorder(detect_seen.clone(), std::marker::PhantomData),
+        config.detect.queue_capacity,
+        QueueSkips::detached(),
+    )
+    .expect("detection thread");
+    let (discovery, q) = worker::spawn(
+        Recorder(discover_seen.clone(), std::marker::PhantomData),
+        config.discover.queue_capacity,
+        QueueSkips::detached(),
+    )
+    .expect("discovery thread");
+    p.consumers.detections = Some(detections);
+    p.consumers.discovery = Some(discovery);
+    (p, detect_seen, discover_seen, vec![d, q])
+}
+
+/// Exchanges held over the full slices of one read reach each analysis thread in the same
+/// order as when every slice is handed over at once; nothing is held once a read ends, and
+/// no more than about [`HOLD_EXCHANGES`] are held, over fewer than [`HOLD_SLICES`] slices.
+#[test]
+fn held_hand_overs_keep_the_order() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: the enforcer's BPF maps need root");
+        return;
+    }
+    let batches: Vec<_> = records().into_iter().take(8).collect();
+    let run = |hold: bool| {
+        let (mut p, detect, discover, threads) = parsing_recording();
+        let mut out = Vec::new();
+        let mut held = Held::default();
+        for (i, batch) in batches.iter().enumerate() {
+            for bytes in batch {
+                p.table
+                    .apply(record::decode(bytes).expect("replay record"), &mut out);
+            }
+            if hold {
+                let more = i + 1 < batches.len();
+                p.consumers.deliver_holding(&mut out, &mut held, more);
+                if i == 0 {
+                    assert!(held.len() > 0, "the first slice's exchanges are held");
+                }
+                assert!(held.len() < HOLD_EXCHANGES, "held past the bound");
+                assert!(held.slices < HOLD_SLICES, "held over too many slices");
+            } else {
+                p.consumers.deliver(&mut out);
+            }
+        }
+        assert_eq!(held.len(), 0, "a read's end hands everything over");
+        drop(p);
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let take = |seen: Seen| std::mem::take(&mut *seen.lock().unwrap());
+        (take(detect), take(discover))
+    };
+    let (detect, discover) = run(false);
+    assert!(detect.len() > 1000 && discover.len() > 500);
+    let (held_detect, held_discover) = run(true);
+    assert_eq!(detect, held_detect);
+    assert_eq!(discover, held_discover);
 }

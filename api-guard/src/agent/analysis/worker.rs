@@ -8,10 +8,13 @@
 //! Control messages (reloaded settings) travel the same queue, so they apply in order with the
 //! exchanges around them.
 //!
-//! Analysed batches go back to the parsing task, which frees them on its next hand-off: an
-//! exchange's strings and buffers were allocated there, and the allocator frees a block on
-//! the thread that owns it without the atomic hand-back (and the owner's later collection
-//! of it) that a free from another thread costs. A thread left idle frees them itself
+//! Analysed batches go back to the parsing task, which frees them on its next delivery
+//! ([`Worker::reclaim`], after every slice of the ring, whether or not it hands anything
+//! over): an exchange's strings and buffers were allocated there, and the allocator frees a
+//! block on the thread that owns it without the atomic hand-back (and the owner's later
+//! collection of it) that a free from another thread costs. The emptied batch vectors are
+//! filled again ([`Returned`]), and the list they come back in is swapped, not rebuilt, so
+//! neither side allocates for the hand-back. A thread left idle frees them itself
 //! ([`tidy`]), and lets the allocator return the burst's freed pages.
 
 use std::{
@@ -103,6 +106,36 @@ impl Analysed {
     /// The batches given back so far (dropped by the caller, outside the lock).
     fn take(&self) -> Vec<Vec<Arc<Exchange>>> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Swaps the batches given back so far with `into`'s (empty) list: the thread gives
+    /// back into a list that keeps its room, allocated once.
+    fn swap(&self, into: &mut Vec<Vec<Arc<Exchange>>>) {
+        let mut given = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if into.is_empty() {
+            std::mem::swap(&mut *given, into);
+        } else {
+            into.append(&mut given);
+        }
+    }
+}
+
+/// Emptied batch vectors kept for the next hand-overs (their exchanges freed): more come
+/// back only while a thread is behind, and those are freed.
+const SPARE_BATCHES: usize = 4;
+
+/// The parsing task's side of a thread's give-back ([`Worker::reclaim`]): the list the
+/// analysed batches are swapped into, and emptied batch vectors to fill again.
+#[derive(Default)]
+pub struct Returned {
+    lists: Vec<Vec<Arc<Exchange>>>,
+    spare: Vec<Vec<Arc<Exchange>>>,
+}
+
+impl Returned {
+    /// An empty vector for the next batch: one that came back, else a new one.
+    pub fn batch(&mut self) -> Vec<Arc<Exchange>> {
+        self.spare.pop().unwrap_or_default()
     }
 }
 
@@ -229,7 +262,6 @@ impl<C> Worker<C> {
     /// Hands a batch of exchanges over without waiting: those the queue has no room for
     /// (the thread is behind, or gone) are counted as skipped instead.
     pub fn submit(&self, mut batch: Vec<Arc<Exchange>>) {
-        drop(self.analysed.take());
         // The parsing task identifies the client of every request this host received.
         if self.server_side_only {
             batch.retain(|exchange| exchange.client.is_some());
@@ -270,6 +302,20 @@ impl<C> Worker<C> {
         self.queued.fetch_sub(n, Ordering::Relaxed);
         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
         self.skipped.add(n as u64);
+    }
+
+    /// Frees, on the calling thread (the parsing task's, which allocated them), the
+    /// exchanges the thread has analysed since the last call, and keeps their emptied
+    /// vectors (up to [`SPARE_BATCHES`]) in `returned` for the next hand-overs. Called after
+    /// every delivery: what was analysed does not wait for the next hand-over to be freed.
+    pub fn reclaim(&self, returned: &mut Returned) {
+        self.analysed.swap(&mut returned.lists);
+        for mut batch in returned.lists.drain(..) {
+            batch.clear();
+            if returned.spare.len() < SPARE_BATCHES {
+                returned.spare.push(batch);
+            }
+        }
     }
 
     /// Hands a control message over, waiting for room in the queue (it applies between two
@@ -459,7 +505,7 @@ mod give_back {
         time::{Duration, Instant},
     };
 
-    use super::{spawn, Analyzer, TIDY_AFTER};
+    use super::{spawn, Analyzer, Returned, TIDY_AFTER};
     use crate::{
         exchange::{test_exchange, Exchange, Role},
         telemetry::QueueSkips,
@@ -481,7 +527,7 @@ mod give_back {
     }
 
     #[test]
-    fn analysed_exchanges_are_freed_by_the_next_hand_off() {
+    fn analysed_exchanges_are_freed_by_the_next_reclaim() {
         let (worker, thread) = spawn(Fenced, 8, QueueSkips::detached()).unwrap();
         let (fence, fenced) = mpsc::channel();
         let first = Arc::new(test_exchange(Role::Server, "192.0.2.1:1", "/1"));
@@ -490,12 +536,14 @@ mod give_back {
         fenced.recv().unwrap();
         // Analysed, and held for the parsing task (not freed on the analysis thread).
         assert_eq!(Arc::strong_count(&first), 2);
-        worker.submit(vec![Arc::new(test_exchange(
-            Role::Server,
-            "192.0.2.1:1",
-            "/2",
-        ))]);
+        let mut returned = Returned::default();
+        worker.reclaim(&mut returned);
         assert_eq!(Arc::strong_count(&first), 1);
+        // Its vector comes back empty, to be filled again.
+        let mut again = returned.batch();
+        assert!(again.is_empty() && again.capacity() >= 1);
+        again.push(Arc::new(test_exchange(Role::Server, "192.0.2.1:1", "/2")));
+        worker.submit(again);
         drop(worker);
         thread.join().unwrap();
     }
@@ -529,7 +577,7 @@ mod give_back {
 mod handoff {
     use std::sync::{mpsc, Arc};
 
-    use super::{give_back::Fenced, spawn};
+    use super::{give_back::Fenced, spawn, Returned};
     use crate::{
         exchange::{test_exchange, Exchange, Role},
         telemetry::QueueSkips,
@@ -565,9 +613,16 @@ mod handoff {
         let (detect, d) = spawn(Fenced, 4096, QueueSkips::detached()).unwrap();
         let (discover, q) = spawn(Fenced, 4096, QueueSkips::detached()).unwrap();
         let (fence, fenced) = mpsc::channel();
+        let (mut detected, mut discovered) = (Returned::default(), Returned::default());
         for b in 0..n / BATCH {
-            let batch: Vec<Arc<Exchange>> = (0..BATCH).map(|i| exchange(b * BATCH + i)).collect();
-            detect.submit(batch.clone());
+            // As the parsing task does: free what came back, fill its vectors again.
+            detect.reclaim(&mut detected);
+            discover.reclaim(&mut discovered);
+            let mut batch = discovered.batch();
+            batch.extend((0..BATCH).map(|i| exchange(b * BATCH + i)));
+            let mut notices = detected.batch();
+            notices.extend(batch.iter().cloned());
+            detect.submit(notices);
             discover.submit(batch);
             // Both threads done before the next batch: the same interleaving every run.
             detect.control(fence.clone()).unwrap();
@@ -575,6 +630,8 @@ mod handoff {
             fenced.recv().unwrap();
             fenced.recv().unwrap();
         }
+        detect.reclaim(&mut detected);
+        discover.reclaim(&mut discovered);
         drop((detect, discover));
         d.join().unwrap();
         q.join().unwrap();
