@@ -562,6 +562,24 @@ impl ScriptServer {
         )
     }
 
+    /// Runs a test's own python server `script` (`what` names it in errors) as `<python3>
+    /// <script> <host> <port> <root>` with an empty root; returns once it listens on `listen`.
+    pub fn python_script(
+        ns: &Netns,
+        listen: SocketAddr,
+        script: &'static str,
+        what: &'static str,
+    ) -> Result<Self> {
+        Self::start_python(
+            ns,
+            listen,
+            &[],
+            &PyOptions::default(),
+            ("server.py", script, what),
+            None,
+        )
+    }
+
     /// [`ScriptServer::start_python`] with extra environment (e.g. `PYTHONPATH` for the
     /// tools venv's packages).
     pub(crate) fn start_python_env(

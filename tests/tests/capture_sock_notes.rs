@@ -13,16 +13,13 @@
 //!
 //! Only the client process is captured (by its comm).
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use integration_tests::netns::{unique_port, Netns};
-use integration_tests::util::{
-    die_with_parent, kill_and_reap, python3_bin, run_with_timeout, unique_comm, CommExe, TempDir,
-};
+use integration_tests::servers::ScriptServer;
+use integration_tests::util::{run_with_timeout, unique_comm, CommExe, TempDir};
 use integration_tests::{require_root, Agent, AgentOptions};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -101,43 +98,13 @@ time.sleep(0.2)
 print("done", flush=True)
 "#;
 
-/// The server process, killed on drop.
-struct Server(Child);
-
-impl Server {
-    fn start(ns: &Netns, listen: SocketAddr, dir: &TempDir) -> Result<Server> {
-        let script = dir.join("server.py");
-        std::fs::write(&script, SERVER)?;
-        let mut cmd = ns.cmd(python3_bin());
-        cmd.arg(&script)
-            .arg(listen.ip().to_string())
-            .arg(listen.port().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        die_with_parent(&mut cmd, libc::SIGKILL);
-        let mut server = Server(cmd.spawn().context("spawning the python server")?);
-        let stdout = server.0.stdout.take().context("server stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        ensure!(line.trim_end() == "listening", "server said {line:?}");
-        Ok(server)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        kill_and_reap(&mut self.0);
-    }
-}
-
 #[test]
 fn sockets_are_noted_whenever_a_connection_still_wants_its_own() -> Result<()> {
     require_root()?;
     let ns = Netns::new("socknote")?;
     let listen = SocketAddr::new([127, 0, 0, 1].into(), unique_port()?);
     let dir = TempDir::new("socknote")?;
-    let server = Server::start(&ns, listen, &dir)?;
+    let server = ScriptServer::python_script(&ns, listen, SERVER, "python server")?;
     let exe = CommExe::python(&unique_comm("note"))?;
     let agent = Agent::start(AgentOptions::comms_only(&[exe.comm()]))?;
     let non_tcp_before = agent.metric("apiguard_capture_non_tcp_total", &[])?;
