@@ -15,6 +15,31 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+
+    /// One of `items` (not empty).
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    /// Fewer than `max` of `pieces` (not empty), joined.
+    pub fn joined(&mut self, pieces: &[&str], max: u64) -> String {
+        let n = self.below(max);
+        (0..n).map(|_| *self.pick(pieces)).collect()
+    }
+
+    /// Fewer than `max_len` bytes: one in `one_in` from `special`, the rest `a`–`z`.
+    pub fn bytes(&mut self, max_len: u64, special: &[u8], one_in: u64) -> Vec<u8> {
+        let len = self.below(max_len);
+        (0..len)
+            .map(|_| {
+                if self.below(one_in) == 0 {
+                    *self.pick(special)
+                } else {
+                    b'a' + self.below(26) as u8
+                }
+            })
+            .collect()
+    }
 }
 
 /// The shared data directory (corpus, design notes): `API_GUARD_SHARED` if set, else

@@ -610,10 +610,7 @@ mod tests {
         ];
         let mut rng = crate::testutil::Rng(0x05e9_2071);
         for _ in 0..20_000 {
-            let n = rng.below(60) as usize;
-            let path: String = (0..n)
-                .map(|_| PIECES[rng.below(PIECES.len() as u64) as usize])
-                .collect();
+            let path = rng.joined(PIECES, 60);
             assert_eq!(route(&path), by_chars(&path), "{path:?}");
         }
     }

@@ -341,10 +341,7 @@ fn route_keys_cut_at_bytes_are_the_ones_cut_at_chars() {
     let s = std::collections::hash_map::RandomState::new();
     let mut rng = crate::testutil::Rng(0x00ab_05e5);
     for _ in 0..20_000 {
-        let n = rng.below(50) as usize;
-        let path: String = (0..n)
-            .map(|_| PIECES[rng.below(PIECES.len() as u64) as usize])
-            .collect();
+        let path = rng.joined(PIECES, 50);
         let key = route_key(&s, &path);
         assert_eq!((key.hash, key.id), by_chars(&s, &path), "{path:?}");
     }

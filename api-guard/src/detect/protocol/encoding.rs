@@ -531,16 +531,7 @@ mod crlf_tests {
         const BYTES: &[u8] =
             b"aZ09 \t\r\n%&\x00\x01\x0b\x0c\x0e\x24\x25\x26\x27\x8d\x8a\xa5\xa6\xff";
         for _ in 0..50_000 {
-            let len = rng.below(40) as usize;
-            let v: Vec<u8> = (0..len)
-                .map(|_| {
-                    if rng.below(6) == 0 {
-                        BYTES[rng.below(BYTES.len() as u64) as usize]
-                    } else {
-                        b'a' + rng.below(26) as u8
-                    }
-                })
-                .collect();
+            let v = rng.bytes(40, BYTES, 6);
             let want = v.iter().any(|&b| CRLF_START[usize::from(b)]);
             assert_eq!(has_crlf_start(&v), want, "{v:?}");
         }

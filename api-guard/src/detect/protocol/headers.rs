@@ -620,16 +620,7 @@ mod tchar_tests {
         let mut rng = crate::testutil::Rng(0x7ab5_0b0e);
         const BYTES: &[u8] = b"aZ09 \t\x00\x01\x1f\x20\x7e\x7f\x80\xff:;\r\n%$&\xa5\x24\x26";
         for _ in 0..20_000 {
-            let len = rng.below(40) as usize;
-            let v: Vec<u8> = (0..len)
-                .map(|_| {
-                    if rng.below(8) == 0 {
-                        BYTES[rng.below(BYTES.len() as u64) as usize]
-                    } else {
-                        b'a' + rng.below(26) as u8
-                    }
-                })
-                .collect();
+            let v = rng.bytes(40, BYTES, 8);
             let want = v.iter().position(|&b| super::bad_value_byte(b));
             assert_eq!(super::first_bad_value_byte(&v), want, "{v:?}");
             assert_eq!(super::scan_value(&v).1, v.contains(&b'%'), "{v:?}");
