@@ -212,7 +212,10 @@ impl EncryptionDetector {
         let first = out.len();
         if self.config.plaintext_credentials {
             let places = self.credentials(req, ids);
-            out.extend(credential_finding(&places));
+            // (Most requests carry none: no call made for them.)
+            if !places.is_empty() {
+                out.extend(credential_finding(&places));
+            }
         }
         if self.config.plaintext_sensitive_data {
             let mut counts = ClassCounts::default();
@@ -236,7 +239,10 @@ impl EncryptionDetector {
                 out.push(self.sensitive_finding(location, &counts));
             }
         }
-        self.keep_new(ch, now_ns, first, out);
+        // Most messages have no finding: nothing to look up.
+        if out.len() > first {
+            self.keep_new(ch, now_ns, first, out);
+        }
     }
 
     /// The response side: session cookies set and sensitive data answered in plaintext.
@@ -275,7 +281,7 @@ impl EncryptionDetector {
                 .headers
                 .values("content-type")
                 .any(|v| contains_ignore_case(v, b"json"));
-        if credentials {
+        if credentials && !places.is_empty() {
             out.extend(credential_finding(&places));
         }
         if sensitive {
@@ -285,7 +291,10 @@ impl EncryptionDetector {
                 out.push(self.sensitive_finding("response_body", &counts));
             }
         }
-        self.keep_new(ch, now_ns, first, out);
+        // Most messages have no finding: nothing to look up.
+        if out.len() > first {
+            self.keep_new(ch, now_ns, first, out);
+        }
     }
 
     /// Drops the findings from `out[first..]` reported for the same server, peer, rule and
@@ -452,6 +461,7 @@ impl EncryptionDetector {
         }
     }
 
+    #[inline]
     fn reportable(&self, counts: &ClassCounts) -> bool {
         // Most messages hold no class at all: no walk over the classes for them.
         !counts.is_empty()

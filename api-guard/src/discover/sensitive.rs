@@ -14,7 +14,10 @@ mod tokens;
 
 pub use json::classify_json;
 
-use std::sync::OnceLock;
+use std::sync::{
+    atomic::{AtomicU8, Ordering},
+    OnceLock,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -174,27 +177,41 @@ pub fn scan_body(body: &[u8], json: bool, max_bytes: usize) -> ClassCounts {
 /// inventory and the encryption audit read the same bytes, on two threads): the first to
 /// ask scans, the others reuse its counts. Only an answer that does not depend on the
 /// asker's settings is shared: the whole body within its limit, read as JSON or text alike.
+///
+/// The common answer, nothing found, is published in one atomic byte: a `OnceLock`'s
+/// initialisation (its `Once` call and closures, ~100 instructions) is paid only for a body
+/// with a finding. The first asker's answer is the one kept (a later one fails to publish);
+/// two askers racing both scan, which costs time, not correctness: a scan is decided by
+/// the bytes and how they are read.
+///
+/// (Its size is that of the `OnceLock<(bool, ClassCounts)>` it replaced: every exchange
+/// carries two.)
 #[derive(Debug, Default)]
-pub struct BodyClasses(OnceLock<(bool, ClassCounts)>);
+pub struct BodyClasses {
+    /// [`UNSCANNED`], [`EMPTY_TEXT`], [`EMPTY_JSON`], [`FOUND_TEXT`] or [`FOUND_JSON`]
+    /// (then the counts are in `found`).
+    state: AtomicU8,
+    /// Set only by the asker that then publishes `FOUND_*` for its reading (or by none).
+    found: OnceLock<ClassCounts>,
+}
+
+/// [`BodyClasses::state`]: nobody has published a scan yet.
+const UNSCANNED: u8 = 0;
+/// The first scan, of the body read as text, found nothing.
+const EMPTY_TEXT: u8 = 1;
+/// The first scan, of the body read as JSON, found nothing.
+const EMPTY_JSON: u8 = 2;
+/// The first scan, of the body read as text, found the counts in `found`.
+const FOUND_TEXT: u8 = 3;
+/// The first scan, of the body read as JSON, found the counts in `found`.
+const FOUND_JSON: u8 = 4;
 
 impl BodyClasses {
     /// [`scan_body`]`(body, json, max_bytes)`; `body` must be the body this was made for.
     pub fn get(&self, body: &[u8], json: bool, max_bytes: usize) -> ClassCounts {
-        if body.len() > max_bytes {
-            return scan_body(body, json, max_bytes);
-        }
-        let &(first_json, counts) = self
-            .0
-            .get_or_init(|| (json, scan_body(body, json, max_bytes)));
-        if first_json == json {
-            counts
-        } else {
-            scan_body(body, json, max_bytes)
-        }
+        self.get_with(body, json, max_bytes, || scan_body(body, json, max_bytes))
     }
-}
 
-impl BodyClasses {
     /// [`BodyClasses::get`], the first asker scanning through its `cache`.
     pub fn get_cached(
         &self,
@@ -203,17 +220,56 @@ impl BodyClasses {
         max_bytes: usize,
         cache: &mut ScanCache,
     ) -> ClassCounts {
+        self.get_with(body, json, max_bytes, || cache.scan(body, json, max_bytes))
+    }
+
+    /// The shared answer when there is one for this reading, else `scan()` (the answer of
+    /// `scan_body(body, json, max_bytes)`), published when nobody has yet.
+    fn get_with(
+        &self,
+        body: &[u8],
+        json: bool,
+        max_bytes: usize,
+        scan: impl FnOnce() -> ClassCounts,
+    ) -> ClassCounts {
         if body.len() > max_bytes {
             return scan_body(body, json, max_bytes);
         }
-        let &(first_json, counts) = self
-            .0
-            .get_or_init(|| (json, cache.scan(body, json, max_bytes)));
-        if first_json == json {
-            counts
+        let (empty, found) = if json {
+            (EMPTY_JSON, FOUND_JSON)
         } else {
-            cache.scan(body, json, max_bytes)
+            (EMPTY_TEXT, FOUND_TEXT)
+        };
+        let state = self.state.load(Ordering::Acquire);
+        if state == empty {
+            return ClassCounts::default();
         }
+        if state == found {
+            if let Some(&counts) = self.found.get() {
+                return counts;
+            }
+        }
+        let counts = scan();
+        if state == UNSCANNED {
+            let published = if counts.is_empty() {
+                empty
+            } else {
+                // Set before the state says so: whoever reads `FOUND_*` finds it. Only one
+                // asker sets it, and only that one may publish `FOUND_*`.
+                if self.found.set(counts).is_err() {
+                    return counts;
+                }
+                found
+            };
+            // Only the first answer is kept; a racing one stays its asker's.
+            let _ = self.state.compare_exchange(
+                UNSCANNED,
+                published,
+                Ordering::Release,
+                Ordering::Relaxed,
+            );
+        }
+        counts
     }
 }
 
@@ -473,6 +529,62 @@ mod tests {
         assert!(shared.get(body, true, 8).is_empty());
         // A copy is a fresh slot.
         assert!(shared.clone().get(b"nothing", true, 64).is_empty());
+    }
+
+    #[test]
+    fn an_empty_answer_is_shared_with_the_askers_that_read_alike() {
+        let body = vec![b'x'; 1024];
+        let card = b"card 4111 1111 1111 1111";
+        for first_json in [false, true] {
+            let shared = BodyClasses::default();
+            assert!(shared.get(&body, first_json, 2048).is_empty());
+            // Read alike: the first answer, not a new scan (shown by asking with other bytes).
+            assert!(shared.get(card, first_json, 2048).is_empty());
+            // Read the other way: scanned by the asker, and the first answer stays.
+            assert_eq!(
+                shared.get(card, !first_json, 2048),
+                scan_body(card, !first_json, 2048)
+            );
+            assert!(shared.get(card, first_json, 2048).is_empty());
+            let mut cache = ScanCache::default();
+            assert!(shared
+                .get_cached(card, first_json, 2048, &mut cache)
+                .is_empty());
+            assert!(cache.bodies.is_empty());
+        }
+    }
+
+    #[test]
+    fn shared_classes_stay_the_size_of_the_once_lock_they_replaced() {
+        assert!(size_of::<BodyClasses>() <= size_of::<OnceLock<(bool, ClassCounts)>>());
+    }
+
+    #[test]
+    fn askers_racing_on_one_body_each_get_its_scan() {
+        let bodies: [&[u8]; 3] = [
+            b"nothing sensitive here",
+            br#"{"password":"hunter2"}"#,
+            b"card 4111 1111 1111 1111",
+        ];
+        for body in bodies {
+            for _ in 0..50 {
+                let shared = BodyClasses::default();
+                std::thread::scope(|s| {
+                    for json in [false, true, false, true] {
+                        let shared = &shared;
+                        s.spawn(move || {
+                            let mut cache = ScanCache::default();
+                            for _ in 0..4 {
+                                assert_eq!(
+                                    shared.get_cached(body, json, 1024, &mut cache),
+                                    scan_body(body, json, 1024)
+                                );
+                            }
+                        });
+                    }
+                });
+            }
+        }
     }
 
     #[test]

@@ -397,34 +397,37 @@ fn entry<'a, K: Hash + Eq, V: Default>(
 /// `GET /v1beta/models[/{id}]`, Ollama `GET /api/tags`, `GET /api/ps`, `POST /api/show`,
 /// Azure OpenAI `GET /openai/models` and `/openai/deployments`.
 pub fn is_model_list(method: &str, path: &str) -> bool {
-    let path = path.trim_end_matches('/');
-    if method.eq_ignore_ascii_case("POST") {
-        return path.ends_with("/api/show");
+    // Bytes throughout (`/` cuts UTF-8 only at character boundaries): `trim_end_matches`
+    // and the text compares set up a character search each, ~80 instructions a request.
+    let mut path = path.as_bytes();
+    while let [rest @ .., b'/'] = path {
+        path = rest;
     }
-    if !method.eq_ignore_ascii_case("GET") {
-        return false;
+    let method = method.as_bytes();
+    if method != b"GET" && !method.eq_ignore_ascii_case(b"GET") {
+        return method.eq_ignore_ascii_case(b"POST") && path.ends_with(b"/api/show");
     }
     // Every list path ends in a segment naming it: split at the last `/` once (this runs for
     // every request) instead of testing each suffix over the whole path.
-    let Some(slash) = path.bytes().rposition(|b| b == b'/') else {
+    let Some(slash) = path.iter().rposition(|&b| b == b'/') else {
         return false;
     };
     let (parent, id) = (&path[..slash], &path[slash + 1..]);
     let list = match id {
         // `/models`, `/v1/models`, `/v1beta/models`, `/openai/models`.
-        "models" => {
+        b"models" => {
             parent.is_empty()
-                || parent.ends_with("/v1")
-                || parent.ends_with("/v1beta")
-                || parent.ends_with("/openai")
+                || parent.ends_with(b"/v1")
+                || parent.ends_with(b"/v1beta")
+                || parent.ends_with(b"/openai")
         }
-        "deployments" => parent.ends_with("/openai"),
-        "tags" | "ps" => parent.ends_with("/api"),
+        b"deployments" => parent.ends_with(b"/openai"),
+        b"tags" | b"ps" => parent.ends_with(b"/api"),
         _ => false,
     };
     // One model's details: `/v1/models/{id}`, `/v1beta/models/{id}`.
     list || (!id.is_empty()
-        && (parent.ends_with("/v1/models") || parent.ends_with("/v1beta/models")))
+        && (parent.ends_with(b"/v1/models") || parent.ends_with(b"/v1beta/models")))
 }
 
 /// Paths of LLM APIs: inference calls (by their well-known suffix) and model lists.
