@@ -230,8 +230,7 @@ fn common_request_line(line: &[u8]) -> Option<StartLine> {
     let [b' ', rest @ ..] = rest else {
         return None;
     };
-    let target_len = rest.iter().position(|&b| !(0x21..=0x7e).contains(&b))?;
-    let (target, rest) = rest.split_at_checked(target_len)?;
+    let (target, rest) = rest.split_at_checked(visible_end(rest))?;
     let [b' ', version @ ..] = rest else {
         return None;
     };
@@ -243,6 +242,29 @@ fn common_request_line(line: &[u8]) -> Option<StartLine> {
         target: ascii_text(target),
         version: http1_version(version)?,
     })
+}
+
+/// Where the visible ASCII (0x21..=0x7e) at the start of `bytes` ends: the first other
+/// byte, or `bytes.len()`. Eight bytes at a time (a request target is tens of bytes), then
+/// byte by byte.
+#[inline]
+fn visible_end(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    let mut pos = 0;
+    while let Some(chunk) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
+        let x = u64::from_le_bytes(*chunk);
+        // The lowest flagged byte is exact (a borrow or a carry only spreads upwards, and
+        // only out of a flagged byte): below 0x21, or 0x7f and above.
+        let stop = ((x.wrapping_sub(ONES * 0x21) & !x) | x.wrapping_add(ONES) | x) & HIGH;
+        if stop != 0 {
+            return pos + (stop.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    while bytes.get(pos).is_some_and(|b| (0x21..=0x7e).contains(b)) {
+        pos += 1;
+    }
+    pos
 }
 
 /// Bytes checked ASCII (upper-case letters, visible characters) as text, without a second
@@ -1058,6 +1080,35 @@ impl TeScan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `visible_end` finds what the byte loop it replaced found, for every byte value at
+    /// every position of short and long inputs.
+    #[test]
+    fn visible_end_is_the_first_byte_outside_visible_ascii() {
+        let reference = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|&b| !(0x21..=0x7e).contains(&b))
+                .unwrap_or(bytes.len())
+        };
+        for len in 0..=20 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    if let Some(slot) = bytes.get_mut(at) {
+                        *slot = b;
+                    }
+                    // A second odd byte after it, which must not hide the first.
+                    if let Some(slot) = bytes.get_mut(at + 1) {
+                        *slot = 0xff;
+                    }
+                    assert_eq!(visible_end(&bytes), reference(&bytes), "{bytes:?}");
+                }
+            }
+            let clean = vec![b'~'; len];
+            assert_eq!(visible_end(&clean), len);
+        }
+    }
 
     /// `Spans` gives back every span pushed, in order, on the stack and past it.
     #[test]
