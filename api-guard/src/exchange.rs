@@ -467,3 +467,36 @@ pub fn test_exchange(role: Role, peer: &str, path: &str) -> Exchange {
         scans: BodyScans::default(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    use super::*;
+
+    /// The sizes that decide the exchange's allocation (`Arc<Exchange>`: two counts and
+    /// the exchange; mimalloc's size classes step by 128 bytes here): printed with
+    /// `--nocapture` for the development notes.
+    #[test]
+    fn exchange_sizes() {
+        let sizes = [
+            ("Exchange", size_of::<Exchange>()),
+            ("HttpExchange", size_of::<HttpExchange>()),
+            (
+                "Option<ClientIdentity>",
+                size_of::<Option<ClientIdentity>>(),
+            ),
+            ("Option<Route>", size_of::<Option<Route>>()),
+            ("BodyScans", size_of::<BodyScans>()),
+            ("Headers", size_of::<crate::http::Headers>()),
+            (
+                "Option<SseStats>",
+                size_of::<Option<crate::http::SseStats>>(),
+            ),
+        ];
+        for (name, size) in sizes {
+            println!("{name}: {size}");
+        }
+        assert!(size_of::<Exchange>() + 16 <= 768);
+    }
+}

@@ -1,7 +1,7 @@
 //! Parsing a complete message head (start line + header fields) with `httparse`, and
 //! extracting the header facts that decide framing and connection reuse.
 
-use std::mem;
+use std::mem::{self, MaybeUninit};
 
 use super::headers::{self, FieldSpan, HeadersBuilder};
 use super::message::MessageKind;
@@ -230,8 +230,7 @@ fn common_request_line(line: &[u8]) -> Option<StartLine> {
     let [b' ', rest @ ..] = rest else {
         return None;
     };
-    let target_len = rest.iter().position(|&b| !(0x21..=0x7e).contains(&b))?;
-    let (target, rest) = rest.split_at_checked(target_len)?;
+    let (target, rest) = rest.split_at_checked(visible_end(rest))?;
     let [b' ', version @ ..] = rest else {
         return None;
     };
@@ -243,6 +242,29 @@ fn common_request_line(line: &[u8]) -> Option<StartLine> {
         target: ascii_text(target),
         version: http1_version(version)?,
     })
+}
+
+/// Where the visible ASCII (0x21..=0x7e) at the start of `bytes` ends: the first other
+/// byte, or `bytes.len()`. Eight bytes at a time (a request target is tens of bytes), then
+/// byte by byte.
+#[inline]
+fn visible_end(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    let mut pos = 0;
+    while let Some(chunk) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
+        let x = u64::from_le_bytes(*chunk);
+        // The lowest flagged byte is exact (a borrow or a carry only spreads upwards, and
+        // only out of a flagged byte): below 0x21, or 0x7f and above.
+        let stop = ((x.wrapping_sub(ONES * 0x21) & !x) | x.wrapping_add(ONES) | x) & HIGH;
+        if stop != 0 {
+            return pos + (stop.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    while bytes.get(pos).is_some_and(|b| (0x21..=0x7e).contains(b)) {
+        pos += 1;
+    }
+    pos
 }
 
 /// Bytes checked ASCII (upper-case letters, visible characters) as text, without a second
@@ -492,9 +514,12 @@ fn scan_section<const STRICT: bool>(start: &StartLine, section: &[u8], max_text:
     }
 }
 
-/// The kept fields' spans: on the stack for the usual heads, on the heap past that.
+/// The kept fields' spans: on the stack for the usual heads, on the heap past that. The
+/// inline slots are left uninitialised until pushed (a head keeps a few fields; zeroing
+/// all 512 bytes per head cost a `memset` call).
 struct Spans {
-    inline: [FieldSpan; INLINE_SPANS],
+    /// `inline[..len]` are initialised.
+    inline: [MaybeUninit<FieldSpan>; INLINE_SPANS],
     len: usize,
     /// Every span once more came than `inline` holds.
     heap: Vec<FieldSpan>,
@@ -505,7 +530,7 @@ const INLINE_SPANS: usize = 32;
 impl Spans {
     fn new() -> Self {
         Self {
-            inline: [FieldSpan::default(); INLINE_SPANS],
+            inline: [const { MaybeUninit::uninit() }; INLINE_SPANS],
             len: 0,
             heap: Vec::new(),
         }
@@ -522,23 +547,40 @@ impl Spans {
     #[inline]
     fn push(&mut self, span: FieldSpan) {
         if let Some(slot) = self.inline.get_mut(self.len) {
-            *slot = span;
+            slot.write(span);
             self.len += 1;
             return;
         }
+        self.spill(span);
+    }
+
+    /// [`Spans::push`] once `inline` is full: every span goes to the heap.
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self, span: FieldSpan) {
         if self.heap.is_empty() {
-            self.heap.extend_from_slice(&self.inline);
+            let inline = initialised(&self.inline, self.len);
+            self.heap.reserve(inline.len() * 2);
+            self.heap.extend_from_slice(inline);
         }
         self.heap.push(span);
     }
 
     fn as_slice(&self) -> &[FieldSpan] {
         if self.heap.is_empty() {
-            self.inline.get(..self.len).unwrap_or_default()
+            initialised(&self.inline, self.len)
         } else {
             &self.heap
         }
     }
+}
+
+/// The spans a [`Spans`] pushed into `inline`, its first `len`.
+fn initialised(inline: &[MaybeUninit<FieldSpan>; INLINE_SPANS], len: usize) -> &[FieldSpan] {
+    let inline = inline.get(..len).unwrap_or_default();
+    // SAFETY: `Spans::push` wrote `inline[..len]` (its `len` only grows there, after the
+    // write); `MaybeUninit<FieldSpan>` has `FieldSpan`'s layout.
+    unsafe { std::slice::from_raw_parts(inline.as_ptr().cast::<FieldSpan>(), inline.len()) }
 }
 
 /// The field section after a start line, parsed in one pass: what [`build_head`] collects
@@ -1038,6 +1080,77 @@ impl TeScan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `visible_end` finds what the byte loop it replaced found, for every byte value at
+    /// every position of short and long inputs.
+    #[test]
+    fn visible_end_is_the_first_byte_outside_visible_ascii() {
+        let reference = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|&b| !(0x21..=0x7e).contains(&b))
+                .unwrap_or(bytes.len())
+        };
+        for len in 0..=20 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    if let Some(slot) = bytes.get_mut(at) {
+                        *slot = b;
+                    }
+                    // A second odd byte after it, which must not hide the first.
+                    if let Some(slot) = bytes.get_mut(at + 1) {
+                        *slot = 0xff;
+                    }
+                    assert_eq!(visible_end(&bytes), reference(&bytes), "{bytes:?}");
+                }
+            }
+            let clean = vec![b'~'; len];
+            assert_eq!(visible_end(&clean), len);
+        }
+    }
+
+    /// `Spans` gives back every span pushed, in order, on the stack and past it.
+    #[test]
+    fn spans_give_back_what_was_pushed() {
+        for n in [
+            0,
+            1,
+            7,
+            INLINE_SPANS - 1,
+            INLINE_SPANS,
+            INLINE_SPANS + 1,
+            3 * INLINE_SPANS,
+        ] {
+            let mut spans = Spans::new();
+            let want: Vec<FieldSpan> = (0..n)
+                .map(|i| {
+                    let i = u32::try_from(i).expect("small");
+                    FieldSpan {
+                        name: i,
+                        name_end: i + 1,
+                        value: i + 2,
+                        value_end: i + 3,
+                    }
+                })
+                .collect();
+            for (i, &span) in want.iter().enumerate() {
+                assert_eq!(spans.len(), i);
+                spans.push(span);
+            }
+            assert_eq!(spans.len(), n);
+            let got: Vec<_> = spans
+                .as_slice()
+                .iter()
+                .map(|s| (s.name, s.name_end, s.value, s.value_end))
+                .collect();
+            let want: Vec<_> = want
+                .iter()
+                .map(|s| (s.name, s.name_end, s.value, s.value_end))
+                .collect();
+            assert_eq!(got, want, "{n} spans");
+        }
+    }
 
     fn req(head: &str) -> Head {
         parse_head(MessageKind::Request, head.as_bytes(), 65_536).expect("valid head")
