@@ -325,8 +325,9 @@ fn replay_batches(p: &mut Parsing, batches: Vec<Vec<Vec<u8>>>) -> usize {
                 Ok(event) => p.table.apply(event, &mut out),
                 Err(error) => panic!("replay record: {error}"),
             }
+            delivered += out.len();
+            p.consumers.deliver_record(&mut out, &mut held);
         }
-        delivered += out.len();
         p.consumers.deliver_holding(&mut out, &mut held, false);
     }
     delivered
@@ -491,8 +492,9 @@ fn parsing_recording() -> (Parsing, Seen, Seen, Vec<std::thread::JoinHandle<()>>
     (p, detect_seen, discover_seen, vec![d, q])
 }
 
-/// Exchanges held over the full slices of one read reach each analysis thread in the same
-/// order as when every slice is handed over at once; nothing is held once a read ends, and
+/// Exchanges delivered record by record and held over the full slices of one read reach
+/// each analysis thread in the same order as when every slice is delivered and handed over
+/// at once; nothing is held once a read ends, and
 /// no more than about [`HOLD_EXCHANGES`] are held, over fewer than [`HOLD_SLICES`] slices.
 #[test]
 fn held_hand_overs_keep_the_order() {
@@ -510,6 +512,11 @@ fn held_hand_overs_keep_the_order() {
             for bytes in batch {
                 p.table
                     .apply(record::decode(bytes).expect("replay record"), &mut out);
+                if hold {
+                    // As `run` does: each record's exchanges delivered at once, the
+                    // slice's handed over at its end.
+                    p.consumers.deliver_record(&mut out, &mut held);
+                }
             }
             if hold {
                 let more = i + 1 < batches.len();

@@ -39,16 +39,17 @@ const RECENT_SLOTS: usize = 256;
 const MAX_RECENT_KEY: usize = 256;
 
 /// The routes and labels of recently seen (host, path) pairs, so that a service's few hot
-/// paths skip the templater (its lock is still taken, to read its epoch). A repeated path
-/// changes nothing in the templater, and its answer stays the same until a position folds
-/// (the epoch moves) or a known template is added; then everything remembered is forgotten.
+/// paths skip the templater and its lock. A repeated path changes nothing in the templater,
+/// and its answer stays the same until a position folds or a known template is added (the
+/// templater counts both, readable without its lock: [`SharedTemplater::changes`]); then
+/// everything remembered is forgotten.
 /// Direct-mapped, with key buffers reused: unique paths cost one slot overwrite each and
 /// never grow memory past `RECENT_SLOTS` keys of `MAX_RECENT_KEY` bytes.
 struct RecentRoutes {
     slots: Vec<Option<Recent>>,
-    /// The templater's epoch and known template count the slots were filled under.
-    epoch: u64,
-    known: usize,
+    /// The templater's change count the slots were filled under (read before templating,
+    /// so a slot never holds a route older than it).
+    changes: u64,
 }
 
 struct Recent {
@@ -63,17 +64,15 @@ impl RecentRoutes {
     fn new() -> Self {
         Self {
             slots: (0..RECENT_SLOTS).map(|_| None).collect(),
-            epoch: 0,
-            known: 0,
+            changes: 0,
         }
     }
 
     /// Forgets everything if the templater changed since the slots were filled.
-    fn validate(&mut self, templater: &Templater) {
-        let (epoch, known) = (templater.epoch(), templater.known_count());
-        if (epoch, known) != (self.epoch, self.known) {
+    fn validate(&mut self, changes: u64) {
+        if changes != self.changes {
             self.slots.iter_mut().for_each(|slot| *slot = None);
-            (self.epoch, self.known) = (epoch, known);
+            self.changes = changes;
         }
     }
 
@@ -144,15 +143,13 @@ impl RouteLabels {
             return;
         }
         let (host, path) = (h.host.as_deref().unwrap_or(""), h.path.as_str());
-        let mut templater = self.templater.lock();
-        self.recent.validate(&templater);
+        self.recent.validate(self.templater.changes());
         if let Some(recent) = self.recent.get(host, path) {
             exchange.route = Some(recent.label.clone());
             exchange.template = Some(recent.route.clone());
             return;
         }
-        let route = templater.template(host, path);
-        drop(templater);
+        let route = self.templater.lock().template(host, path);
         let text = route.text();
         // A label once given is kept, and past the cap every new route is `other` for good:
         // so the label can be remembered with the route.

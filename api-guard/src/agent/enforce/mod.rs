@@ -19,7 +19,10 @@ mod tests;
 
 use std::{
     num::NonZeroUsize,
-    sync::{Arc, Mutex, MutexGuard, OnceLock},
+    sync::{
+        atomic::{AtomicU8, Ordering},
+        Arc, Mutex, MutexGuard, OnceLock,
+    },
     time::Duration,
 };
 
@@ -118,12 +121,39 @@ struct State {
 
 pub struct Enforcer {
     state: Mutex<State>,
+    /// What the policies held when they last changed ([`PolicyFlags`]), readable without the
+    /// lock: the parsing task asks for every exchange, and most nodes have no policy (the
+    /// default), so the lock is taken only when one could apply. Written under the lock
+    /// wherever the policies change (start, reload); a reader racing a reload sees the
+    /// policies of just before or just after it, as if it had taken the lock first or last.
+    policy_flags: AtomicU8,
     /// Interfaces the guard runs on (dropped with the enforcer: detached unless pinned).
     attached: Mutex<Vec<xdp::Attached>>,
     metrics: Metrics,
     events: EventSink,
     /// Where blocks and unblocks go to the other nodes (`[cluster]` on).
     cluster: OnceLock<Publisher>,
+}
+
+/// Bits of [`Enforcer::policy_flags`].
+struct PolicyFlags;
+
+impl PolicyFlags {
+    /// Some policy is configured.
+    const ANY: u8 = 1;
+    /// Some policy limits tokens.
+    const TOKENS: u8 = 2;
+
+    fn of(policies: &Policies) -> u8 {
+        let mut flags = 0;
+        if !policies.is_empty() {
+            flags |= Self::ANY;
+        }
+        if policies.limits_tokens() {
+            flags |= Self::TOKENS;
+        }
+        flags
+    }
 }
 
 /// A block or unblock another node decided, as the cluster task hands it over.
@@ -179,6 +209,7 @@ impl Enforcer {
         metrics.xdp.set_interfaces(attached.len());
         metrics.enforce.set_blocked_clients(state.blocklist.len());
         Ok(Arc::new(Self {
+            policy_flags: AtomicU8::new(PolicyFlags::of(&state.policies)),
             state: Mutex::new(state),
             attached: Mutex::new(attached),
             metrics,
@@ -222,7 +253,7 @@ impl Enforcer {
 
     /// Whether some policy limits tokens (LLM calls reserve at their request's end).
     pub fn limits_tokens(&self) -> bool {
-        self.lock().policies.limits_tokens()
+        self.policy_flags.load(Ordering::Relaxed) & PolicyFlags::TOKENS != 0
     }
 
     /// A server-side LLM request just ended, before its answer streams: reserves `tokens`
@@ -252,6 +283,9 @@ impl Enforcer {
         let Some(client) = &ex.client else {
             return;
         };
+        if self.policy_flags.load(Ordering::Relaxed) & PolicyFlags::ANY == 0 {
+            return;
+        }
         let mut state = self.lock();
         if state.policies.is_empty() {
             return;
@@ -658,6 +692,8 @@ impl Enforcer {
         add_denied(&mut state, now, &config.deny)?;
         let max_keys = NonZeroUsize::new(config.max_limiter_keys).unwrap_or(NonZeroUsize::MIN);
         state.policies.reconfigure(&config.policies, max_keys);
+        self.policy_flags
+            .store(PolicyFlags::of(&state.policies), Ordering::Relaxed);
         state.limiter_evictions = vec![0; config.policies.len()];
         state.settings = Settings::of(config, trusted_proxies);
         self.metrics

@@ -411,3 +411,60 @@ fn cluster_blocks_are_shared_and_applied() {
     assert_eq!(shared.len(), 1);
     assert_eq!(shared[0].op, crate::cluster::wire::Op::Unblock);
 }
+
+/// The policy flags read without the lock follow the policies through reloads: none (the
+/// default), a request policy, a token policy, none again; observing acts on the policies
+/// in force after each.
+#[test]
+fn policy_flags_follow_reloads() {
+    let f = Fixture::new("", maps());
+    let e = &f.enforcer;
+    let flags = |e: &Enforcer| {
+        let state = e.lock();
+        (
+            PolicyFlags::of(&state.policies),
+            !state.policies.is_empty(),
+            state.policies.limits_tokens(),
+        )
+    };
+    let check = |e: &Enforcer| {
+        let (bits, any, tokens) = flags(e);
+        assert_eq!(e.policy_flags.load(Ordering::Relaxed), bits);
+        assert_eq!(bits & PolicyFlags::ANY != 0, any);
+        assert_eq!(e.limits_tokens(), tokens);
+        (any, tokens)
+    };
+    assert_eq!(check(e), (false, false), "no policy by default");
+    e.observe(&test_exchange(Role::Server, "203.0.113.9:5000", "/a"));
+    let requests = "[[enforce.policies]]\nname = \"p\"\nkey = \"client_ip\"\nrate = 1.0\n\
+                    burst = 1\naction = \"log\"\n";
+    let tokens = "[[enforce.policies]]\nname = \"t\"\nkey = \"client_ip\"\nrate = 1.0\n\
+                  burst = 1000\nunit = \"tokens\"\naction = \"log\"\n";
+    let reload = |toml: &str| {
+        let config = Config::parse(toml, "test").expect("valid config");
+        e.reconfigure(&config.enforce, &config.identity.trusted_proxies)
+            .expect("reload");
+    };
+    reload(requests);
+    assert_eq!(check(e), (true, false));
+    for port in 0..3 {
+        e.observe(&test_exchange(
+            Role::Server,
+            &format!("203.0.113.9:{}", 5000 + port),
+            "/a",
+        ));
+    }
+    assert_eq!(
+        f.metrics.enforce.ratelimit_exceeded_count("p"),
+        2,
+        "the reloaded policy counts"
+    );
+    reload(&format!("{requests}{tokens}"));
+    assert_eq!(check(e), (true, true));
+    reload(tokens);
+    assert_eq!(check(e), (true, true));
+    reload("");
+    assert_eq!(check(e), (false, false));
+    e.observe(&test_exchange(Role::Server, "203.0.113.9:5009", "/a"));
+    assert_eq!(f.metrics.enforce.ratelimit_exceeded_count("p"), 2);
+}

@@ -46,7 +46,10 @@ mod tests;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
 };
 
 use serde::Deserialize;
@@ -252,11 +255,19 @@ fn segments(path: &str) -> impl Iterator<Item = &str> {
 /// discovery, on its own thread, reads it only to re-key its endpoints after a fold. The
 /// lock is held for one path or one re-key.
 #[derive(Debug, Clone)]
-pub struct SharedTemplater(Arc<Mutex<Templater>>);
+pub struct SharedTemplater(Arc<Mutex<Templater>>, Arc<AtomicU64>);
 
 impl SharedTemplater {
     pub fn new(cfg: &TemplateConfig) -> Self {
-        Self(Arc::new(Mutex::new(Templater::new(cfg))))
+        let templater = Templater::new(cfg);
+        let changes = templater.changes.clone();
+        Self(Arc::new(Mutex::new(templater)), changes)
+    }
+
+    /// Changes so far that may alter a path's template (folds, known templates added),
+    /// without the lock: a cache of templates stays valid while this stays the same.
+    pub fn changes(&self) -> u64 {
+        self.1.load(Ordering::Acquire)
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Templater> {
@@ -282,6 +293,8 @@ pub struct Templater {
     routes: usize,
     overflow: u64,
     epoch: u64,
+    /// Counted under the lock, read without it ([`SharedTemplater::changes`]).
+    changes: Arc<AtomicU64>,
     host_buf: String,
 }
 
@@ -300,6 +313,7 @@ impl Templater {
             routes: 0,
             overflow: 0,
             epoch: 0,
+            changes: Arc::default(),
             host_buf: String::new(),
         }
     }
@@ -310,12 +324,14 @@ impl Templater {
     /// but paths matching the template get it from now on.
     pub fn add_known(&mut self, host: Option<&str>, template: &str) -> Result<bool, TemplateError> {
         let host = host.map(|h| h.to_ascii_lowercase());
-        self.known.add(
+        let added = self.known.add(
             host.as_deref(),
             template,
             self.cfg.max_segments,
             self.cfg.max_known,
-        )
+        );
+        self.changes.fetch_add(1, Ordering::Release);
+        added
     }
 
     /// The current template for a request to `host` (ASCII case-insensitive, port kept as
@@ -385,6 +401,9 @@ impl Templater {
         h.routes = (h.routes + created).saturating_sub(changes.merged);
         self.routes = (self.routes + created).saturating_sub(changes.merged);
         self.epoch += changes.folds;
+        if changes.folds > 0 {
+            self.changes.fetch_add(1, Ordering::Release);
+        }
         match outcome {
             Outcome::Found(template) => Route {
                 template,
