@@ -497,6 +497,7 @@ mod tests {
         for (name, size) in sizes {
             println!("{name}: {size}");
         }
-        assert!(size_of::<Exchange>() + 16 <= 768);
+        // With its `Arc`'s two counts, the allocation stays in mimalloc's 640-byte class.
+        assert!(size_of::<Exchange>() + 16 <= 640);
     }
 }

@@ -317,8 +317,9 @@ mod tests {
             size_of::<crate::exchange::Exchange>(),
         );
         eprintln!("HttpExchange {} bytes, Exchange {} bytes", sizes.0, sizes.1);
-        // The exchange holds its record inline (one allocation, see `ExchangeSlot`).
-        assert!(sizes.0 <= 512 && sizes.1 - sizes.0 <= 320, "{sizes:?}");
+        // The exchange holds its record inline (one allocation, see `ExchangeSlot`), in
+        // mimalloc's 640-byte class with its `Arc`'s counts (`exchange::tests`).
+        assert!(sizes.0 <= 512 && sizes.1 - sizes.0 <= 200, "{sizes:?}");
     }
 
     #[test]
