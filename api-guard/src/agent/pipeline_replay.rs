@@ -321,11 +321,13 @@ fn replay_batches(p: &mut Parsing, batches: Vec<Vec<Vec<u8>>>) -> usize {
     let mut delivered = 0;
     for batch in batches {
         for bytes in &batch {
+            // `out` keeps what the last records finished until eight are waiting.
+            let waiting = out.len();
             match record::decode(bytes) {
                 Ok(event) => p.table.apply(event, &mut out),
                 Err(error) => panic!("replay record: {error}"),
             }
-            delivered += out.len();
+            delivered += out.len() - waiting;
             p.consumers.deliver_record(&mut out, &mut held);
         }
         p.consumers.deliver_holding(&mut out, &mut held, false);
