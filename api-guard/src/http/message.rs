@@ -205,7 +205,14 @@ impl Message {
         let mut body = mem::take(body);
         // A no-op for bodies reserved by their length; frees the growth of the others.
         body.shrink_to_fit();
-        let end = MessageEnd {
+        *start_ns = 0;
+        *start = None;
+        *start_line_invalid = false;
+        *keep = 0;
+        *capture_gapless = false;
+        // Built last, as the returned value: it is written in the caller's slot (built
+        // first and returned after the resets, it was copied there, 20 instructions).
+        MessageEnd {
             end_ns,
             body: Bytes::from(body),
             body_len: mem::take(body_len),
@@ -213,13 +220,7 @@ impl Message {
             sse: sse.take().as_ref().map(SseCounter::stats),
             tap: tap.take().map(|tap| Box::new(StreamTap::finish(*tap))),
             scan: scan.take().map(|scan| Box::new(BodyScanner::finish(*scan))),
-        };
-        *start_ns = 0;
-        *start = None;
-        *start_line_invalid = false;
-        *keep = 0;
-        *capture_gapless = false;
-        end
+        }
     }
 
     /// A window of scanned values, once one is full.
