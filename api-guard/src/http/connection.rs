@@ -1,6 +1,7 @@
 //! Pairs the request and response streams of one HTTP/1.x connection into exchanges.
 
 use std::collections::VecDeque;
+use std::mem;
 
 use super::exchange::{HttpExchange, HttpVersion};
 use super::framing::BodyOverride;
@@ -239,11 +240,11 @@ fn set_request_line(ex: &mut HttpExchange, start: Option<StartLine>) -> bool {
     true
 }
 
-fn request_exchange(head: Head, start_ns: u64) -> ExchangeSlot {
+fn request_exchange(head: &mut Head, start_ns: u64) -> ExchangeSlot {
     let mut ex = HttpExchange::boxed(start_ns);
-    set_request_line(&mut ex, Some(head.start));
-    ex.host = head.host;
-    ex.request_headers = head.headers;
+    set_request_line(&mut ex, Some(head.take_start()));
+    ex.host = head.host.take();
+    ex.request_headers = mem::take(&mut head.headers);
     ex.request_header_bytes = head.wire_len as u64;
     ex
 }
@@ -258,7 +259,7 @@ impl MessageSink for RequestSink<'_> {
         self.core.first_start(looks_like_http)
     }
 
-    fn head(&mut self, head: Head, start_ns: u64) -> BodyOverride {
+    fn head(&mut self, head: &mut Head, start_ns: u64) -> BodyOverride {
         let seq = self
             .core
             .push_request(request_exchange(head, start_ns), false);
@@ -373,7 +374,7 @@ impl MessageSink for ResponseSink<'_> {
         self.core.first_start(looks_like_http)
     }
 
-    fn head(&mut self, head: Head, start_ns: u64) -> BodyOverride {
+    fn head(&mut self, head: &mut Head, start_ns: u64) -> BodyOverride {
         let StartLine::Response { status, .. } = head.start else {
             return BodyOverride::None;
         };
@@ -394,7 +395,7 @@ impl MessageSink for ResponseSink<'_> {
             // Of what is retained, only the header list changes: counted by its length
             // rather than by `update`'s walk over the whole exchange.
             let (added, removed) = (head.headers.text_len(), e.ex.response_headers.text_len());
-            e.ex.response_headers = head.headers;
+            e.ex.response_headers = mem::take(&mut head.headers);
             e.retained = e.retained.saturating_sub(removed).saturating_add(added);
             debug_assert_eq!(e.retained, e.ex.retained_bytes());
             self.core.retained = self

@@ -71,6 +71,17 @@ impl Head {
         Some(value)
     }
 
+    /// The start line, taken out (a sink keeping it): an empty status line is left.
+    pub(crate) fn take_start(&mut self) -> StartLine {
+        mem::replace(
+            &mut self.start,
+            StartLine::Response {
+                status: 0,
+                version: 0,
+            },
+        )
+    }
+
     pub(crate) fn version(&self) -> u8 {
         match self.start {
             StartLine::Request { version, .. } | StartLine::Response { version, .. } => version,
@@ -465,26 +476,27 @@ impl ParsedFields {
 
     /// The head of these fields after `start`, a start line of `start_len` bytes.
     pub(crate) fn into_head(self, start: StartLine, start_len: usize) -> Head {
-        let Self { headers, scan, len } = self;
-        let host = scan
-            .host
-            .and_then(|i| headers.get_index(i))
-            .map(|(_, value)| SharedStr::from(value));
-        let mut head = Head {
-            start,
-            headers,
-            host,
+        // The scan's facts are read in place (destructuring `self` copied the scan out
+        // first); HTTP/1.0 connections persist only when asked to (RFC 9112 §9.3).
+        let scan = &self.scan;
+        let version = match start {
+            StartLine::Request { version, .. } | StartLine::Response { version, .. } => version,
+        };
+        Head {
+            host: scan
+                .host
+                .and_then(|i| self.headers.get_index(i))
+                .map(|(_, value)| SharedStr::from(value)),
             content_type: scan.content_type,
             content_type_repeated: scan.content_type_repeated,
-            wire_len: start_len + len,
+            wire_len: start_len + self.len,
             content_length: scan.content_length,
             transfer_encoding: scan.te.result(),
-            close: scan.close,
+            close: scan.close || (version == 0 && !scan.keep_alive),
             upgrade: scan.upgrade,
-        };
-        // HTTP/1.0 connections persist only when asked to (RFC 9112 §9.3).
-        head.close |= head.version() == 0 && !scan.keep_alive;
-        head
+            start,
+            headers: self.headers,
+        }
     }
 }
 
@@ -1080,6 +1092,36 @@ impl TeScan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sink takes the start line out of a head: the head keeps an empty status line, the
+    /// rest as it was; the head built from directly parsed fields closes HTTP/1.0
+    /// connections unless asked to keep them, as `parse_head` does.
+    #[test]
+    fn take_start_leaves_an_empty_status_line() {
+        for (raw, close) in [
+            (&b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"[..], false),
+            (b"GET /a HTTP/1.0\r\nHost: h\r\n\r\n", true),
+            (b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false),
+            (b"GET /a HTTP/1.1\r\nConnection: close\r\n\r\n", true),
+        ] {
+            let line_len = raw.iter().position(|&b| b == LF).map_or(0, |i| i + 1);
+            let start = parse_start_line(MessageKind::Request, &raw[..line_len]).unwrap();
+            let fields = parse_fields_direct(&start, &raw[line_len..], 8192).unwrap();
+            let mut head = fields.into_head(start.clone(), line_len);
+            let reference = parse_head(MessageKind::Request, raw, 8192).unwrap();
+            assert_eq!(format!("{head:?}"), format!("{reference:?}"));
+            assert_eq!(head.close, close);
+            assert_eq!(head.take_start(), start);
+            assert_eq!(
+                head.start,
+                StartLine::Response {
+                    status: 0,
+                    version: 0
+                }
+            );
+            assert_eq!(head.wire_len, raw.len());
+        }
+    }
 
     /// `visible_end` finds what the byte loop it replaced found, for every byte value at
     /// every position of short and long inputs.

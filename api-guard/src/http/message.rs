@@ -71,8 +71,10 @@ pub(crate) trait MessageSink {
     /// The stream's first message start looked like HTTP (`true`) or not. Returning false
     /// stops the parser for good; true after a mismatch makes it a parse error instead.
     fn first_start(&mut self, looks_like_http: bool) -> bool;
-    /// A complete, valid head. The answer matters for responses only.
-    fn head(&mut self, head: Head, start_ns: u64) -> BodyOverride;
+    /// A complete, valid head. The answer matters for responses only. The sink takes what
+    /// it keeps out of the head ([`std::mem::take`], [`Head::take_start`]): the head is
+    /// built once in the parser's frame and dropped there, not moved through the calls.
+    fn head(&mut self, head: &mut Head, start_ns: u64) -> BodyOverride;
     /// The message whose head was reported last has ended.
     fn end(&mut self, end: MessageEnd);
     /// A message was given up before its head was complete.
@@ -203,7 +205,14 @@ impl Message {
         let mut body = mem::take(body);
         // A no-op for bodies reserved by their length; frees the growth of the others.
         body.shrink_to_fit();
-        let end = MessageEnd {
+        *start_ns = 0;
+        *start = None;
+        *start_line_invalid = false;
+        *keep = 0;
+        *capture_gapless = false;
+        // Built last, as the returned value: it is written in the caller's slot (built
+        // first and returned after the resets, it was copied there, 20 instructions).
+        MessageEnd {
             end_ns,
             body: Bytes::from(body),
             body_len: mem::take(body_len),
@@ -211,13 +220,7 @@ impl Message {
             sse: sse.take().as_ref().map(SseCounter::stats),
             tap: tap.take().map(|tap| Box::new(StreamTap::finish(*tap))),
             scan: scan.take().map(|scan| Box::new(BodyScanner::finish(*scan))),
-        };
-        *start_ns = 0;
-        *start = None;
-        *start_line_invalid = false;
-        *keep = 0;
-        *capture_gapless = false;
-        end
+        }
     }
 
     /// A window of scanned values, once one is full.
@@ -703,7 +706,7 @@ impl MessageParser {
         match fields {
             Some(fields) => {
                 let used = line_len + fields.len();
-                self.head_parsed(fields.into_head(start, line_len), ts, sink);
+                self.head_parsed(&mut fields.into_head(start, line_len), ts, sink);
                 Some(used)
             }
             None => {
@@ -733,7 +736,7 @@ impl MessageParser {
         let fields = head::parse_fields_direct(start, window, self.limits.max_header_bytes)?;
         let (start, start_len) = self.msg.start.take()?;
         let used = fields.len();
-        self.head_parsed(fields.into_head(start, start_len), ts, sink);
+        self.head_parsed(&mut fields.into_head(start, start_len), ts, sink);
         Some(used)
     }
 
@@ -744,20 +747,20 @@ impl MessageParser {
                 .map_err(|start| self.msg.start = Some((start, len))),
             None => head::parse_head(self.kind, &self.buf, max_text).map_err(|_| ()),
         };
-        let Ok(head) = parsed else {
+        let Ok(mut head) = parsed else {
             self.head_error(ts, sink);
             self.resync_at_line_start();
             return;
         };
-        self.head_parsed(head, ts, sink);
+        self.head_parsed(&mut head, ts, sink);
     }
 
     /// A valid head ended: hands it to the sink and sets up its body.
-    fn head_parsed(&mut self, head: Head, ts: u64, sink: &mut impl MessageSink) {
+    fn head_parsed(&mut self, head: &mut Head, ts: u64, sink: &mut impl MessageSink) {
         self.buf.clear();
         self.errors_in_row = 0;
         self.unsynced = false;
-        let facts = BodyFacts::of(&head);
+        let facts = BodyFacts::of(head);
         let msg = &mut self.msg;
         msg.close_after = head.close;
         msg.pause_after = self.kind == MessageKind::Request && (facts.is_connect() || head.upgrade);
@@ -768,7 +771,7 @@ impl MessageParser {
         }
         .min(self.limits.max_body_capture_bytes);
         if self.kind == MessageKind::Response {
-            let (event_stream, tap) = response_body_kinds(&head);
+            let (event_stream, tap) = response_body_kinds(head);
             msg.sse = event_stream.then(SseCounter::default);
             msg.tap = tap.map(|kind| Box::new(StreamTap::new(kind)));
         }
@@ -939,7 +942,7 @@ mod joined_tests {
             self.0.push(format!("first {looks_like_http}"));
             true
         }
-        fn head(&mut self, head: Head, _start_ns: u64) -> BodyOverride {
+        fn head(&mut self, head: &mut Head, _start_ns: u64) -> BodyOverride {
             self.0.push(format!("head {:?}", head.start));
             BodyOverride::None
         }
@@ -992,7 +995,7 @@ mod joined_tests {
             self.0.push(format!("first {looks_like_http}"));
             true
         }
-        fn head(&mut self, head: Head, start_ns: u64) -> BodyOverride {
+        fn head(&mut self, head: &mut Head, start_ns: u64) -> BodyOverride {
             self.0.push(format!("head {start_ns} {head:?}"));
             BodyOverride::None
         }
@@ -1136,7 +1139,7 @@ mod interest_tests {
         fn first_start(&mut self, _: bool) -> bool {
             true
         }
-        fn head(&mut self, _: Head, _: u64) -> BodyOverride {
+        fn head(&mut self, _: &mut Head, _: u64) -> BodyOverride {
             BodyOverride::None
         }
         fn end(&mut self, end: MessageEnd) {
