@@ -138,13 +138,15 @@ impl ClientIdentities {
                 return;
             }
         }
-        let client = self.current.identify_cached(
+        let remember = h.notice_id != 0 && h.phase == Phase::Request;
+        // Made in its place in the exchange, and copied from there when remembered.
+        let client = exchange.client.insert(self.current.identify_cached(
             exchange.conn.peer.map(|p| p.ip()),
             &h.request_headers,
             h.query.as_deref(),
             &mut self.credentials,
-        );
-        if h.notice_id != 0 && h.phase == Phase::Request {
+        ));
+        if remember {
             if let Some([first, second]) = self.noticed.get_mut(set..set + 2) {
                 // The newest first; the older of a full set is forgotten.
                 if first.is_some() {
@@ -156,7 +158,6 @@ impl ClientIdentities {
                 });
             }
         }
-        exchange.client = Some(client);
     }
 }
 
