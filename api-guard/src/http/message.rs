@@ -14,6 +14,7 @@ use super::framing::{BodyFacts, BodyOverride, Framing};
 use super::head::{self, Head, LineEvent, LineScan, StartLine};
 use super::limits::HttpLimits;
 use super::probe::{probe, Probe, PROBE_LEN};
+use super::recent_bodies;
 use super::sse::{is_event_stream_media, SseCounter, SseStats};
 use super::tap::{StreamTap, TapKind, TappedStream};
 use super::{SharedStr, CR, LF};
@@ -128,6 +129,12 @@ struct Message {
     start_line_invalid: bool,
     /// The kept prefix of the body: at most `keep` bytes of the captured prefix.
     body: Vec<u8>,
+    /// While the kept prefix equals the start of a body this thread kept lately, that body
+    /// and how many of its bytes matched: nothing is copied into `body` unless a byte
+    /// differs ([`recent_bodies`]).
+    shared: Option<(Bytes, usize)>,
+    /// The body is length-framed, kept whole and short enough to be shared or remembered.
+    shareable: bool,
     /// Bytes of the captured prefix some consumer reads ([`HttpLimits::bodies`]): the rest
     /// of the prefix is accounted for (tap, sizes) but not copied.
     keep: usize,
@@ -165,11 +172,34 @@ impl Message {
         if let Some(scan) = &mut self.scan {
             scan.feed(data);
         }
-        let take = room.min(self.keep.saturating_sub(self.body.len()));
+        let kept = self.body.len() + self.shared.as_ref().map_or(0, |(_, matched)| *matched);
+        let take = room.min(self.keep.saturating_sub(kept));
         if take > 0 {
-            self.body
-                .extend_from_slice(data.get(..take).unwrap_or(data));
+            let data = data.get(..take).unwrap_or(data);
+            if !self.share(data) {
+                self.body.extend_from_slice(data);
+            }
         }
+    }
+
+    /// While the body matches the shared candidate, passes over `data` (true). At the first
+    /// difference the matched bytes are copied into `body` and the candidate dropped (false:
+    /// `data` is still to be kept).
+    fn share(&mut self, data: &[u8]) -> bool {
+        let Some((candidate, matched)) = &mut self.shared else {
+            return false;
+        };
+        let end = *matched + data.len();
+        if candidate.get(*matched..end) == Some(data) {
+            *matched = end;
+            return true;
+        }
+        // One allocation of the whole body, as the head would have reserved.
+        self.body.reserve_exact(candidate.len());
+        self.body
+            .extend_from_slice(candidate.get(..*matched).unwrap_or_default());
+        self.shared = None;
+        false
     }
 
     fn lose(&mut self, len: u64) {
@@ -192,6 +222,8 @@ impl Message {
             start,
             start_line_invalid,
             body,
+            shared,
+            shareable,
             keep,
             body_len,
             capture_gapless,
@@ -202,9 +234,21 @@ impl Message {
             tap,
             scan,
         } = self;
-        let mut body = mem::take(body);
-        // A no-op for bodies reserved by their length; frees the growth of the others.
-        body.shrink_to_fit();
+        let body = match shared.take() {
+            Some((candidate, matched)) => candidate.slice(..matched),
+            None => {
+                let mut body = mem::take(body);
+                // A no-op for bodies reserved by their length; frees the growth of the others.
+                body.shrink_to_fit();
+                let body = Bytes::from(body);
+                // Only a whole body is a candidate: a cut one would match a longer answer.
+                if *shareable && !*truncated && body.len() as u64 == *body_len {
+                    recent_bodies::remember(&body);
+                }
+                body
+            }
+        };
+        *shareable = false;
         *start_ns = 0;
         *start = None;
         *start_line_invalid = false;
@@ -214,7 +258,7 @@ impl Message {
         // first and returned after the resets, it was copied there, 20 instructions).
         MessageEnd {
             end_ns,
-            body: Bytes::from(body),
+            body,
             body_len: mem::take(body_len),
             truncated: mem::take(truncated),
             sse: sse.take().as_ref().map(SseCounter::stats),
@@ -798,7 +842,16 @@ impl MessageParser {
                 // The kept prefix is known in advance: one allocation of its size (no
                 // growth, nothing to shrink at the end; none for a body nobody reads).
                 let capture = usize::try_from(n).map_or(usize::MAX, |n| n);
-                self.msg.body.reserve_exact(capture.min(self.msg.keep));
+                let msg = &mut self.msg;
+                msg.shareable = recent_bodies::eligible(n) && capture <= msg.keep;
+                msg.shared = msg
+                    .shareable
+                    .then(|| recent_bodies::candidate(capture))
+                    .flatten()
+                    .map(|candidate| (candidate, 0));
+                if msg.shared.is_none() {
+                    msg.body.reserve_exact(capture.min(msg.keep));
+                }
                 self.state = State::Body(Body::Length(n));
             }
             Ok(Framing::Chunked) => {
@@ -1286,5 +1339,136 @@ mod interest_tests {
         };
         let got = run(MessageKind::Request, REQUESTS, 64 << 10, unread);
         assert!(got.bodies.iter().all(Vec::is_empty));
+    }
+}
+
+#[cfg(test)]
+mod sharing_tests {
+    use super::*;
+    use crate::http::BodyInterest;
+
+    /// Each message's kept body and whether it was cut.
+    #[derive(Default)]
+    struct Bodies(Vec<(Bytes, bool)>);
+
+    impl MessageSink for Bodies {
+        fn first_start(&mut self, _: bool) -> bool {
+            true
+        }
+        fn head(&mut self, _: &mut Head, _: u64) -> BodyOverride {
+            BodyOverride::None
+        }
+        fn end(&mut self, end: MessageEnd) {
+            self.0.push((end.body, end.truncated));
+        }
+        fn abandoned(&mut self, _: Abandoned) {}
+    }
+
+    fn response(body: &[u8]) -> Vec<u8> {
+        let mut r =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        r.extend_from_slice(body);
+        r
+    }
+
+    /// Parses `parts` (`None`: a gap of 5 bytes) on one connection, `step` bytes at a time.
+    fn parse(parts: &[Option<&[u8]>], step: usize, keep: usize) -> Vec<(Bytes, bool)> {
+        let limits = HttpLimits {
+            bodies: BodyInterest {
+                responses: keep,
+                ..BodyInterest::ALL
+            },
+            ..HttpLimits::default()
+        };
+        let mut parser = MessageParser::new(MessageKind::Response, limits);
+        let mut sink = Bodies::default();
+        for part in parts {
+            match part {
+                Some(data) => {
+                    for chunk in data.chunks(step) {
+                        parser.feed(chunk, 1, &mut sink);
+                    }
+                }
+                None => parser.gap(5, 1, &mut sink),
+            }
+        }
+        sink.0
+    }
+
+    #[test]
+    fn a_repeated_body_is_shared_not_copied() {
+        let page: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let r = response(&page);
+        for step in [1, 7, r.len()] {
+            let got = parse(&[Some(&r), Some(&r), Some(&r)], step, usize::MAX);
+            assert_eq!(got.len(), 3);
+            for (body, cut) in &got {
+                assert_eq!(**body, page[..]);
+                assert!(!cut);
+            }
+            assert_eq!(got[1].0.as_ptr(), got[0].0.as_ptr(), "step {step}");
+            assert_eq!(got[2].0.as_ptr(), got[0].0.as_ptr(), "step {step}");
+        }
+        // Another connection parsed by this thread shares it too.
+        let again = parse(&[Some(&r)], 64, usize::MAX);
+        assert_eq!(*again[0].0, page[..]);
+    }
+
+    #[test]
+    fn a_body_that_differs_late_is_copied_whole_and_then_shared() {
+        let first = vec![b'a'; 900];
+        let mut second = first.clone();
+        second[899] = b'b';
+        let (r1, r2) = (response(&first), response(&second));
+        for step in [1, 100, r2.len()] {
+            let got = parse(&[Some(&r1), Some(&r2), Some(&r2)], step, usize::MAX);
+            assert_eq!(*got[0].0, first[..]);
+            assert_eq!(*got[1].0, second[..], "step {step}");
+            assert_ne!(got[1].0.as_ptr(), got[0].0.as_ptr());
+            // The copied body is the candidate for its length now.
+            assert_eq!(got[2].0.as_ptr(), got[1].0.as_ptr());
+        }
+    }
+
+    #[test]
+    fn a_cut_body_keeps_its_matched_prefix_and_is_not_remembered() {
+        let page = vec![b'x'; 700];
+        let whole = response(&page);
+        let head_len = whole.len() - page.len();
+        // The second response loses 5 bytes after 200 of its body.
+        let (before, after) = whole.split_at(head_len + 200);
+        let after = after.get(5..).unwrap_or_default();
+        let got = parse(
+            &[Some(&whole), Some(before), None, Some(after)],
+            13,
+            usize::MAX,
+        );
+        assert_eq!(got.len(), 2);
+        assert_eq!(*got[1].0, page[..200]);
+        assert!(got[1].1, "cut");
+        // The whole body stays the candidate: a third answer shares the first.
+        let parts = [
+            Some(&whole[..]),
+            Some(before),
+            None,
+            Some(after),
+            Some(&whole),
+        ];
+        let got = parse(&parts, 64, usize::MAX);
+        assert_eq!(got[2].0.as_ptr(), got[0].0.as_ptr());
+    }
+
+    #[test]
+    fn bodies_kept_in_part_or_too_long_are_not_shared() {
+        let page = vec![b'y'; 300];
+        let r = response(&page);
+        let got = parse(&[Some(&r), Some(&r)], 50, 100);
+        assert_eq!(*got[1].0, page[..100]);
+        assert_ne!(got[1].0.as_ptr(), got[0].0.as_ptr());
+        let long = vec![b'z'; recent_bodies::MAX_SHARED_BODY + 1];
+        let r = response(&long);
+        let got = parse(&[Some(&r), Some(&r)], 4096, usize::MAX);
+        assert_eq!(*got[1].0, long[..]);
+        assert_ne!(got[1].0.as_ptr(), got[0].0.as_ptr());
     }
 }

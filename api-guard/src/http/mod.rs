@@ -29,6 +29,7 @@ mod limits;
 mod message;
 mod probe;
 mod protocol;
+mod recent_bodies;
 mod shared_str;
 mod sse;
 pub mod tap;
