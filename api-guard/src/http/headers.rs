@@ -7,7 +7,12 @@
 //! one reference-counted block, where each field ends then the fields' text: one
 //! allocation whatever its length, none to clone.
 
-use std::{cell::Cell, fmt, mem::MaybeUninit, sync::Arc};
+use std::{
+    cell::{Cell, RefCell},
+    fmt,
+    mem::MaybeUninit,
+    sync::Arc,
+};
 
 use serde::{ser::SerializeSeq, Serialize, Serializer};
 
@@ -323,6 +328,13 @@ pub(crate) fn from_spans(
     let text_len = u32::try_from(text_len)
         .ok()
         .filter(|_| u32::try_from(len).is_ok())?;
+    if let Some(block) = recent_block(len, |kept| holds_fields(kept, src, spans, ends_len)) {
+        return Some(Headers {
+            block: Some(block),
+            fields,
+            text_len,
+        });
+    }
     let mut block = Arc::<[u8]>::new_uninit_slice(len);
     let buf = Arc::get_mut(&mut block)?;
     let (ends, text) = buf.split_at_mut(ends_len);
@@ -365,11 +377,113 @@ pub(crate) fn from_spans(
             start = value_end;
         }
     }
+    remember_block(&block);
     Some(Headers {
         block: Some(block),
         fields,
         text_len,
     })
+}
+
+/// Blocks kept by a thread, one per slot chosen by length.
+const RECENT_BLOCKS: usize = 16;
+/// The longest block kept: a usual head's fields, well under a page.
+const MAX_RECENT_BLOCK: usize = 2048;
+
+thread_local! {
+    /// The blocks [`from_spans`] made lately on this thread. A head whose fields repeat a
+    /// recent head's exactly (a client sending the same request again, a server's answer
+    /// within the same second) shares that block: comparing reads what copying would and
+    /// writes nothing, no block is allocated or freed, and the analysis threads read lines
+    /// their caches already hold (nobody writes a block once made). Bounded: at most
+    /// [`RECENT_BLOCKS`] blocks of at most [`MAX_RECENT_BLOCK`] bytes a thread.
+    static RECENT: RefCell<[Option<Arc<[u8]>>; RECENT_BLOCKS]> =
+        const { RefCell::new([const { None }; RECENT_BLOCKS]) };
+}
+
+fn recent_slot(len: usize) -> usize {
+    (len ^ (len >> 4)) % RECENT_BLOCKS
+}
+
+/// The recent block of `len` bytes that `holds` accepts.
+fn recent_block(len: usize, holds: impl FnOnce(&[u8]) -> bool) -> Option<Arc<[u8]>> {
+    if len > MAX_RECENT_BLOCK {
+        return None;
+    }
+    RECENT.with_borrow(|recent| {
+        recent
+            .get(recent_slot(len))
+            .and_then(Option::as_ref)
+            .filter(|kept| kept.len() == len && holds(kept))
+            .cloned()
+    })
+}
+
+/// Keeps a block just made as the one its length's slot offers next.
+fn remember_block(block: &Arc<[u8]>) {
+    if block.len() > MAX_RECENT_BLOCK {
+        return;
+    }
+    RECENT.with_borrow_mut(|recent| {
+        if let Some(kept) = recent.get_mut(recent_slot(block.len())) {
+            *kept = Some(Arc::clone(block));
+        }
+    });
+}
+
+/// Whether `block` (ends then text, `ends_len` bytes of ends) holds exactly the fields at
+/// `spans` in `src`: every end where the spans put it and every name and value equal, so
+/// the block is the one [`from_spans`] would make of them.
+fn holds_fields(block: &[u8], src: &[u8], spans: &[FieldSpan], ends_len: usize) -> bool {
+    let Some((ends, text)) = block.split_at_checked(ends_len) else {
+        return false;
+    };
+    let ends = ends.as_chunks::<ENDS_LEN>().0;
+    if ends.len() != spans.len() {
+        return false;
+    }
+    let mut at = 0;
+    for (end, span) in ends.iter().zip(spans) {
+        let (Some(name), Some(value)) = (
+            src.get(span.name as usize..span.name_end as usize),
+            src.get(span.value as usize..span.value_end as usize),
+        ) else {
+            return false;
+        };
+        let name_end = at + name.len();
+        let value_end = name_end + value.len();
+        let kept = FieldEnds::read(end);
+        if kept.name as usize != name_end || kept.value as usize != value_end {
+            return false;
+        }
+        let (Some(kept_name), Some(kept_value)) =
+            (text.get(at..name_end), text.get(name_end..value_end))
+        else {
+            return false;
+        };
+        if !eq_short(kept_name, name) || !eq_short(kept_value, value) {
+            return false;
+        }
+        at = value_end;
+    }
+    at == text.len()
+}
+
+/// `a == b` (`a` is as long as `b`) without a `bcmp` call for the short names and values
+/// of a head, as [`copy_short`] copies them.
+#[inline]
+fn eq_short(a: &[u8], b: &[u8]) -> bool {
+    match (a.len(), b.len()) {
+        (8..=16, 8..=16) => {
+            a.first_chunk::<8>() == b.first_chunk::<8>()
+                && a.last_chunk::<8>() == b.last_chunk::<8>()
+        }
+        (4..8, 4..8) => {
+            a.first_chunk::<4>() == b.first_chunk::<4>()
+                && a.last_chunk::<4>() == b.last_chunk::<4>()
+        }
+        _ => a == b,
+    }
 }
 
 /// `dst.write_copy_of_slice(src)` (`dst` is as long as `src`) without a `memcpy` call
@@ -629,6 +743,45 @@ mod tests {
                 assert_eq!(h, [(name, value)]);
             }
         }
+    }
+
+    /// Fields that repeat a recent list's exactly share its block; any other difference
+    /// (a byte, where a name ends, how many fields) makes a list of their own.
+    #[test]
+    fn repeated_fields_share_a_block() {
+        let span = |name: (u32, u32), value: (u32, u32)| FieldSpan {
+            name: name.0,
+            name_end: name.1,
+            value: value.0,
+            value_end: value.1,
+        };
+        let block = |h: &Headers| h.block.as_ref().map(|b| Arc::as_ptr(b).cast::<u8>());
+        let a: &[u8] = b"Host: example.com\r\nAccept: */*\r\n";
+        let spans = [span((0, 4), (6, 17)), span((19, 25), (27, 30))];
+        let first = from_spans(a, &spans, 24, true).expect("fits");
+        let again = from_spans(a.to_vec().as_slice(), &spans, 24, true).expect("fits");
+        assert_eq!(again, first);
+        assert_eq!(block(&again), block(&first), "shared");
+        // One byte differs: a list of its own, which the next alike then shares.
+        let b: &[u8] = b"Host: example.org\r\nAccept: */*\r\n";
+        let other = from_spans(b, &spans, 24, true).expect("fits");
+        assert_eq!(other, [("Host", "example.org"), ("Accept", "*/*")]);
+        assert_ne!(block(&other), block(&first));
+        assert_eq!(
+            block(&from_spans(b, &spans, 24, true).expect("fits")),
+            block(&other)
+        );
+        // The same text split elsewhere (same length): not the same fields.
+        let split = [span((0, 5), (6, 17)), span((19, 25), (27, 30))];
+        let moved = from_spans(b, &split, 25, true).expect("fits");
+        assert_eq!(moved.get_index(0), Some(("Host:", "example.org")));
+        let resplit = [span((0, 4), (5, 17)), span((19, 25), (27, 30))];
+        let h = from_spans(b, &resplit, 25, true).expect("fits");
+        assert_eq!(h.get_index(0), Some(("Host", " example.org")));
+        assert_ne!(block(&h), block(&moved));
+        // Fewer fields of the same total length are not the same list either.
+        let one = [span((0, 4), (6, 17))];
+        assert_eq!(from_spans(b, &one, 15, true).expect("fits").len(), 1);
     }
 
     #[test]
