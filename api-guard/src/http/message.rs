@@ -15,6 +15,7 @@ use super::head::{self, Head, LineEvent, LineScan, StartLine};
 use super::limits::HttpLimits;
 use super::probe::{probe, Probe, PROBE_LEN};
 use super::recent_bodies;
+use super::recent_heads;
 use super::sse::{is_event_stream_media, SseCounter, SseStats};
 use super::tap::{StreamTap, TapKind, TappedStream};
 use super::{SharedStr, CR, LF};
@@ -732,6 +733,12 @@ impl MessageParser {
         }
         let probed = self.buf.len();
         let max = self.limits.max_header_bytes;
+        if let Some((mut head, used)) = recent_heads::find(self.kind, probed, max, data) {
+            // As below once the fields parsed: the same bytes make the same head.
+            self.lines = LineScan::after_start_line();
+            self.head_parsed(&mut head, ts, sink);
+            return Some(used);
+        }
         // What `head` would scan: the room left after the probed bytes.
         let window = data.get(probed..max.min(data.len()))?;
         let at = head::line_break(window)?;
@@ -750,7 +757,11 @@ impl MessageParser {
         match fields {
             Some(fields) => {
                 let used = line_len + fields.len();
-                self.head_parsed(&mut fields.into_head(start, line_len), ts, sink);
+                let mut head = fields.into_head(start, line_len);
+                if let Some(raw) = data.get(..used) {
+                    recent_heads::offer(self.kind, probed, max, raw, &head);
+                }
+                self.head_parsed(&mut head, ts, sink);
                 Some(used)
             }
             None => {
@@ -1470,5 +1481,71 @@ mod sharing_tests {
         let got = parse(&[Some(&r), Some(&r)], 4096, usize::MAX);
         assert_eq!(*got[1].0, long[..]);
         assert_ne!(got[1].0.as_ptr(), got[0].0.as_ptr());
+    }
+}
+
+#[cfg(test)]
+mod recent_head_tests {
+    use super::*;
+
+    /// Every head and end a parser reports, as text.
+    #[derive(Default)]
+    struct Log(Vec<String>);
+
+    impl MessageSink for Log {
+        fn first_start(&mut self, _: bool) -> bool {
+            true
+        }
+        fn head(&mut self, head: &mut Head, ts: u64) -> BodyOverride {
+            self.0.push(format!("{ts} {head:?}"));
+            BodyOverride::None
+        }
+        fn end(&mut self, end: MessageEnd) {
+            self.0
+                .push(format!("{} {:?} {}", end.body_len, end.body, end.truncated));
+        }
+        fn abandoned(&mut self, partial: Abandoned) {
+            self.0.push(format!("abandoned {:?}", partial.start));
+        }
+    }
+
+    fn parse(kind: MessageKind, data: &[u8], max_header_bytes: usize) -> Vec<String> {
+        let limits = HttpLimits {
+            max_header_bytes,
+            ..HttpLimits::default()
+        };
+        let mut parser = MessageParser::new(kind, limits);
+        let mut log = Log::default();
+        parser.feed(data, 3, &mut log);
+        log.0
+    }
+
+    #[test]
+    fn a_repeated_head_is_taken_from_the_kept_parse_alike() {
+        let requests: &[u8] = b"GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n\
+            GET /b?x=1 HTTP/1.1\r\nHost: h\r\nUser-Agent: t\r\n\r\n\
+            POST /c HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc\
+            GET /a HTTP/1.0\r\nHost: h\r\n\r\n";
+        let first = parse(MessageKind::Request, requests, 65_536);
+        assert_eq!(recent_heads::hits(), 0, "four different heads");
+        let again = parse(MessageKind::Request, requests, 65_536);
+        assert_eq!(again, first);
+        assert_eq!(recent_heads::hits(), 4);
+        // Another header limit cuts the kept fields elsewhere: not the kept parse.
+        let cut = parse(MessageKind::Request, requests, 30);
+        assert_eq!(recent_heads::hits(), 4);
+        assert_ne!(cut, first);
+        let responses: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok\
+            HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        let first = parse(MessageKind::Response, responses, 65_536);
+        assert_eq!(parse(MessageKind::Response, responses, 65_536), first);
+        // Both answers share one slot (the first 16 bytes pick it): the second waits for
+        // the first's misses before it may take it.
+        assert_eq!(recent_heads::hits(), 5);
+        // A head that differs after the kept bytes' start, or ends later, is parsed anew.
+        let longer: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: y\r\n\r\nok";
+        let got = parse(MessageKind::Response, longer, 65_536);
+        assert_eq!(recent_heads::hits(), 5);
+        assert!(got[0].contains("\"X\", \"y\""), "{got:?}");
     }
 }

@@ -30,6 +30,7 @@ mod message;
 mod probe;
 mod protocol;
 mod recent_bodies;
+mod recent_heads;
 mod shared_str;
 mod sse;
 pub mod tap;
