@@ -16,6 +16,8 @@ use std::{
 
 use serde::{ser::SerializeSeq, Serialize, Serializer};
 
+use super::by_length::ByLength;
+
 /// Header fields in order: names and values as received (lossy UTF-8), duplicates kept.
 #[derive(Clone, Default)]
 pub struct Headers {
@@ -385,8 +387,6 @@ pub(crate) fn from_spans(
     })
 }
 
-/// Blocks kept by a thread, one per slot chosen by length.
-const RECENT_BLOCKS: usize = 16;
 /// The longest block kept: a usual head's fields, well under a page.
 const MAX_RECENT_BLOCK: usize = 2048;
 
@@ -396,13 +396,8 @@ thread_local! {
     /// within the same second) shares that block: comparing reads what copying would and
     /// writes nothing, no block is allocated or freed, and the analysis threads read lines
     /// their caches already hold (nobody writes a block once made). Bounded: at most
-    /// [`RECENT_BLOCKS`] blocks of at most [`MAX_RECENT_BLOCK`] bytes a thread.
-    static RECENT: RefCell<[Option<Arc<[u8]>>; RECENT_BLOCKS]> =
-        const { RefCell::new([const { None }; RECENT_BLOCKS]) };
-}
-
-fn recent_slot(len: usize) -> usize {
-    (len ^ (len >> 4)) % RECENT_BLOCKS
+    /// [`super::by_length::SLOTS`] blocks of at most [`MAX_RECENT_BLOCK`] bytes a thread.
+    static RECENT: RefCell<ByLength<Arc<[u8]>>> = const { RefCell::new(ByLength::new()) };
 }
 
 /// The recent block of `len` bytes that `holds` accepts.
@@ -410,25 +405,14 @@ fn recent_block(len: usize, holds: impl FnOnce(&[u8]) -> bool) -> Option<Arc<[u8
     if len > MAX_RECENT_BLOCK {
         return None;
     }
-    RECENT.with_borrow(|recent| {
-        recent
-            .get(recent_slot(len))
-            .and_then(Option::as_ref)
-            .filter(|kept| kept.len() == len && holds(kept))
-            .cloned()
-    })
+    RECENT.with_borrow(|recent| recent.find(len, holds))
 }
 
 /// Keeps a block just made as the one its length's slot offers next.
 fn remember_block(block: &Arc<[u8]>) {
-    if block.len() > MAX_RECENT_BLOCK {
-        return;
+    if block.len() <= MAX_RECENT_BLOCK {
+        RECENT.with_borrow_mut(|recent| recent.keep(block));
     }
-    RECENT.with_borrow_mut(|recent| {
-        if let Some(kept) = recent.get_mut(recent_slot(block.len())) {
-            *kept = Some(Arc::clone(block));
-        }
-    });
 }
 
 /// Whether `block` (ends then text, `ends_len` bytes of ends) holds exactly the fields at

@@ -17,6 +17,7 @@
 //!   ([`ConnState::Failed`]). Nothing in here panics on any input.
 //! - Memory per connection is bounded by [`HttpLimits::max_buffered_bytes`].
 
+mod by_length;
 mod chunked;
 mod connection;
 mod exchange;

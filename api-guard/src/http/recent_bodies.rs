@@ -9,24 +9,20 @@
 //!
 //! The table is the parsing thread's own (a thread-local: parsing runs on one task, and the
 //! replay and `detect` paths parse on their own threads), so no lock or atomic guards it.
-//! Memory is bounded: at most [`SLOTS`] bodies of at most [`MAX_SHARED_BODY`] bytes a thread.
+//! Memory is bounded: at most [`super::by_length::SLOTS`] bodies of at most [`MAX_SHARED_BODY`] bytes a thread.
 
 use std::cell::RefCell;
 
 use bytes::Bytes;
 
+use super::by_length::ByLength;
+
 /// The longest body shared. Comparing costs about what copying does, so a body that differs
 /// only late is paid twice; short repeated answers are where sharing pays.
 pub const MAX_SHARED_BODY: usize = 4096;
-/// Bodies kept, one per slot, the slot chosen by length (lengths differ in their low bits).
-const SLOTS: usize = 16;
 
 thread_local! {
-    static RECENT: RefCell<[Option<Bytes>; SLOTS]> = const { RefCell::new([const { None }; SLOTS]) };
-}
-
-fn slot(len: usize) -> usize {
-    (len ^ (len >> 4)) % SLOTS
+    static RECENT: RefCell<ByLength<Bytes>> = const { RefCell::new(ByLength::new()) };
 }
 
 /// Whether a body of `len` bytes, kept whole, may be shared.
@@ -39,13 +35,7 @@ pub fn eligible(len: u64) -> bool {
 /// compared with.
 #[must_use]
 pub fn candidate(len: usize) -> Option<Bytes> {
-    RECENT.with_borrow(|recent| {
-        recent
-            .get(slot(len))
-            .and_then(Option::as_ref)
-            .filter(|kept| kept.len() == len)
-            .cloned()
-    })
+    RECENT.with_borrow(|recent| recent.find(len, |_| true))
 }
 
 /// Keeps a whole body that was copied (no candidate matched it) as the candidate for its
@@ -54,11 +44,7 @@ pub fn remember(body: &Bytes) {
     if !eligible(body.len() as u64) {
         return;
     }
-    RECENT.with_borrow_mut(|recent| {
-        if let Some(kept) = recent.get_mut(slot(body.len())) {
-            *kept = Some(body.clone());
-        }
-    });
+    RECENT.with_borrow_mut(|recent| recent.keep(body));
 }
 
 #[cfg(test)]
