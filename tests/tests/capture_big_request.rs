@@ -2,7 +2,8 @@
 //! `capture.max_request_capture_bytes = 1048576`, a JSON request whose injection follows
 //! ~900 KiB of padding, sent in one write and read by the server in ONE `recv`, is copied
 //! whole by the kernel and flagged at its field, with no capture gap anywhere; and the agent
-//! loads at the largest configurable caps (4 MiB for both directions).
+//! loads at the largest configurable caps (4 MiB for both directions) and copies a 3 MiB
+//! call whole.
 //! Real sockets: a python client in one namespace, a python server in another that reads each
 //! request with a single call (so the per-call cap, not TCP timing, decides what is copied).
 
@@ -104,17 +105,44 @@ fn an_injection_after_900_kib_of_padding_in_one_call_is_flagged() -> Result<()> 
     Ok(())
 }
 
+/// At the largest caps the programs load and one call past the old per-call limits is
+/// copied whole. The agent captures only its own server: a host-wide agent would also see
+/// the other test's 900 KiB request, and whether its drainer keeps up with that at startup
+/// is timing, not what this test is about.
 #[test]
 fn the_agent_loads_at_the_largest_configurable_caps() -> Result<()> {
     require_root()?;
     // `api_guard_common::MAX_CONFIGURED_CAPTURE_CAP`: 4 MiB, one more is refused.
     let max = 4 << 20;
+    let (srv, cli) = (Netns::new("maxcap-s")?, Netns::new("maxcap-c")?);
+    let veth = Veth::new(&srv, &cli)?;
+    let server = OneReadServer::start(&srv, SocketAddr::new(veth.a_ip.into(), unique_port()?))?;
     let agent = Agent::start(AgentOptions {
         config_toml: Some(format!(
-            "[capture]\nmax_capture_bytes = {max}\nmax_request_capture_bytes = {max}\n"
+            "[capture]\npids = [{}]\nmax_capture_bytes = {max}\n\
+             max_request_capture_bytes = {max}\nring_buffer_bytes = 16777216\n",
+            server.pid()
         )),
         ..AgentOptions::default()
     })?;
+
+    // 3 MiB in one write and one read: three times the 1 MiB the other test needs.
+    let json = serde_json::json!({ "notes": filler(3 << 20) }).to_string();
+    let request = post("/api/upload", json.as_bytes());
+    let run = raw_exchange(&cli, server.addr(), &request)?;
+    ensure!(run.status_codes() == [200], "{:?}", run.status_codes());
+    ensure!(
+        server.reads() == [request.len()],
+        "reads {:?}",
+        server.reads()
+    );
+    let ex = agent.wait_for_exchanges(|e| e["path"] == "/api/upload", 1, WAIT)?;
+    ensure!(
+        ex[0]["request_body_bytes"] == json.len() as u64 && ex[0]["request_truncated"] == false,
+        "{:#}",
+        ex[0]
+    );
+    ensure!(gaps(&agent)? == [0.0; 3], "gaps {:?}", gaps(&agent)?);
     ensure!(agent.metric("apiguard_capture_dropped_total", &[])? == 0.0);
     Ok(())
 }
