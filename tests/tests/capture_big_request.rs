@@ -33,6 +33,19 @@ fn post(path: &str, body: &[u8]) -> Vec<u8> {
     req
 }
 
+/// Sends `request` from `cli` and checks that it was answered 200 and that the server read it
+/// with one call.
+fn exchange_in_one_read(cli: &Netns, server: &OneReadServer, request: &[u8]) -> Result<()> {
+    let run = raw_exchange(cli, server.addr(), request)?;
+    ensure!(run.status_codes() == [200], "{:?}", run.status_codes());
+    ensure!(
+        server.reads() == [request.len()],
+        "reads {:?}",
+        server.reads()
+    );
+    Ok(())
+}
+
 /// Bytes the kernel did not copy or could not deliver, and the analysis' capture gaps.
 fn gaps(agent: &Agent) -> Result<[f64; 3]> {
     Ok([
@@ -70,14 +83,8 @@ fn an_injection_after_900_kib_of_padding_in_one_call_is_flagged() -> Result<()> 
     let json = serde_json::json!({ "notes": filler(PADDING), "q": SQLI }).to_string();
     let request = post("/api/search", json.as_bytes());
     ensure!(request.len() > 900 << 10 && request.len() < 1 << 20);
-    let run = raw_exchange(&cli, server.addr(), &request)?;
-    ensure!(run.status_codes() == [200], "{:?}", run.status_codes());
     // One call moved the whole request: far past the old 256 KiB limit of the cap.
-    ensure!(
-        server.reads() == [request.len()],
-        "reads {:?}",
-        server.reads()
-    );
+    exchange_in_one_read(&cli, &server, &request)?;
 
     agent.wait_for_events(|e| e["type"] == "detection" && e["kind"] == "sqli", 1, WAIT)?;
     let found: Vec<Value> = agent
@@ -129,13 +136,7 @@ fn the_agent_loads_at_the_largest_configurable_caps() -> Result<()> {
     // 3 MiB in one write and one read: three times the 1 MiB the other test needs.
     let json = serde_json::json!({ "notes": filler(3 << 20) }).to_string();
     let request = post("/api/upload", json.as_bytes());
-    let run = raw_exchange(&cli, server.addr(), &request)?;
-    ensure!(run.status_codes() == [200], "{:?}", run.status_codes());
-    ensure!(
-        server.reads() == [request.len()],
-        "reads {:?}",
-        server.reads()
-    );
+    exchange_in_one_read(&cli, &server, &request)?;
     let ex = agent.wait_for_exchanges(|e| e["path"] == "/api/upload", 1, WAIT)?;
     ensure!(
         ex[0]["request_body_bytes"] == json.len() as u64 && ex[0]["request_truncated"] == false,
